@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "util.h"
 #include "cleanup.h"
 
@@ -149,11 +151,11 @@ int al_mkdir_p(const char *path, mode_t mode, struct al_error *err)
 	return 0;
 }
 
-static int rm_rf_at(int dirfd, const char *name, dev_t dev, struct al_error *err)
+static int rm_rf_at(int parent_fd, const char *name, dev_t dev, struct al_error *err)
 {
 	struct stat st;
 
-	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+	if (fstatat(parent_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 		if (errno == ENOENT)
 			return 0;
 		return al_error_errno(err, "stat %s", name);
@@ -167,7 +169,7 @@ static int rm_rf_at(int dirfd, const char *name, dev_t dev, struct al_error *err
 		if (st.st_dev != dev)
 			return al_error_set(err, EBUSY, "refusing to remove %s: it is a mount point",
 					    name);
-		fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			return al_error_errno(err, "open %s", name);
 		d = fdopendir(fd);
@@ -183,11 +185,11 @@ static int rm_rf_at(int dirfd, const char *name, dev_t dev, struct al_error *err
 			if (r < 0)
 				return al_error_prefix(err, "%s", name);
 		}
-		if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		if (unlinkat(parent_fd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
 			return al_error_errno(err, "rmdir %s", name);
 		return 0;
 	}
-	if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+	if (unlinkat(parent_fd, name, 0) < 0 && errno != ENOENT)
 		return al_error_errno(err, "unlink %s", name);
 	return 0;
 }
@@ -336,4 +338,81 @@ bool al_valid_name(const char *s)
 			return false;
 	}
 	return true;
+}
+
+int al_rm_rf_at(int dirfd, const char *name, struct al_error *err)
+{
+	struct stat st;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return al_error_errno(err, "stat %s", name);
+	}
+	return rm_rf_at(dirfd, name, st.st_dev, err);
+}
+
+static const char b64_alphabet[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *al_base64_encode(const void *data, size_t len)
+{
+	const unsigned char *s = data;
+	char *o = malloc(4 * ((len + 2) / 3) + 1), *w = o;
+
+	if (!o)
+		return NULL;
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)s[i] << 16;
+		if (i + 1 < len)
+			v |= (uint32_t)s[i + 1] << 8;
+		if (i + 2 < len)
+			v |= (uint32_t)s[i + 2];
+		*w++ = b64_alphabet[(v >> 18) & 63];
+		*w++ = b64_alphabet[(v >> 12) & 63];
+		*w++ = i + 1 < len ? b64_alphabet[(v >> 6) & 63] : '=';
+		*w++ = i + 2 < len ? b64_alphabet[v & 63] : '=';
+	}
+	*w = '\0';
+	return o;
+}
+
+int al_base64_decode(const char *text, char **out, size_t *len, struct al_error *err)
+{
+	size_t n = strlen(text), k = 0;
+	unsigned char *o = malloc(n / 4 * 3 + 4);
+	uint32_t acc = 0;
+	int bits = 0, pad = 0;
+
+	if (!o)
+		return al_error_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)text[i];
+		const char *p;
+		if (isspace(c))
+			continue;
+		if (c == '=') {
+			pad++;
+			continue;
+		}
+		p = c ? strchr(b64_alphabet, c) : NULL;
+		if (!p || pad) {
+			free(o);
+			return al_error_set(err, EINVAL, "invalid base64 at offset %zu", i);
+		}
+		acc = (acc << 6) | (uint32_t)(p - b64_alphabet);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			o[k++] = (unsigned char)((acc >> bits) & 0xff);
+		}
+	}
+	if (pad > 2 || bits >= 6) {
+		free(o);
+		return al_error_set(err, EINVAL, "invalid base64 length");
+	}
+	o[k] = 0;
+	*out = (char *)o;
+	*len = k;
+	return 0;
 }

@@ -27,6 +27,9 @@ int al_mkdir_p(const char *path, mode_t mode, struct al_error *err);
 /* rm -rf that never crosses into another mount (guards against a sandbox's mounts). */
 int al_rm_rf(const char *path, struct al_error *err);
 
+/* al_rm_rf() of the entry name below dirfd; never follows symlinks, never crosses mounts. */
+int al_rm_rf_at(int dirfd, const char *name, struct al_error *err);
+
 /* Parse "64M", "1G", "512k", "1048576" (binary multiples).  -EINVAL on junk or overflow. */
 int al_parse_size(const char *s, uint64_t *out, struct al_error *err);
 
@@ -48,6 +51,11 @@ struct al_buf {
 };
 int al_buf_append(struct al_buf *b, const void *data, size_t len);
 void al_buf_free(struct al_buf *b);
+
+/* Standard base64 (with padding).  encode returns a NUL-terminated malloc'd string; decode
+ * accepts padding and ignores whitespace, returning -EINVAL on anything else. */
+char *al_base64_encode(const void *data, size_t len);
+int al_base64_decode(const char *text, char **out, size_t *len, struct al_error *err);
 
 /* A random lowercase hex id of n hex digits (n <= 32) into out[n + 1]. */
 int al_random_hex(char *out, size_t n, struct al_error *err);

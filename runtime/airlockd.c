@@ -1,0 +1,314 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * airlockd: the sandbox daemon.  Runs in the foreground as root, logs to
+ * stderr, serves the v1 API on a Unix socket.  Stopping it (SIGTERM,
+ * SIGINT, or a crash) leaves every sandbox running; the next airlockd on the
+ * same state directory reattaches to them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "cleanup.h"
+#include "log.h"
+#include "sandbox.h"
+#include "util.h"
+
+#ifndef AIRLOCK_PROFILES_DIR
+#define AIRLOCK_PROFILES_DIR "/usr/share/airlock/seccomp-profiles"
+#endif
+#ifndef AIRLOCK_LIBEXEC_INIT
+#define AIRLOCK_LIBEXEC_INIT "/usr/libexec/airlock/airlock-init"
+#endif
+
+struct options {
+	const char *socket_path;
+	const char *state_dir;
+	const char *rootfs;
+	const char *profiles_dir;
+	const char *init_path;
+	const char *group;
+	bool debug;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: airlockd [--socket PATH] [--state-dir DIR] [--rootfs DIR] [options]\n"
+		"\n"
+		"  --socket PATH       API socket (default /run/airlock/airlockd.sock)\n"
+		"  --state-dir DIR     sandbox state (default /var/lib/airlock/state)\n"
+		"  --rootfs DIR        default base rootfs (default /var/lib/airlock/rootfs/debian)\n"
+		"  --profiles DIR      seccomp profiles directory (default %s)\n"
+		"  --init PATH         airlock-init binary (default: next to airlockd, else %s)\n"
+		"  --group NAME        group whose members may use the socket (default: root only)\n"
+		"  --debug             verbose logging\n",
+		AIRLOCK_PROFILES_DIR, AIRLOCK_LIBEXEC_INIT);
+}
+
+/*
+ * airlock-init is exec'd from a sealed memfd: the binary that becomes PID
+ * 1 of every sandbox can neither be replaced on disk under a running
+ * daemon nor overwritten through /proc/PID/exe from inside (CVE-2019-5736).
+ */
+static int load_init_binary(const char *path, struct al_error *err)
+{
+	_cleanup_close_ int src = open(path, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int mfd = -1;
+	struct stat st;
+	off_t off = 0;
+
+	if (src < 0)
+		return al_error_errno(err, "open %s", path);
+	if (fstat(src, &st) < 0)
+		return al_error_errno(err, "stat %s", path);
+	mfd = memfd_create("airlock-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (mfd < 0)
+		return al_error_errno(err, "memfd_create");
+	while (off < st.st_size) {
+		ssize_t n = sendfile(mfd, src, &off, (size_t)(st.st_size - off));
+		if (n <= 0)
+			return al_error_errno(err, "copy %s", path);
+	}
+	if (fchmod(mfd, 0555) < 0)
+		return al_error_errno(err, "fchmod memfd");
+	if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0)
+		return al_error_errno(err, "seal memfd");
+	return steal_fd(&mfd);
+}
+
+static char *find_init(const char *given)
+{
+	char self[PATH_MAX], *slash, *cand = NULL;
+	ssize_t n;
+
+	if (given)
+		return strdup(given);
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			if (asprintf(&cand, "%s/airlock-init", self) >= 0 && access(cand, X_OK) == 0)
+				return cand;
+			free(cand);
+		}
+	}
+	return strdup(AIRLOCK_LIBEXEC_INIT);
+}
+
+static char *find_criu_version(void)
+{
+	char line[128], *v = NULL;
+	FILE *f = popen("criu --version 2>/dev/null", "re");
+
+	if (!f)
+		return NULL;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "Version: ", 9)) {
+			line[strcspn(line, "\n")] = '\0';
+			free(v);
+			v = strdup(line + 9);
+		}
+	}
+	pclose(f);
+	return v;
+}
+
+/* Bind the API socket; a stale socket file from a dead daemon is replaced,
+ * a live one is an error (two daemons must not share a state dir). */
+static int listen_api(const char *path, gid_t gid, struct al_error *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *dir = strdup(path);
+	char *slash;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return al_error_set(err, ENAMETOOLONG, "socket path %s is too long", path);
+	strcpy(sa.sun_path, path);
+	if (dir && (slash = strrchr(dir, '/')) && slash != dir) {
+		*slash = '\0';
+		if (al_mkdir_p(dir, 0755, err) < 0)
+			return -err->code;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return al_error_errno(err, "socket");
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+		return al_error_set(err, EADDRINUSE, "another airlockd is serving %s", path);
+	close(fd);
+	unlink(path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return al_error_errno(err, "socket");
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return al_error_errno(err, "bind %s", path);
+	if (chown(path, 0, gid == (gid_t)-1 ? 0 : gid) < 0)
+		return al_error_errno(err, "chown %s", path);
+	if (chmod(path, 0660) < 0)
+		return al_error_errno(err, "chmod %s", path);
+	if (listen(fd, 256) < 0)
+		return al_error_errno(err, "listen %s", path);
+	return steal_fd(&fd);
+}
+
+static int setup_ctx(struct daemon_ctx *ctx, const struct options *o, struct al_error *err)
+{
+	_cleanup_free_ char *init_path = NULL;
+	char *state;
+	int r;
+
+	r = al_mkdir_p(o->state_dir, 0700, err);
+	if (r < 0)
+		return r;
+	state = realpath(o->state_dir, NULL);
+	if (!state)
+		return al_error_errno(err, "realpath %s", o->state_dir);
+	ctx->state_dir = state;
+	/* state/sandboxes/<12 hex>/init.sock must fit in sun_path. */
+	if (strlen(state) > 70)
+		return al_error_set(err, ENAMETOOLONG,
+				    "state directory %s is too long (at most 70 characters)", state);
+	chmod(state, 0700);
+	if (asprintf(&ctx->sandboxes_dir, "%s/sandboxes", state) < 0 ||
+	    asprintf(&ctx->seccomp_cache_dir, "%s/seccomp", state) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (al_mkdir_p(ctx->sandboxes_dir, 0700, err) < 0 ||
+	    al_mkdir_p(ctx->seccomp_cache_dir, 0700, err) < 0)
+		return -err->code;
+	ctx->default_rootfs = strdup(o->rootfs);
+	ctx->profiles_dir = strdup(o->profiles_dir);
+	if (!ctx->default_rootfs || !ctx->profiles_dir)
+		return al_error_set(err, ENOMEM, "out of memory");
+	init_path = find_init(o->init_path);
+	r = load_init_binary(init_path, err);
+	if (r < 0)
+		return r;
+	ctx->init_memfd = r;
+	ctx->criu_version = find_criu_version();
+	r = cgroup_manager_open(NULL, &ctx->cgroups, err);
+	if (r < 0)
+		return al_error_prefix(err, "cgroups");
+	pthread_mutex_init(&ctx->lock, NULL);
+	return sandbox_registry_load(ctx, err);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"socket", required_argument, NULL, 's'}, {"state-dir", required_argument, NULL, 'd'},
+		{"rootfs", required_argument, NULL, 'r'}, {"profiles", required_argument, NULL, 'p'},
+		{"init", required_argument, NULL, 'i'},	  {"group", required_argument, NULL, 'g'},
+		{"debug", no_argument, NULL, 'D'},	  {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct options o = {
+		.socket_path = "/run/airlock/airlockd.sock",
+		.state_dir = "/var/lib/airlock/state",
+		.rootfs = "/var/lib/airlock/rootfs/debian",
+		.profiles_dir = AIRLOCK_PROFILES_DIR,
+	};
+	struct al_error err = AL_ERROR_INIT;
+	struct daemon_ctx ctx = {.init_memfd = -1};
+	struct api_server *srv = NULL;
+	gid_t gid = (gid_t)-1;
+	sigset_t mask;
+	int c, fd, sig;
+
+	al_log_set_ident("airlockd");
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			o.socket_path = optarg;
+			break;
+		case 'd':
+			o.state_dir = optarg;
+			break;
+		case 'r':
+			o.rootfs = optarg;
+			break;
+		case 'p':
+			o.profiles_dir = optarg;
+			break;
+		case 'i':
+			o.init_path = optarg;
+			break;
+		case 'g':
+			o.group = optarg;
+			break;
+		case 'D':
+			o.debug = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (o.debug)
+		al_log_set_level(AL_LOG_DEBUG);
+	if (geteuid() != 0) {
+		log_error("airlockd must run as root");
+		return 1;
+	}
+	if (o.group) {
+		struct group *g = getgrnam(o.group);
+		if (!g) {
+			log_error("unknown group %s", o.group);
+			return 1;
+		}
+		gid = g->gr_gid;
+	}
+	/* A client that goes away mid-response must not kill the daemon. */
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+
+	if (setup_ctx(&ctx, &o, &err) < 0) {
+		log_error("%s", err.msg);
+		return 1;
+	}
+	fd = listen_api(o.socket_path, gid, &err);
+	if (fd < 0) {
+		log_error("%s", err.msg);
+		return 1;
+	}
+	if (api_start(&ctx, fd, gid, &srv, &err) < 0) {
+		log_error("%s", err.msg);
+		return 1;
+	}
+	log_info("airlockd %s serving %s (state %s, cgroups %s, %zu sandboxes)", AIRLOCK_VERSION,
+		 o.socket_path, ctx.state_dir, cgroup_mode_name(cgroup_manager_mode(ctx.cgroups)),
+		 ctx.n_sandboxes);
+	do
+		sig = sigwaitinfo(&mask, NULL);
+	while (sig < 0 && errno == EINTR);
+	log_info("signal %d: stopping; %zu sandboxes keep running", sig, ctx.n_sandboxes);
+	api_stop(srv);
+	unlink(o.socket_path);
+	return 0;
+}

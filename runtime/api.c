@@ -1,0 +1,868 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The v1 HTTP API of airlockd (docs/api.md) on libmicrohttpd.
+ *
+ * One thread per connection: an exec blocks its connection's thread until
+ * the command ends or yields, and never anyone else's.  Every request is
+ * bounded: headers by MHD's connection memory limit, bodies by the caps
+ * below (checked against Content-Length up front and again as data comes).
+ */
+#include "api.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <microhttpd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <seccomp.h>
+
+#include "cleanup.h"
+#include "fsops.h"
+#include "log.h"
+#include "process.h"
+#include "util.h"
+
+#define MAX_JSON_BODY (16u << 20)
+#define MAX_FILE_BODY (256u << 20)
+#define DEFAULT_MAX_OUTPUT (1u << 20)
+#define MAX_OUTPUT_CAP (64u << 20)
+
+struct api_server {
+	struct MHD_Daemon *mhd;
+	struct daemon_ctx *ctx;
+	gid_t allowed_gid;
+};
+
+struct request {
+	struct al_buf body;
+	size_t limit;
+	bool rejected; /* a response was queued before the body arrived */
+	bool peer_ok;
+};
+
+struct reply {
+	unsigned status;
+	char *body; /* owned */
+	size_t len;
+	const char *content_type;
+};
+
+/* ---- replies ------------------------------------------------------------------------------ */
+
+static void reply_json(struct reply *rp, unsigned status, cJSON *o)
+{
+	rp->status = status;
+	rp->body = cJSON_PrintUnformatted(o);
+	rp->len = rp->body ? strlen(rp->body) : 0;
+	rp->content_type = "application/json";
+	cJSON_Delete(o);
+}
+
+static void reply_error(struct reply *rp, unsigned status, const char *code, const char *msg)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON *e = cJSON_AddObjectToObject(o, "error");
+
+	cJSON_AddStringToObject(e, "code", code);
+	cJSON_AddStringToObject(e, "message", msg);
+	reply_json(rp, status, o);
+}
+
+/* Map the one error contract onto HTTP. */
+static void reply_al_error(struct reply *rp, const struct al_error *err)
+{
+	switch (err->code) {
+	case EINVAL:
+	case ENOTSUP:
+	case ELOOP:
+	case EISDIR:
+	case ENOTDIR:
+	case EXDEV:
+	case ENAMETOOLONG:
+	case ENOTEMPTY:
+		reply_error(rp, 400, "invalid_argument", err->msg);
+		break;
+	case ENOENT:
+		reply_error(rp, 404, "not_found", err->msg);
+		break;
+	case EEXIST:
+	case EBUSY:
+		reply_error(rp, 409, "conflict", err->msg);
+		break;
+	case EFBIG:
+	case E2BIG:
+	case ENOBUFS:
+		reply_error(rp, 413, "too_large", err->msg);
+		break;
+	case EACCES:
+	case EPERM:
+		reply_error(rp, 403, "forbidden", err->msg);
+		break;
+	case ESRCH:
+	case EPIPE:
+	case ECONNREFUSED:
+		reply_error(rp, 503, "unavailable", err->msg);
+		break;
+	default:
+		reply_error(rp, 500, "internal", err->msg);
+		break;
+	}
+}
+
+/* ---- request helpers ---------------------------------------------------------------------- */
+
+static cJSON *parse_body(struct request *rq, struct reply *rp, bool required)
+{
+	cJSON *j;
+
+	if (rq->body.len == 0) {
+		if (required)
+			reply_error(rp, 400, "invalid_argument", "request body (JSON) is required");
+		return required ? NULL : cJSON_CreateObject();
+	}
+	j = cJSON_ParseWithLength(rq->body.data, rq->body.len);
+	if (!j || !cJSON_IsObject(j)) {
+		cJSON_Delete(j);
+		reply_error(rp, 400, "invalid_argument", "request body is not a JSON object");
+		return NULL;
+	}
+	return j;
+}
+
+static const char *query(struct MHD_Connection *c, const char *key)
+{
+	return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, key);
+}
+
+static bool query_bool(struct MHD_Connection *c, const char *key)
+{
+	const char *v = query(c, key);
+	return v && (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes"));
+}
+
+static int query_u64(struct MHD_Connection *c, const char *key, uint64_t def, uint64_t *out,
+		     struct al_error *err)
+{
+	const char *v = query(c, key);
+	char *end;
+
+	*out = def;
+	if (!v)
+		return 0;
+	errno = 0;
+	*out = strtoull(v, &end, 10);
+	if (errno || end == v || *end || v[0] == '-')
+		return al_error_set(err, EINVAL, "query parameter %s: not a number", key);
+	return 0;
+}
+
+static int json_u64(const cJSON *o, const char *key, uint64_t def, uint64_t max, uint64_t *out,
+		    struct al_error *err)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	*out = def;
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > (double)max)
+		return al_error_set(err, EINVAL, "%s must be a number between 0 and %llu", key,
+				    (unsigned long long)max);
+	*out = (uint64_t)v->valuedouble;
+	return 0;
+}
+
+static bool json_bool(const cJSON *o, const char *key)
+{
+	return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, key));
+}
+
+/* ---- handlers ---------------------------------------------------------------------------- */
+
+static void handle_info(struct api_server *s, struct reply *rp)
+{
+	cJSON *o = cJSON_CreateObject(), *sec, *criu;
+	const struct scmp_version *v = seccomp_version();
+	char buf[32];
+
+	cJSON_AddStringToObject(o, "version", AIRLOCK_VERSION);
+	cJSON_AddStringToObject(o, "cgroup_mode",
+				cgroup_mode_name(cgroup_manager_mode(s->ctx->cgroups)));
+	cJSON_AddBoolToObject(o, "userns", true);
+	sec = cJSON_AddObjectToObject(o, "seccomp");
+	snprintf(buf, sizeof(buf), "%u.%u.%u", v->major, v->minor, v->micro);
+	cJSON_AddStringToObject(sec, "libseccomp", buf);
+	criu = cJSON_AddObjectToObject(o, "criu");
+	if (s->ctx->criu_version)
+		cJSON_AddStringToObject(criu, "version", s->ctx->criu_version);
+	else
+		cJSON_AddNullToObject(criu, "version");
+	cJSON_AddStringToObject(o, "default_rootfs", s->ctx->default_rootfs);
+	pthread_mutex_lock(&s->ctx->lock);
+	cJSON_AddNumberToObject(o, "sandboxes", (double)s->ctx->n_sandboxes);
+	pthread_mutex_unlock(&s->ctx->lock);
+	reply_json(rp, 200, o);
+}
+
+static void handle_list(struct api_server *s, struct reply *rp)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON *a = cJSON_AddArrayToObject(o, "sandboxes");
+
+	pthread_mutex_lock(&s->ctx->lock);
+	for (size_t i = 0; i < s->ctx->n_sandboxes; i++) {
+		struct sandbox *sb = s->ctx->sandboxes[i];
+		bool busy;
+		pthread_mutex_lock(&sb->lock);
+		busy = sb->destroying;
+		pthread_mutex_unlock(&sb->lock);
+		if (!busy)
+			cJSON_AddItemToArray(a, sandbox_summary_json(sb));
+	}
+	pthread_mutex_unlock(&s->ctx->lock);
+	reply_json(rp, 200, o);
+}
+
+static void handle_create(struct api_server *s, struct request *rq, struct reply *rp)
+{
+	struct al_error err = AL_ERROR_INIT;
+	_cleanup_cjson_ cJSON *req = parse_body(rq, rp, false);
+	struct sandbox *sb = NULL;
+	cJSON *o = NULL;
+
+	if (!req)
+		return;
+	if (sandbox_create(s->ctx, req, &sb, &err) < 0) {
+		log_warn("create: %s", err.msg);
+		reply_al_error(rp, &err);
+		return;
+	}
+	if (sandbox_inspect_json(s->ctx, sb, &o, &err) < 0) {
+		o = sandbox_summary_json(sb);
+	}
+	sandbox_unref(sb);
+	reply_json(rp, 201, o);
+}
+
+static void handle_inspect(struct api_server *s, struct sandbox *sb, struct reply *rp)
+{
+	struct al_error err = AL_ERROR_INIT;
+	cJSON *o;
+
+	if (sandbox_inspect_json(s->ctx, sb, &o, &err) < 0)
+		reply_al_error(rp, &err);
+	else
+		reply_json(rp, 200, o);
+}
+
+static void handle_destroy(struct api_server *s, struct sandbox *sb, struct reply *rp)
+{
+	struct al_error err = AL_ERROR_INIT;
+	cJSON *o;
+
+	if (sandbox_destroy(s->ctx, sb, &err) < 0) {
+		reply_al_error(rp, &err);
+		return;
+	}
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "id", sb->id);
+	cJSON_AddBoolToObject(o, "deleted", true);
+	reply_json(rp, 200, o);
+}
+
+static int env_merge(char **base, const cJSON *extra, char ***out, struct al_error *err)
+{
+	size_t n = 0, m = 0, k = 0;
+	const cJSON *it;
+	char **v;
+
+	for (char **e = base; e && *e; e++)
+		n++;
+	cJSON_ArrayForEach(it, extra) m++;
+	v = calloc(n + m + 1, sizeof(char *));
+	if (!v)
+		return al_error_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		const char *eq = strchr(base[i], '=');
+		bool overridden = false;
+		cJSON_ArrayForEach(it, extra)
+		{
+			if (eq && strlen(it->string) == (size_t)(eq - base[i]) &&
+			    !strncmp(it->string, base[i], (size_t)(eq - base[i])))
+				overridden = true;
+		}
+		if (!overridden)
+			v[k++] = strdup(base[i]);
+	}
+	cJSON_ArrayForEach(it, extra)
+	{
+		if (!cJSON_IsString(it) || !it->string[0] || strchr(it->string, '=')) {
+			al_strv_freep(&v);
+			return al_error_set(err, EINVAL, "env: invalid entry '%s'", it->string);
+		}
+		if (asprintf(&v[k++], "%s=%s", it->string, it->valuestring) < 0) {
+			v[k - 1] = NULL;
+			al_strv_freep(&v);
+			return al_error_set(err, ENOMEM, "out of memory");
+		}
+	}
+	*out = v;
+	return 0;
+}
+
+static bool want_base64(const cJSON *req, struct reply *rp)
+{
+	const cJSON *enc = cJSON_GetObjectItemCaseSensitive(req, "encoding");
+
+	if (!enc || cJSON_IsNull(enc) || (cJSON_IsString(enc) && !strcmp(enc->valuestring, "utf8")))
+		return false;
+	if (cJSON_IsString(enc) && !strcmp(enc->valuestring, "base64"))
+		return true;
+	reply_error(rp, 400, "invalid_argument", "encoding must be \"utf8\" or \"base64\"");
+	return false;
+}
+
+/* Wait for the process up to yield_ms (0: until it ends) and reply with its result. */
+static void reply_process(struct sandbox *sb, struct al_process *p, const char *known_id,
+			  uint64_t yield_ms, bool base64, struct reply *rp)
+{
+	char id[16];
+	cJSON *o;
+
+	process_wait(p, yield_ms ? al_now_ms() + yield_ms : 0);
+	o = process_take_result(p, base64);
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "running"))) {
+		if (known_id) {
+			snprintf(id, sizeof(id), "%s", known_id);
+		} else if (sandbox_add_process(sb, p, id, sizeof(id)) < 0) {
+			struct al_error err = AL_ERROR_INIT;
+			process_kill(p, SIGKILL, &err);
+			cJSON_Delete(o);
+			reply_error(rp, 503, "unavailable", "cannot track more processes");
+			return;
+		}
+		cJSON_AddStringToObject(o, "process_id", id);
+	} else if (known_id) {
+		/* Final result delivered: forget the process. */
+		struct al_process *q = sandbox_take_process(sb, known_id, true);
+		process_unref(q);
+	}
+	reply_json(rp, 200, o);
+}
+
+static void handle_exec(struct sandbox *sb, struct request *rq, struct reply *rp)
+{
+	struct al_error err = AL_ERROR_INIT;
+	_cleanup_cjson_ cJSON *req = parse_body(rq, rp, true);
+	_cleanup_strv_ char **argv = NULL, **env = NULL;
+	_cleanup_free_ char *stdin_buf = NULL, *cwd_buf = NULL;
+	struct exec_request x = {0};
+	struct al_process *p = NULL;
+	uint64_t yield_ms, max_out;
+	const cJSON *v, *it;
+	size_t n = 0, i = 0;
+	bool base64;
+
+	if (!req)
+		return;
+	base64 = want_base64(req, rp);
+	if (rp->status)
+		return;
+	if ((v = cJSON_GetObjectItemCaseSensitive(req, "argv")) && !cJSON_IsNull(v)) {
+		if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) == 0) {
+			reply_error(rp, 400, "invalid_argument", "argv must be a non-empty array");
+			return;
+		}
+		n = (size_t)cJSON_GetArraySize(v);
+		argv = calloc(n + 1, sizeof(char *));
+		cJSON_ArrayForEach(it, v)
+		{
+			if (!cJSON_IsString(it)) {
+				reply_error(rp, 400, "invalid_argument", "argv must hold strings");
+				return;
+			}
+			argv[i++] = strdup(it->valuestring);
+		}
+		if (!argv[0][0]) {
+			reply_error(rp, 400, "invalid_argument", "argv[0] is empty");
+			return;
+		}
+	} else if ((v = cJSON_GetObjectItemCaseSensitive(req, "command")) && cJSON_IsString(v)) {
+		argv = calloc(4, sizeof(char *));
+		argv[0] = strdup("/bin/sh");
+		argv[1] = strdup("-c");
+		argv[2] = strdup(v->valuestring);
+	} else {
+		reply_error(rp, 400, "invalid_argument", "one of argv (array) or command (string) is required");
+		return;
+	}
+	if (env_merge(sb->env, cJSON_GetObjectItemCaseSensitive(req, "env"), &env, &err) < 0) {
+		reply_al_error(rp, &err);
+		return;
+	}
+	v = cJSON_GetObjectItemCaseSensitive(req, "cwd");
+	if (v && !cJSON_IsNull(v) && (!cJSON_IsString(v) || !v->valuestring[0])) {
+		reply_error(rp, 400, "invalid_argument", "cwd must be a non-empty string");
+		return;
+	}
+	if (cJSON_IsString(v) && v->valuestring[0] != '/') {
+		if (asprintf(&cwd_buf, "%s/%s", sb->workspace, v->valuestring) < 0)
+			cwd_buf = NULL;
+		x.cwd = cwd_buf;
+	} else {
+		x.cwd = cJSON_IsString(v) ? v->valuestring : sb->workspace;
+	}
+	if ((v = cJSON_GetObjectItemCaseSensitive(req, "stdin_base64")) && cJSON_IsString(v)) {
+		if (al_base64_decode(v->valuestring, &stdin_buf, &x.stdin_len, &err) < 0) {
+			al_error_prefix(&err, "stdin_base64");
+			reply_al_error(rp, &err);
+			return;
+		}
+		x.stdin_data = stdin_buf;
+	} else if ((v = cJSON_GetObjectItemCaseSensitive(req, "stdin")) && cJSON_IsString(v)) {
+		x.stdin_data = v->valuestring;
+		x.stdin_len = strlen(v->valuestring);
+	}
+	x.keep_stdin_open = json_bool(req, "keep_stdin_open");
+	if (json_u64(req, "timeout_ms", 0, 86400000ULL * 7, &x.timeout_ms, &err) < 0 ||
+	    json_u64(req, "yield_ms", 0, 3600000, &yield_ms, &err) < 0 ||
+	    json_u64(req, "max_output_bytes", DEFAULT_MAX_OUTPUT, MAX_OUTPUT_CAP, &max_out, &err) < 0) {
+		reply_al_error(rp, &err);
+		return;
+	}
+	x.max_output = (size_t)max_out;
+	x.argv = argv;
+	x.env = env;
+	if (!x.cwd) {
+		reply_error(rp, 500, "internal", "out of memory");
+		return;
+	}
+	if (process_start(sb, &x, &p, &err) < 0) {
+		reply_al_error(rp, &err);
+		return;
+	}
+	reply_process(sb, p, NULL, yield_ms, base64, rp);
+	process_unref(p);
+}
+
+static void handle_process(struct sandbox *sb, const char *pid, const char *sub,
+			   struct MHD_Connection *c, const char *method, struct request *rq,
+			   struct reply *rp)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct al_process *p = sandbox_take_process(sb, pid, false);
+	uint64_t yield_ms = 0;
+
+	if (!p) {
+		reply_error(rp, 404, "not_found", "no such process");
+		return;
+	}
+	if (!sub && !strcmp(method, "GET")) {
+		const char *enc = query(c, "encoding");
+		if (query_u64(c, "yield_ms", 0, &yield_ms, &err) < 0)
+			reply_al_error(rp, &err);
+		else
+			reply_process(sb, p, pid, yield_ms, enc && !strcmp(enc, "base64"), rp);
+	} else if (!sub && !strcmp(method, "DELETE")) {
+		const char *name = query(c, "signal");
+		int sig = SIGKILL;
+		if (name && !strcmp(name, "TERM"))
+			sig = SIGTERM;
+		else if (name && !strcmp(name, "INT"))
+			sig = SIGINT;
+		else if (name && !strcmp(name, "HUP"))
+			sig = SIGHUP;
+		else if (name && strcmp(name, "KILL"))
+			sig = 0;
+		if (!sig) {
+			reply_error(rp, 400, "invalid_argument", "signal must be KILL, TERM, INT or HUP");
+		} else if (process_kill(p, sig, &err) < 0) {
+			reply_al_error(rp, &err);
+		} else {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddBoolToObject(o, "killed", true);
+			reply_json(rp, 200, o);
+		}
+	} else if (sub && !strcmp(sub, "stdin") && !strcmp(method, "POST")) {
+		_cleanup_cjson_ cJSON *req = parse_body(rq, rp, true);
+		_cleanup_free_ char *data = NULL;
+		const cJSON *v;
+		size_t len = 0;
+		bool base64;
+
+		if (req) {
+			base64 = want_base64(req, rp);
+			if ((v = cJSON_GetObjectItemCaseSensitive(req, "data_base64")) &&
+			    cJSON_IsString(v)) {
+				if (al_base64_decode(v->valuestring, &data, &len, &err) < 0)
+					reply_al_error(rp, &err);
+			} else if ((v = cJSON_GetObjectItemCaseSensitive(req, "data")) &&
+				   cJSON_IsString(v)) {
+				data = strdup(v->valuestring);
+				len = strlen(v->valuestring);
+			}
+			if (!rp->status &&
+			    json_u64(req, "yield_ms", 0, 3600000, &yield_ms, &err) < 0)
+				reply_al_error(rp, &err);
+			if (!rp->status && process_write_stdin(p, data, len, json_bool(req, "close"),
+							       &err) < 0)
+				reply_al_error(rp, &err);
+			if (!rp->status)
+				reply_process(sb, p, pid, yield_ms, base64, rp);
+		}
+	} else {
+		reply_error(rp, 405, "method_not_allowed", "method not allowed on a process");
+	}
+	process_unref(p);
+}
+
+static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c,
+			 const char *method, struct request *rq, struct reply *rp)
+{
+	struct al_error err = AL_ERROR_INIT;
+	const char *path = query(c, "path");
+	_cleanup_close_ int rootfd = -1;
+	cJSON *o = NULL;
+	int r;
+
+	if (!path || !path[0]) {
+		reply_error(rp, 400, "invalid_argument", "query parameter path is required");
+		return;
+	}
+	rootfd = sandbox_open_root(sb, &err);
+	if (rootfd < 0) {
+		reply_al_error(rp, &err);
+		return;
+	}
+	if (!dirs && !strcmp(method, "GET")) {
+		char *data = NULL;
+		size_t len = 0;
+		r = fsops_read(rootfd, sb->workspace, path, MAX_FILE_BODY, &data, &len, &err);
+		if (r < 0) {
+			reply_al_error(rp, &err);
+			return;
+		}
+		rp->status = 200;
+		rp->body = data;
+		rp->len = len;
+		rp->content_type = "application/octet-stream";
+		return;
+	}
+	if (!dirs && !strcmp(method, "PUT")) {
+		const char *mode_s = query(c, "mode");
+		unsigned long mode = 0644;
+		if (mode_s) {
+			char *end;
+			mode = strtoul(mode_s, &end, 8);
+			if (*end || end == mode_s || mode > 07777) {
+				reply_error(rp, 400, "invalid_argument", "mode must be octal, e.g. 0644");
+				return;
+			}
+		}
+		r = fsops_write(rootfd, sb->workspace, path, rq->body.data ? rq->body.data : "",
+				rq->body.len, (mode_t)mode, query_bool(c, "parents"), sb->uid_base,
+				(gid_t)sb->uid_base, &err);
+		if (r < 0) {
+			reply_al_error(rp, &err);
+			return;
+		}
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "path", path);
+		cJSON_AddNumberToObject(o, "size", (double)rq->body.len);
+		reply_json(rp, 200, o);
+		return;
+	}
+	if (!dirs && !strcmp(method, "DELETE")) {
+		r = fsops_remove(rootfd, sb->workspace, path, query_bool(c, "recursive"), &err);
+		if (r < 0) {
+			reply_al_error(rp, &err);
+			return;
+		}
+		o = cJSON_CreateObject();
+		cJSON_AddBoolToObject(o, "deleted", true);
+		reply_json(rp, 200, o);
+		return;
+	}
+	if (dirs && !strcmp(method, "GET")) {
+		r = fsops_list(rootfd, sb->workspace, path, &o, &err);
+		if (r < 0)
+			reply_al_error(rp, &err);
+		else
+			reply_json(rp, 200, o);
+		return;
+	}
+	if (dirs && !strcmp(method, "POST")) {
+		r = fsops_mkdir(rootfd, sb->workspace, path, query_bool(c, "parents"), 0755,
+				sb->uid_base, (gid_t)sb->uid_base, &err);
+		if (r < 0) {
+			reply_al_error(rp, &err);
+			return;
+		}
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "path", path);
+		reply_json(rp, 201, o);
+		return;
+	}
+	reply_error(rp, 405, "method_not_allowed", "method not allowed here");
+}
+
+/* ---- routing ------------------------------------------------------------------------------- */
+
+/* Split "/v1/sandboxes/ID/processes/PID/stdin" into at most 6 segments after /v1. */
+static size_t split_path(char *url, char **seg, size_t max)
+{
+	size_t n = 0;
+	char *save = NULL;
+
+	for (char *t = strtok_r(url, "/", &save); t && n < max; t = strtok_r(NULL, "/", &save))
+		seg[n++] = t;
+	return n;
+}
+
+static void route(struct api_server *s, struct MHD_Connection *c, const char *url,
+		  const char *method, struct request *rq, struct reply *rp)
+{
+	_cleanup_free_ char *copy = strdup(url);
+	char *seg[8] = {0};
+	struct sandbox *sb;
+	size_t n;
+
+	if (!copy) {
+		reply_error(rp, 500, "internal", "out of memory");
+		return;
+	}
+	n = split_path(copy, seg, 8);
+	if (n < 2 || strcmp(seg[0], "v1")) {
+		reply_error(rp, 404, "not_found", "unknown path");
+		return;
+	}
+	if (n == 2 && !strcmp(seg[1], "info")) {
+		if (strcmp(method, "GET"))
+			reply_error(rp, 405, "method_not_allowed", "use GET");
+		else
+			handle_info(s, rp);
+		return;
+	}
+	if (strcmp(seg[1], "sandboxes")) {
+		reply_error(rp, 404, "not_found", "unknown path");
+		return;
+	}
+	if (n == 2) {
+		if (!strcmp(method, "GET"))
+			handle_list(s, rp);
+		else if (!strcmp(method, "POST"))
+			handle_create(s, rq, rp);
+		else
+			reply_error(rp, 405, "method_not_allowed", "use GET or POST");
+		return;
+	}
+	sb = sandbox_get(s->ctx, seg[2]);
+	if (!sb) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "no sandbox '%.100s'", seg[2]);
+		reply_error(rp, 404, "not_found", msg);
+		return;
+	}
+	pthread_mutex_lock(&sb->lock);
+	bool busy = sb->destroying;
+	pthread_mutex_unlock(&sb->lock);
+	if (busy) {
+		reply_error(rp, 404, "not_found", "sandbox is being created or destroyed");
+	} else if (n == 3) {
+		if (!strcmp(method, "GET"))
+			handle_inspect(s, sb, rp);
+		else if (!strcmp(method, "DELETE"))
+			handle_destroy(s, sb, rp);
+		else
+			reply_error(rp, 405, "method_not_allowed", "use GET or DELETE");
+	} else if (n == 4 && !strcmp(seg[3], "exec")) {
+		if (strcmp(method, "POST"))
+			reply_error(rp, 405, "method_not_allowed", "use POST");
+		else
+			handle_exec(sb, rq, rp);
+	} else if ((n == 5 || n == 6) && !strcmp(seg[3], "processes")) {
+		handle_process(sb, seg[4], n == 6 ? seg[5] : NULL, c, method, rq, rp);
+	} else if (n == 4 && (!strcmp(seg[3], "files") || !strcmp(seg[3], "dirs"))) {
+		handle_files(sb, !strcmp(seg[3], "dirs"), c, method, rq, rp);
+	} else {
+		reply_error(rp, 404, "not_found", "unknown path");
+	}
+	sandbox_unref(sb);
+}
+
+/* ---- libmicrohttpd glue ------------------------------------------------------------------- */
+
+static bool peer_allowed(struct api_server *s, struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	_cleanup_free_ char *status = NULL;
+	char path[64];
+
+	if (!ci || getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return false;
+	if (cred.uid == 0)
+		return true;
+	if (s->allowed_gid == (gid_t)-1)
+		return false;
+	if (cred.gid == s->allowed_gid)
+		return true;
+	/* Supplementary groups are not in SO_PEERCRED; read them from /proc. */
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)cred.pid);
+	if (al_read_file(path, 65536, &status, NULL, NULL) < 0)
+		return false;
+	for (char *line = strstr(status, "\nGroups:"); line;) {
+		char *p = line + 8, *end;
+		while (*p && *p != '\n') {
+			unsigned long g = strtoul(p, &end, 10);
+			if (end == p)
+				break;
+			if ((gid_t)g == s->allowed_gid)
+				return true;
+			p = end;
+			while (*p == ' ' || *p == '\t')
+				p++;
+		}
+		break;
+	}
+	return false;
+}
+
+static enum MHD_Result send_reply(struct MHD_Connection *c, struct reply *rp)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	if (!rp->status)
+		reply_error(rp, 500, "internal", "no response");
+	resp = MHD_create_response_from_buffer(rp->len, rp->body ? rp->body : (void *)"",
+					       rp->body ? MHD_RESPMEM_MUST_FREE
+							: MHD_RESPMEM_PERSISTENT);
+	if (!resp) {
+		free(rp->body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", rp->content_type);
+	ret = MHD_queue_response(c, rp->status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *upload,
+				  size_t *upload_size, void **con_cls)
+{
+	struct api_server *s = cls;
+	struct request *rq = *con_cls;
+	struct reply rp = {0};
+
+	(void)version;
+	if (!rq) {
+		const char *cl;
+		rq = calloc(1, sizeof(*rq));
+		if (!rq)
+			return MHD_NO;
+		*con_cls = rq;
+		rq->limit = strstr(url, "/files") ? MAX_FILE_BODY : MAX_JSON_BODY;
+		rq->peer_ok = peer_allowed(s, c);
+		if (!rq->peer_ok) {
+			rq->rejected = true;
+			reply_error(&rp, 403, "forbidden", "peer is not allowed to use airlockd");
+			return send_reply(c, &rp);
+		}
+		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl && strtoull(cl, NULL, 10) > rq->limit) {
+			rq->rejected = true;
+			reply_error(&rp, 413, "too_large", "request body too large");
+			return send_reply(c, &rp);
+		}
+		return MHD_YES;
+	}
+	if (rq->rejected) {
+		*upload_size = 0; /* discard */
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		if (rq->body.len + *upload_size > rq->limit) {
+			rq->rejected = true;
+			*upload_size = 0;
+			reply_error(&rp, 413, "too_large", "request body too large");
+			return send_reply(c, &rp);
+		}
+		if (al_buf_append(&rq->body, upload, *upload_size) < 0)
+			return MHD_NO;
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	route(s, c, url, method, rq, &rp);
+	if (rp.status >= 500)
+		log_warn("%s %s -> %u", method, url, rp.status);
+	else
+		log_debug("%s %s -> %u", method, url, rp.status);
+	return send_reply(c, &rp);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct request *rq = *con_cls;
+
+	(void)cls;
+	(void)c;
+	(void)toe;
+	if (rq) {
+		al_buf_free(&rq->body);
+		free(rq);
+		*con_cls = NULL;
+	}
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[512];
+
+	(void)cls;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	line[strcspn(line, "\n")] = '\0';
+	log_debug("http: %s", line);
+}
+
+int api_start(struct daemon_ctx *ctx, int listen_fd, gid_t allowed_gid, struct api_server **out,
+	      struct al_error *err)
+{
+	struct api_server *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return al_error_set(err, ENOMEM, "out of memory");
+	s->ctx = ctx;
+	s->allowed_gid = allowed_gid;
+	s->mhd = MHD_start_daemon(
+		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+			MHD_USE_ERROR_LOG,
+		0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+		(size_t)(64 * 1024), MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)600,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)2048, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+		NULL, MHD_OPTION_END);
+	if (!s->mhd) {
+		free(s);
+		return al_error_set(err, EIO, "cannot start the HTTP server");
+	}
+	*out = s;
+	return 0;
+}
+
+void api_stop(struct api_server *srv)
+{
+	if (!srv)
+		return;
+	MHD_stop_daemon(srv->mhd);
+	free(srv);
+}

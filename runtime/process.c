@@ -1,0 +1,574 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * One command running in a sandbox, seen from airlockd.
+ *
+ * airlockd owns the pipes of the command's stdio; airlock-init only passes
+ * the other ends to the child.  A collector thread per process moves bytes
+ * between the pipes and bounded buffers, feeds queued stdin, enforces the
+ * timeout and receives the exit status from init, so API calls only wait on
+ * a condition variable and never block on a pipe.
+ */
+#include "process.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "initproto.h"
+#include "log.h"
+#include "sandbox.h"
+#include "util.h"
+
+struct stream {
+	int fd;
+	struct al_buf buf; /* bytes not yet returned */
+	bool truncated;
+};
+
+struct al_process {
+	int refs;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+
+	int conn;  /* connection to airlock-init carrying this process */
+	int wake;  /* eventfd: new stdin or a kill request */
+	struct stream out, err;
+	int stdin_fd;
+	struct al_buf stdin_queue;
+	bool close_stdin_after_queue;
+	int pending_signal;
+
+	size_t max_output;
+	uint64_t deadline_ms; /* timeout; 0 = none */
+	uint64_t started_ms;
+	uint64_t ended_ms;
+
+	bool exited;
+	bool collected; /* exited and its output drained: the result is final */
+	bool result_taken;
+	int exit_code; /* -1 when killed by a signal */
+	int term_signal;
+	bool timed_out;
+	pthread_t thread;
+	bool thread_started;
+};
+
+void process_ref(struct al_process *p)
+{
+	__atomic_add_fetch(&p->refs, 1, __ATOMIC_SEQ_CST);
+}
+
+static void stream_close(struct stream *s)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+}
+
+void process_unref(struct al_process *p)
+{
+	if (!p || __atomic_sub_fetch(&p->refs, 1, __ATOMIC_SEQ_CST) > 0)
+		return;
+	if (p->thread_started) {
+		/* The collector may drop the last reference itself. */
+		if (pthread_equal(pthread_self(), p->thread))
+			pthread_detach(p->thread);
+		else
+			pthread_join(p->thread, NULL);
+	}
+	stream_close(&p->out);
+	stream_close(&p->err);
+	if (p->stdin_fd >= 0)
+		close(p->stdin_fd);
+	if (p->conn >= 0)
+		close(p->conn);
+	if (p->wake >= 0)
+		close(p->wake);
+	al_buf_free(&p->out.buf);
+	al_buf_free(&p->err.buf);
+	al_buf_free(&p->stdin_queue);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->cond);
+	free(p);
+}
+
+static struct al_process *process_new(size_t max_output)
+{
+	struct al_process *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->refs = 1;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	p->conn = p->wake = p->stdin_fd = -1;
+	p->out.fd = p->err.fd = -1;
+	p->max_output = max_output;
+	p->started_ms = al_now_ms();
+	return p;
+}
+
+static void stream_append(struct stream *s, const char *data, size_t n, size_t max)
+{
+	size_t room = s->buf.len < max ? max - s->buf.len : 0;
+
+	if (n > room) {
+		s->truncated = true;
+		n = room;
+	}
+	if (n > 0 && al_buf_append(&s->buf, data, n) < 0)
+		s->truncated = true;
+}
+
+/* Read what is available; returns false at end of stream. */
+static bool stream_pump(struct al_process *p, struct stream *s)
+{
+	char chunk[65536];
+
+	for (;;) {
+		ssize_t n = read(s->fd, chunk, sizeof(chunk));
+		if (n > 0) {
+			pthread_mutex_lock(&p->lock);
+			stream_append(s, chunk, (size_t)n, p->max_output);
+			pthread_cond_broadcast(&p->cond);
+			pthread_mutex_unlock(&p->lock);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return true;
+		stream_close(s);
+		return false;
+	}
+}
+
+static void feed_stdin(struct al_process *p)
+{
+	pthread_mutex_lock(&p->lock);
+	while (p->stdin_fd >= 0 && p->stdin_queue.len > 0) {
+		ssize_t n = write(p->stdin_fd, p->stdin_queue.data, p->stdin_queue.len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n < 0) {
+			/* The reader is gone (EPIPE): drop what is queued. */
+			p->stdin_queue.len = 0;
+			close(p->stdin_fd);
+			p->stdin_fd = -1;
+			break;
+		}
+		memmove(p->stdin_queue.data, p->stdin_queue.data + n, p->stdin_queue.len - (size_t)n);
+		p->stdin_queue.len -= (size_t)n;
+	}
+	if (p->stdin_fd >= 0 && p->stdin_queue.len == 0 && p->close_stdin_after_queue) {
+		close(p->stdin_fd);
+		p->stdin_fd = -1;
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+static void send_kill(struct al_process *p, int sig)
+{
+	struct al_error err = AL_ERROR_INIT;
+	_cleanup_cjson_ cJSON *m = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(m, "op", "kill");
+	cJSON_AddNumberToObject(m, "signal", sig);
+	if (p->conn >= 0 && initproto_send(p->conn, m, NULL, 0, &err) < 0)
+		log_debug("kill: %s", err.msg);
+}
+
+static void mark_exited(struct al_process *p, int code, int sig)
+{
+	pthread_mutex_lock(&p->lock);
+	p->exited = true;
+	p->exit_code = code;
+	p->term_signal = sig;
+	p->ended_ms = al_now_ms();
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+static void handle_init_message(struct al_process *p)
+{
+	struct al_error err = AL_ERROR_INIT;
+	_cleanup_cjson_ cJSON *m = NULL;
+	const cJSON *v;
+	int r;
+
+	r = initproto_recv(p->conn, &m, NULL, NULL, &err);
+	if (r != 0) {
+		/* init died (sandbox destroyed or crashed): the process is gone too. */
+		close(p->conn);
+		p->conn = -1;
+		mark_exited(p, -1, SIGKILL);
+		return;
+	}
+	if ((v = cJSON_GetObjectItemCaseSensitive(m, "exit")) && cJSON_IsNumber(v))
+		mark_exited(p, v->valueint, 0);
+	else if ((v = cJSON_GetObjectItemCaseSensitive(m, "signal")) && cJSON_IsNumber(v))
+		mark_exited(p, -1, v->valueint);
+}
+
+static void *collector(void *arg)
+{
+	struct al_process *p = arg;
+
+	for (;;) {
+		struct pollfd pfd[5];
+		int timeout = -1, n = 0, i_out = -1, i_err = -1, i_conn = -1, i_in = -1;
+		bool exited, want_out;
+		int sig;
+
+		pthread_mutex_lock(&p->lock);
+		exited = p->exited;
+		want_out = p->stdin_fd >= 0 && p->stdin_queue.len > 0;
+		sig = p->pending_signal;
+		p->pending_signal = 0;
+		pthread_mutex_unlock(&p->lock);
+		if (sig)
+			send_kill(p, sig);
+
+		if (exited) {
+			/* Everything the process wrote is in the pipes by now; a
+			 * background child may keep them open, so take what is
+			 * there and stop. */
+			if (p->out.fd >= 0)
+				stream_pump(p, &p->out);
+			if (p->err.fd >= 0)
+				stream_pump(p, &p->err);
+			break;
+		}
+		if (p->deadline_ms) {
+			uint64_t now = al_now_ms();
+			if (now >= p->deadline_ms) {
+				pthread_mutex_lock(&p->lock);
+				p->timed_out = true;
+				p->deadline_ms = 0;
+				pthread_mutex_unlock(&p->lock);
+				send_kill(p, SIGKILL);
+			} else {
+				timeout = (int)(p->deadline_ms - now);
+			}
+		}
+		pfd[n] = (struct pollfd){.fd = p->wake, .events = POLLIN};
+		n++;
+		if (p->conn >= 0) {
+			i_conn = n;
+			pfd[n++] = (struct pollfd){.fd = p->conn, .events = POLLIN};
+		}
+		if (p->out.fd >= 0) {
+			i_out = n;
+			pfd[n++] = (struct pollfd){.fd = p->out.fd, .events = POLLIN};
+		}
+		if (p->err.fd >= 0) {
+			i_err = n;
+			pfd[n++] = (struct pollfd){.fd = p->err.fd, .events = POLLIN};
+		}
+		if (want_out) {
+			i_in = n;
+			pfd[n++] = (struct pollfd){.fd = p->stdin_fd, .events = POLLOUT};
+		}
+		if (poll(pfd, (nfds_t)n, timeout) < 0)
+			continue;
+		if (pfd[0].revents) {
+			uint64_t v;
+			if (read(p->wake, &v, sizeof(v)) < 0)
+				log_debug("eventfd read: %m");
+		}
+		if (i_out >= 0 && pfd[i_out].revents)
+			stream_pump(p, &p->out);
+		if (i_err >= 0 && pfd[i_err].revents)
+			stream_pump(p, &p->err);
+		if (i_in >= 0 && pfd[i_in].revents)
+			feed_stdin(p);
+		else if (p->close_stdin_after_queue)
+			feed_stdin(p);
+		if (i_conn >= 0 && pfd[i_conn].revents)
+			handle_init_message(p);
+	}
+	pthread_mutex_lock(&p->lock);
+	if (p->stdin_fd >= 0) {
+		close(p->stdin_fd);
+		p->stdin_fd = -1;
+	}
+	p->collected = true;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	process_unref(p);
+	return NULL;
+}
+
+static void finish_with_spawn_error(struct al_process *p, int e, const char *what)
+{
+	char line[1200];
+	int n = snprintf(line, sizeof(line), "airlock: %s\n", what);
+
+	stream_append(&p->err, line, (size_t)n, p->max_output);
+	p->exited = true;
+	p->collected = true;
+	p->exit_code = (e == EACCES || e == ENOEXEC || e == EISDIR) ? 126 : 127;
+	p->ended_ms = al_now_ms();
+}
+
+static cJSON *strv_to_json(char **v)
+{
+	cJSON *a = cJSON_CreateArray();
+	for (; a && v && *v; v++)
+		cJSON_AddItemToArray(a, cJSON_CreateString(*v));
+	return a;
+}
+
+int process_start(struct sandbox *sb, const struct exec_request *req, struct al_process **out,
+		  struct al_error *err)
+{
+	_cleanup_close_ int in_r = -1, out_w = -1, err_w = -1;
+	_cleanup_cjson_ cJSON *msg = NULL, *reply = NULL;
+	int pin[2], pout[2], perr[2];
+	struct al_process *p;
+	const cJSON *v;
+	int fds[3];
+	int r;
+
+	p = process_new(req->max_output);
+	if (!p)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (pipe2(pin, O_CLOEXEC) < 0 || pipe2(pout, O_CLOEXEC) < 0 || pipe2(perr, O_CLOEXEC) < 0) {
+		r = al_error_errno(err, "pipe");
+		process_unref(p);
+		return r;
+	}
+	in_r = pin[0];
+	p->stdin_fd = pin[1];
+	p->out.fd = pout[0];
+	out_w = pout[1];
+	p->err.fd = perr[0];
+	err_w = perr[1];
+	fcntl(p->stdin_fd, F_SETFL, O_NONBLOCK);
+	fcntl(p->out.fd, F_SETFL, O_NONBLOCK);
+	fcntl(p->err.fd, F_SETFL, O_NONBLOCK);
+	if (req->stdin_len > 0 && al_buf_append(&p->stdin_queue, req->stdin_data, req->stdin_len) < 0) {
+		process_unref(p);
+		return al_error_set(err, ENOMEM, "out of memory");
+	}
+	p->close_stdin_after_queue = !req->keep_stdin_open;
+	p->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (p->wake < 0) {
+		r = al_error_errno(err, "eventfd");
+		process_unref(p);
+		return r;
+	}
+
+	r = sandbox_connect_init(sb, err);
+	if (r < 0) {
+		process_unref(p);
+		return r;
+	}
+	p->conn = r;
+
+	msg = cJSON_CreateObject();
+	cJSON_AddStringToObject(msg, "op", "spawn");
+	cJSON_AddItemToObject(msg, "argv", strv_to_json(req->argv));
+	cJSON_AddItemToObject(msg, "env", strv_to_json(req->env));
+	cJSON_AddStringToObject(msg, "cwd", req->cwd);
+	fds[0] = in_r;
+	fds[1] = out_w;
+	fds[2] = err_w;
+	r = initproto_send(p->conn, msg, fds, 3, err);
+	if (r == 0)
+		r = initproto_recv(p->conn, &reply, NULL, NULL, err);
+	if (r == 1)
+		r = al_error_set(err, ECONNRESET, "airlock-init closed the connection");
+	if (r < 0) {
+		process_unref(p);
+		return al_error_prefix(err, "sandbox %s: spawn", sb->id);
+	}
+	/* Only the child may hold the write ends, so EOF means it is done. */
+	close(steal_fd(&in_r));
+	close(steal_fd(&out_w));
+	close(steal_fd(&err_w));
+
+	v = cJSON_GetObjectItemCaseSensitive(reply, "error");
+	if (cJSON_IsString(v)) {
+		int e = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(reply, "errno"));
+		finish_with_spawn_error(p, e, v->valuestring);
+		*out = p;
+		return 0;
+	}
+	if (req->timeout_ms)
+		p->deadline_ms = p->started_ms + req->timeout_ms;
+
+	process_ref(p); /* the collector's reference */
+	if (pthread_create(&p->thread, NULL, collector, p) != 0) {
+		send_kill(p, SIGKILL);
+		process_unref(p);
+		process_unref(p);
+		return al_error_set(err, EAGAIN, "sandbox %s: cannot start collector thread", sb->id);
+	}
+	p->thread_started = true;
+	*out = p;
+	return 0;
+}
+
+void process_wait(struct al_process *p, uint64_t deadline_ms)
+{
+	pthread_mutex_lock(&p->lock);
+	while (!p->collected) {
+		if (deadline_ms) {
+			uint64_t now = al_now_ms();
+			struct timespec ts;
+			if (now >= deadline_ms)
+				break;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			uint64_t ns = (uint64_t)ts.tv_nsec + (deadline_ms - now) * 1000000ULL;
+			ts.tv_sec += (time_t)(ns / 1000000000ULL);
+			ts.tv_nsec = (long)(ns % 1000000000ULL);
+			pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+		} else {
+			pthread_cond_wait(&p->cond, &p->lock);
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Valid UTF-8 passes unchanged; every invalid byte becomes U+FFFD. */
+static char *utf8_sanitize(const char *s, size_t len)
+{
+	struct al_buf b = {0};
+	size_t i = 0;
+
+	al_buf_append(&b, "", 0);
+	while (i < len) {
+		unsigned char c = (unsigned char)s[i];
+		size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+		bool ok = n > 0 && i + n <= len && c != 0;
+		for (size_t k = 1; ok && k < n; k++)
+			ok = ((unsigned char)s[i + k] >> 6) == 2;
+		if (ok && n == 2 && c < 0xc2)
+			ok = false; /* overlong */
+		if (ok && n == 3) {
+			unsigned cp = (c & 0x0fu) << 12 | ((unsigned char)s[i + 1] & 0x3fu) << 6 |
+				      ((unsigned char)s[i + 2] & 0x3fu);
+			ok = cp >= 0x800 && (cp < 0xd800 || cp > 0xdfff);
+		}
+		if (ok && n == 4) {
+			unsigned cp = (c & 0x07u) << 18 | ((unsigned char)s[i + 1] & 0x3fu) << 12 |
+				      ((unsigned char)s[i + 2] & 0x3fu) << 6 |
+				      ((unsigned char)s[i + 3] & 0x3fu);
+			ok = cp >= 0x10000 && cp <= 0x10ffff;
+		}
+		if (ok) {
+			al_buf_append(&b, s + i, n);
+			i += n;
+		} else if (c == 0) {
+			al_buf_append(&b, "\0", 0); /* cJSON strings cannot hold NUL */
+			al_buf_append(&b, "\xef\xbf\xbd", 3);
+			i++;
+		} else {
+			al_buf_append(&b, "\xef\xbf\xbd", 3);
+			i++;
+		}
+	}
+	return b.data;
+}
+
+static void add_stream(cJSON *o, const char *name, struct stream *s, bool base64)
+{
+	char key[32];
+	char *text = base64 ? al_base64_encode(s->buf.data ? s->buf.data : "", s->buf.len)
+			    : utf8_sanitize(s->buf.data ? s->buf.data : "", s->buf.len);
+
+	cJSON_AddStringToObject(o, name, text ? text : "");
+	free(text);
+	snprintf(key, sizeof(key), "%s_truncated", name);
+	cJSON_AddBoolToObject(o, key, s->truncated);
+	s->buf.len = 0;
+	s->truncated = false;
+}
+
+cJSON *process_take_result(struct al_process *p, bool base64)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	pthread_mutex_lock(&p->lock);
+	cJSON_AddBoolToObject(o, "running", !p->collected);
+	if (p->collected) {
+		if (p->term_signal) {
+			cJSON_AddNumberToObject(o, "exit_code", 128 + p->term_signal);
+			cJSON_AddNumberToObject(o, "signal", p->term_signal);
+		} else {
+			cJSON_AddNumberToObject(o, "exit_code", p->exit_code);
+			cJSON_AddNullToObject(o, "signal");
+		}
+		cJSON_AddNumberToObject(o, "duration_ms", (double)(p->ended_ms - p->started_ms));
+		p->result_taken = true;
+	} else {
+		cJSON_AddNullToObject(o, "exit_code");
+		cJSON_AddNullToObject(o, "signal");
+	}
+	cJSON_AddBoolToObject(o, "timed_out", p->timed_out);
+	add_stream(o, "stdout", &p->out, base64);
+	add_stream(o, "stderr", &p->err, base64);
+	pthread_mutex_unlock(&p->lock);
+	return o;
+}
+
+bool process_finished(struct al_process *p)
+{
+	bool done;
+
+	pthread_mutex_lock(&p->lock);
+	done = p->collected && p->result_taken;
+	pthread_mutex_unlock(&p->lock);
+	return done;
+}
+
+static void wake(struct al_process *p)
+{
+	uint64_t one = 1;
+	if (p->wake >= 0 && write(p->wake, &one, sizeof(one)) < 0)
+		log_debug("eventfd write: %m");
+}
+
+int process_write_stdin(struct al_process *p, const void *data, size_t len, bool close_stdin,
+			struct al_error *err)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->stdin_fd < 0 && (len > 0 || !close_stdin)) {
+		r = al_error_set(err, EPIPE, "stdin of the process is closed");
+	} else if (p->stdin_queue.len + len > (64u << 20)) {
+		r = al_error_set(err, ENOBUFS, "too much stdin queued");
+	} else {
+		if (len > 0 && al_buf_append(&p->stdin_queue, data, len) < 0)
+			r = al_error_set(err, ENOMEM, "out of memory");
+		if (close_stdin)
+			p->close_stdin_after_queue = true;
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (r == 0)
+		wake(p);
+	return r;
+}
+
+int process_kill(struct al_process *p, int sig, struct al_error *err)
+{
+	if (sig <= 0 || sig >= NSIG)
+		return al_error_set(err, EINVAL, "invalid signal %d", sig);
+	pthread_mutex_lock(&p->lock);
+	if (!p->exited)
+		p->pending_signal = sig;
+	pthread_mutex_unlock(&p->lock);
+	wake(p);
+	return 0;
+}

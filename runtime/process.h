@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "error.h"
+
+struct sandbox;
+struct al_process;
+
+struct exec_request {
+	char **argv; /* NULL-terminated */
+	char **env;  /* complete environment, "K=V", NULL-terminated */
+	const char *cwd;
+	const void *stdin_data;
+	size_t stdin_len;
+	bool keep_stdin_open;
+	uint64_t timeout_ms; /* 0: none */
+	size_t max_output;   /* per stream, bytes not yet returned */
+};
+
+/*
+ * Start a command in the sandbox through its airlock-init.  A command that
+ * cannot be started is not an error here: the process is returned already
+ * finished with exit code 127 (126 when not executable) and the reason on
+ * stderr, the way a shell reports it.
+ */
+int process_start(struct sandbox *sb, const struct exec_request *req, struct al_process **out,
+		  struct al_error *err);
+
+/* Wait until the process has finished or deadline_ms (monotonic) passes; 0 = no deadline. */
+void process_wait(struct al_process *p, uint64_t deadline_ms);
+
+/* Output not returned before, and the state; base64 selects the encoding of stdout/stderr. */
+cJSON *process_take_result(struct al_process *p, bool base64);
+
+/* True once the process finished and its final result was taken. */
+bool process_finished(struct al_process *p);
+
+int process_write_stdin(struct al_process *p, const void *data, size_t len, bool close_stdin,
+			struct al_error *err);
+int process_kill(struct al_process *p, int sig, struct al_error *err);
+
+void process_ref(struct al_process *p);
+void process_unref(struct al_process *p);

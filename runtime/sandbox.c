@@ -1,0 +1,1232 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Sandbox lifecycle in airlockd: create, reattach after a restart, inspect,
+ * destroy.  A sandbox's host-side state lives in state/sandboxes/ID:
+ *
+ *   config.json  what airlock-init needs to build the sandbox
+ *   state.json   written (atomically) only once the sandbox is ready; its
+ *                absence after a crash marks a half-made sandbox
+ *   init.sock    airlock-init's listening socket
+ *   upper/ work/ the private writable layer of the overlay
+ *   lower/ root/ mount points, used only inside the sandbox's mount namespace
+ *
+ * Every process of a sandbox lives in its cgroups, so destroying the cgroups
+ * is the authoritative way to make sure nothing of it survives.
+ */
+#include "sandbox.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "caps.h"
+#include "cleanup.h"
+#include "log.h"
+#include "manifest.h"
+#include "process.h"
+#include "seccomp.h"
+#include "util.h"
+
+#define DEFAULT_MEMORY (1ULL << 30)
+#define DEFAULT_PIDS 1024
+#define READY_TIMEOUT_MS 30000
+
+/* ---- references and lookup ------------------------------------------------------------ */
+
+void sandbox_ref(struct sandbox *sb)
+{
+	__atomic_add_fetch(&sb->refs, 1, __ATOMIC_SEQ_CST);
+}
+
+static void sandbox_free(struct sandbox *sb)
+{
+	for (size_t i = 0; i < sb->n_procs; i++)
+		process_unref(sb->procs[i].p);
+	free(sb->procs);
+	if (sb->pidfd >= 0)
+		close(sb->pidfd);
+	al_strv_freep(&sb->env);
+	free(sb->rootfs);
+	free(sb->workspace);
+	free(sb->dir);
+	pthread_mutex_destroy(&sb->lock);
+	free(sb);
+}
+
+void sandbox_unref(struct sandbox *sb)
+{
+	if (sb && __atomic_sub_fetch(&sb->refs, 1, __ATOMIC_SEQ_CST) == 0)
+		sandbox_free(sb);
+}
+
+static struct sandbox *sandbox_new(void)
+{
+	struct sandbox *sb = calloc(1, sizeof(*sb));
+
+	if (!sb)
+		return NULL;
+	pthread_mutex_init(&sb->lock, NULL);
+	sb->refs = 1;
+	sb->pidfd = -1;
+	sb->init_pid = -1;
+	return sb;
+}
+
+struct sandbox *sandbox_get(struct daemon_ctx *ctx, const char *id)
+{
+	struct sandbox *found = NULL;
+
+	pthread_mutex_lock(&ctx->lock);
+	for (size_t i = 0; i < ctx->n_sandboxes; i++) {
+		struct sandbox *sb = ctx->sandboxes[i];
+		if (!strcmp(sb->id, id) || !strcmp(sb->name, id)) {
+			found = sb;
+			sandbox_ref(sb);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ctx->lock);
+	return found;
+}
+
+static int registry_add_locked(struct daemon_ctx *ctx, struct sandbox *sb)
+{
+	struct sandbox **n = realloc(ctx->sandboxes, (ctx->n_sandboxes + 1) * sizeof(*n));
+
+	if (!n)
+		return -ENOMEM;
+	ctx->sandboxes = n;
+	ctx->sandboxes[ctx->n_sandboxes++] = sb;
+	sandbox_ref(sb);
+	return 0;
+}
+
+static void registry_remove(struct daemon_ctx *ctx, struct sandbox *sb)
+{
+	bool removed = false;
+
+	pthread_mutex_lock(&ctx->lock);
+	for (size_t i = 0; i < ctx->n_sandboxes; i++) {
+		if (ctx->sandboxes[i] == sb) {
+			ctx->sandboxes[i] = ctx->sandboxes[--ctx->n_sandboxes];
+			removed = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ctx->lock);
+	if (removed)
+		sandbox_unref(sb);
+}
+
+/* Lowest uid slot not used by a live sandbox; called with ctx->lock held. */
+static int alloc_uid_slot_locked(struct daemon_ctx *ctx, uint32_t *slot)
+{
+	for (uint32_t s = 0; s < AIRLOCK_UID_SLOTS; s++) {
+		bool used = false;
+		for (size_t i = 0; i < ctx->n_sandboxes && !used; i++)
+			used = ctx->sandboxes[i]->uid_slot == s;
+		if (!used) {
+			*slot = s;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+/* ---- process start time (guards against pid reuse across restarts) ---------------------- */
+
+static int read_start_time(pid_t pid, unsigned long long *out)
+{
+	_cleanup_free_ char *text = NULL;
+	char path[64], *p;
+	int field = 2;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (al_read_file(path, 8192, &text, NULL, NULL) < 0)
+		return -ESRCH;
+	/* comm may contain spaces and parentheses: fields start after the last ')'. */
+	p = strrchr(text, ')');
+	if (!p)
+		return -EINVAL;
+	p++;
+	while (*p && field < 22) {
+		if (*p == ' ')
+			field++;
+		p++;
+	}
+	*out = strtoull(p, NULL, 10);
+	return 0;
+}
+
+bool sandbox_running(const struct sandbox *sb)
+{
+	unsigned long long st;
+	struct pollfd pfd;
+
+	if (sb->init_pid <= 0)
+		return false;
+	if (sb->pidfd >= 0) {
+		pfd.fd = sb->pidfd;
+		pfd.events = POLLIN;
+		/* A pidfd becomes readable when the process exits. */
+		return poll(&pfd, 1, 0) == 0;
+	}
+	return read_start_time(sb->init_pid, &st) == 0 && st == sb->init_start;
+}
+
+/* ---- state files ---------------------------------------------------------------------- */
+
+static cJSON *limits_json(const struct cgroup_limits *l)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddNumberToObject(o, "memory_bytes", (double)l->memory_bytes);
+	cJSON_AddNumberToObject(o, "pids", (double)l->pids);
+	cJSON_AddNumberToObject(o, "cpus", l->cpus);
+	return o;
+}
+
+static cJSON *strv_json(char **v)
+{
+	cJSON *a = cJSON_CreateArray();
+	for (; v && *v; v++)
+		cJSON_AddItemToArray(a, cJSON_CreateString(*v));
+	return a;
+}
+
+static int write_state(const struct sandbox *sb, struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *o = cJSON_CreateObject();
+	_cleanup_free_ char *text = NULL;
+	char path[PATH_MAX];
+
+	cJSON_AddNumberToObject(o, "version", 1);
+	cJSON_AddStringToObject(o, "id", sb->id);
+	cJSON_AddStringToObject(o, "name", sb->name);
+	cJSON_AddStringToObject(o, "created", sb->created);
+	cJSON_AddStringToObject(o, "rootfs", sb->rootfs);
+	cJSON_AddStringToObject(o, "workspace", sb->workspace);
+	cJSON_AddStringToObject(o, "seccomp_profile", sb->profile);
+	cJSON_AddNumberToObject(o, "init_pid", sb->init_pid);
+	cJSON_AddNumberToObject(o, "init_start", (double)sb->init_start);
+	cJSON_AddNumberToObject(o, "uid_slot", sb->uid_slot);
+	cJSON_AddNumberToObject(o, "uid_base", sb->uid_base);
+	cJSON_AddItemToObject(o, "limits", limits_json(&sb->limits));
+	cJSON_AddItemToObject(o, "env", strv_json(sb->env));
+	text = cJSON_Print(o);
+	if (!text)
+		return al_error_set(err, ENOMEM, "out of memory");
+	snprintf(path, sizeof(path), "%s/state.json", sb->dir);
+	return al_write_file_atomic(path, text, strlen(text), 0600, err);
+}
+
+static char **json_to_strv(const cJSON *a)
+{
+	const cJSON *it;
+	size_t n = 0, i = 0;
+	char **v;
+
+	cJSON_ArrayForEach(it, a) n++;
+	v = calloc(n + 1, sizeof(char *));
+	if (!v)
+		return NULL;
+	cJSON_ArrayForEach(it, a)
+	{
+		if (cJSON_IsString(it))
+			v[i++] = strdup(it->valuestring);
+	}
+	return v;
+}
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static double jnum(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static int load_state(struct daemon_ctx *ctx, const char *id, struct sandbox **out,
+		      struct al_error *err)
+{
+	_cleanup_free_ char *text = NULL;
+	_cleanup_cjson_ cJSON *o = NULL;
+	char path[PATH_MAX];
+	struct sandbox *sb;
+	const cJSON *lim;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/%s/state.json", ctx->sandboxes_dir, id);
+	r = al_read_file(path, 1 << 20, &text, NULL, err);
+	if (r < 0)
+		return r;
+	o = cJSON_Parse(text);
+	if (!o || !jstr(o, "id") || strcmp(jstr(o, "id"), id) || !jstr(o, "rootfs"))
+		return al_error_set(err, EINVAL, "%s: malformed", path);
+	sb = sandbox_new();
+	if (!sb)
+		return al_error_set(err, ENOMEM, "out of memory");
+	snprintf(sb->id, sizeof(sb->id), "%s", id);
+	snprintf(sb->name, sizeof(sb->name), "%s", jstr(o, "name") ? jstr(o, "name") : id);
+	snprintf(sb->created, sizeof(sb->created), "%s", jstr(o, "created") ? jstr(o, "created") : "");
+	snprintf(sb->profile, sizeof(sb->profile), "%s",
+		 jstr(o, "seccomp_profile") ? jstr(o, "seccomp_profile") : "default");
+	sb->rootfs = strdup(jstr(o, "rootfs"));
+	sb->workspace = strdup(jstr(o, "workspace") ? jstr(o, "workspace") : "/workspace");
+	sb->init_pid = (pid_t)jnum(o, "init_pid");
+	sb->init_start = (unsigned long long)jnum(o, "init_start");
+	sb->uid_slot = (uint32_t)jnum(o, "uid_slot");
+	sb->uid_base = (uid_t)jnum(o, "uid_base");
+	lim = cJSON_GetObjectItemCaseSensitive(o, "limits");
+	sb->limits.memory_bytes = (uint64_t)jnum(lim, "memory_bytes");
+	sb->limits.pids = (uint64_t)jnum(lim, "pids");
+	sb->limits.cpus = jnum(lim, "cpus");
+	sb->env = json_to_strv(cJSON_GetObjectItemCaseSensitive(o, "env"));
+	if (asprintf(&sb->dir, "%s/%s", ctx->sandboxes_dir, id) < 0)
+		sb->dir = NULL;
+	if (!sb->rootfs || !sb->workspace || !sb->env || !sb->dir) {
+		sandbox_unref(sb);
+		return al_error_set(err, ENOMEM, "out of memory");
+	}
+	*out = sb;
+	return 0;
+}
+
+/* ---- teardown ------------------------------------------------------------------------- */
+
+/* Remove everything of sandbox `id` that may exist; safe on half-made sandboxes. */
+static int cleanup_remains(struct daemon_ctx *ctx, const char *id, struct al_error *err)
+{
+	char dir[PATH_MAX];
+	int r;
+
+	/* Killing the cgroup kills airlock-init and with it the pid namespace,
+	 * its mount namespace (every sandbox mount) and its network namespace. */
+	r = cgroup_destroy(ctx->cgroups, id, err);
+	if (r < 0)
+		return al_error_prefix(err, "sandbox %s", id);
+	snprintf(dir, sizeof(dir), "%s/%s", ctx->sandboxes_dir, id);
+	r = al_rm_rf(dir, err);
+	if (r < 0)
+		return al_error_prefix(err, "sandbox %s", id);
+	return 0;
+}
+
+static void wait_init_exit(struct sandbox *sb)
+{
+	if (sb->pidfd >= 0 && sb->our_child) {
+		siginfo_t si;
+		while (waitid((idtype_t)P_PIDFD, (id_t)sb->pidfd, &si, WEXITED) < 0 && errno == EINTR)
+			;
+	} else if (sb->pidfd >= 0) {
+		struct pollfd pfd = {.fd = sb->pidfd, .events = POLLIN};
+		poll(&pfd, 1, 5000);
+	}
+}
+
+static void kill_init(struct sandbox *sb)
+{
+	if (sb->pidfd >= 0)
+		syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
+	wait_init_exit(sb);
+}
+
+int sandbox_destroy(struct daemon_ctx *ctx, struct sandbox *sb, struct al_error *err)
+{
+	struct sandbox_proc *procs;
+	size_t n;
+	int r;
+
+	pthread_mutex_lock(&sb->lock);
+	if (sb->destroying) {
+		pthread_mutex_unlock(&sb->lock);
+		return al_error_set(err, ENOENT, "sandbox %s is being destroyed", sb->id);
+	}
+	sb->destroying = true;
+	procs = sb->procs;
+	n = sb->n_procs;
+	sb->procs = NULL;
+	sb->n_procs = 0;
+	pthread_mutex_unlock(&sb->lock);
+
+	kill_init(sb);
+	/* With init gone the collectors see their connections close. */
+	for (size_t i = 0; i < n; i++)
+		process_unref(procs[i].p);
+	free(procs);
+
+	r = cleanup_remains(ctx, sb->id, err);
+	registry_remove(ctx, sb);
+	if (r < 0)
+		return r;
+	log_info("sandbox %s destroyed", sb->id);
+	return 0;
+}
+
+/* ---- seccomp profile cache ------------------------------------------------------------- */
+
+/*
+ * Compiled filters are cached by the hash of the profile text and the kept
+ * capabilities (rules may depend on them), as files airlock-init reads
+ * before pivot_root: a thousand sandboxes compile a profile once.
+ */
+static int seccomp_filter_path(struct daemon_ctx *ctx, const char *profile, char **out,
+			       struct al_error *err)
+{
+	_cleanup_free_ char *json = NULL, *keyed = NULL, *path = NULL, *file = NULL;
+	struct al_bpf bpf = {0};
+	struct al_buf key = {0};
+	char hash[65];
+	size_t len;
+	int r;
+
+	if (!al_valid_name(profile))
+		return al_error_set(err, EINVAL, "invalid seccomp profile name '%s'", profile);
+	if (asprintf(&file, "%s/%s.json", ctx->profiles_dir, profile) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = al_read_file(file, 4 << 20, &json, &len, err);
+	if (r < 0)
+		return al_error_set(err, EINVAL, "seccomp profile '%s': %s", profile, err->msg);
+	al_buf_append(&key, json, len);
+	for (const char *const *c = al_default_caps; *c; c++) {
+		al_buf_append(&key, "\n", 1);
+		al_buf_append(&key, *c, strlen(*c));
+	}
+	keyed = key.data;
+	if (!keyed)
+		return al_error_set(err, ENOMEM, "out of memory");
+	al_sha256_hex(keyed, key.len, hash);
+	if (asprintf(&path, "%s/%s.bpf", ctx->seccomp_cache_dir, hash) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+
+	pthread_mutex_lock(&ctx->lock);
+	if (access(path, R_OK) != 0) {
+		r = seccomp_profile_compile(json, len, al_default_caps, &bpf, err);
+		if (r == 0)
+			r = al_write_file_atomic(path, bpf.prog, bpf.len, 0600, err);
+		al_bpf_free(&bpf);
+	}
+	pthread_mutex_unlock(&ctx->lock);
+	if (r < 0)
+		return al_error_set(err, EINVAL, "seccomp profile '%s': %s", profile, err->msg);
+	*out = steal_pointer(&path);
+	return 0;
+}
+
+/* ---- create ---------------------------------------------------------------------------- */
+
+struct create_params {
+	char name[64];
+	char *rootfs;
+	char profile[64];
+	struct cgroup_limits limits;
+	char **env;
+	struct manifest *manifest;
+};
+
+static void create_params_free(struct create_params *p)
+{
+	free(p->rootfs);
+	al_strv_freep(&p->env);
+	if (p->manifest)
+		manifest_free(p->manifest);
+}
+
+static int parse_memory(const cJSON *v, uint64_t *out, struct al_error *err)
+{
+	if (cJSON_IsNumber(v)) {
+		if (v->valuedouble < 0)
+			return al_error_set(err, EINVAL, "limits.memory must not be negative");
+		*out = (uint64_t)v->valuedouble;
+		return 0;
+	}
+	if (cJSON_IsString(v))
+		return al_parse_size(v->valuestring, out, err);
+	return al_error_set(err, EINVAL, "limits.memory must be a number of bytes or a size string");
+}
+
+static int add_env(char ***env, const char *k, const char *v)
+{
+	size_t n = 0;
+	char **nv, *kv;
+
+	for (char **e = *env; e && *e; e++, n++) {
+		size_t kl = strlen(k);
+		if (!strncmp(*e, k, kl) && (*e)[kl] == '=') {
+			if (asprintf(&kv, "%s=%s", k, v) < 0)
+				return -ENOMEM;
+			free(*e);
+			*e = kv;
+			return 0;
+		}
+	}
+	nv = realloc(*env, (n + 2) * sizeof(char *));
+	if (!nv)
+		return -ENOMEM;
+	*env = nv;
+	if (asprintf(&kv, "%s=%s", k, v) < 0)
+		return -ENOMEM;
+	nv[n] = kv;
+	nv[n + 1] = NULL;
+	return 0;
+}
+
+static int parse_create(struct daemon_ctx *ctx, const cJSON *req, struct create_params *p,
+			struct al_error *err)
+{
+	const cJSON *v, *lim, *it;
+	struct stat st;
+	char *resolved;
+	int r;
+
+	if (req && !cJSON_IsObject(req))
+		return al_error_set(err, EINVAL, "request body must be a JSON object");
+	snprintf(p->profile, sizeof(p->profile), "default");
+	p->limits.memory_bytes = DEFAULT_MEMORY;
+	p->limits.pids = DEFAULT_PIDS;
+
+	if ((v = cJSON_GetObjectItemCaseSensitive(req, "name")) && !cJSON_IsNull(v)) {
+		if (!cJSON_IsString(v) || !al_valid_name(v->valuestring))
+			return al_error_set(err, EINVAL,
+					    "name must match [a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}");
+		snprintf(p->name, sizeof(p->name), "%s", v->valuestring);
+	}
+	v = cJSON_GetObjectItemCaseSensitive(req, "rootfs");
+	if (v && !cJSON_IsNull(v) && (!cJSON_IsString(v) || v->valuestring[0] != '/'))
+		return al_error_set(err, EINVAL, "rootfs must be an absolute path");
+	resolved = realpath(cJSON_IsString(v) ? v->valuestring : ctx->default_rootfs, NULL);
+	if (!resolved)
+		return al_error_set(err, EINVAL, "rootfs %s: %s",
+				    cJSON_IsString(v) ? v->valuestring : ctx->default_rootfs,
+				    strerror(errno));
+	p->rootfs = resolved;
+	if (stat(p->rootfs, &st) < 0 || !S_ISDIR(st.st_mode))
+		return al_error_set(err, EINVAL, "rootfs %s is not a directory", p->rootfs);
+
+	if ((v = cJSON_GetObjectItemCaseSensitive(req, "seccomp_profile")) && !cJSON_IsNull(v)) {
+		if (!cJSON_IsString(v) || !al_valid_name(v->valuestring))
+			return al_error_set(err, EINVAL, "invalid seccomp_profile");
+		snprintf(p->profile, sizeof(p->profile), "%s", v->valuestring);
+	}
+	if ((v = cJSON_GetObjectItemCaseSensitive(req, "network")) && !cJSON_IsNull(v)) {
+		if (!cJSON_IsString(v) ||
+		    (strcmp(v->valuestring, "loopback") && strcmp(v->valuestring, "none")))
+			return al_error_set(err, EINVAL,
+					    "network: only \"loopback\" is supported (got %s)",
+					    cJSON_IsString(v) ? v->valuestring : "a non-string");
+	}
+	lim = cJSON_GetObjectItemCaseSensitive(req, "limits");
+	if (lim && !cJSON_IsNull(lim)) {
+		if (!cJSON_IsObject(lim))
+			return al_error_set(err, EINVAL, "limits must be an object");
+		if ((v = cJSON_GetObjectItemCaseSensitive(lim, "memory_bytes")) ||
+		    (v = cJSON_GetObjectItemCaseSensitive(lim, "memory"))) {
+			r = parse_memory(v, &p->limits.memory_bytes, err);
+			if (r < 0)
+				return al_error_set(err, EINVAL, "limits: %s", err->msg);
+			if (p->limits.memory_bytes && p->limits.memory_bytes < (4u << 20))
+				return al_error_set(err, EINVAL,
+						    "limits.memory must be at least 4 MiB");
+		}
+		if ((v = cJSON_GetObjectItemCaseSensitive(lim, "pids"))) {
+			if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 4194304)
+				return al_error_set(err, EINVAL, "limits.pids must be 0..4194304");
+			p->limits.pids = (uint64_t)v->valuedouble;
+			if (p->limits.pids && p->limits.pids < 2)
+				return al_error_set(err, EINVAL, "limits.pids must be at least 2");
+		}
+		if ((v = cJSON_GetObjectItemCaseSensitive(lim, "cpus"))) {
+			if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 1024)
+				return al_error_set(err, EINVAL, "limits.cpus must be 0..1024");
+			p->limits.cpus = v->valuedouble;
+			if (p->limits.cpus > 0 && p->limits.cpus < 0.01)
+				return al_error_set(err, EINVAL, "limits.cpus must be at least 0.01");
+		}
+	}
+
+	if (add_env(&p->env, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") <
+		    0 ||
+	    add_env(&p->env, "HOME", "/root") < 0 || add_env(&p->env, "LANG", "C.UTF-8") < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if ((v = cJSON_GetObjectItemCaseSensitive(req, "manifest")) && !cJSON_IsNull(v)) {
+		r = manifest_parse(v, 0, 0, &p->manifest, err);
+		if (r < 0)
+			return al_error_set(err, EINVAL, "manifest: %s", err->msg);
+		for (char *const *e = manifest_environment(p->manifest); e && *e; e++) {
+			_cleanup_free_ char *k = strdup(*e);
+			char *eq = k ? strchr(k, '=') : NULL;
+			if (!eq)
+				continue;
+			*eq = '\0';
+			if (add_env(&p->env, k, eq + 1) < 0)
+				return al_error_set(err, ENOMEM, "out of memory");
+		}
+	}
+	v = cJSON_GetObjectItemCaseSensitive(req, "env");
+	if (v && !cJSON_IsNull(v)) {
+		if (!cJSON_IsObject(v))
+			return al_error_set(err, EINVAL, "env must be an object of strings");
+		cJSON_ArrayForEach(it, v)
+		{
+			if (!cJSON_IsString(it) || !it->string[0] || strchr(it->string, '='))
+				return al_error_set(err, EINVAL, "env: invalid entry '%s'", it->string);
+			if (add_env(&p->env, it->string, it->valuestring) < 0)
+				return al_error_set(err, ENOMEM, "out of memory");
+		}
+	}
+	return 0;
+}
+
+static int make_owned_dir(const char *path, mode_t mode, uid_t uid, struct al_error *err)
+{
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
+		return al_error_errno(err, "mkdir %s", path);
+	if (chown(path, uid, (gid_t)uid) < 0)
+		return al_error_errno(err, "chown %s", path);
+	return 0;
+}
+
+/* Directories of the state dir and the workspace in the writable layer. */
+static int prepare_dirs(struct sandbox *sb, const struct create_params *p, struct al_error *err)
+{
+	static const char *const subdirs[] = {"work", "lower", "root"};
+	char path[PATH_MAX];
+	const char *root = p->manifest ? manifest_root(p->manifest) : "/workspace";
+	_cleanup_free_ char *copy = NULL;
+	_cleanup_close_ int wsfd = -1;
+	int r;
+
+	if (mkdir(sb->dir, 0700) < 0)
+		return al_error_errno(err, "mkdir %s", sb->dir);
+	for (size_t i = 0; i < AL_ARRAY_SIZE(subdirs); i++) {
+		snprintf(path, sizeof(path), "%s/%s", sb->dir, subdirs[i]);
+		if (mkdir(path, 0700) < 0)
+			return al_error_errno(err, "mkdir %s", path);
+	}
+	/* The upper layer's root directory is the sandbox's "/": owned by its root. */
+	snprintf(path, sizeof(path), "%s/upper", sb->dir);
+	r = make_owned_dir(path, 0755, sb->uid_base, err);
+	if (r < 0)
+		return r;
+	/* The workspace (manifest root) is created in the upper layer, one
+	 * component at a time, each owned by sandbox root. */
+	copy = strdup(root);
+	if (!copy)
+		return al_error_set(err, ENOMEM, "out of memory");
+	for (char *c = strtok(copy, "/"); c; c = strtok(NULL, "/")) {
+		size_t l = strlen(path);
+		snprintf(path + l, sizeof(path) - l, "/%s", c);
+		r = make_owned_dir(path, 0755, sb->uid_base, err);
+		if (r < 0)
+			return r;
+	}
+	if (!p->manifest)
+		return 0;
+	wsfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (wsfd < 0)
+		return al_error_errno(err, "open %s", path);
+	r = manifest_materialize(p->manifest, wsfd, sb->uid_base, (gid_t)sb->uid_base, err);
+	if (r < 0)
+		return al_error_prefix(err, "manifest");
+	return 0;
+}
+
+static int write_init_config(struct sandbox *sb, const char *bpf_path, int *fd_out,
+			     struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *o = cJSON_CreateObject();
+	_cleanup_free_ char *text = NULL;
+	char path[PATH_MAX];
+
+	cJSON_AddStringToObject(o, "id", sb->id);
+	cJSON_AddStringToObject(o, "hostname", sb->name);
+	cJSON_AddStringToObject(o, "rootfs", sb->rootfs);
+	cJSON_AddStringToObject(o, "sandbox_dir", sb->dir);
+	cJSON_AddStringToObject(o, "workspace", sb->workspace);
+	cJSON_AddStringToObject(o, "seccomp_bpf", bpf_path);
+	cJSON_AddNumberToObject(o, "uid_base", sb->uid_base);
+	cJSON_AddNumberToObject(o, "uid_count", AIRLOCK_UID_RANGE);
+	cJSON_AddItemToObject(o, "caps", strv_json((char **)al_default_caps));
+	text = cJSON_Print(o);
+	if (!text)
+		return al_error_set(err, ENOMEM, "out of memory");
+	snprintf(path, sizeof(path), "%s/config.json", sb->dir);
+	if (al_write_file_atomic(path, text, strlen(text), 0600, err) < 0)
+		return -err->code;
+	*fd_out = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd_out < 0)
+		return al_error_errno(err, "open %s", path);
+	return 0;
+}
+
+static int listen_init_socket(const struct sandbox *sb, struct al_error *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	_cleanup_close_ int fd = -1;
+
+	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/init.sock", sb->dir) >=
+	    sizeof(sa.sun_path))
+		return al_error_set(err, ENAMETOOLONG, "state directory path too long for a socket");
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return al_error_errno(err, "socket");
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return al_error_errno(err, "bind %s", sa.sun_path);
+	if (chmod(sa.sun_path, 0600) < 0)
+		return al_error_errno(err, "chmod %s", sa.sun_path);
+	if (listen(fd, 64) < 0)
+		return al_error_errno(err, "listen %s", sa.sun_path);
+	return steal_fd(&fd);
+}
+
+/*
+ * Start airlock-init in fresh pid, mount, net, uts and ipc namespaces.  The
+ * daemon is multi-threaded, so the child only shuffles fds, waits for the
+ * go-ahead (sent once it is in its cgroups) and execs the sealed copy of
+ * airlock-init.
+ */
+static int spawn_init(struct daemon_ctx *ctx, struct sandbox *sb, int config_fd, int listen_fd,
+		      int status_w, struct al_error *err)
+{
+	struct clone_args args = {0};
+	_cleanup_close_ int cgfd = -1;
+	int sync[2];
+	int pidfd = -1;
+	pid_t pid;
+	int r;
+
+	if (pipe2(sync, O_CLOEXEC) < 0)
+		return al_error_errno(err, "pipe");
+	args.flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC |
+		     CLONE_PIDFD;
+	args.pidfd = (uint64_t)(uintptr_t)&pidfd;
+	args.exit_signal = SIGCHLD;
+	cgfd = cgroup_open_v2_dir(ctx->cgroups, sb->id, err);
+	if (cgfd >= 0) {
+		args.flags |= CLONE_INTO_CGROUP;
+		args.cgroup = (uint64_t)cgfd;
+	}
+	pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+	if (pid < 0) {
+		r = al_error_errno(err, "clone3 for sandbox %s", sb->id);
+		close(sync[0]);
+		close(sync[1]);
+		return r;
+	}
+	if (pid == 0) {
+		char *const argv[] = {"airlock-init", NULL};
+		char *const envp[] = {NULL};
+		char b;
+		int c, l, s;
+
+		/* Move our fds above the target range first so dup2 never
+		 * clobbers one we still need. */
+		c = fcntl(config_fd, F_DUPFD_CLOEXEC, 16);
+		l = fcntl(listen_fd, F_DUPFD_CLOEXEC, 16);
+		s = fcntl(status_w, F_DUPFD_CLOEXEC, 16);
+		if (c < 0 || l < 0 || s < 0 || dup2(c, 3) < 0 || dup2(l, 4) < 0 || dup2(s, 5) < 0)
+			_exit(126);
+		syscall(SYS_close_range, 6, ~0U, CLOSE_RANGE_CLOEXEC);
+		if (read(sync[0], &b, 1) != 1)
+			_exit(125); /* airlockd died before we were placed */
+		syscall(SYS_execveat, ctx->init_memfd, "", argv, envp, AT_EMPTY_PATH);
+		_exit(127);
+	}
+	close(sync[0]);
+	sb->init_pid = pid;
+	sb->pidfd = pidfd;
+	sb->our_child = true;
+	if (cgfd < 0) {
+		r = cgroup_enter(ctx->cgroups, sb->id, pid, err);
+		if (r < 0) {
+			close(sync[1]);
+			return al_error_prefix(err, "sandbox %s", sb->id);
+		}
+	}
+	if (write(sync[1], "g", 1) != 1) {
+		r = al_error_errno(err, "start sandbox %s", sb->id);
+		close(sync[1]);
+		return r;
+	}
+	close(sync[1]);
+	return 0;
+}
+
+static int wait_ready(struct sandbox *sb, int status_r, struct al_error *err)
+{
+	uint64_t deadline = al_now_ms() + READY_TIMEOUT_MS;
+	struct al_buf b = {0};
+	int r = 0;
+
+	for (;;) {
+		struct pollfd pfd = {.fd = status_r, .events = POLLIN};
+		uint64_t now = al_now_ms();
+		char chunk[1024];
+		ssize_t n;
+
+		if (now >= deadline) {
+			r = al_error_set(err, ETIMEDOUT, "sandbox %s: airlock-init not ready after %d ms",
+					 sb->id, READY_TIMEOUT_MS);
+			break;
+		}
+		if (poll(&pfd, 1, (int)(deadline - now)) <= 0)
+			continue;
+		n = read(status_r, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		al_buf_append(&b, chunk, (size_t)n);
+		if (b.len >= 2 && !strncmp(b.data, "ok", 2))
+			break;
+	}
+	if (r == 0) {
+		if (b.len >= 2 && !strncmp(b.data, "ok", 2))
+			r = 0;
+		else if (b.len > 7 && !strncmp(b.data, "error: ", 7))
+			r = al_error_set(err, EIO, "sandbox %s: airlock-init: %s", sb->id, b.data + 7);
+		else
+			r = al_error_set(err, EIO, "sandbox %s: airlock-init exited during setup",
+					 sb->id);
+	}
+	al_buf_free(&b);
+	return r;
+}
+
+static void iso8601_now(char *buf, size_t len)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/*
+ * A create in progress.  Until it commits, leaving scope undoes everything
+ * it made: the init process, cgroups, state directory and registry entry.
+ */
+struct create_txn {
+	struct daemon_ctx *ctx;
+	struct create_params params;
+	struct sandbox *sb;
+	bool registered;
+	bool made; /* state dir, cgroups or init may exist */
+};
+
+static void create_txn_abort(struct create_txn *t)
+{
+	if (t->sb && t->made) {
+		struct al_error cerr = AL_ERROR_INIT;
+		kill_init(t->sb);
+		if (cleanup_remains(t->ctx, t->sb->id, &cerr) < 0)
+			log_error("cleanup after failed create: %s", cerr.msg);
+	}
+	if (t->sb && t->registered)
+		registry_remove(t->ctx, t->sb);
+	create_params_free(&t->params);
+	sandbox_unref(t->sb);
+}
+
+/* Reserve the name and a uid range in the registry before doing any work. */
+static int reserve(struct create_txn *t, struct al_error *err)
+{
+	struct daemon_ctx *ctx = t->ctx;
+	struct sandbox *sb = t->sb;
+	int r;
+
+	pthread_mutex_lock(&ctx->lock);
+	for (size_t i = 0; i < ctx->n_sandboxes; i++) {
+		if (!strcmp(ctx->sandboxes[i]->name, sb->name) ||
+		    !strcmp(ctx->sandboxes[i]->id, sb->name)) {
+			pthread_mutex_unlock(&ctx->lock);
+			return al_error_set(err, EEXIST, "a sandbox named '%s' exists", sb->name);
+		}
+	}
+	r = alloc_uid_slot_locked(ctx, &sb->uid_slot);
+	if (r == 0) {
+		sb->uid_base = AIRLOCK_UID_BASE + sb->uid_slot * AIRLOCK_UID_RANGE;
+		sb->destroying = true; /* not usable until ready */
+		r = registry_add_locked(ctx, sb);
+		t->registered = r == 0;
+	}
+	pthread_mutex_unlock(&ctx->lock);
+	if (r < 0)
+		return al_error_set(err, -r, "no free uid range for a new sandbox");
+	return 0;
+}
+
+static int start_sandbox(struct create_txn *t, const char *bpf_path, struct al_error *err)
+{
+	_cleanup_close_ int config_fd = -1, listen_fd = -1, status_r = -1, status_w = -1;
+	struct sandbox *sb = t->sb;
+	int status[2];
+	int r;
+
+	t->made = true;
+	r = prepare_dirs(sb, &t->params, err);
+	if (r < 0)
+		return r;
+	r = cgroup_create(t->ctx->cgroups, sb->id, &sb->limits, err);
+	if (r < 0)
+		return r;
+	r = write_init_config(sb, bpf_path, &config_fd, err);
+	if (r < 0)
+		return r;
+	listen_fd = listen_init_socket(sb, err);
+	if (listen_fd < 0)
+		return listen_fd;
+	if (pipe2(status, O_CLOEXEC) < 0)
+		return al_error_errno(err, "pipe");
+	status_r = status[0];
+	status_w = status[1];
+	r = spawn_init(t->ctx, sb, config_fd, listen_fd, status_w, err);
+	if (r < 0)
+		return r;
+	/* Our copy of the write end must go, or a dying init is never noticed. */
+	close(steal_fd(&status_w));
+	r = wait_ready(sb, status_r, err);
+	if (r < 0)
+		return r;
+	if (read_start_time(sb->init_pid, &sb->init_start) < 0)
+		return al_error_set(err, ESRCH, "sandbox %s: airlock-init vanished", sb->id);
+	return write_state(sb, err);
+}
+
+int sandbox_create(struct daemon_ctx *ctx, const cJSON *req, struct sandbox **out,
+		   struct al_error *err)
+{
+	_cleanup_(create_txn_abort) struct create_txn t = {.ctx = ctx};
+	_cleanup_free_ char *bpf_path = NULL;
+	struct sandbox *sb;
+	int r;
+
+	r = parse_create(ctx, req, &t.params, err);
+	if (r < 0)
+		return r;
+	r = seccomp_filter_path(ctx, t.params.profile, &bpf_path, err);
+	if (r < 0)
+		return r;
+	sb = t.sb = sandbox_new();
+	if (!sb)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = al_random_hex(sb->id, 12, err);
+	if (r < 0)
+		return r;
+	snprintf(sb->name, sizeof(sb->name), "%s", t.params.name[0] ? t.params.name : sb->id);
+	snprintf(sb->profile, sizeof(sb->profile), "%s", t.params.profile);
+	iso8601_now(sb->created, sizeof(sb->created));
+	sb->rootfs = steal_pointer(&t.params.rootfs);
+	sb->workspace =
+		strdup(t.params.manifest ? manifest_root(t.params.manifest) : "/workspace");
+	sb->env = steal_pointer(&t.params.env);
+	sb->limits = t.params.limits;
+	if (asprintf(&sb->dir, "%s/%s", ctx->sandboxes_dir, sb->id) < 0 || !sb->workspace) {
+		sb->dir = NULL;
+		return al_error_set(err, ENOMEM, "out of memory");
+	}
+	r = reserve(&t, err);
+	if (r < 0)
+		return r;
+	r = start_sandbox(&t, bpf_path, err);
+	if (r < 0)
+		return r;
+
+	pthread_mutex_lock(&sb->lock);
+	sb->destroying = false;
+	pthread_mutex_unlock(&sb->lock);
+	log_info("sandbox %s created (pid %d, uid %u, rootfs %s)", sb->id, (int)sb->init_pid,
+		 (unsigned)sb->uid_base, sb->rootfs);
+	/* Committed: the registry holds one reference, the caller gets ours. */
+	t.made = false;
+	t.registered = false;
+	*out = steal_pointer(&t.sb);
+	return 0;
+}
+
+/* ---- reattach after restart ------------------------------------------------------------ */
+
+int sandbox_registry_load(struct daemon_ctx *ctx, struct al_error *err)
+{
+	_cleanup_closedir_ DIR *d = opendir(ctx->sandboxes_dir);
+	_cleanup_strv_ char **cg_ids = NULL;
+	struct dirent *de;
+	int r;
+
+	if (!d)
+		return al_error_errno(err, "open %s", ctx->sandboxes_dir);
+	while ((de = readdir(d))) {
+		struct al_error lerr = AL_ERROR_INIT;
+		struct sandbox *sb = NULL;
+
+		if (de->d_name[0] == '.')
+			continue;
+		r = load_state(ctx, de->d_name, &sb, &lerr);
+		if (r == 0) {
+			sb->pidfd = (int)syscall(SYS_pidfd_open, sb->init_pid, 0);
+			if (sb->pidfd >= 0 && sandbox_running(sb)) {
+				unsigned long long st = 0;
+				if (read_start_time(sb->init_pid, &st) == 0 && st == sb->init_start) {
+					pthread_mutex_lock(&ctx->lock);
+					r = registry_add_locked(ctx, sb);
+					pthread_mutex_unlock(&ctx->lock);
+					if (r == 0) {
+						log_info("reattached sandbox %s (pid %d)", sb->id,
+							 (int)sb->init_pid);
+						sandbox_unref(sb);
+						continue;
+					}
+				}
+			}
+			log_warn("sandbox %s: airlock-init is gone; cleaning up", de->d_name);
+			sandbox_unref(sb);
+		} else {
+			log_warn("sandbox %s was half-made or its state is unreadable (%s); cleaning up",
+				 de->d_name, lerr.msg);
+		}
+		if (cleanup_remains(ctx, de->d_name, &lerr) < 0)
+			log_error("%s", lerr.msg);
+	}
+	/* cgroups whose state directory is gone entirely (a crash between
+	 * cgroup creation and the state dir, or a lost state dir). */
+	r = cgroup_list(ctx->cgroups, &cg_ids, err);
+	if (r < 0)
+		return r;
+	for (char **id = cg_ids; id && *id; id++) {
+		struct sandbox *sb = sandbox_get(ctx, *id);
+		struct al_error lerr = AL_ERROR_INIT;
+		if (sb) {
+			sandbox_unref(sb);
+			continue;
+		}
+		log_warn("removing orphaned cgroup of sandbox %s", *id);
+		if (cgroup_destroy(ctx->cgroups, *id, &lerr) < 0)
+			log_error("%s", lerr.msg);
+	}
+	return 0;
+}
+
+/* ---- views ------------------------------------------------------------------------------ */
+
+cJSON *sandbox_summary_json(const struct sandbox *sb)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "id", sb->id);
+	cJSON_AddStringToObject(o, "name", sb->name);
+	cJSON_AddStringToObject(o, "state", sandbox_running(sb) ? "running" : "stopped");
+	cJSON_AddStringToObject(o, "created", sb->created);
+	cJSON_AddStringToObject(o, "rootfs", sb->rootfs);
+	return o;
+}
+
+static cJSON *read_text_json(const char *path)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+
+	if (al_read_file(path, 1 << 20, &text, &len, NULL) < 0)
+		return cJSON_CreateNull();
+	while (len > 0 && text[len - 1] == '\n')
+		text[--len] = '\0';
+	return cJSON_CreateString(text);
+}
+
+static cJSON *lines_json(const char *path, int field_from)
+{
+	_cleanup_free_ char *text = NULL;
+	cJSON *a = cJSON_CreateArray();
+	char *save = NULL;
+
+	if (al_read_file(path, 4 << 20, &text, NULL, NULL) < 0)
+		return a;
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *p = line;
+		for (int f = 0; f < field_from && p; f++) {
+			p = strchr(p, ' ');
+			if (p)
+				p++;
+		}
+		if (p)
+			cJSON_AddItemToArray(a, cJSON_CreateString(p));
+	}
+	return a;
+}
+
+static cJSON *interfaces_json(pid_t pid)
+{
+	_cleanup_free_ char *text = NULL;
+	cJSON *a = cJSON_CreateArray();
+	char path[64], *save = NULL;
+	int lineno = 0;
+
+	/* /proc/PID/net/dev shows the network namespace of PID. */
+	snprintf(path, sizeof(path), "/proc/%d/net/dev", (int)pid);
+	if (al_read_file(path, 1 << 20, &text, NULL, NULL) < 0)
+		return a;
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *colon;
+		if (++lineno <= 2)
+			continue;
+		colon = strchr(line, ':');
+		if (!colon)
+			continue;
+		*colon = '\0';
+		while (*line == ' ')
+			line++;
+		cJSON_AddItemToArray(a, cJSON_CreateString(line));
+	}
+	return a;
+}
+
+int sandbox_inspect_json(struct daemon_ctx *ctx, struct sandbox *sb, cJSON **out,
+			 struct al_error *err)
+{
+	static const char *const ns_names[] = {"user", "pid", "mnt", "net", "uts", "ipc", "cgroup"};
+	_cleanup_cjson_ cJSON *o = sandbox_summary_json(sb);
+	cJSON *ns, *cg = NULL, *caps = NULL, *net;
+	char path[PATH_MAX], link[256];
+	bool running = sandbox_running(sb);
+	int r;
+
+	cJSON_AddStringToObject(o, "workspace", sb->workspace);
+	cJSON_AddNumberToObject(o, "init_pid", sb->init_pid);
+	cJSON_AddItemToObject(o, "env", strv_json(sb->env));
+	ns = cJSON_AddObjectToObject(o, "namespaces");
+	for (size_t i = 0; i < AL_ARRAY_SIZE(ns_names) && running; i++) {
+		ssize_t n;
+		snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)sb->init_pid, ns_names[i]);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n > 0) {
+			link[n] = '\0';
+			cJSON_AddStringToObject(ns, ns_names[i], link);
+		}
+	}
+	snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)sb->init_pid);
+	cJSON_AddItemToObject(o, "uid_map", running ? read_text_json(path) : cJSON_CreateNull());
+	snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)sb->init_pid);
+	cJSON_AddItemToObject(o, "gid_map", running ? read_text_json(path) : cJSON_CreateNull());
+
+	r = cgroup_describe(ctx->cgroups, sb->id, &cg, err);
+	if (r < 0)
+		return al_error_prefix(err, "sandbox %s", sb->id);
+	cJSON_AddItemToObject(o, "cgroup", cg);
+
+	cJSON *sec = cJSON_AddObjectToObject(o, "seccomp");
+	cJSON_AddStringToObject(sec, "profile", sb->profile);
+	if (running && caps_describe(sb->init_pid, &caps, err) == 0) {
+		const cJSON *mode = cJSON_GetObjectItemCaseSensitive(caps, "seccomp_mode");
+		const cJSON *nnp = cJSON_GetObjectItemCaseSensitive(caps, "no_new_privs");
+		cJSON_AddNumberToObject(sec, "mode", cJSON_GetNumberValue(mode));
+		cJSON_AddBoolToObject(o, "no_new_privs", cJSON_IsTrue(nnp));
+		cJSON_AddItemToObject(o, "capabilities", caps);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/mounts", (int)sb->init_pid);
+	cJSON_AddItemToObject(o, "mounts", running ? lines_json(path, 0) : cJSON_CreateArray());
+	net = cJSON_AddObjectToObject(o, "network");
+	cJSON_AddStringToObject(net, "mode", "loopback");
+	cJSON_AddItemToObject(net, "interfaces",
+			      running ? interfaces_json(sb->init_pid) : cJSON_CreateArray());
+	*out = steal_pointer(&o);
+	return 0;
+}
+
+/* ---- access to the inside ---------------------------------------------------------------- */
+
+int sandbox_open_root(const struct sandbox *sb, struct al_error *err)
+{
+	char path[64];
+	int fd;
+
+	if (!sandbox_running(sb))
+		return al_error_set(err, ESRCH, "sandbox %s is not running", sb->id);
+	snprintf(path, sizeof(path), "/proc/%d/root", (int)sb->init_pid);
+	fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return al_error_errno(err, "sandbox %s: open %s", sb->id, path);
+	/* The pid could have been reused between the check and the open. */
+	if (!sandbox_running(sb)) {
+		close(fd);
+		return al_error_set(err, ESRCH, "sandbox %s is not running", sb->id);
+	}
+	return fd;
+}
+
+int sandbox_connect_init(const struct sandbox *sb, struct al_error *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	_cleanup_close_ int fd = -1;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/init.sock", sb->dir);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return al_error_errno(err, "socket");
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return al_error_errno(err, "sandbox %s: connect to airlock-init", sb->id);
+	return steal_fd(&fd);
+}
+
+/* ---- process table ----------------------------------------------------------------------- */
+
+int sandbox_add_process(struct sandbox *sb, struct al_process *p, char *id_out, size_t id_len)
+{
+	struct sandbox_proc *n;
+	int r = 0;
+
+	pthread_mutex_lock(&sb->lock);
+	if (sb->destroying) {
+		r = -ESRCH;
+	} else if (sb->n_procs >= 4096) {
+		r = -EAGAIN;
+	} else {
+		n = realloc(sb->procs, (sb->n_procs + 1) * sizeof(*n));
+		if (!n) {
+			r = -ENOMEM;
+		} else {
+			sb->procs = n;
+			n = &sb->procs[sb->n_procs++];
+			snprintf(n->id, sizeof(n->id), "p%u", ++sb->next_proc);
+			n->p = p;
+			process_ref(p);
+			snprintf(id_out, id_len, "%s", n->id);
+		}
+	}
+	pthread_mutex_unlock(&sb->lock);
+	return r;
+}
+
+struct al_process *sandbox_take_process(struct sandbox *sb, const char *pid, bool remove)
+{
+	struct al_process *found = NULL;
+
+	pthread_mutex_lock(&sb->lock);
+	for (size_t i = 0; i < sb->n_procs; i++) {
+		if (strcmp(sb->procs[i].id, pid))
+			continue;
+		found = sb->procs[i].p;
+		if (remove)
+			sb->procs[i] = sb->procs[--sb->n_procs]; /* the table's reference moves to the caller */
+		else
+			process_ref(found);
+		break;
+	}
+	pthread_mutex_unlock(&sb->lock);
+	return found;
+}

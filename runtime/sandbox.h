@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <cjson/cJSON.h>
+
+#include "cgroup.h"
+#include "error.h"
+
+/* Sandbox root maps to [AIRLOCK_UID_BASE + slot * AIRLOCK_UID_RANGE, +AIRLOCK_UID_RANGE). */
+#define AIRLOCK_UID_BASE 1000000000u
+#define AIRLOCK_UID_RANGE 65536u
+#define AIRLOCK_UID_SLOTS 4096u
+
+struct al_process;
+
+struct sandbox_proc {
+	char id[16]; /* "p1", "p2", ... */
+	struct al_process *p;
+};
+
+struct sandbox {
+	pthread_mutex_t lock; /* guards procs, next_proc, destroying */
+	int refs;	      /* atomic */
+
+	char id[16];
+	char name[64];
+	char created[32];
+	char *rootfs;
+	char *workspace;
+	char profile[64];
+	char **env; /* default environment, "K=V", NULL-terminated */
+	struct cgroup_limits limits;
+
+	pid_t init_pid; /* host pid of airlock-init */
+	unsigned long long init_start; /* start time from /proc/PID/stat, guards pid reuse */
+	int pidfd;
+	bool our_child; /* we forked it (not reattached after a restart) */
+	uint32_t uid_slot;
+	uid_t uid_base;
+	char *dir; /* state/sandboxes/ID */
+
+	bool destroying;
+	struct sandbox_proc *procs;
+	size_t n_procs;
+	unsigned next_proc;
+};
+
+struct daemon_ctx {
+	char *state_dir;
+	char *sandboxes_dir;
+	char *seccomp_cache_dir;
+	char *default_rootfs;
+	char *profiles_dir;
+	int init_memfd; /* sealed copy of airlock-init, exec'd as PID 1 */
+	char *criu_version; /* NULL when CRIU is not installed */
+	struct cgroup_manager *cgroups;
+
+	pthread_mutex_t lock; /* guards the registry and the seccomp cache */
+	struct sandbox **sandboxes;
+	size_t n_sandboxes;
+};
+
+/* Load the daemon's state: reattach to running sandboxes, clean half-made ones. */
+int sandbox_registry_load(struct daemon_ctx *ctx, struct al_error *err);
+
+/* Create a sandbox from a create request (see docs/api.md). Returns a reference. */
+int sandbox_create(struct daemon_ctx *ctx, const cJSON *req, struct sandbox **out,
+		   struct al_error *err);
+
+/* Look up by id or name; returns a new reference or NULL. */
+struct sandbox *sandbox_get(struct daemon_ctx *ctx, const char *id);
+void sandbox_ref(struct sandbox *sb);
+void sandbox_unref(struct sandbox *sb);
+
+int sandbox_destroy(struct daemon_ctx *ctx, struct sandbox *sb, struct al_error *err);
+
+/* True while PID 1 of the sandbox is alive. */
+bool sandbox_running(const struct sandbox *sb);
+
+cJSON *sandbox_summary_json(const struct sandbox *sb);
+int sandbox_inspect_json(struct daemon_ctx *ctx, struct sandbox *sb, cJSON **out,
+			 struct al_error *err);
+
+/* An O_PATH fd of the sandbox's root directory, as its processes see it. */
+int sandbox_open_root(const struct sandbox *sb, struct al_error *err);
+
+/* A new connection to the sandbox's airlock-init. */
+int sandbox_connect_init(const struct sandbox *sb, struct al_error *err);
+
+/* Process table of a sandbox (ids "p1", "p2", ...). */
+int sandbox_add_process(struct sandbox *sb, struct al_process *p, char *id_out, size_t id_len);
+struct al_process *sandbox_take_process(struct sandbox *sb, const char *pid, bool remove);
