@@ -47,7 +47,7 @@ int al_error_errno(struct al_error *err, const char *fmt, ...)
 int al_error_prefix(struct al_error *err, const char *fmt, ...)
 {
 	char prefix[AL_ERROR_MSG_MAX];
-	char old[AL_ERROR_MSG_MAX];
+	char joined[2 * AL_ERROR_MSG_MAX + 2];
 	va_list ap;
 
 	if (!err)
@@ -56,8 +56,10 @@ int al_error_prefix(struct al_error *err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(prefix, sizeof(prefix), fmt, ap);
 	va_end(ap);
-	memcpy(old, err->msg, sizeof(old));
-	snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, old);
+	/* Join in a buffer large enough for both, then keep what fits. */
+	snprintf(joined, sizeof(joined), "%s: %s", prefix, err->msg);
+	joined[sizeof(err->msg) - 1] = '\0';
+	memcpy(err->msg, joined, sizeof(err->msg));
 	return -err->code;
 }
 

@@ -34,6 +34,8 @@
 #define AIRLOCK_LIBEXEC_INIT "/usr/libexec/airlock/airlock-init"
 #endif
 
+#define DEFAULT_STATE_DIR "/var/lib/airlock/state"
+
 struct options {
 	const char *socket_path;
 	const char *state_dir;
@@ -204,6 +206,16 @@ static int setup_ctx(struct daemon_ctx *ctx, const struct options *o, struct al_
 	r = cgroup_manager_open(NULL, &ctx->cgroups, err);
 	if (r < 0)
 		return al_error_prefix(err, "cgroups");
+	/* The default state directory owns "airlock"; any other gets a root
+	 * of its own, named after it, so test daemons never touch each other. */
+	if (strcmp(state, DEFAULT_STATE_DIR) != 0) {
+		char hash[65], name[32];
+		al_sha256_hex(state, strlen(state), hash);
+		snprintf(name, sizeof(name), "airlock-%.12s", hash);
+		r = cgroup_manager_set_root(ctx->cgroups, name, err);
+		if (r < 0)
+			return r;
+	}
 	pthread_mutex_init(&ctx->lock, NULL);
 	return sandbox_registry_load(ctx, err);
 }
@@ -219,7 +231,7 @@ int main(int argc, char **argv)
 	};
 	struct options o = {
 		.socket_path = "/run/airlock/airlockd.sock",
-		.state_dir = "/var/lib/airlock/state",
+		.state_dir = DEFAULT_STATE_DIR,
 		.rootfs = "/var/lib/airlock/rootfs/debian",
 		.profiles_dir = AIRLOCK_PROFILES_DIR,
 	};

@@ -846,11 +846,11 @@ int api_start(struct daemon_ctx *ctx, int listen_fd, gid_t allowed_gid, struct a
 	s->mhd = MHD_start_daemon(
 		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
 			MHD_USE_ERROR_LOG,
-		0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+		0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		MHD_OPTION_LISTEN_SOCKET, listen_fd,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 		(size_t)(64 * 1024), MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)600,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)2048, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-		NULL, MHD_OPTION_END);
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)2048, MHD_OPTION_END);
 	if (!s->mhd) {
 		free(s);
 		return al_error_set(err, EIO, "cannot start the HTTP server");

@@ -38,7 +38,7 @@
 #include "initproto.h"
 #include "mounts.h"
 #include "netlink.h"
-#include "seccomp.h"
+#include "seccomp_profile.h"
 #include "util.h"
 
 #define CONFIG_FD 3
@@ -194,6 +194,8 @@ static int setup(struct init_config *c, struct al_error *err)
 
 	/* Not dumpable: nothing in the sandbox may ptrace us or open our fds. */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	/* We run from a memfd; give ps inside a name that says what we are. */
+	prctl(PR_SET_NAME, "airlock-init", 0, 0, 0);
 
 	r = read_config(c, err);
 	if (r < 0)
@@ -207,6 +209,9 @@ static int setup(struct init_config *c, struct al_error *err)
 	if (unshare(CLONE_NEWCGROUP) < 0)
 		return al_error_errno(err, "unshare cgroup namespace");
 
+	r = mounts_detach_from_host(err);
+	if (r < 0)
+		return r;
 	r = create_userns(c, err);
 	if (r < 0)
 		return r;

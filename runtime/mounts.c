@@ -224,11 +224,6 @@ int mounts_prepare_root(const struct mounts_config *c, char *newroot, struct al_
 	_cleanup_free_ char *opts = NULL;
 	int r;
 
-	/* Nothing we mount may propagate back to the host. */
-	r = do_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL, err);
-	if (r < 0)
-		return r;
-
 	snprintf(lower, sizeof(lower), "%s/lower", c->sandbox_dir);
 	snprintf(upper, sizeof(upper), "%s/upper", c->sandbox_dir);
 	snprintf(work, sizeof(work), "%s/work", c->sandbox_dir);
@@ -271,6 +266,19 @@ int mounts_prepare_root(const struct mounts_config *c, char *newroot, struct al_
 		return r;
 	snprintf(path, sizeof(path), "%s%s", newroot, c->workspace);
 	return al_mkdir_p(path, 0755, err);
+}
+
+int mounts_detach_from_host(struct al_error *err)
+{
+	int r;
+
+	/* Nothing we mount may propagate back to the host. */
+	r = do_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL, err);
+	if (r < 0)
+		return r;
+	/* Our own /proc, so pids we see (we are PID 1 of a new pid namespace)
+	 * name the right processes in /proc before pivot_root. */
+	return do_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err);
 }
 
 int mounts_pivot_root(const char *newroot, struct al_error *err)

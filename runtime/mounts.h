@@ -19,6 +19,9 @@ struct mounts_config {
 	const char *workspace;	 /* absolute path inside the sandbox, e.g. /workspace */
 };
 
+/* Make every mount private and mount a /proc of our pid namespace. */
+int mounts_detach_from_host(struct al_error *err);
+
 /*
  * Mount the overlay root (idmapped, read-only base + private upper layer),
  * /proc, read-only /sys, a minimal /dev, /dev/pts, /dev/shm, and mask the

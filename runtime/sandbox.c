@@ -38,7 +38,7 @@
 #include "log.h"
 #include "manifest.h"
 #include "process.h"
-#include "seccomp.h"
+#include "seccomp_profile.h"
 #include "util.h"
 
 #define DEFAULT_MEMORY (1ULL << 30)
@@ -735,19 +735,20 @@ static int spawn_init(struct daemon_ctx *ctx, struct sandbox *sb, int config_fd,
 		char *const argv[] = {"airlock-init", NULL};
 		char *const envp[] = {NULL};
 		char b;
-		int c, l, s;
+		int c, l, s, e;
 
 		/* Move our fds above the target range first so dup2 never
 		 * clobbers one we still need. */
+		e = fcntl(ctx->init_memfd, F_DUPFD_CLOEXEC, 16);
 		c = fcntl(config_fd, F_DUPFD_CLOEXEC, 16);
 		l = fcntl(listen_fd, F_DUPFD_CLOEXEC, 16);
 		s = fcntl(status_w, F_DUPFD_CLOEXEC, 16);
-		if (c < 0 || l < 0 || s < 0 || dup2(c, 3) < 0 || dup2(l, 4) < 0 || dup2(s, 5) < 0)
+		if (e < 0 || c < 0 || l < 0 || s < 0 || dup2(c, 3) < 0 || dup2(l, 4) < 0 || dup2(s, 5) < 0)
 			_exit(126);
 		syscall(SYS_close_range, 6, ~0U, CLOSE_RANGE_CLOEXEC);
 		if (read(sync[0], &b, 1) != 1)
 			_exit(125); /* airlockd died before we were placed */
-		syscall(SYS_execveat, ctx->init_memfd, "", argv, envp, AT_EMPTY_PATH);
+		syscall(SYS_execveat, e, "", argv, envp, AT_EMPTY_PATH);
 		_exit(127);
 	}
 	close(sync[0]);

@@ -1,0 +1,1461 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * airlock: the command-line client of airlockd for people.
+ *
+ * It speaks the same HTTP/1.1 + JSON API as every other client (docs/api.md),
+ * through libcurl on the daemon's Unix socket.  One CURL handle is reused for
+ * every request of an invocation so the connection is kept alive.
+ *
+ * Exit status: a command's own status for run/exec (128+N when it died of
+ * signal N, 124 when airlockd killed it on timeout), 125 when airlock or
+ * airlockd failed (as docker and podman do), 2 for usage errors.
+ */
+#include "cleanup.h"
+#include "error.h"
+#include "util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+
+#define EXIT_USAGE 2
+#define EXIT_TIMEOUT 124
+#define EXIT_RUNTIME 125
+
+#define DEFAULT_SOCKET "/run/airlock/airlockd.sock"
+
+/* JSON answers are small; file reads stream to stdout and are not bounded here. */
+#define MAX_JSON_RESPONSE (64u << 20)
+/* airlockd's JSON body cap is 16 MiB; base64 grows data by 4/3. */
+#define MAX_INLINE_STDIN (8u << 20)
+#define STDIN_CHUNK (1u << 20)
+#define MAX_UPLOAD (256u << 20)
+/* Per answer: the CLI drains output as it comes; airlockd accepts at most 64 MiB. */
+#define MAX_OUTPUT_BYTES (64.0 * 1024 * 1024)
+
+/* How long the first exec request and later polls may wait for an exit. */
+#define FIRST_YIELD_MS 2000
+#define POLL_YIELD_MS 1000
+/* While stdin is open, polls are short so new input is forwarded promptly. */
+#define STDIN_POLL_MS 100
+#define STDIN_YIELD_MS 50
+
+/* Set when airlockd cannot be reached: reported as is, without the caller's context. */
+static char connect_error[AL_ERROR_MSG_MAX];
+
+static volatile sig_atomic_t pending_signal;
+/* A transfer may be abandoned on a signal only when nothing is lost by it. */
+static volatile sig_atomic_t transfer_abortable;
+
+static void on_signal(int sig)
+{
+	pending_signal = sig;
+}
+
+static void buf_freep(struct al_buf *b)
+{
+	al_buf_free(b);
+}
+#define _cleanup_buf_ _cleanup_(buf_freep)
+
+static void curl_freep(char **p)
+{
+	curl_free(*p);
+}
+#define _cleanup_curl_free_ _cleanup_(curl_freep)
+
+/* ---- HTTP over the Unix socket ---- */
+
+struct client {
+	CURL *curl;
+	const char *socket_path;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+struct sink {
+	CURL *curl;
+	struct al_buf *buf;
+	int stream_fd; /* >= 0: a 2xx body goes straight to this fd */
+	int stream_errno;
+	bool overflow;
+};
+
+static size_t sink_write(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	struct sink *s = userdata;
+	size_t len = size * nmemb;
+	long status = 0;
+
+	if (s->stream_fd >= 0) {
+		curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
+		if (status >= 200 && status < 300) {
+			int r = al_write_all(s->stream_fd, data, len);
+			if (r < 0) {
+				s->stream_errno = -r;
+				return 0;
+			}
+			return len;
+		}
+	}
+	if (s->buf->len + len > MAX_JSON_RESPONSE) {
+		s->overflow = true;
+		return 0;
+	}
+	if (al_buf_append(s->buf, data, len) < 0)
+		return 0;
+	return len;
+}
+
+static int transfer_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow,
+                             curl_off_t ultotal, curl_off_t ulnow)
+{
+	(void)userdata;
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return transfer_abortable && pending_signal ? 1 : 0;
+}
+
+static int client_open(struct client *c, const char *socket_path, struct al_error *err)
+{
+	c->socket_path = socket_path;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return al_error_set(err, EIO, "cannot initialise libcurl");
+	c->curl = curl_easy_init();
+	if (!c->curl)
+		return al_error_set(err, ENOMEM, "cannot create a libcurl handle");
+	curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, socket_path);
+	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->errbuf);
+	/* Signals are ours: the CLI forwards SIGINT/SIGTERM to the sandbox. */
+	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, transfer_progress);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, sink_write);
+	curl_easy_setopt(c->curl, CURLOPT_TCP_KEEPALIVE, 1L);
+	return 0;
+}
+
+static void client_close(struct client *c)
+{
+	if (c->curl)
+		curl_easy_cleanup(c->curl);
+	c->curl = NULL;
+	curl_global_cleanup();
+}
+
+struct request {
+	const char *method;
+	const char *path; /* path and query, starting with /v1 */
+	const char *content_type;
+	const void *body;
+	size_t body_len;
+	int stream_fd; /* >= 0: write a 2xx body here instead of collecting it */
+	bool abortable;
+};
+
+static int client_request(struct client *c, const struct request *req, long *status,
+                          struct al_buf *body, struct al_error *err)
+{
+	_cleanup_free_ char *url = NULL;
+	struct curl_slist *headers = NULL;
+	struct sink sink = {.curl = c->curl, .buf = body, .stream_fd = req->stream_fd};
+	char ctype[128];
+	CURLcode rc;
+	long os_errno = 0;
+	bool has_body =
+	    req->body || strcmp(req->method, "POST") == 0 || strcmp(req->method, "PUT") == 0;
+
+	if (asprintf(&url, "http://localhost%s", req->path) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	snprintf(ctype, sizeof(ctype), "Content-Type: %s",
+	         req->content_type ? req->content_type : "application/json");
+	headers = curl_slist_append(headers, "Accept: application/json");
+	/* airlockd answers at once; waiting for 100-continue only adds latency. */
+	headers = curl_slist_append(headers, "Expect:");
+	if (has_body)
+		headers = curl_slist_append(headers, ctype);
+
+	curl_easy_setopt(c->curl, CURLOPT_URL, url);
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &sink);
+	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, NULL);
+	if (has_body) {
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+		if (strcmp(req->method, "POST") != 0)
+			curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, req->method);
+	} else {
+		curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
+		if (strcmp(req->method, "GET") != 0)
+			curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, req->method);
+	}
+
+	c->errbuf[0] = '\0';
+	transfer_abortable = req->abortable;
+	rc = curl_easy_perform(c->curl);
+	transfer_abortable = 0;
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
+	curl_slist_free_all(headers);
+
+	switch (rc) {
+	case CURLE_OK:
+		break;
+	case CURLE_COULDNT_CONNECT:
+		curl_easy_getinfo(c->curl, CURLINFO_OS_ERRNO, &os_errno);
+		snprintf(connect_error, sizeof(connect_error),
+		         "cannot connect to airlockd at %s: %s", c->socket_path,
+		         os_errno ? strerror((int)os_errno)
+		                  : (c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc)));
+		return al_error_set(err, ECONNREFUSED, "%s", connect_error);
+	case CURLE_ABORTED_BY_CALLBACK:
+		return al_error_set(err, EINTR, "interrupted by signal %d", (int)pending_signal);
+	case CURLE_WRITE_ERROR:
+		if (sink.stream_errno)
+			return al_error_set(err, sink.stream_errno, "write to stdout: %s",
+			                    strerror(sink.stream_errno));
+		if (sink.overflow)
+			return al_error_set(err, EFBIG, "answer of airlockd larger than %u bytes",
+			                    MAX_JSON_RESPONSE);
+		return al_error_set(err, ENOMEM, "out of memory");
+	default:
+		return al_error_set(err, EIO, "%s %s: airlockd at %s: %s", req->method, req->path,
+		                    c->socket_path,
+		                    c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
+	}
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, status);
+	return 0;
+}
+
+/* Turn an error answer into err: airlockd's own message when it sent one. */
+static int api_error(long status, const struct al_buf *body, struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *json = NULL;
+	const cJSON *message;
+
+	if (body->len > 0)
+		json = cJSON_ParseWithLength(body->data, body->len);
+	message = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(json, "error"),
+	                                           "message");
+	if (cJSON_IsString(message))
+		return al_error_set(err, EPROTO, "%s", message->valuestring);
+	return al_error_set(err, EPROTO, "airlockd answered HTTP %ld", status);
+}
+
+/*
+ * One JSON call: req (may be NULL) is sent as the body, the JSON answer goes
+ * to *out.  An error answer becomes err with airlockd's message and *status
+ * tells its HTTP status (0 when airlockd could not be reached).
+ */
+static int api_json(struct client *c, const char *method, const char *path, const cJSON *req,
+                    bool abortable, long *status, cJSON **out, struct al_error *err)
+{
+	_cleanup_free_ char *text = NULL;
+	_cleanup_buf_ struct al_buf body = {0};
+	long http_status = 0;
+	int r;
+
+	if (req) {
+		text = cJSON_PrintUnformatted(req);
+		if (!text)
+			return al_error_set(err, ENOMEM, "out of memory");
+	}
+	r = client_request(c,
+	                   &(struct request){.method = method,
+	                                     .path = path,
+	                                     .body = text,
+	                                     .body_len = text ? strlen(text) : 0,
+	                                     .stream_fd = -1,
+	                                     .abortable = abortable},
+	                   &http_status, &body, err);
+	if (status)
+		*status = http_status;
+	if (r < 0)
+		return r;
+	if (http_status < 200 || http_status >= 300)
+		return api_error(http_status, &body, err);
+	*out = cJSON_ParseWithLength(body.data ? body.data : "", body.len);
+	if (!*out)
+		return al_error_set(err, EPROTO, "%s %s: airlockd sent invalid JSON", method, path);
+	return 0;
+}
+
+/* "/v1/sandboxes/<id><suffix>", the id escaped for a URL path. */
+static char *sandbox_path(struct client *c, const char *id, const char *suffix)
+{
+	_cleanup_curl_free_ char *escaped = curl_easy_escape(c->curl, id, 0);
+	char *path = NULL;
+
+	if (!escaped || asprintf(&path, "/v1/sandboxes/%s%s", escaped, suffix) < 0)
+		return NULL;
+	return path;
+}
+
+/* ---- usage ---- */
+
+static const char usage_main[] =
+    "Usage: airlock [--socket PATH] VERB [OPTIONS] [ARGS]\n"
+    "\n"
+    "The command-line client of airlockd.\n"
+    "\n"
+    "Verbs:\n"
+    "  run      create a sandbox, run a command in it, destroy it\n"
+    "  create   create a sandbox and print its id\n"
+    "  exec     run a command in a sandbox\n"
+    "  ls       list sandboxes\n"
+    "  inspect  show a sandbox's effective isolation as JSON\n"
+    "  rm       destroy sandboxes\n"
+    "  write    write stdin to a file in a sandbox\n"
+    "  read     copy a file of a sandbox to stdout\n"
+    "  info     show airlockd's version and capabilities\n"
+    "\n"
+    "Global options:\n"
+    "  -s, --socket PATH  airlockd's socket (default: $AIRLOCK_SOCKET or " DEFAULT_SOCKET ")\n"
+    "  -h, --help         show this help; 'airlock VERB --help' for a verb\n";
+
+#define CREATE_OPTIONS_HELP                                                                        \
+	"  -m, --memory SIZE    memory limit (bytes, or 64M, 1G, ...)\n"                           \
+	"      --pids N         maximum number of processes\n"                                     \
+	"      --cpus N         CPU limit (e.g. 1.5)\n"                                            \
+	"      --rootfs DIR     base root filesystem\n"                                            \
+	"      --name NAME      sandbox name (and hostname)\n"                                     \
+	"      --manifest FILE  workspace manifest (JSON)\n"
+
+static const char usage_run[] =
+    "Usage: airlock run [OPTIONS] [--] CMD [ARG...]\n"
+    "\n"
+    "Create a sandbox, run CMD in it with stdio passed through, destroy the\n"
+    "sandbox and exit with CMD's status.\n"
+    "\n" CREATE_OPTIONS_HELP "  -e, --env K=V        environment variable (repeatable)\n"
+    "  -w, --cwd DIR        working directory (default /workspace)\n"
+    "  -t, --timeout SECS   kill CMD after this long (exit status 124)\n";
+
+static const char usage_create[] =
+    "Usage: airlock create [OPTIONS]\n"
+    "\n"
+    "Create a sandbox and print its id.\n"
+    "\n" CREATE_OPTIONS_HELP "  -e, --env K=V        default environment of every exec\n";
+
+static const char usage_exec[] =
+    "Usage: airlock exec [OPTIONS] ID [OPTIONS] [--] CMD [ARG...]\n"
+    "\n"
+    "Run CMD in sandbox ID with stdio passed through; exit with its status.\n"
+    "\n"
+    "  -e, --env K=V        environment variable (repeatable)\n"
+    "  -w, --cwd DIR        working directory (default /workspace)\n"
+    "  -t, --timeout SECS   kill CMD after this long (exit status 124)\n";
+
+static const char usage_ls[] = "Usage: airlock ls [--json]\n"
+                               "\n"
+                               "List sandboxes.\n"
+                               "\n"
+                               "      --json   print airlockd's JSON answer\n";
+
+static const char usage_inspect[] = "Usage: airlock inspect ID\n"
+                                    "\n"
+                                    "Show a sandbox, including its effective isolation, as JSON.\n";
+
+static const char usage_rm[] = "Usage: airlock rm ID [ID...]\n"
+                               "\n"
+                               "Destroy sandboxes: their processes, cgroups, layers and state.\n";
+
+static const char usage_write[] =
+    "Usage: airlock write ID PATH\n"
+    "\n"
+    "Write stdin to PATH in sandbox ID (parent directories are created;\n"
+    "relative paths are relative to /workspace).\n";
+
+static const char usage_read[] = "Usage: airlock read ID PATH\n"
+                                 "\n"
+                                 "Copy PATH of sandbox ID to stdout.\n";
+
+static const char usage_info[] = "Usage: airlock info\n"
+                                 "\n"
+                                 "Show airlockd's version, cgroup mode and capabilities.\n";
+
+__attribute__((format(printf, 2, 3))) static int usage_error(const char *usage, const char *fmt,
+                                                             ...)
+{
+	va_list ap;
+
+	fputs("airlock: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\n\n", stderr);
+	fputs(usage, stderr);
+	return EXIT_USAGE;
+}
+
+static int show_usage(const char *usage)
+{
+	fputs(usage, stdout);
+	return 0;
+}
+
+static int runtime_error(const struct al_error *err)
+{
+	if (connect_error[0])
+		fprintf(stderr, "airlock: %s\n", connect_error);
+	else
+		fprintf(stderr, "airlock: %s\n", err->msg[0] ? err->msg : "unknown error");
+	return EXIT_RUNTIME;
+}
+
+/* getopt's complaint about the option just seen, in our words. */
+static int bad_option(const char *usage, int c, char **argv)
+{
+	const char *word = argv[optind - 1];
+
+	if (c == ':')
+		return usage_error(usage, "option '%s' needs an argument", word);
+	if (optopt && word[0] == '-' && word[1] != '-')
+		return usage_error(usage, "unknown option '-%c'", optopt);
+	return usage_error(usage, "unknown option '%s'", word);
+}
+
+/* ---- option values ---- */
+
+/* K=V, or K alone to pass the CLI's own value (skipped when unset). */
+static int add_env(cJSON *env, const char *arg, const char *usage)
+{
+	const char *eq = strchr(arg, '=');
+	_cleanup_free_ char *key = NULL;
+	const char *value;
+
+	if (eq == arg || arg[0] == '\0')
+		return usage_error(usage, "invalid --env '%s': expected K=V", arg);
+	if (!eq) {
+		value = getenv(arg);
+		if (!value)
+			return 0;
+		key = strdup(arg);
+	} else {
+		key = strndup(arg, (size_t)(eq - arg));
+		value = eq + 1;
+	}
+	if (!key)
+		return EXIT_RUNTIME;
+	cJSON_DeleteItemFromObjectCaseSensitive(env, key);
+	cJSON_AddStringToObject(env, key, value);
+	return 0;
+}
+
+static int parse_timeout_ms(const char *arg, double *out_ms)
+{
+	char *end = NULL;
+	double secs;
+
+	errno = 0;
+	secs = strtod(arg, &end);
+	if (errno || end == arg || *end || !isfinite(secs) || secs <= 0 || secs > 1e9)
+		return -EINVAL;
+	*out_ms = ceil(secs * 1000.0);
+	return 0;
+}
+
+/* ---- create ---- */
+
+enum {
+	OPT_PIDS = 0x100,
+	OPT_CPUS,
+	OPT_ROOTFS,
+	OPT_NAME,
+	OPT_MANIFEST,
+	OPT_JSON,
+};
+
+struct create_opts {
+	uint64_t memory_bytes;
+	bool has_memory;
+	long pids;
+	bool has_pids;
+	double cpus;
+	bool has_cpus;
+	const char *rootfs;
+	const char *name;
+	const char *manifest_file;
+	cJSON *env; /* object */
+};
+
+/*
+ * Handle one create option c; returns 0 when handled, 1 when c is not a
+ * create option, or an exit status (> 1) for a usage error.
+ */
+static int create_option(struct create_opts *o, int c, const char *arg, const char *usage)
+{
+	struct al_error err = AL_ERROR_INIT;
+	char *end = NULL;
+
+	switch (c) {
+	case 'm':
+		if (al_parse_size(arg, &o->memory_bytes, &err) < 0 || o->memory_bytes == 0)
+			return usage_error(usage, "invalid --memory '%s'", arg);
+		o->has_memory = true;
+		return 0;
+	case OPT_PIDS:
+		errno = 0;
+		o->pids = strtol(arg, &end, 10);
+		if (errno || end == arg || *end || o->pids <= 0)
+			return usage_error(usage, "invalid --pids '%s'", arg);
+		o->has_pids = true;
+		return 0;
+	case OPT_CPUS:
+		errno = 0;
+		o->cpus = strtod(arg, &end);
+		if (errno || end == arg || *end || !isfinite(o->cpus) || o->cpus <= 0)
+			return usage_error(usage, "invalid --cpus '%s'", arg);
+		o->has_cpus = true;
+		return 0;
+	case OPT_ROOTFS:
+		o->rootfs = arg;
+		return 0;
+	case OPT_NAME:
+		if (!al_valid_name(arg))
+			return usage_error(usage, "invalid --name '%s'", arg);
+		o->name = arg;
+		return 0;
+	case OPT_MANIFEST:
+		o->manifest_file = arg;
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+static int create_request(const struct create_opts *o, cJSON **out, struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *req = cJSON_CreateObject();
+	cJSON *limits = NULL;
+
+	if (!req)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (o->name)
+		cJSON_AddStringToObject(req, "name", o->name);
+	if (o->rootfs)
+		cJSON_AddStringToObject(req, "rootfs", o->rootfs);
+	if (o->has_memory || o->has_pids || o->has_cpus) {
+		limits = cJSON_AddObjectToObject(req, "limits");
+		if (o->has_memory)
+			cJSON_AddNumberToObject(limits, "memory_bytes", (double)o->memory_bytes);
+		if (o->has_pids)
+			cJSON_AddNumberToObject(limits, "pids", (double)o->pids);
+		if (o->has_cpus)
+			cJSON_AddNumberToObject(limits, "cpus", o->cpus);
+	}
+	if (o->manifest_file) {
+		_cleanup_free_ char *text = NULL;
+		size_t len = 0;
+		cJSON *manifest;
+		int r = al_read_file(o->manifest_file, 16u << 20, &text, &len, err);
+		if (r < 0)
+			return al_error_prefix(err, "manifest");
+		manifest = cJSON_ParseWithLength(text, len);
+		if (!cJSON_IsObject(manifest)) {
+			cJSON_Delete(manifest);
+			return al_error_set(err, EINVAL, "manifest %s: not a JSON object",
+			                    o->manifest_file);
+		}
+		cJSON_AddItemToObject(req, "manifest", manifest);
+	}
+	if (o->env && cJSON_GetArraySize(o->env) > 0)
+		cJSON_AddItemReferenceToObject(req, "env", o->env);
+	*out = steal_pointer(&req);
+	return 0;
+}
+
+/* Create a sandbox; its id goes to *id. */
+static int create_sandbox(struct client *c, const struct create_opts *o, char **id,
+                          struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *req = NULL;
+	_cleanup_cjson_ cJSON *res = NULL;
+	const cJSON *jid;
+	int r;
+
+	r = create_request(o, &req, err);
+	if (r < 0)
+		return r;
+	/* Not abortable: an abandoned create could leave a sandbox we know nothing of. */
+	r = api_json(c, "POST", "/v1/sandboxes", req, false, NULL, &res, err);
+	if (r < 0)
+		return al_error_prefix(err, "create sandbox");
+	jid = cJSON_GetObjectItemCaseSensitive(res, "id");
+	if (!cJSON_IsString(jid))
+		return al_error_set(err, EPROTO, "create sandbox: airlockd sent no id");
+	*id = strdup(jid->valuestring);
+	return *id ? 0 : al_error_set(err, ENOMEM, "out of memory");
+}
+
+static int destroy_sandbox(struct client *c, const char *id, struct al_error *err)
+{
+	_cleanup_free_ char *path = sandbox_path(c, id, "");
+	_cleanup_cjson_ cJSON *res = NULL;
+	int r;
+
+	if (!path)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = api_json(c, "DELETE", path, NULL, false, NULL, &res, err);
+	if (r < 0)
+		return al_error_prefix(err, "destroy sandbox %s", id);
+	return 0;
+}
+
+/* ---- running a command: exec, then poll with stdio streamed ---- */
+
+enum stdin_kind { STDIN_DETACHED, STDIN_ATTACHED };
+
+/* A terminal is not attached (no TTY support yet); /dev/null or a closed fd means no input. */
+static enum stdin_kind stdin_kind(void)
+{
+	struct stat st;
+
+	if (fstat(STDIN_FILENO, &st) < 0 || isatty(STDIN_FILENO))
+		return STDIN_DETACHED;
+	if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3))
+		return STDIN_DETACHED;
+	return STDIN_ATTACHED;
+}
+
+/*
+ * Read what stdin has without blocking, up to max bytes in total in buf.
+ * Returns 1 at end of input, 0 otherwise.  A read error counts as the end.
+ */
+static int read_available_stdin(struct al_buf *buf, size_t max, int timeout_ms)
+{
+	char chunk[65536];
+
+	while (buf->len < max) {
+		struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
+		size_t want = max - buf->len < sizeof(chunk) ? max - buf->len : sizeof(chunk);
+		ssize_t n;
+		int pr = poll(&p, 1, timeout_ms);
+
+		if (pr < 0 && errno == EINTR)
+			return 0;
+		if (pr <= 0)
+			return pr < 0 ? 1 : 0;
+		timeout_ms = 0;
+		n = read(STDIN_FILENO, chunk, want);
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				return 0;
+			return 1;
+		}
+		if (n == 0)
+			return 1;
+		if (al_buf_append(buf, chunk, (size_t)n) < 0)
+			return 1;
+	}
+	return 0;
+}
+
+struct run_state {
+	struct client *c;
+	const char *id;
+	char *process_id;
+	bool stdout_closed;
+	bool stderr_closed;
+	bool warned_truncated;
+	bool finished;
+	int exit_status;
+};
+
+static void emit_output(const cJSON *res, const char *key, int fd, bool *closed)
+{
+	const cJSON *data = cJSON_GetObjectItemCaseSensitive(res, key);
+	_cleanup_free_ char *bytes = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	size_t len = 0;
+
+	if (!cJSON_IsString(data) || data->valuestring[0] == '\0' || *closed)
+		return;
+	if (al_base64_decode(data->valuestring, &bytes, &len, &err) < 0) {
+		fprintf(stderr, "airlock: %s output: %s\n", key, err.msg);
+		return;
+	}
+	/* A closed pipe (airlock run ... | head) only stops that stream. */
+	if (len > 0 && al_write_all(fd, bytes, len) < 0)
+		*closed = true;
+}
+
+static int signal_number(const cJSON *sig)
+{
+	const char *name;
+
+	if (cJSON_IsNumber(sig))
+		return sig->valueint;
+	if (!cJSON_IsString(sig))
+		return 0;
+	name = sig->valuestring;
+	if (strncmp(name, "SIG", 3) == 0)
+		name += 3;
+	for (int n = 1; n < NSIG; n++) {
+		const char *abbrev = sigabbrev_np(n);
+		if (abbrev && strcmp(abbrev, name) == 0)
+			return n;
+	}
+	return atoi(name);
+}
+
+/* Write the output of one exec/poll answer and note whether the process ended. */
+static int handle_result(struct run_state *st, const cJSON *res, struct al_error *err)
+{
+	const cJSON *running = cJSON_GetObjectItemCaseSensitive(res, "running");
+	const cJSON *pid = cJSON_GetObjectItemCaseSensitive(res, "process_id");
+	const cJSON *exit_code = cJSON_GetObjectItemCaseSensitive(res, "exit_code");
+	int sig;
+
+	emit_output(res, "stdout", STDOUT_FILENO, &st->stdout_closed);
+	emit_output(res, "stderr", STDERR_FILENO, &st->stderr_closed);
+	if (!st->warned_truncated &&
+	    (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "stdout_truncated")) ||
+	     cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "stderr_truncated")))) {
+		fprintf(stderr, "airlock: output was truncated by airlockd\n");
+		st->warned_truncated = true;
+	}
+
+	if (cJSON_IsTrue(running)) {
+		if (!st->process_id) {
+			if (cJSON_IsString(pid))
+				st->process_id = strdup(pid->valuestring);
+			else if (cJSON_IsNumber(pid) &&
+			         asprintf(&st->process_id, "%d", pid->valueint) < 0)
+				st->process_id = NULL;
+			if (!st->process_id)
+				return al_error_set(
+				    err, EPROTO, "airlockd sent a running process without an id");
+		}
+		return 0;
+	}
+
+	st->finished = true;
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "timed_out"))) {
+		fprintf(stderr, "airlock: command timed out and was killed\n");
+		st->exit_status = EXIT_TIMEOUT;
+		return 0;
+	}
+	sig = signal_number(cJSON_GetObjectItemCaseSensitive(res, "signal"));
+	if (sig > 0)
+		st->exit_status = 128 + sig;
+	else if (cJSON_IsNumber(exit_code))
+		st->exit_status = exit_code->valueint;
+	else
+		return al_error_set(err, EPROTO, "airlockd sent neither an exit code nor a signal");
+	return 0;
+}
+
+static int poll_process(struct run_state *st, int yield_ms, bool abortable, cJSON **res,
+                        struct al_error *err)
+{
+	_cleanup_curl_free_ char *pid = curl_easy_escape(st->c->curl, st->process_id, 0);
+	_cleanup_free_ char *suffix = NULL;
+	_cleanup_free_ char *path = NULL;
+
+	if (!pid ||
+	    asprintf(&suffix, "/processes/%s?yield_ms=%d&encoding=base64", pid, yield_ms) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	path = sandbox_path(st->c, st->id, suffix);
+	if (!path)
+		return al_error_set(err, ENOMEM, "out of memory");
+	return api_json(st->c, "GET", path, NULL, abortable, NULL, res, err);
+}
+
+/* Returns the HTTP status through *status so a refused write can be told from a lost process. */
+static int send_stdin(struct run_state *st, const struct al_buf *data, bool close_stdin,
+                      int yield_ms, bool abortable, long *status, cJSON **res, struct al_error *err)
+{
+	_cleanup_curl_free_ char *pid = curl_easy_escape(st->c->curl, st->process_id, 0);
+	_cleanup_free_ char *suffix = NULL;
+	_cleanup_free_ char *path = NULL;
+	_cleanup_free_ char *encoded = NULL;
+	_cleanup_cjson_ cJSON *req = cJSON_CreateObject();
+
+	if (!pid || !req || asprintf(&suffix, "/processes/%s/stdin", pid) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	path = sandbox_path(st->c, st->id, suffix);
+	encoded = al_base64_encode(data->data ? data->data : "", data->len);
+	if (!path || !encoded)
+		return al_error_set(err, ENOMEM, "out of memory");
+	cJSON_AddStringToObject(req, "data_base64", encoded);
+	cJSON_AddBoolToObject(req, "close", close_stdin);
+	cJSON_AddNumberToObject(req, "yield_ms", yield_ms);
+	cJSON_AddStringToObject(req, "encoding", "base64");
+	return api_json(st->c, "POST", path, req, abortable, status, res, err);
+}
+
+static int kill_process(struct run_state *st, const char *signame)
+{
+	_cleanup_curl_free_ char *pid = curl_easy_escape(st->c->curl, st->process_id, 0);
+	_cleanup_free_ char *suffix = NULL;
+	_cleanup_free_ char *path = NULL;
+	_cleanup_cjson_ cJSON *res = NULL;
+	struct al_error err = AL_ERROR_INIT;
+
+	if (!pid || asprintf(&suffix, "/processes/%s?signal=%s", pid, signame) < 0)
+		return -ENOMEM;
+	path = sandbox_path(st->c, st->id, suffix);
+	if (!path)
+		return -ENOMEM;
+	/* The process may have ended in the meantime; the next poll tells. */
+	return api_json(st->c, "DELETE", path, NULL, false, NULL, &res, &err);
+}
+
+struct exec_opts {
+	char **argv;
+	const char *cwd;
+	cJSON *env;
+	double timeout_ms;
+	/* run: the sandbox goes away on a signal, so transfers may be abandoned. */
+	bool destroy_on_signal;
+};
+
+/*
+ * Run o->argv in the sandbox and stream its stdio.  Returns the command's exit
+ * status, or a negative code with err filled.  On a signal: with
+ * destroy_on_signal returns -EINTR at once (the caller destroys the sandbox);
+ * otherwise forwards it to the process (KILL the second time) and waits.
+ */
+static int run_command(struct client *c, const char *id, const struct exec_opts *o,
+                       struct al_error *err)
+{
+	_cleanup_free_ char *path = sandbox_path(c, id, "/exec");
+	_cleanup_free_ char *inline_b64 = NULL;
+	_cleanup_buf_ struct al_buf pending = {0};
+	_cleanup_cjson_ cJSON *req = cJSON_CreateObject();
+	_cleanup_cjson_ cJSON *res = NULL;
+	struct run_state st = {.c = c, .id = id};
+	bool stdin_open = false, stdin_eof = false;
+	int signals_forwarded = 0;
+	cJSON *argv;
+	int r;
+
+	if (!path || !req)
+		return al_error_set(err, ENOMEM, "out of memory");
+	argv = cJSON_AddArrayToObject(req, "argv");
+	for (char **a = o->argv; *a; a++)
+		cJSON_AddItemToArray(argv, cJSON_CreateString(*a));
+	if (o->cwd)
+		cJSON_AddStringToObject(req, "cwd", o->cwd);
+	if (o->env && cJSON_GetArraySize(o->env) > 0)
+		cJSON_AddItemReferenceToObject(req, "env", o->env);
+	cJSON_AddNumberToObject(req, "timeout_ms", o->timeout_ms);
+	cJSON_AddNumberToObject(req, "max_output_bytes", MAX_OUTPUT_BYTES);
+	cJSON_AddStringToObject(req, "encoding", "base64");
+
+	if (stdin_kind() == STDIN_ATTACHED) {
+		/* Input that is already complete (a file, a finished pipe) goes inline. */
+		stdin_eof = read_available_stdin(&pending, MAX_INLINE_STDIN, 0);
+		if (stdin_eof) {
+			inline_b64 =
+			    al_base64_encode(pending.data ? pending.data : "", pending.len);
+			if (!inline_b64)
+				return al_error_set(err, ENOMEM, "out of memory");
+			cJSON_AddStringToObject(req, "stdin_base64", inline_b64);
+			pending.len = 0;
+		} else {
+			cJSON_AddBoolToObject(req, "keep_stdin_open", true);
+			stdin_open = true;
+		}
+	}
+	cJSON_AddNumberToObject(req, "yield_ms", stdin_open ? STDIN_YIELD_MS : FIRST_YIELD_MS);
+
+	r = api_json(c, "POST", path, req, o->destroy_on_signal, NULL, &res, err);
+	if (r < 0)
+		return al_error_prefix(err, "exec in sandbox %s", id);
+	r = handle_result(&st, res, err);
+
+	while (r >= 0 && !st.finished) {
+		cJSON_Delete(res);
+		res = NULL;
+
+		if (pending_signal) {
+			if (o->destroy_on_signal) {
+				r = al_error_set(err, EINTR, "interrupted by signal %d",
+				                 (int)pending_signal);
+				break;
+			}
+			kill_process(&st, signals_forwarded++ > 0    ? "KILL"
+			                  : pending_signal == SIGINT ? "INT"
+			                  : pending_signal == SIGHUP ? "HUP"
+			                                             : "TERM");
+			pending_signal = 0;
+		}
+
+		if (stdin_open) {
+			long status = 0;
+			if (pending.len == 0 && !stdin_eof)
+				stdin_eof =
+				    read_available_stdin(&pending, STDIN_CHUNK, STDIN_POLL_MS);
+			if (pending.len == 0 && !stdin_eof) {
+				r = poll_process(&st, STDIN_YIELD_MS, o->destroy_on_signal, &res,
+				                 err);
+			} else {
+				r = send_stdin(&st, &pending, stdin_eof,
+				               stdin_eof ? POLL_YIELD_MS : STDIN_YIELD_MS,
+				               o->destroy_on_signal, &status, &res, err);
+				pending.len = 0;
+				if (stdin_eof)
+					stdin_open = false;
+				/* The process closed its stdin or is ending: keep collecting. */
+				if (r < 0 && status >= 400 && status != 404) {
+					stdin_open = false;
+					r = 0;
+					continue;
+				}
+			}
+		} else {
+			r = poll_process(&st, POLL_YIELD_MS, o->destroy_on_signal, &res, err);
+		}
+		if (r < 0) {
+			if (r == -EINTR && o->destroy_on_signal)
+				break;
+			al_error_prefix(err, "process %s in sandbox %s", st.process_id, id);
+			break;
+		}
+		r = handle_result(&st, res, err);
+	}
+	free(st.process_id);
+	if (r < 0)
+		return r;
+	return st.exit_status;
+}
+
+/* ---- verbs ---- */
+
+struct verb_ctx {
+	const char *socket_path;
+};
+
+static int verb_run(struct verb_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"memory", required_argument, NULL, 'm'},
+	    {"pids", required_argument, NULL, OPT_PIDS},
+	    {"cpus", required_argument, NULL, OPT_CPUS},
+	    {"rootfs", required_argument, NULL, OPT_ROOTFS},
+	    {"name", required_argument, NULL, OPT_NAME},
+	    {"manifest", required_argument, NULL, OPT_MANIFEST},
+	    {"env", required_argument, NULL, 'e'},
+	    {"cwd", required_argument, NULL, 'w'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	_cleanup_cjson_ cJSON *env = cJSON_CreateObject();
+	_cleanup_free_ char *id = NULL;
+	struct create_opts co = {0};
+	struct exec_opts eo = {.env = env, .destroy_on_signal = true};
+	struct al_error err = AL_ERROR_INIT;
+	struct client c = {0};
+	int opt, r, status;
+
+	while ((opt = getopt_long(argc, argv, "+:m:e:w:t:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'h':
+			return show_usage(usage_run);
+		case 'e':
+			r = add_env(env, optarg, usage_run);
+			if (r)
+				return r;
+			break;
+		case 'w':
+			eo.cwd = optarg;
+			break;
+		case 't':
+			if (parse_timeout_ms(optarg, &eo.timeout_ms) < 0)
+				return usage_error(usage_run, "invalid --timeout '%s'", optarg);
+			break;
+		case '?':
+		case ':':
+			return bad_option(usage_run, opt, argv);
+		default:
+			r = create_option(&co, opt, optarg, usage_run);
+			if (r)
+				return r == 1 ? bad_option(usage_run, '?', argv) : r;
+		}
+	}
+	if (optind >= argc)
+		return usage_error(usage_run, "no command given");
+	eo.argv = argv + optind;
+
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	r = create_sandbox(&c, &co, &id, &err);
+	if (r < 0) {
+		client_close(&c);
+		return runtime_error(&err);
+	}
+
+	if (pending_signal)
+		status = 128 + pending_signal;
+	else {
+		r = run_command(&c, id, &eo, &err);
+		if (r == -EINTR)
+			status = 128 + pending_signal;
+		else if (r < 0)
+			status = runtime_error(&err);
+		else
+			status = r;
+	}
+
+	/* Whatever happened, the sandbox goes. */
+	al_error_clear(&err);
+	if (destroy_sandbox(&c, id, &err) < 0)
+		status = runtime_error(&err);
+	client_close(&c);
+	return status;
+}
+
+static int verb_create(struct verb_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"memory", required_argument, NULL, 'm'},
+	    {"pids", required_argument, NULL, OPT_PIDS},
+	    {"cpus", required_argument, NULL, OPT_CPUS},
+	    {"rootfs", required_argument, NULL, OPT_ROOTFS},
+	    {"name", required_argument, NULL, OPT_NAME},
+	    {"manifest", required_argument, NULL, OPT_MANIFEST},
+	    {"env", required_argument, NULL, 'e'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	_cleanup_cjson_ cJSON *env = cJSON_CreateObject();
+	_cleanup_free_ char *id = NULL;
+	struct create_opts co = {.env = env};
+	struct al_error err = AL_ERROR_INIT;
+	struct client c = {0};
+	int opt, r;
+
+	while ((opt = getopt_long(argc, argv, "+:m:e:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'h':
+			return show_usage(usage_create);
+		case 'e':
+			r = add_env(env, optarg, usage_create);
+			if (r)
+				return r;
+			break;
+		case '?':
+		case ':':
+			return bad_option(usage_create, opt, argv);
+		default:
+			r = create_option(&co, opt, optarg, usage_create);
+			if (r)
+				return r == 1 ? bad_option(usage_create, '?', argv) : r;
+		}
+	}
+	if (optind < argc)
+		return usage_error(usage_create, "unexpected argument '%s'", argv[optind]);
+
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	r = create_sandbox(&c, &co, &id, &err);
+	client_close(&c);
+	if (r < 0)
+		return runtime_error(&err);
+	printf("%s\n", id);
+	return 0;
+}
+
+/* exec options may come before and after the id, as in 'airlock exec -e A=1 ID -w /tmp CMD'. */
+static int verb_exec(struct verb_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"env", required_argument, NULL, 'e'},
+	    {"cwd", required_argument, NULL, 'w'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	_cleanup_cjson_ cJSON *env = cJSON_CreateObject();
+	struct exec_opts eo = {.env = env};
+	struct al_error err = AL_ERROR_INIT;
+	struct client c = {0};
+	const char *id = NULL;
+	int opt, r;
+
+	for (int pass = 0; pass < 2; pass++) {
+		while ((opt = getopt_long(argc, argv, "+:e:w:t:h", longopts, NULL)) != -1) {
+			switch (opt) {
+			case 'h':
+				return show_usage(usage_exec);
+			case 'e':
+				r = add_env(env, optarg, usage_exec);
+				if (r)
+					return r;
+				break;
+			case 'w':
+				eo.cwd = optarg;
+				break;
+			case 't':
+				if (parse_timeout_ms(optarg, &eo.timeout_ms) < 0)
+					return usage_error(usage_exec, "invalid --timeout '%s'",
+					                   optarg);
+				break;
+			default:
+				return bad_option(usage_exec, opt, argv);
+			}
+		}
+		if (pass == 1 || optind >= argc)
+			break;
+		/* "--" before the id ends the options altogether. */
+		if (strcmp(argv[optind - 1], "--") == 0) {
+			id = argv[optind++];
+			break;
+		}
+		id = argv[optind];
+		/* Continue parsing after the id. */
+		argv += optind;
+		argc -= optind;
+		optind = 0;
+	}
+	if (!id)
+		return usage_error(usage_exec, "no sandbox id given");
+	if (optind >= argc)
+		return usage_error(usage_exec, "no command given");
+	eo.argv = argv + optind;
+
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	r = run_command(&c, id, &eo, &err);
+	client_close(&c);
+	if (r < 0)
+		return runtime_error(&err);
+	return r;
+}
+
+/* Verbs that take only --help and a fixed number of operands. */
+static int simple_args(int argc, char **argv, const char *usage, int min, int max, int *status)
+{
+	static const struct option longopts[] = {
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+		if (opt == 'h') {
+			*status = show_usage(usage);
+			return -1;
+		}
+		*status = bad_option(usage, opt, argv);
+		return -1;
+	}
+	if (argc - optind < min) {
+		*status = usage_error(usage, "missing argument");
+		return -1;
+	}
+	if (max >= 0 && argc - optind > max) {
+		*status = usage_error(usage, "unexpected argument '%s'", argv[optind + max]);
+		return -1;
+	}
+	return 0;
+}
+
+static void print_json(const cJSON *json)
+{
+	_cleanup_free_ char *text = cJSON_Print(json);
+
+	if (text)
+		printf("%s\n", text);
+}
+
+static const char *json_string(const cJSON *obj, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static void print_cell(const char *text, size_t width, bool last)
+{
+	if (last)
+		printf("%s\n", text);
+	else
+		printf("%-*s  ", (int)width, text);
+}
+
+static int verb_ls(struct verb_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	static const char *const columns[] = {"id", "name", "state", "created", "rootfs"};
+	static const char *const headings[] = {"ID", "NAME", "STATE", "CREATED", "ROOTFS"};
+	_cleanup_cjson_ cJSON *res = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	struct client c = {0};
+	size_t width[AL_ARRAY_SIZE(columns)];
+	const cJSON *list, *sb;
+	bool json = false;
+	int opt, r;
+
+	while ((opt = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+		if (opt == 'h')
+			return show_usage(usage_ls);
+		if (opt == OPT_JSON)
+			json = true;
+		else
+			return bad_option(usage_ls, opt, argv);
+	}
+	if (optind < argc)
+		return usage_error(usage_ls, "unexpected argument '%s'", argv[optind]);
+
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	r = api_json(&c, "GET", "/v1/sandboxes", NULL, false, NULL, &res, &err);
+	client_close(&c);
+	if (r < 0)
+		return runtime_error(&err);
+	if (json) {
+		print_json(res);
+		return 0;
+	}
+	list = cJSON_GetObjectItemCaseSensitive(res, "sandboxes");
+	for (size_t i = 0; i < AL_ARRAY_SIZE(columns); i++) {
+		width[i] = strlen(headings[i]);
+		cJSON_ArrayForEach(sb, list)
+		{
+			size_t w = strlen(json_string(sb, columns[i]));
+			if (w > width[i])
+				width[i] = w;
+		}
+	}
+	for (size_t i = 0; i < AL_ARRAY_SIZE(columns); i++)
+		print_cell(headings[i], width[i], i + 1 == AL_ARRAY_SIZE(columns));
+	cJSON_ArrayForEach(sb, list)
+	{
+		for (size_t i = 0; i < AL_ARRAY_SIZE(columns); i++)
+			print_cell(json_string(sb, columns[i]), width[i],
+			           i + 1 == AL_ARRAY_SIZE(columns));
+	}
+	return 0;
+}
+
+static int verb_inspect(struct verb_ctx *ctx, int argc, char **argv)
+{
+	_cleanup_cjson_ cJSON *res = NULL;
+	_cleanup_free_ char *path = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	struct client c = {0};
+	int status, r;
+
+	if (simple_args(argc, argv, usage_inspect, 1, 1, &status) < 0)
+		return status;
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	path = sandbox_path(&c, argv[optind], "");
+	r = path ? api_json(&c, "GET", path, NULL, false, NULL, &res, &err)
+	         : al_error_set(&err, ENOMEM, "out of memory");
+	client_close(&c);
+	if (r < 0)
+		return runtime_error(&err);
+	print_json(res);
+	return 0;
+}
+
+static int verb_rm(struct verb_ctx *ctx, int argc, char **argv)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct client c = {0};
+	int status = 0;
+
+	if (simple_args(argc, argv, usage_rm, 1, -1, &status) < 0)
+		return status;
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	/* Like rm: go on with the others when one fails. */
+	for (int i = optind; i < argc; i++) {
+		al_error_clear(&err);
+		if (destroy_sandbox(&c, argv[i], &err) < 0)
+			status = runtime_error(&err);
+		else
+			printf("%s\n", argv[i]);
+	}
+	client_close(&c);
+	return status;
+}
+
+static char *files_path(struct client *c, const char *id, const char *file, const char *extra)
+{
+	_cleanup_curl_free_ char *escaped = curl_easy_escape(c->curl, file, 0);
+	_cleanup_free_ char *suffix = NULL;
+
+	if (!escaped || asprintf(&suffix, "/files?path=%s%s", escaped, extra) < 0)
+		return NULL;
+	return sandbox_path(c, id, suffix);
+}
+
+static int verb_write(struct verb_ctx *ctx, int argc, char **argv)
+{
+	_cleanup_free_ char *data = NULL;
+	_cleanup_free_ char *path = NULL;
+	_cleanup_buf_ struct al_buf body = {0};
+	struct al_error err = AL_ERROR_INIT;
+	struct client c = {0};
+	size_t len = 0;
+	long http_status = 0;
+	int status, r;
+
+	if (simple_args(argc, argv, usage_write, 2, 2, &status) < 0)
+		return status;
+	if (al_read_fd(STDIN_FILENO, MAX_UPLOAD, &data, &len, &err) < 0) {
+		al_error_prefix(&err, "stdin");
+		return runtime_error(&err);
+	}
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	path = files_path(&c, argv[optind], argv[optind + 1], "&parents=1");
+	if (!path)
+		r = al_error_set(&err, ENOMEM, "out of memory");
+	else
+		r = client_request(&c,
+		                   &(struct request){.method = "PUT",
+		                                     .path = path,
+		                                     .content_type = "application/octet-stream",
+		                                     .body = data,
+		                                     .body_len = len,
+		                                     .stream_fd = -1},
+		                   &http_status, &body, &err);
+	if (r >= 0 && (http_status < 200 || http_status >= 300))
+		r = api_error(http_status, &body, &err);
+	client_close(&c);
+	if (r < 0) {
+		al_error_prefix(&err, "write %s", argv[optind + 1]);
+		return runtime_error(&err);
+	}
+	return 0;
+}
+
+static int verb_read(struct verb_ctx *ctx, int argc, char **argv)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_buf_ struct al_buf body = {0};
+	struct al_error err = AL_ERROR_INIT;
+	struct client c = {0};
+	long http_status = 0;
+	int status, r;
+
+	if (simple_args(argc, argv, usage_read, 2, 2, &status) < 0)
+		return status;
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	path = files_path(&c, argv[optind], argv[optind + 1], "");
+	if (!path)
+		r = al_error_set(&err, ENOMEM, "out of memory");
+	else
+		r = client_request(
+		    &c,
+		    &(struct request){.method = "GET", .path = path, .stream_fd = STDOUT_FILENO},
+		    &http_status, &body, &err);
+	if (r >= 0 && (http_status < 200 || http_status >= 300))
+		r = api_error(http_status, &body, &err);
+	client_close(&c);
+	if (r < 0) {
+		al_error_prefix(&err, "read %s", argv[optind + 1]);
+		return runtime_error(&err);
+	}
+	return 0;
+}
+
+static int verb_info(struct verb_ctx *ctx, int argc, char **argv)
+{
+	_cleanup_cjson_ cJSON *res = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	struct client c = {0};
+	int status, r;
+
+	if (simple_args(argc, argv, usage_info, 0, 0, &status) < 0)
+		return status;
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	r = api_json(&c, "GET", "/v1/info", NULL, false, NULL, &res, &err);
+	client_close(&c);
+	if (r < 0)
+		return runtime_error(&err);
+	print_json(res);
+	return 0;
+}
+
+static const struct verb {
+	const char *name;
+	int (*fn)(struct verb_ctx *ctx, int argc, char **argv);
+} verbs[] = {
+    {"run", verb_run},     {"create", verb_create},   {"exec", verb_exec},
+    {"ls", verb_ls},       {"inspect", verb_inspect}, {"rm", verb_rm},
+    {"write", verb_write}, {"read", verb_read},       {"info", verb_info},
+};
+
+static void install_signal_handlers(void)
+{
+	struct sigaction sa = {.sa_handler = on_signal};
+
+	/* No SA_RESTART: a blocking poll() must return so the loop sees the signal. */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	/* A closed stdout ends that stream, not the CLI (the sandbox must still go). */
+	signal(SIGPIPE, SIG_IGN);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"socket", required_argument, NULL, 's'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {0},
+	};
+	struct verb_ctx ctx = {.socket_path = getenv("AIRLOCK_SOCKET")};
+	const char *verb;
+	int opt;
+
+	if (!ctx.socket_path || !ctx.socket_path[0])
+		ctx.socket_path = DEFAULT_SOCKET;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+:s:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			ctx.socket_path = optarg;
+			break;
+		case 'h':
+			return show_usage(usage_main);
+		case 'V':
+			printf("airlock %s\n", AIRLOCK_VERSION);
+			return 0;
+		default:
+			return bad_option(usage_main, opt, argv);
+		}
+	}
+	if (optind >= argc)
+		return usage_error(usage_main, "no verb given");
+	verb = argv[optind];
+	for (size_t i = 0; i < AL_ARRAY_SIZE(verbs); i++) {
+		if (strcmp(verbs[i].name, verb) == 0) {
+			int verb_argc = argc - optind;
+			char **verb_argv = argv + optind;
+			install_signal_handlers();
+			/* Restart getopt (0: fully) on the verb's own arguments. */
+			optind = 0;
+			return verbs[i].fn(&ctx, verb_argc, verb_argv);
+		}
+	}
+	return usage_error(usage_main, "unknown verb '%s'", verb);
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+
+#pragma once
+
+/*
+ * Seccomp profiles in the Docker/OCI JSON format (the format of moby's
+ * profiles/seccomp/default.json), compiled with libseccomp into a raw BPF
+ * program.  Compiling happens in airlockd; installing happens inside the
+ * sandbox, which then needs nothing but the bytes and one syscall.
+ */
+
+#include <stddef.h>
+
+#include "error.h"
+
+/* A classic BPF program: an array of struct sock_filter, len in bytes. */
+struct al_bpf {
+	void *prog;
+	size_t len;
+};
+
+/*
+ * Compile profile JSON text into BPF for the native architecture (plus the
+ * architectures the profile lists).
+ *
+ * kept_caps is the NULL-terminated list of capability names the sandbox
+ * keeps ("CAP_CHOWN", case-insensitive; NULL means none); it decides the
+ * rules conditioned on "includes"/"excludes" "caps", as Docker decides them
+ * with the container's bounding set.  Syscall names libseccomp does not know
+ * are skipped.  Syscalls from a foreign ABI (e.g. i386 or x32 on an x86_64
+ * host) that the profile did not list kill the process.
+ */
+int seccomp_profile_compile(const char *json, size_t json_len, const char *const *kept_caps,
+                            struct al_bpf *out, struct al_error *err);
+
+void al_bpf_free(struct al_bpf *bpf);
+
+/*
+ * Install a raw BPF program as a seccomp filter on the calling thread with
+ * seccomp(SECCOMP_SET_MODE_FILTER).  The caller must have set no_new_privs
+ * (or hold CAP_SYS_ADMIN).  No listener fd is requested, so SCMP_ACT_NOTIFY
+ * rules make their syscalls fail with ENOSYS.
+ */
+int seccomp_install_bpf(const void *prog, size_t len, struct al_error *err);
+

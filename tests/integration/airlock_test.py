@@ -1,0 +1,509 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Shared machinery of the integration tests: a real airlockd on a temporary
+socket and state directory, an HTTP/1.1 client on its Unix socket, and the
+check that a test run leaves no cgroup, mount, process or state file behind.
+
+Environment:
+  AIRLOCK_BUILD_DIR    meson build directory (runtime/airlockd, runtime/airlock)
+  AIRLOCK_TEST_ROOTFS  base rootfs for sandboxes (default: the busybox one)
+"""
+
+import base64
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.parse
+
+SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD_DIR = os.environ.get("AIRLOCK_BUILD_DIR") or os.path.join(SOURCE_ROOT, "build")
+AIRLOCKD = os.path.join(BUILD_DIR, "runtime", "airlockd")
+AIRLOCK_INIT = os.path.join(BUILD_DIR, "runtime", "airlock-init")
+AIRLOCK_CLI = os.path.join(BUILD_DIR, "runtime", "airlock")
+ROOTFS = os.environ.get("AIRLOCK_TEST_ROOTFS") or "/var/lib/airlock/rootfs/busybox"
+
+NAMESPACES = ("user", "pid", "mnt", "net", "uts", "ipc", "cgroup")
+
+HTTP_TIMEOUT = 120
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """http.client on a Unix socket: the host name only fills the Host header."""
+
+    def __init__(self, path, timeout=HTTP_TIMEOUT):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.unix_path)
+        self.sock = sock
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    @property
+    def json(self):
+        return json.loads(self.body.decode()) if self.body else None
+
+    def __repr__(self):
+        return "<HTTP %d %r>" % (self.status, self.body[:500])
+
+
+class ApiError(AssertionError):
+    pass
+
+
+class Client:
+    """One keep-alive connection to airlockd; not shared between threads."""
+
+    def __init__(self, socket_path, created=None, timeout=HTTP_TIMEOUT):
+        self.socket_path = socket_path
+        self.timeout = timeout
+        self.conn = None
+        # Every sandbox id this client created, for the leftover check.
+        self.created = created if created is not None else set()
+
+    def close(self):
+        if self.conn:
+            self.conn.close()
+            self.conn = None
+
+    def request(self, method, path, body=None, headers=None, timeout=None):
+        hdrs = dict(headers or {})
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        elif isinstance(body, str):
+            body = body.encode()
+        # A keep-alive connection the server closed is retried once on a new one.
+        for attempt in (0, 1):
+            if self.conn is None:
+                self.conn = UnixHTTPConnection(self.socket_path, timeout or self.timeout)
+            try:
+                self.conn.request(method, path, body=body, headers=hdrs)
+                resp = self.conn.getresponse()
+                data = resp.read()
+                result = Response(resp.status, dict(resp.getheaders()), data)
+                if resp.will_close:
+                    self.close()
+                return result
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.close()
+                if attempt:
+                    raise
+            except Exception:
+                self.close()
+                raise
+
+    def expect(self, status, method, path, body=None, **kw):
+        resp = self.request(method, path, body, **kw)
+        if resp.status != status:
+            raise ApiError("%s %s: expected HTTP %d, got %d: %r"
+                           % (method, path, status, resp.status, resp.body[:2000]))
+        return resp
+
+    # ---- the API, as the tests use it ----
+
+    def info(self):
+        return self.expect(200, "GET", "/v1/info").json
+
+    def create(self, **fields):
+        resp = self.request("POST", "/v1/sandboxes", fields)
+        if resp.status == 201 and resp.json and "id" in resp.json:
+            self.created.add(resp.json["id"])
+        if resp.status != 201:
+            raise ApiError("create %r: HTTP %d: %r" % (fields, resp.status, resp.body[:2000]))
+        return resp.json
+
+    def inspect(self, sid):
+        return self.expect(200, "GET", "/v1/sandboxes/" + sid).json
+
+    def list(self):
+        return self.expect(200, "GET", "/v1/sandboxes").json["sandboxes"]
+
+    def destroy(self, sid):
+        return self.expect(200, "DELETE", "/v1/sandboxes/" + sid).json
+
+    def exec_raw(self, sid, **fields):
+        return self.request("POST", "/v1/sandboxes/%s/exec" % sid, fields)
+
+    def exec(self, sid, argv=None, command=None, **fields):
+        if argv is not None:
+            fields["argv"] = argv
+        if command is not None:
+            fields["command"] = command
+        return self.expect(200, "POST", "/v1/sandboxes/%s/exec" % sid, fields).json
+
+    def poll(self, sid, pid, yield_ms=0):
+        return self.request("GET", "/v1/sandboxes/%s/processes/%s?yield_ms=%d"
+                            % (sid, pid, yield_ms))
+
+    def stdin(self, sid, pid, **fields):
+        return self.request("POST", "/v1/sandboxes/%s/processes/%s/stdin" % (sid, pid), fields)
+
+    def files_path(self, sid, path, kind="files", **query):
+        q = {"path": path}
+        q.update({k: str(v) for k, v in query.items()})
+        return "/v1/sandboxes/%s/%s?%s" % (sid, kind, urllib.parse.urlencode(q))
+
+    def read_file(self, sid, path):
+        return self.request("GET", self.files_path(sid, path))
+
+    def write_file(self, sid, path, data, **query):
+        return self.request("PUT", self.files_path(sid, path, **query), data,
+                            headers={"Content-Type": "application/octet-stream"})
+
+    def wait_process(self, sid, first, deadline_s=60):
+        """Poll a process started with yield_ms until it ends; returns
+        (final result, all stdout, all stderr) with every chunk concatenated."""
+        out, err = [first.get("stdout") or ""], [first.get("stderr") or ""]
+        res = first
+        end = time.monotonic() + deadline_s
+        while res.get("running"):
+            if time.monotonic() > end:
+                raise AssertionError("process %s still running after %ss" % (first.get("process_id"), deadline_s))
+            r = self.poll(sid, first["process_id"], 1000)
+            if r.status != 200:
+                raise ApiError("poll %s: HTTP %d %r" % (first["process_id"], r.status, r.body))
+            res = r.json
+            out.append(res.get("stdout") or "")
+            err.append(res.get("stderr") or "")
+        return res, "".join(out), "".join(err)
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
+
+
+def unb64(text):
+    return base64.b64decode(text or "")
+
+
+def killed_by(result, signum):
+    """Whether an exec result says the process died of signal signum."""
+    sig = result.get("signal")
+    names = {signal.Signals(signum).name, signal.Signals(signum).name[3:]}
+    if sig == signum or sig in names:
+        return True
+    return sig is None and result.get("exit_code") == 128 + signum
+
+
+def is_root():
+    return os.geteuid() == 0
+
+
+# ---- what a sandbox leaves on the host ----
+
+def cgroup_roots():
+    """Directories under which airlockd may make sandbox cgroups."""
+    roots = []
+    base = "/sys/fs/cgroup"
+    for cand in [base] + [os.path.join(base, d) for d in sorted(os.listdir(base))]:
+        p = os.path.join(cand, "airlock")
+        if os.path.isdir(p):
+            roots.append(p)
+    return roots
+
+
+def cgroup_dirs_of(ids):
+    found = []
+    if not ids:
+        return found
+    for root in cgroup_roots():
+        for dirpath, dirnames, _ in os.walk(root):
+            for d in dirnames:
+                if any(i in d for i in ids):
+                    found.append(os.path.join(dirpath, d))
+    return found
+
+
+def mounts_mentioning(text):
+    with open("/proc/self/mountinfo") as f:
+        return [line.rstrip("\n") for line in f if text in line]
+
+
+def read_text(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode(errors="replace")
+    except OSError:
+        return None
+
+
+def readlink(path):
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
+def pids():
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def processes_of(ids=(), mentioning=()):
+    """Host pids in a cgroup named after one of ids, or whose root, cwd or
+    command line mentions one of the strings in mentioning."""
+    found = []
+    for pid in pids():
+        if pid == os.getpid():
+            continue
+        cg = read_text("/proc/%d/cgroup" % pid) or ""
+        if any(("/" + i) in cg for i in ids):
+            found.append(pid)
+            continue
+        texts = [readlink("/proc/%d/root" % pid) or "", readlink("/proc/%d/cwd" % pid) or "",
+                 (read_text("/proc/%d/cmdline" % pid) or "").replace("\0", " ")]
+        if any(m in t for m in mentioning for t in texts):
+            found.append(pid)
+    return found
+
+
+def process_start(pid):
+    """(pid, start time) identifies a process across pid reuse."""
+    stat = read_text("/proc/%d/stat" % pid)
+    if stat is None:
+        return None
+    return int(stat[stat.rindex(")") + 2:].split()[19])
+
+
+def alive(pid, start):
+    return process_start(pid) == start
+
+
+def ns_links(pid):
+    return {ns: readlink("/proc/%d/ns/%s" % (pid, ns)) for ns in NAMESPACES}
+
+
+def leftovers(state_dir, ids, socket_path=None):
+    """Everything sandboxes ids (made with state_dir) left on the host."""
+    problems = []
+    for d in cgroup_dirs_of(ids):
+        problems.append("cgroup left: " + d)
+    for m in mounts_mentioning(state_dir):
+        problems.append("mount left: " + m)
+    mention = [state_dir] + ([socket_path] if socket_path else [])
+    for pid in processes_of(ids, mention):
+        problems.append("process left: %d %s (%s)" % (
+            pid, (read_text("/proc/%d/comm" % pid) or "?").strip(),
+            (read_text("/proc/%d/cmdline" % pid) or "").replace("\0", " ")))
+    sbdir = os.path.join(state_dir, "sandboxes")
+    if os.path.isdir(sbdir) and os.listdir(sbdir):
+        problems.append("state left in %s: %s" % (sbdir, sorted(os.listdir(sbdir))))
+    for dirpath, dirnames, filenames in os.walk(state_dir):
+        for n in dirnames + filenames:
+            if any(i in n for i in ids):
+                problems.append("state file left: " + os.path.join(dirpath, n))
+    return problems
+
+
+def force_cleanup(state_dir, ids, socket_path=None):
+    """Best effort, after a failed check: do not leave the machine dirty."""
+    for pid in processes_of(ids, [state_dir] + ([socket_path] if socket_path else [])):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    time.sleep(0.5)
+    for line in reversed(mounts_mentioning(state_dir)):
+        target = line.split()[4]
+        subprocess.run(["umount", "-l", target], stderr=subprocess.DEVNULL)
+    for d in sorted(cgroup_dirs_of(ids), key=len, reverse=True):
+        for dirpath, dirnames, _ in sorted(os.walk(d), key=lambda e: len(e[0]), reverse=True):
+            try:
+                os.rmdir(dirpath)
+            except OSError:
+                pass
+
+
+# ---- the daemon ----
+
+class Daemon:
+    def __init__(self, workdir, rootfs=ROOTFS):
+        self.workdir = workdir
+        self.socket_path = os.path.join(workdir, "airlockd.sock")
+        self.state_dir = os.path.join(workdir, "state")
+        self.rootfs = rootfs
+        self.log_path = os.path.join(workdir, "airlockd.log")
+        self.proc = None
+        self.starts = 0
+
+    def start(self, timeout=30):
+        self.starts += 1
+        log = open(self.log_path, "ab")
+        log.write(b"==== start %d ====\n" % self.starts)
+        log.flush()
+        self.proc = subprocess.Popen(
+            [AIRLOCKD, "--socket", self.socket_path, "--state-dir", self.state_dir,
+             "--rootfs", self.rootfs],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, close_fds=True)
+        log.close()
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise AssertionError("airlockd exited with %s at start:\n%s"
+                                     % (self.proc.returncode, self.log()))
+            if os.path.exists(self.socket_path):
+                c = Client(self.socket_path, timeout=5)
+                try:
+                    if c.request("GET", "/v1/info").status == 200:
+                        return
+                except OSError:
+                    pass
+                finally:
+                    c.close()
+            time.sleep(0.05)
+        self.stop(signal.SIGKILL)
+        raise AssertionError("airlockd did not answer on %s within %ss:\n%s"
+                             % (self.socket_path, timeout, self.log()))
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        """Stop airlockd with sig; returns its exit status."""
+        if not self.proc or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("airlockd did not stop within %ss of signal %d" % (timeout, sig))
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self):
+        return read_text(self.log_path) or ""
+
+
+def prerequisites():
+    """Why the integration tests cannot run here, or None."""
+    if not is_root():
+        return "integration tests need root (airlockd makes namespaces, cgroups, mounts)"
+    if sys.platform != "linux":
+        return "Linux only"
+    return None
+
+
+class AirlockTestCase(unittest.TestCase):
+    """A test class with its own airlockd, started once for the class.
+
+    tearDownClass destroys what is left, stops airlockd and fails when any
+    sandbox created through self.client / self.new_client() left anything
+    behind.
+    """
+
+    rootfs = ROOTFS
+    daemon = None
+
+    @classmethod
+    def setUpClass(cls):
+        reason = prerequisites()
+        if reason:
+            raise unittest.SkipTest(reason)
+        # Missing binaries or rootfs are a broken build or setup: fail, not skip.
+        for path in (AIRLOCKD, AIRLOCK_INIT):
+            if not os.access(path, os.X_OK):
+                raise AssertionError("%s is missing: build first (ninja -C %s)" % (path, BUILD_DIR))
+        if not os.path.isdir(cls.rootfs):
+            raise AssertionError("test rootfs %s is missing: run rootfs/build-busybox.sh or set "
+                                 "AIRLOCK_TEST_ROOTFS" % cls.rootfs)
+        cls.workdir = tempfile.mkdtemp(prefix="airlock-it-")
+        os.chmod(cls.workdir, 0o755)
+        cls.created = set()
+        cls.daemon = Daemon(cls.workdir, cls.rootfs)
+        try:
+            cls.daemon.start()
+        except BaseException:
+            shutil.rmtree(cls.workdir, ignore_errors=True)
+            raise
+        cls.client = Client(cls.daemon.socket_path, cls.created)
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.daemon is None:
+            return
+        problems = []
+        try:
+            if not cls.daemon.running():
+                cls.daemon.start()
+            c = Client(cls.daemon.socket_path, cls.created)
+            for sb in c.list():
+                if sb["id"] in cls.created:
+                    r = c.request("DELETE", "/v1/sandboxes/" + sb["id"])
+                    if r.status != 200:
+                        problems.append("destroy %s at the end: %r" % (sb["id"], r))
+            c.close()
+            cls.client.close()
+        except Exception as e:  # still stop the daemon and check the host
+            problems.append("cleanup through the API failed: %r" % e)
+        status = cls.daemon.stop()
+        if status not in (0, None, -signal.SIGTERM):
+            problems.append("airlockd exited with status %s on SIGTERM" % status)
+        problems += leftovers(cls.daemon.state_dir, cls.created, cls.daemon.socket_path)
+        if problems:
+            force_cleanup(cls.daemon.state_dir, cls.created, cls.daemon.socket_path)
+        log = cls.daemon.log()
+        shutil.rmtree(cls.workdir, ignore_errors=True)
+        cls.daemon = None
+        if problems:
+            raise AssertionError("left behind or failed at teardown:\n  " + "\n  ".join(problems)
+                                 + "\n--- airlockd log (tail) ---\n" + log[-4000:])
+
+    def new_client(self):
+        c = Client(self.daemon.socket_path, self.created)
+        self.addCleanup(c.close)
+        return c
+
+    def sandbox(self, **fields):
+        """Create a sandbox destroyed at the end of the test; returns its inspect object."""
+        sb = self.client.create(**fields)
+        self.addCleanup(self._destroy_quietly, sb["id"])
+        return sb
+
+    def _destroy_quietly(self, sid):
+        try:
+            c = Client(self.daemon.socket_path)
+            c.request("DELETE", "/v1/sandboxes/" + sid)
+            c.close()
+        except OSError:
+            pass
+
+    def sh(self, sid, command, **fields):
+        """Run a shell command; returns the result (utf8 strings)."""
+        return self.client.exec(sid, command=command, **fields)
+
+    def assertExit(self, result, code, msg=None):
+        self.assertFalse(result.get("running"), msg or result)
+        self.assertEqual(result.get("exit_code"), code, msg or result)
+
+    def out(self, sid, command, **fields):
+        """stdout of a shell command that must succeed."""
+        r = self.sh(sid, command, **fields)
+        self.assertExit(r, 0, "%r failed: %r" % (command, r))
+        return r["stdout"]
+
+
+def main():
+    """unittest.main, with exit 77 (meson's skip) when every test was skipped."""
+    prog = unittest.main(exit=False, verbosity=2)
+    res = prog.result
+    if not res.wasSuccessful():
+        sys.exit(1)
+    if res.testsRun == 0 or len(res.skipped) == res.testsRun:
+        sys.exit(77)
+    sys.exit(0)

@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""The airlock CLI end to end against a real airlockd."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+import unittest
+
+import airlock_test as at
+
+
+class CliTest(at.AirlockTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if not os.access(at.AIRLOCK_CLI, os.X_OK):
+            raise AssertionError("%s is missing: build first" % at.AIRLOCK_CLI)
+
+    def airlock(self, *args, input=None, timeout=120, env=None, socket=True):
+        argv = [at.AIRLOCK_CLI] + (["--socket", self.daemon.socket_path] if socket else []) + list(args)
+        return subprocess.run(argv, input=input, capture_output=True, timeout=timeout,
+                              env=env if env is not None else self.cli_env())
+
+    def cli_env(self):
+        env = dict(os.environ)
+        env.pop("AIRLOCK_SOCKET", None)
+        return env
+
+    def assertNoSandboxesLeft(self):
+        left = [s["id"] for s in self.client.list()]
+        self.assertEqual(left, [], "airlock run left sandboxes behind")
+
+    def run_cmd(self, *cmd, opts=(), input=b""):
+        return self.airlock("run", *opts, "--", *cmd, input=input)
+
+    # ---- run ----
+
+    def test_run_true_and_exit_codes(self):
+        self.assertEqual(self.run_cmd("/bin/true").returncode, 0)
+        self.assertEqual(self.run_cmd("sh", "-c", "exit 3").returncode, 3)
+        self.assertEqual(self.run_cmd("false").returncode, 1)
+        self.assertEqual(self.run_cmd("sh", "-c", "kill -KILL $$").returncode, 137)
+        self.assertEqual(self.run_cmd("no-such-command-xyz").returncode, 127)
+        self.assertNoSandboxesLeft()
+
+    def test_run_stdout_and_stderr(self):
+        p = self.run_cmd("sh", "-c", "echo out; echo err >&2; printf 'a\\377b'")
+        self.assertEqual(p.returncode, 0, p)
+        self.assertEqual(p.stdout, b"out\na\xffb")
+        self.assertEqual(p.stderr, b"err\n")
+
+    def test_run_stdin_piped(self):
+        p = subprocess.run("echo hi | %s --socket %s run -- cat" % (at.AIRLOCK_CLI, self.daemon.socket_path),
+                           shell=True, capture_output=True, timeout=60, env=self.cli_env())
+        self.assertEqual((p.returncode, p.stdout), (0, b"hi\n"), p)
+        data = os.urandom(3 << 20)
+        p = self.run_cmd("cat", input=data)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(len(p.stdout), len(data))
+        self.assertEqual(p.stdout, data)
+        p = self.run_cmd("wc", "-c", input=b"12345")
+        self.assertEqual(p.stdout.split(), [b"5"])
+        self.assertNoSandboxesLeft()
+
+    def test_run_stdin_streamed_while_running(self):
+        proc = subprocess.Popen([at.AIRLOCK_CLI, "--socket", self.daemon.socket_path, "run", "--",
+                                 "sh", "-c", "read a; echo got:$a; read b; echo got:$b"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=self.cli_env())
+        try:
+            proc.stdin.write(b"one\n")
+            proc.stdin.flush()
+            # The first answer comes while stdin is still open.
+            line = proc.stdout.readline()
+            self.assertEqual(line, b"got:one\n")
+            proc.stdin.write(b"two\n")
+            proc.stdin.close()
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.assertEqual(out, b"got:two\n")
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertNoSandboxesLeft()
+
+    def test_run_without_stdin_and_slow_output(self):
+        p = subprocess.run([at.AIRLOCK_CLI, "--socket", self.daemon.socket_path, "run", "--",
+                            "sh", "-c", "echo a; sleep 3; echo b; cat"],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
+                           env=self.cli_env())
+        self.assertEqual((p.returncode, p.stdout), (0, b"a\nb\n"), p)
+
+    def test_run_options(self):
+        p = self.run_cmd("sh", "-c", 'hostname; echo "$FOO"; pwd',
+                         opts=("--name", "cli-run", "--env", "FOO=bar", "--cwd", "/tmp",
+                               "--pids", "64", "--cpus", "1"))
+        self.assertEqual(p.stdout, b"cli-run\nbar\n/tmp\n", p)
+        self.assertEqual(self.run_cmd("true", opts=("--rootfs", self.rootfs)).returncode, 0)
+        self.assertNoSandboxesLeft()
+
+    def test_run_memory_limit(self):
+        self.assertEqual(self.run_cmd("true", opts=("--memory", "64M")).returncode, 0)
+        p = self.run_cmd("tail", "/dev/zero", opts=("--memory", "64M", "--timeout", "60"))
+        self.assertEqual(p.returncode, 137, p)
+        self.assertNoSandboxesLeft()
+
+    def test_run_timeout(self):
+        start = time.monotonic()
+        p = self.run_cmd("sleep", "30", opts=("--timeout", "1"))
+        self.assertEqual(p.returncode, 124, p)
+        self.assertLess(time.monotonic() - start, 20)
+        self.assertNoSandboxesLeft()
+
+    def test_run_interrupted_destroys_the_sandbox(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with self.subTest(sig=sig.name):
+                proc = subprocess.Popen([at.AIRLOCK_CLI, "--socket", self.daemon.socket_path, "run",
+                                         "--", "sleep", "100"],
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, env=self.cli_env())
+                try:
+                    end = time.monotonic() + 30
+                    while not self.client.list() and time.monotonic() < end:
+                        time.sleep(0.1)
+                    self.assertTrue(self.client.list(), "run did not create a sandbox")
+                    time.sleep(0.5)
+                    proc.send_signal(sig)
+                    proc.communicate(timeout=30)
+                finally:
+                    if proc.poll() is None:
+                        proc.kill()
+                        proc.wait()
+                self.assertEqual(proc.returncode, 128 + sig)
+                self.assertNoSandboxesLeft()
+
+    # ---- create, exec, ls, inspect, write, read, rm ----
+
+    def test_sandbox_verbs(self):
+        p = self.airlock("create", "--name", "cli-box", "--memory", "128M", "--env", "DEF=1")
+        self.assertEqual(p.returncode, 0, p)
+        sid = p.stdout.decode().strip()
+        self.created.add(sid)
+        self.assertTrue(sid and "\n" not in sid)
+
+        ls = self.airlock("ls")
+        self.assertEqual(ls.returncode, 0)
+        lines = ls.stdout.decode().splitlines()
+        self.assertEqual(lines[0].split(), ["ID", "NAME", "STATE", "CREATED", "ROOTFS"])
+        row = [line.split() for line in lines[1:] if line.split()[0] == sid]
+        self.assertEqual(len(row), 1, ls.stdout)
+        self.assertEqual(row[0][1:3], ["cli-box", "running"])
+        listed = json.loads(self.airlock("ls", "--json").stdout)
+        self.assertIn(sid, [s["id"] for s in listed["sandboxes"]])
+
+        info = json.loads(self.airlock("inspect", sid).stdout)
+        self.assertEqual(info["id"], sid)
+        self.assertEqual(info["cgroup"]["limits"]["memory_bytes"], 128 << 20)
+
+        data = b"line1\n\x00\xffbinary"
+        self.assertEqual(self.airlock("write", sid, "dir/sub/file.bin", input=data).returncode, 0)
+        r = self.airlock("read", sid, "dir/sub/file.bin")
+        self.assertEqual((r.returncode, r.stdout), (0, data))
+        r = self.airlock("exec", sid, "--", "cat", "/workspace/dir/sub/file.bin")
+        self.assertEqual((r.returncode, r.stdout), (0, data))
+
+        self.assertEqual(self.airlock("exec", sid, "--", "sh", "-c", "exit 7").returncode, 7)
+        r = self.airlock("exec", "--env", "FOO=bar", sid, "--cwd", "/tmp", "--",
+                         "sh", "-c", 'echo "$FOO $DEF"; pwd')
+        self.assertEqual(r.stdout, b"bar 1\n/tmp\n", r)
+        r = self.airlock("exec", sid, "cat", input=b"via exec")
+        self.assertEqual(r.stdout, b"via exec")
+        r = self.airlock("exec", sid, "--timeout", "1", "--", "sleep", "30")
+        self.assertEqual(r.returncode, 124)
+
+        r = self.airlock("read", sid, "no/such/file")
+        self.assertEqual(r.returncode, 125)
+        self.assertTrue(r.stderr.startswith(b"airlock: "), r.stderr)
+
+        self.assertEqual(self.airlock("rm", sid).returncode, 0)
+        r = self.airlock("inspect", sid)
+        self.assertEqual(r.returncode, 125)
+        self.assertTrue(r.stderr.startswith(b"airlock: "), r.stderr)
+        self.assertEqual(self.airlock("rm", sid).returncode, 125)
+        self.assertEqual(self.airlock("exec", sid, "true").returncode, 125)
+
+    def test_rm_several(self):
+        ids = []
+        for _ in range(2):
+            p = self.airlock("create")
+            self.assertEqual(p.returncode, 0, p)
+            ids.append(p.stdout.decode().strip())
+            self.created.add(ids[-1])
+        self.assertEqual(self.airlock("rm", *ids).returncode, 0)
+        self.assertNoSandboxesLeft()
+
+    def test_create_with_manifest(self):
+        path = os.path.join(self.workdir, "manifest.json")
+        with open(path, "w") as f:
+            json.dump({"version": 1, "entries": {"m.txt": {"type": "file", "content": "from manifest"}}}, f)
+        p = self.airlock("create", "--manifest", path)
+        self.assertEqual(p.returncode, 0, p)
+        sid = p.stdout.decode().strip()
+        self.created.add(sid)
+        self.assertEqual(self.airlock("read", sid, "m.txt").stdout, b"from manifest")
+        self.airlock("rm", sid)
+        with open(path, "w") as f:
+            json.dump({"version": 1, "entries": {"/abs": {"type": "dir"}}}, f)
+        p = self.airlock("create", "--manifest", path)
+        self.assertEqual(p.returncode, 125, p)
+        self.assertNoSandboxesLeft()
+
+    def test_info(self):
+        p = self.airlock("info")
+        self.assertEqual(p.returncode, 0)
+        self.assertIn("version", json.loads(p.stdout))
+
+    # ---- socket selection, usage and errors ----
+
+    def test_socket_from_environment(self):
+        env = self.cli_env()
+        env["AIRLOCK_SOCKET"] = self.daemon.socket_path
+        self.assertEqual(self.airlock("info", env=env, socket=False).returncode, 0)
+
+    def test_cannot_connect(self):
+        missing = os.path.join(self.workdir, "missing.sock")
+        p = subprocess.run([at.AIRLOCK_CLI, "--socket", missing, "ls"], capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 125)
+        self.assertTrue(p.stderr.startswith(b"airlock: cannot connect to airlockd at " + missing.encode()),
+                        p.stderr)
+
+    def test_usage_errors_exit_2(self):
+        for args in (["run"], ["run", "--bogus", "--", "true"], ["run", "--memory", "12Q", "--", "true"],
+                     ["run", "--memory"], ["frobnicate"], [], ["exec"], ["exec", "someid"],
+                     ["create", "extra"], ["rm"], ["read", "id"], ["write", "id"], ["ls", "x"],
+                     ["--bogus", "ls"], ["run", "--pids", "many", "--", "true"],
+                     ["run", "--timeout", "-1", "--", "true"]):
+            with self.subTest(args=args):
+                p = self.airlock(*args)
+                self.assertEqual(p.returncode, 2, p)
+                self.assertIn(b"Usage:", p.stderr)
+        self.assertNoSandboxesLeft()
+
+    def test_help(self):
+        p = self.airlock("--help")
+        self.assertEqual(p.returncode, 0)
+        for verb in (b"run", b"create", b"exec", b"ls", b"inspect", b"rm", b"write", b"read", b"info"):
+            self.assertIn(verb, p.stdout)
+        for verb in ("run", "create", "exec", "ls", "inspect", "rm", "write", "read", "info"):
+            with self.subTest(verb=verb):
+                p = self.airlock(verb, "--help")
+                self.assertEqual(p.returncode, 0)
+                self.assertTrue(p.stdout.startswith(b"Usage: airlock " + verb.encode()), p.stdout)
+
+
+if __name__ == "__main__":
+    unittest.TestCase.maxDiff = None
+    at.main()

@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Exec: argv and shell strings, separate streams, exit codes, timeouts,
+yield and polling, stdin to a running process, output caps, cwd and env."""
+
+import time
+
+import airlock_test as at
+
+
+class ExecTest(at.AirlockTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.sb = cls.client.create(env={"SANDBOX_DEFAULT": "from-create", "OVERRIDE": "create"})
+        cls.sid = cls.sb["id"]
+
+    def test_argv_is_passed_verbatim(self):
+        r = self.client.exec(self.sid, ["printf", "%s|", "a b", "$HOME", "'q'", "*", ""])
+        self.assertExit(r, 0)
+        self.assertEqual(r["stdout"], "a b|$HOME|'q'|*||")
+        self.assertEqual(r["stderr"], "")
+
+    def test_shell_string(self):
+        r = self.client.exec(self.sid, command="echo one | tr a-z A-Z; echo $((6 * 7))")
+        self.assertExit(r, 0)
+        self.assertEqual(r["stdout"], "ONE\n42\n")
+
+    def test_stdout_and_stderr_are_separate(self):
+        r = self.client.exec(self.sid, command="echo out; echo err >&2; echo out2")
+        self.assertExit(r, 0)
+        self.assertEqual(r["stdout"], "out\nout2\n")
+        self.assertEqual(r["stderr"], "err\n")
+        self.assertIn("duration_ms", r)
+        self.assertFalse(r["timed_out"])
+
+    def test_exit_codes(self):
+        for code in (0, 1, 2, 42, 126, 255):
+            with self.subTest(code=code):
+                self.assertExit(self.client.exec(self.sid, command="exit %d" % code), code)
+        self.assertExit(self.client.exec(self.sid, ["false"]), 1)
+
+    def test_death_by_signal(self):
+        r = self.client.exec(self.sid, ["sh", "-c", "kill -KILL $$"])
+        self.assertFalse(r["running"])
+        self.assertTrue(at.killed_by(r, 9), r)
+
+    def test_command_not_found_is_127(self):
+        r = self.client.exec(self.sid, ["no-such-command-xyz"])
+        self.assertExit(r, 127)
+        self.assertNotEqual(r["stderr"], "")
+        r = self.client.exec(self.sid, ["/no/such/dir/cmd"])
+        self.assertExit(r, 127)
+
+    def test_not_executable_is_126(self):
+        put = self.client.write_file(self.sid, "/workspace/notexec.sh", b"#!/bin/sh\necho hi\n",
+                                     mode="0644")
+        self.assertEqual(put.status, 200, put)
+        self.assertExit(self.client.exec(self.sid, ["/workspace/notexec.sh"]), 126)
+
+    def test_cwd(self):
+        self.assertEqual(self.out(self.sid, "pwd"), "/workspace\n")
+        self.assertEqual(self.client.exec(self.sid, ["pwd"], cwd="/tmp")["stdout"], "/tmp\n")
+        self.assertEqual(self.client.exec(self.sid, ["pwd"], cwd="/")["stdout"], "/\n")
+
+    def test_env(self):
+        r = self.client.exec(self.sid, command='echo "$FOO|$SANDBOX_DEFAULT|$OVERRIDE"',
+                             env={"FOO": "bar baz", "OVERRIDE": "exec"})
+        self.assertExit(r, 0)
+        self.assertEqual(r["stdout"], "bar baz|from-create|exec\n")
+        # Nothing of the daemon's or the harness's environment leaks in.
+        env = self.out(self.sid, "env")
+        self.assertNotIn("AIRLOCK_BUILD_DIR", env)
+        self.assertNotIn("INVOCATION_ID", env)
+
+    def test_timeout_kills_the_process_group(self):
+        start = time.monotonic()
+        r = self.client.exec(self.sid, command="sleep 101 & sleep 102; echo never",
+                             timeout_ms=500)
+        self.assertLess(time.monotonic() - start, 15)
+        self.assertFalse(r["running"])
+        self.assertTrue(r["timed_out"], r)
+        self.assertNotIn("never", r["stdout"])
+        time.sleep(0.5)
+        ps = self.out(self.sid, "ps -o pid,args")
+        self.assertNotIn("sleep 101", ps)
+        self.assertNotIn("sleep 102", ps)
+
+    def test_finished_before_timeout_is_not_timed_out(self):
+        r = self.client.exec(self.sid, ["true"], timeout_ms=10000)
+        self.assertExit(r, 0)
+        self.assertFalse(r["timed_out"])
+
+    def test_yield_returns_a_running_process_and_polling_collects(self):
+        r = self.client.exec(self.sid, command="echo start; sleep 2; echo end; echo e >&2; exit 4",
+                             yield_ms=500)
+        self.assertTrue(r["running"], r)
+        pid = r["process_id"]
+        self.assertTrue(pid)
+        self.assertEqual(r["stdout"], "start\n")
+        final, out, err = self.client.wait_process(self.sid, r)
+        self.assertEqual(final["exit_code"], 4)
+        self.assertEqual(out, "start\nend\n")
+        self.assertEqual(err, "e\n")
+        # The finished result was returned, so the process is forgotten.
+        self.assertEqual(self.client.poll(self.sid, pid).status, 404)
+
+    def test_poll_without_wait_returns_at_once(self):
+        r = self.client.exec(self.sid, ["sleep", "3"], yield_ms=100)
+        self.assertTrue(r["running"])
+        start = time.monotonic()
+        p = self.client.poll(self.sid, r["process_id"], 0)
+        self.assertEqual(p.status, 200)
+        self.assertTrue(p.json["running"])
+        self.assertLess(time.monotonic() - start, 1.5)
+        final, _, _ = self.client.wait_process(self.sid, r)
+        self.assertEqual(final["exit_code"], 0)
+
+    def test_stdin_to_a_running_cat(self):
+        r = self.client.exec(self.sid, ["cat"], keep_stdin_open=True, yield_ms=200)
+        self.assertTrue(r["running"], r)
+        pid = r["process_id"]
+        out = [r["stdout"]]
+        s = self.client.stdin(self.sid, pid, data="hello\n", yield_ms=1000)
+        self.assertEqual(s.status, 200, s)
+        out.append(s.json["stdout"])
+        self.assertTrue(s.json["running"])
+        s = self.client.stdin(self.sid, pid, data_base64=at.b64(b"bye\x00"), close=True,
+                              yield_ms=2000)
+        self.assertEqual(s.status, 200, s)
+        final, rest, _ = self.client.wait_process(self.sid, s.json)
+        out.append(rest)
+        self.assertEqual(final["exit_code"], 0)
+        self.assertEqual("".join(out), "hello\nbye\x00")
+
+    def test_stdin_to_a_shell_read(self):
+        r = self.client.exec(self.sid, command='read a; read b; echo "got:$a,$b"',
+                             keep_stdin_open=True, yield_ms=200)
+        self.assertTrue(r["running"], r)
+        s = self.client.stdin(self.sid, r["process_id"], data="one\n", yield_ms=200)
+        self.assertEqual(s.status, 200, s)
+        self.assertTrue(s.json["running"], "read returned before the second line: %r" % s.json)
+        s = self.client.stdin(self.sid, r["process_id"], data="two\n", yield_ms=2000)
+        final, out, _ = self.client.wait_process(self.sid, s.json)
+        self.assertEqual(final["exit_code"], 0)
+        self.assertEqual(out, "got:one,two\n")
+
+    def test_inline_stdin(self):
+        r = self.client.exec(self.sid, ["cat"], stdin="abc\n")
+        self.assertExit(r, 0)
+        self.assertEqual(r["stdout"], "abc\n")
+        data = bytes(range(256)) * 4
+        r = self.client.exec(self.sid, ["cat"], stdin_base64=at.b64(data), encoding="base64")
+        self.assertExit(r, 0)
+        self.assertEqual(at.unb64(r["stdout"]), data)
+
+    def test_without_stdin_reads_eof(self):
+        r = self.client.exec(self.sid, ["cat"], timeout_ms=10000)
+        self.assertExit(r, 0)
+        self.assertFalse(r["timed_out"])
+        self.assertEqual(r["stdout"], "")
+
+    def test_invalid_utf8_is_replaced(self):
+        r = self.client.exec(self.sid, ["printf", "a\\377b"])
+        self.assertExit(r, 0)
+        self.assertEqual(r["stdout"], "a\ufffdb")
+        r = self.client.exec(self.sid, ["printf", "a\\377b"], encoding="base64")
+        self.assertEqual(at.unb64(r["stdout"]), b"a\xffb")
+
+    def test_output_cap_sets_truncated(self):
+        r = self.client.exec(self.sid, command="head -c 100000 /dev/zero | tr '\\000' a; echo err >&2",
+                             max_output_bytes=1000)
+        self.assertExit(r, 0)
+        self.assertTrue(r["stdout_truncated"])
+        self.assertFalse(r["stderr_truncated"])
+        self.assertLessEqual(len(r["stdout"]), 1000)
+        self.assertGreater(len(r["stdout"]), 0)
+        self.assertEqual(set(r["stdout"]), {"a"})
+        self.assertEqual(r["stderr"], "err\n")
+
+    def test_large_output_is_complete(self):
+        r = self.client.exec(self.sid, command="head -c 300000 /dev/zero | tr '\\000' b",
+                             max_output_bytes=1 << 20)
+        self.assertExit(r, 0)
+        self.assertFalse(r["stdout_truncated"])
+        self.assertEqual(r["stdout"], "b" * 300000)
+
+    def test_kill_a_running_process(self):
+        r = self.client.exec(self.sid, ["sleep", "60"], yield_ms=100)
+        self.assertTrue(r["running"])
+        k = self.client.request("DELETE", "/v1/sandboxes/%s/processes/%s?signal=TERM"
+                                % (self.sid, r["process_id"]))
+        self.assertEqual(k.status, 200, k)
+        final, _, _ = self.client.wait_process(self.sid, r, 10)
+        self.assertTrue(at.killed_by(final, 15), final)
+
+    def test_bad_requests(self):
+        self.assertEqual(self.client.exec_raw(self.sid).status, 400)
+        self.assertEqual(self.client.exec_raw(self.sid, argv="ls").status, 400)
+        self.assertEqual(self.client.exec_raw(self.sid, argv=[]).status, 400)
+        self.assertEqual(self.client.exec_raw(self.sid, argv=[1, 2]).status, 400)
+        self.assertEqual(self.client.exec_raw("nosuchsandbox", argv=["true"]).status, 404)
+        self.assertEqual(self.client.poll(self.sid, "p999999").status, 404)
+
+    def test_many_execs_in_a_row(self):
+        for i in range(30):
+            r = self.client.exec(self.sid, ["echo", str(i)])
+            self.assertEqual(r["stdout"], "%d\n" % i)
+
+
+if __name__ == "__main__":
+    at.main()
