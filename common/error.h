@@ -21,18 +21,24 @@ struct al_error {
 	char msg[AL_ERROR_MSG_MAX];
 };
 
-#define AL_ERROR_INIT {0, {0}}
+#define AL_ERROR_INIT                                                                              \
+	{                                                                                          \
+		0,                                                                                 \
+		{                                                                                  \
+			0                                                                          \
+		}                                                                                  \
+	}
 
 /* Fill err with code and a formatted message; returns -code. */
 __attribute__((format(printf, 3, 4))) int al_error_set(struct al_error *err, int code,
-						       const char *fmt, ...);
+                                                       const char *fmt, ...);
 
 /* Like al_error_set() with code = errno, appending ": strerror(errno)". */
 __attribute__((format(printf, 2, 3))) int al_error_errno(struct al_error *err, const char *fmt,
-							 ...);
+                                                         ...);
 
 /* Prepend "context: " to the message; returns -err->code (or -EIO if unset). */
 __attribute__((format(printf, 2, 3))) int al_error_prefix(struct al_error *err, const char *fmt,
-							  ...);
+                                                          ...);
 
 void al_error_clear(struct al_error *err);

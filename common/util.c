@@ -85,7 +85,7 @@ int al_write_all(int fd, const void *buf, size_t len)
 }
 
 int al_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
-			 struct al_error *err)
+                         struct al_error *err)
 {
 	_cleanup_free_ char *tmp = NULL;
 	_cleanup_close_ int fd = -1;
@@ -167,8 +167,8 @@ static int rm_rf_at(int parent_fd, const char *name, dev_t dev, struct al_error 
 
 		/* A mount point below us means a sandbox's mount leaked: refuse. */
 		if (st.st_dev != dev)
-			return al_error_set(err, EBUSY, "refusing to remove %s: it is a mount point",
-					    name);
+			return al_error_set(err, EBUSY,
+			                    "refusing to remove %s: it is a mount point", name);
 		fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			return al_error_errno(err, "open %s", name);
@@ -353,7 +353,7 @@ int al_rm_rf_at(int dirfd, const char *name, struct al_error *err)
 }
 
 static const char b64_alphabet[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 char *al_base64_encode(const void *data, size_t len)
 {

@@ -16,7 +16,7 @@ int al_read_fd(int fd, size_t max, char **out, size_t *len, struct al_error *err
 
 /* Write data to path atomically: temp file in the same directory, fsync, rename. */
 int al_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
-			 struct al_error *err);
+                         struct al_error *err);
 
 /* Write a short string to an existing file (cgroup and /proc knobs). */
 int al_write_string(const char *path, const char *value, struct al_error *err);

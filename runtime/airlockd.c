@@ -48,17 +48,18 @@ struct options {
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: airlockd [--socket PATH] [--state-dir DIR] [--rootfs DIR] [options]\n"
-		"\n"
-		"  --socket PATH       API socket (default /run/airlock/airlockd.sock)\n"
-		"  --state-dir DIR     sandbox state (default /var/lib/airlock/state)\n"
-		"  --rootfs DIR        default base rootfs (default /var/lib/airlock/rootfs/debian)\n"
-		"  --profiles DIR      seccomp profiles directory (default %s)\n"
-		"  --init PATH         airlock-init binary (default: next to airlockd, else %s)\n"
-		"  --group NAME        group whose members may use the socket (default: root only)\n"
-		"  --debug             verbose logging\n",
-		AIRLOCK_PROFILES_DIR, AIRLOCK_LIBEXEC_INIT);
+	fprintf(
+	    f,
+	    "Usage: airlockd [--socket PATH] [--state-dir DIR] [--rootfs DIR] [options]\n"
+	    "\n"
+	    "  --socket PATH       API socket (default /run/airlock/airlockd.sock)\n"
+	    "  --state-dir DIR     sandbox state (default /var/lib/airlock/state)\n"
+	    "  --rootfs DIR        default base rootfs (default /var/lib/airlock/rootfs/debian)\n"
+	    "  --profiles DIR      seccomp profiles directory (default %s)\n"
+	    "  --init PATH         airlock-init binary (default: next to airlockd, else %s)\n"
+	    "  --group NAME        group whose members may use the socket (default: root only)\n"
+	    "  --debug             verbose logging\n",
+	    AIRLOCK_PROFILES_DIR, AIRLOCK_LIBEXEC_INIT);
 }
 
 /*
@@ -105,7 +106,8 @@ static char *find_init(const char *given)
 		slash = strrchr(self, '/');
 		if (slash) {
 			*slash = '\0';
-			if (asprintf(&cand, "%s/airlock-init", self) >= 0 && access(cand, X_OK) == 0)
+			if (asprintf(&cand, "%s/airlock-init", self) >= 0 &&
+			    access(cand, X_OK) == 0)
 				return cand;
 			free(cand);
 		}
@@ -185,7 +187,8 @@ static int setup_ctx(struct daemon_ctx *ctx, const struct options *o, struct al_
 	/* state/sandboxes/<12 hex>/init.sock must fit in sun_path. */
 	if (strlen(state) > 70)
 		return al_error_set(err, ENAMETOOLONG,
-				    "state directory %s is too long (at most 70 characters)", state);
+		                    "state directory %s is too long (at most 70 characters)",
+		                    state);
 	chmod(state, 0700);
 	if (asprintf(&ctx->sandboxes_dir, "%s/sandboxes", state) < 0 ||
 	    asprintf(&ctx->seccomp_cache_dir, "%s/seccomp", state) < 0)
@@ -223,17 +226,21 @@ static int setup_ctx(struct daemon_ctx *ctx, const struct options *o, struct al_
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"socket", required_argument, NULL, 's'}, {"state-dir", required_argument, NULL, 'd'},
-		{"rootfs", required_argument, NULL, 'r'}, {"profiles", required_argument, NULL, 'p'},
-		{"init", required_argument, NULL, 'i'},	  {"group", required_argument, NULL, 'g'},
-		{"debug", no_argument, NULL, 'D'},	  {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"socket", required_argument, NULL, 's'},
+	    {"state-dir", required_argument, NULL, 'd'},
+	    {"rootfs", required_argument, NULL, 'r'},
+	    {"profiles", required_argument, NULL, 'p'},
+	    {"init", required_argument, NULL, 'i'},
+	    {"group", required_argument, NULL, 'g'},
+	    {"debug", no_argument, NULL, 'D'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct options o = {
-		.socket_path = "/run/airlock/airlockd.sock",
-		.state_dir = DEFAULT_STATE_DIR,
-		.rootfs = "/var/lib/airlock/rootfs/debian",
-		.profiles_dir = AIRLOCK_PROFILES_DIR,
+	    .socket_path = "/run/airlock/airlockd.sock",
+	    .state_dir = DEFAULT_STATE_DIR,
+	    .rootfs = "/var/lib/airlock/rootfs/debian",
+	    .profiles_dir = AIRLOCK_PROFILES_DIR,
 	};
 	struct al_error err = AL_ERROR_INIT;
 	struct daemon_ctx ctx = {.init_memfd = -1};
@@ -314,8 +321,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_info("airlockd %s serving %s (state %s, cgroups %s, %zu sandboxes)", AIRLOCK_VERSION,
-		 o.socket_path, ctx.state_dir, cgroup_mode_name(cgroup_manager_mode(ctx.cgroups)),
-		 ctx.n_sandboxes);
+	         o.socket_path, ctx.state_dir, cgroup_mode_name(cgroup_manager_mode(ctx.cgroups)),
+	         ctx.n_sandboxes);
 	do
 		sig = sigwaitinfo(&mask, NULL);
 	while (sig < 0 && errno == EINTR);

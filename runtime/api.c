@@ -43,7 +43,7 @@ struct request {
 	struct al_buf body;
 	size_t limit;
 	bool rejected; /* a response was queued before the body arrived */
-	bool peer_ok;
+	uid_t peer_uid;
 };
 
 struct reply {
@@ -147,7 +147,7 @@ static bool query_bool(struct MHD_Connection *c, const char *key)
 }
 
 static int query_u64(struct MHD_Connection *c, const char *key, uint64_t def, uint64_t *out,
-		     struct al_error *err)
+                     struct al_error *err)
 {
 	const char *v = query(c, key);
 	char *end;
@@ -163,7 +163,7 @@ static int query_u64(struct MHD_Connection *c, const char *key, uint64_t def, ui
 }
 
 static int json_u64(const cJSON *o, const char *key, uint64_t def, uint64_t max, uint64_t *out,
-		    struct al_error *err)
+                    struct al_error *err)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
 
@@ -172,7 +172,7 @@ static int json_u64(const cJSON *o, const char *key, uint64_t def, uint64_t max,
 		return 0;
 	if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > (double)max)
 		return al_error_set(err, EINVAL, "%s must be a number between 0 and %llu", key,
-				    (unsigned long long)max);
+		                    (unsigned long long)max);
 	*out = (uint64_t)v->valuedouble;
 	return 0;
 }
@@ -192,7 +192,7 @@ static void handle_info(struct api_server *s, struct reply *rp)
 
 	cJSON_AddStringToObject(o, "version", AIRLOCK_VERSION);
 	cJSON_AddStringToObject(o, "cgroup_mode",
-				cgroup_mode_name(cgroup_manager_mode(s->ctx->cgroups)));
+	                        cgroup_mode_name(cgroup_manager_mode(s->ctx->cgroups)));
 	cJSON_AddBoolToObject(o, "userns", true);
 	sec = cJSON_AddObjectToObject(o, "seccomp");
 	snprintf(buf, sizeof(buf), "%u.%u.%u", v->major, v->minor, v->micro);
@@ -237,7 +237,7 @@ static void handle_create(struct api_server *s, struct request *rq, struct reply
 
 	if (!req)
 		return;
-	if (sandbox_create(s->ctx, req, &sb, &err) < 0) {
+	if (sandbox_create(s->ctx, req, rq->peer_uid == 0, &sb, &err) < 0) {
 		log_warn("create: %s", err.msg);
 		reply_al_error(rp, &err);
 		return;
@@ -329,7 +329,7 @@ static bool want_base64(const cJSON *req, struct reply *rp)
 
 /* Wait for the process up to yield_ms (0: until it ends) and reply with its result. */
 static void reply_process(struct sandbox *sb, struct al_process *p, const char *known_id,
-			  uint64_t yield_ms, bool base64, struct reply *rp)
+                          uint64_t yield_ms, bool base64, struct reply *rp)
 {
 	char id[16];
 	cJSON *o;
@@ -398,7 +398,8 @@ static void handle_exec(struct sandbox *sb, struct request *rq, struct reply *rp
 		argv[1] = strdup("-c");
 		argv[2] = strdup(v->valuestring);
 	} else {
-		reply_error(rp, 400, "invalid_argument", "one of argv (array) or command (string) is required");
+		reply_error(rp, 400, "invalid_argument",
+		            "one of argv (array) or command (string) is required");
 		return;
 	}
 	if (env_merge(sb->env, cJSON_GetObjectItemCaseSensitive(req, "env"), &env, &err) < 0) {
@@ -431,7 +432,8 @@ static void handle_exec(struct sandbox *sb, struct request *rq, struct reply *rp
 	x.keep_stdin_open = json_bool(req, "keep_stdin_open");
 	if (json_u64(req, "timeout_ms", 0, 86400000ULL * 7, &x.timeout_ms, &err) < 0 ||
 	    json_u64(req, "yield_ms", 0, 3600000, &yield_ms, &err) < 0 ||
-	    json_u64(req, "max_output_bytes", DEFAULT_MAX_OUTPUT, MAX_OUTPUT_CAP, &max_out, &err) < 0) {
+	    json_u64(req, "max_output_bytes", DEFAULT_MAX_OUTPUT, MAX_OUTPUT_CAP, &max_out, &err) <
+	        0) {
 		reply_al_error(rp, &err);
 		return;
 	}
@@ -451,8 +453,8 @@ static void handle_exec(struct sandbox *sb, struct request *rq, struct reply *rp
 }
 
 static void handle_process(struct sandbox *sb, const char *pid, const char *sub,
-			   struct MHD_Connection *c, const char *method, struct request *rq,
-			   struct reply *rp)
+                           struct MHD_Connection *c, const char *method, struct request *rq,
+                           struct reply *rp)
 {
 	struct al_error err = AL_ERROR_INIT;
 	struct al_process *p = sandbox_take_process(sb, pid, false);
@@ -480,7 +482,8 @@ static void handle_process(struct sandbox *sb, const char *pid, const char *sub,
 		else if (name && strcmp(name, "KILL"))
 			sig = 0;
 		if (!sig) {
-			reply_error(rp, 400, "invalid_argument", "signal must be KILL, TERM, INT or HUP");
+			reply_error(rp, 400, "invalid_argument",
+			            "signal must be KILL, TERM, INT or HUP");
 		} else if (process_kill(p, sig, &err) < 0) {
 			reply_al_error(rp, &err);
 		} else {
@@ -502,15 +505,15 @@ static void handle_process(struct sandbox *sb, const char *pid, const char *sub,
 				if (al_base64_decode(v->valuestring, &data, &len, &err) < 0)
 					reply_al_error(rp, &err);
 			} else if ((v = cJSON_GetObjectItemCaseSensitive(req, "data")) &&
-				   cJSON_IsString(v)) {
+			           cJSON_IsString(v)) {
 				data = strdup(v->valuestring);
 				len = strlen(v->valuestring);
 			}
 			if (!rp->status &&
 			    json_u64(req, "yield_ms", 0, 3600000, &yield_ms, &err) < 0)
 				reply_al_error(rp, &err);
-			if (!rp->status && process_write_stdin(p, data, len, json_bool(req, "close"),
-							       &err) < 0)
+			if (!rp->status &&
+			    process_write_stdin(p, data, len, json_bool(req, "close"), &err) < 0)
 				reply_al_error(rp, &err);
 			if (!rp->status)
 				reply_process(sb, p, pid, yield_ms, base64, rp);
@@ -522,7 +525,7 @@ static void handle_process(struct sandbox *sb, const char *pid, const char *sub,
 }
 
 static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c,
-			 const char *method, struct request *rq, struct reply *rp)
+                         const char *method, struct request *rq, struct reply *rp)
 {
 	struct al_error err = AL_ERROR_INIT;
 	const char *path = query(c, "path");
@@ -560,13 +563,14 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 			char *end;
 			mode = strtoul(mode_s, &end, 8);
 			if (*end || end == mode_s || mode > 07777) {
-				reply_error(rp, 400, "invalid_argument", "mode must be octal, e.g. 0644");
+				reply_error(rp, 400, "invalid_argument",
+				            "mode must be octal, e.g. 0644");
 				return;
 			}
 		}
 		r = fsops_write(rootfd, sb->workspace, path, rq->body.data ? rq->body.data : "",
-				rq->body.len, (mode_t)mode, query_bool(c, "parents"), sb->uid_base,
-				(gid_t)sb->uid_base, &err);
+		                rq->body.len, (mode_t)mode, query_bool(c, "parents"), sb->uid_base,
+		                (gid_t)sb->uid_base, &err);
 		if (r < 0) {
 			reply_al_error(rp, &err);
 			return;
@@ -598,7 +602,7 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 	}
 	if (dirs && !strcmp(method, "POST")) {
 		r = fsops_mkdir(rootfd, sb->workspace, path, query_bool(c, "parents"), 0755,
-				sb->uid_base, (gid_t)sb->uid_base, &err);
+		                sb->uid_base, (gid_t)sb->uid_base, &err);
 		if (r < 0) {
 			reply_al_error(rp, &err);
 			return;
@@ -625,7 +629,7 @@ static size_t split_path(char *url, char **seg, size_t max)
 }
 
 static void route(struct api_server *s, struct MHD_Connection *c, const char *url,
-		  const char *method, struct request *rq, struct reply *rp)
+                  const char *method, struct request *rq, struct reply *rp)
 {
 	_cleanup_free_ char *copy = strdup(url);
 	char *seg[8] = {0};
@@ -697,10 +701,10 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 
 /* ---- libmicrohttpd glue ------------------------------------------------------------------- */
 
-static bool peer_allowed(struct api_server *s, struct MHD_Connection *c)
+static bool peer_allowed(struct api_server *s, struct MHD_Connection *c, uid_t *uid)
 {
 	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	_cleanup_free_ char *status = NULL;
@@ -708,6 +712,7 @@ static bool peer_allowed(struct api_server *s, struct MHD_Connection *c)
 
 	if (!ci || getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
 		return false;
+	*uid = cred.uid;
 	if (cred.uid == 0)
 		return true;
 	if (s->allowed_gid == (gid_t)-1)
@@ -743,8 +748,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct reply *rp)
 	if (!rp->status)
 		reply_error(rp, 500, "internal", "no response");
 	resp = MHD_create_response_from_buffer(rp->len, rp->body ? rp->body : (void *)"",
-					       rp->body ? MHD_RESPMEM_MUST_FREE
-							: MHD_RESPMEM_PERSISTENT);
+	                                       rp->body ? MHD_RESPMEM_MUST_FREE
+	                                                : MHD_RESPMEM_PERSISTENT);
 	if (!resp) {
 		free(rp->body);
 		return MHD_NO;
@@ -756,8 +761,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct reply *rp)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-				  const char *method, const char *version, const char *upload,
-				  size_t *upload_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
 {
 	struct api_server *s = cls;
 	struct request *rq = *con_cls;
@@ -771,13 +776,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			return MHD_NO;
 		*con_cls = rq;
 		rq->limit = strstr(url, "/files") ? MAX_FILE_BODY : MAX_JSON_BODY;
-		rq->peer_ok = peer_allowed(s, c);
-		if (!rq->peer_ok) {
+		if (!peer_allowed(s, c, &rq->peer_uid)) {
 			rq->rejected = true;
 			reply_error(&rp, 403, "forbidden", "peer is not allowed to use airlockd");
 			return send_reply(c, &rp);
 		}
-		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		cl =
+		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && strtoull(cl, NULL, 10) > rq->limit) {
 			rq->rejected = true;
 			reply_error(&rp, 413, "too_large", "request body too large");
@@ -810,7 +815,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-			 enum MHD_RequestTerminationCode toe)
+                         enum MHD_RequestTerminationCode toe)
 {
 	struct request *rq = *con_cls;
 
@@ -835,7 +840,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 int api_start(struct daemon_ctx *ctx, int listen_fd, gid_t allowed_gid, struct api_server **out,
-	      struct al_error *err)
+              struct al_error *err)
 {
 	struct api_server *s = calloc(1, sizeof(*s));
 
@@ -844,13 +849,12 @@ int api_start(struct daemon_ctx *ctx, int listen_fd, gid_t allowed_gid, struct a
 	s->ctx = ctx;
 	s->allowed_gid = allowed_gid;
 	s->mhd = MHD_start_daemon(
-		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-			MHD_USE_ERROR_LOG,
-		0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		MHD_OPTION_LISTEN_SOCKET, listen_fd,
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-		(size_t)(64 * 1024), MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)600,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)2048, MHD_OPTION_END);
+	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+	        MHD_USE_ERROR_LOG,
+	    0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	    MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned int)600, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)2048, MHD_OPTION_END);
 	if (!s->mhd) {
 		free(s);
 		return al_error_set(err, EIO, "cannot start the HTTP server");

@@ -11,5 +11,5 @@ struct api_server;
 /* Serve the v1 API on an already listening Unix socket.  allowed_gid may
  * connect besides root ((gid_t)-1: root only). */
 int api_start(struct daemon_ctx *ctx, int listen_fd, gid_t allowed_gid, struct api_server **out,
-	      struct al_error *err);
+              struct al_error *err);
 void api_stop(struct api_server *srv);

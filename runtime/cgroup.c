@@ -257,7 +257,7 @@ static int check_id(const char *id, struct al_error *err)
 }
 
 static int add_dir(const struct cgroup_manager *m, struct sandbox_dirs *d, const char *key,
-		   const char *mount, const char *id)
+                   const char *mount, const char *id)
 {
 	size_t i = d->n;
 

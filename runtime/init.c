@@ -95,7 +95,7 @@ static int read_config(struct init_config *c, struct al_error *err)
 	c->bpf_path = json_strdup(j, "seccomp_bpf");
 	c->uid_base = (uid_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "uid_base"));
 	c->uid_count =
-		(uint32_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "uid_count"));
+	    (uint32_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "uid_count"));
 	if (!c->hostname || !c->rootfs || !c->sandbox_dir || !c->workspace || !c->bpf_path ||
 	    c->uid_base == 0 || c->uid_count == 0)
 		return al_error_set(err, EINVAL, "config: missing field");
@@ -413,7 +413,7 @@ static void handle_spawn(struct client *cl, const cJSON *msg, int *fds, size_t n
 		int e = child_errno;
 		waitpid(pid, NULL, 0);
 		snprintf(what, sizeof(what), "%s %s: %s", stages[child_stage],
-			 child_stage == 1 ? cwd->valuestring : argv[0], strerror(e));
+		         child_stage == 1 ? cwd->valuestring : argv[0], strerror(e));
 		m = cJSON_CreateObject();
 		cJSON_AddStringToObject(m, "error", what);
 		cJSON_AddNumberToObject(m, "errno", e);
@@ -453,7 +453,8 @@ static void handle_message(struct client *cl)
 	} else if (!strcmp(op->valuestring, "spawn")) {
 		handle_spawn(cl, msg, fds, nfds);
 	} else if (!strcmp(op->valuestring, "kill")) {
-		int sig = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(msg, "signal"));
+		int sig =
+		    (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(msg, "signal"));
 		if (cl->pid <= 0 || sig <= 0 || sig >= NSIG) {
 			reply_error(cl->fd, EINVAL, "kill: no process or bad signal");
 		} else {
@@ -515,7 +516,7 @@ static void serve(void)
 
 		pfds[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
 		pfds[n++] = (struct pollfd){.fd = n_clients < MAX_CLIENTS ? LISTEN_FD : -1,
-					    .events = POLLIN};
+		                            .events = POLLIN};
 		for (size_t i = 0; i < n_clients; i++)
 			pfds[n++] = (struct pollfd){.fd = clients[i].fd, .events = POLLIN};
 		if (poll(pfds, n, -1) < 0)

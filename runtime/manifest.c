@@ -1078,3 +1078,11 @@ int manifest_materialize(const struct manifest *m, int dirfd, uid_t uid, gid_t g
 	}
 	return 0;
 }
+
+const char *manifest_first_host_source(const struct manifest *m)
+{
+	for (size_t i = 0; i < m->n_entries; i++)
+		if (m->entries[i].type == ENTRY_LOCAL_FILE || m->entries[i].type == ENTRY_LOCAL_DIR)
+			return m->entries[i].path;
+	return NULL;
+}

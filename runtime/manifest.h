@@ -47,6 +47,9 @@ void manifest_free(struct manifest *m);
 /* The workspace root inside the sandbox, normalized; "/workspace" by default. */
 const char *manifest_root(const struct manifest *m);
 
+/* The key of the first local_file/local_dir entry (they read host files), or NULL. */
+const char *manifest_first_host_source(const struct manifest *m);
+
 /* The environment as a NULL-terminated "K=V" vector owned by m (possibly empty). */
 char *const *manifest_environment(const struct manifest *m);
 

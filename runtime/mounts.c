@@ -24,23 +24,22 @@ static int sys_open_tree(int dfd, const char *path, unsigned int flags)
 }
 
 static int sys_move_mount(int from_dfd, const char *from, int to_dfd, const char *to,
-			  unsigned int flags)
+                          unsigned int flags)
 {
 	return (int)syscall(SYS_move_mount, from_dfd, from, to_dfd, to, flags);
 }
 
-static int sys_mount_setattr(int dfd, const char *path, unsigned int flags,
-			     struct mount_attr *attr)
+static int sys_mount_setattr(int dfd, const char *path, unsigned int flags, struct mount_attr *attr)
 {
 	return (int)syscall(SYS_mount_setattr, dfd, path, flags, attr, sizeof(*attr));
 }
 
 static int do_mount(const char *src, const char *target, const char *fstype, unsigned long flags,
-		    const char *data, struct al_error *err)
+                    const char *data, struct al_error *err)
 {
 	if (mount(src, target, fstype, flags, data) < 0)
 		return al_error_errno(err, "mount %s on %s (%s)", src ? src : "none", target,
-				      fstype ? fstype : "bind");
+		                      fstype ? fstype : "bind");
 	return 0;
 }
 
@@ -51,7 +50,7 @@ static int do_mount(const char *src, const char *target, const char *fstype, uns
  * it is read-only so overlayfs copies up instead of writing through.
  */
 static int mount_idmapped_lower(const struct mounts_config *c, const char *lower,
-				struct al_error *err)
+                                struct al_error *err)
 {
 	struct mount_attr attr = {0};
 	_cleanup_close_ int fd = -1;
@@ -69,7 +68,7 @@ static int mount_idmapped_lower(const struct mounts_config *c, const char *lower
 }
 
 static int make_dev_node(const char *dev, const char *name, unsigned maj, unsigned min,
-			 const struct mounts_config *c, struct al_error *err)
+                         const struct mounts_config *c, struct al_error *err)
 {
 	char path[PATH_MAX];
 
@@ -84,8 +83,7 @@ static int make_dev_node(const char *dev, const char *name, unsigned maj, unsign
 	return 0;
 }
 
-static int make_symlink(const char *target, const char *dev, const char *name,
-			struct al_error *err)
+static int make_symlink(const char *target, const char *dev, const char *name, struct al_error *err)
 {
 	char path[PATH_MAX];
 
@@ -101,8 +99,8 @@ static int setup_dev(const char *root, const struct mounts_config *c, struct al_
 		const char *name;
 		unsigned maj, min;
 	} nodes[] = {
-		{"null", 1, 3},	  {"zero", 1, 5}, {"full", 1, 7},
-		{"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
+	    {"null", 1, 3},   {"zero", 1, 5},    {"full", 1, 7},
+	    {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
 	};
 	char dev[PATH_MAX], sub[PATH_MAX + 16], opts[128];
 	int r;
@@ -111,7 +109,7 @@ static int setup_dev(const char *root, const struct mounts_config *c, struct al_
 	if (mkdir(dev, 0755) < 0 && errno != EEXIST)
 		return al_error_errno(err, "mkdir %s", dev);
 	snprintf(opts, sizeof(opts), "mode=755,size=64k,uid=%u,gid=%u", (unsigned)c->uid,
-		 (unsigned)c->gid);
+	         (unsigned)c->gid);
 	r = do_mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, opts, err);
 	if (r < 0)
 		return r;
@@ -127,7 +125,7 @@ static int setup_dev(const char *root, const struct mounts_config *c, struct al_
 	/* A private devpts instance: the sandbox sees only its own ptys. gid 5
 	 * is the conventional tty group, mapped through the sandbox's range. */
 	snprintf(opts, sizeof(opts), "newinstance,ptmxmode=0666,mode=0620,gid=%u",
-		 (unsigned)c->gid + 5);
+	         (unsigned)c->gid + 5);
 	r = do_mount("devpts", sub, "devpts", MS_NOSUID | MS_NOEXEC, opts, err);
 	if (r < 0)
 		return r;
@@ -136,15 +134,15 @@ static int setup_dev(const char *root, const struct mounts_config *c, struct al_
 	if (mkdir(sub, 01777) < 0)
 		return al_error_errno(err, "mkdir %s", sub);
 	snprintf(opts, sizeof(opts), "mode=1777,size=64m,uid=%u,gid=%u", (unsigned)c->uid,
-		 (unsigned)c->gid);
+	         (unsigned)c->gid);
 	r = do_mount("shm", sub, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts, err);
 	if (r < 0)
 		return r;
 
 	static const char *const links[][2] = {
-		{"pts/ptmx", "ptmx"},	       {"/proc/self/fd", "fd"},
-		{"/proc/self/fd/0", "stdin"},  {"/proc/self/fd/1", "stdout"},
-		{"/proc/self/fd/2", "stderr"},
+	    {"pts/ptmx", "ptmx"},          {"/proc/self/fd", "fd"},
+	    {"/proc/self/fd/0", "stdin"},  {"/proc/self/fd/1", "stdout"},
+	    {"/proc/self/fd/2", "stderr"},
 	};
 	for (size_t i = 0; i < AL_ARRAY_SIZE(links); i++) {
 		r = make_symlink(links[i][0], dev, links[i][1], err);
@@ -160,10 +158,10 @@ static int setup_dev(const char *root, const struct mounts_config *c, struct al_
  * read-only tmpfs; a few directories that programs read are made read-only.
  */
 static const char *const masked_proc_paths[] = {
-	"acpi",	       "asound",      "interrupts",	"kallsyms",	"kcore",
-	"keys",	       "latency_stats", "sched_debug",	"scsi",		"timer_list",
-	"timer_stats", "sysrq-trigger", "config.gz",	"kpagecount",	"kpageflags",
-	"kpagecgroup", "vmallocinfo",	"mtrr",		"pagetypeinfo", "slabinfo",
+    "acpi",        "asound",        "interrupts",  "kallsyms",     "kcore",
+    "keys",        "latency_stats", "sched_debug", "scsi",         "timer_list",
+    "timer_stats", "sysrq-trigger", "config.gz",   "kpagecount",   "kpageflags",
+    "kpagecgroup", "vmallocinfo",   "mtrr",        "pagetypeinfo", "slabinfo",
 };
 static const char *const readonly_proc_paths[] = {"sys", "bus", "fs", "irq"};
 
@@ -179,8 +177,9 @@ static int mask_proc(const char *root, struct al_error *err)
 		if (lstat(path, &st) < 0)
 			continue; /* not present on this kernel */
 		if (S_ISDIR(st.st_mode))
-			r = do_mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-				     "size=0,mode=0555", err);
+			r = do_mount("tmpfs", path, "tmpfs",
+			             MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			             "size=0,mode=0555", err);
 		else
 			r = do_mount(devnull, path, NULL, MS_BIND, NULL, err);
 		if (r < 0)
@@ -193,8 +192,9 @@ static int mask_proc(const char *root, struct al_error *err)
 		r = do_mount(path, path, NULL, MS_BIND | MS_REC, NULL, err);
 		if (r == 0)
 			r = do_mount(NULL, path, NULL,
-				     MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-				     NULL, err);
+			             MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV |
+			                 MS_NOEXEC,
+			             NULL, err);
 		if (r < 0)
 			return r;
 	}
@@ -202,7 +202,7 @@ static int mask_proc(const char *root, struct al_error *err)
 }
 
 static int ensure_dir(const char *path, mode_t mode, const struct mounts_config *c,
-		      struct al_error *err)
+                      struct al_error *err)
 {
 	struct stat st;
 
@@ -249,7 +249,7 @@ int mounts_prepare_root(const struct mounts_config *c, char *newroot, struct al_
 	r = ensure_dir(path, 0555, c, err);
 	if (r == 0)
 		r = do_mount("sysfs", path, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-			     NULL, err);
+		             NULL, err);
 	if (r < 0)
 		return r;
 

@@ -11,12 +11,12 @@
  * namespace, so nothing in the sandbox can later change these mounts).
  */
 struct mounts_config {
-	const char *rootfs;	 /* base rootfs on the host, shared, never written */
+	const char *rootfs;      /* base rootfs on the host, shared, never written */
 	const char *sandbox_dir; /* host state dir of this sandbox: lower/ upper/ work/ root/ */
-	int userns_fd;		 /* the sandbox's user namespace, for the idmapped lower layer */
-	uid_t uid;		 /* host uid of sandbox root */
-	gid_t gid;		 /* host gid of sandbox root */
-	const char *workspace;	 /* absolute path inside the sandbox, e.g. /workspace */
+	int userns_fd;           /* the sandbox's user namespace, for the idmapped lower layer */
+	uid_t uid;               /* host uid of sandbox root */
+	gid_t gid;               /* host gid of sandbox root */
+	const char *workspace;   /* absolute path inside the sandbox, e.g. /workspace */
 };
 
 /* Make every mount private and mount a /proc of our pid namespace. */

@@ -37,8 +37,8 @@ struct al_process {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 
-	int conn;  /* connection to airlock-init carrying this process */
-	int wake;  /* eventfd: new stdin or a kill request */
+	int conn; /* connection to airlock-init carrying this process */
+	int wake; /* eventfd: new stdin or a kill request */
 	struct stream out, err;
 	int stdin_fd;
 	struct al_buf stdin_queue;
@@ -166,7 +166,8 @@ static void feed_stdin(struct al_process *p)
 			p->stdin_fd = -1;
 			break;
 		}
-		memmove(p->stdin_queue.data, p->stdin_queue.data + n, p->stdin_queue.len - (size_t)n);
+		memmove(p->stdin_queue.data, p->stdin_queue.data + n,
+		        p->stdin_queue.len - (size_t)n);
 		p->stdin_queue.len -= (size_t)n;
 	}
 	if (p->stdin_fd >= 0 && p->stdin_queue.len == 0 && p->close_stdin_after_queue) {
@@ -329,7 +330,7 @@ static cJSON *strv_to_json(char **v)
 }
 
 int process_start(struct sandbox *sb, const struct exec_request *req, struct al_process **out,
-		  struct al_error *err)
+                  struct al_error *err)
 {
 	_cleanup_close_ int in_r = -1, out_w = -1, err_w = -1;
 	_cleanup_cjson_ cJSON *msg = NULL, *reply = NULL;
@@ -356,7 +357,8 @@ int process_start(struct sandbox *sb, const struct exec_request *req, struct al_
 	fcntl(p->stdin_fd, F_SETFL, O_NONBLOCK);
 	fcntl(p->out.fd, F_SETFL, O_NONBLOCK);
 	fcntl(p->err.fd, F_SETFL, O_NONBLOCK);
-	if (req->stdin_len > 0 && al_buf_append(&p->stdin_queue, req->stdin_data, req->stdin_len) < 0) {
+	if (req->stdin_len > 0 &&
+	    al_buf_append(&p->stdin_queue, req->stdin_data, req->stdin_len) < 0) {
 		process_unref(p);
 		return al_error_set(err, ENOMEM, "out of memory");
 	}
@@ -412,7 +414,8 @@ int process_start(struct sandbox *sb, const struct exec_request *req, struct al_
 		send_kill(p, SIGKILL);
 		process_unref(p);
 		process_unref(p);
-		return al_error_set(err, EAGAIN, "sandbox %s: cannot start collector thread", sb->id);
+		return al_error_set(err, EAGAIN, "sandbox %s: cannot start collector thread",
+		                    sb->id);
 	}
 	p->thread_started = true;
 	*out = p;
@@ -449,7 +452,11 @@ static char *utf8_sanitize(const char *s, size_t len)
 	al_buf_append(&b, "", 0);
 	while (i < len) {
 		unsigned char c = (unsigned char)s[i];
-		size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+		size_t n = c < 0x80         ? 1
+		           : (c >> 5) == 6  ? 2
+		           : (c >> 4) == 14 ? 3
+		           : (c >> 3) == 30 ? 4
+		                            : 0;
 		bool ok = n > 0 && i + n <= len && c != 0;
 		for (size_t k = 1; ok && k < n; k++)
 			ok = ((unsigned char)s[i + k] >> 6) == 2;
@@ -457,13 +464,13 @@ static char *utf8_sanitize(const char *s, size_t len)
 			ok = false; /* overlong */
 		if (ok && n == 3) {
 			unsigned cp = (c & 0x0fu) << 12 | ((unsigned char)s[i + 1] & 0x3fu) << 6 |
-				      ((unsigned char)s[i + 2] & 0x3fu);
+			              ((unsigned char)s[i + 2] & 0x3fu);
 			ok = cp >= 0x800 && (cp < 0xd800 || cp > 0xdfff);
 		}
 		if (ok && n == 4) {
 			unsigned cp = (c & 0x07u) << 18 | ((unsigned char)s[i + 1] & 0x3fu) << 12 |
-				      ((unsigned char)s[i + 2] & 0x3fu) << 6 |
-				      ((unsigned char)s[i + 3] & 0x3fu);
+			              ((unsigned char)s[i + 2] & 0x3fu) << 6 |
+			              ((unsigned char)s[i + 3] & 0x3fu);
 			ok = cp >= 0x10000 && cp <= 0x10ffff;
 		}
 		if (ok) {
@@ -485,7 +492,7 @@ static void add_stream(cJSON *o, const char *name, struct stream *s, bool base64
 {
 	char key[32];
 	char *text = base64 ? al_base64_encode(s->buf.data ? s->buf.data : "", s->buf.len)
-			    : utf8_sanitize(s->buf.data ? s->buf.data : "", s->buf.len);
+	                    : utf8_sanitize(s->buf.data ? s->buf.data : "", s->buf.len);
 
 	cJSON_AddStringToObject(o, name, text ? text : "");
 	free(text);
@@ -540,7 +547,7 @@ static void wake(struct al_process *p)
 }
 
 int process_write_stdin(struct al_process *p, const void *data, size_t len, bool close_stdin,
-			struct al_error *err)
+                        struct al_error *err)
 {
 	int r = 0;
 

@@ -30,7 +30,7 @@ struct exec_request {
  * stderr, the way a shell reports it.
  */
 int process_start(struct sandbox *sb, const struct exec_request *req, struct al_process **out,
-		  struct al_error *err);
+                  struct al_error *err);
 
 /* Wait until the process has finished or deadline_ms (monotonic) passes; 0 = no deadline. */
 void process_wait(struct al_process *p, uint64_t deadline_ms);
@@ -42,7 +42,7 @@ cJSON *process_take_result(struct al_process *p, bool base64);
 bool process_finished(struct al_process *p);
 
 int process_write_stdin(struct al_process *p, const void *data, size_t len, bool close_stdin,
-			struct al_error *err);
+                        struct al_error *err);
 int process_kill(struct al_process *p, int sig, struct al_error *err);
 
 void process_ref(struct al_process *p);

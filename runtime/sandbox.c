@@ -265,7 +265,7 @@ static double jnum(const cJSON *o, const char *k)
 }
 
 static int load_state(struct daemon_ctx *ctx, const char *id, struct sandbox **out,
-		      struct al_error *err)
+                      struct al_error *err)
 {
 	_cleanup_free_ char *text = NULL;
 	_cleanup_cjson_ cJSON *o = NULL;
@@ -286,9 +286,10 @@ static int load_state(struct daemon_ctx *ctx, const char *id, struct sandbox **o
 		return al_error_set(err, ENOMEM, "out of memory");
 	snprintf(sb->id, sizeof(sb->id), "%s", id);
 	snprintf(sb->name, sizeof(sb->name), "%s", jstr(o, "name") ? jstr(o, "name") : id);
-	snprintf(sb->created, sizeof(sb->created), "%s", jstr(o, "created") ? jstr(o, "created") : "");
+	snprintf(sb->created, sizeof(sb->created), "%s",
+	         jstr(o, "created") ? jstr(o, "created") : "");
 	snprintf(sb->profile, sizeof(sb->profile), "%s",
-		 jstr(o, "seccomp_profile") ? jstr(o, "seccomp_profile") : "default");
+	         jstr(o, "seccomp_profile") ? jstr(o, "seccomp_profile") : "default");
 	sb->rootfs = strdup(jstr(o, "rootfs"));
 	sb->workspace = strdup(jstr(o, "workspace") ? jstr(o, "workspace") : "/workspace");
 	sb->init_pid = (pid_t)jnum(o, "init_pid");
@@ -334,7 +335,8 @@ static void wait_init_exit(struct sandbox *sb)
 {
 	if (sb->pidfd >= 0 && sb->our_child) {
 		siginfo_t si;
-		while (waitid((idtype_t)P_PIDFD, (id_t)sb->pidfd, &si, WEXITED) < 0 && errno == EINTR)
+		while (waitid((idtype_t)P_PIDFD, (id_t)sb->pidfd, &si, WEXITED) < 0 &&
+		       errno == EINTR)
 			;
 	} else if (sb->pidfd >= 0) {
 		struct pollfd pfd = {.fd = sb->pidfd, .events = POLLIN};
@@ -389,7 +391,7 @@ int sandbox_destroy(struct daemon_ctx *ctx, struct sandbox *sb, struct al_error 
  * before pivot_root: a thousand sandboxes compile a profile once.
  */
 static int seccomp_filter_path(struct daemon_ctx *ctx, const char *profile, char **out,
-			       struct al_error *err)
+                               struct al_error *err)
 {
 	_cleanup_free_ char *json = NULL, *keyed = NULL, *path = NULL, *file = NULL;
 	struct al_bpf bpf = {0};
@@ -403,8 +405,10 @@ static int seccomp_filter_path(struct daemon_ctx *ctx, const char *profile, char
 	if (asprintf(&file, "%s/%s.json", ctx->profiles_dir, profile) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
 	r = al_read_file(file, 4 << 20, &json, &len, err);
-	if (r < 0)
-		return al_error_set(err, EINVAL, "seccomp profile '%s': %s", profile, err->msg);
+	if (r < 0) {
+		err->code = EINVAL; /* a profile that cannot be read or compiled is bad input */
+		return al_error_prefix(err, "seccomp profile '%s'", profile);
+	}
 	al_buf_append(&key, json, len);
 	for (const char *const *c = al_default_caps; *c; c++) {
 		al_buf_append(&key, "\n", 1);
@@ -425,8 +429,10 @@ static int seccomp_filter_path(struct daemon_ctx *ctx, const char *profile, char
 		al_bpf_free(&bpf);
 	}
 	pthread_mutex_unlock(&ctx->lock);
-	if (r < 0)
-		return al_error_set(err, EINVAL, "seccomp profile '%s': %s", profile, err->msg);
+	if (r < 0) {
+		err->code = EINVAL; /* a profile that cannot be read or compiled is bad input */
+		return al_error_prefix(err, "seccomp profile '%s'", profile);
+	}
 	*out = steal_pointer(&path);
 	return 0;
 }
@@ -460,7 +466,8 @@ static int parse_memory(const cJSON *v, uint64_t *out, struct al_error *err)
 	}
 	if (cJSON_IsString(v))
 		return al_parse_size(v->valuestring, out, err);
-	return al_error_set(err, EINVAL, "limits.memory must be a number of bytes or a size string");
+	return al_error_set(err, EINVAL,
+	                    "limits.memory must be a number of bytes or a size string");
 }
 
 static int add_env(char ***env, const char *k, const char *v)
@@ -489,8 +496,15 @@ static int add_env(char ***env, const char *k, const char *v)
 	return 0;
 }
 
-static int parse_create(struct daemon_ctx *ctx, const cJSON *req, struct create_params *p,
-			struct al_error *err)
+/* True when path is dir itself or below it (both canonical). */
+static bool path_within(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0' || !strcmp(dir, "/"));
+}
+
+static int parse_create(struct daemon_ctx *ctx, const cJSON *req, bool trusted,
+                        struct create_params *p, struct al_error *err)
 {
 	const cJSON *v, *lim, *it;
 	struct stat st;
@@ -506,7 +520,7 @@ static int parse_create(struct daemon_ctx *ctx, const cJSON *req, struct create_
 	if ((v = cJSON_GetObjectItemCaseSensitive(req, "name")) && !cJSON_IsNull(v)) {
 		if (!cJSON_IsString(v) || !al_valid_name(v->valuestring))
 			return al_error_set(err, EINVAL,
-					    "name must match [a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}");
+			                    "name must match [a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}");
 		snprintf(p->name, sizeof(p->name), "%s", v->valuestring);
 	}
 	v = cJSON_GetObjectItemCaseSensitive(req, "rootfs");
@@ -515,11 +529,21 @@ static int parse_create(struct daemon_ctx *ctx, const cJSON *req, struct create_
 	resolved = realpath(cJSON_IsString(v) ? v->valuestring : ctx->default_rootfs, NULL);
 	if (!resolved)
 		return al_error_set(err, EINVAL, "rootfs %s: %s",
-				    cJSON_IsString(v) ? v->valuestring : ctx->default_rootfs,
-				    strerror(errno));
+		                    cJSON_IsString(v) ? v->valuestring : ctx->default_rootfs,
+		                    strerror(errno));
 	p->rootfs = resolved;
 	if (stat(p->rootfs, &st) < 0 || !S_ISDIR(st.st_mode))
 		return al_error_set(err, EINVAL, "rootfs %s is not a directory", p->rootfs);
+	if (!trusted) {
+		_cleanup_free_ char *def = realpath(ctx->default_rootfs, NULL);
+		char *slash = def ? strrchr(def, '/') : NULL;
+		if (slash && slash != def)
+			*slash = '\0';
+		if (!def || !path_within(p->rootfs, def))
+			return al_error_set(err, EPERM,
+			                    "rootfs %s: only root may use a rootfs outside %s",
+			                    p->rootfs, def ? def : "the default rootfs directory");
+	}
 
 	if ((v = cJSON_GetObjectItemCaseSensitive(req, "seccomp_profile")) && !cJSON_IsNull(v)) {
 		if (!cJSON_IsString(v) || !al_valid_name(v->valuestring))
@@ -530,8 +554,8 @@ static int parse_create(struct daemon_ctx *ctx, const cJSON *req, struct create_
 		if (!cJSON_IsString(v) ||
 		    (strcmp(v->valuestring, "loopback") && strcmp(v->valuestring, "none")))
 			return al_error_set(err, EINVAL,
-					    "network: only \"loopback\" is supported (got %s)",
-					    cJSON_IsString(v) ? v->valuestring : "a non-string");
+			                    "network: only \"loopback\" is supported (got %s)",
+			                    cJSON_IsString(v) ? v->valuestring : "a non-string");
 	}
 	lim = cJSON_GetObjectItemCaseSensitive(req, "limits");
 	if (lim && !cJSON_IsNull(lim)) {
@@ -541,10 +565,10 @@ static int parse_create(struct daemon_ctx *ctx, const cJSON *req, struct create_
 		    (v = cJSON_GetObjectItemCaseSensitive(lim, "memory"))) {
 			r = parse_memory(v, &p->limits.memory_bytes, err);
 			if (r < 0)
-				return al_error_set(err, EINVAL, "limits: %s", err->msg);
+				return al_error_prefix(err, "limits");
 			if (p->limits.memory_bytes && p->limits.memory_bytes < (4u << 20))
 				return al_error_set(err, EINVAL,
-						    "limits.memory must be at least 4 MiB");
+				                    "limits.memory must be at least 4 MiB");
 		}
 		if ((v = cJSON_GetObjectItemCaseSensitive(lim, "pids"))) {
 			if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 4194304)
@@ -558,18 +582,25 @@ static int parse_create(struct daemon_ctx *ctx, const cJSON *req, struct create_
 				return al_error_set(err, EINVAL, "limits.cpus must be 0..1024");
 			p->limits.cpus = v->valuedouble;
 			if (p->limits.cpus > 0 && p->limits.cpus < 0.01)
-				return al_error_set(err, EINVAL, "limits.cpus must be at least 0.01");
+				return al_error_set(err, EINVAL,
+				                    "limits.cpus must be at least 0.01");
 		}
 	}
 
-	if (add_env(&p->env, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") <
-		    0 ||
+	if (add_env(&p->env, "PATH",
+	            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") < 0 ||
 	    add_env(&p->env, "HOME", "/root") < 0 || add_env(&p->env, "LANG", "C.UTF-8") < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
 	if ((v = cJSON_GetObjectItemCaseSensitive(req, "manifest")) && !cJSON_IsNull(v)) {
 		r = manifest_parse(v, 0, 0, &p->manifest, err);
-		if (r < 0)
-			return al_error_set(err, EINVAL, "manifest: %s", err->msg);
+		if (r < 0) {
+			err->code = EINVAL; /* a missing local source is bad input too */
+			return al_error_prefix(err, "manifest");
+		}
+		if (!trusted && manifest_first_host_source(p->manifest))
+			return al_error_set(err, EPERM,
+			                    "manifest entry '%s': only root may copy host files",
+			                    manifest_first_host_source(p->manifest));
 		for (char *const *e = manifest_environment(p->manifest); e && *e; e++) {
 			_cleanup_free_ char *k = strdup(*e);
 			char *eq = k ? strchr(k, '=') : NULL;
@@ -587,7 +618,8 @@ static int parse_create(struct daemon_ctx *ctx, const cJSON *req, struct create_
 		cJSON_ArrayForEach(it, v)
 		{
 			if (!cJSON_IsString(it) || !it->string[0] || strchr(it->string, '='))
-				return al_error_set(err, EINVAL, "env: invalid entry '%s'", it->string);
+				return al_error_set(err, EINVAL, "env: invalid entry '%s'",
+				                    it->string);
 			if (add_env(&p->env, it->string, it->valuestring) < 0)
 				return al_error_set(err, ENOMEM, "out of memory");
 		}
@@ -650,7 +682,7 @@ static int prepare_dirs(struct sandbox *sb, const struct create_params *p, struc
 }
 
 static int write_init_config(struct sandbox *sb, const char *bpf_path, int *fd_out,
-			     struct al_error *err)
+                             struct al_error *err)
 {
 	_cleanup_cjson_ cJSON *o = cJSON_CreateObject();
 	_cleanup_free_ char *text = NULL;
@@ -684,7 +716,8 @@ static int listen_init_socket(const struct sandbox *sb, struct al_error *err)
 
 	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/init.sock", sb->dir) >=
 	    sizeof(sa.sun_path))
-		return al_error_set(err, ENAMETOOLONG, "state directory path too long for a socket");
+		return al_error_set(err, ENAMETOOLONG,
+		                    "state directory path too long for a socket");
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return al_error_errno(err, "socket");
@@ -704,7 +737,7 @@ static int listen_init_socket(const struct sandbox *sb, struct al_error *err)
  * airlock-init.
  */
 static int spawn_init(struct daemon_ctx *ctx, struct sandbox *sb, int config_fd, int listen_fd,
-		      int status_w, struct al_error *err)
+                      int status_w, struct al_error *err)
 {
 	struct clone_args args = {0};
 	_cleanup_close_ int cgfd = -1;
@@ -715,8 +748,8 @@ static int spawn_init(struct daemon_ctx *ctx, struct sandbox *sb, int config_fd,
 
 	if (pipe2(sync, O_CLOEXEC) < 0)
 		return al_error_errno(err, "pipe");
-	args.flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC |
-		     CLONE_PIDFD;
+	args.flags =
+	    CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD;
 	args.pidfd = (uint64_t)(uintptr_t)&pidfd;
 	args.exit_signal = SIGCHLD;
 	cgfd = cgroup_open_v2_dir(ctx->cgroups, sb->id, err);
@@ -743,7 +776,8 @@ static int spawn_init(struct daemon_ctx *ctx, struct sandbox *sb, int config_fd,
 		c = fcntl(config_fd, F_DUPFD_CLOEXEC, 16);
 		l = fcntl(listen_fd, F_DUPFD_CLOEXEC, 16);
 		s = fcntl(status_w, F_DUPFD_CLOEXEC, 16);
-		if (e < 0 || c < 0 || l < 0 || s < 0 || dup2(c, 3) < 0 || dup2(l, 4) < 0 || dup2(s, 5) < 0)
+		if (e < 0 || c < 0 || l < 0 || s < 0 || dup2(c, 3) < 0 || dup2(l, 4) < 0 ||
+		    dup2(s, 5) < 0)
 			_exit(126);
 		syscall(SYS_close_range, 6, ~0U, CLOSE_RANGE_CLOEXEC);
 		if (read(sync[0], &b, 1) != 1)
@@ -784,8 +818,9 @@ static int wait_ready(struct sandbox *sb, int status_r, struct al_error *err)
 		ssize_t n;
 
 		if (now >= deadline) {
-			r = al_error_set(err, ETIMEDOUT, "sandbox %s: airlock-init not ready after %d ms",
-					 sb->id, READY_TIMEOUT_MS);
+			r = al_error_set(err, ETIMEDOUT,
+			                 "sandbox %s: airlock-init not ready after %d ms", sb->id,
+			                 READY_TIMEOUT_MS);
 			break;
 		}
 		if (poll(&pfd, 1, (int)(deadline - now)) <= 0)
@@ -803,10 +838,11 @@ static int wait_ready(struct sandbox *sb, int status_r, struct al_error *err)
 		if (b.len >= 2 && !strncmp(b.data, "ok", 2))
 			r = 0;
 		else if (b.len > 7 && !strncmp(b.data, "error: ", 7))
-			r = al_error_set(err, EIO, "sandbox %s: airlock-init: %s", sb->id, b.data + 7);
+			r = al_error_set(err, EIO, "sandbox %s: airlock-init: %s", sb->id,
+			                 b.data + 7);
 		else
 			r = al_error_set(err, EIO, "sandbox %s: airlock-init exited during setup",
-					 sb->id);
+			                 sb->id);
 	}
 	al_buf_free(&b);
 	return r;
@@ -911,15 +947,15 @@ static int start_sandbox(struct create_txn *t, const char *bpf_path, struct al_e
 	return write_state(sb, err);
 }
 
-int sandbox_create(struct daemon_ctx *ctx, const cJSON *req, struct sandbox **out,
-		   struct al_error *err)
+int sandbox_create(struct daemon_ctx *ctx, const cJSON *req, bool trusted, struct sandbox **out,
+                   struct al_error *err)
 {
 	_cleanup_(create_txn_abort) struct create_txn t = {.ctx = ctx};
 	_cleanup_free_ char *bpf_path = NULL;
 	struct sandbox *sb;
 	int r;
 
-	r = parse_create(ctx, req, &t.params, err);
+	r = parse_create(ctx, req, trusted, &t.params, err);
 	if (r < 0)
 		return r;
 	r = seccomp_filter_path(ctx, t.params.profile, &bpf_path, err);
@@ -935,8 +971,7 @@ int sandbox_create(struct daemon_ctx *ctx, const cJSON *req, struct sandbox **ou
 	snprintf(sb->profile, sizeof(sb->profile), "%s", t.params.profile);
 	iso8601_now(sb->created, sizeof(sb->created));
 	sb->rootfs = steal_pointer(&t.params.rootfs);
-	sb->workspace =
-		strdup(t.params.manifest ? manifest_root(t.params.manifest) : "/workspace");
+	sb->workspace = strdup(t.params.manifest ? manifest_root(t.params.manifest) : "/workspace");
 	sb->env = steal_pointer(&t.params.env);
 	sb->limits = t.params.limits;
 	if (asprintf(&sb->dir, "%s/%s", ctx->sandboxes_dir, sb->id) < 0 || !sb->workspace) {
@@ -954,7 +989,7 @@ int sandbox_create(struct daemon_ctx *ctx, const cJSON *req, struct sandbox **ou
 	sb->destroying = false;
 	pthread_mutex_unlock(&sb->lock);
 	log_info("sandbox %s created (pid %d, uid %u, rootfs %s)", sb->id, (int)sb->init_pid,
-		 (unsigned)sb->uid_base, sb->rootfs);
+	         (unsigned)sb->uid_base, sb->rootfs);
 	/* Committed: the registry holds one reference, the caller gets ours. */
 	t.made = false;
 	t.registered = false;
@@ -984,13 +1019,14 @@ int sandbox_registry_load(struct daemon_ctx *ctx, struct al_error *err)
 			sb->pidfd = (int)syscall(SYS_pidfd_open, sb->init_pid, 0);
 			if (sb->pidfd >= 0 && sandbox_running(sb)) {
 				unsigned long long st = 0;
-				if (read_start_time(sb->init_pid, &st) == 0 && st == sb->init_start) {
+				if (read_start_time(sb->init_pid, &st) == 0 &&
+				    st == sb->init_start) {
 					pthread_mutex_lock(&ctx->lock);
 					r = registry_add_locked(ctx, sb);
 					pthread_mutex_unlock(&ctx->lock);
 					if (r == 0) {
 						log_info("reattached sandbox %s (pid %d)", sb->id,
-							 (int)sb->init_pid);
+						         (int)sb->init_pid);
 						sandbox_unref(sb);
 						continue;
 					}
@@ -999,8 +1035,9 @@ int sandbox_registry_load(struct daemon_ctx *ctx, struct al_error *err)
 			log_warn("sandbox %s: airlock-init is gone; cleaning up", de->d_name);
 			sandbox_unref(sb);
 		} else {
-			log_warn("sandbox %s was half-made or its state is unreadable (%s); cleaning up",
-				 de->d_name, lerr.msg);
+			log_warn(
+			    "sandbox %s was half-made or its state is unreadable (%s); cleaning up",
+			    de->d_name, lerr.msg);
 		}
 		if (cleanup_remains(ctx, de->d_name, &lerr) < 0)
 			log_error("%s", lerr.msg);
@@ -1098,7 +1135,7 @@ static cJSON *interfaces_json(pid_t pid)
 }
 
 int sandbox_inspect_json(struct daemon_ctx *ctx, struct sandbox *sb, cJSON **out,
-			 struct al_error *err)
+                         struct al_error *err)
 {
 	static const char *const ns_names[] = {"user", "pid", "mnt", "net", "uts", "ipc", "cgroup"};
 	_cleanup_cjson_ cJSON *o = sandbox_summary_json(sb);
@@ -1144,7 +1181,7 @@ int sandbox_inspect_json(struct daemon_ctx *ctx, struct sandbox *sb, cJSON **out
 	net = cJSON_AddObjectToObject(o, "network");
 	cJSON_AddStringToObject(net, "mode", "loopback");
 	cJSON_AddItemToObject(net, "interfaces",
-			      running ? interfaces_json(sb->init_pid) : cJSON_CreateArray());
+	                      running ? interfaces_json(sb->init_pid) : cJSON_CreateArray());
 	*out = steal_pointer(&o);
 	return 0;
 }
@@ -1223,7 +1260,8 @@ struct al_process *sandbox_take_process(struct sandbox *sb, const char *pid, boo
 			continue;
 		found = sb->procs[i].p;
 		if (remove)
-			sb->procs[i] = sb->procs[--sb->n_procs]; /* the table's reference moves to the caller */
+			sb->procs[i] = sb->procs[--sb->n_procs]; /* the table's reference moves to
+			                                            the caller */
 		else
 			process_ref(found);
 		break;

@@ -25,7 +25,7 @@ struct sandbox_proc {
 
 struct sandbox {
 	pthread_mutex_t lock; /* guards procs, next_proc, destroying */
-	int refs;	      /* atomic */
+	int refs;             /* atomic */
 
 	char id[16];
 	char name[64];
@@ -36,7 +36,7 @@ struct sandbox {
 	char **env; /* default environment, "K=V", NULL-terminated */
 	struct cgroup_limits limits;
 
-	pid_t init_pid; /* host pid of airlock-init */
+	pid_t init_pid;                /* host pid of airlock-init */
 	unsigned long long init_start; /* start time from /proc/PID/stat, guards pid reuse */
 	int pidfd;
 	bool our_child; /* we forked it (not reattached after a restart) */
@@ -56,7 +56,7 @@ struct daemon_ctx {
 	char *seccomp_cache_dir;
 	char *default_rootfs;
 	char *profiles_dir;
-	int init_memfd; /* sealed copy of airlock-init, exec'd as PID 1 */
+	int init_memfd;     /* sealed copy of airlock-init, exec'd as PID 1 */
 	char *criu_version; /* NULL when CRIU is not installed */
 	struct cgroup_manager *cgroups;
 
@@ -68,9 +68,15 @@ struct daemon_ctx {
 /* Load the daemon's state: reattach to running sandboxes, clean half-made ones. */
 int sandbox_registry_load(struct daemon_ctx *ctx, struct al_error *err);
 
-/* Create a sandbox from a create request (see docs/api.md). Returns a reference. */
-int sandbox_create(struct daemon_ctx *ctx, const cJSON *req, struct sandbox **out,
-		   struct al_error *err);
+/*
+ * Create a sandbox from a create request (see docs/api.md).  Returns a
+ * reference.  Only a trusted (root) client may name host paths: local_file
+ * and local_dir entries, or a rootfs outside the directory of the default
+ * rootfs; airlockd reads them as root, so allowing it to members of the
+ * socket's group would hand them every file on the host.
+ */
+int sandbox_create(struct daemon_ctx *ctx, const cJSON *req, bool trusted, struct sandbox **out,
+                   struct al_error *err);
 
 /* Look up by id or name; returns a new reference or NULL. */
 struct sandbox *sandbox_get(struct daemon_ctx *ctx, const char *id);
@@ -84,7 +90,7 @@ bool sandbox_running(const struct sandbox *sb);
 
 cJSON *sandbox_summary_json(const struct sandbox *sb);
 int sandbox_inspect_json(struct daemon_ctx *ctx, struct sandbox *sb, cJSON **out,
-			 struct al_error *err);
+                         struct al_error *err);
 
 /* An O_PATH fd of the sandbox's root directory, as its processes see it. */
 int sandbox_open_root(const struct sandbox *sb, struct al_error *err);

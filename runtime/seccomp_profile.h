@@ -42,4 +42,3 @@ void al_bpf_free(struct al_bpf *bpf);
  * rules make their syscalls fail with ENOSYS.
  */
 int seccomp_install_bpf(const void *prog, size_t len, struct al_error *err);
-

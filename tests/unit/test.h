@@ -23,14 +23,14 @@ static const char *test_current;
 		test_current = #name;                                                              \
 		test_runs++;                                                                       \
 		test_##name();                                                                     \
-		fprintf(stderr, "%s %s\n", test_failures == before_ ? "ok  " : "FAIL", #name);    \
+		fprintf(stderr, "%s %s\n", test_failures == before_ ? "ok  " : "FAIL", #name);     \
 	} while (0)
 
 #define CHECK(cond)                                                                                \
 	do {                                                                                       \
 		if (!(cond)) {                                                                     \
 			fprintf(stderr, "%s:%d: %s: CHECK(%s) failed\n", __FILE__, __LINE__,       \
-				test_current, #cond);                                              \
+			        test_current, #cond);                                              \
 			test_failures++;                                                           \
 		}                                                                                  \
 	} while (0)
@@ -40,7 +40,7 @@ static const char *test_current;
 		long long a_ = (long long)(a), b_ = (long long)(b);                                \
 		if (a_ != b_) {                                                                    \
 			fprintf(stderr, "%s:%d: %s: %s == %lld, expected %lld\n", __FILE__,        \
-				__LINE__, test_current, #a, a_, b_);                               \
+			        __LINE__, test_current, #a, a_, b_);                               \
 			test_failures++;                                                           \
 		}                                                                                  \
 	} while (0)
@@ -50,7 +50,8 @@ static const char *test_current;
 		const char *a_ = (a), *b_ = (b);                                                   \
 		if (!a_ || !b_ || strcmp(a_, b_) != 0) {                                           \
 			fprintf(stderr, "%s:%d: %s: %s == \"%s\", expected \"%s\"\n", __FILE__,    \
-				__LINE__, test_current, #a, a_ ? a_ : "(null)", b_ ? b_ : "(null)"); \
+			        __LINE__, test_current, #a, a_ ? a_ : "(null)",                    \
+			        b_ ? b_ : "(null)");                                               \
 			test_failures++;                                                           \
 		}                                                                                  \
 	} while (0)
@@ -58,7 +59,7 @@ static const char *test_current;
 /* Skip the current case with a reason; counts toward a 77 exit if nothing failed. */
 #define SKIP(reason)                                                                               \
 	do {                                                                                       \
-		fprintf(stderr, "skip %s: %s\n", test_current, reason);                             \
+		fprintf(stderr, "skip %s: %s\n", test_current, reason);                            \
 		test_skips++;                                                                      \
 		return;                                                                            \
 	} while (0)
