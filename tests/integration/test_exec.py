@@ -125,13 +125,13 @@ class ExecTest(at.AirlockTestCase):
         self.assertEqual(s.status, 200, s)
         out.append(s.json["stdout"])
         self.assertTrue(s.json["running"])
-        s = self.client.stdin(self.sid, pid, data_base64=at.b64(b"bye\x00"), close=True,
+        s = self.client.stdin(self.sid, pid, data_base64=at.b64(b"bye\x01"), close=True,
                               yield_ms=2000)
         self.assertEqual(s.status, 200, s)
         final, rest, _ = self.client.wait_process(self.sid, s.json)
         out.append(rest)
         self.assertEqual(final["exit_code"], 0)
-        self.assertEqual("".join(out), "hello\nbye\x00")
+        self.assertEqual("".join(out), "hello\nbye\x01")
 
     def test_stdin_to_a_shell_read(self):
         r = self.client.exec(self.sid, command='read a; read b; echo "got:$a,$b"',
