@@ -327,14 +327,19 @@ static bool want_base64(const cJSON *req, struct reply *rp)
 	return false;
 }
 
-/* Wait for the process up to yield_ms (0: until it ends) and reply with its result. */
+/*
+ * Wait for the process up to yield_ms and reply with its result.  For a new
+ * exec, yield_ms 0 means "until it ends"; for a poll or stdin write on a
+ * known process it means "do not wait".
+ */
 static void reply_process(struct sandbox *sb, struct al_process *p, const char *known_id,
                           uint64_t yield_ms, bool base64, struct reply *rp)
 {
 	char id[16];
 	cJSON *o;
 
-	process_wait(p, yield_ms ? al_now_ms() + yield_ms : 0);
+	if (yield_ms || !known_id)
+		process_wait(p, yield_ms ? al_now_ms() + yield_ms : 0);
 	o = process_take_result(p, base64);
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "running"))) {
 		if (known_id) {
@@ -854,7 +859,7 @@ int api_start(struct daemon_ctx *ctx, int listen_fd, gid_t allowed_gid, struct a
 	    0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 	    MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned int)600, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)2048, MHD_OPTION_END);
+	    (unsigned int)60, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)2048, MHD_OPTION_END);
 	if (!s->mhd) {
 		free(s);
 		return al_error_set(err, EIO, "cannot start the HTTP server");

@@ -363,6 +363,11 @@ int process_start(struct sandbox *sb, const struct exec_request *req, struct al_
 		return al_error_set(err, ENOMEM, "out of memory");
 	}
 	p->close_stdin_after_queue = !req->keep_stdin_open;
+	if (p->close_stdin_after_queue && p->stdin_queue.len == 0) {
+		/* Nothing to feed: the command reads EOF at once. */
+		close(p->stdin_fd);
+		p->stdin_fd = -1;
+	}
 	p->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (p->wake < 0) {
 		r = al_error_errno(err, "eventfd");

@@ -260,7 +260,7 @@ def processes_of(ids=(), mentioning=()):
     command line mentions one of the strings in mentioning."""
     found = []
     for pid in pids():
-        if pid == os.getpid():
+        if pid == os.getpid() or process_start(pid) is None:
             continue
         cg = read_text("/proc/%d/cgroup" % pid) or ""
         if any(("/" + i) in cg for i in ids):
@@ -278,7 +278,10 @@ def process_start(pid):
     stat = read_text("/proc/%d/stat" % pid)
     if stat is None:
         return None
-    return int(stat[stat.rindex(")") + 2:].split()[19])
+    fields = stat[stat.rindex(")") + 2:].split()
+    if fields[0] in ("Z", "X"):
+        return None  # dead, waiting to be reaped
+    return int(fields[19])
 
 
 def alive(pid, start):
@@ -289,20 +292,26 @@ def ns_links(pid):
     return {ns: readlink("/proc/%d/ns/%s" % (pid, ns)) for ns in NAMESPACES}
 
 
-def leftovers(state_dir, ids, socket_path=None):
-    """Everything sandboxes ids (made with state_dir) left on the host."""
+def leftovers(state_dir, ids, socket_path=None, daemon_running=False):
+    """Everything sandboxes ids (made with state_dir) left on the host.  With
+    daemon_running, only what names one of ids counts (the daemon and its
+    other sandboxes legitimately mention the state dir)."""
     problems = []
     for d in cgroup_dirs_of(ids):
         problems.append("cgroup left: " + d)
     for m in mounts_mentioning(state_dir):
-        problems.append("mount left: " + m)
-    mention = [state_dir] + ([socket_path] if socket_path else [])
+        if not daemon_running or any(i in m for i in ids):
+            problems.append("mount left: " + m)
+    if daemon_running:
+        mention = list(ids)
+    else:
+        mention = [state_dir] + ([socket_path] if socket_path else [])
     for pid in processes_of(ids, mention):
         problems.append("process left: %d %s (%s)" % (
             pid, (read_text("/proc/%d/comm" % pid) or "?").strip(),
             (read_text("/proc/%d/cmdline" % pid) or "").replace("\0", " ")))
     sbdir = os.path.join(state_dir, "sandboxes")
-    if os.path.isdir(sbdir) and os.listdir(sbdir):
+    if not daemon_running and os.path.isdir(sbdir) and os.listdir(sbdir):
         problems.append("state left in %s: %s" % (sbdir, sorted(os.listdir(sbdir))))
     for dirpath, dirnames, filenames in os.walk(state_dir):
         for n in dirnames + filenames:
@@ -402,7 +411,7 @@ def prerequisites():
 class AirlockTestCase(unittest.TestCase):
     """A test class with its own airlockd, started once for the class.
 
-    tearDownClass destroys what is left, stops airlockd and fails when any
+    A class cleanup destroys what is left, stops airlockd and fails when any
     sandbox created through self.client / self.new_client() left anything
     behind.
     """
@@ -432,9 +441,12 @@ class AirlockTestCase(unittest.TestCase):
             shutil.rmtree(cls.workdir, ignore_errors=True)
             raise
         cls.client = Client(cls.daemon.socket_path, cls.created)
+        # A class cleanup, unlike tearDownClass, also runs when a subclass's
+        # setUpClass fails after this point.
+        cls.addClassCleanup(cls.stop_and_check)
 
     @classmethod
-    def tearDownClass(cls):
+    def stop_and_check(cls):
         if cls.daemon is None:
             return
         problems = []
@@ -442,8 +454,11 @@ class AirlockTestCase(unittest.TestCase):
             if not cls.daemon.running():
                 cls.daemon.start()
             c = Client(cls.daemon.socket_path, cls.created)
+            # The daemon is private to this class: whatever it still has is ours
+            # (sandboxes made through the CLI included).
             for sb in c.list():
-                if sb["id"] in cls.created:
+                cls.created.add(sb["id"])
+                if True:
                     r = c.request("DELETE", "/v1/sandboxes/" + sb["id"])
                     if r.status != 200:
                         problems.append("destroy %s at the end: %r" % (sb["id"], r))

@@ -29,9 +29,15 @@ class CliTest(at.AirlockTestCase):
         env.pop("AIRLOCK_SOCKET", None)
         return env
 
+    def setUp(self):
+        self.before = {s["id"] for s in self.client.list()}
+
     def assertNoSandboxesLeft(self):
-        left = [s["id"] for s in self.client.list()]
+        left = sorted({s["id"] for s in self.client.list()} - self.before)
         self.assertEqual(left, [], "airlock run left sandboxes behind")
+
+    def new_ids(self):
+        return {s["id"] for s in self.client.list()} - self.before
 
     def run_cmd(self, *cmd, opts=(), input=b""):
         return self.airlock("run", *opts, "--", *cmd, input=input)
@@ -78,6 +84,7 @@ class CliTest(at.AirlockTestCase):
             self.assertEqual(line, b"got:one\n")
             proc.stdin.write(b"two\n")
             proc.stdin.close()
+            proc.stdin = None  # communicate() must not flush it again
             out, err = proc.communicate(timeout=60)
         finally:
             if proc.poll() is None:
@@ -124,9 +131,9 @@ class CliTest(at.AirlockTestCase):
                                         stderr=subprocess.PIPE, env=self.cli_env())
                 try:
                     end = time.monotonic() + 30
-                    while not self.client.list() and time.monotonic() < end:
+                    while not self.new_ids() and time.monotonic() < end:
                         time.sleep(0.1)
-                    self.assertTrue(self.client.list(), "run did not create a sandbox")
+                    self.assertTrue(self.new_ids(), "run did not create a sandbox")
                     time.sleep(0.5)
                     proc.send_signal(sig)
                     proc.communicate(timeout=30)

@@ -18,6 +18,7 @@ class FilesTest(at.AirlockTestCase):
         super().setUpClass()
         # A host directory with a canary that nothing in a sandbox may reach.
         cls.host_dir = tempfile.mkdtemp(prefix="airlock-it-host-")
+        cls.addClassCleanup(shutil.rmtree, cls.host_dir, ignore_errors=True)
         os.chmod(cls.host_dir, 0o755)
         cls.canary = "canary-" + secrets.token_hex(16)
         with open(os.path.join(cls.host_dir, "canary"), "w") as f:
@@ -30,13 +31,6 @@ class FilesTest(at.AirlockTestCase):
                                         "src": os.path.join(cls.host_dir, "granted.txt")},
                         "hello.txt": {"type": "file", "content": "hi\n"}}})
         cls.sid = cls.sb["id"]
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            shutil.rmtree(cls.host_dir, ignore_errors=True)
 
     def host_rel(self, name=""):
         """The host temp dir as a relative path from / ('tmp/airlock-it-host-…/name')."""
@@ -161,13 +155,17 @@ class FilesTest(at.AirlockTestCase):
     # ---- what commands see ----
 
     def test_host_files_outside_the_grants_are_invisible(self):
+        # A fresh sandbox: the escape tests above create these paths inside self.sid.
+        sid = self.sandbox(manifest={"version": 1, "entries": {"granted.txt": {
+            "type": "local_file", "src": os.path.join(self.host_dir, "granted.txt")}}})["id"]
+        self.assertEqual(self.out(sid, "cat /workspace/granted.txt"), "granted content\n")
         for path in (os.path.join(self.host_dir, "canary"), self.host_dir, self.daemon.state_dir,
                      self.daemon.socket_path, self.workdir, at.SOURCE_ROOT):
             with self.subTest(path=path):
-                r = self.sh(self.sid, "test -e '%s'" % path)
+                r = self.sh(sid, "test -e '%s'" % path)
                 self.assertEqual(r["exit_code"], 1, "%s is visible inside: %r" % (path, r))
         # Not /proc: the grep's own command line holds the canary.
-        r = self.sh(self.sid, "grep -rs %s /workspace /tmp /etc /root /home /mnt /opt /srv /var "
+        r = self.sh(sid, "grep -rs %s /workspace /tmp /etc /root /home /mnt /opt /srv /var "
                     "/run 2>/dev/null | head -1" % self.canary, timeout_ms=60000)
         self.assertNotIn(self.canary, r["stdout"])
 

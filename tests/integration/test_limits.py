@@ -95,7 +95,7 @@ class LimitsTest(at.AirlockTestCase):
         self.assertEqual(limits["pids"], 1024)
 
     def test_bad_limits_are_refused(self):
-        for limits in ({"memory_bytes": -1}, {"memory": "lots"}, {"pids": 0}, {"cpus": -2},
+        for limits in ({"memory_bytes": -1}, {"memory": "lots"}, {"pids": -5}, {"cpus": -2},
                        {"memory_bytes": "x"}):
             with self.subTest(limits=limits):
                 r = self.client.request("POST", "/v1/sandboxes", {"limits": limits})
