@@ -52,6 +52,25 @@ class CliTest(at.AirlockTestCase):
         self.assertEqual(self.run_cmd("no-such-command-xyz").returncode, 127)
         self.assertNoSandboxesLeft()
 
+    def test_run_on_both_rootfs_flavours(self):
+        debian = os.path.join(os.path.dirname(at.ROOTFS), "debian")
+        if not os.path.isdir(debian):
+            raise AssertionError("%s is missing: run rootfs/build-debian.sh (scripts/setup.sh does)"
+                                 % debian)
+        for rootfs in (at.ROOTFS, debian):
+            with self.subTest(rootfs=rootfs):
+                p = self.run_cmd("/bin/true", opts=("--rootfs", rootfs))
+                self.assertEqual(p.returncode, 0, p)
+        p = self.run_cmd("python3", "-c", "import os; print(os.getuid(), open('/etc/debian_version').read().split('.')[0])",
+                         opts=("--rootfs", debian))
+        self.assertEqual(p.returncode, 0, p)
+        self.assertEqual(p.stdout, b"0 12\n")
+        p = self.run_cmd("sh", "-c", "stat -c %U:%G /usr/bin/python3 /etc/passwd; touch /etc/x && echo rw",
+                         opts=("--rootfs", debian))
+        # The shared base is idmapped: root-owned inside, writable through the overlay.
+        self.assertEqual(p.stdout, b"root:root\nroot:root\nrw\n", p)
+        self.assertNoSandboxesLeft()
+
     def test_run_stdout_and_stderr(self):
         p = self.run_cmd("sh", "-c", "echo out; echo err >&2; printf 'a\\377b'")
         self.assertEqual(p.returncode, 0, p)
