@@ -22,10 +22,13 @@
 
 #include <seccomp.h>
 
+#include "api_snapshots.h"
 #include "cleanup.h"
+#include "events.h"
 #include "fsops.h"
 #include "log.h"
 #include "process.h"
+#include "snapshot.h"
 #include "util.h"
 
 #define MAX_JSON_BODY (16u << 20)
@@ -44,6 +47,8 @@ struct request {
 	size_t limit;
 	bool rejected; /* a response was queued before the body arrived */
 	uid_t peer_uid;
+	int spool_fd; /* body goes to this temp file instead (workspace tars), or -1 */
+	uint64_t spooled;
 };
 
 struct reply {
@@ -51,6 +56,9 @@ struct reply {
 	char *body; /* owned */
 	size_t len;
 	const char *content_type;
+	bool has_fd; /* send fd_len bytes of fd (owned) instead of body */
+	int fd;
+	uint64_t fd_len;
 };
 
 /* ---- replies ------------------------------------------------------------------------------ */
@@ -237,7 +245,14 @@ static void handle_create(struct api_server *s, struct request *rq, struct reply
 
 	if (!req)
 		return;
-	if (sandbox_create(s->ctx, req, rq->peer_uid == 0, &sb, &err) < 0) {
+	if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(req, "snapshot"))) {
+		const char *id = cJSON_GetObjectItemCaseSensitive(req, "snapshot")->valuestring;
+		if (snapshot_restore(s->ctx, id, req, rq->peer_uid == 0, &sb, &err) < 0) {
+			log_warn("create from snapshot: %s", err.msg);
+			reply_al_error(rp, &err);
+			return;
+		}
+	} else if (sandbox_create(s->ctx, req, rq->peer_uid == 0, &sb, &err) < 0) {
 		log_warn("create: %s", err.msg);
 		reply_al_error(rp, &err);
 		return;
@@ -620,6 +635,100 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 	reply_error(rp, 405, "method_not_allowed", "method not allowed here");
 }
 
+static void handle_events(struct api_server *s, struct sandbox *sb, struct MHD_Connection *c,
+                          const char *method, struct reply *rp)
+{
+	struct al_error err = AL_ERROR_INIT;
+	uint64_t since = 0;
+	cJSON *o;
+
+	if (strcmp(method, "GET")) {
+		reply_error(rp, 405, "method_not_allowed", "use GET");
+		return;
+	}
+	if (query_u64(c, "since", 0, &since, &err) < 0 ||
+	    events_json(s->ctx, sb, since, &o, &err) < 0)
+		reply_al_error(rp, &err);
+	else
+		reply_json(rp, 200, o);
+}
+
+/* ---- workspace archives and snapshots (api_snapshots.c) ------------------------------------- */
+
+static void reply_out(struct reply *rp, int r, struct api_out *out, const struct al_error *err)
+{
+	if (r < 0) {
+		if (out->fd >= 0)
+			close(out->fd);
+		cJSON_Delete(out->json);
+		reply_al_error(rp, err);
+	} else if (out->fd >= 0) {
+		rp->status = out->status;
+		rp->has_fd = true;
+		rp->fd = out->fd;
+		rp->fd_len = out->fd_len;
+		rp->content_type = "application/x-tar";
+	} else {
+		reply_json(rp, out->status, out->json);
+	}
+}
+
+static void handle_workspace(struct api_server *s, struct sandbox *sb, struct MHD_Connection *c,
+                             const char *method, struct request *rq, struct reply *rp)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct api_out out = API_OUT_INIT;
+	struct archive_limits lim;
+	int r;
+
+	archive_limits_default(&lim);
+	if (!strcmp(method, "GET")) {
+		r = api_workspace_get(s->ctx, sb, &out, &err);
+	} else if (!strcmp(method, "PUT")) {
+		r = query_u64(c, "max_input_bytes", lim.max_input_bytes, &lim.max_input_bytes,
+		              &err);
+		if (r == 0)
+			r = query_u64(c, "max_extracted_bytes", lim.max_extracted_bytes,
+			              &lim.max_extracted_bytes, &err);
+		if (r == 0)
+			r = query_u64(c, "max_members", lim.max_members, &lim.max_members, &err);
+		if (r == 0)
+			r = api_workspace_put(s->ctx, sb, rq->spool_fd, &lim, &out, &err);
+	} else {
+		reply_error(rp, 405, "method_not_allowed", "use GET or PUT");
+		return;
+	}
+	reply_out(rp, r, &out, &err);
+}
+
+static void handle_snapshot_create(struct api_server *s, struct sandbox *sb, struct request *rq,
+                                   struct reply *rp)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct api_out out = API_OUT_INIT;
+	_cleanup_cjson_ cJSON *req = parse_body(rq, rp, false);
+
+	if (!req)
+		return;
+	reply_out(rp, api_snapshot_create(s->ctx, sb, req, &out, &err), &out, &err);
+}
+
+static void handle_snapshots(struct api_server *s, char **seg, size_t n, const char *method,
+                             struct reply *rp)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct api_out out = API_OUT_INIT;
+
+	if (n == 2 && !strcmp(method, "GET"))
+		reply_out(rp, api_snapshots_list(s->ctx, &out, &err), &out, &err);
+	else if (n == 3 && !strcmp(method, "DELETE"))
+		reply_out(rp, api_snapshot_delete(s->ctx, seg[2], &out, &err), &out, &err);
+	else if (n == 2 || n == 3)
+		reply_error(rp, 405, "method_not_allowed", n == 2 ? "use GET" : "use DELETE");
+	else
+		reply_error(rp, 404, "not_found", "unknown path");
+}
+
 /* ---- routing ------------------------------------------------------------------------------- */
 
 /* Split "/v1/sandboxes/ID/processes/PID/stdin" into at most 6 segments after /v1. */
@@ -655,6 +764,10 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 			reply_error(rp, 405, "method_not_allowed", "use GET");
 		else
 			handle_info(s, rp);
+		return;
+	}
+	if (!strcmp(seg[1], "snapshots")) {
+		handle_snapshots(s, seg, n, method, rp);
 		return;
 	}
 	if (strcmp(seg[1], "sandboxes")) {
@@ -696,6 +809,15 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 			handle_exec(sb, rq, rp);
 	} else if ((n == 5 || n == 6) && !strcmp(seg[3], "processes")) {
 		handle_process(sb, seg[4], n == 6 ? seg[5] : NULL, c, method, rq, rp);
+	} else if (n == 4 && !strcmp(seg[3], "events")) {
+		handle_events(s, sb, c, method, rp);
+	} else if (n == 4 && !strcmp(seg[3], "workspace")) {
+		handle_workspace(s, sb, c, method, rq, rp);
+	} else if (n == 4 && !strcmp(seg[3], "snapshots")) {
+		if (strcmp(method, "POST"))
+			reply_error(rp, 405, "method_not_allowed", "use POST");
+		else
+			handle_snapshot_create(s, sb, rq, rp);
 	} else if (n == 4 && (!strcmp(seg[3], "files") || !strcmp(seg[3], "dirs"))) {
 		handle_files(sb, !strcmp(seg[3], "dirs"), c, method, rq, rp);
 	} else {
@@ -752,9 +874,18 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct reply *rp)
 
 	if (!rp->status)
 		reply_error(rp, 500, "internal", "no response");
-	resp = MHD_create_response_from_buffer(rp->len, rp->body ? rp->body : (void *)"",
-	                                       rp->body ? MHD_RESPMEM_MUST_FREE
-	                                                : MHD_RESPMEM_PERSISTENT);
+	if (rp->has_fd) {
+		/* MHD owns the fd from here, also when it fails. */
+		resp = MHD_create_response_from_fd64(rp->fd_len, rp->fd);
+		if (!resp) {
+			close(rp->fd);
+			return MHD_NO;
+		}
+	} else {
+		resp = MHD_create_response_from_buffer(rp->len, rp->body ? rp->body : (void *)"",
+		                                       rp->body ? MHD_RESPMEM_MUST_FREE
+		                                                : MHD_RESPMEM_PERSISTENT);
+	}
 	if (!resp) {
 		free(rp->body);
 		return MHD_NO;
@@ -780,17 +911,34 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		if (!rq)
 			return MHD_NO;
 		*con_cls = rq;
+		rq->spool_fd = -1;
 		rq->limit = strstr(url, "/files") ? MAX_FILE_BODY : MAX_JSON_BODY;
 		if (!peer_allowed(s, c, &rq->peer_uid)) {
 			rq->rejected = true;
 			reply_error(&rp, 403, "forbidden", "peer is not allowed to use airlockd");
 			return send_reply(c, &rp);
 		}
+		if (!strcmp(method, "PUT") && strlen(url) > 10 &&
+		    !strcmp(url + strlen(url) - 10, "/workspace")) {
+			/* A workspace tar may be large: spooled to disk, bounded by the
+			 * archive input limit. */
+			struct al_error err = AL_ERROR_INIT;
+			uint64_t lim = ARCHIVE_DEFAULT_MAX_INPUT_BYTES;
+			if (query_u64(c, "max_input_bytes", lim, &lim, &err) < 0 ||
+			    (rq->spool_fd = api_spool_open(s->ctx, &err)) < 0) {
+				rq->rejected = true;
+				reply_al_error(&rp, &err);
+				return send_reply(c, &rp);
+			}
+			rq->limit = lim;
+		}
 		cl =
 		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && strtoull(cl, NULL, 10) > rq->limit) {
 			rq->rejected = true;
-			reply_error(&rp, 413, "too_large", "request body too large");
+			reply_error(&rp, 413, "too_large",
+			            rq->spool_fd >= 0 ? "archive input exceeds the limit"
+			                              : "request body too large");
 			return send_reply(c, &rp);
 		}
 		return MHD_YES;
@@ -800,14 +948,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return MHD_YES;
 	}
 	if (*upload_size) {
-		if (rq->body.len + *upload_size > rq->limit) {
+		if (rq->body.len + rq->spooled + *upload_size > rq->limit) {
 			rq->rejected = true;
 			*upload_size = 0;
-			reply_error(&rp, 413, "too_large", "request body too large");
+			reply_error(&rp, 413, "too_large",
+			            rq->spool_fd >= 0 ? "archive input exceeds the limit"
+			                              : "request body too large");
 			return send_reply(c, &rp);
 		}
-		if (al_buf_append(&rq->body, upload, *upload_size) < 0)
+		if (rq->spool_fd >= 0) {
+			if (al_write_all(rq->spool_fd, upload, *upload_size) < 0)
+				return MHD_NO;
+			rq->spooled += *upload_size;
+		} else if (al_buf_append(&rq->body, upload, *upload_size) < 0) {
 			return MHD_NO;
+		}
 		*upload_size = 0;
 		return MHD_YES;
 	}
@@ -829,6 +984,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	(void)toe;
 	if (rq) {
 		al_buf_free(&rq->body);
+		if (rq->spool_fd >= 0)
+			close(rq->spool_fd);
 		free(rq);
 		*con_cls = NULL;
 	}

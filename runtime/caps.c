@@ -151,7 +151,7 @@ int caps_describe(pid_t pid, cJSON **out, struct al_error *err)
 	_cleanup_free_ char *status = NULL;
 	_cleanup_cjson_ cJSON *json = NULL;
 	char path[64];
-	long nnp = 0, seccomp_mode = 0;
+	long nnp = 0, seccomp_mode = 0, seccomp_filters = -1;
 	int r;
 
 	*out = NULL;
@@ -181,6 +181,8 @@ int caps_describe(pid_t pid, cJSON **out, struct al_error *err)
 			nnp = strtol(line + 11, NULL, 10);
 		else if (strncmp(line, "Seccomp:", 8) == 0)
 			seccomp_mode = strtol(line + 8, NULL, 10);
+		else if (strncmp(line, "Seccomp_filters:", 16) == 0) /* Linux >= 5.9 */
+			seccomp_filters = strtol(line + 16, NULL, 10);
 	}
 	/* Only CapAmb is missing on old kernels (before 4.3); the others always exist. */
 	for (size_t i = 0; i + 1 < AL_ARRAY_SIZE(sets); i++)
@@ -201,7 +203,10 @@ int caps_describe(pid_t pid, cJSON **out, struct al_error *err)
 		}
 	}
 	if (!cJSON_AddBoolToObject(json, "no_new_privs", nnp != 0) ||
-	    !cJSON_AddNumberToObject(json, "seccomp_mode", (double)seccomp_mode))
+	    !cJSON_AddNumberToObject(json, "seccomp_mode", (double)seccomp_mode) ||
+	    !(seccomp_filters >= 0
+	          ? cJSON_AddNumberToObject(json, "seccomp_filters", (double)seccomp_filters)
+	          : cJSON_AddNullToObject(json, "seccomp_filters")))
 		return al_error_set(err, ENOMEM, "caps: out of memory");
 	*out = steal_pointer(&json);
 	return 0;

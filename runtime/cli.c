@@ -317,10 +317,17 @@ static const char usage_main[] =
     "  exec     run a command in a sandbox\n"
     "  ls       list sandboxes\n"
     "  inspect  show a sandbox's effective isolation as JSON\n"
+    "  events   show what a sandbox was denied (seccomp) and its limit hits\n"
     "  rm       destroy sandboxes\n"
     "  write    write stdin to a file in a sandbox\n"
     "  read     copy a file of a sandbox to stdout\n"
     "  info     show airlockd's version and capabilities\n"
+    "  persist  write a sandbox's workspace to stdout as a tar\n"
+    "  hydrate  replace a sandbox's workspace with the tar on stdin\n"
+    "  snapshot snapshot a sandbox (it keeps running); print the snapshot id\n"
+    "  restore  create a sandbox from a snapshot; print its id\n"
+    "  snapshots    list snapshots\n"
+    "  snapshot-rm  delete snapshots\n"
     "\n"
     "Global options:\n"
     "  -s, --socket PATH  airlockd's socket (default: $AIRLOCK_SOCKET or " DEFAULT_SOCKET ")\n"
@@ -368,6 +375,15 @@ static const char usage_inspect[] = "Usage: airlock inspect ID\n"
                                     "\n"
                                     "Show a sandbox, including its effective isolation, as JSON.\n";
 
+static const char usage_events[] =
+    "Usage: airlock events [--json] ID\n"
+    "\n"
+    "Show the event log of sandbox ID: every syscall its seccomp profile denied\n"
+    "(syscall, pid inside the sandbox, time, count) and every OOM kill or pids\n"
+    "limit hit.\n"
+    "\n"
+    "      --json   print airlockd's JSON answer\n";
+
 static const char usage_rm[] = "Usage: airlock rm ID [ID...]\n"
                                "\n"
                                "Destroy sandboxes: their processes, cgroups, layers and state.\n";
@@ -385,6 +401,41 @@ static const char usage_read[] = "Usage: airlock read ID PATH\n"
 static const char usage_info[] = "Usage: airlock info\n"
                                  "\n"
                                  "Show airlockd's version, cgroup mode and capabilities.\n";
+
+static const char usage_persist[] =
+    "Usage: airlock persist ID > workspace.tar\n"
+    "\n"
+    "Write the workspace of sandbox ID to stdout as a tar (member paths\n"
+    "relative to the workspace root; ephemeral manifest entries left out).\n";
+
+static const char usage_hydrate[] =
+    "Usage: airlock hydrate [OPTIONS] ID < workspace.tar\n"
+    "\n"
+    "Replace the contents of sandbox ID's workspace with the tar read from stdin.\n"
+    "A refused archive (unsafe members, over a limit) changes nothing.\n"
+    "\n"
+    "      --max-input-bytes N      (default 1 GiB)\n"
+    "      --max-extracted-bytes N  (default 4 GiB)\n"
+    "      --max-members N          (default 100000)\n";
+
+static const char usage_snapshot[] =
+    "Usage: airlock snapshot [--no-processes] ID\n"
+    "\n"
+    "Snapshot sandbox ID and print the snapshot id; the sandbox keeps running.\n"
+    "\n"
+    "      --no-processes  workspace and writable layer only, no CRIU checkpoint\n";
+
+static const char usage_restore[] = "Usage: airlock restore [--name NAME] SNAPSHOT_ID\n"
+                                    "\n"
+                                    "Create a sandbox from a snapshot and print its id.\n";
+
+static const char usage_snapshots[] = "Usage: airlock snapshots [--json]\n"
+                                      "\n"
+                                      "List the snapshots in airlockd's store.\n";
+
+static const char usage_snapshot_rm[] = "Usage: airlock snapshot-rm ID [ID...]\n"
+                                        "\n"
+                                        "Delete snapshots (and the chunks only they used).\n";
 
 __attribute__((format(printf, 2, 3))) static int usage_error(const char *usage, const char *fmt,
                                                              ...)
@@ -1270,6 +1321,81 @@ static int verb_inspect(struct verb_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
+/* One line of `airlock events`: TIME TYPE WHAT PID COUNT. */
+static void print_event(const cJSON *e)
+{
+	const cJSON *pid = cJSON_GetObjectItemCaseSensitive(e, "pid");
+	const char *type = json_string(e, "type");
+	char what[96], pid_s[24];
+
+	if (!strcmp(type, "seccomp"))
+		snprintf(what, sizeof(what), "%s (%s, %s)", json_string(e, "syscall"),
+		         json_string(e, "comm"), json_string(e, "action"));
+	else
+		snprintf(what, sizeof(what), "%s",
+		         !strcmp(type, "oom_kill") ? "memory limit: OOM kill"
+		                                   : "pids limit reached");
+	if (cJSON_IsNumber(pid))
+		snprintf(pid_s, sizeof(pid_s), "%d", (int)pid->valuedouble);
+	else
+		snprintf(pid_s, sizeof(pid_s), "-");
+	printf("%-24s  %-8s  %-40s  %-7s  %.0f\n", json_string(e, "time"), type, what, pid_s,
+	       cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(e, "count")));
+}
+
+static int verb_events(struct verb_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	_cleanup_cjson_ cJSON *res = NULL;
+	_cleanup_free_ char *path = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	struct client c = {0};
+	const cJSON *e, *v;
+	bool json = false;
+	int opt, r;
+
+	while ((opt = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+		if (opt == 'h')
+			return show_usage(usage_events);
+		if (opt == OPT_JSON)
+			json = true;
+		else
+			return bad_option(usage_events, opt, argv);
+	}
+	if (argc - optind != 1)
+		return usage_error(usage_events,
+		                   argc - optind < 1 ? "missing argument"
+		                                     : "unexpected argument '%s'",
+		                   argv[argc - 1]);
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	path = sandbox_path(&c, argv[optind], "/events");
+	r = path ? api_json(&c, "GET", path, NULL, false, NULL, &res, &err)
+	         : al_error_set(&err, ENOMEM, "out of memory");
+	client_close(&c);
+	if (r < 0)
+		return runtime_error(&err);
+	if (json) {
+		print_json(res);
+		return 0;
+	}
+	v = cJSON_GetObjectItemCaseSensitive(res, "collecting");
+	if (!cJSON_IsTrue(v))
+		fprintf(stderr, "airlock: warning: seccomp denials are not being recorded: %s\n",
+		        json_string(res, "error"));
+	printf("%-24s  %-8s  %-40s  %-7s  %s\n", "TIME", "TYPE", "WHAT", "PID", "COUNT");
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(res, "events")) print_event(e);
+	v = cJSON_GetObjectItemCaseSensitive(res, "suppressed");
+	if (cJSON_GetNumberValue(v) > 0)
+		printf("(%.0f more denials were counted but not listed: rate limit)\n",
+		       cJSON_GetNumberValue(v));
+	return 0;
+}
+
 static int verb_rm(struct verb_ctx *ctx, int argc, char **argv)
 {
 	struct al_error err = AL_ERROR_INIT;
@@ -1393,13 +1519,288 @@ static int verb_info(struct verb_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
+/* ---- workspace archives and snapshots ---- */
+
+static int verb_persist(struct verb_ctx *ctx, int argc, char **argv)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_buf_ struct al_buf body = {0};
+	struct al_error err = AL_ERROR_INIT;
+	struct client c = {0};
+	long http_status = 0;
+	int status, r;
+
+	if (simple_args(argc, argv, usage_persist, 1, 1, &status) < 0)
+		return status;
+	if (isatty(STDOUT_FILENO))
+		return usage_error(usage_persist, "refusing to write a tar to a terminal");
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	path = sandbox_path(&c, argv[optind], "/workspace");
+	if (!path)
+		r = al_error_set(&err, ENOMEM, "out of memory");
+	else
+		r = client_request(
+		    &c,
+		    &(struct request){.method = "GET", .path = path, .stream_fd = STDOUT_FILENO},
+		    &http_status, &body, &err);
+	if (r >= 0 && (http_status < 200 || http_status >= 300))
+		r = api_error(http_status, &body, &err);
+	client_close(&c);
+	if (r < 0) {
+		al_error_prefix(&err, "persist %s", argv[optind]);
+		return runtime_error(&err);
+	}
+	return 0;
+}
+
+static int verb_hydrate(struct verb_ctx *ctx, int argc, char **argv)
+{
+	enum { OPT_MAX_INPUT = 0x200, OPT_MAX_EXTRACTED, OPT_MAX_MEMBERS };
+	static const struct option longopts[] = {
+	    {"max-input-bytes", required_argument, NULL, OPT_MAX_INPUT},
+	    {"max-extracted-bytes", required_argument, NULL, OPT_MAX_EXTRACTED},
+	    {"max-members", required_argument, NULL, OPT_MAX_MEMBERS},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	static const char *const names[] = {"max_input_bytes", "max_extracted_bytes",
+	                                    "max_members"};
+	_cleanup_free_ char *data = NULL, *base = NULL, *path = NULL;
+	_cleanup_buf_ struct al_buf body = {0};
+	struct al_error err = AL_ERROR_INIT;
+	struct client c = {0};
+	char query[256] = "";
+	uint64_t max_input = 1ULL << 30;
+	long http_status = 0;
+	size_t len = 0;
+	int opt, r;
+
+	while ((opt = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+		uint64_t v;
+		size_t used = strlen(query);
+		if (opt == 'h')
+			return show_usage(usage_hydrate);
+		if (opt < OPT_MAX_INPUT || opt > OPT_MAX_MEMBERS)
+			return bad_option(usage_hydrate, opt, argv);
+		if (al_parse_size(optarg, &v, &err) < 0 || v == 0)
+			return usage_error(usage_hydrate, "--%s: expected a positive number",
+			                   longopts[opt - OPT_MAX_INPUT].name);
+		if (opt == OPT_MAX_INPUT)
+			max_input = v;
+		snprintf(query + used, sizeof(query) - used, "%c%s=%llu", used ? '&' : '?',
+		         names[opt - OPT_MAX_INPUT], (unsigned long long)v);
+	}
+	if (argc - optind != 1)
+		return usage_error(usage_hydrate,
+		                   argc - optind < 1 ? "missing argument" : "unexpected argument");
+	if (isatty(STDIN_FILENO))
+		return usage_error(usage_hydrate, "expected a tar on stdin, not a terminal");
+	r = al_read_fd(STDIN_FILENO, (size_t)max_input, &data, &len, &err);
+	if (r < 0) {
+		al_error_prefix(&err, "stdin");
+		return runtime_error(&err);
+	}
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	base = sandbox_path(&c, argv[optind], "/workspace");
+	if (!base || asprintf(&path, "%s%s", base, query) < 0) {
+		path = NULL;
+		r = al_error_set(&err, ENOMEM, "out of memory");
+	} else {
+		r = client_request(&c,
+		                   &(struct request){.method = "PUT",
+		                                     .path = path,
+		                                     .content_type = "application/x-tar",
+		                                     .body = data,
+		                                     .body_len = len,
+		                                     .stream_fd = -1},
+		                   &http_status, &body, &err);
+	}
+	if (r >= 0 && (http_status < 200 || http_status >= 300))
+		r = api_error(http_status, &body, &err);
+	client_close(&c);
+	if (r < 0) {
+		al_error_prefix(&err, "hydrate %s", argv[optind]);
+		return runtime_error(&err);
+	}
+	return 0;
+}
+
+static int verb_snapshot(struct verb_ctx *ctx, int argc, char **argv)
+{
+	enum { OPT_NO_PROCESSES = 0x200 };
+	static const struct option longopts[] = {
+	    {"no-processes", no_argument, NULL, OPT_NO_PROCESSES},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	_cleanup_cjson_ cJSON *req = cJSON_CreateObject(), *res = NULL;
+	_cleanup_free_ char *path = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	struct client c = {0};
+	bool processes = true;
+	int opt, r;
+
+	while ((opt = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+		if (opt == 'h')
+			return show_usage(usage_snapshot);
+		if (opt != OPT_NO_PROCESSES)
+			return bad_option(usage_snapshot, opt, argv);
+		processes = false;
+	}
+	if (argc - optind != 1)
+		return usage_error(usage_snapshot,
+		                   argc - optind < 1 ? "missing argument" : "unexpected argument");
+	cJSON_AddBoolToObject(req, "processes", processes);
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	path = sandbox_path(&c, argv[optind], "/snapshots");
+	r = path ? api_json(&c, "POST", path, req, false, NULL, &res, &err)
+	         : al_error_set(&err, ENOMEM, "out of memory");
+	client_close(&c);
+	if (r < 0)
+		return runtime_error(&err);
+	printf("%s\n", json_string(res, "id"));
+	return 0;
+}
+
+static int verb_restore(struct verb_ctx *ctx, int argc, char **argv)
+{
+	enum { OPT_NAME = 0x200 };
+	static const struct option longopts[] = {
+	    {"name", required_argument, NULL, OPT_NAME},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	_cleanup_cjson_ cJSON *req = cJSON_CreateObject(), *res = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	struct client c = {0};
+	int opt, r;
+
+	while ((opt = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+		if (opt == 'h')
+			return show_usage(usage_restore);
+		if (opt != OPT_NAME)
+			return bad_option(usage_restore, opt, argv);
+		cJSON_AddStringToObject(req, "name", optarg);
+	}
+	if (argc - optind != 1)
+		return usage_error(usage_restore,
+		                   argc - optind < 1 ? "missing argument" : "unexpected argument");
+	cJSON_AddStringToObject(req, "snapshot", argv[optind]);
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	r = api_json(&c, "POST", "/v1/sandboxes", req, false, NULL, &res, &err);
+	client_close(&c);
+	if (r < 0)
+		return runtime_error(&err);
+	printf("%s\n", json_string(res, "id"));
+	return 0;
+}
+
+static int verb_snapshots(struct verb_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	_cleanup_cjson_ cJSON *res = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	struct client c = {0};
+	const cJSON *snap;
+	bool json = false;
+	int opt, r;
+
+	while ((opt = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+		if (opt == 'h')
+			return show_usage(usage_snapshots);
+		if (opt != OPT_JSON)
+			return bad_option(usage_snapshots, opt, argv);
+		json = true;
+	}
+	if (optind < argc)
+		return usage_error(usage_snapshots, "unexpected argument '%s'", argv[optind]);
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	r = api_json(&c, "GET", "/v1/snapshots", NULL, false, NULL, &res, &err);
+	client_close(&c);
+	if (r < 0)
+		return runtime_error(&err);
+	if (json) {
+		print_json(res);
+		return 0;
+	}
+	printf("%-14s %-14s %-14s %-25s %-9s %12s %12s\n", "ID", "PARENT", "SANDBOX", "CREATED",
+	       "PROCESSES", "SIZE", "WRITTEN");
+	cJSON_ArrayForEach(snap, cJSON_GetObjectItemCaseSensitive(res, "snapshots"))
+	{
+		const cJSON *sizes = cJSON_GetObjectItemCaseSensitive(snap, "sizes");
+		const cJSON *sb = cJSON_GetObjectItemCaseSensitive(snap, "sandbox");
+		if (cJSON_GetObjectItemCaseSensitive(snap, "error")) {
+			printf("%-14s damaged: %s\n", json_string(snap, "id"),
+			       json_string(snap, "error"));
+			continue;
+		}
+		printf("%-14s %-14s %-14s %-25s %-9s %12.0f %12.0f\n", json_string(snap, "id"),
+		       json_string(snap, "parent")[0] ? json_string(snap, "parent") : "-",
+		       json_string(sb, "id"), json_string(snap, "created"),
+		       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(snap, "processes")) ? "yes"
+		                                                                         : "no",
+		       cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(sizes, "total")),
+		       cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(sizes, "written")));
+	}
+	return 0;
+}
+
+static int verb_snapshot_rm(struct verb_ctx *ctx, int argc, char **argv)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct client c = {0};
+	int status, failed = 0;
+
+	if (simple_args(argc, argv, usage_snapshot_rm, 1, -1, &status) < 0)
+		return status;
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	for (int i = optind; i < argc; i++) {
+		_cleanup_curl_free_ char *escaped = curl_easy_escape(c.curl, argv[i], 0);
+		_cleanup_free_ char *path = NULL;
+		_cleanup_cjson_ cJSON *res = NULL;
+		if (!escaped || asprintf(&path, "/v1/snapshots/%s", escaped) < 0) {
+			path = NULL;
+			al_error_set(&err, ENOMEM, "out of memory");
+		} else if (api_json(&c, "DELETE", path, NULL, false, NULL, &res, &err) == 0) {
+			continue;
+		}
+		fprintf(stderr, "airlock: snapshot-rm %s: %s\n", argv[i], err.msg);
+		failed = 1;
+	}
+	client_close(&c);
+	return failed;
+}
+
 static const struct verb {
 	const char *name;
 	int (*fn)(struct verb_ctx *ctx, int argc, char **argv);
 } verbs[] = {
-    {"run", verb_run},     {"create", verb_create},   {"exec", verb_exec},
-    {"ls", verb_ls},       {"inspect", verb_inspect}, {"rm", verb_rm},
-    {"write", verb_write}, {"read", verb_read},       {"info", verb_info},
+    {"run", verb_run},
+    {"create", verb_create},
+    {"exec", verb_exec},
+    {"ls", verb_ls},
+    {"inspect", verb_inspect},
+    {"events", verb_events},
+    {"rm", verb_rm},
+    {"write", verb_write},
+    {"read", verb_read},
+    {"info", verb_info},
+    {"persist", verb_persist},
+    {"hydrate", verb_hydrate},
+    {"snapshot", verb_snapshot},
+    {"restore", verb_restore},
+    {"snapshots", verb_snapshots},
+    {"snapshot-rm", verb_snapshot_rm},
 };
 
 static void install_signal_handlers(void)

@@ -33,6 +33,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <linux/seccomp.h>
+
 #include "caps.h"
 #include "cleanup.h"
 #include "initproto.h"
@@ -53,6 +55,7 @@ struct init_config {
 	char *sandbox_dir;
 	char *workspace;
 	char *bpf_path;
+	char *compat_bpf_path; /* optional: the ENOSYS half of the profile */
 	uid_t uid_base;
 	uint32_t uid_count;
 	char **caps; /* NULL-terminated */
@@ -93,6 +96,7 @@ static int read_config(struct init_config *c, struct al_error *err)
 	c->sandbox_dir = json_strdup(j, "sandbox_dir");
 	c->workspace = json_strdup(j, "workspace");
 	c->bpf_path = json_strdup(j, "seccomp_bpf");
+	c->compat_bpf_path = json_strdup(j, "seccomp_compat_bpf");
 	c->uid_base = (uid_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "uid_base"));
 	c->uid_count =
 	    (uint32_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "uid_count"));
@@ -186,10 +190,10 @@ static int enter_userns(int userns_fd, struct al_error *err)
 static int setup(struct init_config *c, struct al_error *err)
 {
 	struct mounts_config mc = {0};
-	_cleanup_free_ char *bpf = NULL;
+	_cleanup_free_ char *bpf = NULL, *compat_bpf = NULL, *cgroups = NULL;
 	_cleanup_close_ int userns_fd = -1;
 	char newroot[PATH_MAX];
-	size_t bpf_len = 0;
+	size_t bpf_len = 0, compat_len = 0;
 	int r;
 
 	/* Not dumpable: nothing in the sandbox may ptrace us or open our fds. */
@@ -203,9 +207,18 @@ static int setup(struct init_config *c, struct al_error *err)
 	r = al_read_file(c->bpf_path, 1 << 20, &bpf, &bpf_len, err);
 	if (r < 0)
 		return al_error_prefix(err, "seccomp filter");
+	if (c->compat_bpf_path) {
+		r = al_read_file(c->compat_bpf_path, 1 << 20, &compat_bpf, &compat_len, err);
+		if (r < 0)
+			return al_error_prefix(err, "seccomp filter");
+	}
 
 	/* Our cgroup was set by airlockd before exec; from here on the
-	 * sandbox's view of cgroups is rooted at it. */
+	 * sandbox's view of cgroups is rooted at it.  Which hierarchies hold
+	 * a cgroup of our own can only be seen before. */
+	r = al_read_file("/proc/self/cgroup", 1 << 16, &cgroups, NULL, err);
+	if (r < 0)
+		return r;
 	if (unshare(CLONE_NEWCGROUP) < 0)
 		return al_error_errno(err, "unshare cgroup namespace");
 
@@ -223,6 +236,7 @@ static int setup(struct init_config *c, struct al_error *err)
 	mc.uid = c->uid_base;
 	mc.gid = (gid_t)c->uid_base;
 	mc.workspace = c->workspace;
+	mc.cgroup_membership = cgroups;
 	r = mounts_prepare_root(&mc, newroot, err);
 	if (r < 0)
 		return al_error_prefix(err, "rootfs");
@@ -247,7 +261,11 @@ static int setup(struct init_config *c, struct al_error *err)
 		return al_error_errno(err, "prctl(PR_SET_NO_NEW_PRIVS)");
 	/* Changing uids reset dumpability; set it again before any fd is exposed. */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-	r = seccomp_install_bpf(bpf, bpf_len, err);
+	/* FLAG_LOG: the kernel audits every denial of this filter; airlockd
+	 * reads the records (events.c).  The ENOSYS half goes on top, unlogged. */
+	r = seccomp_install_bpf_flags(bpf, bpf_len, SECCOMP_FILTER_FLAG_LOG, err);
+	if (r == 0 && compat_bpf)
+		r = seccomp_install_bpf(compat_bpf, compat_len, err);
 	if (r < 0)
 		return al_error_prefix(err, "seccomp");
 	if (chdir(c->workspace) < 0 && chdir("/") < 0)

@@ -201,6 +201,74 @@ static int mask_proc(const char *root, struct al_error *err)
 	return 0;
 }
 
+/*
+ * cgroupfs at /sys/fs/cgroup, as the host lays it out (one cgroup2 tree, or
+ * one directory per v1 hierarchy plus "unified" on a hybrid host), every
+ * mount read-only.  We are in our own cgroup namespace, so each mount shows
+ * the sandbox's own cgroup as its root: no other cgroup is visible, the
+ * root-only release_agent does not exist, and nothing (notify_on_release,
+ * limits, cgroup.procs) can be written.  Hierarchies where airlockd made no
+ * cgroup for the sandbox (it sits in their root) would show the host's whole
+ * tree, so they are left out, as is any that fails to mount: absent is
+ * stricter than read-only, never weaker.
+ */
+static void mount_one_cgroupfs(const char *dir, const char *name, const char *fstype,
+                               const char *options)
+{
+	char path[PATH_MAX];
+
+	if (name) {
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+		if (mkdir(path, 0555) < 0 && errno != EEXIST)
+			return;
+	} else {
+		snprintf(path, sizeof(path), "%s", dir);
+	}
+	(void)mount(fstype, path, fstype, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, options);
+}
+
+static int mount_cgroupfs(const char *root, const char *membership, struct al_error *err)
+{
+	_cleanup_free_ char *text = strdup(membership ? membership : "");
+	char dir[PATH_MAX], *save = NULL;
+	bool has_v1 = false;
+	int r;
+
+	if (!text)
+		return al_error_set(err, ENOMEM, "out of memory");
+	snprintf(dir, sizeof(dir), "%s/sys/fs/cgroup", root);
+	/* One line per hierarchy: "ID:CONTROLLERS:PATH"; "0::PATH" is cgroup2. */
+	for (const char *line = text, *nl; line && *line;
+	     line = (nl = strchr(line, '\n')) ? nl + 1 : NULL)
+		has_v1 |= strncmp(line, "0::", 3) != 0 && strchr(line, ':') != NULL;
+	if (has_v1) {
+		r = do_mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		             "mode=0755,size=16k", err);
+		if (r < 0)
+			return r;
+	}
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *controllers = strchr(line, ':'), *path;
+
+		if (!controllers || !(path = strchr(++controllers, ':')))
+			continue;
+		*path++ = '\0';
+		if (!strcmp(path, "/"))
+			continue; /* the host's root cgroup of this hierarchy */
+		if (!*controllers)
+			mount_one_cgroupfs(dir, has_v1 ? "unified" : NULL, "cgroup2", NULL);
+		else /* named hierarchies ("name=systemd") live under their name */
+			mount_one_cgroupfs(
+			    dir, strncmp(controllers, "name=", 5) ? controllers : controllers + 5,
+			    "cgroup", controllers);
+	}
+	if (!has_v1)
+		return 0;
+	return do_mount(NULL, dir, NULL,
+	                MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL,
+	                err);
+}
+
 static int ensure_dir(const char *path, mode_t mode, const struct mounts_config *c,
                       struct al_error *err)
 {
@@ -250,6 +318,8 @@ int mounts_prepare_root(const struct mounts_config *c, char *newroot, struct al_
 	if (r == 0)
 		r = do_mount("sysfs", path, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
 		             NULL, err);
+	if (r == 0)
+		r = mount_cgroupfs(newroot, c->cgroup_membership, err);
 	if (r < 0)
 		return r;
 

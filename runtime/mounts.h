@@ -17,6 +17,9 @@ struct mounts_config {
 	uid_t uid;               /* host uid of sandbox root */
 	gid_t gid;               /* host gid of sandbox root */
 	const char *workspace;   /* absolute path inside the sandbox, e.g. /workspace */
+	/* /proc/self/cgroup as read before the cgroup namespace was made: the
+	 * hierarchies where the sandbox has a cgroup of its own (path not "/"). */
+	const char *cgroup_membership;
 };
 
 /* Make every mount private and mount a /proc of our pid namespace. */

@@ -33,12 +33,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "archives.h"
 #include "caps.h"
 #include "cleanup.h"
+#include "events.h"
 #include "log.h"
 #include "manifest.h"
 #include "process.h"
 #include "seccomp_profile.h"
+#include "snapshot.h"
 #include "util.h"
 
 #define DEFAULT_MEMORY (1ULL << 30)
@@ -376,6 +379,7 @@ int sandbox_destroy(struct daemon_ctx *ctx, struct sandbox *sb, struct al_error 
 	free(procs);
 
 	r = cleanup_remains(ctx, sb->id, err);
+	events_forget(sb->id);
 	registry_remove(ctx, sb);
 	if (r < 0)
 		return r;
@@ -394,7 +398,8 @@ static int seccomp_filter_path(struct daemon_ctx *ctx, const char *profile, char
                                struct al_error *err)
 {
 	_cleanup_free_ char *json = NULL, *keyed = NULL, *path = NULL, *file = NULL;
-	struct al_bpf bpf = {0};
+	_cleanup_free_ char *compat_path = NULL;
+	struct al_bpf bpf = {0}, compat = {0};
 	struct al_buf key = {0};
 	char hash[65];
 	size_t len;
@@ -414,19 +419,26 @@ static int seccomp_filter_path(struct daemon_ctx *ctx, const char *profile, char
 		al_buf_append(&key, "\n", 1);
 		al_buf_append(&key, *c, strlen(*c));
 	}
+	/* The profile is cached as the two programs of seccomp_profile_compile_split(). */
+	al_buf_append(&key, "\nsplit-logged", strlen("\nsplit-logged"));
 	keyed = key.data;
 	if (!keyed)
 		return al_error_set(err, ENOMEM, "out of memory");
 	al_sha256_hex(keyed, key.len, hash);
-	if (asprintf(&path, "%s/%s.bpf", ctx->seccomp_cache_dir, hash) < 0)
+	if (asprintf(&path, "%s/%s.bpf", ctx->seccomp_cache_dir, hash) < 0 ||
+	    asprintf(&compat_path, "%s/%s.compat.bpf", ctx->seccomp_cache_dir, hash) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
 
 	pthread_mutex_lock(&ctx->lock);
 	if (access(path, R_OK) != 0) {
-		r = seccomp_profile_compile(json, len, al_default_caps, &bpf, err);
+		r = seccomp_profile_compile_split(json, len, al_default_caps, &bpf, &compat, err);
+		/* The main file last: its presence says the pair is complete. */
+		if (r == 0 && compat.len > 0)
+			r = al_write_file_atomic(compat_path, compat.prog, compat.len, 0600, err);
 		if (r == 0)
 			r = al_write_file_atomic(path, bpf.prog, bpf.len, 0600, err);
 		al_bpf_free(&bpf);
+		al_bpf_free(&compat);
 	}
 	pthread_mutex_unlock(&ctx->lock);
 	if (r < 0) {
@@ -685,7 +697,7 @@ static int write_init_config(struct sandbox *sb, const char *bpf_path, int *fd_o
                              struct al_error *err)
 {
 	_cleanup_cjson_ cJSON *o = cJSON_CreateObject();
-	_cleanup_free_ char *text = NULL;
+	_cleanup_free_ char *text = NULL, *compat = NULL;
 	char path[PATH_MAX];
 
 	cJSON_AddStringToObject(o, "id", sb->id);
@@ -694,6 +706,11 @@ static int write_init_config(struct sandbox *sb, const char *bpf_path, int *fd_o
 	cJSON_AddStringToObject(o, "sandbox_dir", sb->dir);
 	cJSON_AddStringToObject(o, "workspace", sb->workspace);
 	cJSON_AddStringToObject(o, "seccomp_bpf", bpf_path);
+	/* The ENOSYS half of the profile, when it has one (see seccomp_filter_path). */
+	if (strlen(bpf_path) > 4 &&
+	    asprintf(&compat, "%.*s.compat.bpf", (int)(strlen(bpf_path) - 4), bpf_path) > 0 &&
+	    access(compat, R_OK) == 0)
+		cJSON_AddStringToObject(o, "seccomp_compat_bpf", compat);
 	cJSON_AddNumberToObject(o, "uid_base", sb->uid_base);
 	cJSON_AddNumberToObject(o, "uid_count", AIRLOCK_UID_RANGE);
 	cJSON_AddItemToObject(o, "caps", strv_json((char **)al_default_caps));
@@ -864,6 +881,8 @@ struct create_txn {
 	struct daemon_ctx *ctx;
 	struct create_params params;
 	struct sandbox *sb;
+	const cJSON *manifest_json;            /* kept in manifest.json, or NULL */
+	const struct sandbox_restore *restore; /* made from a snapshot, or NULL */
 	bool registered;
 	bool made; /* state dir, cgroups or init may exist */
 };
@@ -910,6 +929,33 @@ static int reserve(struct create_txn *t, struct al_error *err)
 	return 0;
 }
 
+/*
+ * The manifest is kept (for the ephemeral entries a workspace archive leaves
+ * out, and for snapshots); a sandbox made from a snapshot gets its writable
+ * layer back before airlock-init mounts it.
+ */
+static int restore_layer(struct create_txn *t, struct al_error *err)
+{
+	_cleanup_free_ char *text = NULL;
+	char path[PATH_MAX];
+	int r;
+
+	if (t->manifest_json && cJSON_IsObject(t->manifest_json)) {
+		text = cJSON_PrintUnformatted(t->manifest_json);
+		if (!text)
+			return al_error_set(err, ENOMEM, "out of memory");
+		snprintf(path, sizeof(path), "%s/manifest.json", t->sb->dir);
+		r = al_write_file_atomic(path, text, strlen(text), 0600, err);
+		if (r < 0)
+			return r;
+	}
+	if (!t->restore || t->restore->layer_fd < 0)
+		return 0;
+	snprintf(path, sizeof(path), "%s/upper", t->sb->dir);
+	r = archive_extract_layer(path, t->restore->layer_fd, t->sb->uid_base, err);
+	return r < 0 ? al_error_prefix(err, "sandbox %s", t->sb->id) : 0;
+}
+
 static int start_sandbox(struct create_txn *t, const char *bpf_path, struct al_error *err)
 {
 	_cleanup_close_ int config_fd = -1, listen_fd = -1, status_r = -1, status_w = -1;
@@ -919,6 +965,9 @@ static int start_sandbox(struct create_txn *t, const char *bpf_path, struct al_e
 
 	t->made = true;
 	r = prepare_dirs(sb, &t->params, err);
+	if (r < 0)
+		return r;
+	r = restore_layer(t, err);
 	if (r < 0)
 		return r;
 	r = cgroup_create(t->ctx->cgroups, sb->id, &sb->limits, err);
@@ -947,10 +996,11 @@ static int start_sandbox(struct create_txn *t, const char *bpf_path, struct al_e
 	return write_state(sb, err);
 }
 
-int sandbox_create(struct daemon_ctx *ctx, const cJSON *req, bool trusted, struct sandbox **out,
-                   struct al_error *err)
+static int create_common(struct daemon_ctx *ctx, const cJSON *req, bool trusted,
+                         const struct sandbox_restore *rs, struct sandbox **out,
+                         struct al_error *err)
 {
-	_cleanup_(create_txn_abort) struct create_txn t = {.ctx = ctx};
+	_cleanup_(create_txn_abort) struct create_txn t = {.ctx = ctx, .restore = rs};
 	_cleanup_free_ char *bpf_path = NULL;
 	struct sandbox *sb;
 	int r;
@@ -958,6 +1008,7 @@ int sandbox_create(struct daemon_ctx *ctx, const cJSON *req, bool trusted, struc
 	r = parse_create(ctx, req, trusted, &t.params, err);
 	if (r < 0)
 		return r;
+	t.manifest_json = rs ? rs->manifest : cJSON_GetObjectItemCaseSensitive(req, "manifest");
 	r = seccomp_filter_path(ctx, t.params.profile, &bpf_path, err);
 	if (r < 0)
 		return r;
@@ -971,7 +1022,9 @@ int sandbox_create(struct daemon_ctx *ctx, const cJSON *req, bool trusted, struc
 	snprintf(sb->profile, sizeof(sb->profile), "%s", t.params.profile);
 	iso8601_now(sb->created, sizeof(sb->created));
 	sb->rootfs = steal_pointer(&t.params.rootfs);
-	sb->workspace = strdup(t.params.manifest ? manifest_root(t.params.manifest) : "/workspace");
+	sb->workspace = strdup(rs && rs->workspace ? rs->workspace
+	                       : t.params.manifest ? manifest_root(t.params.manifest)
+	                                           : "/workspace");
 	sb->env = steal_pointer(&t.params.env);
 	sb->limits = t.params.limits;
 	if (asprintf(&sb->dir, "%s/%s", ctx->sandboxes_dir, sb->id) < 0 || !sb->workspace) {
@@ -995,6 +1048,19 @@ int sandbox_create(struct daemon_ctx *ctx, const cJSON *req, bool trusted, struc
 	t.registered = false;
 	*out = steal_pointer(&t.sb);
 	return 0;
+}
+
+int sandbox_create(struct daemon_ctx *ctx, const cJSON *req, bool trusted, struct sandbox **out,
+                   struct al_error *err)
+{
+	return create_common(ctx, req, trusted, NULL, out, err);
+}
+
+int sandbox_create_restored(struct daemon_ctx *ctx, const cJSON *req, bool trusted,
+                            const struct sandbox_restore *rs, struct sandbox **out,
+                            struct al_error *err)
+{
+	return create_common(ctx, req, trusted, rs, out, err);
 }
 
 /* ---- reattach after restart ------------------------------------------------------------ */
@@ -1058,7 +1124,10 @@ int sandbox_registry_load(struct daemon_ctx *ctx, struct al_error *err)
 		if (cgroup_destroy(ctx->cgroups, *id, &lerr) < 0)
 			log_error("%s", lerr.msg);
 	}
-	return 0;
+	/* With the registry known, denials and limit hits can be attributed. */
+	events_start(ctx);
+	/* A snapshot interrupted by a crash is removed, never listed. */
+	return snapshot_store_init(ctx, err);
 }
 
 /* ---- views ------------------------------------------------------------------------------ */
@@ -1173,6 +1242,10 @@ int sandbox_inspect_json(struct daemon_ctx *ctx, struct sandbox *sb, cJSON **out
 		const cJSON *mode = cJSON_GetObjectItemCaseSensitive(caps, "seccomp_mode");
 		const cJSON *nnp = cJSON_GetObjectItemCaseSensitive(caps, "no_new_privs");
 		cJSON_AddNumberToObject(sec, "mode", cJSON_GetNumberValue(mode));
+		cJSON_AddItemToObject(
+		    sec, "filters",
+		    cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(caps, "seccomp_filters"),
+		                    false));
 		cJSON_AddBoolToObject(o, "no_new_privs", cJSON_IsTrue(nnp));
 		cJSON_AddItemToObject(o, "capabilities", caps);
 	}

@@ -78,6 +78,20 @@ int sandbox_registry_load(struct daemon_ctx *ctx, struct al_error *err);
 int sandbox_create(struct daemon_ctx *ctx, const cJSON *req, bool trusted, struct sandbox **out,
                    struct al_error *err);
 
+/* A sandbox made from a snapshot (snapshot.c). */
+struct sandbox_restore {
+	int layer_fd;            /* writable-layer tar put into the new upper layer first, or -1 */
+	const char *workspace;   /* the snapshot's workspace root */
+	const cJSON *manifest;   /* the snapshot's manifest, or NULL */
+	const char *criu_images; /* CRIU images to restore the processes from, or NULL */
+};
+
+/* sandbox_create() for a snapshot: req holds what the snapshot recorded (rootfs,
+ * limits, env, seccomp_profile) and no manifest; rs says what to restore. */
+int sandbox_create_restored(struct daemon_ctx *ctx, const cJSON *req, bool trusted,
+                            const struct sandbox_restore *rs, struct sandbox **out,
+                            struct al_error *err);
+
 /* Look up by id or name; returns a new reference or NULL. */
 struct sandbox *sandbox_get(struct daemon_ctx *ctx, const char *id);
 void sandbox_ref(struct sandbox *sb);

@@ -49,7 +49,22 @@ static inline void seccomp_releasep(scmp_filter_ctx *ctx)
 }
 #define _cleanup_seccomp_ _cleanup_(seccomp_releasep)
 
+/*
+ * Which part of a profile one BPF program holds.  A sandbox gets the
+ * profile as two stacked filters so that only real denials are logged:
+ * rules that answer ENOSYS say "this syscall does not exist here" and make
+ * the caller fall back (glibc tries clone3 before clone on every thread and
+ * posix_spawn), which is compatibility, not a denial worth a log line.
+ */
+enum compile_part {
+	PART_WHOLE,  /* the profile as written */
+	PART_LOGGED, /* everything but the ENOSYS rules (which become allow) */
+	PART_COMPAT, /* only the ENOSYS rules, on a default of allow */
+};
+
 struct profile_compiler {
+	enum compile_part part;
+	unsigned n_compat_rules;
 	scmp_filter_ctx filter;
 	uint32_t default_action;
 	uint32_t native_arch;
@@ -559,6 +574,13 @@ static int add_syscall_entry(struct profile_compiler *c, const cJSON *entry, int
 	r = parse_args(c, member(entry, "args"), where, cmps, &n_cmps, &split);
 	if (r < 0)
 		return r;
+	if (action == SCMP_ACT_ERRNO(ENOSYS)) {
+		c->n_compat_rules++;
+		if (c->part == PART_LOGGED)
+			action = SCMP_ACT_ALLOW;
+	} else if (c->part == PART_COMPAT) {
+		return 0;
+	}
 
 	char inc_where[160], exc_where[160];
 	snprintf(exc_where, sizeof(exc_where), "%s.excludes", where);
@@ -634,6 +656,8 @@ static int compile_profile(struct profile_compiler *c, const cJSON *profile, str
 	                 &c->default_action);
 	if (r < 0)
 		return r;
+	if (c->part == PART_COMPAT)
+		c->default_action = SCMP_ACT_ALLOW;
 	if (c->default_action == SCMP_ACT_NOTIFY)
 		return al_error_set(c->err, EINVAL,
 		                    "defaultAction: SCMP_ACT_NOTIFY cannot be the default action");
@@ -703,26 +727,63 @@ static int json_syntax_error(struct al_error *err, const char *json, size_t json
 	return al_error_set(err, EINVAL, "invalid JSON at line %zu column %zu", line, col);
 }
 
+static int parse_profile(const char *json, size_t json_len, cJSON **out, struct al_error *err)
+{
+	const char *parse_end = NULL;
+
+	*out = NULL;
+	if (!json)
+		return al_error_set(err, EINVAL, "seccomp profile: no JSON given");
+	*out = cJSON_ParseWithLengthOpts(json, json_len, &parse_end, false);
+	if (!*out) {
+		json_syntax_error(err, json, json_len, parse_end);
+		return al_error_prefix(err, "seccomp profile");
+	}
+	return 0;
+}
+
 int seccomp_profile_compile(const char *json, size_t json_len, const char *const *kept_caps,
                             struct al_bpf *out, struct al_error *err)
 {
-	struct profile_compiler c = {.kept_caps = kept_caps, .err = err};
+	struct profile_compiler c = {.part = PART_WHOLE, .kept_caps = kept_caps, .err = err};
 	_cleanup_cjson_ cJSON *profile = NULL;
-	const char *parse_end = NULL;
 	int r;
 
 	out->prog = NULL;
 	out->len = 0;
-	if (!json)
-		return al_error_set(err, EINVAL, "seccomp profile: no JSON given");
-	profile = cJSON_ParseWithLengthOpts(json, json_len, &parse_end, false);
-	if (!profile) {
-		json_syntax_error(err, json, json_len, parse_end);
-		return al_error_prefix(err, "seccomp profile");
-	}
+	r = parse_profile(json, json_len, &profile, err);
+	if (r < 0)
+		return r;
 	r = compile_profile(&c, profile, out);
 	if (r < 0)
 		return al_error_prefix(err, "seccomp profile");
+	return 0;
+}
+
+int seccomp_profile_compile_split(const char *json, size_t json_len, const char *const *kept_caps,
+                                  struct al_bpf *logged, struct al_bpf *compat,
+                                  struct al_error *err)
+{
+	struct profile_compiler lc = {.part = PART_LOGGED, .kept_caps = kept_caps, .err = err};
+	struct profile_compiler cc = {.part = PART_COMPAT, .kept_caps = kept_caps, .err = err};
+	_cleanup_cjson_ cJSON *profile = NULL;
+	int r;
+
+	*logged = (struct al_bpf){0};
+	*compat = (struct al_bpf){0};
+	r = parse_profile(json, json_len, &profile, err);
+	if (r < 0)
+		return r;
+	r = compile_profile(&lc, profile, logged);
+	if (r < 0)
+		return al_error_prefix(err, "seccomp profile");
+	if (lc.n_compat_rules == 0)
+		return 0;
+	r = compile_profile(&cc, profile, compat);
+	if (r < 0) {
+		al_bpf_free(logged);
+		return al_error_prefix(err, "seccomp profile");
+	}
 	return 0;
 }
 
@@ -737,6 +798,12 @@ void al_bpf_free(struct al_bpf *bpf)
 
 int seccomp_install_bpf(const void *prog, size_t len, struct al_error *err)
 {
+	return seccomp_install_bpf_flags(prog, len, 0, err);
+}
+
+int seccomp_install_bpf_flags(const void *prog, size_t len, unsigned int flags,
+                              struct al_error *err)
+{
 	struct sock_fprog fprog;
 
 	if (!prog || len == 0 || len % sizeof(struct sock_filter) != 0 ||
@@ -745,7 +812,7 @@ int seccomp_install_bpf(const void *prog, size_t len, struct al_error *err)
 	fprog.len = (unsigned short)(len / sizeof(struct sock_filter));
 	fprog.filter = (struct sock_filter *)prog;
 	/* glibc 2.36 has no seccomp() wrapper. */
-	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) < 0) {
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &fprog) < 0) {
 		if (errno == EACCES)
 			return al_error_errno(err, "seccomp(SECCOMP_SET_MODE_FILTER) without "
 			                           "no_new_privs");

@@ -33,6 +33,18 @@ struct al_bpf {
 int seccomp_profile_compile(const char *json, size_t json_len, const char *const *kept_caps,
                             struct al_bpf *out, struct al_error *err);
 
+/*
+ * The same profile as two programs that, stacked, decide exactly as the
+ * whole one does: `logged` holds every rule except those answering ENOSYS
+ * (which it allows), `compat` only those, on a default of allow (len 0
+ * when the profile has none).  `logged` is installed with
+ * SECCOMP_FILTER_FLAG_LOG, so the kernel audits each denial it makes, while
+ * the ENOSYS answers glibc relies on (clone3 -> clone) stay silent.
+ */
+int seccomp_profile_compile_split(const char *json, size_t json_len, const char *const *kept_caps,
+                                  struct al_bpf *logged, struct al_bpf *compat,
+                                  struct al_error *err);
+
 void al_bpf_free(struct al_bpf *bpf);
 
 /*
@@ -42,3 +54,7 @@ void al_bpf_free(struct al_bpf *bpf);
  * rules make their syscalls fail with ENOSYS.
  */
 int seccomp_install_bpf(const void *prog, size_t len, struct al_error *err);
+
+/* The same with seccomp(2) filter flags (e.g. SECCOMP_FILTER_FLAG_LOG). */
+int seccomp_install_bpf_flags(const void *prog, size_t len, unsigned int flags,
+                              struct al_error *err);

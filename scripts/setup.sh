@@ -17,7 +17,7 @@ need_root() {
 PACKAGES=(
 	build-essential meson ninja-build pkg-config clang-format
 	libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev libcjson-dev
-	libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libssl-dev
+	libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libssl-dev libauparse-dev
 	busybox-static debootstrap iproute2 iptables curl python3
 	crun runc bubblewrap util-linux hyperfine
 )
@@ -103,8 +103,28 @@ build() {
 	ninja -C build-asan
 }
 
+# Docker's own default seccomp profile (moby profiles/seccomp/default.json),
+# for the security battery's "Docker's profile loads unchanged" test.  Debian
+# ships it in golang-github-docker-docker-dev, whose Go build dependencies
+# cannot be installed beside trixie's libzstd1 (pulled in by CRIU), so the
+# package is fetched with apt and only that one file is unpacked from it.
+DOCKER_PROFILE=/var/lib/airlock/docker-seccomp/default.json
+install_docker_profile() {
+	[ -s "$DOCKER_PROFILE" ] && return 0
+	local tmp member=./usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json
+	tmp=$(mktemp -d)
+	chmod 755 "$tmp" # apt downloads as _apt
+	(cd "$tmp" && apt-get download -q golang-github-docker-docker-dev >/dev/null)
+	mkdir -p "$tmp/x" "$(dirname "$DOCKER_PROFILE")"
+	dpkg-deb --fsys-tarfile "$tmp"/golang-github-docker-docker-dev_*.deb | tar -x -C "$tmp/x" "$member"
+	install -m 0644 "$tmp/x/$member" "$DOCKER_PROFILE.tmp"
+	mv "$DOCKER_PROFILE.tmp" "$DOCKER_PROFILE"
+	rm -rf "$tmp"
+}
+
 need_root
 install_packages
+install_docker_profile
 build
 "$top/rootfs/build-busybox.sh"
 if [ "${AIRLOCK_SKIP_DEBIAN_ROOTFS:-0}" != 1 ]; then

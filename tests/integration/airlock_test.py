@@ -342,8 +342,9 @@ def force_cleanup(state_dir, ids, socket_path=None):
 # ---- the daemon ----
 
 class Daemon:
-    def __init__(self, workdir, rootfs=ROOTFS):
+    def __init__(self, workdir, rootfs=ROOTFS, extra_args=()):
         self.workdir = workdir
+        self.extra_args = list(extra_args)
         self.socket_path = os.path.join(workdir, "airlockd.sock")
         self.state_dir = os.path.join(workdir, "state")
         self.rootfs = rootfs
@@ -358,7 +359,7 @@ class Daemon:
         log.flush()
         self.proc = subprocess.Popen(
             [AIRLOCKD, "--socket", self.socket_path, "--state-dir", self.state_dir,
-             "--rootfs", self.rootfs],
+             "--rootfs", self.rootfs] + self.extra_args,
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, close_fds=True)
         log.close()
         end = time.monotonic() + timeout
@@ -418,6 +419,7 @@ class AirlockTestCase(unittest.TestCase):
 
     rootfs = ROOTFS
     daemon = None
+    daemon_args = ()  # more airlockd options, e.g. ("--profiles", DIR)
 
     @classmethod
     def setUpClass(cls):
@@ -434,7 +436,7 @@ class AirlockTestCase(unittest.TestCase):
         cls.workdir = tempfile.mkdtemp(prefix="airlock-it-")
         os.chmod(cls.workdir, 0o755)
         cls.created = set()
-        cls.daemon = Daemon(cls.workdir, cls.rootfs)
+        cls.daemon = Daemon(cls.workdir, cls.rootfs, cls.daemon_args)
         try:
             cls.daemon.start()
         except BaseException:

@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Snapshot and restore times: airlockd against runc checkpoint/restore with the
+same CRIU, on the same busybox root filesystem and the same shell loop.
+
+    sudo AIRLOCK_BUILD_DIR=build python3 bench/snapshot.py [--runs N]
+
+runc: `runc checkpoint` (the container stops) and `runc restore -d` of a
+container running `while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done`.
+airlockd: POST /v1/sandboxes/{id}/snapshots and POST /v1/sandboxes
+{"snapshot": id}, with processes when airlockd can checkpoint them and
+without otherwise (it prints which), plus the bytes the first and a second
+snapshot of the same sandbox wrote.  Everything it makes is removed.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "integration"))
+from airlock_test import Client, Daemon  # noqa: E402
+
+BUSYBOX = "/var/lib/airlock/rootfs/busybox"
+LOOP = "i=0; while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done"
+
+
+def ms(t0):
+    return (time.monotonic() - t0) * 1000
+
+
+def summary(name, values):
+    if not values:
+        return "%-38s n/a" % name
+    return "%-38s median %7.1f ms  min %7.1f  max %7.1f  (n=%d)" % (
+        name, statistics.median(values), min(values), max(values), len(values))
+
+
+def bench_runc(work, runs):
+    if not shutil.which("runc"):
+        return None, "runc is not installed"
+    bundle = os.path.join(work, "bundle")
+    os.makedirs(bundle)
+    subprocess.run(["runc", "spec"], cwd=bundle, check=True)
+    with open(os.path.join(bundle, "config.json")) as f:
+        spec = json.load(f)
+    spec["root"] = {"path": BUSYBOX, "readonly": False}
+    spec["process"]["terminal"] = False
+    spec["process"]["args"] = ["/bin/sh", "-c", LOOP]
+    # The rootfs is shared with airlockd: the loop writes to a tmpfs.
+    spec["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+                           "options": ["nosuid", "nodev"]})
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        json.dump(spec, f)
+    root = os.path.join(work, "runc-root")
+    cid = "airlock-bench-%d" % os.getpid()
+    runc = ["runc", "--root", root]
+    dump, restore = [], []
+    try:
+        subprocess.run(runc + ["run", "-d", cid], cwd=bundle, check=True,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        for i in range(runs):
+            images = os.path.join(work, "runc-images-%d" % i)
+            t0 = time.monotonic()
+            subprocess.run(runc + ["checkpoint", "--image-path", images, cid], check=True)
+            dump.append(ms(t0))
+            t0 = time.monotonic()
+            subprocess.run(runc + ["restore", "-d", "--image-path", images, cid], cwd=bundle,
+                           check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+            restore.append(ms(t0))
+            shutil.rmtree(images, ignore_errors=True)
+    finally:
+        subprocess.run(runc + ["delete", "-f", cid], stderr=subprocess.DEVNULL)
+    return (dump, restore), None
+
+
+def bench_airlock(work, runs):
+    daemon = Daemon(work, BUSYBOX)
+    daemon.start()
+    c = Client(daemon.socket_path)
+    snaps, sandboxes = [], []
+    result = {"take": [], "restore": [], "processes": True}
+    try:
+        sb = c.create()
+        sandboxes.append(sb["id"])
+        c.exec(sb["id"], command=LOOP, yield_ms=50)
+        time.sleep(0.5)
+        r = c.request("POST", "/v1/sandboxes/%s/snapshots" % sb["id"], {"processes": True})
+        if r.status != 201:
+            result["processes"] = False
+            result["why"] = r.json["error"]["message"]
+        else:
+            snaps.append(r.json["id"])
+        for _ in range(runs):
+            t0 = time.monotonic()
+            r = c.expect(201, "POST", "/v1/sandboxes/%s/snapshots" % sb["id"],
+                         {"processes": result["processes"]})
+            result["take"].append(ms(t0))
+            snaps.append(r.json["id"])
+            t0 = time.monotonic()
+            new = c.expect(201, "POST", "/v1/sandboxes", {"snapshot": r.json["id"]}).json
+            result["restore"].append(ms(t0))
+            sandboxes.append(new["id"])
+            c.expect(200, "DELETE", "/v1/sandboxes/" + new["id"])
+            sandboxes.pop()
+        # Incremental: a sandbox with 32 MiB of data, snapshotted twice.
+        r = c.exec(sb["id"], command="dd if=/dev/urandom of=/blob bs=1M count=32 2>/dev/null")
+        assert r.get("exit_code") == 0, r
+        first = c.expect(201, "POST", "/v1/sandboxes/%s/snapshots" % sb["id"],
+                         {"processes": result["processes"]}).json
+        c.exec(sb["id"], command="echo changed > /small")
+        second = c.expect(201, "POST", "/v1/sandboxes/%s/snapshots" % sb["id"],
+                          {"processes": result["processes"]}).json
+        snaps += [first["id"], second["id"]]
+        result["first"] = first["sizes"]
+        result["second"] = second["sizes"]
+    finally:
+        for s in sandboxes:
+            c.request("DELETE", "/v1/sandboxes/" + s)
+        for s in snaps:
+            c.request("DELETE", "/v1/snapshots/" + s)
+        c.close()
+        daemon.stop()
+    return result
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=10)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench/snapshot.py needs root")
+    criu = subprocess.run(["criu", "--version"], capture_output=True, text=True).stdout.split()
+    print("CRIU %s, kernel %s, %d runs each" % (criu[1] if len(criu) > 1 else "?",
+                                                 os.uname().release, args.runs))
+    work = tempfile.mkdtemp(prefix="airlock-bench-snap-")
+    os.chmod(work, 0o755)
+    try:
+        runc, why = bench_runc(work, args.runs)
+        if runc:
+            print(summary("runc checkpoint (stops the container)", runc[0]))
+            print(summary("runc restore -d", runc[1]))
+        else:
+            print("runc: skipped:", why)
+        a = bench_airlock(work, args.runs)
+        kind = "with processes" if a["processes"] else "without processes"
+        if not a["processes"]:
+            print("airlockd: process checkpoint unavailable: %s" % a["why"])
+        print(summary("airlockd snapshot (%s)" % kind, a["take"]))
+        print(summary("airlockd restore (%s)" % kind, a["restore"]))
+        print("airlockd incremental: first snapshot wrote %d of %d bytes, second wrote %d of %d"
+              " (%.1f%%)" % (a["first"]["written"], a["first"]["total"], a["second"]["written"],
+                             a["second"]["total"],
+                             100.0 * a["second"]["written"] / max(1, a["first"]["written"])))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,704 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "model.h"
+
+#include "cleanup.h"
+#include "log.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#define MAX_BACKOFF_MS 30000L
+#define MAX_RETRY_AFTER_MS (600 * 1000L)
+#define MAX_REPLAY_BYTES (1u << 30)
+#define MAX_ERROR_TEXT 300
+
+/* ---- retries ---- */
+
+bool al_status_is_retryable(long status)
+{
+	return status == 408 || status == 409 || status == 429 || status >= 500;
+}
+
+long al_retry_after_ms(const char *value, time_t now)
+{
+	const char *p = value;
+	time_t when;
+
+	if (!value)
+		return -1;
+	while (isspace((unsigned char)*p))
+		p++;
+	if (isdigit((unsigned char)*p)) {
+		char *end;
+		unsigned long long s = strtoull(p, &end, 10);
+		while (isspace((unsigned char)*end))
+			end++;
+		if (*end)
+			return -1;
+		return s > (unsigned long long)MAX_RETRY_AFTER_MS / 1000 ? MAX_RETRY_AFTER_MS
+		                                                         : (long)s * 1000;
+	}
+	when = curl_getdate(p, NULL);
+	if (when == (time_t)-1)
+		return -1;
+	if (when <= now)
+		return 0;
+	if (when - now > MAX_RETRY_AFTER_MS / 1000)
+		return MAX_RETRY_AFTER_MS;
+	return (long)(when - now) * 1000;
+}
+
+long al_backoff_ms(unsigned attempt, long base_ms, long retry_after_ms, uint32_t random)
+{
+	long d = base_ms > 0 ? base_ms : 1;
+
+	if (retry_after_ms >= 0)
+		return retry_after_ms > MAX_RETRY_AFTER_MS ? MAX_RETRY_AFTER_MS : retry_after_ms;
+	for (unsigned i = 0; i < attempt && d < MAX_BACKOFF_MS; i++)
+		d *= 2;
+	if (d > MAX_BACKOFF_MS)
+		d = MAX_BACKOFF_MS;
+	/* "Equal jitter": half fixed so waits still grow, half random so clients spread out. */
+	return d / 2 + (long)(random % (uint32_t)(d - d / 2 + 1));
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* ---- replay ---- */
+
+int al_replay_load(const char *path, char ***lines_out, size_t *n_out, struct al_error *err)
+{
+	_cleanup_free_ char *text = NULL;
+	char **lines = NULL;
+	size_t n = 0, len = 0;
+	char *p, *save = NULL;
+	int r;
+
+	r = al_read_file(path, MAX_REPLAY_BYTES, &text, &len, err);
+	if (r < 0)
+		return al_error_prefix(err, "replay script");
+	for (p = strtok_r(text, "\n", &save); p; p = strtok_r(NULL, "\n", &save)) {
+		char **v;
+		const char *q = p;
+		while (isspace((unsigned char)*q))
+			q++;
+		if (!*q)
+			continue;
+		v = realloc(lines, (n + 2) * sizeof(*v));
+		if (!v)
+			goto oom;
+		lines = v;
+		lines[n] = strdup(p);
+		if (!lines[n])
+			goto oom;
+		lines[++n] = NULL;
+	}
+	*lines_out = lines;
+	*n_out = n;
+	return 0;
+oom:
+	for (size_t i = 0; i < n; i++)
+		free(lines[i]);
+	free(lines);
+	return al_error_set(err, ENOMEM, "out of memory");
+}
+
+/* ---- the Responses API shape ---- */
+
+void al_model_reply_free(struct al_model_reply *r)
+{
+	free(r->id);
+	cJSON_Delete(r->output);
+	memset(r, 0, sizeof(*r));
+}
+
+static const char *jstr(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static long jlong(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsNumber(v) ? (long)v->valuedouble : 0;
+}
+
+/* An error body's message, shortened, for the user. */
+static void error_text(const char *body, size_t len, char *out, size_t outlen)
+{
+	_cleanup_cjson_ cJSON *j = body ? cJSON_ParseWithLength(body, len) : NULL;
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+	const char *msg = cJSON_IsString(e) ? e->valuestring : jstr(e, "message");
+
+	if (msg)
+		snprintf(out, outlen, "%s", msg);
+	else if (body && len)
+		snprintf(out, outlen, "%.*s", (int)(len < MAX_ERROR_TEXT ? len : MAX_ERROR_TEXT),
+		         body);
+	else
+		snprintf(out, outlen, "(empty body)");
+}
+
+/* Make every function_call well-formed enough for the loop: a call id, a name, string
+ * arguments.  Anything stranger is left for the tool dispatcher to refuse. */
+static int normalize_output(cJSON *output, struct al_error *err)
+{
+	cJSON *item;
+	int n = 0;
+
+	if (!cJSON_IsArray(output))
+		return al_error_set(err, EPROTO, "model response has no output array");
+	cJSON_ArrayForEach(item, output)
+	{
+		const char *type;
+		cJSON *args;
+		n++;
+		if (!cJSON_IsObject(item) || !(type = jstr(item, "type")))
+			return al_error_set(err, EPROTO, "model output item %d has no type", n);
+		if (strcmp(type, "function_call"))
+			continue;
+		if (!jstr(item, "call_id")) {
+			char id[32];
+			snprintf(id, sizeof(id), "call_%d", n);
+			cJSON_DeleteItemFromObjectCaseSensitive(item, "call_id");
+			cJSON_AddStringToObject(item, "call_id", id);
+		}
+		if (!jstr(item, "name")) {
+			cJSON_DeleteItemFromObjectCaseSensitive(item, "name");
+			cJSON_AddStringToObject(item, "name", "");
+		}
+		args = cJSON_GetObjectItemCaseSensitive(item, "arguments");
+		if (!cJSON_IsString(args)) {
+			char *text = args ? cJSON_PrintUnformatted(args) : strdup("{}");
+			if (!text)
+				return al_error_set(err, ENOMEM, "out of memory");
+			cJSON_DeleteItemFromObjectCaseSensitive(item, "arguments");
+			cJSON_AddStringToObject(item, "arguments", text);
+			free(text);
+		}
+	}
+	return 0;
+}
+
+int al_parse_responses_body(const char *body, size_t len, struct al_model_reply *r,
+                            struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *j = cJSON_ParseWithLength(body, len);
+	const cJSON *usage, *e;
+	const char *status;
+	int rc;
+
+	if (!cJSON_IsObject(j))
+		return al_error_set(err, EPROTO, "model response is not a JSON object");
+	status = jstr(j, "status");
+	e = cJSON_GetObjectItemCaseSensitive(j, "error");
+	if ((status && !strcmp(status, "failed")) || (e && !cJSON_IsNull(e))) {
+		const char *msg = jstr(e, "message");
+		return al_error_set(err, EPROTO, "model reports failure: %s",
+		                    msg ? msg : "(no message)");
+	}
+	r->output = cJSON_DetachItemFromObjectCaseSensitive(j, "output");
+	rc = normalize_output(r->output, err);
+	if (rc < 0)
+		return rc;
+	r->id = strdup(jstr(j, "id") ? jstr(j, "id") : "");
+	usage = cJSON_GetObjectItemCaseSensitive(j, "usage");
+	r->input_tokens = jlong(usage, "input_tokens");
+	r->output_tokens = jlong(usage, "output_tokens");
+	al_sha256_hex(body, len, r->digest);
+	return r->id ? 0 : al_error_set(err, ENOMEM, "out of memory");
+}
+
+int al_parse_chat_body(const char *body, size_t len, struct al_model_reply *r, struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *j = cJSON_ParseWithLength(body, len);
+	const cJSON *choice, *msg, *usage, *call, *content;
+	cJSON *out;
+	int n = 0;
+
+	if (!cJSON_IsObject(j))
+		return al_error_set(err, EPROTO, "model response is not a JSON object");
+	choice = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
+	msg = cJSON_GetObjectItemCaseSensitive(choice, "message");
+	if (!cJSON_IsObject(msg))
+		return al_error_set(err, EPROTO, "chat completion has no choices[0].message");
+	out = r->output = cJSON_CreateArray();
+	if (!out)
+		return al_error_set(err, ENOMEM, "out of memory");
+	content = cJSON_GetObjectItemCaseSensitive(msg, "content");
+	if (cJSON_IsString(content) && *content->valuestring) {
+		cJSON *item = cJSON_CreateObject();
+		cJSON *parts = cJSON_AddArrayToObject(item, "content");
+		cJSON *part = cJSON_CreateObject();
+		cJSON_AddStringToObject(item, "type", "message");
+		cJSON_AddStringToObject(item, "role", "assistant");
+		cJSON_AddStringToObject(part, "type", "output_text");
+		cJSON_AddStringToObject(part, "text", content->valuestring);
+		cJSON_AddItemToArray(parts, part);
+		cJSON_AddItemToArray(out, item);
+	}
+	cJSON_ArrayForEach(call, cJSON_GetObjectItemCaseSensitive(msg, "tool_calls"))
+	{
+		const cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
+		const cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+		cJSON *item = cJSON_CreateObject();
+		char id[32];
+		n++;
+		snprintf(id, sizeof(id), "call_%d", n);
+		cJSON_AddStringToObject(item, "type", "function_call");
+		cJSON_AddStringToObject(item, "call_id", jstr(call, "id") ? jstr(call, "id") : id);
+		cJSON_AddStringToObject(item, "name", jstr(fn, "name") ? jstr(fn, "name") : "");
+		if (cJSON_IsString(args)) {
+			cJSON_AddStringToObject(item, "arguments", args->valuestring);
+		} else {
+			_cleanup_free_ char *text = args ? cJSON_PrintUnformatted(args) : NULL;
+			cJSON_AddStringToObject(item, "arguments", text ? text : "{}");
+		}
+		cJSON_AddItemToArray(out, item);
+	}
+	r->id = strdup(jstr(j, "id") ? jstr(j, "id") : "");
+	usage = cJSON_GetObjectItemCaseSensitive(j, "usage");
+	r->input_tokens = jlong(usage, "prompt_tokens");
+	r->output_tokens = jlong(usage, "completion_tokens");
+	al_sha256_hex(body, len, r->digest);
+	return r->id ? 0 : al_error_set(err, ENOMEM, "out of memory");
+}
+
+char *al_model_output_text(const cJSON *output)
+{
+	struct al_buf b = {0};
+	const cJSON *item, *part;
+
+	cJSON_ArrayForEach(item, output)
+	{
+		const char *type = jstr(item, "type");
+		if (!type || strcmp(type, "message"))
+			continue;
+		if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(item, "content"))) {
+			const char *t = jstr(item, "content");
+			if (b.len)
+				al_buf_append(&b, "\n", 1);
+			al_buf_append(&b, t, strlen(t));
+			continue;
+		}
+		cJSON_ArrayForEach(part, cJSON_GetObjectItemCaseSensitive(item, "content"))
+		{
+			const char *t = jstr(part, "text");
+			const char *pt = jstr(part, "type");
+			if (!t || (pt && strcmp(pt, "output_text") && strcmp(pt, "text")))
+				continue;
+			if (b.len)
+				al_buf_append(&b, "\n", 1);
+			al_buf_append(&b, t, strlen(t));
+		}
+	}
+	if (!b.data)
+		return NULL;
+	if (al_buf_append(&b, "", 1) < 0) {
+		al_buf_free(&b);
+		return NULL;
+	}
+	return b.data;
+}
+
+/* ---- requests ---- */
+
+cJSON *al_build_responses_request(const char *model, const char *instructions, const cJSON *items,
+                                  const cJSON *tools)
+{
+	cJSON *req = cJSON_CreateObject();
+	cJSON *input = cJSON_AddArrayToObject(req, "input");
+	const cJSON *item;
+
+	cJSON_AddStringToObject(req, "model", model ? model : "");
+	if (instructions && *instructions)
+		cJSON_AddStringToObject(req, "instructions", instructions);
+	cJSON_ArrayForEach(item, items)
+	{
+		const char *type = jstr(item, "type");
+		cJSON *copy;
+		/* Reasoning is kept for the record but not sent back: the harness keeps no
+		 * server-side state (store: false), and a bare reasoning item refers to some. */
+		if (type && !strcmp(type, "reasoning"))
+			continue;
+		copy = cJSON_Duplicate(item, 1);
+		cJSON_DeleteItemFromObjectCaseSensitive(copy, "id");
+		cJSON_DeleteItemFromObjectCaseSensitive(copy, "status");
+		cJSON_AddItemToArray(input, copy);
+	}
+	if (tools && cJSON_GetArraySize(tools) > 0)
+		cJSON_AddItemToObject(req, "tools", cJSON_Duplicate(tools, 1));
+	cJSON_AddBoolToObject(req, "store", false);
+	return req;
+}
+
+/* Flatten Responses content (a string or parts) into one text. */
+static char *content_text(const cJSON *content)
+{
+	struct al_buf b = {0};
+	const cJSON *part;
+
+	if (cJSON_IsString(content))
+		return strdup(content->valuestring);
+	cJSON_ArrayForEach(part, content)
+	{
+		const char *t = jstr(part, "text");
+		if (!t)
+			t = jstr(part, "image_url");
+		if (!t)
+			continue;
+		if (b.len)
+			al_buf_append(&b, "\n", 1);
+		al_buf_append(&b, t, strlen(t));
+	}
+	if (al_buf_append(&b, "", 1) < 0) {
+		al_buf_free(&b);
+		return NULL;
+	}
+	return b.data;
+}
+
+cJSON *al_build_chat_request(const char *model, const char *instructions, const cJSON *items,
+                             const cJSON *tools)
+{
+	cJSON *req = cJSON_CreateObject();
+	cJSON *msgs = cJSON_AddArrayToObject(req, "messages");
+	cJSON *last_assistant = NULL;
+	const cJSON *item, *tool;
+
+	cJSON_AddStringToObject(req, "model", model ? model : "");
+	if (instructions && *instructions) {
+		cJSON *m = cJSON_CreateObject();
+		cJSON_AddStringToObject(m, "role", "system");
+		cJSON_AddStringToObject(m, "content", instructions);
+		cJSON_AddItemToArray(msgs, m);
+	}
+	cJSON_ArrayForEach(item, items)
+	{
+		const char *type = jstr(item, "type");
+		const char *role = jstr(item, "role");
+		cJSON *m;
+
+		if (type && !strcmp(type, "function_call")) {
+			cJSON *calls, *call, *fn;
+			if (!last_assistant) {
+				last_assistant = cJSON_CreateObject();
+				cJSON_AddStringToObject(last_assistant, "role", "assistant");
+				cJSON_AddNullToObject(last_assistant, "content");
+				cJSON_AddItemToArray(msgs, last_assistant);
+			}
+			calls = cJSON_GetObjectItemCaseSensitive(last_assistant, "tool_calls");
+			if (!calls)
+				calls = cJSON_AddArrayToObject(last_assistant, "tool_calls");
+			call = cJSON_CreateObject();
+			cJSON_AddStringToObject(call, "id",
+			                        jstr(item, "call_id") ? jstr(item, "call_id") : "");
+			cJSON_AddStringToObject(call, "type", "function");
+			fn = cJSON_AddObjectToObject(call, "function");
+			cJSON_AddStringToObject(fn, "name",
+			                        jstr(item, "name") ? jstr(item, "name") : "");
+			cJSON_AddStringToObject(fn, "arguments",
+			                        jstr(item, "arguments") ? jstr(item, "arguments")
+			                                                : "{}");
+			cJSON_AddItemToArray(calls, call);
+			continue;
+		}
+		if (type && !strcmp(type, "function_call_output")) {
+			const cJSON *out = cJSON_GetObjectItemCaseSensitive(item, "output");
+			_cleanup_free_ char *text = content_text(out);
+			m = cJSON_CreateObject();
+			cJSON_AddStringToObject(m, "role", "tool");
+			cJSON_AddStringToObject(m, "tool_call_id",
+			                        jstr(item, "call_id") ? jstr(item, "call_id") : "");
+			cJSON_AddStringToObject(m, "content", text ? text : "");
+			cJSON_AddItemToArray(msgs, m);
+			last_assistant = NULL;
+			continue;
+		}
+		if (role && (!type || !strcmp(type, "message"))) {
+			_cleanup_free_ char *text =
+			    content_text(cJSON_GetObjectItemCaseSensitive(item, "content"));
+			m = cJSON_CreateObject();
+			cJSON_AddStringToObject(m, "role",
+			                        !strcmp(role, "developer") ? "system" : role);
+			cJSON_AddStringToObject(m, "content", text ? text : "");
+			cJSON_AddItemToArray(msgs, m);
+			last_assistant = !strcmp(role, "assistant") ? m : NULL;
+			continue;
+		}
+		/* Reasoning and other Responses-only items have no Chat Completions form. */
+	}
+	if (tools && cJSON_GetArraySize(tools) > 0) {
+		cJSON *arr = cJSON_AddArrayToObject(req, "tools");
+		cJSON_ArrayForEach(tool, tools)
+		{
+			cJSON *t = cJSON_CreateObject();
+			cJSON *fn;
+			cJSON_AddStringToObject(t, "type", "function");
+			fn = cJSON_AddObjectToObject(t, "function");
+			cJSON_AddStringToObject(fn, "name",
+			                        jstr(tool, "name") ? jstr(tool, "name") : "");
+			if (jstr(tool, "description"))
+				cJSON_AddStringToObject(fn, "description",
+				                        jstr(tool, "description"));
+			cJSON_AddItemToObject(
+			    fn, "parameters",
+			    cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(tool, "parameters"),
+			                    1));
+			cJSON_AddItemToArray(arr, t);
+		}
+	}
+	return req;
+}
+
+/* ---- HTTP ---- */
+
+struct response {
+	struct al_buf body;
+	size_t max;
+	bool overflow;
+	long retry_after_ms;
+};
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	struct response *r = userdata;
+	size_t len = size * nmemb;
+
+	if (r->body.len + len > r->max) {
+		r->overflow = true;
+		return 0;
+	}
+	return al_buf_append(&r->body, data, len) < 0 ? 0 : len;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	struct response *r = userdata;
+	size_t len = size * nmemb;
+	char line[256];
+	char *colon;
+	long v;
+
+	if (len >= sizeof(line))
+		return len;
+	memcpy(line, data, len);
+	line[len] = '\0';
+	line[strcspn(line, "\r\n")] = '\0';
+	colon = strchr(line, ':');
+	if (!colon)
+		return len;
+	*colon = '\0';
+	if (!strcasecmp(line, "retry-after-ms")) {
+		char *end;
+		v = strtol(colon + 1, &end, 10);
+		if (end != colon + 1 && v >= 0)
+			r->retry_after_ms = v;
+	} else if (!strcasecmp(line, "retry-after") && r->retry_after_ms < 0) {
+		r->retry_after_ms = al_retry_after_ms(colon + 1, time(NULL));
+	}
+	return len;
+}
+
+static void slist_freep(struct curl_slist **l)
+{
+	curl_slist_free_all(*l);
+}
+
+static bool curl_error_is_transient(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static int post_with_retries(struct al_model *m, const char *url, const char *body,
+                             struct al_model_reply *reply, struct al_buf *out, struct al_error *err)
+{
+	const struct al_model_config *cfg = m->cfg;
+	_cleanup_(slist_freep) struct curl_slist *headers = NULL;
+	_cleanup_free_ char *auth = NULL;
+	char errbuf[CURL_ERROR_SIZE];
+	CURL *c = m->curl;
+
+	headers = curl_slist_append(headers, "Content-Type: application/json");
+	headers = curl_slist_append(headers, "Accept: application/json");
+	if (m->api_key) {
+		if (asprintf(&auth, "Authorization: Bearer %s", m->api_key) < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
+		headers = curl_slist_append(headers, auth);
+		explicit_bzero(auth, strlen(auth));
+	}
+	for (unsigned attempt = 0;; attempt++) {
+		struct response resp = {.max = cfg->max_response_bytes, .retry_after_ms = -1};
+		char why[MAX_ERROR_TEXT + 64];
+		CURLcode rc;
+		long status = 0, wait;
+		bool transient;
+		uint32_t rnd = 0;
+
+		curl_easy_reset(c);
+		curl_easy_setopt(c, CURLOPT_URL, url);
+		curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
+		curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+		curl_easy_setopt(c, CURLOPT_HEADERDATA, &resp);
+		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, cfg->timeout_ms);
+		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+		                 cfg->timeout_ms < 30000 ? cfg->timeout_ms : 30000L);
+		curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+		/* The key goes to the configured host only: no redirects. */
+		curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+		curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+		errbuf[0] = '\0';
+		rc = curl_easy_perform(c);
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+		reply->attempts = (int)attempt + 1;
+		if (rc == CURLE_OK && status >= 200 && status < 300) {
+			*out = resp.body;
+			return 0;
+		}
+		if (resp.overflow) {
+			al_buf_free(&resp.body);
+			return al_error_set(err, EFBIG,
+			                    "model response from %s is larger than %zu bytes "
+			                    "(max_response_bytes)",
+			                    url, cfg->max_response_bytes);
+		}
+		if (rc != CURLE_OK) {
+			transient = curl_error_is_transient(rc);
+			snprintf(why, sizeof(why), "%s",
+			         errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		} else {
+			char text[MAX_ERROR_TEXT + 1];
+			error_text(resp.body.data, resp.body.len, text, sizeof(text));
+			transient = al_status_is_retryable(status);
+			snprintf(why, sizeof(why), "HTTP %ld: %s", status, text);
+		}
+		al_buf_free(&resp.body);
+		if (!transient || attempt >= (unsigned)cfg->max_retries)
+			return al_error_set(err, transient ? EAGAIN : EPROTO,
+			                    "model request to %s failed%s: %s", url,
+			                    transient ? " after retries" : "", why);
+		if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+			rnd = (uint32_t)al_now_ns();
+		wait = al_backoff_ms(attempt, cfg->retry_base_ms, resp.retry_after_ms, rnd);
+		log_warn("model: %s; retry %u of %d in %ld ms", why, attempt + 1, cfg->max_retries,
+		         wait);
+		sleep_ms(wait);
+	}
+}
+
+/* ---- the client ---- */
+
+int al_model_open(struct al_model *m, const struct al_model_config *cfg, const char *api_key,
+                  struct al_error *err)
+{
+	memset(m, 0, sizeof(*m));
+	m->cfg = cfg;
+	m->api_key = api_key;
+	if (cfg->api == AL_API_REPLAY)
+		return al_replay_load(cfg->script, &m->replay, &m->n_replay, err);
+	m->curl = curl_easy_init();
+	if (!m->curl)
+		return al_error_set(err, ENOMEM, "cannot set up a libcurl handle");
+	return 0;
+}
+
+void al_model_close(struct al_model *m)
+{
+	if (m->curl)
+		curl_easy_cleanup(m->curl);
+	for (size_t i = 0; i < m->n_replay; i++)
+		free(m->replay[i]);
+	free(m->replay);
+	memset(m, 0, sizeof(*m));
+}
+
+int al_model_call(struct al_model *m, unsigned long index, const char *instructions,
+                  const cJSON *items, const cJSON *tools, struct al_model_reply *reply,
+                  struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *req = NULL;
+	_cleanup_free_ char *body = NULL;
+	_cleanup_free_ char *url = NULL;
+	struct al_buf resp = {0};
+	const struct al_model_config *cfg = m->cfg;
+	size_t blen;
+	int r;
+
+	memset(reply, 0, sizeof(*reply));
+	if (cfg->api == AL_API_REPLAY) {
+		const char *line;
+		if (index >= m->n_replay)
+			return al_error_set(err, ENODATA,
+			                    "replay script %s has %zu responses; call %lu has none",
+			                    cfg->script, m->n_replay, index + 1);
+		line = m->replay[index];
+		reply->attempts = 1;
+		r = al_parse_responses_body(line, strlen(line), reply, err);
+		if (r < 0)
+			return al_error_prefix(err, "replay script %s, response %lu", cfg->script,
+			                       index + 1);
+		if (!*reply->id) {
+			free(reply->id);
+			if (asprintf(&reply->id, "replay_%lu", index + 1) < 0)
+				reply->id = NULL;
+		}
+		return 0;
+	}
+	if (cfg->api == AL_API_CHAT)
+		req = al_build_chat_request(cfg->name, instructions, items, tools);
+	else
+		req = al_build_responses_request(cfg->name, instructions, items, tools);
+	body = req ? cJSON_PrintUnformatted(req) : NULL;
+	if (!body)
+		return al_error_set(err, ENOMEM, "out of memory");
+	blen = strlen(cfg->base_url);
+	while (blen && cfg->base_url[blen - 1] == '/')
+		blen--;
+	if (asprintf(&url, "%.*s/%s", (int)blen, cfg->base_url,
+	             cfg->api == AL_API_CHAT ? "chat/completions" : "responses") < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	al_sha256_hex(body, strlen(body), reply->request_digest);
+	r = post_with_retries(m, url, body, reply, &resp, err);
+	if (r < 0)
+		return r;
+	if (cfg->api == AL_API_CHAT)
+		r = al_parse_chat_body(resp.data ? resp.data : "", resp.len, reply, err);
+	else
+		r = al_parse_responses_body(resp.data ? resp.data : "", resp.len, reply, err);
+	al_buf_free(&resp);
+	if (r < 0)
+		return al_error_prefix(err, "model %s", cfg->name);
+	return 0;
+}

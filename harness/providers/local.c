@@ -1,0 +1,724 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The local provider: airlockd on this machine, reached with libcurl over its Unix
+ * socket (docs/api.md).  Requests carry only what the sandbox spec names; the harness's
+ * environment never travels (no env forwarding, no proxy: a Unix socket has none).
+ */
+#include "provider.h"
+
+#include "cleanup.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#define DEFAULT_SOCKET "/run/airlock/airlockd.sock"
+#define MAX_JSON_RESPONSE (64u << 20)
+/* Quick operations; exec adds its own yield on top. */
+#define REQUEST_TIMEOUT_MS (300 * 1000L)
+#define EXEC_GRACE_MS (120 * 1000L)
+
+struct local_provider {
+	struct al_provider base;
+	char *socket_path;
+	CURL *curl;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+static void buf_freep(struct al_buf *b)
+{
+	al_buf_free(b);
+}
+#define _cleanup_buf_ _cleanup_(buf_freep)
+
+static void slist_freep(struct curl_slist **l)
+{
+	curl_slist_free_all(*l);
+}
+
+struct sink {
+	struct al_buf *buf;
+	size_t max;
+	FILE *file; /* a 2xx body goes here when set */
+	long status_seen;
+	CURL *curl;
+	bool overflow;
+};
+
+static size_t sink_write(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	struct sink *s = userdata;
+	size_t len = size * nmemb;
+	long status = 0;
+
+	if (s->file) {
+		curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
+		if (status >= 200 && status < 300)
+			return fwrite(data, 1, len, s->file) == len ? len : 0;
+	}
+	if (s->buf->len + len > s->max) {
+		s->overflow = true;
+		return 0;
+	}
+	return al_buf_append(s->buf, data, len) < 0 ? 0 : len;
+}
+
+struct http_req {
+	const char *method;
+	const char *path; /* starting with /v1 */
+	const char *body;
+	size_t body_len;
+	FILE *upload; /* PUT body from a file */
+	curl_off_t upload_size;
+	FILE *download; /* 2xx body to a file */
+	size_t max_response;
+	long timeout_ms;
+};
+
+/* Map airlockd's answer to the provider error codes of provider.h. */
+static int status_error(long status, const struct al_buf *body, const char *what,
+                        struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *j = NULL;
+	const char *msg = "no message";
+	cJSON *e;
+	int code;
+
+	if (body->data)
+		j = cJSON_ParseWithLength(body->data, body->len);
+	e = cJSON_GetObjectItemCaseSensitive(j, "error");
+	if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "message")))
+		msg = cJSON_GetObjectItemCaseSensitive(e, "message")->valuestring;
+	switch (status) {
+	case 400:
+		code = EINVAL;
+		break;
+	case 403:
+		code = EPERM;
+		break;
+	case 404:
+		if (!strcmp(msg, "unknown path"))
+			code = ENOTSUP;
+		else if (!strncmp(msg, "no sandbox", 10) ||
+		         strstr(msg, "being created or destroyed"))
+			code = EHOSTDOWN;
+		else
+			code = ENOENT;
+		break;
+	case 405:
+		code = ENOTSUP;
+		break;
+	case 409:
+		code = EEXIST;
+		break;
+	case 413:
+		code = EFBIG;
+		break;
+	case 503:
+		code = EHOSTDOWN;
+		break;
+	default:
+		code = EIO;
+	}
+	if (code == ENOTSUP)
+		return al_error_set(err, code, "%s: airlockd does not support this (HTTP %ld: %s)",
+		                    what, status, msg);
+	return al_error_set(err, code, "%s: HTTP %ld: %s", what, status, msg);
+}
+
+static int http(struct local_provider *lp, const struct http_req *rq, struct al_buf *resp,
+                const char *what, struct al_error *err)
+{
+	_cleanup_free_ char *url = NULL;
+	_cleanup_(slist_freep) struct curl_slist *headers = NULL;
+	struct sink sink = {.buf = resp,
+	                    .max = rq->max_response ? rq->max_response : MAX_JSON_RESPONSE,
+	                    .file = rq->download,
+	                    .curl = lp->curl};
+	CURL *c = lp->curl;
+	CURLcode rc;
+	long status = 0;
+
+	if (asprintf(&url, "http://localhost%s", rq->path) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	headers = curl_slist_append(headers, "Expect:");
+	headers = curl_slist_append(headers, rq->upload ? "Content-Type: application/x-tar"
+	                                                : "Content-Type: application/json");
+	curl_easy_reset(c);
+	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, lp->socket_path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, lp->errbuf);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
+	                 rq->timeout_ms ? rq->timeout_ms : REQUEST_TIMEOUT_MS);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+	/* A Unix socket needs no proxy; make sure none from the environment is used. */
+	curl_easy_setopt(c, CURLOPT_PROXY, "");
+	if (rq->upload) {
+		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(c, CURLOPT_READDATA, rq->upload);
+		curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, rq->upload_size);
+		if (strcmp(rq->method, "PUT"))
+			curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
+	} else if (rq->body || !strcmp(rq->method, "POST") || !strcmp(rq->method, "PUT")) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, rq->body ? rq->body : "");
+		if (strcmp(rq->method, "POST"))
+			curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
+	} else if (strcmp(rq->method, "GET")) {
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
+	}
+	lp->errbuf[0] = '\0';
+	rc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	if (rc != CURLE_OK) {
+		if (sink.overflow)
+			return al_error_set(err, EFBIG, "%s: answer larger than %zu bytes", what,
+			                    sink.max);
+		if (rc == CURLE_COULDNT_CONNECT)
+			return al_error_set(
+			    err, ECONNREFUSED, "%s: cannot reach airlockd at %s: %s", what,
+			    lp->socket_path, lp->errbuf[0] ? lp->errbuf : curl_easy_strerror(rc));
+		if (rc == CURLE_OPERATION_TIMEDOUT)
+			return al_error_set(err, ETIMEDOUT, "%s: airlockd did not answer in time",
+			                    what);
+		return al_error_set(err, EIO, "%s: %s", what,
+		                    lp->errbuf[0] ? lp->errbuf : curl_easy_strerror(rc));
+	}
+	if (status < 200 || status >= 300)
+		return status_error(status, resp, what, err);
+	return (int)status;
+}
+
+/* A request with a JSON body (or none) whose answer is JSON. */
+static int http_json(struct local_provider *lp, const char *method, const char *path,
+                     const cJSON *body, long timeout_ms, cJSON **out, const char *what,
+                     struct al_error *err)
+{
+	_cleanup_free_ char *text = NULL;
+	_cleanup_buf_ struct al_buf resp = {0};
+	struct http_req rq = {.method = method, .path = path, .timeout_ms = timeout_ms};
+	int r;
+
+	if (body) {
+		text = cJSON_PrintUnformatted(body);
+		if (!text)
+			return al_error_set(err, ENOMEM, "out of memory");
+		rq.body = text;
+		rq.body_len = strlen(text);
+	}
+	r = http(lp, &rq, &resp, what, err);
+	if (r < 0)
+		return r;
+	if (out) {
+		*out = resp.data ? cJSON_ParseWithLength(resp.data, resp.len) : NULL;
+		if (!*out)
+			return al_error_set(err, EIO, "%s: airlockd's answer is not JSON", what);
+	}
+	return 0;
+}
+
+static char *escape(struct local_provider *lp, const char *s)
+{
+	char *e = curl_easy_escape(lp->curl, s, 0);
+	char *copy = e ? strdup(e) : NULL;
+	curl_free(e);
+	return copy;
+}
+
+static int sandbox_path(struct local_provider *lp, const char *id, const char *suffix,
+                        const char *file_path, const char *extra_query, char **out,
+                        struct al_error *err)
+{
+	_cleanup_free_ char *eid = escape(lp, id);
+	_cleanup_free_ char *epath = file_path ? escape(lp, file_path) : NULL;
+	int n;
+
+	if (!eid || (file_path && !epath))
+		return al_error_set(err, ENOMEM, "out of memory");
+	n = asprintf(out, "/v1/sandboxes/%s%s%s%s%s%s", eid, suffix, file_path ? "?path=" : "",
+	             file_path ? epath : "", extra_query ? (file_path ? "&" : "?") : "",
+	             extra_query ? extra_query : "");
+	if (n < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	return 0;
+}
+
+/* ---- lifecycle ---- */
+
+static int local_open(const cJSON *options, struct al_provider **out, struct al_error *err)
+{
+	struct local_provider *lp;
+	const cJSON *sock = cJSON_GetObjectItemCaseSensitive(options, "socket");
+	const char *path = cJSON_IsString(sock) ? sock->valuestring : getenv("AIRLOCK_SOCKET");
+
+	if (!path || !*path)
+		path = DEFAULT_SOCKET;
+	lp = calloc(1, sizeof(*lp));
+	if (!lp)
+		return al_error_set(err, ENOMEM, "out of memory");
+	lp->base.ops = &al_provider_local;
+	lp->socket_path = strdup(path);
+	lp->curl = curl_easy_init();
+	if (!lp->socket_path || !lp->curl) {
+		free(lp->socket_path);
+		if (lp->curl)
+			curl_easy_cleanup(lp->curl);
+		free(lp);
+		return al_error_set(err, ENOMEM, "cannot set up a libcurl handle");
+	}
+	*out = &lp->base;
+	return 0;
+}
+
+static void local_close(struct al_provider *p)
+{
+	struct local_provider *lp = (struct local_provider *)p;
+
+	if (!lp)
+		return;
+	curl_easy_cleanup(lp->curl);
+	free(lp->socket_path);
+	free(lp);
+}
+
+static int local_create(struct al_provider *p, const struct al_sandbox_spec *spec, char **id,
+                        struct al_error *err)
+{
+	struct local_provider *lp = (struct local_provider *)p;
+	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
+	_cleanup_cjson_ cJSON *resp = NULL;
+	cJSON *limits, *v;
+	int r;
+
+	if (!body)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (spec->name)
+		cJSON_AddStringToObject(body, "name", spec->name);
+	if (spec->snapshot_id) {
+		cJSON_AddStringToObject(body, "snapshot", spec->snapshot_id);
+	} else {
+		if (spec->rootfs)
+			cJSON_AddStringToObject(body, "rootfs", spec->rootfs);
+		if (spec->manifest)
+			cJSON_AddItemToObject(body, "manifest", cJSON_Duplicate(spec->manifest, 1));
+		limits = cJSON_AddObjectToObject(body, "limits");
+		if (spec->memory_bytes)
+			cJSON_AddNumberToObject(limits, "memory_bytes", (double)spec->memory_bytes);
+		if (spec->pids)
+			cJSON_AddNumberToObject(limits, "pids", (double)spec->pids);
+		if (spec->cpus > 0)
+			cJSON_AddNumberToObject(limits, "cpus", spec->cpus);
+		if (spec->env)
+			cJSON_AddItemToObject(body, "env", cJSON_Duplicate(spec->env, 1));
+	}
+	r = http_json(lp, "POST", "/v1/sandboxes", body, 0, &resp, "create sandbox", err);
+	if (r < 0)
+		return r;
+	v = cJSON_GetObjectItemCaseSensitive(resp, "id");
+	if (!cJSON_IsString(v))
+		return al_error_set(err, EIO, "create sandbox: airlockd's answer has no id");
+	*id = strdup(v->valuestring);
+	return *id ? 0 : al_error_set(err, ENOMEM, "out of memory");
+}
+
+static int local_resume(struct al_provider *p, const char *id, const char *name, char **found_id,
+                        bool *running, struct al_error *err)
+{
+	struct local_provider *lp = (struct local_provider *)p;
+	_cleanup_cjson_ cJSON *resp = NULL;
+	_cleanup_free_ char *path = NULL;
+	const cJSON *sb = NULL, *v;
+	int r;
+
+	if (id) {
+		r = sandbox_path(lp, id, "", NULL, NULL, &path, err);
+		if (r < 0)
+			return r;
+		r = http_json(lp, "GET", path, NULL, 0, &resp, "inspect sandbox", err);
+		if (r == -EHOSTDOWN)
+			return al_error_set(err, ENOENT, "sandbox %s: not found", id);
+		if (r < 0)
+			return r;
+		sb = resp;
+	} else {
+		r = http_json(lp, "GET", "/v1/sandboxes", NULL, 0, &resp, "list sandboxes", err);
+		if (r < 0)
+			return r;
+		cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(resp, "sandboxes"))
+		{
+			const cJSON *n = cJSON_GetObjectItemCaseSensitive(v, "name");
+			if (name && cJSON_IsString(n) && !strcmp(n->valuestring, name))
+				sb = v;
+		}
+		if (!sb)
+			return al_error_set(err, ENOENT, "no sandbox named %s",
+			                    name ? name : "(none)");
+	}
+	v = cJSON_GetObjectItemCaseSensitive(sb, "id");
+	if (!cJSON_IsString(v))
+		return al_error_set(err, EIO, "airlockd's sandbox has no id");
+	*found_id = strdup(v->valuestring);
+	if (!*found_id)
+		return al_error_set(err, ENOMEM, "out of memory");
+	v = cJSON_GetObjectItemCaseSensitive(sb, "state");
+	*running = cJSON_IsString(v) && !strcmp(v->valuestring, "running");
+	return 0;
+}
+
+static int local_delete(struct al_provider *p, const char *id, struct al_error *err)
+{
+	struct local_provider *lp = (struct local_provider *)p;
+	_cleanup_free_ char *path = NULL;
+	int r = sandbox_path(lp, id, "", NULL, NULL, &path, err);
+
+	if (r < 0)
+		return r;
+	r = http_json(lp, "DELETE", path, NULL, 0, NULL, "delete sandbox", err);
+	return r == -EHOSTDOWN ? 0 : r;
+}
+
+/* ---- processes ---- */
+
+static char *json_strdup(const cJSON *o, const char *key, size_t *len)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	const char *s = cJSON_IsString(v) ? v->valuestring : "";
+
+	if (len)
+		*len = strlen(s);
+	return strdup(s);
+}
+
+static int parse_process(const cJSON *o, struct al_exec_result *res, struct al_error *err)
+{
+	const cJSON *v;
+
+	memset(res, 0, sizeof(*res));
+	res->running = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "running"));
+	v = cJSON_GetObjectItemCaseSensitive(o, "process_id");
+	if (res->running) {
+		if (!cJSON_IsString(v))
+			return al_error_set(err, EIO,
+			                    "airlockd reports a running process without id");
+		res->process_id = strdup(v->valuestring);
+	}
+	v = cJSON_GetObjectItemCaseSensitive(o, "exit_code");
+	res->exit_code = cJSON_IsNumber(v) ? v->valueint : -1;
+	v = cJSON_GetObjectItemCaseSensitive(o, "signal");
+	res->signal = cJSON_IsNumber(v) ? v->valueint : 0;
+	res->out = json_strdup(o, "stdout", &res->out_len);
+	res->err = json_strdup(o, "stderr", &res->err_len);
+	res->truncated = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "stdout_truncated")) ||
+	                 cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "stderr_truncated"));
+	if (!res->out || !res->err || (res->running && !res->process_id)) {
+		al_exec_result_free(res);
+		return al_error_set(err, ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+static int local_exec(struct al_provider *p, const char *id, const struct al_exec_request *req,
+                      struct al_exec_result *res, struct al_error *err)
+{
+	struct local_provider *lp = (struct local_provider *)p;
+	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
+	_cleanup_cjson_ cJSON *resp = NULL;
+	_cleanup_free_ char *path = NULL;
+	cJSON *argv;
+	int r;
+
+	if (!body)
+		return al_error_set(err, ENOMEM, "out of memory");
+	argv = cJSON_AddArrayToObject(body, "argv");
+	for (const char *const *a = req->argv; *a; a++)
+		cJSON_AddItemToArray(argv, cJSON_CreateString(*a));
+	if (req->workdir)
+		cJSON_AddStringToObject(body, "cwd", req->workdir);
+	cJSON_AddBoolToObject(body, "keep_stdin_open", req->keep_stdin_open);
+	cJSON_AddNumberToObject(body, "timeout_ms", 0);
+	cJSON_AddNumberToObject(body, "yield_ms", (double)req->yield_ms);
+	if (req->max_output_bytes)
+		cJSON_AddNumberToObject(body, "max_output_bytes", (double)req->max_output_bytes);
+	r = sandbox_path(lp, id, "/exec", NULL, NULL, &path, err);
+	if (r < 0)
+		return r;
+	r = http_json(lp, "POST", path, body, (long)req->yield_ms + EXEC_GRACE_MS, &resp, "exec",
+	              err);
+	if (r < 0)
+		return r;
+	return parse_process(resp, res, err);
+}
+
+static int local_write_stdin(struct al_provider *p, const char *id, const char *process_id,
+                             const char *data, size_t len, uint64_t yield_ms,
+                             struct al_exec_result *res, struct al_error *err)
+{
+	struct local_provider *lp = (struct local_provider *)p;
+	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
+	_cleanup_cjson_ cJSON *resp = NULL;
+	_cleanup_free_ char *path = NULL;
+	_cleanup_free_ char *suffix = NULL;
+	_cleanup_free_ char *epid = escape(lp, process_id);
+	_cleanup_free_ char *b64 = NULL;
+	int r;
+
+	if (!body || !epid || asprintf(&suffix, "/processes/%s/stdin", epid) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (len) {
+		b64 = al_base64_encode(data, len);
+		if (!b64)
+			return al_error_set(err, ENOMEM, "out of memory");
+		cJSON_AddStringToObject(body, "data_base64", b64);
+	}
+	cJSON_AddNumberToObject(body, "yield_ms", (double)yield_ms);
+	r = sandbox_path(lp, id, suffix, NULL, NULL, &path, err);
+	if (r < 0)
+		return r;
+	r = http_json(lp, "POST", path, body, (long)yield_ms + EXEC_GRACE_MS, &resp, "write stdin",
+	              err);
+	if (r < 0)
+		return r;
+	return parse_process(resp, res, err);
+}
+
+static int local_kill(struct al_provider *p, const char *id, const char *process_id,
+                      const char *signame, struct al_error *err)
+{
+	struct local_provider *lp = (struct local_provider *)p;
+	_cleanup_free_ char *path = NULL;
+	_cleanup_free_ char *suffix = NULL;
+	_cleanup_free_ char *epid = escape(lp, process_id);
+	int r;
+
+	if (!epid || asprintf(&suffix, "/processes/%s?signal=%s", epid, signame) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = sandbox_path(lp, id, suffix, NULL, NULL, &path, err);
+	if (r < 0)
+		return r;
+	return http_json(lp, "DELETE", path, NULL, 0, NULL, "signal process", err);
+}
+
+/* ---- files ---- */
+
+static int local_read(struct al_provider *p, const char *id, const char *path, size_t max,
+                      char **data, size_t *len, struct al_error *err)
+{
+	struct local_provider *lp = (struct local_provider *)p;
+	_cleanup_free_ char *url = NULL;
+	struct al_buf resp = {0};
+	struct http_req rq = {.method = "GET", .max_response = max};
+	int r;
+
+	r = sandbox_path(lp, id, "/files", path, NULL, &url, err);
+	if (r < 0)
+		return r;
+	rq.path = url;
+	r = http(lp, &rq, &resp, path, err);
+	if (r < 0) {
+		al_buf_free(&resp);
+		return r;
+	}
+	if (al_buf_append(&resp, "", 1) < 0) {
+		al_buf_free(&resp);
+		return al_error_set(err, ENOMEM, "out of memory");
+	}
+	*len = resp.len - 1;
+	*data = resp.data;
+	return 0;
+}
+
+static int local_write(struct al_provider *p, const char *id, const char *path, const void *data,
+                       size_t len, struct al_error *err)
+{
+	struct local_provider *lp = (struct local_provider *)p;
+	_cleanup_free_ char *url = NULL;
+	_cleanup_buf_ struct al_buf resp = {0};
+	struct http_req rq = {.method = "PUT", .body = data ? data : "", .body_len = len};
+	int r;
+
+	r = sandbox_path(lp, id, "/files", path, "mode=0644&parents=1", &url, err);
+	if (r < 0)
+		return r;
+	rq.path = url;
+	r = http(lp, &rq, &resp, path, err);
+	return r < 0 ? r : 0;
+}
+
+static int local_remove(struct al_provider *p, const char *id, const char *path,
+                        struct al_error *err)
+{
+	struct local_provider *lp = (struct local_provider *)p;
+	_cleanup_free_ char *url = NULL;
+	int r = sandbox_path(lp, id, "/files", path, NULL, &url, err);
+
+	if (r < 0)
+		return r;
+	return http_json(lp, "DELETE", url, NULL, 0, NULL, path, err);
+}
+
+static int local_list(struct al_provider *p, const char *id, const char *path,
+                      struct al_dir_entry **entries, size_t *n, struct al_error *err)
+{
+	struct local_provider *lp = (struct local_provider *)p;
+	_cleanup_free_ char *url = NULL;
+	_cleanup_cjson_ cJSON *resp = NULL;
+	const cJSON *arr, *e;
+	struct al_dir_entry *out;
+	size_t i = 0;
+	int r;
+
+	r = sandbox_path(lp, id, "/dirs", path, NULL, &url, err);
+	if (r < 0)
+		return r;
+	r = http_json(lp, "GET", url, NULL, 0, &resp, path, err);
+	if (r < 0)
+		return r;
+	arr = cJSON_GetObjectItemCaseSensitive(resp, "entries");
+	out = calloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof(*out));
+	if (!out)
+		return al_error_set(err, ENOMEM, "out of memory");
+	cJSON_ArrayForEach(e, arr)
+	{
+		const cJSON *name = cJSON_GetObjectItemCaseSensitive(e, "name");
+		const cJSON *type = cJSON_GetObjectItemCaseSensitive(e, "type");
+		const cJSON *size = cJSON_GetObjectItemCaseSensitive(e, "size");
+		if (!cJSON_IsString(name))
+			continue;
+		out[i].name = strdup(name->valuestring);
+		if (!out[i].name) {
+			al_dir_entries_free(out, i);
+			return al_error_set(err, ENOMEM, "out of memory");
+		}
+		out[i].type = cJSON_IsString(type) ? type->valuestring[0] : 'o';
+		out[i].size = cJSON_IsNumber(size) ? (uint64_t)size->valuedouble : 0;
+		i++;
+	}
+	*entries = out;
+	*n = i;
+	return 0;
+}
+
+/* ---- workspace and snapshots ---- */
+
+static int local_persist(struct al_provider *p, const char *id, const char *archive_path,
+                         struct al_error *err)
+{
+	struct local_provider *lp = (struct local_provider *)p;
+	_cleanup_free_ char *url = NULL;
+	_cleanup_free_ char *tmp = NULL;
+	_cleanup_buf_ struct al_buf resp = {0};
+	struct http_req rq = {.method = "GET"};
+	FILE *f;
+	int r;
+
+	r = sandbox_path(lp, id, "/workspace", NULL, NULL, &url, err);
+	if (r < 0)
+		return r;
+	if (asprintf(&tmp, "%s.part", archive_path) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	f = fopen(tmp, "wxe");
+	if (!f && errno == EEXIST) {
+		unlink(tmp);
+		f = fopen(tmp, "wxe");
+	}
+	if (!f)
+		return al_error_errno(err, "create %s", tmp);
+	rq.path = url;
+	rq.download = f;
+	r = http(lp, &rq, &resp, "persist workspace", err);
+	if (r >= 0 && (fflush(f) != 0 || fsync(fileno(f)) < 0))
+		r = al_error_errno(err, "write %s", tmp);
+	if (fclose(f) != 0 && r >= 0)
+		r = al_error_errno(err, "close %s", tmp);
+	if (r >= 0 && rename(tmp, archive_path) < 0)
+		r = al_error_errno(err, "rename %s", tmp);
+	if (r < 0) {
+		unlink(tmp);
+		return r;
+	}
+	return 0;
+}
+
+static int local_hydrate(struct al_provider *p, const char *id, const char *archive_path,
+                         struct al_error *err)
+{
+	struct local_provider *lp = (struct local_provider *)p;
+	_cleanup_free_ char *url = NULL;
+	_cleanup_buf_ struct al_buf resp = {0};
+	_cleanup_fclose_ FILE *f = NULL;
+	struct http_req rq = {.method = "PUT"};
+	struct stat st;
+	int r;
+
+	r = sandbox_path(lp, id, "/workspace", NULL, NULL, &url, err);
+	if (r < 0)
+		return r;
+	f = fopen(archive_path, "re");
+	if (!f)
+		return al_error_errno(err, "open %s", archive_path);
+	if (fstat(fileno(f), &st) < 0)
+		return al_error_errno(err, "stat %s", archive_path);
+	rq.path = url;
+	rq.upload = f;
+	rq.upload_size = st.st_size;
+	r = http(lp, &rq, &resp, "hydrate workspace", err);
+	return r < 0 ? r : 0;
+}
+
+static int local_snapshot(struct al_provider *p, const char *id, bool processes, char **snapshot_id,
+                          struct al_error *err)
+{
+	struct local_provider *lp = (struct local_provider *)p;
+	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
+	_cleanup_cjson_ cJSON *resp = NULL;
+	_cleanup_free_ char *url = NULL;
+	const cJSON *v;
+	int r;
+
+	if (!body)
+		return al_error_set(err, ENOMEM, "out of memory");
+	cJSON_AddBoolToObject(body, "processes", processes);
+	r = sandbox_path(lp, id, "/snapshots", NULL, NULL, &url, err);
+	if (r < 0)
+		return r;
+	r = http_json(lp, "POST", url, body, 0, &resp, "snapshot", err);
+	if (r < 0)
+		return r;
+	v = cJSON_GetObjectItemCaseSensitive(resp, "id");
+	if (!cJSON_IsString(v))
+		v = cJSON_GetObjectItemCaseSensitive(resp, "snapshot_id");
+	if (!cJSON_IsString(v))
+		return al_error_set(err, EIO, "snapshot: airlockd's answer has no id");
+	*snapshot_id = strdup(v->valuestring);
+	return *snapshot_id ? 0 : al_error_set(err, ENOMEM, "out of memory");
+}
+
+const struct al_provider_ops al_provider_local = {
+    .type = "local",
+    .open = local_open,
+    .close = local_close,
+    .create = local_create,
+    .resume = local_resume,
+    .exec = local_exec,
+    .write_stdin = local_write_stdin,
+    .kill = local_kill,
+    .read = local_read,
+    .write = local_write,
+    .remove = local_remove,
+    .list = local_list,
+    .persist_workspace = local_persist,
+    .hydrate_workspace = local_hydrate,
+    .snapshot = local_snapshot,
+    .delete = local_delete,
+};

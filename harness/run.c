@@ -1,0 +1,985 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The agent loop and its crash safety.
+ *
+ * Order of effects in one turn, and what a SIGKILL between any two of them means:
+ *   model call -> state (items + pending_calls) saved -> audit model_response
+ *   for each pending call: audit tool_call -> run -> state (result) saved -> audit tool_result
+ *   all results in -> state (function_call_output items, pending cleared) saved
+ * A model response not yet saved is asked for again (a replay script replays the same
+ * line); a tool result once saved is never produced again; a call that ran but whose
+ * result was not saved runs again (at least once).
+ */
+#include "run.h"
+
+#include "apply_patch.h"
+#include "audit.h"
+#include "cleanup.h"
+#include "credentials.h"
+#include "log.h"
+#include "memory.h"
+#include "model.h"
+#include "providers/provider.h"
+#include "runstate.h"
+#include "task.h"
+#include "tools.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TASK_COPY "task.json"
+#define OUTPUT_FILE "output.txt"
+#define WORKSPACE_DIR "workspace"
+#define DEFAULT_API_HOST "api.openai.com"
+
+static const char shell_guidance[] =
+    "You work in a sandbox through tools: exec_command runs shell commands (in the "
+    "workspace unless you give workdir), write_stdin talks to a command that is still "
+    "running, apply_patch edits files, view_image looks at images.";
+
+struct run {
+	char *dir;
+	char *task_dir;
+	struct al_task task;
+	bool task_loaded;
+	struct al_credentials creds;
+	cJSON *state;
+	struct al_audit audit;
+	bool audit_open;
+	struct al_provider *provider;
+	struct al_model model;
+	bool model_open;
+	cJSON *tools;
+};
+
+static void run_free(struct run *r)
+{
+	if (r->model_open)
+		al_model_close(&r->model);
+	if (r->provider)
+		r->provider->ops->close(r->provider);
+	if (r->audit_open)
+		al_audit_close(&r->audit);
+	cJSON_Delete(r->state);
+	cJSON_Delete(r->tools);
+	al_credentials_free(&r->creds);
+	if (r->task_loaded)
+		al_task_free(&r->task);
+	free(r->dir);
+	free(r->task_dir);
+}
+
+static cJSON *sandbox_state(struct run *r)
+{
+	return cJSON_GetObjectItemCaseSensitive(r->state, "sandbox");
+}
+
+static const char *sandbox_id(struct run *r)
+{
+	return al_runstate_str(sandbox_state(r), "sandbox_id");
+}
+
+static const char *workspace_root(struct run *r)
+{
+	const char *root = al_runstate_str(r->task.manifest, "root");
+	return root && root[0] == '/' ? root : "/workspace";
+}
+
+static int save(struct run *r, struct al_error *err)
+{
+	int rc = al_runstate_save(r->dir, r->state, err);
+	return rc < 0 ? al_error_prefix(err, "save RunState") : 0;
+}
+
+static int audit(struct run *r, const char *kind, cJSON *data, struct al_error *err)
+{
+	int rc = al_audit_append(&r->audit, kind, data, err);
+	return rc < 0 ? al_error_prefix(err, "audit") : 0;
+}
+
+static int audit_sandbox_op(struct run *r, const char *op, const char *id, int rc,
+                            const struct al_error *opErr, cJSON *extra, struct al_error *err)
+{
+	cJSON *d = extra ? extra : cJSON_CreateObject();
+
+	cJSON_AddStringToObject(d, "op", op);
+	cJSON_AddStringToObject(d, "sandbox_id", id ? id : "");
+	cJSON_AddStringToObject(d, "outcome", rc < 0 ? opErr->msg : "ok");
+	return audit(r, "sandbox_op", d, err);
+}
+
+/* ---- the sandbox ---- */
+
+static void make_spec(struct run *r, struct al_sandbox_spec *spec, const char *snapshot)
+{
+	memset(spec, 0, sizeof(*spec));
+	/* Only the task's own settings: never the harness's environment or credentials. */
+	spec->name = al_runstate_str(r->state, "run_id");
+	spec->manifest = r->task.manifest;
+	spec->rootfs = r->task.rootfs;
+	spec->memory_bytes = r->task.memory_bytes;
+	spec->pids = r->task.pids;
+	spec->cpus = r->task.cpus;
+	spec->env = r->task.env;
+	spec->snapshot_id = snapshot;
+}
+
+static int create_sandbox(struct run *r, const char *snapshot, struct al_error *err)
+{
+	struct al_sandbox_spec spec;
+	struct al_error e = AL_ERROR_INIT;
+	_cleanup_free_ char *id = NULL;
+	cJSON *extra = cJSON_CreateObject();
+	int rc;
+
+	make_spec(r, &spec, snapshot);
+	rc = r->provider->ops->create(r->provider, &spec, &id, &e);
+	if (snapshot)
+		cJSON_AddStringToObject(extra, "snapshot_id", snapshot);
+	if (audit_sandbox_op(r, snapshot ? "restore" : "create", id, rc, &e, extra, err) < 0)
+		return -EIO;
+	if (rc < 0) {
+		*err = e;
+		return rc;
+	}
+	al_runstate_set_str(sandbox_state(r), "sandbox_id", id);
+	al_runstate_set_str(sandbox_state(r), "provider", r->task.provider_type);
+	/* Process ids of the old sandbox mean nothing in a new one. */
+	cJSON_DeleteItemFromObjectCaseSensitive(r->state, "sessions");
+	cJSON_AddObjectToObject(r->state, "sessions");
+	return save(r, err);
+}
+
+/* Only the archive the state names is needed; older ones (or one a crash left) go. */
+static void prune_archives(const char *dir, const char *keep)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_closedir_ DIR *d = NULL;
+	struct dirent *e;
+
+	if (asprintf(&path, "%s/" WORKSPACE_DIR, dir) < 0 || !(d = opendir(path)))
+		return;
+	while ((e = readdir(d)))
+		if (!strncmp(e->d_name, "ws-", 3) && strcmp(e->d_name, keep))
+			unlinkat(dirfd(d), e->d_name, 0);
+}
+
+/* The workspace as an archive in the run directory, for a resume that must rebuild. */
+static int persist_archive(struct run *r, struct al_error *err)
+{
+	cJSON *sb = sandbox_state(r);
+	long turn = al_runstate_long(r->state, "turn");
+	struct al_error e = AL_ERROR_INIT;
+	int rc;
+
+	if (r->task.workspace_archive &&
+	    !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sb, "workspace_archive_unsupported"))) {
+		_cleanup_free_ char *rel = NULL;
+		_cleanup_free_ char *abs = NULL;
+		cJSON *extra = cJSON_CreateObject();
+
+		if (asprintf(&rel, WORKSPACE_DIR "/ws-%ld.tar", turn) < 0 ||
+		    asprintf(&abs, "%s/%s", r->dir, rel) < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
+		rc = r->provider->ops->persist_workspace(r->provider, sandbox_id(r), abs, &e);
+		cJSON_AddStringToObject(extra, "archive", rel);
+		if (audit_sandbox_op(r, "persist_workspace", sandbox_id(r), rc, &e, extra, err) < 0)
+			return -EIO;
+		if (rc == -ENOTSUP) {
+			log_warn("workspace archives are not available: %s", e.msg);
+			cJSON_AddBoolToObject(sb, "workspace_archive_unsupported", true);
+		} else if (rc < 0) {
+			if (al_provider_error_is_fatal(rc)) {
+				*err = e;
+				return rc;
+			}
+			log_warn("%s", e.msg);
+		} else {
+			al_runstate_set_str(sb, "workspace_archive", rel);
+			if ((rc = save(r, err)) < 0)
+				return rc;
+			prune_archives(r->dir, rel + strlen(WORKSPACE_DIR "/"));
+		}
+	}
+	return 0;
+}
+
+/* Workspace archive and snapshot after a turn, as the task's policy asks. */
+static int after_turn(struct run *r, struct al_error *err)
+{
+	cJSON *sb = sandbox_state(r);
+	long turn = al_runstate_long(r->state, "turn");
+	struct al_error e = AL_ERROR_INIT;
+	int rc = persist_archive(r, err);
+
+	if (rc < 0)
+		return rc;
+	if (r->task.snapshot_every_turns > 0 && turn % r->task.snapshot_every_turns == 0) {
+		_cleanup_free_ char *snap = NULL;
+		cJSON *d = cJSON_CreateObject();
+
+		al_error_clear(&e);
+		rc = r->provider->ops->snapshot(r->provider, sandbox_id(r),
+		                                r->task.snapshot_processes, &snap, &e);
+		cJSON_AddStringToObject(d, "sandbox_id", sandbox_id(r));
+		cJSON_AddStringToObject(d, "snapshot_id", snap ? snap : "");
+		cJSON_AddBoolToObject(d, "processes", r->task.snapshot_processes);
+		cJSON_AddNumberToObject(d, "turn", (double)turn);
+		cJSON_AddStringToObject(d, "outcome", rc < 0 ? e.msg : "ok");
+		if (audit(r, "snapshot", d, err) < 0)
+			return -EIO;
+		if (rc < 0) {
+			if (al_provider_error_is_fatal(rc) && rc != -ENOTSUP) {
+				*err = e;
+				return rc;
+			}
+			log_warn("snapshot: %s", e.msg);
+		} else {
+			al_runstate_set_str(sb, "snapshot_id", snap);
+			if ((rc = save(r, err)) < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/* ---- the loop ---- */
+
+static long usage_add(cJSON *usage, const char *key, long v)
+{
+	long total = al_runstate_long(usage, key) + v;
+	al_runstate_set_long(usage, key, total);
+	return total;
+}
+
+static int audit_tool_result(struct run *r, const cJSON *call, bool recovered, struct al_error *err)
+{
+	const cJSON *res = cJSON_GetObjectItemCaseSensitive(call, "result");
+	_cleanup_free_ char *text =
+	    cJSON_IsString(res) ? strdup(res->valuestring) : cJSON_PrintUnformatted(res);
+	const char *call_id = al_runstate_str(call, "call_id");
+	const char *name = al_runstate_str(call, "name");
+	char digest[65];
+	cJSON *d;
+
+	if (!text)
+		return al_error_set(err, ENOMEM, "out of memory");
+	al_sha256_hex(text, strlen(text), digest);
+	d = cJSON_CreateObject();
+	cJSON_AddStringToObject(d, "call_id", call_id ? call_id : "");
+	cJSON_AddStringToObject(d, "name", name ? name : "");
+	cJSON_AddStringToObject(d, "result_sha256", digest);
+	cJSON_AddNumberToObject(d, "result_bytes", (double)strlen(text));
+	cJSON_AddBoolToObject(d, "truncated",
+	                      cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(call, "truncated")));
+	cJSON_AddBoolToObject(d, "error",
+	                      cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(call, "is_error")));
+	if (recovered)
+		cJSON_AddBoolToObject(d, "recovered", true);
+	return audit(r, "tool_result", d, err);
+}
+
+static int model_response_record(struct run *r, const cJSON *turn, bool recovered,
+                                 struct al_error *err);
+
+/*
+ * A crash between saving the state and appending the audit record that describes the same
+ * step leaves the record out.  On resume, write the missing ones (marked "recovered"),
+ * so the trail names every model response and tool result the state holds.
+ */
+static int recover_audit(struct run *r, struct al_error *err)
+{
+	cJSON *per_turn = cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetObjectItemCaseSensitive(r->state, "usage"), "per_turn");
+	const cJSON *call;
+	int n, rc;
+
+	n = al_audit_count(&r->audit, "model_response", "phase", NULL, err);
+	if (n < 0)
+		return n;
+	for (int i = n; i < cJSON_GetArraySize(per_turn); i++)
+		if ((rc = model_response_record(r, cJSON_GetArrayItem(per_turn, i), true, err)) < 0)
+			return rc;
+	cJSON_ArrayForEach(call, cJSON_GetObjectItemCaseSensitive(r->state, "pending_calls"))
+	{
+		if (!cJSON_GetObjectItemCaseSensitive(call, "result"))
+			continue;
+		n = al_audit_count(&r->audit, "tool_result", "call_id",
+		                   al_runstate_str(call, "call_id"), err);
+		if (n < 0)
+			return n;
+		if (n == 0 && (rc = audit_tool_result(r, call, true, err)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int run_pending(struct run *r, struct al_error *err)
+{
+	cJSON *pending = cJSON_GetObjectItemCaseSensitive(r->state, "pending_calls");
+	cJSON *items = cJSON_GetObjectItemCaseSensitive(r->state, "items");
+	cJSON *call;
+	long next_session = al_runstate_long(r->state, "next_session_id");
+	int rc;
+
+	if (next_session < 1)
+		next_session = 1;
+	cJSON_ArrayForEach(call, pending)
+	{
+		struct al_tool_ctx ctx = {
+		    .provider = r->provider,
+		    .sandbox_id = sandbox_id(r),
+		    .workspace_root = workspace_root(r),
+		    .sessions = cJSON_GetObjectItemCaseSensitive(r->state, "sessions"),
+		    .next_session_id = &next_session};
+		struct al_tool_result res = {0};
+		const char *call_id = al_runstate_str(call, "call_id");
+		const char *name = al_runstate_str(call, "name");
+		const char *args = al_runstate_str(call, "arguments");
+		_cleanup_free_ char *text = NULL;
+		cJSON *d;
+
+		if (cJSON_GetObjectItemCaseSensitive(call, "result"))
+			continue; /* recorded before a crash: never run again */
+		d = cJSON_CreateObject();
+		cJSON_AddStringToObject(d, "call_id", call_id ? call_id : "");
+		cJSON_AddStringToObject(d, "name", name ? name : "");
+		cJSON_AddStringToObject(d, "arguments", args ? args : "");
+		if ((rc = audit(r, "tool_call", d, err)) < 0)
+			return rc;
+		rc = al_tool_run(&ctx, name, args, &res, err);
+		if (rc < 0)
+			return al_error_prefix(err, "tool %s (%s)", name ? name : "?",
+			                       call_id ? call_id : "?");
+		al_runstate_set_long(r->state, "next_session_id", next_session);
+		text = cJSON_IsString(res.output) ? strdup(res.output->valuestring)
+		                                  : cJSON_PrintUnformatted(res.output);
+		if (!text) {
+			al_tool_result_free(&res);
+			return al_error_set(err, ENOMEM, "out of memory");
+		}
+		cJSON_AddItemToObject(call, "result", res.output);
+		res.output = NULL;
+		cJSON_AddBoolToObject(call, "is_error", res.is_error);
+		cJSON_AddBoolToObject(call, "truncated", res.truncated);
+		al_tool_result_free(&res);
+		if ((rc = save(r, err)) < 0)
+			return rc;
+		if ((rc = audit_tool_result(r, call, false, err)) < 0)
+			return rc;
+	}
+	/* Every result is in: they become conversation items in one step. */
+	cJSON_ArrayForEach(call, pending)
+	{
+		cJSON *item = cJSON_CreateObject();
+		cJSON_AddStringToObject(item, "type", "function_call_output");
+		cJSON_AddStringToObject(item, "call_id", al_runstate_str(call, "call_id"));
+		cJSON_AddItemToObject(
+		    item, "output",
+		    cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(call, "result"), 1));
+		cJSON_AddItemToArray(items, item);
+	}
+	cJSON_DeleteItemFromObjectCaseSensitive(r->state, "pending_calls");
+	cJSON_AddArrayToObject(r->state, "pending_calls");
+	al_runstate_set_long(r->state, "turn", al_runstate_long(r->state, "turn") + 1);
+	if ((rc = save(r, err)) < 0)
+		return rc;
+	return after_turn(r, err);
+}
+
+static char *input_digest(const char *instructions, const cJSON *items)
+{
+	_cleanup_free_ char *text = cJSON_PrintUnformatted(items);
+	char *out = malloc(65);
+	struct al_buf b = {0};
+
+	if (!out || !text)
+		return out;
+	al_buf_append(&b, instructions, strlen(instructions));
+	al_buf_append(&b, "\n", 1);
+	al_buf_append(&b, text, strlen(text));
+	al_sha256_hex(b.data ? b.data : "", b.len, out);
+	al_buf_free(&b);
+	return out;
+}
+
+/* One model call; *done when it answered without tool calls. */
+static int model_turn(struct run *r, bool *done, struct al_error *err)
+{
+	cJSON *items = cJSON_GetObjectItemCaseSensitive(r->state, "items");
+	cJSON *pending = cJSON_GetObjectItemCaseSensitive(r->state, "pending_calls");
+	cJSON *usage = cJSON_GetObjectItemCaseSensitive(r->state, "usage");
+	const char *instructions = al_runstate_str(r->state, "instructions");
+	long calls = al_runstate_long(r->state, "model_calls");
+	_cleanup_free_ char *digest = NULL;
+	struct al_model_reply reply;
+	cJSON *d, *item, *names, *turn;
+	int rc, ncalls = 0;
+
+	*done = false;
+	if (calls >= r->task.max_turns)
+		return al_error_set(err, ELOOP, "max_turns (%d) reached without a final answer",
+		                    r->task.max_turns);
+	digest = input_digest(instructions ? instructions : "", items);
+	d = cJSON_CreateObject();
+	cJSON_AddNumberToObject(d, "call", (double)(calls + 1));
+	cJSON_AddStringToObject(d, "model", r->task.model.name ? r->task.model.name : "");
+	cJSON_AddStringToObject(d, "api",
+	                        r->task.model.api == AL_API_CHAT     ? "chat"
+	                        : r->task.model.api == AL_API_REPLAY ? "replay"
+	                                                             : "responses");
+	cJSON_AddStringToObject(d, "input_sha256", digest ? digest : "");
+	cJSON_AddNumberToObject(d, "items", cJSON_GetArraySize(items));
+	if ((rc = audit(r, "model_request", d, err)) < 0)
+		return rc;
+	rc = al_model_call(&r->model, (unsigned long)calls, instructions, items, r->tools, &reply,
+	                   err);
+	if (rc < 0) {
+		al_model_reply_free(&reply);
+		return rc;
+	}
+	names = cJSON_CreateArray();
+	cJSON_ArrayForEach(item, reply.output)
+	{
+		const char *type = al_runstate_str(item, "type");
+		cJSON_AddItemToArray(items, cJSON_Duplicate(item, 1));
+		if (type && !strcmp(type, "function_call")) {
+			cJSON *call = cJSON_CreateObject();
+			cJSON_AddStringToObject(call, "call_id", al_runstate_str(item, "call_id"));
+			cJSON_AddStringToObject(call, "name", al_runstate_str(item, "name"));
+			cJSON_AddStringToObject(call, "arguments",
+			                        al_runstate_str(item, "arguments"));
+			cJSON_AddItemToArray(pending, call);
+			cJSON_AddItemToArray(names,
+			                     cJSON_CreateString(al_runstate_str(item, "name")));
+			ncalls++;
+		}
+	}
+	al_runstate_set_long(r->state, "model_calls", calls + 1);
+	usage_add(usage, "input_tokens", reply.input_tokens);
+	usage_add(usage, "output_tokens", reply.output_tokens);
+	turn = cJSON_CreateObject();
+	cJSON_AddNumberToObject(turn, "model_call", (double)(calls + 1));
+	cJSON_AddStringToObject(turn, "response_id", reply.id ? reply.id : "");
+	cJSON_AddStringToObject(turn, "sha256", reply.digest);
+	if (*reply.request_digest)
+		cJSON_AddStringToObject(turn, "request_sha256", reply.request_digest);
+	cJSON_AddNumberToObject(turn, "attempts", reply.attempts);
+	cJSON_AddNumberToObject(turn, "input_tokens", (double)reply.input_tokens);
+	cJSON_AddNumberToObject(turn, "output_tokens", (double)reply.output_tokens);
+	cJSON_AddItemToObject(turn, "tool_calls", names);
+	cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(usage, "per_turn"), turn);
+	if (ncalls == 0) {
+		_cleanup_free_ char *text = al_model_output_text(reply.output);
+		_cleanup_free_ char *path = NULL;
+		if (asprintf(&path, "%s/" OUTPUT_FILE, r->dir) < 0) {
+			al_model_reply_free(&reply);
+			return al_error_set(err, ENOMEM, "out of memory");
+		}
+		rc = al_write_file_atomic(path, text ? text : "", text ? strlen(text) : 0, 0600,
+		                          err);
+		if (rc < 0) {
+			al_model_reply_free(&reply);
+			return rc;
+		}
+		al_runstate_set_str(r->state, "final_output", text ? text : "");
+		al_runstate_set_str(r->state, "status", "completed");
+		al_runstate_set_long(r->state, "turn", al_runstate_long(r->state, "turn") + 1);
+		cJSON_AddBoolToObject(r->state, "finish_pending", true);
+		*done = true;
+	}
+	al_model_reply_free(&reply);
+	if ((rc = save(r, err)) < 0)
+		return rc;
+	return model_response_record(r, turn, false, err);
+}
+
+static int model_response_record(struct run *r, const cJSON *turn, bool recovered,
+                                 struct al_error *err)
+{
+	cJSON *d = cJSON_Duplicate(turn, 1);
+
+	if (!d)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (recovered)
+		cJSON_AddBoolToObject(d, "recovered", true);
+	return audit(r, "model_response", d, err);
+}
+
+/* Memory, sandbox clean-up, the run_end record: what follows the final answer. */
+static int finish(struct run *r, struct al_error *err)
+{
+	struct al_error e = AL_ERROR_INIT;
+	cJSON *d;
+	int rc;
+
+	if (r->task.memory.generate &&
+	    !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r->state, "memory_generated"))) {
+		struct al_memory_rollout ro = {
+		    .rollout_id = al_runstate_str(r->state, "run_id"),
+		    .input = r->task.input,
+		    .items = cJSON_GetObjectItemCaseSensitive(r->state, "items"),
+		    .final_output = al_runstate_str(r->state, "final_output"),
+		    .terminal_state = "completed",
+		};
+		rc = al_memory_generate(r->provider, sandbox_id(r), &r->task.memory,
+		                        r->creds.openai_api_key, &ro, &r->audit, &e);
+		if (rc < 0) {
+			if (al_provider_error_is_fatal(rc)) {
+				*err = e;
+				return rc;
+			}
+			log_warn("memory generation: %s", e.msg);
+		}
+		cJSON_AddBoolToObject(r->state, "memory_generated", true);
+		if ((rc = save(r, err)) < 0)
+			return rc;
+	}
+	/* The final workspace (with any new memory) is kept with the run. */
+	if (sandbox_id(r) &&
+	    !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sandbox_state(r), "deleted")) &&
+	    (rc = persist_archive(r, err)) < 0)
+		return rc;
+	if (!r->task.keep_sandbox && sandbox_id(r) &&
+	    !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sandbox_state(r), "deleted"))) {
+		al_error_clear(&e);
+		rc = r->provider->ops->delete (r->provider, sandbox_id(r), &e);
+		if (audit_sandbox_op(r, "delete", sandbox_id(r), rc, &e, NULL, err) < 0)
+			return -EIO;
+		if (rc < 0)
+			log_warn("%s", e.msg);
+		else
+			cJSON_AddBoolToObject(sandbox_state(r), "deleted", true);
+	}
+	cJSON_DeleteItemFromObjectCaseSensitive(r->state, "finish_pending");
+	if ((rc = save(r, err)) < 0)
+		return rc;
+	d = cJSON_CreateObject();
+	cJSON_AddStringToObject(d, "status", "completed");
+	cJSON_AddNumberToObject(d, "turns", (double)al_runstate_long(r->state, "turn"));
+	cJSON_AddItemToObject(
+	    d, "usage", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(r->state, "usage"), 1));
+	cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(d, "usage"),
+	                                        "per_turn");
+	return audit(r, "run_end", d, err);
+}
+
+static int fail(struct run *r, const struct al_error *why)
+{
+	struct al_error e = AL_ERROR_INIT;
+	cJSON *d = cJSON_CreateObject();
+
+	fprintf(stderr, "airlock-harness: run failed: %s\n", why->msg);
+	if (!r->state)
+		return AL_EXIT_FAILED;
+	al_runstate_set_str(r->state, "status", "failed");
+	al_runstate_set_str(r->state, "error", why->msg);
+	if (save(r, &e) < 0)
+		fprintf(stderr, "airlock-harness: %s\n", e.msg);
+	cJSON_AddStringToObject(d, "status", "failed");
+	cJSON_AddStringToObject(d, "error", why->msg);
+	if (r->audit_open && audit(r, "run_end", d, &e) < 0)
+		fprintf(stderr, "airlock-harness: %s\n", e.msg);
+	else if (!r->audit_open)
+		cJSON_Delete(d);
+	return AL_EXIT_FAILED;
+}
+
+static int drive(struct run *r)
+{
+	struct al_error err = AL_ERROR_INIT;
+	int rc;
+
+	al_runstate_set_str(r->state, "status", "running");
+	cJSON_DeleteItemFromObjectCaseSensitive(r->state, "error");
+	if (!cJSON_GetObjectItemCaseSensitive(r->state, "instructions")) {
+		_cleanup_free_ char *mem = NULL;
+		_cleanup_free_ char *all = NULL;
+		if (r->task.memory.read) {
+			rc = al_memory_read_prompt(r->provider, sandbox_id(r), &r->task.memory,
+			                           &mem, &err);
+			if (rc < 0) {
+				if (al_provider_error_is_fatal(rc))
+					return fail(r, &err);
+				log_warn("%s", err.msg);
+			}
+		}
+		if (asprintf(&all, "%s%s%s%s%s", r->task.instructions,
+		             *r->task.instructions ? "\n\n" : "", shell_guidance, mem ? "\n\n" : "",
+		             mem ? mem : "") < 0)
+			return fail(r, &(struct al_error){ENOMEM, "out of memory"});
+		al_runstate_set_str(r->state, "instructions", all);
+		if (save(r, &err) < 0)
+			return fail(r, &err);
+	}
+	for (;;) {
+		bool done = false;
+
+		if (cJSON_GetArraySize(
+		        cJSON_GetObjectItemCaseSensitive(r->state, "pending_calls")) > 0) {
+			if (run_pending(r, &err) < 0)
+				return fail(r, &err);
+			continue;
+		}
+		if (model_turn(r, &done, &err) < 0)
+			return fail(r, &err);
+		if (done)
+			break;
+	}
+	if (finish(r, &err) < 0)
+		return fail(r, &err);
+	printf("%s\n", al_runstate_str(r->state, "final_output"));
+	fflush(stdout);
+	return AL_EXIT_OK;
+}
+
+/* ---- set-up shared by run and resume ---- */
+
+static int open_clients(struct run *r, struct al_error *err)
+{
+	const struct al_provider_ops *ops = al_provider_lookup(r->task.provider_type);
+	int rc;
+
+	if (!ops)
+		return al_error_set(err, EINVAL, "provider %s is not built in",
+		                    r->task.provider_type);
+	rc = ops->open(r->task.provider, &r->provider, err);
+	if (rc < 0)
+		return rc;
+	rc = al_model_open(&r->model, &r->task.model, r->creds.openai_api_key, err);
+	if (rc < 0)
+		return rc;
+	r->model_open = true;
+	r->tools = al_tools_definitions();
+	return r->tools ? 0 : al_error_set(err, ENOMEM, "out of memory");
+}
+
+/* A key is needed for OpenAI's own endpoint; a local server may need none. */
+static int check_key(struct run *r, struct al_error *err)
+{
+	if (r->task.model.api == AL_API_REPLAY || r->creds.openai_api_key)
+		return 0;
+	if (strstr(r->task.model.base_url, DEFAULT_API_HOST))
+		return al_error_set(
+		    err, EPERM, "no API key for %s: set OPENAI_API_KEY or give --credentials FILE",
+		    r->task.model.base_url);
+	return 0;
+}
+
+static bool dir_is_empty_or_missing(const char *path)
+{
+	_cleanup_closedir_ DIR *d = opendir(path);
+	struct dirent *e;
+
+	if (!d)
+		return errno == ENOENT;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			return false;
+	return true;
+}
+
+static int make_run_id(char out[40], struct al_error *err)
+{
+	char hex[7];
+	time_t now = time(NULL);
+	struct tm tm;
+	int rc = al_random_hex(hex, 6, err);
+
+	if (rc < 0)
+		return rc;
+	gmtime_r(&now, &tm);
+	strftime(out, 40, "%Y%m%d-%H%M%S", &tm);
+	strcat(out, "-");
+	strcat(out, hex);
+	return 0;
+}
+
+/* A run may start from an earlier run's workspace (and the memory in it). */
+static int start_workspace(struct run *r, struct al_error *err)
+{
+	struct al_error e = AL_ERROR_INIT;
+	cJSON *extra;
+	int rc;
+
+	if (!r->task.start_archive)
+		return 0;
+	rc = r->provider->ops->hydrate_workspace(r->provider, sandbox_id(r), r->task.start_archive,
+	                                         &e);
+	extra = cJSON_CreateObject();
+	cJSON_AddStringToObject(extra, "archive", r->task.start_archive);
+	if (audit_sandbox_op(r, "hydrate_workspace", sandbox_id(r), rc, &e, extra, err) < 0)
+		return -EIO;
+	if (rc < 0) {
+		*err = e;
+		return rc;
+	}
+	return 0;
+}
+
+int al_run_start(const struct al_run_options *opts)
+{
+	struct run r = {0};
+	struct al_error err = AL_ERROR_INIT;
+	_cleanup_free_ char *text = NULL;
+	_cleanup_free_ char *path = NULL;
+	_cleanup_free_ char *dir = NULL;
+	char run_id[40];
+	size_t len = 0;
+	cJSON *d;
+	int rc, status = AL_EXIT_USAGE;
+
+	/* Everything that can be refused is refused before anything is created. */
+	if (al_task_load(opts->task_path, &r.task, &r.task_dir, &err) < 0)
+		goto usage;
+	r.task_loaded = true;
+	if (al_credentials_load(opts->credentials, &r.creds, &err) < 0 || check_key(&r, &err) < 0)
+		goto usage;
+	if (al_read_file(opts->task_path, 16u << 20, &text, &len, &err) < 0)
+		goto usage;
+	if (make_run_id(run_id, &err) < 0)
+		goto usage;
+	if (opts->run_dir)
+		dir = strdup(opts->run_dir);
+	else if (asprintf(&dir, "runs/%s", run_id) < 0)
+		dir = NULL;
+	if (!dir) {
+		al_error_set(&err, ENOMEM, "out of memory");
+		goto usage;
+	}
+	if (!dir_is_empty_or_missing(dir)) {
+		al_error_set(&err, EEXIST, "run directory %s exists and is not empty", dir);
+		goto usage;
+	}
+	if (al_mkdir_p(dir, 0700, &err) < 0)
+		goto usage;
+	r.dir = realpath(dir, NULL);
+	if (!r.dir) {
+		al_error_errno(&err, "resolve %s", dir);
+		goto usage;
+	}
+	status = AL_EXIT_FAILED;
+	printf("%s\n", r.dir);
+	fflush(stdout);
+
+	if (asprintf(&path, "%s/" TASK_COPY, r.dir) < 0 ||
+	    al_write_file_atomic(path, text, len, 0600, &err) < 0)
+		goto failed;
+	free(path);
+	path = NULL;
+	if (asprintf(&path, "%s/" WORKSPACE_DIR, r.dir) < 0 || al_mkdir_p(path, 0700, &err) < 0)
+		goto failed;
+	r.state = al_runstate_new(run_id, r.task_dir);
+	if (!r.state) {
+		al_error_set(&err, ENOMEM, "out of memory");
+		goto failed;
+	}
+	{
+		cJSON *first = cJSON_CreateObject();
+		cJSON_AddStringToObject(first, "role", "user");
+		cJSON_AddStringToObject(first, "content", r.task.input);
+		cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(r.state, "items"), first);
+	}
+	if (save(&r, &err) < 0 || al_audit_open(&r.audit, r.dir, &err) < 0)
+		goto failed;
+	r.audit_open = true;
+	{
+		char sha[65];
+		al_sha256_hex(text, len, sha);
+		d = cJSON_CreateObject();
+		cJSON_AddStringToObject(d, "run_id", run_id);
+		cJSON_AddStringToObject(d, "task_sha256", sha);
+		cJSON_AddStringToObject(d, "model", r.task.model.name ? r.task.model.name : "");
+		cJSON_AddStringToObject(d, "provider", r.task.provider_type);
+		cJSON_AddStringToObject(d, "credentials", r.creds.source ? r.creds.source : "none");
+	}
+	if (audit(&r, "run_start", d, &err) < 0 || open_clients(&r, &err) < 0 ||
+	    create_sandbox(&r, r.task.start_snapshot, &err) < 0 || start_workspace(&r, &err) < 0)
+		goto failed;
+	rc = drive(&r);
+	run_free(&r);
+	return rc;
+failed:
+	rc = fail(&r, &err);
+	run_free(&r);
+	return rc;
+usage:
+	fprintf(stderr, "airlock-harness: %s\n", err.msg);
+	run_free(&r);
+	return status;
+}
+
+/* Bring the run's sandbox back; says which way on stdout. */
+static int recover_sandbox(struct run *r, struct al_error *err)
+{
+	cJSON *sb = sandbox_state(r);
+	const char *id = al_runstate_str(sb, "sandbox_id");
+	const char *snap = al_runstate_str(sb, "snapshot_id");
+	const char *archive = al_runstate_str(sb, "workspace_archive");
+
+	/* Nothing taken yet: go back to where the run started. */
+	if (!snap && !archive) {
+		snap = r->task.start_snapshot;
+		archive = r->task.start_archive;
+	}
+	_cleanup_free_ char *found = NULL;
+	_cleanup_free_ char *abs = NULL;
+	struct al_error e = AL_ERROR_INIT;
+	bool running = false;
+	int rc;
+
+	rc = r->provider->ops->resume(
+	    r->provider, id, id ? NULL : al_runstate_str(r->state, "run_id"), &found, &running, &e);
+	if (rc < 0 && rc != -ENOENT) {
+		*err = e;
+		return rc;
+	}
+	if (rc == 0 && running) {
+		if (!id) {
+			al_runstate_set_str(sb, "sandbox_id", found);
+			if ((rc = save(r, err)) < 0)
+				return rc;
+		}
+		printf("resume: sandbox %s still running\n", found);
+		fflush(stdout);
+		return audit_sandbox_op(r, "resume", found, 0, &e, NULL, err);
+	}
+	if (rc == 0) {
+		/* There but stopped: it cannot run anything; make room for a new one. */
+		al_error_clear(&e);
+		rc = r->provider->ops->delete (r->provider, found, &e);
+		if (audit_sandbox_op(r, "delete", found, rc, &e, NULL, err) < 0)
+			return -EIO;
+	}
+	if (snap) {
+		al_error_clear(&e);
+		rc = create_sandbox(r, snap, &e);
+		if (rc == 0) {
+			printf("resume: restored sandbox from snapshot %s\n", snap);
+			fflush(stdout);
+			return 0;
+		}
+		log_warn("restoring snapshot %s failed (%s); recreating from the manifest", snap,
+		         e.msg);
+	}
+	if ((rc = create_sandbox(r, NULL, err)) < 0)
+		return rc;
+	if (archive) {
+		if (asprintf(&abs, "%s%s%s", archive[0] == '/' ? "" : r->dir,
+		             archive[0] == '/' ? "" : "/", archive) < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
+		al_error_clear(&e);
+		rc = r->provider->ops->hydrate_workspace(r->provider, sandbox_id(r), abs, &e);
+		if (audit_sandbox_op(r, "hydrate_workspace", sandbox_id(r), rc, &e, NULL, err) < 0)
+			return -EIO;
+		if (rc < 0) {
+			*err = e;
+			return al_error_prefix(err, "restore workspace archive %s", archive);
+		}
+		printf("resume: recreated sandbox from manifest and workspace archive %s\n", abs);
+	} else {
+		printf("resume: recreated sandbox from manifest (no workspace archive)\n");
+	}
+	fflush(stdout);
+	return 0;
+}
+
+int al_run_resume(const struct al_run_options *opts)
+{
+	struct run r = {0};
+	struct al_error err = AL_ERROR_INIT;
+	_cleanup_free_ char *task_path = NULL;
+	_cleanup_free_ char *text = NULL;
+	const char *status, *task_dir;
+	size_t len = 0;
+	cJSON *d;
+	int rc;
+
+	r.dir = realpath(opts->run_dir, NULL);
+	if (!r.dir) {
+		al_error_errno(&err, "run directory %s", opts->run_dir);
+		goto usage;
+	}
+	if (al_runstate_load(r.dir, &r.state, &err) < 0)
+		goto usage;
+	task_dir = al_runstate_str(r.state, "task_dir");
+	if (asprintf(&task_path, "%s/" TASK_COPY, r.dir) < 0 ||
+	    al_read_file(task_path, 16u << 20, &text, &len, &err) < 0)
+		goto usage;
+	if (al_task_parse(text, len, task_dir ? task_dir : r.dir, &r.task, &err) < 0) {
+		al_error_prefix(&err, "%s", task_path);
+		goto usage;
+	}
+	r.task_loaded = true;
+	if (al_credentials_load(opts->credentials, &r.creds, &err) < 0 || check_key(&r, &err) < 0)
+		goto usage;
+	status = al_runstate_str(r.state, "status");
+	if (status && !strcmp(status, "completed") &&
+	    !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r.state, "finish_pending"))) {
+		/* The run_end record may be all a crash cut off. */
+		if (al_audit_open(&r.audit, r.dir, &err) < 0)
+			goto failed;
+		r.audit_open = true;
+		d = cJSON_CreateObject();
+		cJSON_AddStringToObject(d, "run_id", al_runstate_str(r.state, "run_id"));
+		cJSON_AddStringToObject(d, "status", "completed");
+		cJSON_AddStringToObject(d, "action", "reported, not run again");
+		if (audit(&r, "resume", d, &err) < 0)
+			goto failed;
+		rc = al_audit_count(&r.audit, "run_end", "status", "completed", &err);
+		if (rc == 0) {
+			d = cJSON_CreateObject();
+			cJSON_AddStringToObject(d, "status", "completed");
+			cJSON_AddBoolToObject(d, "recovered", true);
+			rc = audit(&r, "run_end", d, &err);
+		}
+		if (rc < 0)
+			goto failed;
+		printf("resume: run %s already completed\n%s\n", al_runstate_str(r.state, "run_id"),
+		       al_runstate_str(r.state, "final_output")
+		           ? al_runstate_str(r.state, "final_output")
+		           : "");
+		run_free(&r);
+		return AL_EXIT_OK;
+	}
+	if (al_audit_open(&r.audit, r.dir, &err) < 0)
+		goto failed;
+	r.audit_open = true;
+	d = cJSON_CreateObject();
+	cJSON_AddStringToObject(d, "run_id", al_runstate_str(r.state, "run_id"));
+	cJSON_AddStringToObject(d, "status", status ? status : "");
+	cJSON_AddNumberToObject(d, "turn", (double)al_runstate_long(r.state, "turn"));
+	cJSON_AddNumberToObject(d, "model_calls", (double)al_runstate_long(r.state, "model_calls"));
+	cJSON_AddNumberToObject(
+	    d, "pending_calls",
+	    cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.state, "pending_calls")));
+	if (audit(&r, "resume", d, &err) < 0 || recover_audit(&r, &err) < 0 ||
+	    open_clients(&r, &err) < 0 || recover_sandbox(&r, &err) < 0)
+		goto failed;
+	if (status && !strcmp(status, "completed")) {
+		if (finish(&r, &err) < 0)
+			goto failed;
+		printf("%s\n", al_runstate_str(r.state, "final_output"));
+		run_free(&r);
+		return AL_EXIT_OK;
+	}
+	rc = drive(&r);
+	run_free(&r);
+	return rc;
+failed:
+	rc = fail(&r, &err);
+	run_free(&r);
+	return rc;
+usage:
+	fprintf(stderr, "airlock-harness: %s\n", err.msg);
+	run_free(&r);
+	return AL_EXIT_USAGE;
+}

@@ -1,0 +1,510 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "task.h"
+
+#include "cleanup.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_TASK_BYTES (16u << 20)
+#define DEFAULT_BASE_URL "https://api.openai.com/v1"
+
+bool al_task_key_is_credential(const char *key)
+{
+	static const char *const suffixes[] = {
+	    "apikey",    "token",      "authorization", "password",   "passwd",      "secret",
+	    "secretkey", "privatekey", "accesskey",     "credential", "credentials",
+	};
+	char norm[128];
+	size_t n = 0, len;
+
+	for (const char *p = key; *p && n < sizeof(norm) - 1; p++)
+		if (*p != '_' && *p != '-' && *p != '.' && *p != ' ')
+			norm[n++] = (char)tolower((unsigned char)*p);
+	norm[n] = '\0';
+	for (size_t i = 0; i < AL_ARRAY_SIZE(suffixes); i++) {
+		len = strlen(suffixes[i]);
+		if (n >= len && !strcmp(norm + n - len, suffixes[i]))
+			return true;
+	}
+	return false;
+}
+
+/* Refuse credential-like keys anywhere, except the file names of manifest.entries. */
+static int scan_credentials(const cJSON *o, const char *where, bool names_are_paths,
+                            struct al_error *err)
+{
+	const cJSON *c;
+	int r;
+
+	cJSON_ArrayForEach(c, o)
+	{
+		char sub[512];
+		if (cJSON_IsObject(o) && !names_are_paths && al_task_key_is_credential(c->string))
+			return al_error_set(
+			    err, EPERM,
+			    "task key %s%s%s looks like a credential; credentials come only "
+			    "from the harness's environment or its credentials file",
+			    where, *where ? "." : "", c->string);
+		if (cJSON_IsObject(o))
+			snprintf(sub, sizeof(sub), "%s%s%s", where, *where ? "." : "", c->string);
+		else
+			snprintf(sub, sizeof(sub), "%s[]", where);
+		r = scan_credentials(c, sub, !strcmp(sub, "manifest.entries"), err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int check_keys(const cJSON *o, const char *const *allowed, const char *where,
+                      struct al_error *err)
+{
+	const cJSON *c;
+
+	if (!cJSON_IsObject(o))
+		return al_error_set(err, EINVAL, "task: %s must be an object", where);
+	cJSON_ArrayForEach(c, o)
+	{
+		bool ok = false;
+		for (const char *const *a = allowed; *a && !ok; a++)
+			ok = !strcmp(*a, c->string);
+		if (!ok)
+			return al_error_set(err, EINVAL, "task: unknown key %s%s%s", where,
+			                    *where ? "." : "", c->string);
+	}
+	return 0;
+}
+
+static int opt_string(const cJSON *o, const char *key, const char *where, const char *def,
+                      char **out, struct al_error *err)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	if (v && !cJSON_IsString(v))
+		return al_error_set(err, EINVAL, "task: %s.%s must be a string", where, key);
+	if (!v && !def) {
+		*out = NULL;
+		return 0;
+	}
+	/* def may be *out itself (a default inherited from the main model). */
+	char *copy = strdup(v ? v->valuestring : def);
+	if (!copy)
+		return al_error_set(err, ENOMEM, "out of memory");
+	free(*out);
+	*out = copy;
+	return 0;
+}
+
+static int opt_int(const cJSON *o, const char *key, const char *where, long min, long max,
+                   long *out, struct al_error *err)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	if (!v)
+		return 0;
+	if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
+	    v->valuedouble < (double)min || v->valuedouble > (double)max)
+		return al_error_set(err, EINVAL, "task: %s.%s must be an integer from %ld to %ld",
+		                    where, key, min, max);
+	*out = (long)v->valuedouble;
+	return 0;
+}
+
+static int opt_bool(const cJSON *o, const char *key, const char *where, bool *out,
+                    struct al_error *err)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	if (!v)
+		return 0;
+	if (!cJSON_IsBool(v))
+		return al_error_set(err, EINVAL, "task: %s.%s must be true or false", where, key);
+	*out = cJSON_IsTrue(v);
+	return 0;
+}
+
+static void model_config_free(struct al_model_config *m)
+{
+	free(m->name);
+	free(m->base_url);
+	free(m->script);
+	memset(m, 0, sizeof(*m));
+}
+
+static int model_config_copy(struct al_model_config *dst, const struct al_model_config *src)
+{
+	*dst = *src;
+	dst->name = src->name ? strdup(src->name) : NULL;
+	dst->base_url = src->base_url ? strdup(src->base_url) : NULL;
+	dst->script = src->script ? strdup(src->script) : NULL;
+	if ((src->name && !dst->name) || (src->base_url && !dst->base_url) ||
+	    (src->script && !dst->script))
+		return -ENOMEM;
+	return 0;
+}
+
+/* Parse a model block over defaults (the main model's settings for the memory phases). */
+static int parse_model(const cJSON *o, const char *where, const char *base_dir,
+                       struct al_model_config *m, struct al_error *err)
+{
+	static const char *const keys[] = {
+	    "api",         "name",          "base_url",           "script", "timeout_ms",
+	    "max_retries", "retry_base_ms", "max_response_bytes", NULL};
+	_cleanup_free_ char *api = NULL;
+	_cleanup_free_ char *script = NULL;
+	long v;
+	int r;
+
+	r = check_keys(o, keys, where, err);
+	if (r < 0)
+		return r;
+	r = opt_string(o, "api", where, NULL, &api, err);
+	if (r < 0)
+		return r;
+	if (api) {
+		if (!strcmp(api, "responses"))
+			m->api = AL_API_RESPONSES;
+		else if (!strcmp(api, "chat"))
+			m->api = AL_API_CHAT;
+		else if (!strcmp(api, "replay"))
+			m->api = AL_API_REPLAY;
+		else
+			return al_error_set(
+			    err, EINVAL,
+			    "task: %s.api must be \"responses\", \"chat\" or \"replay\", "
+			    "not \"%s\"",
+			    where, api);
+	}
+	if ((r = opt_string(o, "name", where, m->name, &m->name, err)) < 0 ||
+	    (r = opt_string(o, "base_url", where, m->base_url ? m->base_url : DEFAULT_BASE_URL,
+	                    &m->base_url, err)) < 0 ||
+	    (r = opt_string(o, "script", where, NULL, &script, err)) < 0)
+		return r;
+	v = m->timeout_ms;
+	if ((r = opt_int(o, "timeout_ms", where, 1, 3600 * 1000L, &v, err)) < 0)
+		return r;
+	m->timeout_ms = v;
+	v = m->max_retries;
+	if ((r = opt_int(o, "max_retries", where, 0, 100, &v, err)) < 0)
+		return r;
+	m->max_retries = (int)v;
+	v = m->retry_base_ms;
+	if ((r = opt_int(o, "retry_base_ms", where, 1, 600 * 1000L, &v, err)) < 0)
+		return r;
+	m->retry_base_ms = v;
+	v = (long)m->max_response_bytes;
+	if ((r = opt_int(o, "max_response_bytes", where, 1024, 1L << 30, &v, err)) < 0)
+		return r;
+	m->max_response_bytes = (size_t)v;
+	if (script) {
+		free(m->script);
+		if (script[0] == '/')
+			m->script = strdup(script);
+		else if (asprintf(&m->script, "%s/%s", base_dir, script) < 0)
+			m->script = NULL;
+		if (!m->script)
+			return al_error_set(err, ENOMEM, "out of memory");
+	}
+	if (m->api == AL_API_REPLAY) {
+		if (!m->script)
+			return al_error_set(err, EINVAL,
+			                    "task: %s: the replay api needs \"script\"", where);
+		if (access(m->script, R_OK) < 0)
+			return al_error_errno(err, "task: %s.script %s", where, m->script);
+	} else if (!m->name || !*m->name) {
+		return al_error_set(err, EINVAL, "task: %s.name is required", where);
+	}
+	return 0;
+}
+
+static int parse_limits(const cJSON *o, struct al_task *t, struct al_error *err)
+{
+	static const char *const keys[] = {"memory", "pids", "cpus", NULL};
+	const cJSON *v;
+	long pids = 0;
+	int r;
+
+	r = check_keys(o, keys, "limits", err);
+	if (r < 0)
+		return r;
+	v = cJSON_GetObjectItemCaseSensitive(o, "memory");
+	if (cJSON_IsString(v)) {
+		r = al_parse_size(v->valuestring, &t->memory_bytes, err);
+		if (r < 0)
+			return al_error_prefix(err, "task: limits.memory");
+	} else if (cJSON_IsNumber(v) && v->valuedouble >= 1) {
+		t->memory_bytes = (uint64_t)v->valuedouble;
+	} else if (v) {
+		return al_error_set(err, EINVAL, "task: limits.memory must be a size (\"512M\")");
+	}
+	if ((r = opt_int(o, "pids", "limits", 1, 1L << 22, &pids, err)) < 0)
+		return r;
+	t->pids = pids;
+	v = cJSON_GetObjectItemCaseSensitive(o, "cpus");
+	if (v && (!cJSON_IsNumber(v) || v->valuedouble <= 0 || v->valuedouble > 4096))
+		return al_error_set(err, EINVAL, "task: limits.cpus must be a positive number");
+	t->cpus = v ? v->valuedouble : 0;
+	return 0;
+}
+
+static int parse_memory(const cJSON *o, const char *base_dir, struct al_task *t,
+                        struct al_error *err)
+{
+	static const char *const keys[] = {"enabled",
+	                                   "read",
+	                                   "generate",
+	                                   "summary_budget_chars",
+	                                   "memories_dir",
+	                                   "sessions_dir",
+	                                   "max_raw_memories",
+	                                   "extra_prompt",
+	                                   "phase1_model",
+	                                   "phase2_model",
+	                                   NULL};
+	struct al_memory_config *m = &t->memory;
+	bool enabled = false;
+	long v;
+	int r;
+
+	if ((r = model_config_copy(&m->phase1, &t->model)) < 0 ||
+	    (r = model_config_copy(&m->phase2, &t->model)) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	m->summary_budget_chars = 4000;
+	m->max_raw_memories = 256;
+	if ((r = opt_string(o, "memories_dir", "memory", "memories", &m->memories_dir, err)) < 0 ||
+	    (r = opt_string(o, "sessions_dir", "memory", "sessions", &m->sessions_dir, err)) < 0)
+		return r;
+	if (!o)
+		return 0;
+	if ((r = check_keys(o, keys, "memory", err)) < 0 ||
+	    (r = opt_bool(o, "enabled", "memory", &enabled, err)) < 0)
+		return r;
+	m->read = m->generate = enabled;
+	if ((r = opt_bool(o, "read", "memory", &m->read, err)) < 0 ||
+	    (r = opt_bool(o, "generate", "memory", &m->generate, err)) < 0 ||
+	    (r = opt_string(o, "extra_prompt", "memory", NULL, &m->extra_prompt, err)) < 0)
+		return r;
+	if (!enabled)
+		m->read = m->generate = false;
+	v = (long)m->summary_budget_chars;
+	if ((r = opt_int(o, "summary_budget_chars", "memory", 0, 1000000, &v, err)) < 0)
+		return r;
+	m->summary_budget_chars = (size_t)v;
+	v = m->max_raw_memories;
+	if ((r = opt_int(o, "max_raw_memories", "memory", 1, 4096, &v, err)) < 0)
+		return r;
+	m->max_raw_memories = (int)v;
+	if (m->memories_dir[0] == '/' || strstr(m->memories_dir, ".."))
+		return al_error_set(err, EINVAL, "task: memory.memories_dir must be relative");
+	if (m->sessions_dir[0] == '/' || strstr(m->sessions_dir, ".."))
+		return al_error_set(err, EINVAL, "task: memory.sessions_dir must be relative");
+	if (cJSON_GetObjectItemCaseSensitive(o, "phase1_model") &&
+	    (r = parse_model(cJSON_GetObjectItemCaseSensitive(o, "phase1_model"),
+	                     "memory.phase1_model", base_dir, &m->phase1, err)) < 0)
+		return r;
+	if (cJSON_GetObjectItemCaseSensitive(o, "phase2_model") &&
+	    (r = parse_model(cJSON_GetObjectItemCaseSensitive(o, "phase2_model"),
+	                     "memory.phase2_model", base_dir, &m->phase2, err)) < 0)
+		return r;
+	return 0;
+}
+
+static int parse_snapshot(const cJSON *o, struct al_task *t, struct al_error *err)
+{
+	static const char *const keys[] = {"every_turns", "processes", "workspace_archive", NULL};
+	long every = 0;
+	int r;
+
+	t->snapshot_processes = true;
+	t->workspace_archive = true;
+	if (!o)
+		return 0;
+	if ((r = check_keys(o, keys, "snapshot", err)) < 0 ||
+	    (r = opt_int(o, "every_turns", "snapshot", 0, 1000000, &every, err)) < 0 ||
+	    (r = opt_bool(o, "processes", "snapshot", &t->snapshot_processes, err)) < 0 ||
+	    (r = opt_bool(o, "workspace_archive", "snapshot", &t->workspace_archive, err)) < 0)
+		return r;
+	t->snapshot_every_turns = (int)every;
+	return 0;
+}
+
+/* Where the sandbox starts: a snapshot, or a workspace archive (an earlier run's). */
+static int parse_start(const cJSON *o, const char *base_dir, struct al_task *t,
+                       struct al_error *err)
+{
+	static const char *const keys[] = {"snapshot", "workspace_archive", NULL};
+	_cleanup_free_ char *archive = NULL;
+	int r;
+
+	if (!o)
+		return 0;
+	if ((r = check_keys(o, keys, "start", err)) < 0 ||
+	    (r = opt_string(o, "snapshot", "start", NULL, &t->start_snapshot, err)) < 0 ||
+	    (r = opt_string(o, "workspace_archive", "start", NULL, &archive, err)) < 0)
+		return r;
+	if (t->start_snapshot && archive)
+		return al_error_set(err, EINVAL,
+		                    "task: start takes a snapshot or a workspace_archive");
+	if (archive) {
+		if (archive[0] == '/')
+			t->start_archive = steal_pointer(&archive);
+		else if (asprintf(&t->start_archive, "%s/%s", base_dir, archive) < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
+		if (access(t->start_archive, R_OK) < 0)
+			return al_error_errno(err, "task: start.workspace_archive %s",
+			                      t->start_archive);
+	}
+	return 0;
+}
+
+static int parse_provider(const cJSON *o, struct al_task *t, struct al_error *err)
+{
+	static const char *const local_keys[] = {"type", "socket", "rootfs", "keep_sandbox", NULL};
+	int r;
+
+	if (o && !cJSON_IsObject(o))
+		return al_error_set(err, EINVAL, "task: provider must be an object");
+	if ((r = opt_string(o, "type", "provider", "local", &t->provider_type, err)) < 0)
+		return r;
+	if (strcmp(t->provider_type, "local"))
+		return al_error_set(err, EINVAL, "task: provider %s is not built in",
+		                    t->provider_type);
+	t->provider = (cJSON *)o;
+	if (!o)
+		return 0;
+	if ((r = check_keys(o, local_keys, "provider", err)) < 0 ||
+	    (r = opt_string(o, "rootfs", "provider", NULL, &t->rootfs, err)) < 0 ||
+	    (r = opt_bool(o, "keep_sandbox", "provider", &t->keep_sandbox, err)) < 0)
+		return r;
+	if (cJSON_GetObjectItemCaseSensitive(o, "socket") &&
+	    !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "socket")))
+		return al_error_set(err, EINVAL, "task: provider.socket must be a string");
+	return 0;
+}
+
+static int parse_task(const char *text, size_t len, const char *base_dir, struct al_task *t,
+                      struct al_error *err)
+{
+	static const char *const keys[] = {"instructions", "input",     "model",  "provider",
+	                                   "manifest",     "max_turns", "limits", "memory",
+	                                   "snapshot",     "env",       "start",  NULL};
+	const cJSON *v;
+	long turns = 20;
+	int r;
+
+	memset(t, 0, sizeof(*t));
+	t->json = cJSON_ParseWithLength(text, len);
+	if (!cJSON_IsObject(t->json))
+		return al_error_set(err, EINVAL, "task: not a JSON object");
+	/* Before anything else: a credential in a task file is refused outright. */
+	r = scan_credentials(t->json, "", false, err);
+	if (r < 0)
+		return r;
+	if ((r = check_keys(t->json, keys, "", err)) < 0 ||
+	    (r = opt_string(t->json, "instructions", "task", "", &t->instructions, err)) < 0 ||
+	    (r = opt_string(t->json, "input", "task", NULL, &t->input, err)) < 0)
+		return r;
+	if (!t->input)
+		return al_error_set(err, EINVAL, "task: \"input\" is required");
+	v = cJSON_GetObjectItemCaseSensitive(t->json, "model");
+	if (!v)
+		return al_error_set(err, EINVAL, "task: \"model\" is required");
+	t->model.timeout_ms = 120000;
+	t->model.max_retries = 5;
+	t->model.retry_base_ms = 500;
+	t->model.max_response_bytes = 32u << 20;
+	if ((r = parse_model(v, "model", base_dir, &t->model, err)) < 0)
+		return r;
+	if ((r = parse_provider(cJSON_GetObjectItemCaseSensitive(t->json, "provider"), t, err)) < 0)
+		return r;
+	v = cJSON_GetObjectItemCaseSensitive(t->json, "manifest");
+	if (v && !cJSON_IsObject(v))
+		return al_error_set(err, EINVAL, "task: manifest must be an object");
+	t->manifest = (cJSON *)v;
+	v = cJSON_GetObjectItemCaseSensitive(t->json, "env");
+	if (v) {
+		const cJSON *e;
+		if (!cJSON_IsObject(v))
+			return al_error_set(err, EINVAL, "task: env must be an object of strings");
+		cJSON_ArrayForEach(e, v) if (!cJSON_IsString(e)) return al_error_set(
+		    err, EINVAL, "task: env.%s must be a string", e->string);
+	}
+	t->env = (cJSON *)v;
+	if ((r = opt_int(t->json, "max_turns", "task", 1, 100000, &turns, err)) < 0)
+		return r;
+	t->max_turns = (int)turns;
+	v = cJSON_GetObjectItemCaseSensitive(t->json, "limits");
+	if (v && (r = parse_limits(v, t, err)) < 0)
+		return r;
+	if ((r = parse_memory(cJSON_GetObjectItemCaseSensitive(t->json, "memory"), base_dir, t,
+	                      err)) < 0)
+		return r;
+	if ((r = parse_start(cJSON_GetObjectItemCaseSensitive(t->json, "start"), base_dir, t,
+	                     err)) < 0)
+		return r;
+	return parse_snapshot(cJSON_GetObjectItemCaseSensitive(t->json, "snapshot"), t, err);
+}
+
+int al_task_parse(const char *text, size_t len, const char *base_dir, struct al_task *t,
+                  struct al_error *err)
+{
+	int r = parse_task(text, len, base_dir, t, err);
+
+	/* A task that is refused leaves nothing to free. */
+	if (r < 0)
+		al_task_free(t);
+	return r;
+}
+
+int al_task_load(const char *path, struct al_task *t, char **base_dir_out, struct al_error *err)
+{
+	_cleanup_free_ char *text = NULL;
+	_cleanup_free_ char *copy = NULL;
+	_cleanup_free_ char *dir = NULL;
+	size_t len = 0;
+	int r;
+
+	memset(t, 0, sizeof(*t));
+	r = al_read_file(path, MAX_TASK_BYTES, &text, &len, err);
+	if (r < 0)
+		return r;
+	copy = strdup(path);
+	if (!copy)
+		return al_error_set(err, ENOMEM, "out of memory");
+	dir = realpath(dirname(copy), NULL);
+	if (!dir)
+		return al_error_errno(err, "resolve the directory of %s", path);
+	r = al_task_parse(text, len, dir, t, err);
+	if (r < 0)
+		return al_error_prefix(err, "%s", path);
+	if (base_dir_out)
+		*base_dir_out = steal_pointer(&dir);
+	return 0;
+}
+
+void al_task_free(struct al_task *t)
+{
+	cJSON_Delete(t->json);
+	free(t->instructions);
+	free(t->input);
+	model_config_free(&t->model);
+	free(t->provider_type);
+	free(t->rootfs);
+	free(t->start_snapshot);
+	free(t->start_archive);
+	free(t->memory.memories_dir);
+	free(t->memory.sessions_dir);
+	free(t->memory.extra_prompt);
+	model_config_free(&t->memory.phase1);
+	model_config_free(&t->memory.phase2);
+	memset(t, 0, sizeof(*t));
+}

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * HTTP handlers for workspace archives and snapshots (docs/api.md), kept out
+ * of api.c.  Each fills a struct api_out that api.c turns into a response, or
+ * returns a negative errno with err set (mapped by api.c like any other error).
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "archives.h"
+#include "error.h"
+#include "sandbox.h"
+
+struct api_out {
+	unsigned status; /* 200, 201 */
+	cJSON *json;     /* the body, or NULL when fd is set */
+	int fd;          /* a file to send (owned; the response takes it), or -1 */
+	uint64_t fd_len;
+};
+
+#define API_OUT_INIT                                                                               \
+	{                                                                                          \
+		0, NULL, -1, 0                                                                     \
+	}
+
+/* GET /v1/sandboxes/{id}/workspace: the workspace as a tar. */
+int api_workspace_get(struct daemon_ctx *ctx, struct sandbox *sb, struct api_out *out,
+                      struct al_error *err);
+
+/* PUT /v1/sandboxes/{id}/workspace: body (spooled in spool_fd) hydrates it. */
+int api_workspace_put(struct daemon_ctx *ctx, struct sandbox *sb, int spool_fd,
+                      const struct archive_limits *limits, struct api_out *out,
+                      struct al_error *err);
+
+/* POST /v1/sandboxes/{id}/snapshots {"processes": bool} */
+int api_snapshot_create(struct daemon_ctx *ctx, struct sandbox *sb, const cJSON *req,
+                        struct api_out *out, struct al_error *err);
+
+/* GET /v1/snapshots, DELETE /v1/snapshots/{id} */
+int api_snapshots_list(struct daemon_ctx *ctx, struct api_out *out, struct al_error *err);
+int api_snapshot_delete(struct daemon_ctx *ctx, const char *id, struct api_out *out,
+                        struct al_error *err);
+
+/* A temp file (already unlinked) in the state directory for a request body. */
+int api_spool_open(struct daemon_ctx *ctx, struct al_error *err);

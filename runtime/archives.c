@@ -1,0 +1,936 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Workspace archives and writable-layer archives (see archives.h).
+ *
+ * Writing walks the tree with *at() calls relative to directory fds and never
+ * follows symlinks; libarchive only formats the tar.  Extracting uses
+ * libarchive's write-disk with its secure options and checks every header
+ * before libarchive sees it; it changes the working directory, so it always
+ * runs in a child process.  For a running sandbox that child first enters the
+ * sandbox's mount and user namespaces as the sandbox's root: every path then
+ * resolves inside the sandbox and every write is made with the sandbox's own
+ * (unprivileged on the host) ids, so a race with a process in the sandbox that
+ * swaps a directory for a symlink cannot reach the host.
+ */
+#include "archives.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <linux/openat2.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <cjson/cJSON.h>
+
+#include "cleanup.h"
+#include "util.h"
+
+/* Ids a sandbox's user namespace maps (0..65535 inside). */
+#define SANDBOX_ID_RANGE 65536u
+#define OVERFLOW_ID 65534u
+
+static inline void archive_read_freep(struct archive **a)
+{
+	if (*a)
+		archive_read_free(*a);
+}
+
+static inline void archive_write_freep(struct archive **a)
+{
+	if (*a)
+		archive_write_free(*a);
+}
+
+static inline void archive_entry_freep(struct archive_entry **e)
+{
+	if (*e)
+		archive_entry_free(*e);
+}
+
+#define _cleanup_archive_read_ _cleanup_(archive_read_freep)
+#define _cleanup_archive_write_ _cleanup_(archive_write_freep)
+#define _cleanup_archive_entry_ _cleanup_(archive_entry_freep)
+
+void archive_limits_default(struct archive_limits *l)
+{
+	l->max_input_bytes = ARCHIVE_DEFAULT_MAX_INPUT_BYTES;
+	l->max_extracted_bytes = ARCHIVE_DEFAULT_MAX_EXTRACTED_BYTES;
+	l->max_members = ARCHIVE_DEFAULT_MAX_MEMBERS;
+}
+
+/* ---- writing ------------------------------------------------------------------------------ */
+
+struct writer {
+	struct archive *a;
+	const struct archive_tree_opts *o;
+	dev_t root_dev;
+	struct al_error *err;
+};
+
+static bool excluded(const struct archive_tree_opts *o, const char *rel)
+{
+	for (char *const *x = o->exclude; x && *x; x++) {
+		size_t n = strlen(*x);
+		if (!strncmp(rel, *x, n) && (rel[n] == '\0' || rel[n] == '/'))
+			return true;
+	}
+	return false;
+}
+
+static int64_t stored_id(const struct archive_tree_opts *o, unsigned id)
+{
+	if (o->kind != ARCHIVE_LAYER)
+		return id;
+	if (id >= o->id_base && id - o->id_base < SANDBOX_ID_RANGE)
+		return id - o->id_base;
+	return OVERFLOW_ID;
+}
+
+static int write_header(struct writer *w, struct archive_entry *e, const char *rel)
+{
+	if (archive_write_header(w->a, e) < ARCHIVE_WARN)
+		return al_error_set(w->err, EIO, "tar header for %s: %s", rel,
+		                    archive_error_string(w->a));
+	return 0;
+}
+
+/* Overlay bookkeeping that names inodes of this machine's lower layer. */
+static bool xattr_is_local(const char *name)
+{
+	return !strcmp(name, "trusted.overlay.origin") || !strcmp(name, "trusted.overlay.impure") ||
+	       !strcmp(name, "trusted.overlay.uuid");
+}
+
+static int add_xattrs(struct writer *w, int fd, struct archive_entry *e, const char *rel)
+{
+	_cleanup_free_ char *names = NULL;
+	ssize_t len = flistxattr(fd, NULL, 0);
+
+	if (len <= 0)
+		return 0;
+	names = malloc((size_t)len);
+	if (!names)
+		return al_error_set(w->err, ENOMEM, "out of memory");
+	len = flistxattr(fd, names, (size_t)len);
+	for (ssize_t off = 0; len > 0 && off < len; off += (ssize_t)strlen(names + off) + 1) {
+		const char *name = names + off;
+		char value[65536];
+		ssize_t n;
+
+		if (xattr_is_local(name))
+			continue;
+		n = fgetxattr(fd, name, value, sizeof(value));
+		if (n < 0)
+			return al_error_errno(w->err, "getxattr %s of %s", name, rel);
+		archive_entry_xattr_add_entry(e, name, value, (size_t)n);
+	}
+	return 0;
+}
+
+static int write_file_data(struct writer *w, int fd, int64_t size, const char *rel)
+{
+	char buf[65536];
+	int64_t left = size;
+
+	while (left > 0) {
+		ssize_t n = read(
+		    fd, buf, (size_t)(left < (int64_t)sizeof(buf) ? left : (int64_t)sizeof(buf)));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return al_error_errno(w->err, "read %s", rel);
+		if (n == 0)
+			break; /* shrank while we read: libarchive pads the rest */
+		if (archive_write_data(w->a, buf, (size_t)n) < 0)
+			return al_error_set(w->err, EIO, "tar data of %s: %s", rel,
+			                    archive_error_string(w->a));
+		left -= n;
+	}
+	return 0;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Names in a directory, sorted: the same tree always gives the same tar. */
+static int list_dir(int fd, char ***out, size_t *n_out, struct al_error *err)
+{
+	_cleanup_closedir_ DIR *d = NULL;
+	_cleanup_strv_ char **names = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	/* A new open file description: a dup would share (and move) fd's offset. */
+	int dup_fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (dup_fd < 0)
+		return al_error_errno(err, "dup");
+	d = fdopendir(dup_fd);
+	if (!d) {
+		close(dup_fd);
+		return al_error_errno(err, "fdopendir");
+	}
+	while ((errno = 0, de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (n + 2 > cap) {
+			char **nn;
+			cap = cap ? cap * 2 : 32;
+			nn = realloc(names, cap * sizeof(char *));
+			if (!nn)
+				return al_error_set(err, ENOMEM, "out of memory");
+			names = nn;
+		}
+		names[n] = strdup(de->d_name);
+		if (!names[n])
+			return al_error_set(err, ENOMEM, "out of memory");
+		names[++n] = NULL;
+	}
+	if (errno)
+		return al_error_errno(err, "readdir");
+	if (n)
+		qsort(names, n, sizeof(char *), cmp_names);
+	*out = steal_pointer(&names);
+	*n_out = n;
+	return 0;
+}
+
+static int write_dir(struct writer *w, int dirfd, const char *prefix);
+
+static int write_one(struct writer *w, int dirfd, const char *name, const char *rel)
+{
+	_cleanup_archive_entry_ struct archive_entry *e = archive_entry_new();
+	_cleanup_close_ int fd = -1;
+	struct stat st, st2;
+	int r;
+
+	if (!e)
+		return al_error_set(w->err, ENOMEM, "out of memory");
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno == ENOENT)
+			return 0; /* removed while we walked */
+		return al_error_errno(w->err, "stat %s", rel);
+	}
+	if (st.st_dev != w->root_dev)
+		return 0; /* a mount point: not part of the tree */
+	archive_entry_copy_stat(e, &st);
+	archive_entry_set_uid(e, stored_id(w->o, st.st_uid));
+	archive_entry_set_gid(e, stored_id(w->o, st.st_gid));
+	archive_entry_set_nlink(e, 1); /* hard links are stored as separate files */
+
+	if (S_ISDIR(st.st_mode)) {
+		char path[PATH_MAX];
+		fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return errno == ENOENT ? 0 : al_error_errno(w->err, "open %s", rel);
+		snprintf(path, sizeof(path), "%s/", rel);
+		archive_entry_set_pathname(e, path);
+		archive_entry_set_size(e, 0);
+		if (w->o->kind == ARCHIVE_LAYER && (r = add_xattrs(w, fd, e, rel)) < 0)
+			return r;
+		r = write_header(w, e, rel);
+		if (r < 0)
+			return r;
+		return write_dir(w, fd, rel);
+	}
+	archive_entry_set_pathname(e, rel);
+	if (S_ISLNK(st.st_mode)) {
+		char target[PATH_MAX];
+		ssize_t n = readlinkat(dirfd, name, target, sizeof(target) - 1);
+		if (n < 0)
+			return errno == ENOENT ? 0 : al_error_errno(w->err, "readlink %s", rel);
+		target[n] = '\0';
+		archive_entry_set_symlink(e, target);
+		archive_entry_set_size(e, 0);
+		return write_header(w, e, rel);
+	}
+	if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0) && w->o->kind == ARCHIVE_LAYER) {
+		archive_entry_set_size(e, 0); /* an overlay whiteout */
+		return write_header(w, e, rel);
+	}
+	if (!S_ISREG(st.st_mode))
+		return 0; /* FIFOs, sockets, devices are not workspace content */
+
+	/* O_NONBLOCK|O_NOCTTY: if it was swapped for a FIFO or a tty since the
+	 * stat, opening it has no effect and the check below drops it. */
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : al_error_errno(w->err, "open %s", rel);
+	if (fstat(fd, &st2) < 0)
+		return al_error_errno(w->err, "stat %s", rel);
+	if (!S_ISREG(st2.st_mode) || st2.st_ino != st.st_ino)
+		return 0;
+	archive_entry_copy_stat(e, &st2);
+	archive_entry_set_uid(e, stored_id(w->o, st2.st_uid));
+	archive_entry_set_gid(e, stored_id(w->o, st2.st_gid));
+	archive_entry_set_nlink(e, 1);
+	if (w->o->kind == ARCHIVE_LAYER && (r = add_xattrs(w, fd, e, rel)) < 0)
+		return r;
+	r = write_header(w, e, rel);
+	if (r < 0)
+		return r;
+	return write_file_data(w, fd, st2.st_size, rel);
+}
+
+static int write_dir(struct writer *w, int dirfd, const char *prefix)
+{
+	_cleanup_strv_ char **names = NULL;
+	size_t n = 0;
+	int r;
+
+	r = list_dir(dirfd, &names, &n, w->err);
+	if (r < 0)
+		return al_error_prefix(w->err, "%s", prefix[0] ? prefix : ".");
+	for (size_t i = 0; i < n; i++) {
+		char rel[PATH_MAX];
+		if ((size_t)snprintf(rel, sizeof(rel), "%s%s%s", prefix, prefix[0] ? "/" : "",
+		                     names[i]) >= sizeof(rel))
+			return al_error_set(w->err, ENAMETOOLONG, "path too long below %s", prefix);
+		if (excluded(w->o, rel))
+			continue;
+		r = write_one(w, dirfd, names[i], rel);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int archive_write_tree(int dirfd, int out_fd, const struct archive_tree_opts *o, uint64_t *bytes,
+                       struct al_error *err)
+{
+	_cleanup_archive_write_ struct archive *a = archive_write_new();
+	struct writer w = {.a = a, .o = o, .err = err};
+	struct stat st;
+	int r;
+
+	if (!a)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (fstat(dirfd, &st) < 0)
+		return al_error_errno(err, "stat archive root");
+	w.root_dev = st.st_dev;
+	/* pax: long names, big files, xattrs, exact times; readable by any tar. */
+	if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
+	    archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
+	    archive_write_open_fd(a, out_fd) != ARCHIVE_OK)
+		return al_error_set(err, EIO, "tar writer: %s", archive_error_string(a));
+	r = write_dir(&w, dirfd, "");
+	if (r < 0)
+		return r;
+	if (archive_write_close(a) != ARCHIVE_OK)
+		return al_error_set(err, EIO, "tar writer: %s", archive_error_string(a));
+	if (bytes)
+		*bytes = (uint64_t)archive_filter_bytes(a, -1);
+	return 0;
+}
+
+/* ---- extracting --------------------------------------------------------------------------- */
+
+/*
+ * Normalize a member path in place: drop leading "./" and empty or "."
+ * components.  Refuses absolute paths and '..'.  An empty result is the root.
+ */
+static int normalize_member(const char *in, char *out, size_t len, struct al_error *err)
+{
+	_cleanup_free_ char *copy = strdup(in);
+	char *save = NULL;
+	size_t used = 0;
+
+	if (!copy)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (in[0] == '/')
+		return al_error_set(err, EINVAL, "member '%s': absolute path", in);
+	out[0] = '\0';
+	for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+		size_t cl = strlen(c);
+		if (!strcmp(c, "."))
+			continue;
+		if (!strcmp(c, ".."))
+			return al_error_set(err, EINVAL, "member '%s': '..' in path", in);
+		if (used + cl + 2 > len)
+			return al_error_set(err, ENAMETOOLONG, "member '%s': path too long", in);
+		if (used)
+			out[used++] = '/';
+		memcpy(out + used, c, cl + 1);
+		used += cl;
+	}
+	return 0;
+}
+
+/* Does the symlink at member path `link` with target `target` stay inside the root? */
+static bool symlink_stays_inside(const char *link, const char *target)
+{
+	long depth = 0;
+	const char *p;
+
+	if (target[0] == '/' || target[0] == '\0')
+		return false;
+	/* The link's directory: one level per '/' in its normalized path. */
+	for (p = link; *p; p++)
+		if (*p == '/')
+			depth++;
+	for (p = target; *p;) {
+		const char *end = strchrnul(p, '/');
+		size_t n = (size_t)(end - p);
+		if (n == 2 && !strncmp(p, "..", 2)) {
+			if (--depth < 0)
+				return false;
+		} else if (n > 0 && !(n == 1 && p[0] == '.')) {
+			depth++;
+		}
+		p = *end ? end + 1 : end;
+	}
+	return true;
+}
+
+struct extractor {
+	struct archive *in;
+	struct archive *out;
+	int dirfd;
+	const struct archive_tree_opts *o;
+	const struct archive_limits *limits;
+	uint64_t members;
+	uint64_t extracted;
+	bool dry; /* the first pass: headers only, nothing is written */
+	struct al_error *err;
+};
+
+static int check_input(struct extractor *x)
+{
+	uint64_t read_bytes = (uint64_t)archive_filter_bytes(x->in, -1);
+
+	if (x->limits->max_input_bytes && read_bytes > x->limits->max_input_bytes)
+		return al_error_set(x->err, EFBIG, "archive input exceeds the limit of %llu bytes",
+		                    (unsigned long long)x->limits->max_input_bytes);
+	return 0;
+}
+
+static int add_extracted(struct extractor *x, uint64_t n, const char *name)
+{
+	x->extracted += n;
+	if (x->limits->max_extracted_bytes && x->extracted > x->limits->max_extracted_bytes)
+		return al_error_set(x->err, EFBIG,
+		                    "member '%s': extracted size exceeds the limit of %llu bytes",
+		                    name, (unsigned long long)x->limits->max_extracted_bytes);
+	return 0;
+}
+
+/* Check one header and rewrite it for extraction; 1 means skip the member. */
+static int vet_entry(struct extractor *x, struct archive_entry *e, char *path, size_t len)
+{
+	const char *orig = archive_entry_pathname(e);
+	const char *hardlink = archive_entry_hardlink(e);
+	bool workspace = x->o->kind == ARCHIVE_WORKSPACE;
+	mode_t type = archive_entry_filetype(e);
+	mode_t mode = archive_entry_mode(e);
+	int64_t uid = archive_entry_uid(e), gid = archive_entry_gid(e);
+	int r;
+
+	if (!orig)
+		return al_error_set(x->err, EINVAL, "member without a path");
+	if (++x->members > x->limits->max_members && x->limits->max_members)
+		return al_error_set(x->err, EFBIG,
+		                    "archive has more than the limit of %llu members",
+		                    (unsigned long long)x->limits->max_members);
+	r = normalize_member(orig, path, len, x->err);
+	if (r < 0)
+		return r;
+	if (!path[0])
+		return 1; /* the root itself: it already exists */
+	archive_entry_copy_pathname(e, path);
+
+	if (hardlink) {
+		char target[PATH_MAX];
+		struct open_how how = {.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+		                       .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+		                                  RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV};
+		_cleanup_close_ int fd = -1;
+		struct stat st;
+
+		r = normalize_member(hardlink, target, sizeof(target), x->err);
+		if (r < 0)
+			return al_error_prefix(x->err, "hardlink %s", path);
+		if (!target[0])
+			return al_error_set(x->err, EINVAL, "member '%s': hardlink to the root",
+			                    orig);
+		if (x->dry)
+			return 0;
+		/* Only to a regular file this archive already put below the root. */
+		fd = (int)syscall(SYS_openat2, x->dirfd, target, &how, sizeof(how));
+		if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+			return al_error_set(x->err, EINVAL,
+			                    "member '%s': hardlink to '%s', which is not a file "
+			                    "extracted from this archive",
+			                    orig, hardlink);
+		if (workspace && (st.st_mode & (S_ISUID | S_ISGID)))
+			return al_error_set(x->err, EINVAL, "member '%s': setuid/setgid", orig);
+		archive_entry_copy_hardlink(e, target);
+	} else if (type == AE_IFLNK) {
+		const char *target = archive_entry_symlink(e);
+		if (!target || !symlink_stays_inside(path, target))
+			return al_error_set(x->err, EINVAL,
+			                    "member '%s': symlink to '%s' leaves the root", orig,
+			                    target ? target : "");
+	} else if (type == AE_IFCHR && !workspace && archive_entry_rdev(e) == 0) {
+		/* an overlay whiteout in a layer */
+	} else if (type != AE_IFREG && type != AE_IFDIR) {
+		return al_error_set(x->err, EINVAL, "member '%s': %s are not allowed", orig,
+		                    type == AE_IFCHR || type == AE_IFBLK ? "device nodes"
+		                    : type == AE_IFIFO                   ? "FIFOs"
+		                    : type == AE_IFSOCK                  ? "sockets"
+		                                                         : "special files");
+	}
+	if (workspace && (mode & (S_ISUID | S_ISGID)))
+		return al_error_set(x->err, EINVAL,
+		                    "member '%s': setuid/setgid bits are not allowed", orig);
+	if (workspace && archive_entry_sparse_count(e) > 0)
+		return al_error_set(x->err, EINVAL,
+		                    "member '%s': sparse files are not part of the portable format",
+		                    orig);
+	if (type == AE_IFREG && !hardlink) {
+		r = add_extracted(x, (uint64_t)archive_entry_size(e), orig);
+		if (r < 0)
+			return r;
+	}
+
+	/* Owners: the sandbox's ids (0..65535 inside); anything else becomes root. */
+	if (uid < 0 || uid >= SANDBOX_ID_RANGE)
+		uid = 0;
+	if (gid < 0 || gid >= SANDBOX_ID_RANGE)
+		gid = 0;
+	if (!workspace) {
+		uid += x->o->id_base;
+		gid += x->o->id_base;
+	}
+	archive_entry_set_uid(e, uid);
+	archive_entry_set_gid(e, gid);
+	archive_entry_set_uname(e, NULL);
+	archive_entry_set_gname(e, NULL);
+	if (workspace)
+		archive_entry_xattr_clear(e);
+	return 0;
+}
+
+static int copy_data(struct extractor *x, const char *name)
+{
+	for (;;) {
+		const void *buf;
+		size_t size;
+		la_int64_t off;
+		int r = archive_read_data_block(x->in, &buf, &size, &off);
+
+		if (r == ARCHIVE_EOF)
+			return 0;
+		if (r < ARCHIVE_WARN)
+			return al_error_set(x->err, EINVAL, "member '%s': %s", name,
+			                    archive_error_string(x->in));
+		if (check_input(x) < 0)
+			return -x->err->code;
+		if (archive_write_data_block(x->out, buf, size, off) < ARCHIVE_WARN)
+			return al_error_set(x->err, EIO, "member '%s': %s", name,
+			                    archive_error_string(x->out));
+	}
+}
+
+static int extract_pass(int in_fd, int dirfd, const struct archive_tree_opts *o,
+                        const struct archive_limits *limits, bool dry, struct al_error *err)
+{
+	_cleanup_archive_read_ struct archive *in = archive_read_new();
+	_cleanup_archive_write_ struct archive *out = archive_write_disk_new();
+	struct archive_limits none = {0};
+	struct extractor x = {.in = in, .out = out, .dirfd = dirfd, .o = o, .dry = dry, .err = err};
+	int flags = ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+	            ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS | ARCHIVE_EXTRACT_PERM |
+	            ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_OWNER;
+	int r;
+
+	x.limits = limits ? limits : &none;
+	if (!in || !out)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (o->kind == ARCHIVE_LAYER)
+		flags |= ARCHIVE_EXTRACT_XATTR;
+	if (!dry && fchdir(dirfd) < 0)
+		return al_error_errno(err, "chdir to the extraction directory");
+	archive_read_support_format_tar(in);
+	archive_read_support_filter_gzip(in);
+	if (archive_read_open_fd(in, in_fd, 65536) != ARCHIVE_OK)
+		return al_error_set(err, EINVAL, "not a tar archive: %s", archive_error_string(in));
+	if (archive_write_disk_set_options(out, flags) != ARCHIVE_OK)
+		return al_error_set(err, EIO, "%s", archive_error_string(out));
+
+	for (;;) {
+		struct archive_entry *e;
+		char path[PATH_MAX];
+
+		r = archive_read_next_header(in, &e);
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r < ARCHIVE_WARN)
+			return al_error_set(err, EINVAL, "not a valid tar archive: %s",
+			                    archive_error_string(in));
+		r = check_input(&x);
+		if (r < 0)
+			return r;
+		r = vet_entry(&x, e, path, sizeof(path));
+		if (r < 0)
+			return r;
+		if (r > 0)
+			continue;
+		if (dry) {
+			/* Reading on checks the input limit over the data too. */
+			if (archive_read_data_skip(in) < ARCHIVE_WARN)
+				return al_error_set(err, EINVAL, "member '%s': %s", path,
+				                    archive_error_string(in));
+			continue;
+		}
+		if (archive_write_header(out, e) < ARCHIVE_WARN)
+			return al_error_set(err, EINVAL, "member '%s': %s", path,
+			                    archive_error_string(out));
+		if (archive_entry_size(e) > 0) {
+			r = copy_data(&x, path);
+			if (r < 0)
+				return r;
+		}
+		if (archive_write_finish_entry(out) < ARCHIVE_WARN)
+			return al_error_set(err, EIO, "member '%s': %s", path,
+			                    archive_error_string(out));
+	}
+	if (dry)
+		return check_input(&x);
+	/* Directory modes and times are fixed up here, deepest first. */
+	if (archive_write_close(out) != ARCHIVE_OK)
+		return al_error_set(err, EIO, "finishing extraction: %s",
+		                    archive_error_string(out));
+	return check_input(&x);
+}
+
+int archive_extract(int in_fd, int dirfd, const struct archive_tree_opts *o,
+                    const struct archive_limits *limits, struct al_error *err)
+{
+	off_t start = lseek(in_fd, 0, SEEK_CUR);
+	int r;
+
+	/* A hostile archive is refused from its headers alone when the input can
+	 * be read twice: nothing is written for it, however many members it has. */
+	if (o->kind == ARCHIVE_WORKSPACE && start >= 0) {
+		r = extract_pass(in_fd, dirfd, o, limits, true, err);
+		if (r < 0)
+			return r;
+		if (lseek(in_fd, start, SEEK_SET) != start)
+			return al_error_errno(err, "rewind archive");
+	}
+	return extract_pass(in_fd, dirfd, o, limits, false, err);
+}
+
+/* ---- child processes ---------------------------------------------------------------------- */
+
+typedef int (*child_fn)(void *arg, struct al_error *err);
+
+/*
+ * Run fn in a forked child and hand its error back.  airlockd is
+ * multi-threaded: the child is single-threaded, which setns(CLONE_NEWUSER)
+ * needs, and its chdir/setns do not touch the daemon's other threads.
+ */
+static int run_child(child_fn fn, void *arg, struct al_error *err)
+{
+	_cleanup_close_ int rfd = -1;
+	struct al_buf msg = {0};
+	int p[2], status;
+	pid_t pid;
+	int r;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return al_error_errno(err, "pipe");
+	pid = fork();
+	if (pid < 0) {
+		r = al_error_errno(err, "fork");
+		close(p[0]);
+		close(p[1]);
+		return r;
+	}
+	if (pid == 0) {
+		struct al_error cerr = AL_ERROR_INIT;
+		close(p[0]);
+		signal(SIGPIPE, SIG_IGN);
+		/* Nothing in a sandbox may ptrace us or read our memory. */
+		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		r = fn(arg, &cerr);
+		if (r < 0) {
+			char code = (char)(cerr.code ? cerr.code : EIO);
+			if (al_write_all(p[1], &code, 1) == 0)
+				al_write_all(p[1], cerr.msg, strlen(cerr.msg));
+			_exit(1);
+		}
+		_exit(0);
+	}
+	close(p[1]);
+	rfd = p[0];
+	for (;;) {
+		char chunk[1024];
+		ssize_t n = read(rfd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		al_buf_append(&msg, chunk, (size_t)n);
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		r = 0;
+	} else if (msg.len >= 1) {
+		al_buf_append(&msg, "", 1);
+		r = al_error_set(err, (unsigned char)msg.data[0], "%s", msg.data + 1);
+	} else {
+		r = al_error_set(err, EIO, "archive helper died (status %d)", status);
+	}
+	al_buf_free(&msg);
+	return r;
+}
+
+/* In the child: become the sandbox's root, in its mount namespace. */
+static int enter_sandbox(pid_t ns_pid, struct al_error *err)
+{
+	_cleanup_close_ int mnt = -1, user = -1;
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)ns_pid);
+	mnt = open(path, O_RDONLY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)ns_pid);
+	user = open(path, O_RDONLY | O_CLOEXEC);
+	if (mnt < 0 || user < 0)
+		return al_error_errno(err, "open namespaces of pid %d", (int)ns_pid);
+	/* Mount namespace first: joining the user namespace drops our rights
+	 * over namespaces the host owns. */
+	if (setns(mnt, CLONE_NEWNS) < 0)
+		return al_error_errno(err, "setns mount namespace of pid %d", (int)ns_pid);
+	if (setns(user, CLONE_NEWUSER) < 0)
+		return al_error_errno(err, "setns user namespace of pid %d", (int)ns_pid);
+	if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+		return al_error_errno(err, "become the sandbox's root");
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	if (chdir("/") < 0)
+		return al_error_errno(err, "chdir /");
+	umask(022);
+	return 0;
+}
+
+struct ws_job {
+	pid_t ns_pid;
+	const char *workspace;
+	char *const *exclude;
+	int fd;
+	const struct archive_limits *limits;
+};
+
+static int persist_child(void *arg, struct al_error *err)
+{
+	struct ws_job *j = arg;
+	struct archive_tree_opts o = {.kind = ARCHIVE_WORKSPACE, .exclude = j->exclude};
+	_cleanup_close_ int ws = -1;
+	int r;
+
+	r = enter_sandbox(j->ns_pid, err);
+	if (r < 0)
+		return r;
+	ws = open(j->workspace, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (ws < 0)
+		return al_error_errno(err, "open workspace %s", j->workspace);
+	return archive_write_tree(ws, j->fd, &o, NULL, err);
+}
+
+int archive_persist_workspace(pid_t ns_pid, const char *workspace, char *const *exclude, int out_fd,
+                              uint64_t *bytes, struct al_error *err)
+{
+	struct ws_job j = {
+	    .ns_pid = ns_pid, .workspace = workspace, .exclude = exclude, .fd = out_fd};
+	off_t start = lseek(out_fd, 0, SEEK_CUR);
+	int r;
+
+	r = run_child(persist_child, &j, err);
+	if (r < 0)
+		return al_error_prefix(err, "persist workspace %s", workspace);
+	if (bytes) {
+		off_t end = lseek(out_fd, 0, SEEK_CUR);
+		*bytes = start >= 0 && end >= start ? (uint64_t)(end - start) : 0;
+	}
+	return 0;
+}
+
+/* Replace the contents of ws with the entries of staging (same filesystem). */
+static int commit_staging(int ws, int staging, struct al_error *err)
+{
+	_cleanup_strv_ char **old = NULL, **fresh = NULL;
+	struct stat wst, st;
+	size_t n_old = 0, n_fresh = 0;
+	int r;
+
+	if (fstat(ws, &wst) < 0)
+		return al_error_errno(err, "stat workspace");
+	r = list_dir(ws, &old, &n_old, err);
+	if (r == 0)
+		r = list_dir(staging, &fresh, &n_fresh, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n_old; i++) {
+		/* A mount below the workspace is not ours to replace. */
+		if (fstatat(ws, old[i], &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev != wst.st_dev)
+			continue;
+		r = al_rm_rf_at(ws, old[i], err);
+		if (r < 0)
+			return al_error_prefix(err, "clear workspace");
+	}
+	for (size_t i = 0; i < n_fresh; i++)
+		if (renameat(staging, fresh[i], ws, fresh[i]) < 0)
+			return al_error_errno(err, "move %s into the workspace", fresh[i]);
+	return 0;
+}
+
+static int hydrate_child(void *arg, struct al_error *err)
+{
+	struct ws_job *j = arg;
+	struct archive_tree_opts o = {.kind = ARCHIVE_WORKSPACE};
+	_cleanup_free_ char *parent = NULL;
+	_cleanup_close_ int ws = -1, pfd = -1, sfd = -1;
+	char name[64];
+	char *slash;
+	int r;
+
+	r = enter_sandbox(j->ns_pid, err);
+	if (r < 0)
+		return r;
+	ws = open(j->workspace, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (ws < 0)
+		return al_error_errno(err, "open workspace %s", j->workspace);
+	parent = strdup(j->workspace);
+	if (!parent)
+		return al_error_set(err, ENOMEM, "out of memory");
+	slash = strrchr(parent, '/');
+	if (slash == parent)
+		slash[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (pfd < 0)
+		return al_error_errno(err, "open %s", parent);
+	/* The staging directory sits next to the workspace: the same overlay, so
+	 * the commit is renames, and a refusal is one rm -rf away from nothing. */
+	snprintf(name, sizeof(name), ".airlock-hydrate-%d", (int)getpid());
+	if (mkdirat(pfd, name, 0700) < 0)
+		return al_error_errno(err, "mkdir %s/%s", parent, name);
+	sfd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sfd < 0)
+		r = al_error_errno(err, "open %s/%s", parent, name);
+	else
+		r = archive_extract(j->fd, sfd, &o, j->limits, err);
+	if (r == 0)
+		r = commit_staging(ws, sfd, err);
+	if (fchdir(pfd) == 0) {
+		struct al_error cerr = AL_ERROR_INIT;
+		al_rm_rf_at(pfd, name, &cerr);
+	}
+	return r;
+}
+
+int archive_hydrate_workspace(pid_t ns_pid, const char *workspace, int in_fd,
+                              const struct archive_limits *limits, struct al_error *err)
+{
+	struct ws_job j = {.ns_pid = ns_pid, .workspace = workspace, .fd = in_fd, .limits = limits};
+	struct stat st;
+	int r;
+
+	if (limits && limits->max_input_bytes && fstat(in_fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    (uint64_t)st.st_size > limits->max_input_bytes)
+		return al_error_set(err, EFBIG, "archive of %lld bytes exceeds the limit of %llu",
+		                    (long long)st.st_size,
+		                    (unsigned long long)limits->max_input_bytes);
+	r = run_child(hydrate_child, &j, err);
+	if (r < 0)
+		return al_error_prefix(err, "hydrate workspace %s", workspace);
+	return 0;
+}
+
+/* ---- writable layers ---------------------------------------------------------------------- */
+
+struct layer_job {
+	const char *path;
+	int fd;
+	uid_t id_base;
+};
+
+static int extract_layer_child(void *arg, struct al_error *err)
+{
+	struct layer_job *j = arg;
+	struct archive_tree_opts o = {.kind = ARCHIVE_LAYER, .id_base = j->id_base};
+	_cleanup_close_ int dfd = open(j->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (dfd < 0)
+		return al_error_errno(err, "open %s", j->path);
+	umask(0);
+	return archive_extract(j->fd, dfd, &o, NULL, err);
+}
+
+int archive_extract_layer(const char *path, int in_fd, uid_t id_base, struct al_error *err)
+{
+	struct layer_job j = {.path = path, .fd = in_fd, .id_base = id_base};
+	int r = run_child(extract_layer_child, &j, err);
+
+	return r < 0 ? al_error_prefix(err, "restore writable layer into %s", path) : 0;
+}
+
+int archive_write_layer(const char *path, int out_fd, uid_t id_base, char *const *exclude,
+                        uint64_t *bytes, struct al_error *err)
+{
+	struct archive_tree_opts o = {
+	    .kind = ARCHIVE_LAYER, .id_base = id_base, .exclude = exclude};
+	_cleanup_close_ int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int r;
+
+	/* Read-only and fd-relative all the way down: safe in the daemon itself. */
+	if (dfd < 0)
+		return al_error_errno(err, "open %s", path);
+	r = archive_write_tree(dfd, out_fd, &o, bytes, err);
+	return r < 0 ? al_error_prefix(err, "writable layer %s", path) : 0;
+}
+
+/* ---- manifests ---------------------------------------------------------------------------- */
+
+char **archive_manifest_ephemeral_paths(const char *manifest_json)
+{
+	_cleanup_cjson_ cJSON *m = manifest_json ? cJSON_Parse(manifest_json) : NULL;
+	const cJSON *entries = cJSON_GetObjectItemCaseSensitive(m, "entries"), *it;
+	size_t n = 0, i = 0;
+	char **v;
+
+	cJSON_ArrayForEach(it, entries) n++;
+	v = calloc(n + 1, sizeof(char *));
+	if (!v)
+		return NULL;
+	cJSON_ArrayForEach(it, entries)
+	{
+		if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "ephemeral")) || !it->string)
+			continue;
+		char norm[PATH_MAX];
+		struct al_error e = AL_ERROR_INIT;
+		if (normalize_member(it->string, norm, sizeof(norm), &e) == 0 && norm[0])
+			v[i++] = strdup(norm);
+	}
+	return v;
+}

@@ -1,0 +1,626 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Per-sandbox event log: seccomp denials and resource limit hits.
+ *
+ * Denials come from the kernel's audit records.  airlock-init installs the
+ * profile with SECCOMP_FILTER_FLAG_LOG, so every syscall the filter denies
+ * produces an AUDIT_SECCOMP record; we read them as a read-only multicast
+ * listener of the audit netlink socket (AUDIT_NLGRP_READLOG), which works
+ * beside auditd or without it and never changes the host's audit setup.
+ * Why not seccomp user notification: the decision stays in the kernel (the
+ * profile's own errno, no daemon round trip, nothing blocks while airlockd
+ * is down or restarting), and the filter is plain BPF plus a flag, which
+ * CRIU checkpoints and restores, where a notification listener can be
+ * neither dumped nor reattached.
+ *
+ * A record names the host uid of the process; live sandboxes have disjoint
+ * uid ranges, so the uid says which sandbox it was, even after the process
+ * is gone.  The pid inside the sandbox is looked up at once (NSpid), and
+ * stays 0 when the process has already exited.
+ *
+ * Bounds: each sandbox keeps at most RING_SIZE entries; repeats of the same
+ * syscall by the same process within MERGE_WINDOW_MS only raise a count;
+ * new entries are rate-limited by a token bucket, and what does not fit is
+ * counted as suppressed.  The reader handles at most READER_BUDGET records a
+ * second; beyond that the kernel's socket buffer overflows and the loss is
+ * counted ("lost").  The work of producing records is done by the kernel in
+ * the denied process, and so is charged to the sandbox's own CPU limit.
+ *
+ * Limit hits are the cgroup counters (memory.events / memory.oom_control
+ * oom_kill, pids.events max), read every CGROUP_POLL_MS and on every query.
+ */
+#include "events.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <linux/audit.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <auparse.h>
+#include <seccomp.h>
+#include <netlink/msg.h>
+#include <netlink/netlink.h>
+#include <netlink/socket.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "util.h"
+
+#define RING_SIZE 256
+#define MAX_TOTALS 64
+#define MERGE_WINDOW_MS 1000
+#define TOKENS_PER_SEC 50.0
+#define TOKEN_BURST 100.0
+#define READER_BUDGET 20000 /* records per second */
+#define CGROUP_POLL_MS 2000
+#define SOCKET_BUFFER (1 << 20)
+
+struct event {
+	uint64_t seq;
+	const char *type; /* "seccomp", "oom_kill", "pids_max" */
+	char syscall[32];
+	char arch[16];
+	char action[16];
+	char comm[32];
+	pid_t pid;                  /* inside the sandbox; 0 when unknown */
+	pid_t host_pid;             /* 0 for limit events */
+	uint64_t first_ms, last_ms; /* wall clock */
+	uint64_t count;
+};
+
+struct sandbox_events {
+	char id[16];
+	struct event ring[RING_SIZE];
+	size_t head, n; /* ring[head] is the oldest entry */
+	uint64_t next_seq;
+	double tokens;
+	uint64_t refill_ms;
+	uint64_t suppressed;
+	struct {
+		char syscall[32];
+		uint64_t count;
+	} totals[MAX_TOTALS];
+	size_t n_totals;
+	bool cgroup_known;
+	uint64_t oom_kill, pids_max;
+};
+
+static struct {
+	pthread_mutex_t lock; /* guards everything below */
+	struct sandbox_events **logs;
+	size_t n_logs;
+	struct daemon_ctx *ctx;
+	bool started;
+	bool collecting;
+	char error[256];
+	uint64_t lost;
+} events = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- the log of one sandbox (events.lock held) ------------------------------------------ */
+
+static struct sandbox_events *log_get_locked(const char *id, bool create)
+{
+	struct sandbox_events *l, **n;
+
+	for (size_t i = 0; i < events.n_logs; i++)
+		if (!strcmp(events.logs[i]->id, id))
+			return events.logs[i];
+	if (!create)
+		return NULL;
+	l = calloc(1, sizeof(*l));
+	n = l ? realloc(events.logs, (events.n_logs + 1) * sizeof(*n)) : NULL;
+	if (!n) {
+		free(l);
+		return NULL;
+	}
+	snprintf(l->id, sizeof(l->id), "%s", id);
+	l->tokens = TOKEN_BURST;
+	l->refill_ms = al_now_ms();
+	events.logs = n;
+	events.logs[events.n_logs++] = l;
+	return l;
+}
+
+static void add_total_locked(struct sandbox_events *l, const char *syscall, uint64_t count)
+{
+	size_t i;
+
+	for (i = 0; i < l->n_totals; i++)
+		if (!strcmp(l->totals[i].syscall, syscall))
+			break;
+	if (i == l->n_totals) {
+		/* A profile denies a few hundred syscalls; past MAX_TOTALS they share a slot. */
+		if (l->n_totals == MAX_TOTALS)
+			i = MAX_TOTALS - 1;
+		else
+			snprintf(l->totals[l->n_totals++].syscall, sizeof(l->totals[0].syscall),
+			         "%s", syscall);
+	}
+	if (i == MAX_TOTALS - 1 && strcmp(l->totals[i].syscall, syscall))
+		snprintf(l->totals[i].syscall, sizeof(l->totals[0].syscall), "other");
+	l->totals[i].count += count;
+}
+
+static struct event *newest_locked(struct sandbox_events *l)
+{
+	return l->n ? &l->ring[(l->head + l->n - 1) % RING_SIZE] : NULL;
+}
+
+static void append_locked(struct sandbox_events *l, const struct event *ev)
+{
+	struct event *slot;
+
+	if (l->n == RING_SIZE) { /* forget the oldest */
+		l->head = (l->head + 1) % RING_SIZE;
+		l->n--;
+	}
+	slot = &l->ring[(l->head + l->n) % RING_SIZE];
+	*slot = *ev;
+	slot->seq = ++l->next_seq;
+	l->n++;
+}
+
+static void record_denial_locked(struct sandbox_events *l, const struct event *ev)
+{
+	struct event *last = newest_locked(l);
+	uint64_t now = al_now_ms();
+
+	add_total_locked(l, ev->syscall, 1);
+	if (last && last->type == ev->type && last->host_pid == ev->host_pid &&
+	    !strcmp(last->syscall, ev->syscall) && ev->first_ms >= last->last_ms &&
+	    ev->first_ms - last->last_ms <= MERGE_WINDOW_MS) {
+		last->count++;
+		last->last_ms = ev->first_ms;
+		return;
+	}
+	l->tokens += (double)(now - l->refill_ms) * TOKENS_PER_SEC / 1000.0;
+	if (l->tokens > TOKEN_BURST)
+		l->tokens = TOKEN_BURST;
+	l->refill_ms = now;
+	if (l->tokens < 1.0) {
+		l->suppressed++;
+		return;
+	}
+	l->tokens -= 1.0;
+	append_locked(l, ev);
+}
+
+/* ---- audit records ------------------------------------------------------------------------ */
+
+/* The sandbox whose uid range holds uid; id_out is left empty when none does. */
+static void sandbox_of_uid(uid_t uid, char id_out[16])
+{
+	struct daemon_ctx *ctx = events.ctx;
+
+	id_out[0] = '\0';
+	pthread_mutex_lock(&ctx->lock);
+	for (size_t i = 0; i < ctx->n_sandboxes; i++) {
+		const struct sandbox *sb = ctx->sandboxes[i];
+		if (uid >= sb->uid_base && uid - sb->uid_base < AIRLOCK_UID_RANGE) {
+			snprintf(id_out, 16, "%s", sb->id);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ctx->lock);
+}
+
+/* The pid of host_pid in its own (innermost) pid namespace, or 0. */
+static pid_t inner_pid(pid_t host_pid)
+{
+	_cleanup_free_ char *status = NULL;
+	char path[64], *line, *last = NULL, *save = NULL;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)host_pid);
+	if (al_read_file(path, 1 << 16, &status, NULL, NULL) < 0)
+		return 0;
+	line = strstr(status, "\nNSpid:");
+	if (!line)
+		return 0;
+	line += strlen("\nNSpid:");
+	line[strcspn(line, "\n")] = '\0';
+	for (char *t = strtok_r(line, " \t", &save); t; t = strtok_r(NULL, " \t", &save))
+		last = t;
+	return last ? (pid_t)strtol(last, NULL, 10) : 0;
+}
+
+static const char *action_name(unsigned long code)
+{
+	switch (code & 0xffff0000UL) {
+	case 0x00050000UL:
+		return "errno";
+	case 0x80000000UL:
+		return "kill_process";
+	case 0x00000000UL:
+		return "kill_thread";
+	case 0x00030000UL:
+		return "trap";
+	case 0x7ff00000UL:
+		return "trace";
+	case 0x7fc00000UL:
+		return "user_notif";
+	default:
+		return "other";
+	}
+}
+
+/* The raw text of a field of the current (only) record, or NULL. */
+static const char *field(auparse_state_t *au, const char *name, bool interpret)
+{
+	auparse_first_record(au);
+	if (!auparse_find_field(au, name))
+		return NULL;
+	return interpret ? auparse_interpret_field(au) : auparse_get_field_str(au);
+}
+
+static void copy_field(char *dst, size_t size, const char *value)
+{
+	snprintf(dst, size, "%s", value ? value : "?");
+}
+
+static void on_audit_event(auparse_state_t *au, auparse_cb_event_t type, void *data)
+{
+	struct event ev = {.type = "seccomp", .count = 1};
+	const char *uid_s, *pid_s, *code_s, *arch_s, *nr_s;
+	_cleanup_free_ char *name = NULL;
+	struct sandbox_events *l;
+	char id[16];
+
+	(void)data;
+	if (type != AUPARSE_CB_EVENT_READY || auparse_first_record(au) <= 0 ||
+	    auparse_get_type(au) != AUDIT_SECCOMP)
+		return;
+	uid_s = field(au, "uid", false);
+	pid_s = field(au, "pid", false);
+	if (!uid_s || !pid_s)
+		return;
+	sandbox_of_uid((uid_t)strtoul(uid_s, NULL, 10), id);
+	if (!id[0])
+		return; /* not one of ours: another program's filter */
+	ev.host_pid = (pid_t)strtol(pid_s, NULL, 10);
+	ev.pid = inner_pid(ev.host_pid);
+	/* The record's arch is the AUDIT_ARCH_* value, which is also libseccomp's token. */
+	arch_s = field(au, "arch", false);
+	nr_s = field(au, "syscall", false);
+	if (arch_s && nr_s)
+		name = seccomp_syscall_resolve_num_arch((uint32_t)strtoul(arch_s, NULL, 16),
+		                                        (int)strtol(nr_s, NULL, 10));
+	if (name)
+		copy_field(ev.syscall, sizeof(ev.syscall), name);
+	else
+		snprintf(ev.syscall, sizeof(ev.syscall), "syscall-%s", nr_s ? nr_s : "?");
+	copy_field(ev.arch, sizeof(ev.arch), field(au, "arch", true));
+	copy_field(ev.comm, sizeof(ev.comm), field(au, "comm", true));
+	code_s = field(au, "code", false);
+	snprintf(ev.action, sizeof(ev.action), "%s",
+	         code_s ? action_name(strtoul(code_s, NULL, 16)) : "?");
+	ev.first_ms = ev.last_ms =
+	    (uint64_t)auparse_get_time(au) * 1000 + (uint64_t)auparse_get_milli(au);
+
+	pthread_mutex_lock(&events.lock);
+	l = log_get_locked(id, true);
+	if (l)
+		record_denial_locked(l, &ev);
+	pthread_mutex_unlock(&events.lock);
+}
+
+/* Feed one AUDIT_SECCOMP record to auparse in the log's line format. */
+static void handle_record(auparse_state_t *au, const char *text, size_t len)
+{
+	char line[8192];
+	int n;
+
+	/* Records are NUL-terminated or not, depending on the kernel path. */
+	while (len > 0 && (text[len - 1] == '\0' || text[len - 1] == '\n'))
+		len--;
+	n = snprintf(line, sizeof(line), "type=SECCOMP msg=%.*s\n", (int)len, text);
+	if (n <= 0 || (size_t)n >= sizeof(line))
+		return;
+	auparse_feed(au, line, (size_t)n);
+	auparse_flush_feed(au);
+}
+
+/* Read what the socket has, at most *budget records; false when it failed for good. */
+static bool drain_audit(struct nl_sock *sk, auparse_state_t *au, int *budget)
+{
+	while (*budget > 0) {
+		_cleanup_free_ unsigned char *buf = NULL;
+		struct sockaddr_nl peer;
+		struct nlmsghdr *h;
+		int n = nl_recv(sk, &peer, &buf, NULL);
+
+		if (n == -NLE_AGAIN || n == 0)
+			return true;
+		if (n < 0) {
+			/* Overflow of the socket buffer (ENOBUFS): records were dropped. */
+			pthread_mutex_lock(&events.lock);
+			events.lost++;
+			pthread_mutex_unlock(&events.lock);
+			return n == -NLE_NOMEM || n == -NLE_INTR;
+		}
+		h = (struct nlmsghdr *)buf;
+		for (; nlmsg_ok(h, n); h = nlmsg_next(h, &n)) {
+			if (h->nlmsg_type != AUDIT_SECCOMP)
+				continue;
+			handle_record(au, nlmsg_data(h), (size_t)nlmsg_datalen(h));
+			(*budget)--;
+		}
+	}
+	return true;
+}
+
+static struct nl_sock *audit_subscribe(char *why, size_t why_len)
+{
+	struct nl_sock *sk = nl_socket_alloc();
+	int r;
+
+	if (!sk) {
+		snprintf(why, why_len, "out of memory");
+		return NULL;
+	}
+	nl_socket_disable_seq_check(sk);
+	nl_socket_disable_auto_ack(sk);
+	r = nl_connect(sk, NETLINK_AUDIT);
+	if (r == 0)
+		r = nl_socket_add_membership(sk, AUDIT_NLGRP_READLOG);
+	if (r == 0)
+		r = nl_socket_set_nonblocking(sk);
+	if (r == 0)
+		r = nl_socket_set_buffer_size(sk, SOCKET_BUFFER, 0);
+	if (r < 0) {
+		snprintf(why, why_len, "cannot subscribe to the kernel's audit records: %s",
+		         nl_geterror(r));
+		nl_socket_free(sk);
+		return NULL;
+	}
+	return sk;
+}
+
+/* ---- resource limit events ----------------------------------------------------------------- */
+
+static void note_counter_locked(struct sandbox_events *l, const char *type, uint64_t seen,
+                                uint64_t now_value, uint64_t when)
+{
+	struct event ev = {.type = type, .first_ms = when, .last_ms = when};
+
+	if (now_value <= seen)
+		return;
+	ev.count = now_value - seen;
+	append_locked(l, &ev);
+}
+
+/* A counter of cgroup_describe()'s "events"; null (no such controller) is 0. */
+static uint64_t counter(const cJSON *events_obj, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(events_obj, name);
+
+	return cJSON_IsNumber(v) && v->valuedouble > 0 ? (uint64_t)v->valuedouble : 0;
+}
+
+static void poll_cgroup(struct daemon_ctx *ctx, const char *id)
+{
+	struct al_error err = AL_ERROR_INIT;
+	_cleanup_cjson_ cJSON *cg = NULL;
+	const cJSON *ev;
+	struct sandbox_events *l;
+	uint64_t oom, pids, now = wall_ms();
+
+	if (cgroup_describe(ctx->cgroups, id, &cg, &err) < 0)
+		return;
+	ev = cJSON_GetObjectItemCaseSensitive(cg, "events");
+	oom = counter(ev, "oom_kill");
+	pids = counter(ev, "pids_max");
+
+	pthread_mutex_lock(&events.lock);
+	l = log_get_locked(id, oom > 0 || pids > 0);
+	if (l) {
+		/* Counts from before we watched (a restart) are reported once, too. */
+		note_counter_locked(l, "oom_kill", l->oom_kill, oom, now);
+		note_counter_locked(l, "pids_max", l->pids_max, pids, now);
+		l->oom_kill = oom > l->oom_kill ? oom : l->oom_kill;
+		l->pids_max = pids > l->pids_max ? pids : l->pids_max;
+		l->cgroup_known = true;
+	}
+	pthread_mutex_unlock(&events.lock);
+}
+
+static void poll_all_cgroups(struct daemon_ctx *ctx)
+{
+	_cleanup_strv_ char **ids = NULL;
+	size_t n = 0;
+
+	pthread_mutex_lock(&ctx->lock);
+	ids = calloc(ctx->n_sandboxes + 1, sizeof(char *));
+	for (size_t i = 0; ids && i < ctx->n_sandboxes; i++)
+		if ((ids[n] = strdup(ctx->sandboxes[i]->id)))
+			n++;
+	pthread_mutex_unlock(&ctx->lock);
+	for (size_t i = 0; i < n; i++)
+		poll_cgroup(ctx, ids[i]);
+}
+
+/* ---- the collector thread ------------------------------------------------------------------ */
+
+static void *collector(void *arg)
+{
+	struct daemon_ctx *ctx = arg;
+	struct nl_sock *sk;
+	auparse_state_t *au = NULL;
+	uint64_t window = al_now_ms(), next_cgroups = 0;
+	int budget = READER_BUDGET;
+	char why[256] = "";
+
+	sk = audit_subscribe(why, sizeof(why));
+	if (sk) {
+		au = auparse_init(AUSOURCE_FEED, NULL);
+		if (au) {
+			auparse_add_callback(au, on_audit_event, NULL, NULL);
+		} else {
+			snprintf(why, sizeof(why), "auparse_init failed");
+			nl_socket_free(sk);
+			sk = NULL;
+		}
+	}
+	pthread_mutex_lock(&events.lock);
+	events.collecting = sk != NULL;
+	snprintf(events.error, sizeof(events.error), "%s", why);
+	pthread_mutex_unlock(&events.lock);
+	if (!sk)
+		log_warn("denial log disabled: %s", why);
+
+	for (;;) {
+		struct pollfd pfd = {.fd = sk ? nl_socket_get_fd(sk) : -1, .events = POLLIN};
+		uint64_t now = al_now_ms();
+
+		if (now >= window + 1000) {
+			window = now;
+			budget = READER_BUDGET;
+		}
+		if (now >= next_cgroups) {
+			poll_all_cgroups(ctx);
+			next_cgroups = now + CGROUP_POLL_MS;
+		}
+		/* Out of budget: leave the records in the kernel until the next window. */
+		if (budget <= 0)
+			pfd.fd = -1;
+		if (poll(&pfd, 1, 250) > 0 && sk && !drain_audit(sk, au, &budget)) {
+			log_warn(
+			    "denial log: the audit socket failed; no more denials are recorded");
+			pthread_mutex_lock(&events.lock);
+			events.collecting = false;
+			snprintf(events.error, sizeof(events.error), "audit socket failed");
+			pthread_mutex_unlock(&events.lock);
+			auparse_destroy(au);
+			au = NULL;
+			nl_socket_free(sk);
+			sk = NULL;
+		}
+	}
+	return NULL;
+}
+
+void events_start(struct daemon_ctx *ctx)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	int r;
+
+	pthread_mutex_lock(&events.lock);
+	if (events.started) {
+		pthread_mutex_unlock(&events.lock);
+		return;
+	}
+	events.started = true;
+	events.ctx = ctx;
+	pthread_mutex_unlock(&events.lock);
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	r = pthread_create(&t, &attr, collector, ctx);
+	pthread_attr_destroy(&attr);
+	if (r != 0) {
+		log_error("cannot start the event collector: %s", strerror(r));
+		pthread_mutex_lock(&events.lock);
+		snprintf(events.error, sizeof(events.error), "collector thread: %s", strerror(r));
+		pthread_mutex_unlock(&events.lock);
+	}
+}
+
+void events_forget(const char *id)
+{
+	pthread_mutex_lock(&events.lock);
+	for (size_t i = 0; i < events.n_logs; i++) {
+		if (!strcmp(events.logs[i]->id, id)) {
+			free(events.logs[i]);
+			events.logs[i] = events.logs[--events.n_logs];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&events.lock);
+}
+
+/* ---- the answer ---------------------------------------------------------------------------- */
+
+static cJSON *time_json(uint64_t ms)
+{
+	char buf[40], frac[8];
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, sizeof(buf) - 6, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(frac, sizeof(frac), ".%03uZ", (unsigned)(ms % 1000));
+	strncat(buf, frac, sizeof(buf) - strlen(buf) - 1);
+	return cJSON_CreateString(buf);
+}
+
+static cJSON *event_json(const struct event *e)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddNumberToObject(o, "seq", (double)e->seq);
+	cJSON_AddStringToObject(o, "type", e->type);
+	cJSON_AddItemToObject(o, "time", time_json(e->first_ms));
+	cJSON_AddNumberToObject(o, "count", (double)e->count);
+	if (strcmp(e->type, "seccomp") != 0)
+		return o;
+	cJSON_AddStringToObject(o, "syscall", e->syscall);
+	cJSON_AddStringToObject(o, "arch", e->arch);
+	cJSON_AddStringToObject(o, "action", e->action);
+	if (e->pid > 0)
+		cJSON_AddNumberToObject(o, "pid", e->pid);
+	else
+		cJSON_AddNullToObject(o, "pid");
+	cJSON_AddNumberToObject(o, "host_pid", e->host_pid);
+	cJSON_AddStringToObject(o, "comm", e->comm);
+	cJSON_AddItemToObject(o, "last_time", time_json(e->last_ms));
+	return o;
+}
+
+int events_json(struct daemon_ctx *ctx, struct sandbox *sb, uint64_t since, cJSON **out,
+                struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *o = cJSON_CreateObject();
+	cJSON *list, *denied;
+	struct sandbox_events *l;
+
+	if (!o)
+		return al_error_set(err, ENOMEM, "out of memory");
+	poll_cgroup(ctx, sb->id);
+	cJSON_AddStringToObject(o, "id", sb->id);
+	cJSON_AddStringToObject(o, "source", "audit");
+	list = cJSON_AddArrayToObject(o, "events");
+	denied = cJSON_AddObjectToObject(o, "denied");
+
+	pthread_mutex_lock(&events.lock);
+	cJSON_AddBoolToObject(o, "collecting", events.collecting);
+	if (events.error[0])
+		cJSON_AddStringToObject(o, "error", events.error);
+	cJSON_AddNumberToObject(o, "lost", (double)events.lost);
+	l = log_get_locked(sb->id, false);
+	cJSON_AddNumberToObject(o, "suppressed", l ? (double)l->suppressed : 0);
+	for (size_t i = 0; l && i < l->n; i++) {
+		const struct event *e = &l->ring[(l->head + i) % RING_SIZE];
+		if (e->seq > since)
+			cJSON_AddItemToArray(list, event_json(e));
+	}
+	for (size_t i = 0; l && i < l->n_totals; i++)
+		cJSON_AddNumberToObject(denied, l->totals[i].syscall, (double)l->totals[i].count);
+	pthread_mutex_unlock(&events.lock);
+	*out = steal_pointer(&o);
+	return 0;
+}

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * The event log of each sandbox, kept by airlockd: every syscall its seccomp
+ * profile denied (name, pid, time, count) and every time it hit a resource
+ * limit (OOM kill, pids limit).  Bounded and rate-limited per sandbox, so a
+ * sandbox that denies itself in a loop costs the daemon a fixed amount of
+ * memory and a bounded amount of CPU.  See docs/security.md, "Denial log".
+ */
+
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "error.h"
+#include "sandbox.h"
+
+/* Start collecting (once per daemon; later calls do nothing).  A failure to
+ * subscribe to the kernel's audit records is logged and shown in every
+ * events answer; resource events are collected regardless. */
+void events_start(struct daemon_ctx *ctx);
+
+/* Drop the log of a destroyed sandbox. */
+void events_forget(const char *id);
+
+/*
+ * {"id": …, "source": "audit", "collecting": true, "events": [{"seq": 1,
+ *  "type": "seccomp", "syscall": "keyctl", …}, …], "denied": {"keyctl": 3},
+ *  "suppressed": 0, "lost": 0}
+ * Only events with seq > since are listed.  The sandbox's cgroup counters
+ * are read first, so a limit hit just before the call is in the answer.
+ */
+int events_json(struct daemon_ctx *ctx, struct sandbox *sb, uint64_t since, cJSON **out,
+                struct al_error *err);

@@ -1,0 +1,1101 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The local snapshot store (snapshot.h, docs/snapshot-format.md).
+ *
+ * Crash safety: a snapshot is written into .tmp-ID/, its chunks go straight
+ * into the shared chunk directory (each one temp file + rename), then one
+ * syncfs() makes all of it durable, snapshot.json is written atomically and
+ * .tmp-ID/ is renamed to ID/.  A crash at any point leaves either no ID/ or a
+ * complete one; start-up removes .tmp-* and every chunk no snapshot names.
+ *
+ * Incremental snapshots: parts are cut into content-defined chunks (a gear
+ * rolling hash, so an insertion shifts only the chunks around it) and a chunk
+ * already in the store is not written again.  This replaces CRIU's own
+ * parent-image mechanism, which needs soft-dirty page tracking
+ * (CONFIG_MEM_SOFT_DIRTY) that this machine's kernel does not have.
+ */
+#include "snapshot.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#include "archives.h"
+#include "cleanup.h"
+#include "criu.h"
+#include "log.h"
+#include "util.h"
+
+#define SNAPSHOT_FORMAT "airlock-snapshot"
+#define SNAPSHOT_VERSION 1
+#define SNAPSHOT_JSON_MAX (256u << 20)
+
+/* Content-defined chunking: cut where the rolling hash has 14 low zero bits
+ * (about every 16 KiB), never below 4 KiB or above 64 KiB. */
+#define CHUNK_MIN 4096u
+#define CHUNK_MAX 65536u
+#define CHUNK_MASK ((1u << 14) - 1)
+#define CHUNK_BUF (4u << 20)
+
+/* One writer at a time: snapshots, removals and the chunk collector. */
+static pthread_mutex_t store_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static uint64_t gear[256];
+static pthread_once_t gear_once = PTHREAD_ONCE_INIT;
+
+/* Fixed pseudo-random table (splitmix64): chunk boundaries must not change
+ * between runs, or nothing would ever be shared. */
+static void gear_init(void)
+{
+	uint64_t x = 0x6169726c6f636b31ULL;
+
+	for (size_t i = 0; i < 256; i++) {
+		uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+		gear[i] = z ^ (z >> 31);
+	}
+}
+
+static size_t chunk_cut(const unsigned char *p, size_t n)
+{
+	uint64_t h = 0;
+	size_t max = n < CHUNK_MAX ? n : CHUNK_MAX;
+
+	if (n <= CHUNK_MIN)
+		return n;
+	for (size_t i = 0; i < max; i++) {
+		h = (h << 1) + gear[p[i]];
+		if (i + 1 >= CHUNK_MIN && !(h & CHUNK_MASK))
+			return i + 1;
+	}
+	return max;
+}
+
+static inline void md_ctx_freep(EVP_MD_CTX **c)
+{
+	if (*c)
+		EVP_MD_CTX_free(*c);
+}
+#define _cleanup_md_ _cleanup_(md_ctx_freep)
+
+static void hex_of(const unsigned char *md, char out[65])
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < 32; i++) {
+		out[2 * i] = digits[md[i] >> 4];
+		out[2 * i + 1] = digits[md[i] & 15];
+	}
+	out[64] = '\0';
+}
+
+static bool valid_hex64(const char *s)
+{
+	size_t n = 0;
+
+	for (; s && s[n]; n++)
+		if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
+			return false;
+	return n == 64;
+}
+
+static void iso8601_now(char *buf, size_t len)
+{
+	struct timespec ts;
+	struct tm tm;
+	char base[32];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, len, "%s.%03ldZ", base, ts.tv_nsec / 1000000);
+}
+
+/* ---- paths ---------------------------------------------------------------------------------- */
+
+static int store_dir(struct daemon_ctx *ctx, char *out, size_t len)
+{
+	return (size_t)snprintf(out, len, "%s/snapshots", ctx->state_dir) >= len ? -ENAMETOOLONG
+	                                                                         : 0;
+}
+
+static int open_dir_at(int dirfd, const char *name, struct al_error *err)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return al_error_errno(err, "open %s", name);
+	return fd;
+}
+
+/* ---- chunks --------------------------------------------------------------------------------- */
+
+struct part_writer {
+	int chunks_fd;
+	uint64_t size;    /* bytes of this part */
+	uint64_t written; /* bytes of new chunks this part added to the store */
+	EVP_MD_CTX *md;   /* sha256 of the whole part */
+	cJSON *chunks;    /* [[sha256, length], ...] */
+};
+
+/* An existing chunk is only trusted when it holds exactly these bytes: a
+ * damaged one is rewritten rather than inherited by every later snapshot. */
+static bool chunk_matches(int dfd, const char *name, const unsigned char *data, size_t len)
+{
+	_cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_free_ unsigned char *buf = NULL;
+	struct stat st;
+	size_t done = 0;
+
+	if (fd < 0 || fstat(fd, &st) < 0 || (uint64_t)st.st_size != len)
+		return false;
+	buf = malloc(len ? len : 1);
+	if (!buf)
+		return false;
+	while (done < len) {
+		ssize_t n = read(fd, buf + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		done += (size_t)n;
+	}
+	return memcmp(buf, data, len) == 0;
+}
+
+static int store_chunk(struct part_writer *pw, const unsigned char *data, size_t len,
+                       struct al_error *err)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	char hex[65], sub[3], name[80], tmp[96];
+	_cleanup_close_ int dfd = -1, fd = -1;
+	cJSON *pair;
+	int r;
+
+	SHA256(data, len, md);
+	hex_of(md, hex);
+	pair = cJSON_CreateArray();
+	if (!pair)
+		return al_error_set(err, ENOMEM, "out of memory");
+	cJSON_AddItemToArray(pair, cJSON_CreateString(hex));
+	cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)len));
+	cJSON_AddItemToArray(pw->chunks, pair);
+
+	memcpy(sub, hex, 2);
+	sub[2] = '\0';
+	if (mkdirat(pw->chunks_fd, sub, 0700) < 0 && errno != EEXIST)
+		return al_error_errno(err, "mkdir chunks/%s", sub);
+	dfd = open_dir_at(pw->chunks_fd, sub, err);
+	if (dfd < 0)
+		return dfd;
+	snprintf(name, sizeof(name), "%s", hex);
+	if (chunk_matches(dfd, name, data, len))
+		return 0; /* already stored: the point of it all */
+	snprintf(tmp, sizeof(tmp), ".tmp-%s-%d", hex, (int)gettid());
+	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return al_error_errno(err, "create chunk %s", hex);
+	r = al_write_all(fd, data, len);
+	if (r < 0) {
+		errno = -r;
+		r = al_error_errno(err, "write chunk %s", hex);
+		unlinkat(dfd, tmp, 0);
+		return r;
+	}
+	/* Durable with everything else at the syncfs() before the commit. */
+	if (renameat(dfd, tmp, dfd, name) < 0) {
+		r = al_error_errno(err, "rename chunk %s", hex);
+		unlinkat(dfd, tmp, 0);
+		return r;
+	}
+	pw->written += len;
+	return 0;
+}
+
+/* Cut the stream read from fd into chunks; returns the part's JSON object. */
+static int add_chunked_part(int chunks_fd, const char *name, int fd, cJSON *parts,
+                            uint64_t *written, struct al_error *err)
+{
+	_cleanup_free_ unsigned char *buf = malloc(CHUNK_BUF);
+	_cleanup_md_ EVP_MD_CTX *md = EVP_MD_CTX_new();
+	struct part_writer pw = {.chunks_fd = chunks_fd, .md = md};
+	unsigned char digest[SHA256_DIGEST_LENGTH];
+	char hex[65];
+	size_t have = 0;
+	bool eof = false;
+	cJSON *part;
+	int r;
+
+	if (!buf || !md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+		return al_error_set(err, ENOMEM, "out of memory");
+	part = cJSON_CreateObject();
+	if (!part)
+		return al_error_set(err, ENOMEM, "out of memory");
+	cJSON_AddItemToArray(parts, part);
+	cJSON_AddStringToObject(part, "name", name);
+	cJSON_AddStringToObject(part, "storage", "chunks");
+	pw.chunks = cJSON_CreateArray();
+
+	for (;;) {
+		size_t off = 0;
+		while (!eof && have < CHUNK_BUF) {
+			ssize_t n = read(fd, buf + have, CHUNK_BUF - have);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				cJSON_Delete(pw.chunks);
+				return al_error_errno(err, "read part %s", name);
+			}
+			if (n == 0)
+				eof = true;
+			have += (size_t)n;
+		}
+		if (have == 0)
+			break;
+		while (off < have && (have - off >= CHUNK_MAX || eof)) {
+			size_t cut = chunk_cut(buf + off, have - off);
+			EVP_DigestUpdate(md, buf + off, cut);
+			r = store_chunk(&pw, buf + off, cut, err);
+			if (r < 0) {
+				cJSON_Delete(pw.chunks);
+				return al_error_prefix(err, "part %s", name);
+			}
+			pw.size += cut;
+			off += cut;
+		}
+		memmove(buf, buf + off, have - off);
+		have -= off;
+		if (eof && have == 0)
+			break;
+	}
+	EVP_DigestFinal_ex(md, digest, NULL);
+	hex_of(digest, hex);
+	cJSON_AddNumberToObject(part, "size", (double)pw.size);
+	cJSON_AddStringToObject(part, "sha256", hex);
+	cJSON_AddItemToObject(part, "chunks", pw.chunks);
+	*written += pw.written;
+	return 0;
+}
+
+static int sha256_fd(int fd, char hex[65], uint64_t *size, struct al_error *err)
+{
+	_cleanup_md_ EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char digest[SHA256_DIGEST_LENGTH];
+	char buf[65536];
+	uint64_t total = 0;
+
+	if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+		return al_error_set(err, ENOMEM, "out of memory");
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return al_error_errno(err, "read");
+		if (n == 0)
+			break;
+		EVP_DigestUpdate(md, buf, (size_t)n);
+		total += (uint64_t)n;
+	}
+	EVP_DigestFinal_ex(md, digest, NULL);
+	hex_of(digest, hex);
+	*size = total;
+	return 0;
+}
+
+/* ---- reading a snapshot back, verified --------------------------------------------------------
+ */
+
+static int read_chunk(int chunks_fd, const char *hex, size_t len, unsigned char *buf,
+                      struct al_error *err)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	char path[80], got[65];
+	_cleanup_close_ int fd = -1;
+	struct stat st;
+	size_t done = 0;
+
+	if (!valid_hex64(hex) || len > CHUNK_MAX)
+		return al_error_set(err, EINVAL, "malformed chunk reference");
+	snprintf(path, sizeof(path), "%.2s/%s", hex, hex);
+	fd = openat(chunks_fd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return al_error_errno(err, "chunk %s is missing", hex);
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != len)
+		return al_error_set(err, EIO, "chunk %s is truncated or has the wrong size", hex);
+	while (done < len) {
+		ssize_t n = read(fd, buf + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return al_error_set(err, EIO, "chunk %s is truncated", hex);
+		done += (size_t)n;
+	}
+	SHA256(buf, len, md);
+	hex_of(md, got);
+	if (strcmp(got, hex))
+		return al_error_set(err, EIO, "chunk %s is corrupted (its sha256 is %s)", hex, got);
+	return 0;
+}
+
+/* Reassemble (or just check, out_fd < 0) a part; every byte is verified. */
+static int read_part(int snap_fd, int chunks_fd, const cJSON *part, int out_fd,
+                     struct al_error *err)
+{
+	const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(part, "name"));
+	const char *storage =
+	    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(part, "storage"));
+	const char *want = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(part, "sha256"));
+	const cJSON *size_j = cJSON_GetObjectItemCaseSensitive(part, "size");
+	_cleanup_md_ EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char digest[SHA256_DIGEST_LENGTH];
+	_cleanup_free_ unsigned char *buf = malloc(CHUNK_MAX);
+	uint64_t total = 0;
+	char got[65];
+	int r;
+
+	if (!name || !storage || !valid_hex64(want) || !cJSON_IsNumber(size_j))
+		return al_error_set(err, EINVAL, "malformed part in snapshot.json");
+	if (!md || !buf || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (!strcmp(storage, "file")) {
+		_cleanup_close_ int fd = -1;
+		if (strchr(name, '/') || name[0] == '.')
+			return al_error_set(err, EINVAL, "part %s: bad file name", name);
+		fd = openat(snap_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return al_error_errno(err, "part %s is missing", name);
+		for (;;) {
+			ssize_t n = read(fd, buf, CHUNK_MAX);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				return al_error_errno(err, "read part %s", name);
+			if (n == 0)
+				break;
+			EVP_DigestUpdate(md, buf, (size_t)n);
+			total += (uint64_t)n;
+			if (out_fd >= 0 && al_write_all(out_fd, buf, (size_t)n) < 0)
+				return al_error_errno(err, "copy part %s", name);
+		}
+	} else if (!strcmp(storage, "chunks")) {
+		const cJSON *pair;
+		cJSON_ArrayForEach(pair, cJSON_GetObjectItemCaseSensitive(part, "chunks"))
+		{
+			const char *hex = cJSON_GetStringValue(cJSON_GetArrayItem(pair, 0));
+			double len = cJSON_GetNumberValue(cJSON_GetArrayItem(pair, 1));
+			if (!hex || !(len > 0) || len > CHUNK_MAX)
+				return al_error_set(err, EINVAL, "part %s: malformed chunk list",
+				                    name);
+			r = read_chunk(chunks_fd, hex, (size_t)len, buf, err);
+			if (r < 0)
+				return al_error_prefix(err, "part %s", name);
+			EVP_DigestUpdate(md, buf, (size_t)len);
+			total += (uint64_t)len;
+			if (out_fd >= 0 && al_write_all(out_fd, buf, (size_t)len) < 0)
+				return al_error_errno(err, "copy part %s", name);
+		}
+	} else {
+		return al_error_set(err, EINVAL, "part %s: unknown storage '%s'", name, storage);
+	}
+	EVP_DigestFinal_ex(md, digest, NULL);
+	hex_of(digest, got);
+	if (total != (uint64_t)size_j->valuedouble)
+		return al_error_set(err, EIO, "part %s is truncated: %llu of %.0f bytes", name,
+		                    (unsigned long long)total, size_j->valuedouble);
+	if (strcmp(got, want))
+		return al_error_set(err, EIO, "part %s is corrupted: sha256 %s, expected %s", name,
+		                    got, want);
+	return 0;
+}
+
+static int load_snapshot(int store_fd, const char *id, cJSON **out, int *snap_fd_out,
+                         struct al_error *err)
+{
+	_cleanup_free_ char *text = NULL;
+	_cleanup_close_ int snap_fd = -1, jfd = -1;
+	cJSON *j;
+	const cJSON *v;
+	int r;
+
+	if (!al_valid_name(id) || !strncmp(id, ".tmp", 4))
+		return al_error_set(err, EINVAL, "invalid snapshot id '%s'", id);
+	snap_fd = openat(store_fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (snap_fd < 0) {
+		if (errno == ENOENT)
+			return al_error_set(err, ENOENT, "no snapshot '%s'", id);
+		return al_error_errno(err, "open snapshot %s", id);
+	}
+	jfd = openat(snap_fd, "snapshot.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (jfd < 0)
+		return al_error_errno(err, "snapshot %s: snapshot.json", id);
+	r = al_read_fd(jfd, SNAPSHOT_JSON_MAX, &text, NULL, err);
+	if (r < 0)
+		return al_error_prefix(err, "snapshot %s", id);
+	j = cJSON_Parse(text);
+	if (!j)
+		return al_error_set(err, EIO, "snapshot %s: snapshot.json is corrupted (not JSON)",
+		                    id);
+	v = cJSON_GetObjectItemCaseSensitive(j, "format");
+	if (!cJSON_IsString(v) || strcmp(v->valuestring, SNAPSHOT_FORMAT) ||
+	    !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(j, "id")) ||
+	    strcmp(cJSON_GetObjectItemCaseSensitive(j, "id")->valuestring, id) ||
+	    !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(j, "parts"))) {
+		cJSON_Delete(j);
+		return al_error_set(err, EIO, "snapshot %s: snapshot.json is corrupted", id);
+	}
+	v = cJSON_GetObjectItemCaseSensitive(j, "version");
+	if (!cJSON_IsNumber(v) || v->valuedouble != SNAPSHOT_VERSION) {
+		cJSON_Delete(j);
+		return al_error_set(err, ENOTSUP, "snapshot %s: format version %g is not supported",
+		                    id, cJSON_GetNumberValue(v));
+	}
+	*out = j;
+	if (snap_fd_out)
+		*snap_fd_out = steal_fd(&snap_fd);
+	return 0;
+}
+
+static cJSON *summary_of(const cJSON *j)
+{
+	static const char *const keys[] = {"id",        "parent",  "created", "provider",
+	                                   "processes", "sandbox", "sizes"};
+	cJSON *o = cJSON_CreateObject();
+
+	for (size_t i = 0; i < AL_ARRAY_SIZE(keys); i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[i]);
+		if (v)
+			cJSON_AddItemToObject(o, keys[i], cJSON_Duplicate(v, true));
+	}
+	return o;
+}
+
+/* ---- garbage collection --------------------------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Remove chunks no committed snapshot names; called with store_lock held. */
+static int collect_garbage(int store_fd, struct al_error *err)
+{
+	_cleanup_closedir_ DIR *d = NULL;
+	_cleanup_close_ int chunks_fd = -1;
+	char **live = NULL;
+	size_t n_live = 0, cap = 0;
+	struct dirent *de;
+	uint64_t removed = 0;
+	int dfd, r = 0;
+
+	dfd = openat(store_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* own offset */
+	d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d)
+		return al_error_errno(err, "open snapshot store");
+	while ((de = readdir(d))) {
+		struct al_error lerr = AL_ERROR_INIT;
+		const cJSON *part, *pair;
+		cJSON *j = NULL;
+		if (de->d_name[0] == '.' || !strcmp(de->d_name, "chunks"))
+			continue;
+		if (load_snapshot(store_fd, de->d_name, &j, NULL, &lerr) < 0)
+			continue; /* a damaged snapshot keeps nothing alive */
+		cJSON_ArrayForEach(part, cJSON_GetObjectItemCaseSensitive(j, "parts"))
+		    cJSON_ArrayForEach(pair, cJSON_GetObjectItemCaseSensitive(part, "chunks"))
+		{
+			const char *hex = cJSON_GetStringValue(cJSON_GetArrayItem(pair, 0));
+			if (!valid_hex64(hex))
+				continue;
+			if (n_live == cap) {
+				char **nl;
+				cap = cap ? cap * 2 : 1024;
+				nl = realloc(live, cap * sizeof(char *));
+				if (!nl) {
+					r = al_error_set(err, ENOMEM, "out of memory");
+					break;
+				}
+				live = nl;
+			}
+			live[n_live++] = strdup(hex);
+		}
+		cJSON_Delete(j);
+	}
+	if (r == 0 && n_live)
+		qsort(live, n_live, sizeof(char *), cmp_str);
+
+	chunks_fd = openat(store_fd, "chunks", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	for (int sub = 0; r == 0 && chunks_fd >= 0 && sub < 256; sub++) {
+		_cleanup_closedir_ DIR *sd = NULL;
+		char name[3];
+		int sfd;
+		snprintf(name, sizeof(name), "%02x", sub);
+		sfd = openat(chunks_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sfd < 0)
+			continue;
+		sd = fdopendir(sfd);
+		if (!sd) {
+			close(sfd);
+			continue;
+		}
+		while ((de = readdir(sd))) {
+			char *key = de->d_name;
+			bool keep;
+			if (!strcmp(key, ".") || !strcmp(key, ".."))
+				continue;
+			keep = valid_hex64(key) && n_live &&
+			       bsearch(&key, live, n_live, sizeof(char *), cmp_str);
+			if (!keep && unlinkat(dirfd(sd), key, 0) == 0)
+				removed++;
+		}
+	}
+	for (size_t i = 0; i < n_live; i++)
+		free(live[i]);
+	free(live);
+	if (removed)
+		log_info("snapshot store: removed %llu unused chunks", (unsigned long long)removed);
+	return r;
+}
+
+/* ---- store ------------------------------------------------------------------------------------
+ */
+
+static int open_store(struct daemon_ctx *ctx, struct al_error *err)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (store_dir(ctx, path, sizeof(path)) < 0)
+		return al_error_set(err, ENAMETOOLONG, "state directory path too long");
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return al_error_errno(err, "mkdir %s", path);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return al_error_errno(err, "open %s", path);
+	if (mkdirat(fd, "chunks", 0700) < 0 && errno != EEXIST) {
+		int r = al_error_errno(err, "mkdir %s/chunks", path);
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int snapshot_store_init(struct daemon_ctx *ctx, struct al_error *err)
+{
+	_cleanup_close_ int fd = -1;
+	_cleanup_closedir_ DIR *d = NULL;
+	struct dirent *de;
+	int dfd, r;
+
+	fd = open_store(ctx, err);
+	if (fd < 0)
+		return fd;
+	pthread_mutex_lock(&store_lock);
+	dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* own offset */
+	d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	while (d && (de = readdir(d))) {
+		struct al_error lerr = AL_ERROR_INIT;
+		if (strncmp(de->d_name, ".tmp-", 5))
+			continue;
+		log_warn("snapshot store: removing %s, left by an interrupted snapshot",
+		         de->d_name);
+		if (al_rm_rf_at(fd, de->d_name, &lerr) < 0)
+			log_error("%s", lerr.msg);
+	}
+	r = collect_garbage(fd, err);
+	pthread_mutex_unlock(&store_lock);
+	return r;
+}
+
+static int cmp_created(const void *a, const void *b)
+{
+	const char *x =
+	    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(*(cJSON *const *)a, "created"));
+	const char *y =
+	    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(*(cJSON *const *)b, "created"));
+
+	return strcmp(x ? x : "", y ? y : "");
+}
+
+/* Oldest first (ISO 8601 times sort as strings); damaged entries first of all. */
+static void sort_by_created(cJSON *a)
+{
+	int n = cJSON_GetArraySize(a);
+	_cleanup_free_ cJSON **items = n > 0 ? calloc((size_t)n, sizeof(cJSON *)) : NULL;
+
+	if (!items)
+		return;
+	for (int i = n - 1; i >= 0; i--)
+		items[i] = cJSON_DetachItemFromArray(a, i);
+	qsort(items, (size_t)n, sizeof(cJSON *), cmp_created);
+	for (int i = 0; i < n; i++)
+		cJSON_AddItemToArray(a, items[i]);
+}
+
+int snapshot_list(struct daemon_ctx *ctx, cJSON **out, struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *o = cJSON_CreateObject();
+	_cleanup_close_ int fd = -1;
+	_cleanup_closedir_ DIR *d = NULL;
+	_cleanup_strv_ char **ids = NULL;
+	size_t n = 0;
+	struct dirent *de;
+	cJSON *a;
+	int dfd;
+
+	fd = open_store(ctx, err);
+	if (fd < 0)
+		return fd;
+	a = cJSON_AddArrayToObject(o, "snapshots");
+	dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* own offset */
+	d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d)
+		return al_error_errno(err, "open snapshot store");
+	while ((de = readdir(d))) {
+		char **nv;
+		if (de->d_name[0] == '.' || !strcmp(de->d_name, "chunks"))
+			continue;
+		nv = realloc(ids, (n + 2) * sizeof(char *));
+		if (!nv)
+			return al_error_set(err, ENOMEM, "out of memory");
+		ids = nv;
+		ids[n++] = strdup(de->d_name);
+		ids[n] = NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct al_error lerr = AL_ERROR_INIT;
+		cJSON *j = NULL;
+		if (load_snapshot(fd, ids[i], &j, NULL, &lerr) < 0) {
+			/* Listed, so it can be found and removed, but marked. */
+			cJSON *bad = cJSON_CreateObject();
+			cJSON_AddStringToObject(bad, "id", ids[i]);
+			cJSON_AddStringToObject(bad, "error", lerr.msg);
+			cJSON_AddItemToArray(a, bad);
+			continue;
+		}
+		cJSON_AddItemToArray(a, summary_of(j));
+		cJSON_Delete(j);
+	}
+	sort_by_created(a);
+	*out = steal_pointer(&o);
+	return 0;
+}
+
+int snapshot_remove(struct daemon_ctx *ctx, const char *id, struct al_error *err)
+{
+	_cleanup_close_ int fd = -1;
+	struct stat st;
+	int r;
+
+	if (!al_valid_name(id))
+		return al_error_set(err, EINVAL, "invalid snapshot id '%s'", id);
+	fd = open_store(ctx, err);
+	if (fd < 0)
+		return fd;
+	pthread_mutex_lock(&store_lock);
+	if (fstatat(fd, id, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode) ||
+	    !strcmp(id, "chunks")) {
+		pthread_mutex_unlock(&store_lock);
+		return al_error_set(err, ENOENT, "no snapshot '%s'", id);
+	}
+	/* snapshot.json first: from then on the snapshot is gone for everyone. */
+	{
+		char json[PATH_MAX];
+		snprintf(json, sizeof(json), "%s/snapshot.json", id);
+		unlinkat(fd, json, 0);
+	}
+	r = al_rm_rf_at(fd, id, err);
+	if (r == 0)
+		r = collect_garbage(fd, err);
+	pthread_mutex_unlock(&store_lock);
+	if (r == 0)
+		log_info("snapshot %s removed", id);
+	return r;
+}
+
+/* ---- taking a snapshot ----------------------------------------------------------------------- */
+
+static char *read_small(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+	char *text = NULL;
+	size_t len = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (al_read_file(path, SNAPSHOT_JSON_MAX, &text, &len, NULL) < 0)
+		return NULL;
+	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
+		text[--len] = '\0';
+	return text;
+}
+
+static cJSON *env_object(char **env)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	for (; env && *env; env++) {
+		const char *eq = strchr(*env, '=');
+		char key[256];
+		if (!eq || (size_t)(eq - *env) >= sizeof(key))
+			continue;
+		memcpy(key, *env, (size_t)(eq - *env));
+		key[eq - *env] = '\0';
+		cJSON_AddStringToObject(o, key, eq + 1);
+	}
+	return o;
+}
+
+static cJSON *sandbox_record(const struct sandbox *sb)
+{
+	cJSON *o = cJSON_CreateObject(), *lim;
+
+	cJSON_AddStringToObject(o, "id", sb->id);
+	cJSON_AddStringToObject(o, "name", sb->name);
+	cJSON_AddStringToObject(o, "rootfs", sb->rootfs);
+	cJSON_AddStringToObject(o, "workspace", sb->workspace);
+	cJSON_AddStringToObject(o, "seccomp_profile", sb->profile);
+	lim = cJSON_AddObjectToObject(o, "limits");
+	cJSON_AddNumberToObject(lim, "memory_bytes", (double)sb->limits.memory_bytes);
+	cJSON_AddNumberToObject(lim, "pids", (double)sb->limits.pids);
+	cJSON_AddNumberToObject(lim, "cpus", sb->limits.cpus);
+	cJSON_AddItemToObject(o, "env", env_object(sb->env));
+	return o;
+}
+
+/* Chunk every file of a directory (CRIU images) as parts "criu/<name>". */
+static int add_image_dir(int chunks_fd, const char *dir, cJSON *parts, uint64_t *size,
+                         uint64_t *written, struct al_error *err)
+{
+	_cleanup_closedir_ DIR *d = opendir(dir);
+	struct dirent *de;
+	int r;
+
+	if (!d)
+		return al_error_errno(err, "open %s", dir);
+	while ((de = readdir(d))) {
+		_cleanup_close_ int fd = -1;
+		char name[PATH_MAX];
+		struct stat st;
+		if (de->d_name[0] == '.')
+			continue;
+		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		snprintf(name, sizeof(name), "criu/%s", de->d_name);
+		r = add_chunked_part(chunks_fd, name, fd, parts, written, err);
+		if (r < 0)
+			return r;
+		*size += (uint64_t)st.st_size;
+	}
+	return 0;
+}
+
+struct snap_txn {
+	int store_fd;
+	char tmp_name[64];
+	bool committed;
+};
+
+static void snap_txn_abort(struct snap_txn *t)
+{
+	if (t->store_fd >= 0 && t->tmp_name[0] && !t->committed) {
+		struct al_error e = AL_ERROR_INIT;
+		if (al_rm_rf_at(t->store_fd, t->tmp_name, &e) < 0)
+			log_error("%s", e.msg);
+	}
+	if (t->store_fd >= 0)
+		close(t->store_fd);
+}
+
+static int take_locked(struct daemon_ctx *ctx, struct sandbox *sb, bool processes,
+                       struct snap_txn *t, cJSON **out, struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *j = cJSON_CreateObject();
+	_cleanup_free_ char *manifest_text = NULL, *parent = NULL, *text = NULL;
+	_cleanup_strv_ char **ephemeral = NULL;
+	_cleanup_close_ int snap_fd = -1, chunks_fd = -1, ws_fd = -1, layer_fd = -1;
+	char id[16], created[40], path[PATH_MAX], hex[65], store[PATH_MAX];
+	uint64_t ws_size = 0, layer_size = 0, criu_size = 0, written = 0, t0 = al_now_ms();
+	cJSON *parts, *sizes, *part, *session, *manifest = NULL;
+	int r;
+
+	r = al_random_hex(id, 12, err);
+	if (r < 0)
+		return r;
+	store_dir(ctx, store, sizeof(store));
+	snprintf(t->tmp_name, sizeof(t->tmp_name), ".tmp-%s", id);
+	if (mkdirat(t->store_fd, t->tmp_name, 0700) < 0)
+		return al_error_errno(err, "mkdir %s/%s", store, t->tmp_name);
+	snap_fd = open_dir_at(t->store_fd, t->tmp_name, err);
+	if (snap_fd < 0)
+		return snap_fd;
+	chunks_fd = open_dir_at(t->store_fd, "chunks", err);
+	if (chunks_fd < 0)
+		return chunks_fd;
+
+	manifest_text = read_small(sb->dir, "manifest.json");
+	if (manifest_text)
+		manifest = cJSON_Parse(manifest_text);
+	ephemeral = archive_manifest_ephemeral_paths(manifest_text);
+	parent = read_small(sb->dir, "last_snapshot");
+	if (parent && (!al_valid_name(parent) || faccessat(t->store_fd, parent, F_OK, 0) != 0)) {
+		free(parent);
+		parent = NULL;
+	}
+
+	/* With processes, CRIU first: the images and the layer then describe
+	 * the same instant as closely as a running sandbox allows. */
+	parts = cJSON_CreateArray();
+	if (processes) {
+		snprintf(path, sizeof(path), "%s/%s/criu", store, t->tmp_name);
+		if (mkdir(path, 0700) < 0)
+			return al_error_errno(err, "mkdir %s", path);
+		r = criu_checkpoint(ctx, sb, path, err);
+		if (r == 0)
+			r = add_image_dir(chunks_fd, path, parts, &criu_size, &written, err);
+		if (r < 0) {
+			cJSON_Delete(parts);
+			return r;
+		}
+		al_rm_rf(path, err);
+	}
+
+	/* The portable workspace archive: a plain file any provider can take. */
+	ws_fd = openat(snap_fd, "workspace.tar", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (ws_fd < 0) {
+		cJSON_Delete(parts);
+		return al_error_errno(err, "create workspace.tar");
+	}
+	r = archive_persist_workspace(sb->init_pid, sb->workspace, ephemeral, ws_fd, NULL, err);
+	if (r == 0 && lseek(ws_fd, 0, SEEK_SET) == 0)
+		r = sha256_fd(ws_fd, hex, &ws_size, err);
+	if (r < 0) {
+		cJSON_Delete(parts);
+		return r;
+	}
+	written += ws_size;
+	part = cJSON_CreateObject();
+	cJSON_AddStringToObject(part, "name", "workspace.tar");
+	cJSON_AddStringToObject(part, "storage", "file");
+	cJSON_AddNumberToObject(part, "size", (double)ws_size);
+	cJSON_AddStringToObject(part, "sha256", hex);
+	cJSON_AddItemToArray(parts, part);
+
+	/* The writable layer, through an unlinked temp file, into chunks. */
+	snprintf(path, sizeof(path), "%s/upper", sb->dir);
+	layer_fd = openat(snap_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (layer_fd < 0) {
+		cJSON_Delete(parts);
+		return al_error_errno(err, "temp file in %s", store);
+	}
+	r = archive_write_layer(path, layer_fd, sb->uid_base, NULL, &layer_size, err);
+	if (r == 0 && lseek(layer_fd, 0, SEEK_SET) != 0)
+		r = al_error_errno(err, "seek");
+	if (r == 0)
+		r = add_chunked_part(chunks_fd, "layer.tar", layer_fd, parts, &written, err);
+	if (r < 0) {
+		cJSON_Delete(parts);
+		return r;
+	}
+
+	iso8601_now(created, sizeof(created));
+	cJSON_AddStringToObject(j, "format", SNAPSHOT_FORMAT);
+	cJSON_AddNumberToObject(j, "version", SNAPSHOT_VERSION);
+	cJSON_AddStringToObject(j, "id", id);
+	if (parent)
+		cJSON_AddStringToObject(j, "parent", parent);
+	else
+		cJSON_AddNullToObject(j, "parent");
+	cJSON_AddStringToObject(j, "created", created);
+	cJSON_AddStringToObject(j, "provider", "airlock");
+	cJSON_AddBoolToObject(j, "processes", processes);
+	cJSON_AddItemToObject(j, "sandbox", sandbox_record(sb));
+	cJSON_AddItemToObject(j, "manifest", manifest ? manifest : cJSON_CreateNull());
+	session = cJSON_AddObjectToObject(j, "session_state");
+	cJSON_AddStringToObject(session, "provider", "airlock");
+	cJSON_AddStringToObject(session, "sandbox_id", sb->id);
+	cJSON_AddStringToObject(session, "workspace_root_path", sb->workspace);
+	cJSON_AddItemToObject(session, "environment", env_object(sb->env));
+	cJSON_AddStringToObject(session, "snapshot_id", id);
+	sizes = cJSON_AddObjectToObject(j, "sizes");
+	cJSON_AddNumberToObject(sizes, "workspace", (double)ws_size);
+	cJSON_AddNumberToObject(sizes, "layer", (double)layer_size);
+	cJSON_AddNumberToObject(sizes, "criu", (double)criu_size);
+	cJSON_AddNumberToObject(sizes, "total", (double)(ws_size + layer_size + criu_size));
+	cJSON_AddNumberToObject(sizes, "written", (double)written);
+	cJSON_AddItemToObject(j, "parts", parts);
+
+	/* Commit: data durable, then the description, then the name. */
+	if (syncfs(t->store_fd) < 0)
+		return al_error_errno(err, "syncfs %s", store);
+	text = cJSON_PrintUnformatted(j);
+	if (!text)
+		return al_error_set(err, ENOMEM, "out of memory");
+	snprintf(path, sizeof(path), "%s/%s/snapshot.json", store, t->tmp_name);
+	r = al_write_file_atomic(path, text, strlen(text), 0600, err);
+	if (r < 0)
+		return r;
+	if (renameat(t->store_fd, t->tmp_name, t->store_fd, id) < 0)
+		return al_error_errno(err, "rename %s to %s", t->tmp_name, id);
+	t->committed = true;
+	fsync(t->store_fd);
+	snprintf(path, sizeof(path), "%s/last_snapshot", sb->dir);
+	if (al_write_file_atomic(path, id, strlen(id), 0600, err) < 0)
+		log_warn("sandbox %s: %s", sb->id, err->msg);
+	log_info("snapshot %s of sandbox %s: %llu bytes, %llu written, %llu ms%s", id, sb->id,
+	         (unsigned long long)(ws_size + layer_size + criu_size),
+	         (unsigned long long)written, (unsigned long long)(al_now_ms() - t0),
+	         processes ? ", with processes" : "");
+	*out = summary_of(j);
+	return 0;
+}
+
+int snapshot_take(struct daemon_ctx *ctx, struct sandbox *sb, bool processes, cJSON **out,
+                  struct al_error *err)
+{
+	_cleanup_(snap_txn_abort) struct snap_txn t = {.store_fd = -1};
+	int r;
+
+	pthread_once(&gear_once, gear_init);
+	if (!sandbox_running(sb))
+		return al_error_set(err, ESRCH, "sandbox %s is not running", sb->id);
+	t.store_fd = open_store(ctx, err);
+	if (t.store_fd < 0)
+		return t.store_fd;
+	pthread_mutex_lock(&store_lock);
+	r = take_locked(ctx, sb, processes, &t, out, err);
+	pthread_mutex_unlock(&store_lock);
+	if (r < 0)
+		return al_error_prefix(err, "snapshot of sandbox %s", sb->id);
+	return 0;
+}
+
+/* ---- restoring ------------------------------------------------------------------------------- */
+
+static int restore_request(const cJSON *j, const cJSON *req, cJSON **out, struct al_error *err)
+{
+	const cJSON *rec = cJSON_GetObjectItemCaseSensitive(j, "sandbox"), *v;
+	static const char *const copied[] = {"rootfs", "seccomp_profile", "limits", "env"};
+	_cleanup_cjson_ cJSON *o = cJSON_CreateObject();
+
+	if (!cJSON_IsObject(rec) ||
+	    !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(rec, "rootfs")))
+		return al_error_set(err, EIO, "snapshot.json has no sandbox record");
+	for (size_t i = 0; i < AL_ARRAY_SIZE(copied); i++)
+		if ((v = cJSON_GetObjectItemCaseSensitive(rec, copied[i])))
+			cJSON_AddItemToObject(o, copied[i], cJSON_Duplicate(v, true));
+	/* The caller may name the new sandbox and change its limits. */
+	if ((v = cJSON_GetObjectItemCaseSensitive(req, "name")))
+		cJSON_AddItemToObject(o, "name", cJSON_Duplicate(v, true));
+	if ((v = cJSON_GetObjectItemCaseSensitive(req, "limits"))) {
+		cJSON_DeleteItemFromObjectCaseSensitive(o, "limits");
+		cJSON_AddItemToObject(o, "limits", cJSON_Duplicate(v, true));
+	}
+	*out = steal_pointer(&o);
+	return 0;
+}
+
+int snapshot_restore(struct daemon_ctx *ctx, const char *id, const cJSON *req, bool trusted,
+                     struct sandbox **out, struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *j = NULL, *create = NULL;
+	_cleanup_close_ int store_fd = -1, snap_fd = -1, chunks_fd = -1, layer_fd = -1;
+	_cleanup_free_ char *images = NULL;
+	struct sandbox_restore rs = {.layer_fd = -1};
+	const cJSON *part, *rec;
+	bool processes;
+	int r;
+
+	pthread_once(&gear_once, gear_init);
+	store_fd = open_store(ctx, err);
+	if (store_fd < 0)
+		return store_fd;
+	chunks_fd = open_dir_at(store_fd, "chunks", err);
+	if (chunks_fd < 0)
+		return chunks_fd;
+
+	/* Held while the parts are read, so a removal cannot race the restore. */
+	pthread_mutex_lock(&store_lock);
+	r = load_snapshot(store_fd, id, &j, &snap_fd, err);
+	processes = r == 0 && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "processes"));
+	if (r == 0) {
+		layer_fd = open(ctx->state_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (layer_fd < 0)
+			r = al_error_errno(err, "temp file in %s", ctx->state_dir);
+	}
+	if (r == 0 && processes) {
+		if (asprintf(&images, "%s/snapshots/.tmp-restore-%s-%d", ctx->state_dir, id,
+		             (int)gettid()) < 0) {
+			images = NULL;
+			r = al_error_set(err, ENOMEM, "out of memory");
+		} else if (mkdir(images, 0700) < 0) {
+			r = al_error_errno(err, "mkdir %s", images);
+		}
+	}
+	/* Every part is read and checked before anything is created. */
+	cJSON_ArrayForEach(part, cJSON_GetObjectItemCaseSensitive(j, "parts"))
+	{
+		const char *name =
+		    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(part, "name"));
+		_cleanup_close_ int fd = -1;
+		if (r < 0)
+			break;
+		if (name && !strcmp(name, "layer.tar")) {
+			r = read_part(snap_fd, chunks_fd, part, layer_fd, err);
+		} else if (name && !strncmp(name, "criu/", 5) && images) {
+			char path[PATH_MAX];
+			if (strchr(name + 5, '/') || name[5] == '.' || !name[5]) {
+				r = al_error_set(err, EINVAL, "bad part name %s", name);
+				break;
+			}
+			snprintf(path, sizeof(path), "%s/%s", images, name + 5);
+			fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+			r = fd < 0 ? al_error_errno(err, "create %s", path)
+			           : read_part(snap_fd, chunks_fd, part, fd, err);
+		} else {
+			r = read_part(snap_fd, chunks_fd, part, -1, err);
+		}
+	}
+	pthread_mutex_unlock(&store_lock);
+	if (r == 0 && lseek(layer_fd, 0, SEEK_SET) != 0)
+		r = al_error_errno(err, "seek");
+	if (r == 0)
+		r = restore_request(j, req, &create, err);
+	if (r == 0) {
+		rec = cJSON_GetObjectItemCaseSensitive(j, "sandbox");
+		rs.layer_fd = layer_fd;
+		rs.workspace =
+		    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "workspace"));
+		rs.manifest = cJSON_GetObjectItemCaseSensitive(j, "manifest");
+		if (cJSON_IsNull(rs.manifest))
+			rs.manifest = NULL;
+		rs.criu_images = images;
+		r = sandbox_create_restored(ctx, create, trusted, &rs, out, err);
+	}
+	if (images) {
+		struct al_error e = AL_ERROR_INIT;
+		al_rm_rf(images, &e);
+	}
+	if (r < 0)
+		return al_error_prefix(err, "restore snapshot %s", id);
+	{
+		char path[PATH_MAX];
+		struct al_error e = AL_ERROR_INIT;
+		snprintf(path, sizeof(path), "%s/last_snapshot", (*out)->dir);
+		al_write_file_atomic(path, id, strlen(id), 0600, &e);
+	}
+	log_info("sandbox %s restored from snapshot %s%s", (*out)->id, id,
+	         processes ? " with its processes" : "");
+	return 0;
+}

@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Escape attempts through the filesystem, fds, sockets, uids and
+capabilities, each run inside a sandbox under the default profile."""
+
+import json
+import os
+import socket
+import uuid
+
+import security_test as st
+
+FORBIDDEN_CAPS = {"cap_sys_admin", "cap_net_admin", "cap_sys_ptrace", "cap_mknod", "cap_net_raw",
+                  "cap_sys_module", "cap_dac_read_search"}
+# CAP_* numbers of the forbidden capabilities, for /proc/self/status.
+FORBIDDEN_CAP_BITS = {21, 12, 19, 27, 13, 16, 2}
+
+
+class EscapeAttacks(st.SecurityTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.sid = cls.client.create()["id"]
+
+    def sh_result(self, command):
+        return self.sh(self.sid, command, timeout_ms=60000)
+
+    def py_json(self, code):
+        r = self.py(self.sid, "import json, os, errno\n" + code)
+        self.assertExit(r, 0, r)
+        return json.loads(r["stdout"])
+
+    def test_masked_proc_paths(self):
+        res = self.py_json(
+            "out = {}\n"
+            "for p in ['kcore', 'kallsyms', 'keys', 'timer_list', 'sched_debug', 'sysrq-trigger',\n"
+            "          'scsi', 'acpi', 'kpageflags', 'vmallocinfo']:\n"
+            "    path = '/proc/' + p\n"
+            "    if not os.path.exists(path):\n"
+            "        out[p] = 'absent'; continue\n"
+            "    if os.path.isdir(path):\n"
+            "        out[p] = 'empty' if not os.listdir(path) else 'listed'; continue\n"
+            "    try:\n"
+            "        with open(path, 'rb') as f: data = f.read(4096)\n"
+            "        out[p] = 'empty' if not data else 'readable'\n"
+            "    except OSError as e: out[p] = errno.errorcode[e.errno]\n"
+            "try:\n"
+            "    with open('/proc/sysrq-trigger', 'w') as f: f.write('h')\n"
+            "    out['sysrq-write'] = 'written'\n"
+            "except OSError as e: out['sysrq-write'] = errno.errorcode[e.errno]\n"
+            "print(json.dumps(out))\n")
+        for p, how in res.items():
+            if p == "sysrq-write":
+                # A masked file is /dev/null: a write "succeeds" into nothing.
+                self.attack_ok("write /proc/sysrq-trigger", res["sysrq-trigger"] != "readable", how)
+            else:
+                self.attack_ok("read /proc/" + p, how not in ("readable", "listed"), how)
+
+    def test_proc_sys_and_sys_are_read_only(self):
+        for target in ("/proc/sys/kernel/hostname", "/proc/sys/vm/drop_caches",
+                       "/sys/kernel/uevent_helper", "/sys/kernel/profiling"):
+            r = self.sh_result("echo 1 > %s" % target)
+            self.attack_ok("write " + target, r["exit_code"] != 0, r["stderr"].strip())
+
+    def test_cgroupfs_is_read_only_without_release_agent(self):
+        r = self.sh_result("grep ' /sys/fs/cgroup' /proc/self/mountinfo")
+        self.assertExit(r, 0, r)
+        for line in r["stdout"].splitlines():
+            opts = line.split()[5].split(",")
+            self.attack_ok("cgroupfs mount rw: " + line.split()[4], "ro" in opts, line.split()[5])
+        r = self.sh_result("ls /sys/fs/cgroup/*/release_agent /sys/fs/cgroup/release_agent 2>/dev/null")
+        self.attack_ok("find release_agent", r["stdout"].strip() == "", r["stdout"].strip() or "none")
+        for cmd in ("for f in /sys/fs/cgroup/*/notify_on_release; do echo 1 > $f || exit 1; done; "
+                    "ls /sys/fs/cgroup/*/notify_on_release >/dev/null",
+                    "mkdir /sys/fs/cgroup/memory/escape || mkdir /sys/fs/cgroup/escape",
+                    "echo $$ > /sys/fs/cgroup/pids/cgroup.procs || echo $$ > /sys/fs/cgroup/cgroup.procs"):
+            r = self.sh_result(cmd)
+            self.attack_ok("cgroupfs write: " + cmd.split(";")[0][:50], r["exit_code"] != 0,
+                           r["stderr"].strip()[:120])
+
+    def test_device_nodes(self):
+        r = self.sh_result("ls /dev")
+        extra = set(r["stdout"].split()) - {"null", "zero", "full", "random", "urandom", "tty",
+                                             "pts", "shm", "ptmx", "fd", "stdin", "stdout",
+                                             "stderr"}
+        self.attack_ok("extra device nodes", not extra, ", ".join(sorted(extra)) or "none")
+        for cmd in ("mknod /tmp/mem c 1 1", "mknod /tmp/sda b 8 0"):
+            r = self.sh_result(cmd)
+            self.attack_ok(cmd, r["exit_code"] != 0, r["stderr"].strip())
+
+    def test_host_binary_cannot_be_overwritten_through_proc_exe(self):
+        # CVE-2019-5736: airlock-init (PID 1) is the host binary that enters.
+        res = self.py_json(
+            "out = {}\n"
+            "for what, flags in (('open-write', os.O_WRONLY), ('open-read', os.O_RDONLY)):\n"
+            "    try:\n"
+            "        fd = os.open('/proc/1/exe', flags); os.close(fd); out[what] = 'opened'\n"
+            "    except OSError as e: out[what] = errno.errorcode[e.errno]\n"
+            "print(json.dumps(out))\n")
+        for what, how in res.items():
+            self.attack_ok("/proc/1/exe " + what, how != "opened", how)
+
+    def test_no_host_fd_and_cwd_inside(self):
+        # CVE-2024-21626: a leaked fd of a host directory, or a cwd outside the root.
+        res = self.py_json(
+            "fds = {}\n"
+            "for fd in os.listdir('/proc/self/fd'):\n"
+            "    try: fds[fd] = os.readlink('/proc/self/fd/' + fd)\n"
+            "    except OSError: pass\n"
+            "init = {}\n"
+            "for what, get in (('fd', os.listdir), ('cwd', os.readlink), ('root', os.readlink),\n"
+            "                  ('environ', lambda p: open(p, 'rb').read())):\n"
+            "    try: init[what] = str(get('/proc/1/' + what))\n"
+            "    except OSError as e: init[what] = errno.errorcode[e.errno]\n"
+            "print(json.dumps({'fds': fds, 'cwd': os.getcwd(), 'parent': os.path.realpath('/proc/self/cwd/../..'), 'init': init}))\n")
+        for fd, target in res["fds"].items():
+            ok = target.startswith(("pipe:", "socket:", "/dev/null", "/proc/")) or fd not in "012"
+            host = target.startswith(("/tmp/airlock", "/var/lib/airlock", "/work", "/sys/fs/cgroup"))
+            self.attack_ok("fd %s" % fd, ok and not host, target)
+        self.attack_ok("cwd", res["cwd"] == "/workspace", res["cwd"])
+        self.attack_ok("cwd/../..", res["parent"] == "/", res["parent"])
+        for what, how in res["init"].items():
+            self.attack_ok("/proc/1/" + what, how in ("EACCES", "EPERM"), how)
+
+    def test_host_abstract_socket_unreachable(self):
+        # CVE-2020-15257: abstract sockets are per network namespace.
+        name = "airlock-sec-" + uuid.uuid4().hex
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        srv.bind("\0" + name)
+        srv.listen(1)
+        self.addCleanup(srv.close)
+        r = self.py(self.sid, "import socket, sys\ns = socket.socket(socket.AF_UNIX)\n"
+                              "try:\n    s.connect('\\0%s'); print('connected')\n"
+                              "except OSError as e: print(e.strerror)\n" % name)
+        self.attack_ok("connect host abstract socket", r["stdout"].strip() != "connected",
+                       r["stdout"].strip())
+
+    def test_control_socket_and_state_dir_invisible(self):
+        paths = [self.daemon.socket_path, self.daemon.state_dir, self.daemon.workdir,
+                 "/run/airlock", "/var/lib/airlock/state"]
+        res = self.py_json("print(json.dumps({p: os.path.exists(p) for p in %r}))" % paths)
+        for p, seen in res.items():
+            self.attack_ok("see " + p, not seen, "visible" if seen else "absent")
+
+    def test_chroot_escape_stays_in_the_sandbox(self):
+        res = self.py_json(
+            "os.makedirs('/tmp/jail', exist_ok=True)\n"
+            "os.chroot('/tmp/jail')\n"
+            "for i in range(64): os.chdir('..')\n"
+            "os.chroot('.')\n"
+            "print(json.dumps({'root': sorted(os.listdir('/')), 'host': os.path.exists(%r)}))\n"
+            % self.daemon.workdir)
+        # Still the sandbox's root (the rootfs marker and the workspace), never the host's.
+        self.attack_ok("chroot escape",
+                       ".airlock-rootfs.json" in res["root"] and "workspace" in res["root"]
+                       and not res["host"], "root has %s" % ",".join(res["root"][:12]))
+
+    def test_uid_ranges(self):
+        other = self.client.create()["id"]
+        self.addCleanup(self.client.destroy, other)
+        maps = [self.client.inspect(i)["uid_map"].split() for i in (self.sid, other)]
+        for m in maps:
+            self.attack_ok("sandbox root is host root", m[0] == "0" and int(m[1]) >= 100000,
+                           "uid_map %s" % " ".join(m))
+        a, b = (range(int(m[1]), int(m[1]) + int(m[2])) for m in maps)
+        self.attack_ok("shared uid range", a.stop <= b.start or b.stop <= a.start,
+                       "%s vs %s" % (a, b))
+        # What sandbox root creates is owned by its unprivileged host uid.
+        self.assertExit(self.sh_result("touch /workspace/owned"), 0)
+        st_ = os.stat(os.path.join(self.daemon.state_dir, "sandboxes", self.sid, "upper",
+                                   "workspace", "owned"))
+        self.attack_ok("file owned by host root", st_.st_uid == a.start, "uid %d" % st_.st_uid)
+
+    def test_capabilities_and_no_new_privs(self):
+        status = self.out(self.sid, "cat /proc/self/status")
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        bnd = int(fields["CapBnd"], 16)
+        held = {b for b in FORBIDDEN_CAP_BITS if bnd & (1 << b)}
+        self.attack_ok("forbidden capabilities in bounding set", not held, "bits %s" % sorted(held))
+        self.attack_ok("ambient/inheritable capabilities",
+                       int(fields["CapAmb"], 16) == 0 and int(fields["CapInh"], 16) == 0,
+                       "CapAmb %s CapInh %s" % (fields["CapAmb"].strip(), fields["CapInh"].strip()))
+        self.attack_ok("no_new_privs off", fields["NoNewPrivs"].strip() == "1", fields["NoNewPrivs"])
+        self.attack_ok("seccomp off", fields["Seccomp"].strip() == "2", fields["Seccomp"])
+        info = self.client.inspect(self.sid)
+        self.assertFalse(FORBIDDEN_CAPS & set(info["capabilities"]["bounding"]))
+        self.assertTrue(info["no_new_privs"])
+        self.assertEqual(info["seccomp"]["mode"], 2)
+
+
+if __name__ == "__main__":
+    st.main()

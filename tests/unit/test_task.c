@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "test.h"
+
+#include <errno.h>
+
+#include "task.h"
+
+static int parse(const char *text, struct al_task *t, struct al_error *err)
+{
+	int r = al_task_parse(text, strlen(text), "/tmp", t, err);
+	return r;
+}
+
+TEST(minimal_and_defaults)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct al_task t;
+
+	CHECK_INT(parse("{\"input\": \"hi\", \"model\": {\"name\": \"m\"}}", &t, &err), 0);
+	CHECK_STR(t.input, "hi");
+	CHECK_INT(t.model.api, AL_API_RESPONSES);
+	CHECK_STR(t.model.base_url, "https://api.openai.com/v1");
+	CHECK_INT(t.max_turns, 20);
+	CHECK_STR(t.provider_type, "local");
+	CHECK(!t.memory.read && !t.memory.generate);
+	CHECK(t.workspace_archive);
+	CHECK_INT(t.snapshot_every_turns, 0);
+	al_task_free(&t);
+}
+
+TEST(full)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct al_task t;
+	const char *text =
+	    "{\"instructions\": \"be good\", \"input\": \"x\","
+	    " \"model\": {\"api\": \"chat\", \"name\": \"llama\", \"base_url\": "
+	    "\"http://127.0.0.1:8080/v1\","
+	    "  \"timeout_ms\": 5000, \"max_retries\": 2},"
+	    " \"provider\": {\"type\": \"local\", \"socket\": \"/run/x.sock\", \"rootfs\": \"/r\","
+	    "  \"keep_sandbox\": true},"
+	    " \"manifest\": {\"version\": 1, \"root\": \"/workspace\", \"entries\": "
+	    "  {\"token\": {\"type\": \"file\", \"content\": \"file names are not settings\"}}},"
+	    " \"max_turns\": 7, \"limits\": {\"memory\": \"512M\", \"pids\": 64, \"cpus\": 1.5},"
+	    " \"env\": {\"LANG\": \"C.UTF-8\"},"
+	    " \"memory\": {\"enabled\": true, \"summary_budget_chars\": 100,"
+	    "  \"phase2_model\": {\"name\": \"big\"}},"
+	    " \"snapshot\": {\"every_turns\": 2, \"processes\": false}}";
+
+	CHECK_INT(parse(text, &t, &err), 0);
+	CHECK_INT(t.model.api, AL_API_CHAT);
+	CHECK_INT(t.model.timeout_ms, 5000);
+	CHECK_INT(t.model.max_retries, 2);
+	CHECK_STR(t.rootfs, "/r");
+	CHECK(t.keep_sandbox);
+	CHECK_INT(t.max_turns, 7);
+	CHECK_INT(t.memory_bytes, 512ull << 20);
+	CHECK_INT(t.pids, 64);
+	CHECK(t.cpus == 1.5);
+	CHECK(t.memory.read && t.memory.generate);
+	CHECK_INT(t.memory.summary_budget_chars, 100);
+	/* Phase models inherit from the main model. */
+	CHECK_STR(t.memory.phase1.name, "llama");
+	CHECK_STR(t.memory.phase2.name, "big");
+	CHECK_STR(t.memory.phase2.base_url, "http://127.0.0.1:8080/v1");
+	CHECK_INT(t.snapshot_every_turns, 2);
+	CHECK(!t.snapshot_processes);
+	al_task_free(&t);
+}
+
+TEST(credentials_refused)
+{
+	static const char *const bad[] = {
+	    "{\"input\": \"x\", \"model\": {\"name\": \"m\", \"api_key\": \"sk\"}}",
+	    "{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"apiKey\": \"sk\"}",
+	    "{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"provider\": {\"o\": {\"auth\": "
+	    "{\"token\": 1}}}}",
+	    "{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"extra\": [{\"password\": \"pw\"}]}",
+	    "{\"input\": \"x\", \"model\": {\"name\": \"m\", \"Authorization\": \"Bearer x\"}}",
+	    "{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"env\": {\"GITHUB_TOKEN\": \"t\"}}",
+	    "{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"provider\": {\"client-secret\": "
+	    "\"s\"}}",
+	};
+	struct al_error err = AL_ERROR_INIT;
+	struct al_task t;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK_INT(parse(bad[i], &t, &err), -EPERM);
+		CHECK(strstr(err.msg, "credential") != NULL);
+		al_task_free(&t);
+	}
+	CHECK(al_task_key_is_credential("OPENAI_API_KEY"));
+	CHECK(!al_task_key_is_credential("max_tokens"));
+	CHECK(!al_task_key_is_credential("summary_budget_chars"));
+}
+
+TEST(bad_tasks)
+{
+	static const struct {
+		const char *text, *msg;
+	} bad[] = {
+	    {"[1]", "not a JSON object"},
+	    {"{\"model\": {\"name\": \"m\"}}", "\"input\" is required"},
+	    {"{\"input\": \"x\"}", "\"model\" is required"},
+	    {"{\"input\": \"x\", \"model\": {\"api\": \"telepathy\", \"name\": \"m\"}}",
+	     "telepathy"},
+	    {"{\"input\": \"x\", \"model\": {\"api\": \"replay\"}}", "needs \"script\""},
+	    {"{\"input\": \"x\", \"model\": {\"api\": \"replay\", \"script\": \"no-such.jsonl\"}}",
+	     "no-such.jsonl"},
+	    {"{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"provider\": {\"type\": \"e2b\"}}",
+	     "provider e2b is not built in"},
+	    {"{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"max_turns\": \"many\"}",
+	     "max_turns"},
+	    {"{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"max_turns\": 0}", "max_turns"},
+	    {"{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"colour\": 1}",
+	     "unknown key colour"},
+	    {"{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"limits\": {\"memory\": \"lots\"}}",
+	     "limits.memory"},
+	    {"{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"env\": {\"A\": 1}}", "env.A"},
+	    {"{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"memory\": {\"memories_dir\": "
+	     "\"../up\"}}",
+	     "memories_dir"},
+	};
+	struct al_error err = AL_ERROR_INIT;
+	struct al_task t;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		al_error_clear(&err);
+		CHECK(parse(bad[i].text, &t, &err) < 0);
+		if (!strstr(err.msg, bad[i].msg))
+			fprintf(stderr, "case %zu: message \"%s\" lacks \"%s\"\n", i, err.msg,
+			        bad[i].msg);
+		CHECK(strstr(err.msg, bad[i].msg) != NULL);
+		al_task_free(&t);
+	}
+}
+
+int main(void)
+{
+	RUN(minimal_and_defaults);
+	RUN(full);
+	RUN(credentials_refused);
+	RUN(bad_tasks);
+	return test_main_result();
+}
