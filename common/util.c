@@ -18,8 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/sha.h>
-
 int al_read_fd(int fd, size_t max, char **out, size_t *len, struct al_error *err)
 {
 	struct al_buf b = {0};
@@ -84,7 +82,7 @@ int al_write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-int al_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
+static int write_replace(const char *path, const void *data, size_t len, mode_t mode, bool sync,
                          struct al_error *err)
 {
 	_cleanup_free_ char *tmp = NULL;
@@ -97,7 +95,7 @@ int al_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
 	if (fd < 0)
 		return al_error_errno(err, "create %s", tmp);
 	r = al_write_all(fd, data, len);
-	if (r == 0 && fsync(fd) < 0)
+	if (r == 0 && sync && fsync(fd) < 0)
 		r = -errno;
 	if (r < 0) {
 		errno = -r;
@@ -111,6 +109,18 @@ int al_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
 		return r;
 	}
 	return 0;
+}
+
+int al_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                         struct al_error *err)
+{
+	return write_replace(path, data, len, mode, true, err);
+}
+
+int al_write_file_replace(const char *path, const void *data, size_t len, mode_t mode,
+                          struct al_error *err)
+{
+	return write_replace(path, data, len, mode, false, err);
 }
 
 int al_write_string(const char *path, const char *value, struct al_error *err)
@@ -255,19 +265,6 @@ int al_parse_size(const char *s, uint64_t *out, struct al_error *err)
 		return al_error_set(err, ERANGE, "size '%s' too large", s);
 	*out = (uint64_t)v * mult;
 	return 0;
-}
-
-void al_sha256_hex(const void *data, size_t len, char out[65])
-{
-	unsigned char md[SHA256_DIGEST_LENGTH];
-	static const char hex[] = "0123456789abcdef";
-
-	SHA256(data, len, md);
-	for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
-	}
-	out[64] = '\0';
 }
 
 uint64_t al_now_ns(void)

@@ -18,6 +18,13 @@ int al_read_fd(int fd, size_t max, char **out, size_t *len, struct al_error *err
 int al_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
                          struct al_error *err);
 
+/* The same without the fsync: readers never see half a file, but after a
+ * crash of the machine the file may be empty.  For state that does not
+ * outlive the boot anyway (a running sandbox's files), where an fsync per
+ * sandbox start buys nothing. */
+int al_write_file_replace(const char *path, const void *data, size_t len, mode_t mode,
+                          struct al_error *err);
+
 /* Write a short string to an existing file (cgroup and /proc knobs). */
 int al_write_string(const char *path, const char *value, struct al_error *err);
 

@@ -39,6 +39,8 @@
 #define OUTPUT_FILE "output.txt"
 #define WORKSPACE_DIR "workspace"
 #define DEFAULT_API_HOST "api.openai.com"
+/* How long to wait for a sandbox a killed harness left half-created. */
+#define ADOPT_WAIT_MS (120 * 1000)
 
 static const char shell_guidance[] =
     "You work in a sandbox through tools: exec_command runs shell commands (in the "
@@ -132,6 +134,46 @@ static void make_spec(struct run *r, struct al_sandbox_spec *spec, const char *s
 	spec->snapshot_id = snapshot;
 }
 
+/*
+ * The run's name is taken: a harness killed while airlockd was creating its sandbox left
+ * one (airlockd hides it until it is made).  Wait for it and carry on with it; 1 when
+ * adopted.
+ */
+static int adopt_sandbox(struct run *r, struct al_error *err)
+{
+	const char *name = al_runstate_str(r->state, "run_id");
+	struct al_error e = AL_ERROR_INIT;
+	uint64_t deadline = al_now_ms() + ADOPT_WAIT_MS;
+	int rc;
+
+	for (;;) {
+		_cleanup_free_ char *found = NULL;
+		bool running = false;
+
+		al_error_clear(&e);
+		rc = r->provider->ops->resume(r->provider, NULL, name, &found, &running, &e);
+		if (rc == 0 && running) {
+			if (audit_sandbox_op(r, "adopt", found, 0, &e, NULL, err) < 0)
+				return -EIO;
+			al_runstate_set_str(sandbox_state(r), "sandbox_id", found);
+			al_runstate_set_str(sandbox_state(r), "provider", r->task.provider_type);
+			cJSON_DeleteItemFromObjectCaseSensitive(r->state, "sessions");
+			cJSON_AddObjectToObject(r->state, "sessions");
+			rc = save(r, err);
+			return rc < 0 ? rc : 1;
+		}
+		if (rc < 0 && rc != -ENOENT) {
+			*err = e;
+			return rc;
+		}
+		if (al_now_ms() > deadline)
+			return al_error_set(err, EEXIST,
+			                    "a sandbox named %s exists but did not become usable",
+			                    name);
+		usleep(200 * 1000);
+	}
+}
+
 static int create_sandbox(struct run *r, const char *snapshot, struct al_error *err)
 {
 	struct al_sandbox_spec spec;
@@ -142,6 +184,10 @@ static int create_sandbox(struct run *r, const char *snapshot, struct al_error *
 
 	make_spec(r, &spec, snapshot);
 	rc = r->provider->ops->create(r->provider, &spec, &id, &e);
+	if (rc == -EEXIST) {
+		cJSON_Delete(extra);
+		return adopt_sandbox(r, err);
+	}
 	if (snapshot)
 		cJSON_AddStringToObject(extra, "snapshot_id", snapshot);
 	if (audit_sandbox_op(r, snapshot ? "restore" : "create", id, rc, &e, extra, err) < 0)
@@ -862,6 +908,11 @@ static int recover_sandbox(struct run *r, struct al_error *err)
 	if (snap) {
 		al_error_clear(&e);
 		rc = create_sandbox(r, snap, &e);
+		if (rc == 1) {
+			printf("resume: sandbox %s still running\n", sandbox_id(r));
+			fflush(stdout);
+			return 0;
+		}
 		if (rc == 0) {
 			printf("resume: restored sandbox from snapshot %s\n", snap);
 			fflush(stdout);
@@ -872,6 +923,11 @@ static int recover_sandbox(struct run *r, struct al_error *err)
 	}
 	if ((rc = create_sandbox(r, NULL, err)) < 0)
 		return rc;
+	if (rc == 1) {
+		printf("resume: sandbox %s still running\n", sandbox_id(r));
+		fflush(stdout);
+		return 0;
+	}
 	if (archive) {
 		if (asprintf(&abs, "%s%s%s", archive[0] == '/' ? "" : r->dir,
 		             archive[0] == '/' ? "" : "/", archive) < 0)

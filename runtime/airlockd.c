@@ -329,5 +329,9 @@ int main(int argc, char **argv)
 	log_info("signal %d: stopping; %zu sandboxes keep running", sig, ctx.n_sandboxes);
 	api_stop(srv);
 	unlink(o.socket_path);
+	/* Sandboxes keep running; only an empty root goes, so that test
+	 * daemons on their own state directories leave no cgroup behind. */
+	if (cgroup_remove_root_if_empty(ctx.cgroups, &err) < 0)
+		log_warn("%s", err.msg);
 	return 0;
 }

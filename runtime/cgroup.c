@@ -789,6 +789,47 @@ int cgroup_enter(struct cgroup_manager *m, const char *id, pid_t pid, struct al_
 	return 0;
 }
 
+int cgroup_open_join_fds(struct cgroup_manager *m, const char *id, int *fds, size_t max,
+                         struct al_error *err)
+{
+	_cleanup_(sandbox_dirs_free) struct sandbox_dirs dirs = {0};
+	size_t n = 0;
+	int r;
+
+	r = check_id(id, err);
+	if (r < 0)
+		return r;
+	r = sandbox_dirs_get(m, id, &dirs, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < dirs.n; i++) {
+		char path[PATH_MAX];
+		int fd;
+
+		if (!strcmp(dirs.key[i], "unified"))
+			continue; /* cgroup2: clone3(CLONE_INTO_CGROUP) */
+		if (n == max) {
+			r = al_error_set(err, E2BIG, "sandbox %s: too many cgroup hierarchies", id);
+			break;
+		}
+		r = knob_path(path, dirs.path[i], "tasks", err);
+		if (r < 0)
+			break;
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0) {
+			r = al_error_errno(err, "sandbox %s: open %s", id, path);
+			break;
+		}
+		fds[n++] = fd;
+	}
+	if (r < 0) {
+		while (n > 0)
+			close(fds[--n]);
+		return r;
+	}
+	return (int)n;
+}
+
 int cgroup_open_v2_dir(struct cgroup_manager *m, const char *id, struct al_error *err)
 {
 	_cleanup_free_ char *path = NULL;
@@ -797,9 +838,8 @@ int cgroup_open_v2_dir(struct cgroup_manager *m, const char *id, struct al_error
 	r = check_id(id, err);
 	if (r < 0)
 		return r;
-	if (m->mode != CGROUP_MODE_V2)
-		return al_error_set(err, ENOTSUP,
-		                    "sandbox %s: no single cgroup2 directory on a %s layout", id,
+	if (!m->unified)
+		return al_error_set(err, ENOTSUP, "sandbox %s: no cgroup2 tree on a %s layout", id,
 		                    cgroup_mode_name(m->mode));
 	if (asprintf(&path, "%s/%s/%s", m->unified, m->root_name, id) < 0) {
 		path = NULL;
@@ -1225,5 +1265,22 @@ int cgroup_list(struct cgroup_manager *m, char ***ids, struct al_error *err)
 	}
 	qsort(list, n, sizeof(char *), cmp_str);
 	*ids = steal_pointer(&list);
+	return 0;
+}
+
+int cgroup_remove_root_if_empty(struct cgroup_manager *m, struct al_error *err)
+{
+	_cleanup_(sandbox_dirs_free) struct sandbox_dirs dirs = {0};
+	int r;
+
+	r = sandbox_dirs_get(m, "x", &dirs, err);
+	if (r < 0)
+		return r;
+	/* rmdir only succeeds on a cgroup with no children and no tasks,
+	 * which is exactly "no sandbox left": no need to look first. */
+	for (size_t i = 0; i < dirs.n; i++)
+		if (rmdir(dirs.root[i]) < 0 && errno != ENOENT && errno != EBUSY &&
+		    errno != ENOTEMPTY)
+			return al_error_errno(err, "rmdir %s", dirs.root[i]);
 	return 0;
 }

@@ -68,8 +68,22 @@ int cgroup_create(struct cgroup_manager *m, const char *id, const struct cgroup_
 /* Move pid (its whole thread group) into every cgroup of the sandbox. */
 int cgroup_enter(struct cgroup_manager *m, const char *id, pid_t pid, struct al_error *err);
 
-/* For clone3(CLONE_INTO_CGROUP) on pure v2: an O_PATH|O_DIRECTORY|O_CLOEXEC
- * fd of the sandbox's cgroup (the caller closes it); -ENOTSUP on v1/hybrid. */
+/*
+ * For a new process that joins the sandbox's v1 cgroups itself, before it
+ * execs: write-only fds of the "tasks" file of each v1 hierarchy (none on
+ * pure v2), to which the process writes "0".  Moving a single thread skips
+ * the kernel's global threadgroup lock that a cgroup.procs write takes;
+ * its RCU grace period makes the first such write after an idle spell cost
+ * ~10 ms.  The kernel checks the opener's credentials, not the writer's.
+ * Returns how many fds were stored in fds (at most max; the caller closes
+ * them); the cgroup2 tree of a hybrid layout is left to cgroup_open_v2_dir.
+ */
+int cgroup_open_join_fds(struct cgroup_manager *m, const char *id, int *fds, size_t max,
+                         struct al_error *err);
+
+/* For clone3(CLONE_INTO_CGROUP) on v2 and on the cgroup2 tree of a hybrid
+ * layout: an O_PATH|O_DIRECTORY|O_CLOEXEC fd of the sandbox's cgroup2
+ * directory (the caller closes it); -ENOTSUP on pure v1. */
 int cgroup_open_v2_dir(struct cgroup_manager *m, const char *id, struct al_error *err);
 
 /* The effective cgroup state, read back from the kernel files:
@@ -89,3 +103,6 @@ int cgroup_destroy(struct cgroup_manager *m, const char *id, struct al_error *er
 /* Sorted, NULL-terminated ids of the sandbox cgroups that exist under the
  * airlock root of any hierarchy (crash cleanup).  Free with the strv cleanup. */
 int cgroup_list(struct cgroup_manager *m, char ***ids, struct al_error *err);
+
+/* Remove the sandboxes' root cgroup in every hierarchy if nothing is left in it. */
+int cgroup_remove_root_if_empty(struct cgroup_manager *m, struct al_error *err);

@@ -234,7 +234,9 @@ static int write_state(const struct sandbox *sb, struct al_error *err)
 	if (!text)
 		return al_error_set(err, ENOMEM, "out of memory");
 	snprintf(path, sizeof(path), "%s/state.json", sb->dir);
-	return al_write_file_atomic(path, text, strlen(text), 0600, err);
+	/* No fsync: the sandbox does not survive a crash of the machine, and an
+	 * empty state.json after one only marks it as gone. */
+	return al_write_file_replace(path, text, strlen(text), 0600, err);
 }
 
 static char **json_to_strv(const cJSON *a)
@@ -718,7 +720,7 @@ static int write_init_config(struct sandbox *sb, const char *bpf_path, int *fd_o
 	if (!text)
 		return al_error_set(err, ENOMEM, "out of memory");
 	snprintf(path, sizeof(path), "%s/config.json", sb->dir);
-	if (al_write_file_atomic(path, text, strlen(text), 0600, err) < 0)
+	if (al_write_file_replace(path, text, strlen(text), 0600, err) < 0)
 		return -err->code;
 	*fd_out = open(path, O_RDONLY | O_CLOEXEC);
 	if (*fd_out < 0)
@@ -748,23 +750,50 @@ static int listen_init_socket(const struct sandbox *sb, struct al_error *err)
 }
 
 /*
- * Start airlock-init in fresh pid, mount, net, uts and ipc namespaces.  The
- * daemon is multi-threaded, so the child only shuffles fds, waits for the
- * go-ahead (sent once it is in its cgroups) and execs the sealed copy of
- * airlock-init.
+ * In the child of clone3, which may only make async-signal-safe calls:
+ * tell airlockd why setup failed (it reads the status pipe) and exit.
+ */
+static _Noreturn void child_fail(int status_w, const char *what, int e)
+{
+	char msg[128], num[12];
+	size_t len = 0, k = sizeof(num);
+
+	do
+		num[--k] = (char)('0' + e % 10);
+	while ((e /= 10) > 0 && k > 0);
+	for (const char *p = "error: "; *p && len < sizeof(msg); p++)
+		msg[len++] = *p;
+	for (const char *p = what; *p && len < sizeof(msg) - 24; p++)
+		msg[len++] = *p;
+	for (const char *p = " (errno "; *p; p++)
+		msg[len++] = *p;
+	while (k < sizeof(num))
+		msg[len++] = num[k++];
+	msg[len++] = ')';
+	if (write(status_w, msg, len) < 0)
+		_exit(126);
+	_exit(126);
+}
+
+/*
+ * Start airlock-init in fresh pid, mount, net, uts and ipc namespaces,
+ * already in the sandbox's cgroups: the cgroup2 one through
+ * CLONE_INTO_CGROUP, the v1 ones by the child itself (writing "0" to each
+ * hierarchy's tasks file, which spares the kernel's global threadgroup lock;
+ * see cgroup_open_join_fds).  The daemon is multi-threaded, so the child
+ * only joins cgroups, shuffles fds and execs the sealed copy of airlock-init.
  */
 static int spawn_init(struct daemon_ctx *ctx, struct sandbox *sb, int config_fd, int listen_fd,
                       int status_w, struct al_error *err)
 {
 	struct clone_args args = {0};
 	_cleanup_close_ int cgfd = -1;
-	int sync[2];
+	int join[16];
+	int n_join;
 	int pidfd = -1;
 	pid_t pid;
-	int r;
+	int r = 0;
 
-	if (pipe2(sync, O_CLOEXEC) < 0)
-		return al_error_errno(err, "pipe");
 	args.flags =
 	    CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD;
 	args.pidfd = (uint64_t)(uintptr_t)&pidfd;
@@ -774,19 +803,20 @@ static int spawn_init(struct daemon_ctx *ctx, struct sandbox *sb, int config_fd,
 		args.flags |= CLONE_INTO_CGROUP;
 		args.cgroup = (uint64_t)cgfd;
 	}
+	n_join = cgroup_open_join_fds(ctx->cgroups, sb->id, join, AL_ARRAY_SIZE(join), err);
+	if (n_join < 0)
+		return al_error_prefix(err, "sandbox %s", sb->id);
 	pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
-	if (pid < 0) {
+	if (pid < 0)
 		r = al_error_errno(err, "clone3 for sandbox %s", sb->id);
-		close(sync[0]);
-		close(sync[1]);
-		return r;
-	}
 	if (pid == 0) {
 		char *const argv[] = {"airlock-init", NULL};
 		char *const envp[] = {NULL};
-		char b;
 		int c, l, s, e;
 
+		for (int i = 0; i < n_join; i++)
+			if (write(join[i], "0", 1) != 1)
+				child_fail(status_w, "cannot join the sandbox's v1 cgroups", errno);
 		/* Move our fds above the target range first so dup2 never
 		 * clobbers one we still need. */
 		e = fcntl(ctx->init_memfd, F_DUPFD_CLOEXEC, 16);
@@ -797,28 +827,16 @@ static int spawn_init(struct daemon_ctx *ctx, struct sandbox *sb, int config_fd,
 		    dup2(s, 5) < 0)
 			_exit(126);
 		syscall(SYS_close_range, 6, ~0U, CLOSE_RANGE_CLOEXEC);
-		if (read(sync[0], &b, 1) != 1)
-			_exit(125); /* airlockd died before we were placed */
 		syscall(SYS_execveat, e, "", argv, envp, AT_EMPTY_PATH);
-		_exit(127);
+		child_fail(5, "cannot exec airlock-init", errno);
 	}
-	close(sync[0]);
+	for (int i = 0; i < n_join; i++)
+		close(join[i]);
+	if (r < 0)
+		return r;
 	sb->init_pid = pid;
 	sb->pidfd = pidfd;
 	sb->our_child = true;
-	if (cgfd < 0) {
-		r = cgroup_enter(ctx->cgroups, sb->id, pid, err);
-		if (r < 0) {
-			close(sync[1]);
-			return al_error_prefix(err, "sandbox %s", sb->id);
-		}
-	}
-	if (write(sync[1], "g", 1) != 1) {
-		r = al_error_errno(err, "start sandbox %s", sb->id);
-		close(sync[1]);
-		return r;
-	}
-	close(sync[1]);
 	return 0;
 }
 

@@ -17,8 +17,9 @@
 #
 # With a real model the harness is killed once the first tool result is in
 # its audit trail; with the replay model, after its AIRLOCK_DEMO_KILL_AT-th
-# durable write (default 8; docs/harness.md, "Test hook").  The key stays in
-# the harness's environment: it is never written to the task file.
+# durable write (default 14: after the first turn's two tool results;
+# docs/harness.md, "Test hook").  The key stays in the harness's
+# environment: it is never written to the task file.
 #
 # Other settings: AIRLOCK_SOCKET (default /run/airlock/airlockd.sock; an
 # airlockd already answering there is used, else one is started and stopped
@@ -122,13 +123,13 @@ if [ $real_model = 1 ]; then
 		fi
 		sleep 0.05
 	done
-	wait $pid || status=$?
+	wait $pid 2>/dev/null || status=$?
 else
-	kill_at=${AIRLOCK_DEMO_KILL_AT:-8}
+	kill_at=${AIRLOCK_DEMO_KILL_AT:-14}
 	say "airlock-harness run (SIGKILL after durable write $kill_at: AIRLOCK_HARNESS_KILL_AT=$kill_at)"
 	# In the background, so that the shell does not report the kill itself.
 	AIRLOCK_HARNESS_KILL_AT=$kill_at "$harness" run "$work/task/task.json" --run-dir "$run" &
-	wait $! || status=$?
+	wait $! 2>/dev/null || status=$?
 fi
 if [ $status = 137 ]; then
 	echo "-> killed by SIGKILL with $(audit_count) audit records written"
@@ -169,10 +170,11 @@ else
 	if [ -n "$archive" ]; then
 		echo "(the run deleted its sandbox; this is its last workspace archive, $archive)"
 		python3 - "$archive" <<'PY'
-import sys, tarfile
+import stat, sys, tarfile
 with tarfile.open(sys.argv[1]) as tf:
     for m in sorted(tf.getmembers(), key=lambda m: m.name):
-        print("%s %8d  %s" % (tarfile.filemode(m.mode), m.size, m.name))
+        kind = stat.S_IFDIR if m.isdir() else stat.S_IFREG
+        print("%s %8d  %s" % (stat.filemode(kind | m.mode), m.size, m.name))
     for m in sorted(tf.getmembers(), key=lambda m: m.name):
         if m.isfile() and m.size <= 2000:
             print("--- " + m.name)

@@ -69,12 +69,13 @@ class ResumeTest(ht.HarnessTestCase):
 
     @staticmethod
     def at_kill(run_dir):
-        """(recorded results, status) in the RunState a kill left."""
+        """(recorded results, status, sandbox id) in the RunState a kill left."""
         try:
             state = ht.load_state(run_dir)
         except FileNotFoundError:
-            return {}, None
-        return ht.recorded_results(state), state.get("status")
+            return {}, None, None
+        return (ht.recorded_results(state), state.get("status"),
+                (state.get("sandbox") or {}).get("sandbox_id"))
 
     def final_listing(self, state):
         results = ht.recorded_results(state)
@@ -99,11 +100,15 @@ class ResumeTest(ht.HarnessTestCase):
 
     def check_resumed(self, ref, run_dir, killed_state, label, srv=None, resume_env=None):
         """Resume run_dir and check it against the uninterrupted run ref."""
-        recorded, status = killed_state
+        recorded, status, sid = killed_state
+        alive = sid is not None and sid in self.sandbox_ids() and status != "completed"
         res = self.resume(run_dir, env=resume_env)
         self.assertEqual(res.returncode, 0, "%s: resume failed: %r" % (label, res))
         lines = [ln for ln in res.stdout.splitlines() if ln.startswith("resume:")]
         self.assertTrue(lines, "%s: contract: resume says what it did about the sandbox: %r" % (label, res))
+        if alive:
+            self.assertIn("resume: sandbox %s still running" % sid, lines,
+                          "%s: the run's sandbox was still there: resume goes on in it" % label)
         state = self.assertCompleted(res)
         files, calls = self.final_listing(state)
         self.assertEqual(files, ref["files"], "%s: final workspace differs from an uninterrupted run" % label)
@@ -160,6 +165,7 @@ class ResumeTest(ht.HarnessTestCase):
             self.destroy_all()
         else:
             self.fail("the run was still being killed after %d boundaries" % MAX_BOUNDARIES)
+        sys.stderr.write("[killed and resumed at each of %d step boundaries] " % killed)
         return killed
 
     # ---- the tests ----
@@ -246,12 +252,12 @@ class ResumeTest(ht.HarnessTestCase):
             run_dir = self.new_run_dir()
             res = self.run_task(ref["task"], run_dir, env={ht.KILL_HOOK: str(k1)})
             self.assertTrue(res.killed, "%s=%d did not kill the harness: %r" % (ht.KILL_HOOK, k1, res))
-            recorded, _ = self.at_kill(run_dir)
+            recorded = self.at_kill(run_dir)[0]
             res2 = self.resume(run_dir, env={ht.KILL_HOOK: str(k2)})
             self.assertTrue(res2.killed or res2.returncode == 0, res2)
-            again, status = self.at_kill(run_dir)
+            again, status, sid = self.at_kill(run_dir)
             recorded.update(again)
-            self.check_resumed(ref, run_dir, (recorded, status), "killed at %d then at %d" % (k1, k2))
+            self.check_resumed(ref, run_dir, (recorded, status, sid), "killed at %d then at %d" % (k1, k2))
             self.destroy_all()
 
     def test_sandbox_gone_recreated_from_archive(self):

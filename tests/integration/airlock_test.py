@@ -11,6 +11,8 @@ Environment:
 import base64
 import http.client
 import json
+import glob
+import hashlib
 import os
 import re
 import shutil
@@ -310,6 +312,14 @@ def leftovers(state_dir, ids, socket_path=None, daemon_running=False):
         problems.append("process left: %d %s (%s)" % (
             pid, (read_text("/proc/%d/comm" % pid) or "?").strip(),
             (read_text("/proc/%d/cmdline" % pid) or "").replace("\0", " ")))
+    if not daemon_running:
+        # A daemon on its own state dir keeps its sandboxes under a cgroup
+        # root named after it; once it stopped with no sandbox, that goes too.
+        real = os.path.realpath(state_dir).encode()
+        name = "airlock-" + hashlib.sha256(real).hexdigest()[:12]
+        for base in glob.glob("/sys/fs/cgroup/*/"):
+            if os.path.isdir(os.path.join(base, name)):
+                problems.append("cgroup root left: " + os.path.join(base, name))
     sbdir = os.path.join(state_dir, "sandboxes")
     if not daemon_running and os.path.isdir(sbdir) and os.listdir(sbdir):
         problems.append("state left in %s: %s" % (sbdir, sorted(os.listdir(sbdir))))

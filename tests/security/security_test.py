@@ -94,14 +94,17 @@ class SecurityTestCase(at.AirlockTestCase):
     def events(self, sid, since=0):
         return self.client.expect(200, "GET", "/v1/sandboxes/%s/events?since=%d" % (sid, since)).json
 
-    def wait_denial(self, sid, syscall, timeout=5.0):
-        """The seccomp events for syscall, waiting for the audit record to arrive."""
+    def wait_denial(self, sid, syscall, timeout=5.0, pid=None):
+        """The seccomp events for syscall, waiting for the audit record to
+        arrive (with pid: until one of that in-sandbox pid is there, since
+        the class shares sandboxes and an older record may already match)."""
         end = time.monotonic() + timeout
         while True:
             ev = self.events(sid)
             self.assertTrue(ev.get("collecting"), "denial log is not collecting: %r" % ev)
             found = [e for e in ev["events"] if e["type"] == "seccomp" and e["syscall"] == syscall]
-            if found or time.monotonic() > end:
+            if (found and (pid is None or any(e.get("pid") == pid for e in found))) \
+                    or time.monotonic() > end:
                 return found
             time.sleep(0.1)
 

@@ -75,7 +75,7 @@ class SeccompAttacks(st.SecurityTestCase):
         pid, ret, err = (int(x) for x in r["stdout"].split())
         self.attack_ok("keyctl (python)", ret == -1, "errno %s" % st.errname(err))
         self.assertEqual(err, EPERM)
-        found = self.wait_denial(sid, "keyctl")
+        found = self.wait_denial(sid, "keyctl", pid=pid)
         self.assertTrue(any(e["pid"] == pid and e["comm"] == "python3" and e["count"] >= 1
                             and e["action"] == "errno" for e in found),
                         "no keyctl denial for pid %d: %r" % (pid, found))
