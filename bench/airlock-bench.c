@@ -251,6 +251,7 @@ static int spawn_once(char **argv, int errfd, double *ms, struct al_error *err)
 
 struct opts {
 	unsigned n, warmup, gap_ms, clients;
+	bool exec_between;
 	double seconds;
 	const char *socket_path, *sandbox, *sandboxes, *body;
 	const char *bind[8];
@@ -294,7 +295,7 @@ static int mode_spawn(const struct opts *o, char **argv, struct al_error *err)
 static int mode_create(const struct opts *o, struct al_error *err)
 {
 	_cleanup_cjson_ cJSON *out = cJSON_CreateObject();
-	struct series create = {0}, destroy = {0};
+	struct series create = {0}, destroy = {0}, exec = {0}, cycle = {0};
 	struct http h;
 	int r;
 
@@ -303,7 +304,7 @@ static int mode_create(const struct opts *o, struct al_error *err)
 		_cleanup_cjson_ cJSON *sb = NULL;
 		const cJSON *id;
 		char path[128];
-		double c_ms, d_ms;
+		double c_ms, d_ms, e_ms = 0;
 		uint64_t t0;
 
 		if (o->gap_ms)
@@ -319,21 +320,37 @@ static int mode_create(const struct opts *o, struct al_error *err)
 			r = al_error_set(err, EIO, "create: no id in %.200s", h.body.data);
 			break;
 		}
+		if (o->exec_between) {
+			snprintf(path, sizeof(path), "/v1/sandboxes/%s/exec", id->valuestring);
+			t0 = al_now_ns();
+			r = exec_true(&h, path, err);
+			if (r < 0)
+				break;
+			e_ms = ms_since(t0);
+		}
 		snprintf(path, sizeof(path), "/v1/sandboxes/%s", id->valuestring);
 		t0 = al_now_ns();
 		r = http_call(&h, "DELETE", path, NULL, 200, err);
 		d_ms = ms_since(t0);
 		if (r == 0 && i >= o->warmup &&
-		    (series_add(&create, c_ms) < 0 || series_add(&destroy, d_ms) < 0))
+		    (series_add(&create, c_ms) < 0 || series_add(&destroy, d_ms) < 0 ||
+		     (o->exec_between &&
+		      (series_add(&exec, e_ms) < 0 || series_add(&cycle, c_ms + e_ms + d_ms) < 0))))
 			r = al_error_set(err, ENOMEM, "out of memory");
 	}
 	if (r == 0) {
 		cJSON_AddItemToObject(out, "samples_ms", series_json(&create));
 		cJSON_AddItemToObject(out, "destroy_samples_ms", series_json(&destroy));
+		if (o->exec_between) {
+			cJSON_AddItemToObject(out, "exec_samples_ms", series_json(&exec));
+			cJSON_AddItemToObject(out, "cycle_samples_ms", series_json(&cycle));
+		}
 		r = print_json(out);
 	}
 	series_free(&create);
 	series_free(&destroy);
+	series_free(&exec);
+	series_free(&cycle);
 	http_close(&h);
 	return r;
 }
@@ -491,7 +508,8 @@ static const char usage[] =
     "      --sandboxes LIST throughput: comma-separated sandbox ids\n"
     "      --clients N      throughput: concurrent clients (default 8)\n"
     "      --seconds S      throughput: measured seconds after 1 s of warm-up (default 5)\n"
-    "      --body JSON      create: request body (default {})\n";
+    "      --body JSON      create: request body (default {})\n"
+    "      --exec           create: exec /bin/true between create and DELETE (timed apart)\n";
 
 int main(int argc, char **argv)
 {
@@ -502,7 +520,8 @@ int main(int argc, char **argv)
 		OPT_SANDBOXES,
 		OPT_CLIENTS,
 		OPT_SECONDS,
-		OPT_BODY
+		OPT_BODY,
+		OPT_EXEC
 	};
 	static const struct option longopts[] = {
 	    {"gap-ms", required_argument, NULL, OPT_GAP},
@@ -513,6 +532,7 @@ int main(int argc, char **argv)
 	    {"clients", required_argument, NULL, OPT_CLIENTS},
 	    {"seconds", required_argument, NULL, OPT_SECONDS},
 	    {"body", required_argument, NULL, OPT_BODY},
+	    {"exec", no_argument, NULL, OPT_EXEC},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -562,6 +582,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_BODY:
 			o.body = optarg;
+			break;
+		case OPT_EXEC:
+			o.exec_between = true;
 			break;
 		case 'h':
 			fputs(usage, stdout);

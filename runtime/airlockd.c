@@ -24,6 +24,7 @@
 #include "api.h"
 #include "cleanup.h"
 #include "log.h"
+#include "pool.h"
 #include "sandbox.h"
 #include "util.h"
 
@@ -43,6 +44,7 @@ struct options {
 	const char *profiles_dir;
 	const char *init_path;
 	const char *group;
+	unsigned long warm_pool;
 	bool debug;
 };
 
@@ -58,6 +60,8 @@ static void usage(FILE *f)
 	    "  --profiles DIR      seccomp profiles directory (default %s)\n"
 	    "  --init PATH         airlock-init binary (default: next to airlockd, else %s)\n"
 	    "  --group NAME        group whose members may use the socket (default: root only)\n"
+	    "  --warm-pool N       keep N sandboxes made ahead for plain create requests\n"
+	    "                      (default 0; at most 256)\n"
 	    "  --debug             verbose logging\n",
 	    AIRLOCK_PROFILES_DIR, AIRLOCK_LIBEXEC_INIT);
 }
@@ -223,6 +227,33 @@ static int setup_ctx(struct daemon_ctx *ctx, const struct options *o, struct al_
 	return sandbox_registry_load(ctx, err);
 }
 
+/*
+ * airlockd holds a pidfd per sandbox (and, during an exec, a few more): with
+ * the usual soft limit of 1024 it could not run a thousand sandboxes.  Raise
+ * the soft limit to the hard one, and remember the inherited value, which
+ * sandboxes get back (a huge soft limit slows programs that close every
+ * possible fd).
+ */
+static void raise_nofile(struct daemon_ctx *ctx)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		ctx->sandbox_nofile = (struct rlimit){1024, 1024};
+		return;
+	}
+	ctx->sandbox_nofile = rl;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("cannot raise the open files limit to %llu: %m",
+			         (unsigned long long)rl.rlim_max);
+	}
+	if (rl.rlim_cur < 8192)
+		log_warn("open files limit is %llu: at most about %llu sandboxes",
+		         (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_cur - 64);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -232,6 +263,7 @@ int main(int argc, char **argv)
 	    {"profiles", required_argument, NULL, 'p'},
 	    {"init", required_argument, NULL, 'i'},
 	    {"group", required_argument, NULL, 'g'},
+	    {"warm-pool", required_argument, NULL, 'w'},
 	    {"debug", no_argument, NULL, 'D'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -270,6 +302,17 @@ int main(int argc, char **argv)
 		case 'g':
 			o.group = optarg;
 			break;
+		case 'w': {
+			char *end = NULL;
+			errno = 0;
+			o.warm_pool = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || optarg[0] == '-' ||
+			    o.warm_pool > 256) {
+				log_error("invalid --warm-pool '%s': expected 0..256", optarg);
+				return 2;
+			}
+			break;
+		}
 		case 'D':
 			o.debug = true;
 			break;
@@ -306,6 +349,7 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	raise_nofile(&ctx);
 
 	if (setup_ctx(&ctx, &o, &err) < 0) {
 		log_error("%s", err.msg);
@@ -320,6 +364,10 @@ int main(int argc, char **argv)
 		log_error("%s", err.msg);
 		return 1;
 	}
+	if (pool_start(&ctx, o.warm_pool, &err) < 0) {
+		log_error("%s", err.msg);
+		return 1;
+	}
 	log_info("airlockd %s serving %s (state %s, cgroups %s, %zu sandboxes)", AIRLOCK_VERSION,
 	         o.socket_path, ctx.state_dir, cgroup_mode_name(cgroup_manager_mode(ctx.cgroups)),
 	         ctx.n_sandboxes);
@@ -329,6 +377,8 @@ int main(int argc, char **argv)
 	log_info("signal %d: stopping; %zu sandboxes keep running", sig, ctx.n_sandboxes);
 	api_stop(srv);
 	unlink(o.socket_path);
+	/* Unclaimed pool sandboxes are nobody's: they do not outlive us. */
+	pool_stop(&ctx);
 	/* Sandboxes keep running; only an empty root goes, so that test
 	 * daemons on their own state directories leave no cgroup behind. */
 	if (cgroup_remove_root_if_empty(ctx.cgroups, &err) < 0)

@@ -27,6 +27,7 @@
 #include "events.h"
 #include "fsops.h"
 #include "log.h"
+#include "pool.h"
 #include "process.h"
 #include "snapshot.h"
 #include "util.h"
@@ -196,6 +197,7 @@ static void handle_info(struct api_server *s, struct reply *rp)
 {
 	cJSON *o = cJSON_CreateObject(), *sec, *criu;
 	const struct scmp_version *v = seccomp_version();
+	size_t n = 0;
 	char buf[32];
 
 	cJSON_AddStringToObject(o, "version", AIRLOCK_VERSION);
@@ -212,8 +214,12 @@ static void handle_info(struct api_server *s, struct reply *rp)
 		cJSON_AddNullToObject(criu, "version");
 	cJSON_AddStringToObject(o, "default_rootfs", s->ctx->default_rootfs);
 	pthread_mutex_lock(&s->ctx->lock);
-	cJSON_AddNumberToObject(o, "sandboxes", (double)s->ctx->n_sandboxes);
+	for (size_t i = 0; i < s->ctx->n_sandboxes; i++)
+		n += !s->ctx->sandboxes[i]->pooled;
 	pthread_mutex_unlock(&s->ctx->lock);
+	cJSON_AddNumberToObject(o, "sandboxes", (double)n);
+	if (s->ctx->pool)
+		cJSON_AddItemToObject(o, "warm_pool", pool_stats_json(s->ctx));
 	reply_json(rp, 200, o);
 }
 
@@ -229,7 +235,7 @@ static void handle_list(struct api_server *s, struct reply *rp)
 		pthread_mutex_lock(&sb->lock);
 		busy = sb->destroying;
 		pthread_mutex_unlock(&sb->lock);
-		if (!busy)
+		if (!busy && !sb->pooled)
 			cJSON_AddItemToArray(a, sandbox_summary_json(sb));
 	}
 	pthread_mutex_unlock(&s->ctx->lock);

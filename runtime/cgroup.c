@@ -1276,11 +1276,26 @@ int cgroup_remove_root_if_empty(struct cgroup_manager *m, struct al_error *err)
 	r = sandbox_dirs_get(m, "x", &dirs, err);
 	if (r < 0)
 		return r;
-	/* rmdir only succeeds on a cgroup with no children and no tasks,
-	 * which is exactly "no sandbox left": no need to look first. */
-	for (size_t i = 0; i < dirs.n; i++)
-		if (rmdir(dirs.root[i]) < 0 && errno != ENOENT && errno != EBUSY &&
-		    errno != ENOTEMPTY)
-			return al_error_errno(err, "rmdir %s", dirs.root[i]);
+	for (size_t i = 0; i < dirs.n; i++) {
+		_cleanup_closedir_ DIR *d = opendir(dirs.root[i]);
+		bool has_child = false;
+		struct dirent *de;
+
+		if (!d)
+			continue;
+		while (!has_child && (de = readdir(d)))
+			has_child = de->d_type == DT_DIR && de->d_name[0] != '.';
+		if (has_child)
+			continue; /* a sandbox lives on */
+		/* A just-removed child cgroup may still be dying in the kernel,
+		 * which makes the parent EBUSY for a moment. */
+		for (int tries = 0; rmdir(dirs.root[i]) < 0; tries++) {
+			if (errno == ENOENT)
+				break;
+			if (errno != EBUSY || tries >= 100)
+				return al_error_errno(err, "rmdir %s", dirs.root[i]);
+			usleep(10000);
+		}
+	}
 	return 0;
 }

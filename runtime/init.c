@@ -116,59 +116,45 @@ static int read_config(struct init_config *c, struct al_error *err)
 	return 0;
 }
 
+/* The user namespace's first member: it only has to have existed. */
+static int userns_holder(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
 /*
- * The sandbox's user namespace is made by a short-lived child: it unshares
- * CLONE_NEWUSER, we write its maps as real root (so setgroups stays
- * allowed), keep an fd to the namespace and let the child go.
+ * The sandbox's user namespace is made by a child created in it
+ * (clone(CLONE_NEWUSER)) that exits at once.  We, real root here, write its
+ * maps (so setgroups stays allowed) and keep an fd to the namespace through
+ * /proc/PID, which still names it while the child is a zombie.  With
+ * CLONE_VM|CLONE_VFORK nothing of ours is copied and we resume once it has
+ * exited: no pipes, no signal, no waiting for it to be scheduled twice.
  */
 static int create_userns(const struct init_config *c, struct al_error *err)
 {
-	int ready[2], hold[2];
+	_Alignas(16) char stack[16384];
 	char path[64], map[64];
 	pid_t pid;
 	int fd = -1, r = 0;
-	char b;
 
-	if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(hold, O_CLOEXEC) < 0)
-		return al_error_errno(err, "pipe");
-	pid = fork();
+	pid = clone(userns_holder, stack + sizeof(stack),
+	            CLONE_NEWUSER | CLONE_VM | CLONE_VFORK | SIGCHLD, NULL);
 	if (pid < 0)
-		return al_error_errno(err, "fork user namespace holder");
-	if (pid == 0) {
-		close(ready[0]);
-		close(hold[1]);
-		if (unshare(CLONE_NEWUSER) < 0)
-			_exit(1);
-		if (write(ready[1], "x", 1) != 1)
-			_exit(1);
-		/* Stay until the parent has the namespace fd. */
-		while (read(hold[0], &b, 1) < 0 && errno == EINTR)
-			;
-		_exit(0);
-	}
-	close(ready[1]);
-	close(hold[0]);
-	if (read(ready[0], &b, 1) != 1) {
-		r = al_error_set(err, EPERM, "unshare(CLONE_NEWUSER) failed in holder");
-		goto out;
-	}
+		return al_error_errno(err, "clone user namespace holder");
 	snprintf(map, sizeof(map), "0 %u %u\n", (unsigned)c->uid_base, (unsigned)c->uid_count);
 	snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
 	r = al_write_string(path, map, err);
-	if (r < 0)
-		goto out;
-	snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
-	r = al_write_string(path, map, err);
-	if (r < 0)
-		goto out;
-	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		r = al_error_errno(err, "open %s", path);
-out:
-	close(ready[0]);
-	close(hold[1]);
-	kill(pid, SIGKILL);
+	if (r == 0) {
+		snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
+		r = al_write_string(path, map, err);
+	}
+	if (r == 0) {
+		snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			r = al_error_errno(err, "open %s", path);
+	}
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
 	return r < 0 ? r : fd;

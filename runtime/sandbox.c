@@ -39,6 +39,7 @@
 #include "events.h"
 #include "log.h"
 #include "manifest.h"
+#include "pool.h"
 #include "process.h"
 #include "seccomp_profile.h"
 #include "snapshot.h"
@@ -96,6 +97,8 @@ struct sandbox *sandbox_get(struct daemon_ctx *ctx, const char *id)
 	pthread_mutex_lock(&ctx->lock);
 	for (size_t i = 0; i < ctx->n_sandboxes; i++) {
 		struct sandbox *sb = ctx->sandboxes[i];
+		if (sb->pooled)
+			continue;
 		if (!strcmp(sb->id, id) || !strcmp(sb->name, id)) {
 			found = sb;
 			sandbox_ref(sb);
@@ -219,6 +222,8 @@ static int write_state(const struct sandbox *sb, struct al_error *err)
 
 	cJSON_AddNumberToObject(o, "version", 1);
 	cJSON_AddStringToObject(o, "id", sb->id);
+	if (sb->pooled)
+		cJSON_AddBoolToObject(o, "pooled", true);
 	cJSON_AddStringToObject(o, "name", sb->name);
 	cJSON_AddStringToObject(o, "created", sb->created);
 	cJSON_AddStringToObject(o, "rootfs", sb->rootfs);
@@ -306,6 +311,7 @@ static int load_state(struct daemon_ctx *ctx, const char *id, struct sandbox **o
 	sb->limits.pids = (uint64_t)jnum(lim, "pids");
 	sb->limits.cpus = jnum(lim, "cpus");
 	sb->env = json_to_strv(cJSON_GetObjectItemCaseSensitive(o, "env"));
+	sb->pooled = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "pooled"));
 	if (asprintf(&sb->dir, "%s/%s", ctx->sandboxes_dir, id) < 0)
 		sb->dir = NULL;
 	if (!sb->rootfs || !sb->workspace || !sb->env || !sb->dir) {
@@ -825,8 +831,13 @@ static int spawn_init(struct daemon_ctx *ctx, struct sandbox *sb, int config_fd,
 		s = fcntl(status_w, F_DUPFD_CLOEXEC, 16);
 		if (e < 0 || c < 0 || l < 0 || s < 0 || dup2(c, 3) < 0 || dup2(l, 4) < 0 ||
 		    dup2(s, 5) < 0)
-			_exit(126);
+			child_fail(status_w, "cannot pass airlock-init its fds", errno);
 		syscall(SYS_close_range, 6, ~0U, CLOSE_RANGE_CLOEXEC);
+		/* Only now: airlockd's fds (one per sandbox) are ours until exec,
+		 * so the lower limit would have refused the dups above. */
+		if (ctx->sandbox_nofile.rlim_cur > 0 &&
+		    setrlimit(RLIMIT_NOFILE, &ctx->sandbox_nofile) < 0)
+			child_fail(5, "cannot set the open files limit", errno);
 		syscall(SYS_execveat, e, "", argv, envp, AT_EMPTY_PATH);
 		child_fail(5, "cannot exec airlock-init", errno);
 	}
@@ -1015,7 +1026,7 @@ static int start_sandbox(struct create_txn *t, const char *bpf_path, struct al_e
 }
 
 static int create_common(struct daemon_ctx *ctx, const cJSON *req, bool trusted,
-                         const struct sandbox_restore *rs, struct sandbox **out,
+                         const struct sandbox_restore *rs, bool pooled, struct sandbox **out,
                          struct al_error *err)
 {
 	_cleanup_(create_txn_abort) struct create_txn t = {.ctx = ctx, .restore = rs};
@@ -1033,6 +1044,7 @@ static int create_common(struct daemon_ctx *ctx, const cJSON *req, bool trusted,
 	sb = t.sb = sandbox_new();
 	if (!sb)
 		return al_error_set(err, ENOMEM, "out of memory");
+	sb->pooled = pooled;
 	r = al_random_hex(sb->id, 12, err);
 	if (r < 0)
 		return r;
@@ -1059,8 +1071,9 @@ static int create_common(struct daemon_ctx *ctx, const cJSON *req, bool trusted,
 	pthread_mutex_lock(&sb->lock);
 	sb->destroying = false;
 	pthread_mutex_unlock(&sb->lock);
-	log_info("sandbox %s created (pid %d, uid %u, rootfs %s)", sb->id, (int)sb->init_pid,
-	         (unsigned)sb->uid_base, sb->rootfs);
+	log_info("sandbox %s created%s (pid %d, uid %u, rootfs %s)", sb->id,
+	         pooled ? " for the warm pool" : "", (int)sb->init_pid, (unsigned)sb->uid_base,
+	         sb->rootfs);
 	/* Committed: the registry holds one reference, the caller gets ours. */
 	t.made = false;
 	t.registered = false;
@@ -1071,14 +1084,96 @@ static int create_common(struct daemon_ctx *ctx, const cJSON *req, bool trusted,
 int sandbox_create(struct daemon_ctx *ctx, const cJSON *req, bool trusted, struct sandbox **out,
                    struct al_error *err)
 {
-	return create_common(ctx, req, trusted, NULL, out, err);
+	if (ctx->pool && pool_claim(ctx, req, out))
+		return 0;
+	return create_common(ctx, req, trusted, NULL, false, out, err);
 }
 
 int sandbox_create_restored(struct daemon_ctx *ctx, const cJSON *req, bool trusted,
                             const struct sandbox_restore *rs, struct sandbox **out,
                             struct al_error *err)
 {
-	return create_common(ctx, req, trusted, rs, out, err);
+	return create_common(ctx, req, trusted, rs, false, out, err);
+}
+
+/* ---- warm pool ------------------------------------------------------------------------- */
+
+int sandbox_create_pooled(struct daemon_ctx *ctx, struct sandbox **out, struct al_error *err)
+{
+	return create_common(ctx, NULL, true, NULL, true, out, err);
+}
+
+static bool env_valid(const cJSON *env)
+{
+	const cJSON *it;
+
+	if (!cJSON_IsObject(env))
+		return false;
+	cJSON_ArrayForEach(it, env)
+	{
+		if (!cJSON_IsString(it) || !it->string[0] || strchr(it->string, '='))
+			return false;
+	}
+	return true;
+}
+
+bool sandbox_poolable(struct daemon_ctx *ctx, const cJSON *req)
+{
+	const cJSON *it;
+
+	if (req && !cJSON_IsObject(req))
+		return false;
+	/* Every field must be one a pooled sandbox already satisfies; an
+	 * unknown or invalid one goes the normal way (and gets its error there). */
+	cJSON_ArrayForEach(it, req)
+	{
+		const char *k = it->string;
+
+		if (cJSON_IsNull(it))
+			continue;
+		if (!strcmp(k, "env")) {
+			if (!env_valid(it))
+				return false;
+		} else if (!strcmp(k, "network")) {
+			if (!cJSON_IsString(it) || (strcmp(it->valuestring, "loopback") &&
+			                            strcmp(it->valuestring, "none")))
+				return false;
+		} else if (!strcmp(k, "seccomp_profile")) {
+			if (!cJSON_IsString(it) || strcmp(it->valuestring, "default"))
+				return false;
+		} else if (!strcmp(k, "rootfs")) {
+			_cleanup_free_ char *want = NULL, *have = NULL;
+			if (!cJSON_IsString(it) || it->valuestring[0] != '/')
+				return false;
+			want = realpath(it->valuestring, NULL);
+			have = realpath(ctx->default_rootfs, NULL);
+			if (!want || !have || strcmp(want, have))
+				return false;
+		} else {
+			return false;
+		}
+	}
+	return true;
+}
+
+int sandbox_adopt(struct daemon_ctx *ctx, struct sandbox *sb, const cJSON *req,
+                  struct al_error *err)
+{
+	const cJSON *it, *env = cJSON_GetObjectItemCaseSensitive(req, "env");
+
+	if (!cJSON_IsObject(env))
+		env = NULL;
+	/* Still invisible to the API: nothing else touches sb yet. */
+	cJSON_ArrayForEach(it, env)
+	{
+		if (add_env(&sb->env, it->string, it->valuestring) < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
+	}
+	iso8601_now(sb->created, sizeof(sb->created));
+	pthread_mutex_lock(&ctx->lock);
+	sb->pooled = false;
+	pthread_mutex_unlock(&ctx->lock);
+	return write_state(sb, err);
 }
 
 /* ---- reattach after restart ------------------------------------------------------------ */
@@ -1099,7 +1194,12 @@ int sandbox_registry_load(struct daemon_ctx *ctx, struct al_error *err)
 		if (de->d_name[0] == '.')
 			continue;
 		r = load_state(ctx, de->d_name, &sb, &lerr);
-		if (r == 0) {
+		if (r == 0 && sb->pooled) {
+			/* An unclaimed warm-pool sandbox of an earlier airlockd is
+			 * nobody's; removing its cgroups kills it. */
+			log_info("sandbox %s was in the warm pool; removing it", de->d_name);
+			sandbox_unref(sb);
+		} else if (r == 0) {
 			sb->pidfd = (int)syscall(SYS_pidfd_open, sb->init_pid, 0);
 			if (sb->pidfd >= 0 && sandbox_running(sb)) {
 				unsigned long long st = 0;

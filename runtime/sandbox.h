@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <cjson/cJSON.h>
@@ -17,6 +18,7 @@
 #define AIRLOCK_UID_SLOTS 4096u
 
 struct al_process;
+struct warm_pool;
 
 struct sandbox_proc {
 	char id[16]; /* "p1", "p2", ... */
@@ -45,6 +47,7 @@ struct sandbox {
 	char *dir; /* state/sandboxes/ID */
 
 	bool destroying;
+	bool pooled; /* in the warm pool: hidden from the API until claimed (ctx->lock) */
 	struct sandbox_proc *procs;
 	size_t n_procs;
 	unsigned next_proc;
@@ -56,13 +59,18 @@ struct daemon_ctx {
 	char *seccomp_cache_dir;
 	char *default_rootfs;
 	char *profiles_dir;
-	int init_memfd;     /* sealed copy of airlock-init, exec'd as PID 1 */
+	int init_memfd; /* sealed copy of airlock-init, exec'd as PID 1 */
+	/* RLIMIT_NOFILE as airlockd got it: airlockd raises its own soft limit (it
+	 * holds an fd per sandbox) and gives sandboxes this one back. */
+	struct rlimit sandbox_nofile;
 	char *criu_version; /* NULL when CRIU is not installed */
 	struct cgroup_manager *cgroups;
 
 	pthread_mutex_t lock; /* guards the registry and the seccomp cache */
 	struct sandbox **sandboxes;
 	size_t n_sandboxes;
+
+	struct warm_pool *pool; /* pre-created sandboxes (pool.c), or NULL */
 };
 
 /* Load the daemon's state: reattach to running sandboxes, clean half-made ones. */
@@ -92,7 +100,21 @@ int sandbox_create_restored(struct daemon_ctx *ctx, const cJSON *req, bool trust
                             const struct sandbox_restore *rs, struct sandbox **out,
                             struct al_error *err);
 
-/* Look up by id or name; returns a new reference or NULL. */
+/*
+ * The warm pool's side of creation (pool.c).  A pooled sandbox is made
+ * exactly as for an empty create request, marked pooled (in memory and in
+ * state.json, so a restarted airlockd removes it) and invisible to the API.
+ * sandbox_poolable() says whether a create request can be served by one:
+ * only requests whose every field matches what a pooled sandbox already
+ * has, or can still take (env); anything else goes the normal way.
+ * sandbox_adopt() hands a pooled sandbox to such a request.
+ */
+int sandbox_create_pooled(struct daemon_ctx *ctx, struct sandbox **out, struct al_error *err);
+bool sandbox_poolable(struct daemon_ctx *ctx, const cJSON *req);
+int sandbox_adopt(struct daemon_ctx *ctx, struct sandbox *sb, const cJSON *req,
+                  struct al_error *err);
+
+/* Look up by id or name (pooled sandboxes are not found); returns a new reference or NULL. */
 struct sandbox *sandbox_get(struct daemon_ctx *ctx, const char *id);
 void sandbox_ref(struct sandbox *sb);
 void sandbox_unref(struct sandbox *sb);

@@ -12,11 +12,9 @@ Environment:
 """
 
 import hashlib
-import io
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -115,7 +113,7 @@ def chain_problems(run_dir):
         except ValueError as e:
             problems.append("line %d: not JSON: %s" % (n, e))
             break
-        for key in ("seq", "ts", "kind", "data", "prev"):
+        for key in ("seq", "ts", "kind", "data", "prev", "hash"):
             if key not in rec:
                 problems.append("line %d: no %r" % (n, key))
         if rec.get("prev") != prev:
@@ -124,6 +122,12 @@ def chain_problems(run_dir):
             problems.append("line %d: seq %r after %r" % (n, rec.get("seq"), seq))
         if not re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$", str(rec.get("ts"))):
             problems.append("line %d: ts %r is not RFC 3339" % (n, rec.get("ts")))
+        # The line's own hash: its text up to ',"hash"', closed with '}'.
+        cut = line.rfind(b',"hash"')
+        if cut < 0:
+            problems.append("line %d: no \"hash\" at the end" % n)
+        elif rec.get("hash") != hashlib.sha256(line[:cut] + b"}").hexdigest():
+            problems.append("line %d: hash %r does not match the line" % (n, rec.get("hash")))
         seq = rec.get("seq")
         prev = hashlib.sha256(line).hexdigest()
     return problems
