@@ -337,6 +337,7 @@ static const char usage_main[] =
 	"  -m, --memory SIZE    memory limit (bytes, or 64M, 1G, ...)\n"                           \
 	"      --pids N         maximum number of processes\n"                                     \
 	"      --cpus N         CPU limit (e.g. 1.5)\n"                                            \
+	"      --disk SIZE      cap on the writable layer and workspace (default 4G)\n"            \
 	"      --rootfs DIR     base root filesystem\n"                                            \
 	"      --name NAME      sandbox name (and hostname)\n"                                     \
 	"      --manifest FILE  workspace manifest (JSON)\n"
@@ -523,6 +524,7 @@ static int parse_timeout_ms(const char *arg, double *out_ms)
 enum {
 	OPT_PIDS = 0x100,
 	OPT_CPUS,
+	OPT_DISK,
 	OPT_ROOTFS,
 	OPT_NAME,
 	OPT_MANIFEST,
@@ -536,6 +538,8 @@ struct create_opts {
 	bool has_pids;
 	double cpus;
 	bool has_cpus;
+	uint64_t disk_bytes;
+	bool has_disk;
 	const char *rootfs;
 	const char *name;
 	const char *manifest_file;
@@ -571,6 +575,11 @@ static int create_option(struct create_opts *o, int c, const char *arg, const ch
 			return usage_error(usage, "invalid --cpus '%s'", arg);
 		o->has_cpus = true;
 		return 0;
+	case OPT_DISK:
+		if (al_parse_size(arg, &o->disk_bytes, &err) < 0 || o->disk_bytes == 0)
+			return usage_error(usage, "invalid --disk '%s'", arg);
+		o->has_disk = true;
+		return 0;
 	case OPT_ROOTFS:
 		o->rootfs = arg;
 		return 0;
@@ -598,7 +607,7 @@ static int create_request(const struct create_opts *o, cJSON **out, struct al_er
 		cJSON_AddStringToObject(req, "name", o->name);
 	if (o->rootfs)
 		cJSON_AddStringToObject(req, "rootfs", o->rootfs);
-	if (o->has_memory || o->has_pids || o->has_cpus) {
+	if (o->has_memory || o->has_pids || o->has_cpus || o->has_disk) {
 		limits = cJSON_AddObjectToObject(req, "limits");
 		if (o->has_memory)
 			cJSON_AddNumberToObject(limits, "memory_bytes", (double)o->memory_bytes);
@@ -606,6 +615,8 @@ static int create_request(const struct create_opts *o, cJSON **out, struct al_er
 			cJSON_AddNumberToObject(limits, "pids", (double)o->pids);
 		if (o->has_cpus)
 			cJSON_AddNumberToObject(limits, "cpus", o->cpus);
+		if (o->has_disk)
+			cJSON_AddNumberToObject(limits, "disk_bytes", (double)o->disk_bytes);
 	}
 	if (o->manifest_file) {
 		_cleanup_free_ char *text = NULL;
@@ -997,6 +1008,7 @@ static int verb_run(struct verb_ctx *ctx, int argc, char **argv)
 	    {"memory", required_argument, NULL, 'm'},
 	    {"pids", required_argument, NULL, OPT_PIDS},
 	    {"cpus", required_argument, NULL, OPT_CPUS},
+	    {"disk", required_argument, NULL, OPT_DISK},
 	    {"rootfs", required_argument, NULL, OPT_ROOTFS},
 	    {"name", required_argument, NULL, OPT_NAME},
 	    {"manifest", required_argument, NULL, OPT_MANIFEST},
@@ -1077,6 +1089,7 @@ static int verb_create(struct verb_ctx *ctx, int argc, char **argv)
 	    {"memory", required_argument, NULL, 'm'},
 	    {"pids", required_argument, NULL, OPT_PIDS},
 	    {"cpus", required_argument, NULL, OPT_CPUS},
+	    {"disk", required_argument, NULL, OPT_DISK},
 	    {"rootfs", required_argument, NULL, OPT_ROOTFS},
 	    {"name", required_argument, NULL, OPT_NAME},
 	    {"manifest", required_argument, NULL, OPT_MANIFEST},

@@ -25,8 +25,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -47,6 +50,8 @@
 
 #define DEFAULT_MEMORY (1ULL << 30)
 #define DEFAULT_PIDS 1024
+#define DEFAULT_DISK (4ULL << 30)
+#define DISK_INODES_PER_MIB 64
 #define READY_TIMEOUT_MS 30000
 
 /* ---- references and lookup ------------------------------------------------------------ */
@@ -234,6 +239,7 @@ static int write_state(const struct sandbox *sb, struct al_error *err)
 	cJSON_AddNumberToObject(o, "uid_slot", sb->uid_slot);
 	cJSON_AddNumberToObject(o, "uid_base", sb->uid_base);
 	cJSON_AddItemToObject(o, "limits", limits_json(&sb->limits));
+	cJSON_AddNumberToObject(o, "disk_bytes", (double)sb->disk_bytes);
 	cJSON_AddItemToObject(o, "env", strv_json(sb->env));
 	text = cJSON_Print(o);
 	if (!text)
@@ -310,6 +316,7 @@ static int load_state(struct daemon_ctx *ctx, const char *id, struct sandbox **o
 	sb->limits.memory_bytes = (uint64_t)jnum(lim, "memory_bytes");
 	sb->limits.pids = (uint64_t)jnum(lim, "pids");
 	sb->limits.cpus = jnum(lim, "cpus");
+	sb->disk_bytes = (uint64_t)jnum(o, "disk_bytes");
 	sb->env = json_to_strv(cJSON_GetObjectItemCaseSensitive(o, "env"));
 	sb->pooled = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "pooled"));
 	if (asprintf(&sb->dir, "%s/%s", ctx->sandboxes_dir, id) < 0)
@@ -336,6 +343,9 @@ static int cleanup_remains(struct daemon_ctx *ctx, const char *id, struct al_err
 	if (r < 0)
 		return al_error_prefix(err, "sandbox %s", id);
 	snprintf(dir, sizeof(dir), "%s/%s", ctx->sandboxes_dir, id);
+	/* The writable layer's tmpfs; EINVAL means it was never mounted. */
+	if (umount2(dir, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+		return al_error_errno(err, "sandbox %s: umount %s", id, dir);
 	r = al_rm_rf(dir, err);
 	if (r < 0)
 		return al_error_prefix(err, "sandbox %s", id);
@@ -464,6 +474,7 @@ struct create_params {
 	char *rootfs;
 	char profile[64];
 	struct cgroup_limits limits;
+	uint64_t disk_bytes;
 	char **env;
 	struct manifest *manifest;
 };
@@ -536,6 +547,7 @@ static int parse_create(struct daemon_ctx *ctx, const cJSON *req, bool trusted,
 	snprintf(p->profile, sizeof(p->profile), "default");
 	p->limits.memory_bytes = DEFAULT_MEMORY;
 	p->limits.pids = DEFAULT_PIDS;
+	p->disk_bytes = DEFAULT_DISK;
 
 	if ((v = cJSON_GetObjectItemCaseSensitive(req, "name")) && !cJSON_IsNull(v)) {
 		if (!cJSON_IsString(v) || !al_valid_name(v->valuestring))
@@ -605,6 +617,15 @@ static int parse_create(struct daemon_ctx *ctx, const cJSON *req, bool trusted,
 				return al_error_set(err, EINVAL,
 				                    "limits.cpus must be at least 0.01");
 		}
+		if ((v = cJSON_GetObjectItemCaseSensitive(lim, "disk_bytes")) ||
+		    (v = cJSON_GetObjectItemCaseSensitive(lim, "disk"))) {
+			r = parse_memory(v, &p->disk_bytes, err);
+			if (r < 0)
+				return al_error_prefix(err, "limits.disk");
+			if (p->disk_bytes < (1u << 20))
+				return al_error_set(err, EINVAL,
+				                    "limits.disk must be at least 1 MiB");
+		}
 	}
 
 	if (add_env(&p->env, "PATH",
@@ -657,6 +678,28 @@ static int make_owned_dir(const char *path, mode_t mode, uid_t uid, struct al_er
 }
 
 /* Directories of the state dir and the workspace in the writable layer. */
+/*
+ * The sandbox's state directory, and with it the writable layer and the
+ * workspace, is a tmpfs of its own: its size and inode count are the disk
+ * cap, enforced by the kernel, and nothing a sandbox writes can fill the
+ * host's disk.  tmpfs pages written by the sandbox are charged to its memory
+ * cgroup, so they also count against its memory limit.  A sandbox cannot
+ * survive a reboot anyway (its processes are gone), so nothing is lost that
+ * would otherwise be kept; snapshots are written to the disk.
+ */
+static int mount_layer_tmpfs(const struct sandbox *sb, struct al_error *err)
+{
+	char opts[128];
+	uint64_t inodes = (sb->disk_bytes >> 20) * DISK_INODES_PER_MIB;
+
+	snprintf(opts, sizeof(opts), "size=%llu,nr_inodes=%llu,mode=0700",
+	         (unsigned long long)sb->disk_bytes,
+	         (unsigned long long)(inodes < 4096 ? 4096 : inodes));
+	if (mount("airlock-layer", sb->dir, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
+		return al_error_errno(err, "sandbox %s: mount tmpfs on %s", sb->id, sb->dir);
+	return 0;
+}
+
 static int prepare_dirs(struct sandbox *sb, const struct create_params *p, struct al_error *err)
 {
 	static const char *const subdirs[] = {"work", "lower", "root"};
@@ -668,6 +711,9 @@ static int prepare_dirs(struct sandbox *sb, const struct create_params *p, struc
 
 	if (mkdir(sb->dir, 0700) < 0)
 		return al_error_errno(err, "mkdir %s", sb->dir);
+	r = mount_layer_tmpfs(sb, err);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < AL_ARRAY_SIZE(subdirs); i++) {
 		snprintf(path, sizeof(path), "%s/%s", sb->dir, subdirs[i]);
 		if (mkdir(path, 0700) < 0)
@@ -1057,6 +1103,7 @@ static int create_common(struct daemon_ctx *ctx, const cJSON *req, bool trusted,
 	                                           : "/workspace");
 	sb->env = steal_pointer(&t.params.env);
 	sb->limits = t.params.limits;
+	sb->disk_bytes = t.params.disk_bytes;
 	if (asprintf(&sb->dir, "%s/%s", ctx->sandboxes_dir, sb->id) < 0 || !sb->workspace) {
 		sb->dir = NULL;
 		return al_error_set(err, ENOMEM, "out of memory");
@@ -1353,6 +1400,23 @@ int sandbox_inspect_json(struct daemon_ctx *ctx, struct sandbox *sb, cJSON **out
 	if (r < 0)
 		return al_error_prefix(err, "sandbox %s", sb->id);
 	cJSON_AddItemToObject(o, "cgroup", cg);
+	{
+		/* The writable layer's cap, read back from the kernel. */
+		struct statfs sf;
+		cJSON *disk = cJSON_AddObjectToObject(o, "disk");
+		if (statfs(sb->dir, &sf) == 0 && sf.f_type == TMPFS_MAGIC) {
+			cJSON_AddNumberToObject(disk, "limit_bytes",
+			                        (double)sf.f_blocks * (double)sf.f_bsize);
+			cJSON_AddNumberToObject(disk, "used_bytes",
+			                        (double)(sf.f_blocks - sf.f_bfree) *
+			                            (double)sf.f_bsize);
+			cJSON_AddNumberToObject(disk, "limit_inodes", (double)sf.f_files);
+			cJSON_AddNumberToObject(disk, "used_inodes",
+			                        (double)(sf.f_files - sf.f_ffree));
+		} else {
+			cJSON_AddNullToObject(disk, "limit_bytes");
+		}
+	}
 
 	cJSON *sec = cJSON_AddObjectToObject(o, "seccomp");
 	cJSON_AddStringToObject(sec, "profile", sb->profile);

@@ -37,6 +37,7 @@ struct sandbox {
 	char profile[64];
 	char **env; /* default environment, "K=V", NULL-terminated */
 	struct cgroup_limits limits;
+	uint64_t disk_bytes; /* size of the tmpfs holding the writable layer */
 
 	pid_t init_pid;                /* host pid of airlock-init */
 	unsigned long long init_start; /* start time from /proc/PID/stat, guards pid reuse */

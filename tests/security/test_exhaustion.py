@@ -5,6 +5,7 @@ fd exhaustion and a CPU hog each leave airlockd answering and the other
 sandboxes running, the offender is named in its events, and exec latency in
 an idle neighbour stays within 3x of its unloaded value."""
 
+import os
 import statistics
 import time
 import unittest
@@ -94,10 +95,28 @@ class Exhaustion(st.SecurityTestCase):
                        "host file-nr %d -> %d" % (before, after))
         self.attack_ok("fd exhaustion: airlockd stalls", self.daemon_answers()[0], "GET /v1/info")
 
-    @unittest.skip("writable-layer size cap not implemented yet (docs/security.md, known limits): "
-                   "filling it would fill the host's disk")
     def test_disk_fill(self):
-        pass
+        host_before = os.statvfs("/")
+        sb = self.sandbox(limits={"disk": "64M", "memory": "256M"})
+        sid = sb["id"]
+        info = self.client.inspect(sid)
+        self.assertEqual(info["disk"]["limit_bytes"], 64 << 20, info["disk"])
+        r = self.client.exec(sid, ["sh", "-c", "dd if=/dev/zero of=/workspace/fill bs=1M count=200; "
+                                   "echo rc=$?; ls -l /workspace/fill"], timeout_ms=60000)
+        self.assertIn("No space left on device", r["stderr"], r)
+        size = int(r["stdout"].split()[-5]) if "fill" in r["stdout"] else 0
+        self.attack_ok("disk fill: capped at the sandbox's limit", size <= 64 << 20, "%d bytes" % size)
+        # Inodes are capped too: many empty files end in ENOSPC, not in host inode exhaustion.
+        r2 = self.client.exec(sid, ["sh", "-c", "rm -f /workspace/fill; mkdir /workspace/i && cd /workspace/i "
+                                    "&& i=0; while touch f$i 2>/dev/null; do i=$((i+1)); done; echo $i"],
+                              timeout_ms=120000)
+        made = int(r2["stdout"].split()[-1])
+        self.attack_ok("inode fill: capped", made <= info["disk"]["limit_inodes"], "%d files" % made)
+        host_after = os.statvfs("/")
+        lost = (host_before.f_bavail - host_after.f_bavail) * host_after.f_frsize
+        self.attack_ok("disk fill: host disk untouched", lost < 32 << 20, "%d bytes" % lost)
+        self.attack_ok("disk fill: airlockd stalls", self.daemon_answers()[0], "GET /v1/info")
+        self.assertEqual(self.out(sid, "echo alive"), "alive\n")
 
     def exec_latency(self, sid, n=30):
         times = []
