@@ -244,14 +244,16 @@ static void raise_nofile(struct daemon_ctx *ctx)
 	}
 	ctx->sandbox_nofile = rl;
 	if (rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
+		/* An infinite hard limit still stops at fs.nr_open (2^20 by default). */
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? (rlim_t)1 << 20 : rl.rlim_max;
 		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
 			log_warn("cannot raise the open files limit to %llu: %m",
-			         (unsigned long long)rl.rlim_max);
+			         (unsigned long long)rl.rlim_cur);
 	}
-	if (rl.rlim_cur < 8192)
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 8192)
 		log_warn("open files limit is %llu: at most about %llu sandboxes",
-		         (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_cur - 64);
+		         (unsigned long long)rl.rlim_cur,
+		         (unsigned long long)(rl.rlim_cur > 64 ? rl.rlim_cur - 64 : 0));
 }
 
 int main(int argc, char **argv)
@@ -278,6 +280,7 @@ int main(int argc, char **argv)
 	struct daemon_ctx ctx = {.init_memfd = -1};
 	struct api_server *srv = NULL;
 	gid_t gid = (gid_t)-1;
+	size_t kept = 0;
 	sigset_t mask;
 	int c, fd, sig;
 
@@ -374,8 +377,12 @@ int main(int argc, char **argv)
 	do
 		sig = sigwaitinfo(&mask, NULL);
 	while (sig < 0 && errno == EINTR);
-	log_info("signal %d: stopping; %zu sandboxes keep running", sig, ctx.n_sandboxes);
 	api_stop(srv);
+	pthread_mutex_lock(&ctx.lock);
+	for (size_t i = 0; i < ctx.n_sandboxes; i++)
+		kept += !ctx.sandboxes[i]->pooled;
+	pthread_mutex_unlock(&ctx.lock);
+	log_info("signal %d: stopping; %zu sandboxes keep running", sig, kept);
 	unlink(o.socket_path);
 	/* Unclaimed pool sandboxes are nobody's: they do not outlive us. */
 	pool_stop(&ctx);

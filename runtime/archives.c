@@ -79,7 +79,7 @@ void archive_limits_default(struct archive_limits *l)
 struct writer {
 	struct archive *a;
 	const struct archive_tree_opts *o;
-	dev_t root_dev;
+	uint64_t root_mnt; /* mount id of the archive root */
 	struct al_error *err;
 };
 
@@ -214,6 +214,22 @@ static int list_dir(int fd, char ***out, size_t *n_out, struct al_error *err)
 
 static int write_dir(struct writer *w, int dirfd, const char *prefix);
 
+/*
+ * Which mount a path is on.  st_dev cannot tell: on overlayfs a regular file
+ * reports the device of the layer it comes from, so only the mount id says
+ * whether we crossed into another mount.  0 when unknown.
+ */
+static uint64_t mount_id_at(int dirfd, const char *name)
+{
+	struct statx stx;
+
+	if (statx(dirfd, name, AT_SYMLINK_NOFOLLOW | (name[0] ? 0 : AT_EMPTY_PATH), STATX_MNT_ID,
+	          &stx) < 0 ||
+	    !(stx.stx_mask & STATX_MNT_ID))
+		return 0;
+	return stx.stx_mnt_id;
+}
+
 static int write_one(struct writer *w, int dirfd, const char *name, const char *rel)
 {
 	_cleanup_archive_entry_ struct archive_entry *e = archive_entry_new();
@@ -228,7 +244,7 @@ static int write_one(struct writer *w, int dirfd, const char *name, const char *
 			return 0; /* removed while we walked */
 		return al_error_errno(w->err, "stat %s", rel);
 	}
-	if (st.st_dev != w->root_dev)
+	if (mount_id_at(dirfd, name) != w->root_mnt)
 		return 0; /* a mount point: not part of the tree */
 	archive_entry_copy_stat(e, &st);
 	archive_entry_set_uid(e, stored_id(w->o, st.st_uid));
@@ -324,7 +340,7 @@ int archive_write_tree(int dirfd, int out_fd, const struct archive_tree_opts *o,
 		return al_error_set(err, ENOMEM, "out of memory");
 	if (fstat(dirfd, &st) < 0)
 		return al_error_errno(err, "stat archive root");
-	w.root_dev = st.st_dev;
+	w.root_mnt = mount_id_at(dirfd, "");
 	/* pax: long names, big files, xattrs, exact times; readable by any tar. */
 	if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
 	    archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
@@ -778,12 +794,10 @@ int archive_persist_workspace(pid_t ns_pid, const char *workspace, char *const *
 static int commit_staging(int ws, int staging, struct al_error *err)
 {
 	_cleanup_strv_ char **old = NULL, **fresh = NULL;
-	struct stat wst, st;
+	uint64_t ws_mnt = mount_id_at(ws, "");
 	size_t n_old = 0, n_fresh = 0;
 	int r;
 
-	if (fstat(ws, &wst) < 0)
-		return al_error_errno(err, "stat workspace");
 	r = list_dir(ws, &old, &n_old, err);
 	if (r == 0)
 		r = list_dir(staging, &fresh, &n_fresh, err);
@@ -791,7 +805,7 @@ static int commit_staging(int ws, int staging, struct al_error *err)
 		return r;
 	for (size_t i = 0; i < n_old; i++) {
 		/* A mount below the workspace is not ours to replace. */
-		if (fstatat(ws, old[i], &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev != wst.st_dev)
+		if (mount_id_at(ws, old[i]) != ws_mnt)
 			continue;
 		r = al_rm_rf_at(ws, old[i], err);
 		if (r < 0)

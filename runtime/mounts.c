@@ -300,15 +300,7 @@ int mounts_prepare_root(const struct mounts_config *c, char *newroot, struct al_
 	r = mount_idmapped_lower(c, lower, err);
 	if (r < 0)
 		return r;
-	/*
-	 * volatile (Linux 5.10; idmapped mounts need 5.12): the writable layer
-	 * dies with the sandbox, a host crash included, so syncing it buys
-	 * nothing, while without it every unmount (each destroy) syncs the
-	 * whole host filesystem under the upper layer, and every fsync() in the
-	 * sandbox reaches the host's disk: a latency cost and a noisy-neighbour
-	 * lever.
-	 */
-	if (asprintf(&opts, "lowerdir=%s,upperdir=%s,workdir=%s,volatile", lower, upper, work) < 0)
+	if (asprintf(&opts, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
 	r = do_mount("overlay", newroot, "overlay", MS_NOSUID | MS_NODEV, opts, err);
 	if (r < 0)
