@@ -277,7 +277,7 @@ int fsops_write(int rootfd, const char *cwd, const char *path, const void *data,
 {
 	_cleanup_free_ char *full = NULL, *parent = NULL;
 	_cleanup_close_ int dirfd = -1;
-	const char *name;
+	const char *name = NULL;
 	char tmp[32] = ".airlock-tmp-";
 	bool trailing_slash = false;
 	struct stat st;
@@ -327,7 +327,7 @@ int fsops_remove(int rootfd, const char *cwd, const char *path, bool recursive,
 {
 	_cleanup_free_ char *full = NULL, *parent = NULL;
 	_cleanup_close_ int dirfd = -1;
-	const char *name;
+	const char *name = NULL;
 	struct stat st;
 	int r;
 
@@ -363,7 +363,7 @@ int fsops_mkdir(int rootfd, const char *cwd, const char *path, bool parents, mod
 {
 	_cleanup_free_ char *full = NULL, *parent = NULL;
 	_cleanup_close_ int dirfd = -1, fd = -1;
-	const char *name;
+	const char *name = NULL;
 	int r;
 
 	r = full_path(cwd, path, &full, NULL, err);
