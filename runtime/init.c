@@ -341,7 +341,8 @@ static void exec_with_path(char *const argv[], char *const envp[])
 	errno = saw_eacces ? EACCES : ENOENT;
 }
 
-static char **json_strv(const cJSON *arr)
+/* Not inlined: its locals must not live in handle_spawn()'s frame across vfork(). */
+__attribute__((noinline)) static char **json_strv(const cJSON *arr)
 {
 	const cJSON *item;
 	size_t n = 0, i = 0;
