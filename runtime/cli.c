@@ -1002,6 +1002,28 @@ struct verb_ctx {
 	const char *socket_path;
 };
 
+/*
+ * Handle one option shared by run and exec (--env, --cwd, --timeout);
+ * returns 0 when handled, 1 when c is not one of them, or an exit status
+ * (> 1) for a usage error.
+ */
+static int exec_option(struct exec_opts *o, int c, const char *arg, const char *usage)
+{
+	switch (c) {
+	case 'e':
+		return add_env(o->env, arg, usage);
+	case 'w':
+		o->cwd = arg;
+		return 0;
+	case 't':
+		if (parse_timeout_ms(arg, &o->timeout_ms) < 0)
+			return usage_error(usage, "invalid --timeout '%s'", arg);
+		return 0;
+	default:
+		return 1;
+	}
+}
+
 static int verb_run(struct verb_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -1030,23 +1052,13 @@ static int verb_run(struct verb_ctx *ctx, int argc, char **argv)
 		switch (opt) {
 		case 'h':
 			return show_usage(usage_run);
-		case 'e':
-			r = add_env(env, optarg, usage_run);
-			if (r)
-				return r;
-			break;
-		case 'w':
-			eo.cwd = optarg;
-			break;
-		case 't':
-			if (parse_timeout_ms(optarg, &eo.timeout_ms) < 0)
-				return usage_error(usage_run, "invalid --timeout '%s'", optarg);
-			break;
 		case '?':
 		case ':':
 			return bad_option(usage_run, opt, argv);
 		default:
-			r = create_option(&co, opt, optarg, usage_run);
+			r = exec_option(&eo, opt, optarg, usage_run);
+			if (r == 1)
+				r = create_option(&co, opt, optarg, usage_run);
 			if (r)
 				return r == 1 ? bad_option(usage_run, '?', argv) : r;
 		}
@@ -1157,21 +1169,10 @@ static int verb_exec(struct verb_ctx *ctx, int argc, char **argv)
 			switch (opt) {
 			case 'h':
 				return show_usage(usage_exec);
-			case 'e':
-				r = add_env(env, optarg, usage_exec);
-				if (r)
-					return r;
-				break;
-			case 'w':
-				eo.cwd = optarg;
-				break;
-			case 't':
-				if (parse_timeout_ms(optarg, &eo.timeout_ms) < 0)
-					return usage_error(usage_exec, "invalid --timeout '%s'",
-					                   optarg);
-				break;
 			default:
-				return bad_option(usage_exec, opt, argv);
+				r = exec_option(&eo, opt, optarg, usage_exec);
+				if (r)
+					return r == 1 ? bad_option(usage_exec, opt, argv) : r;
 			}
 		}
 		if (pass == 1 || optind >= argc)
