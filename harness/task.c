@@ -256,6 +256,13 @@ static int parse_limits(const cJSON *o, struct al_task *t, struct al_error *err)
 	return 0;
 }
 
+/* A directory inside the workspace: relative, not leaving it, and not the workspace itself
+ * ("", "." or "./" would put memory files beside the user's, or at "/" once joined). */
+static bool workspace_subdir_ok(const char *p)
+{
+	return p[0] != '/' && !strstr(p, "..") && p[strspn(p, "./")] != '\0';
+}
+
 static int parse_memory(const cJSON *o, const char *base_dir, struct al_task *t,
                         struct al_error *err)
 {
@@ -303,10 +310,16 @@ static int parse_memory(const cJSON *o, const char *base_dir, struct al_task *t,
 	if ((r = opt_int(o, "max_raw_memories", "memory", 1, 4096, &v, err)) < 0)
 		return r;
 	m->max_raw_memories = (int)v;
-	if (m->memories_dir[0] == '/' || strstr(m->memories_dir, ".."))
-		return al_error_set(err, EINVAL, "task: memory.memories_dir must be relative");
-	if (m->sessions_dir[0] == '/' || strstr(m->sessions_dir, ".."))
-		return al_error_set(err, EINVAL, "task: memory.sessions_dir must be relative");
+	if (!workspace_subdir_ok(m->memories_dir))
+		return al_error_set(
+		    err, EINVAL,
+		    "task: memory.memories_dir must be relative and name a directory "
+		    "inside the workspace");
+	if (!workspace_subdir_ok(m->sessions_dir))
+		return al_error_set(
+		    err, EINVAL,
+		    "task: memory.sessions_dir must be relative and name a directory "
+		    "inside the workspace");
 	if (cJSON_GetObjectItemCaseSensitive(o, "phase1_model") &&
 	    (r = parse_model(cJSON_GetObjectItemCaseSensitive(o, "phase1_model"),
 	                     "memory.phase1_model", base_dir, &m->phase1, err)) < 0)
