@@ -7,10 +7,15 @@ same CRIU, on the same busybox root filesystem and the same shell loop.
 
 runc: `runc checkpoint` (the container stops) and `runc restore -d` of a
 container running `while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done`.
-airlockd: POST /v1/sandboxes/{id}/snapshots and POST /v1/sandboxes
-{"snapshot": id}, with processes when airlockd can checkpoint them and
-without otherwise (it prints which), plus the bytes the first and a second
-snapshot of the same sandbox wrote.  Everything it makes is removed.
+airlockd: POST /v1/sandboxes/{id}/snapshots (the sandbox keeps running) and
+POST /v1/sandboxes {"snapshot": id}, with processes when airlockd can
+checkpoint them and without otherwise (it prints which), plus the bytes the
+first and a second snapshot of the same sandbox wrote.  A snapshot with
+processes restores into the uid range it was taken in, so each round
+destroys the sandbox before restoring it, and the restored one (whose loop
+must still be counting) is the next round's source.  Everything it makes is
+removed.  --json FILE writes the samples (ms) as airlock_snapshot,
+airlock_restore, runc_checkpoint, runc_restore (read by bench/run).
 """
 
 import argparse
@@ -83,6 +88,11 @@ def bench_runc(work, runs):
     return (dump, restore), None
 
 
+def counter(c, sid):
+    r = c.exec(sid, command="cat /tmp/n")
+    return int(r["stdout"] or 0)
+
+
 def bench_airlock(work, runs):
     daemon = Daemon(work, BUSYBOX)
     daemon.start()
@@ -100,25 +110,37 @@ def bench_airlock(work, runs):
             result["why"] = r.json["error"]["message"]
         else:
             snaps.append(r.json["id"])
+        source = sb["id"]
         for _ in range(runs):
             t0 = time.monotonic()
-            r = c.expect(201, "POST", "/v1/sandboxes/%s/snapshots" % sb["id"],
+            r = c.expect(201, "POST", "/v1/sandboxes/%s/snapshots" % source,
                          {"processes": result["processes"]})
             result["take"].append(ms(t0))
             snaps.append(r.json["id"])
+            before = counter(c, source)
+            if result["processes"]:
+                c.expect(200, "DELETE", "/v1/sandboxes/" + source)
+                sandboxes.remove(source)
             t0 = time.monotonic()
             new = c.expect(201, "POST", "/v1/sandboxes", {"snapshot": r.json["id"]}).json
             result["restore"].append(ms(t0))
             sandboxes.append(new["id"])
-            c.expect(200, "DELETE", "/v1/sandboxes/" + new["id"])
-            sandboxes.pop()
+            if result["processes"]:
+                # The loop goes on in the restored sandbox.
+                time.sleep(0.3)
+                after = counter(c, new["id"])
+                assert after > before - 2, (before, after)
+                source = new["id"]
+            else:
+                c.expect(200, "DELETE", "/v1/sandboxes/" + new["id"])
+                sandboxes.remove(new["id"])
         # Incremental: a sandbox with 32 MiB of data, snapshotted twice.
-        r = c.exec(sb["id"], command="dd if=/dev/urandom of=/blob bs=1M count=32 2>/dev/null")
+        r = c.exec(source, command="dd if=/dev/urandom of=/blob bs=1M count=32 2>/dev/null")
         assert r.get("exit_code") == 0, r
-        first = c.expect(201, "POST", "/v1/sandboxes/%s/snapshots" % sb["id"],
+        first = c.expect(201, "POST", "/v1/sandboxes/%s/snapshots" % source,
                          {"processes": result["processes"]}).json
-        c.exec(sb["id"], command="echo changed > /small")
-        second = c.expect(201, "POST", "/v1/sandboxes/%s/snapshots" % sb["id"],
+        c.exec(source, command="echo changed > /small")
+        second = c.expect(201, "POST", "/v1/sandboxes/%s/snapshots" % source,
                           {"processes": result["processes"]}).json
         snaps += [first["id"], second["id"]]
         result["first"] = first["sizes"]
@@ -136,6 +158,7 @@ def bench_airlock(work, runs):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--json", help="also write the samples (ms) to this file")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/snapshot.py needs root")
@@ -161,6 +184,13 @@ def main():
               " (%.1f%%)" % (a["first"]["written"], a["first"]["total"], a["second"]["written"],
                              a["second"]["total"],
                              100.0 * a["second"]["written"] / max(1, a["first"]["written"])))
+        if args.json:
+            data = {"airlock_snapshot": a["take"], "airlock_restore": a["restore"],
+                    "airlock_processes": a["processes"]}
+            if runc:
+                data["runc_checkpoint"], data["runc_restore"] = runc
+            with open(args.json, "w") as f:
+                json.dump(data, f, indent=1)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

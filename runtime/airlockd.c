@@ -209,6 +209,23 @@ static int setup_ctx(struct daemon_ctx *ctx, const struct options *o, struct al_
 	if (r < 0)
 		return r;
 	ctx->init_memfd = r;
+	/* airlock-pid1 is installed next to airlock-init. */
+	{
+		char *slash = strrchr(init_path, '/');
+		if (asprintf(&ctx->pid1_path, "%.*s/airlock-pid1",
+		             slash ? (int)(slash - init_path) : 1, slash ? init_path : ".") < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
+		if (access(ctx->pid1_path, X_OK) < 0)
+			return al_error_errno(err, "%s", ctx->pid1_path);
+		/* The shim for criu (criu_passcred_shim.c) is installed there too. */
+		if (asprintf(&ctx->criu_shim_path, "%.*s/airlock-criu-shim.so",
+		             slash ? (int)(slash - init_path) : 1, slash ? init_path : ".") < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
+		if (access(ctx->criu_shim_path, R_OK) < 0) {
+			free(ctx->criu_shim_path);
+			ctx->criu_shim_path = NULL;
+		}
+	}
 	ctx->criu_version = find_criu_version();
 	r = cgroup_manager_open(NULL, &ctx->cgroups, err);
 	if (r < 0)

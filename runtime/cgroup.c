@@ -304,6 +304,33 @@ static int sandbox_dirs_get(const struct cgroup_manager *m, const char *id, stru
 	return 0;
 }
 
+int cgroup_criu_roots(struct cgroup_manager *m, const char *id, char ***out, struct al_error *err)
+{
+	_cleanup_(sandbox_dirs_free) struct sandbox_dirs dirs = {0};
+	_cleanup_strv_ char **v = NULL;
+	int r;
+
+	r = check_id(id, err);
+	if (r < 0)
+		return r;
+	r = sandbox_dirs_get(m, id, &dirs, err);
+	if (r < 0)
+		return r;
+	v = calloc(dirs.n + 1, sizeof(char *));
+	if (!v)
+		return al_error_set(err, ENOMEM, "out of memory");
+	/* Our cgroups sit at <mount>/<root name>/<id>.  CRIU's images name
+	 * the cgroup2 hierarchy by an empty controller name. */
+	for (size_t i = 0; i < dirs.n; i++)
+		if (asprintf(&v[i], "%s:/%s/%s", strcmp(dirs.key[i], "unified") ? dirs.key[i] : "",
+		             m->root_name, id) < 0) {
+			v[i] = NULL;
+			return al_error_set(err, ENOMEM, "out of memory");
+		}
+	*out = steal_pointer(&v);
+	return 0;
+}
+
 /* Whether directory i of the sandbox is in the v1 hierarchy of controller c
  * (possibly co-mounted with others, so the key alone does not tell). */
 static bool dir_is_v1_ctrl(const struct cgroup_manager *m, const struct sandbox_dirs *d, size_t i,
@@ -1128,6 +1155,39 @@ static void freezer_thaw(const struct freezer *f)
 {
 	if (f->dir)
 		(void)knob_write(f->dir, f->file, f->thawed, NULL);
+}
+
+int cgroup_freeze(struct cgroup_manager *m, const char *id, bool frozen, char **path,
+                  struct al_error *err)
+{
+	_cleanup_(sandbox_dirs_free) struct sandbox_dirs dirs = {0};
+	struct freezer f;
+	int r;
+
+	r = check_id(id, err);
+	if (r < 0)
+		return r;
+	r = sandbox_dirs_get(m, id, &dirs, err);
+	if (r < 0)
+		return r;
+	freezer_find(m, &dirs, &f);
+	if (!f.dir)
+		return al_error_set(err, ENOTSUP, "sandbox %s: no freezer", id);
+	if (!frozen) {
+		r = knob_write(f.dir, f.file, f.thawed, err);
+		return r < 0 ? al_error_prefix(err, "sandbox %s: thaw", id) : 0;
+	}
+	freezer_freeze(&f);
+	if (!freezer_is_frozen(&f)) {
+		freezer_thaw(&f);
+		return al_error_set(err, ETIMEDOUT, "sandbox %s: not frozen after %d ms", id,
+		                    FREEZE_TIMEOUT_MS);
+	}
+	if (path && !(*path = strdup(f.dir))) {
+		freezer_thaw(&f);
+		return al_error_set(err, ENOMEM, "out of memory");
+	}
+	return 0;
 }
 
 /* rmdir the cgroup at path and its descendants, children first. */

@@ -18,6 +18,7 @@
  * directories.
  */
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -80,6 +81,19 @@ int cgroup_enter(struct cgroup_manager *m, const char *id, pid_t pid, struct al_
  */
 int cgroup_open_join_fds(struct cgroup_manager *m, const char *id, int *fds, size_t max,
                          struct al_error *err);
+
+/* For each hierarchy holding the sandbox's cgroup, "CONTROLLER:/path" (the
+ * path from the hierarchy's root), as `criu restore --cgroup-root` takes it. */
+int cgroup_criu_roots(struct cgroup_manager *m, const char *id, char ***out, struct al_error *err);
+
+/*
+ * Freeze (frozen) or thaw every task of the sandbox, with the v1 freezer or
+ * cgroup2's cgroup.freeze; freezing returns once the group is frozen (or
+ * fails, thawed again, after 1 s).  path, if not NULL, gets the freezer's
+ * directory.  -ENOTSUP when the host has no freezer.
+ */
+int cgroup_freeze(struct cgroup_manager *m, const char *id, bool frozen, char **path,
+                  struct al_error *err);
 
 /* For clone3(CLONE_INTO_CGROUP) on v2 and on the cgroup2 tree of a hybrid
  * layout: an O_PATH|O_DIRECTORY|O_CLOEXEC fd of the sandbox's cgroup2

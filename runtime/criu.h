@@ -7,16 +7,27 @@
  */
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "error.h"
 #include "sandbox.h"
 
-/* Dump the process tree of sb (airlock-init and everything below it) into
- * images_dir; the sandbox keeps running.  A failure names CRIU's own error. */
+/* Written next to CRIU's images: what a restore needs besides them (the
+ * sandbox's uid range, PID 1's connections to airlockd). */
+#define CRIU_AIRLOCK_META "airlock-criu.json"
+
+/* Dump the process tree of sb (PID 1 and everything below it) into
+ * images_dir; the sandbox keeps running.  freezer, if not NULL, is the
+ * directory of the sandbox's freezer cgroup, already frozen by the caller
+ * (CRIU leaves it frozen).  A failure names CRIU's own error. */
 int criu_checkpoint(struct daemon_ctx *ctx, struct sandbox *sb, const char *images_dir,
-                    struct al_error *err);
+                    const char *freezer, struct al_error *err);
 
 /* Restore the tree of images_dir as the PID 1 of sandbox sb, whose state
  * directory, writable layer and cgroups are ready; sets sb->init_pid/pidfd. */
 int criu_restore(struct daemon_ctx *ctx, struct sandbox *sb, const char *images_dir,
                  struct al_error *err);
+
+/* The uid range (its first host uid) the images were taken in: a restore
+ * must use the same one (CRIU re-creates the user namespace from them). */
+int criu_images_uid_base(const char *images_dir, uid_t *out, struct al_error *err);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -25,9 +26,67 @@ static int send_all(int sock, const char *p, size_t len)
 	return 0;
 }
 
-int initproto_send(int sock, const cJSON *msg, const int *fds, size_t nfds, struct al_error *err)
+#define HEADER_LEN 18 /* type, num, aux, argc, envc, has_text */
+
+static void put_u32(char *p, uint32_t v)
 {
-	_cleanup_free_ char *text = cJSON_PrintUnformatted(msg);
+	for (int i = 0; i < 4; i++)
+		p[i] = (char)((v >> (8 * i)) & 0xff);
+}
+
+static uint32_t get_u32(const char *p)
+{
+	uint32_t v = 0;
+	for (int i = 0; i < 4; i++)
+		v |= (uint32_t)(uint8_t)p[i] << (8 * i);
+	return v;
+}
+
+static size_t strv_len(char *const *v)
+{
+	size_t n = 0;
+	while (v && v[n])
+		n++;
+	return n;
+}
+
+/* The payload of m, in one allocation. */
+static char *encode(const struct initproto_msg *m, size_t *len_out)
+{
+	size_t argc = strv_len(m->argv), envc = strv_len(m->env), len = HEADER_LEN;
+	char *buf, *p;
+
+	for (size_t i = 0; i < argc; i++)
+		len += strlen(m->argv[i]) + 1;
+	for (size_t i = 0; i < envc; i++)
+		len += strlen(m->env[i]) + 1;
+	if (m->text)
+		len += strlen(m->text) + 1;
+	buf = malloc(len);
+	if (!buf)
+		return NULL;
+	buf[0] = (char)m->type;
+	put_u32(buf + 1, (uint32_t)m->num);
+	put_u32(buf + 5, m->aux);
+	put_u32(buf + 9, (uint32_t)argc);
+	put_u32(buf + 13, (uint32_t)envc);
+	buf[17] = m->text ? 1 : 0;
+	p = buf + HEADER_LEN;
+	for (size_t i = 0; i < argc; i++)
+		p = stpcpy(p, m->argv[i]) + 1;
+	for (size_t i = 0; i < envc; i++)
+		p = stpcpy(p, m->env[i]) + 1;
+	if (m->text)
+		stpcpy(p, m->text);
+	*len_out = len;
+	return buf;
+}
+
+int initproto_send(int sock, const struct initproto_msg *m, const int *fds, size_t nfds,
+                   struct al_error *err)
+{
+	size_t len = 0;
+	_cleanup_free_ char *text = encode(m, &len);
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * INITPROTO_MAX_FDS)];
 		struct cmsghdr align;
@@ -36,7 +95,6 @@ int initproto_send(int sock, const cJSON *msg, const int *fds, size_t nfds, stru
 	struct iovec iov;
 	unsigned char first;
 	uint8_t hdr[4];
-	size_t len;
 	ssize_t n;
 	int r;
 
@@ -44,8 +102,7 @@ int initproto_send(int sock, const cJSON *msg, const int *fds, size_t nfds, stru
 		return al_error_set(err, ENOMEM, "out of memory encoding init message");
 	if (nfds > INITPROTO_MAX_FDS)
 		return al_error_set(err, EINVAL, "too many fds for init message");
-	len = strlen(text);
-	if (len + 1 > INITPROTO_MAX_FRAME || len == 0)
+	if (len > INITPROTO_MAX_FRAME)
 		return al_error_set(err, E2BIG, "init message of %zu bytes is too large", len);
 	hdr[0] = (uint8_t)(len & 0xff);
 	hdr[1] = (uint8_t)((len >> 8) & 0xff);
@@ -102,7 +159,60 @@ static int recv_all(int sock, char *p, size_t len)
 	return 0;
 }
 
-int initproto_recv(int sock, cJSON **msg, int *fds, size_t *nfds, struct al_error *err)
+/* Parse payload (len bytes) into m, which takes it over on success. */
+static int decode(char *payload, size_t len, struct initproto_msg *m, struct al_error *err)
+{
+	uint32_t argc, envc;
+	size_t n, off = HEADER_LEN;
+	char **v;
+
+	if (len < HEADER_LEN)
+		return al_error_set(err, EPROTO, "init message of %zu bytes is too short", len);
+	argc = get_u32(payload + 9);
+	envc = get_u32(payload + 13);
+	/* Every string takes at least its NUL, which bounds the counts. */
+	n = (size_t)argc + envc + (payload[17] ? 1 : 0);
+	if (argc > len || envc > len || n > len - HEADER_LEN)
+		return al_error_set(err, EPROTO, "malformed init message");
+	v = calloc((size_t)argc + envc + 2, sizeof(char *));
+	if (!v)
+		return al_error_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		char *end = off < len ? memchr(payload + off, '\0', len - off) : NULL;
+		if (!end) {
+			free(v);
+			return al_error_set(err, EPROTO, "malformed init message");
+		}
+		if (i < argc)
+			v[i] = payload + off;
+		else if (i < (size_t)argc + envc)
+			v[i + 1] = payload + off;
+		else
+			m->text = payload + off;
+		off = (size_t)(end - payload) + 1;
+	}
+	if (off != len) {
+		free(v);
+		return al_error_set(err, EPROTO, "malformed init message");
+	}
+	m->type = (uint8_t)payload[0];
+	m->num = (int32_t)get_u32(payload + 1);
+	m->aux = get_u32(payload + 5);
+	m->argv = v;
+	m->env = v + argc + 1;
+	m->payload = payload;
+	m->vectors = v;
+	return 0;
+}
+
+void initproto_msg_free(struct initproto_msg *m)
+{
+	free(m->payload);
+	free(m->vectors);
+	*m = (struct initproto_msg){0};
+}
+
+int initproto_recv(int sock, struct initproto_msg *m, int *fds, size_t *nfds, struct al_error *err)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * INITPROTO_MAX_FDS)];
@@ -118,6 +228,7 @@ int initproto_recv(int sock, cJSON **msg, int *fds, size_t *nfds, struct al_erro
 	ssize_t n;
 	int r;
 
+	*m = (struct initproto_msg){0};
 	if (nfds)
 		*nfds = 0;
 	iov.iov_base = hdr;
@@ -154,7 +265,7 @@ int initproto_recv(int sock, cJSON **msg, int *fds, size_t *nfds, struct al_erro
 		goto fail_errno;
 	len = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 |
 	      (uint32_t)hdr[3] << 24;
-	if (len == 0 || len > INITPROTO_MAX_FRAME) {
+	if (len > INITPROTO_MAX_FRAME) {
 		r = al_error_set(err, EPROTO, "init message length %u out of range", len);
 		goto fail;
 	}
@@ -166,14 +277,10 @@ int initproto_recv(int sock, cJSON **msg, int *fds, size_t *nfds, struct al_erro
 	r = recv_all(sock, text, len);
 	if (r < 0)
 		goto fail_errno;
-	text[len] = '\0';
-	*msg = cJSON_ParseWithLength(text, len);
-	if (!*msg || !cJSON_IsObject(*msg)) {
-		cJSON_Delete(*msg);
-		*msg = NULL;
-		r = al_error_set(err, EPROTO, "malformed init message");
+	r = decode(text, len, m, err);
+	if (r < 0)
 		goto fail;
-	}
+	text = NULL; /* owned by m now */
 	return 0;
 
 fail_errno:

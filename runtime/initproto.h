@@ -2,38 +2,84 @@
 #pragma once
 
 /*
- * The protocol between airlockd and airlock-init (PID 1 of a sandbox).
+ * The protocol between airlockd and airlock-pid1, PID 1 of a sandbox.
  *
- * airlock-init listens on a SOCK_STREAM Unix socket bound in the sandbox's
- * host-side state directory (state/sandboxes/ID/init.sock).  The listening
- * fd is created by airlockd before the sandbox exists and survives
- * pivot_root, so a restarted airlockd reaches every running sandbox through
- * that path, while nothing inside the sandbox can see it.
+ * airlock-pid1 listens on the abstract Unix socket "@airlock-init" in the
+ * sandbox's own network namespace (abstract names are per namespace), so the
+ * listener belongs to the sandbox and CRIU checkpoints and re-creates it with
+ * the rest.  airlockd reaches it by creating its socket while one thread is
+ * setns()'d into that namespace (sandbox_connect_init).  Processes inside the
+ * sandbox can connect too, so PID 1 serves only a peer whose SO_PEERCRED pid
+ * is 0: one outside its pid namespace.
  *
- * A frame is a 4-byte little-endian length followed by that many bytes of
- * JSON; file descriptors (SCM_RIGHTS) ride on the first byte of the frame.
- * One connection carries one process: "spawn" (with stdin, stdout, stderr
- * fds), answered by {"pid": N} or {"error": "...", "errno": N}; later
- * airlockd may send {"op": "kill", "signal": N}; init reports the end with
- * {"exit": CODE} or {"signal": N}.  {"op": "ping"} is answered with
- * {"ok": true} and is used to check readiness.
+ * PID 1 is a static binary with no JSON parser (CRIU cannot checkpoint a
+ * PID 1 that maps host libraries), hence this small binary encoding.  A
+ * frame is a 4-byte little-endian length and a payload:
+ *
+ *   u8 type | i32 num | u32 aux | u32 argc | u32 envc | u8 has_text |
+ *   argc + envc (+ 1 if has_text) NUL-terminated strings
+ *
+ * all integers little-endian.  File descriptors (SCM_RIGHTS) ride on the
+ * first byte of the frame.  One connection carries one process: SPAWN (argv,
+ * env, text = cwd, with stdin, stdout and stderr fds) is answered by PID
+ * (num = pid) or ERROR (num = errno, aux = stage, text = message); later
+ * airlockd may send KILL (num = signal); PID 1 reports the end with EXIT
+ * (num = status) or SIGNALED (num = signal).  PING is answered by PONG.
+ * REEXEC is answered by PONG, then PID 1 execs itself afresh (airlockd sends
+ * it after a CRIU restore; see pid1.c).
  */
 
 #include <stddef.h>
-
-#include <cjson/cJSON.h>
+#include <stdint.h>
 
 #include "error.h"
 
 #define INITPROTO_MAX_FRAME (8u << 20)
 #define INITPROTO_MAX_FDS 4
+#define INITPROTO_SOCKET_NAME "airlock-init"
 
-/* Send msg (and fds, if any).  Returns 0 or a negative errno. */
-int initproto_send(int sock, const cJSON *msg, const int *fds, size_t nfds, struct al_error *err);
+enum initproto_type {
+	INITPROTO_SPAWN = 1,
+	INITPROTO_KILL,
+	INITPROTO_PING,
+	INITPROTO_PID,
+	INITPROTO_ERROR,
+	INITPROTO_EXIT,
+	INITPROTO_SIGNALED,
+	INITPROTO_PONG,
+	INITPROTO_REEXEC,
+};
+
+/* Where a failed spawn stopped (INITPROTO_ERROR's aux). */
+enum initproto_stage {
+	INITPROTO_STAGE_EXEC,
+	INITPROTO_STAGE_CHDIR,
+	INITPROTO_STAGE_STDIO,
+	INITPROTO_STAGE_FORK,
+};
+
+struct initproto_msg {
+	uint8_t type;
+	int32_t num;
+	uint32_t aux;
+	char **argv; /* NULL-terminated, or NULL */
+	char **env;  /* NULL-terminated, or NULL */
+	char *text;  /* cwd of SPAWN, message of ERROR, or NULL */
+	/* Filled by initproto_recv: what initproto_msg_free releases. */
+	char *payload;
+	char **vectors;
+};
+
+/* Send m (and fds, if any).  Returns 0 or a negative errno. */
+int initproto_send(int sock, const struct initproto_msg *m, const int *fds, size_t nfds,
+                   struct al_error *err);
 
 /*
- * Receive one frame.  *nfds is the capacity of fds on entry and the number
- * received on return (received fds are O_CLOEXEC).  Returns 0 on a frame, 1
- * on a clean end of stream before any byte, negative errno otherwise.
+ * Receive one frame into m (release with initproto_msg_free).  *nfds is the
+ * capacity of fds on entry and the number received on return (received fds
+ * are O_CLOEXEC).  Returns 0 on a frame, 1 on a clean end of stream before
+ * any byte, negative errno otherwise.
  */
-int initproto_recv(int sock, cJSON **msg, int *fds, size_t *nfds, struct al_error *err);
+int initproto_recv(int sock, struct initproto_msg *m, int *fds, size_t *nfds, struct al_error *err);
+
+void initproto_msg_free(struct initproto_msg *m);

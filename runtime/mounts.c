@@ -10,7 +10,6 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -43,44 +42,106 @@ static int do_mount(const char *src, const char *target, const char *fstype, uns
 	return 0;
 }
 
+static int sys_fsopen(const char *fstype, unsigned int flags)
+{
+	return (int)syscall(SYS_fsopen, fstype, flags);
+}
+
+static int sys_fsconfig(int fd, unsigned int cmd, const char *key, const void *value, int aux)
+{
+	return (int)syscall(SYS_fsconfig, fd, cmd, key, value, aux);
+}
+
+static int sys_fsmount(int fd, unsigned int flags, unsigned int attrs)
+{
+	return (int)syscall(SYS_fsmount, fd, flags, attrs);
+}
+
 /*
  * The base rootfs is owned by host root.  An idmapped mount with the
  * sandbox's user namespace makes it appear owned by the sandbox's root, so
  * every sandbox sees correct ownership while sharing one copy on disk, and
- * it is read-only so overlayfs copies up instead of writing through.
+ * it is read-only so overlayfs copies up instead of writing through.  It is
+ * given to overlayfs by fd and never attached anywhere: CRIU (which knows
+ * nothing of idmapped mounts) only ever sees the overlay.
  */
-static int mount_idmapped_lower(const struct mounts_config *c, const char *lower,
-                                struct al_error *err)
+int mounts_make_root(const char *rootfs, const char *upper, const char *work, int userns_fd,
+                     struct al_error *err)
 {
 	struct mount_attr attr = {0};
-	_cleanup_close_ int fd = -1;
+	_cleanup_close_ int lower = -1, fs = -1;
+	int fd;
 
-	fd = sys_open_tree(AT_FDCWD, c->rootfs, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-	if (fd < 0)
-		return al_error_errno(err, "open_tree %s", c->rootfs);
+	lower = sys_open_tree(AT_FDCWD, rootfs, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+	if (lower < 0)
+		return al_error_errno(err, "open_tree %s", rootfs);
 	attr.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID;
-	attr.userns_fd = (uint64_t)c->userns_fd;
-	if (sys_mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr) < 0)
-		return al_error_errno(err, "idmap mount of %s", c->rootfs);
-	if (sys_move_mount(fd, "", AT_FDCWD, lower, MOVE_MOUNT_F_EMPTY_PATH) < 0)
-		return al_error_errno(err, "move_mount %s to %s", c->rootfs, lower);
-	return 0;
+	attr.userns_fd = (uint64_t)userns_fd;
+	if (sys_mount_setattr(lower, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr) < 0)
+		return al_error_errno(err, "idmap mount of %s", rootfs);
+	fs = sys_fsopen("overlay", FSOPEN_CLOEXEC);
+	if (fs < 0)
+		return al_error_errno(err, "fsopen overlay");
+	if (sys_fsconfig(fs, FSCONFIG_SET_FD, "lowerdir+", NULL, lower) < 0)
+		return al_error_errno(err, "overlay lower layer %s", rootfs);
+	if (sys_fsconfig(fs, FSCONFIG_SET_STRING, "upperdir", upper, 0) < 0)
+		return al_error_errno(err, "overlay upper layer %s", upper);
+	if (sys_fsconfig(fs, FSCONFIG_SET_STRING, "workdir", work, 0) < 0)
+		return al_error_errno(err, "overlay work directory %s", work);
+	/*
+	 * volatile (Linux 5.10): the writable layer dies with the sandbox, a
+	 * host crash included, so syncing it buys nothing, while without it
+	 * every unmount (each destroy) syncs the whole host filesystem under
+	 * the upper layer, and every fsync() in the sandbox reaches the host's
+	 * disk: a latency cost and a noisy-neighbour lever.
+	 */
+	if (sys_fsconfig(fs, FSCONFIG_SET_FLAG, "volatile", NULL, 0) < 0)
+		return al_error_errno(err, "overlay option volatile");
+	if (sys_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		return al_error_errno(err, "create overlay on %s", upper);
+	fd = sys_fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+	if (fd < 0)
+		return al_error_errno(err, "fsmount overlay");
+	return fd;
 }
 
-static int make_dev_node(const char *dev, const char *name, unsigned maj, unsigned min,
-                         const struct mounts_config *c, struct al_error *err)
+const char *const mounts_dev_nodes[] = {"null", "zero", "full", "random", "urandom", "tty", NULL};
+
+/* An empty file in the /dev tmpfs with the host's node bound on it. */
+static int bind_dev_node(const char *dev, const char *name, struct al_error *err)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], host[64];
+	int fd;
 
 	snprintf(path, sizeof(path), "%s/%s", dev, name);
-	if (mknod(path, S_IFCHR | 0666, makedev(maj, min)) < 0)
-		return al_error_errno(err, "mknod %s", path);
-	/* mknod honours the umask; the nodes must be usable by everyone inside. */
-	if (chmod(path, 0666) < 0)
-		return al_error_errno(err, "chmod %s", path);
-	if (chown(path, c->uid, c->gid) < 0)
-		return al_error_errno(err, "chown %s", path);
-	return 0;
+	snprintf(host, sizeof(host), "/dev/%s", name);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	if (fd < 0)
+		return al_error_errno(err, "create %s", path);
+	close(fd);
+	return do_mount(host, path, NULL, MS_BIND, NULL, err);
+}
+
+/*
+ * PID 1 runs airlock-pid1 from a file inside the sandbox (CRIU 4.1.1 cannot
+ * restore a task whose executable is a memfd): the host's binary, bound
+ * read-only.  CRIU is told it is an external mount.
+ */
+static int bind_pid1(const char *dev, const struct mounts_config *c, struct al_error *err)
+{
+	char path[PATH_MAX];
+	int fd, r;
+
+	snprintf(path, sizeof(path), "%s/.init", dev);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0555);
+	if (fd < 0)
+		return al_error_errno(err, "create %s", path);
+	close(fd);
+	r = do_mount(c->pid1_path, path, NULL, MS_BIND, NULL, err);
+	if (r == 0)
+		r = do_mount(NULL, path, NULL,
+		             MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL, err);
+	return r;
 }
 
 static int make_symlink(const char *target, const char *dev, const char *name, struct al_error *err)
@@ -95,13 +156,6 @@ static int make_symlink(const char *target, const char *dev, const char *name, s
 
 static int setup_dev(const char *root, const struct mounts_config *c, struct al_error *err)
 {
-	static const struct {
-		const char *name;
-		unsigned maj, min;
-	} nodes[] = {
-	    {"null", 1, 3},   {"zero", 1, 5},    {"full", 1, 7},
-	    {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
-	};
 	char dev[PATH_MAX], sub[PATH_MAX + 16], opts[128];
 	int r;
 
@@ -113,11 +167,14 @@ static int setup_dev(const char *root, const struct mounts_config *c, struct al_
 	r = do_mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, opts, err);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < AL_ARRAY_SIZE(nodes); i++) {
-		r = make_dev_node(dev, nodes[i].name, nodes[i].maj, nodes[i].min, c, err);
+	for (size_t i = 0; mounts_dev_nodes[i]; i++) {
+		r = bind_dev_node(dev, mounts_dev_nodes[i], err);
 		if (r < 0)
 			return r;
 	}
+	r = bind_pid1(dev, c, err);
+	if (r < 0)
+		return r;
 
 	snprintf(sub, sizeof(sub), "%s/pts", dev);
 	if (mkdir(sub, 0755) < 0)
@@ -288,23 +345,17 @@ static int ensure_dir(const char *path, mode_t mode, const struct mounts_config 
 
 int mounts_prepare_root(const struct mounts_config *c, char *newroot, struct al_error *err)
 {
-	char lower[PATH_MAX], upper[PATH_MAX], work[PATH_MAX], path[PATH_MAX];
-	_cleanup_free_ char *opts = NULL;
+	char path[PATH_MAX];
 	int r;
 
-	snprintf(lower, sizeof(lower), "%s/lower", c->sandbox_dir);
-	snprintf(upper, sizeof(upper), "%s/upper", c->sandbox_dir);
-	snprintf(work, sizeof(work), "%s/work", c->sandbox_dir);
-	snprintf(newroot, PATH_MAX, "%s/root", c->sandbox_dir);
-
-	r = mount_idmapped_lower(c, lower, err);
-	if (r < 0)
-		return r;
-	if (asprintf(&opts, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work) < 0)
-		return al_error_set(err, ENOMEM, "out of memory");
-	r = do_mount("overlay", newroot, "overlay", MS_NOSUID | MS_NODEV, opts, err);
-	if (r < 0)
-		return r;
+	if (sys_move_mount(c->root_fd, "", c->target_fd, "",
+	                   MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		return al_error_errno(err, "attach the root mount");
+	/* The mount fd names the overlay's root, now attached in our namespace:
+	 * everything below is built relative to it. */
+	if (fchdir(c->root_fd) < 0)
+		return al_error_errno(err, "chdir to the root mount");
+	snprintf(newroot, PATH_MAX, ".");
 
 	snprintf(path, sizeof(path), "%s/proc", newroot);
 	r = ensure_dir(path, 0555, c, err);
@@ -340,15 +391,8 @@ int mounts_prepare_root(const struct mounts_config *c, char *newroot, struct al_
 
 int mounts_detach_from_host(struct al_error *err)
 {
-	int r;
-
 	/* Nothing we mount may propagate back to the host. */
-	r = do_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL, err);
-	if (r < 0)
-		return r;
-	/* Our own /proc, so pids we see (we are PID 1 of a new pid namespace)
-	 * name the right processes in /proc before pivot_root. */
-	return do_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err);
+	return do_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL, err);
 }
 
 int mounts_pivot_root(const char *newroot, struct al_error *err)

@@ -6,30 +6,46 @@
 #include "error.h"
 
 /*
- * The filesystem of one sandbox, built by airlock-init while it is still
- * real root in a fresh mount namespace (owned by the initial user
- * namespace, so nothing in the sandbox can later change these mounts).
+ * The filesystem of one sandbox.  airlockd, real root on the host, makes the
+ * root overlay as a detached mount (mounts_make_root); airlock-init, uid 0 of
+ * the sandbox's user namespace, which owns its mount namespace, moves it into
+ * that namespace and builds the rest there (mounts_prepare_root).  Nothing is
+ * ever mounted in the host's mount namespace.
  */
+
+/*
+ * The root: an overlay made in the host's user namespace (so it uses the
+ * trusted.* xattrs of the writable layer) whose read-only lower layer is an
+ * idmapped clone of the base rootfs, mapped through the sandbox's user
+ * namespace userns_fd.  Returns the fd of the detached mount.
+ */
+int mounts_make_root(const char *rootfs, const char *upper, const char *work, int userns_fd,
+                     struct al_error *err);
+
 struct mounts_config {
-	const char *rootfs;      /* base rootfs on the host, shared, never written */
-	const char *sandbox_dir; /* host state dir of this sandbox: lower/ upper/ work/ root/ */
-	int userns_fd;           /* the sandbox's user namespace, for the idmapped lower layer */
-	uid_t uid;               /* host uid of sandbox root */
-	gid_t gid;               /* host gid of sandbox root */
-	const char *workspace;   /* absolute path inside the sandbox, e.g. /workspace */
+	int root_fd;           /* the detached root mount, from mounts_make_root() */
+	int target_fd;         /* O_PATH fd of the directory to attach it on */
+	const char *pid1_path; /* host path of airlock-pid1, bound at /dev/.init */
+	uid_t uid;             /* uid of sandbox root, as seen by the caller */
+	gid_t gid;             /* gid of sandbox root, as seen by the caller */
+	const char *workspace; /* absolute path inside the sandbox, e.g. /workspace */
 	/* /proc/self/cgroup as read before the cgroup namespace was made: the
 	 * hierarchies where the sandbox has a cgroup of its own (path not "/"). */
 	const char *cgroup_membership;
 };
 
-/* Make every mount private and mount a /proc of our pid namespace. */
+/* Make every mount private: nothing we mount may propagate to the host. */
 int mounts_detach_from_host(struct al_error *err);
 
+/* Host device nodes bound into the sandbox's /dev (mknod is not allowed in a
+ * user namespace).  CRIU is told they are external mounts. */
+extern const char *const mounts_dev_nodes[];
+
 /*
- * Mount the overlay root (idmapped, read-only base + private upper layer),
- * /proc, read-only /sys, a minimal /dev, /dev/pts, /dev/shm, and mask the
- * dangerous /proc entries.  On success newroot (PATH_MAX) holds the path to
- * pivot into.
+ * Attach the root and mount /proc, read-only /sys, a minimal /dev, /dev/pts,
+ * /dev/shm on it, and mask the dangerous /proc entries.  On success the
+ * current directory is the new root, and newroot (PATH_MAX) holds the path
+ * to pivot into.
  */
 int mounts_prepare_root(const struct mounts_config *c, char *newroot, struct al_error *err);
 

@@ -180,11 +180,9 @@ static void feed_stdin(struct al_process *p)
 static void send_kill(struct al_process *p, int sig)
 {
 	struct al_error err = AL_ERROR_INIT;
-	_cleanup_cjson_ cJSON *m = cJSON_CreateObject();
+	struct initproto_msg m = {.type = INITPROTO_KILL, .num = sig};
 
-	cJSON_AddStringToObject(m, "op", "kill");
-	cJSON_AddNumberToObject(m, "signal", sig);
-	if (p->conn >= 0 && initproto_send(p->conn, m, NULL, 0, &err) < 0)
+	if (p->conn >= 0 && initproto_send(p->conn, &m, NULL, 0, &err) < 0)
 		log_debug("kill: %s", err.msg);
 }
 
@@ -202,8 +200,7 @@ static void mark_exited(struct al_process *p, int code, int sig)
 static void handle_init_message(struct al_process *p)
 {
 	struct al_error err = AL_ERROR_INIT;
-	_cleanup_cjson_ cJSON *m = NULL;
-	const cJSON *v;
+	struct initproto_msg m;
 	int r;
 
 	r = initproto_recv(p->conn, &m, NULL, NULL, &err);
@@ -214,10 +211,11 @@ static void handle_init_message(struct al_process *p)
 		mark_exited(p, -1, SIGKILL);
 		return;
 	}
-	if ((v = cJSON_GetObjectItemCaseSensitive(m, "exit")) && cJSON_IsNumber(v))
-		mark_exited(p, v->valueint, 0);
-	else if ((v = cJSON_GetObjectItemCaseSensitive(m, "signal")) && cJSON_IsNumber(v))
-		mark_exited(p, -1, v->valueint);
+	if (m.type == INITPROTO_EXIT)
+		mark_exited(p, m.num, 0);
+	else if (m.type == INITPROTO_SIGNALED)
+		mark_exited(p, -1, m.num);
+	initproto_msg_free(&m);
 }
 
 static void *collector(void *arg)
@@ -321,22 +319,13 @@ static void finish_with_spawn_error(struct al_process *p, int e, const char *wha
 	p->ended_ms = al_now_ms();
 }
 
-static cJSON *strv_to_json(char **v)
-{
-	cJSON *a = cJSON_CreateArray();
-	for (; a && v && *v; v++)
-		cJSON_AddItemToArray(a, cJSON_CreateString(*v));
-	return a;
-}
-
 int process_start(struct sandbox *sb, const struct exec_request *req, struct al_process **out,
                   struct al_error *err)
 {
 	_cleanup_close_ int in_r = -1, out_w = -1, err_w = -1;
-	_cleanup_cjson_ cJSON *msg = NULL, *reply = NULL;
+	struct initproto_msg msg = {.type = INITPROTO_SPAWN}, reply = {0};
 	int pin[2], pout[2], perr[2];
 	struct al_process *p;
-	const cJSON *v;
 	int fds[3];
 	int r;
 
@@ -382,15 +371,13 @@ int process_start(struct sandbox *sb, const struct exec_request *req, struct al_
 	}
 	p->conn = r;
 
-	msg = cJSON_CreateObject();
-	cJSON_AddStringToObject(msg, "op", "spawn");
-	cJSON_AddItemToObject(msg, "argv", strv_to_json(req->argv));
-	cJSON_AddItemToObject(msg, "env", strv_to_json(req->env));
-	cJSON_AddStringToObject(msg, "cwd", req->cwd);
+	msg.argv = req->argv;
+	msg.env = req->env;
+	msg.text = (char *)req->cwd;
 	fds[0] = in_r;
 	fds[1] = out_w;
 	fds[2] = err_w;
-	r = initproto_send(p->conn, msg, fds, 3, err);
+	r = initproto_send(p->conn, &msg, fds, 3, err);
 	if (r == 0)
 		r = initproto_recv(p->conn, &reply, NULL, NULL, err);
 	if (r == 1)
@@ -404,13 +391,18 @@ int process_start(struct sandbox *sb, const struct exec_request *req, struct al_
 	close(steal_fd(&out_w));
 	close(steal_fd(&err_w));
 
-	v = cJSON_GetObjectItemCaseSensitive(reply, "error");
-	if (cJSON_IsString(v)) {
-		int e = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(reply, "errno"));
-		finish_with_spawn_error(p, e, v->valuestring);
+	if (reply.type == INITPROTO_ERROR) {
+		finish_with_spawn_error(p, reply.num, reply.text ? reply.text : "spawn failed");
+		initproto_msg_free(&reply);
 		*out = p;
 		return 0;
 	}
+	if (reply.type != INITPROTO_PID) {
+		initproto_msg_free(&reply);
+		process_unref(p);
+		return al_error_set(err, EPROTO, "sandbox %s: unexpected answer to spawn", sb->id);
+	}
+	initproto_msg_free(&reply);
 	if (req->timeout_ms)
 		p->deadline_ms = p->started_ms + req->timeout_ms;
 

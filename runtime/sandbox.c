@@ -6,9 +6,8 @@
  *   config.json  what airlock-init needs to build the sandbox
  *   state.json   written (atomically) only once the sandbox is ready; its
  *                absence after a crash marks a half-made sandbox
- *   init.sock    airlock-init's listening socket
  *   upper/ work/ the private writable layer of the overlay
- *   lower/ root/ mount points, used only inside the sandbox's mount namespace
+ *   root/        where the root is attached, in the sandbox's mount namespace only
  *
  * Every process of a sandbox lives in its cgroups, so destroying the cgroups
  * is the authoritative way to make sure nothing of it survives.
@@ -21,7 +20,9 @@
 #include <limits.h>
 #include <linux/sched.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,9 +40,12 @@
 #include "archives.h"
 #include "caps.h"
 #include "cleanup.h"
+#include "criu.h"
 #include "events.h"
+#include "initproto.h"
 #include "log.h"
 #include "manifest.h"
+#include "mounts.h"
 #include "pool.h"
 #include "process.h"
 #include "seccomp_profile.h"
@@ -702,7 +706,7 @@ static int mount_layer_tmpfs(const struct sandbox *sb, struct al_error *err)
 
 static int prepare_dirs(struct sandbox *sb, const struct create_params *p, struct al_error *err)
 {
-	static const char *const subdirs[] = {"work", "lower", "root"};
+	static const char *const subdirs[] = {"work", "root"};
 	char path[PATH_MAX];
 	const char *root = p->manifest ? manifest_root(p->manifest) : "/workspace";
 	_cleanup_free_ char *copy = NULL;
@@ -747,26 +751,45 @@ static int prepare_dirs(struct sandbox *sb, const struct create_params *p, struc
 	return 0;
 }
 
-static int write_init_config(struct sandbox *sb, const char *bpf_path, int *fd_out,
-                             struct al_error *err)
+/* What airlock-init inherits (see init.c). */
+struct init_fds {
+	int config;
+	int status_w;
+	int bpf;
+	int compat_bpf; /* or -1 */
+};
+
+static void init_fds_close(struct init_fds *f)
+{
+	al_closep(&f->config);
+	al_closep(&f->status_w);
+	al_closep(&f->bpf);
+	al_closep(&f->compat_bpf);
+}
+
+/* The config, and the seccomp filters as fds: airlock-init runs as the
+ * sandbox's root, which cannot read airlockd's state directory. */
+static int write_init_config(struct daemon_ctx *ctx, struct sandbox *sb, const char *bpf_path,
+                             struct init_fds *fds, struct al_error *err)
 {
 	_cleanup_cjson_ cJSON *o = cJSON_CreateObject();
 	_cleanup_free_ char *text = NULL, *compat = NULL;
 	char path[PATH_MAX];
 
+	fds->bpf = open(bpf_path, O_RDONLY | O_CLOEXEC);
+	if (fds->bpf < 0)
+		return al_error_errno(err, "open %s", bpf_path);
+
 	cJSON_AddStringToObject(o, "id", sb->id);
 	cJSON_AddStringToObject(o, "hostname", sb->name);
-	cJSON_AddStringToObject(o, "rootfs", sb->rootfs);
-	cJSON_AddStringToObject(o, "sandbox_dir", sb->dir);
 	cJSON_AddStringToObject(o, "workspace", sb->workspace);
+	cJSON_AddStringToObject(o, "pid1", ctx->pid1_path);
 	cJSON_AddStringToObject(o, "seccomp_bpf", bpf_path);
 	/* The ENOSYS half of the profile, when it has one (see seccomp_filter_path). */
 	if (strlen(bpf_path) > 4 &&
 	    asprintf(&compat, "%.*s.compat.bpf", (int)(strlen(bpf_path) - 4), bpf_path) > 0 &&
-	    access(compat, R_OK) == 0)
+	    (fds->compat_bpf = open(compat, O_RDONLY | O_CLOEXEC)) >= 0)
 		cJSON_AddStringToObject(o, "seccomp_compat_bpf", compat);
-	cJSON_AddNumberToObject(o, "uid_base", sb->uid_base);
-	cJSON_AddNumberToObject(o, "uid_count", AIRLOCK_UID_RANGE);
 	cJSON_AddItemToObject(o, "caps", strv_json((char **)al_default_caps));
 	text = cJSON_Print(o);
 	if (!text)
@@ -774,31 +797,10 @@ static int write_init_config(struct sandbox *sb, const char *bpf_path, int *fd_o
 	snprintf(path, sizeof(path), "%s/config.json", sb->dir);
 	if (al_write_file_replace(path, text, strlen(text), 0600, err) < 0)
 		return -err->code;
-	*fd_out = open(path, O_RDONLY | O_CLOEXEC);
-	if (*fd_out < 0)
+	fds->config = open(path, O_RDONLY | O_CLOEXEC);
+	if (fds->config < 0)
 		return al_error_errno(err, "open %s", path);
 	return 0;
-}
-
-static int listen_init_socket(const struct sandbox *sb, struct al_error *err)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	_cleanup_close_ int fd = -1;
-
-	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/init.sock", sb->dir) >=
-	    sizeof(sa.sun_path))
-		return al_error_set(err, ENAMETOOLONG,
-		                    "state directory path too long for a socket");
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return al_error_errno(err, "socket");
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return al_error_errno(err, "bind %s", sa.sun_path);
-	if (chmod(sa.sun_path, 0600) < 0)
-		return al_error_errno(err, "chmod %s", sa.sun_path);
-	if (listen(fd, 64) < 0)
-		return al_error_errno(err, "listen %s", sa.sun_path);
-	return steal_fd(&fd);
 }
 
 /*
@@ -827,27 +829,110 @@ static _Noreturn void child_fail(int status_w, const char *what, int e)
 	_exit(126);
 }
 
+/* Write the sandbox's uid and gid maps: its root is uid_base on the host. */
+static int write_id_maps(pid_t pid, uid_t base, struct al_error *err)
+{
+	char path[64], map[64];
+	int r;
+
+	snprintf(map, sizeof(map), "0 %u %u\n", (unsigned)base, AIRLOCK_UID_RANGE);
+	snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
+	r = al_write_string(path, map, err);
+	if (r == 0) {
+		snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
+		r = al_write_string(path, map, err);
+	}
+	return r;
+}
+
+/* Send fd over sock (one byte of data carries it). */
+static int send_fd(int sock, int fd, struct al_error *err)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} control = {0};
+	char byte = 'r';
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	struct msghdr mh = {.msg_iov = &iov,
+	                    .msg_iovlen = 1,
+	                    .msg_control = control.buf,
+	                    .msg_controllen = sizeof(control.buf)};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	if (sendmsg(sock, &mh, MSG_NOSIGNAL) < 0)
+		return al_error_errno(err, "send the root mount to airlock-init");
+	return 0;
+}
+
+/* In the clone3 child: wait for the root mount (sent once the maps are
+ * written) and put it on fd 4.  Raw syscalls only. */
+static int child_receive_root(int sock)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} control;
+	char byte;
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	struct msghdr mh = {.msg_iov = &iov,
+	                    .msg_iovlen = 1,
+	                    .msg_control = control.buf,
+	                    .msg_controllen = sizeof(control.buf)};
+	struct cmsghdr *cm;
+	int fd;
+
+	if (recvmsg(sock, &mh, MSG_CMSG_CLOEXEC) <= 0)
+		return -1;
+	cm = CMSG_FIRSTHDR(&mh);
+	if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+		return -1;
+	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	if (dup2(fd, 4) < 0)
+		return -1;
+	return 0;
+}
+
 /*
- * Start airlock-init in fresh pid, mount, net, uts and ipc namespaces,
- * already in the sandbox's cgroups: the cgroup2 one through
- * CLONE_INTO_CGROUP, the v1 ones by the child itself (writing "0" to each
- * hierarchy's tasks file, which spares the kernel's global threadgroup lock;
- * see cgroup_open_join_fds).  The daemon is multi-threaded, so the child
- * only joins cgroups, shuffles fds and execs the sealed copy of airlock-init.
+ * Start airlock-init with one clone3() that makes the sandbox's user
+ * namespace together with its pid, mount, net, uts and ipc namespaces, so
+ * the user namespace owns all of them (what CRIU requires), already in the
+ * sandbox's cgroups: the cgroup2 one through CLONE_INTO_CGROUP, the v1 ones
+ * by the child itself (writing "0" to each hierarchy's tasks file, which
+ * spares the kernel's global threadgroup lock; see cgroup_open_join_fds).
+ *
+ * The child waits until we have written its uid/gid maps and sent the root
+ * mount, becomes uid 0 of its namespace (an exec by an unmapped uid would
+ * lose every capability) and execs the sealed copy of airlock-init.  The
+ * daemon is multi-threaded, so the child makes raw syscalls only: glibc's
+ * set*id() would try to synchronise the threads it no longer has.
  */
-static int spawn_init(struct daemon_ctx *ctx, struct sandbox *sb, int config_fd, int listen_fd,
-                      int status_w, struct al_error *err)
+static int spawn_init(struct daemon_ctx *ctx, struct sandbox *sb, const struct init_fds *fds,
+                      struct al_error *err)
 {
 	struct clone_args args = {0};
-	_cleanup_close_ int cgfd = -1;
-	int join[16];
+	_cleanup_close_ int cgfd = -1, sock_parent = -1, sock_child = -1, userns_fd = -1,
+	                    root_fd = -1;
+	char target[PATH_MAX], upper[PATH_MAX], work[PATH_MAX], path[64];
+	int join[16], sp[2];
 	int n_join;
 	int pidfd = -1;
 	pid_t pid;
 	int r = 0;
 
-	args.flags =
-	    CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD;
+	snprintf(target, sizeof(target), "%s/root", sb->dir);
+	snprintf(upper, sizeof(upper), "%s/upper", sb->dir);
+	snprintf(work, sizeof(work), "%s/work", sb->dir);
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+		return al_error_errno(err, "socketpair");
+	sock_parent = sp[0];
+	sock_child = sp[1];
+	args.flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS |
+	             CLONE_NEWIPC | CLONE_PIDFD;
 	args.pidfd = (uint64_t)(uintptr_t)&pidfd;
 	args.exit_signal = SIGCHLD;
 	cgfd = cgroup_open_v2_dir(ctx->cgroups, sb->id, err);
@@ -864,21 +949,38 @@ static int spawn_init(struct daemon_ctx *ctx, struct sandbox *sb, int config_fd,
 	if (pid == 0) {
 		char *const argv[] = {"airlock-init", NULL};
 		char *const envp[] = {NULL};
-		int c, l, s, e;
+		int status_w = fds->status_w;
+		int c, s, e, k, t, b, cb = -1;
 
 		for (int i = 0; i < n_join; i++)
 			if (write(join[i], "0", 1) != 1)
 				child_fail(status_w, "cannot join the sandbox's v1 cgroups", errno);
+		/* Opened while we are still the host's uid 0, the owner of the
+		 * state directory (mode 0700), which our namespace's root is not. */
+		t = open(target, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (t < 0)
+			child_fail(status_w, "cannot open the root mount point", errno);
 		/* Move our fds above the target range first so dup2 never
 		 * clobbers one we still need. */
 		e = fcntl(ctx->init_memfd, F_DUPFD_CLOEXEC, 16);
-		c = fcntl(config_fd, F_DUPFD_CLOEXEC, 16);
-		l = fcntl(listen_fd, F_DUPFD_CLOEXEC, 16);
+		c = fcntl(fds->config, F_DUPFD_CLOEXEC, 16);
 		s = fcntl(status_w, F_DUPFD_CLOEXEC, 16);
-		if (e < 0 || c < 0 || l < 0 || s < 0 || dup2(c, 3) < 0 || dup2(l, 4) < 0 ||
-		    dup2(s, 5) < 0)
+		k = fcntl(sock_child, F_DUPFD_CLOEXEC, 16);
+		t = fcntl(t, F_DUPFD_CLOEXEC, 16);
+		b = fcntl(fds->bpf, F_DUPFD_CLOEXEC, 16);
+		if (fds->compat_bpf >= 0)
+			cb = fcntl(fds->compat_bpf, F_DUPFD_CLOEXEC, 16);
+		if (e < 0 || c < 0 || s < 0 || k < 0 || t < 0 || b < 0 ||
+		    (fds->compat_bpf >= 0 && cb < 0) || dup2(c, 3) < 0 || dup2(s, 5) < 0 ||
+		    dup2(t, 6) < 0 || dup2(b, 7) < 0 || (cb >= 0 && dup2(cb, 8) < 0))
 			child_fail(status_w, "cannot pass airlock-init its fds", errno);
-		syscall(SYS_close_range, 6, ~0U, CLOSE_RANGE_CLOEXEC);
+		if (child_receive_root(k) < 0)
+			child_fail(5, "no root mount from airlockd", errno);
+		close(k);
+		if (syscall(SYS_setgroups, 0, NULL) < 0 || syscall(SYS_setresgid, 0, 0, 0) < 0 ||
+		    syscall(SYS_setresuid, 0, 0, 0) < 0)
+			child_fail(5, "cannot become root of the user namespace", errno);
+		syscall(SYS_close_range, 9, ~0U, CLOSE_RANGE_CLOEXEC);
 		/* Only now: airlockd's fds (one per sandbox) are ours until exec,
 		 * so the lower limit would have refused the dups above. */
 		if (ctx->sandbox_nofile.rlim_cur > 0 &&
@@ -894,7 +996,21 @@ static int spawn_init(struct daemon_ctx *ctx, struct sandbox *sb, int config_fd,
 	sb->init_pid = pid;
 	sb->pidfd = pidfd;
 	sb->our_child = true;
-	return 0;
+	close(steal_fd(&sock_child));
+
+	/* Until the root mount is sent, the child waits; if we fail, closing
+	 * our end makes it exit, and the caller kills it anyway. */
+	r = write_id_maps(pid, sb->uid_base, err);
+	if (r < 0)
+		return al_error_prefix(err, "sandbox %s", sb->id);
+	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
+	userns_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (userns_fd < 0)
+		return al_error_errno(err, "sandbox %s: open %s", sb->id, path);
+	root_fd = mounts_make_root(sb->rootfs, upper, work, userns_fd, err);
+	if (root_fd < 0)
+		return al_error_prefix(err, "sandbox %s: rootfs", sb->id);
+	return send_fd(sock_parent, root_fd, err);
 }
 
 static int wait_ready(struct sandbox *sb, int status_r, struct al_error *err)
@@ -976,8 +1092,12 @@ static void create_txn_abort(struct create_txn *t)
 	sandbox_unref(t->sb);
 }
 
-/* Reserve the name and a uid range in the registry before doing any work. */
-static int reserve(struct create_txn *t, struct al_error *err)
+/*
+ * Reserve the name and a uid range in the registry before doing any work.
+ * A restore with processes needs the range its snapshot was taken in (CRIU
+ * re-creates the user namespace from its images): uid_base, or 0 for any.
+ */
+static int reserve(struct create_txn *t, uid_t uid_base, struct al_error *err)
 {
 	struct daemon_ctx *ctx = t->ctx;
 	struct sandbox *sb = t->sb;
@@ -991,7 +1111,26 @@ static int reserve(struct create_txn *t, struct al_error *err)
 			return al_error_set(err, EEXIST, "a sandbox named '%s' exists", sb->name);
 		}
 	}
-	r = alloc_uid_slot_locked(ctx, &sb->uid_slot);
+	if (uid_base) {
+		sb->uid_slot = (uid_base - AIRLOCK_UID_BASE) / AIRLOCK_UID_RANGE;
+		for (size_t i = 0; i < ctx->n_sandboxes; i++) {
+			if (ctx->sandboxes[i]->uid_slot == sb->uid_slot) {
+				const struct sandbox *o = ctx->sandboxes[i];
+				pthread_mutex_unlock(&ctx->lock);
+				return al_error_set(
+				    err, EBUSY,
+				    "the snapshot's processes ran as host uids %u-%u, now used by "
+				    "%s %s; a snapshot with processes can only be restored into "
+				    "the uid range it was taken in: destroy that sandbox first",
+				    (unsigned)uid_base,
+				    (unsigned)(uid_base + AIRLOCK_UID_RANGE - 1),
+				    o->pooled ? "warm-pool sandbox" : "sandbox", o->id);
+			}
+		}
+		r = 0;
+	} else {
+		r = alloc_uid_slot_locked(ctx, &sb->uid_slot);
+	}
 	if (r == 0) {
 		sb->uid_base = AIRLOCK_UID_BASE + sb->uid_slot * AIRLOCK_UID_RANGE;
 		sb->destroying = true; /* not usable until ready */
@@ -1031,9 +1170,41 @@ static int restore_layer(struct create_txn *t, struct al_error *err)
 	return r < 0 ? al_error_prefix(err, "sandbox %s", t->sb->id) : 0;
 }
 
+/*
+ * One request to PID 1 that is answered by PONG.  A restored PID 1 is told
+ * to REEXEC (pid1.c says why), then pinged to see the new image serve.
+ * Returns the connection, still open.
+ */
+static int pid1_call(const struct sandbox *sb, uint8_t type, struct al_error *err)
+{
+	struct initproto_msg m = {.type = type}, reply = {0};
+	_cleanup_close_ int fd = sandbox_connect_init(sb, err);
+	int r;
+
+	if (fd < 0)
+		return fd;
+	r = initproto_send(fd, &m, NULL, 0, err);
+	if (r == 0)
+		r = initproto_recv(fd, &reply, NULL, NULL, err);
+	if (r == 0 && reply.type != INITPROTO_PONG)
+		r = al_error_set(err, EPROTO, "unexpected answer %u", reply.type);
+	else if (r == 1)
+		r = al_error_set(err, ECONNRESET, "airlock-pid1 closed the connection");
+	initproto_msg_free(&reply);
+	if (r < 0)
+		return al_error_prefix(err, "sandbox %s: PID 1", sb->id);
+	return steal_fd(&fd);
+}
+
+int sandbox_ping_init(const struct sandbox *sb, struct al_error *err)
+{
+	return pid1_call(sb, INITPROTO_PING, err);
+}
+
 static int start_sandbox(struct create_txn *t, const char *bpf_path, struct al_error *err)
 {
-	_cleanup_close_ int config_fd = -1, listen_fd = -1, status_r = -1, status_w = -1;
+	_cleanup_(init_fds_close) struct init_fds fds = {-1, -1, -1, -1};
+	_cleanup_close_ int status_r = -1;
 	struct sandbox *sb = t->sb;
 	int status[2];
 	int r;
@@ -1048,21 +1219,35 @@ static int start_sandbox(struct create_txn *t, const char *bpf_path, struct al_e
 	r = cgroup_create(t->ctx->cgroups, sb->id, &sb->limits, err);
 	if (r < 0)
 		return r;
-	r = write_init_config(sb, bpf_path, &config_fd, err);
+	if (t->restore && t->restore->criu_images) {
+		/* PID 1 and its processes come back from CRIU's images. */
+		r = criu_restore(t->ctx, sb, t->restore->criu_images, err);
+		if (r == 0)
+			r = pid1_call(sb, INITPROTO_REEXEC, err);
+		if (r >= 0) {
+			close(r);
+			r = pid1_call(sb, INITPROTO_PING, err);
+		}
+		if (r < 0)
+			return r;
+		close(r);
+		if (read_start_time(sb->init_pid, &sb->init_start) < 0)
+			return al_error_set(err, ESRCH, "sandbox %s: restored PID 1 vanished",
+			                    sb->id);
+		return write_state(sb, err);
+	}
+	r = write_init_config(t->ctx, sb, bpf_path, &fds, err);
 	if (r < 0)
 		return r;
-	listen_fd = listen_init_socket(sb, err);
-	if (listen_fd < 0)
-		return listen_fd;
 	if (pipe2(status, O_CLOEXEC) < 0)
 		return al_error_errno(err, "pipe");
 	status_r = status[0];
-	status_w = status[1];
-	r = spawn_init(t->ctx, sb, config_fd, listen_fd, status_w, err);
+	fds.status_w = status[1];
+	r = spawn_init(t->ctx, sb, &fds, err);
 	if (r < 0)
 		return r;
 	/* Our copy of the write end must go, or a dying init is never noticed. */
-	close(steal_fd(&status_w));
+	close(steal_fd(&fds.status_w));
 	r = wait_ready(sb, status_r, err);
 	if (r < 0)
 		return r;
@@ -1078,6 +1263,7 @@ static int create_common(struct daemon_ctx *ctx, const cJSON *req, bool trusted,
 	_cleanup_(create_txn_abort) struct create_txn t = {.ctx = ctx, .restore = rs};
 	_cleanup_free_ char *bpf_path = NULL;
 	struct sandbox *sb;
+	uid_t uid_base = 0;
 	int r;
 
 	r = parse_create(ctx, req, trusted, &t.params, err);
@@ -1108,7 +1294,17 @@ static int create_common(struct daemon_ctx *ctx, const cJSON *req, bool trusted,
 		sb->dir = NULL;
 		return al_error_set(err, ENOMEM, "out of memory");
 	}
-	r = reserve(&t, err);
+	if (rs && rs->criu_images) {
+		r = criu_images_uid_base(rs->criu_images, &uid_base, err);
+		if (r < 0)
+			return al_error_prefix(err, "snapshot");
+		if (uid_base < AIRLOCK_UID_BASE ||
+		    (uid_base - AIRLOCK_UID_BASE) % AIRLOCK_UID_RANGE != 0 ||
+		    (uid_base - AIRLOCK_UID_BASE) / AIRLOCK_UID_RANGE >= AIRLOCK_UID_SLOTS)
+			return al_error_set(err, EINVAL, "snapshot: bad uid range %u",
+			                    (unsigned)uid_base);
+	}
+	r = reserve(&t, uid_base, err);
 	if (r < 0)
 		return r;
 	r = start_sandbox(&t, bpf_path, err);
@@ -1256,6 +1452,13 @@ int sandbox_registry_load(struct daemon_ctx *ctx, struct al_error *err)
 					r = registry_add_locked(ctx, sb);
 					pthread_mutex_unlock(&ctx->lock);
 					if (r == 0) {
+						struct al_error ferr = AL_ERROR_INIT;
+						/* An airlockd that died during a snapshot
+						 * with processes left it frozen. */
+						if (cgroup_freeze(ctx->cgroups, sb->id, false, NULL,
+						                  &ferr) < 0 &&
+						    ferr.code != ENOTSUP)
+							log_warn("%s", ferr.msg);
 						log_info("reattached sandbox %s (pid %d)", sb->id,
 						         (int)sb->init_pid);
 						sandbox_unref(sb);
@@ -1465,13 +1668,38 @@ int sandbox_open_root(const struct sandbox *sb, struct al_error *err)
 int sandbox_connect_init(const struct sandbox *sb, struct al_error *err)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	_cleanup_close_ int fd = -1;
+	size_t len = strlen(INITPROTO_SOCKET_NAME);
+	_cleanup_close_ int own_ns = -1, fd = -1;
+	int e = 0;
 
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/init.sock", sb->dir);
+	if (sb->pidfd < 0)
+		return al_error_set(err, ESRCH, "sandbox %s is not running", sb->id);
+	/*
+	 * PID 1 listens on an abstract socket of the sandbox's network
+	 * namespace; a socket belongs to the namespace it is created in, so
+	 * this thread enters it just for socket() (the network namespace is
+	 * per thread), returns, and connects from home.
+	 */
+	own_ns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (own_ns < 0)
+		return al_error_errno(err, "open /proc/thread-self/ns/net");
+	if (setns(sb->pidfd, CLONE_NEWNET) < 0)
+		return al_error_errno(err, "sandbox %s: enter its network namespace", sb->id);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
+		e = errno;
+	if (setns(own_ns, CLONE_NEWNET) < 0) {
+		/* A daemon thread left in a sandbox's network is not an option. */
+		log_error("cannot return to airlockd's network namespace: %s", strerror(errno));
+		abort();
+	}
+	if (fd < 0) {
+		errno = e;
 		return al_error_errno(err, "socket");
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+	}
+	memcpy(sa.sun_path + 1, INITPROTO_SOCKET_NAME, len);
+	if (connect(fd, (struct sockaddr *)&sa,
+	            (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len)) < 0)
 		return al_error_errno(err, "sandbox %s: connect to airlock-init", sb->id);
 	return steal_fd(&fd);
 }

@@ -60,11 +60,13 @@ struct daemon_ctx {
 	char *seccomp_cache_dir;
 	char *default_rootfs;
 	char *profiles_dir;
-	int init_memfd; /* sealed copy of airlock-init, exec'd as PID 1 */
+	int init_memfd;  /* sealed copy of airlock-init, which builds a sandbox */
+	char *pid1_path; /* airlock-pid1, PID 1 of a running sandbox (bound in it) */
 	/* RLIMIT_NOFILE as airlockd got it: airlockd raises its own soft limit (it
 	 * holds an fd per sandbox) and gives sandboxes this one back. */
 	struct rlimit sandbox_nofile;
-	char *criu_version; /* NULL when CRIU is not installed */
+	char *criu_version;   /* NULL when CRIU is not installed */
+	char *criu_shim_path; /* preloaded into criu (criu_passcred_shim.c), or NULL */
 	struct cgroup_manager *cgroups;
 
 	pthread_mutex_t lock; /* guards the registry and the seccomp cache */
@@ -134,6 +136,9 @@ int sandbox_open_root(const struct sandbox *sb, struct al_error *err);
 
 /* A new connection to the sandbox's airlock-init. */
 int sandbox_connect_init(const struct sandbox *sb, struct al_error *err);
+
+/* A new connection on which PID 1 has answered a PING (see snapshot.c). */
+int sandbox_ping_init(const struct sandbox *sb, struct al_error *err);
 
 /* Process table of a sandbox (ids "p1", "p2", ...). */
 int sandbox_add_process(struct sandbox *sb, struct al_process *p, char *id_out, size_t id_len);

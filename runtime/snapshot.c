@@ -819,7 +819,7 @@ static void snap_txn_abort(struct snap_txn *t)
 }
 
 static int take_locked(struct daemon_ctx *ctx, struct sandbox *sb, bool processes,
-                       struct snap_txn *t, cJSON **out, struct al_error *err)
+                       const char *freezer, struct snap_txn *t, cJSON **out, struct al_error *err)
 {
 	_cleanup_cjson_ cJSON *j = cJSON_CreateObject();
 	_cleanup_free_ char *manifest_text = NULL, *parent = NULL, *text = NULL;
@@ -861,7 +861,7 @@ static int take_locked(struct daemon_ctx *ctx, struct sandbox *sb, bool processe
 		snprintf(path, sizeof(path), "%s/%s/criu", store, t->tmp_name);
 		if (mkdir(path, 0700) < 0)
 			return al_error_errno(err, "mkdir %s", path);
-		r = criu_checkpoint(ctx, sb, path, err);
+		r = criu_checkpoint(ctx, sb, path, freezer, err);
 		if (r == 0)
 			r = add_image_dir(chunks_fd, path, parts, &criu_size, &written, err);
 		if (r < 0) {
@@ -965,7 +965,9 @@ int snapshot_take(struct daemon_ctx *ctx, struct sandbox *sb, bool processes, cJ
                   struct al_error *err)
 {
 	_cleanup_(snap_txn_abort) struct snap_txn t = {.store_fd = -1};
-	int r;
+	_cleanup_free_ char *freezer = NULL;
+	_cleanup_close_ int hold = -1;
+	int r = 0;
 
 	pthread_once(&gear_once, gear_init);
 	if (!sandbox_running(sb))
@@ -974,7 +976,31 @@ int snapshot_take(struct daemon_ctx *ctx, struct sandbox *sb, bool processes, cJ
 	if (t.store_fd < 0)
 		return t.store_fd;
 	pthread_mutex_lock(&store_lock);
-	r = take_locked(ctx, sb, processes, &t, out, err);
+	/* With processes, the sandbox stays frozen from CRIU's dump until its
+	 * writable layer is archived: the files then match the processes' view
+	 * of them (an open file's size and offset, for one).  A restarted
+	 * airlockd thaws every sandbox it reattaches, should it die meanwhile. */
+	if (processes) {
+		/*
+		 * PID 1 drops a connection airlockd closed only when it next
+		 * polls; CRIU must not find one half-closed (its restore of such
+		 * a socket can hang).  A PING answered on a new connection means
+		 * PID 1 went round its loop since every earlier close.  That
+		 * connection stays open across the dump: a live one is fine.
+		 */
+		r = hold = sandbox_ping_init(sb, err);
+		if (r >= 0)
+			r = cgroup_freeze(ctx->cgroups, sb->id, true, &freezer, err);
+		if (r == -ENOTSUP)
+			r = 0;
+	}
+	if (r == 0)
+		r = take_locked(ctx, sb, processes, freezer, &t, out, err);
+	if (freezer) {
+		struct al_error e = AL_ERROR_INIT;
+		if (cgroup_freeze(ctx->cgroups, sb->id, false, NULL, &e) < 0)
+			log_error("%s", e.msg);
+	}
 	pthread_mutex_unlock(&store_lock);
 	if (r < 0)
 		return al_error_prefix(err, "snapshot of sandbox %s", sb->id);

@@ -407,9 +407,6 @@ class ResumeTest(ht.HarnessTestCase):
         for k in range(1, MAX_BOUNDARIES + 1):
             run_dir = self.new_run_dir()
             res = self.run_task(path, run_dir, env={ht.KILL_HOOK: str(k)})
-            if not res.killed and "doesn't belong to the target user namespace" in res.stderr:
-                # As tests/integration/test_snapshots.py: a known CRIU limit here.
-                self.skipTest("CRIU cannot checkpoint this sandbox: " + res.stderr.strip()[-300:])
             self.assertTrue(res.killed, "no snapshot with processes recorded by the end of the run: %r" % res)
             recorded, status, sid = self.at_kill(run_dir)
             snap = (ht.load_state(run_dir).get("sandbox") or {}).get("snapshot_id") if status else None

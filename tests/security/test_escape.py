@@ -108,7 +108,10 @@ class EscapeAttacks(st.SecurityTestCase):
             "    try: fds[fd] = os.readlink('/proc/self/fd/' + fd)\n"
             "    except OSError: pass\n"
             "init = {}\n"
-            "for what, get in (('fd', os.listdir), ('cwd', os.readlink), ('root', os.readlink),\n"
+            # PID 1 belongs to the sandbox's user namespace, so its fd numbers
+            # can be listed; what they point to must stay out of reach.
+            "def init_fds(p): return [os.readlink(p + '/' + n) for n in os.listdir(p)]\n"
+            "for what, get in (('fd', init_fds), ('cwd', os.readlink), ('root', os.readlink),\n"
             "                  ('environ', lambda p: open(p, 'rb').read())):\n"
             "    try: init[what] = str(get('/proc/1/' + what))\n"
             "    except OSError as e: init[what] = errno.errorcode[e.errno]\n"
@@ -121,6 +124,48 @@ class EscapeAttacks(st.SecurityTestCase):
         self.attack_ok("cwd/../..", res["parent"] == "/", res["parent"])
         for what, how in res["init"].items():
             self.attack_ok("/proc/1/" + what, how in ("EACCES", "EPERM"), how)
+
+    def test_namespace_owner_gets_no_power_over_them(self):
+        # The sandbox's user namespace owns its mount, network, uts and ipc
+        # namespaces (what CRIU needs); sandbox root must still change none of
+        # them: no CAP_SYS_ADMIN / CAP_NET_ADMIN, and seccomp on top.
+        res = self.py_json(
+            "import ctypes, fcntl, socket, struct\n"
+            "libc = ctypes.CDLL(None, use_errno=True)\n"
+            "out = {}\n"
+            "def errname(): return errno.errorcode.get(ctypes.get_errno(), 'ok')\n"
+            "try: socket.sethostname('evil'); out['sethostname'] = 'ok'\n"
+            "except OSError as e: out['sethostname'] = errno.errorcode[e.errno]\n"
+            "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "try: fcntl.ioctl(s, 0x8914, struct.pack('16sH22x', b'lo', 0)); out['lo down'] = 'ok'\n"
+            "except OSError as e: out['lo down'] = errno.errorcode[e.errno]\n"
+            "out['umount mask'] = 'ok' if libc.umount2(b'/proc/kallsyms', 2) == 0 else errname()\n"
+            "out['mount tmpfs'] = 'ok' if libc.mount(b'none', b'/tmp', b'tmpfs', 0, None) == 0 "
+            "else errname()\n"
+            "out['remount / ro'] = 'ok' if libc.mount(None, b'/', None, 0x21, None) == 0 "
+            "else errname()\n"
+            "print(json.dumps(out))\n")
+        for what, how in res.items():
+            self.attack_ok(what, how in ("EPERM", "EACCES"), how)
+        self.assertEqual(self.sh(self.sid, "hostname")["stdout"].strip(),
+                         self.client.inspect(self.sid)["name"])
+
+    def test_init_control_socket_refuses_sandbox_processes(self):
+        # PID 1 listens on @airlock-init in the sandbox's own network namespace;
+        # a process inside may connect but must never be served (a PING frame
+        # gets no PONG: the connection is closed).
+        r = self.py(self.sid, "import socket, struct\n"
+                              "s = socket.socket(socket.AF_UNIX)\n"
+                              "try:\n    s.connect('\\0airlock-init')\n"
+                              "except OSError as e:\n    print('refused', e.strerror); raise SystemExit\n"
+                              "payload = bytes([3]) + bytes(17)\n"
+                              "s.settimeout(5)\n"
+                              "try:\n    s.sendall(struct.pack('<I', len(payload)) + payload)\n"
+                              "    d = s.recv(64); print('answer', d.hex() if d else 'none')\n"
+                              "except OSError as e: print('refused', e.strerror)\n")
+        out = r["stdout"].strip()
+        self.attack_ok("talk to airlock-init from inside",
+                       out.startswith("refused") or out == "answer none", out + r["stderr"])
 
     def test_host_abstract_socket_unreachable(self):
         # CVE-2020-15257: abstract sockets are per network namespace.

@@ -399,6 +399,33 @@ TEST(list_and_destroy_fake_tree)
 	CHECK(desc == NULL);
 }
 
+/* --cgroup-root arguments for criu: one per hierarchy holding the sandbox,
+ * co-mounted v1 controllers once, cgroup2 under the empty name. */
+TEST(criu_roots)
+{
+	_cleanup_(manager_freep) struct cgroup_manager *v1 = open_text("crv1", mountinfo_v1);
+	_cleanup_(manager_freep) struct cgroup_manager *here =
+	    open_text("crhere", mountinfo_this_machine);
+	struct al_error err = AL_ERROR_INIT;
+	_cleanup_strv_ char **a = NULL, **b = NULL;
+
+	CHECK(v1 != NULL && here != NULL);
+	if (!v1 || !here)
+		return;
+	CHECK_INT(cgroup_criu_roots(v1, "box1", &a, &err), 0);
+	CHECK(strv_has(a, "memory:/airlock/box1"));
+	CHECK(strv_has(a, "pids:/airlock/box1"));
+	CHECK(strv_has(a, "freezer:/airlock/box1"));
+	CHECK(strv_has(a, "cpuset:/airlock/box1"));
+	CHECK(!strv_has(a, ":/airlock/box1"));
+	CHECK_INT(strv_len(a), 5); /* cpu,cpuacct once */
+	CHECK_INT(cgroup_manager_set_root(here, "airlock-x", &err), 0);
+	CHECK_INT(cgroup_criu_roots(here, "box2", &b, &err), 0);
+	CHECK(strv_has(b, ":/airlock-x/box2"));
+	CHECK(strv_has(b, "memory:/airlock-x/box2"));
+	CHECK_INT(cgroup_criu_roots(here, "../x", &b, &err), -EINVAL);
+}
+
 TEST(open_v2_dir)
 {
 	struct al_error err = AL_ERROR_INIT;
@@ -863,6 +890,7 @@ int main(void)
 	RUN(detect_this_system);
 	RUN(create_failure_is_undone);
 	RUN(list_and_destroy_fake_tree);
+	RUN(criu_roots);
 	RUN(open_v2_dir);
 	RUN(real_detected_layout);
 	RUN(real_v1_hierarchies_as_pure_v1);

@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * airlock-pid1: PID 1 of a running sandbox.
+ *
+ * airlock-init builds and confines the sandbox, then execs this binary,
+ * bound read-only at /dev/.init.  It is static and small on purpose: it is
+ * the part of the sandbox that lives as long as the sandbox, and CRIU must
+ * be able to checkpoint it.  CRIU cannot dump a task that maps files outside
+ * the sandbox's mounts (the host's shared libraries, a memfd as its
+ * executable) or holds a socket of the host's network namespace, so PID 1
+ * maps nothing but this file, has /dev/null as stdio, and listens on an
+ * abstract socket of the sandbox's own network namespace (initproto.h).
+ *
+ * Inherited fds: 3 = the listening socket; 4 = status pipe to airlockd
+ * (we write "ok" and close it), absent after a CRIU restore.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "initproto.h"
+
+#define LISTEN_FD 3
+#define STATUS_FD 4
+#define MAX_CLIENTS 1024
+
+/* One airlockd connection; pid > 0 once it spawned a process. */
+struct client {
+	int fd;
+	pid_t pid;
+};
+
+static struct client clients[MAX_CLIENTS];
+static size_t n_clients;
+
+static struct client *client_by_fd(int fd)
+{
+	for (size_t i = 0; i < n_clients; i++)
+		if (clients[i].fd == fd)
+			return &clients[i];
+	return NULL;
+}
+
+static struct client *client_by_pid(pid_t pid)
+{
+	for (size_t i = 0; i < n_clients; i++)
+		if (clients[i].pid == pid)
+			return &clients[i];
+	return NULL;
+}
+
+static void client_remove(struct client *cl)
+{
+	if (cl->fd >= 0)
+		close(cl->fd);
+	*cl = clients[--n_clients];
+}
+
+static void reply(int fd, uint8_t type, int32_t num, uint32_t aux, const char *text)
+{
+	struct initproto_msg m = {.type = type, .num = num, .aux = aux, .text = (char *)text};
+	struct al_error err = AL_ERROR_INIT;
+
+	initproto_send(fd, &m, NULL, 0, &err);
+}
+
+/* Shared with the vfork()ed child, which writes why its exec failed. */
+static volatile int child_errno;
+static volatile int child_stage;
+
+/*
+ * Resolve argv[0] against PATH from the command's own environment (not
+ * ours) and exec it.  Runs in the vforked child: no allocation, no stdio.
+ */
+static void exec_with_path(char *const argv[], char *const envp[])
+{
+	const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	char buf[PATH_MAX];
+	int saw_eacces = 0;
+
+	if (strchr(argv[0], '/')) {
+		execve(argv[0], argv, envp);
+		return;
+	}
+	for (char *const *e = envp; *e; e++)
+		if (strncmp(*e, "PATH=", 5) == 0)
+			path = *e + 5;
+	while (*path) {
+		const char *end = strchrnul(path, ':');
+		size_t dlen = (size_t)(end - path), alen = strlen(argv[0]);
+		if (dlen + alen + 2 <= sizeof(buf)) {
+			memcpy(buf, path, dlen);
+			if (dlen == 0)
+				buf[dlen++] = '.';
+			buf[dlen] = '/';
+			memcpy(buf + dlen + 1, argv[0], alen + 1);
+			execve(buf, argv, envp);
+			if (errno == EACCES)
+				saw_eacces = 1;
+			else if (errno != ENOENT && errno != ENOTDIR)
+				return;
+		}
+		path = *end ? end + 1 : end;
+	}
+	errno = saw_eacces ? EACCES : ENOENT;
+}
+
+static void handle_spawn(struct client *cl, const struct initproto_msg *msg, int *fds, size_t nfds)
+{
+	static const char *const stages[] = {"exec", "chdir", "stdio", "fork"};
+	pid_t pid;
+
+	if (cl->pid > 0) {
+		reply(cl->fd, INITPROTO_ERROR, EBUSY, INITPROTO_STAGE_FORK,
+		      "connection already has a process");
+		return;
+	}
+	if (!msg->argv || !msg->argv[0] || !msg->env || nfds != 3 || !msg->text) {
+		reply(cl->fd, INITPROTO_ERROR, EINVAL, INITPROTO_STAGE_FORK,
+		      "malformed spawn request");
+		return;
+	}
+	child_errno = 0;
+	child_stage = INITPROTO_STAGE_EXEC;
+	/* vfork: we are single-threaded and block until the child has exec'd,
+	 * which is exactly what we need to report exec errors synchronously. */
+	pid = vfork();
+	if (pid < 0) {
+		reply(cl->fd, INITPROTO_ERROR, errno, INITPROTO_STAGE_FORK, "fork");
+		return;
+	}
+	if (pid == 0) {
+		sigset_t none;
+		sigemptyset(&none);
+		for (int s = 1; s < NSIG; s++)
+			signal(s, SIG_DFL);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		setsid();
+		if (dup2(fds[0], 0) < 0 || dup2(fds[1], 1) < 0 || dup2(fds[2], 2) < 0) {
+			child_stage = INITPROTO_STAGE_STDIO;
+			child_errno = errno;
+			_exit(127);
+		}
+		syscall(SYS_close_range, 3, ~0U, 0);
+		if (chdir(msg->text) < 0) {
+			child_stage = INITPROTO_STAGE_CHDIR;
+			child_errno = errno;
+			_exit(127);
+		}
+		exec_with_path(msg->argv, msg->env);
+		child_errno = errno ? errno : ENOEXEC;
+		_exit(127);
+	}
+	if (child_errno) {
+		char what[PATH_MAX + 64];
+		int e = child_errno, stage = child_stage;
+		waitpid(pid, NULL, 0);
+		snprintf(what, sizeof(what), "%s %s: %s", stages[stage],
+		         stage == INITPROTO_STAGE_CHDIR ? msg->text : msg->argv[0], strerror(e));
+		reply(cl->fd, INITPROTO_ERROR, e, (uint32_t)stage, what);
+		return;
+	}
+	cl->pid = pid;
+	reply(cl->fd, INITPROTO_PID, pid, 0, NULL);
+}
+
+/*
+ * After a CRIU restore our memory map was made by criu, a process of the
+ * host's user namespace, and the kernel counts it as belonging there: being
+ * non-dumpable then means that only CAP_SYS_PTRACE in the host's namespace
+ * may inspect us, and the next `criu dump`, which works from inside the
+ * sandbox's user namespace, is refused.  An exec makes a new memory map in
+ * our own user namespace.  Children stay ours; the listener (fd 3) is
+ * inherited; every other fd is close-on-exec; a process still running just
+ * goes unreported, as its connection already died with the old airlockd.
+ */
+static void reexec(void)
+{
+	char *const argv[] = {"airlock-init", NULL};
+	char *const envp[] = {NULL};
+	sigset_t none, mask;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, &mask);
+	execve("/dev/.init", argv, envp);
+	/* Not re-executed: we go on as we were, still serving. */
+	sigprocmask(SIG_SETMASK, &mask, NULL);
+}
+
+static void handle_message(struct client *cl)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct initproto_msg msg;
+	int fds[INITPROTO_MAX_FDS];
+	size_t nfds = INITPROTO_MAX_FDS;
+	int r;
+
+	r = initproto_recv(cl->fd, &msg, fds, &nfds, &err);
+	if (r != 0) {
+		/* airlockd went away: the process keeps running, unreported. */
+		if (cl->pid > 0) {
+			close(cl->fd);
+			cl->fd = -1;
+		} else {
+			client_remove(cl);
+		}
+		return;
+	}
+	switch (msg.type) {
+	case INITPROTO_SPAWN:
+		handle_spawn(cl, &msg, fds, nfds);
+		break;
+	case INITPROTO_KILL:
+		if (cl->pid <= 0 || msg.num <= 0 || msg.num >= NSIG) {
+			reply(cl->fd, INITPROTO_ERROR, EINVAL, INITPROTO_STAGE_FORK,
+			      "kill: no process or bad signal");
+		} else {
+			/* The whole session: the process and whatever it started. */
+			kill(-cl->pid, msg.num);
+			kill(cl->pid, msg.num);
+		}
+		break;
+	case INITPROTO_PING:
+		reply(cl->fd, INITPROTO_PONG, 0, 0, NULL);
+		break;
+	case INITPROTO_REEXEC:
+		reply(cl->fd, INITPROTO_PONG, 0, 0, NULL);
+		reexec();
+		break;
+	default:
+		reply(cl->fd, INITPROTO_ERROR, EINVAL, INITPROTO_STAGE_FORK, "unknown message");
+	}
+	for (size_t i = 0; i < nfds; i++)
+		close(fds[i]);
+	initproto_msg_free(&msg);
+}
+
+static void reap_children(void)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		struct client *cl = client_by_pid(pid);
+
+		if (!cl)
+			continue; /* an orphan that was reparented to us */
+		if (cl->fd >= 0) {
+			if (WIFSIGNALED(status))
+				reply(cl->fd, INITPROTO_SIGNALED, WTERMSIG(status), 0, NULL);
+			else
+				reply(cl->fd, INITPROTO_EXIT, WEXITSTATUS(status), 0, NULL);
+		}
+		client_remove(cl);
+	}
+}
+
+/*
+ * Only a peer outside our pid namespace is airlockd: its pid reads as 0
+ * here, while every process of the sandbox has one.
+ */
+static void accept_client(void)
+{
+	struct ucred uc;
+	socklen_t len = sizeof(uc);
+	int fd = accept4(LISTEN_FD, NULL, NULL, SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0 || uc.pid != 0) {
+		close(fd);
+		return;
+	}
+	clients[n_clients++] = (struct client){.fd = fd, .pid = 0};
+}
+
+static void serve(int sfd)
+{
+	static struct pollfd pfds[MAX_CLIENTS + 2];
+
+	for (;;) {
+		size_t n = 0;
+
+		pfds[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+		pfds[n++] = (struct pollfd){.fd = n_clients < MAX_CLIENTS ? LISTEN_FD : -1,
+		                            .events = POLLIN};
+		for (size_t i = 0; i < n_clients; i++)
+			pfds[n++] = (struct pollfd){.fd = clients[i].fd, .events = POLLIN};
+		if (poll(pfds, n, -1) < 0)
+			continue;
+		if (pfds[0].revents) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof(si)) > 0)
+				;
+			reap_children();
+		}
+		if (pfds[1].revents & POLLIN)
+			accept_client();
+		for (size_t i = 2; i < n; i++) {
+			struct client *cl;
+			if (!pfds[i].revents || pfds[i].fd < 0)
+				continue;
+			cl = client_by_fd(pfds[i].fd);
+			if (cl)
+				handle_message(cl);
+		}
+	}
+}
+
+int main(void)
+{
+	sigset_t mask;
+	int sfd;
+
+	/* exec made us dumpable again: nothing in the sandbox may ptrace us. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	/* exec named us after the file, /dev/.init. */
+	prctl(PR_SET_NAME, "airlock-init", 0, 0, 0);
+	/* Before any fd of ours could take its number: the status pipe is
+	 * there only when airlock-init execs us, not when we re-exec. */
+	if (fcntl(STATUS_FD, F_GETFD) >= 0) {
+		if (write(STATUS_FD, "ok", 2) != 2)
+			return 1;
+		close(STATUS_FD);
+	}
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0)
+		return 1;
+	/* Children may have exited before the signalfd existed. */
+	reap_children();
+	serve(sfd);
+	return 0;
+}
