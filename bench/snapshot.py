@@ -19,6 +19,7 @@ airlock_restore, runc_checkpoint, runc_restore (read by bench/run).
 """
 
 import argparse
+import glob
 import json
 import os
 import shutil
@@ -85,6 +86,15 @@ def bench_runc(work, runs):
             shutil.rmtree(images, ignore_errors=True)
     finally:
         subprocess.run(runc + ["delete", "-f", cid], stderr=subprocess.DEVNULL)
+        # runc leaves the container's empty cgroups in the v1 hierarchies it
+        # does not manage (blkio, devices, cpuacct, name=systemd): ours, remove.
+        for base in glob.glob("/sys/fs/cgroup/*/"):
+            path = os.path.join(base, cid)
+            if os.path.isdir(path):
+                try:
+                    os.rmdir(path)
+                except OSError as e:
+                    print("snapshot.py: cannot remove %s: %s" % (path, e), file=sys.stderr)
     return (dump, restore), None
 
 

@@ -188,10 +188,10 @@ static int setup_ctx(struct daemon_ctx *ctx, const struct options *o, struct al_
 	if (!state)
 		return al_error_errno(err, "realpath %s", o->state_dir);
 	ctx->state_dir = state;
-	/* state/sandboxes/<12 hex>/init.sock must fit in sun_path. */
-	if (strlen(state) > 70)
+	/* Paths below it (snapshots, layers) are built in PATH_MAX buffers. */
+	if (strlen(state) > 1024)
 		return al_error_set(err, ENAMETOOLONG,
-		                    "state directory %s is too long (at most 70 characters)",
+		                    "state directory %s is too long (at most 1024 characters)",
 		                    state);
 	chmod(state, 0700);
 	if (asprintf(&ctx->sandboxes_dir, "%s/sandboxes", state) < 0 ||
