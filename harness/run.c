@@ -289,9 +289,20 @@ static int after_turn(struct run *r, struct al_error *err)
 			}
 			log_warn("snapshot: %s", e.msg);
 		} else {
+			_cleanup_free_ char *previous = NULL;
+			const char *prev = al_runstate_str(sb, "snapshot_id");
+
+			if (prev && prev[0])
+				previous = strdup(prev);
 			al_runstate_set_str(sb, "snapshot_id", snap);
 			if ((rc = save(r, err)) < 0)
 				return rc;
+			/* Only once the new one is recorded may the old one go: resume
+			 * needs one at every instant.  Failing to drop it costs space,
+			 * not correctness. */
+			if (previous && r->provider->ops->delete_snapshot &&
+			    r->provider->ops->delete_snapshot(r->provider, previous, &e) < 0)
+				log_warn("delete superseded snapshot %s: %s", previous, e.msg);
 		}
 	}
 	return 0;

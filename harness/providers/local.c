@@ -704,6 +704,22 @@ static int local_snapshot(struct al_provider *p, const char *id, bool processes,
 	return *snapshot_id ? 0 : al_error_set(err, ENOMEM, "out of memory");
 }
 
+static int local_delete_snapshot(struct al_provider *p, const char *snapshot_id,
+                                 struct al_error *err)
+{
+	struct local_provider *lp = (struct local_provider *)p;
+	_cleanup_free_ char *esc = escape(lp, snapshot_id);
+	_cleanup_free_ char *path = NULL;
+	int r;
+
+	if (!esc || asprintf(&path, "/v1/snapshots/%s", esc) < 0) {
+		path = NULL;
+		return al_error_set(err, ENOMEM, "out of memory");
+	}
+	r = http_json(lp, "DELETE", path, NULL, 0, NULL, "delete snapshot", err);
+	return r == -ENOENT ? 0 : r;
+}
+
 const struct al_provider_ops al_provider_local = {
     .type = "local",
     .open = local_open,
@@ -720,5 +736,6 @@ const struct al_provider_ops al_provider_local = {
     .persist_workspace = local_persist,
     .hydrate_workspace = local_hydrate,
     .snapshot = local_snapshot,
+    .delete_snapshot = local_delete_snapshot,
     .delete = local_delete,
 };

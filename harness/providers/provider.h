@@ -114,6 +114,10 @@ struct al_provider_ops {
 	 * can); give *snapshot_id to create (spec.snapshot_id) to come back to it. */
 	int (*snapshot)(struct al_provider *p, const char *id, bool processes, char **snapshot_id,
 	                struct al_error *err);
+	/* Forget a snapshot the run no longer needs (a newer one superseded it); a
+	 * snapshot that is already gone is not an error. */
+	int (*delete_snapshot)(struct al_provider *p, const char *snapshot_id,
+	                       struct al_error *err);
 
 	int (*delete)(struct al_provider *p, const char *id, struct al_error *err);
 };

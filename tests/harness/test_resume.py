@@ -337,6 +337,28 @@ class ResumeTest(ht.HarnessTestCase):
             self.assertLessEqual(calls.count(c), 1, "%s ran again after the sandbox was recreated" % c)
         self.assertAuditOK(run_dir)
 
+    def snapshot_ids(self):
+        r = self.client.request("GET", "/v1/snapshots")
+        self.assertEqual(r.status, 200, r)
+        return {s["id"] for s in r.json["snapshots"]}
+
+    def test_superseded_snapshots_are_deleted(self):
+        """A snapshot after every turn keeps one snapshot per run in airlockd:
+        each new one, once recorded, replaces the one before."""
+        ref = self.uninterrupted(lambda: self.replay_task(TURNS))
+        task = self.load_task(ref["task"])
+        task["snapshot"] = {"every_turns": 1, "processes": False}
+        path = self.write_task(task, os.path.dirname(ref["task"]), "task-snapshot-gc.json")
+        before = self.snapshot_ids()
+        res = self.run_task(path)
+        state = self.assertCompleted(res)
+        taken = [r for r in ht.audit_records(res.run_dir) if r["kind"] == "snapshot"]
+        self.assertGreater(len(taken), 1, "the task took fewer than two snapshots: %r" % taken)
+        kept = self.snapshot_ids() - before
+        self.assertEqual(kept, {state["sandbox"]["snapshot_id"]}, "snapshots left in airlockd")
+        for sid in kept:
+            self.client.request("DELETE", "/v1/snapshots/" + sid)
+
     def test_sandbox_gone_restored_from_snapshot(self):
         """With a snapshot after every turn, a sandbox destroyed while the
         harness is dead comes back from the last snapshot; killed right
