@@ -21,21 +21,7 @@ usage() {
 	echo "  builds ${rootfs_target} (AIRLOCK_ROOTFS_DIR sets the parent directory)"
 }
 
-force=0
-while [ $# -gt 0 ]; do
-	case $1 in
-	--force) force=1 ;;
-	-h | --help)
-		usage
-		exit 0
-		;;
-	*)
-		usage >&2
-		exit 2
-		;;
-	esac
-	shift
-done
+rootfs_parse_args "$@"
 
 rootfs_need_root
 [ -x "$busybox_bin" ] || rootfs_die "$busybox_bin not found (install busybox-static)"

@@ -24,21 +24,7 @@ usage() {
 	echo "  AIRLOCK_DEBIAN_MIRROR overrides the mirror taken from apt's sources)"
 }
 
-force=0
-while [ $# -gt 0 ]; do
-	case $1 in
-	--force) force=1 ;;
-	-h | --help)
-		usage
-		exit 0
-		;;
-	*)
-		usage >&2
-		exit 2
-		;;
-	esac
-	shift
-done
+rootfs_parse_args "$@"
 
 # The first URI of an enabled "deb" source for $suite, from the deb822
 # .sources files and then the one-line sources.list format.  Reusing the

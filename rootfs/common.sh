@@ -23,6 +23,26 @@ rootfs_die() {
 	exit 1
 }
 
+# rootfs_parse_args "$@": the one option both scripts take (--force sets
+# force=1); the caller defines usage().
+rootfs_parse_args() {
+	force=0
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--force) force=1 ;;
+		-h | --help)
+			usage
+			exit 0
+			;;
+		*)
+			usage >&2
+			exit 2
+			;;
+		esac
+		shift
+	done
+}
+
 rootfs_need_root() {
 	[ "$(id -u)" = 0 ] || rootfs_die "must run as root (the tree is owned by root and contains other uids)"
 }
