@@ -293,6 +293,23 @@ static int api_json(struct client *c, const char *method, const char *path, cons
 	return 0;
 }
 
+/*
+ * One call whose body is not JSON (files, tars): the answer is streamed to
+ * req->stream_fd (or dropped); an error answer becomes err with airlockd's
+ * message.
+ */
+static int api_raw(struct client *c, const struct request *req, struct al_error *err)
+{
+	_cleanup_buf_ struct al_buf body = {0};
+	long http_status = 0;
+	int r;
+
+	r = client_request(c, req, &http_status, &body, err);
+	if (r >= 0 && (http_status < 200 || http_status >= 300))
+		r = api_error(http_status, &body, err);
+	return r;
+}
+
 /* "/v1/sandboxes/<id><suffix>", the id escaped for a URL path. */
 static char *sandbox_path(struct client *c, const char *id, const char *suffix)
 {
@@ -1446,11 +1463,9 @@ static int verb_write(struct verb_ctx *ctx, int argc, char **argv)
 {
 	_cleanup_free_ char *data = NULL;
 	_cleanup_free_ char *path = NULL;
-	_cleanup_buf_ struct al_buf body = {0};
 	struct al_error err = AL_ERROR_INIT;
 	struct client c = {0};
 	size_t len = 0;
-	long http_status = 0;
 	int status, r;
 
 	if (simple_args(argc, argv, usage_write, 2, 2, &status) < 0)
@@ -1465,16 +1480,15 @@ static int verb_write(struct verb_ctx *ctx, int argc, char **argv)
 	if (!path)
 		r = al_error_set(&err, ENOMEM, "out of memory");
 	else
-		r = client_request(&c,
-		                   &(struct request){.method = "PUT",
-		                                     .path = path,
-		                                     .content_type = "application/octet-stream",
-		                                     .body = data,
-		                                     .body_len = len,
-		                                     .stream_fd = -1},
-		                   &http_status, &body, &err);
-	if (r >= 0 && (http_status < 200 || http_status >= 300))
-		r = api_error(http_status, &body, &err);
+		r = api_raw(&c,
+		            &(struct request){.method = "PUT",
+		                              .path = path,
+		                              .content_type = "application/octet-stream",
+		                              .body = data,
+		                              .body_len = len,
+		                              .stream_fd = -1},
+		            &err);
+
 	client_close(&c);
 	if (r < 0) {
 		al_error_prefix(&err, "write %s", argv[optind + 1]);
@@ -1486,10 +1500,8 @@ static int verb_write(struct verb_ctx *ctx, int argc, char **argv)
 static int verb_read(struct verb_ctx *ctx, int argc, char **argv)
 {
 	_cleanup_free_ char *path = NULL;
-	_cleanup_buf_ struct al_buf body = {0};
 	struct al_error err = AL_ERROR_INIT;
 	struct client c = {0};
-	long http_status = 0;
 	int status, r;
 
 	if (simple_args(argc, argv, usage_read, 2, 2, &status) < 0)
@@ -1500,12 +1512,11 @@ static int verb_read(struct verb_ctx *ctx, int argc, char **argv)
 	if (!path)
 		r = al_error_set(&err, ENOMEM, "out of memory");
 	else
-		r = client_request(
+		r = api_raw(
 		    &c,
 		    &(struct request){.method = "GET", .path = path, .stream_fd = STDOUT_FILENO},
-		    &http_status, &body, &err);
-	if (r >= 0 && (http_status < 200 || http_status >= 300))
-		r = api_error(http_status, &body, &err);
+		    &err);
+
 	client_close(&c);
 	if (r < 0) {
 		al_error_prefix(&err, "read %s", argv[optind + 1]);
@@ -1538,10 +1549,8 @@ static int verb_info(struct verb_ctx *ctx, int argc, char **argv)
 static int verb_persist(struct verb_ctx *ctx, int argc, char **argv)
 {
 	_cleanup_free_ char *path = NULL;
-	_cleanup_buf_ struct al_buf body = {0};
 	struct al_error err = AL_ERROR_INIT;
 	struct client c = {0};
-	long http_status = 0;
 	int status, r;
 
 	if (simple_args(argc, argv, usage_persist, 1, 1, &status) < 0)
@@ -1554,12 +1563,11 @@ static int verb_persist(struct verb_ctx *ctx, int argc, char **argv)
 	if (!path)
 		r = al_error_set(&err, ENOMEM, "out of memory");
 	else
-		r = client_request(
+		r = api_raw(
 		    &c,
 		    &(struct request){.method = "GET", .path = path, .stream_fd = STDOUT_FILENO},
-		    &http_status, &body, &err);
-	if (r >= 0 && (http_status < 200 || http_status >= 300))
-		r = api_error(http_status, &body, &err);
+		    &err);
+
 	client_close(&c);
 	if (r < 0) {
 		al_error_prefix(&err, "persist %s", argv[optind]);
@@ -1581,12 +1589,10 @@ static int verb_hydrate(struct verb_ctx *ctx, int argc, char **argv)
 	static const char *const names[] = {"max_input_bytes", "max_extracted_bytes",
 	                                    "max_members"};
 	_cleanup_free_ char *data = NULL, *base = NULL, *path = NULL;
-	_cleanup_buf_ struct al_buf body = {0};
 	struct al_error err = AL_ERROR_INIT;
 	struct client c = {0};
 	char query[256] = "";
 	uint64_t max_input = 1ULL << 30;
-	long http_status = 0;
 	size_t len = 0;
 	int opt, r;
 
@@ -1622,17 +1628,15 @@ static int verb_hydrate(struct verb_ctx *ctx, int argc, char **argv)
 		path = NULL;
 		r = al_error_set(&err, ENOMEM, "out of memory");
 	} else {
-		r = client_request(&c,
-		                   &(struct request){.method = "PUT",
-		                                     .path = path,
-		                                     .content_type = "application/x-tar",
-		                                     .body = data,
-		                                     .body_len = len,
-		                                     .stream_fd = -1},
-		                   &http_status, &body, &err);
+		r = api_raw(&c,
+		            &(struct request){.method = "PUT",
+		                              .path = path,
+		                              .content_type = "application/x-tar",
+		                              .body = data,
+		                              .body_len = len,
+		                              .stream_fd = -1},
+		            &err);
 	}
-	if (r >= 0 && (http_status < 200 || http_status >= 300))
-		r = api_error(http_status, &body, &err);
 	client_close(&c);
 	if (r < 0) {
 		al_error_prefix(&err, "hydrate %s", argv[optind]);
