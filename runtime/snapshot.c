@@ -178,14 +178,12 @@ static bool chunk_matches(int dfd, const char *name, const unsigned char *data, 
 static int store_chunk(struct part_writer *pw, const unsigned char *data, size_t len,
                        struct al_error *err)
 {
-	unsigned char md[SHA256_DIGEST_LENGTH];
 	char hex[65], sub[3], name[80], tmp[96];
 	_cleanup_close_ int dfd = -1, fd = -1;
 	cJSON *pair;
 	int r;
 
-	SHA256(data, len, md);
-	hex_of(md, hex);
+	al_sha256_hex(data, len, hex);
 	pair = cJSON_CreateArray();
 	if (!pair)
 		return al_error_set(err, ENOMEM, "out of memory");
@@ -321,7 +319,6 @@ static int sha256_fd(int fd, char hex[65], uint64_t *size, struct al_error *err)
 static int read_chunk(int chunks_fd, const char *hex, size_t len, unsigned char *buf,
                       struct al_error *err)
 {
-	unsigned char md[SHA256_DIGEST_LENGTH];
 	char path[80], got[65];
 	_cleanup_close_ int fd = -1;
 	struct stat st;
@@ -343,8 +340,7 @@ static int read_chunk(int chunks_fd, const char *hex, size_t len, unsigned char 
 			return al_error_set(err, EIO, "chunk %s is truncated", hex);
 		done += (size_t)n;
 	}
-	SHA256(buf, len, md);
-	hex_of(md, got);
+	al_sha256_hex(buf, len, got);
 	if (strcmp(got, hex))
 		return al_error_set(err, EIO, "chunk %s is corrupted (its sha256 is %s)", hex, got);
 	return 0;
