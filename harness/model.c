@@ -278,6 +278,14 @@ int al_parse_chat_body(const char *body, size_t len, struct al_model_reply *r, s
 	return r->id ? 0 : al_error_set(err, ENOMEM, "out of memory");
 }
 
+/* Texts are joined one to a line. */
+static void append_line(struct al_buf *b, const char *t)
+{
+	if (b->len)
+		al_buf_append(b, "\n", 1);
+	al_buf_append(b, t, strlen(t));
+}
+
 char *al_model_output_text(const cJSON *output)
 {
 	struct al_buf b = {0};
@@ -288,11 +296,8 @@ char *al_model_output_text(const cJSON *output)
 		const char *type = jstr(item, "type");
 		if (!type || strcmp(type, "message"))
 			continue;
-		if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(item, "content"))) {
-			const char *t = jstr(item, "content");
-			if (b.len)
-				al_buf_append(&b, "\n", 1);
-			al_buf_append(&b, t, strlen(t));
+		if (jstr(item, "content")) {
+			append_line(&b, jstr(item, "content"));
 			continue;
 		}
 		cJSON_ArrayForEach(part, cJSON_GetObjectItemCaseSensitive(item, "content"))
@@ -301,9 +306,7 @@ char *al_model_output_text(const cJSON *output)
 			const char *pt = jstr(part, "type");
 			if (!t || (pt && strcmp(pt, "output_text") && strcmp(pt, "text")))
 				continue;
-			if (b.len)
-				al_buf_append(&b, "\n", 1);
-			al_buf_append(&b, t, strlen(t));
+			append_line(&b, t);
 		}
 	}
 	if (!b.data)
@@ -361,9 +364,7 @@ static char *content_text(const cJSON *content)
 			t = jstr(part, "image_url");
 		if (!t)
 			continue;
-		if (b.len)
-			al_buf_append(&b, "\n", 1);
-		al_buf_append(&b, t, strlen(t));
+		append_line(&b, t);
 	}
 	if (al_buf_append(&b, "", 1) < 0) {
 		al_buf_free(&b);

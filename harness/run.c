@@ -28,6 +28,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +119,17 @@ static int audit_sandbox_op(struct run *r, const char *op, const char *id, int r
 	return audit(r, "sandbox_op", d, err);
 }
 
+/* A progress line on stdout, out at once: a caller reads it while the run goes on. */
+__attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	fflush(stdout);
+}
+
 /* ---- the sandbox ---- */
 
 static void make_spec(struct run *r, struct al_sandbox_spec *spec, const char *snapshot)
@@ -132,6 +144,17 @@ static void make_spec(struct run *r, struct al_sandbox_spec *spec, const char *s
 	spec->cpus = r->task.cpus;
 	spec->env = r->task.env;
 	spec->snapshot_id = snapshot;
+}
+
+/* The run now works in sandbox id (new or adopted); saved before anything runs in it. */
+static int record_sandbox(struct run *r, const char *id, struct al_error *err)
+{
+	al_runstate_set_str(sandbox_state(r), "sandbox_id", id);
+	al_runstate_set_str(sandbox_state(r), "provider", r->task.provider_type);
+	/* Process ids of the old sandbox mean nothing in a new one. */
+	cJSON_DeleteItemFromObjectCaseSensitive(r->state, "sessions");
+	cJSON_AddObjectToObject(r->state, "sessions");
+	return save(r, err);
 }
 
 /*
@@ -155,11 +178,7 @@ static int adopt_sandbox(struct run *r, struct al_error *err)
 		if (rc == 0 && running) {
 			if (audit_sandbox_op(r, "adopt", found, 0, &e, NULL, err) < 0)
 				return -EIO;
-			al_runstate_set_str(sandbox_state(r), "sandbox_id", found);
-			al_runstate_set_str(sandbox_state(r), "provider", r->task.provider_type);
-			cJSON_DeleteItemFromObjectCaseSensitive(r->state, "sessions");
-			cJSON_AddObjectToObject(r->state, "sessions");
-			rc = save(r, err);
+			rc = record_sandbox(r, found, err);
 			return rc < 0 ? rc : 1;
 		}
 		if (rc < 0 && rc != -ENOENT) {
@@ -196,12 +215,7 @@ static int create_sandbox(struct run *r, const char *snapshot, struct al_error *
 		*err = e;
 		return rc;
 	}
-	al_runstate_set_str(sandbox_state(r), "sandbox_id", id);
-	al_runstate_set_str(sandbox_state(r), "provider", r->task.provider_type);
-	/* Process ids of the old sandbox mean nothing in a new one. */
-	cJSON_DeleteItemFromObjectCaseSensitive(r->state, "sessions");
-	cJSON_AddObjectToObject(r->state, "sessions");
-	return save(r, err);
+	return record_sandbox(r, id, err);
 }
 
 /* Only the archive the state names is needed; older ones (or one a crash left) go. */
@@ -401,7 +415,6 @@ static int run_pending(struct run *r, struct al_error *err)
 		const char *call_id = al_runstate_str(call, "call_id");
 		const char *name = al_runstate_str(call, "name");
 		const char *args = al_runstate_str(call, "arguments");
-		_cleanup_free_ char *text = NULL;
 		cJSON *d;
 
 		if (cJSON_GetObjectItemCaseSensitive(call, "result"))
@@ -417,12 +430,6 @@ static int run_pending(struct run *r, struct al_error *err)
 			return al_error_prefix(err, "tool %s (%s)", name ? name : "?",
 			                       call_id ? call_id : "?");
 		al_runstate_set_long(r->state, "next_session_id", next_session);
-		text = cJSON_IsString(res.output) ? strdup(res.output->valuestring)
-		                                  : cJSON_PrintUnformatted(res.output);
-		if (!text) {
-			al_tool_result_free(&res);
-			return al_error_set(err, ENOMEM, "out of memory");
-		}
 		cJSON_AddItemToObject(call, "result", res.output);
 		res.output = NULL;
 		cJSON_AddBoolToObject(call, "is_error", res.is_error);
@@ -600,21 +607,21 @@ static int finish(struct run *r, struct al_error *err)
 		if ((rc = save(r, err)) < 0)
 			return rc;
 	}
-	/* The final workspace (with any new memory) is kept with the run. */
 	if (sandbox_id(r) &&
-	    !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sandbox_state(r), "deleted")) &&
-	    (rc = persist_archive(r, err)) < 0)
-		return rc;
-	if (!r->task.keep_sandbox && sandbox_id(r) &&
 	    !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sandbox_state(r), "deleted"))) {
-		al_error_clear(&e);
-		rc = r->provider->ops->delete (r->provider, sandbox_id(r), &e);
-		if (audit_sandbox_op(r, "delete", sandbox_id(r), rc, &e, NULL, err) < 0)
-			return -EIO;
-		if (rc < 0)
-			log_warn("%s", e.msg);
-		else
-			cJSON_AddBoolToObject(sandbox_state(r), "deleted", true);
+		/* The final workspace (with any new memory) is kept with the run. */
+		if ((rc = persist_archive(r, err)) < 0)
+			return rc;
+		if (!r->task.keep_sandbox) {
+			al_error_clear(&e);
+			rc = r->provider->ops->delete (r->provider, sandbox_id(r), &e);
+			if (audit_sandbox_op(r, "delete", sandbox_id(r), rc, &e, NULL, err) < 0)
+				return -EIO;
+			if (rc < 0)
+				log_warn("%s", e.msg);
+			else
+				cJSON_AddBoolToObject(sandbox_state(r), "deleted", true);
+		}
 	}
 	cJSON_DeleteItemFromObjectCaseSensitive(r->state, "finish_pending");
 	if ((rc = save(r, err)) < 0)
@@ -632,7 +639,6 @@ static int finish(struct run *r, struct al_error *err)
 static int fail(struct run *r, const struct al_error *why)
 {
 	struct al_error e = AL_ERROR_INIT;
-	cJSON *d = cJSON_CreateObject();
 
 	fprintf(stderr, "airlock-harness: run failed: %s\n", why->msg);
 	if (!r->state)
@@ -641,12 +647,14 @@ static int fail(struct run *r, const struct al_error *why)
 	al_runstate_set_str(r->state, "error", why->msg);
 	if (save(r, &e) < 0)
 		fprintf(stderr, "airlock-harness: %s\n", e.msg);
-	cJSON_AddStringToObject(d, "status", "failed");
-	cJSON_AddStringToObject(d, "error", why->msg);
-	if (r->audit_open && audit(r, "run_end", d, &e) < 0)
-		fprintf(stderr, "airlock-harness: %s\n", e.msg);
-	else if (!r->audit_open)
-		cJSON_Delete(d);
+	if (r->audit_open) {
+		cJSON *d = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(d, "status", "failed");
+		cJSON_AddStringToObject(d, "error", why->msg);
+		if (audit(r, "run_end", d, &e) < 0)
+			fprintf(stderr, "airlock-harness: %s\n", e.msg);
+	}
 	return AL_EXIT_FAILED;
 }
 
@@ -693,8 +701,7 @@ static int drive(struct run *r)
 	}
 	if (finish(r, &err) < 0)
 		return fail(r, &err);
-	printf("%s\n", al_runstate_str(r->state, "final_output"));
-	fflush(stdout);
+	say("%s\n", al_runstate_str(r->state, "final_output"));
 	return AL_EXIT_OK;
 }
 
@@ -795,12 +802,10 @@ int al_run_start(const struct al_run_options *opts)
 	int rc, status = AL_EXIT_USAGE;
 
 	/* Everything that can be refused is refused before anything is created. */
-	if (al_task_load(opts->task_path, &r.task, &r.task_dir, &err) < 0)
+	if (al_task_load(opts->task_path, &r.task, &r.task_dir, &text, &len, &err) < 0)
 		goto usage;
 	r.task_loaded = true;
 	if (al_credentials_load(opts->credentials, &r.creds, &err) < 0 || check_key(&r, &err) < 0)
-		goto usage;
-	if (al_read_file(opts->task_path, 16u << 20, &text, &len, &err) < 0)
 		goto usage;
 	if (make_run_id(run_id, &err) < 0)
 		goto usage;
@@ -824,8 +829,7 @@ int al_run_start(const struct al_run_options *opts)
 		goto usage;
 	}
 	status = AL_EXIT_FAILED;
-	printf("%s\n", r.dir);
-	fflush(stdout);
+	say("%s\n", r.dir);
 
 	if (asprintf(&path, "%s/" TASK_COPY, r.dir) < 0 ||
 	    al_write_file_atomic(path, text, len, 0600, &err) < 0)
@@ -882,17 +886,17 @@ static int recover_sandbox(struct run *r, struct al_error *err)
 	const char *snap = al_runstate_str(sb, "snapshot_id");
 	const char *archive = al_runstate_str(sb, "workspace_archive");
 
-	/* Nothing taken yet: go back to where the run started. */
-	if (!snap && !archive) {
-		snap = r->task.start_snapshot;
-		archive = r->task.start_archive;
-	}
 	_cleanup_free_ char *found = NULL;
 	_cleanup_free_ char *abs = NULL;
 	struct al_error e = AL_ERROR_INIT;
 	bool running = false;
 	int rc;
 
+	/* Nothing taken yet: go back to where the run started. */
+	if (!snap && !archive) {
+		snap = r->task.start_snapshot;
+		archive = r->task.start_archive;
+	}
 	rc = r->provider->ops->resume(
 	    r->provider, id, id ? NULL : al_runstate_str(r->state, "run_id"), &found, &running, &e);
 	if (rc < 0 && rc != -ENOENT) {
@@ -905,8 +909,7 @@ static int recover_sandbox(struct run *r, struct al_error *err)
 			if ((rc = save(r, err)) < 0)
 				return rc;
 		}
-		printf("resume: sandbox %s still running\n", found);
-		fflush(stdout);
+		say("resume: sandbox %s still running\n", found);
 		return audit_sandbox_op(r, "resume", found, 0, &e, NULL, err);
 	}
 	if (rc == 0) {
@@ -920,13 +923,11 @@ static int recover_sandbox(struct run *r, struct al_error *err)
 		al_error_clear(&e);
 		rc = create_sandbox(r, snap, &e);
 		if (rc == 1) {
-			printf("resume: sandbox %s still running\n", sandbox_id(r));
-			fflush(stdout);
+			say("resume: sandbox %s still running\n", sandbox_id(r));
 			return 0;
 		}
 		if (rc == 0) {
-			printf("resume: restored sandbox from snapshot %s\n", snap);
-			fflush(stdout);
+			say("resume: restored sandbox from snapshot %s\n", snap);
 			return 0;
 		}
 		log_warn("restoring snapshot %s failed (%s); recreating from the manifest", snap,
@@ -935,8 +936,7 @@ static int recover_sandbox(struct run *r, struct al_error *err)
 	if ((rc = create_sandbox(r, NULL, err)) < 0)
 		return rc;
 	if (rc == 1) {
-		printf("resume: sandbox %s still running\n", sandbox_id(r));
-		fflush(stdout);
+		say("resume: sandbox %s still running\n", sandbox_id(r));
 		return 0;
 	}
 	if (archive) {
@@ -951,11 +951,10 @@ static int recover_sandbox(struct run *r, struct al_error *err)
 			*err = e;
 			return al_error_prefix(err, "restore workspace archive %s", archive);
 		}
-		printf("resume: recreated sandbox from manifest and workspace archive %s\n", abs);
+		say("resume: recreated sandbox from manifest and workspace archive %s\n", abs);
 	} else {
-		printf("resume: recreated sandbox from manifest (no workspace archive)\n");
+		say("resume: recreated sandbox from manifest (no workspace archive)\n");
 	}
-	fflush(stdout);
 	return 0;
 }
 

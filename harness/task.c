@@ -478,7 +478,8 @@ int al_task_parse(const char *text, size_t len, const char *base_dir, struct al_
 	return r;
 }
 
-int al_task_load(const char *path, struct al_task *t, char **base_dir_out, struct al_error *err)
+int al_task_load(const char *path, struct al_task *t, char **base_dir_out, char **text_out,
+                 size_t *len_out, struct al_error *err)
 {
 	_cleanup_free_ char *text = NULL;
 	_cleanup_free_ char *copy = NULL;
@@ -501,6 +502,10 @@ int al_task_load(const char *path, struct al_task *t, char **base_dir_out, struc
 		return al_error_prefix(err, "%s", path);
 	if (base_dir_out)
 		*base_dir_out = steal_pointer(&dir);
+	if (text_out) {
+		*text_out = steal_pointer(&text);
+		*len_out = len;
+	}
 	return 0;
 }
 

@@ -66,7 +66,10 @@ struct al_task {
  * with a message naming the key; -EPERM when it holds a credential-like key. */
 int al_task_parse(const char *text, size_t len, const char *base_dir, struct al_task *t,
                   struct al_error *err);
-int al_task_load(const char *path, struct al_task *t, char **base_dir, struct al_error *err);
+/* Read and parse the task file at path; *text (optional) gets the very bytes parsed, for a
+ * copy and digest that match the task. */
+int al_task_load(const char *path, struct al_task *t, char **base_dir, char **text, size_t *len,
+                 struct al_error *err);
 void al_task_free(struct al_task *t);
 
 /* True when key names a credential (api_key, apiKey, token, authorization, password, secret…). */
