@@ -10,7 +10,6 @@
 #include "api.h"
 
 #include <errno.h>
-#include <grp.h>
 #include <limits.h>
 #include <microhttpd.h>
 #include <signal.h>
@@ -406,13 +405,20 @@ static void handle_exec(struct sandbox *sb, struct request *rq, struct reply *rp
 		}
 		n = (size_t)cJSON_GetArraySize(v);
 		argv = calloc(n + 1, sizeof(char *));
+		if (!argv) {
+			reply_error(rp, 500, "internal", "out of memory");
+			return;
+		}
 		cJSON_ArrayForEach(it, v)
 		{
 			if (!cJSON_IsString(it)) {
 				reply_error(rp, 400, "invalid_argument", "argv must hold strings");
 				return;
 			}
-			argv[i++] = strdup(it->valuestring);
+			if (!(argv[i++] = strdup(it->valuestring))) {
+				reply_error(rp, 500, "internal", "out of memory");
+				return;
+			}
 		}
 		if (!argv[0][0]) {
 			reply_error(rp, 400, "invalid_argument", "argv[0] is empty");
@@ -420,9 +426,11 @@ static void handle_exec(struct sandbox *sb, struct request *rq, struct reply *rp
 		}
 	} else if ((v = cJSON_GetObjectItemCaseSensitive(req, "command")) && cJSON_IsString(v)) {
 		argv = calloc(4, sizeof(char *));
-		argv[0] = strdup("/bin/sh");
-		argv[1] = strdup("-c");
-		argv[2] = strdup(v->valuestring);
+		if (!argv || !(argv[0] = strdup("/bin/sh")) || !(argv[1] = strdup("-c")) ||
+		    !(argv[2] = strdup(v->valuestring))) {
+			reply_error(rp, 500, "internal", "out of memory");
+			return;
+		}
 	} else {
 		reply_error(rp, 400, "invalid_argument",
 		            "one of argv (array) or command (string) is required");

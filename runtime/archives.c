@@ -756,19 +756,27 @@ struct ws_job {
 	const struct archive_limits *limits;
 };
 
-static int persist_child(void *arg, struct al_error *err)
+/* In the child: join the sandbox of j and open its workspace directory. */
+static int enter_workspace(const struct ws_job *j, struct al_error *err)
 {
-	struct ws_job *j = arg;
-	struct archive_tree_opts o = {.kind = ARCHIVE_WORKSPACE, .exclude = j->exclude};
-	_cleanup_close_ int ws = -1;
-	int r;
+	int r = enter_sandbox(j->ns_pid, err), ws;
 
-	r = enter_sandbox(j->ns_pid, err);
 	if (r < 0)
 		return r;
 	ws = open(j->workspace, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (ws < 0)
 		return al_error_errno(err, "open workspace %s", j->workspace);
+	return ws;
+}
+
+static int persist_child(void *arg, struct al_error *err)
+{
+	struct ws_job *j = arg;
+	struct archive_tree_opts o = {.kind = ARCHIVE_WORKSPACE, .exclude = j->exclude};
+	_cleanup_close_ int ws = enter_workspace(j, err);
+
+	if (ws < 0)
+		return ws;
 	return archive_write_tree(ws, j->fd, &o, NULL, err);
 }
 
@@ -827,12 +835,9 @@ static int hydrate_child(void *arg, struct al_error *err)
 	char *slash;
 	int r;
 
-	r = enter_sandbox(j->ns_pid, err);
-	if (r < 0)
-		return r;
-	ws = open(j->workspace, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ws = enter_workspace(j, err);
 	if (ws < 0)
-		return al_error_errno(err, "open workspace %s", j->workspace);
+		return ws;
 	parent = strdup(j->workspace);
 	if (!parent)
 		return al_error_set(err, ENOMEM, "out of memory");

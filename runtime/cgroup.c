@@ -1027,13 +1027,39 @@ static int pid_set_add(struct pid_set *s, pid_t pid)
 	return 0;
 }
 
+/* Call fn on the path of every child cgroup of dir (not recursively; fn
+ * recurses when it needs to).  A cgroup that vanished has no children. */
+static int each_child_cgroup(const char *dir,
+                             int (*fn)(const char *child, void *data, struct al_error *err),
+                             void *data, struct al_error *err)
+{
+	_cleanup_closedir_ DIR *d = opendir(dir);
+	struct dirent *de;
+	int r;
+
+	if (!d)
+		return errno == ENOENT ? 0 : al_error_errno(err, "opendir %s", dir);
+	while ((de = readdir(d))) {
+		_cleanup_free_ char *child = NULL;
+		if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (asprintf(&child, "%s/%s", dir, de->d_name) < 0) {
+			child = NULL;
+			return al_error_set(err, ENOMEM, "out of memory");
+		}
+		r = fn(child, data, err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 /* Every process in the cgroup at dir and in its descendants (a sandbox may
  * have made nested cgroups).  A cgroup that vanished has no processes. */
-static int collect_procs(const char *dir, struct pid_set *set, struct al_error *err)
+static int collect_procs(const char *dir, void *data, struct al_error *err)
 {
+	struct pid_set *set = data;
 	_cleanup_free_ char *procs = NULL;
-	_cleanup_closedir_ DIR *d = NULL;
-	struct dirent *de;
 	char *line, *save = NULL;
 	int r;
 
@@ -1048,22 +1074,7 @@ static int collect_procs(const char *dir, struct pid_set *set, struct al_error *
 		    pid_set_add(set, (pid_t)pid) < 0)
 			return al_error_set(err, ENOMEM, "out of memory");
 	}
-	d = opendir(dir);
-	if (!d)
-		return errno == ENOENT ? 0 : al_error_errno(err, "opendir %s", dir);
-	while ((de = readdir(d))) {
-		_cleanup_free_ char *child = NULL;
-		if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (asprintf(&child, "%s/%s", dir, de->d_name) < 0) {
-			child = NULL;
-			return al_error_set(err, ENOMEM, "out of memory");
-		}
-		r = collect_procs(child, set, err);
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	return each_child_cgroup(dir, collect_procs, set, err);
 }
 
 static int collect_all(const struct sandbox_dirs *dirs, struct pid_set *set, struct al_error *err)
@@ -1190,27 +1201,16 @@ int cgroup_freeze(struct cgroup_manager *m, const char *id, bool frozen, char **
 	return 0;
 }
 
-/* rmdir the cgroup at path and its descendants, children first. */
-static int remove_tree(const char *path, uint64_t deadline, struct al_error *err)
+/* rmdir the cgroup at path and its descendants, children first.  data
+ * points at the uint64_t deadline in al_now_ms() terms. */
+static int remove_tree(const char *path, void *data, struct al_error *err)
 {
-	_cleanup_closedir_ DIR *d = opendir(path);
-	struct dirent *de;
+	uint64_t deadline = *(const uint64_t *)data;
 	int r;
 
-	if (!d)
-		return errno == ENOENT ? 0 : al_error_errno(err, "opendir %s", path);
-	while ((de = readdir(d))) {
-		_cleanup_free_ char *child = NULL;
-		if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (asprintf(&child, "%s/%s", path, de->d_name) < 0) {
-			child = NULL;
-			return al_error_set(err, ENOMEM, "out of memory");
-		}
-		r = remove_tree(child, deadline, err);
-		if (r < 0)
-			return r;
-	}
+	r = each_child_cgroup(path, remove_tree, data, err);
+	if (r < 0)
+		return r;
 	/* The kernel may still be tearing down the last exited task. */
 	while (rmdir(path) < 0) {
 		if (errno == ENOENT)
@@ -1267,7 +1267,7 @@ int cgroup_destroy(struct cgroup_manager *m, const char *id, struct al_error *er
 		sleep_ms(delay);
 	}
 	for (size_t i = 0; i < dirs.n; i++) {
-		r = remove_tree(dirs.path[i], deadline, err);
+		r = remove_tree(dirs.path[i], &deadline, err);
 		if (r < 0)
 			return al_error_prefix(err, "sandbox %s", id);
 	}

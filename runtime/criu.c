@@ -380,7 +380,7 @@ static int userns_holder(void *arg)
 static int userns_with_map(uid_t base, struct al_error *err)
 {
 	_Alignas(16) char stack[16384];
-	char path[64], map[64];
+	char path[64];
 	pid_t pid;
 	int fd = -1, r = 0;
 
@@ -388,13 +388,7 @@ static int userns_with_map(uid_t base, struct al_error *err)
 	            CLONE_NEWUSER | CLONE_VM | CLONE_VFORK | SIGCHLD, NULL);
 	if (pid < 0)
 		return al_error_errno(err, "clone user namespace holder");
-	snprintf(map, sizeof(map), "0 %u %u\n", (unsigned)base, AIRLOCK_UID_RANGE);
-	snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
-	r = al_write_string(path, map, err);
-	if (r == 0) {
-		snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
-		r = al_write_string(path, map, err);
-	}
+	r = sandbox_write_id_maps(pid, base, err);
 	if (r == 0) {
 		snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
 		fd = open(path, O_RDONLY | O_CLOEXEC);

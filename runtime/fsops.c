@@ -202,6 +202,23 @@ static int open_dir(int rootfd, const char *dir, bool create, uid_t uid, gid_t g
 	return al_error_errno(err, "open directory %s", dir);
 }
 
+/* The directory holding the entry full names, opened (and with create, made)
+ * inside the root; *name points at the entry's name within full. */
+static int open_parent(int rootfd, const char *full, bool create, uid_t uid, gid_t gid,
+                       const char **name, struct al_error *err)
+{
+	_cleanup_free_ char *parent = NULL;
+	int r;
+
+	r = split_path(full, &parent, name, err);
+	if (r < 0)
+		return r;
+	r = check_entry_name(full, *name, err);
+	if (r < 0)
+		return r;
+	return open_dir(rootfd, parent, create, uid, gid, err);
+}
+
 int fsops_read(int rootfd, const char *cwd, const char *path, size_t max, char **data, size_t *len,
                struct al_error *err)
 {
@@ -275,7 +292,7 @@ static int write_and_rename(int dirfd, const char *tmp, const char *name, const 
 int fsops_write(int rootfd, const char *cwd, const char *path, const void *data, size_t len,
                 mode_t mode, bool parents, uid_t uid, gid_t gid, struct al_error *err)
 {
-	_cleanup_free_ char *full = NULL, *parent = NULL;
+	_cleanup_free_ char *full = NULL;
 	_cleanup_close_ int dirfd = -1;
 	const char *name = NULL;
 	char tmp[32] = ".airlock-tmp-";
@@ -288,13 +305,7 @@ int fsops_write(int rootfd, const char *cwd, const char *path, const void *data,
 		return r;
 	if (trailing_slash)
 		return al_error_set(err, EISDIR, "%s: a file name cannot end with '/'", full);
-	r = split_path(full, &parent, &name, err);
-	if (r < 0)
-		return r;
-	r = check_entry_name(full, name, err);
-	if (r < 0)
-		return r;
-	dirfd = open_dir(rootfd, parent, parents, uid, gid, err);
+	dirfd = open_parent(rootfd, full, parents, uid, gid, &name, err);
 	if (dirfd < 0)
 		return dirfd;
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
@@ -325,7 +336,7 @@ int fsops_write(int rootfd, const char *cwd, const char *path, const void *data,
 int fsops_remove(int rootfd, const char *cwd, const char *path, bool recursive,
                  struct al_error *err)
 {
-	_cleanup_free_ char *full = NULL, *parent = NULL;
+	_cleanup_free_ char *full = NULL;
 	_cleanup_close_ int dirfd = -1;
 	const char *name = NULL;
 	struct stat st;
@@ -336,13 +347,7 @@ int fsops_remove(int rootfd, const char *cwd, const char *path, bool recursive,
 		return r;
 	if (!strcmp(full, "/"))
 		return al_error_set(err, EINVAL, "refusing to remove /");
-	r = split_path(full, &parent, &name, err);
-	if (r < 0)
-		return r;
-	r = check_entry_name(full, name, err);
-	if (r < 0)
-		return r;
-	dirfd = open_dir(rootfd, parent, false, (uid_t)-1, (gid_t)-1, err);
+	dirfd = open_parent(rootfd, full, false, (uid_t)-1, (gid_t)-1, &name, err);
 	if (dirfd < 0)
 		return dirfd;
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
@@ -361,7 +366,7 @@ int fsops_remove(int rootfd, const char *cwd, const char *path, bool recursive,
 int fsops_mkdir(int rootfd, const char *cwd, const char *path, bool parents, mode_t mode, uid_t uid,
                 gid_t gid, struct al_error *err)
 {
-	_cleanup_free_ char *full = NULL, *parent = NULL;
+	_cleanup_free_ char *full = NULL;
 	_cleanup_close_ int dirfd = -1, fd = -1;
 	const char *name = NULL;
 	int r;
@@ -371,13 +376,7 @@ int fsops_mkdir(int rootfd, const char *cwd, const char *path, bool parents, mod
 		return r;
 	if (!strcmp(full, "/"))
 		return parents ? 0 : al_error_set(err, EEXIST, "mkdir /: File exists");
-	r = split_path(full, &parent, &name, err);
-	if (r < 0)
-		return r;
-	r = check_entry_name(full, name, err);
-	if (r < 0)
-		return r;
-	dirfd = open_dir(rootfd, parent, parents, uid, gid, err);
+	dirfd = open_parent(rootfd, full, parents, uid, gid, &name, err);
 	if (dirfd < 0)
 		return dirfd;
 	if (mkdirat(dirfd, name, 0700) < 0) {

@@ -332,17 +332,24 @@ int process_start(struct sandbox *sb, const struct exec_request *req, struct al_
 	p = process_new(req->max_output);
 	if (!p)
 		return al_error_set(err, ENOMEM, "out of memory");
-	if (pipe2(pin, O_CLOEXEC) < 0 || pipe2(pout, O_CLOEXEC) < 0 || pipe2(perr, O_CLOEXEC) < 0) {
+	/* Each pair is owned at once, so a failed later pipe leaks none. */
+	if (pipe2(pin, O_CLOEXEC) == 0) {
+		in_r = pin[0];
+		p->stdin_fd = pin[1];
+	}
+	if (in_r >= 0 && pipe2(pout, O_CLOEXEC) == 0) {
+		p->out.fd = pout[0];
+		out_w = pout[1];
+	}
+	if (out_w >= 0 && pipe2(perr, O_CLOEXEC) == 0) {
+		p->err.fd = perr[0];
+		err_w = perr[1];
+	}
+	if (err_w < 0) {
 		r = al_error_errno(err, "pipe");
 		process_unref(p);
 		return r;
 	}
-	in_r = pin[0];
-	p->stdin_fd = pin[1];
-	p->out.fd = pout[0];
-	out_w = pout[1];
-	p->err.fd = perr[0];
-	err_w = perr[1];
 	fcntl(p->stdin_fd, F_SETFL, O_NONBLOCK);
 	fcntl(p->out.fd, F_SETFL, O_NONBLOCK);
 	fcntl(p->err.fd, F_SETFL, O_NONBLOCK);

@@ -412,6 +412,93 @@ int sandbox_destroy(struct daemon_ctx *ctx, struct sandbox *sb, struct al_error 
 /* ---- seccomp profile cache ------------------------------------------------------------- */
 
 /*
+ * The hash of a profile file, remembered while the file is unchanged (same
+ * inode, size and mtime), so that a create whose filter is already compiled
+ * neither reads nor hashes the profile again.
+ */
+struct profile_hash {
+	char *file;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtim;
+	char hash[65];
+};
+
+#define PROFILE_HASHES 16
+
+static struct profile_hash profile_hashes[PROFILE_HASHES];
+static pthread_mutex_t profile_hashes_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool profile_hash_matches(const struct profile_hash *h, const char *file,
+                                 const struct stat *st)
+{
+	return h->file && !strcmp(h->file, file) && h->dev == st->st_dev && h->ino == st->st_ino &&
+	       h->size == st->st_size && h->mtim.tv_sec == st->st_mtim.tv_sec &&
+	       h->mtim.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+static bool profile_hash_lookup(const char *file, const struct stat *st, char hash[65])
+{
+	bool found = false;
+
+	pthread_mutex_lock(&profile_hashes_lock);
+	for (size_t i = 0; i < PROFILE_HASHES && !found; i++) {
+		found = profile_hash_matches(&profile_hashes[i], file, st);
+		if (found)
+			memcpy(hash, profile_hashes[i].hash, 65);
+	}
+	pthread_mutex_unlock(&profile_hashes_lock);
+	return found;
+}
+
+/* Best effort: a profile not remembered is merely read and hashed again. */
+static void profile_hash_remember(const char *file, const struct stat *st, const char *hash)
+{
+	struct profile_hash *slot = NULL;
+	char *copy = strdup(file);
+
+	if (!copy)
+		return;
+	pthread_mutex_lock(&profile_hashes_lock);
+	/* The file's own slot when it changed, else a free one, else the first. */
+	for (size_t i = 0; i < PROFILE_HASHES && !slot; i++)
+		if (profile_hashes[i].file && !strcmp(profile_hashes[i].file, file))
+			slot = &profile_hashes[i];
+	for (size_t i = 0; i < PROFILE_HASHES && !slot; i++)
+		if (!profile_hashes[i].file)
+			slot = &profile_hashes[i];
+	if (!slot)
+		slot = &profile_hashes[0];
+	free(slot->file);
+	*slot = (struct profile_hash){.file = copy,
+	                              .dev = st->st_dev,
+	                              .ino = st->st_ino,
+	                              .size = st->st_size,
+	                              .mtim = st->st_mtim};
+	memcpy(slot->hash, hash, 65);
+	pthread_mutex_unlock(&profile_hashes_lock);
+}
+
+/* 1 and the path of the compiled filter for hash when it is on disk, else 0.
+ * No lock: the main file is written atomically and last, so once it is there
+ * the pair is complete. */
+static int cached_filter_path(struct daemon_ctx *ctx, const char *hash, char **out,
+                              struct al_error *err)
+{
+	_cleanup_free_ char *path = NULL;
+
+	if (asprintf(&path, "%s/%s.bpf", ctx->seccomp_cache_dir, hash) < 0) {
+		path = NULL;
+		return al_error_set(err, ENOMEM, "out of memory");
+	}
+	if (access(path, R_OK) != 0)
+		return 0;
+	*out = steal_pointer(&path);
+	return 1;
+}
+
+/*
  * Compiled filters are cached by the hash of the profile text and the kept
  * capabilities (rules may depend on them), as files airlock-init reads
  * before pivot_root: a thousand sandboxes compile a profile once.
@@ -423,6 +510,8 @@ static int seccomp_filter_path(struct daemon_ctx *ctx, const char *profile, char
 	_cleanup_free_ char *compat_path = NULL;
 	struct al_bpf bpf = {0}, compat = {0};
 	struct al_buf key = {0};
+	struct stat st;
+	bool have_st;
 	char hash[65];
 	size_t len;
 	int r;
@@ -431,6 +520,14 @@ static int seccomp_filter_path(struct daemon_ctx *ctx, const char *profile, char
 		return al_error_set(err, EINVAL, "invalid seccomp profile name '%s'", profile);
 	if (asprintf(&file, "%s/%s.json", ctx->profiles_dir, profile) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
+	/* stat before the read: should the file change in between, the hash is
+	 * remembered under the old identity and never matches again. */
+	have_st = stat(file, &st) == 0 && S_ISREG(st.st_mode);
+	if (have_st && profile_hash_lookup(file, &st, hash)) {
+		r = cached_filter_path(ctx, hash, out, err);
+		if (r != 0)
+			return r < 0 ? r : 0;
+	}
 	r = al_read_file(file, 4 << 20, &json, &len, err);
 	if (r < 0) {
 		err->code = EINVAL; /* a profile that cannot be read or compiled is bad input */
@@ -467,6 +564,8 @@ static int seccomp_filter_path(struct daemon_ctx *ctx, const char *profile, char
 		err->code = EINVAL; /* a profile that cannot be read or compiled is bad input */
 		return al_error_prefix(err, "seccomp profile '%s'", profile);
 	}
+	if (have_st)
+		profile_hash_remember(file, &st, hash);
 	*out = steal_pointer(&path);
 	return 0;
 }
@@ -829,8 +928,7 @@ static _Noreturn void child_fail(int status_w, const char *what, int e)
 	_exit(126);
 }
 
-/* Write the sandbox's uid and gid maps: its root is uid_base on the host. */
-static int write_id_maps(pid_t pid, uid_t base, struct al_error *err)
+int sandbox_write_id_maps(pid_t pid, uid_t base, struct al_error *err)
 {
 	char path[64], map[64];
 	int r;
@@ -1000,7 +1098,7 @@ static int spawn_init(struct daemon_ctx *ctx, struct sandbox *sb, const struct i
 
 	/* Until the root mount is sent, the child waits; if we fail, closing
 	 * our end makes it exit, and the caller kills it anyway. */
-	r = write_id_maps(pid, sb->uid_base, err);
+	r = sandbox_write_id_maps(pid, sb->uid_base, err);
 	if (r < 0)
 		return al_error_prefix(err, "sandbox %s", sb->id);
 	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);

@@ -137,6 +137,10 @@ int sandbox_open_root(const struct sandbox *sb, struct al_error *err);
 /* A new connection to the sandbox's airlock-init. */
 int sandbox_connect_init(const struct sandbox *sb, struct al_error *err);
 
+/* Write the uid and gid maps of the user namespace of pid: its root is
+ * base on the host, for AIRLOCK_UID_RANGE ids. */
+int sandbox_write_id_maps(pid_t pid, uid_t base, struct al_error *err);
+
 /* A new connection on which PID 1 has answered a PING (see snapshot.c). */
 int sandbox_ping_init(const struct sandbox *sb, struct al_error *err);
 
