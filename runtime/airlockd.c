@@ -25,6 +25,7 @@
 #include "cleanup.h"
 #include "log.h"
 #include "pool.h"
+#include "reaper.h"
 #include "sandbox.h"
 #include "util.h"
 
@@ -241,6 +242,7 @@ static int setup_ctx(struct daemon_ctx *ctx, const struct options *o, struct al_
 			return r;
 	}
 	pthread_mutex_init(&ctx->lock, NULL);
+	pthread_cond_init(&ctx->reaped, NULL);
 	return sandbox_registry_load(ctx, err);
 }
 
@@ -380,6 +382,10 @@ int main(int argc, char **argv)
 		log_error("%s", err.msg);
 		return 1;
 	}
+	if (reaper_start(&ctx, &err) < 0) {
+		log_error("%s", err.msg);
+		return 1;
+	}
 	if (api_start(&ctx, fd, gid, &srv, &err) < 0) {
 		log_error("%s", err.msg);
 		return 1;
@@ -403,6 +409,8 @@ int main(int argc, char **argv)
 	unlink(o.socket_path);
 	/* Unclaimed pool sandboxes are nobody's: they do not outlive us. */
 	pool_stop(&ctx);
+	/* Destroyed sandboxes are torn down before we go (pool ones too). */
+	reaper_stop(&ctx);
 	/* Sandboxes keep running; only an empty root goes, so that test
 	 * daemons on their own state directories leave no cgroup behind. */
 	if (cgroup_remove_root_if_empty(ctx.cgroups, &err) < 0)

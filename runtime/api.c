@@ -27,6 +27,7 @@
 #include "fsops.h"
 #include "log.h"
 #include "pool.h"
+#include "reaper.h"
 #include "process.h"
 #include "snapshot.h"
 #include "util.h"
@@ -214,9 +215,11 @@ static void handle_info(struct api_server *s, struct reply *rp)
 	cJSON_AddStringToObject(o, "default_rootfs", s->ctx->default_rootfs);
 	pthread_mutex_lock(&s->ctx->lock);
 	for (size_t i = 0; i < s->ctx->n_sandboxes; i++)
-		n += !s->ctx->sandboxes[i]->pooled;
+		n += !s->ctx->sandboxes[i]->pooled && !s->ctx->sandboxes[i]->reaping;
 	pthread_mutex_unlock(&s->ctx->lock);
 	cJSON_AddNumberToObject(o, "sandboxes", (double)n);
+	/* Destroyed, still being torn down (reaper.h). */
+	cJSON_AddNumberToObject(o, "reaping", (double)reaper_pending(s->ctx));
 	if (s->ctx->pool)
 		cJSON_AddItemToObject(o, "warm_pool", pool_stats_json(s->ctx));
 	reply_json(rp, 200, o);
@@ -280,12 +283,13 @@ static void handle_inspect(struct api_server *s, struct sandbox *sb, struct repl
 		reply_json(rp, 200, o);
 }
 
-static void handle_destroy(struct api_server *s, struct sandbox *sb, struct reply *rp)
+static void handle_destroy(struct api_server *s, struct sandbox *sb, struct MHD_Connection *c,
+                           struct reply *rp)
 {
 	struct al_error err = AL_ERROR_INIT;
 	cJSON *o;
 
-	if (sandbox_destroy(s->ctx, sb, &err) < 0) {
+	if (sandbox_destroy(s->ctx, sb, query_bool(c, "wait"), &err) < 0) {
 		reply_al_error(rp, &err);
 		return;
 	}
@@ -813,7 +817,7 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 		if (!strcmp(method, "GET"))
 			handle_inspect(s, sb, rp);
 		else if (!strcmp(method, "DELETE"))
-			handle_destroy(s, sb, rp);
+			handle_destroy(s, sb, c, rp);
 		else
 			reply_error(rp, 405, "method_not_allowed", "use GET or DELETE");
 	} else if (n == 4 && !strcmp(seg[3], "exec")) {

@@ -679,9 +679,11 @@ static int create_sandbox(struct client *c, const struct create_opts *o, char **
 	return *id ? 0 : al_error_set(err, ENOMEM, "out of memory");
 }
 
-static int destroy_sandbox(struct client *c, const char *id, struct al_error *err)
+/* wait: return once airlockd has torn it down, not just killed it (rm does;
+ * run, whose sandbox nobody looks at again, does not). */
+static int destroy_sandbox(struct client *c, const char *id, bool wait, struct al_error *err)
 {
-	_cleanup_free_ char *path = sandbox_path(c, id, "");
+	_cleanup_free_ char *path = sandbox_path(c, id, wait ? "?wait=1" : "");
 	_cleanup_cjson_ cJSON *res = NULL;
 	int r;
 
@@ -1106,7 +1108,7 @@ static int verb_run(struct verb_ctx *ctx, int argc, char **argv)
 
 	/* Whatever happened, the sandbox goes. */
 	al_error_clear(&err);
-	if (destroy_sandbox(&c, id, &err) < 0)
+	if (destroy_sandbox(&c, id, false, &err) < 0)
 		status = runtime_error(&err);
 	client_close(&c);
 	return status;
@@ -1440,7 +1442,7 @@ static int verb_rm(struct verb_ctx *ctx, int argc, char **argv)
 	/* Like rm: go on with the others when one fails. */
 	for (int i = optind; i < argc; i++) {
 		al_error_clear(&err);
-		if (destroy_sandbox(&c, argv[i], &err) < 0)
+		if (destroy_sandbox(&c, argv[i], true, &err) < 0)
 			status = runtime_error(&err);
 		else
 			printf("%s\n", argv[i]);

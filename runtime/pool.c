@@ -88,7 +88,7 @@ static void *refill(void *arg)
 		if (p->stopping) {
 			/* pool_stop() already emptied the pool: this one is ours to remove. */
 			pthread_mutex_unlock(&p->lock);
-			if (sandbox_destroy(p->ctx, sb, &err) < 0)
+			if (sandbox_destroy(p->ctx, sb, false, &err) < 0)
 				log_warn("warm pool: %s", err.msg);
 			sandbox_unref(sb);
 			pthread_mutex_lock(&p->lock);
@@ -139,7 +139,7 @@ void pool_stop(struct daemon_ctx *ctx)
 	ctx->pool = NULL;
 	for (size_t i = 0; i < p->n_ready; i++) {
 		struct al_error err = AL_ERROR_INIT;
-		if (sandbox_destroy(ctx, p->ready[i], &err) < 0)
+		if (sandbox_destroy(ctx, p->ready[i], false, &err) < 0)
 			log_warn("warm pool: %s", err.msg);
 		sandbox_unref(p->ready[i]);
 	}
@@ -181,7 +181,7 @@ bool pool_claim(struct daemon_ctx *ctx, const cJSON *req, struct sandbox **out)
 		}
 		log_warn("warm pool: sandbox %s unusable (%s); removing it", sb->id,
 		         err.msg[0] ? err.msg : "airlock-init is gone");
-		if (sandbox_destroy(ctx, sb, &err) < 0)
+		if (sandbox_destroy(ctx, sb, false, &err) < 0)
 			log_warn("warm pool: %s", err.msg);
 		sandbox_unref(sb);
 	}

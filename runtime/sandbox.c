@@ -48,6 +48,7 @@
 #include "mounts.h"
 #include "pool.h"
 #include "process.h"
+#include "reaper.h"
 #include "seccomp_profile.h"
 #include "snapshot.h"
 #include "util.h"
@@ -106,7 +107,7 @@ struct sandbox *sandbox_get(struct daemon_ctx *ctx, const char *id)
 	pthread_mutex_lock(&ctx->lock);
 	for (size_t i = 0; i < ctx->n_sandboxes; i++) {
 		struct sandbox *sb = ctx->sandboxes[i];
-		if (sb->pooled)
+		if (sb->pooled || sb->reaping)
 			continue;
 		if (!strcmp(sb->id, id) || !strcmp(sb->name, id)) {
 			found = sb;
@@ -142,6 +143,7 @@ static void registry_remove(struct daemon_ctx *ctx, struct sandbox *sb)
 			break;
 		}
 	}
+	pthread_cond_broadcast(&ctx->reaped);
 	pthread_mutex_unlock(&ctx->lock);
 	if (removed)
 		sandbox_unref(sb);
@@ -160,6 +162,15 @@ static int alloc_uid_slot_locked(struct daemon_ctx *ctx, uint32_t *slot)
 		}
 	}
 	return -ENOSPC;
+}
+
+/* True while a destroyed sandbox still holds uid slot; ctx->lock held. */
+static bool uid_slot_reaping_locked(struct daemon_ctx *ctx, uint32_t slot)
+{
+	for (size_t i = 0; i < ctx->n_sandboxes; i++)
+		if (ctx->sandboxes[i]->uid_slot == slot && ctx->sandboxes[i]->reaping)
+			return true;
+	return false;
 }
 
 /* ---- process start time (guards against pid reuse across restarts) ---------------------- */
@@ -376,18 +387,34 @@ static void kill_init(struct sandbox *sb)
 	wait_init_exit(sb);
 }
 
-int sandbox_destroy(struct daemon_ctx *ctx, struct sandbox *sb, struct al_error *err)
+int sandbox_destroy(struct daemon_ctx *ctx, struct sandbox *sb, bool wait, struct al_error *err)
 {
-	struct sandbox_proc *procs;
-	size_t n;
-	int r;
-
 	pthread_mutex_lock(&sb->lock);
 	if (sb->destroying) {
 		pthread_mutex_unlock(&sb->lock);
 		return al_error_set(err, ENOENT, "sandbox %s is being destroyed", sb->id);
 	}
 	sb->destroying = true;
+	pthread_mutex_unlock(&sb->lock);
+	pthread_mutex_lock(&ctx->lock);
+	sb->reaping = true;
+	pthread_mutex_unlock(&ctx->lock);
+
+	/* From here no process of the sandbox returns to user space; the
+	 * teardown (cgroup_destroy) kills whatever a missing pidfd missed. */
+	if (sb->pidfd >= 0)
+		syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
+	reaper_queue(ctx, sb);
+	return wait ? reaper_wait(ctx, sb, err) : 0;
+}
+
+int sandbox_teardown(struct daemon_ctx *ctx, struct sandbox *sb, struct al_error *err)
+{
+	struct sandbox_proc *procs;
+	size_t n;
+	int r;
+
+	pthread_mutex_lock(&sb->lock);
 	procs = sb->procs;
 	n = sb->n_procs;
 	sb->procs = NULL;
@@ -1203,6 +1230,8 @@ static int reserve(struct create_txn *t, uid_t uid_base, struct al_error *err)
 
 	pthread_mutex_lock(&ctx->lock);
 	for (size_t i = 0; i < ctx->n_sandboxes; i++) {
+		if (ctx->sandboxes[i]->reaping)
+			continue; /* destroyed: its name is free again */
 		if (!strcmp(ctx->sandboxes[i]->name, sb->name) ||
 		    !strcmp(ctx->sandboxes[i]->id, sb->name)) {
 			pthread_mutex_unlock(&ctx->lock);
@@ -1211,6 +1240,11 @@ static int reserve(struct create_txn *t, uid_t uid_base, struct al_error *err)
 	}
 	if (uid_base) {
 		sb->uid_slot = (uid_base - AIRLOCK_UID_BASE) / AIRLOCK_UID_RANGE;
+		/* A destroyed sandbox holds its range until torn down: a
+		 * destroy followed at once by a restore into the same range
+		 * waits for that rather than failing. */
+		while (uid_slot_reaping_locked(ctx, sb->uid_slot))
+			pthread_cond_wait(&ctx->reaped, &ctx->lock);
 		for (size_t i = 0; i < ctx->n_sandboxes; i++) {
 			if (ctx->sandboxes[i]->uid_slot == sb->uid_slot) {
 				const struct sandbox *o = ctx->sandboxes[i];

@@ -18,6 +18,7 @@
 #define AIRLOCK_UID_SLOTS 4096u
 
 struct al_process;
+struct reaper;
 struct warm_pool;
 
 struct sandbox_proc {
@@ -48,6 +49,13 @@ struct sandbox {
 	char *dir; /* state/sandboxes/ID */
 
 	bool destroying;
+	/* Killed and queued for teardown (reaper.c): hidden from lookups and
+	 * name checks, but its uid range stays taken (ctx->lock). */
+	bool reaping;
+	/* Set by the reaper once torn down, with the result (sb->lock). */
+	bool reaped;
+	int reap_result;
+	struct al_error reap_err;
 	bool pooled; /* in the warm pool: hidden from the API until claimed (ctx->lock) */
 	struct sandbox_proc *procs;
 	size_t n_procs;
@@ -74,6 +82,8 @@ struct daemon_ctx {
 	size_t n_sandboxes;
 
 	struct warm_pool *pool; /* pre-created sandboxes (pool.c), or NULL */
+	struct reaper *reaper;  /* tears destroyed sandboxes down (reaper.c), or NULL */
+	pthread_cond_t reaped;  /* broadcast (with ctx->lock) when one leaves the registry */
 };
 
 /* Load the daemon's state: reattach to running sandboxes, clean half-made ones. */
@@ -122,7 +132,16 @@ struct sandbox *sandbox_get(struct daemon_ctx *ctx, const char *id);
 void sandbox_ref(struct sandbox *sb);
 void sandbox_unref(struct sandbox *sb);
 
-int sandbox_destroy(struct daemon_ctx *ctx, struct sandbox *sb, struct al_error *err);
+/*
+ * Kill the sandbox and queue its teardown (reaper.h); with wait, return
+ * only once it is torn down (cgroups, mounts and state directory gone), with
+ * the teardown's result.
+ */
+int sandbox_destroy(struct daemon_ctx *ctx, struct sandbox *sb, bool wait, struct al_error *err);
+
+/* The reaper's half of a destroy: wait for PID 1 to be gone, remove what is
+ * left on the host and the registry entry. */
+int sandbox_teardown(struct daemon_ctx *ctx, struct sandbox *sb, struct al_error *err);
 
 /* True while PID 1 of the sandbox is alive. */
 bool sandbox_running(const struct sandbox *sb);

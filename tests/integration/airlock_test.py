@@ -137,8 +137,11 @@ class Client:
     def list(self):
         return self.expect(200, "GET", "/v1/sandboxes").json["sandboxes"]
 
-    def destroy(self, sid):
-        return self.expect(200, "DELETE", "/v1/sandboxes/" + sid).json
+    def destroy(self, sid, wait=True):
+        """DELETE answers once the sandbox is killed; with wait (the tests'
+        default, so that they can look for leftovers at once) only once its
+        teardown is done too."""
+        return self.expect(200, "DELETE", "/v1/sandboxes/" + sid + ("?wait=1" if wait else "")).json
 
     def exec_raw(self, sid, **fields):
         return self.request("POST", "/v1/sandboxes/%s/exec" % sid, fields)

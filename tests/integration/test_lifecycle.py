@@ -200,6 +200,44 @@ class LifecycleTest(at.AirlockTestCase):
         self.assertEqual(len(set(ids)), 20)
         self.assertEqual(at.leftovers(self.daemon.state_dir, ids, daemon_running=True), [])
 
+    def test_destroy_answers_before_teardown_and_teardown_completes(self):
+        """Without ?wait=1 DELETE answers once the sandbox is killed; the
+        sandbox is gone from the API at once, its name is free at once, and
+        the reaper removes every trace of it shortly after."""
+        sb = self.client.create(name="reap-me")
+        sid = sb["id"]
+        procs = host_processes_of(sid)
+        self.assertTrue(procs)
+        self.assertEqual(self.client.destroy(sid, wait=False), {"id": sid, "deleted": True})
+        self.assertEqual(self.client.request("GET", "/v1/sandboxes/" + sid).status, 404)
+        self.assertEqual(self.client.request("GET", "/v1/sandboxes/reap-me").status, 404)
+        self.assertNotIn(sid, [s["id"] for s in self.client.list()])
+        self.assertEqual(self.client.request("DELETE", "/v1/sandboxes/" + sid).status, 404)
+        # The name can be taken again while the first one may still be torn down.
+        again = self.client.create(name="reap-me")
+        self.assertNotEqual(again["id"], sid)
+        self.assertEqual(self.client.inspect("reap-me")["id"], again["id"])
+        deadline = time.monotonic() + 10
+        while self.client.info()["reaping"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertEqual(self.client.info()["reaping"], 0)
+        for pid, start, comm in procs:
+            self.assertFalse(at.alive(pid, start), "process %d (%s) survived destroy" % (pid, comm))
+        self.assertEqual(at.leftovers(self.daemon.state_dir, [sid], daemon_running=True), [])
+        self.client.destroy(again["id"])
+        self.assertEqual(at.leftovers(self.daemon.state_dir, [again["id"]], daemon_running=True), [])
+
+    def test_daemon_stop_finishes_pending_teardowns(self):
+        """SIGTERM right after a burst of unwaited destroys: airlockd tears
+        them all down before it exits."""
+        ids = [self.client.create()["id"] for _ in range(5)]
+        for sid in ids:
+            self.client.destroy(sid, wait=False)
+        self.client.close()
+        self.daemon.stop()
+        self.assertEqual(at.leftovers(self.daemon.state_dir, ids), [])
+        self.daemon.start()
+
     def test_concurrent_execs_in_one_sandbox(self):
         sid = self.sandbox()["id"]
         errors = []
