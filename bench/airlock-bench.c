@@ -310,7 +310,10 @@ static int mode_create(const struct opts *o, struct al_error *err)
 		if (o->gap_ms)
 			sleep_ms(o->gap_ms);
 		t0 = al_now_ns();
-		r = http_call(&h, "POST", "/v1/sandboxes", o->body ? o->body : "{}", 201, err);
+		/* The summary view: an SDK that creates wants the id, not the
+		 * inspect's readout (docs/api.md). */
+		r = http_call(&h, "POST", "/v1/sandboxes?view=summary", o->body ? o->body : "{}",
+		              201, err);
 		c_ms = ms_since(t0);
 		if (r < 0)
 			break;

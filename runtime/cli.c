@@ -669,7 +669,7 @@ static int create_sandbox(struct client *c, const struct create_opts *o, char **
 	if (r < 0)
 		return r;
 	/* Not abortable: an abandoned create could leave a sandbox we know nothing of. */
-	r = api_json(c, "POST", "/v1/sandboxes", req, false, NULL, &res, err);
+	r = api_json(c, "POST", "/v1/sandboxes?view=summary", req, false, NULL, &res, err);
 	if (r < 0)
 		return al_error_prefix(err, "create sandbox");
 	jid = cJSON_GetObjectItemCaseSensitive(res, "id");
