@@ -18,8 +18,9 @@
  * Last, we exec airlock-pid1 (pid1.c), bound read-only at /dev/.init, which
  * serves airlockd for the sandbox's lifetime.
  *
- * Inherited fds: 3 = config (JSON), 4 = the detached root mount, 5 = status pipe to airlockd ("ok"
- * or an error message), 6 = O_PATH fd of the directory to attach the root on (state/ID/root).
+ * Inherited fds: 3 = config (JSON), 4 = socket on which airlockd sends the detached root mount
+ * (it makes it while we start), 5 = status pipe to airlockd ("ok" or an error message), 6 =
+ * O_PATH fd of the directory to attach the root on (state/ID/root).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,7 +49,7 @@
 #include "util.h"
 
 #define CONFIG_FD 3
-#define ROOT_FD 4
+#define ROOT_SOCK_FD 4
 #define STATUS_FD 5
 #define TARGET_FD 6
 #define BPF_FD 7
@@ -111,6 +112,36 @@ static int read_config(struct init_config *c, struct al_error *err)
 	return 0;
 }
 
+/* The root mount, as airlockd sends it (SCM_RIGHTS) on ROOT_SOCK_FD. */
+static int receive_root(struct al_error *err)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} control;
+	char byte;
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	struct msghdr mh = {.msg_iov = &iov,
+	                    .msg_iovlen = 1,
+	                    .msg_control = control.buf,
+	                    .msg_controllen = sizeof(control.buf)};
+	struct cmsghdr *cm;
+	ssize_t n;
+	int fd;
+
+	do
+		n = recvmsg(ROOT_SOCK_FD, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return al_error_errno(err, "receive the root mount");
+	cm = CMSG_FIRSTHDR(&mh);
+	if (n == 0 || !cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+		return al_error_set(err, EPROTO, "airlockd sent no root mount");
+	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	close(ROOT_SOCK_FD);
+	return fd;
+}
+
 /* The control socket, in our network namespace: see initproto.h. */
 static int listen_control(struct al_error *err)
 {
@@ -133,6 +164,7 @@ static int setup(struct init_config *c, struct al_error *err)
 {
 	struct mounts_config mc = {0};
 	_cleanup_free_ char *bpf = NULL, *compat_bpf = NULL, *cgroups = NULL;
+	_cleanup_close_ int root_fd = -1;
 	char newroot[PATH_MAX];
 	size_t bpf_len = 0, compat_len = 0;
 	int r;
@@ -171,7 +203,10 @@ static int setup(struct init_config *c, struct al_error *err)
 	r = mounts_detach_from_host(err);
 	if (r < 0)
 		return r;
-	mc.root_fd = ROOT_FD;
+	root_fd = receive_root(err);
+	if (root_fd < 0)
+		return root_fd;
+	mc.root_fd = root_fd;
 	mc.target_fd = TARGET_FD;
 	mc.pid1_path = c->pid1_path;
 	mc.uid = 0;
@@ -182,7 +217,7 @@ static int setup(struct init_config *c, struct al_error *err)
 	if (r < 0)
 		return al_error_prefix(err, "rootfs");
 	close(TARGET_FD);
-	close(ROOT_FD);
+	close(steal_fd(&root_fd));
 
 	if (sethostname(c->hostname, strlen(c->hostname)) < 0)
 		return al_error_errno(err, "sethostname %s", c->hostname);

@@ -994,32 +994,13 @@ static int send_fd(int sock, int fd, struct al_error *err)
 	return 0;
 }
 
-/* In the clone3 child: wait for the root mount (sent once the maps are
- * written) and put it on fd 4.  Raw syscalls only. */
-static int child_receive_root(int sock)
+/* In the clone3 child: wait until our uid/gid maps are written (one byte on
+ * sock).  Raw syscalls only. */
+static int child_wait_maps(int sock)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} control;
 	char byte;
-	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-	struct msghdr mh = {.msg_iov = &iov,
-	                    .msg_iovlen = 1,
-	                    .msg_control = control.buf,
-	                    .msg_controllen = sizeof(control.buf)};
-	struct cmsghdr *cm;
-	int fd;
 
-	if (recvmsg(sock, &mh, MSG_CMSG_CLOEXEC) <= 0)
-		return -1;
-	cm = CMSG_FIRSTHDR(&mh);
-	if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-		return -1;
-	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-	if (dup2(fd, 4) < 0)
-		return -1;
-	return 0;
+	return recv(sock, &byte, 1, 0) == 1 ? 0 : -1;
 }
 
 /*
@@ -1030,9 +1011,11 @@ static int child_receive_root(int sock)
  * by the child itself (writing "0" to each hierarchy's tasks file, which
  * spares the kernel's global threadgroup lock; see cgroup_open_join_fds).
  *
- * The child waits until we have written its uid/gid maps and sent the root
- * mount, becomes uid 0 of its namespace (an exec by an unmapped uid would
- * lose every capability) and execs the sealed copy of airlock-init.  The
+ * The child waits until we have written its uid/gid maps, becomes uid 0 of
+ * its namespace (an exec by an unmapped uid would lose every capability) and
+ * execs the sealed copy of airlock-init, while we make the root mount
+ * (which needs its user namespace for the id mapping) and send it on the
+ * socket airlock-init gets as fd 4: the exec and the mount overlap.  The
  * daemon is multi-threaded, so the child makes raw syscalls only: glibc's
  * set*id() would try to synchronise the threads it no longer has.
  */
@@ -1099,9 +1082,8 @@ static int spawn_init(struct daemon_ctx *ctx, struct sandbox *sb, const struct i
 		    (fds->compat_bpf >= 0 && cb < 0) || dup2(c, 3) < 0 || dup2(s, 5) < 0 ||
 		    dup2(t, 6) < 0 || dup2(b, 7) < 0 || (cb >= 0 && dup2(cb, 8) < 0))
 			child_fail(status_w, "cannot pass airlock-init its fds", errno);
-		if (child_receive_root(k) < 0)
-			child_fail(5, "no root mount from airlockd", errno);
-		close(k);
+		if (child_wait_maps(k) < 0 || dup2(k, 4) < 0)
+			child_fail(5, "airlockd did not write the uid maps", errno);
 		if (syscall(SYS_setgroups, 0, NULL) < 0 || syscall(SYS_setresgid, 0, 0, 0) < 0 ||
 		    syscall(SYS_setresuid, 0, 0, 0) < 0)
 			child_fail(5, "cannot become root of the user namespace", errno);
@@ -1123,11 +1105,14 @@ static int spawn_init(struct daemon_ctx *ctx, struct sandbox *sb, const struct i
 	sb->our_child = true;
 	close(steal_fd(&sock_child));
 
-	/* Until the root mount is sent, the child waits; if we fail, closing
+	/* Until the maps are written, the child waits; if we fail, closing
 	 * our end makes it exit, and the caller kills it anyway. */
 	r = sandbox_write_id_maps(pid, sb->uid_base, err);
 	if (r < 0)
 		return al_error_prefix(err, "sandbox %s", sb->id);
+	if (send(sock_parent, "m", 1, MSG_NOSIGNAL) != 1)
+		return al_error_errno(err, "sandbox %s: tell airlock-init its maps are written",
+		                      sb->id);
 	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
 	userns_fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (userns_fd < 0)
