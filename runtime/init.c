@@ -57,9 +57,8 @@
 
 /* What airlock-pid1 gets. */
 #define PID1_LISTEN_FD 3
-#define PID1_STATUS_FD 4
 
-/* Where to report a failure: moves to PID1_STATUS_FD before the exec. */
+/* Where to report a failure; -1 once "ok" is sent. */
 static int status_fd = STATUS_FD;
 
 struct init_config {
@@ -249,7 +248,14 @@ static int setup(struct init_config *c, struct al_error *err)
 /*
  * Hand over to airlock-pid1 with nothing of the host open: stdio inherited
  * from airlockd, the config file and the root socket would be fds CRIU
- * cannot resolve.  The status pipe stays for pid1 to say "ok" on.
+ * cannot resolve.
+ *
+ * "ok" goes to airlockd just before the exec, not from pid1 once it runs:
+ * the listening socket exists already, so requests queue on it while pid1
+ * starts, and a create answers an exec earlier.  What that gives up is
+ * reporting a failed exec of pid1 (our own static binary, bound read-only
+ * at /dev/.init): PID 1 then exits, which takes the sandbox down and shows
+ * as "stopped" and refused requests rather than as a failed create.
  */
 static int exec_pid1(struct al_error *err)
 {
@@ -267,11 +273,13 @@ static int exec_pid1(struct al_error *err)
 	lhigh = fcntl(listen_fd, F_DUPFD_CLOEXEC, 16);
 	nhigh = fcntl(devnull, F_DUPFD_CLOEXEC, 16);
 	if (lhigh < 0 || nhigh < 0 || dup2(nhigh, 0) < 0 || dup2(nhigh, 1) < 0 ||
-	    dup2(nhigh, 2) < 0 || dup2(lhigh, PID1_LISTEN_FD) < 0 ||
-	    dup2(STATUS_FD, PID1_STATUS_FD) < 0)
+	    dup2(nhigh, 2) < 0 || dup2(lhigh, PID1_LISTEN_FD) < 0)
 		return al_error_errno(err, "dup2");
-	status_fd = PID1_STATUS_FD;
-	syscall(SYS_close_range, PID1_STATUS_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC);
+	/* pid1 finds no status pipe on its fd 4, as after a re-exec. */
+	syscall(SYS_close_range, PID1_LISTEN_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC);
+	if (al_write_all(STATUS_FD, "ok", 2) < 0)
+		return al_error_errno(err, "report ready to airlockd");
+	status_fd = -1;
 	execve("/dev/.init", argv, envp);
 	return al_error_errno(err, "exec /dev/.init (airlock-pid1)");
 }
@@ -289,7 +297,7 @@ int main(void)
 	{
 		char msg[AL_ERROR_MSG_MAX + 8];
 		int n = snprintf(msg, sizeof(msg), "error: %s", err.msg);
-		if (al_write_all(status_fd, msg, (size_t)n) < 0)
+		if (status_fd < 0 || al_write_all(status_fd, msg, (size_t)n) < 0)
 			fprintf(stderr, "airlock-init: %s\n", err.msg);
 	}
 	return 1;

@@ -11,8 +11,8 @@
  * maps nothing but this file, has /dev/null as stdio, and listens on an
  * abstract socket of the sandbox's own network namespace (initproto.h).
  *
- * Inherited fds: 3 = the listening socket; 4 = status pipe to airlockd
- * (we write "ok" and close it), absent after a CRIU restore.
+ * Inherited fds: 3 = the listening socket (airlock-init told airlockd the
+ * sandbox is ready before exec'ing us: requests wait on it until we run).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,7 +32,6 @@
 #include "initproto.h"
 
 #define LISTEN_FD 3
-#define STATUS_FD 4
 #define MAX_CLIENTS 1024
 
 /* One airlockd connection; pid > 0 once it spawned a process. */
@@ -327,13 +326,6 @@ int main(void)
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	/* exec named us after the file, /dev/.init. */
 	prctl(PR_SET_NAME, "airlock-init", 0, 0, 0);
-	/* Before any fd of ours could take its number: the status pipe is
-	 * there only when airlock-init execs us, not when we re-exec. */
-	if (fcntl(STATUS_FD, F_GETFD) >= 0) {
-		if (write(STATUS_FD, "ok", 2) != 2)
-			return 1;
-		close(STATUS_FD);
-	}
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
