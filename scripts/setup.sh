@@ -143,7 +143,7 @@ CLI_CURL_CONFIGURE=(
 	--disable-tftp --disable-pop3 --disable-imap --disable-smb --disable-smtp
 	--disable-gopher --disable-mqtt --disable-ftp --disable-file --disable-manual
 	--disable-ntlm --disable-alt-svc --disable-cookies --disable-hsts --disable-proxy
-	--disable-netrc --disable-progress-meter --disable-docs --disable-doh --disable-mime
+	--disable-netrc --disable-progress-meter --disable-doh --disable-mime
 	--disable-websockets --disable-dateparse --disable-threaded-resolver
 	--disable-socketpair
 )
