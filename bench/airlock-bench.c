@@ -331,7 +331,8 @@ static int mode_create(const struct opts *o, struct al_error *err)
 				break;
 			e_ms = ms_since(t0);
 		}
-		snprintf(path, sizeof(path), "/v1/sandboxes/%s", id->valuestring);
+		/* As `airlock run` does: answered once killed, torn down after. */
+		snprintf(path, sizeof(path), "/v1/sandboxes/%s?wait=0", id->valuestring);
 		t0 = al_now_ns();
 		r = http_call(&h, "DELETE", path, NULL, 200, err);
 		d_ms = ms_since(t0);

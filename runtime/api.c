@@ -292,7 +292,10 @@ static void handle_destroy(struct api_server *s, struct sandbox *sb, struct MHD_
 	struct al_error err = AL_ERROR_INIT;
 	cJSON *o;
 
-	if (sandbox_destroy(s->ctx, sb, query_bool(c, "wait"), &err) < 0) {
+	/* ?wait=0: answer once killed, teardown in the background (reaper.h). */
+	const char *w = query(c, "wait");
+
+	if (sandbox_destroy(s->ctx, sb, !w || query_bool(c, "wait"), &err) < 0) {
 		reply_al_error(rp, &err);
 		return;
 	}

@@ -683,7 +683,7 @@ static int create_sandbox(struct client *c, const struct create_opts *o, char **
  * run, whose sandbox nobody looks at again, does not). */
 static int destroy_sandbox(struct client *c, const char *id, bool wait, struct al_error *err)
 {
-	_cleanup_free_ char *path = sandbox_path(c, id, wait ? "?wait=1" : "");
+	_cleanup_free_ char *path = sandbox_path(c, id, wait ? "" : "?wait=0");
 	_cleanup_cjson_ cJSON *res = NULL;
 	int r;
 

@@ -138,10 +138,10 @@ class Client:
         return self.expect(200, "GET", "/v1/sandboxes").json["sandboxes"]
 
     def destroy(self, sid, wait=True):
-        """DELETE answers once the sandbox is killed; with wait (the tests'
-        default, so that they can look for leftovers at once) only once its
-        teardown is done too."""
-        return self.expect(200, "DELETE", "/v1/sandboxes/" + sid + ("?wait=1" if wait else "")).json
+        """DELETE answers once the sandbox is torn down; without wait
+        (?wait=0) once it is killed, the teardown following in the
+        background."""
+        return self.expect(200, "DELETE", "/v1/sandboxes/" + sid + ("" if wait else "?wait=0")).json
 
     def exec_raw(self, sid, **fields):
         return self.request("POST", "/v1/sandboxes/%s/exec" % sid, fields)

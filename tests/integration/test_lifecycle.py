@@ -201,7 +201,7 @@ class LifecycleTest(at.AirlockTestCase):
         self.assertEqual(at.leftovers(self.daemon.state_dir, ids, daemon_running=True), [])
 
     def test_destroy_answers_before_teardown_and_teardown_completes(self):
-        """Without ?wait=1 DELETE answers once the sandbox is killed; the
+        """With ?wait=0 DELETE answers once the sandbox is killed; the
         sandbox is gone from the API at once, its name is free at once, and
         the reaper removes every trace of it shortly after."""
         sb = self.client.create(name="reap-me")
