@@ -14,8 +14,16 @@ first and a second snapshot of the same sandbox wrote.  A snapshot with
 processes restores into the uid range it was taken in, so each round
 destroys the sandbox before restoring it, and the restored one (whose loop
 must still be counting) is the next round's source.  Everything it makes is
-removed.  --json FILE writes the samples (ms) as airlock_snapshot,
-airlock_restore, runc_checkpoint, runc_restore (read by bench/run).
+removed.
+
+Then the same again with a second process next to the loop that keeps
+--resident-mb MiB (default 200; 0 skips it) of random bytes resident: a
+`dd` holding them in its buffer, blocked writing them to a pipe nobody
+reads.  Its memory is what both sides dump and restore.
+
+--json FILE writes the samples (ms) as airlock_snapshot, airlock_restore,
+runc_checkpoint, runc_restore and, for the resident case, the same names
+with _200mb (the size) appended (read by bench/run).
 """
 
 import argparse
@@ -37,6 +45,21 @@ BUSYBOX = "/var/lib/airlock/rootfs/busybox"
 LOOP = "i=0; while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done"
 
 
+def resident(mb):
+    """A command that keeps mb MiB of random bytes resident in one dd."""
+    return ("dd if=/dev/urandom bs=1M count=%d iflag=fullblock 2>/dev/null | "
+            "dd bs=%dM count=1 iflag=fullblock 2>/dev/null | sleep 1000000" % (mb, mb))
+
+
+def max_rss_mb(status_text):
+    """The largest VmRSS (MiB) in the concatenated /proc/*/status lines given."""
+    kb = [int(line.split()[1]) for line in status_text.splitlines() if line.startswith("VmRSS:")]
+    return max(kb, default=0) / 1024.0
+
+
+RSS_CMD = "cat /proc/[0-9]*/status 2>/dev/null | grep VmRSS"
+
+
 def ms(t0):
     return (time.monotonic() - t0) * 1000
 
@@ -48,24 +71,24 @@ def summary(name, values):
         name, statistics.median(values), min(values), max(values), len(values))
 
 
-def bench_runc(work, runs):
+def bench_runc(work, runs, mb=0):
     if not shutil.which("runc"):
         return None, "runc is not installed"
-    bundle = os.path.join(work, "bundle")
+    bundle = os.path.join(work, "bundle-%d" % mb)
     os.makedirs(bundle)
     subprocess.run(["runc", "spec"], cwd=bundle, check=True)
     with open(os.path.join(bundle, "config.json")) as f:
         spec = json.load(f)
     spec["root"] = {"path": BUSYBOX, "readonly": False}
     spec["process"]["terminal"] = False
-    spec["process"]["args"] = ["/bin/sh", "-c", LOOP]
+    spec["process"]["args"] = ["/bin/sh", "-c", (resident(mb) + " & " if mb else "") + LOOP]
     # The rootfs is shared with airlockd: the loop writes to a tmpfs.
     spec["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
                            "options": ["nosuid", "nodev"]})
     with open(os.path.join(bundle, "config.json"), "w") as f:
         json.dump(spec, f)
     root = os.path.join(work, "runc-root")
-    cid = "airlock-bench-%d" % os.getpid()
+    cid = "airlock-bench-%d-%d" % (os.getpid(), mb)
     runc = ["runc", "--root", root]
     dump, restore = [], []
     try:
@@ -73,8 +96,12 @@ def bench_runc(work, runs):
                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
         time.sleep(0.5)
+        if mb:
+            wait_resident(lambda: subprocess.run(
+                runc + ["exec", cid, "sh", "-c", RSS_CMD], capture_output=True,
+                text=True).stdout, mb, "runc container")
         for i in range(runs):
-            images = os.path.join(work, "runc-images-%d" % i)
+            images = os.path.join(work, "runc-images-%d-%d" % (mb, i))
             t0 = time.monotonic()
             subprocess.run(runc + ["checkpoint", "--image-path", images, cid], check=True)
             dump.append(ms(t0))
@@ -98,13 +125,23 @@ def bench_runc(work, runs):
     return (dump, restore), None
 
 
+def wait_resident(status_of, mb, what, timeout=30):
+    """Wait until a process of what (status_of() gives its RSS lines) holds mb MiB."""
+    end = time.monotonic() + timeout
+    while max_rss_mb(status_of()) < mb:
+        if time.monotonic() > end:
+            raise AssertionError("%s: no process got %d MiB resident in %d s" % (what, mb, timeout))
+        time.sleep(0.2)
+
+
 def counter(c, sid):
     r = c.exec(sid, command="cat /tmp/n")
     return int(r["stdout"] or 0)
 
 
-def bench_airlock(work, runs):
-    daemon = Daemon(work, BUSYBOX)
+def bench_airlock(work, runs, mb=0):
+    daemon = Daemon(os.path.join(work, "airlockd-%d" % mb), BUSYBOX)
+    os.makedirs(daemon.workdir)
     daemon.start()
     c = Client(daemon.socket_path)
     snaps, sandboxes = [], []
@@ -113,6 +150,10 @@ def bench_airlock(work, runs):
         sb = c.create()
         sandboxes.append(sb["id"])
         c.exec(sb["id"], command=LOOP, yield_ms=50)
+        if mb:
+            c.exec(sb["id"], command=resident(mb), yield_ms=50)
+            wait_resident(lambda: c.exec(sb["id"], command=RSS_CMD)["stdout"], mb,
+                          "sandbox " + sb["id"])
         time.sleep(0.5)
         r = c.request("POST", "/v1/sandboxes/%s/snapshots" % sb["id"], {"processes": True})
         if r.status != 201:
@@ -140,10 +181,16 @@ def bench_airlock(work, runs):
                 time.sleep(0.3)
                 after = counter(c, new["id"])
                 assert after > before - 2, (before, after)
+                if mb:
+                    # And the memory came back with its process.
+                    rss = max_rss_mb(c.exec(new["id"], command=RSS_CMD)["stdout"])
+                    assert rss >= mb, (rss, mb)
                 source = new["id"]
             else:
                 c.expect(200, "DELETE", "/v1/sandboxes/" + new["id"])
                 sandboxes.remove(new["id"])
+        if mb:
+            return result
         # Incremental: a sandbox with 32 MiB of data, snapshotted twice.
         r = c.exec(source, command="dd if=/dev/urandom of=/blob bs=1M count=32 2>/dev/null")
         assert r.get("exit_code") == 0, r
@@ -165,10 +212,19 @@ def bench_airlock(work, runs):
     return result
 
 
+def print_ratio(a, runc, what):
+    ours = statistics.median(a["take"]) + statistics.median(a["restore"])
+    theirs = statistics.median(runc[0]) + statistics.median(runc[1])
+    print("checkpoint+restore%s: airlockd %.1f ms, runc %.1f ms (medians): %.2fx"
+          % (what, ours, theirs, ours / theirs))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--json", help="also write the samples (ms) to this file")
+    ap.add_argument("--resident-mb", type=int, default=200,
+                    help="MiB a second process keeps resident in the second case (0: no such case)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/snapshot.py needs root")
@@ -194,11 +250,29 @@ def main():
               " (%.1f%%)" % (a["first"]["written"], a["first"]["total"], a["second"]["written"],
                              a["second"]["total"],
                              100.0 * a["second"]["written"] / max(1, a["first"]["written"])))
-        if args.json:
-            data = {"airlock_snapshot": a["take"], "airlock_restore": a["restore"],
-                    "airlock_processes": a["processes"]}
+        data = {"airlock_snapshot": a["take"], "airlock_restore": a["restore"],
+                "airlock_processes": a["processes"]}
+        if runc:
+            data["runc_checkpoint"], data["runc_restore"] = runc
+            print_ratio(a, runc, "")
+        if args.resident_mb > 0:
+            mb = args.resident_mb
+            print("-- with a process keeping %d MiB resident" % mb)
+            runc, why = bench_runc(work, args.runs, mb)
             if runc:
-                data["runc_checkpoint"], data["runc_restore"] = runc
+                print(summary("runc checkpoint, %d MiB" % mb, runc[0]))
+                print(summary("runc restore -d, %d MiB" % mb, runc[1]))
+                data["runc_checkpoint_%dmb" % mb], data["runc_restore_%dmb" % mb] = runc
+            else:
+                print("runc: skipped:", why)
+            a = bench_airlock(work, args.runs, mb)
+            print(summary("airlockd snapshot, %d MiB" % mb, a["take"]))
+            print(summary("airlockd restore, %d MiB" % mb, a["restore"]))
+            data["airlock_snapshot_%dmb" % mb] = a["take"]
+            data["airlock_restore_%dmb" % mb] = a["restore"]
+            if runc:
+                print_ratio(a, runc, ", %d MiB" % mb)
+        if args.json:
             with open(args.json, "w") as f:
                 json.dump(data, f, indent=1)
     finally:

@@ -169,38 +169,57 @@ static int remember_mount(char **slot, const char *mount_point)
 	return *slot ? 0 : -ENOMEM;
 }
 
-/* One mountinfo line: "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE SOURCE
- * SUPEROPTS".  Only cgroup and cgroup2 mounts matter. */
-static int parse_mountinfo_line(struct cgroup_manager *m, char *line)
+/* The fields of one mountinfo line that matter here (pointers into it). */
+struct mountinfo_entry {
+	char *root;        /* the mounted directory of its filesystem */
+	char *mount_point; /* unescaped */
+	char *fstype;
+	char *superopts; /* NULL when absent */
+};
+
+/* Split one mountinfo line, in place: "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS
+ * [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS".  false for a malformed line. */
+static bool mountinfo_split(char *line, struct mountinfo_entry *e)
 {
 	char *fields[6] = {0};
-	char *save = NULL, *tok, *fstype = NULL, *superopts = NULL;
-	int n = 0;
+	char *save = NULL, *tok;
 
-	for (; n < 6; n++) {
+	for (int n = 0; n < 6; n++) {
 		fields[n] = strtok_r(n == 0 ? line : NULL, " \n", &save);
 		if (!fields[n])
-			return 0;
+			return false;
 	}
 	/* Optional fields run up to a lone "-". */
 	do
 		tok = strtok_r(NULL, " \n", &save);
 	while (tok && strcmp(tok, "-") != 0);
 	if (!tok)
-		return 0;
-	fstype = strtok_r(NULL, " \n", &save);
-	if (!fstype || !strtok_r(NULL, " \n", &save)) /* skip the source */
-		return 0;
-	superopts = strtok_r(NULL, " \n", &save);
+		return false;
+	e->fstype = strtok_r(NULL, " \n", &save);
+	if (!e->fstype || !strtok_r(NULL, " \n", &save)) /* skip the source */
+		return false;
+	e->superopts = strtok_r(NULL, " \n", &save);
+	unescape_octal(fields[3]);
 	unescape_octal(fields[4]);
+	e->root = fields[3];
+	e->mount_point = fields[4];
+	return true;
+}
 
-	if (!strcmp(fstype, "cgroup2"))
-		return remember_mount(&m->unified, fields[4]);
-	if (strcmp(fstype, "cgroup") != 0 || !superopts)
+/* Only cgroup and cgroup2 mounts matter. */
+static int parse_mountinfo_line(struct cgroup_manager *m, char *line)
+{
+	struct mountinfo_entry e;
+
+	if (!mountinfo_split(line, &e))
+		return 0;
+	if (!strcmp(e.fstype, "cgroup2"))
+		return remember_mount(&m->unified, e.mount_point);
+	if (strcmp(e.fstype, "cgroup") != 0 || !e.superopts)
 		return 0;
 	for (int c = 0; c < CG_NR_CTRL; c++) {
-		if (in_list(superopts, ',', ctrl_names[c])) {
-			int r = remember_mount(&m->v1[c], fields[4]);
+		if (in_list(e.superopts, ',', ctrl_names[c])) {
+			int r = remember_mount(&m->v1[c], e.mount_point);
 			if (r < 0)
 				return r;
 		}
@@ -328,6 +347,86 @@ int cgroup_criu_roots(struct cgroup_manager *m, const char *id, char ***out, str
 			return al_error_set(err, ENOMEM, "out of memory");
 		}
 	*out = steal_pointer(&v);
+	return 0;
+}
+
+/* Append a copy of s to the NULL-terminated *v of n strings. */
+static int strv_append(char ***v, size_t n, const char *s)
+{
+	char **more = realloc(*v, (n + 2) * sizeof(char *));
+
+	if (!more)
+		return -ENOMEM;
+	*v = more;
+	more[n + 1] = NULL;
+	more[n] = strdup(s);
+	return more[n] ? 0 : -ENOMEM;
+}
+
+int cgroup_hierarchy_mounts(const char *mountinfo_path, pid_t pid, char ***controllers,
+                            char ***mounts, struct al_error *err)
+{
+	_cleanup_free_ char *cgroups = NULL, *info = NULL;
+	_cleanup_free_ struct mountinfo_entry *entries = NULL;
+	_cleanup_strv_ char **ctrls = NULL, **points = NULL;
+	size_t n_entries = 0, n = 0, cap = 0;
+	char path[64], *save = NULL;
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	r = al_read_file(path, 1 << 20, &cgroups, NULL, err);
+	if (r < 0)
+		return r;
+	if (!mountinfo_path)
+		mountinfo_path = "/proc/self/mountinfo";
+	r = al_read_file(mountinfo_path, 16 << 20, &info, NULL, err);
+	if (r < 0)
+		return r;
+	for (char *line = strtok_r(info, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		struct mountinfo_entry e;
+		if (!mountinfo_split(line, &e) ||
+		    (strcmp(e.fstype, "cgroup") && strcmp(e.fstype, "cgroup2")))
+			continue;
+		if (n_entries == cap) {
+			struct mountinfo_entry *more;
+			cap = cap ? cap * 2 : 16;
+			more = realloc(entries, cap * sizeof(*entries));
+			if (!more)
+				return al_error_set(err, ENOMEM, "out of memory");
+			entries = more;
+		}
+		entries[n_entries++] = e;
+	}
+	/* /proc/PID/cgroup: "ID:CONTROLLERS:PATH", one line per hierarchy. */
+	save = NULL;
+	for (char *line = strtok_r(cgroups, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *list = strchr(line, ':'), *end, first[64];
+		const char *found = NULL;
+		if (!list || !(end = strchr(++list, ':')))
+			continue;
+		*end = '\0';
+		/* Two hierarchies never share a controller: the first one names it. */
+		snprintf(first, sizeof(first), "%.*s", (int)strcspn(list, ","), list);
+		for (size_t i = 0; i < n_entries; i++) {
+			const struct mountinfo_entry *e = &entries[i];
+			bool same = !*list ? !strcmp(e->fstype, "cgroup2")
+			                   : !strcmp(e->fstype, "cgroup") && e->superopts &&
+			                         in_list(e->superopts, ',', first);
+			if (same && !strcmp(e->root, "/") &&
+			    (!found ||
+			     (!conventional_mount(found) && conventional_mount(e->mount_point))))
+				found = e->mount_point;
+		}
+		if (!found)
+			return al_error_set(err, ENOENT, "cgroup hierarchy '%s' is not mounted",
+			                    list);
+		if (strv_append(&ctrls, n, list) < 0 || strv_append(&points, n, found) < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
+		n++;
+	}
+	*controllers = steal_pointer(&ctrls);
+	*mounts = steal_pointer(&points);
 	return 0;
 }
 

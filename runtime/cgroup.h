@@ -87,6 +87,16 @@ int cgroup_open_join_fds(struct cgroup_manager *m, const char *id, int *fds, siz
 int cgroup_criu_roots(struct cgroup_manager *m, const char *id, char ***out, struct al_error *err);
 
 /*
+ * Every cgroup hierarchy process pid is in, as /proc/PID/cgroup names its
+ * controllers ("" for cgroup2, "memory", "cpu,cpuacct", "name=systemd"), and
+ * a mount point of its root in mountinfo_path (NULL = /proc/self/mountinfo),
+ * the conventional one if there are several: two NULL-terminated lists,
+ * index for index.  -ENOENT when a hierarchy has no such mount.
+ */
+int cgroup_hierarchy_mounts(const char *mountinfo_path, pid_t pid, char ***controllers,
+                            char ***mounts, struct al_error *err);
+
+/*
  * Freeze (frozen) or thaw every task of the sandbox, with the v1 freezer or
  * cgroup2's cgroup.freeze; freezing returns once the group is frozen (or
  * fails, thawed again, after 1 s).  path, if not NULL, gets the freezer's

@@ -21,6 +21,15 @@
  * Options, and why:
  *   --network-lock skip   the sandbox has loopback only: nothing to lock,
  *                         and the iptables/nftables lock costs ~100 ms
+ *   --empty-ns net        its network namespace holds lo, up, and nothing
+ *                         root inside could change (no CAP_NET_ADMIN): CRIU
+ *                         need not run `ip addr/route/rule save`,
+ *                         iptables-save and the like, nor their restore
+ *                         counterparts (~30 ms of dump, ~18 ms of restore
+ *                         here); at restore airlock-criu-hook brings lo up in
+ *                         the new namespace before any socket comes back
+ *                         (criu_hook.c).  Recorded in airlock-criu.json, so
+ *                         images made before are restored as they were made.
  *   --manage-cgroups=soft  CRIU records the cgroup namespace; at restore
  *                         --cgroup-root (one per hierarchy) maps the tree
  *                         into the new sandbox's cgroups, which airlockd made
@@ -40,7 +49,18 @@
  *
  * CRIU 4.1.1 on Linux >= 6.16 cannot dump a TCP socket: the criu process
  * gets airlock-criu-shim.so preloaded (criu_passcred_shim.c says what it
- * changes and why); nothing else does.
+ * changes and why); nothing else does but what criu itself runs (tar, the
+ * action script), which inherits its environment.
+ *
+ * Every criu run starts by probing the kernel (its "kerndat": ~25 ms here,
+ * most of it running `iptables -L` and `ip6tables -L`), and keeps the result
+ * in /run/criu.kdat for the next run, but only if /run is a tmpfs (the file
+ * must not outlive the kernel); on hosts where it is not, as on this one,
+ * every run probes again.  So criu runs in a private mount namespace (which
+ * the restore needs anyway) with a fresh tmpfs of ours on /run, holding
+ * criu.kdat as the previous run left it: airlockd keeps those bytes in
+ * memory, tied to the criu binary that wrote them.  Nothing is mounted on
+ * the host, and the cache dies with airlockd (a new kernel restarts it).
  */
 #include "criu.h"
 
@@ -55,7 +75,6 @@
 #include <linux/mount.h>
 #include <linux/sched.h>
 #include <sched.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -205,22 +224,320 @@ static int wait_criu(pid_t pid, int *status, const char *what, struct al_error *
 	return 0;
 }
 
-/* Run criu with argv and env; on failure see criu_result(). */
-static int run_criu(char *const argv[], char *const env[], const char *log_path,
-                    const char *keep_log, const char *what, struct al_error *err)
+/* criu's path from PATH, resolved before fork (the child may not allocate). */
+static char *find_criu(void)
 {
+	const char *path = getenv("PATH");
+	_cleanup_free_ char *copy = strdup(path && *path ? path : "/usr/sbin:/usr/bin:/sbin:/bin");
+	char *save = NULL, *cand;
+
+	for (char *d = copy ? strtok_r(copy, ":", &save) : NULL; d;
+	     d = strtok_r(NULL, ":", &save)) {
+		if (asprintf(&cand, "%s/criu", d) < 0)
+			return NULL;
+		if (access(cand, X_OK) == 0)
+			return cand;
+		free(cand);
+	}
+	return NULL;
+}
+
+/* ---- CRIU's kernel-feature cache (see the top of this file) ------------------------------- */
+
+#define KDAT_NAME "criu.kdat"
+#define KDAT_MAX (64u << 10)
+
+static struct {
+	pthread_mutex_t lock;
+	unsigned char *data; /* criu.kdat as the last run left it, or NULL */
+	size_t len;
+	struct stat criu; /* the criu binary that wrote it */
+} kdat = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/*
+ * The tmpfs criu gets as /run: a detached mount, with the cached criu.kdat
+ * in it when the same criu binary wrote one.  -1 if it cannot be made (a
+ * kernel without fsopen): criu then probes the kernel, which is slower, not
+ * wrong.
+ */
+static int criu_run_dir(const struct stat *criu)
+{
+	struct al_error err = AL_ERROR_INIT;
+	_cleanup_close_ int fd = -1;
+	struct stat st;
+
+	/* Where it goes: a directory, not a symlink to one. */
+	if (lstat("/run", &st) < 0 || !S_ISDIR(st.st_mode))
+		return -1;
+	fd = mounts_make_tmpfs("1m", &err);
+	if (fd < 0) {
+		log_debug("criu runs without its kernel-feature cache: %s", err.msg);
+		return -1;
+	}
+	pthread_mutex_lock(&kdat.lock);
+	if (kdat.data && same_file(&kdat.criu, criu)) {
+		_cleanup_close_ int f =
+		    openat(fd, KDAT_NAME, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (f < 0 || al_write_all(f, kdat.data, kdat.len) < 0)
+			unlinkat(fd, KDAT_NAME, 0); /* criu would call it stale anyway */
+	}
+	pthread_mutex_unlock(&kdat.lock);
+	return steal_fd(&fd);
+}
+
+/* Keep criu.kdat as criu left it (it writes one when it had none, and
+ * rewrites it when it found something new) for the next run. */
+static void kdat_keep(int run_fd, const struct stat *criu)
+{
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ unsigned char *buf = NULL;
+	struct stat st;
+	size_t done = 0;
+
+	if (run_fd < 0)
+		return;
+	fd = openat(run_fd, KDAT_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+	    st.st_size > KDAT_MAX)
+		return;
+	buf = malloc((size_t)st.st_size);
+	if (!buf)
+		return;
+	while (done < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		done += (size_t)n;
+	}
+	pthread_mutex_lock(&kdat.lock);
+	if (!kdat.data || kdat.len != done || memcmp(kdat.data, buf, done) ||
+	    !same_file(&kdat.criu, criu)) {
+		free(kdat.data);
+		kdat.data = steal_pointer(&buf);
+		kdat.len = done;
+		kdat.criu = *criu;
+	}
+	pthread_mutex_unlock(&kdat.lock);
+}
+
+/* ---- the cgroup yard ---------------------------------------------------------------------- */
+
+/*
+ * CRIU mounts every cgroup hierarchy of the sandbox afresh, to read its
+ * cgroups at a dump and to make them at a restore.  A v1 mount costs about
+ * 0.1 ms, but a new cgroup2 mount 8 to 18 ms here, once in each.  Given
+ * --cgroup-yard, CRIU takes the hierarchies already mounted in that
+ * directory, one subdirectory each, named as CRIU names them: so criu gets
+ * the host's own mounts of their roots bound in /run/cgroup-yard of its
+ * private namespace (~0.1 ms each).  When one is not mounted on the host,
+ * no yard: CRIU mounts them itself, as it would anyway.
+ */
+#define YARD_DIR "cgroup-yard"
+#define YARD_MAX 32
+
+struct cgroup_yard {
+	size_t n;
+	char *source[YARD_MAX]; /* the host's mount of the hierarchy's root */
+	char *target[YARD_MAX]; /* /run/cgroup-yard/NAME in criu's namespace */
+};
+
+static void cgroup_yard_free(struct cgroup_yard *y)
+{
+	for (size_t i = 0; i < y->n; i++) {
+		free(y->source[i]);
+		free(y->target[i]);
+	}
+	y->n = 0;
+}
+
+/* CRIU's name for a hierarchy, from its controllers as /proc/PID/cgroup
+ * lists them: cgroup2 is "unified", "name=X" is "X", co-mounted ones keep
+ * their commas. */
+static void yard_name(const char *controllers, char *out, size_t len)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	if (!*controllers) {
+		snprintf(out, len, "unified");
+		return;
+	}
+	for (const char *p = controllers; *p && used < len;) {
+		size_t n = strcspn(p, ",");
+		const char *name = !strncmp(p, "name=", 5) && n > 5 ? p + 5 : p;
+		int w = snprintf(out + used, len - used, "%s%.*s", used ? "," : "",
+		                 (int)(n - (size_t)(name - p)), name);
+		if (w < 0)
+			break;
+		used += (size_t)w;
+		p += n + (p[n] == ',');
+	}
+}
+
+/* One hierarchy more in the yard: its directory, and what to bind there. */
+static bool cgroup_yard_add(struct cgroup_yard *y, int dfd, const char *controllers,
+                            const char *mount_point)
+{
+	char name[256];
+
+	yard_name(controllers, name, sizeof(name));
+	if (y->n == YARD_MAX || !name[0] || strchr(name, '/') || mkdirat(dfd, name, 0700) < 0)
+		return false;
+	y->source[y->n] = strdup(mount_point);
+	if (asprintf(&y->target[y->n], "/run/%s/%s", YARD_DIR, name) < 0)
+		y->target[y->n] = NULL;
+	y->n++;
+	return y->source[y->n - 1] && y->target[y->n - 1];
+}
+
+/* The yard for a criu whose /run will be run_fd, from the hierarchies of pid;
+ * false (and none) when it cannot be made. */
+static bool cgroup_yard_make(int run_fd, pid_t pid, struct cgroup_yard *y)
+{
+	_cleanup_strv_ char **ctrls = NULL, **mounts = NULL;
+	_cleanup_close_ int dfd = -1;
+	struct al_error err = AL_ERROR_INIT;
+
+	if (run_fd < 0)
+		return false;
+	if (cgroup_hierarchy_mounts(NULL, pid, &ctrls, &mounts, &err) < 0) {
+		log_debug("criu mounts the cgroup hierarchies itself: %s", err.msg);
+		return false;
+	}
+	if (mkdirat(run_fd, YARD_DIR, 0700) < 0 ||
+	    (dfd = openat(run_fd, YARD_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return false;
+	for (size_t i = 0; ctrls[i]; i++) {
+		if (!cgroup_yard_add(y, dfd, ctrls[i], mounts[i])) {
+			cgroup_yard_free(y);
+			return false;
+		}
+	}
+	return y->n > 0;
+}
+
+/* ---- running criu ----------------------------------------------------------------------- */
+
+/* criu's images directory, as its fd in criu (--images-dir=/proc/self/fd/9:
+ * the directory may be a detached tmpfs, see criu_images_scratch). */
+#define IMAGES_FD 9
+#define INHERIT_FD_BASE 10
+
+/* How to start one criu. */
+struct criu_child {
+	const char *criu; /* its absolute path (find_criu) */
+	char *const *argv, *const *envp;
+	int run_fd;                     /* tmpfs to put on /run (criu_run_dir), or -1 */
+	const struct cgroup_yard *yard; /* to bind there, or NULL */
+	int cgroup_fd;                  /* cgroup2 directory to start in, or -1 */
+	const int *join;                /* v1 "tasks" files to join first (cgroup_open_join_fds) */
+	int n_join;
+	int root_fd; /* restore: the sandbox's root, attached at target */
+	const char *target;
+	int images_fd;      /* its images directory, as IMAGES_FD */
+	const int *inherit; /* restore: fds criu gets as INHERIT_FD_BASE + i */
+	size_t n_inherit;
+};
+
+/* Exit codes of the child before it runs criu (it can only report a number). */
+enum { CHILD_CGROUP = 120, CHILD_MOUNTNS, CHILD_ROOT, CHILD_RUN, CHILD_FDS };
+
+/*
+ * The child of a multi-threaded process makes raw syscalls only.  criu runs
+ * in a private mount namespace: the restored root is attached there, and
+ * our tmpfs is its /run; it dies with criu, so nothing is ever mounted on
+ * the host.
+ */
+static _Noreturn void criu_child_main(const struct criu_child *c)
+{
+	for (int i = 0; i < c->n_join; i++)
+		if (write(c->join[i], "0", 1) != 1)
+			_exit(CHILD_CGROUP);
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		_exit(CHILD_MOUNTNS);
+	if (c->root_fd >= 0 && syscall(SYS_move_mount, c->root_fd, "", AT_FDCWD, c->target,
+	                               MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		_exit(CHILD_ROOT);
+	if (c->run_fd >= 0 &&
+	    syscall(SYS_move_mount, c->run_fd, "", AT_FDCWD, "/run", MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		_exit(CHILD_RUN);
+	for (size_t i = 0; c->yard && i < c->yard->n; i++)
+		if (mount(c->yard->source[i], c->yard->target[i], NULL, MS_BIND, NULL) < 0)
+			_exit(CHILD_RUN);
+	/* All moved above their targets first, so that no dup2 overwrites one
+	 * still to be moved (and dup2 clears close-on-exec: never a no-op). */
+	int high = INHERIT_FD_BASE + (int)c->n_inherit, moved[65];
+	moved[0] = fcntl(c->images_fd, F_DUPFD_CLOEXEC, high);
+	for (size_t i = 0; i < c->n_inherit; i++)
+		moved[i + 1] = fcntl(c->inherit[i], F_DUPFD_CLOEXEC, high);
+	for (size_t i = 0; i <= c->n_inherit; i++)
+		if (moved[i] < 0 ||
+		    dup2(moved[i], i ? INHERIT_FD_BASE + (int)i - 1 : IMAGES_FD) < 0)
+			_exit(CHILD_FDS);
+	syscall(SYS_close_range, 3, IMAGES_FD - 1, CLOSE_RANGE_CLOEXEC);
+	syscall(SYS_close_range, high, ~0U, CLOSE_RANGE_CLOEXEC);
+	execve(c->criu, c->argv, c->envp);
+	_exit(127);
+}
+
+/* Start criu as c says. */
+static int spawn_criu(const struct criu_child *c, pid_t *out, const char *what,
+                      struct al_error *err)
+{
+	struct clone_args args = {.exit_signal = SIGCHLD};
 	pid_t pid;
+
+	if (c->cgroup_fd >= 0) {
+		args.flags |= CLONE_INTO_CGROUP;
+		args.cgroup = (uint64_t)c->cgroup_fd;
+	}
+	pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+	if (pid == 0)
+		criu_child_main(c);
+	if (pid < 0)
+		return al_error_errno(err, "clone3 for criu %s", what);
+	*out = pid;
+	return 0;
+}
+
+/* Wait for the criu of spawn_criu(); on failure see criu_result(). */
+static int finish_criu(pid_t pid, const char *log_path, const char *keep_log, const char *what,
+                       struct al_error *err)
+{
 	int status = 0, r;
 
-	r = posix_spawnp(&pid, "criu", NULL, NULL, argv, env);
-	if (r != 0) {
-		errno = r;
-		return al_error_errno(err, "run criu");
-	}
 	r = wait_criu(pid, &status, what, err);
 	if (r < 0)
 		return r;
+	if (WIFEXITED(status) && WEXITSTATUS(status) >= CHILD_CGROUP &&
+	    WEXITSTATUS(status) <= CHILD_FDS)
+		return al_error_set(err, EIO, "criu %s: cannot prepare its namespace (%d)", what,
+		                    WEXITSTATUS(status));
 	return criu_result(status, log_path, keep_log, what, err);
+}
+
+/* airlock-criu-hook, installed next to airlock-pid1, or NULL. */
+static char *criu_hook_path(const struct daemon_ctx *ctx)
+{
+	const char *slash = strrchr(ctx->pid1_path, '/');
+	char *path;
+
+	if (asprintf(&path, "%.*s/airlock-criu-hook", slash ? (int)(slash - ctx->pid1_path) : 1,
+	             slash ? ctx->pid1_path : ".") < 0)
+		return NULL;
+	if (access(path, X_OK) < 0) {
+		free(path);
+		return NULL;
+	}
+	return path;
 }
 
 /*
@@ -268,34 +585,101 @@ static int add_dev_externals(struct strv *argv, bool restore, const char *pid1_p
 	return r;
 }
 
-int criu_checkpoint(struct daemon_ctx *ctx, struct sandbox *sb, const char *images_dir,
-                    const char *freezer, struct al_error *err)
+/*
+ * CRIU's images of a small sandbox go to a tmpfs of their own rather than to
+ * the store's filesystem: they are some forty files made and deleted at
+ * each dump and each restore, and making files is the slow part of a small
+ * snapshot on a disk filesystem (on this one, ext4 without a journal, each
+ * new inode costs a scan past the recently deleted ones: from 15 ms to over
+ * 100 ms a dump and restore, depending on what else made and deleted files
+ * on it just before).  tmpfs pages cannot be reclaimed, though, and are
+ * charged to airlockd: only images of at most IMAGES_TMPFS_MAX go there.
+ */
+#define IMAGES_TMPFS_MAX (64ULL << 20)
+
+int criu_images_scratch(uint64_t expected, int *fd, char path[CRIU_SCRATCH_PATH],
+                        struct al_error *err)
+{
+	_cleanup_close_ int mnt = -1;
+	struct al_error e = AL_ERROR_INIT;
+
+	*fd = -1;
+	path[0] = '\0';
+	if (expected > IMAGES_TMPFS_MAX)
+		return 0;
+	/* Room for twice the estimate; a dump that overflows it fails (ENOSPC). */
+	mnt = mounts_make_tmpfs("128m", &e);
+	if (mnt < 0) {
+		log_debug("CRIU images go to disk: %s", e.msg);
+		return 0;
+	}
+	*fd = openat(mnt, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*fd < 0)
+		return al_error_errno(err, "open tmpfs for CRIU images");
+	snprintf(path, CRIU_SCRATCH_PATH, "/proc/self/fd/%d", *fd);
+	return 0;
+}
+
+int criu_checkpoint(struct daemon_ctx *ctx, struct sandbox *sb, const char *disk_dir,
+                    const char *freezer, int *images_fd, struct al_error *err)
 {
 	_cleanup_(strv_free) struct strv argv = {0}, env = {0};
 	_cleanup_cjson_ cJSON *meta = cJSON_CreateObject();
-	_cleanup_free_ char *text = NULL;
-	char log_path[PATH_MAX], keep[PATH_MAX], path[PATH_MAX];
+	_cleanup_free_ char *text = NULL, *criu = NULL, *hook = NULL;
+	_cleanup_close_ int run_fd = -1, dir_fd = -1;
+	_cleanup_cjson_ cJSON *cg = NULL;
+	char log_path[PATH_MAX], keep[PATH_MAX], path[PATH_MAX], scratch[CRIU_SCRATCH_PATH];
+	struct criu_child child = {.cgroup_fd = -1, .root_fd = -1};
+	_cleanup_(cgroup_yard_free) struct cgroup_yard yard = {0};
+	struct al_error cg_err = AL_ERROR_INIT;
+	const cJSON *usage;
+	struct stat criu_st;
 	cJSON *socks, *it;
 	uint64_t t0 = al_now_ms();
+	pid_t pid;
 	int r;
 
 	if (!ctx->criu_version)
 		return al_error_set(err, ENOTSUP,
 		                    "CRIU is not installed: cannot checkpoint processes "
 		                    "(snapshot without processes instead)");
+	criu = find_criu();
+	if (!criu || stat(criu, &criu_st) < 0)
+		return al_error_set(err, ENOENT, "criu not found in PATH");
+	/* Without the hook that brings lo up at restore, the network namespace
+	 * is dumped in full, as CRIU does by default. */
+	hook = criu_hook_path(ctx);
 	if (!meta || !(socks = cJSON_AddArrayToObject(meta, "pid1_connections")) ||
-	    !cJSON_AddNumberToObject(meta, "uid_base", sb->uid_base))
+	    !cJSON_AddNumberToObject(meta, "uid_base", sb->uid_base) ||
+	    !cJSON_AddStringToObject(meta, "netns", hook ? "empty" : "full"))
 		return al_error_set(err, ENOMEM, "out of memory");
 	r = pid1_connections(sb->init_pid, socks, err);
 	if (r < 0)
 		return al_error_prefix(err, "sandbox %s", sb->id);
+	/* The images are about the size of the sandbox's memory, which holds
+	 * its processes' pages and its tmpfs files (and more, page cache). */
+	usage = cgroup_describe(ctx->cgroups, sb->id, &cg, &cg_err) == 0
+	            ? cJSON_GetObjectItemCaseSensitive(
+	                  cJSON_GetObjectItemCaseSensitive(cg, "usage"), "memory_bytes")
+	            : NULL;
+	r = criu_images_scratch(cJSON_IsNumber(usage) ? (uint64_t)usage->valuedouble : UINT64_MAX,
+	                        &dir_fd, scratch, err);
+	if (r < 0)
+		return r;
+	if (dir_fd < 0) {
+		if (mkdir(disk_dir, 0700) < 0)
+			return al_error_errno(err, "mkdir %s", disk_dir);
+		dir_fd = open(disk_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dir_fd < 0)
+			return al_error_errno(err, "open %s", disk_dir);
+	}
 	r = strv_add(&argv, "criu");
 	if (r == 0)
 		r = strv_add(&argv, "dump");
 	if (r == 0)
 		r = strv_add(&argv, "--tree=%d", (int)sb->init_pid);
 	if (r == 0)
-		r = strv_add(&argv, "--images-dir=%s", images_dir);
+		r = strv_add(&argv, "--images-dir=/proc/self/fd/%d", IMAGES_FD);
 	if (r == 0)
 		r = strv_add(&argv, "--log-file=dump.log");
 	if (r == 0)
@@ -304,6 +688,8 @@ int criu_checkpoint(struct daemon_ctx *ctx, struct sandbox *sb, const char *imag
 		r = strv_add(&argv, "--leave-running");
 	if (r == 0)
 		r = strv_add(&argv, "--network-lock=skip");
+	if (r == 0 && hook)
+		r = strv_add(&argv, "--empty-ns=net");
 	if (r == 0)
 		r = strv_add(&argv, "--manage-cgroups=soft");
 	if (r == 0)
@@ -324,9 +710,23 @@ int criu_checkpoint(struct daemon_ctx *ctx, struct sandbox *sb, const char *imag
 		r = criu_env(ctx, &env);
 	if (r < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
-	snprintf(log_path, sizeof(log_path), "%s/dump.log", images_dir);
+	snprintf(log_path, sizeof(log_path), "/proc/self/fd/%d/dump.log", dir_fd);
 	snprintf(keep, sizeof(keep), "%s/criu-dump.log", sb->dir);
-	r = run_criu(argv.v, env.v, log_path, keep, "dump", err);
+	run_fd = criu_run_dir(&criu_st);
+	if (cgroup_yard_make(run_fd, sb->init_pid, &yard)) {
+		child.yard = &yard;
+		if (strv_add(&argv, "--cgroup-yard=/run/%s", YARD_DIR) < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
+	}
+	child.criu = criu;
+	child.argv = argv.v;
+	child.envp = env.v;
+	child.run_fd = run_fd;
+	child.images_fd = dir_fd;
+	r = spawn_criu(&child, &pid, "dump", err);
+	if (r == 0)
+		r = finish_criu(pid, log_path, keep, "dump", err);
+	kdat_keep(run_fd, &criu_st);
 	if (r < 0)
 		return al_error_prefix(err, "sandbox %s", sb->id);
 	unlink(log_path);
@@ -334,12 +734,13 @@ int criu_checkpoint(struct daemon_ctx *ctx, struct sandbox *sb, const char *imag
 	text = cJSON_PrintUnformatted(meta);
 	if (!text)
 		return al_error_set(err, ENOMEM, "out of memory");
-	snprintf(path, sizeof(path), "%s/%s", images_dir, CRIU_AIRLOCK_META);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dir_fd, CRIU_AIRLOCK_META);
 	r = al_write_file_atomic(path, text, strlen(text), 0600, err);
 	if (r < 0)
 		return r;
-	log_info("sandbox %s: criu dump in %llu ms", sb->id,
-	         (unsigned long long)(al_now_ms() - t0));
+	log_info("sandbox %s: criu dump in %llu ms%s", sb->id,
+	         (unsigned long long)(al_now_ms() - t0), scratch[0] ? "" : " (images on disk)");
+	*images_fd = steal_fd(&dir_fd);
 	return 0;
 }
 
@@ -400,24 +801,6 @@ static int userns_with_map(uid_t base, struct al_error *err)
 	return r < 0 ? r : fd;
 }
 
-/* criu's path from PATH, resolved before fork (the child may not allocate). */
-static char *find_criu(void)
-{
-	const char *path = getenv("PATH");
-	_cleanup_free_ char *copy = strdup(path && *path ? path : "/usr/sbin:/usr/bin:/sbin:/bin");
-	char *save = NULL, *cand;
-
-	for (char *d = copy ? strtok_r(copy, ":", &save) : NULL; d;
-	     d = strtok_r(NULL, ":", &save)) {
-		if (asprintf(&cand, "%s/criu", d) < 0)
-			return NULL;
-		if (access(cand, X_OK) == 0)
-			return cand;
-		free(cand);
-	}
-	return NULL;
-}
-
 /* The restored PID 1 is reparented to the nearest subreaper when criu exits:
  * airlockd is one while any restore runs, so it becomes our child. */
 static pthread_mutex_t subreaper_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -433,14 +816,13 @@ static void subreaper_hold(bool on)
 	pthread_mutex_unlock(&subreaper_lock);
 }
 
-#define INHERIT_FD_BASE 10
-
 /*
  * The restored tasks open some images themselves, some while they are still
  * the host's uid 0 without capabilities there, some once they took the
  * sandbox's uids: the images must be readable by both.  They are made
  * readable by anyone, which reaches only those that hold the directory's fd:
- * the directory is inside airlockd's 0700 state directory.
+ * the directory is inside airlockd's 0700 state directory, or on a detached
+ * tmpfs (criu_images_scratch) that no path reaches.
  */
 static int open_images(const char *images_dir, struct al_error *err)
 {
@@ -476,30 +858,78 @@ static pid_t parent_of(pid_t pid)
 	return ppid;
 }
 
+/*
+ * The action script a restore of these images needs, in *hook (NULL for
+ * none).  "netns" in airlock-criu.json is "empty" when the dump left the
+ * network namespace out (--empty-ns net, see the top of this file): the
+ * hook brings lo up in the new one.  Images made before say nothing, and
+ * hold the namespace, as "full" does.
+ */
+static int restore_hook(const struct daemon_ctx *ctx, const cJSON *meta, const char *meta_path,
+                        char **hook, struct al_error *err)
+{
+	const char *netns = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(meta, "netns"));
+
+	*hook = NULL;
+	if (!netns || !strcmp(netns, "full"))
+		return 0;
+	if (strcmp(netns, "empty"))
+		return al_error_set(err, EINVAL, "%s: unknown netns '%s'", meta_path, netns);
+	*hook = criu_hook_path(ctx);
+	if (!*hook)
+		return al_error_set(err, ENOTSUP,
+		                    "airlock-criu-hook is not installed next to %s: cannot bring "
+		                    "up the loopback of the restored sandbox",
+		                    ctx->pid1_path);
+	return 0;
+}
+
+int criu_restore_check(const struct daemon_ctx *ctx, const char *images_dir, struct al_error *err)
+{
+	_cleanup_free_ char *text = NULL, *hook = NULL;
+	_cleanup_cjson_ cJSON *meta = NULL;
+	char path[PATH_MAX];
+	int r;
+
+	if (!ctx->criu_version)
+		return al_error_set(err, ENOTSUP,
+		                    "CRIU is not installed: cannot restore processes");
+	snprintf(path, sizeof(path), "%s/%s", images_dir, CRIU_AIRLOCK_META);
+	r = al_read_file(path, 1 << 20, &text, NULL, err);
+	if (r < 0)
+		return r;
+	meta = cJSON_Parse(text);
+	if (!meta)
+		return al_error_set(err, EINVAL, "%s: malformed", path);
+	return restore_hook(ctx, meta, path, &hook, err);
+}
+
 int criu_restore(struct daemon_ctx *ctx, struct sandbox *sb, const char *images_dir,
                  struct al_error *err)
 {
 	_cleanup_(strv_free) struct strv argv = {0}, env = {0};
-	_cleanup_free_ char *text = NULL, *criu = NULL, *pidtext = NULL;
+	_cleanup_free_ char *text = NULL, *criu = NULL, *pidtext = NULL, *hook = NULL;
 	_cleanup_cjson_ cJSON *meta = NULL;
 	_cleanup_strv_ char **roots = NULL;
-	_cleanup_close_ int userns_fd = -1, root_fd = -1, cgfd = -1;
+	_cleanup_close_ int userns_fd = -1, root_fd = -1, cgfd = -1, run_fd = -1, dir_fd = -1;
 	char path[PATH_MAX], upper[PATH_MAX], work[PATH_MAX], target[PATH_MAX];
 	char log_path[PATH_MAX], keep[PATH_MAX], pidfile[PATH_MAX];
 	int inherit[64], peers[64], join[16];
 	size_t n_inherit = 0;
-	int n_join = 0, status = 0;
+	int n_join = 0;
 	const cJSON *it;
-	struct clone_args args = {0};
+	struct criu_child child = {.cgroup_fd = -1, .root_fd = -1};
+	_cleanup_(cgroup_yard_free) struct cgroup_yard yard = {0};
+	struct stat criu_st;
 	uint64_t t0 = al_now_ms();
-	pid_t pid;
+	pid_t pid = -1;
 	int r;
 
 	if (!ctx->criu_version)
 		return al_error_set(err, ENOTSUP,
 		                    "CRIU is not installed: cannot restore processes");
 	criu = find_criu();
-	if (!criu)
+	if (!criu || stat(criu, &criu_st) < 0)
 		return al_error_set(err, ENOENT, "criu not found in PATH");
 	snprintf(path, sizeof(path), "%s/%s", images_dir, CRIU_AIRLOCK_META);
 	r = al_read_file(path, 1 << 20, &text, NULL, err);
@@ -508,10 +938,16 @@ int criu_restore(struct daemon_ctx *ctx, struct sandbox *sb, const char *images_
 	meta = cJSON_Parse(text);
 	if (!meta)
 		return al_error_set(err, EINVAL, "%s: malformed", path);
+	r = restore_hook(ctx, meta, path, &hook, err);
+	if (r < 0)
+		return r;
 
 	r = open_images(images_dir, err);
 	if (r < 0)
 		return r;
+	dir_fd = open(images_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir_fd < 0)
+		return al_error_errno(err, "open %s", images_dir);
 	snprintf(upper, sizeof(upper), "%s/upper", sb->dir);
 	snprintf(work, sizeof(work), "%s/work", sb->dir);
 	snprintf(target, sizeof(target), "%s/root", sb->dir);
@@ -532,7 +968,7 @@ int criu_restore(struct daemon_ctx *ctx, struct sandbox *sb, const char *images_
 	if (r == 0)
 		r = strv_add(&argv, "restore");
 	if (r == 0)
-		r = strv_add(&argv, "--images-dir=%s", images_dir);
+		r = strv_add(&argv, "--images-dir=/proc/self/fd/%d", IMAGES_FD);
 	if (r == 0)
 		r = strv_add(&argv, "--root=%s", target);
 	if (r == 0)
@@ -549,6 +985,14 @@ int criu_restore(struct daemon_ctx *ctx, struct sandbox *sb, const char *images_
 		r = strv_add(&argv, "--file-locks");
 	if (r == 0)
 		r = strv_add(&argv, "--manage-cgroups=soft");
+	if (r == 0 && hook)
+		r = strv_add(&argv, "--empty-ns=net");
+	/* With --empty-ns net CRIU would otherwise lock the new namespace with
+	 * iptables; it had no lock before either (the dump skipped it). */
+	if (r == 0 && hook)
+		r = strv_add(&argv, "--network-lock=skip");
+	if (r == 0 && hook)
+		r = strv_add(&argv, "--action-script=%s", hook);
 	for (char **root = roots; r == 0 && *root; root++)
 		r = strv_add(&argv, "--cgroup-root=%s", *root);
 	if (r == 0)
@@ -594,54 +1038,41 @@ int criu_restore(struct daemon_ctx *ctx, struct sandbox *sb, const char *images_
 	}
 
 	/*
-	 * criu runs in the sandbox's cgroups (so the restored tree starts
-	 * there) and in a private mount namespace where the new root is
-	 * attached at state/ID/root; that namespace dies with criu, so nothing
-	 * is ever mounted on the host.  The child of a multi-threaded process
-	 * makes raw syscalls only.
+	 * criu runs in the sandbox's cgroups, so the restored tree starts
+	 * there, and in a private mount namespace where the new root is
+	 * attached at state/ID/root (criu_child_main).
 	 */
-	args.exit_signal = SIGCHLD;
-	if (cgfd >= 0) {
-		args.flags |= CLONE_INTO_CGROUP;
-		args.cgroup = (uint64_t)cgfd;
+	run_fd = criu_run_dir(&criu_st);
+	/* CRIU makes the cgroups of the images' hierarchies (airlockd's own). */
+	if (cgroup_yard_make(run_fd, getpid(), &yard)) {
+		child.yard = &yard;
+		if (strv_add(&argv, "--cgroup-yard=/run/%s", YARD_DIR) < 0)
+			r = al_error_set(err, ENOMEM, "out of memory");
 	}
+	child.criu = criu;
+	child.argv = argv.v;
+	child.envp = env.v;
+	child.run_fd = run_fd;
+	child.images_fd = dir_fd;
+	child.cgroup_fd = cgfd;
+	child.join = join;
+	child.n_join = n_join;
+	child.root_fd = root_fd;
+	child.target = target;
+	child.inherit = inherit;
+	child.n_inherit = n_inherit;
 	subreaper_hold(true);
-	pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
-	if (pid == 0) {
-		for (int i = 0; i < n_join; i++)
-			if (write(join[i], "0", 1) != 1)
-				_exit(120);
-		if (unshare(CLONE_NEWNS) < 0 ||
-		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-			_exit(121);
-		if (syscall(SYS_move_mount, root_fd, "", AT_FDCWD, target,
-		            MOVE_MOUNT_F_EMPTY_PATH) < 0)
-			_exit(122);
-		for (size_t i = 0; i < n_inherit; i++)
-			if (dup2(inherit[i], INHERIT_FD_BASE + (int)i) < 0)
-				_exit(123);
-		syscall(SYS_close_range, INHERIT_FD_BASE + n_inherit, ~0U, CLOSE_RANGE_CLOEXEC);
-		execve(criu, argv.v, env.v);
-		_exit(127);
-	}
-	if (pid < 0)
-		r = al_error_errno(err, "clone3 for criu restore");
+	if (r == 0)
+		r = spawn_criu(&child, &pid, "restore", err);
 	for (int i = 0; i < n_join; i++)
 		close(join[i]);
 	for (size_t i = 0; i < n_inherit; i++) {
 		close(inherit[i]);
 		close(peers[i]);
 	}
-	if (pid > 0) {
-		r = wait_criu(pid, &status, "restore", err);
-		if (r == 0 && WIFEXITED(status) && WEXITSTATUS(status) >= 120 &&
-		    WEXITSTATUS(status) <= 123)
-			r = al_error_set(err, EIO,
-			                 "criu restore: cannot prepare its namespace (%d)",
-			                 WEXITSTATUS(status));
-		else if (r == 0)
-			r = criu_result(status, log_path, keep, "restore", err);
-	}
+	if (r == 0)
+		r = finish_criu(pid, log_path, keep, "restore", err);
+	kdat_keep(run_fd, &criu_st);
 	subreaper_hold(false);
 	if (r < 0)
 		return al_error_prefix(err, "sandbox %s", sb->id);

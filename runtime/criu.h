@@ -16,12 +16,28 @@
  * sandbox's uid range, PID 1's connections to airlockd). */
 #define CRIU_AIRLOCK_META "airlock-criu.json"
 
-/* Dump the process tree of sb (PID 1 and everything below it) into
- * images_dir; the sandbox keeps running.  freezer, if not NULL, is the
+/* Dump the process tree of sb (PID 1 and everything below it); the sandbox
+ * keeps running.  The images go to a tmpfs of their own when the sandbox is
+ * small (criu_images_scratch), else to disk_dir, which this makes; either
+ * way *images_fd gets their directory.  freezer, if not NULL, is the
  * directory of the sandbox's freezer cgroup, already frozen by the caller
  * (CRIU leaves it frozen).  A failure names CRIU's own error. */
-int criu_checkpoint(struct daemon_ctx *ctx, struct sandbox *sb, const char *images_dir,
-                    const char *freezer, struct al_error *err);
+int criu_checkpoint(struct daemon_ctx *ctx, struct sandbox *sb, const char *disk_dir,
+                    const char *freezer, int *images_fd, struct al_error *err);
+
+#define CRIU_SCRATCH_PATH 32
+
+/* A directory for about expected bytes of CRIU images: when they are small
+ * (see criu.c), a tmpfs of its own that nothing else reaches, as an open fd
+ * in *fd and as a path through it in path ("/proc/self/fd/N", good while the
+ * fd is open); else *fd is -1, and the images are for the disk. */
+int criu_images_scratch(uint64_t expected, int *fd, char path[CRIU_SCRATCH_PATH],
+                        struct al_error *err);
+
+/* Whether this airlockd can restore the processes of images_dir (CRIU and,
+ * for images made without their network namespace, airlock-criu-hook are
+ * installed), before anything is made for the restore. */
+int criu_restore_check(const struct daemon_ctx *ctx, const char *images_dir, struct al_error *err);
 
 /* Restore the tree of images_dir as the PID 1 of sandbox sb, whose state
  * directory, writable layer and cgroups are ready; sets sb->init_pid/pidfd. */

@@ -105,6 +105,26 @@ int mounts_make_root(const char *rootfs, const char *upper, const char *work, in
 	return fd;
 }
 
+int mounts_make_tmpfs(const char *size, struct al_error *err)
+{
+	_cleanup_close_ int fs = -1;
+	int fd;
+
+	fs = sys_fsopen("tmpfs", FSOPEN_CLOEXEC);
+	if (fs < 0)
+		return al_error_errno(err, "fsopen tmpfs");
+	if (sys_fsconfig(fs, FSCONFIG_SET_STRING, "size", size, 0) < 0 ||
+	    sys_fsconfig(fs, FSCONFIG_SET_STRING, "mode", "0755", 0) < 0)
+		return al_error_errno(err, "tmpfs options");
+	if (sys_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		return al_error_errno(err, "create tmpfs");
+	fd = sys_fsmount(fs, FSMOUNT_CLOEXEC,
+	                 MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+	if (fd < 0)
+		return al_error_errno(err, "fsmount tmpfs");
+	return fd;
+}
+
 const char *const mounts_dev_nodes[] = {"null", "zero", "full", "random", "urandom", "tty", NULL};
 
 /* An empty file in the /dev tmpfs with the host's node bound on it. */

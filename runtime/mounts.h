@@ -22,6 +22,10 @@
 int mounts_make_root(const char *rootfs, const char *upper, const char *work, int userns_fd,
                      struct al_error *err);
 
+/* A small tmpfs (size as for mount(8), e.g. "1m"), nosuid, nodev, noexec, as
+ * a detached mount: its fd, to be moved where it is needed. */
+int mounts_make_tmpfs(const char *size, struct al_error *err);
+
 struct mounts_config {
 	int root_fd;           /* the detached root mount, from mounts_make_root() */
 	int target_fd;         /* O_PATH fd of the directory to attach it on */

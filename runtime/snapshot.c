@@ -68,6 +68,13 @@ static void gear_init(void)
 	}
 }
 
+/*
+ * The hash is shifted left once per byte, so a byte is out of it 64 bytes
+ * later: at the first place a cut may fall (after CHUNK_MIN bytes) it
+ * depends only on the 64 bytes before.  Rolling from there rather than from
+ * the chunk's start gives the very same cuts (chunks stored by earlier
+ * versions are still shared) for a quarter less work.
+ */
 static size_t chunk_cut(const unsigned char *p, size_t n)
 {
 	uint64_t h = 0;
@@ -75,9 +82,11 @@ static size_t chunk_cut(const unsigned char *p, size_t n)
 
 	if (n <= CHUNK_MIN)
 		return n;
-	for (size_t i = 0; i < max; i++) {
+	for (size_t i = CHUNK_MIN - 64; i < CHUNK_MIN - 1; i++)
 		h = (h << 1) + gear[p[i]];
-		if (i + 1 >= CHUNK_MIN && !(h & CHUNK_MASK))
+	for (size_t i = CHUNK_MIN - 1; i < max; i++) {
+		h = (h << 1) + gear[p[i]];
+		if (!(h & CHUNK_MASK))
 			return i + 1;
 	}
 	return max;
@@ -142,11 +151,45 @@ static int open_dir_at(int dirfd, const char *name, struct al_error *err)
 
 /* ---- chunks --------------------------------------------------------------------------------- */
 
+/* chunks/ of the store, with its fan-out subdirectories (chunks/00 to
+ * chunks/ff) opened once for a whole snapshot rather than once per chunk. */
+struct chunk_dirs {
+	int fd;
+	int sub[256]; /* -1 until first needed */
+};
+
+static void chunk_dirs_close(struct chunk_dirs *d)
+{
+	for (size_t i = 0; i < AL_ARRAY_SIZE(d->sub); i++)
+		if (d->sub[i] >= 0)
+			close(d->sub[i]);
+	if (d->fd >= 0)
+		close(d->fd);
+}
+
+static int hex_digit(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c - 'a' + 10;
+}
+
+/* The subdirectory of chunk hex (made if missing). */
+static int chunk_subdir(struct chunk_dirs *d, const char *hex, struct al_error *err)
+{
+	int i = hex_digit(hex[0]) * 16 + hex_digit(hex[1]);
+	char sub[3] = {hex[0], hex[1], '\0'};
+
+	if (d->sub[i] >= 0)
+		return d->sub[i];
+	if (mkdirat(d->fd, sub, 0700) < 0 && errno != EEXIST)
+		return al_error_errno(err, "mkdir chunks/%s", sub);
+	d->sub[i] = open_dir_at(d->fd, sub, err);
+	return d->sub[i];
+}
+
 struct part_writer {
-	int chunks_fd;
+	struct chunk_dirs *dirs;
 	uint64_t size;    /* bytes of this part */
 	uint64_t written; /* bytes of new chunks this part added to the store */
-	EVP_MD_CTX *md;   /* sha256 of the whole part */
 	cJSON *chunks;    /* [[sha256, length], ...] */
 };
 
@@ -178,10 +221,10 @@ static bool chunk_matches(int dfd, const char *name, const unsigned char *data, 
 static int store_chunk(struct part_writer *pw, const unsigned char *data, size_t len,
                        struct al_error *err)
 {
-	char hex[65], sub[3], name[80], tmp[96];
-	_cleanup_close_ int dfd = -1, fd = -1;
+	char hex[65], tmp[96];
+	_cleanup_close_ int fd = -1;
 	cJSON *pair;
-	int r;
+	int dfd, r;
 
 	al_sha256_hex(data, len, hex);
 	pair = cJSON_CreateArray();
@@ -191,15 +234,10 @@ static int store_chunk(struct part_writer *pw, const unsigned char *data, size_t
 	cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)len));
 	cJSON_AddItemToArray(pw->chunks, pair);
 
-	memcpy(sub, hex, 2);
-	sub[2] = '\0';
-	if (mkdirat(pw->chunks_fd, sub, 0700) < 0 && errno != EEXIST)
-		return al_error_errno(err, "mkdir chunks/%s", sub);
-	dfd = open_dir_at(pw->chunks_fd, sub, err);
+	dfd = chunk_subdir(pw->dirs, hex, err);
 	if (dfd < 0)
 		return dfd;
-	snprintf(name, sizeof(name), "%s", hex);
-	if (chunk_matches(dfd, name, data, len))
+	if (chunk_matches(dfd, hex, data, len))
 		return 0; /* already stored: the point of it all */
 	snprintf(tmp, sizeof(tmp), ".tmp-%s-%d", hex, (int)gettid());
 	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -213,7 +251,7 @@ static int store_chunk(struct part_writer *pw, const unsigned char *data, size_t
 		return r;
 	}
 	/* Durable with everything else at the syncfs() before the commit. */
-	if (renameat(dfd, tmp, dfd, name) < 0) {
+	if (renameat(dfd, tmp, dfd, hex) < 0) {
 		r = al_error_errno(err, "rename chunk %s", hex);
 		unlinkat(dfd, tmp, 0);
 		return r;
@@ -222,21 +260,65 @@ static int store_chunk(struct part_writer *pw, const unsigned char *data, size_t
 	return 0;
 }
 
-/* Cut the stream read from fd into chunks; returns the part's JSON object. */
-static int add_chunked_part(int chunks_fd, const char *name, int fd, cJSON *parts,
+/* The sha256 of a whole part, read from its file with pread (so that it
+ * can run next to the chunking, which reads the same fd). */
+struct part_hash {
+	int fd;
+	uint64_t size;
+	char hex[65];
+	int error; /* errno, or 0 */
+};
+
+static void *part_hash_run(void *arg)
+{
+	struct part_hash *h = arg;
+	_cleanup_md_ EVP_MD_CTX *md = EVP_MD_CTX_new();
+	_cleanup_free_ unsigned char *buf = malloc(CHUNK_MAX);
+	unsigned char digest[SHA256_DIGEST_LENGTH];
+
+	h->size = 0;
+	h->error = 0;
+	if (!md || !buf || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+		h->error = ENOMEM;
+		return NULL;
+	}
+	for (;;) {
+		ssize_t n = pread(h->fd, buf, CHUNK_MAX, (off_t)h->size);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			h->error = errno;
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		EVP_DigestUpdate(md, buf, (size_t)n);
+		h->size += (uint64_t)n;
+	}
+	EVP_DigestFinal_ex(md, digest, NULL);
+	hex_of(digest, h->hex);
+	return NULL;
+}
+
+/* Past this size a part's own hash runs on a second thread. */
+#define PART_HASH_THREAD_MIN (1u << 20)
+
+/* Cut the part in fd (a regular file) into chunks; adds its JSON object. */
+static int add_chunked_part(struct chunk_dirs *dirs, const char *name, int fd, cJSON *parts,
                             uint64_t *written, struct al_error *err)
 {
 	_cleanup_free_ unsigned char *buf = malloc(CHUNK_BUF);
-	_cleanup_md_ EVP_MD_CTX *md = EVP_MD_CTX_new();
-	struct part_writer pw = {.chunks_fd = chunks_fd, .md = md};
-	unsigned char digest[SHA256_DIGEST_LENGTH];
-	char hex[65];
+	_cleanup_cjson_ cJSON *chunks = NULL;
+	struct part_writer pw = {.dirs = dirs};
+	struct part_hash hash = {.fd = fd};
+	pthread_t hasher;
+	bool threaded = false, eof = false;
 	size_t have = 0;
-	bool eof = false;
+	struct stat st;
 	cJSON *part;
-	int r;
+	int r = 0;
 
-	if (!buf || !md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+	if (!buf)
 		return al_error_set(err, ENOMEM, "out of memory");
 	part = cJSON_CreateObject();
 	if (!part)
@@ -244,31 +326,36 @@ static int add_chunked_part(int chunks_fd, const char *name, int fd, cJSON *part
 	cJSON_AddItemToArray(parts, part);
 	cJSON_AddStringToObject(part, "name", name);
 	cJSON_AddStringToObject(part, "storage", "chunks");
-	pw.chunks = cJSON_CreateArray();
+	chunks = pw.chunks = cJSON_CreateArray();
+	if (!chunks)
+		return al_error_set(err, ENOMEM, "out of memory");
+	/* A large part is hashed whole on one core while the other cuts and
+	 * hashes its chunks: the two passes take about as long. */
+	if (fstat(fd, &st) == 0 && st.st_size >= PART_HASH_THREAD_MIN)
+		threaded = pthread_create(&hasher, NULL, part_hash_run, &hash) == 0;
 
-	for (;;) {
+	while (r == 0) {
 		size_t off = 0;
 		while (!eof && have < CHUNK_BUF) {
 			ssize_t n = read(fd, buf + have, CHUNK_BUF - have);
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n < 0) {
-				cJSON_Delete(pw.chunks);
-				return al_error_errno(err, "read part %s", name);
+				r = al_error_errno(err, "read part %s", name);
+				break;
 			}
 			if (n == 0)
 				eof = true;
 			have += (size_t)n;
 		}
-		if (have == 0)
+		if (r < 0 || have == 0)
 			break;
 		while (off < have && (have - off >= CHUNK_MAX || eof)) {
 			size_t cut = chunk_cut(buf + off, have - off);
-			EVP_DigestUpdate(md, buf + off, cut);
 			r = store_chunk(&pw, buf + off, cut, err);
 			if (r < 0) {
-				cJSON_Delete(pw.chunks);
-				return al_error_prefix(err, "part %s", name);
+				r = al_error_prefix(err, "part %s", name);
+				break;
 			}
 			pw.size += cut;
 			off += cut;
@@ -278,11 +365,21 @@ static int add_chunked_part(int chunks_fd, const char *name, int fd, cJSON *part
 		if (eof && have == 0)
 			break;
 	}
-	EVP_DigestFinal_ex(md, digest, NULL);
-	hex_of(digest, hex);
+	if (threaded)
+		pthread_join(hasher, NULL);
+	else if (r == 0)
+		part_hash_run(&hash);
+	if (r < 0)
+		return r;
+	if (hash.error) {
+		errno = hash.error;
+		return al_error_errno(err, "read part %s", name);
+	}
+	if (hash.size != pw.size)
+		return al_error_set(err, EIO, "part %s changed while it was stored", name);
 	cJSON_AddNumberToObject(part, "size", (double)pw.size);
-	cJSON_AddStringToObject(part, "sha256", hex);
-	cJSON_AddItemToObject(part, "chunks", pw.chunks);
+	cJSON_AddStringToObject(part, "sha256", hash.hex);
+	cJSON_AddItemToObject(part, "chunks", steal_pointer(&chunks));
 	*written += pw.written;
 	return 0;
 }
@@ -316,7 +413,10 @@ static int sha256_fd(int fd, char hex[65], uint64_t *size, struct al_error *err)
 /* ---- reading a snapshot back, verified --------------------------------------------------------
  */
 
-static int read_chunk(int chunks_fd, const char *hex, size_t len, unsigned char *buf,
+/* Read chunk hex (len bytes) into buf; with verify, also check it against its
+ * name (a caller that hashes the whole part only does so to say which chunk
+ * is damaged, see read_part). */
+static int read_chunk(int chunks_fd, const char *hex, size_t len, unsigned char *buf, bool verify,
                       struct al_error *err)
 {
 	char path[80], got[65];
@@ -340,13 +440,40 @@ static int read_chunk(int chunks_fd, const char *hex, size_t len, unsigned char 
 			return al_error_set(err, EIO, "chunk %s is truncated", hex);
 		done += (size_t)n;
 	}
+	if (!verify)
+		return 0;
 	al_sha256_hex(buf, len, got);
 	if (strcmp(got, hex))
 		return al_error_set(err, EIO, "chunk %s is corrupted (its sha256 is %s)", hex, got);
 	return 0;
 }
 
-/* Reassemble (or just check, out_fd < 0) a part; every byte is verified. */
+/* A chunked part whose bytes do not hash to its sha256: which chunk is
+ * damaged?  Only reached on a failed restore. */
+static int find_damaged_chunk(int chunks_fd, const char *name, const cJSON *chunks,
+                              unsigned char *buf, struct al_error *err)
+{
+	const cJSON *pair;
+	int r;
+
+	cJSON_ArrayForEach(pair, chunks)
+	{
+		r = read_chunk(chunks_fd, cJSON_GetStringValue(cJSON_GetArrayItem(pair, 0)),
+		               (size_t)cJSON_GetNumberValue(cJSON_GetArrayItem(pair, 1)), buf, true,
+		               err);
+		if (r < 0)
+			return al_error_prefix(err, "part %s", name);
+	}
+	return 0;
+}
+
+/*
+ * Reassemble (or just check, out_fd < 0) a part; every byte is verified.
+ * The part's sha256 covers all its bytes, so a chunked part is hashed once,
+ * whole, rather than also chunk by chunk: half the work on a large part,
+ * and as strong.  Only when the part does not match are its chunks checked
+ * against their names, to say which one is damaged.
+ */
 static int read_part(int snap_fd, int chunks_fd, const cJSON *part, int out_fd,
                      struct al_error *err)
 {
@@ -395,7 +522,7 @@ static int read_part(int snap_fd, int chunks_fd, const cJSON *part, int out_fd,
 			if (!hex || !(len > 0) || len > CHUNK_MAX)
 				return al_error_set(err, EINVAL, "part %s: malformed chunk list",
 				                    name);
-			r = read_chunk(chunks_fd, hex, (size_t)len, buf, err);
+			r = read_chunk(chunks_fd, hex, (size_t)len, buf, false, err);
 			if (r < 0)
 				return al_error_prefix(err, "part %s", name);
 			EVP_DigestUpdate(md, buf, (size_t)len);
@@ -411,9 +538,17 @@ static int read_part(int snap_fd, int chunks_fd, const cJSON *part, int out_fd,
 	if (total != (uint64_t)size_j->valuedouble)
 		return al_error_set(err, EIO, "part %s is truncated: %llu of %.0f bytes", name,
 		                    (unsigned long long)total, size_j->valuedouble);
-	if (strcmp(got, want))
+	if (strcmp(got, want)) {
+		r = !strcmp(storage, "chunks")
+		        ? find_damaged_chunk(chunks_fd, name,
+		                             cJSON_GetObjectItemCaseSensitive(part, "chunks"), buf,
+		                             err)
+		        : 0;
+		if (r < 0)
+			return r;
 		return al_error_set(err, EIO, "part %s is corrupted: sha256 %s, expected %s", name,
 		                    got, want);
+	}
 	return 0;
 }
 
@@ -770,15 +905,20 @@ static cJSON *sandbox_record(const struct sandbox *sb)
 }
 
 /* Chunk every file of a directory (CRIU images) as parts "criu/<name>". */
-static int add_image_dir(int chunks_fd, const char *dir, cJSON *parts, uint64_t *size,
+static int add_image_dir(struct chunk_dirs *dirs, int dir_fd, cJSON *parts, uint64_t *size,
                          uint64_t *written, struct al_error *err)
 {
-	_cleanup_closedir_ DIR *d = opendir(dir);
+	int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* own offset */
+	_cleanup_closedir_ DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	struct dirent *de;
 	int r;
 
-	if (!d)
-		return al_error_errno(err, "open %s", dir);
+	if (!d) {
+		r = al_error_errno(err, "open CRIU's images");
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
 	while ((de = readdir(d))) {
 		_cleanup_close_ int fd = -1;
 		char name[PATH_MAX];
@@ -789,7 +929,7 @@ static int add_image_dir(int chunks_fd, const char *dir, cJSON *parts, uint64_t 
 		if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 			continue;
 		snprintf(name, sizeof(name), "criu/%s", de->d_name);
-		r = add_chunked_part(chunks_fd, name, fd, parts, written, err);
+		r = add_chunked_part(dirs, name, fd, parts, written, err);
 		if (r < 0)
 			return r;
 		*size += (uint64_t)st.st_size;
@@ -820,7 +960,8 @@ static int take_locked(struct daemon_ctx *ctx, struct sandbox *sb, bool processe
 	_cleanup_cjson_ cJSON *j = cJSON_CreateObject();
 	_cleanup_free_ char *manifest_text = NULL, *parent = NULL, *text = NULL;
 	_cleanup_strv_ char **ephemeral = NULL;
-	_cleanup_close_ int snap_fd = -1, chunks_fd = -1, ws_fd = -1, layer_fd = -1;
+	_cleanup_close_ int snap_fd = -1, ws_fd = -1, layer_fd = -1;
+	_cleanup_(chunk_dirs_close) struct chunk_dirs dirs = {.fd = -1};
 	char id[16], created[40], path[PATH_MAX], hex[65], store[PATH_MAX];
 	uint64_t ws_size = 0, layer_size = 0, criu_size = 0, written = 0, t0 = al_now_ms();
 	cJSON *parts, *sizes, *part, *session, *manifest = NULL;
@@ -836,9 +977,10 @@ static int take_locked(struct daemon_ctx *ctx, struct sandbox *sb, bool processe
 	snap_fd = open_dir_at(t->store_fd, t->tmp_name, err);
 	if (snap_fd < 0)
 		return snap_fd;
-	chunks_fd = open_dir_at(t->store_fd, "chunks", err);
-	if (chunks_fd < 0)
-		return chunks_fd;
+	memset(dirs.sub, -1, sizeof(dirs.sub));
+	dirs.fd = open_dir_at(t->store_fd, "chunks", err);
+	if (dirs.fd < 0)
+		return dirs.fd;
 
 	manifest_text = read_small(sb->dir, "manifest.json");
 	if (manifest_text)
@@ -854,17 +996,19 @@ static int take_locked(struct daemon_ctx *ctx, struct sandbox *sb, bool processe
 	 * the same instant as closely as a running sandbox allows. */
 	parts = cJSON_CreateArray();
 	if (processes) {
+		_cleanup_close_ int images_fd = -1;
+		struct al_error e = AL_ERROR_INIT;
+		/* Where the images go when they are too big for a tmpfs. */
 		snprintf(path, sizeof(path), "%s/%s/criu", store, t->tmp_name);
-		if (mkdir(path, 0700) < 0)
-			return al_error_errno(err, "mkdir %s", path);
-		r = criu_checkpoint(ctx, sb, path, freezer, err);
+		r = criu_checkpoint(ctx, sb, path, freezer, &images_fd, err);
 		if (r == 0)
-			r = add_image_dir(chunks_fd, path, parts, &criu_size, &written, err);
+			r = add_image_dir(&dirs, images_fd, parts, &criu_size, &written, err);
 		if (r < 0) {
 			cJSON_Delete(parts);
 			return r;
 		}
-		al_rm_rf(path, err);
+		if (access(path, F_OK) == 0 && al_rm_rf(path, &e) < 0)
+			log_warn("%s", e.msg);
 	}
 
 	/* The portable workspace archive: a plain file any provider can take. */
@@ -899,7 +1043,7 @@ static int take_locked(struct daemon_ctx *ctx, struct sandbox *sb, bool processe
 	if (r == 0 && lseek(layer_fd, 0, SEEK_SET) != 0)
 		r = al_error_errno(err, "seek");
 	if (r == 0)
-		r = add_chunked_part(chunks_fd, "layer.tar", layer_fd, parts, &written, err);
+		r = add_chunked_part(&dirs, "layer.tar", layer_fd, parts, &written, err);
 	if (r < 0) {
 		cJSON_Delete(parts);
 		return r;
@@ -1033,9 +1177,11 @@ int snapshot_restore(struct daemon_ctx *ctx, const char *id, const cJSON *req, b
 {
 	_cleanup_cjson_ cJSON *j = NULL, *create = NULL;
 	_cleanup_close_ int store_fd = -1, snap_fd = -1, chunks_fd = -1, layer_fd = -1;
+	_cleanup_close_ int scratch_fd = -1;
 	_cleanup_free_ char *images = NULL;
+	char scratch[CRIU_SCRATCH_PATH];
 	struct sandbox_restore rs = {.layer_fd = -1};
-	const cJSON *part, *rec;
+	const cJSON *part, *rec, *criu_size;
 	bool processes;
 	int r;
 
@@ -1056,7 +1202,20 @@ int snapshot_restore(struct daemon_ctx *ctx, const char *id, const cJSON *req, b
 		if (layer_fd < 0)
 			r = al_error_errno(err, "temp file in %s", ctx->state_dir);
 	}
+	/* CRIU's images are put back together on a tmpfs of their own when they
+	 * are small (criu_images_scratch), else next to the store. */
 	if (r == 0 && processes) {
+		criu_size = cJSON_GetObjectItemCaseSensitive(
+		    cJSON_GetObjectItemCaseSensitive(j, "sizes"), "criu");
+		r = criu_images_scratch(cJSON_IsNumber(criu_size) ? (uint64_t)criu_size->valuedouble
+		                                                  : UINT64_MAX,
+		                        &scratch_fd, scratch, err);
+	}
+	if (r == 0 && processes && scratch_fd >= 0) {
+		images = strdup(scratch);
+		if (!images)
+			r = al_error_set(err, ENOMEM, "out of memory");
+	} else if (r == 0 && processes) {
 		if (asprintf(&images, "%s/snapshots/.tmp-restore-%s-%d", ctx->state_dir, id,
 		             (int)gettid()) < 0) {
 			images = NULL;
@@ -1092,6 +1251,8 @@ int snapshot_restore(struct daemon_ctx *ctx, const char *id, const cJSON *req, b
 	pthread_mutex_unlock(&store_lock);
 	if (r == 0 && lseek(layer_fd, 0, SEEK_SET) != 0)
 		r = al_error_errno(err, "seek");
+	if (r == 0 && images)
+		r = criu_restore_check(ctx, images, err);
 	if (r == 0)
 		r = restore_request(j, req, &create, err);
 	if (r == 0) {
@@ -1105,7 +1266,8 @@ int snapshot_restore(struct daemon_ctx *ctx, const char *id, const cJSON *req, b
 		rs.criu_images = images;
 		r = sandbox_create_restored(ctx, create, trusted, &rs, out, err);
 	}
-	if (images) {
+	/* (A tmpfs goes with its fd.) */
+	if (images && scratch_fd < 0) {
 		struct al_error e = AL_ERROR_INIT;
 		al_rm_rf(images, &e);
 	}

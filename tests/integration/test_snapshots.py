@@ -8,13 +8,15 @@ Restores run on the Debian rootfs (python3 for the process test)."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 import unittest
 
-from airlock_test import AIRLOCK_CLI, AirlockTestCase, Client, main
+from airlock_test import AIRLOCK_CLI, AIRLOCK_INIT, AirlockTestCase, Client, main
 
 DEBIAN = "/var/lib/airlock/rootfs/debian"
 
@@ -336,6 +338,101 @@ class SnapshotTest(AirlockTestCase):
         newer = self.restore(again["id"])["id"]
         time.sleep(0.5)
         self.assertGreater(int(self.out(newer, "cat /workspace/count")), c3)
+
+    def test_large_images_go_to_disk(self):
+        """CRIU's images of a small sandbox are made on a tmpfs of their own; those of
+        one with more than 64 MiB of memory go to disk (next to the store), and a
+        snapshot with more than 64 MiB of images is put back together there too."""
+        if not self.client.info().get("criu"):
+            self.skipTest("CRIU is not installed")
+        sid = self.sandbox()["id"]
+        # 80 MiB of random bytes held by a dd blocked writing to a pipe.
+        self.client.exec(sid, command="dd if=/dev/urandom bs=1M count=80 iflag=fullblock "
+                                      "2>/dev/null | dd bs=80M count=1 iflag=fullblock "
+                                      "2>/dev/null | sleep 100000", yield_ms=50)
+        rss = "cat /proc/[0-9]*/status | grep VmRSS | sort -k2 -n | tail -1"
+        for _ in range(100):
+            if int(self.out(sid, rss).split()[1]) >= 80 << 10:
+                break
+            time.sleep(0.1)
+        snap = self.snapshot(sid, processes=True)
+        self.assertGreater(snap["sizes"]["criu"], 80 << 20)
+        self.assertRegex(self.daemon.log(), r"sandbox %s: criu dump in \d+ ms \(images on disk\)"
+                         % sid)
+        self.client.destroy(sid)
+        new = self.restore(snap["id"])["id"]
+        self.assertGreaterEqual(int(self.out(new, rss).split()[1]), 80 << 10)
+        # Nothing of the images is left next to the store.
+        self.assertEqual([n for n in os.listdir(self.store()) if n.startswith(".tmp")], [])
+        self.client.destroy(new)
+
+    def test_network_namespace_and_criu_hook(self):
+        """With airlock-criu-hook installed (next to airlock-pid1) the dump leaves the
+        network namespace out and the hook brings lo up at restore; without it the
+        namespace is dumped in full as before, and such a snapshot restores with either;
+        one made without the namespace is refused by an airlockd without the hook."""
+        if not self.client.info().get("criu"):
+            self.skipTest("CRIU is not installed")
+        # An airlockd without the hook: the same binaries, hard-linked (the very same
+        # airlock-pid1 file, which CRIU checks at restore, and not a symlink, which
+        # CRIU cannot bind) into a directory of the build tree (one filesystem).
+        built = os.path.dirname(AIRLOCK_INIT)
+        bindir = tempfile.mkdtemp(prefix="airlock-nohook-", dir=os.path.dirname(built))
+        self.addCleanup(shutil.rmtree, bindir, True)
+        os.chmod(bindir, 0o755)  # airlock-init binds airlock-pid1 from its own uid
+        for name in ("airlock-init", "airlock-pid1", "airlock-criu-shim.so"):
+            if os.path.exists(os.path.join(built, name)):
+                os.link(os.path.join(built, name), os.path.join(bindir, name))
+        self.assertTrue(os.access(os.path.join(built, "airlock-criu-hook"), os.X_OK))
+        normal = list(self.daemon.extra_args)
+
+        def restart(args):
+            self.daemon.stop()
+            self.daemon.extra_args = args
+            self.daemon.start()
+            self.client.close()
+
+        self.addCleanup(lambda: self.daemon.extra_args != normal and restart(normal))
+
+        def netns_parts(snap):
+            with open(os.path.join(self.store(), snap, "snapshot.json")) as f:
+                names = [p["name"] for p in json.load(f)["parts"]]
+            return [n for n in names if n.startswith(("criu/ifaddr-", "criu/netdev-"))]
+
+        def check_restored(snap):
+            new = self.restore(snap)["id"]
+            # lo is up (IFF_UP), and the process came back.
+            self.assertEqual(int(self.out(new, "cat /sys/class/net/lo/flags"), 16) & 1, 1)
+            self.assertIn("sleep\n", self.out(new, "cat /proc/[0-9]*/comm"))
+            return new
+
+        restart(normal + ["--init", os.path.join(bindir, "airlock-init")])
+        sid = self.sandbox()["id"]
+        self.client.exec(sid, command="sleep 100000", yield_ms=50)
+        full = self.snapshot(sid, processes=True)["id"]
+        self.assertTrue(netns_parts(full), "no network namespace in the images")
+        # A small sandbox: its images were made on a tmpfs, not on disk.
+        self.assertRegex(self.daemon.log(), r"sandbox %s: criu dump in \d+ ms\n" % sid)
+        self.client.destroy(sid)
+
+        restart(normal)
+        new = check_restored(full)
+        empty = self.snapshot(new, processes=True)["id"]
+        self.assertEqual(netns_parts(empty), [])
+        self.client.destroy(new)
+        new = check_restored(empty)
+        self.client.destroy(new)
+
+        restart(normal + ["--init", os.path.join(bindir, "airlock-init")])
+        before = [s["id"] for s in self.client.list()]
+        r = self.client.request("POST", "/v1/sandboxes", {"snapshot": empty})
+        self.assertGreaterEqual(r.status, 400, r)
+        self.assertIn("airlock-criu-hook", r.json["error"]["message"])
+        self.assertEqual([s["id"] for s in self.client.list()], before)
+        # The full one still restores without the hook.
+        self.client.destroy(check_restored(full))
+        restart(normal)
+
 
 if __name__ == "__main__":
     main()

@@ -426,6 +426,74 @@ TEST(criu_roots)
 	CHECK_INT(cgroup_criu_roots(here, "../x", &b, &err), -EINVAL);
 }
 
+/* One mountinfo line into info (of size cap) at used; returns the new used. */
+static size_t add_mountinfo_line(char *info, size_t used, size_t cap, size_t id, const char *root,
+                                 const char *point, const char *controllers)
+{
+	int n = snprintf(info + used, cap - used, "%zu 1 0:1 %s %s rw - %s cgroup rw%s%s\n", id,
+	                 root, point, *controllers ? "cgroup" : "cgroup2", *controllers ? "," : "",
+	                 controllers);
+
+	return n < 0 || (size_t)n >= cap - used ? cap : used + (size_t)n;
+}
+
+/* The hierarchies of a process with the mount of each one's root: from this
+ * process's real /proc/self/cgroup and a mountinfo made to match it, with
+ * decoys (a bind of a subdirectory, a second mount elsewhere). */
+TEST(hierarchy_mounts)
+{
+	_cleanup_free_ char *cgroups = NULL, *path = NULL, *partial = NULL;
+	_cleanup_strv_ char **ctrls = NULL, **mounts = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	char info[16384], *save = NULL;
+	size_t used = 0, n = 0;
+
+	CHECK_INT(al_read_file("/proc/self/cgroup", 1 << 20, &cgroups, NULL, &err), 0);
+	if (!cgroups)
+		return;
+	for (char *line = strtok_r(cgroups, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *list = strchr(line, ':'), *end = list ? strchr(list + 1, ':') : NULL;
+		char name[128], point[192];
+		if (!end)
+			continue;
+		*end = '\0';
+		list++;
+		snprintf(name, sizeof(name), "%s", *list ? list : "unified");
+		for (char *c = name; *c; c++)
+			if (*c == ',' || *c == '=')
+				*c = '_';
+		/* A subdirectory bound first, the root elsewhere, then the conventional one. */
+		snprintf(point, sizeof(point), "/mnt/sub-%s", name);
+		used =
+		    add_mountinfo_line(info, used, sizeof(info), 100 + 3 * n, "/sub", point, list);
+		snprintf(point, sizeof(point), "/mnt/other-%s", name);
+		used = add_mountinfo_line(info, used, sizeof(info), 101 + 3 * n, "/", point, list);
+		snprintf(point, sizeof(point), "/sys/fs/cgroup/%s", name);
+		used = add_mountinfo_line(info, used, sizeof(info), 102 + 3 * n, "/", point, list);
+		n++;
+	}
+	CHECK(n > 0 && used < sizeof(info));
+	path = mountinfo_file("hier", info);
+	CHECK_INT(cgroup_hierarchy_mounts(path, getpid(), &ctrls, &mounts, &err), 0);
+	CHECK_INT(strv_len(ctrls), n);
+	CHECK_INT(strv_len(mounts), n);
+	for (size_t i = 0; ctrls && mounts && ctrls[i]; i++) {
+		CHECK(!strncmp(mounts[i], "/sys/fs/cgroup/", 15));
+		/* Each hierarchy got its own mount. */
+		for (size_t j = 0; j < i; j++)
+			CHECK(strcmp(mounts[i], mounts[j]) != 0);
+	}
+	/* Without the root of a hierarchy (only a subdirectory of cgroup2): none. */
+	partial =
+	    mountinfo_file("hier-partial", "100 1 0:1 /sub /mnt/sub rw - cgroup2 cgroup rw\n");
+	al_strv_freep(&ctrls);
+	al_strv_freep(&mounts);
+	ctrls = mounts = NULL;
+	CHECK_INT(cgroup_hierarchy_mounts(partial, getpid(), &ctrls, &mounts, &err), -ENOENT);
+	CHECK(strstr(err.msg, "is not mounted") != NULL);
+}
+
 TEST(open_v2_dir)
 {
 	struct al_error err = AL_ERROR_INIT;
@@ -891,6 +959,7 @@ int main(void)
 	RUN(create_failure_is_undone);
 	RUN(list_and_destroy_fake_tree);
 	RUN(criu_roots);
+	RUN(hierarchy_mounts);
 	RUN(open_v2_dir);
 	RUN(real_detected_layout);
 	RUN(real_v1_hierarchies_as_pure_v1);
