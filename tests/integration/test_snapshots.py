@@ -339,6 +339,26 @@ class SnapshotTest(AirlockTestCase):
         time.sleep(0.5)
         self.assertGreater(int(self.out(newer, "cat /workspace/count")), c3)
 
+    def test_restore_right_after_unwaited_destroy(self):
+        """A restore with processes into the uid range of a source destroyed
+        with ?wait=0 an instant before waits for its teardown and succeeds,
+        round after round (the loop goes on each time)."""
+        if not self.client.info().get("criu"):
+            self.skipTest("CRIU is not installed")
+        sid = self.sandbox()["id"]
+        self.client.exec(sid, command="i=0; while :; do i=$((i+1)); echo $i > /workspace/count; "
+                                      "sleep 0.05; done", yield_ms=50)
+        time.sleep(0.3)
+        for _ in range(4):
+            snap = self.snapshot(sid, processes=True)
+            self.addCleanup(self.remove_quietly, snap["id"])
+            count = int(self.out(sid, "cat /workspace/count"))
+            self.client.destroy(sid, wait=False)
+            sid = self.restore(snap["id"])["id"]
+            time.sleep(0.3)
+            self.assertGreater(int(self.out(sid, "cat /workspace/count")), count - 2)
+        self.client.destroy(sid)
+
     def test_large_images_go_to_disk(self):
         """CRIU's images of a small sandbox are made on a tmpfs of their own; those of
         one with more than 64 MiB of memory go to disk (next to the store), and a
