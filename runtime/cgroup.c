@@ -1267,6 +1267,37 @@ static void freezer_thaw(const struct freezer *f)
 		(void)knob_write(f->dir, f->file, f->thawed, NULL);
 }
 
+/* The freezer of sandbox id (its paths live in dirs); -ENOTSUP without one. */
+static int sandbox_freezer(struct cgroup_manager *m, const char *id, struct sandbox_dirs *dirs,
+                           struct freezer *f, struct al_error *err)
+{
+	int r;
+
+	r = check_id(id, err);
+	if (r < 0)
+		return r;
+	r = sandbox_dirs_get(m, id, dirs, err);
+	if (r < 0)
+		return r;
+	freezer_find(m, dirs, f);
+	if (!f->dir)
+		return al_error_set(err, ENOTSUP, "sandbox %s: no freezer", id);
+	return 0;
+}
+
+int cgroup_freeze_start(struct cgroup_manager *m, const char *id, struct al_error *err)
+{
+	_cleanup_(sandbox_dirs_free) struct sandbox_dirs dirs = {0};
+	struct freezer f;
+	int r;
+
+	r = sandbox_freezer(m, id, &dirs, &f, err);
+	if (r < 0)
+		return r;
+	r = knob_write(f.dir, f.file, f.frozen, err);
+	return r < 0 ? al_error_prefix(err, "sandbox %s: freeze", id) : 0;
+}
+
 int cgroup_freeze(struct cgroup_manager *m, const char *id, bool frozen, char **path,
                   struct al_error *err)
 {
@@ -1274,15 +1305,9 @@ int cgroup_freeze(struct cgroup_manager *m, const char *id, bool frozen, char **
 	struct freezer f;
 	int r;
 
-	r = check_id(id, err);
+	r = sandbox_freezer(m, id, &dirs, &f, err);
 	if (r < 0)
 		return r;
-	r = sandbox_dirs_get(m, id, &dirs, err);
-	if (r < 0)
-		return r;
-	freezer_find(m, &dirs, &f);
-	if (!f.dir)
-		return al_error_set(err, ENOTSUP, "sandbox %s: no freezer", id);
 	if (!frozen) {
 		r = knob_write(f.dir, f.file, f.thawed, err);
 		return r < 0 ? al_error_prefix(err, "sandbox %s: thaw", id) : 0;

@@ -105,6 +105,11 @@ int cgroup_hierarchy_mounts(const char *mountinfo_path, pid_t pid, char ***contr
 int cgroup_freeze(struct cgroup_manager *m, const char *id, bool frozen, char **path,
                   struct al_error *err);
 
+/* Ask the freezer to freeze every task of the sandbox and return at once:
+ * like a SIGKILL, it takes effect before any of them runs user code again.
+ * -ENOTSUP when the host has no freezer. */
+int cgroup_freeze_start(struct cgroup_manager *m, const char *id, struct al_error *err);
+
 /* For clone3(CLONE_INTO_CGROUP) on v2 and on the cgroup2 tree of a hybrid
  * layout: an O_PATH|O_DIRECTORY|O_CLOEXEC fd of the sandbox's cgroup2
  * directory (the caller closes it); -ENOTSUP on pure v1. */

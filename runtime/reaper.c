@@ -2,6 +2,15 @@
 /*
  * The reaper thread: see reaper.h.  The queue is a plain array (destroys
  * arrive one request at a time; a burst of a few hundred is a few KiB).
+ *
+ * Queued sandboxes are frozen, not yet killed: killing starts the kernel's
+ * part of the teardown (every task's exit, the pid, mount and network
+ * namespaces going away, with their RCU grace periods), a millisecond or
+ * more of CPU and of IPIs to every CPU, which on a small host slows down
+ * whatever runs next, typically the agent's next sandbox.  So the reaper
+ * waits until destroys pause for REAP_QUIET_MS, and no longer than
+ * REAP_MAX_DELAY_MS or REAP_MAX_QUEUED sandboxes, or until someone needs
+ * one gone (a restore into its uid range, reaper_hurry).
  */
 #include "reaper.h"
 
@@ -9,32 +18,64 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "sandbox.h"
+#include "util.h"
+
+#define REAP_QUIET_MS 20
+#define REAP_MAX_DELAY_MS 1000
+#define REAP_MAX_QUEUED 16
 
 struct reaper {
 	pthread_mutex_t lock;
-	pthread_cond_t work; /* something queued, or stopping */
-	pthread_cond_t done; /* a sandbox was torn down */
+	pthread_cond_t work; /* something queued, hurry, or stopping */
 	struct sandbox **queue;
+	uint64_t *queued_ms; /* when each was queued */
 	size_t n, cap;
+	uint64_t last_queued_ms;
+	bool hurry; /* someone waits for the queue to empty */
 	bool stopping;
 	pthread_t thread;
 };
 
+/* Nobody waits for the result: a failure is logged, and what is left is
+ * removed by the next airlockd start (the sandbox has no state.json). */
 static void reap_one(struct daemon_ctx *ctx, struct sandbox *sb)
 {
 	struct al_error err = AL_ERROR_INIT;
-	int r = sandbox_teardown(ctx, sb, &err);
 
-	if (r < 0)
+	if (sandbox_teardown(ctx, sb, &err) < 0)
 		log_error("destroy of sandbox %s: %s", sb->id, err.msg);
-	pthread_mutex_lock(&sb->lock);
-	sb->reap_result = r;
-	memcpy(&sb->reap_err, &err, sizeof(err));
-	sb->reaped = true;
-	pthread_mutex_unlock(&sb->lock);
+}
+
+/* How long the head of the queue may still wait; 0: reap it now.  rp->lock held. */
+static uint64_t reap_delay_locked(const struct reaper *rp)
+{
+	uint64_t now = al_now_ms(), quiet, oldest;
+
+	if (rp->stopping || rp->hurry || rp->n >= REAP_MAX_QUEUED)
+		return 0;
+	quiet = rp->last_queued_ms + REAP_QUIET_MS;
+	oldest = rp->queued_ms[0] + REAP_MAX_DELAY_MS;
+	if (now >= quiet || now >= oldest)
+		return 0;
+	return (quiet < oldest ? quiet : oldest) - now;
+}
+
+static void wait_ms_locked(struct reaper *rp, uint64_t ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&rp->work, &rp->lock, &ts);
 }
 
 static void *reaper_main(void *arg)
@@ -45,18 +86,26 @@ static void *reaper_main(void *arg)
 	pthread_mutex_lock(&rp->lock);
 	for (;;) {
 		struct sandbox *sb;
+		uint64_t delay;
 
 		while (rp->n == 0 && !rp->stopping)
 			pthread_cond_wait(&rp->work, &rp->lock);
 		if (rp->n == 0)
 			break; /* stopping, and nothing left */
+		delay = reap_delay_locked(rp);
+		if (delay > 0) {
+			wait_ms_locked(rp, delay);
+			continue;
+		}
 		sb = rp->queue[0];
 		pthread_mutex_unlock(&rp->lock);
 		reap_one(ctx, sb);
 		pthread_mutex_lock(&rp->lock);
 		/* Dequeued only now, so reaper_pending() counts it until it is done. */
-		memmove(rp->queue, rp->queue + 1, --rp->n * sizeof(*rp->queue));
-		pthread_cond_broadcast(&rp->done);
+		memmove(rp->queue, rp->queue + 1, (rp->n - 1) * sizeof(*rp->queue));
+		memmove(rp->queued_ms, rp->queued_ms + 1, (rp->n - 1) * sizeof(*rp->queued_ms));
+		if (--rp->n == 0)
+			rp->hurry = false;
 		pthread_mutex_unlock(&rp->lock);
 		sandbox_unref(sb);
 		pthread_mutex_lock(&rp->lock);
@@ -74,7 +123,6 @@ int reaper_start(struct daemon_ctx *ctx, struct al_error *err)
 		return al_error_set(err, ENOMEM, "out of memory");
 	pthread_mutex_init(&rp->lock, NULL);
 	pthread_cond_init(&rp->work, NULL);
-	pthread_cond_init(&rp->done, NULL);
 	ctx->reaper = rp;
 	r = pthread_create(&rp->thread, NULL, reaper_main, ctx);
 	if (r != 0) {
@@ -97,12 +145,17 @@ void reaper_queue(struct daemon_ctx *ctx, struct sandbox *sb)
 			if (rp->n == rp->cap) {
 				size_t cap = rp->cap ? rp->cap * 2 : 64;
 				struct sandbox **q = realloc(rp->queue, cap * sizeof(*q));
-				if (q) {
+				uint64_t *t = q ? realloc(rp->queued_ms, cap * sizeof(*t)) : NULL;
+				if (q)
 					rp->queue = q;
+				if (t) {
+					rp->queued_ms = t;
 					rp->cap = cap;
 				}
 			}
 			if (rp->n < rp->cap) {
+				rp->last_queued_ms = al_now_ms();
+				rp->queued_ms[rp->n] = rp->last_queued_ms;
 				rp->queue[rp->n++] = sb;
 				queued = true;
 				pthread_cond_signal(&rp->work);
@@ -117,31 +170,18 @@ void reaper_queue(struct daemon_ctx *ctx, struct sandbox *sb)
 	}
 }
 
-int reaper_wait(struct daemon_ctx *ctx, struct sandbox *sb, struct al_error *err)
+void reaper_hurry(struct daemon_ctx *ctx)
 {
 	struct reaper *rp = ctx->reaper;
-	bool reaped;
-	int r;
 
-	for (;;) {
-		pthread_mutex_lock(&sb->lock);
-		reaped = sb->reaped;
-		r = sb->reap_result;
-		if (reaped && r < 0)
-			memcpy(err, &sb->reap_err, sizeof(*err));
-		pthread_mutex_unlock(&sb->lock);
-		if (reaped || !rp)
-			return reaped ? r : 0;
-		pthread_mutex_lock(&rp->lock);
-		/* Re-checked under rp->lock, which reap_one's caller takes
-		 * before broadcasting: no wake-up is lost. */
-		pthread_mutex_lock(&sb->lock);
-		reaped = sb->reaped;
-		pthread_mutex_unlock(&sb->lock);
-		if (!reaped)
-			pthread_cond_wait(&rp->done, &rp->lock);
-		pthread_mutex_unlock(&rp->lock);
+	if (!rp)
+		return;
+	pthread_mutex_lock(&rp->lock);
+	if (rp->n > 0) {
+		rp->hurry = true;
+		pthread_cond_signal(&rp->work);
 	}
+	pthread_mutex_unlock(&rp->lock);
 }
 
 size_t reaper_pending(struct daemon_ctx *ctx)
@@ -170,8 +210,8 @@ void reaper_stop(struct daemon_ctx *ctx)
 	pthread_join(rp->thread, NULL);
 	ctx->reaper = NULL;
 	free(rp->queue);
+	free(rp->queued_ms);
 	pthread_cond_destroy(&rp->work);
-	pthread_cond_destroy(&rp->done);
 	pthread_mutex_destroy(&rp->lock);
 	free(rp);
 }

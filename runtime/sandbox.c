@@ -389,6 +389,8 @@ static void kill_init(struct sandbox *sb)
 
 int sandbox_destroy(struct daemon_ctx *ctx, struct sandbox *sb, bool wait, struct al_error *err)
 {
+	char path[PATH_MAX];
+
 	pthread_mutex_lock(&sb->lock);
 	if (sb->destroying) {
 		pthread_mutex_unlock(&sb->lock);
@@ -400,12 +402,29 @@ int sandbox_destroy(struct daemon_ctx *ctx, struct sandbox *sb, bool wait, struc
 	sb->reaping = true;
 	pthread_mutex_unlock(&ctx->lock);
 
-	/* From here no process of the sandbox returns to user space; the
-	 * teardown (cgroup_destroy) kills whatever a missing pidfd missed. */
-	if (sb->pidfd >= 0)
-		syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
+	if (wait) {
+		if (sb->pidfd >= 0)
+			syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
+		return sandbox_teardown(ctx, sb, err);
+	}
+	/*
+	 * Not waited for: stopped now, torn down later (reaper.h).  Without
+	 * state.json an airlockd restarted before that treats it as half-made
+	 * and removes it, rather than reattaching it.  Freezing stops it as
+	 * surely as SIGKILL but leaves the kernel's share of the teardown (the
+	 * namespaces' exit, RCU grace periods) for the reaper to start when
+	 * requests pause; a host without a freezer gets the SIGKILL now.
+	 */
+	snprintf(path, sizeof(path), "%s/state.json", sb->dir);
+	if (unlink(path) < 0 && errno != ENOENT)
+		log_warn("sandbox %s: unlink %s: %m", sb->id, path);
+	if (cgroup_freeze_start(ctx->cgroups, sb->id, err) < 0) {
+		al_error_clear(err);
+		if (sb->pidfd >= 0)
+			syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
+	}
 	reaper_queue(ctx, sb);
-	return wait ? reaper_wait(ctx, sb, err) : 0;
+	return 0;
 }
 
 int sandbox_teardown(struct daemon_ctx *ctx, struct sandbox *sb, struct al_error *err)
@@ -421,7 +440,11 @@ int sandbox_teardown(struct daemon_ctx *ctx, struct sandbox *sb, struct al_error
 	sb->n_procs = 0;
 	pthread_mutex_unlock(&sb->lock);
 
-	kill_init(sb);
+	/* A frozen sandbox (an unwaited destroy) dies once thawed. */
+	if (sb->pidfd >= 0)
+		syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
+	(void)cgroup_freeze(ctx->cgroups, sb->id, false, NULL, NULL);
+	wait_init_exit(sb);
 	/* With init gone the collectors see their connections close. */
 	for (size_t i = 0; i < n; i++)
 		process_unref(procs[i].p);
@@ -1228,8 +1251,10 @@ static int reserve(struct create_txn *t, uid_t uid_base, struct al_error *err)
 		/* A destroyed sandbox holds its range until torn down: a
 		 * destroy followed at once by a restore into the same range
 		 * waits for that rather than failing. */
-		while (uid_slot_reaping_locked(ctx, sb->uid_slot))
+		while (uid_slot_reaping_locked(ctx, sb->uid_slot)) {
+			reaper_hurry(ctx);
 			pthread_cond_wait(&ctx->reaped, &ctx->lock);
+		}
 		for (size_t i = 0; i < ctx->n_sandboxes; i++) {
 			if (ctx->sandboxes[i]->uid_slot == sb->uid_slot) {
 				const struct sandbox *o = ctx->sandboxes[i];

@@ -52,10 +52,6 @@ struct sandbox {
 	/* Killed and queued for teardown (reaper.c): hidden from lookups and
 	 * name checks, but its uid range stays taken (ctx->lock). */
 	bool reaping;
-	/* Set by the reaper once torn down, with the result (sb->lock). */
-	bool reaped;
-	int reap_result;
-	struct al_error reap_err;
 	bool pooled; /* in the warm pool: hidden from the API until claimed (ctx->lock) */
 	struct sandbox_proc *procs;
 	size_t n_procs;
@@ -133,9 +129,9 @@ void sandbox_ref(struct sandbox *sb);
 void sandbox_unref(struct sandbox *sb);
 
 /*
- * Kill the sandbox and queue its teardown (reaper.h); with wait, return
- * only once it is torn down (cgroups, mounts and state directory gone), with
- * the teardown's result.
+ * Destroy the sandbox: with wait, kill it and tear it down (cgroups, mounts
+ * and state directory gone) before returning; without, stop it (frozen, or
+ * killed) and leave the rest to the reaper (reaper.h).
  */
 int sandbox_destroy(struct daemon_ctx *ctx, struct sandbox *sb, bool wait, struct al_error *err);
 

@@ -238,6 +238,22 @@ class LifecycleTest(at.AirlockTestCase):
         self.assertEqual(at.leftovers(self.daemon.state_dir, ids), [])
         self.daemon.start()
 
+    def test_unwaited_destroy_then_airlockd_sigkill(self):
+        """A sandbox destroyed with ?wait=0 and not yet torn down when
+        airlockd is killed is not reattached by the next airlockd: it is
+        removed, with everything it had on the host."""
+        sid = self.client.create()["id"]
+        self.out(sid, "sleep 1000 </dev/null >/dev/null 2>&1 &")
+        procs = host_processes_of(sid)
+        self.client.destroy(sid, wait=False)
+        self.client.close()
+        self.daemon.stop(signal.SIGKILL)
+        self.daemon.start()
+        self.assertNotIn(sid, [s["id"] for s in self.client.list()])
+        for pid, start, comm in procs:
+            self.assertFalse(at.alive(pid, start), "process %d (%s) survived" % (pid, comm))
+        self.assertEqual(at.leftovers(self.daemon.state_dir, [sid], daemon_running=True), [])
+
     def test_concurrent_execs_in_one_sandbox(self):
         sid = self.sandbox()["id"]
         errors = []
