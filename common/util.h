@@ -58,6 +58,8 @@ struct al_buf {
 };
 int al_buf_append(struct al_buf *b, const void *data, size_t len);
 void al_buf_free(struct al_buf *b);
+/* A buffer released when it goes out of scope. */
+#define _cleanup_buf_ __attribute__((cleanup(al_buf_free)))
 
 /* Standard base64 (with padding).  encode returns a NUL-terminated malloc'd string; decode
  * accepts padding and ignores whitespace, returning -EINVAL on anything else. */

@@ -96,21 +96,16 @@ static void lines_drop_trailing_empty(struct lines *l)
 
 static int join(const char *const *v, size_t n, const char *sep, char **out)
 {
-	struct al_buf b = {0};
+	_cleanup_buf_ struct al_buf b = {0};
 	size_t seplen = strlen(sep);
 
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
 		if ((i && al_buf_append(&b, sep, seplen) < 0) ||
-		    al_buf_append(&b, v[i], strlen(v[i])) < 0) {
-			al_buf_free(&b);
+		    al_buf_append(&b, v[i], strlen(v[i])) < 0)
 			return -ENOMEM;
-		}
-	}
-	if (al_buf_append(&b, "", 1) < 0) {
-		al_buf_free(&b);
+	if (al_buf_append(&b, "", 1) < 0)
 		return -ENOMEM;
-	}
-	*out = b.data;
+	*out = steal_pointer(&b.data);
 	return 0;
 }
 
@@ -158,34 +153,28 @@ static int diff_from_lines(const char *const *v, size_t n, char **out)
 int al_patch_parse(const char *text, struct al_patch_op **ops_out, size_t *n_out,
                    struct al_error *err)
 {
-	struct lines l = {0};
-	struct al_patch_op *ops = NULL;
-	size_t n = 0, i;
-	int r = 0;
+	_cleanup_(lines_free) struct lines l = {0};
+	_cleanup_(al_patch_op_list_free) struct al_patch_op_list ops = {0};
+	size_t i;
 
 	while (isspace((unsigned char)*text))
 		text++;
 	if (lines_split(&l, text, true) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
 	lines_drop_trailing_empty(&l);
-	if (l.n == 0 || strcmp(l.v[0], BEGIN_PATCH)) {
-		r = al_error_set(err, EINVAL, "apply_patch input must start with \"%s\".",
-		                 BEGIN_PATCH);
-		goto out;
-	}
-	if (l.n < 2 || strcmp(l.v[l.n - 1], END_PATCH)) {
-		r = al_error_set(err, EINVAL, "apply_patch input must end with \"%s\".", END_PATCH);
-		goto out;
-	}
-	ops = calloc(l.n, sizeof(*ops));
-	if (!ops) {
-		r = al_error_set(err, ENOMEM, "out of memory");
-		goto out;
-	}
+	if (l.n == 0 || strcmp(l.v[0], BEGIN_PATCH))
+		return al_error_set(err, EINVAL, "apply_patch input must start with \"%s\".",
+		                    BEGIN_PATCH);
+	if (l.n < 2 || strcmp(l.v[l.n - 1], END_PATCH))
+		return al_error_set(err, EINVAL, "apply_patch input must end with \"%s\".",
+		                    END_PATCH);
+	ops.v = calloc(l.n, sizeof(*ops.v));
+	if (!ops.v)
+		return al_error_set(err, ENOMEM, "out of memory");
 	i = 1;
 	while (i < l.n - 1) {
 		const char *line = l.v[i];
-		struct al_patch_op *op = &ops[n];
+		struct al_patch_op *op = &ops.v[ops.n];
 		size_t start;
 
 		if (starts_with(line, ADD_FILE)) {
@@ -198,71 +187,50 @@ int al_patch_parse(const char *text, struct al_patch_op **ops_out, size_t *n_out
 			op->kind = AL_PATCH_UPDATE;
 			op->path = header_path(line, UPDATE_FILE);
 		} else {
-			r = al_error_set(err, EINVAL,
-			                 "Invalid apply_patch file operation header: %s", line);
-			goto out;
+			return al_error_set(err, EINVAL,
+			                    "Invalid apply_patch file operation header: %s", line);
 		}
-		n++;
-		if (!op->path) {
-			r = al_error_set(err, EINVAL, "Missing path in apply_patch header: %s",
-			                 line);
-			goto out;
-		}
+		ops.n++;
+		if (!op->path)
+			return al_error_set(err, EINVAL, "Missing path in apply_patch header: %s",
+			                    line);
 		i++;
 		if (op->kind == AL_PATCH_UPDATE && i < l.n - 1 && starts_with(l.v[i], MOVE_TO)) {
 			op->move_to = header_path(l.v[i], MOVE_TO);
-			if (!op->move_to) {
-				r = al_error_set(err, EINVAL,
-				                 "Missing path in apply_patch header: %s", l.v[i]);
-				goto out;
-			}
+			if (!op->move_to)
+				return al_error_set(
+				    err, EINVAL, "Missing path in apply_patch header: %s", l.v[i]);
 			i++;
 		}
 		start = i;
 		while (i < l.n - 1 && !is_file_header(l.v[i])) {
-			if (op->kind == AL_PATCH_ADD && l.v[i][0] != '+') {
-				r = al_error_set(err, EINVAL, "Invalid Add File line: %s", l.v[i]);
-				goto out;
-			}
+			if (op->kind == AL_PATCH_ADD && l.v[i][0] != '+')
+				return al_error_set(err, EINVAL, "Invalid Add File line: %s",
+				                    l.v[i]);
 			i++;
 		}
-		if (op->kind == AL_PATCH_DELETE && i > start) {
-			r = al_error_set(err, EINVAL,
-			                 "Delete File patch for %s must not include a diff.",
-			                 op->path);
-			goto out;
-		}
-		if (op->kind == AL_PATCH_ADD && i == start) {
-			r = al_error_set(err, EINVAL,
-			                 "Add File patch for %s must include at least one + line.",
-			                 op->path);
-			goto out;
-		}
-		if (op->kind == AL_PATCH_UPDATE && i == start && !op->move_to) {
-			r = al_error_set(err, EINVAL,
-			                 "Update File patch for %s must include a hunk.", op->path);
-			goto out;
-		}
-		if (op->kind != AL_PATCH_DELETE) {
-			if (i > start ? diff_from_lines(l.v + start, i - start, &op->diff) < 0
-			              : !(op->diff = strdup(""))) {
-				r = al_error_set(err, ENOMEM, "out of memory");
-				goto out;
-			}
-		}
+		if (op->kind == AL_PATCH_DELETE && i > start)
+			return al_error_set(err, EINVAL,
+			                    "Delete File patch for %s must not include a diff.",
+			                    op->path);
+		if (op->kind == AL_PATCH_ADD && i == start)
+			return al_error_set(
+			    err, EINVAL, "Add File patch for %s must include at least one + line.",
+			    op->path);
+		if (op->kind == AL_PATCH_UPDATE && i == start && !op->move_to)
+			return al_error_set(
+			    err, EINVAL, "Update File patch for %s must include a hunk.", op->path);
+		if (op->kind != AL_PATCH_DELETE &&
+		    (i > start ? diff_from_lines(l.v + start, i - start, &op->diff) < 0
+		               : !(op->diff = strdup(""))))
+			return al_error_set(err, ENOMEM, "out of memory");
 	}
-	if (n == 0) {
-		r = al_error_set(err, EINVAL,
-		                 "apply_patch input must include at least one file operation.");
-		goto out;
-	}
-	*ops_out = steal_pointer(&ops);
-	*n_out = n;
-out:
-	if (ops)
-		al_patch_ops_free(ops, n);
-	lines_free(&l);
-	return r;
+	if (ops.n == 0)
+		return al_error_set(err, EINVAL,
+		                    "apply_patch input must include at least one file operation.");
+	*n_out = ops.n;
+	*ops_out = steal_pointer(&ops.v);
+	return 0;
 }
 
 /* ---- V4A diffs ---- */
@@ -477,8 +445,8 @@ static int parse_update(const struct lines *d, const struct lines *in, struct ch
 
 	for (;;) {
 		_cleanup_free_ const char **anchors = NULL;
+		_cleanup_(section_free) struct section s = {0};
 		size_t nanchors = 0, count = 0;
-		struct section s;
 		bool done = idx >= d->n;
 		long found;
 		int fuzz;
@@ -510,72 +478,63 @@ static int parse_update(const struct lines *d, const struct lines *in, struct ch
 				return r;
 		}
 		r = read_section(d->v, d->n, idx, &s, err);
-		if (r < 0) {
-			section_free(&s);
+		if (r < 0)
 			return r;
-		}
 		found = find_context(in->v, in->n, s.ctx, s.nctx, cursor, s.eof, &fuzz);
 		if (found < 0) {
 			_cleanup_free_ char *ctx = NULL;
 			if (join(s.ctx, s.nctx, "\n", &ctx) < 0)
 				ctx = NULL;
-			r = al_error_set(err, EINVAL, "Invalid %sContext %zu:\n%s",
-			                 s.eof ? "EOF " : "", cursor, ctx ? ctx : "");
-			section_free(&s);
-			return r;
+			return al_error_set(err, EINVAL, "Invalid %sContext %zu:\n%s",
+			                    s.eof ? "EOF " : "", cursor, ctx ? ctx : "");
 		}
 		for (size_t k = 0; k < s.chunks.n; k++) {
 			struct chunk *c = &s.chunks.v[k];
 			if (push_chunk(out, c->orig_index + (size_t)found, &c->del, &c->ndel,
-			               &c->ins, &c->nins) < 0) {
-				section_free(&s);
+			               &c->ins, &c->nins) < 0)
 				return al_error_set(err, ENOMEM, "out of memory");
-			}
 		}
 		cursor = (size_t)found + s.nctx;
 		idx = s.end;
-		section_free(&s);
 	}
+}
+
+/* A new file is its "+" lines joined by newlines (the SDK adds no final one). */
+static int added_file(const struct lines *d, char **out, struct al_error *err)
+{
+	_cleanup_free_ const char **v = calloc(d->n, sizeof(*v));
+	size_t k = 0;
+
+	if (!v)
+		return al_error_set(err, ENOMEM, "out of memory");
+	for (; k + 1 < d->n && !starts_with(d->v[k], END_PATCH); k++) {
+		if (d->v[k][0] != '+')
+			return al_error_set(err, EINVAL, "Invalid Add File Line: %s", d->v[k]);
+		v[k] = d->v[k] + 1;
+	}
+	if (join(v, k, "\n", out) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	return 0;
 }
 
 int al_apply_diff(const char *input, const char *diff, bool create, char **out,
                   struct al_error *err)
 {
-	struct lines d = {0}, in = {0};
-	struct chunks chunks = {0};
-	const char **dest = NULL;
+	_cleanup_(lines_free) struct lines d = {0};
+	_cleanup_(lines_free) struct lines in = {0};
+	_cleanup_(chunks_free) struct chunks chunks = {0};
+	_cleanup_free_ const char **dest = NULL;
 	size_t ndest = 0, oi = 0;
 	bool crlf = false, any_nl = false;
-	int r = 0;
+	int r;
 
 	if (lines_split(&d, diff, true) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
 	lines_drop_trailing_empty(&d);
-	if (lines_push(&d, END_PATCH) < 0) {
-		r = al_error_set(err, ENOMEM, "out of memory");
-		goto out;
-	}
-	if (create) {
-		/* A new file is its "+" lines joined by newlines (the SDK adds no final one). */
-		const char **v = calloc(d.n, sizeof(*v));
-		size_t k = 0;
-		if (!v) {
-			r = al_error_set(err, ENOMEM, "out of memory");
-			goto out;
-		}
-		for (; k + 1 < d.n && !starts_with(d.v[k], END_PATCH); k++) {
-			if (d.v[k][0] != '+') {
-				r = al_error_set(err, EINVAL, "Invalid Add File Line: %s", d.v[k]);
-				free(v);
-				goto out;
-			}
-			v[k] = d.v[k] + 1;
-		}
-		if (join(v, k, "\n", out) < 0)
-			r = al_error_set(err, ENOMEM, "out of memory");
-		free(v);
-		goto out;
-	}
+	if (lines_push(&d, END_PATCH) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (create)
+		return added_file(&d, out, err);
 	/* Keep the file's line ending: CRLF only when every newline is one. */
 	for (const char *p = input; *p; p++) {
 		if (*p != '\n')
@@ -589,49 +548,35 @@ int al_apply_diff(const char *input, const char *diff, bool create, char **out,
 		crlf = true;
 	}
 	crlf = crlf && any_nl;
-	if (lines_split(&in, input, crlf) < 0) {
-		r = al_error_set(err, ENOMEM, "out of memory");
-		goto out;
-	}
+	if (lines_split(&in, input, crlf) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
 	r = parse_update(&d, &in, &chunks, err);
 	if (r < 0)
-		goto out;
+		return r;
 	for (size_t k = 0; k < chunks.n; k++) {
 		const struct chunk *c = &chunks.v[k];
-		if (c->orig_index > in.n) {
-			r = al_error_set(err, EINVAL,
-			                 "applyDiff: chunk.origIndex %zu > input length %zu",
-			                 c->orig_index, in.n);
-			goto out;
-		}
-		if (oi > c->orig_index) {
-			r = al_error_set(err, EINVAL,
-			                 "applyDiff: overlapping chunk at %zu (cursor %zu)",
-			                 c->orig_index, oi);
-			goto out;
-		}
+		if (c->orig_index > in.n)
+			return al_error_set(err, EINVAL,
+			                    "applyDiff: chunk.origIndex %zu > input length %zu",
+			                    c->orig_index, in.n);
+		if (oi > c->orig_index)
+			return al_error_set(err, EINVAL,
+			                    "applyDiff: overlapping chunk at %zu (cursor %zu)",
+			                    c->orig_index, oi);
 		for (; oi < c->orig_index; oi++)
 			if (push_ptr(&dest, &ndest, in.v[oi]) < 0)
-				goto oom;
+				return al_error_set(err, ENOMEM, "out of memory");
 		for (size_t j = 0; j < c->nins; j++)
 			if (push_ptr(&dest, &ndest, c->ins[j]) < 0)
-				goto oom;
+				return al_error_set(err, ENOMEM, "out of memory");
 		oi += c->ndel;
 	}
 	for (; oi < in.n; oi++)
 		if (push_ptr(&dest, &ndest, in.v[oi]) < 0)
-			goto oom;
+			return al_error_set(err, ENOMEM, "out of memory");
 	if (join(dest, ndest, crlf ? "\r\n" : "\n", out) < 0)
-		goto oom;
-	goto out;
-oom:
-	r = al_error_set(err, ENOMEM, "out of memory");
-out:
-	free(dest);
-	chunks_free(&chunks);
-	lines_free(&d);
-	lines_free(&in);
-	return r;
+		return al_error_set(err, ENOMEM, "out of memory");
+	return 0;
 }
 
 /* ---- applying a patch through a file table ---- */
@@ -702,86 +647,70 @@ static int stage_set(struct staged *e, char *data)
 int al_patch_apply(const struct al_patch_fs *fs, const struct al_patch_op *ops, size_t n,
                    char **summary, struct al_error *err)
 {
-	struct stage s = {.fs = fs};
-	struct al_buf sum = {0};
-	int r = 0;
+	_cleanup_(stage_free) struct stage s = {.fs = fs};
+	_cleanup_buf_ struct al_buf sum = {0};
+	int r;
 
 	for (size_t i = 0; i < n; i++) {
 		const struct al_patch_op *op = &ops[i];
+		_cleanup_free_ char *result = NULL;
 		struct staged *e, *dst;
-		char *result = NULL;
 		char line[4200];
 
 		r = stage_get(&s, op->path, &e, err);
 		if (r < 0)
-			goto out;
+			return r;
 		switch (op->kind) {
 		case AL_PATCH_ADD:
-			if (e->data) {
-				r = al_error_set(err, EEXIST,
-				                 "Add File %s: the file already exists", op->path);
-				goto out;
-			}
+			if (e->data)
+				return al_error_set(
+				    err, EEXIST, "Add File %s: the file already exists", op->path);
 			r = al_apply_diff("", op->diff, true, &result, err);
-			if (r < 0) {
-				al_error_prefix(err, "Add File %s", op->path);
-				goto out;
-			}
-			stage_set(e, result);
+			if (r < 0)
+				return al_error_prefix(err, "Add File %s", op->path);
+			stage_set(e, steal_pointer(&result));
 			snprintf(line, sizeof(line), "A %s\n", op->path);
 			break;
 		case AL_PATCH_DELETE:
-			if (!e->data) {
-				r = al_error_set(err, ENOENT, "Delete File %s: no such file",
-				                 op->path);
-				goto out;
-			}
+			if (!e->data)
+				return al_error_set(err, ENOENT, "Delete File %s: no such file",
+				                    op->path);
 			stage_set(e, NULL);
 			snprintf(line, sizeof(line), "D %s\n", op->path);
 			break;
 		case AL_PATCH_UPDATE:
-			if (!e->data) {
-				r = al_error_set(err, ENOENT, "Update File %s: no such file",
-				                 op->path);
-				goto out;
-			}
+			if (!e->data)
+				return al_error_set(err, ENOENT, "Update File %s: no such file",
+				                    op->path);
 			r = al_apply_diff(e->data, op->diff, false, &result, err);
-			if (r < 0) {
-				al_error_prefix(err, "Update File %s", op->path);
-				goto out;
-			}
+			if (r < 0)
+				return al_error_prefix(err, "Update File %s", op->path);
 			if (op->move_to && strcmp(op->move_to, op->path)) {
 				r = stage_get(&s, op->move_to, &dst, err);
-				if (r < 0) {
-					free(result);
-					goto out;
-				}
+				if (r < 0)
+					return r;
 				/* stage_get may have moved the table. */
 				r = stage_get(&s, op->path, &e, err);
-				if (r < 0) {
-					free(result);
-					goto out;
-				}
-				stage_set(dst, result);
+				if (r < 0)
+					return r;
+				stage_set(dst, steal_pointer(&result));
 				stage_set(e, NULL);
 				snprintf(line, sizeof(line), "M %s -> %s\n", op->path, op->move_to);
 			} else {
-				stage_set(e, result);
+				stage_set(e, steal_pointer(&result));
 				snprintf(line, sizeof(line), "M %s\n", op->path);
 			}
 			break;
 		}
-		if (al_buf_append(&sum, line, strlen(line)) < 0) {
-			r = al_error_set(err, ENOMEM, "out of memory");
-			goto out;
-		}
+		if (al_buf_append(&sum, line, strlen(line)) < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
 	}
 	/* Everything applied in memory: now write, then remove. */
 	for (size_t i = 0; i < s.n; i++) {
 		if (s.v[i].dirty && s.v[i].data) {
 			r = fs->write(fs->ctx, s.v[i].path, s.v[i].data, s.v[i].len, err);
 			if (r < 0)
-				goto out;
+				return r;
 		}
 	}
 	for (size_t i = 0; i < s.n; i++) {
@@ -789,17 +718,11 @@ int al_patch_apply(const struct al_patch_fs *fs, const struct al_patch_op *ops, 
 			r = fs->remove(fs->ctx, s.v[i].path, err);
 			/* Added and deleted again within the patch: nothing was there. */
 			if (r < 0 && r != -ENOENT)
-				goto out;
-			r = 0;
+				return r;
 		}
 	}
-	if (al_buf_append(&sum, "", 1) < 0) {
-		r = al_error_set(err, ENOMEM, "out of memory");
-		goto out;
-	}
+	if (al_buf_append(&sum, "", 1) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
 	*summary = steal_pointer(&sum.data);
-out:
-	al_buf_free(&sum);
-	stage_free(&s);
-	return r;
+	return 0;
 }

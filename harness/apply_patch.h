@@ -29,6 +29,20 @@ struct al_patch_op {
 int al_patch_parse(const char *text, struct al_patch_op **ops, size_t *n, struct al_error *err);
 void al_patch_ops_free(struct al_patch_op *ops, size_t n);
 
+/* Ops with their count, owned by one variable: _cleanup_(al_patch_op_list_free). */
+struct al_patch_op_list {
+	struct al_patch_op *v;
+	size_t n;
+};
+
+static inline void al_patch_op_list_free(struct al_patch_op_list *l)
+{
+	if (l->v)
+		al_patch_ops_free(l->v, l->n);
+	l->v = NULL;
+	l->n = 0;
+}
+
 /* Apply one V4A diff to input (create: build a new file from "+" lines).  Line endings
  * of input are kept (CRLF files stay CRLF).  -EINVAL when the diff does not apply. */
 int al_apply_diff(const char *input, const char *diff, bool create, char **out,

@@ -277,11 +277,56 @@ struct selected {
 	char *text;
 };
 
+static void selected_clear(struct selected *s)
+{
+	free(s->text);
+	free(s->rollout_id);
+	free(s->updated_at);
+	free(s->summary_file);
+	memset(s, 0, sizeof(*s));
+}
+
 static int cmp_selected(const void *a, const void *b)
 {
 	const struct selected *x = a, *y = b;
 	int c = strcmp(y->updated_at, x->updated_at); /* newest first */
 	return c ? c : strcmp(y->rollout_id, x->rollout_id);
+}
+
+/* A table of raw memories; every one of its n slots is released, used or not. */
+struct selected_table {
+	struct selected *v;
+	size_t n;
+};
+
+static void selected_table_free(struct selected_table *t)
+{
+	for (size_t i = 0; t->v && i < t->n; i++)
+		selected_clear(&t->v[i]);
+	free(t->v);
+}
+
+struct dir_listing {
+	struct al_dir_entry *v;
+	size_t n;
+};
+
+static void dir_listing_free(struct dir_listing *l)
+{
+	al_dir_entries_free(l->v, l->n);
+}
+
+/* Replace *path with memories_dir/name. */
+static int memory_path(const struct al_memory_config *cfg, const char *name, char **path,
+                       struct al_error *err)
+{
+	free(*path);
+	*path = NULL;
+	if (asprintf(path, "%s/%s", cfg->memories_dir, name) < 0) {
+		*path = NULL; /* asprintf leaves it undefined on failure */
+		return al_error_set(err, ENOMEM, "out of memory");
+	}
+	return 0;
 }
 
 static int phase_two(struct al_provider *p, const char *id, const struct al_memory_config *cfg,
@@ -297,31 +342,37 @@ static int phase_two(struct al_provider *p, const char *id, const struct al_memo
 	_cleanup_cjson_ cJSON *prior = NULL;
 	_cleanup_cjson_ cJSON *answer = NULL;
 	_cleanup_cjson_ cJSON *selection = NULL;
-	struct al_dir_entry *entries = NULL;
-	struct selected *sel = NULL;
-	struct al_buf raw = {0}, user = {0}, lines = {0};
-	size_t n = 0, nsel = 0;
+	_cleanup_(dir_listing_free) struct dir_listing entries = {0};
+	_cleanup_(selected_table_free) struct selected_table table = {0};
+	_cleanup_buf_ struct al_buf raw = {0};
+	_cleanup_buf_ struct al_buf user = {0};
+	_cleanup_buf_ struct al_buf lines = {0};
+	struct selected *sel;
+	size_t nsel = 0;
 	int r;
 
 	if (asprintf(&dir, "%s/raw_memories", cfg->memories_dir) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
-	r = p->ops->list(p, id, dir, &entries, &n, err);
+	r = p->ops->list(p, id, dir, &entries.v, &entries.n, err);
 	if (r < 0)
 		return r;
-	sel = calloc(n + 1, sizeof(*sel));
-	if (!sel) {
-		r = al_error_set(err, ENOMEM, "out of memory");
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
+	table.v = calloc(entries.n + 1, sizeof(*table.v));
+	if (!table.v)
+		return al_error_set(err, ENOMEM, "out of memory");
+	table.n = entries.n;
+	sel = table.v;
+	for (size_t i = 0; i < entries.n; i++) {
+		const struct al_dir_entry *de = &entries.v[i];
 		_cleanup_free_ char *fp = NULL;
 		char *text = NULL;
-		size_t len = strlen(entries[i].name);
-		if (entries[i].type != 'f' || len < 4 || strcmp(entries[i].name + len - 3, ".md"))
+		size_t len = strlen(de->name);
+		if (de->type != 'f' || len < 4 || strcmp(de->name + len - 3, ".md"))
 			continue;
-		if (asprintf(&fp, "%s/%s", dir, entries[i].name) < 0 ||
-		    (r = read_text(p, id, fp, &text, err)) < 0)
-			goto out;
+		if (asprintf(&fp, "%s/%s", dir, de->name) < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
+		r = read_text(p, id, fp, &text, err);
+		if (r < 0)
+			return r;
 		if (!text)
 			continue;
 		sel[nsel].text = text;
@@ -329,27 +380,20 @@ static int phase_two(struct al_provider *p, const char *id, const struct al_memo
 		sel[nsel].updated_at = header_value(text, "updated_at");
 		sel[nsel].summary_file = header_value(text, "rollout_summary_file");
 		nsel++;
-		if (!*sel[nsel - 1].rollout_id) {
-			nsel--;
-			free(sel[nsel].text);
-			free(sel[nsel].rollout_id);
-			free(sel[nsel].updated_at);
-			free(sel[nsel].summary_file);
-			memset(&sel[nsel], 0, sizeof(sel[nsel]));
-		}
+		if (!*sel[nsel - 1].rollout_id)
+			selected_clear(&sel[--nsel]);
 	}
 	qsort(sel, nsel, sizeof(*sel), cmp_selected);
 	if (nsel > (size_t)cfg->max_raw_memories)
-		nsel = (size_t)cfg->max_raw_memories; /* the rest are freed below */
-	if (nsel == 0) {
-		r = 0;
-		goto out;
-	}
-	free(path);
-	path = NULL;
-	if (asprintf(&path, "%s/phase_two_selection.json", cfg->memories_dir) < 0 ||
-	    (r = read_text(p, id, path, &prior_text, err)) < 0)
-		goto out;
+		nsel = (size_t)cfg->max_raw_memories; /* the rest are released with the table */
+	if (nsel == 0)
+		return 0;
+	r = memory_path(cfg, "phase_two_selection.json", &path, err);
+	if (r < 0)
+		return r;
+	r = read_text(p, id, path, &prior_text, err);
+	if (r < 0)
+		return r;
 	prior = prior_text ? cJSON_Parse(prior_text) : NULL;
 	selection = cJSON_CreateObject();
 	cJSON_AddNumberToObject(selection, "version", 1);
@@ -390,21 +434,24 @@ static int phase_two(struct al_provider *p, const char *id, const struct al_memo
 	}
 	al_buf_append(&raw, "", 1);
 	al_buf_append(&lines, "", 1);
-	free(path);
-	path = NULL;
-	if (asprintf(&path, "%s/raw_memories.md", cfg->memories_dir) < 0 ||
-	    (r = write_text(p, id, path, raw.data, audit, err)) < 0)
-		goto out;
-	free(path);
-	path = NULL;
-	if (asprintf(&path, "%s/MEMORY.md", cfg->memories_dir) < 0 ||
-	    (r = read_text(p, id, path, &memory_md, err)) < 0)
-		goto out;
-	free(path);
-	path = NULL;
-	if (asprintf(&path, "%s/memory_summary.md", cfg->memories_dir) < 0 ||
-	    (r = read_text(p, id, path, &summary_md, err)) < 0)
-		goto out;
+	r = memory_path(cfg, "raw_memories.md", &path, err);
+	if (r < 0)
+		return r;
+	r = write_text(p, id, path, raw.data, audit, err);
+	if (r < 0)
+		return r;
+	r = memory_path(cfg, "MEMORY.md", &path, err);
+	if (r < 0)
+		return r;
+	r = read_text(p, id, path, &memory_md, err);
+	if (r < 0)
+		return r;
+	r = memory_path(cfg, "memory_summary.md", &path, err);
+	if (r < 0)
+		return r;
+	r = read_text(p, id, path, &summary_md, err);
+	if (r < 0)
+		return r;
 	{
 		_cleanup_free_ char *u = NULL;
 		if (asprintf(&u,
@@ -415,64 +462,44 @@ static int phase_two(struct al_provider *p, const char *id, const struct al_memo
 		             "first):\n```\n%s\n```\n",
 		             lines.data, memory_md ? memory_md : "", summary_md ? summary_md : "",
 		             raw.data) < 0 ||
-		    al_buf_append(&user, u, strlen(u) + 1) < 0) {
-			r = al_error_set(err, ENOMEM, "out of memory");
-			goto out;
-		}
+		    al_buf_append(&user, u, strlen(u) + 1) < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
 	}
-	if (asprintf(&instr, phase2_instructions, cfg->memories_dir) < 0) {
-		r = al_error_set(err, ENOMEM, "out of memory");
-		goto out;
-	}
+	if (asprintf(&instr, phase2_instructions, cfg->memories_dir) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
 	if (cfg->extra_prompt) {
 		char *more = NULL;
-		if (asprintf(&more, "%s\n\n%s", instr, cfg->extra_prompt) < 0) {
-			r = al_error_set(err, ENOMEM, "out of memory");
-			goto out;
-		}
+		if (asprintf(&more, "%s\n\n%s", instr, cfg->extra_prompt) < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
 		free(instr);
 		instr = more;
 	}
 	r = call_model(&cfg->phase2, api_key, "phase2", instr, user.data, audit, &answer, err);
 	if (r < 0)
-		goto out;
-	if (!jstr(answer, "memory_md") || !jstr(answer, "memory_summary")) {
-		r = al_error_set(
+		return r;
+	if (!jstr(answer, "memory_md") || !jstr(answer, "memory_summary"))
+		return al_error_set(
 		    err, EPROTO,
 		    "memory phase2: the answer needs memory_md and memory_summary strings");
-		goto out;
-	}
-	free(path);
-	path = NULL;
-	if (asprintf(&path, "%s/MEMORY.md", cfg->memories_dir) < 0 ||
-	    (r = write_text(p, id, path, jstr(answer, "memory_md"), audit, err)) < 0)
-		goto out;
-	free(path);
-	path = NULL;
-	if (asprintf(&path, "%s/memory_summary.md", cfg->memories_dir) < 0 ||
-	    (r = write_text(p, id, path, jstr(answer, "memory_summary"), audit, err)) < 0)
-		goto out;
+	r = memory_path(cfg, "MEMORY.md", &path, err);
+	if (r < 0)
+		return r;
+	r = write_text(p, id, path, jstr(answer, "memory_md"), audit, err);
+	if (r < 0)
+		return r;
+	r = memory_path(cfg, "memory_summary.md", &path, err);
+	if (r < 0)
+		return r;
+	r = write_text(p, id, path, jstr(answer, "memory_summary"), audit, err);
+	if (r < 0)
+		return r;
 	sel_text = cJSON_Print(selection);
-	free(path);
-	path = NULL;
-	if (!sel_text || asprintf(&path, "%s/phase_two_selection.json", cfg->memories_dir) < 0) {
-		r = al_error_set(err, ENOMEM, "out of memory");
-		goto out;
-	}
-	r = write_text(p, id, path, sel_text, audit, err);
-out:
-	for (size_t i = 0; sel && i < n; i++) {
-		free(sel[i].text);
-		free(sel[i].rollout_id);
-		free(sel[i].updated_at);
-		free(sel[i].summary_file);
-	}
-	free(sel);
-	al_dir_entries_free(entries, n);
-	al_buf_free(&raw);
-	al_buf_free(&user);
-	al_buf_free(&lines);
-	return r;
+	if (!sel_text)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = memory_path(cfg, "phase_two_selection.json", &path, err);
+	if (r < 0)
+		return r;
+	return write_text(p, id, path, sel_text, audit, err);
 }
 
 int al_memory_generate(struct al_provider *p, const char *id, const struct al_memory_config *cfg,

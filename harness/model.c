@@ -82,7 +82,7 @@ static void sleep_ms(long ms)
 int al_replay_load(const char *path, char ***lines_out, size_t *n_out, struct al_error *err)
 {
 	_cleanup_free_ char *text = NULL;
-	char **lines = NULL;
+	_cleanup_strv_ char **lines = NULL; /* NULL-terminated whenever it can be released */
 	size_t n = 0, len = 0;
 	char *p, *save = NULL;
 	int r;
@@ -99,21 +99,16 @@ int al_replay_load(const char *path, char ***lines_out, size_t *n_out, struct al
 			continue;
 		v = realloc(lines, (n + 2) * sizeof(*v));
 		if (!v)
-			goto oom;
+			return al_error_set(err, ENOMEM, "out of memory");
 		lines = v;
 		lines[n] = strdup(p);
 		if (!lines[n])
-			goto oom;
+			return al_error_set(err, ENOMEM, "out of memory");
 		lines[++n] = NULL;
 	}
-	*lines_out = lines;
+	*lines_out = steal_pointer(&lines);
 	*n_out = n;
 	return 0;
-oom:
-	for (size_t i = 0; i < n; i++)
-		free(lines[i]);
-	free(lines);
-	return al_error_set(err, ENOMEM, "out of memory");
 }
 
 /* ---- the Responses API shape ---- */

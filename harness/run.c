@@ -789,9 +789,16 @@ static int start_workspace(struct run *r, struct al_error *err)
 	return 0;
 }
 
+/* A refused command line or task: the reason on stderr, nothing recorded in a run. */
+static int usage_error(const struct al_error *err)
+{
+	fprintf(stderr, "airlock-harness: %s\n", err->msg);
+	return AL_EXIT_USAGE;
+}
+
 int al_run_start(const struct al_run_options *opts)
 {
-	struct run r = {0};
+	_cleanup_(run_free) struct run r = {0};
 	struct al_error err = AL_ERROR_INIT;
 	_cleanup_free_ char *text = NULL;
 	_cleanup_free_ char *path = NULL;
@@ -799,49 +806,48 @@ int al_run_start(const struct al_run_options *opts)
 	char run_id[40];
 	size_t len = 0;
 	cJSON *d;
-	int rc, status = AL_EXIT_USAGE;
 
 	/* Everything that can be refused is refused before anything is created. */
 	if (al_task_load(opts->task_path, &r.task, &r.task_dir, &text, &len, &err) < 0)
-		goto usage;
+		return usage_error(&err);
 	r.task_loaded = true;
 	if (al_credentials_load(opts->credentials, &r.creds, &err) < 0 || check_key(&r, &err) < 0)
-		goto usage;
+		return usage_error(&err);
 	if (make_run_id(run_id, &err) < 0)
-		goto usage;
+		return usage_error(&err);
 	if (opts->run_dir)
 		dir = strdup(opts->run_dir);
 	else if (asprintf(&dir, "runs/%s", run_id) < 0)
 		dir = NULL;
 	if (!dir) {
 		al_error_set(&err, ENOMEM, "out of memory");
-		goto usage;
+		return usage_error(&err);
 	}
 	if (!dir_is_empty_or_missing(dir)) {
 		al_error_set(&err, EEXIST, "run directory %s exists and is not empty", dir);
-		goto usage;
+		return usage_error(&err);
 	}
 	if (al_mkdir_p(dir, 0700, &err) < 0)
-		goto usage;
+		return usage_error(&err);
 	r.dir = realpath(dir, NULL);
 	if (!r.dir) {
 		al_error_errno(&err, "resolve %s", dir);
-		goto usage;
+		return usage_error(&err);
 	}
-	status = AL_EXIT_FAILED;
+	/* From here on the run exists: a failure is recorded in it. */
 	say("%s\n", r.dir);
 
 	if (asprintf(&path, "%s/" TASK_COPY, r.dir) < 0 ||
 	    al_write_file_atomic(path, text, len, 0600, &err) < 0)
-		goto failed;
+		return fail(&r, &err);
 	free(path);
 	path = NULL;
 	if (asprintf(&path, "%s/" WORKSPACE_DIR, r.dir) < 0 || al_mkdir_p(path, 0700, &err) < 0)
-		goto failed;
+		return fail(&r, &err);
 	r.state = al_runstate_new(run_id, r.task_dir);
 	if (!r.state) {
 		al_error_set(&err, ENOMEM, "out of memory");
-		goto failed;
+		return fail(&r, &err);
 	}
 	{
 		cJSON *first = cJSON_CreateObject();
@@ -850,7 +856,7 @@ int al_run_start(const struct al_run_options *opts)
 		cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(r.state, "items"), first);
 	}
 	if (save(&r, &err) < 0 || al_audit_open(&r.audit, r.dir, &err) < 0)
-		goto failed;
+		return fail(&r, &err);
 	r.audit_open = true;
 	{
 		char sha[65];
@@ -864,18 +870,8 @@ int al_run_start(const struct al_run_options *opts)
 	}
 	if (audit(&r, "run_start", d, &err) < 0 || open_clients(&r, &err) < 0 ||
 	    create_sandbox(&r, r.task.start_snapshot, &err) < 0 || start_workspace(&r, &err) < 0)
-		goto failed;
-	rc = drive(&r);
-	run_free(&r);
-	return rc;
-failed:
-	rc = fail(&r, &err);
-	run_free(&r);
-	return rc;
-usage:
-	fprintf(stderr, "airlock-harness: %s\n", err.msg);
-	run_free(&r);
-	return status;
+		return fail(&r, &err);
+	return drive(&r);
 }
 
 /* Bring the run's sandbox back; says which way on stdout. */
@@ -960,7 +956,7 @@ static int recover_sandbox(struct run *r, struct al_error *err)
 
 int al_run_resume(const struct al_run_options *opts)
 {
-	struct run r = {0};
+	_cleanup_(run_free) struct run r = {0};
 	struct al_error err = AL_ERROR_INIT;
 	_cleanup_free_ char *task_path = NULL;
 	_cleanup_free_ char *text = NULL;
@@ -972,34 +968,34 @@ int al_run_resume(const struct al_run_options *opts)
 	r.dir = realpath(opts->run_dir, NULL);
 	if (!r.dir) {
 		al_error_errno(&err, "run directory %s", opts->run_dir);
-		goto usage;
+		return usage_error(&err);
 	}
 	if (al_runstate_load(r.dir, &r.state, &err) < 0)
-		goto usage;
+		return usage_error(&err);
 	task_dir = al_runstate_str(r.state, "task_dir");
 	if (asprintf(&task_path, "%s/" TASK_COPY, r.dir) < 0 ||
 	    al_read_file(task_path, 16u << 20, &text, &len, &err) < 0)
-		goto usage;
+		return usage_error(&err);
 	if (al_task_parse(text, len, task_dir ? task_dir : r.dir, &r.task, &err) < 0) {
 		al_error_prefix(&err, "%s", task_path);
-		goto usage;
+		return usage_error(&err);
 	}
 	r.task_loaded = true;
 	if (al_credentials_load(opts->credentials, &r.creds, &err) < 0 || check_key(&r, &err) < 0)
-		goto usage;
+		return usage_error(&err);
 	status = al_runstate_str(r.state, "status");
 	if (status && !strcmp(status, "completed") &&
 	    !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r.state, "finish_pending"))) {
 		/* The run_end record may be all a crash cut off. */
 		if (al_audit_open(&r.audit, r.dir, &err) < 0)
-			goto failed;
+			return fail(&r, &err);
 		r.audit_open = true;
 		d = cJSON_CreateObject();
 		cJSON_AddStringToObject(d, "run_id", al_runstate_str(r.state, "run_id"));
 		cJSON_AddStringToObject(d, "status", "completed");
 		cJSON_AddStringToObject(d, "action", "reported, not run again");
 		if (audit(&r, "resume", d, &err) < 0)
-			goto failed;
+			return fail(&r, &err);
 		rc = al_audit_count(&r.audit, "run_end", "status", "completed", &err);
 		if (rc == 0) {
 			d = cJSON_CreateObject();
@@ -1008,16 +1004,15 @@ int al_run_resume(const struct al_run_options *opts)
 			rc = audit(&r, "run_end", d, &err);
 		}
 		if (rc < 0)
-			goto failed;
+			return fail(&r, &err);
 		printf("resume: run %s already completed\n%s\n", al_runstate_str(r.state, "run_id"),
 		       al_runstate_str(r.state, "final_output")
 		           ? al_runstate_str(r.state, "final_output")
 		           : "");
-		run_free(&r);
 		return AL_EXIT_OK;
 	}
 	if (al_audit_open(&r.audit, r.dir, &err) < 0)
-		goto failed;
+		return fail(&r, &err);
 	r.audit_open = true;
 	d = cJSON_CreateObject();
 	cJSON_AddStringToObject(d, "run_id", al_runstate_str(r.state, "run_id"));
@@ -1029,23 +1024,12 @@ int al_run_resume(const struct al_run_options *opts)
 	    cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.state, "pending_calls")));
 	if (audit(&r, "resume", d, &err) < 0 || recover_audit(&r, &err) < 0 ||
 	    open_clients(&r, &err) < 0 || recover_sandbox(&r, &err) < 0)
-		goto failed;
+		return fail(&r, &err);
 	if (status && !strcmp(status, "completed")) {
 		if (finish(&r, &err) < 0)
-			goto failed;
+			return fail(&r, &err);
 		printf("%s\n", al_runstate_str(r.state, "final_output"));
-		run_free(&r);
 		return AL_EXIT_OK;
 	}
-	rc = drive(&r);
-	run_free(&r);
-	return rc;
-failed:
-	rc = fail(&r, &err);
-	run_free(&r);
-	return rc;
-usage:
-	fprintf(stderr, "airlock-harness: %s\n", err.msg);
-	run_free(&r);
-	return AL_EXIT_USAGE;
+	return drive(&r);
 }

@@ -235,10 +235,11 @@ char *al_format_exec_response(double wall_seconds, long session_id, int exit_cod
 int al_workspace_path(const char *root, const char *path, char **out, struct al_error *err)
 {
 	_cleanup_free_ char *copy = NULL;
+	_cleanup_free_ char **parts = NULL;
+	_cleanup_buf_ struct al_buf b = {0};
 	size_t rlen = strlen(root), n = 0;
 	const char *rel = path;
-	char **parts = NULL, *save = NULL;
-	struct al_buf b = {0};
+	char *save = NULL;
 
 	while (rlen > 1 && root[rlen - 1] == '/')
 		rlen--;
@@ -250,20 +251,16 @@ int al_workspace_path(const char *root, const char *path, char **out, struct al_
 	}
 	copy = strdup(rel);
 	parts = calloc(strlen(rel) / 2 + 2, sizeof(*parts));
-	if (!copy || !parts) {
-		free(parts);
+	if (!copy || !parts)
 		return al_error_set(err, ENOMEM, "out of memory");
-	}
 	for (char *t = strtok_r(copy, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
 		if (!strcmp(t, "."))
 			continue;
 		if (!strcmp(t, "..")) {
-			if (n == 0) {
-				free(parts);
+			if (n == 0)
 				return al_error_set(
 				    err, EINVAL, "Sandbox path \"%s\" escapes the workspace root.",
 				    path);
-			}
 			n--;
 			continue;
 		}
@@ -272,22 +269,14 @@ int al_workspace_path(const char *root, const char *path, char **out, struct al_
 	for (size_t i = 0; i < n; i++)
 		if ((i && al_buf_append(&b, "/", 1) < 0) ||
 		    al_buf_append(&b, parts[i], strlen(parts[i])) < 0)
-			goto oom;
-	free(parts);
-	parts = NULL;
-	if (n == 0) {
-		al_buf_free(&b);
+			return al_error_set(err, ENOMEM, "out of memory");
+	if (n == 0)
 		return al_error_set(
 		    err, EINVAL, "Sandbox path \"%s\" names the workspace root, not a file.", path);
-	}
 	if (al_buf_append(&b, "", 1) < 0)
-		goto oom;
-	*out = b.data;
+		return al_error_set(err, ENOMEM, "out of memory");
+	*out = steal_pointer(&b.data);
 	return 0;
-oom:
-	free(parts);
-	al_buf_free(&b);
-	return al_error_set(err, ENOMEM, "out of memory");
 }
 
 /* ---- results ---- */
@@ -582,15 +571,27 @@ static int pfs_remove(void *c, const char *path, struct al_error *err)
 	return r;
 }
 
+/* Say in why what is wrong with the operations; -EINVAL. */
+__attribute__((format(printf, 3, 4))) static int invalid_ops(char *why, size_t whylen,
+                                                             const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
 /* Structured operations ({"type": "create_file", "path", "diff", "moveTo"}) as patch ops. */
 static int structured_ops(const cJSON *list, struct al_patch_op **out, size_t *n, char *why,
                           size_t whylen)
 {
-	struct al_patch_op *ops = calloc((size_t)cJSON_GetArraySize(list) + 1, sizeof(*ops));
+	_cleanup_(al_patch_op_list_free) struct al_patch_op_list ops = {0};
 	const cJSON *o;
-	size_t k = 0;
 
-	if (!ops)
+	ops.v = calloc((size_t)cJSON_GetArraySize(list) + 1, sizeof(*ops.v));
+	if (!ops.v)
 		return -ENOMEM;
 	cJSON_ArrayForEach(o, list)
 	{
@@ -598,45 +599,38 @@ static int structured_ops(const cJSON *list, struct al_patch_op **out, size_t *n
 		const cJSON *path = cJSON_GetObjectItemCaseSensitive(o, "path");
 		const cJSON *diff = cJSON_GetObjectItemCaseSensitive(o, "diff");
 		const cJSON *move = cJSON_GetObjectItemCaseSensitive(o, "moveTo");
-		struct al_patch_op *op = &ops[k];
+		struct al_patch_op *op = &ops.v[ops.n];
 
-		if (!cJSON_IsString(type) || !cJSON_IsString(path) || !*path->valuestring) {
-			snprintf(why, whylen, "operation %zu needs a type and a path", k + 1);
-			goto bad;
-		}
+		if (!cJSON_IsString(type) || !cJSON_IsString(path) || !*path->valuestring)
+			return invalid_ops(why, whylen, "operation %zu needs a type and a path",
+			                   ops.n + 1);
 		if (!strcmp(type->valuestring, "create_file"))
 			op->kind = AL_PATCH_ADD;
 		else if (!strcmp(type->valuestring, "update_file"))
 			op->kind = AL_PATCH_UPDATE;
 		else if (!strcmp(type->valuestring, "delete_file"))
 			op->kind = AL_PATCH_DELETE;
-		else {
-			snprintf(why, whylen, "operation %zu: unknown type %.40s", k + 1,
-			         type->valuestring);
-			goto bad;
-		}
-		if (op->kind != AL_PATCH_DELETE && !cJSON_IsString(diff)) {
-			snprintf(why, whylen, "operation %zu: %s needs a diff", k + 1,
-			         type->valuestring);
-			goto bad;
-		}
+		else
+			return invalid_ops(why, whylen, "operation %zu: unknown type %.40s",
+			                   ops.n + 1, type->valuestring);
+		if (op->kind != AL_PATCH_DELETE && !cJSON_IsString(diff))
+			return invalid_ops(why, whylen, "operation %zu: %s needs a diff", ops.n + 1,
+			                   type->valuestring);
 		op->path = strdup(path->valuestring);
 		op->diff = op->kind != AL_PATCH_DELETE ? strdup(diff->valuestring) : NULL;
 		op->move_to = op->kind == AL_PATCH_UPDATE && cJSON_IsString(move)
 		                  ? strdup(move->valuestring)
 		                  : NULL;
-		k++;
+		ops.n++;
+		if (!op->path || (op->kind != AL_PATCH_DELETE && !op->diff) ||
+		    (op->kind == AL_PATCH_UPDATE && cJSON_IsString(move) && !op->move_to))
+			return -ENOMEM;
 	}
-	if (k == 0) {
-		snprintf(why, whylen, "apply_patch input must include an operation.");
-		goto bad;
-	}
-	*out = ops;
-	*n = k;
+	if (ops.n == 0)
+		return invalid_ops(why, whylen, "apply_patch input must include an operation.");
+	*n = ops.n;
+	*out = steal_pointer(&ops.v);
 	return 0;
-bad:
-	al_patch_ops_free(ops, k);
-	return -EINVAL;
 }
 
 static int tool_apply_patch(struct al_tool_ctx *ctx, const char *raw, struct al_tool_result *res,
@@ -646,13 +640,12 @@ static int tool_apply_patch(struct al_tool_ctx *ctx, const char *raw, struct al_
 	_cleanup_cjson_ cJSON *wrapped = NULL;
 	_cleanup_free_ char *summary = NULL;
 	_cleanup_free_ char *text = NULL;
-	struct al_patch_op *ops = NULL;
+	_cleanup_(al_patch_op_list_free) struct al_patch_op_list ops = {0};
 	struct patch_fs_ctx pctx = {.tool = ctx};
 	struct al_patch_fs fs = {&pctx, pfs_read, pfs_write, pfs_remove};
 	const char *patch = NULL;
 	const cJSON *v;
 	char why[256] = "";
-	size_t n = 0;
 	int r = 0;
 
 	while (*raw == ' ' || *raw == '\n' || *raw == '\t' || *raw == '\r')
@@ -667,7 +660,7 @@ static int tool_apply_patch(struct al_tool_ctx *ctx, const char *raw, struct al_
 		if (cJSON_IsString(args)) {
 			patch = args->valuestring;
 		} else if (cJSON_IsArray(args)) {
-			r = structured_ops(args, &ops, &n, why, sizeof(why));
+			r = structured_ops(args, &ops.v, &ops.n, why, sizeof(why));
 		} else if (!cJSON_IsObject(args)) {
 			return result_error(res, "apply_patch input must be an object or array.");
 		} else if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(args, "patch"))) {
@@ -679,45 +672,42 @@ static int tool_apply_patch(struct al_tool_ctx *ctx, const char *raw, struct al_
 			patch = cJSON_GetArrayItem(v, 1)->valuestring;
 		} else if (cJSON_IsArray(
 		               v = cJSON_GetObjectItemCaseSensitive(args, "operations"))) {
-			r = structured_ops(v, &ops, &n, why, sizeof(why));
+			r = structured_ops(v, &ops.v, &ops.n, why, sizeof(why));
 		} else {
 			v = cJSON_GetObjectItemCaseSensitive(args, "operation");
 			wrapped = cJSON_CreateArray();
 			if (!wrapped)
 				return -ENOMEM;
 			cJSON_AddItemToArray(wrapped, cJSON_Duplicate(v ? v : args, 1));
-			r = structured_ops(wrapped, &ops, &n, why, sizeof(why));
+			r = structured_ops(wrapped, &ops.v, &ops.n, why, sizeof(why));
 		}
-		if (!patch && !ops)
+		if (!patch && !ops.v)
 			return r == -ENOMEM
 			           ? r
 			           : result_error(res, "Invalid apply_patch operation: %s", why);
 	}
 	if (patch) {
-		r = al_patch_parse(patch, &ops, &n, err);
+		r = al_patch_parse(patch, &ops.v, &ops.n, err);
 		if (r < 0)
 			return result_error(res, "%s", err->msg);
 	}
 	/* Like the SDK's editors: every path stays inside the workspace. */
-	for (size_t i = 0; i < n; i++) {
-		char **paths[] = {&ops[i].path, &ops[i].move_to};
+	for (size_t i = 0; i < ops.n; i++) {
+		char **paths[] = {&ops.v[i].path, &ops.v[i].move_to};
 		for (size_t k = 0; k < 2; k++) {
 			char *norm = NULL;
 			if (!*paths[k])
 				continue;
 			r = al_workspace_path(ctx->workspace_root, *paths[k], &norm, err);
-			if (r < 0) {
-				al_patch_ops_free(ops, n);
+			if (r < 0)
 				return r == -ENOMEM ? r
 				                    : result_error(res, "Failed to apply patch: %s",
 				                                   err->msg);
-			}
 			free(*paths[k]);
 			*paths[k] = norm;
 		}
 	}
-	r = al_patch_apply(&fs, ops, n, &summary, err);
-	al_patch_ops_free(ops, n);
+	r = al_patch_apply(&fs, ops.v, ops.n, &summary, err);
 	if (pctx.fatal)
 		return pctx.fatal;
 	if (r < 0)
@@ -811,42 +801,38 @@ static int tool_view_image(struct al_tool_ctx *ctx, const cJSON *args, struct al
 
 /* ---- dispatch ---- */
 
-int al_tool_run(struct al_tool_ctx *ctx, const char *name, const char *arguments,
-                struct al_tool_result *res, struct al_error *err)
+static int tool_dispatch(struct al_tool_ctx *ctx, const char *name, const char *arguments,
+                         struct al_tool_result *res, struct al_error *err)
 {
 	_cleanup_cjson_ cJSON *args = NULL;
-	int r;
 
-	memset(res, 0, sizeof(*res));
-	if (!name)
-		name = "";
-	if (!arguments)
-		arguments = "{}";
-	if (!strcmp(name, "apply_patch")) {
-		r = tool_apply_patch(ctx, arguments, res, err);
-		goto out;
-	}
+	if (!strcmp(name, "apply_patch"))
+		return tool_apply_patch(ctx, arguments, res, err);
 	if (strcmp(name, "exec_command") && strcmp(name, "write_stdin") &&
-	    strcmp(name, "view_image")) {
-		r = result_error(
+	    strcmp(name, "view_image"))
+		return result_error(
 		    res,
 		    "unknown tool \"%.100s\"; the tools are exec_command, write_stdin, "
 		    "apply_patch and view_image",
 		    name);
-		goto out;
-	}
 	args = cJSON_Parse(*arguments ? arguments : "{}");
-	if (!cJSON_IsObject(args)) {
-		r = result_error(res, "invalid arguments for %s: not a JSON object", name);
-		goto out;
-	}
+	if (!cJSON_IsObject(args))
+		return result_error(res, "invalid arguments for %s: not a JSON object", name);
 	if (!strcmp(name, "exec_command"))
-		r = tool_exec(ctx, args, res, err);
-	else if (!strcmp(name, "write_stdin"))
-		r = tool_write_stdin(ctx, args, res, err);
-	else
-		r = tool_view_image(ctx, args, res, err);
-out:
+		return tool_exec(ctx, args, res, err);
+	if (!strcmp(name, "write_stdin"))
+		return tool_write_stdin(ctx, args, res, err);
+	return tool_view_image(ctx, args, res, err);
+}
+
+int al_tool_run(struct al_tool_ctx *ctx, const char *name, const char *arguments,
+                struct al_tool_result *res, struct al_error *err)
+{
+	int r;
+
+	memset(res, 0, sizeof(*res));
+	r = tool_dispatch(ctx, name ? name : "", arguments ? arguments : "{}", res, err);
+	/* The tools' own allocation failures come back as a bare -ENOMEM. */
 	if (r == -ENOMEM)
 		al_error_set(err, ENOMEM, "out of memory");
 	if (r < 0)

@@ -65,12 +65,6 @@ static void on_signal(int sig)
 	pending_signal = sig;
 }
 
-static void buf_freep(struct al_buf *b)
-{
-	al_buf_free(b);
-}
-#define _cleanup_buf_ _cleanup_(buf_freep)
-
 static void curl_freep(char **p)
 {
 	curl_free(*p);

@@ -212,6 +212,25 @@ void initproto_msg_free(struct initproto_msg *m)
 	*m = (struct initproto_msg){0};
 }
 
+/* The fds that came with a frame: closed on leaving scope unless handed over. */
+struct frame_fds {
+	int *fds;
+	size_t n;
+};
+
+static void frame_fds_close(struct frame_fds *f)
+{
+	/* Received fds belong to this frame; a broken frame must not leak them. */
+	for (size_t i = 0; i < f->n; i++)
+		close(f->fds[i]);
+}
+
+static int recv_error(int r, struct al_error *err)
+{
+	errno = -r;
+	return al_error_errno(err, "receive from init socket");
+}
+
 int initproto_recv(int sock, struct initproto_msg *m, int *fds, size_t *nfds, struct al_error *err)
 {
 	union {
@@ -220,10 +239,10 @@ int initproto_recv(int sock, struct initproto_msg *m, int *fds, size_t *nfds, st
 	} control;
 	struct msghdr mh = {0};
 	_cleanup_free_ char *text = NULL;
+	_cleanup_(frame_fds_close) struct frame_fds got = {.fds = fds};
 	size_t cap = nfds ? *nfds : 0;
 	struct iovec iov;
 	uint8_t hdr[4];
-	size_t got = 0;
 	uint32_t len;
 	ssize_t n;
 	int r;
@@ -252,45 +271,32 @@ int initproto_recv(int sock, struct initproto_msg *m, int *fds, size_t *nfds, st
 		count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 		in = (int *)CMSG_DATA(cm);
 		for (size_t i = 0; i < count; i++) {
-			if (got < cap)
-				fds[got++] = in[i];
+			if (got.n < cap)
+				fds[got.n++] = in[i];
 			else
 				close(in[i]);
 		}
 	}
-	if (nfds)
-		*nfds = got;
 	r = recv_all(sock, (char *)hdr + 1, 3);
 	if (r < 0)
-		goto fail_errno;
+		return recv_error(r, err);
 	len = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 |
 	      (uint32_t)hdr[3] << 24;
-	if (len > INITPROTO_MAX_FRAME) {
-		r = al_error_set(err, EPROTO, "init message length %u out of range", len);
-		goto fail;
-	}
+	if (len > INITPROTO_MAX_FRAME)
+		return al_error_set(err, EPROTO, "init message length %u out of range", len);
 	text = malloc((size_t)len + 1);
-	if (!text) {
-		r = al_error_set(err, ENOMEM, "out of memory");
-		goto fail;
-	}
+	if (!text)
+		return al_error_set(err, ENOMEM, "out of memory");
 	r = recv_all(sock, text, len);
 	if (r < 0)
-		goto fail_errno;
+		return recv_error(r, err);
 	r = decode(text, len, m, err);
 	if (r < 0)
-		goto fail;
+		return r;
 	text = NULL; /* owned by m now */
-	return 0;
-
-fail_errno:
-	errno = -r;
-	r = al_error_errno(err, "receive from init socket");
-fail:
-	/* Received fds belong to this frame; a broken frame must not leak them. */
-	for (size_t i = 0; i < got; i++)
-		close(fds[i]);
+	/* A whole frame: its fds are the caller's now. */
 	if (nfds)
-		*nfds = 0;
-	return r;
+		*nfds = got.n;
+	got.n = 0;
+	return 0;
 }

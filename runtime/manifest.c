@@ -350,6 +350,13 @@ static int parse_type(const cJSON *json, const char *path, enum entry_type *t, s
 	return 0;
 }
 
+static int content_too_large(const struct manifest *m, const struct manifest_entry *e,
+                             struct al_error *err)
+{
+	return al_error_set(err, EINVAL, "manifest entry '%s': content larger than %zu bytes",
+	                    e->path, m->max_file_bytes);
+}
+
 static int parse_content(struct manifest *m, const cJSON *content, struct manifest_entry *e,
                          struct al_error *err)
 {
@@ -358,7 +365,7 @@ static int parse_content(struct manifest *m, const cJSON *content, struct manife
 		 * string: binary content has to come as base64. */
 		e->content_len = strlen(content->valuestring);
 		if (e->content_len > m->max_file_bytes)
-			goto too_large;
+			return content_too_large(m, e, err);
 		e->content = strdup(content->valuestring);
 		if (!e->content)
 			return al_error_set(err, ENOMEM, "out of memory");
@@ -376,11 +383,11 @@ static int parse_content(struct manifest *m, const cJSON *content, struct manife
 		/* Check before decoding so an oversized upload costs no allocation. */
 		enc_len = strlen(data->valuestring);
 		if (enc_len / 4 * 3 > m->max_file_bytes + 3)
-			goto too_large;
+			return content_too_large(m, e, err);
 		if (al_base64_decode(data->valuestring, &e->content, &e->content_len, err) < 0)
 			return al_error_prefix(err, "manifest entry '%s'", e->path);
 		if (e->content_len > m->max_file_bytes)
-			goto too_large;
+			return content_too_large(m, e, err);
 	} else {
 		return al_error_set(err, EINVAL,
 		                    "manifest entry '%s': file entries need \"content\"", e->path);
@@ -391,10 +398,6 @@ static int parse_content(struct manifest *m, const cJSON *content, struct manife
 		                    "manifest entry '%s': file contents exceed %zu bytes in total",
 		                    e->path, m->max_total_bytes);
 	return 0;
-
-too_large:
-	return al_error_set(err, EINVAL, "manifest entry '%s': content larger than %zu bytes",
-	                    e->path, m->max_file_bytes);
 }
 
 static int parse_src(const cJSON *src, struct manifest_entry *e, struct al_error *err)

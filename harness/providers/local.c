@@ -32,12 +32,6 @@ struct local_provider {
 	char errbuf[CURL_ERROR_SIZE];
 };
 
-static void buf_freep(struct al_buf *b)
-{
-	al_buf_free(b);
-}
-#define _cleanup_buf_ _cleanup_(buf_freep)
-
 static void slist_freep(struct curl_slist **l)
 {
 	curl_slist_free_all(*l);

@@ -2,6 +2,7 @@
 /* The binary protocol between airlockd and airlock-pid1 (initproto.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -117,10 +118,75 @@ TEST(malformed_frames_are_refused)
 	close(sv[1]);
 }
 
+/* The first byte of a frame of len bytes, carrying fd as initproto_send does. */
+static void send_first_with_fd(int sock, uint32_t len, int fd)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} control = {0};
+	uint8_t first = (uint8_t)len;
+	struct iovec iov = {.iov_base = &first, .iov_len = 1};
+	struct msghdr mh = {.msg_iov = &iov,
+	                    .msg_iovlen = 1,
+	                    .msg_control = control.buf,
+	                    .msg_controllen = sizeof(control.buf)};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	if (sendmsg(sock, &mh, 0) != 1)
+		fprintf(stderr, "sendmsg: %s\n", strerror(errno));
+}
+
+/* Whether the write end of pipe p is closed everywhere: reading gives EOF, not EAGAIN. */
+static bool pipe_writers_gone(int p[2])
+{
+	char c;
+	return read(p[0], &c, 1) == 0;
+}
+
+TEST(broken_frames_close_their_fds)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct initproto_msg got;
+	int sv[2], p[2], fds[INITPROTO_MAX_FDS];
+	size_t nfds;
+	uint8_t rest[4] = {0, 0, 0, 'x'}; /* 3 more length bytes, a 1-byte payload */
+
+	/* A payload too short to decode. */
+	pair(sv);
+	CHECK(pipe2(p, O_CLOEXEC | O_NONBLOCK) == 0);
+	send_first_with_fd(sv[0], 1, p[1]);
+	CHECK(write(sv[0], rest, sizeof(rest)) == (ssize_t)sizeof(rest));
+	close(p[1]);
+	nfds = INITPROTO_MAX_FDS;
+	CHECK_INT(initproto_recv(sv[1], &got, fds, &nfds, &err), -EPROTO);
+	CHECK_INT(nfds, 0);
+	CHECK(pipe_writers_gone(p));
+	close(p[0]);
+
+	/* The stream ends inside the length. */
+	CHECK(pipe2(p, O_CLOEXEC | O_NONBLOCK) == 0);
+	send_first_with_fd(sv[0], 1, p[1]);
+	close(p[1]);
+	close(sv[0]);
+	nfds = INITPROTO_MAX_FDS;
+	CHECK_INT(initproto_recv(sv[1], &got, fds, &nfds, &err), -ECONNRESET);
+	CHECK(strstr(err.msg, "receive from init socket") != NULL);
+	CHECK_INT(nfds, 0);
+	CHECK(pipe_writers_gone(p));
+	close(p[0]);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	RUN(spawn_round_trip_with_fds);
 	RUN(numbers_and_no_strings);
 	RUN(malformed_frames_are_refused);
+	RUN(broken_frames_close_their_fds);
 	return test_main_result();
 }
