@@ -179,8 +179,21 @@ static int criu_result(int status, const char *log_path, const char *keep_log, c
 
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
+	if (al_read_file(log_path, 16 << 20, &text, &len, NULL) < 0) {
+		/* It stopped before opening its log (its own messages went to
+		 * airlockd's stderr): say how it ended rather than name a log
+		 * that does not exist. */
+		if (WIFSIGNALED(status))
+			return al_error_set(err, EIO,
+			                    "criu %s killed by signal %d before writing its log",
+			                    what, WTERMSIG(status));
+		return al_error_set(err, EIO,
+		                    "criu %s exited with status %d before writing its log "
+		                    "(see airlockd's stderr)",
+		                    what, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	}
 	log_errors(log_path, why, sizeof(why));
-	if (keep_log && al_read_file(log_path, 16 << 20, &text, &len, NULL) == 0) {
+	if (keep_log) {
 		struct al_error e = AL_ERROR_INIT;
 		if (al_write_file_atomic(keep_log, text, len, 0600, &e) == 0)
 			log_path = keep_log;
