@@ -295,12 +295,16 @@ static int add_dir(const struct cgroup_manager *m, struct sandbox_dirs *d, const
 	return 0;
 }
 
+/* The cgroup directories of sandbox id (validated first: it becomes a path). */
 static int sandbox_dirs_get(const struct cgroup_manager *m, const char *id, struct sandbox_dirs *d,
                             struct al_error *err)
 {
-	int r = 0;
+	int r;
 
 	*d = (struct sandbox_dirs){0};
+	r = check_id(id, err);
+	if (r < 0)
+		return r;
 	if (m->mode != CGROUP_MODE_V2) {
 		for (int c = 0; c < CG_NR_CTRL && r == 0; c++) {
 			bool shared = false;
@@ -329,9 +333,6 @@ int cgroup_criu_roots(struct cgroup_manager *m, const char *id, char ***out, str
 	_cleanup_strv_ char **v = NULL;
 	int r;
 
-	r = check_id(id, err);
-	if (r < 0)
-		return r;
 	r = sandbox_dirs_get(m, id, &dirs, err);
 	if (r < 0)
 		return r;
@@ -922,9 +923,6 @@ int cgroup_open_join_fds(struct cgroup_manager *m, const char *id, int *fds, siz
 	size_t n = 0;
 	int r;
 
-	r = check_id(id, err);
-	if (r < 0)
-		return r;
 	r = sandbox_dirs_get(m, id, &dirs, err);
 	if (r < 0)
 		return r;
@@ -1033,9 +1031,6 @@ int cgroup_describe(struct cgroup_manager *m, const char *id, cJSON **out, struc
 	double cpus = 0;
 	int r;
 
-	r = check_id(id, err);
-	if (r < 0)
-		return r;
 	r = sandbox_dirs_get(m, id, &dirs, err);
 	if (r < 0)
 		return r;
@@ -1273,9 +1268,6 @@ static int sandbox_freezer(struct cgroup_manager *m, const char *id, struct sand
 {
 	int r;
 
-	r = check_id(id, err);
-	if (r < 0)
-		return r;
 	r = sandbox_dirs_get(m, id, dirs, err);
 	if (r < 0)
 		return r;
@@ -1353,9 +1345,6 @@ int cgroup_destroy(struct cgroup_manager *m, const char *id, struct al_error *er
 	struct freezer freezer;
 	int r;
 
-	r = check_id(id, err);
-	if (r < 0)
-		return r;
 	r = sandbox_dirs_get(m, id, &dirs, err);
 	if (r < 0)
 		return r;

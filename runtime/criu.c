@@ -118,9 +118,12 @@ static void log_errors(const char *log_path, char *out, size_t len)
 }
 
 /* A growing argv/envp of strings we own. */
+/* A growing argv/envp.  A failed add marks it failed and makes later adds
+ * no-ops, so a list is built line by line and checked once (strv_done). */
 struct strv {
 	char **v;
 	size_t n, cap;
+	bool failed;
 };
 
 static void strv_free(struct strv *s)
@@ -137,35 +140,44 @@ __attribute__((format(printf, 2, 3))) static int strv_add(struct strv *s, const 
 	char *str;
 	int r;
 
+	if (s->failed)
+		return -ENOMEM;
 	if (s->n + 2 > s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 32;
 		char **v = realloc(s->v, cap * sizeof(char *));
-		if (!v)
+		if (!v) {
+			s->failed = true;
 			return -ENOMEM;
+		}
 		s->v = v;
 		s->cap = cap;
 	}
 	va_start(ap, fmt);
 	r = vasprintf(&str, fmt, ap);
 	va_end(ap);
-	if (r < 0)
+	if (r < 0) {
+		s->failed = true;
 		return -ENOMEM;
+	}
 	s->v[s->n++] = str;
 	s->v[s->n] = NULL;
 	return 0;
 }
 
-/* criu's environment: ours, plus the shim (see the top of this file). */
-static int criu_env(const struct daemon_ctx *ctx, struct strv *env)
+/* 0, or -ENOMEM (err filled) if any add to s failed. */
+static int strv_done(const struct strv *s, struct al_error *err)
 {
-	int r = 0;
+	return s->failed ? al_error_set(err, ENOMEM, "out of memory") : 0;
+}
 
-	for (char **e = environ; *e && r == 0; e++)
+/* criu's environment: ours, plus the shim (see the top of this file). */
+static void criu_env(const struct daemon_ctx *ctx, struct strv *env)
+{
+	for (char **e = environ; *e; e++)
 		if (strncmp(*e, "LD_PRELOAD=", 11))
-			r = strv_add(env, "%s", *e);
-	if (r == 0 && ctx->criu_shim_path)
-		r = strv_add(env, "LD_PRELOAD=%s", ctx->criu_shim_path);
-	return r;
+			strv_add(env, "%s", *e);
+	if (ctx->criu_shim_path)
+		strv_add(env, "LD_PRELOAD=%s", ctx->criu_shim_path);
 }
 
 /* How criu ended: 0, or an error naming CRIU's own errors; its log is kept as
@@ -582,20 +594,21 @@ static int pid1_connections(pid_t pid, cJSON *out, struct al_error *err)
 	return 0;
 }
 
-static int add_dev_externals(struct strv *argv, bool restore, const char *pid1_path)
+static void add_dev_externals(struct strv *argv, bool restore, const char *pid1_path)
 {
-	int r = 0;
-
 	/* The key names a mount at dump; at restore it says what to bind there. */
-	for (size_t i = 0; mounts_dev_nodes[i] && r == 0; i++)
-		r = restore ? strv_add(argv, "--external=mnt[dev_%s]:/dev/%s", mounts_dev_nodes[i],
-		                       mounts_dev_nodes[i])
-		            : strv_add(argv, "--external=mnt[/dev/%s]:dev_%s", mounts_dev_nodes[i],
-		                       mounts_dev_nodes[i]);
-	if (r == 0)
-		r = restore ? strv_add(argv, "--external=mnt[pid1]:%s", pid1_path)
-		            : strv_add(argv, "--external=mnt[/dev/.init]:pid1");
-	return r;
+	for (size_t i = 0; mounts_dev_nodes[i]; i++) {
+		if (restore)
+			strv_add(argv, "--external=mnt[dev_%s]:/dev/%s", mounts_dev_nodes[i],
+			         mounts_dev_nodes[i]);
+		else
+			strv_add(argv, "--external=mnt[/dev/%s]:dev_%s", mounts_dev_nodes[i],
+			         mounts_dev_nodes[i]);
+	}
+	if (restore)
+		strv_add(argv, "--external=mnt[pid1]:%s", pid1_path);
+	else
+		strv_add(argv, "--external=mnt[/dev/.init]:pid1");
 }
 
 /*
@@ -686,43 +699,33 @@ int criu_checkpoint(struct daemon_ctx *ctx, struct sandbox *sb, const char *disk
 		if (dir_fd < 0)
 			return al_error_errno(err, "open %s", disk_dir);
 	}
-	r = strv_add(&argv, "criu");
-	if (r == 0)
-		r = strv_add(&argv, "dump");
-	if (r == 0)
-		r = strv_add(&argv, "--tree=%d", (int)sb->init_pid);
-	if (r == 0)
-		r = strv_add(&argv, "--images-dir=/proc/self/fd/%d", IMAGES_FD);
-	if (r == 0)
-		r = strv_add(&argv, "--log-file=dump.log");
-	if (r == 0)
-		r = strv_add(&argv, "--verbosity=2");
-	if (r == 0)
-		r = strv_add(&argv, "--leave-running");
-	if (r == 0)
-		r = strv_add(&argv, "--network-lock=skip");
-	if (r == 0 && hook)
-		r = strv_add(&argv, "--empty-ns=net");
-	if (r == 0)
-		r = strv_add(&argv, "--manage-cgroups=soft");
-	if (r == 0)
-		r = strv_add(&argv, "--tcp-established");
-	if (r == 0)
-		r = strv_add(&argv, "--file-locks");
-	if (r == 0 && freezer)
-		r = strv_add(&argv, "--freeze-cgroup=%s", freezer);
-	if (r == 0)
-		r = add_dev_externals(&argv, false, NULL);
+	strv_add(&argv, "criu");
+	strv_add(&argv, "dump");
+	strv_add(&argv, "--tree=%d", (int)sb->init_pid);
+	strv_add(&argv, "--images-dir=/proc/self/fd/%d", IMAGES_FD);
+	strv_add(&argv, "--log-file=dump.log");
+	strv_add(&argv, "--verbosity=2");
+	strv_add(&argv, "--leave-running");
+	strv_add(&argv, "--network-lock=skip");
+	if (hook)
+		strv_add(&argv, "--empty-ns=net");
+	strv_add(&argv, "--manage-cgroups=soft");
+	strv_add(&argv, "--tcp-established");
+	strv_add(&argv, "--file-locks");
+	if (freezer)
+		strv_add(&argv, "--freeze-cgroup=%s", freezer);
+	add_dev_externals(&argv, false, NULL);
 	cJSON_ArrayForEach(it, socks)
 	{
 		unsigned long ino = strtoul(it->valuestring + 8, NULL, 10);
-		if (r == 0)
-			r = strv_add(&argv, "--external=unix[%lu]", ino);
+		strv_add(&argv, "--external=unix[%lu]", ino);
 	}
+	criu_env(ctx, &env);
+	r = strv_done(&argv, err);
 	if (r == 0)
-		r = criu_env(ctx, &env);
+		r = strv_done(&env, err);
 	if (r < 0)
-		return al_error_set(err, ENOMEM, "out of memory");
+		return r;
 	snprintf(log_path, sizeof(log_path), "/proc/self/fd/%d/dump.log", dir_fd);
 	snprintf(keep, sizeof(keep), "%s/criu-dump.log", sb->dir);
 	run_fd = criu_run_dir(&criu_st);
@@ -897,31 +900,41 @@ static int restore_hook(const struct daemon_ctx *ctx, const cJSON *meta, const c
 	return 0;
 }
 
-int criu_restore_check(const struct daemon_ctx *ctx, const char *images_dir, struct al_error *err)
+/* What a restore of images_dir needs first: CRIU, the images' metadata
+ * (*meta, read from path) and, for an empty network namespace, the hook. */
+static int restore_prepare(const struct daemon_ctx *ctx, const char *images_dir,
+                           char path[PATH_MAX], cJSON **meta, char **hook, struct al_error *err)
 {
-	_cleanup_free_ char *text = NULL, *hook = NULL;
-	_cleanup_cjson_ cJSON *meta = NULL;
-	char path[PATH_MAX];
+	_cleanup_free_ char *text = NULL;
 	int r;
 
 	if (!ctx->criu_version)
 		return al_error_set(err, ENOTSUP,
 		                    "CRIU is not installed: cannot restore processes");
-	snprintf(path, sizeof(path), "%s/%s", images_dir, CRIU_AIRLOCK_META);
+	snprintf(path, PATH_MAX, "%s/%s", images_dir, CRIU_AIRLOCK_META);
 	r = al_read_file(path, 1 << 20, &text, NULL, err);
 	if (r < 0)
 		return r;
-	meta = cJSON_Parse(text);
-	if (!meta)
+	*meta = cJSON_Parse(text);
+	if (!*meta)
 		return al_error_set(err, EINVAL, "%s: malformed", path);
-	return restore_hook(ctx, meta, path, &hook, err);
+	return restore_hook(ctx, *meta, path, hook, err);
+}
+
+int criu_restore_check(const struct daemon_ctx *ctx, const char *images_dir, struct al_error *err)
+{
+	_cleanup_free_ char *hook = NULL;
+	_cleanup_cjson_ cJSON *meta = NULL;
+	char path[PATH_MAX];
+
+	return restore_prepare(ctx, images_dir, path, &meta, &hook, err);
 }
 
 int criu_restore(struct daemon_ctx *ctx, struct sandbox *sb, const char *images_dir,
                  struct al_error *err)
 {
 	_cleanup_(strv_free) struct strv argv = {0}, env = {0};
-	_cleanup_free_ char *text = NULL, *criu = NULL, *pidtext = NULL, *hook = NULL;
+	_cleanup_free_ char *criu = NULL, *pidtext = NULL, *hook = NULL;
 	_cleanup_cjson_ cJSON *meta = NULL;
 	_cleanup_strv_ char **roots = NULL;
 	_cleanup_close_ int userns_fd = -1, root_fd = -1, cgfd = -1, run_fd = -1, dir_fd = -1;
@@ -938,22 +951,12 @@ int criu_restore(struct daemon_ctx *ctx, struct sandbox *sb, const char *images_
 	pid_t pid = -1;
 	int r;
 
-	if (!ctx->criu_version)
-		return al_error_set(err, ENOTSUP,
-		                    "CRIU is not installed: cannot restore processes");
+	r = restore_prepare(ctx, images_dir, path, &meta, &hook, err);
+	if (r < 0)
+		return r;
 	criu = find_criu();
 	if (!criu || stat(criu, &criu_st) < 0)
 		return al_error_set(err, ENOENT, "criu not found in PATH");
-	snprintf(path, sizeof(path), "%s/%s", images_dir, CRIU_AIRLOCK_META);
-	r = al_read_file(path, 1 << 20, &text, NULL, err);
-	if (r < 0)
-		return r;
-	meta = cJSON_Parse(text);
-	if (!meta)
-		return al_error_set(err, EINVAL, "%s: malformed", path);
-	r = restore_hook(ctx, meta, path, &hook, err);
-	if (r < 0)
-		return r;
 
 	r = open_images(images_dir, err);
 	if (r < 0)
@@ -977,41 +980,30 @@ int criu_restore(struct daemon_ctx *ctx, struct sandbox *sb, const char *images_
 	if (r < 0)
 		return r;
 
-	r = strv_add(&argv, "criu");
-	if (r == 0)
-		r = strv_add(&argv, "restore");
-	if (r == 0)
-		r = strv_add(&argv, "--images-dir=/proc/self/fd/%d", IMAGES_FD);
-	if (r == 0)
-		r = strv_add(&argv, "--root=%s", target);
-	if (r == 0)
-		r = strv_add(&argv, "--log-file=restore.log");
-	if (r == 0)
-		r = strv_add(&argv, "--verbosity=2");
-	if (r == 0)
-		r = strv_add(&argv, "--restore-detached");
-	if (r == 0)
-		r = strv_add(&argv, "--pidfile=%s", pidfile);
-	if (r == 0)
-		r = strv_add(&argv, "--tcp-established");
-	if (r == 0)
-		r = strv_add(&argv, "--file-locks");
-	if (r == 0)
-		r = strv_add(&argv, "--manage-cgroups=soft");
-	if (r == 0 && hook)
-		r = strv_add(&argv, "--empty-ns=net");
-	/* With --empty-ns net CRIU would otherwise lock the new namespace with
-	 * iptables; it had no lock before either (the dump skipped it). */
-	if (r == 0 && hook)
-		r = strv_add(&argv, "--network-lock=skip");
-	if (r == 0 && hook)
-		r = strv_add(&argv, "--action-script=%s", hook);
-	for (char **root = roots; r == 0 && *root; root++)
-		r = strv_add(&argv, "--cgroup-root=%s", *root);
-	if (r == 0)
-		r = add_dev_externals(&argv, true, ctx->pid1_path);
+	strv_add(&argv, "criu");
+	strv_add(&argv, "restore");
+	strv_add(&argv, "--images-dir=/proc/self/fd/%d", IMAGES_FD);
+	strv_add(&argv, "--root=%s", target);
+	strv_add(&argv, "--log-file=restore.log");
+	strv_add(&argv, "--verbosity=2");
+	strv_add(&argv, "--restore-detached");
+	strv_add(&argv, "--pidfile=%s", pidfile);
+	strv_add(&argv, "--tcp-established");
+	strv_add(&argv, "--file-locks");
+	strv_add(&argv, "--manage-cgroups=soft");
+	if (hook) {
+		strv_add(&argv, "--empty-ns=net");
+		/* With --empty-ns net CRIU would otherwise lock the new namespace
+		 * with iptables; it had no lock before either (the dump skipped it). */
+		strv_add(&argv, "--network-lock=skip");
+		strv_add(&argv, "--action-script=%s", hook);
+	}
+	for (char **root = roots; *root; root++)
+		strv_add(&argv, "--cgroup-root=%s", *root);
+	add_dev_externals(&argv, true, ctx->pid1_path);
+	r = strv_done(&argv, err);
 	if (r < 0)
-		return al_error_set(err, ENOMEM, "out of memory");
+		return r;
 	/* Each of PID 1's connections to the airlockd that took the snapshot
 	 * comes back as a socket whose peer we close: PID 1 drops it. */
 	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(meta, "pid1_connections"))
@@ -1030,12 +1022,14 @@ int criu_restore(struct daemon_ctx *ctx, struct sandbox *sb, const char *images_
 		inherit[n_inherit] = sp[0];
 		peers[n_inherit] = sp[1];
 		n_inherit++;
-		if (strv_add(&argv, "--inherit-fd=fd[%zu]:%s", INHERIT_FD_BASE + n_inherit - 1,
-		             it->valuestring) < 0)
-			r = al_error_set(err, ENOMEM, "out of memory");
+		strv_add(&argv, "--inherit-fd=fd[%zu]:%s", INHERIT_FD_BASE + n_inherit - 1,
+		         it->valuestring);
 	}
-	if (r == 0 && criu_env(ctx, &env) < 0)
-		r = al_error_set(err, ENOMEM, "out of memory");
+	criu_env(ctx, &env);
+	if (r == 0)
+		r = strv_done(&argv, err);
+	if (r == 0)
+		r = strv_done(&env, err);
 	if (r == 0) {
 		cgfd = cgroup_open_v2_dir(ctx->cgroups, sb->id, err);
 		n_join = cgroup_open_join_fds(ctx->cgroups, sb->id, join, AL_ARRAY_SIZE(join), err);

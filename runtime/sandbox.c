@@ -402,11 +402,8 @@ int sandbox_destroy(struct daemon_ctx *ctx, struct sandbox *sb, bool wait, struc
 	sb->reaping = true;
 	pthread_mutex_unlock(&ctx->lock);
 
-	if (wait) {
-		if (sb->pidfd >= 0)
-			syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
+	if (wait)
 		return sandbox_teardown(ctx, sb, err);
-	}
 	/*
 	 * Not waited for: stopped now, torn down later (reaper.h).  Without
 	 * state.json an airlockd restarted before that treats it as half-made
@@ -418,7 +415,8 @@ int sandbox_destroy(struct daemon_ctx *ctx, struct sandbox *sb, bool wait, struc
 	snprintf(path, sizeof(path), "%s/state.json", sb->dir);
 	if (unlink(path) < 0 && errno != ENOENT)
 		log_warn("sandbox %s: unlink %s: %m", sb->id, path);
-	if (cgroup_freeze_start(ctx->cgroups, sb->id, err) < 0) {
+	sb->frozen = cgroup_freeze_start(ctx->cgroups, sb->id, err) == 0;
+	if (!sb->frozen) {
 		al_error_clear(err);
 		if (sb->pidfd >= 0)
 			syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
@@ -440,11 +438,13 @@ int sandbox_teardown(struct daemon_ctx *ctx, struct sandbox *sb, struct al_error
 	sb->n_procs = 0;
 	pthread_mutex_unlock(&sb->lock);
 
-	/* A frozen sandbox (an unwaited destroy) dies once thawed. */
-	if (sb->pidfd >= 0)
-		syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
-	(void)cgroup_freeze(ctx->cgroups, sb->id, false, NULL, NULL);
-	wait_init_exit(sb);
+	/* Frozen by an unwaited destroy: its tasks die once thawed. */
+	if (sb->frozen) {
+		if (sb->pidfd >= 0)
+			syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
+		(void)cgroup_freeze(ctx->cgroups, sb->id, false, NULL, NULL);
+	}
+	kill_init(sb);
 	/* With init gone the collectors see their connections close. */
 	for (size_t i = 0; i < n; i++)
 		process_unref(procs[i].p);

@@ -52,6 +52,8 @@ struct sandbox {
 	/* Killed and queued for teardown (reaper.c): hidden from lookups and
 	 * name checks, but its uid range stays taken (ctx->lock). */
 	bool reaping;
+	/* Frozen by that destroy, to be killed by the reaper (reaper.h). */
+	bool frozen;
 	bool pooled; /* in the warm pool: hidden from the API until claimed (ctx->lock) */
 	struct sandbox_proc *procs;
 	size_t n_procs;
