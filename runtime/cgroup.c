@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <linux/kcmp.h>
 #include <math.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -1245,21 +1246,112 @@ static bool freezer_is_frozen(const struct freezer *f)
 	return knob_read(f->dir, f->file, &text, NULL) == 0 && !strcmp(text, "FROZEN");
 }
 
-static void freezer_freeze(const struct freezer *f)
+static void freezer_thaw(const struct freezer *f);
+
+/*
+ * Ask for the group frozen and wait until it is, or until the deadline
+ * (al_now_ms() terms); true once frozen.
+ *
+ * The v1 freezer can stay FREEZING for good after a single write: a task
+ * caught in vfork() while the freezer passed waits for its child, which
+ * the pass froze before it could exec, and v1 does not count that parent
+ * as frozen.  Writing FROZEN again makes another pass, which settles it
+ * (measured: a shell running /bin/true in a loop stuck 5 freezes in 200,
+ * each frozen at the next write).  A thaw now and then lets a task that
+ * keeps forking start over.  cgroup2's freezer needs neither.
+ */
+static bool freezer_freeze(const struct freezer *f, uint64_t until)
 {
-	uint64_t until = al_now_ms() + FREEZE_TIMEOUT_MS;
+	bool v1 = strcmp(f->file, "cgroup.freeze") != 0;
 
 	if (!f->dir || knob_write(f->dir, f->file, f->frozen, NULL) < 0)
-		return;
-	/* A task stuck in the kernel can keep the group FREEZING; kill anyway. */
-	while (!freezer_is_frozen(f) && al_now_ms() < until)
-		sleep_ms(1);
+		return false;
+	for (unsigned round = 1;; round++) {
+		struct timespec pause = {0, round < 10 ? 100000L : 1000000L};
+		if (freezer_is_frozen(f))
+			return true;
+		if (al_now_ms() >= until)
+			return false;
+		nanosleep(&pause, NULL);
+		if (v1) {
+			if (round % 64 == 0)
+				freezer_thaw(f);
+			(void)knob_write(f->dir, f->file, f->frozen, NULL);
+		}
+	}
 }
 
 static void freezer_thaw(const struct freezer *f)
 {
 	if (f->dir)
 		(void)knob_write(f->dir, f->file, f->thawed, NULL);
+}
+
+/* A process's state letter from /proc/PID/stat ('?' if it is gone). */
+static char proc_state(pid_t pid)
+{
+	_cleanup_free_ char *text = NULL;
+	char path[64];
+	const char *paren;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (al_read_file(path, 4096, &text, NULL, NULL) < 0 || !(paren = strrchr(text, ')')) ||
+	    paren[1] != ' ')
+		return '?';
+	return paren[2];
+}
+
+/* kcmp(2) ordering of two processes' address spaces, as qsort wants it.
+ * Neither can exit while the group is frozen; should kcmp fail anyway, pid
+ * order keeps the sort going. */
+static int cmp_address_space(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+
+	switch (syscall(SYS_kcmp, x, y, KCMP_VM, 0UL, 0UL)) {
+	case 0:
+		return 0;
+	case 1:
+		return -1;
+	case 2:
+		return 1;
+	default:
+		return (x > y) - (x < y);
+	}
+}
+
+/*
+ * Two processes of the frozen group at dir that share one address space:
+ * a vfork() child that has not exec'd yet and its parent (or a pair made by
+ * clone(CLONE_VM), which CRIU refuses anyway).  CRIU cannot dump a vfork in
+ * flight: it stops the child, and the parent, waiting in the kernel for
+ * that child's exec, never stops, so the dump hangs until criu's own 10 s
+ * timeout and fails.  Returns 1 with the pair, 0 if there is none or kcmp
+ * is missing (CRIU needs it, so there is no dump then either).
+ */
+static int find_shared_address_space(const char *dir, pid_t pair[2], struct al_error *err)
+{
+	_cleanup_(pid_set_free) struct pid_set set = {0};
+	int r;
+
+	r = collect_procs(dir, &set, err);
+	if (r < 0)
+		return r;
+	if (set.n < 2 ||
+	    (syscall(SYS_kcmp, set.pid[0], set.pid[0], KCMP_VM, 0UL, 0UL) < 0 && errno == ENOSYS))
+		return 0;
+	qsort(set.pid, set.n, sizeof(*set.pid), cmp_address_space);
+	for (size_t i = 1; i < set.n; i++) {
+		/* Zombies have no address space left: theirs all compare equal. */
+		if (cmp_address_space(&set.pid[i - 1], &set.pid[i]) != 0 ||
+		    strchr("ZX?", proc_state(set.pid[i - 1])) ||
+		    strchr("ZX?", proc_state(set.pid[i])))
+			continue;
+		pair[0] = set.pid[i - 1];
+		pair[1] = set.pid[i];
+		return 1;
+	}
+	return 0;
 }
 
 /* The freezer of sandbox id (its paths live in dirs); -ENOTSUP without one. */
@@ -1294,6 +1386,7 @@ int cgroup_freeze(struct cgroup_manager *m, const char *id, bool frozen, char **
                   struct al_error *err)
 {
 	_cleanup_(sandbox_dirs_free) struct sandbox_dirs dirs = {0};
+	uint64_t freeze_until = al_now_ms() + FREEZE_TIMEOUT_MS, vfork_until = freeze_until;
 	struct freezer f;
 	int r;
 
@@ -1304,11 +1397,31 @@ int cgroup_freeze(struct cgroup_manager *m, const char *id, bool frozen, char **
 		r = knob_write(f.dir, f.file, f.thawed, err);
 		return r < 0 ? al_error_prefix(err, "sandbox %s: thaw", id) : 0;
 	}
-	freezer_freeze(&f);
-	if (!freezer_is_frozen(&f)) {
+	for (;;) {
+		pid_t pair[2];
+		if (!freezer_freeze(&f, freeze_until)) {
+			freezer_thaw(&f);
+			return al_error_set(err, ETIMEDOUT, "sandbox %s: not frozen after %d ms",
+			                    id, FREEZE_TIMEOUT_MS);
+		}
+		r = find_shared_address_space(f.dir, pair, err);
+		if (r == 0)
+			break;
 		freezer_thaw(&f);
-		return al_error_set(err, ETIMEDOUT, "sandbox %s: not frozen after %d ms", id,
-		                    FREEZE_TIMEOUT_MS);
+		if (r < 0)
+			return al_error_prefix(err, "sandbox %s: freeze", id);
+		/* A vfork child is normally a few microseconds from its exec:
+		 * let it get there and try again. */
+		if (al_now_ms() >= vfork_until)
+			return al_error_set(
+			    err, EBUSY,
+			    "sandbox %s: processes %d and %d still share one address "
+			    "space after %d ms (a vfork() child that does not exec, or "
+			    "clone(CLONE_VM)): CRIU cannot checkpoint them",
+			    id, (int)pair[0], (int)pair[1], FREEZE_TIMEOUT_MS);
+		sleep_ms(1);
+		/* Each new try may take as long to freeze as the first. */
+		freeze_until = al_now_ms() + FREEZE_TIMEOUT_MS;
 	}
 	if (path && !(*path = strdup(f.dir))) {
 		freezer_thaw(&f);
@@ -1372,7 +1485,9 @@ int cgroup_destroy(struct cgroup_manager *m, const char *id, struct al_error *er
 			    "sandbox %s: %zu task(s) still in its cgroups after %d ms "
 			    "(first: pid %d)",
 			    id, seen.n, DESTROY_TIMEOUT_MS, (int)seen.pid[0]);
-		freezer_freeze(&freezer);
+		/* A task stuck in the kernel can keep the group from freezing;
+		 * kill anyway. */
+		(void)freezer_freeze(&freezer, al_now_ms() + FREEZE_TIMEOUT_MS);
 		r = kill_procs(&dirs, &seen, err);
 		freezer_thaw(&freezer);
 		if (r < 0)
