@@ -76,11 +76,23 @@ class SnapshotTest(AirlockTestCase):
     def listed(self):
         return [s["id"] for s in self.client.expect(200, "GET", "/v1/snapshots").json["snapshots"]]
 
-    def chunk_paths(self, snap):
+    def chunk_places(self, snap):
+        """(file, offset, length) of every chunk snapshot snap lists: in a
+        pack (storage "packed"), or a file of its own (storage "chunks",
+        written by earlier versions)."""
         with open(os.path.join(self.store(), snap, "snapshot.json")) as f:
             meta = json.load(f)
-        return [os.path.join(self.store(), "chunks", c[0][:2], c[0])
-                for p in meta["parts"] for c in p.get("chunks", [])]
+        places = []
+        for p in meta["parts"]:
+            for c in p.get("chunks", []):
+                if p["storage"] == "packed":
+                    places.append((os.path.join(self.store(), "packs", c[2] + ".pack"), c[3], c[1]))
+                else:
+                    places.append((os.path.join(self.store(), "chunks", c[0][:2], c[0]), 0, c[1]))
+        return places
+
+    def chunk_files(self, snap):
+        return {place[0] for place in self.chunk_places(snap)}
 
     # ---- workspace and writable layer ----
 
@@ -154,11 +166,71 @@ class SnapshotTest(AirlockTestCase):
         self.assertLess(w2, w1 / 2, "second snapshot wrote %d bytes, first %d" % (w2, w1))
         # Removing the first keeps every chunk the second still needs.
         self.client.expect(200, "DELETE", "/v1/snapshots/" + first["id"])
-        for p in self.chunk_paths(second["id"]):
+        for p in self.chunk_files(second["id"]):
             self.assertTrue(os.path.exists(p), p)
         new = self.restore(second["id"])["id"]
         self.assertEqual(self.out(new, "cat /workspace/n; stat -c %s /opt/blob"),
                          "2\n%d\n" % ((16 << 20) + 4096))
+
+    def test_repeated_chunks_are_stored_once(self):
+        """Chunks repeated within one snapshot (here 8 MiB of zeros) are
+        written to its pack once."""
+        sid = self.sandbox()["id"]
+        self.out(sid, "head -c 8M /dev/zero > /opt/zeros")
+        snap = self.snapshot(sid)
+        self.assertGreater(snap["sizes"]["layer"], 8 << 20)
+        self.assertLess(snap["sizes"]["written"], 1 << 20, snap["sizes"])
+        new = self.restore(snap["id"])["id"]
+        self.assertEqual(self.out(new, "tr -d '\\0' < /opt/zeros | wc -c; stat -c %s /opt/zeros"),
+                         "0\n8388608\n")
+
+    def test_store_of_an_earlier_version_still_restores(self):
+        """Snapshots written with one file per chunk (chunks/ab/<sha256>, storage
+        "chunks") restore, keep their chunks across a restart, share nothing
+        with new snapshots, and take their chunks with them when removed."""
+        sid = self.sandbox()["id"]
+        self.out(sid, "head -c 2M /dev/urandom > /opt/data; md5sum /opt/data > /workspace/sum")
+        snap = self.snapshot(sid)["id"]
+        self.daemon.stop()
+        meta_path = os.path.join(self.store(), snap, "snapshot.json")
+        with open(meta_path) as f:
+            meta = json.load(f)
+        packs = set()
+        for part in meta["parts"]:
+            if part["storage"] != "packed":
+                continue
+            listed = []
+            for digest, length, pack, offset in part["chunks"]:
+                pack_path = os.path.join(self.store(), "packs", pack + ".pack")
+                packs.add(pack_path)
+                with open(pack_path, "rb") as f:
+                    f.seek(offset)
+                    data = f.read(length)
+                d = os.path.join(self.store(), "chunks", digest[:2])
+                os.makedirs(d, exist_ok=True)
+                with open(os.path.join(d, digest), "wb") as f:
+                    f.write(data)
+                listed.append([digest, length])
+            part["storage"] = "chunks"
+            part["chunks"] = listed
+        with open(meta_path, "w") as f:
+            json.dump(meta, f)
+        for p in packs:
+            os.unlink(p)
+        self.daemon.start()
+        self.client.close()
+        files = self.chunk_files(snap)
+        self.assertGreater(len(files), 2)
+        for p in files:
+            self.assertTrue(os.path.exists(p), "chunk %s collected" % p)
+        self.client.destroy(sid)
+        new = self.restore(snap)["id"]
+        self.assertEqual(self.out(new, "md5sum -c /workspace/sum"), "/opt/data: OK\n")
+        later = self.snapshot(new)
+        self.assertGreater(later["sizes"]["written"], 2 << 20)
+        self.client.expect(200, "DELETE", "/v1/snapshots/" + snap)
+        for p in files:
+            self.assertFalse(os.path.exists(p), "chunk %s left" % p)
 
     # ---- damaged snapshots ----
 
@@ -166,26 +238,32 @@ class SnapshotTest(AirlockTestCase):
         sid = self.sandbox()["id"]
         self.out(sid, "head -c 1M /dev/urandom > /opt/data")
         snap = self.snapshot(sid)["id"]
-        chunks = self.chunk_paths(snap)
+        chunks = self.chunk_places(snap)
         self.assertGreater(len(chunks), 2)
         before = {s["id"] for s in self.client.list()}
 
-        with open(chunks[1], "r+b") as f:  # flip one byte
+        path, offset, _ = chunks[1]
+        with open(path, "r+b") as f:  # flip one byte
+            f.seek(offset)
             b = f.read(1)
-            f.seek(0)
+            f.seek(offset)
             f.write(bytes([b[0] ^ 0xFF]))
         r = self.client.request("POST", "/v1/sandboxes", {"snapshot": snap})
         self.assertGreaterEqual(r.status, 400, r)
         self.assertIn("corrupted", r.json["error"]["message"])
 
-        # A new snapshot does not inherit the damaged chunk: it is rewritten.
+        # A new snapshot does not inherit the damaged chunk: it writes its
+        # own copy (and the damaged snapshot stays refused).
         snap2 = self.snapshot(sid)["id"]
-        new = self.restore(snap)["id"]
+        r = self.client.request("POST", "/v1/sandboxes", {"snapshot": snap})
+        self.assertIn("corrupted", r.json["error"]["message"])
+        new = self.restore(snap2)["id"]
         self.assertEqual(self.out(new, "stat -c %s /opt/data"), "1048576\n")
         self.client.destroy(new)
         before = {s["id"] for s in self.client.list()}
-        with open(self.chunk_paths(snap2)[-1], "r+b") as f:
-            f.truncate(10)
+        path, offset, _ = self.chunk_places(snap2)[-1]
+        with open(path, "r+b") as f:
+            f.truncate(offset + 10)
         r = self.client.request("POST", "/v1/sandboxes", {"snapshot": snap2})
         self.assertGreaterEqual(r.status, 400, r)
         self.assertRegex(r.json["error"]["message"], "truncated|corrupted")
@@ -250,13 +328,14 @@ class SnapshotTest(AirlockTestCase):
         self.client.close()
         self.assertEqual(set(self.listed()), before, "a partial snapshot is listed")
         self.assertFalse([n for n in os.listdir(self.store()) if n.startswith(".tmp-")])
-        # No chunk without a snapshot naming it.
+        # No pack or chunk without a snapshot naming it.
         live = set()
         for s in self.listed():
-            live.update(self.chunk_paths(s))
-        for d, _, files in os.walk(os.path.join(self.store(), "chunks")):
-            for f in files:
-                self.assertIn(os.path.join(d, f), live, "orphaned chunk left")
+            live.update(self.chunk_files(s))
+        for top in ("packs", "chunks"):
+            for d, _, files in os.walk(os.path.join(self.store(), top)):
+                for f in files:
+                    self.assertIn(os.path.join(d, f), live, "orphaned %s left" % f)
         # The sandbox is still running and usable.
         self.assertEqual(self.client.inspect(sid)["state"], "running")
         self.assertEqual(self.out(sid, "stat -c %s /opt/big"), "%d\n" % (400 << 20))
