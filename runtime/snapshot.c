@@ -1016,8 +1016,10 @@ static int collect_garbage(int store_fd, struct al_error *err)
 		if (live_of_snapshot(j, &chunks, &packs) < 0)
 			return al_error_set(err, ENOMEM, "out of memory");
 	}
-	qsort(chunks.v, chunks.n, sizeof(char *), cmp_str);
-	qsort(packs.v, packs.n, sizeof(char *), cmp_str);
+	if (chunks.n)
+		qsort(chunks.v, chunks.n, sizeof(char *), cmp_str);
+	if (packs.n)
+		qsort(packs.v, packs.n, sizeof(char *), cmp_str);
 
 	packs_fd = openat(store_fd, "packs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (packs_fd >= 0)
