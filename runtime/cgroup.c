@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "log.h"
 #include "util.h"
 
 /* Every sandbox cgroup lives below this directory of each hierarchy. */
@@ -1258,20 +1259,26 @@ static void freezer_thaw(const struct freezer *f);
  * as frozen.  Writing FROZEN again makes another pass, which settles it
  * (measured: a shell running /bin/true in a loop stuck 5 freezes in 200,
  * each frozen at the next write).  A thaw now and then lets a task that
- * keeps forking start over.  cgroup2's freezer needs neither.
+ * keeps forking start over.  cgroup2's freezer needs neither.  Returns 0
+ * once frozen, -ETIMEDOUT at the deadline, or the write's error.
  */
-static bool freezer_freeze(const struct freezer *f, uint64_t until)
+static int freezer_freeze(const struct freezer *f, uint64_t until, struct al_error *err)
 {
-	bool v1 = strcmp(f->file, "cgroup.freeze") != 0;
+	bool v1;
+	int r;
 
-	if (!f->dir || knob_write(f->dir, f->file, f->frozen, NULL) < 0)
-		return false;
+	if (!f->dir)
+		return al_error_set(err, ENOTSUP, "no freezer");
+	v1 = strcmp(f->file, "cgroup.freeze") != 0;
+	r = knob_write(f->dir, f->file, f->frozen, err);
+	if (r < 0)
+		return r;
 	for (unsigned round = 1;; round++) {
 		struct timespec pause = {0, round < 10 ? 100000L : 1000000L};
 		if (freezer_is_frozen(f))
-			return true;
+			return 0;
 		if (al_now_ms() >= until)
-			return false;
+			return al_error_set(err, ETIMEDOUT, "%s: still freezing", f->dir);
 		nanosleep(&pause, NULL);
 		if (v1) {
 			if (round % 64 == 0)
@@ -1327,7 +1334,7 @@ static int cmp_address_space(const void *a, const void *b)
  * flight: it stops the child, and the parent, waiting in the kernel for
  * that child's exec, never stops, so the dump hangs until criu's own 10 s
  * timeout and fails.  Returns 1 with the pair, 0 if there is none or kcmp
- * is missing (CRIU needs it, so there is no dump then either).
+ * fails (CRIU needs it, so there is no dump then either).
  */
 static int find_shared_address_space(const char *dir, pid_t pair[2], struct al_error *err)
 {
@@ -1337,9 +1344,12 @@ static int find_shared_address_space(const char *dir, pid_t pair[2], struct al_e
 	r = collect_procs(dir, &set, err);
 	if (r < 0)
 		return r;
-	if (set.n < 2 ||
-	    (syscall(SYS_kcmp, set.pid[0], set.pid[0], KCMP_VM, 0UL, 0UL) < 0 && errno == ENOSYS))
+	if (set.n < 2)
 		return 0;
+	if (syscall(SYS_kcmp, set.pid[0], set.pid[0], KCMP_VM, 0UL, 0UL) < 0) {
+		log_debug("no vfork check before the dump: kcmp: %s", strerror(errno));
+		return 0;
+	}
 	qsort(set.pid, set.n, sizeof(*set.pid), cmp_address_space);
 	for (size_t i = 1; i < set.n; i++) {
 		/* Zombies have no address space left: theirs all compare equal. */
@@ -1382,11 +1392,23 @@ int cgroup_freeze_start(struct cgroup_manager *m, const char *id, struct al_erro
 	return r < 0 ? al_error_prefix(err, "sandbox %s: freeze", id) : 0;
 }
 
+/* Hand out the frozen group's directory (thawing it if we cannot). */
+static int freezer_path(const struct freezer *f, char **path, struct al_error *err)
+{
+	if (path && !(*path = strdup(f->dir))) {
+		freezer_thaw(f);
+		return al_error_set(err, ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
 int cgroup_freeze(struct cgroup_manager *m, const char *id, bool frozen, char **path,
                   struct al_error *err)
 {
 	_cleanup_(sandbox_dirs_free) struct sandbox_dirs dirs = {0};
-	uint64_t freeze_until = al_now_ms() + FREEZE_TIMEOUT_MS, vfork_until = freeze_until;
+	uint64_t start = al_now_ms(), freeze_until = start + FREEZE_TIMEOUT_MS;
+	uint64_t vfork_until = freeze_until;
+	pid_t pair[2] = {0, 0};
 	struct freezer f;
 	int r;
 
@@ -1398,36 +1420,34 @@ int cgroup_freeze(struct cgroup_manager *m, const char *id, bool frozen, char **
 		return r < 0 ? al_error_prefix(err, "sandbox %s: thaw", id) : 0;
 	}
 	for (;;) {
-		pid_t pair[2];
-		if (!freezer_freeze(&f, freeze_until)) {
+		r = freezer_freeze(&f, freeze_until, err);
+		if (r < 0) {
 			freezer_thaw(&f);
-			return al_error_set(err, ETIMEDOUT, "sandbox %s: not frozen after %d ms",
-			                    id, FREEZE_TIMEOUT_MS);
+			/* A retry that no longer freezes is still about the vfork. */
+			if (pair[0] > 0 && r == -ETIMEDOUT)
+				break;
+			return al_error_prefix(err, "sandbox %s: freeze", id);
 		}
 		r = find_shared_address_space(f.dir, pair, err);
 		if (r == 0)
-			break;
+			return freezer_path(&f, path, err);
 		freezer_thaw(&f);
 		if (r < 0)
 			return al_error_prefix(err, "sandbox %s: freeze", id);
 		/* A vfork child is normally a few microseconds from its exec:
 		 * let it get there and try again. */
 		if (al_now_ms() >= vfork_until)
-			return al_error_set(
-			    err, EBUSY,
-			    "sandbox %s: processes %d and %d still share one address "
-			    "space after %d ms (a vfork() child that does not exec, or "
-			    "clone(CLONE_VM)): CRIU cannot checkpoint them",
-			    id, (int)pair[0], (int)pair[1], FREEZE_TIMEOUT_MS);
+			break;
 		sleep_ms(1);
 		/* Each new try may take as long to freeze as the first. */
 		freeze_until = al_now_ms() + FREEZE_TIMEOUT_MS;
 	}
-	if (path && !(*path = strdup(f.dir))) {
-		freezer_thaw(&f);
-		return al_error_set(err, ENOMEM, "out of memory");
-	}
-	return 0;
+	return al_error_set(
+	    err, EBUSY,
+	    "sandbox %s: processes %d and %d still share one address space after "
+	    "%llu ms (a vfork() child that does not exec, or clone(CLONE_VM)): CRIU "
+	    "cannot checkpoint them",
+	    id, (int)pair[0], (int)pair[1], (unsigned long long)(al_now_ms() - start));
 }
 
 /* rmdir the cgroup at path and its descendants, children first.  data
@@ -1487,7 +1507,7 @@ int cgroup_destroy(struct cgroup_manager *m, const char *id, struct al_error *er
 			    id, seen.n, DESTROY_TIMEOUT_MS, (int)seen.pid[0]);
 		/* A task stuck in the kernel can keep the group from freezing;
 		 * kill anyway. */
-		(void)freezer_freeze(&freezer, al_now_ms() + FREEZE_TIMEOUT_MS);
+		(void)freezer_freeze(&freezer, al_now_ms() + FREEZE_TIMEOUT_MS, NULL);
 		r = kill_procs(&dirs, &seen, err);
 		freezer_thaw(&freezer);
 		if (r < 0)

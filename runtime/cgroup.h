@@ -100,8 +100,9 @@ int cgroup_hierarchy_mounts(const char *mountinfo_path, pid_t pid, char ***contr
  * Freeze (frozen) or thaw every task of the sandbox, with the v1 freezer or
  * cgroup2's cgroup.freeze, for a CRIU dump: freezing returns once the group
  * is frozen with no vfork() in flight, which CRIU cannot dump (it thaws and
- * tries again meanwhile).  Fails, thawed, after 1 s: -ETIMEDOUT if the group
- * would not freeze, -EBUSY if two processes still share an address space.
+ * tries again meanwhile).  Fails, thawed: -ETIMEDOUT if the group would not
+ * freeze within 1 s, -EBUSY if two processes still share an address space
+ * after 1 s of tries (the last try may take another second to freeze).
  * path, if not NULL, gets the freezer's directory.  -ENOTSUP when the host
  * has no freezer.
  */

@@ -2,15 +2,15 @@
 /*
  * The local snapshot store (snapshot.h, docs/snapshot-format.md).
  *
- * Crash safety: a snapshot is written into .tmp-ID/, its chunks go straight
- * into the shared chunk directory (each one temp file + rename), then one
- * syncfs() makes all of it durable, snapshot.json is written atomically and
- * .tmp-ID/ is renamed to ID/.  A crash at any point leaves either no ID/ or a
- * complete one; start-up removes .tmp-* and every chunk no snapshot names.
+ * Crash safety: a snapshot is written into .tmp-ID/, the chunks it adds into
+ * packs/.tmp-ID.pack, renamed packs/ID.pack; then one syncfs() makes all of
+ * it durable, snapshot.json is written atomically and .tmp-ID/ is renamed to
+ * ID/.  A crash at any point leaves either no ID/ or a complete one;
+ * start-up removes .tmp-* and every pack no snapshot names.
  *
  * Incremental snapshots: parts are cut into content-defined chunks (a gear
  * rolling hash, so an insertion shifts only the chunks around it) and a chunk
- * already in the store is not written again.  This replaces CRIU's own
+ * the parent snapshot already holds is not written again.  This replaces CRIU's own
  * parent-image mechanism, which needs soft-dirty page tracking
  * (CONFIG_MEM_SOFT_DIRTY) that this machine's kernel does not have.
  */
@@ -188,6 +188,7 @@ struct chunk_store {
 	int packs_fd;
 	struct pack *packs;
 	size_t n_packs;
+	size_t n_open, next_close; /* read fds open among packs, and which to close next */
 	/* Only while taking a snapshot: */
 	int own; /* its own pack in packs, or -1 */
 	uint64_t own_size;
@@ -197,6 +198,9 @@ struct chunk_store {
 	size_t index_cap, index_n;
 	unsigned char *cmp_buf; /* CHUNK_MAX bytes */
 };
+
+/* Read fds a chunk_store keeps open at once (a snapshot's own pack aside). */
+#define PACK_FDS_MAX 64
 
 /* A chunk as a part lists it; pack < 0 for the one-file-per-chunk store. */
 struct chunk_ref {
@@ -279,9 +283,25 @@ static int pack_read(struct chunk_store *cs, size_t slot, uint64_t offset, size_
 
 	pack_file_name(p, false, file, sizeof(file));
 	if (p->fd < 0) {
+		/* A long lineage names many packs: keep few of them open. */
+		if (cs->n_open >= PACK_FDS_MAX) {
+			for (size_t i = 0; i < cs->n_packs; i++) {
+				size_t k = (cs->next_close + i) % cs->n_packs;
+				if ((int)k != cs->own && cs->packs[k].fd >= 0) {
+					close(cs->packs[k].fd);
+					cs->packs[k].fd = -1;
+					cs->n_open--;
+					cs->next_close = k + 1;
+					break;
+				}
+			}
+		}
 		p->fd = openat(cs->packs_fd, file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (p->fd < 0 && errno == ENOENT)
+			return al_error_set(err, ENOENT, "pack %s is missing", file);
 		if (p->fd < 0)
-			return al_error_errno(err, "pack %s is missing", file);
+			return al_error_errno(err, "open pack %s", file);
+		cs->n_open++;
 	}
 	while (done < len) {
 		ssize_t n = pread(p->fd, buf + done, len - done, (off_t)(offset + done));
@@ -801,7 +821,7 @@ static int read_part(struct chunk_store *cs, int snap_fd, const cJSON *part, int
 	char got[65];
 	int r;
 
-	if (!name || !storage || !valid_hex64(want) || !cJSON_IsNumber(size_j))
+	if (!name || !storage || !valid_hex64(want) || !json_is_count(size_j, 9007199254740992.0))
 		return al_error_set(err, EINVAL, "malformed part in snapshot.json");
 	if (!md || !buf || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
 		return al_error_set(err, ENOMEM, "out of memory");
@@ -1079,8 +1099,16 @@ static int collect_garbage(int store_fd, struct al_error *err)
 		if (de->d_name[0] == '.' || !strcmp(de->d_name, "chunks") ||
 		    !strcmp(de->d_name, "packs"))
 			continue;
-		if (load_snapshot(store_fd, de->d_name, &j, NULL, &lerr) < 0)
-			continue; /* a damaged snapshot keeps nothing alive */
+		int r = load_snapshot(store_fd, de->d_name, &j, NULL, &lerr);
+		/* A damaged snapshot keeps nothing alive; one that could not be
+		 * read for any other reason (no memory, no fd, a newer format)
+		 * may name any pack, so nothing is removed this time. */
+		if (r == -EIO || r == -ENOENT || r == -EINVAL)
+			continue;
+		if (r < 0) {
+			*err = lerr;
+			return al_error_prefix(err, "snapshot store: nothing collected");
+		}
 		if (live_of_snapshot(j, &chunks, &packs) < 0)
 			return al_error_set(err, ENOMEM, "out of memory");
 	}
@@ -1132,6 +1160,7 @@ static int open_store(struct daemon_ctx *ctx, struct al_error *err)
 
 int snapshot_store_init(struct daemon_ctx *ctx, struct al_error *err)
 {
+	struct al_error gerr = AL_ERROR_INIT;
 	_cleanup_close_ int fd = -1;
 	_cleanup_closedir_ DIR *d = NULL;
 	struct dirent *de;
@@ -1152,9 +1181,13 @@ int snapshot_store_init(struct daemon_ctx *ctx, struct al_error *err)
 		if (al_rm_rf_at(fd, de->d_name, &lerr) < 0)
 			log_error("%s", lerr.msg);
 	}
-	r = collect_garbage(fd, err);
+	/* Packs left by an interrupted snapshot stay until a later collection
+	 * can read every snapshot; that is no reason not to start. */
+	r = collect_garbage(fd, &gerr);
+	if (r < 0)
+		log_warn("%s", gerr.msg);
 	pthread_mutex_unlock(&store_lock);
-	return r;
+	return 0;
 }
 
 static int cmp_created(const void *a, const void *b)
@@ -1234,6 +1267,7 @@ int snapshot_list(struct daemon_ctx *ctx, cJSON **out, struct al_error *err)
 
 int snapshot_remove(struct daemon_ctx *ctx, const char *id, struct al_error *err)
 {
+	struct al_error gerr = AL_ERROR_INIT;
 	_cleanup_close_ int fd = -1;
 	struct stat st;
 	int r;
@@ -1256,8 +1290,8 @@ int snapshot_remove(struct daemon_ctx *ctx, const char *id, struct al_error *err
 		unlinkat(fd, json, 0);
 	}
 	r = al_rm_rf_at(fd, id, err);
-	if (r == 0)
-		r = collect_garbage(fd, err);
+	if (r == 0 && collect_garbage(fd, &gerr) < 0)
+		log_warn("%s", gerr.msg); /* the snapshot is gone all the same */
 	pthread_mutex_unlock(&store_lock);
 	if (r == 0)
 		log_info("snapshot %s removed", id);
@@ -1512,8 +1546,10 @@ static int take_locked(struct daemon_ctx *ctx, struct sandbox *sb, bool processe
 		return al_error_errno(err, "rename %s to %s", t->tmp_name, id);
 	t->committed = true;
 	cs.own_kept = true;
-	fsync(t->store_fd);
-	fsync(cs.packs_fd);
+	/* Committed whatever happens next; a failed fsync only means a power
+	 * cut could still lose it. */
+	if (fsync(t->store_fd) < 0 || fsync(cs.packs_fd) < 0)
+		log_warn("snapshot %s: fsync %s: %s", id, store, strerror(errno));
 	snprintf(path, sizeof(path), "%s/last_snapshot", sb->dir);
 	if (al_write_file_atomic(path, id, strlen(id), 0600, err) < 0)
 		log_warn("sandbox %s: %s", sb->id, err->msg);
@@ -1632,8 +1668,9 @@ int snapshot_restore(struct daemon_ctx *ctx, const char *id, const cJSON *req, b
 	if (r == 0 && processes) {
 		criu_size = cJSON_GetObjectItemCaseSensitive(
 		    cJSON_GetObjectItemCaseSensitive(j, "sizes"), "criu");
-		r = criu_images_scratch(cJSON_IsNumber(criu_size) ? (uint64_t)criu_size->valuedouble
-		                                                  : UINT64_MAX,
+		r = criu_images_scratch(json_is_count(criu_size, 9007199254740992.0)
+		                            ? (uint64_t)criu_size->valuedouble
+		                            : UINT64_MAX,
 		                        &scratch_fd, scratch, err);
 	}
 	if (r == 0 && processes && scratch_fd >= 0) {

@@ -232,6 +232,32 @@ class SnapshotTest(AirlockTestCase):
         for p in files:
             self.assertFalse(os.path.exists(p), "chunk %s left" % p)
 
+    def test_unreadable_snapshot_keeps_its_packs(self):
+        """A snapshot.json that cannot be read for a reason other than damage
+        (here a newer format version) may name any pack: removing another
+        snapshot then collects nothing, and the packs are there once the
+        snapshot is readable again."""
+        sid = self.sandbox()["id"]
+        self.out(sid, "head -c 1M /dev/urandom > /opt/a")
+        snap = self.snapshot(sid)["id"]
+        files = self.chunk_files(snap)
+        meta_path = os.path.join(self.store(), snap, "snapshot.json")
+        with open(meta_path) as f:
+            text = f.read()
+        with open(meta_path, "w") as f:
+            f.write(text.replace('"version":1', '"version":2', 1))
+        r = self.client.request("POST", "/v1/sandboxes", {"snapshot": snap})
+        self.assertEqual(r.status, 400, r)
+        self.assertIn("format version 2", r.json["error"]["message"])
+        other = self.snapshot(self.sandbox()["id"])["id"]
+        self.client.expect(200, "DELETE", "/v1/snapshots/" + other)
+        for p in files:
+            self.assertTrue(os.path.exists(p), "%s collected" % p)
+        with open(meta_path, "w") as f:
+            f.write(text)
+        new = self.restore(snap)["id"]
+        self.assertEqual(self.out(new, "stat -c %s /opt/a"), "1048576\n")
+
     # ---- damaged snapshots ----
 
     def test_corrupted_and_truncated_are_refused(self):
