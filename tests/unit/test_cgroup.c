@@ -852,7 +852,8 @@ TEST(real_detected_layout)
 /* A mountinfo holding only the lines of one filesystem type from the real one:
  * lets a hybrid machine exercise the pure v1 and pure v2 code paths on real
  * kernel hierarchies. */
-static struct cgroup_manager *real_subset(const char *name, const char *fstype)
+static struct cgroup_manager *real_subset_without(const char *name, const char *fstype,
+                                                  const char *without)
 {
 	_cleanup_free_ char *text = NULL;
 	struct al_error err = AL_ERROR_INIT;
@@ -864,8 +865,9 @@ static struct cgroup_manager *real_subset(const char *name, const char *fstype)
 		return NULL;
 	snprintf(needle, sizeof(needle), " - %s ", fstype);
 	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-		if (strstr(line, needle) && (al_buf_append(&out, line, strlen(line)) < 0 ||
-		                             al_buf_append(&out, "\n", 1) < 0))
+		if (!strstr(line, needle) || (without && strstr(line, without)))
+			continue;
+		if (al_buf_append(&out, line, strlen(line)) < 0 || al_buf_append(&out, "\n", 1) < 0)
 			abort();
 	}
 	if (!out.len)
@@ -873,6 +875,45 @@ static struct cgroup_manager *real_subset(const char *name, const char *fstype)
 	m = open_text(name, out.data);
 	al_buf_free(&out);
 	return m;
+}
+
+static struct cgroup_manager *real_subset(const char *name, const char *fstype)
+{
+	return real_subset_without(name, fstype, NULL);
+}
+
+/* A v1 host without the freezer hierarchy has neither a freezer nor
+ * cgroup.kill: freezing says so, and destroy kills task by task. */
+TEST(real_v1_without_freezer)
+{
+	struct al_error err = AL_ERROR_INIT;
+	_cleanup_(real_guard_release) struct real_guard g = {0};
+	struct cgroup_manager *m;
+	int status;
+	pid_t pid;
+
+	if (geteuid() != 0)
+		SKIP("needs root to create cgroups");
+	m = real_subset_without("realv1-nofreezer", "cgroup", "freezer");
+	if (!m)
+		SKIP("no cgroup v1 hierarchy mounted on this machine");
+	CHECK(cgroup_manager_mount(m, "freezer") == NULL);
+	real_guard_init(&g, m, "-nofreezer");
+	CHECK_INT(cgroup_create(m, g.ids[0], NULL, &err), 0);
+	pid = fork();
+	if (pid == 0) {
+		alarm(30);
+		pause();
+		_exit(0);
+	}
+	CHECK(pid > 0);
+	if (pid < 0)
+		return;
+	CHECK_INT(cgroup_enter(m, g.ids[0], pid, &err), 0);
+	CHECK_INT(cgroup_freeze(m, g.ids[0], true, NULL, &err), -ENOTSUP);
+	CHECK_INT(cgroup_destroy(m, g.ids[0], &err), 0);
+	CHECK_INT(waitpid(pid, &status, 0), pid);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 }
 
 TEST(real_v1_hierarchies_as_pure_v1)
@@ -963,6 +1004,7 @@ int main(void)
 	RUN(open_v2_dir);
 	RUN(real_detected_layout);
 	RUN(real_v1_hierarchies_as_pure_v1);
+	RUN(real_v1_without_freezer);
 	RUN(real_cgroup2_tree_as_pure_v2);
 	if (al_rm_rf(scratch, &err) < 0)
 		fprintf(stderr, "cleanup: %s\n", err.msg);
