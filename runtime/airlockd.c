@@ -23,6 +23,8 @@
 
 #include "api.h"
 #include "cleanup.h"
+#include "events.h"
+#include "cgroup.h"
 #include "log.h"
 #include "pool.h"
 #include "reaper.h"
@@ -246,6 +248,32 @@ static int setup_ctx(struct daemon_ctx *ctx, const struct options *o, struct al_
 	return sandbox_registry_load(ctx, err);
 }
 
+/* What setup_ctx and the registry hold, once every thread that reads them
+ * has stopped.  The sandboxes themselves keep running: only airlockd's record
+ * of them goes (the next airlockd reattaches from their state files). */
+static void daemon_ctx_free(struct daemon_ctx *ctx)
+{
+	events_stop();
+	for (size_t i = 0; i < ctx->n_sandboxes; i++)
+		sandbox_unref(ctx->sandboxes[i]);
+	free(ctx->sandboxes);
+	ctx->sandboxes = NULL;
+	ctx->n_sandboxes = 0;
+	cgroup_manager_free(ctx->cgroups);
+	ctx->cgroups = NULL;
+	free(ctx->state_dir);
+	free(ctx->sandboxes_dir);
+	free(ctx->seccomp_cache_dir);
+	free(ctx->default_rootfs);
+	free(ctx->profiles_dir);
+	free(ctx->pid1_path);
+	free(ctx->criu_version);
+	free(ctx->criu_shim_path);
+	if (ctx->init_memfd >= 0)
+		close(ctx->init_memfd);
+	*ctx = (struct daemon_ctx){.init_memfd = -1};
+}
+
 /*
  * airlockd holds a pidfd per sandbox (and, during an exec, a few more): with
  * the usual soft limit of 1024 it could not run a thousand sandboxes.  Raise
@@ -375,23 +403,33 @@ int main(int argc, char **argv)
 
 	if (setup_ctx(&ctx, &o, &err) < 0) {
 		log_error("%s", err.msg);
+		daemon_ctx_free(&ctx);
 		return 1;
 	}
 	fd = listen_api(o.socket_path, gid, &err);
 	if (fd < 0) {
 		log_error("%s", err.msg);
+		daemon_ctx_free(&ctx);
 		return 1;
 	}
 	if (reaper_start(&ctx, &err) < 0) {
 		log_error("%s", err.msg);
+		close(fd);
+		daemon_ctx_free(&ctx);
 		return 1;
 	}
 	if (api_start(&ctx, fd, gid, &srv, &err) < 0) {
 		log_error("%s", err.msg);
+		reaper_stop(&ctx);
+		daemon_ctx_free(&ctx);
 		return 1;
 	}
 	if (pool_start(&ctx, o.warm_pool, &err) < 0) {
 		log_error("%s", err.msg);
+		api_stop(srv);
+		unlink(o.socket_path);
+		reaper_stop(&ctx);
+		daemon_ctx_free(&ctx);
 		return 1;
 	}
 	log_info("airlockd %s serving %s (state %s, cgroups %s, %zu sandboxes)", AIRLOCK_VERSION,
@@ -415,5 +453,6 @@ int main(int argc, char **argv)
 	 * daemons on their own state directories leave no cgroup behind. */
 	if (cgroup_remove_root_if_empty(ctx.cgroups, &err) < 0)
 		log_warn("%s", err.msg);
+	daemon_ctx_free(&ctx);
 	return 0;
 }

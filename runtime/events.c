@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -99,9 +100,12 @@ static struct {
 	struct daemon_ctx *ctx;
 	bool started;
 	bool collecting;
+	int wake_fd; /* eventfd: written by events_stop() */
+	pthread_t thread;
+	bool running;
 	char error[256];
 	uint64_t lost;
-} events = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} events = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake_fd = -1};
 
 static uint64_t wall_ms(void)
 {
@@ -483,7 +487,8 @@ static void *collector(void *arg)
 		log_warn("denial log disabled: %s", why);
 
 	for (;;) {
-		struct pollfd pfd = {.fd = sk ? nl_socket_get_fd(sk) : -1, .events = POLLIN};
+		struct pollfd pfd[2] = {{.fd = sk ? nl_socket_get_fd(sk) : -1, .events = POLLIN},
+		                        {.fd = events.wake_fd, .events = POLLIN}};
 		uint64_t now = al_now_ms();
 
 		if (now >= window + 1000) {
@@ -496,8 +501,10 @@ static void *collector(void *arg)
 		}
 		/* Out of budget: leave the records in the kernel until the next window. */
 		if (budget <= 0)
-			pfd.fd = -1;
-		if (poll(&pfd, 1, 250) > 0 && sk && !drain_audit(sk, au, &budget)) {
+			pfd[0].fd = -1;
+		if (poll(pfd, 2, 250) > 0 && pfd[1].revents)
+			break; /* events_stop() */
+		if (pfd[0].revents && sk && !drain_audit(sk, au, &budget)) {
 			log_warn(
 			    "denial log: the audit socket failed; no more denials are recorded");
 			pthread_mutex_lock(&events.lock);
@@ -510,13 +517,15 @@ static void *collector(void *arg)
 			sk = NULL;
 		}
 	}
+	if (au)
+		auparse_destroy(au);
+	if (sk)
+		nl_socket_free(sk);
 	return NULL;
 }
 
 void events_start(struct daemon_ctx *ctx)
 {
-	pthread_attr_t attr;
-	pthread_t t;
 	int r;
 
 	pthread_mutex_lock(&events.lock);
@@ -528,15 +537,29 @@ void events_start(struct daemon_ctx *ctx)
 	events.ctx = ctx;
 	pthread_mutex_unlock(&events.lock);
 
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	r = pthread_create(&t, &attr, collector, ctx);
-	pthread_attr_destroy(&attr);
+	events.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	r = events.wake_fd < 0 ? errno : pthread_create(&events.thread, NULL, collector, ctx);
+	events.running = r == 0;
 	if (r != 0) {
 		log_error("cannot start the event collector: %s", strerror(r));
 		pthread_mutex_lock(&events.lock);
 		snprintf(events.error, sizeof(events.error), "collector thread: %s", strerror(r));
 		pthread_mutex_unlock(&events.lock);
+	}
+}
+
+void events_stop(void)
+{
+	uint64_t one = 1;
+
+	if (events.running) {
+		(void)!write(events.wake_fd, &one, sizeof(one));
+		pthread_join(events.thread, NULL);
+		events.running = false;
+	}
+	if (events.wake_fd >= 0) {
+		close(events.wake_fd);
+		events.wake_fd = -1;
 	}
 }
 

@@ -21,6 +21,9 @@
  * events answer; resource events are collected regardless. */
 void events_start(struct daemon_ctx *ctx);
 
+/* Stop the collector (at exit, before the daemon's state goes). */
+void events_stop(void);
+
 /* Drop the log of a destroyed sandbox. */
 void events_forget(const char *id);
 
