@@ -244,17 +244,80 @@ static void handle_list(struct api_server *s, struct reply *rp)
 	reply_json(rp, 200, o);
 }
 
+static void exec_and_reply(struct sandbox *sb, const cJSON *req, struct reply *rp);
+
+/*
+ * A create request with "exec": the command runs in the new sandbox and the
+ * answer carries both, {sandbox summary..., "exec": exec result}.  With
+ * "remove", a command that finished within its yield takes the sandbox with
+ * it (as DELETE ?wait=0 does; "removed": true); one still running leaves it
+ * to the client, which polls the process and deletes the sandbox after.  A
+ * command that could not be started removes the sandbox and is the answer.
+ * One round trip instead of three for `airlock run`.
+ */
+static void create_exec_and_reply(struct api_server *s, struct sandbox *sb, const cJSON *exec,
+                                  bool remove, struct reply *rp)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct reply erp = {.fd = -1};
+	cJSON *o, *result;
+	bool removed = false;
+
+	exec_and_reply(sb, exec, &erp);
+	result = erp.status == 200 && erp.body ? cJSON_Parse(erp.body) : NULL;
+	if (!result) {
+		if (sandbox_destroy(s->ctx, sb, false, &err) < 0)
+			log_warn("%s", err.msg);
+		if (erp.status == 200) {
+			free(erp.body);
+			reply_error(rp, 500, "internal", "out of memory");
+		} else {
+			*rp = erp; /* the exec's own error, body and all */
+		}
+		return;
+	}
+	free(erp.body);
+	if (remove && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(result, "running"))) {
+		if (sandbox_destroy(s->ctx, sb, false, &err) < 0)
+			log_warn("%s", err.msg);
+		else
+			removed = true;
+	}
+	o = sandbox_summary_json(sb);
+	if (!o || !cJSON_AddItemToObject(o, "exec", result)) {
+		cJSON_Delete(result);
+		cJSON_Delete(o);
+		reply_error(rp, 500, "internal", "out of memory");
+		return;
+	}
+	cJSON_AddBoolToObject(o, "removed", removed);
+	reply_json(rp, 201, o);
+}
+
 static void handle_create(struct api_server *s, struct request *rq, struct MHD_Connection *c,
                           struct reply *rp)
 {
 	const char *view = query(c, "view");
 	struct al_error err = AL_ERROR_INIT;
 	_cleanup_cjson_ cJSON *req = parse_body(rq, rp, false);
+	_cleanup_cjson_ cJSON *exec = NULL, *remove = NULL;
 	struct sandbox *sb = NULL;
 	cJSON *o = NULL;
 
 	if (!req)
 		return;
+	/* "exec" and "remove" are about the command, not the sandbox: taken
+	 * out before the create sees the request (a warm pool's sandbox still
+	 * serves it). */
+	exec = cJSON_DetachItemFromObjectCaseSensitive(req, "exec");
+	remove = cJSON_DetachItemFromObjectCaseSensitive(req, "remove");
+	if ((exec && !cJSON_IsObject(exec)) || (remove && !cJSON_IsBool(remove)) ||
+	    (cJSON_IsTrue(remove) && !exec)) {
+		reply_error(rp, 400, "invalid_argument",
+		            "exec must be an exec request object, and remove a boolean that "
+		            "comes with an exec");
+		return;
+	}
 	if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(req, "snapshot"))) {
 		const char *id = cJSON_GetObjectItemCaseSensitive(req, "snapshot")->valuestring;
 		if (snapshot_restore(s->ctx, id, req, rq->peer_uid == 0, &sb, &err) < 0) {
@@ -265,6 +328,11 @@ static void handle_create(struct api_server *s, struct request *rq, struct MHD_C
 	} else if (sandbox_create(s->ctx, req, rq->peer_uid == 0, &sb, &err) < 0) {
 		log_warn("create: %s", err.msg);
 		reply_al_error(rp, &err);
+		return;
+	}
+	if (exec) {
+		create_exec_and_reply(s, sb, exec, cJSON_IsTrue(remove), rp);
+		sandbox_unref(sb);
 		return;
 	}
 	/* ?view=summary: a client that only needs the id (`airlock run`) is
@@ -390,10 +458,10 @@ static void reply_process(struct sandbox *sb, struct al_process *p, const char *
 	reply_json(rp, 200, o);
 }
 
-static void handle_exec(struct sandbox *sb, struct request *rq, struct reply *rp)
+/* Start the command an exec request (req) describes and reply with its result. */
+static void exec_and_reply(struct sandbox *sb, const cJSON *req, struct reply *rp)
 {
 	struct al_error err = AL_ERROR_INIT;
-	_cleanup_cjson_ cJSON *req = parse_body(rq, rp, true);
 	_cleanup_strv_ char **argv = NULL, **env = NULL;
 	_cleanup_free_ char *stdin_buf = NULL, *cwd_buf = NULL;
 	struct exec_request x = {0};
@@ -403,8 +471,6 @@ static void handle_exec(struct sandbox *sb, struct request *rq, struct reply *rp
 	size_t n = 0, i = 0;
 	bool base64;
 
-	if (!req)
-		return;
 	base64 = want_base64(req, rp);
 	if (rp->status)
 		return;
@@ -494,6 +560,14 @@ static void handle_exec(struct sandbox *sb, struct request *rq, struct reply *rp
 	}
 	reply_process(sb, p, NULL, yield_ms, base64, rp);
 	process_unref(p);
+}
+
+static void handle_exec(struct sandbox *sb, struct request *rq, struct reply *rp)
+{
+	_cleanup_cjson_ cJSON *req = parse_body(rq, rp, true);
+
+	if (req)
+		exec_and_reply(sb, req, rp);
 }
 
 static void handle_process(struct sandbox *sb, const char *pid, const char *sub,

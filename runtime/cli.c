@@ -904,21 +904,38 @@ struct exec_opts {
  * destroy_on_signal returns -EINTR at once (the caller destroys the sandbox);
  * otherwise forwards it to the process (KILL the second time) and waits.
  */
+static int run_command_in(struct client *c, const struct create_opts *create, char **id,
+                          bool *removed, const struct exec_opts *o, struct al_error *err);
+
 static int run_command(struct client *c, const char *id, const struct exec_opts *o,
                        struct al_error *err)
 {
-	_cleanup_free_ char *path = sandbox_path(c, id, "/exec");
+	return run_command_in(c, NULL, (char **)&id, NULL, o, err);
+}
+
+/*
+ * With create NULL, run in sandbox *id.  Otherwise make the sandbox first
+ * and put its id in *id (the caller's to free and, unless *removed,
+ * destroy): when stdin needs no streaming, in the same request as the
+ * command ("exec" and "remove" in the create request), so a command that
+ * ends within the first yield costs one round trip and takes its sandbox
+ * with it.
+ */
+static int run_command_in(struct client *c, const struct create_opts *create, char **id,
+                          bool *removed, const struct exec_opts *o, struct al_error *err)
+{
+	_cleanup_free_ char *path = NULL;
 	_cleanup_free_ char *inline_b64 = NULL;
 	_cleanup_buf_ struct al_buf pending = {0};
 	_cleanup_cjson_ cJSON *req = cJSON_CreateObject();
 	_cleanup_cjson_ cJSON *res = NULL;
-	struct run_state st = {.c = c, .id = id};
+	struct run_state st = {.c = c};
 	bool stdin_open = false, stdin_eof = false;
 	int signals_forwarded = 0;
 	cJSON *argv;
 	int r;
 
-	if (!path || !req)
+	if (!req)
 		return al_error_set(err, ENOMEM, "out of memory");
 	argv = cJSON_AddArrayToObject(req, "argv");
 	for (char **a = o->argv; *a; a++)
@@ -948,9 +965,41 @@ static int run_command(struct client *c, const char *id, const struct exec_opts 
 	}
 	cJSON_AddNumberToObject(req, "yield_ms", stdin_open ? STDIN_YIELD_MS : FIRST_YIELD_MS);
 
-	r = api_json(c, "POST", path, req, o->destroy_on_signal, NULL, &res, err);
-	if (r < 0)
-		return al_error_prefix(err, "exec in sandbox %s", id);
+	if (create && !stdin_open) {
+		_cleanup_cjson_ cJSON *creq = NULL, *cres = NULL;
+		const cJSON *jid;
+		r = create_request(create, &creq, err);
+		if (r < 0)
+			return r;
+		if (!cJSON_AddItemReferenceToObject(creq, "exec", req) ||
+		    !cJSON_AddTrueToObject(creq, "remove"))
+			return al_error_set(err, ENOMEM, "out of memory");
+		/* Not abortable: an abandoned create could leave a sandbox we know
+		 * nothing of. */
+		r = api_json(c, "POST", "/v1/sandboxes?view=summary", creq, false, NULL, &cres,
+		             err);
+		if (r < 0)
+			return al_error_prefix(err, "create sandbox");
+		jid = cJSON_GetObjectItemCaseSensitive(cres, "id");
+		res = cJSON_DetachItemFromObjectCaseSensitive(cres, "exec");
+		if (!cJSON_IsString(jid) || !cJSON_IsObject(res))
+			return al_error_set(err, EPROTO,
+			                    "create sandbox: airlockd sent no id or result");
+		*id = strdup(jid->valuestring);
+		if (!*id)
+			return al_error_set(err, ENOMEM, "out of memory");
+		*removed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cres, "removed"));
+	} else {
+		if (create && (r = create_sandbox(c, create, id, err)) < 0)
+			return r;
+		path = sandbox_path(c, *id, "/exec");
+		if (!path)
+			return al_error_set(err, ENOMEM, "out of memory");
+		r = api_json(c, "POST", path, req, o->destroy_on_signal, NULL, &res, err);
+		if (r < 0)
+			return al_error_prefix(err, "exec in sandbox %s", *id);
+	}
+	st.id = *id;
 	r = handle_result(&st, res, err);
 
 	while (r >= 0 && !st.finished) {
@@ -998,7 +1047,7 @@ static int run_command(struct client *c, const char *id, const struct exec_opts 
 		if (r < 0) {
 			if (r == -EINTR && o->destroy_on_signal)
 				break;
-			al_error_prefix(err, "process %s in sandbox %s", st.process_id, id);
+			al_error_prefix(err, "process %s in sandbox %s", st.process_id, *id);
 			break;
 		}
 		r = handle_result(&st, res, err);
@@ -1059,6 +1108,7 @@ static int verb_run(struct verb_ctx *ctx, int argc, char **argv)
 	struct exec_opts eo = {.env = env, .destroy_on_signal = true};
 	struct al_error err = AL_ERROR_INIT;
 	struct client c = {0};
+	bool removed = false;
 	int opt, r, status;
 
 	while ((opt = getopt_long(argc, argv, "+:m:e:w:t:h", longopts, NULL)) != -1) {
@@ -1082,27 +1132,17 @@ static int verb_run(struct verb_ctx *ctx, int argc, char **argv)
 
 	if (client_open(&c, ctx->socket_path, &err) < 0)
 		return runtime_error(&err);
-	r = create_sandbox(&c, &co, &id, &err);
-	if (r < 0) {
-		client_close(&c);
-		return runtime_error(&err);
-	}
-
-	if (pending_signal)
+	r = run_command_in(&c, &co, &id, &removed, &eo, &err);
+	if (r == -EINTR)
 		status = 128 + pending_signal;
-	else {
-		r = run_command(&c, id, &eo, &err);
-		if (r == -EINTR)
-			status = 128 + pending_signal;
-		else if (r < 0)
-			status = runtime_error(&err);
-		else
-			status = r;
-	}
+	else if (r < 0)
+		status = runtime_error(&err);
+	else
+		status = r;
 
-	/* Whatever happened, the sandbox goes. */
+	/* Whatever happened, the sandbox goes, if it did not with its command. */
 	al_error_clear(&err);
-	if (destroy_sandbox(&c, id, false, &err) < 0)
+	if (id && !removed && destroy_sandbox(&c, id, false, &err) < 0)
 		status = runtime_error(&err);
 	client_close(&c);
 	return status;

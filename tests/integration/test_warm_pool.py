@@ -97,6 +97,22 @@ class WarmPoolTest(at.AirlockTestCase):
         self.out(a["id"], "echo secret > /workspace/f")
         self.assertExit(self.sh(b["id"], "test -e /workspace/f"), 1)
 
+    def test_create_with_exec_is_served_by_the_pool(self):
+        """`airlock run`'s one request (create with "exec" and "remove") takes
+        a pooled sandbox, runs the command with the request's env, and
+        removes it."""
+        self.wait_full()
+        before = self.pool()
+        r = self.client.request("POST", "/v1/sandboxes?view=summary",
+                                {"env": {"FOO": "bar"}, "exec": {"command": 'echo "$FOO"'},
+                                 "remove": True})
+        self.assertEqual(r.status, 201, r)
+        after = self.pool()
+        self.assertEqual((after["hits"], after["misses"]), (before["hits"] + 1, before["misses"]))
+        self.assertEqual(r.json["exec"]["stdout"], "bar\n")
+        self.assertTrue(r.json["removed"])
+        self.assertNotIn(r.json["id"], {s["id"] for s in self.client.list()})
+
     def test_requests_the_pool_cannot_serve(self):
         self.wait_full()
         before = self.pool()
