@@ -882,6 +882,14 @@ static struct cgroup_manager *real_subset(const char *name, const char *fstype)
 	return real_subset_without(name, fstype, NULL);
 }
 
+/* A child's life in the destroy tests: until SIGKILL, or 30 s at most. */
+static _Noreturn void wait_to_be_killed(void)
+{
+	alarm(30);
+	pause();
+	_exit(0);
+}
+
 /* A v1 host without the freezer hierarchy has neither a freezer nor
  * cgroup.kill: freezing says so, and destroy kills task by task. */
 TEST(real_v1_without_freezer)
@@ -901,11 +909,8 @@ TEST(real_v1_without_freezer)
 	real_guard_init(&g, m, "-nofreezer");
 	CHECK_INT(cgroup_create(m, g.ids[0], NULL, &err), 0);
 	pid = fork();
-	if (pid == 0) {
-		alarm(30);
-		pause();
-		_exit(0);
-	}
+	if (pid == 0)
+		wait_to_be_killed();
 	CHECK(pid > 0);
 	if (pid < 0)
 		return;
@@ -970,11 +975,8 @@ TEST(real_cgroup2_tree_as_pure_v2)
 	args.exit_signal = SIGCHLD;
 	args.cgroup = (uint64_t)dirfd;
 	pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
-	if (pid == 0) {
-		alarm(30);
-		pause();
-		_exit(0);
-	}
+	if (pid == 0)
+		wait_to_be_killed();
 	CHECK(pid > 0);
 	if (pid < 0)
 		return;
