@@ -904,25 +904,27 @@ struct exec_opts {
  * destroy_on_signal returns -EINTR at once (the caller destroys the sandbox);
  * otherwise forwards it to the process (KILL the second time) and waits.
  */
-static int run_command_in(struct client *c, const struct create_opts *create, char **id,
-                          bool *removed, const struct exec_opts *o, struct al_error *err);
+static int run_command_in(struct client *c, const char *id, const struct create_opts *create,
+                          char **created, bool *removed, const struct exec_opts *o,
+                          struct al_error *err);
 
 static int run_command(struct client *c, const char *id, const struct exec_opts *o,
                        struct al_error *err)
 {
-	return run_command_in(c, NULL, (char **)&id, NULL, o, err);
+	return run_command_in(c, id, NULL, NULL, NULL, o, err);
 }
 
 /*
- * With create NULL, run in sandbox *id.  Otherwise make the sandbox first
- * and put its id in *id (the caller's to free and, unless *removed,
+ * With create NULL, run in sandbox id.  Otherwise make the sandbox first
+ * and put its id in *created (the caller's to free and, unless *removed,
  * destroy): when stdin needs no streaming, in the same request as the
  * command ("exec" and "remove" in the create request), so a command that
  * ends within the first yield costs one round trip and takes its sandbox
  * with it.
  */
-static int run_command_in(struct client *c, const struct create_opts *create, char **id,
-                          bool *removed, const struct exec_opts *o, struct al_error *err)
+static int run_command_in(struct client *c, const char *id, const struct create_opts *create,
+                          char **created, bool *removed, const struct exec_opts *o,
+                          struct al_error *err)
 {
 	_cleanup_free_ char *path = NULL;
 	_cleanup_free_ char *inline_b64 = NULL;
@@ -985,21 +987,25 @@ static int run_command_in(struct client *c, const struct create_opts *create, ch
 		if (!cJSON_IsString(jid) || !cJSON_IsObject(res))
 			return al_error_set(err, EPROTO,
 			                    "create sandbox: airlockd sent no id or result");
-		*id = strdup(jid->valuestring);
-		if (!*id)
+		id = *created = strdup(jid->valuestring);
+		if (!id)
 			return al_error_set(err, ENOMEM, "out of memory");
 		*removed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cres, "removed"));
 	} else {
-		if (create && (r = create_sandbox(c, create, id, err)) < 0)
-			return r;
-		path = sandbox_path(c, *id, "/exec");
+		if (create) {
+			r = create_sandbox(c, create, created, err);
+			if (r < 0)
+				return r;
+			id = *created;
+		}
+		path = sandbox_path(c, id, "/exec");
 		if (!path)
 			return al_error_set(err, ENOMEM, "out of memory");
 		r = api_json(c, "POST", path, req, o->destroy_on_signal, NULL, &res, err);
 		if (r < 0)
-			return al_error_prefix(err, "exec in sandbox %s", *id);
+			return al_error_prefix(err, "exec in sandbox %s", id);
 	}
-	st.id = *id;
+	st.id = id;
 	r = handle_result(&st, res, err);
 
 	while (r >= 0 && !st.finished) {
@@ -1047,7 +1053,7 @@ static int run_command_in(struct client *c, const struct create_opts *create, ch
 		if (r < 0) {
 			if (r == -EINTR && o->destroy_on_signal)
 				break;
-			al_error_prefix(err, "process %s in sandbox %s", st.process_id, *id);
+			al_error_prefix(err, "process %s in sandbox %s", st.process_id, id);
 			break;
 		}
 		r = handle_result(&st, res, err);
@@ -1132,7 +1138,7 @@ static int verb_run(struct verb_ctx *ctx, int argc, char **argv)
 
 	if (client_open(&c, ctx->socket_path, &err) < 0)
 		return runtime_error(&err);
-	r = run_command_in(&c, &co, &id, &removed, &eo, &err);
+	r = run_command_in(&c, NULL, &co, &id, &removed, &eo, &err);
 	if (r == -EINTR)
 		status = 128 + pending_signal;
 	else if (r < 0)
