@@ -420,6 +420,8 @@ int main(int argc, char **argv)
 	}
 	if (api_start(&ctx, fd, gid, &srv, &err) < 0) {
 		log_error("%s", err.msg);
+		close(fd);
+		unlink(o.socket_path);
 		reaper_stop(&ctx);
 		daemon_ctx_free(&ctx);
 		return 1;

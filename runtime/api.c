@@ -60,6 +60,8 @@ struct reply {
 	bool has_fd; /* send fd_len bytes of fd (owned) instead of body */
 	int fd;
 	uint64_t fd_len;
+	bool keep_json; /* reply_json keeps the object in json (owned) unprinted */
+	cJSON *json;
 };
 
 /* ---- replies ------------------------------------------------------------------------------ */
@@ -67,6 +69,10 @@ struct reply {
 static void reply_json(struct reply *rp, unsigned status, cJSON *o)
 {
 	rp->status = status;
+	if (rp->keep_json) {
+		rp->json = o;
+		return;
+	}
 	rp->body = cJSON_PrintUnformatted(o);
 	rp->len = rp->body ? strlen(rp->body) : 0;
 	rp->content_type = "application/json";
@@ -259,24 +265,22 @@ static void create_exec_and_reply(struct api_server *s, struct sandbox *sb, cons
                                   bool remove, struct reply *rp)
 {
 	struct al_error err = AL_ERROR_INIT;
-	struct reply erp = {.fd = -1};
+	struct reply erp = {.fd = -1, .keep_json = true};
 	cJSON *o, *result;
 	bool removed = false;
 
 	exec_and_reply(sb, exec, &erp);
-	result = erp.status == 200 && erp.body ? cJSON_Parse(erp.body) : NULL;
-	if (!result) {
+	result = erp.json;
+	if (erp.status != 200 || !result) {
+		/* The sandbox was made for this command only. */
 		if (sandbox_destroy(s->ctx, sb, false, &err) < 0)
 			log_warn("%s", err.msg);
-		if (erp.status == 200) {
-			free(erp.body);
+		if (result)
+			reply_json(rp, erp.status, result); /* the exec's own error */
+		else
 			reply_error(rp, 500, "internal", "out of memory");
-		} else {
-			*rp = erp; /* the exec's own error, body and all */
-		}
 		return;
 	}
-	free(erp.body);
 	if (remove && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(result, "running"))) {
 		if (sandbox_destroy(s->ctx, sb, false, &err) < 0)
 			log_warn("%s", err.msg);
@@ -290,6 +294,9 @@ static void create_exec_and_reply(struct api_server *s, struct sandbox *sb, cons
 		reply_error(rp, 500, "internal", "out of memory");
 		return;
 	}
+	/* Killed and on its way out, as after DELETE ?wait=0. */
+	if (removed)
+		cJSON_ReplaceItemInObjectCaseSensitive(o, "state", cJSON_CreateString("removed"));
 	cJSON_AddBoolToObject(o, "removed", removed);
 	reply_json(rp, 201, o);
 }

@@ -48,6 +48,7 @@
 
 /* How long the first exec request and later polls may wait for an exit. */
 #define FIRST_YIELD_MS 2000
+#define CREATE_EXEC_YIELD_MS 500
 #define POLL_YIELD_MS 1000
 /* While stdin is open, polls are short so new input is forwarded promptly. */
 #define STDIN_POLL_MS 100
@@ -965,7 +966,12 @@ static int run_command_in(struct client *c, const char *id, const struct create_
 			stdin_open = true;
 		}
 	}
-	cJSON_AddNumberToObject(req, "yield_ms", stdin_open ? STDIN_YIELD_MS : FIRST_YIELD_MS);
+	/* A create request cannot be abandoned (its sandbox would be lost), so
+	 * it yields sooner: a signal waits at most that long. */
+	cJSON_AddNumberToObject(req, "yield_ms",
+	                        stdin_open ? STDIN_YIELD_MS
+	                        : create   ? CREATE_EXEC_YIELD_MS
+	                                   : FIRST_YIELD_MS);
 
 	if (create && !stdin_open) {
 		_cleanup_cjson_ cJSON *creq = NULL, *cres = NULL;
@@ -983,16 +989,18 @@ static int run_command_in(struct client *c, const char *id, const struct create_
 		if (r < 0)
 			return al_error_prefix(err, "create sandbox");
 		jid = cJSON_GetObjectItemCaseSensitive(cres, "id");
-		res = cJSON_DetachItemFromObjectCaseSensitive(cres, "exec");
-		if (!cJSON_IsString(jid) || !cJSON_IsObject(res))
-			return al_error_set(err, EPROTO,
-			                    "create sandbox: airlockd sent no id or result");
+		if (!cJSON_IsString(jid))
+			return al_error_set(err, EPROTO, "create sandbox: airlockd sent no id");
 		id = *created = strdup(jid->valuestring);
 		if (!id)
 			return al_error_set(err, ENOMEM, "out of memory");
+		res = cJSON_DetachItemFromObjectCaseSensitive(cres, "exec");
 		*removed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cres, "removed"));
-	} else {
-		if (create) {
+	}
+	/* Without a result: no create asked for one, or an airlockd that does
+	 * not know "exec" (an older one) made the sandbox only. */
+	if (!cJSON_IsObject(res)) {
+		if (create && !id) {
 			r = create_sandbox(c, create, created, err);
 			if (r < 0)
 				return r;
@@ -1001,6 +1009,8 @@ static int run_command_in(struct client *c, const char *id, const struct create_
 		path = sandbox_path(c, id, "/exec");
 		if (!path)
 			return al_error_set(err, ENOMEM, "out of memory");
+		cJSON_Delete(res);
+		res = NULL;
 		r = api_json(c, "POST", path, req, o->destroy_on_signal, NULL, &res, err);
 		if (r < 0)
 			return al_error_prefix(err, "exec in sandbox %s", id);
@@ -1139,7 +1149,9 @@ static int verb_run(struct verb_ctx *ctx, int argc, char **argv)
 	if (client_open(&c, ctx->socket_path, &err) < 0)
 		return runtime_error(&err);
 	r = run_command_in(&c, NULL, &co, &id, &removed, &eo, &err);
-	if (r == -EINTR)
+	/* A signal that came during the create request (which cannot be
+	 * abandoned) counts even if the command then ended. */
+	if (r == -EINTR || (r >= 0 && pending_signal))
 		status = 128 + pending_signal;
 	else if (r < 0)
 		status = runtime_error(&err);

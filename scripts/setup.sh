@@ -181,7 +181,7 @@ build_cli_curl() {
 	want="$ver $(printf '%s ' "${CLI_CURL_CONFIGURE[@]}" | sha256sum | cut -c1-16)"
 	stamp=$CLI_CURL_PREFIX/.stamp
 	if [ -f "$CLI_CURL_PREFIX/lib/libcurl.a" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
-		return 1
+		return 0
 	fi
 	echo "setup: building the CLI's HTTP-only libcurl from Debian's curl $ver"
 	if setup_source_index || ! apt-get source --print-uris -q curl >/dev/null 2>&1; then
@@ -203,7 +203,7 @@ build_cli_curl() {
 	rm -rf "$CLI_CURL_PREFIX"
 	mv "$CLI_CURL_PREFIX.tmp" "$CLI_CURL_PREFIX"
 	rm -rf "$tmp"
-	return 0
+	reconfigure=1
 }
 
 # airlock-init runs once per sandbox creation, and as a dynamic program it
@@ -211,48 +211,51 @@ build_cli_curl() {
 # libcap, libnl-3, libnl-route-3).  Debian ships static archives of all but
 # cJSON, so setup builds libcjson.a from Debian's own source package of the
 # installed version, with Debian's hardening flags, and meson links
-# airlock-init statically with it.  Rebuilt when libcjson1 changes version;
-# without it airlock-init stays dynamic.
+# airlock-init statically with it.  Rebuilt when libcjson1 or one of those
+# archives changes version; without it airlock-init stays dynamic.
 INIT_CJSON_PREFIX=/opt/airlock/cjson-static
 build_init_cjson() {
-	local ver stamp tmp
-	ver=$(dpkg-query -W -f='${source:Version}' libcjson1)
+	local want stamp tmp dsc
+	# The static archives it is linked with count too: a security update of
+	# any of them rebuilds libcjson.a, which makes ninja relink airlock-init.
+	want=$(dpkg-query -W -f='${Package}=${source:Version} ' \
+		libcjson1 libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev libc6-dev)
 	stamp=$INIT_CJSON_PREFIX/.stamp
-	if [ -f "$INIT_CJSON_PREFIX/lib/libcjson.a" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$ver" ]; then
-		return 1
+	if [ -f "$INIT_CJSON_PREFIX/lib/libcjson.a" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+		return 0
 	fi
-	echo "setup: building a static cJSON for airlock-init from Debian's cjson $ver"
+	echo "setup: building a static cJSON for airlock-init from Debian's cjson source"
 	if setup_source_index || ! apt-get source --print-uris -q cjson >/dev/null 2>&1; then
 		apt-get update -q
 	fi
 	tmp=$(mktemp -d)
 	chmod 755 "$tmp" # apt downloads as _apt
-	(cd "$tmp" && { apt-get source -q --download-only "cjson=$ver" >/dev/null 2>&1 ||
-		apt-get source -q --download-only cjson >/dev/null; })
-	dpkg-source -x "$tmp"/cjson_*.dsc "$tmp/src" >/dev/null
+	# The installed version only: its header is the one the build includes.
+	(cd "$tmp" && apt-get source -q --download-only \
+		"cjson=$(dpkg-query -W -f='${source:Version}' libcjson1)" >/dev/null)
+	dsc=$(echo "$tmp"/cjson_*.dsc)
+	dpkg-source -x "$dsc" "$tmp/src" >/dev/null
 	# shellcheck disable=SC2046
 	(cd "$tmp/src" && cc $(dpkg-buildflags --get CPPFLAGS) $(dpkg-buildflags --get CFLAGS) \
 		-fPIC -c cJSON.c -o cJSON.o && ar rcs libcjson.a cJSON.o)
 	rm -rf "$INIT_CJSON_PREFIX.tmp"
 	mkdir -p "$INIT_CJSON_PREFIX.tmp/lib"
 	install -m 0644 "$tmp/src/libcjson.a" "$INIT_CJSON_PREFIX.tmp/lib/"
-	echo "$ver" >"$INIT_CJSON_PREFIX.tmp/.stamp"
+	echo "$want" >"$INIT_CJSON_PREFIX.tmp/.stamp"
 	rm -rf "$INIT_CJSON_PREFIX"
 	mv "$INIT_CJSON_PREFIX.tmp" "$INIT_CJSON_PREFIX"
 	rm -rf "$tmp"
-	return 0
+	reconfigure=1
 }
 
 need_root
 install_packages
 install_docker_profile
+# Called as plain commands, so that `set -e` stops setup at any failing
+# step inside them; each sets reconfigure=1 when it built something.
 reconfigure=0
-if build_cli_curl; then
-	reconfigure=1
-fi
-if build_init_cjson; then
-	reconfigure=1
-fi
+build_cli_curl
+build_init_cjson
 build
 "$top/rootfs/build-busybox.sh"
 if [ "${AIRLOCK_SKIP_DEBIAN_ROOTFS:-0}" != 1 ]; then

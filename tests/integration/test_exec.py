@@ -30,6 +30,7 @@ class ExecTest(at.AirlockTestCase):
         self.assertEqual((r.json["exec"]["exit_code"], r.json["exec"]["stdout"],
                           r.json["exec"]["stderr"]), (3, "hi\n", "err\n"))
         self.assertTrue(r.json["removed"])
+        self.assertEqual(r.json["state"], "removed")
         self.assertEqual({s["id"] for s in self.client.list()}, before)
         self.assertEqual(self.client.request("GET", "/v1/sandboxes/" + r.json["id"]).status, 404)
 
