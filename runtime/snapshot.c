@@ -158,7 +158,7 @@ static int open_dir_at(int dirfd, const char *name, struct al_error *err)
  * file of its own, packs/ID.pack, and a part lists each of its chunks as
  * [sha256, length, pack, offset].  The store used to keep one file per
  * chunk (chunks/ab/<sha256>, still read): a 200 MiB snapshot made some
- * 12,800 files, and on this machine's ext4 (no journal) each creation
+ * 10,200 files, and on this machine's ext4 (no journal) each creation
  * after a large removal scanned for an inode not "recently deleted", up to
  * 0.5 ms apiece (6.5 s for the snapshot); a restore opened as many files.
  *
