@@ -52,6 +52,10 @@ struct request {
 	uint64_t spooled;
 };
 
+/* Set by api_stop(): requests waiting on a command answer at once. */
+static bool api_stopping;
+#define WAIT_SLICE_MS 250
+
 struct reply {
 	unsigned status;
 	char *body; /* owned */
@@ -443,8 +447,18 @@ static void reply_process(struct sandbox *sb, struct al_process *p, const char *
 	char id[16];
 	cJSON *o;
 
-	if (yield_ms || !known_id)
-		process_wait(p, yield_ms ? al_now_ms() + yield_ms : 0);
+	if (yield_ms || !known_id) {
+		uint64_t deadline = yield_ms ? al_now_ms() + yield_ms : 0;
+		/* In slices, so that an exec waiting for its command's end lets a
+		 * stopping airlockd go: it is answered as still running. */
+		for (;;) {
+			uint64_t slice = al_now_ms() + WAIT_SLICE_MS;
+			process_wait(p, deadline && deadline < slice ? deadline : slice);
+			if (process_ended(p) || (deadline && al_now_ms() >= deadline) ||
+			    __atomic_load_n(&api_stopping, __ATOMIC_SEQ_CST))
+				break;
+		}
+	}
 	o = process_take_result(p, base64);
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "running"))) {
 		if (known_id) {
@@ -1134,6 +1148,7 @@ void api_stop(struct api_server *srv)
 {
 	if (!srv)
 		return;
+	__atomic_store_n(&api_stopping, true, __ATOMIC_SEQ_CST);
 	MHD_stop_daemon(srv->mhd);
 	free(srv);
 }

@@ -533,6 +533,16 @@ cJSON *process_take_result(struct al_process *p, bool base64)
 	return o;
 }
 
+bool process_ended(struct al_process *p)
+{
+	bool ended;
+
+	pthread_mutex_lock(&p->lock);
+	ended = p->collected;
+	pthread_mutex_unlock(&p->lock);
+	return ended;
+}
+
 bool process_finished(struct al_process *p)
 {
 	bool done;

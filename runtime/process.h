@@ -38,6 +38,9 @@ void process_wait(struct al_process *p, uint64_t deadline_ms);
 /* Output not returned before, and the state; base64 selects the encoding of stdout/stderr. */
 cJSON *process_take_result(struct al_process *p, bool base64);
 
+/* True once the process has ended and all of its output is collected. */
+bool process_ended(struct al_process *p);
+
 /* True once the process finished and its final result was taken. */
 bool process_finished(struct al_process *p);
 

@@ -238,6 +238,39 @@ class LifecycleTest(at.AirlockTestCase):
         self.assertEqual(at.leftovers(self.daemon.state_dir, ids), [])
         self.daemon.start()
 
+    def test_daemon_stop_does_not_wait_for_a_blocking_exec(self):
+        """An exec that waits for its command's end (no yield) does not hold
+        up SIGTERM: it is answered as still running and airlockd exits; the
+        command runs on and the next airlockd knows its sandbox."""
+        sid = self.client.create()["id"]
+        answer = {}
+
+        def blocking_exec():
+            c = at.Client(self.daemon.socket_path)
+            try:
+                answer["r"] = c.request("POST", "/v1/sandboxes/%s/exec" % sid,
+                                        {"command": "sleep 60"})
+            except OSError as e:
+                answer["e"] = e
+            finally:
+                c.close()
+        t = threading.Thread(target=blocking_exec)
+        t.start()
+        time.sleep(0.5)
+        self.client.close()
+        start = time.monotonic()
+        self.assertIn(self.daemon.stop(), (0, -signal.SIGTERM))
+        self.assertLess(time.monotonic() - start, 5)
+        t.join(10)
+        self.assertFalse(t.is_alive())
+        if "r" in answer:
+            self.assertEqual(answer["r"].status, 200, answer["r"])
+            self.assertTrue(answer["r"].json["running"], answer["r"].json)
+        self.daemon.start()
+        self.assertIn(sid, [s["id"] for s in self.client.list()])
+        self.assertEqual(self.out(sid, "pidof sleep >/dev/null && echo found"), "found\n")
+        self.client.destroy(sid)
+
     def test_unwaited_destroy_then_airlockd_sigkill(self):
         """A sandbox destroyed with ?wait=0 and not yet torn down when
         airlockd is killed is not reattached by the next airlockd: it is
