@@ -175,6 +175,21 @@ setup_source_index() {
 	return 0
 }
 
+# Unpack Debian's source package $1 at version $2 into $3/src ($3: a new
+# directory).  With $4 = newest, the newest the index has when $2 is gone.
+fetch_debian_source() {
+	local pkg=$1 ver=$2 dir=$3
+	if setup_source_index || ! apt-get source --print-uris -q "$pkg" >/dev/null 2>&1; then
+		apt-get update -q
+	fi
+	chmod 755 "$dir" # apt downloads as _apt
+	if ! (cd "$dir" && apt-get source -q --download-only "$pkg=$ver" >/dev/null 2>&1); then
+		[ "${4:-}" = newest ] || { echo "setup: no source of $pkg $ver" >&2; return 1; }
+		(cd "$dir" && apt-get source -q --download-only "$pkg" >/dev/null)
+	fi
+	dpkg-source -x "$dir/${pkg}"_*.dsc "$dir/src" >/dev/null
+}
+
 build_cli_curl() {
 	local ver stamp want tmp
 	ver=$(dpkg-query -W -f='${source:Version}' libcurl4)
@@ -184,15 +199,9 @@ build_cli_curl() {
 		return 0
 	fi
 	echo "setup: building the CLI's HTTP-only libcurl from Debian's curl $ver"
-	if setup_source_index || ! apt-get source --print-uris -q curl >/dev/null 2>&1; then
-		apt-get update -q
-	fi
 	tmp=$(mktemp -d)
-	chmod 755 "$tmp" # apt downloads as _apt
 	# The installed version if the index still has it, else the newest.
-	(cd "$tmp" && { apt-get source -q --download-only "curl=$ver" >/dev/null 2>&1 ||
-		apt-get source -q --download-only curl >/dev/null; })
-	dpkg-source -x "$tmp"/curl_*.dsc "$tmp/src" >/dev/null
+	fetch_debian_source curl "$ver" "$tmp" newest
 	(cd "$tmp/src" && ./configure -q --prefix="$CLI_CURL_PREFIX" "${CLI_CURL_CONFIGURE[@]}" >/dev/null &&
 		make -s -j"$(nproc)" -C lib >/dev/null)
 	rm -rf "$CLI_CURL_PREFIX.tmp"
@@ -215,7 +224,7 @@ build_cli_curl() {
 # archives changes version; without it airlock-init stays dynamic.
 INIT_CJSON_PREFIX=/opt/airlock/cjson-static
 build_init_cjson() {
-	local want stamp tmp dsc
+	local want stamp tmp
 	# The static archives it is linked with count too: a security update of
 	# any of them rebuilds libcjson.a, which makes ninja relink airlock-init.
 	want=$(dpkg-query -W -f='${Package}=${source:Version} ' \
@@ -225,16 +234,9 @@ build_init_cjson() {
 		return 0
 	fi
 	echo "setup: building a static cJSON for airlock-init from Debian's cjson source"
-	if setup_source_index || ! apt-get source --print-uris -q cjson >/dev/null 2>&1; then
-		apt-get update -q
-	fi
 	tmp=$(mktemp -d)
-	chmod 755 "$tmp" # apt downloads as _apt
 	# The installed version only: its header is the one the build includes.
-	(cd "$tmp" && apt-get source -q --download-only \
-		"cjson=$(dpkg-query -W -f='${source:Version}' libcjson1)" >/dev/null)
-	dsc=$(echo "$tmp"/cjson_*.dsc)
-	dpkg-source -x "$dsc" "$tmp/src" >/dev/null
+	fetch_debian_source cjson "$(dpkg-query -W -f='${source:Version}' libcjson1)" "$tmp"
 	# shellcheck disable=SC2046
 	(cd "$tmp/src" && cc $(dpkg-buildflags --get CPPFLAGS) $(dpkg-buildflags --get CFLAGS) \
 		-fPIC -c cJSON.c -o cJSON.o && ar rcs libcjson.a cJSON.o)
