@@ -329,6 +329,27 @@ static int memory_path(const struct al_memory_config *cfg, const char *name, cha
 	return 0;
 }
 
+/* read_text and write_text of memories_dir/name. */
+static int read_memory_file(struct al_provider *p, const char *id,
+                            const struct al_memory_config *cfg, const char *name, char **out,
+                            struct al_error *err)
+{
+	_cleanup_free_ char *path = NULL;
+	int r = memory_path(cfg, name, &path, err);
+
+	return r < 0 ? r : read_text(p, id, path, out, err);
+}
+
+static int write_memory_file(struct al_provider *p, const char *id,
+                             const struct al_memory_config *cfg, const char *name, const char *text,
+                             struct al_audit *audit, struct al_error *err)
+{
+	_cleanup_free_ char *path = NULL;
+	int r = memory_path(cfg, name, &path, err);
+
+	return r < 0 ? r : write_text(p, id, path, text, audit, err);
+}
+
 static int phase_two(struct al_provider *p, const char *id, const struct al_memory_config *cfg,
                      const char *api_key, struct al_audit *audit, struct al_error *err)
 {
@@ -337,7 +358,6 @@ static int phase_two(struct al_provider *p, const char *id, const struct al_memo
 	_cleanup_free_ char *prior_text = NULL;
 	_cleanup_free_ char *memory_md = NULL;
 	_cleanup_free_ char *summary_md = NULL;
-	_cleanup_free_ char *path = NULL;
 	_cleanup_free_ char *sel_text = NULL;
 	_cleanup_cjson_ cJSON *prior = NULL;
 	_cleanup_cjson_ cJSON *answer = NULL;
@@ -388,10 +408,7 @@ static int phase_two(struct al_provider *p, const char *id, const struct al_memo
 		nsel = (size_t)cfg->max_raw_memories; /* the rest are released with the table */
 	if (nsel == 0)
 		return 0;
-	r = memory_path(cfg, "phase_two_selection.json", &path, err);
-	if (r < 0)
-		return r;
-	r = read_text(p, id, path, &prior_text, err);
+	r = read_memory_file(p, id, cfg, "phase_two_selection.json", &prior_text, err);
 	if (r < 0)
 		return r;
 	prior = prior_text ? cJSON_Parse(prior_text) : NULL;
@@ -434,22 +451,13 @@ static int phase_two(struct al_provider *p, const char *id, const struct al_memo
 	}
 	al_buf_append(&raw, "", 1);
 	al_buf_append(&lines, "", 1);
-	r = memory_path(cfg, "raw_memories.md", &path, err);
+	r = write_memory_file(p, id, cfg, "raw_memories.md", raw.data, audit, err);
 	if (r < 0)
 		return r;
-	r = write_text(p, id, path, raw.data, audit, err);
+	r = read_memory_file(p, id, cfg, "MEMORY.md", &memory_md, err);
 	if (r < 0)
 		return r;
-	r = memory_path(cfg, "MEMORY.md", &path, err);
-	if (r < 0)
-		return r;
-	r = read_text(p, id, path, &memory_md, err);
-	if (r < 0)
-		return r;
-	r = memory_path(cfg, "memory_summary.md", &path, err);
-	if (r < 0)
-		return r;
-	r = read_text(p, id, path, &summary_md, err);
+	r = read_memory_file(p, id, cfg, "memory_summary.md", &summary_md, err);
 	if (r < 0)
 		return r;
 	{
@@ -481,25 +489,17 @@ static int phase_two(struct al_provider *p, const char *id, const struct al_memo
 		return al_error_set(
 		    err, EPROTO,
 		    "memory phase2: the answer needs memory_md and memory_summary strings");
-	r = memory_path(cfg, "MEMORY.md", &path, err);
+	r = write_memory_file(p, id, cfg, "MEMORY.md", jstr(answer, "memory_md"), audit, err);
 	if (r < 0)
 		return r;
-	r = write_text(p, id, path, jstr(answer, "memory_md"), audit, err);
-	if (r < 0)
-		return r;
-	r = memory_path(cfg, "memory_summary.md", &path, err);
-	if (r < 0)
-		return r;
-	r = write_text(p, id, path, jstr(answer, "memory_summary"), audit, err);
+	r = write_memory_file(p, id, cfg, "memory_summary.md", jstr(answer, "memory_summary"),
+	                      audit, err);
 	if (r < 0)
 		return r;
 	sel_text = cJSON_Print(selection);
 	if (!sel_text)
 		return al_error_set(err, ENOMEM, "out of memory");
-	r = memory_path(cfg, "phase_two_selection.json", &path, err);
-	if (r < 0)
-		return r;
-	return write_text(p, id, path, sel_text, audit, err);
+	return write_memory_file(p, id, cfg, "phase_two_selection.json", sel_text, audit, err);
 }
 
 int al_memory_generate(struct al_provider *p, const char *id, const struct al_memory_config *cfg,

@@ -82,20 +82,41 @@ static char *encode(const struct initproto_msg *m, size_t *len_out)
 	return buf;
 }
 
+int initproto_send_byte(int sock, uint8_t byte, const int *fds, size_t nfds)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * INITPROTO_MAX_FDS)];
+		struct cmsghdr align;
+	} control;
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	ssize_t n;
+
+	if (nfds > INITPROTO_MAX_FDS)
+		return -EINVAL;
+	if (nfds > 0) {
+		struct cmsghdr *cm;
+		memset(&control, 0, sizeof(control));
+		mh.msg_control = control.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+	}
+	do
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : 0;
+}
+
 int initproto_send(int sock, const struct initproto_msg *m, const int *fds, size_t nfds,
                    struct al_error *err)
 {
 	size_t len = 0;
 	_cleanup_free_ char *text = encode(m, &len);
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * INITPROTO_MAX_FDS)];
-		struct cmsghdr align;
-	} control;
-	struct msghdr mh = {0};
-	struct iovec iov;
-	unsigned char first;
 	uint8_t hdr[4];
-	ssize_t n;
 	int r;
 
 	if (!text)
@@ -111,28 +132,9 @@ int initproto_send(int sock, const struct initproto_msg *m, const int *fds, size
 
 	/* The fds travel with the first header byte so the receiver gets them
 	 * with its first recvmsg, whatever the stream splits. */
-	first = hdr[0];
-	iov.iov_base = &first;
-	iov.iov_len = 1;
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	if (nfds > 0) {
-		struct cmsghdr *cm;
-		memset(&control, 0, sizeof(control));
-		mh.msg_control = control.buf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
-	}
-	do
-		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return al_error_errno(err, "send to airlock-init");
-	r = send_all(sock, (const char *)hdr + 1, 3);
+	r = initproto_send_byte(sock, hdr[0], fds, nfds);
+	if (r == 0)
+		r = send_all(sock, (const char *)hdr + 1, 3);
 	if (r == 0)
 		r = send_all(sock, text, len);
 	if (r < 0) {

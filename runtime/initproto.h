@@ -70,6 +70,10 @@ struct initproto_msg {
 	char **vectors;
 };
 
+/* Send one byte over the stream socket sock, with fds (at most
+ * INITPROTO_MAX_FDS) attached.  Returns 0 or a negative errno. */
+int initproto_send_byte(int sock, uint8_t byte, const int *fds, size_t nfds);
+
 /* Send m (and fds, if any).  Returns 0 or a negative errno. */
 int initproto_send(int sock, const struct initproto_msg *m, const int *fds, size_t nfds,
                    struct al_error *err);

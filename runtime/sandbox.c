@@ -996,24 +996,12 @@ int sandbox_write_id_maps(pid_t pid, uid_t base, struct al_error *err)
 /* Send fd over sock (one byte of data carries it). */
 static int send_fd(int sock, int fd, struct al_error *err)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} control = {0};
-	char byte = 'r';
-	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-	struct msghdr mh = {.msg_iov = &iov,
-	                    .msg_iovlen = 1,
-	                    .msg_control = control.buf,
-	                    .msg_controllen = sizeof(control.buf)};
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	int r = initproto_send_byte(sock, 'r', &fd, 1);
 
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	if (sendmsg(sock, &mh, MSG_NOSIGNAL) < 0)
+	if (r < 0) {
+		errno = -r;
 		return al_error_errno(err, "send the root mount to airlock-init");
+	}
 	return 0;
 }
 

@@ -317,6 +317,9 @@ static int pack_read(struct chunk_store *cs, size_t slot, uint64_t offset, size_
 	return 0;
 }
 
+/* The largest integer a JSON number (a double) holds exactly: 2^53. */
+#define JSON_COUNT_MAX 9007199254740992.0
+
 static bool json_is_count(const cJSON *v, double max)
 {
 	return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= max &&
@@ -336,7 +339,7 @@ static int chunk_ref_parse(struct chunk_store *cs, const cJSON *item, bool packe
 	*ref = (struct chunk_ref){hex->valuestring, (size_t)len->valuedouble, -1, 0};
 	if (packed) {
 		const cJSON *pack = cJSON_GetArrayItem(item, 2), *off = cJSON_GetArrayItem(item, 3);
-		if (!cJSON_IsString(pack) || !json_is_count(off, 9007199254740992.0))
+		if (!cJSON_IsString(pack) || !json_is_count(off, JSON_COUNT_MAX))
 			return -EINVAL;
 		ref->pack = pack_slot(cs, pack->valuestring);
 		if (ref->pack < 0)
@@ -821,7 +824,7 @@ static int read_part(struct chunk_store *cs, int snap_fd, const cJSON *part, int
 	char got[65];
 	int r;
 
-	if (!name || !storage || !valid_hex64(want) || !json_is_count(size_j, 9007199254740992.0))
+	if (!name || !storage || !valid_hex64(want) || !json_is_count(size_j, JSON_COUNT_MAX))
 		return al_error_set(err, EINVAL, "malformed part in snapshot.json");
 	if (!md || !buf || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
 		return al_error_set(err, ENOMEM, "out of memory");
@@ -1668,7 +1671,7 @@ int snapshot_restore(struct daemon_ctx *ctx, const char *id, const cJSON *req, b
 	if (r == 0 && processes) {
 		criu_size = cJSON_GetObjectItemCaseSensitive(
 		    cJSON_GetObjectItemCaseSensitive(j, "sizes"), "criu");
-		r = criu_images_scratch(json_is_count(criu_size, 9007199254740992.0)
+		r = criu_images_scratch(json_is_count(criu_size, JSON_COUNT_MAX)
 		                            ? (uint64_t)criu_size->valuedouble
 		                            : UINT64_MAX,
 		                        &scratch_fd, scratch, err);

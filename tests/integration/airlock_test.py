@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import urllib.parse
@@ -188,6 +189,25 @@ class Client:
             out.append(res.get("stdout") or "")
             err.append(res.get("stderr") or "")
         return res, "".join(out), "".join(err)
+
+
+def request_in_background(socket_path, method, path, body=None):
+    """Send one request on a connection of its own, from a thread that is
+    started; returns (thread, answer), answer getting "r" (the Response) or
+    "e" (the OSError) once the thread ends."""
+    answer = {}
+
+    def run():
+        c = Client(socket_path)
+        try:
+            answer["r"] = c.request(method, path, body)
+        except OSError as e:
+            answer["e"] = e
+        finally:
+            c.close()
+    t = threading.Thread(target=run)
+    t.start()
+    return t, answer
 
 
 def b64(data):

@@ -243,19 +243,8 @@ class LifecycleTest(at.AirlockTestCase):
         up SIGTERM: it is answered as still running and airlockd exits; the
         command runs on and the next airlockd knows its sandbox."""
         sid = self.client.create()["id"]
-        answer = {}
-
-        def blocking_exec():
-            c = at.Client(self.daemon.socket_path)
-            try:
-                answer["r"] = c.request("POST", "/v1/sandboxes/%s/exec" % sid,
-                                        {"command": "sleep 60"})
-            except OSError as e:
-                answer["e"] = e
-            finally:
-                c.close()
-        t = threading.Thread(target=blocking_exec)
-        t.start()
+        t, answer = at.request_in_background(self.daemon.socket_path, "POST",
+                                             "/v1/sandboxes/%s/exec" % sid, {"command": "sleep 60"})
         time.sleep(0.5)
         self.client.close()
         start = time.monotonic()

@@ -12,11 +12,11 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import threading
 import time
 import unittest
 
-from airlock_test import AIRLOCK_CLI, AIRLOCK_INIT, BUILD_DIR, AirlockTestCase, Client, main
+from airlock_test import (AIRLOCK_CLI, AIRLOCK_INIT, BUILD_DIR, AirlockTestCase, Client, main,
+                          request_in_background)
 
 DEBIAN = "/var/lib/airlock/rootfs/debian"
 VFORK_HOLD = os.path.join(BUILD_DIR, "tests", "integration", "vfork-hold")
@@ -326,19 +326,8 @@ class SnapshotTest(AirlockTestCase):
         # Enough data that the snapshot is still being written when we strike.
         self.out(sid, "head -c 400M /dev/urandom > /opt/big", timeout_ms=120000)
         before = set(self.listed())
-        result = {}
-
-        def take():
-            c = Client(self.daemon.socket_path)
-            try:
-                result["r"] = c.request("POST", "/v1/sandboxes/%s/snapshots" % sid,
-                                        {"processes": False})
-            except OSError as e:
-                result["e"] = e
-            finally:
-                c.close()
-        t = threading.Thread(target=take)
-        t.start()
+        t, result = request_in_background(self.daemon.socket_path, "POST",
+                                          "/v1/sandboxes/%s/snapshots" % sid, {"processes": False})
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if [n for n in os.listdir(self.store()) if n.startswith(".tmp-")]:

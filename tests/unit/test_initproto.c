@@ -121,24 +121,10 @@ TEST(malformed_frames_are_refused)
 /* The first byte of a frame of len bytes, carrying fd as initproto_send does. */
 static void send_first_with_fd(int sock, uint32_t len, int fd)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} control = {0};
-	uint8_t first = (uint8_t)len;
-	struct iovec iov = {.iov_base = &first, .iov_len = 1};
-	struct msghdr mh = {.msg_iov = &iov,
-	                    .msg_iovlen = 1,
-	                    .msg_control = control.buf,
-	                    .msg_controllen = sizeof(control.buf)};
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	int r = initproto_send_byte(sock, (uint8_t)len, &fd, 1);
 
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	if (sendmsg(sock, &mh, 0) != 1)
-		fprintf(stderr, "sendmsg: %s\n", strerror(errno));
+	if (r < 0)
+		fprintf(stderr, "sendmsg: %s\n", strerror(-r));
 }
 
 /* Whether the write end of pipe p is closed everywhere: reading gives EOF, not EAGAIN. */
