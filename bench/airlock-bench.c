@@ -34,6 +34,7 @@
 #include <curl/curl.h>
 
 #include "cleanup.h"
+#include "json.h"
 #include "error.h"
 #include "util.h"
 

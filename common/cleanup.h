@@ -4,8 +4,9 @@
 /*
  * Scope-bound release of resources, in the style of systemd: a variable
  * declared with one of these attributes is released when it leaves scope.
- * Functions that hand the resource to their caller steal it first with
- * steal_pointer()/steal_fd().
+ * Functions that hand the resource to their caller take it out of the
+ * variable first with TAKE_PTR()/TAKE_FD(), which leave NULL / -1 behind.
+ * (JSON's _cleanup_cjson_ is in json.h, strv's helpers in strv.h.)
  */
 
 #include <dirent.h>
@@ -13,8 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
-
-#include <cjson/cJSON.h>
 
 static inline void al_freep(void *p)
 {
@@ -42,12 +41,6 @@ static inline void al_closedirp(DIR **d)
 		closedir(*d);
 }
 
-static inline void al_cjson_deletep(cJSON **j)
-{
-	if (*j)
-		cJSON_Delete(*j);
-}
-
 static inline void al_strv_freep(char ***v)
 {
 	if (*v) {
@@ -62,23 +55,21 @@ static inline void al_strv_freep(char ***v)
 #define _cleanup_close_ _cleanup_(al_closep)
 #define _cleanup_fclose_ _cleanup_(al_fclosep)
 #define _cleanup_closedir_ _cleanup_(al_closedirp)
-#define _cleanup_cjson_ _cleanup_(al_cjson_deletep)
 #define _cleanup_strv_ _cleanup_(al_strv_freep)
 
-static inline void *al_steal_ptr(void *pp)
-{
-	void **p = pp;
-	void *v = *p;
-	*p = NULL;
-	return v;
-}
-
-static inline int al_steal_fd(int *fd)
-{
-	int v = *fd;
-	*fd = -1;
-	return v;
-}
-
-#define steal_pointer(pp) al_steal_ptr(pp)
-#define steal_fd(pfd) al_steal_fd(pfd)
+/* The value of the variable var, which is left NULL (or -1): ownership
+ * moves to the caller.  Typed: TAKE_PTR of a char * is a char *. */
+#define TAKE_PTR(var)                                                                              \
+	({                                                                                         \
+		__typeof__(var) *_take_p = &(var);                                                 \
+		__typeof__(var) _take_v = *_take_p;                                                \
+		*_take_p = NULL;                                                                   \
+		_take_v;                                                                           \
+	})
+#define TAKE_FD(var)                                                                               \
+	({                                                                                         \
+		int *_take_p = &(var);                                                             \
+		int _take_v = *_take_p;                                                            \
+		*_take_p = -1;                                                                     \
+		_take_v;                                                                           \
+	})

@@ -267,6 +267,29 @@ int al_parse_size(const char *s, uint64_t *out, struct al_error *err)
 	return 0;
 }
 
+void al_sleep_ms(unsigned ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+void al_iso8601_now(char *buf, size_t len, bool millis)
+{
+	struct timespec ts;
+	struct tm tm;
+	char base[32];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	if (millis)
+		snprintf(buf, len, "%s.%03ldZ", base, ts.tv_nsec / 1000000);
+	else
+		snprintf(buf, len, "%sZ", base);
+}
+
 uint64_t al_now_ns(void)
 {
 	struct timespec ts;

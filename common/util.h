@@ -46,6 +46,13 @@ int al_write_all(int fd, const void *buf, size_t len);
 /* Lowercase hex sha256 of data into out[65]. */
 void al_sha256_hex(const void *data, size_t len, char out[65]);
 
+/* Sleep ms milliseconds, resumed across signals. */
+void al_sleep_ms(unsigned ms);
+
+/* The current UTC time as ISO 8601 into buf: "2026-12-06T23:55:14Z", or with
+ * millis "2026-12-06T23:55:14.042Z" (which sorts finer as a string). */
+void al_iso8601_now(char *buf, size_t len, bool millis);
+
 /* Monotonic clock in milliseconds / nanoseconds. */
 uint64_t al_now_ms(void);
 uint64_t al_now_ns(void);

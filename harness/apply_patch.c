@@ -105,7 +105,7 @@ static int join(const char *const *v, size_t n, const char *sep, char **out)
 			return -ENOMEM;
 	if (al_buf_append(&b, "", 1) < 0)
 		return -ENOMEM;
-	*out = steal_pointer(&b.data);
+	*out = TAKE_PTR(b.data);
 	return 0;
 }
 
@@ -229,7 +229,7 @@ int al_patch_parse(const char *text, struct al_patch_op **ops_out, size_t *n_out
 		return al_error_set(err, EINVAL,
 		                    "apply_patch input must include at least one file operation.");
 	*n_out = ops.n;
-	*ops_out = steal_pointer(&ops.v);
+	*ops_out = TAKE_PTR(ops.v);
 	return 0;
 }
 
@@ -668,7 +668,7 @@ int al_patch_apply(const struct al_patch_fs *fs, const struct al_patch_op *ops, 
 			r = al_apply_diff("", op->diff, true, &result, err);
 			if (r < 0)
 				return al_error_prefix(err, "Add File %s", op->path);
-			stage_set(e, steal_pointer(&result));
+			stage_set(e, TAKE_PTR(result));
 			snprintf(line, sizeof(line), "A %s\n", op->path);
 			break;
 		case AL_PATCH_DELETE:
@@ -693,11 +693,11 @@ int al_patch_apply(const struct al_patch_fs *fs, const struct al_patch_op *ops, 
 				r = stage_get(&s, op->path, &e, err);
 				if (r < 0)
 					return r;
-				stage_set(dst, steal_pointer(&result));
+				stage_set(dst, TAKE_PTR(result));
 				stage_set(e, NULL);
 				snprintf(line, sizeof(line), "M %s -> %s\n", op->path, op->move_to);
 			} else {
-				stage_set(e, steal_pointer(&result));
+				stage_set(e, TAKE_PTR(result));
 				snprintf(line, sizeof(line), "M %s\n", op->path);
 			}
 			break;
@@ -723,6 +723,6 @@ int al_patch_apply(const struct al_patch_fs *fs, const struct al_patch_op *ops, 
 	}
 	if (al_buf_append(&sum, "", 1) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
-	*summary = steal_pointer(&sum.data);
+	*summary = TAKE_PTR(sum.data);
 	return 0;
 }

@@ -2,6 +2,7 @@
 #include "audit.h"
 
 #include "cleanup.h"
+#include "json.h"
 #include "killpoint.h"
 #include "util.h"
 
@@ -115,7 +116,7 @@ int al_audit_open(struct al_audit *a, const char *dir, struct al_error *err)
 		s = memmem(data + start, end - start, "{\"seq\":", 7);
 		a->seq = s ? strtoull(s + 7, NULL, 10) : 0;
 	}
-	a->fd = steal_fd(&fd);
+	a->fd = TAKE_FD(fd);
 	/* Keep the head in step with the file, whatever a crash left between the two. */
 	if (end > 0)
 		return write_head(a, err);

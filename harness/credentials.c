@@ -2,6 +2,7 @@
 #include "credentials.h"
 
 #include "cleanup.h"
+#include "json.h"
 #include "util.h"
 
 #include <errno.h>

@@ -2,6 +2,7 @@
 #include "memory.h"
 
 #include "cleanup.h"
+#include "json.h"
 #include "log.h"
 #include "model.h"
 #include "util.h"

@@ -2,6 +2,7 @@
 #include "model.h"
 
 #include "cleanup.h"
+#include "json.h"
 #include "log.h"
 #include "util.h"
 
@@ -106,7 +107,7 @@ int al_replay_load(const char *path, char ***lines_out, size_t *n_out, struct al
 			return al_error_set(err, ENOMEM, "out of memory");
 		lines[++n] = NULL;
 	}
-	*lines_out = steal_pointer(&lines);
+	*lines_out = TAKE_PTR(lines);
 	*n_out = n;
 	return 0;
 }

@@ -369,7 +369,7 @@ static int parse_start(const cJSON *o, const char *base_dir, struct al_task *t,
 		                    "task: start takes a snapshot or a workspace_archive");
 	if (archive) {
 		if (archive[0] == '/')
-			t->start_archive = steal_pointer(&archive);
+			t->start_archive = TAKE_PTR(archive);
 		else if (asprintf(&t->start_archive, "%s/%s", base_dir, archive) < 0)
 			return al_error_set(err, ENOMEM, "out of memory");
 		if (access(t->start_archive, R_OK) < 0)
@@ -501,9 +501,9 @@ int al_task_load(const char *path, struct al_task *t, char **base_dir_out, char 
 	if (r < 0)
 		return al_error_prefix(err, "%s", path);
 	if (base_dir_out)
-		*base_dir_out = steal_pointer(&dir);
+		*base_dir_out = TAKE_PTR(dir);
 	if (text_out) {
-		*text_out = steal_pointer(&text);
+		*text_out = TAKE_PTR(text);
 		*len_out = len;
 	}
 	return 0;

@@ -3,6 +3,7 @@
 
 #include "apply_patch.h"
 #include "cleanup.h"
+#include "json.h"
 #include "util.h"
 
 #include <errno.h>
@@ -275,7 +276,7 @@ int al_workspace_path(const char *root, const char *path, char **out, struct al_
 		    err, EINVAL, "Sandbox path \"%s\" names the workspace root, not a file.", path);
 	if (al_buf_append(&b, "", 1) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
-	*out = steal_pointer(&b.data);
+	*out = TAKE_PTR(b.data);
 	return 0;
 }
 
@@ -629,7 +630,7 @@ static int structured_ops(const cJSON *list, struct al_patch_op **out, size_t *n
 	if (ops.n == 0)
 		return invalid_ops(why, whylen, "apply_patch input must include an operation.");
 	*n = ops.n;
-	*out = steal_pointer(&ops.v);
+	*out = TAKE_PTR(ops.v);
 	return 0;
 }
 

@@ -97,7 +97,7 @@ static int load_init_binary(const char *path, struct al_error *err)
 		return al_error_errno(err, "fchmod memfd");
 	if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0)
 		return al_error_errno(err, "seal memfd");
-	return steal_fd(&mfd);
+	return TAKE_FD(mfd);
 }
 
 static char *find_init(const char *given)
@@ -175,7 +175,7 @@ static int listen_api(const char *path, gid_t gid, struct al_error *err)
 		return al_error_errno(err, "chmod %s", path);
 	if (listen(fd, 256) < 0)
 		return al_error_errno(err, "listen %s", path);
-	return steal_fd(&fd);
+	return TAKE_FD(fd);
 }
 
 static int setup_ctx(struct daemon_ctx *ctx, const struct options *o, struct al_error *err)

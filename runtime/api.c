@@ -23,6 +23,7 @@
 
 #include "api_snapshots.h"
 #include "cleanup.h"
+#include "json.h"
 #include "events.h"
 #include "fsops.h"
 #include "log.h"

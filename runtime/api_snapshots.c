@@ -53,7 +53,7 @@ int api_workspace_get(struct daemon_ctx *ctx, struct sandbox *sb, struct api_out
 		return al_error_errno(err, "seek");
 	out->status = 200;
 	out->fd_len = bytes;
-	out->fd = steal_fd(&fd);
+	out->fd = TAKE_FD(fd);
 	return 0;
 }
 

@@ -39,6 +39,7 @@
 #include <cjson/cJSON.h>
 
 #include "cleanup.h"
+#include "json.h"
 #include "util.h"
 
 /* Ids a sandbox's user namespace maps (0..65535 inside). */
@@ -207,7 +208,7 @@ static int list_dir(int fd, char ***out, size_t *n_out, struct al_error *err)
 		return al_error_errno(err, "readdir");
 	if (n)
 		qsort(names, n, sizeof(char *), cmp_names);
-	*out = steal_pointer(&names);
+	*out = TAKE_PTR(names);
 	*n_out = n;
 	return 0;
 }

@@ -13,6 +13,7 @@
 #include <sys/capability.h>
 
 #include "cleanup.h"
+#include "json.h"
 #include "util.h"
 
 const char *const al_default_caps[] = {
@@ -133,7 +134,7 @@ static int mask_to_json(uint64_t mask, cJSON **out)
 		if (!name || !cJSON_AddItemToArray(array, cJSON_CreateString(name)))
 			return -ENOMEM;
 	}
-	*out = steal_pointer(&array);
+	*out = TAKE_PTR(array);
 	return 0;
 }
 
@@ -208,6 +209,6 @@ int caps_describe(pid_t pid, cJSON **out, struct al_error *err)
 	          ? cJSON_AddNumberToObject(json, "seccomp_filters", (double)seccomp_filters)
 	          : cJSON_AddNullToObject(json, "seccomp_filters")))
 		return al_error_set(err, ENOMEM, "caps: out of memory");
-	*out = steal_pointer(&json);
+	*out = TAKE_PTR(json);
 	return 0;
 }

@@ -20,7 +20,9 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "json.h"
 #include "log.h"
+#include "strv.h"
 #include "util.h"
 
 /* Every sandbox cgroup lives below this directory of each hierarchy. */
@@ -264,7 +266,7 @@ int cgroup_manager_open(const char *mountinfo_path, struct cgroup_manager **out,
 	else
 		return al_error_set(err, ENOENT, "%s: no cgroup or cgroup2 hierarchy is mounted",
 		                    mountinfo_path);
-	*out = steal_pointer(&m);
+	*out = TAKE_PTR(m);
 	return 0;
 }
 
@@ -349,21 +351,8 @@ int cgroup_criu_roots(struct cgroup_manager *m, const char *id, char ***out, str
 			v[i] = NULL;
 			return al_error_set(err, ENOMEM, "out of memory");
 		}
-	*out = steal_pointer(&v);
+	*out = TAKE_PTR(v);
 	return 0;
-}
-
-/* Append a copy of s to the NULL-terminated *v of n strings. */
-static int strv_append(char ***v, size_t n, const char *s)
-{
-	char **more = realloc(*v, (n + 2) * sizeof(char *));
-
-	if (!more)
-		return -ENOMEM;
-	*v = more;
-	more[n + 1] = NULL;
-	more[n] = strdup(s);
-	return more[n] ? 0 : -ENOMEM;
 }
 
 int cgroup_hierarchy_mounts(const char *mountinfo_path, pid_t pid, char ***controllers,
@@ -424,12 +413,12 @@ int cgroup_hierarchy_mounts(const char *mountinfo_path, pid_t pid, char ***contr
 		if (!found)
 			return al_error_set(err, ENOENT, "cgroup hierarchy '%s' is not mounted",
 			                    list);
-		if (strv_append(&ctrls, n, list) < 0 || strv_append(&points, n, found) < 0)
+		if (al_strv_push(&ctrls, list) < 0 || al_strv_push(&points, found) < 0)
 			return al_error_set(err, ENOMEM, "out of memory");
 		n++;
 	}
-	*controllers = steal_pointer(&ctrls);
-	*mounts = steal_pointer(&points);
+	*controllers = TAKE_PTR(ctrls);
+	*mounts = TAKE_PTR(points);
 	return 0;
 }
 
@@ -563,14 +552,6 @@ static bool dir_exists(const char *path)
 	struct stat st;
 
 	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
 }
 
 /* ---- create ------------------------------------------------------------- */
@@ -1082,7 +1063,7 @@ int cgroup_describe(struct cgroup_manager *m, const char *id, cJSON **out, struc
 	if (!add_u64_or_null(events, "pids_max", have, v))
 		return al_error_set(err, ENOMEM, "out of memory");
 
-	*out = steal_pointer(&root);
+	*out = TAKE_PTR(root);
 	return 0;
 }
 
@@ -1438,7 +1419,7 @@ int cgroup_freeze(struct cgroup_manager *m, const char *id, bool frozen, char **
 		 * let it get there and try again. */
 		if (al_now_ms() >= vfork_until)
 			break;
-		sleep_ms(1);
+		al_sleep_ms(1);
 		/* Each new try may take as long to freeze as the first. */
 		freeze_until = al_now_ms() + FREEZE_TIMEOUT_MS;
 	}
@@ -1466,7 +1447,7 @@ static int remove_tree(const char *path, void *data, struct al_error *err)
 			return 0;
 		if (errno != EBUSY || al_now_ms() >= deadline)
 			return al_error_errno(err, "rmdir %s", path);
-		sleep_ms(10);
+		al_sleep_ms(10);
 	}
 	return 0;
 }
@@ -1512,7 +1493,7 @@ int cgroup_destroy(struct cgroup_manager *m, const char *id, struct al_error *er
 		freezer_thaw(&freezer);
 		if (r < 0)
 			return al_error_prefix(err, "sandbox %s", id);
-		sleep_ms(delay);
+		al_sleep_ms(delay);
 	}
 	for (size_t i = 0; i < dirs.n; i++) {
 		r = remove_tree(dirs.path[i], &deadline, err);
@@ -1523,11 +1504,6 @@ int cgroup_destroy(struct cgroup_manager *m, const char *id, struct al_error *er
 }
 
 /* ---- list --------------------------------------------------------------- */
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
 int cgroup_list(struct cgroup_manager *m, char ***ids, struct al_error *err)
 {
@@ -1571,8 +1547,8 @@ int cgroup_list(struct cgroup_manager *m, char ***ids, struct al_error *err)
 			n++;
 		}
 	}
-	qsort(list, n, sizeof(char *), cmp_str);
-	*ids = steal_pointer(&list);
+	qsort(list, n, sizeof(char *), al_strv_cmp);
+	*ids = TAKE_PTR(list);
 	return 0;
 }
 

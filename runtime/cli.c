@@ -11,6 +11,7 @@
  * airlockd failed (as docker and podman do), 2 for usage errors.
  */
 #include "cleanup.h"
+#include "json.h"
 #include "error.h"
 #include "util.h"
 
@@ -647,7 +648,7 @@ static int create_request(const struct create_opts *o, cJSON **out, struct al_er
 	}
 	if (o->env && cJSON_GetArraySize(o->env) > 0)
 		cJSON_AddItemReferenceToObject(req, "env", o->env);
-	*out = steal_pointer(&req);
+	*out = TAKE_PTR(req);
 	return 0;
 }
 

@@ -89,8 +89,10 @@
 
 #include "cgroup.h"
 #include "cleanup.h"
+#include "json.h"
 #include "mounts.h"
 #include "log.h"
+#include "strv.h"
 #include "util.h"
 
 extern char **environ;
@@ -117,67 +119,14 @@ static void log_errors(const char *log_path, char *out, size_t len)
 	}
 }
 
-/* A growing argv/envp of strings we own. */
-/* A growing argv/envp.  A failed add marks it failed and makes later adds
- * no-ops, so a list is built line by line and checked once (strv_done). */
-struct strv {
-	char **v;
-	size_t n, cap;
-	bool failed;
-};
-
-static void strv_free(struct strv *s)
-{
-	for (size_t i = 0; i < s->n; i++)
-		free(s->v[i]);
-	free(s->v);
-	*s = (struct strv){0};
-}
-
-__attribute__((format(printf, 2, 3))) static int strv_add(struct strv *s, const char *fmt, ...)
-{
-	va_list ap;
-	char *str;
-	int r;
-
-	if (s->failed)
-		return -ENOMEM;
-	if (s->n + 2 > s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 32;
-		char **v = realloc(s->v, cap * sizeof(char *));
-		if (!v) {
-			s->failed = true;
-			return -ENOMEM;
-		}
-		s->v = v;
-		s->cap = cap;
-	}
-	va_start(ap, fmt);
-	r = vasprintf(&str, fmt, ap);
-	va_end(ap);
-	if (r < 0) {
-		s->failed = true;
-		return -ENOMEM;
-	}
-	s->v[s->n++] = str;
-	s->v[s->n] = NULL;
-	return 0;
-}
-
-/* 0, or -ENOMEM (err filled) if any add to s failed. */
-static int strv_done(const struct strv *s, struct al_error *err)
-{
-	return s->failed ? al_error_set(err, ENOMEM, "out of memory") : 0;
-}
-
 /* criu's environment: ours, plus the shim (see the top of this file). */
-static void criu_env(const struct daemon_ctx *ctx, struct strv *env)
+static void criu_env(const struct daemon_ctx *ctx, struct al_argv *env)
 {
 	for (char **e = environ; *e; e++)
 		if (strncmp(*e, "LD_PRELOAD=", 11))
-			strv_add(env, "%s", *e);
+			al_argv_add(env, "%s", *e);
 	if (ctx->criu_shim_path)
-		strv_add(env, "LD_PRELOAD=%s", ctx->criu_shim_path);
+		al_argv_add(env, "LD_PRELOAD=%s", ctx->criu_shim_path);
 }
 
 /* How criu ended: 0, or an error naming CRIU's own errors; its log is kept as
@@ -313,7 +262,7 @@ static int criu_run_dir(const struct stat *criu)
 			unlinkat(fd, KDAT_NAME, 0); /* criu would call it stale anyway */
 	}
 	pthread_mutex_unlock(&kdat.lock);
-	return steal_fd(&fd);
+	return TAKE_FD(fd);
 }
 
 /* Keep criu.kdat as criu left it (it writes one when it had none, and
@@ -346,7 +295,7 @@ static void kdat_keep(int run_fd, const struct stat *criu)
 	if (!kdat.data || kdat.len != done || memcmp(kdat.data, buf, done) ||
 	    !same_file(&kdat.criu, criu)) {
 		free(kdat.data);
-		kdat.data = steal_pointer(&buf);
+		kdat.data = TAKE_PTR(buf);
 		kdat.len = done;
 		kdat.criu = *criu;
 	}
@@ -594,21 +543,21 @@ static int pid1_connections(pid_t pid, cJSON *out, struct al_error *err)
 	return 0;
 }
 
-static void add_dev_externals(struct strv *argv, bool restore, const char *pid1_path)
+static void add_dev_externals(struct al_argv *argv, bool restore, const char *pid1_path)
 {
 	/* The key names a mount at dump; at restore it says what to bind there. */
 	for (size_t i = 0; mounts_dev_nodes[i]; i++) {
 		if (restore)
-			strv_add(argv, "--external=mnt[dev_%s]:/dev/%s", mounts_dev_nodes[i],
-			         mounts_dev_nodes[i]);
+			al_argv_add(argv, "--external=mnt[dev_%s]:/dev/%s", mounts_dev_nodes[i],
+			            mounts_dev_nodes[i]);
 		else
-			strv_add(argv, "--external=mnt[/dev/%s]:dev_%s", mounts_dev_nodes[i],
-			         mounts_dev_nodes[i]);
+			al_argv_add(argv, "--external=mnt[/dev/%s]:dev_%s", mounts_dev_nodes[i],
+			            mounts_dev_nodes[i]);
 	}
 	if (restore)
-		strv_add(argv, "--external=mnt[pid1]:%s", pid1_path);
+		al_argv_add(argv, "--external=mnt[pid1]:%s", pid1_path);
 	else
-		strv_add(argv, "--external=mnt[/dev/.init]:pid1");
+		al_argv_add(argv, "--external=mnt[/dev/.init]:pid1");
 }
 
 /*
@@ -649,7 +598,7 @@ int criu_images_scratch(uint64_t expected, int *fd, char path[CRIU_SCRATCH_PATH]
 int criu_checkpoint(struct daemon_ctx *ctx, struct sandbox *sb, const char *disk_dir,
                     const char *freezer, int *images_fd, struct al_error *err)
 {
-	_cleanup_(strv_free) struct strv argv = {0}, env = {0};
+	_cleanup_(al_argv_free) struct al_argv argv = {0}, env = {0};
 	_cleanup_cjson_ cJSON *meta = cJSON_CreateObject();
 	_cleanup_free_ char *text = NULL, *criu = NULL, *hook = NULL;
 	_cleanup_close_ int run_fd = -1, dir_fd = -1;
@@ -699,31 +648,31 @@ int criu_checkpoint(struct daemon_ctx *ctx, struct sandbox *sb, const char *disk
 		if (dir_fd < 0)
 			return al_error_errno(err, "open %s", disk_dir);
 	}
-	strv_add(&argv, "criu");
-	strv_add(&argv, "dump");
-	strv_add(&argv, "--tree=%d", (int)sb->init_pid);
-	strv_add(&argv, "--images-dir=/proc/self/fd/%d", IMAGES_FD);
-	strv_add(&argv, "--log-file=dump.log");
-	strv_add(&argv, "--verbosity=2");
-	strv_add(&argv, "--leave-running");
-	strv_add(&argv, "--network-lock=skip");
+	al_argv_add(&argv, "criu");
+	al_argv_add(&argv, "dump");
+	al_argv_add(&argv, "--tree=%d", (int)sb->init_pid);
+	al_argv_add(&argv, "--images-dir=/proc/self/fd/%d", IMAGES_FD);
+	al_argv_add(&argv, "--log-file=dump.log");
+	al_argv_add(&argv, "--verbosity=2");
+	al_argv_add(&argv, "--leave-running");
+	al_argv_add(&argv, "--network-lock=skip");
 	if (hook)
-		strv_add(&argv, "--empty-ns=net");
-	strv_add(&argv, "--manage-cgroups=soft");
-	strv_add(&argv, "--tcp-established");
-	strv_add(&argv, "--file-locks");
+		al_argv_add(&argv, "--empty-ns=net");
+	al_argv_add(&argv, "--manage-cgroups=soft");
+	al_argv_add(&argv, "--tcp-established");
+	al_argv_add(&argv, "--file-locks");
 	if (freezer)
-		strv_add(&argv, "--freeze-cgroup=%s", freezer);
+		al_argv_add(&argv, "--freeze-cgroup=%s", freezer);
 	add_dev_externals(&argv, false, NULL);
 	cJSON_ArrayForEach(it, socks)
 	{
 		unsigned long ino = strtoul(it->valuestring + 8, NULL, 10);
-		strv_add(&argv, "--external=unix[%lu]", ino);
+		al_argv_add(&argv, "--external=unix[%lu]", ino);
 	}
 	criu_env(ctx, &env);
-	r = strv_done(&argv, err);
+	r = al_argv_done(&argv, err);
 	if (r == 0)
-		r = strv_done(&env, err);
+		r = al_argv_done(&env, err);
 	if (r < 0)
 		return r;
 	snprintf(log_path, sizeof(log_path), "/proc/self/fd/%d/dump.log", dir_fd);
@@ -731,7 +680,7 @@ int criu_checkpoint(struct daemon_ctx *ctx, struct sandbox *sb, const char *disk
 	run_fd = criu_run_dir(&criu_st);
 	if (cgroup_yard_make(run_fd, sb->init_pid, &yard)) {
 		child.yard = &yard;
-		if (strv_add(&argv, "--cgroup-yard=/run/%s", YARD_DIR) < 0)
+		if (al_argv_add(&argv, "--cgroup-yard=/run/%s", YARD_DIR) < 0)
 			return al_error_set(err, ENOMEM, "out of memory");
 	}
 	child.criu = criu;
@@ -756,7 +705,7 @@ int criu_checkpoint(struct daemon_ctx *ctx, struct sandbox *sb, const char *disk
 		return r;
 	log_info("sandbox %s: criu dump in %llu ms%s", sb->id,
 	         (unsigned long long)(al_now_ms() - t0), scratch[0] ? "" : " (images on disk)");
-	*images_fd = steal_fd(&dir_fd);
+	*images_fd = TAKE_FD(dir_fd);
 	return 0;
 }
 
@@ -933,7 +882,7 @@ int criu_restore_check(const struct daemon_ctx *ctx, const char *images_dir, str
 int criu_restore(struct daemon_ctx *ctx, struct sandbox *sb, const char *images_dir,
                  struct al_error *err)
 {
-	_cleanup_(strv_free) struct strv argv = {0}, env = {0};
+	_cleanup_(al_argv_free) struct al_argv argv = {0}, env = {0};
 	_cleanup_free_ char *criu = NULL, *pidtext = NULL, *hook = NULL;
 	_cleanup_cjson_ cJSON *meta = NULL;
 	_cleanup_strv_ char **roots = NULL;
@@ -980,28 +929,28 @@ int criu_restore(struct daemon_ctx *ctx, struct sandbox *sb, const char *images_
 	if (r < 0)
 		return r;
 
-	strv_add(&argv, "criu");
-	strv_add(&argv, "restore");
-	strv_add(&argv, "--images-dir=/proc/self/fd/%d", IMAGES_FD);
-	strv_add(&argv, "--root=%s", target);
-	strv_add(&argv, "--log-file=restore.log");
-	strv_add(&argv, "--verbosity=2");
-	strv_add(&argv, "--restore-detached");
-	strv_add(&argv, "--pidfile=%s", pidfile);
-	strv_add(&argv, "--tcp-established");
-	strv_add(&argv, "--file-locks");
-	strv_add(&argv, "--manage-cgroups=soft");
+	al_argv_add(&argv, "criu");
+	al_argv_add(&argv, "restore");
+	al_argv_add(&argv, "--images-dir=/proc/self/fd/%d", IMAGES_FD);
+	al_argv_add(&argv, "--root=%s", target);
+	al_argv_add(&argv, "--log-file=restore.log");
+	al_argv_add(&argv, "--verbosity=2");
+	al_argv_add(&argv, "--restore-detached");
+	al_argv_add(&argv, "--pidfile=%s", pidfile);
+	al_argv_add(&argv, "--tcp-established");
+	al_argv_add(&argv, "--file-locks");
+	al_argv_add(&argv, "--manage-cgroups=soft");
 	if (hook) {
-		strv_add(&argv, "--empty-ns=net");
+		al_argv_add(&argv, "--empty-ns=net");
 		/* With --empty-ns net CRIU would otherwise lock the new namespace
 		 * with iptables; it had no lock before either (the dump skipped it). */
-		strv_add(&argv, "--network-lock=skip");
-		strv_add(&argv, "--action-script=%s", hook);
+		al_argv_add(&argv, "--network-lock=skip");
+		al_argv_add(&argv, "--action-script=%s", hook);
 	}
 	for (char **root = roots; *root; root++)
-		strv_add(&argv, "--cgroup-root=%s", *root);
+		al_argv_add(&argv, "--cgroup-root=%s", *root);
 	add_dev_externals(&argv, true, ctx->pid1_path);
-	r = strv_done(&argv, err);
+	r = al_argv_done(&argv, err);
 	if (r < 0)
 		return r;
 	/* Each of PID 1's connections to the airlockd that took the snapshot
@@ -1022,14 +971,14 @@ int criu_restore(struct daemon_ctx *ctx, struct sandbox *sb, const char *images_
 		inherit[n_inherit] = sp[0];
 		peers[n_inherit] = sp[1];
 		n_inherit++;
-		strv_add(&argv, "--inherit-fd=fd[%zu]:%s", INHERIT_FD_BASE + n_inherit - 1,
-		         it->valuestring);
+		al_argv_add(&argv, "--inherit-fd=fd[%zu]:%s", INHERIT_FD_BASE + n_inherit - 1,
+		            it->valuestring);
 	}
 	criu_env(ctx, &env);
 	if (r == 0)
-		r = strv_done(&argv, err);
+		r = al_argv_done(&argv, err);
 	if (r == 0)
-		r = strv_done(&env, err);
+		r = al_argv_done(&env, err);
 	if (r == 0) {
 		cgfd = cgroup_open_v2_dir(ctx->cgroups, sb->id, err);
 		n_join = cgroup_open_join_fds(ctx->cgroups, sb->id, join, AL_ARRAY_SIZE(join), err);
@@ -1053,7 +1002,7 @@ int criu_restore(struct daemon_ctx *ctx, struct sandbox *sb, const char *images_
 	/* CRIU makes the cgroups of the images' hierarchies (airlockd's own). */
 	if (cgroup_yard_make(run_fd, getpid(), &yard)) {
 		child.yard = &yard;
-		if (strv_add(&argv, "--cgroup-yard=/run/%s", YARD_DIR) < 0)
+		if (al_argv_add(&argv, "--cgroup-yard=/run/%s", YARD_DIR) < 0)
 			r = al_error_set(err, ENOMEM, "out of memory");
 	}
 	child.criu = criu;

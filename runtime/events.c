@@ -51,6 +51,7 @@
 #include <netlink/socket.h>
 
 #include "cleanup.h"
+#include "json.h"
 #include "log.h"
 #include "util.h"
 
@@ -644,6 +645,6 @@ int events_json(struct daemon_ctx *ctx, struct sandbox *sb, uint64_t since, cJSO
 	for (size_t i = 0; l && i < l->n_totals; i++)
 		cJSON_AddNumberToObject(denied, l->totals[i].syscall, (double)l->totals[i].count);
 	pthread_mutex_unlock(&events.lock);
-	*out = steal_pointer(&o);
+	*out = TAKE_PTR(o);
 	return 0;
 }

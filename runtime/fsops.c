@@ -15,6 +15,7 @@
 #include <linux/openat2.h>
 
 #include "cleanup.h"
+#include "json.h"
 #include "util.h"
 
 /*
@@ -107,7 +108,7 @@ static int full_path(const char *cwd, const char *path, char **out, bool *traili
 	if (dst == joined)
 		*dst++ = '/';
 	*dst = '\0';
-	*out = steal_pointer(&joined);
+	*out = TAKE_PTR(joined);
 	return 0;
 }
 
@@ -186,7 +187,7 @@ static int mkdir_parents(int rootfd, const char *dir, uid_t uid, gid_t gid, stru
 		*end = saved;
 		p = saved ? end + 1 : end;
 	}
-	return steal_fd(&cur);
+	return TAKE_FD(cur);
 }
 
 static int open_dir(int rootfd, const char *dir, bool create, uid_t uid, gid_t gid,
@@ -491,6 +492,6 @@ int fsops_list(int rootfd, const char *cwd, const char *path, cJSON **out, struc
 		    !cJSON_AddStringToObject(e, "mode", mode))
 			return al_error_set(err, ENOMEM, "out of memory");
 	}
-	*out = steal_pointer(&result);
+	*out = TAKE_PTR(result);
 	return 0;
 }

@@ -42,6 +42,7 @@
 
 #include "caps.h"
 #include "cleanup.h"
+#include "json.h"
 #include "initproto.h"
 #include "mounts.h"
 #include "netlink.h"
@@ -156,7 +157,7 @@ static int listen_control(struct al_error *err)
 		return al_error_errno(err, "bind @%s", INITPROTO_SOCKET_NAME);
 	if (listen(fd, 64) < 0)
 		return al_error_errno(err, "listen @%s", INITPROTO_SOCKET_NAME);
-	return steal_fd(&fd);
+	return TAKE_FD(fd);
 }
 
 static int setup(struct init_config *c, struct al_error *err)
@@ -216,7 +217,7 @@ static int setup(struct init_config *c, struct al_error *err)
 	if (r < 0)
 		return al_error_prefix(err, "rootfs");
 	close(TARGET_FD);
-	close(steal_fd(&root_fd));
+	close(TAKE_FD(root_fd));
 
 	if (sethostname(c->hostname, strlen(c->hostname)) < 0)
 		return al_error_errno(err, "sethostname %s", c->hostname);

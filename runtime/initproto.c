@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "strv.h"
 
 static int send_all(int sock, const char *p, size_t len)
 {
@@ -42,18 +43,10 @@ static uint32_t get_u32(const char *p)
 	return v;
 }
 
-static size_t strv_len(char *const *v)
-{
-	size_t n = 0;
-	while (v && v[n])
-		n++;
-	return n;
-}
-
 /* The payload of m, in one allocation. */
 static char *encode(const struct initproto_msg *m, size_t *len_out)
 {
-	size_t argc = strv_len(m->argv), envc = strv_len(m->env), len = HEADER_LEN;
+	size_t argc = al_strv_length(m->argv), envc = al_strv_length(m->env), len = HEADER_LEN;
 	char *buf, *p;
 
 	for (size_t i = 0; i < argc; i++)

@@ -194,7 +194,7 @@ static int normalize_root(const char *root, char **out, struct al_error *err)
 	if (n == 0)
 		norm[n++] = '/';
 	norm[n] = '\0';
-	*out = steal_pointer(&norm);
+	*out = TAKE_PTR(norm);
 	return 0;
 }
 
@@ -467,7 +467,7 @@ static int parse_entry(struct manifest *m, const cJSON *json, char *path, struct
 	e = append_entry(m);
 	if (!e)
 		return al_error_set(err, ENOMEM, "out of memory");
-	e->path = steal_pointer(&owned_path);
+	e->path = TAKE_PTR(owned_path);
 	e->type = type;
 
 	field = cJSON_GetObjectItemCaseSensitive(json, "group");
@@ -749,7 +749,7 @@ int manifest_parse(const cJSON *json, size_t max_file_bytes, size_t max_total_by
 		return al_error_set(err, EINVAL,
 		                    "manifest remoteMountCommandAllowlist must be an array");
 
-	*out = steal_pointer(&m);
+	*out = TAKE_PTR(m);
 	return 0;
 }
 
@@ -871,7 +871,7 @@ static int open_parent(int dirfd, const char *path, uid_t uid, gid_t gid, const 
 		comp = slash + 1;
 	}
 	*name = path + (comp - walk);
-	return steal_fd(&cur);
+	return TAKE_FD(cur);
 }
 
 struct copy_ctx {

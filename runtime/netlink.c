@@ -83,7 +83,7 @@ static int route_socket(struct nl_sock **out, struct al_error *err)
 	r = nl_connect(sk, NETLINK_ROUTE);
 	if (r < 0)
 		return nl_fail(err, r, "connect NETLINK_ROUTE");
-	*out = steal_pointer(&sk);
+	*out = TAKE_PTR(sk);
 	return 0;
 }
 
@@ -140,6 +140,6 @@ int netlink_list_links(char ***names, struct al_error *err)
 			return al_error_set(err, ENOMEM, "netlink: out of memory");
 		n++;
 	}
-	*names = steal_pointer(&list);
+	*names = TAKE_PTR(list);
 	return 0;
 }

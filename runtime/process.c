@@ -394,9 +394,9 @@ int process_start(struct sandbox *sb, const struct exec_request *req, struct al_
 		return al_error_prefix(err, "sandbox %s: spawn", sb->id);
 	}
 	/* Only the child may hold the write ends, so EOF means it is done. */
-	close(steal_fd(&in_r));
-	close(steal_fd(&out_w));
-	close(steal_fd(&err_w));
+	close(TAKE_FD(in_r));
+	close(TAKE_FD(out_w));
+	close(TAKE_FD(err_w));
 
 	if (reply.type == INITPROTO_ERROR) {
 		finish_with_spawn_error(p, reply.num, reply.text ? reply.text : "spawn failed");

@@ -40,6 +40,7 @@
 #include "archives.h"
 #include "caps.h"
 #include "cleanup.h"
+#include "json.h"
 #include "criu.h"
 #include "events.h"
 #include "initproto.h"
@@ -544,7 +545,7 @@ static int cached_filter_path(struct daemon_ctx *ctx, const char *hash, char **o
 	}
 	if (access(path, R_OK) != 0)
 		return 0;
-	*out = steal_pointer(&path);
+	*out = TAKE_PTR(path);
 	return 1;
 }
 
@@ -616,7 +617,7 @@ static int seccomp_filter_path(struct daemon_ctx *ctx, const char *profile, char
 	}
 	if (have_st)
 		profile_hash_remember(file, &st, hash);
-	*out = steal_pointer(&path);
+	*out = TAKE_PTR(path);
 	return 0;
 }
 
@@ -1114,7 +1115,7 @@ static int spawn_init(struct daemon_ctx *ctx, struct sandbox *sb, const struct i
 	sb->init_pid = pid;
 	sb->pidfd = pidfd;
 	sb->our_child = true;
-	close(steal_fd(&sock_child));
+	close(TAKE_FD(sock_child));
 
 	/* Until the maps are written, the child waits; if we fail, closing
 	 * our end makes it exit, and the caller kills it anyway. */
@@ -1323,7 +1324,7 @@ static int pid1_call(const struct sandbox *sb, uint8_t type, struct al_error *er
 	initproto_msg_free(&reply);
 	if (r < 0)
 		return al_error_prefix(err, "sandbox %s: PID 1", sb->id);
-	return steal_fd(&fd);
+	return TAKE_FD(fd);
 }
 
 int sandbox_ping_init(const struct sandbox *sb, struct al_error *err)
@@ -1377,7 +1378,7 @@ static int start_sandbox(struct create_txn *t, const char *bpf_path, struct al_e
 	if (r < 0)
 		return r;
 	/* Our copy of the write end must go, or a dying init is never noticed. */
-	close(steal_fd(&fds.status_w));
+	close(TAKE_FD(fds.status_w));
 	r = wait_ready(sb, status_r, err);
 	if (r < 0)
 		return r;
@@ -1413,11 +1414,11 @@ static int create_common(struct daemon_ctx *ctx, const cJSON *req, bool trusted,
 	snprintf(sb->name, sizeof(sb->name), "%s", t.params.name[0] ? t.params.name : sb->id);
 	snprintf(sb->profile, sizeof(sb->profile), "%s", t.params.profile);
 	iso8601_now(sb->created, sizeof(sb->created));
-	sb->rootfs = steal_pointer(&t.params.rootfs);
+	sb->rootfs = TAKE_PTR(t.params.rootfs);
 	sb->workspace = strdup(rs && rs->workspace ? rs->workspace
 	                       : t.params.manifest ? manifest_root(t.params.manifest)
 	                                           : "/workspace");
-	sb->env = steal_pointer(&t.params.env);
+	sb->env = TAKE_PTR(t.params.env);
 	sb->limits = t.params.limits;
 	sb->disk_bytes = t.params.disk_bytes;
 	if (asprintf(&sb->dir, "%s/%s", ctx->sandboxes_dir, sb->id) < 0 || !sb->workspace) {
@@ -1450,7 +1451,7 @@ static int create_common(struct daemon_ctx *ctx, const cJSON *req, bool trusted,
 	/* Committed: the registry holds one reference, the caller gets ours. */
 	t.made = false;
 	t.registered = false;
-	*out = steal_pointer(&t.sb);
+	*out = TAKE_PTR(t.sb);
 	return 0;
 }
 
@@ -1770,7 +1771,7 @@ int sandbox_inspect_json(struct daemon_ctx *ctx, struct sandbox *sb, cJSON **out
 	cJSON_AddStringToObject(net, "mode", "loopback");
 	cJSON_AddItemToObject(net, "interfaces",
 	                      running ? interfaces_json(sb->init_pid) : cJSON_CreateArray());
-	*out = steal_pointer(&o);
+	*out = TAKE_PTR(o);
 	return 0;
 }
 
@@ -1831,7 +1832,7 @@ int sandbox_connect_init(const struct sandbox *sb, struct al_error *err)
 	if (connect(fd, (struct sockaddr *)&sa,
 	            (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len)) < 0)
 		return al_error_errno(err, "sandbox %s: connect to airlock-init", sb->id);
-	return steal_fd(&fd);
+	return TAKE_FD(fd);
 }
 
 /* ---- process table ----------------------------------------------------------------------- */

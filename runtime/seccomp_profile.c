@@ -33,6 +33,7 @@
 #include <seccomp.h>
 
 #include "cleanup.h"
+#include "json.h"
 #include "util.h"
 
 /* Largest errno a syscall can return as an error (include/linux/err.h). */
@@ -633,7 +634,7 @@ static int export_bpf(struct profile_compiler *c, struct al_bpf *out)
 		                    "compiled filter has %zu instructions, more than the "
 		                    "kernel's limit of %d",
 		                    len / sizeof(struct sock_filter), BPF_MAXINSNS);
-	out->prog = steal_pointer(&data);
+	out->prog = TAKE_PTR(data);
 	out->len = len;
 	return 0;
 }

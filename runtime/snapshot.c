@@ -33,8 +33,10 @@
 
 #include "archives.h"
 #include "cleanup.h"
+#include "json.h"
 #include "criu.h"
 #include "log.h"
+#include "strv.h"
 #include "util.h"
 
 #define SNAPSHOT_FORMAT "airlock-snapshot"
@@ -120,18 +122,6 @@ static bool valid_hex64(const char *s)
 		if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
 			return false;
 	return n == 64;
-}
-
-static void iso8601_now(char *buf, size_t len)
-{
-	struct timespec ts;
-	struct tm tm;
-	char base[32];
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf, len, "%s.%03ldZ", base, ts.tv_nsec / 1000000);
 }
 
 /* ---- paths ---------------------------------------------------------------------------------- */
@@ -317,15 +307,6 @@ static int pack_read(struct chunk_store *cs, size_t slot, uint64_t offset, size_
 	return 0;
 }
 
-/* The largest integer a JSON number (a double) holds exactly: 2^53. */
-#define JSON_COUNT_MAX 9007199254740992.0
-
-static bool json_is_count(const cJSON *v, double max)
-{
-	return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= max &&
-	       (double)(uint64_t)v->valuedouble == v->valuedouble;
-}
-
 /* [sha256, length] (storage "chunks") or [sha256, length, pack, offset]
  * (storage "packed"); -EINVAL when malformed. */
 static int chunk_ref_parse(struct chunk_store *cs, const cJSON *item, bool packed,
@@ -334,12 +315,12 @@ static int chunk_ref_parse(struct chunk_store *cs, const cJSON *item, bool packe
 	const cJSON *hex = cJSON_GetArrayItem(item, 0), *len = cJSON_GetArrayItem(item, 1);
 
 	if (!cJSON_IsString(hex) || !valid_hex64(hex->valuestring) ||
-	    !json_is_count(len, CHUNK_MAX) || len->valuedouble < 1)
+	    !al_json_is_count(len, CHUNK_MAX) || len->valuedouble < 1)
 		return -EINVAL;
 	*ref = (struct chunk_ref){hex->valuestring, (size_t)len->valuedouble, -1, 0};
 	if (packed) {
 		const cJSON *pack = cJSON_GetArrayItem(item, 2), *off = cJSON_GetArrayItem(item, 3);
-		if (!cJSON_IsString(pack) || !json_is_count(off, JSON_COUNT_MAX))
+		if (!cJSON_IsString(pack) || !al_json_is_count(off, AL_JSON_COUNT_MAX))
 			return -EINVAL;
 		ref->pack = pack_slot(cs, pack->valuestring);
 		if (ref->pack < 0)
@@ -699,7 +680,7 @@ static int add_chunked_part(struct chunk_store *cs, const char *name, int fd, cJ
 		return al_error_set(err, EIO, "part %s changed while it was stored", name);
 	cJSON_AddNumberToObject(part, "size", (double)pw.size);
 	cJSON_AddStringToObject(part, "sha256", hash.hex);
-	cJSON_AddItemToObject(part, "chunks", steal_pointer(&chunks));
+	cJSON_AddItemToObject(part, "chunks", TAKE_PTR(chunks));
 	*written += pw.written;
 	return 0;
 }
@@ -824,7 +805,7 @@ static int read_part(struct chunk_store *cs, int snap_fd, const cJSON *part, int
 	char got[65];
 	int r;
 
-	if (!name || !storage || !valid_hex64(want) || !json_is_count(size_j, JSON_COUNT_MAX))
+	if (!name || !storage || !valid_hex64(want) || !al_json_is_count(size_j, AL_JSON_COUNT_MAX))
 		return al_error_set(err, EINVAL, "malformed part in snapshot.json");
 	if (!md || !buf || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
 		return al_error_set(err, ENOMEM, "out of memory");
@@ -950,7 +931,7 @@ static int load_snapshot(int store_fd, const char *id, cJSON **out, int *snap_fd
 	}
 	*out = j;
 	if (snap_fd_out)
-		*snap_fd_out = steal_fd(&snap_fd);
+		*snap_fd_out = TAKE_FD(snap_fd);
 	return 0;
 }
 
@@ -969,11 +950,6 @@ static cJSON *summary_of(const cJSON *j)
 }
 
 /* ---- garbage collection --------------------------------------------------------------------- */
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
 struct name_list {
 	char **v;
@@ -1006,7 +982,7 @@ static int name_list_add(struct name_list *l, const char *name)
 
 static bool name_list_has(const struct name_list *l, const char *name)
 {
-	return l->n && bsearch(&name, l->v, l->n, sizeof(char *), cmp_str);
+	return l->n && bsearch(&name, l->v, l->n, sizeof(char *), al_strv_cmp);
 }
 
 /* The chunk files (one-file-per-chunk storage) and packs that snapshot j
@@ -1116,9 +1092,9 @@ static int collect_garbage(int store_fd, struct al_error *err)
 			return al_error_set(err, ENOMEM, "out of memory");
 	}
 	if (chunks.n)
-		qsort(chunks.v, chunks.n, sizeof(char *), cmp_str);
+		qsort(chunks.v, chunks.n, sizeof(char *), al_strv_cmp);
 	if (packs.n)
-		qsort(packs.v, packs.n, sizeof(char *), cmp_str);
+		qsort(packs.v, packs.n, sizeof(char *), al_strv_cmp);
 
 	packs_fd = openat(store_fd, "packs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (packs_fd >= 0)
@@ -1264,7 +1240,7 @@ int snapshot_list(struct daemon_ctx *ctx, cJSON **out, struct al_error *err)
 		cJSON_Delete(j);
 	}
 	sort_by_created(a);
-	*out = steal_pointer(&o);
+	*out = TAKE_PTR(o);
 	return 0;
 }
 
@@ -1503,7 +1479,7 @@ static int take_locked(struct daemon_ctx *ctx, struct sandbox *sb, bool processe
 		return r;
 	}
 
-	iso8601_now(created, sizeof(created));
+	al_iso8601_now(created, sizeof(created), true);
 	cJSON_AddStringToObject(j, "format", SNAPSHOT_FORMAT);
 	cJSON_AddNumberToObject(j, "version", SNAPSHOT_VERSION);
 	cJSON_AddStringToObject(j, "id", id);
@@ -1631,7 +1607,7 @@ static int restore_request(const cJSON *j, const cJSON *req, cJSON **out, struct
 		cJSON_DeleteItemFromObjectCaseSensitive(o, "limits");
 		cJSON_AddItemToObject(o, "limits", cJSON_Duplicate(v, true));
 	}
-	*out = steal_pointer(&o);
+	*out = TAKE_PTR(o);
 	return 0;
 }
 
@@ -1671,7 +1647,7 @@ int snapshot_restore(struct daemon_ctx *ctx, const char *id, const cJSON *req, b
 	if (r == 0 && processes) {
 		criu_size = cJSON_GetObjectItemCaseSensitive(
 		    cJSON_GetObjectItemCaseSensitive(j, "sizes"), "criu");
-		r = criu_images_scratch(json_is_count(criu_size, JSON_COUNT_MAX)
+		r = criu_images_scratch(al_json_is_count(criu_size, AL_JSON_COUNT_MAX)
 		                            ? (uint64_t)criu_size->valuedouble
 		                            : UINT64_MAX,
 		                        &scratch_fd, scratch, err);

@@ -7,6 +7,7 @@
 #include "provider.h"
 
 #include "cleanup.h"
+#include "json.h"
 #include "util.h"
 
 #include <errno.h>

@@ -18,6 +18,7 @@
 
 #include "cgroup.h"
 #include "cleanup.h"
+#include "json.h"
 #include "util.h"
 
 static char scratch[] = "/tmp/airlock-cgtest-XXXXXX";

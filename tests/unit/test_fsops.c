@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "json.h"
 #include "error.h"
 #include "fsops.h"
 #include "util.h"

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "json.h"
 #include "error.h"
 #include "manifest.h"
 #include "util.h"

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "json.h"
 #include "model.h"
 #include "tools.h"
 #include "util.h"

@@ -31,6 +31,7 @@
 
 #include "caps.h"
 #include "cleanup.h"
+#include "json.h"
 #include "error.h"
 #include "netlink.h"
 #include "seccomp_profile.h"
