@@ -26,9 +26,8 @@
 #include "events.h"
 #include "cgroup.h"
 #include "log.h"
-#include "pool.h"
-#include "reaper.h"
-#include "sandbox.h"
+#include "lifecycle.h"
+#include "registry.h"
 #include "util.h"
 
 #ifndef AIRLOCK_PROFILES_DIR
@@ -178,7 +177,7 @@ static int listen_api(const char *path, gid_t gid, struct al_error *err)
 	return TAKE_FD(fd);
 }
 
-static int setup_ctx(struct daemon_ctx *ctx, const struct options *o, struct al_error *err)
+static int setup_daemon(struct daemon *ctx, const struct options *o, struct al_error *err)
 {
 	_cleanup_free_ char *init_path = NULL;
 	char *state;
@@ -190,47 +189,47 @@ static int setup_ctx(struct daemon_ctx *ctx, const struct options *o, struct al_
 	state = realpath(o->state_dir, NULL);
 	if (!state)
 		return al_error_errno(err, "realpath %s", o->state_dir);
-	ctx->state_dir = state;
+	ctx->host.state_dir = state;
 	/* Paths below it (snapshots, layers) are built in PATH_MAX buffers. */
 	if (strlen(state) > 1024)
 		return al_error_set(err, ENAMETOOLONG,
 		                    "state directory %s is too long (at most 1024 characters)",
 		                    state);
 	chmod(state, 0700);
-	if (asprintf(&ctx->sandboxes_dir, "%s/sandboxes", state) < 0 ||
-	    asprintf(&ctx->seccomp_cache_dir, "%s/seccomp", state) < 0)
+	if (asprintf(&ctx->host.sandboxes_dir, "%s/sandboxes", state) < 0 ||
+	    asprintf(&ctx->host.seccomp_cache_dir, "%s/seccomp", state) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
-	if (al_mkdir_p(ctx->sandboxes_dir, 0700, err) < 0 ||
-	    al_mkdir_p(ctx->seccomp_cache_dir, 0700, err) < 0)
+	if (al_mkdir_p(ctx->host.sandboxes_dir, 0700, err) < 0 ||
+	    al_mkdir_p(ctx->host.seccomp_cache_dir, 0700, err) < 0)
 		return -err->code;
-	ctx->default_rootfs = strdup(o->rootfs);
-	ctx->profiles_dir = strdup(o->profiles_dir);
-	if (!ctx->default_rootfs || !ctx->profiles_dir)
+	ctx->host.default_rootfs = strdup(o->rootfs);
+	ctx->host.profiles_dir = strdup(o->profiles_dir);
+	if (!ctx->host.default_rootfs || !ctx->host.profiles_dir)
 		return al_error_set(err, ENOMEM, "out of memory");
 	init_path = find_init(o->init_path);
 	r = load_init_binary(init_path, err);
 	if (r < 0)
 		return r;
-	ctx->init_memfd = r;
+	ctx->host.init_memfd = r;
 	/* airlock-pid1 is installed next to airlock-init. */
 	{
 		char *slash = strrchr(init_path, '/');
-		if (asprintf(&ctx->pid1_path, "%.*s/airlock-pid1",
+		if (asprintf(&ctx->host.pid1_path, "%.*s/airlock-pid1",
 		             slash ? (int)(slash - init_path) : 1, slash ? init_path : ".") < 0)
 			return al_error_set(err, ENOMEM, "out of memory");
-		if (access(ctx->pid1_path, X_OK) < 0)
-			return al_error_errno(err, "%s", ctx->pid1_path);
+		if (access(ctx->host.pid1_path, X_OK) < 0)
+			return al_error_errno(err, "%s", ctx->host.pid1_path);
 		/* The shim for criu (criu_passcred_shim.c) is installed there too. */
-		if (asprintf(&ctx->criu_shim_path, "%.*s/airlock-criu-shim.so",
+		if (asprintf(&ctx->host.criu_shim_path, "%.*s/airlock-criu-shim.so",
 		             slash ? (int)(slash - init_path) : 1, slash ? init_path : ".") < 0)
 			return al_error_set(err, ENOMEM, "out of memory");
-		if (access(ctx->criu_shim_path, R_OK) < 0) {
-			free(ctx->criu_shim_path);
-			ctx->criu_shim_path = NULL;
+		if (access(ctx->host.criu_shim_path, R_OK) < 0) {
+			free(ctx->host.criu_shim_path);
+			ctx->host.criu_shim_path = NULL;
 		}
 	}
-	ctx->criu_version = find_criu_version();
-	r = cgroup_manager_open(NULL, &ctx->cgroups, err);
+	ctx->host.criu_version = find_criu_version();
+	r = cgroup_manager_open(NULL, &ctx->host.cgroups, err);
 	if (r < 0)
 		return al_error_prefix(err, "cgroups");
 	/* The default state directory owns "airlock"; any other gets a root
@@ -239,39 +238,33 @@ static int setup_ctx(struct daemon_ctx *ctx, const struct options *o, struct al_
 		char hash[65], name[32];
 		al_sha256_hex(state, strlen(state), hash);
 		snprintf(name, sizeof(name), "airlock-%.12s", hash);
-		r = cgroup_manager_set_root(ctx->cgroups, name, err);
+		r = cgroup_manager_set_root(ctx->host.cgroups, name, err);
 		if (r < 0)
 			return r;
 	}
-	pthread_mutex_init(&ctx->lock, NULL);
-	pthread_cond_init(&ctx->reaped, NULL);
-	return sandbox_registry_load(ctx, err);
+	return lifecycle_load(ctx, err);
 }
 
-/* What setup_ctx and the registry hold, once every thread that reads them
+/* What setup_daemon and the registry hold, once every thread that reads them
  * has stopped.  The sandboxes themselves keep running: only airlockd's record
  * of them goes (the next airlockd reattaches from their state files). */
-static void daemon_ctx_free(struct daemon_ctx *ctx)
+static void daemon_free(struct daemon *ctx)
 {
 	events_stop();
-	for (size_t i = 0; i < ctx->n_sandboxes; i++)
-		sandbox_unref(ctx->sandboxes[i]);
-	free(ctx->sandboxes);
-	ctx->sandboxes = NULL;
-	ctx->n_sandboxes = 0;
-	cgroup_manager_free(ctx->cgroups);
-	ctx->cgroups = NULL;
-	free(ctx->state_dir);
-	free(ctx->sandboxes_dir);
-	free(ctx->seccomp_cache_dir);
-	free(ctx->default_rootfs);
-	free(ctx->profiles_dir);
-	free(ctx->pid1_path);
-	free(ctx->criu_version);
-	free(ctx->criu_shim_path);
-	if (ctx->init_memfd >= 0)
-		close(ctx->init_memfd);
-	*ctx = (struct daemon_ctx){.init_memfd = -1};
+	registry_destroy(&ctx->registry);
+	cgroup_manager_free(ctx->host.cgroups);
+	ctx->host.cgroups = NULL;
+	free(ctx->host.state_dir);
+	free(ctx->host.sandboxes_dir);
+	free(ctx->host.seccomp_cache_dir);
+	free(ctx->host.default_rootfs);
+	free(ctx->host.profiles_dir);
+	free(ctx->host.pid1_path);
+	free(ctx->host.criu_version);
+	free(ctx->host.criu_shim_path);
+	if (ctx->host.init_memfd >= 0)
+		close(ctx->host.init_memfd);
+	*ctx = (struct daemon){.host.init_memfd = -1};
 }
 
 /*
@@ -281,15 +274,15 @@ static void daemon_ctx_free(struct daemon_ctx *ctx)
  * sandboxes get back (a huge soft limit slows programs that close every
  * possible fd).
  */
-static void raise_nofile(struct daemon_ctx *ctx)
+static void raise_nofile(struct daemon *ctx)
 {
 	struct rlimit rl;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
-		ctx->sandbox_nofile = (struct rlimit){1024, 1024};
+		ctx->host.sandbox_nofile = (struct rlimit){1024, 1024};
 		return;
 	}
-	ctx->sandbox_nofile = rl;
+	ctx->host.sandbox_nofile = rl;
 	if (rl.rlim_cur < rl.rlim_max) {
 		/* An infinite hard limit still stops at fs.nr_open (2^20 by default). */
 		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? (rlim_t)1 << 20 : rl.rlim_max;
@@ -324,7 +317,7 @@ int main(int argc, char **argv)
 	    .profiles_dir = AIRLOCK_PROFILES_DIR,
 	};
 	struct al_error err = AL_ERROR_INIT;
-	struct daemon_ctx ctx = {.init_memfd = -1};
+	struct daemon ctx = {.host.init_memfd = -1};
 	struct api_server *srv = NULL;
 	gid_t gid = (gid_t)-1;
 	size_t kept = 0;
@@ -400,61 +393,59 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	raise_nofile(&ctx);
+	registry_init(&ctx.registry);
 
-	if (setup_ctx(&ctx, &o, &err) < 0) {
+	if (setup_daemon(&ctx, &o, &err) < 0) {
 		log_error("%s", err.msg);
-		daemon_ctx_free(&ctx);
+		daemon_free(&ctx);
 		return 1;
 	}
 	fd = listen_api(o.socket_path, gid, &err);
 	if (fd < 0) {
 		log_error("%s", err.msg);
-		daemon_ctx_free(&ctx);
+		daemon_free(&ctx);
 		return 1;
 	}
-	if (reaper_start(&ctx, &err) < 0) {
+	if (lifecycle_start_reaper(&ctx, &err) < 0) {
 		log_error("%s", err.msg);
 		close(fd);
-		daemon_ctx_free(&ctx);
+		daemon_free(&ctx);
 		return 1;
 	}
 	if (api_start(&ctx, fd, gid, &srv, &err) < 0) {
 		log_error("%s", err.msg);
 		close(fd);
 		unlink(o.socket_path);
-		reaper_stop(&ctx);
-		daemon_ctx_free(&ctx);
+		lifecycle_stop(&ctx);
+		daemon_free(&ctx);
 		return 1;
 	}
-	if (pool_start(&ctx, o.warm_pool, &err) < 0) {
+	if (lifecycle_start_pool(&ctx, o.warm_pool, &err) < 0) {
 		log_error("%s", err.msg);
 		api_stop(srv);
 		unlink(o.socket_path);
-		reaper_stop(&ctx);
-		daemon_ctx_free(&ctx);
+		lifecycle_stop(&ctx);
+		daemon_free(&ctx);
 		return 1;
 	}
 	log_info("airlockd %s serving %s (state %s, cgroups %s, %zu sandboxes)", AIRLOCK_VERSION,
-	         o.socket_path, ctx.state_dir, cgroup_mode_name(cgroup_manager_mode(ctx.cgroups)),
-	         ctx.n_sandboxes);
+	         o.socket_path, ctx.host.state_dir,
+	         cgroup_mode_name(cgroup_manager_mode(ctx.host.cgroups)),
+	         registry_count_visible(&ctx.registry));
 	do
 		sig = sigwaitinfo(&mask, NULL);
 	while (sig < 0 && errno == EINTR);
 	api_stop(srv);
-	pthread_mutex_lock(&ctx.lock);
-	for (size_t i = 0; i < ctx.n_sandboxes; i++)
-		kept += !ctx.sandboxes[i]->pooled;
-	pthread_mutex_unlock(&ctx.lock);
+	kept = registry_count_visible(&ctx.registry);
 	log_info("signal %d: stopping; %zu sandboxes keep running", sig, kept);
 	unlink(o.socket_path);
-	/* Unclaimed pool sandboxes are nobody's: they do not outlive us. */
-	pool_stop(&ctx);
-	/* Destroyed sandboxes are torn down before we go (pool ones too). */
-	reaper_stop(&ctx);
+	/* Unclaimed pool sandboxes are nobody's: they do not outlive us;
+	 * destroyed sandboxes are torn down before we go (pool ones too). */
+	lifecycle_stop(&ctx);
 	/* Sandboxes keep running; only an empty root goes, so that test
 	 * daemons on their own state directories leave no cgroup behind. */
-	if (cgroup_remove_root_if_empty(ctx.cgroups, &err) < 0)
+	if (cgroup_remove_root_if_empty(ctx.host.cgroups, &err) < 0)
 		log_warn("%s", err.msg);
-	daemon_ctx_free(&ctx);
+	daemon_free(&ctx);
 	return 0;
 }

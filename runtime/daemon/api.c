@@ -27,10 +27,11 @@
 #include "events.h"
 #include "fsops.h"
 #include "log.h"
+#include "lifecycle.h"
 #include "pool.h"
-#include "reaper.h"
 #include "process.h"
-#include "snapshot.h"
+#include "reaper.h"
+#include "sandbox.h"
 #include "util.h"
 
 #define MAX_JSON_BODY (16u << 20)
@@ -40,7 +41,7 @@
 
 struct api_server {
 	struct MHD_Daemon *mhd;
-	struct daemon_ctx *ctx;
+	struct daemon *ctx;
 	gid_t allowed_gid;
 };
 
@@ -213,45 +214,36 @@ static void handle_info(struct api_server *s, struct reply *rp)
 
 	cJSON_AddStringToObject(o, "version", AIRLOCK_VERSION);
 	cJSON_AddStringToObject(o, "cgroup_mode",
-	                        cgroup_mode_name(cgroup_manager_mode(s->ctx->cgroups)));
+	                        cgroup_mode_name(cgroup_manager_mode(s->ctx->host.cgroups)));
 	cJSON_AddBoolToObject(o, "userns", true);
 	sec = cJSON_AddObjectToObject(o, "seccomp");
 	snprintf(buf, sizeof(buf), "%u.%u.%u", v->major, v->minor, v->micro);
 	cJSON_AddStringToObject(sec, "libseccomp", buf);
 	criu = cJSON_AddObjectToObject(o, "criu");
-	if (s->ctx->criu_version)
-		cJSON_AddStringToObject(criu, "version", s->ctx->criu_version);
+	if (s->ctx->host.criu_version)
+		cJSON_AddStringToObject(criu, "version", s->ctx->host.criu_version);
 	else
 		cJSON_AddNullToObject(criu, "version");
-	cJSON_AddStringToObject(o, "default_rootfs", s->ctx->default_rootfs);
-	pthread_mutex_lock(&s->ctx->lock);
-	for (size_t i = 0; i < s->ctx->n_sandboxes; i++)
-		n += !s->ctx->sandboxes[i]->pooled && !s->ctx->sandboxes[i]->reaping;
-	pthread_mutex_unlock(&s->ctx->lock);
+	cJSON_AddStringToObject(o, "default_rootfs", s->ctx->host.default_rootfs);
+	n = registry_count_visible(&s->ctx->registry);
 	cJSON_AddNumberToObject(o, "sandboxes", (double)n);
 	/* Destroyed, still being torn down (reaper.h). */
-	cJSON_AddNumberToObject(o, "reaping", (double)reaper_pending(s->ctx));
+	cJSON_AddNumberToObject(o, "reaping",
+	                        (double)(s->ctx->reaper ? reaper_pending(s->ctx->reaper) : 0));
 	if (s->ctx->pool)
-		cJSON_AddItemToObject(o, "warm_pool", pool_stats_json(s->ctx));
+		cJSON_AddItemToObject(o, "warm_pool", pool_stats_json(s->ctx->pool));
 	reply_json(rp, 200, o);
 }
 
 static void handle_list(struct api_server *s, struct reply *rp)
 {
 	cJSON *o = cJSON_CreateObject();
-	cJSON *a = cJSON_AddArrayToObject(o, "sandboxes");
 
-	pthread_mutex_lock(&s->ctx->lock);
-	for (size_t i = 0; i < s->ctx->n_sandboxes; i++) {
-		struct sandbox *sb = s->ctx->sandboxes[i];
-		bool busy;
-		pthread_mutex_lock(&sb->lock);
-		busy = sb->destroying;
-		pthread_mutex_unlock(&sb->lock);
-		if (!busy && !sb->pooled)
-			cJSON_AddItemToArray(a, sandbox_summary_json(sb));
+	if (!o || !cJSON_AddItemToObject(o, "sandboxes", registry_list_json(&s->ctx->registry))) {
+		cJSON_Delete(o);
+		reply_error(rp, 500, "internal", "out of memory");
+		return;
 	}
-	pthread_mutex_unlock(&s->ctx->lock);
 	reply_json(rp, 200, o);
 }
 
@@ -278,7 +270,7 @@ static void create_exec_and_reply(struct api_server *s, struct sandbox *sb, cons
 	result = erp.json;
 	if (erp.status != 200 || !result) {
 		/* The sandbox was made for this command only. */
-		if (sandbox_destroy(s->ctx, sb, false, &err) < 0)
+		if (lifecycle_destroy(s->ctx, sb, false, &err) < 0)
 			log_warn("%s", err.msg);
 		if (result)
 			reply_json(rp, erp.status, result); /* the exec's own error */
@@ -287,7 +279,7 @@ static void create_exec_and_reply(struct api_server *s, struct sandbox *sb, cons
 		return;
 	}
 	if (remove && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(result, "running"))) {
-		if (sandbox_destroy(s->ctx, sb, false, &err) < 0)
+		if (lifecycle_destroy(s->ctx, sb, false, &err) < 0)
 			log_warn("%s", err.msg);
 		else
 			removed = true;
@@ -304,6 +296,21 @@ static void create_exec_and_reply(struct api_server *s, struct sandbox *sb, cons
 		cJSON_ReplaceItemInObjectCaseSensitive(o, "state", cJSON_CreateString("removed"));
 	cJSON_AddBoolToObject(o, "removed", removed);
 	reply_json(rp, 201, o);
+}
+
+/* The request's settings are parsed here, at the edge, into the one typed
+ * shape the layers below take. */
+static int create(struct api_server *s, const cJSON *req, bool trusted, struct sandbox **out,
+                  struct al_error *err)
+{
+	struct sandbox_spec_policy policy = {.default_rootfs = s->ctx->host.default_rootfs,
+	                                     .trusted = trusted};
+	struct sandbox_spec spec = {0};
+	int r = sandbox_spec_from_request(req, &policy, &spec, err);
+
+	if (r < 0)
+		return r;
+	return lifecycle_create(s->ctx, &spec, out, err);
 }
 
 static void handle_create(struct api_server *s, struct request *rq, struct MHD_Connection *c,
@@ -332,12 +339,12 @@ static void handle_create(struct api_server *s, struct request *rq, struct MHD_C
 	}
 	if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(req, "snapshot"))) {
 		const char *id = cJSON_GetObjectItemCaseSensitive(req, "snapshot")->valuestring;
-		if (snapshot_restore(s->ctx, id, req, rq->peer_uid == 0, &sb, &err) < 0) {
+		if (lifecycle_restore(s->ctx, id, req, rq->peer_uid == 0, &sb, &err) < 0) {
 			log_warn("create from snapshot: %s", err.msg);
 			reply_al_error(rp, &err);
 			return;
 		}
-	} else if (sandbox_create(s->ctx, req, rq->peer_uid == 0, &sb, &err) < 0) {
+	} else if (create(s, req, rq->peer_uid == 0, &sb, &err) < 0) {
 		log_warn("create: %s", err.msg);
 		reply_al_error(rp, &err);
 		return;
@@ -349,7 +356,8 @@ static void handle_create(struct api_server *s, struct request *rq, struct MHD_C
 	}
 	/* ?view=summary: a client that only needs the id (`airlock run`) is
 	 * spared the inspect's ~30 reads of /proc and cgroup files. */
-	if ((view && !strcmp(view, "summary")) || sandbox_inspect_json(s->ctx, sb, &o, &err) < 0)
+	if ((view && !strcmp(view, "summary")) ||
+	    sandbox_inspect_json(&s->ctx->host, sb, &o, &err) < 0)
 		o = sandbox_summary_json(sb);
 	sandbox_unref(sb);
 	reply_json(rp, 201, o);
@@ -360,7 +368,7 @@ static void handle_inspect(struct api_server *s, struct sandbox *sb, struct repl
 	struct al_error err = AL_ERROR_INIT;
 	cJSON *o;
 
-	if (sandbox_inspect_json(s->ctx, sb, &o, &err) < 0)
+	if (sandbox_inspect_json(&s->ctx->host, sb, &o, &err) < 0)
 		reply_al_error(rp, &err);
 	else
 		reply_json(rp, 200, o);
@@ -375,7 +383,7 @@ static void handle_destroy(struct api_server *s, struct sandbox *sb, struct MHD_
 	/* ?wait=0: answer once killed, teardown in the background (reaper.h). */
 	const char *w = query(c, "wait");
 
-	if (sandbox_destroy(s->ctx, sb, !w || query_bool(c, "wait"), &err) < 0) {
+	if (lifecycle_destroy(s->ctx, sb, !w || query_bool(c, "wait"), &err) < 0) {
 		reply_al_error(rp, &err);
 		return;
 	}
@@ -534,7 +542,7 @@ static void exec_and_reply(struct sandbox *sb, const cJSON *req, struct reply *r
 		            "one of argv (array) or command (string) is required");
 		return;
 	}
-	if (env_merge(sb->env, cJSON_GetObjectItemCaseSensitive(req, "env"), &env, &err) < 0) {
+	if (env_merge(sb->spec.env, cJSON_GetObjectItemCaseSensitive(req, "env"), &env, &err) < 0) {
 		reply_al_error(rp, &err);
 		return;
 	}
@@ -544,11 +552,11 @@ static void exec_and_reply(struct sandbox *sb, const cJSON *req, struct reply *r
 		return;
 	}
 	if (cJSON_IsString(v) && v->valuestring[0] != '/') {
-		if (asprintf(&cwd_buf, "%s/%s", sb->workspace, v->valuestring) < 0)
+		if (asprintf(&cwd_buf, "%s/%s", sb->spec.workspace, v->valuestring) < 0)
 			cwd_buf = NULL;
 		x.cwd = cwd_buf;
 	} else {
-		x.cwd = cJSON_IsString(v) ? v->valuestring : sb->workspace;
+		x.cwd = cJSON_IsString(v) ? v->valuestring : sb->spec.workspace;
 	}
 	if ((v = cJSON_GetObjectItemCaseSensitive(req, "stdin_base64")) && cJSON_IsString(v)) {
 		if (al_base64_decode(v->valuestring, &stdin_buf, &x.stdin_len, &err) < 0) {
@@ -685,7 +693,7 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 	if (!dirs && !strcmp(method, "GET")) {
 		char *data = NULL;
 		size_t len = 0;
-		r = fsops_read(rootfd, sb->workspace, path, MAX_FILE_BODY, &data, &len, &err);
+		r = fsops_read(rootfd, sb->spec.workspace, path, MAX_FILE_BODY, &data, &len, &err);
 		if (r < 0) {
 			reply_al_error(rp, &err);
 			return;
@@ -708,9 +716,9 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 				return;
 			}
 		}
-		r = fsops_write(rootfd, sb->workspace, path, rq->body.data ? rq->body.data : "",
-		                rq->body.len, (mode_t)mode, query_bool(c, "parents"), sb->uid_base,
-		                (gid_t)sb->uid_base, &err);
+		r = fsops_write(rootfd, sb->spec.workspace, path,
+		                rq->body.data ? rq->body.data : "", rq->body.len, (mode_t)mode,
+		                query_bool(c, "parents"), sb->uid_base, (gid_t)sb->uid_base, &err);
 		if (r < 0) {
 			reply_al_error(rp, &err);
 			return;
@@ -722,7 +730,8 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 		return;
 	}
 	if (!dirs && !strcmp(method, "DELETE")) {
-		r = fsops_remove(rootfd, sb->workspace, path, query_bool(c, "recursive"), &err);
+		r = fsops_remove(rootfd, sb->spec.workspace, path, query_bool(c, "recursive"),
+		                 &err);
 		if (r < 0) {
 			reply_al_error(rp, &err);
 			return;
@@ -733,7 +742,7 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 		return;
 	}
 	if (dirs && !strcmp(method, "GET")) {
-		r = fsops_list(rootfd, sb->workspace, path, &o, &err);
+		r = fsops_list(rootfd, sb->spec.workspace, path, &o, &err);
 		if (r < 0)
 			reply_al_error(rp, &err);
 		else
@@ -741,7 +750,7 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 		return;
 	}
 	if (dirs && !strcmp(method, "POST")) {
-		r = fsops_mkdir(rootfd, sb->workspace, path, query_bool(c, "parents"), 0755,
+		r = fsops_mkdir(rootfd, sb->spec.workspace, path, query_bool(c, "parents"), 0755,
 		                sb->uid_base, (gid_t)sb->uid_base, &err);
 		if (r < 0) {
 			reply_al_error(rp, &err);
@@ -903,7 +912,7 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 			reply_error(rp, 405, "method_not_allowed", "use GET or POST");
 		return;
 	}
-	sb = sandbox_get(s->ctx, seg[2]);
+	sb = registry_get(&s->ctx->registry, seg[2]);
 	if (!sb) {
 		char msg[160];
 		snprintf(msg, sizeof(msg), "no sandbox '%.100s'", seg[2]);
@@ -1121,7 +1130,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	log_debug("http: %s", line);
 }
 
-int api_start(struct daemon_ctx *ctx, int listen_fd, gid_t allowed_gid, struct api_server **out,
+int api_start(struct daemon *ctx, int listen_fd, gid_t allowed_gid, struct api_server **out,
               struct al_error *err)
 {
 	struct api_server *s = calloc(1, sizeof(*s));

@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include "daemon.h"
 #include "error.h"
 #include "sandbox.h"
 
@@ -10,6 +11,6 @@ struct api_server;
 
 /* Serve the v1 API on an already listening Unix socket.  allowed_gid may
  * connect besides root ((gid_t)-1: root only). */
-int api_start(struct daemon_ctx *ctx, int listen_fd, gid_t allowed_gid, struct api_server **out,
+int api_start(struct daemon *ctx, int listen_fd, gid_t allowed_gid, struct api_server **out,
               struct al_error *err);
 void api_stop(struct api_server *srv);

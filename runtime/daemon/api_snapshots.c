@@ -9,31 +9,30 @@
 
 #include "cleanup.h"
 #include "log.h"
+#include "daemon.h"
+#include "lifecycle.h"
+#include "sandbox.h"
 #include "snapshot.h"
 #include "util.h"
 
-int api_spool_open(struct daemon_ctx *ctx, struct al_error *err)
+int api_spool_open(struct daemon *ctx, struct al_error *err)
 {
 	/* O_TMPFILE: never visible, gone with the last fd whatever happens. */
-	int fd = open(ctx->state_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	int fd = open(ctx->host.state_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 
 	if (fd < 0)
-		return al_error_errno(err, "temp file in %s", ctx->state_dir);
+		return al_error_errno(err, "temp file in %s", ctx->host.state_dir);
 	return fd;
 }
 
 static char **sandbox_ephemeral(const struct sandbox *sb)
 {
-	_cleanup_free_ char *text = NULL;
-	char path[4096];
+	_cleanup_free_ char *text = sandbox_read_manifest(sb);
 
-	snprintf(path, sizeof(path), "%s/manifest.json", sb->dir);
-	if (al_read_file(path, 64 << 20, &text, NULL, NULL) < 0)
-		text = NULL;
 	return archive_manifest_ephemeral_paths(text);
 }
 
-int api_workspace_get(struct daemon_ctx *ctx, struct sandbox *sb, struct api_out *out,
+int api_workspace_get(struct daemon *ctx, struct sandbox *sb, struct api_out *out,
                       struct al_error *err)
 {
 	_cleanup_strv_ char **ephemeral = sandbox_ephemeral(sb);
@@ -46,7 +45,7 @@ int api_workspace_get(struct daemon_ctx *ctx, struct sandbox *sb, struct api_out
 	fd = api_spool_open(ctx, err);
 	if (fd < 0)
 		return fd;
-	r = archive_persist_workspace(sb->init_pid, sb->workspace, ephemeral, fd, &bytes, err);
+	r = archive_persist_workspace(sb->init_pid, sb->spec.workspace, ephemeral, fd, &bytes, err);
 	if (r < 0)
 		return al_error_prefix(err, "sandbox %s", sb->id);
 	if (lseek(fd, 0, SEEK_SET) != 0)
@@ -57,7 +56,7 @@ int api_workspace_get(struct daemon_ctx *ctx, struct sandbox *sb, struct api_out
 	return 0;
 }
 
-int api_workspace_put(struct daemon_ctx *ctx, struct sandbox *sb, int spool_fd,
+int api_workspace_put(struct daemon *ctx, struct sandbox *sb, int spool_fd,
                       const struct archive_limits *limits, struct api_out *out,
                       struct al_error *err)
 {
@@ -69,20 +68,20 @@ int api_workspace_put(struct daemon_ctx *ctx, struct sandbox *sb, int spool_fd,
 		return al_error_set(err, ESRCH, "sandbox %s is not running", sb->id);
 	if (spool_fd < 0 || fstat(spool_fd, &st) < 0 || lseek(spool_fd, 0, SEEK_SET) != 0)
 		return al_error_set(err, EINVAL, "request body (a tar archive) is required");
-	r = archive_hydrate_workspace(sb->init_pid, sb->workspace, spool_fd, limits, err);
+	r = archive_hydrate_workspace(sb->init_pid, sb->spec.workspace, spool_fd, limits, err);
 	if (r < 0) {
 		log_info("sandbox %s: archive refused: %s", sb->id, err->msg);
 		return al_error_prefix(err, "sandbox %s", sb->id);
 	}
 	out->status = 200;
 	out->json = cJSON_CreateObject();
-	cJSON_AddStringToObject(out->json, "workspace", sb->workspace);
+	cJSON_AddStringToObject(out->json, "workspace", sb->spec.workspace);
 	cJSON_AddNumberToObject(out->json, "bytes", (double)st.st_size);
 	cJSON_AddBoolToObject(out->json, "hydrated", true);
 	return 0;
 }
 
-int api_snapshot_create(struct daemon_ctx *ctx, struct sandbox *sb, const cJSON *req,
+int api_snapshot_create(struct daemon *ctx, struct sandbox *sb, const cJSON *req,
                         struct api_out *out, struct al_error *err)
 {
 	const cJSON *p = cJSON_GetObjectItemCaseSensitive(req, "processes");
@@ -95,7 +94,7 @@ int api_snapshot_create(struct daemon_ctx *ctx, struct sandbox *sb, const cJSON 
 			return al_error_set(err, EINVAL, "processes must be a boolean");
 		processes = cJSON_IsTrue(p);
 	}
-	r = snapshot_take(ctx, sb, processes, &o, err);
+	r = lifecycle_snapshot(ctx, sb, processes, &o, err);
 	if (r < 0)
 		return r;
 	out->status = 201;
@@ -103,18 +102,18 @@ int api_snapshot_create(struct daemon_ctx *ctx, struct sandbox *sb, const cJSON 
 	return 0;
 }
 
-int api_snapshots_list(struct daemon_ctx *ctx, struct api_out *out, struct al_error *err)
+int api_snapshots_list(struct daemon *ctx, struct api_out *out, struct al_error *err)
 {
-	int r = snapshot_list(ctx, &out->json, err);
+	int r = snapshot_list(ctx->host.state_dir, &out->json, err);
 
 	out->status = 200;
 	return r;
 }
 
-int api_snapshot_delete(struct daemon_ctx *ctx, const char *id, struct api_out *out,
+int api_snapshot_delete(struct daemon *ctx, const char *id, struct api_out *out,
                         struct al_error *err)
 {
-	int r = snapshot_remove(ctx, id, err);
+	int r = snapshot_remove(ctx->host.state_dir, id, err);
 
 	if (r < 0)
 		return r;

@@ -14,6 +14,7 @@
 
 #include "archives.h"
 #include "error.h"
+#include "daemon.h"
 #include "sandbox.h"
 
 struct api_out {
@@ -29,22 +30,22 @@ struct api_out {
 	}
 
 /* GET /v1/sandboxes/{id}/workspace: the workspace as a tar. */
-int api_workspace_get(struct daemon_ctx *ctx, struct sandbox *sb, struct api_out *out,
+int api_workspace_get(struct daemon *ctx, struct sandbox *sb, struct api_out *out,
                       struct al_error *err);
 
 /* PUT /v1/sandboxes/{id}/workspace: body (spooled in spool_fd) hydrates it. */
-int api_workspace_put(struct daemon_ctx *ctx, struct sandbox *sb, int spool_fd,
+int api_workspace_put(struct daemon *ctx, struct sandbox *sb, int spool_fd,
                       const struct archive_limits *limits, struct api_out *out,
                       struct al_error *err);
 
 /* POST /v1/sandboxes/{id}/snapshots {"processes": bool} */
-int api_snapshot_create(struct daemon_ctx *ctx, struct sandbox *sb, const cJSON *req,
+int api_snapshot_create(struct daemon *ctx, struct sandbox *sb, const cJSON *req,
                         struct api_out *out, struct al_error *err);
 
 /* GET /v1/snapshots, DELETE /v1/snapshots/{id} */
-int api_snapshots_list(struct daemon_ctx *ctx, struct api_out *out, struct al_error *err);
-int api_snapshot_delete(struct daemon_ctx *ctx, const char *id, struct api_out *out,
+int api_snapshots_list(struct daemon *ctx, struct api_out *out, struct al_error *err);
+int api_snapshot_delete(struct daemon *ctx, const char *id, struct api_out *out,
                         struct al_error *err);
 
 /* A temp file (already unlinked) in the state directory for a request body. */
-int api_spool_open(struct daemon_ctx *ctx, struct al_error *err);
+int api_spool_open(struct daemon *ctx, struct al_error *err);

@@ -53,6 +53,9 @@
 #include "cleanup.h"
 #include "json.h"
 #include "log.h"
+#include "daemon.h"
+#include "sandbox.h"
+#include "strv.h"
 #include "util.h"
 
 #define RING_SIZE 256
@@ -98,7 +101,7 @@ static struct {
 	pthread_mutex_t lock; /* guards everything below */
 	struct sandbox_events **logs;
 	size_t n_logs;
-	struct daemon_ctx *ctx;
+	struct daemon *daemon;
 	bool started;
 	bool collecting;
 	int wake_fd; /* eventfd: written by events_stop() */
@@ -210,18 +213,7 @@ static void record_denial_locked(struct sandbox_events *l, const struct event *e
 /* The sandbox whose uid range holds uid; id_out is left empty when none does. */
 static void sandbox_of_uid(uid_t uid, char id_out[16])
 {
-	struct daemon_ctx *ctx = events.ctx;
-
-	id_out[0] = '\0';
-	pthread_mutex_lock(&ctx->lock);
-	for (size_t i = 0; i < ctx->n_sandboxes; i++) {
-		const struct sandbox *sb = ctx->sandboxes[i];
-		if (uid >= sb->uid_base && uid - sb->uid_base < AIRLOCK_UID_RANGE) {
-			snprintf(id_out, 16, "%s", sb->id);
-			break;
-		}
-	}
-	pthread_mutex_unlock(&ctx->lock);
+	registry_id_of_uid(&events.daemon->registry, uid, id_out);
 }
 
 /* The pid of host_pid in its own (innermost) pid namespace, or 0. */
@@ -416,7 +408,7 @@ static uint64_t counter(const cJSON *events_obj, const char *name)
 	return cJSON_IsNumber(v) && v->valuedouble > 0 ? (uint64_t)v->valuedouble : 0;
 }
 
-static void poll_cgroup(struct daemon_ctx *ctx, const char *id)
+static void poll_cgroup(struct daemon *d, const char *id)
 {
 	struct al_error err = AL_ERROR_INIT;
 	_cleanup_cjson_ cJSON *cg = NULL;
@@ -424,7 +416,7 @@ static void poll_cgroup(struct daemon_ctx *ctx, const char *id)
 	struct sandbox_events *l;
 	uint64_t oom, pids, now = wall_ms();
 
-	if (cgroup_describe(ctx->cgroups, id, &cg, &err) < 0)
+	if (cgroup_describe(d->host.cgroups, id, &cg, &err) < 0)
 		return;
 	ev = cJSON_GetObjectItemCaseSensitive(cg, "events");
 	oom = counter(ev, "oom_kill");
@@ -443,26 +435,19 @@ static void poll_cgroup(struct daemon_ctx *ctx, const char *id)
 	pthread_mutex_unlock(&events.lock);
 }
 
-static void poll_all_cgroups(struct daemon_ctx *ctx)
+static void poll_all_cgroups(struct daemon *d)
 {
-	_cleanup_strv_ char **ids = NULL;
-	size_t n = 0;
+	_cleanup_strv_ char **ids = registry_ids(&d->registry);
 
-	pthread_mutex_lock(&ctx->lock);
-	ids = calloc(ctx->n_sandboxes + 1, sizeof(char *));
-	for (size_t i = 0; ids && i < ctx->n_sandboxes; i++)
-		if ((ids[n] = strdup(ctx->sandboxes[i]->id)))
-			n++;
-	pthread_mutex_unlock(&ctx->lock);
-	for (size_t i = 0; i < n; i++)
-		poll_cgroup(ctx, ids[i]);
+	for (char **id = ids; id && *id; id++)
+		poll_cgroup(d, *id);
 }
 
 /* ---- the collector thread ------------------------------------------------------------------ */
 
 static void *collector(void *arg)
 {
-	struct daemon_ctx *ctx = arg;
+	struct daemon *d = arg;
 	struct nl_sock *sk;
 	auparse_state_t *au = NULL;
 	uint64_t window = al_now_ms(), next_cgroups = 0;
@@ -497,7 +482,7 @@ static void *collector(void *arg)
 			budget = READER_BUDGET;
 		}
 		if (now >= next_cgroups) {
-			poll_all_cgroups(ctx);
+			poll_all_cgroups(d);
 			next_cgroups = now + CGROUP_POLL_MS;
 		}
 		/* Out of budget: leave the records in the kernel until the next window. */
@@ -525,7 +510,7 @@ static void *collector(void *arg)
 	return NULL;
 }
 
-void events_start(struct daemon_ctx *ctx)
+void events_start(struct daemon *d)
 {
 	int r;
 
@@ -535,11 +520,11 @@ void events_start(struct daemon_ctx *ctx)
 		return;
 	}
 	events.started = true;
-	events.ctx = ctx;
+	events.daemon = d;
 	pthread_mutex_unlock(&events.lock);
 
 	events.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	r = events.wake_fd < 0 ? errno : pthread_create(&events.thread, NULL, collector, ctx);
+	r = events.wake_fd < 0 ? errno : pthread_create(&events.thread, NULL, collector, d);
 	events.running = r == 0;
 	if (r != 0) {
 		log_error("cannot start the event collector: %s", strerror(r));
@@ -615,7 +600,7 @@ static cJSON *event_json(const struct event *e)
 	return o;
 }
 
-int events_json(struct daemon_ctx *ctx, struct sandbox *sb, uint64_t since, cJSON **out,
+int events_json(struct daemon *d, struct sandbox *sb, uint64_t since, cJSON **out,
                 struct al_error *err)
 {
 	_cleanup_cjson_ cJSON *o = cJSON_CreateObject();
@@ -624,7 +609,7 @@ int events_json(struct daemon_ctx *ctx, struct sandbox *sb, uint64_t since, cJSO
 
 	if (!o)
 		return al_error_set(err, ENOMEM, "out of memory");
-	poll_cgroup(ctx, sb->id);
+	poll_cgroup(d, sb->id);
 	cJSON_AddStringToObject(o, "id", sb->id);
 	cJSON_AddStringToObject(o, "source", "audit");
 	list = cJSON_AddArrayToObject(o, "events");

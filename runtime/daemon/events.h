@@ -14,12 +14,14 @@
 #include <cjson/cJSON.h>
 
 #include "error.h"
-#include "sandbox.h"
+#include "daemon.h"
+
+struct sandbox;
 
 /* Start collecting (once per daemon; later calls do nothing).  A failure to
  * subscribe to the kernel's audit records is logged and shown in every
  * events answer; resource events are collected regardless. */
-void events_start(struct daemon_ctx *ctx);
+void events_start(struct daemon *d);
 
 /* Stop the collector (at exit, before the daemon's state goes). */
 void events_stop(void);
@@ -34,5 +36,5 @@ void events_forget(const char *id);
  * Only events with seq > since are listed.  The sandbox's cgroup counters
  * are read first, so a limit hit just before the call is in the answer.
  */
-int events_json(struct daemon_ctx *ctx, struct sandbox *sb, uint64_t since, cJSON **out,
+int events_json(struct daemon *d, struct sandbox *sb, uint64_t since, cJSON **out,
                 struct al_error *err);

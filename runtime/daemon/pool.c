@@ -30,7 +30,8 @@
 #define REFILL_QUIET_MS 25
 
 struct warm_pool {
-	struct daemon_ctx *ctx;
+	const struct pool_ops *ops;
+	void *opaque;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	size_t size;
@@ -77,7 +78,7 @@ static void *refill(void *arg)
 		if (p->stopping)
 			break;
 		pthread_mutex_unlock(&p->lock);
-		r = sandbox_create_pooled(p->ctx, &sb, &err);
+		r = p->ops->make(p->opaque, &sb, &err);
 		pthread_mutex_lock(&p->lock);
 		if (r < 0) {
 			log_warn("warm pool: %s; retrying in %d ms", err.msg,
@@ -88,9 +89,7 @@ static void *refill(void *arg)
 		if (p->stopping) {
 			/* pool_stop() already emptied the pool: this one is ours to remove. */
 			pthread_mutex_unlock(&p->lock);
-			if (sandbox_destroy(p->ctx, sb, false, &err) < 0)
-				log_warn("warm pool: %s", err.msg);
-			sandbox_unref(sb);
+			p->ops->discard(p->opaque, sb);
 			pthread_mutex_lock(&p->lock);
 			break;
 		}
@@ -100,10 +99,12 @@ static void *refill(void *arg)
 	return NULL;
 }
 
-int pool_start(struct daemon_ctx *ctx, size_t size, struct al_error *err)
+int pool_start(const struct pool_ops *ops, void *opaque, size_t size, struct warm_pool **out,
+               struct al_error *err)
 {
 	struct warm_pool *p;
 
+	*out = NULL;
 	if (size == 0)
 		return 0;
 	p = calloc(1, sizeof(*p));
@@ -111,7 +112,8 @@ int pool_start(struct daemon_ctx *ctx, size_t size, struct al_error *err)
 		free(p);
 		return al_error_set(err, ENOMEM, "out of memory");
 	}
-	p->ctx = ctx;
+	p->ops = ops;
+	p->opaque = opaque;
 	p->size = size;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
@@ -120,15 +122,13 @@ int pool_start(struct daemon_ctx *ctx, size_t size, struct al_error *err)
 		free(p);
 		return al_error_set(err, EAGAIN, "cannot start the warm pool's thread");
 	}
-	ctx->pool = p;
+	*out = p;
 	log_info("warm pool of %zu sandboxes", size);
 	return 0;
 }
 
-void pool_stop(struct daemon_ctx *ctx)
+void pool_stop(struct warm_pool *p)
 {
-	struct warm_pool *p = ctx->pool;
-
 	if (!p)
 		return;
 	pthread_mutex_lock(&p->lock);
@@ -136,27 +136,17 @@ void pool_stop(struct daemon_ctx *ctx)
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
 	pthread_join(p->thread, NULL);
-	ctx->pool = NULL;
-	for (size_t i = 0; i < p->n_ready; i++) {
-		struct al_error err = AL_ERROR_INIT;
-		if (sandbox_destroy(ctx, p->ready[i], false, &err) < 0)
-			log_warn("warm pool: %s", err.msg);
-		sandbox_unref(p->ready[i]);
-	}
+	for (size_t i = 0; i < p->n_ready; i++)
+		p->ops->discard(p->opaque, p->ready[i]);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->cond);
 	free(p->ready);
 	free(p);
 }
 
-bool pool_claim(struct daemon_ctx *ctx, const cJSON *req, struct sandbox **out)
+struct sandbox *pool_take(struct warm_pool *p)
 {
-	struct warm_pool *p = ctx->pool;
-
-	if (!sandbox_poolable(ctx, req))
-		return false;
 	for (;;) {
-		struct al_error err = AL_ERROR_INIT;
 		struct sandbox *sb = NULL;
 
 		pthread_mutex_lock(&p->lock);
@@ -169,27 +159,22 @@ bool pool_claim(struct daemon_ctx *ctx, const cJSON *req, struct sandbox **out)
 		}
 		pthread_mutex_unlock(&p->lock);
 		if (!sb)
-			return false;
+			return NULL;
 		/* A pooled sandbox may have died (OOM killer, an admin); try the next. */
-		if (sandbox_running(sb) && sandbox_adopt(ctx, sb, req, &err) == 0) {
+		if (sandbox_running(sb)) {
 			pthread_mutex_lock(&p->lock);
 			p->hits++;
 			pthread_mutex_unlock(&p->lock);
-			log_info("sandbox %s taken from the warm pool", sb->id);
-			*out = sb;
-			return true;
+			return sb;
 		}
-		log_warn("warm pool: sandbox %s unusable (%s); removing it", sb->id,
-		         err.msg[0] ? err.msg : "airlock-init is gone");
-		if (sandbox_destroy(ctx, sb, false, &err) < 0)
-			log_warn("warm pool: %s", err.msg);
-		sandbox_unref(sb);
+		log_warn("warm pool: sandbox %s unusable (airlock-init is gone); removing it",
+		         sb->id);
+		p->ops->discard(p->opaque, sb);
 	}
 }
 
-cJSON *pool_stats_json(struct daemon_ctx *ctx)
+cJSON *pool_stats_json(struct warm_pool *p)
 {
-	struct warm_pool *p = ctx->pool;
 	cJSON *o = cJSON_CreateObject();
 
 	if (!p)

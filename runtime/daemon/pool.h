@@ -15,22 +15,28 @@
 
 #include "error.h"
 
-struct daemon_ctx;
 struct sandbox;
+struct warm_pool;
 
-/* Start keeping size sandboxes ready (ctx->pool is set); size 0 does nothing. */
-int pool_start(struct daemon_ctx *ctx, size_t size, struct al_error *err);
+/* What the pool asks of its owner (daemon/lifecycle.c): make a sandbox for
+ * the pool, and remove one nobody will claim. */
+struct pool_ops {
+	int (*make)(void *opaque, struct sandbox **out, struct al_error *err);
+	void (*discard)(void *opaque, struct sandbox *sb); /* takes the reference */
+};
 
-/* Stop refilling and destroy the unclaimed sandboxes (they are nobody's). */
-void pool_stop(struct daemon_ctx *ctx);
+/* Start keeping size sandboxes ready; size 0: *out is NULL and nothing runs. */
+int pool_start(const struct pool_ops *ops, void *opaque, size_t size, struct warm_pool **out,
+               struct al_error *err);
 
-/*
- * Serve a create request from the pool: true with a reference to a sandbox
- * that is now an ordinary one in *out, false when the request needs
- * something a pooled sandbox lacks or the pool is empty (the caller then
- * creates one the normal way, so the pool never makes a request fail).
- */
-bool pool_claim(struct daemon_ctx *ctx, const cJSON *req, struct sandbox **out);
+/* Stop refilling and discard the unclaimed sandboxes (they are nobody's). */
+void pool_stop(struct warm_pool *p);
+
+/* A ready, running sandbox (the pool's reference moves to the caller), or
+ * NULL when the pool is empty: the caller then creates one the normal way,
+ * so the pool never makes a request fail.  Whether a request may be served
+ * from the pool is the caller's to judge. */
+struct sandbox *pool_take(struct warm_pool *p);
 
 /* {"size":N,"ready":N,"hits":N,"misses":N} for GET /v1/info. */
-cJSON *pool_stats_json(struct daemon_ctx *ctx);
+cJSON *pool_stats_json(struct warm_pool *p);

@@ -29,6 +29,8 @@
 #define REAP_MAX_QUEUED 16
 
 struct reaper {
+	reaper_teardown_fn teardown;
+	void *opaque;
 	pthread_mutex_t lock;
 	pthread_cond_t work; /* something queued, hurry, or stopping */
 	struct sandbox **queue;
@@ -39,16 +41,6 @@ struct reaper {
 	bool stopping;
 	pthread_t thread;
 };
-
-/* Nobody waits for the result: a failure is logged, and what is left is
- * removed by the next airlockd start (the sandbox has no state.json). */
-static void reap_one(struct daemon_ctx *ctx, struct sandbox *sb)
-{
-	struct al_error err = AL_ERROR_INIT;
-
-	if (sandbox_teardown(ctx, sb, &err) < 0)
-		log_error("destroy of sandbox %s: %s", sb->id, err.msg);
-}
 
 /* How long the head of the queue may still wait; 0: reap it now.  rp->lock held. */
 static uint64_t reap_delay_locked(const struct reaper *rp)
@@ -80,8 +72,7 @@ static void wait_ms_locked(struct reaper *rp, uint64_t ms)
 
 static void *reaper_main(void *arg)
 {
-	struct daemon_ctx *ctx = arg;
-	struct reaper *rp = ctx->reaper;
+	struct reaper *rp = arg;
 
 	pthread_mutex_lock(&rp->lock);
 	for (;;) {
@@ -99,7 +90,7 @@ static void *reaper_main(void *arg)
 		}
 		sb = rp->queue[0];
 		pthread_mutex_unlock(&rp->lock);
-		reap_one(ctx, sb);
+		rp->teardown(rp->opaque, sb);
 		pthread_mutex_lock(&rp->lock);
 		/* Dequeued only now, so reaper_pending() counts it until it is done. */
 		memmove(rp->queue, rp->queue + 1, (rp->n - 1) * sizeof(*rp->queue));
@@ -114,7 +105,8 @@ static void *reaper_main(void *arg)
 	return NULL;
 }
 
-int reaper_start(struct daemon_ctx *ctx, struct al_error *err)
+int reaper_start(reaper_teardown_fn teardown, void *opaque, struct reaper **out,
+                 struct al_error *err)
 {
 	struct reaper *rp = calloc(1, sizeof(*rp));
 	int r;
@@ -123,22 +115,21 @@ int reaper_start(struct daemon_ctx *ctx, struct al_error *err)
 		return al_error_set(err, ENOMEM, "out of memory");
 	pthread_mutex_init(&rp->lock, NULL);
 	pthread_cond_init(&rp->work, NULL);
-	ctx->reaper = rp;
-	r = pthread_create(&rp->thread, NULL, reaper_main, ctx);
+	rp->teardown = teardown;
+	rp->opaque = opaque;
+	r = pthread_create(&rp->thread, NULL, reaper_main, rp);
 	if (r != 0) {
-		ctx->reaper = NULL;
 		free(rp);
 		return al_error_set(err, r, "cannot start the reaper thread: %s", strerror(r));
 	}
+	*out = rp;
 	return 0;
 }
 
-void reaper_queue(struct daemon_ctx *ctx, struct sandbox *sb)
+bool reaper_queue(struct reaper *rp, struct sandbox *sb)
 {
-	struct reaper *rp = ctx->reaper;
 	bool queued = false;
 
-	sandbox_ref(sb);
 	if (rp) {
 		pthread_mutex_lock(&rp->lock);
 		if (!rp->stopping || rp->n > 0) {
@@ -157,23 +148,18 @@ void reaper_queue(struct daemon_ctx *ctx, struct sandbox *sb)
 				rp->last_queued_ms = al_now_ms();
 				rp->queued_ms[rp->n] = rp->last_queued_ms;
 				rp->queue[rp->n++] = sb;
+				sandbox_ref(sb);
 				queued = true;
 				pthread_cond_signal(&rp->work);
 			}
 		}
 		pthread_mutex_unlock(&rp->lock);
 	}
-	/* No reaper (or no memory to queue): the caller waits instead. */
-	if (!queued) {
-		reap_one(ctx, sb);
-		sandbox_unref(sb);
-	}
+	return queued;
 }
 
-void reaper_hurry(struct daemon_ctx *ctx)
+void reaper_hurry(struct reaper *rp)
 {
-	struct reaper *rp = ctx->reaper;
-
 	if (!rp)
 		return;
 	pthread_mutex_lock(&rp->lock);
@@ -184,9 +170,8 @@ void reaper_hurry(struct daemon_ctx *ctx)
 	pthread_mutex_unlock(&rp->lock);
 }
 
-size_t reaper_pending(struct daemon_ctx *ctx)
+size_t reaper_pending(struct reaper *rp)
 {
-	struct reaper *rp = ctx->reaper;
 	size_t n;
 
 	if (!rp)
@@ -197,10 +182,8 @@ size_t reaper_pending(struct daemon_ctx *ctx)
 	return n;
 }
 
-void reaper_stop(struct daemon_ctx *ctx)
+void reaper_stop(struct reaper *rp)
 {
-	struct reaper *rp = ctx->reaper;
-
 	if (!rp)
 		return;
 	pthread_mutex_lock(&rp->lock);
@@ -208,7 +191,6 @@ void reaper_stop(struct daemon_ctx *ctx)
 	pthread_cond_signal(&rp->work);
 	pthread_mutex_unlock(&rp->lock);
 	pthread_join(rp->thread, NULL);
-	ctx->reaper = NULL;
 	free(rp->queue);
 	free(rp->queued_ms);
 	pthread_cond_destroy(&rp->work);

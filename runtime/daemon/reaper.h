@@ -20,20 +20,25 @@
 
 #include "error.h"
 
-struct daemon_ctx;
+struct reaper;
 struct sandbox;
 
-int reaper_start(struct daemon_ctx *ctx, struct al_error *err);
+/* Called on the reaper's thread for each sandbox, one after another. */
+typedef void (*reaper_teardown_fn)(void *opaque, struct sandbox *sb);
 
-/* Queue sb (already frozen or killed) for teardown; takes a reference of its own.
- * Without a running reaper the teardown happens here and now. */
-void reaper_queue(struct daemon_ctx *ctx, struct sandbox *sb);
+int reaper_start(reaper_teardown_fn teardown, void *opaque, struct reaper **out,
+                 struct al_error *err);
+
+/* Queue sb (already frozen or killed) for teardown; takes a reference of its
+ * own.  False when it could not be queued (no reaper, or out of memory): the
+ * caller tears it down itself. */
+bool reaper_queue(struct reaper *rp, struct sandbox *sb);
 
 /* Tear the queued sandboxes down now, without waiting for a pause. */
-void reaper_hurry(struct daemon_ctx *ctx);
+void reaper_hurry(struct reaper *rp);
 
 /* Sandboxes queued and not yet torn down. */
-size_t reaper_pending(struct daemon_ctx *ctx);
+size_t reaper_pending(struct reaper *rp);
 
 /* Tear down everything queued, then end the thread. */
-void reaper_stop(struct daemon_ctx *ctx);
+void reaper_stop(struct reaper *rp);

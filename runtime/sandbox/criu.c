@@ -89,6 +89,7 @@
 
 #include "cgroup.h"
 #include "cleanup.h"
+#include "initproto.h"
 #include "json.h"
 #include "mounts.h"
 #include "log.h"
@@ -120,13 +121,13 @@ static void log_errors(const char *log_path, char *out, size_t len)
 }
 
 /* criu's environment: ours, plus the shim (see the top of this file). */
-static void criu_env(const struct daemon_ctx *ctx, struct al_argv *env)
+static void criu_env(const struct sandbox_host *host, struct al_argv *env)
 {
 	for (char **e = environ; *e; e++)
 		if (strncmp(*e, "LD_PRELOAD=", 11))
 			al_argv_add(env, "%s", *e);
-	if (ctx->criu_shim_path)
-		al_argv_add(env, "LD_PRELOAD=%s", ctx->criu_shim_path);
+	if (host->criu_shim_path)
+		al_argv_add(env, "LD_PRELOAD=%s", host->criu_shim_path);
 }
 
 /* How criu ended: 0, or an error naming CRIU's own errors; its log is kept as
@@ -499,13 +500,13 @@ static int finish_criu(pid_t pid, const char *log_path, const char *keep_log, co
 }
 
 /* airlock-criu-hook, installed next to airlock-pid1, or NULL. */
-static char *criu_hook_path(const struct daemon_ctx *ctx)
+static char *criu_hook_path(const struct sandbox_host *host)
 {
-	const char *slash = strrchr(ctx->pid1_path, '/');
+	const char *slash = strrchr(host->pid1_path, '/');
 	char *path;
 
-	if (asprintf(&path, "%.*s/airlock-criu-hook", slash ? (int)(slash - ctx->pid1_path) : 1,
-	             slash ? ctx->pid1_path : ".") < 0)
+	if (asprintf(&path, "%.*s/airlock-criu-hook", slash ? (int)(slash - host->pid1_path) : 1,
+	             slash ? host->pid1_path : ".") < 0)
 		return NULL;
 	if (access(path, X_OK) < 0) {
 		free(path);
@@ -595,7 +596,7 @@ int criu_images_scratch(uint64_t expected, int *fd, char path[CRIU_SCRATCH_PATH]
 	return 0;
 }
 
-int criu_checkpoint(struct daemon_ctx *ctx, struct sandbox *sb, const char *disk_dir,
+int criu_checkpoint(const struct sandbox_host *host, struct sandbox *sb, const char *disk_dir,
                     const char *freezer, int *images_fd, struct al_error *err)
 {
 	_cleanup_(al_argv_free) struct al_argv argv = {0}, env = {0};
@@ -614,7 +615,7 @@ int criu_checkpoint(struct daemon_ctx *ctx, struct sandbox *sb, const char *disk
 	pid_t pid;
 	int r;
 
-	if (!ctx->criu_version)
+	if (!host->criu_version)
 		return al_error_set(err, ENOTSUP,
 		                    "CRIU is not installed: cannot checkpoint processes "
 		                    "(snapshot without processes instead)");
@@ -623,7 +624,7 @@ int criu_checkpoint(struct daemon_ctx *ctx, struct sandbox *sb, const char *disk
 		return al_error_set(err, ENOENT, "criu not found in PATH");
 	/* Without the hook that brings lo up at restore, the network namespace
 	 * is dumped in full, as CRIU does by default. */
-	hook = criu_hook_path(ctx);
+	hook = criu_hook_path(host);
 	if (!meta || !(socks = cJSON_AddArrayToObject(meta, "pid1_connections")) ||
 	    !cJSON_AddNumberToObject(meta, "uid_base", sb->uid_base) ||
 	    !cJSON_AddStringToObject(meta, "netns", hook ? "empty" : "full"))
@@ -633,7 +634,7 @@ int criu_checkpoint(struct daemon_ctx *ctx, struct sandbox *sb, const char *disk
 		return al_error_prefix(err, "sandbox %s", sb->id);
 	/* The images are about the size of the sandbox's memory, which holds
 	 * its processes' pages and its tmpfs files (and more, page cache). */
-	usage = cgroup_describe(ctx->cgroups, sb->id, &cg, &cg_err) == 0
+	usage = cgroup_describe(host->cgroups, sb->id, &cg, &cg_err) == 0
 	            ? cJSON_GetObjectItemCaseSensitive(
 	                  cJSON_GetObjectItemCaseSensitive(cg, "usage"), "memory_bytes")
 	            : NULL;
@@ -669,7 +670,7 @@ int criu_checkpoint(struct daemon_ctx *ctx, struct sandbox *sb, const char *disk
 		unsigned long ino = strtoul(it->valuestring + 8, NULL, 10);
 		al_argv_add(&argv, "--external=unix[%lu]", ino);
 	}
-	criu_env(ctx, &env);
+	criu_env(host, &env);
 	r = al_argv_done(&argv, err);
 	if (r == 0)
 		r = al_argv_done(&env, err);
@@ -830,7 +831,7 @@ static pid_t parent_of(pid_t pid)
  * hook brings lo up in the new one.  Images made before say nothing, and
  * hold the namespace, as "full" does.
  */
-static int restore_hook(const struct daemon_ctx *ctx, const cJSON *meta, const char *meta_path,
+static int restore_hook(const struct sandbox_host *host, const cJSON *meta, const char *meta_path,
                         char **hook, struct al_error *err)
 {
 	const char *netns = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(meta, "netns"));
@@ -840,24 +841,24 @@ static int restore_hook(const struct daemon_ctx *ctx, const cJSON *meta, const c
 		return 0;
 	if (strcmp(netns, "empty"))
 		return al_error_set(err, EINVAL, "%s: unknown netns '%s'", meta_path, netns);
-	*hook = criu_hook_path(ctx);
+	*hook = criu_hook_path(host);
 	if (!*hook)
 		return al_error_set(err, ENOTSUP,
 		                    "airlock-criu-hook is not installed next to %s: cannot bring "
 		                    "up the loopback of the restored sandbox",
-		                    ctx->pid1_path);
+		                    host->pid1_path);
 	return 0;
 }
 
 /* What a restore of images_dir needs first: CRIU, the images' metadata
  * (*meta, read from path) and, for an empty network namespace, the hook. */
-static int restore_prepare(const struct daemon_ctx *ctx, const char *images_dir,
+static int restore_prepare(const struct sandbox_host *host, const char *images_dir,
                            char path[PATH_MAX], cJSON **meta, char **hook, struct al_error *err)
 {
 	_cleanup_free_ char *text = NULL;
 	int r;
 
-	if (!ctx->criu_version)
+	if (!host->criu_version)
 		return al_error_set(err, ENOTSUP,
 		                    "CRIU is not installed: cannot restore processes");
 	snprintf(path, PATH_MAX, "%s/%s", images_dir, CRIU_AIRLOCK_META);
@@ -867,19 +868,20 @@ static int restore_prepare(const struct daemon_ctx *ctx, const char *images_dir,
 	*meta = cJSON_Parse(text);
 	if (!*meta)
 		return al_error_set(err, EINVAL, "%s: malformed", path);
-	return restore_hook(ctx, *meta, path, hook, err);
+	return restore_hook(host, *meta, path, hook, err);
 }
 
-int criu_restore_check(const struct daemon_ctx *ctx, const char *images_dir, struct al_error *err)
+int criu_restore_check(const struct sandbox_host *host, const char *images_dir,
+                       struct al_error *err)
 {
 	_cleanup_free_ char *hook = NULL;
 	_cleanup_cjson_ cJSON *meta = NULL;
 	char path[PATH_MAX];
 
-	return restore_prepare(ctx, images_dir, path, &meta, &hook, err);
+	return restore_prepare(host, images_dir, path, &meta, &hook, err);
 }
 
-int criu_restore(struct daemon_ctx *ctx, struct sandbox *sb, const char *images_dir,
+int criu_restore(const struct sandbox_host *host, struct sandbox *sb, const char *images_dir,
                  struct al_error *err)
 {
 	_cleanup_(al_argv_free) struct al_argv argv = {0}, env = {0};
@@ -900,7 +902,7 @@ int criu_restore(struct daemon_ctx *ctx, struct sandbox *sb, const char *images_
 	pid_t pid = -1;
 	int r;
 
-	r = restore_prepare(ctx, images_dir, path, &meta, &hook, err);
+	r = restore_prepare(host, images_dir, path, &meta, &hook, err);
 	if (r < 0)
 		return r;
 	criu = find_criu();
@@ -922,10 +924,10 @@ int criu_restore(struct daemon_ctx *ctx, struct sandbox *sb, const char *images_
 	userns_fd = userns_with_map(sb->uid_base, err);
 	if (userns_fd < 0)
 		return userns_fd;
-	root_fd = mounts_make_root(sb->rootfs, upper, work, userns_fd, err);
+	root_fd = mounts_make_root(sb->spec.rootfs, upper, work, userns_fd, err);
 	if (root_fd < 0)
 		return root_fd;
-	r = cgroup_criu_roots(ctx->cgroups, sb->id, &roots, err);
+	r = cgroup_criu_roots(host->cgroups, sb->id, &roots, err);
 	if (r < 0)
 		return r;
 
@@ -949,7 +951,7 @@ int criu_restore(struct daemon_ctx *ctx, struct sandbox *sb, const char *images_
 	}
 	for (char **root = roots; *root; root++)
 		al_argv_add(&argv, "--cgroup-root=%s", *root);
-	add_dev_externals(&argv, true, ctx->pid1_path);
+	add_dev_externals(&argv, true, host->pid1_path);
 	r = al_argv_done(&argv, err);
 	if (r < 0)
 		return r;
@@ -974,14 +976,15 @@ int criu_restore(struct daemon_ctx *ctx, struct sandbox *sb, const char *images_
 		al_argv_add(&argv, "--inherit-fd=fd[%zu]:%s", INHERIT_FD_BASE + n_inherit - 1,
 		            it->valuestring);
 	}
-	criu_env(ctx, &env);
+	criu_env(host, &env);
 	if (r == 0)
 		r = al_argv_done(&argv, err);
 	if (r == 0)
 		r = al_argv_done(&env, err);
 	if (r == 0) {
-		cgfd = cgroup_open_v2_dir(ctx->cgroups, sb->id, err);
-		n_join = cgroup_open_join_fds(ctx->cgroups, sb->id, join, AL_ARRAY_SIZE(join), err);
+		cgfd = cgroup_open_v2_dir(host->cgroups, sb->id, err);
+		n_join =
+		    cgroup_open_join_fds(host->cgroups, sb->id, join, AL_ARRAY_SIZE(join), err);
 		if (n_join < 0)
 			r = n_join;
 	}
@@ -1046,5 +1049,24 @@ int criu_restore(struct daemon_ctx *ctx, struct sandbox *sb, const char *images_
 	sb->our_child = parent_of(sb->init_pid) == getpid();
 	log_info("sandbox %s: criu restore in %llu ms (pid %d)", sb->id,
 	         (unsigned long long)(al_now_ms() - t0), (int)sb->init_pid);
+	return 0;
+}
+
+int sandbox_start_criu(const struct sandbox_host *host, struct sandbox *sb,
+                       const struct sandbox_start *how, struct al_error *err)
+{
+	int r = criu_restore(host, sb, how->criu_images, err);
+
+	/* A restored PID 1 is told to REEXEC (pid1.c says why), then pinged
+	 * to see the new image serve. */
+	if (r == 0)
+		r = sandbox_call_init(sb, INITPROTO_REEXEC, err);
+	if (r >= 0) {
+		close(r);
+		r = sandbox_call_init(sb, INITPROTO_PING, err);
+	}
+	if (r < 0)
+		return r;
+	close(r);
 	return 0;
 }

@@ -22,7 +22,7 @@
  * way *images_fd gets their directory.  freezer, if not NULL, is the
  * directory of the sandbox's freezer cgroup, already frozen by the caller
  * (CRIU leaves it frozen).  A failure names CRIU's own error. */
-int criu_checkpoint(struct daemon_ctx *ctx, struct sandbox *sb, const char *disk_dir,
+int criu_checkpoint(const struct sandbox_host *host, struct sandbox *sb, const char *disk_dir,
                     const char *freezer, int *images_fd, struct al_error *err);
 
 #define CRIU_SCRATCH_PATH 32
@@ -37,11 +37,12 @@ int criu_images_scratch(uint64_t expected, int *fd, char path[CRIU_SCRATCH_PATH]
 /* Whether this airlockd can restore the processes of images_dir (CRIU and,
  * for images made without their network namespace, airlock-criu-hook are
  * installed), before anything is made for the restore. */
-int criu_restore_check(const struct daemon_ctx *ctx, const char *images_dir, struct al_error *err);
+int criu_restore_check(const struct sandbox_host *host, const char *images_dir,
+                       struct al_error *err);
 
 /* Restore the tree of images_dir as the PID 1 of sandbox sb, whose state
  * directory, writable layer and cgroups are ready; sets sb->init_pid/pidfd. */
-int criu_restore(struct daemon_ctx *ctx, struct sandbox *sb, const char *images_dir,
+int criu_restore(const struct sandbox_host *host, struct sandbox *sb, const char *images_dir,
                  struct al_error *err);
 
 /* The uid range (its first host uid) the images were taken in: a restore

@@ -1,16 +1,38 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
+/*
+ * One sandbox on the host: the object airlockd keeps for it, its state
+ * directory, starting and stopping it, and the ways into it.  Nothing here
+ * knows of other sandboxes: names, uid slots, the warm pool and the reaper
+ * are the daemon's (daemon/lifecycle.h), which calls down into this layer
+ * and is never called back.
+ *
+ * A sandbox's host-side state lives in state/sandboxes/ID, a tmpfs of its
+ * own (the disk cap), and only this layer reads or writes it:
+ *
+ *   config.json    what airlock-init needs to build the sandbox (spawn.c)
+ *   state.json     written (atomically) only once the sandbox is ready; its
+ *                  absence after a crash marks a half-made sandbox
+ *   manifest.json  the manifest it was made from (ephemeral entries, snapshots)
+ *   last_snapshot  id of the newest snapshot of it: the parent of the next
+ *   upper/ work/   the private writable layer of the overlay
+ *   root/          where the root is attached, in the sandbox's mount namespace only
+ *
+ * Every process of a sandbox lives in its cgroups, so destroying the cgroups
+ * is the authoritative way to make sure nothing of it survives.
+ */
+
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <cjson/cJSON.h>
 
-#include "cgroup.h"
 #include "error.h"
+#include "host.h"
+#include "spec.h"
 
 /* Sandbox root maps to [AIRLOCK_UID_BASE + slot * AIRLOCK_UID_RANGE, +AIRLOCK_UID_RANGE). */
 #define AIRLOCK_UID_BASE 1000000000u
@@ -18,8 +40,6 @@
 #define AIRLOCK_UID_SLOTS 4096u
 
 struct al_process;
-struct reaper;
-struct warm_pool;
 
 struct sandbox_proc {
 	char id[16]; /* "p1", "p2", ... */
@@ -31,14 +51,8 @@ struct sandbox {
 	int refs;             /* atomic */
 
 	char id[16];
-	char name[64];
 	char created[32];
-	char *rootfs;
-	char *workspace;
-	char profile[64];
-	char **env; /* default environment, "K=V", NULL-terminated */
-	struct cgroup_limits limits;
-	uint64_t disk_bytes; /* size of the tmpfs holding the writable layer */
+	struct sandbox_spec spec; /* spec.name: as given, else the id */
 
 	pid_t init_pid;                /* host pid of airlock-init */
 	unsigned long long init_start; /* start time from /proc/PID/stat, guards pid reuse */
@@ -49,104 +63,103 @@ struct sandbox {
 	char *dir; /* state/sandboxes/ID */
 
 	bool destroying;
-	/* Killed and queued for teardown (reaper.c): hidden from lookups and
-	 * name checks, but its uid range stays taken (ctx->lock). */
+	/* The fields below are the daemon's (guarded by its registry lock):
+	 * killed and queued for teardown, hidden from lookups and name checks
+	 * while its uid range stays taken; frozen by that destroy; in the warm
+	 * pool, hidden from the API until claimed. */
 	bool reaping;
-	/* Frozen by that destroy, to be killed by the reaper (reaper.h). */
 	bool frozen;
-	bool pooled; /* in the warm pool: hidden from the API until claimed (ctx->lock) */
+	bool pooled;
 	struct sandbox_proc *procs;
 	size_t n_procs;
 	unsigned next_proc;
 };
 
-struct daemon_ctx {
-	char *state_dir;
-	char *sandboxes_dir;
-	char *seccomp_cache_dir;
-	char *default_rootfs;
-	char *profiles_dir;
-	int init_memfd;  /* sealed copy of airlock-init, which builds a sandbox */
-	char *pid1_path; /* airlock-pid1, PID 1 of a running sandbox (bound in it) */
-	/* RLIMIT_NOFILE as airlockd got it: airlockd raises its own soft limit (it
-	 * holds an fd per sandbox) and gives sandboxes this one back. */
-	struct rlimit sandbox_nofile;
-	char *criu_version;   /* NULL when CRIU is not installed */
-	char *criu_shim_path; /* preloaded into criu (criu_passcred_shim.c), or NULL */
-	struct cgroup_manager *cgroups;
-
-	pthread_mutex_t lock; /* guards the registry and the seccomp cache */
-	struct sandbox **sandboxes;
-	size_t n_sandboxes;
-
-	struct warm_pool *pool; /* pre-created sandboxes (pool.c), or NULL */
-	struct reaper *reaper;  /* tears destroyed sandboxes down (reaper.c), or NULL */
-	pthread_cond_t reaped;  /* broadcast (with ctx->lock) when one leaves the registry */
-};
-
-/* Load the daemon's state: reattach to running sandboxes, clean half-made ones. */
-int sandbox_registry_load(struct daemon_ctx *ctx, struct al_error *err);
-
-/*
- * Create a sandbox from a create request (see docs/api.md).  Returns a
- * reference.  Only a trusted (root) client may name host paths: local_file
- * and local_dir entries, or a rootfs outside the directory of the default
- * rootfs; airlockd reads them as root, so allowing it to members of the
- * socket's group would hand them every file on the host.
- */
-int sandbox_create(struct daemon_ctx *ctx, const cJSON *req, bool trusted, struct sandbox **out,
-                   struct al_error *err);
-
-/* A sandbox made from a snapshot (snapshot.c). */
-struct sandbox_restore {
-	int layer_fd;            /* writable-layer tar put into the new upper layer first, or -1 */
-	const char *workspace;   /* the snapshot's workspace root */
-	const cJSON *manifest;   /* the snapshot's manifest, or NULL */
-	const char *criu_images; /* CRIU images to restore the processes from, or NULL */
-};
-
-/* sandbox_create() for a snapshot: req holds what the snapshot recorded (rootfs,
- * limits, env, seccomp_profile) and no manifest; rs says what to restore. */
-int sandbox_create_restored(struct daemon_ctx *ctx, const cJSON *req, bool trusted,
-                            const struct sandbox_restore *rs, struct sandbox **out,
-                            struct al_error *err);
-
-/*
- * The warm pool's side of creation (pool.c).  A pooled sandbox is made
- * exactly as for an empty create request, marked pooled (in memory and in
- * state.json, so a restarted airlockd removes it) and invisible to the API.
- * sandbox_poolable() says whether a create request can be served by one:
- * only requests whose every field matches what a pooled sandbox already
- * has, or can still take (env); anything else goes the normal way.
- * sandbox_adopt() hands a pooled sandbox to such a request.
- */
-int sandbox_create_pooled(struct daemon_ctx *ctx, struct sandbox **out, struct al_error *err);
-bool sandbox_poolable(struct daemon_ctx *ctx, const cJSON *req);
-int sandbox_adopt(struct daemon_ctx *ctx, struct sandbox *sb, const cJSON *req,
-                  struct al_error *err);
-
-/* Look up by id or name (pooled sandboxes are not found); returns a new reference or NULL. */
-struct sandbox *sandbox_get(struct daemon_ctx *ctx, const char *id);
+/* A new sandbox object (one reference) for id, with the spec moved into it
+ * (*spec is left empty); dir is state/sandboxes/ID. */
+struct sandbox *sandbox_new(const struct sandbox_host *host, const char *id,
+                            struct sandbox_spec *spec, struct al_error *err);
 void sandbox_ref(struct sandbox *sb);
 void sandbox_unref(struct sandbox *sb);
 
-/*
- * Destroy the sandbox: with wait, kill it and tear it down (cgroups, mounts
- * and state directory gone) before returning; without, stop it (frozen, or
- * killed) and leave the rest to the reaper (reaper.h).
- */
-int sandbox_destroy(struct daemon_ctx *ctx, struct sandbox *sb, bool wait, struct al_error *err);
-
-/* The reaper's half of a destroy: wait for PID 1 to be gone, remove what is
- * left on the host and the registry entry. */
-int sandbox_teardown(struct daemon_ctx *ctx, struct sandbox *sb, struct al_error *err);
+static inline void sandbox_unrefp(struct sandbox **sb)
+{
+	sandbox_unref(*sb);
+}
+#define _cleanup_sandbox_ __attribute__((cleanup(sandbox_unrefp)))
 
 /* True while PID 1 of the sandbox is alive. */
 bool sandbox_running(const struct sandbox *sb);
 
-cJSON *sandbox_summary_json(const struct sandbox *sb);
-int sandbox_inspect_json(struct daemon_ctx *ctx, struct sandbox *sb, cJSON **out,
-                         struct al_error *err);
+/* ---- starting ---------------------------------------------------------------------------- */
+
+/*
+ * How PID 1 comes to life in a sandbox whose directories and cgroups are
+ * made: spawned fresh (spawn.c), or brought back with its processes from
+ * CRIU's images (criu.c).  The daemon chooses; this layer only follows.
+ */
+struct sandbox_start {
+	int (*start)(const struct sandbox_host *host, struct sandbox *sb,
+	             const struct sandbox_start *how, struct al_error *err);
+	const char *criu_images; /* for sandbox_start_criu */
+	int layer_fd;            /* a writable-layer tar to unpack first, or -1 */
+};
+
+int sandbox_start_fresh(const struct sandbox_host *host, struct sandbox *sb,
+                        const struct sandbox_start *how, struct al_error *err);
+int sandbox_start_criu(const struct sandbox_host *host, struct sandbox *sb,
+                       const struct sandbox_start *how, struct al_error *err);
+
+/*
+ * Build the sandbox on the host: its state directory (a tmpfs of the disk
+ * cap), the workspace with the manifest materialised or the layer
+ * unpacked, its cgroups, then PID 1 as how says, and state.json last.  On
+ * failure, what was made stays for sandbox_remove_remains() (the caller's).
+ */
+int sandbox_build(const struct sandbox_host *host, struct sandbox *sb,
+                  const struct sandbox_start *how, struct al_error *err);
+
+/* Write state.json again (after a change the daemon made: claimed from the pool). */
+int sandbox_save_state(const struct sandbox *sb, struct al_error *err);
+
+/* Read back sandbox id from its state.json (after an airlockd restart);
+ * -ENOENT when it has none (half-made or being destroyed). */
+int sandbox_load(const struct sandbox_host *host, const char *id, struct sandbox **out,
+                 struct al_error *err);
+
+/* Reattach: a pidfd for PID 1 if it is still the process state.json names. */
+bool sandbox_reattach(struct sandbox *sb);
+
+/* ---- stopping ----------------------------------------------------------------------------- */
+
+/* SIGKILL to PID 1 (nothing when not ours or gone). */
+void sandbox_kill(struct sandbox *sb);
+
+/* SIGKILL to PID 1 and wait (bounded, for a reattached one) until it is gone. */
+void sandbox_kill_wait(struct sandbox *sb);
+
+/* Drop state.json: from now on a restarted airlockd takes it for half-made. */
+void sandbox_forget_state(struct sandbox *sb);
+
+/* Take the process table (the caller unrefs each entry and frees it). */
+struct sandbox_proc *sandbox_take_procs(struct sandbox *sb, size_t *n);
+
+/* Remove everything of sandbox id that may exist on the host: cgroups (and
+ * with them every process), the tmpfs, the state directory.  Safe on a
+ * half-made sandbox and on one that has no object any more. */
+int sandbox_remove_remains(const struct sandbox_host *host, const char *id, struct al_error *err);
+
+/* ---- files of the state directory ------------------------------------------------------- */
+
+/* manifest.json's text, or NULL when there is none. */
+char *sandbox_read_manifest(const struct sandbox *sb);
+/* The id of the newest snapshot of the sandbox, or NULL. */
+char *sandbox_read_last_snapshot(const struct sandbox *sb);
+int sandbox_write_last_snapshot(const struct sandbox *sb, const char *id, struct al_error *err);
+/* Path of the writable layer's upper directory, into buf. */
+void sandbox_upper_path(const struct sandbox *sb, char *buf, size_t len);
+
+/* ---- ways in ---------------------------------------------------------------------------- */
 
 /* An O_PATH fd of the sandbox's root directory, as its processes see it. */
 int sandbox_open_root(const struct sandbox *sb, struct al_error *err);
@@ -154,13 +167,23 @@ int sandbox_open_root(const struct sandbox *sb, struct al_error *err);
 /* A new connection to the sandbox's airlock-init. */
 int sandbox_connect_init(const struct sandbox *sb, struct al_error *err);
 
+/* One request of type (initproto.h) to PID 1 that it answers with PONG; returns
+ * the connection, still open. */
+int sandbox_call_init(const struct sandbox *sb, uint8_t type, struct al_error *err);
+
+/* A new connection on which PID 1 has answered a PING (see lifecycle.c). */
+int sandbox_ping_init(const struct sandbox *sb, struct al_error *err);
+
 /* Write the uid and gid maps of the user namespace of pid: its root is
  * base on the host, for AIRLOCK_UID_RANGE ids. */
 int sandbox_write_id_maps(pid_t pid, uid_t base, struct al_error *err);
 
-/* A new connection on which PID 1 has answered a PING (see snapshot.c). */
-int sandbox_ping_init(const struct sandbox *sb, struct al_error *err);
-
 /* Process table of a sandbox (ids "p1", "p2", ...). */
 int sandbox_add_process(struct sandbox *sb, struct al_process *p, char *id_out, size_t id_len);
 struct al_process *sandbox_take_process(struct sandbox *sb, const char *pid, bool remove);
+
+/* ---- views (inspect.c) ------------------------------------------------------------------- */
+
+cJSON *sandbox_summary_json(const struct sandbox *sb);
+int sandbox_inspect_json(const struct sandbox_host *host, struct sandbox *sb, cJSON **out,
+                         struct al_error *err);

@@ -31,10 +31,8 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
-#include "archives.h"
 #include "cleanup.h"
 #include "json.h"
-#include "criu.h"
 #include "log.h"
 #include "strv.h"
 #include "util.h"
@@ -126,10 +124,9 @@ static bool valid_hex64(const char *s)
 
 /* ---- paths ---------------------------------------------------------------------------------- */
 
-static int store_dir(struct daemon_ctx *ctx, char *out, size_t len)
+static int store_dir(const char *state_dir, char *out, size_t len)
 {
-	return (size_t)snprintf(out, len, "%s/snapshots", ctx->state_dir) >= len ? -ENAMETOOLONG
-	                                                                         : 0;
+	return (size_t)snprintf(out, len, "%s/snapshots", state_dir) >= len ? -ENAMETOOLONG : 0;
 }
 
 static int open_dir_at(int dirfd, const char *name, struct al_error *err)
@@ -1114,15 +1111,15 @@ static int collect_garbage(int store_fd, struct al_error *err)
 	return 0;
 }
 
-/* ---- store ------------------------------------------------------------------------------------
+/* ---- the store --------------------------------------------------------------------------------
  */
 
-static int open_store(struct daemon_ctx *ctx, struct al_error *err)
+static int open_store(const char *state_dir, struct al_error *err)
 {
 	char path[PATH_MAX];
 	int fd;
 
-	if (store_dir(ctx, path, sizeof(path)) < 0)
+	if (store_dir(state_dir, path, sizeof(path)) < 0)
 		return al_error_set(err, ENAMETOOLONG, "state directory path too long");
 	if (mkdir(path, 0700) < 0 && errno != EEXIST)
 		return al_error_errno(err, "mkdir %s", path);
@@ -1137,7 +1134,7 @@ static int open_store(struct daemon_ctx *ctx, struct al_error *err)
 	return fd;
 }
 
-int snapshot_store_init(struct daemon_ctx *ctx, struct al_error *err)
+int snapshot_store_init(const char *state_dir, struct al_error *err)
 {
 	struct al_error gerr = AL_ERROR_INIT;
 	_cleanup_close_ int fd = -1;
@@ -1145,7 +1142,7 @@ int snapshot_store_init(struct daemon_ctx *ctx, struct al_error *err)
 	struct dirent *de;
 	int dfd, r;
 
-	fd = open_store(ctx, err);
+	fd = open_store(state_dir, err);
 	if (fd < 0)
 		return fd;
 	pthread_mutex_lock(&store_lock);
@@ -1194,7 +1191,7 @@ static void sort_by_created(cJSON *a)
 		cJSON_AddItemToArray(a, items[i]);
 }
 
-int snapshot_list(struct daemon_ctx *ctx, cJSON **out, struct al_error *err)
+int snapshot_list(const char *state_dir, cJSON **out, struct al_error *err)
 {
 	_cleanup_cjson_ cJSON *o = cJSON_CreateObject();
 	_cleanup_close_ int fd = -1;
@@ -1205,7 +1202,7 @@ int snapshot_list(struct daemon_ctx *ctx, cJSON **out, struct al_error *err)
 	cJSON *a;
 	int dfd;
 
-	fd = open_store(ctx, err);
+	fd = open_store(state_dir, err);
 	if (fd < 0)
 		return fd;
 	a = cJSON_AddArrayToObject(o, "snapshots");
@@ -1244,7 +1241,7 @@ int snapshot_list(struct daemon_ctx *ctx, cJSON **out, struct al_error *err)
 	return 0;
 }
 
-int snapshot_remove(struct daemon_ctx *ctx, const char *id, struct al_error *err)
+int snapshot_remove(const char *state_dir, const char *id, struct al_error *err)
 {
 	struct al_error gerr = AL_ERROR_INIT;
 	_cleanup_close_ int fd = -1;
@@ -1253,7 +1250,7 @@ int snapshot_remove(struct daemon_ctx *ctx, const char *id, struct al_error *err
 
 	if (!al_valid_name(id))
 		return al_error_set(err, EINVAL, "invalid snapshot id '%s'", id);
-	fd = open_store(ctx, err);
+	fd = open_store(state_dir, err);
 	if (fd < 0)
 		return fd;
 	pthread_mutex_lock(&store_lock);
@@ -1277,58 +1274,119 @@ int snapshot_remove(struct daemon_ctx *ctx, const char *id, struct al_error *err
 	return r;
 }
 
-/* ---- taking a snapshot ----------------------------------------------------------------------- */
+/* ---- writing a snapshot -----------------------------------------------------------------------
+ */
 
-static char *read_small(const char *dir, const char *name)
+struct snapshot_writer {
+	int store_fd;
+	int snap_fd; /* .tmp-ID/ */
+	char id[16];
+	char tmp_name[32];
+	char parent[32]; /* "" for none */
+	char store[PATH_MAX];
+	struct chunk_store cs;
+	cJSON *parts;
+	uint64_t written;
+	uint64_t t0;
+	bool locked, committed;
+};
+
+void snapshot_writer_free(struct snapshot_writer *w)
 {
-	char path[PATH_MAX];
-	char *text = NULL;
-	size_t len = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	if (al_read_file(path, SNAPSHOT_JSON_MAX, &text, &len, NULL) < 0)
-		return NULL;
-	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
-		text[--len] = '\0';
-	return text;
-}
-
-static cJSON *env_object(char **env)
-{
-	cJSON *o = cJSON_CreateObject();
-
-	for (; env && *env; env++) {
-		const char *eq = strchr(*env, '=');
-		char key[256];
-		if (!eq || (size_t)(eq - *env) >= sizeof(key))
-			continue;
-		memcpy(key, *env, (size_t)(eq - *env));
-		key[eq - *env] = '\0';
-		cJSON_AddStringToObject(o, key, eq + 1);
+	if (!w)
+		return;
+	if (w->store_fd >= 0 && w->tmp_name[0] && !w->committed) {
+		struct al_error e = AL_ERROR_INIT;
+		if (al_rm_rf_at(w->store_fd, w->tmp_name, &e) < 0)
+			log_error("%s", e.msg);
 	}
-	return o;
+	chunk_store_close(&w->cs);
+	cJSON_Delete(w->parts);
+	if (w->snap_fd >= 0)
+		close(w->snap_fd);
+	if (w->store_fd >= 0)
+		close(w->store_fd);
+	if (w->locked)
+		pthread_mutex_unlock(&store_lock);
+	free(w);
 }
 
-static cJSON *sandbox_record(const struct sandbox *sb)
+static int writer_begin(struct snapshot_writer *w, const char *state_dir, const char *parent,
+                        struct al_error *err)
 {
-	cJSON *o = cJSON_CreateObject(), *lim;
+	int r;
 
-	cJSON_AddStringToObject(o, "id", sb->id);
-	cJSON_AddStringToObject(o, "name", sb->name);
-	cJSON_AddStringToObject(o, "rootfs", sb->rootfs);
-	cJSON_AddStringToObject(o, "workspace", sb->workspace);
-	cJSON_AddStringToObject(o, "seccomp_profile", sb->profile);
-	lim = cJSON_AddObjectToObject(o, "limits");
-	cJSON_AddNumberToObject(lim, "memory_bytes", (double)sb->limits.memory_bytes);
-	cJSON_AddNumberToObject(lim, "pids", (double)sb->limits.pids);
-	cJSON_AddNumberToObject(lim, "cpus", sb->limits.cpus);
-	cJSON_AddItemToObject(o, "env", env_object(sb->env));
-	return o;
+	r = al_random_hex(w->id, 12, err);
+	if (r < 0)
+		return r;
+	store_dir(state_dir, w->store, sizeof(w->store));
+	w->store_fd = open_store(state_dir, err);
+	if (w->store_fd < 0)
+		return w->store_fd;
+	pthread_mutex_lock(&store_lock);
+	w->locked = true;
+	snprintf(w->tmp_name, sizeof(w->tmp_name), ".tmp-%s", w->id);
+	if (mkdirat(w->store_fd, w->tmp_name, 0700) < 0)
+		return al_error_errno(err, "mkdir %s/%s", w->store, w->tmp_name);
+	w->snap_fd = open_dir_at(w->store_fd, w->tmp_name, err);
+	if (w->snap_fd < 0)
+		return w->snap_fd;
+	r = chunk_store_open(w->store_fd, &w->cs, err);
+	if (r < 0)
+		return r;
+	w->cs.own = pack_slot(&w->cs, w->id);
+	if (w->cs.own < 0)
+		return al_error_set(err, -w->cs.own, "pack %s: %s", w->id, strerror(-w->cs.own));
+	w->cs.cmp_buf = malloc(CHUNK_MAX);
+	w->parts = cJSON_CreateArray();
+	if (!w->cs.cmp_buf || !w->parts)
+		return al_error_set(err, ENOMEM, "out of memory");
+	/* A parent that is gone (removed since) is no parent. */
+	if (parent && (!al_valid_name(parent) || faccessat(w->store_fd, parent, F_OK, 0) != 0))
+		parent = NULL;
+	if (parent) {
+		snprintf(w->parent, sizeof(w->parent), "%s", parent);
+		r = index_parent(&w->cs, parent, err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
 }
 
-/* Chunk every file of a directory (CRIU images) as parts "criu/<name>". */
-static int add_image_dir(struct chunk_store *cs, int dir_fd, cJSON *parts, uint64_t *size,
-                         uint64_t *written, struct al_error *err)
+int snapshot_writer_begin(const char *state_dir, const char *parent, struct snapshot_writer **out,
+                          struct al_error *err)
+{
+	struct snapshot_writer *w = calloc(1, sizeof(*w));
+	int r;
+
+	pthread_once(&gear_once, gear_init);
+	if (!w)
+		return al_error_set(err, ENOMEM, "out of memory");
+	w->store_fd = w->snap_fd = -1;
+	w->cs = (struct chunk_store)CHUNK_STORE_INIT;
+	w->t0 = al_now_ms();
+	r = writer_begin(w, state_dir, parent, err);
+	if (r < 0) {
+		snapshot_writer_free(w);
+		return r;
+	}
+	*out = w;
+	return 0;
+}
+
+const char *snapshot_writer_id(const struct snapshot_writer *w)
+{
+	return w->id;
+}
+
+void snapshot_writer_scratch_path(const struct snapshot_writer *w, const char *name, char *buf,
+                                  size_t len)
+{
+	snprintf(buf, len, "%s/%s/%s", w->store, w->tmp_name, name);
+}
+
+int snapshot_writer_add_dir(struct snapshot_writer *w, const char *prefix, int dir_fd,
+                            uint64_t *size, struct al_error *err)
 {
 	int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* own offset */
 	_cleanup_closedir_ DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -1336,7 +1394,7 @@ static int add_image_dir(struct chunk_store *cs, int dir_fd, cJSON *parts, uint6
 	int r;
 
 	if (!d) {
-		r = al_error_errno(err, "open CRIU's images");
+		r = al_error_errno(err, "open the directory of %s", prefix);
 		if (fd >= 0)
 			close(fd);
 		return r;
@@ -1350,8 +1408,8 @@ static int add_image_dir(struct chunk_store *cs, int dir_fd, cJSON *parts, uint6
 		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 			continue;
-		snprintf(name, sizeof(name), "criu/%s", de->d_name);
-		r = add_chunked_part(cs, name, fd, parts, written, err);
+		snprintf(name, sizeof(name), "%s%s", prefix, de->d_name);
+		r = add_chunked_part(&w->cs, name, fd, w->parts, &w->written, err);
 		if (r < 0)
 			return r;
 		*size += (uint64_t)st.st_size;
@@ -1359,368 +1417,177 @@ static int add_image_dir(struct chunk_store *cs, int dir_fd, cJSON *parts, uint6
 	return 0;
 }
 
-struct snap_txn {
-	int store_fd;
-	char tmp_name[64];
-	bool committed;
-};
-
-static void snap_txn_abort(struct snap_txn *t)
+int snapshot_writer_create_file(struct snapshot_writer *w, const char *name, struct al_error *err)
 {
-	if (t->store_fd >= 0 && t->tmp_name[0] && !t->committed) {
-		struct al_error e = AL_ERROR_INIT;
-		if (al_rm_rf_at(t->store_fd, t->tmp_name, &e) < 0)
-			log_error("%s", e.msg);
-	}
-	if (t->store_fd >= 0)
-		close(t->store_fd);
+	int fd = openat(w->snap_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+	return fd < 0 ? al_error_errno(err, "create %s", name) : fd;
 }
 
-static int take_locked(struct daemon_ctx *ctx, struct sandbox *sb, bool processes,
-                       const char *freezer, struct snap_txn *t, cJSON **out, struct al_error *err)
+int snapshot_writer_add_file(struct snapshot_writer *w, const char *name, int fd, uint64_t *size,
+                             struct al_error *err)
 {
-	_cleanup_cjson_ cJSON *j = cJSON_CreateObject();
-	_cleanup_free_ char *manifest_text = NULL, *parent = NULL, *text = NULL;
-	_cleanup_strv_ char **ephemeral = NULL;
-	_cleanup_close_ int snap_fd = -1, ws_fd = -1, layer_fd = -1;
-	_cleanup_(chunk_store_close) struct chunk_store cs = CHUNK_STORE_INIT;
-	char id[16], created[40], path[PATH_MAX], hex[65], store[PATH_MAX];
-	uint64_t ws_size = 0, layer_size = 0, criu_size = 0, written = 0, t0 = al_now_ms();
-	cJSON *parts, *sizes, *part, *session, *manifest = NULL;
+	cJSON *part;
+	char hex[65];
 	int r;
 
-	r = al_random_hex(id, 12, err);
+	if (lseek(fd, 0, SEEK_SET) != 0)
+		return al_error_errno(err, "seek %s", name);
+	r = sha256_fd(fd, hex, size, err);
 	if (r < 0)
 		return r;
-	store_dir(ctx, store, sizeof(store));
-	snprintf(t->tmp_name, sizeof(t->tmp_name), ".tmp-%s", id);
-	if (mkdirat(t->store_fd, t->tmp_name, 0700) < 0)
-		return al_error_errno(err, "mkdir %s/%s", store, t->tmp_name);
-	snap_fd = open_dir_at(t->store_fd, t->tmp_name, err);
-	if (snap_fd < 0)
-		return snap_fd;
-	r = chunk_store_open(t->store_fd, &cs, err);
-	if (r < 0)
-		return r;
-	cs.own = pack_slot(&cs, id);
-	if (cs.own < 0)
-		return al_error_set(err, -cs.own, "pack %s: %s", id, strerror(-cs.own));
-	cs.cmp_buf = malloc(CHUNK_MAX);
-	if (!cs.cmp_buf)
-		return al_error_set(err, ENOMEM, "out of memory");
-
-	manifest_text = read_small(sb->dir, "manifest.json");
-	if (manifest_text)
-		manifest = cJSON_Parse(manifest_text);
-	ephemeral = archive_manifest_ephemeral_paths(manifest_text);
-	parent = read_small(sb->dir, "last_snapshot");
-	if (parent && (!al_valid_name(parent) || faccessat(t->store_fd, parent, F_OK, 0) != 0)) {
-		free(parent);
-		parent = NULL;
-	}
-	r = index_parent(&cs, parent, err);
-	if (r < 0)
-		return r;
-
-	/* With processes, CRIU first: the images and the layer then describe
-	 * the same instant as closely as a running sandbox allows. */
-	parts = cJSON_CreateArray();
-	if (processes) {
-		_cleanup_close_ int images_fd = -1;
-		struct al_error e = AL_ERROR_INIT;
-		/* Where the images go when they are too big for a tmpfs. */
-		snprintf(path, sizeof(path), "%s/%s/criu", store, t->tmp_name);
-		r = criu_checkpoint(ctx, sb, path, freezer, &images_fd, err);
-		if (r == 0)
-			r = add_image_dir(&cs, images_fd, parts, &criu_size, &written, err);
-		if (r < 0) {
-			cJSON_Delete(parts);
-			return r;
-		}
-		if (access(path, F_OK) == 0 && al_rm_rf(path, &e) < 0)
-			log_warn("%s", e.msg);
-	}
-
-	/* The portable workspace archive: a plain file any provider can take. */
-	ws_fd = openat(snap_fd, "workspace.tar", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (ws_fd < 0) {
-		cJSON_Delete(parts);
-		return al_error_errno(err, "create workspace.tar");
-	}
-	r = archive_persist_workspace(sb->init_pid, sb->workspace, ephemeral, ws_fd, NULL, err);
-	if (r == 0 && lseek(ws_fd, 0, SEEK_SET) == 0)
-		r = sha256_fd(ws_fd, hex, &ws_size, err);
-	if (r < 0) {
-		cJSON_Delete(parts);
-		return r;
-	}
-	written += ws_size;
+	w->written += *size;
 	part = cJSON_CreateObject();
-	cJSON_AddStringToObject(part, "name", "workspace.tar");
-	cJSON_AddStringToObject(part, "storage", "file");
-	cJSON_AddNumberToObject(part, "size", (double)ws_size);
-	cJSON_AddStringToObject(part, "sha256", hex);
-	cJSON_AddItemToArray(parts, part);
+	if (!part || !cJSON_AddItemToArray(w->parts, part) ||
+	    !cJSON_AddStringToObject(part, "name", name) ||
+	    !cJSON_AddStringToObject(part, "storage", "file") ||
+	    !cJSON_AddNumberToObject(part, "size", (double)*size) ||
+	    !cJSON_AddStringToObject(part, "sha256", hex))
+		return al_error_set(err, ENOMEM, "out of memory");
+	return 0;
+}
 
-	/* The writable layer, through an unlinked temp file, into chunks. */
-	snprintf(path, sizeof(path), "%s/upper", sb->dir);
-	layer_fd = openat(snap_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (layer_fd < 0) {
-		cJSON_Delete(parts);
-		return al_error_errno(err, "temp file in %s", store);
-	}
-	r = archive_write_layer(path, layer_fd, sb->uid_base, NULL, &layer_size, err);
-	if (r == 0 && lseek(layer_fd, 0, SEEK_SET) != 0)
-		r = al_error_errno(err, "seek");
-	if (r == 0)
-		r = add_chunked_part(&cs, "layer.tar", layer_fd, parts, &written, err);
-	if (r < 0) {
-		cJSON_Delete(parts);
-		return r;
-	}
+int snapshot_writer_tmpfile(struct snapshot_writer *w, struct al_error *err)
+{
+	int fd = openat(w->snap_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 
+	return fd < 0 ? al_error_errno(err, "temp file in %s", w->store) : fd;
+}
+
+int snapshot_writer_add_chunked(struct snapshot_writer *w, const char *name, int fd,
+                                struct al_error *err)
+{
+	if (lseek(fd, 0, SEEK_SET) != 0)
+		return al_error_errno(err, "seek %s", name);
+	return add_chunked_part(&w->cs, name, fd, w->parts, &w->written, err);
+}
+
+int snapshot_writer_commit(struct snapshot_writer *w, cJSON *meta, const cJSON *sizes_in,
+                           cJSON **summary, struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *j = cJSON_CreateObject();
+	_cleanup_free_ char *text = NULL;
+	const cJSON *it;
+	char created[40], path[PATH_MAX];
+	double total = 0;
+	cJSON *sizes;
+	int r;
+
+	if (!j)
+		return al_error_set(err, ENOMEM, "out of memory");
 	al_iso8601_now(created, sizeof(created), true);
 	cJSON_AddStringToObject(j, "format", SNAPSHOT_FORMAT);
 	cJSON_AddNumberToObject(j, "version", SNAPSHOT_VERSION);
-	cJSON_AddStringToObject(j, "id", id);
-	if (parent)
-		cJSON_AddStringToObject(j, "parent", parent);
+	cJSON_AddStringToObject(j, "id", w->id);
+	if (w->parent[0])
+		cJSON_AddStringToObject(j, "parent", w->parent);
 	else
 		cJSON_AddNullToObject(j, "parent");
 	cJSON_AddStringToObject(j, "created", created);
 	cJSON_AddStringToObject(j, "provider", "airlock");
-	cJSON_AddBoolToObject(j, "processes", processes);
-	cJSON_AddItemToObject(j, "sandbox", sandbox_record(sb));
-	cJSON_AddItemToObject(j, "manifest", manifest ? manifest : cJSON_CreateNull());
-	session = cJSON_AddObjectToObject(j, "session_state");
-	cJSON_AddStringToObject(session, "provider", "airlock");
-	cJSON_AddStringToObject(session, "sandbox_id", sb->id);
-	cJSON_AddStringToObject(session, "workspace_root_path", sb->workspace);
-	cJSON_AddItemToObject(session, "environment", env_object(sb->env));
-	cJSON_AddStringToObject(session, "snapshot_id", id);
+	/* The caller's description: processes, sandbox, manifest, session_state. */
+	while (meta && meta->child) {
+		cJSON *item = cJSON_DetachItemViaPointer(meta, meta->child);
+		cJSON_AddItemToObject(j, item->string, item);
+	}
 	sizes = cJSON_AddObjectToObject(j, "sizes");
-	cJSON_AddNumberToObject(sizes, "workspace", (double)ws_size);
-	cJSON_AddNumberToObject(sizes, "layer", (double)layer_size);
-	cJSON_AddNumberToObject(sizes, "criu", (double)criu_size);
-	cJSON_AddNumberToObject(sizes, "total", (double)(ws_size + layer_size + criu_size));
-	cJSON_AddNumberToObject(sizes, "written", (double)written);
-	cJSON_AddItemToObject(j, "parts", parts);
+	cJSON_ArrayForEach(it, sizes_in)
+	{
+		cJSON_AddNumberToObject(sizes, it->string, cJSON_GetNumberValue(it));
+		total += cJSON_GetNumberValue(it);
+	}
+	cJSON_AddNumberToObject(sizes, "total", total);
+	cJSON_AddNumberToObject(sizes, "written", (double)w->written);
+	cJSON_AddItemToObject(j, "parts", TAKE_PTR(w->parts));
 
 	/* Commit: data durable, then the description, then the name.  A pack
 	 * named but not yet committed is removed on failure, or after a crash
 	 * by the next garbage collection (nothing names it). */
-	r = own_pack_name(&cs, err);
+	r = own_pack_name(&w->cs, err);
 	if (r < 0)
 		return r;
-	if (syncfs(t->store_fd) < 0)
-		return al_error_errno(err, "syncfs %s", store);
+	if (syncfs(w->store_fd) < 0)
+		return al_error_errno(err, "syncfs %s", w->store);
 	text = cJSON_PrintUnformatted(j);
 	if (!text)
 		return al_error_set(err, ENOMEM, "out of memory");
-	snprintf(path, sizeof(path), "%s/%s/snapshot.json", store, t->tmp_name);
+	snprintf(path, sizeof(path), "%s/%s/snapshot.json", w->store, w->tmp_name);
 	r = al_write_file_atomic(path, text, strlen(text), 0600, err);
 	if (r < 0)
 		return r;
-	if (renameat(t->store_fd, t->tmp_name, t->store_fd, id) < 0)
-		return al_error_errno(err, "rename %s to %s", t->tmp_name, id);
-	t->committed = true;
-	cs.own_kept = true;
+	if (renameat(w->store_fd, w->tmp_name, w->store_fd, w->id) < 0)
+		return al_error_errno(err, "rename %s to %s", w->tmp_name, w->id);
+	w->committed = true;
+	w->cs.own_kept = true;
 	/* Committed whatever happens next; a failed fsync only means a power
 	 * cut could still lose it. */
-	if (fsync(t->store_fd) < 0 || fsync(cs.packs_fd) < 0)
-		log_warn("snapshot %s: fsync %s: %s", id, store, strerror(errno));
-	snprintf(path, sizeof(path), "%s/last_snapshot", sb->dir);
-	if (al_write_file_atomic(path, id, strlen(id), 0600, err) < 0)
-		log_warn("sandbox %s: %s", sb->id, err->msg);
-	log_info("snapshot %s of sandbox %s: %llu bytes, %llu written, %llu ms%s", id, sb->id,
-	         (unsigned long long)(ws_size + layer_size + criu_size),
-	         (unsigned long long)written, (unsigned long long)(al_now_ms() - t0),
-	         processes ? ", with processes" : "");
-	*out = summary_of(j);
-	return 0;
+	if (fsync(w->store_fd) < 0 || fsync(w->cs.packs_fd) < 0)
+		log_warn("snapshot %s: fsync %s: %s", w->id, w->store, strerror(errno));
+	log_info("snapshot %s: %.0f bytes, %llu written, %llu ms", w->id, total,
+	         (unsigned long long)w->written, (unsigned long long)(al_now_ms() - w->t0));
+	*summary = summary_of(j);
+	return *summary ? 0 : al_error_set(err, ENOMEM, "out of memory");
 }
 
-int snapshot_take(struct daemon_ctx *ctx, struct sandbox *sb, bool processes, cJSON **out,
-                  struct al_error *err)
-{
-	_cleanup_(snap_txn_abort) struct snap_txn t = {.store_fd = -1};
-	_cleanup_free_ char *freezer = NULL;
-	_cleanup_close_ int hold = -1;
-	int r = 0;
+/* ---- reading a snapshot ------------------------------------------------------------------------
+ */
 
-	pthread_once(&gear_once, gear_init);
-	if (!sandbox_running(sb))
-		return al_error_set(err, ESRCH, "sandbox %s is not running", sb->id);
-	t.store_fd = open_store(ctx, err);
-	if (t.store_fd < 0)
-		return t.store_fd;
-	pthread_mutex_lock(&store_lock);
-	/* With processes, the sandbox stays frozen from CRIU's dump until its
-	 * writable layer is archived: the files then match the processes' view
-	 * of them (an open file's size and offset, for one).  A restarted
-	 * airlockd thaws every sandbox it reattaches, should it die meanwhile. */
-	if (processes) {
-		/*
-		 * PID 1 drops a connection airlockd closed only when it next
-		 * polls; CRIU must not find one half-closed (its restore of such
-		 * a socket can hang).  A PING answered on a new connection means
-		 * PID 1 went round its loop since every earlier close.  That
-		 * connection stays open across the dump: a live one is fine.
-		 */
-		r = hold = sandbox_ping_init(sb, err);
-		if (r >= 0)
-			r = cgroup_freeze(ctx->cgroups, sb->id, true, &freezer, err);
-		if (r == -ENOTSUP)
-			r = 0;
-	}
-	if (r == 0)
-		r = take_locked(ctx, sb, processes, freezer, &t, out, err);
-	if (freezer) {
-		struct al_error e = AL_ERROR_INIT;
-		if (cgroup_freeze(ctx->cgroups, sb->id, false, NULL, &e) < 0)
-			log_error("%s", e.msg);
-	}
-	pthread_mutex_unlock(&store_lock);
-	if (r < 0)
-		return al_error_prefix(err, "snapshot of sandbox %s", sb->id);
-	return 0;
+struct snapshot_reader {
+	int store_fd, snap_fd;
+	struct chunk_store cs;
+	cJSON *record;
+	bool locked;
+};
+
+void snapshot_reader_free(struct snapshot_reader *rd)
+{
+	if (!rd)
+		return;
+	chunk_store_close(&rd->cs);
+	cJSON_Delete(rd->record);
+	if (rd->snap_fd >= 0)
+		close(rd->snap_fd);
+	if (rd->store_fd >= 0)
+		close(rd->store_fd);
+	if (rd->locked)
+		pthread_mutex_unlock(&store_lock);
+	free(rd);
 }
 
-/* ---- restoring ------------------------------------------------------------------------------- */
-
-static int restore_request(const cJSON *j, const cJSON *req, cJSON **out, struct al_error *err)
+int snapshot_reader_open(const char *state_dir, const char *id, struct snapshot_reader **out,
+                         struct al_error *err)
 {
-	const cJSON *rec = cJSON_GetObjectItemCaseSensitive(j, "sandbox"), *v;
-	static const char *const copied[] = {"rootfs", "seccomp_profile", "limits", "env"};
-	_cleanup_cjson_ cJSON *o = cJSON_CreateObject();
-
-	if (!cJSON_IsObject(rec) ||
-	    !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(rec, "rootfs")))
-		return al_error_set(err, EIO, "snapshot.json has no sandbox record");
-	for (size_t i = 0; i < AL_ARRAY_SIZE(copied); i++)
-		if ((v = cJSON_GetObjectItemCaseSensitive(rec, copied[i])))
-			cJSON_AddItemToObject(o, copied[i], cJSON_Duplicate(v, true));
-	/* The caller may name the new sandbox and change its limits. */
-	if ((v = cJSON_GetObjectItemCaseSensitive(req, "name")))
-		cJSON_AddItemToObject(o, "name", cJSON_Duplicate(v, true));
-	if ((v = cJSON_GetObjectItemCaseSensitive(req, "limits"))) {
-		cJSON_DeleteItemFromObjectCaseSensitive(o, "limits");
-		cJSON_AddItemToObject(o, "limits", cJSON_Duplicate(v, true));
-	}
-	*out = TAKE_PTR(o);
-	return 0;
-}
-
-int snapshot_restore(struct daemon_ctx *ctx, const char *id, const cJSON *req, bool trusted,
-                     struct sandbox **out, struct al_error *err)
-{
-	_cleanup_cjson_ cJSON *j = NULL, *create = NULL;
-	_cleanup_close_ int store_fd = -1, snap_fd = -1, layer_fd = -1;
-	_cleanup_(chunk_store_close) struct chunk_store cs = CHUNK_STORE_INIT;
-	_cleanup_close_ int scratch_fd = -1;
-	_cleanup_free_ char *images = NULL;
-	char scratch[CRIU_SCRATCH_PATH];
-	struct sandbox_restore rs = {.layer_fd = -1};
-	const cJSON *part, *rec, *criu_size;
-	bool processes;
+	struct snapshot_reader *rd = calloc(1, sizeof(*rd));
 	int r;
 
 	pthread_once(&gear_once, gear_init);
-	store_fd = open_store(ctx, err);
-	if (store_fd < 0)
-		return store_fd;
-	r = chunk_store_open(store_fd, &cs, err);
-	if (r < 0)
+	if (!rd)
+		return al_error_set(err, ENOMEM, "out of memory");
+	rd->snap_fd = -1;
+	rd->cs = (struct chunk_store)CHUNK_STORE_INIT;
+	rd->store_fd = open_store(state_dir, err);
+	r = rd->store_fd < 0 ? rd->store_fd : chunk_store_open(rd->store_fd, &rd->cs, err);
+	if (r == 0) {
+		/* Held until the reader is freed, so a removal cannot race the restore. */
+		pthread_mutex_lock(&store_lock);
+		rd->locked = true;
+		r = load_snapshot(rd->store_fd, id, &rd->record, &rd->snap_fd, err);
+	}
+	if (r < 0) {
+		snapshot_reader_free(rd);
 		return r;
-
-	/* Held while the parts are read, so a removal cannot race the restore. */
-	pthread_mutex_lock(&store_lock);
-	r = load_snapshot(store_fd, id, &j, &snap_fd, err);
-	processes = r == 0 && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "processes"));
-	if (r == 0) {
-		layer_fd = open(ctx->state_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-		if (layer_fd < 0)
-			r = al_error_errno(err, "temp file in %s", ctx->state_dir);
 	}
-	/* CRIU's images are put back together on a tmpfs of their own when they
-	 * are small (criu_images_scratch), else next to the store. */
-	if (r == 0 && processes) {
-		criu_size = cJSON_GetObjectItemCaseSensitive(
-		    cJSON_GetObjectItemCaseSensitive(j, "sizes"), "criu");
-		r = criu_images_scratch(al_json_is_count(criu_size, AL_JSON_COUNT_MAX)
-		                            ? (uint64_t)criu_size->valuedouble
-		                            : UINT64_MAX,
-		                        &scratch_fd, scratch, err);
-	}
-	if (r == 0 && processes && scratch_fd >= 0) {
-		images = strdup(scratch);
-		if (!images)
-			r = al_error_set(err, ENOMEM, "out of memory");
-	} else if (r == 0 && processes) {
-		if (asprintf(&images, "%s/snapshots/.tmp-restore-%s-%d", ctx->state_dir, id,
-		             (int)gettid()) < 0) {
-			images = NULL;
-			r = al_error_set(err, ENOMEM, "out of memory");
-		} else if (mkdir(images, 0700) < 0) {
-			r = al_error_errno(err, "mkdir %s", images);
-		}
-	}
-	/* Every part is read and checked before anything is created. */
-	cJSON_ArrayForEach(part, cJSON_GetObjectItemCaseSensitive(j, "parts"))
-	{
-		const char *name =
-		    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(part, "name"));
-		_cleanup_close_ int fd = -1;
-		if (r < 0)
-			break;
-		if (name && !strcmp(name, "layer.tar")) {
-			r = read_part(&cs, snap_fd, part, layer_fd, err);
-		} else if (name && !strncmp(name, "criu/", 5) && images) {
-			char path[PATH_MAX];
-			if (strchr(name + 5, '/') || name[5] == '.' || !name[5]) {
-				r = al_error_set(err, EINVAL, "bad part name %s", name);
-				break;
-			}
-			snprintf(path, sizeof(path), "%s/%s", images, name + 5);
-			fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-			r = fd < 0 ? al_error_errno(err, "create %s", path)
-			           : read_part(&cs, snap_fd, part, fd, err);
-		} else {
-			r = read_part(&cs, snap_fd, part, -1, err);
-		}
-	}
-	pthread_mutex_unlock(&store_lock);
-	if (r == 0 && lseek(layer_fd, 0, SEEK_SET) != 0)
-		r = al_error_errno(err, "seek");
-	if (r == 0 && images)
-		r = criu_restore_check(ctx, images, err);
-	if (r == 0)
-		r = restore_request(j, req, &create, err);
-	if (r == 0) {
-		rec = cJSON_GetObjectItemCaseSensitive(j, "sandbox");
-		rs.layer_fd = layer_fd;
-		rs.workspace =
-		    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "workspace"));
-		rs.manifest = cJSON_GetObjectItemCaseSensitive(j, "manifest");
-		if (cJSON_IsNull(rs.manifest))
-			rs.manifest = NULL;
-		rs.criu_images = images;
-		r = sandbox_create_restored(ctx, create, trusted, &rs, out, err);
-	}
-	/* (A tmpfs goes with its fd.) */
-	if (images && scratch_fd < 0) {
-		struct al_error e = AL_ERROR_INIT;
-		al_rm_rf(images, &e);
-	}
-	if (r < 0)
-		return al_error_prefix(err, "restore snapshot %s", id);
-	{
-		char path[PATH_MAX];
-		struct al_error e = AL_ERROR_INIT;
-		snprintf(path, sizeof(path), "%s/last_snapshot", (*out)->dir);
-		al_write_file_atomic(path, id, strlen(id), 0600, &e);
-	}
-	log_info("sandbox %s restored from snapshot %s%s", (*out)->id, id,
-	         processes ? " with its processes" : "");
+	*out = rd;
 	return 0;
+}
+
+const cJSON *snapshot_reader_record(const struct snapshot_reader *rd)
+{
+	return rd->record;
+}
+
+int snapshot_reader_read_part(struct snapshot_reader *rd, const cJSON *part, int out_fd,
+                              struct al_error *err)
+{
+	return read_part(&rd->cs, rd->snap_fd, part, out_fd, err);
 }

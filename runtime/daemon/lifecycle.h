@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * The lifecycle of airlockd's sandboxes: the one place that decides in
+ * what order things happen to them.  A create takes from the warm pool
+ * first; a restore reads the snapshot, then builds with CRIU's images or
+ * fresh; a destroy stops now and leaves the teardown to the reaper; a
+ * snapshot freezes, dumps and archives; start-up reattaches what survived.
+ * It calls down (sandbox/, store/, pool.c, reaper.c); nothing calls it
+ * back but through the callbacks it hands the pool and the reaper.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "daemon.h"
+#include "error.h"
+
+struct sandbox;
+
+/* Reattach the sandboxes of an earlier airlockd, remove half-made ones and
+ * orphaned cgroups, start the event collector, open the snapshot store. */
+int lifecycle_load(struct daemon *d, struct al_error *err);
+
+/* Start the reaper, and a warm pool of warm_pool sandboxes (0: none). */
+int lifecycle_start_reaper(struct daemon *d, struct al_error *err);
+int lifecycle_start_pool(struct daemon *d, size_t warm_pool, struct al_error *err);
+/* Stop the pool (its sandboxes are removed), then the reaper (queued
+ * teardowns are finished). */
+void lifecycle_stop(struct daemon *d);
+
+/* A sandbox for spec (moved from *spec), from the warm pool when one can
+ * serve it; a new reference in *out. */
+int lifecycle_create(struct daemon *d, struct sandbox_spec *spec, struct sandbox **out,
+                     struct al_error *err);
+
+/* A sandbox from snapshot id; req may name it and change its limits
+ * (sandbox_spec_restore_request). */
+int lifecycle_restore(struct daemon *d, const char *id, const cJSON *req, bool trusted,
+                      struct sandbox **out, struct al_error *err);
+
+/* With wait, kill it and tear it down (cgroups, mounts and state directory
+ * gone) before returning; without, stop it (frozen, or killed) and leave
+ * the rest to the reaper (reaper.h). */
+int lifecycle_destroy(struct daemon *d, struct sandbox *sb, bool wait, struct al_error *err);
+
+/* A snapshot of sb (with its processes, through CRIU, when processes);
+ * *out is its summary. */
+int lifecycle_snapshot(struct daemon *d, struct sandbox *sb, bool processes, cJSON **out,
+                       struct al_error *err);

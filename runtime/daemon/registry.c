@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "registry.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "sandbox.h"
+#include "strv.h"
+
+void registry_init(struct registry *reg)
+{
+	*reg = (struct registry){0};
+	pthread_mutex_init(&reg->lock, NULL);
+	pthread_cond_init(&reg->reaped, NULL);
+}
+
+void registry_destroy(struct registry *reg)
+{
+	for (size_t i = 0; i < reg->n; i++)
+		sandbox_unref(reg->v[i]);
+	free(reg->v);
+	reg->v = NULL;
+	reg->n = 0;
+	pthread_cond_destroy(&reg->reaped);
+	pthread_mutex_destroy(&reg->lock);
+}
+
+static bool visible(const struct sandbox *sb)
+{
+	return !sb->pooled && !sb->reaping;
+}
+
+struct sandbox *registry_get(struct registry *reg, const char *id)
+{
+	struct sandbox *found = NULL;
+
+	pthread_mutex_lock(&reg->lock);
+	for (size_t i = 0; i < reg->n && !found; i++) {
+		struct sandbox *sb = reg->v[i];
+		if (visible(sb) && (!strcmp(sb->id, id) || !strcmp(sb->spec.name, id))) {
+			found = sb;
+			sandbox_ref(sb);
+		}
+	}
+	pthread_mutex_unlock(&reg->lock);
+	return found;
+}
+
+static int add_locked(struct registry *reg, struct sandbox *sb)
+{
+	struct sandbox **n = realloc(reg->v, (reg->n + 1) * sizeof(*n));
+
+	if (!n)
+		return -ENOMEM;
+	reg->v = n;
+	reg->v[reg->n++] = sb;
+	sandbox_ref(sb);
+	return 0;
+}
+
+int registry_add(struct registry *reg, struct sandbox *sb)
+{
+	int r;
+
+	pthread_mutex_lock(&reg->lock);
+	r = add_locked(reg, sb);
+	pthread_mutex_unlock(&reg->lock);
+	return r;
+}
+
+void registry_remove(struct registry *reg, struct sandbox *sb)
+{
+	bool removed = false;
+
+	pthread_mutex_lock(&reg->lock);
+	for (size_t i = 0; i < reg->n && !removed; i++) {
+		if (reg->v[i] == sb) {
+			reg->v[i] = reg->v[--reg->n];
+			removed = true;
+		}
+	}
+	pthread_cond_broadcast(&reg->reaped);
+	pthread_mutex_unlock(&reg->lock);
+	if (removed)
+		sandbox_unref(sb);
+}
+
+/* Lowest uid slot not used by a live sandbox; reg->lock held. */
+static int alloc_uid_slot_locked(struct registry *reg, uint32_t *slot)
+{
+	for (uint32_t s = 0; s < AIRLOCK_UID_SLOTS; s++) {
+		bool used = false;
+		for (size_t i = 0; i < reg->n && !used; i++)
+			used = reg->v[i]->uid_slot == s;
+		if (!used) {
+			*slot = s;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+/* The sandbox holding uid slot, or NULL; reg->lock held. */
+static const struct sandbox *slot_holder_locked(struct registry *reg, uint32_t slot,
+                                                bool reaping_only)
+{
+	for (size_t i = 0; i < reg->n; i++)
+		if (reg->v[i]->uid_slot == slot && (!reaping_only || reg->v[i]->reaping))
+			return reg->v[i];
+	return NULL;
+}
+
+static int reserve_locked(struct registry *reg, struct sandbox *sb, uid_t want_base,
+                          void (*hurry)(void *), void *arg, struct al_error *err)
+{
+	const struct sandbox *o;
+
+	for (size_t i = 0; i < reg->n; i++) {
+		if (reg->v[i]->reaping)
+			continue; /* destroyed: its name is free again */
+		if (!strcmp(reg->v[i]->spec.name, sb->spec.name) ||
+		    !strcmp(reg->v[i]->id, sb->spec.name))
+			return al_error_set(err, EEXIST, "a sandbox named '%s' exists",
+			                    sb->spec.name);
+	}
+	if (!want_base) {
+		if (alloc_uid_slot_locked(reg, &sb->uid_slot) < 0)
+			return al_error_set(err, ENOSPC, "no free uid range for a new sandbox");
+	} else {
+		sb->uid_slot = (want_base - AIRLOCK_UID_BASE) / AIRLOCK_UID_RANGE;
+		/* A destroyed sandbox holds its range until torn down: a destroy
+		 * followed at once by a restore into the same range waits for
+		 * that rather than failing. */
+		while (slot_holder_locked(reg, sb->uid_slot, true)) {
+			hurry(arg);
+			pthread_cond_wait(&reg->reaped, &reg->lock);
+		}
+		o = slot_holder_locked(reg, sb->uid_slot, false);
+		if (o)
+			return al_error_set(
+			    err, EBUSY,
+			    "the snapshot's processes ran as host uids %u-%u, now used by %s %s; a "
+			    "snapshot with processes can only be restored into the uid range it "
+			    "was "
+			    "taken in: destroy that sandbox first",
+			    (unsigned)want_base, (unsigned)(want_base + AIRLOCK_UID_RANGE - 1),
+			    o->pooled ? "warm-pool sandbox" : "sandbox", o->id);
+	}
+	sb->uid_base = AIRLOCK_UID_BASE + sb->uid_slot * AIRLOCK_UID_RANGE;
+	if (add_locked(reg, sb) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	return 0;
+}
+
+int registry_reserve(struct registry *reg, struct sandbox *sb, uid_t want_base,
+                     void (*hurry)(void *), void *arg, struct al_error *err)
+{
+	int r;
+
+	pthread_mutex_lock(&reg->lock);
+	r = reserve_locked(reg, sb, want_base, hurry, arg, err);
+	pthread_mutex_unlock(&reg->lock);
+	return r;
+}
+
+void registry_set_reaping(struct registry *reg, struct sandbox *sb)
+{
+	pthread_mutex_lock(&reg->lock);
+	sb->reaping = true;
+	pthread_mutex_unlock(&reg->lock);
+}
+
+void registry_set_pooled(struct registry *reg, struct sandbox *sb, bool pooled)
+{
+	pthread_mutex_lock(&reg->lock);
+	sb->pooled = pooled;
+	pthread_mutex_unlock(&reg->lock);
+}
+
+size_t registry_count_visible(struct registry *reg)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&reg->lock);
+	for (size_t i = 0; i < reg->n; i++)
+		n += visible(reg->v[i]);
+	pthread_mutex_unlock(&reg->lock);
+	return n;
+}
+
+char **registry_ids(struct registry *reg)
+{
+	_cleanup_strv_ char **ids = calloc(1, sizeof(char *));
+	bool failed = !ids;
+
+	pthread_mutex_lock(&reg->lock);
+	for (size_t i = 0; i < reg->n && !failed; i++)
+		failed = al_strv_push(&ids, reg->v[i]->id) < 0;
+	pthread_mutex_unlock(&reg->lock);
+	return failed ? NULL : TAKE_PTR(ids);
+}
+
+cJSON *registry_list_json(struct registry *reg)
+{
+	cJSON *a = cJSON_CreateArray();
+
+	pthread_mutex_lock(&reg->lock);
+	for (size_t i = 0; a && i < reg->n; i++) {
+		struct sandbox *sb = reg->v[i];
+		bool busy;
+
+		/* One being made or destroyed is not listed. */
+		pthread_mutex_lock(&sb->lock);
+		busy = sb->destroying;
+		pthread_mutex_unlock(&sb->lock);
+		if (visible(sb) && !busy)
+			cJSON_AddItemToArray(a, sandbox_summary_json(sb));
+	}
+	pthread_mutex_unlock(&reg->lock);
+	return a;
+}
+
+bool registry_id_of_uid(struct registry *reg, uid_t uid, char id_out[16])
+{
+	bool found = false;
+
+	id_out[0] = '\0';
+	pthread_mutex_lock(&reg->lock);
+	for (size_t i = 0; i < reg->n && !found; i++) {
+		const struct sandbox *sb = reg->v[i];
+		if (uid >= sb->uid_base && uid - sb->uid_base < AIRLOCK_UID_RANGE) {
+			snprintf(id_out, 16, "%s", sb->id);
+			found = true;
+		}
+	}
+	pthread_mutex_unlock(&reg->lock);
+	return found;
+}

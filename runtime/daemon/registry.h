@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * The daemon's sandboxes by id and name, and the host uid ranges they hold.
+ * One lock guards the list and the daemon-side flags of each sandbox
+ * (reaping, pooled: see sandbox.h).
+ */
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <cjson/cJSON.h>
+
+#include "error.h"
+
+struct sandbox;
+
+struct registry {
+	pthread_mutex_t lock;
+	pthread_cond_t reaped; /* broadcast when one leaves */
+	struct sandbox **v;
+	size_t n;
+};
+
+void registry_init(struct registry *reg);
+/* Drop every reference (at exit). */
+void registry_destroy(struct registry *reg);
+
+/* By id or name, neither pooled nor being destroyed: a new reference, or NULL. */
+struct sandbox *registry_get(struct registry *reg, const char *id);
+
+/*
+ * Enter sb before any work is done for it: its name must be free, and it
+ * gets the lowest free uid slot, or (want_base != 0: a restore with
+ * processes, which CRIU re-creates in the uid range it was taken in) that
+ * one.  While a destroyed sandbox still holds that range, hurry(arg) is
+ * called and the reservation waits for its teardown.  -EEXIST, -EBUSY,
+ * -ENOSPC.
+ */
+int registry_reserve(struct registry *reg, struct sandbox *sb, uid_t want_base,
+                     void (*hurry)(void *), void *arg, struct al_error *err);
+
+/* Enter a sandbox found running after a restart. */
+int registry_add(struct registry *reg, struct sandbox *sb);
+
+void registry_remove(struct registry *reg, struct sandbox *sb);
+
+/* Flags under the registry's lock. */
+void registry_set_reaping(struct registry *reg, struct sandbox *sb);
+void registry_set_pooled(struct registry *reg, struct sandbox *sb, bool pooled);
+
+/* How many the API sees. */
+size_t registry_count_visible(struct registry *reg);
+
+/* Ids of every entry (visible or not), NULL-terminated; NULL on ENOMEM. */
+char **registry_ids(struct registry *reg);
+
+/* Summaries of the visible ones, as a JSON array; NULL on ENOMEM. */
+cJSON *registry_list_json(struct registry *reg);
+
+/* The id of the sandbox whose uid range holds uid, into id_out; false when none. */
+bool registry_id_of_uid(struct registry *reg, uid_t uid, char id_out[16]);

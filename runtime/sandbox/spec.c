@@ -1,0 +1,400 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "spec.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cleanup.h"
+#include "json.h"
+#include "manifest.h"
+#include "strv.h"
+#include "util.h"
+
+#define MIN_MEMORY (4ULL << 20)
+#define MIN_DISK (1ULL << 20)
+#define MAX_PIDS 4194304
+#define MAX_CPUS 1024
+
+void sandbox_spec_free(struct sandbox_spec *s)
+{
+	free(s->rootfs);
+	al_strv_free(s->env);
+	free(s->workspace);
+	cJSON_Delete(s->manifest);
+	if (s->parsed)
+		manifest_free(s->parsed);
+	*s = (struct sandbox_spec){0};
+}
+
+/* ---- from a request ------------------------------------------------------------------------ */
+
+static int parse_size_field(const cJSON *v, const char *what, uint64_t *out, struct al_error *err)
+{
+	if (cJSON_IsNumber(v)) {
+		if (v->valuedouble < 0 || v->valuedouble > AL_JSON_COUNT_MAX)
+			return al_error_set(err, EINVAL, "%s must be 0 or more bytes", what);
+		*out = (uint64_t)v->valuedouble;
+		return 0;
+	}
+	if (cJSON_IsString(v)) {
+		int r = al_parse_size(v->valuestring, out, err);
+		return r < 0 ? al_error_prefix(err, "%s", what) : 0;
+	}
+	return al_error_set(err, EINVAL, "%s must be a number of bytes or a size string", what);
+}
+
+/* "memory_bytes", or its short form "memory" (the same for disk). */
+static const cJSON *either(const cJSON *o, const char *a, const char *b)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, a);
+
+	return v ? v : cJSON_GetObjectItemCaseSensitive(o, b);
+}
+
+static int parse_limits(const cJSON *lim, struct sandbox_spec *s, struct al_error *err)
+{
+	const cJSON *v;
+	int r;
+
+	if (!lim || cJSON_IsNull(lim))
+		return 0;
+	if (!cJSON_IsObject(lim))
+		return al_error_set(err, EINVAL, "limits must be an object");
+	if ((v = either(lim, "memory_bytes", "memory"))) {
+		r = parse_size_field(v, "limits.memory", &s->limits.memory_bytes, err);
+		if (r < 0)
+			return r;
+		if (s->limits.memory_bytes && s->limits.memory_bytes < MIN_MEMORY)
+			return al_error_set(err, EINVAL, "limits.memory must be at least 4 MiB");
+	}
+	if ((v = cJSON_GetObjectItemCaseSensitive(lim, "pids"))) {
+		if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > MAX_PIDS)
+			return al_error_set(err, EINVAL, "limits.pids must be 0..%d", MAX_PIDS);
+		s->limits.pids = (uint64_t)v->valuedouble;
+		if (s->limits.pids && s->limits.pids < 2)
+			return al_error_set(err, EINVAL, "limits.pids must be at least 2");
+	}
+	if ((v = cJSON_GetObjectItemCaseSensitive(lim, "cpus"))) {
+		if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > MAX_CPUS)
+			return al_error_set(err, EINVAL, "limits.cpus must be 0..%d", MAX_CPUS);
+		s->limits.cpus = v->valuedouble;
+		if (s->limits.cpus > 0 && s->limits.cpus < 0.01)
+			return al_error_set(err, EINVAL, "limits.cpus must be at least 0.01");
+	}
+	if ((v = either(lim, "disk_bytes", "disk"))) {
+		r = parse_size_field(v, "limits.disk", &s->disk_bytes, err);
+		if (r < 0)
+			return r;
+		if (s->disk_bytes < MIN_DISK)
+			return al_error_set(err, EINVAL, "limits.disk must be at least 1 MiB");
+	}
+	return 0;
+}
+
+/* True when path is dir itself or below it (both canonical). */
+static bool path_within(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0' || !strcmp(dir, "/"));
+}
+
+static int parse_rootfs(const cJSON *v, const struct sandbox_spec_policy *policy,
+                        struct sandbox_spec *s, struct al_error *err)
+{
+	const char *given;
+	struct stat st;
+
+	if (v && !cJSON_IsNull(v) && (!cJSON_IsString(v) || v->valuestring[0] != '/'))
+		return al_error_set(err, EINVAL, "rootfs must be an absolute path");
+	given = cJSON_IsString(v) ? v->valuestring : policy->default_rootfs;
+	s->rootfs = realpath(given, NULL);
+	if (!s->rootfs)
+		return al_error_set(err, EINVAL, "rootfs %s: %s", given, strerror(errno));
+	if (stat(s->rootfs, &st) < 0 || !S_ISDIR(st.st_mode))
+		return al_error_set(err, EINVAL, "rootfs %s is not a directory", s->rootfs);
+	if (!policy->trusted) {
+		/* The directory that holds the default rootfs, and every rootfs
+		 * the administrator put beside it. */
+		_cleanup_free_ char *def = realpath(policy->default_rootfs, NULL);
+		char *slash = def ? strrchr(def, '/') : NULL;
+
+		if (slash && slash != def)
+			*slash = '\0';
+		if (!def || !path_within(s->rootfs, def))
+			return al_error_set(err, EPERM,
+			                    "rootfs %s: only root may use a rootfs outside %s",
+			                    s->rootfs, def ? def : "the default rootfs directory");
+	}
+	return 0;
+}
+
+static int parse_manifest(const cJSON *v, const struct sandbox_spec_policy *policy,
+                          struct sandbox_spec *s, struct al_error *err)
+{
+	int r;
+
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	r = manifest_parse(v, 0, 0, &s->parsed, err);
+	if (r < 0) {
+		err->code = EINVAL; /* a missing local source is bad input too */
+		return al_error_prefix(err, "manifest");
+	}
+	if (!policy->trusted && manifest_first_host_source(s->parsed))
+		return al_error_set(err, EPERM,
+		                    "manifest entry '%s': only root may copy host files",
+		                    manifest_first_host_source(s->parsed));
+	s->manifest = cJSON_Duplicate(v, true);
+	if (!s->manifest)
+		return al_error_set(err, ENOMEM, "out of memory");
+	/* The manifest's environment comes before the request's own. */
+	for (char *const *e = manifest_environment(s->parsed); e && *e; e++) {
+		_cleanup_free_ char *k = strdup(*e);
+		char *eq = k ? strchr(k, '=') : NULL;
+
+		if (!k)
+			return al_error_set(err, ENOMEM, "out of memory");
+		if (!eq)
+			continue;
+		*eq = '\0';
+		if (al_strv_env_set(&s->env, k, eq + 1) < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+static int parse_env(const cJSON *v, struct sandbox_spec *s, struct al_error *err)
+{
+	const cJSON *it;
+
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	if (!cJSON_IsObject(v))
+		return al_error_set(err, EINVAL, "env must be an object of strings");
+	cJSON_ArrayForEach(it, v)
+	{
+		if (!cJSON_IsString(it) || !it->string[0] || strchr(it->string, '='))
+			return al_error_set(err, EINVAL, "env: invalid entry '%s'", it->string);
+		if (al_strv_env_set(&s->env, it->string, it->valuestring) < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+static int parse_request(const cJSON *req, const struct sandbox_spec_policy *policy,
+                         struct sandbox_spec *s, struct al_error *err)
+{
+	const cJSON *v;
+	int r;
+
+	if (req && !cJSON_IsObject(req))
+		return al_error_set(err, EINVAL, "request body must be a JSON object");
+	snprintf(s->profile, sizeof(s->profile), "default");
+	s->limits.memory_bytes = SANDBOX_DEFAULT_MEMORY;
+	s->limits.pids = SANDBOX_DEFAULT_PIDS;
+	s->disk_bytes = SANDBOX_DEFAULT_DISK;
+
+	if ((v = cJSON_GetObjectItemCaseSensitive(req, "name")) && !cJSON_IsNull(v)) {
+		if (!cJSON_IsString(v) || !al_valid_name(v->valuestring))
+			return al_error_set(err, EINVAL,
+			                    "name must match [a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}");
+		snprintf(s->name, sizeof(s->name), "%s", v->valuestring);
+	}
+	r = parse_rootfs(cJSON_GetObjectItemCaseSensitive(req, "rootfs"), policy, s, err);
+	if (r < 0)
+		return r;
+	if ((v = cJSON_GetObjectItemCaseSensitive(req, "seccomp_profile")) && !cJSON_IsNull(v)) {
+		if (!cJSON_IsString(v) || !al_valid_name(v->valuestring))
+			return al_error_set(err, EINVAL, "invalid seccomp_profile");
+		snprintf(s->profile, sizeof(s->profile), "%s", v->valuestring);
+	}
+	if ((v = cJSON_GetObjectItemCaseSensitive(req, "network")) && !cJSON_IsNull(v)) {
+		if (!cJSON_IsString(v) ||
+		    (strcmp(v->valuestring, "loopback") && strcmp(v->valuestring, "none")))
+			return al_error_set(err, EINVAL,
+			                    "network: only \"loopback\" is supported (got %s)",
+			                    cJSON_IsString(v) ? v->valuestring : "a non-string");
+	}
+	r = parse_limits(cJSON_GetObjectItemCaseSensitive(req, "limits"), s, err);
+	if (r < 0)
+		return r;
+	if (al_strv_env_set(&s->env, "PATH",
+	                    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") < 0 ||
+	    al_strv_env_set(&s->env, "HOME", "/root") < 0 ||
+	    al_strv_env_set(&s->env, "LANG", "C.UTF-8") < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = parse_manifest(cJSON_GetObjectItemCaseSensitive(req, "manifest"), policy, s, err);
+	if (r < 0)
+		return r;
+	r = parse_env(cJSON_GetObjectItemCaseSensitive(req, "env"), s, err);
+	if (r < 0)
+		return r;
+	s->workspace = strdup(s->parsed ? manifest_root(s->parsed) : "/workspace");
+	if (!s->workspace)
+		return al_error_set(err, ENOMEM, "out of memory");
+	return 0;
+}
+
+int sandbox_spec_from_request(const cJSON *req, const struct sandbox_spec_policy *policy,
+                              struct sandbox_spec *out, struct al_error *err)
+{
+	struct sandbox_spec s = {0};
+	int r = parse_request(req, policy, &s, err);
+
+	if (r < 0) {
+		sandbox_spec_free(&s);
+		return r;
+	}
+	*out = s;
+	return 0;
+}
+
+/* ---- records ------------------------------------------------------------------------------- */
+
+static cJSON *env_object(char *const *env)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	for (; o && env && *env; env++) {
+		const char *eq = strchr(*env, '=');
+		_cleanup_free_ char *key = eq ? strndup(*env, (size_t)(eq - *env)) : NULL;
+
+		if (!eq)
+			continue;
+		if (!key || !cJSON_AddStringToObject(o, key, eq + 1)) {
+			cJSON_Delete(o);
+			return NULL;
+		}
+	}
+	return o;
+}
+
+cJSON *sandbox_spec_to_json(const struct sandbox_spec *s)
+{
+	_cleanup_cjson_ cJSON *o = cJSON_CreateObject();
+	cJSON *lim = o ? cJSON_AddObjectToObject(o, "limits") : NULL;
+
+	if (!lim || !cJSON_AddStringToObject(o, "name", s->name) ||
+	    !cJSON_AddStringToObject(o, "rootfs", s->rootfs) ||
+	    !cJSON_AddStringToObject(o, "workspace", s->workspace) ||
+	    !cJSON_AddStringToObject(o, "seccomp_profile", s->profile) ||
+	    !cJSON_AddNumberToObject(lim, "memory_bytes", (double)s->limits.memory_bytes) ||
+	    !cJSON_AddNumberToObject(lim, "pids", (double)s->limits.pids) ||
+	    !cJSON_AddNumberToObject(lim, "cpus", s->limits.cpus) ||
+	    !cJSON_AddNumberToObject(lim, "disk_bytes", (double)s->disk_bytes) ||
+	    !cJSON_AddItemToObject(o, "env", env_object(s->env)))
+		return NULL;
+	return TAKE_PTR(o);
+}
+
+static int env_from_record(const cJSON *v, char ***env)
+{
+	const cJSON *it;
+
+	/* Records before the spec kept env as an array of "K=V". */
+	if (cJSON_IsArray(v)) {
+		*env = al_json_to_strv(v);
+		return *env ? 0 : -ENOMEM;
+	}
+	*env = calloc(1, sizeof(char *));
+	if (!*env)
+		return -ENOMEM;
+	if (!cJSON_IsObject(v))
+		return 0;
+	cJSON_ArrayForEach(it, v)
+	{
+		if (cJSON_IsString(it) && al_strv_env_set(env, it->string, it->valuestring) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static int read_record(const cJSON *rec, struct sandbox_spec *s, struct al_error *err)
+{
+	const cJSON *lim = cJSON_GetObjectItemCaseSensitive(rec, "limits");
+	const char *name = al_json_str(rec, "name"), *profile = al_json_str(rec, "seccomp_profile");
+	const char *rootfs = al_json_str(rec, "rootfs"), *ws = al_json_str(rec, "workspace");
+
+	if (!cJSON_IsObject(rec) || !rootfs)
+		return al_error_set(err, EINVAL, "sandbox record without a rootfs");
+	snprintf(s->name, sizeof(s->name), "%s", name ? name : "");
+	snprintf(s->profile, sizeof(s->profile), "%s", profile ? profile : "default");
+	s->limits.memory_bytes = (uint64_t)al_json_num(lim, "memory_bytes", 0);
+	s->limits.pids = (uint64_t)al_json_num(lim, "pids", 0);
+	s->limits.cpus = al_json_num(lim, "cpus", 0);
+	/* Earlier state.json files kept it beside limits. */
+	s->disk_bytes = (uint64_t)al_json_num(lim, "disk_bytes", al_json_num(rec, "disk_bytes", 0));
+	s->rootfs = strdup(rootfs);
+	s->workspace = strdup(ws ? ws : "/workspace");
+	if (!s->rootfs || !s->workspace ||
+	    env_from_record(cJSON_GetObjectItemCaseSensitive(rec, "env"), &s->env) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	return 0;
+}
+
+int sandbox_spec_from_record(const cJSON *rec, struct sandbox_spec *out, struct al_error *err)
+{
+	struct sandbox_spec s = {0};
+	int r = read_record(rec, &s, err);
+
+	if (r < 0) {
+		sandbox_spec_free(&s);
+		return r;
+	}
+	*out = s;
+	return 0;
+}
+
+cJSON *sandbox_spec_restore_request(const cJSON *record, const cJSON *req)
+{
+	static const char *const copied[] = {"rootfs", "seccomp_profile", "limits", "env"};
+	_cleanup_cjson_ cJSON *o = cJSON_CreateObject();
+	const cJSON *v, *it;
+	cJSON *lim;
+
+	if (!o)
+		return NULL;
+	for (size_t i = 0; i < AL_ARRAY_SIZE(copied); i++)
+		if ((v = cJSON_GetObjectItemCaseSensitive(record, copied[i])) &&
+		    !cJSON_AddItemToObject(o, copied[i], cJSON_Duplicate(v, true)))
+			return NULL;
+	if ((v = cJSON_GetObjectItemCaseSensitive(req, "name")) &&
+	    !cJSON_AddItemToObject(o, "name", cJSON_Duplicate(v, true)))
+		return NULL;
+	v = cJSON_GetObjectItemCaseSensitive(req, "limits");
+	if (!v)
+		return TAKE_PTR(o);
+	lim = cJSON_GetObjectItemCaseSensitive(o, "limits");
+	if (!cJSON_IsObject(v) || !cJSON_IsObject(lim)) {
+		/* Not an object (the parser says why), or nothing recorded. */
+		cJSON_DeleteItemFromObjectCaseSensitive(o, "limits");
+		if (!cJSON_AddItemToObject(o, "limits", cJSON_Duplicate(v, true)))
+			return NULL;
+		return TAKE_PTR(o);
+	}
+	/* Field by field; a short form given replaces the recorded long one. */
+	cJSON_ArrayForEach(it, v)
+	{
+		if (!strcmp(it->string, "memory"))
+			cJSON_DeleteItemFromObjectCaseSensitive(lim, "memory_bytes");
+		if (!strcmp(it->string, "disk"))
+			cJSON_DeleteItemFromObjectCaseSensitive(lim, "disk_bytes");
+		cJSON_DeleteItemFromObjectCaseSensitive(lim, it->string);
+		if (!cJSON_AddItemToObject(lim, it->string, cJSON_Duplicate(it, true)))
+			return NULL;
+	}
+	return TAKE_PTR(o);
+}
+
+bool sandbox_spec_poolable(const struct sandbox_spec *s, const struct sandbox_spec *base)
+{
+	return !s->name[0] && !s->manifest && !strcmp(s->rootfs, base->rootfs) &&
+	       !strcmp(s->profile, base->profile) &&
+	       s->limits.memory_bytes == base->limits.memory_bytes &&
+	       s->limits.pids == base->limits.pids && s->limits.cpus == base->limits.cpus &&
+	       s->disk_bytes == base->disk_bytes && !strcmp(s->workspace, base->workspace);
+}

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * A sandbox's settings, in one typed shape.  Parsed once at the API's edge
+ * from a create request (sandbox_spec_from_request), kept by the sandbox,
+ * and written by one serializer (sandbox_spec_to_json) into state.json and
+ * into a snapshot's record; that record is again a valid create request,
+ * so a restore goes through the same parser and the same checks as a
+ * create, and no setting can be lost on the way.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "cgroup.h"
+#include "error.h"
+
+struct manifest;
+
+#define SANDBOX_DEFAULT_MEMORY (1ULL << 30)
+#define SANDBOX_DEFAULT_PIDS 1024
+#define SANDBOX_DEFAULT_DISK (4ULL << 30)
+
+struct sandbox_spec {
+	char name[64];    /* "" when the request named none */
+	char *rootfs;     /* canonical path of the base root filesystem */
+	char profile[64]; /* seccomp profile name */
+	struct cgroup_limits limits;
+	uint64_t disk_bytes; /* size of the tmpfs holding the writable layer */
+	char **env;          /* default environment of commands, "K=V" */
+	char *workspace;     /* the manifest's root, "/workspace" without one */
+	cJSON *manifest;     /* the manifest as given, or NULL: kept for snapshots */
+	/* Parsed from manifest for materialising it; NULL in a spec read back
+	 * from a record (its files are already in the layer). */
+	struct manifest *parsed;
+};
+
+/* What a request may ask for, and the defaults it gets. */
+struct sandbox_spec_policy {
+	const char *default_rootfs;
+	/* Only a trusted (root) client may name host paths: local_file and
+	 * local_dir entries, or a rootfs outside the directory of the default
+	 * rootfs.  airlockd reads them as root, so allowing it to members of
+	 * the socket's group would hand them every file on the host. */
+	bool trusted;
+};
+
+/* Parse and check a create request (docs/api.md; NULL: an empty one).
+ * Fields that are not about the sandbox ("snapshot", "exec") are the
+ * caller's.  -EINVAL with a message naming the field; -EPERM for a host
+ * path an untrusted client may not use. */
+int sandbox_spec_from_request(const cJSON *req, const struct sandbox_spec_policy *policy,
+                              struct sandbox_spec *out, struct al_error *err);
+
+/* The record of a spec: {name, rootfs, workspace, seccomp_profile,
+ * limits {memory_bytes, pids, cpus, disk_bytes}, env {K: V}}, a valid
+ * create request.  The manifest is not in it (it is kept beside).  NULL on
+ * ENOMEM. */
+cJSON *sandbox_spec_to_json(const struct sandbox_spec *s);
+
+/* A spec back from its record, as airlockd wrote it (state.json of a
+ * running sandbox): typed but not checked against the host again.  Reads
+ * records of earlier versions too (env as an array, disk_bytes beside
+ * limits).  -EINVAL when malformed. */
+int sandbox_spec_from_record(const cJSON *rec, struct sandbox_spec *out, struct al_error *err);
+
+/*
+ * The create request that restores a snapshot: its record with what the
+ * caller may change laid over it: "name", and "limits" field by field (a
+ * restore that only raises memory keeps the recorded disk cap).  NULL on
+ * ENOMEM.
+ */
+cJSON *sandbox_spec_restore_request(const cJSON *record, const cJSON *req);
+
+/* True when a sandbox made from base can serve spec s by taking s's
+ * environment: every other setting equal, no name, no manifest (the warm
+ * pool's test). */
+bool sandbox_spec_poolable(const struct sandbox_spec *s, const struct sandbox_spec *base);
+
+void sandbox_spec_free(struct sandbox_spec *s);
