@@ -115,6 +115,23 @@ class SnapshotTest(AirlockTestCase):
         # A deletion in the writable layer (an overlay whiteout) is restored too.
         self.assertEqual(self.sh(new, "test -e /etc/hostname")["exit_code"], 1)
 
+    def test_restore_keeps_the_settings(self):
+        # Every setting the sandbox was made with comes back: before the
+        # typed spec, the disk cap was lost (4 GiB by default after a restore).
+        sid = self.sandbox(limits={"disk": "64M", "memory": "256M", "pids": 100},
+                           env={"A": "1"})["id"]
+        snap = self.snapshot(sid)
+        new = self.restore(snap["id"])
+        self.assertEqual(new["disk"]["limit_bytes"], 64 << 20)
+        self.assertIn("A=1", new["env"])
+        self.assertEqual(new["cgroup"]["limits"]["pids"], 100)
+        self.assertEqual(new["cgroup"]["limits"]["memory_bytes"], 256 << 20)
+        # A restore's limits change only what they name.
+        other = self.restore(snap["id"], limits={"memory": "512M"})
+        self.assertEqual(other["disk"]["limit_bytes"], 64 << 20)
+        self.assertEqual(other["cgroup"]["limits"]["memory_bytes"], 512 << 20)
+        self.assertEqual(other["cgroup"]["limits"]["pids"], 100)
+
     def test_cli_verbs(self):
         env = dict(os.environ, AIRLOCK_SOCKET=self.daemon.socket_path)
 

@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The typed sandbox spec: request parsing, its record, reading records back,
+ * the restore request laid over a record, and the warm pool's test. */
+#include "test.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "json.h"
+#include "spec.h"
+#include "strv.h"
+
+static char base[PATH_MAX], rootfs[PATH_MAX], elsewhere[PATH_MAX];
+
+static int parse(const char *json, bool trusted, struct sandbox_spec *s, struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *req = json ? cJSON_Parse(json) : NULL;
+	struct sandbox_spec_policy pol = {.default_rootfs = rootfs, .trusted = trusted};
+
+	*s = (struct sandbox_spec){0};
+	return sandbox_spec_from_request(req, &pol, s, err);
+}
+
+TEST(defaults)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct sandbox_spec s;
+
+	CHECK_INT(parse(NULL, false, &s, &err), 0);
+	CHECK_STR(s.rootfs, rootfs);
+	CHECK_STR(s.profile, "default");
+	CHECK_STR(s.workspace, "/workspace");
+	CHECK_STR(s.name, "");
+	CHECK_INT(s.limits.memory_bytes, SANDBOX_DEFAULT_MEMORY);
+	CHECK_INT(s.limits.pids, SANDBOX_DEFAULT_PIDS);
+	CHECK_INT(s.disk_bytes, SANDBOX_DEFAULT_DISK);
+	CHECK(al_strv_contains(s.env, "HOME=/root") && al_strv_contains(s.env, "LANG=C.UTF-8"));
+	CHECK(s.manifest == NULL && s.parsed == NULL);
+	sandbox_spec_free(&s);
+}
+
+TEST(request_fields)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct sandbox_spec s;
+
+	CHECK_INT(parse("{\"name\": \"n1\", \"seccomp_profile\": \"strict\", \"network\": \"none\","
+	                "\"limits\": {\"memory\": \"64M\", \"pids\": 10, \"cpus\": 0.5,"
+	                " \"disk_bytes\": 2097152}, \"env\": {\"HOME\": \"/w\", \"A\": \"b=c\"},"
+	                "\"manifest\": {\"root\": \"/srv/ws\", \"environment\": {\"M\": \"1\"}}}",
+	                false, &s, &err),
+	          0);
+	CHECK_STR(s.name, "n1");
+	CHECK_STR(s.profile, "strict");
+	CHECK_INT(s.limits.memory_bytes, 64 << 20);
+	CHECK_INT(s.limits.pids, 10);
+	CHECK(s.limits.cpus == 0.5);
+	CHECK_INT(s.disk_bytes, 2 << 20);
+	CHECK_STR(s.workspace, "/srv/ws");
+	/* The request's env overrides the defaults; the manifest's comes before it. */
+	CHECK(al_strv_contains(s.env, "HOME=/w") && al_strv_contains(s.env, "A=b=c"));
+	CHECK(al_strv_contains(s.env, "M=1"));
+	CHECK(s.manifest != NULL && s.parsed != NULL);
+	sandbox_spec_free(&s);
+}
+
+TEST(request_errors)
+{
+	static const char *const bad[][2] = {
+	    {"[]", "JSON object"},
+	    {"{\"name\": \"-x\"}", "name"},
+	    {"{\"rootfs\": \"rel\"}", "absolute"},
+	    {"{\"rootfs\": \"/nonexistent-airlock\"}", "rootfs"},
+	    {"{\"network\": \"host\"}", "network"},
+	    {"{\"limits\": 5}", "limits"},
+	    {"{\"limits\": {\"memory\": \"1M\"}}", "4 MiB"},
+	    {"{\"limits\": {\"memory\": -1}}", "limits.memory"},
+	    {"{\"limits\": {\"pids\": 1}}", "pids"},
+	    {"{\"limits\": {\"cpus\": 0.001}}", "cpus"},
+	    {"{\"limits\": {\"disk\": \"12X\"}}", "limits.disk"},
+	    {"{\"env\": {\"A=B\": \"x\"}}", "env"},
+	    {"{\"seccomp_profile\": \"../x\"}", "seccomp_profile"},
+	    {"{\"manifest\": {\"entries\": {\"/abs\": {\"type\": \"file\"}}}}", "manifest"},
+	};
+	struct al_error err = AL_ERROR_INIT;
+	struct sandbox_spec s;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK_INT(parse(bad[i][0], true, &s, &err), -EINVAL);
+		if (!strstr(err.msg, bad[i][1]))
+			fprintf(stderr, "%s: message '%s' lacks '%s'\n", bad[i][0], err.msg,
+			        bad[i][1]);
+		CHECK(strstr(err.msg, bad[i][1]) != NULL);
+		CHECK(s.rootfs == NULL && s.env == NULL); /* nothing left on failure */
+	}
+}
+
+TEST(untrusted_host_paths)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct sandbox_spec s;
+	char req[PATH_MAX + 32];
+
+	/* Beside the default rootfs: fine; elsewhere: root only. */
+	snprintf(req, sizeof(req), "{\"rootfs\": \"%s\"}", base);
+	CHECK_INT(parse(req, false, &s, &err), 0);
+	sandbox_spec_free(&s);
+	snprintf(req, sizeof(req), "{\"rootfs\": \"%s\"}", elsewhere);
+	CHECK_INT(parse(req, false, &s, &err), -EPERM);
+	CHECK_INT(parse(req, true, &s, &err), 0);
+	sandbox_spec_free(&s);
+	CHECK_INT(parse("{\"manifest\": {\"entries\": {\"f\": {\"type\": \"local_file\", "
+	                "\"src\": \"/etc/hostname\"}}}}",
+	                false, &s, &err),
+	          -EPERM);
+}
+
+TEST(record_round_trip)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct sandbox_spec s, back = {0}, again;
+	_cleanup_cjson_ cJSON *rec = NULL, *req = NULL;
+
+	CHECK_INT(parse("{\"name\": \"rt\", \"limits\": {\"memory\": \"32M\", \"disk\": \"8M\"},"
+	                " \"env\": {\"X\": \"1\"}}",
+	                false, &s, &err),
+	          0);
+	rec = sandbox_spec_to_json(&s);
+	CHECK(rec != NULL);
+	CHECK_INT(sandbox_spec_from_record(rec, &back, &err), 0);
+	CHECK_STR(back.name, "rt");
+	CHECK_STR(back.rootfs, s.rootfs);
+	CHECK_INT(back.limits.memory_bytes, 32 << 20);
+	CHECK_INT(back.disk_bytes, 8 << 20);
+	CHECK_INT(al_strv_length(back.env), al_strv_length(s.env));
+	CHECK(al_strv_contains(back.env, "X=1"));
+	/* The record is a create request: parsing it gives the same spec. */
+	CHECK_INT(sandbox_spec_from_request(rec, &(struct sandbox_spec_policy){rootfs, false},
+	                                    &again, &err),
+	          0);
+	CHECK_INT(again.disk_bytes, 8 << 20);
+	CHECK(al_strv_contains(again.env, "X=1"));
+	/* A restore changes what it names, field by field. */
+	req = cJSON_Parse("{\"name\": \"r2\", \"limits\": {\"memory\": \"64M\"}}");
+	{
+		_cleanup_cjson_ cJSON *create = sandbox_spec_restore_request(rec, req);
+		struct sandbox_spec r;
+		CHECK_INT(sandbox_spec_from_request(
+		              create, &(struct sandbox_spec_policy){rootfs, false}, &r, &err),
+		          0);
+		CHECK_STR(r.name, "r2");
+		CHECK_INT(r.limits.memory_bytes, 64 << 20);
+		CHECK_INT(r.disk_bytes, 8 << 20);
+		sandbox_spec_free(&r);
+	}
+	sandbox_spec_free(&s);
+	sandbox_spec_free(&back);
+	sandbox_spec_free(&again);
+}
+
+TEST(earlier_state_json)
+{
+	/* Before the spec: env an array, disk_bytes beside limits. */
+	_cleanup_cjson_ cJSON *old =
+	    cJSON_Parse("{\"version\": 1, \"id\": \"a\", \"name\": \"a\", \"rootfs\": \"/r\","
+	                " \"workspace\": \"/w\", \"seccomp_profile\": \"default\","
+	                " \"limits\": {\"memory_bytes\": 1073741824, \"pids\": 1024, \"cpus\": 0},"
+	                " \"disk_bytes\": 16777216, \"env\": [\"PATH=/bin\", \"K=V\"]}");
+	struct al_error err = AL_ERROR_INIT;
+	struct sandbox_spec s;
+
+	CHECK_INT(sandbox_spec_from_record(old, &s, &err), 0);
+	CHECK_INT(s.disk_bytes, 16 << 20);
+	CHECK_STR(s.workspace, "/w");
+	CHECK(al_strv_contains(s.env, "K=V"));
+	sandbox_spec_free(&s);
+	CHECK_INT(sandbox_spec_from_record(cJSON_GetObjectItem(old, "env"), &s, &err), -EINVAL);
+}
+
+TEST(poolable)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct sandbox_spec pool, s;
+
+	CHECK_INT(parse(NULL, true, &pool, &err), 0);
+	CHECK_INT(parse("{\"env\": {\"A\": \"1\"}, \"network\": \"loopback\"}", false, &s, &err),
+	          0);
+	CHECK(sandbox_spec_poolable(&s, &pool));
+	sandbox_spec_free(&s);
+	static const char *const no[] = {"{\"name\": \"x\"}", "{\"limits\": {\"pids\": 5}}",
+	                                 "{\"seccomp_profile\": \"strict\"}",
+	                                 "{\"manifest\": {\"entries\": {}}}"};
+	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+		CHECK_INT(parse(no[i], false, &s, &err), 0);
+		CHECK(!sandbox_spec_poolable(&s, &pool));
+		sandbox_spec_free(&s);
+	}
+	sandbox_spec_free(&pool);
+}
+
+int main(void)
+{
+	char tmpl[] = "/tmp/airlock-test-spec-XXXXXX";
+
+	if (!mkdtemp(tmpl))
+		return 1;
+	snprintf(base, sizeof(base), "%s", tmpl);
+	snprintf(rootfs, sizeof(rootfs), "%s/rootfs", base);
+	snprintf(elsewhere, sizeof(elsewhere), "%s-elsewhere", base);
+	if (mkdir(rootfs, 0755) < 0 || mkdir(elsewhere, 0755) < 0)
+		return 1;
+	RUN(defaults);
+	RUN(request_fields);
+	RUN(request_errors);
+	RUN(untrusted_host_paths);
+	RUN(record_round_trip);
+	RUN(earlier_state_json);
+	RUN(poolable);
+	rmdir(rootfs);
+	rmdir(elsewhere);
+	rmdir(base);
+	return test_main_result();
+}
