@@ -28,9 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-#include <openssl/sha.h>
-
+#include "chunkstore.h"
 #include "cleanup.h"
 #include "json.h"
 #include "log.h"
@@ -41,86 +39,8 @@
 #define SNAPSHOT_VERSION 1
 #define SNAPSHOT_JSON_MAX (256u << 20)
 
-/* Content-defined chunking: cut where the rolling hash has 16 low zero bits,
- * never below 16 KiB or above 256 KiB, so chunks average about 80 KiB
- * (casync's, 64 KiB).  Until packs they averaged 20 KiB (4 to 64 KiB): a
- * snapshot of 200 MiB listed 10,200 chunks; it now lists about 2,600, and
- * hashes, compares and reads back in larger pieces. */
-#define CHUNK_MIN 16384u
-#define CHUNK_MAX 262144u
-#define CHUNK_MASK ((1u << 16) - 1)
-#define CHUNK_BUF (4u << 20)
-
 /* One writer at a time: snapshots, removals and the chunk collector. */
 static pthread_mutex_t store_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static uint64_t gear[256];
-static pthread_once_t gear_once = PTHREAD_ONCE_INIT;
-
-/* Fixed pseudo-random table (splitmix64): chunk boundaries must not change
- * between runs, or nothing would ever be shared. */
-static void gear_init(void)
-{
-	uint64_t x = 0x6169726c6f636b31ULL;
-
-	for (size_t i = 0; i < 256; i++) {
-		uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
-		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-		z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-		gear[i] = z ^ (z >> 31);
-	}
-}
-
-/*
- * The hash is shifted left once per byte, so a byte is out of it 64 bytes
- * later: at the first place a cut may fall (after CHUNK_MIN bytes) it
- * depends only on the 64 bytes before.  Rolling from there rather than from
- * the chunk's start gives the very same cuts for less work.
- */
-static size_t chunk_cut(const unsigned char *p, size_t n)
-{
-	uint64_t h = 0;
-	size_t max = n < CHUNK_MAX ? n : CHUNK_MAX;
-
-	if (n <= CHUNK_MIN)
-		return n;
-	for (size_t i = CHUNK_MIN - 64; i < CHUNK_MIN - 1; i++)
-		h = (h << 1) + gear[p[i]];
-	for (size_t i = CHUNK_MIN - 1; i < max; i++) {
-		h = (h << 1) + gear[p[i]];
-		if (!(h & CHUNK_MASK))
-			return i + 1;
-	}
-	return max;
-}
-
-static inline void md_ctx_freep(EVP_MD_CTX **c)
-{
-	if (*c)
-		EVP_MD_CTX_free(*c);
-}
-#define _cleanup_md_ _cleanup_(md_ctx_freep)
-
-static void hex_of(const unsigned char *md, char out[65])
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < 32; i++) {
-		out[2 * i] = digits[md[i] >> 4];
-		out[2 * i + 1] = digits[md[i] & 15];
-	}
-	out[64] = '\0';
-}
-
-static bool valid_hex64(const char *s)
-{
-	size_t n = 0;
-
-	for (; s && s[n]; n++)
-		if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
-			return false;
-	return n == 64;
-}
 
 /* ---- paths ---------------------------------------------------------------------------------- */
 
@@ -136,753 +56,6 @@ static int open_dir_at(int dirfd, const char *name, struct al_error *err)
 	if (fd < 0)
 		return al_error_errno(err, "open %s", name);
 	return fd;
-}
-
-/* ---- chunks and packs ----------------------------------------------------------------------- */
-
-/*
- * A snapshot writes the chunks it adds, one after another, into one pack
- * file of its own, packs/ID.pack, and a part lists each of its chunks as
- * [sha256, length, pack, offset].  The store used to keep one file per
- * chunk (chunks/ab/<sha256>, still read): a 200 MiB snapshot made some
- * 10,200 files, and on this machine's ext4 (no journal) each creation
- * after a large removal scanned for an inode not "recently deleted", up to
- * 0.5 ms apiece (6.5 s for the snapshot); a restore opened as many files.
- *
- * A chunk is shared with the snapshot's parent (the sandbox's previous
- * snapshot, or the one it was restored from: every snapshot lists all of
- * its chunks, so the parent's list covers the whole lineage) and with
- * earlier chunks of the same snapshot, after a byte-for-byte comparison:
- * a damaged chunk is written again rather than inherited.
- */
-
-struct pack {
-	char name[32]; /* the id of the snapshot that wrote it */
-	int fd;        /* -1 until first needed */
-};
-
-/* Where a chunk's bytes lie; len 0 marks a free slot of the index. */
-struct chunk_loc {
-	unsigned char digest[SHA256_DIGEST_LENGTH];
-	uint32_t len;
-	uint32_t pack; /* index into chunk_store.packs */
-	uint64_t offset;
-};
-
-struct chunk_store {
-	int store_fd;  /* borrowed */
-	int chunks_fd; /* chunks/ of a store written by an earlier version, or -1 */
-	int packs_fd;
-	struct pack *packs;
-	size_t n_packs;
-	size_t n_open, next_close; /* read fds open among packs, and which to close next */
-	/* Only while taking a snapshot: */
-	int own; /* its own pack in packs, or -1 */
-	uint64_t own_size;
-	bool own_named;          /* renamed from .tmp-ID.pack to ID.pack */
-	bool own_kept;           /* the snapshot is committed: keep the pack */
-	struct chunk_loc *index; /* open addressing, by the digest's first bytes */
-	size_t index_cap, index_n;
-	unsigned char *cmp_buf; /* CHUNK_MAX bytes */
-};
-
-/* Read fds a chunk_store keeps open at once (a snapshot's own pack aside). */
-#define PACK_FDS_MAX 64
-
-/* A chunk as a part lists it; pack < 0 for the one-file-per-chunk store. */
-struct chunk_ref {
-	const char *hex;
-	size_t len;
-	int pack;
-	uint64_t offset;
-};
-
-static void pack_file_name(const struct pack *p, bool tmp, char *out, size_t len)
-{
-	snprintf(out, len, "%s%s.pack", tmp ? ".tmp-" : "", p->name);
-}
-
-static void chunk_store_close(struct chunk_store *cs)
-{
-	for (size_t i = 0; i < cs->n_packs; i++)
-		if (cs->packs[i].fd >= 0)
-			close(cs->packs[i].fd);
-	/* A snapshot that did not commit leaves no pack behind. */
-	if (cs->own >= 0 && !cs->own_kept && cs->packs_fd >= 0) {
-		char file[48];
-		pack_file_name(&cs->packs[cs->own], !cs->own_named, file, sizeof(file));
-		unlinkat(cs->packs_fd, file, 0);
-	}
-	free(cs->packs);
-	free(cs->index);
-	free(cs->cmp_buf);
-	if (cs->chunks_fd >= 0)
-		close(cs->chunks_fd);
-	if (cs->packs_fd >= 0)
-		close(cs->packs_fd);
-}
-
-#define CHUNK_STORE_INIT                                                                           \
-	{                                                                                          \
-		.chunks_fd = -1, .packs_fd = -1, .own = -1                                         \
-	}
-
-static int chunk_store_open(int store_fd, struct chunk_store *cs, struct al_error *err)
-{
-	cs->store_fd = store_fd;
-	cs->packs_fd = open_dir_at(store_fd, "packs", err);
-	if (cs->packs_fd < 0)
-		return cs->packs_fd;
-	cs->chunks_fd = openat(store_fd, "chunks", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (cs->chunks_fd < 0 && errno != ENOENT)
-		return al_error_errno(err, "open chunks");
-	return 0;
-}
-
-/* The index of pack name in cs->packs (added, not yet opened, if new);
- * -EINVAL if name cannot be a snapshot id. */
-static int pack_slot(struct chunk_store *cs, const char *name)
-{
-	struct pack *p;
-
-	for (size_t i = 0; i < cs->n_packs; i++)
-		if (!strcmp(cs->packs[i].name, name))
-			return (int)i;
-	if (!al_valid_name(name) || name[0] == '.' || strlen(name) >= sizeof(p->name) ||
-	    cs->n_packs >= INT_MAX)
-		return -EINVAL;
-	p = reallocarray(cs->packs, cs->n_packs + 1, sizeof(*p));
-	if (!p)
-		return -ENOMEM;
-	cs->packs = p;
-	p = &cs->packs[cs->n_packs];
-	snprintf(p->name, sizeof(p->name), "%s", name);
-	p->fd = -1;
-	return (int)cs->n_packs++;
-}
-
-static int pack_read(struct chunk_store *cs, size_t slot, uint64_t offset, size_t len,
-                     unsigned char *buf, struct al_error *err)
-{
-	struct pack *p = &cs->packs[slot];
-	char file[48];
-	size_t done = 0;
-
-	pack_file_name(p, false, file, sizeof(file));
-	if (p->fd < 0) {
-		/* A long lineage names many packs: keep few of them open. */
-		if (cs->n_open >= PACK_FDS_MAX) {
-			for (size_t i = 0; i < cs->n_packs; i++) {
-				size_t k = (cs->next_close + i) % cs->n_packs;
-				if ((int)k != cs->own && cs->packs[k].fd >= 0) {
-					close(cs->packs[k].fd);
-					cs->packs[k].fd = -1;
-					cs->n_open--;
-					cs->next_close = k + 1;
-					break;
-				}
-			}
-		}
-		p->fd = openat(cs->packs_fd, file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		if (p->fd < 0 && errno == ENOENT)
-			return al_error_set(err, ENOENT, "pack %s is missing", file);
-		if (p->fd < 0)
-			return al_error_errno(err, "open pack %s", file);
-		cs->n_open++;
-	}
-	while (done < len) {
-		ssize_t n = pread(p->fd, buf + done, len - done, (off_t)(offset + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return al_error_errno(err, "read pack %s", file);
-		if (n == 0)
-			return al_error_set(err, EIO, "pack %s is truncated before byte %llu", file,
-			                    (unsigned long long)(offset + len));
-		done += (size_t)n;
-	}
-	return 0;
-}
-
-/* [sha256, length] (storage "chunks") or [sha256, length, pack, offset]
- * (storage "packed"); -EINVAL when malformed. */
-static int chunk_ref_parse(struct chunk_store *cs, const cJSON *item, bool packed,
-                           struct chunk_ref *ref)
-{
-	const cJSON *hex = cJSON_GetArrayItem(item, 0), *len = cJSON_GetArrayItem(item, 1);
-
-	if (!cJSON_IsString(hex) || !valid_hex64(hex->valuestring) ||
-	    !al_json_is_count(len, CHUNK_MAX) || len->valuedouble < 1)
-		return -EINVAL;
-	*ref = (struct chunk_ref){hex->valuestring, (size_t)len->valuedouble, -1, 0};
-	if (packed) {
-		const cJSON *pack = cJSON_GetArrayItem(item, 2), *off = cJSON_GetArrayItem(item, 3);
-		if (!cJSON_IsString(pack) || !al_json_is_count(off, AL_JSON_COUNT_MAX))
-			return -EINVAL;
-		ref->pack = pack_slot(cs, pack->valuestring);
-		if (ref->pack < 0)
-			return ref->pack;
-		ref->offset = (uint64_t)off->valuedouble;
-	}
-	return 0;
-}
-
-/* Read a chunk into buf; with verify, also check it against its sha256 (a
- * caller that hashes the whole part only does so to say which chunk is
- * damaged, see read_part). */
-static int chunk_read(struct chunk_store *cs, const struct chunk_ref *ref, unsigned char *buf,
-                      bool verify, struct al_error *err)
-{
-	char got[65];
-	int r;
-
-	if (ref->pack >= 0) {
-		r = pack_read(cs, (size_t)ref->pack, ref->offset, ref->len, buf, err);
-		if (r < 0)
-			return al_error_prefix(err, "chunk %s", ref->hex);
-	} else {
-		char path[80];
-		_cleanup_close_ int fd = -1;
-		struct stat st;
-		size_t done = 0;
-		snprintf(path, sizeof(path), "%.2s/%s", ref->hex, ref->hex);
-		fd = cs->chunks_fd < 0
-		         ? -1
-		         : openat(cs->chunks_fd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0)
-			return al_error_set(err, ENOENT, "chunk %s is missing", ref->hex);
-		if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != ref->len)
-			return al_error_set(err, EIO, "chunk %s is truncated or has the wrong size",
-			                    ref->hex);
-		while (done < ref->len) {
-			ssize_t n = read(fd, buf + done, ref->len - done);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				return al_error_set(err, EIO, "chunk %s is truncated", ref->hex);
-			done += (size_t)n;
-		}
-	}
-	if (!verify)
-		return 0;
-	al_sha256_hex(buf, ref->len, got);
-	if (strcmp(got, ref->hex))
-		return al_error_set(err, EIO, "chunk %s is corrupted (its sha256 is %s)", ref->hex,
-		                    got);
-	return 0;
-}
-
-static int hex_digit(char c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c - 'a' + 10;
-}
-
-/* hex: 64 lowercase hex digits (valid_hex64). */
-static void digest_of_hex(const char *hex, unsigned char out[SHA256_DIGEST_LENGTH])
-{
-	for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++)
-		out[i] = (unsigned char)(hex_digit(hex[2 * i]) << 4 | hex_digit(hex[2 * i + 1]));
-}
-
-static struct chunk_loc *index_find(const struct chunk_store *cs, const unsigned char *digest)
-{
-	uint64_t key;
-
-	if (!cs->index_cap)
-		return NULL;
-	memcpy(&key, digest, sizeof(key)); /* sha256 bits are as good as any hash */
-	for (size_t i = key & (cs->index_cap - 1);; i = (i + 1) & (cs->index_cap - 1)) {
-		struct chunk_loc *e = &cs->index[i];
-		if (!e->len)
-			return NULL;
-		if (!memcmp(e->digest, digest, sizeof(e->digest)))
-			return e;
-	}
-}
-
-/* Record where a chunk lies; a chunk already known keeps its place. */
-static int index_add(struct chunk_store *cs, const struct chunk_loc *loc)
-{
-	if ((cs->index_n + 1) * 4 > cs->index_cap * 3) {
-		size_t cap = cs->index_cap ? cs->index_cap * 2 : 1024;
-		struct chunk_loc *old = cs->index, *grown = calloc(cap, sizeof(*grown));
-		size_t old_cap = cs->index_cap;
-		if (!grown)
-			return -ENOMEM;
-		cs->index = grown;
-		cs->index_cap = cap;
-		cs->index_n = 0;
-		for (size_t i = 0; i < old_cap; i++)
-			if (old[i].len)
-				(void)index_add(cs, &old[i]);
-		free(old);
-	}
-	if (index_find(cs, loc->digest))
-		return 0;
-	{
-		uint64_t key;
-		size_t i;
-		memcpy(&key, loc->digest, sizeof(key));
-		for (i = key & (cs->index_cap - 1); cs->index[i].len;
-		     i = (i + 1) & (cs->index_cap - 1))
-			;
-		cs->index[i] = *loc;
-		cs->index_n++;
-	}
-	return 0;
-}
-
-static int load_snapshot(int store_fd, const char *id, cJSON **out, int *snap_fd_out,
-                         struct al_error *err);
-
-/* Every packed chunk of snapshot parent becomes a place to share from.  A
- * parent that cannot be read shares nothing (the new snapshot then stores
- * everything itself). */
-static int index_parent(struct chunk_store *cs, const char *parent, struct al_error *err)
-{
-	_cleanup_cjson_ cJSON *j = NULL;
-	struct al_error lerr = AL_ERROR_INIT;
-	const cJSON *part, *item;
-
-	if (!parent || load_snapshot(cs->store_fd, parent, &j, NULL, &lerr) < 0)
-		return 0;
-	cJSON_ArrayForEach(part, cJSON_GetObjectItemCaseSensitive(j, "parts"))
-	{
-		const char *storage =
-		    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(part, "storage"));
-		if (!storage || strcmp(storage, "packed"))
-			continue;
-		cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(part, "chunks"))
-		{
-			struct chunk_ref ref;
-			struct chunk_loc loc;
-			int r = chunk_ref_parse(cs, item, true, &ref);
-			if (r == -EINVAL)
-				continue;
-			if (r == 0) {
-				digest_of_hex(ref.hex, loc.digest);
-				loc.len = (uint32_t)ref.len;
-				loc.pack = (uint32_t)ref.pack;
-				loc.offset = ref.offset;
-				r = index_add(cs, &loc);
-			}
-			if (r < 0)
-				return al_error_set(err, ENOMEM, "out of memory");
-		}
-	}
-	return 0;
-}
-
-/* Append a new chunk to the snapshot's own pack (made on first use). */
-static int own_pack_append(struct chunk_store *cs, const unsigned char *data, size_t len,
-                           uint64_t *offset, struct al_error *err)
-{
-	struct pack *p = &cs->packs[cs->own];
-	char file[48];
-	int r;
-
-	pack_file_name(p, true, file, sizeof(file));
-	if (p->fd < 0) {
-		p->fd = openat(cs->packs_fd, file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (p->fd < 0)
-			return al_error_errno(err, "create packs/%s", file);
-	}
-	r = al_write_all(p->fd, data, len);
-	if (r < 0) {
-		errno = -r;
-		return al_error_errno(err, "write packs/%s", file);
-	}
-	*offset = cs->own_size;
-	cs->own_size += len;
-	return 0;
-}
-
-/* Give the snapshot's pack, if it has one, its final name. */
-static int own_pack_name(struct chunk_store *cs, struct al_error *err)
-{
-	char tmp[48], file[48];
-
-	if (cs->own < 0 || cs->packs[cs->own].fd < 0)
-		return 0;
-	pack_file_name(&cs->packs[cs->own], true, tmp, sizeof(tmp));
-	pack_file_name(&cs->packs[cs->own], false, file, sizeof(file));
-	if (renameat(cs->packs_fd, tmp, cs->packs_fd, file) < 0)
-		return al_error_errno(err, "rename packs/%s", tmp);
-	cs->own_named = true;
-	return 0;
-}
-
-struct part_writer {
-	struct chunk_store *cs;
-	uint64_t size;    /* bytes of this part */
-	uint64_t written; /* bytes of new chunks this part added to the store */
-	cJSON *chunks;    /* [[sha256, length, pack, offset], ...] */
-};
-
-static int store_chunk(struct part_writer *pw, const unsigned char *data, size_t len,
-                       struct al_error *err)
-{
-	struct chunk_store *cs = pw->cs;
-	struct chunk_loc loc = {.len = (uint32_t)len}, *known;
-	struct al_error lerr = AL_ERROR_INIT;
-	char hex[65];
-	cJSON *item;
-	int r;
-
-	al_sha256_hex(data, len, hex);
-	digest_of_hex(hex, loc.digest);
-	known = index_find(cs, loc.digest);
-	if (known && known->len == len &&
-	    pack_read(cs, known->pack, known->offset, len, cs->cmp_buf, &lerr) == 0 &&
-	    !memcmp(cs->cmp_buf, data, len)) {
-		loc = *known; /* already stored: the point of it all */
-	} else {
-		r = own_pack_append(cs, data, len, &loc.offset, err);
-		if (r < 0)
-			return r;
-		loc.pack = (uint32_t)cs->own;
-		pw->written += len;
-		/* A damaged copy is not offered again. */
-		if (known)
-			*known = loc;
-		else if (index_add(cs, &loc) < 0)
-			return al_error_set(err, ENOMEM, "out of memory");
-	}
-	item = cJSON_CreateArray();
-	if (!item || !cJSON_AddItemToArray(pw->chunks, item) ||
-	    !cJSON_AddItemToArray(item, cJSON_CreateString(hex)) ||
-	    !cJSON_AddItemToArray(item, cJSON_CreateNumber((double)len)) ||
-	    !cJSON_AddItemToArray(item, cJSON_CreateString(cs->packs[loc.pack].name)) ||
-	    !cJSON_AddItemToArray(item, cJSON_CreateNumber((double)loc.offset)))
-		return al_error_set(err, ENOMEM, "out of memory");
-	return 0;
-}
-
-/* The sha256 of a whole part, read from its file with pread (so that it
- * can run next to the chunking, which reads the same fd). */
-struct part_hash {
-	int fd;
-	uint64_t size;
-	char hex[65];
-	int error; /* errno, or 0 */
-};
-
-static void *part_hash_run(void *arg)
-{
-	struct part_hash *h = arg;
-	_cleanup_md_ EVP_MD_CTX *md = EVP_MD_CTX_new();
-	_cleanup_free_ unsigned char *buf = malloc(CHUNK_MAX);
-	unsigned char digest[SHA256_DIGEST_LENGTH];
-
-	h->size = 0;
-	h->error = 0;
-	if (!md || !buf || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-		h->error = ENOMEM;
-		return NULL;
-	}
-	for (;;) {
-		ssize_t n = pread(h->fd, buf, CHUNK_MAX, (off_t)h->size);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			h->error = errno;
-			return NULL;
-		}
-		if (n == 0)
-			break;
-		EVP_DigestUpdate(md, buf, (size_t)n);
-		h->size += (uint64_t)n;
-	}
-	EVP_DigestFinal_ex(md, digest, NULL);
-	hex_of(digest, h->hex);
-	return NULL;
-}
-
-/* Past this size a part's own hash runs on a second thread. */
-#define PART_HASH_THREAD_MIN (1u << 20)
-
-/* Cut the part in fd (a regular file) into chunks; adds its JSON object. */
-static int add_chunked_part(struct chunk_store *cs, const char *name, int fd, cJSON *parts,
-                            uint64_t *written, struct al_error *err)
-{
-	_cleanup_free_ unsigned char *buf = malloc(CHUNK_BUF);
-	_cleanup_cjson_ cJSON *chunks = NULL;
-	struct part_writer pw = {.cs = cs};
-	struct part_hash hash = {.fd = fd};
-	pthread_t hasher;
-	bool threaded = false, eof = false;
-	size_t have = 0;
-	struct stat st;
-	cJSON *part;
-	int r = 0;
-
-	if (!buf)
-		return al_error_set(err, ENOMEM, "out of memory");
-	part = cJSON_CreateObject();
-	if (!part)
-		return al_error_set(err, ENOMEM, "out of memory");
-	cJSON_AddItemToArray(parts, part);
-	cJSON_AddStringToObject(part, "name", name);
-	cJSON_AddStringToObject(part, "storage", "packed");
-	chunks = pw.chunks = cJSON_CreateArray();
-	if (!chunks)
-		return al_error_set(err, ENOMEM, "out of memory");
-	/* A large part is hashed whole on one core while the other cuts and
-	 * hashes its chunks: the two passes take about as long. */
-	if (fstat(fd, &st) == 0 && st.st_size >= PART_HASH_THREAD_MIN)
-		threaded = pthread_create(&hasher, NULL, part_hash_run, &hash) == 0;
-
-	while (r == 0) {
-		size_t off = 0;
-		while (!eof && have < CHUNK_BUF) {
-			ssize_t n = read(fd, buf + have, CHUNK_BUF - have);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0) {
-				r = al_error_errno(err, "read part %s", name);
-				break;
-			}
-			if (n == 0)
-				eof = true;
-			have += (size_t)n;
-		}
-		if (r < 0 || have == 0)
-			break;
-		while (off < have && (have - off >= CHUNK_MAX || eof)) {
-			size_t cut = chunk_cut(buf + off, have - off);
-			r = store_chunk(&pw, buf + off, cut, err);
-			if (r < 0) {
-				r = al_error_prefix(err, "part %s", name);
-				break;
-			}
-			pw.size += cut;
-			off += cut;
-		}
-		memmove(buf, buf + off, have - off);
-		have -= off;
-		if (eof && have == 0)
-			break;
-	}
-	if (threaded)
-		pthread_join(hasher, NULL);
-	else if (r == 0)
-		part_hash_run(&hash);
-	if (r < 0)
-		return r;
-	if (hash.error) {
-		errno = hash.error;
-		return al_error_errno(err, "read part %s", name);
-	}
-	if (hash.size != pw.size)
-		return al_error_set(err, EIO, "part %s changed while it was stored", name);
-	cJSON_AddNumberToObject(part, "size", (double)pw.size);
-	cJSON_AddStringToObject(part, "sha256", hash.hex);
-	cJSON_AddItemToObject(part, "chunks", TAKE_PTR(chunks));
-	*written += pw.written;
-	return 0;
-}
-
-static int sha256_fd(int fd, char hex[65], uint64_t *size, struct al_error *err)
-{
-	_cleanup_md_ EVP_MD_CTX *md = EVP_MD_CTX_new();
-	unsigned char digest[SHA256_DIGEST_LENGTH];
-	char buf[65536];
-	uint64_t total = 0;
-
-	if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
-		return al_error_set(err, ENOMEM, "out of memory");
-	for (;;) {
-		ssize_t n = read(fd, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return al_error_errno(err, "read");
-		if (n == 0)
-			break;
-		EVP_DigestUpdate(md, buf, (size_t)n);
-		total += (uint64_t)n;
-	}
-	EVP_DigestFinal_ex(md, digest, NULL);
-	hex_of(digest, hex);
-	*size = total;
-	return 0;
-}
-
-/* ---- reading a snapshot back, verified --------------------------------------------------------
- */
-
-/* A chunked part whose bytes do not hash to its sha256: which chunk is
- * damaged?  Only reached on a failed restore. */
-static int find_damaged_chunk(struct chunk_store *cs, const char *name, const cJSON *chunks,
-                              bool packed, unsigned char *buf, struct al_error *err)
-{
-	const cJSON *item;
-	int r;
-
-	cJSON_ArrayForEach(item, chunks)
-	{
-		struct chunk_ref ref;
-		if (chunk_ref_parse(cs, item, packed, &ref) < 0)
-			return al_error_set(err, EINVAL, "part %s: malformed chunk list", name);
-		r = chunk_read(cs, &ref, buf, true, err);
-		if (r < 0)
-			return al_error_prefix(err, "part %s", name);
-	}
-	return 0;
-}
-
-/* Verifying a large part's chunks on a second thread: it reads and checks
- * two chunks in three (those whose index is not a multiple of 3) through
- * fds of its own, while the caller copies every chunk and checks the rest. */
-struct chunk_verifier {
-	int store_fd;
-	const cJSON *chunks;
-	bool packed;
-	pthread_t thread;
-	int r;
-	struct al_error err;
-};
-
-static void *chunk_verifier_run(void *arg)
-{
-	struct chunk_verifier *v = arg;
-	_cleanup_(chunk_store_close) struct chunk_store cs = CHUNK_STORE_INIT;
-	_cleanup_free_ unsigned char *buf = malloc(CHUNK_MAX);
-	const cJSON *item;
-	size_t i = 0;
-
-	if (!buf) {
-		v->r = al_error_set(&v->err, ENOMEM, "out of memory");
-		return NULL;
-	}
-	v->r = chunk_store_open(v->store_fd, &cs, &v->err);
-	cJSON_ArrayForEach(item, v->chunks)
-	{
-		struct chunk_ref ref;
-		if (v->r < 0)
-			break;
-		if (i++ % 3 == 0)
-			continue;
-		v->r = chunk_ref_parse(&cs, item, v->packed, &ref);
-		if (v->r < 0)
-			v->r = v->r == -ENOMEM
-			           ? al_error_set(&v->err, ENOMEM, "out of memory")
-			           : al_error_set(&v->err, EINVAL, "malformed chunk list");
-		else
-			v->r = chunk_read(&cs, &ref, buf, true, &v->err);
-	}
-	return NULL;
-}
-
-/*
- * Reassemble (or just check, out_fd < 0) a part; every byte is verified.
- * A small part is hashed once, whole, against its sha256; only when it does
- * not match are its chunks checked against their names, to say which one
- * is damaged.  A part of PART_HASH_THREAD_MIN or more is checked chunk by
- * chunk instead, on both cores (the whole-part hash is one sequential pass,
- * ~100 ms per 200 MiB here): every byte still meets its chunk's sha256, the
- * chunks are the ones snapshot.json lists, and its size is checked, which
- * is what the part's own sha256 would add short of a list rewritten on
- * purpose (and whoever can rewrite snapshot.json can rewrite that too).
- */
-static int read_part(struct chunk_store *cs, int snap_fd, const cJSON *part, int out_fd,
-                     struct al_error *err)
-{
-	const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(part, "name"));
-	const char *storage =
-	    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(part, "storage"));
-	const char *want = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(part, "sha256"));
-	const cJSON *size_j = cJSON_GetObjectItemCaseSensitive(part, "size");
-	const cJSON *chunks = cJSON_GetObjectItemCaseSensitive(part, "chunks");
-	_cleanup_md_ EVP_MD_CTX *md = EVP_MD_CTX_new();
-	unsigned char digest[SHA256_DIGEST_LENGTH];
-	_cleanup_free_ unsigned char *buf = malloc(CHUNK_MAX);
-	bool packed = storage && !strcmp(storage, "packed"), by_chunk = false;
-	uint64_t total = 0;
-	char got[65];
-	int r;
-
-	if (!name || !storage || !valid_hex64(want) || !al_json_is_count(size_j, AL_JSON_COUNT_MAX))
-		return al_error_set(err, EINVAL, "malformed part in snapshot.json");
-	if (!md || !buf || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
-		return al_error_set(err, ENOMEM, "out of memory");
-	if (!strcmp(storage, "file")) {
-		_cleanup_close_ int fd = -1;
-		if (strchr(name, '/') || name[0] == '.')
-			return al_error_set(err, EINVAL, "part %s: bad file name", name);
-		fd = openat(snap_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0)
-			return al_error_errno(err, "part %s is missing", name);
-		for (;;) {
-			ssize_t n = read(fd, buf, CHUNK_MAX);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0)
-				return al_error_errno(err, "read part %s", name);
-			if (n == 0)
-				break;
-			EVP_DigestUpdate(md, buf, (size_t)n);
-			total += (uint64_t)n;
-			if (out_fd >= 0 && al_write_all(out_fd, buf, (size_t)n) < 0)
-				return al_error_errno(err, "copy part %s", name);
-		}
-	} else if (packed || !strcmp(storage, "chunks")) {
-		struct chunk_verifier v = {.store_fd = cs->store_fd,
-		                           .chunks = chunks,
-		                           .packed = packed,
-		                           .err = AL_ERROR_INIT};
-		const cJSON *item;
-		size_t i = 0;
-		r = 0;
-		by_chunk = size_j->valuedouble >= PART_HASH_THREAD_MIN &&
-		           pthread_create(&v.thread, NULL, chunk_verifier_run, &v) == 0;
-		cJSON_ArrayForEach(item, chunks)
-		{
-			struct chunk_ref ref;
-			r = chunk_ref_parse(cs, item, packed, &ref);
-			if (r < 0) {
-				r = r == -ENOMEM
-				        ? al_error_set(err, ENOMEM, "out of memory")
-				        : al_error_set(err, EINVAL, "malformed chunk list");
-				break;
-			}
-			r = chunk_read(cs, &ref, buf, by_chunk && i++ % 3 == 0, err);
-			if (r < 0)
-				break;
-			if (!by_chunk)
-				EVP_DigestUpdate(md, buf, ref.len);
-			total += ref.len;
-			if (out_fd >= 0 && al_write_all(out_fd, buf, ref.len) < 0) {
-				r = al_error_errno(err, "copy");
-				break;
-			}
-		}
-		if (by_chunk) {
-			pthread_join(v.thread, NULL);
-			if (r == 0 && v.r < 0) {
-				*err = v.err;
-				r = v.r;
-			}
-		}
-		if (r < 0)
-			return al_error_prefix(err, "part %s", name);
-	} else {
-		return al_error_set(err, EINVAL, "part %s: unknown storage '%s'", name, storage);
-	}
-	EVP_DigestFinal_ex(md, digest, NULL);
-	hex_of(digest, got);
-	if (total != (uint64_t)size_j->valuedouble)
-		return al_error_set(err, EIO, "part %s is truncated: %llu of %.0f bytes", name,
-		                    (unsigned long long)total, size_j->valuedouble);
-	if (!by_chunk && strcmp(got, want)) {
-		r = strcmp(storage, "file") ? find_damaged_chunk(cs, name, chunks, packed, buf, err)
-		                            : 0;
-		if (r < 0)
-			return r;
-		return al_error_set(err, EIO, "part %s is corrupted: sha256 %s, expected %s", name,
-		                    got, want);
-	}
-	return 0;
 }
 
 static int load_snapshot(int store_fd, const char *id, cJSON **out, int *snap_fd_out,
@@ -948,167 +121,54 @@ static cJSON *summary_of(const cJSON *j)
 
 /* ---- garbage collection --------------------------------------------------------------------- */
 
-struct name_list {
-	char **v;
-	size_t n, cap;
-};
-
-static void name_list_free(struct name_list *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
-}
-
-static int name_list_add(struct name_list *l, const char *name)
-{
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 1024;
-		char **v = reallocarray(l->v, cap, sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
-	l->v[l->n] = strdup(name);
-	if (!l->v[l->n])
-		return -ENOMEM;
-	l->n++;
-	return 0;
-}
-
-static bool name_list_has(const struct name_list *l, const char *name)
-{
-	return l->n && bsearch(&name, l->v, l->n, sizeof(char *), al_strv_cmp);
-}
-
-/* The chunk files (one-file-per-chunk storage) and packs that snapshot j
- * names. */
-static int live_of_snapshot(const cJSON *j, struct name_list *chunks, struct name_list *packs)
-{
-	const cJSON *part, *item;
-
-	cJSON_ArrayForEach(part, cJSON_GetObjectItemCaseSensitive(j, "parts"))
-	{
-		const char *storage =
-		    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(part, "storage"));
-		bool packed = storage && !strcmp(storage, "packed");
-		const char *last = NULL;
-		if (!packed && (!storage || strcmp(storage, "chunks")))
-			continue;
-		cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(part, "chunks"))
-		{
-			const char *name =
-			    cJSON_GetStringValue(cJSON_GetArrayItem(item, packed ? 2 : 0));
-			int r = 0;
-			/* Runs of chunks from one pack are the rule: skip repeats. */
-			if (!name || (last && !strcmp(name, last)))
-				continue;
-			if (packed && al_valid_name(name))
-				r = name_list_add(packs, name);
-			else if (!packed && valid_hex64(name))
-				r = name_list_add(chunks, name);
-			if (r < 0)
-				return r;
-			last = name;
-		}
-	}
-	return 0;
-}
-
-/* Remove every entry of directory dfd (packs/, or one of chunks/00 to
- * chunks/ff) that live does not name; returns how many went. */
-static uint64_t sweep_dir(int dfd, const struct name_list *live, bool packs)
-{
-	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* own offset */
-	_cleanup_closedir_ DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	struct dirent *de;
-	uint64_t removed = 0;
-
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		return 0;
-	}
-	while ((de = readdir(d))) {
-		char stem[NAME_MAX + 1];
-		const char *dot = strrchr(de->d_name, '.');
-		bool keep;
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (packs) {
-			/* ID.pack, for a committed ID; .tmp-ID.pack never is. */
-			keep = dot && !strcmp(dot, ".pack") && de->d_name[0] != '.';
-			snprintf(stem, sizeof(stem), "%.*s", keep ? (int)(dot - de->d_name) : 0,
-			         de->d_name);
-			keep = keep && name_list_has(live, stem);
-		} else {
-			keep = valid_hex64(de->d_name) && name_list_has(live, de->d_name);
-		}
-		if (!keep && unlinkat(dirfd(d), de->d_name, 0) == 0)
-			removed++;
-	}
-	return removed;
-}
-
 /* Remove the chunks and packs no committed snapshot names; called with
  * store_lock held, so no snapshot is being written. */
 static int collect_garbage(int store_fd, struct al_error *err)
 {
 	_cleanup_closedir_ DIR *d = NULL;
-	_cleanup_close_ int chunks_fd = -1, packs_fd = -1;
-	_cleanup_(name_list_free) struct name_list chunks = {0}, packs = {0};
+	struct chunk_live *live = chunk_live_new();
 	struct dirent *de;
-	uint64_t removed = 0;
-	int dfd;
+	uint64_t removed;
+	int dfd, r = 0;
 
+	if (!live)
+		return al_error_set(err, ENOMEM, "out of memory");
 	dfd = openat(store_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* own offset */
 	d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	if (!d) {
 		if (dfd >= 0)
 			close(dfd);
+		chunk_live_free(live);
 		return al_error_errno(err, "open snapshot store");
 	}
-	while ((de = readdir(d))) {
+	while (r == 0 && (de = readdir(d))) {
 		struct al_error lerr = AL_ERROR_INIT;
 		_cleanup_cjson_ cJSON *j = NULL;
 		if (de->d_name[0] == '.' || !strcmp(de->d_name, "chunks") ||
 		    !strcmp(de->d_name, "packs"))
 			continue;
-		int r = load_snapshot(store_fd, de->d_name, &j, NULL, &lerr);
+		r = load_snapshot(store_fd, de->d_name, &j, NULL, &lerr);
 		/* A damaged snapshot keeps nothing alive; one that could not be
 		 * read for any other reason (no memory, no fd, a newer format)
 		 * may name any pack, so nothing is removed this time. */
-		if (r == -EIO || r == -ENOENT || r == -EINVAL)
+		if (r == -EIO || r == -ENOENT || r == -EINVAL) {
+			r = 0;
 			continue;
+		}
 		if (r < 0) {
 			*err = lerr;
-			return al_error_prefix(err, "snapshot store: nothing collected");
+			r = al_error_prefix(err, "snapshot store: nothing collected");
+		} else if (chunk_live_add_parts(live,
+		                                cJSON_GetObjectItemCaseSensitive(j, "parts")) < 0) {
+			r = al_error_set(err, ENOMEM, "out of memory");
 		}
-		if (live_of_snapshot(j, &chunks, &packs) < 0)
-			return al_error_set(err, ENOMEM, "out of memory");
 	}
-	if (chunks.n)
-		qsort(chunks.v, chunks.n, sizeof(char *), al_strv_cmp);
-	if (packs.n)
-		qsort(packs.v, packs.n, sizeof(char *), al_strv_cmp);
-
-	packs_fd = openat(store_fd, "packs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (packs_fd >= 0)
-		removed += sweep_dir(packs_fd, &packs, true);
-	chunks_fd = openat(store_fd, "chunks", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	for (int sub = 0; chunks_fd >= 0 && sub < 256; sub++) {
-		_cleanup_close_ int sfd = -1;
-		char name[3];
-		snprintf(name, sizeof(name), "%02x", sub);
-		sfd = openat(chunks_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (sfd >= 0)
-			removed += sweep_dir(sfd, &chunks, false);
-	}
+	removed = r == 0 ? chunk_store_sweep(store_fd, live) : 0;
+	chunk_live_free(live);
 	if (removed)
 		log_info("snapshot store: removed %llu unused packs and chunks",
 		         (unsigned long long)removed);
-	return 0;
+	return r;
 }
 
 /* ---- the store --------------------------------------------------------------------------------
@@ -1284,7 +344,7 @@ struct snapshot_writer {
 	char tmp_name[32];
 	char parent[32]; /* "" for none */
 	char store[PATH_MAX];
-	struct chunk_store cs;
+	struct chunk_store *cs;
 	cJSON *parts;
 	uint64_t written;
 	uint64_t t0;
@@ -1300,7 +360,7 @@ void snapshot_writer_free(struct snapshot_writer *w)
 		if (al_rm_rf_at(w->store_fd, w->tmp_name, &e) < 0)
 			log_error("%s", e.msg);
 	}
-	chunk_store_close(&w->cs);
+	chunk_store_free(w->cs);
 	cJSON_Delete(w->parts);
 	if (w->snap_fd >= 0)
 		close(w->snap_fd);
@@ -1309,6 +369,26 @@ void snapshot_writer_free(struct snapshot_writer *w)
 	if (w->locked)
 		pthread_mutex_unlock(&store_lock);
 	free(w);
+}
+
+/* Every packed chunk of snapshot parent becomes a place to share from.  A
+ * parent that cannot be read shares nothing (the new snapshot then stores
+ * everything itself). */
+static int index_parent(struct snapshot_writer *w, const char *parent, struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *j = NULL;
+	struct al_error lerr = AL_ERROR_INIT;
+	const cJSON *part;
+
+	if (load_snapshot(w->store_fd, parent, &j, NULL, &lerr) < 0)
+		return 0;
+	cJSON_ArrayForEach(part, cJSON_GetObjectItemCaseSensitive(j, "parts"))
+	{
+		int r = chunk_store_index_part(w->cs, part, err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
 }
 
 static int writer_begin(struct snapshot_writer *w, const char *state_dir, const char *parent,
@@ -1332,21 +412,19 @@ static int writer_begin(struct snapshot_writer *w, const char *state_dir, const 
 	if (w->snap_fd < 0)
 		return w->snap_fd;
 	r = chunk_store_open(w->store_fd, &w->cs, err);
+	if (r == 0)
+		r = chunk_store_begin_pack(w->cs, w->id, err);
 	if (r < 0)
 		return r;
-	w->cs.own = pack_slot(&w->cs, w->id);
-	if (w->cs.own < 0)
-		return al_error_set(err, -w->cs.own, "pack %s: %s", w->id, strerror(-w->cs.own));
-	w->cs.cmp_buf = malloc(CHUNK_MAX);
 	w->parts = cJSON_CreateArray();
-	if (!w->cs.cmp_buf || !w->parts)
+	if (!w->parts)
 		return al_error_set(err, ENOMEM, "out of memory");
 	/* A parent that is gone (removed since) is no parent. */
 	if (parent && (!al_valid_name(parent) || faccessat(w->store_fd, parent, F_OK, 0) != 0))
 		parent = NULL;
 	if (parent) {
 		snprintf(w->parent, sizeof(w->parent), "%s", parent);
-		r = index_parent(&w->cs, parent, err);
+		r = index_parent(w, parent, err);
 		if (r < 0)
 			return r;
 	}
@@ -1359,11 +437,9 @@ int snapshot_writer_begin(const char *state_dir, const char *parent, struct snap
 	struct snapshot_writer *w = calloc(1, sizeof(*w));
 	int r;
 
-	pthread_once(&gear_once, gear_init);
 	if (!w)
 		return al_error_set(err, ENOMEM, "out of memory");
 	w->store_fd = w->snap_fd = -1;
-	w->cs = (struct chunk_store)CHUNK_STORE_INIT;
 	w->t0 = al_now_ms();
 	r = writer_begin(w, state_dir, parent, err);
 	if (r < 0) {
@@ -1409,7 +485,7 @@ int snapshot_writer_add_dir(struct snapshot_writer *w, const char *prefix, int d
 		if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 			continue;
 		snprintf(name, sizeof(name), "%s%s", prefix, de->d_name);
-		r = add_chunked_part(&w->cs, name, fd, w->parts, &w->written, err);
+		r = chunk_store_add_part(w->cs, name, fd, w->parts, &w->written, err);
 		if (r < 0)
 			return r;
 		*size += (uint64_t)st.st_size;
@@ -1433,7 +509,7 @@ int snapshot_writer_add_file(struct snapshot_writer *w, const char *name, int fd
 
 	if (lseek(fd, 0, SEEK_SET) != 0)
 		return al_error_errno(err, "seek %s", name);
-	r = sha256_fd(fd, hex, size, err);
+	r = chunk_file_sha256(fd, hex, size, err);
 	if (r < 0)
 		return r;
 	w->written += *size;
@@ -1459,7 +535,7 @@ int snapshot_writer_add_chunked(struct snapshot_writer *w, const char *name, int
 {
 	if (lseek(fd, 0, SEEK_SET) != 0)
 		return al_error_errno(err, "seek %s", name);
-	return add_chunked_part(&w->cs, name, fd, w->parts, &w->written, err);
+	return chunk_store_add_part(w->cs, name, fd, w->parts, &w->written, err);
 }
 
 int snapshot_writer_commit(struct snapshot_writer *w, cJSON *meta, const cJSON *sizes_in,
@@ -1503,7 +579,7 @@ int snapshot_writer_commit(struct snapshot_writer *w, cJSON *meta, const cJSON *
 	/* Commit: data durable, then the description, then the name.  A pack
 	 * named but not yet committed is removed on failure, or after a crash
 	 * by the next garbage collection (nothing names it). */
-	r = own_pack_name(&w->cs, err);
+	r = chunk_store_seal_pack(w->cs, err);
 	if (r < 0)
 		return r;
 	if (syncfs(w->store_fd) < 0)
@@ -1518,10 +594,10 @@ int snapshot_writer_commit(struct snapshot_writer *w, cJSON *meta, const cJSON *
 	if (renameat(w->store_fd, w->tmp_name, w->store_fd, w->id) < 0)
 		return al_error_errno(err, "rename %s to %s", w->tmp_name, w->id);
 	w->committed = true;
-	w->cs.own_kept = true;
+	chunk_store_keep_pack(w->cs);
 	/* Committed whatever happens next; a failed fsync only means a power
 	 * cut could still lose it. */
-	if (fsync(w->store_fd) < 0 || fsync(w->cs.packs_fd) < 0)
+	if (fsync(w->store_fd) < 0 || chunk_store_sync(w->cs) < 0)
 		log_warn("snapshot %s: fsync %s: %s", w->id, w->store, strerror(errno));
 	log_info("snapshot %s: %.0f bytes, %llu written, %llu ms", w->id, total,
 	         (unsigned long long)w->written, (unsigned long long)(al_now_ms() - w->t0));
@@ -1534,7 +610,7 @@ int snapshot_writer_commit(struct snapshot_writer *w, cJSON *meta, const cJSON *
 
 struct snapshot_reader {
 	int store_fd, snap_fd;
-	struct chunk_store cs;
+	struct chunk_store *cs;
 	cJSON *record;
 	bool locked;
 };
@@ -1543,7 +619,7 @@ void snapshot_reader_free(struct snapshot_reader *rd)
 {
 	if (!rd)
 		return;
-	chunk_store_close(&rd->cs);
+	chunk_store_free(rd->cs);
 	cJSON_Delete(rd->record);
 	if (rd->snap_fd >= 0)
 		close(rd->snap_fd);
@@ -1560,11 +636,9 @@ int snapshot_reader_open(const char *state_dir, const char *id, struct snapshot_
 	struct snapshot_reader *rd = calloc(1, sizeof(*rd));
 	int r;
 
-	pthread_once(&gear_once, gear_init);
 	if (!rd)
 		return al_error_set(err, ENOMEM, "out of memory");
 	rd->snap_fd = -1;
-	rd->cs = (struct chunk_store)CHUNK_STORE_INIT;
 	rd->store_fd = open_store(state_dir, err);
 	r = rd->store_fd < 0 ? rd->store_fd : chunk_store_open(rd->store_fd, &rd->cs, err);
 	if (r == 0) {
@@ -1589,5 +663,5 @@ const cJSON *snapshot_reader_record(const struct snapshot_reader *rd)
 int snapshot_reader_read_part(struct snapshot_reader *rd, const cJSON *part, int out_fd,
                               struct al_error *err)
 {
-	return read_part(&rd->cs, rd->snap_fd, part, out_fd, err);
+	return chunk_store_read_part(rd->cs, rd->snap_fd, part, out_fd, err);
 }

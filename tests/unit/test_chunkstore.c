@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The chunk store alone: parts in and out byte for byte, sharing along a
+ * lineage, repeated chunks stored once, damage found and named, packs of
+ * uncommitted snapshots removed, and the sweep of what nothing names. */
+#include "test.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "chunkstore.h"
+#include "cleanup.h"
+#include "json.h"
+#include "util.h"
+
+static char dir[PATH_MAX];
+static int store_fd = -1;
+
+/* Deterministic bytes that do not compress or repeat (xorshift64). */
+static void fill(unsigned char *p, size_t n, uint64_t seed)
+{
+	uint64_t x = seed * 0x9e3779b97f4a7c15ULL + 1;
+
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = (unsigned char)x;
+	}
+}
+
+/* An unlinked file holding data. */
+static int file_of(const unsigned char *data, size_t n)
+{
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+	if (fd < 0 || al_write_all(fd, data, n) < 0 || lseek(fd, 0, SEEK_SET) != 0)
+		abort();
+	return fd;
+}
+
+/* Store data as part "p" of a new pack name (sharing parent's parts); the
+ * part's description is returned, the bytes new chunks took in *written. */
+static cJSON *store(const char *name, const cJSON *parent_parts, const unsigned char *data,
+                    size_t n, bool keep, uint64_t *written)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct chunk_store *cs = NULL;
+	_cleanup_close_ int fd = file_of(data, n);
+	cJSON *parts = cJSON_CreateArray();
+	const cJSON *part;
+
+	*written = 0;
+	CHECK_INT(chunk_store_open(store_fd, &cs, &err), 0);
+	cJSON_ArrayForEach(part, parent_parts) CHECK_INT(chunk_store_index_part(cs, part, &err), 0);
+	CHECK_INT(chunk_store_begin_pack(cs, name, &err), 0);
+	CHECK_INT(chunk_store_add_part(cs, "p", fd, parts, written, &err), 0);
+	if (keep) {
+		CHECK_INT(chunk_store_seal_pack(cs, &err), 0);
+		chunk_store_keep_pack(cs);
+		CHECK_INT(chunk_store_sync(cs), 0);
+	}
+	chunk_store_free(cs);
+	return parts;
+}
+
+/* Read part 0 of parts back; 0 and the same bytes, or the error. */
+static int read_back(const cJSON *parts, const unsigned char *want, size_t n, struct al_error *err)
+{
+	struct chunk_store *cs = NULL;
+	_cleanup_close_ int out = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	_cleanup_free_ char *got = NULL;
+	size_t len = 0;
+	int r;
+
+	CHECK_INT(chunk_store_open(store_fd, &cs, err), 0);
+	r = chunk_store_read_part(cs, -1, cJSON_GetArrayItem(parts, 0), out, err);
+	chunk_store_free(cs);
+	if (r < 0)
+		return r;
+	CHECK(lseek(out, 0, SEEK_SET) == 0);
+	CHECK_INT(al_read_fd(out, n + 1, &got, &len, err), 0);
+	CHECK_INT(len, n);
+	CHECK(got && memcmp(got, want, n) == 0);
+	return 0;
+}
+
+static bool pack_exists(const char *name)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/packs/%s", dir, name);
+	return access(path, F_OK) == 0;
+}
+
+#define SIZE (3u << 20)
+
+TEST(round_trip_and_lineage)
+{
+	_cleanup_free_ unsigned char *a = malloc(SIZE), *b = malloc(SIZE);
+	_cleanup_cjson_ cJSON *p1 = NULL, *p2 = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	const cJSON *part;
+	uint64_t w1 = 0, w2 = 0;
+
+	fill(a, SIZE, 1);
+	p1 = store("s1", NULL, a, SIZE, true, &w1);
+	part = cJSON_GetArrayItem(p1, 0);
+	CHECK_STR(al_json_str(part, "storage"), "packed");
+	CHECK_INT(al_json_num(part, "size", 0), SIZE);
+	CHECK_INT(w1, SIZE); /* nothing to share: every byte is new */
+	CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(part, "chunks")) > 8);
+	CHECK_INT(read_back(p1, a, SIZE, &err), 0);
+	CHECK(pack_exists("s1.pack"));
+
+	/* One byte in a hundred changed, in one place: the child shares the rest. */
+	memcpy(b, a, SIZE);
+	fill(b + SIZE / 2, SIZE / 100, 2);
+	p2 = store("s2", p1, b, SIZE, true, &w2);
+	CHECK(w2 > 0 && w2 < SIZE / 10);
+	CHECK_INT(read_back(p2, b, SIZE, &err), 0);
+}
+
+TEST(repeats_stored_once)
+{
+	_cleanup_free_ unsigned char *d = malloc(4 * (512u << 10));
+	_cleanup_cjson_ cJSON *p = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	uint64_t w = 0;
+
+	fill(d, 512u << 10, 3);
+	for (int i = 1; i < 4; i++)
+		memcpy(d + i * (512u << 10), d, 512u << 10);
+	p = store("r1", NULL, d, 4 * (512u << 10), true, &w);
+	/* A copy's first chunk ends where the content says, so it is shared too. */
+	CHECK(w < 2 * (512u << 10));
+	CHECK_INT(read_back(p, d, 4 * (512u << 10), &err), 0);
+}
+
+TEST(damage_is_named)
+{
+	_cleanup_free_ unsigned char *d = malloc(SIZE);
+	_cleanup_cjson_ cJSON *p = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	char path[PATH_MAX];
+	unsigned char byte;
+	uint64_t w = 0;
+	int fd;
+
+	fill(d, SIZE, 4);
+	p = store("d1", NULL, d, SIZE, true, &w);
+	snprintf(path, sizeof(path), "%s/packs/d1.pack", dir);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	CHECK(fd >= 0 && pread(fd, &byte, 1, SIZE / 2) == 1);
+	byte ^= 0x40;
+	CHECK(pwrite(fd, &byte, 1, SIZE / 2) == 1);
+	close(fd);
+	CHECK_INT(read_back(p, d, SIZE, &err), -EIO);
+	CHECK(strstr(err.msg, "chunk") != NULL);
+	/* Truncated: refused too. */
+	CHECK(truncate(path, SIZE / 3) == 0);
+	CHECK(read_back(p, d, SIZE, &err) < 0);
+}
+
+TEST(uncommitted_pack_goes)
+{
+	_cleanup_free_ unsigned char *d = malloc(1u << 20);
+	_cleanup_cjson_ cJSON *p = NULL;
+	uint64_t w = 0;
+
+	fill(d, 1u << 20, 5);
+	p = store("u1", NULL, d, 1u << 20, false, &w);
+	CHECK(w == 1u << 20);
+	CHECK(!pack_exists("u1.pack") && !pack_exists(".tmp-u1.pack"));
+}
+
+TEST(sweep)
+{
+	_cleanup_free_ unsigned char *d = malloc(1u << 20);
+	_cleanup_cjson_ cJSON *keep = NULL, *drop = NULL;
+	struct chunk_live *live = chunk_live_new();
+	uint64_t w = 0;
+
+	fill(d, 1u << 20, 6);
+	keep = store("k1", NULL, d, 1u << 20, true, &w);
+	fill(d, 1u << 20, 7);
+	drop = store("k2", NULL, d, 1u << 20, true, &w);
+	CHECK(live != NULL);
+	CHECK_INT(chunk_live_add_parts(live, keep), 0);
+	/* Everything the earlier cases left, and k2, goes; k1 stays. */
+	CHECK(chunk_store_sweep(store_fd, live) >= 1);
+	CHECK(pack_exists("k1.pack"));
+	CHECK(!pack_exists("k2.pack") && !pack_exists("s1.pack"));
+	chunk_live_free(live);
+}
+
+int main(void)
+{
+	char tmpl[] = "/tmp/airlock-test-chunks-XXXXXX";
+	char packs[PATH_MAX];
+	struct al_error err = AL_ERROR_INIT;
+
+	if (!mkdtemp(tmpl))
+		return 1;
+	snprintf(dir, sizeof(dir), "%s", tmpl);
+	snprintf(packs, sizeof(packs), "%s/packs", dir);
+	store_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (store_fd < 0 || mkdir(packs, 0700) < 0)
+		return 1;
+	RUN(round_trip_and_lineage);
+	RUN(repeats_stored_once);
+	RUN(damage_is_named);
+	RUN(uncommitted_pack_goes);
+	RUN(sweep);
+	close(store_fd);
+	if (al_rm_rf(dir, &err) < 0)
+		fprintf(stderr, "%s\n", err.msg);
+	return test_main_result();
+}
