@@ -807,10 +807,10 @@ static void handle_workspace(struct api_server *s, struct sandbox *sb, struct MH
 {
 	struct al_error err = AL_ERROR_INIT;
 	struct api_out out = API_OUT_INIT;
-	struct archive_limits lim;
+	struct tar_limits lim;
 	int r;
 
-	archive_limits_default(&lim);
+	tar_limits_default(&lim);
 	if (!strcmp(method, "GET")) {
 		r = api_workspace_get(s->ctx, sb, &out, &err);
 	} else if (!strcmp(method, "PUT")) {

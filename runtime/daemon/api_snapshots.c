@@ -29,7 +29,7 @@ static char **sandbox_ephemeral(const struct sandbox *sb)
 {
 	_cleanup_free_ char *text = sandbox_read_manifest(sb);
 
-	return archive_manifest_ephemeral_paths(text);
+	return tar_manifest_ephemeral_paths(text);
 }
 
 int api_workspace_get(struct daemon *ctx, struct sandbox *sb, struct api_out *out,
@@ -45,7 +45,7 @@ int api_workspace_get(struct daemon *ctx, struct sandbox *sb, struct api_out *ou
 	fd = api_spool_open(ctx, err);
 	if (fd < 0)
 		return fd;
-	r = archive_persist_workspace(sb->init_pid, sb->spec.workspace, ephemeral, fd, &bytes, err);
+	r = tar_persist_workspace(sb->init_pid, sb->spec.workspace, ephemeral, fd, &bytes, err);
 	if (r < 0)
 		return al_error_prefix(err, "sandbox %s", sb->id);
 	if (lseek(fd, 0, SEEK_SET) != 0)
@@ -57,8 +57,7 @@ int api_workspace_get(struct daemon *ctx, struct sandbox *sb, struct api_out *ou
 }
 
 int api_workspace_put(struct daemon *ctx, struct sandbox *sb, int spool_fd,
-                      const struct archive_limits *limits, struct api_out *out,
-                      struct al_error *err)
+                      const struct tar_limits *limits, struct api_out *out, struct al_error *err)
 {
 	struct stat st;
 	int r;
@@ -68,7 +67,7 @@ int api_workspace_put(struct daemon *ctx, struct sandbox *sb, int spool_fd,
 		return al_error_set(err, ESRCH, "sandbox %s is not running", sb->id);
 	if (spool_fd < 0 || fstat(spool_fd, &st) < 0 || lseek(spool_fd, 0, SEEK_SET) != 0)
 		return al_error_set(err, EINVAL, "request body (a tar archive) is required");
-	r = archive_hydrate_workspace(sb->init_pid, sb->spec.workspace, spool_fd, limits, err);
+	r = tar_hydrate_workspace(sb->init_pid, sb->spec.workspace, spool_fd, limits, err);
 	if (r < 0) {
 		log_info("sandbox %s: archive refused: %s", sb->id, err->msg);
 		return al_error_prefix(err, "sandbox %s", sb->id);

@@ -35,8 +35,7 @@ int api_workspace_get(struct daemon *ctx, struct sandbox *sb, struct api_out *ou
 
 /* PUT /v1/sandboxes/{id}/workspace: body (spooled in spool_fd) hydrates it. */
 int api_workspace_put(struct daemon *ctx, struct sandbox *sb, int spool_fd,
-                      const struct archive_limits *limits, struct api_out *out,
-                      struct al_error *err);
+                      const struct tar_limits *limits, struct api_out *out, struct al_error *err);
 
 /* POST /v1/sandboxes/{id}/snapshots {"processes": bool} */
 int api_snapshot_create(struct daemon *ctx, struct sandbox *sb, const cJSON *req,

@@ -289,7 +289,7 @@ static int write_snapshot(struct daemon *d, struct sandbox *sb, bool processes, 
                           struct snapshot_writer *w, cJSON **out, struct al_error *err)
 {
 	_cleanup_free_ char *manifest_text = sandbox_read_manifest(sb);
-	_cleanup_strv_ char **ephemeral = archive_manifest_ephemeral_paths(manifest_text);
+	_cleanup_strv_ char **ephemeral = tar_manifest_ephemeral_paths(manifest_text);
 	_cleanup_cjson_ cJSON *sizes = cJSON_CreateObject(), *meta = NULL;
 	_cleanup_close_ int ws_fd = -1, layer_fd = -1;
 	uint64_t ws_size = 0, layer_size = 0, criu_size = 0;
@@ -315,8 +315,7 @@ static int write_snapshot(struct daemon *d, struct sandbox *sb, bool processes, 
 	ws_fd = snapshot_writer_create_file(w, "workspace.tar", err);
 	if (ws_fd < 0)
 		return ws_fd;
-	r = archive_persist_workspace(sb->init_pid, sb->spec.workspace, ephemeral, ws_fd, NULL,
-	                              err);
+	r = tar_persist_workspace(sb->init_pid, sb->spec.workspace, ephemeral, ws_fd, NULL, err);
 	if (r == 0)
 		r = snapshot_writer_add_file(w, "workspace.tar", ws_fd, &ws_size, err);
 	if (r < 0)
@@ -327,7 +326,7 @@ static int write_snapshot(struct daemon *d, struct sandbox *sb, bool processes, 
 	if (layer_fd < 0)
 		return layer_fd;
 	sandbox_upper_path(sb, path, sizeof(path));
-	r = archive_write_layer(path, layer_fd, sb->uid_base, NULL, &layer_size, err);
+	r = tar_write_layer(path, layer_fd, sb->uid_base, NULL, &layer_size, err);
 	if (r == 0)
 		r = snapshot_writer_add_chunked(w, "layer.tar", layer_fd, err);
 	if (r < 0)

@@ -236,9 +236,9 @@ static int setup(struct init_config *c, struct al_error *err)
 		return al_error_errno(err, "prctl(PR_SET_NO_NEW_PRIVS)");
 	/* FLAG_LOG: the kernel audits every denial of this filter; airlockd
 	 * reads the records (events.c).  The ENOSYS half goes on top, unlogged. */
-	r = seccomp_install_bpf_flags(bpf, bpf_len, SECCOMP_FILTER_FLAG_LOG, err);
+	r = sc_install_bpf_flags(bpf, bpf_len, SECCOMP_FILTER_FLAG_LOG, err);
 	if (r == 0 && compat_bpf)
-		r = seccomp_install_bpf(compat_bpf, compat_len, err);
+		r = sc_install_bpf(compat_bpf, compat_len, err);
 	if (r < 0)
 		return al_error_prefix(err, "seccomp");
 	if (chdir(c->workspace) < 0 && chdir("/") < 0)

@@ -68,7 +68,7 @@ static inline void archive_entry_freep(struct archive_entry **e)
 #define _cleanup_archive_write_ _cleanup_(archive_write_freep)
 #define _cleanup_archive_entry_ _cleanup_(archive_entry_freep)
 
-void archive_limits_default(struct archive_limits *l)
+void tar_limits_default(struct tar_limits *l)
 {
 	l->max_input_bytes = ARCHIVE_DEFAULT_MAX_INPUT_BYTES;
 	l->max_extracted_bytes = ARCHIVE_DEFAULT_MAX_EXTRACTED_BYTES;
@@ -329,8 +329,8 @@ static int write_dir(struct writer *w, int dirfd, const char *prefix)
 	return 0;
 }
 
-int archive_write_tree(int dirfd, int out_fd, const struct archive_tree_opts *o, uint64_t *bytes,
-                       struct al_error *err)
+int tar_write_tree(int dirfd, int out_fd, const struct archive_tree_opts *o, uint64_t *bytes,
+                   struct al_error *err)
 {
 	_cleanup_archive_write_ struct archive *a = archive_write_new();
 	struct writer w = {.a = a, .o = o, .err = err};
@@ -421,7 +421,7 @@ struct extractor {
 	struct archive *out;
 	int dirfd;
 	const struct archive_tree_opts *o;
-	const struct archive_limits *limits;
+	const struct tar_limits *limits;
 	uint64_t members;
 	uint64_t extracted;
 	bool dry; /* the first pass: headers only, nothing is written */
@@ -566,11 +566,11 @@ static int copy_data(struct extractor *x, const char *name)
 }
 
 static int extract_pass(int in_fd, int dirfd, const struct archive_tree_opts *o,
-                        const struct archive_limits *limits, bool dry, struct al_error *err)
+                        const struct tar_limits *limits, bool dry, struct al_error *err)
 {
 	_cleanup_archive_read_ struct archive *in = archive_read_new();
 	_cleanup_archive_write_ struct archive *out = archive_write_disk_new();
-	struct archive_limits none = {0};
+	struct tar_limits none = {0};
 	struct extractor x = {.in = in, .out = out, .dirfd = dirfd, .o = o, .dry = dry, .err = err};
 	int flags = ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
 	            ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS | ARCHIVE_EXTRACT_PERM |
@@ -637,8 +637,8 @@ static int extract_pass(int in_fd, int dirfd, const struct archive_tree_opts *o,
 	return check_input(&x);
 }
 
-int archive_extract(int in_fd, int dirfd, const struct archive_tree_opts *o,
-                    const struct archive_limits *limits, struct al_error *err)
+int tar_extract(int in_fd, int dirfd, const struct archive_tree_opts *o,
+                const struct tar_limits *limits, struct al_error *err)
 {
 	off_t start = lseek(in_fd, 0, SEEK_CUR);
 	int r;
@@ -754,7 +754,7 @@ struct ws_job {
 	const char *workspace;
 	char *const *exclude;
 	int fd;
-	const struct archive_limits *limits;
+	const struct tar_limits *limits;
 };
 
 /* In the child: join the sandbox of j and open its workspace directory. */
@@ -778,11 +778,11 @@ static int persist_child(void *arg, struct al_error *err)
 
 	if (ws < 0)
 		return ws;
-	return archive_write_tree(ws, j->fd, &o, NULL, err);
+	return tar_write_tree(ws, j->fd, &o, NULL, err);
 }
 
-int archive_persist_workspace(pid_t ns_pid, const char *workspace, char *const *exclude, int out_fd,
-                              uint64_t *bytes, struct al_error *err)
+int tar_persist_workspace(pid_t ns_pid, const char *workspace, char *const *exclude, int out_fd,
+                          uint64_t *bytes, struct al_error *err)
 {
 	struct ws_job j = {
 	    .ns_pid = ns_pid, .workspace = workspace, .exclude = exclude, .fd = out_fd};
@@ -859,7 +859,7 @@ static int hydrate_child(void *arg, struct al_error *err)
 	if (sfd < 0)
 		r = al_error_errno(err, "open %s/%s", parent, name);
 	else
-		r = archive_extract(j->fd, sfd, &o, j->limits, err);
+		r = tar_extract(j->fd, sfd, &o, j->limits, err);
 	if (r == 0)
 		r = commit_staging(ws, sfd, err);
 	if (fchdir(pfd) == 0) {
@@ -869,8 +869,8 @@ static int hydrate_child(void *arg, struct al_error *err)
 	return r;
 }
 
-int archive_hydrate_workspace(pid_t ns_pid, const char *workspace, int in_fd,
-                              const struct archive_limits *limits, struct al_error *err)
+int tar_hydrate_workspace(pid_t ns_pid, const char *workspace, int in_fd,
+                          const struct tar_limits *limits, struct al_error *err)
 {
 	struct ws_job j = {.ns_pid = ns_pid, .workspace = workspace, .fd = in_fd, .limits = limits};
 	struct stat st;
@@ -904,10 +904,10 @@ static int extract_layer_child(void *arg, struct al_error *err)
 	if (dfd < 0)
 		return al_error_errno(err, "open %s", j->path);
 	umask(0);
-	return archive_extract(j->fd, dfd, &o, NULL, err);
+	return tar_extract(j->fd, dfd, &o, NULL, err);
 }
 
-int archive_extract_layer(const char *path, int in_fd, uid_t id_base, struct al_error *err)
+int tar_extract_layer(const char *path, int in_fd, uid_t id_base, struct al_error *err)
 {
 	struct layer_job j = {.path = path, .fd = in_fd, .id_base = id_base};
 	int r = run_child(extract_layer_child, &j, err);
@@ -915,8 +915,8 @@ int archive_extract_layer(const char *path, int in_fd, uid_t id_base, struct al_
 	return r < 0 ? al_error_prefix(err, "restore writable layer into %s", path) : 0;
 }
 
-int archive_write_layer(const char *path, int out_fd, uid_t id_base, char *const *exclude,
-                        uint64_t *bytes, struct al_error *err)
+int tar_write_layer(const char *path, int out_fd, uid_t id_base, char *const *exclude,
+                    uint64_t *bytes, struct al_error *err)
 {
 	struct archive_tree_opts o = {
 	    .kind = ARCHIVE_LAYER, .id_base = id_base, .exclude = exclude};
@@ -926,13 +926,13 @@ int archive_write_layer(const char *path, int out_fd, uid_t id_base, char *const
 	/* Read-only and fd-relative all the way down: safe in the daemon itself. */
 	if (dfd < 0)
 		return al_error_errno(err, "open %s", path);
-	r = archive_write_tree(dfd, out_fd, &o, bytes, err);
+	r = tar_write_tree(dfd, out_fd, &o, bytes, err);
 	return r < 0 ? al_error_prefix(err, "writable layer %s", path) : 0;
 }
 
 /* ---- manifests ---------------------------------------------------------------------------- */
 
-char **archive_manifest_ephemeral_paths(const char *manifest_json)
+char **tar_manifest_ephemeral_paths(const char *manifest_json)
 {
 	_cleanup_cjson_ cJSON *m = manifest_json ? cJSON_Parse(manifest_json) : NULL;
 	const cJSON *entries = cJSON_GetObjectItemCaseSensitive(m, "entries"), *it;

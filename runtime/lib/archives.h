@@ -9,7 +9,7 @@
  *    the workspace root, member paths relative to it ("dir/", "dir/file"),
  *    holding directories, regular files and symlinks, owners as the sandbox
  *    sees them.  Any provider can hydrate it, so on the way in it is hostile
- *    input: see archive_extract().
+ *    input: see tar_extract().
  *  - the writable layer of a sandbox (an overlayfs upper directory), which also
  *    holds overlay whiteouts (0:0 character devices) and trusted.overlay.*
  *    xattrs.  Only airlockd reads it back, from its own checksummed snapshot
@@ -28,13 +28,13 @@
 #define ARCHIVE_DEFAULT_MAX_EXTRACTED_BYTES (4ULL << 30)
 #define ARCHIVE_DEFAULT_MAX_MEMBERS 100000ULL
 
-struct archive_limits {
+struct tar_limits {
 	uint64_t max_input_bytes;     /* size of the tar itself */
 	uint64_t max_extracted_bytes; /* sum of the (logical) sizes of its files */
 	uint64_t max_members;         /* entries of any type */
 };
 
-void archive_limits_default(struct archive_limits *l);
+void tar_limits_default(struct tar_limits *l);
 
 enum archive_kind {
 	ARCHIVE_WORKSPACE, /* portable, hostile on input */
@@ -57,8 +57,8 @@ struct archive_tree_opts {
  * cannot make it read anything outside.  *bytes (may be NULL) gets the size
  * written.
  */
-int archive_write_tree(int dirfd, int out_fd, const struct archive_tree_opts *o, uint64_t *bytes,
-                       struct al_error *err);
+int tar_write_tree(int dirfd, int out_fd, const struct archive_tree_opts *o, uint64_t *bytes,
+                   struct al_error *err);
 
 /*
  * Extract the tar read from in_fd into the empty directory dirfd.  Changes the
@@ -72,8 +72,8 @@ int archive_write_tree(int dirfd, int out_fd, const struct archive_tree_opts *o,
  * data, more than max_input_bytes of input.  What was extracted before a
  * refusal stays in dirfd: the caller extracts into a staging directory.
  */
-int archive_extract(int in_fd, int dirfd, const struct archive_tree_opts *o,
-                    const struct archive_limits *limits, struct al_error *err);
+int tar_extract(int in_fd, int dirfd, const struct archive_tree_opts *o,
+                const struct tar_limits *limits, struct al_error *err);
 
 /*
  * The workspace of a running sandbox, read or replaced from inside it: a child
@@ -81,8 +81,8 @@ int archive_extract(int in_fd, int dirfd, const struct archive_tree_opts *o,
  * not dumpable) so every path resolves in the sandbox and nothing it does can
  * touch the host.  ns_pid is a host pid whose namespaces are the sandbox's.
  */
-int archive_persist_workspace(pid_t ns_pid, const char *workspace, char *const *exclude, int out_fd,
-                              uint64_t *bytes, struct al_error *err);
+int tar_persist_workspace(pid_t ns_pid, const char *workspace, char *const *exclude, int out_fd,
+                          uint64_t *bytes, struct al_error *err);
 
 /*
  * Hydrate: extract into a staging directory next to the workspace (same
@@ -90,16 +90,16 @@ int archive_persist_workspace(pid_t ns_pid, const char *workspace, char *const *
  * was accepted replace the workspace's contents with it.  A refused archive
  * leaves the workspace exactly as it was.
  */
-int archive_hydrate_workspace(pid_t ns_pid, const char *workspace, int in_fd,
-                              const struct archive_limits *limits, struct al_error *err);
+int tar_hydrate_workspace(pid_t ns_pid, const char *workspace, int in_fd,
+                          const struct tar_limits *limits, struct al_error *err);
 
 /* Extract a layer tar into the (empty) host directory path, owners shifted to id_base. */
-int archive_extract_layer(const char *path, int in_fd, uid_t id_base, struct al_error *err);
+int tar_extract_layer(const char *path, int in_fd, uid_t id_base, struct al_error *err);
 
 /* Write the host directory path as a layer tar, owners shifted down by id_base. */
-int archive_write_layer(const char *path, int out_fd, uid_t id_base, char *const *exclude,
-                        uint64_t *bytes, struct al_error *err);
+int tar_write_layer(const char *path, int out_fd, uid_t id_base, char *const *exclude,
+                    uint64_t *bytes, struct al_error *err);
 
 /* Top-level ephemeral entries of a manifest (JSON object), as relative paths;
  * NULL-terminated, never NULL unless out of memory. */
-char **archive_manifest_ephemeral_paths(const char *manifest_json);
+char **tar_manifest_ephemeral_paths(const char *manifest_json);

@@ -743,8 +743,8 @@ static int parse_profile(const char *json, size_t json_len, cJSON **out, struct 
 	return 0;
 }
 
-int seccomp_profile_compile(const char *json, size_t json_len, const char *const *kept_caps,
-                            struct al_bpf *out, struct al_error *err)
+int sc_profile_compile(const char *json, size_t json_len, const char *const *kept_caps,
+                       struct al_bpf *out, struct al_error *err)
 {
 	struct profile_compiler c = {.part = PART_WHOLE, .kept_caps = kept_caps, .err = err};
 	_cleanup_cjson_ cJSON *profile = NULL;
@@ -761,9 +761,8 @@ int seccomp_profile_compile(const char *json, size_t json_len, const char *const
 	return 0;
 }
 
-int seccomp_profile_compile_split(const char *json, size_t json_len, const char *const *kept_caps,
-                                  struct al_bpf *logged, struct al_bpf *compat,
-                                  struct al_error *err)
+int sc_profile_compile_split(const char *json, size_t json_len, const char *const *kept_caps,
+                             struct al_bpf *logged, struct al_bpf *compat, struct al_error *err)
 {
 	struct profile_compiler lc = {.part = PART_LOGGED, .kept_caps = kept_caps, .err = err};
 	struct profile_compiler cc = {.part = PART_COMPAT, .kept_caps = kept_caps, .err = err};
@@ -797,13 +796,12 @@ void al_bpf_free(struct al_bpf *bpf)
 	bpf->len = 0;
 }
 
-int seccomp_install_bpf(const void *prog, size_t len, struct al_error *err)
+int sc_install_bpf(const void *prog, size_t len, struct al_error *err)
 {
-	return seccomp_install_bpf_flags(prog, len, 0, err);
+	return sc_install_bpf_flags(prog, len, 0, err);
 }
 
-int seccomp_install_bpf_flags(const void *prog, size_t len, unsigned int flags,
-                              struct al_error *err)
+int sc_install_bpf_flags(const void *prog, size_t len, unsigned int flags, struct al_error *err)
 {
 	struct sock_fprog fprog;
 

@@ -30,8 +30,8 @@ struct al_bpf {
  * are skipped.  Syscalls from a foreign ABI (e.g. i386 or x32 on an x86_64
  * host) that the profile did not list kill the process.
  */
-int seccomp_profile_compile(const char *json, size_t json_len, const char *const *kept_caps,
-                            struct al_bpf *out, struct al_error *err);
+int sc_profile_compile(const char *json, size_t json_len, const char *const *kept_caps,
+                       struct al_bpf *out, struct al_error *err);
 
 /*
  * The same profile as two programs that, stacked, decide exactly as the
@@ -41,9 +41,8 @@ int seccomp_profile_compile(const char *json, size_t json_len, const char *const
  * SECCOMP_FILTER_FLAG_LOG, so the kernel audits each denial it makes, while
  * the ENOSYS answers glibc relies on (clone3 -> clone) stay silent.
  */
-int seccomp_profile_compile_split(const char *json, size_t json_len, const char *const *kept_caps,
-                                  struct al_bpf *logged, struct al_bpf *compat,
-                                  struct al_error *err);
+int sc_profile_compile_split(const char *json, size_t json_len, const char *const *kept_caps,
+                             struct al_bpf *logged, struct al_bpf *compat, struct al_error *err);
 
 void al_bpf_free(struct al_bpf *bpf);
 
@@ -53,8 +52,7 @@ void al_bpf_free(struct al_bpf *bpf);
  * (or hold CAP_SYS_ADMIN).  No listener fd is requested, so SCMP_ACT_NOTIFY
  * rules make their syscalls fail with ENOSYS.
  */
-int seccomp_install_bpf(const void *prog, size_t len, struct al_error *err);
+int sc_install_bpf(const void *prog, size_t len, struct al_error *err);
 
 /* The same with seccomp(2) filter flags (e.g. SECCOMP_FILTER_FLAG_LOG). */
-int seccomp_install_bpf_flags(const void *prog, size_t len, unsigned int flags,
-                              struct al_error *err);
+int sc_install_bpf_flags(const void *prog, size_t len, unsigned int flags, struct al_error *err);

@@ -347,7 +347,7 @@ static int restore_layer(struct sandbox *sb, int layer_fd, struct al_error *err)
 	if (layer_fd < 0)
 		return 0;
 	sandbox_upper_path(sb, path, sizeof(path));
-	r = archive_extract_layer(path, layer_fd, sb->uid_base, err);
+	r = tar_extract_layer(path, layer_fd, sb->uid_base, err);
 	return r < 0 ? al_error_prefix(err, "sandbox %s", sb->id) : 0;
 }
 

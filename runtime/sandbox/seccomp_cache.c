@@ -149,7 +149,7 @@ int seccomp_cache_filter_path(const struct sandbox_host *host, const char *profi
 		al_buf_append(&key, "\n", 1);
 		al_buf_append(&key, *c, strlen(*c));
 	}
-	/* The profile is cached as the two programs of seccomp_profile_compile_split(). */
+	/* The profile is cached as the two programs of sc_profile_compile_split(). */
 	al_buf_append(&key, "\nsplit-logged", strlen("\nsplit-logged"));
 	keyed = key.data;
 	if (!keyed)
@@ -161,7 +161,7 @@ int seccomp_cache_filter_path(const struct sandbox_host *host, const char *profi
 
 	pthread_mutex_lock(&compile_lock);
 	if (access(path, R_OK) != 0) {
-		r = seccomp_profile_compile_split(json, len, al_default_caps, &bpf, &compat, err);
+		r = sc_profile_compile_split(json, len, al_default_caps, &bpf, &compat, err);
 		/* The main file last: its presence says the pair is complete. */
 		if (r == 0 && compat.len > 0)
 			r = al_write_file_atomic(compat_path, compat.prog, compat.len, 0600, err);

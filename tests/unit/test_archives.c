@@ -23,9 +23,9 @@ static void put(const char *dir, const char *name, const char *text)
 	CHECK_INT(al_write_file_atomic(path, text, strlen(text), 0640, NULL), 0);
 }
 
-/* archive_extract() changes the working directory: run it in a child. */
+/* tar_extract() changes the working directory: run it in a child. */
 static int extract_in_child(int tar_fd, const char *dir, enum archive_kind kind, uid_t base_id,
-                            const struct archive_limits *lim, char *msg, size_t len)
+                            const struct tar_limits *lim, char *msg, size_t len)
 {
 	int p[2], status;
 	pid_t pid;
@@ -37,7 +37,7 @@ static int extract_in_child(int tar_fd, const char *dir, enum archive_kind kind,
 		struct al_error err = AL_ERROR_INIT;
 		struct archive_tree_opts o = {.kind = kind, .id_base = base_id};
 		int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-		int r = archive_extract(tar_fd, dfd, &o, lim, &err);
+		int r = tar_extract(tar_fd, dfd, &o, lim, &err);
 		if (al_write_all(p[1], err.msg, strlen(err.msg)) < 0)
 			_exit(2);
 		_exit(r < 0 ? -r : 0);
@@ -80,7 +80,7 @@ TEST(layer_roundtrip)
 
 	tar = open(base, O_TMPFILE | O_RDWR, 0600);
 	CHECK(tar >= 0);
-	CHECK_INT(archive_write_layer(src, tar, 1000000000, NULL, &bytes, &err), 0);
+	CHECK_INT(tar_write_layer(src, tar, 1000000000, NULL, &bytes, &err), 0);
 	CHECK(bytes > 0);
 	CHECK_INT(lseek(tar, 0, SEEK_SET), 0);
 	/* Into another uid range: owners move with it. */
@@ -105,7 +105,7 @@ TEST(workspace_refuses_whiteouts_and_limits)
 {
 	char src[600], dst[600], path[700], msg[1024];
 	struct al_error err = AL_ERROR_INIT;
-	struct archive_limits lim;
+	struct tar_limits lim;
 	_cleanup_close_ int tar = -1;
 
 	if (geteuid() != 0)
@@ -115,8 +115,8 @@ TEST(workspace_refuses_whiteouts_and_limits)
 	CHECK_INT(mkdir(dst, 0755), 0);
 	tar = open(base, O_TMPFILE | O_RDWR, 0600);
 	/* The layer tar has a device node: as a workspace archive it is refused. */
-	CHECK_INT(archive_write_layer(src, tar, 1000000000, NULL, NULL, &err), 0);
-	archive_limits_default(&lim);
+	CHECK_INT(tar_write_layer(src, tar, 1000000000, NULL, NULL, &err), 0);
+	tar_limits_default(&lim);
 	CHECK_INT(lseek(tar, 0, SEEK_SET), 0);
 	CHECK_INT(extract_in_child(tar, dst, ARCHIVE_WORKSPACE, 0, &lim, msg, sizeof(msg)),
 	          -EINVAL);
@@ -133,7 +133,7 @@ TEST(workspace_refuses_whiteouts_and_limits)
 
 TEST(ephemeral_paths)
 {
-	_cleanup_strv_ char **v = archive_manifest_ephemeral_paths(
+	_cleanup_strv_ char **v = tar_manifest_ephemeral_paths(
 	    "{\"entries\": {\"a\": {\"type\": \"file\"}, \"./tmp/x\": {\"type\": \"dir\", "
 	    "\"ephemeral\": true}, \"../bad\": {\"ephemeral\": true}}}");
 

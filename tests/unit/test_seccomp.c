@@ -76,7 +76,7 @@ static int compile_file(const char *path, const char *const *caps, struct al_bpf
 	r = al_read_file(path, 1 << 22, &json, &len, err);
 	if (r < 0)
 		return r;
-	return seccomp_profile_compile(json, len, caps, bpf, err);
+	return sc_profile_compile(json, len, caps, bpf, err);
 }
 
 static int compile_repo_profile(const char *name, struct al_bpf *bpf)
@@ -95,7 +95,7 @@ static int compile_repo_profile(const char *name, struct al_bpf *bpf)
 static int compile_text(const char *json, const char *const *caps, struct al_bpf *bpf,
                         struct al_error *err)
 {
-	return seccomp_profile_compile(json, strlen(json), caps, bpf, err);
+	return sc_profile_compile(json, strlen(json), caps, bpf, err);
 }
 
 /*
@@ -145,7 +145,7 @@ static bool install(const struct al_bpf *bpf)
 		test_failures++;
 		return false;
 	}
-	if (seccomp_install_bpf(bpf->prog, bpf->len, &err) < 0) {
+	if (sc_install_bpf(bpf->prog, bpf->len, &err) < 0) {
 		fprintf(stderr, "install: %s\n", err.msg);
 		test_failures++;
 		return false;
