@@ -36,7 +36,7 @@ void al_log(enum al_log_level level, const char *fmt, ...)
 	             "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ", tm.tm_year + 1900,
 	             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
 	             ts.tv_nsec / 1000000, ident, names[level]);
-	if (n < 0)
+	if (n < 0 || (size_t)n >= sizeof(line))
 		return;
 	va_start(ap, fmt);
 	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);

@@ -298,7 +298,9 @@ int main(void)
 	{
 		char msg[AL_ERROR_MSG_MAX + 8];
 		int n = snprintf(msg, sizeof(msg), "error: %s", err.msg);
-		if (status_fd < 0 || al_write_all(status_fd, msg, (size_t)n) < 0)
+		/* What snprintf would have written, not what it did: never past msg. */
+		size_t len = n < 0 ? 0 : (size_t)n >= sizeof(msg) ? sizeof(msg) - 1 : (size_t)n;
+		if (status_fd < 0 || al_write_all(status_fd, msg, len) < 0)
 			fprintf(stderr, "airlock-init: %s\n", err.msg);
 	}
 	return 1;

@@ -350,7 +350,8 @@ static void yard_name(const char *controllers, char *out, size_t len)
 		const char *name = !strncmp(p, "name=", 5) && n > 5 ? p + 5 : p;
 		int w = snprintf(out + used, len - used, "%s%.*s", used ? "," : "",
 		                 (int)(n - (size_t)(name - p)), name);
-		if (w < 0)
+		/* snprintf returns what it would have written: past the end, stop. */
+		if (w < 0 || (size_t)w >= len - used)
 			break;
 		used += (size_t)w;
 		p += n + (p[n] == ',');

@@ -307,12 +307,12 @@ static void *collector(void *arg)
 	return NULL;
 }
 
+/* what comes from PID 1, so from inside the sandbox: any length. */
 static void finish_with_spawn_error(struct al_process *p, int e, const char *what)
 {
-	char line[1200];
-	int n = snprintf(line, sizeof(line), "airlock: %s\n", what);
-
-	stream_append(&p->err, line, (size_t)n, p->max_output);
+	stream_append(&p->err, "airlock: ", strlen("airlock: "), p->max_output);
+	stream_append(&p->err, what, strlen(what), p->max_output);
+	stream_append(&p->err, "\n", 1, p->max_output);
 	p->exited = true;
 	p->collected = true;
 	p->exit_code = (e == EACCES || e == ENOEXEC || e == EISDIR) ? 126 : 127;

@@ -100,6 +100,21 @@ class ExecTest(at.AirlockTestCase):
         r = self.client.exec(self.sid, ["/no/such/dir/cmd"])
         self.assertExit(r, 127)
 
+    def test_long_spawn_errors_are_reported_whole_and_only_them(self):
+        # PID 1's answer to a failed spawn names the cwd or argv[0], which
+        # the client chose: copied with snprintf's untruncated length from a
+        # 1,200-byte buffer, it sent airlockd's stack after it (ASan: abort).
+        long_name = "/no-such-" + "x" * 4000
+        for fields in ({"argv": [long_name]}, {"argv": ["true"], "cwd": long_name}):
+            r = self.client.exec(self.sid, **fields)
+            self.assertIn(r["exit_code"], (126, 127), r)
+            err = r["stderr"]
+            self.assertTrue(err.startswith("airlock: "), err[:80])
+            self.assertTrue(err.endswith("\n"))
+            # Only the message: airlock: ..., the name, why, a newline.
+            self.assertLess(len(err), len(long_name) + 200, err[-200:])
+            self.assertNotIn("\ufffd", err)
+
     def test_not_executable_is_126(self):
         put = self.client.write_file(self.sid, "/workspace/notexec.sh", b"#!/bin/sh\necho hi\n",
                                      mode="0644")
