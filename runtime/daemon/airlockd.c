@@ -18,6 +18,7 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -211,6 +212,9 @@ static int setup_daemon(struct daemon *ctx, const struct options *o, struct al_e
 	if (r < 0)
 		return r;
 	ctx->host.init_memfd = r;
+	ctx->host.daemon_pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	if (ctx->host.daemon_pidfd < 0)
+		return al_error_errno(err, "pidfd_open of airlockd itself");
 	/* airlock-pid1 is installed next to airlock-init. */
 	{
 		char *slash = strrchr(init_path, '/');
@@ -264,7 +268,9 @@ static void daemon_free(struct daemon *ctx)
 	free(ctx->host.criu_shim_path);
 	if (ctx->host.init_memfd >= 0)
 		close(ctx->host.init_memfd);
-	*ctx = (struct daemon){.host.init_memfd = -1};
+	if (ctx->host.daemon_pidfd >= 0)
+		close(ctx->host.daemon_pidfd);
+	*ctx = (struct daemon){.host.init_memfd = -1, .host.daemon_pidfd = -1};
 }
 
 /*
@@ -317,7 +323,7 @@ int main(int argc, char **argv)
 	    .profiles_dir = AIRLOCK_PROFILES_DIR,
 	};
 	struct al_error err = AL_ERROR_INIT;
-	struct daemon ctx = {.host.init_memfd = -1};
+	struct daemon ctx = {.host.init_memfd = -1, .host.daemon_pidfd = -1};
 	struct api_server *srv = NULL;
 	gid_t gid = (gid_t)-1;
 	size_t kept = 0;

@@ -278,6 +278,10 @@ static int exec_pid1(struct al_error *err)
 		return al_error_errno(err, "dup2");
 	/* pid1 finds no status pipe on its fd 4, as after a re-exec. */
 	syscall(SYS_close_range, PID1_LISTEN_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC);
+	/* Made, and from now on the sandbox outlives airlockd: no longer die
+	 * with it (spawn.c set this while we were half-made). */
+	if (prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0) < 0)
+		return al_error_errno(err, "prctl(PR_SET_PDEATHSIG)");
 	if (al_write_all(STATUS_FD, "ok", 2) < 0)
 		return al_error_errno(err, "report ready to airlockd");
 	status_fd = -1;

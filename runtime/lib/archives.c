@@ -664,10 +664,26 @@ typedef int (*child_fn)(void *arg, struct al_error *err);
  * multi-threaded: the child is single-threaded, which setns(CLONE_NEWUSER)
  * needs, and its chdir/setns do not touch the daemon's other threads.
  */
+static pid_t run_child_parent; /* in a child of run_child: who forked it */
+
+/* In a child of run_child, again after each change of credentials (which
+ * clears it): die with airlockd.  A helper that outlived a crashed daemon
+ * would finish (commit a hydrate, say) what its client was told failed. */
+static int die_with_parent(struct al_error *err)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		return al_error_errno(err, "prctl(PR_SET_PDEATHSIG)");
+	/* Gone before the prctl: we are someone else's now. */
+	if (getppid() != run_child_parent)
+		return al_error_set(err, ECANCELED, "airlockd is gone");
+	return 0;
+}
+
 static int run_child(child_fn fn, void *arg, struct al_error *err)
 {
 	_cleanup_close_ int rfd = -1;
 	struct al_buf msg = {0};
+	pid_t parent = getpid();
 	int p[2], status;
 	pid_t pid;
 	int r;
@@ -687,8 +703,10 @@ static int run_child(child_fn fn, void *arg, struct al_error *err)
 		signal(SIGPIPE, SIG_IGN);
 		/* Nothing in a sandbox may ptrace us or read our memory. */
 		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-		r = fn(arg, &cerr);
+		run_child_parent = parent;
+		r = die_with_parent(&cerr);
+		if (r == 0)
+			r = fn(arg, &cerr);
 		if (r < 0) {
 			char code = (char)(cerr.code ? cerr.code : EIO);
 			if (al_write_all(p[1], &code, 1) == 0)
@@ -727,6 +745,7 @@ static int enter_sandbox(pid_t ns_pid, struct al_error *err)
 {
 	_cleanup_close_ int mnt = -1, user = -1;
 	char path[64];
+	int r;
 
 	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)ns_pid);
 	mnt = open(path, O_RDONLY | O_CLOEXEC);
@@ -743,6 +762,9 @@ static int enter_sandbox(pid_t ns_pid, struct al_error *err)
 	if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
 		return al_error_errno(err, "become the sandbox's root");
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	r = die_with_parent(err);
+	if (r < 0)
+		return r;
 	if (chdir("/") < 0)
 		return al_error_errno(err, "chdir /");
 	umask(022);

@@ -421,6 +421,7 @@ struct criu_child {
 	int images_fd;      /* its images directory, as IMAGES_FD */
 	const int *inherit; /* restore: fds criu gets as INHERIT_FD_BASE + i */
 	size_t n_inherit;
+	int daemon_pidfd; /* airlockd's (host.h) */
 };
 
 /* Exit codes of the child before it runs criu (it can only report a number). */
@@ -434,6 +435,13 @@ enum { CHILD_CGROUP = 120, CHILD_MOUNTNS, CHILD_ROOT, CHILD_RUN, CHILD_FDS };
  */
 static _Noreturn void criu_child_main(const struct criu_child *c)
 {
+	/* criu does its work for airlockd, and stops when airlockd does (what
+	 * it leaves is cleaned at the next start: no state.json, a frozen
+	 * cgroup thawed). */
+	if (syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 ||
+	    (c->daemon_pidfd >= 0 &&
+	     poll(&(struct pollfd){.fd = c->daemon_pidfd, .events = POLLIN}, 1, 0) != 0))
+		_exit(CHILD_CGROUP);
 	for (int i = 0; i < c->n_join; i++)
 		if (write(c->join[i], "0", 1) != 1)
 			_exit(CHILD_CGROUP);
@@ -606,7 +614,8 @@ int criu_checkpoint(const struct sandbox_host *host, struct sandbox *sb, const c
 	_cleanup_close_ int run_fd = -1, dir_fd = -1;
 	_cleanup_cjson_ cJSON *cg = NULL;
 	char log_path[PATH_MAX], keep[PATH_MAX], path[PATH_MAX], scratch[CRIU_SCRATCH_PATH];
-	struct criu_child child = {.cgroup_fd = -1, .root_fd = -1};
+	struct criu_child child = {
+	    .cgroup_fd = -1, .root_fd = -1, .daemon_pidfd = host->daemon_pidfd};
 	_cleanup_(cgroup_yard_free) struct cgroup_yard yard = {0};
 	struct al_error cg_err = AL_ERROR_INIT;
 	const cJSON *usage;
@@ -896,7 +905,8 @@ int criu_restore(const struct sandbox_host *host, struct sandbox *sb, const char
 	size_t n_inherit = 0;
 	int n_join = 0;
 	const cJSON *it;
-	struct criu_child child = {.cgroup_fd = -1, .root_fd = -1};
+	struct criu_child child = {
+	    .cgroup_fd = -1, .root_fd = -1, .daemon_pidfd = host->daemon_pidfd};
 	_cleanup_(cgroup_yard_free) struct cgroup_yard yard = {0};
 	struct stat criu_st;
 	uint64_t t0 = al_now_ms();

@@ -27,4 +27,7 @@ struct sandbox_host {
 	char *criu_version;   /* NULL when CRIU is not installed */
 	char *criu_shim_path; /* preloaded into criu (criu_passcred_shim.c), or NULL */
 	struct cgroup_manager *cgroups;
+	/* A pidfd of airlockd itself: readable once it is gone, which its
+	 * children check (spawn.c) to die with it. */
+	int daemon_pidfd;
 };

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -107,6 +108,24 @@ static _Noreturn void child_fail(int status_w, const char *what, int e)
 	if (write(status_w, msg, len) < 0)
 		_exit(126);
 	_exit(126);
+}
+
+/*
+ * In the clone3 child: until airlock-init reports ready (it clears this
+ * again, init.c), die with the airlockd thread that made us.  A half-made
+ * sandbox of a crashed airlockd would otherwise run on as host root (before
+ * the exec) holding copies of every daemon fd, client connections
+ * included, which then never see the daemon go.  The daemon may have died
+ * before the prctl: its pidfd says so.
+ */
+static void die_with_daemon(const struct sandbox_host *host, int status_w)
+{
+	struct pollfd pfd = {.fd = host->daemon_pidfd, .events = POLLIN};
+
+	if (syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		child_fail(status_w, "cannot set the parent-death signal", errno);
+	if (host->daemon_pidfd >= 0 && poll(&pfd, 1, 0) != 0)
+		_exit(126);
 }
 
 int sandbox_write_id_maps(pid_t pid, uid_t base, struct al_error *err)
@@ -202,6 +221,7 @@ static int spawn_init(const struct sandbox_host *host, struct sandbox *sb,
 		int status_w = fds->status_w;
 		int c, s, e, k, t, b, cb = -1;
 
+		die_with_daemon(host, status_w);
 		for (int i = 0; i < n_join; i++)
 			if (write(join[i], "0", 1) != 1)
 				child_fail(status_w, "cannot join the sandbox's v1 cgroups", errno);
@@ -229,6 +249,8 @@ static int spawn_init(const struct sandbox_host *host, struct sandbox *sb,
 		if (syscall(SYS_setgroups, 0, NULL) < 0 || syscall(SYS_setresgid, 0, 0, 0) < 0 ||
 		    syscall(SYS_setresuid, 0, 0, 0) < 0)
 			child_fail(5, "cannot become root of the user namespace", errno);
+		/* A change of credentials clears the parent-death signal. */
+		die_with_daemon(host, 5);
 		syscall(SYS_close_range, 9, ~0U, CLOSE_RANGE_CLOEXEC);
 		/* Only now: airlockd's fds (one per sandbox) are ours until exec,
 		 * so the lower limit would have refused the dups above. */

@@ -276,6 +276,42 @@ class LifecycleTest(at.AirlockTestCase):
             self.assertFalse(at.alive(pid, start), "process %d (%s) survived" % (pid, comm))
         self.assertEqual(at.leftovers(self.daemon.state_dir, [sid], daemon_running=True), [])
 
+    def test_sigkill_during_creates_leaves_no_half_made_child_nor_hung_client(self):
+        """airlockd killed while creates are in flight: every client gets
+        an answer or an error at once, no half-made sandbox runs on (before
+        its exec it is a clone of airlockd, as host root, holding copies of
+        every daemon fd), and the next airlockd keeps only finished ones."""
+        self.client.close()
+        for delay in (0.002, 0.005, 0.01, 0.02, 0.04, 0.08):
+            pending = [at.request_in_background(self.daemon.socket_path, "POST",
+                                                "/v1/sandboxes", {}) for _ in range(10)]
+            time.sleep(delay)
+            self.daemon.stop(signal.SIGKILL)
+            for t, answer in pending:
+                t.join(10)
+                self.assertFalse(t.is_alive(), "a client hung after airlockd's SIGKILL "
+                                 "(%.3f s into the creates)" % delay)
+                if "r" in answer and answer["r"].status == 201:
+                    self.created.add(answer["r"].json["id"])
+            deadline = time.monotonic() + 3
+            while True:
+                clones = [pid for pid in at.pids()
+                          if self.daemon.socket_path in (at.read_text("/proc/%d/cmdline" % pid)
+                                                         or "")]
+                sbdir = os.path.join(self.daemon.state_dir, "sandboxes")
+                half = [i for i in os.listdir(sbdir)
+                        if not os.path.exists(os.path.join(sbdir, i, "state.json"))]
+                running_half = [p for p in at.processes_of(half)] if half else []
+                if (not clones and not running_half) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            self.assertEqual(clones, [], "clones of the killed airlockd still run "
+                             "(%.3f s into the creates)" % delay)
+            self.assertEqual(running_half, [], "half-made sandboxes still run")
+            self.daemon.start()
+        for sb in self.client.list():
+            self.assertEqual(self.client.inspect(sb["id"])["state"], "running")
+
     def test_concurrent_execs_in_one_sandbox(self):
         sid = self.sandbox()["id"]
         errors = []
