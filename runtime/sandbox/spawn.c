@@ -118,13 +118,13 @@ static _Noreturn void child_fail(int status_w, const char *what, int e)
  * included, which then never see the daemon go.  The daemon may have died
  * before the prctl: its pidfd says so.
  */
-static void die_with_daemon(const struct sandbox_host *host, int status_w)
+static void die_with_daemon(int daemon_pidfd, int status_w)
 {
-	struct pollfd pfd = {.fd = host->daemon_pidfd, .events = POLLIN};
+	struct pollfd pfd = {.fd = daemon_pidfd, .events = POLLIN};
 
 	if (syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		child_fail(status_w, "cannot set the parent-death signal", errno);
-	if (host->daemon_pidfd >= 0 && poll(&pfd, 1, 0) != 0)
+	if (daemon_pidfd >= 0 && poll(&pfd, 1, 0) != 0)
 		_exit(126);
 }
 
@@ -220,8 +220,10 @@ static int spawn_init(const struct sandbox_host *host, struct sandbox *sb,
 		char *const envp[] = {NULL};
 		int status_w = fds->status_w;
 		int c, s, e, k, t, b, cb = -1;
+		/* Above the fds dup2'd to 3..8 below, which would replace it. */
+		int dp = fcntl(host->daemon_pidfd, F_DUPFD_CLOEXEC, 16);
 
-		die_with_daemon(host, status_w);
+		die_with_daemon(dp, status_w);
 		for (int i = 0; i < n_join; i++)
 			if (write(join[i], "0", 1) != 1)
 				child_fail(status_w, "cannot join the sandbox's v1 cgroups", errno);
@@ -250,7 +252,7 @@ static int spawn_init(const struct sandbox_host *host, struct sandbox *sb,
 		    syscall(SYS_setresuid, 0, 0, 0) < 0)
 			child_fail(5, "cannot become root of the user namespace", errno);
 		/* A change of credentials clears the parent-death signal. */
-		die_with_daemon(host, 5);
+		die_with_daemon(dp, 5);
 		syscall(SYS_close_range, 9, ~0U, CLOSE_RANGE_CLOEXEC);
 		/* Only now: airlockd's fds (one per sandbox) are ours until exec,
 		 * so the lower limit would have refused the dups above. */
