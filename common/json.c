@@ -8,6 +8,30 @@
 #include "cleanup.h"
 #include "strv.h"
 
+cJSON *al_json_parse_exact(const char *text, size_t len, size_t *bad_at)
+{
+	const char *end = NULL;
+	cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, false);
+	size_t at;
+
+	if (!j) {
+		end = cJSON_GetErrorPtr();
+		if (bad_at)
+			*bad_at =
+			    end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
+		return NULL;
+	}
+	for (at = (size_t)(end - text); at < len; at++) {
+		if (text[at] != ' ' && text[at] != '\t' && text[at] != '\n' && text[at] != '\r') {
+			cJSON_Delete(j);
+			if (bad_at)
+				*bad_at = at;
+			return NULL;
+		}
+	}
+	return j;
+}
+
 const char *al_json_str(const cJSON *o, const char *key)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);

@@ -8,6 +8,7 @@
  */
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include <cjson/cJSON.h>
 
@@ -21,6 +22,12 @@ static inline void al_cjson_deletep(cJSON **j)
 }
 
 #define _cleanup_cjson_ __attribute__((cleanup(al_cjson_deletep)))
+
+/* Parse exactly one JSON value from text[0, len): trailing bytes other than
+ * whitespace make it fail, where cJSON alone would ignore them (a request
+ * "{...}garbage" must not pass for "{...}").  NULL on bad input; then *bad_at
+ * (if given) is the byte offset of the first problem. */
+cJSON *al_json_parse_exact(const char *text, size_t len, size_t *bad_at);
 
 /* The string member key of object o, or NULL when absent or not a string. */
 const char *al_json_str(const cJSON *o, const char *key);

@@ -130,6 +130,27 @@ static void reply_al_error(struct reply *rp, const struct al_error *err)
 	case ECONNREFUSED:
 		reply_error(rp, 503, "unavailable", err->msg);
 		break;
+	case ENOSPC:
+	case EDQUOT:
+		reply_error(rp, 507, "no_space", err->msg);
+		break;
+	case EROFS:
+		reply_error(rp, 409, "read_only", err->msg);
+		break;
+	case ENOMEM:
+		reply_error(rp, 500, "out_of_memory", err->msg);
+		break;
+	case EAGAIN:
+	case EMFILE:
+	case ENFILE:
+		reply_error(rp, 429, "busy", err->msg);
+		break;
+	case ETIMEDOUT:
+		reply_error(rp, 504, "timeout", err->msg);
+		break;
+	case EIO:
+		reply_error(rp, 500, "io_error", err->msg);
+		break;
 	default:
 		reply_error(rp, 500, "internal", err->msg);
 		break;
@@ -140,6 +161,7 @@ static void reply_al_error(struct reply *rp, const struct al_error *err)
 
 static cJSON *parse_body(struct request *rq, struct reply *rp, bool required)
 {
+	size_t bad_at = 0;
 	cJSON *j;
 
 	if (rq->body.len == 0) {
@@ -147,8 +169,15 @@ static cJSON *parse_body(struct request *rq, struct reply *rp, bool required)
 			reply_error(rp, 400, "invalid_argument", "request body (JSON) is required");
 		return required ? NULL : cJSON_CreateObject();
 	}
-	j = cJSON_ParseWithLength(rq->body.data, rq->body.len);
-	if (!j || !cJSON_IsObject(j)) {
+	j = al_json_parse_exact(rq->body.data, rq->body.len, &bad_at);
+	if (!j) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "request body is not one JSON value (at byte %zu)",
+		         bad_at);
+		reply_error(rp, 400, "invalid_argument", msg);
+		return NULL;
+	}
+	if (!cJSON_IsObject(j)) {
 		cJSON_Delete(j);
 		reply_error(rp, 400, "invalid_argument", "request body is not a JSON object");
 		return NULL;

@@ -264,6 +264,17 @@ class ExecTest(at.AirlockTestCase):
         self.assertEqual(self.client.exec_raw(self.sid, argv=[1, 2]).status, 400)
         self.assertEqual(self.client.exec_raw("nosuchsandbox", argv=["true"]).status, 404)
         self.assertEqual(self.client.poll(self.sid, "p999999").status, 404)
+        # One JSON object, nothing after it (cJSON alone stops at its end).
+        path = "/v1/sandboxes/%s/exec" % self.sid
+        for body in ('{"argv": ["true"]} {"argv": ["false"]}', '{"argv": ["true"]}x',
+                     '{"argv": ["true"]}\0'):
+            r = self.client.request("POST", path, body,
+                                    headers={"Content-Type": "application/json"})
+            self.assertEqual(r.status, 400, body)
+            self.assertIn("one JSON value", r.json["error"]["message"])
+        r = self.client.request("POST", path, '{"argv": ["true"]}\r\n  ',
+                                headers={"Content-Type": "application/json"})
+        self.assertEqual(r.status, 200, r)
 
     def test_many_execs_in_a_row(self):
         for i in range(30):

@@ -96,6 +96,14 @@ class FilesTest(at.AirlockTestCase):
         self.assertEqual(rm.status, 200, rm)
         self.assertExit(self.sh(self.sid, "test -e /workspace/newdir"), 1)
 
+    def test_full_disk_is_507_and_names_the_file(self):
+        sid = self.client.create(limits={"disk": "2M"})["id"]
+        r = self.client.write_file(sid, "/workspace/big", b"x" * (4 << 20))
+        self.assertEqual(r.status, 507, r)
+        self.assertEqual(r.json["error"]["code"], "no_space")
+        self.assertIn("big", r.json["error"]["message"])
+        self.client.destroy(sid)
+
     def test_missing_file_is_404(self):
         self.assertEqual(self.client.read_file(self.sid, "does/not/exist").status, 404)
         self.assertEqual(self.client.read_file("nosuchsandbox", "x").status, 404)

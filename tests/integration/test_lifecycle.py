@@ -24,6 +24,17 @@ def host_processes_of(sid):
     return out
 
 
+def host_processes_with(sid, comm, count, timeout=5):
+    """host_processes_of(sid) once count of them run comm: a shell's `cmd &`
+    has forked when the shell exits, but the fork may not have exec'd yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        procs = host_processes_of(sid)
+        if sum(c == comm for _, _, c in procs) >= count or time.monotonic() > deadline:
+            return procs
+        time.sleep(0.02)
+
+
 def raw_exchange(path, data, timeout=15, shutdown=False):
     """Send raw bytes on a new connection; return what comes back until close or timeout."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -117,7 +128,7 @@ class LifecycleTest(at.AirlockTestCase):
         running = self.client.exec(sid, ["sleep", "1002"], yield_ms=100)
         self.assertTrue(running["running"])
         info = self.client.inspect(sid)
-        procs = host_processes_of(sid)
+        procs = host_processes_with(sid, "sleep", 3)
         comms = [c for _, _, c in procs]
         self.assertGreaterEqual(comms.count("sleep"), 3, procs)
         self.assertIn(info["init_pid"], [p for p, _, _ in procs])
@@ -266,7 +277,7 @@ class LifecycleTest(at.AirlockTestCase):
         removed, with everything it had on the host."""
         sid = self.client.create()["id"]
         self.out(sid, "sleep 1000 </dev/null >/dev/null 2>&1 &")
-        procs = host_processes_of(sid)
+        procs = host_processes_with(sid, "sleep", 1)
         self.client.destroy(sid, wait=False)
         self.client.close()
         self.daemon.stop(signal.SIGKILL)
@@ -409,7 +420,7 @@ class LifecycleTest(at.AirlockTestCase):
         self.out(sid, "sleep 1000 </dev/null >/dev/null 2>&1 &")
         info = self.client.inspect(sid)
         init_pid, init_start = info["init_pid"], at.process_start(info["init_pid"])
-        sleeps = [(p, s) for p, s, c in host_processes_of(sid) if c == "sleep"]
+        sleeps = [(p, s) for p, s, c in host_processes_with(sid, "sleep", 1) if c == "sleep"]
         self.assertEqual(len(sleeps), 1, host_processes_of(sid))
         self.client.close()
 
