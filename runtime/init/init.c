@@ -241,7 +241,10 @@ static int setup(struct init_config *c, struct al_error *err)
 		r = sc_install_bpf(compat_bpf, compat_len, err);
 	if (r < 0)
 		return al_error_prefix(err, "seccomp");
-	if (chdir(c->workspace) < 0 && chdir("/") < 0)
+	/* PID 1 lives in "/", not in the workspace: an agent may remove and
+	 * make /workspace again, and a PID 1 left in a deleted directory is
+	 * one CRIU cannot dump.  Commands get their cwd per request. */
+	if (chdir("/") < 0)
 		return al_error_errno(err, "chdir /");
 	return 0;
 }

@@ -326,6 +326,18 @@ class SnapshotTest(AirlockTestCase):
 
     # ---- restarts and crashes ----
 
+    def test_snapshot_after_the_workspace_was_made_again(self):
+        # An ordinary agent action; PID 1 used to live in /workspace, and a
+        # PID 1 in a deleted directory cannot be dumped.
+        sid = self.sandbox()["id"]
+        self.out(sid, "cd / && rm -rf /workspace && mkdir /workspace && echo new > /workspace/f")
+        snap = self.snapshot(sid, processes=True)
+        self.assertTrue(snap["processes"])
+        # With processes, it restores into the uid range it was taken in.
+        self.client.destroy(sid)
+        new = self.restore(snap["id"])["id"]
+        self.assertEqual(self.out(new, "cat /workspace/f"), "new\n")
+
     def test_restore_after_destroy_and_restart(self):
         sid = self.sandbox()["id"]
         self.out(sid, "echo survives > /workspace/s")
