@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -29,6 +30,7 @@
 #include "log.h"
 #include "lifecycle.h"
 #include "registry.h"
+#include "uidslots.h"
 #include "util.h"
 
 #ifndef AIRLOCK_PROFILES_DIR
@@ -178,6 +180,43 @@ static int listen_api(const char *path, gid_t gid, struct al_error *err)
 	return TAKE_FD(fd);
 }
 
+/*
+ * One airlockd per state directory: a second would reattach the first's
+ * sandboxes, remove its half-made ones and collect its snapshots' packs.
+ * The lock is held for our lifetime (the fd is close-on-exec; the children
+ * that hold it before their exec die with us).
+ */
+static int lock_state_dir(struct daemon *ctx, const char *state, struct al_error *err)
+{
+	char path[PATH_MAX], pid[32];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/airlockd.lock", state);
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return al_error_errno(err, "open %s", path);
+	ctx->state_lock_fd = fd;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		char holder[48] = "";
+		ssize_t n;
+
+		if (errno != EWOULDBLOCK)
+			return al_error_errno(err, "lock %s", path);
+		n = pread(fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		if (pid[0])
+			snprintf(holder, sizeof(holder), " (pid %s)", pid);
+		return al_error_set(err, EBUSY,
+		                    "state directory %s is in use by another airlockd%s", state,
+		                    holder);
+	}
+	snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, strlen(pid), 0) < 0)
+		log_warn("write %s: %m", path);
+	return 0;
+}
+
 static int setup_daemon(struct daemon *ctx, const struct options *o, struct al_error *err)
 {
 	_cleanup_free_ char *init_path = NULL;
@@ -197,6 +236,9 @@ static int setup_daemon(struct daemon *ctx, const struct options *o, struct al_e
 		                    "state directory %s is too long (at most 1024 characters)",
 		                    state);
 	chmod(state, 0700);
+	r = lock_state_dir(ctx, state, err);
+	if (r < 0)
+		return r;
 	if (asprintf(&ctx->host.sandboxes_dir, "%s/sandboxes", state) < 0 ||
 	    asprintf(&ctx->host.seccomp_cache_dir, "%s/seccomp", state) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
@@ -246,6 +288,9 @@ static int setup_daemon(struct daemon *ctx, const struct options *o, struct al_e
 		if (r < 0)
 			return r;
 	}
+	r = uid_slots_open(UID_SLOTS_DIR, state, &ctx->registry.slots, err);
+	if (r < 0)
+		return al_error_prefix(err, "uid ranges");
 	return lifecycle_load(ctx, err);
 }
 
@@ -255,7 +300,11 @@ static int setup_daemon(struct daemon *ctx, const struct options *o, struct al_e
 static void daemon_free(struct daemon *ctx)
 {
 	events_stop();
+	uid_slots_free(ctx->registry.slots);
+	ctx->registry.slots = NULL;
 	registry_destroy(&ctx->registry);
+	if (ctx->state_lock_fd >= 0)
+		close(ctx->state_lock_fd);
 	cgroup_manager_free(ctx->host.cgroups);
 	ctx->host.cgroups = NULL;
 	free(ctx->host.state_dir);
@@ -270,7 +319,7 @@ static void daemon_free(struct daemon *ctx)
 		close(ctx->host.init_memfd);
 	if (ctx->host.daemon_pidfd >= 0)
 		close(ctx->host.daemon_pidfd);
-	*ctx = (struct daemon){.host.init_memfd = -1, .host.daemon_pidfd = -1};
+	*ctx = (struct daemon){.host.init_memfd = -1, .host.daemon_pidfd = -1, .state_lock_fd = -1};
 }
 
 /*
@@ -323,7 +372,7 @@ int main(int argc, char **argv)
 	    .profiles_dir = AIRLOCK_PROFILES_DIR,
 	};
 	struct al_error err = AL_ERROR_INIT;
-	struct daemon ctx = {.host.init_memfd = -1, .host.daemon_pidfd = -1};
+	struct daemon ctx = {.host.init_memfd = -1, .host.daemon_pidfd = -1, .state_lock_fd = -1};
 	struct api_server *srv = NULL;
 	gid_t gid = (gid_t)-1;
 	size_t kept = 0;

@@ -20,4 +20,5 @@ struct daemon {
 	struct warm_pool *pool;        /* pre-created sandboxes (pool.c), or NULL */
 	struct reaper *reaper;         /* tears destroyed sandboxes down (reaper.c), or NULL */
 	struct sandbox_spec pool_spec; /* what a pooled sandbox is made as */
+	int state_lock_fd;             /* flock()ed: one airlockd per state directory */
 };

@@ -27,6 +27,7 @@
 #include "sandbox.h"
 #include "snapshot.h"
 #include "strv.h"
+#include "uidslots.h"
 #include "util.h"
 
 /* ---- making one ------------------------------------------------------------------------------ */
@@ -624,6 +625,8 @@ int lifecycle_load(struct daemon *d, struct al_error *err)
 			continue;
 		if (sandbox_remove_remains(&d->host, de->d_name, &lerr) < 0)
 			log_error("%s", lerr.msg);
+		if (d->registry.slots)
+			uid_slots_release_all(d->registry.slots, de->d_name);
 	}
 	/* cgroups whose state directory is gone entirely (a crash between
 	 * cgroup creation and the state dir, or a lost state dir). */

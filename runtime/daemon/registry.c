@@ -7,8 +7,10 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "log.h"
 #include "sandbox.h"
 #include "strv.h"
+#include "uidslots.h"
 
 void registry_init(struct registry *reg)
 {
@@ -63,8 +65,13 @@ static int add_locked(struct registry *reg, struct sandbox *sb)
 
 int registry_add(struct registry *reg, struct sandbox *sb)
 {
+	struct al_error err = AL_ERROR_INIT;
 	int r;
 
+	/* Another daemon holding it is a conflict of an earlier version's
+	 * making; the sandbox runs all the same. */
+	if (reg->slots && uid_slots_adopt(reg->slots, sb->uid_slot, sb->id, &err) < 0)
+		log_warn("sandbox %s: %s", sb->id, err.msg);
 	pthread_mutex_lock(&reg->lock);
 	r = add_locked(reg, sb);
 	pthread_mutex_unlock(&reg->lock);
@@ -82,25 +89,50 @@ void registry_remove(struct registry *reg, struct sandbox *sb)
 			removed = true;
 		}
 	}
+	if (removed && reg->slots)
+		uid_slots_release(reg->slots, sb->uid_slot, sb->id);
 	pthread_cond_broadcast(&reg->reaped);
 	pthread_mutex_unlock(&reg->lock);
 	if (removed)
 		sandbox_unref(sb);
 }
 
-/* Lowest uid slot not used by a live sandbox; reg->lock held. */
-static int alloc_uid_slot_locked(struct registry *reg, uint32_t *slot)
+static bool slot_used_locked(struct registry *reg, uint32_t s)
 {
-	for (uint32_t s = 0; s < AIRLOCK_UID_SLOTS; s++) {
-		bool used = false;
-		for (size_t i = 0; i < reg->n && !used; i++)
-			used = reg->v[i]->uid_slot == s;
-		if (!used) {
+	for (size_t i = 0; i < reg->n; i++)
+		if (reg->v[i]->uid_slot == s)
+			return true;
+	return false;
+}
+
+/* Lowest uid slot neither a sandbox of ours nor anyone else on the host
+ * holds, claimed for id; reg->lock held. */
+static int alloc_uid_slot_locked(struct registry *reg, const char *id, uint32_t *slot,
+                                 struct al_error *err)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint32_t s = 0; s < AIRLOCK_UID_SLOTS; s++) {
+			struct al_error cerr = AL_ERROR_INIT;
+			int r;
+
+			if (slot_used_locked(reg, s) ||
+			    (reg->slots && uid_slots_held_elsewhere(reg->slots, s)))
+				continue;
+			r = reg->slots ? uid_slots_claim(reg->slots, s, id, &cerr) : 0;
+			if (r == -EEXIST || r == -EPERM)
+				continue;
+			if (r < 0) {
+				*err = cerr;
+				return r;
+			}
 			*slot = s;
 			return 0;
 		}
+		if (!reg->slots)
+			break;
+		uid_slots_forget_others(reg->slots);
 	}
-	return -ENOSPC;
+	return al_error_set(err, ENOSPC, "no free uid range for a new sandbox");
 }
 
 /* The sandbox holding uid slot, or NULL; reg->lock held. */
@@ -127,8 +159,9 @@ static int reserve_locked(struct registry *reg, struct sandbox *sb, uid_t want_b
 			                    sb->spec.name);
 	}
 	if (!want_base) {
-		if (alloc_uid_slot_locked(reg, &sb->uid_slot) < 0)
-			return al_error_set(err, ENOSPC, "no free uid range for a new sandbox");
+		int r = alloc_uid_slot_locked(reg, sb->id, &sb->uid_slot, err);
+		if (r < 0)
+			return r;
 	} else {
 		sb->uid_slot = (want_base - AIRLOCK_UID_BASE) / AIRLOCK_UID_RANGE;
 		/* A destroyed sandbox holds its range until torn down: a destroy
@@ -148,10 +181,23 @@ static int reserve_locked(struct registry *reg, struct sandbox *sb, uid_t want_b
 			    "taken in: destroy that sandbox first",
 			    (unsigned)want_base, (unsigned)(want_base + AIRLOCK_UID_RANGE - 1),
 			    o->pooled ? "warm-pool sandbox" : "sandbox", o->id);
+		if (reg->slots) {
+			int r = uid_slots_claim(reg->slots, sb->uid_slot, sb->id, err);
+			if (r == -EEXIST || r == -EPERM) {
+				err->code = EBUSY;
+				return al_error_prefix(
+				    err, "a restore with processes needs its uid range");
+			}
+			if (r < 0)
+				return r;
+		}
 	}
 	sb->uid_base = AIRLOCK_UID_BASE + sb->uid_slot * AIRLOCK_UID_RANGE;
-	if (add_locked(reg, sb) < 0)
+	if (add_locked(reg, sb) < 0) {
+		if (reg->slots)
+			uid_slots_release(reg->slots, sb->uid_slot, sb->id);
 		return al_error_set(err, ENOMEM, "out of memory");
+	}
 	return 0;
 }
 

@@ -18,7 +18,10 @@
 
 struct sandbox;
 
+struct uid_slots;
+
 struct registry {
+	struct uid_slots *slots; /* host-wide claims of uid ranges, or NULL (tests) */
 	pthread_mutex_t lock;
 	pthread_cond_t reaped; /* broadcast when one leaves */
 	struct sandbox **v;
@@ -43,9 +46,10 @@ struct sandbox *registry_get(struct registry *reg, const char *id);
 int registry_reserve(struct registry *reg, struct sandbox *sb, uid_t want_base,
                      void (*hurry)(void *), void *arg, struct al_error *err);
 
-/* Enter a sandbox found running after a restart. */
+/* Enter a sandbox found running after a restart (its uid range claimed again). */
 int registry_add(struct registry *reg, struct sandbox *sb);
 
+/* Out of the registry, its uid range given back. */
 void registry_remove(struct registry *reg, struct sandbox *sb);
 
 /* Flags under the registry's lock. */

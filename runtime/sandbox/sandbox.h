@@ -33,11 +33,7 @@
 #include "error.h"
 #include "host.h"
 #include "spec.h"
-
-/* Sandbox root maps to [AIRLOCK_UID_BASE + slot * AIRLOCK_UID_RANGE, +AIRLOCK_UID_RANGE). */
-#define AIRLOCK_UID_BASE 1000000000u
-#define AIRLOCK_UID_RANGE 65536u
-#define AIRLOCK_UID_SLOTS 4096u
+#include "uidslots.h" /* AIRLOCK_UID_* */
 
 struct al_process;
 

@@ -234,14 +234,36 @@ def is_root():
 # ---- what a sandbox leaves on the host ----
 
 def cgroup_roots():
-    """Directories under which airlockd may make sandbox cgroups."""
+    """Directories under which airlockd may make sandbox cgroups: airlock/
+    for the default state directory, airlock-<hash>/ for any other (every
+    test daemon's)."""
     roots = []
     base = "/sys/fs/cgroup"
     for cand in [base] + [os.path.join(base, d) for d in sorted(os.listdir(base))]:
-        p = os.path.join(cand, "airlock")
-        if os.path.isdir(p):
-            roots.append(p)
+        if not os.path.isdir(cand):
+            continue
+        for d in sorted(os.listdir(cand)):
+            p = os.path.join(cand, d)
+            if (d == "airlock" or d.startswith("airlock-")) and os.path.isdir(p):
+                roots.append(p)
     return roots
+
+
+UID_SLOTS_DIR = "/run/airlock/uid-slots"
+
+
+def uid_claims_of(state_dir, ids=None):
+    """Host-wide uid range claims (runtime/lib/uidslots.h) that sandboxes of
+    state_dir hold: all of them, or those of ids."""
+    found = []
+    real = os.path.realpath(state_dir)
+    if not os.path.isdir(UID_SLOTS_DIR):
+        return found
+    for name in os.listdir(UID_SLOTS_DIR):
+        lines = (read_text(os.path.join(UID_SLOTS_DIR, name)) or "").split("\n")
+        if len(lines) >= 2 and lines[0] == real and (ids is None or lines[1] in ids):
+            found.append("%s (%s)" % (name, lines[1]))
+    return found
 
 
 def cgroup_dirs_of(ids):
@@ -343,6 +365,8 @@ def leftovers(state_dir, ids, socket_path=None, daemon_running=False):
         for base in glob.glob("/sys/fs/cgroup/*/"):
             if os.path.isdir(os.path.join(base, name)):
                 problems.append("cgroup root left: " + os.path.join(base, name))
+    for claim in uid_claims_of(state_dir, None if not daemon_running else list(ids)):
+        problems.append("uid range claim left: " + claim)
     sbdir = os.path.join(state_dir, "sandboxes")
     if not daemon_running and os.path.isdir(sbdir) and os.listdir(sbdir):
         problems.append("state left in %s: %s" % (sbdir, sorted(os.listdir(sbdir))))
@@ -370,6 +394,11 @@ def force_cleanup(state_dir, ids, socket_path=None):
                 os.rmdir(dirpath)
             except OSError:
                 pass
+    for claim in uid_claims_of(state_dir):
+        try:
+            os.unlink(os.path.join(UID_SLOTS_DIR, claim.split()[0]))
+        except OSError:
+            pass
 
 
 # ---- the daemon ----

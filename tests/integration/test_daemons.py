@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Several airlockd on one host: their sandboxes never share a host uid
+range, and one state directory has one airlockd."""
+
+import os
+import shutil
+import signal
+import tempfile
+import unittest
+
+import airlock_test as at
+
+
+def uid_base(client, sid):
+    # uid_map: "0 BASE 65536"
+    return int(client.inspect(sid)["uid_map"].split()[1])
+
+
+class DaemonsTest(at.AirlockTestCase):
+
+    def other_daemon(self, state_dir=None):
+        work = tempfile.mkdtemp(prefix="airlock-it-other-")
+        os.chmod(work, 0o755)
+        d = at.Daemon(work, self.rootfs)
+        if state_dir:
+            d.state_dir = state_dir
+
+        def cleanup():
+            if d.running():
+                c = at.Client(d.socket_path)
+                for sb in c.list():
+                    c.destroy(sb["id"])
+                c.close()
+                d.stop()
+            shutil.rmtree(work, ignore_errors=True)
+        self.addCleanup(cleanup)
+        return d
+
+    def test_two_daemons_hand_out_distinct_uid_ranges(self):
+        other = self.other_daemon()
+        other.start()
+        oc = at.Client(other.socket_path)
+        self.addCleanup(oc.close)
+        mine = [self.client.create()["id"] for _ in range(3)]
+        theirs = [oc.create()["id"] for _ in range(3)]
+        bases = [uid_base(self.client, s) for s in mine] + [uid_base(oc, s) for s in theirs]
+        self.assertEqual(len(set(bases)), 6, bases)
+        # A range comes back once its sandbox is gone, to whichever daemon.
+        freed = uid_base(oc, theirs[0])
+        oc.destroy(theirs[0])
+        again = self.client.create()["id"]
+        self.assertEqual(uid_base(self.client, again), freed)
+        for s in mine + [again]:
+            self.client.destroy(s)
+        # The other daemon's claims survive its SIGKILL and restart: its
+        # sandboxes run on, and their ranges stay theirs.
+        other.stop(signal.SIGKILL)
+        other.start()
+        fresh = self.client.create()["id"]
+        self.assertNotIn(uid_base(self.client, fresh), [uid_base(oc, s) for s in theirs[1:]])
+        self.client.destroy(fresh)
+
+    def test_a_second_daemon_on_the_same_state_directory_is_refused(self):
+        second = self.other_daemon(state_dir=self.daemon.state_dir)
+        with self.assertRaises(AssertionError) as cm:
+            second.start(timeout=10)
+        self.assertIn("is in use by another airlockd (pid %d)" % self.daemon.proc.pid,
+                      str(cm.exception))
+        # The first one did not notice.
+        sid = self.client.create()["id"]
+        self.assertEqual(self.out(sid, "echo ok"), "ok\n")
+        self.client.destroy(sid)
+
+
+if __name__ == "__main__":
+    at.main()
