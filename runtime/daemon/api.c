@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <microhttpd.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,7 @@ struct reply {
 	uint64_t fd_len;
 	bool keep_json; /* reply_json keeps the object in json (owned) unprinted */
 	cJSON *json;
+	int client_fd; /* the request's connection, to notice its client leave; or -1 */
 };
 
 /* ---- replies ------------------------------------------------------------------------------ */
@@ -291,7 +293,7 @@ static void create_exec_and_reply(struct api_server *s, struct sandbox *sb, cons
                                   bool remove, struct reply *rp)
 {
 	struct al_error err = AL_ERROR_INIT;
-	struct reply erp = {.fd = -1, .keep_json = true};
+	struct reply erp = {.fd = -1, .keep_json = true, .client_fd = rp->client_fd};
 	cJSON *o, *result;
 	bool removed = false;
 
@@ -474,6 +476,14 @@ static bool want_base64(const cJSON *req, struct reply *rp)
 	return false;
 }
 
+/* True when the peer of a request's connection hung up. */
+static bool client_gone(int fd)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLRDHUP};
+
+	return fd >= 0 && poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 /*
  * Wait for the process up to yield_ms and reply with its result.  For a new
  * exec, yield_ms 0 means "until it ends"; for a poll or stdin write on a
@@ -495,6 +505,16 @@ static void reply_process(struct sandbox *sb, struct al_process *p, const char *
 			if (process_ended(p) || (deadline && al_now_ms() >= deadline) ||
 			    __atomic_load_n(&api_stopping, __ATOMIC_SEQ_CST))
 				break;
+			/* A command whose client left waits for nobody: without a
+			 * process id, nobody could collect it either. */
+			if (!known_id && !yield_ms && client_gone(rp->client_fd)) {
+				struct al_error err = AL_ERROR_INIT;
+				process_kill(p, SIGKILL, &err);
+				log_info(
+				    "sandbox %s: client left a waiting exec; its command is killed",
+				    sb->id);
+				return;
+			}
 		}
 	}
 	o = process_take_result(p, base64);
@@ -1060,7 +1080,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 {
 	struct api_server *s = cls;
 	struct request *rq = *con_cls;
-	struct reply rp = {0};
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct reply rp = {.client_fd = ci ? ci->connect_fd : -1};
 
 	(void)version;
 	if (!rq) {

@@ -19,6 +19,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,10 +35,14 @@
 #define LISTEN_FD 3
 #define MAX_CLIENTS 1024
 
-/* One airlockd connection; pid > 0 once it spawned a process. */
+/* One airlockd connection; pid > 0 once it spawned a process.  Until that
+ * process has exec'd, status_fd reads why it could not (or EOF). */
 struct client {
 	int fd;
 	pid_t pid;
+	int status_fd;
+	bool failed;      /* its spawn failed and was answered: reap quietly */
+	char *what, *cwd; /* the spawn's argv[0] and cwd, for its error message */
 };
 
 static struct client clients[MAX_CLIENTS];
@@ -59,10 +64,22 @@ static struct client *client_by_pid(pid_t pid)
 	return NULL;
 }
 
+static struct client *client_by_status_fd(int fd)
+{
+	for (size_t i = 0; i < n_clients; i++)
+		if (clients[i].status_fd == fd)
+			return &clients[i];
+	return NULL;
+}
+
 static void client_remove(struct client *cl)
 {
 	if (cl->fd >= 0)
 		close(cl->fd);
+	if (cl->status_fd >= 0)
+		close(cl->status_fd);
+	free(cl->what);
+	free(cl->cwd);
 	*cl = clients[--n_clients];
 }
 
@@ -74,13 +91,24 @@ static void reply(int fd, uint8_t type, int32_t num, uint32_t aux, const char *t
 	initproto_send(fd, &m, NULL, 0, &err);
 }
 
-/* Shared with the vfork()ed child, which writes why its exec failed. */
-static volatile int child_errno;
-static volatile int child_stage;
+/* What a child whose exec failed writes on its status pipe. */
+struct spawn_failure {
+	int32_t stage;
+	int32_t err;
+};
+
+static _Noreturn void child_fail(int status_w, int stage)
+{
+	struct spawn_failure f = {.stage = stage, .err = errno ? errno : ENOEXEC};
+
+	if (write(status_w, &f, sizeof(f)) < 0)
+		_exit(127);
+	_exit(127);
+}
 
 /*
  * Resolve argv[0] against PATH from the command's own environment (not
- * ours) and exec it.  Runs in the vforked child: no allocation, no stdio.
+ * ours) and exec it.  Runs in the forked child: no allocation, no stdio.
  */
 static void exec_with_path(char *const argv[], char *const envp[])
 {
@@ -115,9 +143,17 @@ static void exec_with_path(char *const argv[], char *const envp[])
 	errno = saw_eacces ? EACCES : ENOENT;
 }
 
+/*
+ * Start the process of a spawn request.  fork, not vfork: a vfork parent
+ * waits until its child has exec'd, and a sandbox that stops that child
+ * (kill(-1, SIGSTOP) in a loop is enough) would stop PID 1 with it, and
+ * with PID 1 every later request.  The child says why its exec failed on
+ * a close-on-exec pipe, which the loop in serve() reads with the rest:
+ * EOF is a successful exec, answered with the pid then.
+ */
 static void handle_spawn(struct client *cl, const struct initproto_msg *msg, int *fds, size_t nfds)
 {
-	static const char *const stages[] = {"exec", "chdir", "stdio", "fork"};
+	int status[2];
 	pid_t pid;
 
 	if (cl->pid > 0) {
@@ -130,48 +166,73 @@ static void handle_spawn(struct client *cl, const struct initproto_msg *msg, int
 		      "malformed spawn request");
 		return;
 	}
-	child_errno = 0;
-	child_stage = INITPROTO_STAGE_EXEC;
-	/* vfork: we are single-threaded and block until the child has exec'd,
-	 * which is exactly what we need to report exec errors synchronously. */
-	pid = vfork();
+	if (pipe2(status, O_CLOEXEC) < 0) {
+		reply(cl->fd, INITPROTO_ERROR, errno, INITPROTO_STAGE_FORK, "pipe");
+		return;
+	}
+	pid = fork();
 	if (pid < 0) {
 		reply(cl->fd, INITPROTO_ERROR, errno, INITPROTO_STAGE_FORK, "fork");
+		close(status[0]);
+		close(status[1]);
 		return;
 	}
 	if (pid == 0) {
 		sigset_t none;
+		int w = status[1];
 		sigemptyset(&none);
 		for (int s = 1; s < NSIG; s++)
 			signal(s, SIG_DFL);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		setsid();
-		if (dup2(fds[0], 0) < 0 || dup2(fds[1], 1) < 0 || dup2(fds[2], 2) < 0) {
-			child_stage = INITPROTO_STAGE_STDIO;
-			child_errno = errno;
+		/* The pipe above stdio's numbers, or a dup2 would replace it. */
+		if (w < 3 && (w = fcntl(w, F_DUPFD_CLOEXEC, 3)) < 0)
 			_exit(127);
-		}
-		syscall(SYS_close_range, 3, ~0U, 0);
-		if (chdir(msg->text) < 0) {
-			child_stage = INITPROTO_STAGE_CHDIR;
-			child_errno = errno;
-			_exit(127);
-		}
+		if (dup2(fds[0], 0) < 0 || dup2(fds[1], 1) < 0 || dup2(fds[2], 2) < 0)
+			child_fail(w, INITPROTO_STAGE_STDIO);
+		syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+		if (chdir(msg->text) < 0)
+			child_fail(w, INITPROTO_STAGE_CHDIR);
 		exec_with_path(msg->argv, msg->env);
-		child_errno = errno ? errno : ENOEXEC;
-		_exit(127);
+		child_fail(w, INITPROTO_STAGE_EXEC);
 	}
-	if (child_errno) {
+	close(status[1]);
+	cl->pid = pid;
+	cl->status_fd = status[0];
+	cl->failed = false;
+	free(cl->what);
+	/* For the message of a failure: what the child was to chdir to or run. */
+	cl->what = strdup(msg->argv[0]);
+	free(cl->cwd);
+	cl->cwd = strdup(msg->text);
+}
+
+/* The spawn of cl has news on its status pipe: the exec happened (EOF) or
+ * failed (why).  Either is the answer to the spawn request. */
+static void spawn_status(struct client *cl)
+{
+	static const char *const stages[] = {"exec", "chdir", "stdio", "fork"};
+	struct spawn_failure f;
+	ssize_t n;
+
+	do
+		n = read(cl->status_fd, &f, sizeof(f));
+	while (n < 0 && errno == EINTR);
+	close(cl->status_fd);
+	cl->status_fd = -1;
+	if (n == (ssize_t)sizeof(f) && f.stage >= 0 && f.stage < 4) {
 		char what[PATH_MAX + 64];
-		int e = child_errno, stage = child_stage;
-		waitpid(pid, NULL, 0);
-		snprintf(what, sizeof(what), "%s %s: %s", stages[stage],
-		         stage == INITPROTO_STAGE_CHDIR ? msg->text : msg->argv[0], strerror(e));
-		reply(cl->fd, INITPROTO_ERROR, e, (uint32_t)stage, what);
+		const char *name = f.stage == INITPROTO_STAGE_CHDIR ? cl->cwd : cl->what;
+		snprintf(what, sizeof(what), "%s %s: %s", stages[f.stage], name ? name : "?",
+		         strerror(f.err));
+		if (cl->fd >= 0)
+			reply(cl->fd, INITPROTO_ERROR, f.err, (uint32_t)f.stage, what);
+		/* Its exit is not news any more; the connection may spawn again. */
+		cl->failed = true;
 		return;
 	}
-	cl->pid = pid;
-	reply(cl->fd, INITPROTO_PID, pid, 0, NULL);
+	if (cl->fd >= 0)
+		reply(cl->fd, INITPROTO_PID, cl->pid, 0, NULL);
 }
 
 /*
@@ -255,6 +316,19 @@ static void reap_children(void)
 
 		if (!cl)
 			continue; /* an orphan that was reparented to us */
+		/* Its status pipe first: an answer to the spawn comes before
+		 * the news of its end (the child wrote before it exited). */
+		if (cl->status_fd >= 0)
+			spawn_status(cl);
+		if (cl->failed) {
+			if (cl->fd < 0) {
+				client_remove(cl);
+			} else {
+				cl->pid = 0;
+				cl->failed = false;
+			}
+			continue;
+		}
 		if (cl->fd >= 0) {
 			if (WIFSIGNALED(status))
 				reply(cl->fd, INITPROTO_SIGNALED, WTERMSIG(status), 0, NULL);
@@ -281,12 +355,12 @@ static void accept_client(void)
 		close(fd);
 		return;
 	}
-	clients[n_clients++] = (struct client){.fd = fd, .pid = 0};
+	clients[n_clients++] = (struct client){.fd = fd, .pid = 0, .status_fd = -1};
 }
 
 static void serve(int sfd)
 {
-	static struct pollfd pfds[MAX_CLIENTS + 2];
+	static struct pollfd pfds[2 * MAX_CLIENTS + 2];
 
 	for (;;) {
 		size_t n = 0;
@@ -294,8 +368,12 @@ static void serve(int sfd)
 		pfds[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
 		pfds[n++] = (struct pollfd){.fd = n_clients < MAX_CLIENTS ? LISTEN_FD : -1,
 		                            .events = POLLIN};
-		for (size_t i = 0; i < n_clients; i++)
+		for (size_t i = 0; i < n_clients; i++) {
 			pfds[n++] = (struct pollfd){.fd = clients[i].fd, .events = POLLIN};
+			if (clients[i].status_fd >= 0)
+				pfds[n++] =
+				    (struct pollfd){.fd = clients[i].status_fd, .events = POLLIN};
+		}
 		if (poll(pfds, n, -1) < 0)
 			continue;
 		if (pfds[0].revents) {
@@ -311,8 +389,13 @@ static void serve(int sfd)
 			if (!pfds[i].revents || pfds[i].fd < 0)
 				continue;
 			cl = client_by_fd(pfds[i].fd);
-			if (cl)
+			if (cl) {
 				handle_message(cl);
+				continue;
+			}
+			cl = client_by_status_fd(pfds[i].fd);
+			if (cl)
+				spawn_status(cl);
 		}
 	}
 }

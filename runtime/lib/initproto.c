@@ -12,6 +12,17 @@
 #include "cleanup.h"
 #include "strv.h"
 
+/* A socket with a timeout (airlockd's side: sandbox_connect_init) says
+ * EAGAIN when the peer, a sandbox's PID 1, did not read or answer in time. */
+static int io_error(int r, const char *what, struct al_error *err)
+{
+	if (r == -EAGAIN || r == -EWOULDBLOCK)
+		return al_error_set(err, ETIMEDOUT, "%s: no progress in time (is PID 1 stuck?)",
+		                    what);
+	errno = -r;
+	return al_error_errno(err, "%s", what);
+}
+
 static int send_all(int sock, const char *p, size_t len)
 {
 	while (len > 0) {
@@ -130,10 +141,8 @@ int initproto_send(int sock, const struct initproto_msg *m, const int *fds, size
 		r = send_all(sock, (const char *)hdr + 1, 3);
 	if (r == 0)
 		r = send_all(sock, text, len);
-	if (r < 0) {
-		errno = -r;
-		return al_error_errno(err, "send to airlock-init");
-	}
+	if (r < 0)
+		return io_error(r, "send to airlock-init", err);
 	return 0;
 }
 
@@ -222,8 +231,7 @@ static void frame_fds_close(struct frame_fds *f)
 
 static int recv_error(int r, struct al_error *err)
 {
-	errno = -r;
-	return al_error_errno(err, "receive from init socket");
+	return io_error(r, "receive from init socket", err);
 }
 
 int initproto_recv(int sock, struct initproto_msg *m, int *fds, size_t *nfds, struct al_error *err)
@@ -255,7 +263,7 @@ int initproto_recv(int sock, struct initproto_msg *m, int *fds, size_t *nfds, st
 		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
-		return al_error_errno(err, "receive from init socket");
+		return recv_error(-errno, err);
 	if (n == 0)
 		return 1;
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {

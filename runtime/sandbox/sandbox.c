@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -482,6 +483,8 @@ int sandbox_open_root(const struct sandbox *sb, struct al_error *err)
 	return fd;
 }
 
+static const struct timeval init_timeout = {.tv_sec = SANDBOX_INIT_TIMEOUT_S};
+
 int sandbox_connect_init(const struct sandbox *sb, struct al_error *err)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -514,10 +517,21 @@ int sandbox_connect_init(const struct sandbox *sb, struct al_error *err)
 		errno = e;
 		return al_error_errno(err, "socket");
 	}
+	/* Every wait on PID 1 has a bound: connect (a full backlog), sends and
+	 * answers.  A sandbox can stop its PID 1's work (it cannot stop PID 1
+	 * itself), and a thread of ours must not wait on it forever. */
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &init_timeout, sizeof(init_timeout)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &init_timeout, sizeof(init_timeout)) < 0)
+		return al_error_errno(err, "setsockopt");
 	memcpy(sa.sun_path + 1, INITPROTO_SOCKET_NAME, len);
 	if (connect(fd, (struct sockaddr *)&sa,
-	            (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len)) < 0)
+	            (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len)) < 0) {
+		if (errno == EAGAIN)
+			return al_error_set(err, ETIMEDOUT,
+			                    "sandbox %s: PID 1 accepted no connection in %d s",
+			                    sb->id, SANDBOX_INIT_TIMEOUT_S);
 		return al_error_errno(err, "sandbox %s: connect to airlock-init", sb->id);
+	}
 	return TAKE_FD(fd);
 }
 

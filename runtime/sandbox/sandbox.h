@@ -160,7 +160,11 @@ void sandbox_upper_path(const struct sandbox *sb, char *buf, size_t len);
 /* An O_PATH fd of the sandbox's root directory, as its processes see it. */
 int sandbox_open_root(const struct sandbox *sb, struct al_error *err);
 
-/* A new connection to the sandbox's airlock-init. */
+/* How long airlockd waits on a sandbox's PID 1 for any one step. */
+#define SANDBOX_INIT_TIMEOUT_S 10
+
+/* A new connection to the sandbox's airlock-init; its sends and receives
+ * time out after SANDBOX_INIT_TIMEOUT_S (-ETIMEDOUT). */
 int sandbox_connect_init(const struct sandbox *sb, struct al_error *err);
 
 /* One request of type (initproto.h) to PID 1 that it answers with PONG; returns

@@ -3,6 +3,8 @@
 """Exec: argv and shell strings, separate streams, exit codes, timeouts,
 yield and polling, stdin to a running process, output caps, cwd and env."""
 
+import json
+import socket
 import time
 
 import airlock_test as at
@@ -256,6 +258,26 @@ class ExecTest(at.AirlockTestCase):
         self.assertEqual(k.status, 200, k)
         final, _, _ = self.client.wait_process(self.sid, r, 10)
         self.assertTrue(at.killed_by(final, 15), final)
+
+    def test_a_client_that_leaves_ends_its_waiting_exec(self):
+        # An exec without yield waits for its command; when its client
+        # hangs up, nobody can collect the result: the wait ends and the
+        # command is killed (it held an airlockd thread for good before).
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(self.daemon.socket_path)
+        body = json.dumps({"argv": ["sleep", "1000"]}).encode()
+        sock.sendall(b"POST /v1/sandboxes/%s/exec HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                     % (self.sid.encode(), len(body), body))
+        deadline = time.monotonic() + 10
+        while "sleep 1000" not in self.out(self.sid, "ps -o args 2>/dev/null || ps"):
+            self.assertLess(time.monotonic(), deadline, "the command never started")
+            time.sleep(0.05)
+        sock.close()
+        deadline = time.monotonic() + 5
+        while "sleep 1000" in self.out(self.sid, "ps -o args 2>/dev/null || ps"):
+            self.assertLess(time.monotonic(), deadline, "the command outlived its client")
+            time.sleep(0.05)
 
     def test_bad_requests(self):
         self.assertEqual(self.client.exec_raw(self.sid).status, 400)

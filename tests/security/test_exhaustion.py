@@ -11,6 +11,7 @@ import time
 import unittest
 
 import security_test as st
+import airlock_test as at  # noqa: E402  (security_test puts it on the path)
 
 MIB = 1 << 20
 
@@ -62,6 +63,45 @@ class Exhaustion(st.SecurityTestCase):
         ev = self.wait_event(bomb, "pids_max")
         self.assertTrue(ev, "no pids_max event: %r" % self.events(bomb))
         self.assertGreater(ev[0]["count"], 0)
+
+    def test_a_sandbox_stopping_its_spawns_does_not_wedge_airlockd(self):
+        """kill(-1, SIGSTOP) in a loop stops every process of the sandbox it
+        may signal, the children PID 1 makes for execs among them.  A vfork
+        PID 1 then blocked for good in its vfork, and every exec into the
+        sandbox hung, each holding an airlockd thread."""
+        wedge = self.sandbox()["id"]
+        other = self.sandbox()["id"]
+        threads_before = len(os.listdir("/proc/%d/task" % self.daemon.proc.pid))
+        self.client.exec(wedge, command="while :; do kill -STOP -1; done", yield_ms=100)
+        # A second loop makes the stops more frequent; its own spawn may
+        # be stopped by the first (then it is refused after the bound).
+        r = self.client.exec_raw(wedge, command="while :; do kill -STOP -1; done", yield_ms=100)
+        self.assertIn(r.status, (200, 504), r)
+        pending = [at.request_in_background(self.daemon.socket_path, "POST",
+                                            "/v1/sandboxes/%s/exec" % wedge,
+                                            {"argv": ["true"], "timeout_ms": 1000})
+                   for _ in range(20)]
+        answers, took = self.daemon_answers()
+        self.attack_ok("stopped spawns: airlockd stalls", answers, "GET /v1/info in %.0f ms"
+                       % (took * 1000))
+        # Every exec is answered: run (its child escaped the stop), killed
+        # by its timeout, or refused once PID 1's answer takes too long.
+        start = time.monotonic()
+        for t, _ in pending:
+            t.join(max(1, 30 - (time.monotonic() - start)))
+        hung = sum(t.is_alive() for t, _ in pending)
+        self.attack_ok("stopped spawns: execs hang", hung == 0, "%d of 20 unanswered after %.0f s"
+                       % (hung, time.monotonic() - start))
+        self.attack_ok("stopped spawns: neighbour stalls",
+                       self.out(other, "echo alive") == "alive\n", "exec in another sandbox")
+        # Removing the sandbox works and leaves the daemon serving everyone.
+        self.client.destroy(wedge)
+        answers, took = self.daemon_answers()
+        self.attack_ok("stopped spawns: airlockd after rm", answers, "GET /v1/info in %.0f ms"
+                       % (took * 1000))
+        threads_after = len(os.listdir("/proc/%d/task" % self.daemon.proc.pid))
+        self.attack_ok("stopped spawns: threads held", threads_after <= threads_before + 4,
+                       "%d threads, %d before" % (threads_after, threads_before))
 
     def test_memory_bomb(self):
         sid = self.sandbox(limits={"memory_bytes": 64 * MIB})["id"]
