@@ -18,7 +18,7 @@ PACKAGES=(
 	build-essential dpkg-dev xz-utils meson ninja-build pkg-config clang-format
 	libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev libcjson-dev
 	libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libssl-dev libauparse-dev
-	busybox-static debootstrap iproute2 iptables curl python3
+	busybox-static debootstrap iproute2 iptables curl python3 python3-jsonschema python3-yaml
 	crun runc bubblewrap util-linux hyperfine
 )
 
@@ -123,6 +123,25 @@ install_docker_profile() {
 	dpkg-deb --fsys-tarfile "$tmp"/golang-github-docker-docker-dev_*.deb | tar -x -C "$tmp/x" "$member"
 	install -m 0644 "$tmp/x/$member" "$DOCKER_PROFILE.tmp"
 	mv "$DOCKER_PROFILE.tmp" "$DOCKER_PROFILE"
+	rm -rf "$tmp"
+}
+
+# The OpenAPI 3.1 JSON Schema, for tests/integration/test_openapi.py's check
+# of docs/openapi.yaml.  Debian ships it in python3-openapi-spec-validator,
+# which only trixie has and which would pull trixie's python3 along; so, as
+# for Docker's profile, the package is fetched with apt and only that file
+# is unpacked from it.
+OAS31_SCHEMA=/var/lib/airlock/openapi/oas-3.1-schema.json
+install_oas31_schema() {
+	[ -s "$OAS31_SCHEMA" ] && return 0
+	local tmp member=./usr/lib/python3/dist-packages/openapi_spec_validator/resources/schemas/v3.1/schema.json
+	tmp=$(mktemp -d)
+	chmod 755 "$tmp" # apt downloads as _apt
+	(cd "$tmp" && apt-get download -q python3-openapi-spec-validator >/dev/null)
+	mkdir -p "$tmp/x" "$(dirname "$OAS31_SCHEMA")"
+	dpkg-deb --fsys-tarfile "$tmp"/python3-openapi-spec-validator_*.deb | tar -x -C "$tmp/x" "$member"
+	install -m 0644 "$tmp/x/$member" "$OAS31_SCHEMA.tmp"
+	mv "$OAS31_SCHEMA.tmp" "$OAS31_SCHEMA"
 	rm -rf "$tmp"
 }
 
@@ -253,6 +272,7 @@ build_init_cjson() {
 need_root
 install_packages
 install_docker_profile
+install_oas31_schema
 # Called as plain commands, so that `set -e` stops setup at any failing
 # step inside them; each sets reconfigure=1 when it built something.
 reconfigure=0
