@@ -18,7 +18,7 @@ PACKAGES=(
 	build-essential dpkg-dev xz-utils meson ninja-build pkg-config clang-format
 	libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev libcjson-dev
 	libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libssl-dev libauparse-dev
-	busybox-static debootstrap iproute2 iptables curl python3 python3-jsonschema python3-yaml
+	busybox-static debootstrap iproute2 iptables curl python3 python3-jsonschema python3-yaml nodejs
 	crun runc bubblewrap util-linux hyperfine
 )
 
@@ -124,6 +124,27 @@ install_docker_profile() {
 	install -m 0644 "$tmp/x/$member" "$DOCKER_PROFILE.tmp"
 	mv "$DOCKER_PROFILE.tmp" "$DOCKER_PROFILE"
 	rm -rf "$tmp"
+}
+
+# clients/js: the SandboxClient for the OpenAI Agents SDK, built with its
+# pinned dev dependencies (clients/js/package-lock.json, written without
+# registry URLs: npm uses its configured registry).  Debian's nodejs has no
+# npm; NodeSource's does.  npm ci runs again only when the lock changes,
+# tsc only when a source changed.
+install_client_js() {
+	local dir=clients/js stamp=clients/js/node_modules/.airlock-lock-sha256 want
+	if ! command -v npm >/dev/null; then
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm
+	fi
+	want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+	if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+		(cd "$dir" && npm ci --no-audit --no-fund)
+		echo "$want" >"$stamp"
+	fi
+	if [ ! -f "$dir/dist/index.js" ] || [ -n "$(find "$dir/src" "$dir/tsconfig.json" "$stamp" -newer "$dir/dist/index.js" -print -quit)" ]; then
+		(cd "$dir" && ./node_modules/.bin/tsc -p tsconfig.json)
+		touch "$dir/dist/index.js"
+	fi
 }
 
 # The OpenAPI 3.1 JSON Schema, for tests/integration/test_openapi.py's check
@@ -279,6 +300,7 @@ reconfigure=0
 build_cli_curl
 build_init_cjson
 build
+install_client_js
 "$top/rootfs/build-busybox.sh"
 if [ "${AIRLOCK_SKIP_DEBIAN_ROOTFS:-0}" != 1 ]; then
 	"$top/rootfs/build-debian.sh"
