@@ -450,7 +450,23 @@ export class AirlockSandboxSession implements SandboxSession<AirlockSandboxSessi
 
   private async restoreSnapshot(snapshotId: string): Promise<void> {
     const previous = this.state.sandboxId;
-    const restored = await this.api.create({ snapshot: snapshotId });
+    let restored;
+    try {
+      restored = await this.api.create({ snapshot: snapshotId });
+    } catch (e) {
+      // A snapshot with processes restores into the uid range it was taken
+      // in; when this session's own sandbox got that range (its source was
+      // destroyed before it was made), this sandbox has to go first.  Its
+      // workspace was about to be replaced anyway.
+      if (!(e instanceof AirlockApiError && e.status === 409 && e.message.includes(`sandbox ${previous}`))) {
+        throw e;
+      }
+      await this.delete();
+      this.deleted = false;
+      restored = await this.api.create({ snapshot: snapshotId });
+      this.state.sandboxId = restored.id;
+      return;
+    }
     this.state.sandboxId = restored.id;
     this.sessions.clear();
     // The session owns the sandbox it runs in; the one it left is no longer reachable through it.

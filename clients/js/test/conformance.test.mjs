@@ -157,6 +157,26 @@ test('Airlock snapshots as the native persisted-workspace reference', async () =
   await api.deleteSnapshot(snapshotId);
 });
 
+test('snapshots with processes: a running process comes back in the restored sandbox', async () => {
+  const c = new AirlockSandboxClient({ socketPath, workspacePersistence: 'snapshot', snapshotProcesses: true });
+  const a = await c.create({ manifest: new Manifest() });
+  open.push(a);
+  // A counter that only a live process keeps advancing.
+  await a.exec({ cmd: `nohup sh -c 'i=0; while true; do i=$((i+1)); echo $i > count.tmp; mv count.tmp count; sleep 0.1; done' >/dev/null 2>&1 &` });
+  await new Promise((r) => setTimeout(r, 500));
+  const ref = await a.persistWorkspace();
+  const snapshotId = JSON.parse(text(ref).split('\n')[1]).snapshot_id;
+  // A process snapshot restores into the uid range it was taken in: its source must be gone.
+  await a.delete();
+  const b = await session();
+  await b.hydrateWorkspace(ref);
+  const first = Number(text(await b.readFile({ path: 'count' })));
+  await new Promise((r) => setTimeout(r, 600));
+  const later = Number(text(await b.readFile({ path: 'count' })));
+  assert.ok(first > 0 && later > first, `the counter did not advance after the restore (${first} -> ${later})`);
+  await api.deleteSnapshot(snapshotId);
+});
+
 test('session state: serialize, deserialize, resume the same sandbox; a gone one is made again', async () => {
   const s = await session({ entries: { 'a.txt': { type: 'file', content: 'A\n' } }, environment: { K: 'v' } });
   await s.exec({ cmd: 'echo live > live.txt' });
