@@ -10,11 +10,13 @@ import { applyDiff } from '@openai/agents-core';
 import type { ApplyPatchOperation, ApplyPatchResult, Editor } from '@openai/agents-core';
 import {
   Manifest,
+  SandboxApplyPatchFileNotFoundError,
   SandboxArchiveError,
   SandboxConfigurationError,
   SandboxProviderError,
   SandboxRuntimeError,
   SandboxUnsupportedFeatureError,
+  SandboxWorkspaceReadNotFoundError,
   validateSandboxArchiveLimits,
   type Entry,
   type ExecCommandArgs,
@@ -325,9 +327,7 @@ export class AirlockSandboxSession implements SandboxSession<AirlockSandboxSessi
 
   private fileError(e: unknown, p: string): unknown {
     if (e instanceof AirlockApiError && e.status === 404) {
-      const err = new SandboxRuntimeError(`${PROVIDER}: ${p}: ${e.message}`, { provider: PROVIDER, path: p }, 'workspace_read_not_found');
-      (err as unknown as { code: string }).code = 'ENOENT';
-      return err;
+      return new SandboxWorkspaceReadNotFoundError(`${PROVIDER}: ${p}: ${e.message}`, { provider: PROVIDER, path: p });
     }
     return e;
   }
@@ -517,7 +517,18 @@ class AirlockEditor implements Editor {
 
   async updateFile(op: Extract<ApplyPatchOperation, { type: 'update_file' }>): Promise<ApplyPatchResult> {
     const from = this.target(op.path);
-    const before = Buffer.from(await this.session.api.readFile(this.session.sandboxId, from)).toString('utf8');
+    let before: string;
+    try {
+      before = Buffer.from(await this.session.api.readFile(this.session.sandboxId, from)).toString('utf8');
+    } catch (e) {
+      if (e instanceof AirlockApiError && e.status === 404) {
+        throw new SandboxApplyPatchFileNotFoundError(`${PROVIDER}: cannot update ${op.path}: no such file`, {
+          provider: PROVIDER,
+          path: op.path,
+        });
+      }
+      throw e;
+    }
     const after = applyDiff(before, op.diff);
     const to = op.moveTo ? this.target(op.moveTo) : from;
     await this.session.api.writeFile(this.session.sandboxId, to, Buffer.from(after), { parents: true });

@@ -6,7 +6,7 @@
 
 import { test, after } from 'node:test';
 import { applyDiff } from '@openai/agents-core';
-import { Manifest, SandboxArchiveError, SandboxUnsupportedFeatureError } from '@openai/agents-core/sandbox';
+import { Manifest, SandboxApplyPatchFileNotFoundError, SandboxWorkspaceReadNotFoundError, SandboxArchiveError, SandboxUnsupportedFeatureError } from '@openai/agents-core/sandbox';
 import { AirlockSandboxClient, AirlockSandboxSession, AIRLOCK_SNAPSHOT_MAGIC } from '../dist/index.js';
 import { api, assert, sandboxIds, socketPath, tar, text } from './helpers.mjs';
 
@@ -91,7 +91,7 @@ test('tty sessions on pipes: yield, writeStdin, Ctrl-C', async () => {
 
 test('files: errors, editor (apply_patch), text and binary round trips', async () => {
   const s = await session();
-  await assert.rejects(() => s.readFile({ path: 'missing.txt' }), /missing\.txt/);
+  await assert.rejects(() => s.readFile({ path: 'missing.txt' }), (e) => e instanceof SandboxWorkspaceReadNotFoundError && /missing\.txt/.test(e.message));
   await assert.rejects(() => s.listDir({ path: 'missing' }), /missing/);
   const ed = s.createEditor();
   // The content is what the SDK's own applyDiff makes of the diff, written in the sandbox.
@@ -109,6 +109,7 @@ test('files: errors, editor (apply_patch), text and binary round trips', async (
   assert.equal(await s.pathExists('notes/a.md'), false);
   assert.equal(text(await s.readFile({ path: 'notes/b.md' })), applyDiff(want, d2));
   await assert.rejects(() => ed.updateFile({ type: 'update_file', path: 'notes/b.md', diff: '@@\n-no such line\n+x\n' }));
+  await assert.rejects(() => ed.updateFile({ type: 'update_file', path: 'nope.md', diff: '@@\n-a\n+b\n' }), SandboxApplyPatchFileNotFoundError);
   await ed.deleteFile({ type: 'delete_file', path: 'notes/b.md' });
   assert.equal(await s.pathExists('notes/b.md'), false);
   await s.materializeEntry({ path: 'm/x.bin', entry: { type: 'file', content: new Uint8Array([9, 8, 7]) } });

@@ -29,8 +29,12 @@ class NodeTests(at.AirlockTestCase):
     rootfs = os.environ.get("AIRLOCK_TEST_ROOTFS") or "/var/lib/airlock/rootfs/debian"
 
     def test_node_suite(self):
-        if not os.path.exists(os.path.join(JS_DIR, "dist", "index.js")):
+        built = os.path.join(JS_DIR, "dist", "index.js")
+        if not os.path.exists(built):
             self.fail("clients/js is not built: scripts/setup.sh runs npm ci and tsc there")
+        src = os.path.join(JS_DIR, "src")
+        stale = [f for f in os.listdir(src) if os.path.getmtime(os.path.join(src, f)) > os.path.getmtime(built)]
+        self.assertEqual(stale, [], "clients/js/dist is older than its sources: run scripts/setup.sh")
         env = dict(os.environ, AIRLOCK_SOCKET=self.daemon.socket_path, AIRLOCK_BUILD_DIR=at.BUILD_DIR)
         # The SDK must not reach for a real model or tracing exporter.
         env.pop("OPENAI_API_KEY", None)
