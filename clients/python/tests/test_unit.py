@@ -69,7 +69,7 @@ class UnitTest(unittest.TestCase):
         self.dir = tempfile.mkdtemp(prefix="airlock-pyclient-")
         self.sock = os.path.join(self.dir, "s.sock")
         self.srv = Recorder(self.sock)
-        t = threading.Thread(target=self.srv.serve_forever, daemon=True)
+        t = threading.Thread(target=self.srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         t.start()
         self.api = ac.AirlockClient(self.sock, timeout=10)
 
