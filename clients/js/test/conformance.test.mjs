@@ -115,6 +115,11 @@ test('files: errors, editor (apply_patch), text and binary round trips', async (
   await s.materializeEntry({ path: 'm/x.bin', entry: { type: 'file', content: new Uint8Array([9, 8, 7]) } });
   assert.deepEqual([...(await s.readFile({ path: 'm/x.bin' }))], [9, 8, 7]);
   await assert.rejects(() => s.readFile({ path: 'm/x.bin', maxBytes: 2 }), /larger than 2 bytes/);
+  // A 1x1 PNG, shown to the model through the SDK's view_image path.
+  const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==', 'base64');
+  await s.materializeEntry({ path: 'img/dot.png', entry: { type: 'file', content: new Uint8Array(png) } });
+  const image = await s.viewImage({ path: 'img/dot.png' });
+  assert.match(JSON.stringify(image), /image\/png/);
 });
 
 test('persist and hydrate: round trip into a fresh sandbox; hostile archives refused', async () => {
