@@ -18,7 +18,7 @@ PACKAGES=(
 	build-essential dpkg-dev xz-utils meson ninja-build pkg-config clang-format
 	libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev libcjson-dev
 	libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libssl-dev libauparse-dev
-	busybox-static debootstrap iproute2 iptables curl python3
+	busybox-static debootstrap iproute2 iptables curl python3 python3-jsonschema python3-yaml nodejs
 	crun runc bubblewrap util-linux hyperfine
 )
 
@@ -123,6 +123,46 @@ install_docker_profile() {
 	dpkg-deb --fsys-tarfile "$tmp"/golang-github-docker-docker-dev_*.deb | tar -x -C "$tmp/x" "$member"
 	install -m 0644 "$tmp/x/$member" "$DOCKER_PROFILE.tmp"
 	mv "$DOCKER_PROFILE.tmp" "$DOCKER_PROFILE"
+	rm -rf "$tmp"
+}
+
+# clients/js: the SandboxClient for the OpenAI Agents SDK, built with its
+# pinned dev dependencies (clients/js/package-lock.json, written without
+# registry URLs: npm uses its configured registry).  Debian's nodejs has no
+# npm; NodeSource's does.  npm ci runs again only when the lock changes,
+# tsc only when a source changed.
+install_client_js() {
+	local dir=clients/js stamp=clients/js/node_modules/.airlock-lock-sha256 want
+	if ! command -v npm >/dev/null; then
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm
+	fi
+	want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+	if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+		(cd "$dir" && npm ci --no-audit --no-fund)
+		echo "$want" >"$stamp"
+	fi
+	if [ ! -f "$dir/dist/index.js" ] || [ -n "$(find "$dir/src" "$dir/tsconfig.json" "$stamp" -newer "$dir/dist/index.js" -print -quit)" ]; then
+		(cd "$dir" && ./node_modules/.bin/tsc -p tsconfig.json)
+		touch "$dir/dist/index.js"
+	fi
+}
+
+# The OpenAPI 3.1 JSON Schema, for tests/integration/test_openapi.py's check
+# of docs/openapi.yaml.  Debian ships it in python3-openapi-spec-validator,
+# which only trixie has and which would pull trixie's python3 along; so, as
+# for Docker's profile, the package is fetched with apt and only that file
+# is unpacked from it.
+OAS31_SCHEMA=/var/lib/airlock/openapi/oas-3.1-schema.json
+install_oas31_schema() {
+	[ -s "$OAS31_SCHEMA" ] && return 0
+	local tmp member=./usr/lib/python3/dist-packages/openapi_spec_validator/resources/schemas/v3.1/schema.json
+	tmp=$(mktemp -d)
+	chmod 755 "$tmp" # apt downloads as _apt
+	(cd "$tmp" && apt-get download -q python3-openapi-spec-validator >/dev/null)
+	mkdir -p "$tmp/x" "$(dirname "$OAS31_SCHEMA")"
+	dpkg-deb --fsys-tarfile "$tmp"/python3-openapi-spec-validator_*.deb | tar -x -C "$tmp/x" "$member"
+	install -m 0644 "$tmp/x/$member" "$OAS31_SCHEMA.tmp"
+	mv "$OAS31_SCHEMA.tmp" "$OAS31_SCHEMA"
 	rm -rf "$tmp"
 }
 
@@ -253,12 +293,14 @@ build_init_cjson() {
 need_root
 install_packages
 install_docker_profile
+install_oas31_schema
 # Called as plain commands, so that `set -e` stops setup at any failing
 # step inside them; each sets reconfigure=1 when it built something.
 reconfigure=0
 build_cli_curl
 build_init_cjson
 build
+install_client_js
 "$top/rootfs/build-busybox.sh"
 if [ "${AIRLOCK_SKIP_DEBIAN_ROOTFS:-0}" != 1 ]; then
 	"$top/rootfs/build-debian.sh"

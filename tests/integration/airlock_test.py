@@ -9,15 +9,13 @@ Environment:
 """
 
 import base64
-import http.client
-import json
 import glob
 import hashlib
+import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,32 +36,10 @@ NAMESPACES = ("user", "pid", "mnt", "net", "uts", "ipc", "cgroup")
 HTTP_TIMEOUT = 120
 
 
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """http.client on a Unix socket: the host name only fills the Host header."""
-
-    def __init__(self, path, timeout=HTTP_TIMEOUT):
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self.unix_path)
-        self.sock = sock
-
-
-class Response:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    @property
-    def json(self):
-        return json.loads(self.body.decode()) if self.body else None
-
-    def __repr__(self):
-        return "<HTTP %d %r>" % (self.status, self.body[:500])
+# The HTTP side is the Python client's (clients/python): its transport sends
+# the tests' requests, so the tests exercise it too.
+sys.path.insert(0, os.path.join(SOURCE_ROOT, "clients", "python"))
+from airlock_client.transport import Response, Transport, UnixHTTPConnection  # noqa: E402,F401
 
 
 class ApiError(AssertionError):
@@ -76,41 +52,17 @@ class Client:
     def __init__(self, socket_path, created=None, timeout=HTTP_TIMEOUT):
         self.socket_path = socket_path
         self.timeout = timeout
-        self.conn = None
+        self.transport = Transport(socket_path, timeout)
         # Every sandbox id this client created, for the leftover check.
         self.created = created if created is not None else set()
 
     def close(self):
-        if self.conn:
-            self.conn.close()
-            self.conn = None
+        self.transport.close()
 
     def request(self, method, path, body=None, headers=None, timeout=None):
-        hdrs = dict(headers or {})
-        if isinstance(body, (dict, list)):
-            body = json.dumps(body).encode()
-            hdrs.setdefault("Content-Type", "application/json")
-        elif isinstance(body, str):
-            body = body.encode()
-        # A keep-alive connection the server closed is retried once on a new one.
-        for attempt in (0, 1):
-            if self.conn is None:
-                self.conn = UnixHTTPConnection(self.socket_path, timeout or self.timeout)
-            try:
-                self.conn.request(method, path, body=body, headers=hdrs)
-                resp = self.conn.getresponse()
-                data = resp.read()
-                result = Response(resp.status, dict(resp.getheaders()), data)
-                if resp.will_close:
-                    self.close()
-                return result
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                self.close()
-                if attempt:
-                    raise
-            except Exception:
-                self.close()
-                raise
+        """Any answer, whatever its status (a kept-alive connection the
+        server closed is replaced once)."""
+        return self.transport.request(method, path, body, headers, timeout)
 
     def expect(self, status, method, path, body=None, **kw):
         resp = self.request(method, path, body, **kw)
