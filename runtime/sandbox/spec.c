@@ -54,13 +54,39 @@ static const cJSON *either(const cJSON *o, const char *a, const char *b)
 	return v ? v : cJSON_GetObjectItemCaseSensitive(o, b);
 }
 
+/*
+ * The writable layer is a tmpfs: what it holds is RAM charged to the
+ * sandbox's memory limit.  A disk cap at or above that limit would end a
+ * full disk in an OOM kill instead of "no space"; so the default is half
+ * the memory limit (at most SANDBOX_DEFAULT_DISK), and a larger one asked
+ * for is refused.
+ */
+static int check_disk(struct sandbox_spec *s, bool disk_given, struct al_error *err)
+{
+	uint64_t mem = s->limits.memory_bytes;
+
+	if (!disk_given) {
+		if (mem && mem / 2 < s->disk_bytes)
+			s->disk_bytes = mem / 2 > MIN_DISK ? mem / 2 : MIN_DISK;
+		return 0;
+	}
+	if (mem && s->disk_bytes >= mem)
+		return al_error_set(
+		    err, EINVAL,
+		    "limits.disk (%llu MiB) must be below limits.memory (%llu MiB): "
+		    "the disk is RAM charged to the memory limit, so filling it "
+		    "would end in an OOM kill rather than 'no space'",
+		    (unsigned long long)(s->disk_bytes >> 20), (unsigned long long)(mem >> 20));
+	return 0;
+}
+
 static int parse_limits(const cJSON *lim, struct sandbox_spec *s, struct al_error *err)
 {
 	const cJSON *v;
 	int r;
 
 	if (!lim || cJSON_IsNull(lim))
-		return 0;
+		return check_disk(s, false, err);
 	if (!cJSON_IsObject(lim))
 		return al_error_set(err, EINVAL, "limits must be an object");
 	if ((v = either(lim, "memory_bytes", "memory"))) {
@@ -91,7 +117,7 @@ static int parse_limits(const cJSON *lim, struct sandbox_spec *s, struct al_erro
 		if (s->disk_bytes < MIN_DISK)
 			return al_error_set(err, EINVAL, "limits.disk must be at least 1 MiB");
 	}
-	return 0;
+	return check_disk(s, v != NULL, err);
 }
 
 /* True when path is dir itself or below it (both canonical). */

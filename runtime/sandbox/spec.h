@@ -22,6 +22,7 @@ struct manifest;
 
 #define SANDBOX_DEFAULT_MEMORY (1ULL << 30)
 #define SANDBOX_DEFAULT_PIDS 1024
+/* At most: the default is half the memory limit (spec.c, check_disk). */
 #define SANDBOX_DEFAULT_DISK (4ULL << 30)
 
 struct sandbox_spec {

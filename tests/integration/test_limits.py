@@ -94,6 +94,23 @@ class LimitsTest(at.AirlockTestCase):
         self.assertEqual(limits["memory_bytes"], 1 << 30)
         self.assertEqual(limits["pids"], 1024)
 
+    def test_a_full_disk_is_no_space_not_an_oom_kill(self):
+        # The layer is RAM charged to the memory limit: by default the disk
+        # cap is half of it, so filling the disk says "no space" (it used
+        # to be 4 GiB over 1 GiB of memory, and ended in an OOM kill).
+        sb = self.sandbox(limits={"memory": "64M"})
+        self.assertEqual(sb["disk"]["limit_bytes"], 32 << 20)
+        r = self.client.exec(sb["id"], command="dd if=/dev/zero of=/workspace/f bs=1M count=60")
+        self.assertNotEqual(r["exit_code"], 0, r)
+        self.assertIn("No space left", r["stderr"])
+        self.assertFalse(at.killed_by(r, 9), r)
+        self.assertEqual(self.out(sb["id"], "echo alive"), "alive\n")
+        events = self.client.expect(200, "GET", "/v1/sandboxes/%s/events" % sb["id"]).json
+        self.assertEqual([e for e in events["events"] if e["type"] == "oom_kill"], [])
+        r = self.client.request("POST", "/v1/sandboxes", {"limits": {"memory": "64M", "disk": "64M"}})
+        self.assertEqual(r.status, 400, r)
+        self.assertIn("below limits.memory", r.json["error"]["message"])
+
     def test_bad_limits_are_refused(self):
         for limits in ({"memory_bytes": -1}, {"memory": "lots"}, {"pids": -5}, {"cpus": -2},
                        {"memory_bytes": "x"}):

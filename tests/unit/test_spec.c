@@ -38,7 +38,8 @@ TEST(defaults)
 	CHECK_STR(s.name, "");
 	CHECK_INT(s.limits.memory_bytes, SANDBOX_DEFAULT_MEMORY);
 	CHECK_INT(s.limits.pids, SANDBOX_DEFAULT_PIDS);
-	CHECK_INT(s.disk_bytes, SANDBOX_DEFAULT_DISK);
+	/* Half the memory limit: the disk is RAM charged to it. */
+	CHECK_INT(s.disk_bytes, SANDBOX_DEFAULT_MEMORY / 2);
 	CHECK(al_strv_contains(s.env, "HOME=/root") && al_strv_contains(s.env, "LANG=C.UTF-8"));
 	CHECK(s.manifest == NULL && s.parsed == NULL);
 	sandbox_spec_free(&s);
@@ -83,6 +84,8 @@ TEST(request_errors)
 	    {"{\"limits\": {\"pids\": 1}}", "pids"},
 	    {"{\"limits\": {\"cpus\": 0.001}}", "cpus"},
 	    {"{\"limits\": {\"disk\": \"12X\"}}", "limits.disk"},
+	    {"{\"limits\": {\"disk\": \"1G\"}}", "below limits.memory"},
+	    {"{\"limits\": {\"memory\": \"64M\", \"disk\": \"64M\"}}", "OOM kill"},
 	    {"{\"env\": {\"A=B\": \"x\"}}", "env"},
 	    {"{\"seccomp_profile\": \"../x\"}", "seccomp_profile"},
 	    {"{\"manifest\": {\"entries\": {\"/abs\": {\"type\": \"file\"}}}}", "manifest"},
@@ -98,6 +101,23 @@ TEST(request_errors)
 		CHECK(strstr(err.msg, bad[i][1]) != NULL);
 		CHECK(s.rootfs == NULL && s.env == NULL); /* nothing left on failure */
 	}
+}
+
+TEST(disk_follows_memory)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct sandbox_spec s;
+
+	CHECK_INT(parse("{\"limits\": {\"memory\": \"64M\"}}", false, &s, &err), 0);
+	CHECK_INT(s.disk_bytes, 32 << 20);
+	sandbox_spec_free(&s);
+	CHECK_INT(parse("{\"limits\": {\"memory\": \"64G\"}}", false, &s, &err), 0);
+	CHECK_INT(s.disk_bytes, SANDBOX_DEFAULT_DISK);
+	sandbox_spec_free(&s);
+	/* No memory limit: nothing to stay below. */
+	CHECK_INT(parse("{\"limits\": {\"memory\": 0, \"disk\": \"8G\"}}", false, &s, &err), 0);
+	CHECK_INT(s.disk_bytes, 8ULL << 30);
+	sandbox_spec_free(&s);
 }
 
 TEST(untrusted_host_paths)
@@ -217,6 +237,7 @@ int main(void)
 	RUN(defaults);
 	RUN(request_fields);
 	RUN(request_errors);
+	RUN(disk_follows_memory);
 	RUN(untrusted_host_paths);
 	RUN(record_round_trip);
 	RUN(earlier_state_json);
