@@ -50,10 +50,18 @@ struct request {
 	struct al_buf body;
 	size_t limit;
 	bool rejected; /* a response was queued before the body arrived */
+	/* Over its limit: the rest is read and dropped, and the 413 sent at its
+	 * end.  Sent at once, the kernel would reset a connection with unread
+	 * data, and the client, still sending, would see the reset instead. */
+	bool too_large;
+	uint64_t dropped;
 	uid_t peer_uid;
 	int spool_fd; /* body goes to this temp file instead (workspace tars), or -1 */
 	uint64_t spooled;
 };
+
+/* What of a body over its limit is read and dropped before the 413. */
+#define MAX_DROPPED_BODY (64ULL << 20)
 
 /* Set by api_stop(): requests waiting on a command answer at once. */
 static bool api_stopping;
@@ -1114,28 +1122,38 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		}
 		cl =
 		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl && strtoull(cl, NULL, 10) > rq->limit) {
+		if (cl && strtoull(cl, NULL, 10) > rq->limit + MAX_DROPPED_BODY) {
+			/* Not worth reading: answered now. */
 			rq->rejected = true;
 			reply_error(&rp, 413, "too_large",
 			            rq->spool_fd >= 0 ? "archive input exceeds the limit"
 			                              : "request body too large");
 			return send_reply(c, &rp);
 		}
+		rq->too_large = cl && strtoull(cl, NULL, 10) > rq->limit;
 		return MHD_YES;
 	}
 	if (rq->rejected) {
 		*upload_size = 0; /* discard */
 		return MHD_YES;
 	}
-	if (*upload_size) {
-		if (rq->body.len + rq->spooled + *upload_size > rq->limit) {
-			rq->rejected = true;
+	if (!rq->too_large && *upload_size && rq->body.len + rq->spooled + *upload_size > rq->limit)
+		rq->too_large = true;
+	if (rq->too_large) {
+		rq->dropped += *upload_size;
+		/* Up to a point: past it, the reset is the client's problem. */
+		if (*upload_size && rq->dropped <= MAX_DROPPED_BODY) {
 			*upload_size = 0;
-			reply_error(&rp, 413, "too_large",
-			            rq->spool_fd >= 0 ? "archive input exceeds the limit"
-			                              : "request body too large");
-			return send_reply(c, &rp);
+			return MHD_YES;
 		}
+		*upload_size = 0;
+		rq->rejected = true;
+		reply_error(&rp, 413, "too_large",
+		            rq->spool_fd >= 0 ? "archive input exceeds the limit"
+		                              : "request body too large");
+		return send_reply(c, &rp);
+	}
+	if (*upload_size) {
 		if (rq->spool_fd >= 0) {
 			if (al_write_all(rq->spool_fd, upload, *upload_size) < 0)
 				return MHD_NO;
