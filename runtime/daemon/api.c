@@ -269,6 +269,12 @@ static void handle_info(struct api_server *s, struct reply *rp)
 	/* Destroyed, still being torn down (reaper.h). */
 	cJSON_AddNumberToObject(o, "reaping",
 	                        (double)(s->ctx->reaper ? reaper_pending(s->ctx->reaper) : 0));
+	{
+		/* What processes' output holds of airlockd's memory, and its bound. */
+		cJSON *out = cJSON_AddObjectToObject(o, "output");
+		cJSON_AddNumberToObject(out, "held_bytes", (double)output_budget_total_used());
+		cJSON_AddNumberToObject(out, "max_bytes", (double)output_budget_total_max());
+	}
 	if (s->ctx->pool)
 		cJSON_AddItemToObject(o, "warm_pool", pool_stats_json(s->ctx->pool));
 	reply_json(rp, 200, o);
@@ -502,6 +508,7 @@ static void reply_process(struct sandbox *sb, struct al_process *p, const char *
 {
 	char id[16];
 	cJSON *o;
+	int r;
 
 	if (yield_ms || !known_id) {
 		uint64_t deadline = yield_ms ? al_now_ms() + yield_ms : 0;
@@ -529,11 +536,22 @@ static void reply_process(struct sandbox *sb, struct al_process *p, const char *
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "running"))) {
 		if (known_id) {
 			snprintf(id, sizeof(id), "%s", known_id);
-		} else if (sandbox_add_process(sb, p, id, sizeof(id)) < 0) {
+		} else if ((r = sandbox_add_process(sb, p, id, sizeof(id))) < 0) {
 			struct al_error err = AL_ERROR_INIT;
+			char msg[160];
 			process_kill(p, SIGKILL, &err);
 			cJSON_Delete(o);
-			reply_error(rp, 503, "unavailable", "cannot track more processes");
+			if (r != -EAGAIN) {
+				reply_error(rp, 503, "unavailable",
+				            "the sandbox is being destroyed");
+				return;
+			}
+			snprintf(
+			    msg, sizeof(msg),
+			    "sandbox %s keeps %d processes for clients already: collect or kill "
+			    "some (the command was killed)",
+			    sb->id, SANDBOX_MAX_PROCESSES);
+			reply_error(rp, 429, "busy", msg);
 			return;
 		}
 		cJSON_AddStringToObject(o, "process_id", id);
@@ -666,7 +684,9 @@ static void handle_process(struct sandbox *sb, const char *pid, const char *sub,
 	uint64_t yield_ms = 0;
 
 	if (!p) {
-		reply_error(rp, 404, "not_found", "no such process");
+		reply_error(rp, 404, "not_found",
+		            "no such process (one that ended is forgotten once its result was "
+		            "taken, or 10 minutes after its end if it never was)");
 		return;
 	}
 	if (!sub && !strcmp(method, "GET")) {
@@ -773,16 +793,17 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 				return;
 			}
 		}
-		r = fsops_write(rootfd, sb->spec.workspace, path,
-		                rq->body.data ? rq->body.data : "", rq->body.len, (mode_t)mode,
-		                query_bool(c, "parents"), sb->uid_base, (gid_t)sb->uid_base, &err);
+		/* The spooled upload, copied from its file by the kernel. */
+		r = fsops_write_from_fd(rootfd, sb->spec.workspace, path, rq->spool_fd, rq->spooled,
+		                        (mode_t)mode, query_bool(c, "parents"), sb->uid_base,
+		                        (gid_t)sb->uid_base, &err);
 		if (r < 0) {
 			reply_al_error(rp, &err);
 			return;
 		}
 		o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "path", path);
-		cJSON_AddNumberToObject(o, "size", (double)rq->body.len);
+		cJSON_AddNumberToObject(o, "size", (double)rq->spooled);
 		reply_json(rp, 200, o);
 		return;
 	}
@@ -1106,8 +1127,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			reply_error(&rp, 403, "forbidden", "peer is not allowed to use airlockd");
 			return send_reply(c, &rp);
 		}
-		if (!strcmp(method, "PUT") && strlen(url) > 10 &&
-		    !strcmp(url + strlen(url) - 10, "/workspace")) {
+		if (!strcmp(method, "PUT") && strlen(url) > 6 &&
+		    !strcmp(url + strlen(url) - 6, "/files")) {
+			/* A file's bytes go to disk too, not into our memory: eight
+			 * concurrent uploads of 256 MiB took 2.2 GB of it. */
+			struct al_error err = AL_ERROR_INIT;
+			rq->spool_fd = api_spool_open(s->ctx, &err);
+			if (rq->spool_fd < 0) {
+				rq->rejected = true;
+				reply_al_error(&rp, &err);
+				return send_reply(c, &rp);
+			}
+		} else if (!strcmp(method, "PUT") && strlen(url) > 10 &&
+		           !strcmp(url + strlen(url) - 10, "/workspace")) {
 			/* A workspace tar may be large: spooled to disk, bounded by the
 			 * archive input limit. */
 			struct al_error err = AL_ERROR_INIT;

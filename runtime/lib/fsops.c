@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -263,8 +264,42 @@ int fsops_read(int rootfd, const char *cwd, const char *path, size_t max, char *
 }
 
 /* Write and publish the temp file; on failure the caller unlinks it. */
+/* The bytes of a write: in memory, or len bytes of the file src_fd (from
+ * its start), copied by the kernel without passing through our memory. */
+struct write_source {
+	const void *data;
+	int src_fd;
+	uint64_t len;
+};
+
+static int copy_source(int fd, const struct write_source *src, const char *full,
+                       struct al_error *err)
+{
+	off_t off = 0;
+	int r;
+
+	if (src->src_fd < 0) {
+		r = al_write_all(fd, src->data, (size_t)src->len);
+		if (r < 0) {
+			errno = -r;
+			return al_error_errno(err, "write %s", full);
+		}
+		return 0;
+	}
+	while ((uint64_t)off < src->len) {
+		ssize_t n = sendfile(fd, src->src_fd, &off, (size_t)(src->len - (uint64_t)off));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return al_error_errno(err, "write %s", full);
+		if (n == 0)
+			return al_error_set(err, EIO, "write %s: the upload ended early", full);
+	}
+	return 0;
+}
+
 static int write_and_rename(int dirfd, const char *tmp, const char *name, const char *full,
-                            const void *data, size_t len, mode_t mode, uid_t uid, gid_t gid,
+                            const struct write_source *src, mode_t mode, uid_t uid, gid_t gid,
                             struct al_error *err)
 {
 	_cleanup_close_ int fd = -1;
@@ -273,11 +308,9 @@ static int write_and_rename(int dirfd, const char *tmp, const char *name, const 
 	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return al_error_errno(err, "create temporary file for %s", full);
-	r = al_write_all(fd, data, len);
-	if (r < 0) {
-		errno = -r;
-		return al_error_errno(err, "write %s", full);
-	}
+	r = copy_source(fd, src, full, err);
+	if (r < 0)
+		return r;
 	r = set_owner_mode(fd, uid, gid, mode, full, err);
 	if (r < 0)
 		return r;
@@ -290,8 +323,8 @@ static int write_and_rename(int dirfd, const char *tmp, const char *name, const 
 	return 0;
 }
 
-int fsops_write(int rootfd, const char *cwd, const char *path, const void *data, size_t len,
-                mode_t mode, bool parents, uid_t uid, gid_t gid, struct al_error *err)
+static int write_file(int rootfd, const char *cwd, const char *path, const struct write_source *src,
+                      mode_t mode, bool parents, uid_t uid, gid_t gid, struct al_error *err)
 {
 	_cleanup_free_ char *full = NULL;
 	_cleanup_close_ int dirfd = -1;
@@ -324,7 +357,7 @@ int fsops_write(int rootfd, const char *cwd, const char *path, const void *data,
 	r = al_random_hex(tmp + strlen(tmp), 16, err);
 	if (r < 0)
 		return r;
-	r = write_and_rename(dirfd, tmp, name, full, data, len, mode & 01777, uid, gid, err);
+	r = write_and_rename(dirfd, tmp, name, full, src, mode & 01777, uid, gid, err);
 	if (r < 0) {
 		unlinkat(dirfd, tmp, 0);
 		return r;
@@ -332,6 +365,22 @@ int fsops_write(int rootfd, const char *cwd, const char *path, const void *data,
 	/* Make the rename itself durable; the data is already. */
 	(void)fsync(dirfd);
 	return 0;
+}
+
+int fsops_write(int rootfd, const char *cwd, const char *path, const void *data, size_t len,
+                mode_t mode, bool parents, uid_t uid, gid_t gid, struct al_error *err)
+{
+	struct write_source src = {.data = data, .src_fd = -1, .len = len};
+
+	return write_file(rootfd, cwd, path, &src, mode, parents, uid, gid, err);
+}
+
+int fsops_write_from_fd(int rootfd, const char *cwd, const char *path, int src_fd, uint64_t len,
+                        mode_t mode, bool parents, uid_t uid, gid_t gid, struct al_error *err)
+{
+	struct write_source src = {.src_fd = src_fd, .len = len};
+
+	return write_file(rootfd, cwd, path, &src, mode, parents, uid, gid, err);
 }
 
 int fsops_remove(int rootfd, const char *cwd, const char *path, bool recursive,

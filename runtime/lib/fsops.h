@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <cjson/cJSON.h>
@@ -37,6 +38,10 @@ int fsops_read(int rootfd, const char *cwd, const char *path, size_t max, char *
  * else that is not a regular file -EINVAL. */
 int fsops_write(int rootfd, const char *cwd, const char *path, const void *data, size_t len,
                 mode_t mode, bool parents, uid_t uid, gid_t gid, struct al_error *err);
+/* The same with the len bytes of the file src_fd as the content (an
+ * upload spooled to disk: copied by the kernel, never in our memory). */
+int fsops_write_from_fd(int rootfd, const char *cwd, const char *path, int src_fd, uint64_t len,
+                        mode_t mode, bool parents, uid_t uid, gid_t gid, struct al_error *err);
 
 /* Remove a file, symlink (never its target) or empty directory; recursive removes
  * a directory tree without following symlinks or crossing into other mounts.

@@ -26,9 +26,91 @@
 #include "sandbox.h"
 #include "util.h"
 
+/*
+ * Output is held until a client takes it, within three bounds: the
+ * request's max_output per stream, the sandbox's budget and airlockd's
+ * total (OUTPUT_TOTAL).  Past any of them bytes are dropped and the stream
+ * says truncated: neither a chatty sandbox nor clients that never collect
+ * can grow airlockd without limit.
+ */
+#define OUTPUT_TOTAL (1ULL << 30)
+/* What every stream may hold whatever its sandbox's budget says, so that a
+ * sandbox whose old commands hoard their budget still shows what a new one
+ * prints; bounded by SANDBOX_MAX_PROCESSES, and still within OUTPUT_TOTAL. */
+#define OUTPUT_FLOOR (64u << 10)
+
+struct output_budget {
+	int refs;
+	size_t used, max; /* atomic */
+};
+
+static struct output_budget total_budget = {.refs = 1, .max = OUTPUT_TOTAL};
+
+struct output_budget *output_budget_new(size_t max)
+{
+	struct output_budget *b = calloc(1, sizeof(*b));
+
+	if (b) {
+		b->refs = 1;
+		b->max = max;
+	}
+	return b;
+}
+
+static struct output_budget *output_budget_ref(struct output_budget *b)
+{
+	if (b)
+		__atomic_add_fetch(&b->refs, 1, __ATOMIC_SEQ_CST);
+	return b;
+}
+
+void output_budget_unref(struct output_budget *b)
+{
+	if (b && __atomic_sub_fetch(&b->refs, 1, __ATOMIC_SEQ_CST) == 0)
+		free(b);
+}
+
+/* Take up to n bytes of b; how many it got. */
+static size_t budget_take(struct output_budget *b, size_t n)
+{
+	size_t used = __atomic_load_n(&b->used, __ATOMIC_SEQ_CST), got;
+
+	do {
+		got = used < b->max ? b->max - used : 0;
+		if (got > n)
+			got = n;
+		if (got == 0)
+			return 0;
+	} while (!__atomic_compare_exchange_n(&b->used, &used, used + got, false, __ATOMIC_SEQ_CST,
+	                                      __ATOMIC_SEQ_CST));
+	return got;
+}
+
+static void budget_force(struct output_budget *b, size_t n)
+{
+	if (b && n)
+		__atomic_add_fetch(&b->used, n, __ATOMIC_SEQ_CST);
+}
+
+static void budget_give(struct output_budget *b, size_t n)
+{
+	if (b && n)
+		__atomic_sub_fetch(&b->used, n, __ATOMIC_SEQ_CST);
+}
+
+size_t output_budget_total_used(void)
+{
+	return __atomic_load_n(&total_budget.used, __ATOMIC_SEQ_CST);
+}
+
+size_t output_budget_total_max(void)
+{
+	return total_budget.max;
+}
+
 struct stream {
 	int fd;
-	struct al_buf buf; /* bytes not yet returned */
+	struct al_buf buf; /* bytes not yet returned, all of them charged to the budgets */
 	bool truncated;
 };
 
@@ -46,7 +128,8 @@ struct al_process {
 	int pending_signal;
 
 	size_t max_output;
-	uint64_t deadline_ms; /* timeout; 0 = none */
+	struct output_budget *budget; /* the sandbox's */
+	uint64_t deadline_ms;         /* timeout; 0 = none */
 	uint64_t started_ms;
 	uint64_t ended_ms;
 
@@ -91,6 +174,9 @@ void process_unref(struct al_process *p)
 		close(p->conn);
 	if (p->wake >= 0)
 		close(p->wake);
+	budget_give(p->budget, p->out.buf.len + p->err.buf.len);
+	budget_give(&total_budget, p->out.buf.len + p->err.buf.len);
+	output_budget_unref(p->budget);
 	al_buf_free(&p->out.buf);
 	al_buf_free(&p->err.buf);
 	al_buf_free(&p->stdin_queue);
@@ -115,15 +201,27 @@ static struct al_process *process_new(size_t max_output)
 	return p;
 }
 
-static void stream_append(struct stream *s, const char *data, size_t n, size_t max)
+static void stream_append(struct al_process *p, struct stream *s, const char *data, size_t n)
 {
-	size_t room = s->buf.len < max ? max - s->buf.len : 0;
+	size_t room = s->buf.len < p->max_output ? p->max_output - s->buf.len : 0;
+	size_t want = n < room ? n : room;
+	size_t floor = s->buf.len < OUTPUT_FLOOR ? OUTPUT_FLOOR - s->buf.len : 0;
+	size_t mine, got;
 
-	if (n > room) {
-		s->truncated = true;
-		n = room;
+	if (floor > want)
+		floor = want;
+	budget_force(p->budget, floor);
+	mine = floor + (p->budget ? budget_take(p->budget, want - floor) : want - floor);
+	got = budget_take(&total_budget, mine);
+
+	if (got < mine)
+		budget_give(p->budget, mine - got);
+	if (got > 0 && al_buf_append(&s->buf, data, got) < 0) {
+		budget_give(p->budget, got);
+		budget_give(&total_budget, got);
+		got = 0;
 	}
-	if (n > 0 && al_buf_append(&s->buf, data, n) < 0)
+	if (got < n)
 		s->truncated = true;
 }
 
@@ -136,7 +234,7 @@ static bool stream_pump(struct al_process *p, struct stream *s)
 		ssize_t n = read(s->fd, chunk, sizeof(chunk));
 		if (n > 0) {
 			pthread_mutex_lock(&p->lock);
-			stream_append(s, chunk, (size_t)n, p->max_output);
+			stream_append(p, s, chunk, (size_t)n);
 			pthread_cond_broadcast(&p->cond);
 			pthread_mutex_unlock(&p->lock);
 			continue;
@@ -310,9 +408,9 @@ static void *collector(void *arg)
 /* what comes from PID 1, so from inside the sandbox: any length. */
 static void finish_with_spawn_error(struct al_process *p, int e, const char *what)
 {
-	stream_append(&p->err, "airlock: ", strlen("airlock: "), p->max_output);
-	stream_append(&p->err, what, strlen(what), p->max_output);
-	stream_append(&p->err, "\n", 1, p->max_output);
+	stream_append(p, &p->err, "airlock: ", strlen("airlock: "));
+	stream_append(p, &p->err, what, strlen(what));
+	stream_append(p, &p->err, "\n", 1);
 	p->exited = true;
 	p->collected = true;
 	p->exit_code = (e == EACCES || e == ENOEXEC || e == EISDIR) ? 126 : 127;
@@ -330,6 +428,8 @@ int process_start(struct sandbox *sb, const struct exec_request *req, struct al_
 	int r;
 
 	p = process_new(req->max_output);
+	if (p)
+		p->budget = output_budget_ref(sb->output);
 	if (!p)
 		return al_error_set(err, ENOMEM, "out of memory");
 	/* Each pair is owned at once, so a failed later pipe leaks none. */
@@ -492,7 +592,8 @@ static char *utf8_sanitize(const char *s, size_t len)
 	return b.data;
 }
 
-static void add_stream(cJSON *o, const char *name, struct stream *s, bool base64)
+static void add_stream(struct al_process *p, cJSON *o, const char *name, struct stream *s,
+                       bool base64)
 {
 	char key[32];
 	char *text = base64 ? al_base64_encode(s->buf.data ? s->buf.data : "", s->buf.len)
@@ -502,7 +603,10 @@ static void add_stream(cJSON *o, const char *name, struct stream *s, bool base64
 	free(text);
 	snprintf(key, sizeof(key), "%s_truncated", name);
 	cJSON_AddBoolToObject(o, key, s->truncated);
-	s->buf.len = 0;
+	budget_give(p->budget, s->buf.len);
+	budget_give(&total_budget, s->buf.len);
+	/* Freed, not kept for the next bytes: a quiet process holds nothing. */
+	al_buf_free(&s->buf);
 	s->truncated = false;
 }
 
@@ -527,8 +631,8 @@ cJSON *process_take_result(struct al_process *p, bool base64)
 		cJSON_AddNullToObject(o, "signal");
 	}
 	cJSON_AddBoolToObject(o, "timed_out", p->timed_out);
-	add_stream(o, "stdout", &p->out, base64);
-	add_stream(o, "stderr", &p->err, base64);
+	add_stream(p, o, "stdout", &p->out, base64);
+	add_stream(p, o, "stderr", &p->err, base64);
 	pthread_mutex_unlock(&p->lock);
 	return o;
 }
@@ -541,6 +645,16 @@ bool process_ended(struct al_process *p)
 	ended = p->collected;
 	pthread_mutex_unlock(&p->lock);
 	return ended;
+}
+
+bool process_expired(struct al_process *p, uint64_t after_ms)
+{
+	bool expired;
+
+	pthread_mutex_lock(&p->lock);
+	expired = p->collected && !p->result_taken && al_now_ms() - p->ended_ms >= after_ms;
+	pthread_mutex_unlock(&p->lock);
+	return expired;
 }
 
 bool process_finished(struct al_process *p)

@@ -29,6 +29,21 @@ struct exec_request {
  * finished with exit code 127 (126 when not executable) and the reason on
  * stderr, the way a shell reports it.
  */
+/*
+ * Output waiting for a client counts against a budget of its sandbox and
+ * one of airlockd (process.c): past either, it is dropped and the stream
+ * marked truncated.  A sandbox holds one budget, its processes a reference.
+ */
+struct output_budget;
+struct output_budget *output_budget_new(size_t max);
+void output_budget_unref(struct output_budget *b);
+/* Bytes held by every process of airlockd, and the bound on them. */
+size_t output_budget_total_used(void);
+size_t output_budget_total_max(void);
+
+/* True when p ended at least after_ms ago and nobody took its result. */
+bool process_expired(struct al_process *p, uint64_t after_ms);
+
 int process_start(struct sandbox *sb, const struct exec_request *req, struct al_process **out,
                   struct al_error *err);
 

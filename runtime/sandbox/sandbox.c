@@ -51,6 +51,13 @@ struct sandbox *sandbox_new(const struct sandbox_host *host, const char *id,
 		al_error_set(err, ENOMEM, "out of memory");
 		return NULL;
 	}
+	sb->output = output_budget_new(SANDBOX_OUTPUT_MAX);
+	if (!sb->output) {
+		free(sb->dir);
+		free(sb);
+		al_error_set(err, ENOMEM, "out of memory");
+		return NULL;
+	}
 	pthread_mutex_init(&sb->lock, NULL);
 	sb->refs = 1;
 	sb->pidfd = -1;
@@ -76,6 +83,7 @@ static void sandbox_free(struct sandbox *sb)
 	if (sb->pidfd >= 0)
 		close(sb->pidfd);
 	sandbox_spec_free(&sb->spec);
+	output_budget_unref(sb->output);
 	free(sb->dir);
 	pthread_mutex_destroy(&sb->lock);
 	free(sb);
@@ -537,15 +545,33 @@ int sandbox_connect_init(const struct sandbox *sb, struct al_error *err)
 
 /* ---- process table ----------------------------------------------------------------------- */
 
+/* Forget processes that ended SANDBOX_PROCESS_KEEP_MS ago and were never
+ * collected: their output is freed.  sb->lock held. */
+static void sweep_processes_locked(struct sandbox *sb)
+{
+	for (size_t i = 0; i < sb->n_procs;) {
+		if (!process_expired(sb->procs[i].p, SANDBOX_PROCESS_KEEP_MS)) {
+			i++;
+			continue;
+		}
+		log_info("sandbox %s: process %s ended %d s ago and was never collected; "
+		         "its output is dropped",
+		         sb->id, sb->procs[i].id, SANDBOX_PROCESS_KEEP_MS / 1000);
+		process_unref(sb->procs[i].p);
+		sb->procs[i] = sb->procs[--sb->n_procs];
+	}
+}
+
 int sandbox_add_process(struct sandbox *sb, struct al_process *p, char *id_out, size_t id_len)
 {
 	struct sandbox_proc *n;
 	int r = 0;
 
 	pthread_mutex_lock(&sb->lock);
+	sweep_processes_locked(sb);
 	if (sb->destroying) {
 		r = -ESRCH;
-	} else if (sb->n_procs >= 4096) {
+	} else if (sb->n_procs >= SANDBOX_MAX_PROCESSES) {
 		r = -EAGAIN;
 	} else {
 		n = realloc(sb->procs, (sb->n_procs + 1) * sizeof(*n));

@@ -36,6 +36,7 @@
 #include "uidslots.h" /* AIRLOCK_UID_* */
 
 struct al_process;
+struct output_budget;
 
 struct sandbox_proc {
 	char id[16]; /* "p1", "p2", ... */
@@ -69,7 +70,17 @@ struct sandbox {
 	struct sandbox_proc *procs;
 	size_t n_procs;
 	unsigned next_proc;
+	struct output_budget *output; /* what its processes' output may hold (process.h) */
 };
+
+/* Bounds of what a sandbox's processes hold in airlockd: processes kept for
+ * a client (running with a yield, or ended and not yet collected), bytes
+ * of output waiting for one (each stream may hold 64 KiB beyond it, and
+ * all sandboxes together 1 GiB: process.c), and how long an ended
+ * process's result waits. */
+#define SANDBOX_MAX_PROCESSES 256
+#define SANDBOX_OUTPUT_MAX (128ULL << 20)
+#define SANDBOX_PROCESS_KEEP_MS (10 * 60 * 1000)
 
 /* A new sandbox object (one reference) for id, with the spec moved into it
  * (*spec is left empty); dir is state/sandboxes/ID. */

@@ -250,6 +250,14 @@ def readlink(path):
         return None
 
 
+def rss_kib(pid):
+    """Resident memory of pid in KiB (0 when gone)."""
+    for line in (read_text("/proc/%d/status" % pid) or "").splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
 def pids():
     return [int(p) for p in os.listdir("/proc") if p.isdigit()]
 

@@ -243,6 +243,53 @@ class ExecTest(at.AirlockTestCase):
         self.assertEqual(set(r["stdout"]), {"a"})
         self.assertEqual(r["stderr"], "err\n")
 
+    def test_output_nobody_collects_is_bounded_per_sandbox(self):
+        # Background commands whose output nobody fetches: airlockd keeps at
+        # most SANDBOX_OUTPUT_MAX (128 MiB) of it per sandbox, the rest is
+        # dropped and the streams say so (4,000 such execs once held 7.8 GB).
+        sid = self.client.create()["id"]
+        started = []
+        for _ in range(3):
+            r = self.client.exec(sid, command="head -c 67108864 /dev/zero; "
+                                 "head -c 67108864 /dev/zero >&2; sleep 1000",
+                                 max_output_bytes=64 << 20, yield_ms=1)
+            started.append(r["process_id"])
+        # Until the heads are done (no more output comes).
+        rss_peak, last, still = 0, -1, 0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and still < 5:
+            rss_peak = max(rss_peak, at.rss_kib(self.daemon.proc.pid))
+            held_now = self.client.info()["output"]["held_bytes"]
+            # 128 MiB, and 64 KiB each stream may hold beyond it.
+            self.assertLessEqual(held_now, (128 << 20) + 8 * (64 << 10))
+            still = still + 1 if held_now == last else 0
+            last = held_now
+            time.sleep(0.2)
+        answers = self.out(sid, "echo alive")  # the sandbox still answers
+        held, truncated = 0, False
+        for pid in started:
+            r = self.client.poll(sid, pid).json
+            held += len(r["stdout"]) + len(r["stderr"])
+            truncated = truncated or r["stdout_truncated"] or r["stderr_truncated"]
+        self.assertLessEqual(held, (128 << 20) + 8 * (64 << 10))
+        self.assertGreater(held, 0)
+        self.assertTrue(truncated, "output past the budget was dropped without a marker")
+        self.assertLess(rss_peak, 400 << 10, "airlockd grew to %d KiB" % rss_peak)
+        self.assertEqual(answers, "alive\n")
+        self.client.destroy(sid)
+
+    def test_processes_kept_for_clients_are_bounded(self):
+        sid = self.client.create()["id"]
+        for i in range(256):
+            r = self.client.exec(sid, ["sleep", "1000"], yield_ms=1)
+            self.assertTrue(r["running"], (i, r))
+        r = self.client.exec_raw(sid, argv=["sleep", "1000"], yield_ms=1)
+        self.assertEqual(r.status, 429, r)
+        self.assertIn("256 processes", r.json["error"]["message"])
+        # A command that ends within its wait is not kept, so it still runs.
+        self.assertEqual(self.out(sid, "echo fine"), "fine\n")
+        self.client.destroy(sid)
+
     def test_large_output_is_complete(self):
         r = self.client.exec(self.sid, command="head -c 300000 /dev/zero | tr '\\000' b",
                              max_output_bytes=1 << 20)

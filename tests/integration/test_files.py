@@ -8,6 +8,8 @@ import os
 import secrets
 import shutil
 import tempfile
+import threading
+import time
 
 import airlock_test as at
 
@@ -95,6 +97,34 @@ class FilesTest(at.AirlockTestCase):
                                                                   recursive=1))
         self.assertEqual(rm.status, 200, rm)
         self.assertExit(self.sh(self.sid, "test -e /workspace/newdir"), 1)
+
+    def test_uploads_do_not_grow_airlockd(self):
+        # An upload goes to disk, not into airlockd's heap (eight 256 MiB
+        # uploads at once took 2.2 GB of it).
+        sid = self.client.create(limits={"memory": "2G", "disk": "1G"})["id"]
+        data = b"z" * (64 << 20)
+        before = at.rss_kib(self.daemon.proc.pid)
+        peak = [before]
+        done = threading.Event()
+
+        def watch():
+            while not done.is_set():
+                peak[0] = max(peak[0], at.rss_kib(self.daemon.proc.pid))
+                time.sleep(0.02)
+        w = threading.Thread(target=watch)
+        w.start()
+        pending = [at.request_in_background(self.daemon.socket_path, "PUT",
+                                            self.client.files_path(sid, "/workspace/u%d" % i),
+                                            data) for i in range(4)]
+        for t, answer in pending:
+            t.join(120)
+            self.assertEqual(answer["r"].status, 200, answer)
+        done.set()
+        w.join()
+        self.assertEqual(self.out(sid, "wc -c < /workspace/u3").strip(), str(64 << 20))
+        self.assertLess(peak[0] - before, 48 << 10, "airlockd grew by %d KiB for 256 MiB of "
+                        "uploads" % (peak[0] - before))
+        self.client.destroy(sid)
 
     def test_full_disk_is_507_and_names_the_file(self):
         sid = self.client.create(limits={"disk": "2M"})["id"]
