@@ -1043,6 +1043,7 @@ struct live_chunk {
 	uint64_t offset;
 	unsigned char digest[SHA256_DIGEST_LENGTH];
 	bool moved;
+	uint32_t new_pack; /* slot */
 	uint64_t new_offset;
 };
 
@@ -1210,9 +1211,76 @@ static int repack_plan(struct chunk_repack *rp, struct al_error *err)
 	return (int)rp->n_victims;
 }
 
+/* Read the chunk at offset of pack slot into buf and check it against digest. */
+static int chunk_check(struct chunk_store *cs, uint32_t slot, uint64_t offset, uint32_t len,
+                       const unsigned char *digest, unsigned char *buf, struct al_error *err)
+{
+	unsigned char got[SHA256_DIGEST_LENGTH];
+	char hex[65];
+	int r = pack_read(cs, slot, offset, len, buf, err);
+
+	if (r < 0)
+		return r;
+	al_sha256_hex(buf, len, hex);
+	digest_of_hex(hex, got);
+	if (memcmp(got, digest, sizeof(got)))
+		return al_error_set(err, EIO, "its bytes do not match its sha256");
+	return 0;
+}
+
+/* Where chunk c of a victim pack goes: a checked copy that a pack staying
+ * already holds (the same chunk in two packs: written by two lineages, or
+ * by a repack that a crash cut short), else the new pack.  c->moved unless
+ * c itself is damaged. */
+static int repack_chunk(struct chunk_repack *rp, struct live_chunk *c, struct al_error *err)
+{
+	struct chunk_store *cs = &rp->cs;
+	struct chunk_loc loc = {.len = c->len, .pack = (uint32_t)cs->own}, *known;
+	struct al_error lerr = AL_ERROR_INIT;
+	char hex[65];
+	int r;
+
+	known = index_find(cs, c->digest);
+	if (known && known->len == c->len &&
+	    (known->pack == (uint32_t)cs->own || chunk_check(cs, known->pack, known->offset, c->len,
+	                                                     c->digest, cs->cmp_buf, &lerr) == 0)) {
+		c->new_pack = known->pack;
+		c->new_offset = known->offset;
+		c->moved = true;
+		return 0;
+	}
+	/* Each copy is checked: a damaged chunk stays where it is (its pack
+	 * with it), so that the snapshot naming it is still refused with the
+	 * same message rather than given a good-looking copy. */
+	r = chunk_check(cs, c->pack, c->offset, c->len, c->digest, cs->cmp_buf, &lerr);
+	if (r < 0) {
+		hex_of(c->digest, hex);
+		log_warn("snapshot store: chunk %s of pack %s not repacked: %s", hex,
+		         cs->packs[c->pack].name, lerr.msg);
+		return 0;
+	}
+	r = own_pack_append(cs, cs->cmp_buf, c->len, &loc.offset, err);
+	if (r < 0)
+		return r;
+	memcpy(loc.digest, c->digest, sizeof(loc.digest));
+	/* A damaged copy elsewhere is not offered again. */
+	if (known)
+		*known = loc;
+	else if (index_add(cs, &loc) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (!rp->copied)
+		step("repack: copying");
+	rp->copied += c->len;
+	c->new_pack = loc.pack;
+	c->new_offset = loc.offset;
+	c->moved = true;
+	return 0;
+}
+
 int chunk_repack_copy(struct chunk_repack *rp, struct al_error *err)
 {
 	struct chunk_store *cs = &rp->cs;
+	bool moved = false;
 	char id[13], name[32];
 	int r;
 
@@ -1231,59 +1299,38 @@ int chunk_repack_copy(struct chunk_repack *rp, struct al_error *err)
 	cs->cmp_buf = malloc(CHUNK_MAX);
 	if (!cs->cmp_buf)
 		return al_error_set(err, ENOMEM, "out of memory");
+	/* The chunks of the packs that stay, to share from. */
+	for (size_t i = 0; i < rp->n_chunks; i++) {
+		const struct live_chunk *c = &rp->chunks[i];
+		struct chunk_loc loc = {.len = c->len, .pack = c->pack, .offset = c->offset};
+		if (rp->use[c->pack].victim || c->offset + c->len > rp->use[c->pack].size)
+			continue;
+		memcpy(loc.digest, c->digest, sizeof(loc.digest));
+		if (index_add(cs, &loc) < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
+	}
 	for (size_t i = 0; i < rp->n_chunks; i++) {
 		struct live_chunk *c = &rp->chunks[i];
-		struct al_error lerr = AL_ERROR_INIT;
-		unsigned char digest[SHA256_DIGEST_LENGTH];
-		struct chunk_loc loc = {.len = c->len, .pack = (uint32_t)cs->own}, *known;
-		char hex[65];
 		if (!rp->use[c->pack].victim)
 			continue;
-		/* Each copy is checked: a damaged chunk stays where it is (its
-		 * pack with it), so that the snapshot naming it is still refused
-		 * with the same message rather than given a good-looking copy. */
-		r = pack_read(cs, c->pack, c->offset, c->len, cs->cmp_buf, &lerr);
-		if (r == 0) {
-			al_sha256_hex(cs->cmp_buf, c->len, hex);
-			digest_of_hex(hex, digest);
-			if (memcmp(digest, c->digest, sizeof(digest)))
-				r = al_error_set(&lerr, EIO, "is corrupted");
-		}
-		if (r < 0) {
-			hex_of(c->digest, hex);
-			log_warn("snapshot store: chunk %s of pack %s not repacked: %s", hex,
-			         cs->packs[c->pack].name, lerr.msg);
-			continue;
-		}
-		/* The same chunk in two old packs is copied once. */
-		known = index_find(cs, c->digest);
-		if (known) {
-			c->new_offset = known->offset;
-		} else {
-			r = own_pack_append(cs, cs->cmp_buf, c->len, &c->new_offset, err);
-			if (r < 0)
-				return r;
-			memcpy(loc.digest, c->digest, sizeof(loc.digest));
-			loc.offset = c->new_offset;
-			if (index_add(cs, &loc) < 0)
-				return al_error_set(err, ENOMEM, "out of memory");
-			if (!rp->copied)
-				step("repack: copying");
-			rp->copied += c->len;
-		}
-		c->moved = true;
+		r = repack_chunk(rp, c, err);
+		if (r < 0)
+			return r;
+		moved |= c->moved;
 	}
-	if (cs->packs[cs->own].fd < 0)
-		return 0; /* every chunk was damaged: nothing to point at */
-	if (fsync(cs->packs[cs->own].fd) < 0)
-		return al_error_errno(err, "fsync packs/.tmp-%s.pack", name);
-	r = own_pack_name(cs, err);
-	if (r < 0)
-		return r;
-	if (fsync(cs->packs_fd) < 0)
-		return al_error_errno(err, "fsync packs");
-	/* From now on it is the sweep's: removed whenever nothing names it. */
-	cs->own_kept = true;
+	if (!moved)
+		return 0; /* every chunk was damaged: nothing to point elsewhere */
+	if (cs->packs[cs->own].fd >= 0) {
+		if (fsync(cs->packs[cs->own].fd) < 0)
+			return al_error_errno(err, "fsync packs/.tmp-%s.pack", name);
+		r = own_pack_name(cs, err);
+		if (r < 0)
+			return r;
+		if (fsync(cs->packs_fd) < 0)
+			return al_error_errno(err, "fsync packs");
+		/* From now on it is the sweep's: removed whenever nothing names it. */
+		cs->own_kept = true;
+	}
 	return 1;
 }
 
@@ -1320,7 +1367,7 @@ int chunk_repack_remap(struct chunk_repack *rp, cJSON *parts)
 			c = bsearch(&key, rp->chunks, rp->n_chunks, sizeof(*c), live_chunk_cmp);
 			if (!c || !c->moved)
 				continue;
-			pack = cJSON_CreateString(cs->packs[cs->own].name);
+			pack = cJSON_CreateString(cs->packs[c->new_pack].name);
 			offset = cJSON_CreateNumber((double)c->new_offset);
 			if (!pack || !offset || !cJSON_ReplaceItemInArray(item, 2, pack)) {
 				cJSON_Delete(pack);
@@ -1339,7 +1386,7 @@ int chunk_repack_remap(struct chunk_repack *rp, cJSON *parts)
 
 const char *chunk_repack_name(const struct chunk_repack *rp)
 {
-	return rp->cs.own >= 0 ? rp->cs.packs[rp->cs.own].name : NULL;
+	return rp->cs.own >= 0 && rp->cs.own_named ? rp->cs.packs[rp->cs.own].name : NULL;
 }
 
 void chunk_repack_stats(const struct chunk_repack *rp, size_t *packs, uint64_t *copied,

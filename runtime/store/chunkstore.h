@@ -86,13 +86,14 @@ void chunk_repack_free(struct chunk_repack *rp);
 int chunk_repack_add_parts(struct chunk_repack *rp, const cJSON *parts, struct al_error *err);
 /* Choose the packs worth repacking (the deadest, once the packs hold over
  * 5/4 of their live bytes) and copy their live chunks, each checked against
- * its sha256, into the new pack, durable under its final name.  1: done;
- * 0: nothing worth doing (no pack written). */
+ * its sha256, into the new pack, durable under its final name; a chunk a
+ * pack that stays already holds (checked too) is not copied but pointed at.
+ * 1: done; 0: nothing worth doing (no pack written). */
 int chunk_repack_copy(struct chunk_repack *rp, struct al_error *err);
 /* Point the chunks of parts that were copied at the copies; returns how many
  * (0: parts unchanged), or -ENOMEM. */
 int chunk_repack_remap(struct chunk_repack *rp, cJSON *parts);
-/* The new pack's name, once chunk_repack_copy has begun it. */
+/* The new pack's name, or NULL when nothing had to be copied. */
 const char *chunk_repack_name(const struct chunk_repack *rp);
 /* Packs chosen, bytes copied, dead bytes their removal frees. */
 void chunk_repack_stats(const struct chunk_repack *rp, size_t *packs, uint64_t *copied,

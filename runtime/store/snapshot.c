@@ -286,15 +286,15 @@ static int collect_garbage(int store_fd, struct al_error *err)
 	pass = (struct gc_pass){.live = after, .rp = rp, .remap = true};
 	r = gc_pass_run(store_fd, &pass, err);
 	if (r < 0)
-		return al_error_prefix(err, "snapshot store: repack %s unfinished",
-		                       chunk_repack_name(rp));
+		return al_error_prefix(err, "snapshot store: repack unfinished");
 	store_step("repack: rewritten");
 	removed = chunk_store_sweep(store_fd, after);
 	chunk_repack_stats(rp, &packs, &copied, &freed);
 	log_info("snapshot store: repacked %zu packs into %s: %llu bytes copied, %llu removed "
 	         "(%llu packs)",
-	         packs, chunk_repack_name(rp), (unsigned long long)copied,
-	         (unsigned long long)freed, (unsigned long long)removed);
+	         packs, chunk_repack_name(rp) ? chunk_repack_name(rp) : "the packs already there",
+	         (unsigned long long)copied, (unsigned long long)freed,
+	         (unsigned long long)removed);
 	return 0;
 }
 
