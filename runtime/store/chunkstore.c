@@ -1103,6 +1103,21 @@ void chunk_repack_free(struct chunk_repack *rp)
 	free(rp);
 }
 
+/* Sort the chunks by place and keep each place once: snapshots of one
+ * lineage share most of theirs, so this keeps the list near the number of
+ * distinct chunks rather than the sum of every snapshot's. */
+static void live_chunks_compact(struct chunk_repack *rp)
+{
+	size_t n = 0;
+
+	if (rp->n_chunks)
+		qsort(rp->chunks, rp->n_chunks, sizeof(*rp->chunks), live_chunk_cmp);
+	for (size_t i = 0; i < rp->n_chunks; i++)
+		if (!n || live_chunk_cmp(&rp->chunks[n - 1], &rp->chunks[i]))
+			rp->chunks[n++] = rp->chunks[i];
+	rp->n_chunks = n;
+}
+
 int chunk_repack_add_parts(struct chunk_repack *rp, const cJSON *parts, struct al_error *err)
 {
 	const cJSON *part, *item;
@@ -1121,7 +1136,9 @@ int chunk_repack_add_parts(struct chunk_repack *rp, const cJSON *parts, struct a
 				continue; /* malformed: its reader will say so */
 			if (r < 0)
 				return al_error_set(err, ENOMEM, "out of memory");
-			if (rp->n_chunks == rp->cap_chunks) {
+			if (rp->n_chunks == rp->cap_chunks)
+				live_chunks_compact(rp);
+			if (rp->n_chunks == rp->cap_chunks || rp->n_chunks * 2 > rp->cap_chunks) {
 				size_t cap = rp->cap_chunks ? rp->cap_chunks * 2 : 4096;
 				c = reallocarray(rp->chunks, cap, sizeof(*c));
 				if (!c)
@@ -1160,15 +1177,9 @@ static int repack_plan(struct chunk_repack *rp, struct al_error *err)
 	struct chunk_store *cs = &rp->cs;
 	_cleanup_free_ struct pack_rank *rank = NULL;
 	uint64_t total = 0, live = 0, dead;
-	size_t n = 0, n_rank = 0;
+	size_t n_rank = 0;
 
-	if (rp->n_chunks)
-		qsort(rp->chunks, rp->n_chunks, sizeof(*rp->chunks), live_chunk_cmp);
-	/* Snapshots share chunks: count each place once. */
-	for (size_t i = 0; i < rp->n_chunks; i++)
-		if (!n || live_chunk_cmp(&rp->chunks[n - 1], &rp->chunks[i]))
-			rp->chunks[n++] = rp->chunks[i];
-	rp->n_chunks = n;
+	live_chunks_compact(rp); /* and sorted, for bsearch */
 	rp->n_use = cs->n_packs;
 	rp->use = calloc(rp->n_use ? rp->n_use : 1, sizeof(*rp->use));
 	rank = calloc(rp->n_use ? rp->n_use : 1, sizeof(*rank));

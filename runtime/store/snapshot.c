@@ -145,7 +145,7 @@ static int rewrite_record(int store_fd, const char *id, const cJSON *j, struct a
 {
 	_cleanup_free_ char *text = cJSON_PrintUnformatted(j);
 	_cleanup_close_ int fd = -1, dir_fd = -1;
-	char tmp[64], dest[64];
+	char tmp[NAME_MAX + 1], dest[NAME_MAX + 1];
 	int r;
 
 	if (!text)
