@@ -429,11 +429,13 @@ class SnapshotTest(AirlockTestCase):
                           "conv=notrunc status=none; md5sum /opt/blob > /workspace/sum"
                      % (turn * 2 % 10))
             snap = self.snapshot(sid)["id"]
+            t0 = time.monotonic()
             self.client.expect(200, "DELETE", "/v1/snapshots/" + prev)
+            took = (time.monotonic() - t0) * 1000
             prev = snap
             on_disk, live = self.store_bytes(), self.live_bytes()
-            print("turn %d: store %d bytes for %d live (%.2fx)"
-                  % (turn + 1, on_disk, live, on_disk / live), file=sys.stderr)
+            print("turn %d: store %d bytes for %d live (%.2fx), delete %.0f ms"
+                  % (turn + 1, on_disk, live, on_disk / live, took), file=sys.stderr)
             self.assertLessEqual(on_disk, 1.5 * live,
                                  "turn %d: the store holds %d bytes for a snapshot of %d"
                                  % (turn + 1, on_disk, live))
