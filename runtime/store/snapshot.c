@@ -6,7 +6,9 @@
  * packs/.tmp-ID.pack, renamed packs/ID.pack; then one syncfs() makes all of
  * it durable, snapshot.json is written atomically and .tmp-ID/ is renamed to
  * ID/.  A crash at any point leaves either no ID/ or a complete one;
- * start-up removes .tmp-* and every pack no snapshot names.
+ * start-up removes .tmp-* and every pack no snapshot names.  A repack (at
+ * each collection, when worth it) writes its pack first, then rewrites the
+ * records one by one, then sweeps: see collect_garbage.
  *
  * Incremental snapshots: parts are cut into content-defined chunks (a gear
  * rolling hash, so an insertion shifts only the chunks around it) and a chunk
