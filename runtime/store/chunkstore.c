@@ -1400,12 +1400,14 @@ const char *chunk_repack_name(const struct chunk_repack *rp)
 	return rp->cs.own >= 0 && rp->cs.own_named ? rp->cs.packs[rp->cs.own].name : NULL;
 }
 
-void chunk_repack_stats(const struct chunk_repack *rp, size_t *packs, uint64_t *copied,
-                        uint64_t *freed)
+void chunk_repack_stats(const struct chunk_repack *rp, size_t *packs, uint64_t *bytes,
+                        uint64_t *copied)
 {
 	*packs = rp->n_victims;
+	*bytes = 0;
+	for (size_t i = 0; i < rp->n_use; i++)
+		*bytes += rp->use[i].victim ? rp->use[i].size : 0;
 	*copied = rp->copied;
-	*freed = rp->freed;
 }
 
 /* ---- the interface ----------------------------------------------------------------------------

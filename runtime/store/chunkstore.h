@@ -95,9 +95,9 @@ int chunk_repack_copy(struct chunk_repack *rp, struct al_error *err);
 int chunk_repack_remap(struct chunk_repack *rp, cJSON *parts);
 /* The new pack's name, or NULL when nothing had to be copied. */
 const char *chunk_repack_name(const struct chunk_repack *rp);
-/* Packs chosen, bytes copied, dead bytes their removal frees. */
-void chunk_repack_stats(const struct chunk_repack *rp, size_t *packs, uint64_t *copied,
-                        uint64_t *freed);
+/* The packs chosen, their bytes, and the bytes copied out of them. */
+void chunk_repack_stats(const struct chunk_repack *rp, size_t *packs, uint64_t *bytes,
+                        uint64_t *copied);
 
 /* For tests only: when set, called with the name of each step of a repack,
  * so that a test can kill the process there as a crash would. */

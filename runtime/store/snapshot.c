@@ -257,7 +257,7 @@ static int collect_garbage(int store_fd, struct al_error *err)
 	_cleanup_(chunk_live_freep) struct chunk_live *after = NULL;
 	_cleanup_(chunk_repack_freep) struct chunk_repack *rp = NULL;
 	struct gc_pass pass = {.live = live};
-	uint64_t removed, copied, freed;
+	uint64_t removed, copied, old_bytes;
 	size_t packs;
 	int r;
 
@@ -279,9 +279,9 @@ static int collect_garbage(int store_fd, struct al_error *err)
 	if (r <= 0)
 		return r < 0 ? al_error_prefix(err, "snapshot store: nothing repacked") : 0;
 	store_step("repack: copied");
-	/* Each record now names the copies; a failure half-way leaves some
-	 * naming the old packs, all of which stay, and the next collection
-	 * repacks again. */
+	/* Point each record at the copies.  A failure half-way leaves some
+	 * naming the old packs, which all stay (no sweep), and the next
+	 * collection repacks again. */
 	after = chunk_live_new();
 	if (!after)
 		return al_error_set(err, ENOMEM, "out of memory");
@@ -291,12 +291,12 @@ static int collect_garbage(int store_fd, struct al_error *err)
 		return al_error_prefix(err, "snapshot store: repack unfinished");
 	store_step("repack: rewritten");
 	removed = chunk_store_sweep(store_fd, after);
-	chunk_repack_stats(rp, &packs, &copied, &freed);
-	log_info("snapshot store: repacked %zu packs into %s: %llu bytes copied, %llu removed "
-	         "(%llu packs)",
-	         packs, chunk_repack_name(rp) ? chunk_repack_name(rp) : "the packs already there",
-	         (unsigned long long)copied, (unsigned long long)freed,
-	         (unsigned long long)removed);
+	chunk_repack_stats(rp, &packs, &old_bytes, &copied);
+	log_info("snapshot store: repacked %zu packs of %llu bytes into %s: %llu bytes copied, "
+	         "%llu packs removed",
+	         packs, (unsigned long long)old_bytes,
+	         chunk_repack_name(rp) ? chunk_repack_name(rp) : "the packs already there",
+	         (unsigned long long)copied, (unsigned long long)removed);
 	return 0;
 }
 
