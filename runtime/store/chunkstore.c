@@ -1002,6 +1002,414 @@ uint64_t chunk_store_sweep(int store_fd, struct chunk_live *l)
 	return removed;
 }
 
+/* ---- repacking ------------------------------------------------------------------------------ */
+
+/*
+ * A pack lives whole while any snapshot names one of its chunks, so a
+ * lineage that keeps only its newest snapshot (the harness's rotation) keeps
+ * every pack it ever wrote, each mostly dead: 65 MB of store for a 16 MB
+ * snapshot.  A repack copies the live chunks of the packs that are mostly
+ * dead into one new pack and points every snapshot.json at the copies; the
+ * old packs then have no name left and the sweep takes them.
+ *
+ * Crash safety comes from the order, driven by snapshot.c: the new pack is
+ * written as packs/.tmp-NAME.pack, fsynced and renamed (a pack nothing names
+ * yet, which any sweep removes); then each snapshot.json is replaced
+ * atomically, one by one, each naming packs that all exist; only then are
+ * the old packs swept.  Stopped anywhere, every committed snapshot reads
+ * complete chunks, and the next collection removes what nothing names and
+ * repacks again what is still worth it.
+ */
+
+/* Repack once the packs hold more than 5/4 of their live bytes (and at
+ * least REPACK_MIN_DEAD dead ones), choosing the deadest packs first until
+ * they would hold at most 9/8: repacking a little early would copy the same
+ * live chunks over and over, a little late lets the store grow. */
+#define REPACK_MIN_DEAD (1u << 20)
+
+void (*chunk_store_step_hook)(const char *step);
+
+static void step(const char *name)
+{
+	if (chunk_store_step_hook)
+		chunk_store_step_hook(name);
+}
+
+/* A chunk some committed snapshot names, where it lies now and, once
+ * copied, where it lies in the new pack. */
+struct live_chunk {
+	uint32_t pack; /* slot in chunk_repack.cs.packs */
+	uint32_t len;
+	uint64_t offset;
+	unsigned char digest[SHA256_DIGEST_LENGTH];
+	bool moved;
+	uint32_t new_pack; /* slot */
+	uint64_t new_offset;
+};
+
+struct pack_use {
+	uint64_t size; /* of the file; 0 when missing */
+	uint64_t live; /* bytes of distinct chunks named in it */
+	bool victim;   /* to be repacked */
+};
+
+struct chunk_repack {
+	struct chunk_store cs; /* its packs name the slots; its own pack is the new one */
+	struct live_chunk *chunks;
+	size_t n_chunks, cap_chunks;
+	struct pack_use *use; /* by slot, for the slots known when the plan was made */
+	size_t n_use;
+	uint64_t copied, freed;
+	size_t n_victims;
+};
+
+static int live_chunk_cmp(const void *a, const void *b)
+{
+	const struct live_chunk *x = a, *y = b;
+
+	if (x->pack != y->pack)
+		return x->pack < y->pack ? -1 : 1;
+	if (x->offset != y->offset)
+		return x->offset < y->offset ? -1 : 1;
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return memcmp(x->digest, y->digest, sizeof(x->digest));
+}
+
+int chunk_repack_new(int store_fd, struct chunk_repack **out, struct al_error *err)
+{
+	struct chunk_repack *rp = calloc(1, sizeof(*rp));
+	int r;
+
+	if (!rp)
+		return al_error_set(err, ENOMEM, "out of memory");
+	rp->cs = (struct chunk_store)CHUNK_STORE_INIT;
+	r = store_open(store_fd, &rp->cs, err);
+	if (r < 0) {
+		chunk_repack_free(rp);
+		return r;
+	}
+	*out = rp;
+	return 0;
+}
+
+void chunk_repack_free(struct chunk_repack *rp)
+{
+	if (!rp)
+		return;
+	chunk_store_close(&rp->cs);
+	free(rp->chunks);
+	free(rp->use);
+	free(rp);
+}
+
+/* Sort the chunks by place and keep each place once: snapshots of one
+ * lineage share most of theirs, so this keeps the list near the number of
+ * distinct chunks rather than the sum of every snapshot's. */
+static void live_chunks_compact(struct chunk_repack *rp)
+{
+	size_t n = 0;
+
+	if (rp->n_chunks)
+		qsort(rp->chunks, rp->n_chunks, sizeof(*rp->chunks), live_chunk_cmp);
+	for (size_t i = 0; i < rp->n_chunks; i++)
+		if (!n || live_chunk_cmp(&rp->chunks[n - 1], &rp->chunks[i]))
+			rp->chunks[n++] = rp->chunks[i];
+	rp->n_chunks = n;
+}
+
+int chunk_repack_add_parts(struct chunk_repack *rp, const cJSON *parts, struct al_error *err)
+{
+	const cJSON *part, *item;
+
+	cJSON_ArrayForEach(part, parts)
+	{
+		const char *storage = al_json_str(part, "storage");
+		if (!storage || strcmp(storage, "packed"))
+			continue;
+		cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(part, "chunks"))
+		{
+			struct chunk_ref ref;
+			struct live_chunk *c;
+			int r = chunk_ref_parse(&rp->cs, item, true, &ref);
+			if (r == -EINVAL)
+				continue; /* malformed: its reader will say so */
+			if (r < 0)
+				return al_error_set(err, ENOMEM, "out of memory");
+			if (rp->n_chunks == rp->cap_chunks)
+				live_chunks_compact(rp);
+			if (rp->n_chunks == rp->cap_chunks || rp->n_chunks * 2 > rp->cap_chunks) {
+				size_t cap = rp->cap_chunks ? rp->cap_chunks * 2 : 4096;
+				c = reallocarray(rp->chunks, cap, sizeof(*c));
+				if (!c)
+					return al_error_set(err, ENOMEM, "out of memory");
+				rp->chunks = c;
+				rp->cap_chunks = cap;
+			}
+			c = &rp->chunks[rp->n_chunks++];
+			*c = (struct live_chunk){.pack = (uint32_t)ref.pack,
+			                         .len = (uint32_t)ref.len,
+			                         .offset = ref.offset};
+			digest_of_hex(ref.hex, c->digest);
+		}
+	}
+	return 0;
+}
+
+struct pack_rank {
+	uint32_t slot;
+	double live_fraction;
+};
+
+static int pack_rank_cmp(const void *a, const void *b)
+{
+	const struct pack_rank *x = a, *y = b;
+
+	if (x->live_fraction != y->live_fraction)
+		return x->live_fraction < y->live_fraction ? -1 : 1;
+	return x->slot < y->slot ? -1 : x->slot > y->slot;
+}
+
+/* How much each pack holds and how much of it is named; marks the packs to
+ * repack.  Returns how many. */
+static int repack_plan(struct chunk_repack *rp, struct al_error *err)
+{
+	struct chunk_store *cs = &rp->cs;
+	_cleanup_free_ struct pack_rank *rank = NULL;
+	uint64_t total = 0, live = 0, dead;
+	size_t n_rank = 0;
+
+	live_chunks_compact(rp); /* and sorted, for bsearch */
+	rp->n_use = cs->n_packs;
+	rp->use = calloc(rp->n_use ? rp->n_use : 1, sizeof(*rp->use));
+	rank = calloc(rp->n_use ? rp->n_use : 1, sizeof(*rank));
+	if (!rp->use || !rank)
+		return al_error_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < rp->n_use; i++) {
+		char file[48];
+		struct stat st;
+		pack_file_name(&cs->packs[i], false, file, sizeof(file));
+		if (fstatat(cs->packs_fd, file, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode))
+			rp->use[i].size = (uint64_t)st.st_size;
+	}
+	for (size_t i = 0; i < rp->n_chunks; i++) {
+		struct live_chunk *c = &rp->chunks[i];
+		struct pack_use *u = &rp->use[c->pack];
+		/* A chunk past the end of a truncated pack is not there to keep. */
+		if (c->offset + c->len <= u->size)
+			u->live += c->len;
+	}
+	for (size_t i = 0; i < rp->n_use; i++) {
+		struct pack_use *u = &rp->use[i];
+		if (u->live > u->size) /* overlapping chunks: only a hand-made list */
+			u->live = u->size;
+		total += u->size;
+		live += u->live;
+		if (u->size > u->live)
+			rank[n_rank++] = (struct pack_rank){(uint32_t)i, (double)u->live / u->size};
+	}
+	dead = total - live;
+	if (dead < REPACK_MIN_DEAD || dead <= live / 4)
+		return 0;
+	qsort(rank, n_rank, sizeof(*rank), pack_rank_cmp);
+	for (size_t i = 0; i < n_rank && total - rp->freed > live + live / 8; i++) {
+		struct pack_use *u = &rp->use[rank[i].slot];
+		u->victim = true;
+		rp->freed += u->size - u->live;
+		rp->n_victims++;
+	}
+	return (int)rp->n_victims;
+}
+
+/* Read the chunk at offset of pack slot into buf and check it against digest. */
+static int chunk_check(struct chunk_store *cs, uint32_t slot, uint64_t offset, uint32_t len,
+                       const unsigned char *digest, unsigned char *buf, struct al_error *err)
+{
+	unsigned char got[SHA256_DIGEST_LENGTH];
+	char hex[65];
+	int r = pack_read(cs, slot, offset, len, buf, err);
+
+	if (r < 0)
+		return r;
+	al_sha256_hex(buf, len, hex);
+	digest_of_hex(hex, got);
+	if (memcmp(got, digest, sizeof(got)))
+		return al_error_set(err, EIO, "its bytes do not match its sha256");
+	return 0;
+}
+
+/* Where chunk c of a victim pack goes: a checked copy that a pack staying
+ * already holds (the same chunk in two packs: written by two lineages, or
+ * by a repack that a crash cut short), else the new pack.  c->moved unless
+ * c itself is damaged. */
+static int repack_chunk(struct chunk_repack *rp, struct live_chunk *c, struct al_error *err)
+{
+	struct chunk_store *cs = &rp->cs;
+	struct chunk_loc loc = {.len = c->len, .pack = (uint32_t)cs->own}, *known;
+	struct al_error lerr = AL_ERROR_INIT;
+	char hex[65];
+	int r;
+
+	known = index_find(cs, c->digest);
+	if (known && known->len == c->len &&
+	    (known->pack == (uint32_t)cs->own || chunk_check(cs, known->pack, known->offset, c->len,
+	                                                     c->digest, cs->cmp_buf, &lerr) == 0)) {
+		c->new_pack = known->pack;
+		c->new_offset = known->offset;
+		c->moved = true;
+		return 0;
+	}
+	/* Each copy is checked: a damaged chunk stays where it is (its pack
+	 * with it), so that the snapshot naming it is still refused with the
+	 * same message rather than given a good-looking copy. */
+	r = chunk_check(cs, c->pack, c->offset, c->len, c->digest, cs->cmp_buf, &lerr);
+	if (r < 0) {
+		hex_of(c->digest, hex);
+		log_warn("snapshot store: chunk %s of pack %s not repacked: %s", hex,
+		         cs->packs[c->pack].name, lerr.msg);
+		return 0;
+	}
+	r = own_pack_append(cs, cs->cmp_buf, c->len, &loc.offset, err);
+	if (r < 0)
+		return r;
+	memcpy(loc.digest, c->digest, sizeof(loc.digest));
+	/* A damaged copy elsewhere is not offered again. */
+	if (known)
+		*known = loc;
+	else if (index_add(cs, &loc) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (!rp->copied)
+		step("repack: copying");
+	rp->copied += c->len;
+	c->new_pack = loc.pack;
+	c->new_offset = loc.offset;
+	c->moved = true;
+	return 0;
+}
+
+int chunk_repack_copy(struct chunk_repack *rp, struct al_error *err)
+{
+	struct chunk_store *cs = &rp->cs;
+	bool moved = false;
+	char id[13], name[32];
+	int r;
+
+	r = repack_plan(rp, err);
+	if (r <= 0)
+		return r;
+	r = al_random_hex(id, 12, err);
+	if (r < 0)
+		return r;
+	/* Not a snapshot's id, so never the name of a snapshot's own pack. */
+	snprintf(name, sizeof(name), "repack-%s", id);
+	r = pack_slot(cs, name);
+	if (r < 0)
+		return al_error_set(err, -r, "pack %s: %s", name, strerror(-r));
+	cs->own = r;
+	cs->cmp_buf = malloc(CHUNK_MAX);
+	if (!cs->cmp_buf)
+		return al_error_set(err, ENOMEM, "out of memory");
+	/* The chunks of the packs that stay, to share from. */
+	for (size_t i = 0; i < rp->n_chunks; i++) {
+		const struct live_chunk *c = &rp->chunks[i];
+		struct chunk_loc loc = {.len = c->len, .pack = c->pack, .offset = c->offset};
+		if (rp->use[c->pack].victim || c->offset + c->len > rp->use[c->pack].size)
+			continue;
+		memcpy(loc.digest, c->digest, sizeof(loc.digest));
+		if (index_add(cs, &loc) < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < rp->n_chunks; i++) {
+		struct live_chunk *c = &rp->chunks[i];
+		if (!rp->use[c->pack].victim)
+			continue;
+		r = repack_chunk(rp, c, err);
+		if (r < 0)
+			return r;
+		moved |= c->moved;
+	}
+	if (!moved)
+		return 0; /* every chunk was damaged: nothing to point elsewhere */
+	if (cs->packs[cs->own].fd >= 0) {
+		if (fsync(cs->packs[cs->own].fd) < 0)
+			return al_error_errno(err, "fsync packs/.tmp-%s.pack", name);
+		r = own_pack_name(cs, err);
+		if (r < 0)
+			return r;
+		if (fsync(cs->packs_fd) < 0)
+			return al_error_errno(err, "fsync packs");
+		/* From now on it is the sweep's: removed whenever nothing names it. */
+		cs->own_kept = true;
+	}
+	return 1;
+}
+
+int chunk_repack_remap(struct chunk_repack *rp, cJSON *parts)
+{
+	struct chunk_store *cs = &rp->cs;
+	const cJSON *part;
+	cJSON *item;
+	int moved = 0;
+
+	if (cs->own < 0)
+		return 0;
+	cJSON_ArrayForEach(part, parts)
+	{
+		const char *storage = al_json_str(part, "storage");
+		if (!storage || strcmp(storage, "packed"))
+			continue;
+		cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(part, "chunks"))
+		{
+			struct chunk_ref ref;
+			struct live_chunk key = {0}, *c;
+			cJSON *pack, *offset;
+			int r = chunk_ref_parse(cs, item, true, &ref);
+			if (r == -EINVAL)
+				continue;
+			if (r < 0)
+				return r;
+			if ((size_t)ref.pack >= rp->n_use || !rp->use[ref.pack].victim)
+				continue;
+			key.pack = (uint32_t)ref.pack;
+			key.len = (uint32_t)ref.len;
+			key.offset = ref.offset;
+			digest_of_hex(ref.hex, key.digest);
+			c = bsearch(&key, rp->chunks, rp->n_chunks, sizeof(*c), live_chunk_cmp);
+			if (!c || !c->moved)
+				continue;
+			pack = cJSON_CreateString(cs->packs[c->new_pack].name);
+			offset = cJSON_CreateNumber((double)c->new_offset);
+			if (!pack || !offset || !cJSON_ReplaceItemInArray(item, 2, pack)) {
+				cJSON_Delete(pack);
+				cJSON_Delete(offset);
+				return -ENOMEM;
+			}
+			if (!cJSON_ReplaceItemInArray(item, 3, offset)) {
+				cJSON_Delete(offset);
+				return -ENOMEM;
+			}
+			moved++;
+		}
+	}
+	return moved;
+}
+
+const char *chunk_repack_name(const struct chunk_repack *rp)
+{
+	return rp->cs.own >= 0 && rp->cs.own_named ? rp->cs.packs[rp->cs.own].name : NULL;
+}
+
+void chunk_repack_stats(const struct chunk_repack *rp, size_t *packs, uint64_t *bytes,
+                        uint64_t *copied)
+{
+	*packs = rp->n_victims;
+	*bytes = 0;
+	for (size_t i = 0; i < rp->n_use; i++)
+		*bytes += rp->use[i].victim ? rp->use[i].size : 0;
+	*copied = rp->copied;
+}
+
 /* ---- the interface ----------------------------------------------------------------------------
  */
 

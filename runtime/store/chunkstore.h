@@ -68,3 +68,37 @@ void chunk_live_free(struct chunk_live *l);
 /* Remove every pack and chunk file below store_fd that l does not name;
  * returns how many went. */
 uint64_t chunk_store_sweep(int store_fd, struct chunk_live *l);
+
+/* ---- repacking ------------------------------------------------------------------------------ */
+
+/*
+ * The live chunks of mostly dead packs, copied into one new pack
+ * (packs/repack-HEX.pack) so that the old packs can go.  The caller feeds
+ * it every committed snapshot's parts, has it copy, then rewrites each
+ * snapshot's parts with chunk_repack_remap and makes them durable before it
+ * sweeps: until then the old packs are still named, and a crash leaves the
+ * new pack to the next sweep (chunkstore.c says why that is safe).
+ */
+struct chunk_repack;
+int chunk_repack_new(int store_fd, struct chunk_repack **out, struct al_error *err);
+void chunk_repack_free(struct chunk_repack *rp);
+/* Count the chunks parts (a committed snapshot's) name as live. */
+int chunk_repack_add_parts(struct chunk_repack *rp, const cJSON *parts, struct al_error *err);
+/* Choose the packs worth repacking (the deadest, once the packs hold over
+ * 5/4 of their live bytes) and copy their live chunks, each checked against
+ * its sha256, into the new pack, durable under its final name; a chunk a
+ * pack that stays already holds (checked too) is not copied but pointed at.
+ * 1: done; 0: nothing worth doing (no pack written). */
+int chunk_repack_copy(struct chunk_repack *rp, struct al_error *err);
+/* Point the chunks of parts that were copied at the copies; returns how many
+ * (0: parts unchanged), or -ENOMEM. */
+int chunk_repack_remap(struct chunk_repack *rp, cJSON *parts);
+/* The new pack's name, or NULL when nothing had to be copied. */
+const char *chunk_repack_name(const struct chunk_repack *rp);
+/* The packs chosen, their bytes, and the bytes copied out of them. */
+void chunk_repack_stats(const struct chunk_repack *rp, size_t *packs, uint64_t *bytes,
+                        uint64_t *copied);
+
+/* For tests only: when set, called with the name of each step of a repack,
+ * so that a test can kill the process there as a crash would. */
+extern void (*chunk_store_step_hook)(const char *step);

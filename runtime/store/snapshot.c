@@ -6,7 +6,9 @@
  * packs/.tmp-ID.pack, renamed packs/ID.pack; then one syncfs() makes all of
  * it durable, snapshot.json is written atomically and .tmp-ID/ is renamed to
  * ID/.  A crash at any point leaves either no ID/ or a complete one;
- * start-up removes .tmp-* and every pack no snapshot names.
+ * start-up removes .tmp-* and every pack no snapshot names.  A repack (at
+ * each collection, when worth it) writes its pack first, then rewrites the
+ * records one by one, then sweeps: see collect_garbage.
  *
  * Incremental snapshots: parts are cut into content-defined chunks (a gear
  * rolling hash, so an insertion shifts only the chunks around it) and a chunk
@@ -121,24 +123,96 @@ static cJSON *summary_of(const cJSON *j)
 
 /* ---- garbage collection --------------------------------------------------------------------- */
 
-/* Remove the chunks and packs no committed snapshot names; called with
- * store_lock held, so no snapshot is being written. */
-static int collect_garbage(int store_fd, struct al_error *err)
+static void store_step(const char *name)
+{
+	if (chunk_store_step_hook)
+		chunk_store_step_hook(name);
+}
+
+/* What one pass over the committed snapshots does with each record. */
+struct gc_pass {
+	struct chunk_live *live; /* the packs and chunk files it names */
+	struct chunk_repack *rp; /* pass 1: its chunks counted; pass 2: remapped */
+	bool remap;
+};
+
+/*
+ * Replace ID/snapshot.json by j, atomically and durably: a temp file in the
+ * store's top directory (.tmp-record-ID, which start-up removes like any
+ * .tmp-*), fsynced, renamed over it, the directory fsynced.  Readers see
+ * the old record or the new one, both complete, both naming packs that
+ * exist.
+ */
+static int rewrite_record(int store_fd, const char *id, const cJSON *j, struct al_error *err)
+{
+	_cleanup_free_ char *text = cJSON_PrintUnformatted(j);
+	_cleanup_close_ int fd = -1, dir_fd = -1;
+	char tmp[NAME_MAX + 1], dest[NAME_MAX + 1];
+	int r;
+
+	if (!text)
+		return al_error_set(err, ENOMEM, "out of memory");
+	snprintf(tmp, sizeof(tmp), ".tmp-record-%s", id);
+	snprintf(dest, sizeof(dest), "%s/snapshot.json", id);
+	fd = openat(store_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return al_error_errno(err, "snapshot %s: create %s", id, tmp);
+	r = al_write_all(fd, text, strlen(text));
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (r == 0 && renameat(store_fd, tmp, store_fd, dest) < 0)
+		r = -errno;
+	if (r < 0) {
+		errno = -r;
+		r = al_error_errno(err, "snapshot %s: rewrite snapshot.json", id);
+		unlinkat(store_fd, tmp, 0);
+		return r;
+	}
+	dir_fd = openat(store_fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dir_fd < 0 || fsync(dir_fd) < 0)
+		return al_error_errno(err, "snapshot %s: fsync", id);
+	return 0;
+}
+
+static int gc_record(int store_fd, const char *id, cJSON *j, struct gc_pass *p,
+                     struct al_error *err)
+{
+	cJSON *parts = cJSON_GetObjectItemCaseSensitive(j, "parts");
+	int r;
+
+	if (p->remap) {
+		r = chunk_repack_remap(p->rp, parts);
+		if (r < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
+		if (r > 0) {
+			r = rewrite_record(store_fd, id, j, err);
+			if (r < 0)
+				return r;
+			store_step("repack: rewrote a record");
+		}
+	} else if (chunk_repack_add_parts(p->rp, parts, err) < 0) {
+		return -ENOMEM;
+	}
+	if (chunk_live_add_parts(p->live, parts) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	return 0;
+}
+
+/* gc_record for every committed snapshot.  A damaged one keeps nothing
+ * alive; one that could not be read for any other reason (no memory, no
+ * fd, a newer format) may name any pack: then an error, and the caller
+ * removes nothing. */
+static int gc_pass_run(int store_fd, struct gc_pass *p, struct al_error *err)
 {
 	_cleanup_closedir_ DIR *d = NULL;
-	struct chunk_live *live = chunk_live_new();
 	struct dirent *de;
-	uint64_t removed;
 	int dfd, r = 0;
 
-	if (!live)
-		return al_error_set(err, ENOMEM, "out of memory");
 	dfd = openat(store_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* own offset */
 	d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	if (!d) {
 		if (dfd >= 0)
 			close(dfd);
-		chunk_live_free(live);
 		return al_error_errno(err, "open snapshot store");
 	}
 	while (r == 0 && (de = readdir(d))) {
@@ -148,27 +222,82 @@ static int collect_garbage(int store_fd, struct al_error *err)
 		    !strcmp(de->d_name, "packs"))
 			continue;
 		r = load_snapshot(store_fd, de->d_name, &j, NULL, &lerr);
-		/* A damaged snapshot keeps nothing alive; one that could not be
-		 * read for any other reason (no memory, no fd, a newer format)
-		 * may name any pack, so nothing is removed this time. */
 		if (r == -EIO || r == -ENOENT || r == -EINVAL) {
 			r = 0;
 			continue;
 		}
 		if (r < 0) {
 			*err = lerr;
-			r = al_error_prefix(err, "snapshot store: nothing collected");
-		} else if (chunk_live_add_parts(live,
-		                                cJSON_GetObjectItemCaseSensitive(j, "parts")) < 0) {
-			r = al_error_set(err, ENOMEM, "out of memory");
+			break;
 		}
+		r = gc_record(store_fd, de->d_name, j, p, err);
 	}
-	removed = r == 0 ? chunk_store_sweep(store_fd, live) : 0;
-	chunk_live_free(live);
+	return r;
+}
+
+static void chunk_live_freep(struct chunk_live **l)
+{
+	chunk_live_free(*l);
+}
+
+static void chunk_repack_freep(struct chunk_repack **rp)
+{
+	chunk_repack_free(*rp);
+}
+
+/*
+ * Remove the chunks and packs no committed snapshot names, then repack the
+ * packs that are mostly dead (chunkstore.c): copy their live chunks into a
+ * new pack, rewrite every record that names them, and sweep again.  Called
+ * with store_lock held, so no snapshot is being written or read.
+ */
+static int collect_garbage(int store_fd, struct al_error *err)
+{
+	_cleanup_(chunk_live_freep) struct chunk_live *live = chunk_live_new();
+	_cleanup_(chunk_live_freep) struct chunk_live *after = NULL;
+	_cleanup_(chunk_repack_freep) struct chunk_repack *rp = NULL;
+	struct gc_pass pass = {.live = live};
+	uint64_t removed, copied, old_bytes;
+	size_t packs;
+	int r;
+
+	if (!live)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = chunk_repack_new(store_fd, &rp, err);
+	if (r < 0)
+		return al_error_prefix(err, "snapshot store: nothing collected");
+	pass.rp = rp;
+	r = gc_pass_run(store_fd, &pass, err);
+	if (r < 0)
+		return al_error_prefix(err, "snapshot store: nothing collected");
+	removed = chunk_store_sweep(store_fd, live);
 	if (removed)
 		log_info("snapshot store: removed %llu unused packs and chunks",
 		         (unsigned long long)removed);
-	return r;
+
+	r = chunk_repack_copy(rp, err);
+	if (r <= 0)
+		return r < 0 ? al_error_prefix(err, "snapshot store: nothing repacked") : 0;
+	store_step("repack: copied");
+	/* Point each record at the copies.  A failure half-way leaves some
+	 * naming the old packs, which all stay (no sweep), and the next
+	 * collection repacks again. */
+	after = chunk_live_new();
+	if (!after)
+		return al_error_set(err, ENOMEM, "out of memory");
+	pass = (struct gc_pass){.live = after, .rp = rp, .remap = true};
+	r = gc_pass_run(store_fd, &pass, err);
+	if (r < 0)
+		return al_error_prefix(err, "snapshot store: repack unfinished");
+	store_step("repack: rewritten");
+	removed = chunk_store_sweep(store_fd, after);
+	chunk_repack_stats(rp, &packs, &old_bytes, &copied);
+	log_info("snapshot store: repacked %zu packs of %llu bytes into %s: %llu bytes copied, "
+	         "%llu packs removed",
+	         packs, (unsigned long long)old_bytes,
+	         chunk_repack_name(rp) ? chunk_repack_name(rp) : "the packs already there",
+	         (unsigned long long)copied, (unsigned long long)removed);
+	return 0;
 }
 
 /* ---- the store --------------------------------------------------------------------------------

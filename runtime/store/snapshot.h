@@ -12,6 +12,9 @@
  *                        chunks of the other parts (the writable layer, the
  *                        CRIU images), shared along a sandbox's lineage, so
  *                        a second snapshot writes only the chunks that changed
+ *   packs/repack-HEX.pack  live chunks of mostly dead packs, copied there by
+ *                        the garbage collector, which then rewrites every
+ *                        snapshot.json naming them (atomically, one by one)
  *   chunks/ab/<sha256>   one file per chunk, as earlier versions stored them (read)
  *   .tmp-ID/             a snapshot being written; removed at start-up
  *
@@ -31,13 +34,14 @@
 #include "error.h"
 
 /* Make the store under state_dir if need be, remove what an interrupted
- * snapshot left, collect unreferenced packs. */
+ * snapshot or repack left, collect unreferenced packs, repack if worth it. */
 int snapshot_store_init(const char *state_dir, struct al_error *err);
 
 /* {"snapshots": [summary, ...]}, oldest first; a damaged one as {"id", "error"}. */
 int snapshot_list(const char *state_dir, cJSON **out, struct al_error *err);
 
-/* Remove snapshot id and collect what no other snapshot names; -ENOENT. */
+/* Remove snapshot id, collect what no other snapshot names and repack if
+ * worth it; -ENOENT. */
 int snapshot_remove(const char *state_dir, const char *id, struct al_error *err);
 
 /* ---- writing ------------------------------------------------------------------------------- */

@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -93,6 +94,36 @@ class SnapshotTest(AirlockTestCase):
 
     def chunk_files(self, snap):
         return {place[0] for place in self.chunk_places(snap)}
+
+    def store_bytes(self):
+        """Bytes of every file of the store (packs, records, archives, temp files)."""
+        total = 0
+        for d, _, files in os.walk(self.store()):
+            total += sum(os.lstat(os.path.join(d, f)).st_size for f in files)
+        return total
+
+    def live_bytes(self):
+        """Bytes the listed snapshots need: their distinct chunks and their files."""
+        chunks, files = {}, 0
+        for snap in self.listed():
+            with open(os.path.join(self.store(), snap, "snapshot.json")) as f:
+                for p in json.load(f)["parts"]:
+                    if p["storage"] == "file":
+                        files += p["size"]
+                    for c in p.get("chunks", []):
+                        chunks[c[0]] = c[1]
+        return files + sum(chunks.values())
+
+    def assert_nothing_leaks(self):
+        """No temp file left, and no pack or chunk file no listed snapshot names."""
+        self.assertEqual([n for n in os.listdir(self.store()) if n.startswith(".tmp")], [])
+        live = set()
+        for s in self.listed():
+            live.update(self.chunk_files(s))
+        for top in ("packs", "chunks"):
+            for d, _, files in os.walk(os.path.join(self.store(), top)):
+                for f in files:
+                    self.assertIn(os.path.join(d, f), live, "orphaned %s left" % f)
 
     # ---- workspace and writable layer ----
 
@@ -383,6 +414,89 @@ class SnapshotTest(AirlockTestCase):
         # The sandbox is still running and usable.
         self.assertEqual(self.client.inspect(sid)["state"], "running")
         self.assertEqual(self.out(sid, "stat -c %s /opt/big"), "%d\n" % (400 << 20))
+
+    def test_rotation_keeps_the_store_small(self):
+        """The harness's rotation: a snapshot after every turn, the previous
+        one deleted.  The store stays within 1.5x of what the one live
+        snapshot needs; it used to keep every pack a later snapshot still
+        shared one chunk of (3.2x here after six turns, 4x in the harness)."""
+        sid = self.sandbox()["id"]
+        self.out(sid, "head -c 16M /dev/urandom > /opt/blob")
+        prev = self.snapshot(sid)["id"]
+        for turn in range(6):
+            # 6 MiB of the blob rewritten in place, somewhere else each turn.
+            self.out(sid, "head -c 6M /dev/urandom | dd of=/opt/blob bs=1M seek=%d "
+                          "conv=notrunc status=none; md5sum /opt/blob > /workspace/sum"
+                     % (turn * 2 % 10))
+            snap = self.snapshot(sid)["id"]
+            t0 = time.monotonic()
+            self.client.expect(200, "DELETE", "/v1/snapshots/" + prev)
+            took = (time.monotonic() - t0) * 1000
+            prev = snap
+            on_disk, live = self.store_bytes(), self.live_bytes()
+            print("turn %d: store %d bytes for %d live (%.2fx), delete %.0f ms"
+                  % (turn + 1, on_disk, live, on_disk / live, took), file=sys.stderr)
+            self.assertLessEqual(on_disk, 1.5 * live,
+                                 "turn %d: the store holds %d bytes for a snapshot of %d"
+                                 % (turn + 1, on_disk, live))
+        self.assertEqual(self.listed(), [prev])
+        self.assert_nothing_leaks()
+        new = self.restore(prev)["id"]
+        self.assertEqual(self.out(new, "md5sum -c /workspace/sum"), "/opt/blob: OK\n")
+        # Still whole after a restart, whose collection has nothing left to do.
+        self.daemon.stop()
+        self.daemon.start()
+        self.client.close()
+        self.assert_nothing_leaks()
+        self.assertLessEqual(self.store_bytes(), 1.5 * self.live_bytes())
+        self.client.destroy(new)
+        new = self.restore(prev)["id"]
+        self.assertEqual(self.out(new, "md5sum -c /workspace/sum"), "/opt/blob: OK\n")
+
+    def test_kill9_during_repack(self):
+        """airlockd killed while a deletion repacks: every snapshot still
+        restores, and the next start-up removes what the repack left and
+        finishes it."""
+        sid = self.sandbox()["id"]
+        # Half of the first snapshot's pack stays live once it is deleted:
+        # 150 MiB to copy, time enough to strike.
+        self.out(sid, "head -c 150M /dev/urandom > /opt/keep && "
+                      "head -c 150M /dev/urandom > /opt/drop && md5sum /opt/keep > /workspace/sum",
+                 timeout_ms=120000)
+        first = self.snapshot(sid)["id"]
+        self.out(sid, "rm /opt/drop && echo 2 > /workspace/n")
+        second = self.snapshot(sid)["id"]
+        self.out(sid, "echo 3 > /workspace/n")
+        third = self.snapshot(sid)["id"]
+        packs = os.path.join(self.store(), "packs")
+        t, result = request_in_background(self.daemon.socket_path, "DELETE",
+                                          "/v1/snapshots/" + first)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if [n for n in os.listdir(packs) if n.startswith(".tmp-repack-")]:
+                break
+            time.sleep(0.002)
+        else:
+            t.join(60)
+            self.fail("no repack began: %r" % result)
+        self.daemon.proc.send_signal(signal.SIGKILL)
+        self.daemon.proc.wait()
+        t.join(30)
+        self.assertNotIn("r", result, "the repack finished before the kill; make it bigger")
+        self.daemon.start()
+        self.client.close()
+        self.assertEqual(sorted(self.listed()), sorted([second, third]))
+        self.assertRegex(self.daemon.log().split("==== start ")[-1],
+                         r"snapshot store: repacked 1 packs of \d+ bytes into "
+                         r"(repack-|the packs already there)")
+        self.assert_nothing_leaks()
+        self.assertLessEqual(self.store_bytes(), 1.5 * self.live_bytes())
+        self.client.destroy(sid)
+        for snap, n in ((second, "2"), (third, "3")):
+            new = self.restore(snap)["id"]
+            self.assertEqual(self.out(new, "md5sum -c /workspace/sum; cat /workspace/n"),
+                             "/opt/keep: OK\n%s\n" % n)
+            self.client.destroy(new)
 
     # ---- processes (CRIU) ----
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The chunk store alone: parts in and out byte for byte, sharing along a
  * lineage, repeated chunks stored once, damage found and named, packs of
- * uncommitted snapshots removed, and the sweep of what nothing names. */
+ * uncommitted snapshots removed, the sweep of what nothing names, and
+ * repacking: live chunks of mostly dead packs copied, damaged ones left. */
 #include "test.h"
 
 #include <errno.h>
@@ -199,6 +200,121 @@ TEST(sweep)
 	chunk_live_free(live);
 }
 
+/* The pack of chunk i of part 0 of parts. */
+static const char *pack_of(const cJSON *parts, int i)
+{
+	const cJSON *chunks = cJSON_GetObjectItem(cJSON_GetArrayItem(parts, 0), "chunks");
+
+	return cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetArrayItem(chunks, i), 2));
+}
+
+/* One repack over the snapshots whose parts are given; returns what
+ * chunk_repack_copy did, each part remapped, and the packs they do not
+ * name swept. */
+static int repack(cJSON *const *parts, size_t n, int *moved)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct chunk_repack *rp = NULL;
+	struct chunk_live *live = chunk_live_new();
+	int r;
+
+	*moved = 0;
+	CHECK_INT(chunk_repack_new(store_fd, &rp, &err), 0);
+	for (size_t i = 0; i < n; i++)
+		CHECK_INT(chunk_repack_add_parts(rp, parts[i], &err), 0);
+	r = chunk_repack_copy(rp, &err);
+	for (size_t i = 0; r == 1 && i < n; i++)
+		*moved += chunk_repack_remap(rp, parts[i]);
+	for (size_t i = 0; i < n; i++)
+		CHECK_INT(chunk_live_add_parts(live, parts[i]), 0);
+	chunk_store_sweep(store_fd, live);
+	chunk_live_free(live);
+	chunk_repack_free(rp);
+	return r;
+}
+
+TEST(repack)
+{
+	_cleanup_free_ unsigned char *a = malloc(SIZE), *b = malloc(SIZE), *c = malloc(SIZE);
+	_cleanup_cjson_ cJSON *p1 = NULL, *p2 = NULL, *p3 = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	const char *first;
+	cJSON *both[2];
+	uint64_t w = 0;
+	int moved;
+
+	/* a: 3 MiB; b: its first third, then new bytes; c: b with its last
+	 * 64 KiB changed.  Once a is gone, two thirds of its pack are dead. */
+	fill(a, SIZE, 8);
+	memcpy(b, a, SIZE / 3);
+	fill(b + SIZE / 3, SIZE - SIZE / 3, 9);
+	memcpy(c, b, SIZE);
+	fill(c + SIZE - 65536, 65536, 10);
+	p1 = store("v1", NULL, a, SIZE, true, &w);
+	p2 = store("v2", p1, b, SIZE, true, &w);
+	p3 = store("v3", p2, c, SIZE, true, &w);
+	CHECK_STR(pack_of(p3, 0), "v1");
+	both[0] = p2;
+	both[1] = p3;
+
+	/* Every pack live: nothing worth doing, nothing written (the same
+	 * parts 600 times over: chunks named many times are counted once). */
+	{
+		cJSON *all[600];
+		for (size_t i = 0; i < AL_ARRAY_SIZE(all); i++)
+			all[i] = i % 3 == 0 ? p1 : i % 3 == 1 ? p2 : p3;
+		CHECK_INT(repack(all, AL_ARRAY_SIZE(all), &moved), 0);
+		CHECK(pack_exists("v1.pack"));
+	}
+	/* v1 goes: its live third is copied once, both parts point at the
+	 * copy, v1.pack is swept, and both read back whole. */
+	CHECK_INT(repack(both, 2, &moved), 1);
+	CHECK(moved >= 2 * 4);
+	CHECK(!pack_exists("v1.pack") && pack_exists("v2.pack") && pack_exists("v3.pack"));
+	first = pack_of(p3, 0);
+	CHECK(first && !strncmp(first, "repack-", 7));
+	CHECK_STR(pack_of(p2, 0), first);
+	CHECK_INT(read_back(p2, b, SIZE, &err), 0);
+	CHECK_INT(read_back(p3, c, SIZE, &err), 0);
+	/* A second collection finds nothing more to do. */
+	CHECK_INT(repack(both, 2, &moved), 0);
+	CHECK_INT(moved, 0);
+}
+
+TEST(repack_leaves_damage_in_place)
+{
+	_cleanup_free_ unsigned char *a = malloc(SIZE), *b = malloc(SIZE);
+	_cleanup_cjson_ cJSON *p1 = NULL, *p2 = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	char path[PATH_MAX];
+	unsigned char byte;
+	uint64_t w = 0;
+	int fd, moved;
+
+	fill(a, SIZE, 11);
+	memcpy(b, a, SIZE / 2);
+	fill(b + SIZE / 2, SIZE - SIZE / 2, 12);
+	p1 = store("x1", NULL, a, SIZE, true, &w);
+	p2 = store("x2", p1, b, SIZE, true, &w);
+	/* The first chunk p2 shares from x1 is damaged on disk. */
+	CHECK_STR(pack_of(p2, 0), "x1");
+	snprintf(path, sizeof(path), "%s/packs/x1.pack", dir);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	CHECK(fd >= 0 && pread(fd, &byte, 1, 100) == 1);
+	byte ^= 1;
+	CHECK(pwrite(fd, &byte, 1, 100) == 1);
+	close(fd);
+	/* The rest moves; the damaged chunk stays where it was, in the pack it
+	 * keeps, and the part is refused as before, naming it. */
+	CHECK_INT(repack(&p2, 1, &moved), 1);
+	CHECK(moved > 0);
+	CHECK_STR(pack_of(p2, 0), "x1");
+	CHECK(!strncmp(pack_of(p2, 1), "repack-", 7));
+	CHECK(pack_exists("x1.pack"));
+	CHECK_INT(read_back(p2, b, SIZE, &err), -EIO);
+	CHECK(strstr(err.msg, "corrupted") != NULL);
+}
+
 int main(void)
 {
 	char tmpl[] = "/tmp/airlock-test-chunks-XXXXXX";
@@ -217,6 +333,8 @@ int main(void)
 	RUN(damage_is_named);
 	RUN(uncommitted_pack_goes);
 	RUN(sweep);
+	RUN(repack);
+	RUN(repack_leaves_damage_in_place);
 	close(store_fd);
 	if (al_rm_rf(dir, &err) < 0)
 		fprintf(stderr, "%s\n", err.msg);
