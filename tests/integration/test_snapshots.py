@@ -27,7 +27,7 @@ VFORK_HOLD = os.path.join(BUILD_DIR, "tests", "integration", "vfork-hold")
 # /workspace/py), 8 MiB of heap, an established loopback TCP connection that
 # every round crosses, and a listener that greets newcomers.
 PY_STATEFUL = """
-import select, socket, time
+import os, select, socket, time
 state = {'n': 1000, 'blob': bytearray(8 << 20)}
 srv = socket.socket()
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -39,7 +39,8 @@ while True:
     a.sendall(b'x')
     assert b.recv(1) == b'x'
     state['n'] += 1
-    open('/workspace/py', 'w').write(str(state['n']))
+    open('/workspace/.py', 'w').write(str(state['n']))
+    os.replace('/workspace/.py', '/workspace/py')
     if select.select([srv], [], [], 0.1)[0]:
         c, _ = srv.accept()
         c.sendall(b'hello')
@@ -508,8 +509,9 @@ class SnapshotTest(AirlockTestCase):
         if not self.client.info().get("criu"):
             self.skipTest("CRIU is not installed")
         sid = self.sandbox()["id"]
-        self.client.exec(sid, command="i=0; while :; do i=$((i+1)); echo $i > /workspace/count; "
-                                      "sleep 0.1; done", yield_ms=50)
+        self.client.exec(sid, command="i=0; while :; do i=$((i+1)); echo $i > /workspace/.count; "
+                                      "mv /workspace/.count /workspace/count; sleep 0.1; done",
+                         yield_ms=50)
         # The state lives only in the process's memory; the file is its report.
         # Each round also crosses an established loopback TCP connection (to
         # itself), and its listener answers newcomers.
@@ -584,8 +586,11 @@ class SnapshotTest(AirlockTestCase):
         if not self.client.info().get("criu"):
             self.skipTest("CRIU is not installed")
         sid = self.sandbox()["id"]
-        self.client.exec(sid, command="i=0; while :; do i=$((i+1)); echo $i > /workspace/count; "
-                                      "sleep 0.05; done", yield_ms=50)
+        # Written aside and renamed: a read never sees it empty (truncated
+        # and not yet written), which a slow (sanitizer) build hit.
+        self.client.exec(sid, command="i=0; while :; do i=$((i+1)); echo $i > /workspace/.count; "
+                                      "mv /workspace/.count /workspace/count; sleep 0.05; done",
+                         yield_ms=50)
         time.sleep(0.3)
         for _ in range(4):
             snap = self.snapshot(sid, processes=True)
