@@ -544,6 +544,27 @@ static int vet_entry(struct extractor *x, struct archive_entry *e, char *path, s
 	return 0;
 }
 
+/*
+ * libarchive reports some failures to write a file's data as mere warnings
+ * (and then pads the file to its size: zeros where the data should be).
+ * A warning whose errno says the disk is full or failed is a failure.
+ */
+static bool write_failed(struct archive *out, int r)
+{
+	int e = archive_errno(out);
+
+	return r == ARCHIVE_WARN && (e == ENOSPC || e == EDQUOT || e == EIO || e == EFBIG);
+}
+
+static int write_error(struct archive *out, const char *name, struct al_error *err)
+{
+	int e = archive_errno(out);
+
+	return al_error_set(err, e == ENOSPC || e == EDQUOT ? ENOSPC : EIO, "member '%s': %s", name,
+	                    archive_error_string(out) ? archive_error_string(out)
+	                                              : strerror(e ? e : EIO));
+}
+
 static int copy_data(struct extractor *x, const char *name)
 {
 	for (;;) {
@@ -559,9 +580,9 @@ static int copy_data(struct extractor *x, const char *name)
 			                    archive_error_string(x->in));
 		if (check_input(x) < 0)
 			return -x->err->code;
-		if (archive_write_data_block(x->out, buf, size, off) < ARCHIVE_WARN)
-			return al_error_set(x->err, EIO, "member '%s': %s", name,
-			                    archive_error_string(x->out));
+		r = archive_write_data_block(x->out, buf, size, off);
+		if (r < ARCHIVE_WARN || write_failed(x->out, r))
+			return write_error(x->out, name, x->err);
 	}
 }
 
@@ -624,9 +645,9 @@ static int extract_pass(int in_fd, int dirfd, const struct archive_tree_opts *o,
 			if (r < 0)
 				return r;
 		}
-		if (archive_write_finish_entry(out) < ARCHIVE_WARN)
-			return al_error_set(err, EIO, "member '%s': %s", path,
-			                    archive_error_string(out));
+		r = archive_write_finish_entry(out);
+		if (r < ARCHIVE_WARN || write_failed(out, r))
+			return write_error(out, path, err);
 	}
 	if (dry)
 		return check_input(&x);
@@ -848,12 +869,70 @@ static int commit_staging(int ws, int staging, struct al_error *err)
 	return 0;
 }
 
+/* True when the directory ws can be swapped whole: not a mount point, and
+ * no mount below it that a swap would carry along. */
+static bool swappable(int pfd, const char *name, int ws, struct al_error *err)
+{
+	_cleanup_strv_ char **entries = NULL;
+	uint64_t mnt = mount_id_at(ws, "");
+	size_t n = 0;
+
+	if (!mnt || mount_id_at(pfd, name) != mnt || mount_id_at(pfd, "") != mnt)
+		return false;
+	if (list_dir(ws, &entries, &n, err) < 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (mount_id_at(ws, entries[i]) != mnt)
+			return false;
+	return true;
+}
+
+/*
+ * Replace the workspace by the staging directory next to it.  When it can
+ * be, in one renameat2(RENAME_EXCHANGE): before it the old workspace is
+ * whole, after it the new one, whatever happens in between (a crash, a
+ * full disk, a kill); the old one is then removed.  A workspace that is a
+ * mount point or holds mounts is replaced entry by entry instead.
+ */
+static int commit_hydrate(int pfd, const char *staging, const char *ws_name, int ws, int sfd,
+                          struct al_error *err)
+{
+	struct stat st;
+
+	if (ws_name[0] && swappable(pfd, ws_name, ws, err)) {
+		/* The new workspace keeps the old one's owner and mode. */
+		if (fstat(ws, &st) < 0 || fchown(sfd, st.st_uid, st.st_gid) < 0 ||
+		    fchmod(sfd, st.st_mode & 07777) < 0)
+			return al_error_errno(err, "give the new workspace its owner and mode");
+		if (renameat2(pfd, staging, pfd, ws_name, RENAME_EXCHANGE) < 0)
+			return al_error_errno(err, "swap in the new workspace");
+		return 0;
+	}
+	al_error_clear(err);
+	return commit_staging(ws, sfd, err);
+}
+
+static void remove_stale_staging(int pfd)
+{
+	_cleanup_strv_ char **entries = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	size_t n = 0;
+
+	if (list_dir(pfd, &entries, &n, &err) < 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (!strncmp(entries[i], ".airlock-hydrate-", 17) &&
+		    al_rm_rf_at(pfd, entries[i], &err) < 0)
+			al_error_clear(&err);
+}
+
 static int hydrate_child(void *arg, struct al_error *err)
 {
 	struct ws_job *j = arg;
 	struct archive_tree_opts o = {.kind = ARCHIVE_WORKSPACE};
 	_cleanup_free_ char *parent = NULL;
 	_cleanup_close_ int ws = -1, pfd = -1, sfd = -1;
+	const char *ws_name = "";
 	char name[64];
 	char *slash;
 	int r;
@@ -865,6 +944,8 @@ static int hydrate_child(void *arg, struct al_error *err)
 	if (!parent)
 		return al_error_set(err, ENOMEM, "out of memory");
 	slash = strrchr(parent, '/');
+	if (slash && slash[1])
+		ws_name = j->workspace + (slash - parent) + 1;
 	if (slash == parent)
 		slash[1] = '\0';
 	else if (slash)
@@ -873,7 +954,9 @@ static int hydrate_child(void *arg, struct al_error *err)
 	if (pfd < 0)
 		return al_error_errno(err, "open %s", parent);
 	/* The staging directory sits next to the workspace: the same overlay, so
-	 * the commit is renames, and a refusal is one rm -rf away from nothing. */
+	 * the commit is a rename, and a refusal is one rm -rf away from nothing.
+	 * One left by a hydrate that was killed (with airlockd) goes first. */
+	remove_stale_staging(pfd);
 	snprintf(name, sizeof(name), ".airlock-hydrate-%d", (int)getpid());
 	if (mkdirat(pfd, name, 0700) < 0)
 		return al_error_errno(err, "mkdir %s/%s", parent, name);
@@ -883,7 +966,8 @@ static int hydrate_child(void *arg, struct al_error *err)
 	else
 		r = tar_extract(j->fd, sfd, &o, j->limits, err);
 	if (r == 0)
-		r = commit_staging(ws, sfd, err);
+		r = commit_hydrate(pfd, name, ws_name, ws, sfd, err);
+	/* The refused archive, or after a swap the old workspace. */
 	if (fchdir(pfd) == 0) {
 		struct al_error cerr = AL_ERROR_INIT;
 		al_rm_rf_at(pfd, name, &cerr);

@@ -16,7 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <linux/openat2.h>
 #include <sys/mount.h>
+#include <sys/xattr.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -286,6 +289,47 @@ static int mount_layer_tmpfs(const struct sandbox *sb, struct al_error *err)
 	return 0;
 }
 
+/* True when the base rootfs has nothing at the workspace's path, or an empty
+ * directory; resolved inside the rootfs, never following a link out of it. */
+static bool lower_workspace_empty(const struct sandbox *sb)
+{
+	struct open_how how = {.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+	                       .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+	_cleanup_close_ int root = open(sb->spec.rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_closedir_ DIR *d = NULL;
+	struct dirent *de;
+	int fd;
+
+	if (root < 0)
+		return false;
+	fd = (int)syscall(SYS_openat2, root, sb->spec.workspace + 1, &how, sizeof(how));
+	if (fd < 0)
+		return errno == ENOENT;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return false;
+	}
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			return false;
+	return true;
+}
+
+/*
+ * A workspace whose base rootfs directory is empty hides nothing when its
+ * upper directory is opaque, and an opaque (upper-only) directory is one
+ * overlayfs can rename: a merged one it refuses (EXDEV) without
+ * redirect_dir.  That lets a hydrate swap the workspace whole (archives.c).
+ * Best effort: without it, a hydrate replaces entry by entry.
+ */
+static void make_workspace_opaque(const struct sandbox *sb, const char *upper_path)
+{
+	if (strcmp(sb->spec.workspace, "/") && lower_workspace_empty(sb) &&
+	    setxattr(upper_path, "trusted.overlay.opaque", "y", 1, 0) < 0)
+		log_debug("sandbox %s: mark %s opaque: %m", sb->id, upper_path);
+}
+
 static int prepare_dirs(struct sandbox *sb, struct al_error *err)
 {
 	static const char *const subdirs[] = {"work", "root"};
@@ -322,6 +366,7 @@ static int prepare_dirs(struct sandbox *sb, struct al_error *err)
 		if (r < 0)
 			return r;
 	}
+	make_workspace_opaque(sb, path);
 	if (!sb->spec.parsed)
 		return 0;
 	wsfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

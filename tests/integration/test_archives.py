@@ -7,11 +7,14 @@ workspace exactly as it was (and no staging directory behind)."""
 
 import io
 import os
+import signal
 import subprocess
 import tarfile
 import tempfile
+import time
 
-from airlock_test import AIRLOCK_CLI, AirlockTestCase, main
+from airlock_test import (AIRLOCK_CLI, AirlockTestCase, main, pids, read_text,
+                          request_in_background)
 
 
 def tar_bytes(members):
@@ -110,6 +113,94 @@ class ArchiveTest(AirlockTestCase):
         self.assertEqual(self.out(self.sid, "cat /workspace/ln /workspace/hard"), "hydrated\nhydrated\n")
         self.assertEqual(self.out(self.sid, "stat -c '%a %u' /workspace/new/file.txt"), "600 0\n")
         self.assertEqual(self.out(self.sid, "ls /workspace"), "hard\nln\nnew\n", "old content must be gone")
+
+    def test_hydrate_beyond_the_disk_cap_leaves_the_workspace_whole(self):
+        # A full disk during the extraction was a libarchive warning taken
+        # as success, and the file padded with zeros: the hydrate "worked".
+        sid = self.sandbox(limits={"disk": "8M"})["id"]
+        self.out(sid, "echo keep > /workspace/old.txt")
+        data = tar_bytes([(member("small.txt"), b"s\n"),
+                          (member("big.bin"), os.urandom(12 << 20))])
+        r = self.client.request("PUT", "/v1/sandboxes/%s/workspace" % sid, data,
+                                headers={"Content-Type": "application/x-tar"})
+        self.assertEqual(r.status, 507, r)
+        self.assertEqual(r.json["error"]["code"], "no_space")
+        self.assertIn("big.bin", r.json["error"]["message"])
+        self.assertEqual(self.out(sid, "ls -a /workspace; ls -a / | grep -c airlock-hydrate; true"),
+                         ".\n..\nold.txt\n0\n")
+        self.assertEqual(self.out(sid, "cat /workspace/old.txt"), "keep\n")
+
+    def test_hydrate_swaps_the_workspace_whole(self):
+        # The new workspace replaces the old in one rename: its owner and
+        # mode stay, and a process that holds the old one open sees it whole.
+        self.out(self.sid, "chmod 0751 /workspace")
+        before = self.out(self.sid, "stat -c %i /workspace")
+        data = tar_bytes([(member("a.txt"), b"new\n")])
+        self.assertEqual(self.put(data).status, 200)
+        self.assertEqual(self.out(self.sid, "stat -c '%a %u' /workspace; ls /workspace"),
+                         "751 0\na.txt\n")
+        # Another directory: swapped in, not refilled entry by entry.
+        self.assertNotEqual(self.out(self.sid, "stat -c %i /workspace"), before)
+
+    def wait_for_helper(self, timeout):
+        """The pid of airlockd's archive helper once it runs as a sandbox's
+        root (a host uid of the sandbox ranges), or None."""
+        daemon = self.daemon.proc.pid
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for pid in pids():
+                status = read_text("/proc/%d/status" % pid) or ""
+                fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+                if fields.get("PPid", "").strip() != str(daemon):
+                    continue
+                if int(fields.get("Uid", "0").split()[1]) >= 1000000000:
+                    return pid
+            time.sleep(0.005)
+        return None
+
+    def test_hydrate_killed_with_airlockd_is_all_or_nothing(self):
+        # The extraction helper died with airlockd only until it became the
+        # sandbox's root (a change of credentials clears the parent-death
+        # signal): it went on and committed what its client was told failed.
+        # Many small files: a second of extraction to be killed in.
+        data = tar_bytes([(member("f%05d" % i), b"x" * 512) for i in range(20000)])
+        for delay in (0.0, 0.1, 0.3):
+            sid = self.client.create(limits={"memory": "2G", "disk": "1G"})["id"]
+            self.created.add(sid)
+            self.out(sid, "echo old > /workspace/marker")
+            t, answer = request_in_background(self.daemon.socket_path, "PUT",
+                                              "/v1/sandboxes/%s/workspace" % sid, data)
+            # Killed once the helper extracts as the sandbox's root (and
+            # delay later): its host uid is the sandbox's.
+            helper = self.wait_for_helper(timeout=20)
+            self.assertIsNotNone(helper, "no extraction helper seen")
+            time.sleep(delay)
+            self.daemon.stop(signal.SIGKILL)
+            t.join(30)
+            self.assertFalse(t.is_alive())
+            deadline = time.monotonic() + 3
+            while True:
+                clones = [pid for pid in pids()
+                          if self.daemon.socket_path in (read_text("/proc/%d/cmdline" % pid) or "")]
+                if not clones or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            self.assertEqual(clones, [], "the hydrate helper outlived airlockd (%.2f s)" % delay)
+            self.daemon.start()
+            listing = self.out(sid, "ls /workspace | wc -l; cat /workspace/marker 2>/dev/null || "
+                                    "echo none").split()
+            # Old whole (the marker alone) or new whole (all files, no marker),
+            # and so it stays; and new only if the client was told so (the
+            # kill comes well before the extraction's end).
+            self.assertIn(listing, (["1", "old"], ["20000", "none"]), "delay %.2f s" % delay)
+            told_ok = "r" in answer and answer["r"].status == 200
+            if not told_ok:
+                self.assertEqual(listing, ["1", "old"], "a hydrate its client was told failed "
+                                 "changed the workspace (delay %.2f s)" % delay)
+            time.sleep(0.5)
+            self.assertEqual(self.out(sid, "ls /workspace | wc -l; cat /workspace/marker "
+                                           "2>/dev/null || echo none").split(), listing)
+            self.client.destroy(sid)
 
     def test_roundtrip_through_cli(self):
         env = dict(os.environ, AIRLOCK_SOCKET=self.daemon.socket_path)
