@@ -55,10 +55,15 @@ struct request {
 	 * data, and the client, still sending, would see the reset instead. */
 	bool too_large;
 	uint64_t dropped;
+	size_t held; /* bytes of body in memory, counted in bodies_held */
 	uid_t peer_uid;
 	int spool_fd; /* body goes to this temp file instead (workspace tars), or -1 */
 	uint64_t spooled;
 };
+
+/* JSON bodies in memory, all requests together. */
+#define MAX_BODIES_HELD (256u << 20)
+static size_t bodies_held;
 
 /* What of a body over its limit is read and dropped before the 413. */
 #define MAX_DROPPED_BODY (64ULL << 20)
@@ -1190,8 +1195,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			if (al_write_all(rq->spool_fd, upload, *upload_size) < 0)
 				return MHD_NO;
 			rq->spooled += *upload_size;
+		} else if (__atomic_add_fetch(&bodies_held, *upload_size, __ATOMIC_SEQ_CST) >
+		           MAX_BODIES_HELD) {
+			/* JSON bodies are in memory: all of them together bounded,
+			 * not 16 MiB times every connection. */
+			__atomic_sub_fetch(&bodies_held, *upload_size, __ATOMIC_SEQ_CST);
+			*upload_size = 0;
+			rq->rejected = true;
+			reply_error(&rp, 429, "busy",
+			            "airlockd holds too many request bodies; retry");
+			return send_reply(c, &rp);
 		} else if (al_buf_append(&rq->body, upload, *upload_size) < 0) {
+			__atomic_sub_fetch(&bodies_held, *upload_size, __ATOMIC_SEQ_CST);
 			return MHD_NO;
+		} else {
+			rq->held += *upload_size;
 		}
 		*upload_size = 0;
 		return MHD_YES;
@@ -1213,6 +1231,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	(void)c;
 	(void)toe;
 	if (rq) {
+		__atomic_sub_fetch(&bodies_held, rq->held, __ATOMIC_SEQ_CST);
 		al_buf_free(&rq->body);
 		if (rq->spool_fd >= 0)
 			close(rq->spool_fd);

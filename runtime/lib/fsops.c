@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,9 +24,13 @@
  * RESOLVE_IN_ROOT makes absolute symlinks and '..' stop at rootfd, so a path
  * resolves exactly as it would for a process chrooted there.  Magic links
  * (/proc/<pid>/fd/..., /proc/<pid>/root inside the sandbox's own /proc) could
- * jump anywhere and are refused.
+ * jump anywhere and are refused.  RESOLVE_NO_XDEV keeps every operation on
+ * the sandbox's root filesystem: its /proc, /sys and /dev mounts are the
+ * host kernel's views, which airlockd, acting as host root, must not read
+ * or change for it (the sandbox's root is denied most of /proc and /sys;
+ * host root is not), and a file of another mount is EXDEV.
  */
-#define FSOPS_RESOLVE (RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+#define FSOPS_RESOLVE (RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)
 
 /* Bounded: EAGAIN means a concurrent rename raced a '..' lookup. */
 #define OPENAT2_RETRIES 32
@@ -46,6 +51,37 @@ static int openat2_in_root(int rootfd, const char *path, int flags, mode_t mode)
 			return -errno;
 	}
 	return -EAGAIN;
+}
+
+/* al_error_errno(), with what EXDEV means here spelled out. */
+__attribute__((format(printf, 2, 3))) static int path_errno(struct al_error *err, const char *fmt,
+                                                            ...)
+{
+	int e = errno;
+	char what[AL_ERROR_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (e == EXDEV)
+		return al_error_set(err, EXDEV,
+		                    "%s: on another mount of the sandbox (the file API reaches its "
+		                    "root filesystem only, not /proc, /sys or /dev)",
+		                    what);
+	errno = e;
+	return al_error_errno(err, "%s", what);
+}
+
+/* True when name in dirfd is the root of a mount (or cannot be told). */
+static bool is_mount_root(int dirfd, const char *name)
+{
+	struct statx stx;
+
+	if (statx(dirfd, name, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &stx) < 0)
+		return true;
+	return (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
+	       (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
 }
 
 /* Owner first: chown may clear mode bits that fchmod then sets for good. */
@@ -154,7 +190,7 @@ static int mkdir_parents(int rootfd, const char *dir, uid_t uid, gid_t gid, stru
 	cur = openat2_in_root(rootfd, "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	if (cur < 0) {
 		errno = -cur;
-		return al_error_errno(err, "open /");
+		return path_errno(err, "open /");
 	}
 	for (p = prefix + 1; *p;) {
 		char *end = p + strcspn(p, "/");
@@ -181,7 +217,7 @@ static int mkdir_parents(int rootfd, const char *dir, uid_t uid, gid_t gid, stru
 		}
 		if (next < 0) {
 			errno = -next;
-			return al_error_errno(err, "open directory %s", prefix);
+			return path_errno(err, "open directory %s", prefix);
 		}
 		close(cur);
 		cur = next;
@@ -236,7 +272,7 @@ int fsops_read(int rootfd, const char *cwd, const char *path, size_t max, char *
 	pathfd = openat2_in_root(rootfd, full, O_PATH | O_CLOEXEC, 0);
 	if (pathfd < 0) {
 		errno = -pathfd;
-		return al_error_errno(err, "open %s", full);
+		return path_errno(err, "open %s", full);
 	}
 	if (fstat(pathfd, &st) < 0)
 		return al_error_errno(err, "stat %s", full);
@@ -251,7 +287,7 @@ int fsops_read(int rootfd, const char *cwd, const char *path, size_t max, char *
 	fd = openat2_in_root(rootfd, full, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0);
 	if (fd < 0) {
 		errno = -fd;
-		return al_error_errno(err, "open %s", full);
+		return path_errno(err, "open %s", full);
 	}
 	if (fstat(fd, &st2) < 0)
 		return al_error_errno(err, "stat %s", full);
@@ -402,6 +438,13 @@ int fsops_remove(int rootfd, const char *cwd, const char *path, bool recursive,
 		return dirfd;
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return al_error_errno(err, "remove %s", full);
+	/*
+	 * A mount point of the sandbox is not one in airlockd's mount
+	 * namespace, so the kernel would let us remove it: and removing it
+	 * detaches the sandbox's mount (its /proc, say).  Never.
+	 */
+	if (is_mount_root(dirfd, name))
+		return al_error_set(err, EBUSY, "%s is a mount point of the sandbox", full);
 	if (S_ISDIR(st.st_mode) && recursive) {
 		r = al_rm_rf_at(dirfd, name, err);
 		if (r < 0)
@@ -432,18 +475,18 @@ int fsops_mkdir(int rootfd, const char *cwd, const char *path, bool parents, mod
 	if (mkdirat(dirfd, name, 0700) < 0) {
 		_cleanup_close_ int existing = -1;
 		if (errno != EEXIST || !parents)
-			return al_error_errno(err, "mkdir %s", full);
+			return path_errno(err, "mkdir %s", full);
 		/* mkdir -p accepts an existing directory, or a symlink to one. */
 		existing = openat2_in_root(rootfd, full, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
 		if (existing < 0) {
 			errno = EEXIST;
-			return al_error_errno(err, "mkdir %s", full);
+			return path_errno(err, "mkdir %s", full);
 		}
 		return 0;
 	}
 	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
-		return al_error_errno(err, "open %s", full);
+		return path_errno(err, "open %s", full);
 	return set_owner_mode(fd, uid, gid, mode & 01777, full, err);
 }
 
@@ -480,7 +523,7 @@ int fsops_list(int rootfd, const char *cwd, const char *path, cJSON **out, struc
 	fd = openat2_in_root(rootfd, full, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	if (fd < 0) {
 		errno = -fd;
-		return al_error_errno(err, "open directory %s", full);
+		return path_errno(err, "open directory %s", full);
 	}
 	d = fdopendir(fd);
 	if (!d) {

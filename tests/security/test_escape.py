@@ -30,6 +30,40 @@ class EscapeAttacks(st.SecurityTestCase):
         self.assertExit(r, 0, r)
         return json.loads(r["stdout"])
 
+    def test_file_api_does_not_read_the_host_kernel_for_the_sandbox(self):
+        # The file API works as host root: through a sandbox's /proc and
+        # /sys it read what the sandbox's root is denied (the host's ACPI
+        # tables, /proc/iomem's physical addresses) and consumed the host's
+        # kernel log.  It stays on the sandbox's root filesystem now.
+        for path in ("/proc/kmsg", "/proc/iomem", "/proc/self/environ",
+                     "/sys/firmware/acpi/tables/DSDT", "/sys/kernel/notes", "/dev/shm/x",
+                     "/dev/.init"):
+            r = self.client.read_file(self.sid, path)
+            self.attack_ok("file API reads %s" % path, r.status in (400, 404), "HTTP %d" % r.status)
+        # And through a symlink the sandbox made (view_image's *.svg trick).
+        self.sh_result("ln -sf /proc/iomem /workspace/pic.svg")
+        r = self.client.read_file(self.sid, "/workspace/pic.svg")
+        self.attack_ok("file API follows a symlink into /proc", r.status == 400,
+                       "HTTP %d %r" % (r.status, r.body[:120]))
+        self.assertIn(b"another mount", r.body)
+
+    def test_file_api_does_not_remove_the_sandbox_mounts(self):
+        # A mount point of the sandbox is none in airlockd's namespace: a
+        # DELETE of it used to detach the sandbox's /proc, /sys, /dev/shm.
+        sid = self.client.create()["id"]
+        self.addCleanup(self.client.destroy, sid)
+        before = self.out(sid, "cat /proc/self/mountinfo | wc -l")
+        for path in ("/proc", "/sys", "/dev/shm", "/dev/.init", "/dev"):
+            for recursive in (False, True):
+                q = "&recursive=1" if recursive else ""
+                r = self.client.request("DELETE", self.client.files_path(sid, path) + q)
+                self.attack_ok("DELETE %s%s" % (path, " recursively" if recursive else ""),
+                               r.status in (400, 409), "HTTP %d %r" % (r.status, r.body[:100]))
+        self.attack_ok("mounts detached", self.out(sid, "cat /proc/self/mountinfo | wc -l") == before,
+                       "mountinfo lines %s -> %s" % (before.strip(),
+                                                     self.out(sid, "cat /proc/self/mountinfo | wc -l").strip()))
+        self.assertEqual(self.out(sid, "echo x > /dev/shm/y && cat /dev/shm/y"), "x\n")
+
     def test_masked_proc_paths(self):
         res = self.py_json(
             "out = {}\n"
