@@ -20,7 +20,8 @@ struct al_model_config {
 	enum al_model_api api;
 	char *name;
 	char *base_url;
-	char *script; /* replay: absolute path of the JSONL script */
+	char *script;    /* replay: absolute path of the JSONL script */
+	char *ca_bundle; /* PEM CAs to trust instead of the system's (absolute path), or NULL */
 	long timeout_ms;
 	int max_retries;
 	long retry_base_ms;
