@@ -18,7 +18,7 @@ PACKAGES=(
 	build-essential dpkg-dev xz-utils meson ninja-build pkg-config clang-format
 	libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev libcjson-dev
 	libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libssl-dev libauparse-dev
-	busybox-static debootstrap iproute2 iptables curl python3
+	busybox-static debootstrap iproute2 iptables curl python3 nodejs
 	crun runc bubblewrap util-linux hyperfine
 )
 
@@ -105,6 +105,22 @@ build() {
 		meson setup --reconfigure build-asan
 	fi
 	ninja -C build-asan
+}
+
+# The official SDKs that the gateway and provider tests drive, pinned in
+# tests/package-lock.json (written without registry URLs: npm uses its
+# configured registry).  Debian's nodejs has no npm; NodeSource's does.
+install_node_packages() {
+	local stamp=tests/node_modules/.airlock-lock-sha256 want
+	if ! command -v npm >/dev/null; then
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm
+	fi
+	want=$(sha256sum tests/package-lock.json | cut -d' ' -f1)
+	if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+		return 0
+	fi
+	(cd tests && npm ci --no-audit --no-fund)
+	echo "$want" >"$stamp"
 }
 
 # Docker's own default seccomp profile (moby profiles/seccomp/default.json),
@@ -259,6 +275,7 @@ reconfigure=0
 build_cli_curl
 build_init_cjson
 build
+install_node_packages
 "$top/rootfs/build-busybox.sh"
 if [ "${AIRLOCK_SKIP_DEBIAN_ROOTFS:-0}" != 1 ]; then
 	"$top/rootfs/build-debian.sh"
