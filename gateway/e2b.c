@@ -286,6 +286,27 @@ static bool sbx_unlink(struct sbx *sb)
 	return was;
 }
 
+/* Forget a tenant's snapshot; false when it has none of that id. */
+static bool snap_take(const char *id, const char *tenant)
+{
+	struct snap *found = NULL;
+
+	pthread_mutex_lock(&reg_lock);
+	for (struct snap **pp = &snaps; *pp; pp = &(*pp)->next)
+		if (!strcmp((*pp)->id, id) && !strcmp((*pp)->tenant, tenant)) {
+			found = *pp;
+			*pp = found->next;
+			break;
+		}
+	pthread_mutex_unlock(&reg_lock);
+	if (!found)
+		return false;
+	free(found->id);
+	free(found->tenant);
+	free(found);
+	return true;
+}
+
 static bool snap_owned(const char *id, const char *tenant)
 {
 	bool ok = false;
@@ -1326,6 +1347,13 @@ static enum MHD_Result control_plane(struct gw_request *rq, const char *tenant)
 				cJSON_AddItemToArray(list, sandbox_json(sb, false));
 		pthread_mutex_unlock(&reg_lock);
 		return gw_reply_json(rq, 200, list);
+	}
+	if (path_is(url, "/templates/", &id, &rest) && !*rest && !strcmp(rq->method, "DELETE")) {
+		/* Snapshots are templates to E2B: Sandbox.deleteSnapshot() lands here. */
+		if (!snap_take(id, tenant))
+			return api_error(rq, 404, "template '%s' not found", id);
+		snapshot_delete(id);
+		return gw_reply(rq, 204, NULL, "", 0);
 	}
 	if (!path_is(url, "/v2/sandboxes/", &id, &rest) && !path_is(url, "/sandboxes/", &id, &rest))
 		return api_error(rq, 404, "no such route: %s %s", rq->method, url);

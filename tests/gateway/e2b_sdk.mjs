@@ -80,6 +80,8 @@ try {
   } finally {
     await copy.kill();
   }
+  check(await Sandbox.deleteSnapshot(snap.snapshotId) === true, 'delete snapshot');
+  check(await Sandbox.deleteSnapshot(snap.snapshotId) === false, 'delete a deleted snapshot');
 
   // Tenants: B cannot see A's sandbox; a wrong key is refused in E2B's own shape.
   await rejects(Sandbox.connect(sbx.sandboxId, { apiKey: process.env.GW_KEY_B }), NotFoundError, "another tenant's sandbox");
@@ -87,6 +89,15 @@ try {
   const again = await Sandbox.connect(sbx.sandboxId);
   r = await again.commands.run('cat /workspace/hello.txt');
   check(r.stdout === 'hello gateway\n', 'connect', r);
+
+  // Pause, then connect brings it back with its files.
+  check(await sbx.pause() === true, 'pause');
+  check(await sbx.pause() === false, 'pause of a paused sandbox');
+  const info = await Sandbox.getInfo(sbx.sandboxId);
+  check(info.state === 'paused', 'paused state', info);
+  const resumed = await Sandbox.connect(sbx.sandboxId);
+  r = await resumed.commands.run('cat /workspace/hello.txt');
+  check(r.stdout === 'hello gateway\n', 'files after pause and connect', r);
 } finally {
   summary.killed = await sbx.kill();
 }
