@@ -18,6 +18,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -415,6 +416,7 @@ static int file_query(const char *path, const char *more, char **out)
 struct stream {
 	struct sbx *sb;
 	struct proc *p;
+	int fd; /* the client's socket, to see it hang up */
 	struct al_buf pending;
 	size_t sent;
 	bool finished;
@@ -475,6 +477,20 @@ static void end_event(struct stream *st, const struct proc *p)
 	}
 	cJSON_AddStringToObject(end, "status", status);
 	event(st, ev);
+}
+
+/*
+ * Whether the client has gone (a caller that yields closes its stream).  Output must
+ * stay with the process then, for the next Connect: once drained into this stream's
+ * frames it would be written to a dead socket and lost.
+ */
+static bool peer_gone(const struct stream *st)
+{
+	struct pollfd pfd = {.fd = st->fd, .events = POLLRDHUP};
+
+	if (st->fd < 0)
+		return false;
+	return poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
 /* Move what the process has into frames; true when there was something to move. */
@@ -568,6 +584,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 			stream_end(st, "unavailable", "the gateway is stopping");
 			continue;
 		}
+		if (peer_gone(st))
+			return MHD_CONTENT_READER_END_WITH_ERROR;
 		if (drain(st))
 			continue;
 		if (st->deadline_ms && al_now_ms() >= st->deadline_ms) {
@@ -608,6 +626,11 @@ static enum MHD_Result start_stream(struct gw_request *rq, struct sbx *sb, struc
 	st->sb = sb;
 	st->p = p;
 	st->quiet_since = al_now_ms();
+	{
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		st->fd = ci ? ci->connect_fd : -1;
+	}
 	if (timeout && strtoull(timeout, NULL, 10) > 0)
 		st->deadline_ms = al_now_ms() + strtoull(timeout, NULL, 10);
 	ev = cJSON_CreateObject();
@@ -1437,14 +1460,10 @@ bool gw_e2b_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *
 			return true;
 		}
 		if (!sb || sb->paused_snapshot) {
+			/* What E2B's edge answers for a sandbox that is not running: 502, which
+			 * the SDK turns into "sandbox not found" after a health check. */
 			sbx_release(sb);
-			if (!strcmp(url, "/files"))
-				*result =
-				    api_error(rq, 502, "sandbox %s is not running", id ? id : "");
-			else
-				*result = stream
-				              ? stream_error(rq, "not_found", "sandbox not found")
-				              : rpc_error(rq, "not_found", "sandbox not found");
+			*result = api_error(rq, 502, "The sandbox %s was not found", id ? id : "");
 			return true;
 		}
 		if (!strcmp(url, "/files"))

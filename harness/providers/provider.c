@@ -8,6 +8,7 @@
 
 static const struct al_provider_ops *const builtin[] = {
     &al_provider_local,
+    &al_provider_e2b,
 };
 
 /* Where each hosted provider's key comes from: its SDK's variable, the credentials file's

@@ -185,3 +185,4 @@ bool al_provider_error_is_fatal(int r);
 void al_dir_entries_free(struct al_dir_entry *e, size_t n);
 
 extern const struct al_provider_ops al_provider_local;
+extern const struct al_provider_ops al_provider_e2b;
