@@ -721,9 +721,18 @@ static int run_stream(struct e2b_provider *ep, struct al_sandbox *sb, const char
 	c.body = body.data;
 	c.body_len = body.len;
 	r = envd(ep, sb, &c, &resp, what, err);
-	/* The yield passing ends the transfer; the process runs on. */
-	if (r == -ETIMEDOUT && yield_ms && st.started && !st.ended)
+	/* The yield passing ends the transfer; the process runs on.  A Connect that saw no
+	 * event before the yield (a busy service) says nothing new about the process: it
+	 * still counts as running, and the caller polls again. */
+	if (r == -ETIMEDOUT && yield_ms && !st.ended &&
+	    (st.started || !strcmp(method, "/process.Process/Connect"))) {
 		r = 0;
+		if (!st.started) {
+			st.started = true;
+			st.pid = (uint32_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(
+			    cJSON_GetObjectItemCaseSensitive(msg, "process"), "pid"));
+		}
+	}
 	if (r >= 0 && (resp.status < 200 || resp.status >= 300))
 		r = envd_error(&resp, what, err);
 	al_http_response_free(&resp);
