@@ -158,6 +158,11 @@ static int record_sandbox(struct run *r, struct al_sandbox *sb, struct al_error 
 	r->sandbox = sb;
 	al_runstate_set_str(st, "sandbox_id", sb->id);
 	al_runstate_set_str(st, "provider", r->task.provider_type);
+	/* Which service the sandbox lives on, so that a resume on another one can still
+	 * reach it to take its workspace along. */
+	cJSON_DeleteItemFromObjectCaseSensitive(st, "provider_block");
+	if (r->task.provider)
+		cJSON_AddItemToObject(st, "provider_block", cJSON_Duplicate(r->task.provider, 1));
 	cJSON_DeleteItemFromObjectCaseSensitive(st, "handle");
 	cJSON_AddItemToObject(st, "handle", cJSON_Duplicate(sb->saved, 1));
 	/* Process ids of the old sandbox mean nothing in a new one. */
@@ -895,6 +900,77 @@ int al_run_start(const struct al_run_options *opts)
 	return drive(&r);
 }
 
+/*
+ * A resume on another provider: the old sandbox, while its provider can still reach it,
+ * gives its workspace as it is now (the last archive may predate tool calls whose results
+ * are recorded, which must not be lost or run again), then goes.  When it cannot be
+ * reached the last archive is all there is, and the resume says so.
+ */
+static int take_workspace_along(struct run *r, const char *was, struct al_error *err)
+{
+	cJSON *st = sandbox_state(r);
+	const struct al_provider_ops *ops = al_provider_lookup(was);
+	const cJSON *block = cJSON_GetObjectItemCaseSensitive(st, "provider_block");
+	const char *id = al_runstate_str(st, "sandbox_id");
+	_cleanup_(al_sandbox_freep) struct al_sandbox *old = NULL;
+	_cleanup_free_ char *rel = NULL;
+	_cleanup_free_ char *abs = NULL;
+	struct al_provider *p = NULL;
+	struct al_error e = AL_ERROR_INIT;
+	cJSON *extra;
+	bool running = false;
+	int rc;
+
+	if (!ops || !id)
+		return 0;
+	r->creds.provider_type = was;
+	rc = ops->open(block, al_credentials_provider_key(&r->creds), &p, &e);
+	r->creds.provider_type = r->task.provider_type;
+	if (rc == 0)
+		rc = ops->resume(p, id, cJSON_GetObjectItemCaseSensitive(st, "handle"), NULL, &old,
+		                 &running, &e);
+	if (rc == 0 && running && (ops->caps & AL_CAP_WORKSPACE_ARCHIVE)) {
+		if (asprintf(&rel, WORKSPACE_DIR "/ws-%ld-from-%s.tar",
+		             al_runstate_long(r->state, "turn"), was) < 0 ||
+		    asprintf(&abs, "%s/%s", r->dir, rel) < 0) {
+			ops->close(p);
+			return al_error_set(err, ENOMEM, "out of memory");
+		}
+		rc = ops->persist_workspace(p, old, abs, &e);
+		extra = cJSON_CreateObject();
+		cJSON_AddStringToObject(extra, "archive", rel);
+		cJSON_AddStringToObject(extra, "provider", was);
+		if (audit_sandbox_op(r, "persist_workspace", id, rc, &e, extra, err) < 0) {
+			ops->close(p);
+			return -EIO;
+		}
+		if (rc == 0) {
+			al_runstate_set_str(st, "workspace_archive", rel);
+			if ((rc = save(r, err)) < 0) {
+				ops->close(p);
+				return rc;
+			}
+			prune_archives(r->dir, rel + strlen(WORKSPACE_DIR "/"));
+			say("resume: took the workspace of %s sandbox %s along\n", was, id);
+			if (!r->task.keep_sandbox) {
+				struct al_error de = AL_ERROR_INIT;
+				int dr = ops->delete (p, old, &de);
+				if (audit_sandbox_op(r, "delete", id, dr, &de, NULL, err) < 0) {
+					ops->close(p);
+					return -EIO;
+				}
+			}
+		}
+	}
+	if (rc < 0 || !running)
+		say("resume: the %s sandbox %s cannot be reached (%s); using the last workspace "
+		    "archive\n",
+		    was, id, rc < 0 ? e.msg : "not running");
+	if (p)
+		ops->close(p);
+	return 0;
+}
+
 /* Bring the run's sandbox back; says which way on stdout. */
 static int recover_sandbox(struct run *r, struct al_error *err)
 {
@@ -915,6 +991,12 @@ static int recover_sandbox(struct run *r, struct al_error *err)
 	if (switched) {
 		say("resume: provider changed from %s to %s; the workspace moves by archive\n", was,
 		    r->task.provider_type);
+		rc = take_workspace_along(r, was, &e);
+		if (rc < 0) {
+			*err = e;
+			return rc;
+		}
+		archive = al_runstate_str(sb, "workspace_archive");
 		id = NULL;
 		snap = NULL;
 		if (!archive)
@@ -966,7 +1048,9 @@ static int recover_sandbox(struct run *r, struct al_error *err)
 	}
 	if ((rc = create_sandbox(r, NULL, err)) < 0)
 		return rc;
-	if (rc == 1) {
+	/* Adopted after a switch: made by a resume killed before it was recorded, so it has
+	 * run nothing yet, and may lack the workspace: hydrate it as a new one. */
+	if (rc == 1 && !switched) {
 		say("resume: sandbox %s still running\n", sandbox_id(r));
 		return 0;
 	}
@@ -1016,6 +1100,33 @@ int al_run_resume(const struct al_run_options *opts)
 		return usage_error(&err);
 	}
 	r.task_loaded = true;
+	/* Another provider to go on with: given now, or by an earlier resume. */
+	{
+		_cleanup_cjson_ cJSON *given = NULL;
+		const cJSON *block = cJSON_GetObjectItemCaseSensitive(r.state, "provider_block");
+		if (opts->provider) {
+			_cleanup_free_ char *ptext = NULL;
+			size_t plen = 0;
+			if (al_read_file(opts->provider, 1u << 20, &ptext, &plen, &err) < 0)
+				return usage_error(&err);
+			given = cJSON_ParseWithLength(ptext, plen);
+			if (!given) {
+				al_error_set(&err, EINVAL, "--provider %s: not JSON",
+				             opts->provider);
+				return usage_error(&err);
+			}
+			block = given;
+		}
+		if (block && al_task_set_provider(&r.task, block, &err) < 0) {
+			al_error_prefix(&err, "--provider %s",
+			                opts->provider ? opts->provider : "(kept)");
+			return usage_error(&err);
+		}
+		if (given) {
+			cJSON_DeleteItemFromObjectCaseSensitive(r.state, "provider_block");
+			cJSON_AddItemToObject(r.state, "provider_block", cJSON_Duplicate(given, 1));
+		}
+	}
 	if (al_credentials_load(opts->credentials, &r.creds, &err) < 0 || check_key(&r, &err) < 0)
 		return usage_error(&err);
 	status = al_runstate_str(r.state, "status");

@@ -460,6 +460,34 @@ static int parse_provider(const cJSON *o, struct al_task *t, struct al_error *er
 	return 0;
 }
 
+int al_task_set_provider(struct al_task *t, const cJSON *block, struct al_error *err)
+{
+	cJSON *copy = cJSON_Duplicate(block, 1);
+	int r;
+
+	if (!copy)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (!cJSON_IsObject(copy)) {
+		cJSON_Delete(copy);
+		return al_error_set(err, EINVAL, "the provider block must be a JSON object");
+	}
+	r = scan_credentials(copy, "provider", false, err);
+	if (r < 0) {
+		cJSON_Delete(copy);
+		return r;
+	}
+	if (cJSON_GetObjectItemCaseSensitive(t->json, "provider"))
+		cJSON_ReplaceItemInObjectCaseSensitive(t->json, "provider", copy);
+	else
+		cJSON_AddItemToObject(t->json, "provider", copy);
+	free(t->provider_type);
+	free(t->rootfs);
+	t->provider_type = NULL;
+	t->rootfs = NULL;
+	t->keep_sandbox = false;
+	return parse_provider(copy, t, err);
+}
+
 static int parse_task(const char *text, size_t len, const char *base_dir, struct al_task *t,
                       struct al_error *err)
 {

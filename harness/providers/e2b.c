@@ -291,6 +291,8 @@ static const char *manifest_root(const cJSON *manifest)
 }
 
 static int e2b_delete(struct al_provider *p, struct al_sandbox *sb, struct al_error *err);
+static int e2b_resume(struct al_provider *p, const char *id, const cJSON *saved, const char *name,
+                      struct al_sandbox **out, bool *running, struct al_error *err);
 
 static int e2b_create(struct al_provider *p, const struct al_sandbox_spec *spec,
                       struct al_sandbox **out, struct al_error *err)
@@ -305,6 +307,21 @@ static int e2b_create(struct al_provider *p, const struct al_sandbox_spec *spec,
 
 	if (!body)
 		return al_error_set(err, ENOMEM, "out of memory");
+	/* A name is the run's: one already there was made by a harness killed before it
+	 * could record it, and is the run's to adopt (as airlockd's name conflict says). */
+	if (spec->name) {
+		_cleanup_(al_sandbox_freep) struct al_sandbox *found = NULL;
+		bool running = false;
+		struct al_error e = AL_ERROR_INIT;
+		r = e2b_resume(p, NULL, NULL, spec->name, &found, &running, &e);
+		if (r == 0)
+			return al_error_set(err, EEXIST, "an E2B sandbox named %s exists: %s",
+			                    spec->name, found->id);
+		if (r != -ENOENT) {
+			*err = e;
+			return r;
+		}
+	}
 	cJSON_AddStringToObject(body, "templateID",
 	                        spec->snapshot_id ? spec->snapshot_id : ep->template_id);
 	cJSON_AddNumberToObject(body, "timeout", (double)ep->sandbox_timeout_s);
