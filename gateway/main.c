@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * airlock-gateway: hosted sandbox services' own wire APIs (E2B so far) served on top of
+ * airlock-gateway: hosted sandbox services' own wire APIs (E2B, Daytona) served on top of
  * airlockd, so that code written for their SDKs runs on-prem by changing a URL
  * (docs/gateway.md).  It is a client of airlockd's Unix socket like the harness, and holds
  * no secret but its keys file.
@@ -94,6 +94,7 @@ int main(int argc, char **argv)
 	if (gw_server_start(&s, listen_addr, &port, &err) < 0) {
 		fprintf(stderr, "airlock-gateway: %s\n", err.msg);
 		gw_e2b_shutdown();
+		gw_daytona_shutdown();
 		gw_keys_free(&s.keys);
 		return 1;
 	}
@@ -105,6 +106,7 @@ int main(int argc, char **argv)
 		;
 	log_info("stopping on signal %d", sig);
 	gw_e2b_shutdown();
+	gw_daytona_shutdown();
 	gw_server_stop(&s);
 	gw_keys_free(&s.keys);
 	curl_global_cleanup();
