@@ -377,3 +377,301 @@ int al_hosted_check_archive(const char *path, struct al_error *err)
 		return al_error_set(err, EINVAL, "%s: %s", path, archive_error_string(a));
 	return 0;
 }
+
+/* ---- exec sessions ---- */
+
+#define SESSIONS_DIR "/tmp/airlock-sessions"
+#define POLL_STEP_MS 100
+
+static bool valid_session_id(const char *id)
+{
+	if (!id || strlen(id) != 16)
+		return false;
+	for (const char *c = id; *c; c++)
+		if (!strchr("0123456789abcdef", *c))
+			return false;
+	return true;
+}
+
+/* The poll script: new output of both streams as base64 between markers, then the exit
+ * status or "running".  It waits up to yield_ms for the end. */
+static char *poll_script(const char *id, uint64_t yield_ms, size_t max)
+{
+	char *s;
+	unsigned long steps = (unsigned long)(yield_ms / POLL_STEP_MS);
+
+	if (asprintf(&s,
+	             "d=" SESSIONS_DIR "/%s; [ -d \"$d\" ] || { echo '==gone'; exit 0; }\n"
+	             "i=0; while [ ! -f \"$d/exit\" ] && [ $i -lt %lu ]; do sleep 0.1; "
+	             "i=$((i+1)); done\n"
+	             "e=; [ -f \"$d/exit\" ] && e=$(cat \"$d/exit\")\n"
+	             "for s in out err; do o=$(cat \"$d/$s.off\" 2>/dev/null || echo 0); "
+	             "n=$(wc -c <\"$d/$s\"); echo \"==$s $o $n\"; "
+	             "if [ \"$n\" -gt \"$o\" ]; then tail -c +$((o+1)) \"$d/$s\" | head -c "
+	             "$((n-o)) | head -c %zu | base64; fi; "
+	             "echo \"$n\" >\"$d/$s.off.tmp\" && mv \"$d/$s.off.tmp\" \"$d/$s.off\"; done\n"
+	             "if [ -n \"$e\" ]; then echo \"==exit $e\"; rm -rf \"$d\"; else echo "
+	             "'==running'; fi\n",
+	             id, steps, max ? max : (size_t)64 << 20) < 0)
+		return NULL;
+	return s;
+}
+
+static int decode_section(const char *b64, size_t len, struct al_buf *into)
+{
+	_cleanup_free_ char *text = strndup(b64, len);
+	_cleanup_free_ char *raw = NULL;
+	struct al_error e = AL_ERROR_INIT;
+	size_t n = 0;
+
+	if (!text)
+		return -ENOMEM;
+	if (al_base64_decode(text, &raw, &n, &e) < 0)
+		return -EPROTO;
+	return al_buf_append(into, raw, n);
+}
+
+/* Parse the poll script's answer into res. */
+static int parse_poll(const char *id, const char *out, size_t max, struct al_exec_result *res,
+                      struct al_error *err)
+{
+	struct al_buf streams[2] = {{0}, {0}};
+	const char *p = out;
+	bool running = false, ended = false, truncated = false;
+	int status = 0;
+
+	memset(res, 0, sizeof(*res));
+	if (strstr(out, "==gone"))
+		return al_error_set(err, ENOENT, "process %s: no such session", id);
+	while (p && *p) {
+		const char *line_end = strchr(p, '\n');
+		size_t len = line_end ? (size_t)(line_end - p) : strlen(p);
+		if (!strncmp(p, "==out ", 6) || !strncmp(p, "==err ", 6)) {
+			int which = p[2] == 'e';
+			unsigned long long from = 0, to = 0;
+			const char *body = line_end ? line_end + 1 : p + len;
+			/* The base64 lines, if any, run up to the next marker line. */
+			const char *next =
+			    !strncmp(body, "==", 2) ? body - 1 : strstr(body, "\n==");
+			size_t blen = next ? (size_t)(next - body + (next < body)) : strlen(body);
+			sscanf(p + 6, "%llu %llu", &from, &to);
+			if (max && to - from > max)
+				truncated = true;
+			if (blen && decode_section(body, blen, &streams[which]) < 0) {
+				al_buf_free(&streams[0]);
+				al_buf_free(&streams[1]);
+				return al_error_set(err, EPROTO, "process %s: unreadable output",
+				                    id);
+			}
+			p = next ? next + 1 : NULL;
+			continue;
+		}
+		if (!strncmp(p, "==exit ", 7)) {
+			ended = true;
+			status = atoi(p + 7);
+		} else if (!strncmp(p, "==running", 9)) {
+			running = true;
+		}
+		p = line_end ? line_end + 1 : NULL;
+	}
+	if (!running && !ended) {
+		al_buf_free(&streams[0]);
+		al_buf_free(&streams[1]);
+		return al_error_set(err, EPROTO, "process %s: the poll gave no status", id);
+	}
+	res->running = running;
+	res->truncated = truncated;
+	if (running) {
+		res->process_id = strdup(id);
+		res->exit_code = -1;
+	} else if (status > 128 && status < 128 + 65) {
+		res->signal = status - 128;
+		res->exit_code = -1;
+	} else {
+		res->exit_code = status;
+	}
+	if (al_buf_append(&streams[0], "", 1) < 0 || al_buf_append(&streams[1], "", 1) < 0 ||
+	    (running && !res->process_id)) {
+		al_buf_free(&streams[0]);
+		al_buf_free(&streams[1]);
+		free(res->process_id);
+		return al_error_set(err, ENOMEM, "out of memory");
+	}
+	res->out = streams[0].data;
+	res->out_len = streams[0].len - 1;
+	res->err = streams[1].data;
+	res->err_len = streams[1].len - 1;
+	return 0;
+}
+
+static int session_poll(struct al_provider *p, struct al_sandbox *sb,
+                        const struct al_session_runner *runner, const char *id, uint64_t yield_ms,
+                        size_t max, struct al_exec_result *res, struct al_error *err)
+{
+	_cleanup_free_ char *script = poll_script(id, yield_ms, max);
+	_cleanup_free_ char *out = NULL;
+	int code = 0, r;
+
+	if (!script)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = runner->run(p, sb, script, (long)yield_ms + 120000, &out, &code, err);
+	if (r < 0)
+		return r;
+	if (code != 0)
+		return al_error_set(err, EIO, "process %s: poll failed (exit %d): %.200s", id, code,
+		                    out ? out : "");
+	return parse_poll(id, out ? out : "", max, res, err);
+}
+
+int al_session_exec(struct al_provider *p, struct al_sandbox *sb,
+                    const struct al_session_runner *runner, const char *root,
+                    const struct al_exec_request *req, struct al_exec_result *res,
+                    struct al_error *err)
+{
+	_cleanup_free_ char *cwd = al_hosted_abs(root, req->workdir ? req->workdir : ".");
+	_cleanup_free_ char *qcwd = cwd ? shell_quote(cwd) : NULL;
+	_cleanup_free_ char *cmd = NULL;
+	_cleanup_free_ char *qcmd = NULL;
+	_cleanup_free_ char *script = NULL;
+	_cleanup_free_ char *out = NULL;
+	struct al_buf argv = {0};
+	char id[17];
+	int code = 0, r;
+
+	if (!qcwd)
+		return al_error_set(err, ENOMEM, "out of memory");
+	for (const char *const *a = req->argv; *a; a++) {
+		_cleanup_free_ char *q = shell_quote(*a);
+		if (!q || al_buf_append(&argv, " ", 1) < 0 ||
+		    al_buf_append(&argv, q, strlen(q)) < 0) {
+			al_buf_free(&argv);
+			return al_error_set(err, ENOMEM, "out of memory");
+		}
+	}
+	if (al_buf_append(&argv, "", 1) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	cmd = argv.data;
+	if ((r = al_random_hex(id, 16, err)) < 0)
+		return r;
+	qcmd = shell_quote(cmd);
+	/* The wrapper holds the FIFO open read-write, so that writers never block and the
+	 * command never sees an early end of input; setsid gives the command its own process
+	 * group for kill. */
+	if (!qcmd ||
+	    asprintf(&script,
+	             "d=" SESSIONS_DIR "/%s; mkdir -p \"$d\" && mkfifo \"$d/in\" && : >\"$d/out\" "
+	             "&& : >\"$d/err\" && cd %s || exit 111\n"
+	             "nohup sh -c 'd=$1; exec 3<>\"$d/in\"; setsid sh -c \"$2\" <\"$d/in\" "
+	             ">\"$d/out\" 2>\"$d/err\" 3<&- & echo $! >\"$d/pid\"; wait $!; echo $? "
+	             ">\"$d/exit.tmp\"; mv \"$d/exit.tmp\" \"$d/exit\"' sh \"$d\" %s >/dev/null "
+	             "2>&1 </dev/null &\n"
+	             "i=0; while [ ! -f \"$d/pid\" ] && [ $i -lt 100 ]; do sleep 0.05; "
+	             "i=$((i+1)); done; [ -f \"$d/pid\" ]\n",
+	             id, qcwd, qcmd) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = runner->run(p, sb, script, 120000, &out, &code, err);
+	if (r < 0)
+		return r;
+	if (code == 111)
+		return al_error_set(err, ENOENT, "exec: cannot start in %s: %.200s", cwd,
+		                    out ? out : "");
+	if (code != 0)
+		return al_error_set(err, EIO, "exec: the session did not start (exit %d): %.200s",
+		                    code, out ? out : "");
+	if (req->yield_ms == 0) {
+		/* No yield: to the end, however long it takes, gathering what each poll adds. */
+		struct al_buf o = {0}, e = {0};
+		bool truncated = false;
+		for (;;) {
+			struct al_exec_result more = {0};
+			r = session_poll(p, sb, runner, id, 30000, req->max_output_bytes, &more,
+			                 err);
+			if (r < 0 || al_buf_append(&o, more.out, more.out_len) < 0 ||
+			    al_buf_append(&e, more.err, more.err_len) < 0) {
+				al_exec_result_free(&more);
+				al_buf_free(&o);
+				al_buf_free(&e);
+				return r < 0 ? r : al_error_set(err, ENOMEM, "out of memory");
+			}
+			truncated |= more.truncated;
+			if (!more.running) {
+				if (al_buf_append(&o, "", 1) < 0 || al_buf_append(&e, "", 1) < 0) {
+					al_exec_result_free(&more);
+					al_buf_free(&o);
+					al_buf_free(&e);
+					return al_error_set(err, ENOMEM, "out of memory");
+				}
+				free(more.out);
+				free(more.err);
+				*res = more;
+				res->out = o.data;
+				res->out_len = o.len - 1;
+				res->err = e.data;
+				res->err_len = e.len - 1;
+				res->truncated = truncated;
+				return 0;
+			}
+			al_exec_result_free(&more);
+		}
+	}
+	return session_poll(p, sb, runner, id, req->yield_ms, req->max_output_bytes, res, err);
+}
+
+int al_session_write(struct al_provider *p, struct al_sandbox *sb,
+                     const struct al_session_runner *runner, const char *process_id,
+                     const char *data, size_t len, uint64_t yield_ms, size_t max,
+                     struct al_exec_result *res, struct al_error *err)
+{
+	int r;
+
+	if (!valid_session_id(process_id))
+		return al_error_set(err, ENOENT, "process %s: no such session", process_id);
+	if (len) {
+		_cleanup_free_ char *b64 = al_base64_encode(data, len);
+		_cleanup_free_ char *script = NULL;
+		_cleanup_free_ char *out = NULL;
+		int code = 0;
+		if (!b64 ||
+		    asprintf(&script,
+		             "d=" SESSIONS_DIR "/%s; [ -p \"$d/in\" ] && [ ! -f \"$d/exit\" ] "
+		             "|| exit 3; printf '%%s' '%s' | base64 -d >\"$d/in\"",
+		             process_id, b64) < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
+		r = runner->run(p, sb, script, 120000, &out, &code, err);
+		if (r < 0)
+			return r;
+		if (code == 3)
+			return al_error_set(err, ENOENT, "process %s has ended", process_id);
+		if (code != 0)
+			return al_error_set(err, EIO, "write stdin of %s: exit %d", process_id,
+			                    code);
+	}
+	return session_poll(p, sb, runner, process_id, yield_ms, max, res, err);
+}
+
+int al_session_kill(struct al_provider *p, struct al_sandbox *sb,
+                    const struct al_session_runner *runner, const char *process_id,
+                    const char *signame, struct al_error *err)
+{
+	_cleanup_free_ char *script = NULL;
+	_cleanup_free_ char *out = NULL;
+	int code = 0, r;
+
+	if (!valid_session_id(process_id))
+		return al_error_set(err, ENOENT, "process %s: no such session", process_id);
+	if (strcmp(signame, "KILL") && strcmp(signame, "TERM") && strcmp(signame, "INT") &&
+	    strcmp(signame, "HUP"))
+		return al_error_set(err, EINVAL, "signal %s: KILL, TERM, INT or HUP", signame);
+	if (asprintf(&script,
+	             "d=" SESSIONS_DIR "/%s; [ -f \"$d/pid\" ] || exit 3; [ -f \"$d/exit\" ] && "
+	             "exit 0; kill -%s -- -$(cat \"$d/pid\") 2>/dev/null || kill -%s $(cat "
+	             "\"$d/pid\")",
+	             process_id, signame, signame) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = runner->run(p, sb, script, 60000, &out, &code, err);
+	if (r < 0)
+		return r;
+	if (code == 3)
+		return al_error_set(err, ENOENT, "process %s: no such session", process_id);
+	return 0;
+}

@@ -35,3 +35,30 @@ int al_hosted_check_archive(const char *path, struct al_error *err);
 
 /* path made absolute against root (a fresh string), or NULL when out of memory. */
 char *al_hosted_abs(const char *root, const char *path);
+
+/*
+ * Exec sessions over a provider that can only run a shell script to its end (Daytona's
+ * process/execute, for one): the command runs detached in its own process group inside
+ * the sandbox, its stdin a FIFO the session holds open, its output and exit status in
+ * files under /tmp/airlock-sessions/<id>; a poll prints what is new (the read offsets
+ * live beside them, so a resumed harness neither loses nor repeats output) and waits for
+ * the end up to the yield.  An exit status above 128 is read as the signal 128 + n.
+ */
+struct al_session_runner {
+	/* Run script with /bin/sh to its end; *out gets its output (stdout, or both
+	 * streams merged: the session's own scripts write only stdout). */
+	int (*run)(struct al_provider *p, struct al_sandbox *sb, const char *script,
+	           long timeout_ms, char **out, int *exit_code, struct al_error *err);
+};
+
+int al_session_exec(struct al_provider *p, struct al_sandbox *sb,
+                    const struct al_session_runner *runner, const char *root,
+                    const struct al_exec_request *req, struct al_exec_result *res,
+                    struct al_error *err);
+int al_session_write(struct al_provider *p, struct al_sandbox *sb,
+                     const struct al_session_runner *runner, const char *process_id,
+                     const char *data, size_t len, uint64_t yield_ms, size_t max,
+                     struct al_exec_result *res, struct al_error *err);
+int al_session_kill(struct al_provider *p, struct al_sandbox *sb,
+                    const struct al_session_runner *runner, const char *process_id,
+                    const char *signame, struct al_error *err);

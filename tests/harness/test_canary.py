@@ -170,9 +170,9 @@ class CanaryTest(ht.HarnessTestCase):
 
 class HostedCanaryTest(ht.HarnessTestCase):
     """The same separation for the hosted providers: each provider's key
-    (here e2b's, checked by an airlock-gateway in front of this class's
-    airlockd) reaches that provider's requests only.  The keys of the other
-    providers sit in the environment as further canaries."""
+    (e2b's and daytona's, checked by an airlock-gateway in front of this
+    class's airlockd) reaches that provider's requests only.  The keys of
+    the other providers sit in the environment as further canaries."""
 
     @classmethod
     def setUpClass(cls):
@@ -187,21 +187,32 @@ class HostedCanaryTest(ht.HarnessTestCase):
         cls.addClassCleanup(cls.gateway.stop)
 
     def test_e2b_key_stays_with_the_e2b_provider(self):
+        self.check_provider("e2b", {"type": "e2b", "api_url": self.gateway.url,
+                                    "sandbox_url": self.gateway.url})
+
+    def test_daytona_key_stays_with_the_daytona_provider(self):
+        self.check_provider("daytona", {"type": "daytona",
+                                        "api_url": self.gateway.url + "/daytona/api"})
+
+    def check_provider(self, ptype, block):
         tag = secrets.token_hex(6)
+        env_names = {"e2b": "E2B_API_KEY", "daytona": "DAYTONA_API_KEY",
+                     "cloudflare": "CLOUDFLARE_SANDBOX_API_KEY", "blaxel": "BL_API_KEY"}
         canaries = {
-            "credentials file e2b_api_key": self.e2b_key,
+            "credentials file %s_api_key" % ptype: self.e2b_key,
             "credentials file openai_api_key": "sk-canary-file-%s-%s" % (tag, secrets.token_hex(8)),
-            "env E2B_API_KEY (the file wins)": "e2b-env-canary-%s-%s" % (tag, secrets.token_hex(8)),
-            "env DAYTONA_API_KEY": "daytona-canary-%s-%s" % (tag, secrets.token_hex(8)),
-            "env CLOUDFLARE_SANDBOX_API_KEY": "cf-canary-%s-%s" % (tag, secrets.token_hex(8)),
-            "env BL_API_KEY": "bl-canary-%s-%s" % (tag, secrets.token_hex(8)),
         }
+        env = {}
+        for t, var in env_names.items():
+            name = "env %s%s" % (var, " (the file wins)" if t == ptype else "")
+            canaries[name] = "%s-env-canary-%s-%s" % (t, tag, secrets.token_hex(8))
+            env[var] = canaries[name]
         control = "control-%s-%s" % (tag, secrets.token_hex(8))
         creds = os.path.join(self.tmpdir("creds"), "credentials.json")
         fd = os.open(creds, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump({"openai_api_key": canaries["credentials file openai_api_key"],
-                       "e2b_api_key": self.e2b_key}, f)
+                       "%s_api_key" % ptype: self.e2b_key}, f)
         scan = {}
 
         def scan_sandbox(req):
@@ -224,15 +235,9 @@ class HostedCanaryTest(ht.HarnessTestCase):
             ], "resp_1")),
             scan_sandbox,
         ])
-        task = self.server_task(srv, "responses",
-                                provider={"type": "e2b", "api_url": self.gateway.url,
-                                          "sandbox_url": self.gateway.url})
-        env = {"E2B_API_KEY": canaries["env E2B_API_KEY (the file wins)"],
-               "DAYTONA_API_KEY": canaries["env DAYTONA_API_KEY"],
-               "CLOUDFLARE_SANDBOX_API_KEY": canaries["env CLOUDFLARE_SANDBOX_API_KEY"],
-               "BL_API_KEY": canaries["env BL_API_KEY"]}
+        task = self.server_task(srv, "responses", provider=block)
         res = self.run_task(task, env=env, args=["--credentials", creds])
-        # Completing through the gateway proves the e2b key was sent where it belongs.
+        # Completing through the gateway proves the key was sent where it belongs.
         self.assertCompleted(res)
         self.assertEqual(len(scan.get("ids") or []), 1, scan.get("ids"))
         auths = {r.headers.get("authorization") for r in srv.model_requests()}

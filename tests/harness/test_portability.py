@@ -3,8 +3,8 @@
 
 Started on `local`, killed mid-run, resumed with `--provider` naming `e2b`
 (an airlock-gateway in front of this class's airlockd), killed again, and
-resumed back on `local` (the third hosted provider of the issue, daytona, is
-not built yet): it completes with the workspace an uninterrupted run makes,
+resumed on `daytona` (the same gateway's Daytona API): it completes with the
+workspace an uninterrupted run makes,
 every logged tool call ran exactly once across the three sandboxes, and the
 audit trail verifies.  At every kill point tried, the old sandbox's current
 workspace goes along (not just the last archive), so no recorded call's
@@ -44,13 +44,13 @@ class PortabilityTest(ht.HarnessTestCase):
             json.dump(block, f)
         return path
 
-    def test_local_then_e2b_then_local(self):
+    def test_local_then_e2b_then_daytona(self):
         ref = self.uninterrupted(lambda: self.replay_task(tr.TURNS))
         e2b = self.provider_file({"type": "e2b", "api_url": self.gateway.url,
                                   "sandbox_url": self.gateway.url})
-        local = self.provider_file({"type": "local", "socket": self.daemon.socket_path,
-                                    "rootfs": self.rootfs})
-        env = {"E2B_API_KEY": self.e2b_key}
+        daytona = self.provider_file({"type": "daytona",
+                                      "api_url": self.gateway.url + "/daytona/api"})
+        env = {"E2B_API_KEY": self.e2b_key, "DAYTONA_API_KEY": self.e2b_key}
         tried = 0
         for k1, k2 in ((6, 3), (9, 4), (12, 2)):
             run_dir = self.new_run_dir()
@@ -72,13 +72,13 @@ class PortabilityTest(ht.HarnessTestCase):
             self.assertTrue(switched, "the resume said it switched provider")
             self.assertEqual(state["sandbox"]["provider"], "e2b", state["sandbox"])
             self.assertNotEqual(state.get("status"), "completed")
-            res3 = self.resume(run_dir, env=env, args=["--provider", local])
+            res3 = self.resume(run_dir, env=env, args=["--provider", daytona])
             self.assertEqual(res3.returncode, 0, res3)
-            self.assertIn("resume: provider changed from e2b to local", res3.stdout, res3)
+            self.assertIn("resume: provider changed from e2b to daytona", res3.stdout, res3)
             self.assertIn("resume: took the workspace of e2b sandbox", res3.stdout, res3)
             state = self.assertCompleted(res3)
             files, calls = self.final_listing(state)
-            label = "local (killed at %d) -> e2b (killed at %d) -> local" % (k1, k2)
+            label = "local (killed at %d) -> e2b (killed at %d) -> daytona" % (k1, k2)
             self.assertEqual(files, ref["files"], "%s: final workspace" % label)
             for c in tr.LOGGED_CALLS:
                 self.assertEqual(calls.count(c), 1, "%s: %s ran %d times: %r" % (label, c, calls.count(c), calls))

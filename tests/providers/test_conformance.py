@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """One conformance suite for every provider of the harness (conformance.c runs
 the cases through the provider table): `local` against a private airlockd, and
-`e2b` against airlock-gateway in front of one.  The e2b key reaches the
-provider the harness's way, through E2B_API_KEY."""
+`e2b` and `daytona` against airlock-gateway in front of one.  Their keys
+reach the providers the harness's way, through E2B_API_KEY and
+DAYTONA_API_KEY."""
 
 import os
 import subprocess
@@ -57,6 +58,14 @@ class E2BConformance(gt.GatewayTestCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn(b"HTTP 401", p.stderr)
         self.assertNotIn(b"wrong-key-0123456789", p.stdout + p.stderr)
+
+
+class DaytonaConformance(gt.GatewayTestCase):
+    def test_daytona_through_the_gateway(self):
+        before = {sb["id"] for sb in self.client.list()}
+        run_conformance(self, {"type": "daytona", "api_url": self.gateway.url + "/daytona/api"},
+                        {"DAYTONA_API_KEY": self.key_a})
+        self.assertEqual({sb["id"] for sb in self.client.list()} - before, set())
 
 
 if __name__ == "__main__":
