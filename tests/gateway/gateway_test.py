@@ -88,13 +88,14 @@ class GatewayTestCase(at.AirlockTestCase):
         if status not in (0, None):
             raise AssertionError("airlock-gateway exited with %s:\n%s" % (status, cls.gateway.log()))
 
-    def node(self, script, env=None, timeout=600):
+    def node(self, script, env=None, timeout=600, args=()):
         """Run a Node script of tests/gateway with the SDK pointed at the gateway."""
         e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.workdir,
              "NODE_PATH": NODE_MODULES}
         e.update(env or {})
         started = time.monotonic()
-        p = subprocess.run(["node", os.path.join(os.path.dirname(os.path.abspath(__file__)), script)],
+        p = subprocess.run(["node", os.path.join(os.path.dirname(os.path.abspath(__file__)), script)]
+                           + list(args),
                            env=e, cwd=TESTS_DIR, capture_output=True, timeout=timeout)
         out, err = p.stdout.decode(), p.stderr.decode()
         if p.returncode != 0:
