@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * airlock-gateway: hosted sandbox services' own wire APIs (E2B, Daytona) served on top of
- * airlockd, so that code written for their SDKs runs on-prem by changing a URL
+ * airlock-gateway: hosted sandbox services' own wire APIs (E2B, Daytona, the Cloudflare bridge)
+ * served on top of airlockd, so that code written for their SDKs runs on-prem by changing a URL
  * (docs/gateway.md).  It is a client of airlockd's Unix socket like the harness, and holds
  * no secret but its keys file.
  */
@@ -95,6 +95,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "airlock-gateway: %s\n", err.msg);
 		gw_e2b_shutdown();
 		gw_daytona_shutdown();
+		gw_cloudflare_shutdown();
 		gw_keys_free(&s.keys);
 		return 1;
 	}
@@ -107,6 +108,7 @@ int main(int argc, char **argv)
 	log_info("stopping on signal %d", sig);
 	gw_e2b_shutdown();
 	gw_daytona_shutdown();
+	gw_cloudflare_shutdown();
 	gw_server_stop(&s);
 	gw_keys_free(&s.keys);
 	curl_global_cleanup();

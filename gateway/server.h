@@ -67,3 +67,5 @@ void gw_e2b_init(struct gw_server *s);
 void gw_e2b_shutdown(void);
 bool gw_daytona_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *result);
 void gw_daytona_shutdown(void);
+bool gw_cloudflare_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *result);
+void gw_cloudflare_shutdown(void);

@@ -2,8 +2,9 @@
 // The OpenAI Agents SDK's own sandbox clients (@openai/agents-extensions with
 // @openai/agents-core, pinned in tests/package-lock.json) against airlock-gateway:
 // materialise a manifest, exec, persistWorkspace, hydrateWorkspace into a fresh sandbox,
-// delete.  argv[2] names the client: e2b or daytona (their SDKs read the same variables
-// as in e2b_sdk.mjs / daytona_sdk.mjs).  The last line printed is a JSON summary.
+// delete.  argv[2] names the client: e2b, daytona (their SDKs read the same variables
+// as in e2b_sdk.mjs / daytona_sdk.mjs) or cloudflare (GW_WORKER_URL, and the key in
+// CLOUDFLARE_SANDBOX_API_KEY).  The last line printed is a JSON summary.
 import { Manifest } from '@openai/agents-core/sandbox';
 
 const which = process.argv[2];
@@ -19,6 +20,10 @@ async function client() {
   if (which === 'daytona') {
     const { DaytonaSandboxClient } = await import('@openai/agents-extensions/sandbox/daytona');
     return new DaytonaSandboxClient({ target: 'airlock' });
+  }
+  if (which === 'cloudflare') {
+    const { CloudflareSandboxClient } = await import('@openai/agents-extensions/sandbox/cloudflare');
+    return new CloudflareSandboxClient({ workerUrl: process.env.GW_WORKER_URL });
   }
   throw new Error(`unknown client ${which}`);
 }

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The OpenAI Agents SDK's own sandbox clients (@openai/agents-extensions
-0.18.0 with @openai/agents-core 0.18.0) against airlock-gateway backed by a
-real airlockd: materialise a manifest, exec, persistWorkspace, then
+0.18.0 with @openai/agents-core 0.18.0) for E2B, Daytona and the Cloudflare
+bridge against airlock-gateway backed by a real airlockd: materialise a manifest, exec, persistWorkspace, then
 hydrateWorkspace into a fresh sandbox, delete (agents_sdk.mjs)."""
 
 import os
@@ -26,6 +26,24 @@ class AgentsSDKTest(gt.GatewayTestCase):
     def test_daytona_client(self):
         self.run_client("daytona", {"DAYTONA_API_URL": self.gateway.url + "/daytona/api",
                                     "DAYTONA_API_KEY": self.key_a})
+
+
+    def test_cloudflare_client(self):
+        self.run_client("cloudflare", {"GW_WORKER_URL": self.gateway.url + "/cloudflare",
+                                       "CLOUDFLARE_SANDBOX_API_KEY": self.key_a})
+
+    def test_cloudflare_bridge_wants_a_key(self):
+        import json
+        import urllib.error
+        import urllib.request
+        req = urllib.request.Request(self.gateway.url + "/cloudflare/v1/sandbox", data=b"{}",
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": "Bearer wrong-key-00000000"},
+                                     method="POST")
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            urllib.request.urlopen(req, timeout=30)
+        self.assertEqual(cm.exception.code, 401)
+        self.assertEqual(json.loads(cm.exception.read())["code"], "unauthorized")
 
 
 if __name__ == "__main__":
