@@ -187,3 +187,4 @@ void al_dir_entries_free(struct al_dir_entry *e, size_t n);
 extern const struct al_provider_ops al_provider_local;
 extern const struct al_provider_ops al_provider_e2b;
 extern const struct al_provider_ops al_provider_daytona;
+extern const struct al_provider_ops al_provider_cloudflare;

@@ -170,7 +170,7 @@ class CanaryTest(ht.HarnessTestCase):
 
 class HostedCanaryTest(ht.HarnessTestCase):
     """The same separation for the hosted providers: each provider's key
-    (e2b's and daytona's, checked by an airlock-gateway in front of this
+    (e2b's, daytona's and cloudflare's, checked by an airlock-gateway in front of this
     class's airlockd) reaches that provider's requests only.  The keys of
     the other providers sit in the environment as further canaries."""
 
@@ -194,10 +194,14 @@ class HostedCanaryTest(ht.HarnessTestCase):
         self.check_provider("daytona", {"type": "daytona",
                                         "api_url": self.gateway.url + "/daytona/api"})
 
+    def test_cloudflare_key_stays_with_the_cloudflare_provider(self):
+        self.check_provider("cloudflare_sandbox", {"type": "cloudflare",
+                                                   "worker_url": self.gateway.url + "/cloudflare"})
+
     def check_provider(self, ptype, block):
         tag = secrets.token_hex(6)
         env_names = {"e2b": "E2B_API_KEY", "daytona": "DAYTONA_API_KEY",
-                     "cloudflare": "CLOUDFLARE_SANDBOX_API_KEY", "blaxel": "BL_API_KEY"}
+                     "cloudflare_sandbox": "CLOUDFLARE_SANDBOX_API_KEY", "blaxel": "BL_API_KEY"}
         canaries = {
             "credentials file %s_api_key" % ptype: self.e2b_key,
             "credentials file openai_api_key": "sk-canary-file-%s-%s" % (tag, secrets.token_hex(8)),

@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """One conformance suite for every provider of the harness (conformance.c runs
 the cases through the provider table): `local` against a private airlockd, and
-`e2b` and `daytona` against airlock-gateway in front of one.  Their keys
-reach the providers the harness's way, through E2B_API_KEY and
-DAYTONA_API_KEY."""
+`e2b`, `daytona` and `cloudflare` against airlock-gateway in front of one.
+Their keys reach the providers the harness's way, through E2B_API_KEY,
+DAYTONA_API_KEY and CLOUDFLARE_SANDBOX_API_KEY."""
 
 import os
 import subprocess
@@ -65,6 +65,14 @@ class DaytonaConformance(gt.GatewayTestCase):
         before = {sb["id"] for sb in self.client.list()}
         run_conformance(self, {"type": "daytona", "api_url": self.gateway.url + "/daytona/api"},
                         {"DAYTONA_API_KEY": self.key_a})
+        self.assertEqual({sb["id"] for sb in self.client.list()} - before, set())
+
+
+class CloudflareConformance(gt.GatewayTestCase):
+    def test_cloudflare_bridge_through_the_gateway(self):
+        before = {sb["id"] for sb in self.client.list()}
+        run_conformance(self, {"type": "cloudflare", "worker_url": self.gateway.url + "/cloudflare"},
+                        {"CLOUDFLARE_SANDBOX_API_KEY": self.key_a})
         self.assertEqual({sb["id"] for sb in self.client.list()} - before, set())
 
 

@@ -108,8 +108,8 @@ TEST(bad_tasks)
 	    {"{\"input\": \"x\", \"model\": {\"api\": \"replay\", \"script\": \"no-such.jsonl\"}}",
 	     "no-such.jsonl"},
 	    {"{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"provider\": {\"type\": "
-	     "\"cloudflare\"}}",
-	     "provider cloudflare is not built in yet"},
+	     "\"blaxel\"}}",
+	     "provider blaxel is not built in yet"},
 	    {"{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"provider\": {\"type\": "
 	     "\"nimbus\"}}",
 	     "provider.type \"nimbus\" is unknown"},
