@@ -96,6 +96,7 @@ int main(int argc, char **argv)
 		gw_e2b_shutdown();
 		gw_daytona_shutdown();
 		gw_cloudflare_shutdown();
+		gw_blaxel_shutdown();
 		gw_keys_free(&s.keys);
 		return 1;
 	}
@@ -109,6 +110,7 @@ int main(int argc, char **argv)
 	gw_e2b_shutdown();
 	gw_daytona_shutdown();
 	gw_cloudflare_shutdown();
+	gw_blaxel_shutdown();
 	gw_server_stop(&s);
 	gw_keys_free(&s.keys);
 	curl_global_cleanup();

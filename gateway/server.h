@@ -69,3 +69,5 @@ bool gw_daytona_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Resu
 void gw_daytona_shutdown(void);
 bool gw_cloudflare_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *result);
 void gw_cloudflare_shutdown(void);
+bool gw_blaxel_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *result);
+void gw_blaxel_shutdown(void);

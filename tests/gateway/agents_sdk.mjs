@@ -3,8 +3,8 @@
 // @openai/agents-core, pinned in tests/package-lock.json) against airlock-gateway:
 // materialise a manifest, exec, persistWorkspace, hydrateWorkspace into a fresh sandbox,
 // delete.  argv[2] names the client: e2b, daytona (their SDKs read the same variables
-// as in e2b_sdk.mjs / daytona_sdk.mjs) or cloudflare (GW_WORKER_URL, and the key in
-// CLOUDFLARE_SANDBOX_API_KEY).  The last line printed is a JSON summary.
+// as in e2b_sdk.mjs / daytona_sdk.mjs) cloudflare (GW_WORKER_URL, and the key in
+// CLOUDFLARE_SANDBOX_API_KEY) or blaxel (as in blaxel_sdk.mjs).  The last line printed is a JSON summary.
 import { Manifest } from '@openai/agents-core/sandbox';
 
 const which = process.argv[2];
@@ -24,6 +24,10 @@ async function client() {
   if (which === 'cloudflare') {
     const { CloudflareSandboxClient } = await import('@openai/agents-extensions/sandbox/cloudflare');
     return new CloudflareSandboxClient({ workerUrl: process.env.GW_WORKER_URL });
+  }
+  if (which === 'blaxel') {
+    const { BlaxelSandboxClient } = await import('@openai/agents-extensions/sandbox/blaxel');
+    return new BlaxelSandboxClient({});
   }
   throw new Error(`unknown client ${which}`);
 }

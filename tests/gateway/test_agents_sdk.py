@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The OpenAI Agents SDK's own sandbox clients (@openai/agents-extensions
-0.18.0 with @openai/agents-core 0.18.0) for E2B, Daytona and the Cloudflare
-bridge against airlock-gateway backed by a real airlockd: materialise a manifest, exec, persistWorkspace, then
+0.18.0 with @openai/agents-core 0.18.0) for E2B, Daytona, the Cloudflare
+bridge and Blaxel against airlock-gateway backed by a real airlockd: materialise a manifest, exec, persistWorkspace, then
 hydrateWorkspace into a fresh sandbox, delete (agents_sdk.mjs)."""
 
 import os
@@ -31,6 +31,10 @@ class AgentsSDKTest(gt.GatewayTestCase):
     def test_cloudflare_client(self):
         self.run_client("cloudflare", {"GW_WORKER_URL": self.gateway.url + "/cloudflare",
                                        "CLOUDFLARE_SANDBOX_API_KEY": self.key_a})
+
+    def test_blaxel_client(self):
+        from test_blaxel_sdk import blaxel_env
+        self.run_client("blaxel", blaxel_env(self.gateway, self.key_a))
 
     def test_cloudflare_bridge_wants_a_key(self):
         import json
