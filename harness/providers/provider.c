@@ -7,10 +7,8 @@
 #include <string.h>
 
 static const struct al_provider_ops *const builtin[] = {
-    &al_provider_local,
-    &al_provider_e2b,
-    &al_provider_daytona,
-    &al_provider_cloudflare,
+    &al_provider_local,      &al_provider_e2b,    &al_provider_daytona,
+    &al_provider_cloudflare, &al_provider_blaxel,
 };
 
 /* Where each hosted provider's key comes from: its SDK's variable, the credentials file's

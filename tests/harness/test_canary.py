@@ -170,7 +170,7 @@ class CanaryTest(ht.HarnessTestCase):
 
 class HostedCanaryTest(ht.HarnessTestCase):
     """The same separation for the hosted providers: each provider's key
-    (e2b's, daytona's and cloudflare's, checked by an airlock-gateway in front of this
+    (e2b's, daytona's, cloudflare's and blaxel's, checked by an airlock-gateway in front of this
     class's airlockd) reaches that provider's requests only.  The keys of
     the other providers sit in the environment as further canaries."""
 
@@ -197,6 +197,10 @@ class HostedCanaryTest(ht.HarnessTestCase):
     def test_cloudflare_key_stays_with_the_cloudflare_provider(self):
         self.check_provider("cloudflare_sandbox", {"type": "cloudflare",
                                                    "worker_url": self.gateway.url + "/cloudflare"})
+
+    def test_blaxel_key_stays_with_the_blaxel_provider(self):
+        self.check_provider("blaxel", {"type": "blaxel", "workspace": "airlock",
+                                       "api_url": self.gateway.url + "/blaxel/v0"})
 
     def check_provider(self, ptype, block):
         tag = secrets.token_hex(6)

@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """One conformance suite for every provider of the harness (conformance.c runs
 the cases through the provider table): `local` against a private airlockd, and
-`e2b`, `daytona` and `cloudflare` against airlock-gateway in front of one.
-Their keys reach the providers the harness's way, through E2B_API_KEY,
-DAYTONA_API_KEY and CLOUDFLARE_SANDBOX_API_KEY."""
+`e2b`, `daytona`, `cloudflare` and `blaxel` against airlock-gateway in front
+of one.  Their keys reach the providers the harness's way, through the
+variables their SDKs read (E2B_API_KEY, DAYTONA_API_KEY,
+CLOUDFLARE_SANDBOX_API_KEY, BL_API_KEY)."""
 
 import os
 import subprocess
@@ -73,6 +74,15 @@ class CloudflareConformance(gt.GatewayTestCase):
         before = {sb["id"] for sb in self.client.list()}
         run_conformance(self, {"type": "cloudflare", "worker_url": self.gateway.url + "/cloudflare"},
                         {"CLOUDFLARE_SANDBOX_API_KEY": self.key_a})
+        self.assertEqual({sb["id"] for sb in self.client.list()} - before, set())
+
+
+class BlaxelConformance(gt.GatewayTestCase):
+    def test_blaxel_through_the_gateway(self):
+        before = {sb["id"] for sb in self.client.list()}
+        run_conformance(self, {"type": "blaxel", "api_url": self.gateway.url + "/blaxel/v0",
+                               "workspace": "airlock"},
+                        {"BL_API_KEY": self.key_a})
         self.assertEqual({sb["id"] for sb in self.client.list()} - before, set())
 
 

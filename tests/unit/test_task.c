@@ -108,9 +108,6 @@ TEST(bad_tasks)
 	    {"{\"input\": \"x\", \"model\": {\"api\": \"replay\", \"script\": \"no-such.jsonl\"}}",
 	     "no-such.jsonl"},
 	    {"{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"provider\": {\"type\": "
-	     "\"blaxel\"}}",
-	     "provider blaxel is not built in yet"},
-	    {"{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"provider\": {\"type\": "
 	     "\"nimbus\"}}",
 	     "provider.type \"nimbus\" is unknown"},
 	    {"{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"provider\": {\"type\": "
