@@ -363,7 +363,10 @@ int al_http_do(struct al_http *h, const struct al_http_request *rq, struct al_ht
 		curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &resp->status);
 		resp->attempts = (int)attempt + 1;
 		if (resp->stream_error < 0)
-			return resp->stream_error;
+			return al_error_set(
+			    err, -resp->stream_error,
+			    "%s: the streamed answer from %s could not be taken (%s)", what,
+			    rq->url, strerror(-resp->stream_error));
 		if (t.overflow)
 			return al_error_set(err, EFBIG, "%s: answer larger than %zu bytes", what,
 			                    t.max);
