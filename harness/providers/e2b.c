@@ -738,10 +738,11 @@ static int run_stream(struct e2b_provider *ep, struct al_sandbox *sb, const char
 	c.body = body.data;
 	c.body_len = body.len;
 	r = envd(ep, sb, &c, &resp, what, err);
-	/* The yield passing ends the transfer; the process runs on.  A Connect that saw no
-	 * event before the yield (a busy service) says nothing new about the process: it
-	 * still counts as running, and the caller polls again. */
-	if (r == -ETIMEDOUT && yield_ms && !st.ended &&
+	/* The yield passing ends the transfer; the process runs on (or has ended, if its end
+	 * event came before the stream's own end).  A Connect that saw no event before the
+	 * yield (a busy service) says nothing new about the process: it still counts as
+	 * running, and the caller polls again. */
+	if (r == -ETIMEDOUT && yield_ms &&
 	    (st.started || !strcmp(method, "/process.Process/Connect"))) {
 		r = 0;
 		if (!st.started) {
