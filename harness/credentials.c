@@ -3,6 +3,7 @@
 
 #include "cleanup.h"
 #include "json.h"
+#include "providers/provider.h"
 #include "util.h"
 
 #include <errno.h>
@@ -27,6 +28,28 @@ static void wipe_free(char *s)
 static void wipe_freep(char **s)
 {
 	wipe_free(*s);
+}
+
+static const char *const hosted_types[] = {"e2b", "daytona", "cloudflare", "blaxel"};
+#define N_HOSTED (sizeof(hosted_types) / sizeof(hosted_types[0]))
+
+/* A string field of the file, copied and wiped in the parsed tree; NULL when absent. */
+static int take_string(cJSON *j, const char *field, const char *path, char **out,
+                       struct al_error *err)
+{
+	cJSON *v = cJSON_GetObjectItemCaseSensitive(j, field);
+
+	*out = NULL;
+	if (!v)
+		return 0;
+	if (!cJSON_IsString(v))
+		return al_error_set(err, EINVAL, "credentials file %s: %s must be a string", path,
+		                    field);
+	if (!*v->valuestring)
+		return 0;
+	*out = strdup(v->valuestring);
+	explicit_bzero(v->valuestring, strlen(v->valuestring));
+	return *out ? 0 : al_error_set(err, ENOMEM, "out of memory");
 }
 
 static int load_file(const char *path, struct al_credentials *c, struct al_error *err)
@@ -58,16 +81,28 @@ static int load_file(const char *path, struct al_credentials *c, struct al_error
 	j = cJSON_ParseWithLength(text, len);
 	if (!cJSON_IsObject(j))
 		return al_error_set(err, EINVAL, "credentials file %s is not a JSON object", path);
-	key = cJSON_GetObjectItemCaseSensitive(j, "openai_api_key");
-	if (key && !cJSON_IsString(key))
-		return al_error_set(err, EINVAL,
-		                    "credentials file %s: openai_api_key must be a string", path);
-	if (cJSON_IsString(key) && *key->valuestring) {
-		c->openai_api_key = strdup(key->valuestring);
-		explicit_bzero(key->valuestring, strlen(key->valuestring));
-		if (!c->openai_api_key)
-			return al_error_set(err, ENOMEM, "out of memory");
+	cJSON_ArrayForEach(key, j)
+	{
+		bool known = !strcmp(key->string, "openai_api_key");
+		for (size_t i = 0; i < N_HOSTED; i++)
+			known =
+			    known || !strcmp(key->string, al_provider_key_field(hosted_types[i]));
+		if (!known)
+			return al_error_set(err, EINVAL, "credentials file %s: unknown key \"%s\"",
+			                    path, key->string);
+	}
+	r = take_string(j, "openai_api_key", path, &c->openai_api_key, err);
+	if (r < 0)
+		return r;
+	if (c->openai_api_key)
 		c->source = "credentials file";
+	for (size_t i = 0; i < N_HOSTED; i++) {
+		struct al_provider_key *pk = &c->providers[i];
+		r = take_string(j, al_provider_key_field(hosted_types[i]), path, &pk->key, err);
+		if (r < 0)
+			return r;
+		if (pk->key)
+			pk->source = "credentials file";
 	}
 	return 0;
 }
@@ -77,15 +112,33 @@ int al_credentials_load(const char *file, struct al_credentials *c, struct al_er
 	const char *env;
 
 	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < N_HOSTED; i++)
+		c->providers[i].type = hosted_types[i];
 	if (!file)
 		file = getenv("AIRLOCK_CREDENTIALS");
 	if (file && *file) {
 		int r = load_file(file, c, err);
-		if (r < 0)
+		if (r < 0) {
+			al_credentials_free(c);
 			return r;
-		if (c->openai_api_key)
-			return 0;
+		}
 	}
+	/* The file wins; otherwise the variable each SDK reads. */
+	for (size_t i = 0; i < N_HOSTED; i++) {
+		struct al_provider_key *pk = &c->providers[i];
+		const char *var = al_provider_key_env(pk->type);
+		env = getenv(var);
+		if (pk->key || !env || !*env)
+			continue;
+		pk->key = strdup(env);
+		if (!pk->key) {
+			al_credentials_free(c);
+			return al_error_set(err, ENOMEM, "out of memory");
+		}
+		pk->source = var;
+	}
+	if (c->openai_api_key)
+		return 0;
 	env = getenv("OPENAI_API_KEY");
 	if (env && *env) {
 		c->openai_api_key = strdup(env);
@@ -100,4 +153,16 @@ void al_credentials_free(struct al_credentials *c)
 {
 	wipe_free(c->openai_api_key);
 	c->openai_api_key = NULL;
+	for (size_t i = 0; i < AL_CREDENTIALS_MAX_PROVIDERS; i++) {
+		wipe_free(c->providers[i].key);
+		c->providers[i].key = NULL;
+	}
+}
+
+const char *al_credentials_provider_key(const struct al_credentials *c)
+{
+	for (size_t i = 0; c->provider_type && i < AL_CREDENTIALS_MAX_PROVIDERS; i++)
+		if (c->providers[i].type && !strcmp(c->providers[i].type, c->provider_type))
+			return c->providers[i].key;
+	return NULL;
 }

@@ -4,17 +4,32 @@
 /*
  * The harness's secrets.  They come from its own environment (OPENAI_API_KEY) or from a
  * credentials file (--credentials FILE or AIRLOCK_CREDENTIALS), a JSON object that must be
- * a regular file of mode 0600 or stricter owned by the caller.  Nothing here is ever
- * handed to a provider.
+ * a regular file of mode 0600 or stricter owned by the caller.  The model key goes to the
+ * model client only; each hosted provider's key (the file's e2b_api_key, daytona_api_key,
+ * cloudflare_sandbox_api_key, blaxel_api_key, else the variable the provider's SDK reads:
+ * E2B_API_KEY, DAYTONA_API_KEY, CLOUDFLARE_SANDBOX_API_KEY, BL_API_KEY) goes to that
+ * provider's open() only.  Values never appear in messages: only where they came from.
  */
 
 #include "error.h"
 
+#define AL_CREDENTIALS_MAX_PROVIDERS 8
+
+struct al_provider_key {
+	const char *type;   /* provider type */
+	char *key;          /* NULL when none was given */
+	const char *source; /* "credentials file" or the variable's name */
+};
+
 struct al_credentials {
 	char *openai_api_key; /* NULL when none was given */
 	const char *source;   /* where it came from, for messages: never the value */
+	struct al_provider_key providers[AL_CREDENTIALS_MAX_PROVIDERS];
+	const char *provider_type; /* the run's provider, set by the caller */
 };
 
 /* file may be NULL (then AIRLOCK_CREDENTIALS, then the environment). */
 int al_credentials_load(const char *file, struct al_credentials *c, struct al_error *err);
 void al_credentials_free(struct al_credentials *c);
+/* The key of c->provider_type, or NULL. */
+const char *al_credentials_provider_key(const struct al_credentials *c);

@@ -21,7 +21,7 @@
 static void usage(FILE *f)
 {
 	fputs("usage: airlock-harness run TASK.json [--run-dir DIR] [--credentials FILE]\n"
-	      "       airlock-harness resume DIR [--credentials FILE]\n"
+	      "       airlock-harness resume DIR [--credentials FILE] [--provider FILE.json]\n"
 	      "       airlock-harness audit verify DIR\n",
 	      f);
 }
@@ -31,6 +31,7 @@ static int parse_options(int argc, char **argv, struct al_run_options *o, bool a
 	static const struct option longopts[] = {
 	    {"run-dir", required_argument, NULL, 'd'},
 	    {"credentials", required_argument, NULL, 'c'},
+	    {"provider", required_argument, NULL, 'p'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -48,6 +49,13 @@ static int parse_options(int argc, char **argv, struct al_run_options *o, bool a
 			break;
 		case 'c':
 			o->credentials = optarg;
+			break;
+		case 'p':
+			if (allow_run_dir) {
+				fprintf(stderr, "airlock-harness: --provider is only for resume\n");
+				return -EINVAL;
+			}
+			o->provider = optarg;
 			break;
 		case 'h':
 			usage(stdout);

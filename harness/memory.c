@@ -99,11 +99,11 @@ static char *trim_dup(const char *s)
 	return strndup(s, len);
 }
 
-static int read_text(struct al_provider *p, const char *id, const char *path, char **out,
+static int read_text(struct al_provider *p, struct al_sandbox *sb, const char *path, char **out,
                      struct al_error *err)
 {
 	size_t len = 0;
-	int r = p->ops->read(p, id, path, MAX_MEMORY_FILE, out, &len, err);
+	int r = p->ops->read(p, sb, path, MAX_MEMORY_FILE, out, &len, err);
 
 	if (r == -ENOENT) {
 		*out = NULL;
@@ -112,16 +112,16 @@ static int read_text(struct al_provider *p, const char *id, const char *path, ch
 	return r;
 }
 
-static int write_text(struct al_provider *p, const char *id, const char *path, const char *text,
-                      struct al_audit *audit, struct al_error *err)
+static int write_text(struct al_provider *p, struct al_sandbox *sb, const char *path,
+                      const char *text, struct al_audit *audit, struct al_error *err)
 {
-	int r = p->ops->write(p, id, path, text, strlen(text), err);
+	int r = p->ops->write(p, sb, path, text, strlen(text), err);
 	cJSON *d = cJSON_CreateObject();
 	char hash[65];
 
 	al_sha256_hex(text, strlen(text), hash);
 	cJSON_AddStringToObject(d, "op", "write");
-	cJSON_AddStringToObject(d, "sandbox_id", id);
+	cJSON_AddStringToObject(d, "sandbox_id", sb->id);
 	cJSON_AddStringToObject(d, "path", path);
 	cJSON_AddStringToObject(d, "sha256", hash);
 	cJSON_AddStringToObject(d, "outcome", r < 0 ? err->msg : "ok");
@@ -132,7 +132,7 @@ static int write_text(struct al_provider *p, const char *id, const char *path, c
 	return r;
 }
 
-int al_memory_read_prompt(struct al_provider *p, const char *sandbox_id,
+int al_memory_read_prompt(struct al_provider *p, struct al_sandbox *sb,
                           const struct al_memory_config *cfg, char **prompt, struct al_error *err)
 {
 	_cleanup_free_ char *path = NULL;
@@ -144,7 +144,7 @@ int al_memory_read_prompt(struct al_provider *p, const char *sandbox_id,
 	*prompt = NULL;
 	if (asprintf(&path, "%s/memory_summary.md", cfg->memories_dir) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
-	r = read_text(p, sandbox_id, path, &raw, err);
+	r = read_text(p, sb, path, &raw, err);
 	if (r < 0)
 		return al_error_prefix(err, "read memory summary");
 	if (!raw)
@@ -233,12 +233,6 @@ static bool memory_item(const cJSON *item)
 		       !strcmp(role->valuestring, "user") || !strcmp(role->valuestring, "tool");
 	return cJSON_IsString(type) && (!strcmp(type->valuestring, "function_call") ||
 	                                !strcmp(type->valuestring, "function_call_output"));
-}
-
-static const char *jstr(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
 static bool valid_slug(const char *s)
@@ -331,28 +325,29 @@ static int memory_path(const struct al_memory_config *cfg, const char *name, cha
 }
 
 /* read_text and write_text of memories_dir/name. */
-static int read_memory_file(struct al_provider *p, const char *id,
+static int read_memory_file(struct al_provider *p, struct al_sandbox *sb,
                             const struct al_memory_config *cfg, const char *name, char **out,
                             struct al_error *err)
 {
 	_cleanup_free_ char *path = NULL;
 	int r = memory_path(cfg, name, &path, err);
 
-	return r < 0 ? r : read_text(p, id, path, out, err);
+	return r < 0 ? r : read_text(p, sb, path, out, err);
 }
 
-static int write_memory_file(struct al_provider *p, const char *id,
+static int write_memory_file(struct al_provider *p, struct al_sandbox *sb,
                              const struct al_memory_config *cfg, const char *name, const char *text,
                              struct al_audit *audit, struct al_error *err)
 {
 	_cleanup_free_ char *path = NULL;
 	int r = memory_path(cfg, name, &path, err);
 
-	return r < 0 ? r : write_text(p, id, path, text, audit, err);
+	return r < 0 ? r : write_text(p, sb, path, text, audit, err);
 }
 
-static int phase_two(struct al_provider *p, const char *id, const struct al_memory_config *cfg,
-                     const char *api_key, struct al_audit *audit, struct al_error *err)
+static int phase_two(struct al_provider *p, struct al_sandbox *sb,
+                     const struct al_memory_config *cfg, const char *api_key,
+                     struct al_audit *audit, struct al_error *err)
 {
 	_cleanup_free_ char *dir = NULL;
 	_cleanup_free_ char *instr = NULL;
@@ -374,7 +369,7 @@ static int phase_two(struct al_provider *p, const char *id, const struct al_memo
 
 	if (asprintf(&dir, "%s/raw_memories", cfg->memories_dir) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
-	r = p->ops->list(p, id, dir, &entries.v, &entries.n, err);
+	r = p->ops->list(p, sb, dir, &entries.v, &entries.n, err);
 	if (r < 0)
 		return r;
 	table.v = calloc(entries.n + 1, sizeof(*table.v));
@@ -391,7 +386,7 @@ static int phase_two(struct al_provider *p, const char *id, const struct al_memo
 			continue;
 		if (asprintf(&fp, "%s/%s", dir, de->name) < 0)
 			return al_error_set(err, ENOMEM, "out of memory");
-		r = read_text(p, id, fp, &text, err);
+		r = read_text(p, sb, fp, &text, err);
 		if (r < 0)
 			return r;
 		if (!text)
@@ -409,7 +404,7 @@ static int phase_two(struct al_provider *p, const char *id, const struct al_memo
 		nsel = (size_t)cfg->max_raw_memories; /* the rest are released with the table */
 	if (nsel == 0)
 		return 0;
-	r = read_memory_file(p, id, cfg, "phase_two_selection.json", &prior_text, err);
+	r = read_memory_file(p, sb, cfg, "phase_two_selection.json", &prior_text, err);
 	if (r < 0)
 		return r;
 	prior = prior_text ? cJSON_Parse(prior_text) : NULL;
@@ -431,7 +426,7 @@ static int phase_two(struct al_provider *p, const char *id, const struct al_memo
 
 		cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(prior, "selected"))
 		{
-			const char *rid = jstr(e, "rollout_id");
+			const char *rid = al_json_str(e, "rollout_id");
 			retained = retained || (rid && !strcmp(rid, sel[i].rollout_id));
 		}
 		cJSON_AddStringToObject(o, "rollout_id", sel[i].rollout_id);
@@ -452,13 +447,13 @@ static int phase_two(struct al_provider *p, const char *id, const struct al_memo
 	}
 	al_buf_append(&raw, "", 1);
 	al_buf_append(&lines, "", 1);
-	r = write_memory_file(p, id, cfg, "raw_memories.md", raw.data, audit, err);
+	r = write_memory_file(p, sb, cfg, "raw_memories.md", raw.data, audit, err);
 	if (r < 0)
 		return r;
-	r = read_memory_file(p, id, cfg, "MEMORY.md", &memory_md, err);
+	r = read_memory_file(p, sb, cfg, "MEMORY.md", &memory_md, err);
 	if (r < 0)
 		return r;
-	r = read_memory_file(p, id, cfg, "memory_summary.md", &summary_md, err);
+	r = read_memory_file(p, sb, cfg, "memory_summary.md", &summary_md, err);
 	if (r < 0)
 		return r;
 	{
@@ -486,26 +481,28 @@ static int phase_two(struct al_provider *p, const char *id, const struct al_memo
 	r = call_model(&cfg->phase2, api_key, "phase2", instr, user.data, audit, &answer, err);
 	if (r < 0)
 		return r;
-	if (!jstr(answer, "memory_md") || !jstr(answer, "memory_summary"))
+	if (!al_json_str(answer, "memory_md") || !al_json_str(answer, "memory_summary"))
 		return al_error_set(
 		    err, EPROTO,
 		    "memory phase2: the answer needs memory_md and memory_summary strings");
-	r = write_memory_file(p, id, cfg, "MEMORY.md", jstr(answer, "memory_md"), audit, err);
+	r = write_memory_file(p, sb, cfg, "MEMORY.md", al_json_str(answer, "memory_md"), audit,
+	                      err);
 	if (r < 0)
 		return r;
-	r = write_memory_file(p, id, cfg, "memory_summary.md", jstr(answer, "memory_summary"),
-	                      audit, err);
+	r = write_memory_file(p, sb, cfg, "memory_summary.md",
+	                      al_json_str(answer, "memory_summary"), audit, err);
 	if (r < 0)
 		return r;
 	sel_text = cJSON_Print(selection);
 	if (!sel_text)
 		return al_error_set(err, ENOMEM, "out of memory");
-	return write_memory_file(p, id, cfg, "phase_two_selection.json", sel_text, audit, err);
+	return write_memory_file(p, sb, cfg, "phase_two_selection.json", sel_text, audit, err);
 }
 
-int al_memory_generate(struct al_provider *p, const char *id, const struct al_memory_config *cfg,
-                       const char *api_key, const struct al_memory_rollout *ro,
-                       struct al_audit *audit, struct al_error *err)
+int al_memory_generate(struct al_provider *p, struct al_sandbox *sb,
+                       const struct al_memory_config *cfg, const char *api_key,
+                       const struct al_memory_rollout *ro, struct al_audit *audit,
+                       struct al_error *err)
 {
 	_cleanup_cjson_ cJSON *payload = cJSON_CreateObject();
 	_cleanup_cjson_ cJSON *answer = NULL;
@@ -550,14 +547,14 @@ int al_memory_generate(struct al_provider *p, const char *id, const struct al_me
 	line = cJSON_PrintUnformatted(payload);
 	if (!line || asprintf(&path, "%s/%s.jsonl", cfg->sessions_dir, ro->rollout_id) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
-	r = read_text(p, id, path, &existing, err);
+	r = read_text(p, sb, path, &existing, err);
 	if (r < 0)
 		return r;
 	if (asprintf(&all, "%s%s%s\n", existing ? existing : "",
 	             existing && *existing && existing[strlen(existing) - 1] != '\n' ? "\n" : "",
 	             line) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
-	r = write_text(p, id, path, all, audit, err);
+	r = write_text(p, sb, path, all, audit, err);
 	if (r < 0)
 		return r;
 	/* The layout exists from the first generation on, as the SDK makes it. */
@@ -567,10 +564,10 @@ int al_memory_generate(struct al_provider *p, const char *id, const struct al_me
 		if (asprintf(&fp, "%s/%s", cfg->memories_dir,
 		             k ? "memory_summary.md" : "MEMORY.md") < 0)
 			return al_error_set(err, ENOMEM, "out of memory");
-		r = read_text(p, id, fp, &cur, err);
+		r = read_text(p, sb, fp, &cur, err);
 		if (r < 0)
 			return r;
-		if (!cur && (r = write_text(p, id, fp, "", audit, err)) < 0)
+		if (!cur && (r = write_text(p, sb, fp, "", audit, err)) < 0)
 			return r;
 	}
 
@@ -603,14 +600,14 @@ int al_memory_generate(struct al_provider *p, const char *id, const struct al_me
 		if (r < 0)
 			return r;
 	}
-	summary = jstr(answer, "rollout_summary");
-	raw = jstr(answer, "raw_memory");
-	if (!summary || !raw || !jstr(answer, "rollout_slug"))
+	summary = al_json_str(answer, "rollout_summary");
+	raw = al_json_str(answer, "raw_memory");
+	if (!summary || !raw || !al_json_str(answer, "rollout_slug"))
 		return al_error_set(
 		    err, EPROTO,
 		    "memory phase1: the answer needs rollout_summary, rollout_slug and "
 		    "raw_memory strings");
-	slug = trim_dup(jstr(answer, "rollout_slug"));
+	slug = trim_dup(al_json_str(answer, "rollout_slug"));
 	if (slug && strlen(slug) > 3 && !strcmp(slug + strlen(slug) - 3, ".md"))
 		slug[strlen(slug) - 3] = '\0';
 	if (!*slug && !*summary && !*raw)
@@ -643,11 +640,11 @@ int al_memory_generate(struct al_provider *p, const char *id, const struct al_me
 		             "%s\n\n%s\n",
 		             ro->rollout_id, ts, path, ro->terminal_state, sum_t) < 0)
 			return al_error_set(err, ENOMEM, "out of memory");
-		if ((r = write_text(p, id, raw_path, raw_doc, audit, err)) < 0 ||
-		    (r = write_text(p, id, sum_path, sum_doc, audit, err)) < 0)
+		if ((r = write_text(p, sb, raw_path, raw_doc, audit, err)) < 0 ||
+		    (r = write_text(p, sb, sum_path, sum_doc, audit, err)) < 0)
 			return r;
 	}
 
 	/* 3. Phase two: consolidate. */
-	return phase_two(p, id, cfg, api_key, audit, err);
+	return phase_two(p, sb, cfg, api_key, audit, err);
 }

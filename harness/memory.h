@@ -27,7 +27,7 @@
 #include "task.h"
 
 /* The memory section for the instructions, or *prompt = NULL when there is no summary. */
-int al_memory_read_prompt(struct al_provider *p, const char *sandbox_id,
+int al_memory_read_prompt(struct al_provider *p, struct al_sandbox *sb,
                           const struct al_memory_config *cfg, char **prompt, struct al_error *err);
 
 struct al_memory_rollout {
@@ -40,7 +40,7 @@ struct al_memory_rollout {
 
 /* Record the rollout and run both phases.  Model failures are reported, not fatal to
  * the caller's run: they return < 0 with err set and leave what was written in place. */
-int al_memory_generate(struct al_provider *p, const char *sandbox_id,
+int al_memory_generate(struct al_provider *p, struct al_sandbox *sb,
                        const struct al_memory_config *cfg, const char *api_key,
                        const struct al_memory_rollout *ro, struct al_audit *audit,
                        struct al_error *err);

@@ -14,69 +14,8 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include <curl/curl.h>
-
-#define MAX_BACKOFF_MS 30000L
-#define MAX_RETRY_AFTER_MS (600 * 1000L)
 #define MAX_REPLAY_BYTES (1u << 30)
 #define MAX_ERROR_TEXT 300
-
-/* ---- retries ---- */
-
-bool al_status_is_retryable(long status)
-{
-	return status == 408 || status == 409 || status == 429 || status >= 500;
-}
-
-long al_retry_after_ms(const char *value, time_t now)
-{
-	const char *p = value;
-	time_t when;
-
-	if (!value)
-		return -1;
-	while (isspace((unsigned char)*p))
-		p++;
-	if (isdigit((unsigned char)*p)) {
-		char *end;
-		unsigned long long s = strtoull(p, &end, 10);
-		while (isspace((unsigned char)*end))
-			end++;
-		if (*end)
-			return -1;
-		return s > (unsigned long long)MAX_RETRY_AFTER_MS / 1000 ? MAX_RETRY_AFTER_MS
-		                                                         : (long)s * 1000;
-	}
-	when = curl_getdate(p, NULL);
-	if (when == (time_t)-1)
-		return -1;
-	if (when <= now)
-		return 0;
-	if (when - now > MAX_RETRY_AFTER_MS / 1000)
-		return MAX_RETRY_AFTER_MS;
-	return (long)(when - now) * 1000;
-}
-
-long al_backoff_ms(unsigned attempt, long base_ms, long retry_after_ms, uint32_t random)
-{
-	long d = base_ms > 0 ? base_ms : 1;
-
-	if (retry_after_ms >= 0)
-		return retry_after_ms > MAX_RETRY_AFTER_MS ? MAX_RETRY_AFTER_MS : retry_after_ms;
-	for (unsigned i = 0; i < attempt && d < MAX_BACKOFF_MS; i++)
-		d *= 2;
-	if (d > MAX_BACKOFF_MS)
-		d = MAX_BACKOFF_MS;
-	/* "Equal jitter": half fixed so waits still grow, half random so clients spread out. */
-	return d / 2 + (long)(random % (uint32_t)(d - d / 2 + 1));
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
 
 /* ---- replay ---- */
 
@@ -121,12 +60,6 @@ void al_model_reply_free(struct al_model_reply *r)
 	memset(r, 0, sizeof(*r));
 }
 
-static const char *jstr(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 static long jlong(const cJSON *o, const char *key)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -138,7 +71,7 @@ static void error_text(const char *body, size_t len, char *out, size_t outlen)
 {
 	_cleanup_cjson_ cJSON *j = body ? cJSON_ParseWithLength(body, len) : NULL;
 	const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
-	const char *msg = cJSON_IsString(e) ? e->valuestring : jstr(e, "message");
+	const char *msg = cJSON_IsString(e) ? e->valuestring : al_json_str(e, "message");
 
 	if (msg)
 		snprintf(out, outlen, "%s", msg);
@@ -163,17 +96,17 @@ static int normalize_output(cJSON *output, struct al_error *err)
 		const char *type;
 		cJSON *args;
 		n++;
-		if (!cJSON_IsObject(item) || !(type = jstr(item, "type")))
+		if (!cJSON_IsObject(item) || !(type = al_json_str(item, "type")))
 			return al_error_set(err, EPROTO, "model output item %d has no type", n);
 		if (strcmp(type, "function_call"))
 			continue;
-		if (!jstr(item, "call_id")) {
+		if (!al_json_str(item, "call_id")) {
 			char id[32];
 			snprintf(id, sizeof(id), "call_%d", n);
 			cJSON_DeleteItemFromObjectCaseSensitive(item, "call_id");
 			cJSON_AddStringToObject(item, "call_id", id);
 		}
-		if (!jstr(item, "name")) {
+		if (!al_json_str(item, "name")) {
 			cJSON_DeleteItemFromObjectCaseSensitive(item, "name");
 			cJSON_AddStringToObject(item, "name", "");
 		}
@@ -200,10 +133,10 @@ int al_parse_responses_body(const char *body, size_t len, struct al_model_reply 
 
 	if (!cJSON_IsObject(j))
 		return al_error_set(err, EPROTO, "model response is not a JSON object");
-	status = jstr(j, "status");
+	status = al_json_str(j, "status");
 	e = cJSON_GetObjectItemCaseSensitive(j, "error");
 	if ((status && !strcmp(status, "failed")) || (e && !cJSON_IsNull(e))) {
-		const char *msg = jstr(e, "message");
+		const char *msg = al_json_str(e, "message");
 		return al_error_set(err, EPROTO, "model reports failure: %s",
 		                    msg ? msg : "(no message)");
 	}
@@ -211,7 +144,7 @@ int al_parse_responses_body(const char *body, size_t len, struct al_model_reply 
 	rc = normalize_output(r->output, err);
 	if (rc < 0)
 		return rc;
-	r->id = strdup(jstr(j, "id") ? jstr(j, "id") : "");
+	r->id = strdup(al_json_str(j, "id") ? al_json_str(j, "id") : "");
 	usage = cJSON_GetObjectItemCaseSensitive(j, "usage");
 	r->input_tokens = jlong(usage, "input_tokens");
 	r->output_tokens = jlong(usage, "output_tokens");
@@ -256,8 +189,10 @@ int al_parse_chat_body(const char *body, size_t len, struct al_model_reply *r, s
 		n++;
 		snprintf(id, sizeof(id), "call_%d", n);
 		cJSON_AddStringToObject(item, "type", "function_call");
-		cJSON_AddStringToObject(item, "call_id", jstr(call, "id") ? jstr(call, "id") : id);
-		cJSON_AddStringToObject(item, "name", jstr(fn, "name") ? jstr(fn, "name") : "");
+		cJSON_AddStringToObject(item, "call_id",
+		                        al_json_str(call, "id") ? al_json_str(call, "id") : id);
+		cJSON_AddStringToObject(item, "name",
+		                        al_json_str(fn, "name") ? al_json_str(fn, "name") : "");
 		if (cJSON_IsString(args)) {
 			cJSON_AddStringToObject(item, "arguments", args->valuestring);
 		} else {
@@ -266,7 +201,7 @@ int al_parse_chat_body(const char *body, size_t len, struct al_model_reply *r, s
 		}
 		cJSON_AddItemToArray(out, item);
 	}
-	r->id = strdup(jstr(j, "id") ? jstr(j, "id") : "");
+	r->id = strdup(al_json_str(j, "id") ? al_json_str(j, "id") : "");
 	usage = cJSON_GetObjectItemCaseSensitive(j, "usage");
 	r->input_tokens = jlong(usage, "prompt_tokens");
 	r->output_tokens = jlong(usage, "completion_tokens");
@@ -289,17 +224,17 @@ char *al_model_output_text(const cJSON *output)
 
 	cJSON_ArrayForEach(item, output)
 	{
-		const char *type = jstr(item, "type");
+		const char *type = al_json_str(item, "type");
 		if (!type || strcmp(type, "message"))
 			continue;
-		if (jstr(item, "content")) {
-			append_line(&b, jstr(item, "content"));
+		if (al_json_str(item, "content")) {
+			append_line(&b, al_json_str(item, "content"));
 			continue;
 		}
 		cJSON_ArrayForEach(part, cJSON_GetObjectItemCaseSensitive(item, "content"))
 		{
-			const char *t = jstr(part, "text");
-			const char *pt = jstr(part, "type");
+			const char *t = al_json_str(part, "text");
+			const char *pt = al_json_str(part, "type");
 			if (!t || (pt && strcmp(pt, "output_text") && strcmp(pt, "text")))
 				continue;
 			append_line(&b, t);
@@ -328,7 +263,7 @@ cJSON *al_build_responses_request(const char *model, const char *instructions, c
 		cJSON_AddStringToObject(req, "instructions", instructions);
 	cJSON_ArrayForEach(item, items)
 	{
-		const char *type = jstr(item, "type");
+		const char *type = al_json_str(item, "type");
 		cJSON *copy;
 		/* Reasoning is kept for the record but not sent back: the harness keeps no
 		 * server-side state (store: false), and a bare reasoning item refers to some. */
@@ -355,9 +290,9 @@ static char *content_text(const cJSON *content)
 		return strdup(content->valuestring);
 	cJSON_ArrayForEach(part, content)
 	{
-		const char *t = jstr(part, "text");
+		const char *t = al_json_str(part, "text");
 		if (!t)
-			t = jstr(part, "image_url");
+			t = al_json_str(part, "image_url");
 		if (!t)
 			continue;
 		append_line(&b, t);
@@ -386,8 +321,8 @@ cJSON *al_build_chat_request(const char *model, const char *instructions, const 
 	}
 	cJSON_ArrayForEach(item, items)
 	{
-		const char *type = jstr(item, "type");
-		const char *role = jstr(item, "role");
+		const char *type = al_json_str(item, "type");
+		const char *role = al_json_str(item, "role");
 		cJSON *m;
 
 		if (type && !strcmp(type, "function_call")) {
@@ -402,15 +337,16 @@ cJSON *al_build_chat_request(const char *model, const char *instructions, const 
 			if (!calls)
 				calls = cJSON_AddArrayToObject(last_assistant, "tool_calls");
 			call = cJSON_CreateObject();
-			cJSON_AddStringToObject(call, "id",
-			                        jstr(item, "call_id") ? jstr(item, "call_id") : "");
+			cJSON_AddStringToObject(
+			    call, "id",
+			    al_json_str(item, "call_id") ? al_json_str(item, "call_id") : "");
 			cJSON_AddStringToObject(call, "type", "function");
 			fn = cJSON_AddObjectToObject(call, "function");
-			cJSON_AddStringToObject(fn, "name",
-			                        jstr(item, "name") ? jstr(item, "name") : "");
-			cJSON_AddStringToObject(fn, "arguments",
-			                        jstr(item, "arguments") ? jstr(item, "arguments")
-			                                                : "{}");
+			cJSON_AddStringToObject(
+			    fn, "name", al_json_str(item, "name") ? al_json_str(item, "name") : "");
+			cJSON_AddStringToObject(
+			    fn, "arguments",
+			    al_json_str(item, "arguments") ? al_json_str(item, "arguments") : "{}");
 			cJSON_AddItemToArray(calls, call);
 			continue;
 		}
@@ -419,8 +355,9 @@ cJSON *al_build_chat_request(const char *model, const char *instructions, const 
 			_cleanup_free_ char *text = content_text(out);
 			m = cJSON_CreateObject();
 			cJSON_AddStringToObject(m, "role", "tool");
-			cJSON_AddStringToObject(m, "tool_call_id",
-			                        jstr(item, "call_id") ? jstr(item, "call_id") : "");
+			cJSON_AddStringToObject(
+			    m, "tool_call_id",
+			    al_json_str(item, "call_id") ? al_json_str(item, "call_id") : "");
 			cJSON_AddStringToObject(m, "content", text ? text : "");
 			cJSON_AddItemToArray(msgs, m);
 			last_assistant = NULL;
@@ -447,11 +384,11 @@ cJSON *al_build_chat_request(const char *model, const char *instructions, const 
 			cJSON *fn;
 			cJSON_AddStringToObject(t, "type", "function");
 			fn = cJSON_AddObjectToObject(t, "function");
-			cJSON_AddStringToObject(fn, "name",
-			                        jstr(tool, "name") ? jstr(tool, "name") : "");
-			if (jstr(tool, "description"))
+			cJSON_AddStringToObject(
+			    fn, "name", al_json_str(tool, "name") ? al_json_str(tool, "name") : "");
+			if (al_json_str(tool, "description"))
 				cJSON_AddStringToObject(fn, "description",
-				                        jstr(tool, "description"));
+				                        al_json_str(tool, "description"));
 			cJSON_AddItemToObject(
 			    fn, "parameters",
 			    cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(tool, "parameters"),
@@ -464,155 +401,59 @@ cJSON *al_build_chat_request(const char *model, const char *instructions, const 
 
 /* ---- HTTP ---- */
 
-struct response {
-	struct al_buf body;
-	size_t max;
-	bool overflow;
-	long retry_after_ms;
-};
-
-static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
-{
-	struct response *r = userdata;
-	size_t len = size * nmemb;
-
-	if (r->body.len + len > r->max) {
-		r->overflow = true;
-		return 0;
-	}
-	return al_buf_append(&r->body, data, len) < 0 ? 0 : len;
-}
-
-static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
-{
-	struct response *r = userdata;
-	size_t len = size * nmemb;
-	char line[256];
-	char *colon;
-	long v;
-
-	if (len >= sizeof(line))
-		return len;
-	memcpy(line, data, len);
-	line[len] = '\0';
-	line[strcspn(line, "\r\n")] = '\0';
-	colon = strchr(line, ':');
-	if (!colon)
-		return len;
-	*colon = '\0';
-	if (!strcasecmp(line, "retry-after-ms")) {
-		char *end;
-		v = strtol(colon + 1, &end, 10);
-		if (end != colon + 1 && v >= 0)
-			r->retry_after_ms = v;
-	} else if (!strcasecmp(line, "retry-after") && r->retry_after_ms < 0) {
-		r->retry_after_ms = al_retry_after_ms(colon + 1, time(NULL));
-	}
-	return len;
-}
-
-static void slist_freep(struct curl_slist **l)
-{
-	curl_slist_free_all(*l);
-}
-
-static bool curl_error_is_transient(CURLcode rc)
-{
-	switch (rc) {
-	case CURLE_COULDNT_CONNECT:
-	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_OPERATION_TIMEDOUT:
-	case CURLE_SEND_ERROR:
-	case CURLE_RECV_ERROR:
-	case CURLE_GOT_NOTHING:
-	case CURLE_PARTIAL_FILE:
-	case CURLE_HTTP2:
-	case CURLE_HTTP2_STREAM:
-		return true;
-	default:
-		return false;
-	}
-}
-
 static int post_with_retries(struct al_model *m, const char *url, const char *body,
                              struct al_model_reply *reply, struct al_buf *out, struct al_error *err)
 {
 	const struct al_model_config *cfg = m->cfg;
-	_cleanup_(slist_freep) struct curl_slist *headers = NULL;
 	_cleanup_free_ char *auth = NULL;
-	char errbuf[CURL_ERROR_SIZE];
-	CURL *c = m->curl;
+	const char *headers[4] = {"Content-Type: application/json", "Accept: application/json"};
+	struct al_http_request rq = {.method = "POST",
+	                             .url = url,
+	                             .headers = headers,
+	                             .body = body,
+	                             .body_len = strlen(body),
+	                             .max_response = cfg->max_response_bytes,
+	                             /* a model call has no side effect worth guarding */
+	                             .idempotent = true,
+	                             .what = "model"};
+	struct al_http_response resp;
+	char text[MAX_ERROR_TEXT + 1];
+	int r;
 
-	headers = curl_slist_append(headers, "Content-Type: application/json");
-	headers = curl_slist_append(headers, "Accept: application/json");
 	if (m->api_key) {
 		if (asprintf(&auth, "Authorization: Bearer %s", m->api_key) < 0)
 			return al_error_set(err, ENOMEM, "out of memory");
-		headers = curl_slist_append(headers, auth);
+		headers[2] = auth;
+	}
+	r = al_http_do(&m->http, &rq, &resp, err);
+	if (auth)
 		explicit_bzero(auth, strlen(auth));
+	reply->attempts = resp.attempts;
+	if (r == -EFBIG) {
+		al_http_response_free(&resp);
+		return al_error_set(err, EFBIG,
+		                    "model response from %s is larger than %zu bytes "
+		                    "(max_response_bytes)",
+		                    url, cfg->max_response_bytes);
 	}
-	for (unsigned attempt = 0;; attempt++) {
-		struct response resp = {.max = cfg->max_response_bytes, .retry_after_ms = -1};
-		char why[MAX_ERROR_TEXT + 64];
-		CURLcode rc;
-		long status = 0, wait;
-		bool transient;
-		uint32_t rnd = 0;
-
-		curl_easy_reset(c);
-		curl_easy_setopt(c, CURLOPT_URL, url);
-		curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
-		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-		curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
-		curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-		curl_easy_setopt(c, CURLOPT_HEADERDATA, &resp);
-		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, cfg->timeout_ms);
-		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-		                 cfg->timeout_ms < 30000 ? cfg->timeout_ms : 30000L);
-		curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-		/* The key goes to the configured host only: no redirects. */
-		curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-		curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-		errbuf[0] = '\0';
-		rc = curl_easy_perform(c);
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-		reply->attempts = (int)attempt + 1;
-		if (rc == CURLE_OK && status >= 200 && status < 300) {
-			*out = resp.body;
-			return 0;
-		}
-		if (resp.overflow) {
-			al_buf_free(&resp.body);
-			return al_error_set(err, EFBIG,
-			                    "model response from %s is larger than %zu bytes "
-			                    "(max_response_bytes)",
-			                    url, cfg->max_response_bytes);
-		}
-		if (rc != CURLE_OK) {
-			transient = curl_error_is_transient(rc);
-			snprintf(why, sizeof(why), "%s",
-			         errbuf[0] ? errbuf : curl_easy_strerror(rc));
-		} else {
-			char text[MAX_ERROR_TEXT + 1];
-			error_text(resp.body.data, resp.body.len, text, sizeof(text));
-			transient = al_status_is_retryable(status);
-			snprintf(why, sizeof(why), "HTTP %ld: %s", status, text);
-		}
-		al_buf_free(&resp.body);
-		if (!transient || attempt >= (unsigned)cfg->max_retries)
-			return al_error_set(err, transient ? EAGAIN : EPROTO,
-			                    "model request to %s failed%s: %s", url,
-			                    transient ? " after retries" : "", why);
-		if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
-			rnd = (uint32_t)al_now_ns();
-		wait = al_backoff_ms(attempt, cfg->retry_base_ms, resp.retry_after_ms, rnd);
-		log_warn("model: %s; retry %u of %d in %ld ms", why, attempt + 1, cfg->max_retries,
-		         wait);
-		sleep_ms(wait);
+	if (r < 0) {
+		al_http_response_free(&resp);
+		return al_error_prefix(err, "model request to %s failed", url);
 	}
+	if (resp.status >= 200 && resp.status < 300) {
+		*out = resp.body;
+		return 0;
+	}
+	error_text(resp.body.data, resp.body.len, text, sizeof(text));
+	r = al_status_is_retryable(resp.status);
+	al_error_set(err, r ? EAGAIN : EPROTO, "model request to %s failed%s: HTTP %ld: %s%s%s",
+	             url, r ? " after retries" : "", resp.status, text,
+	             resp.request_id[0] ? " (request id " : "",
+	             resp.request_id[0] ? resp.request_id : "");
+	if (resp.request_id[0])
+		strncat(err->msg, ")", sizeof(err->msg) - strlen(err->msg) - 1);
+	al_http_response_free(&resp);
+	return -err->code;
 }
 
 /* ---- the client ---- */
@@ -625,16 +466,20 @@ int al_model_open(struct al_model *m, const struct al_model_config *cfg, const c
 	m->api_key = api_key;
 	if (cfg->api == AL_API_REPLAY)
 		return al_replay_load(cfg->script, &m->replay, &m->n_replay, err);
-	m->curl = curl_easy_init();
-	if (!m->curl)
-		return al_error_set(err, ENOMEM, "cannot set up a libcurl handle");
-	return 0;
+	{
+		struct al_http_config hc = {.timeout_ms = cfg->timeout_ms,
+		                            .connect_timeout_ms =
+		                                cfg->timeout_ms < 30000 ? cfg->timeout_ms : 30000L,
+		                            .max_retries = cfg->max_retries,
+		                            .retry_base_ms = cfg->retry_base_ms,
+		                            .ca_bundle = cfg->ca_bundle};
+		return al_http_open(&m->http, &hc, err);
+	}
 }
 
 void al_model_close(struct al_model *m)
 {
-	if (m->curl)
-		curl_easy_cleanup(m->curl);
+	al_http_close(&m->http);
 	for (size_t i = 0; i < m->n_replay; i++)
 		free(m->replay[i]);
 	free(m->replay);

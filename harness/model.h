@@ -17,12 +17,13 @@
 #include <cjson/cJSON.h>
 
 #include "error.h"
+#include "http.h"
 #include "task.h"
 
 struct al_model {
 	const struct al_model_config *cfg;
 	const char *api_key; /* borrowed; NULL: send no Authorization header */
-	void *curl;
+	struct al_http http;
 	char **replay; /* replay: one response per entry */
 	size_t n_replay;
 };
@@ -52,12 +53,7 @@ char *al_model_output_text(const cJSON *output);
 
 /* ---- exposed for the unit tests ---- */
 
-/* Milliseconds a Retry-After value asks for (delta-seconds or HTTP-date), -1 if unusable. */
-long al_retry_after_ms(const char *value, time_t now);
-/* The wait before retry number attempt (0-based): base*2^attempt capped at 30 s, jittered
- * into its upper half by random; a server's retry_after_ms (>= 0) wins, capped at 10 min. */
-long al_backoff_ms(unsigned attempt, long base_ms, long retry_after_ms, uint32_t random);
-bool al_status_is_retryable(long status);
+/* al_retry_after_ms, al_backoff_ms, al_status_is_retryable: http.h */
 
 int al_replay_load(const char *path, char ***lines, size_t *n, struct al_error *err);
 int al_parse_responses_body(const char *body, size_t len, struct al_model_reply *r,

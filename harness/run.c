@@ -15,6 +15,7 @@
 #include "apply_patch.h"
 #include "audit.h"
 #include "cleanup.h"
+#include "json.h"
 #include "credentials.h"
 #include "log.h"
 #include "memory.h"
@@ -58,6 +59,7 @@ struct run {
 	struct al_audit audit;
 	bool audit_open;
 	struct al_provider *provider;
+	struct al_sandbox *sandbox; /* the run's sandbox once made or found */
 	struct al_model model;
 	bool model_open;
 	cJSON *tools;
@@ -67,6 +69,7 @@ static void run_free(struct run *r)
 {
 	if (r->model_open)
 		al_model_close(&r->model);
+	al_sandbox_free(r->sandbox);
 	if (r->provider)
 		r->provider->ops->close(r->provider);
 	if (r->audit_open)
@@ -146,11 +149,23 @@ static void make_spec(struct run *r, struct al_sandbox_spec *spec, const char *s
 	spec->snapshot_id = snapshot;
 }
 
-/* The run now works in sandbox id (new or adopted); saved before anything runs in it. */
-static int record_sandbox(struct run *r, const char *id, struct al_error *err)
+/* The run now works in sandbox sb (new or adopted; the run takes it); saved before anything
+ * runs in it, with the handle's saved part so that a resume finds it again. */
+static int record_sandbox(struct run *r, struct al_sandbox *sb, struct al_error *err)
 {
-	al_runstate_set_str(sandbox_state(r), "sandbox_id", id);
-	al_runstate_set_str(sandbox_state(r), "provider", r->task.provider_type);
+	cJSON *st = sandbox_state(r);
+
+	al_sandbox_free(r->sandbox);
+	r->sandbox = sb;
+	al_runstate_set_str(st, "sandbox_id", sb->id);
+	al_runstate_set_str(st, "provider", r->task.provider_type);
+	/* Which service the sandbox lives on, so that a resume on another one can still
+	 * reach it to take its workspace along. */
+	cJSON_DeleteItemFromObjectCaseSensitive(st, "provider_block");
+	if (r->task.provider)
+		cJSON_AddItemToObject(st, "provider_block", cJSON_Duplicate(r->task.provider, 1));
+	cJSON_DeleteItemFromObjectCaseSensitive(st, "handle");
+	cJSON_AddItemToObject(st, "handle", cJSON_Duplicate(sb->saved, 1));
 	/* Process ids of the old sandbox mean nothing in a new one. */
 	cJSON_DeleteItemFromObjectCaseSensitive(r->state, "sessions");
 	cJSON_AddObjectToObject(r->state, "sessions");
@@ -170,15 +185,15 @@ static int adopt_sandbox(struct run *r, struct al_error *err)
 	int rc;
 
 	for (;;) {
-		_cleanup_free_ char *found = NULL;
+		_cleanup_(al_sandbox_freep) struct al_sandbox *found = NULL;
 		bool running = false;
 
 		al_error_clear(&e);
-		rc = r->provider->ops->resume(r->provider, NULL, name, &found, &running, &e);
+		rc = r->provider->ops->resume(r->provider, NULL, NULL, name, &found, &running, &e);
 		if (rc == 0 && running) {
-			if (audit_sandbox_op(r, "adopt", found, 0, &e, NULL, err) < 0)
+			if (audit_sandbox_op(r, "adopt", found->id, 0, &e, NULL, err) < 0)
 				return -EIO;
-			rc = record_sandbox(r, found, err);
+			rc = record_sandbox(r, TAKE_PTR(found), err);
 			return rc < 0 ? rc : 1;
 		}
 		if (rc < 0 && rc != -ENOENT) {
@@ -197,25 +212,26 @@ static int create_sandbox(struct run *r, const char *snapshot, struct al_error *
 {
 	struct al_sandbox_spec spec;
 	struct al_error e = AL_ERROR_INIT;
-	_cleanup_free_ char *id = NULL;
+	_cleanup_(al_sandbox_freep) struct al_sandbox *sb = NULL;
 	cJSON *extra = cJSON_CreateObject();
 	int rc;
 
 	make_spec(r, &spec, snapshot);
-	rc = r->provider->ops->create(r->provider, &spec, &id, &e);
+	rc = r->provider->ops->create(r->provider, &spec, &sb, &e);
 	if (rc == -EEXIST) {
 		cJSON_Delete(extra);
 		return adopt_sandbox(r, err);
 	}
 	if (snapshot)
 		cJSON_AddStringToObject(extra, "snapshot_id", snapshot);
-	if (audit_sandbox_op(r, snapshot ? "restore" : "create", id, rc, &e, extra, err) < 0)
+	if (audit_sandbox_op(r, snapshot ? "restore" : "create", sb ? sb->id : NULL, rc, &e, extra,
+	                     err) < 0)
 		return -EIO;
 	if (rc < 0) {
 		*err = e;
 		return rc;
 	}
-	return record_sandbox(r, id, err);
+	return record_sandbox(r, TAKE_PTR(sb), err);
 }
 
 /* Only the archive the state names is needed; older ones (or one a crash left) go. */
@@ -240,6 +256,11 @@ static int persist_archive(struct run *r, struct al_error *err)
 	struct al_error e = AL_ERROR_INIT;
 	int rc;
 
+	if (r->task.workspace_archive && !(r->provider->ops->caps & AL_CAP_WORKSPACE_ARCHIVE) &&
+	    !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sb, "workspace_archive_unsupported"))) {
+		log_warn("provider %s keeps no workspace archives", r->task.provider_type);
+		cJSON_AddBoolToObject(sb, "workspace_archive_unsupported", true);
+	}
 	if (r->task.workspace_archive &&
 	    !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sb, "workspace_archive_unsupported"))) {
 		_cleanup_free_ char *rel = NULL;
@@ -249,7 +270,7 @@ static int persist_archive(struct run *r, struct al_error *err)
 		if (asprintf(&rel, WORKSPACE_DIR "/ws-%ld.tar", turn) < 0 ||
 		    asprintf(&abs, "%s/%s", r->dir, rel) < 0)
 			return al_error_set(err, ENOMEM, "out of memory");
-		rc = r->provider->ops->persist_workspace(r->provider, sandbox_id(r), abs, &e);
+		rc = r->provider->ops->persist_workspace(r->provider, r->sandbox, abs, &e);
 		cJSON_AddStringToObject(extra, "archive", rel);
 		if (audit_sandbox_op(r, "persist_workspace", sandbox_id(r), rc, &e, extra, err) < 0)
 			return -EIO;
@@ -283,15 +304,20 @@ static int after_turn(struct run *r, struct al_error *err)
 	if (rc < 0)
 		return rc;
 	if (r->task.snapshot_every_turns > 0 && turn % r->task.snapshot_every_turns == 0) {
+		unsigned caps = r->provider->ops->caps;
+		/* Ask for processes only where they can come back; the workspace still can. */
+		bool processes = r->task.snapshot_processes && (caps & AL_CAP_PROCESS_SNAPSHOT);
 		_cleanup_free_ char *snap = NULL;
-		cJSON *d = cJSON_CreateObject();
+		cJSON *d;
 
+		if (!(caps & (AL_CAP_PROCESS_SNAPSHOT | AL_CAP_FS_SNAPSHOT)))
+			return 0; /* the workspace archive above is this provider's snapshot */
+		d = cJSON_CreateObject();
 		al_error_clear(&e);
-		rc = r->provider->ops->snapshot(r->provider, sandbox_id(r),
-		                                r->task.snapshot_processes, &snap, &e);
+		rc = r->provider->ops->snapshot(r->provider, r->sandbox, processes, &snap, &e);
 		cJSON_AddStringToObject(d, "sandbox_id", sandbox_id(r));
 		cJSON_AddStringToObject(d, "snapshot_id", snap ? snap : "");
-		cJSON_AddBoolToObject(d, "processes", r->task.snapshot_processes);
+		cJSON_AddBoolToObject(d, "processes", processes);
 		cJSON_AddNumberToObject(d, "turn", (double)turn);
 		cJSON_AddStringToObject(d, "outcome", rc < 0 ? e.msg : "ok");
 		if (audit(r, "snapshot", d, err) < 0)
@@ -407,7 +433,7 @@ static int run_pending(struct run *r, struct al_error *err)
 	{
 		struct al_tool_ctx ctx = {
 		    .provider = r->provider,
-		    .sandbox_id = sandbox_id(r),
+		    .sandbox = r->sandbox,
 		    .workspace_root = workspace_root(r),
 		    .sessions = cJSON_GetObjectItemCaseSensitive(r->state, "sessions"),
 		    .next_session_id = &next_session};
@@ -594,7 +620,7 @@ static int finish(struct run *r, struct al_error *err)
 		    .final_output = al_runstate_str(r->state, "final_output"),
 		    .terminal_state = "completed",
 		};
-		rc = al_memory_generate(r->provider, sandbox_id(r), &r->task.memory,
+		rc = al_memory_generate(r->provider, r->sandbox, &r->task.memory,
 		                        r->creds.openai_api_key, &ro, &r->audit, &e);
 		if (rc < 0) {
 			if (al_provider_error_is_fatal(rc)) {
@@ -614,7 +640,7 @@ static int finish(struct run *r, struct al_error *err)
 			return rc;
 		if (!r->task.keep_sandbox) {
 			al_error_clear(&e);
-			rc = r->provider->ops->delete (r->provider, sandbox_id(r), &e);
+			rc = r->provider->ops->delete (r->provider, r->sandbox, &e);
 			if (audit_sandbox_op(r, "delete", sandbox_id(r), rc, &e, NULL, err) < 0)
 				return -EIO;
 			if (rc < 0)
@@ -669,8 +695,8 @@ static int drive(struct run *r)
 		_cleanup_free_ char *mem = NULL;
 		_cleanup_free_ char *all = NULL;
 		if (r->task.memory.read) {
-			rc = al_memory_read_prompt(r->provider, sandbox_id(r), &r->task.memory,
-			                           &mem, &err);
+			rc = al_memory_read_prompt(r->provider, r->sandbox, &r->task.memory, &mem,
+			                           &err);
 			if (rc < 0) {
 				if (al_provider_error_is_fatal(rc))
 					return fail(r, &err);
@@ -715,7 +741,8 @@ static int open_clients(struct run *r, struct al_error *err)
 	if (!ops)
 		return al_error_set(err, EINVAL, "provider %s is not built in",
 		                    r->task.provider_type);
-	rc = ops->open(r->task.provider, &r->provider, err);
+	r->creds.provider_type = r->task.provider_type;
+	rc = ops->open(r->task.provider, al_credentials_provider_key(&r->creds), &r->provider, err);
 	if (rc < 0)
 		return rc;
 	rc = al_model_open(&r->model, &r->task.model, r->creds.openai_api_key, err);
@@ -776,8 +803,8 @@ static int start_workspace(struct run *r, struct al_error *err)
 
 	if (!r->task.start_archive)
 		return 0;
-	rc = r->provider->ops->hydrate_workspace(r->provider, sandbox_id(r), r->task.start_archive,
-	                                         &e);
+	rc =
+	    r->provider->ops->hydrate_workspace(r->provider, r->sandbox, r->task.start_archive, &e);
 	extra = cJSON_CreateObject();
 	cJSON_AddStringToObject(extra, "archive", r->task.start_archive);
 	if (audit_sandbox_op(r, "hydrate_workspace", sandbox_id(r), rc, &e, extra, err) < 0)
@@ -874,6 +901,77 @@ int al_run_start(const struct al_run_options *opts)
 	return drive(&r);
 }
 
+/*
+ * A resume on another provider: the old sandbox, while its provider can still reach it,
+ * gives its workspace as it is now (the last archive may predate tool calls whose results
+ * are recorded, which must not be lost or run again), then goes.  When it cannot be
+ * reached the last archive is all there is, and the resume says so.
+ */
+static int take_workspace_along(struct run *r, const char *was, struct al_error *err)
+{
+	cJSON *st = sandbox_state(r);
+	const struct al_provider_ops *ops = al_provider_lookup(was);
+	const cJSON *block = cJSON_GetObjectItemCaseSensitive(st, "provider_block");
+	const char *id = al_runstate_str(st, "sandbox_id");
+	_cleanup_(al_sandbox_freep) struct al_sandbox *old = NULL;
+	_cleanup_free_ char *rel = NULL;
+	_cleanup_free_ char *abs = NULL;
+	struct al_provider *p = NULL;
+	struct al_error e = AL_ERROR_INIT;
+	cJSON *extra;
+	bool running = false;
+	int rc;
+
+	if (!ops || !id)
+		return 0;
+	r->creds.provider_type = was;
+	rc = ops->open(block, al_credentials_provider_key(&r->creds), &p, &e);
+	r->creds.provider_type = r->task.provider_type;
+	if (rc == 0)
+		rc = ops->resume(p, id, cJSON_GetObjectItemCaseSensitive(st, "handle"), NULL, &old,
+		                 &running, &e);
+	if (rc == 0 && running && (ops->caps & AL_CAP_WORKSPACE_ARCHIVE)) {
+		if (asprintf(&rel, WORKSPACE_DIR "/ws-%ld-from-%s.tar",
+		             al_runstate_long(r->state, "turn"), was) < 0 ||
+		    asprintf(&abs, "%s/%s", r->dir, rel) < 0) {
+			ops->close(p);
+			return al_error_set(err, ENOMEM, "out of memory");
+		}
+		rc = ops->persist_workspace(p, old, abs, &e);
+		extra = cJSON_CreateObject();
+		cJSON_AddStringToObject(extra, "archive", rel);
+		cJSON_AddStringToObject(extra, "provider", was);
+		if (audit_sandbox_op(r, "persist_workspace", id, rc, &e, extra, err) < 0) {
+			ops->close(p);
+			return -EIO;
+		}
+		if (rc == 0) {
+			al_runstate_set_str(st, "workspace_archive", rel);
+			if ((rc = save(r, err)) < 0) {
+				ops->close(p);
+				return rc;
+			}
+			prune_archives(r->dir, rel + strlen(WORKSPACE_DIR "/"));
+			say("resume: took the workspace of %s sandbox %s along\n", was, id);
+			if (!r->task.keep_sandbox) {
+				struct al_error de = AL_ERROR_INIT;
+				int dr = ops->delete (p, old, &de);
+				if (audit_sandbox_op(r, "delete", id, dr, &de, NULL, err) < 0) {
+					ops->close(p);
+					return -EIO;
+				}
+			}
+		}
+	}
+	if (rc < 0 || !running)
+		say("resume: the %s sandbox %s cannot be reached (%s); using the last workspace "
+		    "archive\n",
+		    was, id, rc < 0 ? e.msg : "not running");
+	if (p)
+		ops->close(p);
+	return 0;
+}
+
 /* Bring the run's sandbox back; says which way on stdout. */
 static int recover_sandbox(struct run *r, struct al_error *err)
 {
@@ -881,38 +979,58 @@ static int recover_sandbox(struct run *r, struct al_error *err)
 	const char *id = al_runstate_str(sb, "sandbox_id");
 	const char *snap = al_runstate_str(sb, "snapshot_id");
 	const char *archive = al_runstate_str(sb, "workspace_archive");
-
-	_cleanup_free_ char *found = NULL;
+	const char *was = al_runstate_str(sb, "provider");
+	/* A run resumed on another provider keeps only what is portable: the workspace
+	 * archive.  Sandbox and snapshot ids mean nothing to the new provider. */
+	bool switched = was && strcmp(was, r->task.provider_type);
+	_cleanup_(al_sandbox_freep) struct al_sandbox *found = NULL;
 	_cleanup_free_ char *abs = NULL;
 	struct al_error e = AL_ERROR_INIT;
 	bool running = false;
 	int rc;
 
-	/* Nothing taken yet: go back to where the run started. */
-	if (!snap && !archive) {
-		snap = r->task.start_snapshot;
-		archive = r->task.start_archive;
+	if (switched) {
+		say("resume: provider changed from %s to %s; the workspace moves by archive\n", was,
+		    r->task.provider_type);
+		rc = take_workspace_along(r, was, &e);
+		if (rc < 0) {
+			*err = e;
+			return rc;
+		}
+		archive = al_runstate_str(sb, "workspace_archive");
+		id = NULL;
+		snap = NULL;
+		if (!archive)
+			archive = r->task.start_archive;
+		rc = -ENOENT;
+	} else {
+		/* Nothing taken yet: go back to where the run started. */
+		if (!snap && !archive) {
+			snap = r->task.start_snapshot;
+			archive = r->task.start_archive;
+		}
+		rc = r->provider->ops->resume(
+		    r->provider, id, id ? cJSON_GetObjectItemCaseSensitive(sb, "handle") : NULL,
+		    id ? NULL : al_runstate_str(r->state, "run_id"), &found, &running, &e);
 	}
-	rc = r->provider->ops->resume(
-	    r->provider, id, id ? NULL : al_runstate_str(r->state, "run_id"), &found, &running, &e);
 	if (rc < 0 && rc != -ENOENT) {
 		*err = e;
 		return rc;
 	}
 	if (rc == 0 && running) {
-		if (!id) {
-			al_runstate_set_str(sb, "sandbox_id", found);
-			if ((rc = save(r, err)) < 0)
-				return rc;
-		}
-		say("resume: sandbox %s still running\n", found);
-		return audit_sandbox_op(r, "resume", found, 0, &e, NULL, err);
+		_cleanup_free_ char *fid = strdup(found->id);
+		if (!fid)
+			return al_error_set(err, ENOMEM, "out of memory");
+		if ((rc = record_sandbox(r, TAKE_PTR(found), err)) < 0)
+			return rc;
+		say("resume: sandbox %s still running\n", fid);
+		return audit_sandbox_op(r, "resume", fid, 0, &e, NULL, err);
 	}
 	if (rc == 0) {
 		/* There but stopped: it cannot run anything; make room for a new one. */
 		al_error_clear(&e);
 		rc = r->provider->ops->delete (r->provider, found, &e);
-		if (audit_sandbox_op(r, "delete", found, rc, &e, NULL, err) < 0)
+		if (audit_sandbox_op(r, "delete", found->id, rc, &e, NULL, err) < 0)
 			return -EIO;
 	}
 	if (snap) {
@@ -931,7 +1049,9 @@ static int recover_sandbox(struct run *r, struct al_error *err)
 	}
 	if ((rc = create_sandbox(r, NULL, err)) < 0)
 		return rc;
-	if (rc == 1) {
+	/* Adopted after a switch: made by a resume killed before it was recorded, so it has
+	 * run nothing yet, and may lack the workspace: hydrate it as a new one. */
+	if (rc == 1 && !switched) {
 		say("resume: sandbox %s still running\n", sandbox_id(r));
 		return 0;
 	}
@@ -940,7 +1060,7 @@ static int recover_sandbox(struct run *r, struct al_error *err)
 		             archive[0] == '/' ? "" : "/", archive) < 0)
 			return al_error_set(err, ENOMEM, "out of memory");
 		al_error_clear(&e);
-		rc = r->provider->ops->hydrate_workspace(r->provider, sandbox_id(r), abs, &e);
+		rc = r->provider->ops->hydrate_workspace(r->provider, r->sandbox, abs, &e);
 		if (audit_sandbox_op(r, "hydrate_workspace", sandbox_id(r), rc, &e, NULL, err) < 0)
 			return -EIO;
 		if (rc < 0) {
@@ -981,6 +1101,33 @@ int al_run_resume(const struct al_run_options *opts)
 		return usage_error(&err);
 	}
 	r.task_loaded = true;
+	/* Another provider to go on with: given now, or by an earlier resume. */
+	{
+		_cleanup_cjson_ cJSON *given = NULL;
+		const cJSON *block = cJSON_GetObjectItemCaseSensitive(r.state, "provider_block");
+		if (opts->provider) {
+			_cleanup_free_ char *ptext = NULL;
+			size_t plen = 0;
+			if (al_read_file(opts->provider, 1u << 20, &ptext, &plen, &err) < 0)
+				return usage_error(&err);
+			given = cJSON_ParseWithLength(ptext, plen);
+			if (!given) {
+				al_error_set(&err, EINVAL, "--provider %s: not JSON",
+				             opts->provider);
+				return usage_error(&err);
+			}
+			block = given;
+		}
+		if (block && al_task_set_provider(&r.task, block, &err) < 0) {
+			al_error_prefix(&err, "--provider %s",
+			                opts->provider ? opts->provider : "(kept)");
+			return usage_error(&err);
+		}
+		if (given) {
+			cJSON_DeleteItemFromObjectCaseSensitive(r.state, "provider_block");
+			cJSON_AddItemToObject(r.state, "provider_block", cJSON_Duplicate(given, 1));
+		}
+	}
 	if (al_credentials_load(opts->credentials, &r.creds, &err) < 0 || check_key(&r, &err) < 0)
 		return usage_error(&err);
 	status = al_runstate_str(r.state, "status");

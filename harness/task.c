@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "task.h"
 
+#include "providers/provider.h"
+
 #include "cleanup.h"
 #include "util.h"
 
@@ -137,6 +139,7 @@ static void model_config_free(struct al_model_config *m)
 	free(m->name);
 	free(m->base_url);
 	free(m->script);
+	free(m->ca_bundle);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -146,9 +149,26 @@ static int model_config_copy(struct al_model_config *dst, const struct al_model_
 	dst->name = src->name ? strdup(src->name) : NULL;
 	dst->base_url = src->base_url ? strdup(src->base_url) : NULL;
 	dst->script = src->script ? strdup(src->script) : NULL;
+	dst->ca_bundle = src->ca_bundle ? strdup(src->ca_bundle) : NULL;
 	if ((src->name && !dst->name) || (src->base_url && !dst->base_url) ||
-	    (src->script && !dst->script))
+	    (src->script && !dst->script) || (src->ca_bundle && !dst->ca_bundle))
 		return -ENOMEM;
+	return 0;
+}
+
+/* A path from the task, relative to its directory, that must be readable now. */
+static int resolve_readable(const char *base_dir, const char *path, const char *where,
+                            const char *key, char **out, struct al_error *err)
+{
+	free(*out);
+	if (path[0] == '/')
+		*out = strdup(path);
+	else if (asprintf(out, "%s/%s", base_dir, path) < 0)
+		*out = NULL;
+	if (!*out)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (access(*out, R_OK) < 0)
+		return al_error_errno(err, "task: %s.%s %s", where, key, *out);
 	return 0;
 }
 
@@ -157,9 +177,10 @@ static int parse_model(const cJSON *o, const char *where, const char *base_dir,
                        struct al_model_config *m, struct al_error *err)
 {
 	static const char *const keys[] = {
-	    "api",         "name",          "base_url",           "script", "timeout_ms",
-	    "max_retries", "retry_base_ms", "max_response_bytes", NULL};
+	    "api",         "name",          "base_url",           "script",    "timeout_ms",
+	    "max_retries", "retry_base_ms", "max_response_bytes", "ca_bundle", NULL};
 	_cleanup_free_ char *api = NULL;
+	_cleanup_free_ char *ca = NULL;
 	_cleanup_free_ char *script = NULL;
 	long v;
 	int r;
@@ -187,8 +208,14 @@ static int parse_model(const cJSON *o, const char *where, const char *base_dir,
 	if ((r = opt_string(o, "name", where, m->name, &m->name, err)) < 0 ||
 	    (r = opt_string(o, "base_url", where, m->base_url ? m->base_url : DEFAULT_BASE_URL,
 	                    &m->base_url, err)) < 0 ||
-	    (r = opt_string(o, "script", where, NULL, &script, err)) < 0)
+	    (r = opt_string(o, "script", where, NULL, &script, err)) < 0 ||
+	    (r = opt_string(o, "ca_bundle", where, NULL, &ca, err)) < 0)
 		return r;
+	if (ca) {
+		r = resolve_readable(base_dir, ca, where, "ca_bundle", &m->ca_bundle, err);
+		if (r < 0)
+			return r;
+	}
 	v = m->timeout_ms;
 	if ((r = opt_int(o, "timeout_ms", where, 1, 3600 * 1000L, &v, err)) < 0)
 		return r;
@@ -381,27 +408,84 @@ static int parse_start(const cJSON *o, const char *base_dir, struct al_task *t,
 
 static int parse_provider(const cJSON *o, struct al_task *t, struct al_error *err)
 {
-	static const char *const local_keys[] = {"type", "socket", "rootfs", "keep_sandbox", NULL};
+	const struct al_provider_ops *ops;
+	const cJSON *c;
 	int r;
 
 	if (o && !cJSON_IsObject(o))
 		return al_error_set(err, EINVAL, "task: provider must be an object");
 	if ((r = opt_string(o, "type", "provider", "local", &t->provider_type, err)) < 0)
 		return r;
-	if (strcmp(t->provider_type, "local"))
-		return al_error_set(err, EINVAL, "task: provider %s is not built in",
-		                    t->provider_type);
+	ops = al_provider_lookup(t->provider_type);
+	if (!ops && al_provider_key_env(t->provider_type))
+		return al_error_set(err, EINVAL,
+		                    "task: provider %s is not built in yet (built in: %s)",
+		                    t->provider_type, al_provider_names());
+	if (!ops)
+		return al_error_set(err, EINVAL,
+		                    "task: provider.type \"%s\" is unknown (built in: %s)",
+		                    t->provider_type, al_provider_names());
 	t->provider = (cJSON *)o;
 	if (!o)
 		return 0;
-	if ((r = check_keys(o, local_keys, "provider", err)) < 0 ||
-	    (r = opt_string(o, "rootfs", "provider", NULL, &t->rootfs, err)) < 0 ||
+	cJSON_ArrayForEach(c, o)
+	{
+		bool ok = !strcmp(c->string, "type") || !strcmp(c->string, "keep_sandbox");
+		for (const char *const *k = ops->option_keys; k && *k && !ok; k++)
+			ok = !strcmp(*k, c->string);
+		if (!ok)
+			return al_error_set(
+			    err, EINVAL, "task: unknown key provider.%s (provider %s takes %s)",
+			    c->string, t->provider_type, al_provider_option_list(ops));
+	}
+	if ((r = opt_string(o, "rootfs", "provider", NULL, &t->rootfs, err)) < 0 ||
 	    (r = opt_bool(o, "keep_sandbox", "provider", &t->keep_sandbox, err)) < 0)
 		return r;
-	if (cJSON_GetObjectItemCaseSensitive(o, "socket") &&
-	    !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "socket")))
-		return al_error_set(err, EINVAL, "task: provider.socket must be a string");
+	/* Every other option is a string, or a number of milliseconds. */
+	cJSON_ArrayForEach(c, o)
+	{
+		bool ms =
+		    strlen(c->string) > 3 && !strcmp(c->string + strlen(c->string) - 3, "_ms");
+		if (!strcmp(c->string, "keep_sandbox"))
+			continue;
+		if (ms && (!cJSON_IsNumber(c) || c->valuedouble < 1 || c->valuedouble > 86400e3 ||
+		           c->valuedouble != floor(c->valuedouble)))
+			return al_error_set(
+			    err, EINVAL, "task: provider.%s must be an integer from 1 to 86400000",
+			    c->string);
+		if (!ms && (!cJSON_IsString(c) || !*c->valuestring))
+			return al_error_set(
+			    err, EINVAL, "task: provider.%s must be a non-empty string", c->string);
+	}
 	return 0;
+}
+
+int al_task_set_provider(struct al_task *t, const cJSON *block, struct al_error *err)
+{
+	cJSON *copy = cJSON_Duplicate(block, 1);
+	int r;
+
+	if (!copy)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (!cJSON_IsObject(copy)) {
+		cJSON_Delete(copy);
+		return al_error_set(err, EINVAL, "the provider block must be a JSON object");
+	}
+	r = scan_credentials(copy, "provider", false, err);
+	if (r < 0) {
+		cJSON_Delete(copy);
+		return r;
+	}
+	if (cJSON_GetObjectItemCaseSensitive(t->json, "provider"))
+		cJSON_ReplaceItemInObjectCaseSensitive(t->json, "provider", copy);
+	else
+		cJSON_AddItemToObject(t->json, "provider", copy);
+	free(t->provider_type);
+	free(t->rootfs);
+	t->provider_type = NULL;
+	t->rootfs = NULL;
+	t->keep_sandbox = false;
+	return parse_provider(copy, t, err);
 }
 
 static int parse_task(const char *text, size_t len, const char *base_dir, struct al_task *t,

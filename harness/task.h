@@ -20,7 +20,8 @@ struct al_model_config {
 	enum al_model_api api;
 	char *name;
 	char *base_url;
-	char *script; /* replay: absolute path of the JSONL script */
+	char *script;    /* replay: absolute path of the JSONL script */
+	char *ca_bundle; /* PEM CAs to trust instead of the system's (absolute path), or NULL */
 	long timeout_ms;
 	int max_retries;
 	long retry_base_ms;
@@ -71,6 +72,9 @@ int al_task_parse(const char *text, size_t len, const char *base_dir, struct al_
 int al_task_load(const char *path, struct al_task *t, char **base_dir, char **text, size_t *len,
                  struct al_error *err);
 void al_task_free(struct al_task *t);
+/* Go on with another provider block (a resume that switches provider): checked as the
+ * task's own would be; the task keeps a copy. */
+int al_task_set_provider(struct al_task *t, const cJSON *block, struct al_error *err);
 
 /* True when key names a credential (api_key, apiKey, token, authorization, password, secret…). */
 bool al_task_key_is_credential(const char *key);

@@ -445,7 +445,7 @@ static int tool_exec(struct al_tool_ctx *ctx, const cJSON *args, struct al_tool_
 	                              .yield_ms = (uint64_t)yield,
 	                              .max_output_bytes = AL_TOOL_MAX_OUTPUT_BYTES};
 	start = al_now_ms();
-	r = ctx->provider->ops->exec(ctx->provider, ctx->sandbox_id, &req, &er, err);
+	r = ctx->provider->ops->exec(ctx->provider, ctx->sandbox, &req, &er, err);
 	if (r < 0) {
 		if (al_provider_error_is_fatal(r))
 			return r;
@@ -513,13 +513,13 @@ static int tool_write_stdin(struct al_tool_ctx *ctx, const cJSON *args, struct a
 			data[n++] = *c;
 	data[n] = '\0';
 	if (strchr(chars, '\x03')) {
-		r = ctx->provider->ops->kill(ctx->provider, ctx->sandbox_id, pid->valuestring,
-		                             "INT", err);
+		r = ctx->provider->ops->kill(ctx->provider, ctx->sandbox, pid->valuestring, "INT",
+		                             err);
 		if (r < 0 && al_provider_error_is_fatal(r))
 			return r;
 	}
-	r = ctx->provider->ops->write_stdin(ctx->provider, ctx->sandbox_id, pid->valuestring, data,
-	                                    n, (uint64_t)yield, &er, err);
+	r = ctx->provider->ops->write_stdin(ctx->provider, ctx->sandbox, pid->valuestring, data, n,
+	                                    (uint64_t)yield, &er, err);
 	if (r == -ENOENT) {
 		cJSON_DeleteItemFromObjectCaseSensitive(ctx->sessions, sid);
 		return session_gone(res, id);
@@ -546,8 +546,8 @@ struct patch_fs_ctx {
 static int pfs_read(void *c, const char *path, char **data, size_t *len, struct al_error *err)
 {
 	struct patch_fs_ctx *p = c;
-	int r = p->tool->provider->ops->read(p->tool->provider, p->tool->sandbox_id, path,
-	                                     256u << 20, data, len, err);
+	int r = p->tool->provider->ops->read(p->tool->provider, p->tool->sandbox, path, 256u << 20,
+	                                     data, len, err);
 	if (r < 0 && al_provider_error_is_fatal(r))
 		p->fatal = r;
 	return r;
@@ -556,8 +556,8 @@ static int pfs_read(void *c, const char *path, char **data, size_t *len, struct 
 static int pfs_write(void *c, const char *path, const char *data, size_t len, struct al_error *err)
 {
 	struct patch_fs_ctx *p = c;
-	int r = p->tool->provider->ops->write(p->tool->provider, p->tool->sandbox_id, path, data,
-	                                      len, err);
+	int r = p->tool->provider->ops->write(p->tool->provider, p->tool->sandbox, path, data, len,
+	                                      err);
 	if (r < 0 && al_provider_error_is_fatal(r))
 		p->fatal = r;
 	return r;
@@ -566,7 +566,7 @@ static int pfs_write(void *c, const char *path, const char *data, size_t len, st
 static int pfs_remove(void *c, const char *path, struct al_error *err)
 {
 	struct patch_fs_ctx *p = c;
-	int r = p->tool->provider->ops->remove(p->tool->provider, p->tool->sandbox_id, path, err);
+	int r = p->tool->provider->ops->remove(p->tool->provider, p->tool->sandbox, path, err);
 	if (r < 0 && al_provider_error_is_fatal(r))
 		p->fatal = r;
 	return r;
@@ -766,7 +766,7 @@ static int tool_view_image(struct al_tool_ctx *ctx, const cJSON *args, struct al
 		return r == -ENOMEM
 		           ? r
 		           : result_error(res, "unable to read image at `%s`: %s", path, err->msg);
-	r = ctx->provider->ops->read(ctx->provider, ctx->sandbox_id, rel, AL_TOOL_MAX_IMAGE_BYTES,
+	r = ctx->provider->ops->read(ctx->provider, ctx->sandbox, rel, AL_TOOL_MAX_IMAGE_BYTES,
 	                             &data, &len, err);
 	if (r == -ENOENT)
 		return result_error(res, "image path `%s` was not found", path);

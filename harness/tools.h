@@ -23,7 +23,7 @@
 
 struct al_tool_ctx {
 	struct al_provider *provider;
-	const char *sandbox_id;
+	struct al_sandbox *sandbox;
 	const char *workspace_root; /* the manifest's root ("/workspace") */
 	/* Running exec sessions: {"<session_id>": "<provider process id>", …}; kept in the
 	 * RunState so a resumed run can still talk to them. */

@@ -107,6 +107,27 @@ build() {
 	ninja -C build-asan
 }
 
+# npm packages pinned in DIR/package-lock.json (written without registry
+# URLs: npm uses its configured registry), installed with npm ci again only
+# when the lock changes.  Debian's nodejs has no npm; NodeSource's does.
+npm_ci_if_changed() {
+	local dir=$1 stamp=$1/node_modules/.airlock-lock-sha256 want
+	if ! command -v npm >/dev/null; then
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm
+	fi
+	want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+	if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+		return 0
+	fi
+	(cd "$dir" && npm ci --no-audit --no-fund)
+	echo "$want" >"$stamp"
+}
+
+# The official SDKs that the gateway and provider tests drive (tests/).
+install_node_packages() {
+	npm_ci_if_changed tests
+}
+
 # Docker's own default seccomp profile (moby profiles/seccomp/default.json),
 # for the security battery's "Docker's profile loads unchanged" test.  Debian
 # ships it in golang-github-docker-docker-dev, whose Go build dependencies
@@ -127,21 +148,11 @@ install_docker_profile() {
 }
 
 # clients/js: the SandboxClient for the OpenAI Agents SDK, built with its
-# pinned dev dependencies (clients/js/package-lock.json, written without
-# registry URLs: npm uses its configured registry).  Debian's nodejs has no
-# npm; NodeSource's does.  npm ci runs again only when the lock changes,
-# tsc only when a source changed.
+# pinned dev dependencies; tsc runs only when a source changed.
 install_client_js() {
-	local dir=clients/js stamp=clients/js/node_modules/.airlock-lock-sha256 want
-	if ! command -v npm >/dev/null; then
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm
-	fi
-	want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
-	if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-		(cd "$dir" && npm ci --no-audit --no-fund)
-		echo "$want" >"$stamp"
-	fi
-	if [ ! -f "$dir/dist/index.js" ] || [ -n "$(find "$dir/src" "$dir/tsconfig.json" "$stamp" -newer "$dir/dist/index.js" -print -quit)" ]; then
+	local dir=clients/js
+	npm_ci_if_changed "$dir"
+	if [ ! -f "$dir/dist/index.js" ] || [ -n "$(find "$dir/src" "$dir/tsconfig.json" "$dir/node_modules/.airlock-lock-sha256" -newer "$dir/dist/index.js" -print -quit)" ]; then
 		(cd "$dir" && ./node_modules/.bin/tsc -p tsconfig.json)
 		touch "$dir/dist/index.js"
 	fi
@@ -301,6 +312,7 @@ build_cli_curl
 build_init_cjson
 build
 install_client_js
+install_node_packages
 "$top/rootfs/build-busybox.sh"
 if [ "${AIRLOCK_SKIP_DEBIAN_ROOTFS:-0}" != 1 ]; then
 	"$top/rootfs/build-debian.sh"

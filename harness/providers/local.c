@@ -8,6 +8,7 @@
 
 #include "cleanup.h"
 #include "json.h"
+#include "http.h"
 #include "util.h"
 
 #include <errno.h>
@@ -29,41 +30,9 @@
 struct local_provider {
 	struct al_provider base;
 	char *socket_path;
-	CURL *curl;
-	char errbuf[CURL_ERROR_SIZE];
+	struct al_http http;
+	CURL *escaper; /* for curl_easy_escape only */
 };
-
-static void slist_freep(struct curl_slist **l)
-{
-	curl_slist_free_all(*l);
-}
-
-struct sink {
-	struct al_buf *buf;
-	size_t max;
-	FILE *file; /* a 2xx body goes here when set */
-	long status_seen;
-	CURL *curl;
-	bool overflow;
-};
-
-static size_t sink_write(char *data, size_t size, size_t nmemb, void *userdata)
-{
-	struct sink *s = userdata;
-	size_t len = size * nmemb;
-	long status = 0;
-
-	if (s->file) {
-		curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
-		if (status >= 200 && status < 300)
-			return fwrite(data, 1, len, s->file) == len ? len : 0;
-	}
-	if (s->buf->len + len > s->max) {
-		s->overflow = true;
-		return 0;
-	}
-	return al_buf_append(s->buf, data, len) < 0 ? 0 : len;
-}
 
 struct http_req {
 	const char *method;
@@ -132,67 +101,40 @@ static int http(struct local_provider *lp, const struct http_req *rq, struct al_
                 const char *what, struct al_error *err)
 {
 	_cleanup_free_ char *url = NULL;
-	_cleanup_(slist_freep) struct curl_slist *headers = NULL;
-	struct sink sink = {.buf = resp,
-	                    .max = rq->max_response ? rq->max_response : MAX_JSON_RESPONSE,
-	                    .file = rq->download,
-	                    .curl = lp->curl};
-	CURL *c = lp->curl;
-	CURLcode rc;
-	long status = 0;
+	const char *headers[] = {rq->upload ? "Content-Type: application/x-tar"
+	                                    : "Content-Type: application/json",
+	                         NULL};
+	struct al_http_request hr = {
+	    .method = rq->method,
+	    .headers = headers,
+	    .body = rq->body,
+	    .body_len = rq->body_len,
+	    .upload = rq->upload,
+	    .upload_size = rq->upload_size,
+	    .download = rq->download,
+	    .max_response = rq->max_response ? rq->max_response : MAX_JSON_RESPONSE,
+	    .timeout_ms = rq->timeout_ms ? rq->timeout_ms : REQUEST_TIMEOUT_MS,
+	    .what = what};
+	struct al_http_response hresp;
+	int r;
 
 	if (asprintf(&url, "http://localhost%s", rq->path) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
-	headers = curl_slist_append(headers, "Expect:");
-	headers = curl_slist_append(headers, rq->upload ? "Content-Type: application/x-tar"
-	                                                : "Content-Type: application/json");
-	curl_easy_reset(c);
-	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, lp->socket_path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, lp->errbuf);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
-	                 rq->timeout_ms ? rq->timeout_ms : REQUEST_TIMEOUT_MS);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-	/* A Unix socket needs no proxy; make sure none from the environment is used. */
-	curl_easy_setopt(c, CURLOPT_PROXY, "");
-	if (rq->upload) {
-		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-		curl_easy_setopt(c, CURLOPT_READDATA, rq->upload);
-		curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, rq->upload_size);
-		if (strcmp(rq->method, "PUT"))
-			curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
-	} else if (rq->body || !strcmp(rq->method, "POST") || !strcmp(rq->method, "PUT")) {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, rq->body ? rq->body : "");
-		if (strcmp(rq->method, "POST"))
-			curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
-	} else if (strcmp(rq->method, "GET")) {
-		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
+	hr.url = url;
+	r = al_http_do(&lp->http, &hr, &hresp, err);
+	if (r == -ECONNREFUSED)
+		return al_error_set(err, ECONNREFUSED, "%s: cannot reach airlockd at %s", what,
+		                    lp->socket_path);
+	if (r == -ETIMEDOUT)
+		return al_error_set(err, ETIMEDOUT, "%s: airlockd did not answer in time", what);
+	if (r < 0) {
+		al_http_response_free(&hresp);
+		return r;
 	}
-	lp->errbuf[0] = '\0';
-	rc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	if (rc != CURLE_OK) {
-		if (sink.overflow)
-			return al_error_set(err, EFBIG, "%s: answer larger than %zu bytes", what,
-			                    sink.max);
-		if (rc == CURLE_COULDNT_CONNECT)
-			return al_error_set(
-			    err, ECONNREFUSED, "%s: cannot reach airlockd at %s: %s", what,
-			    lp->socket_path, lp->errbuf[0] ? lp->errbuf : curl_easy_strerror(rc));
-		if (rc == CURLE_OPERATION_TIMEDOUT)
-			return al_error_set(err, ETIMEDOUT, "%s: airlockd did not answer in time",
-			                    what);
-		return al_error_set(err, EIO, "%s: %s", what,
-		                    lp->errbuf[0] ? lp->errbuf : curl_easy_strerror(rc));
-	}
-	if (status < 200 || status >= 300)
-		return status_error(status, resp, what, err);
-	return (int)status;
+	*resp = hresp.body;
+	if (hresp.status < 200 || hresp.status >= 300)
+		return status_error(hresp.status, resp, what, err);
+	return (int)hresp.status;
 }
 
 /* A request with a JSON body (or none) whose answer is JSON. */
@@ -225,7 +167,7 @@ static int http_json(struct local_provider *lp, const char *method, const char *
 
 static char *escape(struct local_provider *lp, const char *s)
 {
-	char *e = curl_easy_escape(lp->curl, s, 0);
+	char *e = curl_easy_escape(lp->escaper, s, 0);
 	char *copy = e ? strdup(e) : NULL;
 	curl_free(e);
 	return copy;
@@ -251,44 +193,53 @@ static int sandbox_path(struct local_provider *lp, const char *id, const char *s
 
 /* ---- lifecycle ---- */
 
-static int local_open(const cJSON *options, struct al_provider **out, struct al_error *err)
-{
-	struct local_provider *lp;
-	const cJSON *sock = cJSON_GetObjectItemCaseSensitive(options, "socket");
-	const char *path = cJSON_IsString(sock) ? sock->valuestring : getenv("AIRLOCK_SOCKET");
-
-	if (!path || !*path)
-		path = DEFAULT_SOCKET;
-	lp = calloc(1, sizeof(*lp));
-	if (!lp)
-		return al_error_set(err, ENOMEM, "out of memory");
-	lp->base.ops = &al_provider_local;
-	lp->socket_path = strdup(path);
-	lp->curl = curl_easy_init();
-	if (!lp->socket_path || !lp->curl) {
-		free(lp->socket_path);
-		if (lp->curl)
-			curl_easy_cleanup(lp->curl);
-		free(lp);
-		return al_error_set(err, ENOMEM, "cannot set up a libcurl handle");
-	}
-	*out = &lp->base;
-	return 0;
-}
-
 static void local_close(struct al_provider *p)
 {
 	struct local_provider *lp = (struct local_provider *)p;
 
 	if (!lp)
 		return;
-	curl_easy_cleanup(lp->curl);
+	al_http_close(&lp->http);
+	if (lp->escaper)
+		curl_easy_cleanup(lp->escaper);
 	free(lp->socket_path);
 	free(lp);
 }
 
-static int local_create(struct al_provider *p, const struct al_sandbox_spec *spec, char **id,
-                        struct al_error *err)
+static int local_open(const cJSON *options, const char *api_key, struct al_provider **out,
+                      struct al_error *err)
+{
+	struct local_provider *lp;
+	const cJSON *sock = cJSON_GetObjectItemCaseSensitive(options, "socket");
+	const char *path = cJSON_IsString(sock) ? sock->valuestring : getenv("AIRLOCK_SOCKET");
+	struct al_http_config hc = {.timeout_ms = REQUEST_TIMEOUT_MS,
+	                            .connect_timeout_ms = 10000,
+	                            /* airlockd is on this host: a retry would not help, and
+	                             * its 503 means "sandbox not running", not "busy" */
+	                            .max_retries = 0};
+	int r;
+
+	(void)api_key; /* airlockd's socket is guarded by its mode and SO_PEERCRED */
+	if (!path || !*path)
+		path = DEFAULT_SOCKET;
+	hc.unix_socket = path;
+	lp = calloc(1, sizeof(*lp));
+	if (!lp)
+		return al_error_set(err, ENOMEM, "out of memory");
+	lp->base.ops = &al_provider_local;
+	lp->socket_path = strdup(path);
+	lp->escaper = curl_easy_init();
+	r = al_http_open(&lp->http, &hc, err);
+	if (r < 0 || !lp->socket_path || !lp->escaper) {
+		local_close(&lp->base);
+		return r < 0 ? r : al_error_set(err, ENOMEM, "cannot set up a libcurl handle");
+	}
+	*out = &lp->base;
+	return 0;
+}
+
+static int local_create(struct al_provider *p, const struct al_sandbox_spec *spec,
+                        struct al_sandbox **out, struct al_error *err)
 {
 	struct local_provider *lp = (struct local_provider *)p;
 	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
@@ -323,12 +274,12 @@ static int local_create(struct al_provider *p, const struct al_sandbox_spec *spe
 	v = cJSON_GetObjectItemCaseSensitive(resp, "id");
 	if (!cJSON_IsString(v))
 		return al_error_set(err, EIO, "create sandbox: airlockd's answer has no id");
-	*id = strdup(v->valuestring);
-	return *id ? 0 : al_error_set(err, ENOMEM, "out of memory");
+	*out = al_sandbox_new(v->valuestring);
+	return *out ? 0 : al_error_set(err, ENOMEM, "out of memory");
 }
 
-static int local_resume(struct al_provider *p, const char *id, const char *name, char **found_id,
-                        bool *running, struct al_error *err)
+static int local_resume(struct al_provider *p, const char *id, const cJSON *saved, const char *name,
+                        struct al_sandbox **out, bool *running, struct al_error *err)
 {
 	struct local_provider *lp = (struct local_provider *)p;
 	_cleanup_cjson_ cJSON *resp = NULL;
@@ -363,16 +314,18 @@ static int local_resume(struct al_provider *p, const char *id, const char *name,
 	v = cJSON_GetObjectItemCaseSensitive(sb, "id");
 	if (!cJSON_IsString(v))
 		return al_error_set(err, EIO, "airlockd's sandbox has no id");
-	*found_id = strdup(v->valuestring);
-	if (!*found_id)
+	(void)saved; /* the id is all airlockd needs */
+	*out = al_sandbox_new(v->valuestring);
+	if (!*out)
 		return al_error_set(err, ENOMEM, "out of memory");
 	v = cJSON_GetObjectItemCaseSensitive(sb, "state");
 	*running = cJSON_IsString(v) && !strcmp(v->valuestring, "running");
 	return 0;
 }
 
-static int local_delete(struct al_provider *p, const char *id, struct al_error *err)
+static int local_delete(struct al_provider *p, struct al_sandbox *sb, struct al_error *err)
 {
+	const char *id = sb->id;
 	struct local_provider *lp = (struct local_provider *)p;
 	_cleanup_free_ char *path = NULL;
 	int r = sandbox_path(lp, id, "", NULL, NULL, &path, err);
@@ -423,9 +376,11 @@ static int parse_process(const cJSON *o, struct al_exec_result *res, struct al_e
 	return 0;
 }
 
-static int local_exec(struct al_provider *p, const char *id, const struct al_exec_request *req,
-                      struct al_exec_result *res, struct al_error *err)
+static int local_exec(struct al_provider *p, struct al_sandbox *sb,
+                      const struct al_exec_request *req, struct al_exec_result *res,
+                      struct al_error *err)
 {
+	const char *id = sb->id;
 	struct local_provider *lp = (struct local_provider *)p;
 	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
 	_cleanup_cjson_ cJSON *resp = NULL;
@@ -455,10 +410,11 @@ static int local_exec(struct al_provider *p, const char *id, const struct al_exe
 	return parse_process(resp, res, err);
 }
 
-static int local_write_stdin(struct al_provider *p, const char *id, const char *process_id,
+static int local_write_stdin(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
                              const char *data, size_t len, uint64_t yield_ms,
                              struct al_exec_result *res, struct al_error *err)
 {
+	const char *id = sb->id;
 	struct local_provider *lp = (struct local_provider *)p;
 	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
 	_cleanup_cjson_ cJSON *resp = NULL;
@@ -487,9 +443,10 @@ static int local_write_stdin(struct al_provider *p, const char *id, const char *
 	return parse_process(resp, res, err);
 }
 
-static int local_kill(struct al_provider *p, const char *id, const char *process_id,
+static int local_kill(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
                       const char *signame, struct al_error *err)
 {
+	const char *id = sb->id;
 	struct local_provider *lp = (struct local_provider *)p;
 	_cleanup_free_ char *path = NULL;
 	_cleanup_free_ char *suffix = NULL;
@@ -506,9 +463,10 @@ static int local_kill(struct al_provider *p, const char *id, const char *process
 
 /* ---- files ---- */
 
-static int local_read(struct al_provider *p, const char *id, const char *path, size_t max,
+static int local_read(struct al_provider *p, struct al_sandbox *sb, const char *path, size_t max,
                       char **data, size_t *len, struct al_error *err)
 {
+	const char *id = sb->id;
 	struct local_provider *lp = (struct local_provider *)p;
 	_cleanup_free_ char *url = NULL;
 	struct al_buf resp = {0};
@@ -533,9 +491,10 @@ static int local_read(struct al_provider *p, const char *id, const char *path, s
 	return 0;
 }
 
-static int local_write(struct al_provider *p, const char *id, const char *path, const void *data,
-                       size_t len, struct al_error *err)
+static int local_write(struct al_provider *p, struct al_sandbox *sb, const char *path,
+                       const void *data, size_t len, struct al_error *err)
 {
+	const char *id = sb->id;
 	struct local_provider *lp = (struct local_provider *)p;
 	_cleanup_free_ char *url = NULL;
 	_cleanup_buf_ struct al_buf resp = {0};
@@ -550,9 +509,10 @@ static int local_write(struct al_provider *p, const char *id, const char *path, 
 	return r < 0 ? r : 0;
 }
 
-static int local_remove(struct al_provider *p, const char *id, const char *path,
+static int local_remove(struct al_provider *p, struct al_sandbox *sb, const char *path,
                         struct al_error *err)
 {
+	const char *id = sb->id;
 	struct local_provider *lp = (struct local_provider *)p;
 	_cleanup_free_ char *url = NULL;
 	int r = sandbox_path(lp, id, "/files", path, NULL, &url, err);
@@ -562,9 +522,10 @@ static int local_remove(struct al_provider *p, const char *id, const char *path,
 	return http_json(lp, "DELETE", url, NULL, 0, NULL, path, err);
 }
 
-static int local_list(struct al_provider *p, const char *id, const char *path,
+static int local_list(struct al_provider *p, struct al_sandbox *sb, const char *path,
                       struct al_dir_entry **entries, size_t *n, struct al_error *err)
 {
+	const char *id = sb->id;
 	struct local_provider *lp = (struct local_provider *)p;
 	_cleanup_free_ char *url = NULL;
 	_cleanup_cjson_ cJSON *resp = NULL;
@@ -606,9 +567,10 @@ static int local_list(struct al_provider *p, const char *id, const char *path,
 
 /* ---- workspace and snapshots ---- */
 
-static int local_persist(struct al_provider *p, const char *id, const char *archive_path,
+static int local_persist(struct al_provider *p, struct al_sandbox *sb, const char *archive_path,
                          struct al_error *err)
 {
+	const char *id = sb->id;
 	struct local_provider *lp = (struct local_provider *)p;
 	_cleanup_free_ char *url = NULL;
 	_cleanup_free_ char *tmp = NULL;
@@ -645,9 +607,10 @@ static int local_persist(struct al_provider *p, const char *id, const char *arch
 	return 0;
 }
 
-static int local_hydrate(struct al_provider *p, const char *id, const char *archive_path,
+static int local_hydrate(struct al_provider *p, struct al_sandbox *sb, const char *archive_path,
                          struct al_error *err)
 {
+	const char *id = sb->id;
 	struct local_provider *lp = (struct local_provider *)p;
 	_cleanup_free_ char *url = NULL;
 	_cleanup_buf_ struct al_buf resp = {0};
@@ -671,9 +634,10 @@ static int local_hydrate(struct al_provider *p, const char *id, const char *arch
 	return r < 0 ? r : 0;
 }
 
-static int local_snapshot(struct al_provider *p, const char *id, bool processes, char **snapshot_id,
-                          struct al_error *err)
+static int local_snapshot(struct al_provider *p, struct al_sandbox *sb, bool processes,
+                          char **snapshot_id, struct al_error *err)
 {
+	const char *id = sb->id;
 	struct local_provider *lp = (struct local_provider *)p;
 	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
 	_cleanup_cjson_ cJSON *resp = NULL;
@@ -715,8 +679,12 @@ static int local_delete_snapshot(struct al_provider *p, const char *snapshot_id,
 	return r == -ENOENT ? 0 : r;
 }
 
+static const char *const local_option_keys[] = {"socket", "rootfs", NULL};
+
 const struct al_provider_ops al_provider_local = {
     .type = "local",
+    .caps = AL_CAP_PROCESS_SNAPSHOT | AL_CAP_FS_SNAPSHOT | AL_CAP_WORKSPACE_ARCHIVE | AL_CAP_MOUNTS,
+    .option_keys = local_option_keys,
     .open = local_open,
     .close = local_close,
     .create = local_create,

@@ -16,6 +16,10 @@
  *   -EHOSTDOWN   the sandbox is gone or not running
  *   -ECONNREFUSED the provider itself cannot be reached
  *   -ENOTSUP     the provider (or this version of it) lacks the operation
+ *
+ * A provider's secret (its API key) comes from the credentials file or the environment
+ * variable its SDK reads, and is handed to its open() alone: it goes into the
+ * Authorization headers of that provider's requests and nowhere else.
  */
 
 #include <stdbool.h>
@@ -27,6 +31,37 @@
 #include "error.h"
 
 struct al_provider;
+
+/*
+ * A sandbox as a provider knows it.  `saved` is the part that outlives the process: a JSON
+ * object the provider fills at create/resume (ids, URLs; never a secret), which RunState
+ * keeps so that a resumed run finds the sandbox again.  `conn` is the provider's live
+ * per-sandbox state (a data-plane token, a toolbox URL), rebuilt by resume.
+ */
+struct al_sandbox {
+	char *id;
+	cJSON *saved;
+	void *conn;
+	void (*conn_free)(void *conn);
+};
+
+/* A handle with id and an empty saved object; NULL when out of memory. */
+struct al_sandbox *al_sandbox_new(const char *id);
+void al_sandbox_free(struct al_sandbox *sb);
+static inline void al_sandbox_freep(struct al_sandbox **sb)
+{
+	al_sandbox_free(*sb);
+}
+
+/* What a provider can do, so the loop knows before it calls (-ENOTSUP stays the fallback). */
+enum al_provider_caps {
+	AL_CAP_PROCESS_SNAPSHOT = 1u << 0, /* snapshots that bring processes back running */
+	AL_CAP_FS_SNAPSHOT = 1u << 1,      /* native filesystem snapshots */
+	AL_CAP_PTY = 1u << 2,
+	AL_CAP_EXPOSED_PORTS = 1u << 3,
+	AL_CAP_MOUNTS = 1u << 4,
+	AL_CAP_WORKSPACE_ARCHIVE = 1u << 5, /* persist/hydrate the workspace as a tar */
+};
 
 /* What a new sandbox is made from. */
 struct al_sandbox_spec {
@@ -72,54 +107,60 @@ struct al_dir_entry {
 
 struct al_provider_ops {
 	const char *type;
+	unsigned caps; /* enum al_provider_caps */
+	/* The keys its task block may hold besides "type" and "keep_sandbox". */
+	const char *const *option_keys;
 
-	/* Set up a client from the task's provider block (never from the environment's secrets). */
-	int (*open)(const cJSON *options, struct al_provider **out, struct al_error *err);
+	/* Set up a client from the task's provider block and the provider's key (NULL: none);
+	 * the key is the caller's and must be copied if kept. */
+	int (*open)(const cJSON *options, const char *api_key, struct al_provider **out,
+	            struct al_error *err);
 	void (*close)(struct al_provider *p);
 
-	/* Make a sandbox; *id receives its provider id. */
-	int (*create)(struct al_provider *p, const struct al_sandbox_spec *spec, char **id,
-	              struct al_error *err);
-	/* Find a sandbox again: by id, or (id NULL) by the name given at create.  *found_id is
-	 * the id when one exists; *running tells whether it can run commands. -ENOENT: none. */
-	int (*resume)(struct al_provider *p, const char *id, const char *name, char **found_id,
-	              bool *running, struct al_error *err);
+	/* Make a sandbox; *out receives its handle. */
+	int (*create)(struct al_provider *p, const struct al_sandbox_spec *spec,
+	              struct al_sandbox **out, struct al_error *err);
+	/* Find a sandbox again: by its saved handle (saved, with id), or (both NULL) by the
+	 * name given at create.  *out is its handle when one exists; *running tells whether it
+	 * can run commands. -ENOENT: none. */
+	int (*resume)(struct al_provider *p, const char *id, const cJSON *saved, const char *name,
+	              struct al_sandbox **out, bool *running, struct al_error *err);
 
-	int (*exec)(struct al_provider *p, const char *id, const struct al_exec_request *req,
+	int (*exec)(struct al_provider *p, struct al_sandbox *sb, const struct al_exec_request *req,
 	            struct al_exec_result *res, struct al_error *err);
 	/* Feed a running process (data may be empty: a poll) and collect what it printed. */
-	int (*write_stdin)(struct al_provider *p, const char *id, const char *process_id,
+	int (*write_stdin)(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
 	                   const char *data, size_t len, uint64_t yield_ms,
 	                   struct al_exec_result *res, struct al_error *err);
 	/* Send a signal (by name: "INT", "TERM", "KILL") to a running process. */
-	int (*kill)(struct al_provider *p, const char *id, const char *process_id,
+	int (*kill)(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
 	            const char *signame, struct al_error *err);
 
 	/* Files; relative paths are relative to the workspace root. */
-	int (*read)(struct al_provider *p, const char *id, const char *path, size_t max,
+	int (*read)(struct al_provider *p, struct al_sandbox *sb, const char *path, size_t max,
 	            char **data, size_t *len, struct al_error *err);
-	int (*write)(struct al_provider *p, const char *id, const char *path, const void *data,
-	             size_t len, struct al_error *err);
-	int (*remove)(struct al_provider *p, const char *id, const char *path,
+	int (*write)(struct al_provider *p, struct al_sandbox *sb, const char *path,
+	             const void *data, size_t len, struct al_error *err);
+	int (*remove)(struct al_provider *p, struct al_sandbox *sb, const char *path,
 	              struct al_error *err);
-	int (*list)(struct al_provider *p, const char *id, const char *path,
+	int (*list)(struct al_provider *p, struct al_sandbox *sb, const char *path,
 	            struct al_dir_entry **entries, size_t *n, struct al_error *err);
 
 	/* The workspace as a tar archive on the harness's side, and back. */
-	int (*persist_workspace)(struct al_provider *p, const char *id, const char *archive_path,
-	                         struct al_error *err);
-	int (*hydrate_workspace)(struct al_provider *p, const char *id, const char *archive_path,
-	                         struct al_error *err);
+	int (*persist_workspace)(struct al_provider *p, struct al_sandbox *sb,
+	                         const char *archive_path, struct al_error *err);
+	int (*hydrate_workspace)(struct al_provider *p, struct al_sandbox *sb,
+	                         const char *archive_path, struct al_error *err);
 	/* A point-in-time copy of the sandbox (workspace, and processes where the provider
 	 * can); give *snapshot_id to create (spec.snapshot_id) to come back to it. */
-	int (*snapshot)(struct al_provider *p, const char *id, bool processes, char **snapshot_id,
-	                struct al_error *err);
+	int (*snapshot)(struct al_provider *p, struct al_sandbox *sb, bool processes,
+	                char **snapshot_id, struct al_error *err);
 	/* Forget a snapshot the run no longer needs (a newer one superseded it); a
 	 * snapshot that is already gone is not an error. */
 	int (*delete_snapshot)(struct al_provider *p, const char *snapshot_id,
 	                       struct al_error *err);
 
-	int (*delete)(struct al_provider *p, const char *id, struct al_error *err);
+	int (*delete)(struct al_provider *p, struct al_sandbox *sb, struct al_error *err);
 };
 
 /* Every provider instance starts with this header. */
@@ -129,6 +170,13 @@ struct al_provider {
 
 /* The built-in providers by type name; NULL when unknown. */
 const struct al_provider_ops *al_provider_lookup(const char *type);
+/* "local, e2b, …": the built-in types, and a provider's option keys, for messages. */
+const char *al_provider_names(void);
+const char *al_provider_option_list(const struct al_provider_ops *ops);
+/* The environment variable a provider's SDK reads its key from, and the credentials file's
+ * key for it; NULL for a provider without a key (local). */
+const char *al_provider_key_env(const char *type);
+const char *al_provider_key_field(const char *type);
 
 /* True for errors that mean the sandbox or provider is unusable (the run must stop and be
  * resumed), as opposed to errors about the request (shown to the model). */
@@ -137,3 +185,7 @@ bool al_provider_error_is_fatal(int r);
 void al_dir_entries_free(struct al_dir_entry *e, size_t n);
 
 extern const struct al_provider_ops al_provider_local;
+extern const struct al_provider_ops al_provider_e2b;
+extern const struct al_provider_ops al_provider_daytona;
+extern const struct al_provider_ops al_provider_cloudflare;
+extern const struct al_provider_ops al_provider_blaxel;

@@ -168,5 +168,114 @@ class CanaryTest(ht.HarnessTestCase):
         self.destroy_all()
 
 
+class HostedCanaryTest(ht.HarnessTestCase):
+    """The same separation for the hosted providers: each provider's key
+    (e2b's, daytona's, cloudflare's and blaxel's, checked by an airlock-gateway in front of this
+    class's airlockd) reaches that provider's requests only.  The keys of
+    the other providers sit in the environment as further canaries."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                        "gateway"))
+        import gateway_test as gt
+        cls.e2b_key = "e2b-canary-" + secrets.token_hex(16)
+        cls.gateway = gt.Gateway(cls.workdir, cls.daemon.socket_path, cls.rootfs,
+                                 {cls.e2b_key: "canary-tenant"})
+        cls.gateway.start()
+        cls.addClassCleanup(cls.gateway.stop)
+
+    def test_e2b_key_stays_with_the_e2b_provider(self):
+        self.check_provider("e2b", {"type": "e2b", "api_url": self.gateway.url,
+                                    "sandbox_url": self.gateway.url})
+
+    def test_daytona_key_stays_with_the_daytona_provider(self):
+        self.check_provider("daytona", {"type": "daytona",
+                                        "api_url": self.gateway.url + "/daytona/api"})
+
+    def test_cloudflare_key_stays_with_the_cloudflare_provider(self):
+        self.check_provider("cloudflare_sandbox", {"type": "cloudflare",
+                                                   "worker_url": self.gateway.url + "/cloudflare"})
+
+    def test_blaxel_key_stays_with_the_blaxel_provider(self):
+        self.check_provider("blaxel", {"type": "blaxel", "workspace": "airlock",
+                                       "api_url": self.gateway.url + "/blaxel/v0"})
+
+    def check_provider(self, ptype, block):
+        tag = secrets.token_hex(6)
+        env_names = {"e2b": "E2B_API_KEY", "daytona": "DAYTONA_API_KEY",
+                     "cloudflare_sandbox": "CLOUDFLARE_SANDBOX_API_KEY", "blaxel": "BL_API_KEY"}
+        canaries = {
+            "credentials file %s_api_key" % ptype: self.e2b_key,
+            "credentials file openai_api_key": "sk-canary-file-%s-%s" % (tag, secrets.token_hex(8)),
+        }
+        env = {}
+        for t, var in env_names.items():
+            name = "env %s%s" % (var, " (the file wins)" if t == ptype else "")
+            canaries[name] = "%s-env-canary-%s-%s" % (t, tag, secrets.token_hex(8))
+            env[var] = canaries[name]
+        control = "control-%s-%s" % (tag, secrets.token_hex(8))
+        creds = os.path.join(self.tmpdir("creds"), "credentials.json")
+        fd = os.open(creds, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"openai_api_key": canaries["credentials file openai_api_key"],
+                       "%s_api_key" % ptype: self.e2b_key}, f)
+        scan = {}
+
+        def scan_sandbox(req):
+            ids = self.sandbox_ids()
+            scan["ids"] = ids
+            c = self.new_client()
+            # A positive control: the scan must find this one.
+            c.write_file(ids[0], "/workspace/control.txt", ("x " + control + "\n").encode())
+            patterns = "\n".join(list(canaries.values()) + [control]) + "\n"
+            scan["grep"] = c.exec(ids[0], command=GREP_FILES, stdin=patterns, timeout_ms=120000,
+                                  max_output_bytes=1 << 20)
+            p = c.exec(ids[0], command=PROC_DUMP, encoding="base64", max_output_bytes=16 << 20)
+            scan["proc"] = base64.b64decode(p["stdout"])
+            return fm.reply_json(fm.text_response("scanned", "resp_2"))
+
+        srv = self.fake_server([
+            fm.reply_json(fm.calls_response([
+                ht.exec_call("c_env", DUMP_ENV),
+                ht.exec_call("c_proc", DUMP_PROC),
+            ], "resp_1")),
+            scan_sandbox,
+        ])
+        task = self.server_task(srv, "responses", provider=block)
+        res = self.run_task(task, env=env, args=["--credentials", creds])
+        # Completing through the gateway proves the key was sent where it belongs.
+        self.assertCompleted(res)
+        self.assertEqual(len(scan.get("ids") or []), 1, scan.get("ids"))
+        auths = {r.headers.get("authorization") for r in srv.model_requests()}
+        self.assertEqual(auths, {"Bearer " + canaries["credentials file openai_api_key"]})
+
+        def where(data, label):
+            hits = []
+            for name, secret in canaries.items():
+                if any(form in data for form in encodings(secret)):
+                    hits.append("%s in %s" % (name, label))
+            return hits
+
+        leaks = []
+        found = [ln for ln in scan["grep"]["stdout"].splitlines() if ln and not ln.startswith("exit=")]
+        self.assertIn("/workspace/control.txt", found, "the file scan works: %r" % scan["grep"])
+        leaks += ["a canary in sandbox file %s" % f for f in found if f != "/workspace/control.txt"]
+        leaks += where(scan["proc"], "/proc inside the sandbox")
+        for r in srv.model_requests():
+            body = json.dumps(r.body).encode() if not isinstance(r.body, bytes) else r.body
+            leaks += [l for l in where(body, "a model request")
+                      if not l.startswith("credentials file openai_api_key")]
+        for dirpath, _, files in os.walk(res.run_dir):
+            for name in files:
+                with open(os.path.join(dirpath, name), "rb") as f:
+                    leaks += where(f.read(), "run directory file " + name)
+        leaks += where((res.stdout + res.stderr).encode(), "the harness's output")
+        leaks += where(self.gateway.log().encode(), "the gateway's log")
+        self.assertIn("PATH=", json.dumps([r.tool_outputs() for r in srv.model_requests()]))
+        self.assertEqual(leaks, [], "canaries leaked:\n  " + "\n  ".join(leaks))
+
+
 if __name__ == "__main__":
     ht.at.main()

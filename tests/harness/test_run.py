@@ -309,7 +309,7 @@ class RunTest(ht.HarnessTestCase):
         d = self.tmpdir("bad")
         cases = {"not JSON": "{\"instructions\": ", "not an object": "[1, 2]",
                  "unknown api": dict(good, model=dict(good["model"], api="telepathy")),
-                 "unknown provider": dict(good, provider={"type": "e2b"}),
+                 "unknown provider": dict(good, provider={"type": "nimbus"}),
                  "max_turns not a number": dict(good, max_turns="many"),
                  "replay without script": dict(good, model={"api": "replay"})}
         for name, content in cases.items():
@@ -321,7 +321,7 @@ class RunTest(ht.HarnessTestCase):
                 res = self.run_task(path, run_dir)
                 self._assert_refused_cleanly(res, run_dir, srv)
                 if name == "unknown provider":
-                    self.assertIn("provider e2b is not built in", res.stderr)
+                    self.assertIn("provider.type \"nimbus\" is unknown", res.stderr)
         with self.subTest("missing task file"):
             run_dir = self.new_run_dir()
             res = self.run_task(os.path.join(d, "nope.json"), run_dir)

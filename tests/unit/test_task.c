@@ -107,8 +107,14 @@ TEST(bad_tasks)
 	    {"{\"input\": \"x\", \"model\": {\"api\": \"replay\"}}", "needs \"script\""},
 	    {"{\"input\": \"x\", \"model\": {\"api\": \"replay\", \"script\": \"no-such.jsonl\"}}",
 	     "no-such.jsonl"},
-	    {"{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"provider\": {\"type\": \"e2b\"}}",
-	     "provider e2b is not built in"},
+	    {"{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"provider\": {\"type\": "
+	     "\"nimbus\"}}",
+	     "provider.type \"nimbus\" is unknown"},
+	    {"{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"provider\": {\"type\": "
+	     "\"local\", \"api_url\": \"http://x\"}}",
+	     "unknown key provider.api_url"},
+	    {"{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"provider\": {\"socket\": 3}}",
+	     "provider.socket must be a non-empty string"},
 	    {"{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"max_turns\": \"many\"}",
 	     "max_turns"},
 	    {"{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"max_turns\": 0}", "max_turns"},

@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "backend.h"
+
+#include "cleanup.h"
+#include "http.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#define MAX_BACKEND_ANSWER (300u << 20)
+
+void gw_result_free(struct gw_result *r)
+{
+	al_buf_free(&r->body);
+	cJSON_Delete(r->json);
+	r->json = NULL;
+}
+
+char *gw_escape(const char *s)
+{
+	/* The handle argument is unused by libcurl >= 7.82. */
+	char *e = curl_easy_escape(NULL, s, 0);
+	char *copy = e ? strdup(e) : NULL;
+
+	curl_free(e);
+	return copy;
+}
+
+const char *gw_result_message(const struct gw_result *r)
+{
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(r->json, "error");
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+
+	return cJSON_IsString(m) ? m->valuestring : "airlockd gave no reason";
+}
+
+int gw_backend_call(const struct gw_backend *b, const char *method, const char *path,
+                    const cJSON *json_body, const void *raw_body, size_t raw_len, long timeout_ms,
+                    struct gw_result *res, struct al_error *err)
+{
+	struct al_http_config hc = {.timeout_ms = timeout_ms > 0 ? timeout_ms : 300 * 1000L,
+	                            .unix_socket = b->socket,
+	                            .max_retries = 0};
+	_cleanup_free_ char *url = NULL;
+	_cleanup_free_ char *text = NULL;
+	const char *headers[] = {raw_body ? "Content-Type: application/octet-stream"
+	                                  : "Content-Type: application/json",
+	                         NULL};
+	struct al_http_request rq = {
+	    .method = method, .headers = headers, .max_response = MAX_BACKEND_ANSWER, .what = path};
+	struct al_http_response resp;
+	struct al_http h;
+	int r;
+
+	memset(res, 0, sizeof(*res));
+	if (asprintf(&url, "http://localhost%s", path) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (json_body) {
+		text = cJSON_PrintUnformatted(json_body);
+		if (!text)
+			return al_error_set(err, ENOMEM, "out of memory");
+		rq.body = text;
+		rq.body_len = strlen(text);
+	} else if (raw_body) {
+		rq.body = raw_body;
+		rq.body_len = raw_len;
+	}
+	rq.url = url;
+	r = al_http_open(&h, &hc, err);
+	if (r < 0)
+		return r;
+	r = al_http_do(&h, &rq, &resp, err);
+	al_http_close(&h);
+	if (r < 0) {
+		al_http_response_free(&resp);
+		return r;
+	}
+	res->status = resp.status;
+	res->body = resp.body;
+	if (res->body.len && strstr(resp.content_type, "json"))
+		res->json = cJSON_ParseWithLength(res->body.data, res->body.len);
+	return 0;
+}

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * airlockd, as the gateway reaches it: HTTP over its Unix socket (docs/api.md) through the
+ * harness's HTTP layer.  Every call uses its own libcurl handle, so that the gateway's
+ * connection threads never share one.
+ */
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "error.h"
+#include "util.h"
+
+struct gw_backend {
+	const char *socket;
+};
+
+struct gw_result {
+	long status;
+	struct al_buf body;
+	cJSON *json; /* the body parsed, when it is JSON */
+};
+
+void gw_result_free(struct gw_result *r);
+static inline void gw_result_freep(struct gw_result *r)
+{
+	gw_result_free(r);
+}
+
+/* path starts with /v1.  0: an answer (any status) in *res; < 0: airlockd unreachable. */
+int gw_backend_call(const struct gw_backend *b, const char *method, const char *path,
+                    const cJSON *json_body, const void *raw_body, size_t raw_len, long timeout_ms,
+                    struct gw_result *res, struct al_error *err);
+
+/* The message of airlockd's error body, or the status. */
+const char *gw_result_message(const struct gw_result *r);
+
+/* URL-escaped copy (free()); NULL when out of memory. */
+char *gw_escape(const char *s);

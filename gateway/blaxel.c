@@ -1,0 +1,720 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Blaxel's wire API over airlockd, as `@blaxel/core` speaks it (docs/gateway.md; the
+ * reference's §9): the control plane under /blaxel/v0 (BL_API_URL) and each sandbox's
+ * data plane under /blaxel/run/<name>, the metadata.url the sandbox object names.  Keys
+ * come as "x-blaxel-authorization: Bearer" on both planes.  Files travel as JSON text, a
+ * multipart PUT, or Blaxel's multipart-upload protocol (initiate, parts, complete) for
+ * the SDK's files over 5 MiB.
+ */
+#include "server.h"
+
+#include "cleanup.h"
+#include "json.h"
+#include "log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define API_PREFIX "/blaxel/v0"
+#define RUN_PREFIX "/blaxel/run/"
+#define DEFAULT_EXEC_TIMEOUT_S 600
+
+struct upload {
+	char id[33];
+	char *path;
+	struct al_buf *parts; /* by part number - 1 */
+	size_t n_parts;
+	struct upload *next;
+};
+
+struct bsbx {
+	char *name;
+	char *backend_id;
+	char *tenant;
+	cJSON *spec;
+	time_t created;
+	int refs;
+	struct upload *uploads;
+	pthread_mutex_t lock; /* uploads */
+	struct bsbx *next;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct bsbx *sandboxes;
+static struct gw_server *server;
+
+/* The control plane's error body: the SDK branches on code and error. */
+static enum MHD_Result bl_error(struct gw_request *rq, unsigned status, const char *code,
+                                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static enum MHD_Result bl_error(struct gw_request *rq, unsigned status, const char *code,
+                                const char *fmt, ...)
+{
+	_cleanup_cjson_ cJSON *j = cJSON_CreateObject();
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cJSON_AddNumberToObject(j, "code", status);
+	cJSON_AddStringToObject(j, "error", code);
+	cJSON_AddStringToObject(j, "message", msg);
+	cJSON_AddNumberToObject(j, "status", status);
+	return gw_reply_json(rq, status, j);
+}
+
+static void upload_free(struct upload *u)
+{
+	for (size_t i = 0; i < u->n_parts; i++)
+		al_buf_free(&u->parts[i]);
+	free(u->parts);
+	free(u->path);
+	free(u);
+}
+
+static void bsbx_free(struct bsbx *sb)
+{
+	while (sb->uploads) {
+		struct upload *n = sb->uploads->next;
+		upload_free(sb->uploads);
+		sb->uploads = n;
+	}
+	free(sb->name);
+	free(sb->backend_id);
+	free(sb->tenant);
+	cJSON_Delete(sb->spec);
+	pthread_mutex_destroy(&sb->lock);
+	free(sb);
+}
+
+static void release(struct bsbx *sb)
+{
+	bool last;
+
+	if (!sb)
+		return;
+	pthread_mutex_lock(&lock);
+	last = --sb->refs == 0;
+	pthread_mutex_unlock(&lock);
+	if (last)
+		bsbx_free(sb);
+}
+
+static void releasep(struct bsbx **sb)
+{
+	release(*sb);
+}
+
+static struct bsbx *find(const char *name, const char *tenant)
+{
+	struct bsbx *found = NULL;
+
+	pthread_mutex_lock(&lock);
+	for (struct bsbx *sb = sandboxes; sb; sb = sb->next)
+		if (!strcmp(sb->name, name) && !strcmp(sb->tenant, tenant)) {
+			found = sb;
+			sb->refs++;
+			break;
+		}
+	pthread_mutex_unlock(&lock);
+	return found;
+}
+
+static int call(const char *method, const struct bsbx *sb, const char *suffix, const cJSON *body,
+                const void *raw, size_t raw_len, long timeout_ms, struct gw_result *res,
+                struct al_error *err)
+{
+	_cleanup_free_ char *eid = gw_escape(sb->backend_id);
+	_cleanup_free_ char *path = NULL;
+
+	if (!eid || asprintf(&path, "/v1/sandboxes/%s%s", eid, suffix) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	return gw_backend_call(&server->backend, method, path, body, raw, raw_len, timeout_ms, res,
+	                       err);
+}
+
+static char *path_query(const char *what, const char *path, const char *more)
+{
+	_cleanup_free_ char *e = gw_escape(path);
+	char *out;
+
+	if (!e || asprintf(&out, "%s?path=%s%s", what, e, more ? more : "") < 0)
+		return NULL;
+	return out;
+}
+
+static cJSON *sandbox_json(const struct bsbx *sb, struct gw_request *rq)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON *meta = cJSON_AddObjectToObject(o, "metadata");
+	const char *host = gw_header(rq, "Host");
+	char when[64], url[512];
+	struct tm tm;
+
+	gmtime_r(&sb->created, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(url, sizeof(url), "http://%s" RUN_PREFIX "%s", host ? host : "127.0.0.1",
+	         sb->name);
+	cJSON_AddStringToObject(meta, "name", sb->name);
+	cJSON_AddStringToObject(meta, "url", url);
+	cJSON_AddStringToObject(meta, "createdAt", when);
+	cJSON_AddStringToObject(meta, "workspace", sb->tenant);
+	cJSON_AddStringToObject(meta, "createdBy", sb->tenant);
+	cJSON_AddItemToObject(o, "spec",
+	                      sb->spec ? cJSON_Duplicate(sb->spec, 1) : cJSON_CreateObject());
+	/* No spec.region: the SDK then speaks HTTP/1.1 to metadata.url. */
+	cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "spec"),
+	                                        "region");
+	cJSON_AddStringToObject(o, "status", "DEPLOYED");
+	return o;
+}
+
+static enum MHD_Result reply_sandbox(struct gw_request *rq, unsigned status, const struct bsbx *sb)
+{
+	_cleanup_cjson_ cJSON *o = sandbox_json(sb, rq);
+	return gw_reply_json(rq, status, o);
+}
+
+static enum MHD_Result create(struct gw_request *rq, const char *tenant)
+{
+	_cleanup_cjson_ cJSON *body = cJSON_ParseWithLength(rq->body.data ? rq->body.data : "{}",
+	                                                    rq->body.len ? rq->body.len : 2);
+	_cleanup_cjson_ cJSON *abody = cJSON_CreateObject();
+	_cleanup_(gw_result_freep) struct gw_result res = {0};
+	struct al_error e = AL_ERROR_INIT;
+	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(body, "metadata");
+	const cJSON *spec = cJSON_GetObjectItemCaseSensitive(body, "spec");
+	const cJSON *envs = cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetObjectItemCaseSensitive(spec, "runtime"), "envs");
+	const char *name = al_json_str(meta, "name");
+	cJSON *env, *v;
+	struct bsbx *sb;
+	char bname[96];
+	int r;
+
+	if (!name || !*name || strlen(name) > 63 ||
+	    strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(name))
+		return bl_error(rq, 400, "INVALID_NAME", "metadata.name must be 1-63 of [a-z0-9-]");
+	{
+		_cleanup_(releasep) struct bsbx *same = find(name, tenant);
+		if (same)
+			return bl_error(rq, 409, "SANDBOX_ALREADY_EXISTS",
+			                "sandbox %s already exists", name);
+	}
+	env = cJSON_CreateObject();
+	/* Blaxel's envs are [{name, value}]. */
+	cJSON_ArrayForEach(v, envs) if (al_json_str(v, "name") && al_json_str(v, "value"))
+	    cJSON_AddStringToObject(env, al_json_str(v, "name"), al_json_str(v, "value"));
+	snprintf(bname, sizeof(bname), "blaxel-%s", name);
+	cJSON_AddStringToObject(abody, "name", bname);
+	if (server->rootfs)
+		cJSON_AddStringToObject(abody, "rootfs", server->rootfs);
+	if (cJSON_GetArraySize(env) > 0)
+		cJSON_AddItemToObject(abody, "env", env);
+	else
+		cJSON_Delete(env);
+	r = gw_backend_call(&server->backend, "POST", "/v1/sandboxes?view=summary", abody, NULL, 0,
+	                    0, &res, &e);
+	if (r < 0 || res.status != 201 || !al_json_str(res.json, "id"))
+		return bl_error(rq, res.status == 409 ? 409 : 500,
+		                res.status == 409 ? "SANDBOX_ALREADY_EXISTS" : "INTERNAL",
+		                "cannot create the sandbox: %s",
+		                r < 0 ? e.msg : gw_result_message(&res));
+	sb = calloc(1, sizeof(*sb));
+	if (!sb)
+		return MHD_NO;
+	pthread_mutex_init(&sb->lock, NULL);
+	sb->refs = 1;
+	sb->name = strdup(name);
+	sb->backend_id = strdup(al_json_str(res.json, "id"));
+	sb->tenant = strdup(tenant);
+	sb->spec = spec ? cJSON_Duplicate(spec, 1) : NULL;
+	sb->created = time(NULL);
+	pthread_mutex_lock(&lock);
+	sb->next = sandboxes;
+	sandboxes = sb;
+	pthread_mutex_unlock(&lock);
+	log_info("tenant %s: blaxel sandbox %s is airlockd's %s", tenant, name, sb->backend_id);
+	return reply_sandbox(rq, 200, sb);
+}
+
+static void backend_delete(const struct bsbx *sb)
+{
+	_cleanup_(gw_result_freep) struct gw_result res = {0};
+	struct al_error e = AL_ERROR_INIT;
+
+	if (call("DELETE", sb, "", NULL, NULL, 0, 0, &res, &e) < 0)
+		log_warn("delete airlockd sandbox %s: %s", sb->backend_id, e.msg);
+}
+
+static bool unlink_sandbox(struct bsbx *sb)
+{
+	bool was = false;
+
+	pthread_mutex_lock(&lock);
+	for (struct bsbx **pp = &sandboxes; *pp; pp = &(*pp)->next)
+		if (*pp == sb) {
+			*pp = sb->next;
+			sb->refs--;
+			was = true;
+			break;
+		}
+	pthread_mutex_unlock(&lock);
+	return was;
+}
+
+static enum MHD_Result control(struct gw_request *rq, const char *tenant, const char *rest)
+{
+	if (!strcmp(rest, "/sandboxes") && !strcmp(rq->method, "POST"))
+		return create(rq, tenant);
+	if (!strcmp(rest, "/sandboxes") && !strcmp(rq->method, "GET")) {
+		_cleanup_cjson_ cJSON *list = cJSON_CreateArray();
+		pthread_mutex_lock(&lock);
+		for (struct bsbx *sb = sandboxes; sb; sb = sb->next)
+			if (!strcmp(sb->tenant, tenant))
+				cJSON_AddItemToArray(list, sandbox_json(sb, rq));
+		pthread_mutex_unlock(&lock);
+		return gw_reply_json(rq, 200, list);
+	}
+	if (!strncmp(rest, "/sandboxes/", 11) && !strchr(rest + 11, '/')) {
+		_cleanup_(releasep) struct bsbx *sb = find(rest + 11, tenant);
+		if (!sb)
+			return bl_error(rq, 404, "SANDBOX_NOT_FOUND", "sandbox %s not found",
+			                rest + 11);
+		if (!strcmp(rq->method, "GET"))
+			return reply_sandbox(rq, 200, sb);
+		if (!strcmp(rq->method, "DELETE")) {
+			if (unlink_sandbox(sb))
+				backend_delete(sb);
+			return reply_sandbox(rq, 200, sb);
+		}
+	}
+	return bl_error(rq, 404, "NOT_FOUND", "no route %s %s", rq->method, rq->url);
+}
+
+/* ---- data plane ---- */
+
+/* The data plane's errors: {error, status, statusText}. */
+static enum MHD_Result run_error(struct gw_request *rq, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static enum MHD_Result run_error(struct gw_request *rq, unsigned status, const char *fmt, ...)
+{
+	_cleanup_cjson_ cJSON *j = cJSON_CreateObject();
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cJSON_AddStringToObject(j, "error", msg);
+	return gw_reply_json(rq, status, j);
+}
+
+static enum MHD_Result process(struct gw_request *rq, struct bsbx *sb)
+{
+	_cleanup_cjson_ cJSON *req =
+	    cJSON_ParseWithLength(rq->body.data ? rq->body.data : "", rq->body.len);
+	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
+	_cleanup_cjson_ cJSON *out = cJSON_CreateObject();
+	_cleanup_(gw_result_freep) struct gw_result res = {0};
+	struct al_error e = AL_ERROR_INIT;
+	const cJSON *timeout = cJSON_GetObjectItemCaseSensitive(req, "timeout");
+	const cJSON *env = cJSON_GetObjectItemCaseSensitive(req, "env");
+	const cJSON *code;
+	const char *cmd = al_json_str(req, "command");
+	double t = cJSON_IsNumber(timeout) && timeout->valuedouble > 0 ? timeout->valuedouble
+	                                                               : DEFAULT_EXEC_TIMEOUT_S;
+	char when[64], pid[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	int r, exit_code;
+
+	if (!cmd)
+		return run_error(rq, 400, "command is required");
+	if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(req, "waitForCompletion")) ||
+	    !cJSON_GetObjectItemCaseSensitive(req, "waitForCompletion"))
+		return run_error(rq, 400,
+		                 "airlock-gateway runs processes with waitForCompletion only");
+	cJSON_AddStringToObject(body, "command", cmd);
+	if (al_json_str(req, "workingDir") && *al_json_str(req, "workingDir"))
+		cJSON_AddStringToObject(body, "cwd", al_json_str(req, "workingDir"));
+	if (cJSON_IsObject(env) && cJSON_GetArraySize(env) > 0)
+		cJSON_AddItemToObject(body, "env", cJSON_Duplicate(env, 1));
+	cJSON_AddNumberToObject(body, "timeout_ms", t * 1000);
+	cJSON_AddNumberToObject(body, "max_output_bytes", 16 << 20);
+	r = call("POST", sb, "/exec", body, NULL, 0, (long)(t * 1000) + 60000, &res, &e);
+	if (r < 0)
+		return run_error(rq, 502, "%s", e.msg);
+	if (res.status != 200)
+		return run_error(rq, res.status == 400 ? 400 : 500, "%s", gw_result_message(&res));
+	code = cJSON_GetObjectItemCaseSensitive(res.json, "exit_code");
+	exit_code = cJSON_IsNumber(code)
+	                ? code->valueint
+	                : 128 + (int)cJSON_GetNumberValue(
+	                            cJSON_GetObjectItemCaseSensitive(res.json, "signal"));
+	gmtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(pid, sizeof(pid), "%ld", (long)now);
+	cJSON_AddStringToObject(out, "pid", pid);
+	cJSON_AddStringToObject(out, "name",
+	                        al_json_str(req, "name") ? al_json_str(req, "name") : pid);
+	cJSON_AddStringToObject(out, "command", cmd);
+	cJSON_AddStringToObject(out, "status", exit_code == 0 ? "completed" : "failed");
+	cJSON_AddNumberToObject(out, "exitCode", exit_code);
+	cJSON_AddStringToObject(
+	    out, "stdout", al_json_str(res.json, "stdout") ? al_json_str(res.json, "stdout") : "");
+	cJSON_AddStringToObject(
+	    out, "stderr", al_json_str(res.json, "stderr") ? al_json_str(res.json, "stderr") : "");
+	{
+		_cleanup_free_ char *logs = NULL;
+		if (asprintf(&logs, "%s%s",
+		             al_json_str(res.json, "stdout") ? al_json_str(res.json, "stdout") : "",
+		             al_json_str(res.json, "stderr") ? al_json_str(res.json, "stderr")
+		                                             : "") < 0)
+			return MHD_NO;
+		cJSON_AddStringToObject(out, "logs", logs);
+	}
+	cJSON_AddStringToObject(out, "workingDir",
+	                        al_json_str(req, "workingDir") ? al_json_str(req, "workingDir")
+	                                                       : "/");
+	cJSON_AddStringToObject(out, "startedAt", when);
+	cJSON_AddStringToObject(out, "completedAt", when);
+	return gw_reply_json(rq, 200, out);
+}
+
+static cJSON *file_json(const char *path, const char *name, const cJSON *e)
+{
+	cJSON *o = cJSON_CreateObject();
+	const cJSON *size = cJSON_GetObjectItemCaseSensitive(e, "size");
+
+	cJSON_AddStringToObject(o, "name", name);
+	cJSON_AddStringToObject(o, "path", path);
+	cJSON_AddNumberToObject(o, "size", cJSON_IsNumber(size) ? size->valuedouble : 0);
+	cJSON_AddStringToObject(o, "permissions",
+	                        al_json_str(e, "mode") ? al_json_str(e, "mode") : "0644");
+	cJSON_AddStringToObject(o, "owner", "root");
+	cJSON_AddStringToObject(o, "group", "root");
+	cJSON_AddStringToObject(o, "lastModified", "");
+	return o;
+}
+
+static enum MHD_Result put_bytes(struct gw_request *rq, struct bsbx *sb, const char *path,
+                                 const void *data, size_t len)
+{
+	_cleanup_free_ char *q = path_query("/files", path, "&mode=0644&parents=1");
+	_cleanup_(gw_result_freep) struct gw_result res = {0};
+	_cleanup_cjson_ cJSON *ok = cJSON_CreateObject();
+	struct al_error e = AL_ERROR_INIT;
+	int r;
+
+	if (!q)
+		return MHD_NO;
+	r = call("PUT", sb, q, NULL, data ? data : "", len, 0, &res, &e);
+	if (r < 0 || res.status != 200)
+		return run_error(rq,
+		                 r < 0               ? 502
+		                 : res.status == 404 ? 404
+		                                     : 400,
+		                 "%s: %s", path, r < 0 ? e.msg : gw_result_message(&res));
+	cJSON_AddStringToObject(ok, "message", "File created successfully");
+	cJSON_AddStringToObject(ok, "path", path);
+	return gw_reply_json(rq, 200, ok);
+}
+
+static enum MHD_Result filesystem(struct gw_request *rq, struct bsbx *sb, const char *path)
+{
+	_cleanup_(gw_result_freep) struct gw_result res = {0};
+	_cleanup_free_ char *q = NULL;
+	struct al_error e = AL_ERROR_INIT;
+	int r;
+
+	if (!strcmp(rq->method, "PUT")) {
+		_cleanup_cjson_ cJSON *req = NULL;
+		if (rq->multipart) {
+			for (size_t i = 0; i < rq->n_parts; i++)
+				if (!strcmp(rq->parts[i].name, "file"))
+					return put_bytes(rq, sb, path, rq->parts[i].data.data,
+					                 rq->parts[i].data.len);
+			return run_error(rq, 400, "the multipart body has no file part");
+		}
+		req = cJSON_ParseWithLength(rq->body.data ? rq->body.data : "", rq->body.len);
+		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "isDirectory"))) {
+			_cleanup_cjson_ cJSON *ok = cJSON_CreateObject();
+			q = path_query("/dirs", path, "&parents=1");
+			r = q ? call("POST", sb, q, NULL, NULL, 0, 0, &res, &e) : -ENOMEM;
+			if (r < 0 || res.status >= 300)
+				return run_error(rq, 400, "%s: %s", path,
+				                 r < 0 ? e.msg : gw_result_message(&res));
+			cJSON_AddStringToObject(ok, "message", "Directory created successfully");
+			cJSON_AddStringToObject(ok, "path", path);
+			return gw_reply_json(rq, 200, ok);
+		}
+		if (!al_json_str(req, "content"))
+			return run_error(rq, 400, "content or isDirectory is required");
+		return put_bytes(rq, sb, path, al_json_str(req, "content"),
+		                 strlen(al_json_str(req, "content")));
+	}
+	if (!strcmp(rq->method, "DELETE")) {
+		_cleanup_cjson_ cJSON *ok = cJSON_CreateObject();
+		const char *rec = gw_query(rq, "recursive");
+		q = path_query("/files", path, rec && !strcmp(rec, "true") ? "&recursive=1" : NULL);
+		r = q ? call("DELETE", sb, q, NULL, NULL, 0, 0, &res, &e) : -ENOMEM;
+		if (r == 0 && res.status == 404)
+			return run_error(rq, 404, "%s: no such file or directory (not found)",
+			                 path);
+		if (r < 0 || res.status >= 300)
+			return run_error(rq, 400, "%s: %s", path,
+			                 r < 0 ? e.msg : gw_result_message(&res));
+		cJSON_AddStringToObject(ok, "message", "File deleted successfully");
+		return gw_reply_json(rq, 200, ok);
+	}
+	if (strcmp(rq->method, "GET"))
+		return run_error(rq, 405, "method not allowed");
+	/* A directory lists; a file reads. */
+	q = path_query("/dirs", path, NULL);
+	r = q ? call("GET", sb, q, NULL, NULL, 0, 0, &res, &e) : -ENOMEM;
+	if (r == 0 && res.status == 200) {
+		_cleanup_cjson_ cJSON *dir = cJSON_CreateObject();
+		cJSON *files = cJSON_AddArrayToObject(dir, "files");
+		cJSON *subdirs = cJSON_AddArrayToObject(dir, "subdirectories");
+		const char *base = strrchr(path, '/');
+		const cJSON *ent;
+		cJSON_AddStringToObject(dir, "name", base && base[1] ? base + 1 : path);
+		cJSON_AddStringToObject(dir, "path", path);
+		cJSON_ArrayForEach(ent, cJSON_GetObjectItemCaseSensitive(res.json, "entries"))
+		{
+			_cleanup_free_ char *full = NULL;
+			const char *name = al_json_str(ent, "name");
+			if (!name || asprintf(&full, "%s%s%s", path,
+			                      path[strlen(path) - 1] == '/' ? "" : "/", name) < 0)
+				continue;
+			if (al_json_str(ent, "type") && !strcmp(al_json_str(ent, "type"), "dir")) {
+				cJSON *s = cJSON_CreateObject();
+				cJSON_AddStringToObject(s, "name", name);
+				cJSON_AddStringToObject(s, "path", full);
+				cJSON_AddItemToArray(subdirs, s);
+			} else {
+				cJSON_AddItemToArray(files, file_json(full, name, ent));
+			}
+		}
+		return gw_reply_json(rq, 200, dir);
+	}
+	gw_result_free(&res);
+	free(q);
+	q = path_query("/files", path, NULL);
+	r = q ? call("GET", sb, q, NULL, NULL, 0, 0, &res, &e) : -ENOMEM;
+	if (r < 0)
+		return run_error(rq, 502, "%s", e.msg);
+	if (res.status == 404)
+		return run_error(rq, 404, "%s: no such file or directory (not found)", path);
+	if (res.status != 200)
+		return run_error(rq, 400, "%s: %s", path, gw_result_message(&res));
+	{
+		const char *accept = gw_header(rq, "Accept");
+		_cleanup_cjson_ cJSON *o = NULL;
+		_cleanup_free_ char *text = NULL;
+		const char *base = strrchr(path, '/');
+		if (accept && strstr(accept, "application/octet-stream"))
+			return gw_reply(rq, 200, "application/octet-stream", res.body.data,
+			                res.body.len);
+		text = strndup(res.body.data ? res.body.data : "", res.body.len);
+		o = cJSON_CreateObject();
+		if (!text || !o)
+			return MHD_NO;
+		cJSON_AddStringToObject(o, "content", text);
+		cJSON_AddStringToObject(o, "path", path);
+		cJSON_AddStringToObject(o, "name", base ? base + 1 : path);
+		cJSON_AddNumberToObject(o, "size", (double)res.body.len);
+		cJSON_AddStringToObject(o, "permissions", "0644");
+		cJSON_AddStringToObject(o, "owner", "root");
+		cJSON_AddStringToObject(o, "group", "root");
+		cJSON_AddStringToObject(o, "lastModified", "");
+		return gw_reply_json(rq, 200, o);
+	}
+}
+
+/* ---- multipart uploads (files over 5 MiB) ---- */
+
+static struct upload *upload_find(struct bsbx *sb, const char *id, bool take)
+{
+	struct upload *found = NULL;
+
+	pthread_mutex_lock(&sb->lock);
+	for (struct upload **pp = &sb->uploads; *pp; pp = &(*pp)->next)
+		if (!strcmp((*pp)->id, id)) {
+			found = *pp;
+			if (take)
+				*pp = found->next;
+			break;
+		}
+	pthread_mutex_unlock(&sb->lock);
+	return found;
+}
+
+static enum MHD_Result multipart(struct gw_request *rq, struct bsbx *sb, const char *rest)
+{
+	_cleanup_cjson_ cJSON *ok = cJSON_CreateObject();
+	struct al_error e = AL_ERROR_INIT;
+
+	if (!strncmp(rest, "/initiate/", 10) && !strcmp(rq->method, "POST")) {
+		struct upload *u = calloc(1, sizeof(*u));
+		const char *path = rest + 9; /* keeps the leading slash */
+		if (!u || al_random_hex(u->id, 32, &e) < 0) {
+			free(u);
+			return MHD_NO;
+		}
+		while (path[0] == '/' && path[1] == '/')
+			path++;
+		u->path = strdup(path);
+		pthread_mutex_lock(&sb->lock);
+		u->next = sb->uploads;
+		sb->uploads = u;
+		pthread_mutex_unlock(&sb->lock);
+		cJSON_AddStringToObject(ok, "uploadId", u->id);
+		cJSON_AddStringToObject(ok, "path", path);
+		return gw_reply_json(rq, 200, ok);
+	}
+	{
+		char id[64];
+		const char *slash = strchr(rest + 1, '/');
+		struct upload *u;
+		snprintf(id, sizeof(id), "%.*s", slash ? (int)(slash - rest - 1) : 0, rest + 1);
+		if (!slash)
+			return run_error(rq, 404, "no such upload");
+		if (!strcmp(slash, "/part") && !strcmp(rq->method, "PUT")) {
+			const char *n = gw_query(rq, "partNumber");
+			unsigned long part = n ? strtoul(n, NULL, 10) : 0;
+			const struct gw_part *file = NULL;
+			u = upload_find(sb, id, false);
+			if (!u)
+				return run_error(rq, 404, "upload %s not found", id);
+			for (size_t i = 0; i < rq->n_parts; i++)
+				if (!strcmp(rq->parts[i].name, "file"))
+					file = &rq->parts[i];
+			if (!file || part < 1 || part > 10000)
+				return run_error(rq, 400, "a part needs partNumber and a file");
+			pthread_mutex_lock(&sb->lock);
+			if (part > u->n_parts) {
+				struct al_buf *v = realloc(u->parts, part * sizeof(*v));
+				if (v) {
+					memset(v + u->n_parts, 0, (part - u->n_parts) * sizeof(*v));
+					u->parts = v;
+					u->n_parts = part;
+				}
+			}
+			if (part <= u->n_parts) {
+				u->parts[part - 1].len = 0;
+				al_buf_append(&u->parts[part - 1], file->data.data, file->data.len);
+			}
+			pthread_mutex_unlock(&sb->lock);
+			cJSON_AddNumberToObject(ok, "partNumber", (double)part);
+			cJSON_AddStringToObject(ok, "etag", id);
+			cJSON_AddNumberToObject(ok, "size", (double)file->data.len);
+			return gw_reply_json(rq, 200, ok);
+		}
+		if (!strcmp(slash, "/complete") && !strcmp(rq->method, "POST")) {
+			_cleanup_buf_ struct al_buf all = {0};
+			enum MHD_Result result;
+			u = upload_find(sb, id, true);
+			if (!u)
+				return run_error(rq, 404, "upload %s not found", id);
+			for (size_t i = 0; i < u->n_parts; i++)
+				al_buf_append(&all, u->parts[i].data ? u->parts[i].data : "",
+				              u->parts[i].len);
+			result = put_bytes(rq, sb, u->path, all.data, all.len);
+			upload_free(u);
+			return result;
+		}
+		if (!strcmp(slash, "/abort") && !strcmp(rq->method, "DELETE")) {
+			u = upload_find(sb, id, true);
+			if (u)
+				upload_free(u);
+			cJSON_AddStringToObject(ok, "message", "upload aborted");
+			return gw_reply_json(rq, 200, ok);
+		}
+	}
+	return run_error(rq, 404, "no such route");
+}
+
+static const char *tenant_of(struct gw_request *rq)
+{
+	const char *auth = gw_header(rq, "x-blaxel-authorization");
+
+	if (!auth || strncasecmp(auth, "Bearer ", 7))
+		return NULL;
+	return gw_keys_tenant(&server->keys, auth + 7);
+}
+
+bool gw_blaxel_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *result)
+{
+	const char *url = rq->url, *tenant;
+
+	server = s;
+	if (strncmp(url, "/blaxel/", 8))
+		return false;
+	tenant = tenant_of(rq);
+	if (!tenant) {
+		*result = bl_error(rq, 401, "UNAUTHORIZED", "invalid or missing API key");
+		return true;
+	}
+	if (!strncmp(url, API_PREFIX "/", strlen(API_PREFIX) + 1)) {
+		*result = control(rq, tenant, url + strlen(API_PREFIX));
+		return true;
+	}
+	if (!strncmp(url, RUN_PREFIX, strlen(RUN_PREFIX))) {
+		const char *name = url + strlen(RUN_PREFIX);
+		const char *slash = strchr(name, '/');
+		char nbuf[128];
+		snprintf(nbuf, sizeof(nbuf), "%.*s",
+		         slash ? (int)(slash - name) : (int)strlen(name), name);
+		{
+			_cleanup_(releasep) struct bsbx *sb = find(nbuf, tenant);
+			const char *rest = slash ? slash : "";
+			if (!sb)
+				*result = run_error(rq, 404, "sandbox %s not found", nbuf);
+			else if (!strcmp(rest, "/process") && !strcmp(rq->method, "POST"))
+				*result = process(rq, sb);
+			else if (!strncmp(rest, "/filesystem-multipart/", 22))
+				*result = multipart(rq, sb, rest + 21);
+			else if (!strncmp(rest, "/filesystem/", 12)) {
+				/* Both encodings the SDK uses: %2F-escaped (decoded by MHD) and
+				 * raw. */
+				const char *p = rest + 12;
+				_cleanup_free_ char *path = NULL;
+				while (p[0] == '/' && p[1] == '/')
+					p++;
+				if (asprintf(&path, "%s%s", p[0] == '/' ? "" : "/", p) < 0)
+					*result = MHD_NO;
+				else
+					*result = filesystem(rq, sb, path);
+			} else
+				*result = run_error(rq, 404, "no such route");
+		}
+		return true;
+	}
+	*result = bl_error(rq, 404, "NOT_FOUND", "no route %s %s", rq->method, url);
+	return true;
+}
+
+void gw_blaxel_shutdown(void)
+{
+	for (;;) {
+		struct bsbx *sb;
+		pthread_mutex_lock(&lock);
+		sb = sandboxes;
+		if (sb)
+			sandboxes = sb->next;
+		pthread_mutex_unlock(&lock);
+		if (!sb)
+			break;
+		if (server)
+			backend_delete(sb);
+		release(sb);
+	}
+}

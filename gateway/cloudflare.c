@@ -1,0 +1,440 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The Cloudflare Sandbox bridge Worker's contract (`@cloudflare/sandbox/bridge`, the
+ * routes `@openai/agents-extensions`' CloudflareSandboxClient calls; the reference's §8)
+ * over airlockd, under /cloudflare: the client's workerUrl is http://HOST:PORT/cloudflare.
+ * Keys come as "Authorization: Bearer".  As the bridge does, file routes reach only
+ * /workspace, and bodies are capped at 32 MiB.
+ */
+#include "server.h"
+
+#include "cleanup.h"
+#include "json.h"
+#include "log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define PREFIX "/cloudflare/v1/sandbox"
+#define WORKSPACE "/workspace"
+#define MAX_BRIDGE_BODY (32u << 20)
+#define DEFAULT_EXEC_TIMEOUT_MS (600 * 1000L)
+
+struct csbx {
+	char id[27]; /* 26 base32 characters, as the bridge issues them */
+	char *backend_id;
+	char *tenant;
+	int refs;
+	struct csbx *next;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct csbx *sandboxes;
+static struct gw_server *server;
+
+/* The bridge's error shape: {error, code}. */
+static enum MHD_Result cf_error(struct gw_request *rq, unsigned status, const char *code,
+                                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static enum MHD_Result cf_error(struct gw_request *rq, unsigned status, const char *code,
+                                const char *fmt, ...)
+{
+	_cleanup_cjson_ cJSON *j = cJSON_CreateObject();
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cJSON_AddStringToObject(j, "error", msg);
+	cJSON_AddStringToObject(j, "code", code);
+	return gw_reply_json(rq, status, j);
+}
+
+static enum MHD_Result ok(struct gw_request *rq)
+{
+	static const char body[] = "{\"ok\":true}";
+	return gw_reply(rq, 200, "application/json", body, sizeof(body) - 1);
+}
+
+static void csbx_free(struct csbx *sb)
+{
+	free(sb->backend_id);
+	free(sb->tenant);
+	free(sb);
+}
+
+static void release(struct csbx *sb)
+{
+	bool last;
+
+	if (!sb)
+		return;
+	pthread_mutex_lock(&lock);
+	last = --sb->refs == 0;
+	pthread_mutex_unlock(&lock);
+	if (last)
+		csbx_free(sb);
+}
+
+static void releasep(struct csbx **sb)
+{
+	release(*sb);
+}
+
+static struct csbx *find(const char *id, const char *tenant)
+{
+	struct csbx *found = NULL;
+
+	pthread_mutex_lock(&lock);
+	for (struct csbx *sb = sandboxes; sb; sb = sb->next)
+		if (!strcmp(sb->id, id) && !strcmp(sb->tenant, tenant)) {
+			found = sb;
+			sb->refs++;
+			break;
+		}
+	pthread_mutex_unlock(&lock);
+	return found;
+}
+
+static int call(const char *method, const struct csbx *sb, const char *suffix, const cJSON *body,
+                const void *raw, size_t raw_len, long timeout_ms, struct gw_result *res,
+                struct al_error *err)
+{
+	_cleanup_free_ char *eid = gw_escape(sb->backend_id);
+	_cleanup_free_ char *path = NULL;
+
+	if (!eid || asprintf(&path, "/v1/sandboxes/%s%s", eid, suffix) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	return gw_backend_call(&server->backend, method, path, body, raw, raw_len, timeout_ms, res,
+	                       err);
+}
+
+static void backend_delete(const struct csbx *sb)
+{
+	_cleanup_(gw_result_freep) struct gw_result res = {0};
+	struct al_error e = AL_ERROR_INIT;
+
+	if (call("DELETE", sb, "", NULL, NULL, 0, 0, &res, &e) < 0)
+		log_warn("delete airlockd sandbox %s: %s", sb->backend_id, e.msg);
+}
+
+static enum MHD_Result create(struct gw_request *rq, const char *tenant)
+{
+	static const char base32[] = "abcdefghijklmnopqrstuvwxyz234567";
+	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
+	_cleanup_cjson_ cJSON *out = cJSON_CreateObject();
+	_cleanup_(gw_result_freep) struct gw_result res = {0};
+	struct al_error e = AL_ERROR_INIT;
+	struct csbx *sb = calloc(1, sizeof(*sb));
+	char hex[33], name[48];
+	int r;
+
+	if (!sb || al_random_hex(hex, 32, &e) < 0) {
+		free(sb);
+		return cf_error(rq, 500, "pool_error", "cannot make an id");
+	}
+	for (int i = 0; i < 26; i++)
+		sb->id[i] =
+		    base32[(unsigned)(hex[i] <= '9' ? hex[i] - '0' : hex[i] - 'a' + 10) * 2 +
+		           (hex[i + 6] & 1)];
+	sb->refs = 1;
+	sb->tenant = strdup(tenant);
+	snprintf(name, sizeof(name), "cf-%s", sb->id);
+	cJSON_AddStringToObject(body, "name", name);
+	if (server->rootfs)
+		cJSON_AddStringToObject(body, "rootfs", server->rootfs);
+	r = gw_backend_call(&server->backend, "POST", "/v1/sandboxes?view=summary", body, NULL, 0,
+	                    0, &res, &e);
+	if (r < 0 || res.status != 201 || !al_json_str(res.json, "id") ||
+	    !(sb->backend_id = strdup(al_json_str(res.json, "id")))) {
+		csbx_free(sb);
+		return cf_error(rq, 503, "capacity_exceeded", "cannot create a sandbox: %s",
+		                r < 0 ? e.msg : gw_result_message(&res));
+	}
+	pthread_mutex_lock(&lock);
+	sb->next = sandboxes;
+	sandboxes = sb;
+	pthread_mutex_unlock(&lock);
+	log_info("tenant %s: cloudflare sandbox %s is airlockd's %s", tenant, sb->id,
+	         sb->backend_id);
+	cJSON_AddStringToObject(out, "id", sb->id);
+	return gw_reply_json(rq, 200, out);
+}
+
+static void sse(struct al_buf *b, const char *event, const char *data)
+{
+	al_buf_append(b, "event: ", 7);
+	al_buf_append(b, event, strlen(event));
+	al_buf_append(b, "\ndata: ", 7);
+	al_buf_append(b, data, strlen(data));
+	al_buf_append(b, "\n\n", 2);
+}
+
+/* Run argv to its end; the answer is the bridge's SSE: stdout/stderr (base64), exit. */
+static enum MHD_Result exec(struct gw_request *rq, struct csbx *sb)
+{
+	_cleanup_cjson_ cJSON *req =
+	    cJSON_ParseWithLength(rq->body.data ? rq->body.data : "", rq->body.len);
+	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
+	_cleanup_(gw_result_freep) struct gw_result res = {0};
+	_cleanup_buf_ struct al_buf out = {0};
+	struct al_error e = AL_ERROR_INIT;
+	const cJSON *argv = cJSON_GetObjectItemCaseSensitive(req, "argv");
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(req, "timeout_ms");
+	const cJSON *a, *code;
+	long timeout = cJSON_IsNumber(t) && t->valuedouble > 0 ? (long)t->valuedouble
+	                                                       : DEFAULT_EXEC_TIMEOUT_MS;
+	char exitbuf[64];
+	int r;
+
+	if (!cJSON_IsArray(argv) || cJSON_GetArraySize(argv) == 0)
+		return cf_error(rq, 400, "invalid_request", "argv must be a non-empty array");
+	cJSON_ArrayForEach(a, argv) if (!cJSON_IsString(a)) return cf_error(
+	    rq, 400, "invalid_request", "argv must hold strings");
+	cJSON_AddItemToObject(body, "argv", cJSON_Duplicate(argv, 1));
+	cJSON_AddNumberToObject(body, "timeout_ms", (double)timeout);
+	cJSON_AddNumberToObject(body, "max_output_bytes", 64 << 20);
+	cJSON_AddStringToObject(body, "encoding", "base64");
+	r = call("POST", sb, "/exec", body, NULL, 0, timeout + 60000, &res, &e);
+	if (r < 0)
+		return cf_error(rq, 502, "exec_transport_error", "%s", e.msg);
+	if (res.status != 200)
+		return cf_error(rq, 502, "exec_error", "%s", gw_result_message(&res));
+	if (al_json_str(res.json, "stdout") && *al_json_str(res.json, "stdout"))
+		sse(&out, "stdout", al_json_str(res.json, "stdout"));
+	if (al_json_str(res.json, "stderr") && *al_json_str(res.json, "stderr"))
+		sse(&out, "stderr", al_json_str(res.json, "stderr"));
+	code = cJSON_GetObjectItemCaseSensitive(res.json, "exit_code");
+	snprintf(exitbuf, sizeof(exitbuf), "{\"exit_code\":%d}",
+	         cJSON_IsNumber(code)
+	             ? code->valueint
+	             : 128 + (int)cJSON_GetNumberValue(
+	                         cJSON_GetObjectItemCaseSensitive(res.json, "signal")));
+	sse(&out, "exit", exitbuf);
+	return gw_reply(rq, 200, "text/event-stream", out.data ? out.data : "", out.len);
+}
+
+/* "/workspace/…" from the route's tail (segments URI-decoded by MHD); NULL outside it. */
+static char *workspace_path(const char *tail)
+{
+	char *p;
+
+	if (asprintf(&p, "/%s", tail) < 0)
+		return NULL;
+	if (strstr(p, "/../") || (strlen(p) >= 3 && !strcmp(p + strlen(p) - 3, "/..")) ||
+	    (strcmp(p, WORKSPACE) && strncmp(p, WORKSPACE "/", strlen(WORKSPACE) + 1))) {
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+static enum MHD_Result file(struct gw_request *rq, struct csbx *sb, const char *tail)
+{
+	_cleanup_free_ char *path = workspace_path(tail);
+	_cleanup_free_ char *epath = path ? gw_escape(path) : NULL;
+	_cleanup_free_ char *suffix = NULL;
+	_cleanup_(gw_result_freep) struct gw_result res = {0};
+	struct al_error e = AL_ERROR_INIT;
+	bool put = !strcmp(rq->method, "PUT");
+	int r;
+
+	if (!path)
+		return cf_error(rq, 403, "invalid_request", "only paths inside /workspace");
+	if (!epath || asprintf(&suffix, "/files?path=%s%s", epath, put ? "&parents=1" : "") < 0)
+		return MHD_NO;
+	if (put) {
+		if (rq->body.len > MAX_BRIDGE_BODY)
+			return cf_error(rq, 413, "payload_too_large", "at most 32 MiB");
+		r = call("PUT", sb, suffix, NULL, rq->body.data ? rq->body.data : "", rq->body.len,
+		         0, &res, &e);
+		if (r < 0 || res.status != 200)
+			return cf_error(rq, 502, "workspace_write_error", "%s",
+			                r < 0 ? e.msg : gw_result_message(&res));
+		return ok(rq);
+	}
+	r = call("GET", sb, suffix, NULL, NULL, 0, 0, &res, &e);
+	if (r < 0)
+		return cf_error(rq, 502, "workspace_read_error", "%s", e.msg);
+	if (res.status == 404)
+		return cf_error(rq, 404, "workspace_read_not_found", "%s not found", path);
+	if (res.status != 200)
+		return cf_error(rq, 502, "workspace_read_error", "%s", gw_result_message(&res));
+	return gw_reply(rq, 200, "application/octet-stream", res.body.data, res.body.len);
+}
+
+static enum MHD_Result persist(struct gw_request *rq, struct csbx *sb)
+{
+	const char *excludes = gw_query(rq, "excludes");
+	_cleanup_(gw_result_freep) struct gw_result res = {0};
+	struct al_error e = AL_ERROR_INIT;
+	int r;
+
+	if (excludes && *excludes) {
+		/* tar with the bridge's --exclude ./p, run inside the sandbox. */
+		_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
+		cJSON *argv = cJSON_AddArrayToObject(body, "argv");
+		_cleanup_free_ char *copy = strdup(excludes);
+		_cleanup_free_ char *raw = NULL;
+		size_t len = 0;
+		cJSON_AddItemToArray(argv, cJSON_CreateString("tar"));
+		cJSON_AddItemToArray(argv, cJSON_CreateString("-C"));
+		cJSON_AddItemToArray(argv, cJSON_CreateString(WORKSPACE));
+		cJSON_AddItemToArray(argv, cJSON_CreateString("-cf"));
+		cJSON_AddItemToArray(argv, cJSON_CreateString("-"));
+		for (char *save = NULL, *x = copy ? strtok_r(copy, ",", &save) : NULL; x;
+		     x = strtok_r(NULL, ",", &save)) {
+			char ex[4096];
+			snprintf(ex, sizeof(ex), "--exclude=./%s", x);
+			cJSON_AddItemToArray(argv, cJSON_CreateString(ex));
+		}
+		cJSON_AddItemToArray(argv, cJSON_CreateString("."));
+		cJSON_AddNumberToObject(body, "max_output_bytes", 64 << 20);
+		cJSON_AddStringToObject(body, "encoding", "base64");
+		r = call("POST", sb, "/exec", body, NULL, 0, 0, &res, &e);
+		if (r < 0 || res.status != 200 ||
+		    cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(res.json, "exit_code")) !=
+		        0)
+			return cf_error(rq, 502, "persist_error", "%s",
+			                r < 0 ? e.msg : gw_result_message(&res));
+		if (al_base64_decode(
+		        al_json_str(res.json, "stdout") ? al_json_str(res.json, "stdout") : "",
+		        &raw, &len, &e) < 0)
+			return cf_error(rq, 502, "persist_error", "%s", e.msg);
+		return gw_reply(rq, 200, "application/x-tar", raw, len);
+	}
+	r = call("GET", sb, "/workspace", NULL, NULL, 0, 0, &res, &e);
+	if (r < 0 || res.status != 200)
+		return cf_error(rq, 502, "persist_error", "%s",
+		                r < 0 ? e.msg : gw_result_message(&res));
+	return gw_reply(rq, 200, "application/x-tar", res.body.data, res.body.len);
+}
+
+static enum MHD_Result hydrate(struct gw_request *rq, struct csbx *sb)
+{
+	_cleanup_(gw_result_freep) struct gw_result res = {0};
+	struct al_error e = AL_ERROR_INIT;
+	int r;
+
+	if (rq->body.len > MAX_BRIDGE_BODY)
+		return cf_error(rq, 413, "payload_too_large", "at most 32 MiB");
+	/* airlockd checks the archive against traversal, links out, devices and limits. */
+	r = call("PUT", sb, "/workspace", NULL, rq->body.data ? rq->body.data : "", rq->body.len, 0,
+	         &res, &e);
+	if (r < 0)
+		return cf_error(rq, 502, "hydrate_error", "%s", e.msg);
+	if (res.status == 400 || res.status == 413)
+		return cf_error(rq, res.status,
+		                res.status == 413 ? "payload_too_large" : "invalid_request", "%s",
+		                gw_result_message(&res));
+	if (res.status != 200)
+		return cf_error(rq, 502, "hydrate_error", "%s", gw_result_message(&res));
+	return ok(rq);
+}
+
+static const char *tenant_of(struct gw_request *rq)
+{
+	const char *auth = gw_header(rq, "Authorization");
+
+	if (!auth || strncasecmp(auth, "Bearer ", 7))
+		return NULL;
+	return gw_keys_tenant(&server->keys, auth + 7);
+}
+
+bool gw_cloudflare_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *result)
+{
+	const char *url = rq->url, *rest, *slash, *tenant;
+	char id[64];
+
+	server = s;
+	if (strncmp(url, "/cloudflare/", 12))
+		return false;
+	tenant = tenant_of(rq);
+	if (!tenant) {
+		*result = cf_error(rq, 401, "unauthorized", "Unauthorized");
+		return true;
+	}
+	if (!strcmp(url, PREFIX)) {
+		*result = !strcmp(rq->method, "POST")
+		              ? create(rq, tenant)
+		              : cf_error(rq, 404, "invalid_request", "no such route");
+		return true;
+	}
+	if (strncmp(url, PREFIX "/", strlen(PREFIX) + 1)) {
+		*result = cf_error(rq, 404, "invalid_request", "no such route");
+		return true;
+	}
+	rest = url + strlen(PREFIX) + 1;
+	slash = strchr(rest, '/');
+	snprintf(id, sizeof(id), "%.*s", slash ? (int)(slash - rest) : (int)strlen(rest), rest);
+	rest = slash ? slash : "";
+	{
+		_cleanup_(releasep) struct csbx *sb = find(id, tenant);
+		bool post = !strcmp(rq->method, "POST");
+		if (!sb) {
+			*result =
+			    !strcmp(rest, "/running")
+			        ? gw_reply(rq, 404, "application/json", "{\"running\":false}", 17)
+			        : cf_error(rq, 404, "invalid_request", "no sandbox %s", id);
+			return true;
+		}
+		if (!*rest && !strcmp(rq->method, "DELETE")) {
+			bool mine = false;
+			pthread_mutex_lock(&lock);
+			for (struct csbx **pp = &sandboxes; *pp; pp = &(*pp)->next)
+				if (*pp == sb) {
+					*pp = sb->next;
+					sb->refs--;
+					mine = true;
+					break;
+				}
+			pthread_mutex_unlock(&lock);
+			if (mine)
+				backend_delete(sb);
+			*result = gw_reply(rq, 204, NULL, "", 0);
+		} else if (!strcmp(rest, "/exec") && post) {
+			*result = exec(rq, sb);
+		} else if (!strncmp(rest, "/file/", 6) &&
+		           (!strcmp(rq->method, "GET") || !strcmp(rq->method, "PUT"))) {
+			*result = file(rq, sb, rest + 6);
+		} else if (!strcmp(rest, "/running") && !strcmp(rq->method, "GET")) {
+			_cleanup_(gw_result_freep) struct gw_result res = {0};
+			struct al_error e = AL_ERROR_INIT;
+			int r = call("GET", sb, "", NULL, NULL, 0, 0, &res, &e);
+			bool running = r == 0 && res.status == 200 &&
+			               al_json_str(res.json, "state") &&
+			               !strcmp(al_json_str(res.json, "state"), "running");
+			*result = gw_reply(rq, 200, "application/json",
+			                   running ? "{\"running\":true}" : "{\"running\":false}",
+			                   running ? 16 : 17);
+		} else if (!strcmp(rest, "/persist") && post) {
+			*result = persist(rq, sb);
+		} else if (!strcmp(rest, "/hydrate") && post) {
+			*result = hydrate(rq, sb);
+		} else {
+			*result = cf_error(rq, 404, "invalid_request", "no such route");
+		}
+	}
+	return true;
+}
+
+void gw_cloudflare_shutdown(void)
+{
+	for (;;) {
+		struct csbx *sb;
+		pthread_mutex_lock(&lock);
+		sb = sandboxes;
+		if (sb)
+			sandboxes = sb->next;
+		pthread_mutex_unlock(&lock);
+		if (!sb)
+			break;
+		if (server)
+			backend_delete(sb);
+		release(sb);
+	}
+}

@@ -1,0 +1,706 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Daytona's wire API over airlockd, as `@daytonaio/sdk` speaks it (docs/gateway.md; the
+ * reference's §4): the control plane under /daytona/api (DAYTONA_API_URL) and each
+ * sandbox's toolbox under /daytona/toolbox/<id>, the toolboxProxyUrl the sandbox DTO
+ * names.  Keys come as "Authorization: Bearer", on both planes.
+ *
+ * Stop keeps the sandbox as an airlockd snapshot (with its processes where CRIU can) and
+ * start brings it back, as Daytona's own stop/start keep the filesystem.
+ */
+#include "server.h"
+
+#include "cleanup.h"
+#include "json.h"
+#include "log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define API_PREFIX "/daytona/api"
+#define TOOLBOX_PREFIX "/daytona/toolbox/"
+#define DEFAULT_EXEC_TIMEOUT_S 600
+
+struct dsbx {
+	char id[40];
+	char *name;
+	char *backend_id;
+	char *tenant;
+	char *stopped_snapshot; /* set while stopped */
+	cJSON *env;
+	cJSON *labels;
+	time_t created;
+	int refs;
+	struct dsbx *next;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct dsbx *sandboxes;
+static struct gw_server *server;
+
+/* Daytona's (NestJS) error shape: {statusCode, message, error}. */
+static enum MHD_Result dt_error(struct gw_request *rq, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static enum MHD_Result dt_error(struct gw_request *rq, unsigned status, const char *fmt, ...)
+{
+	_cleanup_cjson_ cJSON *j = cJSON_CreateObject();
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cJSON_AddNumberToObject(j, "statusCode", status);
+	cJSON_AddStringToObject(j, "message", msg);
+	cJSON_AddStringToObject(j, "error",
+	                        status == 401   ? "Unauthorized"
+	                        : status == 404 ? "Not Found"
+	                        : status == 400 ? "Bad Request"
+	                        : status == 409 ? "Conflict"
+	                                        : "Internal Server Error");
+	return gw_reply_json(rq, status, j);
+}
+
+static void dsbx_free(struct dsbx *sb)
+{
+	free(sb->name);
+	free(sb->backend_id);
+	free(sb->tenant);
+	free(sb->stopped_snapshot);
+	cJSON_Delete(sb->env);
+	cJSON_Delete(sb->labels);
+	free(sb);
+}
+
+static void release(struct dsbx *sb)
+{
+	bool last;
+
+	if (!sb)
+		return;
+	pthread_mutex_lock(&lock);
+	last = --sb->refs == 0;
+	pthread_mutex_unlock(&lock);
+	if (last)
+		dsbx_free(sb);
+}
+
+static void releasep(struct dsbx **sb)
+{
+	release(*sb);
+}
+
+/* By id or name, the tenant's only; taken (refs + 1). */
+static struct dsbx *find(const char *id_or_name, const char *tenant)
+{
+	struct dsbx *found = NULL;
+
+	pthread_mutex_lock(&lock);
+	for (struct dsbx *sb = sandboxes; sb; sb = sb->next)
+		if (!strcmp(sb->tenant, tenant) &&
+		    (!strcmp(sb->id, id_or_name) || (sb->name && !strcmp(sb->name, id_or_name)))) {
+			found = sb;
+			sb->refs++;
+			break;
+		}
+	pthread_mutex_unlock(&lock);
+	return found;
+}
+
+static bool unlink_sandbox(struct dsbx *sb)
+{
+	bool was = false;
+
+	pthread_mutex_lock(&lock);
+	for (struct dsbx **pp = &sandboxes; *pp; pp = &(*pp)->next)
+		if (*pp == sb) {
+			*pp = sb->next;
+			sb->refs--;
+			was = true;
+			break;
+		}
+	pthread_mutex_unlock(&lock);
+	return was;
+}
+
+static int call(const char *method, const struct dsbx *sb, const char *suffix, const cJSON *body,
+                const void *raw, size_t raw_len, long timeout_ms, struct gw_result *res,
+                struct al_error *err)
+{
+	_cleanup_free_ char *eid = gw_escape(sb->backend_id);
+	_cleanup_free_ char *path = NULL;
+
+	if (!eid || asprintf(&path, "/v1/sandboxes/%s%s", eid, suffix) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	return gw_backend_call(&server->backend, method, path, body, raw, raw_len, timeout_ms, res,
+	                       err);
+}
+
+static char *path_query(const char *what, const char *path, const char *more)
+{
+	_cleanup_free_ char *e = gw_escape(path);
+	char *out;
+
+	if (!e || asprintf(&out, "%s?path=%s%s", what, e, more ? more : "") < 0)
+		return NULL;
+	return out;
+}
+
+static cJSON *dto(const struct dsbx *sb, struct gw_request *rq)
+{
+	cJSON *o = cJSON_CreateObject();
+	const char *host = gw_header(rq, "Host");
+	char when[64], url[512];
+	struct tm tm;
+
+	gmtime_r(&sb->created, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+	/* The toolbox is this gateway, as the client reached it. */
+	snprintf(url, sizeof(url), "http://%s%.*s", host ? host : "127.0.0.1",
+	         (int)strlen(TOOLBOX_PREFIX) - 1, TOOLBOX_PREFIX);
+	cJSON_AddStringToObject(o, "id", sb->id);
+	cJSON_AddStringToObject(o, "organizationId", sb->tenant);
+	cJSON_AddStringToObject(o, "name", sb->name ? sb->name : sb->id);
+	cJSON_AddStringToObject(o, "user", "root");
+	cJSON_AddItemToObject(o, "env",
+	                      sb->env ? cJSON_Duplicate(sb->env, 1) : cJSON_CreateObject());
+	cJSON_AddItemToObject(o, "labels",
+	                      sb->labels ? cJSON_Duplicate(sb->labels, 1) : cJSON_CreateObject());
+	cJSON_AddBoolToObject(o, "public", false);
+	cJSON_AddBoolToObject(o, "networkBlockAll", true);
+	cJSON_AddStringToObject(o, "target", "airlock");
+	cJSON_AddNumberToObject(o, "cpu", 1);
+	cJSON_AddNumberToObject(o, "gpu", 0);
+	cJSON_AddNumberToObject(o, "memory", 1);
+	cJSON_AddNumberToObject(o, "disk", 4);
+	cJSON_AddStringToObject(o, "state", sb->stopped_snapshot ? "stopped" : "started");
+	cJSON_AddStringToObject(o, "desiredState", sb->stopped_snapshot ? "stopped" : "started");
+	cJSON_AddStringToObject(o, "createdAt", when);
+	cJSON_AddStringToObject(o, "updatedAt", when);
+	cJSON_AddStringToObject(o, "toolboxProxyUrl", url);
+	return o;
+}
+
+static enum MHD_Result reply_dto(struct gw_request *rq, unsigned status, const struct dsbx *sb)
+{
+	_cleanup_cjson_ cJSON *o = dto(sb, rq);
+	return gw_reply_json(rq, status, o);
+}
+
+static int backend_new(struct dsbx *sb, const char *snapshot, struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
+	_cleanup_(gw_result_freep) struct gw_result res = {0};
+	char name[64];
+	int r;
+
+	snprintf(name, sizeof(name), "daytona-%s", sb->id);
+	cJSON_AddStringToObject(body, "name", name);
+	if (snapshot) {
+		cJSON_AddStringToObject(body, "snapshot", snapshot);
+	} else {
+		if (server->rootfs)
+			cJSON_AddStringToObject(body, "rootfs", server->rootfs);
+		if (cJSON_GetArraySize(sb->env) > 0)
+			cJSON_AddItemToObject(body, "env", cJSON_Duplicate(sb->env, 1));
+	}
+	r = gw_backend_call(&server->backend, "POST", "/v1/sandboxes?view=summary", body, NULL, 0,
+	                    0, &res, err);
+	if (r < 0)
+		return r;
+	if (res.status != 201 || !al_json_str(res.json, "id"))
+		return al_error_set(err, EIO, "airlockd: %s", gw_result_message(&res));
+	free(sb->backend_id);
+	sb->backend_id = strdup(al_json_str(res.json, "id"));
+	return sb->backend_id ? 0 : al_error_set(err, ENOMEM, "out of memory");
+}
+
+static void backend_gone(struct dsbx *sb)
+{
+	_cleanup_(gw_result_freep) struct gw_result res = {0};
+	struct al_error e = AL_ERROR_INIT;
+
+	if (sb->stopped_snapshot) {
+		_cleanup_free_ char *eid = gw_escape(sb->stopped_snapshot);
+		_cleanup_free_ char *path = NULL;
+		if (eid && asprintf(&path, "/v1/snapshots/%s", eid) >= 0)
+			gw_backend_call(&server->backend, "DELETE", path, NULL, NULL, 0, 0, &res,
+			                &e);
+		return;
+	}
+	if (call("DELETE", sb, "", NULL, NULL, 0, 0, &res, &e) < 0)
+		log_warn("delete airlockd sandbox %s: %s", sb->backend_id, e.msg);
+}
+
+static enum MHD_Result create(struct gw_request *rq, const char *tenant)
+{
+	_cleanup_cjson_ cJSON *body = cJSON_ParseWithLength(rq->body.data ? rq->body.data : "{}",
+	                                                    rq->body.len ? rq->body.len : 2);
+	struct al_error e = AL_ERROR_INIT;
+	const cJSON *env;
+	struct dsbx *sb;
+	char hex[33];
+
+	if (!cJSON_IsObject(body))
+		return dt_error(rq, 400, "the body must be a JSON object");
+	env = cJSON_GetObjectItemCaseSensitive(body, "env");
+	if (env && !cJSON_IsObject(env))
+		return dt_error(rq, 400, "env must be an object");
+	if (al_json_str(body, "name")) {
+		_cleanup_(releasep) struct dsbx *same = find(al_json_str(body, "name"), tenant);
+		if (same)
+			return dt_error(rq, 409, "sandbox with name %s already exists",
+			                al_json_str(body, "name"));
+	}
+	sb = calloc(1, sizeof(*sb));
+	if (!sb || al_random_hex(hex, 32, &e) < 0) {
+		free(sb);
+		return dt_error(rq, 500, "cannot make an id");
+	}
+	snprintf(sb->id, sizeof(sb->id), "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12,
+	         hex + 16, hex + 20);
+	sb->refs = 1;
+	sb->tenant = strdup(tenant);
+	sb->name = al_json_str(body, "name") ? strdup(al_json_str(body, "name")) : NULL;
+	sb->env = env ? cJSON_Duplicate(env, 1) : cJSON_CreateObject();
+	sb->labels = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(body, "labels"), 1);
+	sb->created = time(NULL);
+	if (backend_new(sb, NULL, &e) < 0) {
+		dsbx_free(sb);
+		return dt_error(rq, 500, "cannot create the sandbox: %s", e.msg);
+	}
+	pthread_mutex_lock(&lock);
+	sb->next = sandboxes;
+	sandboxes = sb;
+	pthread_mutex_unlock(&lock);
+	log_info("tenant %s: daytona sandbox %s is airlockd's %s", tenant, sb->id, sb->backend_id);
+	return reply_dto(rq, 200, sb);
+}
+
+static enum MHD_Result stop(struct gw_request *rq, struct dsbx *sb)
+{
+	struct al_error e = AL_ERROR_INIT;
+
+	if (!sb->stopped_snapshot) {
+		for (int processes = 1; processes >= 0 && !sb->stopped_snapshot; processes--) {
+			_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
+			_cleanup_(gw_result_freep) struct gw_result res = {0};
+			cJSON_AddBoolToObject(body, "processes", processes);
+			if (call("POST", sb, "/snapshots", body, NULL, 0, 0, &res, &e) == 0 &&
+			    res.status == 201 && al_json_str(res.json, "id"))
+				sb->stopped_snapshot = strdup(al_json_str(res.json, "id"));
+			else if (processes)
+				log_warn(
+				    "stop %s with processes failed; keeping its filesystem only",
+				    sb->id);
+		}
+		if (!sb->stopped_snapshot)
+			return dt_error(rq, 500, "cannot stop sandbox %s", sb->id);
+		{
+			_cleanup_(gw_result_freep) struct gw_result res = {0};
+			call("DELETE", sb, "", NULL, NULL, 0, 0, &res, &e);
+		}
+	}
+	return reply_dto(rq, 200, sb);
+}
+
+static enum MHD_Result start(struct gw_request *rq, struct dsbx *sb)
+{
+	struct al_error e = AL_ERROR_INIT;
+
+	if (sb->stopped_snapshot) {
+		_cleanup_free_ char *snap = sb->stopped_snapshot;
+		_cleanup_free_ char *eid = gw_escape(snap);
+		_cleanup_free_ char *path = NULL;
+		_cleanup_(gw_result_freep) struct gw_result res = {0};
+		if (backend_new(sb, snap, &e) < 0)
+			return dt_error(rq, 500, "cannot start sandbox %s: %s", sb->id, e.msg);
+		sb->stopped_snapshot = NULL;
+		if (eid && asprintf(&path, "/v1/snapshots/%s", eid) >= 0)
+			gw_backend_call(&server->backend, "DELETE", path, NULL, NULL, 0, 0, &res,
+			                &e);
+	}
+	return reply_dto(rq, 200, sb);
+}
+
+static enum MHD_Result control(struct gw_request *rq, const char *tenant, const char *rest)
+{
+	char id[128];
+	const char *slash, *action;
+	bool post = !strcmp(rq->method, "POST");
+
+	if (!strcmp(rest, "/sandbox") && post)
+		return create(rq, tenant);
+	if (!strcmp(rest, "/sandbox") && !strcmp(rq->method, "GET")) {
+		_cleanup_cjson_ cJSON *list = cJSON_CreateArray();
+		pthread_mutex_lock(&lock);
+		for (struct dsbx *sb = sandboxes; sb; sb = sb->next)
+			if (!strcmp(sb->tenant, tenant))
+				cJSON_AddItemToArray(list, dto(sb, rq));
+		pthread_mutex_unlock(&lock);
+		return gw_reply_json(rq, 200, list);
+	}
+	if (strncmp(rest, "/sandbox/", 9))
+		return dt_error(rq, 404, "Cannot %s %s", rq->method, rq->url);
+	slash = strchr(rest + 9, '/');
+	snprintf(id, sizeof(id), "%.*s", slash ? (int)(slash - rest - 9) : (int)strlen(rest + 9),
+	         rest + 9);
+	action = slash ? slash : "";
+	{
+		_cleanup_(releasep) struct dsbx *sb = find(id, tenant);
+		if (!sb)
+			return dt_error(rq, 404, "Sandbox with ID or name %s not found", id);
+		if (!*action && !strcmp(rq->method, "GET"))
+			return reply_dto(rq, 200, sb);
+		if (!*action && !strcmp(rq->method, "DELETE")) {
+			if (unlink_sandbox(sb))
+				backend_gone(sb);
+			return reply_dto(rq, 200, sb);
+		}
+		if (!strcmp(action, "/stop") && post)
+			return stop(rq, sb);
+		if (!strcmp(action, "/start") && post)
+			return start(rq, sb);
+		if (!strcmp(action, "/toolbox-proxy-url") && !strcmp(rq->method, "GET")) {
+			_cleanup_cjson_ cJSON *o = dto(sb, rq);
+			_cleanup_cjson_ cJSON *out = cJSON_CreateObject();
+			cJSON_AddStringToObject(out, "url", al_json_str(o, "toolboxProxyUrl"));
+			return gw_reply_json(rq, 200, out);
+		}
+	}
+	return dt_error(rq, 404, "Cannot %s %s", rq->method, rq->url);
+}
+
+/* ---- toolbox ---- */
+
+static cJSON *file_info(const char *name, const cJSON *e)
+{
+	cJSON *o = cJSON_CreateObject();
+	const cJSON *size = cJSON_GetObjectItemCaseSensitive(e, "size");
+	const char *type = al_json_str(e, "type");
+	const char *mode = al_json_str(e, "mode") ? al_json_str(e, "mode") : "0644";
+	unsigned long m = strtoul(mode, NULL, 8);
+	char perms[11];
+	bool dir = type && !strcmp(type, "dir");
+
+	snprintf(perms, sizeof(perms), "%c%c%c%c%c%c%c%c%c%c", dir ? 'd' : '-',
+	         m & 0400 ? 'r' : '-', m & 0200 ? 'w' : '-', m & 0100 ? 'x' : '-',
+	         m & 040 ? 'r' : '-', m & 020 ? 'w' : '-', m & 010 ? 'x' : '-', m & 04 ? 'r' : '-',
+	         m & 02 ? 'w' : '-', m & 01 ? 'x' : '-');
+	cJSON_AddStringToObject(o, "name", name);
+	cJSON_AddBoolToObject(o, "isDir", dir);
+	cJSON_AddNumberToObject(o, "size", cJSON_IsNumber(size) ? size->valuedouble : 0);
+	cJSON_AddStringToObject(o, "mode", mode);
+	cJSON_AddStringToObject(o, "modTime", "");
+	cJSON_AddStringToObject(o, "permissions", perms);
+	cJSON_AddStringToObject(o, "owner", "root");
+	cJSON_AddStringToObject(o, "group", "root");
+	return o;
+}
+
+static enum MHD_Result backend_failure(struct gw_request *rq, int r, const struct al_error *e,
+                                       const struct gw_result *res, const char *path)
+{
+	if (r < 0)
+		return dt_error(rq, 502, "%s", e->msg);
+	if (res->status == 404)
+		return dt_error(rq, 404, "%s: no such file or directory", path);
+	return dt_error(rq, res->status >= 400 && res->status < 500 ? 400 : 500, "%s: %s", path,
+	                gw_result_message(res));
+}
+
+static enum MHD_Result execute(struct gw_request *rq, struct dsbx *sb)
+{
+	_cleanup_cjson_ cJSON *req =
+	    cJSON_ParseWithLength(rq->body.data ? rq->body.data : "", rq->body.len);
+	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
+	_cleanup_cjson_ cJSON *out = cJSON_CreateObject();
+	_cleanup_(gw_result_freep) struct gw_result res = {0};
+	_cleanup_free_ char *combined = NULL;
+	struct al_error e = AL_ERROR_INIT;
+	const cJSON *timeout = cJSON_GetObjectItemCaseSensitive(req, "timeout");
+	const char *cmd = al_json_str(req, "command");
+	const cJSON *code;
+	double t = cJSON_IsNumber(timeout) && timeout->valuedouble > 0 ? timeout->valuedouble
+	                                                               : DEFAULT_EXEC_TIMEOUT_S;
+	int r;
+
+	if (!cmd)
+		return dt_error(rq, 400, "command is required");
+	cJSON_AddStringToObject(body, "command", cmd);
+	if (al_json_str(req, "cwd") && *al_json_str(req, "cwd"))
+		cJSON_AddStringToObject(body, "cwd", al_json_str(req, "cwd"));
+	cJSON_AddNumberToObject(body, "timeout_ms", t * 1000);
+	cJSON_AddNumberToObject(body, "max_output_bytes", 16 << 20);
+	r = call("POST", sb, "/exec", body, NULL, 0, (long)(t * 1000) + 60000, &res, &e);
+	if (r < 0 || res.status != 200)
+		return backend_failure(rq, r, &e, &res, "execute");
+	/* Daytona answers one text: what the command wrote to either stream. */
+	if (asprintf(&combined, "%s%s",
+	             al_json_str(res.json, "stdout") ? al_json_str(res.json, "stdout") : "",
+	             al_json_str(res.json, "stderr") ? al_json_str(res.json, "stderr") : "") < 0)
+		return MHD_NO;
+	code = cJSON_GetObjectItemCaseSensitive(res.json, "exit_code");
+	cJSON_AddNumberToObject(
+	    out, "exitCode",
+	    cJSON_IsNumber(code) ? code->valuedouble
+	    : cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res.json, "timed_out"))
+	        ? -1
+	        : 128 + cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(res.json, "signal")));
+	cJSON_AddStringToObject(out, "result", combined);
+	return gw_reply_json(rq, 200, out);
+}
+
+static enum MHD_Result bulk_upload(struct gw_request *rq, struct dsbx *sb)
+{
+	struct al_error e = AL_ERROR_INIT;
+	char dest_buf[4096];
+	size_t done = 0;
+
+	if (!rq->multipart)
+		return dt_error(rq, 400, "expected multipart/form-data");
+	for (size_t i = 0; i < rq->n_parts; i++) {
+		const struct gw_part *file = &rq->parts[i];
+		const char *dest = NULL;
+		_cleanup_free_ char *q = NULL;
+		_cleanup_(gw_result_freep) struct gw_result res = {0};
+		char want[64];
+		size_t idx;
+		int r;
+		/* files[i].file pairs with files[i].path */
+		if (sscanf(file->name, "files[%zu].file", &idx) != 1)
+			continue;
+		snprintf(want, sizeof(want), "files[%zu].path", idx);
+		for (size_t j = 0; j < rq->n_parts; j++)
+			if (!strcmp(rq->parts[j].name, want) && rq->parts[j].data.len) {
+				snprintf(dest_buf, sizeof(dest_buf), "%.*s",
+				         (int)rq->parts[j].data.len, rq->parts[j].data.data);
+				dest = dest_buf;
+			}
+		if (!dest)
+			return dt_error(rq, 400, "%s has no %s", file->name, want);
+		q = path_query("/files", dest, "&mode=0644&parents=1");
+		if (!q)
+			return MHD_NO;
+		r = call("PUT", sb, q, NULL, file->data.data ? file->data.data : "", file->data.len,
+		         0, &res, &e);
+		if (r < 0 || res.status != 200)
+			return backend_failure(rq, r, &e, &res, dest);
+		done++;
+	}
+	if (!done)
+		return dt_error(rq, 400, "no files[i].file part");
+	return gw_reply(rq, 200, NULL, "", 0);
+}
+
+static enum MHD_Result bulk_download(struct gw_request *rq, struct dsbx *sb)
+{
+	_cleanup_cjson_ cJSON *req =
+	    cJSON_ParseWithLength(rq->body.data ? rq->body.data : "", rq->body.len);
+	_cleanup_buf_ struct al_buf out = {0};
+	const cJSON *p;
+	char boundary[40], hex[17];
+	struct al_error e = AL_ERROR_INIT;
+
+	if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(req, "paths")))
+		return dt_error(rq, 400, "paths is required");
+	if (al_random_hex(hex, 16, &e) < 0)
+		return MHD_NO;
+	snprintf(boundary, sizeof(boundary), "airlock-%s", hex);
+	cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(req, "paths"))
+	{
+		_cleanup_(gw_result_freep) struct gw_result res = {0};
+		_cleanup_free_ char *q = NULL;
+		_cleanup_free_ char *head = NULL;
+		int r;
+		if (!cJSON_IsString(p))
+			continue;
+		q = path_query("/files", p->valuestring, NULL);
+		if (!q)
+			return MHD_NO;
+		r = call("GET", sb, q, NULL, NULL, 0, 0, &res, &e);
+		if (r == 0 && res.status == 200) {
+			if (asprintf(
+			        &head,
+			        "--%s\r\nContent-Disposition: form-data; name=\"file\"; "
+			        "filename=\"%s\"\r\nContent-Type: application/octet-stream\r\n\r\n",
+			        boundary, p->valuestring) < 0)
+				return MHD_NO;
+			al_buf_append(&out, head, strlen(head));
+			al_buf_append(&out, res.body.data ? res.body.data : "", res.body.len);
+		} else {
+			_cleanup_cjson_ cJSON *ej = cJSON_CreateObject();
+			_cleanup_free_ char *etext = NULL;
+			long status = r < 0 ? 502 : res.status == 404 ? 404 : 400;
+			cJSON_AddStringToObject(ej, "message",
+			                        r < 0               ? e.msg
+			                        : res.status == 404 ? "no such file or directory"
+			                                            : gw_result_message(&res));
+			cJSON_AddNumberToObject(ej, "statusCode", (double)status);
+			cJSON_AddStringToObject(ej, "code", status == 404 ? "NOT_FOUND" : "ERROR");
+			etext = cJSON_PrintUnformatted(ej);
+			if (!etext ||
+			    asprintf(&head,
+			             "--%s\r\nContent-Disposition: form-data; name=\"error\"; "
+			             "filename=\"%s\"\r\nContent-Type: application/json\r\n\r\n%s",
+			             boundary, p->valuestring, etext) < 0)
+				return MHD_NO;
+			al_buf_append(&out, head, strlen(head));
+		}
+		al_buf_append(&out, "\r\n", 2);
+	}
+	{
+		char tail[64], ctype[96];
+		snprintf(tail, sizeof(tail), "--%s--\r\n", boundary);
+		snprintf(ctype, sizeof(ctype), "multipart/form-data; boundary=%s", boundary);
+		if (al_buf_append(&out, tail, strlen(tail)) < 0)
+			return MHD_NO;
+		return gw_reply(rq, 200, ctype, out.data, out.len);
+	}
+}
+
+static enum MHD_Result toolbox(struct gw_request *rq, struct dsbx *sb, const char *rest)
+{
+	_cleanup_(gw_result_freep) struct gw_result res = {0};
+	_cleanup_free_ char *q = NULL;
+	struct al_error e = AL_ERROR_INIT;
+	const char *path = gw_query(rq, "path");
+	bool get = !strcmp(rq->method, "GET");
+	int r;
+
+	if (sb->stopped_snapshot)
+		return dt_error(rq, 400, "sandbox %s is stopped", sb->id);
+	if (!strcmp(rest, "/process/execute") && !strcmp(rq->method, "POST"))
+		return execute(rq, sb);
+	if (!strcmp(rest, "/files/bulk-upload") && !strcmp(rq->method, "POST"))
+		return bulk_upload(rq, sb);
+	if (!strcmp(rest, "/files/bulk-download") && !strcmp(rq->method, "POST"))
+		return bulk_download(rq, sb);
+	if (!path || !*path)
+		return dt_error(rq, 404, "Cannot %s %s", rq->method, rq->url);
+	if (!strcmp(rest, "/files/folder") && !strcmp(rq->method, "POST")) {
+		q = path_query("/dirs", path, "&parents=1");
+		r = q ? call("POST", sb, q, NULL, NULL, 0, 0, &res, &e) : -ENOMEM;
+		if (r < 0 || res.status >= 300)
+			return backend_failure(rq, r, &e, &res, path);
+		return gw_reply(rq, 201, NULL, "", 0);
+	}
+	if (!strcmp(rest, "/files") && !strcmp(rq->method, "DELETE")) {
+		const char *rec = gw_query(rq, "recursive");
+		q = path_query("/files", path, rec && !strcmp(rec, "true") ? "&recursive=1" : NULL);
+		r = q ? call("DELETE", sb, q, NULL, NULL, 0, 0, &res, &e) : -ENOMEM;
+		if (r < 0 || res.status >= 300)
+			return backend_failure(rq, r, &e, &res, path);
+		return gw_reply(rq, 204, NULL, "", 0);
+	}
+	if (!strcmp(rest, "/files/download") && get) {
+		q = path_query("/files", path, NULL);
+		r = q ? call("GET", sb, q, NULL, NULL, 0, 0, &res, &e) : -ENOMEM;
+		if (r < 0 || res.status != 200)
+			return backend_failure(rq, r, &e, &res, path);
+		return gw_reply(rq, 200, "application/octet-stream", res.body.data, res.body.len);
+	}
+	if (!strcmp(rest, "/files") && get) {
+		_cleanup_cjson_ cJSON *list = cJSON_CreateArray();
+		const cJSON *ent;
+		q = path_query("/dirs", path, NULL);
+		r = q ? call("GET", sb, q, NULL, NULL, 0, 0, &res, &e) : -ENOMEM;
+		if (r < 0 || res.status != 200)
+			return backend_failure(rq, r, &e, &res, path);
+		cJSON_ArrayForEach(ent, cJSON_GetObjectItemCaseSensitive(res.json, "entries"))
+		    cJSON_AddItemToArray(
+		        list,
+		        file_info(al_json_str(ent, "name") ? al_json_str(ent, "name") : "", ent));
+		return gw_reply_json(rq, 200, list);
+	}
+	if (!strcmp(rest, "/files/info") && get) {
+		_cleanup_free_ char *copy = strdup(path);
+		char *slash = copy ? strrchr(copy, '/') : NULL;
+		const char *name = slash ? slash + 1 : copy;
+		const cJSON *ent;
+		if (!copy)
+			return MHD_NO;
+		if (slash)
+			*slash = '\0';
+		q = path_query("/dirs", slash ? (slash == copy ? "/" : copy) : ".", NULL);
+		r = q ? call("GET", sb, q, NULL, NULL, 0, 0, &res, &e) : -ENOMEM;
+		if (r < 0 || res.status != 200)
+			return backend_failure(rq, r, &e, &res, path);
+		cJSON_ArrayForEach(ent, cJSON_GetObjectItemCaseSensitive(res.json, "entries"))
+		{
+			if (al_json_str(ent, "name") && !strcmp(al_json_str(ent, "name"), name)) {
+				_cleanup_cjson_ cJSON *o = file_info(name, ent);
+				return gw_reply_json(rq, 200, o);
+			}
+		}
+		return dt_error(rq, 404, "%s: no such file or directory", path);
+	}
+	return dt_error(rq, 404, "Cannot %s %s", rq->method, rq->url);
+}
+
+static const char *tenant_of(struct gw_request *rq)
+{
+	const char *auth = gw_header(rq, "Authorization");
+
+	if (!auth || strncasecmp(auth, "Bearer ", 7))
+		return NULL;
+	return gw_keys_tenant(&server->keys, auth + 7);
+}
+
+bool gw_daytona_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *result)
+{
+	const char *url = rq->url;
+	const char *tenant;
+
+	server = s;
+	if (strncmp(url, "/daytona/", 9))
+		return false;
+	tenant = tenant_of(rq);
+	if (!tenant) {
+		*result = dt_error(rq, 401, "Unauthorized");
+		return true;
+	}
+	if (!strncmp(url, API_PREFIX "/", strlen(API_PREFIX) + 1)) {
+		*result = control(rq, tenant, url + strlen(API_PREFIX));
+		return true;
+	}
+	if (!strncmp(url, TOOLBOX_PREFIX, strlen(TOOLBOX_PREFIX))) {
+		const char *id = url + strlen(TOOLBOX_PREFIX);
+		const char *slash = strchr(id, '/');
+		char idbuf[128];
+		snprintf(idbuf, sizeof(idbuf), "%.*s", slash ? (int)(slash - id) : (int)strlen(id),
+		         id);
+		{
+			_cleanup_(releasep) struct dsbx *sb = find(idbuf, tenant);
+			if (!sb)
+				*result = dt_error(rq, 404, "Sandbox with ID %s not found", idbuf);
+			else
+				*result = toolbox(rq, sb, slash ? slash : "");
+		}
+		return true;
+	}
+	*result = dt_error(rq, 404, "Cannot %s %s", rq->method, url);
+	return true;
+}
+
+void gw_daytona_shutdown(void)
+{
+	for (;;) {
+		struct dsbx *sb;
+		pthread_mutex_lock(&lock);
+		sb = sandboxes;
+		if (sb)
+			sandboxes = sb->next;
+		pthread_mutex_unlock(&lock);
+		if (!sb)
+			break;
+		if (server)
+			backend_gone(sb);
+		release(sb); /* the registry's reference */
+	}
+}

@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "server.h"
+
+#include "cleanup.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define POST_BUFFER 65536
+
+const char *gw_header(const struct gw_request *rq, const char *name)
+{
+	return MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
+}
+
+const char *gw_query(const struct gw_request *rq, const char *name)
+{
+	return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+enum MHD_Result gw_reply_response(struct gw_request *rq, unsigned status, struct MHD_Response *resp)
+{
+	enum MHD_Result r;
+
+	if (!resp)
+		return MHD_NO;
+	r = MHD_queue_response(rq->conn, status, resp);
+	MHD_destroy_response(resp);
+	return r;
+}
+
+enum MHD_Result gw_reply(struct gw_request *rq, unsigned status, const char *content_type,
+                         const void *data, size_t len)
+{
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+
+	if (!resp)
+		return MHD_NO;
+	if (content_type)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+	return gw_reply_response(rq, status, resp);
+}
+
+enum MHD_Result gw_reply_json(struct gw_request *rq, unsigned status, const cJSON *j)
+{
+	_cleanup_free_ char *text = cJSON_PrintUnformatted(j);
+
+	if (!text)
+		return MHD_NO;
+	return gw_reply(rq, status, "application/json", text, strlen(text));
+}
+
+/* ---- request bodies ---- */
+
+static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *filename, const char *content_type,
+                               const char *transfer_encoding, const char *data, uint64_t off,
+                               size_t size)
+{
+	struct gw_request *rq = cls;
+	struct gw_part *p;
+
+	(void)kind;
+	(void)content_type;
+	(void)transfer_encoding;
+	/* A value arrives in pieces; offset 0 starts a new one, unless it only repeats the
+	 * start of the same, still empty one (MHD announces a part before its data). */
+	p = rq->n_parts ? &rq->parts[rq->n_parts - 1] : NULL;
+	if (p && off == 0 && p->data.len == 0 && !strcmp(p->name, key ? key : "") &&
+	    !p->filename == !filename && (!filename || !strcmp(p->filename, filename)))
+		off = 1;
+	if (off == 0 || rq->n_parts == 0) {
+		struct gw_part *v = realloc(rq->parts, (rq->n_parts + 1) * sizeof(*v));
+		if (!v)
+			return MHD_NO;
+		rq->parts = v;
+		p = &rq->parts[rq->n_parts++];
+		memset(p, 0, sizeof(*p));
+		p->name = strdup(key ? key : "");
+		p->filename = filename ? strdup(filename) : NULL;
+		if (!p->name || (filename && !p->filename))
+			return MHD_NO;
+	}
+	p = &rq->parts[rq->n_parts - 1];
+	if (p->data.len + size > GW_MAX_BODY) {
+		rq->too_large = true;
+		return MHD_NO;
+	}
+	return al_buf_append(&p->data, data, size) < 0 ? MHD_NO : MHD_YES;
+}
+
+static void request_free(struct gw_request *rq)
+{
+	if (rq->pp)
+		MHD_destroy_post_processor(rq->pp);
+	al_buf_free(&rq->body);
+	for (size_t i = 0; i < rq->n_parts; i++) {
+		free(rq->parts[i].name);
+		free(rq->parts[i].filename);
+		al_buf_free(&rq->parts[i].data);
+	}
+	free(rq->parts);
+	free(rq);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)c;
+	(void)toe;
+	if (*con_cls)
+		request_free(*con_cls);
+	*con_cls = NULL;
+}
+
+static enum MHD_Result not_found(struct gw_request *rq)
+{
+	static const char body[] = "{\"code\":404,\"message\":\"no such route\"}";
+	return gw_reply(rq, 404, "application/json", body, sizeof(body) - 1);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+	struct gw_server *s = cls;
+	struct gw_request *rq = *con_cls;
+	enum MHD_Result result = MHD_NO;
+
+	(void)version;
+	if (!rq) {
+		const char *ct;
+		rq = calloc(1, sizeof(*rq));
+		if (!rq)
+			return MHD_NO;
+		rq->conn = c;
+		rq->method = method;
+		rq->url = url;
+		ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+		if (ct && !strncasecmp(ct, "multipart/form-data", 19)) {
+			rq->multipart = true;
+			rq->pp = MHD_create_post_processor(c, POST_BUFFER, on_part, rq);
+			if (!rq->pp) {
+				free(rq);
+				return MHD_NO;
+			}
+		}
+		*con_cls = rq;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		if (rq->pp) {
+			if (!rq->too_large &&
+			    MHD_post_process(rq->pp, upload_data, *upload_data_size) != MHD_YES &&
+			    !rq->too_large)
+				log_warn("%s %s: malformed multipart body", method, url);
+		} else if (!rq->too_large) {
+			if (rq->body.len + *upload_data_size > GW_MAX_BODY)
+				rq->too_large = true;
+			else if (al_buf_append(&rq->body, upload_data, *upload_data_size) < 0)
+				return MHD_NO;
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (rq->too_large) {
+		static const char body[] = "{\"code\":413,\"message\":\"request body too large\"}";
+		return gw_reply(rq, 413, "application/json", body, sizeof(body) - 1);
+	}
+	if (gw_daytona_handle(s, rq, &result) || gw_cloudflare_handle(s, rq, &result) ||
+	    gw_blaxel_handle(s, rq, &result) || gw_e2b_handle(s, rq, &result))
+		return result;
+	return not_found(rq);
+}
+
+static void on_mhd_error(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	msg[strcspn(msg, "\n")] = '\0';
+	log_warn("libmicrohttpd: %s", msg);
+}
+
+int gw_server_start(struct gw_server *s, const char *listen_addr, unsigned *port,
+                    struct al_error *err)
+{
+	_cleanup_free_ char *host = strdup(listen_addr);
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	const union MHD_DaemonInfo *info;
+	char *colon, *end;
+	unsigned long p;
+
+	if (!host)
+		return al_error_set(err, ENOMEM, "out of memory");
+	colon = strrchr(host, ':');
+	if (!colon)
+		return al_error_set(err, EINVAL, "--listen %s: expected ADDRESS:PORT", listen_addr);
+	*colon = '\0';
+	errno = 0;
+	p = strtoul(colon + 1, &end, 10);
+	if (errno || *end || colon[1] == '\0' || p > 65535)
+		return al_error_set(err, EINVAL, "--listen %s: bad port", listen_addr);
+	if (inet_pton(AF_INET, host, &sin.sin_addr) != 1)
+		return al_error_set(err, EINVAL, "--listen %s: %s is not an IPv4 address",
+		                    listen_addr, host);
+	sin.sin_port = htons((uint16_t)p);
+	s->mhd = MHD_start_daemon(
+	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
+	    NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin, MHD_OPTION_NOTIFY_COMPLETED,
+	    on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_END);
+	if (!s->mhd)
+		return al_error_set(err, EADDRINUSE, "cannot listen on %s", listen_addr);
+	info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	*port = info ? info->port : (unsigned)p;
+	return 0;
+}
+
+void gw_server_stop(struct gw_server *s)
+{
+	if (s->mhd)
+		MHD_stop_daemon(s->mhd);
+	s->mhd = NULL;
+}

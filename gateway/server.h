@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * The HTTP side of airlock-gateway: libmicrohttpd, one thread per connection (a streamed
+ * command holds its connection and blocks on airlockd while it waits for output), request
+ * bodies gathered whole up to a cap, multipart/form-data split into parts by MHD's own
+ * post processor.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+
+#include "backend.h"
+#include "keys.h"
+#include "util.h"
+
+#define GW_MAX_BODY (256u << 20)
+
+struct gw_part {
+	char *name;
+	char *filename;
+	struct al_buf data;
+};
+
+struct gw_request {
+	struct MHD_Connection *conn;
+	const char *method;
+	const char *url;
+	struct al_buf body;
+	bool too_large;
+	struct MHD_PostProcessor *pp;
+	struct gw_part *parts;
+	size_t n_parts;
+	bool multipart;
+};
+
+struct gw_server {
+	struct gw_backend backend;
+	struct gw_keys keys;
+	const char *rootfs; /* for new sandboxes; NULL: airlockd's default */
+	struct MHD_Daemon *mhd;
+};
+
+/* A header of the request, or NULL. */
+const char *gw_header(const struct gw_request *rq, const char *name);
+const char *gw_query(const struct gw_request *rq, const char *name);
+
+/* Queue an answer; they return what the MHD access handler must return. */
+enum MHD_Result gw_reply(struct gw_request *rq, unsigned status, const char *content_type,
+                         const void *data, size_t len);
+enum MHD_Result gw_reply_json(struct gw_request *rq, unsigned status, const cJSON *j);
+/* A response built by the caller (streams); it is queued and released. */
+enum MHD_Result gw_reply_response(struct gw_request *rq, unsigned status,
+                                  struct MHD_Response *resp);
+
+int gw_server_start(struct gw_server *s, const char *listen_addr, unsigned *port,
+                    struct al_error *err);
+void gw_server_stop(struct gw_server *s);
+
+/* The services; each answers every request it recognises and returns true, or false. */
+bool gw_e2b_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *result);
+void gw_e2b_init(struct gw_server *s);
+void gw_e2b_shutdown(void);
+bool gw_daytona_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *result);
+void gw_daytona_shutdown(void);
+bool gw_cloudflare_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *result);
+void gw_cloudflare_shutdown(void);
+bool gw_blaxel_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *result);
+void gw_blaxel_shutdown(void);

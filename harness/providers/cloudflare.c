@@ -1,0 +1,695 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The cloudflare provider: a Cloudflare Sandbox bridge Worker (`@cloudflare/sandbox`'s
+ * bridge(), the contract `@openai/agents-extensions`' CloudflareSandboxClient speaks; the
+ * reference's §8) at `worker_url`: create, exec as a server-sent-event stream, files
+ * inside /workspace, persist/hydrate as tar, delete.  Its exec runs a command to its
+ * end, so yield, stdin and kill are hosted.c's exec sessions over it.
+ */
+#include "hosted.h"
+#include "provider.h"
+
+#include "cleanup.h"
+#include "json.h"
+#include "http.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#define WORKSPACE_ROOT "/workspace"
+#define DEFAULT_REQUEST_TIMEOUT_MS (60 * 1000L)
+#define MAX_FILE (32u << 20) /* the bridge's cap */
+
+struct cf_provider {
+	struct al_provider base;
+	struct al_http http;
+	char *auth_header; /* NULL: the Worker wants no key */
+	char *worker_url;
+};
+
+static void cf_close(struct al_provider *p)
+{
+	struct cf_provider *cp = (struct cf_provider *)p;
+
+	if (!cp)
+		return;
+	al_http_close(&cp->http);
+	if (cp->auth_header)
+		explicit_bzero(cp->auth_header, strlen(cp->auth_header));
+	free(cp->auth_header);
+	free(cp->worker_url);
+	free(cp);
+}
+
+static int cf_open(const cJSON *options, const char *api_key, struct al_provider **out,
+                   struct al_error *err)
+{
+	const cJSON *url = cJSON_GetObjectItemCaseSensitive(options, "worker_url");
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(options, "request_timeout_ms");
+	const cJSON *ca = cJSON_GetObjectItemCaseSensitive(options, "ca_bundle");
+	struct al_http_config hc = {.max_retries = 4, .retry_base_ms = 500};
+	struct cf_provider *cp;
+	int r;
+
+	if (!cJSON_IsString(url) ||
+	    (strncmp(url->valuestring, "http://", 7) && strncmp(url->valuestring, "https://", 8)) ||
+	    strpbrk(url->valuestring, "?#"))
+		return al_error_set(err, EINVAL,
+		                    "provider cloudflare needs worker_url: the bridge Worker's "
+		                    "http(s) URL, without query or fragment");
+	cp = calloc(1, sizeof(*cp));
+	if (!cp)
+		return al_error_set(err, ENOMEM, "out of memory");
+	cp->base.ops = &al_provider_cloudflare;
+	hc.timeout_ms = cJSON_IsNumber(t) ? (long)t->valuedouble : DEFAULT_REQUEST_TIMEOUT_MS;
+	hc.ca_bundle = cJSON_IsString(ca) ? ca->valuestring : NULL;
+	cp->worker_url = strdup(url->valuestring);
+	while (cp->worker_url && strlen(cp->worker_url) > 1 &&
+	       cp->worker_url[strlen(cp->worker_url) - 1] == '/')
+		cp->worker_url[strlen(cp->worker_url) - 1] = '\0';
+	r = al_http_open(&cp->http, &hc, err);
+	if (r < 0 || !cp->worker_url ||
+	    (api_key && *api_key &&
+	     asprintf(&cp->auth_header, "Authorization: Bearer %s", api_key) < 0)) {
+		cf_close(&cp->base);
+		return r < 0 ? r : al_error_set(err, ENOMEM, "out of memory");
+	}
+	*out = &cp->base;
+	return 0;
+}
+
+/* ---- requests ---- */
+
+static int bridge_code(long status, const struct al_buf *body)
+{
+	switch (status) {
+	case 401:
+	case 403:
+		return EPERM;
+	case 404:
+		/* A route of an unknown sandbox, or a file that is not there. */
+		return body->data && memmem(body->data, body->len, "workspace_read_not_found", 24)
+		           ? ENOENT
+		           : EHOSTDOWN;
+	case 400:
+		return EINVAL;
+	case 413:
+		return EFBIG;
+	case 502:
+	case 503:
+		return EHOSTDOWN;
+	default:
+		return EIO;
+	}
+}
+
+struct call {
+	const char *method;
+	const char *path; /* after worker_url */
+	const void *body;
+	size_t body_len;
+	const char *content_type;
+	bool idempotent;
+	size_t max;
+	long timeout_ms;
+};
+
+static int request(struct cf_provider *cp, const struct call *c, struct al_buf *out,
+                   const char *what, struct al_error *err)
+{
+	_cleanup_free_ char *url = NULL;
+	_cleanup_free_ char *ct = NULL;
+	const char *headers[3] = {0};
+	size_t n = 0;
+	struct al_http_response resp;
+	int r;
+
+	if (asprintf(&url, "%s%s", cp->worker_url, c->path) < 0 ||
+	    asprintf(&ct, "Content-Type: %s",
+	             c->content_type ? c->content_type : "application/json") < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (cp->auth_header)
+		headers[n++] = cp->auth_header;
+	headers[n++] = ct;
+	{
+		struct al_http_request rq = {.method = c->method,
+		                             .url = url,
+		                             .headers = headers,
+		                             .body = c->body,
+		                             .body_len = c->body_len,
+		                             .idempotent = c->idempotent,
+		                             .max_response = c->max,
+		                             .timeout_ms = c->timeout_ms,
+		                             .what = what};
+		r = al_http_do(&cp->http, &rq, &resp, err);
+	}
+	if (r < 0) {
+		al_http_response_free(&resp);
+		return r;
+	}
+	if (resp.status < 200 || resp.status >= 300) {
+		r = al_http_status_error(&resp, bridge_code(resp.status, &resp.body), what, err);
+		al_http_response_free(&resp);
+		return r;
+	}
+	if (out && al_buf_append(&resp.body, "", 1) == 0) {
+		resp.body.len--;
+		*out = resp.body;
+		return 0;
+	}
+	al_http_response_free(&resp);
+	return out ? al_error_set(err, ENOMEM, "out of memory") : 0;
+}
+
+static char *sandbox_path(struct al_sandbox *sb, const char *suffix)
+{
+	char *p;
+	_cleanup_free_ char *e = NULL;
+	char *raw = curl_easy_escape(NULL, sb->id, 0);
+
+	e = raw ? strdup(raw) : NULL;
+	curl_free(raw);
+	if (!e || asprintf(&p, "/v1/sandbox/%s%s", e, suffix) < 0)
+		return NULL;
+	return p;
+}
+
+/* /file/<path without its leading slash, each segment URI-encoded>, as the client does. */
+static char *file_route(struct al_sandbox *sb, const char *abs)
+{
+	struct al_buf b = {0};
+	_cleanup_free_ char *copy = strdup(abs);
+	_cleanup_free_ char *base = sandbox_path(sb, "/file");
+	char *out = NULL;
+
+	if (!copy || !base)
+		return NULL;
+	al_buf_append(&b, base, strlen(base));
+	for (char *save = NULL, *seg = strtok_r(copy, "/", &save); seg;
+	     seg = strtok_r(NULL, "/", &save)) {
+		char *e = curl_easy_escape(NULL, seg, 0);
+		if (!e || al_buf_append(&b, "/", 1) < 0 || al_buf_append(&b, e, strlen(e)) < 0) {
+			curl_free(e);
+			al_buf_free(&b);
+			return NULL;
+		}
+		curl_free(e);
+	}
+	if (al_buf_append(&b, "", 1) == 0)
+		out = b.data;
+	else
+		al_buf_free(&b);
+	return out;
+}
+
+/* ---- exec: the bridge's SSE ---- */
+
+struct sse_result {
+	struct al_buf out, err;
+	int exit_code;
+	bool exited;
+	char error[256];
+};
+
+static void sse_event(struct sse_result *res, const char *event, const char *data)
+{
+	if (!strcmp(event, "stdout") || !strcmp(event, "stderr")) {
+		_cleanup_free_ char *raw = NULL;
+		struct al_error e = AL_ERROR_INIT;
+		size_t n = 0;
+		if (al_base64_decode(data, &raw, &n, &e) == 0)
+			al_buf_append(event[3] == 'o' ? &res->out : &res->err, raw, n);
+	} else if (!strcmp(event, "exit")) {
+		_cleanup_cjson_ cJSON *j = cJSON_Parse(data);
+		const cJSON *code = cJSON_GetObjectItemCaseSensitive(j, "exit_code");
+		res->exited = true;
+		res->exit_code = cJSON_IsNumber(code) ? code->valueint : 1;
+	} else if (!strcmp(event, "error")) {
+		snprintf(res->error, sizeof(res->error), "%s", data);
+	}
+}
+
+/* Events are blank-line separated; "data:" lines of one event join with newlines. */
+static void sse_parse(char *text, struct sse_result *res)
+{
+	struct al_buf data = {0};
+	char event[32] = "message";
+
+	for (char *save = NULL, *line = strtok_r(text, "\n", &save);;
+	     line = strtok_r(NULL, "\n", &save)) {
+		size_t len = line ? strlen(line) : 0;
+		if (line && len && line[len - 1] == '\r')
+			line[--len] = '\0';
+		/* strtok_r skips empty lines: an event ends where the next "event:" starts. */
+		if (!line || !strncmp(line, "event:", 6)) {
+			if (data.len && al_buf_append(&data, "", 1) == 0)
+				sse_event(res, event, data.data);
+			data.len = 0;
+			if (!line)
+				break;
+			snprintf(event, sizeof(event), "%s", line + 6 + (line[6] == ' '));
+		} else if (!strncmp(line, "data:", 5)) {
+			if (data.len)
+				al_buf_append(&data, "\n", 1);
+			al_buf_append(&data, line + 5 + (line[5] == ' '),
+			              len - 5 - (line[5] == ' '));
+		}
+	}
+	al_buf_free(&data);
+}
+
+static int run_argv(struct cf_provider *cp, struct al_sandbox *sb, const char *const *argv,
+                    long timeout_ms, struct sse_result *res, struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
+	_cleanup_free_ char *text = NULL;
+	_cleanup_free_ char *path = sandbox_path(sb, "/exec");
+	_cleanup_buf_ struct al_buf answer = {0};
+	cJSON *a = cJSON_AddArrayToObject(body, "argv");
+	struct call c = {
+	    .method = "POST", .path = path, .max = 256u << 20, .timeout_ms = timeout_ms + 30000};
+	int r;
+
+	for (const char *const *v = argv; *v; v++)
+		cJSON_AddItemToArray(a, cJSON_CreateString(*v));
+	cJSON_AddNumberToObject(body, "timeout_ms", (double)timeout_ms);
+	text = cJSON_PrintUnformatted(body);
+	if (!text || !path)
+		return al_error_set(err, ENOMEM, "out of memory");
+	c.body = text;
+	c.body_len = strlen(text);
+	r = request(cp, &c, &answer, "exec", err);
+	if (r < 0)
+		return r;
+	memset(res, 0, sizeof(*res));
+	sse_parse(answer.data ? answer.data : (char[]){0}, res);
+	if (res->error[0])
+		return al_error_set(err, EIO, "exec: the bridge reports %s", res->error);
+	if (!res->exited)
+		res->exit_code = 1; /* the client's rule: no exit event, exit 1 */
+	return 0;
+}
+
+/* The task's env, as the client applies it: exported by the script itself (the bridge
+ * takes no environment). */
+static char *with_env(struct al_sandbox *sb, const char *script)
+{
+	const cJSON *env = cJSON_GetObjectItemCaseSensitive(sb->saved, "env");
+	const cJSON *v;
+	struct al_buf b = {0};
+
+	cJSON_ArrayForEach(v, env)
+	{
+		if (!cJSON_IsString(v))
+			continue;
+		al_buf_append(&b, "export ", 7);
+		al_buf_append(&b, v->string, strlen(v->string));
+		al_buf_append(&b, "='", 2);
+		for (const char *c = v->valuestring; *c; c++)
+			al_buf_append(&b, *c == '\'' ? "'\\''" : c, *c == '\'' ? 4 : 1);
+		al_buf_append(&b, "'\n", 2);
+	}
+	if (al_buf_append(&b, script, strlen(script) + 1) < 0) {
+		al_buf_free(&b);
+		return NULL;
+	}
+	return b.data;
+}
+
+static int run_script(struct al_provider *p, struct al_sandbox *sb, const char *script,
+                      long timeout_ms, char **out, int *exit_code, struct al_error *err)
+{
+	_cleanup_free_ char *full = with_env(sb, script);
+	const char *argv[] = {"/bin/sh", "-c", full, NULL};
+	struct sse_result res;
+	int r;
+
+	if (!full)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = run_argv((struct cf_provider *)p, sb, argv, timeout_ms, &res, err);
+
+	if (r < 0)
+		return r;
+	al_buf_free(&res.err);
+	if (al_buf_append(&res.out, "", 1) < 0) {
+		al_buf_free(&res.out);
+		return al_error_set(err, ENOMEM, "out of memory");
+	}
+	*out = res.out.data;
+	*exit_code = res.exit_code;
+	return 0;
+}
+
+static const struct al_session_runner runner = {.run = run_script};
+
+/* A script whose exit status says it all: 3 means "no such path". */
+static int path_script(struct al_provider *p, struct al_sandbox *sb, const char *fmt,
+                       const char *abs, char **out, struct al_error *err)
+{
+	_cleanup_free_ char *q = NULL;
+	_cleanup_free_ char *script = NULL;
+	struct al_buf b = {0};
+	int code = 0, r;
+
+	al_buf_append(&b, "'", 1);
+	for (const char *c = abs; *c; c++)
+		al_buf_append(&b, *c == '\'' ? "'\\''" : c, *c == '\'' ? 4 : 1);
+	if (al_buf_append(&b, "'", 2) < 0) {
+		al_buf_free(&b);
+		return al_error_set(err, ENOMEM, "out of memory");
+	}
+	q = b.data;
+	if (asprintf(&script, fmt, q, q, q, q) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = run_script(p, sb, script, 120000, out, &code, err);
+	if (r < 0)
+		return r;
+	if (code == 3)
+		return al_error_set(err, ENOENT, "%s: no such file or directory", abs);
+	if (code != 0)
+		return al_error_set(err, EIO, "%s: exit %d", abs, code);
+	return 0;
+}
+
+/* ---- lifecycle ---- */
+
+static int cf_delete(struct al_provider *p, struct al_sandbox *sb, struct al_error *err)
+{
+	_cleanup_free_ char *path = sandbox_path(sb, "");
+	struct call c = {.method = "DELETE", .path = path, .idempotent = true};
+	int r;
+
+	if (!path)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = request((struct cf_provider *)p, &c, NULL, "delete Cloudflare sandbox", err);
+	return r == -EHOSTDOWN || r == -ENOENT ? 0 : r;
+}
+
+static int cf_create(struct al_provider *p, const struct al_sandbox_spec *spec,
+                     struct al_sandbox **out, struct al_error *err)
+{
+	struct cf_provider *cp = (struct cf_provider *)p;
+	_cleanup_buf_ struct al_buf answer = {0};
+	_cleanup_cjson_ cJSON *j = NULL;
+	_cleanup_(al_sandbox_freep) struct al_sandbox *sb = NULL;
+	const cJSON *root = cJSON_GetObjectItemCaseSensitive(spec->manifest, "root");
+	const cJSON *id;
+	struct call c = {.method = "POST", .path = "/v1/sandbox", .body = "{}", .body_len = 2};
+	int r;
+
+	if (spec->snapshot_id)
+		return al_error_set(err, ENOTSUP, "provider cloudflare keeps no snapshots");
+	if (cJSON_IsString(root) && strcmp(root->valuestring, WORKSPACE_ROOT))
+		return al_error_set(
+		    err, EINVAL,
+		    "provider cloudflare: the manifest root must be /workspace (the "
+		    "bridge serves no other), not %s",
+		    root->valuestring);
+	r = request(cp, &c, &answer, "create Cloudflare sandbox", err);
+	if (r < 0)
+		return r;
+	j = cJSON_ParseWithLength(answer.data ? answer.data : "", answer.len);
+	id = cJSON_GetObjectItemCaseSensitive(j, "id");
+	if (!cJSON_IsString(id) || !*id->valuestring ||
+	    strspn(id->valuestring,
+	           "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+	        strlen(id->valuestring))
+		return al_error_set(err, EIO,
+		                    "create Cloudflare sandbox: the answer has no usable id");
+	sb = al_sandbox_new(id->valuestring);
+	if (!sb)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (spec->env)
+		cJSON_AddItemToObject(sb->saved, "env", cJSON_Duplicate(spec->env, 1));
+	if (spec->manifest &&
+	    (r = al_hosted_materialise(p, sb, spec->manifest, WORKSPACE_ROOT, err)) < 0) {
+		struct al_error ignored = AL_ERROR_INIT;
+		cf_delete(p, sb, &ignored);
+		return al_error_prefix(err, "materialise the manifest in Cloudflare sandbox %s",
+		                       sb->id);
+	}
+	*out = TAKE_PTR(sb);
+	return 0;
+}
+
+static int cf_resume(struct al_provider *p, const char *id, const cJSON *saved, const char *name,
+                     struct al_sandbox **out, bool *running, struct al_error *err)
+{
+	_cleanup_(al_sandbox_freep) struct al_sandbox *sb = NULL;
+	_cleanup_buf_ struct al_buf answer = {0};
+	_cleanup_cjson_ cJSON *j = NULL;
+	_cleanup_free_ char *path = NULL;
+	struct call c = {.method = "GET", .idempotent = true};
+	int r;
+
+	(void)name; /* the bridge has no names to find a sandbox by */
+	*running = false;
+	if (!id)
+		return al_error_set(err, ENOENT,
+		                    "the Cloudflare bridge finds sandboxes by id only");
+	sb = al_sandbox_new(id);
+	path = sb ? sandbox_path(sb, "/running") : NULL;
+	if (!path)
+		return al_error_set(err, ENOMEM, "out of memory");
+	c.path = path;
+	if (cJSON_GetObjectItemCaseSensitive(saved, "env"))
+		cJSON_AddItemToObject(
+		    sb->saved, "env",
+		    cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(saved, "env"), 1));
+	r = request((struct cf_provider *)p, &c, &answer, "check Cloudflare sandbox", err);
+	if (r == -EHOSTDOWN || r == -ENOENT)
+		return al_error_set(err, ENOENT, "Cloudflare sandbox %s: not found", id);
+	if (r < 0)
+		return r;
+	j = cJSON_ParseWithLength(answer.data ? answer.data : "", answer.len);
+	*running = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "running"));
+	*out = TAKE_PTR(sb);
+	return 0;
+}
+
+/* ---- processes and files ---- */
+
+static int cf_exec(struct al_provider *p, struct al_sandbox *sb, const struct al_exec_request *req,
+                   struct al_exec_result *res, struct al_error *err)
+{
+	return al_session_exec(p, sb, &runner, WORKSPACE_ROOT, req, res, err);
+}
+
+static int cf_write_stdin(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
+                          const char *data, size_t len, uint64_t yield_ms,
+                          struct al_exec_result *res, struct al_error *err)
+{
+	return al_session_write(p, sb, &runner, process_id, data, len, yield_ms, 0, res, err);
+}
+
+static int cf_kill(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
+                   const char *signame, struct al_error *err)
+{
+	return al_session_kill(p, sb, &runner, process_id, signame, err);
+}
+
+static int cf_read(struct al_provider *p, struct al_sandbox *sb, const char *path, size_t max,
+                   char **data, size_t *len, struct al_error *err)
+{
+	_cleanup_free_ char *abs = al_hosted_abs(WORKSPACE_ROOT, path);
+	_cleanup_free_ char *route = abs ? file_route(sb, abs) : NULL;
+	struct call c = {
+	    .method = "GET", .path = route, .idempotent = true, .max = max ? max : MAX_FILE};
+	struct al_buf body = {0};
+	int r;
+
+	if (!route)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = request((struct cf_provider *)p, &c, &body, abs, err);
+	if (r < 0)
+		return r;
+	*data = body.data ? body.data : strdup("");
+	*len = body.len;
+	return *data ? 0 : al_error_set(err, ENOMEM, "out of memory");
+}
+
+static int cf_write(struct al_provider *p, struct al_sandbox *sb, const char *path,
+                    const void *data, size_t len, struct al_error *err)
+{
+	_cleanup_free_ char *abs = al_hosted_abs(WORKSPACE_ROOT, path);
+	_cleanup_free_ char *route = abs ? file_route(sb, abs) : NULL;
+	_cleanup_free_ char *ignored = NULL;
+	struct call c = {.method = "PUT",
+	                 .path = route,
+	                 .body = data ? data : "",
+	                 .body_len = len,
+	                 .content_type = "application/octet-stream",
+	                 .idempotent = true};
+	int r;
+
+	if (!route)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (len > MAX_FILE)
+		return al_error_set(err, EFBIG, "%s: the bridge takes at most 32 MiB", abs);
+	/* As the client does: the parent first (the bridge does not make it). */
+	r = path_script(p, sb, "mkdir -p -- \"$(dirname -- %s)\"", abs, &ignored, err);
+	if (r < 0)
+		return r;
+	return request((struct cf_provider *)p, &c, NULL, abs, err);
+}
+
+static int cf_remove(struct al_provider *p, struct al_sandbox *sb, const char *path,
+                     struct al_error *err)
+{
+	_cleanup_free_ char *abs = al_hosted_abs(WORKSPACE_ROOT, path);
+	_cleanup_free_ char *ignored = NULL;
+
+	if (!abs)
+		return al_error_set(err, ENOMEM, "out of memory");
+	return path_script(p, sb, "{ [ -e %s ] || [ -L %s ]; } || exit 3; rm -rf -- %s", abs,
+	                   &ignored, err);
+}
+
+static int cf_list(struct al_provider *p, struct al_sandbox *sb, const char *path,
+                   struct al_dir_entry **entries, size_t *n, struct al_error *err)
+{
+	_cleanup_free_ char *abs = al_hosted_abs(WORKSPACE_ROOT, path);
+	_cleanup_free_ char *text = NULL;
+	struct al_dir_entry *out;
+	size_t cap = 16, i = 0;
+	int r;
+
+	if (!abs)
+		return al_error_set(err, ENOMEM, "out of memory");
+	/* One line per entry: type, size, name (a name with a newline is not listed). */
+	r = path_script(p, sb,
+	                "[ -d %s ] || exit 3; cd %s || exit 3; for f in * .[!.]* ..?*; do "
+	                "{ [ -e \"$f\" ] || [ -L \"$f\" ]; } || continue; "
+	                "if [ -L \"$f\" ]; then t=l; elif [ -d \"$f\" ]; then t=d; "
+	                "elif [ -f \"$f\" ]; then t=f; else t=o; fi; s=0; "
+	                "[ $t = f ] && s=$(wc -c <\"$f\"); printf '%%s %%s %%s\\n' $t $s \"$f\"; "
+	                "done",
+	                abs, &text, err);
+	if (r < 0)
+		return r;
+	out = calloc(cap, sizeof(*out));
+	if (!out)
+		return al_error_set(err, ENOMEM, "out of memory");
+	for (char *save = NULL, *line = strtok_r(text, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char type = line[0];
+		unsigned long long size = 0;
+		char *name = strchr(line, ' ');
+		name = name ? strchr(name + 1, ' ') : NULL;
+		if (!name || sscanf(line + 2, "%llu", &size) != 1)
+			continue;
+		if (i + 1 >= cap) {
+			struct al_dir_entry *v = realloc(out, 2 * cap * sizeof(*v));
+			if (!v) {
+				al_dir_entries_free(out, i);
+				return al_error_set(err, ENOMEM, "out of memory");
+			}
+			out = v;
+			cap *= 2;
+		}
+		out[i].name = strdup(name + 1);
+		out[i].type = type;
+		out[i].size = size;
+		if (!out[i].name) {
+			al_dir_entries_free(out, i);
+			return al_error_set(err, ENOMEM, "out of memory");
+		}
+		i++;
+	}
+	*entries = out;
+	*n = i;
+	return 0;
+}
+
+static int cf_persist(struct al_provider *p, struct al_sandbox *sb, const char *archive_path,
+                      struct al_error *err)
+{
+	_cleanup_free_ char *path = sandbox_path(sb, "/persist");
+	_cleanup_free_ char *part = NULL;
+	_cleanup_buf_ struct al_buf tar = {0};
+	_cleanup_close_ int fd = -1;
+	struct call c = {
+	    .method = "POST", .path = path, .body = "", .max = 1u << 30, .timeout_ms = 600000};
+	int r;
+
+	if (!path || asprintf(&part, "%s.part", archive_path) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = request((struct cf_provider *)p, &c, &tar, "persist workspace", err);
+	if (r < 0)
+		return r;
+	fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return al_error_errno(err, "create %s", part);
+	if (al_write_all(fd, tar.data, tar.len) < 0 || fsync(fd) < 0 ||
+	    rename(part, archive_path) < 0) {
+		r = al_error_errno(err, "write %s", archive_path);
+		unlink(part);
+		return r;
+	}
+	return 0;
+}
+
+static int cf_hydrate(struct al_provider *p, struct al_sandbox *sb, const char *archive_path,
+                      struct al_error *err)
+{
+	_cleanup_free_ char *path = sandbox_path(sb, "/hydrate");
+	_cleanup_free_ char *data = NULL;
+	struct call c = {.method = "POST",
+	                 .path = path,
+	                 .content_type = "application/octet-stream",
+	                 .timeout_ms = 600000};
+	size_t len = 0;
+	int r;
+
+	if (!path)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = al_hosted_check_archive(archive_path, err);
+	if (r < 0)
+		return al_error_prefix(err, "hydrate workspace from %s", archive_path);
+	r = al_read_file(archive_path, MAX_FILE, &data, &len, err);
+	if (r < 0)
+		return r;
+	c.body = data;
+	c.body_len = len;
+	return request((struct cf_provider *)p, &c, NULL, "hydrate workspace", err);
+}
+
+static int cf_snapshot(struct al_provider *p, struct al_sandbox *sb, bool processes,
+                       char **snapshot_id, struct al_error *err)
+{
+	(void)p;
+	(void)processes;
+	(void)snapshot_id;
+	return al_error_set(err, ENOTSUP, "provider cloudflare cannot snapshot sandbox %s", sb->id);
+}
+
+static const char *const cf_option_keys[] = {"worker_url", "request_timeout_ms", "ca_bundle", NULL};
+
+const struct al_provider_ops al_provider_cloudflare = {
+    .type = "cloudflare",
+    .caps = AL_CAP_WORKSPACE_ARCHIVE,
+    .option_keys = cf_option_keys,
+    .open = cf_open,
+    .close = cf_close,
+    .create = cf_create,
+    .resume = cf_resume,
+    .exec = cf_exec,
+    .write_stdin = cf_write_stdin,
+    .kill = cf_kill,
+    .read = cf_read,
+    .write = cf_write,
+    .remove = cf_remove,
+    .list = cf_list,
+    .persist_workspace = cf_persist,
+    .hydrate_workspace = cf_hydrate,
+    .snapshot = cf_snapshot,
+    .delete_snapshot = NULL,
+    .delete = cf_delete,
+};

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * What every hosted provider shares, so that a provider file is only its wire mapping:
+ * running a command to its end over the provider's own exec, materialising a manifest
+ * through write and mkdir, and the workspace as a tar made and unpacked inside the
+ * sandbox and moved through the file API (the Agents SDK's way), checked here against
+ * hostile archives as airlockd checks them.
+ */
+
+#include "provider.h"
+
+#define AL_HOSTED_MAX_ARCHIVE (1ull << 30)
+#define AL_HOSTED_MAX_EXTRACTED (4ull << 30)
+#define AL_HOSTED_MAX_MEMBERS 100000
+
+/* Run argv in sb until it ends (no yield); *exit_code and, when out is set, stdout. */
+int al_hosted_run(struct al_provider *p, struct al_sandbox *sb, const char *const *argv,
+                  int *exit_code, char **out, struct al_error *err);
+
+/* Create the manifest's file and dir entries under root; other entry types are refused
+ * with -ENOTSUP naming them. */
+int al_hosted_materialise(struct al_provider *p, struct al_sandbox *sb, const cJSON *manifest,
+                          const char *root, struct al_error *err);
+
+int al_hosted_persist(struct al_provider *p, struct al_sandbox *sb, const char *root,
+                      const char *archive_path, struct al_error *err);
+int al_hosted_hydrate(struct al_provider *p, struct al_sandbox *sb, const char *root,
+                      const char *archive_path, struct al_error *err);
+
+/* A workspace archive fit to unpack: relative members, no "..", no device, FIFO or socket,
+ * no setuid/setgid, links that stay inside, within the size and member limits. */
+int al_hosted_check_archive(const char *path, struct al_error *err);
+
+/* path made absolute against root (a fresh string), or NULL when out of memory. */
+char *al_hosted_abs(const char *root, const char *path);
+
+/*
+ * Exec sessions over a provider that can only run a shell script to its end (Daytona's
+ * process/execute, for one): the command runs detached in its own process group inside
+ * the sandbox, its stdin a FIFO the session holds open, its output and exit status in
+ * files under /tmp/airlock-sessions/<id>; a poll prints what is new (the read offsets
+ * live beside them, so a resumed harness neither loses nor repeats output) and waits for
+ * the end up to the yield.  An exit status above 128 is read as the signal 128 + n.
+ */
+struct al_session_runner {
+	/* Run script with /bin/sh to its end; *out gets its output (stdout, or both
+	 * streams merged: the session's own scripts write only stdout). */
+	int (*run)(struct al_provider *p, struct al_sandbox *sb, const char *script,
+	           long timeout_ms, char **out, int *exit_code, struct al_error *err);
+};
+
+int al_session_exec(struct al_provider *p, struct al_sandbox *sb,
+                    const struct al_session_runner *runner, const char *root,
+                    const struct al_exec_request *req, struct al_exec_result *res,
+                    struct al_error *err);
+int al_session_write(struct al_provider *p, struct al_sandbox *sb,
+                     const struct al_session_runner *runner, const char *process_id,
+                     const char *data, size_t len, uint64_t yield_ms, size_t max,
+                     struct al_exec_result *res, struct al_error *err);
+int al_session_kill(struct al_provider *p, struct al_sandbox *sb,
+                    const struct al_session_runner *runner, const char *process_id,
+                    const char *signame, struct al_error *err);

@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: Apache-2.0
+// The OpenAI Agents SDK's own sandbox clients (@openai/agents-extensions with
+// @openai/agents-core, pinned in tests/package-lock.json) against airlock-gateway:
+// materialise a manifest, exec, persistWorkspace, hydrateWorkspace into a fresh sandbox,
+// delete.  argv[2] names the client: e2b, daytona (their SDKs read the same variables
+// as in e2b_sdk.mjs / daytona_sdk.mjs) cloudflare (GW_WORKER_URL, and the key in
+// CLOUDFLARE_SANDBOX_API_KEY) or blaxel (as in blaxel_sdk.mjs).  The last line printed is a JSON summary.
+import { Manifest } from '@openai/agents-core/sandbox';
+
+const which = process.argv[2];
+function check(cond, what, detail) {
+  if (!cond) throw new Error(`${what}${detail === undefined ? '' : ': ' + JSON.stringify(detail)}`);
+}
+
+async function client() {
+  if (which === 'e2b') {
+    const { E2BSandboxClient } = await import('@openai/agents-extensions/sandbox/e2b');
+    return new E2BSandboxClient({ timeout: 600 });
+  }
+  if (which === 'daytona') {
+    const { DaytonaSandboxClient } = await import('@openai/agents-extensions/sandbox/daytona');
+    return new DaytonaSandboxClient({ target: 'airlock' });
+  }
+  if (which === 'cloudflare') {
+    const { CloudflareSandboxClient } = await import('@openai/agents-extensions/sandbox/cloudflare');
+    return new CloudflareSandboxClient({ workerUrl: process.env.GW_WORKER_URL });
+  }
+  if (which === 'blaxel') {
+    const { BlaxelSandboxClient } = await import('@openai/agents-extensions/sandbox/blaxel');
+    return new BlaxelSandboxClient({});
+  }
+  throw new Error(`unknown client ${which}`);
+}
+
+const c = await client();
+const manifest = new Manifest({
+  root: '/workspace',
+  entries: {
+    'README.md': { type: 'file', content: '# from the manifest\n' },
+    src: { type: 'dir', children: { 'main.py': { type: 'file', content: 'print("hi")\n' } } },
+  },
+});
+const summary = { client: which };
+const first = await c.create({ manifest });
+let second;
+try {
+  // Relative paths: each client puts the manifest's root where its provider wants it
+  // (Daytona's is /home/daytona/workspace).
+  const out = await first.execCommand({ cmd: 'cat README.md src/main.py; echo made-by-exec > made.txt; ls' });
+  check(out.includes('# from the manifest') && out.includes('print("hi")'), 'manifest materialised and exec ran', out);
+  const failed = await first.execCommand({ cmd: 'echo to-stderr >&2; exit 4' });
+  check(failed.includes('to-stderr') && /\b4\b/.test(failed), 'a failing command: its stderr and exit code', failed);
+  summary.failedCommand = failed;
+  const tar = await first.persistWorkspace();
+  check(tar instanceof Uint8Array && tar.length > 512, 'persisted a tar', tar && tar.length);
+  summary.tarBytes = tar.length;
+  second = await c.create({ manifest: new Manifest({ root: '/workspace', entries: {} }) });
+  await second.hydrateWorkspace(tar);
+  const back = await second.execCommand({ cmd: 'cat made.txt src/main.py' });
+  check(back.includes('made-by-exec') && back.includes('print("hi")'), 'hydrated into a fresh sandbox', back);
+  const text = await second.readFile({ path: 'README.md' });
+  const s = typeof text === 'string' ? text : new TextDecoder().decode(text);
+  check(s === '# from the manifest\n', 'readFile after hydrate', s);
+} finally {
+  if (second) await second.delete();
+  await first.delete();
+}
+summary.ok = true;
+console.log(JSON.stringify(summary));

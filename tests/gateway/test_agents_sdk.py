@@ -1,0 +1,54 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The OpenAI Agents SDK's own sandbox clients (@openai/agents-extensions
+0.18.0 with @openai/agents-core 0.18.0) for E2B, Daytona, the Cloudflare
+bridge and Blaxel against airlock-gateway backed by a real airlockd: materialise a manifest, exec, persistWorkspace, then
+hydrateWorkspace into a fresh sandbox, delete (agents_sdk.mjs)."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gateway_test as gt  # noqa: E402
+
+
+class AgentsSDKTest(gt.GatewayTestCase):
+
+    def run_client(self, name, env):
+        before = {sb["id"] for sb in self.client.list()}
+        summary = self.node("agents_sdk.mjs", env, args=[name])
+        self.assertTrue(summary.get("ok"), summary)
+        self.assertEqual({sb["id"] for sb in self.client.list()} - before, set())
+
+    def test_e2b_client(self):
+        self.run_client("e2b", {"E2B_API_URL": self.gateway.url, "E2B_SANDBOX_URL": self.gateway.url,
+                                "E2B_API_KEY": self.key_a})
+
+    def test_daytona_client(self):
+        self.run_client("daytona", {"DAYTONA_API_URL": self.gateway.url + "/daytona/api",
+                                    "DAYTONA_API_KEY": self.key_a})
+
+
+    def test_cloudflare_client(self):
+        self.run_client("cloudflare", {"GW_WORKER_URL": self.gateway.url + "/cloudflare",
+                                       "CLOUDFLARE_SANDBOX_API_KEY": self.key_a})
+
+    def test_blaxel_client(self):
+        from test_blaxel_sdk import blaxel_env
+        self.run_client("blaxel", blaxel_env(self.gateway, self.key_a))
+
+    def test_cloudflare_bridge_wants_a_key(self):
+        import json
+        import urllib.error
+        import urllib.request
+        req = urllib.request.Request(self.gateway.url + "/cloudflare/v1/sandbox", data=b"{}",
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": "Bearer wrong-key-00000000"},
+                                     method="POST")
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            urllib.request.urlopen(req, timeout=30)
+        self.assertEqual(cm.exception.code, 401)
+        self.assertEqual(json.loads(cm.exception.read())["code"], "unauthorized")
+
+
+if __name__ == "__main__":
+    gt.main()

@@ -1,0 +1,99 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A task moves between providers by being resumed on another one.
+
+Started on `local`, killed mid-run, resumed with `--provider` naming `e2b`
+(an airlock-gateway in front of this class's airlockd), killed again, and
+resumed on `daytona` (the same gateway's Daytona API): it completes with the
+workspace an uninterrupted run makes,
+every logged tool call ran exactly once across the three sandboxes, and the
+audit trail verifies.  At every kill point tried, the old sandbox's current
+workspace goes along (not just the last archive), so no recorded call's
+effect is lost.
+"""
+
+import json
+import os
+import secrets
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gateway"))
+import harness_test as ht  # noqa: E402
+import test_resume as tr  # noqa: E402
+
+
+class PortabilityTest(ht.HarnessTestCase):
+    # The resume test's helpers, without its tests.
+    at_kill = staticmethod(tr.ResumeTest.at_kill.__func__ if hasattr(tr.ResumeTest.at_kill, '__func__') else tr.ResumeTest.at_kill)
+    final_listing = tr.ResumeTest.final_listing
+    uninterrupted = tr.ResumeTest.uninterrupted
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        import gateway_test as gt
+        cls.e2b_key = "e2b-port-" + secrets.token_hex(16)
+        cls.gateway = gt.Gateway(cls.workdir, cls.daemon.socket_path, cls.rootfs,
+                                 {cls.e2b_key: "portability"})
+        cls.gateway.start()
+        cls.addClassCleanup(cls.gateway.stop)
+
+    def provider_file(self, block):
+        path = os.path.join(self.tmpdir("provider"), "provider.json")
+        with open(path, "w") as f:
+            json.dump(block, f)
+        return path
+
+    def test_local_then_e2b_then_daytona(self):
+        ref = self.uninterrupted(lambda: self.replay_task(tr.TURNS))
+        e2b = self.provider_file({"type": "e2b", "api_url": self.gateway.url,
+                                  "sandbox_url": self.gateway.url})
+        daytona = self.provider_file({"type": "daytona",
+                                      "api_url": self.gateway.url + "/daytona/api"})
+        env = {"E2B_API_KEY": self.e2b_key, "DAYTONA_API_KEY": self.e2b_key}
+        tried = 0
+        for k1, k2 in ((6, 3), (9, 4), (12, 2)):
+            run_dir = self.new_run_dir()
+            res = self.run_task(ref["task"], run_dir, env={ht.KILL_HOOK: str(k1)})
+            self.assertTrue(res.killed, "k1=%d did not kill: %r" % (k1, res))
+            recorded = self.at_kill(run_dir)[0]
+            # Killed again on e2b, once its sandbox is the run's (earlier kill points
+            # stop the switch itself: resumed again, the switch starts over).
+            switched = False
+            for extra in range(0, 40, 2):
+                res2 = self.resume(run_dir, env=dict(env, **{ht.KILL_HOOK: str(k2 + extra)}),
+                                   args=["--provider", e2b])
+                switched |= "resume: provider changed from local to e2b" in res2.stdout
+                self.assertTrue(res2.killed, "k2=%d did not kill the resume on e2b: %r" % (k2 + extra, res2))
+                state = ht.load_state(run_dir)
+                recorded.update(ht.recorded_results(state))
+                if (state.get("sandbox") or {}).get("provider") == "e2b" and extra > 0:
+                    break
+            self.assertTrue(switched, "the resume said it switched provider")
+            self.assertEqual(state["sandbox"]["provider"], "e2b", state["sandbox"])
+            self.assertNotEqual(state.get("status"), "completed")
+            res3 = self.resume(run_dir, env=env, args=["--provider", daytona])
+            self.assertEqual(res3.returncode, 0, res3)
+            self.assertIn("resume: provider changed from e2b to daytona", res3.stdout, res3)
+            self.assertIn("resume: took the workspace of e2b sandbox", res3.stdout, res3)
+            state = self.assertCompleted(res3)
+            files, calls = self.final_listing(state)
+            label = "local (killed at %d) -> e2b (killed at %d) -> daytona" % (k1, k2)
+            self.assertEqual(files, ref["files"], "%s: final workspace" % label)
+            for c in tr.LOGGED_CALLS:
+                self.assertEqual(calls.count(c), 1, "%s: %s ran %d times: %r" % (label, c, calls.count(c), calls))
+            self.assertAuditOK(run_dir)
+            ops = [(r["data"].get("op"), r["data"].get("provider"))
+                   for r in ht.audit_records(run_dir) if r["kind"] == "sandbox_op"]
+            self.assertIn(("persist_workspace", "local"), ops, "%s: %r" % (label, ops))
+            self.assertIn(("persist_workspace", "e2b"), ops, "%s: %r" % (label, ops))
+            # Nothing more left behind than an uninterrupted run leaves: the two old
+            # sandboxes (the e2b one is airlockd's too, behind the gateway) went.
+            self.assertEqual(len(self.sandbox_ids()), ref["sandboxes"], "%s: %r" % (label, self.client.list()))
+            tried += 1
+            self.destroy_all()
+        self.assertEqual(tried, 3)
+
+
+if __name__ == "__main__":
+    ht.at.main()
