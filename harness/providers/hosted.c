@@ -2,6 +2,7 @@
 #include "hosted.h"
 
 #include "cleanup.h"
+#include "strv.h"
 #include "util.h"
 
 #include <errno.h>
@@ -259,28 +260,23 @@ static void archive_freep(struct archive **a)
 		archive_read_free(*a);
 }
 
-/* Whether "dir/target" stays inside the root, by components ("" dir: the root). */
-static bool stays_inside(const char *member, const char *target)
+static const char *strip_dot(const char *name)
 {
-	_cleanup_free_ char *joined = NULL;
-	int depth = 0;
-	const char *slash = strrchr(member, '/');
+	while (name[0] == '.' && name[1] == '/')
+		name += 2;
+	return name;
+}
 
-	if (target[0] == '/')
-		return false;
-	if (asprintf(&joined, "%.*s%s%s", slash ? (int)(slash - member) : 0, member,
-	             slash ? "/" : "", target) < 0)
-		return false;
-	for (char *save = NULL, *c = strtok_r(joined, "/", &save); c;
-	     c = strtok_r(NULL, "/", &save)) {
-		if (!strcmp(c, ".."))
-			depth--;
-		else if (strcmp(c, "."))
-			depth++;
-		if (depth < 0)
-			return false;
+/* The symlink among links that name is written through (a path prefix), or NULL. */
+static const char *through_symlink(char *const *links, const char *name)
+{
+	name = strip_dot(name);
+	for (; links && *links; links++) {
+		size_t n = strlen(*links);
+		if (!strncmp(name, *links, n) && name[n] == '/')
+			return *links;
 	}
-	return true;
+	return NULL;
 }
 
 static bool has_dotdot(const char *path)
@@ -299,6 +295,7 @@ int al_hosted_check_archive(const char *path, struct al_error *err)
 {
 	_cleanup_(archive_freep) struct archive *a = archive_read_new();
 	_cleanup_strv_ char **regular = NULL; /* regular files seen, for hardlinks */
+	_cleanup_strv_ char **links = NULL;   /* symlinks seen, never written through */
 	struct archive_entry *e;
 	struct stat st;
 	uint64_t total = 0;
@@ -333,6 +330,10 @@ int al_hosted_check_archive(const char *path, struct al_error *err)
 			return al_error_set(err, EINVAL, "member %s: setuid or setgid", name);
 		if (archive_entry_sparse_count(e) > 0)
 			return al_error_set(err, EINVAL, "member %s: sparse", name);
+		if (through_symlink(links, name))
+			return al_error_set(err, EINVAL,
+			                    "member %s: written through the symlink %s", name,
+			                    through_symlink(links, name));
 		if (hard) {
 			bool earlier = false;
 			for (char **f = regular; f && *f && !earlier; f++)
@@ -346,9 +347,14 @@ int al_hosted_check_archive(const char *path, struct al_error *err)
 			continue;
 		}
 		if (type == AE_IFLNK) {
-			if (!link || !stays_inside(name, link))
+			/* Any target, as airlockd takes them (archives.c): it is the
+			 * sandbox's to resolve, inside its root; a venv has absolute
+			 * ones.  What matters is that nothing is written through one. */
+			if (!link || !*link)
 				return al_error_set(err, EINVAL,
-				                    "member %s: symlink leaves the root", name);
+				                    "member %s: symlink without a target", name);
+			if (al_strv_push(&links, strip_dot(name)) < 0)
+				return al_error_set(err, ENOMEM, "out of memory");
 		} else if (type == AE_IFREG) {
 			size_t n = 0;
 			char **v;
