@@ -193,23 +193,25 @@ TEST(read_refusals)
 }
 
 /* /proc/self/root inside the sandbox's own /proc is a magic link to the reader's
- * (the daemon's) root: RESOLVE_NO_MAGICLINKS must stop it. */
+ * (the daemon's) root: the walk stops before it, at the /proc mount
+ * (RESOLVE_NO_XDEV, EXDEV), and RESOLVE_NO_MAGICLINKS would stop it there
+ * (ELOOP). */
 TEST(magic_links)
 {
 	struct al_error err = AL_ERROR_INIT;
 	_cleanup_free_ char *data = NULL;
 	size_t len;
+	int r;
 
 	if (!proc_mounted)
 		SKIP("needs root to mount a procfs inside the fake root");
-	CHECK_INT(
-	    fsops_read(rootfd, "/", "/proc/self/root/etc/hostname", 1 << 20, &data, &len, &err),
-	    -ELOOP);
+	r = fsops_read(rootfd, "/", "/proc/self/root/etc/hostname", 1 << 20, &data, &len, &err);
+	CHECK(r == -EXDEV || r == -ELOOP);
 	CHECK(data == NULL);
 	must(symlink("/proc/self/root", host(root, "workspace/magic")), "magic symlink");
-	CHECK_INT(fsops_write(rootfd, "/workspace", "magic/airlock-fsops-magic", "x", 1, 0644,
-	                      false, (uid_t)-1, (gid_t)-1, &err),
-	          -ELOOP);
+	r = fsops_write(rootfd, "/workspace", "magic/airlock-fsops-magic", "x", 1, 0644, false,
+	                (uid_t)-1, (gid_t)-1, &err);
+	CHECK(r == -EXDEV || r == -ELOOP);
 	CHECK(host_missing("/airlock-fsops-magic"));
 	unlink(host(root, "workspace/magic"));
 }
