@@ -486,12 +486,12 @@ int main(int argc, char **argv)
 	log_info("airlockd %s serving %s (state %s, cgroups %s, %zu sandboxes)", AIRLOCK_VERSION,
 	         o.socket_path, ctx.host.state_dir,
 	         cgroup_mode_name(cgroup_manager_mode(ctx.host.cgroups)),
-	         registry_count_visible(&ctx.registry));
+	         registry_count_visible(&ctx.registry, 0));
 	do
 		sig = sigwaitinfo(&mask, NULL);
 	while (sig < 0 && errno == EINTR);
 	api_stop(srv);
-	kept = registry_count_visible(&ctx.registry);
+	kept = registry_count_visible(&ctx.registry, 0);
 	log_info("signal %d: stopping; %zu sandboxes keep running", sig, kept);
 	unlink(o.socket_path);
 	/* Unclaimed pool sandboxes are nobody's: they do not outlive us;

@@ -249,7 +249,7 @@ static bool json_bool(const cJSON *o, const char *key)
 
 /* ---- handlers ---------------------------------------------------------------------------- */
 
-static void handle_info(struct api_server *s, struct reply *rp)
+static void handle_info(struct api_server *s, uid_t client, struct reply *rp)
 {
 	cJSON *o = cJSON_CreateObject(), *sec, *criu;
 	const struct scmp_version *v = seccomp_version();
@@ -269,7 +269,7 @@ static void handle_info(struct api_server *s, struct reply *rp)
 	else
 		cJSON_AddNullToObject(criu, "version");
 	cJSON_AddStringToObject(o, "default_rootfs", s->ctx->host.default_rootfs);
-	n = registry_count_visible(&s->ctx->registry);
+	n = registry_count_visible(&s->ctx->registry, client);
 	cJSON_AddNumberToObject(o, "sandboxes", (double)n);
 	/* Destroyed, still being torn down (reaper.h). */
 	cJSON_AddNumberToObject(o, "reaping",
@@ -285,11 +285,12 @@ static void handle_info(struct api_server *s, struct reply *rp)
 	reply_json(rp, 200, o);
 }
 
-static void handle_list(struct api_server *s, struct reply *rp)
+static void handle_list(struct api_server *s, uid_t client, struct reply *rp)
 {
 	cJSON *o = cJSON_CreateObject();
 
-	if (!o || !cJSON_AddItemToObject(o, "sandboxes", registry_list_json(&s->ctx->registry))) {
+	if (!o ||
+	    !cJSON_AddItemToObject(o, "sandboxes", registry_list_json(&s->ctx->registry, client))) {
 		cJSON_Delete(o);
 		reply_error(rp, 500, "internal", "out of memory");
 		return;
@@ -350,9 +351,10 @@ static void create_exec_and_reply(struct api_server *s, struct sandbox *sb, cons
 
 /* The request's settings are parsed here, at the edge, into the one typed
  * shape the layers below take. */
-static int create(struct api_server *s, const cJSON *req, bool trusted, struct sandbox **out,
+static int create(struct api_server *s, const cJSON *req, uid_t client, struct sandbox **out,
                   struct al_error *err)
 {
+	bool trusted = client == 0;
 	struct sandbox_spec_policy policy = {.default_rootfs = s->ctx->host.default_rootfs,
 	                                     .trusted = trusted};
 	struct sandbox_spec spec = {0};
@@ -360,6 +362,7 @@ static int create(struct api_server *s, const cJSON *req, bool trusted, struct s
 
 	if (r < 0)
 		return r;
+	spec.owner = client;
 	return lifecycle_create(s->ctx, &spec, out, err);
 }
 
@@ -389,12 +392,12 @@ static void handle_create(struct api_server *s, struct request *rq, struct MHD_C
 	}
 	if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(req, "snapshot"))) {
 		const char *id = cJSON_GetObjectItemCaseSensitive(req, "snapshot")->valuestring;
-		if (lifecycle_restore(s->ctx, id, req, rq->peer_uid == 0, &sb, &err) < 0) {
+		if (lifecycle_restore(s->ctx, id, req, rq->peer_uid, &sb, &err) < 0) {
 			log_warn("create from snapshot: %s", err.msg);
 			reply_al_error(rp, &err);
 			return;
 		}
-	} else if (create(s, req, rq->peer_uid == 0, &sb, &err) < 0) {
+	} else if (create(s, req, rq->peer_uid, &sb, &err) < 0) {
 		log_warn("create: %s", err.msg);
 		reply_al_error(rp, &err);
 		return;
@@ -926,15 +929,15 @@ static void handle_snapshot_create(struct api_server *s, struct sandbox *sb, str
 }
 
 static void handle_snapshots(struct api_server *s, char **seg, size_t n, const char *method,
-                             struct reply *rp)
+                             uid_t client, struct reply *rp)
 {
 	struct al_error err = AL_ERROR_INIT;
 	struct api_out out = API_OUT_INIT;
 
 	if (n == 2 && !strcmp(method, "GET"))
-		reply_out(rp, api_snapshots_list(s->ctx, &out, &err), &out, &err);
+		reply_out(rp, api_snapshots_list(s->ctx, client, &out, &err), &out, &err);
 	else if (n == 3 && !strcmp(method, "DELETE"))
-		reply_out(rp, api_snapshot_delete(s->ctx, seg[2], &out, &err), &out, &err);
+		reply_out(rp, api_snapshot_delete(s->ctx, seg[2], client, &out, &err), &out, &err);
 	else if (n == 2 || n == 3)
 		reply_error(rp, 405, "method_not_allowed", n == 2 ? "use GET" : "use DELETE");
 	else
@@ -975,11 +978,11 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 		if (strcmp(method, "GET"))
 			reply_error(rp, 405, "method_not_allowed", "use GET");
 		else
-			handle_info(s, rp);
+			handle_info(s, rq->peer_uid, rp);
 		return;
 	}
 	if (!strcmp(seg[1], "snapshots")) {
-		handle_snapshots(s, seg, n, method, rp);
+		handle_snapshots(s, seg, n, method, rq->peer_uid, rp);
 		return;
 	}
 	if (strcmp(seg[1], "sandboxes")) {
@@ -988,14 +991,14 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 	}
 	if (n == 2) {
 		if (!strcmp(method, "GET"))
-			handle_list(s, rp);
+			handle_list(s, rq->peer_uid, rp);
 		else if (!strcmp(method, "POST"))
 			handle_create(s, rq, c, rp);
 		else
 			reply_error(rp, 405, "method_not_allowed", "use GET or POST");
 		return;
 	}
-	sb = registry_get(&s->ctx->registry, seg[2]);
+	sb = registry_get_for(&s->ctx->registry, seg[2], rq->peer_uid);
 	if (!sb) {
 		char msg[160];
 		snprintf(msg, sizeof(msg), "no sandbox '%.100s'", seg[2]);

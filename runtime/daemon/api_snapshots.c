@@ -101,18 +101,25 @@ int api_snapshot_create(struct daemon *ctx, struct sandbox *sb, const cJSON *req
 	return 0;
 }
 
-int api_snapshots_list(struct daemon *ctx, struct api_out *out, struct al_error *err)
+int api_snapshots_list(struct daemon *ctx, uid_t client, struct api_out *out, struct al_error *err)
 {
 	int r = snapshot_list(ctx->host.state_dir, &out->json, err);
+	cJSON *a = cJSON_GetObjectItemCaseSensitive(out->json, "snapshots");
 
+	/* Another client's snapshots are not there for it (a summary carries
+	 * its record, owner_uid included; a damaged one only root sees). */
+	for (int i = cJSON_GetArraySize(a) - 1; r == 0 && client != 0 && i >= 0; i--)
+		if (!cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(a, i), "sandbox") ||
+		    !lifecycle_snapshot_visible(cJSON_GetArrayItem(a, i), client))
+			cJSON_DeleteItemFromArray(a, i);
 	out->status = 200;
 	return r;
 }
 
-int api_snapshot_delete(struct daemon *ctx, const char *id, struct api_out *out,
+int api_snapshot_delete(struct daemon *ctx, const char *id, uid_t client, struct api_out *out,
                         struct al_error *err)
 {
-	int r = snapshot_remove(ctx->host.state_dir, id, err);
+	int r = lifecycle_snapshot_remove(ctx, id, client, err);
 
 	if (r < 0)
 		return r;

@@ -42,8 +42,8 @@ int api_snapshot_create(struct daemon *ctx, struct sandbox *sb, const cJSON *req
                         struct api_out *out, struct al_error *err);
 
 /* GET /v1/snapshots, DELETE /v1/snapshots/{id} */
-int api_snapshots_list(struct daemon *ctx, struct api_out *out, struct al_error *err);
-int api_snapshot_delete(struct daemon *ctx, const char *id, struct api_out *out,
+int api_snapshots_list(struct daemon *ctx, uid_t client, struct api_out *out, struct al_error *err);
+int api_snapshot_delete(struct daemon *ctx, const char *id, uid_t client, struct api_out *out,
                         struct al_error *err);
 
 /* A temp file (already unlinked) in the state directory for a request body. */

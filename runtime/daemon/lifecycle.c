@@ -153,6 +153,7 @@ static int adopt(struct daemon *d, struct sandbox *sb, struct sandbox_spec *spec
 
 	sb->spec.env = TAKE_PTR(spec->env);
 	spec->env = env;
+	sb->spec.owner = spec->owner;
 	al_iso8601_now(sb->created, sizeof(sb->created), false);
 	registry_set_pooled(&d->registry, sb, false);
 	return sandbox_save_state(sb, err);
@@ -483,13 +484,13 @@ static int read_parts(struct daemon *d, const char *id, struct snapshot_reader *
 }
 
 /* The spec a snapshot's record gives, with the request's changes. */
-static int restore_spec(struct daemon *d, const cJSON *rec, const cJSON *req, bool trusted,
+static int restore_spec(struct daemon *d, const cJSON *rec, const cJSON *req, uid_t client,
                         struct sandbox_spec *spec, struct al_error *err)
 {
 	const cJSON *sandbox = cJSON_GetObjectItemCaseSensitive(rec, "sandbox");
 	const cJSON *manifest = cJSON_GetObjectItemCaseSensitive(rec, "manifest");
 	const char *ws = al_json_str(sandbox, "workspace");
-	struct sandbox_spec_policy pol = policy(d, trusted);
+	struct sandbox_spec_policy pol = policy(d, client == 0);
 	_cleanup_cjson_ cJSON *create = NULL;
 	int r;
 
@@ -507,6 +508,7 @@ static int restore_spec(struct daemon *d, const cJSON *rec, const cJSON *req, bo
 		free(spec->workspace);
 		spec->workspace = strdup(ws);
 	}
+	spec->owner = client;
 	if (cJSON_IsObject(manifest))
 		spec->manifest = cJSON_Duplicate(manifest, true);
 	if (!spec->workspace || (cJSON_IsObject(manifest) && !spec->manifest))
@@ -514,7 +516,14 @@ static int restore_spec(struct daemon *d, const cJSON *rec, const cJSON *req, bo
 	return 0;
 }
 
-static int restore(struct daemon *d, const char *id, const cJSON *req, bool trusted,
+bool lifecycle_snapshot_visible(const cJSON *rec, uid_t client)
+{
+	const cJSON *sandbox = cJSON_GetObjectItemCaseSensitive(rec, "sandbox");
+
+	return client == 0 || (uid_t)al_json_num(sandbox, "owner_uid", 0) == client;
+}
+
+static int restore(struct daemon *d, const char *id, const cJSON *req, uid_t client,
                    bool *processes, struct sandbox **out, struct al_error *err)
 {
 	_cleanup_(restore_parts_free) struct restore_parts parts = {.layer_fd = -1,
@@ -529,6 +538,11 @@ static int restore(struct daemon *d, const char *id, const cJSON *req, bool trus
 	r = snapshot_reader_open(d->host.state_dir, id, &rd, err);
 	if (r < 0)
 		return r;
+	/* Another client's snapshot is one that does not exist. */
+	if (!lifecycle_snapshot_visible(snapshot_reader_record(rd), client)) {
+		snapshot_reader_free(rd);
+		return al_error_set(err, ENOENT, "no snapshot '%s'", id);
+	}
 	r = read_parts(d, id, rd, &parts, err);
 	rec = cJSON_Duplicate(snapshot_reader_record(rd), true);
 	snapshot_reader_free(rd);
@@ -554,19 +568,19 @@ static int restore(struct daemon *d, const char *id, const cJSON *req, bool trus
 		*processes = true;
 	}
 	how.layer_fd = parts.layer_fd;
-	r = restore_spec(d, rec, req, trusted, &spec, err);
+	r = restore_spec(d, rec, req, client, &spec, err);
 	if (r == 0)
 		r = make_sandbox(d, &spec, &how, false, uid_base, out, err);
 	sandbox_spec_free(&spec);
 	return r;
 }
 
-int lifecycle_restore(struct daemon *d, const char *id, const cJSON *req, bool trusted,
+int lifecycle_restore(struct daemon *d, const char *id, const cJSON *req, uid_t client,
                       struct sandbox **out, struct al_error *err)
 {
 	struct al_error e = AL_ERROR_INIT;
 	bool processes = false;
-	int r = restore(d, id, req, trusted, &processes, out, err);
+	int r = restore(d, id, req, client, &processes, out, err);
 
 	if (r < 0)
 		return al_error_prefix(err, "restore snapshot %s", id);
@@ -679,4 +693,22 @@ void lifecycle_stop(struct daemon *d)
 		reaper_stop(d->reaper);
 		d->reaper = NULL;
 	}
+}
+
+int lifecycle_snapshot_remove(struct daemon *d, const char *id, uid_t client, struct al_error *err)
+{
+	struct snapshot_reader *rd = NULL;
+	bool mine;
+	int r;
+
+	if (client != 0) {
+		r = snapshot_reader_open(d->host.state_dir, id, &rd, err);
+		if (r < 0)
+			return r;
+		mine = lifecycle_snapshot_visible(snapshot_reader_record(rd), client);
+		snapshot_reader_free(rd);
+		if (!mine)
+			return al_error_set(err, ENOENT, "no snapshot '%s'", id);
+	}
+	return snapshot_remove(d->host.state_dir, id, err);
 }

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include <cjson/cJSON.h>
 
@@ -37,10 +38,17 @@ void lifecycle_stop(struct daemon *d);
 int lifecycle_create(struct daemon *d, struct sandbox_spec *spec, struct sandbox **out,
                      struct al_error *err);
 
-/* A sandbox from snapshot id; req may name it and change its limits
+/* A sandbox from snapshot id for client (only root, or the client whose
+ * sandbox it was taken of, may); req may name it and change its limits
  * (sandbox_spec_restore_request). */
-int lifecycle_restore(struct daemon *d, const char *id, const cJSON *req, bool trusted,
+int lifecycle_restore(struct daemon *d, const char *id, const cJSON *req, uid_t client,
                       struct sandbox **out, struct al_error *err);
+
+/* Whether client may see and use the snapshot whose record is rec. */
+bool lifecycle_snapshot_visible(const cJSON *rec, uid_t client);
+
+/* Remove snapshot id for client (-ENOENT when it is not the client's). */
+int lifecycle_snapshot_remove(struct daemon *d, const char *id, uid_t client, struct al_error *err);
 
 /* With wait, kill it and tear it down (cgroups, mounts and state directory
  * gone) before returning; without, stop it (frozen, or killed) and leave

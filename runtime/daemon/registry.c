@@ -35,14 +35,24 @@ static bool visible(const struct sandbox *sb)
 	return !sb->pooled && !sb->reaping;
 }
 
+static bool shown_to(const struct sandbox *sb, uid_t client)
+{
+	return visible(sb) && (client == 0 || sb->spec.owner == client);
+}
+
 struct sandbox *registry_get(struct registry *reg, const char *id)
+{
+	return registry_get_for(reg, id, 0);
+}
+
+struct sandbox *registry_get_for(struct registry *reg, const char *id, uid_t client)
 {
 	struct sandbox *found = NULL;
 
 	pthread_mutex_lock(&reg->lock);
 	for (size_t i = 0; i < reg->n && !found; i++) {
 		struct sandbox *sb = reg->v[i];
-		if (visible(sb) && (!strcmp(sb->id, id) || !strcmp(sb->spec.name, id))) {
+		if (shown_to(sb, client) && (!strcmp(sb->id, id) || !strcmp(sb->spec.name, id))) {
 			found = sb;
 			sandbox_ref(sb);
 		}
@@ -226,13 +236,13 @@ void registry_set_pooled(struct registry *reg, struct sandbox *sb, bool pooled)
 	pthread_mutex_unlock(&reg->lock);
 }
 
-size_t registry_count_visible(struct registry *reg)
+size_t registry_count_visible(struct registry *reg, uid_t client)
 {
 	size_t n = 0;
 
 	pthread_mutex_lock(&reg->lock);
 	for (size_t i = 0; i < reg->n; i++)
-		n += visible(reg->v[i]);
+		n += shown_to(reg->v[i], client);
 	pthread_mutex_unlock(&reg->lock);
 	return n;
 }
@@ -249,7 +259,7 @@ char **registry_ids(struct registry *reg)
 	return failed ? NULL : TAKE_PTR(ids);
 }
 
-cJSON *registry_list_json(struct registry *reg)
+cJSON *registry_list_json(struct registry *reg, uid_t client)
 {
 	cJSON *a = cJSON_CreateArray();
 
@@ -262,7 +272,7 @@ cJSON *registry_list_json(struct registry *reg)
 		pthread_mutex_lock(&sb->lock);
 		busy = sb->destroying;
 		pthread_mutex_unlock(&sb->lock);
-		if (visible(sb) && !busy)
+		if (shown_to(sb, client) && !busy)
 			cJSON_AddItemToArray(a, sandbox_summary_json(sb));
 	}
 	pthread_mutex_unlock(&reg->lock);

@@ -34,6 +34,8 @@ void registry_destroy(struct registry *reg);
 
 /* By id or name, neither pooled nor being destroyed: a new reference, or NULL. */
 struct sandbox *registry_get(struct registry *reg, const char *id);
+/* The same, for a client: only its own sandboxes (root's: all). */
+struct sandbox *registry_get_for(struct registry *reg, const char *id, uid_t client);
 
 /*
  * Enter sb before any work is done for it: its name must be free, and it
@@ -56,14 +58,14 @@ void registry_remove(struct registry *reg, struct sandbox *sb);
 void registry_set_reaping(struct registry *reg, struct sandbox *sb);
 void registry_set_pooled(struct registry *reg, struct sandbox *sb, bool pooled);
 
-/* How many the API sees. */
-size_t registry_count_visible(struct registry *reg);
+/* How many the API shows client (root: all). */
+size_t registry_count_visible(struct registry *reg, uid_t client);
 
 /* Ids of every entry (visible or not), NULL-terminated; NULL on ENOMEM. */
 char **registry_ids(struct registry *reg);
 
-/* Summaries of the visible ones, as a JSON array; NULL on ENOMEM. */
-cJSON *registry_list_json(struct registry *reg);
+/* Summaries of those the API shows client, as a JSON array; NULL on ENOMEM. */
+cJSON *registry_list_json(struct registry *reg, uid_t client);
 
 /* The id of the sandbox whose uid range holds uid, into id_out; false when none. */
 bool registry_id_of_uid(struct registry *reg, uid_t uid, char id_out[16]);

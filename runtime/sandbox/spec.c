@@ -312,7 +312,8 @@ cJSON *sandbox_spec_to_json(const struct sandbox_spec *s)
 	    !cJSON_AddNumberToObject(lim, "pids", (double)s->limits.pids) ||
 	    !cJSON_AddNumberToObject(lim, "cpus", s->limits.cpus) ||
 	    !cJSON_AddNumberToObject(lim, "disk_bytes", (double)s->disk_bytes) ||
-	    !cJSON_AddItemToObject(o, "env", env_object(s->env)))
+	    !cJSON_AddItemToObject(o, "env", env_object(s->env)) ||
+	    !cJSON_AddNumberToObject(o, "owner_uid", (double)s->owner))
 		return NULL;
 	return TAKE_PTR(o);
 }
@@ -354,6 +355,8 @@ static int read_record(const cJSON *rec, struct sandbox_spec *s, struct al_error
 	s->limits.cpus = al_json_num(lim, "cpus", 0);
 	/* Earlier state.json files kept it beside limits. */
 	s->disk_bytes = (uint64_t)al_json_num(lim, "disk_bytes", al_json_num(rec, "disk_bytes", 0));
+	/* Records from before owners belong to root. */
+	s->owner = (uid_t)al_json_num(rec, "owner_uid", 0);
 	s->rootfs = strdup(rootfs);
 	s->workspace = strdup(ws ? ws : "/workspace");
 	if (!s->rootfs || !s->workspace ||

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <cjson/cJSON.h>
 
@@ -34,6 +35,9 @@ struct sandbox_spec {
 	char **env;          /* default environment of commands, "K=V" */
 	char *workspace;     /* the manifest's root, "/workspace" without one */
 	cJSON *manifest;     /* the manifest as given, or NULL: kept for snapshots */
+	/* The client uid that made it (from the connection, never the request):
+	 * only it, and root, see and use the sandbox and its snapshots. */
+	uid_t owner;
 	/* Parsed from manifest for materialising it; NULL in a spec read back
 	 * from a record (its files are already in the layer). */
 	struct manifest *parsed;
@@ -57,9 +61,9 @@ int sandbox_spec_from_request(const cJSON *req, const struct sandbox_spec_policy
                               struct sandbox_spec *out, struct al_error *err);
 
 /* The record of a spec: {name, rootfs, workspace, seccomp_profile,
- * limits {memory_bytes, pids, cpus, disk_bytes}, env {K: V}}, a valid
- * create request.  The manifest is not in it (it is kept beside).  NULL on
- * ENOMEM. */
+ * limits {memory_bytes, pids, cpus, disk_bytes}, env {K: V}, owner_uid}, a
+ * valid create request (owner_uid is not read from a request).  The manifest is not in it (it is
+ * kept beside).  NULL on ENOMEM. */
 cJSON *sandbox_spec_to_json(const struct sandbox_spec *s);
 
 /* A spec back from its record, as airlockd wrote it (state.json of a

@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Members of airlockd's socket group: each sees and uses only the
+sandboxes and snapshots it made; root sees all.  (A group member could see
+and run commands in every sandbox, root's included.)"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import airlock_test as at
+
+GROUP = 65534  # nogroup: a group no test user is otherwise in
+ALICE, BOB = 65001, 65002
+
+CLIENT = textwrap.dedent("""
+    import json, os, sys
+    sys.path.insert(0, %r)
+    import airlock_test as at
+    os.setgroups([]); os.setgid(%d); os.setuid(int(sys.argv[1]))
+    c = at.Client(sys.argv[2])
+    out = []
+    for method, path, body in json.loads(sys.argv[3]):
+        r = c.request(method, path, body)
+        out.append([r.status, r.json if r.body[:1] in (b"{", b"[") else None])
+    print(json.dumps(out))
+""") % (os.path.dirname(os.path.abspath(__file__)), GROUP)
+
+
+class OwnersTest(at.AirlockTestCase):
+    daemon_args = ("--group", "nogroup")
+
+    def as_user(self, uid, *calls):
+        r = subprocess.run([sys.executable, "-c", CLIENT, str(uid), self.daemon.socket_path,
+                            json.dumps(calls)], capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)
+
+    def test_a_member_sees_and_uses_only_its_own(self):
+        root_sb = self.sandbox()["id"]
+        [(st, a)] = self.as_user(ALICE, ("POST", "/v1/sandboxes", {}))
+        self.assertEqual(st, 201, a)
+        alice_sb = a["id"]
+        self.created.add(alice_sb)
+        [(st, b)] = self.as_user(BOB, ("POST", "/v1/sandboxes", {}))
+        self.assertEqual(st, 201, b)
+        self.created.add(b["id"])
+
+        listed = self.as_user(ALICE, ("GET", "/v1/sandboxes", None))[0][1]["sandboxes"]
+        self.assertEqual([s["id"] for s in listed], [alice_sb])
+        self.assertEqual({s["id"] for s in self.client.list()} >= {root_sb, alice_sb, b["id"]},
+                         True)
+        # Another's sandbox is one that does not exist: inspect, exec, files.
+        for sid in (root_sb, b["id"]):
+            res = self.as_user(ALICE, ("GET", "/v1/sandboxes/" + sid, None),
+                               ("POST", "/v1/sandboxes/%s/exec" % sid, {"argv": ["true"]}),
+                               ("GET", "/v1/sandboxes/%s/files?path=/etc/hostname" % sid, None),
+                               ("DELETE", "/v1/sandboxes/" + sid, None))
+            self.assertEqual([r[0] for r in res], [404, 404, 404, 404], res)
+        # Its own works.
+        res = self.as_user(ALICE, ("POST", "/v1/sandboxes/%s/exec" % alice_sb,
+                                   {"argv": ["echo", "mine"]}))
+        self.assertEqual(res[0][1]["stdout"], "mine\n")
+
+        # Snapshots follow their sandbox's owner.
+        [(st, snap)] = self.as_user(ALICE, ("POST", "/v1/sandboxes/%s/snapshots" % alice_sb,
+                                            {"processes": False}))
+        self.assertEqual(st, 201, snap)
+        root_snap = self.client.expect(201, "POST", "/v1/sandboxes/%s/snapshots" % root_sb,
+                                       {"processes": False}).json
+        mine = self.as_user(ALICE, ("GET", "/v1/snapshots", None))[0][1]["snapshots"]
+        self.assertEqual([s["id"] for s in mine], [snap["id"]])
+        res = self.as_user(BOB, ("POST", "/v1/sandboxes", {"snapshot": snap["id"]}),
+                           ("DELETE", "/v1/snapshots/" + snap["id"], None),
+                           ("DELETE", "/v1/snapshots/" + root_snap["id"], None))
+        self.assertEqual([r[0] for r in res], [404, 404, 404], res)
+        [(st, restored)] = self.as_user(ALICE, ("POST", "/v1/sandboxes", {"snapshot": snap["id"]}))
+        self.assertEqual(st, 201, restored)
+        self.created.add(restored["id"])
+        res = self.as_user(ALICE, ("DELETE", "/v1/snapshots/" + snap["id"], None))
+        self.assertEqual(res[0][0], 200)
+        self.client.expect(200, "DELETE", "/v1/snapshots/" + root_snap["id"])
+        # Root sees and removes everything.
+        for sid in (alice_sb, b["id"], restored["id"]):
+            self.client.destroy(sid)
+
+
+if __name__ == "__main__":
+    at.main()
