@@ -22,6 +22,7 @@
 
 #include <seccomp.h>
 
+#include "admission.h"
 #include "api_snapshots.h"
 #include "cleanup.h"
 #include "json.h"
@@ -42,6 +43,8 @@
 
 struct api_server {
 	struct MHD_Daemon *mhd;
+	struct admission *admission;
+	int listen_fd; /* ours: libmicrohttpd does not listen (admission.c accepts) */
 	struct daemon *ctx;
 	gid_t allowed_gid;
 };
@@ -1135,6 +1138,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			reply_error(&rp, 403, "forbidden", "peer is not allowed to use airlockd");
 			return send_reply(c, &rp);
 		}
+		if (!admission_request(s->admission, rq->peer_uid)) {
+			rq->rejected = true;
+			reply_error(&rp, 429, "busy", "too many requests from this uid; slow down");
+			return send_reply(c, &rp);
+		}
 		if (!strcmp(method, "PUT") && strlen(url) > 6 &&
 		    !strcmp(url + strlen(url) - 6, "/files")) {
 			/* A file's bytes go to disk too, not into our memory: eight
@@ -1262,17 +1270,29 @@ int api_start(struct daemon *ctx, int listen_fd, gid_t allowed_gid, struct api_s
 		return al_error_set(err, ENOMEM, "out of memory");
 	s->ctx = ctx;
 	s->allowed_gid = allowed_gid;
-	s->mhd = MHD_start_daemon(
-	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-	        MHD_USE_ERROR_LOG,
-	    0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-	    MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned int)60, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)2048, MHD_OPTION_END);
-	if (!s->mhd) {
+	if (admission_new(listen_fd, &s->admission, err) < 0) {
 		free(s);
-		return al_error_set(err, EIO, "cannot start the HTTP server");
+		return -err->code;
 	}
+	/* Connections come from admission.c, which accepts them itself. */
+	s->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+	                              MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET,
+	                          0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+	                          NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+	                          MHD_OPTION_NOTIFY_CONNECTION, admission_notify, s->admission,
+	                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+	                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
+	                          MHD_OPTION_CONNECTION_LIMIT, (unsigned int)2048, MHD_OPTION_END);
+	if (!s->mhd || admission_start(s->admission, s->mhd, err) < 0) {
+		if (s->mhd)
+			MHD_stop_daemon(s->mhd);
+		else
+			al_error_set(err, EIO, "cannot start the HTTP server");
+		admission_free(s->admission);
+		free(s);
+		return -err->code;
+	}
+	s->listen_fd = listen_fd;
 	*out = s;
 	return 0;
 }
@@ -1282,6 +1302,9 @@ void api_stop(struct api_server *srv)
 	if (!srv)
 		return;
 	__atomic_store_n(&api_stopping, true, __ATOMIC_SEQ_CST);
+	admission_stop(srv->admission);
 	MHD_stop_daemon(srv->mhd);
+	admission_free(srv->admission);
+	close(srv->listen_fd);
 	free(srv);
 }

@@ -87,5 +87,62 @@ class OwnersTest(at.AirlockTestCase):
             self.client.destroy(sid)
 
 
+HOLD = textwrap.dedent("""
+    import os, socket, sys, time
+    os.setgroups([]); os.setgid(%d); os.setuid(int(sys.argv[1]))
+    held, closed = [], 0
+    for i in range(int(sys.argv[3])):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(sys.argv[2])
+            s.sendall(b"GET /v1/info HTTP/1.1\\r\\nHo")  # and never the rest
+            held.append(s)
+        except OSError:  # closed at once: over the uid's share
+            s.close()
+    time.sleep(1)
+    for s in held:
+        s.setblocking(False)
+        try:
+            closed += s.recv(1) == b""
+        except BlockingIOError:
+            pass
+        except OSError:  # reset: closed too
+            closed += 1
+    print(len(held) - closed, flush=True)
+    time.sleep(float(sys.argv[4]))
+""") % GROUP
+
+
+class FrontDoorTest(at.AirlockTestCase):
+    daemon_args = ("--group", "nogroup")
+
+    def test_one_member_cannot_lock_the_others_out(self):
+        # 300 connections that never finish their request: the uid keeps 64
+        # of them, the rest are closed at once, and everyone else (root,
+        # another member) is served meanwhile.  (2048 such connections
+        # locked out every client.)
+        hog = subprocess.Popen([sys.executable, "-c", HOLD, str(ALICE), self.daemon.socket_path,
+                                "300", "20"], stdout=subprocess.PIPE, text=True)
+        try:
+            held = int(hog.stdout.readline())
+            self.assertLessEqual(held, 64)
+            self.assertGreater(held, 0)
+            self.assertEqual(self.client.request("GET", "/v1/info").status, 200)
+            res = OwnersTest.as_user(self, BOB, ("GET", "/v1/info", None))
+            self.assertEqual(res[0][0], 200)
+        finally:
+            hog.kill()
+            hog.wait()
+
+    def test_a_member_s_request_rate_is_bounded(self):
+        calls = [("GET", "/v1/info", None)] * 1500
+        statuses = [r[0] for r in OwnersTest.as_user(self, ALICE, *calls)]
+        self.assertIn(429, statuses)
+        self.assertEqual(set(statuses), {200, 429})
+        # Root is the operator: not limited.
+        for _ in range(1500):
+            self.assertEqual(self.client.request("GET", "/v1/info").status, 200)
+
+
 if __name__ == "__main__":
     at.main()
