@@ -136,7 +136,8 @@ test('persist and hydrate: round trip into a fresh sandbox; hostile archives ref
     tar([{ name: '../escape.txt', data: 'x' }]),
     tar([{ name: '/etc/evil', data: 'x' }]),
     tar([{ name: 'ln', type: '2', linkname: '/etc' }, { name: 'ln/passwd', data: 'x' }]),
-    tar([{ name: 'out', type: '2', linkname: '../../..' }]),
+    // (A symlink alone, whatever its target, is kept: the sandbox resolves
+    // it inside its own root; only writing through one is refused.)
   ]) {
     await assert.rejects(() => b.hydrateWorkspace(hostile), SandboxArchiveError);
   }
