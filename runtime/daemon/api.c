@@ -773,7 +773,7 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 		reply_error(rp, 400, "invalid_argument", "query parameter path is required");
 		return;
 	}
-	rootfd = sandbox_open_root(sb, &err);
+	rootfd = sandbox_open_files(sb, strcmp(method, "GET") != 0, &err);
 	if (rootfd < 0) {
 		reply_al_error(rp, &err);
 		return;

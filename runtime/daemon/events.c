@@ -95,6 +95,7 @@ struct sandbox_events {
 	size_t n_totals;
 	bool cgroup_known;
 	uint64_t oom_kill, pids_max;
+	bool pid1_reported;
 };
 
 static struct {
@@ -438,9 +439,31 @@ static void poll_cgroup(struct daemon *d, const char *id)
 static void poll_all_cgroups(struct daemon *d)
 {
 	_cleanup_strv_ char **ids = registry_ids(&d->registry);
+	_cleanup_strv_ char **stopped = registry_stopped_ids(&d->registry);
 
 	for (char **id = ids; id && *id; id++)
 		poll_cgroup(d, *id);
+	for (char **id = stopped; id && *id; id++)
+		events_note_pid1_exit(*id);
+}
+
+void events_note_pid1_exit(const char *id)
+{
+	struct sandbox_events *l;
+	uint64_t now = wall_ms();
+
+	pthread_mutex_lock(&events.lock);
+	l = log_get_locked(id, true);
+	if (l && !l->pid1_reported) {
+		struct event ev = {
+		    .type = "pid1_exited", .first_ms = now, .last_ms = now, .count = 1};
+		l->pid1_reported = true;
+		append_locked(l, &ev);
+		log_warn("sandbox %s: its PID 1 is gone; it is stopped, its files readable, until "
+		         "it is removed",
+		         id);
+	}
+	pthread_mutex_unlock(&events.lock);
 }
 
 /* ---- the collector thread ------------------------------------------------------------------ */

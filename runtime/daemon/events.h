@@ -29,6 +29,9 @@ void events_stop(void);
 /* Drop the log of a destroyed sandbox. */
 void events_forget(const char *id);
 
+/* Record, once, that sandbox id's PID 1 is gone (event "pid1_exited"). */
+void events_note_pid1_exit(const char *id);
+
 /*
  * {"id": …, "source": "audit", "collecting": true, "events": [{"seq": 1,
  *  "type": "seccomp", "syscall": "keyctl", …}, …], "denied": {"keyctl": 3},

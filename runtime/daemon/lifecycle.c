@@ -612,8 +612,19 @@ static bool reattach(struct daemon *d, const char *id)
 		log_info("sandbox %s was in the warm pool; removing it", id);
 		return false;
 	}
-	if (!sandbox_reattach(sb) || registry_add(&d->registry, sb) < 0) {
-		log_warn("sandbox %s: airlock-init is gone; cleaning up", id);
+	if (!sandbox_reattach(sb)) {
+		/* Its PID 1 died (not destroyed: that drops state.json first).
+		 * Kept, stopped, its files readable, for its user to remove. */
+		if (sb->pidfd >= 0)
+			close(TAKE_FD(sb->pidfd));
+		sb->init_pid = -1;
+		if (registry_add(&d->registry, sb) < 0)
+			return false;
+		log_warn("sandbox %s: its PID 1 is gone; kept as stopped until removed", id);
+		return true;
+	}
+	if (registry_add(&d->registry, sb) < 0) {
+		log_warn("sandbox %s: cannot register it; cleaning up", id);
 		return false;
 	}
 	/* An airlockd that died during a snapshot with processes left it frozen. */

@@ -259,6 +259,26 @@ char **registry_ids(struct registry *reg)
 	return failed ? NULL : TAKE_PTR(ids);
 }
 
+char **registry_stopped_ids(struct registry *reg)
+{
+	_cleanup_strv_ char **ids = calloc(1, sizeof(char *));
+	bool failed = !ids;
+
+	pthread_mutex_lock(&reg->lock);
+	for (size_t i = 0; i < reg->n && !failed; i++) {
+		struct sandbox *sb = reg->v[i];
+		bool busy;
+
+		pthread_mutex_lock(&sb->lock);
+		busy = sb->destroying;
+		pthread_mutex_unlock(&sb->lock);
+		if (visible(sb) && !busy && !sandbox_running(sb))
+			failed = al_strv_push(&ids, sb->id) < 0;
+	}
+	pthread_mutex_unlock(&reg->lock);
+	return failed ? NULL : TAKE_PTR(ids);
+}
+
 cJSON *registry_list_json(struct registry *reg, uid_t client)
 {
 	cJSON *a = cJSON_CreateArray();

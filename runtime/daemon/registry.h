@@ -64,6 +64,10 @@ size_t registry_count_visible(struct registry *reg, uid_t client);
 /* Ids of every entry (visible or not), NULL-terminated; NULL on ENOMEM. */
 char **registry_ids(struct registry *reg);
 
+/* Ids of the sandboxes in use (not pooled, made and not being destroyed)
+ * whose PID 1 is gone, NULL-terminated; NULL on ENOMEM. */
+char **registry_stopped_ids(struct registry *reg);
+
 /* Summaries of those the API shows client, as a JSON array; NULL on ENOMEM. */
 cJSON *registry_list_json(struct registry *reg, uid_t client);
 

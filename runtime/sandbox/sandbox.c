@@ -538,6 +538,28 @@ int sandbox_open_root(const struct sandbox *sb, struct al_error *err)
 
 static const struct timeval init_timeout = {.tv_sec = SANDBOX_INIT_TIMEOUT_S};
 
+int sandbox_open_files(const struct sandbox *sb, bool writable, struct al_error *err)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (sandbox_running(sb))
+		return sandbox_open_root(sb, err);
+	if (writable)
+		return al_error_set(
+		    err, ESRCH,
+		    "sandbox %s is stopped (its PID 1 is gone): its files can be read, "
+		    "not changed",
+		    sb->id);
+	/* Its writable layer, where everything it wrote is (not the base rootfs
+	 * below it): resolved in there like any root (fsops.c). */
+	sandbox_upper_path(sb, path, sizeof(path));
+	fd = open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return al_error_errno(err, "sandbox %s: open %s", sb->id, path);
+	return fd;
+}
+
 int sandbox_connect_init(const struct sandbox *sb, struct al_error *err)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};

@@ -171,6 +171,10 @@ void sandbox_upper_path(const struct sandbox *sb, char *buf, size_t len);
 /* An O_PATH fd of the sandbox's root directory, as its processes see it. */
 int sandbox_open_root(const struct sandbox *sb, struct al_error *err);
 
+/* The root for the file API: as above while it runs; once its PID 1 is gone,
+ * its writable layer, for reading only (-ESRCH when writable). */
+int sandbox_open_files(const struct sandbox *sb, bool writable, struct al_error *err);
+
 /* How long airlockd waits on a sandbox's PID 1 for any one step. */
 #define SANDBOX_INIT_TIMEOUT_S 10
 

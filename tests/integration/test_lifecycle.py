@@ -330,6 +330,34 @@ class LifecycleTest(at.AirlockTestCase):
         for sb in self.client.list():
             self.assertEqual(self.client.inspect(sb["id"])["state"], "running")
 
+    def test_a_sandbox_whose_pid1_died_is_reported_kept_and_readable(self):
+        # It used to vanish without a word: no event, its files unreadable,
+        # and the next airlockd deleted it.
+        sid = self.client.create()["id"]
+        self.assertEqual(self.client.write_file(sid, "/workspace/keep.txt", b"precious").status, 200)
+        os.kill(self.client.inspect(sid)["init_pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while True:
+            events = self.client.expect(200, "GET", "/v1/sandboxes/%s/events" % sid).json
+            if [e for e in events["events"] if e["type"] == "pid1_exited"]:
+                break
+            self.assertLess(time.monotonic(), deadline, "no pid1_exited event: %r" % events)
+            time.sleep(0.2)
+        self.assertEqual(self.client.inspect(sid)["state"], "stopped")
+        self.assertEqual(self.client.read_file(sid, "/workspace/keep.txt").body, b"precious")
+        r = self.client.write_file(sid, "/workspace/new.txt", b"x")
+        self.assertEqual(r.status, 503, r)
+        self.assertIn("stopped", r.json["error"]["message"])
+        # The next airlockd keeps it too, for its user to remove.
+        self.client.close()
+        self.daemon.stop(signal.SIGTERM)
+        self.daemon.start()
+        listed = {s["id"]: s for s in self.client.list()}
+        self.assertEqual(listed[sid]["state"], "stopped")
+        self.assertEqual(self.client.read_file(sid, "/workspace/keep.txt").body, b"precious")
+        self.client.destroy(sid)
+        self.assertEqual(at.leftovers(self.daemon.state_dir, [sid], daemon_running=True), [])
+
     def test_concurrent_execs_in_one_sandbox(self):
         sid = self.sandbox()["id"]
         errors = []
