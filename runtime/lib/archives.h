@@ -65,7 +65,8 @@ int tar_write_tree(int dirfd, int out_fd, const struct archive_tree_opts *o, uin
  * working directory of the calling process: call it in a child process.
  *
  * A workspace archive is refused (-EINVAL, -EFBIG for limits) on: absolute
- * member paths, '..' components, symlinks whose target leaves the root,
+ * member paths, '..' components, a member written through a symlink (a
+ * symlink itself may point anywhere: only the sandbox resolves it, in its root),
  * hardlinks to anything but a regular file extracted earlier from the same
  * archive, device nodes, FIFOs and sockets, setuid/setgid bits, sparse members,
  * more than limits->max_members members, more than max_extracted_bytes of file
