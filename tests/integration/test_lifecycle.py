@@ -358,6 +358,42 @@ class LifecycleTest(at.AirlockTestCase):
         self.client.destroy(sid)
         self.assertEqual(at.leftovers(self.daemon.state_dir, [sid], daemon_running=True), [])
 
+    def test_32_clients_at_once(self):
+        """32 clients create, exec in, snapshot-free-destroy sandboxes for a
+        while, all at once: every request answered correctly, nothing left,
+        airlockd's threads and fds back where they were."""
+        pid = self.daemon.proc.pid
+        fds_before = len(os.listdir("/proc/%d/fd" % pid))
+        errors = []
+        stop = time.monotonic() + 8
+
+        def client(n):
+            c = at.Client(self.daemon.socket_path, self.created)
+            try:
+                while time.monotonic() < stop:
+                    sid = c.create()["id"]
+                    r = c.exec(sid, command="echo %d" % n)
+                    if r["stdout"] != "%d\n" % n:
+                        errors.append((n, r))
+                    c.destroy(sid, wait=bool(n % 2))
+            except Exception as e:  # noqa: BLE001  (reported below)
+                errors.append((n, repr(e)))
+            finally:
+                c.close()
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(32)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        self.assertEqual(errors, [])
+        self.assertFalse(any(t.is_alive() for t in threads), "a client hung")
+        # Unwaited destroys finish in the background.
+        deadline = time.monotonic() + 20
+        while self.client.info()["reaping"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(self.client.list(), [])
+        self.assertLessEqual(len(os.listdir("/proc/%d/fd" % pid)), fds_before + 8)
+
     def test_concurrent_execs_in_one_sandbox(self):
         sid = self.sandbox()["id"]
         errors = []
