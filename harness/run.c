@@ -312,6 +312,11 @@ static int after_turn(struct run *r, struct al_error *err)
 
 		if (!(caps & (AL_CAP_PROCESS_SNAPSHOT | AL_CAP_FS_SNAPSHOT)))
 			return 0; /* the workspace archive above is this provider's snapshot */
+		/* Written ahead: a run killed between the snapshot and its record
+		 * finds on resume that one may exist, and removes it. */
+		al_runstate_set_str(sb, "snapshot_pending_of", sandbox_id(r));
+		if ((rc = save(r, err)) < 0)
+			return rc;
 		d = cJSON_CreateObject();
 		al_error_clear(&e);
 		rc = r->provider->ops->snapshot(r->provider, r->sandbox, processes, &snap, &e);
@@ -328,6 +333,9 @@ static int after_turn(struct run *r, struct al_error *err)
 				return rc;
 			}
 			log_warn("snapshot: %s", e.msg);
+			al_runstate_set_str(sb, "snapshot_pending_of", NULL);
+			if ((rc = save(r, err)) < 0)
+				return rc;
 		} else {
 			_cleanup_free_ char *previous = NULL;
 			const char *prev = al_runstate_str(sb, "snapshot_id");
@@ -339,10 +347,14 @@ static int after_turn(struct run *r, struct al_error *err)
 				return rc;
 			/* Only once the new one is recorded may the old one go: resume
 			 * needs one at every instant.  Failing to drop it costs space,
-			 * not correctness. */
+			 * not correctness.  The pending mark stays until it is gone, so
+			 * that a resume after a kill in between drops it too. */
 			if (previous && r->provider->ops->delete_snapshot &&
 			    r->provider->ops->delete_snapshot(r->provider, previous, &e) < 0)
 				log_warn("delete superseded snapshot %s: %s", previous, e.msg);
+			al_runstate_set_str(sb, "snapshot_pending_of", NULL);
+			if ((rc = save(r, err)) < 0)
+				return rc;
 		}
 	}
 	return 0;
@@ -972,6 +984,37 @@ static int take_workspace_along(struct run *r, const char *was, struct al_error 
 	return 0;
 }
 
+/*
+ * A run killed between taking a snapshot and recording it left one that
+ * nothing names: found by the sandbox it was taken of, and removed (what
+ * RunState names, and the task's start snapshot, stay).
+ */
+static void drop_unrecorded_snapshots(struct run *r)
+{
+	cJSON *sb = sandbox_state(r);
+	const char *of = al_runstate_str(sb, "snapshot_pending_of");
+	const char *kept = al_runstate_str(sb, "snapshot_id");
+	_cleanup_strv_ char **ids = NULL;
+	struct al_error e = AL_ERROR_INIT;
+
+	if (!of || !r->provider->ops->list_snapshots || !r->provider->ops->delete_snapshot)
+		return;
+	if (r->provider->ops->list_snapshots(r->provider, of, &ids, &e) < 0) {
+		log_warn("resume: cannot look for a snapshot left unrecorded: %s", e.msg);
+		return;
+	}
+	for (char **id = ids; id && *id; id++) {
+		if ((kept && !strcmp(*id, kept)) ||
+		    (r->task.start_snapshot && !strcmp(*id, r->task.start_snapshot)))
+			continue;
+		say("resume: removing snapshot %s, taken but never recorded\n", *id);
+		al_error_clear(&e);
+		if (r->provider->ops->delete_snapshot(r->provider, *id, &e) < 0)
+			log_warn("resume: remove snapshot %s: %s", *id, e.msg);
+	}
+	al_runstate_set_str(sb, "snapshot_pending_of", NULL);
+}
+
 /* Bring the run's sandbox back; says which way on stdout. */
 static int recover_sandbox(struct run *r, struct al_error *err)
 {
@@ -989,6 +1032,8 @@ static int recover_sandbox(struct run *r, struct al_error *err)
 	bool running = false;
 	int rc;
 
+	if (!switched)
+		drop_unrecorded_snapshots(r);
 	if (switched) {
 		say("resume: provider changed from %s to %s; the workspace moves by archive\n", was,
 		    r->task.provider_type);

@@ -8,6 +8,7 @@
 
 #include "cleanup.h"
 #include "json.h"
+#include "strv.h"
 #include "http.h"
 #include "util.h"
 
@@ -679,6 +680,32 @@ static int local_delete_snapshot(struct al_provider *p, const char *snapshot_id,
 	return r == -ENOENT ? 0 : r;
 }
 
+static int local_list_snapshots(struct al_provider *p, const char *sandbox_id, char ***ids,
+                                struct al_error *err)
+{
+	struct local_provider *lp = (struct local_provider *)p;
+	_cleanup_cjson_ cJSON *resp = NULL;
+	_cleanup_strv_ char **found = calloc(1, sizeof(char *));
+	const cJSON *it;
+	int r;
+
+	if (!found)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = http_json(lp, "GET", "/v1/snapshots", NULL, 0, &resp, "list snapshots", err);
+	if (r < 0)
+		return r;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(resp, "snapshots"))
+	{
+		const cJSON *of = cJSON_GetObjectItemCaseSensitive(it, "sandbox");
+		const char *id = al_json_str(it, "id"), *sid = al_json_str(of, "id");
+
+		if (id && sid && !strcmp(sid, sandbox_id) && al_strv_push(&found, id) < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
+	}
+	*ids = TAKE_PTR(found);
+	return 0;
+}
+
 static const char *const local_option_keys[] = {"socket", "rootfs", NULL};
 
 const struct al_provider_ops al_provider_local = {
@@ -699,6 +726,7 @@ const struct al_provider_ops al_provider_local = {
     .persist_workspace = local_persist,
     .hydrate_workspace = local_hydrate,
     .snapshot = local_snapshot,
+    .list_snapshots = local_list_snapshots,
     .delete_snapshot = local_delete_snapshot,
     .delete = local_delete,
 };

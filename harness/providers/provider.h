@@ -157,6 +157,10 @@ struct al_provider_ops {
 	                char **snapshot_id, struct al_error *err);
 	/* Forget a snapshot the run no longer needs (a newer one superseded it); a
 	 * snapshot that is already gone is not an error. */
+	/* Optional: the ids of the snapshots taken of sandbox_id (to find one a
+	 * run made but was killed before it recorded). */
+	int (*list_snapshots)(struct al_provider *p, const char *sandbox_id, char ***ids,
+	                      struct al_error *err);
 	int (*delete_snapshot)(struct al_provider *p, const char *snapshot_id,
 	                       struct al_error *err);
 

@@ -359,6 +359,37 @@ class ResumeTest(ht.HarnessTestCase):
         for sid in kept:
             self.client.request("DELETE", "/v1/snapshots/" + sid)
 
+    def test_a_snapshot_taken_but_not_recorded_is_removed_on_resume(self):
+        """Killed after the snapshot was taken (its audit record written) and
+        before RunState named it: the snapshot was nobody's (7 of 20 killed
+        runs leaked one).  Now resume finds it by its sandbox and removes it."""
+        ref = self.uninterrupted(lambda: self.replay_task(TURNS))
+        task = self.load_task(ref["task"])
+        task["snapshot"] = {"every_turns": 1, "processes": False}
+        path = self.write_task(task, os.path.dirname(ref["task"]), "task-snapshot-kill.json")
+        before = self.snapshot_ids()
+        in_the_window = 0
+        for k in range(1, MAX_BOUNDARIES + 1):
+            run_dir = self.new_run_dir()
+            res = self.run_task(path, run_dir, env={ht.KILL_HOOK: str(k)})
+            if not res.killed:
+                break
+            try:
+                last = ht.audit_records(run_dir)[-1]
+                recorded = ht.load_state(run_dir).get("sandbox", {}).get("snapshot_id")
+            except (FileNotFoundError, IndexError):
+                last, recorded = {"kind": None}, None
+            if last["kind"] == "snapshot" and last.get("snapshot_id") not in ("", recorded):
+                in_the_window += 1
+            state = self.assertCompleted(self.resume(run_dir))
+            kept = self.snapshot_ids() - before
+            self.assertEqual(kept, {state["sandbox"]["snapshot_id"]},
+                             "snapshots left after a kill at write %d" % k)
+            for sid in kept:
+                self.client.request("DELETE", "/v1/snapshots/" + sid)
+            self.destroy_all()
+        self.assertGreaterEqual(in_the_window, 1, "no kill fell between a snapshot and its record")
+
     def test_sandbox_gone_restored_from_snapshot(self):
         """With a snapshot after every turn, a sandbox destroyed while the
         harness is dead comes back from the last snapshot; killed right
