@@ -237,7 +237,7 @@ static int open_dir(int rootfd, const char *dir, bool create, uid_t uid, gid_t g
 	if (fd == -ENOENT && create)
 		return mkdir_parents(rootfd, dir, uid, gid, err);
 	errno = -fd;
-	return al_error_errno(err, "open directory %s", dir);
+	return path_errno(err, "open directory %s", dir);
 }
 
 /* The directory holding the entry full names, opened (and with create, made)

@@ -65,11 +65,11 @@ static int sys_fsmount(int fd, unsigned int flags, unsigned int attrs)
  * given to overlayfs by fd and never attached anywhere: CRIU (which knows
  * nothing of idmapped mounts) only ever sees the overlay.
  */
-int mounts_make_root(const char *rootfs, const char *upper, const char *work, int userns_fd,
+int mounts_make_root(const char *rootfs, const char *layers_dir, int userns_fd,
                      struct al_error *err)
 {
 	struct mount_attr attr = {0};
-	_cleanup_close_ int lower = -1, fs = -1;
+	_cleanup_close_ int lower = -1, layers = -1, upper = -1, work = -1, fs = -1;
 	int fd;
 
 	lower = sys_open_tree(AT_FDCWD, rootfs, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
@@ -79,15 +79,32 @@ int mounts_make_root(const char *rootfs, const char *upper, const char *work, in
 	attr.userns_fd = (uint64_t)userns_fd;
 	if (sys_mount_setattr(lower, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr) < 0)
 		return al_error_errno(err, "idmap mount of %s", rootfs);
+	/*
+	 * overlayfs shows each layer in mountinfo as its path: the string it
+	 * was given, or for a layer given by fd, the fd's path as seen from
+	 * its mount.  Upper and work come by fd from a detached clone of the
+	 * sandbox's directory (they must share a mount), so a sandbox reading
+	 * /proc/self/mountinfo sees "/upper" and "/work", not where the host
+	 * keeps its state.
+	 */
+	layers = sys_open_tree(AT_FDCWD, layers_dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	if (layers < 0)
+		return al_error_errno(err, "open_tree %s", layers_dir);
+	upper = openat(layers, "upper", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (upper < 0)
+		return al_error_errno(err, "open %s/upper", layers_dir);
+	work = openat(layers, "work", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (work < 0)
+		return al_error_errno(err, "open %s/work", layers_dir);
 	fs = sys_fsopen("overlay", FSOPEN_CLOEXEC);
 	if (fs < 0)
 		return al_error_errno(err, "fsopen overlay");
 	if (sys_fsconfig(fs, FSCONFIG_SET_FD, "lowerdir+", NULL, lower) < 0)
 		return al_error_errno(err, "overlay lower layer %s", rootfs);
-	if (sys_fsconfig(fs, FSCONFIG_SET_STRING, "upperdir", upper, 0) < 0)
-		return al_error_errno(err, "overlay upper layer %s", upper);
-	if (sys_fsconfig(fs, FSCONFIG_SET_STRING, "workdir", work, 0) < 0)
-		return al_error_errno(err, "overlay work directory %s", work);
+	if (sys_fsconfig(fs, FSCONFIG_SET_FD, "upperdir", NULL, upper) < 0)
+		return al_error_errno(err, "overlay upper layer %s/upper", layers_dir);
+	if (sys_fsconfig(fs, FSCONFIG_SET_FD, "workdir", NULL, work) < 0)
+		return al_error_errno(err, "overlay work directory %s/work", layers_dir);
 	/*
 	 * volatile (Linux 5.10): the writable layer dies with the sandbox, a
 	 * host crash included, so syncing it buys nothing, while without it
@@ -98,7 +115,7 @@ int mounts_make_root(const char *rootfs, const char *upper, const char *work, in
 	if (sys_fsconfig(fs, FSCONFIG_SET_FLAG, "volatile", NULL, 0) < 0)
 		return al_error_errno(err, "overlay option volatile");
 	if (sys_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
-		return al_error_errno(err, "create overlay on %s", upper);
+		return al_error_errno(err, "create overlay on %s/upper", layers_dir);
 	fd = sys_fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
 	if (fd < 0)
 		return al_error_errno(err, "fsmount overlay");

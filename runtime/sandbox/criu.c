@@ -899,7 +899,7 @@ int criu_restore(const struct sandbox_host *host, struct sandbox *sb, const char
 	_cleanup_cjson_ cJSON *meta = NULL;
 	_cleanup_strv_ char **roots = NULL;
 	_cleanup_close_ int userns_fd = -1, root_fd = -1, cgfd = -1, run_fd = -1, dir_fd = -1;
-	char path[PATH_MAX], upper[PATH_MAX], work[PATH_MAX], target[PATH_MAX];
+	char path[PATH_MAX], target[PATH_MAX];
 	char log_path[PATH_MAX], keep[PATH_MAX], pidfile[PATH_MAX];
 	int inherit[64], peers[64], join[16];
 	size_t n_inherit = 0;
@@ -926,8 +926,6 @@ int criu_restore(const struct sandbox_host *host, struct sandbox *sb, const char
 	dir_fd = open(images_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dir_fd < 0)
 		return al_error_errno(err, "open %s", images_dir);
-	snprintf(upper, sizeof(upper), "%s/upper", sb->dir);
-	snprintf(work, sizeof(work), "%s/work", sb->dir);
 	snprintf(target, sizeof(target), "%s/root", sb->dir);
 	snprintf(log_path, sizeof(log_path), "%s/restore.log", images_dir);
 	snprintf(keep, sizeof(keep), "%s/criu-restore.log", sb->dir);
@@ -935,7 +933,7 @@ int criu_restore(const struct sandbox_host *host, struct sandbox *sb, const char
 	userns_fd = userns_with_map(sb->uid_base, err);
 	if (userns_fd < 0)
 		return userns_fd;
-	root_fd = mounts_make_root(sb->spec.rootfs, upper, work, userns_fd, err);
+	root_fd = mounts_make_root(sb->spec.rootfs, sb->dir, userns_fd, err);
 	if (root_fd < 0)
 		return root_fd;
 	r = cgroup_criu_roots(host->cgroups, sb->id, &roots, err);

@@ -186,7 +186,7 @@ static int spawn_init(const struct sandbox_host *host, struct sandbox *sb,
 	struct clone_args args = {0};
 	_cleanup_close_ int cgfd = -1, sock_parent = -1, sock_child = -1, userns_fd = -1,
 	                    root_fd = -1;
-	char target[PATH_MAX], upper[PATH_MAX], work[PATH_MAX], path[64];
+	char target[PATH_MAX], path[64];
 	int join[16], sp[2];
 	int n_join;
 	int pidfd = -1;
@@ -194,8 +194,6 @@ static int spawn_init(const struct sandbox_host *host, struct sandbox *sb,
 	int r = 0;
 
 	snprintf(target, sizeof(target), "%s/root", sb->dir);
-	snprintf(upper, sizeof(upper), "%s/upper", sb->dir);
-	snprintf(work, sizeof(work), "%s/work", sb->dir);
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
 		return al_error_errno(err, "socketpair");
 	sock_parent = sp[0];
@@ -283,7 +281,7 @@ static int spawn_init(const struct sandbox_host *host, struct sandbox *sb,
 	userns_fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (userns_fd < 0)
 		return al_error_errno(err, "sandbox %s: open %s", sb->id, path);
-	root_fd = mounts_make_root(sb->spec.rootfs, upper, work, userns_fd, err);
+	root_fd = mounts_make_root(sb->spec.rootfs, sb->dir, userns_fd, err);
 	if (root_fd < 0)
 		return al_error_prefix(err, "sandbox %s: rootfs", sb->id);
 	return send_fd(sock_parent, root_fd, err);

@@ -220,6 +220,11 @@ class EscapeAttacks(st.SecurityTestCase):
         res = self.py_json("print(json.dumps({p: os.path.exists(p) for p in %r}))" % paths)
         for p, seen in res.items():
             self.attack_ok("see " + p, not seen, "visible" if seen else "absent")
+        # overlayfs named its layers in mountinfo by their host paths.
+        mountinfo = self.sh_result("cat /proc/self/mountinfo")["stdout"]
+        for p in (self.daemon.state_dir, self.daemon.workdir):
+            self.attack_ok("read %s in mountinfo" % p, p not in mountinfo,
+                           "named" if p in mountinfo else "absent")
 
     def test_chroot_escape_stays_in_the_sandbox(self):
         res = self.py_json(
