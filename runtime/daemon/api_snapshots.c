@@ -45,7 +45,8 @@ int api_workspace_get(struct daemon *ctx, struct sandbox *sb, struct api_out *ou
 	fd = api_spool_open(ctx, err);
 	if (fd < 0)
 		return fd;
-	r = tar_persist_workspace(sb->init_pid, sb->spec.workspace, ephemeral, fd, &bytes, err);
+	r = tar_persist_workspace(sb->init_pid, sb->spec.workspace, ephemeral, fd,
+	                          sb->spec.disk_bytes, &bytes, err);
 	if (r < 0)
 		return al_error_prefix(err, "sandbox %s", sb->id);
 	if (lseek(fd, 0, SEEK_SET) != 0)

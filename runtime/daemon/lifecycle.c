@@ -317,7 +317,8 @@ static int write_snapshot(struct daemon *d, struct sandbox *sb, bool processes, 
 	ws_fd = snapshot_writer_create_file(w, "workspace.tar", err);
 	if (ws_fd < 0)
 		return ws_fd;
-	r = tar_persist_workspace(sb->init_pid, sb->spec.workspace, ephemeral, ws_fd, NULL, err);
+	r = tar_persist_workspace(sb->init_pid, sb->spec.workspace, ephemeral, ws_fd,
+	                          sb->spec.disk_bytes, NULL, err);
 	if (r == 0)
 		r = snapshot_writer_add_file(w, "workspace.tar", ws_fd, &ws_size, err);
 	if (r < 0)
@@ -328,7 +329,8 @@ static int write_snapshot(struct daemon *d, struct sandbox *sb, bool processes, 
 	if (layer_fd < 0)
 		return layer_fd;
 	sandbox_upper_path(sb, path, sizeof(path));
-	r = tar_write_layer(path, layer_fd, sb->uid_base, NULL, &layer_size, err);
+	r = tar_write_layer(path, layer_fd, sb->uid_base, NULL, sb->spec.disk_bytes, &layer_size,
+	                    err);
 	if (r == 0)
 		r = snapshot_writer_add_chunked(w, "layer.tar", layer_fd, err);
 	if (r < 0)

@@ -20,6 +20,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <sched.h>
+#include <search.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,9 +81,55 @@ void tar_limits_default(struct tar_limits *l)
 struct writer {
 	struct archive *a;
 	const struct archive_tree_opts *o;
-	uint64_t root_mnt; /* mount id of the archive root */
+	uint64_t root_mnt;   /* mount id of the archive root */
+	void *links;         /* tsearch tree of struct link_seen: files with nlink > 1 */
+	uint64_t hole_bytes; /* holes of sparse files written out as zeros so far */
 	struct al_error *err;
 };
+
+/* A file with several names, and the first of them the tar holds. */
+struct link_seen {
+	dev_t dev;
+	ino_t ino;
+	char path[];
+};
+
+static int cmp_link_seen(const void *a, const void *b)
+{
+	const struct link_seen *x = a, *y = b;
+
+	if (x->dev != y->dev)
+		return x->dev < y->dev ? -1 : 1;
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/*
+ * The name the tar already holds for this file, or NULL after recording rel
+ * as its first: each further name becomes a hardlink member, so a thousand
+ * links to one file are stored once (they were each a full copy).
+ */
+static int link_first_name(struct writer *w, const struct stat *st, const char *rel,
+                           const char **first)
+{
+	size_t len = strlen(rel) + 1;
+	_cleanup_free_ struct link_seen *l = malloc(sizeof(*l) + len);
+	struct link_seen **found;
+
+	*first = NULL;
+	if (!l)
+		return al_error_set(w->err, ENOMEM, "out of memory");
+	l->dev = st->st_dev;
+	l->ino = st->st_ino;
+	memcpy(l->path, rel, len);
+	found = tsearch(l, &w->links, cmp_link_seen);
+	if (!found)
+		return al_error_set(w->err, ENOMEM, "out of memory");
+	if (*found == l)
+		l = NULL; /* now the tree's */
+	else
+		*first = (*found)->path;
+	return 0;
+}
 
 static bool excluded(const struct archive_tree_opts *o, const char *rel)
 {
@@ -298,6 +345,38 @@ static int write_one(struct writer *w, int dirfd, const char *name, const char *
 	archive_entry_set_uid(e, stored_id(w->o, st2.st_uid));
 	archive_entry_set_gid(e, stored_id(w->o, st2.st_gid));
 	archive_entry_set_nlink(e, 1);
+	if (st2.st_nlink > 1) {
+		const char *first;
+		r = link_first_name(w, &st2, rel, &first);
+		if (r < 0)
+			return r;
+		if (first) {
+			archive_entry_set_hardlink(e, first);
+			archive_entry_set_size(e, 0);
+			return write_header(w, e, rel);
+		}
+	}
+	/*
+	 * A tar cannot keep a hole short of writing it out as zeros (pax's
+	 * sparse format still wants every hole byte fed through libarchive), so
+	 * `truncate -s 8E` in a 16 MiB sandbox would fill the host's disk.
+	 * What a file claims beyond the blocks it holds is charged to a budget
+	 * (the sandbox's disk cap, from the caller): an honest workspace spends
+	 * next to nothing of it.
+	 */
+	if (st2.st_size > 0) {
+		uint64_t held = (uint64_t)st2.st_blocks * 512;
+		uint64_t hole = (uint64_t)st2.st_size > held ? (uint64_t)st2.st_size - held : 0;
+		if (hole > w->o->max_hole_bytes - w->hole_bytes)
+			return al_error_set(
+			    w->err, EFBIG,
+			    "%s is sparse: its %llu bytes of holes would be written "
+			    "out in full, beyond the %llu bytes of holes allowed "
+			    "(the sandbox's disk cap)",
+			    rel, (unsigned long long)hole,
+			    (unsigned long long)w->o->max_hole_bytes);
+		w->hole_bytes += hole;
+	}
 	if (w->o->kind == ARCHIVE_LAYER && (r = add_xattrs(w, fd, e, rel)) < 0)
 		return r;
 	r = write_header(w, e, rel);
@@ -348,6 +427,7 @@ int tar_write_tree(int dirfd, int out_fd, const struct archive_tree_opts *o, uin
 	    archive_write_open_fd(a, out_fd) != ARCHIVE_OK)
 		return al_error_set(err, EIO, "tar writer: %s", archive_error_string(a));
 	r = write_dir(&w, dirfd, "");
+	tdestroy(w.links, free);
 	if (r < 0)
 		return r;
 	if (archive_write_close(a) != ARCHIVE_OK)
@@ -781,6 +861,7 @@ struct ws_job {
 	char *const *exclude;
 	int fd;
 	const struct tar_limits *limits;
+	uint64_t max_hole_bytes;
 };
 
 /* In the child: join the sandbox of j and open its workspace directory. */
@@ -799,7 +880,8 @@ static int enter_workspace(const struct ws_job *j, struct al_error *err)
 static int persist_child(void *arg, struct al_error *err)
 {
 	struct ws_job *j = arg;
-	struct archive_tree_opts o = {.kind = ARCHIVE_WORKSPACE, .exclude = j->exclude};
+	struct archive_tree_opts o = {
+	    .kind = ARCHIVE_WORKSPACE, .exclude = j->exclude, .max_hole_bytes = j->max_hole_bytes};
 	_cleanup_close_ int ws = enter_workspace(j, err);
 
 	if (ws < 0)
@@ -808,10 +890,13 @@ static int persist_child(void *arg, struct al_error *err)
 }
 
 int tar_persist_workspace(pid_t ns_pid, const char *workspace, char *const *exclude, int out_fd,
-                          uint64_t *bytes, struct al_error *err)
+                          uint64_t max_hole_bytes, uint64_t *bytes, struct al_error *err)
 {
-	struct ws_job j = {
-	    .ns_pid = ns_pid, .workspace = workspace, .exclude = exclude, .fd = out_fd};
+	struct ws_job j = {.ns_pid = ns_pid,
+	                   .workspace = workspace,
+	                   .exclude = exclude,
+	                   .fd = out_fd,
+	                   .max_hole_bytes = max_hole_bytes};
 	off_t start = lseek(out_fd, 0, SEEK_CUR);
 	int r;
 
@@ -1005,10 +1090,12 @@ int tar_extract_layer(const char *path, int in_fd, uid_t id_base, struct al_erro
 }
 
 int tar_write_layer(const char *path, int out_fd, uid_t id_base, char *const *exclude,
-                    uint64_t *bytes, struct al_error *err)
+                    uint64_t max_hole_bytes, uint64_t *bytes, struct al_error *err)
 {
-	struct archive_tree_opts o = {
-	    .kind = ARCHIVE_LAYER, .id_base = id_base, .exclude = exclude};
+	struct archive_tree_opts o = {.kind = ARCHIVE_LAYER,
+	                              .id_base = id_base,
+	                              .exclude = exclude,
+	                              .max_hole_bytes = max_hole_bytes};
 	_cleanup_close_ int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	int r;
 

@@ -48,14 +48,19 @@ struct archive_tree_opts {
 	/* Paths relative to the root that are left out, with everything below
 	 * them (the manifest's ephemeral entries).  NULL-terminated, may be NULL. */
 	char *const *exclude;
+	/* Writing: bytes of holes in sparse files that may be written out as
+	 * zeros, all files together; beyond it the write fails with -EFBIG. */
+	uint64_t max_hole_bytes;
 };
 
 /*
  * Write the tree below dirfd to out_fd as a tar.  Mount points below dirfd are
  * left out (mounts are not part of a workspace).  Walks with *at() calls on
  * directory fds and never follows a symlink, so a tree that changes under it
- * cannot make it read anything outside.  *bytes (may be NULL) gets the size
- * written.
+ * cannot make it read anything outside.  A file with several names is stored
+ * once, its other names as hardlink members; holes of sparse files are
+ * written as zeros up to o->max_hole_bytes in all.  *bytes (may be NULL) gets
+ * the size written.
  */
 int tar_write_tree(int dirfd, int out_fd, const struct archive_tree_opts *o, uint64_t *bytes,
                    struct al_error *err);
@@ -83,7 +88,7 @@ int tar_extract(int in_fd, int dirfd, const struct archive_tree_opts *o,
  * touch the host.  ns_pid is a host pid whose namespaces are the sandbox's.
  */
 int tar_persist_workspace(pid_t ns_pid, const char *workspace, char *const *exclude, int out_fd,
-                          uint64_t *bytes, struct al_error *err);
+                          uint64_t max_hole_bytes, uint64_t *bytes, struct al_error *err);
 
 /*
  * Hydrate: extract into a staging directory next to the workspace (same
@@ -99,7 +104,7 @@ int tar_extract_layer(const char *path, int in_fd, uid_t id_base, struct al_erro
 
 /* Write the host directory path as a layer tar, owners shifted down by id_base. */
 int tar_write_layer(const char *path, int out_fd, uid_t id_base, char *const *exclude,
-                    uint64_t *bytes, struct al_error *err);
+                    uint64_t max_hole_bytes, uint64_t *bytes, struct al_error *err);
 
 /* Top-level ephemeral entries of a manifest (JSON object), as relative paths;
  * NULL-terminated, never NULL unless out of memory. */

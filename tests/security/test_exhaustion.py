@@ -182,6 +182,48 @@ class Exhaustion(st.SecurityTestCase):
         self.client.destroy(attacker)
         return unloaded, loaded, answers, took
 
+    def test_archives_are_bounded_by_the_sandbox_disk(self):
+        # persist and snapshot expanded sparse files and copied hard links:
+        # a 16 MiB sandbox made persist write 4 GB and a snapshot 3.8 GB.
+        host_before = os.statvfs("/")
+        sb = self.sandbox(limits={"disk": "16M", "memory": "128M"})
+        sid = sb["id"]
+        self.out(sid, "dd if=/dev/zero of=/workspace/one bs=1M count=4 2>/dev/null; "
+                      "i=0; while [ $i -lt 200 ]; do ln /workspace/one /workspace/l$i; "
+                      "i=$((i+1)); done; echo ok")
+        r = self.client.request("GET", "/v1/sandboxes/%s/workspace" % sid, timeout=120)
+        self.assertEqual(r.status, 200, r.body[:200])
+        self.attack_ok("persist: 200 hard links copied", len(r.body) < 8 * MIB,
+                       "%d bytes" % len(r.body))
+        resp = self.client.request("POST", "/v1/sandboxes/%s/snapshots" % sid,
+                                   {"processes": False}, timeout=300)
+        self.assertEqual(resp.status, 201, resp.body[:300])
+        snap = resp.json
+        self.addCleanup(self.client.request, "DELETE", "/v1/snapshots/" + snap["id"])
+        self.attack_ok("snapshot: 200 hard links copied",
+                       snap["sizes"]["total"] < 16 * MIB, snap["sizes"])
+        # A clean copy comes back with its links.
+        new = self.client.create(snapshot=snap["id"])["id"]
+        self.addCleanup(self.client.destroy, new)
+        self.assertEqual(self.out(new, "stat -c %h /workspace/one"), "201\n")
+
+        self.out(sid, "rm -f /workspace/l* && truncate -s 8G /workspace/sparse && echo ok")
+        for what, method, path, body in (
+                ("persist", "GET", "/v1/sandboxes/%s/workspace" % sid, None),
+                ("snapshot", "POST", "/v1/sandboxes/%s/snapshots" % sid, {"processes": False})):
+            r = self.client.request(method, path, body, timeout=300)
+            if r.status == 201:
+                self.client.request("DELETE", "/v1/snapshots/" + r.json["id"])
+            self.attack_ok("%s of an 8 GB sparse file in a 16 MiB sandbox" % what,
+                           r.status == 413 and b"sparse" in r.body,
+                           "HTTP %d %r" % (r.status, r.body[:160]))
+        host_after = os.statvfs("/")
+        lost = (host_before.f_bavail - host_after.f_bavail) * host_after.f_frsize
+        self.attack_ok("archives: host disk", lost < 64 * MIB, "%d bytes" % lost)
+        self.out(sid, "rm /workspace/sparse; echo ok")
+        r = self.client.request("GET", "/v1/sandboxes/%s/workspace" % sid, timeout=120)
+        self.assertEqual(r.status, 200, r.body[:200])
+
     def test_cpu_hog_and_fork_bomb_leave_neighbour_latency_within_3x(self):
         """Best of three rounds: other work on the host (this test shares it
         with whatever else runs there) moves both figures of a round, while a

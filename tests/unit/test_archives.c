@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -80,7 +81,7 @@ TEST(layer_roundtrip)
 
 	tar = open(base, O_TMPFILE | O_RDWR, 0600);
 	CHECK(tar >= 0);
-	CHECK_INT(tar_write_layer(src, tar, 1000000000, NULL, &bytes, &err), 0);
+	CHECK_INT(tar_write_layer(src, tar, 1000000000, NULL, UINT64_MAX, &bytes, &err), 0);
 	CHECK(bytes > 0);
 	CHECK_INT(lseek(tar, 0, SEEK_SET), 0);
 	/* Into another uid range: owners move with it. */
@@ -115,7 +116,7 @@ TEST(workspace_refuses_whiteouts_and_limits)
 	CHECK_INT(mkdir(dst, 0755), 0);
 	tar = open(base, O_TMPFILE | O_RDWR, 0600);
 	/* The layer tar has a device node: as a workspace archive it is refused. */
-	CHECK_INT(tar_write_layer(src, tar, 1000000000, NULL, NULL, &err), 0);
+	CHECK_INT(tar_write_layer(src, tar, 1000000000, NULL, UINT64_MAX, NULL, &err), 0);
 	tar_limits_default(&lim);
 	CHECK_INT(lseek(tar, 0, SEEK_SET), 0);
 	CHECK_INT(extract_in_child(tar, dst, ARCHIVE_WORKSPACE, 0, &lim, msg, sizeof(msg)),
@@ -142,6 +143,63 @@ TEST(ephemeral_paths)
 	CHECK(v[1] == NULL);
 }
 
+/* Links stay links and holes are charged: a small tree cannot make a big tar. */
+TEST(links_once_and_holes_bounded)
+{
+	char src[600], dst[600], path[700], other[700], msg[1024];
+	struct al_error err = AL_ERROR_INIT;
+	struct archive_tree_opts o = {.kind = ARCHIVE_WORKSPACE, .max_hole_bytes = 1 << 20};
+	_cleanup_close_ int tar = -1, big = -1, dfd = -1;
+	struct tar_limits lim;
+	char data[65536];
+	uint64_t bytes = 0;
+	struct stat st, st2;
+
+	snprintf(src, sizeof(src), "%s/links", base);
+	snprintf(dst, sizeof(dst), "%s/links-out", base);
+	CHECK_INT(mkdir(src, 0755), 0);
+	CHECK_INT(mkdir(dst, 0755), 0);
+	memset(data, 'x', sizeof(data));
+	snprintf(path, sizeof(path), "%s/data", src);
+	big = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	CHECK(big >= 0);
+	for (int i = 0; i < 16; i++) /* 1 MiB */
+		CHECK_INT(al_write_all(big, data, sizeof(data)), 0);
+	for (int i = 0; i < 64; i++) {
+		snprintf(other, sizeof(other), "%s/name%02d", src, i);
+		CHECK_INT(link(path, other), 0);
+	}
+	dfd = open(src, O_RDONLY | O_DIRECTORY);
+	tar = open(base, O_TMPFILE | O_RDWR, 0600);
+	CHECK(dfd >= 0 && tar >= 0);
+	CHECK_INT(tar_write_tree(dfd, tar, &o, &bytes, &err), 0);
+	/* 65 names of 1 MiB: one copy, not 65. */
+	CHECK(bytes < 2 << 20);
+	tar_limits_default(&lim);
+	CHECK_INT(lseek(tar, 0, SEEK_SET), 0);
+	CHECK_INT(extract_in_child(tar, dst, ARCHIVE_WORKSPACE, 0, &lim, msg, sizeof(msg)), 0);
+	snprintf(path, sizeof(path), "%s/data", dst);
+	snprintf(other, sizeof(other), "%s/name63", dst);
+	CHECK_INT(stat(path, &st), 0);
+	CHECK_INT(stat(other, &st2), 0);
+	CHECK(st.st_ino == st2.st_ino && st.st_size == 1 << 20);
+
+	/* A hole within the budget is written out; one beyond it is refused, named. */
+	snprintf(path, sizeof(path), "%s/sparse", src);
+	close(open(path, O_WRONLY | O_CREAT, 0644));
+	CHECK_INT(truncate(path, 512 << 10), 0);
+	CHECK_INT(ftruncate(tar, 0), 0);
+	CHECK_INT(lseek(tar, 0, SEEK_SET), 0);
+	CHECK_INT(tar_write_tree(dfd, tar, &o, NULL, &err), 0);
+	CHECK_INT(truncate(path, (off_t)1 << 40), 0);
+	CHECK_INT(ftruncate(tar, 0), 0);
+	CHECK_INT(lseek(tar, 0, SEEK_SET), 0);
+	CHECK_INT(tar_write_tree(dfd, tar, &o, NULL, &err), -EFBIG);
+	CHECK(strstr(err.msg, "sparse is sparse") != NULL);
+	CHECK_INT(fstat(tar, &st), 0);
+	CHECK(st.st_size < 4 << 20);
+}
+
 int main(void)
 {
 	struct al_error err = AL_ERROR_INIT;
@@ -151,6 +209,7 @@ int main(void)
 	RUN(layer_roundtrip);
 	RUN(workspace_refuses_whiteouts_and_limits);
 	RUN(ephemeral_paths);
+	RUN(links_once_and_holes_bounded);
 	al_rm_rf(base, &err);
 	return test_main_result();
 }
