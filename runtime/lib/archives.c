@@ -39,6 +39,7 @@
 #include <archive_entry.h>
 #include <cjson/cJSON.h>
 
+#include "caps.h"
 #include "cleanup.h"
 #include "json.h"
 #include "util.h"
@@ -763,7 +764,29 @@ static int die_with_parent(struct al_error *err)
 	return 0;
 }
 
-static int run_child(child_fn fn, void *arg, struct al_error *err)
+/*
+ * Close every descriptor but 0-2, a and b.  A helper is forked from
+ * airlockd, which holds other sandboxes' pidfds and stdio pipes and the API
+ * socket; a helper that parses what a sandbox controls keeps only its job's
+ * descriptor and its error pipe.
+ */
+static void close_all_but(int a, int b)
+{
+	int lo = a < b ? a : b, hi = a < b ? b : a, from = 3;
+
+	for (int keep = lo;; keep = hi) {
+		if (keep >= from) {
+			if (keep > from)
+				syscall(SYS_close_range, (unsigned)from, (unsigned)keep - 1, 0);
+			from = keep + 1;
+		}
+		if (keep == hi)
+			break;
+	}
+	syscall(SYS_close_range, (unsigned)from, ~0U, 0);
+}
+
+static int run_child(child_fn fn, void *arg, int keep_fd, struct al_error *err)
 {
 	_cleanup_close_ int rfd = -1;
 	struct al_buf msg = {0};
@@ -783,7 +806,7 @@ static int run_child(child_fn fn, void *arg, struct al_error *err)
 	}
 	if (pid == 0) {
 		struct al_error cerr = AL_ERROR_INIT;
-		close(p[0]);
+		close_all_but(p[1], keep_fd);
 		signal(SIGPIPE, SIG_IGN);
 		/* Nothing in a sandbox may ptrace us or read our memory. */
 		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -824,6 +847,9 @@ static int run_child(child_fn fn, void *arg, struct al_error *err)
 	return r;
 }
 
+static const char *const helper_caps[] = {"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER",
+                                          "CAP_FSETID", NULL};
+
 /* In the child: become the sandbox's root, in its mount namespace. */
 static int enter_sandbox(pid_t ns_pid, struct al_error *err)
 {
@@ -845,6 +871,13 @@ static int enter_sandbox(pid_t ns_pid, struct al_error *err)
 		return al_error_errno(err, "setns user namespace of pid %d", (int)ns_pid);
 	if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
 		return al_error_errno(err, "become the sandbox's root");
+	/* Files of any owner, read and written back with their owners and
+	 * modes: nothing more of what root of the sandbox's namespace may do. */
+	r = caps_apply(helper_caps, err);
+	if (r < 0)
+		return al_error_prefix(err, "archive helper");
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return al_error_errno(err, "prctl(PR_SET_NO_NEW_PRIVS)");
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	r = die_with_parent(err);
 	if (r < 0)
@@ -900,7 +933,7 @@ int tar_persist_workspace(pid_t ns_pid, const char *workspace, char *const *excl
 	off_t start = lseek(out_fd, 0, SEEK_CUR);
 	int r;
 
-	r = run_child(persist_child, &j, err);
+	r = run_child(persist_child, &j, out_fd, err);
 	if (r < 0)
 		return al_error_prefix(err, "persist workspace %s", workspace);
 	if (bytes) {
@@ -1055,7 +1088,7 @@ int tar_hydrate_workspace(pid_t ns_pid, const char *workspace, int in_fd,
 		return al_error_set(err, EFBIG, "archive of %lld bytes exceeds the limit of %llu",
 		                    (long long)st.st_size,
 		                    (unsigned long long)limits->max_input_bytes);
-	r = run_child(hydrate_child, &j, err);
+	r = run_child(hydrate_child, &j, in_fd, err);
 	if (r < 0)
 		return al_error_prefix(err, "hydrate workspace %s", workspace);
 	return 0;
@@ -1084,7 +1117,7 @@ static int extract_layer_child(void *arg, struct al_error *err)
 int tar_extract_layer(const char *path, int in_fd, uid_t id_base, struct al_error *err)
 {
 	struct layer_job j = {.path = path, .fd = in_fd, .id_base = id_base};
-	int r = run_child(extract_layer_child, &j, err);
+	int r = run_child(extract_layer_child, &j, in_fd, err);
 
 	return r < 0 ? al_error_prefix(err, "restore writable layer into %s", path) : 0;
 }

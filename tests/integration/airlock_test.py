@@ -185,10 +185,21 @@ def is_root():
 
 # ---- what a sandbox leaves on the host ----
 
-def cgroup_roots():
+def cgroup_root_name(state_dir):
+    """The directory name of one airlockd's cgroups (airlockd.c): airlock/
+    for the default state directory, else airlock- and 12 hex digits of
+    the sha256 of its real path."""
+    real = os.path.realpath(state_dir)
+    if real == "/var/lib/airlock/state":
+        return "airlock"
+    return "airlock-" + hashlib.sha256(real.encode()).hexdigest()[:12]
+
+
+def cgroup_roots(state_dir=None):
     """Directories under which airlockd may make sandbox cgroups: airlock/
     for the default state directory, airlock-<hash>/ for any other (every
-    test daemon's)."""
+    test daemon's); with state_dir, only that daemon's."""
+    only = cgroup_root_name(state_dir) if state_dir else None
     roots = []
     base = "/sys/fs/cgroup"
     for cand in [base] + [os.path.join(base, d) for d in sorted(os.listdir(base))]:
@@ -196,6 +207,8 @@ def cgroup_roots():
             continue
         for d in sorted(os.listdir(cand)):
             p = os.path.join(cand, d)
+            if only and d != only:
+                continue
             if (d == "airlock" or d.startswith("airlock-")) and os.path.isdir(p):
                 roots.append(p)
     return roots

@@ -70,18 +70,14 @@ def status_of(raw):
 class LifecycleTest(at.AirlockTestCase):
     def snapshot_host(self):
         """What exists now: sandboxes, cgroups under airlock/, mounts of the state dir, state entries."""
-        # Other airlockds (other test files, a developer's) may make cgroups
-        # meanwhile: a cgroup counts when it is empty or holds our processes.
-        ours = set(at.processes_of((), [self.daemon.state_dir])) - {self.daemon.proc.pid}
+        # Other airlockds (other test files, a developer's) make cgroups
+        # meanwhile, under roots of their own: only this daemon's count (a
+        # filter on empty cgroups let another daemon's teardown in).
         cgroups = set()
-        for root in at.cgroup_roots():
+        for root in at.cgroup_roots(self.daemon.state_dir):
             for d in os.listdir(root):
-                path = os.path.join(root, d)
-                if not os.path.isdir(path):
-                    continue
-                procs = {int(p) for p in (at.read_text(os.path.join(path, "cgroup.procs")) or "").split()}
-                if not procs or procs & ours:
-                    cgroups.add(path)
+                if os.path.isdir(os.path.join(root, d)):
+                    cgroups.add(os.path.join(root, d))
         sbdir = os.path.join(self.daemon.state_dir, "sandboxes")
         return {
             "sandboxes": sorted(sb["id"] for sb in self.client.list()),

@@ -5,10 +5,12 @@ capabilities, each run inside a sandbox under the default profile."""
 
 import json
 import os
+import time
 import socket
 import uuid
 
 import security_test as st
+import airlock_test as at  # noqa: E402  (security_test puts it on the path)
 
 FORBIDDEN_CAPS = {"cap_sys_admin", "cap_net_admin", "cap_sys_ptrace", "cap_mknod", "cap_net_raw",
                   "cap_sys_module", "cap_dac_read_search"}
@@ -63,6 +65,55 @@ class EscapeAttacks(st.SecurityTestCase):
                        "mountinfo lines %s -> %s" % (before.strip(),
                                                      self.out(sid, "cat /proc/self/mountinfo | wc -l").strip()))
         self.assertEqual(self.out(sid, "echo x > /dev/shm/y && cat /dev/shm/y"), "x\n")
+
+    def test_archive_helper_holds_only_what_it_needs(self):
+        # The persist/hydrate helper, forked from airlockd, kept every one
+        # of its descriptors (other sandboxes' pidfds and pipes, the API
+        # socket) and every capability in the sandbox's user namespace
+        # while parsing what the sandbox controls.
+        sb = self.sandbox(limits={"disk": "512M", "memory": "1G"})
+        sid = sb["id"]
+        self.py(sid, "import os\n"
+                     "for i in range(20000):\n"
+                     "    with open('/workspace/f%d' % i, 'w') as f: f.write('x' * 2048)\n")
+        userns = os.readlink("/proc/%d/ns/user" % sb["init_pid"])
+        daemon = self.daemon.proc.pid
+        got, answer = at.request_in_background(self.daemon.socket_path, "GET",
+                                               "/v1/sandboxes/%s/workspace" % sid)
+        seen = None
+        end = time.monotonic() + 60
+        while seen is None and time.monotonic() < end and got.is_alive():
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit() or int(pid) == sb["init_pid"]:
+                    continue
+                try:
+                    with open("/proc/%s/stat" % pid) as f:
+                        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                    if ppid != daemon or os.readlink("/proc/%s/ns/user" % pid) != userns:
+                        continue
+                    fds = []
+                    for fd in os.listdir("/proc/%s/fd" % pid):
+                        if int(fd) > 2:
+                            fds.append(os.readlink("/proc/%s/fd/%s" % (pid, fd)))
+                    with open("/proc/%s/status" % pid) as f:
+                        status = dict(line.split(":", 1) for line in f if ":" in line)
+                    seen = (fds, int(status["CapEff"], 16), status["NoNewPrivs"].strip())
+                    break
+                except (OSError, IndexError, ValueError, KeyError):
+                    continue
+        got.join(120)
+        self.assertEqual(answer["r"].status, 200, answer)
+        self.assertIsNotNone(seen, "never saw the archive helper")
+        fds, cap_eff, nnp = seen
+        # Beyond 0-2: the tar's file, the error pipe, directories it walks.
+        foreign = [t for t in fds if t.startswith(("socket:", "anon_inode:"))]
+        pipes = [t for t in fds if t.startswith("pipe:")]
+        self.attack_ok("archive helper keeps airlockd's descriptors",
+                       not foreign and len(pipes) <= 1, " ".join(sorted(fds)))
+        wanted = sum(1 << c for c in (0, 1, 3, 4))  # chown, dac_override, fowner, fsetid
+        self.attack_ok("archive helper keeps every capability", cap_eff & ~wanted == 0,
+                       "CapEff %#x" % cap_eff)
+        self.attack_ok("archive helper without no_new_privs", nnp == "1", "NoNewPrivs " + nnp)
 
     def test_masked_proc_paths(self):
         res = self.py_json(
