@@ -349,6 +349,18 @@ int sandbox_spec_from_record(const cJSON *rec, struct sandbox_spec *out, struct 
 	return 0;
 }
 
+/* The member of limits object lim that parse_limits reads for the field
+ * called name: the first of a name given twice, the long form of one given
+ * in both forms. */
+static const cJSON *limits_member_read(const cJSON *lim, const char *name)
+{
+	if (!strcmp(name, "memory") || !strcmp(name, "memory_bytes"))
+		return either(lim, "memory_bytes", "memory");
+	if (!strcmp(name, "disk") || !strcmp(name, "disk_bytes"))
+		return either(lim, "disk_bytes", "disk");
+	return cJSON_GetObjectItemCaseSensitive(lim, name);
+}
+
 cJSON *sandbox_spec_restore_request(const cJSON *record, const cJSON *req)
 {
 	static const char *const copied[] = {"rootfs", "seccomp_profile", "limits", "env"};
@@ -376,9 +388,14 @@ cJSON *sandbox_spec_restore_request(const cJSON *record, const cJSON *req)
 			return NULL;
 		return TAKE_PTR(o);
 	}
-	/* Field by field; a short form given replaces the recorded long one. */
+	/* Field by field; a short form given replaces the recorded long one.
+	 * Only what a create with the same limits would read is laid over: a
+	 * later duplicate, or a short form beside its long one, would otherwise
+	 * win here where it loses in parse_limits. */
 	cJSON_ArrayForEach(it, v)
 	{
+		if (it != limits_member_read(v, it->string))
+			continue;
 		if (!strcmp(it->string, "memory"))
 			cJSON_DeleteItemFromObjectCaseSensitive(lim, "memory_bytes");
 		if (!strcmp(it->string, "disk"))

@@ -158,6 +158,23 @@ TEST(record_round_trip)
 		CHECK_INT(r.disk_bytes, 8 << 20);
 		sandbox_spec_free(&r);
 	}
+	/* What a create would read wins in a restore too: the first of a field
+	 * given twice, the long form beside the short one (found by the
+	 * create-request fuzz target). */
+	cJSON_Delete(req);
+	req = cJSON_Parse("{\"limits\": {\"cpus\": 2, \"cpus\": 0.5, \"memory_bytes\": 67108864,"
+	                  " \"memory\": \"128M\", \"disk\": \"16M\", \"disk\": \"32M\"}}");
+	{
+		_cleanup_cjson_ cJSON *create = sandbox_spec_restore_request(rec, req);
+		struct sandbox_spec r;
+		CHECK_INT(sandbox_spec_from_request(
+		              create, &(struct sandbox_spec_policy){rootfs, false}, &r, &err),
+		          0);
+		CHECK(r.limits.cpus == 2);
+		CHECK_INT(r.limits.memory_bytes, 64 << 20);
+		CHECK_INT(r.disk_bytes, 16 << 20);
+		sandbox_spec_free(&r);
+	}
 	sandbox_spec_free(&s);
 	sandbox_spec_free(&back);
 	sandbox_spec_free(&again);
