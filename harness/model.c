@@ -127,10 +127,14 @@ static const char *jstr(const cJSON *o, const char *key)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* A number beyond long's range counts as absent: converting it would be
+ * undefined behaviour, and a server that sends one says nothing usable. */
 static long jlong(const cJSON *o, const char *key)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	return cJSON_IsNumber(v) ? (long)v->valuedouble : 0;
+	return cJSON_IsNumber(v) && v->valuedouble >= -0x1p63 && v->valuedouble < 0x1p63
+	           ? (long)v->valuedouble
+	           : 0;
 }
 
 /* An error body's message, shortened, for the user. */

@@ -121,6 +121,16 @@ TEST(responses_body)
 	          -EPROTO);
 	CHECK(strstr(err.msg, "boom") != NULL);
 	al_model_reply_free(&r);
+	/* Token counts beyond a long's range count as absent (found by the
+	 * model fuzz target: converting them was undefined behaviour). */
+	{
+		const char *huge = "{\"output\": [], \"usage\": {\"input_tokens\": 1e300,"
+		                   " \"output_tokens\": -1e19}}";
+		CHECK_INT(al_parse_responses_body(huge, strlen(huge), &r, &err), 0);
+		CHECK_INT(r.input_tokens, 0);
+		CHECK_INT(r.output_tokens, 0);
+		al_model_reply_free(&r);
+	}
 }
 
 TEST(chat_round_trip)
