@@ -41,7 +41,14 @@ static int parse_size_field(const cJSON *v, const char *what, uint64_t *out, str
 	}
 	if (cJSON_IsString(v)) {
 		int r = al_parse_size(v->valuestring, out, err);
-		return r < 0 ? al_error_prefix(err, "%s", what) : 0;
+		if (r < 0)
+			return al_error_prefix(err, "%s", what);
+		/* The record keeps sizes as JSON numbers: beyond 2^53 they would
+		 * not read back as given (nor, near 2^64, as any uint64_t). */
+		if (*out > (uint64_t)AL_JSON_COUNT_MAX)
+			return al_error_set(err, EINVAL, "%s must be at most 8 PiB (2^53 bytes)",
+			                    what);
+		return 0;
 	}
 	return al_error_set(err, EINVAL, "%s must be a number of bytes or a size string", what);
 }

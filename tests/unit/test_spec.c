@@ -83,6 +83,9 @@ TEST(request_errors)
 	    {"{\"limits\": {\"pids\": 1}}", "pids"},
 	    {"{\"limits\": {\"cpus\": 0.001}}", "cpus"},
 	    {"{\"limits\": {\"disk\": \"12X\"}}", "limits.disk"},
+	    /* would not read back from the record (found by the create-request fuzz target) */
+	    {"{\"limits\": {\"memory\": \"16384T\"}}", "limits.memory must be at most"},
+	    {"{\"limits\": {\"disk\": \"18446744073709551615\"}}", "limits.disk must be at most"},
 	    {"{\"env\": {\"A=B\": \"x\"}}", "env"},
 	    {"{\"seccomp_profile\": \"../x\"}", "seccomp_profile"},
 	    {"{\"manifest\": {\"entries\": {\"/abs\": {\"type\": \"file\"}}}}", "manifest"},
