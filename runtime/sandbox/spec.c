@@ -17,6 +17,9 @@
 #define MIN_DISK (1ULL << 20)
 #define MAX_PIDS 4194304
 #define MAX_CPUS 1024
+/* 512 TiB: beyond any host, and a size the record reads back exactly
+ * (parse_size_field). */
+#define MAX_SIZE (1ULL << 49)
 
 void sandbox_spec_free(struct sandbox_spec *s)
 {
@@ -33,9 +36,13 @@ void sandbox_spec_free(struct sandbox_spec *s)
 
 static int parse_size_field(const cJSON *v, const char *what, uint64_t *out, struct al_error *err)
 {
+	/* The record keeps sizes as JSON numbers, which cJSON prints with 15
+	 * significant digits whenever those read back within its tolerance:
+	 * only sizes below 10^15 come back exactly (beyond 2^53 not even as
+	 * given, and near 2^64 not as any uint64_t). */
 	if (cJSON_IsNumber(v)) {
-		if (v->valuedouble < 0 || v->valuedouble > AL_JSON_COUNT_MAX)
-			return al_error_set(err, EINVAL, "%s must be 0 or more bytes", what);
+		if (v->valuedouble < 0 || v->valuedouble > (double)MAX_SIZE)
+			return al_error_set(err, EINVAL, "%s must be 0 to 512 TiB", what);
 		*out = (uint64_t)v->valuedouble;
 		return 0;
 	}
@@ -43,11 +50,8 @@ static int parse_size_field(const cJSON *v, const char *what, uint64_t *out, str
 		int r = al_parse_size(v->valuestring, out, err);
 		if (r < 0)
 			return al_error_prefix(err, "%s", what);
-		/* The record keeps sizes as JSON numbers: beyond 2^53 they would
-		 * not read back as given (nor, near 2^64, as any uint64_t). */
-		if (*out > (uint64_t)AL_JSON_COUNT_MAX)
-			return al_error_set(err, EINVAL, "%s must be at most 8 PiB (2^53 bytes)",
-			                    what);
+		if (*out > MAX_SIZE)
+			return al_error_set(err, EINVAL, "%s must be at most 512 TiB", what);
 		return 0;
 	}
 	return al_error_set(err, EINVAL, "%s must be a number of bytes or a size string", what);
