@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Run one libFuzzer target for a bounded time (the 'fuzz' test suite):
-#   run.sh FUZZER SEED_CORPUS_DIR SECONDS MAX_LEN
+#   run.sh FUZZER SEED_CORPUS_DIR SECONDS MAX_LEN [DICTIONARY]
 # Starts from a copy of the committed seed corpus (the inputs it finds are
 # not kept: docs/fuzzing.md says how to grow the corpus), with the fuzzer's
 # temporary files in a directory of its own that is removed afterwards.
 # Fails on any crash, leak, sanitizer report or broken property, and then
 # prints the input that caused it (base64 and a dump) and how to replay it.
 set -euo pipefail
-if [ $# -ne 4 ]; then
-	echo "usage: $0 FUZZER SEED_CORPUS_DIR SECONDS MAX_LEN" >&2
+if [ $# -ne 4 ] && [ $# -ne 5 ]; then
+	echo "usage: $0 FUZZER SEED_CORPUS_DIR SECONDS MAX_LEN [DICTIONARY]" >&2
 	exit 2
 fi
 fuzzer=$(realpath "$1") seeds=$(realpath "$2") seconds=$3 max_len=$4
+dict=()
+if [ $# -eq 5 ]; then
+	dict=(-dict="$(realpath "$5")")
+fi
 name=$(basename "$fuzzer")
 if [ ! -d "$seeds" ] || [ -z "$(ls -A "$seeds")" ]; then
 	echo "$name: no seed corpus in $seeds" >&2
@@ -55,7 +59,7 @@ if ! fuzz -runs=0 "$work/corpus" >"$work/seeds.log" 2>&1 ||
 	report "$work/seeds.log"
 	exit 1
 fi
-if ! fuzz -max_total_time="$seconds" -max_len="$max_len" -print_final_stats=1 \
+if ! fuzz -max_total_time="$seconds" -max_len="$max_len" -print_final_stats=1 "${dict[@]}" \
 	"$work/corpus" >"$work/fuzz.log" 2>&1 || [ -n "$(ls -A "$work/artifacts")" ]; then
 	report "$work/fuzz.log"
 	exit 1
