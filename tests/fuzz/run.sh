@@ -28,6 +28,9 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
+# Stopped by meson's timeout or ^C: still clean up.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 mkdir "$work/corpus" "$work/artifacts" "$work/tmp"
 cp -R "$seeds"/. "$work/corpus/"
 
