@@ -153,6 +153,15 @@ static void error_text(const char *body, size_t len, char *out, size_t outlen)
 		snprintf(out, outlen, "(empty body)");
 }
 
+/* Set item[key] to the string s.  Every member of that name goes first: a response may
+ * repeat a key, and a second one left behind would be the one read after the first. */
+static int set_string_member(cJSON *item, const char *key, const char *s)
+{
+	while (cJSON_GetObjectItemCaseSensitive(item, key))
+		cJSON_DeleteItemFromObjectCaseSensitive(item, key);
+	return cJSON_AddStringToObject(item, key, s) ? 0 : -ENOMEM;
+}
+
 /* Make every function_call well-formed enough for the loop: a call id, a name, string
  * arguments.  Anything stranger is left for the tool dispatcher to refuse. */
 static int normalize_output(cJSON *output, struct al_error *err)
@@ -174,21 +183,17 @@ static int normalize_output(cJSON *output, struct al_error *err)
 		if (!jstr(item, "call_id")) {
 			char id[32];
 			snprintf(id, sizeof(id), "call_%d", n);
-			cJSON_DeleteItemFromObjectCaseSensitive(item, "call_id");
-			cJSON_AddStringToObject(item, "call_id", id);
+			if (set_string_member(item, "call_id", id) < 0)
+				return al_error_set(err, ENOMEM, "out of memory");
 		}
-		if (!jstr(item, "name")) {
-			cJSON_DeleteItemFromObjectCaseSensitive(item, "name");
-			cJSON_AddStringToObject(item, "name", "");
-		}
+		if (!jstr(item, "name") && set_string_member(item, "name", "") < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
 		args = cJSON_GetObjectItemCaseSensitive(item, "arguments");
 		if (!cJSON_IsString(args)) {
-			char *text = args ? cJSON_PrintUnformatted(args) : strdup("{}");
-			if (!text)
+			_cleanup_free_ char *text =
+			    args ? cJSON_PrintUnformatted(args) : strdup("{}");
+			if (!text || set_string_member(item, "arguments", text) < 0)
 				return al_error_set(err, ENOMEM, "out of memory");
-			cJSON_DeleteItemFromObjectCaseSensitive(item, "arguments");
-			cJSON_AddStringToObject(item, "arguments", text);
-			free(text);
 		}
 	}
 	return 0;
