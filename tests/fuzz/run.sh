@@ -17,6 +17,9 @@ if [ $# -eq 5 ]; then
 	dict=(-dict="$(realpath "$5")")
 fi
 name=$(basename "$fuzzer")
+# Leaks of Debian's libraries that are not Airlock's to fix (lsan.supp says
+# which and why).
+export LSAN_OPTIONS="suppressions=$(dirname "$(realpath "$0")")/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 if [ ! -d "$seeds" ] || [ -z "$(ls -A "$seeds")" ]; then
 	echo "$name: no seed corpus in $seeds" >&2
 	exit 1
@@ -44,7 +47,8 @@ report() {
 		base64 -w 76 "$f" >&2
 		echo "---- as text:" >&2
 		od -A d -c "$f" | head -n 40 >&2
-		echo "---- replay: save it (base64 -d) to a file and run: $fuzzer FILE" >&2
+		echo "---- replay: save it (base64 -d) to a file and run:" \
+			"LSAN_OPTIONS=$LSAN_OPTIONS $fuzzer FILE" >&2
 	done
 }
 
