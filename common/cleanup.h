@@ -51,6 +51,9 @@ static inline void al_strv_freep(char ***v)
 }
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
+/* A variable held only for its release at scope end (gcc knows such a
+ * variable is used; clang warns unless told). */
+#define _unused_ __attribute__((unused))
 #define _cleanup_free_ _cleanup_(al_freep)
 #define _cleanup_close_ _cleanup_(al_closep)
 #define _cleanup_fclose_ _cleanup_(al_fclosep)

@@ -659,7 +659,7 @@ static enum MHD_Result stream_error(struct gw_request *rq, const char *code, con
 
 static enum MHD_Result process_start(struct gw_request *rq, struct sbx *sb)
 {
-	_cleanup_(sbx_releasep) struct sbx *held = sb;
+	_cleanup_(sbx_releasep) _unused_ struct sbx *held = sb;
 	_cleanup_cjson_ cJSON *req = parse_envelope(rq);
 	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
 	_cleanup_(gw_result_freep) struct gw_result res = {0};
@@ -722,7 +722,7 @@ static enum MHD_Result process_start(struct gw_request *rq, struct sbx *sb)
 
 static enum MHD_Result process_connect(struct gw_request *rq, struct sbx *sb)
 {
-	_cleanup_(sbx_releasep) struct sbx *held = sb;
+	_cleanup_(sbx_releasep) _unused_ struct sbx *held = sb;
 	_cleanup_cjson_ cJSON *req = parse_envelope(rq);
 	struct proc *p;
 
@@ -737,7 +737,7 @@ static enum MHD_Result process_connect(struct gw_request *rq, struct sbx *sb)
 /* Unary calls that act on one running process. */
 static enum MHD_Result process_unary(struct gw_request *rq, struct sbx *sb, const char *method)
 {
-	_cleanup_(sbx_releasep) struct sbx *held = sb;
+	_cleanup_(sbx_releasep) _unused_ struct sbx *held = sb;
 	_cleanup_cjson_ cJSON *req =
 	    cJSON_ParseWithLength(rq->body.data ? rq->body.data : "", rq->body.len);
 	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
@@ -945,7 +945,7 @@ static int list_into(struct sbx *sb, const char *path, int depth, cJSON *out, st
 
 static enum MHD_Result filesystem_rpc(struct gw_request *rq, struct sbx *sb, const char *method)
 {
-	_cleanup_(sbx_releasep) struct sbx *held = sb;
+	_cleanup_(sbx_releasep) _unused_ struct sbx *held = sb;
 	_cleanup_cjson_ cJSON *req =
 	    cJSON_ParseWithLength(rq->body.data ? rq->body.data : "", rq->body.len);
 	_cleanup_cjson_ cJSON *ok = cJSON_CreateObject();
@@ -1033,7 +1033,7 @@ static enum MHD_Result filesystem_rpc(struct gw_request *rq, struct sbx *sb, con
 
 static enum MHD_Result files_get(struct gw_request *rq, struct sbx *sb)
 {
-	_cleanup_(sbx_releasep) struct sbx *held = sb;
+	_cleanup_(sbx_releasep) _unused_ struct sbx *held = sb;
 	_cleanup_(gw_result_freep) struct gw_result res = {0};
 	_cleanup_free_ char *q = NULL;
 	struct al_error e = AL_ERROR_INIT;
@@ -1076,7 +1076,7 @@ static int put_file(struct sbx *sb, const char *path, const struct al_buf *data,
 
 static enum MHD_Result files_post(struct gw_request *rq, struct sbx *sb)
 {
-	_cleanup_(sbx_releasep) struct sbx *held = sb;
+	_cleanup_(sbx_releasep) _unused_ struct sbx *held = sb;
 	_cleanup_cjson_ cJSON *out = cJSON_CreateArray();
 	struct al_error e = AL_ERROR_INIT;
 	const char *qpath = gw_query(rq, "path");

@@ -60,10 +60,14 @@ void al_model_reply_free(struct al_model_reply *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* A number beyond long's range counts as absent: converting it would be
+ * undefined behaviour, and a server that sends one says nothing usable. */
 static long jlong(const cJSON *o, const char *key)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	return cJSON_IsNumber(v) ? (long)v->valuedouble : 0;
+	return cJSON_IsNumber(v) && v->valuedouble >= -0x1p63 && v->valuedouble < 0x1p63
+	           ? (long)v->valuedouble
+	           : 0;
 }
 
 /* An error body's message, shortened, for the user. */
@@ -80,6 +84,15 @@ static void error_text(const char *body, size_t len, char *out, size_t outlen)
 		         body);
 	else
 		snprintf(out, outlen, "(empty body)");
+}
+
+/* Set item[key] to the string s.  Every member of that name goes first: a response may
+ * repeat a key, and a second one left behind would be the one read after the first. */
+static int set_string_member(cJSON *item, const char *key, const char *s)
+{
+	while (cJSON_GetObjectItemCaseSensitive(item, key))
+		cJSON_DeleteItemFromObjectCaseSensitive(item, key);
+	return cJSON_AddStringToObject(item, key, s) ? 0 : -ENOMEM;
 }
 
 /* Make every function_call well-formed enough for the loop: a call id, a name, string
@@ -103,21 +116,17 @@ static int normalize_output(cJSON *output, struct al_error *err)
 		if (!al_json_str(item, "call_id")) {
 			char id[32];
 			snprintf(id, sizeof(id), "call_%d", n);
-			cJSON_DeleteItemFromObjectCaseSensitive(item, "call_id");
-			cJSON_AddStringToObject(item, "call_id", id);
+			if (set_string_member(item, "call_id", id) < 0)
+				return al_error_set(err, ENOMEM, "out of memory");
 		}
-		if (!al_json_str(item, "name")) {
-			cJSON_DeleteItemFromObjectCaseSensitive(item, "name");
-			cJSON_AddStringToObject(item, "name", "");
-		}
+		if (!al_json_str(item, "name") && set_string_member(item, "name", "") < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
 		args = cJSON_GetObjectItemCaseSensitive(item, "arguments");
 		if (!cJSON_IsString(args)) {
-			char *text = args ? cJSON_PrintUnformatted(args) : strdup("{}");
-			if (!text)
+			_cleanup_free_ char *text =
+			    args ? cJSON_PrintUnformatted(args) : strdup("{}");
+			if (!text || set_string_member(item, "arguments", text) < 0)
 				return al_error_set(err, ENOMEM, "out of memory");
-			cJSON_DeleteItemFromObjectCaseSensitive(item, "arguments");
-			cJSON_AddStringToObject(item, "arguments", text);
-			free(text);
 		}
 	}
 	return 0;

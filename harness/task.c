@@ -4,6 +4,7 @@
 #include "providers/provider.h"
 
 #include "cleanup.h"
+#include "json.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -268,7 +269,9 @@ static int parse_limits(const cJSON *o, struct al_task *t, struct al_error *err)
 		r = al_parse_size(v->valuestring, &t->memory_bytes, err);
 		if (r < 0)
 			return al_error_prefix(err, "task: limits.memory");
-	} else if (cJSON_IsNumber(v) && v->valuedouble >= 1) {
+	} else if (cJSON_IsNumber(v) && v->valuedouble >= 1 &&
+	           v->valuedouble <= AL_JSON_COUNT_MAX) {
+		/* Bounded: a larger double has no exact (or, from 2^64, any) uint64_t. */
 		t->memory_bytes = (uint64_t)v->valuedouble;
 	} else if (v) {
 		return al_error_set(err, EINVAL, "task: limits.memory must be a size (\"512M\")");

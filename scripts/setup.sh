@@ -20,6 +20,9 @@ PACKAGES=(
 	libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libssl-dev libauparse-dev
 	busybox-static debootstrap iproute2 iptables curl python3 python3-jsonschema python3-yaml nodejs
 	crun runc bubblewrap util-linux hyperfine
+	# the fuzz targets (tests/fuzz): clang, its libFuzzer and sanitizer
+	# runtimes, and llvm-symbolizer for readable reports
+	clang libclang-rt-14-dev llvm
 )
 
 missing_packages() {
@@ -105,6 +108,16 @@ build() {
 		meson setup --reconfigure build-asan
 	fi
 	ninja -C build-asan
+	# The libFuzzer targets (docs/fuzzing.md): clang, every library with
+	# the fuzzer's coverage hooks and ASan+UBSan.  Only the targets are
+	# built here: the rest of this tree is what build-asan already has.
+	if [ ! -f build-fuzz/build.ninja ]; then
+		CC=clang meson setup build-fuzz -Dfuzzing=true -Db_sanitize=address,undefined \
+			-Db_lundef=false --buildtype=debugoptimized
+	elif [ "$reconfigure" = 1 ]; then
+		meson setup --reconfigure build-fuzz
+	fi
+	ninja -C build-fuzz fuzzers
 }
 
 # npm packages pinned in DIR/package-lock.json (written without registry

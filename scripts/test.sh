@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Run every test: set up (idempotent), then every suite of the normal build,
 # then under ASan+UBSan (leaks included) the unit, integration and harness
-# suites.  The security battery is left out of the sanitizer run: it times
-# the kernel's audit records and neighbours' latency, which a 2-3x slower
+# suites, then each libFuzzer target for a bounded time (20 s each, two at a
+# time; docs/fuzzing.md), where any crash, leak or sanitizer report fails.
+# The security battery is left out of the sanitizer run: it times the
+# kernel's audit records and neighbours' latency, which a 2-3x slower
 # airlockd distorts (its keyctl denial record was missed there now and then).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,4 +15,6 @@ meson test -C build --print-errorlogs --num-processes 2 "$@" || status=$?
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	meson test -C build-asan --suite unit --suite integration --suite harness --print-errorlogs ||
 	status=$?
+# --no-rebuild: setup.sh built the targets, the only part of build-fuzz in use.
+meson test -C build-fuzz --suite fuzz --no-rebuild --print-errorlogs --num-processes 2 || status=$?
 exit $status

@@ -17,6 +17,9 @@
 #define MIN_DISK (1ULL << 20)
 #define MAX_PIDS 4194304
 #define MAX_CPUS 1024
+/* 512 TiB: beyond any host, and a size the record reads back exactly
+ * (parse_size_field). */
+#define MAX_SIZE (1ULL << 49)
 
 void sandbox_spec_free(struct sandbox_spec *s)
 {
@@ -33,15 +36,23 @@ void sandbox_spec_free(struct sandbox_spec *s)
 
 static int parse_size_field(const cJSON *v, const char *what, uint64_t *out, struct al_error *err)
 {
+	/* The record keeps sizes as JSON numbers, which cJSON prints with 15
+	 * significant digits whenever those read back within its tolerance:
+	 * only sizes below 10^15 come back exactly (beyond 2^53 not even as
+	 * given, and near 2^64 not as any uint64_t). */
 	if (cJSON_IsNumber(v)) {
-		if (v->valuedouble < 0 || v->valuedouble > AL_JSON_COUNT_MAX)
-			return al_error_set(err, EINVAL, "%s must be 0 or more bytes", what);
+		if (v->valuedouble < 0 || v->valuedouble > (double)MAX_SIZE)
+			return al_error_set(err, EINVAL, "%s must be 0 to 512 TiB", what);
 		*out = (uint64_t)v->valuedouble;
 		return 0;
 	}
 	if (cJSON_IsString(v)) {
 		int r = al_parse_size(v->valuestring, out, err);
-		return r < 0 ? al_error_prefix(err, "%s", what) : 0;
+		if (r < 0)
+			return al_error_prefix(err, "%s", what);
+		if (*out > MAX_SIZE)
+			return al_error_set(err, EINVAL, "%s must be at most 512 TiB", what);
+		return 0;
 	}
 	return al_error_set(err, EINVAL, "%s must be a number of bytes or a size string", what);
 }
@@ -378,6 +389,18 @@ int sandbox_spec_from_record(const cJSON *rec, struct sandbox_spec *out, struct 
 	return 0;
 }
 
+/* The member of limits object lim that parse_limits reads for the field
+ * called name: the first of a name given twice, the long form of one given
+ * in both forms. */
+static const cJSON *limits_member_read(const cJSON *lim, const char *name)
+{
+	if (!strcmp(name, "memory") || !strcmp(name, "memory_bytes"))
+		return either(lim, "memory_bytes", "memory");
+	if (!strcmp(name, "disk") || !strcmp(name, "disk_bytes"))
+		return either(lim, "disk_bytes", "disk");
+	return cJSON_GetObjectItemCaseSensitive(lim, name);
+}
+
 cJSON *sandbox_spec_restore_request(const cJSON *record, const cJSON *req)
 {
 	static const char *const copied[] = {"rootfs", "seccomp_profile", "limits", "env"};
@@ -405,9 +428,14 @@ cJSON *sandbox_spec_restore_request(const cJSON *record, const cJSON *req)
 			return NULL;
 		return TAKE_PTR(o);
 	}
-	/* Field by field; a short form given replaces the recorded long one. */
+	/* Field by field; a short form given replaces the recorded long one.
+	 * Only what a create with the same limits would read is laid over: a
+	 * later duplicate, or a short form beside its long one, would otherwise
+	 * win here where it loses in parse_limits. */
 	cJSON_ArrayForEach(it, v)
 	{
+		if (it != limits_member_read(v, it->string))
+			continue;
 		if (!strcmp(it->string, "memory"))
 			cJSON_DeleteItemFromObjectCaseSensitive(lim, "memory_bytes");
 		if (!strcmp(it->string, "disk"))

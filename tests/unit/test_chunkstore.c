@@ -149,7 +149,7 @@ TEST(damage_is_named)
 	_cleanup_cjson_ cJSON *p = NULL;
 	struct al_error err = AL_ERROR_INIT;
 	char path[PATH_MAX];
-	unsigned char byte;
+	unsigned char byte = 0;
 	uint64_t w = 0;
 	int fd;
 
@@ -287,7 +287,7 @@ TEST(repack_leaves_damage_in_place)
 	_cleanup_cjson_ cJSON *p1 = NULL, *p2 = NULL;
 	struct al_error err = AL_ERROR_INIT;
 	char path[PATH_MAX];
-	unsigned char byte;
+	unsigned char byte = 0;
 	uint64_t w = 0;
 	int fd, moved;
 

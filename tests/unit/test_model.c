@@ -121,6 +121,38 @@ TEST(responses_body)
 	          -EPROTO);
 	CHECK(strstr(err.msg, "boom") != NULL);
 	al_model_reply_free(&r);
+	/* A repeated key is not left behind to be read instead of the normalized one
+	 * (found by the model fuzz target). */
+	{
+		const char *twice = "{\"output\": [{\"type\": \"function_call\", \"call_id\": 7,"
+		                    " \"call_id\": \"c\", \"arguments\": {\"cmd\": \"ls\"},"
+		                    " \"arguments\": {\"cmd\": \"pwd\"}}]}";
+		const cJSON *item, *member;
+		int n_args = 0, n_ids = 0;
+
+		CHECK_INT(al_parse_responses_body(twice, strlen(twice), &r, &err), 0);
+		item = cJSON_GetArrayItem(r.output, 0);
+		cJSON_ArrayForEach(member, item)
+		{
+			n_args += !strcmp(member->string, "arguments");
+			n_ids += !strcmp(member->string, "call_id");
+		}
+		CHECK_INT(n_args, 1);
+		CHECK_INT(n_ids, 1);
+		CHECK_STR(cJSON_GetObjectItem(item, "arguments")->valuestring, "{\"cmd\":\"ls\"}");
+		CHECK_STR(cJSON_GetObjectItem(item, "call_id")->valuestring, "call_1");
+		al_model_reply_free(&r);
+	}
+	/* Token counts beyond a long's range count as absent (found by the
+	 * model fuzz target: converting them was undefined behaviour). */
+	{
+		const char *huge = "{\"output\": [], \"usage\": {\"input_tokens\": 1e300,"
+		                   " \"output_tokens\": -1e19}}";
+		CHECK_INT(al_parse_responses_body(huge, strlen(huge), &r, &err), 0);
+		CHECK_INT(r.input_tokens, 0);
+		CHECK_INT(r.output_tokens, 0);
+		al_model_reply_free(&r);
+	}
 }
 
 TEST(chat_round_trip)

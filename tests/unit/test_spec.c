@@ -86,6 +86,11 @@ TEST(request_errors)
 	    {"{\"limits\": {\"disk\": \"12X\"}}", "limits.disk"},
 	    {"{\"limits\": {\"disk\": \"1G\"}}", "below limits.memory"},
 	    {"{\"limits\": {\"memory\": \"64M\", \"disk\": \"64M\"}}", "OOM kill"},
+	    /* would not read back from the record (found by the create-request fuzz target) */
+	    {"{\"limits\": {\"memory\": \"16384T\"}}", "limits.memory must be at most"},
+	    {"{\"limits\": {\"disk\": \"18446744073709551615\"}}", "limits.disk must be at most"},
+	    {"{\"limits\": {\"disk\": \"4611596713693951\"}}", "limits.disk must be at most"},
+	    {"{\"limits\": {\"memory\": 4611596713693951}}", "limits.memory must be 0 to 512 TiB"},
 	    {"{\"env\": {\"A=B\": \"x\"}}", "env"},
 	    {"{\"seccomp_profile\": \"../x\"}", "seccomp_profile"},
 	    {"{\"manifest\": {\"entries\": {\"/abs\": {\"type\": \"file\"}}}}", "manifest"},
@@ -176,6 +181,41 @@ TEST(record_round_trip)
 		CHECK_STR(r.name, "r2");
 		CHECK_INT(r.limits.memory_bytes, 64 << 20);
 		CHECK_INT(r.disk_bytes, 8 << 20);
+		sandbox_spec_free(&r);
+	}
+	/* The largest sizes read back exactly from a printed record (state.json). */
+	{
+		struct sandbox_spec big, read_back;
+		_cleanup_cjson_ cJSON *big_rec = NULL, *parsed = NULL;
+		_cleanup_free_ char *text = NULL;
+
+		CHECK_INT(parse("{\"limits\": {\"memory\": \"512T\", \"disk\": 562949953421311}}",
+		                false, &big, &err),
+		          0);
+		big_rec = sandbox_spec_to_json(&big);
+		text = big_rec ? cJSON_PrintUnformatted(big_rec) : NULL;
+		parsed = text ? cJSON_Parse(text) : NULL;
+		CHECK_INT(sandbox_spec_from_record(parsed, &read_back, &err), 0);
+		CHECK(read_back.limits.memory_bytes == 1ULL << 49);
+		CHECK(read_back.disk_bytes == (1ULL << 49) - 1);
+		sandbox_spec_free(&big);
+		sandbox_spec_free(&read_back);
+	}
+	/* What a create would read wins in a restore too: the first of a field
+	 * given twice, the long form beside the short one (found by the
+	 * create-request fuzz target). */
+	cJSON_Delete(req);
+	req = cJSON_Parse("{\"limits\": {\"cpus\": 2, \"cpus\": 0.5, \"memory_bytes\": 67108864,"
+	                  " \"memory\": \"128M\", \"disk\": \"16M\", \"disk\": \"32M\"}}");
+	{
+		_cleanup_cjson_ cJSON *create = sandbox_spec_restore_request(rec, req);
+		struct sandbox_spec r;
+		CHECK_INT(sandbox_spec_from_request(
+		              create, &(struct sandbox_spec_policy){rootfs, false}, &r, &err),
+		          0);
+		CHECK(r.limits.cpus == 2);
+		CHECK_INT(r.limits.memory_bytes, 64 << 20);
+		CHECK_INT(r.disk_bytes, 16 << 20);
 		sandbox_spec_free(&r);
 	}
 	sandbox_spec_free(&s);

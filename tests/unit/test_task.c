@@ -122,6 +122,9 @@ TEST(bad_tasks)
 	     "unknown key colour"},
 	    {"{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"limits\": {\"memory\": \"lots\"}}",
 	     "limits.memory"},
+	    /* converting it was undefined behaviour (found by the task fuzz target) */
+	    {"{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"limits\": {\"memory\": 1e300}}",
+	     "limits.memory"},
 	    {"{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"env\": {\"A\": 1}}", "env.A"},
 	    {"{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"memory\": {\"memories_dir\": "
 	     "\"../up\"}}",
