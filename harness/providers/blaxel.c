@@ -51,26 +51,6 @@ static void conn_free(void *c)
 	free(conn);
 }
 
-static char *esc(const char *s)
-{
-	char *e = curl_easy_escape(NULL, s, 0);
-	char *copy = e ? strdup(e) : NULL;
-
-	curl_free(e);
-	return copy;
-}
-
-static const char *opt(const cJSON *o, const char *key, const char *env)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-
-	if (cJSON_IsString(v) && *v->valuestring)
-		return v->valuestring;
-	if (env && getenv(env) && *getenv(env))
-		return getenv(env);
-	return NULL;
-}
-
 static void blaxel_close(struct al_provider *p)
 {
 	struct blaxel_provider *bp = (struct blaxel_provider *)p;
@@ -91,9 +71,9 @@ static int blaxel_open(const cJSON *options, const char *api_key, struct al_prov
                        struct al_error *err)
 {
 	struct blaxel_provider *bp;
-	const char *api = opt(options, "api_url", "BL_API_URL");
-	const char *ws = opt(options, "workspace", "BL_WORKSPACE");
-	const char *image = opt(options, "image", NULL);
+	const char *api = al_hosted_option(options, "api_url", "BL_API_URL");
+	const char *ws = al_hosted_option(options, "workspace", "BL_WORKSPACE");
+	const char *image = al_hosted_option(options, "image", NULL);
 	const cJSON *t = cJSON_GetObjectItemCaseSensitive(options, "request_timeout_ms");
 	struct al_http_config hc = {.max_retries = 4, .retry_base_ms = 500};
 	int r;
@@ -114,7 +94,7 @@ static int blaxel_open(const cJSON *options, const char *api_key, struct al_prov
 		return al_error_set(err, ENOMEM, "out of memory");
 	bp->base.ops = &al_provider_blaxel;
 	hc.timeout_ms = cJSON_IsNumber(t) ? (long)t->valuedouble : DEFAULT_REQUEST_TIMEOUT_MS;
-	hc.ca_bundle = opt(options, "ca_bundle", NULL);
+	hc.ca_bundle = al_hosted_option(options, "ca_bundle", NULL);
 	bp->api_url = strdup(api ? api : DEFAULT_API_URL);
 	while (bp->api_url && strlen(bp->api_url) > 1 &&
 	       bp->api_url[strlen(bp->api_url) - 1] == '/')
@@ -238,7 +218,7 @@ static int request_json(struct blaxel_provider *bp, const struct call *c, cJSON 
 
 static char *api_url(struct blaxel_provider *bp, const char *name)
 {
-	_cleanup_free_ char *e = name ? esc(name) : NULL;
+	_cleanup_free_ char *e = name ? al_hosted_url_escape(name, 0) : NULL;
 	char *url;
 
 	if ((name && !e) ||
@@ -251,7 +231,7 @@ static char *api_url(struct blaxel_provider *bp, const char *name)
 static char *fs_url(struct al_sandbox *sb, const char *abs, const char *query)
 {
 	struct blaxel_conn *c = sb->conn;
-	_cleanup_free_ char *e = esc(abs);
+	_cleanup_free_ char *e = al_hosted_url_escape(abs, 0);
 	char *url;
 
 	if (!c || !e || asprintf(&url, "%s/filesystem/%s%s", c->url, e, query ? query : "") < 0)

@@ -54,26 +54,6 @@ static void conn_free(void *c)
 	free(conn);
 }
 
-static char *esc(const char *s)
-{
-	char *e = curl_easy_escape(NULL, s, 0);
-	char *copy = e ? strdup(e) : NULL;
-
-	curl_free(e);
-	return copy;
-}
-
-static const char *opt(const cJSON *o, const char *key, const char *env)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-
-	if (cJSON_IsString(v) && *v->valuestring)
-		return v->valuestring;
-	if (env && getenv(env) && *getenv(env))
-		return getenv(env);
-	return NULL;
-}
-
 static void daytona_close(struct al_provider *p)
 {
 	struct daytona_provider *dp = (struct daytona_provider *)p;
@@ -94,9 +74,9 @@ static int daytona_open(const cJSON *options, const char *api_key, struct al_pro
                         struct al_error *err)
 {
 	struct daytona_provider *dp;
-	const char *api = opt(options, "api_url", "DAYTONA_API_URL");
-	const char *target = opt(options, "target", "DAYTONA_TARGET");
-	const char *image = opt(options, "image", NULL);
+	const char *api = al_hosted_option(options, "api_url", "DAYTONA_API_URL");
+	const char *target = al_hosted_option(options, "target", "DAYTONA_TARGET");
+	const char *image = al_hosted_option(options, "image", NULL);
 	const cJSON *t = cJSON_GetObjectItemCaseSensitive(options, "request_timeout_ms");
 	struct al_http_config hc = {.max_retries = 4, .retry_base_ms = 500};
 	int r;
@@ -114,7 +94,7 @@ static int daytona_open(const cJSON *options, const char *api_key, struct al_pro
 	dp->request_timeout_ms =
 	    cJSON_IsNumber(t) ? (long)t->valuedouble : DEFAULT_REQUEST_TIMEOUT_MS;
 	hc.timeout_ms = dp->request_timeout_ms;
-	hc.ca_bundle = opt(options, "ca_bundle", NULL);
+	hc.ca_bundle = al_hosted_option(options, "ca_bundle", NULL);
 	dp->api_url = strdup(api ? api : DEFAULT_API_URL);
 	while (dp->api_url && strlen(dp->api_url) > 1 &&
 	       dp->api_url[strlen(dp->api_url) - 1] == '/')
@@ -229,7 +209,7 @@ static int request_json(struct daytona_provider *dp, const struct call *c, cJSON
 
 static char *api_url(struct daytona_provider *dp, const char *id, const char *suffix)
 {
-	_cleanup_free_ char *e = id ? esc(id) : NULL;
+	_cleanup_free_ char *e = id ? al_hosted_url_escape(id, 0) : NULL;
 	char *url;
 
 	if ((id && !e) || asprintf(&url, "%s/sandbox%s%s%s", dp->api_url, id ? "/" : "",
@@ -242,7 +222,7 @@ static char *toolbox_url(struct al_sandbox *sb, const char *route, const char *p
                          const char *more)
 {
 	struct daytona_conn *c = sb->conn;
-	_cleanup_free_ char *e = path ? esc(path) : NULL;
+	_cleanup_free_ char *e = path ? al_hosted_url_escape(path, 0) : NULL;
 	char *url;
 
 	if (!c || (path && !e) ||

@@ -68,17 +68,6 @@ static void conn_free(void *c)
 	free(conn);
 }
 
-static const char *opt(const cJSON *o, const char *key, const char *env)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-
-	if (cJSON_IsString(v) && *v->valuestring)
-		return v->valuestring;
-	if (env && getenv(env) && *getenv(env))
-		return getenv(env);
-	return NULL;
-}
-
 static long opt_ms(const cJSON *o, const char *key, long def)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -115,9 +104,9 @@ static int e2b_open(const cJSON *options, const char *api_key, struct al_provide
                     struct al_error *err)
 {
 	struct e2b_provider *ep;
-	const char *api = opt(options, "api_url", "E2B_API_URL");
-	const char *sbx = opt(options, "sandbox_url", "E2B_SANDBOX_URL");
-	const char *tmpl = opt(options, "template", NULL);
+	const char *api = al_hosted_option(options, "api_url", "E2B_API_URL");
+	const char *sbx = al_hosted_option(options, "sandbox_url", "E2B_SANDBOX_URL");
+	const char *tmpl = al_hosted_option(options, "template", NULL);
 	struct al_http_config hc = {.max_retries = 4, .retry_base_ms = 500};
 	int r;
 
@@ -139,7 +128,7 @@ static int e2b_open(const cJSON *options, const char *api_key, struct al_provide
 	if (ep->sandbox_timeout_s < 1)
 		ep->sandbox_timeout_s = 1;
 	hc.timeout_ms = ep->request_timeout_ms;
-	hc.ca_bundle = opt(options, "ca_bundle", NULL);
+	hc.ca_bundle = al_hosted_option(options, "ca_bundle", NULL);
 	ep->api_url = trim_slash(api ? api : DEFAULT_API_URL);
 	ep->sandbox_url = sbx ? trim_slash(sbx) : NULL;
 	ep->template_id = strdup(tmpl ? tmpl : "base");
@@ -226,16 +215,6 @@ static int api(struct e2b_provider *ep, const char *method, const char *path, co
 	}
 	al_http_response_free(&resp);
 	return 0;
-}
-
-/* A URL-escaped copy to free() (libcurl's own must go to curl_free). */
-static char *esc(const char *s, int len)
-{
-	char *e = curl_easy_escape(NULL, s, len);
-	char *copy = e ? strdup(e) : NULL;
-
-	curl_free(e);
-	return copy;
 }
 
 /* The handle for a create or connect answer. */
@@ -350,7 +329,7 @@ static int connect_sandbox(struct e2b_provider *ep, const char *id, const char *
 {
 	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
 	_cleanup_cjson_ cJSON *answer = NULL;
-	_cleanup_free_ char *eid = esc(id, 0);
+	_cleanup_free_ char *eid = al_hosted_url_escape(id, 0);
 	_cleanup_free_ char *path = NULL;
 	int r;
 
@@ -403,7 +382,7 @@ static int e2b_resume(struct al_provider *p, const char *id, const cJSON *saved,
 static int e2b_delete(struct al_provider *p, struct al_sandbox *sb, struct al_error *err)
 {
 	struct e2b_provider *ep = (struct e2b_provider *)p;
-	_cleanup_free_ char *eid = esc(sb->id, 0);
+	_cleanup_free_ char *eid = al_hosted_url_escape(sb->id, 0);
 	_cleanup_free_ char *path = NULL;
 	int r;
 
@@ -419,7 +398,7 @@ static int e2b_snapshot(struct al_provider *p, struct al_sandbox *sb, bool proce
 	struct e2b_provider *ep = (struct e2b_provider *)p;
 	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
 	_cleanup_cjson_ cJSON *answer = NULL;
-	_cleanup_free_ char *eid = esc(sb->id, 0);
+	_cleanup_free_ char *eid = al_hosted_url_escape(sb->id, 0);
 	_cleanup_free_ char *path = NULL;
 	int r;
 
@@ -438,7 +417,7 @@ static int e2b_snapshot(struct al_provider *p, struct al_sandbox *sb, bool proce
 static int e2b_delete_snapshot(struct al_provider *p, const char *snapshot_id, struct al_error *err)
 {
 	struct e2b_provider *ep = (struct e2b_provider *)p;
-	_cleanup_free_ char *eid = esc(snapshot_id, 0);
+	_cleanup_free_ char *eid = al_hosted_url_escape(snapshot_id, 0);
 	_cleanup_free_ char *path = NULL;
 	int r;
 
@@ -861,7 +840,7 @@ static int file_path(struct al_sandbox *sb, const char *path, char **abs, char *
 	*abs = al_hosted_abs(conn ? conn->root : WORKSPACE_ROOT, path);
 	if (!*abs)
 		return -ENOMEM;
-	e = esc(*abs, 0);
+	e = al_hosted_url_escape(*abs, 0);
 	if (!e || asprintf(query, "/files?path=%s&username=root", e) < 0)
 		return -ENOMEM;
 	return 0;

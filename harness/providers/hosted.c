@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <archive.h>
+#include <curl/curl.h>
 #include <archive_entry.h>
 
 char *al_hosted_abs(const char *root, const char *path)
@@ -680,4 +681,23 @@ int al_session_kill(struct al_provider *p, struct al_sandbox *sb,
 	if (code == 3)
 		return al_error_set(err, ENOENT, "process %s: no such session", process_id);
 	return 0;
+}
+
+const char *al_hosted_option(const cJSON *options, const char *key, const char *env)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(options, key);
+	const char *from_env = env ? getenv(env) : NULL;
+
+	if (cJSON_IsString(v) && *v->valuestring)
+		return v->valuestring;
+	return from_env && *from_env ? from_env : NULL;
+}
+
+char *al_hosted_url_escape(const char *s, int len)
+{
+	char *e = curl_easy_escape(NULL, s, len);
+	char *copy = e ? strdup(e) : NULL;
+
+	curl_free(e);
+	return copy;
 }

@@ -36,6 +36,15 @@ int al_hosted_check_archive(const char *path, struct al_error *err);
 /* path made absolute against root (a fresh string), or NULL when out of memory. */
 char *al_hosted_abs(const char *root, const char *path);
 
+/* A setting of the task's provider block: the string at key when set and not
+ * empty, else the environment variable env (may be NULL) when set and not
+ * empty, else NULL. */
+const char *al_hosted_option(const cJSON *options, const char *key, const char *env);
+
+/* A URL-escaped copy of the len bytes of s (0: up to its NUL) to free()
+ * (libcurl's own must go to curl_free), or NULL when out of memory. */
+char *al_hosted_url_escape(const char *s, int len);
+
 /*
  * Exec sessions over a provider that can only run a shell script to its end (Daytona's
  * process/execute, for one): the command runs detached in its own process group inside

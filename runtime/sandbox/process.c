@@ -680,7 +680,9 @@ int process_write_stdin(struct al_process *p, const void *data, size_t len, bool
 	int r = 0;
 
 	pthread_mutex_lock(&p->lock);
-	if (p->stdin_fd < 0 && (len > 0 || !close_stdin)) {
+	/* Nothing to write is a poll (the Agents SDK's write_stdin with no
+	 * chars): it succeeds after the process closed its stdin or died too. */
+	if (p->stdin_fd < 0 && len > 0) {
 		r = al_error_set(err, EPIPE, "stdin of the process is closed");
 	} else if (p->stdin_queue.len + len > (64u << 20)) {
 		r = al_error_set(err, ENOBUFS, "too much stdin queued");

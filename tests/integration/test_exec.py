@@ -198,6 +198,20 @@ class ExecTest(at.AirlockTestCase):
         self.assertEqual(final["exit_code"], 0)
         self.assertEqual("".join(out), "hello\nbye\x01")
 
+    def test_stdin_without_data_polls_a_killed_process(self):
+        # The Agents SDK polls with an empty write_stdin: after a kill it got
+        # 503 ("stdin of the process is closed") instead of the exit.
+        r = self.client.exec(self.sid, ["cat"], keep_stdin_open=True, yield_ms=100)
+        self.assertTrue(r["running"], r)
+        pid = r["process_id"]
+        self.client.expect(200, "DELETE", "/v1/sandboxes/%s/processes/%s?signal=KILL"
+                           % (self.sid, pid))
+        # Dead and its stdin closed before the poll comes (nothing collects it meanwhile).
+        time.sleep(1)
+        s = self.client.stdin(self.sid, pid, yield_ms=2000)
+        self.assertEqual(s.status, 200, s)
+        self.assertEqual((s.json["running"], s.json["signal"]), (False, 9), s.json)
+
     def test_stdin_to_a_shell_read(self):
         r = self.client.exec(self.sid, command='read a; read b; echo "got:$a,$b"',
                              keep_stdin_open=True, yield_ms=200)
