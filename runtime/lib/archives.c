@@ -851,24 +851,46 @@ static const char *const helper_caps[] = {"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_
                                           "CAP_FSETID", NULL};
 
 /* In the child: become the sandbox's root, in its mount namespace. */
+#define N_HELPER_NS 5
+
+static void close_ns_fds(int (*fds)[N_HELPER_NS])
+{
+	for (size_t i = 0; i < N_HELPER_NS; i++)
+		if ((*fds)[i] >= 0)
+			close((*fds)[i]);
+}
+
 static int enter_sandbox(pid_t ns_pid, struct al_error *err)
 {
-	_cleanup_close_ int mnt = -1, user = -1;
+	/* The user namespace last: joining it drops our rights over
+	 * namespaces the host owns.  Network, IPC and UTS too, so that the
+	 * helper reaches nothing of the host's (its pid namespace stays the
+	 * host's: only children would change, and it has none). */
+	static const struct {
+		const char *name;
+		int type;
+	} namespaces[N_HELPER_NS] = {{"mnt", CLONE_NEWNS},
+	                             {"net", CLONE_NEWNET},
+	                             {"ipc", CLONE_NEWIPC},
+	                             {"uts", CLONE_NEWUTS},
+	                             {"user", CLONE_NEWUSER}};
+	_cleanup_(close_ns_fds) int fds[N_HELPER_NS] = {-1, -1, -1, -1, -1};
 	char path[64];
-	int r;
+	int r = 0;
 
-	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)ns_pid);
-	mnt = open(path, O_RDONLY | O_CLOEXEC);
-	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)ns_pid);
-	user = open(path, O_RDONLY | O_CLOEXEC);
-	if (mnt < 0 || user < 0)
-		return al_error_errno(err, "open namespaces of pid %d", (int)ns_pid);
-	/* Mount namespace first: joining the user namespace drops our rights
-	 * over namespaces the host owns. */
-	if (setns(mnt, CLONE_NEWNS) < 0)
-		return al_error_errno(err, "setns mount namespace of pid %d", (int)ns_pid);
-	if (setns(user, CLONE_NEWUSER) < 0)
-		return al_error_errno(err, "setns user namespace of pid %d", (int)ns_pid);
+	/* All opened first: once in its mount namespace, /proc is the sandbox's. */
+	for (size_t i = 0; i < N_HELPER_NS; i++) {
+		snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)ns_pid, namespaces[i].name);
+		fds[i] = open(path, O_RDONLY | O_CLOEXEC);
+		if (fds[i] < 0 && r == 0)
+			r = al_error_errno(err, "open %s", path);
+	}
+	for (size_t i = 0; i < N_HELPER_NS && r == 0; i++)
+		if (setns(fds[i], namespaces[i].type) < 0)
+			r = al_error_errno(err, "setns %s namespace of pid %d", namespaces[i].name,
+			                   (int)ns_pid);
+	if (r < 0)
+		return r;
 	if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
 		return al_error_errno(err, "become the sandbox's root");
 	/* Files of any owner, read and written back with their owners and

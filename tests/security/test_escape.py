@@ -97,14 +97,16 @@ class EscapeAttacks(st.SecurityTestCase):
                             fds.append(os.readlink("/proc/%s/fd/%s" % (pid, fd)))
                     with open("/proc/%s/status" % pid) as f:
                         status = dict(line.split(":", 1) for line in f if ":" in line)
-                    seen = (fds, int(status["CapEff"], 16), status["NoNewPrivs"].strip())
+                    nets = (os.readlink("/proc/%s/ns/net" % pid),
+                            os.readlink("/proc/%d/ns/net" % sb["init_pid"]))
+                    seen = (fds, int(status["CapEff"], 16), status["NoNewPrivs"].strip(), nets)
                     break
                 except (OSError, IndexError, ValueError, KeyError):
                     continue
         got.join(120)
         self.assertEqual(answer["r"].status, 200, answer)
         self.assertIsNotNone(seen, "never saw the archive helper")
-        fds, cap_eff, nnp = seen
+        fds, cap_eff, nnp, nets = seen
         # Beyond 0-2: the tar's file, the error pipe, directories it walks.
         foreign = [t for t in fds if t.startswith(("socket:", "anon_inode:"))]
         pipes = [t for t in fds if t.startswith("pipe:")]
@@ -114,6 +116,8 @@ class EscapeAttacks(st.SecurityTestCase):
         self.attack_ok("archive helper keeps every capability", cap_eff & ~wanted == 0,
                        "CapEff %#x" % cap_eff)
         self.attack_ok("archive helper without no_new_privs", nnp == "1", "NoNewPrivs " + nnp)
+        self.attack_ok("archive helper in the host's network namespace", nets[0] == nets[1],
+                       "%s, the sandbox's %s" % nets)
 
     def test_masked_proc_paths(self):
         res = self.py_json(
