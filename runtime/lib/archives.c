@@ -38,6 +38,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <cjson/cJSON.h>
+#include <seccomp.h>
 
 #include "caps.h"
 #include "cleanup.h"
@@ -851,6 +852,95 @@ static const char *const helper_caps[] = {"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_
                                           "CAP_FSETID", NULL};
 
 /* In the child: become the sandbox's root, in its mount namespace. */
+static inline void helper_filter_releasep(scmp_filter_ctx *ctx)
+{
+	if (*ctx)
+		seccomp_release(*ctx);
+}
+
+/*
+ * What the helper never needs, refused (EPERM) while it parses what the
+ * sandbox controls: new processes and programs (libarchive would run an
+ * external decompressor for a format it lacks), sockets, mounts and
+ * namespaces, other processes' memory, keys, BPF and the like.
+ */
+static int helper_seccomp(struct al_error *err)
+{
+	static const char *const denied[] = {"execve",
+	                                     "execveat",
+	                                     "fork",
+	                                     "vfork",
+	                                     "clone",
+	                                     "clone3",
+	                                     "socket",
+	                                     "socketpair",
+	                                     "connect",
+	                                     "bind",
+	                                     "listen",
+	                                     "accept4",
+	                                     "mount",
+	                                     "umount2",
+	                                     "pivot_root",
+	                                     "chroot",
+	                                     "unshare",
+	                                     "setns",
+	                                     "open_tree",
+	                                     "move_mount",
+	                                     "fsopen",
+	                                     "fsconfig",
+	                                     "fsmount",
+	                                     "fspick",
+	                                     "mount_setattr",
+	                                     "ptrace",
+	                                     "process_vm_readv",
+	                                     "process_vm_writev",
+	                                     "pidfd_open",
+	                                     "pidfd_getfd",
+	                                     "kill",
+	                                     "tgkill",
+	                                     "keyctl",
+	                                     "add_key",
+	                                     "request_key",
+	                                     "bpf",
+	                                     "perf_event_open",
+	                                     "userfaultfd",
+	                                     "io_uring_setup",
+	                                     "open_by_handle_at",
+	                                     "name_to_handle_at",
+	                                     "mknod",
+	                                     "mknodat",
+	                                     "kexec_load",
+	                                     "init_module",
+	                                     "finit_module",
+	                                     "delete_module",
+	                                     "setuid",
+	                                     "setgid",
+	                                     "setreuid",
+	                                     "setregid",
+	                                     "setresuid",
+	                                     "setresgid",
+	                                     "setgroups",
+	                                     "capset",
+	                                     NULL};
+	_cleanup_(helper_filter_releasep) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+	int r;
+
+	if (!ctx)
+		return al_error_set(err, ENOMEM, "seccomp_init");
+	for (const char *const *name = denied; *name; name++) {
+		int nr = seccomp_syscall_resolve_name(*name);
+		if (nr == __NR_SCMP_ERROR)
+			continue; /* not on this architecture */
+		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
+		if (r < 0)
+			return al_error_set(err, -r, "seccomp rule for %s", *name);
+	}
+	r = seccomp_load(ctx);
+	if (r < 0)
+		return al_error_set(err, -r, "load the archive helper's seccomp filter");
+	return 0;
+}
+
 #define N_HELPER_NS 5
 
 static void close_ns_fds(int (*fds)[N_HELPER_NS])
@@ -907,7 +997,7 @@ static int enter_sandbox(pid_t ns_pid, struct al_error *err)
 	if (chdir("/") < 0)
 		return al_error_errno(err, "chdir /");
 	umask(022);
-	return 0;
+	return helper_seccomp(err);
 }
 
 struct ws_job {

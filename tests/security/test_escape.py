@@ -99,14 +99,15 @@ class EscapeAttacks(st.SecurityTestCase):
                         status = dict(line.split(":", 1) for line in f if ":" in line)
                     nets = (os.readlink("/proc/%s/ns/net" % pid),
                             os.readlink("/proc/%d/ns/net" % sb["init_pid"]))
-                    seen = (fds, int(status["CapEff"], 16), status["NoNewPrivs"].strip(), nets)
+                    seen = (fds, int(status["CapEff"], 16), status["NoNewPrivs"].strip(), nets,
+                            status["Seccomp"].strip())
                     break
                 except (OSError, IndexError, ValueError, KeyError):
                     continue
         got.join(120)
         self.assertEqual(answer["r"].status, 200, answer)
         self.assertIsNotNone(seen, "never saw the archive helper")
-        fds, cap_eff, nnp, nets = seen
+        fds, cap_eff, nnp, nets, seccomp = seen
         # Beyond 0-2: the tar's file, the error pipe, directories it walks.
         foreign = [t for t in fds if t.startswith(("socket:", "anon_inode:"))]
         pipes = [t for t in fds if t.startswith("pipe:")]
@@ -118,6 +119,8 @@ class EscapeAttacks(st.SecurityTestCase):
         self.attack_ok("archive helper without no_new_privs", nnp == "1", "NoNewPrivs " + nnp)
         self.attack_ok("archive helper in the host's network namespace", nets[0] == nets[1],
                        "%s, the sandbox's %s" % nets)
+        self.attack_ok("archive helper without a seccomp filter", seccomp == "2",
+                       "Seccomp " + seccomp)
 
     def test_masked_proc_paths(self):
         res = self.py_json(
