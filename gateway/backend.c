@@ -30,6 +30,28 @@ char *gw_escape(const char *s)
 	return copy;
 }
 
+int gw_sandbox_call(const struct gw_backend *b, const char *method, const char *backend_id,
+                    const char *suffix, const cJSON *json_body, const void *raw_body,
+                    size_t raw_len, long timeout_ms, struct gw_result *res, struct al_error *err)
+{
+	_cleanup_free_ char *eid = gw_escape(backend_id);
+	_cleanup_free_ char *path = NULL;
+
+	if (!eid || asprintf(&path, "/v1/sandboxes/%s%s", eid, suffix) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	return gw_backend_call(b, method, path, json_body, raw_body, raw_len, timeout_ms, res, err);
+}
+
+char *gw_path_query(const char *what, const char *path, const char *more)
+{
+	_cleanup_free_ char *e = gw_escape(path);
+	char *out;
+
+	if (!e || asprintf(&out, "%s?path=%s%s", what, e, more ? more : "") < 0)
+		return NULL;
+	return out;
+}
+
 const char *gw_result_message(const struct gw_result *r)
 {
 	const cJSON *e = cJSON_GetObjectItemCaseSensitive(r->json, "error");

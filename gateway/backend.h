@@ -35,6 +35,14 @@ int gw_backend_call(const struct gw_backend *b, const char *method, const char *
                     const cJSON *json_body, const void *raw_body, size_t raw_len, long timeout_ms,
                     struct gw_result *res, struct al_error *err);
 
+/* gw_backend_call on /v1/sandboxes/<backend_id escaped><suffix>. */
+int gw_sandbox_call(const struct gw_backend *b, const char *method, const char *backend_id,
+                    const char *suffix, const cJSON *json_body, const void *raw_body,
+                    size_t raw_len, long timeout_ms, struct gw_result *res, struct al_error *err);
+
+/* "<what>?path=<path escaped><more>" (free()); NULL when out of memory. */
+char *gw_path_query(const char *what, const char *path, const char *more);
+
 /* The message of airlockd's error body, or the status. */
 const char *gw_result_message(const struct gw_result *r);
 

@@ -126,29 +126,6 @@ static struct bsbx *find(const char *name, const char *tenant)
 	return found;
 }
 
-static int call(const char *method, const struct bsbx *sb, const char *suffix, const cJSON *body,
-                const void *raw, size_t raw_len, long timeout_ms, struct gw_result *res,
-                struct al_error *err)
-{
-	_cleanup_free_ char *eid = gw_escape(sb->backend_id);
-	_cleanup_free_ char *path = NULL;
-
-	if (!eid || asprintf(&path, "/v1/sandboxes/%s%s", eid, suffix) < 0)
-		return al_error_set(err, ENOMEM, "out of memory");
-	return gw_backend_call(&server->backend, method, path, body, raw, raw_len, timeout_ms, res,
-	                       err);
-}
-
-static char *path_query(const char *what, const char *path, const char *more)
-{
-	_cleanup_free_ char *e = gw_escape(path);
-	char *out;
-
-	if (!e || asprintf(&out, "%s?path=%s%s", what, e, more ? more : "") < 0)
-		return NULL;
-	return out;
-}
-
 static cJSON *sandbox_json(const struct bsbx *sb, struct gw_request *rq)
 {
 	cJSON *o = cJSON_CreateObject();
@@ -249,7 +226,8 @@ static void backend_delete(const struct bsbx *sb)
 	_cleanup_(gw_result_freep) struct gw_result res = {0};
 	struct al_error e = AL_ERROR_INIT;
 
-	if (call("DELETE", sb, "", NULL, NULL, 0, 0, &res, &e) < 0)
+	if (gw_sandbox_call(&server->backend, "DELETE", sb->backend_id, "", NULL, NULL, 0, 0, &res,
+	                    &e) < 0)
 		log_warn("delete airlockd sandbox %s: %s", sb->backend_id, e.msg);
 }
 
@@ -348,7 +326,8 @@ static enum MHD_Result process(struct gw_request *rq, struct bsbx *sb)
 		cJSON_AddItemToObject(body, "env", cJSON_Duplicate(env, 1));
 	cJSON_AddNumberToObject(body, "timeout_ms", t * 1000);
 	cJSON_AddNumberToObject(body, "max_output_bytes", 16 << 20);
-	r = call("POST", sb, "/exec", body, NULL, 0, (long)(t * 1000) + 60000, &res, &e);
+	r = gw_sandbox_call(&server->backend, "POST", sb->backend_id, "/exec", body, NULL, 0,
+	                    (long)(t * 1000) + 60000, &res, &e);
 	if (r < 0)
 		return run_error(rq, 502, "%s", e.msg);
 	if (res.status != 200)
@@ -407,7 +386,7 @@ static cJSON *file_json(const char *path, const char *name, const cJSON *e)
 static enum MHD_Result put_bytes(struct gw_request *rq, struct bsbx *sb, const char *path,
                                  const void *data, size_t len)
 {
-	_cleanup_free_ char *q = path_query("/files", path, "&mode=0644&parents=1");
+	_cleanup_free_ char *q = gw_path_query("/files", path, "&mode=0644&parents=1");
 	_cleanup_(gw_result_freep) struct gw_result res = {0};
 	_cleanup_cjson_ cJSON *ok = cJSON_CreateObject();
 	struct al_error e = AL_ERROR_INIT;
@@ -415,7 +394,8 @@ static enum MHD_Result put_bytes(struct gw_request *rq, struct bsbx *sb, const c
 
 	if (!q)
 		return MHD_NO;
-	r = call("PUT", sb, q, NULL, data ? data : "", len, 0, &res, &e);
+	r = gw_sandbox_call(&server->backend, "PUT", sb->backend_id, q, NULL, data ? data : "", len,
+	                    0, &res, &e);
 	if (r < 0 || res.status != 200)
 		return run_error(rq,
 		                 r < 0               ? 502
@@ -446,8 +426,10 @@ static enum MHD_Result filesystem(struct gw_request *rq, struct bsbx *sb, const 
 		req = cJSON_ParseWithLength(rq->body.data ? rq->body.data : "", rq->body.len);
 		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "isDirectory"))) {
 			_cleanup_cjson_ cJSON *ok = cJSON_CreateObject();
-			q = path_query("/dirs", path, "&parents=1");
-			r = q ? call("POST", sb, q, NULL, NULL, 0, 0, &res, &e) : -ENOMEM;
+			q = gw_path_query("/dirs", path, "&parents=1");
+			r = q ? gw_sandbox_call(&server->backend, "POST", sb->backend_id, q, NULL,
+			                        NULL, 0, 0, &res, &e)
+			      : -ENOMEM;
 			if (r < 0 || res.status >= 300)
 				return run_error(rq, 400, "%s: %s", path,
 				                 r < 0 ? e.msg : gw_result_message(&res));
@@ -463,8 +445,11 @@ static enum MHD_Result filesystem(struct gw_request *rq, struct bsbx *sb, const 
 	if (!strcmp(rq->method, "DELETE")) {
 		_cleanup_cjson_ cJSON *ok = cJSON_CreateObject();
 		const char *rec = gw_query(rq, "recursive");
-		q = path_query("/files", path, rec && !strcmp(rec, "true") ? "&recursive=1" : NULL);
-		r = q ? call("DELETE", sb, q, NULL, NULL, 0, 0, &res, &e) : -ENOMEM;
+		q = gw_path_query("/files", path,
+		                  rec && !strcmp(rec, "true") ? "&recursive=1" : NULL);
+		r = q ? gw_sandbox_call(&server->backend, "DELETE", sb->backend_id, q, NULL, NULL,
+		                        0, 0, &res, &e)
+		      : -ENOMEM;
 		if (r == 0 && res.status == 404)
 			return run_error(rq, 404, "%s: no such file or directory (not found)",
 			                 path);
@@ -477,8 +462,10 @@ static enum MHD_Result filesystem(struct gw_request *rq, struct bsbx *sb, const 
 	if (strcmp(rq->method, "GET"))
 		return run_error(rq, 405, "method not allowed");
 	/* A directory lists; a file reads. */
-	q = path_query("/dirs", path, NULL);
-	r = q ? call("GET", sb, q, NULL, NULL, 0, 0, &res, &e) : -ENOMEM;
+	q = gw_path_query("/dirs", path, NULL);
+	r = q ? gw_sandbox_call(&server->backend, "GET", sb->backend_id, q, NULL, NULL, 0, 0, &res,
+	                        &e)
+	      : -ENOMEM;
 	if (r == 0 && res.status == 200) {
 		_cleanup_cjson_ cJSON *dir = cJSON_CreateObject();
 		cJSON *files = cJSON_AddArrayToObject(dir, "files");
@@ -507,8 +494,10 @@ static enum MHD_Result filesystem(struct gw_request *rq, struct bsbx *sb, const 
 	}
 	gw_result_free(&res);
 	free(q);
-	q = path_query("/files", path, NULL);
-	r = q ? call("GET", sb, q, NULL, NULL, 0, 0, &res, &e) : -ENOMEM;
+	q = gw_path_query("/files", path, NULL);
+	r = q ? gw_sandbox_call(&server->backend, "GET", sb->backend_id, q, NULL, NULL, 0, 0, &res,
+	                        &e)
+	      : -ENOMEM;
 	if (r < 0)
 		return run_error(rq, 502, "%s", e.msg);
 	if (res.status == 404)

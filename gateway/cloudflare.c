@@ -100,25 +100,13 @@ static struct csbx *find(const char *id, const char *tenant)
 	return found;
 }
 
-static int call(const char *method, const struct csbx *sb, const char *suffix, const cJSON *body,
-                const void *raw, size_t raw_len, long timeout_ms, struct gw_result *res,
-                struct al_error *err)
-{
-	_cleanup_free_ char *eid = gw_escape(sb->backend_id);
-	_cleanup_free_ char *path = NULL;
-
-	if (!eid || asprintf(&path, "/v1/sandboxes/%s%s", eid, suffix) < 0)
-		return al_error_set(err, ENOMEM, "out of memory");
-	return gw_backend_call(&server->backend, method, path, body, raw, raw_len, timeout_ms, res,
-	                       err);
-}
-
 static void backend_delete(const struct csbx *sb)
 {
 	_cleanup_(gw_result_freep) struct gw_result res = {0};
 	struct al_error e = AL_ERROR_INIT;
 
-	if (call("DELETE", sb, "", NULL, NULL, 0, 0, &res, &e) < 0)
+	if (gw_sandbox_call(&server->backend, "DELETE", sb->backend_id, "", NULL, NULL, 0, 0, &res,
+	                    &e) < 0)
 		log_warn("delete airlockd sandbox %s: %s", sb->backend_id, e.msg);
 }
 
@@ -199,7 +187,8 @@ static enum MHD_Result exec(struct gw_request *rq, struct csbx *sb)
 	cJSON_AddNumberToObject(body, "timeout_ms", (double)timeout);
 	cJSON_AddNumberToObject(body, "max_output_bytes", 64 << 20);
 	cJSON_AddStringToObject(body, "encoding", "base64");
-	r = call("POST", sb, "/exec", body, NULL, 0, timeout + 60000, &res, &e);
+	r = gw_sandbox_call(&server->backend, "POST", sb->backend_id, "/exec", body, NULL, 0,
+	                    timeout + 60000, &res, &e);
 	if (r < 0)
 		return cf_error(rq, 502, "exec_transport_error", "%s", e.msg);
 	if (res.status != 200)
@@ -250,14 +239,15 @@ static enum MHD_Result file(struct gw_request *rq, struct csbx *sb, const char *
 	if (put) {
 		if (rq->body.len > MAX_BRIDGE_BODY)
 			return cf_error(rq, 413, "payload_too_large", "at most 32 MiB");
-		r = call("PUT", sb, suffix, NULL, rq->body.data ? rq->body.data : "", rq->body.len,
-		         0, &res, &e);
+		r = gw_sandbox_call(&server->backend, "PUT", sb->backend_id, suffix, NULL,
+		                    rq->body.data ? rq->body.data : "", rq->body.len, 0, &res, &e);
 		if (r < 0 || res.status != 200)
 			return cf_error(rq, 502, "workspace_write_error", "%s",
 			                r < 0 ? e.msg : gw_result_message(&res));
 		return ok(rq);
 	}
-	r = call("GET", sb, suffix, NULL, NULL, 0, 0, &res, &e);
+	r = gw_sandbox_call(&server->backend, "GET", sb->backend_id, suffix, NULL, NULL, 0, 0, &res,
+	                    &e);
 	if (r < 0)
 		return cf_error(rq, 502, "workspace_read_error", "%s", e.msg);
 	if (res.status == 404)
@@ -295,7 +285,8 @@ static enum MHD_Result persist(struct gw_request *rq, struct csbx *sb)
 		cJSON_AddItemToArray(argv, cJSON_CreateString("."));
 		cJSON_AddNumberToObject(body, "max_output_bytes", 64 << 20);
 		cJSON_AddStringToObject(body, "encoding", "base64");
-		r = call("POST", sb, "/exec", body, NULL, 0, 0, &res, &e);
+		r = gw_sandbox_call(&server->backend, "POST", sb->backend_id, "/exec", body, NULL,
+		                    0, 0, &res, &e);
 		if (r < 0 || res.status != 200 ||
 		    cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(res.json, "exit_code")) !=
 		        0)
@@ -307,7 +298,8 @@ static enum MHD_Result persist(struct gw_request *rq, struct csbx *sb)
 			return cf_error(rq, 502, "persist_error", "%s", e.msg);
 		return gw_reply(rq, 200, "application/x-tar", raw, len);
 	}
-	r = call("GET", sb, "/workspace", NULL, NULL, 0, 0, &res, &e);
+	r = gw_sandbox_call(&server->backend, "GET", sb->backend_id, "/workspace", NULL, NULL, 0, 0,
+	                    &res, &e);
 	if (r < 0 || res.status != 200)
 		return cf_error(rq, 502, "persist_error", "%s",
 		                r < 0 ? e.msg : gw_result_message(&res));
@@ -323,8 +315,8 @@ static enum MHD_Result hydrate(struct gw_request *rq, struct csbx *sb)
 	if (rq->body.len > MAX_BRIDGE_BODY)
 		return cf_error(rq, 413, "payload_too_large", "at most 32 MiB");
 	/* airlockd checks the archive against traversal, links out, devices and limits. */
-	r = call("PUT", sb, "/workspace", NULL, rq->body.data ? rq->body.data : "", rq->body.len, 0,
-	         &res, &e);
+	r = gw_sandbox_call(&server->backend, "PUT", sb->backend_id, "/workspace", NULL,
+	                    rq->body.data ? rq->body.data : "", rq->body.len, 0, &res, &e);
 	if (r < 0)
 		return cf_error(rq, 502, "hydrate_error", "%s", e.msg);
 	if (res.status == 400 || res.status == 413)
@@ -404,7 +396,8 @@ bool gw_cloudflare_handle(struct gw_server *s, struct gw_request *rq, enum MHD_R
 		} else if (!strcmp(rest, "/running") && !strcmp(rq->method, "GET")) {
 			_cleanup_(gw_result_freep) struct gw_result res = {0};
 			struct al_error e = AL_ERROR_INIT;
-			int r = call("GET", sb, "", NULL, NULL, 0, 0, &res, &e);
+			int r = gw_sandbox_call(&server->backend, "GET", sb->backend_id, "", NULL,
+			                        NULL, 0, 0, &res, &e);
 			bool running = r == 0 && res.status == 200 &&
 			               al_json_str(res.json, "state") &&
 			               !strcmp(al_json_str(res.json, "state"), "running");

@@ -128,29 +128,6 @@ static bool unlink_sandbox(struct dsbx *sb)
 	return was;
 }
 
-static int call(const char *method, const struct dsbx *sb, const char *suffix, const cJSON *body,
-                const void *raw, size_t raw_len, long timeout_ms, struct gw_result *res,
-                struct al_error *err)
-{
-	_cleanup_free_ char *eid = gw_escape(sb->backend_id);
-	_cleanup_free_ char *path = NULL;
-
-	if (!eid || asprintf(&path, "/v1/sandboxes/%s%s", eid, suffix) < 0)
-		return al_error_set(err, ENOMEM, "out of memory");
-	return gw_backend_call(&server->backend, method, path, body, raw, raw_len, timeout_ms, res,
-	                       err);
-}
-
-static char *path_query(const char *what, const char *path, const char *more)
-{
-	_cleanup_free_ char *e = gw_escape(path);
-	char *out;
-
-	if (!e || asprintf(&out, "%s?path=%s%s", what, e, more ? more : "") < 0)
-		return NULL;
-	return out;
-}
-
 static cJSON *dto(const struct dsbx *sb, struct gw_request *rq)
 {
 	cJSON *o = cJSON_CreateObject();
@@ -233,7 +210,8 @@ static void backend_gone(struct dsbx *sb)
 			                &e);
 		return;
 	}
-	if (call("DELETE", sb, "", NULL, NULL, 0, 0, &res, &e) < 0)
+	if (gw_sandbox_call(&server->backend, "DELETE", sb->backend_id, "", NULL, NULL, 0, 0, &res,
+	                    &e) < 0)
 		log_warn("delete airlockd sandbox %s: %s", sb->backend_id, e.msg);
 }
 
@@ -291,7 +269,8 @@ static enum MHD_Result stop(struct gw_request *rq, struct dsbx *sb)
 			_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
 			_cleanup_(gw_result_freep) struct gw_result res = {0};
 			cJSON_AddBoolToObject(body, "processes", processes);
-			if (call("POST", sb, "/snapshots", body, NULL, 0, 0, &res, &e) == 0 &&
+			if (gw_sandbox_call(&server->backend, "POST", sb->backend_id, "/snapshots",
+			                    body, NULL, 0, 0, &res, &e) == 0 &&
 			    res.status == 201 && al_json_str(res.json, "id"))
 				sb->stopped_snapshot = strdup(al_json_str(res.json, "id"));
 			else if (processes)
@@ -303,7 +282,8 @@ static enum MHD_Result stop(struct gw_request *rq, struct dsbx *sb)
 			return dt_error(rq, 500, "cannot stop sandbox %s", sb->id);
 		{
 			_cleanup_(gw_result_freep) struct gw_result res = {0};
-			call("DELETE", sb, "", NULL, NULL, 0, 0, &res, &e);
+			gw_sandbox_call(&server->backend, "DELETE", sb->backend_id, "", NULL, NULL,
+			                0, 0, &res, &e);
 		}
 	}
 	return reply_dto(rq, 200, sb);
@@ -437,7 +417,8 @@ static enum MHD_Result execute(struct gw_request *rq, struct dsbx *sb)
 		cJSON_AddStringToObject(body, "cwd", al_json_str(req, "cwd"));
 	cJSON_AddNumberToObject(body, "timeout_ms", t * 1000);
 	cJSON_AddNumberToObject(body, "max_output_bytes", 16 << 20);
-	r = call("POST", sb, "/exec", body, NULL, 0, (long)(t * 1000) + 60000, &res, &e);
+	r = gw_sandbox_call(&server->backend, "POST", sb->backend_id, "/exec", body, NULL, 0,
+	                    (long)(t * 1000) + 60000, &res, &e);
 	if (r < 0 || res.status != 200)
 		return backend_failure(rq, r, &e, &res, "execute");
 	/* Daytona answers one text: what the command wrote to either stream. */
@@ -484,11 +465,12 @@ static enum MHD_Result bulk_upload(struct gw_request *rq, struct dsbx *sb)
 			}
 		if (!dest)
 			return dt_error(rq, 400, "%s has no %s", file->name, want);
-		q = path_query("/files", dest, "&mode=0644&parents=1");
+		q = gw_path_query("/files", dest, "&mode=0644&parents=1");
 		if (!q)
 			return MHD_NO;
-		r = call("PUT", sb, q, NULL, file->data.data ? file->data.data : "", file->data.len,
-		         0, &res, &e);
+		r = gw_sandbox_call(&server->backend, "PUT", sb->backend_id, q, NULL,
+		                    file->data.data ? file->data.data : "", file->data.len, 0, &res,
+		                    &e);
 		if (r < 0 || res.status != 200)
 			return backend_failure(rq, r, &e, &res, dest);
 		done++;
@@ -520,10 +502,11 @@ static enum MHD_Result bulk_download(struct gw_request *rq, struct dsbx *sb)
 		int r;
 		if (!cJSON_IsString(p))
 			continue;
-		q = path_query("/files", p->valuestring, NULL);
+		q = gw_path_query("/files", p->valuestring, NULL);
 		if (!q)
 			return MHD_NO;
-		r = call("GET", sb, q, NULL, NULL, 0, 0, &res, &e);
+		r = gw_sandbox_call(&server->backend, "GET", sb->backend_id, q, NULL, NULL, 0, 0,
+		                    &res, &e);
 		if (r == 0 && res.status == 200) {
 			if (asprintf(
 			        &head,
@@ -584,23 +567,30 @@ static enum MHD_Result toolbox(struct gw_request *rq, struct dsbx *sb, const cha
 	if (!path || !*path)
 		return dt_error(rq, 404, "Cannot %s %s", rq->method, rq->url);
 	if (!strcmp(rest, "/files/folder") && !strcmp(rq->method, "POST")) {
-		q = path_query("/dirs", path, "&parents=1");
-		r = q ? call("POST", sb, q, NULL, NULL, 0, 0, &res, &e) : -ENOMEM;
+		q = gw_path_query("/dirs", path, "&parents=1");
+		r = q ? gw_sandbox_call(&server->backend, "POST", sb->backend_id, q, NULL, NULL, 0,
+		                        0, &res, &e)
+		      : -ENOMEM;
 		if (r < 0 || res.status >= 300)
 			return backend_failure(rq, r, &e, &res, path);
 		return gw_reply(rq, 201, NULL, "", 0);
 	}
 	if (!strcmp(rest, "/files") && !strcmp(rq->method, "DELETE")) {
 		const char *rec = gw_query(rq, "recursive");
-		q = path_query("/files", path, rec && !strcmp(rec, "true") ? "&recursive=1" : NULL);
-		r = q ? call("DELETE", sb, q, NULL, NULL, 0, 0, &res, &e) : -ENOMEM;
+		q = gw_path_query("/files", path,
+		                  rec && !strcmp(rec, "true") ? "&recursive=1" : NULL);
+		r = q ? gw_sandbox_call(&server->backend, "DELETE", sb->backend_id, q, NULL, NULL,
+		                        0, 0, &res, &e)
+		      : -ENOMEM;
 		if (r < 0 || res.status >= 300)
 			return backend_failure(rq, r, &e, &res, path);
 		return gw_reply(rq, 204, NULL, "", 0);
 	}
 	if (!strcmp(rest, "/files/download") && get) {
-		q = path_query("/files", path, NULL);
-		r = q ? call("GET", sb, q, NULL, NULL, 0, 0, &res, &e) : -ENOMEM;
+		q = gw_path_query("/files", path, NULL);
+		r = q ? gw_sandbox_call(&server->backend, "GET", sb->backend_id, q, NULL, NULL, 0,
+		                        0, &res, &e)
+		      : -ENOMEM;
 		if (r < 0 || res.status != 200)
 			return backend_failure(rq, r, &e, &res, path);
 		return gw_reply(rq, 200, "application/octet-stream", res.body.data, res.body.len);
@@ -608,8 +598,10 @@ static enum MHD_Result toolbox(struct gw_request *rq, struct dsbx *sb, const cha
 	if (!strcmp(rest, "/files") && get) {
 		_cleanup_cjson_ cJSON *list = cJSON_CreateArray();
 		const cJSON *ent;
-		q = path_query("/dirs", path, NULL);
-		r = q ? call("GET", sb, q, NULL, NULL, 0, 0, &res, &e) : -ENOMEM;
+		q = gw_path_query("/dirs", path, NULL);
+		r = q ? gw_sandbox_call(&server->backend, "GET", sb->backend_id, q, NULL, NULL, 0,
+		                        0, &res, &e)
+		      : -ENOMEM;
 		if (r < 0 || res.status != 200)
 			return backend_failure(rq, r, &e, &res, path);
 		cJSON_ArrayForEach(ent, cJSON_GetObjectItemCaseSensitive(res.json, "entries"))
@@ -627,8 +619,10 @@ static enum MHD_Result toolbox(struct gw_request *rq, struct dsbx *sb, const cha
 			return MHD_NO;
 		if (slash)
 			*slash = '\0';
-		q = path_query("/dirs", slash ? (slash == copy ? "/" : copy) : ".", NULL);
-		r = q ? call("GET", sb, q, NULL, NULL, 0, 0, &res, &e) : -ENOMEM;
+		q = gw_path_query("/dirs", slash ? (slash == copy ? "/" : copy) : ".", NULL);
+		r = q ? gw_sandbox_call(&server->backend, "GET", sb->backend_id, q, NULL, NULL, 0,
+		                        0, &res, &e)
+		      : -ENOMEM;
 		if (r < 0 || res.status != 200)
 			return backend_failure(rq, r, &e, &res, path);
 		cJSON_ArrayForEach(ent, cJSON_GetObjectItemCaseSensitive(res.json, "entries"))
