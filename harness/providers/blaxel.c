@@ -95,10 +95,7 @@ static int blaxel_open(const cJSON *options, const char *api_key, struct al_prov
 	bp->base.ops = &al_provider_blaxel;
 	hc.timeout_ms = cJSON_IsNumber(t) ? (long)t->valuedouble : DEFAULT_REQUEST_TIMEOUT_MS;
 	hc.ca_bundle = al_hosted_option(options, "ca_bundle", NULL);
-	bp->api_url = strdup(api ? api : DEFAULT_API_URL);
-	while (bp->api_url && strlen(bp->api_url) > 1 &&
-	       bp->api_url[strlen(bp->api_url) - 1] == '/')
-		bp->api_url[strlen(bp->api_url) - 1] = '\0';
+	bp->api_url = al_hosted_base_url(api ? api : DEFAULT_API_URL);
 	bp->image = image ? strdup(image) : NULL;
 	r = al_http_open(&bp->http, &hc, err);
 	if (r < 0 || !bp->api_url || (image && !bp->image) ||
@@ -302,10 +299,8 @@ static int handle_from(const cJSON *sandbox, const char *root, struct al_sandbox
 	}
 	sb->conn = c;
 	sb->conn_free = conn_free;
-	c->url = strdup(url);
+	c->url = al_hosted_base_url(url);
 	c->root = strdup(root);
-	while (c->url && strlen(c->url) > 1 && c->url[strlen(c->url) - 1] == '/')
-		c->url[strlen(c->url) - 1] = '\0';
 	if (!c->url || !c->root)
 		return al_error_set(err, ENOMEM, "out of memory");
 	cJSON_AddStringToObject(sb->saved, "root", root);

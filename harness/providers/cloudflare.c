@@ -70,10 +70,7 @@ static int cf_open(const cJSON *options, const char *api_key, struct al_provider
 	cp->base.ops = &al_provider_cloudflare;
 	hc.timeout_ms = cJSON_IsNumber(t) ? (long)t->valuedouble : DEFAULT_REQUEST_TIMEOUT_MS;
 	hc.ca_bundle = cJSON_IsString(ca) ? ca->valuestring : NULL;
-	cp->worker_url = strdup(url->valuestring);
-	while (cp->worker_url && strlen(cp->worker_url) > 1 &&
-	       cp->worker_url[strlen(cp->worker_url) - 1] == '/')
-		cp->worker_url[strlen(cp->worker_url) - 1] = '\0';
+	cp->worker_url = al_hosted_base_url(url->valuestring);
 	r = al_http_open(&cp->http, &hc, err);
 	if (r < 0 || !cp->worker_url ||
 	    (api_key && *api_key &&

@@ -95,10 +95,7 @@ static int daytona_open(const cJSON *options, const char *api_key, struct al_pro
 	    cJSON_IsNumber(t) ? (long)t->valuedouble : DEFAULT_REQUEST_TIMEOUT_MS;
 	hc.timeout_ms = dp->request_timeout_ms;
 	hc.ca_bundle = al_hosted_option(options, "ca_bundle", NULL);
-	dp->api_url = strdup(api ? api : DEFAULT_API_URL);
-	while (dp->api_url && strlen(dp->api_url) > 1 &&
-	       dp->api_url[strlen(dp->api_url) - 1] == '/')
-		dp->api_url[strlen(dp->api_url) - 1] = '\0';
+	dp->api_url = al_hosted_base_url(api ? api : DEFAULT_API_URL);
 	dp->target = target ? strdup(target) : NULL;
 	dp->image = image ? strdup(image) : NULL;
 	r = al_http_open(&dp->http, &hc, err);

@@ -75,15 +75,6 @@ static long opt_ms(const cJSON *o, const char *key, long def)
 	return cJSON_IsNumber(v) && v->valuedouble >= 1 ? (long)v->valuedouble : def;
 }
 
-static char *trim_slash(const char *url)
-{
-	char *s = strdup(url);
-
-	while (s && strlen(s) > 1 && s[strlen(s) - 1] == '/')
-		s[strlen(s) - 1] = '\0';
-	return s;
-}
-
 static void e2b_close(struct al_provider *p)
 {
 	struct e2b_provider *ep = (struct e2b_provider *)p;
@@ -129,8 +120,8 @@ static int e2b_open(const cJSON *options, const char *api_key, struct al_provide
 		ep->sandbox_timeout_s = 1;
 	hc.timeout_ms = ep->request_timeout_ms;
 	hc.ca_bundle = al_hosted_option(options, "ca_bundle", NULL);
-	ep->api_url = trim_slash(api ? api : DEFAULT_API_URL);
-	ep->sandbox_url = sbx ? trim_slash(sbx) : NULL;
+	ep->api_url = al_hosted_base_url(api ? api : DEFAULT_API_URL);
+	ep->sandbox_url = sbx ? al_hosted_base_url(sbx) : NULL;
 	ep->template_id = strdup(tmpl ? tmpl : "base");
 	r = al_http_open(&ep->http, &hc, err);
 	if (r < 0 || !ep->api_url || (sbx && !ep->sandbox_url) || !ep->template_id ||

@@ -701,3 +701,13 @@ char *al_hosted_url_escape(const char *s, int len)
 	curl_free(e);
 	return copy;
 }
+
+char *al_hosted_base_url(const char *url)
+{
+	char *s = strdup(url);
+	size_t n = s ? strlen(s) : 0;
+
+	while (n > 1 && s[n - 1] == '/')
+		s[--n] = '\0';
+	return s;
+}

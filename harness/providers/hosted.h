@@ -41,6 +41,10 @@ char *al_hosted_abs(const char *root, const char *path);
  * empty, else NULL. */
 const char *al_hosted_option(const cJSON *options, const char *key, const char *env);
 
+/* A copy of url without trailing slashes (one kept for "/"), to free(); NULL when out of
+ * memory. */
+char *al_hosted_base_url(const char *url);
+
 /* A URL-escaped copy of the len bytes of s (0: up to its NUL) to free()
  * (libcurl's own must go to curl_free), or NULL when out of memory. */
 char *al_hosted_url_escape(const char *s, int len);
