@@ -152,6 +152,79 @@ static cJSON *sandbox_json(const struct bsbx *sb, struct gw_request *rq)
 	return o;
 }
 
+/* ---- the registry on disk (--state-dir; state.h); uploads in progress are not kept ---- */
+
+static void registry_save(void)
+{
+	_cleanup_cjson_ cJSON *doc = NULL;
+	struct al_error e = AL_ERROR_INIT;
+	cJSON *list;
+	uint64_t gen;
+
+	if (!gw_state_persistent(&server->state))
+		return;
+	doc = cJSON_CreateObject();
+	list = cJSON_AddArrayToObject(doc, "sandboxes");
+	pthread_mutex_lock(&lock);
+	gen = gw_state_generation(&server->state, GW_BLAXEL);
+	for (struct bsbx *sb = sandboxes; sb; sb = sb->next) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "name", sb->name);
+		cJSON_AddStringToObject(o, "backend_id", sb->backend_id);
+		cJSON_AddStringToObject(o, "tenant", sb->tenant);
+		if (sb->spec)
+			cJSON_AddItemToObject(o, "spec", cJSON_Duplicate(sb->spec, 1));
+		cJSON_AddNumberToObject(o, "created", (double)sb->created);
+		cJSON_AddItemToArray(list, o);
+	}
+	pthread_mutex_unlock(&lock);
+	if (gw_state_save(&server->state, GW_BLAXEL, gen, doc, &e) < 0)
+		log_error("blaxel registry not saved: %s", e.msg);
+}
+
+int gw_blaxel_init(struct gw_server *s, struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *doc = NULL;
+	const cJSON *o;
+	int r;
+
+	server = s;
+	r = gw_state_load(&s->state, GW_BLAXEL, &doc, err);
+	if (r < 0 || !doc)
+		return r;
+	cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(doc, "sandboxes"))
+	{
+		const char *name = al_json_str(o, "name"), *bid = al_json_str(o, "backend_id");
+		const char *tenant = al_json_str(o, "tenant");
+		const cJSON *spec = cJSON_GetObjectItemCaseSensitive(o, "spec");
+		struct bsbx *sb;
+
+		if (!name || !bid || !tenant) {
+			log_warn(
+			    "blaxel registry: a record lacks name, backend_id or tenant; skipped");
+			continue;
+		}
+		sb = calloc(1, sizeof(*sb));
+		if (!sb)
+			return al_error_set(err, ENOMEM, "out of memory");
+		pthread_mutex_init(&sb->lock, NULL);
+		sb->refs = 1;
+		sb->name = strdup(name);
+		sb->backend_id = strdup(bid);
+		sb->tenant = strdup(tenant);
+		sb->spec = cJSON_IsObject(spec) ? cJSON_Duplicate(spec, 1) : NULL;
+		sb->created =
+		    (time_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "created"));
+		if (!sb->name || !sb->backend_id || !sb->tenant) {
+			bsbx_free(sb);
+			return al_error_set(err, ENOMEM, "out of memory");
+		}
+		sb->next = sandboxes;
+		sandboxes = sb;
+	}
+	return 0;
+}
+
 static enum MHD_Result reply_sandbox(struct gw_request *rq, unsigned status, const struct bsbx *sb)
 {
 	_cleanup_cjson_ cJSON *o = sandbox_json(sb, rq);
@@ -217,6 +290,7 @@ static enum MHD_Result create(struct gw_request *rq, const char *tenant)
 	sb->next = sandboxes;
 	sandboxes = sb;
 	pthread_mutex_unlock(&lock);
+	registry_save();
 	log_info("tenant %s: blaxel sandbox %s is airlockd's %s", tenant, name, sb->backend_id);
 	return reply_sandbox(rq, 200, sb);
 }
@@ -268,8 +342,10 @@ static enum MHD_Result control(struct gw_request *rq, const char *tenant, const 
 		if (!strcmp(rq->method, "GET"))
 			return reply_sandbox(rq, 200, sb);
 		if (!strcmp(rq->method, "DELETE")) {
-			if (unlink_sandbox(sb))
+			if (unlink_sandbox(sb)) {
+				registry_save();
 				backend_delete(sb);
+			}
 			return reply_sandbox(rq, 200, sb);
 		}
 	}
@@ -693,6 +769,8 @@ bool gw_blaxel_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Resul
 
 void gw_blaxel_shutdown(void)
 {
+	bool keep = server && gw_state_persistent(&server->state);
+
 	for (;;) {
 		struct bsbx *sb;
 		pthread_mutex_lock(&lock);
@@ -702,7 +780,7 @@ void gw_blaxel_shutdown(void)
 		pthread_mutex_unlock(&lock);
 		if (!sb)
 			break;
-		if (server)
+		if (server && !keep)
 			backend_delete(sb);
 		release(sb);
 	}

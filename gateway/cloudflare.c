@@ -100,6 +100,71 @@ static struct csbx *find(const char *id, const char *tenant)
 	return found;
 }
 
+/* ---- the registry on disk (--state-dir; state.h) ---- */
+
+static void registry_save(void)
+{
+	_cleanup_cjson_ cJSON *doc = NULL;
+	struct al_error e = AL_ERROR_INIT;
+	cJSON *list;
+	uint64_t gen;
+
+	if (!gw_state_persistent(&server->state))
+		return;
+	doc = cJSON_CreateObject();
+	list = cJSON_AddArrayToObject(doc, "sandboxes");
+	pthread_mutex_lock(&lock);
+	gen = gw_state_generation(&server->state, GW_CLOUDFLARE);
+	for (struct csbx *sb = sandboxes; sb; sb = sb->next) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "id", sb->id);
+		cJSON_AddStringToObject(o, "backend_id", sb->backend_id);
+		cJSON_AddStringToObject(o, "tenant", sb->tenant);
+		cJSON_AddItemToArray(list, o);
+	}
+	pthread_mutex_unlock(&lock);
+	if (gw_state_save(&server->state, GW_CLOUDFLARE, gen, doc, &e) < 0)
+		log_error("cloudflare registry not saved: %s", e.msg);
+}
+
+int gw_cloudflare_init(struct gw_server *s, struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *doc = NULL;
+	const cJSON *o;
+	int r;
+
+	server = s;
+	r = gw_state_load(&s->state, GW_CLOUDFLARE, &doc, err);
+	if (r < 0 || !doc)
+		return r;
+	cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(doc, "sandboxes"))
+	{
+		const char *id = al_json_str(o, "id"), *bid = al_json_str(o, "backend_id");
+		const char *tenant = al_json_str(o, "tenant");
+		struct csbx *sb;
+
+		if (!id || strlen(id) != sizeof(sb->id) - 1 || !bid || !tenant) {
+			log_warn("cloudflare registry: a record lacks id, backend_id or tenant; "
+			         "skipped");
+			continue;
+		}
+		sb = calloc(1, sizeof(*sb));
+		if (!sb)
+			return al_error_set(err, ENOMEM, "out of memory");
+		snprintf(sb->id, sizeof(sb->id), "%s", id);
+		sb->refs = 1;
+		sb->backend_id = strdup(bid);
+		sb->tenant = strdup(tenant);
+		if (!sb->backend_id || !sb->tenant) {
+			csbx_free(sb);
+			return al_error_set(err, ENOMEM, "out of memory");
+		}
+		sb->next = sandboxes;
+		sandboxes = sb;
+	}
+	return 0;
+}
+
 static void backend_delete(const struct csbx *sb)
 {
 	_cleanup_(gw_result_freep) struct gw_result res = {0};
@@ -147,6 +212,7 @@ static enum MHD_Result create(struct gw_request *rq, const char *tenant)
 	sb->next = sandboxes;
 	sandboxes = sb;
 	pthread_mutex_unlock(&lock);
+	registry_save();
 	log_info("tenant %s: cloudflare sandbox %s is airlockd's %s", tenant, sb->id,
 	         sb->backend_id);
 	cJSON_AddStringToObject(out, "id", sb->id);
@@ -385,8 +451,10 @@ bool gw_cloudflare_handle(struct gw_server *s, struct gw_request *rq, enum MHD_R
 					break;
 				}
 			pthread_mutex_unlock(&lock);
-			if (mine)
+			if (mine) {
+				registry_save();
 				backend_delete(sb);
+			}
 			*result = gw_reply(rq, 204, NULL, "", 0);
 		} else if (!strcmp(rest, "/exec") && post) {
 			*result = exec(rq, sb);
@@ -417,6 +485,8 @@ bool gw_cloudflare_handle(struct gw_server *s, struct gw_request *rq, enum MHD_R
 
 void gw_cloudflare_shutdown(void)
 {
+	bool keep = server && gw_state_persistent(&server->state);
+
 	for (;;) {
 		struct csbx *sb;
 		pthread_mutex_lock(&lock);
@@ -426,7 +496,7 @@ void gw_cloudflare_shutdown(void)
 		pthread_mutex_unlock(&lock);
 		if (!sb)
 			break;
-		if (server)
+		if (server && !keep)
 			backend_delete(sb);
 		release(sb);
 	}

@@ -128,6 +128,90 @@ static bool unlink_sandbox(struct dsbx *sb)
 	return was;
 }
 
+/* ---- the registry on disk (--state-dir; state.h) ---- */
+
+static void registry_save(void)
+{
+	_cleanup_cjson_ cJSON *doc = NULL;
+	struct al_error e = AL_ERROR_INIT;
+	cJSON *list;
+	uint64_t gen;
+
+	if (!gw_state_persistent(&server->state))
+		return;
+	doc = cJSON_CreateObject();
+	list = cJSON_AddArrayToObject(doc, "sandboxes");
+	pthread_mutex_lock(&lock);
+	gen = gw_state_generation(&server->state, GW_DAYTONA);
+	for (struct dsbx *sb = sandboxes; sb; sb = sb->next) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "id", sb->id);
+		if (sb->name)
+			cJSON_AddStringToObject(o, "name", sb->name);
+		cJSON_AddStringToObject(o, "backend_id", sb->backend_id);
+		cJSON_AddStringToObject(o, "tenant", sb->tenant);
+		if (sb->stopped_snapshot)
+			cJSON_AddStringToObject(o, "stopped_snapshot", sb->stopped_snapshot);
+		if (sb->env)
+			cJSON_AddItemToObject(o, "env", cJSON_Duplicate(sb->env, 1));
+		if (sb->labels)
+			cJSON_AddItemToObject(o, "labels", cJSON_Duplicate(sb->labels, 1));
+		cJSON_AddNumberToObject(o, "created", (double)sb->created);
+		cJSON_AddItemToArray(list, o);
+	}
+	pthread_mutex_unlock(&lock);
+	if (gw_state_save(&server->state, GW_DAYTONA, gen, doc, &e) < 0)
+		log_error("daytona registry not saved: %s", e.msg);
+}
+
+int gw_daytona_init(struct gw_server *s, struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *doc = NULL;
+	const cJSON *o;
+	int r;
+
+	server = s;
+	r = gw_state_load(&s->state, GW_DAYTONA, &doc, err);
+	if (r < 0 || !doc)
+		return r;
+	cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(doc, "sandboxes"))
+	{
+		const char *id = al_json_str(o, "id"), *bid = al_json_str(o, "backend_id");
+		const char *tenant = al_json_str(o, "tenant"), *name = al_json_str(o, "name");
+		const char *stopped = al_json_str(o, "stopped_snapshot");
+		const cJSON *env = cJSON_GetObjectItemCaseSensitive(o, "env");
+		const cJSON *labels = cJSON_GetObjectItemCaseSensitive(o, "labels");
+		struct dsbx *sb;
+
+		if (!id || strlen(id) >= sizeof(sb->id) || !bid || !tenant) {
+			log_warn(
+			    "daytona registry: a record lacks id, backend_id or tenant; skipped");
+			continue;
+		}
+		sb = calloc(1, sizeof(*sb));
+		if (!sb)
+			return al_error_set(err, ENOMEM, "out of memory");
+		snprintf(sb->id, sizeof(sb->id), "%s", id);
+		sb->refs = 1;
+		sb->name = name ? strdup(name) : NULL;
+		sb->backend_id = strdup(bid);
+		sb->tenant = strdup(tenant);
+		sb->stopped_snapshot = stopped ? strdup(stopped) : NULL;
+		sb->env = cJSON_IsObject(env) ? cJSON_Duplicate(env, 1) : cJSON_CreateObject();
+		sb->labels = cJSON_IsObject(labels) ? cJSON_Duplicate(labels, 1) : NULL;
+		sb->created =
+		    (time_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "created"));
+		if (!sb->backend_id || !sb->tenant || (name && !sb->name) ||
+		    (stopped && !sb->stopped_snapshot)) {
+			dsbx_free(sb);
+			return al_error_set(err, ENOMEM, "out of memory");
+		}
+		sb->next = sandboxes;
+		sandboxes = sb;
+	}
+	return 0;
+}
+
 static cJSON *dto(const struct dsbx *sb, struct gw_request *rq)
 {
 	cJSON *o = cJSON_CreateObject();
@@ -192,9 +276,17 @@ static int backend_new(struct dsbx *sb, const char *snapshot, struct al_error *e
 		return r;
 	if (res.status != 201 || !al_json_str(res.json, "id"))
 		return al_error_set(err, EIO, "airlockd: %s", gw_result_message(&res));
-	free(sb->backend_id);
-	sb->backend_id = strdup(al_json_str(res.json, "id"));
-	return sb->backend_id ? 0 : al_error_set(err, ENOMEM, "out of memory");
+	{
+		char *id = strdup(al_json_str(res.json, "id"));
+		if (!id)
+			return al_error_set(err, ENOMEM, "out of memory");
+		/* persist() reads the registry's strings under the lock. */
+		pthread_mutex_lock(&lock);
+		free(sb->backend_id);
+		sb->backend_id = id;
+		pthread_mutex_unlock(&lock);
+	}
+	return 0;
 }
 
 static void backend_gone(struct dsbx *sb)
@@ -256,6 +348,7 @@ static enum MHD_Result create(struct gw_request *rq, const char *tenant)
 	sb->next = sandboxes;
 	sandboxes = sb;
 	pthread_mutex_unlock(&lock);
+	registry_save();
 	log_info("tenant %s: daytona sandbox %s is airlockd's %s", tenant, sb->id, sb->backend_id);
 	return reply_dto(rq, 200, sb);
 }
@@ -271,9 +364,11 @@ static enum MHD_Result stop(struct gw_request *rq, struct dsbx *sb)
 			cJSON_AddBoolToObject(body, "processes", processes);
 			if (gw_sandbox_call(&server->backend, "POST", sb->backend_id, "/snapshots",
 			                    body, NULL, 0, 0, &res, &e) == 0 &&
-			    res.status == 201 && al_json_str(res.json, "id"))
+			    res.status == 201 && al_json_str(res.json, "id")) {
+				pthread_mutex_lock(&lock);
 				sb->stopped_snapshot = strdup(al_json_str(res.json, "id"));
-			else if (processes)
+				pthread_mutex_unlock(&lock);
+			} else if (processes)
 				log_warn(
 				    "stop %s with processes failed; keeping its filesystem only",
 				    sb->id);
@@ -282,6 +377,7 @@ static enum MHD_Result stop(struct gw_request *rq, struct dsbx *sb)
 			return dt_error(rq, 500, "cannot stop sandbox %s", sb->id);
 		{
 			_cleanup_(gw_result_freep) struct gw_result res = {0};
+			registry_save();
 			gw_sandbox_call(&server->backend, "DELETE", sb->backend_id, "", NULL, NULL,
 			                0, 0, &res, &e);
 		}
@@ -300,7 +396,10 @@ static enum MHD_Result start(struct gw_request *rq, struct dsbx *sb)
 		_cleanup_(gw_result_freep) struct gw_result res = {0};
 		if (backend_new(sb, snap, &e) < 0)
 			return dt_error(rq, 500, "cannot start sandbox %s: %s", sb->id, e.msg);
+		pthread_mutex_lock(&lock);
 		sb->stopped_snapshot = NULL;
+		pthread_mutex_unlock(&lock);
+		registry_save();
 		if (eid && asprintf(&path, "/v1/snapshots/%s", eid) >= 0)
 			gw_backend_call(&server->backend, "DELETE", path, NULL, NULL, 0, 0, &res,
 			                &e);
@@ -338,8 +437,10 @@ static enum MHD_Result control(struct gw_request *rq, const char *tenant, const 
 		if (!*action && !strcmp(rq->method, "GET"))
 			return reply_dto(rq, 200, sb);
 		if (!*action && !strcmp(rq->method, "DELETE")) {
-			if (unlink_sandbox(sb))
+			if (unlink_sandbox(sb)) {
+				registry_save();
 				backend_gone(sb);
+			}
 			return reply_dto(rq, 200, sb);
 		}
 		if (!strcmp(action, "/stop") && post)
@@ -684,6 +785,8 @@ bool gw_daytona_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Resu
 
 void gw_daytona_shutdown(void)
 {
+	bool keep = server && gw_state_persistent(&server->state);
+
 	for (;;) {
 		struct dsbx *sb;
 		pthread_mutex_lock(&lock);
@@ -693,7 +796,7 @@ void gw_daytona_shutdown(void)
 		pthread_mutex_unlock(&lock);
 		if (!sb)
 			break;
-		if (server)
+		if (server && !keep)
 			backend_gone(sb);
 		release(sb); /* the registry's reference */
 	}

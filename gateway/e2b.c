@@ -332,6 +332,123 @@ static int snap_add(const char *id, const char *tenant)
 	return 0;
 }
 
+/* ---- the registry on disk (--state-dir; state.h) ---- */
+
+static cJSON *registry_doc(void)
+{
+	cJSON *doc = cJSON_CreateObject();
+	cJSON *list = cJSON_AddArrayToObject(doc, "sandboxes");
+	cJSON *slist = cJSON_AddArrayToObject(doc, "snapshots");
+
+	for (struct sbx *sb = sandboxes; sb; sb = sb->next) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "id", sb->id);
+		cJSON_AddStringToObject(o, "backend_id", sb->backend_id);
+		cJSON_AddStringToObject(o, "tenant", sb->tenant);
+		cJSON_AddStringToObject(o, "token", sb->token);
+		cJSON_AddStringToObject(o, "template_id", sb->template_id);
+		if (sb->metadata)
+			cJSON_AddItemToObject(o, "metadata", cJSON_Duplicate(sb->metadata, 1));
+		cJSON_AddNumberToObject(o, "started", (double)sb->started);
+		cJSON_AddNumberToObject(o, "end_at", (double)sb->end_at);
+		if (sb->paused_snapshot)
+			cJSON_AddStringToObject(o, "paused_snapshot", sb->paused_snapshot);
+		cJSON_AddItemToArray(list, o);
+	}
+	for (struct snap *sn = snaps; sn; sn = sn->next) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "id", sn->id);
+		cJSON_AddStringToObject(o, "tenant", sn->tenant);
+		cJSON_AddItemToArray(slist, o);
+	}
+	return doc;
+}
+
+/* Write the registry out after a change; a failure is logged, the change stands. */
+static void registry_save(void)
+{
+	_cleanup_cjson_ cJSON *doc = NULL;
+	struct al_error e = AL_ERROR_INIT;
+	uint64_t gen;
+
+	if (!gw_state_persistent(&server->state))
+		return;
+	pthread_mutex_lock(&reg_lock);
+	gen = gw_state_generation(&server->state, GW_E2B);
+	doc = registry_doc();
+	pthread_mutex_unlock(&reg_lock);
+	if (gw_state_save(&server->state, GW_E2B, gen, doc, &e) < 0)
+		log_error("e2b registry not saved: %s", e.msg);
+}
+
+/* A sandbox of a saved registry, or NULL (logged) when the record is unusable. */
+static struct sbx *sbx_from_record(const cJSON *o)
+{
+	const char *id = al_json_str(o, "id"), *bid = al_json_str(o, "backend_id");
+	const char *tenant = al_json_str(o, "tenant"), *token = al_json_str(o, "token");
+	const char *tmpl = al_json_str(o, "template_id");
+	const char *paused = al_json_str(o, "paused_snapshot");
+	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(o, "metadata");
+	struct sbx *sb;
+
+	if (!id || strlen(id) >= sizeof(sb->id) || !bid || !tenant || !token ||
+	    strlen(token) != sizeof(sb->token) - 1 || !tmpl) {
+		log_warn("e2b registry: a sandbox record lacks id, backend_id, tenant, token or "
+		         "template_id; skipped");
+		return NULL;
+	}
+	sb = calloc(1, sizeof(*sb));
+	if (!sb)
+		return NULL;
+	pthread_mutex_init(&sb->lock, NULL);
+	sb->refs = 1;
+	snprintf(sb->id, sizeof(sb->id), "%s", id);
+	snprintf(sb->token, sizeof(sb->token), "%s", token);
+	sb->backend_id = strdup(bid);
+	sb->tenant = strdup(tenant);
+	sb->template_id = strdup(tmpl);
+	sb->paused_snapshot = paused ? strdup(paused) : NULL;
+	sb->metadata = cJSON_IsObject(meta) ? cJSON_Duplicate(meta, 1) : NULL;
+	sb->started = (time_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "started"));
+	sb->end_at = (time_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "end_at"));
+	if (!sb->backend_id || !sb->tenant || !sb->template_id ||
+	    (paused && !sb->paused_snapshot)) {
+		sbx_free(sb);
+		return NULL;
+	}
+	return sb;
+}
+
+static int registry_restore(struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *doc = NULL;
+	const cJSON *o;
+	size_t n = 0;
+	int r;
+
+	r = gw_state_load(&server->state, GW_E2B, &doc, err);
+	if (r < 0 || !doc)
+		return r;
+	cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(doc, "sandboxes"))
+	{
+		struct sbx *sb = sbx_from_record(o);
+		if (!sb)
+			continue;
+		sb->next = sandboxes;
+		sandboxes = sb;
+		n++;
+	}
+	cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(doc, "snapshots"))
+	{
+		if (al_json_str(o, "id") && al_json_str(o, "tenant") &&
+		    snap_add(al_json_str(o, "id"), al_json_str(o, "tenant")) < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
+	}
+	if (n)
+		log_info("e2b: %zu sandboxes from the saved registry", n);
+	return 0;
+}
+
 static struct proc *proc_find(struct sbx *sb, const cJSON *selector)
 {
 	const cJSON *pid = cJSON_GetObjectItemCaseSensitive(selector, "pid");
@@ -1237,6 +1354,7 @@ static enum MHD_Result sandbox_create(struct gw_request *rq, const char *tenant)
 	sb->next = sandboxes;
 	sandboxes = sb;
 	pthread_mutex_unlock(&reg_lock);
+	registry_save();
 	log_info("tenant %s: sandbox %s is airlockd's %s", tenant, sb->id, sb->backend_id);
 	{
 		_cleanup_cjson_ cJSON *out = sandbox_json(sb, true);
@@ -1269,6 +1387,7 @@ static void sandbox_remove(struct sbx *sb)
 {
 	if (!sbx_unlink(sb))
 		return;
+	registry_save();
 	if (sb->paused_snapshot)
 		snapshot_delete(sb->paused_snapshot);
 	else
@@ -1310,7 +1429,10 @@ static enum MHD_Result sandbox_pause(struct gw_request *rq, struct sbx *sb)
 	if (!snap)
 		return api_error(rq, 500, "cannot pause: %s", e.msg);
 	backend_delete(sb->backend_id);
+	pthread_mutex_lock(&reg_lock);
 	sb->paused_snapshot = snap;
+	pthread_mutex_unlock(&reg_lock);
+	registry_save();
 	return gw_reply(rq, 204, NULL, "", 0);
 }
 
@@ -1328,14 +1450,19 @@ static enum MHD_Result sandbox_connect(struct gw_request *rq, struct sbx *sb)
 		snprintf(name, sizeof(name), "e2b-%s", sb->id);
 		if (backend_create(name, NULL, sb->paused_snapshot, &id, &res, &e) < 0)
 			return api_error(rq, 500, "cannot resume: %s", e.msg);
+		/* The old snapshot is the sandbox's no more: the registry names the new one. */
+		snapshot_delete(sb->paused_snapshot);
+		pthread_mutex_lock(&reg_lock);
 		free(sb->backend_id);
 		sb->backend_id = id;
 		free(sb->paused_snapshot);
 		sb->paused_snapshot = NULL;
+		pthread_mutex_unlock(&reg_lock);
 	}
 	end = time(NULL) + timeout_of(body, DEFAULT_TIMEOUT_S);
 	if (end > sb->end_at)
 		sb->end_at = end;
+	registry_save();
 	out = sandbox_json(sb, true);
 	return gw_reply_json(rq, 200, out);
 }
@@ -1374,6 +1501,7 @@ static enum MHD_Result control_plane(struct gw_request *rq, const char *tenant)
 		/* Snapshots are templates to E2B: Sandbox.deleteSnapshot() lands here. */
 		if (!snap_take(id, tenant))
 			return api_error(rq, 404, "template '%s' not found", id);
+		registry_save();
 		snapshot_delete(id);
 		return gw_reply(rq, 204, NULL, "", 0);
 	}
@@ -1405,6 +1533,7 @@ static enum MHD_Result control_plane(struct gw_request *rq, const char *tenant)
 			_cleanup_cjson_ cJSON *body = cJSON_ParseWithLength(
 			    rq->body.data ? rq->body.data : "{}", rq->body.len ? rq->body.len : 2);
 			sb->end_at = time(NULL) + timeout_of(body, DEFAULT_TIMEOUT_S);
+			registry_save();
 			return gw_reply(rq, 204, NULL, "", 0);
 		}
 		if (!strcmp(rest, "/snapshots") && post) {
@@ -1415,6 +1544,7 @@ static enum MHD_Result control_plane(struct gw_request *rq, const char *tenant)
 			snap = take_snapshot(sb, false, &e);
 			if (!snap || snap_add(snap, tenant) < 0)
 				return api_error(rq, 500, "cannot snapshot: %s", e.msg);
+			registry_save();
 			cJSON_AddStringToObject(out, "snapshotID", snap);
 			cJSON_AddItemToObject(out, "names", cJSON_CreateArray());
 			return gw_reply_json(rq, 201, out);
@@ -1517,18 +1647,27 @@ static void *reap(void *arg)
 	return NULL;
 }
 
-void gw_e2b_init(struct gw_server *s)
+int gw_e2b_init(struct gw_server *s, struct al_error *err)
 {
 	server = s;
+	return registry_restore(err);
+}
+
+void gw_e2b_start(void)
+{
 	reaper_started = pthread_create(&reaper, NULL, reap, NULL) == 0;
 	if (!reaper_started)
 		log_warn("cannot start the timeout reaper: sandboxes will not expire");
 }
 
-/* The registry lives in memory only: sandboxes it held would be unreachable after a
- * restart, so they go with the gateway. */
+/*
+ * With a state directory the registry outlives the gateway: its sandboxes stay for the
+ * next one.  Without, they would be unreachable after a restart, so they go with it.
+ */
 void gw_e2b_shutdown(void)
 {
+	bool keep = server && gw_state_persistent(&server->state);
+
 	stopping = true;
 	if (reaper_started)
 		pthread_join(reaper, NULL);
@@ -1536,17 +1675,23 @@ void gw_e2b_shutdown(void)
 		struct sbx *sb;
 		pthread_mutex_lock(&reg_lock);
 		sb = sandboxes;
-		if (sb)
+		if (sb && keep) {
+			sandboxes = sb->next;
+			sb->removed = true;
+		} else if (sb) {
 			sb->refs++;
+		}
 		pthread_mutex_unlock(&reg_lock);
 		if (!sb)
 			break;
-		sandbox_remove(sb);
+		if (!keep)
+			sandbox_remove(sb);
 		sbx_release(sb);
 	}
 	while (snaps) {
 		struct snap *n = snaps->next;
-		snapshot_delete(snaps->id);
+		if (!keep)
+			snapshot_delete(snaps->id);
 		free(snaps->id);
 		free(snaps->tenant);
 		free(snaps);
