@@ -25,6 +25,12 @@
 #define API_PREFIX "/daytona/api"
 #define TOOLBOX_PREFIX "/daytona/toolbox/"
 #define DEFAULT_EXEC_TIMEOUT_S 600
+/* A Daytona sandbox's user home and working directory (the image's WORKDIR, else the
+ * home): commands without a cwd start there and relative paths of the file routes are
+ * resolved there, as the toolbox resolves them against its own working directory.  The
+ * Agents SDK's Daytona client puts its workspace below it (/home/daytona/workspace). */
+#define WORK_DIR "/home/daytona"
+#define TOOLBOX_VERSION "airlock-gateway"
 
 struct dsbx {
 	char id[40];
@@ -289,6 +295,36 @@ static int backend_new(struct dsbx *sb, const char *snapshot, struct al_error *e
 	return 0;
 }
 
+/* A toolbox path as airlockd needs it: relative ones from the working directory. */
+static char *work_path(const char *path)
+{
+	char *out;
+
+	if (path[0] == '/')
+		return strdup(path);
+	if (asprintf(&out, WORK_DIR "/%s", path) < 0)
+		return NULL;
+	return out;
+}
+
+/* A fresh sandbox gets the working directory the toolbox reports. */
+static int make_work_dir(const struct dsbx *sb, struct al_error *err)
+{
+	_cleanup_(gw_result_freep) struct gw_result res = {0};
+	_cleanup_free_ char *q = gw_path_query("/dirs", WORK_DIR, "&parents=1");
+	int r;
+
+	if (!q)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = gw_sandbox_call(&server->backend, "POST", sb->backend_id, q, NULL, NULL, 0, 0, &res,
+	                    err);
+	if (r < 0)
+		return r;
+	if (res.status >= 300 && res.status != 409)
+		return al_error_set(err, EIO, "mkdir " WORK_DIR ": %s", gw_result_message(&res));
+	return 0;
+}
+
 static void backend_gone(struct dsbx *sb)
 {
 	_cleanup_(gw_result_freep) struct gw_result res = {0};
@@ -341,6 +377,11 @@ static enum MHD_Result create(struct gw_request *rq, const char *tenant)
 	sb->labels = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(body, "labels"), 1);
 	sb->created = time(NULL);
 	if (backend_new(sb, NULL, &e) < 0) {
+		dsbx_free(sb);
+		return dt_error(rq, 500, "cannot create the sandbox: %s", e.msg);
+	}
+	if (make_work_dir(sb, &e) < 0) {
+		backend_gone(sb);
 		dsbx_free(sb);
 		return dt_error(rq, 500, "cannot create the sandbox: %s", e.msg);
 	}
@@ -514,8 +555,14 @@ static enum MHD_Result execute(struct gw_request *rq, struct dsbx *sb)
 	if (!cmd)
 		return dt_error(rq, 400, "command is required");
 	cJSON_AddStringToObject(body, "command", cmd);
-	if (al_json_str(req, "cwd") && *al_json_str(req, "cwd"))
-		cJSON_AddStringToObject(body, "cwd", al_json_str(req, "cwd"));
+	if (al_json_str(req, "cwd") && *al_json_str(req, "cwd")) {
+		_cleanup_free_ char *cwd = work_path(al_json_str(req, "cwd"));
+		if (!cwd)
+			return MHD_NO;
+		cJSON_AddStringToObject(body, "cwd", cwd);
+	} else {
+		cJSON_AddStringToObject(body, "cwd", WORK_DIR);
+	}
 	cJSON_AddNumberToObject(body, "timeout_ms", t * 1000);
 	cJSON_AddNumberToObject(body, "max_output_bytes", 16 << 20);
 	r = gw_sandbox_call(&server->backend, "POST", sb->backend_id, "/exec", body, NULL, 0,
@@ -566,7 +613,8 @@ static enum MHD_Result bulk_upload(struct gw_request *rq, struct dsbx *sb)
 			}
 		if (!dest)
 			return dt_error(rq, 400, "%s has no %s", file->name, want);
-		q = gw_path_query("/files", dest, "&mode=0644&parents=1");
+		_cleanup_free_ char *abs = work_path(dest);
+		q = abs ? gw_path_query("/files", abs, "&mode=0644&parents=1") : NULL;
 		if (!q)
 			return MHD_NO;
 		r = gw_sandbox_call(&server->backend, "PUT", sb->backend_id, q, NULL,
@@ -603,7 +651,8 @@ static enum MHD_Result bulk_download(struct gw_request *rq, struct dsbx *sb)
 		int r;
 		if (!cJSON_IsString(p))
 			continue;
-		q = gw_path_query("/files", p->valuestring, NULL);
+		_cleanup_free_ char *abs = work_path(p->valuestring);
+		q = abs ? gw_path_query("/files", abs, NULL) : NULL;
 		if (!q)
 			return MHD_NO;
 		r = gw_sandbox_call(&server->backend, "GET", sb->backend_id, q, NULL, NULL, 0, 0,
@@ -653,12 +702,24 @@ static enum MHD_Result toolbox(struct gw_request *rq, struct dsbx *sb, const cha
 	_cleanup_(gw_result_freep) struct gw_result res = {0};
 	_cleanup_free_ char *q = NULL;
 	struct al_error e = AL_ERROR_INIT;
-	const char *path = gw_query(rq, "path");
+	const char *given = gw_query(rq, "path");
+	_cleanup_free_ char *abs = given && *given ? work_path(given) : NULL;
+	const char *path = abs;
 	bool get = !strcmp(rq->method, "GET");
 	int r;
 
 	if (sb->stopped_snapshot)
 		return dt_error(rq, 400, "sandbox %s is stopped", sb->id);
+	if ((!strcmp(rest, "/user-home-dir") || !strcmp(rest, "/work-dir")) && get) {
+		_cleanup_cjson_ cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "dir", WORK_DIR);
+		return gw_reply_json(rq, 200, o);
+	}
+	if (!strcmp(rest, "/version") && get) {
+		_cleanup_cjson_ cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "version", TOOLBOX_VERSION);
+		return gw_reply_json(rq, 200, o);
+	}
 	if (!strcmp(rest, "/process/execute") && !strcmp(rq->method, "POST"))
 		return execute(rq, sb);
 	if (!strcmp(rest, "/files/bulk-upload") && !strcmp(rq->method, "POST"))
