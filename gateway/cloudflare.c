@@ -24,8 +24,10 @@
 #define MAX_BRIDGE_BODY (32u << 20)
 #define DEFAULT_EXEC_TIMEOUT_MS (600 * 1000L)
 
+#define MAX_ID 128
+
 struct csbx {
-	char id[27]; /* 26 base32 characters, as the bridge issues them */
+	char id[MAX_ID + 1]; /* base32 characters: 26 when the gateway issues them */
 	char *backend_id;
 	char *tenant;
 	int refs;
@@ -58,6 +60,14 @@ static enum MHD_Result ok(struct gw_request *rq)
 {
 	static const char body[] = "{\"ok\":true}";
 	return gw_reply(rq, 200, "application/json", body, sizeof(body) - 1);
+}
+
+/* The bridge's ids: [a-z2-7]{1,128}; it mints 26 of them from 16 random bytes. */
+static bool valid_id(const char *id)
+{
+	size_t n = strlen(id);
+
+	return n >= 1 && n <= MAX_ID && strspn(id, "abcdefghijklmnopqrstuvwxyz234567") == n;
 }
 
 static void csbx_free(struct csbx *sb)
@@ -143,7 +153,7 @@ int gw_cloudflare_init(struct gw_server *s, struct al_error *err)
 		const char *tenant = al_json_str(o, "tenant");
 		struct csbx *sb;
 
-		if (!id || strlen(id) != sizeof(sb->id) - 1 || !bid || !tenant) {
+		if (!id || !valid_id(id) || !bid || !tenant) {
 			log_warn("cloudflare registry: a record lacks id, backend_id or tenant; "
 			         "skipped");
 			continue;
@@ -175,38 +185,33 @@ static void backend_delete(const struct csbx *sb)
 		log_warn("delete airlockd sandbox %s: %s", sb->backend_id, e.msg);
 }
 
-static enum MHD_Result create(struct gw_request *rq, const char *tenant)
+/* A new airlockd sandbox registered as the tenant's id; *out holds a reference. */
+static int csbx_create(const char *id, const char *tenant, struct csbx **out, struct al_error *err)
 {
-	static const char base32[] = "abcdefghijklmnopqrstuvwxyz234567";
 	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
-	_cleanup_cjson_ cJSON *out = cJSON_CreateObject();
 	_cleanup_(gw_result_freep) struct gw_result res = {0};
-	struct al_error e = AL_ERROR_INIT;
 	struct csbx *sb = calloc(1, sizeof(*sb));
-	char hex[33], name[48];
+	char name[48];
 	int r;
 
-	if (!sb || al_random_hex(hex, 32, &e) < 0) {
-		free(sb);
-		return cf_error(rq, 500, "pool_error", "cannot make an id");
-	}
-	for (int i = 0; i < 26; i++)
-		sb->id[i] =
-		    base32[(unsigned)(hex[i] <= '9' ? hex[i] - '0' : hex[i] - 'a' + 10) * 2 +
-		           (hex[i + 6] & 1)];
-	sb->refs = 1;
+	if (!sb)
+		return al_error_set(err, ENOMEM, "out of memory");
+	snprintf(sb->id, sizeof(sb->id), "%s", id);
+	sb->refs = 2; /* the registry's and the caller's */
 	sb->tenant = strdup(tenant);
-	snprintf(name, sizeof(name), "cf-%s", sb->id);
+	snprintf(name, sizeof(name), "cf-%.40s", id);
 	cJSON_AddStringToObject(body, "name", name);
 	if (server->rootfs)
 		cJSON_AddStringToObject(body, "rootfs", server->rootfs);
 	r = gw_backend_call(&server->backend, "POST", "/v1/sandboxes?view=summary", body, NULL, 0,
-	                    0, &res, &e);
-	if (r < 0 || res.status != 201 || !al_json_str(res.json, "id") ||
-	    !(sb->backend_id = strdup(al_json_str(res.json, "id")))) {
+	                    0, &res, err);
+	if (r == 0 && (res.status != 201 || !al_json_str(res.json, "id")))
+		r = al_error_set(err, EIO, "%s", gw_result_message(&res));
+	if (r == 0 && (!sb->tenant || !(sb->backend_id = strdup(al_json_str(res.json, "id")))))
+		r = al_error_set(err, ENOMEM, "out of memory");
+	if (r < 0) {
 		csbx_free(sb);
-		return cf_error(rq, 503, "capacity_exceeded", "cannot create a sandbox: %s",
-		                r < 0 ? e.msg : gw_result_message(&res));
+		return r;
 	}
 	pthread_mutex_lock(&lock);
 	sb->next = sandboxes;
@@ -215,6 +220,26 @@ static enum MHD_Result create(struct gw_request *rq, const char *tenant)
 	registry_save();
 	log_info("tenant %s: cloudflare sandbox %s is airlockd's %s", tenant, sb->id,
 	         sb->backend_id);
+	*out = sb;
+	return 0;
+}
+
+static enum MHD_Result create(struct gw_request *rq, const char *tenant)
+{
+	static const char base32[] = "abcdefghijklmnopqrstuvwxyz234567";
+	_cleanup_cjson_ cJSON *out = cJSON_CreateObject();
+	_cleanup_(releasep) struct csbx *sb = NULL;
+	struct al_error e = AL_ERROR_INIT;
+	char hex[33], id[27];
+
+	if (al_random_hex(hex, 32, &e) < 0)
+		return cf_error(rq, 500, "pool_error", "cannot make an id");
+	for (int i = 0; i < 26; i++)
+		id[i] = base32[(unsigned)(hex[i] <= '9' ? hex[i] - '0' : hex[i] - 'a' + 10) * 2 +
+		               (hex[i + 6] & 1)];
+	id[26] = '\0';
+	if (csbx_create(id, tenant, &sb, &e) < 0)
+		return cf_error(rq, 503, "capacity_exceeded", "cannot create a sandbox: %s", e.msg);
 	cJSON_AddStringToObject(out, "id", sb->id);
 	return gw_reply_json(rq, 200, out);
 }
@@ -406,7 +431,7 @@ static const char *tenant_of(struct gw_request *rq)
 bool gw_cloudflare_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *result)
 {
 	const char *url = rq->url, *rest, *slash, *tenant;
-	char id[64];
+	char id[MAX_ID + 2];
 
 	server = s;
 	if (strncmp(url, "/cloudflare/", 12))
@@ -430,14 +455,24 @@ bool gw_cloudflare_handle(struct gw_server *s, struct gw_request *rq, enum MHD_R
 	slash = strchr(rest, '/');
 	snprintf(id, sizeof(id), "%.*s", slash ? (int)(slash - rest) : (int)strlen(rest), rest);
 	rest = slash ? slash : "";
+	if (!valid_id(id)) {
+		*result = cf_error(rq, 400, "invalid_request", "Invalid sandbox ID format");
+		return true;
+	}
 	{
 		_cleanup_(releasep) struct csbx *sb = find(id, tenant);
 		bool post = !strcmp(rq->method, "POST");
+		/*
+		 * The bridge's pool would give an id it never issued a fresh container on first
+		 * use; here only the ids this gateway issued exist, so that a deleted sandbox
+		 * stays deleted (docs/gateway.md).  Deleting one that is not there is done.
+		 */
 		if (!sb) {
-			*result =
-			    !strcmp(rest, "/running")
-			        ? gw_reply(rq, 404, "application/json", "{\"running\":false}", 17)
-			        : cf_error(rq, 404, "invalid_request", "no sandbox %s", id);
+			*result = !strcmp(rest, "/running") ? gw_reply(rq, 404, "application/json",
+			                                               "{\"running\":false}", 17)
+			          : !*rest && !strcmp(rq->method, "DELETE")
+			              ? gw_reply(rq, 204, NULL, "", 0)
+			              : cf_error(rq, 404, "invalid_request", "no sandbox %s", id);
 			return true;
 		}
 		if (!*rest && !strcmp(rq->method, "DELETE")) {

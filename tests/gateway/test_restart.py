@@ -47,7 +47,9 @@ class RestartTest(gt.GatewayTestCase):
 
     @classmethod
     def restart_with_state(cls):
-        """The class's gateway again, now keeping its registry in the work dir."""
+        """The class's gateway again, now keeping its registry in the work dir (once)."""
+        if "--state-dir" in cls.gateway.base_args:
+            return
         cls.gateway.stop()
         cls.state_dir = os.path.join(cls.workdir, "gateway-state")
         cls.gateway.base_args += ["--state-dir", cls.state_dir]
@@ -104,6 +106,37 @@ class RestartTest(gt.GatewayTestCase):
         for name in ("e2b.json", "daytona.json", "cloudflare.json", "blaxel.json"):
             with open(os.path.join(self.state_dir, name)) as f:
                 self.assertEqual(json.load(f)["sandboxes"], [], name)
+
+    def test_cloudflare_client_resumes_after_restart(self):
+        self.restart_with_state()
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.workdir,
+               "NODE_PATH": gt.NODE_MODULES, "GW_WORKER_URL": self.gateway.url + "/cloudflare",
+               "CLOUDFLARE_SANDBOX_API_KEY": self.key_a}
+        p = subprocess.Popen(["node", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                   "cloudflare_resume.mjs")],
+                             env=env, cwd=gt.TESTS_DIR, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            ready = json.loads(p.stdout.readline() or b"{}")
+            self.assertIn("ready", ready, p.stderr.read().decode() if p.poll() is not None else "")
+            self.assertEqual(self.gateway.stop(), 0)
+            self.gateway.start()
+            out, err = p.communicate(b"go\n", timeout=300)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertEqual(p.returncode, 0, (out, err, self.gateway.log()[-3000:]))
+        self.assertEqual(json.loads(out.decode().splitlines()[-1]), {"ok": True})
+
+    def test_malformed_bridge_id_is_refused(self):
+        for sid in ("UPPER", "has-dash", "x" * 129):
+            with self.assertRaises(urllib.error.HTTPError) as cm:
+                bridge(self.gateway, self.key_a, "GET", "/%s/running" % sid)
+            self.assertEqual(cm.exception.code, 400, sid)
+            self.assertEqual(json.loads(cm.exception.read())["code"], "invalid_request")
+        # Deleting what is not there is done (204), as the bridge answers.
+        self.assertEqual(bridge(self.gateway, self.key_a, "DELETE", "/abcdefgh")[0], 204)
 
     def gateway_uid(self):
         import pwd
