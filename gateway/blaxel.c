@@ -349,6 +349,17 @@ static enum MHD_Result control(struct gw_request *rq, const char *tenant, const 
 			return reply_sandbox(rq, 200, sb);
 		}
 	}
+	if (!strncmp(rest, "/sandboxes/", 11) && strstr(rest + 11, "/previews")) {
+		/* Not a 404: the SDK's createIfNotExists would take it for "make one". */
+		_cleanup_(releasep) struct bsbx *sb = NULL;
+		char name[128];
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(rest + 11, "/"), rest + 11);
+		sb = find(name, tenant);
+		if (!sb)
+			return bl_error(rq, 404, "SANDBOX_NOT_FOUND", "sandbox %s not found", name);
+		return bl_error(rq, 400, "PREVIEWS_NOT_SUPPORTED",
+		                "previews are not supported: airlockd sandboxes expose no ports");
+	}
 	return bl_error(rq, 404, "NOT_FOUND", "no route %s %s", rq->method, rq->url);
 }
 

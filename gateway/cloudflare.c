@@ -511,6 +511,14 @@ bool gw_cloudflare_handle(struct gw_server *s, struct gw_request *rq, enum MHD_R
 			*result = persist(rq, sb);
 		} else if (!strcmp(rest, "/hydrate") && post) {
 			*result = hydrate(rq, sb);
+		} else if ((!strcmp(rest, "/mount") || !strcmp(rest, "/unmount")) && post) {
+			*result =
+			    cf_error(rq, 400, "invalid_request",
+			             "bucket mounts are not supported: airlockd mounts nothing "
+			             "into a running sandbox");
+		} else if (!strcmp(rest, "/pty")) {
+			*result = cf_error(rq, 400, "invalid_request",
+			                   "PTY is not supported: airlockd has no terminals");
 		} else {
 			*result = cf_error(rq, 404, "invalid_request", "no such route");
 		}

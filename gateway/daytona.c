@@ -494,6 +494,11 @@ static enum MHD_Result control(struct gw_request *rq, const char *tenant, const 
 			cJSON_AddStringToObject(out, "url", al_json_str(o, "toolboxProxyUrl"));
 			return gw_reply_json(rq, 200, out);
 		}
+		/* A clear refusal, not "not found": the SDK would report a missing sandbox. */
+		if (!strncmp(action, "/ports/", 7))
+			return dt_error(rq, 400,
+			                "preview URLs are not supported: airlockd sandboxes expose "
+			                "no ports");
 	}
 	return dt_error(rq, 404, "Cannot %s %s", rq->method, rq->url);
 }
@@ -722,6 +727,9 @@ static enum MHD_Result toolbox(struct gw_request *rq, struct dsbx *sb, const cha
 	}
 	if (!strcmp(rest, "/process/execute") && !strcmp(rq->method, "POST"))
 		return execute(rq, sb);
+	if (!strncmp(rest, "/process/pty", 12))
+		return dt_error(rq, 400,
+		                "PTY sessions are not supported: airlockd has no terminals");
 	if (!strcmp(rest, "/files/bulk-upload") && !strcmp(rq->method, "POST"))
 		return bulk_upload(rq, sb);
 	if (!strcmp(rest, "/files/bulk-download") && !strcmp(rq->method, "POST"))

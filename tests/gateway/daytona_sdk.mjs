@@ -68,6 +68,10 @@ try {
   await rejects(sbx.fs.getFileDetails('/workspace/d1'), DaytonaNotFoundError, 'deleted folder');
   await rejects(sbx.fs.downloadFile('/workspace/no-such-file'), DaytonaNotFoundError, 'reading a missing file');
 
+  // What airlockd cannot give is refused as such, not as a missing sandbox.
+  const noPorts = await rejects(sbx.getSignedPreviewUrl(8080, 60), DaytonaError, 'signed preview URL');
+  check(!(noPorts instanceof DaytonaNotFoundError) && /not supported/.test(noPorts.message), 'preview URL refusal', noPorts.message);
+
   // Stop keeps the files; start brings the sandbox back.
   await sbx.stop();
   check(sbx.state === 'stopped', 'stopped', sbx.state);

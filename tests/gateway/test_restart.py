@@ -138,6 +138,20 @@ class RestartTest(gt.GatewayTestCase):
         # Deleting what is not there is done (204), as the bridge answers.
         self.assertEqual(bridge(self.gateway, self.key_a, "DELETE", "/abcdefgh")[0], 204)
 
+    def test_bridge_mounts_are_refused_as_such(self):
+        sid = json.loads(bridge(self.gateway, self.key_a, "POST", "", {})[1])["id"]
+        try:
+            for route, body in (("/mount", {"bucket": "b", "mountPath": "/workspace/b", "options": {}}),
+                                ("/unmount", {"mountPath": "/workspace/b"})):
+                with self.assertRaises(urllib.error.HTTPError) as cm:
+                    bridge(self.gateway, self.key_a, "POST", "/" + sid + route, body)
+                self.assertEqual(cm.exception.code, 400, route)
+                err = json.loads(cm.exception.read())
+                self.assertEqual(err["code"], "invalid_request")
+                self.assertIn("not supported", err["error"])
+        finally:
+            bridge(self.gateway, self.key_a, "DELETE", "/" + sid)
+
     def gateway_uid(self):
         import pwd
         return pwd.getpwnam(gt.GATEWAY_USER).pw_uid
