@@ -6,6 +6,7 @@
  * Keys come as "Authorization: Bearer".  As the bridge does, file routes reach only
  * /workspace, and bodies are capped at 32 MiB.
  */
+#include "registry.h"
 #include "server.h"
 
 #include "cleanup.h"
@@ -27,15 +28,12 @@
 #define MAX_ID 128
 
 struct csbx {
-	char id[MAX_ID + 1]; /* base32 characters: 26 when the gateway issues them */
+	struct gw_entry entry; /* first: the registry's part */
+	char id[MAX_ID + 1];   /* base32 characters: 26 when the gateway issues them */
 	char *backend_id;
-	char *tenant;
-	int refs;
-	struct csbx *next;
 };
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct csbx *sandboxes;
+static struct gw_registry registry;
 static struct gw_server *server;
 
 /* The bridge's error shape: {error, code}. */
@@ -72,107 +70,71 @@ static bool valid_id(const char *id)
 
 static void csbx_free(struct csbx *sb)
 {
+	gw_entry_done(&sb->entry);
 	free(sb->backend_id);
-	free(sb->tenant);
 	free(sb);
 }
 
-static void release(struct csbx *sb)
+static void entry_free(struct gw_entry *e)
 {
-	bool last;
-
-	if (!sb)
-		return;
-	pthread_mutex_lock(&lock);
-	last = --sb->refs == 0;
-	pthread_mutex_unlock(&lock);
-	if (last)
-		csbx_free(sb);
+	csbx_free((struct csbx *)e);
 }
 
 static void releasep(struct csbx **sb)
 {
-	release(*sb);
+	gw_registry_release(&registry, (struct gw_entry *)*sb);
 }
 
 static struct csbx *find(const char *id, const char *tenant)
 {
-	struct csbx *found = NULL;
-
-	pthread_mutex_lock(&lock);
-	for (struct csbx *sb = sandboxes; sb; sb = sb->next)
-		if (!strcmp(sb->id, id) && !strcmp(sb->tenant, tenant)) {
-			found = sb;
-			sb->refs++;
-			break;
-		}
-	pthread_mutex_unlock(&lock);
-	return found;
+	return (struct csbx *)gw_registry_find(&registry, id, tenant);
 }
 
-/* ---- the registry on disk (--state-dir; state.h) ---- */
+/* ---- the registry's records (--state-dir; registry.h) ---- */
 
-static void registry_save(void)
+static cJSON *entry_save(const struct gw_entry *e)
 {
-	_cleanup_cjson_ cJSON *doc = NULL;
-	struct al_error e = AL_ERROR_INIT;
-	cJSON *list;
-	uint64_t gen;
+	const struct csbx *sb = (const struct csbx *)e;
+	cJSON *o = cJSON_CreateObject();
 
-	if (!gw_state_persistent(&server->state))
-		return;
-	doc = cJSON_CreateObject();
-	list = cJSON_AddArrayToObject(doc, "sandboxes");
-	pthread_mutex_lock(&lock);
-	gen = gw_state_generation(&server->state, GW_CLOUDFLARE);
-	for (struct csbx *sb = sandboxes; sb; sb = sb->next) {
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "id", sb->id);
-		cJSON_AddStringToObject(o, "backend_id", sb->backend_id);
-		cJSON_AddStringToObject(o, "tenant", sb->tenant);
-		cJSON_AddItemToArray(list, o);
-	}
-	pthread_mutex_unlock(&lock);
-	if (gw_state_save(&server->state, GW_CLOUDFLARE, gen, doc, &e) < 0)
-		log_error("cloudflare registry not saved: %s", e.msg);
+	cJSON_AddStringToObject(o, "id", sb->id);
+	cJSON_AddStringToObject(o, "backend_id", sb->backend_id);
+	cJSON_AddStringToObject(o, "tenant", e->tenant);
+	return o;
 }
+
+static struct gw_entry *entry_load(const cJSON *o)
+{
+	const char *id = al_json_str(o, "id"), *bid = al_json_str(o, "backend_id");
+	const char *tenant = al_json_str(o, "tenant");
+	struct csbx *sb;
+
+	if (!id || !valid_id(id) || !bid || !tenant)
+		return NULL;
+	sb = calloc(1, sizeof(*sb));
+	if (!sb)
+		return NULL;
+	if (gw_entry_init(&sb->entry, tenant) < 0 || !(sb->backend_id = strdup(bid))) {
+		csbx_free(sb);
+		return NULL;
+	}
+	snprintf(sb->id, sizeof(sb->id), "%s", id);
+	sb->entry.id = sb->id;
+	return &sb->entry;
+}
+
+static const struct gw_registry_ops registry_ops = {
+    .service = GW_CLOUDFLARE,
+    .what = "cloudflare",
+    .free = entry_free,
+    .save = entry_save,
+    .load = entry_load,
+};
 
 int gw_cloudflare_init(struct gw_server *s, struct al_error *err)
 {
-	_cleanup_cjson_ cJSON *doc = NULL;
-	const cJSON *o;
-	int r;
-
 	server = s;
-	r = gw_state_load(&s->state, GW_CLOUDFLARE, &doc, err);
-	if (r < 0 || !doc)
-		return r;
-	cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(doc, "sandboxes"))
-	{
-		const char *id = al_json_str(o, "id"), *bid = al_json_str(o, "backend_id");
-		const char *tenant = al_json_str(o, "tenant");
-		struct csbx *sb;
-
-		if (!id || !valid_id(id) || !bid || !tenant) {
-			log_warn("cloudflare registry: a record lacks id, backend_id or tenant; "
-			         "skipped");
-			continue;
-		}
-		sb = calloc(1, sizeof(*sb));
-		if (!sb)
-			return al_error_set(err, ENOMEM, "out of memory");
-		snprintf(sb->id, sizeof(sb->id), "%s", id);
-		sb->refs = 1;
-		sb->backend_id = strdup(bid);
-		sb->tenant = strdup(tenant);
-		if (!sb->backend_id || !sb->tenant) {
-			csbx_free(sb);
-			return al_error_set(err, ENOMEM, "out of memory");
-		}
-		sb->next = sandboxes;
-		sandboxes = sb;
-	}
-	return 0;
+	return gw_registry_open(&registry, &registry_ops, &s->state, err);
 }
 
 static void backend_delete(const struct csbx *sb)
@@ -194,11 +156,12 @@ static int csbx_create(const char *id, const char *tenant, struct csbx **out, st
 	char name[48];
 	int r;
 
-	if (!sb)
+	if (!sb || gw_entry_init(&sb->entry, tenant) < 0) {
+		free(sb);
 		return al_error_set(err, ENOMEM, "out of memory");
+	}
 	snprintf(sb->id, sizeof(sb->id), "%s", id);
-	sb->refs = 2; /* the registry's and the caller's */
-	sb->tenant = strdup(tenant);
+	sb->entry.id = sb->id;
 	snprintf(name, sizeof(name), "cf-%.40s", id);
 	cJSON_AddStringToObject(body, "name", name);
 	if (server->rootfs)
@@ -207,17 +170,13 @@ static int csbx_create(const char *id, const char *tenant, struct csbx **out, st
 	                    0, &res, err);
 	if (r == 0 && (res.status != 201 || !al_json_str(res.json, "id")))
 		r = al_error_set(err, EIO, "%s", gw_result_message(&res));
-	if (r == 0 && (!sb->tenant || !(sb->backend_id = strdup(al_json_str(res.json, "id")))))
+	if (r == 0 && !(sb->backend_id = strdup(al_json_str(res.json, "id"))))
 		r = al_error_set(err, ENOMEM, "out of memory");
 	if (r < 0) {
 		csbx_free(sb);
 		return r;
 	}
-	pthread_mutex_lock(&lock);
-	sb->next = sandboxes;
-	sandboxes = sb;
-	pthread_mutex_unlock(&lock);
-	registry_save();
+	gw_registry_add(&registry, &sb->entry);
 	log_info("tenant %s: cloudflare sandbox %s is airlockd's %s", tenant, sb->id,
 	         sb->backend_id);
 	*out = sb;
@@ -476,20 +435,8 @@ bool gw_cloudflare_handle(struct gw_server *s, struct gw_request *rq, enum MHD_R
 			return true;
 		}
 		if (!*rest && !strcmp(rq->method, "DELETE")) {
-			bool mine = false;
-			pthread_mutex_lock(&lock);
-			for (struct csbx **pp = &sandboxes; *pp; pp = &(*pp)->next)
-				if (*pp == sb) {
-					*pp = sb->next;
-					sb->refs--;
-					mine = true;
-					break;
-				}
-			pthread_mutex_unlock(&lock);
-			if (mine) {
-				registry_save();
+			if (gw_registry_remove(&registry, &sb->entry))
 				backend_delete(sb);
-			}
 			*result = gw_reply(rq, 204, NULL, "", 0);
 		} else if (!strcmp(rest, "/exec") && post) {
 			*result = exec(rq, sb);
@@ -526,21 +473,12 @@ bool gw_cloudflare_handle(struct gw_server *s, struct gw_request *rq, enum MHD_R
 	return true;
 }
 
+static void discard(struct gw_entry *e)
+{
+	backend_delete((struct csbx *)e);
+}
+
 void gw_cloudflare_shutdown(void)
 {
-	bool keep = server && gw_state_persistent(&server->state);
-
-	for (;;) {
-		struct csbx *sb;
-		pthread_mutex_lock(&lock);
-		sb = sandboxes;
-		if (sb)
-			sandboxes = sb->next;
-		pthread_mutex_unlock(&lock);
-		if (!sb)
-			break;
-		if (server && !keep)
-			backend_delete(sb);
-		release(sb);
-	}
+	gw_registry_close(&registry, discard);
 }

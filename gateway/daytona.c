@@ -8,6 +8,7 @@
  * Stop keeps the sandbox as an airlockd snapshot (with its processes where CRIU can) and
  * start brings it back, as Daytona's own stop/start keep the filesystem.
  */
+#include "registry.h"
 #include "server.h"
 
 #include "cleanup.h"
@@ -33,20 +34,17 @@
 #define TOOLBOX_VERSION "airlock-gateway"
 
 struct dsbx {
+	struct gw_entry entry; /* first: the registry's part, found by id or name */
 	char id[40];
 	char *name;
 	char *backend_id;
-	char *tenant;
 	char *stopped_snapshot; /* set while stopped */
 	cJSON *env;
 	cJSON *labels;
 	time_t created;
-	int refs;
-	struct dsbx *next;
 };
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct dsbx *sandboxes;
+static struct gw_registry registry;
 static struct gw_server *server;
 
 /* Daytona's (NestJS) error shape: {statusCode, message, error}. */
@@ -76,146 +74,92 @@ static void dsbx_free(struct dsbx *sb)
 {
 	free(sb->name);
 	free(sb->backend_id);
-	free(sb->tenant);
+	gw_entry_done(&sb->entry);
 	free(sb->stopped_snapshot);
 	cJSON_Delete(sb->env);
 	cJSON_Delete(sb->labels);
 	free(sb);
 }
 
-static void release(struct dsbx *sb)
+static void entry_free(struct gw_entry *e)
 {
-	bool last;
-
-	if (!sb)
-		return;
-	pthread_mutex_lock(&lock);
-	last = --sb->refs == 0;
-	pthread_mutex_unlock(&lock);
-	if (last)
-		dsbx_free(sb);
+	dsbx_free((struct dsbx *)e);
 }
 
 static void releasep(struct dsbx **sb)
 {
-	release(*sb);
+	gw_registry_release(&registry, (struct gw_entry *)*sb);
 }
 
-/* By id or name, the tenant's only; taken (refs + 1). */
+/* By id or name, the tenant's only; with a reference. */
 static struct dsbx *find(const char *id_or_name, const char *tenant)
 {
-	struct dsbx *found = NULL;
-
-	pthread_mutex_lock(&lock);
-	for (struct dsbx *sb = sandboxes; sb; sb = sb->next)
-		if (!strcmp(sb->tenant, tenant) &&
-		    (!strcmp(sb->id, id_or_name) || (sb->name && !strcmp(sb->name, id_or_name)))) {
-			found = sb;
-			sb->refs++;
-			break;
-		}
-	pthread_mutex_unlock(&lock);
-	return found;
+	return (struct dsbx *)gw_registry_find(&registry, id_or_name, tenant);
 }
 
-static bool unlink_sandbox(struct dsbx *sb)
-{
-	bool was = false;
+/* ---- the registry's records (--state-dir; registry.h) ---- */
 
-	pthread_mutex_lock(&lock);
-	for (struct dsbx **pp = &sandboxes; *pp; pp = &(*pp)->next)
-		if (*pp == sb) {
-			*pp = sb->next;
-			sb->refs--;
-			was = true;
-			break;
-		}
-	pthread_mutex_unlock(&lock);
-	return was;
+static cJSON *entry_save(const struct gw_entry *e)
+{
+	const struct dsbx *sb = (const struct dsbx *)e;
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "id", sb->id);
+	if (sb->name)
+		cJSON_AddStringToObject(o, "name", sb->name);
+	cJSON_AddStringToObject(o, "backend_id", sb->backend_id);
+	cJSON_AddStringToObject(o, "tenant", e->tenant);
+	if (sb->stopped_snapshot)
+		cJSON_AddStringToObject(o, "stopped_snapshot", sb->stopped_snapshot);
+	if (sb->env)
+		cJSON_AddItemToObject(o, "env", cJSON_Duplicate(sb->env, 1));
+	if (sb->labels)
+		cJSON_AddItemToObject(o, "labels", cJSON_Duplicate(sb->labels, 1));
+	cJSON_AddNumberToObject(o, "created", (double)sb->created);
+	return o;
 }
 
-/* ---- the registry on disk (--state-dir; state.h) ---- */
-
-static void registry_save(void)
+static struct gw_entry *entry_load(const cJSON *o)
 {
-	_cleanup_cjson_ cJSON *doc = NULL;
-	struct al_error e = AL_ERROR_INIT;
-	cJSON *list;
-	uint64_t gen;
+	const char *id = al_json_str(o, "id"), *bid = al_json_str(o, "backend_id");
+	const char *tenant = al_json_str(o, "tenant"), *name = al_json_str(o, "name");
+	const char *stopped = al_json_str(o, "stopped_snapshot");
+	const cJSON *env = cJSON_GetObjectItemCaseSensitive(o, "env");
+	const cJSON *labels = cJSON_GetObjectItemCaseSensitive(o, "labels");
+	struct dsbx *sb;
 
-	if (!gw_state_persistent(&server->state))
-		return;
-	doc = cJSON_CreateObject();
-	list = cJSON_AddArrayToObject(doc, "sandboxes");
-	pthread_mutex_lock(&lock);
-	gen = gw_state_generation(&server->state, GW_DAYTONA);
-	for (struct dsbx *sb = sandboxes; sb; sb = sb->next) {
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "id", sb->id);
-		if (sb->name)
-			cJSON_AddStringToObject(o, "name", sb->name);
-		cJSON_AddStringToObject(o, "backend_id", sb->backend_id);
-		cJSON_AddStringToObject(o, "tenant", sb->tenant);
-		if (sb->stopped_snapshot)
-			cJSON_AddStringToObject(o, "stopped_snapshot", sb->stopped_snapshot);
-		if (sb->env)
-			cJSON_AddItemToObject(o, "env", cJSON_Duplicate(sb->env, 1));
-		if (sb->labels)
-			cJSON_AddItemToObject(o, "labels", cJSON_Duplicate(sb->labels, 1));
-		cJSON_AddNumberToObject(o, "created", (double)sb->created);
-		cJSON_AddItemToArray(list, o);
+	if (!id || strlen(id) >= sizeof(sb->id) || !bid || !tenant)
+		return NULL;
+	sb = calloc(1, sizeof(*sb));
+	if (!sb)
+		return NULL;
+	snprintf(sb->id, sizeof(sb->id), "%s", id);
+	if (gw_entry_init(&sb->entry, tenant) < 0 || !(sb->backend_id = strdup(bid)) ||
+	    (name && !(sb->name = strdup(name))) ||
+	    (stopped && !(sb->stopped_snapshot = strdup(stopped)))) {
+		dsbx_free(sb);
+		return NULL;
 	}
-	pthread_mutex_unlock(&lock);
-	if (gw_state_save(&server->state, GW_DAYTONA, gen, doc, &e) < 0)
-		log_error("daytona registry not saved: %s", e.msg);
+	sb->entry.id = sb->id;
+	sb->entry.name = sb->name;
+	sb->env = cJSON_IsObject(env) ? cJSON_Duplicate(env, 1) : cJSON_CreateObject();
+	sb->labels = cJSON_IsObject(labels) ? cJSON_Duplicate(labels, 1) : NULL;
+	sb->created = (time_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "created"));
+	return &sb->entry;
 }
+
+static const struct gw_registry_ops registry_ops = {
+    .service = GW_DAYTONA,
+    .what = "daytona",
+    .free = entry_free,
+    .save = entry_save,
+    .load = entry_load,
+};
 
 int gw_daytona_init(struct gw_server *s, struct al_error *err)
 {
-	_cleanup_cjson_ cJSON *doc = NULL;
-	const cJSON *o;
-	int r;
-
 	server = s;
-	r = gw_state_load(&s->state, GW_DAYTONA, &doc, err);
-	if (r < 0 || !doc)
-		return r;
-	cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(doc, "sandboxes"))
-	{
-		const char *id = al_json_str(o, "id"), *bid = al_json_str(o, "backend_id");
-		const char *tenant = al_json_str(o, "tenant"), *name = al_json_str(o, "name");
-		const char *stopped = al_json_str(o, "stopped_snapshot");
-		const cJSON *env = cJSON_GetObjectItemCaseSensitive(o, "env");
-		const cJSON *labels = cJSON_GetObjectItemCaseSensitive(o, "labels");
-		struct dsbx *sb;
-
-		if (!id || strlen(id) >= sizeof(sb->id) || !bid || !tenant) {
-			log_warn(
-			    "daytona registry: a record lacks id, backend_id or tenant; skipped");
-			continue;
-		}
-		sb = calloc(1, sizeof(*sb));
-		if (!sb)
-			return al_error_set(err, ENOMEM, "out of memory");
-		snprintf(sb->id, sizeof(sb->id), "%s", id);
-		sb->refs = 1;
-		sb->name = name ? strdup(name) : NULL;
-		sb->backend_id = strdup(bid);
-		sb->tenant = strdup(tenant);
-		sb->stopped_snapshot = stopped ? strdup(stopped) : NULL;
-		sb->env = cJSON_IsObject(env) ? cJSON_Duplicate(env, 1) : cJSON_CreateObject();
-		sb->labels = cJSON_IsObject(labels) ? cJSON_Duplicate(labels, 1) : NULL;
-		sb->created =
-		    (time_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "created"));
-		if (!sb->backend_id || !sb->tenant || (name && !sb->name) ||
-		    (stopped && !sb->stopped_snapshot)) {
-			dsbx_free(sb);
-			return al_error_set(err, ENOMEM, "out of memory");
-		}
-		sb->next = sandboxes;
-		sandboxes = sb;
-	}
-	return 0;
+	return gw_registry_open(&registry, &registry_ops, &s->state, err);
 }
 
 static cJSON *dto(const struct dsbx *sb, struct gw_request *rq)
@@ -231,7 +175,7 @@ static cJSON *dto(const struct dsbx *sb, struct gw_request *rq)
 	snprintf(url, sizeof(url), "http://%s%.*s", host ? host : "127.0.0.1",
 	         (int)strlen(TOOLBOX_PREFIX) - 1, TOOLBOX_PREFIX);
 	cJSON_AddStringToObject(o, "id", sb->id);
-	cJSON_AddStringToObject(o, "organizationId", sb->tenant);
+	cJSON_AddStringToObject(o, "organizationId", sb->entry.tenant);
 	cJSON_AddStringToObject(o, "name", sb->name ? sb->name : sb->id);
 	cJSON_AddStringToObject(o, "user", "root");
 	cJSON_AddItemToObject(o, "env",
@@ -251,6 +195,11 @@ static cJSON *dto(const struct dsbx *sb, struct gw_request *rq)
 	cJSON_AddStringToObject(o, "updatedAt", when);
 	cJSON_AddStringToObject(o, "toolboxProxyUrl", url);
 	return o;
+}
+
+static cJSON *show(const struct gw_entry *e, void *rq)
+{
+	return dto((const struct dsbx *)e, rq);
 }
 
 static enum MHD_Result reply_dto(struct gw_request *rq, unsigned status, const struct dsbx *sb)
@@ -286,11 +235,11 @@ static int backend_new(struct dsbx *sb, const char *snapshot, struct al_error *e
 		char *id = strdup(al_json_str(res.json, "id"));
 		if (!id)
 			return al_error_set(err, ENOMEM, "out of memory");
-		/* persist() reads the registry's strings under the lock. */
-		pthread_mutex_lock(&lock);
+		/* A save reads the registry's strings under its lock. */
+		gw_registry_lock(&registry);
 		free(sb->backend_id);
 		sb->backend_id = id;
-		pthread_mutex_unlock(&lock);
+		gw_registry_unlock(&registry);
 	}
 	return 0;
 }
@@ -370,9 +319,13 @@ static enum MHD_Result create(struct gw_request *rq, const char *tenant)
 	}
 	snprintf(sb->id, sizeof(sb->id), "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12,
 	         hex + 16, hex + 20);
-	sb->refs = 1;
-	sb->tenant = strdup(tenant);
+	if (gw_entry_init(&sb->entry, tenant) < 0) {
+		free(sb);
+		return MHD_NO;
+	}
+	sb->entry.id = sb->id;
 	sb->name = al_json_str(body, "name") ? strdup(al_json_str(body, "name")) : NULL;
+	sb->entry.name = sb->name;
 	sb->env = env ? cJSON_Duplicate(env, 1) : cJSON_CreateObject();
 	sb->labels = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(body, "labels"), 1);
 	sb->created = time(NULL);
@@ -385,13 +338,12 @@ static enum MHD_Result create(struct gw_request *rq, const char *tenant)
 		dsbx_free(sb);
 		return dt_error(rq, 500, "cannot create the sandbox: %s", e.msg);
 	}
-	pthread_mutex_lock(&lock);
-	sb->next = sandboxes;
-	sandboxes = sb;
-	pthread_mutex_unlock(&lock);
-	registry_save();
+	gw_registry_add(&registry, &sb->entry);
 	log_info("tenant %s: daytona sandbox %s is airlockd's %s", tenant, sb->id, sb->backend_id);
-	return reply_dto(rq, 200, sb);
+	{
+		_cleanup_(releasep) struct dsbx *mine = sb; /* the creation's reference */
+		return reply_dto(rq, 200, mine);
+	}
 }
 
 static enum MHD_Result stop(struct gw_request *rq, struct dsbx *sb)
@@ -406,9 +358,9 @@ static enum MHD_Result stop(struct gw_request *rq, struct dsbx *sb)
 			if (gw_sandbox_call(&server->backend, "POST", sb->backend_id, "/snapshots",
 			                    body, NULL, 0, 0, &res, &e) == 0 &&
 			    res.status == 201 && al_json_str(res.json, "id")) {
-				pthread_mutex_lock(&lock);
+				gw_registry_lock(&registry);
 				sb->stopped_snapshot = strdup(al_json_str(res.json, "id"));
-				pthread_mutex_unlock(&lock);
+				gw_registry_unlock(&registry);
 			} else if (processes)
 				log_warn(
 				    "stop %s with processes failed; keeping its filesystem only",
@@ -418,7 +370,7 @@ static enum MHD_Result stop(struct gw_request *rq, struct dsbx *sb)
 			return dt_error(rq, 500, "cannot stop sandbox %s", sb->id);
 		{
 			_cleanup_(gw_result_freep) struct gw_result res = {0};
-			registry_save();
+			gw_registry_save(&registry);
 			gw_sandbox_call(&server->backend, "DELETE", sb->backend_id, "", NULL, NULL,
 			                0, 0, &res, &e);
 		}
@@ -437,10 +389,10 @@ static enum MHD_Result start(struct gw_request *rq, struct dsbx *sb)
 		_cleanup_(gw_result_freep) struct gw_result res = {0};
 		if (backend_new(sb, snap, &e) < 0)
 			return dt_error(rq, 500, "cannot start sandbox %s: %s", sb->id, e.msg);
-		pthread_mutex_lock(&lock);
+		gw_registry_lock(&registry);
 		sb->stopped_snapshot = NULL;
-		pthread_mutex_unlock(&lock);
-		registry_save();
+		gw_registry_unlock(&registry);
+		gw_registry_save(&registry);
 		if (eid && asprintf(&path, "/v1/snapshots/%s", eid) >= 0)
 			gw_backend_call(&server->backend, "DELETE", path, NULL, NULL, 0, 0, &res,
 			                &e);
@@ -457,12 +409,7 @@ static enum MHD_Result control(struct gw_request *rq, const char *tenant, const 
 	if (!strcmp(rest, "/sandbox") && post)
 		return create(rq, tenant);
 	if (!strcmp(rest, "/sandbox") && !strcmp(rq->method, "GET")) {
-		_cleanup_cjson_ cJSON *list = cJSON_CreateArray();
-		pthread_mutex_lock(&lock);
-		for (struct dsbx *sb = sandboxes; sb; sb = sb->next)
-			if (!strcmp(sb->tenant, tenant))
-				cJSON_AddItemToArray(list, dto(sb, rq));
-		pthread_mutex_unlock(&lock);
+		_cleanup_cjson_ cJSON *list = gw_registry_list(&registry, tenant, show, rq);
 		return gw_reply_json(rq, 200, list);
 	}
 	if (strncmp(rest, "/sandbox/", 9))
@@ -478,10 +425,8 @@ static enum MHD_Result control(struct gw_request *rq, const char *tenant, const 
 		if (!*action && !strcmp(rq->method, "GET"))
 			return reply_dto(rq, 200, sb);
 		if (!*action && !strcmp(rq->method, "DELETE")) {
-			if (unlink_sandbox(sb)) {
-				registry_save();
+			if (gw_registry_remove(&registry, &sb->entry))
 				backend_gone(sb);
-			}
 			return reply_dto(rq, 200, sb);
 		}
 		if (!strcmp(action, "/stop") && post)
@@ -852,21 +797,12 @@ bool gw_daytona_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Resu
 	return true;
 }
 
+static void discard(struct gw_entry *e)
+{
+	backend_gone((struct dsbx *)e);
+}
+
 void gw_daytona_shutdown(void)
 {
-	bool keep = server && gw_state_persistent(&server->state);
-
-	for (;;) {
-		struct dsbx *sb;
-		pthread_mutex_lock(&lock);
-		sb = sandboxes;
-		if (sb)
-			sandboxes = sb->next;
-		pthread_mutex_unlock(&lock);
-		if (!sb)
-			break;
-		if (server && !keep)
-			backend_gone(sb);
-		release(sb); /* the registry's reference */
-	}
+	gw_registry_close(&registry, discard);
 }
