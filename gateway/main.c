@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -88,6 +89,7 @@ int main(int argc, char **argv)
 	struct gw_confine conf = {0};
 	struct al_error err = AL_ERROR_INIT;
 	const char *keys = NULL, *listen_addr = DEFAULT_LISTEN, *state_dir = NULL;
+	_cleanup_free_ char *socket_abs = NULL;
 	sigset_t set;
 	unsigned port = 0;
 	int c, sig, listen_fd = -1;
@@ -127,6 +129,15 @@ int main(int argc, char **argv)
 		        keys ? "unexpected arguments" : "--keys FILE is required");
 		usage(stderr);
 		return 2;
+	}
+	/* Absolute: the confined gateway's working directory is its own root. */
+	if (s.backend.socket[0] != '/') {
+		_cleanup_free_ char *cwd = getcwd(NULL, 0);
+		if (!cwd || asprintf(&socket_abs, "%s/%s", cwd, s.backend.socket) < 0) {
+			fprintf(stderr, "airlock-gateway: out of memory\n");
+			return 1;
+		}
+		s.backend.socket = socket_abs;
 	}
 	conf.socket = s.backend.socket;
 	conf.state_dir = state_dir;

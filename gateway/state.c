@@ -50,9 +50,10 @@ int gw_state_open(struct gw_state *st, const char *dir, uid_t owner, gid_t group
 		                      (unsigned)owner);
 	if ((sb.st_mode & 07777) != 0700 && fchmod(fd, 0700) < 0)
 		return al_error_errno(err, "--state-dir %s: chmod 0700", dir);
-	st->dir = strdup(dir);
+	/* Absolute: the confined gateway's working directory is its own root. */
+	st->dir = realpath(dir, NULL);
 	if (!st->dir)
-		return al_error_set(err, ENOMEM, "out of memory");
+		return al_error_errno(err, "--state-dir %s", dir);
 	return 0;
 }
 

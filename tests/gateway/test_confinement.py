@@ -85,6 +85,31 @@ class ConfinementTest(gt.GatewayTestCase):
         finally:
             call("DELETE", "/" + sid)
 
+    def test_relative_paths_still_work_confined(self):
+        """The confined gateway's working directory is its own root: relative --socket
+        and --state-dir given at start must still name the same files."""
+        p = subprocess.Popen([gt.GATEWAY, "--keys", self.gateway.keys_path, "--socket",
+                              os.path.basename(self.daemon.socket_path), "--state-dir", "rel-state",
+                              "--listen", "127.0.0.1:0"], cwd=os.path.dirname(self.daemon.socket_path),
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            line = p.stdout.readline().decode()
+            self.assertIn("listening on", line)
+            url = "http://" + line.split("listening on ", 1)[1].strip() + "/cloudflare/v1/sandbox"
+            req = urllib.request.Request(url, data=b"{}", method="POST",
+                                         headers={"Authorization": "Bearer " + self.key_a,
+                                                  "Content-Type": "application/json"})
+            sid = json.loads(urllib.request.urlopen(req, timeout=120).read())["id"]
+            with open(os.path.join(self.workdir, "rel-state", "cloudflare.json")) as f:
+                self.assertEqual([sb["id"] for sb in json.load(f)["sandboxes"]], [sid])
+            urllib.request.urlopen(urllib.request.Request(url + "/" + sid, method="DELETE",
+                                   headers={"Authorization": "Bearer " + self.key_a}), timeout=120)
+        finally:
+            p.terminate()
+            self.assertEqual(p.wait(60), 0, p.stderr.read())
+            p.stdout.close()
+            p.stderr.close()
+
     def test_root_only_socket_is_refused(self):
         path = os.path.join(self.workdir, "root-only.sock")
         s = socket.socket(socket.AF_UNIX)
