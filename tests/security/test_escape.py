@@ -297,10 +297,16 @@ class EscapeAttacks(st.SecurityTestCase):
         for p, seen in res.items():
             self.attack_ok("see " + p, not seen, "visible" if seen else "absent")
         # overlayfs named its layers in mountinfo by their host paths.
+        # So did the bind of airlock-pid1 at /dev/.init (the install or
+        # build tree): it is bound from a copy named by its hash now.
         mountinfo = self.sh_result("cat /proc/self/mountinfo")["stdout"]
-        for p in (self.daemon.state_dir, self.daemon.workdir):
+        for p in (self.daemon.state_dir, self.daemon.workdir, at.BUILD_DIR,
+                  os.path.dirname(at.AIRLOCK_INIT)):
             self.attack_ok("read %s in mountinfo" % p, p not in mountinfo,
                            "named" if p in mountinfo else "absent")
+        init_line = [line for line in mountinfo.splitlines() if " /dev/.init " in line]
+        self.assertEqual(len(init_line), 1, mountinfo)
+        self.assertRegex(init_line[0].split()[3], r"/airlock-pid1-[0-9a-f]{16}$")
 
     def test_chroot_escape_stays_in_the_sandbox(self):
         res = self.py_json(
