@@ -1260,7 +1260,7 @@ int api_start(struct daemon *ctx, int listen_fd, gid_t allowed_gid, struct api_s
 		return al_error_set(err, ENOMEM, "out of memory");
 	s->ctx = ctx;
 	s->allowed_gid = allowed_gid;
-	if (admission_new(listen_fd, &s->admission, err) < 0) {
+	if (admission_new(listen_fd, ctx->client_rate, &s->admission, err) < 0) {
 		free(s);
 		return -err->code;
 	}
