@@ -22,6 +22,7 @@
 #include "model.h"
 #include "providers/provider.h"
 #include "runstate.h"
+#include "store.h"
 #include "task.h"
 #include "tools.h"
 #include "util.h"
@@ -63,6 +64,7 @@ struct run {
 	struct al_model model;
 	bool model_open;
 	cJSON *tools;
+	struct al_store *store; /* the task's remote snapshot.store, or NULL for local */
 };
 
 static void run_free(struct run *r)
@@ -70,6 +72,7 @@ static void run_free(struct run *r)
 	if (r->model_open)
 		al_model_close(&r->model);
 	al_sandbox_free(r->sandbox);
+	al_store_close(r->store);
 	if (r->provider)
 		r->provider->ops->close(r->provider);
 	if (r->audit_open)
@@ -131,6 +134,137 @@ __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
 	vprintf(fmt, ap);
 	va_end(ap);
 	fflush(stdout);
+}
+
+/* ---- the remote store (docs/storage.md) ----
+ *
+ * Objects of a run live under PREFIX/RUN_ID/: task.json, state.json (a copy of the
+ * RunState as of the last turn) and workspace/ws-N.tar (the workspace archive that
+ * state names).  The RunState records the archive's name and SHA-256 in
+ * sandbox.store_archive, so a resume that lacks the local file fetches that very
+ * object and refuses any other content.
+ */
+
+static char *store_name(struct run *r, const char *rel)
+{
+	char *name = NULL;
+
+	if (asprintf(&name, "%s/%s", al_runstate_str(r->state, "run_id"), rel) < 0)
+		return NULL;
+	return name;
+}
+
+/* Upload DIR/rel as RUN_ID/rel, with an audit record naming the object and digest. */
+static int store_put(struct run *r, const char *rel, char sha[65], struct al_error *err)
+{
+	_cleanup_free_ char *name = store_name(r, rel);
+	_cleanup_free_ char *path = NULL;
+	_cleanup_free_ char *where = NULL;
+	struct al_error e = AL_ERROR_INIT;
+	cJSON *d;
+	int rc;
+
+	if (!name || asprintf(&path, "%s/%s", r->dir, rel) < 0 ||
+	    !(where = al_store_describe(r->store, name)))
+		return al_error_set(err, ENOMEM, "out of memory");
+	rc = al_store_put_file(r->store, name, path, sha, &e);
+	d = cJSON_CreateObject();
+	cJSON_AddStringToObject(d, "op", "put");
+	cJSON_AddStringToObject(d, "object", where);
+	cJSON_AddStringToObject(d, "sha256", rc < 0 ? "" : sha);
+	cJSON_AddStringToObject(d, "outcome", rc < 0 ? e.msg : "ok");
+	if (audit(r, "store", d, err) < 0)
+		return -EIO;
+	if (rc < 0) {
+		*err = e;
+		return rc;
+	}
+	return 0;
+}
+
+/* The RunState's copy in the store, as saved last. */
+static int store_state(struct run *r, struct al_error *err)
+{
+	char sha[65];
+
+	return r->store ? store_put(r, AL_RUNSTATE_FILE, sha, err) : 0;
+}
+
+/* The workspace archive rel (just written) goes to the store before the RunState names
+ * it, so that whatever the RunState names is in the store; then the one it replaces goes.
+ * Called with the RunState's workspace_archive already set to rel, not yet saved. */
+static int record_archive(struct run *r, const char *rel, struct al_error *err)
+{
+	cJSON *sb = sandbox_state(r);
+	cJSON *rec = cJSON_GetObjectItemCaseSensitive(sb, "store_archive");
+	_cleanup_free_ char *old = NULL;
+	char sha[65];
+	int rc;
+
+	if (!r->store)
+		return save(r, err);
+	if (al_runstate_str(rec, "name") && strcmp(al_runstate_str(rec, "name"), rel))
+		old = strdup(al_runstate_str(rec, "name"));
+	if ((rc = store_put(r, rel, sha, err)) < 0)
+		return rc;
+	cJSON_DeleteItemFromObjectCaseSensitive(sb, "store_archive");
+	rec = cJSON_AddObjectToObject(sb, "store_archive");
+	cJSON_AddStringToObject(rec, "name", rel);
+	cJSON_AddStringToObject(rec, "sha256", sha);
+	if ((rc = save(r, err)) < 0 || (rc = store_state(r, err)) < 0)
+		return rc;
+	if (old) {
+		_cleanup_free_ char *name = store_name(r, old);
+		struct al_error e = AL_ERROR_INIT;
+		if (name && al_store_delete(r->store, name, &e) < 0)
+			log_warn("delete superseded %s: %s", old, e.msg);
+	}
+	return 0;
+}
+
+/* A resume whose local copy of the recorded archive is gone (another machine, a lost
+ * disk) takes it from the store, checked against the digest recorded with it. */
+static int fetch_archive(struct run *r, const char *rel, const char *abs, struct al_error *err)
+{
+	const cJSON *rec = cJSON_GetObjectItemCaseSensitive(sandbox_state(r), "store_archive");
+	const char *sha = al_runstate_str(rec, "sha256");
+	_cleanup_free_ char *name = NULL;
+	_cleanup_free_ char *dir = NULL;
+	struct al_error e = AL_ERROR_INIT;
+	cJSON *d;
+	int rc;
+
+	if (!r->store || access(abs, R_OK) == 0 || !al_runstate_str(rec, "name") ||
+	    strcmp(al_runstate_str(rec, "name"), rel))
+		return 0;
+	if (!(name = store_name(r, rel)) || asprintf(&dir, "%s/" WORKSPACE_DIR, r->dir) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if ((rc = al_mkdir_p(dir, 0700, err)) < 0)
+		return rc;
+	rc = al_store_get_file(r->store, name, abs, sha, &e);
+	d = cJSON_CreateObject();
+	cJSON_AddStringToObject(d, "op", "get");
+	{
+		_cleanup_free_ char *where = al_store_describe(r->store, name);
+		cJSON_AddStringToObject(d, "object", where ? where : name);
+	}
+	cJSON_AddStringToObject(d, "sha256", sha ? sha : "");
+	cJSON_AddStringToObject(d, "outcome", rc < 0 ? e.msg : "ok");
+	if (audit(r, "store", d, err) < 0)
+		return -EIO;
+	if (rc < 0) {
+		*err = e;
+		return rc;
+	}
+	say("resume: fetched workspace archive %s from the store\n", rel);
+	return 0;
+}
+
+static int open_store(struct run *r, struct al_error *err)
+{
+	if (r->task.store.type == AL_STORE_LOCAL)
+		return 0;
+	return al_store_open(&r->task.store, &r->creds, &r->store, err);
 }
 
 /* ---- the sandbox ---- */
@@ -285,7 +419,7 @@ static int persist_archive(struct run *r, struct al_error *err)
 			log_warn("%s", e.msg);
 		} else {
 			al_runstate_set_str(sb, "workspace_archive", rel);
-			if ((rc = save(r, err)) < 0)
+			if ((rc = record_archive(r, rel, err)) < 0)
 				return rc;
 			prune_archives(r->dir, rel + strlen(WORKSPACE_DIR "/"));
 		}
@@ -850,7 +984,8 @@ int al_run_start(const struct al_run_options *opts)
 	if (al_task_load(opts->task_path, &r.task, &r.task_dir, &text, &len, &err) < 0)
 		return usage_error(&err);
 	r.task_loaded = true;
-	if (al_credentials_load(opts->credentials, &r.creds, &err) < 0 || check_key(&r, &err) < 0)
+	if (al_credentials_load(opts->credentials, &r.creds, &err) < 0 || check_key(&r, &err) < 0 ||
+	    open_store(&r, &err) < 0)
 		return usage_error(&err);
 	if (make_run_id(run_id, &err) < 0)
 		return usage_error(&err);
@@ -907,7 +1042,10 @@ int al_run_start(const struct al_run_options *opts)
 		cJSON_AddStringToObject(d, "provider", r.task.provider_type);
 		cJSON_AddStringToObject(d, "credentials", r.creds.source ? r.creds.source : "none");
 	}
-	if (audit(&r, "run_start", d, &err) < 0 || open_clients(&r, &err) < 0 ||
+	if (audit(&r, "run_start", d, &err) < 0 ||
+	    (r.store && (store_put(&r, TASK_COPY, (char[65]){0}, &err) < 0 ||
+	                 store_state(&r, &err) < 0)) ||
+	    open_clients(&r, &err) < 0 ||
 	    create_sandbox(&r, r.task.start_snapshot, &err) < 0 || start_workspace(&r, &err) < 0)
 		return fail(&r, &err);
 	return drive(&r);
@@ -959,7 +1097,7 @@ static int take_workspace_along(struct run *r, const char *was, struct al_error 
 		}
 		if (rc == 0) {
 			al_runstate_set_str(st, "workspace_archive", rel);
-			if ((rc = save(r, err)) < 0) {
+			if ((rc = record_archive(r, rel, err)) < 0) {
 				ops->close(p);
 				return rc;
 			}
@@ -1104,6 +1242,8 @@ static int recover_sandbox(struct run *r, struct al_error *err)
 		if (asprintf(&abs, "%s%s%s", archive[0] == '/' ? "" : r->dir,
 		             archive[0] == '/' ? "" : "/", archive) < 0)
 			return al_error_set(err, ENOMEM, "out of memory");
+		if ((rc = fetch_archive(r, archive, abs, err)) < 0)
+			return rc;
 		al_error_clear(&e);
 		rc = r->provider->ops->hydrate_workspace(r->provider, r->sandbox, abs, &e);
 		if (audit_sandbox_op(r, "hydrate_workspace", sandbox_id(r), rc, &e, NULL, err) < 0)
@@ -1173,7 +1313,8 @@ int al_run_resume(const struct al_run_options *opts)
 			cJSON_AddItemToObject(r.state, "provider_block", cJSON_Duplicate(given, 1));
 		}
 	}
-	if (al_credentials_load(opts->credentials, &r.creds, &err) < 0 || check_key(&r, &err) < 0)
+	if (al_credentials_load(opts->credentials, &r.creds, &err) < 0 || check_key(&r, &err) < 0 ||
+	    open_store(&r, &err) < 0)
 		return usage_error(&err);
 	status = al_runstate_str(r.state, "status");
 	if (status && !strcmp(status, "completed") &&
