@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <openssl/evp.h>
@@ -336,14 +337,24 @@ static char *azure_authorization(const struct al_store *s, const char *method, c
 	    al_buf_append(&sts, s->secret->account_name, strlen(s->secret->account_name)) < 0 ||
 	    al_buf_append(&sts, path, strcspn(path, "?")) < 0)
 		return NULL;
-	/* The query's parameters, sorted by name, one "name:value" a line; every query
-	 * built here has at most two plain-valued parameters, given sorted. */
+	/* The query's parameters, one "name:decoded value" a line, sorted by name: every
+	 * query built here is given sorted. */
 	for (const char *q = query; q && *q;) {
 		size_t len = strcspn(q, "&");
 		const char *eq = memchr(q, '=', len);
-		if (!eq || al_buf_append(&sts, "\n", 1) < 0 || al_buf_append(&sts, q, eq - q) < 0 ||
-		    al_buf_append(&sts, ":", 1) < 0 ||
-		    al_buf_append(&sts, eq + 1, len - (eq + 1 - q)) < 0)
+		char *value;
+		int value_len = 0;
+		if (!eq)
+			return NULL;
+		value = curl_easy_unescape(NULL, eq + 1, (int)(len - (size_t)(eq + 1 - q)),
+		                           &value_len);
+		if (!value)
+			return NULL;
+		int ar = al_buf_append(&sts, "\n", 1) < 0 || al_buf_append(&sts, q, eq - q) < 0 ||
+		         al_buf_append(&sts, ":", 1) < 0 ||
+		         al_buf_append(&sts, value, (size_t)value_len) < 0;
+		curl_free(value);
+		if (ar)
 			return NULL;
 		q += len + (q[len] == '&');
 	}
@@ -398,6 +409,7 @@ static int store_do(struct al_store *s, const struct store_request *rq,
 	_cleanup_free_ char *version = NULL;
 	_cleanup_free_ char *auth = NULL;
 	_cleanup_free_ char *what = NULL;
+	_cleanup_free_ char *payload_sha = NULL;
 	const char *headers[24];
 	bool has_body = rq->upload || rq->body_len || !strcmp(rq->method, "PUT") ||
 	                !strcmp(rq->method, "POST");
@@ -413,6 +425,15 @@ static int store_do(struct al_store *s, const struct store_request *rq,
 	/* libcurl would add a form content type to a body given in memory. */
 	if (has_body)
 		headers[n++] = "Content-Type: application/octet-stream";
+	/* S3 wants the payload's hash in a header (and SigV4 signs it); a file upload
+	 * brings its own, a body in memory is hashed here. */
+	if (s->content_sha_header && !rq->upload) {
+		char sha[65];
+		al_sha256_hex(rq->body ? rq->body : "", rq->body_len, sha);
+		if (asprintf(&payload_sha, "%s: %s", s->content_sha_header, sha) < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
+		headers[n++] = payload_sha;
+	}
 	if (s->type == AL_STORE_AZURE) {
 		char stamp[64];
 		time_t now = time(NULL);
@@ -696,8 +717,6 @@ static int put_blocks_azure(struct al_store *s, const char *key, FILE *f, const 
 			return al_error_set(err, ENOMEM, "out of memory");
 		struct store_request rq = {
 		    .method = "PUT", .key = key, .query = query, .body = buf, .body_len = want};
-		/* Shared Key signs the decoded query value; these ids need no decoding
-		 * when the base64 has no '+', '/' or '=', which "block-%08u" never gives. */
 		if ((r = store_do(s, &rq, &resp, err)) < 0)
 			return al_error_prefix(err, "block %u of %u", i + 1, parts);
 		xmlNewTextChild(list, NULL, BAD_CAST "Latest", BAD_CAST id);
