@@ -796,7 +796,7 @@ static int finish(struct run *r, struct al_error *err)
 		}
 	}
 	cJSON_DeleteItemFromObjectCaseSensitive(r->state, "finish_pending");
-	if ((rc = save(r, err)) < 0)
+	if ((rc = save(r, err)) < 0 || (rc = store_state(r, err)) < 0)
 		return rc;
 	d = cJSON_CreateObject();
 	cJSON_AddStringToObject(d, "status", "completed");
