@@ -20,14 +20,17 @@ import base64
 import datetime
 import email.parser
 import hashlib
-import hmac
 import json
+import os
 import sys
 import threading
 import urllib.parse
 import uuid
 import xml.etree.ElementTree as ET
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sigv4  # noqa: E402
 
 
 def _crc32c_table():
@@ -83,12 +86,6 @@ def resource(bucket, name, obj):
     }
 
 
-def canonical_query(query):
-    pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
-    enc = [(urllib.parse.quote(k, safe="-_.~"), urllib.parse.quote(v, safe="-_.~")) for k, v in pairs]
-    return "&".join("%s=%s" % kv for kv in sorted(enc))
-
-
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     store = None
@@ -135,37 +132,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def check_signature(self, payload):
         """The GOOG4-HMAC-SHA256 header signature; None when it holds, else why not."""
-        auth = self.headers.get("Authorization", "")
-        if not auth.startswith("GOOG4-HMAC-SHA256 "):
-            return "not signed with GOOG4-HMAC-SHA256"
-        fields = dict(p.strip().split("=", 1) for p in auth[len("GOOG4-HMAC-SHA256 "):].split(","))
-        cred = fields["Credential"].split("/")
-        access, date, region, service, term = cred
-        secret = self.store.keys.get(access)
-        if secret is None or service != "storage" or term != "goog4_request":
-            return "unknown access id or bad credential scope"
-        signed = fields["SignedHeaders"].split(";")
-        if "host" not in signed:
-            return "host is not signed"
-        payload_hash = self.headers.get("x-goog-content-sha256", "")
-        if payload_hash != "UNSIGNED-PAYLOAD" and payload_hash != hashlib.sha256(payload).hexdigest():
-            return "payload does not match x-goog-content-sha256"
-        url = urllib.parse.urlsplit(self.path)
-        canon_headers = "".join("%s:%s\n" % (h, " ".join((self.headers.get(h) or "").split()))
-                                for h in signed)
-        creq = "\n".join([self.command, url.path, canonical_query(url.query), canon_headers,
-                          ";".join(signed), payload_hash])
-        stamp = self.headers.get("x-goog-date", "")
-        scope = "/".join(cred[1:])
-        sts = "\n".join(["GOOG4-HMAC-SHA256", stamp, scope,
-                         hashlib.sha256(creq.encode()).hexdigest()])
-        key = ("GOOG4" + secret).encode()
-        for part in (date, region, service, term):
-            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-        want = hmac.new(key, sts.encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(want, fields.get("Signature", "")):
-            return "signature does not match"
-        return None
+        return sigv4.check(self.command, self.path, self.headers, payload, self.store.keys, "goog")
 
     # ---- dispatch ----
     def do_GET(self):
