@@ -190,35 +190,50 @@ static int store_state(struct run *r, struct al_error *err)
 	return r->store ? store_put(r, AL_RUNSTATE_FILE, sha, err) : 0;
 }
 
-/* The workspace archive rel (just written) goes to the store before the RunState names
+static void store_drop(struct run *r, const char *rel)
+{
+	_cleanup_free_ char *name = store_name(r, rel);
+	struct al_error e = AL_ERROR_INIT;
+
+	if (name && al_store_delete(r->store, name, &e) < 0)
+		log_warn("delete superseded %s: %s", rel, e.msg);
+}
+
+/*
+ * The workspace archive rel (just written) goes to the store before the RunState names
  * it, so that whatever the RunState names is in the store; then the one it replaces goes.
- * Called with the RunState's workspace_archive already set to rel, not yet saved. */
+ * Its name is written ahead (store_pending) so that an upload a kill cut off from its
+ * record is found and removed by the next one.  Called with the RunState's
+ * workspace_archive already set to rel, not yet saved.
+ */
 static int record_archive(struct run *r, const char *rel, struct al_error *err)
 {
 	cJSON *sb = sandbox_state(r);
 	cJSON *rec = cJSON_GetObjectItemCaseSensitive(sb, "store_archive");
+	const char *kept = al_runstate_str(rec, "name");
+	const char *pending = al_runstate_str(sb, "store_pending");
 	_cleanup_free_ char *old = NULL;
 	char sha[65];
 	int rc;
 
 	if (!r->store)
 		return save(r, err);
-	if (al_runstate_str(rec, "name") && strcmp(al_runstate_str(rec, "name"), rel))
-		old = strdup(al_runstate_str(rec, "name"));
-	if ((rc = store_put(r, rel, sha, err)) < 0)
+	if (pending && strcmp(pending, rel) && (!kept || strcmp(pending, kept)))
+		store_drop(r, pending);
+	if (kept && strcmp(kept, rel) && !(old = strdup(kept)))
+		return al_error_set(err, ENOMEM, "out of memory");
+	al_runstate_set_str(sb, "store_pending", rel);
+	if ((rc = save(r, err)) < 0 || (rc = store_put(r, rel, sha, err)) < 0)
 		return rc;
 	cJSON_DeleteItemFromObjectCaseSensitive(sb, "store_archive");
 	rec = cJSON_AddObjectToObject(sb, "store_archive");
 	cJSON_AddStringToObject(rec, "name", rel);
 	cJSON_AddStringToObject(rec, "sha256", sha);
+	al_runstate_set_str(sb, "store_pending", NULL);
 	if ((rc = save(r, err)) < 0 || (rc = store_state(r, err)) < 0)
 		return rc;
-	if (old) {
-		_cleanup_free_ char *name = store_name(r, old);
-		struct al_error e = AL_ERROR_INIT;
-		if (name && al_store_delete(r->store, name, &e) < 0)
-			log_warn("delete superseded %s: %s", old, e.msg);
-	}
+	if (old)
+		store_drop(r, old);
 	return 0;
 }
 

@@ -277,14 +277,16 @@ class StoreTest(ht.HarnessTestCase):
         res = self.run_task(task, run_dir, env={ht.KILL_HOOK: "14"}, args=args)
         self.assertTrue(res.killed, res)
         recorded = {}
-        # Kill again until an archive is in the store and the run is not done.
-        for _ in range(20):
+        # Killed again (at another write each time) until an archive is in the store and
+        # the run is not done.
+        for k in range(3, 40):
             state = ht.load_state(run_dir)
             recorded.update(ht.recorded_results(state))
             if (state.get("sandbox") or {}).get("store_archive") and state.get("status") != "completed":
                 break
-            res = self.resume(run_dir, env={ht.KILL_HOOK: "6"}, args=args)
+            res = self.resume(run_dir, env={ht.KILL_HOOK: str(k)}, args=args)
             self.assertTrue(res.killed, res)
+        self.assertNotEqual(state.get("status"), "completed")
         rec = state["sandbox"]["store_archive"]
         self.assertEqual(rec["name"], state["sandbox"]["workspace_archive"])
         run_id = state["run_id"]
