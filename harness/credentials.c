@@ -83,8 +83,8 @@ static int load_stores(cJSON *stores, const char *path, struct al_credentials *c
 			                    path, entry->string);
 		if (!cJSON_IsObject(entry))
 			return al_error_set(err, EINVAL,
-			                    "credentials file %s: stores.%s must be an object", path,
-			                    entry->string);
+			                    "credentials file %s: stores.%s must be an object",
+			                    path, entry->string);
 		cJSON_ArrayForEach(f, entry)
 		{
 			bool known = false;
@@ -140,8 +140,8 @@ static int load_file(const char *path, struct al_credentials *c, struct al_error
 		return al_error_set(err, EINVAL, "credentials file %s is not a JSON object", path);
 	cJSON_ArrayForEach(key, j)
 	{
-		bool known = !strcmp(key->string, "openai_api_key") ||
-		             !strcmp(key->string, "stores");
+		bool known =
+		    !strcmp(key->string, "openai_api_key") || !strcmp(key->string, "stores");
 		for (size_t i = 0; i < N_HOSTED; i++)
 			known =
 			    known || !strcmp(key->string, al_provider_key_field(hosted_types[i]));
@@ -231,8 +231,7 @@ void al_credentials_free(struct al_credentials *c)
 	}
 }
 
-const struct al_store_secret *al_credentials_store(const struct al_credentials *c,
-                                                   const char *type)
+const struct al_store_secret *al_credentials_store(const struct al_credentials *c, const char *type)
 {
 	for (size_t i = 0; type && i < AL_CREDENTIALS_STORES; i++)
 		if (!strcmp(store_types[i], type))

@@ -27,7 +27,8 @@ static void usage(FILE *f)
 	fputs("usage: airlock-harness run TASK.json [--run-dir DIR] [--credentials FILE]\n"
 	      "       airlock-harness resume DIR [--credentials FILE] [--provider FILE.json]\n"
 	      "       airlock-harness audit verify DIR\n"
-	      "       airlock-harness store put|get|delete TASK.json NAME [FILE] [--credentials FILE]\n",
+	      "       airlock-harness store put|get|delete TASK.json NAME [FILE] [--credentials "
+	      "FILE]\n",
 	      f);
 }
 
@@ -141,7 +142,8 @@ static int cmd_store(int argc, char **argv)
 	else if (!strcmp(op, "put"))
 		printf("%s sha256 %s\n", where ? where : argv[i + 2], sha);
 	else
-		printf("%s: %s\n", where ? where : argv[i + 2], !strcmp(op, "get") ? "verified" : "deleted");
+		printf("%s: %s\n", where ? where : argv[i + 2],
+		       !strcmp(op, "get") ? "verified" : "deleted");
 	al_store_close(TAKE_PTR(st));
 	al_credentials_free(&creds);
 	al_task_free(&task);

@@ -1058,10 +1058,10 @@ int al_run_start(const struct al_run_options *opts)
 		cJSON_AddStringToObject(d, "credentials", r.creds.source ? r.creds.source : "none");
 	}
 	if (audit(&r, "run_start", d, &err) < 0 ||
-	    (r.store && (store_put(&r, TASK_COPY, (char[65]){0}, &err) < 0 ||
-	                 store_state(&r, &err) < 0)) ||
-	    open_clients(&r, &err) < 0 ||
-	    create_sandbox(&r, r.task.start_snapshot, &err) < 0 || start_workspace(&r, &err) < 0)
+	    (r.store &&
+	     (store_put(&r, TASK_COPY, (char[65]){0}, &err) < 0 || store_state(&r, &err) < 0)) ||
+	    open_clients(&r, &err) < 0 || create_sandbox(&r, r.task.start_snapshot, &err) < 0 ||
+	    start_workspace(&r, &err) < 0)
 		return fail(&r, &err);
 	return drive(&r);
 }

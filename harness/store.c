@@ -57,8 +57,11 @@ struct al_store {
 };
 
 static const char *const type_names[] = {
-    [AL_STORE_LOCAL] = "local", [AL_STORE_S3] = "s3",          [AL_STORE_R2] = "r2",
-    [AL_STORE_GCS] = "gcs",     [AL_STORE_AZURE] = "azure_blob",
+    [AL_STORE_LOCAL] = "local",
+    [AL_STORE_S3] = "s3",
+    [AL_STORE_R2] = "r2",
+    [AL_STORE_GCS] = "gcs",
+    [AL_STORE_AZURE] = "azure_blob",
 };
 
 int al_store_type_from_name(const char *name)
@@ -116,18 +119,20 @@ int al_store_open(const struct al_store_config *cfg, const struct al_credentials
 	s->part_size = cfg->part_size ? cfg->part_size : AL_STORE_DEFAULT_PART;
 	if (cfg->type == AL_STORE_AZURE) {
 		if (!sec->account_name || (!sec->account_key && !sec->sas_token))
-			return al_error_set(err, EPERM,
-			                    "store azure_blob container %s: the credentials file has "
-			                    "no stores.azure_blob account_name with account_key or "
-			                    "sas_token",
-			                    cfg->bucket);
+			return al_error_set(
+			    err, EPERM,
+			    "store azure_blob container %s: the credentials file has "
+			    "no stores.azure_blob account_name with account_key or "
+			    "sas_token",
+			    cfg->bucket);
 		if (sec->account_key) {
 			_cleanup_free_ char *key = NULL;
 			size_t len = 0;
 			if (al_base64_decode(sec->account_key, &key, &len, err) < 0)
-				return al_error_set(err, EINVAL,
-				                    "credentials file: stores.azure_blob.account_key "
-				                    "is not base64");
+				return al_error_set(
+				    err, EINVAL,
+				    "credentials file: stores.azure_blob.account_key "
+				    "is not base64");
 			s->azure_key = (unsigned char *)TAKE_PTR(key);
 			s->azure_key_len = len;
 		}
@@ -331,7 +336,8 @@ static char *azure_authorization(const struct al_store *s, const char *method, c
 	    al_buf_append(&sts, "\n\n\n\n\n\n\n", 7) < 0)
 		return NULL;
 	for (size_t i = 0; i < n; i++)
-		if (al_buf_append(&sts, ms[i], strlen(ms[i])) < 0 || al_buf_append(&sts, "\n", 1) < 0)
+		if (al_buf_append(&sts, ms[i], strlen(ms[i])) < 0 ||
+		    al_buf_append(&sts, "\n", 1) < 0)
 			return NULL;
 	if (al_buf_append(&sts, "/", 1) < 0 ||
 	    al_buf_append(&sts, s->secret->account_name, strlen(s->secret->account_name)) < 0 ||
@@ -346,8 +352,8 @@ static char *azure_authorization(const struct al_store *s, const char *method, c
 		int value_len = 0;
 		if (!eq)
 			return NULL;
-		value = curl_easy_unescape(NULL, eq + 1, (int)(len - (size_t)(eq + 1 - q)),
-		                           &value_len);
+		value =
+		    curl_easy_unescape(NULL, eq + 1, (int)(len - (size_t)(eq + 1 - q)), &value_len);
 		if (!value)
 			return NULL;
 		int ar = al_buf_append(&sts, "\n", 1) < 0 || al_buf_append(&sts, q, eq - q) < 0 ||
@@ -362,8 +368,8 @@ static char *azure_authorization(const struct al_store *s, const char *method, c
 	    hmac_sha256(s->azure_key, s->azure_key_len, sts.data, mac) < 0)
 		return NULL;
 	sig = al_base64_encode(mac, sizeof(mac));
-	if (!sig || asprintf(&auth, "Authorization: SharedKey %s:%s", s->secret->account_name,
-	                     sig) < 0)
+	if (!sig ||
+	    asprintf(&auth, "Authorization: SharedKey %s:%s", s->secret->account_name, sig) < 0)
 		return NULL;
 	return auth;
 }
@@ -411,14 +417,14 @@ static int store_do(struct al_store *s, const struct store_request *rq,
 	_cleanup_free_ char *what = NULL;
 	_cleanup_free_ char *payload_sha = NULL;
 	const char *headers[24];
-	bool has_body = rq->upload || rq->body_len || !strcmp(rq->method, "PUT") ||
-	                !strcmp(rq->method, "POST");
+	bool has_body =
+	    rq->upload || rq->body_len || !strcmp(rq->method, "PUT") || !strcmp(rq->method, "POST");
 	size_t n = 0;
 	int r;
 
-	if (!url || asprintf(&what, "store %s %s %s key %s", al_store_type_name(s->type),
-	                     s->type == AL_STORE_AZURE ? "container" : "bucket", s->bucket,
-	                     rq->key) < 0)
+	if (!url ||
+	    asprintf(&what, "store %s %s %s key %s", al_store_type_name(s->type),
+	             s->type == AL_STORE_AZURE ? "container" : "bucket", s->bucket, rq->key) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
 	for (const char *const *h = rq->headers; h && *h && n < 16; h++)
 		headers[n++] = *h;
@@ -452,7 +458,8 @@ static int store_do(struct al_store *s, const struct store_request *rq,
 			                           has_body ? "application/octet-stream" : NULL,
 			                           rq->query);
 			if (!auth)
-				return al_error_set(err, ENOMEM, "%s: cannot sign the request", what);
+				return al_error_set(err, ENOMEM, "%s: cannot sign the request",
+				                    what);
 			headers[n++] = auth;
 		}
 	}
@@ -651,12 +658,16 @@ static int put_multipart_s3(struct al_store *s, const char *key, FILE *f, const 
 		body = xml_dump(done, &body_len);
 		if (!body || asprintf(&query, "uploadId=%s", enc.data) < 0)
 			r = al_error_set(err, ENOMEM, "out of memory");
-		struct store_request rq = {
-		    .method = "POST", .key = key, .query = query, .body = body, .body_len = body_len};
+		struct store_request rq = {.method = "POST",
+		                           .key = key,
+		                           .query = query,
+		                           .body = body,
+		                           .body_len = body_len};
 		if (r >= 0 && (r = store_do(s, &rq, &resp, err)) < 0)
 			al_error_prefix(err, "complete multipart upload");
 		/* S3 may answer 200 with an <Error> body. */
-		if (r >= 0 && resp.body.len && memmem(resp.body.data, resp.body.len, "<Error>", 7)) {
+		if (r >= 0 && resp.body.len &&
+		    memmem(resp.body.data, resp.body.len, "<Error>", 7)) {
 			char text[512];
 			error_text(&resp, text, sizeof(text));
 			r = al_error_set(err, EIO,

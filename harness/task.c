@@ -367,9 +367,9 @@ static int parse_memory(const cJSON *o, const char *base_dir, struct al_task *t,
 static int parse_store(const cJSON *o, const char *base_dir, struct al_store_config *st,
                        struct al_error *err)
 {
-	static const char *const keys[] = {"type",   "bucket",       "container", "prefix",
-	                                   "region", "endpoint",     "ca_bundle", "part_size_mb",
-	                                   NULL};
+	static const char *const keys[] = {"type",      "bucket",       "container",
+	                                   "prefix",    "region",       "endpoint",
+	                                   "ca_bundle", "part_size_mb", NULL};
 	_cleanup_free_ char *type = NULL;
 	_cleanup_free_ char *container = NULL;
 	_cleanup_free_ char *ca = NULL;
@@ -421,9 +421,10 @@ static int parse_store(const cJSON *o, const char *base_dir, struct al_store_con
 	for (size_t n = strlen(st->prefix); n && st->prefix[n - 1] == '/'; n--)
 		st->prefix[n - 1] = '\0';
 	if (strstr(st->prefix, "//") || strstr(st->prefix, ".."))
-		return al_error_set(err, EINVAL, "task: snapshot.store.prefix %s is not a plain path",
-		                    st->prefix);
-	if (st->endpoint && strncmp(st->endpoint, "https://", 8) && strncmp(st->endpoint, "http://", 7))
+		return al_error_set(
+		    err, EINVAL, "task: snapshot.store.prefix %s is not a plain path", st->prefix);
+	if (st->endpoint && strncmp(st->endpoint, "https://", 8) &&
+	    strncmp(st->endpoint, "http://", 7))
 		return al_error_set(err, EINVAL,
 		                    "task: snapshot.store.endpoint must be an http(s) URL");
 	if (st->type == AL_STORE_R2 && !st->endpoint)
