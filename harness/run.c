@@ -41,6 +41,7 @@
 #define TASK_COPY "task.json"
 #define OUTPUT_FILE "output.txt"
 #define WORKSPACE_DIR "workspace"
+#define SNAPSHOTS_DIR "snapshots"
 #define DEFAULT_API_HOST "api.openai.com"
 /* How long to wait for a sandbox a killed harness left half-created. */
 #define ADOPT_WAIT_MS (120 * 1000)
@@ -200,41 +201,81 @@ static void store_drop(struct run *r, const char *rel)
 }
 
 /*
- * The workspace archive rel (just written) goes to the store before the RunState names
- * it, so that whatever the RunState names is in the store; then the one it replaces goes.
- * Its name is written ahead (store_pending) so that an upload a kill cut off from its
- * record is found and removed by the next one.  Called with the RunState's
- * workspace_archive already set to rel, not yet saved.
+ * DIR/rel (just written) goes to the store before the RunState names it in field
+ * ("store_archive", "store_snapshot"), so that whatever the RunState names is in the
+ * store; then the object it replaces goes.  Its name is written ahead (FIELD_pending) so
+ * that an upload a kill cut off from its record is found and removed by the next one.
+ * The caller's other changes to the RunState are saved with it.
  */
-static int record_archive(struct run *r, const char *rel, struct al_error *err)
+static int store_record(struct run *r, const char *field, const char *rel, const char *snapshot_id,
+                        struct al_error *err)
 {
 	cJSON *sb = sandbox_state(r);
-	cJSON *rec = cJSON_GetObjectItemCaseSensitive(sb, "store_archive");
+	cJSON *rec = cJSON_GetObjectItemCaseSensitive(sb, field);
 	const char *kept = al_runstate_str(rec, "name");
-	const char *pending = al_runstate_str(sb, "store_pending");
+	_cleanup_free_ char *pending_field = NULL;
 	_cleanup_free_ char *old = NULL;
+	const char *pending;
 	char sha[65];
 	int rc;
 
-	if (!r->store)
-		return save(r, err);
+	if (asprintf(&pending_field, "%s_pending", field) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	pending = al_runstate_str(sb, pending_field);
 	if (pending && strcmp(pending, rel) && (!kept || strcmp(pending, kept)))
 		store_drop(r, pending);
 	if (kept && strcmp(kept, rel) && !(old = strdup(kept)))
 		return al_error_set(err, ENOMEM, "out of memory");
-	al_runstate_set_str(sb, "store_pending", rel);
+	al_runstate_set_str(sb, pending_field, rel);
 	if ((rc = save(r, err)) < 0 || (rc = store_put(r, rel, sha, err)) < 0)
 		return rc;
-	cJSON_DeleteItemFromObjectCaseSensitive(sb, "store_archive");
-	rec = cJSON_AddObjectToObject(sb, "store_archive");
+	cJSON_DeleteItemFromObjectCaseSensitive(sb, field);
+	rec = cJSON_AddObjectToObject(sb, field);
 	cJSON_AddStringToObject(rec, "name", rel);
 	cJSON_AddStringToObject(rec, "sha256", sha);
-	al_runstate_set_str(sb, "store_pending", NULL);
+	if (snapshot_id)
+		cJSON_AddStringToObject(rec, "snapshot_id", snapshot_id);
+	al_runstate_set_str(sb, pending_field, NULL);
 	if ((rc = save(r, err)) < 0 || (rc = store_state(r, err)) < 0)
 		return rc;
 	if (old)
 		store_drop(r, old);
 	return 0;
+}
+
+/* The workspace archive rel goes to the store (when there is one), then is recorded. */
+static int record_archive(struct run *r, const char *rel, struct al_error *err)
+{
+	return r->store ? store_record(r, "store_archive", rel, NULL, err) : save(r, err);
+}
+
+/* A process snapshot just recorded goes to the store as airlockd's export stream, so a
+ * resume on a fresh airlockd can import it.  Failing costs that, not the run. */
+static int store_snapshot(struct run *r, const char *snapshot_id, struct al_error *err)
+{
+	const struct al_provider_ops *ops = r->provider->ops;
+	_cleanup_free_ char *rel = NULL;
+	_cleanup_free_ char *dir = NULL;
+	_cleanup_free_ char *path = NULL;
+	struct al_error e = AL_ERROR_INIT;
+	int rc;
+
+	if (!r->store || !ops->export_snapshot || !ops->import_snapshot)
+		return 0;
+	if (asprintf(&rel, SNAPSHOTS_DIR "/%s.tar", snapshot_id) < 0 ||
+	    asprintf(&dir, "%s/" SNAPSHOTS_DIR, r->dir) < 0 ||
+	    asprintf(&path, "%s/%s", r->dir, rel) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	rc = al_mkdir_p(dir, 0700, &e);
+	if (rc == 0)
+		rc = ops->export_snapshot(r->provider, snapshot_id, path, &e);
+	if (rc < 0) {
+		log_warn("snapshot %s stays local only: %s", snapshot_id, e.msg);
+		return 0;
+	}
+	rc = store_record(r, "store_snapshot", rel, snapshot_id, err);
+	unlink(path); /* the store keeps it; airlockd has its own copy */
+	return rc;
 }
 
 /* A resume whose local copy of the recorded archive is gone (another machine, a lost
@@ -502,7 +543,7 @@ static int after_turn(struct run *r, struct al_error *err)
 			    r->provider->ops->delete_snapshot(r->provider, previous, &e) < 0)
 				log_warn("delete superseded snapshot %s: %s", previous, e.msg);
 			al_runstate_set_str(sb, "snapshot_pending_of", NULL);
-			if ((rc = save(r, err)) < 0)
+			if ((rc = save(r, err)) < 0 || (rc = store_snapshot(r, snap, err)) < 0)
 				return rc;
 		}
 	}
@@ -1168,6 +1209,73 @@ static void drop_unrecorded_snapshots(struct run *r)
 	al_runstate_set_str(sb, "snapshot_pending_of", NULL);
 }
 
+/*
+ * The snapshot snap is not in this airlockd (a fresh one, the old state gone): when the
+ * store holds its export, fetch it (checked against the recorded SHA-256), import it and
+ * restore from the import.  1: restored; 0: not possible, go on without it.
+ */
+static int import_snapshot(struct run *r, const char *snap, struct al_error *err)
+{
+	cJSON *sb = sandbox_state(r);
+	cJSON *rec = cJSON_GetObjectItemCaseSensitive(sb, "store_snapshot");
+	const char *rel = al_runstate_str(rec, "name");
+	const struct al_provider_ops *ops = r->provider->ops;
+	_cleanup_free_ char *name = NULL;
+	_cleanup_free_ char *path = NULL;
+	_cleanup_free_ char *dir = NULL;
+	_cleanup_free_ char *imported = NULL;
+	_cleanup_free_ char *was = NULL; /* snap may be the RunState's, replaced below */
+	struct al_error e = AL_ERROR_INIT;
+	cJSON *d;
+	int rc;
+
+	if (!r->store || !ops->import_snapshot || !rel ||
+	    strcmp(al_runstate_str(rec, "snapshot_id") ? al_runstate_str(rec, "snapshot_id") : "",
+	           snap))
+		return 0;
+	if (!(name = store_name(r, rel)) || asprintf(&path, "%s/%s", r->dir, rel) < 0 ||
+	    asprintf(&dir, "%s/" SNAPSHOTS_DIR, r->dir) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	rc = al_mkdir_p(dir, 0700, &e);
+	if (rc == 0)
+		rc = al_store_get_file(r->store, name, path, al_runstate_str(rec, "sha256"), &e);
+	d = cJSON_CreateObject();
+	cJSON_AddStringToObject(d, "op", "get");
+	{
+		_cleanup_free_ char *where = al_store_describe(r->store, name);
+		cJSON_AddStringToObject(d, "object", where ? where : name);
+	}
+	cJSON_AddStringToObject(d, "sha256", al_runstate_str(rec, "sha256"));
+	cJSON_AddStringToObject(d, "outcome", rc < 0 ? e.msg : "ok");
+	if (audit(r, "store", d, err) < 0)
+		return -EIO;
+	if (rc == 0)
+		rc = ops->import_snapshot(r->provider, path, &imported, &e);
+	unlink(path);
+	if (rc < 0) {
+		log_warn("snapshot %s from the store: %s; using the workspace archive", snap,
+		         e.msg);
+		return 0;
+	}
+	al_error_clear(&e);
+	rc = create_sandbox(r, imported, &e);
+	if (rc < 0) {
+		log_warn("restoring imported snapshot %s failed (%s); using the workspace archive",
+		         imported, e.msg);
+		return 0;
+	}
+	/* From now on the run's snapshot is the import (the old id means nothing here). */
+	if (!(was = strdup(snap)))
+		return al_error_set(err, ENOMEM, "out of memory");
+	al_runstate_set_str(sb, "snapshot_id", imported);
+	al_runstate_set_str(rec, "snapshot_id", imported);
+	if ((rc = save(r, err)) < 0)
+		return rc;
+	say("resume: restored sandbox from snapshot %s (imported from the store as %s)\n", was,
+	    imported);
+	return 1;
+}
+
 /* Bring the run's sandbox back; says which way on stdout. */
 static int recover_sandbox(struct run *r, struct al_error *err)
 {
@@ -1242,6 +1350,9 @@ static int recover_sandbox(struct run *r, struct al_error *err)
 			say("resume: restored sandbox from snapshot %s\n", snap);
 			return 0;
 		}
+		rc = import_snapshot(r, snap, err);
+		if (rc != 0)
+			return rc < 0 ? rc : 0;
 		log_warn("restoring snapshot %s failed (%s); recreating from the manifest", snap,
 		         e.msg);
 	}

@@ -269,24 +269,51 @@ class StoreTest(ht.HarnessTestCase):
         type(self).client = at.Client(self.daemon.socket_path, self.created)
         self.assertEqual(self.sandbox_ids(), [])
 
-    def kill_and_resume(self, kind):
-        prefix = "runs/" + kind
+    def kill_and_resume(self, kind, processes=False):
+        """processes: also a process snapshot after every turn, exported to the store and
+        imported by the fresh airlockd at resume."""
+        prefix = "runs/" + kind + ("-snap" if processes else "")
         task = self.store_task(kind, prefix, responses=tr.TURNS)
-        run_dir = self.new_run_dir()
+        if processes:
+            with open(task) as f:
+                t = json.load(f)
+            t["snapshot"].update({"every_turns": 1, "processes": True})
+            with open(task, "w") as f:
+                json.dump(t, f)
         args = ["--credentials", self.creds]
-        res = self.run_task(task, run_dir, env={ht.KILL_HOOK: "14"}, args=args)
-        self.assertTrue(res.killed, res)
         recorded = {}
-        # Killed again (at another write each time) until an archive is in the store and
-        # the run is not done.
-        for k in range(3, 40):
-            state = ht.load_state(run_dir)
+        if processes:
+            # A resume does not go back to a turn's snapshot a kill interrupted: a
+            # run killed once, late enough that a snapshot is in the store.
+            for n in range(14, 120, 3):
+                run_dir = self.new_run_dir()
+                res = self.run_task(task, run_dir, env={ht.KILL_HOOK: str(n)}, args=args)
+                self.assertTrue(res.killed, res)
+                state = ht.load_state(run_dir)
+                sb = state.get("sandbox") or {}
+                if sb.get("snapshot_id") and sb.get("store_archive") and \
+                        (sb.get("store_snapshot") or {}).get("snapshot_id") == sb["snapshot_id"]:
+                    break
+                self.destroy_all()
             recorded.update(ht.recorded_results(state))
-            if (state.get("sandbox") or {}).get("store_archive") and state.get("status") != "completed":
-                break
-            res = self.resume(run_dir, env={ht.KILL_HOOK: str(k)}, args=args)
+        else:
+            run_dir = self.new_run_dir()
+            res = self.run_task(task, run_dir, env={ht.KILL_HOOK: "14"}, args=args)
             self.assertTrue(res.killed, res)
+            # Killed again (at another write each time) until an archive is in the store
+            # and the run is not done.
+            for k in range(3, 40):
+                state = ht.load_state(run_dir)
+                recorded.update(ht.recorded_results(state))
+                if (state.get("sandbox") or {}).get("store_archive") and \
+                        state.get("status") != "completed":
+                    break
+                res = self.resume(run_dir, env={ht.KILL_HOOK: str(k)}, args=args)
+                self.assertTrue(res.killed, res)
         self.assertNotEqual(state.get("status"), "completed")
+        if processes:
+            self.assertEqual(state["sandbox"]["store_snapshot"]["snapshot_id"],
+                             state["sandbox"]["snapshot_id"])
         rec = state["sandbox"]["store_archive"]
         self.assertEqual(rec["name"], state["sandbox"]["workspace_archive"])
         run_id = state["run_id"]
@@ -297,8 +324,15 @@ class StoreTest(ht.HarnessTestCase):
 
         res = self.resume(run_dir, args=args)
         self.assertEqual(res.returncode, 0, res)
-        self.assertIn("resume: fetched workspace archive %s from the store" % rec["name"], res.stdout)
-        self.assertIn("resume: recreated sandbox from manifest and workspace archive", res.stdout)
+        if processes:
+            snap = state["sandbox"]["snapshot_id"]
+            self.assertIn("resume: restored sandbox from snapshot %s (imported from the store as "
+                          % snap, res.stdout)
+        else:
+            self.assertIn("resume: fetched workspace archive %s from the store" % rec["name"],
+                          res.stdout)
+            self.assertIn("resume: recreated sandbox from manifest and workspace archive",
+                          res.stdout)
         state = self.assertCompleted(res)
         files, calls = tr.ResumeTest.final_listing(self, state)
         self.assertEqual(set(files), {"t/a.txt", "t/d/b.txt", "t/seq.txt", "t/patched.txt", "t/joined.txt"})
@@ -310,12 +344,15 @@ class StoreTest(ht.HarnessTestCase):
         self.assertAuditOK(run_dir)
         gets = [r for r in ht.audit_records(run_dir) if r["kind"] == "store" and r["data"]["op"] == "get"]
         self.assertEqual([g["data"]["outcome"] for g in gets], ["ok"])
+        self.assertIn("/snapshots/" if processes else "/workspace/", gets[0]["data"]["object"])
 
         # The store holds the run: its task, its RunState as the run ended, its archive.
         keys = self.official(self.client_cfg[kind], "list", "%s/%s/" % (prefix, run_id))
-        final = state["sandbox"]["store_archive"]["name"]
+        final = [state["sandbox"]["store_archive"]["name"]]
+        if processes:
+            final.append(state["sandbox"]["store_snapshot"]["name"])
         self.assertEqual(keys, sorted(["%s/%s/%s" % (prefix, run_id, n)
-                                       for n in ("task.json", "state.json", final)]))
+                                       for n in ["task.json", "state.json"] + final]))
         d = self.tmpdir("fetched")
         self.official(self.client_cfg[kind], "get", "%s/%s/state.json" % (prefix, run_id),
                       os.path.join(d, "state.json"))
@@ -349,6 +386,12 @@ class StoreTest(ht.HarnessTestCase):
 
     def test_azure_blob_kill_and_resume(self):
         self.kill_and_resume("azure_blob")
+
+    def test_s3_kill_and_resume_with_process_snapshots(self):
+        self.kill_and_resume("s3", processes=True)
+
+    def test_azure_blob_kill_and_resume_with_process_snapshots(self):
+        self.kill_and_resume("azure_blob", processes=True)
 
     def test_task_and_credentials_refused(self):
         # A store's secret in the task is refused; so is a store without credentials.
