@@ -798,11 +798,25 @@ int al_store_put_file(struct al_store *s, const char *name, const char *path, ch
 
 /* ---- download ---- */
 
+/* A download in progress: a temporary file beside the target, hashed as it fills; removed
+ * unless it was renamed into place. */
 struct download {
 	int fd;
+	char *tmp;
 	EVP_MD_CTX *md;
 	uint64_t bytes;
+	bool done;
 };
+
+static void download_release(struct download *d)
+{
+	if (d->fd >= 0)
+		close(d->fd);
+	if (d->tmp && !d->done)
+		unlink(d->tmp);
+	free(d->tmp);
+	EVP_MD_CTX_free(d->md);
+}
 
 static int on_download(void *ctx, const char *data, size_t len)
 {
@@ -819,77 +833,54 @@ int al_store_get_file(struct al_store *s, const char *name, const char *path,
                       const char *want_sha256, struct al_error *err)
 {
 	_cleanup_free_ char *key = object_key(s, name);
-	_cleanup_free_ char *tmp = NULL;
 	_cleanup_free_ char *where = al_store_describe(s, name);
 	_cleanup_(al_http_response_free) struct al_http_response resp = {0};
+	_cleanup_(download_release) struct download d = {.fd = -1};
 	const char *capture[] = {s->meta_header, NULL};
-	struct download d = {.fd = -1};
 	unsigned char md[32];
 	char got[65];
 	int r;
 
-	if (!key || !where || asprintf(&tmp, "%s.part-XXXXXX", path) < 0)
+	if (!key || !where || asprintf(&d.tmp, "%s.part-XXXXXX", path) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
-	d.fd = mkostemp(tmp, O_CLOEXEC);
+	d.fd = mkostemp(d.tmp, O_CLOEXEC);
 	if (d.fd < 0)
-		return al_error_errno(err, "create %s", tmp);
+		return al_error_errno(err, "create %s", d.tmp);
 	d.md = EVP_MD_CTX_new();
-	if (!d.md || !EVP_DigestInit_ex(d.md, EVP_sha256(), NULL)) {
-		r = al_error_set(err, ENOMEM, "out of memory");
-		goto fail;
-	}
-	{
-		struct store_request rq = {.method = "GET",
-		                           .key = key,
-		                           .on_data = on_download,
-		                           .ctx = &d,
-		                           .capture = capture};
-		if ((r = store_do(s, &rq, &resp, err)) < 0)
-			goto fail;
-	}
+	if (!d.md || !EVP_DigestInit_ex(d.md, EVP_sha256(), NULL))
+		return al_error_set(err, ENOMEM, "out of memory");
+	struct store_request rq = {
+	    .method = "GET", .key = key, .on_data = on_download, .ctx = &d, .capture = capture};
+	if ((r = store_do(s, &rq, &resp, err)) < 0)
+		return r;
 	EVP_DigestFinal_ex(d.md, md, NULL);
 	for (int i = 0; i < 32; i++)
 		snprintf(got + 2 * i, 3, "%02x", md[i]);
-	if (!resp.captured[0][0]) {
-		r = al_error_set(err, EBADMSG,
-		                 "%s: refused: the object has no sha256 metadata (%s), so it "
-		                 "cannot be checked",
-		                 where, s->meta_header);
-		goto fail;
-	}
-	if (strcasecmp(resp.captured[0], got)) {
-		r = al_error_set(err, EBADMSG,
-		                 "%s: refused: damaged object (%" PRIu64
-		                 " bytes with SHA-256 %s; its metadata says %s)",
-		                 where, d.bytes, got, resp.captured[0]);
-		goto fail;
-	}
-	if (want_sha256 && strcasecmp(want_sha256, got)) {
-		r = al_error_set(err, EBADMSG,
-		                 "%s: refused: SHA-256 %s is not the %s recorded when it was "
-		                 "written",
-		                 where, got, want_sha256);
-		goto fail;
-	}
-	if (fsync(d.fd) < 0 || close(d.fd) < 0) {
+	if (!resp.captured[0][0])
+		return al_error_set(err, EBADMSG,
+		                    "%s: refused: the object has no sha256 metadata (%s), so it "
+		                    "cannot be checked",
+		                    where, s->meta_header);
+	if (strcasecmp(resp.captured[0], got))
+		return al_error_set(err, EBADMSG,
+		                    "%s: refused: damaged object (%" PRIu64
+		                    " bytes with SHA-256 %s; its metadata says %s)",
+		                    where, d.bytes, got, resp.captured[0]);
+	if (want_sha256 && strcasecmp(want_sha256, got))
+		return al_error_set(err, EBADMSG,
+		                    "%s: refused: SHA-256 %s is not the %s recorded when it was "
+		                    "written",
+		                    where, got, want_sha256);
+	r = fsync(d.fd);
+	if (close(d.fd) < 0 || r < 0) {
 		d.fd = -1;
-		r = al_error_errno(err, "write %s", tmp);
-		goto fail;
+		return al_error_errno(err, "write %s", d.tmp);
 	}
 	d.fd = -1;
-	if (rename(tmp, path) < 0) {
-		r = al_error_errno(err, "rename %s to %s", tmp, path);
-		goto fail;
-	}
-	EVP_MD_CTX_free(d.md);
+	if (rename(d.tmp, path) < 0)
+		return al_error_errno(err, "rename %s to %s", d.tmp, path);
+	d.done = true;
 	return 0;
-fail:
-	/* Nothing of a refused or broken download stays behind. */
-	if (d.fd >= 0)
-		close(d.fd);
-	unlink(tmp);
-	EVP_MD_CTX_free(d.md);
-	return r;
 }
 
 int al_store_delete(struct al_store *s, const char *name, struct al_error *err)

@@ -22,7 +22,10 @@ For each store:
   directory and the run's local workspace archives are deleted, a fresh
   airlockd (another state directory) is started, and `resume` completes the
   run from the store: every logged tool call ran once, the audit verifies,
-  and the store holds the run's task, RunState copy and archive.
+  and the store holds the run's task, RunState copy and archive.  On S3 and
+  Azure, a variant takes a process snapshot after every turn: its export
+  stream goes to the store, and the fresh airlockd imports it and restores
+  from it.
 """
 
 import hashlib
