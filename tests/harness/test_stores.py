@@ -349,6 +349,14 @@ class StoreTest(ht.HarnessTestCase):
         self.assertEqual([g["data"]["outcome"] for g in gets], ["ok"])
         self.assertIn("/snapshots/" if processes else "/workspace/", gets[0]["data"]["object"])
 
+        # No store secret is anywhere in the run: its files, the harness's output.
+        secret = {"s3": S3_KEY[1], "r2": S3_KEY[1], "gcs": GCS_KEY[1], "azure_blob": AZ_KEY}[kind]
+        for dirpath, _, files in os.walk(run_dir):
+            for n in files:
+                with open(os.path.join(dirpath, n), "rb") as f:
+                    self.assertNotIn(secret.encode(), f.read(), os.path.join(dirpath, n))
+        self.assertNotIn(secret, res.stdout + res.stderr)
+
         # The store holds the run: its task, its RunState as the run ended, its archive.
         keys = self.official(self.client_cfg[kind], "list", "%s/%s/" % (prefix, run_id))
         final = [state["sandbox"]["store_archive"]["name"]]
