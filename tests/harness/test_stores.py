@@ -272,9 +272,11 @@ class StoreTest(ht.HarnessTestCase):
         type(self).client = at.Client(self.daemon.socket_path, self.created)
         self.assertEqual(self.sandbox_ids(), [])
 
-    def kill_and_resume(self, kind, processes=False):
+    def kill_and_resume(self, kind, processes=False, damage_snapshot=False):
         """processes: also a process snapshot after every turn, exported to the store and
-        imported by the fresh airlockd at resume."""
+        imported by the fresh airlockd at resume.  damage_snapshot: that object is replaced
+        (same sha256 metadata, other bytes) before the resume, which must refuse it by name
+        and fall back to the workspace archive."""
         prefix = "runs/" + kind + ("-snap" if processes else "")
         task = self.store_task(kind, prefix, responses=tr.TURNS)
         if processes:
@@ -325,9 +327,26 @@ class StoreTest(ht.HarnessTestCase):
         for name in os.listdir(os.path.join(run_dir, "workspace")):
             os.unlink(os.path.join(run_dir, "workspace", name))
 
+        if damage_snapshot:
+            srec = state["sandbox"]["store_snapshot"]
+            bad = os.path.join(self.tmpdir("bad"), "bad.tar")
+            with open(bad, "wb") as f:
+                f.write(b"not the snapshot" * 4096)
+            snap_key = "%s/%s/%s" % (prefix, state["run_id"], srec["name"])
+            self.official(self.client_cfg[kind], "put", snap_key, bad, srec["sha256"])
+
         res = self.resume(run_dir, args=args)
         self.assertEqual(res.returncode, 0, res)
-        if processes:
+        if damage_snapshot:
+            self.assertIn("%s://%s/%s: refused: damaged object" % (
+                kind, self.stores[kind].get("bucket") or self.stores[kind].get("container"),
+                snap_key), res.stderr)
+            self.assertIn("using the workspace archive", res.stderr)
+            self.assertIn("resume: fetched workspace archive %s from the store" % rec["name"],
+                          res.stdout)
+            self.assertIn("resume: recreated sandbox from manifest and workspace archive",
+                          res.stdout)
+        elif processes:
             snap = state["sandbox"]["snapshot_id"]
             self.assertIn("resume: restored sandbox from snapshot %s (imported from the store as "
                           % snap, res.stdout)
@@ -345,9 +364,16 @@ class StoreTest(ht.HarnessTestCase):
                 self.assertEqual(calls.count(c), 1, "%s ran again after its result was recorded: %r"
                                  % (c, calls))
         self.assertAuditOK(run_dir)
-        gets = [r for r in ht.audit_records(run_dir) if r["kind"] == "store" and r["data"]["op"] == "get"]
-        self.assertEqual([g["data"]["outcome"] for g in gets], ["ok"])
-        self.assertIn("/snapshots/" if processes else "/workspace/", gets[0]["data"]["object"])
+        gets = [r["data"] for r in ht.audit_records(run_dir) if r["kind"] == "store" and r["data"]["op"] == "get"]
+        if damage_snapshot:
+            self.assertEqual(len(gets), 2, gets)
+            self.assertIn("/snapshots/", gets[0]["object"])
+            self.assertIn("refused: damaged object", gets[0]["outcome"])
+            self.assertIn("/workspace/", gets[1]["object"])
+            self.assertEqual(gets[1]["outcome"], "ok")
+        else:
+            self.assertEqual([g["outcome"] for g in gets], ["ok"])
+            self.assertIn("/snapshots/" if processes else "/workspace/", gets[0]["object"])
 
         # No store secret is anywhere in the run: its files, the harness's output.
         secret = {"s3": S3_KEY[1], "r2": S3_KEY[1], "gcs": GCS_KEY[1], "azure_blob": AZ_KEY}[kind]
@@ -361,6 +387,7 @@ class StoreTest(ht.HarnessTestCase):
         keys = self.official(self.client_cfg[kind], "list", "%s/%s/" % (prefix, run_id))
         final = [state["sandbox"]["store_archive"]["name"]]
         if processes:
+            # The last snapshot the run took (after a fallback, a new one), and no other.
             final.append(state["sandbox"]["store_snapshot"]["name"])
         self.assertEqual(keys, sorted(["%s/%s/%s" % (prefix, run_id, n)
                                        for n in ["task.json", "state.json"] + final]))
@@ -403,6 +430,9 @@ class StoreTest(ht.HarnessTestCase):
 
     def test_azure_blob_kill_and_resume_with_process_snapshots(self):
         self.kill_and_resume("azure_blob", processes=True)
+
+    def test_gcs_damaged_snapshot_falls_back_to_the_archive(self):
+        self.kill_and_resume("gcs", processes=True, damage_snapshot=True)
 
     def test_task_and_credentials_refused(self):
         # A store's secret in the task is refused; so is a store without credentials.
