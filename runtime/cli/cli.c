@@ -159,8 +159,8 @@ struct request {
 	const char *content_type;
 	const void *body;
 	size_t body_len;
-	int stream_fd; /* >= 0: write a 2xx body here instead of collecting it */
-	int body_fd;   /* > 0: the body is read from this fd as it goes (chunked), not held */
+	int stream_fd;   /* >= 0: write a 2xx body here instead of collecting it */
+	bool body_stdin; /* the body is stdin, read as it goes (chunked), never held whole */
 	bool abortable;
 };
 
@@ -185,7 +185,7 @@ static int client_request(struct client *c, const struct request *req, long *sta
 	long os_errno = 0;
 	bool has_body =
 	    req->body || strcmp(req->method, "POST") == 0 || strcmp(req->method, "PUT") == 0;
-	int body_fd = req->body_fd;
+	int body_fd = STDIN_FILENO;
 
 	if (asprintf(&url, "http://localhost%s", req->path) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
@@ -202,7 +202,7 @@ static int client_request(struct client *c, const struct request *req, long *sta
 	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &sink);
 	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, NULL);
 	curl_easy_setopt(c->curl, CURLOPT_UPLOAD, 0L);
-	if (body_fd > 0) {
+	if (req->body_stdin) {
 		/* Streamed: a snapshot may be far larger than memory. */
 		curl_easy_setopt(c->curl, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, read_body_fd);
@@ -1936,14 +1936,13 @@ static int verb_snapshot_import(struct verb_ctx *ctx, int argc, char **argv)
 		return usage_error(usage_snapshot_import, "expected a snapshot stream on stdin");
 	if (client_open(&c, ctx->socket_path, &err) < 0)
 		return runtime_error(&err);
-	r = client_request(
-	    &c,
-	    &(struct request){.method = "POST",
-	                      .path = "/v1/snapshots/import",
-	                      .content_type = "application/x-tar",
-	                      .body_fd = STDIN_FILENO == 0 ? dup(STDIN_FILENO) : STDIN_FILENO,
-	                      .stream_fd = -1},
-	    &http_status, &body, &err);
+	r = client_request(&c,
+	                   &(struct request){.method = "POST",
+	                                     .path = "/v1/snapshots/import",
+	                                     .content_type = "application/x-tar",
+	                                     .body_stdin = true,
+	                                     .stream_fd = -1},
+	                   &http_status, &body, &err);
 	client_close(&c);
 	if (r >= 0 && (http_status < 200 || http_status >= 300))
 		r = api_error(http_status, &body, &err);

@@ -99,10 +99,6 @@ class SnapshotStreamTest(AirlockTestCase):
         self.assertIn("parts/workspace.tar", names)
         self.assertIn("parts/layer.tar", names)
         self.assertTrue(any(n.startswith("parts/criu/") for n in names), names)
-        # Gone from here: the machine it was taken on is lost.
-        self.client.destroy(sid)
-        self.client.expect(200, "DELETE", "/v1/snapshots/" + snap)
-
         d2, c2 = self.other_daemon()
         r = self.import_into(d2.socket_path, stream)
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -110,6 +106,11 @@ class SnapshotStreamTest(AirlockTestCase):
         self.assertEqual(self.listed(c2), [new_snap])
         rec = c2.expect(200, "GET", "/v1/snapshots").json["snapshots"][0]
         self.assertTrue(rec.get("processes"), rec)
+        # Gone from here: the machine it was taken on is lost.  (Last, right before the
+        # restore: the restored processes need the sandbox's uid range, which other
+        # airlockds on this host could take once it is free.)
+        self.client.expect(200, "DELETE", "/v1/snapshots/" + snap)
+        self.client.destroy(sid)
         sb = c2.create(snapshot=new_snap)
         new = sb["id"]
         time.sleep(1)
