@@ -148,3 +148,60 @@ int api_snapshot_delete(struct daemon *ctx, const char *id, uid_t client, struct
 	cJSON_AddBoolToObject(out->json, "deleted", true);
 	return 0;
 }
+
+int api_snapshot_export(struct daemon *ctx, const char *id, uid_t client, struct api_out *out,
+                        struct al_error *err)
+{
+	_cleanup_close_ int fd = -1, dir_fd = -1;
+	struct stat st;
+	int r;
+
+	/* Another client's snapshot is one that does not exist. */
+	if (client != 0) {
+		struct snapshot_reader *rd = NULL;
+		bool mine;
+		r = snapshot_reader_open(ctx->host.state_dir, id, &rd, err);
+		if (r < 0)
+			return r;
+		mine = lifecycle_snapshot_visible(snapshot_reader_record(rd), client);
+		snapshot_reader_free(rd);
+		if (!mine)
+			return al_error_set(err, ENOENT, "no snapshot '%s'", id);
+	}
+	fd = api_spool_open(ctx, err);
+	if (fd < 0)
+		return fd;
+	dir_fd = open(ctx->host.state_dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+	if (dir_fd < 0)
+		return al_error_errno(err, "open %s", ctx->host.state_dir);
+	r = snapshot_export(ctx->host.state_dir, id, dir_fd, fd, err);
+	if (r < 0)
+		return r;
+	if (fstat(fd, &st) < 0 || lseek(fd, 0, SEEK_SET) != 0)
+		return al_error_errno(err, "export %s", id);
+	out->status = 200;
+	out->fd_len = (uint64_t)st.st_size;
+	out->fd = TAKE_FD(fd);
+	return 0;
+}
+
+int api_snapshot_import(struct daemon *ctx, int spool_fd, uid_t client, struct api_out *out,
+                        struct al_error *err)
+{
+	int r;
+
+	if (spool_fd < 0 || lseek(spool_fd, 0, SEEK_SET) != 0)
+		return al_error_set(err, EINVAL, "request body (a snapshot stream) is required");
+	r = snapshot_import(ctx->host.state_dir, spool_fd, client, &out->json, err);
+	if (r < 0) {
+		log_info("snapshot import refused: %s", err->msg);
+		/* A bad stream is the client's error (400), whatever the store called it. */
+		if (r == -EBADMSG) {
+			err->code = EINVAL;
+			return -EINVAL;
+		}
+		return r;
+	}
+	out->status = 201;
+	return 0;
+}
