@@ -51,6 +51,9 @@ static const char shell_guidance[] =
 
 struct run {
 	char *dir;
+	struct al_run_store *store; /* the run's records (store->dir is dir) */
+	bool own_store;
+	const char *node; /* the worker's node, or NULL */
 	char *task_dir;
 	struct al_task task;
 	bool task_loaded;
@@ -74,6 +77,8 @@ static void run_free(struct run *r)
 		r->provider->ops->close(r->provider);
 	if (r->audit_open)
 		al_audit_close(&r->audit);
+	if (r->own_store)
+		al_run_store_free(r->store);
 	cJSON_Delete(r->state);
 	cJSON_Delete(r->tools);
 	al_credentials_free(&r->creds);
@@ -101,7 +106,7 @@ static const char *workspace_root(struct run *r)
 
 static int save(struct run *r, struct al_error *err)
 {
-	int rc = al_runstate_save(r->dir, r->state, err);
+	int rc = al_runstate_save(r->store, r->state, err);
 	return rc < 0 ? al_error_prefix(err, "save RunState") : 0;
 }
 
@@ -159,6 +164,8 @@ static int record_sandbox(struct run *r, struct al_sandbox *sb, struct al_error 
 	r->sandbox = sb;
 	al_runstate_set_str(st, "sandbox_id", sb->id);
 	al_runstate_set_str(st, "provider", r->task.provider_type);
+	/* The node whose airlockd holds it: a run taken over elsewhere moves it by archive. */
+	al_runstate_set_str(st, "node", r->node);
 	/* Which service the sandbox lives on, so that a resume on another one can still
 	 * reach it to take its workspace along. */
 	cJSON_DeleteItemFromObjectCaseSensitive(st, "provider_block");
@@ -581,13 +588,8 @@ static int model_turn(struct run *r, bool *done, struct al_error *err)
 	cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(usage, "per_turn"), turn);
 	if (ncalls == 0) {
 		_cleanup_free_ char *text = al_model_output_text(reply.output);
-		_cleanup_free_ char *path = NULL;
-		if (asprintf(&path, "%s/" OUTPUT_FILE, r->dir) < 0) {
-			al_model_reply_free(&reply);
-			return al_error_set(err, ENOMEM, "out of memory");
-		}
-		rc = al_write_file_atomic(path, text ? text : "", text ? strlen(text) : 0, 0600,
-		                          err);
+		rc = r->store->ops->file_write(r->store, OUTPUT_FILE, text ? text : "",
+		                               text ? strlen(text) : 0, err);
 		if (rc < 0) {
 			al_model_reply_free(&reply);
 			return rc;
@@ -835,52 +837,101 @@ static int usage_error(const struct al_error *err)
 	return AL_EXIT_USAGE;
 }
 
+/* The run directory of `run`: given (empty or missing) or runs/<run-id>, and its store. */
+static int open_run_dir(struct run *r, const char *given, const char *run_id,
+                        struct al_error *err)
+{
+	_cleanup_free_ char *dir = NULL;
+	int rc;
+
+	if (given)
+		dir = strdup(given);
+	else if (asprintf(&dir, "runs/%s", run_id) < 0)
+		dir = NULL;
+	if (!dir)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (!dir_is_empty_or_missing(dir))
+		return al_error_set(err, EEXIST, "run directory %s exists and is not empty", dir);
+	if ((rc = al_mkdir_p(dir, 0700, err)) < 0)
+		return rc;
+	r->dir = realpath(dir, NULL);
+	if (!r->dir)
+		return al_error_errno(err, "resolve %s", dir);
+	if ((rc = al_run_store_dir_open(r->dir, &r->store, err)) < 0)
+		return rc;
+	r->own_store = true;
+	say("%s\n", r->dir);
+	return 0;
+}
+
+/* The worker's node: its airlockd's socket stands in for the one the task names. */
+static int use_node_socket(struct run *r, const char *socket, struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *block = NULL;
+
+	if (!socket || strcmp(r->task.provider_type, "local"))
+		return 0;
+	block = r->task.provider ? cJSON_Duplicate(r->task.provider, 1) : cJSON_CreateObject();
+	if (!block)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (!cJSON_GetObjectItemCaseSensitive(block, "type"))
+		cJSON_AddStringToObject(block, "type", "local");
+	al_runstate_set_str(block, "socket", socket);
+	return al_task_set_provider(&r->task, block, err);
+}
+
 int al_run_start(const struct al_run_options *opts)
 {
 	_cleanup_(run_free) struct run r = {0};
 	struct al_error err = AL_ERROR_INIT;
 	_cleanup_free_ char *text = NULL;
 	_cleanup_free_ char *path = NULL;
-	_cleanup_free_ char *dir = NULL;
 	char run_id[40];
 	size_t len = 0;
 	cJSON *d;
 
 	/* Everything that can be refused is refused before anything is created. */
-	if (al_task_load(opts->task_path, &r.task, &r.task_dir, &text, &len, &err) < 0)
+	if (opts->task_text) {
+		text = strdup(opts->task_text);
+		r.task_dir = strdup(opts->task_dir ? opts->task_dir : "/");
+		if (!text || !r.task_dir) {
+			al_error_set(&err, ENOMEM, "out of memory");
+			return usage_error(&err);
+		}
+		len = strlen(text);
+		if (al_task_parse(text, len, r.task_dir, &r.task, &err) < 0)
+			return usage_error(&err);
+	} else if (al_task_load(opts->task_path, &r.task, &r.task_dir, &text, &len, &err) < 0) {
 		return usage_error(&err);
+	}
 	r.task_loaded = true;
+	r.node = opts->node;
+	if (use_node_socket(&r, opts->provider_socket, &err) < 0)
+		return usage_error(&err);
 	if (al_credentials_load(opts->credentials, &r.creds, &err) < 0 || check_key(&r, &err) < 0)
 		return usage_error(&err);
-	if (make_run_id(run_id, &err) < 0)
-		return usage_error(&err);
-	if (opts->run_dir)
-		dir = strdup(opts->run_dir);
-	else if (asprintf(&dir, "runs/%s", run_id) < 0)
-		dir = NULL;
-	if (!dir) {
-		al_error_set(&err, ENOMEM, "out of memory");
-		return usage_error(&err);
-	}
-	if (!dir_is_empty_or_missing(dir)) {
-		al_error_set(&err, EEXIST, "run directory %s exists and is not empty", dir);
+	if (opts->run_id) {
+		if (strlen(opts->run_id) >= sizeof(run_id)) {
+			al_error_set(&err, EINVAL, "run id %s is too long", opts->run_id);
+			return usage_error(&err);
+		}
+		strcpy(run_id, opts->run_id);
+	} else if (make_run_id(run_id, &err) < 0) {
 		return usage_error(&err);
 	}
-	if (al_mkdir_p(dir, 0700, &err) < 0)
-		return usage_error(&err);
-	r.dir = realpath(dir, NULL);
-	if (!r.dir) {
-		al_error_errno(&err, "resolve %s", dir);
+	if (opts->store) {
+		/* The queue's run: its records are in the store, its directory holds only
+		 * workspace archives, and may hold those of an earlier attempt. */
+		r.store = opts->store;
+		if (al_mkdir_p(r.store->dir, 0700, &err) < 0 || !(r.dir = strdup(r.store->dir)))
+			return usage_error(&err);
+		say("%s\n", run_id);
+	} else if (open_run_dir(&r, opts->run_dir, run_id, &err) < 0) {
 		return usage_error(&err);
 	}
 	/* From here on the run exists: a failure is recorded in it. */
-	say("%s\n", r.dir);
-
-	if (asprintf(&path, "%s/" TASK_COPY, r.dir) < 0 ||
-	    al_write_file_atomic(path, text, len, 0600, &err) < 0)
+	if (r.store->ops->file_write(r.store, TASK_COPY, text, len, &err) < 0)
 		return fail(&r, &err);
-	free(path);
-	path = NULL;
 	if (asprintf(&path, "%s/" WORKSPACE_DIR, r.dir) < 0 || al_mkdir_p(path, 0700, &err) < 0)
 		return fail(&r, &err);
 	r.state = al_runstate_new(run_id, r.task_dir);
@@ -894,7 +945,7 @@ int al_run_start(const struct al_run_options *opts)
 		cJSON_AddStringToObject(first, "content", r.task.input);
 		cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(r.state, "items"), first);
 	}
-	if (save(&r, &err) < 0 || al_audit_open(&r.audit, r.dir, &err) < 0)
+	if (save(&r, &err) < 0 || al_audit_open_store(&r.audit, r.store, &err) < 0)
 		return fail(&r, &err);
 	r.audit_open = true;
 	{
@@ -1025,7 +1076,11 @@ static int recover_sandbox(struct run *r, struct al_error *err)
 	const char *was = al_runstate_str(sb, "provider");
 	/* A run resumed on another provider keeps only what is portable: the workspace
 	 * archive.  Sandbox and snapshot ids mean nothing to the new provider. */
-	bool switched = was && strcmp(was, r->task.provider_type);
+	const char *node_was = al_runstate_str(sb, "node");
+	/* Taken over by a worker on another node: that node's airlockd holds the sandbox
+	 * (and its snapshots), which this one cannot resume; the workspace moves. */
+	bool moved = node_was && r->node && strcmp(node_was, r->node);
+	bool switched = (was && strcmp(was, r->task.provider_type)) || moved;
 	_cleanup_(al_sandbox_freep) struct al_sandbox *found = NULL;
 	_cleanup_free_ char *abs = NULL;
 	struct al_error e = AL_ERROR_INIT;
@@ -1035,8 +1090,13 @@ static int recover_sandbox(struct run *r, struct al_error *err)
 	if (!switched)
 		drop_unrecorded_snapshots(r);
 	if (switched) {
-		say("resume: provider changed from %s to %s; the workspace moves by archive\n", was,
-		    r->task.provider_type);
+		if (moved)
+			say("resume: the sandbox is on node %s, this is %s; the workspace moves by "
+			    "archive\n",
+			    node_was, r->node);
+		else
+			say("resume: provider changed from %s to %s; the workspace moves by archive\n",
+			    was, r->task.provider_type);
 		rc = take_workspace_along(r, was, &e);
 		if (rc < 0) {
 			*err = e;
@@ -1119,67 +1179,94 @@ static int recover_sandbox(struct run *r, struct al_error *err)
 	return 0;
 }
 
+/* What resume and cancel start from: the run's store, its RunState and its task, with the
+ * provider it goes on with; -EINVAL (err says why) when that cannot be. */
+static int load_run(struct run *r, const struct al_run_options *opts, struct al_error *err)
+{
+	_cleanup_free_ char *task_path = NULL;
+	_cleanup_free_ char *text = NULL;
+	const char *task_dir;
+	size_t len = 0;
+
+	if (opts->store) {
+		r->store = opts->store;
+		r->dir = strdup(r->store->dir);
+		if (!r->dir) {
+			return al_error_set(err, ENOMEM, "out of memory");
+		}
+		if (al_mkdir_p(r->dir, 0700, err) < 0)
+			return -EINVAL;
+	} else {
+		r->dir = realpath(opts->run_dir, NULL);
+		if (!r->dir) {
+			al_error_errno(err, "run directory %s", opts->run_dir);
+			return -EINVAL;
+		}
+		if (al_run_store_dir_open(r->dir, &r->store, err) < 0)
+			return -EINVAL;
+		r->own_store = true;
+	}
+	r->node = opts->node;
+	if (al_runstate_load(r->store, &r->state, err) < 0)
+		return -EINVAL;
+	task_dir = al_runstate_str(r->state, "task_dir");
+	if (asprintf(&task_path, "%s/" TASK_COPY, r->dir) < 0 ||
+	    r->store->ops->file_read(r->store, TASK_COPY, &text, &len, err) < 0)
+		return -EINVAL;
+	if (al_task_parse(text, len, task_dir ? task_dir : r->dir, &r->task, err) < 0) {
+		al_error_prefix(err, "%s", task_path);
+		return -EINVAL;
+	}
+	r->task_loaded = true;
+	/* Another provider to go on with: given now, or by an earlier resume. */
+	{
+		_cleanup_cjson_ cJSON *given = NULL;
+		const cJSON *block = cJSON_GetObjectItemCaseSensitive(r->state, "provider_block");
+		if (opts->provider) {
+			_cleanup_free_ char *ptext = NULL;
+			size_t plen = 0;
+			if (al_read_file(opts->provider, 1u << 20, &ptext, &plen, err) < 0)
+				return -EINVAL;
+			given = cJSON_ParseWithLength(ptext, plen);
+			if (!given) {
+				al_error_set(err, EINVAL, "--provider %s: not JSON",
+				             opts->provider);
+				return -EINVAL;
+			}
+			block = given;
+		}
+		if (block && al_task_set_provider(&r->task, block, err) < 0) {
+			al_error_prefix(err, "--provider %s",
+			                opts->provider ? opts->provider : "(kept)");
+			return -EINVAL;
+		}
+		if (given) {
+			cJSON_DeleteItemFromObjectCaseSensitive(r->state, "provider_block");
+			cJSON_AddItemToObject(r->state, "provider_block", cJSON_Duplicate(given, 1));
+		}
+	}
+	if (use_node_socket(r, opts->provider_socket, err) < 0)
+		return -EINVAL;
+	if (al_credentials_load(opts->credentials, &r->creds, err) < 0 || check_key(r, err) < 0)
+		return -EINVAL;
+	return 0;
+}
+
 int al_run_resume(const struct al_run_options *opts)
 {
 	_cleanup_(run_free) struct run r = {0};
 	struct al_error err = AL_ERROR_INIT;
-	_cleanup_free_ char *task_path = NULL;
-	_cleanup_free_ char *text = NULL;
-	const char *status, *task_dir;
-	size_t len = 0;
+	const char *status;
 	cJSON *d;
 	int rc;
 
-	r.dir = realpath(opts->run_dir, NULL);
-	if (!r.dir) {
-		al_error_errno(&err, "run directory %s", opts->run_dir);
-		return usage_error(&err);
-	}
-	if (al_runstate_load(r.dir, &r.state, &err) < 0)
-		return usage_error(&err);
-	task_dir = al_runstate_str(r.state, "task_dir");
-	if (asprintf(&task_path, "%s/" TASK_COPY, r.dir) < 0 ||
-	    al_read_file(task_path, 16u << 20, &text, &len, &err) < 0)
-		return usage_error(&err);
-	if (al_task_parse(text, len, task_dir ? task_dir : r.dir, &r.task, &err) < 0) {
-		al_error_prefix(&err, "%s", task_path);
-		return usage_error(&err);
-	}
-	r.task_loaded = true;
-	/* Another provider to go on with: given now, or by an earlier resume. */
-	{
-		_cleanup_cjson_ cJSON *given = NULL;
-		const cJSON *block = cJSON_GetObjectItemCaseSensitive(r.state, "provider_block");
-		if (opts->provider) {
-			_cleanup_free_ char *ptext = NULL;
-			size_t plen = 0;
-			if (al_read_file(opts->provider, 1u << 20, &ptext, &plen, &err) < 0)
-				return usage_error(&err);
-			given = cJSON_ParseWithLength(ptext, plen);
-			if (!given) {
-				al_error_set(&err, EINVAL, "--provider %s: not JSON",
-				             opts->provider);
-				return usage_error(&err);
-			}
-			block = given;
-		}
-		if (block && al_task_set_provider(&r.task, block, &err) < 0) {
-			al_error_prefix(&err, "--provider %s",
-			                opts->provider ? opts->provider : "(kept)");
-			return usage_error(&err);
-		}
-		if (given) {
-			cJSON_DeleteItemFromObjectCaseSensitive(r.state, "provider_block");
-			cJSON_AddItemToObject(r.state, "provider_block", cJSON_Duplicate(given, 1));
-		}
-	}
-	if (al_credentials_load(opts->credentials, &r.creds, &err) < 0 || check_key(&r, &err) < 0)
+	if (load_run(&r, opts, &err) < 0)
 		return usage_error(&err);
 	status = al_runstate_str(r.state, "status");
 	if (status && !strcmp(status, "completed") &&
 	    !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r.state, "finish_pending"))) {
 		/* The run_end record may be all a crash cut off. */
-		if (al_audit_open(&r.audit, r.dir, &err) < 0)
+		if (al_audit_open_store(&r.audit, r.store, &err) < 0)
 			return fail(&r, &err);
 		r.audit_open = true;
 		d = cJSON_CreateObject();
@@ -1203,7 +1290,7 @@ int al_run_resume(const struct al_run_options *opts)
 		           : "");
 		return AL_EXIT_OK;
 	}
-	if (al_audit_open(&r.audit, r.dir, &err) < 0)
+	if (al_audit_open_store(&r.audit, r.store, &err) < 0)
 		return fail(&r, &err);
 	r.audit_open = true;
 	d = cJSON_CreateObject();
@@ -1224,4 +1311,65 @@ int al_run_resume(const struct al_run_options *opts)
 		return AL_EXIT_OK;
 	}
 	return drive(&r);
+}
+
+int al_run_cancel(const struct al_run_options *opts)
+{
+	_cleanup_(run_free) struct run r = {0};
+	struct al_error err = AL_ERROR_INIT;
+	struct al_error e = AL_ERROR_INIT;
+	cJSON *st, *d;
+	const char *id;
+	int rc;
+
+	if (load_run(&r, opts, &err) < 0) {
+		/* Nothing was recorded before the cancel: nothing to clean up. */
+		if (err.code == ENOENT)
+			return AL_EXIT_OK;
+		return usage_error(&err);
+	}
+	if (al_audit_open_store(&r.audit, r.store, &err) < 0)
+		return fail(&r, &err);
+	r.audit_open = true;
+	st = sandbox_state(&r);
+	id = al_runstate_str(st, "sandbox_id");
+	if (id && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "deleted"))) {
+		const char *was = al_runstate_str(st, "provider");
+		const struct al_provider_ops *ops = al_provider_lookup(was ? was : "");
+		const cJSON *block = cJSON_GetObjectItemCaseSensitive(st, "provider_block");
+		_cleanup_(al_sandbox_freep) struct al_sandbox *sb = NULL;
+		struct al_provider *p = NULL;
+		bool running = false;
+
+		/* Where the sandbox was made, which may be another node's airlockd. */
+		r.creds.provider_type = was;
+		rc = ops ? ops->open(block, al_credentials_provider_key(&r.creds), &p, &e)
+		         : al_error_set(&e, EINVAL, "provider %s is not built in", was);
+		if (rc == 0)
+			rc = ops->resume(p, id, cJSON_GetObjectItemCaseSensitive(st, "handle"), NULL,
+			                 &sb, &running, &e);
+		if (rc == 0)
+			rc = ops->delete (p, sb, &e);
+		if (rc != -ENOENT) {
+			if (audit_sandbox_op(&r, "delete", id, rc, &e, NULL, &err) < 0) {
+				ops->close(p);
+				return fail(&r, &err);
+			}
+			if (rc < 0)
+				log_warn("cancel: sandbox %s: %s", id, e.msg);
+		}
+		if (rc == 0 || rc == -ENOENT)
+			cJSON_AddBoolToObject(st, "deleted", true);
+		if (p)
+			ops->close(p);
+	}
+	al_runstate_set_str(r.state, "status", "cancelled");
+	if (save(&r, &err) < 0)
+		return fail(&r, &err);
+	d = cJSON_CreateObject();
+	cJSON_AddStringToObject(d, "status", "cancelled");
+	if (audit(&r, "run_end", d, &err) < 0)
+		return fail(&r, &err);
+	say("run %s cancelled\n", al_runstate_str(r.state, "run_id"));
+	return AL_EXIT_OK;
 }

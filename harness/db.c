@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "db.h"
+
+#include "cleanup.h"
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DEFAULT_RECONNECT_MS (60 * 1000)
+#define RECONNECT_PAUSE_US (250 * 1000)
+
+/* libpq's messages end in a newline; ours do not. */
+static int pq_error(struct al_error *err, int code, const char *what, const char *msg)
+{
+	size_t n = strlen(msg);
+
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		n--;
+	return al_error_set(err, code, "%s: %.*s", what, (int)n, msg);
+}
+
+static PGconn *open_conn(struct al_db *db)
+{
+	const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
+	const char *vals[] = {db->url, db->who ? db->who : "airlock-harness", "10", NULL};
+
+	/* expand_dbname: the URL (or key=value string) gives everything else. */
+	return PQconnectdbParams(keys, vals, 1);
+}
+
+int al_db_connect(struct al_db *db, const char *url, const char *who, struct al_error *err)
+{
+	memset(db, 0, sizeof(*db));
+	db->reconnect_ms = DEFAULT_RECONNECT_MS;
+	db->who = who;
+	db->url = strdup(url);
+	if (!db->url)
+		return al_error_set(err, ENOMEM, "out of memory");
+	db->conn = open_conn(db);
+	if (!db->conn)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (PQstatus(db->conn) != CONNECTION_OK)
+		return pq_error(err, ECONNREFUSED, "connect to the database",
+		                PQerrorMessage(db->conn));
+	return 0;
+}
+
+void al_db_close(struct al_db *db)
+{
+	if (db->conn)
+		PQfinish(db->conn);
+	db->conn = NULL;
+	free(db->url);
+	db->url = NULL;
+}
+
+/* Try to get a working connection back until the deadline. */
+static bool reconnect(struct al_db *db, uint64_t deadline)
+{
+	bool said = false;
+
+	for (;;) {
+		PQreset(db->conn);
+		if (PQstatus(db->conn) == CONNECTION_OK) {
+			if (said)
+				log_info("database connection is back");
+			return true;
+		}
+		if (!said) {
+			log_warn("database connection lost, reconnecting: %s",
+			         PQerrorMessage(db->conn));
+			said = true;
+		}
+		if (al_now_ms() >= deadline)
+			return false;
+		usleep(RECONNECT_PAUSE_US);
+	}
+}
+
+int al_db_exec(struct al_db *db, const char *sql, int nparams, const char *const *params,
+               const int *lengths, const int *binary, int binary_result, PGresult **res,
+               struct al_error *err)
+{
+	uint64_t deadline = al_now_ms() + db->reconnect_ms;
+
+	if (res)
+		*res = NULL;
+	for (;;) {
+		PGresult *r = PQexecParams(db->conn, sql, nparams, NULL, params, lengths, binary,
+		                           binary_result);
+		ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+
+		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+			if (res)
+				*res = r;
+			else
+				PQclear(r);
+			return 0;
+		}
+		if (PQstatus(db->conn) == CONNECTION_OK) {
+			int rc = pq_error(err, EIO, "database",
+			                  r ? PQresultErrorMessage(r) : PQerrorMessage(db->conn));
+			PQclear(r);
+			return rc;
+		}
+		PQclear(r);
+		if (!reconnect(db, deadline))
+			return pq_error(err, ECONNREFUSED, "database unreachable",
+			                PQerrorMessage(db->conn));
+	}
+}
+
+long al_db_rows(PGresult *res)
+{
+	const char *n = PQcmdTuples(res);
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK)
+		return PQntuples(res);
+	return n && *n ? strtol(n, NULL, 10) : 0;
+}

@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A run's records in PostgreSQL (schema: db_schema.c).  Every write is one statement
+ * whose WHERE clause holds the fence: the run's lease generation is still ours and the
+ * lease has not expired.  A worker paused or cut off past its lease therefore records
+ * nothing once it comes back, whatever it was doing; the worker that took the run over
+ * resumes from what is recorded, as `resume` does from a run directory.
+ */
+#include "runstore_pg.h"
+
+#include "audit.h"
+#include "cleanup.h"
+#include "json.h"
+#include "util.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FENCE "run_id = $1 AND lease_gen = $2 AND lease_expires > clock_timestamp()"
+
+struct pg_store {
+	struct al_run_store base;
+	struct al_db *db;
+	char *run_id;
+	char gen[24];
+};
+
+/* A structured line on stderr: the worker's log takes the child's stderr as it is. */
+static int refused(struct pg_store *p, const char *what, struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *j = cJSON_CreateObject();
+	_cleanup_free_ char *line = NULL;
+	char ts[32];
+
+	p->base.lease_lost = true;
+	al_audit_timestamp(ts);
+	cJSON_AddStringToObject(j, "ts", ts);
+	cJSON_AddStringToObject(j, "level", "warn");
+	cJSON_AddStringToObject(j, "event", "write_refused");
+	cJSON_AddStringToObject(j, "run_id", p->run_id);
+	cJSON_AddNumberToObject(j, "lease_gen", strtod(p->gen, NULL));
+	cJSON_AddStringToObject(j, "write", what);
+	cJSON_AddStringToObject(j, "reason", "the run's lease is no longer held by this worker");
+	line = cJSON_PrintUnformatted(j);
+	if (line)
+		fprintf(stderr, "%s\n", line);
+	return al_error_set(err, ESTALE,
+	                    "run %s: lease generation %s is no longer held; %s not recorded",
+	                    p->run_id, p->gen, what);
+}
+
+static int fenced_exec(struct pg_store *p, const char *what, const char *sql, int n,
+                       const char *const *params, const int *lengths, const int *binary,
+                       long *rows, struct al_error *err)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	int rc;
+
+	if (p->base.lease_lost || !strcmp(p->gen, "0"))
+		return refused(p, what, err);
+	rc = al_db_exec(p->db, sql, n, params, lengths, binary, 0, &res, err);
+	if (rc < 0)
+		return al_error_prefix(err, "record %s of run %s", what, p->run_id);
+	*rows = al_db_rows(res);
+	return 0;
+}
+
+static int pg_state_load(struct al_run_store *s, char **text, size_t *len, struct al_error *err)
+{
+	struct pg_store *p = (struct pg_store *)s;
+	const char *params[] = {p->run_id};
+	_cleanup_pgresult_ PGresult *res = NULL;
+	int rc = al_db_exec(p->db, "SELECT state FROM airlock_runs WHERE run_id = $1", 1, params,
+	                    NULL, NULL, 0, &res, err);
+
+	if (rc < 0)
+		return rc;
+	if (PQntuples(res) != 1)
+		return al_error_set(err, ENOENT, "no run %s in the database", p->run_id);
+	if (PQgetisnull(res, 0, 0))
+		return al_error_set(err, ENOENT, "run %s has no RunState yet", p->run_id);
+	*len = (size_t)PQgetlength(res, 0, 0);
+	*text = strndup(PQgetvalue(res, 0, 0), *len);
+	return *text ? 0 : al_error_set(err, ENOMEM, "out of memory");
+}
+
+static int pg_state_save(struct al_run_store *s, const char *text, size_t len,
+                         struct al_error *err)
+{
+	struct pg_store *p = (struct pg_store *)s;
+	_cleanup_free_ char *copy = strndup(text, len);
+	const char *params[] = {p->run_id, p->gen, copy};
+	long rows = 0;
+	int rc;
+
+	if (!copy)
+		return al_error_set(err, ENOMEM, "out of memory");
+	rc = fenced_exec(p, "RunState", "UPDATE airlock_runs SET state = $3 WHERE " FENCE, 3,
+	                 params, NULL, NULL, &rows, err);
+	if (rc < 0)
+		return rc;
+	return rows == 1 ? 0 : refused(p, "RunState", err);
+}
+
+static int pg_audit_load(struct al_run_store *s, char **data, size_t *len, struct al_error *err)
+{
+	struct pg_store *p = (struct pg_store *)s;
+	const char *params[] = {p->run_id};
+	_cleanup_pgresult_ PGresult *res = NULL;
+	int rc = al_db_exec(p->db,
+	                    "SELECT coalesce(string_agg(line, '' ORDER BY seq), '') FROM "
+	                    "airlock_audit WHERE run_id = $1",
+	                    1, params, NULL, NULL, 0, &res, err);
+
+	if (rc < 0)
+		return rc;
+	*len = (size_t)PQgetlength(res, 0, 0);
+	*data = strndup(PQgetvalue(res, 0, 0), *len);
+	return *data ? 0 : al_error_set(err, ENOMEM, "out of memory");
+}
+
+static int pg_audit_head(struct al_run_store *s, uint64_t *seq, char sha[65],
+                         struct al_error *err)
+{
+	struct pg_store *p = (struct pg_store *)s;
+	const char *params[] = {p->run_id};
+	_cleanup_pgresult_ PGresult *res = NULL;
+	int rc = al_db_exec(p->db, "SELECT audit_seq, audit_head FROM airlock_runs WHERE run_id = $1",
+	                    1, params, NULL, NULL, 0, &res, err);
+
+	if (rc < 0)
+		return rc;
+	if (PQntuples(res) != 1)
+		return al_error_set(err, ENOENT, "no run %s in the database", p->run_id);
+	if (PQgetlength(res, 0, 1) != 64)
+		return al_error_set(err, EBADMSG, "the audit head of run %s is not valid", p->run_id);
+	*seq = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	memcpy(sha, PQgetvalue(res, 0, 1), 65);
+	return 0;
+}
+
+static int pg_audit_append(struct al_run_store *s, uint64_t seq, const char *line, size_t len,
+                           const char *line_sha, struct al_error *err)
+{
+	struct pg_store *p = (struct pg_store *)s;
+	_cleanup_free_ char *copy = strndup(line, len);
+	_cleanup_pgresult_ PGresult *res = NULL;
+	char seqs[24];
+	const char *params[] = {p->run_id, p->gen, seqs, copy, line_sha};
+	long rows = 0;
+	int rc;
+
+	if (!copy)
+		return al_error_set(err, ENOMEM, "out of memory");
+	snprintf(seqs, sizeof(seqs), "%" PRIu64, seq);
+	/* Record and head move together, and only from the head this worker saw. */
+	rc = fenced_exec(p, "audit record",
+	                 "WITH head AS (UPDATE airlock_runs SET audit_seq = $3, audit_head = $5"
+	                 "  WHERE " FENCE " AND audit_seq = $3::bigint - 1 RETURNING run_id)"
+	                 " INSERT INTO airlock_audit (run_id, seq, line)"
+	                 " SELECT run_id, $3, $4 FROM head",
+	                 5, params, NULL, NULL, &rows, err);
+	if (rc < 0)
+		return rc;
+	if (rows == 1)
+		return 0;
+	/* Sent again after a reconnect, the first attempt may have been the one. */
+	rc = al_db_exec(p->db, "SELECT 1 FROM airlock_audit WHERE run_id = $1 AND seq = $2 AND line = $3",
+	                3, (const char *const[]){p->run_id, seqs, copy}, NULL, NULL, 0, &res, err);
+	if (rc < 0)
+		return rc;
+	return PQntuples(res) == 1 ? 0 : refused(p, "audit record", err);
+}
+
+static int pg_file_write(struct al_run_store *s, const char *name, const char *data, size_t len,
+                         struct al_error *err)
+{
+	struct pg_store *p = (struct pg_store *)s;
+	const char *params[] = {p->run_id, p->gen, name, data};
+	const int lengths[] = {0, 0, 0, (int)len};
+	const int binary[] = {0, 0, 0, 1};
+	long rows = 0;
+	int rc;
+
+	if (len > INT32_MAX)
+		return al_error_set(err, EFBIG, "%s of run %s is too large", name, p->run_id);
+	rc = fenced_exec(p, name,
+	                 "INSERT INTO airlock_run_files (run_id, name, content)"
+	                 " SELECT run_id, $3, $4 FROM airlock_runs WHERE " FENCE
+	                 " ON CONFLICT (run_id, name) DO UPDATE SET content = EXCLUDED.content",
+	                 4, params, lengths, binary, &rows, err);
+	if (rc < 0)
+		return rc;
+	return rows == 1 ? 0 : refused(p, name, err);
+}
+
+static int pg_file_read(struct al_run_store *s, const char *name, char **data, size_t *len,
+                        struct al_error *err)
+{
+	struct pg_store *p = (struct pg_store *)s;
+	const char *params[] = {p->run_id, name};
+	_cleanup_pgresult_ PGresult *res = NULL;
+	int rc = al_db_exec(p->db,
+	                    "SELECT content FROM airlock_run_files WHERE run_id = $1 AND name = $2",
+	                    2, params, NULL, NULL, 1, &res, err);
+
+	if (rc < 0)
+		return rc;
+	if (PQntuples(res) != 1)
+		return al_error_set(err, ENOENT, "run %s has no %s in the database", p->run_id, name);
+	*len = (size_t)PQgetlength(res, 0, 0);
+	*data = malloc(*len + 1);
+	if (!*data)
+		return al_error_set(err, ENOMEM, "out of memory");
+	memcpy(*data, PQgetvalue(res, 0, 0), *len);
+	(*data)[*len] = '\0';
+	return 0;
+}
+
+static void pg_free(struct al_run_store *s)
+{
+	free(((struct pg_store *)s)->run_id);
+}
+
+static const struct al_run_store_ops pg_ops = {
+    .name = "postgresql",
+    .state_load = pg_state_load,
+    .state_save = pg_state_save,
+    .audit_load = pg_audit_load,
+    .audit_head = pg_audit_head,
+    .audit_append = pg_audit_append,
+    .file_write = pg_file_write,
+    .file_read = pg_file_read,
+    .free = pg_free,
+};
+
+int al_run_store_pg_open(struct al_db *db, const char *run_id, long long lease_gen,
+                         const char *dir, struct al_run_store **out, struct al_error *err)
+{
+	struct pg_store *p = calloc(1, sizeof(*p));
+
+	if (!p || !(p->run_id = strdup(run_id)) || !(p->base.dir = strdup(dir))) {
+		if (p)
+			free(p->run_id);
+		free(p);
+		return al_error_set(err, ENOMEM, "out of memory");
+	}
+	p->base.ops = &pg_ops;
+	p->db = db;
+	snprintf(p->gen, sizeof(p->gen), "%lld", lease_gen);
+	*out = &p->base;
+	return 0;
+}
