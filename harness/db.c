@@ -18,11 +18,18 @@
 /* libpq's messages end in a newline; ours do not. */
 static int pq_error(struct al_error *err, int code, const char *what, const char *msg)
 {
-	size_t n = strlen(msg);
+	size_t n;
 
-	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-		n--;
+	/* libpq's continuation lines are hints; the first line says it. */
+	n = strcspn(msg, "\n");
 	return al_error_set(err, code, "%s: %.*s", what, (int)n, msg);
+}
+
+/* The server's notices (a migration's "already exists, skipping") are for debugging. */
+static void on_notice(void *arg, const char *msg)
+{
+	(void)arg;
+	log_debug("database: %.*s", (int)strcspn(msg, "\n"), msg);
 }
 
 static PGconn *open_conn(struct al_db *db)
@@ -45,6 +52,7 @@ int al_db_connect(struct al_db *db, const char *url, const char *who, struct al_
 	db->conn = open_conn(db);
 	if (!db->conn)
 		return al_error_set(err, ENOMEM, "out of memory");
+	PQsetNoticeProcessor(db->conn, on_notice, NULL);
 	if (PQstatus(db->conn) != CONNECTION_OK)
 		return pq_error(err, ECONNREFUSED, "connect to the database",
 		                PQerrorMessage(db->conn));
@@ -73,8 +81,9 @@ static bool reconnect(struct al_db *db, uint64_t deadline)
 			return true;
 		}
 		if (!said) {
-			log_warn("database connection lost, reconnecting: %s",
-			         PQerrorMessage(db->conn));
+			const char *m = PQerrorMessage(db->conn);
+			log_warn("database connection lost, reconnecting: %.*s",
+			         (int)strcspn(m, "\n"), m);
 			said = true;
 		}
 		if (al_now_ms() >= deadline)

@@ -110,8 +110,8 @@ int al_db_migrate(struct al_db *db, struct al_error *err)
 
 		if ((rc = exec_simple(db, migrations[i], NULL, err)) < 0)
 			return al_error_prefix(err, "schema version %d", i + 1);
-		snprintf(bump, sizeof(bump), "INSERT INTO airlock_schema_version (version) VALUES (%d)",
-		         i + 1);
+		snprintf(bump, sizeof(bump),
+		         "INSERT INTO airlock_schema_version (version) VALUES (%d)", i + 1);
 		if ((rc = exec_simple(db, bump, NULL, err)) < 0)
 			return rc;
 		log_info("database schema migrated to version %d", i + 1);

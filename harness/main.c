@@ -91,8 +91,18 @@ struct queue_options {
 	struct al_execute_options x;
 };
 
-enum { OPT_DB = 256, OPT_SOCKET, OPT_CONCURRENCY, OPT_WORK_DIR, OPT_NODE, OPT_LEASE_MS,
-       OPT_METRICS_PORT, OPT_CREDENTIALS, OPT_LEASE_GEN, OPT_CANCEL };
+enum {
+	OPT_DB = 256,
+	OPT_SOCKET,
+	OPT_CONCURRENCY,
+	OPT_WORK_DIR,
+	OPT_NODE,
+	OPT_LEASE_MS,
+	OPT_METRICS_PORT,
+	OPT_CREDENTIALS,
+	OPT_LEASE_GEN,
+	OPT_CANCEL
+};
 
 static int parse_long(const char *opt, const char *v, long min, long max, long *out)
 {
@@ -102,8 +112,8 @@ static int parse_long(const char *opt, const char *v, long min, long max, long *
 	errno = 0;
 	n = strtol(v, &end, 10);
 	if (errno || *end || !*v || n < min || n > max) {
-		fprintf(stderr, "airlock-harness: %s %s: expected a number from %ld to %ld\n", opt, v,
-		        min, max);
+		fprintf(stderr, "airlock-harness: %s %s: expected a number from %ld to %ld\n", opt,
+		        v, min, max);
 		return -EINVAL;
 	}
 	*out = n;
@@ -369,8 +379,8 @@ static int cmd_cancel(int argc, char **argv)
 
 static int cmd_worker(int argc, char **argv)
 {
-	struct queue_options q = {.w = {.concurrency = 1, .lease_ms = 30000,
-	                                .work_dir = "/var/lib/airlock/harness"}};
+	struct queue_options q = {
+	    .w = {.concurrency = 1, .lease_ms = 30000, .work_dir = "/var/lib/airlock/harness"}};
 	char host[HOST_NAME_MAX + 1] = "";
 	int i = parse_queue_options(argc, argv, "abcdefgh", &q);
 

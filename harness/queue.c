@@ -16,8 +16,8 @@ void al_claim_clear(struct al_claim *c)
 	memset(c, 0, sizeof(*c));
 }
 
-int al_queue_submit(struct al_db *db, const char *task_text, const char *task_dir,
-                    char run_id[40], struct al_error *err)
+int al_queue_submit(struct al_db *db, const char *task_text, const char *task_dir, char run_id[40],
+                    struct al_error *err)
 {
 	char hex[13];
 	time_t now = time(NULL);
@@ -31,7 +31,8 @@ int al_queue_submit(struct al_db *db, const char *task_text, const char *task_di
 	strftime(run_id, 40, "%Y%m%d-%H%M%S", &tm);
 	strcat(run_id, "-");
 	strcat(run_id, hex);
-	return al_db_exec(db, "INSERT INTO airlock_runs (run_id, task, task_dir) VALUES ($1, $2, $3)",
+	return al_db_exec(db,
+	                  "INSERT INTO airlock_runs (run_id, task, task_dir) VALUES ($1, $2, $3)",
 	                  3, params, NULL, NULL, 0, NULL, err);
 }
 
@@ -45,19 +46,20 @@ int al_queue_claim(struct al_db *db, const char *worker, long lease_ms, struct a
 
 	snprintf(ms, sizeof(ms), "%ld", lease_ms);
 	/* SKIP LOCKED: workers claiming together each get a different row, none waits. */
-	rc = al_db_exec(db,
-	                "UPDATE airlock_runs r SET status = 'running', lease_gen = r.lease_gen + 1,"
-	                "  leased_by = $1, attempts = r.attempts + 1,"
-	                "  lease_expires = clock_timestamp() + $2::bigint * interval '1 millisecond',"
-	                "  started_at = coalesce(r.started_at, clock_timestamp())"
-	                " FROM (SELECT run_id FROM airlock_runs"
-	                "   WHERE status = 'queued'"
-	                "      OR (status = 'running' AND lease_expires < clock_timestamp())"
-	                "   ORDER BY submitted_at LIMIT 1 FOR UPDATE SKIP LOCKED) pick"
-	                " WHERE r.run_id = pick.run_id"
-	                " RETURNING r.run_id, r.lease_gen, r.attempts, r.cancel_requested,"
-	                "  extract(epoch FROM clock_timestamp() - r.submitted_at)",
-	                2, params, NULL, NULL, 0, &res, err);
+	rc = al_db_exec(
+	    db,
+	    "UPDATE airlock_runs r SET status = 'running', lease_gen = r.lease_gen + 1,"
+	    "  leased_by = $1, attempts = r.attempts + 1,"
+	    "  lease_expires = clock_timestamp() + $2::bigint * interval '1 millisecond',"
+	    "  started_at = coalesce(r.started_at, clock_timestamp())"
+	    " FROM (SELECT run_id FROM airlock_runs"
+	    "   WHERE status = 'queued'"
+	    "      OR (status = 'running' AND lease_expires < clock_timestamp())"
+	    "   ORDER BY submitted_at LIMIT 1 FOR UPDATE SKIP LOCKED) pick"
+	    " WHERE r.run_id = pick.run_id"
+	    " RETURNING r.run_id, r.lease_gen, r.attempts, r.cancel_requested,"
+	    "  extract(epoch FROM clock_timestamp() - r.submitted_at)",
+	    2, params, NULL, NULL, 0, &res, err);
 	if (rc < 0)
 		return rc;
 	if (PQntuples(res) != 1)
@@ -72,8 +74,8 @@ int al_queue_claim(struct al_db *db, const char *worker, long lease_ms, struct a
 	return 1;
 }
 
-int al_queue_renew(struct al_db *db, const char *run_id, long long gen, long lease_ms,
-                   bool *cancel, struct al_error *err)
+int al_queue_renew(struct al_db *db, const char *run_id, long long gen, long lease_ms, bool *cancel,
+                   struct al_error *err)
 {
 	_cleanup_pgresult_ PGresult *res = NULL;
 	char g[24], ms[24];
@@ -129,19 +131,19 @@ int al_queue_release(struct al_db *db, const char *run_id, long long gen, struct
 	                  2, params, NULL, NULL, 0, NULL, err);
 }
 
-int al_queue_cancel(struct al_db *db, const char *run_id, const char **status,
-                    struct al_error *err)
+int al_queue_cancel(struct al_db *db, const char *run_id, const char **status, struct al_error *err)
 {
 	_cleanup_pgresult_ PGresult *res = NULL;
 	const char *params[] = {run_id};
 	const char *now;
-	int rc = al_db_exec(db,
-	                    "UPDATE airlock_runs SET cancel_requested = true,"
-	                    "  status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,"
-	                    "  finished_at = CASE WHEN status = 'queued' THEN clock_timestamp()"
-	                    "    ELSE finished_at END"
-	                    " WHERE run_id = $1 RETURNING status",
-	                    1, params, NULL, NULL, 0, &res, err);
+	int rc =
+	    al_db_exec(db,
+	               "UPDATE airlock_runs SET cancel_requested = true,"
+	               "  status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,"
+	               "  finished_at = CASE WHEN status = 'queued' THEN clock_timestamp()"
+	               "    ELSE finished_at END"
+	               " WHERE run_id = $1 RETURNING status",
+	               1, params, NULL, NULL, 0, &res, err);
 
 	if (rc < 0)
 		return rc;

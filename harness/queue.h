@@ -23,16 +23,16 @@ struct al_claim {
 void al_claim_clear(struct al_claim *c);
 
 /* Queue a run of task_text (its relative paths relative to task_dir); run_id[40] out. */
-int al_queue_submit(struct al_db *db, const char *task_text, const char *task_dir,
-                    char run_id[40], struct al_error *err);
+int al_queue_submit(struct al_db *db, const char *task_text, const char *task_dir, char run_id[40],
+                    struct al_error *err);
 
 /* The oldest queued run, or a running one whose lease expired: 1 when claimed. */
 int al_queue_claim(struct al_db *db, const char *worker, long lease_ms, struct al_claim *c,
                    struct al_error *err);
 
 /* Extend a lease: 1 when still ours (*cancel: a cancel was asked), 0 when lost. */
-int al_queue_renew(struct al_db *db, const char *run_id, long long gen, long lease_ms,
-                   bool *cancel, struct al_error *err);
+int al_queue_renew(struct al_db *db, const char *run_id, long long gen, long lease_ms, bool *cancel,
+                   struct al_error *err);
 
 /* The run ended with status (completed, failed, cancelled): 1 recorded, 0 lease lost. */
 int al_queue_finish(struct al_db *db, const char *run_id, long long gen, const char *status,

@@ -838,8 +838,7 @@ static int usage_error(const struct al_error *err)
 }
 
 /* The run directory of `run`: given (empty or missing) or runs/<run-id>, and its store. */
-static int open_run_dir(struct run *r, const char *given, const char *run_id,
-                        struct al_error *err)
+static int open_run_dir(struct run *r, const char *given, const char *run_id, struct al_error *err)
 {
 	_cleanup_free_ char *dir = NULL;
 	int rc;
@@ -1095,7 +1094,8 @@ static int recover_sandbox(struct run *r, struct al_error *err)
 			    "archive\n",
 			    node_was, r->node);
 		else
-			say("resume: provider changed from %s to %s; the workspace moves by archive\n",
+			say("resume: provider changed from %s to %s; the workspace moves by "
+			    "archive\n",
 			    was, r->task.provider_type);
 		rc = take_workspace_along(r, was, &e);
 		if (rc < 0) {
@@ -1242,7 +1242,8 @@ static int load_run(struct run *r, const struct al_run_options *opts, struct al_
 		}
 		if (given) {
 			cJSON_DeleteItemFromObjectCaseSensitive(r->state, "provider_block");
-			cJSON_AddItemToObject(r->state, "provider_block", cJSON_Duplicate(given, 1));
+			cJSON_AddItemToObject(r->state, "provider_block",
+			                      cJSON_Duplicate(given, 1));
 		}
 	}
 	if (use_node_socket(r, opts->provider_socket, err) < 0)
@@ -1346,8 +1347,8 @@ int al_run_cancel(const struct al_run_options *opts)
 		rc = ops ? ops->open(block, al_credentials_provider_key(&r.creds), &p, &e)
 		         : al_error_set(&e, EINVAL, "provider %s is not built in", was);
 		if (rc == 0)
-			rc = ops->resume(p, id, cJSON_GetObjectItemCaseSensitive(st, "handle"), NULL,
-			                 &sb, &running, &e);
+			rc = ops->resume(p, id, cJSON_GetObjectItemCaseSensitive(st, "handle"),
+			                 NULL, &sb, &running, &e);
 		if (rc == 0)
 			rc = ops->delete (p, sb, &e);
 		if (rc != -ENOENT) {

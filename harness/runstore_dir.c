@@ -36,8 +36,7 @@ static char *path_of(struct al_run_store *s, const char *name)
 	return asprintf(&p, "%s/%s", s->dir, name) < 0 ? NULL : p;
 }
 
-static int dir_state_load(struct al_run_store *s, char **text, size_t *len,
-                          struct al_error *err)
+static int dir_state_load(struct al_run_store *s, char **text, size_t *len, struct al_error *err)
 {
 	_cleanup_free_ char *path = path_of(s, STATE_FILE);
 
@@ -72,8 +71,7 @@ static int dir_state_save(struct al_run_store *s, const char *text, size_t len,
 	return dir_file_write(s, STATE_FILE, text, len, err);
 }
 
-static int write_head(struct al_run_store *s, uint64_t seq, const char *sha,
-                      struct al_error *err)
+static int write_head(struct al_run_store *s, uint64_t seq, const char *sha, struct al_error *err)
 {
 	_cleanup_free_ char *text = NULL;
 
@@ -82,8 +80,7 @@ static int write_head(struct al_run_store *s, uint64_t seq, const char *sha,
 	return dir_file_write(s, AUDIT_HEAD_FILE, text, strlen(text), err);
 }
 
-static int dir_audit_load(struct al_run_store *s, char **out, size_t *out_len,
-                          struct al_error *err)
+static int dir_audit_load(struct al_run_store *s, char **out, size_t *out_len, struct al_error *err)
 {
 	struct dir_store *d = (struct dir_store *)s;
 	_cleanup_free_ char *path = path_of(s, AUDIT_FILE);
@@ -114,8 +111,7 @@ static int dir_audit_load(struct al_run_store *s, char **out, size_t *out_len,
 	return 0;
 }
 
-static int dir_audit_head(struct al_run_store *s, uint64_t *seq, char sha[65],
-                          struct al_error *err)
+static int dir_audit_head(struct al_run_store *s, uint64_t *seq, char sha[65], struct al_error *err)
 {
 	_cleanup_free_ char *path = path_of(s, AUDIT_HEAD_FILE);
 	_cleanup_free_ char *text = NULL;

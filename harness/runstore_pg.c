@@ -53,8 +53,8 @@ static int refused(struct pg_store *p, const char *what, struct al_error *err)
 }
 
 static int fenced_exec(struct pg_store *p, const char *what, const char *sql, int n,
-                       const char *const *params, const int *lengths, const int *binary,
-                       long *rows, struct al_error *err)
+                       const char *const *params, const int *lengths, const int *binary, long *rows,
+                       struct al_error *err)
 {
 	_cleanup_pgresult_ PGresult *res = NULL;
 	int rc;
@@ -87,8 +87,7 @@ static int pg_state_load(struct al_run_store *s, char **text, size_t *len, struc
 	return *text ? 0 : al_error_set(err, ENOMEM, "out of memory");
 }
 
-static int pg_state_save(struct al_run_store *s, const char *text, size_t len,
-                         struct al_error *err)
+static int pg_state_save(struct al_run_store *s, const char *text, size_t len, struct al_error *err)
 {
 	struct pg_store *p = (struct pg_store *)s;
 	_cleanup_free_ char *copy = strndup(text, len);
@@ -122,21 +121,22 @@ static int pg_audit_load(struct al_run_store *s, char **data, size_t *len, struc
 	return *data ? 0 : al_error_set(err, ENOMEM, "out of memory");
 }
 
-static int pg_audit_head(struct al_run_store *s, uint64_t *seq, char sha[65],
-                         struct al_error *err)
+static int pg_audit_head(struct al_run_store *s, uint64_t *seq, char sha[65], struct al_error *err)
 {
 	struct pg_store *p = (struct pg_store *)s;
 	const char *params[] = {p->run_id};
 	_cleanup_pgresult_ PGresult *res = NULL;
-	int rc = al_db_exec(p->db, "SELECT audit_seq, audit_head FROM airlock_runs WHERE run_id = $1",
-	                    1, params, NULL, NULL, 0, &res, err);
+	int rc =
+	    al_db_exec(p->db, "SELECT audit_seq, audit_head FROM airlock_runs WHERE run_id = $1", 1,
+	               params, NULL, NULL, 0, &res, err);
 
 	if (rc < 0)
 		return rc;
 	if (PQntuples(res) != 1)
 		return al_error_set(err, ENOENT, "no run %s in the database", p->run_id);
 	if (PQgetlength(res, 0, 1) != 64)
-		return al_error_set(err, EBADMSG, "the audit head of run %s is not valid", p->run_id);
+		return al_error_set(err, EBADMSG, "the audit head of run %s is not valid",
+		                    p->run_id);
 	*seq = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
 	memcpy(sha, PQgetvalue(res, 0, 1), 65);
 	return 0;
@@ -168,7 +168,8 @@ static int pg_audit_append(struct al_run_store *s, uint64_t seq, const char *lin
 	if (rows == 1)
 		return 0;
 	/* Sent again after a reconnect, the first attempt may have been the one. */
-	rc = al_db_exec(p->db, "SELECT 1 FROM airlock_audit WHERE run_id = $1 AND seq = $2 AND line = $3",
+	rc = al_db_exec(p->db,
+	                "SELECT 1 FROM airlock_audit WHERE run_id = $1 AND seq = $2 AND line = $3",
 	                3, (const char *const[]){p->run_id, seqs, copy}, NULL, NULL, 0, &res, err);
 	if (rc < 0)
 		return rc;
@@ -210,7 +211,8 @@ static int pg_file_read(struct al_run_store *s, const char *name, char **data, s
 	if (rc < 0)
 		return rc;
 	if (PQntuples(res) != 1)
-		return al_error_set(err, ENOENT, "run %s has no %s in the database", p->run_id, name);
+		return al_error_set(err, ENOENT, "run %s has no %s in the database", p->run_id,
+		                    name);
 	*len = (size_t)PQgetlength(res, 0, 0);
 	*data = malloc(*len + 1);
 	if (!*data)
@@ -237,8 +239,8 @@ static const struct al_run_store_ops pg_ops = {
     .free = pg_free,
 };
 
-int al_run_store_pg_open(struct al_db *db, const char *run_id, long long lease_gen,
-                         const char *dir, struct al_run_store **out, struct al_error *err)
+int al_run_store_pg_open(struct al_db *db, const char *run_id, long long lease_gen, const char *dir,
+                         struct al_run_store **out, struct al_error *err)
 {
 	struct pg_store *p = calloc(1, sizeof(*p));
 

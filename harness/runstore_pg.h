@@ -10,5 +10,5 @@
  * with -ESTALE (and store->lease_lost).  dir: the local directory of its workspace archives.
  * Reading needs no lease (lease_gen 0: a read-only store, as `audit verify` uses).
  */
-int al_run_store_pg_open(struct al_db *db, const char *run_id, long long lease_gen,
-                         const char *dir, struct al_run_store **out, struct al_error *err);
+int al_run_store_pg_open(struct al_db *db, const char *run_id, long long lease_gen, const char *dir,
+                         struct al_run_store **out, struct al_error *err);

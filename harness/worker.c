@@ -164,8 +164,8 @@ static void put_metric(struct al_buf *b, const char *name, const char *type, con
 }
 
 static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **ctx)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **ctx)
 {
 	struct worker *w = cls;
 	struct metrics *m = &w->m;
@@ -326,8 +326,10 @@ static void finish(struct worker *w, struct job *j, const char *status, unsigned
 		 * ended and records that: nothing is lost. */
 		wlog(w, "error", "finish_failed", j, "record %s: %s", status, err.msg);
 	else if (rc == 0)
-		wlog(w, "warn", "lease_lost", j, "the run ended (%s) but its lease was taken: "
-		     "not recorded", status);
+		wlog(w, "warn", "lease_lost", j,
+		     "the run ended (%s) but its lease was taken: "
+		     "not recorded",
+		     status);
 	else {
 		wlog(w, "info", status, j, NULL);
 		pthread_mutex_lock(&w->m.lock);
@@ -349,10 +351,13 @@ static void on_child_exit(struct worker *w, struct job *j, int status)
 		int code = WEXITSTATUS(status);
 		if (code == AL_EXIT_OK)
 			finish(w, j, "completed", &w->m.completed);
-		else if (code == AL_EXIT_LEASE_LOST)
+		else if (code == AL_EXIT_LEASE_LOST) {
 			wlog(w, "warn", "lease_lost", j,
 			     "the executor's writes were refused: the run is another worker's");
-		else if (code == AL_EXIT_CANCELLED)
+			pthread_mutex_lock(&w->m.lock);
+			w->m.leases_lost++;
+			pthread_mutex_unlock(&w->m.lock);
+		} else if (code == AL_EXIT_CANCELLED)
 			finish(w, j, "cancelled", &w->m.cancelled);
 		else
 			finish(w, j, "failed", &w->m.failed);
@@ -578,8 +583,9 @@ int al_execute_main(const struct al_execute_options *o)
 		/* Not the run's failure: the lease runs out and the run is tried again. */
 		return AL_EXIT_LEASE_LOST;
 	}
-	rc = al_db_exec(&db, "SELECT task, task_dir, state IS NOT NULL FROM airlock_runs "
-	                     "WHERE run_id = $1",
+	rc = al_db_exec(&db,
+	                "SELECT task, task_dir, state IS NOT NULL FROM airlock_runs "
+	                "WHERE run_id = $1",
 	                1, params, NULL, NULL, 0, &res, &err);
 	if (rc == 0 && PQntuples(res) != 1)
 		rc = al_error_set(&err, ENOENT, "no run %s in the database", o->run_id);
