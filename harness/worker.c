@@ -20,6 +20,7 @@
 #include "json.h"
 #include "log.h"
 #include "queue.h"
+#include "reaper.h"
 #include "run.h"
 #include "runstore_pg.h"
 #include "util.h"
@@ -44,6 +45,8 @@
 /* The worker's own statements give up on a dead database quickly: it must keep reaping
  * and renewing; its loop tries again on the next pass. */
 #define WORKER_RECONNECT_MS 1000
+/* How often the node's airlockd is checked for sandboxes of runs that moved away. */
+#define REAP_INTERVAL_MS (30 * 1000)
 
 static volatile sig_atomic_t stopping;
 
@@ -469,6 +472,22 @@ static void claim(struct worker *w)
 	}
 }
 
+static void reap_sandboxes(struct worker *w)
+{
+	struct al_error err = AL_ERROR_INIT;
+	int n = 0;
+
+	if (!w->o->provider_socket)
+		return;
+	if (al_reap_sandboxes(&w->db, w->o->provider_socket, w->o->node, &n, &err) < 0)
+		wlog(w, "warn", "reap_failed", NULL, "%s", err.msg);
+	else if (n > 0)
+		wlog(w, "info", "reaped", NULL,
+		     "deleted %d sandbox(es) of runs that no longer "
+		     "need them on this node",
+		     n);
+}
+
 static void refresh_gauges(struct worker *w)
 {
 	struct al_error err = AL_ERROR_INIT;
@@ -512,7 +531,7 @@ int al_worker_main(const struct al_worker_options *o)
 	struct al_error err = AL_ERROR_INIT;
 	struct sigaction sa = {.sa_handler = on_stop};
 	char host[HOST_NAME_MAX + 1] = "";
-	uint64_t gauges_ms = 0;
+	uint64_t gauges_ms = 0, reaped_ms = 0;
 
 	al_log_set_json(true);
 	gethostname(host, sizeof(host) - 1);
@@ -537,6 +556,10 @@ int al_worker_main(const struct al_worker_options *o)
 		reap(&w);
 		renew(&w);
 		claim(&w);
+		if (al_now_ms() - reaped_ms >= REAP_INTERVAL_MS) {
+			reap_sandboxes(&w);
+			reaped_ms = al_now_ms();
+		}
 		if (al_now_ms() - gauges_ms >= GAUGE_REFRESH_MS) {
 			refresh_gauges(&w);
 			gauges_ms = al_now_ms();

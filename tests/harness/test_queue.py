@@ -179,9 +179,11 @@ class QueueTest(ht.HarnessTestCase):
         out = self.pg.sql("SELECT state FROM airlock_runs WHERE run_id = '%s'" % run_id).strip()
         return json.loads(out) if out else None
 
-    def assertRunIntact(self, run_id, calls=("call_1", "call_2", "call_3")):
+    def assertRunIntact(self, run_id, calls=("call_1", "call_2", "call_3"), whole=True):
         """Completed, its chain verified twice, each tool result recorded once,
-        and the listing run at the end saw every logged call."""
+        and the listing run at the end saw every logged call (whole: a run
+        whose workspace came from its last archive may lack the effect of a
+        call recorded after it; it never has one twice)."""
         row = self.status(run_id)
         self.assertEqual(row["status"], "completed", row)
         v = ht.harness(["audit", "verify", run_id, "--db", self.pg.url], timeout=60)
@@ -208,8 +210,10 @@ class QueueTest(ht.HarnessTestCase):
         self.assertEqual(state["status"], "completed")
         listing = ht.recorded_results(state).get("call_list")
         files, logged_calls = ht.parse_listing(ht.text_of(listing))
-        self.assertEqual(len(files), len(calls), files)
-        self.assertEqual(sorted(set(logged_calls)), sorted(calls), logged_calls)
+        if whole:
+            self.assertEqual(len(files), len(calls), files)
+            self.assertEqual(sorted(set(logged_calls)), sorted(calls), logged_calls)
+        self.assertTrue(set(logged_calls) <= set(calls), logged_calls)
         return recs, logged_calls
 
     def assertNoSandboxes(self):
@@ -282,6 +286,65 @@ class QueueTest(ht.HarnessTestCase):
         self.assertNoSandboxes()
         self.assertTrue(any(e.get("event") == "claim" and e.get("lease_gen") == 2
                             for e in wb.events()))
+
+    def test_whole_node_killed_then_back(self):
+        """Node c dies whole (its worker and its airlockd SIGKILLed): a worker on
+        node a cannot reach the sandbox, resumes from the last workspace
+        archive in the shared work directory and completes the run.  When node
+        c comes back, its airlockd reattaches the old sandbox and its worker
+        deletes it (the run moved away)."""
+        node_c = self.tmpdir("node-c")
+        daemon_c = at.Daemon(node_c, self.rootfs)
+        daemon_c.start()
+        created_c = set()
+        client_c = at.Client(daemon_c.socket_path, created_c)
+
+        def stop_c():
+            for sb in client_c.list():
+                created_c.add(sb["id"])
+                client_c.request("DELETE", "/v1/sandboxes/" + sb["id"])
+            client_c.close()
+            daemon_c.stop()
+            problems = at.leftovers(daemon_c.state_dir, created_c, daemon_c.socket_path)
+            if problems:
+                at.force_cleanup(daemon_c.state_dir, created_c, daemon_c.socket_path)
+            self.assertEqual(problems, [], "node c left")
+        self.addCleanup(stop_c)
+        run_id = self.submit("n", sleep=1)
+        wc = Worker(self, "c", daemon_c.socket_path)
+
+        def two_results():
+            st = self.state_db(run_id)
+            return st and len(ht.recorded_results(st)) >= 2
+        self.wait_for("two recorded tool results", two_results, workers=[wc])
+        os.killpg(wc.proc.pid, signal.SIGKILL)
+        wc.proc.wait()
+        daemon_c.stop(signal.SIGKILL)
+        old = [sb["id"] for sb in client_c.list()] if daemon_c.running() else None
+        self.assertIsNone(old)
+        created_c.add(self.state_db(run_id)["sandbox"]["sandbox_id"])
+        recorded = set(ht.recorded_results(self.state_db(run_id)))
+        wa = Worker(self, "a", self.daemon.socket_path)
+        self.wait_all_done([run_id], [wa])
+        recs, calls = self.assertRunIntact(run_id, whole=False)
+        self.assertEqual(len(calls), len(set(calls)), "a call ran twice: %s" % calls)
+        for c in recorded:
+            self.assertLessEqual(calls.count(c), 1)
+        with open(os.path.join(self.work_dir, run_id + ".log")) as f:
+            log = f.read()
+        self.assertIn("resume: the sandbox is on node c, this is a", log)
+        self.assertIn("cannot be reached", log)
+        self.assertIn("recreated sandbox from manifest and workspace archive", log)
+        self.assertNoSandboxes()
+        # Node c comes back: its old sandbox is still alive and reattached...
+        daemon_c.start()
+        self.assertEqual(len(client_c.list()), 1, "airlockd c reattached the old sandbox")
+        # ...until node c's worker sees that the run moved away.
+        wc2 = Worker(self, "c", daemon_c.socket_path)
+        self.wait_for("node c's worker to delete the old sandbox",
+                      lambda: client_c.list() == [], timeout=60, workers=[wc2])
+        self.assertTrue(any(e.get("event") == "reaped" for e in wc2.events()), wc2.text())
+        self.assertEqual(self.status(run_id)["status"], "completed")
 
     def test_sigstop_past_lease_late_writes_refused(self):
         """A worker paused (SIGSTOP) past its lease: another worker takes the
