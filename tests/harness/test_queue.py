@@ -18,6 +18,7 @@ exactly once, and no sandbox left on either node.
 import hashlib
 import json
 import os
+import random
 import re
 import signal
 import subprocess
@@ -286,6 +287,42 @@ class QueueTest(ht.HarnessTestCase):
         self.assertNoSandboxes()
         self.assertTrue(any(e.get("event") == "claim" and e.get("lease_gen") == 2
                             for e in wb.events()))
+
+    def test_random_worker_kills(self):
+        """Workers on two nodes SIGKILLed (with their executors) at random
+        moments and started again: every run completes, its trail verifies,
+        each tool result is recorded once, and once a worker has started on
+        each node after the last kill no sandbox is left."""
+        rnd = random.Random(int(os.environ.get("AIRLOCK_TEST_SEED", "0")) or None)
+        seed = rnd.randrange(1 << 30)
+        rnd.seed(seed)
+        ids = [self.submit("x%d" % i, sleep=0.3) for i in range(6)]
+        socks = {"a": self.daemon.socket_path, "b": self.daemon_b.socket_path}
+        workers = [Worker(self, "a", socks["a"]), Worker(self, "a", socks["a"]),
+                   Worker(self, "b", socks["b"])]
+        for _ in range(5):
+            time.sleep(rnd.uniform(0.3, 2.0))
+            i = rnd.randrange(len(workers))
+            os.killpg(workers[i].proc.pid, signal.SIGKILL)
+            workers[i].proc.wait()
+            workers.append(Worker(self, workers[i].node, socks[workers[i].node]))
+            del workers[i]
+        rows = self.wait_all_done(ids, workers)
+        for i in ids:
+            self.assertEqual(rows[i]["status"], "completed", "seed %d: %s" % (seed, rows[i]))
+            self.assertRunIntact(i)
+        retried = sum(rows[i]["attempts"] - 1 for i in ids)
+        sys.stderr.write("[seed %d: %d take-overs] " % (seed, retried))
+        # Five kills while six runs of 2 s or more were going: some took over.
+        self.assertGreater(retried, 0, "seed %d: no run was taken over" % seed)
+        # Sandboxes that a killed executor made but never recorded go when a
+        # worker of their node starts (docs/deploy.md).
+        for node in ("a", "b"):
+            w = Worker(self, node, socks[node])
+            self.wait_for("worker %s's start" % node,
+                          lambda: any(e.get("event") == "start" for e in w.events()))
+        self.wait_for("no sandbox left", lambda: not self.sandbox_ids()
+                      and not self.client_b.list(), timeout=30)
 
     def test_whole_node_killed_then_back(self):
         """Node c dies whole (its worker and its airlockd SIGKILLed): a worker on
