@@ -92,36 +92,54 @@ static bool reconnect(struct al_db *db, uint64_t deadline)
 	}
 }
 
+int al_db_exec_once(struct al_db *db, const char *sql, int nparams, const char *const *params,
+                    const int *lengths, const int *binary, int binary_result, PGresult **res,
+                    struct al_error *err)
+{
+	PGresult *r =
+	    PQexecParams(db->conn, sql, nparams, NULL, params, lengths, binary, binary_result);
+	ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+	int rc;
+
+	if (res)
+		*res = NULL;
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+		if (res)
+			*res = r;
+		else
+			PQclear(r);
+		return 0;
+	}
+	if (PQstatus(db->conn) == CONNECTION_OK)
+		rc = pq_error(err, EIO, "database",
+		              r ? PQresultErrorMessage(r) : PQerrorMessage(db->conn));
+	else
+		rc = pq_error(err, EPIPE, "database connection lost", PQerrorMessage(db->conn));
+	PQclear(r);
+	return rc;
+}
+
+int al_db_reconnect(struct al_db *db, uint64_t deadline, struct al_error *err)
+{
+	if (reconnect(db, deadline))
+		return 0;
+	return pq_error(err, ECONNREFUSED, "database unreachable", PQerrorMessage(db->conn));
+}
+
 int al_db_exec(struct al_db *db, const char *sql, int nparams, const char *const *params,
                const int *lengths, const int *binary, int binary_result, PGresult **res,
                struct al_error *err)
 {
 	uint64_t deadline = al_now_ms() + db->reconnect_ms;
 
-	if (res)
-		*res = NULL;
 	for (;;) {
-		PGresult *r = PQexecParams(db->conn, sql, nparams, NULL, params, lengths, binary,
-		                           binary_result);
-		ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+		int rc = al_db_exec_once(db, sql, nparams, params, lengths, binary, binary_result,
+		                         res, err);
 
-		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-			if (res)
-				*res = r;
-			else
-				PQclear(r);
-			return 0;
-		}
-		if (PQstatus(db->conn) == CONNECTION_OK) {
-			int rc = pq_error(err, EIO, "database",
-			                  r ? PQresultErrorMessage(r) : PQerrorMessage(db->conn));
-			PQclear(r);
+		if (rc != -EPIPE)
 			return rc;
-		}
-		PQclear(r);
-		if (!reconnect(db, deadline))
-			return pq_error(err, ECONNREFUSED, "database unreachable",
-			                PQerrorMessage(db->conn));
+		if ((rc = al_db_reconnect(db, deadline, err)) < 0)
+			return rc;
 	}
 }
 

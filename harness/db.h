@@ -34,6 +34,14 @@ int al_db_exec(struct al_db *db, const char *sql, int nparams, const char *const
                const int *lengths, const int *binary, int binary_result, PGresult **res,
                struct al_error *err);
 
+/* The same, sent once: -EPIPE when the connection was lost (nothing is retried), for a
+ * caller that sends a transaction again whole. */
+int al_db_exec_once(struct al_db *db, const char *sql, int nparams, const char *const *params,
+                    const int *lengths, const int *binary, int binary_result, PGresult **res,
+                    struct al_error *err);
+/* Get the connection back before deadline (al_now_ms() time). */
+int al_db_reconnect(struct al_db *db, uint64_t deadline, struct al_error *err);
+
 /* Rows a command changed or returned. */
 long al_db_rows(PGresult *res);
 

@@ -110,6 +110,27 @@ static int save(struct run *r, struct al_error *err)
 	return rc < 0 ? al_error_prefix(err, "save RunState") : 0;
 }
 
+/*
+ * A step's RunState write and the audit record that describes it, recorded together
+ * where the store can (one database transaction); elsewhere one after the other, and
+ * recover_audit() writes a record a crash cut off between them.
+ */
+static int step_begin(struct run *r, struct al_error *err)
+{
+	return r->store->ops->begin ? r->store->ops->begin(r->store, err) : 0;
+}
+
+static int step_end(struct run *r, int rc, struct al_error *err)
+{
+	if (!r->store->ops->end)
+		return rc;
+	if (rc < 0) {
+		r->store->ops->end(r->store, false, &(struct al_error){0});
+		return rc;
+	}
+	return r->store->ops->end(r->store, true, err);
+}
+
 static int audit(struct run *r, const char *kind, cJSON *data, struct al_error *err)
 {
 	int rc = al_audit_append(&r->audit, kind, data, err);
@@ -480,9 +501,12 @@ static int run_pending(struct run *r, struct al_error *err)
 		cJSON_AddBoolToObject(call, "is_error", res.is_error);
 		cJSON_AddBoolToObject(call, "truncated", res.truncated);
 		al_tool_result_free(&res);
-		if ((rc = save(r, err)) < 0)
+		if ((rc = step_begin(r, err)) < 0)
 			return rc;
-		if ((rc = audit_tool_result(r, call, false, err)) < 0)
+		rc = save(r, err);
+		if (rc == 0)
+			rc = audit_tool_result(r, call, false, err);
+		if ((rc = step_end(r, rc, err)) < 0)
 			return rc;
 	}
 	/* Every result is in: they become conversation items in one step. */
@@ -601,9 +625,12 @@ static int model_turn(struct run *r, bool *done, struct al_error *err)
 		*done = true;
 	}
 	al_model_reply_free(&reply);
-	if ((rc = save(r, err)) < 0)
+	if ((rc = step_begin(r, err)) < 0)
 		return rc;
-	return model_response_record(r, turn, false, err);
+	rc = save(r, err);
+	if (rc == 0)
+		rc = model_response_record(r, turn, false, err);
+	return step_end(r, rc, err);
 }
 
 static int model_response_record(struct run *r, const cJSON *turn, bool recovered,
@@ -664,8 +691,10 @@ static int finish(struct run *r, struct al_error *err)
 		}
 	}
 	cJSON_DeleteItemFromObjectCaseSensitive(r->state, "finish_pending");
-	if ((rc = save(r, err)) < 0)
+	if ((rc = step_begin(r, err)) < 0)
 		return rc;
+	if ((rc = save(r, err)) < 0)
+		return step_end(r, rc, err);
 	d = cJSON_CreateObject();
 	cJSON_AddStringToObject(d, "status", "completed");
 	cJSON_AddNumberToObject(d, "turns", (double)al_runstate_long(r->state, "turn"));
@@ -673,7 +702,7 @@ static int finish(struct run *r, struct al_error *err)
 	    d, "usage", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(r->state, "usage"), 1));
 	cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(d, "usage"),
 	                                        "per_turn");
-	return audit(r, "run_end", d, err);
+	return step_end(r, audit(r, "run_end", d, err), err);
 }
 
 static int fail(struct run *r, const struct al_error *why)

@@ -44,6 +44,11 @@ struct al_run_store_ops {
 	                  struct al_error *err);
 	int (*file_read)(struct al_run_store *s, const char *name, char **data, size_t *len,
 	                 struct al_error *err);
+	/* Optional: the writes between begin and end(commit) are recorded all or none (one
+	 * database transaction); end(!commit) drops them.  A backend without them writes
+	 * each at once, and resume repairs what a crash left between two (docs/harness.md). */
+	int (*begin)(struct al_run_store *s, struct al_error *err);
+	int (*end)(struct al_run_store *s, bool commit, struct al_error *err);
 	void (*free)(struct al_run_store *s);
 };
 

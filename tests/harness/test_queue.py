@@ -205,6 +205,9 @@ class QueueTest(ht.HarnessTestCase):
         results = [r["data"]["call_id"] for r in recs if r["kind"] == "tool_result"]
         for c in list(calls) + ["call_list"]:
             self.assertEqual(results.count(c), 1, "tool_result records of %s: %s" % (c, results))
+        # RunState and the record of the same step go in one transaction:
+        # nothing is ever left for a resume to write after the fact.
+        self.assertEqual([r for r in recs if r["data"].get("recovered")], [])
         ends = [r for r in recs if r["kind"] == "run_end"]
         self.assertEqual([e["data"]["status"] for e in ends], ["completed"], ends)
         state = self.state_db(run_id)
