@@ -140,8 +140,8 @@ class QueueTest(ht.HarnessTestCase):
 
     # -- helpers --
 
-    def submit(self, tag, **kw):
-        path = self.replay_task(script(tag, **kw))
+    def submit(self, tag, task_fields=None, **kw):
+        path = self.replay_task(script(tag, **kw), **(task_fields or {}))
         res = ht.harness(["submit", path, "--db", self.pg.url])
         self.assertEqual(res.returncode, 0, res)
         run_id = res.stdout.strip()
@@ -326,6 +326,39 @@ class QueueTest(ht.HarnessTestCase):
                           lambda: any(e.get("event") == "start" for e in w.events()))
         self.wait_for("no sandbox left", lambda: not self.sandbox_ids()
                       and not self.client_b.list(), timeout=30)
+
+    def test_sandbox_gone_restored_from_snapshot(self):
+        """Same node, the worker SIGKILLed and the run's sandbox gone while no
+        worker held the run: the next worker restores it from the snapshot
+        RunState names (what the node's airlockd keeps) and completes."""
+        def snaps():
+            r = self.client.request("GET", "/v1/snapshots")
+            self.assertEqual(r.status, 200, r)
+            return {x["id"] for x in r.json["snapshots"]}
+        before = snaps()
+        self.addCleanup(lambda: [self.client.request("DELETE", "/v1/snapshots/" + i)
+                                 for i in snaps() - before])
+        run_id = self.submit("g", sleep=0.5, task_fields={
+            "snapshot": {"every_turns": 1, "processes": False}})
+        wa = Worker(self, "a", self.daemon.socket_path)
+
+        def snapshotted():
+            st = self.state_db(run_id)
+            return st and st["sandbox"].get("snapshot_id") and len(ht.recorded_results(st)) >= 2
+        self.wait_for("a recorded snapshot", snapshotted, workers=[wa])
+        os.killpg(wa.proc.pid, signal.SIGKILL)
+        wa.proc.wait()
+        for sid in self.sandbox_ids():
+            self.client.destroy(sid)
+        snap = self.state_db(run_id)["sandbox"]["snapshot_id"]
+        wa2 = Worker(self, "a", self.daemon.socket_path)
+        self.wait_all_done([run_id], [wa2])
+        self.assertRunIntact(run_id, whole=False)
+        with open(os.path.join(self.work_dir, run_id + ".log")) as f:
+            log = f.read()
+        self.assertRegex(log, r"resume: restored sandbox from snapshot \S+")
+        self.assertIn(snap, log)
+        self.assertNoSandboxes()
 
     def test_whole_node_killed_then_back(self):
         """Node c dies whole (its worker and its airlockd SIGKILLed): a worker on
