@@ -221,8 +221,14 @@ int al_audit_verify_store(struct al_run_store *store, uint64_t *records, struct 
 {
 	_cleanup_free_ char *data = NULL;
 	size_t len = 0;
-	int r = store->ops->audit_load(store, &data, &len, err);
+	uint64_t seq;
+	char sha[65];
+	/* A run the store does not have is not a broken trail. */
+	int r = store->ops->audit_head(store, &seq, sha, err);
 
+	if (r == -ENOENT)
+		return r;
+	r = store->ops->audit_load(store, &data, &len, err);
 	if (r < 0)
 		return r;
 	return verify_records(store, data, len, records, err);

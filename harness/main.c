@@ -246,6 +246,11 @@ static int cmd_audit(int argc, char **argv)
 			r = al_audit_verify_store(store, &n, &err);
 		al_run_store_free(TAKE_PTR(store));
 		al_db_close(&db);
+		if (r == -ENOENT) {
+			/* No such run: a wrong argument, not a broken trail. */
+			fprintf(stderr, "airlock-harness: %s\n", err.msg);
+			return AL_EXIT_USAGE;
+		}
 	} else if (argc == 3 && !strcmp(argv[1], "verify")) {
 		r = al_audit_verify(argv[2], &n, &err);
 	} else {
