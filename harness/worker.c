@@ -9,7 +9,7 @@
  *
  * What the worker makes of a child's end:
  *   exit 0              completed               exit 1, 2  failed
- *   exit 75             lease lost: nothing (the run is someone else's now)
+ *   exit 75             lease lost: nothing recorded (given back if still ours)
  *   exit 76             cancelled               killed     given back at once (a retry)
  */
 #include "worker.h"
@@ -356,10 +356,15 @@ static void on_child_exit(struct worker *w, struct job *j, int status)
 			finish(w, j, "completed", &w->m.completed);
 		else if (code == AL_EXIT_LEASE_LOST) {
 			wlog(w, "warn", "lease_lost", j,
-			     "the executor's writes were refused: the run is another worker's");
+			     "the executor's writes were refused or it could not start");
 			pthread_mutex_lock(&w->m.lock);
 			w->m.leases_lost++;
 			pthread_mutex_unlock(&w->m.lock);
+			/* Refused because the lease ran out while nobody took the run yet
+			 * (the generation is still ours): give it back now rather than
+			 * when the renewed lease runs out.  A no-op when it was taken. */
+			if (al_queue_release(&w->db, j->claim.run_id, j->claim.lease_gen, &err) < 0)
+				wlog(w, "error", "release_failed", j, "%s", err.msg);
 		} else if (code == AL_EXIT_CANCELLED)
 			finish(w, j, "cancelled", &w->m.cancelled);
 		else
