@@ -220,6 +220,29 @@ static int connect_db(struct al_db *db, const char *url, const char *who)
 	return 0;
 }
 
+/* status, cancel and verify read a queue some worker or submit made: say so plainly. */
+static int connect_queue(struct al_db *db, const char *url, const char *who)
+{
+	struct al_error err = AL_ERROR_INIT;
+	_cleanup_pgresult_ PGresult *res = NULL;
+
+	if (connect_db(db, url, who) < 0)
+		return -1;
+	if (al_db_exec(db, "SELECT to_regclass('airlock_runs') IS NOT NULL", 0, NULL, NULL, NULL, 0,
+	               &res, &err) < 0) {
+		fprintf(stderr, "airlock-harness: %s\n", err.msg);
+		al_db_close(db);
+		return -1;
+	}
+	if (PQgetvalue(res, 0, 0)[0] != 't') {
+		fprintf(stderr, "airlock-harness: no run queue in this database yet (a worker or "
+		                "submit makes it)\n");
+		al_db_close(db);
+		return -1;
+	}
+	return 0;
+}
+
 static int cmd_audit(int argc, char **argv)
 {
 	struct al_error err = AL_ERROR_INIT;
@@ -239,7 +262,7 @@ static int cmd_audit(int argc, char **argv)
 			usage(stderr);
 			return AL_EXIT_USAGE;
 		}
-		if (connect_db(&db, q.db, "airlock-harness audit") < 0)
+		if (connect_queue(&db, q.db, "airlock-harness audit") < 0)
 			return AL_EXIT_FAILED;
 		r = al_run_store_pg_open(&db, argv[1 + i], 0, "/", &store, &err);
 		if (r == 0)
@@ -322,7 +345,7 @@ static int cmd_status(int argc, char **argv)
 		usage(stderr);
 		return AL_EXIT_USAGE;
 	}
-	if (connect_db(&db, q.db, "airlock-harness status") < 0)
+	if (connect_queue(&db, q.db, "airlock-harness status") < 0)
 		return AL_EXIT_FAILED;
 	params[0] = argc - i == 1 ? argv[i] : NULL;
 	/* One JSON object a line: for people and for scripts alike. */
@@ -365,7 +388,7 @@ static int cmd_cancel(int argc, char **argv)
 		usage(stderr);
 		return AL_EXIT_USAGE;
 	}
-	if (connect_db(&db, q.db, "airlock-harness cancel") < 0)
+	if (connect_queue(&db, q.db, "airlock-harness cancel") < 0)
 		return AL_EXIT_FAILED;
 	r = al_queue_cancel(&db, argv[i], &now, &err);
 	al_db_close(&db);

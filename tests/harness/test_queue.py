@@ -473,6 +473,9 @@ class QueueTest(ht.HarnessTestCase):
     def test_cancel_and_bad_input(self):
         """cancel: a queued run at once, a running one by its worker (sandbox
         deleted, the trail says cancelled); bad command lines are refused."""
+        res = ht.harness(["status", "--db", self.pg.url])
+        self.assertEqual(res.returncode, 1, res)
+        self.assertIn("no run queue in this database yet", res.stderr)
         queued = self.submit("c1")
         res = ht.harness(["cancel", queued, "--db", self.pg.url])
         self.assertEqual((res.returncode, res.stdout.strip()), (0, queued + ": cancelled"), res)
