@@ -148,6 +148,24 @@ static int audit_sandbox_op(struct run *r, const char *op, const char *id, int r
 	return audit(r, "sandbox_op", d, err);
 }
 
+/* A run of the queue reports its errors in the worker's structured log; `run` and
+ * `resume` as the plain stderr lines docs/harness.md shows. */
+static bool structured_errors;
+
+__attribute__((format(printf, 1, 2))) static void report_error(const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (structured_errors)
+		log_error("%s", msg);
+	else
+		fprintf(stderr, "airlock-harness: %s\n", msg);
+}
+
 /* A progress line on stdout, out at once: a caller reads it while the run goes on. */
 __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
 {
@@ -709,20 +727,20 @@ static int fail(struct run *r, const struct al_error *why)
 {
 	struct al_error e = AL_ERROR_INIT;
 
-	fprintf(stderr, "airlock-harness: run failed: %s\n", why->msg);
+	report_error("run failed: %s", why->msg);
 	if (!r->state)
 		return AL_EXIT_FAILED;
 	al_runstate_set_str(r->state, "status", "failed");
 	al_runstate_set_str(r->state, "error", why->msg);
 	if (save(r, &e) < 0)
-		fprintf(stderr, "airlock-harness: %s\n", e.msg);
+		report_error("%s", e.msg);
 	if (r->audit_open) {
 		cJSON *d = cJSON_CreateObject();
 
 		cJSON_AddStringToObject(d, "status", "failed");
 		cJSON_AddStringToObject(d, "error", why->msg);
 		if (audit(r, "run_end", d, &e) < 0)
-			fprintf(stderr, "airlock-harness: %s\n", e.msg);
+			report_error("%s", e.msg);
 	}
 	return AL_EXIT_FAILED;
 }
@@ -862,7 +880,7 @@ static int start_workspace(struct run *r, struct al_error *err)
 /* A refused command line or task: the reason on stderr, nothing recorded in a run. */
 static int usage_error(const struct al_error *err)
 {
-	fprintf(stderr, "airlock-harness: %s\n", err->msg);
+	report_error("%s", err->msg);
 	return AL_EXIT_USAGE;
 }
 
@@ -917,6 +935,8 @@ int al_run_start(const struct al_run_options *opts)
 	char run_id[40];
 	size_t len = 0;
 	cJSON *d;
+
+	structured_errors = opts->store != NULL;
 
 	/* Everything that can be refused is refused before anything is created. */
 	if (opts->task_text) {
@@ -1290,6 +1310,8 @@ int al_run_resume(const struct al_run_options *opts)
 	cJSON *d;
 	int rc;
 
+	structured_errors = opts->store != NULL;
+
 	if (load_run(&r, opts, &err) < 0)
 		return usage_error(&err);
 	status = al_runstate_str(r.state, "status");
@@ -1351,6 +1373,8 @@ int al_run_cancel(const struct al_run_options *opts)
 	cJSON *st, *d;
 	const char *id;
 	int rc;
+
+	structured_errors = opts->store != NULL;
 
 	if (load_run(&r, opts, &err) < 0) {
 		/* Nothing was recorded before the cancel: nothing to clean up. */

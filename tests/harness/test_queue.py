@@ -220,6 +220,11 @@ class QueueTest(ht.HarnessTestCase):
         self.assertTrue(set(logged_calls) <= set(calls), logged_calls)
         return recs, logged_calls
 
+    def assertStructuredLog(self, worker):
+        """Every line a worker and its executors logged is one JSON object."""
+        self.assertEqual([e["raw"] for e in worker.events() if "raw" in e], [],
+                         "lines of worker %s's log that are not JSON" % worker.node)
+
     def assertNoSandboxes(self):
         self.assertEqual(self.sandbox_ids(), [], "sandboxes left on node a")
         self.assertEqual([sb["id"] for sb in self.client_b.list()], [],
@@ -255,6 +260,8 @@ class QueueTest(ht.HarnessTestCase):
         self.assertRegex(text, r"(?m)^airlock_worker_runs_completed_total %d$" % mine)
         self.assertRegex(text, r"(?m)^airlock_worker_run_duration_seconds_count %d$" % mine)
         self.assertRegex(text, r"(?m)^airlock_worker_runs_retried_total 0$")
+        for w in workers:
+            self.assertStructuredLog(w)
 
     def test_sigkill_worker_mid_run_other_node_completes(self):
         """A worker SIGKILLed in the middle of a run: its executor dies with it,
@@ -448,6 +455,8 @@ class QueueTest(ht.HarnessTestCase):
         self.assertRunIntact(run_id)
         self.assertNoSandboxes()
         self.assertIsNone(wa.proc.poll(), "the continued worker goes on")
+        self.assertStructuredLog(wa)
+        self.assertStructuredLog(wb)
 
     def test_postgres_restart_mid_run(self):
         """PostgreSQL restarted while runs are going: workers and executors
@@ -468,6 +477,7 @@ class QueueTest(ht.HarnessTestCase):
         self.assertIn("database connection is back", text)
         for w in workers:
             self.assertIsNone(w.proc.poll(), "worker %s exited: %s" % (w.node, w.text()[-2000:]))
+            self.assertStructuredLog(w)
         self.assertNoSandboxes()
 
     def test_cancel_and_bad_input(self):
