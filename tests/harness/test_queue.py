@@ -423,7 +423,10 @@ class QueueTest(ht.HarnessTestCase):
         wc2 = Worker(self, "c", daemon_c.socket_path)
         self.wait_for("node c's worker to delete the old sandbox",
                       lambda: client_c.list() == [], timeout=60, workers=[wc2])
-        self.assertTrue(any(e.get("event") == "reaped" for e in wc2.events()), wc2.text())
+        # (logged once its deletions are done: a moment after the list is empty)
+        self.wait_for("the worker's reaped event",
+                      lambda: any(e.get("event") == "reaped" for e in wc2.events()),
+                      timeout=10, workers=[wc2])
         self.assertEqual(self.status(run_id)["status"], "completed")
 
     def test_sigstop_past_lease_late_writes_refused(self):
