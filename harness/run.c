@@ -280,6 +280,16 @@ static int create_sandbox(struct run *r, const char *snapshot, struct al_error *
 	return record_sandbox(r, TAKE_PTR(sb), err);
 }
 
+/*
+ * Archives are files beside the store, not fenced by it: a worker that lost its lease may
+ * still be writing one.  Names carry the writer's lease generation so that it can never
+ * overwrite the archive the current holder recorded ("" for a run directory).
+ */
+static const char *archive_tag(struct run *r)
+{
+	return r->store->archive_tag ? r->store->archive_tag : "";
+}
+
 /* Only the archive the state names is needed; older ones (or one a crash left) go. */
 static void prune_archives(const char *dir, const char *keep)
 {
@@ -313,7 +323,7 @@ static int persist_archive(struct run *r, struct al_error *err)
 		_cleanup_free_ char *abs = NULL;
 		cJSON *extra = cJSON_CreateObject();
 
-		if (asprintf(&rel, WORKSPACE_DIR "/ws-%ld.tar", turn) < 0 ||
+		if (asprintf(&rel, WORKSPACE_DIR "/ws-%ld%s.tar", turn, archive_tag(r)) < 0 ||
 		    asprintf(&abs, "%s/%s", r->dir, rel) < 0)
 			return al_error_set(err, ENOMEM, "out of memory");
 		rc = r->provider->ops->persist_workspace(r->provider, r->sandbox, abs, &e);
@@ -1042,8 +1052,8 @@ static int take_workspace_along(struct run *r, const char *was, struct al_error 
 		rc = ops->resume(p, id, cJSON_GetObjectItemCaseSensitive(st, "handle"), NULL, &old,
 		                 &running, &e);
 	if (rc == 0 && running && (ops->caps & AL_CAP_WORKSPACE_ARCHIVE)) {
-		if (asprintf(&rel, WORKSPACE_DIR "/ws-%ld-from-%s.tar",
-		             al_runstate_long(r->state, "turn"), was) < 0 ||
+		if (asprintf(&rel, WORKSPACE_DIR "/ws-%ld-from-%s%s.tar",
+		             al_runstate_long(r->state, "turn"), was, archive_tag(r)) < 0 ||
 		    asprintf(&abs, "%s/%s", r->dir, rel) < 0) {
 			ops->close(p);
 			return al_error_set(err, ENOMEM, "out of memory");

@@ -58,6 +58,8 @@ struct al_run_store {
 	/* Set once a write was refused because the run's lease is no longer ours: nothing
 	 * more is written, and the process says so in its exit status. */
 	bool lease_lost;
+	/* Added to the names of workspace archives written under this store (NULL: none). */
+	const char *archive_tag;
 };
 
 /* The run directory dir (made absolute by the caller) as a store. */

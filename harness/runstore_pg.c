@@ -37,6 +37,7 @@ struct pg_store {
 	struct al_db *db;
 	char *run_id;
 	char gen[24];
+	char tag[32]; /* "-g<gen>": archive names (runstore.h) */
 	/* Between begin and end, writes wait here and go in one transaction. */
 	bool batching;
 	struct stmt batch[MAX_BATCH];
@@ -380,6 +381,8 @@ int al_run_store_pg_open(struct al_db *db, const char *run_id, long long lease_g
 	p->base.ops = &pg_ops;
 	p->db = db;
 	snprintf(p->gen, sizeof(p->gen), "%lld", lease_gen);
+	snprintf(p->tag, sizeof(p->tag), "-g%lld", lease_gen);
+	p->base.archive_tag = p->tag;
 	*out = &p->base;
 	return 0;
 }
