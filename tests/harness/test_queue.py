@@ -294,6 +294,12 @@ class QueueTest(ht.HarnessTestCase):
             self.assertIn("resume: the sandbox is on node a, this is b", f.read())
         ops = [(r["data"]["op"], r["data"]["outcome"]) for r in recs if r["kind"] == "sandbox_op"]
         self.assertIn(("delete", "ok"), ops)
+        # One archive is kept, the final one, named with the generation that wrote it.
+        archives = os.listdir(os.path.join(self.work_dir, run_id, "workspace"))
+        self.assertEqual(len(archives), 1, archives)
+        self.assertRegex(archives[0], r"^ws-\d+-g2\.tar$")
+        self.assertEqual(self.state_db(run_id)["sandbox"]["workspace_archive"],
+                         "workspace/" + archives[0])
         self.assertNoSandboxes()
         self.assertTrue(any(e.get("event") == "claim" and e.get("lease_gen") == 2
                             for e in wb.events()))
