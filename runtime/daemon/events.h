@@ -10,6 +10,7 @@
  */
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <cjson/cJSON.h>
 
@@ -26,7 +27,11 @@ void events_start(struct daemon *d);
 /* Stop the collector (at exit, before the daemon's state goes). */
 void events_stop(void);
 
-/* Drop the log of a destroyed sandbox. */
+/* A sandbox gets the uid range at uid_base: end a mute of its records
+ * that an airlockd which died during one left in the kernel. */
+void events_range_claimed(uid_t uid_base);
+
+/* Drop the log of a destroyed sandbox (and end a mute of its records). */
 void events_forget(const char *id);
 
 /* Record, once, that sandbox id's PID 1 is gone (event "pid1_exited"). */
