@@ -26,7 +26,6 @@
 #include "cleanup.h"
 #include "initproto.h"
 #include "json.h"
-#include "log.h"
 #include "mounts.h"
 #include "seccomp_cache.h"
 #include "util.h"
@@ -129,44 +128,6 @@ static void die_with_daemon(int daemon_pidfd, int status_w)
 		_exit(126);
 }
 
-/*
- * The user namespace a clone3 makes is owned by the euid of the thread
- * that calls it, and the kernel charges the per-user counters of every
- * process inside (inotify instances and watches, POSIX message queue
- * bytes, queued signals, processes, locked memory, fanotify groups and
- * marks: the ucounts) to that owner in the host's namespace too, on top of
- * the uid inside.  Owned by host root, every sandbox shared root's
- * budgets, and one of them could take all 128 inotify instances, every
- * mqueue byte and every queued signal of host root and of each other.
- * Owned by the sandbox's own host uid (the base of its range, what its
- * root maps to), a sandbox can only spend its own.
- *
- * Only this thread changes (raw syscalls: glibc's setresuid would change
- * every thread of airlockd), and only its euid and fsuid: with the real
- * uid still 0 it may go back, and its permitted capabilities stay.  The
- * effective ones go while euid is not 0, which clone3 does not need: the
- * cgroup it enters is written as fsuid 0 (its owner) and the new
- * namespaces are made inside the new user namespace.
- */
-static int become_namespace_owner(uid_t owner, struct al_error *err)
-{
-	if (syscall(SYS_setresuid, -1, owner, -1) < 0)
-		return al_error_errno(err, "setresuid(-1, %u, -1)", (unsigned)owner);
-	syscall(SYS_setfsuid, 0);
-	return 0;
-}
-
-static void back_to_root(void)
-{
-	/* Cannot fail with a real uid of 0; if it did, this thread would
-	 * carry on as another uid without capabilities: stop instead. */
-	if (syscall(SYS_setresuid, -1, 0, -1) < 0) {
-		log_error("cannot take back euid 0 after a clone3: %m");
-		abort();
-	}
-	syscall(SYS_setfsuid, 0);
-}
-
 int sandbox_write_id_maps(pid_t pid, uid_t base, struct al_error *err)
 {
 	char path[64], map[64];
@@ -249,18 +210,7 @@ static int spawn_init(const struct sandbox_host *host, struct sandbox *sb,
 	n_join = cgroup_open_join_fds(host->cgroups, sb->id, join, AL_ARRAY_SIZE(join), err);
 	if (n_join < 0)
 		return al_error_prefix(err, "sandbox %s", sb->id);
-	r = become_namespace_owner(sb->uid_base, err);
-	if (r < 0) {
-		for (int i = 0; i < n_join; i++)
-			close(join[i]);
-		return al_error_prefix(err, "sandbox %s", sb->id);
-	}
 	pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
-	if (pid != 0) {
-		int clone_errno = errno;
-		back_to_root();
-		errno = clone_errno;
-	}
 	if (pid < 0)
 		r = al_error_errno(err, "clone3 for sandbox %s", sb->id);
 	if (pid == 0) {

