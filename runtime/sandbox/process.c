@@ -366,7 +366,7 @@ static bool stream_pump(struct al_process *p, struct stream *s, size_t *moved, s
 		pthread_mutex_unlock(&p->lock);
 		if (dropping && devnull_fd() >= 0)
 			n = splice(s->fd, NULL, devnull_fd(), NULL, 1u << 20, SPLICE_F_NONBLOCK);
-		if (!dropping || (n < 0 && errno == EINVAL))
+		if (!dropping || devnull_fd() < 0 || (n < 0 && errno == EINVAL))
 			n = read(s->fd, chunk, sizeof(chunk));
 		if (n > 0) {
 			*moved += (size_t)n;
