@@ -23,8 +23,11 @@
  * new entries are rate-limited by a token bucket, and what does not fit is
  * counted as suppressed.  The reader handles at most READER_BUDGET records a
  * second; beyond that the kernel's socket buffer overflows and the loss is
- * counted ("lost").  The work of producing records is done by the kernel in
- * the denied process, and so is charged to the sandbox's own CPU limit.
+ * counted ("lost").  The kernel builds a record in the denied process (on
+ * the sandbox's CPU), but kauditd and every reader like us then spend host
+ * CPU outside it on each: past RECORD_BUDGET records a second a sandbox is
+ * muted in the kernel by an audit exclude rule for its uid range (see
+ * audit_mute_rule()), for MUTE_FIRST_MS, doubling while the flood goes on.
  *
  * Limit hits are the cgroup counters (memory.events / memory.oom_control
  * oom_kill, pids.events max), read every CGROUP_POLL_MS and on every query.
