@@ -296,7 +296,45 @@ static struct {
 	size_t n;
 	bool stop, running;
 	pthread_t thread;
+	/* The ranges with a rule in the kernel (muter thread only), and the
+	 * file that lists them, so that an airlockd that died during a mute
+	 * has its rules removed by the next one on its state directory. */
+	uid_t active[128];
+	size_t n_active;
+	char *list_path;
 } muter = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static void note_rule(uid_t base, bool present)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct al_buf text = {0};
+	size_t i;
+
+	for (i = 0; i < muter.n_active && muter.active[i] != base; i++)
+		;
+	if (present && i == muter.n_active && i < AL_ARRAY_SIZE(muter.active))
+		muter.active[muter.n_active++] = base;
+	else if (!present && i < muter.n_active)
+		muter.active[i] = muter.active[--muter.n_active];
+	else
+		return;
+	if (!muter.list_path)
+		return;
+	if (muter.n_active == 0) {
+		if (unlink(muter.list_path) < 0 && errno != ENOENT)
+			log_warn("denial log: remove %s: %m", muter.list_path);
+		return;
+	}
+	al_buf_append(&text, "", 0);
+	for (i = 0; i < muter.n_active; i++) {
+		char line[16];
+		int n = snprintf(line, sizeof(line), "%u\n", (unsigned)muter.active[i]);
+		al_buf_append(&text, line, (size_t)n);
+	}
+	if (al_write_file_replace(muter.list_path, text.data, text.len, 0600, &err) < 0)
+		log_warn("denial log: %s", err.msg);
+	al_buf_free(&text);
+}
 
 static void mute_failed(int r);
 
@@ -337,6 +375,9 @@ static void *muter_main(void *arg)
 		r = audit_mute_rule(base, add);
 		if (add && r < 0)
 			mute_failed(r);
+		/* A rule that could not be deleted stays listed, for the next
+		 * start; one that is gone already (ENOENT) does not. */
+		note_rule(base, add ? r == 0 : r < 0 && r != -ENOENT);
 		pthread_mutex_lock(&muter.lock);
 	}
 	pthread_mutex_unlock(&muter.lock);
@@ -405,13 +446,6 @@ static void unmute_expired(void)
 	pthread_mutex_unlock(&events.lock);
 	for (size_t i = 0; i < n; i++)
 		mute_request(bases[i], false);
-}
-
-void events_range_claimed(uid_t uid_base)
-{
-	/* A rule left by an airlockd that died during a mute would silence
-	 * the range's next sandbox: there is none normally (ENOENT). */
-	mute_request(uid_base, false);
 }
 
 /* ---- audit records ------------------------------------------------------------------------ */
@@ -801,6 +835,25 @@ void events_start(struct daemon *d)
 	events.daemon = d;
 	pthread_mutex_unlock(&events.lock);
 
+	/* Rules an earlier airlockd on this state directory left (it died
+	 * during a mute): removed before anything else. */
+	if (asprintf(&muter.list_path, "%s/audit-mutes", d->host.state_dir) < 0)
+		muter.list_path = NULL;
+	if (muter.list_path) {
+		_cleanup_free_ char *text = NULL;
+		if (al_read_file(muter.list_path, 1 << 16, &text, NULL, NULL) == 0)
+			for (char *line = text, *next; line && *line; line = next) {
+				next = strchr(line, '\n');
+				if (next)
+					*next++ = '\0';
+				uid_t base = (uid_t)strtoul(line, NULL, 10);
+				if (base >= AIRLOCK_UID_BASE &&
+				    muter.n_active < AL_ARRAY_SIZE(muter.active)) {
+					muter.active[muter.n_active++] = base;
+					mute_request(base, false);
+				}
+			}
+	}
 	muter.running = pthread_create(&muter.thread, NULL, muter_main, NULL) == 0;
 	if (!muter.running)
 		log_warn("denial log: no thread for muting floods; they are dropped on arrival");

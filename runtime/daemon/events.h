@@ -28,10 +28,6 @@ void events_start(struct daemon *d);
 /* Stop the collector (at exit, before the daemon's state goes). */
 void events_stop(void);
 
-/* A sandbox gets the uid range at uid_base: end a mute of its records
- * that an airlockd which died during one left in the kernel. */
-void events_range_claimed(uid_t uid_base);
-
 /* Drop the log of a destroyed sandbox (and end a mute of its records). */
 void events_forget(const char *id);
 

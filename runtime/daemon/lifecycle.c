@@ -88,7 +88,6 @@ static int make_sandbox(struct daemon *d, struct sandbox_spec *spec,
 		return r;
 	t.registered = true;
 	t.made = true;
-	events_range_claimed(t.sb->uid_base);
 	r = sandbox_build(&d->host, t.sb, how, err);
 	if (r < 0)
 		return r;
