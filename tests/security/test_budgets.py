@@ -12,7 +12,6 @@ budgets"): inotify instances and watches are still one budget of host root
 and all sandboxes, and sandboxes share the capped part among themselves.
 """
 
-import ctypes
 import errno
 import os
 import time
