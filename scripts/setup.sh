@@ -17,7 +17,8 @@ need_root() {
 PACKAGES=(
 	build-essential dpkg-dev xz-utils meson ninja-build pkg-config clang-format
 	libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev libcjson-dev
-	libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libssl-dev libauparse-dev libxml2-dev
+	libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libssl-dev libauparse-dev libaudit-dev
+	libxml2-dev
 	busybox-static debootstrap iproute2 iptables curl python3 python3-jsonschema python3-yaml nodejs
 	crun runc bubblewrap util-linux hyperfine
 	# the harness's run queue (airlock-harness worker --db) and its tests' PostgreSQL

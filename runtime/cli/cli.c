@@ -1451,10 +1451,17 @@ static void print_event(const cJSON *e)
 	if (!strcmp(type, "seccomp"))
 		snprintf(what, sizeof(what), "%s (%s, %s)", json_string(e, "syscall"),
 		         json_string(e, "comm"), json_string(e, "action"));
+	else if (!strcmp(type, "unrecorded"))
+		snprintf(what, sizeof(what), "denials not recorded until %s (flood)",
+		         cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "last_time"))
+		             ? json_string(e, "last_time")
+		             : "later");
 	else
 		snprintf(what, sizeof(what), "%s",
-		         !strcmp(type, "oom_kill") ? "memory limit: OOM kill"
-		                                   : "pids limit reached");
+		         !strcmp(type, "oom_kill")      ? "memory limit: OOM kill"
+		         : !strcmp(type, "pids_max")    ? "pids limit reached"
+		         : !strcmp(type, "pid1_exited") ? "PID 1 exited: sandbox stopped"
+		                                        : type);
 	if (cJSON_IsNumber(pid))
 		snprintf(pid_s, sizeof(pid_s), "%d", (int)pid->valuedouble);
 	else

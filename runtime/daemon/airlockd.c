@@ -402,6 +402,47 @@ static void raise_nofile(struct daemon *ctx)
 		         (unsigned long long)(rl.rlim_cur > 64 ? rl.rlim_cur - 64 : 0));
 }
 
+/*
+ * Every sandbox's user namespace is owned by host root, and the kernel
+ * charges what its processes queue (signals, POSIX message queue bytes) to
+ * the uid inside and to host root's own per-user counters too: one sandbox
+ * took all of host root's queued signals and mqueue bytes (EAGAIN, EMFILE
+ * for root).  What a user namespace may charge to its owner is capped by
+ * the rlimits of the process that made it, airlockd (or criu, its child):
+ * lowered here, sandboxes together can never take more than this of host
+ * root's budgets (root's own limits are 819200 bytes and about 96000
+ * signals on this host).  They also become each sandbox process's own
+ * limits.  A namespace owned by the sandbox's own uid would give each
+ * sandbox a budget of its own; docs/security.md says what blocks it.
+ */
+#define SANDBOX_SIGPENDING 4096
+#define SANDBOX_MSGQUEUE (256u << 10)
+
+static void bound_sandbox_budgets(void)
+{
+	static const struct {
+		int resource;
+		rlim_t max;
+		const char *name;
+	} limits[] = {
+	    {RLIMIT_SIGPENDING, SANDBOX_SIGPENDING, "queued signals"},
+	    {RLIMIT_MSGQUEUE, SANDBOX_MSGQUEUE, "POSIX message queue bytes"},
+	};
+
+	for (size_t i = 0; i < AL_ARRAY_SIZE(limits); i++) {
+		struct rlimit rl;
+		if (getrlimit(limits[i].resource, &rl) < 0)
+			continue;
+		if (rl.rlim_cur > limits[i].max)
+			rl.rlim_cur = limits[i].max;
+		if (rl.rlim_max > limits[i].max)
+			rl.rlim_max = limits[i].max;
+		if (setrlimit(limits[i].resource, &rl) < 0)
+			log_warn("cannot bound the %s sandboxes may take from host root: %m",
+			         limits[i].name);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -514,6 +555,7 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	raise_nofile(&ctx);
+	bound_sandbox_budgets();
 	registry_init(&ctx.registry);
 	{
 		/* Each daemon goes round the uid slots from its own place

@@ -663,6 +663,7 @@ static void exec_and_reply(struct sandbox *sb, const cJSON *req, struct reply *r
 		return;
 	}
 	x.max_output = (size_t)max_out;
+	x.output_base64 = base64;
 	x.argv = argv;
 	x.env = env;
 	if (!x.cwd) {
