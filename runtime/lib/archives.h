@@ -39,6 +39,9 @@ void tar_limits_default(struct tar_limits *l);
 enum archive_kind {
 	ARCHIVE_WORKSPACE, /* portable, hostile on input */
 	ARCHIVE_LAYER,     /* overlay upper dir: whiteouts, xattrs, shifted owners */
+	/* A layer of an OCI or docker image: hostile like a workspace, and its
+	 * OCI whiteouts (.wh.NAME, .wh..wh..opq) become overlayfs's own. */
+	ARCHIVE_IMAGE_LAYER,
 };
 
 struct archive_tree_opts {
@@ -109,3 +112,32 @@ int tar_write_layer(const char *path, int out_fd, uid_t id_base, char *const *ex
 /* Top-level ephemeral entries of a manifest (JSON object), as relative paths;
  * NULL-terminated, never NULL unless out of memory. */
 char **tar_manifest_ephemeral_paths(const char *manifest_json);
+
+/* Normalize a member path into out: no leading "./", no empty or "."
+ * components; -EINVAL for an absolute path or a '..' component. */
+int tar_normalize_member(const char *in, char *out, size_t len, struct al_error *err);
+
+typedef int (*tar_helper_fn)(void *arg, struct al_error *err);
+
+/* Run fn in a forked child: single-threaded, every descriptor but 0-2 and
+ * keep_fd closed, not dumpable, killed if the caller dies; its error comes
+ * back in err. */
+int tar_run_helper(tar_helper_fn fn, void *arg, int keep_fd, struct al_error *err);
+
+/* In such a child: chroot into root, keep only the capabilities writing
+ * image layers needs, no_new_privs, and the archive helper's seccomp deny
+ * list (mknod allowed, for whiteouts). */
+int tar_helper_confine(const char *root, struct al_error *err);
+
+/*
+ * Extract one image layer (a tar, uncompressed, gzip or zstd) into the empty
+ * directory dirfd, changing the working directory (call it in a helper).
+ * Refused as a workspace archive is (escaping paths, writes through
+ * symlinks, hardlinks outside what it extracted, device nodes, FIFOs,
+ * sockets, the limits), except that setuid/setgid bits are dropped, not
+ * refused, and sparse members are allowed; xattrs are dropped, owners
+ * beyond 0..65535 become 65534.  Whiteouts become overlayfs whiteouts
+ * (0:0 character devices) and opaque directories.
+ */
+int tar_extract_image_layer(int in_fd, int dirfd, const struct tar_limits *limits,
+                            struct al_error *err);
