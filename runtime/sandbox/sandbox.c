@@ -289,20 +289,20 @@ static int mount_layer_tmpfs(const struct sandbox *sb, struct al_error *err)
 	return 0;
 }
 
-/* True when the base rootfs has nothing at the workspace's path, or an empty
- * directory; resolved inside the rootfs, never following a link out of it. */
-static bool lower_workspace_empty(const struct sandbox *sb)
+/* True when the lower layer has nothing at the workspace's path, or an
+ * empty directory; resolved inside the layer, never following a link out. */
+static bool layer_workspace_empty(const char *layer, const char *workspace)
 {
 	struct open_how how = {.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
 	                       .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
-	_cleanup_close_ int root = open(sb->spec.rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int root = open(layer, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	_cleanup_closedir_ DIR *d = NULL;
 	struct dirent *de;
 	int fd;
 
 	if (root < 0)
 		return false;
-	fd = (int)syscall(SYS_openat2, root, sb->spec.workspace + 1, &how, sizeof(how));
+	fd = (int)syscall(SYS_openat2, root, workspace + 1, &how, sizeof(how));
 	if (fd < 0)
 		return errno == ENOENT;
 	d = fdopendir(fd);
@@ -312,6 +312,15 @@ static bool lower_workspace_empty(const struct sandbox *sb)
 	}
 	while ((de = readdir(d)))
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			return false;
+	return true;
+}
+
+/* The same for every lower layer (the base rootfs, or each of an image's). */
+static bool lower_workspace_empty(const struct sandbox *sb)
+{
+	for (char **l = sb->spec.lowers; l && *l; l++)
+		if (!layer_workspace_empty(*l, sb->spec.workspace))
 			return false;
 	return true;
 }

@@ -165,7 +165,7 @@ TEST(record_round_trip)
 	CHECK_INT(al_strv_length(back.env), al_strv_length(s.env));
 	CHECK(al_strv_contains(back.env, "X=1"));
 	/* The record is a create request: parsing it gives the same spec. */
-	CHECK_INT(sandbox_spec_from_request(rec, &(struct sandbox_spec_policy){rootfs, false},
+	CHECK_INT(sandbox_spec_from_request(rec, &(struct sandbox_spec_policy){rootfs, false, NULL},
 	                                    &again, &err),
 	          0);
 	CHECK_INT(again.disk_bytes, 8 << 20);
@@ -176,7 +176,7 @@ TEST(record_round_trip)
 		_cleanup_cjson_ cJSON *create = sandbox_spec_restore_request(rec, req);
 		struct sandbox_spec r;
 		CHECK_INT(sandbox_spec_from_request(
-		              create, &(struct sandbox_spec_policy){rootfs, false}, &r, &err),
+		              create, &(struct sandbox_spec_policy){rootfs, false, NULL}, &r, &err),
 		          0);
 		CHECK_STR(r.name, "r2");
 		CHECK_INT(r.limits.memory_bytes, 64 << 20);
@@ -211,7 +211,7 @@ TEST(record_round_trip)
 		_cleanup_cjson_ cJSON *create = sandbox_spec_restore_request(rec, req);
 		struct sandbox_spec r;
 		CHECK_INT(sandbox_spec_from_request(
-		              create, &(struct sandbox_spec_policy){rootfs, false}, &r, &err),
+		              create, &(struct sandbox_spec_policy){rootfs, false, NULL}, &r, &err),
 		          0);
 		CHECK(r.limits.cpus == 2);
 		CHECK_INT(r.limits.memory_bytes, 64 << 20);
