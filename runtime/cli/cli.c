@@ -357,7 +357,7 @@ static const char usage_main[] =
 	"      --cpus N         CPU limit (e.g. 1.5)\n"                                            \
 	"      --disk SIZE      cap on the writable layer and workspace (default 4G)\n"            \
 	"      --rootfs DIR     base root filesystem\n"                                            \
-	"      --image NAME     an imported image (its layers, Env, WorkingDir, User)\n"         \
+	"      --image NAME     an imported image (its layers, Env, WorkingDir, User)\n"           \
 	"      --name NAME      sandbox name (and hostname)\n"                                     \
 	"      --manifest FILE  workspace manifest (JSON)\n"
 
@@ -1156,17 +1156,23 @@ static int image_command(struct client *c, const char *image, char **args, char 
 	if (r < 0)
 		return al_error_prefix(err, "image %s", image);
 	cfg = cJSON_GetObjectItemCaseSensitive(res, "config");
-	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(cfg, "Entrypoint"))
-	    if (cJSON_IsString(it) && al_strv_push(&v, it->valuestring) < 0) return al_error_set(
-	        err, ENOMEM, "out of memory");
+	cJSON_ArrayForEach(it,
+	                   cJSON_GetObjectItemCaseSensitive(
+	                       cfg, "Entrypoint")) if (cJSON_IsString(it) &&
+	                                               al_strv_push(&v, it->valuestring) <
+	                                                   0) return al_error_set(err, ENOMEM,
+	                                                                          "out of memory");
 	if (args[0]) {
 		for (char **a = args; *a; a++)
 			if (al_strv_push(&v, *a) < 0)
 				return al_error_set(err, ENOMEM, "out of memory");
 	} else {
-		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(cfg, "Cmd"))
-		    if (cJSON_IsString(it) && al_strv_push(&v, it->valuestring) < 0) return al_error_set(
-		        err, ENOMEM, "out of memory");
+		cJSON_ArrayForEach(it,
+		                   cJSON_GetObjectItemCaseSensitive(
+		                       cfg, "Cmd")) if (cJSON_IsString(it) &&
+		                                        al_strv_push(&v, it->valuestring) <
+		                                            0) return al_error_set(err, ENOMEM,
+		                                                                   "out of memory");
 	}
 	if (!v[0])
 		return al_error_set(err, EINVAL,
@@ -1958,8 +1964,8 @@ static void archive_entry_freep(struct archive_entry **e)
 }
 
 /* One member of the directory walk: written to a, its data too. */
-static int tar_one(struct archive *disk, struct archive *a, struct archive_entry *e,
-                   size_t prefix, struct al_error *err)
+static int tar_one(struct archive *disk, struct archive *a, struct archive_entry *e, size_t prefix,
+                   struct al_error *err)
 {
 	const char *name = archive_entry_pathname(e) + prefix;
 	char buf[65536];

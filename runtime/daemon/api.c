@@ -1017,8 +1017,8 @@ static bool image_in_use(struct api_server *s, const char *name, char id_out[64]
 	return used;
 }
 
-static void handle_image_import(struct api_server *s, struct MHD_Connection *c,
-                                struct request *rq, struct reply *rp)
+static void handle_image_import(struct api_server *s, struct MHD_Connection *c, struct request *rq,
+                                struct reply *rp)
 {
 	struct al_error err = AL_ERROR_INIT;
 	const char *name = query(c, "name");
@@ -1089,8 +1089,9 @@ static void handle_images(struct api_server *s, char **seg, size_t n, struct MHD
 			return;
 		}
 		if (image_in_use(s, seg[2], user)) {
-			snprintf(msg, sizeof(msg), "image '%s' is in use by sandbox %s: remove it first",
-			         seg[2], user);
+			snprintf(msg, sizeof(msg),
+			         "image '%s' is in use by sandbox %s: remove it first", seg[2],
+			         user);
 			reply_error(rp, 409, "conflict", msg);
 			return;
 		}
@@ -1103,7 +1104,8 @@ static void handle_images(struct api_server *s, char **seg, size_t n, struct MHD
 		cJSON_AddNumberToObject(o, "layers_removed", removed);
 		reply_json(rp, 200, o);
 	} else if (n == 2 || n == 3) {
-		reply_error(rp, 405, "method_not_allowed", n == 2 ? "use GET or POST" : "use GET or DELETE");
+		reply_error(rp, 405, "method_not_allowed",
+		            n == 2 ? "use GET or POST" : "use GET or DELETE");
 	} else {
 		reply_error(rp, 404, "not_found", "unknown path");
 	}

@@ -82,10 +82,24 @@ static int idmapped_lower(const char *path, int userns_fd, struct al_error *err)
 	return TAKE_FD(fd);
 }
 
+/* The detached lower mounts, open until the overlay is made: a detached
+ * mount is gone with its last fd, and overlayfs clones it only at create. */
+struct lower_fds {
+	int fd[MOUNTS_MAX_LOWERS];
+	size_t n;
+};
+
+static void lower_fds_close(struct lower_fds *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		close(l->fd[i]);
+}
+
 int mounts_make_root(char *const *lowers, const char *layers_dir, int userns_fd,
                      struct al_error *err)
 {
 	_cleanup_close_ int layers = -1, upper = -1, work = -1, fs = -1;
+	_cleanup_(lower_fds_close) struct lower_fds held = {.n = 0};
 	int fd;
 
 	fs = sys_fsopen("overlay", FSOPEN_CLOEXEC);
@@ -93,9 +107,14 @@ int mounts_make_root(char *const *lowers, const char *layers_dir, int userns_fd,
 		return al_error_errno(err, "fsopen overlay");
 	/* An image's layers, the top one first ("lowerdir+" appends below). */
 	for (char *const *l = lowers; l && *l; l++) {
-		_cleanup_close_ int lower = idmapped_lower(*l, userns_fd, err);
+		int lower;
+		if (held.n == MOUNTS_MAX_LOWERS)
+			return al_error_set(err, E2BIG, "more than %d lower layers",
+			                    MOUNTS_MAX_LOWERS);
+		lower = idmapped_lower(*l, userns_fd, err);
 		if (lower < 0)
 			return lower;
+		held.fd[held.n++] = lower;
 		if (sys_fsconfig(fs, FSCONFIG_SET_FD, "lowerdir+", NULL, lower) < 0)
 			return al_error_errno(err, "overlay lower layer %s", *l);
 	}

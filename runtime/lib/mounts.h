@@ -21,6 +21,7 @@
  * and work directory are upper/ and work/ of layers_dir.  Returns the fd of
  * the detached mount.
  */
+#define MOUNTS_MAX_LOWERS 500 /* overlayfs's own bound */
 int mounts_make_root(char *const *lowers, const char *layers_dir, int userns_fd,
                      struct al_error *err);
 

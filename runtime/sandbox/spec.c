@@ -508,7 +508,7 @@ static const cJSON *limits_member_read(const cJSON *lim, const char *name)
 
 cJSON *sandbox_spec_restore_request(const cJSON *record, const cJSON *req)
 {
-	static const char *const copied[] = {"rootfs", "image",  "image_id",
+	static const char *const copied[] = {"rootfs",          "image",  "image_id",
 	                                     "seccomp_profile", "limits", "env"};
 	bool image = al_json_str(record, "image") != NULL;
 	_cleanup_cjson_ cJSON *o = cJSON_CreateObject();
@@ -558,8 +558,7 @@ cJSON *sandbox_spec_restore_request(const cJSON *record, const cJSON *req)
 bool sandbox_spec_poolable(const struct sandbox_spec *s, const struct sandbox_spec *base)
 {
 	return !s->name[0] && !s->manifest && !s->image && !base->image &&
-	       !strcmp(s->rootfs, base->rootfs) &&
-	       !strcmp(s->profile, base->profile) &&
+	       !strcmp(s->rootfs, base->rootfs) && !strcmp(s->profile, base->profile) &&
 	       s->limits.memory_bytes == base->limits.memory_bytes &&
 	       s->limits.pids == base->limits.pids && s->limits.cpus == base->limits.cpus &&
 	       s->disk_bytes == base->disk_bytes && !strcmp(s->workspace, base->workspace);
