@@ -446,7 +446,8 @@ static int parse_provider(const cJSON *o, struct al_task *t, struct al_error *er
 	    (r = opt_bool(o, "keep_sandbox", "provider", &t->keep_sandbox, err)) < 0)
 		return r;
 	if (t->rootfs && t->image)
-		return al_error_set(err, EINVAL, "task: give provider.rootfs or provider.image, not both");
+		return al_error_set(err, EINVAL,
+		                    "task: give provider.rootfs or provider.image, not both");
 	/* Every other option is a string, or a number of milliseconds. */
 	cJSON_ArrayForEach(c, o)
 	{

@@ -74,7 +74,8 @@ static int make_image(const char *user, bool tamper)
 {
 	static const struct member l1[] = {
 	    {"etc/", NULL, 0},
-	    {"etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1234:4321:app:/home/app:/bin/sh\n", 0},
+	    {"etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1234:4321:app:/home/app:/bin/sh\n",
+	     0},
 	    {"etc/group", "root:x:0:\ngrp:x:777:app\n", 0},
 	    {"data/", NULL, 0},
 	    {"data/old/", NULL, 0},
@@ -102,11 +103,12 @@ static int make_image(const char *user, bool tamper)
 	         "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:%s\",\"sha256:%s\"]}}",
 	         user, layer1.hex, layer2.hex);
 	make_json(&config, text);
-	snprintf(text, sizeof(text),
-	         "{\"schemaVersion\":2,\"config\":{\"digest\":\"sha256:%s\"},\"layers\":["
-	         "{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"sha256:%s\"},"
-	         "{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"sha256:%s\"}]}",
-	         config.hex, layer1.hex, layer2.hex);
+	snprintf(
+	    text, sizeof(text),
+	    "{\"schemaVersion\":2,\"config\":{\"digest\":\"sha256:%s\"},\"layers\":["
+	    "{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"sha256:%s\"},"
+	    "{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"sha256:%s\"}]}",
+	    config.hex, layer1.hex, layer2.hex);
 	make_json(&manifest, text);
 	snprintf(text, sizeof(text),
 	         "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":"
