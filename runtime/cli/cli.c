@@ -2060,7 +2060,8 @@ static size_t upload_read(char *buf, size_t size, size_t nitems, void *userdata)
 	if (n < 0)
 		return CURL_READFUNC_ABORT;
 	u->sent += (uint64_t)n;
-	show_upload(u, n == 0);
+	/* With a known length libcurl stops reading at it: no read of EOF. */
+	show_upload(u, n == 0 || (u->total && u->sent >= u->total));
 	return (size_t)n;
 }
 
