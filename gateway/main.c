@@ -25,20 +25,24 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: airlock-gateway --keys FILE [--socket AIRLOCKD_SOCKET] "
-	        "[--listen ADDR:PORT] [--rootfs DIR]\n"
+	        "[--listen ADDR:PORT] [--rootfs DIR | --image NAME]\n"
 	        "  --keys FILE      JSON object mapping API keys to tenant names (mode 0600)\n"
 	        "  --socket PATH    airlockd's socket (default %s, or $AIRLOCK_SOCKET)\n"
 	        "  --listen A:P     where to serve (default %s; port 0 picks one)\n"
-	        "  --rootfs DIR     base rootfs of new sandboxes (default airlockd's)\n",
+	        "  --rootfs DIR     base rootfs of new sandboxes (default airlockd's)\n"
+	        "  --image NAME     or an image imported into airlockd (docs/images.md)\n",
 	        DEFAULT_SOCKET, DEFAULT_LISTEN);
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"keys", required_argument, NULL, 'k'},   {"socket", required_argument, NULL, 's'},
-	    {"listen", required_argument, NULL, 'l'}, {"rootfs", required_argument, NULL, 'r'},
-	    {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"keys", required_argument, NULL, 'k'},
+	                                     {"socket", required_argument, NULL, 's'},
+	                                     {"listen", required_argument, NULL, 'l'},
+	                                     {"rootfs", required_argument, NULL, 'r'},
+	                                     {"image", required_argument, NULL, 'i'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {NULL, 0, NULL, 0}};
 	struct gw_server s = {0};
 	struct al_error err = AL_ERROR_INIT;
 	const char *keys = NULL, *listen_addr = DEFAULT_LISTEN;
@@ -61,6 +65,9 @@ int main(int argc, char **argv)
 			break;
 		case 'r':
 			s.rootfs = optarg;
+			break;
+		case 'i':
+			s.image = optarg;
 			break;
 		case 'h':
 			usage(stdout);

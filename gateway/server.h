@@ -42,6 +42,7 @@ struct gw_server {
 	struct gw_backend backend;
 	struct gw_keys keys;
 	const char *rootfs; /* for new sandboxes; NULL: airlockd's default */
+	const char *image;  /* or an imported image for them; NULL: none */
 	struct MHD_Daemon *mhd;
 };
 
