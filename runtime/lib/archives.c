@@ -578,6 +578,22 @@ static int open_dir_beneath(int dirfd, const char *rel, struct al_error *err)
 	return fd;
 }
 
+/* The directory dir (/name) is to be opaque: listed for the caller. */
+static int note_opaque(struct extractor *x, const char *dir, const char *name)
+{
+	_cleanup_free_ char *rel = NULL;
+
+	if (!x->o->opaque)
+		return al_error_set(x->err, EINVAL, "opaque directory %s: nowhere to note it", dir);
+	if (asprintf(&rel, "%s%s%s", dir, name && dir[0] ? "/" : "", name ? name : "") < 0) {
+		rel = NULL;
+		return al_error_set(x->err, ENOMEM, "out of memory");
+	}
+	if (al_strv_push(x->o->opaque, rel) < 0)
+		return al_error_set(x->err, ENOMEM, "out of memory");
+	return 0;
+}
+
 static int apply_whiteouts(struct extractor *x)
 {
 	for (size_t i = 0; i < x->n_whiteouts; i++) {
@@ -585,6 +601,7 @@ static int apply_whiteouts(struct extractor *x)
 		const char *base = slash ? slash + 1 : path;
 		_cleanup_close_ int dfd = -1;
 		struct stat st;
+		int r;
 
 		if (slash)
 			*slash = '\0';
@@ -592,21 +609,18 @@ static int apply_whiteouts(struct extractor *x)
 		if (dfd < 0)
 			return dfd;
 		if (!strcmp(base, ".wh..wh..opq")) {
-			if (fsetxattr(dfd, "trusted.overlay.opaque", "y", 1, 0) < 0)
-				return al_error_errno(x->err, "make %s opaque", slash ? path : "/");
+			r = note_opaque(x, slash ? path : "", NULL);
+			if (r < 0)
+				return r;
 			continue;
 		}
 		base += 4;
 		if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 			/* The layer has NAME itself: it hides the layers below
 			 * already, and a directory must hide their contents too. */
-			if (S_ISDIR(st.st_mode)) {
-				_cleanup_close_ int sub = openat(
-				    dfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-				if (sub < 0 ||
-				    fsetxattr(sub, "trusted.overlay.opaque", "y", 1, 0) < 0)
-					return al_error_errno(x->err, "make %s opaque", base);
-			}
+			if (S_ISDIR(st.st_mode) &&
+			    (r = note_opaque(x, slash ? path : "", base)) < 0)
+				return r;
 			continue;
 		}
 		if (mknodat(dfd, base, S_IFCHR | 0600, makedev(0, 0)) < 0)
@@ -1067,8 +1081,8 @@ static int helper_seccomp(bool allow_mknod, struct al_error *err)
 		return al_error_set(err, ENOMEM, "seccomp_init");
 	for (const char *const *name = denied; *name; name++) {
 		int nr;
-		if (allow_mknod && !strncmp(*name, "mknod", 5))
-			continue; /* image layers' whiteouts */
+		if (allow_mknod && !strcmp(*name, "mknodat"))
+			continue; /* below */
 		nr = seccomp_syscall_resolve_name(*name);
 		if (nr == __NR_SCMP_ERROR)
 			continue; /* not on this architecture */
@@ -1076,6 +1090,15 @@ static int helper_seccomp(bool allow_mknod, struct al_error *err)
 		if (r < 0)
 			return al_error_set(err, -r, "seccomp rule for %s", *name);
 	}
+	/* Image layers' whiteouts, 0:0 character devices, and no other
+	 * device: a block device of the host's disk would be all of it. */
+	if (allow_mknod &&
+	    ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(mknodat), 1,
+	                           SCMP_A2(SCMP_CMP_MASKED_EQ, S_IFMT, S_IFBLK))) < 0 ||
+	     (r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(mknodat), 2,
+	                           SCMP_A2(SCMP_CMP_MASKED_EQ, S_IFMT, S_IFCHR),
+	                           SCMP_A3(SCMP_CMP_NE, 0))) < 0))
+		return al_error_set(err, -r, "seccomp rule for mknodat");
 	r = seccomp_load(ctx);
 	if (r < 0)
 		return al_error_set(err, -r, "load the archive helper's seccomp filter");
@@ -1426,15 +1449,14 @@ int tar_run_helper(tar_helper_fn fn, void *arg, int keep_fd, struct al_error *er
 
 /*
  * Host root, but shut in root (a directory of the image store's own) with
- * what writing image layers takes: files of any owner and mode, whiteout
- * devices, the trusted.overlay.opaque xattr (CAP_SYS_ADMIN, hence the
- * deny list that keeps mounts, namespaces and the rest away from it).
+ * what writing image layers takes: files of any owner and mode, and
+ * whiteout devices (mknodat of anything else refused by seccomp).  Not
+ * CAP_SYS_ADMIN: opaque directories' trusted.* xattr is set by the caller.
  */
 int tar_helper_confine(const char *root, struct al_error *err)
 {
 	static const char *const caps[] = {"CAP_CHOWN",  "CAP_DAC_OVERRIDE", "CAP_FOWNER",
-	                                   "CAP_FSETID", "CAP_MKNOD",        "CAP_SYS_ADMIN",
-	                                   NULL};
+	                                   "CAP_FSETID", "CAP_MKNOD",        NULL};
 	int r;
 
 	if (chroot(root) < 0 || chdir("/") < 0)
@@ -1448,10 +1470,10 @@ int tar_helper_confine(const char *root, struct al_error *err)
 	return helper_seccomp(true, err);
 }
 
-int tar_extract_image_layer(int in_fd, int dirfd, const struct tar_limits *limits,
+int tar_extract_image_layer(int in_fd, int dirfd, const struct tar_limits *limits, char ***opaque,
                             struct al_error *err)
 {
-	struct archive_tree_opts o = {.kind = ARCHIVE_IMAGE_LAYER};
+	struct archive_tree_opts o = {.kind = ARCHIVE_IMAGE_LAYER, .opaque = opaque};
 
 	return tar_extract(in_fd, dirfd, &o, limits, err);
 }

@@ -54,6 +54,9 @@ struct archive_tree_opts {
 	/* Writing: bytes of holes in sparse files that may be written out as
 	 * zeros, all files together; beyond it the write fails with -EFBIG. */
 	uint64_t max_hole_bytes;
+	/* Image layers: the directories their whiteouts make opaque, listed
+	 * here (relative paths, "" for the root) for the caller to mark. */
+	char ***opaque;
 };
 
 /*
@@ -126,7 +129,7 @@ int tar_run_helper(tar_helper_fn fn, void *arg, int keep_fd, struct al_error *er
 
 /* In such a child: chroot into root, keep only the capabilities writing
  * image layers needs, no_new_privs, and the archive helper's seccomp deny
- * list (mknod allowed, for whiteouts). */
+ * list (mknodat allowed for whiteouts: character devices 0:0 only). */
 int tar_helper_confine(const char *root, struct al_error *err);
 
 /*
@@ -137,7 +140,9 @@ int tar_helper_confine(const char *root, struct al_error *err);
  * sockets, the limits), except that setuid/setgid bits are dropped, not
  * refused, and sparse members are allowed; xattrs are dropped, owners
  * beyond 0..65535 become 65534.  Whiteouts become overlayfs whiteouts
- * (0:0 character devices) and opaque directories.
+ * (0:0 character devices); the directories they make opaque are added to
+ * *opaque (NULL-terminated), for a caller that may set trusted.* xattrs
+ * to mark (the helper holds no CAP_SYS_ADMIN).
  */
-int tar_extract_image_layer(int in_fd, int dirfd, const struct tar_limits *limits,
+int tar_extract_image_layer(int in_fd, int dirfd, const struct tar_limits *limits, char ***opaque,
                             struct al_error *err);

@@ -9,7 +9,9 @@
  * manifest.json of `docker save`), checks every blob it uses against its
  * digest and every layer against the config's diff_ids, and unpacks the
  * layers the store does not have yet, writing a small summary.  Then
- * airlockd, under the store's lock, moves the new layers into place,
+ * airlockd marks the directories the layers' whiteouts made opaque (a
+ * trusted.* xattr, which the helper may not set), and, under the store's
+ * lock, moves the new layers into place,
  * resolves the image's User in its /etc/passwd and /etc/group, and writes
  * the record with a rename that never replaces.  Whatever fails, the
  * import's directory is removed, and a layer moved in without its record is
@@ -754,7 +756,7 @@ static int find_docker(const struct import_job *j, const struct member *manifest
  * uncompressed size.
  */
 static int unpack_layer(const struct import_job *j, size_t i, const char *blob, const char *diff,
-                        uint64_t budget, uint64_t *tar_bytes, struct al_error *err)
+                        uint64_t budget, uint64_t *tar_bytes, char ***opaque, struct al_error *err)
 {
 	_cleanup_(archive_read_freep) struct archive *a = archive_read_new();
 	_cleanup_close_ int in = -1, tar = -1, dfd = -1;
@@ -791,7 +793,7 @@ static int unpack_layer(const struct import_job *j, size_t i, const char *blob, 
 	if (dfd < 0 || tar < 0)
 		return al_error_errno(err, "%s: open", what);
 	lim.max_extracted_bytes = budget;
-	r = tar_extract_image_layer(tar, dfd, &lim, err);
+	r = tar_extract_image_layer(tar, dfd, &lim, opaque, err);
 	if (r < 0)
 		return al_error_prefix(err, "%s", what);
 	unlink("/layer.tar");
@@ -814,7 +816,7 @@ static int import_child(void *arg, struct al_error *err)
 	_cleanup_free_ struct found_image *img = calloc(1, sizeof(*img));
 	_cleanup_free_ char *text = NULL;
 	const cJSON *cfg, *diff_ids, *it;
-	cJSON *layers, *fresh, *out_cfg;
+	cJSON *layers, *fresh, *opaque, *out_cfg;
 	const struct member *m;
 	const char *os, *arch;
 	uint64_t budget = j->limits->max_extracted_bytes, total = 0;
@@ -861,7 +863,8 @@ static int import_child(void *arg, struct al_error *err)
 		return al_error_errno(err, "mkdir layers");
 	layers = cJSON_AddArrayToObject(summary, "layers");
 	fresh = cJSON_AddArrayToObject(summary, "new_layers");
-	if (!layers || !fresh)
+	opaque = cJSON_AddObjectToObject(summary, "opaque");
+	if (!layers || !fresh || !opaque)
 		return al_error_set(err, ENOMEM, "out of memory");
 	cJSON_ArrayForEach(it, diff_ids)
 	{
@@ -874,9 +877,17 @@ static int import_child(void *arg, struct al_error *err)
 			                    "config: diff_id %zu is not a sha256 digest", i + 1);
 		snprintf(path, sizeof(path), "/layers/%s", diff);
 		if (!al_strv_contains(j->existing, diff) && access(path, F_OK) != 0) {
-			r = unpack_layer(j, i, img->layers[i].blob, diff, budget, &bytes, err);
+			_cleanup_strv_ char **dirs = calloc(1, sizeof(char *));
+			cJSON *list = dirs ? cJSON_AddArrayToObject(opaque, diff) : NULL;
+			if (!list)
+				return al_error_set(err, ENOMEM, "out of memory");
+			r = unpack_layer(j, i, img->layers[i].blob, diff, budget, &bytes, &dirs,
+			                 err);
 			if (r < 0)
 				return r;
+			for (char **d = dirs; *d; d++)
+				if (!cJSON_AddItemToArray(list, cJSON_CreateString(*d)))
+					return al_error_set(err, ENOMEM, "out of memory");
 			budget = bytes > budget ? 0 : budget - bytes;
 			total += bytes;
 			if (!cJSON_AddItemToArray(fresh, cJSON_CreateString(diff)))
@@ -1118,6 +1129,51 @@ static cJSON *make_record(const char *name, const cJSON *summary, const struct i
 	return TAKE_PTR(o);
 }
 
+/*
+ * The directories the helper listed as opaque get trusted.overlay.opaque,
+ * which it could not set (no CAP_SYS_ADMIN).  Its list is as untrusted as
+ * the archive: each directory is reached below its layer, never through a
+ * symlink.
+ */
+static int mark_opaque(const char *tmpdir, const cJSON *summary, struct al_error *err)
+{
+	const cJSON *layer, *it;
+
+	cJSON_ArrayForEach(layer, cJSON_GetObjectItemCaseSensitive(summary, "opaque"))
+	{
+		char path[PATH_MAX];
+		_cleanup_close_ int root = -1;
+
+		if (!layer->string || !hex_digest_valid(layer->string))
+			return al_error_set(err, EIO, "import helper named a malformed layer");
+		snprintf(path, sizeof(path), "%s/layers/%s", tmpdir, layer->string);
+		root = open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (root < 0)
+			return al_error_errno(err, "open %s", path);
+		cJSON_ArrayForEach(it, layer)
+		{
+			struct open_how how = {.flags =
+			                           O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+			                       .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+			                                  RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV};
+			_cleanup_close_ int fd = -1;
+
+			if (!cJSON_IsString(it))
+				return al_error_set(err, EIO,
+				                    "import helper wrote a malformed list");
+			fd = (int)syscall(SYS_openat2, root,
+			                  it->valuestring[0] ? it->valuestring : ".", &how,
+			                  sizeof(how));
+			if (fd < 0)
+				return al_error_errno(err, "opaque directory %s of layer %.12s",
+				                      it->valuestring, layer->string);
+			if (fsetxattr(fd, "trusted.overlay.opaque", "y", 1, 0) < 0)
+				return al_error_errno(err, "make %s opaque", it->valuestring);
+		}
+	}
+	return 0;
+}
+
 /* Move the new layers in, resolve the user and write the record: under the lock. */
 static int commit_locked(struct image_store *st, const char *name, const char *tmpdir,
                          const cJSON *summary, uint64_t archive_bytes, cJSON **record,
@@ -1216,6 +1272,8 @@ int image_import(struct image_store *st, const char *name, int tar_fd,
 		if (!cJSON_IsObject(summary))
 			r = al_error_set(err, EIO, "import helper wrote no summary");
 	}
+	if (r == 0)
+		r = mark_opaque(tmpdir, summary, err);
 	if (r == 0) {
 		pthread_mutex_lock(&st->lock);
 		r = commit_locked(st, name, tmpdir, summary, (uint64_t)fst.st_size, record, err);

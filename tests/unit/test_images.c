@@ -297,6 +297,46 @@ TEST(refusals_leave_nothing)
 	image_store_free(st);
 }
 
+/* In a confined helper: only 0:0 character devices, no trusted.* xattrs. */
+static int confined_child(void *arg, struct al_error *err)
+{
+	const char *root = arg;
+	int r = tar_helper_confine(root, err);
+
+	if (r < 0)
+		return r;
+	if (mknodat(AT_FDCWD, "blk", S_IFBLK | 0600, makedev(8, 0)) == 0 || errno != EPERM)
+		return al_error_set(err, EIO, "a block device was made (or not EPERM)");
+	if (mknodat(AT_FDCWD, "mem", S_IFCHR | 0600, makedev(1, 1)) == 0 || errno != EPERM)
+		return al_error_set(err, EIO, "a character device was made (or not EPERM)");
+	if (mknodat(AT_FDCWD, "wh", S_IFCHR | 0600, makedev(0, 0)) < 0)
+		return al_error_errno(err, "no whiteout");
+	if (setxattr("/", "trusted.overlay.opaque", "y", 1, 0) == 0)
+		return al_error_set(err, EIO, "a trusted xattr was set");
+	if (access("/etc/passwd", F_OK) == 0)
+		return al_error_set(err, EIO, "not chrooted");
+	return 0;
+}
+
+TEST(helper_confinement)
+{
+	struct al_error err = AL_ERROR_INIT;
+	char root[300], path[320];
+	struct stat s;
+
+	if (geteuid() != 0)
+		SKIP("needs root");
+	snprintf(root, sizeof(root), "%s/confined", base);
+	CHECK_INT(mkdir(root, 0700), 0);
+	CHECK_INT(tar_run_helper(confined_child, root, -1, &err), 0);
+	if (err.msg[0])
+		fprintf(stderr, "%s\n", err.msg);
+	snprintf(path, sizeof(path), "%s/wh", root);
+	CHECK(lstat(path, &s) == 0 && S_ISCHR(s.st_mode) && s.st_rdev == makedev(0, 0));
+	snprintf(path, sizeof(path), "%s/blk", root);
+	CHECK(lstat(path, &s) < 0);
+}
+
 int main(void)
 {
 	struct al_error err = AL_ERROR_INIT;
@@ -306,6 +346,7 @@ int main(void)
 	RUN(names);
 	RUN(import_load_share_remove);
 	RUN(refusals_leave_nothing);
+	RUN(helper_confinement);
 	al_rm_rf(base, &err);
 	return test_main_result();
 }
