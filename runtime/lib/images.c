@@ -1001,11 +1001,8 @@ static int resolve_user(char *const *lowers, const char *user, struct image *img
 		*group++ = '\0';
 	img->uid = 0;
 	img->gid = 0;
-	if (!copy[0] && !group)
-		copy = (free(copy), strdup("0"));
-	if (!copy)
-		return al_error_set(err, ENOMEM, "out of memory");
-	by_id = parse_id(copy, &id);
+	/* No User (or ":group" alone): root. */
+	by_id = !copy[0] || parse_id(copy, &id);
 	pw = open_image_etc(lowers, "passwd", err);
 	for (struct passwd p, *res; pw && fgetpwent_r(pw, &p, buf, sizeof(buf), &res) == 0;) {
 		if (by_id ? p.pw_uid == id : !strcmp(p.pw_name, copy)) {

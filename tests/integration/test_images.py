@@ -352,6 +352,30 @@ class ImageTest(AirlockTestCase):
         # Base's layer and python's own: two more at most.
         self.assertLessEqual(len(self.layers()), layers_before + 2)
 
+    def test_snapshot_of_an_image_sandbox_restores_on_the_image(self):
+        self.import_file("snap", self.archives["base-oci"])
+        sid = self.sandbox(image="snap")["id"]
+        self.out(sid, "echo kept > /srv/app/note", user="0")
+        snap = self.client.expect(201, "POST", "/v1/sandboxes/%s/snapshots" % sid,
+                                  {"processes": False}).json
+        self.addCleanup(self.client.request, "DELETE", "/v1/snapshots/" + snap["id"])
+        self.client.destroy(sid)
+        back = self.client.create(snapshot=snap["id"])
+        self.addCleanup(self._destroy_quietly, back["id"])
+        self.assertEqual(back["image"], "snap")
+        self.assertEqual(self.out(back["id"], "cat note; id -u; cat /etc/victim; echo $FOO"),
+                         "kept\n1000\ndoomed\nbar from the image\n")
+        self.client.destroy(back["id"])
+        # Removed, the image no longer serves the snapshot; imported again
+        # from other content under its name, it is refused by its id.
+        self.client.expect(200, "DELETE", "/v1/images/snap")
+        r = self.client.request("POST", "/v1/sandboxes", {"snapshot": snap["id"]})
+        self.assertEqual(r.status, 404, r.body)
+        self.import_file("snap", self.archives["layered-docker"])
+        r = self.client.request("POST", "/v1/sandboxes", {"snapshot": snap["id"]})
+        self.assertEqual(r.status, 400, r.body)
+        self.assertIn(b"imported again", r.body)
+
     # ---- removing ----
 
     def test_rm_refused_in_use_and_layers_collected(self):
