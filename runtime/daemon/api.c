@@ -27,7 +27,6 @@
 #include "cleanup.h"
 #include "json.h"
 #include "events.h"
-#include "fsops.h"
 #include "images.h"
 #include "log.h"
 #include "lifecycle.h"
@@ -814,7 +813,6 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 {
 	struct al_error err = AL_ERROR_INIT;
 	const char *path = query(c, "path");
-	_cleanup_close_ int rootfd = -1;
 	cJSON *o = NULL;
 	int r;
 
@@ -822,15 +820,10 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 		reply_error(rp, 400, "invalid_argument", "query parameter path is required");
 		return;
 	}
-	rootfd = sandbox_open_files(sb, strcmp(method, "GET") != 0, &err);
-	if (rootfd < 0) {
-		reply_al_error(rp, &err);
-		return;
-	}
 	if (!dirs && !strcmp(method, "GET")) {
 		char *data = NULL;
 		size_t len = 0;
-		r = fsops_read(rootfd, sb->spec.workspace, path, MAX_FILE_BODY, &data, &len, &err);
+		r = sandbox_file_read(sb, path, MAX_FILE_BODY, &data, &len, &err);
 		if (r < 0) {
 			reply_al_error(rp, &err);
 			return;
@@ -854,9 +847,8 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 			}
 		}
 		/* The spooled upload, copied from its file by the kernel. */
-		r = fsops_write_from_fd(rootfd, sb->spec.workspace, path, rq->spool_fd, rq->spooled,
-		                        (mode_t)mode, query_bool(c, "parents"), sb->uid_base,
-		                        (gid_t)sb->uid_base, &err);
+		r = sandbox_file_write(sb, path, rq->spool_fd, rq->spooled, (mode_t)mode,
+		                       query_bool(c, "parents"), &err);
 		if (r < 0) {
 			reply_al_error(rp, &err);
 			return;
@@ -868,8 +860,7 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 		return;
 	}
 	if (!dirs && !strcmp(method, "DELETE")) {
-		r = fsops_remove(rootfd, sb->spec.workspace, path, query_bool(c, "recursive"),
-		                 &err);
+		r = sandbox_file_remove(sb, path, query_bool(c, "recursive"), &err);
 		if (r < 0) {
 			reply_al_error(rp, &err);
 			return;
@@ -880,7 +871,7 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 		return;
 	}
 	if (dirs && !strcmp(method, "GET")) {
-		r = fsops_list(rootfd, sb->spec.workspace, path, &o, &err);
+		r = sandbox_dir_list(sb, path, &o, &err);
 		if (r < 0)
 			reply_al_error(rp, &err);
 		else
@@ -888,8 +879,7 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 		return;
 	}
 	if (dirs && !strcmp(method, "POST")) {
-		r = fsops_mkdir(rootfd, sb->spec.workspace, path, query_bool(c, "parents"), 0755,
-		                sb->uid_base, (gid_t)sb->uid_base, &err);
+		r = sandbox_dir_make(sb, path, query_bool(c, "parents"), &err);
 		if (r < 0) {
 			reply_al_error(rp, &err);
 			return;

@@ -120,18 +120,6 @@ char **tar_manifest_ephemeral_paths(const char *manifest_json);
  * components; -EINVAL for an absolute path or a '..' component. */
 int tar_normalize_member(const char *in, char *out, size_t len, struct al_error *err);
 
-typedef int (*tar_helper_fn)(void *arg, struct al_error *err);
-
-/* Run fn in a forked child: single-threaded, every descriptor but 0-2 and
- * keep_fd closed, not dumpable, killed if the caller dies; its error comes
- * back in err. */
-int tar_run_helper(tar_helper_fn fn, void *arg, int keep_fd, struct al_error *err);
-
-/* In such a child: chroot into root, keep only the capabilities writing
- * image layers needs, no_new_privs, and the archive helper's seccomp deny
- * list (mknodat allowed for whiteouts: character devices 0:0 only). */
-int tar_helper_confine(const char *root, struct al_error *err);
-
 /*
  * Extract one image layer (a tar, uncompressed, gzip or zstd) into the empty
  * directory dirfd, changing the working directory (call it in a helper).

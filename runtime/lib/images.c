@@ -3,7 +3,7 @@
  * The image store (images.h).
  *
  * An import runs in two steps.  A helper process, chrooted into a fresh
- * directory below DIR/tmp and confined (tar_helper_confine), does all the
+ * directory below DIR/tmp and confined (helper_confine_to), does all the
  * work on the untrusted archive: it copies every member into a blob file
  * named by its sha256, finds the manifest (index.json of an OCI layout, or
  * manifest.json of `docker save`), checks every blob it uses against its
@@ -43,6 +43,7 @@
 #include <openssl/evp.h>
 
 #include "cleanup.h"
+#include "helper.h"
 #include "json.h"
 #include "strv.h"
 #include "util.h"
@@ -809,7 +810,7 @@ static int copy_config_field(cJSON *to, const cJSON *from, const char *key)
 	return cJSON_AddItemToObject(to, key, cJSON_Duplicate(v, true)) ? 0 : -ENOMEM;
 }
 
-static int import_child(void *arg, struct al_error *err)
+static int import_child(void *arg, int out_fd, struct al_error *err)
 {
 	struct import_job *j = arg;
 	_cleanup_cjson_ cJSON *config = NULL, *summary = cJSON_CreateObject();
@@ -823,9 +824,10 @@ static int import_child(void *arg, struct al_error *err)
 	size_t i = 0;
 	int r;
 
+	(void)out_fd;
 	if (!img || !summary)
 		return al_error_set(err, ENOMEM, "out of memory");
-	r = tar_helper_confine(j->root, err);
+	r = helper_confine_to(j->root, err);
 	if (r < 0)
 		return r;
 	r = read_archive(j, err);
@@ -1234,6 +1236,7 @@ int image_import(struct image_store *st, const char *name, int tar_fd,
 	_cleanup_cjson_ cJSON *summary = NULL;
 	_cleanup_free_ char *text = NULL;
 	struct import_job j = {.fd = tar_fd, .limits = limits};
+	struct helper_opts opts = HELPER_OPTS_INIT;
 	char tmpdir[PATH_MAX], path[PATH_MAX];
 	struct al_error cerr = AL_ERROR_INIT;
 	struct stat fst;
@@ -1259,7 +1262,9 @@ int image_import(struct image_store *st, const char *name, int tar_fd,
 		return al_error_errno(err, "mkdtemp %s", tmpdir);
 	j.root = tmpdir;
 	j.existing = existing;
-	r = tar_run_helper(import_child, &j, tar_fd, err);
+	opts.keep_fd = tar_fd;
+	opts.what = "image import helper";
+	r = helper_run(import_child, &j, &opts, err);
 	if (r == 0) {
 		snprintf(path, sizeof(path), "%s/summary.json", tmpdir);
 		r = al_read_file(path, 16u << 20, &text, &len, err);

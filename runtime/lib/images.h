@@ -55,7 +55,7 @@ const char *image_store_dir(const struct image_store *st);
  * Import the archive read from tar_fd (a regular file: a `docker save`
  * archive, or an OCI image layout as a tar) as name.  Every blob is checked
  * against its digest and every layer against the config's diff_ids; layers
- * are unpacked by a confined helper (tar_helper_confine) with the hostile
+ * are unpacked by a confined helper (helper_confine_to) with the hostile
  * archive rules of tar_extract_image_layer; limits bound the archive, each
  * layer's members and the image's unpacked bytes.  Atomic: on any error
  * nothing of it is left.  -EEXIST when name exists.  *record (may be NULL)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "helper.h"
 #include "images.h"
 #include "strv.h"
 #include "util.h"
@@ -298,11 +299,12 @@ TEST(refusals_leave_nothing)
 }
 
 /* In a confined helper: only 0:0 character devices, no trusted.* xattrs. */
-static int confined_child(void *arg, struct al_error *err)
+static int confined_child(void *arg, int out_fd, struct al_error *err)
 {
 	const char *root = arg;
-	int r = tar_helper_confine(root, err);
+	int r = helper_confine_to(root, err);
 
+	(void)out_fd;
 	if (r < 0)
 		return r;
 	if (mknodat(AT_FDCWD, "blk", S_IFBLK | 0600, makedev(8, 0)) == 0 || errno != EPERM)
@@ -328,7 +330,9 @@ TEST(helper_confinement)
 		SKIP("needs root");
 	snprintf(root, sizeof(root), "%s/confined", base);
 	CHECK_INT(mkdir(root, 0700), 0);
-	CHECK_INT(tar_run_helper(confined_child, root, -1, &err), 0);
+	struct helper_opts opts = HELPER_OPTS_INIT;
+
+	CHECK_INT(helper_run(confined_child, root, &opts, &err), 0);
 	if (err.msg[0])
 		fprintf(stderr, "%s\n", err.msg);
 	snprintf(path, sizeof(path), "%s/wh", root);
