@@ -24,6 +24,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "admission.h"
 #include "api.h"
 #include "cleanup.h"
 #include "events.h"
@@ -73,8 +74,10 @@ static void usage(FILE *f)
 	    "  --group NAME        group whose members may use the socket (default: root only)\n"
 	    "  --warm-pool N       keep N sandboxes made ahead for plain create requests\n"
 	    "                      (default 0; at most 256)\n"
+	    "  --client-rate N     requests a second each non-root client may make, in\n"
+	    "                      bursts of 2N (default %d)\n"
 	    "  --debug             verbose logging\n",
-	    AIRLOCK_PROFILES_DIR, AIRLOCK_LIBEXEC_INIT);
+	    AIRLOCK_PROFILES_DIR, AIRLOCK_LIBEXEC_INIT, ADMISSION_RATE);
 }
 
 /*
@@ -430,6 +433,7 @@ int main(int argc, char **argv)
 	    {"init", required_argument, NULL, 'i'},
 	    {"group", required_argument, NULL, 'g'},
 	    {"warm-pool", required_argument, NULL, 'w'},
+	    {"client-rate", required_argument, NULL, 'R'},
 	    {"debug", no_argument, NULL, 'D'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -481,6 +485,20 @@ int main(int argc, char **argv)
 				log_error("invalid --warm-pool '%s': expected 0..256", optarg);
 				return 2;
 			}
+			break;
+		}
+		case 'R': {
+			char *end = NULL;
+			unsigned long rate;
+			errno = 0;
+			rate = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || optarg[0] == '-' || rate == 0 ||
+			    rate > ADMISSION_RATE_MAX) {
+				log_error("invalid --client-rate '%s': expected 1..%d", optarg,
+				          ADMISSION_RATE_MAX);
+				return 2;
+			}
+			ctx.client_rate = (unsigned)rate;
 			break;
 		}
 		case 'D':

@@ -117,15 +117,17 @@ class EscapeAttacks(st.SecurityTestCase):
                         status = dict(line.split(":", 1) for line in f if ":" in line)
                     nets = (os.readlink("/proc/%s/ns/net" % pid),
                             os.readlink("/proc/%d/ns/net" % sb["init_pid"]))
+                    with open("/proc/%s/cgroup" % pid) as f:
+                        cgroups = f.read()
                     seen = (fds, int(status["CapEff"], 16), status["NoNewPrivs"].strip(), nets,
-                            status["Seccomp"].strip())
+                            status["Seccomp"].strip(), cgroups)
                     break
                 except (OSError, IndexError, ValueError, KeyError):
                     continue
         got.join(120)
         self.assertEqual(answer["r"].status, 200, answer)
         self.assertIsNotNone(seen, "never saw the archive helper")
-        fds, cap_eff, nnp, nets, seccomp = seen
+        fds, cap_eff, nnp, nets, seccomp, cgroups = seen
         # Beyond 0-2: the tar's file, the error pipe, directories it walks.
         foreign = [t for t in fds if t.startswith(("socket:", "anon_inode:"))]
         pipes = [t for t in fds if t.startswith("pipe:")]
@@ -139,6 +141,13 @@ class EscapeAttacks(st.SecurityTestCase):
                        "%s, the sandbox's %s" % nets)
         self.attack_ok("archive helper without a seccomp filter", seccomp == "2",
                        "Seccomp " + seccomp)
+        # Its work is the sandbox's: it runs in the sandbox's cgroups (it
+        # ran in airlockd's, outside every limit of the sandbox).
+        with open("/proc/%d/cgroup" % sb["init_pid"]) as f:
+            sandbox_cgroups = f.read()
+        self.attack_ok("archive helper outside the sandbox's cgroups",
+                       cgroups == sandbox_cgroups, "%r, the sandbox's %r" % (cgroups,
+                                                                           sandbox_cgroups))
 
     def test_masked_proc_paths(self):
         res = self.py_json(
