@@ -28,6 +28,7 @@
 #include "api.h"
 #include "cleanup.h"
 #include "events.h"
+#include "images.h"
 #include "cgroup.h"
 #include "log.h"
 #include "lifecycle.h"
@@ -43,11 +44,13 @@
 #endif
 
 #define DEFAULT_STATE_DIR "/var/lib/airlock/state"
+#define DEFAULT_IMAGES_DIR "/var/lib/airlock/images"
 
 struct options {
 	const char *socket_path;
 	const char *state_dir;
 	const char *rootfs;
+	const char *images_dir;
 	const char *profiles_dir;
 	const char *init_path;
 	const char *group;
@@ -64,6 +67,8 @@ static void usage(FILE *f)
 	    "  --socket PATH       API socket (default /run/airlock/airlockd.sock)\n"
 	    "  --state-dir DIR     sandbox state (default /var/lib/airlock/state)\n"
 	    "  --rootfs DIR        default base rootfs (default /var/lib/airlock/rootfs/debian)\n"
+	    "  --images DIR        image store (default /var/lib/airlock/images with the\n"
+	    "                      default state directory, else STATE-DIR/images)\n"
 	    "  --profiles DIR      seccomp profiles directory (default %s)\n"
 	    "  --init PATH         airlock-init binary (default: next to airlockd, else %s)\n"
 	    "  --group NAME        group whose members may use the socket (default: root only)\n"
@@ -292,6 +297,19 @@ static int setup_daemon(struct daemon *ctx, const struct options *o, struct al_e
 	if (al_mkdir_p(ctx->host.sandboxes_dir, 0700, err) < 0 ||
 	    al_mkdir_p(ctx->host.seccomp_cache_dir, 0700, err) < 0)
 		return -err->code;
+	/* Images are a daemon's own, as its sandboxes are: a test daemon's
+	 * state directory holds its store. */
+	if (o->images_dir)
+		ctx->host.images_dir = strdup(o->images_dir);
+	else if (!strcmp(state, DEFAULT_STATE_DIR))
+		ctx->host.images_dir = strdup(DEFAULT_IMAGES_DIR);
+	else if (asprintf(&ctx->host.images_dir, "%s/images", state) < 0)
+		ctx->host.images_dir = NULL;
+	if (!ctx->host.images_dir)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = image_store_open(ctx->host.images_dir, &ctx->images, err);
+	if (r < 0)
+		return r;
 	ctx->host.default_rootfs = strdup(o->rootfs);
 	ctx->host.profiles_dir = strdup(o->profiles_dir);
 	if (!ctx->host.default_rootfs || !ctx->host.profiles_dir)
@@ -361,6 +379,8 @@ static void daemon_free(struct daemon *ctx)
 	free(ctx->host.sandboxes_dir);
 	free(ctx->host.seccomp_cache_dir);
 	free(ctx->host.default_rootfs);
+	free(ctx->host.images_dir);
+	image_store_free(ctx->images);
 	free(ctx->host.profiles_dir);
 	free(ctx->host.pid1_path);
 	free(ctx->host.pid1_bind_path);
@@ -450,6 +470,7 @@ int main(int argc, char **argv)
 	    {"state-dir", required_argument, NULL, 'd'},
 	    {"rootfs", required_argument, NULL, 'r'},
 	    {"profiles", required_argument, NULL, 'p'},
+	    {"images", required_argument, NULL, 'I'},
 	    {"init", required_argument, NULL, 'i'},
 	    {"group", required_argument, NULL, 'g'},
 	    {"warm-pool", required_argument, NULL, 'w'},
@@ -483,6 +504,9 @@ int main(int argc, char **argv)
 			break;
 		case 'r':
 			o.rootfs = optarg;
+			break;
+		case 'I':
+			o.images_dir = optarg;
 			break;
 		case 'p':
 			o.profiles_dir = optarg;
