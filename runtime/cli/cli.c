@@ -2181,7 +2181,7 @@ static int image_import_verb(struct verb_ctx *ctx, int argc, char **argv)
 	}
 	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
 		/* An OCI layout directory: sent as the tar airlockd takes. */
-		_cleanup_close_ int dir = TAKE_FD(fd);
+		close(fd);
 		fd = open(".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 		if (fd < 0)
 			fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);

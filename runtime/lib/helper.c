@@ -527,7 +527,7 @@ int helper_confine_to(const char *root, struct al_error *err)
 	if (r == 0)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(mknodat), 2,
 		                     SCMP_A2(SCMP_CMP_MASKED_EQ, S_IFMT, S_IFCHR),
-		                     SCMP_A3(SCMP_CMP_NE, 0));
+		                     SCMP_A3(SCMP_CMP_NE, 0, 0));
 	if (r < 0)
 		return al_error_set(err, -r, "seccomp rule for mknodat");
 	r = seccomp_load(ctx);
