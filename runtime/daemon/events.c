@@ -53,6 +53,7 @@
 #include "cleanup.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "daemon.h"
 #include "sandbox.h"
 #include "strv.h"
@@ -189,6 +190,7 @@ static void record_denial_locked(struct sandbox_events *l, const struct event *e
 	struct event *last = newest_locked(l);
 	uint64_t now = al_now_ms();
 
+	metrics_count_denial();
 	add_total_locked(l, ev->syscall, 1);
 	if (last && last->type == ev->type && last->host_pid == ev->host_pid &&
 	    !strcmp(last->syscall, ev->syscall) && ev->first_ms >= last->last_ms &&
@@ -398,6 +400,7 @@ static void note_counter_locked(struct sandbox_events *l, const char *type, uint
 	if (now_value <= seen)
 		return;
 	ev.count = now_value - seen;
+	metrics_count_limit_hit(type, ev.count);
 	append_locked(l, &ev);
 }
 
