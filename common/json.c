@@ -186,7 +186,7 @@ const char *al_json_suggest_key(const char *name, const struct al_json_key *tabl
 		/* A typo (at most two edits, and fewer than half the name), or
 		 * one name the start of the other ("mem", "timeout" for
 		 * "timeout_ms"). */
-		bool near = d <= 2 && d * 2 < (kl > len ? kl : len);
+		bool near = d <= 2 && d * 2 <= (kl > len ? kl : len);
 		bool prefix = shorter >= 3 && !strncmp(name, table[i].name, shorter);
 
 		if ((near || prefix) && d < best_d) {

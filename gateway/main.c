@@ -29,16 +29,20 @@ static void usage(FILE *f)
 	        "  --keys FILE      JSON object mapping API keys to tenant names (mode 0600)\n"
 	        "  --socket PATH    airlockd's socket (default %s, or $AIRLOCK_SOCKET)\n"
 	        "  --listen A:P     where to serve (default %s; port 0 picks one)\n"
-	        "  --rootfs DIR     base rootfs of new sandboxes (default airlockd's)\n",
+	        "  --rootfs DIR     base rootfs of new sandboxes (default airlockd's)\n"
+	        "  --version        print the version and exit\n",
 	        DEFAULT_SOCKET, DEFAULT_LISTEN);
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"keys", required_argument, NULL, 'k'},   {"socket", required_argument, NULL, 's'},
-	    {"listen", required_argument, NULL, 'l'}, {"rootfs", required_argument, NULL, 'r'},
-	    {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"keys", required_argument, NULL, 'k'},
+	                                     {"socket", required_argument, NULL, 's'},
+	                                     {"listen", required_argument, NULL, 'l'},
+	                                     {"rootfs", required_argument, NULL, 'r'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {"version", no_argument, NULL, 'V'},
+	                                     {NULL, 0, NULL, 0}};
 	struct gw_server s = {0};
 	struct al_error err = AL_ERROR_INIT;
 	const char *keys = NULL, *listen_addr = DEFAULT_LISTEN;
@@ -64,6 +68,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			printf("airlock-gateway %s\n", AIRLOCK_VERSION);
 			return 0;
 		default:
 			usage(stderr);

@@ -22,7 +22,8 @@ static void usage(FILE *f)
 {
 	fputs("usage: airlock-harness run TASK.json [--run-dir DIR] [--credentials FILE]\n"
 	      "       airlock-harness resume DIR [--credentials FILE] [--provider FILE.json]\n"
-	      "       airlock-harness audit verify DIR\n",
+	      "       airlock-harness audit verify DIR\n"
+	      "       airlock-harness --version\n",
 	      f);
 }
 
@@ -99,6 +100,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		usage(stdout);
+		return AL_EXIT_OK;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("airlock-harness %s\n", AIRLOCK_VERSION);
 		return AL_EXIT_OK;
 	}
 	if (!strcmp(argv[1], "audit"))

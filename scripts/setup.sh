@@ -19,6 +19,8 @@ PACKAGES=(
 	libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev libcjson-dev
 	libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libssl-dev libauparse-dev
 	busybox-static debootstrap iproute2 iptables curl python3 python3-jsonschema python3-yaml nodejs
+	# tests/integration/test_operations.py parses /v1/metrics with the reference parser
+	python3-prometheus-client
 	crun runc bubblewrap util-linux hyperfine
 	# the fuzz targets (tests/fuzz): clang, its libFuzzer and sanitizer
 	# runtimes, and llvm-symbolizer for readable reports

@@ -1231,6 +1231,80 @@ static void route_template(const char *url, char *buf, size_t len)
 		snprintf(buf, len, "/v1/sandboxes/{id}/processes/{pid}%s", n == 6 ? "/stdin" : "");
 }
 
+/*
+ * The query parameters each route reads: the one list a new one is added
+ * to.  Any other is refused (a "?parent=1" would otherwise silently mean
+ * "no parents").  Routes not listed take none.
+ */
+static const struct {
+	const char *route; /* route_template() */
+	const char *method;
+	const char *params[6];
+} query_params[] = {
+    {"/v1/sandboxes", "GET", {"label", "state"}},
+    {"/v1/sandboxes", "POST", {"view"}},
+    {"/v1/sandboxes/{id}", "DELETE", {"wait"}},
+    {"/v1/sandboxes/{id}/processes/{pid}", "GET", {"yield_ms", "encoding"}},
+    {"/v1/sandboxes/{id}/processes/{pid}", "DELETE", {"signal"}},
+    {"/v1/sandboxes/{id}/events", "GET", {"since"}},
+    {"/v1/sandboxes/{id}/workspace",
+     "PUT",
+     {"max_input_bytes", "max_extracted_bytes", "max_members"}},
+    {"/v1/sandboxes/{id}/files", "GET", {"path"}},
+    {"/v1/sandboxes/{id}/files", "PUT", {"path", "mode", "parents"}},
+    {"/v1/sandboxes/{id}/files", "DELETE", {"path", "recursive"}},
+    {"/v1/sandboxes/{id}/dirs", "GET", {"path"}},
+    {"/v1/sandboxes/{id}/dirs", "POST", {"path", "parents"}},
+};
+
+struct query_check {
+	const char *const *params; /* NULL-terminated (at most 6), or NULL: none */
+	const char *route;
+	struct al_error err;
+};
+
+static enum MHD_Result check_query_param(void *cls, enum MHD_ValueKind kind, const char *key,
+                                         const char *value)
+{
+	struct query_check *q = cls;
+	struct al_json_key known[6];
+	size_t n = 0;
+	const char *hint;
+
+	(void)kind;
+	(void)value;
+	for (; q->params && n < 6 && q->params[n]; n++) {
+		if (!strcmp(q->params[n], key))
+			return MHD_YES;
+		known[n] = (struct al_json_key){q->params[n], 0};
+	}
+	hint = al_json_suggest_key(key, known, n);
+	if (hint)
+		al_error_set(&q->err, EINVAL,
+		             "unknown query parameter \"%.64s\" of %s (did you mean \"%s\"?)", key,
+		             q->route, hint);
+	else
+		al_error_set(&q->err, EINVAL, "unknown query parameter \"%.64s\" of %s", key,
+		             q->route);
+	return MHD_NO;
+}
+
+/* -EINVAL naming a query parameter that route (a template) does not take. */
+static int check_query(struct MHD_Connection *c, const char *route, const char *method,
+                       struct al_error *err)
+{
+	struct query_check q = {.route = route, .err = AL_ERROR_INIT};
+
+	for (size_t i = 0; i < AL_ARRAY_SIZE(query_params); i++)
+		if (!strcmp(query_params[i].route, route) &&
+		    !strcmp(query_params[i].method, method))
+			q.params = query_params[i].params;
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, check_query_param, &q);
+	if (q.err.code)
+		*err = q.err;
+	return -q.err.code;
+}
+
 /* One line per request: in the JSON log format for every request (an access
  * log for collectors), in text only at debug level, and failures at warn. */
 static void log_request(const struct request *rq, const char *method, const char *url,
@@ -1441,10 +1515,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		uint64_t start = al_now_ns() / 1000;
 		char tmpl[64];
 
-		route(s, c, url, method, rq, &rp);
+		struct al_error err = AL_ERROR_INIT;
+
+		route_template(url, tmpl, sizeof(tmpl));
+		if (check_query(c, tmpl, method, &err) < 0)
+			reply_al_error(&rp, &err);
+		else
+			route(s, c, url, method, rq, &rp);
 		if (!rp.status)
 			reply_error(&rp, 500, "internal", "no response");
-		route_template(url, tmpl, sizeof(tmpl));
 		metrics_count_request(tmpl, method, rp.status);
 		log_request(rq, method, url, &rp, al_now_ns() / 1000 - start);
 	}
