@@ -20,11 +20,14 @@
 
 static void usage(FILE *f)
 {
-	fputs("usage: airlock-harness run TASK.json [--run-dir DIR] [--credentials FILE]\n"
-	      "       airlock-harness resume DIR [--credentials FILE] [--provider FILE.json]\n"
-	      "       airlock-harness audit verify DIR\n"
-	      "       airlock-harness --version\n",
-	      f);
+	fputs(
+	    "usage: airlock-harness run TASK.json [--run-dir DIR] [--credentials FILE]\n"
+	    "       airlock-harness resume DIR [--credentials FILE] [--provider FILE.json]\n"
+	    "       airlock-harness audit verify DIR\n"
+	    "       airlock-harness gc      (remove airlockd sandboxes of runs gone, completed or "
+	    "failed)\n"
+	    "       airlock-harness --version\n",
+	    f);
 }
 
 static int parse_options(int argc, char **argv, struct al_run_options *o, bool allow_run_dir)
@@ -108,6 +111,19 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "audit"))
 		return cmd_audit(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "gc")) {
+		if (argc != 2) {
+			usage(stderr);
+			return AL_EXIT_USAGE;
+		}
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+			fprintf(stderr, "airlock-harness: cannot initialise libcurl\n");
+			return AL_EXIT_FAILED;
+		}
+		rc = al_run_gc(&o);
+		curl_global_cleanup();
+		return rc;
+	}
 	if (strcmp(argv[1], "run") && strcmp(argv[1], "resume")) {
 		fprintf(stderr, "airlock-harness: unknown command %s\n", argv[1]);
 		usage(stderr);

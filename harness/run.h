@@ -23,3 +23,7 @@ struct al_run_options {
 /* Both return one of the AL_EXIT_* statuses and print what the contract says. */
 int al_run_start(const struct al_run_options *opts);
 int al_run_resume(const struct al_run_options *opts);
+
+/* Remove airlockd's sandboxes of runs that are gone, completed or failed (found by the
+ * labels the harness gives them); prints one line per sandbox removed. */
+int al_run_gc(const struct al_run_options *opts);

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <math.h>
 #include <poll.h>
@@ -72,6 +73,50 @@ static void curl_freep(char **p)
 	curl_free(*p);
 }
 #define _cleanup_curl_free_ _cleanup_(curl_freep)
+
+/* 64M, 1.5G, 512K: a size as a person writes it. */
+static void human_size(double bytes, char *buf, size_t len)
+{
+	static const char units[] = "KMGT";
+	int u = -1;
+
+	while (bytes >= 1024 && u < 3) {
+		bytes /= 1024;
+		u++;
+	}
+	if (u < 0)
+		snprintf(buf, len, "%.0f", bytes);
+	else if (bytes == (double)(long long)bytes)
+		snprintf(buf, len, "%lld%c", (long long)bytes, units[u]);
+	else
+		snprintf(buf, len, "%.1f%c", bytes, units[u]);
+}
+
+/* What to do when the socket cannot be used: the next step, not only errno. */
+static void connect_hint(const char *socket_path, int os_errno, char *buf, size_t len)
+{
+	struct stat st;
+
+	if (os_errno == ENOENT || os_errno == ECONNREFUSED) {
+		snprintf(buf, len,
+		         "airlockd is not running (%s at %s): start it with 'systemctl start "
+		         "airlockd', or as root 'airlockd --socket %s --group airlock'; or point "
+		         "--socket / $AIRLOCK_SOCKET at a running one",
+		         os_errno == ENOENT ? "no socket" : "nobody listens", socket_path,
+		         socket_path);
+	} else if (os_errno == EACCES || os_errno == EPERM) {
+		struct group *g = stat(socket_path, &st) == 0 ? getgrgid(st.st_gid) : NULL;
+		snprintf(
+		    buf, len,
+		    "permission denied on %s: only root and members of group '%s' may use "
+		    "airlockd; ask for it ('usermod -aG %s %s', then log in again) or use sudo",
+		    socket_path, g ? g->gr_name : "airlock", g ? g->gr_name : "airlock",
+		    getenv("USER") ? getenv("USER") : "$USER");
+	} else {
+		snprintf(buf, len, "cannot connect to airlockd at %s: %s", socket_path,
+		         strerror(os_errno));
+	}
+}
 
 /* ---- HTTP over the Unix socket ---- */
 
@@ -212,10 +257,13 @@ static int client_request(struct client *c, const struct request *req, long *sta
 		break;
 	case CURLE_COULDNT_CONNECT:
 		curl_easy_getinfo(c->curl, CURLINFO_OS_ERRNO, &os_errno);
-		snprintf(connect_error, sizeof(connect_error),
-		         "cannot connect to airlockd at %s: %s", c->socket_path,
-		         os_errno ? strerror((int)os_errno)
-		                  : (c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc)));
+		if (os_errno)
+			connect_hint(c->socket_path, (int)os_errno, connect_error,
+			             sizeof(connect_error));
+		else
+			snprintf(connect_error, sizeof(connect_error),
+			         "cannot connect to airlockd at %s: %s", c->socket_path,
+			         c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
 		return al_error_set(err, ECONNREFUSED, "%s", connect_error);
 	case CURLE_ABORTED_BY_CALLBACK:
 		return al_error_set(err, EINTR, "interrupted by signal %d", (int)pending_signal);
@@ -246,8 +294,15 @@ static int api_error(long status, const struct al_buf *body, struct al_error *er
 		json = cJSON_ParseWithLength(body->data, body->len);
 	message = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(json, "error"),
 	                                           "message");
+	if (status == 403 && cJSON_IsString(message) &&
+	    strstr(message->valuestring, "not allowed to use airlockd"))
+		return al_error_set(err, EACCES,
+		                    "%s: airlockd serves only root and the group it was started "
+		                    "with (--group); ask to be added to it, then log in again",
+		                    message->valuestring);
 	if (cJSON_IsString(message))
-		return al_error_set(err, EPROTO, "%s", message->valuestring);
+		return al_error_set(err, status == 404 ? ENOENT : EPROTO, "%s",
+		                    message->valuestring);
 	return al_error_set(err, EPROTO, "airlockd answered HTTP %ld", status);
 }
 
@@ -332,6 +387,7 @@ static const char usage_main[] =
     "  inspect  show a sandbox's effective isolation as JSON\n"
     "  events   show what a sandbox was denied (seccomp) and its limit hits\n"
     "  rm       destroy sandboxes\n"
+    "  prune    destroy stopped and expired sandboxes, or those a filter selects\n"
     "  write    write stdin to a file in a sandbox\n"
     "  read     copy a file of a sandbox to stdout\n"
     "  info     show airlockd's version and capabilities\n"
@@ -368,7 +424,10 @@ static const char usage_create[] =
     "Usage: airlock create [OPTIONS]\n"
     "\n"
     "Create a sandbox and print its id.\n"
-    "\n" CREATE_OPTIONS_HELP "  -e, --env K=V        default environment of every exec\n";
+    "\n" CREATE_OPTIONS_HELP "  -e, --env K=V        default environment of every exec\n"
+    "      --ttl SECS       destroy it this long after its creation\n"
+    "      --idle-timeout SECS  destroy it after this long without an exec or file access\n"
+    "      --label K=V      a label of the client's (repeatable; see ls --filter)\n";
 
 static const char usage_exec[] =
     "Usage: airlock exec [OPTIONS] ID [OPTIONS] [--] CMD [ARG...]\n"
@@ -379,11 +438,23 @@ static const char usage_exec[] =
     "  -w, --cwd DIR        working directory (default /workspace)\n"
     "  -t, --timeout SECS   kill CMD after this long (exit status 124)\n";
 
-static const char usage_ls[] = "Usage: airlock ls [--json]\n"
-                               "\n"
-                               "List sandboxes.\n"
-                               "\n"
-                               "      --json   print airlockd's JSON answer\n";
+static const char usage_ls[] =
+    "Usage: airlock ls [--json] [--filter label=K=V|state=running|stopped]...\n"
+    "\n"
+    "List sandboxes.\n"
+    "\n"
+    "      --json           print airlockd's JSON answer\n"
+    "  -f, --filter F       only sandboxes with label K=V, or in a state (repeatable:\n"
+    "                       all must match)\n";
+
+static const char usage_prune[] =
+    "Usage: airlock prune [--filter label=K=V|state=running|stopped]...\n"
+    "\n"
+    "Destroy the sandboxes that are stopped (their PID 1 is gone) or whose ttl\n"
+    "or idle timeout has passed; with --filter, every sandbox that matches\n"
+    "(running ones too).  Prints the ids removed.\n"
+    "\n"
+    "  -f, --filter F       label=K=V or state=running|stopped (repeatable)\n";
 
 static const char usage_inspect[] = "Usage: airlock inspect ID\n"
                                     "\n"
@@ -542,6 +613,10 @@ enum {
 	OPT_NAME,
 	OPT_MANIFEST,
 	OPT_JSON,
+	OPT_TTL,
+	OPT_IDLE_TIMEOUT,
+	OPT_LABEL,
+	OPT_FILTER,
 };
 
 struct create_opts {
@@ -556,8 +631,20 @@ struct create_opts {
 	const char *rootfs;
 	const char *name;
 	const char *manifest_file;
-	cJSON *env; /* object */
+	cJSON *env;             /* object */
+	long ttl, idle_timeout; /* seconds; 0: none */
+	cJSON *labels;          /* object, or NULL where the verb takes none */
 };
+
+/* A whole number of seconds for option name. */
+static int parse_seconds(const char *arg, long *out)
+{
+	char *end = NULL;
+
+	errno = 0;
+	*out = strtol(arg, &end, 10);
+	return errno || end == arg || *end || *out <= 0 ? -EINVAL : 0;
+}
 
 /*
  * Handle one create option c; returns 0 when handled, 1 when c is not a
@@ -604,6 +691,26 @@ static int create_option(struct create_opts *o, int c, const char *arg, const ch
 	case OPT_MANIFEST:
 		o->manifest_file = arg;
 		return 0;
+	case OPT_TTL:
+		if (parse_seconds(arg, &o->ttl) < 0)
+			return usage_error(usage, "invalid --ttl '%s': expected seconds", arg);
+		return 0;
+	case OPT_IDLE_TIMEOUT:
+		if (parse_seconds(arg, &o->idle_timeout) < 0)
+			return usage_error(usage, "invalid --idle-timeout '%s': expected seconds",
+			                   arg);
+		return 0;
+	case OPT_LABEL: {
+		const char *eq = strchr(arg, '=');
+		_cleanup_free_ char *key = eq ? strndup(arg, (size_t)(eq - arg)) : NULL;
+		if (!o->labels || !eq || eq == arg)
+			return usage_error(usage, "invalid --label '%s': expected KEY=VALUE", arg);
+		if (!key)
+			return usage_error(usage, "out of memory");
+		cJSON_DeleteItemFromObjectCaseSensitive(o->labels, key);
+		cJSON_AddStringToObject(o->labels, key, eq + 1);
+		return 0;
+	}
 	default:
 		return 1;
 	}
@@ -648,6 +755,12 @@ static int create_request(const struct create_opts *o, cJSON **out, struct al_er
 	}
 	if (o->env && cJSON_GetArraySize(o->env) > 0)
 		cJSON_AddItemReferenceToObject(req, "env", o->env);
+	if (o->ttl)
+		cJSON_AddNumberToObject(req, "ttl", (double)o->ttl);
+	if (o->idle_timeout)
+		cJSON_AddNumberToObject(req, "idle_timeout", (double)o->idle_timeout);
+	if (o->labels && cJSON_GetArraySize(o->labels) > 0)
+		cJSON_AddItemReferenceToObject(req, "labels", o->labels);
 	*out = TAKE_PTR(req);
 	return 0;
 }
@@ -826,6 +939,14 @@ static int handle_result(struct run_state *st, const cJSON *res, struct al_error
 		return 0;
 	}
 	sig = signal_number(cJSON_GetObjectItemCaseSensitive(res, "signal"));
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "oom_killed"))) {
+		double limit = al_json_num(res, "memory_limit_bytes", 0);
+		char text[32];
+		human_size(limit, text, sizeof(text));
+		fprintf(stderr,
+		        "airlock: killed: out of memory (limit %s; raise it with --memory)\n",
+		        limit > 0 ? text : "none");
+	}
 	if (sig > 0)
 		st->exit_status = 128 + sig;
 	else if (cJSON_IsNumber(exit_code))
@@ -1178,12 +1299,16 @@ static int verb_create(struct verb_ctx *ctx, int argc, char **argv)
 	    {"name", required_argument, NULL, OPT_NAME},
 	    {"manifest", required_argument, NULL, OPT_MANIFEST},
 	    {"env", required_argument, NULL, 'e'},
+	    {"ttl", required_argument, NULL, OPT_TTL},
+	    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+	    {"label", required_argument, NULL, OPT_LABEL},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	_cleanup_cjson_ cJSON *env = cJSON_CreateObject();
+	_cleanup_cjson_ cJSON *labels = cJSON_CreateObject();
 	_cleanup_free_ char *id = NULL;
-	struct create_opts co = {.env = env};
+	struct create_opts co = {.env = env, .labels = labels};
 	struct al_error err = AL_ERROR_INIT;
 	struct client c = {0};
 	int opt, r;
@@ -1326,13 +1451,115 @@ static void print_cell(const char *text, size_t width, bool last)
 		printf("%-*s  ", (int)width, text);
 }
 
+/* Append filter f (label=K=V, state=S) to the list query *q. */
+static int add_filter(struct client *c, const char *usage, const char *f, char **q)
+{
+	const char *eq = strchr(f, '=');
+	_cleanup_curl_free_ char *value = NULL;
+	char *more = NULL;
+
+	if (!eq || (strncmp(f, "label=", 6) && strncmp(f, "state=", 6)) ||
+	    (!strncmp(f, "label=", 6) && (!strchr(eq + 1, '=') || eq[1] == '=')))
+		return usage_error(usage,
+		                   "invalid --filter '%s': expected label=KEY=VALUE or "
+		                   "state=running|stopped",
+		                   f);
+	value = curl_easy_escape(c->curl, eq + 1, 0);
+	if (!value || asprintf(&more, "%s%.*s=%s", *q ? *q : "", (int)(eq - f), f, value) < 0)
+		return usage_error(usage, "out of memory");
+	free(*q);
+	*q = more;
+	return 0;
+}
+
+/* GET /v1/sandboxes with the filters of argv (opts of usage) into *res. */
+static int list_sandboxes(struct client *c, char **filters, size_t n, const char *usage,
+                          cJSON **res, int *status)
+{
+	struct al_error err = AL_ERROR_INIT;
+	_cleanup_free_ char *q = NULL, *path = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		if (q) {
+			char *amp = NULL;
+			if (asprintf(&amp, "%s&", q) < 0)
+				return *status = usage_error(usage, "out of memory"), -1;
+			free(q);
+			q = amp;
+		}
+		if ((*status = add_filter(c, usage, filters[i], &q)) != 0)
+			return -1;
+	}
+	if (asprintf(&path, "/v1/sandboxes%s%s", q ? "?" : "", q ? q : "") < 0)
+		return *status = usage_error(usage, "out of memory"), -1;
+	if (api_json(c, "GET", path, NULL, false, NULL, res, &err) < 0)
+		return *status = runtime_error(&err), -1;
+	return 0;
+}
+
+static int verb_prune(struct verb_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"filter", required_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	_cleanup_cjson_ cJSON *res = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	struct client c = {0};
+	char *filters[32];
+	size_t n = 0;
+	const cJSON *sb;
+	int opt, status = 0;
+	char now[32];
+
+	while ((opt = getopt_long(argc, argv, "+:hf:", longopts, NULL)) != -1) {
+		if (opt == 'h')
+			return show_usage(usage_prune);
+		if (opt != 'f')
+			return bad_option(usage_prune, opt, argv);
+		if (n == AL_ARRAY_SIZE(filters))
+			return usage_error(usage_prune, "at most %zu filters",
+			                   AL_ARRAY_SIZE(filters));
+		filters[n++] = optarg;
+	}
+	if (optind < argc)
+		return usage_error(usage_prune, "unexpected argument '%s'", argv[optind]);
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	if (list_sandboxes(&c, filters, n, usage_prune, &res, &status) < 0) {
+		client_close(&c);
+		return status;
+	}
+	/* ISO 8601 UTC stamps of one format compare as strings. */
+	al_iso8601_now(now, sizeof(now), false);
+	cJSON_ArrayForEach(sb, cJSON_GetObjectItemCaseSensitive(res, "sandboxes"))
+	{
+		const char *id = json_string(sb, "id"), *expires = json_string(sb, "expires");
+		bool stopped = !strcmp(json_string(sb, "state"), "stopped");
+
+		if (!n && !stopped && !(expires[0] && strcmp(expires, now) <= 0))
+			continue;
+		al_error_clear(&err);
+		if (destroy_sandbox(&c, id, true, &err) < 0 && err.code != ENOENT)
+			status = runtime_error(&err);
+		else
+			printf("%s\n", id);
+	}
+	client_close(&c);
+	return status;
+}
+
 static int verb_ls(struct verb_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	    {"json", no_argument, NULL, OPT_JSON},
+	    {"filter", required_argument, NULL, 'f'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
+	char *filters[32];
+	size_t n_filters = 0;
 	static const char *const columns[] = {"id", "name", "state", "created", "rootfs"};
 	static const char *const headings[] = {"ID", "NAME", "STATE", "CREATED", "ROOTFS"};
 	_cleanup_cjson_ cJSON *res = NULL;
@@ -1341,25 +1568,31 @@ static int verb_ls(struct verb_ctx *ctx, int argc, char **argv)
 	size_t width[AL_ARRAY_SIZE(columns)];
 	const cJSON *list, *sb;
 	bool json = false;
-	int opt, r;
+	int opt, r, status = 0;
 
-	while ((opt = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+:hf:", longopts, NULL)) != -1) {
 		if (opt == 'h')
 			return show_usage(usage_ls);
-		if (opt == OPT_JSON)
+		if (opt == OPT_JSON) {
 			json = true;
-		else
+		} else if (opt == 'f') {
+			if (n_filters == AL_ARRAY_SIZE(filters))
+				return usage_error(usage_ls, "at most %zu filters",
+				                   AL_ARRAY_SIZE(filters));
+			filters[n_filters++] = optarg;
+		} else {
 			return bad_option(usage_ls, opt, argv);
+		}
 	}
 	if (optind < argc)
 		return usage_error(usage_ls, "unexpected argument '%s'", argv[optind]);
 
 	if (client_open(&c, ctx->socket_path, &err) < 0)
 		return runtime_error(&err);
-	r = api_json(&c, "GET", "/v1/sandboxes", NULL, false, NULL, &res, &err);
+	r = list_sandboxes(&c, filters, n_filters, usage_ls, &res, &status);
 	client_close(&c);
 	if (r < 0)
-		return runtime_error(&err);
+		return status;
 	if (json) {
 		print_json(res);
 		return 0;
@@ -1865,6 +2098,7 @@ static const struct verb {
     {"inspect", verb_inspect},
     {"events", verb_events},
     {"rm", verb_rm},
+    {"prune", verb_prune},
     {"write", verb_write},
     {"read", verb_read},
     {"info", verb_info},

@@ -398,7 +398,8 @@ static void handle_list(struct api_server *s, struct MHD_Connection *c, uid_t cl
 	reply_json(rp, 200, o);
 }
 
-static void exec_and_reply(struct sandbox *sb, const cJSON *req, struct reply *rp);
+static void exec_and_reply(struct daemon *d, struct sandbox *sb, const cJSON *req,
+                           struct reply *rp);
 
 /*
  * A create request with "exec": the command runs in the new sandbox and the
@@ -417,7 +418,7 @@ static void create_exec_and_reply(struct api_server *s, struct sandbox *sb, cons
 	cJSON *o, *result;
 	bool removed = false;
 
-	exec_and_reply(sb, exec, &erp);
+	exec_and_reply(s->ctx, sb, exec, &erp);
 	memcpy(rp->command, erp.command, sizeof(rp->command));
 	result = erp.json;
 	if (erp.status != 200 || !result) {
@@ -616,8 +617,38 @@ static bool client_gone(int fd)
  * exec, yield_ms 0 means "until it ends"; for a poll or stdin write on a
  * known process it means "do not wait".
  */
-static void reply_process(struct sandbox *sb, struct al_process *p, const char *known_id,
-                          uint64_t yield_ms, bool base64, struct reply *rp)
+/*
+ * A command that ended by SIGKILL (not airlockd's timeout) while its
+ * sandbox had an OOM kill not yet blamed on another: the memory limit
+ * killed it, and the answer says so ("oom_killed"), so that a client can
+ * say "out of memory" instead of "signal 9".
+ */
+static void note_oom_kill(struct daemon *d, struct sandbox *sb, cJSON *result)
+{
+	const cJSON *sig = cJSON_GetObjectItemCaseSensitive(result, "signal");
+	uint64_t n;
+	bool oom = false;
+
+	if (!d || !cJSON_IsNumber(sig) || sig->valueint != SIGKILL ||
+	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(result, "timed_out")) ||
+	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(result, "running")))
+		return;
+	n = events_oom_kills(d, sb->id);
+	pthread_mutex_lock(&sb->lock);
+	if (n > sb->oom_kills_reported) {
+		sb->oom_kills_reported = n;
+		oom = true;
+	}
+	pthread_mutex_unlock(&sb->lock);
+	if (oom) {
+		cJSON_AddTrueToObject(result, "oom_killed");
+		cJSON_AddNumberToObject(result, "memory_limit_bytes",
+		                        (double)sb->spec.limits.memory_bytes);
+	}
+}
+
+static void reply_process(struct daemon *d, struct sandbox *sb, struct al_process *p,
+                          const char *known_id, uint64_t yield_ms, bool base64, struct reply *rp)
 {
 	char id[16];
 	cJSON *o;
@@ -646,6 +677,7 @@ static void reply_process(struct sandbox *sb, struct al_process *p, const char *
 		}
 	}
 	o = process_take_result(p, base64);
+	note_oom_kill(d, sb, o);
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "running"))) {
 		if (known_id) {
 			snprintf(id, sizeof(id), "%s", known_id);
@@ -714,7 +746,7 @@ static void command_text(char *const *argv, char *buf, size_t len)
 }
 
 /* Start the command an exec request (req) describes and reply with its result. */
-static void exec_and_reply(struct sandbox *sb, const cJSON *req, struct reply *rp)
+static void exec_and_reply(struct daemon *d, struct sandbox *sb, const cJSON *req, struct reply *rp)
 {
 	struct al_error err = AL_ERROR_INIT;
 	_cleanup_strv_ char **argv = NULL, **env = NULL;
@@ -819,20 +851,20 @@ static void exec_and_reply(struct sandbox *sb, const cJSON *req, struct reply *r
 		reply_al_error(rp, &err);
 		return;
 	}
-	reply_process(sb, p, NULL, yield_ms, base64, rp);
+	reply_process(d, sb, p, NULL, yield_ms, base64, rp);
 	process_unref(p);
 	metrics_count_exec(al_now_ns() / 1000 - rp->exec_started_us);
 }
 
-static void handle_exec(struct sandbox *sb, struct request *rq, struct reply *rp)
+static void handle_exec(struct daemon *d, struct sandbox *sb, struct request *rq, struct reply *rp)
 {
 	_cleanup_cjson_ cJSON *req = parse_body(rq, rp, true);
 
 	if (req)
-		exec_and_reply(sb, req, rp);
+		exec_and_reply(d, sb, req, rp);
 }
 
-static void handle_process(struct sandbox *sb, const char *pid, const char *sub,
+static void handle_process(struct daemon *d, struct sandbox *sb, const char *pid, const char *sub,
                            struct MHD_Connection *c, const char *method, struct request *rq,
                            struct reply *rp)
 {
@@ -851,7 +883,7 @@ static void handle_process(struct sandbox *sb, const char *pid, const char *sub,
 		if (query_u64(c, "yield_ms", 0, &yield_ms, &err) < 0)
 			reply_al_error(rp, &err);
 		else
-			reply_process(sb, p, pid, yield_ms, enc && !strcmp(enc, "base64"), rp);
+			reply_process(d, sb, p, pid, yield_ms, enc && !strcmp(enc, "base64"), rp);
 	} else if (!sub && !strcmp(method, "DELETE")) {
 		const char *name = query(c, "signal");
 		int sig = SIGKILL;
@@ -900,7 +932,7 @@ static void handle_process(struct sandbox *sb, const char *pid, const char *sub,
 			    process_write_stdin(p, data, len, json_bool(req, "close"), &err) < 0)
 				reply_al_error(rp, &err);
 			if (!rp->status)
-				reply_process(sb, p, pid, yield_ms, base64, rp);
+				reply_process(d, sb, p, pid, yield_ms, base64, rp);
 		}
 	} else {
 		reply_error(rp, 405, "method_not_allowed", "method not allowed on a process");
@@ -1185,9 +1217,9 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 		if (strcmp(method, "POST"))
 			reply_error(rp, 405, "method_not_allowed", "use POST");
 		else
-			handle_exec(sb, rq, rp);
+			handle_exec(s->ctx, sb, rq, rp);
 	} else if ((n == 5 || n == 6) && !strcmp(seg[3], "processes")) {
-		handle_process(sb, seg[4], n == 6 ? seg[5] : NULL, c, method, rq, rp);
+		handle_process(s->ctx, sb, seg[4], n == 6 ? seg[5] : NULL, c, method, rq, rp);
 	} else if (n == 4 && !strcmp(seg[3], "events")) {
 		handle_events(s, sb, c, method, rp);
 	} else if (n == 4 && !strcmp(seg[3], "workspace")) {
@@ -1232,33 +1264,44 @@ static void route_template(const char *url, char *buf, size_t len)
 }
 
 /*
- * The query parameters each route reads: the one list a new one is added
- * to.  Any other is refused (a "?parent=1" would otherwise silently mean
- * "no parents").  Routes not listed take none.
+ * Every operation of the API with the query parameters it reads: the one
+ * list a new one is added to.  Any other parameter is refused (a
+ * "?parent=1" would otherwise silently mean "no parents").  A method not
+ * listed for a route is left to route(), which answers 405 (or 404).
  */
 static const struct {
 	const char *route; /* route_template() */
 	const char *method;
-	const char *params[6];
+	const char *params[4];
 } query_params[] = {
+    {"/v1/health", "GET", {NULL}},
+    {"/v1/metrics", "GET", {NULL}},
+    {"/v1/info", "GET", {NULL}},
     {"/v1/sandboxes", "GET", {"label", "state"}},
     {"/v1/sandboxes", "POST", {"view"}},
+    {"/v1/sandboxes/{id}", "GET", {NULL}},
     {"/v1/sandboxes/{id}", "DELETE", {"wait"}},
+    {"/v1/sandboxes/{id}/exec", "POST", {NULL}},
     {"/v1/sandboxes/{id}/processes/{pid}", "GET", {"yield_ms", "encoding"}},
     {"/v1/sandboxes/{id}/processes/{pid}", "DELETE", {"signal"}},
+    {"/v1/sandboxes/{id}/processes/{pid}/stdin", "POST", {NULL}},
     {"/v1/sandboxes/{id}/events", "GET", {"since"}},
+    {"/v1/sandboxes/{id}/workspace", "GET", {NULL}},
     {"/v1/sandboxes/{id}/workspace",
      "PUT",
      {"max_input_bytes", "max_extracted_bytes", "max_members"}},
+    {"/v1/sandboxes/{id}/snapshots", "POST", {NULL}},
     {"/v1/sandboxes/{id}/files", "GET", {"path"}},
     {"/v1/sandboxes/{id}/files", "PUT", {"path", "mode", "parents"}},
     {"/v1/sandboxes/{id}/files", "DELETE", {"path", "recursive"}},
     {"/v1/sandboxes/{id}/dirs", "GET", {"path"}},
     {"/v1/sandboxes/{id}/dirs", "POST", {"path", "parents"}},
+    {"/v1/snapshots", "GET", {NULL}},
+    {"/v1/snapshots/{id}", "DELETE", {NULL}},
 };
 
 struct query_check {
-	const char *const *params; /* NULL-terminated (at most 6), or NULL: none */
+	const char *const *params; /* NULL-terminated (at most 4) */
 	const char *route;
 	struct al_error err;
 };
@@ -1267,13 +1310,13 @@ static enum MHD_Result check_query_param(void *cls, enum MHD_ValueKind kind, con
                                          const char *value)
 {
 	struct query_check *q = cls;
-	struct al_json_key known[6];
+	struct al_json_key known[4];
 	size_t n = 0;
 	const char *hint;
 
 	(void)kind;
 	(void)value;
-	for (; q->params && n < 6 && q->params[n]; n++) {
+	for (; n < 4 && q->params[n]; n++) {
 		if (!strcmp(q->params[n], key))
 			return MHD_YES;
 		known[n] = (struct al_json_key){q->params[n], 0};
@@ -1299,6 +1342,8 @@ static int check_query(struct MHD_Connection *c, const char *route, const char *
 		if (!strcmp(query_params[i].route, route) &&
 		    !strcmp(query_params[i].method, method))
 			q.params = query_params[i].params;
+	if (!q.params)
+		return 0; /* not an operation: route() answers 405 or 404 */
 	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, check_query_param, &q);
 	if (q.err.code)
 		*err = q.err;

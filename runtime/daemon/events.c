@@ -439,6 +439,19 @@ static void poll_cgroup(struct daemon *d, const char *id)
 	pthread_mutex_unlock(&events.lock);
 }
 
+uint64_t events_oom_kills(struct daemon *d, const char *id)
+{
+	struct sandbox_events *l;
+	uint64_t n;
+
+	poll_cgroup(d, id);
+	pthread_mutex_lock(&events.lock);
+	l = log_get_locked(id, false);
+	n = l ? l->oom_kill : 0;
+	pthread_mutex_unlock(&events.lock);
+	return n;
+}
+
 static void poll_all_cgroups(struct daemon *d)
 {
 	_cleanup_strv_ char **ids = registry_ids(&d->registry);

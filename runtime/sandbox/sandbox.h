@@ -54,7 +54,9 @@ struct sandbox {
 	 * counts idleness from its start), for ttl and idle_timeout. */
 	int64_t created_unix;
 	int64_t active_unix;
-	int requests;             /* atomic: API requests working in it now (exec, files) */
+	int requests; /* atomic: API requests working in it now (exec, files) */
+	/* OOM kills already blamed for a command's SIGKILL (lock held). */
+	uint64_t oom_kills_reported;
 	struct sandbox_spec spec; /* spec.name: as given, else the id */
 
 	pid_t init_pid;                /* host pid of airlock-init */
