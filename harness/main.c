@@ -112,7 +112,9 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "audit"))
 		return cmd_audit(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "gc")) {
-		if (argc != 2) {
+		if (argc == 4 && !strcmp(argv[2], "--socket"))
+			o.socket = argv[3];
+		else if (argc != 2) {
 			usage(stderr);
 			return AL_EXIT_USAGE;
 		}

@@ -1314,8 +1314,11 @@ int al_run_gc(const struct al_run_options *opts)
 	const cJSON *sb;
 	int status = AL_EXIT_OK;
 
-	(void)opts;
-	if (al_provider_local.open(NULL, NULL, &p, &err) < 0 ||
+	_cleanup_cjson_ cJSON *options = cJSON_CreateObject();
+
+	if (opts->socket)
+		cJSON_AddStringToObject(options, "socket", opts->socket);
+	if (al_provider_local.open(options, NULL, &p, &err) < 0 ||
 	    al_local_list(p, NULL, &list, &err) < 0) {
 		fprintf(stderr, "airlock-harness: gc: %s\n", err.msg);
 		if (p)

@@ -18,6 +18,7 @@ struct al_run_options {
 	const char *run_dir;     /* run: NULL for ./runs/<run-id>; resume: the directory */
 	const char *credentials; /* NULL: AIRLOCK_CREDENTIALS, then OPENAI_API_KEY */
 	const char *provider;    /* resume: a JSON file with a provider block to go on with */
+	const char *socket;      /* gc: airlockd's socket (NULL: $AIRLOCK_SOCKET, the default) */
 };
 
 /* Both return one of the AL_EXIT_* statuses and print what the contract says. */
