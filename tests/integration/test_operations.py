@@ -313,6 +313,75 @@ class JsonLogTest(at.AirlockTestCase):
         self.assertGreater(float(e["duration_ms"]), 0)
 
 
+class CliOperationsTest(at.AirlockTestCase):
+    def cli(self, *args, socket=None, user=None):
+        argv = [at.AIRLOCK_CLI, "--socket", socket or self.daemon.socket_path] + list(args)
+        if user is not None:  # as an unprivileged uid, without supplementary groups
+            argv = ["setpriv", "--reuid=%d" % user, "--regid=%d" % user, "--clear-groups"] + argv
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+
+    def test_labels_ttl_ls_filter_and_prune(self):
+        r = self.cli("create", "--label", "team=a", "--label", "job=1", "--ttl", "3600",
+                     "--idle-timeout", "600")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        a = r.stdout.strip()
+        self.created.add(a)
+        b = self.sandbox(labels={"team": "b"})["id"]
+        info = self.client.inspect(a)
+        self.assertEqual(info["labels"], {"team": "a", "job": "1"})
+        self.assertEqual((info["ttl"], info["idle_timeout"]), (3600, 600))
+        r = self.cli("ls", "--filter", "label=team=a")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(a, r.stdout)
+        self.assertNotIn(b, r.stdout)
+        r = self.cli("ls", "--json", "-f", "label=team=b", "-f", "state=running")
+        self.assertEqual([s["id"] for s in json.loads(r.stdout)["sandboxes"]], [b])
+        r = self.cli("ls", "--filter", "team=a")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("invalid --filter 'team=a'", r.stderr)
+        r = self.cli("create", "--label", "novalue")
+        self.assertEqual(r.returncode, 2)
+        # prune without a filter: only stopped (and expired) ones; both run.
+        r = self.cli("prune")
+        self.assertEqual((r.returncode, r.stdout), (0, ""), r.stderr)
+        # A stopped one: its PID 1 is gone.
+        c = self.sandbox()["id"]
+        os.kill(self.client.inspect(c)["init_pid"], 9)
+        deadline = time.monotonic() + 10
+        while self.client.inspect(c)["state"] != "stopped":
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.1)
+        r = self.cli("prune")
+        self.assertEqual((r.returncode, r.stdout), (0, c + "\n"), r.stderr)
+        r = self.cli("prune", "--filter", "label=team=a")
+        self.assertEqual((r.returncode, r.stdout), (0, a + "\n"), r.stderr)
+        ids = {s["id"] for s in self.client.list()}
+        self.assertEqual(ids & {a, c}, set())
+        self.assertIn(b, ids)
+
+    def test_errors_name_the_next_step(self):
+        missing = os.path.join(self.workdir, "no-such.sock")
+        r = self.cli("ls", socket=missing)
+        self.assertEqual(r.returncode, 125)
+        self.assertIn("airlockd is not running (no socket at %s)" % missing, r.stderr)
+        self.assertIn("systemctl start airlockd", r.stderr)
+        # Not root and not in the socket's group: the group is the next step.
+        r = self.cli("ls", user=65534)
+        self.assertEqual(r.returncode, 125, r)
+        self.assertIn("permission denied on %s" % self.daemon.socket_path, r.stderr)
+        self.assertIn("usermod -aG", r.stderr)
+
+    def test_oom_kill_is_named(self):
+        r = self.cli("run", "--memory", "32M", "--", "tail", "/dev/zero")
+        self.assertEqual(r.returncode, 137, r)
+        self.assertIn("killed: out of memory (limit 32M", r.stderr)
+        # A SIGKILL that is not an OOM kill is not called one.
+        sid = self.sandbox(limits={"memory": "32M"})["id"]
+        r = self.cli("exec", sid, "--", "sh", "-c", "kill -9 $$")
+        self.assertEqual(r.returncode, 137, r)
+        self.assertNotIn("out of memory", r.stderr)
+
+
 class VersionTest(at.AirlockTestCase):
     def test_every_binary_prints_the_version(self):
         version = self.client.info()["version"]
