@@ -5,9 +5,10 @@
  * A sandbox's settings, in one typed shape.  Parsed once at the API's edge
  * from a create request (sandbox_spec_from_request), kept by the sandbox,
  * and written by one serializer (sandbox_spec_to_json) into state.json and
- * into a snapshot's record; that record is again a valid create request,
- * so a restore goes through the same parser and the same checks as a
- * create, and no setting can be lost on the way.
+ * into a snapshot's record; the restore request made of that record
+ * (sandbox_spec_restore_request) is a valid create request, so a restore
+ * goes through the same parser and the same checks as a create, and no
+ * setting can be lost on the way.
  */
 
 #include <stdbool.h>
@@ -85,9 +86,9 @@ int sandbox_spec_parse_labels(const cJSON *v, char ***out, struct al_error *err)
 
 /* The record of a spec: {name, rootfs, workspace, seccomp_profile,
  * limits {memory_bytes, pids, cpus, disk_bytes}, env {K: V}, labels {K: V},
- * ttl, idle_timeout, owner_uid}, a
- * valid create request (owner_uid is not read from a request).  The manifest is not in it (it is
- * kept beside).  NULL on ENOMEM. */
+ * ttl, idle_timeout, owner_uid}; not a create request as it is (workspace
+ * and owner_uid are not a client's: sandbox_spec_restore_request makes one).  The manifest is not
+ * in it (it is kept beside).  NULL on ENOMEM. */
 cJSON *sandbox_spec_to_json(const struct sandbox_spec *s);
 
 /* A spec back from its record, as airlockd wrote it (state.json of a
