@@ -13,6 +13,7 @@
 #include "cleanup.h"
 #include "json.h"
 #include "error.h"
+#include "strv.h"
 #include "util.h"
 
 #include <errno.h>
@@ -385,6 +386,7 @@ static const char usage_main[] =
     "  exec     run a command in a sandbox\n"
     "  ls       list sandboxes\n"
     "  inspect  show a sandbox's effective isolation as JSON\n"
+    "  stats    show the CPU, memory, processes and disk sandboxes use\n"
     "  events   show what a sandbox was denied (seccomp) and its limit hits\n"
     "  rm       destroy sandboxes\n"
     "  prune    destroy stopped and expired sandboxes, or those a filter selects\n"
@@ -1640,6 +1642,172 @@ static int verb_inspect(struct verb_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
+static const char usage_stats[] =
+    "Usage: airlock stats [--json] [ID...]\n"
+    "\n"
+    "Show what sandboxes use (all of them when no ID is given): CPU (share of one\n"
+    "CPU over a 1 s sample, and time used), memory, processes and disk against\n"
+    "their limits, as the kernel reports them.\n"
+    "\n"
+    "      --json   one JSON object: {\"sandboxes\": [{id, name, cpu_percent,\n"
+    "               cpu_seconds, memory_bytes, memory_limit_bytes, pids, pids_limit,\n"
+    "               disk_bytes, disk_limit_bytes}]}\n";
+
+/* Inspect of sandbox id into *out. */
+static int inspect_sandbox(struct client *c, const char *id, cJSON **out, struct al_error *err)
+{
+	_cleanup_free_ char *path = sandbox_path(c, id, "");
+
+	if (!path)
+		return al_error_set(err, ENOMEM, "out of memory");
+	return api_json(c, "GET", path, NULL, false, NULL, out, err);
+}
+
+/* The number at o.a.b(.c) (c may be NULL), or NAN when missing or null. */
+static double json_path_num(const cJSON *o, const char *a, const char *b, const char *c)
+{
+	const cJSON *v =
+	    cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, a), b);
+
+	if (c)
+		v = cJSON_GetObjectItemCaseSensitive(v, c);
+	return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static void human_or_dash(double v, char *buf, size_t len)
+{
+	if (isnan(v) || v <= 0)
+		snprintf(buf, len, isnan(v) ? "-" : "0");
+	else
+		human_size(v, buf, len);
+}
+
+static int verb_stats(struct verb_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	_cleanup_cjson_ cJSON *list = NULL, *out = cJSON_CreateObject();
+	_cleanup_strv_ char **ids = NULL;
+	_cleanup_free_ double *cpu0 = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	struct client c = {0};
+	uint64_t t0;
+	size_t n = 0;
+	bool json = false;
+	int opt, status = 0;
+	cJSON *rows = out ? cJSON_AddArrayToObject(out, "sandboxes") : NULL;
+
+	while ((opt = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+		if (opt == 'h')
+			return show_usage(usage_stats);
+		if (opt != OPT_JSON)
+			return bad_option(usage_stats, opt, argv);
+		json = true;
+	}
+	if (!rows)
+		return usage_error(usage_stats, "out of memory");
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	if (optind < argc) {
+		ids = calloc(1, sizeof(char *));
+		for (int i = optind; ids && i < argc; i++)
+			if (al_strv_push(&ids, argv[i]) < 0)
+				al_strv_freep(&ids);
+	} else {
+		const cJSON *sb;
+		if (api_json(&c, "GET", "/v1/sandboxes", NULL, false, NULL, &list, &err) < 0) {
+			client_close(&c);
+			return runtime_error(&err);
+		}
+		ids = calloc(1, sizeof(char *));
+		cJSON_ArrayForEach(sb, cJSON_GetObjectItemCaseSensitive(list, "sandboxes"))
+		{
+			if (ids && al_strv_push(&ids, json_string(sb, "id")) < 0)
+				al_strv_freep(&ids);
+		}
+	}
+	n = ids ? al_strv_length(ids) : 0;
+	cpu0 = calloc(n + 1, sizeof(double));
+	if (!ids || !cpu0) {
+		client_close(&c);
+		return usage_error(usage_stats, "out of memory");
+	}
+	/* CPU time is cumulative: its share comes from two readings 1 s apart. */
+	t0 = al_now_ms();
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_cjson_ cJSON *sb = NULL;
+		cpu0[i] = NAN;
+		al_error_clear(&err);
+		if (inspect_sandbox(&c, ids[i], &sb, &err) == 0)
+			cpu0[i] = json_path_num(sb, "cgroup", "usage", "cpu_seconds");
+	}
+	if (n)
+		usleep(1000 * 1000);
+	if (!json)
+		printf("%-14s  %-20s  %6s  %9s  %19s  %11s  %17s\n", "ID", "NAME", "CPU %",
+		       "CPU TIME", "MEM / LIMIT", "PIDS / MAX", "DISK / LIMIT");
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_cjson_ cJSON *sb = NULL;
+		double cpu, mem, mem_max, pids, pids_max, disk, disk_max, share;
+		char a[16], b[16], line[64];
+		cJSON *row;
+
+		al_error_clear(&err);
+		if (inspect_sandbox(&c, ids[i], &sb, &err) < 0) {
+			status = runtime_error(&err);
+			continue;
+		}
+		cpu = json_path_num(sb, "cgroup", "usage", "cpu_seconds");
+		share = (cpu - cpu0[i]) * 100.0 / ((double)(al_now_ms() - t0) / 1000.0);
+		mem = json_path_num(sb, "cgroup", "usage", "memory_bytes");
+		mem_max = json_path_num(sb, "cgroup", "limits", "memory_bytes");
+		pids = json_path_num(sb, "cgroup", "usage", "pids");
+		pids_max = json_path_num(sb, "cgroup", "limits", "pids");
+		disk = json_path_num(sb, "disk", "used_bytes", NULL);
+		disk_max = json_path_num(sb, "disk", "limit_bytes", NULL);
+		row = cJSON_CreateObject();
+		cJSON_AddStringToObject(row, "id", json_string(sb, "id"));
+		cJSON_AddStringToObject(row, "name", json_string(sb, "name"));
+#define ADD_NUM(key, v)                                                                            \
+	(isnan(v) ? cJSON_AddNullToObject(row, key) : cJSON_AddNumberToObject(row, key, v))
+		ADD_NUM("cpu_percent", share);
+		ADD_NUM("cpu_seconds", cpu);
+		ADD_NUM("memory_bytes", mem);
+		ADD_NUM("memory_limit_bytes", mem_max);
+		ADD_NUM("pids", pids);
+		ADD_NUM("pids_limit", pids_max);
+		ADD_NUM("disk_bytes", disk);
+		ADD_NUM("disk_limit_bytes", disk_max);
+#undef ADD_NUM
+		cJSON_AddItemToArray(rows, row);
+		if (json)
+			continue;
+		human_or_dash(mem, a, sizeof(a));
+		human_or_dash(mem_max, b, sizeof(b));
+		snprintf(line, sizeof(line), "%s / %s", a, b);
+		printf("%-14s  %-20.20s  %6.1f  %8.1fs  %19s  ", json_string(sb, "id"),
+		       json_string(sb, "name"), isnan(share) ? 0.0 : share, isnan(cpu) ? 0.0 : cpu,
+		       line);
+		if (isnan(pids_max) || pids_max == 0)
+			snprintf(b, sizeof(b), "-");
+		else
+			snprintf(b, sizeof(b), "%.0f", pids_max);
+		snprintf(line, sizeof(line), "%.0f / %s", isnan(pids) ? 0 : pids, b);
+		printf("%11s  ", line);
+		human_or_dash(disk, a, sizeof(a));
+		human_or_dash(disk_max, b, sizeof(b));
+		snprintf(line, sizeof(line), "%s / %s", a, b);
+		printf("%17s\n", line);
+	}
+	client_close(&c);
+	if (json)
+		print_json(out);
+	return status;
+}
+
 /* One line of `airlock events`: TIME TYPE WHAT PID COUNT. */
 static void print_event(const cJSON *e)
 {
@@ -2091,23 +2259,12 @@ static const struct verb {
 	const char *name;
 	int (*fn)(struct verb_ctx *ctx, int argc, char **argv);
 } verbs[] = {
-    {"run", verb_run},
-    {"create", verb_create},
-    {"exec", verb_exec},
-    {"ls", verb_ls},
-    {"inspect", verb_inspect},
-    {"events", verb_events},
-    {"rm", verb_rm},
-    {"prune", verb_prune},
-    {"write", verb_write},
-    {"read", verb_read},
-    {"info", verb_info},
-    {"persist", verb_persist},
-    {"hydrate", verb_hydrate},
-    {"snapshot", verb_snapshot},
-    {"restore", verb_restore},
-    {"snapshots", verb_snapshots},
-    {"snapshot-rm", verb_snapshot_rm},
+    {"run", verb_run},         {"create", verb_create},       {"exec", verb_exec},
+    {"ls", verb_ls},           {"inspect", verb_inspect},     {"events", verb_events},
+    {"rm", verb_rm},           {"prune", verb_prune},         {"stats", verb_stats},
+    {"write", verb_write},     {"read", verb_read},           {"info", verb_info},
+    {"persist", verb_persist}, {"hydrate", verb_hydrate},     {"snapshot", verb_snapshot},
+    {"restore", verb_restore}, {"snapshots", verb_snapshots}, {"snapshot-rm", verb_snapshot_rm},
 };
 
 static void install_signal_handlers(void)

@@ -371,6 +371,38 @@ class CliOperationsTest(at.AirlockTestCase):
         self.assertIn("permission denied on %s" % self.daemon.socket_path, r.stderr)
         self.assertIn("usermod -aG", r.stderr)
 
+    def test_stats(self):
+        sid = self.sandbox(limits={"memory": "64M", "pids": 64})["id"]
+        idle = self.sandbox()["id"]
+        # A busy loop for about 3 s, in the background of the request.
+        r = self.client.exec(sid, command="end=$(($(date +%s)+3)); "
+                             "while [ $(date +%s) -lt $end ]; do :; done", yield_ms=1)
+        self.assertTrue(r["running"], r)
+        p = self.cli("stats", "--json", sid, idle)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = {row["id"]: row for row in json.loads(p.stdout)["sandboxes"]}
+        busy, calm = rows[sid], rows[idle]
+        self.assertGreater(busy["cpu_percent"], 20, busy)
+        self.assertLess(calm["cpu_percent"], 20, calm)
+        self.assertGreater(busy["cpu_seconds"], 0.2, busy)
+        self.assertEqual(busy["memory_limit_bytes"], 64 << 20)
+        self.assertEqual(busy["pids_limit"], 64)
+        self.assertGreaterEqual(busy["pids"], 2)  # PID 1 and the shell at least
+        self.assertGreater(busy["memory_bytes"], 0)
+        self.assertEqual(busy["disk_limit_bytes"], 32 << 20)  # half the memory limit
+        self.assertGreaterEqual(busy["disk_bytes"], 0)
+        # The table: every sandbox when none is named, with its limits.
+        p = self.cli("stats")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        line = [l for l in p.stdout.splitlines() if l.startswith(sid)]
+        self.assertEqual(len(line), 1, p.stdout)
+        self.assertIn("/ 64M", line[0])
+        self.assertIn("/ 64", line[0])
+        self.assertIn(idle, p.stdout)
+        p = self.cli("stats", "nosuchsandbox")
+        self.assertEqual(p.returncode, 125)
+        self.assertIn("nosuchsandbox", p.stderr)
+
     def test_oom_kill_is_named(self):
         r = self.cli("run", "--memory", "32M", "--", "tail", "/dev/zero")
         self.assertEqual(r.returncode, 137, r)
