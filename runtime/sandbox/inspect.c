@@ -30,7 +30,10 @@ cJSON *sandbox_summary_json(const struct sandbox *sb)
 	cJSON_AddStringToObject(o, "state", sandbox_running(sb) ? "running" : "stopped");
 	cJSON_AddStringToObject(o, "created", sb->created);
 	cJSON_AddStringToObject(o, "rootfs", sb->spec.rootfs);
-	labels = cJSON_AddObjectToObject(o, "labels");
+	/* Only when it has some, as ttl and idle_timeout: summaries stay as
+	 * they were for clients that use none. */
+	labels =
+	    sb->spec.labels && sb->spec.labels[0] ? cJSON_AddObjectToObject(o, "labels") : NULL;
 	for (char *const *l = sb->spec.labels; labels && l && *l; l++) {
 		const char *eq = strchr(*l, '=');
 		_cleanup_free_ char *key = eq ? strndup(*l, (size_t)(eq - *l)) : NULL;

@@ -130,6 +130,8 @@ class LifetimeTest(at.AirlockTestCase):
     def test_labels_are_kept_listed_and_filtered(self):
         a = self.sandbox(labels={"run": "r1", "airlock.dev/role": "worker"})
         b = self.sandbox(labels={"run": "r2"})
+        plain = self.sandbox()
+        self.assertNotIn("labels", plain)  # summaries stay as they were without labels
         self.assertEqual(self.client.inspect(a["id"])["labels"],
                          {"run": "r1", "airlock.dev/role": "worker"})
         got = self.client.expect(200, "GET", "/v1/sandboxes?label=run=r1").json["sandboxes"]
