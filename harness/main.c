@@ -5,8 +5,12 @@
  * resumes a run after any crash.  Contract: docs/harness.md.
  */
 #include "audit.h"
+#include "cleanup.h"
+#include "credentials.h"
 #include "log.h"
 #include "run.h"
+#include "store.h"
+#include "task.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -20,14 +24,15 @@
 
 static void usage(FILE *f)
 {
-	fputs(
-	    "usage: airlock-harness run TASK.json [--run-dir DIR] [--credentials FILE]\n"
-	    "       airlock-harness resume DIR [--credentials FILE] [--provider FILE.json]\n"
-	    "       airlock-harness audit verify DIR\n"
-	    "       airlock-harness gc      (remove airlockd sandboxes of runs gone, completed or "
-	    "failed)\n"
-	    "       airlock-harness --version\n",
-	    f);
+	fputs("usage: airlock-harness run TASK.json [--run-dir DIR] [--credentials FILE]\n"
+	      "       airlock-harness resume DIR [--credentials FILE] [--provider FILE.json]\n"
+	      "       airlock-harness audit verify DIR\n"
+	      "       airlock-harness store put|get|delete TASK.json NAME [FILE] [--credentials "
+	      "FILE]\n"
+	      "       airlock-harness gc [--socket PATH]   (remove airlockd's sandboxes of runs\n"
+	      "                 gone, completed or failed)\n"
+	      "       airlock-harness --version\n",
+	      f);
 }
 
 static int parse_options(int argc, char **argv, struct al_run_options *o, bool allow_run_dir)
@@ -91,6 +96,63 @@ static int cmd_audit(int argc, char **argv)
 	return AL_EXIT_OK;
 }
 
+/* The task's snapshot.store by hand: what the harness writes there can be checked, and an
+ * object can be put or fetched with the same verification (docs/storage.md). */
+static int cmd_store(int argc, char **argv)
+{
+	struct al_run_options o = {0};
+	struct al_error err = AL_ERROR_INIT;
+	struct al_task task = {0};
+	struct al_credentials creds = {0};
+	_cleanup_(al_store_closep) struct al_store *st = NULL;
+	_cleanup_free_ char *base = NULL;
+	_cleanup_free_ char *where = NULL;
+	const char *op, *file = NULL;
+	char sha[65];
+	int i, n, r;
+
+	i = parse_options(argc, argv, &o, false);
+	if (i < 0)
+		return AL_EXIT_USAGE;
+	n = argc - i;
+	op = n >= 1 ? argv[i] : "";
+	if (!((!strcmp(op, "put") || !strcmp(op, "get")) && n == 4) &&
+	    !(!strcmp(op, "delete") && n == 3)) {
+		usage(stderr);
+		return AL_EXIT_USAGE;
+	}
+	if (n == 4)
+		file = argv[i + 3];
+	if (al_task_load(argv[i + 1], &task, &base, NULL, NULL, &err) < 0 ||
+	    al_credentials_load(o.credentials, &creds, &err) < 0) {
+		fprintf(stderr, "airlock-harness: %s\n", err.msg);
+		if (task.json)
+			al_task_free(&task);
+		return AL_EXIT_USAGE;
+	}
+	r = al_store_open(&task.store, &creds, &st, &err);
+	if (r == 0) {
+		where = al_store_describe(st, argv[i + 2]);
+		if (!strcmp(op, "put"))
+			r = al_store_put_file(st, argv[i + 2], file, sha, &err);
+		else if (!strcmp(op, "get"))
+			r = al_store_get_file(st, argv[i + 2], file, NULL, &err);
+		else
+			r = al_store_delete(st, argv[i + 2], &err);
+	}
+	if (r < 0)
+		fprintf(stderr, "airlock-harness: store %s: %s\n", op, err.msg);
+	else if (!strcmp(op, "put"))
+		printf("%s sha256 %s\n", where ? where : argv[i + 2], sha);
+	else
+		printf("%s: %s\n", where ? where : argv[i + 2],
+		       !strcmp(op, "get") ? "verified" : "deleted");
+	al_store_close(TAKE_PTR(st));
+	al_credentials_free(&creds);
+	al_task_free(&task);
+	return r < 0 ? AL_EXIT_FAILED : AL_EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
 	struct al_run_options o = {0};
@@ -123,6 +185,13 @@ int main(int argc, char **argv)
 			return AL_EXIT_FAILED;
 		}
 		rc = al_run_gc(&o);
+		curl_global_cleanup();
+		return rc;
+	}
+	if (!strcmp(argv[1], "store")) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			return AL_EXIT_FAILED;
+		rc = cmd_store(argc - 1, argv + 1);
 		curl_global_cleanup();
 		return rc;
 	}

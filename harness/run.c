@@ -22,6 +22,7 @@
 #include "model.h"
 #include "providers/provider.h"
 #include "runstate.h"
+#include "store.h"
 #include "task.h"
 #include "tools.h"
 #include "util.h"
@@ -40,6 +41,7 @@
 #define TASK_COPY "task.json"
 #define OUTPUT_FILE "output.txt"
 #define WORKSPACE_DIR "workspace"
+#define SNAPSHOTS_DIR "snapshots"
 #define DEFAULT_API_HOST "api.openai.com"
 /* How long to wait for a sandbox a killed harness left half-created. */
 #define ADOPT_WAIT_MS (120 * 1000)
@@ -64,6 +66,7 @@ struct run {
 	struct al_model model;
 	bool model_open;
 	cJSON *tools;
+	struct al_store *store; /* the task's remote snapshot.store, or NULL for local */
 };
 
 static void run_free(struct run *r)
@@ -71,6 +74,7 @@ static void run_free(struct run *r)
 	if (r->model_open)
 		al_model_close(&r->model);
 	al_sandbox_free(r->sandbox);
+	al_store_close(r->store);
 	if (r->provider)
 		r->provider->ops->close(r->provider);
 	if (r->audit_open)
@@ -133,6 +137,192 @@ __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
 	vprintf(fmt, ap);
 	va_end(ap);
 	fflush(stdout);
+}
+
+/* ---- the remote store (docs/storage.md) ----
+ *
+ * Objects of a run live under PREFIX/RUN_ID/: task.json, state.json (a copy of the
+ * RunState as of the last turn) and workspace/ws-N.tar (the workspace archive that
+ * state names).  The RunState records the archive's name and SHA-256 in
+ * sandbox.store_archive, so a resume that lacks the local file fetches that very
+ * object and refuses any other content.
+ */
+
+static char *store_name(struct run *r, const char *rel)
+{
+	char *name = NULL;
+
+	if (asprintf(&name, "%s/%s", al_runstate_str(r->state, "run_id"), rel) < 0)
+		return NULL;
+	return name;
+}
+
+/* Upload DIR/rel as RUN_ID/rel, with an audit record naming the object and digest. */
+static int store_put(struct run *r, const char *rel, char sha[65], struct al_error *err)
+{
+	_cleanup_free_ char *name = store_name(r, rel);
+	_cleanup_free_ char *path = NULL;
+	_cleanup_free_ char *where = NULL;
+	struct al_error e = AL_ERROR_INIT;
+	cJSON *d;
+	int rc;
+
+	if (!name || asprintf(&path, "%s/%s", r->dir, rel) < 0 ||
+	    !(where = al_store_describe(r->store, name)))
+		return al_error_set(err, ENOMEM, "out of memory");
+	rc = al_store_put_file(r->store, name, path, sha, &e);
+	d = cJSON_CreateObject();
+	cJSON_AddStringToObject(d, "op", "put");
+	cJSON_AddStringToObject(d, "object", where);
+	cJSON_AddStringToObject(d, "sha256", rc < 0 ? "" : sha);
+	cJSON_AddStringToObject(d, "outcome", rc < 0 ? e.msg : "ok");
+	if (audit(r, "store", d, err) < 0)
+		return -EIO;
+	if (rc < 0) {
+		*err = e;
+		return rc;
+	}
+	return 0;
+}
+
+/* The RunState's copy in the store, as saved last. */
+static int store_state(struct run *r, struct al_error *err)
+{
+	char sha[65];
+
+	return r->store ? store_put(r, AL_RUNSTATE_FILE, sha, err) : 0;
+}
+
+static void store_drop(struct run *r, const char *rel)
+{
+	_cleanup_free_ char *name = store_name(r, rel);
+	struct al_error e = AL_ERROR_INIT;
+
+	if (name && al_store_delete(r->store, name, &e) < 0)
+		log_warn("delete superseded %s: %s", rel, e.msg);
+}
+
+/*
+ * DIR/rel (just written) goes to the store before the RunState names it in field
+ * ("store_archive", "store_snapshot"), so that whatever the RunState names is in the
+ * store; then the object it replaces goes.  Its name is written ahead (FIELD_pending) so
+ * that an upload a kill cut off from its record is found and removed by the next one.
+ * The caller's other changes to the RunState are saved with it.
+ */
+static int store_record(struct run *r, const char *field, const char *rel, const char *snapshot_id,
+                        struct al_error *err)
+{
+	cJSON *sb = sandbox_state(r);
+	cJSON *rec = cJSON_GetObjectItemCaseSensitive(sb, field);
+	const char *kept = al_runstate_str(rec, "name");
+	_cleanup_free_ char *pending_field = NULL;
+	_cleanup_free_ char *old = NULL;
+	const char *pending;
+	char sha[65];
+	int rc;
+
+	if (asprintf(&pending_field, "%s_pending", field) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	pending = al_runstate_str(sb, pending_field);
+	if (pending && strcmp(pending, rel) && (!kept || strcmp(pending, kept)))
+		store_drop(r, pending);
+	if (kept && strcmp(kept, rel) && !(old = strdup(kept)))
+		return al_error_set(err, ENOMEM, "out of memory");
+	al_runstate_set_str(sb, pending_field, rel);
+	if ((rc = save(r, err)) < 0 || (rc = store_put(r, rel, sha, err)) < 0)
+		return rc;
+	cJSON_DeleteItemFromObjectCaseSensitive(sb, field);
+	rec = cJSON_AddObjectToObject(sb, field);
+	cJSON_AddStringToObject(rec, "name", rel);
+	cJSON_AddStringToObject(rec, "sha256", sha);
+	if (snapshot_id)
+		cJSON_AddStringToObject(rec, "snapshot_id", snapshot_id);
+	al_runstate_set_str(sb, pending_field, NULL);
+	if ((rc = save(r, err)) < 0 || (rc = store_state(r, err)) < 0)
+		return rc;
+	if (old)
+		store_drop(r, old);
+	return 0;
+}
+
+/* The workspace archive rel goes to the store (when there is one), then is recorded. */
+static int record_archive(struct run *r, const char *rel, struct al_error *err)
+{
+	return r->store ? store_record(r, "store_archive", rel, NULL, err) : save(r, err);
+}
+
+/* A process snapshot just recorded goes to the store as airlockd's export stream, so a
+ * resume on a fresh airlockd can import it.  Failing costs that, not the run. */
+static int store_snapshot(struct run *r, const char *snapshot_id, struct al_error *err)
+{
+	const struct al_provider_ops *ops = r->provider->ops;
+	_cleanup_free_ char *rel = NULL;
+	_cleanup_free_ char *dir = NULL;
+	_cleanup_free_ char *path = NULL;
+	struct al_error e = AL_ERROR_INIT;
+	int rc;
+
+	if (!r->store || !ops->export_snapshot || !ops->import_snapshot)
+		return 0;
+	if (asprintf(&rel, SNAPSHOTS_DIR "/%s.tar", snapshot_id) < 0 ||
+	    asprintf(&dir, "%s/" SNAPSHOTS_DIR, r->dir) < 0 ||
+	    asprintf(&path, "%s/%s", r->dir, rel) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	rc = al_mkdir_p(dir, 0700, &e);
+	if (rc == 0)
+		rc = ops->export_snapshot(r->provider, snapshot_id, path, &e);
+	if (rc < 0) {
+		log_warn("snapshot %s stays local only: %s", snapshot_id, e.msg);
+		return 0;
+	}
+	rc = store_record(r, "store_snapshot", rel, snapshot_id, err);
+	unlink(path); /* the store keeps it; airlockd has its own copy */
+	return rc;
+}
+
+/* A resume whose local copy of the recorded archive is gone (another machine, a lost
+ * disk) takes it from the store, checked against the digest recorded with it. */
+static int fetch_archive(struct run *r, const char *rel, const char *abs, struct al_error *err)
+{
+	const cJSON *rec = cJSON_GetObjectItemCaseSensitive(sandbox_state(r), "store_archive");
+	const char *sha = al_runstate_str(rec, "sha256");
+	_cleanup_free_ char *name = NULL;
+	_cleanup_free_ char *dir = NULL;
+	struct al_error e = AL_ERROR_INIT;
+	cJSON *d;
+	int rc;
+
+	if (!r->store || access(abs, R_OK) == 0 || !al_runstate_str(rec, "name") ||
+	    strcmp(al_runstate_str(rec, "name"), rel))
+		return 0;
+	if (!(name = store_name(r, rel)) || asprintf(&dir, "%s/" WORKSPACE_DIR, r->dir) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if ((rc = al_mkdir_p(dir, 0700, err)) < 0)
+		return rc;
+	rc = al_store_get_file(r->store, name, abs, sha, &e);
+	d = cJSON_CreateObject();
+	cJSON_AddStringToObject(d, "op", "get");
+	{
+		_cleanup_free_ char *where = al_store_describe(r->store, name);
+		cJSON_AddStringToObject(d, "object", where ? where : name);
+	}
+	cJSON_AddStringToObject(d, "sha256", sha ? sha : "");
+	cJSON_AddStringToObject(d, "outcome", rc < 0 ? e.msg : "ok");
+	if (audit(r, "store", d, err) < 0)
+		return -EIO;
+	if (rc < 0) {
+		*err = e;
+		return rc;
+	}
+	say("resume: fetched workspace archive %s from the store\n", rel);
+	return 0;
+}
+
+static int open_store(struct run *r, struct al_error *err)
+{
+	if (r->task.store.type == AL_STORE_LOCAL)
+		return 0;
+	return al_store_open(&r->task.store, &r->creds, &r->store, err);
 }
 
 /* ---- the sandbox ---- */
@@ -307,7 +497,7 @@ static int persist_archive(struct run *r, struct al_error *err)
 			log_warn("%s", e.msg);
 		} else {
 			al_runstate_set_str(sb, "workspace_archive", rel);
-			if ((rc = save(r, err)) < 0)
+			if ((rc = record_archive(r, rel, err)) < 0)
 				return rc;
 			prune_archives(r->dir, rel + strlen(WORKSPACE_DIR "/"));
 		}
@@ -375,7 +565,7 @@ static int after_turn(struct run *r, struct al_error *err)
 			    r->provider->ops->delete_snapshot(r->provider, previous, &e) < 0)
 				log_warn("delete superseded snapshot %s: %s", previous, e.msg);
 			al_runstate_set_str(sb, "snapshot_pending_of", NULL);
-			if ((rc = save(r, err)) < 0)
+			if ((rc = save(r, err)) < 0 || (rc = store_snapshot(r, snap, err)) < 0)
 				return rc;
 		}
 	}
@@ -684,7 +874,7 @@ static int finish(struct run *r, struct al_error *err)
 		}
 	}
 	cJSON_DeleteItemFromObjectCaseSensitive(r->state, "finish_pending");
-	if ((rc = save(r, err)) < 0)
+	if ((rc = save(r, err)) < 0 || (rc = store_state(r, err)) < 0)
 		return rc;
 	d = cJSON_CreateObject();
 	cJSON_AddStringToObject(d, "status", "completed");
@@ -905,7 +1095,8 @@ int al_run_start(const struct al_run_options *opts)
 	if (al_task_load(opts->task_path, &r.task, &r.task_dir, &text, &len, &err) < 0)
 		return usage_error(&err);
 	r.task_loaded = true;
-	if (al_credentials_load(opts->credentials, &r.creds, &err) < 0 || check_key(&r, &err) < 0)
+	if (al_credentials_load(opts->credentials, &r.creds, &err) < 0 || check_key(&r, &err) < 0 ||
+	    open_store(&r, &err) < 0)
 		return usage_error(&err);
 	if (make_run_id(run_id, &err) < 0)
 		return usage_error(&err);
@@ -962,8 +1153,11 @@ int al_run_start(const struct al_run_options *opts)
 		cJSON_AddStringToObject(d, "provider", r.task.provider_type);
 		cJSON_AddStringToObject(d, "credentials", r.creds.source ? r.creds.source : "none");
 	}
-	if (audit(&r, "run_start", d, &err) < 0 || open_clients(&r, &err) < 0 ||
-	    create_sandbox(&r, r.task.start_snapshot, &err) < 0 || start_workspace(&r, &err) < 0)
+	if (audit(&r, "run_start", d, &err) < 0 ||
+	    (r.store &&
+	     (store_put(&r, TASK_COPY, (char[65]){0}, &err) < 0 || store_state(&r, &err) < 0)) ||
+	    open_clients(&r, &err) < 0 || create_sandbox(&r, r.task.start_snapshot, &err) < 0 ||
+	    start_workspace(&r, &err) < 0)
 		return fail(&r, &err);
 	return drive(&r);
 }
@@ -1014,7 +1208,7 @@ static int take_workspace_along(struct run *r, const char *was, struct al_error 
 		}
 		if (rc == 0) {
 			al_runstate_set_str(st, "workspace_archive", rel);
-			if ((rc = save(r, err)) < 0) {
+			if ((rc = record_archive(r, rel, err)) < 0) {
 				ops->close(p);
 				return rc;
 			}
@@ -1068,6 +1262,73 @@ static void drop_unrecorded_snapshots(struct run *r)
 			log_warn("resume: remove snapshot %s: %s", *id, e.msg);
 	}
 	al_runstate_set_str(sb, "snapshot_pending_of", NULL);
+}
+
+/*
+ * The snapshot snap is not in this airlockd (a fresh one, the old state gone): when the
+ * store holds its export, fetch it (checked against the recorded SHA-256), import it and
+ * restore from the import.  1: restored; 0: not possible, go on without it.
+ */
+static int import_snapshot(struct run *r, const char *snap, struct al_error *err)
+{
+	cJSON *sb = sandbox_state(r);
+	cJSON *rec = cJSON_GetObjectItemCaseSensitive(sb, "store_snapshot");
+	const char *rel = al_runstate_str(rec, "name");
+	const struct al_provider_ops *ops = r->provider->ops;
+	_cleanup_free_ char *name = NULL;
+	_cleanup_free_ char *path = NULL;
+	_cleanup_free_ char *dir = NULL;
+	_cleanup_free_ char *imported = NULL;
+	_cleanup_free_ char *was = NULL; /* snap may be the RunState's, replaced below */
+	struct al_error e = AL_ERROR_INIT;
+	cJSON *d;
+	int rc;
+
+	if (!r->store || !ops->import_snapshot || !rel ||
+	    strcmp(al_runstate_str(rec, "snapshot_id") ? al_runstate_str(rec, "snapshot_id") : "",
+	           snap))
+		return 0;
+	if (!(name = store_name(r, rel)) || asprintf(&path, "%s/%s", r->dir, rel) < 0 ||
+	    asprintf(&dir, "%s/" SNAPSHOTS_DIR, r->dir) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	rc = al_mkdir_p(dir, 0700, &e);
+	if (rc == 0)
+		rc = al_store_get_file(r->store, name, path, al_runstate_str(rec, "sha256"), &e);
+	d = cJSON_CreateObject();
+	cJSON_AddStringToObject(d, "op", "get");
+	{
+		_cleanup_free_ char *where = al_store_describe(r->store, name);
+		cJSON_AddStringToObject(d, "object", where ? where : name);
+	}
+	cJSON_AddStringToObject(d, "sha256", al_runstate_str(rec, "sha256"));
+	cJSON_AddStringToObject(d, "outcome", rc < 0 ? e.msg : "ok");
+	if (audit(r, "store", d, err) < 0)
+		return -EIO;
+	if (rc == 0)
+		rc = ops->import_snapshot(r->provider, path, &imported, &e);
+	unlink(path);
+	if (rc < 0) {
+		log_warn("snapshot %s from the store: %s; using the workspace archive", snap,
+		         e.msg);
+		return 0;
+	}
+	al_error_clear(&e);
+	rc = create_sandbox(r, imported, &e);
+	if (rc < 0) {
+		log_warn("restoring imported snapshot %s failed (%s); using the workspace archive",
+		         imported, e.msg);
+		return 0;
+	}
+	/* From now on the run's snapshot is the import (the old id means nothing here). */
+	if (!(was = strdup(snap)))
+		return al_error_set(err, ENOMEM, "out of memory");
+	al_runstate_set_str(sb, "snapshot_id", imported);
+	al_runstate_set_str(rec, "snapshot_id", imported);
+	if ((rc = save(r, err)) < 0)
+		return rc;
+	say("resume: restored sandbox from snapshot %s (imported from the store as %s)\n", was,
+	    imported);
+	return 1;
 }
 
 /* Bring the run's sandbox back; says which way on stdout. */
@@ -1144,6 +1405,9 @@ static int recover_sandbox(struct run *r, struct al_error *err)
 			say("resume: restored sandbox from snapshot %s\n", snap);
 			return 0;
 		}
+		rc = import_snapshot(r, snap, err);
+		if (rc != 0)
+			return rc < 0 ? rc : 0;
 		log_warn("restoring snapshot %s failed (%s); recreating from the manifest", snap,
 		         e.msg);
 	}
@@ -1159,6 +1423,8 @@ static int recover_sandbox(struct run *r, struct al_error *err)
 		if (asprintf(&abs, "%s%s%s", archive[0] == '/' ? "" : r->dir,
 		             archive[0] == '/' ? "" : "/", archive) < 0)
 			return al_error_set(err, ENOMEM, "out of memory");
+		if ((rc = fetch_archive(r, archive, abs, err)) < 0)
+			return rc;
 		al_error_clear(&e);
 		rc = r->provider->ops->hydrate_workspace(r->provider, r->sandbox, abs, &e);
 		if (audit_sandbox_op(r, "hydrate_workspace", sandbox_id(r), rc, &e, NULL, err) < 0)
@@ -1228,7 +1494,8 @@ int al_run_resume(const struct al_run_options *opts)
 			cJSON_AddItemToObject(r.state, "provider_block", cJSON_Duplicate(given, 1));
 		}
 	}
-	if (al_credentials_load(opts->credentials, &r.creds, &err) < 0 || check_key(&r, &err) < 0)
+	if (al_credentials_load(opts->credentials, &r.creds, &err) < 0 || check_key(&r, &err) < 0 ||
+	    open_store(&r, &err) < 0)
 		return usage_error(&err);
 	status = al_runstate_str(r.state, "status");
 	if (status && !strcmp(status, "completed") &&

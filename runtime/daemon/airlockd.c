@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -24,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admission.h"
 #include "api.h"
 #include "cleanup.h"
 #include "events.h"
@@ -68,11 +70,13 @@ static void usage(FILE *f)
 	    "  --group NAME        group whose members may use the socket (default: root only)\n"
 	    "  --warm-pool N       keep N sandboxes made ahead for plain create requests\n"
 	    "                      (default 0; at most 256)\n"
+	    "  --client-rate N     requests a second each non-root client may make, in\n"
+	    "                      bursts of 2N (default %d)\n"
 	    "  --log-format FMT    text (default) or json: one JSON object per line, with\n"
 	    "                      a line per request (client uid, sandbox, command, duration)\n"
 	    "  --debug             verbose logging\n"
 	    "  --version           print the version and exit\n",
-	    AIRLOCK_PROFILES_DIR, AIRLOCK_LIBEXEC_INIT);
+	    AIRLOCK_PROFILES_DIR, AIRLOCK_LIBEXEC_INIT, ADMISSION_RATE);
 }
 
 /*
@@ -104,6 +108,49 @@ static int load_init_binary(const char *path, struct al_error *err)
 	if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0)
 		return al_error_errno(err, "seal memfd");
 	return TAKE_FD(mfd);
+}
+
+/*
+ * The file bound at /dev/.init in every sandbox: a copy of airlock-pid1 in
+ * /var/lib/airlock/pid1, named by its hash.  A bind mount shows its source
+ * in the sandbox's /proc/self/mountinfo, and airlock-pid1's own path names
+ * the install or build tree; the copy's names only this directory.  Named
+ * by content, it is shared by every daemon of the host, and an upgrade adds
+ * a file rather than changing one that running sandboxes have bound.  (Not
+ * in /run: criu runs with a /run of its own, and a restore binds it again.)
+ * Old copies are left for the daemons that may still restore with them;
+ * the package's purge removes the directory.
+ */
+#define PID1_PUBLISH_DIR "/var/lib/airlock/pid1"
+
+static int publish_pid1(const char *path, char **out, struct al_error *err)
+{
+	_cleanup_free_ char *data = NULL, *dest = NULL;
+	char hash[65];
+	size_t len = 0;
+	struct stat st;
+	int r;
+
+	r = al_read_file(path, 64u << 20, &data, &len, err);
+	if (r < 0)
+		return r;
+	al_sha256_hex(data, len, hash);
+	if (asprintf(&dest, "%s/airlock-pid1-%.16s", PID1_PUBLISH_DIR, hash) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (al_mkdir_p(PID1_PUBLISH_DIR, 0755, err) < 0)
+		return -err->code;
+	/* There already, from this daemon or another: the same bytes by name.
+	 * Not ours to trust blindly: it must be root's and not writable. */
+	if (lstat(dest, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == 0 &&
+	    !(st.st_mode & 0222) && (size_t)st.st_size == len) {
+		*out = TAKE_PTR(dest);
+		return 0;
+	}
+	r = al_write_file_atomic(dest, data, len, 0555, err);
+	if (r < 0)
+		return al_error_prefix(err, "publish airlock-pid1");
+	*out = TAKE_PTR(dest);
+	return 0;
 }
 
 static char *find_init(const char *given)
@@ -269,6 +316,9 @@ static int setup_daemon(struct daemon *ctx, const struct options *o, struct al_e
 			return al_error_set(err, ENOMEM, "out of memory");
 		if (access(ctx->host.pid1_path, X_OK) < 0)
 			return al_error_errno(err, "%s", ctx->host.pid1_path);
+		r = publish_pid1(ctx->host.pid1_path, &ctx->host.pid1_bind_path, err);
+		if (r < 0)
+			return r;
 		/* The shim for criu (criu_passcred_shim.c) is installed there too. */
 		if (asprintf(&ctx->host.criu_shim_path, "%.*s/airlock-criu-shim.so",
 		             slash ? (int)(slash - init_path) : 1, slash ? init_path : ".") < 0)
@@ -317,6 +367,7 @@ static void daemon_free(struct daemon *ctx)
 	free(ctx->host.default_rootfs);
 	free(ctx->host.profiles_dir);
 	free(ctx->host.pid1_path);
+	free(ctx->host.pid1_bind_path);
 	free(ctx->host.criu_version);
 	free(ctx->host.criu_shim_path);
 	if (ctx->host.init_memfd >= 0)
@@ -365,6 +416,7 @@ int main(int argc, char **argv)
 	    {"init", required_argument, NULL, 'i'},
 	    {"group", required_argument, NULL, 'g'},
 	    {"warm-pool", required_argument, NULL, 'w'},
+	    {"client-rate", required_argument, NULL, 'R'},
 	    {"debug", no_argument, NULL, 'D'},
 	    {"log-format", required_argument, NULL, 'L'},
 	    {"version", no_argument, NULL, 'V'},
@@ -417,6 +469,20 @@ int main(int argc, char **argv)
 			}
 			break;
 		}
+		case 'R': {
+			char *end = NULL;
+			unsigned long rate;
+			errno = 0;
+			rate = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || optarg[0] == '-' || rate == 0 ||
+			    rate > ADMISSION_RATE_MAX) {
+				log_error("invalid --client-rate '%s': expected 1..%d", optarg,
+				          ADMISSION_RATE_MAX);
+				return 2;
+			}
+			ctx.client_rate = (unsigned)rate;
+			break;
+		}
 		case 'D':
 			o.debug = true;
 			break;
@@ -466,6 +532,13 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	raise_nofile(&ctx);
 	registry_init(&ctx.registry);
+	{
+		/* Each daemon goes round the uid slots from its own place
+		 * (registry.c, alloc_uid_slot_locked). */
+		uint32_t start = 0;
+		if (getrandom(&start, sizeof(start), 0) == (ssize_t)sizeof(start))
+			ctx.registry.next_slot = start % AIRLOCK_UID_SLOTS;
+	}
 
 	if (setup_daemon(&ctx, &o, &err) < 0) {
 		log_error("%s", err.msg);

@@ -27,7 +27,6 @@
 #include "cleanup.h"
 #include "json.h"
 #include "events.h"
-#include "fsops.h"
 #include "log.h"
 #include "lifecycle.h"
 #include "metrics.h"
@@ -945,7 +944,6 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 {
 	struct al_error err = AL_ERROR_INIT;
 	const char *path = query(c, "path");
-	_cleanup_close_ int rootfd = -1;
 	cJSON *o = NULL;
 	int r;
 
@@ -953,15 +951,10 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 		reply_error(rp, 400, "invalid_argument", "query parameter path is required");
 		return;
 	}
-	rootfd = sandbox_open_files(sb, strcmp(method, "GET") != 0, &err);
-	if (rootfd < 0) {
-		reply_al_error(rp, &err);
-		return;
-	}
 	if (!dirs && !strcmp(method, "GET")) {
 		char *data = NULL;
 		size_t len = 0;
-		r = fsops_read(rootfd, sb->spec.workspace, path, MAX_FILE_BODY, &data, &len, &err);
+		r = sandbox_file_read(sb, path, MAX_FILE_BODY, &data, &len, &err);
 		if (r < 0) {
 			reply_al_error(rp, &err);
 			return;
@@ -985,9 +978,8 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 			}
 		}
 		/* The spooled upload, copied from its file by the kernel. */
-		r = fsops_write_from_fd(rootfd, sb->spec.workspace, path, rq->spool_fd, rq->spooled,
-		                        (mode_t)mode, query_bool(c, "parents"), sb->uid_base,
-		                        (gid_t)sb->uid_base, &err);
+		r = sandbox_file_write(sb, path, rq->spool_fd, rq->spooled, (mode_t)mode,
+		                       query_bool(c, "parents"), &err);
 		if (r < 0) {
 			reply_al_error(rp, &err);
 			return;
@@ -999,8 +991,7 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 		return;
 	}
 	if (!dirs && !strcmp(method, "DELETE")) {
-		r = fsops_remove(rootfd, sb->spec.workspace, path, query_bool(c, "recursive"),
-		                 &err);
+		r = sandbox_file_remove(sb, path, query_bool(c, "recursive"), &err);
 		if (r < 0) {
 			reply_al_error(rp, &err);
 			return;
@@ -1011,7 +1002,7 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 		return;
 	}
 	if (dirs && !strcmp(method, "GET")) {
-		r = fsops_list(rootfd, sb->spec.workspace, path, &o, &err);
+		r = sandbox_dir_list(sb, path, &o, &err);
 		if (r < 0)
 			reply_al_error(rp, &err);
 		else
@@ -1019,8 +1010,7 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 		return;
 	}
 	if (dirs && !strcmp(method, "POST")) {
-		r = fsops_mkdir(rootfd, sb->spec.workspace, path, query_bool(c, "parents"), 0755,
-		                sb->uid_base, (gid_t)sb->uid_base, &err);
+		r = sandbox_dir_make(sb, path, query_bool(c, "parents"), &err);
 		if (r < 0) {
 			reply_al_error(rp, &err);
 			return;
@@ -1112,12 +1102,25 @@ static void handle_snapshot_create(struct api_server *s, struct sandbox *sb, str
 }
 
 static void handle_snapshots(struct api_server *s, char **seg, size_t n, const char *method,
-                             uid_t client, struct reply *rp)
+                             struct request *rq, struct reply *rp)
 {
 	struct al_error err = AL_ERROR_INIT;
 	struct api_out out = API_OUT_INIT;
+	uid_t client = rq->peer_uid;
 
-	if (n == 2 && !strcmp(method, "GET"))
+	if (n == 3 && !strcmp(seg[2], "import")) {
+		if (strcmp(method, "POST"))
+			reply_error(rp, 405, "method_not_allowed", "use POST");
+		else
+			reply_out(rp, api_snapshot_import(s->ctx, rq->spool_fd, client, &out, &err),
+			          &out, &err);
+	} else if (n == 4 && !strcmp(seg[3], "export")) {
+		if (strcmp(method, "GET"))
+			reply_error(rp, 405, "method_not_allowed", "use GET");
+		else
+			reply_out(rp, api_snapshot_export(s->ctx, seg[2], client, &out, &err), &out,
+			          &err);
+	} else if (n == 2 && !strcmp(method, "GET"))
 		reply_out(rp, api_snapshots_list(s->ctx, client, &out, &err), &out, &err);
 	else if (n == 3 && !strcmp(method, "DELETE"))
 		reply_out(rp, api_snapshot_delete(s->ctx, seg[2], client, &out, &err), &out, &err);
@@ -1170,7 +1173,7 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 		return;
 	}
 	if (!strcmp(seg[1], "snapshots")) {
-		handle_snapshots(s, seg, n, method, rq->peer_uid, rp);
+		handle_snapshots(s, seg, n, method, rq, rp);
 		return;
 	}
 	if (strcmp(seg[1], "sandboxes")) {
@@ -1253,8 +1256,12 @@ static void route_template(const char *url, char *buf, size_t len)
 		return;
 	if (n == 2)
 		snprintf(buf, len, "/v1/%s", seg[1]);
+	else if (!strcmp(seg[1], "snapshots") && n == 3 && !strcmp(seg[2], "import"))
+		snprintf(buf, len, "/v1/snapshots/import");
 	else if (!strcmp(seg[1], "snapshots") && n == 3)
 		snprintf(buf, len, "/v1/snapshots/{id}");
+	else if (!strcmp(seg[1], "snapshots") && n == 4 && !strcmp(seg[3], "export"))
+		snprintf(buf, len, "/v1/snapshots/{id}/export");
 	else if (!strcmp(seg[1], "sandboxes") && n == 3)
 		snprintf(buf, len, "/v1/sandboxes/{id}");
 	else if (!strcmp(seg[1], "sandboxes") && n == 4)
@@ -1298,6 +1305,8 @@ static const struct {
     {"/v1/sandboxes/{id}/dirs", "POST", {"path", "parents"}},
     {"/v1/snapshots", "GET", {NULL}},
     {"/v1/snapshots/{id}", "DELETE", {NULL}},
+    {"/v1/snapshots/{id}/export", "GET", {NULL}},
+    {"/v1/snapshots/import", "POST", {"max_input_bytes"}},
 };
 
 struct query_check {
@@ -1498,6 +1507,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 				return send_reply(c, &rp);
 			}
 			rq->limit = lim;
+		} else if (!strcmp(method, "POST") && !strncmp(url, "/v1/snapshots/import", 20) &&
+		           (!url[20] || url[20] == '?')) {
+			/* A snapshot stream: spooled to disk, read from there by the import. */
+			struct al_error err = AL_ERROR_INIT;
+			uint64_t lim = API_SNAPSHOT_IMPORT_MAX;
+			if (query_u64(c, "max_input_bytes", lim, &lim, &err) < 0 ||
+			    (rq->spool_fd = api_spool_open(s->ctx, &err)) < 0) {
+				rq->rejected = true;
+				reply_al_error(&rp, &err);
+				return send_reply(c, &rp);
+			}
+			rq->limit = lim;
 		}
 		cl =
 		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -1613,7 +1634,7 @@ int api_start(struct daemon *ctx, int listen_fd, gid_t allowed_gid, struct api_s
 	s->ctx = ctx;
 	s->allowed_gid = allowed_gid;
 	s->started_ms = al_now_ms();
-	if (admission_new(listen_fd, &s->admission, err) < 0) {
+	if (admission_new(listen_fd, ctx->client_rate, &s->admission, err) < 0) {
 		free(s);
 		return -err->code;
 	}

@@ -33,6 +33,8 @@ static const char *const routes[] = {
     "/v1/sandboxes/{id}/dirs",
     "/v1/snapshots",
     "/v1/snapshots/{id}",
+    "/v1/snapshots/{id}/export",
+    "/v1/snapshots/import",
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
 
