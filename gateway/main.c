@@ -38,7 +38,8 @@ static void usage(FILE *f)
 	    "  --image NAME     or an image imported into airlockd (docs/images.md)\n"
 	    "  --state-dir DIR  keep the sandbox registries there: a restarted gateway\n"
 	    "                   serves the same sandboxes, and stopping deletes nothing\n"
-	    "  --user USER      the user to run as when started as root (default nobody)\n",
+	    "  --user USER      the user to run as when started as root (default nobody)\n"
+	    "  --version        print the version and exit\n",
 	    DEFAULT_SOCKET, DEFAULT_LISTEN);
 }
 
@@ -79,15 +80,12 @@ static void check_backend(const struct gw_server *s)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {{"keys", required_argument, NULL, 'k'},
-	                                     {"socket", required_argument, NULL, 's'},
-	                                     {"listen", required_argument, NULL, 'l'},
-	                                     {"rootfs", required_argument, NULL, 'r'},
-	                                     {"image", required_argument, NULL, 'i'},
-	                                     {"state-dir", required_argument, NULL, 'd'},
-	                                     {"user", required_argument, NULL, 'u'},
-	                                     {"help", no_argument, NULL, 'h'},
-	                                     {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {
+	    {"keys", required_argument, NULL, 'k'},   {"socket", required_argument, NULL, 's'},
+	    {"listen", required_argument, NULL, 'l'}, {"rootfs", required_argument, NULL, 'r'},
+	    {"image", required_argument, NULL, 'i'},  {"state-dir", required_argument, NULL, 'd'},
+	    {"user", required_argument, NULL, 'u'},   {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0}};
 	struct gw_server s = {0};
 	struct gw_confine conf = {0};
 	struct al_error err = AL_ERROR_INIT;
@@ -124,6 +122,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			printf("airlock-gateway %s\n", AIRLOCK_VERSION);
 			return 0;
 		default:
 			usage(stderr);

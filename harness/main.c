@@ -42,7 +42,10 @@ static void usage(FILE *f)
 	      "              [--work-dir DIR] [--node NAME] [--lease-ms MS] [--metrics-port PORT]\n"
 	      "              [--credentials FILE]\n"
 	      "       airlock-harness status [RUN_ID] --db URL\n"
-	      "       airlock-harness cancel RUN_ID --db URL\n",
+	      "       airlock-harness cancel RUN_ID --db URL\n"
+	      "       airlock-harness gc [--socket PATH]   (remove airlockd's sandboxes of runs\n"
+	      "                 gone, completed or failed)\n"
+	      "       airlock-harness --version\n",
 	      f);
 }
 
@@ -521,8 +524,27 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return AL_EXIT_OK;
 	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("airlock-harness %s\n", AIRLOCK_VERSION);
+		return AL_EXIT_OK;
+	}
 	if (!strcmp(argv[1], "audit"))
 		return cmd_audit(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "gc")) {
+		if (argc == 4 && !strcmp(argv[2], "--socket"))
+			o.socket = argv[3];
+		else if (argc != 2) {
+			usage(stderr);
+			return AL_EXIT_USAGE;
+		}
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+			fprintf(stderr, "airlock-harness: cannot initialise libcurl\n");
+			return AL_EXIT_FAILED;
+		}
+		rc = al_run_gc(&o);
+		curl_global_cleanup();
+		return rc;
+	}
 	if (!strcmp(argv[1], "store")) {
 		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 			return AL_EXIT_FAILED;

@@ -65,6 +65,7 @@ struct run {
 	bool audit_open;
 	struct al_provider *provider;
 	struct al_sandbox *sandbox; /* the run's sandbox once made or found */
+	cJSON *labels;              /* of the sandbox (make_spec) */
 	struct al_model model;
 	bool model_open;
 	cJSON *tools;
@@ -85,6 +86,7 @@ static void run_free(struct run *r)
 		al_run_store_free(r->store);
 	cJSON_Delete(r->state);
 	cJSON_Delete(r->tools);
+	cJSON_Delete(r->labels);
 	al_credentials_free(&r->creds);
 	if (r->task_loaded)
 		al_task_free(&r->task);
@@ -369,9 +371,29 @@ static int open_store(struct run *r, struct al_error *err)
 
 /* ---- the sandbox ---- */
 
+/* The labels of a run's sandboxes (airlockd's): which run, and where it lives, so that
+ * `airlock-harness gc` can tell a live run's sandbox from a leftover. */
+#define RUN_LABEL_ID "airlock-harness/run"
+#define RUN_LABEL_DIR "airlock-harness/dir"
+#define RUN_LABEL_VALUE_MAX 255
+
+static cJSON *run_labels(struct run *r)
+{
+	cJSON *l = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(l, RUN_LABEL_ID, al_runstate_str(r->state, "run_id"));
+	/* A path longer than a label holds is left out: gc then keeps the sandbox. */
+	if (r->dir && strlen(r->dir) <= RUN_LABEL_VALUE_MAX)
+		cJSON_AddStringToObject(l, RUN_LABEL_DIR, r->dir);
+	return l;
+}
+
 static void make_spec(struct run *r, struct al_sandbox_spec *spec, const char *snapshot)
 {
+	cJSON_Delete(r->labels);
+	r->labels = run_labels(r);
 	memset(spec, 0, sizeof(*spec));
+	spec->labels = r->labels;
 	/* Only the task's own settings: never the harness's environment or credentials. */
 	spec->name = al_runstate_str(r->state, "run_id");
 	spec->manifest = r->task.manifest;
@@ -926,6 +948,38 @@ static int finish(struct run *r, struct al_error *err)
 	return rc < 0 ? rc : store_state(r, err);
 }
 
+/*
+ * A failed run does not leave its sandbox running (a 1 GiB sandbox nobody uses): its
+ * workspace is archived with the run first (a resume hydrates a new sandbox from it),
+ * then the sandbox goes.  When the archive cannot be made the sandbox stays, so that
+ * nothing is lost; `airlock-harness gc` removes it once nobody resumes the run.
+ */
+static void remove_failed_sandbox(struct run *r)
+{
+	struct al_error e = AL_ERROR_INIT, audit_err = AL_ERROR_INIT;
+	int rc;
+
+	if (!r->provider || !r->sandbox || !sandbox_id(r) || r->task.keep_sandbox ||
+	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sandbox_state(r), "deleted")))
+		return;
+	if (persist_archive(r, &e) < 0) {
+		fprintf(
+		    stderr,
+		    "airlock-harness: sandbox %s kept: its workspace could not be archived (%s); "
+		    "'airlock-harness gc' removes it\n",
+		    sandbox_id(r), e.msg);
+		return;
+	}
+	al_error_clear(&e);
+	rc = r->provider->ops->delete (r->provider, r->sandbox, &e);
+	if (audit_sandbox_op(r, "delete", sandbox_id(r), rc, &e, NULL, &audit_err) < 0 || rc < 0) {
+		fprintf(stderr, "airlock-harness: sandbox %s of the failed run: %s\n",
+		        sandbox_id(r), rc < 0 ? e.msg : audit_err.msg);
+		return;
+	}
+	cJSON_AddBoolToObject(sandbox_state(r), "deleted", true);
+}
+
 static int fail(struct run *r, const struct al_error *why)
 {
 	struct al_error e = AL_ERROR_INIT;
@@ -933,6 +987,7 @@ static int fail(struct run *r, const struct al_error *why)
 	report_error("run failed: %s", why->msg);
 	if (!r->state)
 		return AL_EXIT_FAILED;
+	remove_failed_sandbox(r);
 	al_runstate_set_str(r->state, "status", "failed");
 	al_runstate_set_str(r->state, "error", why->msg);
 	if (save(r, &e) < 0)
@@ -1705,4 +1760,75 @@ int al_run_cancel(const struct al_run_options *opts)
 		return fail(&r, &err);
 	say("run %s cancelled\n", al_runstate_str(r.state, "run_id"));
 	return AL_EXIT_OK;
+}
+
+/* ---- gc ---- */
+
+/* Why the sandbox whose labels are l is a leftover (its run is gone or over), or NULL. */
+static const char *leftover_reason(const cJSON *l)
+{
+	const char *dir = al_runstate_str(l, RUN_LABEL_DIR);
+	_cleanup_cjson_ cJSON *state = NULL;
+	struct al_error e = AL_ERROR_INIT;
+	const char *status;
+	struct stat st;
+
+	if (!dir)
+		return NULL; /* where the run lives is not known: not ours to judge */
+	if (stat(dir, &st) < 0 && errno == ENOENT)
+		return "its run directory is gone";
+	_cleanup_(al_run_store_freep) struct al_run_store *store = NULL;
+
+	if (al_run_store_dir_open(dir, &store, &e) < 0 || al_runstate_load(store, &state, &e) < 0)
+		return NULL;
+	status = al_runstate_str(state, "status");
+	if (status && !strcmp(status, "completed"))
+		return "its run completed";
+	if (status && !strcmp(status, "failed"))
+		return "its run failed";
+	return NULL;
+}
+
+int al_run_gc(const struct al_run_options *opts)
+{
+	struct al_provider *p = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	_cleanup_cjson_ cJSON *list = NULL;
+	const cJSON *sb;
+	int status = AL_EXIT_OK;
+
+	_cleanup_cjson_ cJSON *options = cJSON_CreateObject();
+
+	if (opts->socket)
+		cJSON_AddStringToObject(options, "socket", opts->socket);
+	if (al_provider_local.open(options, NULL, &p, &err) < 0 ||
+	    al_local_list(p, NULL, &list, &err) < 0) {
+		fprintf(stderr, "airlock-harness: gc: %s\n", err.msg);
+		if (p)
+			p->ops->close(p);
+		return AL_EXIT_FAILED;
+	}
+	cJSON_ArrayForEach(sb, list)
+	{
+		const cJSON *labels = cJSON_GetObjectItemCaseSensitive(sb, "labels");
+		const char *id = al_runstate_str(sb, "id"),
+		           *run = al_runstate_str(labels, RUN_LABEL_ID);
+		const char *why = run && id ? leftover_reason(labels) : NULL;
+		struct al_sandbox *victim;
+
+		if (!why)
+			continue;
+		victim = al_sandbox_new(id);
+		al_error_clear(&err);
+		if (!victim || p->ops->delete (p, victim, &err) < 0) {
+			fprintf(stderr, "airlock-harness: gc: sandbox %s: %s\n", id,
+			        victim ? err.msg : "out of memory");
+			status = AL_EXIT_FAILED;
+		} else {
+			printf("%s (run %s: %s)\n", id, run, why);
+		}
+		al_sandbox_free(victim);
+	}
+	p->ops->close(p);
+	return status;
 }

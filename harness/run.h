@@ -26,6 +26,7 @@ struct al_run_options {
 	const char *task_dir;        /* run: what its relative paths are relative to */
 	const char *provider_socket; /* a local provider's socket on this node, for the task's */
 	const char *node;            /* this node's name, recorded with the sandbox */
+	const char *socket; /* gc: airlockd's socket (NULL: $AIRLOCK_SOCKET, the default) */
 };
 
 /* Both return one of the AL_EXIT_* statuses and print what the contract says. */
@@ -33,3 +34,7 @@ int al_run_start(const struct al_run_options *opts);
 int al_run_resume(const struct al_run_options *opts);
 /* Stop a run for good: its sandbox deleted, "cancelled" in its state and trail. */
 int al_run_cancel(const struct al_run_options *opts);
+
+/* Remove airlockd's sandboxes of runs that are gone, completed or failed (found by the
+ * labels the harness gives them); prints one line per sandbox removed. */
+int al_run_gc(const struct al_run_options *opts);

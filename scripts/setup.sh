@@ -20,6 +20,8 @@ PACKAGES=(
 	libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libssl-dev libauparse-dev libaudit-dev
 	libxml2-dev
 	busybox-static debootstrap iproute2 iptables curl python3 python3-jsonschema python3-yaml nodejs
+	# tests/integration/test_operations.py parses /v1/metrics with the reference parser
+	python3-prometheus-client
 	crun runc bubblewrap util-linux hyperfine
 	# the harness's run queue (airlock-harness worker --db) and its tests' PostgreSQL
 	libpq-dev postgresql

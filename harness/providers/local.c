@@ -252,6 +252,8 @@ static int local_create(struct al_provider *p, const struct al_sandbox_spec *spe
 		return al_error_set(err, ENOMEM, "out of memory");
 	if (spec->name)
 		cJSON_AddStringToObject(body, "name", spec->name);
+	if (spec->labels)
+		cJSON_AddItemToObject(body, "labels", cJSON_Duplicate(spec->labels, 1));
 	if (spec->snapshot_id) {
 		cJSON_AddStringToObject(body, "snapshot", spec->snapshot_id);
 	} else {
@@ -279,6 +281,29 @@ static int local_create(struct al_provider *p, const struct al_sandbox_spec *spe
 		return al_error_set(err, EIO, "create sandbox: airlockd's answer has no id");
 	*out = al_sandbox_new(v->valuestring);
 	return *out ? 0 : al_error_set(err, ENOMEM, "out of memory");
+}
+
+int al_local_list(struct al_provider *p, const char *query, cJSON **out, struct al_error *err)
+{
+	struct local_provider *lp = (struct local_provider *)p;
+	_cleanup_cjson_ cJSON *resp = NULL;
+	_cleanup_free_ char *path = NULL;
+	int r;
+
+	if (p->ops != &al_provider_local)
+		return al_error_set(err, ENOTSUP, "only airlockd's sandboxes can be listed");
+	if (asprintf(&path, "/v1/sandboxes%s%s", query ? "?" : "", query ? query : "") < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = http_json(lp, "GET", path, NULL, 0, &resp, "list sandboxes", err);
+	if (r < 0)
+		return r;
+	*out = cJSON_DetachItemFromObjectCaseSensitive(resp, "sandboxes");
+	if (!cJSON_IsArray(*out)) {
+		cJSON_Delete(*out);
+		*out = NULL;
+		return al_error_set(err, EIO, "list sandboxes: airlockd's answer has no list");
+	}
+	return 0;
 }
 
 static int local_resume(struct al_provider *p, const char *id, const cJSON *saved, const char *name,

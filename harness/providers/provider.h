@@ -74,6 +74,7 @@ struct al_sandbox_spec {
 	double cpus;             /* 0: provider default */
 	const cJSON *env;        /* the task's env object, or NULL */
 	const char *snapshot_id; /* non-NULL: restore this snapshot instead of building fresh */
+	const cJSON *labels;     /* {K: V} to find it by (airlockd's labels; others ignore it) */
 };
 
 struct al_exec_request {
@@ -197,6 +198,11 @@ bool al_provider_error_is_fatal(int r);
 void al_dir_entries_free(struct al_dir_entry *e, size_t n);
 
 extern const struct al_provider_ops al_provider_local;
+
+/* The sandboxes of a local provider (airlockd) whose labels match query
+ * ("label=K%3DV", as GET /v1/sandboxes takes it; NULL: all): *out is the
+ * answer's array. */
+int al_local_list(struct al_provider *p, const char *query, cJSON **out, struct al_error *err);
 extern const struct al_provider_ops al_provider_e2b;
 extern const struct al_provider_ops al_provider_daytona;
 extern const struct al_provider_ops al_provider_cloudflare;

@@ -14,10 +14,12 @@
 #include "json.h"
 #include "strv.h"
 #include "error.h"
+#include "strv.h"
 #include "util.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <math.h>
 #include <poll.h>
@@ -76,6 +78,50 @@ static void curl_freep(char **p)
 	curl_free(*p);
 }
 #define _cleanup_curl_free_ _cleanup_(curl_freep)
+
+/* 64M, 1.5G, 512K: a size as a person writes it. */
+static void human_size(double bytes, char *buf, size_t len)
+{
+	static const char units[] = "KMGT";
+	int u = -1;
+
+	while (bytes >= 1024 && u < 3) {
+		bytes /= 1024;
+		u++;
+	}
+	if (u < 0)
+		snprintf(buf, len, "%.0f", bytes);
+	else if (bytes == (double)(long long)bytes)
+		snprintf(buf, len, "%lld%c", (long long)bytes, units[u]);
+	else
+		snprintf(buf, len, "%.1f%c", bytes, units[u]);
+}
+
+/* What to do when the socket cannot be used: the next step, not only errno. */
+static void connect_hint(const char *socket_path, int os_errno, char *buf, size_t len)
+{
+	struct stat st;
+
+	if (os_errno == ENOENT || os_errno == ECONNREFUSED) {
+		snprintf(buf, len,
+		         "airlockd is not running (%s at %s): start it with 'systemctl start "
+		         "airlockd', or as root 'airlockd --socket %s --group airlock'; or point "
+		         "--socket / $AIRLOCK_SOCKET at a running one",
+		         os_errno == ENOENT ? "no socket" : "nobody listens", socket_path,
+		         socket_path);
+	} else if (os_errno == EACCES || os_errno == EPERM) {
+		struct group *g = stat(socket_path, &st) == 0 ? getgrgid(st.st_gid) : NULL;
+		snprintf(
+		    buf, len,
+		    "permission denied on %s: only root and members of group '%s' may use "
+		    "airlockd; ask for it ('usermod -aG %s %s', then log in again) or use sudo",
+		    socket_path, g ? g->gr_name : "airlock", g ? g->gr_name : "airlock",
+		    getenv("USER") ? getenv("USER") : "$USER");
+	} else {
+		snprintf(buf, len, "cannot connect to airlockd at %s: %s", socket_path,
+		         strerror(os_errno));
+	}
+}
 
 /* ---- HTTP over the Unix socket ---- */
 
@@ -236,10 +282,13 @@ static int client_request(struct client *c, const struct request *req, long *sta
 		break;
 	case CURLE_COULDNT_CONNECT:
 		curl_easy_getinfo(c->curl, CURLINFO_OS_ERRNO, &os_errno);
-		snprintf(connect_error, sizeof(connect_error),
-		         "cannot connect to airlockd at %s: %s", c->socket_path,
-		         os_errno ? strerror((int)os_errno)
-		                  : (c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc)));
+		if (os_errno)
+			connect_hint(c->socket_path, (int)os_errno, connect_error,
+			             sizeof(connect_error));
+		else
+			snprintf(connect_error, sizeof(connect_error),
+			         "cannot connect to airlockd at %s: %s", c->socket_path,
+			         c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
 		return al_error_set(err, ECONNREFUSED, "%s", connect_error);
 	case CURLE_ABORTED_BY_CALLBACK:
 		return al_error_set(err, EINTR, "interrupted by signal %d", (int)pending_signal);
@@ -270,8 +319,15 @@ static int api_error(long status, const struct al_buf *body, struct al_error *er
 		json = cJSON_ParseWithLength(body->data, body->len);
 	message = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(json, "error"),
 	                                           "message");
+	if (status == 403 && cJSON_IsString(message) &&
+	    strstr(message->valuestring, "not allowed to use airlockd"))
+		return al_error_set(err, EACCES,
+		                    "%s: airlockd serves only root and the group it was started "
+		                    "with (--group); ask to be added to it, then log in again",
+		                    message->valuestring);
 	if (cJSON_IsString(message))
-		return al_error_set(err, EPROTO, "%s", message->valuestring);
+		return al_error_set(err, status == 404 ? ENOENT : EPROTO, "%s",
+		                    message->valuestring);
 	return al_error_set(err, EPROTO, "airlockd answered HTTP %ld", status);
 }
 
@@ -354,8 +410,10 @@ static const char usage_main[] =
     "  exec     run a command in a sandbox\n"
     "  ls       list sandboxes\n"
     "  inspect  show a sandbox's effective isolation as JSON\n"
+    "  stats    show the CPU, memory, processes and disk sandboxes use\n"
     "  events   show what a sandbox was denied (seccomp) and its limit hits\n"
     "  rm       destroy sandboxes\n"
+    "  prune    destroy stopped and expired sandboxes, or those a filter selects\n"
     "  write    write stdin to a file in a sandbox\n"
     "  read     copy a file of a sandbox to stdout\n"
     "  info     show airlockd's version and capabilities\n"
@@ -397,7 +455,10 @@ static const char usage_create[] =
     "Usage: airlock create [OPTIONS]\n"
     "\n"
     "Create a sandbox and print its id.\n"
-    "\n" CREATE_OPTIONS_HELP "  -e, --env K=V        default environment of every exec\n";
+    "\n" CREATE_OPTIONS_HELP "  -e, --env K=V        default environment of every exec\n"
+    "      --ttl SECS       destroy it this long after its creation\n"
+    "      --idle-timeout SECS  destroy it after this long without an exec or file access\n"
+    "      --label K=V      a label of the client's (repeatable; see ls --filter)\n";
 
 static const char usage_exec[] =
     "Usage: airlock exec [OPTIONS] ID [OPTIONS] [--] CMD [ARG...]\n"
@@ -408,11 +469,23 @@ static const char usage_exec[] =
     "  -w, --cwd DIR        working directory (default /workspace)\n"
     "  -t, --timeout SECS   kill CMD after this long (exit status 124)\n";
 
-static const char usage_ls[] = "Usage: airlock ls [--json]\n"
-                               "\n"
-                               "List sandboxes.\n"
-                               "\n"
-                               "      --json   print airlockd's JSON answer\n";
+static const char usage_ls[] =
+    "Usage: airlock ls [--json] [--filter label=K=V|state=running|stopped]...\n"
+    "\n"
+    "List sandboxes.\n"
+    "\n"
+    "      --json           print airlockd's JSON answer\n"
+    "  -f, --filter F       only sandboxes with label K=V, or in a state (repeatable:\n"
+    "                       all must match)\n";
+
+static const char usage_prune[] =
+    "Usage: airlock prune [--filter label=K=V|state=running|stopped]...\n"
+    "\n"
+    "Destroy the sandboxes that are stopped (their PID 1 is gone) or whose ttl\n"
+    "or idle timeout has passed; with --filter, every sandbox that matches\n"
+    "(running ones too).  Prints the ids removed.\n"
+    "\n"
+    "  -f, --filter F       label=K=V or state=running|stopped (repeatable)\n";
 
 static const char usage_inspect[] = "Usage: airlock inspect ID\n"
                                     "\n"
@@ -596,6 +669,10 @@ enum {
 	OPT_NAME,
 	OPT_MANIFEST,
 	OPT_JSON,
+	OPT_TTL,
+	OPT_IDLE_TIMEOUT,
+	OPT_LABEL,
+	OPT_FILTER,
 };
 
 struct create_opts {
@@ -611,8 +688,20 @@ struct create_opts {
 	const char *image;
 	const char *name;
 	const char *manifest_file;
-	cJSON *env; /* object */
+	cJSON *env;             /* object */
+	long ttl, idle_timeout; /* seconds; 0: none */
+	cJSON *labels;          /* object, or NULL where the verb takes none */
 };
+
+/* A whole number of seconds for option name. */
+static int parse_seconds(const char *arg, long *out)
+{
+	char *end = NULL;
+
+	errno = 0;
+	*out = strtol(arg, &end, 10);
+	return errno || end == arg || *end || *out <= 0 ? -EINVAL : 0;
+}
 
 /*
  * Handle one create option c; returns 0 when handled, 1 when c is not a
@@ -662,6 +751,26 @@ static int create_option(struct create_opts *o, int c, const char *arg, const ch
 	case OPT_MANIFEST:
 		o->manifest_file = arg;
 		return 0;
+	case OPT_TTL:
+		if (parse_seconds(arg, &o->ttl) < 0)
+			return usage_error(usage, "invalid --ttl '%s': expected seconds", arg);
+		return 0;
+	case OPT_IDLE_TIMEOUT:
+		if (parse_seconds(arg, &o->idle_timeout) < 0)
+			return usage_error(usage, "invalid --idle-timeout '%s': expected seconds",
+			                   arg);
+		return 0;
+	case OPT_LABEL: {
+		const char *eq = strchr(arg, '=');
+		_cleanup_free_ char *key = eq ? strndup(arg, (size_t)(eq - arg)) : NULL;
+		if (!o->labels || !eq || eq == arg)
+			return usage_error(usage, "invalid --label '%s': expected KEY=VALUE", arg);
+		if (!key)
+			return usage_error(usage, "out of memory");
+		cJSON_DeleteItemFromObjectCaseSensitive(o->labels, key);
+		cJSON_AddStringToObject(o->labels, key, eq + 1);
+		return 0;
+	}
 	default:
 		return 1;
 	}
@@ -708,6 +817,12 @@ static int create_request(const struct create_opts *o, cJSON **out, struct al_er
 	}
 	if (o->env && cJSON_GetArraySize(o->env) > 0)
 		cJSON_AddItemReferenceToObject(req, "env", o->env);
+	if (o->ttl)
+		cJSON_AddNumberToObject(req, "ttl", (double)o->ttl);
+	if (o->idle_timeout)
+		cJSON_AddNumberToObject(req, "idle_timeout", (double)o->idle_timeout);
+	if (o->labels && cJSON_GetArraySize(o->labels) > 0)
+		cJSON_AddItemReferenceToObject(req, "labels", o->labels);
 	*out = TAKE_PTR(req);
 	return 0;
 }
@@ -886,6 +1001,14 @@ static int handle_result(struct run_state *st, const cJSON *res, struct al_error
 		return 0;
 	}
 	sig = signal_number(cJSON_GetObjectItemCaseSensitive(res, "signal"));
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "oom_killed"))) {
+		double limit = al_json_num(res, "memory_limit_bytes", 0);
+		char text[32];
+		human_size(limit, text, sizeof(text));
+		fprintf(stderr,
+		        "airlock: killed: out of memory (limit %s; raise it with --memory)\n",
+		        limit > 0 ? text : "none");
+	}
 	if (sig > 0)
 		st->exit_status = 128 + sig;
 	else if (cJSON_IsNumber(exit_code))
@@ -1301,12 +1424,16 @@ static int verb_create(struct verb_ctx *ctx, int argc, char **argv)
 	    {"name", required_argument, NULL, OPT_NAME},
 	    {"manifest", required_argument, NULL, OPT_MANIFEST},
 	    {"env", required_argument, NULL, 'e'},
+	    {"ttl", required_argument, NULL, OPT_TTL},
+	    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+	    {"label", required_argument, NULL, OPT_LABEL},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	_cleanup_cjson_ cJSON *env = cJSON_CreateObject();
+	_cleanup_cjson_ cJSON *labels = cJSON_CreateObject();
 	_cleanup_free_ char *id = NULL;
-	struct create_opts co = {.env = env};
+	struct create_opts co = {.env = env, .labels = labels};
 	struct al_error err = AL_ERROR_INIT;
 	struct client c = {0};
 	int opt, r;
@@ -1449,13 +1576,115 @@ static void print_cell(const char *text, size_t width, bool last)
 		printf("%-*s  ", (int)width, text);
 }
 
+/* Append filter f (label=K=V, state=S) to the list query *q. */
+static int add_filter(struct client *c, const char *usage, const char *f, char **q)
+{
+	const char *eq = strchr(f, '=');
+	_cleanup_curl_free_ char *value = NULL;
+	char *more = NULL;
+
+	if (!eq || (strncmp(f, "label=", 6) && strncmp(f, "state=", 6)) ||
+	    (!strncmp(f, "label=", 6) && (!strchr(eq + 1, '=') || eq[1] == '=')))
+		return usage_error(usage,
+		                   "invalid --filter '%s': expected label=KEY=VALUE or "
+		                   "state=running|stopped",
+		                   f);
+	value = curl_easy_escape(c->curl, eq + 1, 0);
+	if (!value || asprintf(&more, "%s%.*s=%s", *q ? *q : "", (int)(eq - f), f, value) < 0)
+		return usage_error(usage, "out of memory");
+	free(*q);
+	*q = more;
+	return 0;
+}
+
+/* GET /v1/sandboxes with the filters of argv (opts of usage) into *res. */
+static int list_sandboxes(struct client *c, char **filters, size_t n, const char *usage,
+                          cJSON **res, int *status)
+{
+	struct al_error err = AL_ERROR_INIT;
+	_cleanup_free_ char *q = NULL, *path = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		if (q) {
+			char *amp = NULL;
+			if (asprintf(&amp, "%s&", q) < 0)
+				return *status = usage_error(usage, "out of memory"), -1;
+			free(q);
+			q = amp;
+		}
+		if ((*status = add_filter(c, usage, filters[i], &q)) != 0)
+			return -1;
+	}
+	if (asprintf(&path, "/v1/sandboxes%s%s", q ? "?" : "", q ? q : "") < 0)
+		return *status = usage_error(usage, "out of memory"), -1;
+	if (api_json(c, "GET", path, NULL, false, NULL, res, &err) < 0)
+		return *status = runtime_error(&err), -1;
+	return 0;
+}
+
+static int verb_prune(struct verb_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"filter", required_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	_cleanup_cjson_ cJSON *res = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	struct client c = {0};
+	char *filters[32];
+	size_t n = 0;
+	const cJSON *sb;
+	int opt, status = 0;
+	char now[32];
+
+	while ((opt = getopt_long(argc, argv, "+:hf:", longopts, NULL)) != -1) {
+		if (opt == 'h')
+			return show_usage(usage_prune);
+		if (opt != 'f')
+			return bad_option(usage_prune, opt, argv);
+		if (n == AL_ARRAY_SIZE(filters))
+			return usage_error(usage_prune, "at most %zu filters",
+			                   AL_ARRAY_SIZE(filters));
+		filters[n++] = optarg;
+	}
+	if (optind < argc)
+		return usage_error(usage_prune, "unexpected argument '%s'", argv[optind]);
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	if (list_sandboxes(&c, filters, n, usage_prune, &res, &status) < 0) {
+		client_close(&c);
+		return status;
+	}
+	/* ISO 8601 UTC stamps of one format compare as strings. */
+	al_iso8601_now(now, sizeof(now), false);
+	cJSON_ArrayForEach(sb, cJSON_GetObjectItemCaseSensitive(res, "sandboxes"))
+	{
+		const char *id = json_string(sb, "id"), *expires = json_string(sb, "expires");
+		bool stopped = !strcmp(json_string(sb, "state"), "stopped");
+
+		if (!n && !stopped && !(expires[0] && strcmp(expires, now) <= 0))
+			continue;
+		al_error_clear(&err);
+		if (destroy_sandbox(&c, id, true, &err) < 0 && err.code != ENOENT)
+			status = runtime_error(&err);
+		else
+			printf("%s\n", id);
+	}
+	client_close(&c);
+	return status;
+}
+
 static int verb_ls(struct verb_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	    {"json", no_argument, NULL, OPT_JSON},
+	    {"filter", required_argument, NULL, 'f'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
+	char *filters[32];
+	size_t n_filters = 0;
 	static const char *const columns[] = {"id", "name", "state", "created", "rootfs"};
 	static const char *const headings[] = {"ID", "NAME", "STATE", "CREATED", "ROOTFS"};
 	_cleanup_cjson_ cJSON *res = NULL;
@@ -1464,25 +1693,31 @@ static int verb_ls(struct verb_ctx *ctx, int argc, char **argv)
 	size_t width[AL_ARRAY_SIZE(columns)];
 	const cJSON *list, *sb;
 	bool json = false;
-	int opt, r;
+	int opt, r, status = 0;
 
-	while ((opt = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+:hf:", longopts, NULL)) != -1) {
 		if (opt == 'h')
 			return show_usage(usage_ls);
-		if (opt == OPT_JSON)
+		if (opt == OPT_JSON) {
 			json = true;
-		else
+		} else if (opt == 'f') {
+			if (n_filters == AL_ARRAY_SIZE(filters))
+				return usage_error(usage_ls, "at most %zu filters",
+				                   AL_ARRAY_SIZE(filters));
+			filters[n_filters++] = optarg;
+		} else {
 			return bad_option(usage_ls, opt, argv);
+		}
 	}
 	if (optind < argc)
 		return usage_error(usage_ls, "unexpected argument '%s'", argv[optind]);
 
 	if (client_open(&c, ctx->socket_path, &err) < 0)
 		return runtime_error(&err);
-	r = api_json(&c, "GET", "/v1/sandboxes", NULL, false, NULL, &res, &err);
+	r = list_sandboxes(&c, filters, n_filters, usage_ls, &res, &status);
 	client_close(&c);
 	if (r < 0)
-		return runtime_error(&err);
+		return status;
 	if (json) {
 		print_json(res);
 		return 0;
@@ -1528,6 +1763,172 @@ static int verb_inspect(struct verb_ctx *ctx, int argc, char **argv)
 		return runtime_error(&err);
 	print_json(res);
 	return 0;
+}
+
+static const char usage_stats[] =
+    "Usage: airlock stats [--json] [ID...]\n"
+    "\n"
+    "Show what sandboxes use (all of them when no ID is given): CPU (share of one\n"
+    "CPU over a 1 s sample, and time used), memory, processes and disk against\n"
+    "their limits, as the kernel reports them.\n"
+    "\n"
+    "      --json   one JSON object: {\"sandboxes\": [{id, name, cpu_percent,\n"
+    "               cpu_seconds, memory_bytes, memory_limit_bytes, pids, pids_limit,\n"
+    "               disk_bytes, disk_limit_bytes}]}\n";
+
+/* Inspect of sandbox id into *out. */
+static int inspect_sandbox(struct client *c, const char *id, cJSON **out, struct al_error *err)
+{
+	_cleanup_free_ char *path = sandbox_path(c, id, "");
+
+	if (!path)
+		return al_error_set(err, ENOMEM, "out of memory");
+	return api_json(c, "GET", path, NULL, false, NULL, out, err);
+}
+
+/* The number at o.a.b(.c) (c may be NULL), or NAN when missing or null. */
+static double json_path_num(const cJSON *o, const char *a, const char *b, const char *c)
+{
+	const cJSON *v =
+	    cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, a), b);
+
+	if (c)
+		v = cJSON_GetObjectItemCaseSensitive(v, c);
+	return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static void human_or_dash(double v, char *buf, size_t len)
+{
+	if (isnan(v) || v <= 0)
+		snprintf(buf, len, isnan(v) ? "-" : "0");
+	else
+		human_size(v, buf, len);
+}
+
+static int verb_stats(struct verb_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	_cleanup_cjson_ cJSON *list = NULL, *out = cJSON_CreateObject();
+	_cleanup_strv_ char **ids = NULL;
+	_cleanup_free_ double *cpu0 = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	struct client c = {0};
+	uint64_t t0;
+	size_t n = 0;
+	bool json = false;
+	int opt, status = 0;
+	cJSON *rows = out ? cJSON_AddArrayToObject(out, "sandboxes") : NULL;
+
+	while ((opt = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+		if (opt == 'h')
+			return show_usage(usage_stats);
+		if (opt != OPT_JSON)
+			return bad_option(usage_stats, opt, argv);
+		json = true;
+	}
+	if (!rows)
+		return usage_error(usage_stats, "out of memory");
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	if (optind < argc) {
+		ids = calloc(1, sizeof(char *));
+		for (int i = optind; ids && i < argc; i++)
+			if (al_strv_push(&ids, argv[i]) < 0)
+				al_strv_freep(&ids);
+	} else {
+		const cJSON *sb;
+		if (api_json(&c, "GET", "/v1/sandboxes", NULL, false, NULL, &list, &err) < 0) {
+			client_close(&c);
+			return runtime_error(&err);
+		}
+		ids = calloc(1, sizeof(char *));
+		cJSON_ArrayForEach(sb, cJSON_GetObjectItemCaseSensitive(list, "sandboxes"))
+		{
+			if (ids && al_strv_push(&ids, json_string(sb, "id")) < 0)
+				al_strv_freep(&ids);
+		}
+	}
+	n = ids ? al_strv_length(ids) : 0;
+	cpu0 = calloc(n + 1, sizeof(double));
+	if (!ids || !cpu0) {
+		client_close(&c);
+		return usage_error(usage_stats, "out of memory");
+	}
+	/* CPU time is cumulative: its share comes from two readings 1 s apart. */
+	t0 = al_now_ms();
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_cjson_ cJSON *sb = NULL;
+		cpu0[i] = NAN;
+		al_error_clear(&err);
+		if (inspect_sandbox(&c, ids[i], &sb, &err) == 0)
+			cpu0[i] = json_path_num(sb, "cgroup", "usage", "cpu_seconds");
+	}
+	if (n)
+		usleep(1000 * 1000);
+	if (!json)
+		printf("%-14s  %-20s  %6s  %9s  %19s  %11s  %17s\n", "ID", "NAME", "CPU %",
+		       "CPU TIME", "MEM / LIMIT", "PIDS / MAX", "DISK / LIMIT");
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_cjson_ cJSON *sb = NULL;
+		double cpu, mem, mem_max, pids, pids_max, disk, disk_max, share;
+		char a[16], b[16], line[64];
+		cJSON *row;
+
+		al_error_clear(&err);
+		if (inspect_sandbox(&c, ids[i], &sb, &err) < 0) {
+			status = runtime_error(&err);
+			continue;
+		}
+		cpu = json_path_num(sb, "cgroup", "usage", "cpu_seconds");
+		share = (cpu - cpu0[i]) * 100.0 / ((double)(al_now_ms() - t0) / 1000.0);
+		mem = json_path_num(sb, "cgroup", "usage", "memory_bytes");
+		mem_max = json_path_num(sb, "cgroup", "limits", "memory_bytes");
+		pids = json_path_num(sb, "cgroup", "usage", "pids");
+		pids_max = json_path_num(sb, "cgroup", "limits", "pids");
+		disk = json_path_num(sb, "disk", "used_bytes", NULL);
+		disk_max = json_path_num(sb, "disk", "limit_bytes", NULL);
+		row = cJSON_CreateObject();
+		cJSON_AddStringToObject(row, "id", json_string(sb, "id"));
+		cJSON_AddStringToObject(row, "name", json_string(sb, "name"));
+#define ADD_NUM(key, v)                                                                            \
+	(isnan(v) ? cJSON_AddNullToObject(row, key) : cJSON_AddNumberToObject(row, key, v))
+		ADD_NUM("cpu_percent", share);
+		ADD_NUM("cpu_seconds", cpu);
+		ADD_NUM("memory_bytes", mem);
+		ADD_NUM("memory_limit_bytes", mem_max);
+		ADD_NUM("pids", pids);
+		ADD_NUM("pids_limit", pids_max);
+		ADD_NUM("disk_bytes", disk);
+		ADD_NUM("disk_limit_bytes", disk_max);
+#undef ADD_NUM
+		cJSON_AddItemToArray(rows, row);
+		if (json)
+			continue;
+		human_or_dash(mem, a, sizeof(a));
+		human_or_dash(mem_max, b, sizeof(b));
+		snprintf(line, sizeof(line), "%s / %s", a, b);
+		printf("%-14s  %-20.20s  %6.1f  %8.1fs  %19s  ", json_string(sb, "id"),
+		       json_string(sb, "name"), isnan(share) ? 0.0 : share, isnan(cpu) ? 0.0 : cpu,
+		       line);
+		if (isnan(pids_max) || pids_max == 0)
+			snprintf(b, sizeof(b), "-");
+		else
+			snprintf(b, sizeof(b), "%.0f", pids_max);
+		snprintf(line, sizeof(line), "%.0f / %s", isnan(pids) ? 0 : pids, b);
+		printf("%11s  ", line);
+		human_or_dash(disk, a, sizeof(a));
+		human_or_dash(disk_max, b, sizeof(b));
+		snprintf(line, sizeof(line), "%s / %s", a, b);
+		printf("%17s\n", line);
+	}
+	client_close(&c);
+	if (json)
+		print_json(out);
+	return status;
 }
 
 /* One line of `airlock events`: TIME TYPE WHAT PID COUNT. */
@@ -2373,6 +2774,8 @@ static const struct verb {
     {"inspect", verb_inspect},
     {"events", verb_events},
     {"rm", verb_rm},
+    {"prune", verb_prune},
+    {"stats", verb_stats},
     {"write", verb_write},
     {"read", verb_read},
     {"info", verb_info},

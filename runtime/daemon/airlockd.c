@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "admission.h"
@@ -76,7 +77,10 @@ static void usage(FILE *f)
 	    "                      (default 0; at most 256)\n"
 	    "  --client-rate N     requests a second each non-root client may make, in\n"
 	    "                      bursts of 2N (default %d)\n"
-	    "  --debug             verbose logging\n",
+	    "  --log-format FMT    text (default) or json: one JSON object per line, with\n"
+	    "                      a line per request (client uid, sandbox, command, duration)\n"
+	    "  --debug             verbose logging\n"
+	    "  --version           print the version and exit\n",
 	    AIRLOCK_PROFILES_DIR, AIRLOCK_LIBEXEC_INIT, ADMISSION_RATE);
 }
 
@@ -476,6 +480,8 @@ int main(int argc, char **argv)
 	    {"warm-pool", required_argument, NULL, 'w'},
 	    {"client-rate", required_argument, NULL, 'R'},
 	    {"debug", no_argument, NULL, 'D'},
+	    {"log-format", required_argument, NULL, 'L'},
+	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -545,6 +551,17 @@ int main(int argc, char **argv)
 		case 'D':
 			o.debug = true;
 			break;
+		case 'L':
+			if (strcmp(optarg, "text") && strcmp(optarg, "json")) {
+				log_error("invalid --log-format '%s': expected text or json",
+				          optarg);
+				return 2;
+			}
+			al_log_set_json(!strcmp(optarg, "json"));
+			break;
+		case 'V':
+			printf("airlockd %s\n", AIRLOCK_VERSION);
+			return 0;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -626,9 +643,16 @@ int main(int argc, char **argv)
 	         o.socket_path, ctx.host.state_dir,
 	         cgroup_mode_name(cgroup_manager_mode(ctx.host.cgroups)),
 	         registry_count_visible(&ctx.registry, 0));
-	do
-		sig = sigwaitinfo(&mask, NULL);
-	while (sig < 0 && errno == EINTR);
+	/* The main thread waits for a stopping signal, and meanwhile, once a
+	 * second, destroys the sandboxes whose ttl or idle_timeout passed. */
+	for (;;) {
+		const struct timespec tick = {.tv_sec = 1};
+		sig = sigtimedwait(&mask, NULL, &tick);
+		if (sig > 0)
+			break;
+		if (errno == EAGAIN)
+			lifecycle_expire(&ctx, (int64_t)time(NULL));
+	}
 	api_stop(srv);
 	kept = registry_count_visible(&ctx.registry, 0);
 	log_info("signal %d: stopping; %zu sandboxes keep running", sig, kept);

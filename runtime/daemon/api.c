@@ -30,10 +30,12 @@
 #include "images.h"
 #include "log.h"
 #include "lifecycle.h"
+#include "metrics.h"
 #include "pool.h"
 #include "process.h"
 #include "reaper.h"
 #include "sandbox.h"
+#include "strv.h"
 #include "util.h"
 
 #define MAX_JSON_BODY (16u << 20)
@@ -52,6 +54,7 @@ struct api_server {
 	int listen_fd; /* ours: libmicrohttpd does not listen (admission.c accepts) */
 	struct daemon *ctx;
 	gid_t allowed_gid;
+	uint64_t started_ms;
 };
 
 struct request {
@@ -67,6 +70,7 @@ struct request {
 	uid_t peer_uid;
 	int spool_fd; /* body goes to this temp file instead (workspace tars), or -1 */
 	uint64_t spooled;
+	char sandbox[16]; /* the id of the sandbox it is about, for the log */
 };
 
 /* JSON bodies in memory, all requests together. */
@@ -91,6 +95,9 @@ struct reply {
 	bool keep_json; /* reply_json keeps the object in json (owned) unprinted */
 	cJSON *json;
 	int client_fd; /* the request's connection, to notice its client leave; or -1 */
+	/* For the request's log line: the command an exec ran, and when it started. */
+	char command[256];
+	uint64_t exec_started_us;
 };
 
 /* ---- replies ------------------------------------------------------------------------------ */
@@ -293,12 +300,102 @@ static void handle_info(struct api_server *s, uid_t client, struct reply *rp)
 	reply_json(rp, 200, o);
 }
 
-static void handle_list(struct api_server *s, uid_t client, struct reply *rp)
+/* Cheap on purpose (a load balancer's or systemd's probe): no lock of the
+ * registry or a sandbox, no file read. */
+static void handle_health(struct api_server *s, struct reply *rp)
 {
 	cJSON *o = cJSON_CreateObject();
 
-	if (!o ||
-	    !cJSON_AddItemToObject(o, "sandboxes", registry_list_json(&s->ctx->registry, client))) {
+	cJSON_AddStringToObject(o, "status", "ok");
+	cJSON_AddStringToObject(o, "version", AIRLOCK_VERSION);
+	cJSON_AddNumberToObject(o, "uptime_seconds",
+	                        (double)((al_now_ms() - s->started_ms) / 1000));
+	reply_json(rp, 200, o);
+}
+
+static void handle_metrics(struct api_server *s, struct reply *rp)
+{
+	struct al_buf text = {0};
+
+	if (metrics_render(s->ctx, &text) < 0 || al_buf_append(&text, "", 1) < 0) {
+		al_buf_free(&text);
+		reply_error(rp, 500, "internal", "out of memory");
+		return;
+	}
+	rp->status = 200;
+	rp->body = text.data; /* owned by the reply now */
+	rp->len = text.len - 1;
+	rp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+}
+
+/* The filters of a list (?label=K=V, repeatable: all must match; ?state=). */
+struct list_filter {
+	char **labels; /* "K=V" */
+	const char *state;
+	struct al_error err;
+};
+
+static enum MHD_Result collect_filter(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+	struct list_filter *f = cls;
+
+	(void)kind;
+	if (f->err.code)
+		return MHD_NO;
+	if (!strcmp(key, "label")) {
+		if (!value || !strchr(value, '=') || value[0] == '=')
+			al_error_set(&f->err, EINVAL,
+			             "label filter must be KEY=VALUE (got \"%.64s\")",
+			             value ? value : "");
+		else if (al_strv_push(&f->labels, value) < 0)
+			al_error_set(&f->err, ENOMEM, "out of memory");
+	} else if (!strcmp(key, "state")) {
+		if (!value || (strcmp(value, "running") && strcmp(value, "stopped")))
+			al_error_set(&f->err, EINVAL, "state filter must be running or stopped");
+		f->state = value;
+	} else {
+		al_error_set(&f->err, EINVAL,
+		             "unknown query parameter \"%.64s\" of a list (label, state)", key);
+	}
+	return f->err.code ? MHD_NO : MHD_YES;
+}
+
+static bool matches(const cJSON *summary, const struct list_filter *f)
+{
+	const cJSON *labels = cJSON_GetObjectItemCaseSensitive(summary, "labels");
+
+	if (f->state &&
+	    strcmp(al_json_str(summary, "state") ? al_json_str(summary, "state") : "", f->state))
+		return false;
+	for (char **l = f->labels; l && *l; l++) {
+		_cleanup_free_ char *key = strndup(*l, (size_t)(strchr(*l, '=') - *l));
+		const char *have = key ? al_json_str(labels, key) : NULL;
+		if (!have || strcmp(have, strchr(*l, '=') + 1))
+			return false;
+	}
+	return true;
+}
+
+static void handle_list(struct api_server *s, struct MHD_Connection *c, uid_t client,
+                        struct reply *rp)
+{
+	struct list_filter f = {.err = AL_ERROR_INIT};
+	cJSON *o = cJSON_CreateObject(), *a;
+
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_filter, &f);
+	if (f.err.code) {
+		al_strv_freep(&f.labels);
+		cJSON_Delete(o);
+		reply_al_error(rp, &f.err);
+		return;
+	}
+	a = registry_list_json(&s->ctx->registry, client);
+	for (int i = cJSON_GetArraySize(a) - 1; i >= 0; i--)
+		if (!matches(cJSON_GetArrayItem(a, i), &f))
+			cJSON_DeleteItemFromArray(a, i);
+	al_strv_freep(&f.labels);
+	if (!o || !cJSON_AddItemToObject(o, "sandboxes", a)) {
 		cJSON_Delete(o);
 		reply_error(rp, 500, "internal", "out of memory");
 		return;
@@ -306,7 +403,8 @@ static void handle_list(struct api_server *s, uid_t client, struct reply *rp)
 	reply_json(rp, 200, o);
 }
 
-static void exec_and_reply(struct sandbox *sb, const cJSON *req, struct reply *rp);
+static void exec_and_reply(struct daemon *d, struct sandbox *sb, const cJSON *req,
+                           struct reply *rp);
 
 /*
  * A create request with "exec": the command runs in the new sandbox and the
@@ -325,7 +423,8 @@ static void create_exec_and_reply(struct api_server *s, struct sandbox *sb, cons
 	cJSON *o, *result;
 	bool removed = false;
 
-	exec_and_reply(sb, exec, &erp);
+	exec_and_reply(s->ctx, sb, exec, &erp);
+	memcpy(rp->command, erp.command, sizeof(rp->command));
 	result = erp.json;
 	if (erp.status != 200 || !result) {
 		/* The sandbox was made for this command only. */
@@ -387,6 +486,10 @@ static void handle_create(struct api_server *s, struct request *rq, struct MHD_C
 
 	if (!req)
 		return;
+	if (sandbox_spec_check_request(req, &err) < 0) {
+		reply_al_error(rp, &err);
+		return;
+	}
 	/* "exec" and "remove" are about the command, not the sandbox: taken
 	 * out before the create sees the request (a warm pool's sandbox still
 	 * serves it). */
@@ -520,8 +623,38 @@ static bool client_gone(int fd)
  * exec, yield_ms 0 means "until it ends"; for a poll or stdin write on a
  * known process it means "do not wait".
  */
-static void reply_process(struct sandbox *sb, struct al_process *p, const char *known_id,
-                          uint64_t yield_ms, bool base64, struct reply *rp)
+/*
+ * A command that ended by SIGKILL (not airlockd's timeout) while its
+ * sandbox had an OOM kill not yet blamed on another: the memory limit
+ * killed it, and the answer says so ("oom_killed"), so that a client can
+ * say "out of memory" instead of "signal 9".
+ */
+static void note_oom_kill(struct daemon *d, struct sandbox *sb, cJSON *result)
+{
+	const cJSON *sig = cJSON_GetObjectItemCaseSensitive(result, "signal");
+	uint64_t n;
+	bool oom = false;
+
+	if (!d || !cJSON_IsNumber(sig) || sig->valueint != SIGKILL ||
+	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(result, "timed_out")) ||
+	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(result, "running")))
+		return;
+	n = events_oom_kills(d, sb->id);
+	pthread_mutex_lock(&sb->lock);
+	if (n > sb->oom_kills_reported) {
+		sb->oom_kills_reported = n;
+		oom = true;
+	}
+	pthread_mutex_unlock(&sb->lock);
+	if (oom) {
+		cJSON_AddTrueToObject(result, "oom_killed");
+		cJSON_AddNumberToObject(result, "memory_limit_bytes",
+		                        (double)sb->spec.limits.memory_bytes);
+	}
+}
+
+static void reply_process(struct daemon *d, struct sandbox *sb, struct al_process *p,
+                          const char *known_id, uint64_t yield_ms, bool base64, struct reply *rp)
 {
 	char id[16];
 	cJSON *o;
@@ -550,6 +683,7 @@ static void reply_process(struct sandbox *sb, struct al_process *p, const char *
 		}
 	}
 	o = process_take_result(p, base64);
+	note_oom_kill(d, sb, o);
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "running"))) {
 		if (known_id) {
 			snprintf(id, sizeof(id), "%s", known_id);
@@ -612,8 +746,46 @@ static int parse_exec_user(const cJSON *v, uid_t *uid, gid_t *gid, struct al_err
 	return 0;
 }
 
+/* The keys of an exec request (also the "exec" of a create request): the
+ * one list a new exec option is added to. */
+static const struct al_json_key exec_keys[] = {
+    {"argv", AL_JSON_ARRAY | AL_JSON_NULL},
+    {"command", AL_JSON_STRING | AL_JSON_NULL},
+    {"env", AL_JSON_OBJECT | AL_JSON_NULL},
+    {"cwd", AL_JSON_STRING | AL_JSON_NULL},
+    {"stdin", AL_JSON_STRING | AL_JSON_NULL},
+    {"stdin_base64", AL_JSON_STRING | AL_JSON_NULL},
+    {"keep_stdin_open", AL_JSON_BOOL | AL_JSON_NULL},
+    {"timeout_ms", AL_JSON_NUMBER | AL_JSON_NULL},
+    {"yield_ms", AL_JSON_NUMBER | AL_JSON_NULL},
+    {"max_output_bytes", AL_JSON_NUMBER | AL_JSON_NULL},
+    {"encoding", AL_JSON_STRING | AL_JSON_NULL},
+    {"user", AL_JSON_STRING | AL_JSON_NULL},
+};
+
+/* The keys of a write to a process's stdin. */
+static const struct al_json_key stdin_keys[] = {
+    {"data", AL_JSON_STRING | AL_JSON_NULL},     {"data_base64", AL_JSON_STRING | AL_JSON_NULL},
+    {"close", AL_JSON_BOOL | AL_JSON_NULL},      {"yield_ms", AL_JSON_NUMBER | AL_JSON_NULL},
+    {"encoding", AL_JSON_STRING | AL_JSON_NULL},
+};
+
+/* argv as one line for the log, bounded. */
+static void command_text(char *const *argv, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (char *const *a = argv; a && *a && used + 1 < len; a++) {
+		int w = snprintf(buf + used, len - used, "%s%s", a == argv ? "" : " ", *a);
+		if (w < 0)
+			break;
+		used += (size_t)w;
+	}
+}
+
 /* Start the command an exec request (req) describes and reply with its result. */
-static void exec_and_reply(struct sandbox *sb, const cJSON *req, struct reply *rp)
+static void exec_and_reply(struct daemon *d, struct sandbox *sb, const cJSON *req, struct reply *rp)
 {
 	struct al_error err = AL_ERROR_INIT;
 	_cleanup_strv_ char **argv = NULL, **env = NULL;
@@ -625,6 +797,10 @@ static void exec_and_reply(struct sandbox *sb, const cJSON *req, struct reply *r
 	size_t n = 0, i = 0;
 	bool base64;
 
+	if (al_json_check(req, exec_keys, "exec request", &err) < 0) {
+		reply_al_error(rp, &err);
+		return;
+	}
 	base64 = want_base64(req, rp);
 	if (rp->status)
 		return;
@@ -719,23 +895,26 @@ static void exec_and_reply(struct sandbox *sb, const cJSON *req, struct reply *r
 		reply_error(rp, 500, "internal", "out of memory");
 		return;
 	}
+	command_text(argv, rp->command, sizeof(rp->command));
+	rp->exec_started_us = al_now_ns() / 1000;
 	if (process_start(sb, &x, &p, &err) < 0) {
 		reply_al_error(rp, &err);
 		return;
 	}
-	reply_process(sb, p, NULL, yield_ms, base64, rp);
+	reply_process(d, sb, p, NULL, yield_ms, base64, rp);
 	process_unref(p);
+	metrics_count_exec(al_now_ns() / 1000 - rp->exec_started_us);
 }
 
-static void handle_exec(struct sandbox *sb, struct request *rq, struct reply *rp)
+static void handle_exec(struct daemon *d, struct sandbox *sb, struct request *rq, struct reply *rp)
 {
 	_cleanup_cjson_ cJSON *req = parse_body(rq, rp, true);
 
 	if (req)
-		exec_and_reply(sb, req, rp);
+		exec_and_reply(d, sb, req, rp);
 }
 
-static void handle_process(struct sandbox *sb, const char *pid, const char *sub,
+static void handle_process(struct daemon *d, struct sandbox *sb, const char *pid, const char *sub,
                            struct MHD_Connection *c, const char *method, struct request *rq,
                            struct reply *rp)
 {
@@ -754,7 +933,7 @@ static void handle_process(struct sandbox *sb, const char *pid, const char *sub,
 		if (query_u64(c, "yield_ms", 0, &yield_ms, &err) < 0)
 			reply_al_error(rp, &err);
 		else
-			reply_process(sb, p, pid, yield_ms, enc && !strcmp(enc, "base64"), rp);
+			reply_process(d, sb, p, pid, yield_ms, enc && !strcmp(enc, "base64"), rp);
 	} else if (!sub && !strcmp(method, "DELETE")) {
 		const char *name = query(c, "signal");
 		int sig = SIGKILL;
@@ -783,7 +962,9 @@ static void handle_process(struct sandbox *sb, const char *pid, const char *sub,
 		size_t len = 0;
 		bool base64;
 
-		if (req) {
+		if (req && al_json_check(req, stdin_keys, "stdin request", &err) < 0)
+			reply_al_error(rp, &err);
+		else if (req) {
 			base64 = want_base64(req, rp);
 			if ((v = cJSON_GetObjectItemCaseSensitive(req, "data_base64")) &&
 			    cJSON_IsString(v)) {
@@ -801,7 +982,7 @@ static void handle_process(struct sandbox *sb, const char *pid, const char *sub,
 			    process_write_stdin(p, data, len, json_bool(req, "close"), &err) < 0)
 				reply_al_error(rp, &err);
 			if (!rp->status)
-				reply_process(sb, p, pid, yield_ms, base64, rp);
+				reply_process(d, sb, p, pid, yield_ms, base64, rp);
 		}
 	} else {
 		reply_error(rp, 405, "method_not_allowed", "method not allowed on a process");
@@ -1145,9 +1326,14 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 		reply_error(rp, 404, "not_found", "unknown path");
 		return;
 	}
-	if (n == 2 && !strcmp(seg[1], "info")) {
+	if (n == 2 &&
+	    (!strcmp(seg[1], "info") || !strcmp(seg[1], "health") || !strcmp(seg[1], "metrics"))) {
 		if (strcmp(method, "GET"))
 			reply_error(rp, 405, "method_not_allowed", "use GET");
+		else if (!strcmp(seg[1], "health"))
+			handle_health(s, rp);
+		else if (!strcmp(seg[1], "metrics"))
+			handle_metrics(s, rp);
 		else
 			handle_info(s, rq->peer_uid, rp);
 		return;
@@ -1166,7 +1352,7 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 	}
 	if (n == 2) {
 		if (!strcmp(method, "GET"))
-			handle_list(s, rq->peer_uid, rp);
+			handle_list(s, c, rq->peer_uid, rp);
 		else if (!strcmp(method, "POST"))
 			handle_create(s, rq, c, rp);
 		else
@@ -1183,6 +1369,14 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 	pthread_mutex_lock(&sb->lock);
 	bool busy = sb->destroying;
 	pthread_mutex_unlock(&sb->lock);
+	snprintf(rq->sandbox, sizeof(rq->sandbox), "%s", sb->id);
+	/* Exec, processes, files and the workspace are activity (idle_timeout,
+	 * lifecycle_expire); inspecting it or its events is not. */
+	bool activity = n >= 4 && strcmp(seg[3], "events") && strcmp(seg[3], "snapshots");
+	if (activity) {
+		__atomic_add_fetch(&sb->requests, 1, __ATOMIC_RELAXED);
+		sandbox_touch(sb);
+	}
 	if (busy) {
 		reply_error(rp, 404, "not_found", "sandbox is being created or destroyed");
 	} else if (n == 3) {
@@ -1196,9 +1390,9 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 		if (strcmp(method, "POST"))
 			reply_error(rp, 405, "method_not_allowed", "use POST");
 		else
-			handle_exec(sb, rq, rp);
+			handle_exec(s->ctx, sb, rq, rp);
 	} else if ((n == 5 || n == 6) && !strcmp(seg[3], "processes")) {
-		handle_process(sb, seg[4], n == 6 ? seg[5] : NULL, c, method, rq, rp);
+		handle_process(s->ctx, sb, seg[4], n == 6 ? seg[5] : NULL, c, method, rq, rp);
 	} else if (n == 4 && !strcmp(seg[3], "events")) {
 		handle_events(s, sb, c, method, rp);
 	} else if (n == 4 && !strcmp(seg[3], "workspace")) {
@@ -1213,7 +1407,157 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 	} else {
 		reply_error(rp, 404, "not_found", "unknown path");
 	}
+	if (activity) {
+		sandbox_touch(sb);
+		__atomic_sub_fetch(&sb->requests, 1, __ATOMIC_RELAXED);
+	}
 	sandbox_unref(sb);
+}
+
+/* The template of a request's path for metrics ("/v1/sandboxes/{id}/exec"). */
+static void route_template(const char *url, char *buf, size_t len)
+{
+	_cleanup_free_ char *copy = strdup(url);
+	char *seg[8] = {0};
+	size_t n = copy ? split_path(copy, seg, 8) : 0;
+
+	snprintf(buf, len, "other");
+	if (n < 2 || strcmp(seg[0], "v1"))
+		return;
+	if (n == 2)
+		snprintf(buf, len, "/v1/%s", seg[1]);
+	else if (!strcmp(seg[1], "snapshots") && n == 3 && !strcmp(seg[2], "import"))
+		snprintf(buf, len, "/v1/snapshots/import");
+	else if (!strcmp(seg[1], "snapshots") && n == 3)
+		snprintf(buf, len, "/v1/snapshots/{id}");
+	else if (!strcmp(seg[1], "snapshots") && n == 4 && !strcmp(seg[3], "export"))
+		snprintf(buf, len, "/v1/snapshots/{id}/export");
+	else if (!strcmp(seg[1], "images") && n == 3)
+		snprintf(buf, len, "/v1/images/{name}");
+	else if (!strcmp(seg[1], "sandboxes") && n == 3)
+		snprintf(buf, len, "/v1/sandboxes/{id}");
+	else if (!strcmp(seg[1], "sandboxes") && n == 4)
+		snprintf(buf, len, "/v1/sandboxes/{id}/%s", seg[3]);
+	else if (!strcmp(seg[1], "sandboxes") && (n == 5 || n == 6) && !strcmp(seg[3], "processes"))
+		snprintf(buf, len, "/v1/sandboxes/{id}/processes/{pid}%s", n == 6 ? "/stdin" : "");
+}
+
+/*
+ * Every operation of the API with the query parameters it reads: the one
+ * list a new one is added to.  Any other parameter is refused (a
+ * "?parent=1" would otherwise silently mean "no parents").  A method not
+ * listed for a route is left to route(), which answers 405 (or 404).
+ */
+static const struct {
+	const char *route; /* route_template() */
+	const char *method;
+	const char *params[4];
+} query_params[] = {
+    {"/v1/health", "GET", {NULL}},
+    {"/v1/metrics", "GET", {NULL}},
+    {"/v1/info", "GET", {NULL}},
+    {"/v1/sandboxes", "GET", {"label", "state"}},
+    {"/v1/sandboxes", "POST", {"view"}},
+    {"/v1/sandboxes/{id}", "GET", {NULL}},
+    {"/v1/sandboxes/{id}", "DELETE", {"wait"}},
+    {"/v1/sandboxes/{id}/exec", "POST", {NULL}},
+    {"/v1/sandboxes/{id}/processes/{pid}", "GET", {"yield_ms", "encoding"}},
+    {"/v1/sandboxes/{id}/processes/{pid}", "DELETE", {"signal"}},
+    {"/v1/sandboxes/{id}/processes/{pid}/stdin", "POST", {NULL}},
+    {"/v1/sandboxes/{id}/events", "GET", {"since"}},
+    {"/v1/sandboxes/{id}/workspace", "GET", {NULL}},
+    {"/v1/sandboxes/{id}/workspace",
+     "PUT",
+     {"max_input_bytes", "max_extracted_bytes", "max_members"}},
+    {"/v1/sandboxes/{id}/snapshots", "POST", {NULL}},
+    {"/v1/sandboxes/{id}/files", "GET", {"path"}},
+    {"/v1/sandboxes/{id}/files", "PUT", {"path", "mode", "parents"}},
+    {"/v1/sandboxes/{id}/files", "DELETE", {"path", "recursive"}},
+    {"/v1/sandboxes/{id}/dirs", "GET", {"path"}},
+    {"/v1/sandboxes/{id}/dirs", "POST", {"path", "parents"}},
+    {"/v1/snapshots", "GET", {NULL}},
+    {"/v1/snapshots/{id}", "DELETE", {NULL}},
+    {"/v1/snapshots/{id}/export", "GET", {NULL}},
+    {"/v1/snapshots/import", "POST", {"max_input_bytes"}},
+    {"/v1/images", "GET", {NULL}},
+    {"/v1/images", "POST", {"name", "max_extracted_bytes", "max_members"}},
+    {"/v1/images/{name}", "GET", {NULL}},
+    {"/v1/images/{name}", "DELETE", {NULL}},
+};
+
+struct query_check {
+	const char *const *params; /* NULL-terminated (at most 4) */
+	const char *route;
+	struct al_error err;
+};
+
+static enum MHD_Result check_query_param(void *cls, enum MHD_ValueKind kind, const char *key,
+                                         const char *value)
+{
+	struct query_check *q = cls;
+	struct al_json_key known[4];
+	size_t n = 0;
+	const char *hint;
+
+	(void)kind;
+	(void)value;
+	for (; n < 4 && q->params[n]; n++) {
+		if (!strcmp(q->params[n], key))
+			return MHD_YES;
+		known[n] = (struct al_json_key){q->params[n], 0};
+	}
+	hint = al_json_suggest_key(key, known, n);
+	if (hint)
+		al_error_set(&q->err, EINVAL,
+		             "unknown query parameter \"%.64s\" of %s (did you mean \"%s\"?)", key,
+		             q->route, hint);
+	else
+		al_error_set(&q->err, EINVAL, "unknown query parameter \"%.64s\" of %s", key,
+		             q->route);
+	return MHD_NO;
+}
+
+/* -EINVAL naming a query parameter that route (a template) does not take. */
+static int check_query(struct MHD_Connection *c, const char *route, const char *method,
+                       struct al_error *err)
+{
+	struct query_check q = {.route = route, .err = AL_ERROR_INIT};
+
+	for (size_t i = 0; i < AL_ARRAY_SIZE(query_params); i++)
+		if (!strcmp(query_params[i].route, route) &&
+		    !strcmp(query_params[i].method, method))
+			q.params = query_params[i].params;
+	if (!q.params)
+		return 0; /* not an operation: route() answers 405 or 404 */
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, check_query_param, &q);
+	if (q.err.code)
+		*err = q.err;
+	return -q.err.code;
+}
+
+/* One line per request: in the JSON log format for every request (an access
+ * log for collectors), in text only at debug level, and failures at warn. */
+static void log_request(const struct request *rq, const char *method, const char *url,
+                        const struct reply *rp, uint64_t duration_us)
+{
+	enum al_log_level level = rp->status >= 500  ? AL_LOG_WARN
+	                          : al_log_is_json() ? AL_LOG_INFO
+	                                             : AL_LOG_DEBUG;
+	char uid[16], status[8], dur[24];
+	const struct al_log_field fields[] = {
+	    {"uid", uid},
+	    {"method", method},
+	    {"path", url},
+	    {"status", status},
+	    {"sandbox", rq->sandbox[0] ? rq->sandbox : NULL},
+	    {"command", rp->command[0] ? rp->command : NULL},
+	    {"duration_ms", dur},
+	};
+
+	snprintf(uid, sizeof(uid), "%u", (unsigned)rq->peer_uid);
+	snprintf(status, sizeof(status), "%u", rp->status);
+	snprintf(dur, sizeof(dur), "%.3f", (double)duration_us / 1000.0);
+	al_log_fields(level, fields, AL_ARRAY_SIZE(fields), "%s %s -> %u", method, url, rp->status);
 }
 
 /* ---- libmicrohttpd glue ------------------------------------------------------------------- */
@@ -1425,11 +1769,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	route(s, c, url, method, rq, &rp);
-	if (rp.status >= 500)
-		log_warn("%s %s -> %u", method, url, rp.status);
-	else
-		log_debug("%s %s -> %u", method, url, rp.status);
+	{
+		uint64_t start = al_now_ns() / 1000;
+		char tmpl[64];
+
+		struct al_error err = AL_ERROR_INIT;
+
+		route_template(url, tmpl, sizeof(tmpl));
+		if (check_query(c, tmpl, method, &err) < 0)
+			reply_al_error(&rp, &err);
+		else
+			route(s, c, url, method, rq, &rp);
+		if (!rp.status)
+			reply_error(&rp, 500, "internal", "no response");
+		metrics_count_request(tmpl, method, rp.status);
+		log_request(rq, method, url, &rp, al_now_ns() / 1000 - start);
+	}
 	return send_reply(c, &rp);
 }
 
@@ -1470,6 +1825,7 @@ int api_start(struct daemon *ctx, int listen_fd, gid_t allowed_gid, struct api_s
 		return al_error_set(err, ENOMEM, "out of memory");
 	s->ctx = ctx;
 	s->allowed_gid = allowed_gid;
+	s->started_ms = al_now_ms();
 	if (admission_new(listen_fd, ctx->client_rate, &s->admission, err) < 0) {
 		free(s);
 		return -err->code;

@@ -58,6 +58,7 @@
 #include "cleanup.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "daemon.h"
 #include "sandbox.h"
 #include "strv.h"
@@ -212,6 +213,7 @@ static bool count_denial_locked(struct sandbox_events *l, const struct event *ev
 	struct event *last = newest_locked(l);
 	uint64_t now = al_now_ms();
 
+	metrics_count_denial();
 	add_total_locked(l, ev->syscall, 1);
 	if (last && last->type == ev->type && last->host_pid == ev->host_pid &&
 	    !strcmp(last->syscall, ev->syscall) && ev->first_ms >= last->last_ms &&
@@ -729,6 +731,7 @@ static void note_counter_locked(struct sandbox_events *l, const char *type, uint
 	if (now_value <= seen)
 		return;
 	ev.count = now_value - seen;
+	metrics_count_limit_hit(type, ev.count);
 	append_locked(l, &ev);
 }
 
@@ -765,6 +768,19 @@ static void poll_cgroup(struct daemon *d, const char *id)
 		l->cgroup_known = true;
 	}
 	pthread_mutex_unlock(&events.lock);
+}
+
+uint64_t events_oom_kills(struct daemon *d, const char *id)
+{
+	struct sandbox_events *l;
+	uint64_t n;
+
+	poll_cgroup(d, id);
+	pthread_mutex_lock(&events.lock);
+	l = log_get_locked(id, false);
+	n = l ? l->oom_kill : 0;
+	pthread_mutex_unlock(&events.lock);
+	return n;
 }
 
 static void poll_all_cgroups(struct daemon *d)

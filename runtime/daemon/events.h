@@ -31,6 +31,9 @@ void events_stop(void);
 /* Drop the log of a destroyed sandbox (and end a mute of its records). */
 void events_forget(const char *id);
 
+/* The OOM kills of sandbox id's cgroup so far (read now). */
+uint64_t events_oom_kills(struct daemon *d, const char *id);
+
 /* Record, once, that sandbox id's PID 1 is gone (event "pid1_exited"). */
 void events_note_pid1_exit(const char *id);
 

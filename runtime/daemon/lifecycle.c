@@ -19,6 +19,7 @@
 #include "cleanup.h"
 #include "criu.h"
 #include "events.h"
+#include "metrics.h"
 #include "json.h"
 #include "log.h"
 #include "pool.h"
@@ -83,6 +84,7 @@ static int make_sandbox(struct daemon *d, struct sandbox_spec *spec,
 	t.sb->pooled = pooled;
 	t.sb->destroying = true; /* not usable until ready */
 	al_iso8601_now(t.sb->created, sizeof(t.sb->created), false);
+	sandbox_touch_created(t.sb);
 	r = registry_reserve(&d->registry, t.sb, uid_base, hurry_reaper, d, err);
 	if (r < 0)
 		return r;
@@ -154,8 +156,15 @@ static int adopt(struct daemon *d, struct sandbox *sb, struct sandbox_spec *spec
 
 	sb->spec.env = TAKE_PTR(spec->env);
 	spec->env = env;
+	/* The lifecycle settings do not change how a sandbox is made either. */
+	env = sb->spec.labels;
+	sb->spec.labels = TAKE_PTR(spec->labels);
+	spec->labels = env;
+	sb->spec.ttl_s = spec->ttl_s;
+	sb->spec.idle_timeout_s = spec->idle_timeout_s;
 	sb->spec.owner = spec->owner;
 	al_iso8601_now(sb->created, sizeof(sb->created), false);
+	sandbox_touch_created(sb);
 	registry_set_pooled(&d->registry, sb, false);
 	return sandbox_save_state(sb, err);
 }
@@ -255,6 +264,45 @@ int lifecycle_destroy(struct daemon *d, struct sandbox *sb, bool wait, struct al
 	return 0;
 }
 
+/* ---- lifetimes ---------------------------------------------------------------------------------
+ */
+
+size_t lifecycle_expire(struct daemon *d, int64_t now)
+{
+	_cleanup_strv_ char **ids = registry_ids(&d->registry);
+	size_t n = 0;
+
+	for (char **id = ids; id && *id; id++) {
+		_cleanup_sandbox_ struct sandbox *sb = registry_get(&d->registry, *id);
+		struct al_error err = AL_ERROR_INIT;
+		const char *why;
+		bool busy;
+
+		if (!sb)
+			continue; /* gone, being reaped, or in the warm pool */
+		pthread_mutex_lock(&sb->lock);
+		busy = sb->destroying;
+		pthread_mutex_unlock(&sb->lock);
+		/* A request working in it (an exec waiting for its command) is
+		 * activity until it ends: idleness counts from then. */
+		if (busy || !(why = sandbox_expired(sb, now)) ||
+		    (!strcmp(why, "idle_timeout") &&
+		     __atomic_load_n(&sb->requests, __ATOMIC_RELAXED)))
+			continue;
+		if (lifecycle_destroy(d, sb, false, &err) < 0) {
+			log_warn("sandbox %s: %s expired, but: %s", sb->id, why, err.msg);
+			continue;
+		}
+		metrics_count_expired(why);
+		log_info("sandbox %s (%s) destroyed: its %s (%llu s) expired", sb->id,
+		         sb->spec.name, why,
+		         (unsigned long long)(!strcmp(why, "ttl") ? sb->spec.ttl_s
+		                                                  : sb->spec.idle_timeout_s));
+		n++;
+	}
+	return n;
+}
+
 /* ---- snapshots ---------------------------------------------------------------------------------
  */
 
@@ -348,6 +396,7 @@ static int write_snapshot(struct daemon *d, struct sandbox *sb, bool processes, 
 	r = snapshot_writer_commit(w, meta, sizes, out, err);
 	if (r < 0)
 		return r;
+	metrics_count_snapshot(ws_size + layer_size + criu_size);
 	if (sandbox_write_last_snapshot(sb, snapshot_writer_id(w), err) < 0)
 		log_warn("sandbox %s: %s", sb->id, err->msg);
 	log_info("snapshot %s is of sandbox %s%s", snapshot_writer_id(w), sb->id,

@@ -26,6 +26,7 @@
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "archives.h"
@@ -140,6 +141,44 @@ bool sandbox_running(const struct sandbox *sb)
 	return read_start_time(sb->init_pid, &st) == 0 && st == sb->init_start;
 }
 
+/* ---- lifetimes ---------------------------------------------------------------------------- */
+
+void sandbox_touch_created(struct sandbox *sb)
+{
+	int64_t now = (int64_t)time(NULL);
+
+	sb->created_unix = now;
+	__atomic_store_n(&sb->active_unix, now, __ATOMIC_RELAXED);
+}
+
+void sandbox_touch(struct sandbox *sb)
+{
+	__atomic_store_n(&sb->active_unix, (int64_t)time(NULL), __ATOMIC_RELAXED);
+}
+
+int64_t sandbox_expires_at(const struct sandbox *sb)
+{
+	int64_t ttl_end = sb->spec.ttl_s ? sb->created_unix + (int64_t)sb->spec.ttl_s : 0;
+	int64_t idle_end = sb->spec.idle_timeout_s
+	                       ? __atomic_load_n(&sb->active_unix, __ATOMIC_RELAXED) +
+	                             (int64_t)sb->spec.idle_timeout_s
+	                       : 0;
+
+	if (ttl_end && idle_end)
+		return ttl_end < idle_end ? ttl_end : idle_end;
+	return ttl_end ? ttl_end : idle_end;
+}
+
+const char *sandbox_expired(const struct sandbox *sb, int64_t now)
+{
+	if (sb->spec.ttl_s && now >= sb->created_unix + (int64_t)sb->spec.ttl_s)
+		return "ttl";
+	if (sb->spec.idle_timeout_s && now >= __atomic_load_n(&sb->active_unix, __ATOMIC_RELAXED) +
+	                                          (int64_t)sb->spec.idle_timeout_s)
+		return "idle_timeout";
+	return NULL;
+}
+
 /* ---- state.json ------------------------------------------------------------------------- */
 
 int sandbox_save_state(const struct sandbox *sb, struct al_error *err)
@@ -153,6 +192,7 @@ int sandbox_save_state(const struct sandbox *sb, struct al_error *err)
 	    !cJSON_AddStringToObject(o, "id", sb->id) ||
 	    (sb->pooled && !cJSON_AddBoolToObject(o, "pooled", true)) ||
 	    !cJSON_AddStringToObject(o, "created", sb->created) ||
+	    !cJSON_AddNumberToObject(o, "created_unix", (double)sb->created_unix) ||
 	    !cJSON_AddNumberToObject(o, "init_pid", sb->init_pid) ||
 	    !cJSON_AddNumberToObject(o, "init_start", (double)sb->init_start) ||
 	    !cJSON_AddNumberToObject(o, "uid_slot", sb->uid_slot) ||
@@ -191,6 +231,9 @@ int sandbox_load(const struct sandbox_host *host, const char *id, struct sandbox
 		return -ENOMEM;
 	created = al_json_str(o, "created");
 	snprintf(sb->created, sizeof(sb->created), "%s", created ? created : "");
+	/* A record from before lifetimes: its ttl (none) counts from now. */
+	sandbox_touch_created(sb);
+	sb->created_unix = (int64_t)al_json_num(o, "created_unix", (double)sb->created_unix);
 	sb->init_pid = (pid_t)al_json_num(o, "init_pid", 0);
 	sb->init_start = (unsigned long long)al_json_num(o, "init_start", 0);
 	sb->uid_slot = (uint32_t)al_json_num(o, "uid_slot", 0);

@@ -29,6 +29,7 @@ void sandbox_spec_free(struct sandbox_spec *s)
 	al_strv_free(s->lowers);
 	free(s->cwd);
 	al_strv_free(s->env);
+	al_strv_free(s->labels);
 	free(s->workspace);
 	cJSON_Delete(s->manifest);
 	if (s->parsed)
@@ -37,6 +38,72 @@ void sandbox_spec_free(struct sandbox_spec *s)
 }
 
 /* ---- from a request ------------------------------------------------------------------------ */
+
+/*
+ * The keys of a create request, each with the JSON types it may have: the
+ * one list a new create setting is added to (docs/api.md, docs/openapi.yaml
+ * describe them).  "snapshot", "exec" and "remove" are read by the API
+ * (api.c), the rest here.
+ */
+#define NULLABLE AL_JSON_NULL
+static const struct al_json_key create_keys[] = {
+    {"name", AL_JSON_STRING | NULLABLE},
+    {"rootfs", AL_JSON_STRING | NULLABLE},
+    {"image", AL_JSON_STRING | NULLABLE},
+    {"image_id", AL_JSON_STRING | NULLABLE},
+    {"seccomp_profile", AL_JSON_STRING | NULLABLE},
+    {"network", AL_JSON_STRING | NULLABLE},
+    {"limits", AL_JSON_OBJECT | NULLABLE},
+    {"manifest", AL_JSON_OBJECT | NULLABLE},
+    {"env", AL_JSON_OBJECT | NULLABLE},
+    {"ttl", AL_JSON_NUMBER | NULLABLE},
+    {"idle_timeout", AL_JSON_NUMBER | NULLABLE},
+    {"labels", AL_JSON_OBJECT | NULLABLE},
+    {"snapshot", AL_JSON_STRING},
+    {"exec", AL_JSON_OBJECT},
+    {"remove", AL_JSON_BOOL},
+};
+
+/* What a restore (a create with "snapshot") takes besides: everything else
+ * comes from the snapshot's record (sandbox_spec_restore_request). */
+static const struct al_json_key restore_keys[] = {
+    {"snapshot", AL_JSON_STRING},
+    {"name", AL_JSON_STRING | NULLABLE},
+    {"limits", AL_JSON_OBJECT | NULLABLE},
+    {"ttl", AL_JSON_NUMBER | NULLABLE},
+    {"idle_timeout", AL_JSON_NUMBER | NULLABLE},
+    {"labels", AL_JSON_OBJECT | NULLABLE},
+    {"exec", AL_JSON_OBJECT},
+    {"remove", AL_JSON_BOOL},
+};
+
+/* "memory" and "disk" are short for "memory_bytes" and "disk_bytes". */
+static const struct al_json_key limits_keys[] = {
+    {"memory", AL_JSON_NUMBER | AL_JSON_STRING | NULLABLE},
+    {"memory_bytes", AL_JSON_NUMBER | AL_JSON_STRING | NULLABLE},
+    {"disk", AL_JSON_NUMBER | AL_JSON_STRING | NULLABLE},
+    {"disk_bytes", AL_JSON_NUMBER | AL_JSON_STRING | NULLABLE},
+    {"pids", AL_JSON_NUMBER | NULLABLE},
+    {"cpus", AL_JSON_NUMBER | NULLABLE},
+};
+
+int sandbox_spec_check_request(const cJSON *req, struct al_error *err)
+{
+	const cJSON *snap = cJSON_GetObjectItemCaseSensitive(req, "snapshot");
+	const cJSON *lim;
+	int r;
+
+	if (snap)
+		r = al_json_check(req, restore_keys, "create request (from a snapshot)", err);
+	else
+		r = al_json_check(req, create_keys, "create request", err);
+	if (r < 0)
+		return r;
+	lim = cJSON_GetObjectItemCaseSensitive(req, "limits");
+	if (cJSON_IsObject(lim))
+		return al_json_check(lim, limits_keys, "limits", err);
+	return 0;
+}
 
 static int parse_size_field(const cJSON *v, const char *what, uint64_t *out, struct al_error *err)
 {
@@ -66,7 +133,17 @@ static const cJSON *either(const cJSON *o, const char *a, const char *b)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, a);
 
-	return v ? v : cJSON_GetObjectItemCaseSensitive(o, b);
+	if (!v || cJSON_IsNull(v))
+		v = cJSON_GetObjectItemCaseSensitive(o, b);
+	return v && !cJSON_IsNull(v) ? v : NULL;
+}
+
+/* A member that is there and not null. */
+static const cJSON *given(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return v && !cJSON_IsNull(v) ? v : NULL;
 }
 
 /*
@@ -111,14 +188,14 @@ static int parse_limits(const cJSON *lim, struct sandbox_spec *s, struct al_erro
 		if (s->limits.memory_bytes && s->limits.memory_bytes < MIN_MEMORY)
 			return al_error_set(err, EINVAL, "limits.memory must be at least 4 MiB");
 	}
-	if ((v = cJSON_GetObjectItemCaseSensitive(lim, "pids"))) {
+	if ((v = given(lim, "pids"))) {
 		if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > MAX_PIDS)
 			return al_error_set(err, EINVAL, "limits.pids must be 0..%d", MAX_PIDS);
 		s->limits.pids = (uint64_t)v->valuedouble;
 		if (s->limits.pids && s->limits.pids < 2)
 			return al_error_set(err, EINVAL, "limits.pids must be at least 2");
 	}
-	if ((v = cJSON_GetObjectItemCaseSensitive(lim, "cpus"))) {
+	if ((v = given(lim, "cpus"))) {
 		if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > MAX_CPUS)
 			return al_error_set(err, EINVAL, "limits.cpus must be 0..%d", MAX_CPUS);
 		s->limits.cpus = v->valuedouble;
@@ -286,14 +363,101 @@ static int parse_env(const cJSON *v, struct sandbox_spec *s, struct al_error *er
 	return 0;
 }
 
+/* Seconds, a whole number up to SANDBOX_MAX_LIFETIME_S; 0 or absent: none. */
+static int parse_seconds(const cJSON *req, const char *key, uint64_t *out, struct al_error *err)
+{
+	const cJSON *v = given(req, key);
+
+	*out = 0;
+	if (!v)
+		return 0;
+	if (!al_json_is_count(v, (double)SANDBOX_MAX_LIFETIME_S))
+		return al_error_set(err, EINVAL,
+		                    "%s must be a whole number of seconds, 0 to %llu (got %g)", key,
+		                    (unsigned long long)SANDBOX_MAX_LIFETIME_S, v->valuedouble);
+	*out = (uint64_t)v->valuedouble;
+	return 0;
+}
+
+/* A label key: like a name, and "/" too ("airlock.run/id"). */
+static bool valid_label_key(const char *k)
+{
+	size_t n = strlen(k);
+
+	if (n == 0 || n > SANDBOX_LABEL_KEY_MAX ||
+	    !((k[0] >= 'a' && k[0] <= 'z') || (k[0] >= 'A' && k[0] <= 'Z') ||
+	      (k[0] >= '0' && k[0] <= '9')))
+		return false;
+	for (const char *p = k; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '.' || *p == '-' || *p == '/'))
+			return false;
+	return true;
+}
+
+int sandbox_spec_parse_labels(const cJSON *v, char ***out, struct al_error *err)
+{
+	_cleanup_strv_ char **labels = calloc(1, sizeof(char *));
+	const cJSON *it;
+	size_t n = 0;
+
+	if (!labels)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (v && !cJSON_IsNull(v) && !cJSON_IsObject(v))
+		return al_error_set(err, EINVAL, "labels must be an object of strings");
+	cJSON_ArrayForEach(it, v)
+	{
+		if (++n > SANDBOX_LABELS_MAX)
+			return al_error_set(err, EINVAL, "labels: at most %d", SANDBOX_LABELS_MAX);
+		if (!valid_label_key(it->string))
+			return al_error_set(err, EINVAL,
+			                    "labels: invalid key \"%.64s\" (1 to %d of "
+			                    "[a-zA-Z0-9_.-/], starting with a letter or digit)",
+			                    it->string, SANDBOX_LABEL_KEY_MAX);
+		if (!cJSON_IsString(it))
+			return al_error_set(err, EINVAL, "labels.%s must be a string (got %s)",
+			                    it->string, al_json_type_name(it));
+		if (strlen(it->valuestring) > SANDBOX_LABEL_VALUE_MAX)
+			return al_error_set(err, EINVAL, "labels.%s: at most %d bytes", it->string,
+			                    SANDBOX_LABEL_VALUE_MAX);
+		for (const char *p = it->valuestring; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				return al_error_set(err, EINVAL,
+				                    "labels.%s: control characters are not allowed",
+				                    it->string);
+		if (al_strv_env_set(&labels, it->string, it->valuestring) < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
+	}
+	*out = TAKE_PTR(labels);
+	return 0;
+}
+
+int sandbox_spec_parse_lifetime(const cJSON *req, struct sandbox_spec *s, struct al_error *err)
+{
+	int r = parse_seconds(req, "ttl", &s->ttl_s, err);
+
+	if (r == 0)
+		r = parse_seconds(req, "idle_timeout", &s->idle_timeout_s, err);
+	if (r == 0) {
+		al_strv_free(s->labels);
+		s->labels = NULL;
+		r = sandbox_spec_parse_labels(cJSON_GetObjectItemCaseSensitive(req, "labels"),
+		                              &s->labels, err);
+	}
+	return r;
+}
+
 static int parse_request(const cJSON *req, const struct sandbox_spec_policy *policy,
                          struct sandbox_spec *s, struct al_error *err)
 {
 	const cJSON *v, *image;
 	int r;
 
-	if (req && !cJSON_IsObject(req))
-		return al_error_set(err, EINVAL, "request body must be a JSON object");
+	if (req && (r = sandbox_spec_check_request(req, err)) < 0)
+		return r;
+	r = sandbox_spec_parse_lifetime(req, s, err);
+	if (r < 0)
+		return r;
 	snprintf(s->profile, sizeof(s->profile), "default");
 	s->limits.memory_bytes = SANDBOX_DEFAULT_MEMORY;
 	s->limits.pids = SANDBOX_DEFAULT_PIDS;
@@ -404,6 +568,9 @@ cJSON *sandbox_spec_to_json(const struct sandbox_spec *s)
 	    !cJSON_AddNumberToObject(lim, "cpus", s->limits.cpus) ||
 	    !cJSON_AddNumberToObject(lim, "disk_bytes", (double)s->disk_bytes) ||
 	    !cJSON_AddItemToObject(o, "env", env_object(s->env)) ||
+	    !cJSON_AddItemToObject(o, "labels", env_object(s->labels)) ||
+	    !cJSON_AddNumberToObject(o, "ttl", (double)s->ttl_s) ||
+	    !cJSON_AddNumberToObject(o, "idle_timeout", (double)s->idle_timeout_s) ||
 	    !cJSON_AddNumberToObject(o, "owner_uid", (double)s->owner))
 		return NULL;
 	if (s->image) {
@@ -462,8 +629,11 @@ static int read_record(const cJSON *rec, struct sandbox_spec *s, struct al_error
 	s->owner = (uid_t)al_json_num(rec, "owner_uid", 0);
 	s->rootfs = strdup(rootfs);
 	s->workspace = strdup(ws ? ws : "/workspace");
+	s->ttl_s = (uint64_t)al_json_num(rec, "ttl", 0);
+	s->idle_timeout_s = (uint64_t)al_json_num(rec, "idle_timeout", 0);
 	if (!s->rootfs || !s->workspace ||
-	    env_from_record(cJSON_GetObjectItemCaseSensitive(rec, "env"), &s->env) < 0)
+	    env_from_record(cJSON_GetObjectItemCaseSensitive(rec, "env"), &s->env) < 0 ||
+	    env_from_record(cJSON_GetObjectItemCaseSensitive(rec, "labels"), &s->labels) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
 	if (!al_json_str(rec, "image"))
 		return lowers_of_rootfs(s, err);
@@ -522,9 +692,17 @@ cJSON *sandbox_spec_restore_request(const cJSON *record, const cJSON *req)
 		    (v = cJSON_GetObjectItemCaseSensitive(record, copied[i])) &&
 		    !cJSON_AddItemToObject(o, copied[i], cJSON_Duplicate(v, true)))
 			return NULL;
-	if ((v = cJSON_GetObjectItemCaseSensitive(req, "name")) &&
-	    !cJSON_AddItemToObject(o, "name", cJSON_Duplicate(v, true)))
-		return NULL;
+	for (size_t i = 0; i < AL_ARRAY_SIZE(restore_keys); i++) {
+		const char *k = restore_keys[i].name;
+		/* The request's own settings of the new sandbox; limits are laid
+		 * over the record's below, the rest is the API's. */
+		if (!strcmp(k, "limits") || !strcmp(k, "snapshot") || !strcmp(k, "exec") ||
+		    !strcmp(k, "remove"))
+			continue;
+		if ((v = cJSON_GetObjectItemCaseSensitive(req, k)) &&
+		    !cJSON_AddItemToObject(o, k, cJSON_Duplicate(v, true)))
+			return NULL;
+	}
 	v = cJSON_GetObjectItemCaseSensitive(req, "limits");
 	if (!v)
 		return TAKE_PTR(o);

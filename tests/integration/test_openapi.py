@@ -199,8 +199,11 @@ class OpenApiAgainstDaemon(at.AirlockTestCase):
         sb = "/v1/sandboxes/{id}"
         c = self.call
         info = c("GET", "/v1/info", {}, 200).json
+        c("GET", "/v1/health", {}, 200)
+        c("GET", "/v1/metrics", {}, 200)
         created = c("POST", "/v1/sandboxes", {}, 201, {
             "name": "spec-check", "env": {"A": "1"}, "limits": {"memory": "256M", "pids": 128},
+            "ttl": 3600, "idle_timeout": 600, "labels": {"run": "spec", "airlock.dev/x": ""},
             "manifest": {"version": 1, "root": "/workspace", "entries": {
                 "a.txt": {"type": "file", "content": "hi\n"},
                 "b.bin": {"type": "file", "content": {"type": "base64", "data": "AAE="}},
@@ -215,6 +218,9 @@ class OpenApiAgainstDaemon(at.AirlockTestCase):
         self.created.add(one["id"])
         self.assertTrue(one["removed"])
         c("GET", "/v1/sandboxes", {}, 200)
+        listed = c("GET", "/v1/sandboxes", {}, 200, query={"label": "run=spec", "state": "running"})
+        self.assertEqual([s["id"] for s in listed.json["sandboxes"]], [sid])
+        c("GET", "/v1/sandboxes", {}, 400, query={"state": "gone"})
         c("GET", sb, p, 200)
         self.assertEqual(c("GET", "/v1/info", {}, 200).json["sandboxes"], info["sandboxes"] + 2)
 
@@ -318,12 +324,18 @@ class OpenApiAgainstDaemon(at.AirlockTestCase):
                     {"manifest": {"entries": {"x": {"type": "no_such_type"}}}},
                     {"manifest": {"misspelt": {}}}, {"env": {"A=B": "c"}}, {"remove": True},
                     {"limits": {"pids": -1}}, {"exec": {"cwd": "/"}},
-                    {"image": "../x"}, {"image": "x", "rootfs": "/"}):
+                    {"image": "../x"}, {"image": "x", "rootfs": "/"},
+                    # unknown keys and wrong types
+                    {"limit": {}}, {"limits": {"mem": "64M"}}, {"ttl": "5"}, {"ttl": -1},
+                    {"labels": {"k": 1}}, {"labels": {"-k": "v"}},
+                    {"exec": {"command": "true", "timeout": 5}},
+                    {"snapshot": "0123456789abcdef", "env": {"A": "1"}}):
             with self.subTest(create=bad):
                 self.refused("POST", "/v1/sandboxes", {}, bad)
         for bad in ({}, {"argv": []}, {"argv": "ls"}, {"command": "true", "yield_ms": -1},
                     {"command": "true", "encoding": "hex"}, {"argv": [1]},
-                    {"command": "true", "user": "root"}):
+                    {"command": "true", "user": "root"},
+                    {"command": "true", "timeout": 5}, {"command": "true", "timeout_ms": "5"}):
             with self.subTest(exec=bad):
                 self.refused("POST", sb + "/exec", p, bad)
         c("POST", "/v1/sandboxes", {}, 400, {"seccomp_profile": "no-such-profile"})
