@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -24,9 +25,11 @@
 
 #include "admission.h"
 #include "api_snapshots.h"
+#include "api_stream.h"
 #include "cleanup.h"
 #include "json.h"
 #include "events.h"
+#include "execstream.h"
 #include "fsops.h"
 #include "log.h"
 #include "lifecycle.h"
@@ -62,6 +65,7 @@ struct request {
 	uid_t peer_uid;
 	int spool_fd; /* body goes to this temp file instead (workspace tars), or -1 */
 	uint64_t spooled;
+	struct api_stream *stream; /* a streamed exec's, freed with the connection */
 };
 
 /* JSON bodies in memory, all requests together. */
@@ -86,6 +90,8 @@ struct reply {
 	bool keep_json; /* reply_json keeps the object in json (owned) unprinted */
 	cJSON *json;
 	int client_fd; /* the request's connection, to notice its client leave; or -1 */
+	bool want_stream;          /* an exec asked for "Upgrade: airlock-exec/1" */
+	struct api_stream *stream; /* set: answer 101 and relay (api_stream.c) */
 };
 
 /* ---- replies ------------------------------------------------------------------------------ */
@@ -302,6 +308,22 @@ static void handle_list(struct api_server *s, uid_t client, struct reply *rp)
 }
 
 static void exec_and_reply(struct sandbox *sb, const cJSON *req, struct reply *rp);
+
+/* A terminal's size in an exec or resize request: both or neither; *rows
+ * and *cols stay 0 when neither. */
+static int json_winsize(const cJSON *o, unsigned *rows, unsigned *cols, struct al_error *err)
+{
+	uint64_t r = 0, c = 0;
+
+	if (json_u64(o, "rows", 0, 0xffff, &r, err) < 0 ||
+	    json_u64(o, "cols", 0, 0xffff, &c, err) < 0)
+		return -err->code;
+	if (!r != !c)
+		return al_error_set(err, EINVAL, "rows and cols go together, each 1 to 65535");
+	*rows = (unsigned)r;
+	*cols = (unsigned)c;
+	return 0;
+}
 
 /*
  * A create request with "exec": the command runs in the new sandbox and the
@@ -656,6 +678,20 @@ static void exec_and_reply(struct sandbox *sb, const cJSON *req, struct reply *r
 		x.stdin_len = strlen(v->valuestring);
 	}
 	x.keep_stdin_open = json_bool(req, "keep_stdin_open");
+	v = cJSON_GetObjectItemCaseSensitive(req, "tty");
+	if (v && !cJSON_IsBool(v) && !cJSON_IsNull(v)) {
+		reply_error(rp, 400, "invalid_argument", "tty must be a boolean");
+		return;
+	}
+	x.tty = cJSON_IsTrue(v);
+	if (json_winsize(req, &x.rows, &x.cols, &err) < 0) {
+		reply_al_error(rp, &err);
+		return;
+	}
+	if (x.rows && !x.tty) {
+		reply_error(rp, 400, "invalid_argument", "rows and cols are for a tty exec");
+		return;
+	}
 	if (json_u64(req, "timeout_ms", 0, 86400000ULL * 7, &x.timeout_ms, &err) < 0 ||
 	    json_u64(req, "yield_ms", 0, 3600000, &yield_ms, &err) < 0 ||
 	    json_u64(req, "max_output_bytes", DEFAULT_MAX_OUTPUT, MAX_OUTPUT_CAP, &max_out, &err) <
@@ -674,14 +710,39 @@ static void exec_and_reply(struct sandbox *sb, const cJSON *req, struct reply *r
 		reply_al_error(rp, &err);
 		return;
 	}
+	if (rp->want_stream) {
+		rp->stream = api_stream_new(sb, p, &api_stopping);
+		if (rp->stream) {
+			rp->status = MHD_HTTP_SWITCHING_PROTOCOLS;
+		} else {
+			process_kill(p, SIGKILL, &err);
+			reply_error(rp, 500, "out_of_memory", "out of memory");
+		}
+		process_unref(p);
+		return;
+	}
 	reply_process(sb, p, NULL, yield_ms, base64, rp);
 	process_unref(p);
 }
 
-static void handle_exec(struct sandbox *sb, struct request *rq, struct reply *rp)
+/*
+ * "Upgrade: airlock-exec/1" asks for a streamed exec (api_stream.h): any
+ * other protocol is refused rather than answered as a plain exec, which
+ * the client would wait on for a 101 that never comes.
+ */
+static void handle_exec(struct sandbox *sb, struct MHD_Connection *c, struct request *rq,
+                        struct reply *rp)
 {
-	_cleanup_cjson_ cJSON *req = parse_body(rq, rp, true);
+	const char *upgrade = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Upgrade");
+	_cleanup_cjson_ cJSON *req = NULL;
 
+	if (upgrade && strcasecmp(upgrade, EXECSTREAM_PROTOCOL)) {
+		reply_error(rp, 400, "invalid_argument",
+		            "an exec upgrades only to " EXECSTREAM_PROTOCOL);
+		return;
+	}
+	rp->want_stream = upgrade != NULL;
+	req = parse_body(rq, rp, true);
 	if (req)
 		exec_and_reply(sb, req, rp);
 }
@@ -725,6 +786,20 @@ static void handle_process(struct sandbox *sb, const char *pid, const char *sub,
 		} else {
 			cJSON *o = cJSON_CreateObject();
 			cJSON_AddBoolToObject(o, "killed", true);
+			reply_json(rp, 200, o);
+		}
+	} else if (sub && !strcmp(sub, "resize") && !strcmp(method, "POST")) {
+		_cleanup_cjson_ cJSON *req = parse_body(rq, rp, true);
+		unsigned rows = 0, cols = 0;
+
+		if (req && (json_winsize(req, &rows, &cols, &err) < 0 ||
+		            (!rows && al_error_set(&err, EINVAL, "rows and cols are required")) ||
+		            process_resize(p, rows, cols, &err) < 0)) {
+			reply_al_error(rp, &err);
+		} else if (req) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddNumberToObject(o, "rows", rows);
+			cJSON_AddNumberToObject(o, "cols", cols);
 			reply_json(rp, 200, o);
 		}
 	} else if (sub && !strcmp(sub, "stdin") && !strcmp(method, "POST")) {
@@ -1024,7 +1099,7 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 		if (strcmp(method, "POST"))
 			reply_error(rp, 405, "method_not_allowed", "use POST");
 		else
-			handle_exec(sb, rq, rp);
+			handle_exec(sb, c, rq, rp);
 	} else if ((n == 5 || n == 6) && !strcmp(seg[3], "processes")) {
 		handle_process(sb, seg[4], n == 6 ? seg[5] : NULL, c, method, rq, rp);
 	} else if (n == 4 && !strcmp(seg[3], "events")) {
@@ -1092,6 +1167,15 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct reply *rp)
 
 	if (!rp->status)
 		reply_error(rp, 500, "internal", "no response");
+	if (rp->stream) {
+		/* The stream is freed with the connection (on_completed). */
+		resp = api_stream_response(rp->stream);
+		if (!resp)
+			return MHD_NO;
+		ret = MHD_queue_response(c, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
+		MHD_destroy_response(resp);
+		return ret;
+	}
 	if (rp->has_fd) {
 		/* MHD owns the fd from here, also when it fails. */
 		resp = MHD_create_response_from_fd64(rp->fd_len, rp->fd);
@@ -1226,6 +1310,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return MHD_YES;
 	}
 	route(s, c, url, method, rq, &rp);
+	rq->stream = rp.stream;
 	if (rp.status >= 500)
 		log_warn("%s %s -> %u", method, url, rp.status);
 	else
@@ -1246,6 +1331,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		al_buf_free(&rq->body);
 		if (rq->spool_fd >= 0)
 			close(rq->spool_fd);
+		api_stream_free(rq->stream);
 		free(rq);
 		*con_cls = NULL;
 	}
@@ -1276,7 +1362,8 @@ int api_start(struct daemon *ctx, int listen_fd, gid_t allowed_gid, struct api_s
 	}
 	/* Connections come from admission.c, which accepts them itself. */
 	s->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-	                              MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET,
+	                              MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET |
+	                              MHD_ALLOW_UPGRADE,
 	                          0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
 	                          NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 	                          MHD_OPTION_NOTIFY_CONNECTION, admission_notify, s->admission,

@@ -25,6 +25,13 @@
  * (num = pid) or ERROR (num = errno, aux = stage, text = message); later
  * airlockd may send KILL (num = signal); PID 1 reports the end with EXIT
  * (num = status) or SIGNALED (num = signal).  PING is answered by PONG.
+ *
+ * A SPAWN with aux = INITPROTO_SPAWN_TTY carries no fds: PID 1 opens a
+ * pseudo-terminal from the sandbox's own devpts (/dev/pts/ptmx), sets its
+ * window size from num (rows << 16 | columns; 0 leaves the kernel's),
+ * makes its slave the controlling terminal and stdio of the process, and
+ * sends the master with the PID answer.  The pty belongs to the sandbox;
+ * airlockd only reads and writes the master (and sets its window size).
  * REEXEC is answered by PONG, then PID 1 execs itself afresh (airlockd sends
  * it after a CRIU restore; see pid1.c).
  */
@@ -50,12 +57,16 @@ enum initproto_type {
 	INITPROTO_REEXEC,
 };
 
+/* SPAWN's aux: flags. */
+#define INITPROTO_SPAWN_TTY 1u
+
 /* Where a failed spawn stopped (INITPROTO_ERROR's aux). */
 enum initproto_stage {
 	INITPROTO_STAGE_EXEC,
 	INITPROTO_STAGE_CHDIR,
 	INITPROTO_STAGE_STDIO,
 	INITPROTO_STAGE_FORK,
+	INITPROTO_STAGE_TTY,
 };
 
 struct initproto_msg {
