@@ -677,7 +677,8 @@ static void exec_and_reply(struct sandbox *sb, const cJSON *req, struct reply *r
 		x.stdin_data = v->valuestring;
 		x.stdin_len = strlen(v->valuestring);
 	}
-	x.keep_stdin_open = json_bool(req, "keep_stdin_open");
+	/* A streamed exec's stdin is the connection's: open until it says so. */
+	x.keep_stdin_open = json_bool(req, "keep_stdin_open") || rp->want_stream;
 	v = cJSON_GetObjectItemCaseSensitive(req, "tty");
 	if (v && !cJSON_IsBool(v) && !cJSON_IsNull(v)) {
 		reply_error(rp, 400, "invalid_argument", "tty must be a boolean");
