@@ -18,6 +18,7 @@ PACKAGES=(
 	build-essential dpkg-dev xz-utils meson ninja-build pkg-config clang-format
 	libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev libcjson-dev
 	libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libssl-dev libauparse-dev
+	libhttp-parser-dev
 	busybox-static debootstrap iproute2 iptables curl python3 python3-jsonschema python3-yaml nodejs
 	crun runc bubblewrap util-linux hyperfine
 	# the real-terminal tests of `airlock exec -it` (tests/integration/test_tty.py)

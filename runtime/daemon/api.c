@@ -89,7 +89,7 @@ struct reply {
 	uint64_t fd_len;
 	bool keep_json; /* reply_json keeps the object in json (owned) unprinted */
 	cJSON *json;
-	int client_fd; /* the request's connection, to notice its client leave; or -1 */
+	int client_fd;             /* the request's connection, to notice its client leave; or -1 */
 	bool want_stream;          /* an exec asked for "Upgrade: airlock-exec/1" */
 	struct api_stream *stream; /* set: answer 101 and relay (api_stream.c) */
 };
@@ -1362,15 +1362,14 @@ int api_start(struct daemon *ctx, int listen_fd, gid_t allowed_gid, struct api_s
 		return -err->code;
 	}
 	/* Connections come from admission.c, which accepts them itself. */
-	s->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-	                              MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET |
-	                              MHD_ALLOW_UPGRADE,
-	                          0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-	                          NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-	                          MHD_OPTION_NOTIFY_CONNECTION, admission_notify, s->admission,
-	                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-	                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
-	                          MHD_OPTION_CONNECTION_LIMIT, (unsigned int)2048, MHD_OPTION_END);
+	s->mhd = MHD_start_daemon(
+	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+	        MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_UPGRADE,
+	    0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+	    admission_notify, s->admission, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned int)2048, MHD_OPTION_END);
 	if (!s->mhd || admission_start(s->admission, s->mhd, err) < 0) {
 		if (s->mhd)
 			MHD_stop_daemon(s->mhd);

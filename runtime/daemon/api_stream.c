@@ -255,8 +255,8 @@ static void relay(struct relay *r)
 	handle_input(r); /* what came with the request's header */
 	for (;;) {
 		struct pollfd pfd[2];
-		bool want_in = !r->fatal && !r->exit_queued &&
-		               process_stdin_queued(r->st->p) < IN_HIGH_WATER;
+		bool want_in =
+		    !r->fatal && !r->exit_queued && process_stdin_queued(r->st->p) < IN_HIGH_WATER;
 		bool want_out = !r->exit_queued && !r->fatal && r->out.len < OUT_HIGH_WATER;
 
 		if ((r->exit_queued || r->fatal) && r->out.len == 0)
@@ -322,10 +322,10 @@ struct MHD_Response *api_stream_response(struct api_stream *st)
 {
 	struct MHD_Response *resp = MHD_create_response_for_upgrade(on_upgrade, st);
 
-	if (resp && (MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, EXECSTREAM_PROTOCOL) !=
-	                 MHD_YES ||
-	             MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "Upgrade") !=
-	                 MHD_YES)) {
+	if (resp &&
+	    (MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, EXECSTREAM_PROTOCOL) !=
+	         MHD_YES ||
+	     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "Upgrade") != MHD_YES)) {
 		MHD_destroy_response(resp);
 		return NULL;
 	}

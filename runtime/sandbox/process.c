@@ -568,7 +568,8 @@ int process_start(struct sandbox *sb, const struct exec_request *req, struct al_
 		r = take_master(p, got[0], err);
 		ngot = 0;
 	} else if (reply.type == INITPROTO_PID && req->tty) {
-		r = al_error_set(err, EPROTO, "sandbox %s: no terminal came with the spawn", sb->id);
+		r = al_error_set(err, EPROTO, "sandbox %s: no terminal came with the spawn",
+		                 sb->id);
 	}
 	close_fds(got, ngot);
 	if (r < 0) {
