@@ -230,11 +230,17 @@ class StreamTest(at.AirlockTestCase):
 class Tmux:
     """A tmux server of the test's own (its own socket), running a host shell."""
 
+    count = 0
+
     def __init__(self, workdir, cols=100, rows=30):
-        self.name = "airlock-tty-%d" % os.getpid()
+        # A server of its own per test: a killed one may still be going.
+        Tmux.count += 1
+        self.name = "airlock-tty-%d-%d" % (os.getpid(), Tmux.count)
         self.env = dict(os.environ, TERM="xterm", PS1="host$ ", HOME=workdir)
         self.env.pop("TMUX", None)
         self.tmux(["new-session", "-d", "-s", "t", "-x", str(cols), "-y", str(rows), "sh"])
+        # dash takes no PS1 from the environment.
+        self.line("PS1='host''$ '; clear")
 
     def tmux(self, args):
         return subprocess.run(["tmux", "-L", self.name] + args, env=self.env, check=True,
@@ -254,7 +260,7 @@ class Tmux:
         end = time.monotonic() + timeout
         while True:
             screen = self.screen()
-            m = re.search(pattern, screen)
+            m = re.search(pattern, screen, re.M)
             if m:
                 return m
             if time.monotonic() > end:
@@ -280,15 +286,15 @@ class TerminalCliBase:
             self.fail("tmux is missing (scripts/setup.sh installs it)")
         self.tmux = Tmux(self.workdir)
         self.addCleanup(self.tmux.kill)
-        self.tmux.wait_for(r"host\$ ")
+        self.tmux.wait_for(r"^host\$$")
         self.cli = "%s -s %s" % (at.AIRLOCK_CLI, self.daemon.socket_path)
 
     def host_line(self, text):
         """Type a line at the host shell and wait for its next prompt."""
-        before = self.tmux.screen().count("host$ ")
+        before = self.tmux.screen().count("host$")
         self.tmux.line(text)
         end = time.monotonic() + 30
-        while self.tmux.screen().count("host$ ") <= before:
+        while self.tmux.screen().count("host$") <= before:
             self.assertLess(time.monotonic(), end, self.tmux.screen())
             time.sleep(0.1)
 
@@ -298,9 +304,9 @@ class TerminalCliBase:
         self.tmux.wait_for(r"icanon,isig,echo,|isig,icanon,echo,")
 
     def test_exec_it_shell(self):
-        sid = self.client.create()["id"]
+        sid = self.sandbox()["id"]
         self.tmux.line("%s exec -it %s -- %s; echo rc=$?" % (self.cli, sid, self.shell))
-        self.tmux.wait_for(r"(# |\$ )$" if self.shell == "sh" else r"root@\S+:/workspace# ")
+        self.tmux.wait_for(r"^/workspace #$" if self.shell == "sh" else r"^root@\S+:/workspace#$")
         self.tmux.line("tty; stty size; echo $((6*7))")
         self.tmux.wait_for(r"/dev/pts/0\n30 100\n42\n")
         # SIGWINCH here: the sandbox's terminal follows.
@@ -319,7 +325,7 @@ class TerminalCliBase:
         self.assertTerminalRestored()
 
     def test_terminal_stdin_without_i_is_an_error(self):
-        sid = self.client.create()["id"]
+        sid = self.sandbox()["id"]
         self.host_line("%s exec %s -- cat; echo rc=$?" % (self.cli, sid))
         self.tmux.wait_for(r"stdin is a terminal: pass -it for an interactive session")
         self.tmux.wait_for(r"rc=2\n")
@@ -334,17 +340,18 @@ class TerminalCliBase:
 
 class TerminalCliBusybox(TerminalCliBase, at.AirlockTestCase):
     def test_run_it_removes_its_sandbox(self):
+        before = self.client.list()
         self.tmux.line("%s run -it -- sh -c 'tty; read x; exit 3'; echo rc=$?" % self.cli)
         self.tmux.wait_for(r"/dev/pts/0\n")
         self.tmux.line("x")
         self.tmux.wait_for(r"rc=3\n")
-        self.assertEqual(self.client.list(), [])
+        self.assertEqual(self.client.list(), before)
         self.assertTerminalRestored()
 
     def test_cli_killed_restores_nothing_left_running(self):
         # The CLI dies (SIGTERM from elsewhere): it sends TERM on, the
         # command ends, and the terminal is restored.
-        sid = self.client.create()["id"]
+        sid = self.sandbox()["id"]
         self.tmux.line("%s exec -it %s -- sh -c 'echo $$ > /tmp/p; trap \"echo got-term; exit 1\""
                        " TERM; while :; do sleep 0.1; done'; echo rc=$?" % (self.cli, sid))
         end = time.monotonic() + 20
@@ -365,13 +372,14 @@ class TerminalCliDebian(TerminalCliBase, at.AirlockTestCase):
     shell = "bash"
 
     def test_run_it_python(self):
+        before = self.client.list()
         self.tmux.line("%s run -it -- python3; echo rc=$?" % self.cli)
-        self.tmux.wait_for(r">>> $")
+        self.tmux.wait_for(r"^>>>$")
         self.tmux.line("print(6*7)")
-        self.tmux.wait_for(r"\n42\n>>> $")
+        self.tmux.wait_for(r"\n42\n>>>$")
         self.tmux.line("import sys; sys.exit(5)")
         self.tmux.wait_for(r"rc=5\n")
-        self.assertEqual(self.client.list(), [])
+        self.assertEqual(self.client.list(), before)
         self.assertTerminalRestored()
 
 
