@@ -438,6 +438,14 @@ static void *collector(void *arg)
 		close(p->stdin_fd);
 		p->stdin_fd = -1;
 	}
+	/* A terminal is closed with its command, as a terminal window is:
+	 * what it started and left behind on it gets a hangup. */
+	if (p->tty) {
+		stream_close(&p->out);
+		if (p->tty_fd >= 0)
+			close(p->tty_fd);
+		p->tty_fd = -1;
+	}
 	p->collected = true;
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
@@ -815,14 +823,20 @@ int process_resize(struct al_process *p, unsigned rows, unsigned cols, struct al
 {
 	struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
 
+	int r = 0;
+
 	if (!p->tty)
 		return al_error_set(err, EINVAL, "the process has no terminal to resize");
 	if (rows == 0 || cols == 0 || rows > 0xffff || cols > 0xffff)
 		return al_error_set(err, EINVAL, "rows and cols must be between 1 and 65535");
+	pthread_mutex_lock(&p->lock);
+	if (p->tty_fd < 0)
+		r = al_error_set(err, ESRCH, "the process has ended: its terminal is closed");
 	/* The kernel sends SIGWINCH to the terminal's foreground process group. */
-	if (ioctl(p->tty_fd, TIOCSWINSZ, &ws) < 0)
-		return al_error_errno(err, "resize terminal");
-	return 0;
+	else if (ioctl(p->tty_fd, TIOCSWINSZ, &ws) < 0)
+		r = al_error_errno(err, "resize terminal");
+	pthread_mutex_unlock(&p->lock);
+	return r;
 }
 
 int process_stream_attach(struct al_process *p, struct al_error *err)
