@@ -47,6 +47,9 @@
 struct output_budget {
 	int refs;
 	size_t used, max; /* atomic */
+	/* Also shared by a sandbox's processes, for the same lifetime: its
+	 * terminal processes not yet collected (atomic). */
+	unsigned terminals;
 };
 
 static struct output_budget total_budget = {.refs = 1, .max = OUTPUT_TOTAL};
@@ -441,6 +444,8 @@ static void *collector(void *arg)
 	/* A terminal is closed with its command, as a terminal window is:
 	 * what it started and left behind on it gets a hangup. */
 	if (p->tty) {
+		if (p->budget)
+			__atomic_sub_fetch(&p->budget->terminals, 1, __ATOMIC_SEQ_CST);
 		stream_close(&p->out);
 		if (p->tty_fd >= 0)
 			close(p->tty_fd);
@@ -575,6 +580,9 @@ int process_start(struct sandbox *sb, const struct exec_request *req, struct al_
 	if (reply.type == INITPROTO_PID && req->tty && ngot == 1) {
 		r = take_master(p, got[0], err);
 		ngot = 0;
+		/* Counted from here: the collector uncounts it. */
+		if (r == 0 && p->budget)
+			__atomic_add_fetch(&p->budget->terminals, 1, __ATOMIC_SEQ_CST);
 	} else if (reply.type == INITPROTO_PID && req->tty) {
 		r = al_error_set(err, EPROTO, "sandbox %s: no terminal came with the spawn",
 		                 sb->id);
@@ -609,6 +617,8 @@ int process_start(struct sandbox *sb, const struct exec_request *req, struct al_
 
 	process_ref(p); /* the collector's reference */
 	if (pthread_create(&p->thread, NULL, collector, p) != 0) {
+		if (p->tty && p->budget)
+			__atomic_sub_fetch(&p->budget->terminals, 1, __ATOMIC_SEQ_CST);
 		send_kill(p, SIGKILL);
 		process_unref(p);
 		process_unref(p);
@@ -884,4 +894,9 @@ int process_stream_take(struct al_process *p, struct al_buf *out, struct al_buf 
 	if (was_full)
 		wake(p);
 	return r;
+}
+
+unsigned sandbox_terminals_open(struct sandbox *sb)
+{
+	return sb->output ? __atomic_load_n(&sb->output->terminals, __ATOMIC_SEQ_CST) : 0;
 }

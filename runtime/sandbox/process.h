@@ -69,6 +69,9 @@ int process_write_stdin(struct al_process *p, const void *data, size_t len, bool
                         struct al_error *err);
 int process_kill(struct al_process *p, int sig, struct al_error *err);
 
+/* How many of sb's processes run on a terminal (tty exec) now. */
+unsigned sandbox_terminals_open(struct sandbox *sb);
+
 /* Bytes of stdin queued and not yet taken by the process. */
 size_t process_stdin_queued(struct al_process *p);
 

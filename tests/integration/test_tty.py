@@ -197,6 +197,24 @@ class StreamTest(at.AirlockTestCase):
         s.stdin("exit\n")
         self.assertEqual(s.wait_exit()["exit_code"], 0)
 
+    def test_snapshot_with_processes_refused_while_a_terminal_is_open(self):
+        sid = self.sandbox()["id"]
+        s = es.ExecStream(self.daemon.socket_path, sid, {"argv": ["sh"], "tty": True})
+        self.addCleanup(s.close)
+        s.read_until("# ")
+        r = self.client.request("POST", "/v1/sandboxes/%s/snapshots" % sid, {"processes": True})
+        self.assertEqual(r.status, 409, r)
+        self.assertIn("1 terminal session(s) open", r.json["error"]["message"])
+        r = self.client.request("POST", "/v1/sandboxes/%s/snapshots" % sid, {"processes": False})
+        self.assertEqual(r.status, 201, r)
+        self.client.request("DELETE", "/v1/snapshots/" + r.json["id"])
+        s.stdin("exit\n")
+        self.assertEqual(s.wait_exit()["exit_code"], 0)
+        # The session over, the checkpoint is possible again.
+        r = self.client.request("POST", "/v1/sandboxes/%s/snapshots" % sid, {"processes": True})
+        self.assertEqual(r.status, 201, r)
+        self.client.request("DELETE", "/v1/snapshots/" + r.json["id"])
+
     def test_json_exec_on_a_terminal(self):
         r = self.client.exec(self.sid, command="tty; stty size; test -t 0 && test -t 1 && "
                              "test -t 2 && echo all-tty; ls /dev/pts", tty=True, rows=30,
