@@ -150,6 +150,9 @@ static int upgrade(int sock, const struct stream_opts *o, struct al_buf *rest, s
 		if (a.complete || n == 0)
 			break;
 	}
+	if (hp.status_code == 0)
+		return al_error_set(err, ECONNRESET,
+		                    "airlockd closed the connection without an answer");
 	if (hp.status_code == 101)
 		return al_error_set(err, EPROTO, "airlockd did not switch protocols");
 	j = cJSON_ParseWithLength(body.data ? body.data : "", body.len);

@@ -134,7 +134,8 @@ struct al_process {
 	struct al_buf stdin_queue;
 	bool tty;
 	int tty_fd; /* the pty master, for its window size; -1 on pipes */
-	int notify; /* streaming: an eventfd (the client's) poked on output and the end; -1 */
+	int notify; /* streaming: an eventfd poked on output and the end (process_stream_attach); -1
+	             */
 	bool close_stdin_after_queue;
 	int pending_signal;
 
