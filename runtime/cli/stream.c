@@ -226,6 +226,8 @@ static int handle_frames(struct session *s, struct al_error *err)
 {
 	size_t off = 0;
 
+	if (s->in.len == 0)
+		return 0;
 	while (!s->exit) {
 		const char *payload;
 		size_t plen, flen;
@@ -241,8 +243,11 @@ static int handle_frames(struct session *s, struct al_error *err)
 			return k;
 		off += flen;
 	}
-	memmove(s->in.data, s->in.data + off, s->in.len - off);
-	s->in.len -= off;
+	/* An empty buffer may have no data at all. */
+	if (off > 0) {
+		memmove(s->in.data, s->in.data + off, s->in.len - off);
+		s->in.len -= off;
+	}
 	return 0;
 }
 

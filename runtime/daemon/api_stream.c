@@ -149,6 +149,8 @@ static void handle_input(struct relay *r)
 {
 	size_t off = 0;
 
+	if (r->in.len == 0)
+		return;
 	while (!r->fatal) {
 		const char *payload;
 		size_t plen, flen;
@@ -165,8 +167,11 @@ static void handle_input(struct relay *r)
 		handle_frame(r, type, payload, plen);
 		off += flen;
 	}
-	memmove(r->in.data, r->in.data + off, r->in.len - off);
-	r->in.len -= off;
+	/* An empty buffer may have no data at all. */
+	if (off > 0) {
+		memmove(r->in.data, r->in.data + off, r->in.len - off);
+		r->in.len -= off;
+	}
 }
 
 /* Read what the client sent; false once it is gone. */
