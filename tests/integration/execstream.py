@@ -51,8 +51,9 @@ class ExecStream:
                     break
                 self.buf += chunk
             self.error = json.loads(self.buf[:length] or b"null")
-        self.output = b""
-        self.stderr = b""
+        # bytearrays: appended to in place (a long stream stays linear).
+        self.output = bytearray()
+        self.stderr = bytearray()
         self.errors = []
         self.exit = None
 
@@ -85,7 +86,8 @@ class ExecStream:
                     return kind, payload
             chunk = self.sock.recv(65536)
             if not chunk:
-                raise StreamClosed("connection closed; output so far: %r" % self.output)
+                raise StreamClosed("connection closed; output so far ends %r"
+                                   % bytes(self.output[-200:]))
             self.buf += chunk
 
     def pump(self):
@@ -122,6 +124,7 @@ class ExecStream:
         end = time.monotonic() + timeout
         while self.exit is None:
             if time.monotonic() > end:
-                raise AssertionError("no exit within %ss; output: %r" % (timeout, self.output))
+                raise AssertionError("no exit within %ss; output (%d bytes) ends %r"
+                                     % (timeout, len(self.output), bytes(self.output[-200:])))
             self.pump()
         return self.exit
