@@ -292,6 +292,11 @@ class Tmux:
     def kill(self):
         subprocess.run(["tmux", "-L", self.name, "kill-server"], env=self.env,
                        capture_output=True)
+        # kill-server leaves its socket file behind.
+        sock = os.path.join(self.env.get("TMUX_TMPDIR") or "/tmp", "tmux-%d" % os.getuid(),
+                            self.name)
+        if os.path.exists(sock):
+            os.unlink(sock)
 
 
 class TerminalCliBase:
