@@ -7,6 +7,7 @@
  * multipart PUT, or Blaxel's multipart-upload protocol (initiate, parts, complete) for
  * the SDK's files over 5 MiB.
  */
+#include "registry.h"
 #include "server.h"
 
 #include "cleanup.h"
@@ -34,19 +35,16 @@ struct upload {
 };
 
 struct bsbx {
+	struct gw_entry entry; /* first: the registry's part; its id is the name */
 	char *name;
 	char *backend_id;
-	char *tenant;
 	cJSON *spec;
 	time_t created;
-	int refs;
 	struct upload *uploads;
 	pthread_mutex_t lock; /* uploads */
-	struct bsbx *next;
 };
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct bsbx *sandboxes;
+static struct gw_registry registry;
 static struct gw_server *server;
 
 /* The control plane's error body: the SDK branches on code and error. */
@@ -85,45 +83,27 @@ static void bsbx_free(struct bsbx *sb)
 		upload_free(sb->uploads);
 		sb->uploads = n;
 	}
+	gw_entry_done(&sb->entry);
 	free(sb->name);
 	free(sb->backend_id);
-	free(sb->tenant);
 	cJSON_Delete(sb->spec);
 	pthread_mutex_destroy(&sb->lock);
 	free(sb);
 }
 
-static void release(struct bsbx *sb)
+static void entry_free(struct gw_entry *e)
 {
-	bool last;
-
-	if (!sb)
-		return;
-	pthread_mutex_lock(&lock);
-	last = --sb->refs == 0;
-	pthread_mutex_unlock(&lock);
-	if (last)
-		bsbx_free(sb);
+	bsbx_free((struct bsbx *)e);
 }
 
 static void releasep(struct bsbx **sb)
 {
-	release(*sb);
+	gw_registry_release(&registry, (struct gw_entry *)*sb);
 }
 
 static struct bsbx *find(const char *name, const char *tenant)
 {
-	struct bsbx *found = NULL;
-
-	pthread_mutex_lock(&lock);
-	for (struct bsbx *sb = sandboxes; sb; sb = sb->next)
-		if (!strcmp(sb->name, name) && !strcmp(sb->tenant, tenant)) {
-			found = sb;
-			sb->refs++;
-			break;
-		}
-	pthread_mutex_unlock(&lock);
-	return found;
+	return (struct bsbx *)gw_registry_find(&registry, name, tenant);
 }
 
 static cJSON *sandbox_json(const struct bsbx *sb, struct gw_request *rq)
@@ -141,8 +121,8 @@ static cJSON *sandbox_json(const struct bsbx *sb, struct gw_request *rq)
 	cJSON_AddStringToObject(meta, "name", sb->name);
 	cJSON_AddStringToObject(meta, "url", url);
 	cJSON_AddStringToObject(meta, "createdAt", when);
-	cJSON_AddStringToObject(meta, "workspace", sb->tenant);
-	cJSON_AddStringToObject(meta, "createdBy", sb->tenant);
+	cJSON_AddStringToObject(meta, "workspace", sb->entry.tenant);
+	cJSON_AddStringToObject(meta, "createdBy", sb->entry.tenant);
 	cJSON_AddItemToObject(o, "spec",
 	                      sb->spec ? cJSON_Duplicate(sb->spec, 1) : cJSON_CreateObject());
 	/* No spec.region: the SDK then speaks HTTP/1.1 to metadata.url. */
@@ -150,6 +130,60 @@ static cJSON *sandbox_json(const struct bsbx *sb, struct gw_request *rq)
 	                                        "region");
 	cJSON_AddStringToObject(o, "status", "DEPLOYED");
 	return o;
+}
+
+/* ---- the registry on disk (--state-dir; state.h); uploads in progress are not kept ---- */
+
+static cJSON *entry_save(const struct gw_entry *e)
+{
+	const struct bsbx *sb = (const struct bsbx *)e;
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "name", sb->name);
+	cJSON_AddStringToObject(o, "backend_id", sb->backend_id);
+	cJSON_AddStringToObject(o, "tenant", e->tenant);
+	if (sb->spec)
+		cJSON_AddItemToObject(o, "spec", cJSON_Duplicate(sb->spec, 1));
+	cJSON_AddNumberToObject(o, "created", (double)sb->created);
+	return o;
+}
+
+static struct gw_entry *entry_load(const cJSON *o)
+{
+	const char *name = al_json_str(o, "name"), *bid = al_json_str(o, "backend_id");
+	const char *tenant = al_json_str(o, "tenant");
+	const cJSON *spec = cJSON_GetObjectItemCaseSensitive(o, "spec");
+	struct bsbx *sb;
+
+	if (!name || !bid || !tenant)
+		return NULL;
+	sb = calloc(1, sizeof(*sb));
+	if (!sb)
+		return NULL;
+	pthread_mutex_init(&sb->lock, NULL);
+	if (gw_entry_init(&sb->entry, tenant) < 0 || !(sb->name = strdup(name)) ||
+	    !(sb->backend_id = strdup(bid))) {
+		bsbx_free(sb);
+		return NULL;
+	}
+	sb->entry.id = sb->name;
+	sb->spec = cJSON_IsObject(spec) ? cJSON_Duplicate(spec, 1) : NULL;
+	sb->created = (time_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "created"));
+	return &sb->entry;
+}
+
+static const struct gw_registry_ops registry_ops = {
+    .service = GW_BLAXEL,
+    .what = "blaxel",
+    .free = entry_free,
+    .save = entry_save,
+    .load = entry_load,
+};
+
+int gw_blaxel_init(struct gw_server *s, struct al_error *err)
+{
+	server = s;
+	return gw_registry_open(&registry, &registry_ops, &s->state, err);
 }
 
 static enum MHD_Result reply_sandbox(struct gw_request *rq, unsigned status, const struct bsbx *sb)
@@ -207,18 +241,20 @@ static enum MHD_Result create(struct gw_request *rq, const char *tenant)
 	if (!sb)
 		return MHD_NO;
 	pthread_mutex_init(&sb->lock, NULL);
-	sb->refs = 1;
-	sb->name = strdup(name);
-	sb->backend_id = strdup(al_json_str(res.json, "id"));
-	sb->tenant = strdup(tenant);
+	if (gw_entry_init(&sb->entry, tenant) < 0 || !(sb->name = strdup(name)) ||
+	    !(sb->backend_id = strdup(al_json_str(res.json, "id")))) {
+		bsbx_free(sb);
+		return MHD_NO;
+	}
+	sb->entry.id = sb->name;
 	sb->spec = spec ? cJSON_Duplicate(spec, 1) : NULL;
 	sb->created = time(NULL);
-	pthread_mutex_lock(&lock);
-	sb->next = sandboxes;
-	sandboxes = sb;
-	pthread_mutex_unlock(&lock);
+	gw_registry_add(&registry, &sb->entry);
 	log_info("tenant %s: blaxel sandbox %s is airlockd's %s", tenant, name, sb->backend_id);
-	return reply_sandbox(rq, 200, sb);
+	{
+		_cleanup_(releasep) struct bsbx *mine = sb; /* the creation's reference */
+		return reply_sandbox(rq, 200, mine);
+	}
 }
 
 static void backend_delete(const struct bsbx *sb)
@@ -231,20 +267,9 @@ static void backend_delete(const struct bsbx *sb)
 		log_warn("delete airlockd sandbox %s: %s", sb->backend_id, e.msg);
 }
 
-static bool unlink_sandbox(struct bsbx *sb)
+static cJSON *show(const struct gw_entry *e, void *rq)
 {
-	bool was = false;
-
-	pthread_mutex_lock(&lock);
-	for (struct bsbx **pp = &sandboxes; *pp; pp = &(*pp)->next)
-		if (*pp == sb) {
-			*pp = sb->next;
-			sb->refs--;
-			was = true;
-			break;
-		}
-	pthread_mutex_unlock(&lock);
-	return was;
+	return sandbox_json((const struct bsbx *)e, rq);
 }
 
 static enum MHD_Result control(struct gw_request *rq, const char *tenant, const char *rest)
@@ -252,12 +277,7 @@ static enum MHD_Result control(struct gw_request *rq, const char *tenant, const 
 	if (!strcmp(rest, "/sandboxes") && !strcmp(rq->method, "POST"))
 		return create(rq, tenant);
 	if (!strcmp(rest, "/sandboxes") && !strcmp(rq->method, "GET")) {
-		_cleanup_cjson_ cJSON *list = cJSON_CreateArray();
-		pthread_mutex_lock(&lock);
-		for (struct bsbx *sb = sandboxes; sb; sb = sb->next)
-			if (!strcmp(sb->tenant, tenant))
-				cJSON_AddItemToArray(list, sandbox_json(sb, rq));
-		pthread_mutex_unlock(&lock);
+		_cleanup_cjson_ cJSON *list = gw_registry_list(&registry, tenant, show, rq);
 		return gw_reply_json(rq, 200, list);
 	}
 	if (!strncmp(rest, "/sandboxes/", 11) && !strchr(rest + 11, '/')) {
@@ -268,10 +288,21 @@ static enum MHD_Result control(struct gw_request *rq, const char *tenant, const 
 		if (!strcmp(rq->method, "GET"))
 			return reply_sandbox(rq, 200, sb);
 		if (!strcmp(rq->method, "DELETE")) {
-			if (unlink_sandbox(sb))
+			if (gw_registry_remove(&registry, &sb->entry))
 				backend_delete(sb);
 			return reply_sandbox(rq, 200, sb);
 		}
+	}
+	if (!strncmp(rest, "/sandboxes/", 11) && strstr(rest + 11, "/previews")) {
+		/* Not a 404: the SDK's createIfNotExists would take it for "make one". */
+		_cleanup_(releasep) struct bsbx *sb = NULL;
+		char name[128];
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(rest + 11, "/"), rest + 11);
+		sb = find(name, tenant);
+		if (!sb)
+			return bl_error(rq, 404, "SANDBOX_NOT_FOUND", "sandbox %s not found", name);
+		return bl_error(rq, 400, "PREVIEWS_NOT_SUPPORTED",
+		                "previews are not supported: airlockd sandboxes expose no ports");
 	}
 	return bl_error(rq, 404, "NOT_FOUND", "no route %s %s", rq->method, rq->url);
 }
@@ -691,19 +722,12 @@ bool gw_blaxel_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Resul
 	return true;
 }
 
+static void discard(struct gw_entry *e)
+{
+	backend_delete((struct bsbx *)e);
+}
+
 void gw_blaxel_shutdown(void)
 {
-	for (;;) {
-		struct bsbx *sb;
-		pthread_mutex_lock(&lock);
-		sb = sandboxes;
-		if (sb)
-			sandboxes = sb->next;
-		pthread_mutex_unlock(&lock);
-		if (!sb)
-			break;
-		if (server)
-			backend_delete(sb);
-		release(sb);
-	}
+	gw_registry_close(&registry, discard);
 }

@@ -6,6 +6,7 @@
  * Keys come as "Authorization: Bearer".  As the bridge does, file routes reach only
  * /workspace, and bodies are capped at 32 MiB.
  */
+#include "registry.h"
 #include "server.h"
 
 #include "cleanup.h"
@@ -24,16 +25,15 @@
 #define MAX_BRIDGE_BODY (32u << 20)
 #define DEFAULT_EXEC_TIMEOUT_MS (600 * 1000L)
 
+#define MAX_ID 128
+
 struct csbx {
-	char id[27]; /* 26 base32 characters, as the bridge issues them */
+	struct gw_entry entry; /* first: the registry's part */
+	char id[MAX_ID + 1];   /* base32 characters: 26 when the gateway issues them */
 	char *backend_id;
-	char *tenant;
-	int refs;
-	struct csbx *next;
 };
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct csbx *sandboxes;
+static struct gw_registry registry;
 static struct gw_server *server;
 
 /* The bridge's error shape: {error, code}. */
@@ -60,44 +60,81 @@ static enum MHD_Result ok(struct gw_request *rq)
 	return gw_reply(rq, 200, "application/json", body, sizeof(body) - 1);
 }
 
+/* The bridge's ids: [a-z2-7]{1,128}; it mints 26 of them from 16 random bytes. */
+static bool valid_id(const char *id)
+{
+	size_t n = strlen(id);
+
+	return n >= 1 && n <= MAX_ID && strspn(id, "abcdefghijklmnopqrstuvwxyz234567") == n;
+}
+
 static void csbx_free(struct csbx *sb)
 {
+	gw_entry_done(&sb->entry);
 	free(sb->backend_id);
-	free(sb->tenant);
 	free(sb);
 }
 
-static void release(struct csbx *sb)
+static void entry_free(struct gw_entry *e)
 {
-	bool last;
-
-	if (!sb)
-		return;
-	pthread_mutex_lock(&lock);
-	last = --sb->refs == 0;
-	pthread_mutex_unlock(&lock);
-	if (last)
-		csbx_free(sb);
+	csbx_free((struct csbx *)e);
 }
 
 static void releasep(struct csbx **sb)
 {
-	release(*sb);
+	gw_registry_release(&registry, (struct gw_entry *)*sb);
 }
 
 static struct csbx *find(const char *id, const char *tenant)
 {
-	struct csbx *found = NULL;
+	return (struct csbx *)gw_registry_find(&registry, id, tenant);
+}
 
-	pthread_mutex_lock(&lock);
-	for (struct csbx *sb = sandboxes; sb; sb = sb->next)
-		if (!strcmp(sb->id, id) && !strcmp(sb->tenant, tenant)) {
-			found = sb;
-			sb->refs++;
-			break;
-		}
-	pthread_mutex_unlock(&lock);
-	return found;
+/* ---- the registry's records (--state-dir; registry.h) ---- */
+
+static cJSON *entry_save(const struct gw_entry *e)
+{
+	const struct csbx *sb = (const struct csbx *)e;
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "id", sb->id);
+	cJSON_AddStringToObject(o, "backend_id", sb->backend_id);
+	cJSON_AddStringToObject(o, "tenant", e->tenant);
+	return o;
+}
+
+static struct gw_entry *entry_load(const cJSON *o)
+{
+	const char *id = al_json_str(o, "id"), *bid = al_json_str(o, "backend_id");
+	const char *tenant = al_json_str(o, "tenant");
+	struct csbx *sb;
+
+	if (!id || !valid_id(id) || !bid || !tenant)
+		return NULL;
+	sb = calloc(1, sizeof(*sb));
+	if (!sb)
+		return NULL;
+	if (gw_entry_init(&sb->entry, tenant) < 0 || !(sb->backend_id = strdup(bid))) {
+		csbx_free(sb);
+		return NULL;
+	}
+	snprintf(sb->id, sizeof(sb->id), "%s", id);
+	sb->entry.id = sb->id;
+	return &sb->entry;
+}
+
+static const struct gw_registry_ops registry_ops = {
+    .service = GW_CLOUDFLARE,
+    .what = "cloudflare",
+    .free = entry_free,
+    .save = entry_save,
+    .load = entry_load,
+};
+
+int gw_cloudflare_init(struct gw_server *s, struct al_error *err)
+{
+	server = s;
+	return gw_registry_open(&registry, &registry_ops, &s->state, err);
 }
 
 static void backend_delete(const struct csbx *sb)
@@ -110,45 +147,58 @@ static void backend_delete(const struct csbx *sb)
 		log_warn("delete airlockd sandbox %s: %s", sb->backend_id, e.msg);
 }
 
-static enum MHD_Result create(struct gw_request *rq, const char *tenant)
+/* A new airlockd sandbox registered as the tenant's id; *out holds a reference. */
+static int csbx_create(const char *id, const char *tenant, struct csbx **out, struct al_error *err)
 {
-	static const char base32[] = "abcdefghijklmnopqrstuvwxyz234567";
 	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
-	_cleanup_cjson_ cJSON *out = cJSON_CreateObject();
 	_cleanup_(gw_result_freep) struct gw_result res = {0};
-	struct al_error e = AL_ERROR_INIT;
 	struct csbx *sb = calloc(1, sizeof(*sb));
-	char hex[33], name[48];
+	char name[48];
 	int r;
 
-	if (!sb || al_random_hex(hex, 32, &e) < 0) {
+	if (!sb || gw_entry_init(&sb->entry, tenant) < 0) {
 		free(sb);
-		return cf_error(rq, 500, "pool_error", "cannot make an id");
+		return al_error_set(err, ENOMEM, "out of memory");
 	}
-	for (int i = 0; i < 26; i++)
-		sb->id[i] =
-		    base32[(unsigned)(hex[i] <= '9' ? hex[i] - '0' : hex[i] - 'a' + 10) * 2 +
-		           (hex[i + 6] & 1)];
-	sb->refs = 1;
-	sb->tenant = strdup(tenant);
-	snprintf(name, sizeof(name), "cf-%s", sb->id);
+	snprintf(sb->id, sizeof(sb->id), "%s", id);
+	sb->entry.id = sb->id;
+	snprintf(name, sizeof(name), "cf-%.40s", id);
 	cJSON_AddStringToObject(body, "name", name);
 	if (server->rootfs)
 		cJSON_AddStringToObject(body, "rootfs", server->rootfs);
 	r = gw_backend_call(&server->backend, "POST", "/v1/sandboxes?view=summary", body, NULL, 0,
-	                    0, &res, &e);
-	if (r < 0 || res.status != 201 || !al_json_str(res.json, "id") ||
-	    !(sb->backend_id = strdup(al_json_str(res.json, "id")))) {
+	                    0, &res, err);
+	if (r == 0 && (res.status != 201 || !al_json_str(res.json, "id")))
+		r = al_error_set(err, EIO, "%s", gw_result_message(&res));
+	if (r == 0 && !(sb->backend_id = strdup(al_json_str(res.json, "id"))))
+		r = al_error_set(err, ENOMEM, "out of memory");
+	if (r < 0) {
 		csbx_free(sb);
-		return cf_error(rq, 503, "capacity_exceeded", "cannot create a sandbox: %s",
-		                r < 0 ? e.msg : gw_result_message(&res));
+		return r;
 	}
-	pthread_mutex_lock(&lock);
-	sb->next = sandboxes;
-	sandboxes = sb;
-	pthread_mutex_unlock(&lock);
+	gw_registry_add(&registry, &sb->entry);
 	log_info("tenant %s: cloudflare sandbox %s is airlockd's %s", tenant, sb->id,
 	         sb->backend_id);
+	*out = sb;
+	return 0;
+}
+
+static enum MHD_Result create(struct gw_request *rq, const char *tenant)
+{
+	static const char base32[] = "abcdefghijklmnopqrstuvwxyz234567";
+	_cleanup_cjson_ cJSON *out = cJSON_CreateObject();
+	_cleanup_(releasep) struct csbx *sb = NULL;
+	struct al_error e = AL_ERROR_INIT;
+	char hex[33], id[27];
+
+	if (al_random_hex(hex, 32, &e) < 0)
+		return cf_error(rq, 500, "pool_error", "cannot make an id");
+	for (int i = 0; i < 26; i++)
+		id[i] = base32[(unsigned)(hex[i] <= '9' ? hex[i] - '0' : hex[i] - 'a' + 10) * 2 +
+		               (hex[i + 6] & 1)];
+	id[26] = '\0';
+	if (csbx_create(id, tenant, &sb, &e) < 0)
+		return cf_error(rq, 503, "capacity_exceeded", "cannot create a sandbox: %s", e.msg);
 	cJSON_AddStringToObject(out, "id", sb->id);
 	return gw_reply_json(rq, 200, out);
 }
@@ -340,7 +390,7 @@ static const char *tenant_of(struct gw_request *rq)
 bool gw_cloudflare_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *result)
 {
 	const char *url = rq->url, *rest, *slash, *tenant;
-	char id[64];
+	char id[MAX_ID + 2];
 
 	server = s;
 	if (strncmp(url, "/cloudflare/", 12))
@@ -364,28 +414,28 @@ bool gw_cloudflare_handle(struct gw_server *s, struct gw_request *rq, enum MHD_R
 	slash = strchr(rest, '/');
 	snprintf(id, sizeof(id), "%.*s", slash ? (int)(slash - rest) : (int)strlen(rest), rest);
 	rest = slash ? slash : "";
+	if (!valid_id(id)) {
+		*result = cf_error(rq, 400, "invalid_request", "Invalid sandbox ID format");
+		return true;
+	}
 	{
 		_cleanup_(releasep) struct csbx *sb = find(id, tenant);
 		bool post = !strcmp(rq->method, "POST");
+		/*
+		 * The bridge's pool would give an id it never issued a fresh container on first
+		 * use; here only the ids this gateway issued exist, so that a deleted sandbox
+		 * stays deleted (docs/gateway.md).  Deleting one that is not there is done.
+		 */
 		if (!sb) {
-			*result =
-			    !strcmp(rest, "/running")
-			        ? gw_reply(rq, 404, "application/json", "{\"running\":false}", 17)
-			        : cf_error(rq, 404, "invalid_request", "no sandbox %s", id);
+			*result = !strcmp(rest, "/running") ? gw_reply(rq, 404, "application/json",
+			                                               "{\"running\":false}", 17)
+			          : !*rest && !strcmp(rq->method, "DELETE")
+			              ? gw_reply(rq, 204, NULL, "", 0)
+			              : cf_error(rq, 404, "invalid_request", "no sandbox %s", id);
 			return true;
 		}
 		if (!*rest && !strcmp(rq->method, "DELETE")) {
-			bool mine = false;
-			pthread_mutex_lock(&lock);
-			for (struct csbx **pp = &sandboxes; *pp; pp = &(*pp)->next)
-				if (*pp == sb) {
-					*pp = sb->next;
-					sb->refs--;
-					mine = true;
-					break;
-				}
-			pthread_mutex_unlock(&lock);
-			if (mine)
+			if (gw_registry_remove(&registry, &sb->entry))
 				backend_delete(sb);
 			*result = gw_reply(rq, 204, NULL, "", 0);
 		} else if (!strcmp(rest, "/exec") && post) {
@@ -408,6 +458,14 @@ bool gw_cloudflare_handle(struct gw_server *s, struct gw_request *rq, enum MHD_R
 			*result = persist(rq, sb);
 		} else if (!strcmp(rest, "/hydrate") && post) {
 			*result = hydrate(rq, sb);
+		} else if ((!strcmp(rest, "/mount") || !strcmp(rest, "/unmount")) && post) {
+			*result =
+			    cf_error(rq, 400, "invalid_request",
+			             "bucket mounts are not supported: airlockd mounts nothing "
+			             "into a running sandbox");
+		} else if (!strcmp(rest, "/pty")) {
+			*result = cf_error(rq, 400, "invalid_request",
+			                   "PTY is not supported: airlockd has no terminals");
 		} else {
 			*result = cf_error(rq, 404, "invalid_request", "no such route");
 		}
@@ -415,19 +473,12 @@ bool gw_cloudflare_handle(struct gw_server *s, struct gw_request *rq, enum MHD_R
 	return true;
 }
 
+static void discard(struct gw_entry *e)
+{
+	backend_delete((struct csbx *)e);
+}
+
 void gw_cloudflare_shutdown(void)
 {
-	for (;;) {
-		struct csbx *sb;
-		pthread_mutex_lock(&lock);
-		sb = sandboxes;
-		if (sb)
-			sandboxes = sb->next;
-		pthread_mutex_unlock(&lock);
-		if (!sb)
-			break;
-		if (server)
-			backend_delete(sb);
-		release(sb);
-	}
+	gw_registry_close(&registry, discard);
 }

@@ -8,6 +8,7 @@
  * Stop keeps the sandbox as an airlockd snapshot (with its processes where CRIU can) and
  * start brings it back, as Daytona's own stop/start keep the filesystem.
  */
+#include "registry.h"
 #include "server.h"
 
 #include "cleanup.h"
@@ -25,22 +26,25 @@
 #define API_PREFIX "/daytona/api"
 #define TOOLBOX_PREFIX "/daytona/toolbox/"
 #define DEFAULT_EXEC_TIMEOUT_S 600
+/* A Daytona sandbox's user home and working directory (the image's WORKDIR, else the
+ * home): commands without a cwd start there and relative paths of the file routes are
+ * resolved there, as the toolbox resolves them against its own working directory.  The
+ * Agents SDK's Daytona client puts its workspace below it (/home/daytona/workspace). */
+#define WORK_DIR "/home/daytona"
+#define TOOLBOX_VERSION "airlock-gateway"
 
 struct dsbx {
+	struct gw_entry entry; /* first: the registry's part, found by id or name */
 	char id[40];
 	char *name;
 	char *backend_id;
-	char *tenant;
 	char *stopped_snapshot; /* set while stopped */
 	cJSON *env;
 	cJSON *labels;
 	time_t created;
-	int refs;
-	struct dsbx *next;
 };
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct dsbx *sandboxes;
+static struct gw_registry registry;
 static struct gw_server *server;
 
 /* Daytona's (NestJS) error shape: {statusCode, message, error}. */
@@ -70,62 +74,92 @@ static void dsbx_free(struct dsbx *sb)
 {
 	free(sb->name);
 	free(sb->backend_id);
-	free(sb->tenant);
+	gw_entry_done(&sb->entry);
 	free(sb->stopped_snapshot);
 	cJSON_Delete(sb->env);
 	cJSON_Delete(sb->labels);
 	free(sb);
 }
 
-static void release(struct dsbx *sb)
+static void entry_free(struct gw_entry *e)
 {
-	bool last;
-
-	if (!sb)
-		return;
-	pthread_mutex_lock(&lock);
-	last = --sb->refs == 0;
-	pthread_mutex_unlock(&lock);
-	if (last)
-		dsbx_free(sb);
+	dsbx_free((struct dsbx *)e);
 }
 
 static void releasep(struct dsbx **sb)
 {
-	release(*sb);
+	gw_registry_release(&registry, (struct gw_entry *)*sb);
 }
 
-/* By id or name, the tenant's only; taken (refs + 1). */
+/* By id or name, the tenant's only; with a reference. */
 static struct dsbx *find(const char *id_or_name, const char *tenant)
 {
-	struct dsbx *found = NULL;
-
-	pthread_mutex_lock(&lock);
-	for (struct dsbx *sb = sandboxes; sb; sb = sb->next)
-		if (!strcmp(sb->tenant, tenant) &&
-		    (!strcmp(sb->id, id_or_name) || (sb->name && !strcmp(sb->name, id_or_name)))) {
-			found = sb;
-			sb->refs++;
-			break;
-		}
-	pthread_mutex_unlock(&lock);
-	return found;
+	return (struct dsbx *)gw_registry_find(&registry, id_or_name, tenant);
 }
 
-static bool unlink_sandbox(struct dsbx *sb)
-{
-	bool was = false;
+/* ---- the registry's records (--state-dir; registry.h) ---- */
 
-	pthread_mutex_lock(&lock);
-	for (struct dsbx **pp = &sandboxes; *pp; pp = &(*pp)->next)
-		if (*pp == sb) {
-			*pp = sb->next;
-			sb->refs--;
-			was = true;
-			break;
-		}
-	pthread_mutex_unlock(&lock);
-	return was;
+static cJSON *entry_save(const struct gw_entry *e)
+{
+	const struct dsbx *sb = (const struct dsbx *)e;
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "id", sb->id);
+	if (sb->name)
+		cJSON_AddStringToObject(o, "name", sb->name);
+	cJSON_AddStringToObject(o, "backend_id", sb->backend_id);
+	cJSON_AddStringToObject(o, "tenant", e->tenant);
+	if (sb->stopped_snapshot)
+		cJSON_AddStringToObject(o, "stopped_snapshot", sb->stopped_snapshot);
+	if (sb->env)
+		cJSON_AddItemToObject(o, "env", cJSON_Duplicate(sb->env, 1));
+	if (sb->labels)
+		cJSON_AddItemToObject(o, "labels", cJSON_Duplicate(sb->labels, 1));
+	cJSON_AddNumberToObject(o, "created", (double)sb->created);
+	return o;
+}
+
+static struct gw_entry *entry_load(const cJSON *o)
+{
+	const char *id = al_json_str(o, "id"), *bid = al_json_str(o, "backend_id");
+	const char *tenant = al_json_str(o, "tenant"), *name = al_json_str(o, "name");
+	const char *stopped = al_json_str(o, "stopped_snapshot");
+	const cJSON *env = cJSON_GetObjectItemCaseSensitive(o, "env");
+	const cJSON *labels = cJSON_GetObjectItemCaseSensitive(o, "labels");
+	struct dsbx *sb;
+
+	if (!id || strlen(id) >= sizeof(sb->id) || !bid || !tenant)
+		return NULL;
+	sb = calloc(1, sizeof(*sb));
+	if (!sb)
+		return NULL;
+	snprintf(sb->id, sizeof(sb->id), "%s", id);
+	if (gw_entry_init(&sb->entry, tenant) < 0 || !(sb->backend_id = strdup(bid)) ||
+	    (name && !(sb->name = strdup(name))) ||
+	    (stopped && !(sb->stopped_snapshot = strdup(stopped)))) {
+		dsbx_free(sb);
+		return NULL;
+	}
+	sb->entry.id = sb->id;
+	sb->entry.name = sb->name;
+	sb->env = cJSON_IsObject(env) ? cJSON_Duplicate(env, 1) : cJSON_CreateObject();
+	sb->labels = cJSON_IsObject(labels) ? cJSON_Duplicate(labels, 1) : NULL;
+	sb->created = (time_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "created"));
+	return &sb->entry;
+}
+
+static const struct gw_registry_ops registry_ops = {
+    .service = GW_DAYTONA,
+    .what = "daytona",
+    .free = entry_free,
+    .save = entry_save,
+    .load = entry_load,
+};
+
+int gw_daytona_init(struct gw_server *s, struct al_error *err)
+{
+	server = s;
+	return gw_registry_open(&registry, &registry_ops, &s->state, err);
 }
 
 static cJSON *dto(const struct dsbx *sb, struct gw_request *rq)
@@ -141,7 +175,7 @@ static cJSON *dto(const struct dsbx *sb, struct gw_request *rq)
 	snprintf(url, sizeof(url), "http://%s%.*s", host ? host : "127.0.0.1",
 	         (int)strlen(TOOLBOX_PREFIX) - 1, TOOLBOX_PREFIX);
 	cJSON_AddStringToObject(o, "id", sb->id);
-	cJSON_AddStringToObject(o, "organizationId", sb->tenant);
+	cJSON_AddStringToObject(o, "organizationId", sb->entry.tenant);
 	cJSON_AddStringToObject(o, "name", sb->name ? sb->name : sb->id);
 	cJSON_AddStringToObject(o, "user", "root");
 	cJSON_AddItemToObject(o, "env",
@@ -161,6 +195,11 @@ static cJSON *dto(const struct dsbx *sb, struct gw_request *rq)
 	cJSON_AddStringToObject(o, "updatedAt", when);
 	cJSON_AddStringToObject(o, "toolboxProxyUrl", url);
 	return o;
+}
+
+static cJSON *show(const struct gw_entry *e, void *rq)
+{
+	return dto((const struct dsbx *)e, rq);
 }
 
 static enum MHD_Result reply_dto(struct gw_request *rq, unsigned status, const struct dsbx *sb)
@@ -192,9 +231,47 @@ static int backend_new(struct dsbx *sb, const char *snapshot, struct al_error *e
 		return r;
 	if (res.status != 201 || !al_json_str(res.json, "id"))
 		return al_error_set(err, EIO, "airlockd: %s", gw_result_message(&res));
-	free(sb->backend_id);
-	sb->backend_id = strdup(al_json_str(res.json, "id"));
-	return sb->backend_id ? 0 : al_error_set(err, ENOMEM, "out of memory");
+	{
+		char *id = strdup(al_json_str(res.json, "id"));
+		if (!id)
+			return al_error_set(err, ENOMEM, "out of memory");
+		/* A save reads the registry's strings under its lock. */
+		gw_registry_lock(&registry);
+		free(sb->backend_id);
+		sb->backend_id = id;
+		gw_registry_unlock(&registry);
+	}
+	return 0;
+}
+
+/* A toolbox path as airlockd needs it: relative ones from the working directory. */
+static char *work_path(const char *path)
+{
+	char *out;
+
+	if (path[0] == '/')
+		return strdup(path);
+	if (asprintf(&out, WORK_DIR "/%s", path) < 0)
+		return NULL;
+	return out;
+}
+
+/* A fresh sandbox gets the working directory the toolbox reports. */
+static int make_work_dir(const struct dsbx *sb, struct al_error *err)
+{
+	_cleanup_(gw_result_freep) struct gw_result res = {0};
+	_cleanup_free_ char *q = gw_path_query("/dirs", WORK_DIR, "&parents=1");
+	int r;
+
+	if (!q)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = gw_sandbox_call(&server->backend, "POST", sb->backend_id, q, NULL, NULL, 0, 0, &res,
+	                    err);
+	if (r < 0)
+		return r;
+	if (res.status >= 300 && res.status != 409)
+		return al_error_set(err, EIO, "mkdir " WORK_DIR ": %s", gw_result_message(&res));
+	return 0;
 }
 
 static void backend_gone(struct dsbx *sb)
@@ -242,9 +319,13 @@ static enum MHD_Result create(struct gw_request *rq, const char *tenant)
 	}
 	snprintf(sb->id, sizeof(sb->id), "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12,
 	         hex + 16, hex + 20);
-	sb->refs = 1;
-	sb->tenant = strdup(tenant);
+	if (gw_entry_init(&sb->entry, tenant) < 0) {
+		free(sb);
+		return MHD_NO;
+	}
+	sb->entry.id = sb->id;
 	sb->name = al_json_str(body, "name") ? strdup(al_json_str(body, "name")) : NULL;
+	sb->entry.name = sb->name;
 	sb->env = env ? cJSON_Duplicate(env, 1) : cJSON_CreateObject();
 	sb->labels = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(body, "labels"), 1);
 	sb->created = time(NULL);
@@ -252,12 +333,17 @@ static enum MHD_Result create(struct gw_request *rq, const char *tenant)
 		dsbx_free(sb);
 		return dt_error(rq, 500, "cannot create the sandbox: %s", e.msg);
 	}
-	pthread_mutex_lock(&lock);
-	sb->next = sandboxes;
-	sandboxes = sb;
-	pthread_mutex_unlock(&lock);
+	if (make_work_dir(sb, &e) < 0) {
+		backend_gone(sb);
+		dsbx_free(sb);
+		return dt_error(rq, 500, "cannot create the sandbox: %s", e.msg);
+	}
+	gw_registry_add(&registry, &sb->entry);
 	log_info("tenant %s: daytona sandbox %s is airlockd's %s", tenant, sb->id, sb->backend_id);
-	return reply_dto(rq, 200, sb);
+	{
+		_cleanup_(releasep) struct dsbx *mine = sb; /* the creation's reference */
+		return reply_dto(rq, 200, mine);
+	}
 }
 
 static enum MHD_Result stop(struct gw_request *rq, struct dsbx *sb)
@@ -271,9 +357,11 @@ static enum MHD_Result stop(struct gw_request *rq, struct dsbx *sb)
 			cJSON_AddBoolToObject(body, "processes", processes);
 			if (gw_sandbox_call(&server->backend, "POST", sb->backend_id, "/snapshots",
 			                    body, NULL, 0, 0, &res, &e) == 0 &&
-			    res.status == 201 && al_json_str(res.json, "id"))
+			    res.status == 201 && al_json_str(res.json, "id")) {
+				gw_registry_lock(&registry);
 				sb->stopped_snapshot = strdup(al_json_str(res.json, "id"));
-			else if (processes)
+				gw_registry_unlock(&registry);
+			} else if (processes)
 				log_warn(
 				    "stop %s with processes failed; keeping its filesystem only",
 				    sb->id);
@@ -282,6 +370,7 @@ static enum MHD_Result stop(struct gw_request *rq, struct dsbx *sb)
 			return dt_error(rq, 500, "cannot stop sandbox %s", sb->id);
 		{
 			_cleanup_(gw_result_freep) struct gw_result res = {0};
+			gw_registry_save(&registry);
 			gw_sandbox_call(&server->backend, "DELETE", sb->backend_id, "", NULL, NULL,
 			                0, 0, &res, &e);
 		}
@@ -300,7 +389,10 @@ static enum MHD_Result start(struct gw_request *rq, struct dsbx *sb)
 		_cleanup_(gw_result_freep) struct gw_result res = {0};
 		if (backend_new(sb, snap, &e) < 0)
 			return dt_error(rq, 500, "cannot start sandbox %s: %s", sb->id, e.msg);
+		gw_registry_lock(&registry);
 		sb->stopped_snapshot = NULL;
+		gw_registry_unlock(&registry);
+		gw_registry_save(&registry);
 		if (eid && asprintf(&path, "/v1/snapshots/%s", eid) >= 0)
 			gw_backend_call(&server->backend, "DELETE", path, NULL, NULL, 0, 0, &res,
 			                &e);
@@ -317,12 +409,7 @@ static enum MHD_Result control(struct gw_request *rq, const char *tenant, const 
 	if (!strcmp(rest, "/sandbox") && post)
 		return create(rq, tenant);
 	if (!strcmp(rest, "/sandbox") && !strcmp(rq->method, "GET")) {
-		_cleanup_cjson_ cJSON *list = cJSON_CreateArray();
-		pthread_mutex_lock(&lock);
-		for (struct dsbx *sb = sandboxes; sb; sb = sb->next)
-			if (!strcmp(sb->tenant, tenant))
-				cJSON_AddItemToArray(list, dto(sb, rq));
-		pthread_mutex_unlock(&lock);
+		_cleanup_cjson_ cJSON *list = gw_registry_list(&registry, tenant, show, rq);
 		return gw_reply_json(rq, 200, list);
 	}
 	if (strncmp(rest, "/sandbox/", 9))
@@ -338,7 +425,7 @@ static enum MHD_Result control(struct gw_request *rq, const char *tenant, const 
 		if (!*action && !strcmp(rq->method, "GET"))
 			return reply_dto(rq, 200, sb);
 		if (!*action && !strcmp(rq->method, "DELETE")) {
-			if (unlink_sandbox(sb))
+			if (gw_registry_remove(&registry, &sb->entry))
 				backend_gone(sb);
 			return reply_dto(rq, 200, sb);
 		}
@@ -352,6 +439,11 @@ static enum MHD_Result control(struct gw_request *rq, const char *tenant, const 
 			cJSON_AddStringToObject(out, "url", al_json_str(o, "toolboxProxyUrl"));
 			return gw_reply_json(rq, 200, out);
 		}
+		/* A clear refusal, not "not found": the SDK would report a missing sandbox. */
+		if (!strncmp(action, "/ports/", 7))
+			return dt_error(rq, 400,
+			                "preview URLs are not supported: airlockd sandboxes expose "
+			                "no ports");
 	}
 	return dt_error(rq, 404, "Cannot %s %s", rq->method, rq->url);
 }
@@ -413,8 +505,14 @@ static enum MHD_Result execute(struct gw_request *rq, struct dsbx *sb)
 	if (!cmd)
 		return dt_error(rq, 400, "command is required");
 	cJSON_AddStringToObject(body, "command", cmd);
-	if (al_json_str(req, "cwd") && *al_json_str(req, "cwd"))
-		cJSON_AddStringToObject(body, "cwd", al_json_str(req, "cwd"));
+	if (al_json_str(req, "cwd") && *al_json_str(req, "cwd")) {
+		_cleanup_free_ char *cwd = work_path(al_json_str(req, "cwd"));
+		if (!cwd)
+			return MHD_NO;
+		cJSON_AddStringToObject(body, "cwd", cwd);
+	} else {
+		cJSON_AddStringToObject(body, "cwd", WORK_DIR);
+	}
 	cJSON_AddNumberToObject(body, "timeout_ms", t * 1000);
 	cJSON_AddNumberToObject(body, "max_output_bytes", 16 << 20);
 	r = gw_sandbox_call(&server->backend, "POST", sb->backend_id, "/exec", body, NULL, 0,
@@ -465,7 +563,8 @@ static enum MHD_Result bulk_upload(struct gw_request *rq, struct dsbx *sb)
 			}
 		if (!dest)
 			return dt_error(rq, 400, "%s has no %s", file->name, want);
-		q = gw_path_query("/files", dest, "&mode=0644&parents=1");
+		_cleanup_free_ char *abs = work_path(dest);
+		q = abs ? gw_path_query("/files", abs, "&mode=0644&parents=1") : NULL;
 		if (!q)
 			return MHD_NO;
 		r = gw_sandbox_call(&server->backend, "PUT", sb->backend_id, q, NULL,
@@ -502,7 +601,8 @@ static enum MHD_Result bulk_download(struct gw_request *rq, struct dsbx *sb)
 		int r;
 		if (!cJSON_IsString(p))
 			continue;
-		q = gw_path_query("/files", p->valuestring, NULL);
+		_cleanup_free_ char *abs = work_path(p->valuestring);
+		q = abs ? gw_path_query("/files", abs, NULL) : NULL;
 		if (!q)
 			return MHD_NO;
 		r = gw_sandbox_call(&server->backend, "GET", sb->backend_id, q, NULL, NULL, 0, 0,
@@ -552,14 +652,29 @@ static enum MHD_Result toolbox(struct gw_request *rq, struct dsbx *sb, const cha
 	_cleanup_(gw_result_freep) struct gw_result res = {0};
 	_cleanup_free_ char *q = NULL;
 	struct al_error e = AL_ERROR_INIT;
-	const char *path = gw_query(rq, "path");
+	const char *given = gw_query(rq, "path");
+	_cleanup_free_ char *abs = given && *given ? work_path(given) : NULL;
+	const char *path = abs;
 	bool get = !strcmp(rq->method, "GET");
 	int r;
 
 	if (sb->stopped_snapshot)
 		return dt_error(rq, 400, "sandbox %s is stopped", sb->id);
+	if ((!strcmp(rest, "/user-home-dir") || !strcmp(rest, "/work-dir")) && get) {
+		_cleanup_cjson_ cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "dir", WORK_DIR);
+		return gw_reply_json(rq, 200, o);
+	}
+	if (!strcmp(rest, "/version") && get) {
+		_cleanup_cjson_ cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "version", TOOLBOX_VERSION);
+		return gw_reply_json(rq, 200, o);
+	}
 	if (!strcmp(rest, "/process/execute") && !strcmp(rq->method, "POST"))
 		return execute(rq, sb);
+	if (!strncmp(rest, "/process/pty", 12))
+		return dt_error(rq, 400,
+		                "PTY sessions are not supported: airlockd has no terminals");
 	if (!strcmp(rest, "/files/bulk-upload") && !strcmp(rq->method, "POST"))
 		return bulk_upload(rq, sb);
 	if (!strcmp(rest, "/files/bulk-download") && !strcmp(rq->method, "POST"))
@@ -682,19 +797,12 @@ bool gw_daytona_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Resu
 	return true;
 }
 
+static void discard(struct gw_entry *e)
+{
+	backend_gone((struct dsbx *)e);
+}
+
 void gw_daytona_shutdown(void)
 {
-	for (;;) {
-		struct dsbx *sb;
-		pthread_mutex_lock(&lock);
-		sb = sandboxes;
-		if (sb)
-			sandboxes = sb->next;
-		pthread_mutex_unlock(&lock);
-		if (!sb)
-			break;
-		if (server)
-			backend_gone(sb);
-		release(sb); /* the registry's reference */
-	}
+	gw_registry_close(&registry, discard);
 }

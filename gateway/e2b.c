@@ -12,6 +12,7 @@
  * hands it on, so that nothing is lost between a Start that ends early and a later
  * Connect.
  */
+#include "registry.h"
 #include "server.h"
 
 #include "cleanup.h"
@@ -51,9 +52,9 @@ struct proc {
 };
 
 struct sbx {
+	struct gw_entry entry; /* first: the registry's part */
 	char id[24];
 	char *backend_id;
-	char *tenant;
 	char token[33];
 	char *template_id;
 	cJSON *metadata;
@@ -62,10 +63,7 @@ struct sbx {
 	char *paused_snapshot; /* set while paused: the snapshot to come back from */
 	uint32_t next_pid;
 	struct proc *procs;
-	int refs;
-	bool removed;
 	pthread_mutex_t lock; /* procs and their buffers */
-	struct sbx *next;
 };
 
 struct snap {
@@ -74,9 +72,8 @@ struct snap {
 	struct snap *next;
 };
 
-static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct sbx *sandboxes;
-static struct snap *snaps;
+static struct gw_registry registry;
+static struct snap *snaps; /* under the registry's lock */
 static struct gw_server *server;
 static pthread_t reaper;
 static bool reaper_started;
@@ -219,8 +216,8 @@ static void sbx_free(struct sbx *sb)
 		proc_free(sb->procs);
 		sb->procs = n;
 	}
+	gw_entry_done(&sb->entry);
 	free(sb->backend_id);
-	free(sb->tenant);
 	free(sb->template_id);
 	free(sb->paused_snapshot);
 	cJSON_Delete(sb->metadata);
@@ -230,15 +227,7 @@ static void sbx_free(struct sbx *sb)
 
 static void sbx_release(struct sbx *sb)
 {
-	bool last;
-
-	if (!sb)
-		return;
-	pthread_mutex_lock(&reg_lock);
-	last = --sb->refs == 0 && sb->removed;
-	pthread_mutex_unlock(&reg_lock);
-	if (last)
-		sbx_free(sb);
+	gw_registry_release(&registry, (struct gw_entry *)sb);
 }
 
 static void sbx_releasep(struct sbx **sb)
@@ -246,40 +235,10 @@ static void sbx_releasep(struct sbx **sb)
 	sbx_release(*sb);
 }
 
-/* The sandbox id, taken (refs + 1); tenant NULL: any (envd checks the token instead). */
+/* The sandbox id, with a reference; tenant NULL: any (envd checks the token instead). */
 static struct sbx *sbx_get(const char *id, const char *tenant)
 {
-	struct sbx *found = NULL;
-
-	if (!id)
-		return NULL;
-	pthread_mutex_lock(&reg_lock);
-	for (struct sbx *sb = sandboxes; sb; sb = sb->next)
-		if (!strcmp(sb->id, id) && (!tenant || !strcmp(sb->tenant, tenant))) {
-			found = sb;
-			found->refs++;
-			break;
-		}
-	pthread_mutex_unlock(&reg_lock);
-	return found;
-}
-
-/* Out of the registry; the last holder frees it.  False when someone else removed it. */
-static bool sbx_unlink(struct sbx *sb)
-{
-	bool was = false;
-
-	pthread_mutex_lock(&reg_lock);
-	for (struct sbx **pp = &sandboxes; *pp; pp = &(*pp)->next)
-		if (*pp == sb) {
-			*pp = sb->next;
-			sb->removed = true;
-			sb->refs--; /* the registry's own reference */
-			was = true;
-			break;
-		}
-	pthread_mutex_unlock(&reg_lock);
-	return was;
+	return (struct sbx *)gw_registry_find(&registry, id, tenant);
 }
 
 /* Forget a tenant's snapshot; false when it has none of that id. */
@@ -287,14 +246,14 @@ static bool snap_take(const char *id, const char *tenant)
 {
 	struct snap *found = NULL;
 
-	pthread_mutex_lock(&reg_lock);
+	gw_registry_lock(&registry);
 	for (struct snap **pp = &snaps; *pp; pp = &(*pp)->next)
 		if (!strcmp((*pp)->id, id) && !strcmp((*pp)->tenant, tenant)) {
 			found = *pp;
 			*pp = found->next;
 			break;
 		}
-	pthread_mutex_unlock(&reg_lock);
+	gw_registry_unlock(&registry);
 	if (!found)
 		return false;
 	free(found->id);
@@ -307,11 +266,11 @@ static bool snap_owned(const char *id, const char *tenant)
 {
 	bool ok = false;
 
-	pthread_mutex_lock(&reg_lock);
+	gw_registry_lock(&registry);
 	for (struct snap *s = snaps; s; s = s->next)
 		if (!strcmp(s->id, id) && !strcmp(s->tenant, tenant))
 			ok = true;
-	pthread_mutex_unlock(&reg_lock);
+	gw_registry_unlock(&registry);
 	return ok;
 }
 
@@ -325,12 +284,105 @@ static int snap_add(const char *id, const char *tenant)
 		free(s);
 		return -ENOMEM;
 	}
-	pthread_mutex_lock(&reg_lock);
+	gw_registry_lock(&registry);
 	s->next = snaps;
 	snaps = s;
-	pthread_mutex_unlock(&reg_lock);
+	gw_registry_unlock(&registry);
 	return 0;
 }
+
+/* ---- the registry's records (--state-dir; registry.h) ---- */
+
+static cJSON *entry_save(const struct gw_entry *e)
+{
+	const struct sbx *sb = (const struct sbx *)e;
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "id", sb->id);
+	cJSON_AddStringToObject(o, "backend_id", sb->backend_id);
+	cJSON_AddStringToObject(o, "tenant", e->tenant);
+	cJSON_AddStringToObject(o, "token", sb->token);
+	cJSON_AddStringToObject(o, "template_id", sb->template_id);
+	if (sb->metadata)
+		cJSON_AddItemToObject(o, "metadata", cJSON_Duplicate(sb->metadata, 1));
+	cJSON_AddNumberToObject(o, "started", (double)sb->started);
+	cJSON_AddNumberToObject(o, "end_at", (double)sb->end_at);
+	if (sb->paused_snapshot)
+		cJSON_AddStringToObject(o, "paused_snapshot", sb->paused_snapshot);
+	return o;
+}
+
+/* The tenants' snapshots go in the same file (under the registry's lock). */
+static void save_snapshots(cJSON *doc)
+{
+	cJSON *list = cJSON_AddArrayToObject(doc, "snapshots");
+
+	for (struct snap *sn = snaps; sn; sn = sn->next) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "id", sn->id);
+		cJSON_AddStringToObject(o, "tenant", sn->tenant);
+		cJSON_AddItemToArray(list, o);
+	}
+}
+
+static struct gw_entry *entry_load(const cJSON *o)
+{
+	const char *id = al_json_str(o, "id"), *bid = al_json_str(o, "backend_id");
+	const char *tenant = al_json_str(o, "tenant"), *token = al_json_str(o, "token");
+	const char *tmpl = al_json_str(o, "template_id");
+	const char *paused = al_json_str(o, "paused_snapshot");
+	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(o, "metadata");
+	struct sbx *sb;
+
+	if (!id || strlen(id) >= sizeof(sb->id) || !bid || !tenant || !token ||
+	    strlen(token) != sizeof(sb->token) - 1 || !tmpl)
+		return NULL;
+	sb = calloc(1, sizeof(*sb));
+	if (!sb)
+		return NULL;
+	pthread_mutex_init(&sb->lock, NULL);
+	snprintf(sb->id, sizeof(sb->id), "%s", id);
+	snprintf(sb->token, sizeof(sb->token), "%s", token);
+	if (gw_entry_init(&sb->entry, tenant) < 0 || !(sb->backend_id = strdup(bid)) ||
+	    !(sb->template_id = strdup(tmpl)) ||
+	    (paused && !(sb->paused_snapshot = strdup(paused)))) {
+		sbx_free(sb);
+		return NULL;
+	}
+	sb->entry.id = sb->id;
+	sb->metadata = cJSON_IsObject(meta) ? cJSON_Duplicate(meta, 1) : NULL;
+	sb->started = (time_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "started"));
+	sb->end_at = (time_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "end_at"));
+	return &sb->entry;
+}
+
+static int load_snapshots(const cJSON *doc, struct al_error *err)
+{
+	const cJSON *o;
+
+	cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(doc, "snapshots"))
+	{
+		if (al_json_str(o, "id") && al_json_str(o, "tenant") &&
+		    snap_add(al_json_str(o, "id"), al_json_str(o, "tenant")) < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+static void entry_free(struct gw_entry *e)
+{
+	sbx_free((struct sbx *)e);
+}
+
+static const struct gw_registry_ops registry_ops = {
+    .service = GW_E2B,
+    .what = "e2b",
+    .free = entry_free,
+    .save = entry_save,
+    .load = entry_load,
+    .save_more = save_snapshots,
+    .load_more = load_snapshots,
+};
 
 static struct proc *proc_find(struct sbx *sb, const cJSON *selector)
 {
@@ -1162,6 +1214,18 @@ static int timeout_of(const cJSON *body, int def)
 	return v < 1 ? 1 : v > MAX_TIMEOUT_S ? MAX_TIMEOUT_S : v;
 }
 
+static void backend_delete(const char *backend_id)
+{
+	_cleanup_(gw_result_freep) struct gw_result res = {0};
+	struct al_error e = AL_ERROR_INIT;
+
+	if (backend("DELETE", "/v1/sandboxes/%s%s", backend_id, NULL, NULL, NULL, 0, 0, &res, &e) <
+	    0)
+		log_warn("delete airlockd sandbox %s: %s", backend_id, e.msg);
+	else if (res.status != 200 && res.status != 404)
+		log_warn("delete airlockd sandbox %s: %s", backend_id, gw_result_message(&res));
+}
+
 /* A new airlockd sandbox, from a snapshot when snapshot is set. */
 static int backend_create(const char *name, const cJSON *env, const char *snapshot,
                           char **backend_id, struct gw_result *res, struct al_error *err)
@@ -1214,7 +1278,6 @@ static enum MHD_Result sandbox_create(struct gw_request *rq, const char *tenant)
 	if (!sb)
 		return MHD_NO;
 	pthread_mutex_init(&sb->lock, NULL);
-	sb->refs = 1; /* the registry's */
 	sb->id[0] = 'i';
 	if (al_random_hex(sb->id + 1, 20, &e) < 0 || al_random_hex(sb->token, 32, &e) < 0) {
 		sbx_free(sb);
@@ -1228,32 +1291,22 @@ static enum MHD_Result sandbox_create(struct gw_request *rq, const char *tenant)
 		return api_error(rq, res.status == 400 ? 400 : 500, "cannot create the sandbox: %s",
 		                 e.msg);
 	}
-	sb->tenant = strdup(tenant);
-	sb->template_id = strdup(tmpl);
+	if (gw_entry_init(&sb->entry, tenant) < 0 || !(sb->template_id = strdup(tmpl))) {
+		backend_delete(sb->backend_id);
+		sbx_free(sb);
+		return MHD_NO;
+	}
+	sb->entry.id = sb->id;
 	sb->metadata = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(body, "metadata"), 1);
 	sb->started = time(NULL);
 	sb->end_at = sb->started + timeout_of(body, DEFAULT_TIMEOUT_S);
-	pthread_mutex_lock(&reg_lock);
-	sb->next = sandboxes;
-	sandboxes = sb;
-	pthread_mutex_unlock(&reg_lock);
+	gw_registry_add(&registry, &sb->entry);
 	log_info("tenant %s: sandbox %s is airlockd's %s", tenant, sb->id, sb->backend_id);
 	{
-		_cleanup_cjson_ cJSON *out = sandbox_json(sb, true);
+		_cleanup_(sbx_releasep) struct sbx *mine = sb; /* the creation's reference */
+		_cleanup_cjson_ cJSON *out = sandbox_json(mine, true);
 		return gw_reply_json(rq, 201, out);
 	}
-}
-
-static void backend_delete(const char *backend_id)
-{
-	_cleanup_(gw_result_freep) struct gw_result res = {0};
-	struct al_error e = AL_ERROR_INIT;
-
-	if (backend("DELETE", "/v1/sandboxes/%s%s", backend_id, NULL, NULL, NULL, 0, 0, &res, &e) <
-	    0)
-		log_warn("delete airlockd sandbox %s: %s", backend_id, e.msg);
-	else if (res.status != 200 && res.status != 404)
-		log_warn("delete airlockd sandbox %s: %s", backend_id, gw_result_message(&res));
 }
 
 static void snapshot_delete(const char *id)
@@ -1265,14 +1318,21 @@ static void snapshot_delete(const char *id)
 		log_warn("delete airlockd snapshot %s: %s", id, e.msg);
 }
 
-static void sandbox_remove(struct sbx *sb)
+/* What the sandbox holds in airlockd goes (a registry's discard). */
+static void sandbox_discard(struct gw_entry *e)
 {
-	if (!sbx_unlink(sb))
-		return;
+	struct sbx *sb = (struct sbx *)e;
+
 	if (sb->paused_snapshot)
 		snapshot_delete(sb->paused_snapshot);
 	else
 		backend_delete(sb->backend_id);
+}
+
+static void sandbox_remove(struct sbx *sb)
+{
+	if (gw_registry_remove(&registry, &sb->entry))
+		sandbox_discard(&sb->entry);
 }
 
 /* A snapshot of sb in airlockd; its id, or NULL with err set. */
@@ -1310,7 +1370,10 @@ static enum MHD_Result sandbox_pause(struct gw_request *rq, struct sbx *sb)
 	if (!snap)
 		return api_error(rq, 500, "cannot pause: %s", e.msg);
 	backend_delete(sb->backend_id);
+	gw_registry_lock(&registry);
 	sb->paused_snapshot = snap;
+	gw_registry_unlock(&registry);
+	gw_registry_save(&registry);
 	return gw_reply(rq, 204, NULL, "", 0);
 }
 
@@ -1328,14 +1391,19 @@ static enum MHD_Result sandbox_connect(struct gw_request *rq, struct sbx *sb)
 		snprintf(name, sizeof(name), "e2b-%s", sb->id);
 		if (backend_create(name, NULL, sb->paused_snapshot, &id, &res, &e) < 0)
 			return api_error(rq, 500, "cannot resume: %s", e.msg);
+		/* The old snapshot is the sandbox's no more: the registry names the new one. */
+		snapshot_delete(sb->paused_snapshot);
+		gw_registry_lock(&registry);
 		free(sb->backend_id);
 		sb->backend_id = id;
 		free(sb->paused_snapshot);
 		sb->paused_snapshot = NULL;
+		gw_registry_unlock(&registry);
 	}
 	end = time(NULL) + timeout_of(body, DEFAULT_TIMEOUT_S);
 	if (end > sb->end_at)
 		sb->end_at = end;
+	gw_registry_save(&registry);
 	out = sandbox_json(sb, true);
 	return gw_reply_json(rq, 200, out);
 }
@@ -1353,6 +1421,12 @@ static bool path_is(const char *url, const char *prefix, const char **id, const 
 	return true;
 }
 
+static cJSON *show(const struct gw_entry *e, void *ctx)
+{
+	(void)ctx;
+	return sandbox_json((const struct sbx *)e, false);
+}
+
 static enum MHD_Result control_plane(struct gw_request *rq, const char *tenant)
 {
 	const char *url = rq->url, *id = NULL, *rest = "";
@@ -1362,18 +1436,14 @@ static enum MHD_Result control_plane(struct gw_request *rq, const char *tenant)
 	if ((!strcmp(url, "/sandboxes") || !strcmp(url, "/v2/sandboxes")) && post)
 		return sandbox_create(rq, tenant);
 	if ((!strcmp(url, "/sandboxes") || !strcmp(url, "/v2/sandboxes")) && get) {
-		_cleanup_cjson_ cJSON *list = cJSON_CreateArray();
-		pthread_mutex_lock(&reg_lock);
-		for (struct sbx *sb = sandboxes; sb; sb = sb->next)
-			if (!strcmp(sb->tenant, tenant))
-				cJSON_AddItemToArray(list, sandbox_json(sb, false));
-		pthread_mutex_unlock(&reg_lock);
+		_cleanup_cjson_ cJSON *list = gw_registry_list(&registry, tenant, show, NULL);
 		return gw_reply_json(rq, 200, list);
 	}
 	if (path_is(url, "/templates/", &id, &rest) && !*rest && !strcmp(rq->method, "DELETE")) {
 		/* Snapshots are templates to E2B: Sandbox.deleteSnapshot() lands here. */
 		if (!snap_take(id, tenant))
 			return api_error(rq, 404, "template '%s' not found", id);
+		gw_registry_save(&registry);
 		snapshot_delete(id);
 		return gw_reply(rq, 204, NULL, "", 0);
 	}
@@ -1405,6 +1475,7 @@ static enum MHD_Result control_plane(struct gw_request *rq, const char *tenant)
 			_cleanup_cjson_ cJSON *body = cJSON_ParseWithLength(
 			    rq->body.data ? rq->body.data : "{}", rq->body.len ? rq->body.len : 2);
 			sb->end_at = time(NULL) + timeout_of(body, DEFAULT_TIMEOUT_S);
+			gw_registry_save(&registry);
 			return gw_reply(rq, 204, NULL, "", 0);
 		}
 		if (!strcmp(rest, "/snapshots") && post) {
@@ -1415,6 +1486,7 @@ static enum MHD_Result control_plane(struct gw_request *rq, const char *tenant)
 			snap = take_snapshot(sb, false, &e);
 			if (!snap || snap_add(snap, tenant) < 0)
 				return api_error(rq, 500, "cannot snapshot: %s", e.msg);
+			gw_registry_save(&registry);
 			cJSON_AddStringToObject(out, "snapshotID", snap);
 			cJSON_AddItemToObject(out, "names", cJSON_CreateArray());
 			return gw_reply_json(rq, 201, out);
@@ -1491,21 +1563,19 @@ bool gw_e2b_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *
 
 /* ---- lifetime ---- */
 
+static bool has_expired(const struct gw_entry *e, void *now)
+{
+	return ((const struct sbx *)e)->end_at <= *(time_t *)now;
+}
+
 static void *reap(void *arg)
 {
 	(void)arg;
 	while (!stopping) {
 		time_t now = time(NULL);
-		struct sbx *expired = NULL;
+		struct sbx *expired =
+		    (struct sbx *)gw_registry_find_if(&registry, has_expired, &now);
 
-		pthread_mutex_lock(&reg_lock);
-		for (struct sbx *sb = sandboxes; sb; sb = sb->next)
-			if (sb->end_at <= now) {
-				expired = sb;
-				sb->refs++;
-				break;
-			}
-		pthread_mutex_unlock(&reg_lock);
 		if (expired) {
 			log_info("sandbox %s reached its timeout", expired->id);
 			sandbox_remove(expired);
@@ -1517,36 +1587,35 @@ static void *reap(void *arg)
 	return NULL;
 }
 
-void gw_e2b_init(struct gw_server *s)
+int gw_e2b_init(struct gw_server *s, struct al_error *err)
 {
 	server = s;
+	return gw_registry_open(&registry, &registry_ops, &s->state, err);
+}
+
+void gw_e2b_start(void)
+{
 	reaper_started = pthread_create(&reaper, NULL, reap, NULL) == 0;
 	if (!reaper_started)
 		log_warn("cannot start the timeout reaper: sandboxes will not expire");
 }
 
-/* The registry lives in memory only: sandboxes it held would be unreachable after a
- * restart, so they go with the gateway. */
+/*
+ * With a state directory the registry outlives the gateway: its sandboxes stay for the
+ * next one.  Without, they would be unreachable after a restart, so they go with it.
+ */
 void gw_e2b_shutdown(void)
 {
+	bool keep = server && gw_state_persistent(&server->state);
+
 	stopping = true;
 	if (reaper_started)
 		pthread_join(reaper, NULL);
-	for (;;) {
-		struct sbx *sb;
-		pthread_mutex_lock(&reg_lock);
-		sb = sandboxes;
-		if (sb)
-			sb->refs++;
-		pthread_mutex_unlock(&reg_lock);
-		if (!sb)
-			break;
-		sandbox_remove(sb);
-		sbx_release(sb);
-	}
+	gw_registry_close(&registry, sandbox_discard);
 	while (snaps) {
 		struct snap *n = snaps->next;
-		snapshot_delete(snaps->id);
+		if (!keep)
+			snapshot_delete(snaps->id);
 		free(snaps->id);
 		free(snaps->tenant);
 		free(snaps);

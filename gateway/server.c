@@ -7,6 +7,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,14 +193,15 @@ static void on_mhd_error(void *cls, const char *fmt, va_list ap)
 	log_warn("libmicrohttpd: %s", msg);
 }
 
-int gw_server_start(struct gw_server *s, const char *listen_addr, unsigned *port,
-                    struct al_error *err)
+int gw_server_listen(const char *listen_addr, int *fd_out, unsigned *port, struct al_error *err)
 {
 	_cleanup_free_ char *host = strdup(listen_addr);
+	_cleanup_close_ int fd = -1;
 	struct sockaddr_in sin = {.sin_family = AF_INET};
-	const union MHD_DaemonInfo *info;
+	socklen_t len = sizeof(sin);
 	char *colon, *end;
 	unsigned long p;
+	int one = 1;
 
 	if (!host)
 		return al_error_set(err, ENOMEM, "out of memory");
@@ -214,16 +217,32 @@ int gw_server_start(struct gw_server *s, const char *listen_addr, unsigned *port
 		return al_error_set(err, EINVAL, "--listen %s: %s is not an IPv4 address",
 		                    listen_addr, host);
 	sin.sin_port = htons((uint16_t)p);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return al_error_errno(err, "socket");
+	/* A restarted gateway takes its port back while old connections linger. */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
+		return al_error_errno(err, "cannot listen on %s", listen_addr);
+	if (listen(fd, 128) < 0)
+		return al_error_errno(err, "listen on %s", listen_addr);
+	if (getsockname(fd, (struct sockaddr *)&sin, &len) < 0)
+		return al_error_errno(err, "getsockname");
+	*port = ntohs(sin.sin_port);
+	*fd_out = TAKE_FD(fd);
+	return 0;
+}
+
+int gw_server_start(struct gw_server *s, int listen_fd, struct al_error *err)
+{
 	s->mhd = MHD_start_daemon(
 	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
 	    NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,
-	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin, MHD_OPTION_NOTIFY_COMPLETED,
-	    on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_END);
+	    MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned)256, MHD_OPTION_END);
 	if (!s->mhd)
-		return al_error_set(err, EADDRINUSE, "cannot listen on %s", listen_addr);
-	info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
-	*port = info ? info->port : (unsigned)p;
+		return al_error_set(err, EIO, "cannot start serving (libmicrohttpd)");
 	return 0;
 }
 

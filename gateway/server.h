@@ -16,6 +16,7 @@
 
 #include "backend.h"
 #include "keys.h"
+#include "state.h"
 #include "util.h"
 
 #define GW_MAX_BODY (256u << 20)
@@ -41,7 +42,8 @@ struct gw_request {
 struct gw_server {
 	struct gw_backend backend;
 	struct gw_keys keys;
-	const char *rootfs; /* for new sandboxes; NULL: airlockd's default */
+	const char *rootfs;    /* for new sandboxes; NULL: airlockd's default */
+	struct gw_state state; /* the registries on disk, when --state-dir is given */
 	struct MHD_Daemon *mhd;
 };
 
@@ -57,17 +59,29 @@ enum MHD_Result gw_reply_json(struct gw_request *rq, unsigned status, const cJSO
 enum MHD_Result gw_reply_response(struct gw_request *rq, unsigned status,
                                   struct MHD_Response *resp);
 
-int gw_server_start(struct gw_server *s, const char *listen_addr, unsigned *port,
-                    struct al_error *err);
+/* Bind and listen on ADDR:PORT (port 0: any); *port is the one bound.  Done before the
+ * gateway drops its privileges, so that a low port works. */
+int gw_server_listen(const char *listen_addr, int *fd, unsigned *port, struct al_error *err);
+/* Serve on listen_fd (MHD owns it from then on). */
+int gw_server_start(struct gw_server *s, int listen_fd, struct al_error *err);
 void gw_server_stop(struct gw_server *s);
 
-/* The services; each answers every request it recognises and returns true, or false. */
+/*
+ * The services; each answers every request it recognises and returns true, or false.
+ * init reads the service's saved registry (before the gateway drops its privileges);
+ * shutdown deletes what the service made, unless the registry persists (then it stays
+ * for the next gateway).
+ */
 bool gw_e2b_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *result);
-void gw_e2b_init(struct gw_server *s);
+int gw_e2b_init(struct gw_server *s, struct al_error *err);
+void gw_e2b_start(void); /* the timeout reaper, once confined */
 void gw_e2b_shutdown(void);
 bool gw_daytona_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *result);
+int gw_daytona_init(struct gw_server *s, struct al_error *err);
 void gw_daytona_shutdown(void);
 bool gw_cloudflare_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *result);
+int gw_cloudflare_init(struct gw_server *s, struct al_error *err);
 void gw_cloudflare_shutdown(void);
 bool gw_blaxel_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *result);
+int gw_blaxel_init(struct gw_server *s, struct al_error *err);
 void gw_blaxel_shutdown(void);

@@ -17,10 +17,12 @@ need_root() {
 PACKAGES=(
 	build-essential dpkg-dev xz-utils meson ninja-build pkg-config clang-format
 	libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev libcjson-dev
-	libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libssl-dev libauparse-dev
-	libhttp-parser-dev
+	libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libssl-dev libauparse-dev libaudit-dev
+	libxml2-dev libhttp-parser-dev
 	busybox-static debootstrap iproute2 iptables curl python3 python3-jsonschema python3-yaml nodejs
 	crun runc bubblewrap util-linux hyperfine
+	# the harness's run queue (airlock-harness worker --db) and its tests' PostgreSQL
+	libpq-dev postgresql
 	# the real-terminal tests of `airlock exec -it` (tests/integration/test_tty.py)
 	tmux
 	# the fuzz targets (tests/fuzz): clang, its libFuzzer and sanitizer

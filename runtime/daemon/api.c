@@ -30,7 +30,6 @@
 #include "json.h"
 #include "events.h"
 #include "execstream.h"
-#include "fsops.h"
 #include "log.h"
 #include "lifecycle.h"
 #include "pool.h"
@@ -701,6 +700,8 @@ static void exec_and_reply(struct sandbox *sb, const cJSON *req, struct reply *r
 		return;
 	}
 	x.max_output = (size_t)max_out;
+	/* A stream's output goes out as bytes, not JSON text: counted as bytes. */
+	x.output_base64 = base64 || rp->want_stream;
 	x.argv = argv;
 	x.env = env;
 	if (!x.cwd) {
@@ -841,7 +842,6 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 {
 	struct al_error err = AL_ERROR_INIT;
 	const char *path = query(c, "path");
-	_cleanup_close_ int rootfd = -1;
 	cJSON *o = NULL;
 	int r;
 
@@ -849,15 +849,10 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 		reply_error(rp, 400, "invalid_argument", "query parameter path is required");
 		return;
 	}
-	rootfd = sandbox_open_files(sb, strcmp(method, "GET") != 0, &err);
-	if (rootfd < 0) {
-		reply_al_error(rp, &err);
-		return;
-	}
 	if (!dirs && !strcmp(method, "GET")) {
 		char *data = NULL;
 		size_t len = 0;
-		r = fsops_read(rootfd, sb->spec.workspace, path, MAX_FILE_BODY, &data, &len, &err);
+		r = sandbox_file_read(sb, path, MAX_FILE_BODY, &data, &len, &err);
 		if (r < 0) {
 			reply_al_error(rp, &err);
 			return;
@@ -881,9 +876,8 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 			}
 		}
 		/* The spooled upload, copied from its file by the kernel. */
-		r = fsops_write_from_fd(rootfd, sb->spec.workspace, path, rq->spool_fd, rq->spooled,
-		                        (mode_t)mode, query_bool(c, "parents"), sb->uid_base,
-		                        (gid_t)sb->uid_base, &err);
+		r = sandbox_file_write(sb, path, rq->spool_fd, rq->spooled, (mode_t)mode,
+		                       query_bool(c, "parents"), &err);
 		if (r < 0) {
 			reply_al_error(rp, &err);
 			return;
@@ -895,8 +889,7 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 		return;
 	}
 	if (!dirs && !strcmp(method, "DELETE")) {
-		r = fsops_remove(rootfd, sb->spec.workspace, path, query_bool(c, "recursive"),
-		                 &err);
+		r = sandbox_file_remove(sb, path, query_bool(c, "recursive"), &err);
 		if (r < 0) {
 			reply_al_error(rp, &err);
 			return;
@@ -907,7 +900,7 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 		return;
 	}
 	if (dirs && !strcmp(method, "GET")) {
-		r = fsops_list(rootfd, sb->spec.workspace, path, &o, &err);
+		r = sandbox_dir_list(sb, path, &o, &err);
 		if (r < 0)
 			reply_al_error(rp, &err);
 		else
@@ -915,8 +908,7 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 		return;
 	}
 	if (dirs && !strcmp(method, "POST")) {
-		r = fsops_mkdir(rootfd, sb->spec.workspace, path, query_bool(c, "parents"), 0755,
-		                sb->uid_base, (gid_t)sb->uid_base, &err);
+		r = sandbox_dir_make(sb, path, query_bool(c, "parents"), &err);
 		if (r < 0) {
 			reply_al_error(rp, &err);
 			return;
@@ -1008,12 +1000,25 @@ static void handle_snapshot_create(struct api_server *s, struct sandbox *sb, str
 }
 
 static void handle_snapshots(struct api_server *s, char **seg, size_t n, const char *method,
-                             uid_t client, struct reply *rp)
+                             struct request *rq, struct reply *rp)
 {
 	struct al_error err = AL_ERROR_INIT;
 	struct api_out out = API_OUT_INIT;
+	uid_t client = rq->peer_uid;
 
-	if (n == 2 && !strcmp(method, "GET"))
+	if (n == 3 && !strcmp(seg[2], "import")) {
+		if (strcmp(method, "POST"))
+			reply_error(rp, 405, "method_not_allowed", "use POST");
+		else
+			reply_out(rp, api_snapshot_import(s->ctx, rq->spool_fd, client, &out, &err),
+			          &out, &err);
+	} else if (n == 4 && !strcmp(seg[3], "export")) {
+		if (strcmp(method, "GET"))
+			reply_error(rp, 405, "method_not_allowed", "use GET");
+		else
+			reply_out(rp, api_snapshot_export(s->ctx, seg[2], client, &out, &err), &out,
+			          &err);
+	} else if (n == 2 && !strcmp(method, "GET"))
 		reply_out(rp, api_snapshots_list(s->ctx, client, &out, &err), &out, &err);
 	else if (n == 3 && !strcmp(method, "DELETE"))
 		reply_out(rp, api_snapshot_delete(s->ctx, seg[2], client, &out, &err), &out, &err);
@@ -1061,7 +1066,7 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 		return;
 	}
 	if (!strcmp(seg[1], "snapshots")) {
-		handle_snapshots(s, seg, n, method, rq->peer_uid, rp);
+		handle_snapshots(s, seg, n, method, rq, rp);
 		return;
 	}
 	if (strcmp(seg[1], "sandboxes")) {
@@ -1252,6 +1257,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 				return send_reply(c, &rp);
 			}
 			rq->limit = lim;
+		} else if (!strcmp(method, "POST") && !strncmp(url, "/v1/snapshots/import", 20) &&
+		           (!url[20] || url[20] == '?')) {
+			/* A snapshot stream: spooled to disk, read from there by the import. */
+			struct al_error err = AL_ERROR_INIT;
+			uint64_t lim = API_SNAPSHOT_IMPORT_MAX;
+			if (query_u64(c, "max_input_bytes", lim, &lim, &err) < 0 ||
+			    (rq->spool_fd = api_spool_open(s->ctx, &err)) < 0) {
+				rq->rejected = true;
+				reply_al_error(&rp, &err);
+				return send_reply(c, &rp);
+			}
+			rq->limit = lim;
 		}
 		cl =
 		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -1357,7 +1374,7 @@ int api_start(struct daemon *ctx, int listen_fd, gid_t allowed_gid, struct api_s
 		return al_error_set(err, ENOMEM, "out of memory");
 	s->ctx = ctx;
 	s->allowed_gid = allowed_gid;
-	if (admission_new(listen_fd, &s->admission, err) < 0) {
+	if (admission_new(listen_fd, ctx->client_rate, &s->admission, err) < 0) {
 		free(s);
 		return -err->code;
 	}

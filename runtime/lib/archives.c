@@ -40,8 +40,8 @@
 #include <cjson/cJSON.h>
 #include <seccomp.h>
 
-#include "caps.h"
 #include "cleanup.h"
+#include "helper.h"
 #include "json.h"
 #include "util.h"
 
@@ -741,264 +741,7 @@ int tar_extract(int in_fd, int dirfd, const struct archive_tree_opts *o,
 	return extract_pass(in_fd, dirfd, o, limits, false, err);
 }
 
-/* ---- child processes ---------------------------------------------------------------------- */
-
-typedef int (*child_fn)(void *arg, struct al_error *err);
-
-/*
- * Run fn in a forked child and hand its error back.  airlockd is
- * multi-threaded: the child is single-threaded, which setns(CLONE_NEWUSER)
- * needs, and its chdir/setns do not touch the daemon's other threads.
- */
-static pid_t run_child_parent; /* in a child of run_child: who forked it */
-
-/* In a child of run_child, again after each change of credentials (which
- * clears it): die with airlockd.  A helper that outlived a crashed daemon
- * would finish (commit a hydrate, say) what its client was told failed. */
-static int die_with_parent(struct al_error *err)
-{
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
-		return al_error_errno(err, "prctl(PR_SET_PDEATHSIG)");
-	/* Gone before the prctl: we are someone else's now. */
-	if (getppid() != run_child_parent)
-		return al_error_set(err, ECANCELED, "airlockd is gone");
-	return 0;
-}
-
-/*
- * Close every descriptor but 0-2, a and b.  A helper is forked from
- * airlockd, which holds other sandboxes' pidfds and stdio pipes and the API
- * socket; a helper that parses what a sandbox controls keeps only its job's
- * descriptor and its error pipe.
- */
-static void close_all_but(int a, int b)
-{
-	int lo = a < b ? a : b, hi = a < b ? b : a, from = 3;
-
-	for (int keep = lo;; keep = hi) {
-		if (keep >= from) {
-			if (keep > from)
-				syscall(SYS_close_range, (unsigned)from, (unsigned)keep - 1, 0);
-			from = keep + 1;
-		}
-		if (keep == hi)
-			break;
-	}
-	syscall(SYS_close_range, (unsigned)from, ~0U, 0);
-}
-
-static int run_child(child_fn fn, void *arg, int keep_fd, struct al_error *err)
-{
-	_cleanup_close_ int rfd = -1;
-	struct al_buf msg = {0};
-	pid_t parent = getpid();
-	int p[2], status;
-	pid_t pid;
-	int r;
-
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return al_error_errno(err, "pipe");
-	pid = fork();
-	if (pid < 0) {
-		r = al_error_errno(err, "fork");
-		close(p[0]);
-		close(p[1]);
-		return r;
-	}
-	if (pid == 0) {
-		struct al_error cerr = AL_ERROR_INIT;
-		close_all_but(p[1], keep_fd);
-		signal(SIGPIPE, SIG_IGN);
-		/* Nothing in a sandbox may ptrace us or read our memory. */
-		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-		run_child_parent = parent;
-		r = die_with_parent(&cerr);
-		if (r == 0)
-			r = fn(arg, &cerr);
-		if (r < 0) {
-			char code = (char)(cerr.code ? cerr.code : EIO);
-			if (al_write_all(p[1], &code, 1) == 0)
-				al_write_all(p[1], cerr.msg, strlen(cerr.msg));
-			_exit(1);
-		}
-		_exit(0);
-	}
-	close(p[1]);
-	rfd = p[0];
-	for (;;) {
-		char chunk[1024];
-		ssize_t n = read(rfd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		al_buf_append(&msg, chunk, (size_t)n);
-	}
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-		r = 0;
-	} else if (msg.len >= 1) {
-		al_buf_append(&msg, "", 1);
-		r = al_error_set(err, (unsigned char)msg.data[0], "%s", msg.data + 1);
-	} else {
-		r = al_error_set(err, EIO, "archive helper died (status %d)", status);
-	}
-	al_buf_free(&msg);
-	return r;
-}
-
-static const char *const helper_caps[] = {"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER",
-                                          "CAP_FSETID", NULL};
-
-/* In the child: become the sandbox's root, in its mount namespace. */
-static inline void helper_filter_releasep(scmp_filter_ctx *ctx)
-{
-	if (*ctx)
-		seccomp_release(*ctx);
-}
-
-/*
- * What the helper never needs, refused (EPERM) while it parses what the
- * sandbox controls: new processes and programs (libarchive would run an
- * external decompressor for a format it lacks), sockets, mounts and
- * namespaces, other processes' memory, keys, BPF and the like.
- */
-static int helper_seccomp(struct al_error *err)
-{
-	static const char *const denied[] = {"execve",
-	                                     "execveat",
-	                                     "fork",
-	                                     "vfork",
-	                                     "clone",
-	                                     "clone3",
-	                                     "socket",
-	                                     "socketpair",
-	                                     "connect",
-	                                     "bind",
-	                                     "listen",
-	                                     "accept4",
-	                                     "mount",
-	                                     "umount2",
-	                                     "pivot_root",
-	                                     "chroot",
-	                                     "unshare",
-	                                     "setns",
-	                                     "open_tree",
-	                                     "move_mount",
-	                                     "fsopen",
-	                                     "fsconfig",
-	                                     "fsmount",
-	                                     "fspick",
-	                                     "mount_setattr",
-	                                     "ptrace",
-	                                     "process_vm_readv",
-	                                     "process_vm_writev",
-	                                     "pidfd_open",
-	                                     "pidfd_getfd",
-	                                     "kill",
-	                                     "tgkill",
-	                                     "keyctl",
-	                                     "add_key",
-	                                     "request_key",
-	                                     "bpf",
-	                                     "perf_event_open",
-	                                     "userfaultfd",
-	                                     "io_uring_setup",
-	                                     "open_by_handle_at",
-	                                     "name_to_handle_at",
-	                                     "mknod",
-	                                     "mknodat",
-	                                     "kexec_load",
-	                                     "init_module",
-	                                     "finit_module",
-	                                     "delete_module",
-	                                     "setuid",
-	                                     "setgid",
-	                                     "setreuid",
-	                                     "setregid",
-	                                     "setresuid",
-	                                     "setresgid",
-	                                     "setgroups",
-	                                     "capset",
-	                                     NULL};
-	_cleanup_(helper_filter_releasep) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
-	int r;
-
-	if (!ctx)
-		return al_error_set(err, ENOMEM, "seccomp_init");
-	for (const char *const *name = denied; *name; name++) {
-		int nr = seccomp_syscall_resolve_name(*name);
-		if (nr == __NR_SCMP_ERROR)
-			continue; /* not on this architecture */
-		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
-		if (r < 0)
-			return al_error_set(err, -r, "seccomp rule for %s", *name);
-	}
-	r = seccomp_load(ctx);
-	if (r < 0)
-		return al_error_set(err, -r, "load the archive helper's seccomp filter");
-	return 0;
-}
-
-#define N_HELPER_NS 5
-
-static void close_ns_fds(int (*fds)[N_HELPER_NS])
-{
-	for (size_t i = 0; i < N_HELPER_NS; i++)
-		if ((*fds)[i] >= 0)
-			close((*fds)[i]);
-}
-
-static int enter_sandbox(pid_t ns_pid, struct al_error *err)
-{
-	/* The user namespace last: joining it drops our rights over
-	 * namespaces the host owns.  Network, IPC and UTS too, so that the
-	 * helper reaches nothing of the host's (its pid namespace stays the
-	 * host's: only children would change, and it has none). */
-	static const struct {
-		const char *name;
-		int type;
-	} namespaces[N_HELPER_NS] = {{"mnt", CLONE_NEWNS},
-	                             {"net", CLONE_NEWNET},
-	                             {"ipc", CLONE_NEWIPC},
-	                             {"uts", CLONE_NEWUTS},
-	                             {"user", CLONE_NEWUSER}};
-	_cleanup_(close_ns_fds) int fds[N_HELPER_NS] = {-1, -1, -1, -1, -1};
-	char path[64];
-	int r = 0;
-
-	/* All opened first: once in its mount namespace, /proc is the sandbox's. */
-	for (size_t i = 0; i < N_HELPER_NS; i++) {
-		snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)ns_pid, namespaces[i].name);
-		fds[i] = open(path, O_RDONLY | O_CLOEXEC);
-		if (fds[i] < 0 && r == 0)
-			r = al_error_errno(err, "open %s", path);
-	}
-	for (size_t i = 0; i < N_HELPER_NS && r == 0; i++)
-		if (setns(fds[i], namespaces[i].type) < 0)
-			r = al_error_errno(err, "setns %s namespace of pid %d", namespaces[i].name,
-			                   (int)ns_pid);
-	if (r < 0)
-		return r;
-	if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
-		return al_error_errno(err, "become the sandbox's root");
-	/* Files of any owner, read and written back with their owners and
-	 * modes: nothing more of what root of the sandbox's namespace may do. */
-	r = caps_apply(helper_caps, err);
-	if (r < 0)
-		return al_error_prefix(err, "archive helper");
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		return al_error_errno(err, "prctl(PR_SET_NO_NEW_PRIVS)");
-	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-	r = die_with_parent(err);
-	if (r < 0)
-		return r;
-	if (chdir("/") < 0)
-		return al_error_errno(err, "chdir /");
-	umask(022);
-	return helper_seccomp(err);
-}
+/* ---- in helpers (helper.h) --------------------------------------------------------------- */
 
 struct ws_job {
 	pid_t ns_pid;
@@ -1009,25 +752,38 @@ struct ws_job {
 	uint64_t max_hole_bytes;
 };
 
-/* In the child: join the sandbox of j and open its workspace directory. */
-static int enter_workspace(const struct ws_job *j, struct al_error *err)
+/* In the helper, in the sandbox: open its workspace directory. */
+static int open_workspace(const struct ws_job *j, struct al_error *err)
 {
-	int r = enter_sandbox(j->ns_pid, err), ws;
+	int ws = open(j->workspace, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-	if (r < 0)
-		return r;
-	ws = open(j->workspace, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (ws < 0)
 		return al_error_errno(err, "open workspace %s", j->workspace);
 	return ws;
 }
 
-static int persist_child(void *arg, struct al_error *err)
+/* Run fn in a helper: in the sandbox of ns_pid when it is not 0, in its
+ * cgroups when given their files. */
+static int run_helper(helper_fn fn, void *arg, pid_t ns_pid, int keep_fd, const int *cgroup_fds,
+                      size_t n_cgroup_fds, struct al_error *err)
+{
+	struct helper_opts o = HELPER_OPTS_INIT;
+
+	o.ns_pid = ns_pid;
+	o.keep_fd = keep_fd;
+	o.cgroup_fds = cgroup_fds;
+	o.n_cgroup_fds = n_cgroup_fds;
+	o.what = "archive helper";
+	return helper_run(fn, arg, &o, err);
+}
+
+static int persist_child(void *arg, int out_fd, struct al_error *err)
 {
 	struct ws_job *j = arg;
 	struct archive_tree_opts o = {
 	    .kind = ARCHIVE_WORKSPACE, .exclude = j->exclude, .max_hole_bytes = j->max_hole_bytes};
-	_cleanup_close_ int ws = enter_workspace(j, err);
+	_cleanup_close_ int ws = open_workspace(j, err);
+	(void)out_fd; /* no output: the archive goes to j->fd */
 
 	if (ws < 0)
 		return ws;
@@ -1035,7 +791,8 @@ static int persist_child(void *arg, struct al_error *err)
 }
 
 int tar_persist_workspace(pid_t ns_pid, const char *workspace, char *const *exclude, int out_fd,
-                          uint64_t max_hole_bytes, uint64_t *bytes, struct al_error *err)
+                          uint64_t max_hole_bytes, const int *cgroup_fds, size_t n_cgroup_fds,
+                          uint64_t *bytes, struct al_error *err)
 {
 	struct ws_job j = {.ns_pid = ns_pid,
 	                   .workspace = workspace,
@@ -1045,7 +802,7 @@ int tar_persist_workspace(pid_t ns_pid, const char *workspace, char *const *excl
 	off_t start = lseek(out_fd, 0, SEEK_CUR);
 	int r;
 
-	r = run_child(persist_child, &j, out_fd, err);
+	r = run_helper(persist_child, &j, ns_pid, out_fd, cgroup_fds, n_cgroup_fds, err);
 	if (r < 0)
 		return al_error_prefix(err, "persist workspace %s", workspace);
 	if (bytes) {
@@ -1139,7 +896,7 @@ static void remove_stale_staging(int pfd)
 			al_error_clear(&err);
 }
 
-static int hydrate_child(void *arg, struct al_error *err)
+static int hydrate_child(void *arg, int out_fd, struct al_error *err)
 {
 	struct ws_job *j = arg;
 	struct archive_tree_opts o = {.kind = ARCHIVE_WORKSPACE};
@@ -1149,8 +906,9 @@ static int hydrate_child(void *arg, struct al_error *err)
 	char name[64];
 	char *slash;
 	int r;
+	(void)out_fd; /* no output: the archive goes to j->fd */
 
-	ws = enter_workspace(j, err);
+	ws = open_workspace(j, err);
 	if (ws < 0)
 		return ws;
 	parent = strdup(j->workspace);
@@ -1189,7 +947,8 @@ static int hydrate_child(void *arg, struct al_error *err)
 }
 
 int tar_hydrate_workspace(pid_t ns_pid, const char *workspace, int in_fd,
-                          const struct tar_limits *limits, struct al_error *err)
+                          const struct tar_limits *limits, const int *cgroup_fds,
+                          size_t n_cgroup_fds, struct al_error *err)
 {
 	struct ws_job j = {.ns_pid = ns_pid, .workspace = workspace, .fd = in_fd, .limits = limits};
 	struct stat st;
@@ -1200,7 +959,7 @@ int tar_hydrate_workspace(pid_t ns_pid, const char *workspace, int in_fd,
 		return al_error_set(err, EFBIG, "archive of %lld bytes exceeds the limit of %llu",
 		                    (long long)st.st_size,
 		                    (unsigned long long)limits->max_input_bytes);
-	r = run_child(hydrate_child, &j, in_fd, err);
+	r = run_helper(hydrate_child, &j, ns_pid, in_fd, cgroup_fds, n_cgroup_fds, err);
 	if (r < 0)
 		return al_error_prefix(err, "hydrate workspace %s", workspace);
 	return 0;
@@ -1214,11 +973,12 @@ struct layer_job {
 	uid_t id_base;
 };
 
-static int extract_layer_child(void *arg, struct al_error *err)
+static int extract_layer_child(void *arg, int out_fd, struct al_error *err)
 {
 	struct layer_job *j = arg;
 	struct archive_tree_opts o = {.kind = ARCHIVE_LAYER, .id_base = j->id_base};
 	_cleanup_close_ int dfd = open(j->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	(void)out_fd; /* no output: the archive goes to j->fd */
 
 	if (dfd < 0)
 		return al_error_errno(err, "open %s", j->path);
@@ -1229,7 +989,7 @@ static int extract_layer_child(void *arg, struct al_error *err)
 int tar_extract_layer(const char *path, int in_fd, uid_t id_base, struct al_error *err)
 {
 	struct layer_job j = {.path = path, .fd = in_fd, .id_base = id_base};
-	int r = run_child(extract_layer_child, &j, in_fd, err);
+	int r = run_helper(extract_layer_child, &j, 0, in_fd, NULL, 0, err);
 
 	return r < 0 ? al_error_prefix(err, "restore writable layer into %s", path) : 0;
 }

@@ -24,13 +24,28 @@
  * RESOLVE_IN_ROOT makes absolute symlinks and '..' stop at rootfd, so a path
  * resolves exactly as it would for a process chrooted there.  Magic links
  * (/proc/<pid>/fd/..., /proc/<pid>/root inside the sandbox's own /proc) could
- * jump anywhere and are refused.  RESOLVE_NO_XDEV keeps every operation on
- * the sandbox's root filesystem: its /proc, /sys and /dev mounts are the
- * host kernel's views, which airlockd, acting as host root, must not read
- * or change for it (the sandbox's root is denied most of /proc and /sys;
- * host root is not), and a file of another mount is EXDEV.
+ * jump anywhere and are refused.
+ *
+ * RESOLVE_NO_XDEV, unless fsops_cross_mounts() was called: with host
+ * root's credentials (a stopped sandbox's writable layer, read from the
+ * host) every operation stays on one filesystem.  A sandbox's /proc, /sys
+ * and /dev mounts are the host kernel's views, which host root must not
+ * read or change for it (the sandbox's root is denied most of /proc and
+ * /sys; host root is not).  A helper that acts with the sandbox's own
+ * credentials, inside its namespaces, may follow the sandbox's mounts:
+ * the kernel then refuses it what it refuses the sandbox's root.
  */
-#define FSOPS_RESOLVE (RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)
+static bool cross_mounts;
+
+void fsops_cross_mounts(void)
+{
+	cross_mounts = true;
+}
+
+static unsigned long long resolve_flags(void)
+{
+	return RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | (cross_mounts ? 0 : RESOLVE_NO_XDEV);
+}
 
 /* Bounded: EAGAIN means a concurrent rename raced a '..' lookup. */
 #define OPENAT2_RETRIES 32
@@ -40,7 +55,7 @@ static int openat2_in_root(int rootfd, const char *path, int flags, mode_t mode)
 	struct open_how how = {
 	    .flags = (unsigned long long)flags,
 	    .mode = flags & (O_CREAT | O_TMPFILE) ? mode : 0,
-	    .resolve = FSOPS_RESOLVE,
+	    .resolve = resolve_flags(),
 	};
 
 	for (int i = 0; i < OPENAT2_RETRIES; i++) {
@@ -64,10 +79,15 @@ __attribute__((format(printf, 2, 3))) static int path_errno(struct al_error *err
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
+	/* The sandbox's root meets a file whose owner its user namespace does
+	 * not map (from the base root filesystem, say) and may not change it. */
+	if (e == EOVERFLOW)
+		return al_error_set(err, EPERM,
+		                    "%s: owned by a user or group the sandbox does not map", what);
 	if (e == EXDEV)
 		return al_error_set(err, EXDEV,
-		                    "%s: on another mount of the sandbox (the file API reaches its "
-		                    "root filesystem only, not /proc, /sys or /dev)",
+		                    "%s: on another mount of the sandbox (a stopped sandbox's "
+		                    "files are read from its root filesystem only)",
 		                    what);
 	errno = e;
 	return al_error_errno(err, "%s", what);
@@ -355,7 +375,7 @@ static int write_and_rename(int dirfd, const char *tmp, const char *name, const 
 	/* renameat replaces the name itself: a symlink swapped in meanwhile is
 	 * replaced, never followed. */
 	if (renameat(dirfd, tmp, dirfd, name) < 0)
-		return al_error_errno(err, "rename to %s", full);
+		return path_errno(err, "rename to %s", full);
 	return 0;
 }
 
@@ -440,8 +460,9 @@ int fsops_remove(int rootfd, const char *cwd, const char *path, bool recursive,
 		return al_error_errno(err, "remove %s", full);
 	/*
 	 * A mount point of the sandbox is not one in airlockd's mount
-	 * namespace, so the kernel would let us remove it: and removing it
-	 * detaches the sandbox's mount (its /proc, say).  Never.
+	 * namespace, so the kernel would let host root remove it: and removing
+	 * it detaches the sandbox's mount (its /proc, say).  Never.  (In the
+	 * sandbox's own namespace the kernel says EBUSY; this says why.)
 	 */
 	if (is_mount_root(dirfd, name))
 		return al_error_set(err, EBUSY, "%s is a mount point of the sandbox", full);
@@ -452,7 +473,7 @@ int fsops_remove(int rootfd, const char *cwd, const char *path, bool recursive,
 		return 0;
 	}
 	if (unlinkat(dirfd, name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0)
-		return al_error_errno(err, "remove %s", full);
+		return path_errno(err, "remove %s", full);
 	return 0;
 }
 

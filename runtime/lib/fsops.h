@@ -25,6 +25,11 @@
 
 #include "error.h"
 
+/* For a process that acts with a sandbox's credentials in its namespaces
+ * (helper.h): paths may cross the sandbox's mounts (its /dev/shm, a bound
+ * bucket).  Without it, every path stays on rootfd's filesystem (-EXDEV). */
+void fsops_cross_mounts(void);
+
 /* Read a regular file of at most max bytes (-EFBIG beyond).  FIFOs, devices and
  * directories are refused with -EINVAL without being opened for reading.
  * *data is malloc'd and NUL-terminated. */

@@ -635,6 +635,9 @@ int criu_checkpoint(const struct sandbox_host *host, struct sandbox *sb, const c
 	/* Without the hook that brings lo up at restore, the network namespace
 	 * is dumped in full, as CRIU does by default. */
 	hook = criu_hook_path(host);
+	/* Its file server is in the sandbox's namespaces but not in its process
+	 * tree: gone before CRIU looks at them. */
+	sandbox_files_stop(sb);
 	if (!meta || !(socks = cJSON_AddArrayToObject(meta, "pid1_connections")) ||
 	    !cJSON_AddNumberToObject(meta, "uid_base", sb->uid_base) ||
 	    !cJSON_AddStringToObject(meta, "netns", hook ? "empty" : "full"))
@@ -960,7 +963,7 @@ int criu_restore(const struct sandbox_host *host, struct sandbox *sb, const char
 	}
 	for (char **root = roots; *root; root++)
 		al_argv_add(&argv, "--cgroup-root=%s", *root);
-	add_dev_externals(&argv, true, host->pid1_path);
+	add_dev_externals(&argv, true, host->pid1_bind_path);
 	r = al_argv_done(&argv, err);
 	if (r < 0)
 		return r;

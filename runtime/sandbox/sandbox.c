@@ -80,6 +80,7 @@ void sandbox_ref(struct sandbox *sb)
 
 static void sandbox_free(struct sandbox *sb)
 {
+	sandbox_files_free(sb);
 	for (size_t i = 0; i < sb->n_procs; i++)
 		process_unref(sb->procs[i].p);
 	free(sb->procs);
@@ -449,10 +450,44 @@ int sandbox_remove_remains(const struct sandbox_host *host, const char *id, stru
 	return 0;
 }
 
+int sandbox_open_cgroup_joins(const struct sandbox_host *host, const struct sandbox *sb, int *fds,
+                              size_t max, struct al_error *err)
+{
+	_cleanup_close_ int dir = -1;
+	int n, fd;
+
+	n = cgroup_open_join_fds(host->cgroups, sb->id, fds, max, err);
+	if (n < 0)
+		return al_error_prefix(err, "sandbox %s", sb->id);
+	dir = cgroup_open_v2_dir(host->cgroups, sb->id, err);
+	if (dir == -ENOTSUP) {
+		al_error_clear(err);
+		return n;
+	}
+	if (dir < 0 || (size_t)n >= max) {
+		for (int i = 0; i < n; i++)
+			close(fds[i]);
+		return dir < 0 ? al_error_prefix(err, "sandbox %s", sb->id)
+		               : al_error_set(err, E2BIG, "sandbox %s: too many cgroups", sb->id);
+	}
+	fd = openat(dir, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		for (int i = 0; i < n; i++)
+			close(fds[i]);
+		errno = e;
+		return al_error_errno(err, "sandbox %s: open its cgroup.procs", sb->id);
+	}
+	fds[n++] = fd;
+	return n;
+}
+
 void sandbox_kill(struct sandbox *sb)
 {
 	if (sb->pidfd >= 0)
 		syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
+	/* It holds the sandbox's mount namespace, and with it every mount. */
+	sandbox_files_stop(sb);
 }
 
 void sandbox_kill_wait(struct sandbox *sb)
@@ -517,48 +552,7 @@ int sandbox_ping_init(const struct sandbox *sb, struct al_error *err)
 
 /* ---- access to the inside ---------------------------------------------------------------- */
 
-int sandbox_open_root(const struct sandbox *sb, struct al_error *err)
-{
-	char path[64];
-	int fd;
-
-	if (!sandbox_running(sb))
-		return al_error_set(err, ESRCH, "sandbox %s is not running", sb->id);
-	snprintf(path, sizeof(path), "/proc/%d/root", (int)sb->init_pid);
-	fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return al_error_errno(err, "sandbox %s: open %s", sb->id, path);
-	/* The pid could have been reused between the check and the open. */
-	if (!sandbox_running(sb)) {
-		close(fd);
-		return al_error_set(err, ESRCH, "sandbox %s is not running", sb->id);
-	}
-	return fd;
-}
-
 static const struct timeval init_timeout = {.tv_sec = SANDBOX_INIT_TIMEOUT_S};
-
-int sandbox_open_files(const struct sandbox *sb, bool writable, struct al_error *err)
-{
-	char path[PATH_MAX];
-	int fd;
-
-	if (sandbox_running(sb))
-		return sandbox_open_root(sb, err);
-	if (writable)
-		return al_error_set(
-		    err, ESRCH,
-		    "sandbox %s is stopped (its PID 1 is gone): its files can be read, "
-		    "not changed",
-		    sb->id);
-	/* Its writable layer, where everything it wrote is (not the base rootfs
-	 * below it): resolved in there like any root (fsops.c). */
-	sandbox_upper_path(sb, path, sizeof(path));
-	fd = open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return al_error_errno(err, "sandbox %s: open %s", sb->id, path);
-	return fd;
-}
 
 int sandbox_connect_init(const struct sandbox *sb, struct al_error *err)
 {

@@ -71,6 +71,7 @@ struct sandbox {
 	size_t n_procs;
 	unsigned next_proc;
 	struct output_budget *output; /* what its processes' output may hold (process.h) */
+	struct file_server *files;    /* its file server, once one was needed (files.c) */
 };
 
 /* Bounds of what a sandbox's processes hold in airlockd: processes kept for
@@ -168,12 +169,31 @@ void sandbox_upper_path(const struct sandbox *sb, char *buf, size_t len);
 
 /* ---- ways in ---------------------------------------------------------------------------- */
 
-/* An O_PATH fd of the sandbox's root directory, as its processes see it. */
-int sandbox_open_root(const struct sandbox *sb, struct al_error *err);
+/* Write-only fds of the sandbox's cgroup files that a helper writes "0" to
+ * in order to join them (helper.h): v1 "tasks", cgroup2 "cgroup.procs".
+ * Returns how many were stored (at most max); the caller closes them. */
+int sandbox_open_cgroup_joins(const struct sandbox_host *host, const struct sandbox *sb, int *fds,
+                              size_t max, struct al_error *err);
 
-/* The root for the file API: as above while it runs; once its PID 1 is gone,
- * its writable layer, for reading only (-ESRCH when writable). */
-int sandbox_open_files(const struct sandbox *sb, bool writable, struct al_error *err);
+/* ---- the file API (files.c) ---------------------------------------------------------------
+ *
+ * Relative paths are from the workspace.  While the sandbox runs, each
+ * operation is done with its root's credentials inside its namespaces, by
+ * its file server; once PID 1 is gone, its writable layer can be read and
+ * listed, not changed (-ESRCH).  Errors as in fsops.h. */
+int sandbox_file_read(struct sandbox *sb, const char *path, size_t max, char **data, size_t *len,
+                      struct al_error *err);
+/* The len bytes of src_fd (from its start) as the file's content. */
+int sandbox_file_write(struct sandbox *sb, const char *path, int src_fd, uint64_t len, mode_t mode,
+                       bool parents, struct al_error *err);
+int sandbox_file_remove(struct sandbox *sb, const char *path, bool recursive, struct al_error *err);
+int sandbox_dir_make(struct sandbox *sb, const char *path, bool parents, struct al_error *err);
+int sandbox_dir_list(struct sandbox *sb, const char *path, cJSON **listing, struct al_error *err);
+/* End the file server (before a checkpoint, at a kill); the next operation
+ * starts another. */
+void sandbox_files_stop(struct sandbox *sb);
+/* The same, and free what the server needed (sandbox_free). */
+void sandbox_files_free(struct sandbox *sb);
 
 /* How long airlockd waits on a sandbox's PID 1 for any one step. */
 #define SANDBOX_INIT_TIMEOUT_S 10

@@ -57,6 +57,10 @@ try {
   await sbx.fs.rm('/workspace/d1', true);
   await fails(sbx.fs.ls('/workspace/d1'), 'removed directory', /not found/i);
   await fails(sbx.fs.read('/workspace/no-such-file'), 'reading a missing file', /not found/i);
+  // Previews (exposed ports) are refused as such: not a 404, which createIfNotExists
+  // would answer with a create.
+  await fails(sbx.previews.createIfNotExists({ metadata: { name: 'port-8080' }, spec: { port: 8080, public: false } }),
+    'a preview', /PREVIEWS_NOT_SUPPORTED|not supported/);
 
   // Tenants and keys.
   const again = await SandboxInstance.get(name);

@@ -32,6 +32,18 @@ try {
   check(r.result === 'from-create from-run\n', 'env', r);
   r = await sbx.process.executeCommand('pwd', '/tmp');
   check(r.result === '/tmp\n', 'cwd', r);
+  // The toolbox's directories: the home and working directory, where a command without
+  // a cwd starts and relative paths land (the Agents SDK's workspace goes below it).
+  check(await sbx.getUserHomeDir() === '/home/daytona', 'user home dir');
+  check(await sbx.getWorkDir() === '/home/daytona', 'work dir');
+  r = await sbx.process.executeCommand('pwd');
+  check(r.result === '/home/daytona\n', 'default cwd', r);
+  await sbx.fs.uploadFile(Buffer.from('relative\n'), 'rel/r.txt');
+  check((await sbx.fs.downloadFile('rel/r.txt')).toString() === 'relative\n', 'relative path round trip');
+  r = await sbx.process.executeCommand('cat /home/daytona/rel/r.txt', 'rel');
+  check(r.result === 'relative\n', 'relative upload lands in the work dir', r);
+  r = await sbx.process.executeCommand('pwd', 'rel');
+  check(r.result === '/home/daytona/rel\n', 'relative cwd', r);
   r = await sbx.process.executeCommand('echo partial; exit 3');
   check(r.exitCode === 3 && r.result === 'partial\n', 'failing command', r);
 
@@ -55,6 +67,10 @@ try {
   await sbx.fs.deleteFile('/workspace/d1', true);
   await rejects(sbx.fs.getFileDetails('/workspace/d1'), DaytonaNotFoundError, 'deleted folder');
   await rejects(sbx.fs.downloadFile('/workspace/no-such-file'), DaytonaNotFoundError, 'reading a missing file');
+
+  // What airlockd cannot give is refused as such, not as a missing sandbox.
+  const noPorts = await rejects(sbx.getSignedPreviewUrl(8080, 60), DaytonaError, 'signed preview URL');
+  check(!(noPorts instanceof DaytonaNotFoundError) && /not supported/.test(noPorts.message), 'preview URL refusal', noPorts.message);
 
   // Stop keeps the files; start brings the sandbox back.
   await sbx.stop();

@@ -22,19 +22,28 @@ TESTS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NODE_MODULES = os.environ.get("AIRLOCK_NODE_MODULES") or os.path.join(TESTS_DIR, "node_modules")
 # E2B's SDK runs commands with /bin/bash: the Debian rootfs has it.
 DEBIAN_ROOTFS = os.environ.get("AIRLOCK_TEST_DEBIAN_ROOTFS") or "/var/lib/airlock/rootfs/debian"
+# Started as root, the gateway runs as nobody and reaches airlockd through the socket's
+# group (docs/gateway.md): every airlockd with a gateway in front is started with it.
+GATEWAY_USER = "nobody"
+DAEMON_ARGS = ("--group", "nogroup")
 
 
 class Gateway:
-    def __init__(self, workdir, socket_path, rootfs, keys):
+    def __init__(self, workdir, socket_path, rootfs, keys, extra_args=()):
         self.keys_path = os.path.join(workdir, "gateway-keys.json")
         fd = os.open(self.keys_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(keys, f)
         self.log_path = os.path.join(workdir, "gateway.log")
-        self.args = [GATEWAY, "--socket", socket_path, "--listen", "127.0.0.1:0",
-                     "--keys", self.keys_path, "--rootfs", rootfs]
+        self.listen = "127.0.0.1:0"
+        self.base_args = [GATEWAY, "--socket", socket_path, "--keys", self.keys_path,
+                          "--rootfs", rootfs] + list(extra_args)
         self.proc = None
         self.url = None
+
+    @property
+    def args(self):
+        return self.base_args + ["--listen", self.listen]
 
     def start(self, timeout=20):
         log = open(self.log_path, "ab")
@@ -46,6 +55,8 @@ class Gateway:
             self.stop()
             raise AssertionError("airlock-gateway did not start: %r\n%s" % (line, self.log()))
         self.url = "http://" + line.split("listening on ", 1)[1].strip()
+        # A restart (stop, start) serves on the same port, as a supervised one would.
+        self.listen = self.url[len("http://"):]
 
     def stop(self, timeout=60):
         if not self.proc or self.proc.poll() is not None:
@@ -66,6 +77,8 @@ class Gateway:
 
 class GatewayTestCase(at.AirlockTestCase):
     rootfs = DEBIAN_ROOTFS
+    daemon_args = DAEMON_ARGS
+    gateway_args = ()  # more airlock-gateway options
 
     @classmethod
     def setUpClass(cls):
@@ -77,7 +90,7 @@ class GatewayTestCase(at.AirlockTestCase):
         cls.key_a = "gwkey-a-" + secrets.token_hex(16)
         cls.key_b = "gwkey-b-" + secrets.token_hex(16)
         cls.gateway = Gateway(cls.workdir, cls.daemon.socket_path, cls.rootfs,
-                              {cls.key_a: "tenant-a", cls.key_b: "tenant-b"})
+                              {cls.key_a: "tenant-a", cls.key_b: "tenant-b"}, cls.gateway_args)
         cls.gateway.start()
         # Runs before the airlockd cleanup of the base class (cleanups are LIFO).
         cls.addClassCleanup(cls.stop_gateway)

@@ -173,6 +173,9 @@ class HostedCanaryTest(ht.HarnessTestCase):
     (e2b's, daytona's, cloudflare's and blaxel's, checked by an airlock-gateway in front of this
     class's airlockd) reaches that provider's requests only.  The keys of
     the other providers sit in the environment as further canaries."""
+    # The gateway runs as nobody and reaches airlockd through its socket's group
+    # (gateway_test.DAEMON_ARGS).
+    daemon_args = ("--group", "nogroup")
 
     @classmethod
     def setUpClass(cls):

@@ -23,6 +23,9 @@ import test_resume as tr  # noqa: E402
 
 
 class PortabilityTest(ht.HarnessTestCase):
+    # The gateway runs as nobody and reaches airlockd through its socket's group
+    # (gateway_test.DAEMON_ARGS).
+    daemon_args = ("--group", "nogroup")
     # The resume test's helpers, without its tests.
     at_kill = staticmethod(tr.ResumeTest.at_kill.__func__ if hasattr(tr.ResumeTest.at_kill, '__func__') else tr.ResumeTest.at_kill)
     final_listing = tr.ResumeTest.final_listing

@@ -3,10 +3,13 @@
 """Escape attempts through the filesystem, fds, sockets, uids and
 capabilities, each run inside a sandbox under the default profile."""
 
+import hashlib
 import json
 import os
 import time
 import socket
+import tempfile
+import shutil
 import uuid
 
 import security_test as st
@@ -32,22 +35,37 @@ class EscapeAttacks(st.SecurityTestCase):
         self.assertExit(r, 0, r)
         return json.loads(r["stdout"])
 
-    def test_file_api_does_not_read_the_host_kernel_for_the_sandbox(self):
-        # The file API works as host root: through a sandbox's /proc and
+    def test_file_api_reads_only_what_the_sandbox_root_reads(self):
+        # The file API worked as host root: through a sandbox's /proc and
         # /sys it read what the sandbox's root is denied (the host's ACPI
         # tables, /proc/iomem's physical addresses) and consumed the host's
-        # kernel log.  It stays on the sandbox's root filesystem now.
-        for path in ("/proc/kmsg", "/proc/iomem", "/proc/self/environ",
-                     "/sys/firmware/acpi/tables/DSDT", "/sys/kernel/notes", "/dev/shm/x",
-                     "/dev/.init"):
+        # kernel log.  Each operation is now done with the sandbox's root's
+        # credentials inside its namespaces: the kernel gives the API what
+        # it gives the sandbox's root, byte for byte, and nothing more.
+        for path in ("/proc/kmsg", "/proc/iomem", "/proc/self/environ", "/proc/1/environ",
+                     "/sys/firmware/acpi/tables/DSDT", "/sys/kernel/notes", "/dev/.init",
+                     "/proc/sys/kernel/core_pattern", "/etc/shadow", "/dev/shm/x"):
+            inside = self.sh_result("rm -f /tmp/.r; timeout 2 dd if=%s of=/tmp/.r bs=1M "
+                                    "2>/dev/null; s=$?; sha256sum /tmp/.r 2>/dev/null | cut -c1-64; "
+                                    "echo \" $s\"" % path)
+            digest, status = inside["stdout"].rsplit(" ", 1)
+            sandbox_reads = status.strip() == "0"
             r = self.client.read_file(self.sid, path)
-            self.attack_ok("file API reads %s" % path, r.status in (400, 404), "HTTP %d" % r.status)
+            self.attack_ok("file API reads %s (the sandbox's root: %s)"
+                           % (path, "reads it" if sandbox_reads else "refused"),
+                           r.status != 200 or (sandbox_reads and
+                                               hashlib.sha256(r.body).hexdigest() == digest.strip()),
+                           "HTTP %d, %d bytes" % (r.status, len(r.body)))
+        # What host root alone may read stays refused whatever the above found.
+        for path in ("/proc/kmsg", "/sys/firmware/acpi/tables/DSDT"):
+            r = self.client.read_file(self.sid, path)
+            self.attack_ok("file API reads %s" % path, r.status in (403, 404),
+                           "HTTP %d" % r.status)
         # And through a symlink the sandbox made (view_image's *.svg trick).
-        self.sh_result("ln -sf /proc/iomem /workspace/pic.svg")
+        self.sh_result("ln -sf /proc/kmsg /workspace/pic.svg")
         r = self.client.read_file(self.sid, "/workspace/pic.svg")
-        self.attack_ok("file API follows a symlink into /proc", r.status == 400,
+        self.attack_ok("file API follows a symlink into /proc/kmsg", r.status == 403,
                        "HTTP %d %r" % (r.status, r.body[:120]))
-        self.assertIn(b"another mount", r.body)
 
     def test_file_api_does_not_remove_the_sandbox_mounts(self):
         # A mount point of the sandbox is none in airlockd's namespace: a
@@ -99,15 +117,17 @@ class EscapeAttacks(st.SecurityTestCase):
                         status = dict(line.split(":", 1) for line in f if ":" in line)
                     nets = (os.readlink("/proc/%s/ns/net" % pid),
                             os.readlink("/proc/%d/ns/net" % sb["init_pid"]))
+                    with open("/proc/%s/cgroup" % pid) as f:
+                        cgroups = f.read()
                     seen = (fds, int(status["CapEff"], 16), status["NoNewPrivs"].strip(), nets,
-                            status["Seccomp"].strip())
+                            status["Seccomp"].strip(), cgroups)
                     break
                 except (OSError, IndexError, ValueError, KeyError):
                     continue
         got.join(120)
         self.assertEqual(answer["r"].status, 200, answer)
         self.assertIsNotNone(seen, "never saw the archive helper")
-        fds, cap_eff, nnp, nets, seccomp = seen
+        fds, cap_eff, nnp, nets, seccomp, cgroups = seen
         # Beyond 0-2: the tar's file, the error pipe, directories it walks.
         foreign = [t for t in fds if t.startswith(("socket:", "anon_inode:"))]
         pipes = [t for t in fds if t.startswith("pipe:")]
@@ -121,6 +141,13 @@ class EscapeAttacks(st.SecurityTestCase):
                        "%s, the sandbox's %s" % nets)
         self.attack_ok("archive helper without a seccomp filter", seccomp == "2",
                        "Seccomp " + seccomp)
+        # Its work is the sandbox's: it runs in the sandbox's cgroups (it
+        # ran in airlockd's, outside every limit of the sandbox).
+        with open("/proc/%d/cgroup" % sb["init_pid"]) as f:
+            sandbox_cgroups = f.read()
+        self.attack_ok("archive helper outside the sandbox's cgroups",
+                       cgroups == sandbox_cgroups, "%r, the sandbox's %r" % (cgroups,
+                                                                           sandbox_cgroups))
 
     def test_masked_proc_paths(self):
         res = self.py_json(
@@ -279,10 +306,16 @@ class EscapeAttacks(st.SecurityTestCase):
         for p, seen in res.items():
             self.attack_ok("see " + p, not seen, "visible" if seen else "absent")
         # overlayfs named its layers in mountinfo by their host paths.
+        # So did the bind of airlock-pid1 at /dev/.init (the install or
+        # build tree): it is bound from a copy named by its hash now.
         mountinfo = self.sh_result("cat /proc/self/mountinfo")["stdout"]
-        for p in (self.daemon.state_dir, self.daemon.workdir):
+        for p in (self.daemon.state_dir, self.daemon.workdir, at.BUILD_DIR,
+                  os.path.dirname(at.AIRLOCK_INIT)):
             self.attack_ok("read %s in mountinfo" % p, p not in mountinfo,
                            "named" if p in mountinfo else "absent")
+        init_line = [line for line in mountinfo.splitlines() if " /dev/.init " in line]
+        self.assertEqual(len(init_line), 1, mountinfo)
+        self.assertRegex(init_line[0].split()[3], r"/airlock-pid1-[0-9a-f]{16}$")
 
     def test_chroot_escape_stays_in_the_sandbox(self):
         res = self.py_json(
@@ -328,6 +361,158 @@ class EscapeAttacks(st.SecurityTestCase):
         self.assertFalse(FORBIDDEN_CAPS & set(info["capabilities"]["bounding"]))
         self.assertTrue(info["no_new_privs"])
         self.assertEqual(info["seccomp"]["mode"], 2)
+
+
+class FileApiCredentials(st.SecurityTestCase):
+    """The file API acts with the sandbox's root's credentials, not host
+    root's.  A base root filesystem with files whose owner the sandbox's
+    user namespace does not map (as an image may have): the sandbox's root
+    may not read, replace or remove them, and neither may the API, which
+    says why (403, not a 500 with the kernel's EOVERFLOW)."""
+
+    UNMAPPED = 4000000  # outside every sandbox's id map
+
+    @classmethod
+    def setUpClass(cls):
+        cls.rootfs_copy = tempfile.mkdtemp(prefix="airlock-sec-rootfs-")
+        os.chmod(cls.rootfs_copy, 0o755)
+        cls.rootfs = os.path.join(cls.rootfs_copy, "root")
+        shutil.copytree(at.ROOTFS, cls.rootfs, symlinks=True)
+        with open(os.path.join(cls.rootfs, "secret"), "w") as f:
+            f.write("not for the sandbox\n")
+        os.chown(os.path.join(cls.rootfs, "secret"), cls.UNMAPPED, cls.UNMAPPED)
+        os.chmod(os.path.join(cls.rootfs, "secret"), 0o600)
+        locked = os.path.join(cls.rootfs, "locked")
+        os.mkdir(locked)
+        with open(os.path.join(locked, "keep"), "w") as f:
+            f.write("kept\n")
+        os.chown(os.path.join(locked, "keep"), cls.UNMAPPED, cls.UNMAPPED)
+        os.chown(locked, cls.UNMAPPED, cls.UNMAPPED)
+        os.chmod(locked, 0o755)
+        try:
+            super().setUpClass()
+        except BaseException:
+            shutil.rmtree(cls.rootfs_copy, ignore_errors=True)
+            raise
+        cls.addClassCleanup(shutil.rmtree, cls.rootfs_copy, ignore_errors=True)
+        cls.sid = cls.client.create()["id"]
+
+    def test_unmapped_owner_files_are_refused_as_to_the_sandbox_root(self):
+        # The sandbox's root itself is refused (the premise of the test).
+        r = self.sh(self.sid, "cat /secret; echo new > /locked/new; rm -f /locked/keep; "
+                              "ls /locked")
+        self.assertNotIn("not for the sandbox", r["stdout"])
+        self.assertEqual(r["stdout"].split(), ["keep"], r)
+        r = self.client.read_file(self.sid, "/secret")
+        self.attack_ok("file API reads a file the sandbox's root may not", r.status == 403,
+                       "HTTP %d %r" % (r.status, r.body[:80]))
+        r = self.client.write_file(self.sid, "/locked/new", b"x")
+        self.attack_ok("file API writes where the sandbox's root may not", r.status == 403,
+                       "HTTP %d %r" % (r.status, r.body[:80]))
+        r = self.client.write_file(self.sid, "/secret", b"replaced")
+        self.attack_ok("file API replaces a file the sandbox's root may not", r.status == 403,
+                       "HTTP %d %r" % (r.status, r.body[:80]))
+        r = self.client.request("DELETE", self.client.files_path(self.sid, "/locked/keep"))
+        self.attack_ok("file API removes what the sandbox's root may not", r.status == 403,
+                       "HTTP %d %r" % (r.status, r.body[:80]))
+        self.assertEqual(self.out(self.sid, "cat /locked/keep"), "kept\n")
+        self.assertEqual(self.out(self.sid, "ls /locked"), "keep\n")
+
+    def file_servers(self, sb):
+        """The processes airlockd forked into sb's user namespace."""
+        userns = os.readlink("/proc/%d/ns/user" % sb["init_pid"])
+        found = []
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit() or int(pid) == sb["init_pid"]:
+                continue
+            try:
+                with open("/proc/%s/stat" % pid) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                if ppid == self.daemon.proc.pid and \
+                        os.readlink("/proc/%s/ns/user" % pid) == userns:
+                    found.append(int(pid))
+            except (OSError, IndexError, ValueError):
+                continue
+        return found
+
+    def test_file_server_holds_only_what_it_needs(self):
+        # The file API's operations are done by a server in the sandbox's
+        # namespaces: forked from airlockd, it must keep none of airlockd's
+        # descriptors (other sandboxes' pidfds and pipes, the API socket,
+        # its log) and only the sandbox's root's file capabilities.
+        sb = self.client.create()
+        destroyed = []
+        self.addCleanup(lambda: destroyed or self.client.destroy(sb["id"]))
+        self.assertEqual(self.client.write_file(sb["id"], "/workspace/a", b"a").status, 200)
+        servers = self.file_servers(sb)
+        self.assertEqual(len(servers), 1, servers)
+        pid = servers[0]
+        fds = {}
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            fds[int(fd)] = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        with open("/proc/%d/status" % pid) as f:
+            status = dict(line.split(":", 1) for line in f if ":" in line)
+        self.attack_ok("file server keeps airlockd's stdio (its log)",
+                       all(fds.get(i) == "/dev/null" for i in (0, 1, 2)), repr(fds))
+        rest = sorted(t.split(":")[0].split("[")[0] for fd, t in fds.items() if fd > 2)
+        self.attack_ok("file server keeps airlockd's descriptors",
+                       rest == ["/", "anon_inode", "socket"], repr(fds))
+        wanted = sum(1 << c for c in (0, 1, 3, 4))  # chown, dac_override, fowner, fsetid
+        cap_eff = int(status["CapEff"], 16)
+        self.attack_ok("file server keeps every capability", cap_eff & ~wanted == 0,
+                       "CapEff %#x" % cap_eff)
+        self.attack_ok("file server without no_new_privs", status["NoNewPrivs"].strip() == "1",
+                       status["NoNewPrivs"])
+        self.attack_ok("file server without a seccomp filter", status["Seccomp"].strip() == "2",
+                       status["Seccomp"])
+        uid = status["Uid"].split()
+        with open("/proc/%d/status" % sb["init_pid"]) as f:
+            root_uid = [line.split()[1] for line in f if line.startswith("Uid:")][0]
+        self.attack_ok("file server runs as host root, not the sandbox's root",
+                       set(uid) == {root_uid} and root_uid != "0",
+                       "%s (the sandbox's root: %s)" % (" ".join(uid), root_uid))
+        for ns in ("mnt", "net", "ipc", "uts", "user"):
+            self.assertEqual(os.readlink("/proc/%d/ns/%s" % (pid, ns)),
+                             os.readlink("/proc/%d/ns/%s" % (sb["init_pid"], ns)), ns)
+        # And it is gone with the sandbox (it holds its mount namespace).
+        self.client.destroy(sb["id"])
+        destroyed.append(True)
+        self.assertFalse(os.path.exists("/proc/%d" % pid), "file server outlived its sandbox")
+
+    def test_a_killed_file_server_is_replaced(self):
+        # Whatever ends the server (the OOM killer, a timeout, the
+        # sandbox's root cannot: it is not in its pid namespace), the next
+        # operation gets a new one.
+        sb = self.client.create()
+        self.addCleanup(self.client.destroy, sb["id"])
+        self.assertEqual(self.client.write_file(sb["id"], "/workspace/a", b"a").status, 200)
+        (pid,) = self.file_servers(sb)
+        os.kill(pid, 9)
+        time.sleep(0.1)
+        r = self.client.read_file(sb["id"], "/workspace/a")
+        self.assertEqual((r.status, r.body), (200, b"a"))
+        self.assertEqual(len(self.file_servers(sb)), 1)
+        self.assertNotIn(pid, self.file_servers(sb))
+
+    def test_file_api_reaches_the_sandbox_own_mounts(self):
+        # Acting from inside, the API may follow the sandbox's mounts: its
+        # /dev/shm (a tmpfs of its own) is written and read like the
+        # workspace.  It was refused while the API worked as host root.
+        r = self.client.write_file(self.sid, "/dev/shm/note", b"shared memory\n")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.out(self.sid, "cat /dev/shm/note"), "shared memory\n")
+        r = self.client.read_file(self.sid, "/dev/shm/note")
+        self.assertEqual((r.status, r.body), (200, b"shared memory\n"))
+        self.assertEqual(self.client.request(
+            "DELETE", self.client.files_path(self.sid, "/dev/shm/note")).status, 200)
+
+    def test_new_files_belong_to_the_sandbox_root(self):
+        self.assertEqual(self.client.write_file(self.sid, "/workspace/mine", b"m").status, 200)
+        mk = self.client.request("POST", self.client.files_path(self.sid, "/workspace/d/e",
+                                                                 kind="dirs", parents="1"))
+        self.assertEqual(mk.status, 201, mk)
+        self.assertEqual(self.out(self.sid, "stat -c %u:%g /workspace/mine /workspace/d "
+                                            "/workspace/d/e").split(), ["0:0"] * 3)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: Apache-2.0
+// The official SDKs across a restart of airlock-gateway with --state-dir
+// (test_restart.py runs it twice).  `create`: an E2B (`e2b`), a Daytona
+// (`@daytonaio/sdk`) and a Blaxel (`@blaxel/core`) sandbox, each with a file
+// written through the SDK; prints their ids.  `reconnect IDS_JSON` (after the
+// restart): the same SDKs find them again by id or name, run a command that reads
+// the file, then delete them.  Environment: each SDK's own variables for tenant A
+// (as the other gateway tests), GW_KEY_B (tenant B, which must not see them).
+import { Sandbox, NotFoundError } from 'e2b';
+import { Daytona, DaytonaNotFoundError } from '@daytonaio/sdk';
+import { SandboxInstance } from '@blaxel/core';
+import { randomBytes } from 'node:crypto';
+
+function check(cond, what, detail) {
+  if (!cond) throw new Error(`${what}${detail === undefined ? '' : ': ' + JSON.stringify(detail)}`);
+}
+async function rejects(promise, cls, what) {
+  try {
+    await promise;
+  } catch (e) {
+    check(e instanceof cls, `${what}: expected ${cls.name}, got ${e && e.constructor && e.constructor.name}`, String(e));
+    return e;
+  }
+  throw new Error(`${what}: expected ${cls.name}, but it succeeded`);
+}
+
+const phase = process.argv[2];
+if (phase === 'create') {
+  const e2b = await Sandbox.create({ metadata: { purpose: 'restart' }, timeoutMs: 600_000 });
+  await e2b.files.write('/workspace/kept.txt', 'e2b kept\n');
+  const daytona = await new Daytona({ target: 'airlock' }).create({ name: `gw-restart-${randomBytes(3).toString('hex')}`, labels: { purpose: 'restart' } });
+  await daytona.fs.uploadFile(Buffer.from('daytona kept\n'), '/workspace/kept.txt');
+  const blaxelName = `gw-restart-${randomBytes(3).toString('hex')}`;
+  const blaxel = await SandboxInstance.create({ name: blaxelName });
+  await blaxel.fs.write('/workspace/kept.txt', 'blaxel kept\n');
+  console.log(JSON.stringify({ ok: true, e2b: e2b.sandboxId, daytona: daytona.id, daytonaName: daytona.name, blaxel: blaxelName }));
+} else if (phase === 'reconnect') {
+  const ids = JSON.parse(process.argv[3]);
+  const keyB = process.env.GW_KEY_B;
+  // E2B: the id, the same metadata, and a command in the sandbox the first gateway made.
+  const listed = await Sandbox.list().nextItems();
+  check(listed.some((s) => s.sandboxId === ids.e2b && s.metadata.purpose === 'restart'), 'e2b list after the restart', listed);
+  await rejects(Sandbox.connect(ids.e2b, { apiKey: keyB }), NotFoundError, 'e2b: tenant B connects to A\'s sandbox');
+  const e2b = await Sandbox.connect(ids.e2b);
+  const r1 = await e2b.commands.run('cat /workspace/kept.txt');
+  check(r1.exitCode === 0 && r1.stdout === 'e2b kept\n', 'e2b command after the restart', r1);
+  await e2b.kill();
+  // Daytona: by id and by name.
+  const daytona = new Daytona({ target: 'airlock' });
+  await rejects(new Daytona({ target: 'airlock', apiKey: keyB }).get(ids.daytona), DaytonaNotFoundError, 'daytona: tenant B gets A\'s sandbox');
+  const byName = await daytona.get(ids.daytonaName);
+  check(byName.id === ids.daytona && byName.labels.purpose === 'restart', 'daytona by name after the restart', { id: byName.id, labels: byName.labels });
+  const r2 = await byName.process.executeCommand('cat /workspace/kept.txt');
+  check(r2.exitCode === 0 && r2.result === 'daytona kept\n', 'daytona command after the restart', r2);
+  await byName.delete();
+  // Blaxel: by name.
+  const blaxel = await SandboxInstance.get(ids.blaxel);
+  const r3 = await blaxel.process.exec({ command: 'cat /workspace/kept.txt', waitForCompletion: true });
+  check(r3.exitCode === 0 && r3.stdout === 'blaxel kept\n', 'blaxel command after the restart', r3);
+  await SandboxInstance.delete(ids.blaxel);
+  console.log(JSON.stringify({ ok: true }));
+} else {
+  throw new Error(`unknown phase ${phase}`);
+}
