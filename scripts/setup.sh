@@ -18,7 +18,7 @@ PACKAGES=(
 	build-essential dpkg-dev xz-utils meson ninja-build pkg-config clang-format
 	libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev libcjson-dev
 	libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libssl-dev libauparse-dev libaudit-dev
-	libxml2-dev
+	libxml2-dev libhttp-parser-dev
 	busybox-static debootstrap iproute2 iptables curl python3 python3-jsonschema python3-yaml nodejs
 	# tests/integration/test_operations.py parses /v1/metrics with the reference parser
 	python3-prometheus-client
@@ -27,6 +27,8 @@ PACKAGES=(
 	libpq-dev postgresql
 	# test images built and saved by real tools (tests/integration/test_images.py)
 	buildah podman skopeo zstd
+	# the real-terminal tests of `airlock exec -it` (tests/integration/test_tty.py)
+	tmux
 	# the fuzz targets (tests/fuzz): clang, its libFuzzer and sanitizer
 	# runtimes, and llvm-symbolizer for readable reports
 	clang libclang-rt-14-dev llvm

@@ -24,6 +24,10 @@
 
 #define DEFAULT_SOCKET "/run/airlock/airlockd.sock"
 #define MAX_JSON_RESPONSE (64u << 20)
+/* The window of a tty exec_command. */
+#define LOCAL_TTY_ROWS 24
+#define LOCAL_TTY_COLS 80
+
 /* Quick operations; exec adds its own yield on top. */
 #define REQUEST_TIMEOUT_MS (300 * 1000L)
 #define EXEC_GRACE_MS (120 * 1000L)
@@ -428,6 +432,13 @@ static int local_exec(struct al_provider *p, struct al_sandbox *sb,
 	cJSON_AddNumberToObject(body, "yield_ms", (double)req->yield_ms);
 	if (req->max_output_bytes)
 		cJSON_AddNumberToObject(body, "max_output_bytes", (double)req->max_output_bytes);
+	if (req->tty) {
+		/* airlockd's pty, of a conventional size: programs that lay out
+		 * for a terminal (pagers, progress bars) get one. */
+		cJSON_AddTrueToObject(body, "tty");
+		cJSON_AddNumberToObject(body, "rows", LOCAL_TTY_ROWS);
+		cJSON_AddNumberToObject(body, "cols", LOCAL_TTY_COLS);
+	}
 	r = sandbox_path(lp, id, "/exec", NULL, NULL, &path, err);
 	if (r < 0)
 		return r;
@@ -797,7 +808,8 @@ static const char *const local_option_keys[] = {"socket", "rootfs", "image", NUL
 
 const struct al_provider_ops al_provider_local = {
     .type = "local",
-    .caps = AL_CAP_PROCESS_SNAPSHOT | AL_CAP_FS_SNAPSHOT | AL_CAP_WORKSPACE_ARCHIVE | AL_CAP_MOUNTS,
+    .caps = AL_CAP_PROCESS_SNAPSHOT | AL_CAP_FS_SNAPSHOT | AL_CAP_WORKSPACE_ARCHIVE |
+            AL_CAP_MOUNTS | AL_CAP_PTY,
     .option_keys = local_option_keys,
     .open = local_open,
     .close = local_close,

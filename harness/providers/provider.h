@@ -57,7 +57,7 @@ static inline void al_sandbox_freep(struct al_sandbox **sb)
 enum al_provider_caps {
 	AL_CAP_PROCESS_SNAPSHOT = 1u << 0, /* snapshots that bring processes back running */
 	AL_CAP_FS_SNAPSHOT = 1u << 1,      /* native filesystem snapshots */
-	AL_CAP_PTY = 1u << 2,
+	AL_CAP_PTY = 1u << 2,              /* exec on a terminal: one output stream, ^C as a byte */
 	AL_CAP_EXPOSED_PORTS = 1u << 3,
 	AL_CAP_MOUNTS = 1u << 4,
 	AL_CAP_WORKSPACE_ARCHIVE = 1u << 5, /* persist/hydrate the workspace as a tar */
@@ -83,6 +83,7 @@ struct al_exec_request {
 	bool keep_stdin_open;      /* the process may be fed later with write_stdin */
 	uint64_t yield_ms;         /* return after this long even if still running */
 	uint64_t max_output_bytes; /* per stream; beyond it output is dropped */
+	bool tty; /* on a terminal of the sandbox (only for a provider with AL_CAP_PTY) */
 };
 
 /* The state of a process after exec, write_stdin or poll; output is only what is new. */

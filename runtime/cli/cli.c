@@ -12,6 +12,7 @@
  */
 #include "cleanup.h"
 #include "json.h"
+#include "stream.h"
 #include "strv.h"
 #include "error.h"
 #include "strv.h"
@@ -449,7 +450,12 @@ static const char usage_run[] =
     "comes before CMD, and without CMD its Cmd is run.\n"
     "\n" CREATE_OPTIONS_HELP "  -e, --env K=V        environment variable (repeatable)\n"
     "  -w, --cwd DIR        working directory (default /workspace)\n"
-    "  -t, --timeout SECS   kill CMD after this long (exit status 124)\n";
+    "  -i, --interactive    stream stdin to CMD (over one connection)\n"
+    "  -t, --tty            run CMD on a terminal of the sandbox; with -i, this\n"
+    "                       terminal is in raw mode (Ctrl-C goes to CMD)\n"
+    "      --timeout SECS   kill CMD after this long (exit status 124)\n"
+    "\n"
+    "stdin that is a terminal needs -i or -it (or a redirection, e.g. </dev/null).\n";
 
 static const char usage_create[] =
     "Usage: airlock create [OPTIONS]\n"
@@ -467,7 +473,13 @@ static const char usage_exec[] =
     "\n"
     "  -e, --env K=V        environment variable (repeatable)\n"
     "  -w, --cwd DIR        working directory (default /workspace)\n"
-    "  -t, --timeout SECS   kill CMD after this long (exit status 124)\n";
+    "  -i, --interactive    stream stdin to CMD (over one connection)\n"
+    "  -t, --tty            run CMD on a terminal of the sandbox; with -i, this\n"
+    "                       terminal is in raw mode (Ctrl-C goes to CMD)\n"
+    "      --timeout SECS   kill CMD after this long (exit status 124)\n"
+    "\n"
+    "stdin that is a terminal needs -i or -it (or a redirection, e.g. </dev/null):\n"
+    "  airlock exec -it ID -- bash\n";
 
 static const char usage_ls[] =
     "Usage: airlock ls [--json] [--filter label=K=V|state=running|stopped]...\n"
@@ -673,6 +685,7 @@ enum {
 	OPT_IDLE_TIMEOUT,
 	OPT_LABEL,
 	OPT_FILTER,
+	OPT_TIMEOUT,
 };
 
 struct create_opts {
@@ -870,7 +883,8 @@ static int destroy_sandbox(struct client *c, const char *id, bool wait, struct a
 
 enum stdin_kind { STDIN_DETACHED, STDIN_ATTACHED };
 
-/* A terminal is not attached (no TTY support yet); /dev/null or a closed fd means no input. */
+/* A terminal is read only with -i (check_stdin refuses it without); /dev/null or a closed fd
+ * means no input. */
 static enum stdin_kind stdin_kind(void)
 {
 	struct stat st;
@@ -1079,6 +1093,8 @@ struct exec_opts {
 	const char *cwd;
 	cJSON *env;
 	double timeout_ms;
+	bool interactive; /* -i */
+	bool tty;         /* -t */
 	/* run: the sandbox goes away on a signal, so transfers may be abandoned. */
 	bool destroy_on_signal;
 };
@@ -1258,6 +1274,71 @@ static int run_command_in(struct client *c, const char *id, const struct create_
 	return st.exit_status;
 }
 
+/* ---- -i and -t: one streamed connection (stream.c) ---- */
+
+/*
+ * What stdin may be for o: a terminal is read only with -i (silently
+ * dropping what someone types is the one wrong answer), and -it needs one.
+ * Returns 0 or a usage error's exit status.
+ */
+static int check_stdin(const struct exec_opts *o, const char *usage)
+{
+	bool terminal = isatty(STDIN_FILENO);
+
+	/* Not an error: `airlock exec ID ls` at a prompt should just work, as
+	 * `docker exec` does; but never silence either (a `bash` that exits at
+	 * once, a `python3` without a prompt): say why and what to pass. */
+	if (terminal && !o->interactive && !o->tty)
+		fprintf(stderr, "airlock: stdin is a terminal and is not passed to the command: "
+		                "use -it for an interactive session, -i to stream it\n");
+	if (!terminal && o->interactive && o->tty)
+		return usage_error(usage,
+		                   "-it needs stdin to be a terminal; use -i alone to stream "
+		                   "stdin that is not one");
+	return 0;
+}
+
+static int run_streamed(struct client *c, const char *id, const struct exec_opts *o,
+                        struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *req = cJSON_CreateObject();
+	_cleanup_free_ char *path = sandbox_path(c, id, "/exec");
+	_cleanup_free_ char *body = NULL;
+	unsigned rows, cols;
+	cJSON *argv;
+	int r;
+
+	if (!req || !path)
+		return al_error_set(err, ENOMEM, "out of memory");
+	argv = cJSON_AddArrayToObject(req, "argv");
+	for (char **a = o->argv; *a; a++)
+		cJSON_AddItemToArray(argv, cJSON_CreateString(*a));
+	if (o->cwd)
+		cJSON_AddStringToObject(req, "cwd", o->cwd);
+	if (o->env && cJSON_GetArraySize(o->env) > 0)
+		cJSON_AddItemReferenceToObject(req, "env", o->env);
+	cJSON_AddNumberToObject(req, "timeout_ms", o->timeout_ms);
+	if (o->tty) {
+		cJSON_AddTrueToObject(req, "tty");
+		if (stream_window_size(&rows, &cols)) {
+			cJSON_AddNumberToObject(req, "rows", rows);
+			cJSON_AddNumberToObject(req, "cols", cols);
+		}
+	}
+	body = cJSON_PrintUnformatted(req);
+	if (!body)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = stream_exec(&(struct stream_opts){.socket_path = c->socket_path,
+	                                      .path = path,
+	                                      .body = body,
+	                                      .tty = o->tty,
+	                                      .stdin = o->interactive},
+	                err);
+	if (r < 0)
+		return al_error_prefix(err, "exec in sandbox %s", id);
+	return r;
+}
+
 /* ---- verbs ---- */
 
 struct verb_ctx {
@@ -1277,9 +1358,15 @@ static int exec_option(struct exec_opts *o, int c, const char *arg, const char *
 	case 'w':
 		o->cwd = arg;
 		return 0;
-	case 't':
+	case OPT_TIMEOUT:
 		if (parse_timeout_ms(arg, &o->timeout_ms) < 0)
 			return usage_error(usage, "invalid --timeout '%s'", arg);
+		return 0;
+	case 'i':
+		o->interactive = true;
+		return 0;
+	case 't':
+		o->tty = true;
 		return 0;
 	default:
 		return 1;
@@ -1351,7 +1438,9 @@ static int verb_run(struct verb_ctx *ctx, int argc, char **argv)
 	    {"manifest", required_argument, NULL, OPT_MANIFEST},
 	    {"env", required_argument, NULL, 'e'},
 	    {"cwd", required_argument, NULL, 'w'},
-	    {"timeout", required_argument, NULL, 't'},
+	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+	    {"interactive", no_argument, NULL, 'i'},
+	    {"tty", no_argument, NULL, 't'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -1365,7 +1454,7 @@ static int verb_run(struct verb_ctx *ctx, int argc, char **argv)
 	bool removed = false;
 	int opt, r, status;
 
-	while ((opt = getopt_long(argc, argv, "+:m:e:w:t:h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+:m:e:w:ith", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'h':
 			return show_usage(usage_run);
@@ -1383,6 +1472,9 @@ static int verb_run(struct verb_ctx *ctx, int argc, char **argv)
 	if (optind >= argc && !co.image)
 		return usage_error(usage_run, "no command given");
 	eo.argv = argv + optind;
+	r = check_stdin(&eo, usage_run);
+	if (r)
+		return r;
 
 	if (client_open(&c, ctx->socket_path, &err) < 0)
 		return runtime_error(&err);
@@ -1394,7 +1486,13 @@ static int verb_run(struct verb_ctx *ctx, int argc, char **argv)
 		}
 		eo.argv = image_argv;
 	}
-	r = run_command_in(&c, NULL, &co, &id, &removed, &eo, &err);
+	if (eo.interactive || eo.tty) {
+		r = create_sandbox(&c, &co, &id, &err);
+		if (r == 0)
+			r = run_streamed(&c, id, &eo, &err);
+	} else {
+		r = run_command_in(&c, NULL, &co, &id, &removed, &eo, &err);
+	}
 	/* A signal that came during the create request (which cannot be
 	 * abandoned) counts even if the command then ended. */
 	if (r == -EINTR || (r >= 0 && pending_signal))
@@ -1475,7 +1573,9 @@ static int verb_exec(struct verb_ctx *ctx, int argc, char **argv)
 	static const struct option longopts[] = {
 	    {"env", required_argument, NULL, 'e'},
 	    {"cwd", required_argument, NULL, 'w'},
-	    {"timeout", required_argument, NULL, 't'},
+	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+	    {"interactive", no_argument, NULL, 'i'},
+	    {"tty", no_argument, NULL, 't'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -1487,7 +1587,7 @@ static int verb_exec(struct verb_ctx *ctx, int argc, char **argv)
 	int opt, r;
 
 	for (int pass = 0; pass < 2; pass++) {
-		while ((opt = getopt_long(argc, argv, "+:e:w:t:h", longopts, NULL)) != -1) {
+		while ((opt = getopt_long(argc, argv, "+:e:w:ith", longopts, NULL)) != -1) {
 			switch (opt) {
 			case 'h':
 				return show_usage(usage_exec);
@@ -1515,10 +1615,16 @@ static int verb_exec(struct verb_ctx *ctx, int argc, char **argv)
 	if (optind >= argc)
 		return usage_error(usage_exec, "no command given");
 	eo.argv = argv + optind;
+	r = check_stdin(&eo, usage_exec);
+	if (r)
+		return r;
 
 	if (client_open(&c, ctx->socket_path, &err) < 0)
 		return runtime_error(&err);
-	r = run_command(&c, id, &eo, &err);
+	if (eo.interactive || eo.tty)
+		r = run_streamed(&c, id, &eo, &err);
+	else
+		r = run_command(&c, id, &eo, &err);
 	client_close(&c);
 	if (r < 0)
 		return runtime_error(&err);

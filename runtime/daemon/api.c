@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -24,9 +25,11 @@
 
 #include "admission.h"
 #include "api_snapshots.h"
+#include "api_stream.h"
 #include "cleanup.h"
 #include "json.h"
 #include "events.h"
+#include "execstream.h"
 #include "images.h"
 #include "log.h"
 #include "lifecycle.h"
@@ -70,7 +73,8 @@ struct request {
 	uid_t peer_uid;
 	int spool_fd; /* body goes to this temp file instead (workspace tars), or -1 */
 	uint64_t spooled;
-	char sandbox[16]; /* the id of the sandbox it is about, for the log */
+	char sandbox[16];          /* the id of the sandbox it is about, for the log */
+	struct api_stream *stream; /* a streamed exec's, freed with the connection */
 };
 
 /* JSON bodies in memory, all requests together. */
@@ -98,6 +102,8 @@ struct reply {
 	/* For the request's log line: the command an exec ran, and when it started. */
 	char command[256];
 	uint64_t exec_started_us;
+	bool want_stream;          /* an exec asked for "Upgrade: airlock-exec/1" */
+	struct api_stream *stream; /* set: answer 101 and relay (api_stream.c) */
 };
 
 /* ---- replies ------------------------------------------------------------------------------ */
@@ -405,6 +411,22 @@ static void handle_list(struct api_server *s, struct MHD_Connection *c, uid_t cl
 
 static void exec_and_reply(struct daemon *d, struct sandbox *sb, const cJSON *req,
                            struct reply *rp);
+
+/* A terminal's size in an exec or resize request: both or neither; *rows
+ * and *cols stay 0 when neither. */
+static int json_winsize(const cJSON *o, unsigned *rows, unsigned *cols, struct al_error *err)
+{
+	uint64_t r = 0, c = 0;
+
+	if (json_u64(o, "rows", 0, 0xffff, &r, err) < 0 ||
+	    json_u64(o, "cols", 0, 0xffff, &c, err) < 0)
+		return -err->code;
+	if (!r != !c)
+		return al_error_set(err, EINVAL, "rows and cols go together, each 1 to 65535");
+	*rows = (unsigned)r;
+	*cols = (unsigned)c;
+	return 0;
+}
 
 /*
  * A create request with "exec": the command runs in the new sandbox and the
@@ -761,6 +783,9 @@ static const struct al_json_key exec_keys[] = {
     {"max_output_bytes", AL_JSON_NUMBER | AL_JSON_NULL},
     {"encoding", AL_JSON_STRING | AL_JSON_NULL},
     {"user", AL_JSON_STRING | AL_JSON_NULL},
+    {"tty", AL_JSON_BOOL | AL_JSON_NULL},
+    {"rows", AL_JSON_NUMBER | AL_JSON_NULL},
+    {"cols", AL_JSON_NUMBER | AL_JSON_NULL},
 };
 
 /* The keys of a write to a process's stdin. */
@@ -879,7 +904,22 @@ static void exec_and_reply(struct daemon *d, struct sandbox *sb, const cJSON *re
 		x.stdin_data = v->valuestring;
 		x.stdin_len = strlen(v->valuestring);
 	}
-	x.keep_stdin_open = json_bool(req, "keep_stdin_open");
+	/* A streamed exec's stdin is the connection's: open until it says so. */
+	x.keep_stdin_open = json_bool(req, "keep_stdin_open") || rp->want_stream;
+	v = cJSON_GetObjectItemCaseSensitive(req, "tty");
+	if (v && !cJSON_IsBool(v) && !cJSON_IsNull(v)) {
+		reply_error(rp, 400, "invalid_argument", "tty must be a boolean");
+		return;
+	}
+	x.tty = cJSON_IsTrue(v);
+	if (json_winsize(req, &x.rows, &x.cols, &err) < 0) {
+		reply_al_error(rp, &err);
+		return;
+	}
+	if (x.rows && !x.tty) {
+		reply_error(rp, 400, "invalid_argument", "rows and cols are for a tty exec");
+		return;
+	}
 	if (json_u64(req, "timeout_ms", 0, 86400000ULL * 7, &x.timeout_ms, &err) < 0 ||
 	    json_u64(req, "yield_ms", 0, 3600000, &yield_ms, &err) < 0 ||
 	    json_u64(req, "max_output_bytes", DEFAULT_MAX_OUTPUT, MAX_OUTPUT_CAP, &max_out, &err) <
@@ -888,7 +928,8 @@ static void exec_and_reply(struct daemon *d, struct sandbox *sb, const cJSON *re
 		return;
 	}
 	x.max_output = (size_t)max_out;
-	x.output_base64 = base64;
+	/* A stream's output goes out as bytes, not JSON text: counted as bytes. */
+	x.output_base64 = base64 || rp->want_stream;
 	x.argv = argv;
 	x.env = env;
 	if (!x.cwd) {
@@ -901,15 +942,40 @@ static void exec_and_reply(struct daemon *d, struct sandbox *sb, const cJSON *re
 		reply_al_error(rp, &err);
 		return;
 	}
+	if (rp->want_stream) {
+		rp->stream = api_stream_new(sb, p, &api_stopping);
+		if (rp->stream) {
+			rp->status = MHD_HTTP_SWITCHING_PROTOCOLS;
+		} else {
+			process_kill(p, SIGKILL, &err);
+			reply_error(rp, 500, "out_of_memory", "out of memory");
+		}
+		process_unref(p);
+		return;
+	}
 	reply_process(d, sb, p, NULL, yield_ms, base64, rp);
 	process_unref(p);
 	metrics_count_exec(al_now_ns() / 1000 - rp->exec_started_us);
 }
 
-static void handle_exec(struct daemon *d, struct sandbox *sb, struct request *rq, struct reply *rp)
+/*
+ * "Upgrade: airlock-exec/1" asks for a streamed exec (api_stream.h): any
+ * other protocol is refused rather than answered as a plain exec, which
+ * the client would wait on for a 101 that never comes.
+ */
+static void handle_exec(struct daemon *d, struct sandbox *sb, struct MHD_Connection *c,
+                        struct request *rq, struct reply *rp)
 {
-	_cleanup_cjson_ cJSON *req = parse_body(rq, rp, true);
+	const char *upgrade = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Upgrade");
+	_cleanup_cjson_ cJSON *req = NULL;
 
+	if (upgrade && strcasecmp(upgrade, EXECSTREAM_PROTOCOL)) {
+		reply_error(rp, 400, "invalid_argument",
+		            "an exec upgrades only to " EXECSTREAM_PROTOCOL);
+		return;
+	}
+	rp->want_stream = upgrade != NULL;
+	req = parse_body(rq, rp, true);
 	if (req)
 		exec_and_reply(d, sb, req, rp);
 }
@@ -953,6 +1019,20 @@ static void handle_process(struct daemon *d, struct sandbox *sb, const char *pid
 		} else {
 			cJSON *o = cJSON_CreateObject();
 			cJSON_AddBoolToObject(o, "killed", true);
+			reply_json(rp, 200, o);
+		}
+	} else if (sub && !strcmp(sub, "resize") && !strcmp(method, "POST")) {
+		_cleanup_cjson_ cJSON *req = parse_body(rq, rp, true);
+		unsigned rows = 0, cols = 0;
+
+		if (req && (json_winsize(req, &rows, &cols, &err) < 0 ||
+		            (!rows && al_error_set(&err, EINVAL, "rows and cols are required")) ||
+		            process_resize(p, rows, cols, &err) < 0)) {
+			reply_al_error(rp, &err);
+		} else if (req) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddNumberToObject(o, "rows", rows);
+			cJSON_AddNumberToObject(o, "cols", cols);
 			reply_json(rp, 200, o);
 		}
 	} else if (sub && !strcmp(sub, "stdin") && !strcmp(method, "POST")) {
@@ -1390,7 +1470,7 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 		if (strcmp(method, "POST"))
 			reply_error(rp, 405, "method_not_allowed", "use POST");
 		else
-			handle_exec(s->ctx, sb, rq, rp);
+			handle_exec(s->ctx, sb, c, rq, rp);
 	} else if ((n == 5 || n == 6) && !strcmp(seg[3], "processes")) {
 		handle_process(s->ctx, sb, seg[4], n == 6 ? seg[5] : NULL, c, method, rq, rp);
 	} else if (n == 4 && !strcmp(seg[3], "events")) {
@@ -1439,7 +1519,8 @@ static void route_template(const char *url, char *buf, size_t len)
 	else if (!strcmp(seg[1], "sandboxes") && n == 4)
 		snprintf(buf, len, "/v1/sandboxes/{id}/%s", seg[3]);
 	else if (!strcmp(seg[1], "sandboxes") && (n == 5 || n == 6) && !strcmp(seg[3], "processes"))
-		snprintf(buf, len, "/v1/sandboxes/{id}/processes/{pid}%s", n == 6 ? "/stdin" : "");
+		snprintf(buf, len, "/v1/sandboxes/{id}/processes/{pid}%s%s", n == 6 ? "/" : "",
+		         n == 6 ? seg[5] : "");
 }
 
 /*
@@ -1464,6 +1545,7 @@ static const struct {
     {"/v1/sandboxes/{id}/processes/{pid}", "GET", {"yield_ms", "encoding"}},
     {"/v1/sandboxes/{id}/processes/{pid}", "DELETE", {"signal"}},
     {"/v1/sandboxes/{id}/processes/{pid}/stdin", "POST", {NULL}},
+    {"/v1/sandboxes/{id}/processes/{pid}/resize", "POST", {NULL}},
     {"/v1/sandboxes/{id}/events", "GET", {"since"}},
     {"/v1/sandboxes/{id}/workspace", "GET", {NULL}},
     {"/v1/sandboxes/{id}/workspace",
@@ -1608,6 +1690,15 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct reply *rp)
 
 	if (!rp->status)
 		reply_error(rp, 500, "internal", "no response");
+	if (rp->stream) {
+		/* The stream is freed with the connection (on_completed). */
+		resp = api_stream_response(rp->stream);
+		if (!resp)
+			return MHD_NO;
+		ret = MHD_queue_response(c, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
+		MHD_destroy_response(resp);
+		return ret;
+	}
 	if (rp->has_fd) {
 		/* MHD owns the fd from here, also when it fails. */
 		resp = MHD_create_response_from_fd64(rp->fd_len, rp->fd);
@@ -1785,6 +1876,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		metrics_count_request(tmpl, method, rp.status);
 		log_request(rq, method, url, &rp, al_now_ns() / 1000 - start);
 	}
+	rq->stream = rp.stream;
 	return send_reply(c, &rp);
 }
 
@@ -1801,6 +1893,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		al_buf_free(&rq->body);
 		if (rq->spool_fd >= 0)
 			close(rq->spool_fd);
+		api_stream_free(rq->stream);
 		free(rq);
 		*con_cls = NULL;
 	}
@@ -1831,14 +1924,14 @@ int api_start(struct daemon *ctx, int listen_fd, gid_t allowed_gid, struct api_s
 		return -err->code;
 	}
 	/* Connections come from admission.c, which accepts them itself. */
-	s->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-	                              MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET,
-	                          0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-	                          NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-	                          MHD_OPTION_NOTIFY_CONNECTION, admission_notify, s->admission,
-	                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-	                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
-	                          MHD_OPTION_CONNECTION_LIMIT, (unsigned int)2048, MHD_OPTION_END);
+	s->mhd = MHD_start_daemon(
+	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+	        MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_UPGRADE,
+	    0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+	    admission_notify, s->admission, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned int)2048, MHD_OPTION_END);
 	if (!s->mhd || admission_start(s->admission, s->mhd, err) < 0) {
 		if (s->mhd)
 			MHD_stop_daemon(s->mhd);

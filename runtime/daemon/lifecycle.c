@@ -414,6 +414,16 @@ int lifecycle_snapshot(struct daemon *d, struct sandbox *sb, bool processes, cJS
 
 	if (!sandbox_running(sb))
 		return al_error_set(err, ESRCH, "sandbox %s is not running", sb->id);
+	/* CRIU dumps a pty only with both its ends, and a terminal session's
+	 * master is airlockd's: said here, not as CRIU's "slave peer without
+	 * master" after freezing the sandbox. */
+	if (processes && sandbox_terminals_open(sb) > 0)
+		return al_error_set(
+		    err, EBUSY,
+		    "sandbox %s has %u terminal session(s) open: a snapshot with "
+		    "processes cannot hold a terminal whose other end is outside the "
+		    "sandbox; end them, or snapshot with processes: false",
+		    sb->id, sandbox_terminals_open(sb));
 	parent = sandbox_read_last_snapshot(sb);
 	r = snapshot_writer_begin(d->host.state_dir, parent, &w, err);
 	/* With processes, the sandbox stays frozen from CRIU's dump until its

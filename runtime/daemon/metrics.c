@@ -26,6 +26,7 @@ static const char *const routes[] = {
     "/v1/sandboxes/{id}/exec",
     "/v1/sandboxes/{id}/processes/{pid}",
     "/v1/sandboxes/{id}/processes/{pid}/stdin",
+    "/v1/sandboxes/{id}/processes/{pid}/resize",
     "/v1/sandboxes/{id}/events",
     "/v1/sandboxes/{id}/workspace",
     "/v1/sandboxes/{id}/snapshots",

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -38,6 +40,9 @@
  * sandbox whose old commands hoard their budget still shows what a new one
  * prints; bounded by SANDBOX_MAX_PROCESSES, and still within OUTPUT_TOTAL. */
 #define OUTPUT_FLOOR (64u << 10)
+/* A streamed process (process_stream_attach) is read no further while a
+ * stream holds this much its client has not taken. */
+#define STREAM_HIGH_WATER (256u << 10)
 
 /* The collector reads output at most every COALESCE_MS while it comes in
  * pieces smaller than COALESCE_BELOW (see collector()). */
@@ -48,6 +53,9 @@
 struct output_budget {
 	int refs;
 	size_t used, max; /* atomic */
+	/* Also shared by a sandbox's processes, for the same lifetime: its
+	 * terminal processes not yet collected (atomic). */
+	unsigned terminals;
 };
 
 static struct output_budget total_budget = {.refs = 1, .max = OUTPUT_TOTAL};
@@ -133,6 +141,10 @@ struct al_process {
 	struct stream out, err;
 	int stdin_fd;
 	struct al_buf stdin_queue;
+	bool tty;
+	int tty_fd; /* the pty master, for its window size; -1 on pipes */
+	int notify; /* streaming: an eventfd poked on output and the end (process_stream_attach); -1
+	             */
 	bool close_stdin_after_queue;
 	int pending_signal;
 
@@ -180,6 +192,10 @@ void process_unref(struct al_process *p)
 	stream_close(&p->err);
 	if (p->stdin_fd >= 0)
 		close(p->stdin_fd);
+	if (p->tty_fd >= 0)
+		close(p->tty_fd);
+	if (p->notify >= 0)
+		close(p->notify);
 	if (p->conn >= 0)
 		close(p->conn);
 	if (p->wake >= 0)
@@ -204,7 +220,7 @@ static struct al_process *process_new(size_t max_output, bool count_text)
 	p->refs = 1;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
-	p->conn = p->wake = p->stdin_fd = -1;
+	p->conn = p->wake = p->stdin_fd = p->tty_fd = p->notify = -1;
 	p->out.fd = p->err.fd = -1;
 	p->max_output = max_output;
 	p->count_text = count_text;
@@ -332,6 +348,26 @@ static void stream_append(struct al_process *p, struct stream *s, const char *da
 		stream_drop_from(p, s, text_fit(s, p->max_output));
 }
 
+static void notify(struct al_process *p)
+{
+	int fd = __atomic_load_n(&p->notify, __ATOMIC_SEQ_CST);
+	uint64_t one = 1;
+
+	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0)
+		log_debug("eventfd write: %m");
+}
+
+/* A streamed process whose client has not taken s's bytes yet: read no more. */
+static bool stream_full(struct al_process *p, struct stream *s)
+{
+	bool full;
+
+	pthread_mutex_lock(&p->lock);
+	full = p->notify >= 0 && s->buf.len >= STREAM_HIGH_WATER;
+	pthread_mutex_unlock(&p->lock);
+	return full;
+}
+
 /* Where dropped output goes: spliced there, it is never copied. */
 static int devnull_fd(void)
 {
@@ -349,11 +385,14 @@ static int devnull_fd(void)
 
 /*
  * Read what is available, adding to *moved what it was; returns false at
- * end of stream.  Past a stream's bound its output is only drained:
+ * end of stream (a pty master says EIO, not EOF, once the slave is closed:
+ * the same end).  Past a stream's bound its output is only drained:
  * spliced to /dev/null, which releases the pipe's pages without copying,
- * so a sandbox writing without end costs airlockd less than itself.
+ * so a sandbox writing without end costs airlockd less than itself.  With
+ * throttle, stops at the streaming high-water mark.
  */
-static bool stream_pump(struct al_process *p, struct stream *s, size_t *moved, size_t *dropped)
+static bool stream_pump(struct al_process *p, struct stream *s, bool throttle, size_t *moved,
+                        size_t *dropped)
 {
 	char chunk[65536];
 
@@ -361,6 +400,8 @@ static bool stream_pump(struct al_process *p, struct stream *s, size_t *moved, s
 		bool dropping;
 		ssize_t n = -1;
 
+		if (throttle && stream_full(p, s))
+			return true;
 		pthread_mutex_lock(&p->lock);
 		dropping = s->truncated;
 		pthread_mutex_unlock(&p->lock);
@@ -378,6 +419,7 @@ static bool stream_pump(struct al_process *p, struct stream *s, size_t *moved, s
 			stream_append(p, s, chunk, (size_t)n);
 			pthread_cond_broadcast(&p->cond);
 			pthread_mutex_unlock(&p->lock);
+			notify(p);
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -484,9 +526,9 @@ static void *collector(void *arg)
 			 * background child may keep them open, so take what is
 			 * there and stop. */
 			if (p->out.fd >= 0)
-				stream_pump(p, &p->out, &moved, &dropped);
+				stream_pump(p, &p->out, false, &moved, &dropped);
 			if (p->err.fd >= 0)
-				stream_pump(p, &p->err, &moved, &dropped);
+				stream_pump(p, &p->err, false, &moved, &dropped);
 			break;
 		}
 		if (p->deadline_ms) {
@@ -511,11 +553,11 @@ static void *collector(void *arg)
 		quiet = now < quiet_until;
 		if (quiet && (timeout < 0 || (uint64_t)timeout > quiet_until - now))
 			timeout = (int)(quiet_until - now);
-		if (p->out.fd >= 0 && !quiet) {
+		if (p->out.fd >= 0 && !quiet && !stream_full(p, &p->out)) {
 			i_out = n;
 			pfd[n++] = (struct pollfd){.fd = p->out.fd, .events = POLLIN};
 		}
-		if (p->err.fd >= 0 && !quiet) {
+		if (p->err.fd >= 0 && !quiet && !stream_full(p, &p->err)) {
 			i_err = n;
 			pfd[n++] = (struct pollfd){.fd = p->err.fd, .events = POLLIN};
 		}
@@ -532,16 +574,18 @@ static void *collector(void *arg)
 		}
 		moved = dropped = 0;
 		if (i_out >= 0 && pfd[i_out].revents)
-			stream_pump(p, &p->out, &moved, &dropped);
+			stream_pump(p, &p->out, true, &moved, &dropped);
 		if (i_err >= 0 && pfd[i_err].revents)
-			stream_pump(p, &p->err, &moved, &dropped);
+			stream_pump(p, &p->err, true, &moved, &dropped);
 		/* A command writing in small pieces would wake us for each one:
 		 * after a small read, let the pipes gather for a moment (a
 		 * writer that fills them is read at once, at full speed).
 		 * Output past its bound is drained only every COALESCE_MS: a
 		 * pipe's worth each time, so a command writing without end is
-		 * slowed to that pace rather than costing airlockd its speed. */
-		if ((moved > 0 && moved < COALESCE_BELOW) || dropped > 0)
+		 * slowed to that pace rather than costing airlockd its speed.
+		 * Not a terminal's small reads: they are keystrokes' echoes,
+		 * and someone is waiting for each. */
+		if ((moved > 0 && moved < COALESCE_BELOW && !p->tty) || dropped > 0)
 			quiet_until = al_now_ms() + COALESCE_MS;
 		if (i_in >= 0 && pfd[i_in].revents)
 			feed_stdin(p);
@@ -555,9 +599,20 @@ static void *collector(void *arg)
 		close(p->stdin_fd);
 		p->stdin_fd = -1;
 	}
+	/* A terminal is closed with its command, as a terminal window is:
+	 * what it started and left behind on it gets a hangup. */
+	if (p->tty) {
+		if (p->budget)
+			__atomic_sub_fetch(&p->budget->terminals, 1, __ATOMIC_SEQ_CST);
+		stream_close(&p->out);
+		if (p->tty_fd >= 0)
+			close(p->tty_fd);
+		p->tty_fd = -1;
+	}
 	p->collected = true;
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
+	notify(p);
 	process_unref(p);
 	return NULL;
 }
@@ -574,39 +629,24 @@ static void finish_with_spawn_error(struct al_process *p, int e, const char *wha
 	p->ended_ms = al_now_ms();
 }
 
-int process_start(struct sandbox *sb, const struct exec_request *req, struct al_process **out,
-                  struct al_error *err)
+/* The pipes of a command's stdio: ours in p, the child's ends in child[3]. */
+static int open_pipes(struct al_process *p, int child[3], struct al_error *err)
 {
-	_cleanup_close_ int in_r = -1, out_w = -1, err_w = -1;
-	struct initproto_msg msg = {.type = INITPROTO_SPAWN}, reply = {0};
 	int pin[2], pout[2], perr[2];
-	struct al_process *p;
-	int fds[3];
-	int r;
 
-	p = process_new(req->max_output, !req->output_base64);
-	if (p)
-		p->budget = output_budget_ref(sb->output);
-	if (!p)
-		return al_error_set(err, ENOMEM, "out of memory");
 	/* Each pair is owned at once, so a failed later pipe leaks none. */
-	if (pipe2(pin, O_CLOEXEC) == 0) {
-		in_r = pin[0];
-		p->stdin_fd = pin[1];
-	}
-	if (in_r >= 0 && pipe2(pout, O_CLOEXEC) == 0) {
-		p->out.fd = pout[0];
-		out_w = pout[1];
-	}
-	if (out_w >= 0 && pipe2(perr, O_CLOEXEC) == 0) {
-		p->err.fd = perr[0];
-		err_w = perr[1];
-	}
-	if (err_w < 0) {
-		r = al_error_errno(err, "pipe");
-		process_unref(p);
-		return r;
-	}
+	if (pipe2(pin, O_CLOEXEC) < 0)
+		return al_error_errno(err, "pipe");
+	child[0] = pin[0];
+	p->stdin_fd = pin[1];
+	if (pipe2(pout, O_CLOEXEC) < 0)
+		return al_error_errno(err, "pipe");
+	p->out.fd = pout[0];
+	child[1] = pout[1];
+	if (pipe2(perr, O_CLOEXEC) < 0)
+		return al_error_errno(err, "pipe");
+	p->err.fd = perr[0];
+	child[2] = perr[1];
 	fcntl(p->stdin_fd, F_SETFL, O_NONBLOCK);
 	fcntl(p->out.fd, F_SETFL, O_NONBLOCK);
 	fcntl(p->err.fd, F_SETFL, O_NONBLOCK);
@@ -614,26 +654,68 @@ int process_start(struct sandbox *sb, const struct exec_request *req, struct al_
 	 * effort, the size stays 64 KiB if refused. */
 	fcntl(p->out.fd, F_SETPIPE_SZ, OUTPUT_PIPE_SIZE);
 	fcntl(p->err.fd, F_SETPIPE_SZ, OUTPUT_PIPE_SIZE);
+	return 0;
+}
+
+/* The pty master PID 1 sent: read as stdout, written as stdin, and kept
+ * for its window size. */
+static int take_master(struct al_process *p, int master, struct al_error *err)
+{
+	p->out.fd = master;
+	p->stdin_fd = fcntl(master, F_DUPFD_CLOEXEC, 3);
+	p->tty_fd = fcntl(master, F_DUPFD_CLOEXEC, 3);
+	if (p->stdin_fd < 0 || p->tty_fd < 0)
+		return al_error_errno(err, "dup pty master");
+	/* One open file: the flag is for every fd of it. */
+	fcntl(master, F_SETFL, O_NONBLOCK);
+	return 0;
+}
+
+static void close_fds(int *fds, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+int process_start(struct sandbox *sb, const struct exec_request *req, struct al_process **out,
+                  struct al_error *err)
+{
+	struct initproto_msg msg = {.type = INITPROTO_SPAWN}, reply = {0};
+	int child[3] = {-1, -1, -1}, got[INITPROTO_MAX_FDS];
+	size_t ngot = INITPROTO_MAX_FDS;
+	struct al_process *p;
+	int r;
+
+	p = process_new(req->max_output, !req->output_base64);
+	if (p)
+		p->budget = output_budget_ref(sb->output);
+	if (!p)
+		return al_error_set(err, ENOMEM, "out of memory");
+	p->tty = req->tty;
+	if (!req->tty && open_pipes(p, child, err) < 0) {
+		close_fds(child, 3);
+		process_unref(p);
+		return -err->code;
+	}
 	if (req->stdin_len > 0 &&
 	    al_buf_append(&p->stdin_queue, req->stdin_data, req->stdin_len) < 0) {
+		close_fds(child, 3);
 		process_unref(p);
 		return al_error_set(err, ENOMEM, "out of memory");
 	}
 	p->close_stdin_after_queue = !req->keep_stdin_open;
-	if (p->close_stdin_after_queue && p->stdin_queue.len == 0) {
-		/* Nothing to feed: the command reads EOF at once. */
-		close(p->stdin_fd);
-		p->stdin_fd = -1;
-	}
 	p->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (p->wake < 0) {
 		r = al_error_errno(err, "eventfd");
+		close_fds(child, 3);
 		process_unref(p);
 		return r;
 	}
 
 	r = sandbox_connect_init(sb, err);
 	if (r < 0) {
+		close_fds(child, 3);
 		process_unref(p);
 		return r;
 	}
@@ -642,24 +724,41 @@ int process_start(struct sandbox *sb, const struct exec_request *req, struct al_
 	msg.argv = req->argv;
 	msg.env = req->env;
 	msg.text = (char *)req->cwd;
-	msg.num = (int32_t)req->uid;
-	msg.aux = req->gid;
-	fds[0] = in_r;
-	fds[1] = out_w;
-	fds[2] = err_w;
-	r = initproto_send(p->conn, &msg, fds, 3, err);
+	msg.num = initproto_spawn_user(req->uid, req->gid);
+	msg.aux = initproto_spawn_aux(req->tty, req->rows, req->cols);
+	r = initproto_send(p->conn, &msg, req->tty ? NULL : child, req->tty ? 0 : 3, err);
+	/* Only the child may hold the write ends, so EOF means it is done. */
+	close_fds(child, 3);
 	if (r == 0)
-		r = initproto_recv(p->conn, &reply, NULL, NULL, err);
+		r = initproto_recv(p->conn, &reply, got, &ngot, err);
 	if (r == 1)
 		r = al_error_set(err, ECONNRESET, "airlock-init closed the connection");
 	if (r < 0) {
 		process_unref(p);
 		return al_error_prefix(err, "sandbox %s: spawn", sb->id);
 	}
-	/* Only the child may hold the write ends, so EOF means it is done. */
-	close(TAKE_FD(in_r));
-	close(TAKE_FD(out_w));
-	close(TAKE_FD(err_w));
+	if (reply.type == INITPROTO_PID && req->tty && ngot == 1) {
+		r = take_master(p, got[0], err);
+		ngot = 0;
+		/* Counted from here: the collector uncounts it. */
+		if (r == 0 && p->budget)
+			__atomic_add_fetch(&p->budget->terminals, 1, __ATOMIC_SEQ_CST);
+	} else if (reply.type == INITPROTO_PID && req->tty) {
+		r = al_error_set(err, EPROTO, "sandbox %s: no terminal came with the spawn",
+		                 sb->id);
+	}
+	close_fds(got, ngot);
+	if (r < 0) {
+		send_kill(p, SIGKILL);
+		initproto_msg_free(&reply);
+		process_unref(p);
+		return r;
+	}
+	if (p->close_stdin_after_queue && p->stdin_queue.len == 0 && p->stdin_fd >= 0) {
+		/* Nothing to feed: on pipes the command reads EOF at once. */
+		close(p->stdin_fd);
+		p->stdin_fd = -1;
+	}
 
 	if (reply.type == INITPROTO_ERROR) {
 		finish_with_spawn_error(p, reply.num, reply.text ? reply.text : "spawn failed");
@@ -678,6 +777,8 @@ int process_start(struct sandbox *sb, const struct exec_request *req, struct al_
 
 	process_ref(p); /* the collector's reference */
 	if (pthread_create(&p->thread, NULL, collector, p) != 0) {
+		if (p->tty && p->budget)
+			__atomic_sub_fetch(&p->budget->terminals, 1, __ATOMIC_SEQ_CST);
 		send_kill(p, SIGKILL);
 		process_unref(p);
 		process_unref(p);
@@ -859,4 +960,91 @@ int process_kill(struct al_process *p, int sig, struct al_error *err)
 	pthread_mutex_unlock(&p->lock);
 	wake(p);
 	return 0;
+}
+
+size_t process_stdin_queued(struct al_process *p)
+{
+	size_t n;
+
+	pthread_mutex_lock(&p->lock);
+	n = p->stdin_queue.len;
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
+bool process_is_tty(struct al_process *p)
+{
+	return p->tty;
+}
+
+int process_resize(struct al_process *p, unsigned rows, unsigned cols, struct al_error *err)
+{
+	struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
+
+	int r = 0;
+
+	if (!p->tty)
+		return al_error_set(err, EINVAL, "the process has no terminal to resize");
+	if (rows == 0 || cols == 0 || rows > 0xffff || cols > 0xffff)
+		return al_error_set(err, EINVAL, "rows and cols must be between 1 and 65535");
+	pthread_mutex_lock(&p->lock);
+	if (p->tty_fd < 0)
+		r = al_error_set(err, ESRCH, "the process has ended: its terminal is closed");
+	/* The kernel sends SIGWINCH to the terminal's foreground process group. */
+	else if (ioctl(p->tty_fd, TIOCSWINSZ, &ws) < 0)
+		r = al_error_errno(err, "resize terminal");
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
+int process_stream_attach(struct al_process *p, struct al_error *err)
+{
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+	if (fd < 0)
+		return al_error_errno(err, "eventfd");
+	pthread_mutex_lock(&p->lock);
+	if (p->notify >= 0) {
+		pthread_mutex_unlock(&p->lock);
+		close(fd);
+		return al_error_set(err, EBUSY, "the process is streamed already");
+	}
+	__atomic_store_n(&p->notify, fd, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&p->lock);
+	/* Output from before the attach is there to take too. */
+	notify(p);
+	return fd;
+}
+
+static void buf_move(struct al_process *p, struct stream *s, struct al_buf *to, int *r)
+{
+	if (s->buf.len == 0)
+		return;
+	if (*r == 0 && al_buf_append(to, s->buf.data, s->buf.len) < 0)
+		*r = -ENOMEM;
+	budget_give(p->budget, s->buf.len);
+	budget_give(&total_budget, s->buf.len);
+	al_buf_free(&s->buf);
+}
+
+int process_stream_take(struct al_process *p, struct al_buf *out, struct al_buf *err, bool *done)
+{
+	bool was_full;
+	int r = 0;
+
+	pthread_mutex_lock(&p->lock);
+	was_full = p->out.buf.len >= STREAM_HIGH_WATER || p->err.buf.len >= STREAM_HIGH_WATER;
+	buf_move(p, &p->out, out, &r);
+	buf_move(p, &p->err, err, &r);
+	*done = p->collected;
+	pthread_mutex_unlock(&p->lock);
+	/* The collector stopped reading at the high-water mark: go on. */
+	if (was_full)
+		wake(p);
+	return r;
+}
+
+unsigned sandbox_terminals_open(struct sandbox *sb)
+{
+	return sb->output ? __atomic_load_n(&sb->output->terminals, __ATOMIC_SEQ_CST) : 0;
 }

@@ -249,6 +249,22 @@ class OpenApiAgainstDaemon(at.AirlockTestCase):
         c("POST", sb + "/processes/{pid}/stdin", pp, 200, {"data_base64": "eA==", "close": True,
                                                             "yield_ms": 2000, "encoding": "base64"})
 
+        # terminals: a tty exec, its resize, and the streamed (upgraded) exec
+        run = c("POST", sb + "/exec", p, 200, {"argv": ["sh"], "tty": True, "rows": 24, "cols": 80,
+                                               "keep_stdin_open": True, "yield_ms": 100}).json
+        pp = {"id": sid, "pid": run["process_id"]}
+        c("POST", sb + "/processes/{pid}/resize", pp, 200, {"rows": 30, "cols": 90})
+        self.refused("POST", sb + "/processes/{pid}/resize", pp, {"rows": 0, "cols": 90})
+        self.refused("POST", sb + "/processes/{pid}/resize", pp, {"rows": 30})
+        r = c("POST", sb + "/processes/{pid}/stdin", pp, 200, {"data": "stty size; exit 2\n",
+                                                                "yield_ms": 5000}).json
+        self.assertIn("30 90", r["stdout"])
+        run = c("POST", sb + "/exec", p, 200, {"command": "sleep 5", "yield_ms": 1}).json
+        c("POST", sb + "/processes/{pid}/resize", {"id": sid, "pid": run["process_id"]}, 400,
+          {"rows": 3, "cols": 3})
+        self.client.request("DELETE", "/v1/sandboxes/%s/processes/%s" % (sid, run["process_id"]))
+        self.streamed(sid)
+
         # files
         c("PUT", sb + "/files", p, 200, b"\x00bytes", query={"path": "n/f.bin", "parents": "1", "mode": "0600"},
           raw=True, content_type="application/octet-stream")
@@ -335,7 +351,10 @@ class OpenApiAgainstDaemon(at.AirlockTestCase):
         for bad in ({}, {"argv": []}, {"argv": "ls"}, {"command": "true", "yield_ms": -1},
                     {"command": "true", "encoding": "hex"}, {"argv": [1]},
                     {"command": "true", "user": "root"},
-                    {"command": "true", "timeout": 5}, {"command": "true", "timeout_ms": "5"}):
+                    {"command": "true", "timeout": 5}, {"command": "true", "timeout_ms": "5"},
+                    {"command": "true", "tty": "yes"}, {"command": "true", "tty": True, "rows": 5},
+                    {"command": "true", "rows": 5, "cols": 5},
+                    {"command": "true", "tty": True, "rows": 0, "cols": 5}):
             with self.subTest(exec=bad):
                 self.refused("POST", sb + "/exec", p, bad)
         c("POST", "/v1/sandboxes", {}, 400, {"seccomp_profile": "no-such-profile"})
@@ -349,6 +368,27 @@ class OpenApiAgainstDaemon(at.AirlockTestCase):
         c("DELETE", sb, p, 200)
         c("DELETE", sb, p, 404)
         self.check_coverage()
+
+    def streamed(self, sid):
+        """The upgrade as the spec documents it: 101 and its header, or 400
+        for another protocol (valid by the spec's error schema)."""
+        import execstream as es
+        op = self.operation("/v1/sandboxes/{id}/exec", "POST")
+        upgrade = [self.deref(x, self.spec) for x in op["parameters"]
+                   if self.deref(x, self.spec)["name"] == "Upgrade"][0]
+        self.assertEqual(upgrade["schema"]["enum"], [es.PROTOCOL])
+        s = es.ExecStream(self.daemon.socket_path, sid, {"argv": ["sh", "-c", "exit 6"],
+                                                        "tty": True})
+        self.addCleanup(s.close)
+        self.assertEqual(s.status, 101, s.error)
+        self.assertIn("101", op["responses"])
+        self.assertEqual(s.headers.get("upgrade"),
+                         op["responses"]["101"]["headers"]["Upgrade"]["schema"]["const"])
+        self.assertEqual(s.wait_exit()["exit_code"], 6)
+        s = es.ExecStream(self.daemon.socket_path, sid, {"command": "true"}, upgrade="h2c")
+        self.addCleanup(s.close)
+        self.assertEqual(s.status, 400)
+        self.assertValid({"$ref": "#/components/schemas/Error"}, s.error, "refused upgrade")
 
     def check_coverage(self):
         spec_ops = {(t, m.upper()) for t, item in self.spec["paths"].items() for m in item
