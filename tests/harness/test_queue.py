@@ -253,9 +253,16 @@ class QueueTest(ht.HarnessTestCase):
         self.assertNoSandboxes()
         # The first worker's Prometheus endpoint.
         mine = sum(1 for e in workers[0].events() if e.get("event") == "completed")
-        text = subprocess.run(["curl", "-sS", "--max-time", "5",
-                               "http://127.0.0.1:%d/metrics" % port],
-                              capture_output=True, text=True).stdout
+        # The queue's gauges are refreshed every GAUGE_REFRESH_MS (worker.c):
+        # read until the refresh after the last completion shows.
+        deadline = time.monotonic() + 15
+        while True:
+            text = subprocess.run(["curl", "-sS", "--max-time", "5",
+                                   "http://127.0.0.1:%d/metrics" % port],
+                                  capture_output=True, text=True).stdout
+            if re.search(r"(?m)^airlock_runs_queued 0$", text) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         self.assertRegex(text, r"(?m)^airlock_runs_queued 0$")
         self.assertRegex(text, r"(?m)^airlock_worker_runs_completed_total %d$" % mine)
         self.assertRegex(text, r"(?m)^airlock_worker_run_duration_seconds_count %d$" % mine)
