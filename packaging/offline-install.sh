@@ -12,7 +12,7 @@ empty=$(mktemp -d)
 trap 'rm -rf "$empty"' EXIT
 # No source list and an empty list directory: apt sees only these .debs and
 # what is installed, so it never tries the network.
-DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-download --no-install-recommends \
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
 	-o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts="$empty" \
 	-o Dir::State::Lists="$empty" \
 	"$here"/*.deb

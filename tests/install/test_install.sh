@@ -41,7 +41,8 @@ inside() {
 	local work=$1 root=$1/root
 	local state=/var/lib/airlock/install-test-state
 	local sock=/run/airlock-test/airlockd.sock
-	local daemon_pid="" sid=""
+	# Globals, not locals: the EXIT trap reads them after inside() returned.
+	daemon_pid="" sid="" anchor_pid=""
 
 	# The root's own /proc, /sys (cgroups), /dev, and the host's
 	# /run/airlock: uid ranges are claimed host-wide there, so the
@@ -70,17 +71,34 @@ inside() {
 			chroot "$root" airlock --socket "$sock" rm "$sid" >/dev/null 2>&1 || true
 		fi
 		stop_daemon
+		if [ -n "$anchor_pid" ]; then
+			kill "$anchor_pid" 2>/dev/null || true
+			wait "$anchor_pid" 2>/dev/null || true
+		fi
 		exit "$rc"
 	}
 	trap cleanup_inside EXIT
 
 	in_root() { chroot "$root" "$@"; }
+	# airlockd does not run chrooted: the kernel refuses user namespaces to
+	# a chrooted process.  The root becomes the root of a mount namespace
+	# (pivot_root), as on a real machine, held by this process; every
+	# airlockd runs in it (nsenter), so that what one mounts the next sees.
+	unshare --mount --propagation private /bin/sh -c \
+		'mount --rbind "$1" "$1" && cd "$1" && pivot_root . . && umount -l . && cd / &&
+		exec sleep infinity' sh "$root" </dev/null >/dev/null 2>&1 &
+	anchor_pid=$!
+	for _ in $(seq 100); do
+		[ "$(cat "/proc/$anchor_pid/comm" 2>/dev/null)" = sleep ] && break
+		sleep 0.1
+	done
+	[ "$(cat "/proc/$anchor_pid/comm" 2>/dev/null)" = sleep ] || fail "could not pivot_root into the root"
 	start_daemon() {
 		# airlockd.socket's way: systemd-socket-activate binds the socket
 		# and execs airlockd on the first connection with LISTEN_FDS=1.
 		mkdir -p "$root/run/airlock-test"
 		rm -f "$root$sock"
-		chroot "$root" systemd-socket-activate -l "$sock" \
+		nsenter --target "$anchor_pid" --mount -- systemd-socket-activate -l "$sock" \
 			/usr/sbin/airlockd --state-dir "$state" --rootfs /var/lib/airlock/rootfs/busybox \
 			>>"$work/airlockd.log" 2>&1 &
 		daemon_pid=$!
@@ -117,7 +135,8 @@ inside() {
 		/usr/lib/systemd/system/airlockd.service /usr/lib/systemd/system/airlockd.socket \
 		/etc/systemd/system/sockets.target.wants/airlockd.socket \
 		/etc/systemd/system/multi-user.target.wants/airlockd.service; do
-		[ -e "$root$f" ] || fail "$f is missing after the install"
+		# (the enabled units are absolute symlinks into the root)
+		[ -e "$root$f" ] || [ -L "$root$f" ] || fail "$f is missing after the install"
 	done
 	in_root getent group airlock >/dev/null || fail "no airlock group"
 	# The units as systemd reads them (no running systemd needed).
@@ -158,7 +177,9 @@ inside() {
 	# one starts on the same state; the sandbox keeps running meanwhile.
 	stop_daemon
 	start_daemon
-	in_root airlock --socket "$sock" ls | grep -q "$sid" || fail "sandbox $sid is gone after the upgrade"
+	ls=$(in_root airlock --socket "$sock" ls 2>&1) || fail "ls after the upgrade: $ls"
+	grep -q "${sid:0:12}" <<<"$ls" ||
+		fail "sandbox $sid is gone after the upgrade: $ls; $(tail -n 20 "$work/airlockd.log")"
 	out=$(in_root airlock --socket "$sock" exec "$sid" -- cat /proc/1/comm) ||
 		fail "exec after the upgrade failed: $(tail -n 20 "$work/airlockd.log")"
 	[ "$out" = airlock-init ] || fail "the sandbox's PID 1 is '$out' after the upgrade"
@@ -178,12 +199,12 @@ inside() {
 	left=""
 	while read -r f; do
 		# Directories shared with other packages (/usr/bin, ...) stay.
-		if [ -e "$root$f" ] && [ ! -d "$root$f" ]; then left+=" $f"; fi
+		if [ -L "$root$f" ] || { [ -e "$root$f" ] && [ ! -d "$root$f" ]; }; then left+=" $f"; fi
 	done <"$work/files"
 	for d in /etc/airlock /var/lib/airlock /usr/libexec/airlock /usr/share/airlock /usr/share/doc/airlock; do
 		if [ -e "$root$d" ]; then left+=" $d"; fi
 	done
-	left+=$(cd "$root" && find usr etc var/lib -xdev -name '*airlock*' -printf ' /%p')
+	left+=$(cd "$root" && find usr etc var/lib run -xdev -name '*airlock*' ! -path run/airlock -printf ' /%p')
 	[ -z "$left" ] || fail "left after the purge:$left"
 	log "purge left nothing behind"
 }
