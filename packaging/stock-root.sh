@@ -4,16 +4,19 @@
 # (every "required" and "important" package, systemd included: what a plain
 # Debian 12 server has), from the bookworm mirror this machine's apt uses.
 # Kept under /var/lib/airlock, next to the base rootfs; rebuilt only when
-# this script changes.
+# what it is made of (the suite, the variant, the steps below: bump
+# "format" when they change) changes.
 #
 # usage: stock-root.sh [--force]   (AIRLOCK_STOCK_ROOT sets the tarball path)
 set -euo pipefail
 umask 022
 
+# shellcheck disable=SC2034 # read by common.sh
 rootfs_prog=stock-root
+# shellcheck disable=SC2034
 rootfs_flavour=stock-root
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=../rootfs/common.sh
+# shellcheck source=/dev/null # rootfs/common.sh
 . "$here/../rootfs/common.sh"
 
 suite=bookworm
@@ -23,7 +26,8 @@ force=0
 
 rootfs_need_root
 command -v debootstrap >/dev/null 2>&1 || rootfs_die "debootstrap not found (install debootstrap)"
-hash=$(sha256sum <"$here/stock-root.sh" | cut -d' ' -f1)
+format=1
+hash=$(printf '%s default %s' "$suite" "$format" | sha256sum | cut -d' ' -f1)
 if [ "$force" = 0 ] && [ -f "$tarball" ] && [ "$(cat "$tarball.inputs" 2>/dev/null)" = "$hash" ]; then
 	rootfs_log "$tarball is up to date"
 	exit 0

@@ -26,7 +26,10 @@ while [ $# -gt 0 ]; do
 	*) break ;;
 	esac
 done
-[ -n "$out" ] && [ $# -gt 0 ] || { echo "usage: offline-bundle.sh [options] --out DIR DEB... (see --help)" >&2; exit 2; }
+if [ -z "$out" ] || [ $# = 0 ]; then
+	echo "usage: offline-bundle.sh [options] --out DIR DEB... (see --help)" >&2
+	exit 2
+fi
 [ "$(id -u)" = 0 ] || { echo "offline-bundle: must run as root (apt downloads)" >&2; exit 1; }
 [ ${#with[@]} -gt 0 ] || with=(criu/trixie)
 debs=()

@@ -23,6 +23,7 @@
 # the end, whatever happened.
 #
 # usage: test_install.sh   (AIRLOCK_BUILD_DIR: the meson build directory)
+# shellcheck disable=SC2317,SC2016 # the traps' functions are called indirectly; '$x' is for the inner shells
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -265,7 +266,7 @@ unshare --mount --propagation private --net --fork \
 # The test airlockd's cgroups (airlock-<sha256 of its state directory>,
 # airlockd.c) went with its last sandbox and its stop.
 cg=airlock-$(printf %s /var/lib/airlock/install-test-state | sha256sum | cut -c1-12)
-for d in /sys/fs/cgroup/$cg /sys/fs/cgroup/*/$cg; do
+for d in /sys/fs/cgroup/"$cg" /sys/fs/cgroup/*/"$cg"; do
 	[ ! -e "$d" ] || fail "cgroup $d is left behind"
 done
 log "passed in $(($(date +%s) - start))s"
