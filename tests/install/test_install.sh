@@ -13,8 +13,8 @@
 #      enabled units are there;
 #   4. start the installed airlockd the way airlockd.socket does (socket
 #      activation, by systemd-socket-activate), with its own state
-#      directory: GET /v1/info answers, a sandbox is created and runs a
-#      command;
+#      directory: GET /v1/info answers, the configuration file's group is
+#      in force, a sandbox is created and runs a command;
 #   5. upgrade to the newer package while that airlockd runs; restart it:
 #      the sandbox is still there and still runs commands;
 #   6. remove the sandbox, stop airlockd, purge the package: nothing of it
@@ -157,8 +157,24 @@ inside() {
 		"$info" "${version%%[+~]*}" || fail "unexpected /v1/info: $info"
 	grep -q "serving $sock from systemd" "$work/airlockd.log" ||
 		fail "airlockd did not take the socket from systemd: $(cat "$work/airlockd.log")"
-	# The socket's group is the configuration file's (group=airlock).
 	in_root airlock --socket "$sock" info >/dev/null || fail "airlock info failed"
+	# The configuration file's group=airlock is in force: a member of the
+	# group may use the API, anyone else may not.  (The socket is opened to
+	# all here: airlockd.socket's SocketMode=0660 and SocketGroup=airlock
+	# would let only the group connect at all; airlockd's own check of the
+	# group is what this tests.)
+	in_root useradd --no-create-home --groups airlock member
+	in_root useradd --no-create-home outsider
+	chmod 0666 "$root$sock"
+	member=$(in_root id -u member) outsider=$(in_root id -u outsider)
+	group=$(in_root getent group airlock | cut -d: -f3)
+	chroot --userspec="$member:$member" --groups="$group" "$root" airlock --socket "$sock" info >/dev/null ||
+		fail "a member of the airlock group may not use the API"
+	if chroot --userspec="$outsider:$outsider" "$root" airlock --socket "$sock" info >/dev/null 2>&1; then
+		fail "a user outside the airlock group may use the API"
+	fi
+	in_root userdel member
+	in_root userdel outsider
 	sid=$(in_root airlock --socket "$sock" create --name install-test) ||
 		fail "create failed: $(tail -n 20 "$work/airlockd.log")"
 	out=$(in_root airlock --socket "$sock" exec "$sid" -- echo hello from the installed airlock) ||
