@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "log.h"
 
+#include "json.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,6 +10,7 @@
 
 static enum al_log_level current_level = AL_LOG_INFO;
 static const char *ident = "airlock";
+static bool json_lines;
 
 void al_log_set_level(enum al_log_level level)
 {
@@ -17,6 +20,26 @@ void al_log_set_level(enum al_log_level level)
 void al_log_set_ident(const char *name)
 {
 	ident = name;
+}
+
+void al_log_set_json(bool on)
+{
+	json_lines = on;
+}
+
+static void log_json(const char *ts, const char *level, const char *msg)
+{
+	_cleanup_cjson_ cJSON *j = cJSON_CreateObject();
+	char *text;
+
+	cJSON_AddStringToObject(j, "ts", ts);
+	cJSON_AddStringToObject(j, "level", level);
+	cJSON_AddStringToObject(j, "ident", ident);
+	cJSON_AddStringToObject(j, "msg", msg);
+	text = cJSON_PrintUnformatted(j);
+	if (text)
+		fprintf(stderr, "%s\n", text);
+	cJSON_free(text);
 }
 
 void al_log(enum al_log_level level, const char *fmt, ...)
@@ -41,6 +64,12 @@ void al_log(enum al_log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 	va_end(ap);
+	if (json_lines) {
+		char ts_text[32];
+		snprintf(ts_text, sizeof(ts_text), "%.24s", line);
+		log_json(ts_text, names[level], line + n);
+		return;
+	}
 	/* One write per line so concurrent threads do not interleave. */
 	fprintf(stderr, "%s\n", line);
 }

@@ -33,6 +33,8 @@ static void wipe_freep(char **s)
 static const char *const hosted_types[] = {"e2b", "daytona", "cloudflare", "blaxel"};
 #define N_HOSTED (sizeof(hosted_types) / sizeof(hosted_types[0]))
 
+static const char *const store_types[AL_CREDENTIALS_STORES] = {"s3", "r2", "gcs", "azure_blob"};
+
 /* A string field of the file, copied and wiped in the parsed tree; NULL when absent. */
 static int take_string(cJSON *j, const char *field, const char *path, char **out,
                        struct al_error *err)
@@ -50,6 +52,61 @@ static int take_string(cJSON *j, const char *field, const char *path, char **out
 	*out = strdup(v->valuestring);
 	explicit_bzero(v->valuestring, strlen(v->valuestring));
 	return *out ? 0 : al_error_set(err, ENOMEM, "out of memory");
+}
+
+/* The "stores" object: {"s3": {"access_key_id": …, "secret_access_key": …}, …}. */
+static int load_stores(cJSON *stores, const char *path, struct al_credentials *c,
+                       struct al_error *err)
+{
+	static const char *const fields[] = {"access_key_id", "secret_access_key", "account_name",
+	                                     "account_key", "sas_token"};
+	const cJSON *entry;
+
+	if (!stores)
+		return 0;
+	if (!cJSON_IsObject(stores))
+		return al_error_set(err, EINVAL, "credentials file %s: stores must be an object",
+		                    path);
+	cJSON_ArrayForEach(entry, stores)
+	{
+		struct al_store_secret *st = NULL;
+		const cJSON *f;
+		_cleanup_free_ char *where = NULL;
+
+		for (size_t i = 0; i < AL_CREDENTIALS_STORES; i++)
+			if (!strcmp(entry->string, store_types[i]))
+				st = &c->stores[i];
+		if (!st)
+			return al_error_set(err, EINVAL,
+			                    "credentials file %s: stores has unknown store type "
+			                    "\"%s\" (s3, r2, gcs, azure_blob)",
+			                    path, entry->string);
+		if (!cJSON_IsObject(entry))
+			return al_error_set(err, EINVAL,
+			                    "credentials file %s: stores.%s must be an object",
+			                    path, entry->string);
+		cJSON_ArrayForEach(f, entry)
+		{
+			bool known = false;
+			for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+				known = known || !strcmp(f->string, fields[i]);
+			if (!known)
+				return al_error_set(err, EINVAL,
+				                    "credentials file %s: stores.%s: unknown key "
+				                    "\"%s\"",
+				                    path, entry->string, f->string);
+		}
+		if (asprintf(&where, "%s (stores.%s)", path, entry->string) < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
+		char **outs[] = {&st->access_key_id, &st->secret_access_key, &st->account_name,
+		                 &st->account_key, &st->sas_token};
+		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+			int r = take_string((cJSON *)entry, fields[i], where, outs[i], err);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
 }
 
 static int load_file(const char *path, struct al_credentials *c, struct al_error *err)
@@ -83,7 +140,8 @@ static int load_file(const char *path, struct al_credentials *c, struct al_error
 		return al_error_set(err, EINVAL, "credentials file %s is not a JSON object", path);
 	cJSON_ArrayForEach(key, j)
 	{
-		bool known = !strcmp(key->string, "openai_api_key");
+		bool known =
+		    !strcmp(key->string, "openai_api_key") || !strcmp(key->string, "stores");
 		for (size_t i = 0; i < N_HOSTED; i++)
 			known =
 			    known || !strcmp(key->string, al_provider_key_field(hosted_types[i]));
@@ -92,6 +150,9 @@ static int load_file(const char *path, struct al_credentials *c, struct al_error
 			                    path, key->string);
 	}
 	r = take_string(j, "openai_api_key", path, &c->openai_api_key, err);
+	if (r < 0)
+		return r;
+	r = load_stores(cJSON_GetObjectItemCaseSensitive(j, "stores"), path, c, err);
 	if (r < 0)
 		return r;
 	if (c->openai_api_key)
@@ -114,6 +175,8 @@ int al_credentials_load(const char *file, struct al_credentials *c, struct al_er
 	memset(c, 0, sizeof(*c));
 	for (size_t i = 0; i < N_HOSTED; i++)
 		c->providers[i].type = hosted_types[i];
+	for (size_t i = 0; i < AL_CREDENTIALS_STORES; i++)
+		c->stores[i].type = store_types[i];
 	if (!file)
 		file = getenv("AIRLOCK_CREDENTIALS");
 	if (file && *file) {
@@ -157,6 +220,23 @@ void al_credentials_free(struct al_credentials *c)
 		wipe_free(c->providers[i].key);
 		c->providers[i].key = NULL;
 	}
+	for (size_t i = 0; i < AL_CREDENTIALS_STORES; i++) {
+		struct al_store_secret *st = &c->stores[i];
+		char **fields[] = {&st->access_key_id, &st->secret_access_key, &st->account_name,
+		                   &st->account_key, &st->sas_token};
+		for (size_t k = 0; k < sizeof(fields) / sizeof(fields[0]); k++) {
+			wipe_free(*fields[k]);
+			*fields[k] = NULL;
+		}
+	}
+}
+
+const struct al_store_secret *al_credentials_store(const struct al_credentials *c, const char *type)
+{
+	for (size_t i = 0; type && i < AL_CREDENTIALS_STORES; i++)
+		if (!strcmp(store_types[i], type))
+			return &c->stores[i];
+	return NULL;
 }
 
 const char *al_credentials_provider_key(const struct al_credentials *c)

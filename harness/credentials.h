@@ -14,6 +14,19 @@
 #include "error.h"
 
 #define AL_CREDENTIALS_MAX_PROVIDERS 8
+#define AL_CREDENTIALS_STORES 4 /* s3, r2, gcs, azure_blob */
+
+/* A remote store's secrets, from the file's "stores" object keyed by store type
+ * (docs/storage.md): an access key pair for s3, r2 and gcs (HMAC), an account name with
+ * its key or a SAS token for azure_blob. */
+struct al_store_secret {
+	const char *type;
+	char *access_key_id;
+	char *secret_access_key;
+	char *account_name;
+	char *account_key;
+	char *sas_token;
+};
 
 struct al_provider_key {
 	const char *type;   /* provider type */
@@ -26,10 +39,14 @@ struct al_credentials {
 	const char *source;   /* where it came from, for messages: never the value */
 	struct al_provider_key providers[AL_CREDENTIALS_MAX_PROVIDERS];
 	const char *provider_type; /* the run's provider, set by the caller */
+	struct al_store_secret stores[AL_CREDENTIALS_STORES];
 };
 
 /* file may be NULL (then AIRLOCK_CREDENTIALS, then the environment). */
 int al_credentials_load(const char *file, struct al_credentials *c, struct al_error *err);
 void al_credentials_free(struct al_credentials *c);
+/* The secrets of a store type ("s3", "r2", "gcs", "azure_blob"), or NULL. */
+const struct al_store_secret *al_credentials_store(const struct al_credentials *c,
+                                                   const char *type);
 /* The key of c->provider_type, or NULL. */
 const char *al_credentials_provider_key(const struct al_credentials *c);

@@ -207,6 +207,8 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
 	if (len >= 5 && !strncmp(data, "HTTP/", 5)) {
 		t->resp->content_type[0] = '\0';
 		t->resp->retry_after_ms = -1;
+		for (size_t i = 0; i < AL_HTTP_MAX_CAPTURE; i++)
+			t->resp->captured[i][0] = '\0';
 	}
 	if (len >= sizeof(line))
 		return len;
@@ -216,6 +218,10 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
 	if (!colon)
 		return len;
 	*colon = '\0';
+	for (size_t i = 0; t->rq->capture && t->rq->capture[i] && i < AL_HTTP_MAX_CAPTURE; i++)
+		if (!strcasecmp(line, t->rq->capture[i]))
+			copy_header_value(t->resp->captured[i], sizeof(t->resp->captured[i]),
+			                  colon + 1);
 	if (!strcasecmp(line, "retry-after-ms")) {
 		char *end;
 		v = strtol(colon + 1, &end, 10);
@@ -288,6 +294,11 @@ static void setup_request(struct al_http *h, const struct al_http_request *rq,
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (h->cfg.ca_bundle)
 		curl_easy_setopt(c, CURLOPT_CAINFO, h->cfg.ca_bundle);
+	if (rq->aws_sigv4) {
+		curl_easy_setopt(c, CURLOPT_AWS_SIGV4, rq->aws_sigv4);
+		curl_easy_setopt(c, CURLOPT_USERNAME, rq->sigv4_user);
+		curl_easy_setopt(c, CURLOPT_PASSWORD, rq->sigv4_secret);
+	}
 	if (h->cfg.unix_socket) {
 		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, h->cfg.unix_socket);
 		/* A Unix socket has no proxy; make sure none from the environment is used. */

@@ -60,7 +60,17 @@ struct al_http_request {
 	long timeout_ms;  /* 0: the client's */
 	bool idempotent;  /* safe to send again after a 5xx or a broken connection */
 	const char *what; /* names the request in messages */
+	/* Signed by libcurl's AWS SigV4 signer (CURLOPT_AWS_SIGV4, e.g. "aws:amz:REGION:s3")
+	 * with this key pair; NULL: not signed. */
+	const char *aws_sigv4;
+	const char *sigv4_user;
+	const char *sigv4_secret;
+	/* Response headers whose values are wanted (case-insensitive names), NULL-ended;
+	 * the values land in al_http_response.captured[i] ("" when absent). */
+	const char *const *capture;
 };
+
+#define AL_HTTP_MAX_CAPTURE 4
 
 struct al_http_response {
 	long status;
@@ -70,6 +80,7 @@ struct al_http_response {
 	long retry_after_ms; /* -1: none given */
 	int attempts;
 	int stream_error; /* the code on_data returned to abort */
+	char captured[AL_HTTP_MAX_CAPTURE][256];
 };
 
 int al_http_open(struct al_http *h, const struct al_http_config *cfg, struct al_error *err);

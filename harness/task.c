@@ -361,9 +361,88 @@ static int parse_memory(const cJSON *o, const char *base_dir, struct al_task *t,
 	return 0;
 }
 
-static int parse_snapshot(const cJSON *o, struct al_task *t, struct al_error *err)
+/* snapshot.store: "local", or {"type": "s3"|"r2"|"gcs"|"azure_blob", "bucket" (or
+ * "container"), "prefix", "endpoint", "region", "part_size_mb", "ca_bundle"}.  Its secrets
+ * are the credentials file's, never the task's. */
+static int parse_store(const cJSON *o, const char *base_dir, struct al_store_config *st,
+                       struct al_error *err)
 {
-	static const char *const keys[] = {"every_turns", "processes", "workspace_archive", NULL};
+	static const char *const keys[] = {"type",      "bucket",       "container",
+	                                   "prefix",    "region",       "endpoint",
+	                                   "ca_bundle", "part_size_mb", NULL};
+	_cleanup_free_ char *type = NULL;
+	_cleanup_free_ char *container = NULL;
+	_cleanup_free_ char *ca = NULL;
+	long part_mb = AL_STORE_DEFAULT_PART >> 20;
+	int r, kind;
+
+	st->type = AL_STORE_LOCAL;
+	if (!o)
+		return 0;
+	if (cJSON_IsString(o)) {
+		if (strcmp(o->valuestring, "local"))
+			return al_error_set(err, EINVAL,
+			                    "task: snapshot.store \"%s\" needs an object with its "
+			                    "bucket (or only \"local\")",
+			                    o->valuestring);
+		return 0;
+	}
+	if ((r = check_keys(o, keys, "snapshot.store", err)) < 0 ||
+	    (r = opt_string(o, "type", "snapshot.store", NULL, &type, err)) < 0 ||
+	    (r = opt_string(o, "bucket", "snapshot.store", NULL, &st->bucket, err)) < 0 ||
+	    (r = opt_string(o, "container", "snapshot.store", NULL, &container, err)) < 0 ||
+	    (r = opt_string(o, "prefix", "snapshot.store", "", &st->prefix, err)) < 0 ||
+	    (r = opt_string(o, "region", "snapshot.store", NULL, &st->region, err)) < 0 ||
+	    (r = opt_string(o, "endpoint", "snapshot.store", NULL, &st->endpoint, err)) < 0 ||
+	    (r = opt_string(o, "ca_bundle", "snapshot.store", NULL, &ca, err)) < 0 ||
+	    (r = opt_int(o, "part_size_mb", "snapshot.store", AL_STORE_MIN_PART >> 20,
+	                 AL_STORE_MAX_PART >> 20, &part_mb, err)) < 0)
+		return r;
+	kind = al_store_type_from_name(type);
+	if (kind < 0)
+		return al_error_set(err, EINVAL,
+		                    "task: snapshot.store.type must be local, s3, r2, gcs or "
+		                    "azure_blob");
+	st->type = (enum al_store_type)kind;
+	if (st->type == AL_STORE_LOCAL)
+		return 0;
+	if (container && st->bucket)
+		return al_error_set(err, EINVAL,
+		                    "task: snapshot.store takes a bucket or a container, not both");
+	if (container)
+		st->bucket = TAKE_PTR(container);
+	if (!st->bucket || !*st->bucket || strchr(st->bucket, '/'))
+		return al_error_set(err, EINVAL, "task: snapshot.store.%s must name one %s",
+		                    st->type == AL_STORE_AZURE ? "container" : "bucket",
+		                    st->type == AL_STORE_AZURE ? "container" : "bucket");
+	/* "a/b/" and "/a/b" are the prefix "a/b"; keys are PREFIX/RUN_ID/… */
+	while (st->prefix[0] == '/')
+		memmove(st->prefix, st->prefix + 1, strlen(st->prefix));
+	for (size_t n = strlen(st->prefix); n && st->prefix[n - 1] == '/'; n--)
+		st->prefix[n - 1] = '\0';
+	if (strstr(st->prefix, "//") || strstr(st->prefix, ".."))
+		return al_error_set(
+		    err, EINVAL, "task: snapshot.store.prefix %s is not a plain path", st->prefix);
+	if (st->endpoint && strncmp(st->endpoint, "https://", 8) &&
+	    strncmp(st->endpoint, "http://", 7))
+		return al_error_set(err, EINVAL,
+		                    "task: snapshot.store.endpoint must be an http(s) URL");
+	if (st->type == AL_STORE_R2 && !st->endpoint)
+		return al_error_set(err, EINVAL,
+		                    "task: snapshot.store of type r2 needs its endpoint "
+		                    "(https://ACCOUNT_ID.r2.cloudflarestorage.com)");
+	if (ca && (r = resolve_readable(base_dir, ca, "snapshot.store", "ca_bundle", &st->ca_bundle,
+	                                err)) < 0)
+		return r;
+	st->part_size = (size_t)part_mb << 20;
+	return 0;
+}
+
+static int parse_snapshot(const cJSON *o, const char *base_dir, struct al_task *t,
+                          struct al_error *err)
+{
+	static const char *const keys[] = {"every_turns", "processes", "workspace_archive", "store",
+	                                   NULL};
 	long every = 0;
 	int r;
 
@@ -374,7 +453,9 @@ static int parse_snapshot(const cJSON *o, struct al_task *t, struct al_error *er
 	if ((r = check_keys(o, keys, "snapshot", err)) < 0 ||
 	    (r = opt_int(o, "every_turns", "snapshot", 0, 1000000, &every, err)) < 0 ||
 	    (r = opt_bool(o, "processes", "snapshot", &t->snapshot_processes, err)) < 0 ||
-	    (r = opt_bool(o, "workspace_archive", "snapshot", &t->workspace_archive, err)) < 0)
+	    (r = opt_bool(o, "workspace_archive", "snapshot", &t->workspace_archive, err)) < 0 ||
+	    (r = parse_store(cJSON_GetObjectItemCaseSensitive(o, "store"), base_dir, &t->store,
+	                     err)) < 0)
 		return r;
 	t->snapshot_every_turns = (int)every;
 	return 0;
@@ -551,7 +632,8 @@ static int parse_task(const char *text, size_t len, const char *base_dir, struct
 	if ((r = parse_start(cJSON_GetObjectItemCaseSensitive(t->json, "start"), base_dir, t,
 	                     err)) < 0)
 		return r;
-	return parse_snapshot(cJSON_GetObjectItemCaseSensitive(t->json, "snapshot"), t, err);
+	return parse_snapshot(cJSON_GetObjectItemCaseSensitive(t->json, "snapshot"), base_dir, t,
+	                      err);
 }
 
 int al_task_parse(const char *text, size_t len, const char *base_dir, struct al_task *t,
@@ -606,6 +688,11 @@ void al_task_free(struct al_task *t)
 	free(t->rootfs);
 	free(t->start_snapshot);
 	free(t->start_archive);
+	free(t->store.bucket);
+	free(t->store.prefix);
+	free(t->store.endpoint);
+	free(t->store.region);
+	free(t->store.ca_bundle);
 	free(t->memory.memories_dir);
 	free(t->memory.sessions_dir);
 	free(t->memory.extra_prompt);

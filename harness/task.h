@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "error.h"
+#include "store.h"
 
 enum al_model_api { AL_API_RESPONSES, AL_API_CHAT, AL_API_REPLAY };
 
@@ -61,6 +62,7 @@ struct al_task {
 	int snapshot_every_turns;
 	bool snapshot_processes;
 	bool workspace_archive;
+	struct al_store_config store; /* snapshot.store; type AL_STORE_LOCAL by default */
 };
 
 /* Parse a task from text; relative paths are resolved against base_dir. -EINVAL on bad input

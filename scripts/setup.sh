@@ -17,9 +17,12 @@ need_root() {
 PACKAGES=(
 	build-essential dpkg-dev xz-utils meson ninja-build pkg-config clang-format
 	libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev libcjson-dev
-	libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libssl-dev libauparse-dev
+	libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libssl-dev libauparse-dev libaudit-dev
+	libxml2-dev
 	busybox-static debootstrap iproute2 iptables curl python3 python3-jsonschema python3-yaml nodejs
 	crun runc bubblewrap util-linux hyperfine
+	# the harness's run queue (airlock-harness worker --db) and its tests' PostgreSQL
+	libpq-dev postgresql
 	# the fuzz targets (tests/fuzz): clang, its libFuzzer and sanitizer
 	# runtimes, and llvm-symbolizer for readable reports
 	clang libclang-rt-14-dev llvm

@@ -706,6 +706,66 @@ static int local_list_snapshots(struct al_provider *p, const char *sandbox_id, c
 	return 0;
 }
 
+static int local_export_snapshot(struct al_provider *p, const char *snapshot_id, const char *path,
+                                 struct al_error *err)
+{
+	struct local_provider *lp = (struct local_provider *)p;
+	_cleanup_free_ char *esc = escape(lp, snapshot_id);
+	_cleanup_free_ char *url = NULL;
+	_cleanup_free_ char *tmp = NULL;
+	_cleanup_buf_ struct al_buf resp = {0};
+	struct http_req rq = {.method = "GET"};
+	FILE *f;
+	int r;
+
+	if (!esc || asprintf(&url, "/v1/snapshots/%s/export", esc) < 0 ||
+	    asprintf(&tmp, "%s.part", path) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	unlink(tmp);
+	f = fopen(tmp, "wxe");
+	if (!f)
+		return al_error_errno(err, "create %s", tmp);
+	rq.path = url;
+	rq.download = f;
+	rq.timeout_ms = 30L * 60 * 1000;
+	r = http(lp, &rq, &resp, "export snapshot", err);
+	if (r >= 0 && (fflush(f) != 0 || fsync(fileno(f)) < 0))
+		r = al_error_errno(err, "write %s", tmp);
+	if (fclose(f) != 0 && r >= 0)
+		r = al_error_errno(err, "close %s", tmp);
+	if (r >= 0 && rename(tmp, path) < 0)
+		r = al_error_errno(err, "rename %s", tmp);
+	if (r < 0)
+		unlink(tmp);
+	return r < 0 ? r : 0;
+}
+
+static int local_import_snapshot(struct al_provider *p, const char *path, char **snapshot_id,
+                                 struct al_error *err)
+{
+	struct local_provider *lp = (struct local_provider *)p;
+	_cleanup_buf_ struct al_buf resp = {0};
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	_cleanup_cjson_ cJSON *j = NULL;
+	struct http_req rq = {.method = "POST", .path = "/v1/snapshots/import"};
+	struct stat st;
+	int r;
+
+	if (!f || fstat(fileno(f), &st) < 0)
+		return al_error_errno(err, "open %s", path);
+	rq.upload = f;
+	rq.upload_size = st.st_size;
+	rq.timeout_ms = 30L * 60 * 1000;
+	r = http(lp, &rq, &resp, "import snapshot", err);
+	if (r < 0)
+		return r;
+	j = cJSON_ParseWithLength(resp.data ? resp.data : "", resp.len);
+	if (!al_json_str(j, "id"))
+		return al_error_set(err, EIO, "import snapshot: airlockd's answer has no id");
+	*snapshot_id = strdup(al_json_str(j, "id"));
+	return *snapshot_id ? 0 : al_error_set(err, ENOMEM, "out of memory");
+}
+
 static const char *const local_option_keys[] = {"socket", "rootfs", NULL};
 
 const struct al_provider_ops al_provider_local = {
@@ -728,5 +788,7 @@ const struct al_provider_ops al_provider_local = {
     .snapshot = local_snapshot,
     .list_snapshots = local_list_snapshots,
     .delete_snapshot = local_delete_snapshot,
+    .export_snapshot = local_export_snapshot,
+    .import_snapshot = local_import_snapshot,
     .delete = local_delete,
 };

@@ -163,6 +163,13 @@ struct al_provider_ops {
 	                      struct al_error *err);
 	int (*delete_snapshot)(struct al_provider *p, const char *snapshot_id,
 	                       struct al_error *err);
+	/* Optional: a snapshot as one file (airlockd's export stream), and such a file made a
+	 * snapshot of this provider again (*snapshot_id, a new id), so that it can move to a
+	 * remote store and to another machine (docs/storage.md). */
+	int (*export_snapshot)(struct al_provider *p, const char *snapshot_id, const char *path,
+	                       struct al_error *err);
+	int (*import_snapshot)(struct al_provider *p, const char *path, char **snapshot_id,
+	                       struct al_error *err);
 
 	int (*delete)(struct al_provider *p, struct al_sandbox *sb, struct al_error *err);
 };

@@ -159,9 +159,20 @@ struct request {
 	const char *content_type;
 	const void *body;
 	size_t body_len;
-	int stream_fd; /* >= 0: write a 2xx body here instead of collecting it */
+	int stream_fd;   /* >= 0: write a 2xx body here instead of collecting it */
+	bool body_stdin; /* the body is stdin, read as it goes (chunked), never held whole */
 	bool abortable;
 };
+
+static size_t read_body_fd(char *buf, size_t size, size_t nmemb, void *userdata)
+{
+	ssize_t n;
+
+	do
+		n = read(*(int *)userdata, buf, size * nmemb);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? CURL_READFUNC_ABORT : (size_t)n;
+}
 
 static int client_request(struct client *c, const struct request *req, long *status,
                           struct al_buf *body, struct al_error *err)
@@ -174,6 +185,7 @@ static int client_request(struct client *c, const struct request *req, long *sta
 	long os_errno = 0;
 	bool has_body =
 	    req->body || strcmp(req->method, "POST") == 0 || strcmp(req->method, "PUT") == 0;
+	int body_fd = STDIN_FILENO;
 
 	if (asprintf(&url, "http://localhost%s", req->path) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
@@ -189,7 +201,15 @@ static int client_request(struct client *c, const struct request *req, long *sta
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &sink);
 	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, NULL);
-	if (has_body) {
+	curl_easy_setopt(c->curl, CURLOPT_UPLOAD, 0L);
+	if (req->body_stdin) {
+		/* Streamed: a snapshot may be far larger than memory. */
+		curl_easy_setopt(c->curl, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, read_body_fd);
+		curl_easy_setopt(c->curl, CURLOPT_READDATA, &body_fd);
+		curl_easy_setopt(c->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)-1);
+		curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, req->method);
+	} else if (has_body) {
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, req->body ? req->body : "");
 		if (strcmp(req->method, "POST") != 0)
@@ -341,6 +361,8 @@ static const char usage_main[] =
     "  restore  create a sandbox from a snapshot; print its id\n"
     "  snapshots    list snapshots\n"
     "  snapshot-rm  delete snapshots\n"
+    "  snapshot-export  write a snapshot to stdout as one stream\n"
+    "  snapshot-import  import a snapshot stream from stdin; print its id\n"
     "\n"
     "Global options:\n"
     "  -s, --socket PATH  airlockd's socket (default: $AIRLOCK_SOCKET or " DEFAULT_SOCKET ")\n"
@@ -450,6 +472,18 @@ static const char usage_snapshots[] = "Usage: airlock snapshots [--json]\n"
 static const char usage_snapshot_rm[] = "Usage: airlock snapshot-rm ID [ID...]\n"
                                         "\n"
                                         "Delete snapshots (and the chunks only they used).\n";
+
+static const char usage_snapshot_export[] =
+    "Usage: airlock snapshot-export ID > FILE\n"
+    "\n"
+    "Write snapshot ID to stdout as one stream (a tar: snapshot.json and every part),\n"
+    "for snapshot-import on another airlockd.\n";
+
+static const char usage_snapshot_import[] =
+    "Usage: airlock snapshot-import < FILE\n"
+    "\n"
+    "Import a stream snapshot-export wrote, every part verified before it is listed;\n"
+    "print the new snapshot's id.\n";
 
 __attribute__((format(printf, 2, 3))) static int usage_error(const char *usage, const char *fmt,
                                                              ...)
@@ -1417,10 +1451,17 @@ static void print_event(const cJSON *e)
 	if (!strcmp(type, "seccomp"))
 		snprintf(what, sizeof(what), "%s (%s, %s)", json_string(e, "syscall"),
 		         json_string(e, "comm"), json_string(e, "action"));
+	else if (!strcmp(type, "unrecorded"))
+		snprintf(what, sizeof(what), "denials not recorded until %s (flood)",
+		         cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "last_time"))
+		             ? json_string(e, "last_time")
+		             : "later");
 	else
 		snprintf(what, sizeof(what), "%s",
-		         !strcmp(type, "oom_kill") ? "memory limit: OOM kill"
-		                                   : "pids limit reached");
+		         !strcmp(type, "oom_kill")      ? "memory limit: OOM kill"
+		         : !strcmp(type, "pids_max")    ? "pids limit reached"
+		         : !strcmp(type, "pid1_exited") ? "PID 1 exited: sandbox stopped"
+		                                        : type);
 	if (cJSON_IsNumber(pid))
 		snprintf(pid_s, sizeof(pid_s), "%d", (int)pid->valuedouble);
 	else
@@ -1854,6 +1895,77 @@ static int verb_snapshot_rm(struct verb_ctx *ctx, int argc, char **argv)
 	return failed;
 }
 
+static int verb_snapshot_export(struct verb_ctx *ctx, int argc, char **argv)
+{
+	_cleanup_curl_free_ char *escaped = NULL;
+	_cleanup_free_ char *path = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	struct client c = {0};
+	int status, r;
+
+	if (simple_args(argc, argv, usage_snapshot_export, 1, 1, &status) < 0)
+		return status;
+	if (isatty(STDOUT_FILENO))
+		return usage_error(usage_snapshot_export,
+		                   "refusing to write a stream to a terminal");
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	escaped = curl_easy_escape(c.curl, argv[optind], 0);
+	if (!escaped || asprintf(&path, "/v1/snapshots/%s/export", escaped) < 0) {
+		path = NULL;
+		r = al_error_set(&err, ENOMEM, "out of memory");
+	} else {
+		r = api_raw(
+		    &c,
+		    &(struct request){.method = "GET", .path = path, .stream_fd = STDOUT_FILENO},
+		    &err);
+	}
+	client_close(&c);
+	if (r < 0) {
+		al_error_prefix(&err, "snapshot-export %s", argv[optind]);
+		return runtime_error(&err);
+	}
+	return 0;
+}
+
+static int verb_snapshot_import(struct verb_ctx *ctx, int argc, char **argv)
+{
+	_cleanup_buf_ struct al_buf body = {0};
+	_cleanup_cjson_ cJSON *res = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	struct client c = {0};
+	long http_status = 0;
+	int status, r;
+
+	if (simple_args(argc, argv, usage_snapshot_import, 0, 0, &status) < 0)
+		return status;
+	if (isatty(STDIN_FILENO))
+		return usage_error(usage_snapshot_import, "expected a snapshot stream on stdin");
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	r = client_request(&c,
+	                   &(struct request){.method = "POST",
+	                                     .path = "/v1/snapshots/import",
+	                                     .content_type = "application/x-tar",
+	                                     .body_stdin = true,
+	                                     .stream_fd = -1},
+	                   &http_status, &body, &err);
+	client_close(&c);
+	if (r >= 0 && (http_status < 200 || http_status >= 300))
+		r = api_error(http_status, &body, &err);
+	if (r >= 0) {
+		res = cJSON_ParseWithLength(body.data ? body.data : "", body.len);
+		if (!cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "id")))
+			r = al_error_set(&err, EPROTO, "airlockd's answer has no snapshot id");
+	}
+	if (r < 0) {
+		al_error_prefix(&err, "snapshot-import");
+		return runtime_error(&err);
+	}
+	printf("%s\n", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "id")));
+	return 0;
+}
+
 static const struct verb {
 	const char *name;
 	int (*fn)(struct verb_ctx *ctx, int argc, char **argv);
@@ -1874,6 +1986,8 @@ static const struct verb {
     {"restore", verb_restore},
     {"snapshots", verb_snapshots},
     {"snapshot-rm", verb_snapshot_rm},
+    {"snapshot-export", verb_snapshot_export},
+    {"snapshot-import", verb_snapshot_import},
 };
 
 static void install_signal_handlers(void)

@@ -39,6 +39,7 @@ struct admission {
 	int stop_fd; /* eventfd */
 	pthread_t thread;
 	pthread_mutex_t lock;
+	unsigned rate; /* requests a second per uid; bursts of twice that */
 	struct uid_share uids[MAX_UIDS];
 	size_t n_uids;
 };
@@ -53,13 +54,13 @@ static struct uid_share *share_locked(struct admission *a, uid_t uid)
 	for (size_t i = 0; i < a->n_uids; i++)
 		if (a->uids[i].conns == 0) {
 			a->uids[i] = (struct uid_share){
-			    .uid = uid, .tokens = ADMISSION_BURST, .refilled_ms = al_now_ms()};
+			    .uid = uid, .tokens = 2.0 * a->rate, .refilled_ms = al_now_ms()};
 			return &a->uids[i];
 		}
 	if (a->n_uids == MAX_UIDS)
 		return NULL;
 	a->uids[a->n_uids] =
-	    (struct uid_share){.uid = uid, .tokens = ADMISSION_BURST, .refilled_ms = al_now_ms()};
+	    (struct uid_share){.uid = uid, .tokens = 2.0 * a->rate, .refilled_ms = al_now_ms()};
 	return &a->uids[a->n_uids++];
 }
 
@@ -171,9 +172,9 @@ bool admission_request(struct admission *a, uid_t uid)
 	pthread_mutex_lock(&a->lock);
 	sh = share_locked(a, uid);
 	if (sh) {
-		sh->tokens += (double)(now - sh->refilled_ms) * ADMISSION_RATE / 1000.0;
-		if (sh->tokens > ADMISSION_BURST)
-			sh->tokens = ADMISSION_BURST;
+		sh->tokens += (double)(now - sh->refilled_ms) * a->rate / 1000.0;
+		if (sh->tokens > 2.0 * a->rate)
+			sh->tokens = 2.0 * a->rate;
 		sh->refilled_ms = now;
 	}
 	ok = sh && sh->tokens >= 1;
@@ -183,13 +184,14 @@ bool admission_request(struct admission *a, uid_t uid)
 	return ok;
 }
 
-int admission_new(int listen_fd, struct admission **out, struct al_error *err)
+int admission_new(int listen_fd, unsigned rate, struct admission **out, struct al_error *err)
 {
 	struct admission *a = calloc(1, sizeof(*a));
 
 	if (!a)
 		return al_error_set(err, ENOMEM, "out of memory");
 	a->listen_fd = listen_fd;
+	a->rate = rate ? rate : ADMISSION_RATE;
 	a->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (a->stop_fd < 0) {
 		free(a);

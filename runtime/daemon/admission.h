@@ -4,8 +4,9 @@
 /*
  * airlockd's front door: connections accepted here, at most
  * ADMISSION_CONNECTIONS_PER_UID per client uid (more are closed at once),
- * and requests drawn from a token bucket per uid (ADMISSION_RATE a second,
- * bursts of ADMISSION_BURST).  Root is not limited: it is the operator.
+ * and requests drawn from a token bucket per uid (by default
+ * ADMISSION_RATE a second, bursts of twice the rate; airlockd's
+ * --client-rate).  Root is not limited: it is the operator.
  */
 
 #include <stdbool.h>
@@ -17,11 +18,12 @@
 
 #define ADMISSION_CONNECTIONS_PER_UID 64
 #define ADMISSION_RATE 500
-#define ADMISSION_BURST 1000
+#define ADMISSION_RATE_MAX 1000000
 
 struct admission;
 
-int admission_new(int listen_fd, struct admission **out, struct al_error *err);
+/* rate: requests a second per non-root uid (bursts of twice as many). */
+int admission_new(int listen_fd, unsigned rate, struct admission **out, struct al_error *err);
 /* Accept on listen_fd and hand connections to mhd (started with
  * MHD_USE_NO_LISTEN_SOCKET and admission_notify). */
 int admission_start(struct admission *a, struct MHD_Daemon *mhd, struct al_error *err);

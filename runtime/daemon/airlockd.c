@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -23,6 +24,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "admission.h"
 #include "api.h"
 #include "cleanup.h"
 #include "config.h"
@@ -63,6 +65,7 @@ struct options {
 	const char *init_path;
 	const char *group;
 	unsigned long warm_pool;
+	unsigned client_rate; /* 0: admission.c's default */
 	bool debug;
 	bool help, version;
 };
@@ -120,9 +123,12 @@ static void usage(FILE *f)
 	    "  --group NAME        group whose members may use the socket (default: root only)\n"
 	    "  --warm-pool N       keep N sandboxes made ahead for plain create requests\n"
 	    "                      (default 0; at most 256)\n"
+	    "  --client-rate N     requests a second each non-root client may make, in\n"
+	    "                      bursts of 2N (default %d)\n"
 	    "  --debug             verbose logging\n"
 	    "  --version           print the version and exit\n",
-	    AIRLOCK_CONFIG_FILE, default_profiles_dir(), AIRLOCK_LIBEXEC_DIR "/airlock-init");
+	    AIRLOCK_CONFIG_FILE, default_profiles_dir(), AIRLOCK_LIBEXEC_DIR "/airlock-init",
+	    ADMISSION_RATE);
 }
 
 /*
@@ -154,6 +160,49 @@ static int load_init_binary(const char *path, struct al_error *err)
 	if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0)
 		return al_error_errno(err, "seal memfd");
 	return TAKE_FD(mfd);
+}
+
+/*
+ * The file bound at /dev/.init in every sandbox: a copy of airlock-pid1 in
+ * /var/lib/airlock/pid1, named by its hash.  A bind mount shows its source
+ * in the sandbox's /proc/self/mountinfo, and airlock-pid1's own path names
+ * the install or build tree; the copy's names only this directory.  Named
+ * by content, it is shared by every daemon of the host, and an upgrade adds
+ * a file rather than changing one that running sandboxes have bound.  (Not
+ * in /run: criu runs with a /run of its own, and a restore binds it again.)
+ * Old copies are left for the daemons that may still restore with them;
+ * the package's purge removes the directory.
+ */
+#define PID1_PUBLISH_DIR "/var/lib/airlock/pid1"
+
+static int publish_pid1(const char *path, char **out, struct al_error *err)
+{
+	_cleanup_free_ char *data = NULL, *dest = NULL;
+	char hash[65];
+	size_t len = 0;
+	struct stat st;
+	int r;
+
+	r = al_read_file(path, 64u << 20, &data, &len, err);
+	if (r < 0)
+		return r;
+	al_sha256_hex(data, len, hash);
+	if (asprintf(&dest, "%s/airlock-pid1-%.16s", PID1_PUBLISH_DIR, hash) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (al_mkdir_p(PID1_PUBLISH_DIR, 0755, err) < 0)
+		return -err->code;
+	/* There already, from this daemon or another: the same bytes by name.
+	 * Not ours to trust blindly: it must be root's and not writable. */
+	if (lstat(dest, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == 0 &&
+	    !(st.st_mode & 0222) && (size_t)st.st_size == len) {
+		*out = TAKE_PTR(dest);
+		return 0;
+	}
+	r = al_write_file_atomic(dest, data, len, 0555, err);
+	if (r < 0)
+		return al_error_prefix(err, "publish airlock-pid1");
+	*out = TAKE_PTR(dest);
+	return 0;
 }
 
 static char *find_init(const char *given)
@@ -281,6 +330,9 @@ static int setup_daemon(struct daemon *ctx, const struct options *o, struct al_e
 			return al_error_set(err, ENOMEM, "out of memory");
 		if (access(ctx->host.pid1_path, X_OK) < 0)
 			return al_error_errno(err, "%s", ctx->host.pid1_path);
+		r = publish_pid1(ctx->host.pid1_path, &ctx->host.pid1_bind_path, err);
+		if (r < 0)
+			return r;
 		/* The shim for criu (criu_passcred_shim.c) is installed there too. */
 		if (asprintf(&ctx->host.criu_shim_path, "%.*s/airlock-criu-shim.so",
 		             slash ? (int)(slash - init_path) : 1, slash ? init_path : ".") < 0)
@@ -329,6 +381,7 @@ static void daemon_free(struct daemon *ctx)
 	free(ctx->host.default_rootfs);
 	free(ctx->host.profiles_dir);
 	free(ctx->host.pid1_path);
+	free(ctx->host.pid1_bind_path);
 	free(ctx->host.criu_version);
 	free(ctx->host.criu_shim_path);
 	if (ctx->host.init_memfd >= 0)
@@ -367,13 +420,61 @@ static void raise_nofile(struct daemon *ctx)
 		         (unsigned long long)(rl.rlim_cur > 64 ? rl.rlim_cur - 64 : 0));
 }
 
+/*
+ * Every sandbox's user namespace is owned by host root, and the kernel
+ * charges what its processes queue (signals, POSIX message queue bytes) to
+ * the uid inside and to host root's own per-user counters too: one sandbox
+ * took all of host root's queued signals and mqueue bytes (EAGAIN, EMFILE
+ * for root).  What a user namespace may charge to its owner is capped by
+ * the rlimits of the process that made it, airlockd (or criu, its child):
+ * lowered here, sandboxes together can never take more than this of host
+ * root's budgets (root's own limits are 819200 bytes and about 96000
+ * signals on this host).  They also become each sandbox process's own
+ * limits.  A namespace owned by the sandbox's own uid would give each
+ * sandbox a budget of its own; docs/security.md says what blocks it.
+ */
+#define SANDBOX_SIGPENDING 4096
+#define SANDBOX_MSGQUEUE (256u << 10)
+
+static void bound_sandbox_budgets(void)
+{
+	static const struct {
+		int resource;
+		rlim_t max;
+		const char *name;
+	} limits[] = {
+	    {RLIMIT_SIGPENDING, SANDBOX_SIGPENDING, "queued signals"},
+	    {RLIMIT_MSGQUEUE, SANDBOX_MSGQUEUE, "POSIX message queue bytes"},
+	};
+
+	for (size_t i = 0; i < AL_ARRAY_SIZE(limits); i++) {
+		struct rlimit rl;
+		if (getrlimit(limits[i].resource, &rl) < 0)
+			continue;
+		if (rl.rlim_cur > limits[i].max)
+			rl.rlim_cur = limits[i].max;
+		if (rl.rlim_max > limits[i].max)
+			rl.rlim_max = limits[i].max;
+		if (setrlimit(limits[i].resource, &rl) < 0)
+			log_warn("cannot bound the %s sandboxes may take from host root: %m",
+			         limits[i].name);
+	}
+}
+
 static const struct option longopts[] = {
-    {"config", required_argument, NULL, 'c'},    {"socket", required_argument, NULL, 's'},
-    {"state-dir", required_argument, NULL, 'd'}, {"rootfs", required_argument, NULL, 'r'},
-    {"profiles", required_argument, NULL, 'p'},  {"init", required_argument, NULL, 'i'},
-    {"group", required_argument, NULL, 'g'},     {"warm-pool", required_argument, NULL, 'w'},
-    {"debug", no_argument, NULL, 'D'},           {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
+    {"config", required_argument, NULL, 'c'},
+    {"socket", required_argument, NULL, 's'},
+    {"state-dir", required_argument, NULL, 'd'},
+    {"rootfs", required_argument, NULL, 'r'},
+    {"profiles", required_argument, NULL, 'p'},
+    {"init", required_argument, NULL, 'i'},
+    {"group", required_argument, NULL, 'g'},
+    {"warm-pool", required_argument, NULL, 'w'},
+    {"client-rate", required_argument, NULL, 'R'},
+    {"debug", no_argument, NULL, 'D'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
 };
 
 /* Options in argv (a command line, or a configuration file's lines made
@@ -415,6 +516,20 @@ static int parse_options(int argc, char **argv, struct options *o)
 				log_error("invalid --warm-pool '%s': expected 0..256", optarg);
 				return 2;
 			}
+			break;
+		}
+		case 'R': {
+			char *end = NULL;
+			unsigned long rate;
+			errno = 0;
+			rate = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || optarg[0] == '-' || rate == 0 ||
+			    rate > ADMISSION_RATE_MAX) {
+				log_error("invalid --client-rate '%s': expected 1..%d", optarg,
+				          ADMISSION_RATE_MAX);
+				return 2;
+			}
+			o->client_rate = (unsigned)rate;
 			break;
 		}
 		case 'D':
@@ -516,6 +631,7 @@ int main(int argc, char **argv)
 		return r;
 	if (o.debug)
 		al_log_set_level(AL_LOG_DEBUG);
+	ctx.client_rate = o.client_rate;
 	if (geteuid() != 0) {
 		log_error("airlockd must run as root");
 		return 1;
@@ -536,7 +652,15 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	raise_nofile(&ctx);
+	bound_sandbox_budgets();
 	registry_init(&ctx.registry);
+	{
+		/* Each daemon goes round the uid slots from its own place
+		 * (registry.c, alloc_uid_slot_locked). */
+		uint32_t start = 0;
+		if (getrandom(&start, sizeof(start), 0) == (ssize_t)sizeof(start))
+			ctx.registry.next_slot = start % AIRLOCK_UID_SLOTS;
+	}
 
 	if (setup_daemon(&ctx, &o, &err) < 0) {
 		log_error("%s", err.msg);

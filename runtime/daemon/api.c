@@ -663,6 +663,7 @@ static void exec_and_reply(struct sandbox *sb, const cJSON *req, struct reply *r
 		return;
 	}
 	x.max_output = (size_t)max_out;
+	x.output_base64 = base64;
 	x.argv = argv;
 	x.env = env;
 	if (!x.cwd) {
@@ -922,12 +923,25 @@ static void handle_snapshot_create(struct api_server *s, struct sandbox *sb, str
 }
 
 static void handle_snapshots(struct api_server *s, char **seg, size_t n, const char *method,
-                             uid_t client, struct reply *rp)
+                             struct request *rq, struct reply *rp)
 {
 	struct al_error err = AL_ERROR_INIT;
 	struct api_out out = API_OUT_INIT;
+	uid_t client = rq->peer_uid;
 
-	if (n == 2 && !strcmp(method, "GET"))
+	if (n == 3 && !strcmp(seg[2], "import")) {
+		if (strcmp(method, "POST"))
+			reply_error(rp, 405, "method_not_allowed", "use POST");
+		else
+			reply_out(rp, api_snapshot_import(s->ctx, rq->spool_fd, client, &out, &err),
+			          &out, &err);
+	} else if (n == 4 && !strcmp(seg[3], "export")) {
+		if (strcmp(method, "GET"))
+			reply_error(rp, 405, "method_not_allowed", "use GET");
+		else
+			reply_out(rp, api_snapshot_export(s->ctx, seg[2], client, &out, &err), &out,
+			          &err);
+	} else if (n == 2 && !strcmp(method, "GET"))
 		reply_out(rp, api_snapshots_list(s->ctx, client, &out, &err), &out, &err);
 	else if (n == 3 && !strcmp(method, "DELETE"))
 		reply_out(rp, api_snapshot_delete(s->ctx, seg[2], client, &out, &err), &out, &err);
@@ -975,7 +989,7 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 		return;
 	}
 	if (!strcmp(seg[1], "snapshots")) {
-		handle_snapshots(s, seg, n, method, rq->peer_uid, rp);
+		handle_snapshots(s, seg, n, method, rq, rp);
 		return;
 	}
 	if (strcmp(seg[1], "sandboxes")) {
@@ -1157,6 +1171,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 				return send_reply(c, &rp);
 			}
 			rq->limit = lim;
+		} else if (!strcmp(method, "POST") && !strncmp(url, "/v1/snapshots/import", 20) &&
+		           (!url[20] || url[20] == '?')) {
+			/* A snapshot stream: spooled to disk, read from there by the import. */
+			struct al_error err = AL_ERROR_INIT;
+			uint64_t lim = API_SNAPSHOT_IMPORT_MAX;
+			if (query_u64(c, "max_input_bytes", lim, &lim, &err) < 0 ||
+			    (rq->spool_fd = api_spool_open(s->ctx, &err)) < 0) {
+				rq->rejected = true;
+				reply_al_error(&rp, &err);
+				return send_reply(c, &rp);
+			}
+			rq->limit = lim;
 		}
 		cl =
 		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -1260,7 +1286,7 @@ int api_start(struct daemon *ctx, int listen_fd, gid_t allowed_gid, struct api_s
 		return al_error_set(err, ENOMEM, "out of memory");
 	s->ctx = ctx;
 	s->allowed_gid = allowed_gid;
-	if (admission_new(listen_fd, &s->admission, err) < 0) {
+	if (admission_new(listen_fd, ctx->client_rate, &s->admission, err) < 0) {
 		free(s);
 		return -err->code;
 	}

@@ -46,5 +46,16 @@ int api_snapshots_list(struct daemon *ctx, uid_t client, struct api_out *out, st
 int api_snapshot_delete(struct daemon *ctx, const char *id, uid_t client, struct api_out *out,
                         struct al_error *err);
 
+/* GET /v1/snapshots/{id}/export: the snapshot as one tar stream (snapshot.json, parts/…). */
+int api_snapshot_export(struct daemon *ctx, const char *id, uid_t client, struct api_out *out,
+                        struct al_error *err);
+/* POST /v1/snapshots/import: body (spooled in spool_fd) such a stream, verified, becomes a
+ * new snapshot owned by client. */
+int api_snapshot_import(struct daemon *ctx, int spool_fd, uid_t client, struct api_out *out,
+                        struct al_error *err);
+
+/* Largest snapshot stream POST /v1/snapshots/import takes by default (max_input_bytes). */
+#define API_SNAPSHOT_IMPORT_MAX (64ULL << 30)
+
 /* A temp file (already unlinked) in the state directory for a request body. */
 int api_spool_open(struct daemon *ctx, struct al_error *err);

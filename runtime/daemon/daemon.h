@@ -21,4 +21,5 @@ struct daemon {
 	struct reaper *reaper;         /* tears destroyed sandboxes down (reaper.c), or NULL */
 	struct sandbox_spec pool_spec; /* what a pooled sandbox is made as */
 	int state_lock_fd;             /* flock()ed: one airlockd per state directory */
+	unsigned client_rate;          /* requests a second per non-root client (admission.h) */
 };

@@ -317,8 +317,9 @@ static int write_snapshot(struct daemon *d, struct sandbox *sb, bool processes, 
 	ws_fd = snapshot_writer_create_file(w, "workspace.tar", err);
 	if (ws_fd < 0)
 		return ws_fd;
+	/* Not in the sandbox's cgroups: they may be frozen for the checkpoint. */
 	r = tar_persist_workspace(sb->init_pid, sb->spec.workspace, ephemeral, ws_fd,
-	                          sb->spec.disk_bytes, NULL, err);
+	                          sb->spec.disk_bytes, NULL, 0, NULL, err);
 	if (r == 0)
 		r = snapshot_writer_add_file(w, "workspace.tar", ws_fd, &ws_size, err);
 	if (r < 0)

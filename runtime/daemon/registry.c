@@ -115,13 +115,24 @@ static bool slot_used_locked(struct registry *reg, uint32_t s)
 	return false;
 }
 
-/* Lowest uid slot neither a sandbox of ours nor anyone else on the host
- * holds, claimed for id; reg->lock held. */
+/*
+ * The next uid slot from reg->next_slot on that neither a sandbox of ours
+ * nor anyone else on the host holds, claimed for id; reg->lock held.
+ *
+ * Not the lowest free one: a restore with processes needs the range its
+ * snapshot was taken in (CRIU re-creates the user namespace's map), and the
+ * lowest free range is the one just freed by the sandbox that was
+ * snapshotted and destroyed, which the next create anywhere on the host
+ * would take (a restore then failed with 409 whenever another daemon had
+ * made a sandbox meanwhile).  Going round from a random start per daemon
+ * leaves a freed range alone until the daemons have handed out the others.
+ */
 static int alloc_uid_slot_locked(struct registry *reg, const char *id, uint32_t *slot,
                                  struct al_error *err)
 {
 	for (int pass = 0; pass < 2; pass++) {
-		for (uint32_t s = 0; s < AIRLOCK_UID_SLOTS; s++) {
+		for (uint32_t i = 0; i < AIRLOCK_UID_SLOTS; i++) {
+			uint32_t s = (reg->next_slot + i) % AIRLOCK_UID_SLOTS;
 			struct al_error cerr = AL_ERROR_INIT;
 			int r;
 
@@ -136,6 +147,7 @@ static int alloc_uid_slot_locked(struct registry *reg, const char *id, uint32_t 
 				return r;
 			}
 			*slot = s;
+			reg->next_slot = (s + 1) % AIRLOCK_UID_SLOTS;
 			return 0;
 		}
 		if (!reg->slots)

@@ -8,6 +8,7 @@
  */
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -26,6 +27,9 @@ struct registry {
 	pthread_cond_t reaped; /* broadcast when one leaves */
 	struct sandbox **v;
 	size_t n;
+	/* Where the search for a free uid slot starts (registry.c says why);
+	 * airlockd sets it at random. */
+	uint32_t next_slot;
 };
 
 void registry_init(struct registry *reg);
@@ -39,7 +43,7 @@ struct sandbox *registry_get_for(struct registry *reg, const char *id, uid_t cli
 
 /*
  * Enter sb before any work is done for it: its name must be free, and it
- * gets the lowest free uid slot, or (want_base != 0: a restore with
+ * gets the next free uid slot from next_slot on, or (want_base != 0: a restore with
  * processes, which CRIU re-creates in the uid range it was taken in) that
  * one.  While a destroyed sandbox still holds that range, hurry(arg) is
  * called and the reservation waits for its teardown.  -EEXIST, -EBUSY,

@@ -762,13 +762,17 @@ static int open_workspace(const struct ws_job *j, struct al_error *err)
 	return ws;
 }
 
-/* Run fn in a helper: in the sandbox of ns_pid when it is not 0. */
-static int run_helper(helper_fn fn, void *arg, pid_t ns_pid, int keep_fd, struct al_error *err)
+/* Run fn in a helper: in the sandbox of ns_pid when it is not 0, in its
+ * cgroups when given their files. */
+static int run_helper(helper_fn fn, void *arg, pid_t ns_pid, int keep_fd, const int *cgroup_fds,
+                      size_t n_cgroup_fds, struct al_error *err)
 {
 	struct helper_opts o = HELPER_OPTS_INIT;
 
 	o.ns_pid = ns_pid;
 	o.keep_fd = keep_fd;
+	o.cgroup_fds = cgroup_fds;
+	o.n_cgroup_fds = n_cgroup_fds;
 	o.what = "archive helper";
 	return helper_run(fn, arg, &o, err);
 }
@@ -787,7 +791,8 @@ static int persist_child(void *arg, int out_fd, struct al_error *err)
 }
 
 int tar_persist_workspace(pid_t ns_pid, const char *workspace, char *const *exclude, int out_fd,
-                          uint64_t max_hole_bytes, uint64_t *bytes, struct al_error *err)
+                          uint64_t max_hole_bytes, const int *cgroup_fds, size_t n_cgroup_fds,
+                          uint64_t *bytes, struct al_error *err)
 {
 	struct ws_job j = {.ns_pid = ns_pid,
 	                   .workspace = workspace,
@@ -797,7 +802,7 @@ int tar_persist_workspace(pid_t ns_pid, const char *workspace, char *const *excl
 	off_t start = lseek(out_fd, 0, SEEK_CUR);
 	int r;
 
-	r = run_helper(persist_child, &j, ns_pid, out_fd, err);
+	r = run_helper(persist_child, &j, ns_pid, out_fd, cgroup_fds, n_cgroup_fds, err);
 	if (r < 0)
 		return al_error_prefix(err, "persist workspace %s", workspace);
 	if (bytes) {
@@ -942,7 +947,8 @@ static int hydrate_child(void *arg, int out_fd, struct al_error *err)
 }
 
 int tar_hydrate_workspace(pid_t ns_pid, const char *workspace, int in_fd,
-                          const struct tar_limits *limits, struct al_error *err)
+                          const struct tar_limits *limits, const int *cgroup_fds,
+                          size_t n_cgroup_fds, struct al_error *err)
 {
 	struct ws_job j = {.ns_pid = ns_pid, .workspace = workspace, .fd = in_fd, .limits = limits};
 	struct stat st;
@@ -953,7 +959,7 @@ int tar_hydrate_workspace(pid_t ns_pid, const char *workspace, int in_fd,
 		return al_error_set(err, EFBIG, "archive of %lld bytes exceeds the limit of %llu",
 		                    (long long)st.st_size,
 		                    (unsigned long long)limits->max_input_bytes);
-	r = run_helper(hydrate_child, &j, ns_pid, in_fd, err);
+	r = run_helper(hydrate_child, &j, ns_pid, in_fd, cgroup_fds, n_cgroup_fds, err);
 	if (r < 0)
 		return al_error_prefix(err, "hydrate workspace %s", workspace);
 	return 0;
@@ -983,7 +989,7 @@ static int extract_layer_child(void *arg, int out_fd, struct al_error *err)
 int tar_extract_layer(const char *path, int in_fd, uid_t id_base, struct al_error *err)
 {
 	struct layer_job j = {.path = path, .fd = in_fd, .id_base = id_base};
-	int r = run_helper(extract_layer_child, &j, 0, in_fd, err);
+	int r = run_helper(extract_layer_child, &j, 0, in_fd, NULL, 0, err);
 
 	return r < 0 ? al_error_prefix(err, "restore writable layer into %s", path) : 0;
 }

@@ -86,9 +86,12 @@ int tar_extract(int in_fd, int dirfd, const struct archive_tree_opts *o,
  * process enters the sandbox's mount and user namespaces (as the sandbox's root,
  * not dumpable) so every path resolves in the sandbox and nothing it does can
  * touch the host.  ns_pid is a host pid whose namespaces are the sandbox's.
+ * cgroup_fds (n_cgroup_fds of them, may be 0): the sandbox's cgroup files
+ * the child joins first (helper.h), so that the work is charged to it.
  */
 int tar_persist_workspace(pid_t ns_pid, const char *workspace, char *const *exclude, int out_fd,
-                          uint64_t max_hole_bytes, uint64_t *bytes, struct al_error *err);
+                          uint64_t max_hole_bytes, const int *cgroup_fds, size_t n_cgroup_fds,
+                          uint64_t *bytes, struct al_error *err);
 
 /*
  * Hydrate: extract into a staging directory next to the workspace (same
@@ -97,7 +100,8 @@ int tar_persist_workspace(pid_t ns_pid, const char *workspace, char *const *excl
  * leaves the workspace exactly as it was.
  */
 int tar_hydrate_workspace(pid_t ns_pid, const char *workspace, int in_fd,
-                          const struct tar_limits *limits, struct al_error *err);
+                          const struct tar_limits *limits, const int *cgroup_fds,
+                          size_t n_cgroup_fds, struct al_error *err);
 
 /* Extract a layer tar into the (empty) host directory path, owners shifted to id_base. */
 int tar_extract_layer(const char *path, int in_fd, uid_t id_base, struct al_error *err);

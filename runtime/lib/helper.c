@@ -271,11 +271,15 @@ static _Noreturn void child_main(helper_fn fn, void *arg, const struct helper_op
                                  int err_fd, int out_fd, bool server)
 {
 	struct al_error cerr = AL_ERROR_INIT;
-	int keep[4] = {err_fd, out_fd, o->keep_fd, o->ns_pidfd};
-	int r;
+	int keep[4 + HELPER_MAX_CGROUP_FDS] = {err_fd, out_fd, o->keep_fd, o->ns_pidfd};
+	size_t n_keep = 4, n_cg = o->n_cgroup_fds < HELPER_MAX_CGROUP_FDS ? o->n_cgroup_fds
+	                                                                  : HELPER_MAX_CGROUP_FDS;
+	int r = 0;
 
-	sort_fds(keep, 4);
-	close_all_but(keep, 4);
+	for (size_t i = 0; i < n_cg; i++)
+		keep[n_keep++] = o->cgroup_fds[i];
+	sort_fds(keep, n_keep);
+	close_all_but(keep, n_keep);
 	/* Not airlockd's log either: errors go back through the error pipe. */
 	int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (null_fd >= 0) {
@@ -289,7 +293,15 @@ static _Noreturn void child_main(helper_fn fn, void *arg, const struct helper_op
 	/* Nothing in a sandbox may ptrace us or read our memory. */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	helper_parent = parent;
-	r = die_with_parent(&cerr);
+	/* Into the sandbox's cgroups first, while we are host root as the
+	 * files' opener was: from here on the sandbox pays for the work. */
+	for (size_t i = 0; i < n_cg && r == 0; i++) {
+		if (write(o->cgroup_fds[i], "0", 1) != 1)
+			r = al_error_errno(&cerr, "join the sandbox's cgroups");
+		close(o->cgroup_fds[i]);
+	}
+	if (r == 0)
+		r = die_with_parent(&cerr);
 	/* With a sandbox's credentials, and a filter: the job then parses what
 	 * the sandbox controls.  Without one (a stopped sandbox's layer, made
 	 * of whiteouts that need mknod) the job is on trusted ground. */

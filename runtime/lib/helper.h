@@ -39,6 +39,13 @@ struct helper_opts {
 	pid_t ns_pid;
 	/* One descriptor of airlockd the job needs, or -1. */
 	int keep_fd;
+	/* Cgroup files of the sandbox (v1 "tasks", cgroup2 "cgroup.procs",
+	 * opened by airlockd: the kernel checks the opener) that the helper
+	 * writes "0" to first, so that its memory (the page cache of what it
+	 * writes included), CPU and pid are charged to the sandbox.  At most
+	 * HELPER_MAX_CGROUP_FDS. */
+	const int *cgroup_fds;
+	size_t n_cgroup_fds;
 	/* Non-NULL: what the job writes to out_fd is collected here, at most
 	 * out_max bytes (beyond: -EFBIG, and the child is killed). */
 	struct al_buf *out;
@@ -50,6 +57,7 @@ struct helper_opts {
 	/* The name used in errors ("file helper", "archive helper"). */
 	const char *what;
 };
+#define HELPER_MAX_CGROUP_FDS 8
 #define HELPER_OPTS_INIT                                                                           \
 	{                                                                                          \
 		.ns_pidfd = -1, .ns_pid = 0, .keep_fd = -1                                         \

@@ -963,7 +963,7 @@ int criu_restore(const struct sandbox_host *host, struct sandbox *sb, const char
 	}
 	for (char **root = roots; *root; root++)
 		al_argv_add(&argv, "--cgroup-root=%s", *root);
-	add_dev_externals(&argv, true, host->pid1_path);
+	add_dev_externals(&argv, true, host->pid1_bind_path);
 	r = al_argv_done(&argv, err);
 	if (r < 0)
 		return r;

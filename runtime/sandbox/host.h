@@ -19,8 +19,9 @@ struct sandbox_host {
 	char *seccomp_cache_dir; /* state/seccomp: compiled profiles */
 	char *default_rootfs;
 	char *profiles_dir;
-	int init_memfd;  /* sealed copy of airlock-init, which builds a sandbox */
-	char *pid1_path; /* airlock-pid1, PID 1 of a running sandbox (bound in it) */
+	int init_memfd;       /* sealed copy of airlock-init, which builds a sandbox */
+	char *pid1_path;      /* airlock-pid1, PID 1 of a running sandbox */
+	char *pid1_bind_path; /* its copy that is bound in sandboxes (airlockd.c) */
 	/* RLIMIT_NOFILE as airlockd got it: airlockd raises its own soft limit (it
 	 * holds an fd per sandbox) and gives sandboxes this one back. */
 	struct rlimit sandbox_nofile;

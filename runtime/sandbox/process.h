@@ -20,7 +20,11 @@ struct exec_request {
 	size_t stdin_len;
 	bool keep_stdin_open;
 	uint64_t timeout_ms; /* 0: none */
-	size_t max_output;   /* per stream, bytes not yet returned */
+	size_t max_output;   /* per stream: what is held and returned at once */
+	/* The client takes output as base64: max_output counts its bytes (the
+	 * answer's string is at most 4/3 of it); otherwise it counts the JSON
+	 * text the bytes become in the utf8 encoding, escapes included. */
+	bool output_base64;
 };
 
 /*

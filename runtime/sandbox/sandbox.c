@@ -450,6 +450,38 @@ int sandbox_remove_remains(const struct sandbox_host *host, const char *id, stru
 	return 0;
 }
 
+int sandbox_open_cgroup_joins(const struct sandbox_host *host, const struct sandbox *sb, int *fds,
+                              size_t max, struct al_error *err)
+{
+	_cleanup_close_ int dir = -1;
+	int n, fd;
+
+	n = cgroup_open_join_fds(host->cgroups, sb->id, fds, max, err);
+	if (n < 0)
+		return al_error_prefix(err, "sandbox %s", sb->id);
+	dir = cgroup_open_v2_dir(host->cgroups, sb->id, err);
+	if (dir == -ENOTSUP) {
+		al_error_clear(err);
+		return n;
+	}
+	if (dir < 0 || (size_t)n >= max) {
+		for (int i = 0; i < n; i++)
+			close(fds[i]);
+		return dir < 0 ? al_error_prefix(err, "sandbox %s", sb->id)
+		               : al_error_set(err, E2BIG, "sandbox %s: too many cgroups", sb->id);
+	}
+	fd = openat(dir, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		for (int i = 0; i < n; i++)
+			close(fds[i]);
+		errno = e;
+		return al_error_errno(err, "sandbox %s: open its cgroup.procs", sb->id);
+	}
+	fds[n++] = fd;
+	return n;
+}
+
 void sandbox_kill(struct sandbox *sb)
 {
 	if (sb->pidfd >= 0)

@@ -169,6 +169,12 @@ void sandbox_upper_path(const struct sandbox *sb, char *buf, size_t len);
 
 /* ---- ways in ---------------------------------------------------------------------------- */
 
+/* Write-only fds of the sandbox's cgroup files that a helper writes "0" to
+ * in order to join them (helper.h): v1 "tasks", cgroup2 "cgroup.procs".
+ * Returns how many were stored (at most max); the caller closes them. */
+int sandbox_open_cgroup_joins(const struct sandbox_host *host, const struct sandbox *sb, int *fds,
+                              size_t max, struct al_error *err);
+
 /* ---- the file API (files.c) ---------------------------------------------------------------
  *
  * Relative paths are from the workspace.  While the sandbox runs, each

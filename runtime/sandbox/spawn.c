@@ -64,7 +64,7 @@ static int write_init_config(const struct sandbox_host *host, struct sandbox *sb
 	cJSON_AddStringToObject(o, "id", sb->id);
 	cJSON_AddStringToObject(o, "hostname", sb->spec.name);
 	cJSON_AddStringToObject(o, "workspace", sb->spec.workspace);
-	cJSON_AddStringToObject(o, "pid1", host->pid1_path);
+	cJSON_AddStringToObject(o, "pid1", host->pid1_bind_path);
 	cJSON_AddStringToObject(o, "seccomp_bpf", bpf_path);
 	/* The ENOSYS half of the profile, when it has one (see seccomp_cache.c). */
 	if (strlen(bpf_path) > 4 &&

@@ -28,6 +28,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <cjson/cJSON.h>
 
@@ -88,3 +89,14 @@ const cJSON *snapshot_reader_record(const struct snapshot_reader *rd);
 int snapshot_reader_read_part(struct snapshot_reader *rd, const cJSON *part, int out_fd,
                               struct al_error *err);
 void snapshot_reader_free(struct snapshot_reader *rd);
+
+/* ---- one stream (snapshot_stream.c; docs/snapshot-format.md, "Export and import") ------ */
+
+/* Snapshot id as a tar into out_fd: snapshot.json, then parts/<name> for each part, every
+ * part verified as it is read.  Temp files go in tmp_dir_fd. */
+int snapshot_export(const char *state_dir, const char *id, int tmp_dir_fd, int out_fd,
+                    struct al_error *err);
+/* A stream snapshot_export made, as a new snapshot owned by owner; *summary is its listing
+ * entry.  -EBADMSG: damaged, truncated or not such a stream (nothing is left behind). */
+int snapshot_import(const char *state_dir, int in_fd, uid_t owner, cJSON **summary,
+                    struct al_error *err);

@@ -46,11 +46,18 @@ class DaemonsTest(at.AirlockTestCase):
         theirs = [oc.create()["id"] for _ in range(3)]
         bases = [uid_base(self.client, s) for s in mine] + [uid_base(oc, s) for s in theirs]
         self.assertEqual(len(set(bases)), 6, bases)
-        # A range comes back once its sandbox is gone, to whichever daemon.
+        # A range comes back to the host once its sandbox is gone: its
+        # host-wide claim is released (it is handed out again only after
+        # the others: a restore with processes wants it back).
         freed = uid_base(oc, theirs[0])
+        slot = (freed - 1000000000) // 65536
+        claim = os.path.join("/run/airlock/uid-slots", str(slot))
+        self.assertTrue(os.path.exists(claim), os.listdir("/run/airlock/uid-slots"))
         oc.destroy(theirs[0])
+        self.assertFalse(os.path.exists(claim))
+        # And the next create does not take it: it goes round from its place.
         again = self.client.create()["id"]
-        self.assertEqual(uid_base(self.client, again), freed)
+        self.assertNotEqual(uid_base(self.client, again), freed)
         for s in mine + [again]:
             self.client.destroy(s)
         # The other daemon's claims survive its SIGKILL and restart: its

@@ -280,6 +280,12 @@ class ExecTest(at.AirlockTestCase):
             last = held_now
             time.sleep(0.2)
         answers = self.out(sid, "echo alive")  # the sandbox still answers
+        # The heads are done (a stable held_bytes above does not prove it on
+        # a loaded host): else a poll below frees budget that they fill again.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and \
+                self.out(sid, "ps -o comm | grep -c '^head$' || true").strip() != "0":
+            time.sleep(0.2)
         held, truncated = 0, False
         for pid in started:
             r = self.client.poll(sid, pid).json

@@ -249,6 +249,13 @@ class OpenApiAgainstDaemon(at.AirlockTestCase):
         # snapshots
         snap = c("POST", sb + "/snapshots", p, 201, {"processes": False}).json
         c("GET", "/v1/snapshots", {}, 200)
+        stream = c("GET", "/v1/snapshots/{snapshot_id}/export", {"snapshot_id": snap["id"]}, 200).body
+        imported = c("POST", "/v1/snapshots/import", {}, 201, stream, raw=True,
+                     content_type="application/x-tar").json
+        c("POST", "/v1/snapshots/import", {}, 400, b"not a stream", raw=True,
+          content_type="application/x-tar")
+        c("DELETE", "/v1/snapshots/{snapshot_id}", {"snapshot_id": imported["id"]}, 200)
+        c("GET", "/v1/snapshots/{snapshot_id}/export", {"snapshot_id": "0123456789abcdef"}, 404)
         restored = c("POST", "/v1/sandboxes", {}, 201, {"snapshot": snap["id"], "name": "spec-restored"}).json
         self.created.add(restored["id"])
         c("DELETE", "/v1/sandboxes/{id}", {"id": restored["id"]}, 200, query={"wait": "0"})

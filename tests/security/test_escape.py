@@ -117,15 +117,17 @@ class EscapeAttacks(st.SecurityTestCase):
                         status = dict(line.split(":", 1) for line in f if ":" in line)
                     nets = (os.readlink("/proc/%s/ns/net" % pid),
                             os.readlink("/proc/%d/ns/net" % sb["init_pid"]))
+                    with open("/proc/%s/cgroup" % pid) as f:
+                        cgroups = f.read()
                     seen = (fds, int(status["CapEff"], 16), status["NoNewPrivs"].strip(), nets,
-                            status["Seccomp"].strip())
+                            status["Seccomp"].strip(), cgroups)
                     break
                 except (OSError, IndexError, ValueError, KeyError):
                     continue
         got.join(120)
         self.assertEqual(answer["r"].status, 200, answer)
         self.assertIsNotNone(seen, "never saw the archive helper")
-        fds, cap_eff, nnp, nets, seccomp = seen
+        fds, cap_eff, nnp, nets, seccomp, cgroups = seen
         # Beyond 0-2: the tar's file, the error pipe, directories it walks.
         foreign = [t for t in fds if t.startswith(("socket:", "anon_inode:"))]
         pipes = [t for t in fds if t.startswith("pipe:")]
@@ -139,6 +141,13 @@ class EscapeAttacks(st.SecurityTestCase):
                        "%s, the sandbox's %s" % nets)
         self.attack_ok("archive helper without a seccomp filter", seccomp == "2",
                        "Seccomp " + seccomp)
+        # Its work is the sandbox's: it runs in the sandbox's cgroups (it
+        # ran in airlockd's, outside every limit of the sandbox).
+        with open("/proc/%d/cgroup" % sb["init_pid"]) as f:
+            sandbox_cgroups = f.read()
+        self.attack_ok("archive helper outside the sandbox's cgroups",
+                       cgroups == sandbox_cgroups, "%r, the sandbox's %r" % (cgroups,
+                                                                           sandbox_cgroups))
 
     def test_masked_proc_paths(self):
         res = self.py_json(
@@ -297,10 +306,16 @@ class EscapeAttacks(st.SecurityTestCase):
         for p, seen in res.items():
             self.attack_ok("see " + p, not seen, "visible" if seen else "absent")
         # overlayfs named its layers in mountinfo by their host paths.
+        # So did the bind of airlock-pid1 at /dev/.init (the install or
+        # build tree): it is bound from a copy named by its hash now.
         mountinfo = self.sh_result("cat /proc/self/mountinfo")["stdout"]
-        for p in (self.daemon.state_dir, self.daemon.workdir):
+        for p in (self.daemon.state_dir, self.daemon.workdir, at.BUILD_DIR,
+                  os.path.dirname(at.AIRLOCK_INIT)):
             self.attack_ok("read %s in mountinfo" % p, p not in mountinfo,
                            "named" if p in mountinfo else "absent")
+        init_line = [line for line in mountinfo.splitlines() if " /dev/.init " in line]
+        self.assertEqual(len(init_line), 1, mountinfo)
+        self.assertRegex(init_line[0].split()[3], r"/airlock-pid1-[0-9a-f]{16}$")
 
     def test_chroot_escape_stays_in_the_sandbox(self):
         res = self.py_json(

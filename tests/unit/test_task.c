@@ -144,11 +144,67 @@ TEST(bad_tasks)
 	}
 }
 
+TEST(snapshot_store)
+{
+	static const struct {
+		const char *store;
+		const char *msg;
+	} bad[] = {
+	    {"\"s3\"", "needs an object"},
+	    {"{\"type\": \"ftp\", \"bucket\": \"b\"}", "must be local, s3, r2, gcs or azure_blob"},
+	    {"{\"type\": \"s3\"}", "snapshot.store.bucket must name one bucket"},
+	    {"{\"type\": \"s3\", \"bucket\": \"a/b\"}", "must name one bucket"},
+	    {"{\"type\": \"azure_blob\", \"bucket\": \"b\", \"container\": \"c\"}",
+	     "a bucket or a container, not both"},
+	    {"{\"type\": \"r2\", \"bucket\": \"b\"}", "needs its endpoint"},
+	    {"{\"type\": \"s3\", \"bucket\": \"b\", \"prefix\": \"a/../b\"}", "not a plain path"},
+	    {"{\"type\": \"s3\", \"bucket\": \"b\", \"endpoint\": \"ftp://x\"}",
+	     "must be an http(s) URL"},
+	    {"{\"type\": \"s3\", \"bucket\": \"b\", \"part_size_mb\": 1}", "part_size_mb"},
+	    {"{\"type\": \"s3\", \"bucket\": \"b\", \"secret_access_key\": \"x\"}",
+	     "secret_access_key"},
+	};
+	struct al_error err = AL_ERROR_INIT;
+	struct al_task t;
+	char text[512];
+
+	CHECK_INT(parse("{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"snapshot\": "
+	                "{\"store\": \"local\"}}",
+	                &t, &err),
+	          0);
+	CHECK_INT(t.store.type, AL_STORE_LOCAL);
+	al_task_free(&t);
+	CHECK_INT(parse("{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"snapshot\": "
+	                "{\"store\": {\"type\": \"azure_blob\","
+	                " \"container\": \"runs\", \"prefix\": \"/a/b/\", \"part_size_mb\": 16}}}",
+	                &t, &err),
+	          0);
+	CHECK_INT(t.store.type, AL_STORE_AZURE);
+	CHECK_STR(t.store.bucket, "runs");
+	CHECK_STR(t.store.prefix, "a/b");
+	CHECK_INT(t.store.part_size, 16u << 20);
+	al_task_free(&t);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text),
+		         "{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"snapshot\": "
+		         "{\"store\": %s}}",
+		         bad[i].store);
+		al_error_clear(&err);
+		CHECK(parse(text, &t, &err) < 0);
+		if (!strstr(err.msg, bad[i].msg))
+			fprintf(stderr, "store case %zu: message \"%s\" lacks \"%s\"\n", i, err.msg,
+			        bad[i].msg);
+		CHECK(strstr(err.msg, bad[i].msg) != NULL);
+		al_task_free(&t);
+	}
+}
+
 int main(void)
 {
 	RUN(minimal_and_defaults);
 	RUN(full);
 	RUN(credentials_refused);
 	RUN(bad_tasks);
+	RUN(snapshot_store);
 	return test_main_result();
 }
