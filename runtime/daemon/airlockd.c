@@ -173,7 +173,7 @@ static int load_init_binary(const char *path, struct al_error *err)
  * Old copies are left for the daemons that may still restore with them;
  * the package's purge removes the directory.
  */
-#define PID1_PUBLISH_DIR "/var/lib/airlock/pid1"
+#define PID1_PUBLISH_DIR AIRLOCK_STATE_ROOT "/pid1"
 
 static int publish_pid1(const char *path, char **out, struct al_error *err)
 {
