@@ -27,17 +27,19 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-	        "usage: airlock-gateway --keys FILE [--socket AIRLOCKD_SOCKET] "
-	        "[--listen ADDR:PORT] [--rootfs DIR] [--state-dir DIR] [--user USER]\n"
-	        "  --keys FILE      JSON object mapping API keys to tenant names (mode 0600)\n"
-	        "  --socket PATH    airlockd's socket (default %s, or $AIRLOCK_SOCKET)\n"
-	        "  --listen A:P     where to serve (default %s; port 0 picks one)\n"
-	        "  --rootfs DIR     base rootfs of new sandboxes (default airlockd's)\n"
-	        "  --state-dir DIR  keep the sandbox registries there: a restarted gateway\n"
-	        "                   serves the same sandboxes, and stopping deletes nothing\n"
-	        "  --user USER      the user to run as when started as root (default nobody)\n",
-	        DEFAULT_SOCKET, DEFAULT_LISTEN);
+	fprintf(
+	    f,
+	    "usage: airlock-gateway --keys FILE [--socket AIRLOCKD_SOCKET] "
+	    "[--listen ADDR:PORT] [--rootfs DIR | --image NAME] [--state-dir DIR] [--user USER]\n"
+	    "  --keys FILE      JSON object mapping API keys to tenant names (mode 0600)\n"
+	    "  --socket PATH    airlockd's socket (default %s, or $AIRLOCK_SOCKET)\n"
+	    "  --listen A:P     where to serve (default %s; port 0 picks one)\n"
+	    "  --rootfs DIR     base rootfs of new sandboxes (default airlockd's)\n"
+	    "  --image NAME     or an image imported into airlockd (docs/images.md)\n"
+	    "  --state-dir DIR  keep the sandbox registries there: a restarted gateway\n"
+	    "                   serves the same sandboxes, and stopping deletes nothing\n"
+	    "  --user USER      the user to run as when started as root (default nobody)\n",
+	    DEFAULT_SOCKET, DEFAULT_LISTEN);
 }
 
 static void shutdown_services(void)
@@ -81,6 +83,7 @@ int main(int argc, char **argv)
 	                                     {"socket", required_argument, NULL, 's'},
 	                                     {"listen", required_argument, NULL, 'l'},
 	                                     {"rootfs", required_argument, NULL, 'r'},
+	                                     {"image", required_argument, NULL, 'i'},
 	                                     {"state-dir", required_argument, NULL, 'd'},
 	                                     {"user", required_argument, NULL, 'u'},
 	                                     {"help", no_argument, NULL, 'h'},
@@ -109,6 +112,9 @@ int main(int argc, char **argv)
 			break;
 		case 'r':
 			s.rootfs = optarg;
+			break;
+		case 'i':
+			s.image = optarg;
 			break;
 		case 'd':
 			state_dir = optarg;

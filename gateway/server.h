@@ -44,6 +44,7 @@ struct gw_server {
 	struct gw_keys keys;
 	const char *rootfs;    /* for new sandboxes; NULL: airlockd's default */
 	struct gw_state state; /* the registries on disk, when --state-dir is given */
+	const char *image;     /* or an imported image for them; NULL: none */
 	struct MHD_Daemon *mhd;
 };
 

@@ -376,6 +376,7 @@ static void make_spec(struct run *r, struct al_sandbox_spec *spec, const char *s
 	spec->name = al_runstate_str(r->state, "run_id");
 	spec->manifest = r->task.manifest;
 	spec->rootfs = r->task.rootfs;
+	spec->image = r->task.image;
 	spec->memory_bytes = r->task.memory_bytes;
 	spec->pids = r->task.pids;
 	spec->cpus = r->task.cpus;

@@ -23,6 +23,8 @@ PACKAGES=(
 	crun runc bubblewrap util-linux hyperfine
 	# the harness's run queue (airlock-harness worker --db) and its tests' PostgreSQL
 	libpq-dev postgresql
+	# test images built and saved by real tools (tests/integration/test_images.py)
+	buildah podman skopeo zstd
 	# the fuzz targets (tests/fuzz): clang, its libFuzzer and sanitizer
 	# runtimes, and llvm-symbolizer for readable reports
 	clang libclang-rt-14-dev llvm

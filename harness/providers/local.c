@@ -257,6 +257,8 @@ static int local_create(struct al_provider *p, const struct al_sandbox_spec *spe
 	} else {
 		if (spec->rootfs)
 			cJSON_AddStringToObject(body, "rootfs", spec->rootfs);
+		if (spec->image)
+			cJSON_AddStringToObject(body, "image", spec->image);
 		if (spec->manifest)
 			cJSON_AddItemToObject(body, "manifest", cJSON_Duplicate(spec->manifest, 1));
 		limits = cJSON_AddObjectToObject(body, "limits");
@@ -766,7 +768,7 @@ static int local_import_snapshot(struct al_provider *p, const char *path, char *
 	return *snapshot_id ? 0 : al_error_set(err, ENOMEM, "out of memory");
 }
 
-static const char *const local_option_keys[] = {"socket", "rootfs", NULL};
+static const char *const local_option_keys[] = {"socket", "rootfs", "image", NULL};
 
 const struct al_provider_ops al_provider_local = {
     .type = "local",

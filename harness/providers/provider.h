@@ -68,6 +68,7 @@ struct al_sandbox_spec {
 	const char *name;        /* a label for humans and for finding it again; may be NULL */
 	const cJSON *manifest;   /* the task's manifest, passed through */
 	const char *rootfs;      /* provider-specific base image; NULL: the default */
+	const char *image;       /* an image imported into airlockd (local); NULL: none */
 	uint64_t memory_bytes;   /* 0: provider default */
 	int64_t pids;            /* 0: provider default */
 	double cpus;             /* 0: provider default */

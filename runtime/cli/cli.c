@@ -12,6 +12,7 @@
  */
 #include "cleanup.h"
 #include "json.h"
+#include "strv.h"
 #include "error.h"
 #include "util.h"
 
@@ -25,10 +26,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
@@ -361,6 +365,7 @@ static const char usage_main[] =
     "  restore  create a sandbox from a snapshot; print its id\n"
     "  snapshots    list snapshots\n"
     "  snapshot-rm  delete snapshots\n"
+    "  image    import, list and remove images (docker save, OCI layouts)\n"
     "  snapshot-export  write a snapshot to stdout as one stream\n"
     "  snapshot-import  import a snapshot stream from stdin; print its id\n"
     "\n"
@@ -374,6 +379,7 @@ static const char usage_main[] =
 	"      --cpus N         CPU limit (e.g. 1.5)\n"                                            \
 	"      --disk SIZE      cap on the writable layer and workspace (default 4G)\n"            \
 	"      --rootfs DIR     base root filesystem\n"                                            \
+	"      --image NAME     an imported image (its layers, Env, WorkingDir, User)\n"           \
 	"      --name NAME      sandbox name (and hostname)\n"                                     \
 	"      --manifest FILE  workspace manifest (JSON)\n"
 
@@ -381,7 +387,8 @@ static const char usage_run[] =
     "Usage: airlock run [OPTIONS] [--] CMD [ARG...]\n"
     "\n"
     "Create a sandbox, run CMD in it with stdio passed through, destroy the\n"
-    "sandbox and exit with CMD's status.\n"
+    "sandbox and exit with CMD's status.  With --image, the image's Entrypoint\n"
+    "comes before CMD, and without CMD its Cmd is run.\n"
     "\n" CREATE_OPTIONS_HELP "  -e, --env K=V        environment variable (repeatable)\n"
     "  -w, --cwd DIR        working directory (default /workspace)\n"
     "  -t, --timeout SECS   kill CMD after this long (exit status 124)\n";
@@ -468,6 +475,18 @@ static const char usage_restore[] = "Usage: airlock restore [--name NAME] SNAPSH
 static const char usage_snapshots[] = "Usage: airlock snapshots [--json]\n"
                                       "\n"
                                       "List the snapshots in airlockd's store.\n";
+
+static const char usage_image[] =
+    "Usage: airlock image import NAME [ARCHIVE | DIR]\n"
+    "       airlock image ls [--json]\n"
+    "       airlock image rm NAME [NAME...]\n"
+    "\n"
+    "import  import a `docker save` archive or an OCI image layout (a tar, e.g.\n"
+    "        from `skopeo copy ... oci-archive:`, or a directory) as NAME; read\n"
+    "        from stdin without ARCHIVE.  gzip and zstd tars are accepted.\n"
+    "ls      list images\n"
+    "rm      remove images (refused while a sandbox uses one); layers no other\n"
+    "        image has are deleted\n";
 
 static const char usage_snapshot_rm[] = "Usage: airlock snapshot-rm ID [ID...]\n"
                                         "\n"
@@ -573,6 +592,7 @@ enum {
 	OPT_CPUS,
 	OPT_DISK,
 	OPT_ROOTFS,
+	OPT_IMAGE,
 	OPT_NAME,
 	OPT_MANIFEST,
 	OPT_JSON,
@@ -588,6 +608,7 @@ struct create_opts {
 	uint64_t disk_bytes;
 	bool has_disk;
 	const char *rootfs;
+	const char *image;
 	const char *name;
 	const char *manifest_file;
 	cJSON *env; /* object */
@@ -630,6 +651,9 @@ static int create_option(struct create_opts *o, int c, const char *arg, const ch
 	case OPT_ROOTFS:
 		o->rootfs = arg;
 		return 0;
+	case OPT_IMAGE:
+		o->image = arg;
+		return 0;
 	case OPT_NAME:
 		if (!al_valid_name(arg))
 			return usage_error(usage, "invalid --name '%s'", arg);
@@ -654,6 +678,8 @@ static int create_request(const struct create_opts *o, cJSON **out, struct al_er
 		cJSON_AddStringToObject(req, "name", o->name);
 	if (o->rootfs)
 		cJSON_AddStringToObject(req, "rootfs", o->rootfs);
+	if (o->image)
+		cJSON_AddStringToObject(req, "image", o->image);
 	if (o->has_memory || o->has_pids || o->has_cpus || o->has_disk) {
 		limits = cJSON_AddObjectToObject(req, "limits");
 		if (o->has_memory)
@@ -1137,6 +1163,58 @@ static int exec_option(struct exec_opts *o, int c, const char *arg, const char *
 	}
 }
 
+static int image_path(struct client *c, const char *name, char **out)
+{
+	_cleanup_curl_free_ char *escaped = curl_easy_escape(c->curl, name, 0);
+
+	if (!escaped || asprintf(out, "/v1/images/%s", escaped) < 0) {
+		*out = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* What `run --image` runs: Entrypoint, then args or else Cmd (as docker run). */
+static int image_command(struct client *c, const char *image, char **args, char ***out,
+                         struct al_error *err)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_cjson_ cJSON *res = NULL;
+	_cleanup_strv_ char **v = calloc(1, sizeof(char *));
+	const cJSON *cfg, *it;
+	int r;
+
+	if (!v || image_path(c, image, &path) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = api_json(c, "GET", path, NULL, false, NULL, &res, err);
+	if (r < 0)
+		return al_error_prefix(err, "image %s", image);
+	cfg = cJSON_GetObjectItemCaseSensitive(res, "config");
+	cJSON_ArrayForEach(it,
+	                   cJSON_GetObjectItemCaseSensitive(
+	                       cfg, "Entrypoint")) if (cJSON_IsString(it) &&
+	                                               al_strv_push(&v, it->valuestring) <
+	                                                   0) return al_error_set(err, ENOMEM,
+	                                                                          "out of memory");
+	if (args[0]) {
+		for (char **a = args; *a; a++)
+			if (al_strv_push(&v, *a) < 0)
+				return al_error_set(err, ENOMEM, "out of memory");
+	} else {
+		cJSON_ArrayForEach(it,
+		                   cJSON_GetObjectItemCaseSensitive(
+		                       cfg, "Cmd")) if (cJSON_IsString(it) &&
+		                                        al_strv_push(&v, it->valuestring) <
+		                                            0) return al_error_set(err, ENOMEM,
+		                                                                   "out of memory");
+	}
+	if (!v[0])
+		return al_error_set(err, EINVAL,
+		                    "image %s has no Entrypoint or Cmd: give a command", image);
+	*out = TAKE_PTR(v);
+	return 0;
+}
+
 static int verb_run(struct verb_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -1145,6 +1223,7 @@ static int verb_run(struct verb_ctx *ctx, int argc, char **argv)
 	    {"cpus", required_argument, NULL, OPT_CPUS},
 	    {"disk", required_argument, NULL, OPT_DISK},
 	    {"rootfs", required_argument, NULL, OPT_ROOTFS},
+	    {"image", required_argument, NULL, OPT_IMAGE},
 	    {"name", required_argument, NULL, OPT_NAME},
 	    {"manifest", required_argument, NULL, OPT_MANIFEST},
 	    {"env", required_argument, NULL, 'e'},
@@ -1157,6 +1236,7 @@ static int verb_run(struct verb_ctx *ctx, int argc, char **argv)
 	_cleanup_free_ char *id = NULL;
 	struct create_opts co = {0};
 	struct exec_opts eo = {.env = env, .destroy_on_signal = true};
+	_cleanup_strv_ char **image_argv = NULL;
 	struct al_error err = AL_ERROR_INIT;
 	struct client c = {0};
 	bool removed = false;
@@ -1177,12 +1257,20 @@ static int verb_run(struct verb_ctx *ctx, int argc, char **argv)
 				return r == 1 ? bad_option(usage_run, '?', argv) : r;
 		}
 	}
-	if (optind >= argc)
+	if (optind >= argc && !co.image)
 		return usage_error(usage_run, "no command given");
 	eo.argv = argv + optind;
 
 	if (client_open(&c, ctx->socket_path, &err) < 0)
 		return runtime_error(&err);
+	if (co.image) {
+		r = image_command(&c, co.image, argv + optind, &image_argv, &err);
+		if (r < 0) {
+			client_close(&c);
+			return runtime_error(&err);
+		}
+		eo.argv = image_argv;
+	}
 	r = run_command_in(&c, NULL, &co, &id, &removed, &eo, &err);
 	/* A signal that came during the create request (which cannot be
 	 * abandoned) counts even if the command then ended. */
@@ -1209,6 +1297,7 @@ static int verb_create(struct verb_ctx *ctx, int argc, char **argv)
 	    {"cpus", required_argument, NULL, OPT_CPUS},
 	    {"disk", required_argument, NULL, OPT_DISK},
 	    {"rootfs", required_argument, NULL, OPT_ROOTFS},
+	    {"image", required_argument, NULL, OPT_IMAGE},
 	    {"name", required_argument, NULL, OPT_NAME},
 	    {"manifest", required_argument, NULL, OPT_MANIFEST},
 	    {"env", required_argument, NULL, 'e'},
@@ -1895,6 +1984,313 @@ static int verb_snapshot_rm(struct verb_ctx *ctx, int argc, char **argv)
 	return failed;
 }
 
+/* ---- images ---- */
+
+static void archive_read_freep(struct archive **a)
+{
+	if (*a)
+		archive_read_free(*a);
+}
+
+static void archive_write_freep(struct archive **a)
+{
+	if (*a)
+		archive_write_free(*a);
+}
+
+static void archive_entry_freep(struct archive_entry **e)
+{
+	if (*e)
+		archive_entry_free(*e);
+}
+
+/* One member of the directory walk: written to a, its data too. */
+static int tar_one(struct archive *disk, struct archive *a, struct archive_entry *e, size_t prefix,
+                   struct al_error *err)
+{
+	const char *name = archive_entry_pathname(e) + prefix;
+	char buf[65536];
+
+	while (*name == '/')
+		name++;
+	if (!*name)
+		return 0; /* the directory itself */
+	archive_entry_set_pathname(e, name);
+	if (archive_write_header(a, e) < ARCHIVE_WARN)
+		return al_error_set(err, EIO, "%s: %s", name, archive_error_string(a));
+	while (archive_entry_size(e) > 0) {
+		la_ssize_t n = archive_read_data(disk, buf, sizeof(buf));
+		if (n < 0)
+			return al_error_set(err, EIO, "%s: %s", name, archive_error_string(disk));
+		if (n == 0)
+			break;
+		if (archive_write_data(a, buf, (size_t)n) < 0)
+			return al_error_set(err, EIO, "%s: %s", name, archive_error_string(a));
+	}
+	return 0;
+}
+
+/* Write the directory dir (an OCI image layout) to out_fd as a tar. */
+static int tar_directory(const char *dir, int out_fd, struct al_error *err)
+{
+	_cleanup_(archive_read_freep) struct archive *disk = archive_read_disk_new();
+	_cleanup_(archive_write_freep) struct archive *a = archive_write_new();
+	size_t prefix = strlen(dir);
+
+	if (!disk || !a)
+		return al_error_set(err, ENOMEM, "out of memory");
+	archive_read_disk_set_symlink_physical(disk);
+	if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
+	    archive_write_open_fd(a, out_fd) != ARCHIVE_OK)
+		return al_error_set(err, EIO, "tar: %s", archive_error_string(a));
+	if (archive_read_disk_open(disk, dir) != ARCHIVE_OK)
+		return al_error_set(err, EIO, "%s: %s", dir, archive_error_string(disk));
+	for (;;) {
+		_cleanup_(archive_entry_freep) struct archive_entry *e = archive_entry_new();
+		int r = e ? archive_read_next_header2(disk, e) : ARCHIVE_FATAL;
+
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r < ARCHIVE_WARN)
+			return al_error_set(err, EIO, "%s: %s", dir,
+			                    e ? archive_error_string(disk) : "out of memory");
+		archive_read_disk_descend(disk);
+		r = tar_one(disk, a, e, prefix, err);
+		if (r < 0)
+			return r;
+	}
+	if (archive_write_close(a) != ARCHIVE_OK)
+		return al_error_set(err, EIO, "tar: %s", archive_error_string(a));
+	return 0;
+}
+
+struct upload {
+	int fd;
+	uint64_t sent, total; /* total 0: unknown (a pipe) */
+	uint64_t shown_ms;
+	bool progress; /* stderr is a terminal */
+	const char *name;
+};
+
+static void show_upload(struct upload *u, bool done)
+{
+	uint64_t now = al_now_ms();
+
+	if (!u->progress || (!done && now - u->shown_ms < 200))
+		return;
+	u->shown_ms = now;
+	if (u->total)
+		fprintf(stderr, "\r\033[Kimport %s: %.1f of %.1f MiB sent (%u%%)%s", u->name,
+		        (double)u->sent / 1048576.0, (double)u->total / 1048576.0,
+		        (unsigned)(u->sent * 100 / u->total), done ? "; unpacking layers..." : "");
+	else
+		fprintf(stderr, "\r\033[Kimport %s: %.1f MiB sent%s", u->name,
+		        (double)u->sent / 1048576.0, done ? "; unpacking layers..." : "");
+}
+
+static size_t upload_read(char *buf, size_t size, size_t nitems, void *userdata)
+{
+	struct upload *u = userdata;
+	ssize_t n;
+
+	if (pending_signal)
+		return CURL_READFUNC_ABORT;
+	do
+		n = read(u->fd, buf, size * nitems);
+	while (n < 0 && errno == EINTR && !pending_signal);
+	if (n < 0)
+		return CURL_READFUNC_ABORT;
+	u->sent += (uint64_t)n;
+	/* With a known length libcurl stops reading at it: no read of EOF. */
+	show_upload(u, n == 0 || (u->total && u->sent >= u->total));
+	return (size_t)n;
+}
+
+/* POST the archive in u->fd to path; the JSON answer goes to *out. */
+static int upload_image(struct client *c, const char *path, struct upload *u, cJSON **out,
+                        struct al_error *err)
+{
+	_cleanup_free_ char *url = NULL;
+	_cleanup_buf_ struct al_buf body = {0};
+	struct curl_slist *headers = NULL;
+	struct sink sink = {.curl = c->curl, .buf = &body, .stream_fd = -1};
+	long status = 0;
+	CURLcode rc;
+
+	if (asprintf(&url, "http://localhost%s", path) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	headers = curl_slist_append(headers, "Accept: application/json");
+	headers = curl_slist_append(headers, "Expect:");
+	headers = curl_slist_append(headers, "Content-Type: application/x-tar");
+	curl_easy_setopt(c->curl, CURLOPT_URL, url);
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &sink);
+	curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, upload_read);
+	curl_easy_setopt(c->curl, CURLOPT_READDATA, u);
+	/* -1: chunked, for a pipe of unknown length. */
+	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE,
+	                 u->total ? (curl_off_t)u->total : (curl_off_t)-1);
+	c->errbuf[0] = '\0';
+	rc = curl_easy_perform(c->curl);
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
+	curl_slist_free_all(headers);
+	if (u->progress)
+		fputs("\r\033[K", stderr);
+	if (rc == CURLE_ABORTED_BY_CALLBACK && pending_signal)
+		return al_error_set(err, EINTR, "interrupted by signal %d", (int)pending_signal);
+	if (rc != CURLE_OK)
+		return al_error_set(err, EIO, "POST %s: airlockd at %s: %s", path, c->socket_path,
+		                    c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status < 200 || status >= 300)
+		return api_error(status, &body, err);
+	*out = cJSON_ParseWithLength(body.data ? body.data : "", body.len);
+	if (!*out)
+		return al_error_set(err, EPROTO, "airlockd sent invalid JSON");
+	return 0;
+}
+
+static int image_import_verb(struct verb_ctx *ctx, int argc, char **argv)
+{
+	_cleanup_free_ char *escaped_path = NULL;
+	_cleanup_close_ int fd = -1;
+	_cleanup_cjson_ cJSON *res = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	struct upload u = {.progress = isatty(STDERR_FILENO)};
+	struct client c = {0};
+	const char *src = argc > 2 ? argv[2] : "-";
+	struct stat st;
+	int r;
+
+	if (argc < 2 || argc > 3)
+		return usage_error(usage_image, argc < 2 ? "import: missing NAME"
+		                                         : "import: unexpected argument");
+	u.name = argv[1];
+	if (!strcmp(src, "-")) {
+		if (isatty(STDIN_FILENO))
+			return usage_error(usage_image,
+			                   "import: expected an archive on stdin, not a terminal");
+		fd = dup(STDIN_FILENO);
+	} else {
+		fd = open(src, O_RDONLY | O_CLOEXEC);
+	}
+	if (fd < 0) {
+		al_error_errno(&err, "%s", src);
+		return runtime_error(&err);
+	}
+	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		/* An OCI layout directory: sent as the tar airlockd takes. */
+		close(fd);
+		fd = open(".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (fd < 0)
+			fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			al_error_errno(&err, "temporary file");
+			return runtime_error(&err);
+		}
+		r = tar_directory(src, fd, &err);
+		if (r < 0 || fstat(fd, &st) < 0 || lseek(fd, 0, SEEK_SET) != 0)
+			return runtime_error(&err);
+	}
+	u.fd = fd;
+	u.total = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	{
+		_cleanup_curl_free_ char *q = curl_easy_escape(c.curl, argv[1], 0);
+		if (!q || asprintf(&escaped_path, "/v1/images?name=%s", q) < 0) {
+			escaped_path = NULL;
+			client_close(&c);
+			al_error_set(&err, ENOMEM, "out of memory");
+			return runtime_error(&err);
+		}
+	}
+	r = upload_image(&c, escaped_path, &u, &res, &err);
+	client_close(&c);
+	if (r < 0) {
+		al_error_prefix(&err, "import %s", argv[1]);
+		return runtime_error(&err);
+	}
+	printf("%s %s (%d layers)\n", argv[1], json_string(res, "id"),
+	       cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(res, "layers")));
+	return 0;
+}
+
+static int image_ls_verb(struct verb_ctx *ctx, int argc, char **argv)
+{
+	_cleanup_cjson_ cJSON *res = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	struct client c = {0};
+	const cJSON *img;
+	bool json = argc == 2 && !strcmp(argv[1], "--json");
+	int r;
+
+	if (argc > 2 || (argc == 2 && !json))
+		return usage_error(usage_image, "ls: unexpected argument '%s'", argv[1]);
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	r = api_json(&c, "GET", "/v1/images", NULL, false, NULL, &res, &err);
+	client_close(&c);
+	if (r < 0)
+		return runtime_error(&err);
+	if (json) {
+		print_json(res);
+		return 0;
+	}
+	printf("%-32s %-19s %-6s %s\n", "NAME", "ID", "LAYERS", "IMPORTED");
+	cJSON_ArrayForEach(img, cJSON_GetObjectItemCaseSensitive(res, "images"))
+	{
+		const char *id = json_string(img, "id");
+		printf("%-32s %-19.19s %-6d %s\n", json_string(img, "name"),
+		       strncmp(id, "sha256:", 7) ? id : id + 7,
+		       cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(img, "layers")),
+		       json_string(img, "imported"));
+	}
+	return 0;
+}
+
+static int image_rm_verb(struct verb_ctx *ctx, int argc, char **argv)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct client c = {0};
+	int status = 0;
+
+	if (argc < 2)
+		return usage_error(usage_image, "rm: missing NAME");
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	for (int i = 1; i < argc; i++) {
+		_cleanup_free_ char *path = NULL;
+		_cleanup_cjson_ cJSON *res = NULL;
+		if (image_path(&c, argv[i], &path) < 0 ||
+		    api_json(&c, "DELETE", path, NULL, false, NULL, &res, &err) < 0) {
+			if (!path)
+				al_error_set(&err, ENOMEM, "out of memory");
+			al_error_prefix(&err, "image rm %s", argv[i]);
+			status = runtime_error(&err);
+			al_error_clear(&err);
+		}
+	}
+	client_close(&c);
+	return status;
+}
+
+static int verb_image(struct verb_ctx *ctx, int argc, char **argv)
+{
+	if (argc < 2)
+		return usage_error(usage_image, "missing command (import, ls or rm)");
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
+		return show_usage(usage_image);
+	if (!strcmp(argv[1], "import"))
+		return image_import_verb(ctx, argc - 1, argv + 1);
+	if (!strcmp(argv[1], "ls"))
+		return image_ls_verb(ctx, argc - 1, argv + 1);
+	if (!strcmp(argv[1], "rm"))
+		return image_rm_verb(ctx, argc - 1, argv + 1);
+	return usage_error(usage_image, "unknown image command '%s'", argv[1]);
+}
+
 static int verb_snapshot_export(struct verb_ctx *ctx, int argc, char **argv)
 {
 	_cleanup_curl_free_ char *escaped = NULL;
@@ -1986,6 +2382,7 @@ static const struct verb {
     {"restore", verb_restore},
     {"snapshots", verb_snapshots},
     {"snapshot-rm", verb_snapshot_rm},
+    {"image", verb_image},
     {"snapshot-export", verb_snapshot_export},
     {"snapshot-import", verb_snapshot_import},
 };

@@ -29,6 +29,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "events.h"
+#include "images.h"
 #include "cgroup.h"
 #include "log.h"
 #include "lifecycle.h"
@@ -53,6 +54,7 @@
 #endif
 
 #define DEFAULT_STATE_DIR AIRLOCK_STATE_ROOT "/state"
+#define DEFAULT_IMAGES_DIR AIRLOCK_STATE_ROOT "/images"
 #define DEFAULT_ROOTFS AIRLOCK_STATE_ROOT "/rootfs/debian"
 #define DEFAULT_SOCKET "/run/airlock/airlockd.sock"
 
@@ -61,6 +63,7 @@ struct options {
 	const char *socket_path;
 	const char *state_dir;
 	const char *rootfs;
+	const char *images_dir;
 	const char *profiles_dir;
 	const char *init_path;
 	const char *group;
@@ -118,6 +121,8 @@ static void usage(FILE *f)
 	    "                      ignored when systemd passes the socket (airlockd.socket)\n"
 	    "  --state-dir DIR     sandbox state (default " DEFAULT_STATE_DIR ")\n"
 	    "  --rootfs DIR        default base rootfs (default " DEFAULT_ROOTFS ")\n"
+	    "  --images DIR        image store (default " DEFAULT_IMAGES_DIR " with the\n"
+	    "                      default state directory, else STATE-DIR/images)\n"
 	    "  --profiles DIR      seccomp profiles directory (default %s)\n"
 	    "  --init PATH         airlock-init binary (default: next to airlockd, else %s)\n"
 	    "  --group NAME        group whose members may use the socket (default: root only)\n"
@@ -310,6 +315,19 @@ static int setup_daemon(struct daemon *ctx, const struct options *o, struct al_e
 	if (al_mkdir_p(ctx->host.sandboxes_dir, 0700, err) < 0 ||
 	    al_mkdir_p(ctx->host.seccomp_cache_dir, 0700, err) < 0)
 		return -err->code;
+	/* Images are a daemon's own, as its sandboxes are: a test daemon's
+	 * state directory holds its store. */
+	if (o->images_dir)
+		ctx->host.images_dir = strdup(o->images_dir);
+	else if (!strcmp(state, DEFAULT_STATE_DIR))
+		ctx->host.images_dir = strdup(DEFAULT_IMAGES_DIR);
+	else if (asprintf(&ctx->host.images_dir, "%s/images", state) < 0)
+		ctx->host.images_dir = NULL;
+	if (!ctx->host.images_dir)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = image_store_open(ctx->host.images_dir, &ctx->images, err);
+	if (r < 0)
+		return r;
 	ctx->host.default_rootfs = strdup(o->rootfs);
 	ctx->host.profiles_dir = strdup(o->profiles_dir);
 	if (!ctx->host.default_rootfs || !ctx->host.profiles_dir)
@@ -379,6 +397,8 @@ static void daemon_free(struct daemon *ctx)
 	free(ctx->host.sandboxes_dir);
 	free(ctx->host.seccomp_cache_dir);
 	free(ctx->host.default_rootfs);
+	free(ctx->host.images_dir);
+	image_store_free(ctx->images);
 	free(ctx->host.profiles_dir);
 	free(ctx->host.pid1_path);
 	free(ctx->host.pid1_bind_path);
@@ -462,19 +482,13 @@ static void bound_sandbox_budgets(void)
 }
 
 static const struct option longopts[] = {
-    {"config", required_argument, NULL, 'c'},
-    {"socket", required_argument, NULL, 's'},
-    {"state-dir", required_argument, NULL, 'd'},
-    {"rootfs", required_argument, NULL, 'r'},
-    {"profiles", required_argument, NULL, 'p'},
-    {"init", required_argument, NULL, 'i'},
-    {"group", required_argument, NULL, 'g'},
-    {"warm-pool", required_argument, NULL, 'w'},
-    {"client-rate", required_argument, NULL, 'R'},
-    {"debug", no_argument, NULL, 'D'},
-    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},
-    {NULL, 0, NULL, 0},
+    {"config", required_argument, NULL, 'c'},    {"socket", required_argument, NULL, 's'},
+    {"state-dir", required_argument, NULL, 'd'}, {"rootfs", required_argument, NULL, 'r'},
+    {"profiles", required_argument, NULL, 'p'},  {"images", required_argument, NULL, 'I'},
+    {"init", required_argument, NULL, 'i'},      {"group", required_argument, NULL, 'g'},
+    {"warm-pool", required_argument, NULL, 'w'}, {"client-rate", required_argument, NULL, 'R'},
+    {"debug", no_argument, NULL, 'D'},           {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
 };
 
 /* Options in argv (a command line, or a configuration file's lines made
@@ -497,6 +511,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'r':
 			o->rootfs = optarg;
+			break;
+		case 'I':
+			o->images_dir = optarg;
 			break;
 		case 'p':
 			o->profiles_dir = optarg;

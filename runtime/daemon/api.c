@@ -27,6 +27,7 @@
 #include "cleanup.h"
 #include "json.h"
 #include "events.h"
+#include "images.h"
 #include "log.h"
 #include "lifecycle.h"
 #include "pool.h"
@@ -39,6 +40,11 @@
 #define MAX_FILE_BODY (256u << 20)
 #define DEFAULT_MAX_OUTPUT (1u << 20)
 #define MAX_OUTPUT_CAP (64u << 20)
+/* An image import's bounds: the archive, the unpacked image, and the members
+ * of each layer (each may be raised by a query parameter, by root). */
+#define IMAGE_MAX_INPUT (16ULL << 30)
+#define IMAGE_MAX_EXTRACTED (64ULL << 30)
+#define IMAGE_MAX_MEMBERS 1000000ULL
 
 struct api_server {
 	struct MHD_Daemon *mhd;
@@ -358,7 +364,8 @@ static int create(struct api_server *s, const cJSON *req, uid_t client, struct s
 {
 	bool trusted = client == 0;
 	struct sandbox_spec_policy policy = {.default_rootfs = s->ctx->host.default_rootfs,
-	                                     .trusted = trusted};
+	                                     .trusted = trusted,
+	                                     .images_dir = s->ctx->host.images_dir};
 	struct sandbox_spec spec = {0};
 	int r = sandbox_spec_from_request(req, &policy, &spec, err);
 
@@ -573,6 +580,38 @@ static void reply_process(struct sandbox *sb, struct al_process *p, const char *
 	reply_json(rp, 200, o);
 }
 
+/* "user": "UID" or "UID:GID", numeric (the sandbox's ids, 0..65535).  A
+ * uid alone gets the image user's gid when it is the image's uid, else 0
+ * (as docker does for a uid its image's /etc/passwd does not name). */
+static int parse_exec_user(const cJSON *v, uid_t *uid, gid_t *gid, struct al_error *err)
+{
+	unsigned long u, g;
+	char *end = NULL;
+	const char *s;
+
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	if (!cJSON_IsString(v) || !v->valuestring[0])
+		return al_error_set(err, EINVAL, "user must be a string \"UID\" or \"UID:GID\"");
+	s = v->valuestring;
+	errno = 0;
+	u = strtoul(s, &end, 10);
+	g = 0;
+	if (!errno && end != s && *end == ':') {
+		const char *gs = end + 1;
+		g = strtoul(gs, &end, 10);
+		if (end == gs)
+			end = (char *)"x";
+	}
+	if (errno || end == s || *end || s[0] == '-' || u > 65535 || g > 65535)
+		return al_error_set(err, EINVAL,
+		                    "user '%s': expected UID or UID:GID, numbers 0..65535", s);
+	if (u != *uid || strchr(s, ':'))
+		*gid = (gid_t)g;
+	*uid = (uid_t)u;
+	return 0;
+}
+
 /* Start the command an exec request (req) describes and reply with its result. */
 static void exec_and_reply(struct sandbox *sb, const cJSON *req, struct reply *rp)
 {
@@ -640,8 +679,18 @@ static void exec_and_reply(struct sandbox *sb, const cJSON *req, struct reply *r
 		if (asprintf(&cwd_buf, "%s/%s", sb->spec.workspace, v->valuestring) < 0)
 			cwd_buf = NULL;
 		x.cwd = cwd_buf;
+	} else if (cJSON_IsString(v)) {
+		x.cwd = v->valuestring;
 	} else {
-		x.cwd = cJSON_IsString(v) ? v->valuestring : sb->spec.workspace;
+		/* An image's WorkingDir, else the workspace. */
+		x.cwd = sb->spec.cwd ? sb->spec.cwd : sb->spec.workspace;
+	}
+	x.uid = sb->spec.uid;
+	x.gid = sb->spec.gid;
+	if (parse_exec_user(cJSON_GetObjectItemCaseSensitive(req, "user"), &x.uid, &x.gid, &err) <
+	    0) {
+		reply_al_error(rp, &err);
+		return;
 	}
 	if ((v = cJSON_GetObjectItemCaseSensitive(req, "stdin_base64")) && cJSON_IsString(v)) {
 		if (al_base64_decode(v->valuestring, &stdin_buf, &x.stdin_len, &err) < 0) {
@@ -951,6 +1000,121 @@ static void handle_snapshots(struct api_server *s, char **seg, size_t n, const c
 		reply_error(rp, 404, "not_found", "unknown path");
 }
 
+/* ---- images -------------------------------------------------------------------------------- */
+
+/* True when some sandbox (running, pooled or being made) uses image name. */
+static bool image_in_use(struct api_server *s, const char *name, char id_out[64])
+{
+	_cleanup_strv_ char **ids = registry_ids(&s->ctx->registry);
+	bool used = false;
+
+	for (char **id = ids; id && *id && !used; id++) {
+		struct sandbox *sb = registry_get(&s->ctx->registry, *id);
+		if (!sb)
+			continue;
+		if (sb->spec.image && !strcmp(sb->spec.image, name)) {
+			used = true;
+			snprintf(id_out, 64, "%s", *id);
+		}
+		sandbox_unref(sb);
+	}
+	return used;
+}
+
+static void handle_image_import(struct api_server *s, struct MHD_Connection *c, struct request *rq,
+                                struct reply *rp)
+{
+	struct al_error err = AL_ERROR_INIT;
+	const char *name = query(c, "name");
+	struct tar_limits lim;
+	cJSON *rec = NULL;
+
+	tar_limits_default(&lim);
+	lim.max_input_bytes = IMAGE_MAX_INPUT;
+	lim.max_extracted_bytes = IMAGE_MAX_EXTRACTED;
+	lim.max_members = IMAGE_MAX_MEMBERS;
+	if (rq->peer_uid != 0) {
+		reply_error(rp, 403, "forbidden", "only root may import images");
+		return;
+	}
+	if (!name) {
+		reply_error(rp, 400, "invalid_argument", "?name=NAME is required");
+		return;
+	}
+	if (query_u64(c, "max_extracted_bytes", lim.max_extracted_bytes, &lim.max_extracted_bytes,
+	              &err) < 0 ||
+	    query_u64(c, "max_members", lim.max_members, &lim.max_members, &err) < 0) {
+		reply_al_error(rp, &err);
+		return;
+	}
+	if (rq->spool_fd < 0 || lseek(rq->spool_fd, 0, SEEK_SET) != 0) {
+		reply_error(rp, 500, "internal", "no spooled archive");
+		return;
+	}
+	if (image_import(s->ctx->images, name, rq->spool_fd, &lim, &rec, &err) < 0) {
+		log_warn("%s", err.msg);
+		if (err.code == EEXIST)
+			reply_error(rp, 409, "conflict", err.msg);
+		else
+			reply_al_error(rp, &err);
+		return;
+	}
+	log_info("imported image %s (%s)", name, al_json_str(rec, "id"));
+	reply_json(rp, 201, rec);
+}
+
+static void handle_images(struct api_server *s, char **seg, size_t n, struct MHD_Connection *c,
+                          const char *method, struct request *rq, struct reply *rp)
+{
+	struct al_error err = AL_ERROR_INIT;
+	char user[64];
+	unsigned removed = 0;
+	cJSON *o;
+
+	if (n == 2 && !strcmp(method, "GET")) {
+		o = cJSON_CreateObject();
+		cJSON_AddItemToObject(o, "images", image_list_json(s->ctx->images));
+		reply_json(rp, 200, o);
+	} else if (n == 2 && !strcmp(method, "POST")) {
+		handle_image_import(s, c, rq, rp);
+	} else if (n == 3 && !strcmp(method, "GET")) {
+		if (image_json(s->ctx->images, seg[2], &o, &err) < 0)
+			reply_al_error(rp, &err);
+		else
+			reply_json(rp, 200, o);
+	} else if (n == 3 && !strcmp(method, "DELETE")) {
+		char msg[256];
+		if (rq->peer_uid != 0) {
+			reply_error(rp, 403, "forbidden", "only root may remove images");
+			return;
+		}
+		if (!image_name_valid(seg[2])) {
+			reply_error(rp, 400, "invalid_argument", "invalid image name");
+			return;
+		}
+		if (image_in_use(s, seg[2], user)) {
+			snprintf(msg, sizeof(msg),
+			         "image '%s' is in use by sandbox %s: remove it first", seg[2],
+			         user);
+			reply_error(rp, 409, "conflict", msg);
+			return;
+		}
+		if (image_remove(s->ctx->images, seg[2], &removed, &err) < 0) {
+			reply_al_error(rp, &err);
+			return;
+		}
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "removed", seg[2]);
+		cJSON_AddNumberToObject(o, "layers_removed", removed);
+		reply_json(rp, 200, o);
+	} else if (n == 2 || n == 3) {
+		reply_error(rp, 405, "method_not_allowed",
+		            n == 2 ? "use GET or POST" : "use GET or DELETE");
+	} else {
+		reply_error(rp, 404, "not_found", "unknown path");
+	}
+}
+
 /* ---- routing ------------------------------------------------------------------------------- */
 
 /* Split "/v1/sandboxes/ID/processes/PID/stdin" into at most 6 segments after /v1. */
@@ -990,6 +1154,10 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 	}
 	if (!strcmp(seg[1], "snapshots")) {
 		handle_snapshots(s, seg, n, method, rq, rp);
+		return;
+	}
+	if (!strcmp(seg[1], "images")) {
+		handle_images(s, seg, n, c, method, rq, rp);
 		return;
 	}
 	if (strcmp(seg[1], "sandboxes")) {
@@ -1158,6 +1326,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 				reply_al_error(&rp, &err);
 				return send_reply(c, &rp);
 			}
+		} else if (!strcmp(method, "POST") && !strcmp(url, "/v1/images")) {
+			/* An image archive: spooled to disk, read twice by the import. */
+			struct al_error err = AL_ERROR_INIT;
+			uint64_t lim = IMAGE_MAX_INPUT;
+			if (rq->peer_uid != 0) {
+				rq->rejected = true;
+				reply_error(&rp, 403, "forbidden", "only root may import images");
+				return send_reply(c, &rp);
+			}
+			if (query_u64(c, "max_input_bytes", lim, &lim, &err) < 0 ||
+			    (rq->spool_fd = api_spool_open(s->ctx, &err)) < 0) {
+				rq->rejected = true;
+				reply_al_error(&rp, &err);
+				return send_reply(c, &rp);
+			}
+			rq->limit = lim;
 		} else if (!strcmp(method, "PUT") && strlen(url) > 10 &&
 		           !strcmp(url + strlen(url) - 10, "/workspace")) {
 			/* A workspace tar may be large: spooled to disk, bounded by the

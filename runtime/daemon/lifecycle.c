@@ -110,7 +110,8 @@ static const struct sandbox_start start_fresh = {.start = sandbox_start_fresh, .
 static struct sandbox_spec_policy policy(const struct daemon *d, bool trusted)
 {
 	return (struct sandbox_spec_policy){.default_rootfs = d->host.default_rootfs,
-	                                    .trusted = trusted};
+	                                    .trusted = trusted,
+	                                    .images_dir = d->host.images_dir};
 }
 
 /* ---- the warm pool's side ---------------------------------------------------------------------

@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -191,6 +192,12 @@ static void handle_spawn(struct client *cl, const struct initproto_msg *msg, int
 		if (dup2(fds[0], 0) < 0 || dup2(fds[1], 1) < 0 || dup2(fds[2], 2) < 0)
 			child_fail(w, INITPROTO_STAGE_STDIO);
 		syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+		/* Another user (an image's User): its ids, no supplementary
+		 * groups, and with the uid change the capabilities go. */
+		if ((msg->num || msg->aux) &&
+		    (setgroups(0, NULL) < 0 || setresgid(msg->aux, msg->aux, msg->aux) < 0 ||
+		     setresuid((uid_t)msg->num, (uid_t)msg->num, (uid_t)msg->num) < 0))
+			child_fail(w, INITPROTO_STAGE_USER);
 		if (chdir(msg->text) < 0)
 			child_fail(w, INITPROTO_STAGE_CHDIR);
 		exec_with_path(msg->argv, msg->env);
@@ -211,7 +218,7 @@ static void handle_spawn(struct client *cl, const struct initproto_msg *msg, int
  * failed (why).  Either is the answer to the spawn request. */
 static void spawn_status(struct client *cl)
 {
-	static const char *const stages[] = {"exec", "chdir", "stdio", "fork"};
+	static const char *const stages[] = {"exec", "chdir", "stdio", "fork", "user"};
 	struct spawn_failure f;
 	ssize_t n;
 
@@ -220,7 +227,7 @@ static void spawn_status(struct client *cl)
 	while (n < 0 && errno == EINTR);
 	close(cl->status_fd);
 	cl->status_fd = -1;
-	if (n == (ssize_t)sizeof(f) && f.stage >= 0 && f.stage < 4) {
+	if (n == (ssize_t)sizeof(f) && f.stage >= 0 && f.stage < 5) {
 		char what[PATH_MAX + 64];
 		const char *name = f.stage == INITPROTO_STAGE_CHDIR ? cl->cwd : cl->what;
 		snprintf(what, sizeof(what), "%s %s: %s", stages[f.stage], name ? name : "?",

@@ -21,7 +21,8 @@
  *
  * all integers little-endian.  File descriptors (SCM_RIGHTS) ride on the
  * first byte of the frame.  One connection carries one process: SPAWN (argv,
- * env, text = cwd, with stdin, stdout and stderr fds) is answered by PID
+ * env, text = cwd, num = uid, aux = gid, with stdin, stdout and stderr fds)
+ * is answered by PID
  * (num = pid) or ERROR (num = errno, aux = stage, text = message); later
  * airlockd may send KILL (num = signal); PID 1 reports the end with EXIT
  * (num = status) or SIGNALED (num = signal).  PING is answered by PONG.
@@ -56,6 +57,7 @@ enum initproto_stage {
 	INITPROTO_STAGE_CHDIR,
 	INITPROTO_STAGE_STDIO,
 	INITPROTO_STAGE_FORK,
+	INITPROTO_STAGE_USER,
 };
 
 struct initproto_msg {

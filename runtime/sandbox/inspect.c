@@ -28,6 +28,10 @@ cJSON *sandbox_summary_json(const struct sandbox *sb)
 	cJSON_AddStringToObject(o, "state", sandbox_running(sb) ? "running" : "stopped");
 	cJSON_AddStringToObject(o, "created", sb->created);
 	cJSON_AddStringToObject(o, "rootfs", sb->spec.rootfs);
+	if (sb->spec.image)
+		cJSON_AddStringToObject(o, "image", sb->spec.image);
+	else
+		cJSON_AddNullToObject(o, "image");
 	return o;
 }
 

@@ -642,6 +642,8 @@ int process_start(struct sandbox *sb, const struct exec_request *req, struct al_
 	msg.argv = req->argv;
 	msg.env = req->env;
 	msg.text = (char *)req->cwd;
+	msg.num = (int32_t)req->uid;
+	msg.aux = req->gid;
 	fds[0] = in_r;
 	fds[1] = out_w;
 	fds[2] = err_w;

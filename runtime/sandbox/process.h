@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <cjson/cJSON.h>
 
@@ -16,6 +17,8 @@ struct exec_request {
 	char **argv; /* NULL-terminated */
 	char **env;  /* complete environment, "K=V", NULL-terminated */
 	const char *cwd;
+	uid_t uid; /* the user it runs as (0: the sandbox's root) */
+	gid_t gid;
 	const void *stdin_data;
 	size_t stdin_len;
 	bool keep_stdin_open;

@@ -290,20 +290,20 @@ static int mount_layer_tmpfs(const struct sandbox *sb, struct al_error *err)
 	return 0;
 }
 
-/* True when the base rootfs has nothing at the workspace's path, or an empty
- * directory; resolved inside the rootfs, never following a link out of it. */
-static bool lower_workspace_empty(const struct sandbox *sb)
+/* True when the lower layer has nothing at the workspace's path, or an
+ * empty directory; resolved inside the layer, never following a link out. */
+static bool layer_workspace_empty(const char *layer, const char *workspace)
 {
 	struct open_how how = {.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
 	                       .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
-	_cleanup_close_ int root = open(sb->spec.rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int root = open(layer, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	_cleanup_closedir_ DIR *d = NULL;
 	struct dirent *de;
 	int fd;
 
 	if (root < 0)
 		return false;
-	fd = (int)syscall(SYS_openat2, root, sb->spec.workspace + 1, &how, sizeof(how));
+	fd = (int)syscall(SYS_openat2, root, workspace + 1, &how, sizeof(how));
 	if (fd < 0)
 		return errno == ENOENT;
 	d = fdopendir(fd);
@@ -313,6 +313,15 @@ static bool lower_workspace_empty(const struct sandbox *sb)
 	}
 	while ((de = readdir(d)))
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			return false;
+	return true;
+}
+
+/* The same for every lower layer (the base rootfs, or each of an image's). */
+static bool lower_workspace_empty(const struct sandbox *sb)
+{
+	for (char **l = sb->spec.lowers; l && *l; l++)
+		if (!layer_workspace_empty(*l, sb->spec.workspace))
 			return false;
 	return true;
 }
@@ -329,6 +338,72 @@ static void make_workspace_opaque(const struct sandbox *sb, const char *upper_pa
 	if (strcmp(sb->spec.workspace, "/") && lower_workspace_empty(sb) &&
 	    setxattr(upper_path, "trusted.overlay.opaque", "y", 1, 0) < 0)
 		log_debug("sandbox %s: mark %s opaque: %m", sb->id, upper_path);
+}
+
+/* What the topmost lower layer that has rel (no leading '/') holds there,
+ * resolved inside that layer; false when none has it. */
+static bool lower_stat(const struct sandbox *sb, const char *rel, struct stat *st)
+{
+	struct open_how how = {.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+	                       .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+
+	for (char **l = sb->spec.lowers; l && *l; l++) {
+		_cleanup_close_ int root = open(*l, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		_cleanup_close_ int fd = -1;
+
+		if (root < 0)
+			continue;
+		fd = (int)syscall(SYS_openat2, root, rel, &how, sizeof(how));
+		if (fd >= 0 && fstat(fd, st) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * An image's WorkingDir need not exist in it (runc makes it at start): its
+ * missing components are made in the writable layer, owned by the
+ * sandbox's root; a component a lower layer has as a directory keeps that
+ * one's owner and mode (an upper directory's own would hide them).  A
+ * component that is something else stops it: the exec's chdir says why.
+ */
+static int make_workdir(const struct sandbox *sb, struct al_error *err)
+{
+	_cleanup_free_ char *copy = sb->spec.cwd ? strdup(sb->spec.cwd) : NULL;
+	char path[PATH_MAX], rel[PATH_MAX];
+	struct stat st;
+
+	if (!sb->spec.cwd)
+		return 0;
+	if (!copy)
+		return al_error_set(err, ENOMEM, "out of memory");
+	snprintf(rel, sizeof(rel), "%s", sb->spec.cwd + 1);
+	if (!rel[0] || lower_stat(sb, rel, &st))
+		return 0; /* the image has it */
+	snprintf(path, sizeof(path), "%s/upper", sb->dir);
+	rel[0] = '\0';
+	for (char *c = strtok(copy, "/"); c; c = strtok(NULL, "/")) {
+		size_t l = strlen(path), rl = strlen(rel);
+		uid_t uid = sb->uid_base;
+		gid_t gid = (gid_t)sb->uid_base;
+		mode_t mode = 0755;
+
+		snprintf(path + l, sizeof(path) - l, "/%s", c);
+		snprintf(rel + rl, sizeof(rel) - rl, "%s%s", rl ? "/" : "", c);
+		if (lower_stat(sb, rel, &st)) {
+			if (!S_ISDIR(st.st_mode))
+				return 0;
+			/* Layers keep the sandbox's ids: shifted to the host's. */
+			uid = sb->uid_base + st.st_uid;
+			gid = (gid_t)sb->uid_base + st.st_gid;
+			mode = st.st_mode & 07777;
+		}
+		if (mkdir(path, mode) < 0 && errno != EEXIST)
+			return al_error_errno(err, "mkdir %s", path);
+		if (chown(path, uid, gid) < 0 || chmod(path, mode) < 0)
+			return al_error_errno(err, "working directory %s", path);
+	}
+	return 0;
 }
 
 static int prepare_dirs(struct sandbox *sb, struct al_error *err)
@@ -368,6 +443,9 @@ static int prepare_dirs(struct sandbox *sb, struct al_error *err)
 			return r;
 	}
 	make_workspace_opaque(sb, path);
+	r = make_workdir(sb, err);
+	if (r < 0)
+		return r;
 	if (!sb->spec.parsed)
 		return 0;
 	wsfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "cleanup.h"
+#include "images.h"
 #include "json.h"
 #include "manifest.h"
 #include "strv.h"
@@ -24,6 +25,9 @@
 void sandbox_spec_free(struct sandbox_spec *s)
 {
 	free(s->rootfs);
+	free(s->image);
+	al_strv_free(s->lowers);
+	free(s->cwd);
 	al_strv_free(s->env);
 	free(s->workspace);
 	cJSON_Delete(s->manifest);
@@ -169,6 +173,66 @@ static int parse_rootfs(const cJSON *v, const struct sandbox_spec_policy *policy
 	return 0;
 }
 
+static int lowers_of_rootfs(struct sandbox_spec *s, struct al_error *err)
+{
+	s->lowers = calloc(2, sizeof(char *));
+	if (!s->lowers || !(s->lowers[0] = strdup(s->rootfs)))
+		return al_error_set(err, ENOMEM, "out of memory");
+	return 0;
+}
+
+/* The image named by v: its layers, user, working directory, and its Env
+ * over the defaults (the manifest's and the request's come after). */
+static int parse_image(const cJSON *v, const cJSON *want_id,
+                       const struct sandbox_spec_policy *policy, struct sandbox_spec *s,
+                       struct al_error *err)
+{
+	_cleanup_(image_free) struct image img = {0};
+	bool has_home = false;
+	int r;
+
+	if (!cJSON_IsString(v) || !image_name_valid(v->valuestring))
+		return al_error_set(err, EINVAL, "image must be the name of an imported image");
+	if (!policy->images_dir)
+		return al_error_set(err, EINVAL, "this airlockd has no image store");
+	r = image_load(policy->images_dir, v->valuestring, &img, err);
+	if (r < 0) {
+		err->code = r == -ENOENT ? ENOENT : EINVAL;
+		return -err->code;
+	}
+	if (want_id && !cJSON_IsNull(want_id) &&
+	    (!cJSON_IsString(want_id) || strcmp(want_id->valuestring, img.id)))
+		return al_error_set(err, EINVAL,
+		                    "image '%s' is %s now, not %s (it was removed and imported "
+		                    "again)",
+		                    img.name, img.id,
+		                    cJSON_IsString(want_id) ? want_id->valuestring : "that");
+	s->image = strdup(img.name);
+	s->rootfs = strdup(img.lowers[0]);
+	s->lowers = TAKE_PTR(img.lowers);
+	s->cwd = TAKE_PTR(img.workdir);
+	snprintf(s->image_id, sizeof(s->image_id), "%s", img.id);
+	s->uid = img.uid;
+	s->gid = img.gid;
+	if (!s->image || !s->rootfs)
+		return al_error_set(err, ENOMEM, "out of memory");
+	for (char **e = img.env; e && *e; e++) {
+		char *eq = strchr(*e, '=');
+		if (!eq || eq == *e)
+			continue;
+		*eq = '\0';
+		has_home |= !strcmp(*e, "HOME");
+		r = al_strv_env_set(&s->env, *e, eq + 1);
+		*eq = '=';
+		if (r < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
+	}
+	/* As docker does: the user's home, unless Env names one. */
+	if (!has_home && img.home && al_strv_env_set(&s->env, "HOME", img.home) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	return 0;
+}
+
 static int parse_manifest(const cJSON *v, const struct sandbox_spec_policy *policy,
                           struct sandbox_spec *s, struct al_error *err)
 {
@@ -225,7 +289,7 @@ static int parse_env(const cJSON *v, struct sandbox_spec *s, struct al_error *er
 static int parse_request(const cJSON *req, const struct sandbox_spec_policy *policy,
                          struct sandbox_spec *s, struct al_error *err)
 {
-	const cJSON *v;
+	const cJSON *v, *image;
 	int r;
 
 	if (req && !cJSON_IsObject(req))
@@ -241,9 +305,19 @@ static int parse_request(const cJSON *req, const struct sandbox_spec_policy *pol
 			                    "name must match [a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}");
 		snprintf(s->name, sizeof(s->name), "%s", v->valuestring);
 	}
-	r = parse_rootfs(cJSON_GetObjectItemCaseSensitive(req, "rootfs"), policy, s, err);
-	if (r < 0)
-		return r;
+	image = cJSON_GetObjectItemCaseSensitive(req, "image");
+	if (image && cJSON_IsNull(image))
+		image = NULL;
+	v = cJSON_GetObjectItemCaseSensitive(req, "rootfs");
+	if (image && v && !cJSON_IsNull(v))
+		return al_error_set(err, EINVAL, "give rootfs or image, not both");
+	if (!image) {
+		r = parse_rootfs(v, policy, s, err);
+		if (r == 0)
+			r = lowers_of_rootfs(s, err);
+		if (r < 0)
+			return r;
+	}
 	if ((v = cJSON_GetObjectItemCaseSensitive(req, "seccomp_profile")) && !cJSON_IsNull(v)) {
 		if (!cJSON_IsString(v) || !al_valid_name(v->valuestring))
 			return al_error_set(err, EINVAL, "invalid seccomp_profile");
@@ -264,6 +338,12 @@ static int parse_request(const cJSON *req, const struct sandbox_spec_policy *pol
 	    al_strv_env_set(&s->env, "HOME", "/root") < 0 ||
 	    al_strv_env_set(&s->env, "LANG", "C.UTF-8") < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
+	if (image) {
+		r = parse_image(image, cJSON_GetObjectItemCaseSensitive(req, "image_id"), policy, s,
+		                err);
+		if (r < 0)
+			return r;
+	}
 	r = parse_manifest(cJSON_GetObjectItemCaseSensitive(req, "manifest"), policy, s, err);
 	if (r < 0)
 		return r;
@@ -326,6 +406,18 @@ cJSON *sandbox_spec_to_json(const struct sandbox_spec *s)
 	    !cJSON_AddItemToObject(o, "env", env_object(s->env)) ||
 	    !cJSON_AddNumberToObject(o, "owner_uid", (double)s->owner))
 		return NULL;
+	if (s->image) {
+		cJSON *lowers = cJSON_AddArrayToObject(o, "lowers");
+		if (!lowers || !cJSON_AddStringToObject(o, "image", s->image) ||
+		    !cJSON_AddStringToObject(o, "image_id", s->image_id) ||
+		    !cJSON_AddNumberToObject(o, "uid", (double)s->uid) ||
+		    !cJSON_AddNumberToObject(o, "gid", (double)s->gid) ||
+		    (s->cwd && !cJSON_AddStringToObject(o, "cwd", s->cwd)))
+			return NULL;
+		for (char **l = s->lowers; l && *l; l++)
+			if (!cJSON_AddItemToArray(lowers, cJSON_CreateString(*l)))
+				return NULL;
+	}
 	return TAKE_PTR(o);
 }
 
@@ -373,6 +465,19 @@ static int read_record(const cJSON *rec, struct sandbox_spec *s, struct al_error
 	if (!s->rootfs || !s->workspace ||
 	    env_from_record(cJSON_GetObjectItemCaseSensitive(rec, "env"), &s->env) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
+	if (!al_json_str(rec, "image"))
+		return lowers_of_rootfs(s, err);
+	s->image = strdup(al_json_str(rec, "image"));
+	snprintf(s->image_id, sizeof(s->image_id), "%s",
+	         al_json_str(rec, "image_id") ? al_json_str(rec, "image_id") : "");
+	s->uid = (uid_t)al_json_num(rec, "uid", 0);
+	s->gid = (gid_t)al_json_num(rec, "gid", 0);
+	s->cwd = al_json_str(rec, "cwd") ? strdup(al_json_str(rec, "cwd")) : NULL;
+	s->lowers = al_json_to_strv(cJSON_GetObjectItemCaseSensitive(rec, "lowers"));
+	if (!s->image || !s->lowers || (al_json_str(rec, "cwd") && !s->cwd))
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (!s->lowers[0])
+		return al_error_set(err, EINVAL, "sandbox record of an image without its layers");
 	return 0;
 }
 
@@ -403,7 +508,9 @@ static const cJSON *limits_member_read(const cJSON *lim, const char *name)
 
 cJSON *sandbox_spec_restore_request(const cJSON *record, const cJSON *req)
 {
-	static const char *const copied[] = {"rootfs", "seccomp_profile", "limits", "env"};
+	static const char *const copied[] = {"rootfs",          "image",  "image_id",
+	                                     "seccomp_profile", "limits", "env"};
+	bool image = al_json_str(record, "image") != NULL;
 	_cleanup_cjson_ cJSON *o = cJSON_CreateObject();
 	const cJSON *v, *it;
 	cJSON *lim;
@@ -411,7 +518,8 @@ cJSON *sandbox_spec_restore_request(const cJSON *record, const cJSON *req)
 	if (!o)
 		return NULL;
 	for (size_t i = 0; i < AL_ARRAY_SIZE(copied); i++)
-		if ((v = cJSON_GetObjectItemCaseSensitive(record, copied[i])) &&
+		if (!(image && !strcmp(copied[i], "rootfs")) &&
+		    (v = cJSON_GetObjectItemCaseSensitive(record, copied[i])) &&
 		    !cJSON_AddItemToObject(o, copied[i], cJSON_Duplicate(v, true)))
 			return NULL;
 	if ((v = cJSON_GetObjectItemCaseSensitive(req, "name")) &&
@@ -449,8 +557,8 @@ cJSON *sandbox_spec_restore_request(const cJSON *record, const cJSON *req)
 
 bool sandbox_spec_poolable(const struct sandbox_spec *s, const struct sandbox_spec *base)
 {
-	return !s->name[0] && !s->manifest && !strcmp(s->rootfs, base->rootfs) &&
-	       !strcmp(s->profile, base->profile) &&
+	return !s->name[0] && !s->manifest && !s->image && !base->image &&
+	       !strcmp(s->rootfs, base->rootfs) && !strcmp(s->profile, base->profile) &&
 	       s->limits.memory_bytes == base->limits.memory_bytes &&
 	       s->limits.pids == base->limits.pids && s->limits.cpus == base->limits.cpus &&
 	       s->disk_bytes == base->disk_bytes && !strcmp(s->workspace, base->workspace);

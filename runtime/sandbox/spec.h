@@ -27,8 +27,14 @@ struct manifest;
 #define SANDBOX_DEFAULT_DISK (4ULL << 30)
 
 struct sandbox_spec {
-	char name[64];    /* "" when the request named none */
-	char *rootfs;     /* canonical path of the base root filesystem */
+	char name[64]; /* "" when the request named none */
+	char *rootfs;  /* canonical path of the base root filesystem (an image's top layer) */
+	char *image;   /* the image it was made from, or NULL */
+	char image_id[72];
+	char **lowers; /* its lower layers, the top one first: an image's, or just rootfs */
+	uid_t uid;     /* who commands run as unless told (the image's User) */
+	gid_t gid;
+	char *cwd;        /* where commands run unless told (WorkingDir); NULL: the workspace */
 	char profile[64]; /* seccomp profile name */
 	struct cgroup_limits limits;
 	uint64_t disk_bytes; /* size of the tmpfs holding the writable layer */
@@ -51,6 +57,7 @@ struct sandbox_spec_policy {
 	 * rootfs.  airlockd reads them as root, so allowing it to members of
 	 * the socket's group would hand them every file on the host. */
 	bool trusted;
+	const char *images_dir; /* the image store (images.h), or NULL: no images */
 };
 
 /* Parse and check a create request (docs/api.md; NULL: an empty one).
@@ -61,9 +68,10 @@ int sandbox_spec_from_request(const cJSON *req, const struct sandbox_spec_policy
                               struct sandbox_spec *out, struct al_error *err);
 
 /* The record of a spec: {name, rootfs, workspace, seccomp_profile,
- * limits {memory_bytes, pids, cpus, disk_bytes}, env {K: V}, owner_uid}, a
- * valid create request (owner_uid is not read from a request).  The manifest is not in it (it is
- * kept beside).  NULL on ENOMEM. */
+ * limits {memory_bytes, pids, cpus, disk_bytes}, env {K: V}, owner_uid,
+ * and for an image image, image_id, lowers, uid, gid, cwd}, a valid create
+ * request (owner_uid, lowers, uid, gid and cwd are not read from a request).  The manifest is not
+ * in it (it is kept beside).  NULL on ENOMEM. */
 cJSON *sandbox_spec_to_json(const struct sandbox_spec *s);
 
 /* A spec back from its record, as airlockd wrote it (state.json of a

@@ -19,6 +19,7 @@ Runs with Debian's python3 (its jsonschema and yaml).
 """
 
 import copy
+import hashlib
 import io
 import json
 import os
@@ -54,6 +55,31 @@ def tar_of(members):
             ti.size = len(data)
             t.addfile(ti, io.BytesIO(data))
     return buf.getvalue()
+
+
+def oci_layout_of(rootfs):
+    """An OCI image layout (as a tar) with rootfs as its one layer."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        t.add(rootfs, arcname=".")
+    layer = buf.getvalue()
+    digest = hashlib.sha256(layer).hexdigest()
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "config": {"Env": ["IMAGE=1"], "Cmd": ["sh"]},
+                         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + digest]}}).encode()
+    cdigest = hashlib.sha256(config).hexdigest()
+    manifest = json.dumps({"schemaVersion": 2,
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": "sha256:" + cdigest, "size": len(config)},
+                           "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                                       "digest": "sha256:" + digest, "size": len(layer)}]}).encode()
+    mdigest = hashlib.sha256(manifest).hexdigest()
+    index = json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+         "digest": "sha256:" + mdigest, "size": len(manifest)}]}).encode()
+    return tar_of([("oci-layout", b'{"imageLayoutVersion": "1.0.0"}'), ("index.json", index),
+                   ("blobs/sha256/" + digest, layer), ("blobs/sha256/" + cdigest, config),
+                   ("blobs/sha256/" + mdigest, manifest)])
 
 
 class OpenApiDocument(at.unittest.TestCase):
@@ -263,15 +289,41 @@ class OpenApiAgainstDaemon(at.AirlockTestCase):
         c("DELETE", "/v1/snapshots/{snapshot_id}", {"snapshot_id": snap["id"]}, 404)
         c("POST", "/v1/sandboxes", {}, 404, {"snapshot": "0123456789abcdef"})
 
+        # images
+        archive = oci_layout_of(at.ROOTFS)
+        tar = "application/x-tar"
+        img = c("POST", "/v1/images", {}, 201, archive, query={"name": "spec-image"}, raw=True,
+                content_type=tar).json
+        c("POST", "/v1/images", {}, 409, archive, query={"name": "spec-image"}, raw=True,
+          content_type=tar)
+        c("POST", "/v1/images", {}, 400, tar_of([("x", b"y")]), query={"name": "spec-bad"},
+          raw=True, content_type=tar)
+        c("POST", "/v1/images", {}, 400, archive, query={"name": "../x"}, raw=True,
+          content_type=tar)
+        c("GET", "/v1/images", {}, 200)
+        c("GET", "/v1/images/{name}", {"name": "spec-image"}, 200)
+        on_image = c("POST", "/v1/sandboxes", {}, 201, {"image": "spec-image",
+                                                        "image_id": img["id"]}).json
+        self.created.add(on_image["id"])
+        c("POST", sb + "/exec", {"id": on_image["id"]}, 200, {"command": "id -u", "user": "1000:1000"})
+        c("DELETE", "/v1/images/{name}", {"name": "spec-image"}, 409)
+        c("DELETE", sb, {"id": on_image["id"]}, 200)
+        c("DELETE", "/v1/images/{name}", {"name": "spec-image"}, 200)
+        c("GET", "/v1/images/{name}", {"name": "spec-image"}, 404)
+        c("DELETE", "/v1/images/{name}", {"name": "spec-image"}, 404)
+        c("POST", "/v1/sandboxes", {}, 404, {"image": "spec-image"})
+
         # bad creates and execs, as the spec and the daemon both see them
         for bad in ({"name": "bad name/x"}, {"limits": "lots"}, {"network": "host"},
                     {"manifest": {"entries": {"x": {"type": "no_such_type"}}}},
                     {"manifest": {"misspelt": {}}}, {"env": {"A=B": "c"}}, {"remove": True},
-                    {"limits": {"pids": -1}}, {"exec": {"cwd": "/"}}):
+                    {"limits": {"pids": -1}}, {"exec": {"cwd": "/"}},
+                    {"image": "../x"}, {"image": "x", "rootfs": "/"}):
             with self.subTest(create=bad):
                 self.refused("POST", "/v1/sandboxes", {}, bad)
         for bad in ({}, {"argv": []}, {"argv": "ls"}, {"command": "true", "yield_ms": -1},
-                    {"command": "true", "encoding": "hex"}, {"argv": [1]}):
+                    {"command": "true", "encoding": "hex"}, {"argv": [1]},
+                    {"command": "true", "user": "root"}):
             with self.subTest(exec=bad):
                 self.refused("POST", sb + "/exec", p, bad)
         c("POST", "/v1/sandboxes", {}, 400, {"seccomp_profile": "no-such-profile"})
@@ -294,7 +346,8 @@ class OpenApiAgainstDaemon(at.AirlockTestCase):
     def test_undocumented_methods_and_paths(self):
         sid = self.sandbox()["id"]
         run = self.client.exec(sid, command="sleep 30", yield_ms=1)
-        values = {"id": sid, "pid": run["process_id"], "snapshot_id": "0123456789abcdef"}
+        values = {"id": sid, "pid": run["process_id"], "snapshot_id": "0123456789abcdef",
+                  "name": "no-such-image"}
         for template, item in self.spec["paths"].items():
             path = template
             for k, v in values.items():
@@ -310,6 +363,7 @@ class OpenApiAgainstDaemon(at.AirlockTestCase):
                     self.assertValid({"$ref": "#/components/schemas/Error"}, r.json, "405 answer")
                     self.assertEqual(r.json["error"]["code"], "method_not_allowed")
         for path in ("/v1/nope", "/v2/info", "/v1/sandboxes/%s/nope" % sid, "/v1/snapshots/a/b",
+                     "/v1/images/a/b",
                      "/v1/sandboxes/%s/processes/%s/nope/x" % (sid, run["process_id"]), "/"):
             with self.subTest(path=path):
                 r = self.client.request("GET", path)

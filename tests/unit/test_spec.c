@@ -165,7 +165,7 @@ TEST(record_round_trip)
 	CHECK_INT(al_strv_length(back.env), al_strv_length(s.env));
 	CHECK(al_strv_contains(back.env, "X=1"));
 	/* The record is a create request: parsing it gives the same spec. */
-	CHECK_INT(sandbox_spec_from_request(rec, &(struct sandbox_spec_policy){rootfs, false},
+	CHECK_INT(sandbox_spec_from_request(rec, &(struct sandbox_spec_policy){rootfs, false, NULL},
 	                                    &again, &err),
 	          0);
 	CHECK_INT(again.disk_bytes, 8 << 20);
@@ -176,7 +176,7 @@ TEST(record_round_trip)
 		_cleanup_cjson_ cJSON *create = sandbox_spec_restore_request(rec, req);
 		struct sandbox_spec r;
 		CHECK_INT(sandbox_spec_from_request(
-		              create, &(struct sandbox_spec_policy){rootfs, false}, &r, &err),
+		              create, &(struct sandbox_spec_policy){rootfs, false, NULL}, &r, &err),
 		          0);
 		CHECK_STR(r.name, "r2");
 		CHECK_INT(r.limits.memory_bytes, 64 << 20);
@@ -211,7 +211,7 @@ TEST(record_round_trip)
 		_cleanup_cjson_ cJSON *create = sandbox_spec_restore_request(rec, req);
 		struct sandbox_spec r;
 		CHECK_INT(sandbox_spec_from_request(
-		              create, &(struct sandbox_spec_policy){rootfs, false}, &r, &err),
+		              create, &(struct sandbox_spec_policy){rootfs, false, NULL}, &r, &err),
 		          0);
 		CHECK(r.limits.cpus == 2);
 		CHECK_INT(r.limits.memory_bytes, 64 << 20);
@@ -240,6 +240,51 @@ TEST(earlier_state_json)
 	CHECK(al_strv_contains(s.env, "K=V"));
 	sandbox_spec_free(&s);
 	CHECK_INT(sandbox_spec_from_record(cJSON_GetObjectItem(old, "env"), &s, &err), -EINVAL);
+}
+
+/* Image fields: checked before any store is read; records keep what a
+ * restore needs (the image, not its top layer as a rootfs). */
+TEST(image_fields)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct sandbox_spec s;
+	_cleanup_cjson_ cJSON *rec = cJSON_Parse(
+	    "{\"name\":\"\",\"rootfs\":\"/img/top\",\"image\":\"py\",\"image_id\":"
+	    "\"sha256:00\",\"lowers\":[\"/img/top\",\"/img/bottom\"],\"uid\":1000,\"gid\":"
+	    "1001,\"cwd\":\"/srv\",\"workspace\":\"/workspace\",\"env\":{\"A\":\"1\"}}");
+	_cleanup_cjson_ cJSON *restore = NULL, *back = NULL;
+
+	CHECK_INT(parse("{\"image\":\"py\",\"rootfs\":\"/\"}", true, &s, &err), -EINVAL);
+	CHECK(strstr(err.msg, "not both") != NULL);
+	al_error_clear(&err);
+	CHECK_INT(parse("{\"image\":\"../x\"}", true, &s, &err), -EINVAL);
+	al_error_clear(&err);
+	CHECK_INT(parse("{\"image\":\"py\"}", true, &s, &err), -EINVAL);
+	CHECK(strstr(err.msg, "no image store") != NULL);
+	al_error_clear(&err);
+	sandbox_spec_free(&s);
+
+	CHECK_INT(sandbox_spec_from_record(rec, &s, &err), 0);
+	CHECK_STR(s.image, "py");
+	CHECK_INT(al_strv_length(s.lowers), 2);
+	CHECK_STR(s.lowers ? s.lowers[1] : NULL, "/img/bottom");
+	CHECK_INT(s.uid, 1000);
+	CHECK_INT(s.gid, 1001);
+	CHECK_STR(s.cwd, "/srv");
+	back = sandbox_spec_to_json(&s);
+	CHECK_STR(al_json_str(back, "image_id"), "sha256:00");
+	CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(back, "lowers")), 2);
+	sandbox_spec_free(&s);
+	/* A restore names the image (and its id), never its layer as a rootfs. */
+	restore = sandbox_spec_restore_request(rec, NULL);
+	CHECK_STR(al_json_str(restore, "image"), "py");
+	CHECK_STR(al_json_str(restore, "image_id"), "sha256:00");
+	CHECK(!cJSON_GetObjectItemCaseSensitive(restore, "rootfs"));
+	/* A plain sandbox's lower layer is its rootfs. */
+	CHECK_INT(parse(NULL, false, &s, &err), 0);
+	CHECK_INT(al_strv_length(s.lowers), 1);
+	CHECK_STR(s.lowers ? s.lowers[0] : NULL, rootfs);
+	sandbox_spec_free(&s);
 }
 
 TEST(poolable)
@@ -281,6 +326,7 @@ int main(void)
 	RUN(untrusted_host_paths);
 	RUN(record_round_trip);
 	RUN(earlier_state_json);
+	RUN(image_fields);
 	RUN(poolable);
 	rmdir(rootfs);
 	rmdir(elsewhere);
