@@ -339,4 +339,8 @@ install_node_packages
 if [ "${AIRLOCK_SKIP_DEBIAN_ROOTFS:-0}" != 1 ]; then
 	"$top/rootfs/build-debian.sh"
 fi
+# The stock Debian 12 root the install suite installs the package into.
+if [ "${AIRLOCK_SKIP_STOCK_ROOT:-0}" != 1 ]; then
+	"$top/packaging/stock-root.sh"
+fi
 echo "setup: done"
