@@ -17,7 +17,7 @@ need_root() {
 PACKAGES=(
 	build-essential dpkg-dev xz-utils meson ninja-build pkg-config clang-format
 	libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev libcjson-dev
-	libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libssl-dev libauparse-dev
+	libmicrohttpd-dev libnghttp2-dev libcurl4-openssl-dev libarchive-dev libssl-dev libauparse-dev
 	busybox-static debootstrap iproute2 iptables curl python3 python3-jsonschema python3-yaml nodejs
 	crun runc bubblewrap util-linux hyperfine
 	# the fuzz targets (tests/fuzz): clang, its libFuzzer and sanitizer
