@@ -38,7 +38,9 @@
 struct rexec {
 	struct rexec *next;
 	pthread_mutex_t lock; /* one poll of airlockd at a time */
+	int users;            /* requests holding it (under the devbox's exec_lock) */
 	char id[40];
+	char *command_id; /* the client's, so that a resent execute is the same execution */
 	char *process_id; /* airlockd's, while it runs */
 	bool completed;
 	int exit_status;
@@ -104,6 +106,7 @@ static int new_id(char *out, size_t size, const char *prefix)
 
 static void rexec_free(struct rexec *x)
 {
+	free(x->command_id);
 	free(x->process_id);
 	al_buf_free(&x->out);
 	al_buf_free(&x->err);
@@ -632,16 +635,27 @@ static int poll_exec(struct rdbx *d, struct rexec *x, long wait_ms, struct al_er
 	return 0;
 }
 
-static struct rexec *exec_find(struct rdbx *d, const char *id)
+/* The execution of that id (or, with by_command, of that command id), held for the
+ * caller until exec_release: trimming leaves it alone meanwhile. */
+static struct rexec *exec_find(struct rdbx *d, const char *id, bool by_command)
 {
 	struct rexec *found = NULL;
 
 	pthread_mutex_lock(&d->exec_lock);
 	for (struct rexec *x = d->execs; x && !found; x = x->next)
-		if (!strcmp(x->id, id))
+		if (by_command ? x->command_id && !strcmp(x->command_id, id) : !strcmp(x->id, id))
 			found = x;
+	if (found)
+		found->users++;
 	pthread_mutex_unlock(&d->exec_lock);
 	return found;
+}
+
+static void exec_release(struct rdbx *d, struct rexec *x)
+{
+	pthread_mutex_lock(&d->exec_lock);
+	x->users--;
+	pthread_mutex_unlock(&d->exec_lock);
 }
 
 /* Keep the newest finished executions only (running ones all stay). */
@@ -680,8 +694,25 @@ static enum MHD_Result execute(struct gw_request *rq, struct rdbx *d, long wait_
 		return rl_error(rq, 400, "command is required");
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "attach_stdin")))
 		return rl_error(rq, 400, "attach_stdin is not supported");
+	if (al_json_str(req, "command_id")) {
+		struct rexec *same = exec_find(d, al_json_str(req, "command_id"), true);
+		if (same) {
+			/* A resend (the client's retry): the execution it started. */
+			pthread_mutex_lock(&same->lock);
+			r = poll_exec(d, same, wait_ms, &e);
+			view = execution_view(d, same);
+			pthread_mutex_unlock(&same->lock);
+			exec_release(d, same);
+			if (r < 0)
+				return rl_error(rq, 502, "execution %s: %s", same->id, e.msg);
+			return gw_reply_json(rq, 200, view);
+		}
+	}
 	x = calloc(1, sizeof(*x));
-	if (!x || new_id(x->id, sizeof(x->id), "exe") < 0) {
+	if (!x || new_id(x->id, sizeof(x->id), "exe") < 0 ||
+	    dup_opt(&x->command_id, al_json_str(req, "command_id")) < 0) {
+		if (x)
+			free(x->command_id);
 		free(x);
 		return rl_error(rq, 500, "cannot make an execution");
 	}
@@ -717,21 +748,14 @@ static bool listed(const cJSON *statuses, const char *status)
 	return false;
 }
 
-static enum MHD_Result execution(struct gw_request *rq, struct rdbx *d, const char *rest)
+static enum MHD_Result execution_action(struct gw_request *rq, struct rdbx *d, struct rexec *x,
+                                        const char *id, const char *action)
 {
 	_cleanup_cjson_ cJSON *view = NULL;
 	struct al_error e = AL_ERROR_INIT;
-	char id[64];
-	const char *slash = strchr(rest, '/');
-	const char *action = slash ? slash : "";
-	struct rexec *x;
 	long wait_ms = 0;
 	int r = 0;
 
-	snprintf(id, sizeof(id), "%.*s", slash ? (int)(slash - rest) : (int)strlen(rest), rest);
-	x = exec_find(d, id);
-	if (!x)
-		return rl_error(rq, 404, "execution %s not found", id);
 	if (!strcmp(action, "/wait_for_status") && !strcmp(rq->method, "POST")) {
 		_cleanup_cjson_ cJSON *req =
 		    cJSON_ParseWithLength(rq->body.data ? rq->body.data : "", rq->body.len);
@@ -784,6 +808,23 @@ static enum MHD_Result execution(struct gw_request *rq, struct rdbx *d, const ch
 		                "output streams are not served: every execution view carries "
 		                "its whole output (never truncated)");
 	return rl_error(rq, 404, "Cannot %s %s", rq->method, rq->url);
+}
+
+static enum MHD_Result execution(struct gw_request *rq, struct rdbx *d, const char *rest)
+{
+	const char *slash = strchr(rest, '/');
+	const char *action = slash ? slash : "";
+	enum MHD_Result result;
+	struct rexec *x;
+	char id[64];
+
+	snprintf(id, sizeof(id), "%.*s", slash ? (int)(slash - rest) : (int)strlen(rest), rest);
+	x = exec_find(d, id, false);
+	if (!x)
+		return rl_error(rq, 404, "execution %s not found", id);
+	result = execution_action(rq, d, x, id, action);
+	exec_release(d, x);
+	return result;
 }
 
 /* ---- files ---- */

@@ -1,10 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """One conformance suite for every provider of the harness (conformance.c runs
 the cases through the provider table): `local` against a private airlockd, and
-`e2b`, `daytona`, `cloudflare` and `blaxel` against airlock-gateway in front
-of one.  Their keys reach the providers the harness's way, through the
-variables their SDKs read (E2B_API_KEY, DAYTONA_API_KEY,
-CLOUDFLARE_SANDBOX_API_KEY, BL_API_KEY)."""
+`e2b`, `daytona`, `cloudflare`, `blaxel` and `runloop` against airlock-gateway in front of one.  Their keys reach
+the providers the harness's way, through the variables their SDKs read
+(E2B_API_KEY, DAYTONA_API_KEY, CLOUDFLARE_SANDBOX_API_KEY, BL_API_KEY,
+RUNLOOP_API_KEY)."""
 
 import os
 import subprocess
@@ -84,6 +84,23 @@ class BlaxelConformance(gt.GatewayTestCase):
                                "workspace": "airlock"},
                         {"BL_API_KEY": self.key_a})
         self.assertEqual({sb["id"] for sb in self.client.list()} - before, set())
+
+
+class RunloopConformance(gt.GatewayTestCase):
+    def test_runloop_through_the_gateway(self):
+        before = {sb["id"] for sb in self.client.list()}
+        run_conformance(self, {"type": "runloop", "base_url": self.gateway.url},
+                        {"RUNLOOP_API_KEY": self.key_a})
+        self.assertEqual({sb["id"] for sb in self.client.list()} - before, set())
+
+    def test_runloop_wrong_key(self):
+        p = subprocess.run([CONFORMANCE, '{"type": "runloop", "base_url": "%s"}' % self.gateway.url,
+                            self.workdir],
+                           env={"PATH": "/usr/bin:/bin", "RUNLOOP_API_KEY": "wrong-key-0123456789"},
+                           capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"HTTP 401", p.stderr)
+        self.assertNotIn(b"wrong-key-0123456789", p.stdout + p.stderr)
 
 
 if __name__ == "__main__":
