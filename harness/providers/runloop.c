@@ -865,8 +865,8 @@ static int runloop_delete_snapshot(struct al_provider *p, const char *snapshot_i
 	return r == -ENOENT ? 0 : r;
 }
 
-static const char *const runloop_option_keys[] = {"base_url",           "blueprint_id", "http2",
-                                                  "request_timeout_ms", "ca_bundle",    NULL};
+static const char *const runloop_option_keys[] = {"base_url", "blueprint_id", "request_timeout_ms",
+                                                  "ca_bundle", NULL};
 
 const struct al_provider_ops al_provider_runloop = {
     .type = "runloop",
