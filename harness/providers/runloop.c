@@ -10,7 +10,9 @@
  *
  * Over https:// libcurl negotiates HTTP/2 or 1.1 by ALPN; to an http:// base URL (a
  * gateway) it speaks HTTP/1.1, which airlock-gateway serves beside the SDK's h2c:
- * libcurl 7.88 (Debian 12's) fails requests after the first over cleartext HTTP/2.
+ * libcurl 7.88 (Debian 12's) fails requests after the first on a reused cleartext
+ * HTTP/2 connection, and stalls on bodies that are a multiple of 16 KiB on a reused
+ * handle (both seen against Node's HTTP/2 server too).
  */
 #include "hosted.h"
 #include "provider.h"
