@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 // The official SDKs across a restart of airlock-gateway with --state-dir
 // (test_restart.py runs it twice).  `create`: an E2B (`e2b`), a Daytona
-// (`@daytonaio/sdk`) and a Blaxel (`@blaxel/core`) sandbox, each with a file
-// written through the SDK; prints their ids.  `reconnect IDS_JSON` (after the
+// (`@daytonaio/sdk`), a Blaxel (`@blaxel/core`) sandbox and a Runloop
+// (`@runloop/api-client`) devbox, each with a file written through the SDK, and a
+// disk snapshot of the devbox; prints their ids.  `reconnect IDS_JSON` (after the
 // restart): the same SDKs find them again by id or name, run a command that reads
 // the file, then delete them.  Environment: each SDK's own variables for tenant A
 // (as the other gateway tests), GW_KEY_B (tenant B, which must not see them).
 import { Sandbox, NotFoundError } from 'e2b';
 import { Daytona, DaytonaNotFoundError } from '@daytonaio/sdk';
 import { SandboxInstance } from '@blaxel/core';
+import { RunloopSDK, NotFoundError as RunloopNotFoundError } from '@runloop/api-client';
 import { randomBytes } from 'node:crypto';
 
 function check(cond, what, detail) {
@@ -33,7 +35,11 @@ if (phase === 'create') {
   const blaxelName = `gw-restart-${randomBytes(3).toString('hex')}`;
   const blaxel = await SandboxInstance.create({ name: blaxelName });
   await blaxel.fs.write('/workspace/kept.txt', 'blaxel kept\n');
-  console.log(JSON.stringify({ ok: true, e2b: e2b.sandboxId, daytona: daytona.id, daytonaName: daytona.name, blaxel: blaxelName }));
+  const devbox = await new RunloopSDK().devbox.create({ name: 'gw-restart' });
+  await devbox.file.write({ file_path: 'kept.txt', contents: 'runloop kept\n' });
+  const snap = await devbox.snapshotDisk({ name: 'gw-restart' });
+  console.log(JSON.stringify({ ok: true, e2b: e2b.sandboxId, daytona: daytona.id, daytonaName: daytona.name, blaxel: blaxelName,
+                               runloop: devbox.id, runloopSnapshot: snap.id }));
 } else if (phase === 'reconnect') {
   const ids = JSON.parse(process.argv[3]);
   const keyB = process.env.GW_KEY_B;
@@ -58,6 +64,19 @@ if (phase === 'create') {
   const r3 = await blaxel.process.exec({ command: 'cat /workspace/kept.txt', waitForCompletion: true });
   check(r3.exitCode === 0 && r3.stdout === 'blaxel kept\n', 'blaxel command after the restart', r3);
   await SandboxInstance.delete(ids.blaxel);
+  // Runloop: the devbox by id, and a devbox made from the snapshot taken before.
+  const runloop = new RunloopSDK();
+  await rejects(new RunloopSDK({ bearerToken: keyB }).devbox.fromId(ids.runloop).getInfo(), RunloopNotFoundError, 'runloop: tenant B gets A\'s devbox');
+  const devbox = runloop.devbox.fromId(ids.runloop);
+  check((await devbox.getInfo()).name === 'gw-restart', 'runloop devbox after the restart');
+  const r4 = await devbox.cmd.exec('cat /home/user/kept.txt');
+  check(r4.exitCode === 0 && (await r4.stdout()) === 'runloop kept\n', 'runloop command after the restart', r4.exitCode);
+  const restored = await runloop.devbox.createFromSnapshot(ids.runloopSnapshot);
+  const r5 = await restored.cmd.exec('cat /home/user/kept.txt');
+  check((await r5.stdout()) === 'runloop kept\n', 'runloop devbox from a snapshot taken before the restart');
+  await restored.shutdown();
+  await devbox.shutdown();
+  await runloop.snapshot.fromId(ids.runloopSnapshot).delete();
   console.log(JSON.stringify({ ok: true }));
 } else {
   throw new Error(`unknown phase ${phase}`);

@@ -58,7 +58,8 @@ class RestartTest(gt.GatewayTestCase):
     def sdk_env(self):
         env = {"E2B_API_URL": self.gateway.url, "E2B_SANDBOX_URL": self.gateway.url,
                "E2B_API_KEY": self.key_a, "GW_KEY_B": self.key_b,
-               "DAYTONA_API_URL": self.gateway.url + "/daytona/api", "DAYTONA_API_KEY": self.key_a}
+               "DAYTONA_API_URL": self.gateway.url + "/daytona/api", "DAYTONA_API_KEY": self.key_a,
+               "RUNLOOP_BASE_URL": self.gateway.url, "RUNLOOP_API_KEY": self.key_a}
         env.update(blaxel_env(self.gateway, self.key_a))
         return env
 
@@ -70,19 +71,21 @@ class RestartTest(gt.GatewayTestCase):
         cf = json.loads(body)["id"]
         self.assertEqual(bridge_exec(self.gateway, self.key_a, cf, "echo cf kept > /workspace/kept.txt; echo ok"), ("ok\n", 0))
         made = {sb["id"] for sb in self.client.list()}
-        self.assertGreaterEqual(len(made), 4, made)
+        self.assertGreaterEqual(len(made), 5, made)
 
         # The registry: a private directory of private files, one per service.
         st = os.stat(self.state_dir)
         self.assertEqual(stat.S_IMODE(st.st_mode), 0o700)
         self.assertEqual(st.st_uid, self.gateway_uid())
-        for name in ("e2b.json", "daytona.json", "cloudflare.json", "blaxel.json"):
+        for name in ("e2b.json", "daytona.json", "cloudflare.json", "blaxel.json", "runloop.json"):
             path = os.path.join(self.state_dir, name)
             self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600, name)
             with open(path) as f:
                 doc = json.load(f)
             self.assertEqual(len(doc["sandboxes"]), 1, (name, doc))
             self.assertEqual(doc["sandboxes"][0]["tenant"], "tenant-a")
+        with open(os.path.join(self.state_dir, "runloop.json")) as f:
+            self.assertEqual([s["id"] for s in json.load(f)["snapshots"]], [ids["runloopSnapshot"]])
         self.assertEqual([n for n in os.listdir(self.state_dir) if ".tmp" in n], [])
 
         # Stopping deletes nothing: airlockd still has every sandbox.
@@ -103,9 +106,11 @@ class RestartTest(gt.GatewayTestCase):
         done = self.node("restart_sdk.mjs", self.sdk_env(), args=["reconnect", json.dumps(ids)])
         self.assertTrue(done.get("ok"), done)
         self.assertEqual({sb["id"] for sb in self.client.list()} & made, set())
-        for name in ("e2b.json", "daytona.json", "cloudflare.json", "blaxel.json"):
+        for name in ("e2b.json", "daytona.json", "cloudflare.json", "blaxel.json", "runloop.json"):
             with open(os.path.join(self.state_dir, name)) as f:
                 self.assertEqual(json.load(f)["sandboxes"], [], name)
+        with open(os.path.join(self.state_dir, "runloop.json")) as f:
+            self.assertEqual(json.load(f)["snapshots"], [])
 
     def test_cloudflare_client_resumes_after_restart(self):
         self.restart_with_state()
