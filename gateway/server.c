@@ -181,7 +181,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	}
 	if (gw_daytona_handle(s, rq, &result) || gw_cloudflare_handle(s, rq, &result) ||
 	    gw_blaxel_handle(s, rq, &result) || gw_runloop_handle(s, rq, &result) ||
-	    gw_e2b_handle(s, rq, &result))
+	    gw_vercel_handle(s, rq, &result) || gw_e2b_handle(s, rq, &result))
 		return result;
 	return not_found(rq);
 }

@@ -103,3 +103,6 @@ void gw_blaxel_shutdown(void);
 bool gw_runloop_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *result);
 int gw_runloop_init(struct gw_server *s, struct al_error *err);
 void gw_runloop_shutdown(void);
+bool gw_vercel_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *result);
+int gw_vercel_init(struct gw_server *s, struct al_error *err);
+void gw_vercel_shutdown(void);
