@@ -7,7 +7,8 @@
 // CLOUDFLARE_SANDBOX_API_KEY), blaxel (as in blaxel_sdk.mjs) or runloop (RUNLOOP_BASE_URL,
 // RUNLOOP_API_KEY; its persistence is a native disk snapshot reference, or a tar when argv[3]
 // is "tar": an ephemeral manifest entry makes the client fall back to one).  The last line
-// printed is a JSON summary.
+// printed is a JSON summary.  vercel: as in vercel_sdk.mjs (through vercel_fetch.cjs); its
+// persistence is a tar, or a native snapshot when argv[3] is "snapshot".
 import { Manifest } from '@openai/agents-core/sandbox';
 
 const which = process.argv[2];
@@ -31,6 +32,11 @@ async function client() {
   if (which === 'blaxel') {
     const { BlaxelSandboxClient } = await import('@openai/agents-extensions/sandbox/blaxel');
     return new BlaxelSandboxClient({});
+  }
+  if (which === 'vercel') {
+    // Reached through vercel_fetch.cjs, preloaded: the SDK has no base-URL option.
+    const { VercelSandboxClient } = await import('@openai/agents-extensions/sandbox/vercel');
+    return new VercelSandboxClient(process.argv[3] === 'snapshot' ? { workspacePersistence: 'snapshot' } : {});
   }
   if (which === 'runloop') {
     const { RunloopSandboxClient } = await import('@openai/agents-extensions/sandbox/runloop');
@@ -62,7 +68,8 @@ try {
   summary.failedCommand = failed;
   const tar = await first.persistWorkspace();
   const head = new TextDecoder().decode(tar.slice(0, 64));
-  summary.persisted = head.startsWith('RUNLOOP_SANDBOX_SNAPSHOT_V1') ? 'runloop-snapshot' : 'tar';
+  summary.persisted = head.startsWith('RUNLOOP_SANDBOX_SNAPSHOT_V1') ? 'runloop-snapshot'
+    : head.startsWith('UC_VERCEL_SNAPSHOT_V1') ? 'vercel-snapshot' : 'tar';
   if (summary.persisted === 'tar')
     check(tar instanceof Uint8Array && tar.length > 512, 'persisted a tar', tar && tar.length);
   summary.tarBytes = tar.length;

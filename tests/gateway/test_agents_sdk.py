@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The OpenAI Agents SDK's own sandbox clients (@openai/agents-extensions
 0.18.0 with @openai/agents-core 0.18.0) for E2B, Daytona, the Cloudflare
-bridge, Blaxel and Runloop (native snapshot and tar persistence) against airlock-gateway backed by a real airlockd: materialise a manifest, exec, persistWorkspace, then
+bridge, Blaxel, Runloop and Vercel (native snapshot and tar persistence) against airlock-gateway backed by a real airlockd: materialise a manifest, exec, persistWorkspace, then
 hydrateWorkspace into a fresh sandbox, delete (agents_sdk.mjs)."""
 
 import os
@@ -48,6 +48,16 @@ class AgentsSDKTest(gt.GatewayTestCase):
         summary = self.run_client("runloop", {"RUNLOOP_BASE_URL": self.gateway.url,
                                               "RUNLOOP_API_KEY": self.key_a}, args=["tar"])
         self.assertEqual(summary["persisted"], "tar")
+
+    def test_vercel_client_tar(self):
+        from test_vercel_sdk import vercel_env
+        summary = self.run_client("vercel", vercel_env(self.gateway, self.key_a))
+        self.assertEqual(summary["persisted"], "tar")
+
+    def test_vercel_client_native_snapshot(self):
+        from test_vercel_sdk import vercel_env
+        summary = self.run_client("vercel", vercel_env(self.gateway, self.key_a), args=["snapshot"])
+        self.assertEqual(summary["persisted"], "vercel-snapshot")
 
     def test_cloudflare_bridge_wants_a_key(self):
         import json
