@@ -30,7 +30,8 @@ static void wipe_freep(char **s)
 	wipe_free(*s);
 }
 
-static const char *const hosted_types[] = {"e2b", "daytona", "cloudflare", "blaxel", "runloop"};
+static const char *const hosted_types[] = {"e2b",    "daytona", "cloudflare",
+                                           "blaxel", "runloop", "vercel"};
 #define N_HOSTED (sizeof(hosted_types) / sizeof(hosted_types[0]))
 
 /* A string field of the file, copied and wiped in the parsed tree; NULL when absent. */
