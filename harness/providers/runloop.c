@@ -389,6 +389,33 @@ static const char *manifest_root(const cJSON *manifest)
 	return root && root[0] == '/' ? root : WORKSPACE_ROOT;
 }
 
+/* The devbox of that name that is not shut down, by listing them. */
+static int find_by_name(struct runloop_provider *rp, const char *name, cJSON **view,
+                        struct al_error *err)
+{
+	_cleanup_free_ char *url = devbox_url(rp, NULL, NULL);
+	_cleanup_cjson_ cJSON *list = NULL;
+	struct call c = {.method = "GET", .url = url, .idempotent = true, .max = 64u << 20};
+	const cJSON *d;
+	int r;
+
+	if (!url)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = request_json(rp, &c, &list, "list Runloop devboxes", err);
+	if (r < 0)
+		return r;
+	cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(list, "devboxes"))
+	{
+		const char *n = al_json_str(d, "name");
+		if (n && !strcmp(n, name) && !status_is(d, "shutdown") &&
+		    !status_is(d, "failure")) {
+			*view = cJSON_Duplicate(d, 1);
+			return *view ? 0 : al_error_set(err, ENOMEM, "out of memory");
+		}
+	}
+	return al_error_set(err, ENOENT, "no Runloop devbox named %s", name);
+}
+
 static int runloop_delete(struct al_provider *p, struct al_sandbox *sb, struct al_error *err);
 
 static int runloop_create(struct al_provider *p, const struct al_sandbox_spec *spec,
@@ -406,6 +433,17 @@ static int runloop_create(struct al_provider *p, const struct al_sandbox_spec *s
 	if (!url || !body)
 		return al_error_set(err, ENOMEM, "out of memory");
 	if (spec->name) {
+		/* Runloop's names need not be unique; the run's must be, so that a harness
+		 * killed between this create and its record adopts that devbox (-EEXIST)
+		 * instead of leaving it behind. */
+		_cleanup_cjson_ cJSON *same = NULL;
+		r = find_by_name(rp, spec->name, &same, err);
+		if (r == 0)
+			return al_error_set(err, EEXIST, "a Runloop devbox named %s exists: %s",
+			                    spec->name, al_json_str(same, "id"));
+		if (r != -ENOENT)
+			return r;
+		al_error_clear(err);
 		cJSON_AddStringToObject(body, "name", spec->name);
 		cJSON_AddStringToObject(cJSON_AddObjectToObject(body, "metadata"), LABEL_NAME,
 		                        spec->name);
@@ -441,33 +479,6 @@ static int runloop_create(struct al_provider *p, const struct al_sandbox_spec *s
 		return r;
 	*out = TAKE_PTR(sb);
 	return 0;
-}
-
-/* The devbox of that name that is not shut down, by listing them. */
-static int find_by_name(struct runloop_provider *rp, const char *name, cJSON **view,
-                        struct al_error *err)
-{
-	_cleanup_free_ char *url = devbox_url(rp, NULL, NULL);
-	_cleanup_cjson_ cJSON *list = NULL;
-	struct call c = {.method = "GET", .url = url, .idempotent = true, .max = 64u << 20};
-	const cJSON *d;
-	int r;
-
-	if (!url)
-		return al_error_set(err, ENOMEM, "out of memory");
-	r = request_json(rp, &c, &list, "list Runloop devboxes", err);
-	if (r < 0)
-		return r;
-	cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(list, "devboxes"))
-	{
-		const char *n = al_json_str(d, "name");
-		if (n && !strcmp(n, name) && !status_is(d, "shutdown") &&
-		    !status_is(d, "failure")) {
-			*view = cJSON_Duplicate(d, 1);
-			return *view ? 0 : al_error_set(err, ENOMEM, "out of memory");
-		}
-	}
-	return al_error_set(err, ENOENT, "no Runloop devbox named %s", name);
 }
 
 static int runloop_resume(struct al_provider *p, const char *id, const cJSON *saved,
