@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * airlock-gateway: hosted sandbox services' own wire APIs (E2B, Daytona, the Cloudflare bridge)
+ * airlock-gateway: hosted sandbox services' own wire APIs (E2B, Daytona, the Cloudflare bridge,
+ * Blaxel, Runloop, Vercel)
  * served on top of airlockd, so that code written for their SDKs runs on-prem by changing a URL
  * (docs/gateway.md).  It is a client of airlockd's Unix socket like the harness, and holds
  * no secret but its keys file and (with --state-dir) its registries; it confines itself
@@ -49,6 +50,8 @@ static void shutdown_services(void)
 	gw_daytona_shutdown();
 	gw_cloudflare_shutdown();
 	gw_blaxel_shutdown();
+	gw_runloop_shutdown();
+	gw_vercel_shutdown();
 }
 
 /* Read each service's saved registry (as the user the gateway starts as). */
@@ -62,6 +65,10 @@ static int init_services(struct gw_server *s, struct al_error *err)
 		r = gw_cloudflare_init(s, err);
 	if (r == 0)
 		r = gw_blaxel_init(s, err);
+	if (r == 0)
+		r = gw_runloop_init(s, err);
+	if (r == 0)
+		r = gw_vercel_init(s, err);
 	return r;
 }
 

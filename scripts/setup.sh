@@ -17,8 +17,8 @@ need_root() {
 PACKAGES=(
 	build-essential dpkg-dev xz-utils meson ninja-build pkg-config clang-format
 	libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev libcjson-dev
-	libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libssl-dev libauparse-dev libaudit-dev
-	libxml2-dev libhttp-parser-dev
+	libmicrohttpd-dev libnghttp2-dev libcurl4-openssl-dev libarchive-dev libssl-dev libauparse-dev
+	libaudit-dev libxml2-dev libhttp-parser-dev
 	busybox-static debootstrap iproute2 iptables curl python3 python3-jsonschema python3-yaml nodejs
 	# tests/integration/test_operations.py parses /v1/metrics with the reference parser
 	python3-prometheus-client

@@ -208,3 +208,5 @@ extern const struct al_provider_ops al_provider_e2b;
 extern const struct al_provider_ops al_provider_daytona;
 extern const struct al_provider_ops al_provider_cloudflare;
 extern const struct al_provider_ops al_provider_blaxel;
+extern const struct al_provider_ops al_provider_runloop;
+extern const struct al_provider_ops al_provider_vercel;
