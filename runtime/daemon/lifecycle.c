@@ -697,6 +697,18 @@ static bool reattach(struct daemon *d, const char *id)
 	return true;
 }
 
+/* After the scan below, a sandbox of ours is one with a directory. */
+static bool has_directory(const char *id, void *arg)
+{
+	const struct sandbox_host *host = arg;
+	char path[PATH_MAX];
+
+	if (!id[0] || strchr(id, '/'))
+		return false;
+	snprintf(path, sizeof(path), "%s/%s", host->sandboxes_dir, id);
+	return access(path, F_OK) == 0;
+}
+
 int lifecycle_load(struct daemon *d, struct al_error *err)
 {
 	_cleanup_closedir_ DIR *dir = opendir(d->host.sandboxes_dir);
@@ -716,6 +728,9 @@ int lifecycle_load(struct daemon *d, struct al_error *err)
 		if (d->registry.slots)
 			uid_slots_release_all(d->registry.slots, de->d_name);
 	}
+	/* Claims of uid ranges for sandboxes that never got a directory. */
+	if (d->registry.slots)
+		uid_slots_release_unknown(d->registry.slots, has_directory, &d->host);
 	/* cgroups whose state directory is gone entirely (a crash between
 	 * cgroup creation and the state dir, or a lost state dir). */
 	r = cgroup_list(d->host.cgroups, &cg_ids, err);
