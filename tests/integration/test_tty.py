@@ -185,6 +185,10 @@ class StreamTest(at.AirlockTestCase):
             while True:
                 s.pump()
         self.assertEqual([e["code"] for e in s.errors], ["invalid_argument"])
+        # Killed as the stream ends, which on a busy host takes a moment.
+        deadline = time.monotonic() + 10
+        while "sleep 1000" in self.out(self.sid, "ps -o args") and time.monotonic() < deadline:
+            time.sleep(0.1)
         self.assertNotIn("sleep 1000", self.out(self.sid, "ps -o args"))
 
     def test_connection_outlives_the_http_idle_timeout(self):
