@@ -175,7 +175,9 @@ class WorkOutsideTheSandbox(AmplificationCase):
 
     def test_output_spew_costs_airlockd_less_than_the_sandbox(self):
         sid = self.sandbox()["id"]
-        for what, piece, bound in (("lines", b"x" * 79 + b"\n", 0.2),
+        # Bounds with room for a busy host: the earlier code cost 0.39 (lines)
+        # and 1.22 (64 KiB writes) of the sandbox's CPU; now ~0.05 and ~0.6.
+        for what, piece, bound in (("lines", b"x" * 79 + b"\n", 0.3),
                                    ("64 KiB writes", b"y" * 65536, 0.9)):
             inside, outside = self.cost_of(sid, ["python3", "-c", self.WRITER % (piece, 3)], 3)
             self.attack_ok("output spew (%s) costs airlockd" % what, outside <= bound * inside,
