@@ -962,19 +962,22 @@ static void remove_failed_sandbox(struct run *r)
 	if (!r->provider || !r->sandbox || !sandbox_id(r) || r->task.keep_sandbox ||
 	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sandbox_state(r), "deleted")))
 		return;
+	/* A run of the queue (worker.c) failed here may be another worker's now
+	 * (a lease lost is one way to fail): its sandbox is that worker's to
+	 * use, and the workers' reaper removes those of runs that ended. */
+	if (structured_errors)
+		return;
 	if (persist_archive(r, &e) < 0) {
-		fprintf(
-		    stderr,
-		    "airlock-harness: sandbox %s kept: its workspace could not be archived (%s); "
-		    "'airlock-harness gc' removes it\n",
-		    sandbox_id(r), e.msg);
+		report_error("sandbox %s kept: its workspace could not be archived (%s); "
+		             "'airlock-harness gc' removes it",
+		             sandbox_id(r), e.msg);
 		return;
 	}
 	al_error_clear(&e);
 	rc = r->provider->ops->delete (r->provider, r->sandbox, &e);
 	if (audit_sandbox_op(r, "delete", sandbox_id(r), rc, &e, NULL, &audit_err) < 0 || rc < 0) {
-		fprintf(stderr, "airlock-harness: sandbox %s of the failed run: %s\n",
-		        sandbox_id(r), rc < 0 ? e.msg : audit_err.msg);
+		report_error("sandbox %s of the failed run: %s", sandbox_id(r),
+		             rc < 0 ? e.msg : audit_err.msg);
 		return;
 	}
 	cJSON_AddBoolToObject(sandbox_state(r), "deleted", true);
