@@ -373,7 +373,9 @@ static int prepare_dirs(struct sandbox *sb, struct al_error *err)
 	wsfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (wsfd < 0)
 		return al_error_errno(err, "open %s", path);
-	r = manifest_materialize(sb->spec.parsed, wsfd, sb->uid_base, (gid_t)sb->uid_base, err);
+	/* git_repo clones land on the sandbox's own tmpfs: its disk cap bounds them. */
+	r = manifest_materialize(sb->spec.parsed, wsfd, sb->uid_base, (gid_t)sb->uid_base, sb->dir,
+	                         err);
 	if (r < 0)
 		return al_error_prefix(err, "manifest");
 	return 0;
