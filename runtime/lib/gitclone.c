@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,10 +29,20 @@
  */
 #define GIT_WORK_MOUNT "/mnt"
 
+/* Before every command: no hooks, and a source owned by another host user is read. */
+#define GIT_SAFE_OPTIONS "git", "-c", "core.hooksPath=/dev/null", "-c", "safe.directory=*"
+#define GIT_COMMAND_INDEX 5
+
 static const char *const git_env[] = {
-    "PATH=/usr/bin:/bin",     "HOME=/nonexistent",           "LANG=C",
-    "GIT_CONFIG_NOSYSTEM=1",  "GIT_CONFIG_GLOBAL=/dev/null", "GIT_TERMINAL_PROMPT=0",
-    "GIT_ASKPASS=/bin/false", "SSH_ASKPASS=/bin/false",      NULL,
+    "PATH=/usr/bin:/bin",
+    "HOME=/nonexistent",
+    "LANG=C",
+    "GIT_CONFIG_NOSYSTEM=1",
+    "GIT_CONFIG_GLOBAL=" GIT_WORK_MOUNT "/gitconfig",
+    "GIT_TERMINAL_PROMPT=0",
+    "GIT_ASKPASS=/bin/false",
+    "SSH_ASKPASS=/bin/false",
+    NULL,
 };
 
 static _Noreturn void run_child(const char *dir, uid_t uid, gid_t gid, int err_fd,
@@ -50,7 +61,7 @@ static _Noreturn void run_child(const char *dir, uid_t uid, gid_t gid, int err_f
 		_exit(125);
 	}
 	if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
-	    setresuid(uid, uid, uid) < 0 || chdir(GIT_WORK_MOUNT) < 0) {
+	    setresuid(uid, uid, uid) < 0 || chdir(GIT_WORK_MOUNT "/tree") < 0) {
 		dprintf(STDERR_FILENO, "fatal: drop privileges: %s\n", strerror(errno));
 		_exit(125);
 	}
@@ -89,17 +100,30 @@ static int run_git(const char *dir, uid_t uid, gid_t gid, char *const argv[], bo
 	if (quiet_fail)
 		return -EIO;
 	if (WIFSIGNALED(status))
-		return al_error_set(err, EIO, "git %s killed by signal %d%s", argv[3],
-		                    WTERMSIG(status),
+		return al_error_set(err, EIO, "git %s killed by signal %d%s",
+		                    argv[GIT_COMMAND_INDEX], WTERMSIG(status),
 		                    WTERMSIG(status) == SIGALRM ? " (timed out)" : "");
-	if (out) {
-		/* The last non-empty line is git's "fatal: ..." */
-		while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == '\r'))
-			out[--len] = '\0';
-		char *line = strrchr(out, '\n');
-		return al_error_set(err, EIO, "git %s: %s", argv[3], line ? line + 1 : out);
+	if (out && len > 0) {
+		/* git's own reason: its first "fatal:" or "error:" line, else the last. */
+		char *line = strstr(out, "fatal: ");
+		if (!line)
+			line = strstr(out, "error: ");
+		if (!line) {
+			while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == '\r'))
+				out[--len] = '\0';
+			line = strrchr(out, '\n');
+			line = line ? line + 1 : out;
+		}
+		line[strcspn(line, "\n")] = '\0';
+		/* A repository or ref git cannot fetch is the request's problem;
+		 * 125 and 127 are this file's own failures before git ran. */
+		bool ours =
+		    WIFEXITED(status) && (WEXITSTATUS(status) == 125 || WEXITSTATUS(status) == 127);
+		return al_error_set(err, ours ? EIO : EINVAL, "git %s: %s", argv[GIT_COMMAND_INDEX],
+		                    line);
 	}
-	return al_error_set(err, EIO, "git %s exited with status %d", argv[3], WEXITSTATUS(status));
+	return al_error_set(err, EINVAL, "git %s exited with status %d", argv[GIT_COMMAND_INDEX],
+	                    WEXITSTATUS(status));
 }
 
 int git_clone_at(const char *url, const char *ref, const char *dir, uid_t uid, gid_t gid,
@@ -113,41 +137,52 @@ int git_clone_at(const char *url, const char *ref, const char *dir, uid_t uid, g
 		return al_error_set(err, EINVAL, "repository '%s' must not start with '-'", url);
 	if (ref && (ref[0] == '-' || !ref[0]))
 		return al_error_set(err, EINVAL, "ref '%s' is not valid", ref);
-	if (chown(dir, uid, gid) < 0)
-		return al_error_errno(err, "chown %s", dir);
+	/*
+	 * The configuration goes in a global file: git drops -c options when it
+	 * runs upload-pack for a local source, whose ownership check would
+	 * refuse a repository of another host user.
+	 */
+	static const char config[] = "[safe]\n\tdirectory = *\n[core]\n\thooksPath = /dev/null\n"
+	                             "[protocol \"ext\"]\n\tallow = never\n";
+	char path[PATH_MAX];
+
+	/* Traversable by uid through the private bind; dir's parents stay closed. */
+	if (chmod(dir, 0711) < 0)
+		return al_error_errno(err, "chmod %s", dir);
+	if ((size_t)snprintf(path, sizeof(path), "%s/gitconfig", dir) >= sizeof(path))
+		return al_error_set(err, ENAMETOOLONG, "%s: path too long", dir);
+	r = al_write_file_atomic(path, config, sizeof(config) - 1, 0644, err);
+	if (r < 0)
+		return r;
+	/* Readable by uid whatever airlockd's umask: git ignores a config it cannot read. */
+	if (chmod(path, 0644) < 0)
+		return al_error_errno(err, "chmod %s", path);
+	snprintf(path, sizeof(path), "%s/tree", dir);
+	if (mkdir(path, 0700) < 0)
+		return al_error_errno(err, "mkdir %s", path);
+	if (chown(path, uid, gid) < 0)
+		return al_error_errno(err, "chown %s", path);
 
 	/* Hooks never run (core.hooksPath), the ext:: transport stays off, and
 	 * submodules are not fetched. */
-	char *clone[] = {"git",
-	                 "-c",
-	                 "core.hooksPath=/dev/null",
-	                 "clone",
-	                 "-q",
-	                 "--no-checkout",
-	                 "--no-hardlinks",
-	                 "--",
-	                 (char *)url,
-	                 ".",
-	                 NULL};
+	char *clone[] = {GIT_SAFE_OPTIONS, "clone", "-q", "--no-checkout", "--no-hardlinks", "--",
+	                 (char *)url,      ".",     NULL};
 	r = run_git(dir, uid, gid, clone, false, err);
 	if (r < 0)
 		return r;
 	if (!ref) {
-		char *checkout[] = {"git",      "-c", "core.hooksPath=/dev/null",
-		                    "checkout", "-q", NULL};
+		char *checkout[] = {GIT_SAFE_OPTIONS, "checkout", "-q", NULL};
 		return run_git(dir, uid, gid, checkout, false, err);
 	}
 	/* A tag or commit resolves as given, a branch only as the remote's. */
 	if (asprintf(&remote_ref, "origin/%s", ref) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
-	char *by_remote[] = {"git",      "-c", "core.hooksPath=/dev/null",
-	                     "checkout", "-q", "--detach",
-	                     remote_ref, "--", NULL};
+	char *by_remote[] = {GIT_SAFE_OPTIONS, "checkout", "-q", "--detach",
+	                     remote_ref,       "--",       NULL};
 	if (run_git(dir, uid, gid, by_remote, true, err) == 0)
 		return 0;
-	char *as_given[] = {"git",       "-c", "core.hooksPath=/dev/null",
-	                    "checkout",  "-q", "--detach",
-	                    (char *)ref, "--", NULL};
+	char *as_given[] = {GIT_SAFE_OPTIONS, "checkout", "-q", "--detach",
+	                    (char *)ref,      "--",       NULL};
 	r = run_git(dir, uid, gid, as_given, false, err);
 	return r < 0 ? al_error_prefix(err, "ref '%s'", ref) : 0;
 }

@@ -15,9 +15,10 @@
 #include "error.h"
 
 /*
- * Clone url at ref (a branch, tag or commit; NULL for the remote's HEAD) into
- * dir, an existing empty directory private to the caller, as uid:gid.  The
- * checkout is left in dir (with its .git).  -EIO with git's own message when
+ * Clone url at ref (a branch, tag or commit; NULL for the remote's HEAD) as
+ * uid:gid into dir/tree, dir being an existing empty directory private to the
+ * caller (it also gets git's configuration file).  The checkout is left in
+ * dir/tree, with its .git.  -EINVAL with git's own message when
  * git fails.
  */
 int git_clone_at(const char *url, const char *ref, const char *dir, uid_t uid, gid_t gid,

@@ -1332,9 +1332,15 @@ static int materialize_git_repo(const struct manifest_entry *e, int parent, cons
 		(void)al_rm_rf(dir, &rm_err);
 		return al_error_prefix(err, "clone %s", e->url);
 	}
-	clone_fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	clone_fd = openat(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (clone_fd >= 0) {
+		int tree =
+		    openat(clone_fd, "tree", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		close(clone_fd);
+		clone_fd = tree;
+	}
 	if (clone_fd < 0)
-		r = al_error_errno(err, "open %s", dir);
+		r = al_error_errno(err, "open %s/tree", dir);
 	if (r == 0) {
 		src = (int)syscall(SYS_openat2, clone_fd, e->subpath ? e->subpath : ".", &how,
 		                   sizeof(how));
