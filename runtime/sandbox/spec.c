@@ -9,6 +9,7 @@
 
 #include "cleanup.h"
 #include "json.h"
+#include "bucket_mounts.h"
 #include "manifest.h"
 #include "strv.h"
 #include "util.h"
@@ -21,8 +22,31 @@
  * (parse_size_field). */
 #define MAX_SIZE (1ULL << 49)
 
+static void wipe_strings(cJSON *j)
+{
+	cJSON *c;
+
+	cJSON_ArrayForEach(c, j)
+	{
+		if (cJSON_IsString(c) && c->valuestring)
+			explicit_bzero(c->valuestring, strlen(c->valuestring));
+		else
+			wipe_strings(c);
+	}
+}
+
+void sandbox_spec_wipe_credentials(struct sandbox_spec *s)
+{
+	if (!s->mount_credentials)
+		return;
+	wipe_strings(s->mount_credentials);
+	cJSON_Delete(s->mount_credentials);
+	s->mount_credentials = NULL;
+}
+
 void sandbox_spec_free(struct sandbox_spec *s)
 {
+	sandbox_spec_wipe_credentials(s);
 	free(s->rootfs);
 	al_strv_free(s->env);
 	free(s->workspace);
@@ -267,6 +291,15 @@ static int parse_request(const cJSON *req, const struct sandbox_spec_policy *pol
 	r = parse_manifest(cJSON_GetObjectItemCaseSensitive(req, "manifest"), policy, s, err);
 	if (r < 0)
 		return r;
+	v = cJSON_GetObjectItemCaseSensitive(req, "mount_credentials");
+	r = bucket_mounts_check_credentials(s->parsed, v, err);
+	if (r < 0)
+		return r;
+	if (v && !cJSON_IsNull(v)) {
+		s->mount_credentials = cJSON_Duplicate(v, true);
+		if (!s->mount_credentials)
+			return al_error_set(err, ENOMEM, "out of memory");
+	}
 	r = parse_env(cJSON_GetObjectItemCaseSensitive(req, "env"), s, err);
 	if (r < 0)
 		return r;

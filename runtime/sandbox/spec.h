@@ -41,7 +41,13 @@ struct sandbox_spec {
 	/* Parsed from manifest for materialising it; NULL in a spec read back
 	 * from a record (its files are already in the layer). */
 	struct manifest *parsed;
+	/* The request's "mount_credentials" ({entry key: {field: value}}), or
+	 * NULL: only for the mounts made at create, then wiped; never recorded. */
+	cJSON *mount_credentials;
 };
+
+/* Overwrite and drop mount_credentials: once the mounts are made, or never. */
+void sandbox_spec_wipe_credentials(struct sandbox_spec *s);
 
 /* What a request may ask for, and the defaults it gets. */
 struct sandbox_spec_policy {

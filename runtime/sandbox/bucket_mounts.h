@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * The manifest's bucket mounts (s3, gcs, r2, azure_blob), made on the host
+ * with rclone over FUSE and bound into the sandbox, so that the keys never
+ * enter it.  Per mount N, in the sandbox's state directory (a tmpfs of
+ * airlockd's, mode 0700, never visible inside):
+ *
+ *   rclone-N.conf   rclone's configuration with the credentials, 0600
+ *   rclone-N.pid    "PID START" of the rclone process
+ *   rclone-N.log    rclone's log (no secrets at its level)
+ *   mnt-N           the FUSE mount point on the host
+ *   cache-N         rclone's VFS cache
+ *
+ * rclone runs as host root, detached from airlockd (it outlives a restart),
+ * with --uid/--gid of the sandbox's root and --allow-other; the mount is
+ * cloned (open_tree) and moved into the sandbox's mount namespace at the
+ * entry's path, read-only when the entry asks.
+ */
+
+#include <cjson/cJSON.h>
+
+#include "error.h"
+
+struct manifest;
+struct sandbox;
+
+/*
+ * Check credentials (the create request's "mount_credentials": {entry key:
+ * {field: "value"}}) against the manifest's mount entries: every key names a
+ * mount entry, every field is a credential of its kind.  -EINVAL naming the
+ * entry and field (never a value).
+ */
+int bucket_mounts_check_credentials(const struct manifest *m, const cJSON *credentials,
+                                    struct al_error *err);
+
+/* Mount every entry of the sandbox's manifest and bind it in; PID 1 runs.
+ * credentials as above (NULL: none).  On failure, what was started is left
+ * for bucket_mounts_remove. */
+int bucket_mounts_start(struct sandbox *sb, const cJSON *credentials, struct al_error *err);
+
+/* End every rclone of the sandbox whose state directory is dir and unmount
+ * its mounts; safe to call when there are none, or after a restart. */
+int bucket_mounts_remove(const char *dir, struct al_error *err);
