@@ -548,7 +548,7 @@ static const struct mount_kind mount_kinds[] = {
     {"r2",
      "r2",
      "bucket",
-     {"prefix", "accountId", "customDomain"},
+     {"prefix", "accountId", "customDomain", "endpointUrl"},
      {"accessKeyId", "secretAccessKey"}},
     {"azure_blob",
      "azure_blob",
