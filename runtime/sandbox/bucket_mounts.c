@@ -17,7 +17,11 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "cleanup.h"
 #include "log.h"
@@ -126,14 +130,103 @@ static int put(struct al_buf *b, const char *key, const char *value)
 	return 0;
 }
 
-/* The remote "r" of rclone's config for one mount. */
-static int rclone_config(const struct manifest_mount *mt, const cJSON *creds, struct al_buf *b)
+/*
+ * rclone 1.60's azureblob takes an endpoint only as a domain suffix
+ * (account.SUFFIX); a full URL (Azurite, Azure Stack, a private endpoint)
+ * is reachable only through a SAS URL.  airlockd signs a container SAS with
+ * the account key (HMAC-SHA256 of the service SAS string-to-sign, version
+ * 2020-10-02), valid for SAS_LIFETIME_S; it stays in the config file.
+ */
+#define SAS_VERSION "2020-10-02"
+#define SAS_LIFETIME_S (30L * 24 * 3600)
+#define SAS_QUERY "?sv=" SAS_VERSION "&sr=c&sp=racwdl&se="
+
+static int percent_encode(const char *in, struct al_buf *b)
+{
+	for (; *in; in++) {
+		char enc[4];
+		if ((*in >= 'A' && *in <= 'Z') || (*in >= 'a' && *in <= 'z') ||
+		    (*in >= '0' && *in <= '9') || strchr("-_.~", *in)) {
+			if (al_buf_append(b, in, 1) < 0)
+				return -ENOMEM;
+			continue;
+		}
+		snprintf(enc, sizeof(enc), "%%%02X", (unsigned char)*in);
+		if (al_buf_append(b, enc, 3) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static int container_sas_url(const struct manifest_mount *mt, const char *key_b64, char **out,
+                             struct al_error *err)
+{
+	_cleanup_free_ char *key = NULL, *to_sign = NULL, *sig = NULL;
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int mac_len = 0;
+	size_t key_len = 0;
+	char expiry[32];
+	time_t t = time(NULL) + SAS_LIFETIME_S;
+	struct tm tm;
+	struct al_buf b = {0};
+	int r;
+
+	if (!mt->account)
+		return al_error_set(err, EINVAL, "an azure_blob mount needs \"accountName\"");
+	if (!key_b64)
+		return al_error_set(err, EINVAL,
+		                    "an azure_blob mount on a URL endpoint needs "
+		                    "\"accountKey\" in mount_credentials");
+	r = al_base64_decode(key_b64, &key, &key_len, err);
+	if (r < 0)
+		return al_error_prefix(err, "accountKey");
+	gmtime_r(&t, &tm);
+	strftime(expiry, sizeof(expiry), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	/* sp st se resource si sip spr sv sr snapshot rscc rscd rsce rscl rsct */
+	if (asprintf(&to_sign, "racwdl\n\n%s\n/blob/%s/%s\n\n\n\n%s\nc\n\n\n\n\n\n", expiry,
+	             mt->account, mt->bucket, SAS_VERSION) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (!HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)to_sign, strlen(to_sign),
+	          mac, &mac_len))
+		return al_error_set(err, EIO, "HMAC-SHA256 failed");
+	explicit_bzero(key, key_len);
+	sig = al_base64_encode(mac, mac_len);
+	if (!sig)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (al_buf_append(&b, mt->endpoint, strlen(mt->endpoint)) < 0 ||
+	    al_buf_append(&b, "/", 1) < 0 ||
+	    al_buf_append(&b, mt->bucket, strlen(mt->bucket)) < 0 ||
+	    al_buf_append(&b, SAS_QUERY, strlen(SAS_QUERY)) < 0 || percent_encode(expiry, &b) < 0 ||
+	    al_buf_append(&b, "&sig=", 5) < 0 || percent_encode(sig, &b) < 0 ||
+	    al_buf_append(&b, "", 1) < 0) {
+		free(b.data);
+		return al_error_set(err, ENOMEM, "out of memory");
+	}
+	*out = b.data;
+	return 0;
+}
+
+/* The remote "r" of rclone's config for one mount; -ENOMEM, or an error in err. */
+static int rclone_config(const struct manifest_mount *mt, const cJSON *creds, struct al_buf *b,
+                         struct al_error *err)
 {
 	_cleanup_free_ char *r2_endpoint = NULL;
 	int r = al_buf_append(b, "[r]\n", 4) < 0 ? -ENOMEM : 0;
 
 	if (r < 0)
 		return r;
+	if (!strcmp(mt->provider, "azure_blob") && mt->endpoint &&
+	    (!strncmp(mt->endpoint, "http://", 7) || !strncmp(mt->endpoint, "https://", 8))) {
+		_cleanup_free_ char *url = NULL;
+		r = container_sas_url(mt, credential(creds, "accountKey"), &url, err);
+		if (r < 0)
+			return r;
+		r = put(b, "type", "azureblob");
+		if (r == 0)
+			r = put(b, "sas_url", url);
+		explicit_bzero(url, strlen(url));
+		return r;
+	}
 	if (!strcmp(mt->provider, "azure_blob")) {
 		r = put(b, "type", "azureblob");
 		if (r == 0)
@@ -324,8 +417,18 @@ static int wait_mounted(const char *mnt, pid_t pid, const char *log, struct al_e
 	char why[512];
 
 	for (;;) {
-		if (is_fuse_mount(mnt))
-			return 0;
+		if (is_fuse_mount(mnt)) {
+			/* rclone mounts before it talks to the store: one listing
+			 * shows that the keys and the bucket work, so a create with
+			 * wrong ones fails here, not at the agent's first read. */
+			_cleanup_closedir_ DIR *d = opendir(mnt);
+			errno = 0;
+			if (d && (readdir(d) || errno == 0))
+				return 0;
+			last_log_line(log, why, sizeof(why));
+			return al_error_set(err, EINVAL, "the store refused the listing: %s",
+			                    why[0] ? why : strerror(errno));
+		}
 		if (kill(pid, 0) < 0 || al_now_ms() > deadline) {
 			bool dead = kill(pid, 0) < 0;
 			last_log_line(log, why, sizeof(why));
@@ -453,10 +556,10 @@ static int start_one(struct sandbox *sb, size_t idx, const char *key,
 		return al_error_set(err, ENAMETOOLONG, "mount '%s': prefix too long", key);
 	snprintf(uid, sizeof(uid), "%u", (unsigned)sb->uid_base);
 
-	r = rclone_config(mt, creds, &b);
+	r = rclone_config(mt, creds, &b, err);
 	if (r == 0)
 		r = write_private(conf, b.data, b.len, err);
-	else
+	else if (r == -ENOMEM)
 		r = al_error_set(err, ENOMEM, "out of memory");
 	if (b.data)
 		explicit_bzero(b.data, b.len);
