@@ -328,7 +328,8 @@ static int open_store(struct run *r, struct al_error *err)
 static void make_spec(struct run *r, struct al_sandbox_spec *spec, const char *snapshot)
 {
 	memset(spec, 0, sizeof(*spec));
-	/* Only the task's own settings: never the harness's environment or credentials. */
+	/* Only the task's own settings: never the harness's environment or credentials,
+	 * but for the mount credentials, which only airlockd sees. */
 	spec->name = al_runstate_str(r->state, "run_id");
 	spec->manifest = r->task.manifest;
 	spec->rootfs = r->task.rootfs;
@@ -337,6 +338,8 @@ static void make_spec(struct run *r, struct al_sandbox_spec *spec, const char *s
 	spec->cpus = r->task.cpus;
 	spec->env = r->task.env;
 	spec->snapshot_id = snapshot;
+	/* The one secret that goes with it: to airlockd, which mounts on the host. */
+	spec->mount_credentials = r->creds.mounts;
 }
 
 /* The run now works in sandbox sb (new or adopted; the run takes it); saved before anything

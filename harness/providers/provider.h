@@ -73,6 +73,9 @@ struct al_sandbox_spec {
 	double cpus;             /* 0: provider default */
 	const cJSON *env;        /* the task's env object, or NULL */
 	const char *snapshot_id; /* non-NULL: restore this snapshot instead of building fresh */
+	/* The credentials file's "mounts" for the manifest's bucket mounts, or NULL: the
+	 * local provider sends them as "mount_credentials"; hosted ones have no mounts. */
+	const cJSON *mount_credentials;
 };
 
 struct al_exec_request {
