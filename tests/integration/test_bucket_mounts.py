@@ -246,6 +246,27 @@ class BucketMountTest(at.AirlockTestCase):
             self.assertEqual(self.get_official(kind, "ro/kept.txt"), b"kept\n")
             self.check_destroy_leaves_nothing(sid)
 
+    def test_mount_outlives_an_airlockd_restart_and_destroy_still_ends_it(self):
+        sid = self.mounted_sandbox("s3", prefix="restart")["id"]
+        self.out(sid, "echo before > /workspace/data/before.txt")
+        self.daemon.stop()
+        self.daemon.start()
+        self.client.close()
+        type(self).client = at.Client(self.daemon.socket_path, self.created)
+        # The adopted sandbox still reads and writes through the same rclone.
+        self.assertEqual(self.out(sid, "cat /workspace/data/before.txt"), "before\n")
+        self.out(sid, "echo after > /workspace/data/after.txt")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                self.assertEqual(self.get_official("s3", "restart/after.txt"), b"after\n")
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        self.check_destroy_leaves_nothing(sid)
+
     def test_wrong_secret_is_a_clear_error_and_leaves_nothing(self):
         before = set(rclone_processes())
         entry, creds = self.entries("s3")
