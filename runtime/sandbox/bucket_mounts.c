@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -24,6 +25,7 @@
 #include <openssl/hmac.h>
 
 #include "cleanup.h"
+#include "json.h"
 #include "log.h"
 #include "manifest.h"
 #include "sandbox.h"
@@ -453,7 +455,8 @@ static int sys_open_tree(int dfd, const char *path, unsigned int flags)
  * directories owned by the sandbox's root, and move the mount there.  Raw
  * syscalls only (airlockd has threads); components come split.
  */
-static _Noreturn void attach_child(int ns_fd, int tree_fd, char *const comps[], size_t n, uid_t uid)
+static _Noreturn void attach_child(int ns_fd, int tree_fd, char *const comps[], size_t n, uid_t uid,
+                                   bool replace)
 {
 	int cur, next;
 
@@ -463,6 +466,9 @@ static _Noreturn void attach_child(int ns_fd, int tree_fd, char *const comps[], 
 	if (cur < 0)
 		_exit(11);
 	for (size_t i = 0; i < n; i++) {
+		/* A restarted rclone: the dead FUSE mount at the path goes first. */
+		if (replace && i == n - 1 && fchdir(cur) == 0)
+			(void)umount2(comps[i], MNT_DETACH | UMOUNT_NOFOLLOW);
 		next = openat(cur, comps[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (next < 0 && errno == ENOENT) {
 			int dfd;
@@ -486,11 +492,11 @@ static _Noreturn void attach_child(int ns_fd, int tree_fd, char *const comps[], 
 	_exit(0);
 }
 
-static int attach(struct sandbox *sb, const char *mnt, const struct manifest_mount *mt,
-                  struct al_error *err)
+static int attach(struct sandbox *sb, const char *mnt, const char *where, bool read_only,
+                  bool replace, struct al_error *err)
 {
 	_cleanup_close_ int tree = -1, ns = -1;
-	_cleanup_free_ char *copy = strdup(mt->path);
+	_cleanup_free_ char *copy = strdup(where);
 	char *comps[MAX_PATH_DEPTH];
 	size_t n = 0;
 	char path[64];
@@ -501,7 +507,7 @@ static int attach(struct sandbox *sb, const char *mnt, const struct manifest_mou
 		return al_error_set(err, ENOMEM, "out of memory");
 	for (char *c = strtok(copy, "/"); c; c = strtok(NULL, "/")) {
 		if (n == MAX_PATH_DEPTH)
-			return al_error_set(err, EINVAL, "%s: too deep", mt->path);
+			return al_error_set(err, EINVAL, "%s: too deep", where);
 		comps[n++] = c;
 	}
 	tree = sys_open_tree(AT_FDCWD, mnt, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
@@ -509,7 +515,7 @@ static int attach(struct sandbox *sb, const char *mnt, const struct manifest_mou
 		return al_error_errno(err, "open_tree %s", mnt);
 	{
 		struct mount_attr attr = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-		                                      (mt->read_only ? MOUNT_ATTR_RDONLY : 0)};
+		                                      (read_only ? MOUNT_ATTR_RDONLY : 0)};
 		if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)
 			return al_error_errno(err, "mount_setattr %s", mnt);
 	}
@@ -521,14 +527,14 @@ static int attach(struct sandbox *sb, const char *mnt, const struct manifest_mou
 	if (pid < 0)
 		return al_error_errno(err, "fork");
 	if (pid == 0)
-		attach_child(ns, tree, comps, n, sb->uid_base);
+		attach_child(ns, tree, comps, n, sb->uid_base, replace);
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			return al_error_errno(err, "wait");
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 		return al_error_set(err, code == 14 ? EINVAL : EIO,
-		                    "cannot mount at %s in the sandbox (%s, step %d)", mt->path,
+		                    "cannot mount at %s in the sandbox (%s, step %d)", where,
 		                    code == 14 ? "a symlink or file is in the way" : "failed",
 		                    code);
 	}
@@ -536,6 +542,29 @@ static int attach(struct sandbox *sb, const char *mnt, const struct manifest_mou
 }
 
 /* ---- start and removal ----------------------------------------------------------------------- */
+
+/* rclone-N.json: what a restart needs (no secret: the config file has them). */
+static int write_record(const char *dir, size_t idx, const char *where, bool read_only,
+                        char *const argv[], struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *o = cJSON_CreateObject();
+	_cleanup_free_ char *text = NULL;
+	char path[PATH_MAX];
+	cJSON *a;
+
+	if (!o || !cJSON_AddStringToObject(o, "path", where) ||
+	    !cJSON_AddBoolToObject(o, "read_only", read_only) ||
+	    !(a = cJSON_AddArrayToObject(o, "argv")))
+		return al_error_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; argv[i]; i++)
+		if (!cJSON_AddItemToArray(a, cJSON_CreateString(argv[i])))
+			return al_error_set(err, ENOMEM, "out of memory");
+	text = cJSON_PrintUnformatted(o);
+	if (!text)
+		return al_error_set(err, ENOMEM, "out of memory");
+	snprintf(path, sizeof(path), "%s/rclone-%zu.json", dir, idx);
+	return al_write_file_atomic(path, text, strlen(text), 0600, err);
+}
 
 static int start_one(struct sandbox *sb, size_t idx, const char *key,
                      const struct manifest_mount *mt, const cJSON *creds, struct al_error *err)
@@ -575,6 +604,9 @@ static int start_one(struct sandbox *sb, size_t idx, const char *key,
 	                /* What another client writes shows within a second. */
 	                "--dir-cache-time", "1s", "--vfs-cache-mode", "writes",
 	                mt->read_only ? "--read-only" : NULL, NULL};
+	r = write_record(sb->dir, idx, mt->path, mt->read_only, argv, err);
+	if (r < 0)
+		return r;
 	r = spawn_rclone(argv, &pid, err);
 	if (r < 0)
 		return r;
@@ -585,7 +617,7 @@ static int start_one(struct sandbox *sb, size_t idx, const char *key,
 	r = wait_mounted(mnt, pid, log, err);
 	if (r < 0)
 		return r;
-	return attach(sb, mnt, mt, err);
+	return attach(sb, mnt, mt->path, mt->read_only, false, err);
 }
 
 int bucket_mounts_start(struct sandbox *sb, const cJSON *credentials, struct al_error *err)
@@ -627,13 +659,133 @@ static void stop_rclone(const char *dir, const char *pidfile)
 		kill(pid, SIGKILL);
 }
 
+/* Serialises supervision and removal; -1 when the directory is gone. */
+static int lock_dir(const char *dir)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/rclone.lock", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd >= 0 && flock(fd, LOCK_EX) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static bool alive(const char *dir, size_t idx)
+{
+	_cleanup_free_ char *text = NULL;
+	char path[PATH_MAX];
+	unsigned long long start = 0;
+	int pid = 0;
+
+	snprintf(path, sizeof(path), "%s/rclone-%zu.pid", dir, idx);
+	if (al_read_file(path, 256, &text, NULL, NULL) < 0 || !text ||
+	    sscanf(text, "%d %llu", &pid, &start) != 2 || pid <= 1)
+		return false;
+	return start_time(pid) == start;
+}
+
+static int restart_one(struct sandbox *sb, size_t idx, char *where, size_t where_size,
+                       struct al_error *err)
+{
+	_cleanup_free_ char *text = NULL, *argv_mem = NULL;
+	_cleanup_cjson_ cJSON *rec = NULL;
+	char path[PATH_MAX], mnt[PATH_MAX], log[PATH_MAX], line[64];
+	const cJSON *a, *p, *ro, *item;
+	char *argv[64];
+	size_t n = 0;
+	pid_t pid = 0;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/rclone-%zu.json", sb->dir, idx);
+	r = al_read_file(path, 1 << 16, &text, NULL, err);
+	if (r < 0)
+		return r;
+	rec = cJSON_Parse(text);
+	a = cJSON_GetObjectItemCaseSensitive(rec, "argv");
+	p = cJSON_GetObjectItemCaseSensitive(rec, "path");
+	ro = cJSON_GetObjectItemCaseSensitive(rec, "read_only");
+	if (!cJSON_IsArray(a) || !cJSON_IsString(p))
+		return al_error_set(err, EINVAL, "%s: unreadable", path);
+	snprintf(where, where_size, "%s", p->valuestring);
+	cJSON_ArrayForEach(item, a)
+	{
+		if (!cJSON_IsString(item) || n + 1 >= AL_ARRAY_SIZE(argv))
+			return al_error_set(err, EINVAL, "%s: bad argv", path);
+		argv[n++] = item->valuestring;
+	}
+	argv[n] = NULL;
+	snprintf(mnt, sizeof(mnt), "%s/mnt-%zu", sb->dir, idx);
+	snprintf(log, sizeof(log), "%s/rclone-%zu.log", sb->dir, idx);
+	/* The dead one's mount: "transport endpoint is not connected". */
+	(void)umount2(mnt, MNT_DETACH);
+	r = spawn_rclone(argv, &pid, err);
+	if (r < 0)
+		return r;
+	snprintf(line, sizeof(line), "%d %llu\n", (int)pid, start_time(pid));
+	snprintf(path, sizeof(path), "%s/rclone-%zu.pid", sb->dir, idx);
+	r = al_write_file_atomic(path, line, strlen(line), 0600, err);
+	if (r < 0)
+		return r;
+	r = wait_mounted(mnt, pid, log, err);
+	if (r < 0)
+		return r;
+	return attach(sb, mnt, where, cJSON_IsTrue(ro), true, err);
+}
+
+int bucket_mounts_supervise(struct sandbox *sb, bucket_mount_report_fn report, void *opaque)
+{
+	_cleanup_close_ int lock = -1;
+	char marker[PATH_MAX];
+	int restarted = 0;
+
+	snprintf(marker, sizeof(marker), "%s/rclone-0.json", sb->dir);
+	if (access(marker, F_OK) < 0)
+		return 0; /* no mounts */
+	lock = lock_dir(sb->dir);
+	if (lock < 0)
+		return 0;
+	/* Removal has begun: nothing may start again. */
+	snprintf(marker, sizeof(marker), "%s/rclone.stopping", sb->dir);
+	if (access(marker, F_OK) == 0)
+		return 0;
+	for (size_t idx = 0;; idx++) {
+		struct al_error err = AL_ERROR_INIT;
+		char path[PATH_MAX], where[PATH_MAX] = "";
+		int r;
+
+		snprintf(path, sizeof(path), "%s/rclone-%zu.json", sb->dir, idx);
+		if (access(path, F_OK) < 0)
+			break;
+		if (alive(sb->dir, idx))
+			continue;
+		r = restart_one(sb, idx, where, sizeof(where), &err);
+		report(opaque, sb, where, r < 0 ? err.msg : NULL);
+		restarted++;
+	}
+	return restarted;
+}
+
 int bucket_mounts_remove(const char *dir, struct al_error *err)
 {
 	_cleanup_closedir_ DIR *d = opendir(dir);
+	_cleanup_close_ int lock = -1;
 	struct dirent *de;
 
 	if (!d)
 		return errno == ENOENT ? 0 : al_error_errno(err, "open %s", dir);
+	lock = lock_dir(dir);
+	if (lock >= 0) {
+		char marker[PATH_MAX];
+		int fd;
+		snprintf(marker, sizeof(marker), "%s/rclone.stopping", dir);
+		fd = open(marker, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			close(fd);
+	}
 	while ((de = readdir(d)))
 		if (!strncmp(de->d_name, "rclone-", 7) && strstr(de->d_name, ".pid"))
 			stop_rclone(dir, de->d_name);

@@ -10,6 +10,7 @@
  *   rclone-N.conf   rclone's configuration with the credentials, 0600
  *   rclone-N.pid    "PID START" of the rclone process
  *   rclone-N.log    rclone's log (no secrets at its level)
+ *   rclone-N.json   its argv and path, for a restart (no secrets)
  *   mnt-N           the FUSE mount point on the host
  *   cache-N         rclone's VFS cache
  *
@@ -39,6 +40,17 @@ int bucket_mounts_check_credentials(const struct manifest *m, const cJSON *crede
  * credentials as above (NULL: none).  On failure, what was started is left
  * for bucket_mounts_remove. */
 int bucket_mounts_start(struct sandbox *sb, const cJSON *credentials, struct al_error *err);
+
+/*
+ * Restart every rclone of sb that died (from rclone-N.json: its argv and
+ * path, no secret; the config file is still there), and bind the new mount
+ * over the dead one in the sandbox.  report(opaque, sb, path, NULL) for each
+ * restarted, with an error message when the restart failed.  Returns how
+ * many died.  Never runs once bucket_mounts_remove has begun.
+ */
+typedef void (*bucket_mount_report_fn)(void *opaque, struct sandbox *sb, const char *path,
+                                       const char *error);
+int bucket_mounts_supervise(struct sandbox *sb, bucket_mount_report_fn report, void *opaque);
 
 /* End every rclone of the sandbox whose state directory is dir and unmount
  * its mounts; safe to call when there are none, or after a restart. */

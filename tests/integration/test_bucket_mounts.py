@@ -237,7 +237,7 @@ class BucketMountTest(at.AirlockTestCase):
         for kind in ("s3", "azure_blob"):
             self.put_official(kind, "ro/kept.txt", b"kept\n")
             sid = self.mounted_sandbox(kind, read_only=True, prefix="ro")["id"]
-            self.assertEqual(self.out(sid, "cat /workspace/data/kept.txt"), "kept\n")
+            self.assertEqual(self.read_inside(sid, "/workspace/data/kept.txt"), "kept\n")
             r = self.sh(sid, "echo x > /workspace/data/new.txt")
             self.assertNotEqual(r.get("exit_code"), 0, r)
             self.assertIn("Read-only", r["stderr"])
@@ -267,6 +267,40 @@ class BucketMountTest(at.AirlockTestCase):
                 time.sleep(0.5)
         self.check_destroy_leaves_nothing(sid)
 
+    def test_a_dead_rclone_is_restarted_with_an_event(self):
+        sid = self.mounted_sandbox("s3", prefix="supervised")["id"]
+        self.put_official("s3", "supervised/x.txt", b"x\n")
+        self.assertEqual(self.read_inside(sid, "/workspace/data/x.txt"), "x\n")
+        [pid] = [p for p, c in rclone_processes().items() if sid in c]
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while True:
+            events = self.client.expect(200, "GET", "/v1/sandboxes/%s/events" % sid).json
+            kinds = [e for e in events["events"] if e["type"].startswith("mount_")]
+            if kinds or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        self.assertEqual([(e["type"], e["path"]) for e in kinds],
+                         [("mount_restarted", "/workspace/data")], events)
+        new = [p for p, c in rclone_processes().items() if sid in c]
+        self.assertEqual(len(new), 1)
+        self.assertNotEqual(new[0], pid)
+        # The sandbox reads and writes through the new rclone, at the same path.
+        self.assertEqual(self.read_inside(sid, "/workspace/data/x.txt"), "x\n")
+        self.out(sid, "echo y > /workspace/data/y.txt")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                self.assertEqual(self.get_official("s3", "supervised/y.txt"), b"y\n")
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        # One mount at the path inside, not a stack of dead ones.
+        self.assertEqual(self.out(sid, "grep -c ' /workspace/data ' /proc/self/mountinfo"), "1\n")
+        self.check_destroy_leaves_nothing(sid)
+
     def test_wrong_secret_is_a_clear_error_and_leaves_nothing(self):
         before = set(rclone_processes())
         entry, creds = self.entries("s3")
@@ -292,6 +326,16 @@ class BucketMountTest(at.AirlockTestCase):
         self.assertIn("'other' is not a mount entry", str(r.json))
 
     # ---- checks ----
+
+    def read_inside(self, sid, path, timeout=15):
+        """cat path in the sandbox, retried while the mount's listing catches up."""
+        deadline = time.monotonic() + timeout
+        while True:
+            r = self.sh(sid, "cat " + path)
+            if r.get("exit_code") == 0 or time.monotonic() > deadline:
+                self.assertExit(r, 0, (r, self.rclone_log(sid)))
+                return r["stdout"]
+            time.sleep(0.5)
 
     def rclone_log(self, sid):
         state = os.path.join(self.daemon.state_dir, "sandboxes", sid)
