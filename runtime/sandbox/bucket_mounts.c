@@ -626,9 +626,11 @@ int bucket_mounts_start(struct sandbox *sb, const cJSON *credentials, struct al_
 	const char *key;
 	size_t it = 0, idx = 0;
 
-	if (!sb->spec.parsed)
+	const struct manifest *m = sb->spec.parsed ? sb->spec.parsed : sb->spec.mounts;
+
+	if (!m)
 		return 0;
-	while ((mt = manifest_next_mount(sb->spec.parsed, &it, &key))) {
+	while ((mt = manifest_next_mount(m, &it, &key))) {
 		int r = start_one(sb, idx++, key, mt,
 		                  cJSON_GetObjectItemCaseSensitive(credentials, key), err);
 		if (r < 0)
@@ -657,6 +659,14 @@ static void stop_rclone(const char *dir, const char *pidfile)
 		usleep(20 * 1000);
 	if (start_time(pid) == start)
 		kill(pid, SIGKILL);
+}
+
+bool bucket_mounts_present(const struct sandbox *sb)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/rclone-0.json", sb->dir);
+	return access(path, F_OK) == 0;
 }
 
 /* Serialises supervision and removal; -1 when the directory is gone. */

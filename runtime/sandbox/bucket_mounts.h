@@ -20,6 +20,8 @@
  * entry's path, read-only when the entry asks.
  */
 
+#include <stdbool.h>
+
 #include <cjson/cJSON.h>
 
 #include "error.h"
@@ -51,6 +53,9 @@ int bucket_mounts_start(struct sandbox *sb, const cJSON *credentials, struct al_
 typedef void (*bucket_mount_report_fn)(void *opaque, struct sandbox *sb, const char *path,
                                        const char *error);
 int bucket_mounts_supervise(struct sandbox *sb, bucket_mount_report_fn report, void *opaque);
+
+/* True when the sandbox has bucket mounts. */
+bool bucket_mounts_present(const struct sandbox *sb);
 
 /* End every rclone of the sandbox whose state directory is dir and unmount
  * its mounts; safe to call when there are none, or after a restart. */

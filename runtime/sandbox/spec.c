@@ -53,6 +53,8 @@ void sandbox_spec_free(struct sandbox_spec *s)
 	cJSON_Delete(s->manifest);
 	if (s->parsed)
 		manifest_free(s->parsed);
+	if (s->mounts)
+		manifest_free(s->mounts);
 	*s = (struct sandbox_spec){0};
 }
 
@@ -487,4 +489,47 @@ bool sandbox_spec_poolable(const struct sandbox_spec *s, const struct sandbox_sp
 	       s->limits.memory_bytes == base->limits.memory_bytes &&
 	       s->limits.pids == base->limits.pids && s->limits.cpus == base->limits.cpus &&
 	       s->disk_bytes == base->disk_bytes && !strcmp(s->workspace, base->workspace);
+}
+
+int sandbox_spec_restore_mounts(struct sandbox_spec *s, const cJSON *manifest,
+                                const cJSON *credentials, struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *only = NULL;
+	const cJSON *entries, *e, *root;
+	cJSON *kept;
+	int r;
+
+	if (!cJSON_IsObject(manifest))
+		return bucket_mounts_check_credentials(NULL, credentials, err);
+	/* Only the mount entries: the rest came back in the layer, and a
+	 * local_file's source may be gone from the host by now. */
+	only = cJSON_CreateObject();
+	kept = only ? cJSON_AddObjectToObject(only, "entries") : NULL;
+	if (!kept)
+		return al_error_set(err, ENOMEM, "out of memory");
+	root = cJSON_GetObjectItemCaseSensitive(manifest, "root");
+	if (cJSON_IsString(root) && !cJSON_AddStringToObject(only, "root", root->valuestring))
+		return al_error_set(err, ENOMEM, "out of memory");
+	entries = cJSON_GetObjectItemCaseSensitive(manifest, "entries");
+	cJSON_ArrayForEach(e, entries)
+	{
+		const char *t = al_json_str(e, "type");
+		size_t len = t ? strlen(t) : 0;
+		if (!t || (strcmp(t, "mount") && (len < 6 || strcmp(t + len - 6, "_mount"))))
+			continue;
+		if (!cJSON_AddItemToObject(kept, e->string, cJSON_Duplicate(e, true)))
+			return al_error_set(err, ENOMEM, "out of memory");
+	}
+	r = manifest_parse(only, 0, 0, &s->mounts, err);
+	if (r < 0)
+		return al_error_prefix(err, "manifest");
+	r = bucket_mounts_check_credentials(s->mounts, credentials, err);
+	if (r < 0)
+		return r;
+	if (credentials && !cJSON_IsNull(credentials)) {
+		s->mount_credentials = cJSON_Duplicate(credentials, true);
+		if (!s->mount_credentials)
+			return al_error_set(err, ENOMEM, "out of memory");
+	}
+	return 0;
 }

@@ -301,6 +301,43 @@ class BucketMountTest(at.AirlockTestCase):
         self.assertEqual(self.out(sid, "grep -c ' /workspace/data ' /proc/self/mountinfo"), "1\n")
         self.check_destroy_leaves_nothing(sid)
 
+    def test_snapshot_leaves_the_mount_out_and_restore_mounts_again(self):
+        sid = self.mounted_sandbox("s3", prefix="snap")["id"]
+        self.out(sid, "echo in-bucket > /workspace/data/b.txt && echo local > /workspace/l.txt")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                self.get_official("s3", "snap/b.txt")
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        # CRIU cannot dump a FUSE mount: a process snapshot is refused with why.
+        r = self.client.request("POST", "/v1/sandboxes/%s/snapshots" % sid, {"processes": True})
+        self.assertGreaterEqual(r.status, 400, r)
+        self.assertIn("bucket mounts", str(r.json))
+        self.assertEqual(self.out(sid, "cat /workspace/l.txt"), "local\n")
+        for processes in (False,):
+            r = self.client.request("POST", "/v1/sandboxes/%s/snapshots" % sid,
+                                    {"processes": processes})
+            self.assertEqual(r.status, 201, r)
+            snap = r.json["id"]
+            self.addCleanup(self.client.request, "DELETE", "/v1/snapshots/" + snap)
+            # Restored with the credentials again: the mount is back, the bucket's
+            # object was never in the snapshot.
+            rid = self.sandbox(snapshot=snap, mount_credentials={"data": {
+                "accessKeyId": S3_KEY_ID, "secretAccessKey": self.s3_secret}})["id"]
+            self.assertEqual(self.out(rid, "cat /workspace/l.txt"), "local\n")
+            self.assertEqual(self.read_inside(rid, "/workspace/data/b.txt"), "in-bucket\n")
+            self.check_no_secret_inside(rid)
+            self.check_destroy_leaves_nothing(rid)
+        state = os.path.join(self.daemon.state_dir, "snapshots")
+        out = subprocess.run(["grep", "-r", "-l", "-a", "-F", "in-bucket", state],
+                             capture_output=True, text=True)
+        self.assertEqual(out.stdout, "", "the bucket's object is in a snapshot")
+        self.check_destroy_leaves_nothing(sid)
+
     def test_wrong_secret_is_a_clear_error_and_leaves_nothing(self):
         before = set(rclone_processes())
         entry, creds = self.entries("s3")
