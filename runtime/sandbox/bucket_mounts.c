@@ -599,7 +599,7 @@ static int start_one(struct sandbox *sb, size_t idx, const char *key,
 		return al_error_errno(err, "mkdir %s", mnt);
 
 	char *argv[] = {"rclone", "mount", remote, mnt, "--config", conf, "--cache-dir", cache,
-	                "--log-file", log, "--log-level", "INFO", "--allow-other", "--uid", uid,
+	                "--log-file", log, "--log-level", "NOTICE", "--allow-other", "--uid", uid,
 	                "--gid", uid, "--umask", "022",
 	                /* What another client writes shows within a second. */
 	                "--dir-cache-time", "1s", "--vfs-cache-mode", "writes",
