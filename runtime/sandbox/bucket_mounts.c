@@ -601,9 +601,12 @@ static int start_one(struct sandbox *sb, size_t idx, const char *key,
 	char *argv[] = {"rclone", "mount", remote, mnt, "--config", conf, "--cache-dir", cache,
 	                "--log-file", log, "--log-level", "NOTICE", "--allow-other", "--uid", uid,
 	                "--gid", uid, "--umask", "022",
-	                /* What another client writes shows within a second. */
-	                "--dir-cache-time", "1s", "--vfs-cache-mode", "writes",
-	                mt->read_only ? "--read-only" : NULL, NULL};
+	                /* What another client writes shows within a second.  A file
+	                 * written (not opened read-write) is uploaded before its
+	                 * close() returns: a destroy right after loses nothing
+	                 * ("writes" mode uploads in the background, later). */
+	                "--dir-cache-time", "1s", "--vfs-cache-mode", "minimal", "--vfs-write-back",
+	                "0s", mt->read_only ? "--read-only" : NULL, NULL};
 	r = write_record(sb->dir, idx, mt->path, mt->read_only, argv, err);
 	if (r < 0)
 		return r;
