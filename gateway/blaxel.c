@@ -226,6 +226,8 @@ static enum MHD_Result create(struct gw_request *rq, const char *tenant)
 	cJSON_AddStringToObject(abody, "name", bname);
 	if (server->rootfs)
 		cJSON_AddStringToObject(abody, "rootfs", server->rootfs);
+	if (server->image)
+		cJSON_AddStringToObject(abody, "image", server->image);
 	if (cJSON_GetArraySize(env) > 0)
 		cJSON_AddItemToObject(abody, "env", env);
 	else

@@ -166,6 +166,8 @@ static int csbx_create(const char *id, const char *tenant, struct csbx **out, st
 	cJSON_AddStringToObject(body, "name", name);
 	if (server->rootfs)
 		cJSON_AddStringToObject(body, "rootfs", server->rootfs);
+	if (server->image)
+		cJSON_AddStringToObject(body, "image", server->image);
 	r = gw_backend_call(&server->backend, "POST", "/v1/sandboxes?view=summary", body, NULL, 0,
 	                    0, &res, err);
 	if (r == 0 && (res.status != 201 || !al_json_str(res.json, "id")))

@@ -222,6 +222,8 @@ static int backend_new(struct dsbx *sb, const char *snapshot, struct al_error *e
 	} else {
 		if (server->rootfs)
 			cJSON_AddStringToObject(body, "rootfs", server->rootfs);
+		if (server->image)
+			cJSON_AddStringToObject(body, "image", server->image);
 		if (cJSON_GetArraySize(sb->env) > 0)
 			cJSON_AddItemToObject(body, "env", cJSON_Duplicate(sb->env, 1));
 	}

@@ -1239,6 +1239,8 @@ static int backend_create(const char *name, const cJSON *env, const char *snapsh
 	} else {
 		if (server->rootfs)
 			cJSON_AddStringToObject(body, "rootfs", server->rootfs);
+		if (server->image)
+			cJSON_AddStringToObject(body, "image", server->image);
 		if (cJSON_IsObject(env) && cJSON_GetArraySize(env) > 0)
 			cJSON_AddItemToObject(body, "env", cJSON_Duplicate(env, 1));
 	}

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * airlock-gateway: hosted sandbox services' own wire APIs (E2B, Daytona, the Cloudflare bridge)
+ * airlock-gateway: hosted sandbox services' own wire APIs (E2B, Daytona, the Cloudflare bridge,
+ * Blaxel, Runloop, Vercel)
  * served on top of airlockd, so that code written for their SDKs runs on-prem by changing a URL
  * (docs/gateway.md).  It is a client of airlockd's Unix socket like the harness, and holds
  * no secret but its keys file and (with --state-dir) its registries; it confines itself
@@ -27,17 +28,20 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-	        "usage: airlock-gateway --keys FILE [--socket AIRLOCKD_SOCKET] "
-	        "[--listen ADDR:PORT] [--rootfs DIR] [--state-dir DIR] [--user USER]\n"
-	        "  --keys FILE      JSON object mapping API keys to tenant names (mode 0600)\n"
-	        "  --socket PATH    airlockd's socket (default %s, or $AIRLOCK_SOCKET)\n"
-	        "  --listen A:P     where to serve (default %s; port 0 picks one)\n"
-	        "  --rootfs DIR     base rootfs of new sandboxes (default airlockd's)\n"
-	        "  --state-dir DIR  keep the sandbox registries there: a restarted gateway\n"
-	        "                   serves the same sandboxes, and stopping deletes nothing\n"
-	        "  --user USER      the user to run as when started as root (default nobody)\n",
-	        DEFAULT_SOCKET, DEFAULT_LISTEN);
+	fprintf(
+	    f,
+	    "usage: airlock-gateway --keys FILE [--socket AIRLOCKD_SOCKET] "
+	    "[--listen ADDR:PORT] [--rootfs DIR | --image NAME] [--state-dir DIR] [--user USER]\n"
+	    "  --keys FILE      JSON object mapping API keys to tenant names (mode 0600)\n"
+	    "  --socket PATH    airlockd's socket (default %s, or $AIRLOCK_SOCKET)\n"
+	    "  --listen A:P     where to serve (default %s; port 0 picks one)\n"
+	    "  --rootfs DIR     base rootfs of new sandboxes (default airlockd's)\n"
+	    "  --image NAME     or an image imported into airlockd (docs/images.md)\n"
+	    "  --state-dir DIR  keep the sandbox registries there: a restarted gateway\n"
+	    "                   serves the same sandboxes, and stopping deletes nothing\n"
+	    "  --user USER      the user to run as when started as root (default nobody)\n"
+	    "  --version        print the version and exit\n",
+	    DEFAULT_SOCKET, DEFAULT_LISTEN);
 }
 
 static void shutdown_services(void)
@@ -46,6 +50,8 @@ static void shutdown_services(void)
 	gw_daytona_shutdown();
 	gw_cloudflare_shutdown();
 	gw_blaxel_shutdown();
+	gw_runloop_shutdown();
+	gw_vercel_shutdown();
 }
 
 /* Read each service's saved registry (as the user the gateway starts as). */
@@ -59,6 +65,10 @@ static int init_services(struct gw_server *s, struct al_error *err)
 		r = gw_cloudflare_init(s, err);
 	if (r == 0)
 		r = gw_blaxel_init(s, err);
+	if (r == 0)
+		r = gw_runloop_init(s, err);
+	if (r == 0)
+		r = gw_vercel_init(s, err);
 	return r;
 }
 
@@ -77,14 +87,12 @@ static void check_backend(const struct gw_server *s)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {{"keys", required_argument, NULL, 'k'},
-	                                     {"socket", required_argument, NULL, 's'},
-	                                     {"listen", required_argument, NULL, 'l'},
-	                                     {"rootfs", required_argument, NULL, 'r'},
-	                                     {"state-dir", required_argument, NULL, 'd'},
-	                                     {"user", required_argument, NULL, 'u'},
-	                                     {"help", no_argument, NULL, 'h'},
-	                                     {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {
+	    {"keys", required_argument, NULL, 'k'},   {"socket", required_argument, NULL, 's'},
+	    {"listen", required_argument, NULL, 'l'}, {"rootfs", required_argument, NULL, 'r'},
+	    {"image", required_argument, NULL, 'i'},  {"state-dir", required_argument, NULL, 'd'},
+	    {"user", required_argument, NULL, 'u'},   {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0}};
 	struct gw_server s = {0};
 	struct gw_confine conf = {0};
 	struct al_error err = AL_ERROR_INIT;
@@ -110,6 +118,9 @@ int main(int argc, char **argv)
 		case 'r':
 			s.rootfs = optarg;
 			break;
+		case 'i':
+			s.image = optarg;
+			break;
 		case 'd':
 			state_dir = optarg;
 			break;
@@ -118,6 +129,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			printf("airlock-gateway %s\n", AIRLOCK_VERSION);
 			return 0;
 		default:
 			usage(stderr);

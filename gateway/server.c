@@ -7,6 +7,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -178,7 +180,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return gw_reply(rq, 413, "application/json", body, sizeof(body) - 1);
 	}
 	if (gw_daytona_handle(s, rq, &result) || gw_cloudflare_handle(s, rq, &result) ||
-	    gw_blaxel_handle(s, rq, &result) || gw_e2b_handle(s, rq, &result))
+	    gw_blaxel_handle(s, rq, &result) || gw_runloop_handle(s, rq, &result) ||
+	    gw_vercel_handle(s, rq, &result) || gw_e2b_handle(s, rq, &result))
 		return result;
 	return not_found(rq);
 }
@@ -233,22 +236,180 @@ int gw_server_listen(const char *listen_addr, int *fd_out, unsigned *port, struc
 	return 0;
 }
 
+/* ---- the front door ---- */
+
+struct gw_front_conn {
+	struct gw_front_conn *next;
+	struct gw_server *server;
+	int fd;
+	struct sockaddr_storage peer;
+	socklen_t peer_len;
+};
+
+static void front_forget(struct gw_server *s, struct gw_front_conn *fc)
+{
+	pthread_mutex_lock(&s->conns_lock);
+	for (struct gw_front_conn **p = &s->conns; *p; p = &(*p)->next)
+		if (*p == fc) {
+			*p = fc->next;
+			break;
+		}
+	pthread_cond_broadcast(&s->conns_idle);
+	pthread_mutex_unlock(&s->conns_lock);
+	free(fc);
+}
+
+/* Whether the client opens with HTTP/2's preface: "PRI " starts no HTTP/1.1 request, so
+ * four bytes tell (nghttp2 checks the rest).  -1: the client sent nothing in time. */
+static int speaks_h2(int fd)
+{
+	static const char preface[] = "PRI ";
+	char head[4];
+
+	for (int waited_ms = 0; waited_ms < 30000;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		ssize_t n;
+		int r = poll(&p, 1, 1000);
+		if (r < 0 && errno != EINTR)
+			return -1;
+		if (r <= 0) {
+			waited_ms += 1000;
+			continue;
+		}
+		n = recv(fd, head, sizeof(head), MSG_PEEK);
+		if (n <= 0)
+			return -1;
+		if (memcmp(head, preface, (size_t)n))
+			return 0;
+		if (n == (ssize_t)sizeof(head))
+			return 1;
+		/* A part of the preface: wait for the rest of it to arrive. */
+		usleep(10000);
+		waited_ms += 10;
+	}
+	return -1;
+}
+
+static void *front_conn(void *arg)
+{
+	struct gw_front_conn *fc = arg;
+	struct gw_server *s = fc->server;
+	int h2 = speaks_h2(fc->fd);
+
+	if (h2 == 1) {
+		gw_h2c_serve(s, fc->fd);
+	} else if (h2 == 0) {
+		/* MHD owns the socket from here on, whatever it answers. */
+		if (MHD_add_connection(s->mhd, fc->fd, (const struct sockaddr *)&fc->peer,
+		                       fc->peer_len) != MHD_YES)
+			log_warn("libmicrohttpd takes no more connections");
+	} else {
+		close(fc->fd);
+	}
+	front_forget(s, fc);
+	return NULL;
+}
+
+static void *acceptor(void *arg)
+{
+	struct gw_server *s = arg;
+
+	while (__atomic_load_n(&s->accepting, __ATOMIC_ACQUIRE)) {
+		struct gw_front_conn *fc = calloc(1, sizeof(*fc));
+		pthread_attr_t attr;
+		pthread_t t;
+		if (!fc) {
+			usleep(100000);
+			continue;
+		}
+		fc->server = s;
+		fc->peer_len = sizeof(fc->peer);
+		fc->fd = accept4(s->listen_fd, (struct sockaddr *)&fc->peer, &fc->peer_len,
+		                 SOCK_CLOEXEC);
+		if (fc->fd < 0) {
+			free(fc);
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (!__atomic_load_n(&s->accepting, __ATOMIC_ACQUIRE))
+				break;
+			log_warn("accept: %m");
+			usleep(100000); /* out of descriptors, say: not a busy loop */
+			continue;
+		}
+		pthread_mutex_lock(&s->conns_lock);
+		fc->next = s->conns;
+		s->conns = fc;
+		pthread_mutex_unlock(&s->conns_lock);
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&t, &attr, front_conn, fc) != 0) {
+			log_warn("no thread for a connection");
+			close(fc->fd);
+			front_forget(s, fc);
+		}
+		pthread_attr_destroy(&attr);
+	}
+	return NULL;
+}
+
 int gw_server_start(struct gw_server *s, int listen_fd, struct al_error *err)
 {
-	s->mhd = MHD_start_daemon(
-	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
-	    NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,
-	    MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600, MHD_OPTION_CONNECTION_LIMIT,
-	    (unsigned)256, MHD_OPTION_END);
-	if (!s->mhd)
+	s->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+	                              MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC,
+	                          0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+	                          on_mhd_error, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+	                          NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
+	                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_END);
+	if (!s->mhd) {
+		close(listen_fd);
 		return al_error_set(err, EIO, "cannot start serving (libmicrohttpd)");
+	}
+	s->listen_fd = listen_fd;
+	{
+		struct sockaddr_in sin;
+		socklen_t len = sizeof(sin);
+		char addr[INET_ADDRSTRLEN] = "127.0.0.1";
+		if (getsockname(listen_fd, (struct sockaddr *)&sin, &len) < 0) {
+			MHD_stop_daemon(s->mhd);
+			s->mhd = NULL;
+			close(listen_fd);
+			return al_error_errno(err, "getsockname");
+		}
+		/* Bound to every address: loopback is one of them. */
+		if (sin.sin_addr.s_addr != htonl(INADDR_ANY))
+			inet_ntop(AF_INET, &sin.sin_addr, addr, sizeof(addr));
+		snprintf(s->self_url, sizeof(s->self_url), "http://%s:%u", addr,
+		         (unsigned)ntohs(sin.sin_port));
+	}
+	pthread_mutex_init(&s->conns_lock, NULL);
+	pthread_cond_init(&s->conns_idle, NULL);
+	s->accepting = true;
+	if (pthread_create(&s->acceptor, NULL, acceptor, s) != 0) {
+		s->accepting = false;
+		MHD_stop_daemon(s->mhd);
+		s->mhd = NULL;
+		close(listen_fd);
+		return al_error_set(err, EAGAIN, "no thread to accept connections");
+	}
 	return 0;
 }
 
 void gw_server_stop(struct gw_server *s)
 {
-	if (s->mhd)
-		MHD_stop_daemon(s->mhd);
+	if (!s->mhd)
+		return;
+	/* No new connection; the open HTTP/2 ones (and those still deciding) are ended, and
+	 * their requests finished, before MHD, which serves those requests, stops. */
+	__atomic_store_n(&s->accepting, false, __ATOMIC_RELEASE);
+	shutdown(s->listen_fd, SHUT_RDWR);
+	pthread_join(s->acceptor, NULL);
+	close(s->listen_fd);
+	pthread_mutex_lock(&s->conns_lock);
+	for (struct gw_front_conn *fc = s->conns; fc; fc = fc->next)
+		shutdown(fc->fd, SHUT_RDWR);
+	while (s->conns)
+		pthread_cond_wait(&s->conns_idle, &s->conns_lock);
+	pthread_mutex_unlock(&s->conns_lock);
+	MHD_stop_daemon(s->mhd);
 	s->mhd = NULL;
 }

@@ -8,6 +8,7 @@
  * post processor.
  */
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -39,12 +40,23 @@ struct gw_request {
 	bool multipart;
 };
 
+struct gw_front_conn;
+
 struct gw_server {
 	struct gw_backend backend;
 	struct gw_keys keys;
 	const char *rootfs;    /* for new sandboxes; NULL: airlockd's default */
 	struct gw_state state; /* the registries on disk, when --state-dir is given */
+	const char *image;     /* or an imported image for them; NULL: none */
 	struct MHD_Daemon *mhd;
+	/* The front door: accepts, and tells HTTP/2 from HTTP/1.1 by the first bytes. */
+	int listen_fd;
+	char self_url[64]; /* "http://ADDR:PORT" of listen_fd, for the HTTP/2 front's hop */
+	pthread_t acceptor;
+	bool accepting;
+	pthread_mutex_t conns_lock;
+	pthread_cond_t conns_idle;
+	struct gw_front_conn *conns; /* connections not yet handed to MHD, and h2c ones */
 };
 
 /* A header of the request, or NULL. */
@@ -62,9 +74,13 @@ enum MHD_Result gw_reply_response(struct gw_request *rq, unsigned status,
 /* Bind and listen on ADDR:PORT (port 0: any); *port is the one bound.  Done before the
  * gateway drops its privileges, so that a low port works. */
 int gw_server_listen(const char *listen_addr, int *fd, unsigned *port, struct al_error *err);
-/* Serve on listen_fd (MHD owns it from then on). */
+/* Serve on listen_fd (the server owns it from then on): HTTP/1.1 by libmicrohttpd, and
+ * cleartext HTTP/2 with prior knowledge (h2c.c) on the same port. */
 int gw_server_start(struct gw_server *s, int listen_fd, struct al_error *err);
 void gw_server_stop(struct gw_server *s);
+
+/* Serve an HTTP/2 connection (its preface unread) until it ends; closes fd. */
+void gw_h2c_serve(struct gw_server *s, int fd);
 
 /*
  * The services; each answers every request it recognises and returns true, or false.
@@ -85,3 +101,9 @@ void gw_cloudflare_shutdown(void);
 bool gw_blaxel_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *result);
 int gw_blaxel_init(struct gw_server *s, struct al_error *err);
 void gw_blaxel_shutdown(void);
+bool gw_runloop_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *result);
+int gw_runloop_init(struct gw_server *s, struct al_error *err);
+void gw_runloop_shutdown(void);
+bool gw_vercel_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *result);
+int gw_vercel_init(struct gw_server *s, struct al_error *err);
+void gw_vercel_shutdown(void);

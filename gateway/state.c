@@ -17,10 +17,8 @@
 #define MAX_STATE_FILE (64u << 20)
 
 static const char *const file_names[GW_N_SERVICES] = {
-    [GW_E2B] = "e2b.json",
-    [GW_DAYTONA] = "daytona.json",
-    [GW_CLOUDFLARE] = "cloudflare.json",
-    [GW_BLAXEL] = "blaxel.json",
+    [GW_E2B] = "e2b.json",       [GW_DAYTONA] = "daytona.json", [GW_CLOUDFLARE] = "cloudflare.json",
+    [GW_BLAXEL] = "blaxel.json", [GW_RUNLOOP] = "runloop.json", [GW_VERCEL] = "vercel.json",
 };
 
 /* One writer at a time: the temporary file's name is per process, not per thread. */

@@ -3,9 +3,9 @@
 
 /*
  * The gateway's registries on disk (--state-dir): one JSON file per service (e2b.json,
- * daytona.json, cloudflare.json, blaxel.json) holding what maps the service's ids to
- * airlockd's sandboxes and snapshots, the tenant of each and what the service shows of
- * it (metadata, labels, tokens), so that a restarted gateway serves the same sandboxes to
+ * daytona.json, cloudflare.json, blaxel.json, runloop.json, vercel.json) holding what maps the
+ * service's ids to airlockd's sandboxes and snapshots, the tenant of each and what the service
+ * shows of it (metadata, labels, tokens), so that a restarted gateway serves the same sandboxes to
  * the same tenants.  Each file is replaced whole, atomically (temporary file, fsync,
  * rename, fsync of the directory), mode 0600 in a directory of mode 0700: it holds the
  * envd access tokens.
@@ -23,7 +23,15 @@
 
 #include "error.h"
 
-enum gw_service { GW_E2B, GW_DAYTONA, GW_CLOUDFLARE, GW_BLAXEL, GW_N_SERVICES };
+enum gw_service {
+	GW_E2B,
+	GW_DAYTONA,
+	GW_CLOUDFLARE,
+	GW_BLAXEL,
+	GW_RUNLOOP,
+	GW_VERCEL,
+	GW_N_SERVICES
+};
 
 struct gw_state {
 	char *dir; /* NULL: nothing persists (the registries live in memory only) */

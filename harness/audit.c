@@ -70,66 +70,62 @@ static bool self_hash_ok(const char *line, size_t len)
 	return memcmp(hex, p, 64) == 0;
 }
 
-static int write_head(struct al_audit *a, struct al_error *err)
+/* Where the chain stands after the records in data[0..len) (each ending in '\n'). */
+static void chain_tail(const char *data, size_t len, uint64_t *seq, char prev[65])
 {
-	_cleanup_free_ char *path = NULL;
-	_cleanup_free_ char *text = NULL;
+	size_t start;
+	const char *s;
 
-	if (asprintf(&path, "%s/" AL_AUDIT_HEAD_FILE, a->dir) < 0 ||
-	    asprintf(&text, "{\"seq\":%" PRIu64 ",\"sha256\":\"%s\"}\n", a->seq, a->prev) < 0)
-		return al_error_set(err, ENOMEM, "out of memory");
-	return al_write_file_atomic(path, text, strlen(text), 0600, err);
+	*seq = 0;
+	strcpy(prev, ZERO_HASH);
+	if (len == 0)
+		return;
+	start = len - 1;
+	while (start > 0 && data[start - 1] != '\n')
+		start--;
+	al_sha256_hex(data + start, len - 1 - start, prev);
+	s = memmem(data + start, len - start, "{\"seq\":", 7);
+	*seq = s ? strtoull(s + 7, NULL, 10) : 0;
+}
+
+int al_audit_open_store(struct al_audit *a, struct al_run_store *store, struct al_error *err)
+{
+	_cleanup_free_ char *data = NULL;
+	size_t len = 0;
+	int r;
+
+	memset(a, 0, sizeof(*a));
+	strcpy(a->prev, ZERO_HASH);
+	a->store = store;
+	r = store->ops->audit_load(store, &data, &len, err);
+	if (r < 0)
+		return r;
+	chain_tail(data, len, &a->seq, a->prev);
+	/* Keep the head in step with the records, whatever a crash left between the two. */
+	if (len > 0 && store->ops->audit_sync_head)
+		return store->ops->audit_sync_head(store, a->seq, a->prev, err);
+	return 0;
 }
 
 int al_audit_open(struct al_audit *a, const char *dir, struct al_error *err)
 {
-	_cleanup_free_ char *path = NULL;
-	_cleanup_free_ char *data = NULL;
-	_cleanup_close_ int fd = -1;
-	size_t len = 0, end;
-	int r;
+	struct al_run_store *store = NULL;
+	int r = al_run_store_dir_open(dir, &store, err);
 
-	memset(a, 0, sizeof(*a));
-	a->fd = -1;
-	strcpy(a->prev, ZERO_HASH);
-	a->dir = strdup(dir);
-	if (!a->dir || asprintf(&path, "%s/" AL_AUDIT_FILE, dir) < 0)
-		return al_error_set(err, ENOMEM, "out of memory");
-	fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return al_error_errno(err, "open %s", path);
-	r = al_read_fd(fd, MAX_AUDIT_BYTES, &data, &len, err);
 	if (r < 0)
-		return al_error_prefix(err, "read %s", path);
-	/* A record is whole once its newline is written; anything after the last is torn. */
-	end = len;
-	while (end > 0 && data[end - 1] != '\n')
-		end--;
-	if (end < len && ftruncate(fd, (off_t)end) < 0)
-		return al_error_errno(err, "truncate torn record of %s", path);
-	if (end > 0) {
-		size_t start = end - 1;
-		const char *s;
-		while (start > 0 && data[start - 1] != '\n')
-			start--;
-		al_sha256_hex(data + start, end - 1 - start, a->prev);
-		s = memmem(data + start, end - start, "{\"seq\":", 7);
-		a->seq = s ? strtoull(s + 7, NULL, 10) : 0;
-	}
-	a->fd = TAKE_FD(fd);
-	/* Keep the head in step with the file, whatever a crash left between the two. */
-	if (end > 0)
-		return write_head(a, err);
-	return 0;
+		return r;
+	r = al_audit_open_store(a, store, err);
+	a->store = store;
+	a->own_store = true;
+	return r;
 }
 
 void al_audit_close(struct al_audit *a)
 {
-	if (a->fd >= 0)
-		close(a->fd);
-	a->fd = -1;
-	free(a->dir);
-	a->dir = NULL;
+	if (a->own_store)
+		al_run_store_free(a->store);
+	a->store = NULL;
+	a->own_store = false;
 }
 
 int al_audit_append(struct al_audit *a, const char *kind, cJSON *data, struct al_error *err)
@@ -160,32 +156,24 @@ int al_audit_append(struct al_audit *a, const char *kind, cJSON *data, struct al
 	n = asprintf(&line, "%s" HASH_KEY "%s\"}\n", body, hash);
 	if (n < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
-	r = al_write_all(a->fd, line, (size_t)n);
-	if (r < 0) {
-		errno = -r;
-		return al_error_errno(err, "append to %s/" AL_AUDIT_FILE, a->dir);
-	}
-	if (fsync(a->fd) < 0)
-		return al_error_errno(err, "fsync %s/" AL_AUDIT_FILE, a->dir);
+	al_sha256_hex(line, (size_t)n - 1, hash);
+	r = a->store->ops->audit_append(a->store, a->seq + 1, line, (size_t)n, hash, err);
+	if (r < 0)
+		return r;
 	a->seq++;
-	al_sha256_hex(line, (size_t)n - 1, a->prev);
-	r = write_head(a, err);
-	if (r == 0)
-		al_killpoint();
-	return r;
+	memcpy(a->prev, hash, sizeof(a->prev));
+	al_killpoint();
+	return 0;
 }
 
 int al_audit_count(struct al_audit *a, const char *kind, const char *key, const char *value,
                    struct al_error *err)
 {
-	_cleanup_free_ char *path = NULL;
 	_cleanup_free_ char *data = NULL;
 	size_t len = 0;
 	int n = 0, r;
 
-	if (asprintf(&path, "%s/" AL_AUDIT_FILE, a->dir) < 0)
-		return al_error_set(err, ENOMEM, "out of memory");
-	r = al_read_file(path, MAX_AUDIT_BYTES, &data, &len, err);
+	r = a->store->ops->audit_load(a->store, &data, &len, err);
 	if (r < 0)
 		return r;
 	for (char *line = data, *nl; line < data + len; line = nl + 1) {
@@ -206,25 +194,54 @@ int al_audit_count(struct al_audit *a, const char *kind, const char *key, const 
 	return n;
 }
 
+static int verify_records(struct al_run_store *store, const char *data, size_t len,
+                          uint64_t *records, struct al_error *err);
+
 int al_audit_verify(const char *dir, uint64_t *records, struct al_error *err)
 {
+	_cleanup_(al_run_store_freep) struct al_run_store *store = NULL;
 	_cleanup_free_ char *path = NULL;
-	_cleanup_free_ char *head_path = NULL;
 	_cleanup_free_ char *data = NULL;
-	_cleanup_free_ char *head_text = NULL;
-	_cleanup_cjson_ cJSON *head = NULL;
-	char prev[65] = ZERO_HASH, line_hash[65];
-	size_t len = 0, pos = 0;
-	uint64_t lineno = 0;
-	const cJSON *hseq, *hsha;
-	int r = 0;
+	size_t len = 0;
+	int r;
 
-	if (asprintf(&path, "%s/" AL_AUDIT_FILE, dir) < 0 ||
-	    asprintf(&head_path, "%s/" AL_AUDIT_HEAD_FILE, dir) < 0)
+	/* Read-only: the records as they are, a torn end included (which verify names). */
+	if (asprintf(&path, "%s/" AL_AUDIT_FILE, dir) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
 	r = al_read_file(path, MAX_AUDIT_BYTES, &data, &len, err);
 	if (r < 0)
 		return r;
+	r = al_run_store_dir_open(dir, &store, err);
+	if (r < 0)
+		return r;
+	return verify_records(store, data, len, records, err);
+}
+
+int al_audit_verify_store(struct al_run_store *store, uint64_t *records, struct al_error *err)
+{
+	_cleanup_free_ char *data = NULL;
+	size_t len = 0;
+	uint64_t seq;
+	char sha[65];
+	/* A run the store does not have is not a broken trail. */
+	int r = store->ops->audit_head(store, &seq, sha, err);
+
+	if (r == -ENOENT)
+		return r;
+	r = store->ops->audit_load(store, &data, &len, err);
+	if (r < 0)
+		return r;
+	return verify_records(store, data, len, records, err);
+}
+
+static int verify_records(struct al_run_store *store, const char *data, size_t len,
+                          uint64_t *records, struct al_error *err)
+{
+	char prev[65] = ZERO_HASH, line_hash[65], head_sha[65];
+	size_t pos = 0;
+	uint64_t lineno = 0, head_seq = 0;
+	int r = 0;
+
 	while (pos < len) {
 		const char *line = data + pos;
 		const char *nl = memchr(line, '\n', len - pos);
@@ -276,25 +293,23 @@ int al_audit_verify(const char *dir, uint64_t *records, struct al_error *err)
 		memcpy(prev, line_hash, sizeof(prev));
 	}
 	/* The head catches what the chain cannot: records cut off the end. */
-	r = al_read_file(head_path, 4096, &head_text, NULL, err);
+	r = store->ops->audit_head(store, &head_seq, head_sha, err);
+	if (r == -EBADMSG)
+		return r;
 	if (r < 0)
 		return al_error_set(err, EBADMSG, "line %" PRIu64 ": %s is missing or unreadable",
 		                    lineno + 1, AL_AUDIT_HEAD_FILE);
-	head = cJSON_Parse(head_text);
-	hseq = cJSON_GetObjectItemCaseSensitive(head, "seq");
-	hsha = cJSON_GetObjectItemCaseSensitive(head, "sha256");
-	if (!cJSON_IsNumber(hseq) || !cJSON_IsString(hsha))
-		return al_error_set(err, EBADMSG, "%s is not valid", AL_AUDIT_HEAD_FILE);
-	if (hseq->valuedouble > (double)lineno)
+	if (head_seq > lineno)
 		return al_error_set(err, EBADMSG,
-		                    "line %" PRIu64 ": missing (%s records %.0f records; records "
-		                    "were deleted at the end)",
-		                    lineno + 1, AL_AUDIT_HEAD_FILE, hseq->valuedouble);
-	if (hseq->valuedouble < (double)lineno)
-		return al_error_set(
-		    err, EBADMSG, "line %.0f: not written by the harness (%s ends at record %.0f)",
-		    hseq->valuedouble + 1, AL_AUDIT_HEAD_FILE, hseq->valuedouble);
-	if (lineno > 0 && strcmp(hsha->valuestring, prev))
+		                    "line %" PRIu64 ": missing (%s records %" PRIu64
+		                    " records; records were deleted at the end)",
+		                    lineno + 1, AL_AUDIT_HEAD_FILE, head_seq);
+	if (head_seq < lineno)
+		return al_error_set(err, EBADMSG,
+		                    "line %" PRIu64 ": not written by the harness (%s ends at "
+		                    "record %" PRIu64 ")",
+		                    head_seq + 1, AL_AUDIT_HEAD_FILE, head_seq);
+	if (lineno > 0 && strcmp(head_sha, prev))
 		return al_error_set(err, EBADMSG,
 		                    "line %" PRIu64
 		                    ": does not match the hash in %s (the last record "

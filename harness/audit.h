@@ -10,24 +10,28 @@
  * last record's line hash so that records cut off the end are noticed too.
  */
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
 
 #include "error.h"
+#include "runstore.h"
 
 #define AL_AUDIT_FILE "audit.jsonl"
 #define AL_AUDIT_HEAD_FILE "audit.head"
 
 struct al_audit {
-	int fd;
+	struct al_run_store *store;
+	bool own_store;
 	uint64_t seq;
 	char prev[65];
-	char *dir;
 };
 
 /* Open (creating) DIR/audit.jsonl for appending; a torn last line from a crash is cut. */
 int al_audit_open(struct al_audit *a, const char *dir, struct al_error *err);
+/* The same on a run store (runstore.h), which stays the caller's. */
+int al_audit_open_store(struct al_audit *a, struct al_run_store *store, struct al_error *err);
 void al_audit_close(struct al_audit *a);
 
 /* Append one record; data is consumed (may be NULL: an empty object). */
@@ -43,6 +47,7 @@ int al_audit_count(struct al_audit *a, const char *kind, const char *key, const 
  * "line L: reason" naming the first bad line; other negative codes for I/O errors.
  */
 int al_audit_verify(const char *dir, uint64_t *records, struct al_error *err);
+int al_audit_verify_store(struct al_run_store *store, uint64_t *records, struct al_error *err);
 
 /* The RFC 3339 UTC time now, with milliseconds, into out[32]. */
 void al_audit_timestamp(char out[32]);

@@ -53,6 +53,9 @@ static const char shell_guidance[] =
 
 struct run {
 	char *dir;
+	struct al_run_store *store; /* the run's records (store->dir is dir) */
+	bool own_store;
+	const char *node; /* the worker's node, or NULL */
 	char *task_dir;
 	struct al_task task;
 	bool task_loaded;
@@ -62,10 +65,11 @@ struct run {
 	bool audit_open;
 	struct al_provider *provider;
 	struct al_sandbox *sandbox; /* the run's sandbox once made or found */
+	cJSON *labels;              /* of the sandbox (make_spec) */
 	struct al_model model;
 	bool model_open;
 	cJSON *tools;
-	struct al_store *store; /* the task's remote snapshot.store, or NULL for local */
+	struct al_store *remote; /* the task's remote snapshot.store, or NULL for local */
 };
 
 static void run_free(struct run *r)
@@ -73,13 +77,16 @@ static void run_free(struct run *r)
 	if (r->model_open)
 		al_model_close(&r->model);
 	al_sandbox_free(r->sandbox);
-	al_store_close(r->store);
+	al_store_close(r->remote);
 	if (r->provider)
 		r->provider->ops->close(r->provider);
 	if (r->audit_open)
 		al_audit_close(&r->audit);
+	if (r->own_store)
+		al_run_store_free(r->store);
 	cJSON_Delete(r->state);
 	cJSON_Delete(r->tools);
+	cJSON_Delete(r->labels);
 	al_credentials_free(&r->creds);
 	if (r->task_loaded)
 		al_task_free(&r->task);
@@ -105,8 +112,29 @@ static const char *workspace_root(struct run *r)
 
 static int save(struct run *r, struct al_error *err)
 {
-	int rc = al_runstate_save(r->dir, r->state, err);
+	int rc = al_runstate_save(r->store, r->state, err);
 	return rc < 0 ? al_error_prefix(err, "save RunState") : 0;
+}
+
+/*
+ * A step's RunState write and the audit record that describes it, recorded together
+ * where the store can (one database transaction); elsewhere one after the other, and
+ * recover_audit() writes a record a crash cut off between them.
+ */
+static int step_begin(struct run *r, struct al_error *err)
+{
+	return r->store->ops->begin ? r->store->ops->begin(r->store, err) : 0;
+}
+
+static int step_end(struct run *r, int rc, struct al_error *err)
+{
+	if (!r->store->ops->end)
+		return rc;
+	if (rc < 0) {
+		r->store->ops->end(r->store, false, &(struct al_error){0});
+		return rc;
+	}
+	return r->store->ops->end(r->store, true, err);
 }
 
 static int audit(struct run *r, const char *kind, cJSON *data, struct al_error *err)
@@ -124,6 +152,24 @@ static int audit_sandbox_op(struct run *r, const char *op, const char *id, int r
 	cJSON_AddStringToObject(d, "sandbox_id", id ? id : "");
 	cJSON_AddStringToObject(d, "outcome", rc < 0 ? opErr->msg : "ok");
 	return audit(r, "sandbox_op", d, err);
+}
+
+/* A run of the queue reports its errors in the worker's structured log; `run` and
+ * `resume` as the plain stderr lines docs/harness.md shows. */
+static bool structured_errors;
+
+__attribute__((format(printf, 1, 2))) static void report_error(const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (structured_errors)
+		log_error("%s", msg);
+	else
+		fprintf(stderr, "airlock-harness: %s\n", msg);
 }
 
 /* A progress line on stdout, out at once: a caller reads it while the run goes on. */
@@ -166,9 +212,9 @@ static int store_put(struct run *r, const char *rel, char sha[65], struct al_err
 	int rc;
 
 	if (!name || asprintf(&path, "%s/%s", r->dir, rel) < 0 ||
-	    !(where = al_store_describe(r->store, name)))
+	    !(where = al_store_describe(r->remote, name)))
 		return al_error_set(err, ENOMEM, "out of memory");
-	rc = al_store_put_file(r->store, name, path, sha, &e);
+	rc = al_store_put_file(r->remote, name, path, sha, &e);
 	d = cJSON_CreateObject();
 	cJSON_AddStringToObject(d, "op", "put");
 	cJSON_AddStringToObject(d, "object", where);
@@ -188,7 +234,7 @@ static int store_state(struct run *r, struct al_error *err)
 {
 	char sha[65];
 
-	return r->store ? store_put(r, AL_RUNSTATE_FILE, sha, err) : 0;
+	return r->remote ? store_put(r, AL_RUNSTATE_FILE, sha, err) : 0;
 }
 
 static void store_drop(struct run *r, const char *rel)
@@ -196,7 +242,7 @@ static void store_drop(struct run *r, const char *rel)
 	_cleanup_free_ char *name = store_name(r, rel);
 	struct al_error e = AL_ERROR_INIT;
 
-	if (name && al_store_delete(r->store, name, &e) < 0)
+	if (name && al_store_delete(r->remote, name, &e) < 0)
 		log_warn("delete superseded %s: %s", rel, e.msg);
 }
 
@@ -246,7 +292,7 @@ static int store_record(struct run *r, const char *field, const char *rel, const
 /* The workspace archive rel goes to the store (when there is one), then is recorded. */
 static int record_archive(struct run *r, const char *rel, struct al_error *err)
 {
-	return r->store ? store_record(r, "store_archive", rel, NULL, err) : save(r, err);
+	return r->remote ? store_record(r, "store_archive", rel, NULL, err) : save(r, err);
 }
 
 /* A process snapshot just recorded goes to the store as airlockd's export stream, so a
@@ -260,7 +306,7 @@ static int store_snapshot(struct run *r, const char *snapshot_id, struct al_erro
 	struct al_error e = AL_ERROR_INIT;
 	int rc;
 
-	if (!r->store || !ops->export_snapshot || !ops->import_snapshot)
+	if (!r->remote || !ops->export_snapshot || !ops->import_snapshot)
 		return 0;
 	if (asprintf(&rel, SNAPSHOTS_DIR "/%s.tar", snapshot_id) < 0 ||
 	    asprintf(&dir, "%s/" SNAPSHOTS_DIR, r->dir) < 0 ||
@@ -290,18 +336,18 @@ static int fetch_archive(struct run *r, const char *rel, const char *abs, struct
 	cJSON *d;
 	int rc;
 
-	if (!r->store || access(abs, R_OK) == 0 || !al_runstate_str(rec, "name") ||
+	if (!r->remote || access(abs, R_OK) == 0 || !al_runstate_str(rec, "name") ||
 	    strcmp(al_runstate_str(rec, "name"), rel))
 		return 0;
 	if (!(name = store_name(r, rel)) || asprintf(&dir, "%s/" WORKSPACE_DIR, r->dir) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
 	if ((rc = al_mkdir_p(dir, 0700, err)) < 0)
 		return rc;
-	rc = al_store_get_file(r->store, name, abs, sha, &e);
+	rc = al_store_get_file(r->remote, name, abs, sha, &e);
 	d = cJSON_CreateObject();
 	cJSON_AddStringToObject(d, "op", "get");
 	{
-		_cleanup_free_ char *where = al_store_describe(r->store, name);
+		_cleanup_free_ char *where = al_store_describe(r->remote, name);
 		cJSON_AddStringToObject(d, "object", where ? where : name);
 	}
 	cJSON_AddStringToObject(d, "sha256", sha ? sha : "");
@@ -320,19 +366,40 @@ static int open_store(struct run *r, struct al_error *err)
 {
 	if (r->task.store.type == AL_STORE_LOCAL)
 		return 0;
-	return al_store_open(&r->task.store, &r->creds, &r->store, err);
+	return al_store_open(&r->task.store, &r->creds, &r->remote, err);
 }
 
 /* ---- the sandbox ---- */
 
+/* The labels of a run's sandboxes (airlockd's): which run, and where it lives, so that
+ * `airlock-harness gc` can tell a live run's sandbox from a leftover. */
+#define RUN_LABEL_ID "airlock-harness/run"
+#define RUN_LABEL_DIR "airlock-harness/dir"
+#define RUN_LABEL_VALUE_MAX 255
+
+static cJSON *run_labels(struct run *r)
+{
+	cJSON *l = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(l, RUN_LABEL_ID, al_runstate_str(r->state, "run_id"));
+	/* A path longer than a label holds is left out: gc then keeps the sandbox. */
+	if (r->dir && strlen(r->dir) <= RUN_LABEL_VALUE_MAX)
+		cJSON_AddStringToObject(l, RUN_LABEL_DIR, r->dir);
+	return l;
+}
+
 static void make_spec(struct run *r, struct al_sandbox_spec *spec, const char *snapshot)
 {
+	cJSON_Delete(r->labels);
+	r->labels = run_labels(r);
 	memset(spec, 0, sizeof(*spec));
+	spec->labels = r->labels;
 	/* Only the task's own settings: never the harness's environment or credentials,
 	 * but for the mount credentials, which only airlockd sees. */
 	spec->name = al_runstate_str(r->state, "run_id");
 	spec->manifest = r->task.manifest;
 	spec->rootfs = r->task.rootfs;
+	spec->image = r->task.image;
 	spec->memory_bytes = r->task.memory_bytes;
 	spec->pids = r->task.pids;
 	spec->cpus = r->task.cpus;
@@ -352,6 +419,8 @@ static int record_sandbox(struct run *r, struct al_sandbox *sb, struct al_error 
 	r->sandbox = sb;
 	al_runstate_set_str(st, "sandbox_id", sb->id);
 	al_runstate_set_str(st, "provider", r->task.provider_type);
+	/* The node whose airlockd holds it: a run taken over elsewhere moves it by archive. */
+	al_runstate_set_str(st, "node", r->node);
 	/* Which service the sandbox lives on, so that a resume on another one can still
 	 * reach it to take its workspace along. */
 	cJSON_DeleteItemFromObjectCaseSensitive(st, "provider_block");
@@ -427,6 +496,16 @@ static int create_sandbox(struct run *r, const char *snapshot, struct al_error *
 	return record_sandbox(r, TAKE_PTR(sb), err);
 }
 
+/*
+ * Archives are files beside the store, not fenced by it: a worker that lost its lease may
+ * still be writing one.  Names carry the writer's lease generation so that it can never
+ * overwrite the archive the current holder recorded ("" for a run directory).
+ */
+static const char *archive_tag(struct run *r)
+{
+	return r->store->archive_tag ? r->store->archive_tag : "";
+}
+
 /* Only the archive the state names is needed; older ones (or one a crash left) go. */
 static void prune_archives(const char *dir, const char *keep)
 {
@@ -460,7 +539,7 @@ static int persist_archive(struct run *r, struct al_error *err)
 		_cleanup_free_ char *abs = NULL;
 		cJSON *extra = cJSON_CreateObject();
 
-		if (asprintf(&rel, WORKSPACE_DIR "/ws-%ld.tar", turn) < 0 ||
+		if (asprintf(&rel, WORKSPACE_DIR "/ws-%ld%s.tar", turn, archive_tag(r)) < 0 ||
 		    asprintf(&abs, "%s/%s", r->dir, rel) < 0)
 			return al_error_set(err, ENOMEM, "out of memory");
 		rc = r->provider->ops->persist_workspace(r->provider, r->sandbox, abs, &e);
@@ -666,9 +745,12 @@ static int run_pending(struct run *r, struct al_error *err)
 		cJSON_AddBoolToObject(call, "is_error", res.is_error);
 		cJSON_AddBoolToObject(call, "truncated", res.truncated);
 		al_tool_result_free(&res);
-		if ((rc = save(r, err)) < 0)
+		if ((rc = step_begin(r, err)) < 0)
 			return rc;
-		if ((rc = audit_tool_result(r, call, false, err)) < 0)
+		rc = save(r, err);
+		if (rc == 0)
+			rc = audit_tool_result(r, call, false, err);
+		if ((rc = step_end(r, rc, err)) < 0)
 			return rc;
 	}
 	/* Every result is in: they become conversation items in one step. */
@@ -774,13 +856,8 @@ static int model_turn(struct run *r, bool *done, struct al_error *err)
 	cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(usage, "per_turn"), turn);
 	if (ncalls == 0) {
 		_cleanup_free_ char *text = al_model_output_text(reply.output);
-		_cleanup_free_ char *path = NULL;
-		if (asprintf(&path, "%s/" OUTPUT_FILE, r->dir) < 0) {
-			al_model_reply_free(&reply);
-			return al_error_set(err, ENOMEM, "out of memory");
-		}
-		rc = al_write_file_atomic(path, text ? text : "", text ? strlen(text) : 0, 0600,
-		                          err);
+		rc = r->store->ops->file_write(r->store, OUTPUT_FILE, text ? text : "",
+		                               text ? strlen(text) : 0, err);
 		if (rc < 0) {
 			al_model_reply_free(&reply);
 			return rc;
@@ -792,9 +869,12 @@ static int model_turn(struct run *r, bool *done, struct al_error *err)
 		*done = true;
 	}
 	al_model_reply_free(&reply);
-	if ((rc = save(r, err)) < 0)
+	if ((rc = step_begin(r, err)) < 0)
 		return rc;
-	return model_response_record(r, turn, false, err);
+	rc = save(r, err);
+	if (rc == 0)
+		rc = model_response_record(r, turn, false, err);
+	return step_end(r, rc, err);
 }
 
 static int model_response_record(struct run *r, const cJSON *turn, bool recovered,
@@ -855,8 +935,10 @@ static int finish(struct run *r, struct al_error *err)
 		}
 	}
 	cJSON_DeleteItemFromObjectCaseSensitive(r->state, "finish_pending");
-	if ((rc = save(r, err)) < 0 || (rc = store_state(r, err)) < 0)
+	if ((rc = step_begin(r, err)) < 0)
 		return rc;
+	if ((rc = save(r, err)) < 0)
+		return step_end(r, rc, err);
 	d = cJSON_CreateObject();
 	cJSON_AddStringToObject(d, "status", "completed");
 	cJSON_AddNumberToObject(d, "turns", (double)al_runstate_long(r->state, "turn"));
@@ -864,27 +946,62 @@ static int finish(struct run *r, struct al_error *err)
 	    d, "usage", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(r->state, "usage"), 1));
 	cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(d, "usage"),
 	                                        "per_turn");
-	return audit(r, "run_end", d, err);
+	rc = step_end(r, audit(r, "run_end", d, err), err);
+	/* The state's copy in the remote store, once the end is recorded. */
+	return rc < 0 ? rc : store_state(r, err);
+}
+
+/*
+ * A failed run does not leave its sandbox running (a 1 GiB sandbox nobody uses): its
+ * workspace is archived with the run first (a resume hydrates a new sandbox from it),
+ * then the sandbox goes.  When the archive cannot be made the sandbox stays, so that
+ * nothing is lost; `airlock-harness gc` removes it once nobody resumes the run.
+ */
+static void remove_failed_sandbox(struct run *r)
+{
+	struct al_error e = AL_ERROR_INIT, audit_err = AL_ERROR_INIT;
+	int rc;
+
+	if (!r->provider || !r->sandbox || !sandbox_id(r) || r->task.keep_sandbox ||
+	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sandbox_state(r), "deleted")))
+		return;
+	if (persist_archive(r, &e) < 0) {
+		fprintf(
+		    stderr,
+		    "airlock-harness: sandbox %s kept: its workspace could not be archived (%s); "
+		    "'airlock-harness gc' removes it\n",
+		    sandbox_id(r), e.msg);
+		return;
+	}
+	al_error_clear(&e);
+	rc = r->provider->ops->delete (r->provider, r->sandbox, &e);
+	if (audit_sandbox_op(r, "delete", sandbox_id(r), rc, &e, NULL, &audit_err) < 0 || rc < 0) {
+		fprintf(stderr, "airlock-harness: sandbox %s of the failed run: %s\n",
+		        sandbox_id(r), rc < 0 ? e.msg : audit_err.msg);
+		return;
+	}
+	cJSON_AddBoolToObject(sandbox_state(r), "deleted", true);
 }
 
 static int fail(struct run *r, const struct al_error *why)
 {
 	struct al_error e = AL_ERROR_INIT;
 
-	fprintf(stderr, "airlock-harness: run failed: %s\n", why->msg);
+	report_error("run failed: %s", why->msg);
 	if (!r->state)
 		return AL_EXIT_FAILED;
+	remove_failed_sandbox(r);
 	al_runstate_set_str(r->state, "status", "failed");
 	al_runstate_set_str(r->state, "error", why->msg);
 	if (save(r, &e) < 0)
-		fprintf(stderr, "airlock-harness: %s\n", e.msg);
+		report_error("%s", e.msg);
 	if (r->audit_open) {
 		cJSON *d = cJSON_CreateObject();
 
 		cJSON_AddStringToObject(d, "status", "failed");
 		cJSON_AddStringToObject(d, "error", why->msg);
 		if (audit(r, "run_end", d, &e) < 0)
-			fprintf(stderr, "airlock-harness: %s\n", e.msg);
+			report_error("%s", e.msg);
 	}
 	return AL_EXIT_FAILED;
 }
@@ -1024,8 +1141,50 @@ static int start_workspace(struct run *r, struct al_error *err)
 /* A refused command line or task: the reason on stderr, nothing recorded in a run. */
 static int usage_error(const struct al_error *err)
 {
-	fprintf(stderr, "airlock-harness: %s\n", err->msg);
+	report_error("%s", err->msg);
 	return AL_EXIT_USAGE;
+}
+
+/* The run directory of `run`: given (empty or missing) or runs/<run-id>, and its store. */
+static int open_run_dir(struct run *r, const char *given, const char *run_id, struct al_error *err)
+{
+	_cleanup_free_ char *dir = NULL;
+	int rc;
+
+	if (given)
+		dir = strdup(given);
+	else if (asprintf(&dir, "runs/%s", run_id) < 0)
+		dir = NULL;
+	if (!dir)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (!dir_is_empty_or_missing(dir))
+		return al_error_set(err, EEXIST, "run directory %s exists and is not empty", dir);
+	if ((rc = al_mkdir_p(dir, 0700, err)) < 0)
+		return rc;
+	r->dir = realpath(dir, NULL);
+	if (!r->dir)
+		return al_error_errno(err, "resolve %s", dir);
+	if ((rc = al_run_store_dir_open(r->dir, &r->store, err)) < 0)
+		return rc;
+	r->own_store = true;
+	say("%s\n", r->dir);
+	return 0;
+}
+
+/* The worker's node: its airlockd's socket stands in for the one the task names. */
+static int use_node_socket(struct run *r, const char *socket, struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *block = NULL;
+
+	if (!socket || strcmp(r->task.provider_type, "local"))
+		return 0;
+	block = r->task.provider ? cJSON_Duplicate(r->task.provider, 1) : cJSON_CreateObject();
+	if (!block)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (!cJSON_GetObjectItemCaseSensitive(block, "type"))
+		cJSON_AddStringToObject(block, "type", "local");
+	al_runstate_set_str(block, "socket", socket);
+	return al_task_set_provider(&r->task, block, err);
 }
 
 int al_run_start(const struct al_run_options *opts)
@@ -1034,47 +1193,55 @@ int al_run_start(const struct al_run_options *opts)
 	struct al_error err = AL_ERROR_INIT;
 	_cleanup_free_ char *text = NULL;
 	_cleanup_free_ char *path = NULL;
-	_cleanup_free_ char *dir = NULL;
 	char run_id[40];
 	size_t len = 0;
 	cJSON *d;
 
+	structured_errors = opts->store != NULL;
+
 	/* Everything that can be refused is refused before anything is created. */
-	if (al_task_load(opts->task_path, &r.task, &r.task_dir, &text, &len, &err) < 0)
+	if (opts->task_text) {
+		text = strdup(opts->task_text);
+		r.task_dir = strdup(opts->task_dir ? opts->task_dir : "/");
+		if (!text || !r.task_dir) {
+			al_error_set(&err, ENOMEM, "out of memory");
+			return usage_error(&err);
+		}
+		len = strlen(text);
+		if (al_task_parse(text, len, r.task_dir, &r.task, &err) < 0)
+			return usage_error(&err);
+	} else if (al_task_load(opts->task_path, &r.task, &r.task_dir, &text, &len, &err) < 0) {
 		return usage_error(&err);
+	}
 	r.task_loaded = true;
+	r.node = opts->node;
+	if (use_node_socket(&r, opts->provider_socket, &err) < 0)
+		return usage_error(&err);
 	if (al_credentials_load(opts->credentials, &r.creds, &err) < 0 || check_key(&r, &err) < 0 ||
 	    open_store(&r, &err) < 0)
 		return usage_error(&err);
-	if (make_run_id(run_id, &err) < 0)
-		return usage_error(&err);
-	if (opts->run_dir)
-		dir = strdup(opts->run_dir);
-	else if (asprintf(&dir, "runs/%s", run_id) < 0)
-		dir = NULL;
-	if (!dir) {
-		al_error_set(&err, ENOMEM, "out of memory");
-		return usage_error(&err);
-	}
-	if (!dir_is_empty_or_missing(dir)) {
-		al_error_set(&err, EEXIST, "run directory %s exists and is not empty", dir);
+	if (opts->run_id) {
+		if (strlen(opts->run_id) >= sizeof(run_id)) {
+			al_error_set(&err, EINVAL, "run id %s is too long", opts->run_id);
+			return usage_error(&err);
+		}
+		strcpy(run_id, opts->run_id);
+	} else if (make_run_id(run_id, &err) < 0) {
 		return usage_error(&err);
 	}
-	if (al_mkdir_p(dir, 0700, &err) < 0)
-		return usage_error(&err);
-	r.dir = realpath(dir, NULL);
-	if (!r.dir) {
-		al_error_errno(&err, "resolve %s", dir);
+	if (opts->store) {
+		/* The queue's run: its records are in the store, its directory holds only
+		 * workspace archives, and may hold those of an earlier attempt. */
+		r.store = opts->store;
+		if (al_mkdir_p(r.store->dir, 0700, &err) < 0 || !(r.dir = strdup(r.store->dir)))
+			return usage_error(&err);
+		say("%s\n", run_id);
+	} else if (open_run_dir(&r, opts->run_dir, run_id, &err) < 0) {
 		return usage_error(&err);
 	}
 	/* From here on the run exists: a failure is recorded in it. */
-	say("%s\n", r.dir);
-
-	if (asprintf(&path, "%s/" TASK_COPY, r.dir) < 0 ||
-	    al_write_file_atomic(path, text, len, 0600, &err) < 0)
+	if (r.store->ops->file_write(r.store, TASK_COPY, text, len, &err) < 0)
 		return fail(&r, &err);
-	free(path);
-	path = NULL;
 	if (asprintf(&path, "%s/" WORKSPACE_DIR, r.dir) < 0 || al_mkdir_p(path, 0700, &err) < 0)
 		return fail(&r, &err);
 	r.state = al_runstate_new(run_id, r.task_dir);
@@ -1088,7 +1255,7 @@ int al_run_start(const struct al_run_options *opts)
 		cJSON_AddStringToObject(first, "content", r.task.input);
 		cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(r.state, "items"), first);
 	}
-	if (save(&r, &err) < 0 || al_audit_open(&r.audit, r.dir, &err) < 0)
+	if (save(&r, &err) < 0 || al_audit_open_store(&r.audit, r.store, &err) < 0)
 		return fail(&r, &err);
 	r.audit_open = true;
 	{
@@ -1102,7 +1269,7 @@ int al_run_start(const struct al_run_options *opts)
 		cJSON_AddStringToObject(d, "credentials", r.creds.source ? r.creds.source : "none");
 	}
 	if (audit(&r, "run_start", d, &err) < 0 ||
-	    (r.store &&
+	    (r.remote &&
 	     (store_put(&r, TASK_COPY, (char[65]){0}, &err) < 0 || store_state(&r, &err) < 0)) ||
 	    open_clients(&r, &err) < 0 || create_sandbox(&r, r.task.start_snapshot, &err) < 0 ||
 	    start_workspace(&r, &err) < 0)
@@ -1140,8 +1307,8 @@ static int take_workspace_along(struct run *r, const char *was, struct al_error 
 		rc = ops->resume(p, id, cJSON_GetObjectItemCaseSensitive(st, "handle"), NULL, &old,
 		                 &running, &e);
 	if (rc == 0 && running && (ops->caps & AL_CAP_WORKSPACE_ARCHIVE)) {
-		if (asprintf(&rel, WORKSPACE_DIR "/ws-%ld-from-%s.tar",
-		             al_runstate_long(r->state, "turn"), was) < 0 ||
+		if (asprintf(&rel, WORKSPACE_DIR "/ws-%ld-from-%s%s.tar",
+		             al_runstate_long(r->state, "turn"), was, archive_tag(r)) < 0 ||
 		    asprintf(&abs, "%s/%s", r->dir, rel) < 0) {
 			ops->close(p);
 			return al_error_set(err, ENOMEM, "out of memory");
@@ -1232,7 +1399,7 @@ static int import_snapshot(struct run *r, const char *snap, struct al_error *err
 	cJSON *d;
 	int rc;
 
-	if (!r->store || !ops->import_snapshot || !rel ||
+	if (!r->remote || !ops->import_snapshot || !rel ||
 	    strcmp(al_runstate_str(rec, "snapshot_id") ? al_runstate_str(rec, "snapshot_id") : "",
 	           snap))
 		return 0;
@@ -1241,11 +1408,11 @@ static int import_snapshot(struct run *r, const char *snap, struct al_error *err
 		return al_error_set(err, ENOMEM, "out of memory");
 	rc = al_mkdir_p(dir, 0700, &e);
 	if (rc == 0)
-		rc = al_store_get_file(r->store, name, path, al_runstate_str(rec, "sha256"), &e);
+		rc = al_store_get_file(r->remote, name, path, al_runstate_str(rec, "sha256"), &e);
 	d = cJSON_CreateObject();
 	cJSON_AddStringToObject(d, "op", "get");
 	{
-		_cleanup_free_ char *where = al_store_describe(r->store, name);
+		_cleanup_free_ char *where = al_store_describe(r->remote, name);
 		cJSON_AddStringToObject(d, "object", where ? where : name);
 	}
 	cJSON_AddStringToObject(d, "sha256", al_runstate_str(rec, "sha256"));
@@ -1289,7 +1456,11 @@ static int recover_sandbox(struct run *r, struct al_error *err)
 	const char *was = al_runstate_str(sb, "provider");
 	/* A run resumed on another provider keeps only what is portable: the workspace
 	 * archive.  Sandbox and snapshot ids mean nothing to the new provider. */
-	bool switched = was && strcmp(was, r->task.provider_type);
+	const char *node_was = al_runstate_str(sb, "node");
+	/* Taken over by a worker on another node: that node's airlockd holds the sandbox
+	 * (and its snapshots), which this one cannot resume; the workspace moves. */
+	bool moved = node_was && r->node && strcmp(node_was, r->node);
+	bool switched = (was && strcmp(was, r->task.provider_type)) || moved;
 	_cleanup_(al_sandbox_freep) struct al_sandbox *found = NULL;
 	_cleanup_free_ char *abs = NULL;
 	struct al_error e = AL_ERROR_INIT;
@@ -1299,8 +1470,14 @@ static int recover_sandbox(struct run *r, struct al_error *err)
 	if (!switched)
 		drop_unrecorded_snapshots(r);
 	if (switched) {
-		say("resume: provider changed from %s to %s; the workspace moves by archive\n", was,
-		    r->task.provider_type);
+		if (moved)
+			say("resume: the sandbox is on node %s, this is %s; the workspace moves by "
+			    "archive\n",
+			    node_was, r->node);
+		else
+			say("resume: provider changed from %s to %s; the workspace moves by "
+			    "archive\n",
+			    was, r->task.provider_type);
 		rc = take_workspace_along(r, was, &e);
 		if (rc < 0) {
 			*err = e;
@@ -1388,68 +1565,97 @@ static int recover_sandbox(struct run *r, struct al_error *err)
 	return 0;
 }
 
+/* What resume and cancel start from: the run's store, its RunState and its task, with the
+ * provider it goes on with; -EINVAL (err says why) when that cannot be. */
+static int load_run(struct run *r, const struct al_run_options *opts, struct al_error *err)
+{
+	_cleanup_free_ char *task_path = NULL;
+	_cleanup_free_ char *text = NULL;
+	const char *task_dir;
+	size_t len = 0;
+
+	if (opts->store) {
+		r->store = opts->store;
+		r->dir = strdup(r->store->dir);
+		if (!r->dir) {
+			return al_error_set(err, ENOMEM, "out of memory");
+		}
+		if (al_mkdir_p(r->dir, 0700, err) < 0)
+			return -EINVAL;
+	} else {
+		r->dir = realpath(opts->run_dir, NULL);
+		if (!r->dir) {
+			al_error_errno(err, "run directory %s", opts->run_dir);
+			return -EINVAL;
+		}
+		if (al_run_store_dir_open(r->dir, &r->store, err) < 0)
+			return -EINVAL;
+		r->own_store = true;
+	}
+	r->node = opts->node;
+	if (al_runstate_load(r->store, &r->state, err) < 0)
+		return -EINVAL;
+	task_dir = al_runstate_str(r->state, "task_dir");
+	if (asprintf(&task_path, "%s/" TASK_COPY, r->dir) < 0 ||
+	    r->store->ops->file_read(r->store, TASK_COPY, &text, &len, err) < 0)
+		return -EINVAL;
+	if (al_task_parse(text, len, task_dir ? task_dir : r->dir, &r->task, err) < 0) {
+		al_error_prefix(err, "%s", task_path);
+		return -EINVAL;
+	}
+	r->task_loaded = true;
+	/* Another provider to go on with: given now, or by an earlier resume. */
+	{
+		_cleanup_cjson_ cJSON *given = NULL;
+		const cJSON *block = cJSON_GetObjectItemCaseSensitive(r->state, "provider_block");
+		if (opts->provider) {
+			_cleanup_free_ char *ptext = NULL;
+			size_t plen = 0;
+			if (al_read_file(opts->provider, 1u << 20, &ptext, &plen, err) < 0)
+				return -EINVAL;
+			given = cJSON_ParseWithLength(ptext, plen);
+			if (!given) {
+				al_error_set(err, EINVAL, "--provider %s: not JSON",
+				             opts->provider);
+				return -EINVAL;
+			}
+			block = given;
+		}
+		if (block && al_task_set_provider(&r->task, block, err) < 0) {
+			al_error_prefix(err, "--provider %s",
+			                opts->provider ? opts->provider : "(kept)");
+			return -EINVAL;
+		}
+		if (given) {
+			cJSON_DeleteItemFromObjectCaseSensitive(r->state, "provider_block");
+			cJSON_AddItemToObject(r->state, "provider_block",
+			                      cJSON_Duplicate(given, 1));
+		}
+	}
+	if (use_node_socket(r, opts->provider_socket, err) < 0)
+		return -EINVAL;
+	if (al_credentials_load(opts->credentials, &r->creds, err) < 0 || check_key(r, err) < 0)
+		return -EINVAL;
+	return 0;
+}
+
 int al_run_resume(const struct al_run_options *opts)
 {
 	_cleanup_(run_free) struct run r = {0};
 	struct al_error err = AL_ERROR_INIT;
-	_cleanup_free_ char *task_path = NULL;
-	_cleanup_free_ char *text = NULL;
-	const char *status, *task_dir;
-	size_t len = 0;
+	const char *status;
 	cJSON *d;
 	int rc;
 
-	r.dir = realpath(opts->run_dir, NULL);
-	if (!r.dir) {
-		al_error_errno(&err, "run directory %s", opts->run_dir);
-		return usage_error(&err);
-	}
-	if (al_runstate_load(r.dir, &r.state, &err) < 0)
-		return usage_error(&err);
-	task_dir = al_runstate_str(r.state, "task_dir");
-	if (asprintf(&task_path, "%s/" TASK_COPY, r.dir) < 0 ||
-	    al_read_file(task_path, 16u << 20, &text, &len, &err) < 0)
-		return usage_error(&err);
-	if (al_task_parse(text, len, task_dir ? task_dir : r.dir, &r.task, &err) < 0) {
-		al_error_prefix(&err, "%s", task_path);
-		return usage_error(&err);
-	}
-	r.task_loaded = true;
-	/* Another provider to go on with: given now, or by an earlier resume. */
-	{
-		_cleanup_cjson_ cJSON *given = NULL;
-		const cJSON *block = cJSON_GetObjectItemCaseSensitive(r.state, "provider_block");
-		if (opts->provider) {
-			_cleanup_free_ char *ptext = NULL;
-			size_t plen = 0;
-			if (al_read_file(opts->provider, 1u << 20, &ptext, &plen, &err) < 0)
-				return usage_error(&err);
-			given = cJSON_ParseWithLength(ptext, plen);
-			if (!given) {
-				al_error_set(&err, EINVAL, "--provider %s: not JSON",
-				             opts->provider);
-				return usage_error(&err);
-			}
-			block = given;
-		}
-		if (block && al_task_set_provider(&r.task, block, &err) < 0) {
-			al_error_prefix(&err, "--provider %s",
-			                opts->provider ? opts->provider : "(kept)");
-			return usage_error(&err);
-		}
-		if (given) {
-			cJSON_DeleteItemFromObjectCaseSensitive(r.state, "provider_block");
-			cJSON_AddItemToObject(r.state, "provider_block", cJSON_Duplicate(given, 1));
-		}
-	}
-	if (al_credentials_load(opts->credentials, &r.creds, &err) < 0 || check_key(&r, &err) < 0 ||
-	    open_store(&r, &err) < 0)
+	structured_errors = opts->store != NULL;
+
+	if (load_run(&r, opts, &err) < 0 || open_store(&r, &err) < 0)
 		return usage_error(&err);
 	status = al_runstate_str(r.state, "status");
 	if (status && !strcmp(status, "completed") &&
 	    !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r.state, "finish_pending"))) {
 		/* The run_end record may be all a crash cut off. */
-		if (al_audit_open(&r.audit, r.dir, &err) < 0)
+		if (al_audit_open_store(&r.audit, r.store, &err) < 0)
 			return fail(&r, &err);
 		r.audit_open = true;
 		d = cJSON_CreateObject();
@@ -1473,7 +1679,7 @@ int al_run_resume(const struct al_run_options *opts)
 		           : "");
 		return AL_EXIT_OK;
 	}
-	if (al_audit_open(&r.audit, r.dir, &err) < 0)
+	if (al_audit_open_store(&r.audit, r.store, &err) < 0)
 		return fail(&r, &err);
 	r.audit_open = true;
 	d = cJSON_CreateObject();
@@ -1494,4 +1700,138 @@ int al_run_resume(const struct al_run_options *opts)
 		return AL_EXIT_OK;
 	}
 	return drive(&r);
+}
+
+int al_run_cancel(const struct al_run_options *opts)
+{
+	_cleanup_(run_free) struct run r = {0};
+	struct al_error err = AL_ERROR_INIT;
+	struct al_error e = AL_ERROR_INIT;
+	cJSON *st, *d;
+	const char *id;
+	int rc;
+
+	structured_errors = opts->store != NULL;
+
+	if (load_run(&r, opts, &err) < 0) {
+		/* Nothing was recorded before the cancel: nothing to clean up. */
+		if (err.code == ENOENT)
+			return AL_EXIT_OK;
+		return usage_error(&err);
+	}
+	if (al_audit_open_store(&r.audit, r.store, &err) < 0)
+		return fail(&r, &err);
+	r.audit_open = true;
+	st = sandbox_state(&r);
+	id = al_runstate_str(st, "sandbox_id");
+	if (id && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "deleted"))) {
+		const char *was = al_runstate_str(st, "provider");
+		const struct al_provider_ops *ops = al_provider_lookup(was ? was : "");
+		const cJSON *block = cJSON_GetObjectItemCaseSensitive(st, "provider_block");
+		_cleanup_(al_sandbox_freep) struct al_sandbox *sb = NULL;
+		struct al_provider *p = NULL;
+		bool running = false;
+
+		/* Where the sandbox was made, which may be another node's airlockd. */
+		r.creds.provider_type = was;
+		rc = ops ? ops->open(block, al_credentials_provider_key(&r.creds), &p, &e)
+		         : al_error_set(&e, EINVAL, "provider %s is not built in", was);
+		if (rc == 0)
+			rc = ops->resume(p, id, cJSON_GetObjectItemCaseSensitive(st, "handle"),
+			                 NULL, &sb, &running, &e);
+		if (rc == 0)
+			rc = ops->delete (p, sb, &e);
+		if (rc != -ENOENT) {
+			if (audit_sandbox_op(&r, "delete", id, rc, &e, NULL, &err) < 0) {
+				ops->close(p);
+				return fail(&r, &err);
+			}
+			if (rc < 0)
+				log_warn("cancel: sandbox %s: %s", id, e.msg);
+		}
+		if (rc == 0 || rc == -ENOENT)
+			cJSON_AddBoolToObject(st, "deleted", true);
+		if (p)
+			ops->close(p);
+	}
+	al_runstate_set_str(r.state, "status", "cancelled");
+	if (save(&r, &err) < 0)
+		return fail(&r, &err);
+	d = cJSON_CreateObject();
+	cJSON_AddStringToObject(d, "status", "cancelled");
+	if (audit(&r, "run_end", d, &err) < 0)
+		return fail(&r, &err);
+	say("run %s cancelled\n", al_runstate_str(r.state, "run_id"));
+	return AL_EXIT_OK;
+}
+
+/* ---- gc ---- */
+
+/* Why the sandbox whose labels are l is a leftover (its run is gone or over), or NULL. */
+static const char *leftover_reason(const cJSON *l)
+{
+	const char *dir = al_runstate_str(l, RUN_LABEL_DIR);
+	_cleanup_cjson_ cJSON *state = NULL;
+	struct al_error e = AL_ERROR_INIT;
+	const char *status;
+	struct stat st;
+
+	if (!dir)
+		return NULL; /* where the run lives is not known: not ours to judge */
+	if (stat(dir, &st) < 0 && errno == ENOENT)
+		return "its run directory is gone";
+	_cleanup_(al_run_store_freep) struct al_run_store *store = NULL;
+
+	if (al_run_store_dir_open(dir, &store, &e) < 0 || al_runstate_load(store, &state, &e) < 0)
+		return NULL;
+	status = al_runstate_str(state, "status");
+	if (status && !strcmp(status, "completed"))
+		return "its run completed";
+	if (status && !strcmp(status, "failed"))
+		return "its run failed";
+	return NULL;
+}
+
+int al_run_gc(const struct al_run_options *opts)
+{
+	struct al_provider *p = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	_cleanup_cjson_ cJSON *list = NULL;
+	const cJSON *sb;
+	int status = AL_EXIT_OK;
+
+	_cleanup_cjson_ cJSON *options = cJSON_CreateObject();
+
+	if (opts->socket)
+		cJSON_AddStringToObject(options, "socket", opts->socket);
+	if (al_provider_local.open(options, NULL, &p, &err) < 0 ||
+	    al_local_list(p, NULL, &list, &err) < 0) {
+		fprintf(stderr, "airlock-harness: gc: %s\n", err.msg);
+		if (p)
+			p->ops->close(p);
+		return AL_EXIT_FAILED;
+	}
+	cJSON_ArrayForEach(sb, list)
+	{
+		const cJSON *labels = cJSON_GetObjectItemCaseSensitive(sb, "labels");
+		const char *id = al_runstate_str(sb, "id"),
+		           *run = al_runstate_str(labels, RUN_LABEL_ID);
+		const char *why = run && id ? leftover_reason(labels) : NULL;
+		struct al_sandbox *victim;
+
+		if (!why)
+			continue;
+		victim = al_sandbox_new(id);
+		al_error_clear(&err);
+		if (!victim || p->ops->delete (p, victim, &err) < 0) {
+			fprintf(stderr, "airlock-harness: gc: sandbox %s: %s\n", id,
+			        victim ? err.msg : "out of memory");
+			status = AL_EXIT_FAILED;
+		} else {
+			printf("%s (run %s: %s)\n", id, run, why);
+		}
+		al_sandbox_free(victim);
+	}
+	p->ops->close(p);
+	return status;
 }

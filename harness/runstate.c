@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_STATE_BYTES (1ull << 30)
-
 cJSON *al_runstate_new(const char *run_id, const char *task_dir)
 {
 	cJSON *s = cJSON_CreateObject();
@@ -37,7 +35,7 @@ cJSON *al_runstate_new(const char *run_id, const char *task_dir)
 	return s;
 }
 
-int al_runstate_load(const char *dir, cJSON **state, struct al_error *err)
+int al_runstate_load(struct al_run_store *store, cJSON **state, struct al_error *err)
 {
 	_cleanup_free_ char *path = NULL;
 	_cleanup_free_ char *text = NULL;
@@ -45,9 +43,9 @@ int al_runstate_load(const char *dir, cJSON **state, struct al_error *err)
 	size_t len = 0;
 	int r;
 
-	if (asprintf(&path, "%s/" AL_RUNSTATE_FILE, dir) < 0)
+	if (asprintf(&path, "%s/" AL_RUNSTATE_FILE, store->dir) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
-	r = al_read_file(path, MAX_STATE_BYTES, &text, &len, err);
+	r = store->ops->state_load(store, &text, &len, err);
 	if (r < 0)
 		return r;
 	s = cJSON_ParseWithLength(text, len);
@@ -71,15 +69,14 @@ int al_runstate_load(const char *dir, cJSON **state, struct al_error *err)
 	return 0;
 }
 
-int al_runstate_save(const char *dir, const cJSON *state, struct al_error *err)
+int al_runstate_save(struct al_run_store *store, const cJSON *state, struct al_error *err)
 {
-	_cleanup_free_ char *path = NULL;
 	_cleanup_free_ char *text = cJSON_PrintUnformatted(state);
 	int r;
 
-	if (!text || asprintf(&path, "%s/" AL_RUNSTATE_FILE, dir) < 0)
+	if (!text)
 		return al_error_set(err, ENOMEM, "out of memory");
-	r = al_write_file_atomic(path, text, strlen(text), 0600, err);
+	r = store->ops->state_save(store, text, strlen(text), err);
 	if (r < 0)
 		return r;
 	al_killpoint();

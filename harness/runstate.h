@@ -10,15 +10,17 @@
 #include <cjson/cJSON.h>
 
 #include "error.h"
+#include "runstore.h"
 
 #define AL_RUNSTATE_FILE "state.json"
 #define AL_RUNSTATE_VERSION 1
 
 cJSON *al_runstate_new(const char *run_id, const char *task_dir);
-int al_runstate_load(const char *dir, cJSON **state, struct al_error *err);
+/* From the run's store (runstore.h): DIR/state.json, or the database's copy. */
+int al_runstate_load(struct al_run_store *store, cJSON **state, struct al_error *err);
 
 /* Write state atomically (a durable write for the crash-test hook, killpoint.h). */
-int al_runstate_save(const char *dir, const cJSON *state, struct al_error *err);
+int al_runstate_save(struct al_run_store *store, const cJSON *state, struct al_error *err);
 
 /* Small accessors for the loop. */
 const char *al_runstate_str(const cJSON *o, const char *key);

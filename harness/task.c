@@ -523,8 +523,12 @@ static int parse_provider(const cJSON *o, struct al_task *t, struct al_error *er
 			    c->string, t->provider_type, al_provider_option_list(ops));
 	}
 	if ((r = opt_string(o, "rootfs", "provider", NULL, &t->rootfs, err)) < 0 ||
+	    (r = opt_string(o, "image", "provider", NULL, &t->image, err)) < 0 ||
 	    (r = opt_bool(o, "keep_sandbox", "provider", &t->keep_sandbox, err)) < 0)
 		return r;
+	if (t->rootfs && t->image)
+		return al_error_set(err, EINVAL,
+		                    "task: give provider.rootfs or provider.image, not both");
 	/* Every other option is a string, or a number of milliseconds. */
 	cJSON_ArrayForEach(c, o)
 	{
@@ -566,8 +570,10 @@ int al_task_set_provider(struct al_task *t, const cJSON *block, struct al_error 
 		cJSON_AddItemToObject(t->json, "provider", copy);
 	free(t->provider_type);
 	free(t->rootfs);
+	free(t->image);
 	t->provider_type = NULL;
 	t->rootfs = NULL;
+	t->image = NULL;
 	t->keep_sandbox = false;
 	return parse_provider(copy, t, err);
 }
@@ -686,6 +692,7 @@ void al_task_free(struct al_task *t)
 	model_config_free(&t->model);
 	free(t->provider_type);
 	free(t->rootfs);
+	free(t->image);
 	free(t->start_snapshot);
 	free(t->start_archive);
 	free(t->store.bucket);

@@ -49,6 +49,7 @@ struct al_task {
 	char *provider_type;
 	cJSON *provider; /* the provider block (borrowed from json) */
 	char *rootfs;
+	char *image; /* an image imported into airlockd (provider local) */
 	bool keep_sandbox;
 	cJSON *manifest; /* borrowed from json; NULL: empty workspace */
 	cJSON *env;      /* borrowed from json; NULL: none */

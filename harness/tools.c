@@ -433,8 +433,8 @@ static int tool_exec(struct al_tool_ctx *ctx, const cJSON *args, struct al_tool_
 		return result_error(res, "invalid arguments for exec_command: %s", why);
 	if (!cmd || !*cmd)
 		return result_error(res, "invalid arguments for exec_command: cmd is required");
-	/* No terminal in this provider: a tty request runs on pipes (Ctrl-C still works). */
-	(void)tty;
+	/* A provider without terminals runs a tty request on pipes (Ctrl-C still works). */
+	tty = tty && (ctx->provider->ops->caps & AL_CAP_PTY);
 	if (yield > MAX_YIELD_MS)
 		yield = MAX_YIELD_MS;
 	const char *argv[] = {shell && *shell ? shell : DEFAULT_SHELL, login ? "-lc" : "-c", cmd,
@@ -443,7 +443,8 @@ static int tool_exec(struct al_tool_ctx *ctx, const cJSON *args, struct al_tool_
 	                              .workdir = workdir && *workdir ? workdir : NULL,
 	                              .keep_stdin_open = true,
 	                              .yield_ms = (uint64_t)yield,
-	                              .max_output_bytes = AL_TOOL_MAX_OUTPUT_BYTES};
+	                              .max_output_bytes = AL_TOOL_MAX_OUTPUT_BYTES,
+	                              .tty = tty};
 	start = al_now_ms();
 	r = ctx->provider->ops->exec(ctx->provider, ctx->sandbox, &req, &er, err);
 	if (r < 0) {
@@ -455,7 +456,13 @@ static int tool_exec(struct al_tool_ctx *ctx, const cJSON *args, struct al_tool_
 		long id = (*ctx->next_session_id)++;
 		snprintf(sid, sizeof(sid), "%ld", id);
 		cJSON_DeleteItemFromObjectCaseSensitive(ctx->sessions, sid);
-		cJSON_AddStringToObject(ctx->sessions, sid, er.process_id);
+		if (tty) {
+			cJSON *session = cJSON_AddObjectToObject(ctx->sessions, sid);
+			cJSON_AddStringToObject(session, "process_id", er.process_id);
+			cJSON_AddTrueToObject(session, "tty");
+		} else {
+			cJSON_AddStringToObject(ctx->sessions, sid, er.process_id);
+		}
 		r = exec_answer(ctx, &er, start, id, max_tokens, res);
 	} else {
 		r = exec_answer(ctx, &er, start, -1, max_tokens, res);
@@ -483,7 +490,8 @@ static int tool_write_stdin(struct al_tool_ctx *ctx, const cJSON *args, struct a
 	bool have_id = false;
 	struct al_exec_result er = {0};
 	_cleanup_free_ char *data = NULL;
-	const cJSON *pid;
+	const cJSON *session, *pid;
+	bool tty;
 	char why[128], sid[32];
 	size_t n = 0;
 	uint64_t start;
@@ -500,19 +508,23 @@ static int tool_write_stdin(struct al_tool_ctx *ctx, const cJSON *args, struct a
 	if (yield > MAX_YIELD_MS)
 		yield = MAX_YIELD_MS;
 	snprintf(sid, sizeof(sid), "%ld", id);
-	pid = cJSON_GetObjectItemCaseSensitive(ctx->sessions, sid);
+	session = cJSON_GetObjectItemCaseSensitive(ctx->sessions, sid);
+	tty = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(session, "tty"));
+	pid = cJSON_IsObject(session) ? cJSON_GetObjectItemCaseSensitive(session, "process_id")
+	                              : session;
 	if (!cJSON_IsString(pid))
 		return session_gone(res, id);
 	start = al_now_ms();
-	/* Ctrl-C is a signal on pipes; everything else goes to stdin. */
+	/* On a terminal every character goes in, Ctrl-C too: its line
+	 * discipline makes the signal.  On pipes Ctrl-C is sent as one. */
 	data = malloc(strlen(chars) + 1);
 	if (!data)
 		return -ENOMEM;
 	for (const char *c = chars; *c; c++)
-		if (*c != '\x03')
+		if (tty || *c != '\x03')
 			data[n++] = *c;
 	data[n] = '\0';
-	if (strchr(chars, '\x03')) {
+	if (!tty && strchr(chars, '\x03')) {
 		r = ctx->provider->ops->kill(ctx->provider, ctx->sandbox, pid->valuestring, "INT",
 		                             err);
 		if (r < 0 && al_provider_error_is_fatal(r))

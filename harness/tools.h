@@ -25,8 +25,9 @@ struct al_tool_ctx {
 	struct al_provider *provider;
 	struct al_sandbox *sandbox;
 	const char *workspace_root; /* the manifest's root ("/workspace") */
-	/* Running exec sessions: {"<session_id>": "<provider process id>", …}; kept in the
-	 * RunState so a resumed run can still talk to them. */
+	/* Running exec sessions: {"<session_id>": "<provider process id>", …}, or for one on
+	 * a terminal {"<session_id>": {"process_id": "…", "tty": true}}; kept in the RunState
+	 * so a resumed run can still talk to them. */
 	cJSON *sessions;
 	long *next_session_id;
 };

@@ -26,56 +26,6 @@ usage() {
 
 rootfs_parse_args "$@"
 
-# The first URI of an enabled "deb" source for $suite, from the deb822
-# .sources files and then the one-line sources.list format.  Reusing the
-# machine's own mirror keeps any registry host name out of this repository.
-find_mirror() {
-	local f uri=""
-	for f in /etc/apt/sources.list.d/*.sources; do
-		[ -f "$f" ] || continue
-		uri=$(awk -v suite="$suite" '
-			function flush() {
-				if (uri == "" && enabled != "no" &&
-				    (" " types " ") ~ / deb / && (" " suites " ") ~ (" " suite " ")) {
-					split(uris, u, " ")
-					uri = u[1]
-				}
-				types = uris = suites = enabled = field = ""
-			}
-			/^#/ { next }
-			/^[ \t]*$/ { flush(); next }
-			/^[ \t]/ {
-				if (field == "uris") uris = uris " " $0
-				else if (field == "suites") suites = suites " " $0
-				else if (field == "types") types = types " " $0
-				next
-			}
-			{
-				i = index($0, ":")
-				if (i == 0) next
-				field = tolower(substr($0, 1, i - 1))
-				val = substr($0, i + 1)
-				gsub(/[ \t]+/, " ", val)
-				if (field == "types") types = val
-				else if (field == "uris") uris = val
-				else if (field == "suites") suites = val
-				else if (field == "enabled") { gsub(/ /, "", val); enabled = tolower(val) }
-			}
-			END { flush(); if (uri != "") print uri }
-		' "$f")
-		[ -z "$uri" ] || break
-	done
-	if [ -z "$uri" ]; then
-		for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-			[ -f "$f" ] || continue
-			uri=$(sed -e 's/#.*//' -e 's/\[[^]]*\]//' "$f" |
-				awk -v suite="$suite" '$1 == "deb" && $3 == suite { print $2; exit }')
-			[ -z "$uri" ] || break
-		done
-	fi
-	printf '%s\n' "$uri"
-}
-
 rootfs_need_root
 command -v debootstrap >/dev/null 2>&1 || rootfs_die "debootstrap not found (install debootstrap)"
 
@@ -83,7 +33,7 @@ hash=$(rootfs_inputs_hash "$rootfs_flavour $suite $variant ${packages[*]}" \
 	"$here/build-debian.sh" "$here/common.sh")
 rootfs_skip_if_current "$hash" "$force"
 
-mirror=${AIRLOCK_DEBIAN_MIRROR:-$(find_mirror)}
+mirror=${AIRLOCK_DEBIAN_MIRROR:-$(rootfs_find_mirror "$suite")}
 [ -n "$mirror" ] || rootfs_die "no apt source for $suite found in /etc/apt; set AIRLOCK_DEBIAN_MIRROR"
 
 rootfs_lock

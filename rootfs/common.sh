@@ -207,3 +207,53 @@ rootfs_print_size() {
 	files=$(find "$rootfs_target" -xdev | wc -l)
 	rootfs_log "installed $rootfs_target ($size, $files entries)"
 }
+
+# rootfs_find_mirror SUITE: the first URI of an enabled "deb" source for SUITE, from the deb822
+# .sources files and then the one-line sources.list format.  Reusing the
+# machine's own mirror keeps any registry host name out of this repository.
+rootfs_find_mirror() {
+	local suite=$1 f uri=""
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ -f "$f" ] || continue
+		uri=$(awk -v suite="$suite" '
+			function flush() {
+				if (uri == "" && enabled != "no" &&
+				    (" " types " ") ~ / deb / && (" " suites " ") ~ (" " suite " ")) {
+					split(uris, u, " ")
+					uri = u[1]
+				}
+				types = uris = suites = enabled = field = ""
+			}
+			/^#/ { next }
+			/^[ \t]*$/ { flush(); next }
+			/^[ \t]/ {
+				if (field == "uris") uris = uris " " $0
+				else if (field == "suites") suites = suites " " $0
+				else if (field == "types") types = types " " $0
+				next
+			}
+			{
+				i = index($0, ":")
+				if (i == 0) next
+				field = tolower(substr($0, 1, i - 1))
+				val = substr($0, i + 1)
+				gsub(/[ \t]+/, " ", val)
+				if (field == "types") types = val
+				else if (field == "uris") uris = val
+				else if (field == "suites") suites = val
+				else if (field == "enabled") { gsub(/ /, "", val); enabled = tolower(val) }
+			}
+			END { flush(); if (uri != "") print uri }
+		' "$f")
+		[ -z "$uri" ] || break
+	done
+	if [ -z "$uri" ]; then
+		for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+			[ -f "$f" ] || continue
+			uri=$(sed -e 's/#.*//' -e 's/\[[^]]*\]//' "$f" |
+				awk -v suite="$suite" '$1 == "deb" && $3 == suite { print $2; exit }')
+			[ -z "$uri" ] || break
+		done
+	fi
+	printf '%s\n' "$uri"
+}

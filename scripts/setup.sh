@@ -17,11 +17,20 @@ need_root() {
 PACKAGES=(
 	build-essential dpkg-dev xz-utils meson ninja-build pkg-config clang-format
 	libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev libcjson-dev
-	libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libssl-dev libauparse-dev libxml2-dev
+	libmicrohttpd-dev libnghttp2-dev libcurl4-openssl-dev libarchive-dev libssl-dev libauparse-dev
+	libaudit-dev libxml2-dev libhttp-parser-dev
 	busybox-static debootstrap iproute2 iptables curl python3 python3-jsonschema python3-yaml nodejs
+	# tests/integration/test_operations.py parses /v1/metrics with the reference parser
+	python3-prometheus-client
 	crun runc bubblewrap util-linux hyperfine
 	# git_repo manifest entries (cloned on the host) and bucket mounts (rclone over FUSE)
 	git rclone fuse3
+	# the harness's run queue (airlock-harness worker --db) and its tests' PostgreSQL
+	libpq-dev postgresql
+	# test images built and saved by real tools (tests/integration/test_images.py)
+	buildah podman skopeo zstd
+	# the real-terminal tests of `airlock exec -it` (tests/integration/test_tty.py)
+	tmux
 	# the fuzz targets (tests/fuzz): clang, its libFuzzer and sanitizer
 	# runtimes, and llvm-symbolizer for readable reports
 	clang libclang-rt-14-dev llvm
@@ -331,5 +340,9 @@ install_node_packages
 "$top/rootfs/build-busybox.sh"
 if [ "${AIRLOCK_SKIP_DEBIAN_ROOTFS:-0}" != 1 ]; then
 	"$top/rootfs/build-debian.sh"
+fi
+# The stock Debian 12 root the install suite installs the package into.
+if [ "${AIRLOCK_SKIP_STOCK_ROOT:-0}" != 1 ]; then
+	"$top/packaging/stock-root.sh"
 fi
 echo "setup: done"

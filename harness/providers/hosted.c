@@ -253,6 +253,88 @@ int al_hosted_hydrate(struct al_provider *p, struct al_sandbox *sb, const char *
 	return r < 0 ? r : 0;
 }
 
+/* ---- remove and list through commands ---- */
+
+int al_hosted_shell_remove(struct al_provider *p, struct al_sandbox *sb, const char *abs,
+                           struct al_error *err)
+{
+	_cleanup_free_ char *q = shell_quote(abs);
+	_cleanup_free_ char *script = NULL;
+	_cleanup_free_ char *out = NULL;
+	const char *argv[] = {"/bin/sh", "-c", NULL, NULL};
+	int code = 0, r;
+
+	if (!q || asprintf(&script,
+	                   "if [ -e %s ] || [ -L %s ]; then rm -rf -- %s; else echo missing; "
+	                   "fi",
+	                   q, q, q) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	argv[2] = script;
+	r = al_hosted_run(p, sb, argv, &code, &out, err);
+	if (r < 0)
+		return r;
+	if (out && !strncmp(out, "missing", 7))
+		return al_error_set(err, ENOENT, "%s: no such file or directory", abs);
+	if (code)
+		return al_error_set(err, EIO, "remove %s: exit %d", abs, code);
+	return 0;
+}
+
+/* One line per entry: type letter, size, name (names with a newline are not listed). */
+static const char shell_list_script[] =
+    "cd -- \"$1\" || exit 3; for f in .* *; do "
+    "case $f in .|..) continue;; *\"\n\"*) continue;; esac; "
+    "if [ -L \"$f\" ]; then t=l; elif [ -d \"$f\" ]; then t=d; elif [ -f \"$f\" ]; then t=f; "
+    "elif [ -e \"$f\" ]; then t=o; else continue; fi; "
+    "s=0; [ $t = f ] && s=$(stat -c %s -- \"$f\"); printf '%s %s %s\\n' $t $s \"$f\"; done";
+
+int al_hosted_shell_list(struct al_provider *p, struct al_sandbox *sb, const char *abs,
+                         struct al_dir_entry **entries, size_t *n, struct al_error *err)
+{
+	_cleanup_free_ char *out = NULL;
+	const char *argv[] = {"/bin/sh", "-c", shell_list_script, "sh", NULL, NULL};
+	struct al_dir_entry *list = NULL;
+	size_t count = 0, cap = 0;
+	int code = 0, r;
+
+	argv[4] = abs;
+	r = al_hosted_run(p, sb, argv, &code, &out, err);
+	if (r < 0)
+		return r;
+	if (code == 3)
+		return al_error_set(err, ENOENT, "%s: no such directory", abs);
+	if (code)
+		return al_error_set(err, EIO, "list %s: exit %d", abs, code);
+	for (char *save = NULL, *line = strtok_r(out, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char type;
+		unsigned long long size;
+		int name_at = 0;
+		if (sscanf(line, "%c %llu %n", &type, &size, &name_at) < 2 || !name_at)
+			continue;
+		if (count == cap) {
+			struct al_dir_entry *v =
+			    realloc(list, (cap = cap ? cap * 2 : 16) * sizeof(*v));
+			if (!v) {
+				al_dir_entries_free(list, count);
+				return al_error_set(err, ENOMEM, "out of memory");
+			}
+			list = v;
+		}
+		list[count].name = strdup(line + name_at);
+		if (!list[count].name) {
+			al_dir_entries_free(list, count);
+			return al_error_set(err, ENOMEM, "out of memory");
+		}
+		list[count].type = type;
+		list[count].size = size;
+		count++;
+	}
+	*entries = list ? list : calloc(1, sizeof(*list));
+	*n = count;
+	return *entries ? 0 : al_error_set(err, ENOMEM, "out of memory");
+}
+
 /* ---- archive checks ---- */
 
 static void archive_freep(struct archive **a)

@@ -29,6 +29,14 @@ int al_hosted_persist(struct al_provider *p, struct al_sandbox *sb, const char *
 int al_hosted_hydrate(struct al_provider *p, struct al_sandbox *sb, const char *root,
                       const char *archive_path, struct al_error *err);
 
+/* For a provider without routes for them: remove abs (recursively; -ENOENT when it is
+ * not there) and list the directory abs (-ENOENT when it is not one) by shell commands
+ * through its exec.  A name with a newline is not listed. */
+int al_hosted_shell_remove(struct al_provider *p, struct al_sandbox *sb, const char *abs,
+                           struct al_error *err);
+int al_hosted_shell_list(struct al_provider *p, struct al_sandbox *sb, const char *abs,
+                         struct al_dir_entry **entries, size_t *n, struct al_error *err);
+
 /* A workspace archive fit to unpack: relative members, no "..", no device, FIFO or socket,
  * no setuid/setgid, links that stay inside, within the size and member limits. */
 int al_hosted_check_archive(const char *path, struct al_error *err);

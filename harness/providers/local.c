@@ -24,6 +24,10 @@
 
 #define DEFAULT_SOCKET "/run/airlock/airlockd.sock"
 #define MAX_JSON_RESPONSE (64u << 20)
+/* The window of a tty exec_command. */
+#define LOCAL_TTY_ROWS 24
+#define LOCAL_TTY_COLS 80
+
 /* Quick operations; exec adds its own yield on top. */
 #define REQUEST_TIMEOUT_MS (300 * 1000L)
 #define EXEC_GRACE_MS (120 * 1000L)
@@ -252,11 +256,15 @@ static int local_create(struct al_provider *p, const struct al_sandbox_spec *spe
 		return al_error_set(err, ENOMEM, "out of memory");
 	if (spec->name)
 		cJSON_AddStringToObject(body, "name", spec->name);
+	if (spec->labels)
+		cJSON_AddItemToObject(body, "labels", cJSON_Duplicate(spec->labels, 1));
 	if (spec->snapshot_id) {
 		cJSON_AddStringToObject(body, "snapshot", spec->snapshot_id);
 	} else {
 		if (spec->rootfs)
 			cJSON_AddStringToObject(body, "rootfs", spec->rootfs);
+		if (spec->image)
+			cJSON_AddStringToObject(body, "image", spec->image);
 		if (spec->manifest)
 			cJSON_AddItemToObject(body, "manifest", cJSON_Duplicate(spec->manifest, 1));
 		/* Only the entries of this manifest: airlockd refuses keys it does not have. */
@@ -292,6 +300,29 @@ static int local_create(struct al_provider *p, const struct al_sandbox_spec *spe
 		return al_error_set(err, EIO, "create sandbox: airlockd's answer has no id");
 	*out = al_sandbox_new(v->valuestring);
 	return *out ? 0 : al_error_set(err, ENOMEM, "out of memory");
+}
+
+int al_local_list(struct al_provider *p, const char *query, cJSON **out, struct al_error *err)
+{
+	struct local_provider *lp = (struct local_provider *)p;
+	_cleanup_cjson_ cJSON *resp = NULL;
+	_cleanup_free_ char *path = NULL;
+	int r;
+
+	if (p->ops != &al_provider_local)
+		return al_error_set(err, ENOTSUP, "only airlockd's sandboxes can be listed");
+	if (asprintf(&path, "/v1/sandboxes%s%s", query ? "?" : "", query ? query : "") < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = http_json(lp, "GET", path, NULL, 0, &resp, "list sandboxes", err);
+	if (r < 0)
+		return r;
+	*out = cJSON_DetachItemFromObjectCaseSensitive(resp, "sandboxes");
+	if (!cJSON_IsArray(*out)) {
+		cJSON_Delete(*out);
+		*out = NULL;
+		return al_error_set(err, EIO, "list sandboxes: airlockd's answer has no list");
+	}
+	return 0;
 }
 
 static int local_resume(struct al_provider *p, const char *id, const cJSON *saved, const char *name,
@@ -416,6 +447,13 @@ static int local_exec(struct al_provider *p, struct al_sandbox *sb,
 	cJSON_AddNumberToObject(body, "yield_ms", (double)req->yield_ms);
 	if (req->max_output_bytes)
 		cJSON_AddNumberToObject(body, "max_output_bytes", (double)req->max_output_bytes);
+	if (req->tty) {
+		/* airlockd's pty, of a conventional size: programs that lay out
+		 * for a terminal (pagers, progress bars) get one. */
+		cJSON_AddTrueToObject(body, "tty");
+		cJSON_AddNumberToObject(body, "rows", LOCAL_TTY_ROWS);
+		cJSON_AddNumberToObject(body, "cols", LOCAL_TTY_COLS);
+	}
 	r = sandbox_path(lp, id, "/exec", NULL, NULL, &path, err);
 	if (r < 0)
 		return r;
@@ -781,11 +819,12 @@ static int local_import_snapshot(struct al_provider *p, const char *path, char *
 	return *snapshot_id ? 0 : al_error_set(err, ENOMEM, "out of memory");
 }
 
-static const char *const local_option_keys[] = {"socket", "rootfs", NULL};
+static const char *const local_option_keys[] = {"socket", "rootfs", "image", NULL};
 
 const struct al_provider_ops al_provider_local = {
     .type = "local",
-    .caps = AL_CAP_PROCESS_SNAPSHOT | AL_CAP_FS_SNAPSHOT | AL_CAP_WORKSPACE_ARCHIVE | AL_CAP_MOUNTS,
+    .caps = AL_CAP_PROCESS_SNAPSHOT | AL_CAP_FS_SNAPSHOT | AL_CAP_WORKSPACE_ARCHIVE |
+            AL_CAP_MOUNTS | AL_CAP_PTY,
     .option_keys = local_option_keys,
     .open = local_open,
     .close = local_close,

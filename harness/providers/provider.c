@@ -7,8 +7,8 @@
 #include <string.h>
 
 static const struct al_provider_ops *const builtin[] = {
-    &al_provider_local,      &al_provider_e2b,    &al_provider_daytona,
-    &al_provider_cloudflare, &al_provider_blaxel,
+    &al_provider_local,  &al_provider_e2b,     &al_provider_daytona, &al_provider_cloudflare,
+    &al_provider_blaxel, &al_provider_runloop, &al_provider_vercel,
 };
 
 /* Where each hosted provider's key comes from: its SDK's variable, the credentials file's
@@ -21,6 +21,8 @@ static const struct {
     {"daytona", "DAYTONA_API_KEY", "daytona_api_key"},
     {"cloudflare", "CLOUDFLARE_SANDBOX_API_KEY", "cloudflare_sandbox_api_key"},
     {"blaxel", "BL_API_KEY", "blaxel_api_key"},
+    {"runloop", "RUNLOOP_API_KEY", "runloop_api_key"},
+    {"vercel", "VERCEL_TOKEN", "vercel_token"},
 };
 
 const char *al_provider_key_env(const char *type)

@@ -57,7 +57,7 @@ static inline void al_sandbox_freep(struct al_sandbox **sb)
 enum al_provider_caps {
 	AL_CAP_PROCESS_SNAPSHOT = 1u << 0, /* snapshots that bring processes back running */
 	AL_CAP_FS_SNAPSHOT = 1u << 1,      /* native filesystem snapshots */
-	AL_CAP_PTY = 1u << 2,
+	AL_CAP_PTY = 1u << 2,              /* exec on a terminal: one output stream, ^C as a byte */
 	AL_CAP_EXPOSED_PORTS = 1u << 3,
 	AL_CAP_MOUNTS = 1u << 4,
 	AL_CAP_WORKSPACE_ARCHIVE = 1u << 5, /* persist/hydrate the workspace as a tar */
@@ -68,11 +68,13 @@ struct al_sandbox_spec {
 	const char *name;        /* a label for humans and for finding it again; may be NULL */
 	const cJSON *manifest;   /* the task's manifest, passed through */
 	const char *rootfs;      /* provider-specific base image; NULL: the default */
+	const char *image;       /* an image imported into airlockd (local); NULL: none */
 	uint64_t memory_bytes;   /* 0: provider default */
 	int64_t pids;            /* 0: provider default */
 	double cpus;             /* 0: provider default */
 	const cJSON *env;        /* the task's env object, or NULL */
 	const char *snapshot_id; /* non-NULL: restore this snapshot instead of building fresh */
+	const cJSON *labels;     /* {K: V} to find it by (airlockd's labels; others ignore it) */
 	/* The credentials file's "mounts" for the manifest's bucket mounts, or NULL: the
 	 * local provider sends them as "mount_credentials"; hosted ones have no mounts. */
 	const cJSON *mount_credentials;
@@ -84,6 +86,7 @@ struct al_exec_request {
 	bool keep_stdin_open;      /* the process may be fed later with write_stdin */
 	uint64_t yield_ms;         /* return after this long even if still running */
 	uint64_t max_output_bytes; /* per stream; beyond it output is dropped */
+	bool tty; /* on a terminal of the sandbox (only for a provider with AL_CAP_PTY) */
 };
 
 /* The state of a process after exec, write_stdin or poll; output is only what is new. */
@@ -199,7 +202,14 @@ bool al_provider_error_is_fatal(int r);
 void al_dir_entries_free(struct al_dir_entry *e, size_t n);
 
 extern const struct al_provider_ops al_provider_local;
+
+/* The sandboxes of a local provider (airlockd) whose labels match query
+ * ("label=K%3DV", as GET /v1/sandboxes takes it; NULL: all): *out is the
+ * answer's array. */
+int al_local_list(struct al_provider *p, const char *query, cJSON **out, struct al_error *err);
 extern const struct al_provider_ops al_provider_e2b;
 extern const struct al_provider_ops al_provider_daytona;
 extern const struct al_provider_ops al_provider_cloudflare;
 extern const struct al_provider_ops al_provider_blaxel;
+extern const struct al_provider_ops al_provider_runloop;
+extern const struct al_provider_ops al_provider_vercel;

@@ -12,11 +12,15 @@
  */
 #include "cleanup.h"
 #include "json.h"
+#include "stream.h"
+#include "strv.h"
 #include "error.h"
+#include "strv.h"
 #include "util.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <math.h>
 #include <poll.h>
@@ -25,10 +29,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
@@ -72,6 +79,50 @@ static void curl_freep(char **p)
 	curl_free(*p);
 }
 #define _cleanup_curl_free_ _cleanup_(curl_freep)
+
+/* 64M, 1.5G, 512K: a size as a person writes it. */
+static void human_size(double bytes, char *buf, size_t len)
+{
+	static const char units[] = "KMGT";
+	int u = -1;
+
+	while (bytes >= 1024 && u < 3) {
+		bytes /= 1024;
+		u++;
+	}
+	if (u < 0)
+		snprintf(buf, len, "%.0f", bytes);
+	else if (bytes == (double)(long long)bytes)
+		snprintf(buf, len, "%lld%c", (long long)bytes, units[u]);
+	else
+		snprintf(buf, len, "%.1f%c", bytes, units[u]);
+}
+
+/* What to do when the socket cannot be used: the next step, not only errno. */
+static void connect_hint(const char *socket_path, int os_errno, char *buf, size_t len)
+{
+	struct stat st;
+
+	if (os_errno == ENOENT || os_errno == ECONNREFUSED) {
+		snprintf(buf, len,
+		         "airlockd is not running (%s at %s): start it with 'systemctl start "
+		         "airlockd', or as root 'airlockd --socket %s --group airlock'; or point "
+		         "--socket / $AIRLOCK_SOCKET at a running one",
+		         os_errno == ENOENT ? "no socket" : "nobody listens", socket_path,
+		         socket_path);
+	} else if (os_errno == EACCES || os_errno == EPERM) {
+		struct group *g = stat(socket_path, &st) == 0 ? getgrgid(st.st_gid) : NULL;
+		snprintf(
+		    buf, len,
+		    "permission denied on %s: only root and members of group '%s' may use "
+		    "airlockd; ask for it ('usermod -aG %s %s', then log in again) or use sudo",
+		    socket_path, g ? g->gr_name : "airlock", g ? g->gr_name : "airlock",
+		    getenv("USER") ? getenv("USER") : "$USER");
+	} else {
+		snprintf(buf, len, "cannot connect to airlockd at %s: %s", socket_path,
+		         strerror(os_errno));
+	}
+}
 
 /* ---- HTTP over the Unix socket ---- */
 
@@ -232,10 +283,13 @@ static int client_request(struct client *c, const struct request *req, long *sta
 		break;
 	case CURLE_COULDNT_CONNECT:
 		curl_easy_getinfo(c->curl, CURLINFO_OS_ERRNO, &os_errno);
-		snprintf(connect_error, sizeof(connect_error),
-		         "cannot connect to airlockd at %s: %s", c->socket_path,
-		         os_errno ? strerror((int)os_errno)
-		                  : (c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc)));
+		if (os_errno)
+			connect_hint(c->socket_path, (int)os_errno, connect_error,
+			             sizeof(connect_error));
+		else
+			snprintf(connect_error, sizeof(connect_error),
+			         "cannot connect to airlockd at %s: %s", c->socket_path,
+			         c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
 		return al_error_set(err, ECONNREFUSED, "%s", connect_error);
 	case CURLE_ABORTED_BY_CALLBACK:
 		return al_error_set(err, EINTR, "interrupted by signal %d", (int)pending_signal);
@@ -266,8 +320,15 @@ static int api_error(long status, const struct al_buf *body, struct al_error *er
 		json = cJSON_ParseWithLength(body->data, body->len);
 	message = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(json, "error"),
 	                                           "message");
+	if (status == 403 && cJSON_IsString(message) &&
+	    strstr(message->valuestring, "not allowed to use airlockd"))
+		return al_error_set(err, EACCES,
+		                    "%s: airlockd serves only root and the group it was started "
+		                    "with (--group); ask to be added to it, then log in again",
+		                    message->valuestring);
 	if (cJSON_IsString(message))
-		return al_error_set(err, EPROTO, "%s", message->valuestring);
+		return al_error_set(err, status == 404 ? ENOENT : EPROTO, "%s",
+		                    message->valuestring);
 	return al_error_set(err, EPROTO, "airlockd answered HTTP %ld", status);
 }
 
@@ -350,8 +411,10 @@ static const char usage_main[] =
     "  exec     run a command in a sandbox\n"
     "  ls       list sandboxes\n"
     "  inspect  show a sandbox's effective isolation as JSON\n"
+    "  stats    show the CPU, memory, processes and disk sandboxes use\n"
     "  events   show what a sandbox was denied (seccomp) and its limit hits\n"
     "  rm       destroy sandboxes\n"
+    "  prune    destroy stopped and expired sandboxes, or those a filter selects\n"
     "  write    write stdin to a file in a sandbox\n"
     "  read     copy a file of a sandbox to stdout\n"
     "  info     show airlockd's version and capabilities\n"
@@ -361,6 +424,7 @@ static const char usage_main[] =
     "  restore  create a sandbox from a snapshot; print its id\n"
     "  snapshots    list snapshots\n"
     "  snapshot-rm  delete snapshots\n"
+    "  image    import, list and remove images (docker save, OCI layouts)\n"
     "  snapshot-export  write a snapshot to stdout as one stream\n"
     "  snapshot-import  import a snapshot stream from stdin; print its id\n"
     "\n"
@@ -374,6 +438,7 @@ static const char usage_main[] =
 	"      --cpus N         CPU limit (e.g. 1.5)\n"                                            \
 	"      --disk SIZE      cap on the writable layer and workspace (default 4G)\n"            \
 	"      --rootfs DIR     base root filesystem\n"                                            \
+	"      --image NAME     an imported image (its layers, Env, WorkingDir, User)\n"           \
 	"      --name NAME      sandbox name (and hostname)\n"                                     \
 	"      --manifest FILE  workspace manifest (JSON)\n"
 
@@ -381,16 +446,25 @@ static const char usage_run[] =
     "Usage: airlock run [OPTIONS] [--] CMD [ARG...]\n"
     "\n"
     "Create a sandbox, run CMD in it with stdio passed through, destroy the\n"
-    "sandbox and exit with CMD's status.\n"
+    "sandbox and exit with CMD's status.  With --image, the image's Entrypoint\n"
+    "comes before CMD, and without CMD its Cmd is run.\n"
     "\n" CREATE_OPTIONS_HELP "  -e, --env K=V        environment variable (repeatable)\n"
     "  -w, --cwd DIR        working directory (default /workspace)\n"
-    "  -t, --timeout SECS   kill CMD after this long (exit status 124)\n";
+    "  -i, --interactive    stream stdin to CMD (over one connection)\n"
+    "  -t, --tty            run CMD on a terminal of the sandbox; with -i, this\n"
+    "                       terminal is in raw mode (Ctrl-C goes to CMD)\n"
+    "      --timeout SECS   kill CMD after this long (exit status 124)\n"
+    "\n"
+    "stdin that is a terminal needs -i or -it (or a redirection, e.g. </dev/null).\n";
 
 static const char usage_create[] =
     "Usage: airlock create [OPTIONS]\n"
     "\n"
     "Create a sandbox and print its id.\n"
-    "\n" CREATE_OPTIONS_HELP "  -e, --env K=V        default environment of every exec\n";
+    "\n" CREATE_OPTIONS_HELP "  -e, --env K=V        default environment of every exec\n"
+    "      --ttl SECS       destroy it this long after its creation\n"
+    "      --idle-timeout SECS  destroy it after this long without an exec or file access\n"
+    "      --label K=V      a label of the client's (repeatable; see ls --filter)\n";
 
 static const char usage_exec[] =
     "Usage: airlock exec [OPTIONS] ID [OPTIONS] [--] CMD [ARG...]\n"
@@ -399,13 +473,31 @@ static const char usage_exec[] =
     "\n"
     "  -e, --env K=V        environment variable (repeatable)\n"
     "  -w, --cwd DIR        working directory (default /workspace)\n"
-    "  -t, --timeout SECS   kill CMD after this long (exit status 124)\n";
+    "  -i, --interactive    stream stdin to CMD (over one connection)\n"
+    "  -t, --tty            run CMD on a terminal of the sandbox; with -i, this\n"
+    "                       terminal is in raw mode (Ctrl-C goes to CMD)\n"
+    "      --timeout SECS   kill CMD after this long (exit status 124)\n"
+    "\n"
+    "stdin that is a terminal needs -i or -it (or a redirection, e.g. </dev/null):\n"
+    "  airlock exec -it ID -- bash\n";
 
-static const char usage_ls[] = "Usage: airlock ls [--json]\n"
-                               "\n"
-                               "List sandboxes.\n"
-                               "\n"
-                               "      --json   print airlockd's JSON answer\n";
+static const char usage_ls[] =
+    "Usage: airlock ls [--json] [--filter label=K=V|state=running|stopped]...\n"
+    "\n"
+    "List sandboxes.\n"
+    "\n"
+    "      --json           print airlockd's JSON answer\n"
+    "  -f, --filter F       only sandboxes with label K=V, or in a state (repeatable:\n"
+    "                       all must match)\n";
+
+static const char usage_prune[] =
+    "Usage: airlock prune [--filter label=K=V|state=running|stopped]...\n"
+    "\n"
+    "Destroy the sandboxes that are stopped (their PID 1 is gone) or whose ttl\n"
+    "or idle timeout has passed; with --filter, every sandbox that matches\n"
+    "(running ones too).  Prints the ids removed.\n"
+    "\n"
+    "  -f, --filter F       label=K=V or state=running|stopped (repeatable)\n";
 
 static const char usage_inspect[] = "Usage: airlock inspect ID\n"
                                     "\n"
@@ -468,6 +560,18 @@ static const char usage_restore[] = "Usage: airlock restore [--name NAME] SNAPSH
 static const char usage_snapshots[] = "Usage: airlock snapshots [--json]\n"
                                       "\n"
                                       "List the snapshots in airlockd's store.\n";
+
+static const char usage_image[] =
+    "Usage: airlock image import NAME [ARCHIVE | DIR]\n"
+    "       airlock image ls [--json]\n"
+    "       airlock image rm NAME [NAME...]\n"
+    "\n"
+    "import  import a `docker save` archive or an OCI image layout (a tar, e.g.\n"
+    "        from `skopeo copy ... oci-archive:`, or a directory) as NAME; read\n"
+    "        from stdin without ARCHIVE.  gzip and zstd tars are accepted.\n"
+    "ls      list images\n"
+    "rm      remove images (refused while a sandbox uses one); layers no other\n"
+    "        image has are deleted\n";
 
 static const char usage_snapshot_rm[] = "Usage: airlock snapshot-rm ID [ID...]\n"
                                         "\n"
@@ -573,9 +677,15 @@ enum {
 	OPT_CPUS,
 	OPT_DISK,
 	OPT_ROOTFS,
+	OPT_IMAGE,
 	OPT_NAME,
 	OPT_MANIFEST,
 	OPT_JSON,
+	OPT_TTL,
+	OPT_IDLE_TIMEOUT,
+	OPT_LABEL,
+	OPT_FILTER,
+	OPT_TIMEOUT,
 };
 
 struct create_opts {
@@ -588,10 +698,23 @@ struct create_opts {
 	uint64_t disk_bytes;
 	bool has_disk;
 	const char *rootfs;
+	const char *image;
 	const char *name;
 	const char *manifest_file;
-	cJSON *env; /* object */
+	cJSON *env;             /* object */
+	long ttl, idle_timeout; /* seconds; 0: none */
+	cJSON *labels;          /* object, or NULL where the verb takes none */
 };
+
+/* A whole number of seconds for option name. */
+static int parse_seconds(const char *arg, long *out)
+{
+	char *end = NULL;
+
+	errno = 0;
+	*out = strtol(arg, &end, 10);
+	return errno || end == arg || *end || *out <= 0 ? -EINVAL : 0;
+}
 
 /*
  * Handle one create option c; returns 0 when handled, 1 when c is not a
@@ -630,6 +753,9 @@ static int create_option(struct create_opts *o, int c, const char *arg, const ch
 	case OPT_ROOTFS:
 		o->rootfs = arg;
 		return 0;
+	case OPT_IMAGE:
+		o->image = arg;
+		return 0;
 	case OPT_NAME:
 		if (!al_valid_name(arg))
 			return usage_error(usage, "invalid --name '%s'", arg);
@@ -638,6 +764,26 @@ static int create_option(struct create_opts *o, int c, const char *arg, const ch
 	case OPT_MANIFEST:
 		o->manifest_file = arg;
 		return 0;
+	case OPT_TTL:
+		if (parse_seconds(arg, &o->ttl) < 0)
+			return usage_error(usage, "invalid --ttl '%s': expected seconds", arg);
+		return 0;
+	case OPT_IDLE_TIMEOUT:
+		if (parse_seconds(arg, &o->idle_timeout) < 0)
+			return usage_error(usage, "invalid --idle-timeout '%s': expected seconds",
+			                   arg);
+		return 0;
+	case OPT_LABEL: {
+		const char *eq = strchr(arg, '=');
+		_cleanup_free_ char *key = eq ? strndup(arg, (size_t)(eq - arg)) : NULL;
+		if (!o->labels || !eq || eq == arg)
+			return usage_error(usage, "invalid --label '%s': expected KEY=VALUE", arg);
+		if (!key)
+			return usage_error(usage, "out of memory");
+		cJSON_DeleteItemFromObjectCaseSensitive(o->labels, key);
+		cJSON_AddStringToObject(o->labels, key, eq + 1);
+		return 0;
+	}
 	default:
 		return 1;
 	}
@@ -654,6 +800,8 @@ static int create_request(const struct create_opts *o, cJSON **out, struct al_er
 		cJSON_AddStringToObject(req, "name", o->name);
 	if (o->rootfs)
 		cJSON_AddStringToObject(req, "rootfs", o->rootfs);
+	if (o->image)
+		cJSON_AddStringToObject(req, "image", o->image);
 	if (o->has_memory || o->has_pids || o->has_cpus || o->has_disk) {
 		limits = cJSON_AddObjectToObject(req, "limits");
 		if (o->has_memory)
@@ -682,6 +830,12 @@ static int create_request(const struct create_opts *o, cJSON **out, struct al_er
 	}
 	if (o->env && cJSON_GetArraySize(o->env) > 0)
 		cJSON_AddItemReferenceToObject(req, "env", o->env);
+	if (o->ttl)
+		cJSON_AddNumberToObject(req, "ttl", (double)o->ttl);
+	if (o->idle_timeout)
+		cJSON_AddNumberToObject(req, "idle_timeout", (double)o->idle_timeout);
+	if (o->labels && cJSON_GetArraySize(o->labels) > 0)
+		cJSON_AddItemReferenceToObject(req, "labels", o->labels);
 	*out = TAKE_PTR(req);
 	return 0;
 }
@@ -729,7 +883,8 @@ static int destroy_sandbox(struct client *c, const char *id, bool wait, struct a
 
 enum stdin_kind { STDIN_DETACHED, STDIN_ATTACHED };
 
-/* A terminal is not attached (no TTY support yet); /dev/null or a closed fd means no input. */
+/* A terminal is read only with -i (check_stdin refuses it without); /dev/null or a closed fd
+ * means no input. */
 static enum stdin_kind stdin_kind(void)
 {
 	struct stat st;
@@ -860,6 +1015,14 @@ static int handle_result(struct run_state *st, const cJSON *res, struct al_error
 		return 0;
 	}
 	sig = signal_number(cJSON_GetObjectItemCaseSensitive(res, "signal"));
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "oom_killed"))) {
+		double limit = al_json_num(res, "memory_limit_bytes", 0);
+		char text[32];
+		human_size(limit, text, sizeof(text));
+		fprintf(stderr,
+		        "airlock: killed: out of memory (limit %s; raise it with --memory)\n",
+		        limit > 0 ? text : "none");
+	}
 	if (sig > 0)
 		st->exit_status = 128 + sig;
 	else if (cJSON_IsNumber(exit_code))
@@ -930,6 +1093,8 @@ struct exec_opts {
 	const char *cwd;
 	cJSON *env;
 	double timeout_ms;
+	bool interactive; /* -i */
+	bool tty;         /* -t */
 	/* run: the sandbox goes away on a signal, so transfers may be abandoned. */
 	bool destroy_on_signal;
 };
@@ -1109,6 +1274,71 @@ static int run_command_in(struct client *c, const char *id, const struct create_
 	return st.exit_status;
 }
 
+/* ---- -i and -t: one streamed connection (stream.c) ---- */
+
+/*
+ * What stdin may be for o: a terminal is read only with -i (silently
+ * dropping what someone types is the one wrong answer), and -it needs one.
+ * Returns 0 or a usage error's exit status.
+ */
+static int check_stdin(const struct exec_opts *o, const char *usage)
+{
+	bool terminal = isatty(STDIN_FILENO);
+
+	/* Not an error: `airlock exec ID ls` at a prompt should just work, as
+	 * `docker exec` does; but never silence either (a `bash` that exits at
+	 * once, a `python3` without a prompt): say why and what to pass. */
+	if (terminal && !o->interactive && !o->tty)
+		fprintf(stderr, "airlock: stdin is a terminal and is not passed to the command: "
+		                "use -it for an interactive session, -i to stream it\n");
+	if (!terminal && o->interactive && o->tty)
+		return usage_error(usage,
+		                   "-it needs stdin to be a terminal; use -i alone to stream "
+		                   "stdin that is not one");
+	return 0;
+}
+
+static int run_streamed(struct client *c, const char *id, const struct exec_opts *o,
+                        struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *req = cJSON_CreateObject();
+	_cleanup_free_ char *path = sandbox_path(c, id, "/exec");
+	_cleanup_free_ char *body = NULL;
+	unsigned rows, cols;
+	cJSON *argv;
+	int r;
+
+	if (!req || !path)
+		return al_error_set(err, ENOMEM, "out of memory");
+	argv = cJSON_AddArrayToObject(req, "argv");
+	for (char **a = o->argv; *a; a++)
+		cJSON_AddItemToArray(argv, cJSON_CreateString(*a));
+	if (o->cwd)
+		cJSON_AddStringToObject(req, "cwd", o->cwd);
+	if (o->env && cJSON_GetArraySize(o->env) > 0)
+		cJSON_AddItemReferenceToObject(req, "env", o->env);
+	cJSON_AddNumberToObject(req, "timeout_ms", o->timeout_ms);
+	if (o->tty) {
+		cJSON_AddTrueToObject(req, "tty");
+		if (stream_window_size(&rows, &cols)) {
+			cJSON_AddNumberToObject(req, "rows", rows);
+			cJSON_AddNumberToObject(req, "cols", cols);
+		}
+	}
+	body = cJSON_PrintUnformatted(req);
+	if (!body)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = stream_exec(&(struct stream_opts){.socket_path = c->socket_path,
+	                                      .path = path,
+	                                      .body = body,
+	                                      .tty = o->tty,
+	                                      .stdin = o->interactive},
+	                err);
+	if (r < 0)
+		return al_error_prefix(err, "exec in sandbox %s", id);
+	return r;
+}
+
 /* ---- verbs ---- */
 
 struct verb_ctx {
@@ -1128,13 +1358,71 @@ static int exec_option(struct exec_opts *o, int c, const char *arg, const char *
 	case 'w':
 		o->cwd = arg;
 		return 0;
-	case 't':
+	case OPT_TIMEOUT:
 		if (parse_timeout_ms(arg, &o->timeout_ms) < 0)
 			return usage_error(usage, "invalid --timeout '%s'", arg);
+		return 0;
+	case 'i':
+		o->interactive = true;
+		return 0;
+	case 't':
+		o->tty = true;
 		return 0;
 	default:
 		return 1;
 	}
+}
+
+static int image_path(struct client *c, const char *name, char **out)
+{
+	_cleanup_curl_free_ char *escaped = curl_easy_escape(c->curl, name, 0);
+
+	if (!escaped || asprintf(out, "/v1/images/%s", escaped) < 0) {
+		*out = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* What `run --image` runs: Entrypoint, then args or else Cmd (as docker run). */
+static int image_command(struct client *c, const char *image, char **args, char ***out,
+                         struct al_error *err)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_cjson_ cJSON *res = NULL;
+	_cleanup_strv_ char **v = calloc(1, sizeof(char *));
+	const cJSON *cfg, *it;
+	int r;
+
+	if (!v || image_path(c, image, &path) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = api_json(c, "GET", path, NULL, false, NULL, &res, err);
+	if (r < 0)
+		return al_error_prefix(err, "image %s", image);
+	cfg = cJSON_GetObjectItemCaseSensitive(res, "config");
+	cJSON_ArrayForEach(it,
+	                   cJSON_GetObjectItemCaseSensitive(
+	                       cfg, "Entrypoint")) if (cJSON_IsString(it) &&
+	                                               al_strv_push(&v, it->valuestring) <
+	                                                   0) return al_error_set(err, ENOMEM,
+	                                                                          "out of memory");
+	if (args[0]) {
+		for (char **a = args; *a; a++)
+			if (al_strv_push(&v, *a) < 0)
+				return al_error_set(err, ENOMEM, "out of memory");
+	} else {
+		cJSON_ArrayForEach(it,
+		                   cJSON_GetObjectItemCaseSensitive(
+		                       cfg, "Cmd")) if (cJSON_IsString(it) &&
+		                                        al_strv_push(&v, it->valuestring) <
+		                                            0) return al_error_set(err, ENOMEM,
+		                                                                   "out of memory");
+	}
+	if (!v[0])
+		return al_error_set(err, EINVAL,
+		                    "image %s has no Entrypoint or Cmd: give a command", image);
+	*out = TAKE_PTR(v);
+	return 0;
 }
 
 static int verb_run(struct verb_ctx *ctx, int argc, char **argv)
@@ -1145,11 +1433,14 @@ static int verb_run(struct verb_ctx *ctx, int argc, char **argv)
 	    {"cpus", required_argument, NULL, OPT_CPUS},
 	    {"disk", required_argument, NULL, OPT_DISK},
 	    {"rootfs", required_argument, NULL, OPT_ROOTFS},
+	    {"image", required_argument, NULL, OPT_IMAGE},
 	    {"name", required_argument, NULL, OPT_NAME},
 	    {"manifest", required_argument, NULL, OPT_MANIFEST},
 	    {"env", required_argument, NULL, 'e'},
 	    {"cwd", required_argument, NULL, 'w'},
-	    {"timeout", required_argument, NULL, 't'},
+	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+	    {"interactive", no_argument, NULL, 'i'},
+	    {"tty", no_argument, NULL, 't'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -1157,12 +1448,13 @@ static int verb_run(struct verb_ctx *ctx, int argc, char **argv)
 	_cleanup_free_ char *id = NULL;
 	struct create_opts co = {0};
 	struct exec_opts eo = {.env = env, .destroy_on_signal = true};
+	_cleanup_strv_ char **image_argv = NULL;
 	struct al_error err = AL_ERROR_INIT;
 	struct client c = {0};
 	bool removed = false;
 	int opt, r, status;
 
-	while ((opt = getopt_long(argc, argv, "+:m:e:w:t:h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+:m:e:w:ith", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'h':
 			return show_usage(usage_run);
@@ -1177,13 +1469,30 @@ static int verb_run(struct verb_ctx *ctx, int argc, char **argv)
 				return r == 1 ? bad_option(usage_run, '?', argv) : r;
 		}
 	}
-	if (optind >= argc)
+	if (optind >= argc && !co.image)
 		return usage_error(usage_run, "no command given");
 	eo.argv = argv + optind;
+	r = check_stdin(&eo, usage_run);
+	if (r)
+		return r;
 
 	if (client_open(&c, ctx->socket_path, &err) < 0)
 		return runtime_error(&err);
-	r = run_command_in(&c, NULL, &co, &id, &removed, &eo, &err);
+	if (co.image) {
+		r = image_command(&c, co.image, argv + optind, &image_argv, &err);
+		if (r < 0) {
+			client_close(&c);
+			return runtime_error(&err);
+		}
+		eo.argv = image_argv;
+	}
+	if (eo.interactive || eo.tty) {
+		r = create_sandbox(&c, &co, &id, &err);
+		if (r == 0)
+			r = run_streamed(&c, id, &eo, &err);
+	} else {
+		r = run_command_in(&c, NULL, &co, &id, &removed, &eo, &err);
+	}
 	/* A signal that came during the create request (which cannot be
 	 * abandoned) counts even if the command then ended. */
 	if (r == -EINTR || (r >= 0 && pending_signal))
@@ -1209,15 +1518,20 @@ static int verb_create(struct verb_ctx *ctx, int argc, char **argv)
 	    {"cpus", required_argument, NULL, OPT_CPUS},
 	    {"disk", required_argument, NULL, OPT_DISK},
 	    {"rootfs", required_argument, NULL, OPT_ROOTFS},
+	    {"image", required_argument, NULL, OPT_IMAGE},
 	    {"name", required_argument, NULL, OPT_NAME},
 	    {"manifest", required_argument, NULL, OPT_MANIFEST},
 	    {"env", required_argument, NULL, 'e'},
+	    {"ttl", required_argument, NULL, OPT_TTL},
+	    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+	    {"label", required_argument, NULL, OPT_LABEL},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	_cleanup_cjson_ cJSON *env = cJSON_CreateObject();
+	_cleanup_cjson_ cJSON *labels = cJSON_CreateObject();
 	_cleanup_free_ char *id = NULL;
-	struct create_opts co = {.env = env};
+	struct create_opts co = {.env = env, .labels = labels};
 	struct al_error err = AL_ERROR_INIT;
 	struct client c = {0};
 	int opt, r;
@@ -1259,7 +1573,9 @@ static int verb_exec(struct verb_ctx *ctx, int argc, char **argv)
 	static const struct option longopts[] = {
 	    {"env", required_argument, NULL, 'e'},
 	    {"cwd", required_argument, NULL, 'w'},
-	    {"timeout", required_argument, NULL, 't'},
+	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+	    {"interactive", no_argument, NULL, 'i'},
+	    {"tty", no_argument, NULL, 't'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -1271,7 +1587,7 @@ static int verb_exec(struct verb_ctx *ctx, int argc, char **argv)
 	int opt, r;
 
 	for (int pass = 0; pass < 2; pass++) {
-		while ((opt = getopt_long(argc, argv, "+:e:w:t:h", longopts, NULL)) != -1) {
+		while ((opt = getopt_long(argc, argv, "+:e:w:ith", longopts, NULL)) != -1) {
 			switch (opt) {
 			case 'h':
 				return show_usage(usage_exec);
@@ -1299,10 +1615,16 @@ static int verb_exec(struct verb_ctx *ctx, int argc, char **argv)
 	if (optind >= argc)
 		return usage_error(usage_exec, "no command given");
 	eo.argv = argv + optind;
+	r = check_stdin(&eo, usage_exec);
+	if (r)
+		return r;
 
 	if (client_open(&c, ctx->socket_path, &err) < 0)
 		return runtime_error(&err);
-	r = run_command(&c, id, &eo, &err);
+	if (eo.interactive || eo.tty)
+		r = run_streamed(&c, id, &eo, &err);
+	else
+		r = run_command(&c, id, &eo, &err);
 	client_close(&c);
 	if (r < 0)
 		return runtime_error(&err);
@@ -1360,13 +1682,115 @@ static void print_cell(const char *text, size_t width, bool last)
 		printf("%-*s  ", (int)width, text);
 }
 
+/* Append filter f (label=K=V, state=S) to the list query *q. */
+static int add_filter(struct client *c, const char *usage, const char *f, char **q)
+{
+	const char *eq = strchr(f, '=');
+	_cleanup_curl_free_ char *value = NULL;
+	char *more = NULL;
+
+	if (!eq || (strncmp(f, "label=", 6) && strncmp(f, "state=", 6)) ||
+	    (!strncmp(f, "label=", 6) && (!strchr(eq + 1, '=') || eq[1] == '=')))
+		return usage_error(usage,
+		                   "invalid --filter '%s': expected label=KEY=VALUE or "
+		                   "state=running|stopped",
+		                   f);
+	value = curl_easy_escape(c->curl, eq + 1, 0);
+	if (!value || asprintf(&more, "%s%.*s=%s", *q ? *q : "", (int)(eq - f), f, value) < 0)
+		return usage_error(usage, "out of memory");
+	free(*q);
+	*q = more;
+	return 0;
+}
+
+/* GET /v1/sandboxes with the filters of argv (opts of usage) into *res. */
+static int list_sandboxes(struct client *c, char **filters, size_t n, const char *usage,
+                          cJSON **res, int *status)
+{
+	struct al_error err = AL_ERROR_INIT;
+	_cleanup_free_ char *q = NULL, *path = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		if (q) {
+			char *amp = NULL;
+			if (asprintf(&amp, "%s&", q) < 0)
+				return *status = usage_error(usage, "out of memory"), -1;
+			free(q);
+			q = amp;
+		}
+		if ((*status = add_filter(c, usage, filters[i], &q)) != 0)
+			return -1;
+	}
+	if (asprintf(&path, "/v1/sandboxes%s%s", q ? "?" : "", q ? q : "") < 0)
+		return *status = usage_error(usage, "out of memory"), -1;
+	if (api_json(c, "GET", path, NULL, false, NULL, res, &err) < 0)
+		return *status = runtime_error(&err), -1;
+	return 0;
+}
+
+static int verb_prune(struct verb_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"filter", required_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	_cleanup_cjson_ cJSON *res = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	struct client c = {0};
+	char *filters[32];
+	size_t n = 0;
+	const cJSON *sb;
+	int opt, status = 0;
+	char now[32];
+
+	while ((opt = getopt_long(argc, argv, "+:hf:", longopts, NULL)) != -1) {
+		if (opt == 'h')
+			return show_usage(usage_prune);
+		if (opt != 'f')
+			return bad_option(usage_prune, opt, argv);
+		if (n == AL_ARRAY_SIZE(filters))
+			return usage_error(usage_prune, "at most %zu filters",
+			                   AL_ARRAY_SIZE(filters));
+		filters[n++] = optarg;
+	}
+	if (optind < argc)
+		return usage_error(usage_prune, "unexpected argument '%s'", argv[optind]);
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	if (list_sandboxes(&c, filters, n, usage_prune, &res, &status) < 0) {
+		client_close(&c);
+		return status;
+	}
+	/* ISO 8601 UTC stamps of one format compare as strings. */
+	al_iso8601_now(now, sizeof(now), false);
+	cJSON_ArrayForEach(sb, cJSON_GetObjectItemCaseSensitive(res, "sandboxes"))
+	{
+		const char *id = json_string(sb, "id"), *expires = json_string(sb, "expires");
+		bool stopped = !strcmp(json_string(sb, "state"), "stopped");
+
+		if (!n && !stopped && !(expires[0] && strcmp(expires, now) <= 0))
+			continue;
+		al_error_clear(&err);
+		if (destroy_sandbox(&c, id, true, &err) < 0 && err.code != ENOENT)
+			status = runtime_error(&err);
+		else
+			printf("%s\n", id);
+	}
+	client_close(&c);
+	return status;
+}
+
 static int verb_ls(struct verb_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	    {"json", no_argument, NULL, OPT_JSON},
+	    {"filter", required_argument, NULL, 'f'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
+	char *filters[32];
+	size_t n_filters = 0;
 	static const char *const columns[] = {"id", "name", "state", "created", "rootfs"};
 	static const char *const headings[] = {"ID", "NAME", "STATE", "CREATED", "ROOTFS"};
 	_cleanup_cjson_ cJSON *res = NULL;
@@ -1375,25 +1799,31 @@ static int verb_ls(struct verb_ctx *ctx, int argc, char **argv)
 	size_t width[AL_ARRAY_SIZE(columns)];
 	const cJSON *list, *sb;
 	bool json = false;
-	int opt, r;
+	int opt, r, status = 0;
 
-	while ((opt = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+:hf:", longopts, NULL)) != -1) {
 		if (opt == 'h')
 			return show_usage(usage_ls);
-		if (opt == OPT_JSON)
+		if (opt == OPT_JSON) {
 			json = true;
-		else
+		} else if (opt == 'f') {
+			if (n_filters == AL_ARRAY_SIZE(filters))
+				return usage_error(usage_ls, "at most %zu filters",
+				                   AL_ARRAY_SIZE(filters));
+			filters[n_filters++] = optarg;
+		} else {
 			return bad_option(usage_ls, opt, argv);
+		}
 	}
 	if (optind < argc)
 		return usage_error(usage_ls, "unexpected argument '%s'", argv[optind]);
 
 	if (client_open(&c, ctx->socket_path, &err) < 0)
 		return runtime_error(&err);
-	r = api_json(&c, "GET", "/v1/sandboxes", NULL, false, NULL, &res, &err);
+	r = list_sandboxes(&c, filters, n_filters, usage_ls, &res, &status);
 	client_close(&c);
 	if (r < 0)
-		return runtime_error(&err);
+		return status;
 	if (json) {
 		print_json(res);
 		return 0;
@@ -1441,6 +1871,172 @@ static int verb_inspect(struct verb_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
+static const char usage_stats[] =
+    "Usage: airlock stats [--json] [ID...]\n"
+    "\n"
+    "Show what sandboxes use (all of them when no ID is given): CPU (share of one\n"
+    "CPU over a 1 s sample, and time used), memory, processes and disk against\n"
+    "their limits, as the kernel reports them.\n"
+    "\n"
+    "      --json   one JSON object: {\"sandboxes\": [{id, name, cpu_percent,\n"
+    "               cpu_seconds, memory_bytes, memory_limit_bytes, pids, pids_limit,\n"
+    "               disk_bytes, disk_limit_bytes}]}\n";
+
+/* Inspect of sandbox id into *out. */
+static int inspect_sandbox(struct client *c, const char *id, cJSON **out, struct al_error *err)
+{
+	_cleanup_free_ char *path = sandbox_path(c, id, "");
+
+	if (!path)
+		return al_error_set(err, ENOMEM, "out of memory");
+	return api_json(c, "GET", path, NULL, false, NULL, out, err);
+}
+
+/* The number at o.a.b(.c) (c may be NULL), or NAN when missing or null. */
+static double json_path_num(const cJSON *o, const char *a, const char *b, const char *c)
+{
+	const cJSON *v =
+	    cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, a), b);
+
+	if (c)
+		v = cJSON_GetObjectItemCaseSensitive(v, c);
+	return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static void human_or_dash(double v, char *buf, size_t len)
+{
+	if (isnan(v) || v <= 0)
+		snprintf(buf, len, isnan(v) ? "-" : "0");
+	else
+		human_size(v, buf, len);
+}
+
+static int verb_stats(struct verb_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	_cleanup_cjson_ cJSON *list = NULL, *out = cJSON_CreateObject();
+	_cleanup_strv_ char **ids = NULL;
+	_cleanup_free_ double *cpu0 = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	struct client c = {0};
+	uint64_t t0;
+	size_t n = 0;
+	bool json = false;
+	int opt, status = 0;
+	cJSON *rows = out ? cJSON_AddArrayToObject(out, "sandboxes") : NULL;
+
+	while ((opt = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+		if (opt == 'h')
+			return show_usage(usage_stats);
+		if (opt != OPT_JSON)
+			return bad_option(usage_stats, opt, argv);
+		json = true;
+	}
+	if (!rows)
+		return usage_error(usage_stats, "out of memory");
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	if (optind < argc) {
+		ids = calloc(1, sizeof(char *));
+		for (int i = optind; ids && i < argc; i++)
+			if (al_strv_push(&ids, argv[i]) < 0)
+				al_strv_freep(&ids);
+	} else {
+		const cJSON *sb;
+		if (api_json(&c, "GET", "/v1/sandboxes", NULL, false, NULL, &list, &err) < 0) {
+			client_close(&c);
+			return runtime_error(&err);
+		}
+		ids = calloc(1, sizeof(char *));
+		cJSON_ArrayForEach(sb, cJSON_GetObjectItemCaseSensitive(list, "sandboxes"))
+		{
+			if (ids && al_strv_push(&ids, json_string(sb, "id")) < 0)
+				al_strv_freep(&ids);
+		}
+	}
+	n = ids ? al_strv_length(ids) : 0;
+	cpu0 = calloc(n + 1, sizeof(double));
+	if (!ids || !cpu0) {
+		client_close(&c);
+		return usage_error(usage_stats, "out of memory");
+	}
+	/* CPU time is cumulative: its share comes from two readings 1 s apart. */
+	t0 = al_now_ms();
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_cjson_ cJSON *sb = NULL;
+		cpu0[i] = NAN;
+		al_error_clear(&err);
+		if (inspect_sandbox(&c, ids[i], &sb, &err) == 0)
+			cpu0[i] = json_path_num(sb, "cgroup", "usage", "cpu_seconds");
+	}
+	if (n)
+		usleep(1000 * 1000);
+	if (!json)
+		printf("%-14s  %-20s  %6s  %9s  %19s  %11s  %17s\n", "ID", "NAME", "CPU %",
+		       "CPU TIME", "MEM / LIMIT", "PIDS / MAX", "DISK / LIMIT");
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_cjson_ cJSON *sb = NULL;
+		double cpu, mem, mem_max, pids, pids_max, disk, disk_max, share;
+		char a[16], b[16], line[64];
+		cJSON *row;
+
+		al_error_clear(&err);
+		if (inspect_sandbox(&c, ids[i], &sb, &err) < 0) {
+			status = runtime_error(&err);
+			continue;
+		}
+		cpu = json_path_num(sb, "cgroup", "usage", "cpu_seconds");
+		share = (cpu - cpu0[i]) * 100.0 / ((double)(al_now_ms() - t0) / 1000.0);
+		mem = json_path_num(sb, "cgroup", "usage", "memory_bytes");
+		mem_max = json_path_num(sb, "cgroup", "limits", "memory_bytes");
+		pids = json_path_num(sb, "cgroup", "usage", "pids");
+		pids_max = json_path_num(sb, "cgroup", "limits", "pids");
+		disk = json_path_num(sb, "disk", "used_bytes", NULL);
+		disk_max = json_path_num(sb, "disk", "limit_bytes", NULL);
+		row = cJSON_CreateObject();
+		cJSON_AddStringToObject(row, "id", json_string(sb, "id"));
+		cJSON_AddStringToObject(row, "name", json_string(sb, "name"));
+#define ADD_NUM(key, v)                                                                            \
+	(isnan(v) ? cJSON_AddNullToObject(row, key) : cJSON_AddNumberToObject(row, key, v))
+		ADD_NUM("cpu_percent", share);
+		ADD_NUM("cpu_seconds", cpu);
+		ADD_NUM("memory_bytes", mem);
+		ADD_NUM("memory_limit_bytes", mem_max);
+		ADD_NUM("pids", pids);
+		ADD_NUM("pids_limit", pids_max);
+		ADD_NUM("disk_bytes", disk);
+		ADD_NUM("disk_limit_bytes", disk_max);
+#undef ADD_NUM
+		cJSON_AddItemToArray(rows, row);
+		if (json)
+			continue;
+		human_or_dash(mem, a, sizeof(a));
+		human_or_dash(mem_max, b, sizeof(b));
+		snprintf(line, sizeof(line), "%s / %s", a, b);
+		printf("%-14s  %-20.20s  %6.1f  %8.1fs  %19s  ", json_string(sb, "id"),
+		       json_string(sb, "name"), isnan(share) ? 0.0 : share, isnan(cpu) ? 0.0 : cpu,
+		       line);
+		if (isnan(pids_max) || pids_max == 0)
+			snprintf(b, sizeof(b), "-");
+		else
+			snprintf(b, sizeof(b), "%.0f", pids_max);
+		snprintf(line, sizeof(line), "%.0f / %s", isnan(pids) ? 0 : pids, b);
+		printf("%11s  ", line);
+		human_or_dash(disk, a, sizeof(a));
+		human_or_dash(disk_max, b, sizeof(b));
+		snprintf(line, sizeof(line), "%s / %s", a, b);
+		printf("%17s\n", line);
+	}
+	client_close(&c);
+	if (json)
+		print_json(out);
+	return status;
+}
+
 /* One line of `airlock events`: TIME TYPE WHAT PID COUNT. */
 static void print_event(const cJSON *e)
 {
@@ -1451,10 +2047,17 @@ static void print_event(const cJSON *e)
 	if (!strcmp(type, "seccomp"))
 		snprintf(what, sizeof(what), "%s (%s, %s)", json_string(e, "syscall"),
 		         json_string(e, "comm"), json_string(e, "action"));
+	else if (!strcmp(type, "unrecorded"))
+		snprintf(what, sizeof(what), "denials not recorded until %s (flood)",
+		         cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "last_time"))
+		             ? json_string(e, "last_time")
+		             : "later");
 	else
 		snprintf(what, sizeof(what), "%s",
-		         !strcmp(type, "oom_kill") ? "memory limit: OOM kill"
-		                                   : "pids limit reached");
+		         !strcmp(type, "oom_kill")      ? "memory limit: OOM kill"
+		         : !strcmp(type, "pids_max")    ? "pids limit reached"
+		         : !strcmp(type, "pid1_exited") ? "PID 1 exited: sandbox stopped"
+		                                        : type);
 	if (cJSON_IsNumber(pid))
 		snprintf(pid_s, sizeof(pid_s), "%d", (int)pid->valuedouble);
 	else
@@ -1888,6 +2491,313 @@ static int verb_snapshot_rm(struct verb_ctx *ctx, int argc, char **argv)
 	return failed;
 }
 
+/* ---- images ---- */
+
+static void archive_read_freep(struct archive **a)
+{
+	if (*a)
+		archive_read_free(*a);
+}
+
+static void archive_write_freep(struct archive **a)
+{
+	if (*a)
+		archive_write_free(*a);
+}
+
+static void archive_entry_freep(struct archive_entry **e)
+{
+	if (*e)
+		archive_entry_free(*e);
+}
+
+/* One member of the directory walk: written to a, its data too. */
+static int tar_one(struct archive *disk, struct archive *a, struct archive_entry *e, size_t prefix,
+                   struct al_error *err)
+{
+	const char *name = archive_entry_pathname(e) + prefix;
+	char buf[65536];
+
+	while (*name == '/')
+		name++;
+	if (!*name)
+		return 0; /* the directory itself */
+	archive_entry_set_pathname(e, name);
+	if (archive_write_header(a, e) < ARCHIVE_WARN)
+		return al_error_set(err, EIO, "%s: %s", name, archive_error_string(a));
+	while (archive_entry_size(e) > 0) {
+		la_ssize_t n = archive_read_data(disk, buf, sizeof(buf));
+		if (n < 0)
+			return al_error_set(err, EIO, "%s: %s", name, archive_error_string(disk));
+		if (n == 0)
+			break;
+		if (archive_write_data(a, buf, (size_t)n) < 0)
+			return al_error_set(err, EIO, "%s: %s", name, archive_error_string(a));
+	}
+	return 0;
+}
+
+/* Write the directory dir (an OCI image layout) to out_fd as a tar. */
+static int tar_directory(const char *dir, int out_fd, struct al_error *err)
+{
+	_cleanup_(archive_read_freep) struct archive *disk = archive_read_disk_new();
+	_cleanup_(archive_write_freep) struct archive *a = archive_write_new();
+	size_t prefix = strlen(dir);
+
+	if (!disk || !a)
+		return al_error_set(err, ENOMEM, "out of memory");
+	archive_read_disk_set_symlink_physical(disk);
+	if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
+	    archive_write_open_fd(a, out_fd) != ARCHIVE_OK)
+		return al_error_set(err, EIO, "tar: %s", archive_error_string(a));
+	if (archive_read_disk_open(disk, dir) != ARCHIVE_OK)
+		return al_error_set(err, EIO, "%s: %s", dir, archive_error_string(disk));
+	for (;;) {
+		_cleanup_(archive_entry_freep) struct archive_entry *e = archive_entry_new();
+		int r = e ? archive_read_next_header2(disk, e) : ARCHIVE_FATAL;
+
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r < ARCHIVE_WARN)
+			return al_error_set(err, EIO, "%s: %s", dir,
+			                    e ? archive_error_string(disk) : "out of memory");
+		archive_read_disk_descend(disk);
+		r = tar_one(disk, a, e, prefix, err);
+		if (r < 0)
+			return r;
+	}
+	if (archive_write_close(a) != ARCHIVE_OK)
+		return al_error_set(err, EIO, "tar: %s", archive_error_string(a));
+	return 0;
+}
+
+struct upload {
+	int fd;
+	uint64_t sent, total; /* total 0: unknown (a pipe) */
+	uint64_t shown_ms;
+	bool progress; /* stderr is a terminal */
+	const char *name;
+};
+
+static void show_upload(struct upload *u, bool done)
+{
+	uint64_t now = al_now_ms();
+
+	if (!u->progress || (!done && now - u->shown_ms < 200))
+		return;
+	u->shown_ms = now;
+	if (u->total)
+		fprintf(stderr, "\r\033[Kimport %s: %.1f of %.1f MiB sent (%u%%)%s", u->name,
+		        (double)u->sent / 1048576.0, (double)u->total / 1048576.0,
+		        (unsigned)(u->sent * 100 / u->total), done ? "; unpacking layers..." : "");
+	else
+		fprintf(stderr, "\r\033[Kimport %s: %.1f MiB sent%s", u->name,
+		        (double)u->sent / 1048576.0, done ? "; unpacking layers..." : "");
+}
+
+static size_t upload_read(char *buf, size_t size, size_t nitems, void *userdata)
+{
+	struct upload *u = userdata;
+	ssize_t n;
+
+	if (pending_signal)
+		return CURL_READFUNC_ABORT;
+	do
+		n = read(u->fd, buf, size * nitems);
+	while (n < 0 && errno == EINTR && !pending_signal);
+	if (n < 0)
+		return CURL_READFUNC_ABORT;
+	u->sent += (uint64_t)n;
+	/* With a known length libcurl stops reading at it: no read of EOF. */
+	show_upload(u, n == 0 || (u->total && u->sent >= u->total));
+	return (size_t)n;
+}
+
+/* POST the archive in u->fd to path; the JSON answer goes to *out. */
+static int upload_image(struct client *c, const char *path, struct upload *u, cJSON **out,
+                        struct al_error *err)
+{
+	_cleanup_free_ char *url = NULL;
+	_cleanup_buf_ struct al_buf body = {0};
+	struct curl_slist *headers = NULL;
+	struct sink sink = {.curl = c->curl, .buf = &body, .stream_fd = -1};
+	long status = 0;
+	CURLcode rc;
+
+	if (asprintf(&url, "http://localhost%s", path) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	headers = curl_slist_append(headers, "Accept: application/json");
+	headers = curl_slist_append(headers, "Expect:");
+	headers = curl_slist_append(headers, "Content-Type: application/x-tar");
+	curl_easy_setopt(c->curl, CURLOPT_URL, url);
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &sink);
+	curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, upload_read);
+	curl_easy_setopt(c->curl, CURLOPT_READDATA, u);
+	/* -1: chunked, for a pipe of unknown length. */
+	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE,
+	                 u->total ? (curl_off_t)u->total : (curl_off_t)-1);
+	c->errbuf[0] = '\0';
+	rc = curl_easy_perform(c->curl);
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
+	curl_slist_free_all(headers);
+	if (u->progress)
+		fputs("\r\033[K", stderr);
+	if (rc == CURLE_ABORTED_BY_CALLBACK && pending_signal)
+		return al_error_set(err, EINTR, "interrupted by signal %d", (int)pending_signal);
+	if (rc != CURLE_OK)
+		return al_error_set(err, EIO, "POST %s: airlockd at %s: %s", path, c->socket_path,
+		                    c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status < 200 || status >= 300)
+		return api_error(status, &body, err);
+	*out = cJSON_ParseWithLength(body.data ? body.data : "", body.len);
+	if (!*out)
+		return al_error_set(err, EPROTO, "airlockd sent invalid JSON");
+	return 0;
+}
+
+static int image_import_verb(struct verb_ctx *ctx, int argc, char **argv)
+{
+	_cleanup_free_ char *escaped_path = NULL;
+	_cleanup_close_ int fd = -1;
+	_cleanup_cjson_ cJSON *res = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	struct upload u = {.progress = isatty(STDERR_FILENO)};
+	struct client c = {0};
+	const char *src = argc > 2 ? argv[2] : "-";
+	struct stat st;
+	int r;
+
+	if (argc < 2 || argc > 3)
+		return usage_error(usage_image, argc < 2 ? "import: missing NAME"
+		                                         : "import: unexpected argument");
+	u.name = argv[1];
+	if (!strcmp(src, "-")) {
+		if (isatty(STDIN_FILENO))
+			return usage_error(usage_image,
+			                   "import: expected an archive on stdin, not a terminal");
+		fd = dup(STDIN_FILENO);
+	} else {
+		fd = open(src, O_RDONLY | O_CLOEXEC);
+	}
+	if (fd < 0) {
+		al_error_errno(&err, "%s", src);
+		return runtime_error(&err);
+	}
+	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		/* An OCI layout directory: sent as the tar airlockd takes. */
+		close(fd);
+		fd = open(".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (fd < 0)
+			fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			al_error_errno(&err, "temporary file");
+			return runtime_error(&err);
+		}
+		r = tar_directory(src, fd, &err);
+		if (r < 0 || fstat(fd, &st) < 0 || lseek(fd, 0, SEEK_SET) != 0)
+			return runtime_error(&err);
+	}
+	u.fd = fd;
+	u.total = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	{
+		_cleanup_curl_free_ char *q = curl_easy_escape(c.curl, argv[1], 0);
+		if (!q || asprintf(&escaped_path, "/v1/images?name=%s", q) < 0) {
+			escaped_path = NULL;
+			client_close(&c);
+			al_error_set(&err, ENOMEM, "out of memory");
+			return runtime_error(&err);
+		}
+	}
+	r = upload_image(&c, escaped_path, &u, &res, &err);
+	client_close(&c);
+	if (r < 0) {
+		al_error_prefix(&err, "import %s", argv[1]);
+		return runtime_error(&err);
+	}
+	printf("%s %s (%d layers)\n", argv[1], json_string(res, "id"),
+	       cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(res, "layers")));
+	return 0;
+}
+
+static int image_ls_verb(struct verb_ctx *ctx, int argc, char **argv)
+{
+	_cleanup_cjson_ cJSON *res = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	struct client c = {0};
+	const cJSON *img;
+	bool json = argc == 2 && !strcmp(argv[1], "--json");
+	int r;
+
+	if (argc > 2 || (argc == 2 && !json))
+		return usage_error(usage_image, "ls: unexpected argument '%s'", argv[1]);
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	r = api_json(&c, "GET", "/v1/images", NULL, false, NULL, &res, &err);
+	client_close(&c);
+	if (r < 0)
+		return runtime_error(&err);
+	if (json) {
+		print_json(res);
+		return 0;
+	}
+	printf("%-32s %-19s %-6s %s\n", "NAME", "ID", "LAYERS", "IMPORTED");
+	cJSON_ArrayForEach(img, cJSON_GetObjectItemCaseSensitive(res, "images"))
+	{
+		const char *id = json_string(img, "id");
+		printf("%-32s %-19.19s %-6d %s\n", json_string(img, "name"),
+		       strncmp(id, "sha256:", 7) ? id : id + 7,
+		       cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(img, "layers")),
+		       json_string(img, "imported"));
+	}
+	return 0;
+}
+
+static int image_rm_verb(struct verb_ctx *ctx, int argc, char **argv)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct client c = {0};
+	int status = 0;
+
+	if (argc < 2)
+		return usage_error(usage_image, "rm: missing NAME");
+	if (client_open(&c, ctx->socket_path, &err) < 0)
+		return runtime_error(&err);
+	for (int i = 1; i < argc; i++) {
+		_cleanup_free_ char *path = NULL;
+		_cleanup_cjson_ cJSON *res = NULL;
+		if (image_path(&c, argv[i], &path) < 0 ||
+		    api_json(&c, "DELETE", path, NULL, false, NULL, &res, &err) < 0) {
+			if (!path)
+				al_error_set(&err, ENOMEM, "out of memory");
+			al_error_prefix(&err, "image rm %s", argv[i]);
+			status = runtime_error(&err);
+			al_error_clear(&err);
+		}
+	}
+	client_close(&c);
+	return status;
+}
+
+static int verb_image(struct verb_ctx *ctx, int argc, char **argv)
+{
+	if (argc < 2)
+		return usage_error(usage_image, "missing command (import, ls or rm)");
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
+		return show_usage(usage_image);
+	if (!strcmp(argv[1], "import"))
+		return image_import_verb(ctx, argc - 1, argv + 1);
+	if (!strcmp(argv[1], "ls"))
+		return image_ls_verb(ctx, argc - 1, argv + 1);
+	if (!strcmp(argv[1], "rm"))
+		return image_rm_verb(ctx, argc - 1, argv + 1);
+	return usage_error(usage_image, "unknown image command '%s'", argv[1]);
+}
+
 static int verb_snapshot_export(struct verb_ctx *ctx, int argc, char **argv)
 {
 	_cleanup_curl_free_ char *escaped = NULL;
@@ -1970,6 +2880,8 @@ static const struct verb {
     {"inspect", verb_inspect},
     {"events", verb_events},
     {"rm", verb_rm},
+    {"prune", verb_prune},
+    {"stats", verb_stats},
     {"write", verb_write},
     {"read", verb_read},
     {"info", verb_info},
@@ -1979,6 +2891,7 @@ static const struct verb {
     {"restore", verb_restore},
     {"snapshots", verb_snapshots},
     {"snapshot-rm", verb_snapshot_rm},
+    {"image", verb_image},
     {"snapshot-export", verb_snapshot_export},
     {"snapshot-import", verb_snapshot_import},
 };

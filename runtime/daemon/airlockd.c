@@ -22,38 +22,92 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "admission.h"
 #include "api.h"
 #include "cleanup.h"
+#include "config.h"
 #include "events.h"
+#include "images.h"
 #include "cgroup.h"
 #include "log.h"
 #include "lifecycle.h"
+#include "listen.h"
 #include "registry.h"
+#include "strv.h"
 #include "uidslots.h"
 #include "util.h"
 
+/* Installed paths, from meson's directories (runtime/meson.build). */
+#ifndef AIRLOCK_LIBEXEC_DIR
+#define AIRLOCK_LIBEXEC_DIR "/usr/libexec/airlock"
+#endif
 #ifndef AIRLOCK_PROFILES_DIR
 #define AIRLOCK_PROFILES_DIR "/usr/share/airlock/seccomp-profiles"
 #endif
-#ifndef AIRLOCK_LIBEXEC_INIT
-#define AIRLOCK_LIBEXEC_INIT "/usr/libexec/airlock/airlock-init"
+#ifndef AIRLOCK_STATE_ROOT
+#define AIRLOCK_STATE_ROOT "/var/lib/airlock"
+#endif
+#ifndef AIRLOCK_CONFIG_FILE
+#define AIRLOCK_CONFIG_FILE "/etc/airlock/airlockd.conf"
 #endif
 
-#define DEFAULT_STATE_DIR "/var/lib/airlock/state"
+#define DEFAULT_STATE_DIR AIRLOCK_STATE_ROOT "/state"
+#define DEFAULT_IMAGES_DIR AIRLOCK_STATE_ROOT "/images"
+#define DEFAULT_ROOTFS AIRLOCK_STATE_ROOT "/rootfs/debian"
+#define DEFAULT_SOCKET "/run/airlock/airlockd.sock"
 
 struct options {
+	const char *config_path;
 	const char *socket_path;
 	const char *state_dir;
 	const char *rootfs;
+	const char *images_dir;
 	const char *profiles_dir;
 	const char *init_path;
 	const char *group;
 	unsigned long warm_pool;
+	unsigned client_rate; /* 0: admission.c's default */
 	bool debug;
+	bool help, version;
 };
+
+/*
+ * The directory of the running airlockd when it is the build tree's
+ * (runtime/ of the meson build it was built in), else NULL.  From there it
+ * uses the helpers built next to it and the profiles of the source tree,
+ * as the tests do; installed, the compiled-in paths.
+ */
+static const char *build_tree_dir(void)
+{
+#ifdef AIRLOCK_BUILD_DIR
+	static char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash;
+
+	if (n <= 0)
+		return NULL;
+	self[n] = '\0';
+	slash = strrchr(self, '/');
+	if (!slash)
+		return NULL;
+	*slash = '\0';
+	return strcmp(self, AIRLOCK_BUILD_DIR) == 0 ? self : NULL;
+#else
+	return NULL;
+#endif
+}
+
+static const char *default_profiles_dir(void)
+{
+#ifdef AIRLOCK_SOURCE_PROFILES_DIR
+	if (build_tree_dir())
+		return AIRLOCK_SOURCE_PROFILES_DIR;
+#endif
+	return AIRLOCK_PROFILES_DIR;
+}
 
 static void usage(FILE *f)
 {
@@ -61,9 +115,15 @@ static void usage(FILE *f)
 	    f,
 	    "Usage: airlockd [--socket PATH] [--state-dir DIR] [--rootfs DIR] [options]\n"
 	    "\n"
-	    "  --socket PATH       API socket (default /run/airlock/airlockd.sock)\n"
-	    "  --state-dir DIR     sandbox state (default /var/lib/airlock/state)\n"
-	    "  --rootfs DIR        default base rootfs (default /var/lib/airlock/rootfs/debian)\n"
+	    "  --config PATH       options from PATH, one KEY=VALUE per line, KEY a long\n"
+	    "                      option below; the command line overrides them\n"
+	    "                      (default %s, if it exists)\n"
+	    "  --socket PATH       API socket (default " DEFAULT_SOCKET ");\n"
+	    "                      ignored when systemd passes the socket (airlockd.socket)\n"
+	    "  --state-dir DIR     sandbox state (default " DEFAULT_STATE_DIR ")\n"
+	    "  --rootfs DIR        default base rootfs (default " DEFAULT_ROOTFS ")\n"
+	    "  --images DIR        image store (default " DEFAULT_IMAGES_DIR " with the\n"
+	    "                      default state directory, else STATE-DIR/images)\n"
 	    "  --profiles DIR      seccomp profiles directory (default %s)\n"
 	    "  --init PATH         airlock-init binary (default: next to airlockd, else %s)\n"
 	    "  --group NAME        group whose members may use the socket (default: root only)\n"
@@ -71,8 +131,12 @@ static void usage(FILE *f)
 	    "                      (default 0; at most 256)\n"
 	    "  --client-rate N     requests a second each non-root client may make, in\n"
 	    "                      bursts of 2N (default %d)\n"
-	    "  --debug             verbose logging\n",
-	    AIRLOCK_PROFILES_DIR, AIRLOCK_LIBEXEC_INIT, ADMISSION_RATE);
+	    "  --log-format FMT    text (default) or json: one JSON object per line, with\n"
+	    "                      a line per request (client uid, sandbox, command, duration)\n"
+	    "  --debug             verbose logging\n"
+	    "  --version           print the version and exit\n",
+	    AIRLOCK_CONFIG_FILE, default_profiles_dir(), AIRLOCK_LIBEXEC_DIR "/airlock-init",
+	    ADMISSION_RATE);
 }
 
 /*
@@ -117,7 +181,7 @@ static int load_init_binary(const char *path, struct al_error *err)
  * Old copies are left for the daemons that may still restore with them;
  * the package's purge removes the directory.
  */
-#define PID1_PUBLISH_DIR "/var/lib/airlock/pid1"
+#define PID1_PUBLISH_DIR AIRLOCK_STATE_ROOT "/pid1"
 
 static int publish_pid1(const char *path, char **out, struct al_error *err)
 {
@@ -168,7 +232,7 @@ static char *find_init(const char *given)
 			free(cand);
 		}
 	}
-	return strdup(AIRLOCK_LIBEXEC_INIT);
+	return strdup(AIRLOCK_LIBEXEC_DIR "/airlock-init");
 }
 
 static char *find_criu_version(void)
@@ -187,44 +251,6 @@ static char *find_criu_version(void)
 	}
 	pclose(f);
 	return v;
-}
-
-/* Bind the API socket; a stale socket file from a dead daemon is replaced,
- * a live one is an error (two daemons must not share a state dir). */
-static int listen_api(const char *path, gid_t gid, struct al_error *err)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	_cleanup_close_ int fd = -1;
-	_cleanup_free_ char *dir = strdup(path);
-	char *slash;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return al_error_set(err, ENAMETOOLONG, "socket path %s is too long", path);
-	strcpy(sa.sun_path, path);
-	if (dir && (slash = strrchr(dir, '/')) && slash != dir) {
-		*slash = '\0';
-		if (al_mkdir_p(dir, 0755, err) < 0)
-			return -err->code;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return al_error_errno(err, "socket");
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-		return al_error_set(err, EADDRINUSE, "another airlockd is serving %s", path);
-	close(fd);
-	unlink(path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return al_error_errno(err, "socket");
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return al_error_errno(err, "bind %s", path);
-	if (chown(path, 0, gid == (gid_t)-1 ? 0 : gid) < 0)
-		return al_error_errno(err, "chown %s", path);
-	if (chmod(path, 0660) < 0)
-		return al_error_errno(err, "chmod %s", path);
-	if (listen(fd, 256) < 0)
-		return al_error_errno(err, "listen %s", path);
-	return TAKE_FD(fd);
 }
 
 /*
@@ -292,6 +318,19 @@ static int setup_daemon(struct daemon *ctx, const struct options *o, struct al_e
 	if (al_mkdir_p(ctx->host.sandboxes_dir, 0700, err) < 0 ||
 	    al_mkdir_p(ctx->host.seccomp_cache_dir, 0700, err) < 0)
 		return -err->code;
+	/* Images are a daemon's own, as its sandboxes are: a test daemon's
+	 * state directory holds its store. */
+	if (o->images_dir)
+		ctx->host.images_dir = strdup(o->images_dir);
+	else if (!strcmp(state, DEFAULT_STATE_DIR))
+		ctx->host.images_dir = strdup(DEFAULT_IMAGES_DIR);
+	else if (asprintf(&ctx->host.images_dir, "%s/images", state) < 0)
+		ctx->host.images_dir = NULL;
+	if (!ctx->host.images_dir)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = image_store_open(ctx->host.images_dir, &ctx->images, err);
+	if (r < 0)
+		return r;
 	ctx->host.default_rootfs = strdup(o->rootfs);
 	ctx->host.profiles_dir = strdup(o->profiles_dir);
 	if (!ctx->host.default_rootfs || !ctx->host.profiles_dir)
@@ -361,6 +400,8 @@ static void daemon_free(struct daemon *ctx)
 	free(ctx->host.sandboxes_dir);
 	free(ctx->host.seccomp_cache_dir);
 	free(ctx->host.default_rootfs);
+	free(ctx->host.images_dir);
+	image_store_free(ctx->images);
 	free(ctx->host.profiles_dir);
 	free(ctx->host.pid1_path);
 	free(ctx->host.pid1_bind_path);
@@ -402,62 +443,104 @@ static void raise_nofile(struct daemon *ctx)
 		         (unsigned long long)(rl.rlim_cur > 64 ? rl.rlim_cur - 64 : 0));
 }
 
-int main(int argc, char **argv)
-{
-	static const struct option longopts[] = {
-	    {"socket", required_argument, NULL, 's'},
-	    {"state-dir", required_argument, NULL, 'd'},
-	    {"rootfs", required_argument, NULL, 'r'},
-	    {"profiles", required_argument, NULL, 'p'},
-	    {"init", required_argument, NULL, 'i'},
-	    {"group", required_argument, NULL, 'g'},
-	    {"warm-pool", required_argument, NULL, 'w'},
-	    {"client-rate", required_argument, NULL, 'R'},
-	    {"debug", no_argument, NULL, 'D'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	struct options o = {
-	    .socket_path = "/run/airlock/airlockd.sock",
-	    .state_dir = DEFAULT_STATE_DIR,
-	    .rootfs = "/var/lib/airlock/rootfs/debian",
-	    .profiles_dir = AIRLOCK_PROFILES_DIR,
-	};
-	struct al_error err = AL_ERROR_INIT;
-	struct daemon ctx = {.host.init_memfd = -1, .host.daemon_pidfd = -1, .state_lock_fd = -1};
-	struct api_server *srv = NULL;
-	gid_t gid = (gid_t)-1;
-	size_t kept = 0;
-	sigset_t mask;
-	int c, fd, sig;
+/*
+ * Every sandbox's user namespace is owned by host root, and the kernel
+ * charges what its processes queue (signals, POSIX message queue bytes) to
+ * the uid inside and to host root's own per-user counters too: one sandbox
+ * took all of host root's queued signals and mqueue bytes (EAGAIN, EMFILE
+ * for root).  What a user namespace may charge to its owner is capped by
+ * the rlimits of the process that made it, airlockd (or criu, its child):
+ * lowered here, sandboxes together can never take more than this of host
+ * root's budgets (root's own limits are 819200 bytes and about 96000
+ * signals on this host).  They also become each sandbox process's own
+ * limits.  A namespace owned by the sandbox's own uid would give each
+ * sandbox a budget of its own; docs/security.md says what blocks it.
+ */
+#define SANDBOX_SIGPENDING 4096
+#define SANDBOX_MSGQUEUE (256u << 10)
 
-	al_log_set_ident("airlockd");
+static void bound_sandbox_budgets(void)
+{
+	static const struct {
+		int resource;
+		rlim_t max;
+		const char *name;
+	} limits[] = {
+	    {RLIMIT_SIGPENDING, SANDBOX_SIGPENDING, "queued signals"},
+	    {RLIMIT_MSGQUEUE, SANDBOX_MSGQUEUE, "POSIX message queue bytes"},
+	};
+
+	for (size_t i = 0; i < AL_ARRAY_SIZE(limits); i++) {
+		struct rlimit rl;
+		if (getrlimit(limits[i].resource, &rl) < 0)
+			continue;
+		if (rl.rlim_cur > limits[i].max)
+			rl.rlim_cur = limits[i].max;
+		if (rl.rlim_max > limits[i].max)
+			rl.rlim_max = limits[i].max;
+		if (setrlimit(limits[i].resource, &rl) < 0)
+			log_warn("cannot bound the %s sandboxes may take from host root: %m",
+			         limits[i].name);
+	}
+}
+
+static const struct option longopts[] = {
+    {"config", required_argument, NULL, 'c'},
+    {"socket", required_argument, NULL, 's'},
+    {"state-dir", required_argument, NULL, 'd'},
+    {"rootfs", required_argument, NULL, 'r'},
+    {"profiles", required_argument, NULL, 'p'},
+    {"images", required_argument, NULL, 'I'},
+    {"init", required_argument, NULL, 'i'},
+    {"group", required_argument, NULL, 'g'},
+    {"warm-pool", required_argument, NULL, 'w'},
+    {"client-rate", required_argument, NULL, 'R'},
+    {"debug", no_argument, NULL, 'D'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {"log-format", required_argument, NULL, 'L'},
+    {NULL, 0, NULL, 0},
+};
+
+/* Options in argv (a command line, or a configuration file's lines made
+ * into one) into *o: 0, or 2 after a usage error (already reported). */
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	int c;
+
+	optind = 0; /* glibc: a full rescan, as this runs more than once */
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'c':
+			o->config_path = optarg;
+			break;
 		case 's':
-			o.socket_path = optarg;
+			o->socket_path = optarg;
 			break;
 		case 'd':
-			o.state_dir = optarg;
+			o->state_dir = optarg;
 			break;
 		case 'r':
-			o.rootfs = optarg;
+			o->rootfs = optarg;
+			break;
+		case 'I':
+			o->images_dir = optarg;
 			break;
 		case 'p':
-			o.profiles_dir = optarg;
+			o->profiles_dir = optarg;
 			break;
 		case 'i':
-			o.init_path = optarg;
+			o->init_path = optarg;
 			break;
 		case 'g':
-			o.group = optarg;
+			o->group = optarg;
 			break;
 		case 'w': {
 			char *end = NULL;
 			errno = 0;
-			o.warm_pool = strtoul(optarg, &end, 10);
+			o->warm_pool = strtoul(optarg, &end, 10);
 			if (errno || end == optarg || *end || optarg[0] == '-' ||
-			    o.warm_pool > 256) {
+			    o->warm_pool > 256) {
 				log_error("invalid --warm-pool '%s': expected 0..256", optarg);
 				return 2;
 			}
@@ -474,15 +557,26 @@ int main(int argc, char **argv)
 				          ADMISSION_RATE_MAX);
 				return 2;
 			}
-			ctx.client_rate = (unsigned)rate;
+			o->client_rate = (unsigned)rate;
 			break;
 		}
 		case 'D':
-			o.debug = true;
+			o->debug = true;
+			break;
+		case 'L':
+			if (strcmp(optarg, "text") && strcmp(optarg, "json")) {
+				log_error("invalid --log-format '%s': expected text or json",
+				          optarg);
+				return 2;
+			}
+			al_log_set_json(!strcmp(optarg, "json"));
 			break;
 		case 'h':
-			usage(stdout);
-			return 0;
+			o->help = true;
+			break;
+		case 'V':
+			o->version = true;
+			break;
 		default:
 			usage(stderr);
 			return 2;
@@ -492,8 +586,88 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	return 0;
+}
+
+/*
+ * The configuration file, then the command line again, so that the command
+ * line wins.  The file named by --config must exist; the default one may
+ * not.  *config_args keeps the strings the options point into.
+ */
+static int load_config(int argc, char **argv, struct options *o, char ***config_args)
+{
+	static const char *const refused[] = {"config", "help", "version", NULL};
+	struct al_error err = AL_ERROR_INIT;
+	const char *path = o->config_path ? o->config_path : AIRLOCK_CONFIG_FILE;
+	_cleanup_strv_ char **args = NULL, **file_argv = NULL;
+	int r;
+
+	r = config_load(path, longopts, refused, &args, &err);
+	if (r == -ENOENT && !o->config_path)
+		return 0;
+	if (r < 0) {
+		log_error("%s", err.msg);
+		return 2;
+	}
+	/* getopt wants an argv: the program name, then the file's options. */
+	if (al_strv_push(&file_argv, "airlockd") < 0) {
+		log_error("out of memory");
+		return 1;
+	}
+	for (char **a = args; *a; a++)
+		if (al_strv_push(&file_argv, *a) < 0) {
+			log_error("out of memory");
+			return 1;
+		}
+	r = parse_options((int)al_strv_length(file_argv), file_argv, o);
+	if (r != 0) {
+		log_error("in %s", path);
+		return r;
+	}
+	r = parse_options(argc, argv, o);
+	if (r != 0)
+		return r;
+	*config_args = TAKE_PTR(file_argv);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = {
+	    .socket_path = DEFAULT_SOCKET,
+	    .state_dir = DEFAULT_STATE_DIR,
+	    .rootfs = DEFAULT_ROOTFS,
+	    .profiles_dir = default_profiles_dir(),
+	};
+	struct al_error err = AL_ERROR_INIT;
+	struct daemon ctx = {.host.init_memfd = -1, .host.daemon_pidfd = -1, .state_lock_fd = -1};
+	struct api_server *srv = NULL;
+	_cleanup_strv_ char **config_args = NULL;
+	_cleanup_free_ char *activated_path = NULL;
+	bool activated = false;
+	gid_t gid = (gid_t)-1;
+	size_t kept = 0;
+	sigset_t mask;
+	int fd, sig, r;
+
+	al_log_set_ident("airlockd");
+	r = parse_options(argc, argv, &o);
+	if (r != 0)
+		return r;
+	if (o.help) {
+		usage(stdout);
+		return 0;
+	}
+	if (o.version) {
+		printf("airlockd %s\n", AIRLOCK_VERSION);
+		return 0;
+	}
+	r = load_config(argc, argv, &o, &config_args);
+	if (r != 0)
+		return r;
 	if (o.debug)
 		al_log_set_level(AL_LOG_DEBUG);
+	ctx.client_rate = o.client_rate;
 	if (geteuid() != 0) {
 		log_error("airlockd must run as root");
 		return 1;
@@ -514,6 +688,7 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	raise_nofile(&ctx);
+	bound_sandbox_budgets();
 	registry_init(&ctx.registry);
 	{
 		/* Each daemon goes round the uid slots from its own place
@@ -528,7 +703,16 @@ int main(int argc, char **argv)
 		daemon_free(&ctx);
 		return 1;
 	}
-	fd = listen_api(o.socket_path, gid, &err);
+	/* Under systemd the socket is airlockd.socket's, which outlives us
+	 * (clients queue on it through a restart): it is never unlinked. */
+	fd = listen_api_from_systemd(&activated_path, &err);
+	if (fd >= 0) {
+		activated = true;
+		if (activated_path)
+			o.socket_path = activated_path;
+	} else if (fd == -ENOENT) {
+		fd = listen_api_socket(o.socket_path, gid, &err);
+	}
 	if (fd < 0) {
 		log_error("%s", err.msg);
 		daemon_free(&ctx);
@@ -543,7 +727,8 @@ int main(int argc, char **argv)
 	if (api_start(&ctx, fd, gid, &srv, &err) < 0) {
 		log_error("%s", err.msg);
 		close(fd);
-		unlink(o.socket_path);
+		if (!activated)
+			unlink(o.socket_path);
 		lifecycle_stop(&ctx);
 		daemon_free(&ctx);
 		return 1;
@@ -551,22 +736,31 @@ int main(int argc, char **argv)
 	if (lifecycle_start_pool(&ctx, o.warm_pool, &err) < 0) {
 		log_error("%s", err.msg);
 		api_stop(srv);
-		unlink(o.socket_path);
+		if (!activated)
+			unlink(o.socket_path);
 		lifecycle_stop(&ctx);
 		daemon_free(&ctx);
 		return 1;
 	}
-	log_info("airlockd %s serving %s (state %s, cgroups %s, %zu sandboxes)", AIRLOCK_VERSION,
-	         o.socket_path, ctx.host.state_dir,
+	log_info("airlockd %s serving %s%s (state %s, cgroups %s, %zu sandboxes)", AIRLOCK_VERSION,
+	         o.socket_path, activated ? " from systemd" : "", ctx.host.state_dir,
 	         cgroup_mode_name(cgroup_manager_mode(ctx.host.cgroups)),
 	         registry_count_visible(&ctx.registry, 0));
-	do
-		sig = sigwaitinfo(&mask, NULL);
-	while (sig < 0 && errno == EINTR);
+	/* The main thread waits for a stopping signal, and meanwhile, once a
+	 * second, destroys the sandboxes whose ttl or idle_timeout passed. */
+	for (;;) {
+		const struct timespec tick = {.tv_sec = 1};
+		sig = sigtimedwait(&mask, NULL, &tick);
+		if (sig > 0)
+			break;
+		if (errno == EAGAIN)
+			lifecycle_expire(&ctx, (int64_t)time(NULL));
+	}
 	api_stop(srv);
 	kept = registry_count_visible(&ctx.registry, 0);
 	log_info("signal %d: stopping; %zu sandboxes keep running", sig, kept);
-	unlink(o.socket_path);
+	if (!activated)
+		unlink(o.socket_path);
 	/* Unclaimed pool sandboxes are nobody's: they do not outlive us;
 	 * destroyed sandboxes are torn down before we go (pool ones too). */
 	lifecycle_stop(&ctx);

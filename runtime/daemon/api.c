@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -24,21 +25,31 @@
 
 #include "admission.h"
 #include "api_snapshots.h"
+#include "api_stream.h"
 #include "cleanup.h"
 #include "json.h"
 #include "events.h"
+#include "execstream.h"
+#include "images.h"
 #include "log.h"
 #include "lifecycle.h"
+#include "metrics.h"
 #include "pool.h"
 #include "process.h"
 #include "reaper.h"
 #include "sandbox.h"
+#include "strv.h"
 #include "util.h"
 
 #define MAX_JSON_BODY (16u << 20)
 #define MAX_FILE_BODY (256u << 20)
 #define DEFAULT_MAX_OUTPUT (1u << 20)
 #define MAX_OUTPUT_CAP (64u << 20)
+/* An image import's bounds: the archive, the unpacked image, and the members
+ * of each layer (each may be raised by a query parameter, by root). */
+#define IMAGE_MAX_INPUT (16ULL << 30)
+#define IMAGE_MAX_EXTRACTED (64ULL << 30)
+#define IMAGE_MAX_MEMBERS 1000000ULL
 
 struct api_server {
 	struct MHD_Daemon *mhd;
@@ -46,6 +57,7 @@ struct api_server {
 	int listen_fd; /* ours: libmicrohttpd does not listen (admission.c accepts) */
 	struct daemon *ctx;
 	gid_t allowed_gid;
+	uint64_t started_ms;
 };
 
 struct request {
@@ -61,6 +73,8 @@ struct request {
 	uid_t peer_uid;
 	int spool_fd; /* body goes to this temp file instead (workspace tars), or -1 */
 	uint64_t spooled;
+	char sandbox[16];          /* the id of the sandbox it is about, for the log */
+	struct api_stream *stream; /* a streamed exec's, freed with the connection */
 };
 
 /* JSON bodies in memory, all requests together. */
@@ -85,6 +99,11 @@ struct reply {
 	bool keep_json; /* reply_json keeps the object in json (owned) unprinted */
 	cJSON *json;
 	int client_fd; /* the request's connection, to notice its client leave; or -1 */
+	/* For the request's log line: the command an exec ran, and when it started. */
+	char command[256];
+	uint64_t exec_started_us;
+	bool want_stream;          /* an exec asked for "Upgrade: airlock-exec/1" */
+	struct api_stream *stream; /* set: answer 101 and relay (api_stream.c) */
 };
 
 /* ---- replies ------------------------------------------------------------------------------ */
@@ -287,12 +306,102 @@ static void handle_info(struct api_server *s, uid_t client, struct reply *rp)
 	reply_json(rp, 200, o);
 }
 
-static void handle_list(struct api_server *s, uid_t client, struct reply *rp)
+/* Cheap on purpose (a load balancer's or systemd's probe): no lock of the
+ * registry or a sandbox, no file read. */
+static void handle_health(struct api_server *s, struct reply *rp)
 {
 	cJSON *o = cJSON_CreateObject();
 
-	if (!o ||
-	    !cJSON_AddItemToObject(o, "sandboxes", registry_list_json(&s->ctx->registry, client))) {
+	cJSON_AddStringToObject(o, "status", "ok");
+	cJSON_AddStringToObject(o, "version", AIRLOCK_VERSION);
+	cJSON_AddNumberToObject(o, "uptime_seconds",
+	                        (double)((al_now_ms() - s->started_ms) / 1000));
+	reply_json(rp, 200, o);
+}
+
+static void handle_metrics(struct api_server *s, struct reply *rp)
+{
+	struct al_buf text = {0};
+
+	if (metrics_render(s->ctx, &text) < 0 || al_buf_append(&text, "", 1) < 0) {
+		al_buf_free(&text);
+		reply_error(rp, 500, "internal", "out of memory");
+		return;
+	}
+	rp->status = 200;
+	rp->body = text.data; /* owned by the reply now */
+	rp->len = text.len - 1;
+	rp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+}
+
+/* The filters of a list (?label=K=V, repeatable: all must match; ?state=). */
+struct list_filter {
+	char **labels; /* "K=V" */
+	const char *state;
+	struct al_error err;
+};
+
+static enum MHD_Result collect_filter(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+	struct list_filter *f = cls;
+
+	(void)kind;
+	if (f->err.code)
+		return MHD_NO;
+	if (!strcmp(key, "label")) {
+		if (!value || !strchr(value, '=') || value[0] == '=')
+			al_error_set(&f->err, EINVAL,
+			             "label filter must be KEY=VALUE (got \"%.64s\")",
+			             value ? value : "");
+		else if (al_strv_push(&f->labels, value) < 0)
+			al_error_set(&f->err, ENOMEM, "out of memory");
+	} else if (!strcmp(key, "state")) {
+		if (!value || (strcmp(value, "running") && strcmp(value, "stopped")))
+			al_error_set(&f->err, EINVAL, "state filter must be running or stopped");
+		f->state = value;
+	} else {
+		al_error_set(&f->err, EINVAL,
+		             "unknown query parameter \"%.64s\" of a list (label, state)", key);
+	}
+	return f->err.code ? MHD_NO : MHD_YES;
+}
+
+static bool matches(const cJSON *summary, const struct list_filter *f)
+{
+	const cJSON *labels = cJSON_GetObjectItemCaseSensitive(summary, "labels");
+
+	if (f->state &&
+	    strcmp(al_json_str(summary, "state") ? al_json_str(summary, "state") : "", f->state))
+		return false;
+	for (char **l = f->labels; l && *l; l++) {
+		_cleanup_free_ char *key = strndup(*l, (size_t)(strchr(*l, '=') - *l));
+		const char *have = key ? al_json_str(labels, key) : NULL;
+		if (!have || strcmp(have, strchr(*l, '=') + 1))
+			return false;
+	}
+	return true;
+}
+
+static void handle_list(struct api_server *s, struct MHD_Connection *c, uid_t client,
+                        struct reply *rp)
+{
+	struct list_filter f = {.err = AL_ERROR_INIT};
+	cJSON *o = cJSON_CreateObject(), *a;
+
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_filter, &f);
+	if (f.err.code) {
+		al_strv_freep(&f.labels);
+		cJSON_Delete(o);
+		reply_al_error(rp, &f.err);
+		return;
+	}
+	a = registry_list_json(&s->ctx->registry, client);
+	for (int i = cJSON_GetArraySize(a) - 1; i >= 0; i--)
+		if (!matches(cJSON_GetArrayItem(a, i), &f))
+			cJSON_DeleteItemFromArray(a, i);
+	al_strv_freep(&f.labels);
+	if (!o || !cJSON_AddItemToObject(o, "sandboxes", a)) {
 		cJSON_Delete(o);
 		reply_error(rp, 500, "internal", "out of memory");
 		return;
@@ -300,7 +409,24 @@ static void handle_list(struct api_server *s, uid_t client, struct reply *rp)
 	reply_json(rp, 200, o);
 }
 
-static void exec_and_reply(struct sandbox *sb, const cJSON *req, struct reply *rp);
+static void exec_and_reply(struct daemon *d, struct sandbox *sb, const cJSON *req,
+                           struct reply *rp);
+
+/* A terminal's size in an exec or resize request: both or neither; *rows
+ * and *cols stay 0 when neither. */
+static int json_winsize(const cJSON *o, unsigned *rows, unsigned *cols, struct al_error *err)
+{
+	uint64_t r = 0, c = 0;
+
+	if (json_u64(o, "rows", 0, 0xffff, &r, err) < 0 ||
+	    json_u64(o, "cols", 0, 0xffff, &c, err) < 0)
+		return -err->code;
+	if (!r != !c)
+		return al_error_set(err, EINVAL, "rows and cols go together, each 1 to 65535");
+	*rows = (unsigned)r;
+	*cols = (unsigned)c;
+	return 0;
+}
 
 /*
  * A create request with "exec": the command runs in the new sandbox and the
@@ -319,7 +445,8 @@ static void create_exec_and_reply(struct api_server *s, struct sandbox *sb, cons
 	cJSON *o, *result;
 	bool removed = false;
 
-	exec_and_reply(sb, exec, &erp);
+	exec_and_reply(s->ctx, sb, exec, &erp);
+	memcpy(rp->command, erp.command, sizeof(rp->command));
 	result = erp.json;
 	if (erp.status != 200 || !result) {
 		/* The sandbox was made for this command only. */
@@ -358,7 +485,8 @@ static int create(struct api_server *s, const cJSON *req, uid_t client, struct s
 {
 	bool trusted = client == 0;
 	struct sandbox_spec_policy policy = {.default_rootfs = s->ctx->host.default_rootfs,
-	                                     .trusted = trusted};
+	                                     .trusted = trusted,
+	                                     .images_dir = s->ctx->host.images_dir};
 	struct sandbox_spec spec = {0};
 	int r = sandbox_spec_from_request(req, &policy, &spec, err);
 
@@ -380,6 +508,10 @@ static void handle_create(struct api_server *s, struct request *rq, struct MHD_C
 
 	if (!req)
 		return;
+	if (sandbox_spec_check_request(req, &err) < 0) {
+		reply_al_error(rp, &err);
+		return;
+	}
 	/* "exec" and "remove" are about the command, not the sandbox: taken
 	 * out before the create sees the request (a warm pool's sandbox still
 	 * serves it). */
@@ -513,8 +645,38 @@ static bool client_gone(int fd)
  * exec, yield_ms 0 means "until it ends"; for a poll or stdin write on a
  * known process it means "do not wait".
  */
-static void reply_process(struct sandbox *sb, struct al_process *p, const char *known_id,
-                          uint64_t yield_ms, bool base64, struct reply *rp)
+/*
+ * A command that ended by SIGKILL (not airlockd's timeout) while its
+ * sandbox had an OOM kill not yet blamed on another: the memory limit
+ * killed it, and the answer says so ("oom_killed"), so that a client can
+ * say "out of memory" instead of "signal 9".
+ */
+static void note_oom_kill(struct daemon *d, struct sandbox *sb, cJSON *result)
+{
+	const cJSON *sig = cJSON_GetObjectItemCaseSensitive(result, "signal");
+	uint64_t n;
+	bool oom = false;
+
+	if (!d || !cJSON_IsNumber(sig) || sig->valueint != SIGKILL ||
+	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(result, "timed_out")) ||
+	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(result, "running")))
+		return;
+	n = events_oom_kills(d, sb->id);
+	pthread_mutex_lock(&sb->lock);
+	if (n > sb->oom_kills_reported) {
+		sb->oom_kills_reported = n;
+		oom = true;
+	}
+	pthread_mutex_unlock(&sb->lock);
+	if (oom) {
+		cJSON_AddTrueToObject(result, "oom_killed");
+		cJSON_AddNumberToObject(result, "memory_limit_bytes",
+		                        (double)sb->spec.limits.memory_bytes);
+	}
+}
+
+static void reply_process(struct daemon *d, struct sandbox *sb, struct al_process *p,
+                          const char *known_id, uint64_t yield_ms, bool base64, struct reply *rp)
 {
 	char id[16];
 	cJSON *o;
@@ -543,6 +705,7 @@ static void reply_process(struct sandbox *sb, struct al_process *p, const char *
 		}
 	}
 	o = process_take_result(p, base64);
+	note_oom_kill(d, sb, o);
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "running"))) {
 		if (known_id) {
 			snprintf(id, sizeof(id), "%s", known_id);
@@ -573,8 +736,81 @@ static void reply_process(struct sandbox *sb, struct al_process *p, const char *
 	reply_json(rp, 200, o);
 }
 
+/* "user": "UID" or "UID:GID", numeric (the sandbox's ids, 0..65535).  A
+ * uid alone gets the image user's gid when it is the image's uid, else 0
+ * (as docker does for a uid its image's /etc/passwd does not name). */
+static int parse_exec_user(const cJSON *v, uid_t *uid, gid_t *gid, struct al_error *err)
+{
+	unsigned long u, g;
+	char *end = NULL;
+	const char *s;
+
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	if (!cJSON_IsString(v) || !v->valuestring[0])
+		return al_error_set(err, EINVAL, "user must be a string \"UID\" or \"UID:GID\"");
+	s = v->valuestring;
+	errno = 0;
+	u = strtoul(s, &end, 10);
+	g = 0;
+	if (!errno && end != s && *end == ':') {
+		const char *gs = end + 1;
+		g = strtoul(gs, &end, 10);
+		if (end == gs)
+			end = (char *)"x";
+	}
+	if (errno || end == s || *end || s[0] == '-' || u > 65535 || g > 65535)
+		return al_error_set(err, EINVAL,
+		                    "user '%s': expected UID or UID:GID, numbers 0..65535", s);
+	if (u != *uid || strchr(s, ':'))
+		*gid = (gid_t)g;
+	*uid = (uid_t)u;
+	return 0;
+}
+
+/* The keys of an exec request (also the "exec" of a create request): the
+ * one list a new exec option is added to. */
+static const struct al_json_key exec_keys[] = {
+    {"argv", AL_JSON_ARRAY | AL_JSON_NULL},
+    {"command", AL_JSON_STRING | AL_JSON_NULL},
+    {"env", AL_JSON_OBJECT | AL_JSON_NULL},
+    {"cwd", AL_JSON_STRING | AL_JSON_NULL},
+    {"stdin", AL_JSON_STRING | AL_JSON_NULL},
+    {"stdin_base64", AL_JSON_STRING | AL_JSON_NULL},
+    {"keep_stdin_open", AL_JSON_BOOL | AL_JSON_NULL},
+    {"timeout_ms", AL_JSON_NUMBER | AL_JSON_NULL},
+    {"yield_ms", AL_JSON_NUMBER | AL_JSON_NULL},
+    {"max_output_bytes", AL_JSON_NUMBER | AL_JSON_NULL},
+    {"encoding", AL_JSON_STRING | AL_JSON_NULL},
+    {"user", AL_JSON_STRING | AL_JSON_NULL},
+    {"tty", AL_JSON_BOOL | AL_JSON_NULL},
+    {"rows", AL_JSON_NUMBER | AL_JSON_NULL},
+    {"cols", AL_JSON_NUMBER | AL_JSON_NULL},
+};
+
+/* The keys of a write to a process's stdin. */
+static const struct al_json_key stdin_keys[] = {
+    {"data", AL_JSON_STRING | AL_JSON_NULL},     {"data_base64", AL_JSON_STRING | AL_JSON_NULL},
+    {"close", AL_JSON_BOOL | AL_JSON_NULL},      {"yield_ms", AL_JSON_NUMBER | AL_JSON_NULL},
+    {"encoding", AL_JSON_STRING | AL_JSON_NULL},
+};
+
+/* argv as one line for the log, bounded. */
+static void command_text(char *const *argv, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (char *const *a = argv; a && *a && used + 1 < len; a++) {
+		int w = snprintf(buf + used, len - used, "%s%s", a == argv ? "" : " ", *a);
+		if (w < 0)
+			break;
+		used += (size_t)w;
+	}
+}
+
 /* Start the command an exec request (req) describes and reply with its result. */
-static void exec_and_reply(struct sandbox *sb, const cJSON *req, struct reply *rp)
+static void exec_and_reply(struct daemon *d, struct sandbox *sb, const cJSON *req, struct reply *rp)
 {
 	struct al_error err = AL_ERROR_INIT;
 	_cleanup_strv_ char **argv = NULL, **env = NULL;
@@ -586,6 +822,10 @@ static void exec_and_reply(struct sandbox *sb, const cJSON *req, struct reply *r
 	size_t n = 0, i = 0;
 	bool base64;
 
+	if (al_json_check(req, exec_keys, "exec request", &err) < 0) {
+		reply_al_error(rp, &err);
+		return;
+	}
 	base64 = want_base64(req, rp);
 	if (rp->status)
 		return;
@@ -640,8 +880,18 @@ static void exec_and_reply(struct sandbox *sb, const cJSON *req, struct reply *r
 		if (asprintf(&cwd_buf, "%s/%s", sb->spec.workspace, v->valuestring) < 0)
 			cwd_buf = NULL;
 		x.cwd = cwd_buf;
+	} else if (cJSON_IsString(v)) {
+		x.cwd = v->valuestring;
 	} else {
-		x.cwd = cJSON_IsString(v) ? v->valuestring : sb->spec.workspace;
+		/* An image's WorkingDir, else the workspace. */
+		x.cwd = sb->spec.cwd ? sb->spec.cwd : sb->spec.workspace;
+	}
+	x.uid = sb->spec.uid;
+	x.gid = sb->spec.gid;
+	if (parse_exec_user(cJSON_GetObjectItemCaseSensitive(req, "user"), &x.uid, &x.gid, &err) <
+	    0) {
+		reply_al_error(rp, &err);
+		return;
 	}
 	if ((v = cJSON_GetObjectItemCaseSensitive(req, "stdin_base64")) && cJSON_IsString(v)) {
 		if (al_base64_decode(v->valuestring, &stdin_buf, &x.stdin_len, &err) < 0) {
@@ -654,7 +904,22 @@ static void exec_and_reply(struct sandbox *sb, const cJSON *req, struct reply *r
 		x.stdin_data = v->valuestring;
 		x.stdin_len = strlen(v->valuestring);
 	}
-	x.keep_stdin_open = json_bool(req, "keep_stdin_open");
+	/* A streamed exec's stdin is the connection's: open until it says so. */
+	x.keep_stdin_open = json_bool(req, "keep_stdin_open") || rp->want_stream;
+	v = cJSON_GetObjectItemCaseSensitive(req, "tty");
+	if (v && !cJSON_IsBool(v) && !cJSON_IsNull(v)) {
+		reply_error(rp, 400, "invalid_argument", "tty must be a boolean");
+		return;
+	}
+	x.tty = cJSON_IsTrue(v);
+	if (json_winsize(req, &x.rows, &x.cols, &err) < 0) {
+		reply_al_error(rp, &err);
+		return;
+	}
+	if (x.rows && !x.tty) {
+		reply_error(rp, 400, "invalid_argument", "rows and cols are for a tty exec");
+		return;
+	}
 	if (json_u64(req, "timeout_ms", 0, 86400000ULL * 7, &x.timeout_ms, &err) < 0 ||
 	    json_u64(req, "yield_ms", 0, 3600000, &yield_ms, &err) < 0 ||
 	    json_u64(req, "max_output_bytes", DEFAULT_MAX_OUTPUT, MAX_OUTPUT_CAP, &max_out, &err) <
@@ -663,29 +928,59 @@ static void exec_and_reply(struct sandbox *sb, const cJSON *req, struct reply *r
 		return;
 	}
 	x.max_output = (size_t)max_out;
+	/* A stream's output goes out as bytes, not JSON text: counted as bytes. */
+	x.output_base64 = base64 || rp->want_stream;
 	x.argv = argv;
 	x.env = env;
 	if (!x.cwd) {
 		reply_error(rp, 500, "internal", "out of memory");
 		return;
 	}
+	command_text(argv, rp->command, sizeof(rp->command));
+	rp->exec_started_us = al_now_ns() / 1000;
 	if (process_start(sb, &x, &p, &err) < 0) {
 		reply_al_error(rp, &err);
 		return;
 	}
-	reply_process(sb, p, NULL, yield_ms, base64, rp);
+	if (rp->want_stream) {
+		rp->stream = api_stream_new(sb, p, &api_stopping);
+		if (rp->stream) {
+			rp->status = MHD_HTTP_SWITCHING_PROTOCOLS;
+		} else {
+			process_kill(p, SIGKILL, &err);
+			reply_error(rp, 500, "out_of_memory", "out of memory");
+		}
+		process_unref(p);
+		return;
+	}
+	reply_process(d, sb, p, NULL, yield_ms, base64, rp);
 	process_unref(p);
+	metrics_count_exec(al_now_ns() / 1000 - rp->exec_started_us);
 }
 
-static void handle_exec(struct sandbox *sb, struct request *rq, struct reply *rp)
+/*
+ * "Upgrade: airlock-exec/1" asks for a streamed exec (api_stream.h): any
+ * other protocol is refused rather than answered as a plain exec, which
+ * the client would wait on for a 101 that never comes.
+ */
+static void handle_exec(struct daemon *d, struct sandbox *sb, struct MHD_Connection *c,
+                        struct request *rq, struct reply *rp)
 {
-	_cleanup_cjson_ cJSON *req = parse_body(rq, rp, true);
+	const char *upgrade = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Upgrade");
+	_cleanup_cjson_ cJSON *req = NULL;
 
+	if (upgrade && strcasecmp(upgrade, EXECSTREAM_PROTOCOL)) {
+		reply_error(rp, 400, "invalid_argument",
+		            "an exec upgrades only to " EXECSTREAM_PROTOCOL);
+		return;
+	}
+	rp->want_stream = upgrade != NULL;
+	req = parse_body(rq, rp, true);
 	if (req)
-		exec_and_reply(sb, req, rp);
+		exec_and_reply(d, sb, req, rp);
 }
 
-static void handle_process(struct sandbox *sb, const char *pid, const char *sub,
+static void handle_process(struct daemon *d, struct sandbox *sb, const char *pid, const char *sub,
                            struct MHD_Connection *c, const char *method, struct request *rq,
                            struct reply *rp)
 {
@@ -704,7 +999,7 @@ static void handle_process(struct sandbox *sb, const char *pid, const char *sub,
 		if (query_u64(c, "yield_ms", 0, &yield_ms, &err) < 0)
 			reply_al_error(rp, &err);
 		else
-			reply_process(sb, p, pid, yield_ms, enc && !strcmp(enc, "base64"), rp);
+			reply_process(d, sb, p, pid, yield_ms, enc && !strcmp(enc, "base64"), rp);
 	} else if (!sub && !strcmp(method, "DELETE")) {
 		const char *name = query(c, "signal");
 		int sig = SIGKILL;
@@ -726,6 +1021,20 @@ static void handle_process(struct sandbox *sb, const char *pid, const char *sub,
 			cJSON_AddBoolToObject(o, "killed", true);
 			reply_json(rp, 200, o);
 		}
+	} else if (sub && !strcmp(sub, "resize") && !strcmp(method, "POST")) {
+		_cleanup_cjson_ cJSON *req = parse_body(rq, rp, true);
+		unsigned rows = 0, cols = 0;
+
+		if (req && (json_winsize(req, &rows, &cols, &err) < 0 ||
+		            (!rows && al_error_set(&err, EINVAL, "rows and cols are required")) ||
+		            process_resize(p, rows, cols, &err) < 0)) {
+			reply_al_error(rp, &err);
+		} else if (req) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddNumberToObject(o, "rows", rows);
+			cJSON_AddNumberToObject(o, "cols", cols);
+			reply_json(rp, 200, o);
+		}
 	} else if (sub && !strcmp(sub, "stdin") && !strcmp(method, "POST")) {
 		_cleanup_cjson_ cJSON *req = parse_body(rq, rp, true);
 		_cleanup_free_ char *data = NULL;
@@ -733,7 +1042,9 @@ static void handle_process(struct sandbox *sb, const char *pid, const char *sub,
 		size_t len = 0;
 		bool base64;
 
-		if (req) {
+		if (req && al_json_check(req, stdin_keys, "stdin request", &err) < 0)
+			reply_al_error(rp, &err);
+		else if (req) {
 			base64 = want_base64(req, rp);
 			if ((v = cJSON_GetObjectItemCaseSensitive(req, "data_base64")) &&
 			    cJSON_IsString(v)) {
@@ -751,7 +1062,7 @@ static void handle_process(struct sandbox *sb, const char *pid, const char *sub,
 			    process_write_stdin(p, data, len, json_bool(req, "close"), &err) < 0)
 				reply_al_error(rp, &err);
 			if (!rp->status)
-				reply_process(sb, p, pid, yield_ms, base64, rp);
+				reply_process(d, sb, p, pid, yield_ms, base64, rp);
 		}
 	} else {
 		reply_error(rp, 405, "method_not_allowed", "method not allowed on a process");
@@ -950,6 +1261,121 @@ static void handle_snapshots(struct api_server *s, char **seg, size_t n, const c
 		reply_error(rp, 404, "not_found", "unknown path");
 }
 
+/* ---- images -------------------------------------------------------------------------------- */
+
+/* True when some sandbox (running, pooled or being made) uses image name. */
+static bool image_in_use(struct api_server *s, const char *name, char id_out[64])
+{
+	_cleanup_strv_ char **ids = registry_ids(&s->ctx->registry);
+	bool used = false;
+
+	for (char **id = ids; id && *id && !used; id++) {
+		struct sandbox *sb = registry_get(&s->ctx->registry, *id);
+		if (!sb)
+			continue;
+		if (sb->spec.image && !strcmp(sb->spec.image, name)) {
+			used = true;
+			snprintf(id_out, 64, "%s", *id);
+		}
+		sandbox_unref(sb);
+	}
+	return used;
+}
+
+static void handle_image_import(struct api_server *s, struct MHD_Connection *c, struct request *rq,
+                                struct reply *rp)
+{
+	struct al_error err = AL_ERROR_INIT;
+	const char *name = query(c, "name");
+	struct tar_limits lim;
+	cJSON *rec = NULL;
+
+	tar_limits_default(&lim);
+	lim.max_input_bytes = IMAGE_MAX_INPUT;
+	lim.max_extracted_bytes = IMAGE_MAX_EXTRACTED;
+	lim.max_members = IMAGE_MAX_MEMBERS;
+	if (rq->peer_uid != 0) {
+		reply_error(rp, 403, "forbidden", "only root may import images");
+		return;
+	}
+	if (!name) {
+		reply_error(rp, 400, "invalid_argument", "?name=NAME is required");
+		return;
+	}
+	if (query_u64(c, "max_extracted_bytes", lim.max_extracted_bytes, &lim.max_extracted_bytes,
+	              &err) < 0 ||
+	    query_u64(c, "max_members", lim.max_members, &lim.max_members, &err) < 0) {
+		reply_al_error(rp, &err);
+		return;
+	}
+	if (rq->spool_fd < 0 || lseek(rq->spool_fd, 0, SEEK_SET) != 0) {
+		reply_error(rp, 500, "internal", "no spooled archive");
+		return;
+	}
+	if (image_import(s->ctx->images, name, rq->spool_fd, &lim, &rec, &err) < 0) {
+		log_warn("%s", err.msg);
+		if (err.code == EEXIST)
+			reply_error(rp, 409, "conflict", err.msg);
+		else
+			reply_al_error(rp, &err);
+		return;
+	}
+	log_info("imported image %s (%s)", name, al_json_str(rec, "id"));
+	reply_json(rp, 201, rec);
+}
+
+static void handle_images(struct api_server *s, char **seg, size_t n, struct MHD_Connection *c,
+                          const char *method, struct request *rq, struct reply *rp)
+{
+	struct al_error err = AL_ERROR_INIT;
+	char user[64];
+	unsigned removed = 0;
+	cJSON *o;
+
+	if (n == 2 && !strcmp(method, "GET")) {
+		o = cJSON_CreateObject();
+		cJSON_AddItemToObject(o, "images", image_list_json(s->ctx->images));
+		reply_json(rp, 200, o);
+	} else if (n == 2 && !strcmp(method, "POST")) {
+		handle_image_import(s, c, rq, rp);
+	} else if (n == 3 && !strcmp(method, "GET")) {
+		if (image_json(s->ctx->images, seg[2], &o, &err) < 0)
+			reply_al_error(rp, &err);
+		else
+			reply_json(rp, 200, o);
+	} else if (n == 3 && !strcmp(method, "DELETE")) {
+		char msg[256];
+		if (rq->peer_uid != 0) {
+			reply_error(rp, 403, "forbidden", "only root may remove images");
+			return;
+		}
+		if (!image_name_valid(seg[2])) {
+			reply_error(rp, 400, "invalid_argument", "invalid image name");
+			return;
+		}
+		if (image_in_use(s, seg[2], user)) {
+			snprintf(msg, sizeof(msg),
+			         "image '%s' is in use by sandbox %s: remove it first", seg[2],
+			         user);
+			reply_error(rp, 409, "conflict", msg);
+			return;
+		}
+		if (image_remove(s->ctx->images, seg[2], &removed, &err) < 0) {
+			reply_al_error(rp, &err);
+			return;
+		}
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "removed", seg[2]);
+		cJSON_AddNumberToObject(o, "layers_removed", removed);
+		reply_json(rp, 200, o);
+	} else if (n == 2 || n == 3) {
+		reply_error(rp, 405, "method_not_allowed",
+		            n == 2 ? "use GET or POST" : "use GET or DELETE");
+	} else {
+		reply_error(rp, 404, "not_found", "unknown path");
+	}
+}
+
 /* ---- routing ------------------------------------------------------------------------------- */
 
 /* Split "/v1/sandboxes/ID/processes/PID/stdin" into at most 6 segments after /v1. */
@@ -980,9 +1406,14 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 		reply_error(rp, 404, "not_found", "unknown path");
 		return;
 	}
-	if (n == 2 && !strcmp(seg[1], "info")) {
+	if (n == 2 &&
+	    (!strcmp(seg[1], "info") || !strcmp(seg[1], "health") || !strcmp(seg[1], "metrics"))) {
 		if (strcmp(method, "GET"))
 			reply_error(rp, 405, "method_not_allowed", "use GET");
+		else if (!strcmp(seg[1], "health"))
+			handle_health(s, rp);
+		else if (!strcmp(seg[1], "metrics"))
+			handle_metrics(s, rp);
 		else
 			handle_info(s, rq->peer_uid, rp);
 		return;
@@ -991,13 +1422,17 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 		handle_snapshots(s, seg, n, method, rq, rp);
 		return;
 	}
+	if (!strcmp(seg[1], "images")) {
+		handle_images(s, seg, n, c, method, rq, rp);
+		return;
+	}
 	if (strcmp(seg[1], "sandboxes")) {
 		reply_error(rp, 404, "not_found", "unknown path");
 		return;
 	}
 	if (n == 2) {
 		if (!strcmp(method, "GET"))
-			handle_list(s, rq->peer_uid, rp);
+			handle_list(s, c, rq->peer_uid, rp);
 		else if (!strcmp(method, "POST"))
 			handle_create(s, rq, c, rp);
 		else
@@ -1014,6 +1449,14 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 	pthread_mutex_lock(&sb->lock);
 	bool busy = sb->destroying;
 	pthread_mutex_unlock(&sb->lock);
+	snprintf(rq->sandbox, sizeof(rq->sandbox), "%s", sb->id);
+	/* Exec, processes, files and the workspace are activity (idle_timeout,
+	 * lifecycle_expire); inspecting it or its events is not. */
+	bool activity = n >= 4 && strcmp(seg[3], "events") && strcmp(seg[3], "snapshots");
+	if (activity) {
+		__atomic_add_fetch(&sb->requests, 1, __ATOMIC_RELAXED);
+		sandbox_touch(sb);
+	}
 	if (busy) {
 		reply_error(rp, 404, "not_found", "sandbox is being created or destroyed");
 	} else if (n == 3) {
@@ -1027,9 +1470,9 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 		if (strcmp(method, "POST"))
 			reply_error(rp, 405, "method_not_allowed", "use POST");
 		else
-			handle_exec(sb, rq, rp);
+			handle_exec(s->ctx, sb, c, rq, rp);
 	} else if ((n == 5 || n == 6) && !strcmp(seg[3], "processes")) {
-		handle_process(sb, seg[4], n == 6 ? seg[5] : NULL, c, method, rq, rp);
+		handle_process(s->ctx, sb, seg[4], n == 6 ? seg[5] : NULL, c, method, rq, rp);
 	} else if (n == 4 && !strcmp(seg[3], "events")) {
 		handle_events(s, sb, c, method, rp);
 	} else if (n == 4 && !strcmp(seg[3], "workspace")) {
@@ -1044,7 +1487,159 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 	} else {
 		reply_error(rp, 404, "not_found", "unknown path");
 	}
+	if (activity) {
+		sandbox_touch(sb);
+		__atomic_sub_fetch(&sb->requests, 1, __ATOMIC_RELAXED);
+	}
 	sandbox_unref(sb);
+}
+
+/* The template of a request's path for metrics ("/v1/sandboxes/{id}/exec"). */
+static void route_template(const char *url, char *buf, size_t len)
+{
+	_cleanup_free_ char *copy = strdup(url);
+	char *seg[8] = {0};
+	size_t n = copy ? split_path(copy, seg, 8) : 0;
+
+	snprintf(buf, len, "other");
+	if (n < 2 || strcmp(seg[0], "v1"))
+		return;
+	if (n == 2)
+		snprintf(buf, len, "/v1/%s", seg[1]);
+	else if (!strcmp(seg[1], "snapshots") && n == 3 && !strcmp(seg[2], "import"))
+		snprintf(buf, len, "/v1/snapshots/import");
+	else if (!strcmp(seg[1], "snapshots") && n == 3)
+		snprintf(buf, len, "/v1/snapshots/{id}");
+	else if (!strcmp(seg[1], "snapshots") && n == 4 && !strcmp(seg[3], "export"))
+		snprintf(buf, len, "/v1/snapshots/{id}/export");
+	else if (!strcmp(seg[1], "images") && n == 3)
+		snprintf(buf, len, "/v1/images/{name}");
+	else if (!strcmp(seg[1], "sandboxes") && n == 3)
+		snprintf(buf, len, "/v1/sandboxes/{id}");
+	else if (!strcmp(seg[1], "sandboxes") && n == 4)
+		snprintf(buf, len, "/v1/sandboxes/{id}/%s", seg[3]);
+	else if (!strcmp(seg[1], "sandboxes") && (n == 5 || n == 6) && !strcmp(seg[3], "processes"))
+		snprintf(buf, len, "/v1/sandboxes/{id}/processes/{pid}%s%s", n == 6 ? "/" : "",
+		         n == 6 ? seg[5] : "");
+}
+
+/*
+ * Every operation of the API with the query parameters it reads: the one
+ * list a new one is added to.  Any other parameter is refused (a
+ * "?parent=1" would otherwise silently mean "no parents").  A method not
+ * listed for a route is left to route(), which answers 405 (or 404).
+ */
+static const struct {
+	const char *route; /* route_template() */
+	const char *method;
+	const char *params[4];
+} query_params[] = {
+    {"/v1/health", "GET", {NULL}},
+    {"/v1/metrics", "GET", {NULL}},
+    {"/v1/info", "GET", {NULL}},
+    {"/v1/sandboxes", "GET", {"label", "state"}},
+    {"/v1/sandboxes", "POST", {"view"}},
+    {"/v1/sandboxes/{id}", "GET", {NULL}},
+    {"/v1/sandboxes/{id}", "DELETE", {"wait"}},
+    {"/v1/sandboxes/{id}/exec", "POST", {NULL}},
+    {"/v1/sandboxes/{id}/processes/{pid}", "GET", {"yield_ms", "encoding"}},
+    {"/v1/sandboxes/{id}/processes/{pid}", "DELETE", {"signal"}},
+    {"/v1/sandboxes/{id}/processes/{pid}/stdin", "POST", {NULL}},
+    {"/v1/sandboxes/{id}/processes/{pid}/resize", "POST", {NULL}},
+    {"/v1/sandboxes/{id}/events", "GET", {"since"}},
+    {"/v1/sandboxes/{id}/workspace", "GET", {NULL}},
+    {"/v1/sandboxes/{id}/workspace",
+     "PUT",
+     {"max_input_bytes", "max_extracted_bytes", "max_members"}},
+    {"/v1/sandboxes/{id}/snapshots", "POST", {NULL}},
+    {"/v1/sandboxes/{id}/files", "GET", {"path"}},
+    {"/v1/sandboxes/{id}/files", "PUT", {"path", "mode", "parents"}},
+    {"/v1/sandboxes/{id}/files", "DELETE", {"path", "recursive"}},
+    {"/v1/sandboxes/{id}/dirs", "GET", {"path"}},
+    {"/v1/sandboxes/{id}/dirs", "POST", {"path", "parents"}},
+    {"/v1/snapshots", "GET", {NULL}},
+    {"/v1/snapshots/{id}", "DELETE", {NULL}},
+    {"/v1/snapshots/{id}/export", "GET", {NULL}},
+    {"/v1/snapshots/import", "POST", {"max_input_bytes"}},
+    {"/v1/images", "GET", {NULL}},
+    {"/v1/images", "POST", {"name", "max_extracted_bytes", "max_members"}},
+    {"/v1/images/{name}", "GET", {NULL}},
+    {"/v1/images/{name}", "DELETE", {NULL}},
+};
+
+struct query_check {
+	const char *const *params; /* NULL-terminated (at most 4) */
+	const char *route;
+	struct al_error err;
+};
+
+static enum MHD_Result check_query_param(void *cls, enum MHD_ValueKind kind, const char *key,
+                                         const char *value)
+{
+	struct query_check *q = cls;
+	struct al_json_key known[4];
+	size_t n = 0;
+	const char *hint;
+
+	(void)kind;
+	(void)value;
+	for (; n < 4 && q->params[n]; n++) {
+		if (!strcmp(q->params[n], key))
+			return MHD_YES;
+		known[n] = (struct al_json_key){q->params[n], 0};
+	}
+	hint = al_json_suggest_key(key, known, n);
+	if (hint)
+		al_error_set(&q->err, EINVAL,
+		             "unknown query parameter \"%.64s\" of %s (did you mean \"%s\"?)", key,
+		             q->route, hint);
+	else
+		al_error_set(&q->err, EINVAL, "unknown query parameter \"%.64s\" of %s", key,
+		             q->route);
+	return MHD_NO;
+}
+
+/* -EINVAL naming a query parameter that route (a template) does not take. */
+static int check_query(struct MHD_Connection *c, const char *route, const char *method,
+                       struct al_error *err)
+{
+	struct query_check q = {.route = route, .err = AL_ERROR_INIT};
+
+	for (size_t i = 0; i < AL_ARRAY_SIZE(query_params); i++)
+		if (!strcmp(query_params[i].route, route) &&
+		    !strcmp(query_params[i].method, method))
+			q.params = query_params[i].params;
+	if (!q.params)
+		return 0; /* not an operation: route() answers 405 or 404 */
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, check_query_param, &q);
+	if (q.err.code)
+		*err = q.err;
+	return -q.err.code;
+}
+
+/* One line per request: in the JSON log format for every request (an access
+ * log for collectors), in text only at debug level, and failures at warn. */
+static void log_request(const struct request *rq, const char *method, const char *url,
+                        const struct reply *rp, uint64_t duration_us)
+{
+	enum al_log_level level = rp->status >= 500  ? AL_LOG_WARN
+	                          : al_log_is_json() ? AL_LOG_INFO
+	                                             : AL_LOG_DEBUG;
+	char uid[16], status[8], dur[24];
+	const struct al_log_field fields[] = {
+	    {"uid", uid},
+	    {"method", method},
+	    {"path", url},
+	    {"status", status},
+	    {"sandbox", rq->sandbox[0] ? rq->sandbox : NULL},
+	    {"command", rp->command[0] ? rp->command : NULL},
+	    {"duration_ms", dur},
+	};
+
+	snprintf(uid, sizeof(uid), "%u", (unsigned)rq->peer_uid);
+	snprintf(status, sizeof(status), "%u", rp->status);
+	snprintf(dur, sizeof(dur), "%.3f", (double)duration_us / 1000.0);
+	al_log_fields(level, fields, AL_ARRAY_SIZE(fields), "%s %s -> %u", method, url, rp->status);
 }
 
 /* ---- libmicrohttpd glue ------------------------------------------------------------------- */
@@ -1095,6 +1690,15 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct reply *rp)
 
 	if (!rp->status)
 		reply_error(rp, 500, "internal", "no response");
+	if (rp->stream) {
+		/* The stream is freed with the connection (on_completed). */
+		resp = api_stream_response(rp->stream);
+		if (!resp)
+			return MHD_NO;
+		ret = MHD_queue_response(c, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
+		MHD_destroy_response(resp);
+		return ret;
+	}
 	if (rp->has_fd) {
 		/* MHD owns the fd from here, also when it fails. */
 		resp = MHD_create_response_from_fd64(rp->fd_len, rp->fd);
@@ -1157,6 +1761,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 				reply_al_error(&rp, &err);
 				return send_reply(c, &rp);
 			}
+		} else if (!strcmp(method, "POST") && !strcmp(url, "/v1/images")) {
+			/* An image archive: spooled to disk, read twice by the import. */
+			struct al_error err = AL_ERROR_INIT;
+			uint64_t lim = IMAGE_MAX_INPUT;
+			if (rq->peer_uid != 0) {
+				rq->rejected = true;
+				reply_error(&rp, 403, "forbidden", "only root may import images");
+				return send_reply(c, &rp);
+			}
+			if (query_u64(c, "max_input_bytes", lim, &lim, &err) < 0 ||
+			    (rq->spool_fd = api_spool_open(s->ctx, &err)) < 0) {
+				rq->rejected = true;
+				reply_al_error(&rp, &err);
+				return send_reply(c, &rp);
+			}
+			rq->limit = lim;
 		} else if (!strcmp(method, "PUT") && strlen(url) > 10 &&
 		           !strcmp(url + strlen(url) - 10, "/workspace")) {
 			/* A workspace tar may be large: spooled to disk, bounded by the
@@ -1240,11 +1860,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	route(s, c, url, method, rq, &rp);
-	if (rp.status >= 500)
-		log_warn("%s %s -> %u", method, url, rp.status);
-	else
-		log_debug("%s %s -> %u", method, url, rp.status);
+	{
+		uint64_t start = al_now_ns() / 1000;
+		char tmpl[64];
+
+		struct al_error err = AL_ERROR_INIT;
+
+		route_template(url, tmpl, sizeof(tmpl));
+		if (check_query(c, tmpl, method, &err) < 0)
+			reply_al_error(&rp, &err);
+		else
+			route(s, c, url, method, rq, &rp);
+		if (!rp.status)
+			reply_error(&rp, 500, "internal", "no response");
+		metrics_count_request(tmpl, method, rp.status);
+		log_request(rq, method, url, &rp, al_now_ns() / 1000 - start);
+	}
+	rq->stream = rp.stream;
 	return send_reply(c, &rp);
 }
 
@@ -1261,6 +1893,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		al_buf_free(&rq->body);
 		if (rq->spool_fd >= 0)
 			close(rq->spool_fd);
+		api_stream_free(rq->stream);
 		free(rq);
 		*con_cls = NULL;
 	}
@@ -1285,19 +1918,20 @@ int api_start(struct daemon *ctx, int listen_fd, gid_t allowed_gid, struct api_s
 		return al_error_set(err, ENOMEM, "out of memory");
 	s->ctx = ctx;
 	s->allowed_gid = allowed_gid;
+	s->started_ms = al_now_ms();
 	if (admission_new(listen_fd, ctx->client_rate, &s->admission, err) < 0) {
 		free(s);
 		return -err->code;
 	}
 	/* Connections come from admission.c, which accepts them itself. */
-	s->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-	                              MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET,
-	                          0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-	                          NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-	                          MHD_OPTION_NOTIFY_CONNECTION, admission_notify, s->admission,
-	                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-	                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
-	                          MHD_OPTION_CONNECTION_LIMIT, (unsigned int)2048, MHD_OPTION_END);
+	s->mhd = MHD_start_daemon(
+	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+	        MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_UPGRADE,
+	    0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+	    admission_notify, s->admission, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned int)2048, MHD_OPTION_END);
 	if (!s->mhd || admission_start(s->admission, s->mhd, err) < 0) {
 		if (s->mhd)
 			MHD_stop_daemon(s->mhd);

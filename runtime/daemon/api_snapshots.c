@@ -11,6 +11,7 @@
 #include "log.h"
 #include "daemon.h"
 #include "helper.h"
+#include "json.h"
 #include "lifecycle.h"
 #include "sandbox.h"
 #include "snapshot.h"
@@ -99,6 +100,11 @@ int api_workspace_put(struct daemon *ctx, struct sandbox *sb, int spool_fd,
 	return 0;
 }
 
+/* The keys of a snapshot request: the one list a new option is added to. */
+static const struct al_json_key snapshot_keys[] = {
+    {"processes", AL_JSON_BOOL | AL_JSON_NULL},
+};
+
 int api_snapshot_create(struct daemon *ctx, struct sandbox *sb, const cJSON *req,
                         struct api_out *out, struct al_error *err)
 {
@@ -107,11 +113,11 @@ int api_snapshot_create(struct daemon *ctx, struct sandbox *sb, const cJSON *req
 	cJSON *o = NULL;
 	int r;
 
-	if (p && !cJSON_IsNull(p)) {
-		if (!cJSON_IsBool(p))
-			return al_error_set(err, EINVAL, "processes must be a boolean");
+	r = al_json_check(req, snapshot_keys, "snapshot request", err);
+	if (r < 0)
+		return r;
+	if (cJSON_IsBool(p))
 		processes = cJSON_IsTrue(p);
-	}
 	r = lifecycle_snapshot(ctx, sb, processes, &o, err);
 	if (r < 0)
 		return r;

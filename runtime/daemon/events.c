@@ -23,8 +23,11 @@
  * new entries are rate-limited by a token bucket, and what does not fit is
  * counted as suppressed.  The reader handles at most READER_BUDGET records a
  * second; beyond that the kernel's socket buffer overflows and the loss is
- * counted ("lost").  The work of producing records is done by the kernel in
- * the denied process, and so is charged to the sandbox's own CPU limit.
+ * counted ("lost").  The kernel builds a record in the denied process (on
+ * the sandbox's CPU), but kauditd and every reader like us then spend host
+ * CPU outside it on each: past RECORD_BUDGET records a second a sandbox is
+ * muted in the kernel by an audit exclude rule for its uid range (see
+ * audit_mute_rule()), for MUTE_FIRST_MS, doubling while the flood goes on.
  *
  * Limit hits are the cgroup counters (memory.events / memory.oom_control
  * oom_kill, pids.events max), read every CGROUP_POLL_MS and on every query.
@@ -41,10 +44,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <auparse.h>
+#include <libaudit.h>
 #include <seccomp.h>
 #include <netlink/msg.h>
 #include <netlink/netlink.h>
@@ -54,9 +59,11 @@
 #include "cleanup.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "daemon.h"
 #include "sandbox.h"
 #include "strv.h"
+#include "uidslots.h"
 #include "util.h"
 
 #define RING_SIZE 256
@@ -65,20 +72,25 @@
 #define TOKENS_PER_SEC 50.0
 #define TOKEN_BURST 100.0
 #define READER_BUDGET 20000 /* records per second */
+#define RECORD_BUDGET 500   /* records per second one sandbox may cause */
+#define MUTE_FIRST_MS 1000
+#define MUTE_MAX_MS 32000
+#define MUTE_RELAPSE_MS 2000 /* a flood again this soon after a mute: twice as long */
 #define CGROUP_POLL_MS 2000
 #define SOCKET_BUFFER (1 << 20)
 
 struct event {
 	uint64_t seq;
-	const char *type; /* "seccomp", "oom_kill", "pids_max", "mount_restarted", "mount_failed" */
+	const char *type; /* "seccomp", "unrecorded", "oom_kill", "pids_max", "pid1_exited",
+	                     "mount_restarted", "mount_failed" */
 	char syscall[32];
 	char arch[16];
 	char action[16];
 	char comm[32];
-	char path[96]; /* mount events: the mount's path in the sandbox */
+	char path[96];              /* mount events: the mount's path in the sandbox */
 	pid_t pid;                  /* inside the sandbox; 0 when unknown */
 	pid_t host_pid;             /* 0 for limit events */
-	uint64_t first_ms, last_ms; /* wall clock */
+	uint64_t first_ms, last_ms; /* wall clock; last_ms 0: an unrecorded period still on */
 	uint64_t count;
 };
 
@@ -90,6 +102,14 @@ struct sandbox_events {
 	double tokens;
 	uint64_t refill_ms;
 	uint64_t suppressed;
+	/* The kernel's records of this sandbox's denials, per second, and
+	 * whether they are muted (see mute_locked()). */
+	uid_t uid_base;
+	uint64_t window_ms;
+	uint32_t window_records;
+	uint64_t muted_until, unmuted_at; /* monotonic; muted_until 0: recording */
+	uint64_t mute_ms, unrecorded_ms;
+	uint64_t mute_seq; /* the "unrecorded" event of the mute going on */
 	struct {
 		char syscall[32];
 		uint64_t count;
@@ -186,18 +206,24 @@ static void append_locked(struct sandbox_events *l, const struct event *ev)
 	l->n++;
 }
 
-static void record_denial_locked(struct sandbox_events *l, const struct event *ev)
+/*
+ * Count a denial; true when it needs an entry of its own (it is not a
+ * repeat within MERGE_WINDOW_MS and the token bucket allows one), which
+ * the caller then completes and appends.
+ */
+static bool count_denial_locked(struct sandbox_events *l, const struct event *ev)
 {
 	struct event *last = newest_locked(l);
 	uint64_t now = al_now_ms();
 
+	metrics_count_denial();
 	add_total_locked(l, ev->syscall, 1);
 	if (last && last->type == ev->type && last->host_pid == ev->host_pid &&
 	    !strcmp(last->syscall, ev->syscall) && ev->first_ms >= last->last_ms &&
 	    ev->first_ms - last->last_ms <= MERGE_WINDOW_MS) {
 		last->count++;
 		last->last_ms = ev->first_ms;
-		return;
+		return false;
 	}
 	l->tokens += (double)(now - l->refill_ms) * TOKENS_PER_SEC / 1000.0;
 	if (l->tokens > TOKEN_BURST)
@@ -205,10 +231,269 @@ static void record_denial_locked(struct sandbox_events *l, const struct event *e
 	l->refill_ms = now;
 	if (l->tokens < 1.0) {
 		l->suppressed++;
-		return;
+		return false;
 	}
 	l->tokens -= 1.0;
-	append_locked(l, ev);
+	return true;
+}
+
+static struct event *event_of_seq_locked(struct sandbox_events *l, uint64_t seq)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->ring[(l->head + i) % RING_SIZE].seq == seq)
+			return &l->ring[(l->head + i) % RING_SIZE];
+	return NULL;
+}
+
+/* ---- muting a flood in the kernel ------------------------------------------------------------ */
+
+/*
+ * Add (or delete) the audit rule that stops the kernel from making
+ * AUDIT_SECCOMP records for the uid range at base: an entry of the exclude
+ * list, which the kernel checks before it builds a record.  The records of
+ * a sandbox denying syscalls in a loop cost host CPU outside its cgroup,
+ * in kauditd (one copy per listener) and in every airlockd of the host
+ * parsing them (2 s of host CPU per 0.5 s of the sandbox's own, measured);
+ * muted, they cost nothing.  Negative errno when the rule cannot be set
+ * (no CAP_AUDIT_CONTROL, an immutable audit configuration).
+ */
+static int audit_mute_rule(uid_t base, bool add)
+{
+	struct audit_rule_data *rule = audit_rule_create_data();
+	char pair[3][48];
+	int fd, r = 0;
+
+	if (!rule)
+		return -ENOMEM;
+	snprintf(pair[0], sizeof(pair[0]), "msgtype=%d", AUDIT_SECCOMP);
+	snprintf(pair[1], sizeof(pair[1]), "uid>=%u", (unsigned)base);
+	snprintf(pair[2], sizeof(pair[2]), "uid<=%u", (unsigned)(base + AIRLOCK_UID_RANGE - 1));
+	for (size_t i = 0; i < AL_ARRAY_SIZE(pair) && r == 0; i++)
+		if (audit_rule_fieldpair_data(&rule, pair[i], AUDIT_FILTER_EXCLUDE) != 0)
+			r = -EINVAL;
+	fd = r == 0 ? audit_open() : -1;
+	if (r == 0 && fd < 0)
+		r = -errno;
+	if (r == 0) {
+		r = add ? audit_add_rule_data(fd, rule, AUDIT_FILTER_EXCLUDE, AUDIT_NEVER)
+		        : audit_delete_rule_data(fd, rule, AUDIT_FILTER_EXCLUDE, AUDIT_NEVER);
+		r = r < 0 ? r : 0;
+	}
+	if (fd >= 0)
+		audit_close(fd);
+	audit_rule_free_data(rule);
+	return r;
+}
+
+/*
+ * The rules are set by a thread of their own: the kernel makes whoever sends
+ * it a command sleep, uninterruptibly, while its audit queue is over the
+ * backlog limit (up to audit_backlog_wait_time, 60 s by default), which is
+ * when a flood is on.  Neither the collector nor a create request may wait
+ * for that.  One pending operation per range: the last request wins.
+ */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct {
+		uid_t base;
+		bool add;
+	} ops[128];
+	size_t n;
+	bool stop, running;
+	pthread_t thread;
+	/* The ranges with a rule in the kernel (muter thread only), and the
+	 * file that lists them, so that an airlockd that died during a mute
+	 * has its rules removed by the next one on its state directory. */
+	uid_t active[128];
+	size_t n_active;
+	char *list_path;
+} muter = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static void note_rule(uid_t base, bool present)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct al_buf text = {0};
+	size_t i;
+
+	for (i = 0; i < muter.n_active && muter.active[i] != base; i++)
+		;
+	if (present && i == muter.n_active && i < AL_ARRAY_SIZE(muter.active))
+		muter.active[muter.n_active++] = base;
+	else if (!present && i < muter.n_active)
+		muter.active[i] = muter.active[--muter.n_active];
+	else
+		return;
+	if (!muter.list_path)
+		return;
+	if (muter.n_active == 0) {
+		if (unlink(muter.list_path) < 0 && errno != ENOENT)
+			log_warn("denial log: remove %s: %m", muter.list_path);
+		return;
+	}
+	al_buf_append(&text, "", 0);
+	for (i = 0; i < muter.n_active; i++) {
+		char line[16];
+		int n = snprintf(line, sizeof(line), "%u\n", (unsigned)muter.active[i]);
+		al_buf_append(&text, line, (size_t)n);
+	}
+	if (al_write_file_replace(muter.list_path, text.data, text.len, 0600, &err) < 0)
+		log_warn("denial log: %s", err.msg);
+	al_buf_free(&text);
+}
+
+static void mute_failed(int r);
+
+static void mute_request(uid_t base, bool add)
+{
+	size_t i;
+
+	pthread_mutex_lock(&muter.lock);
+	for (i = 0; i < muter.n && muter.ops[i].base != base; i++)
+		;
+	if (i < AL_ARRAY_SIZE(muter.ops)) {
+		muter.ops[i].base = base;
+		muter.ops[i].add = add;
+		if (i == muter.n)
+			muter.n++;
+		pthread_cond_signal(&muter.cond);
+	}
+	pthread_mutex_unlock(&muter.lock);
+}
+
+/*
+ * The kernel wakes one waiter of its backlog wait per pass of kauditd.  A
+ * command sent while the queue is full puts the muter in that wait too,
+ * and when the flooder queued behind it, kauditd's last pass (the flood is
+ * muted, no records come) wakes the muter and leaves the flooder asleep
+ * for all of audit_backlog_wait_time (60 s seen).  After such a command
+ * the muter makes one record itself, so that kauditd passes once more and
+ * wakes the next waiter: a syscall this thread alone logs, through a
+ * seccomp filter of its own (SECCOMP_RET_LOG on getpgid(KICK_PID), which
+ * then fails with ESRCH as it would anyway).  The record names uid 0,
+ * which is no sandbox's.
+ */
+#define KICK_PID (-1234567)
+#define PENALTY_MS 2 /* a command that took this long was made to wait */
+
+static bool install_kick_filter(void)
+{
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+	bool ok =
+	    ctx && seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 0) == 0 &&
+	    seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0) == 0 &&
+	    seccomp_rule_add(ctx, SCMP_ACT_LOG, SCMP_SYS(getpgid), 1,
+	                     SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffu, (uint32_t)KICK_PID)) == 0 &&
+	    seccomp_load(ctx) == 0;
+
+	seccomp_release(ctx);
+	return ok;
+}
+
+static void kick_kauditd(void)
+{
+	(void)syscall(SYS_getpgid, (long)KICK_PID);
+}
+
+static void *muter_main(void *arg)
+{
+	bool can_kick = install_kick_filter();
+
+	(void)arg;
+	if (!can_kick)
+		log_debug(
+		    "denial log: no kick filter; a flooder may sleep out the audit backlog wait");
+	pthread_mutex_lock(&muter.lock);
+	for (;;) {
+		uid_t base;
+		bool add;
+		int r;
+
+		while (muter.n == 0 && !muter.stop)
+			pthread_cond_wait(&muter.cond, &muter.lock);
+		if (muter.n == 0)
+			break;
+		base = muter.ops[0].base;
+		add = muter.ops[0].add;
+		memmove(&muter.ops[0], &muter.ops[1], --muter.n * sizeof(muter.ops[0]));
+		pthread_mutex_unlock(&muter.lock);
+		uint64_t t0 = al_now_ms();
+		r = audit_mute_rule(base, add);
+		if (can_kick && al_now_ms() - t0 >= PENALTY_MS)
+			kick_kauditd();
+		if (add && r < 0)
+			mute_failed(r);
+		/* A rule that could not be deleted stays listed, for the next
+		 * start; one that is gone already (ENOENT) does not. */
+		note_rule(base, add ? r == 0 : r < 0 && r != -ENOENT);
+		pthread_mutex_lock(&muter.lock);
+	}
+	pthread_mutex_unlock(&muter.lock);
+	return NULL;
+}
+
+static void mute_failed(int r)
+{
+	static bool said;
+
+	if (!__atomic_exchange_n(&said, true, __ATOMIC_SEQ_CST))
+		log_warn("denial log: cannot mute a flooding sandbox's audit records in the kernel "
+		         "(%s); they are dropped on arrival instead",
+		         strerror(-r));
+}
+
+/*
+ * A sandbox caused more than RECORD_BUDGET records in a second: stop
+ * recording its denials for mute_ms (doubling while the flood goes on),
+ * shown as an "unrecorded" event.  The caller sets the rule (unlocked).
+ */
+static void mute_locked(struct sandbox_events *l, uint64_t now)
+{
+	uint64_t wall = wall_ms();
+	struct event ev = {.type = "unrecorded", .first_ms = wall, .last_ms = 0, .count = 1};
+
+	if (l->mute_ms && l->unmuted_at && now - l->unmuted_at <= MUTE_RELAPSE_MS)
+		l->mute_ms = l->mute_ms * 2 > MUTE_MAX_MS ? MUTE_MAX_MS : l->mute_ms * 2;
+	else
+		l->mute_ms = MUTE_FIRST_MS;
+	l->muted_until = now + l->mute_ms;
+	append_locked(l, &ev);
+	l->mute_seq = l->next_seq;
+}
+
+static void unmute_locked(struct sandbox_events *l, uint64_t now)
+{
+	struct event *ev = event_of_seq_locked(l, l->mute_seq);
+
+	if (ev) {
+		ev->last_ms = wall_ms();
+		ev->count = 1;
+	}
+	l->unrecorded_ms += l->mute_ms;
+	l->muted_until = 0;
+	l->unmuted_at = now;
+	l->window_ms = now;
+	l->window_records = 0;
+}
+
+/* End the mutes that are over (collector thread). */
+static void unmute_expired(void)
+{
+	uid_t bases[64];
+	size_t n = 0;
+	uint64_t now = al_now_ms();
+
+	pthread_mutex_lock(&events.lock);
+	for (size_t i = 0; i < events.n_logs && n < AL_ARRAY_SIZE(bases); i++) {
+		struct sandbox_events *l = events.logs[i];
+		if (l->muted_until && now >= l->muted_until) {
+			unmute_locked(l, now);
+			bases[n++] = l->uid_base;
+		}
+	}
+	pthread_mutex_unlock(&events.lock);
+	for (size_t i = 0; i < n; i++)
+		mute_request(bases[i], false);
 }
 
 /* ---- audit records ------------------------------------------------------------------------ */
@@ -272,12 +557,46 @@ static void copy_field(char *dst, size_t size, const char *value)
 	snprintf(dst, size, "%s", value ? value : "?");
 }
 
+/* Syscall names by number, without a lookup in libseccomp's tables per record. */
+static void syscall_name(uint32_t arch, int nr, char *out, size_t size)
+{
+	static struct {
+		uint32_t arch;
+		int nr;
+		char name[32];
+	} cache[16];
+	static unsigned next;
+	_cleanup_free_ char *name = NULL;
+
+	for (size_t i = 0; i < AL_ARRAY_SIZE(cache); i++)
+		if (cache[i].name[0] && cache[i].arch == arch && cache[i].nr == nr) {
+			snprintf(out, size, "%s", cache[i].name);
+			return;
+		}
+	name = seccomp_syscall_resolve_num_arch(arch, nr);
+	if (name)
+		snprintf(out, size, "%s", name);
+	else
+		snprintf(out, size, "syscall-%d", nr);
+	cache[next].arch = arch;
+	cache[next].nr = nr;
+	snprintf(cache[next].name, sizeof(cache[next].name), "%s", out);
+	next = (next + 1) % AL_ARRAY_SIZE(cache);
+}
+
+/*
+ * One AUDIT_SECCOMP record.  Cheap work first: whose it is, whether the
+ * sandbox is over its budget, whether it only adds to a count; the lookups
+ * (/proc for the pid inside, field interpretation) only for a new entry.
+ */
 static void on_audit_event(auparse_state_t *au, auparse_cb_event_t type, void *data)
 {
 	struct event ev = {.type = "seccomp", .count = 1};
 	const char *uid_s, *pid_s, *code_s, *arch_s, *nr_s;
-	_cleanup_free_ char *name = NULL;
 	struct sandbox_events *l;
+	uid_t uid, mute_base = 0;
+	uint64_t now = al_now_ms();
+	bool mute = false;
 	char id[16];
 
 	(void)data;
@@ -288,34 +607,49 @@ static void on_audit_event(auparse_state_t *au, auparse_cb_event_t type, void *d
 	pid_s = field(au, "pid", false);
 	if (!uid_s || !pid_s)
 		return;
-	sandbox_of_uid((uid_t)strtoul(uid_s, NULL, 10), id);
+	uid = (uid_t)strtoul(uid_s, NULL, 10);
+	sandbox_of_uid(uid, id);
 	if (!id[0])
 		return; /* not one of ours: another program's filter */
 	ev.host_pid = (pid_t)strtol(pid_s, NULL, 10);
-	ev.pid = inner_pid(ev.host_pid);
 	/* The record's arch is the AUDIT_ARCH_* value, which is also libseccomp's token. */
 	arch_s = field(au, "arch", false);
 	nr_s = field(au, "syscall", false);
-	if (arch_s && nr_s)
-		name = seccomp_syscall_resolve_num_arch((uint32_t)strtoul(arch_s, NULL, 16),
-		                                        (int)strtol(nr_s, NULL, 10));
-	if (name)
-		copy_field(ev.syscall, sizeof(ev.syscall), name);
-	else
-		snprintf(ev.syscall, sizeof(ev.syscall), "syscall-%s", nr_s ? nr_s : "?");
-	copy_field(ev.arch, sizeof(ev.arch), field(au, "arch", true));
-	copy_field(ev.comm, sizeof(ev.comm), field(au, "comm", true));
-	code_s = field(au, "code", false);
-	snprintf(ev.action, sizeof(ev.action), "%s",
-	         code_s ? action_name(strtoul(code_s, NULL, 16)) : "?");
+	syscall_name(arch_s ? (uint32_t)strtoul(arch_s, NULL, 16) : 0,
+	             nr_s ? (int)strtol(nr_s, NULL, 10) : -1, ev.syscall, sizeof(ev.syscall));
 	ev.first_ms = ev.last_ms =
 	    (uint64_t)auparse_get_time(au) * 1000 + (uint64_t)auparse_get_milli(au);
 
 	pthread_mutex_lock(&events.lock);
 	l = log_get_locked(id, true);
-	if (l)
-		record_denial_locked(l, &ev);
+	if (l && l->muted_until) {
+		/* Records made before the kernel had the rule. */
+		l = NULL;
+	} else if (l) {
+		l->uid_base = uid - (uid - AIRLOCK_UID_BASE) % AIRLOCK_UID_RANGE;
+		if (now - l->window_ms >= 1000) {
+			l->window_ms = now;
+			l->window_records = 0;
+		}
+		if (++l->window_records > RECORD_BUDGET) {
+			mute_locked(l, now);
+			mute = true;
+			mute_base = l->uid_base;
+			l = NULL;
+		}
+	}
+	if (l && count_denial_locked(l, &ev)) {
+		ev.pid = inner_pid(ev.host_pid);
+		copy_field(ev.arch, sizeof(ev.arch), field(au, "arch", true));
+		copy_field(ev.comm, sizeof(ev.comm), field(au, "comm", true));
+		code_s = field(au, "code", false);
+		snprintf(ev.action, sizeof(ev.action), "%s",
+		         code_s ? action_name(strtoul(code_s, NULL, 16)) : "?");
+		append_locked(l, &ev);
+	}
 	pthread_mutex_unlock(&events.lock);
+	if (mute)
+		mute_request(mute_base, true);
 }
 
 /* Feed one AUDIT_SECCOMP record to auparse in the log's line format. */
@@ -400,6 +734,7 @@ static void note_counter_locked(struct sandbox_events *l, const char *type, uint
 	if (now_value <= seen)
 		return;
 	ev.count = now_value - seen;
+	metrics_count_limit_hit(type, ev.count);
 	append_locked(l, &ev);
 }
 
@@ -472,6 +807,19 @@ static void supervise_mounts(struct daemon *d, const char *id)
 	sandbox_unref(sb);
 }
 
+uint64_t events_oom_kills(struct daemon *d, const char *id)
+{
+	struct sandbox_events *l;
+	uint64_t n;
+
+	poll_cgroup(d, id);
+	pthread_mutex_lock(&events.lock);
+	l = log_get_locked(id, false);
+	n = l ? l->oom_kill : 0;
+	pthread_mutex_unlock(&events.lock);
+	return n;
+}
+
 static void poll_all_cgroups(struct daemon *d)
 {
 	_cleanup_strv_ char **ids = registry_ids(&d->registry);
@@ -542,6 +890,7 @@ static void *collector(void *arg)
 			window = now;
 			budget = READER_BUDGET;
 		}
+		unmute_expired();
 		if (now >= next_cgroups) {
 			poll_all_cgroups(d);
 			next_cgroups = now + CGROUP_POLL_MS;
@@ -584,6 +933,28 @@ void events_start(struct daemon *d)
 	events.daemon = d;
 	pthread_mutex_unlock(&events.lock);
 
+	/* Rules an earlier airlockd on this state directory left (it died
+	 * during a mute): removed before anything else. */
+	if (asprintf(&muter.list_path, "%s/audit-mutes", d->host.state_dir) < 0)
+		muter.list_path = NULL;
+	if (muter.list_path) {
+		_cleanup_free_ char *text = NULL;
+		if (al_read_file(muter.list_path, 1 << 16, &text, NULL, NULL) == 0)
+			for (char *line = text, *next; line && *line; line = next) {
+				next = strchr(line, '\n');
+				if (next)
+					*next++ = '\0';
+				uid_t base = (uid_t)strtoul(line, NULL, 10);
+				if (base >= AIRLOCK_UID_BASE &&
+				    muter.n_active < AL_ARRAY_SIZE(muter.active)) {
+					muter.active[muter.n_active++] = base;
+					mute_request(base, false);
+				}
+			}
+	}
+	muter.running = pthread_create(&muter.thread, NULL, muter_main, NULL) == 0;
+	if (!muter.running)
+		log_warn("denial log: no thread for muting floods; they are dropped on arrival");
 	events.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	r = events.wake_fd < 0 ? errno : pthread_create(&events.thread, NULL, collector, d);
 	events.running = r == 0;
@@ -608,19 +979,50 @@ void events_stop(void)
 		close(events.wake_fd);
 		events.wake_fd = -1;
 	}
+	/* The mutes end with us: the kernel keeps rules after we are gone. */
+	pthread_mutex_lock(&events.lock);
+	for (size_t i = 0; i < events.n_logs; i++) {
+		struct sandbox_events *l = events.logs[i];
+		if (l->muted_until) {
+			unmute_locked(l, al_now_ms());
+			mute_request(l->uid_base, false);
+		}
+	}
+	pthread_mutex_unlock(&events.lock);
+	pthread_mutex_lock(&muter.lock);
+	muter.stop = true;
+	pthread_cond_signal(&muter.cond);
+	pthread_mutex_unlock(&muter.lock);
+	if (muter.running) {
+		/* It may be asleep in the kernel (see above): not for ever. */
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 2;
+		if (pthread_timedjoin_np(muter.thread, NULL, &until) != 0)
+			log_warn("denial log: audit rules may be left for sandboxes that were "
+			         "flooding; the next sandbox of each range removes them");
+		muter.running = false;
+	}
 }
 
 void events_forget(const char *id)
 {
+	uid_t muted_base = 0;
+	bool muted = false;
+
 	pthread_mutex_lock(&events.lock);
 	for (size_t i = 0; i < events.n_logs; i++) {
 		if (!strcmp(events.logs[i]->id, id)) {
+			muted = events.logs[i]->muted_until != 0;
+			muted_base = events.logs[i]->uid_base;
 			free(events.logs[i]);
 			events.logs[i] = events.logs[--events.n_logs];
 			break;
 		}
 	}
 	pthread_mutex_unlock(&events.lock);
+	if (muted)
+		mute_request(muted_base, false);
 }
 
 /* ---- the answer ---------------------------------------------------------------------------- */
@@ -648,6 +1050,14 @@ static cJSON *event_json(const struct event *e)
 	cJSON_AddNumberToObject(o, "count", (double)e->count);
 	if (!strncmp(e->type, "mount_", 6))
 		cJSON_AddStringToObject(o, "path", e->path);
+	if (!strcmp(e->type, "unrecorded")) {
+		/* null while the period goes on */
+		if (e->last_ms)
+			cJSON_AddItemToObject(o, "last_time", time_json(e->last_ms));
+		else
+			cJSON_AddNullToObject(o, "last_time");
+		return o;
+	}
 	if (strcmp(e->type, "seccomp") != 0)
 		return o;
 	cJSON_AddStringToObject(o, "syscall", e->syscall);
@@ -685,6 +1095,11 @@ int events_json(struct daemon *d, struct sandbox *sb, uint64_t since, cJSON **ou
 	cJSON_AddNumberToObject(o, "lost", (double)events.lost);
 	l = log_get_locked(sb->id, false);
 	cJSON_AddNumberToObject(o, "suppressed", l ? (double)l->suppressed : 0);
+	cJSON_AddNumberToObject(
+	    o, "unrecorded_ms",
+	    l ? (double)(l->unrecorded_ms +
+	                 (l->muted_until ? al_now_ms() + l->mute_ms - l->muted_until : 0))
+	      : 0);
 	for (size_t i = 0; l && i < l->n; i++) {
 		const struct event *e = &l->ring[(l->head + i) % RING_SIZE];
 		if (e->seq > since)

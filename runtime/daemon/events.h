@@ -6,10 +6,12 @@
  * profile denied (name, pid, time, count) and every time it hit a resource
  * limit (OOM kill, pids limit).  Bounded and rate-limited per sandbox, so a
  * sandbox that denies itself in a loop costs the daemon a fixed amount of
- * memory and a bounded amount of CPU.  See docs/security.md, "Denial log".
+ * memory and a bounded amount of CPU (a flood is muted in the kernel).  See
+ * docs/security.md, "Denial log".
  */
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <cjson/cJSON.h>
 
@@ -26,8 +28,11 @@ void events_start(struct daemon *d);
 /* Stop the collector (at exit, before the daemon's state goes). */
 void events_stop(void);
 
-/* Drop the log of a destroyed sandbox. */
+/* Drop the log of a destroyed sandbox (and end a mute of its records). */
 void events_forget(const char *id);
+
+/* The OOM kills of sandbox id's cgroup so far (read now). */
+uint64_t events_oom_kills(struct daemon *d, const char *id);
 
 /* Record, once, that sandbox id's PID 1 is gone (event "pid1_exited"). */
 void events_note_pid1_exit(const char *id);
@@ -35,7 +40,7 @@ void events_note_pid1_exit(const char *id);
 /*
  * {"id": …, "source": "audit", "collecting": true, "events": [{"seq": 1,
  *  "type": "seccomp", "syscall": "keyctl", …}, …], "denied": {"keyctl": 3},
- *  "suppressed": 0, "lost": 0}
+ *  "suppressed": 0, "lost": 0, "unrecorded_ms": 0}
  * Only events with seq > since are listed.  The sandbox's cgroup counters
  * are read first, so a limit hit just before the call is in the answer.
  */

@@ -20,6 +20,7 @@
 #include "cleanup.h"
 #include "criu.h"
 #include "events.h"
+#include "metrics.h"
 #include "json.h"
 #include "log.h"
 #include "pool.h"
@@ -84,6 +85,7 @@ static int make_sandbox(struct daemon *d, struct sandbox_spec *spec,
 	t.sb->pooled = pooled;
 	t.sb->destroying = true; /* not usable until ready */
 	al_iso8601_now(t.sb->created, sizeof(t.sb->created), false);
+	sandbox_touch_created(t.sb);
 	r = registry_reserve(&d->registry, t.sb, uid_base, hurry_reaper, d, err);
 	if (r < 0)
 		return r;
@@ -111,7 +113,8 @@ static const struct sandbox_start start_fresh = {.start = sandbox_start_fresh, .
 static struct sandbox_spec_policy policy(const struct daemon *d, bool trusted)
 {
 	return (struct sandbox_spec_policy){.default_rootfs = d->host.default_rootfs,
-	                                    .trusted = trusted};
+	                                    .trusted = trusted,
+	                                    .images_dir = d->host.images_dir};
 }
 
 /* ---- the warm pool's side ---------------------------------------------------------------------
@@ -154,8 +157,15 @@ static int adopt(struct daemon *d, struct sandbox *sb, struct sandbox_spec *spec
 
 	sb->spec.env = TAKE_PTR(spec->env);
 	spec->env = env;
+	/* The lifecycle settings do not change how a sandbox is made either. */
+	env = sb->spec.labels;
+	sb->spec.labels = TAKE_PTR(spec->labels);
+	spec->labels = env;
+	sb->spec.ttl_s = spec->ttl_s;
+	sb->spec.idle_timeout_s = spec->idle_timeout_s;
 	sb->spec.owner = spec->owner;
 	al_iso8601_now(sb->created, sizeof(sb->created), false);
+	sandbox_touch_created(sb);
 	registry_set_pooled(&d->registry, sb, false);
 	return sandbox_save_state(sb, err);
 }
@@ -255,6 +265,45 @@ int lifecycle_destroy(struct daemon *d, struct sandbox *sb, bool wait, struct al
 	return 0;
 }
 
+/* ---- lifetimes ---------------------------------------------------------------------------------
+ */
+
+size_t lifecycle_expire(struct daemon *d, int64_t now)
+{
+	_cleanup_strv_ char **ids = registry_ids(&d->registry);
+	size_t n = 0;
+
+	for (char **id = ids; id && *id; id++) {
+		_cleanup_sandbox_ struct sandbox *sb = registry_get(&d->registry, *id);
+		struct al_error err = AL_ERROR_INIT;
+		const char *why;
+		bool busy;
+
+		if (!sb)
+			continue; /* gone, being reaped, or in the warm pool */
+		pthread_mutex_lock(&sb->lock);
+		busy = sb->destroying;
+		pthread_mutex_unlock(&sb->lock);
+		/* A request working in it (an exec waiting for its command) is
+		 * activity until it ends: idleness counts from then. */
+		if (busy || !(why = sandbox_expired(sb, now)) ||
+		    (!strcmp(why, "idle_timeout") &&
+		     __atomic_load_n(&sb->requests, __ATOMIC_RELAXED)))
+			continue;
+		if (lifecycle_destroy(d, sb, false, &err) < 0) {
+			log_warn("sandbox %s: %s expired, but: %s", sb->id, why, err.msg);
+			continue;
+		}
+		metrics_count_expired(why);
+		log_info("sandbox %s (%s) destroyed: its %s (%llu s) expired", sb->id,
+		         sb->spec.name, why,
+		         (unsigned long long)(!strcmp(why, "ttl") ? sb->spec.ttl_s
+		                                                  : sb->spec.idle_timeout_s));
+		n++;
+	}
+	return n;
+}
+
 /* ---- snapshots ---------------------------------------------------------------------------------
  */
 
@@ -348,6 +397,7 @@ static int write_snapshot(struct daemon *d, struct sandbox *sb, bool processes, 
 	r = snapshot_writer_commit(w, meta, sizes, out, err);
 	if (r < 0)
 		return r;
+	metrics_count_snapshot(ws_size + layer_size + criu_size);
 	if (sandbox_write_last_snapshot(sb, snapshot_writer_id(w), err) < 0)
 		log_warn("sandbox %s: %s", sb->id, err->msg);
 	log_info("snapshot %s is of sandbox %s%s", snapshot_writer_id(w), sb->id,
@@ -372,6 +422,16 @@ int lifecycle_snapshot(struct daemon *d, struct sandbox *sb, bool processes, cJS
 		                    "sandbox %s has bucket mounts: only snapshots without "
 		                    "processes (\"processes\": false) are supported",
 		                    sb->id);
+	/* CRIU dumps a pty only with both its ends, and a terminal session's
+	 * master is airlockd's: said here, not as CRIU's "slave peer without
+	 * master" after freezing the sandbox. */
+	if (processes && sandbox_terminals_open(sb) > 0)
+		return al_error_set(
+		    err, EBUSY,
+		    "sandbox %s has %u terminal session(s) open: a snapshot with "
+		    "processes cannot hold a terminal whose other end is outside the "
+		    "sandbox; end them, or snapshot with processes: false",
+		    sb->id, sandbox_terminals_open(sb));
 	parent = sandbox_read_last_snapshot(sb);
 	r = snapshot_writer_begin(d->host.state_dir, parent, &w, err);
 	/* With processes, the sandbox stays frozen from CRIU's dump until its
@@ -648,6 +708,18 @@ static bool reattach(struct daemon *d, const char *id)
 	return true;
 }
 
+/* After the scan below, a sandbox of ours is one with a directory. */
+static bool has_directory(const char *id, void *arg)
+{
+	const struct sandbox_host *host = arg;
+	char path[PATH_MAX];
+
+	if (!id[0] || strchr(id, '/'))
+		return false;
+	snprintf(path, sizeof(path), "%s/%s", host->sandboxes_dir, id);
+	return access(path, F_OK) == 0;
+}
+
 int lifecycle_load(struct daemon *d, struct al_error *err)
 {
 	_cleanup_closedir_ DIR *dir = opendir(d->host.sandboxes_dir);
@@ -667,6 +739,9 @@ int lifecycle_load(struct daemon *d, struct al_error *err)
 		if (d->registry.slots)
 			uid_slots_release_all(d->registry.slots, de->d_name);
 	}
+	/* Claims of uid ranges for sandboxes that never got a directory. */
+	if (d->registry.slots)
+		uid_slots_release_unknown(d->registry.slots, has_directory, &d->host);
 	/* cgroups whose state directory is gone entirely (a crash between
 	 * cgroup creation and the state dir, or a lost state dir). */
 	r = cgroup_list(d->host.cgroups, &cg_ids, err);

@@ -55,6 +55,11 @@ int lifecycle_snapshot_remove(struct daemon *d, const char *id, uid_t client, st
  * the rest to the reaper (reaper.h). */
 int lifecycle_destroy(struct daemon *d, struct sandbox *sb, bool wait, struct al_error *err);
 
+/* Destroy (unwaited, as DELETE ?wait=0) every sandbox whose ttl or
+ * idle_timeout has passed at wall-clock second now; how many.  Called about
+ * once a second by airlockd's main thread. */
+size_t lifecycle_expire(struct daemon *d, int64_t now);
+
 /* A snapshot of sb (with its processes, through CRIU, when processes);
  * *out is its summary. */
 int lifecycle_snapshot(struct daemon *d, struct sandbox *sb, bool processes, cJSON **out,

@@ -271,6 +271,26 @@ char **registry_ids(struct registry *reg)
 	return failed ? NULL : TAKE_PTR(ids);
 }
 
+struct registry_counts registry_counts(struct registry *reg)
+{
+	struct registry_counts c = {0};
+
+	pthread_mutex_lock(&reg->lock);
+	for (size_t i = 0; i < reg->n; i++) {
+		const struct sandbox *sb = reg->v[i];
+		if (sb->reaping)
+			c.reaping++;
+		else if (sb->pooled)
+			c.pooled++;
+		else if (sandbox_running(sb))
+			c.running++;
+		else
+			c.stopped++;
+	}
+	pthread_mutex_unlock(&reg->lock);
+	return c;
+}
+
 char **registry_stopped_ids(struct registry *reg)
 {
 	_cleanup_strv_ char **ids = calloc(1, sizeof(char *));

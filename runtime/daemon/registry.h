@@ -68,6 +68,12 @@ size_t registry_count_visible(struct registry *reg, uid_t client);
 /* Ids of every entry (visible or not), NULL-terminated; NULL on ENOMEM. */
 char **registry_ids(struct registry *reg);
 
+/* Sandboxes by state, all clients' (GET /v1/metrics). */
+struct registry_counts {
+	size_t running, stopped, pooled, reaping;
+};
+struct registry_counts registry_counts(struct registry *reg);
+
 /* Ids of the sandboxes in use (not pooled, made and not being destroyed)
  * whose PID 1 is gone, NULL-terminated; NULL on ENOMEM. */
 char **registry_stopped_ids(struct registry *reg);

@@ -292,12 +292,17 @@ static int exec_pid1(struct al_error *err)
 	return al_error_errno(err, "exec /dev/.init (airlock-pid1)");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	struct al_error err = AL_ERROR_INIT;
 	struct init_config c = {0};
 	int r;
 
+	/* airlockd starts it with no arguments; an operator may ask what it is. */
+	if (argc == 2 && !strcmp(argv[1], "--version")) {
+		printf("airlock-init %s\n", AIRLOCK_VERSION);
+		return 0;
+	}
 	r = setup(&c, &err);
 	if (r == 0)
 		r = exec_pid1(&err);

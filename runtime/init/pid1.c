@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -23,11 +24,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "initproto.h"
@@ -43,6 +46,7 @@ struct client {
 	int status_fd;
 	bool failed;      /* its spawn failed and was answered: reap quietly */
 	char *what, *cwd; /* the spawn's argv[0] and cwd, for its error message */
+	int tty_master;   /* a terminal spawn's pty master, until the PID answer takes it */
 };
 
 static struct client clients[MAX_CLIENTS];
@@ -78,17 +82,55 @@ static void client_remove(struct client *cl)
 		close(cl->fd);
 	if (cl->status_fd >= 0)
 		close(cl->status_fd);
+	if (cl->tty_master >= 0)
+		close(cl->tty_master);
 	free(cl->what);
 	free(cl->cwd);
 	*cl = clients[--n_clients];
 }
 
-static void reply(int fd, uint8_t type, int32_t num, uint32_t aux, const char *text)
+static void reply_fds(int fd, uint8_t type, int32_t num, uint32_t aux, const char *text,
+                      const int *fds, size_t nfds)
 {
 	struct initproto_msg m = {.type = type, .num = num, .aux = aux, .text = (char *)text};
 	struct al_error err = AL_ERROR_INIT;
 
-	initproto_send(fd, &m, NULL, 0, &err);
+	initproto_send(fd, &m, fds, nfds, &err);
+}
+
+static void reply(int fd, uint8_t type, int32_t num, uint32_t aux, const char *text)
+{
+	reply_fds(fd, type, num, aux, text, NULL, 0);
+}
+
+/*
+ * A pseudo-terminal for a terminal spawn, from the devpts instance mounted
+ * on our /dev/pts: the sandbox's own, so the pty, its number and its slave
+ * are the sandbox's and nothing of the host's terminals is reachable.  The
+ * slave comes from the master itself (TIOCGPTPEER), not by a path the
+ * sandbox could swap.  winsize is rows << 16 | columns, 0 for none.
+ * Returns 0, or a negative errno.
+ */
+static int open_pty(uint32_t winsize, int *master_out, int *slave_out)
+{
+	struct winsize ws = {.ws_row = (unsigned short)(winsize >> 16),
+	                     .ws_col = (unsigned short)(winsize & 0xffff)};
+	int unlock = 0, master, slave = -1, e;
+
+	master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (master < 0)
+		return -errno;
+	if (ioctl(master, TIOCSPTLCK, &unlock) == 0 &&
+	    (!winsize || ioctl(master, TIOCSWINSZ, &ws) == 0))
+		slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (slave < 0) {
+		e = errno;
+		close(master);
+		return -e;
+	}
+	*master_out = master;
+	*slave_out = slave;
+	return 0;
 }
 
 /* What a child whose exec failed writes on its status pipe. */
@@ -153,21 +195,41 @@ static void exec_with_path(char *const argv[], char *const envp[])
  */
 static void handle_spawn(struct client *cl, const struct initproto_msg *msg, int *fds, size_t nfds)
 {
-	int status[2];
+	bool tty = msg->aux & INITPROTO_SPAWN_TTY;
+	int status[2], stdio[3], master = -1, slave = -1;
+	uint32_t uid, gid;
 	pid_t pid;
+
+	initproto_spawn_user_of(msg->num, &uid, &gid);
 
 	if (cl->pid > 0) {
 		reply(cl->fd, INITPROTO_ERROR, EBUSY, INITPROTO_STAGE_FORK,
 		      "connection already has a process");
 		return;
 	}
-	if (!msg->argv || !msg->argv[0] || !msg->env || nfds != 3 || !msg->text) {
+	if (!msg->argv || !msg->argv[0] || !msg->env || nfds != (tty ? 0 : 3) || !msg->text) {
 		reply(cl->fd, INITPROTO_ERROR, EINVAL, INITPROTO_STAGE_FORK,
 		      "malformed spawn request");
 		return;
 	}
+	if (tty) {
+		int r = open_pty(initproto_spawn_winsize(msg->aux), &master, &slave);
+		if (r < 0) {
+			char what[96];
+			snprintf(what, sizeof(what), "terminal /dev/pts/ptmx: %s", strerror(-r));
+			reply(cl->fd, INITPROTO_ERROR, -r, INITPROTO_STAGE_TTY, what);
+			return;
+		}
+		stdio[0] = stdio[1] = stdio[2] = slave;
+	} else {
+		memcpy(stdio, fds, sizeof(stdio));
+	}
 	if (pipe2(status, O_CLOEXEC) < 0) {
 		reply(cl->fd, INITPROTO_ERROR, errno, INITPROTO_STAGE_FORK, "pipe");
+		if (tty) {
+			close(master);
+			close(slave);
+		}
 		return;
 	}
 	pid = fork();
@@ -175,6 +237,10 @@ static void handle_spawn(struct client *cl, const struct initproto_msg *msg, int
 		reply(cl->fd, INITPROTO_ERROR, errno, INITPROTO_STAGE_FORK, "fork");
 		close(status[0]);
 		close(status[1]);
+		if (tty) {
+			close(master);
+			close(slave);
+		}
 		return;
 	}
 	if (pid == 0) {
@@ -188,15 +254,28 @@ static void handle_spawn(struct client *cl, const struct initproto_msg *msg, int
 		/* The pipe above stdio's numbers, or a dup2 would replace it. */
 		if (w < 3 && (w = fcntl(w, F_DUPFD_CLOEXEC, 3)) < 0)
 			_exit(127);
-		if (dup2(fds[0], 0) < 0 || dup2(fds[1], 1) < 0 || dup2(fds[2], 2) < 0)
+		/* A new session (above) whose controlling terminal is the pty. */
+		if (tty && ioctl(slave, TIOCSCTTY, 0) < 0)
+			child_fail(w, INITPROTO_STAGE_TTY);
+		if (dup2(stdio[0], 0) < 0 || dup2(stdio[1], 1) < 0 || dup2(stdio[2], 2) < 0)
 			child_fail(w, INITPROTO_STAGE_STDIO);
 		syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+		/* Another user (an image's User): its ids, no supplementary
+		 * groups, and with the uid change the capabilities go. */
+		if ((uid || gid) && (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
+		                     setresuid(uid, uid, uid) < 0))
+			child_fail(w, INITPROTO_STAGE_USER);
 		if (chdir(msg->text) < 0)
 			child_fail(w, INITPROTO_STAGE_CHDIR);
 		exec_with_path(msg->argv, msg->env);
 		child_fail(w, INITPROTO_STAGE_EXEC);
 	}
 	close(status[1]);
+	/* Only the process holds the slave: the master reads EIO once it and
+	 * whatever it started are gone. */
+	if (tty)
+		close(slave);
+	cl->tty_master = master;
 	cl->pid = pid;
 	cl->status_fd = status[0];
 	cl->failed = false;
@@ -211,7 +290,7 @@ static void handle_spawn(struct client *cl, const struct initproto_msg *msg, int
  * failed (why).  Either is the answer to the spawn request. */
 static void spawn_status(struct client *cl)
 {
-	static const char *const stages[] = {"exec", "chdir", "stdio", "fork"};
+	static const char *const stages[] = {"exec", "chdir", "stdio", "fork", "user", "terminal"};
 	struct spawn_failure f;
 	ssize_t n;
 
@@ -220,7 +299,7 @@ static void spawn_status(struct client *cl)
 	while (n < 0 && errno == EINTR);
 	close(cl->status_fd);
 	cl->status_fd = -1;
-	if (n == (ssize_t)sizeof(f) && f.stage >= 0 && f.stage < 4) {
+	if (n == (ssize_t)sizeof(f) && f.stage >= 0 && f.stage < 6) {
 		char what[PATH_MAX + 64];
 		const char *name = f.stage == INITPROTO_STAGE_CHDIR ? cl->cwd : cl->what;
 		snprintf(what, sizeof(what), "%s %s: %s", stages[f.stage], name ? name : "?",
@@ -229,10 +308,18 @@ static void spawn_status(struct client *cl)
 			reply(cl->fd, INITPROTO_ERROR, f.err, (uint32_t)f.stage, what);
 		/* Its exit is not news any more; the connection may spawn again. */
 		cl->failed = true;
+		if (cl->tty_master >= 0)
+			close(cl->tty_master);
+		cl->tty_master = -1;
 		return;
 	}
 	if (cl->fd >= 0)
-		reply(cl->fd, INITPROTO_PID, cl->pid, 0, NULL);
+		reply_fds(cl->fd, INITPROTO_PID, cl->pid, 0, NULL, &cl->tty_master,
+		          cl->tty_master >= 0 ? 1 : 0);
+	/* Ours no more: airlockd holds the master (or, gone, nobody does). */
+	if (cl->tty_master >= 0)
+		close(cl->tty_master);
+	cl->tty_master = -1;
 }
 
 /*
@@ -355,7 +442,8 @@ static void accept_client(void)
 		close(fd);
 		return;
 	}
-	clients[n_clients++] = (struct client){.fd = fd, .pid = 0, .status_fd = -1};
+	clients[n_clients++] =
+	    (struct client){.fd = fd, .pid = 0, .status_fd = -1, .tty_master = -1};
 }
 
 static void serve(int sfd)

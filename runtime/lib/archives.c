@@ -43,6 +43,7 @@
 #include "cleanup.h"
 #include "helper.h"
 #include "json.h"
+#include "strv.h"
 #include "util.h"
 
 /* Ids a sandbox's user namespace maps (0..65535 inside). */
@@ -445,7 +446,7 @@ int tar_write_tree(int dirfd, int out_fd, const struct archive_tree_opts *o, uin
  * Normalize a member path in place: drop leading "./" and empty or "."
  * components.  Refuses absolute paths and '..'.  An empty result is the root.
  */
-static int normalize_member(const char *in, char *out, size_t len, struct al_error *err)
+int tar_normalize_member(const char *in, char *out, size_t len, struct al_error *err)
 {
 	_cleanup_free_ char *copy = strdup(in);
 	char *save = NULL;
@@ -481,6 +482,10 @@ struct extractor {
 	uint64_t members;
 	uint64_t extracted;
 	bool dry; /* the first pass: headers only, nothing is written */
+	/* Image layers: the whiteout members (".wh.NAME", ".wh..wh..opq"),
+	 * applied once the layer's own members are written. */
+	char **whiteouts;
+	size_t n_whiteouts;
 	struct al_error *err;
 };
 
@@ -504,12 +509,134 @@ static int add_extracted(struct extractor *x, uint64_t n, const char *name)
 	return 0;
 }
 
+/*
+ * An OCI whiteout member of an image layer: ".wh..wh..opq" makes its
+ * directory opaque, ".wh.NAME" deletes NAME of the layers below.  Noted
+ * (1: not extracted as a file) and applied after the layer's own members,
+ * as overlayfs sees them: a 0:0 character device, trusted.overlay.opaque.
+ */
+static int note_whiteout(struct extractor *x, struct archive_entry *e, const char *path)
+{
+	const char *base = strrchr(path, '/');
+	char **grown;
+
+	base = base ? base + 1 : path;
+	if (strncmp(base, ".wh.", 4) != 0)
+		return 0;
+	if (archive_entry_filetype(e) == AE_IFDIR || archive_entry_hardlink(e))
+		return al_error_set(x->err, EINVAL, "member '%s': a whiteout must be a file", path);
+	if (strcmp(base, ".wh..wh..opq") != 0) {
+		const char *name = base + 4;
+		if (!name[0] || !strcmp(name, ".") || !strcmp(name, "..") ||
+		    !strncmp(name, ".wh.", 4))
+			return al_error_set(x->err, EINVAL,
+			                    "member '%s': whiteout of an invalid name", path);
+	}
+	if (x->dry)
+		return 1;
+	if (x->n_whiteouts >= x->limits->max_members && x->limits->max_members)
+		return al_error_set(x->err, EFBIG, "too many whiteouts");
+	grown = realloc(x->whiteouts, (x->n_whiteouts + 2) * sizeof(char *));
+	if (!grown)
+		return al_error_set(x->err, ENOMEM, "out of memory");
+	x->whiteouts = grown;
+	x->whiteouts[x->n_whiteouts] = strdup(path);
+	if (!x->whiteouts[x->n_whiteouts])
+		return al_error_set(x->err, ENOMEM, "out of memory");
+	x->whiteouts[++x->n_whiteouts] = NULL;
+	return 1;
+}
+
+/* The directory rel below dirfd, made (0755) where missing; never through
+ * a symlink or out of dirfd. */
+static int open_dir_beneath(int dirfd, const char *rel, struct al_error *err)
+{
+	_cleanup_free_ char *copy = strdup(rel);
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	char *save = NULL;
+
+	if (!copy || fd < 0) {
+		if (fd >= 0)
+			close(fd);
+		return copy ? al_error_errno(err, "open layer root")
+		            : al_error_set(err, ENOMEM, "out of memory");
+	}
+	for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+		int next;
+		if (mkdirat(fd, c, 0755) < 0 && errno != EEXIST) {
+			int r = al_error_errno(err, "mkdir %s", rel);
+			close(fd);
+			return r;
+		}
+		next = openat(fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		close(fd);
+		if (next < 0)
+			return al_error_set(
+			    err, EINVAL, "whiteout below '%s': not a directory of this layer", rel);
+		fd = next;
+	}
+	return fd;
+}
+
+/* The directory dir (/name) is to be opaque: listed for the caller. */
+static int note_opaque(struct extractor *x, const char *dir, const char *name)
+{
+	_cleanup_free_ char *rel = NULL;
+
+	if (!x->o->opaque)
+		return al_error_set(x->err, EINVAL, "opaque directory %s: nowhere to note it", dir);
+	if (asprintf(&rel, "%s%s%s", dir, name && dir[0] ? "/" : "", name ? name : "") < 0) {
+		rel = NULL;
+		return al_error_set(x->err, ENOMEM, "out of memory");
+	}
+	if (al_strv_push(x->o->opaque, rel) < 0)
+		return al_error_set(x->err, ENOMEM, "out of memory");
+	return 0;
+}
+
+static int apply_whiteouts(struct extractor *x)
+{
+	for (size_t i = 0; i < x->n_whiteouts; i++) {
+		char *path = x->whiteouts[i], *slash = strrchr(path, '/');
+		const char *base = slash ? slash + 1 : path;
+		_cleanup_close_ int dfd = -1;
+		struct stat st;
+		int r;
+
+		if (slash)
+			*slash = '\0';
+		dfd = open_dir_beneath(x->dirfd, slash ? path : "", x->err);
+		if (dfd < 0)
+			return dfd;
+		if (!strcmp(base, ".wh..wh..opq")) {
+			r = note_opaque(x, slash ? path : "", NULL);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		base += 4;
+		if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			/* The layer has NAME itself: it hides the layers below
+			 * already, and a directory must hide their contents too. */
+			if (S_ISDIR(st.st_mode) &&
+			    (r = note_opaque(x, slash ? path : "", base)) < 0)
+				return r;
+			continue;
+		}
+		if (mknodat(dfd, base, S_IFCHR | 0600, makedev(0, 0)) < 0)
+			return al_error_errno(x->err, "whiteout %s", base);
+	}
+	return 0;
+}
+
 /* Check one header and rewrite it for extraction; 1 means skip the member. */
 static int vet_entry(struct extractor *x, struct archive_entry *e, char *path, size_t len)
 {
 	const char *orig = archive_entry_pathname(e);
 	const char *hardlink = archive_entry_hardlink(e);
 	bool workspace = x->o->kind == ARCHIVE_WORKSPACE;
+	bool image = x->o->kind == ARCHIVE_IMAGE_LAYER;
+	bool hostile = workspace || image;
 	mode_t type = archive_entry_filetype(e);
 	mode_t mode = archive_entry_mode(e);
 	int64_t uid = archive_entry_uid(e), gid = archive_entry_gid(e);
@@ -521,11 +648,16 @@ static int vet_entry(struct extractor *x, struct archive_entry *e, char *path, s
 		return al_error_set(x->err, EFBIG,
 		                    "archive has more than the limit of %llu members",
 		                    (unsigned long long)x->limits->max_members);
-	r = normalize_member(orig, path, len, x->err);
+	r = tar_normalize_member(orig, path, len, x->err);
 	if (r < 0)
 		return r;
 	if (!path[0])
 		return 1; /* the root itself: it already exists */
+	if (image) {
+		r = note_whiteout(x, e, path);
+		if (r != 0)
+			return r;
+	}
 	archive_entry_copy_pathname(e, path);
 
 	if (hardlink) {
@@ -536,7 +668,7 @@ static int vet_entry(struct extractor *x, struct archive_entry *e, char *path, s
 		_cleanup_close_ int fd = -1;
 		struct stat st;
 
-		r = normalize_member(hardlink, target, sizeof(target), x->err);
+		r = tar_normalize_member(hardlink, target, sizeof(target), x->err);
 		if (r < 0)
 			return al_error_prefix(x->err, "hardlink %s", path);
 		if (!target[0])
@@ -553,6 +685,7 @@ static int vet_entry(struct extractor *x, struct archive_entry *e, char *path, s
 			                    orig, hardlink);
 		if (workspace && (st.st_mode & (S_ISUID | S_ISGID)))
 			return al_error_set(x->err, EINVAL, "member '%s': setuid/setgid", orig);
+
 		archive_entry_copy_hardlink(e, target);
 	} else if (type == AE_IFLNK) {
 		/*
@@ -569,7 +702,7 @@ static int vet_entry(struct extractor *x, struct archive_entry *e, char *path, s
 		if (!target || !target[0])
 			return al_error_set(x->err, EINVAL, "member '%s': symlink without a target",
 			                    orig);
-	} else if (type == AE_IFCHR && !workspace && archive_entry_rdev(e) == 0) {
+	} else if (type == AE_IFCHR && !hostile && archive_entry_rdev(e) == 0) {
 		/* an overlay whiteout in a layer */
 	} else if (type != AE_IFREG && type != AE_IFDIR) {
 		return al_error_set(x->err, EINVAL, "member '%s': %s are not allowed", orig,
@@ -581,6 +714,11 @@ static int vet_entry(struct extractor *x, struct archive_entry *e, char *path, s
 	if (workspace && (mode & (S_ISUID | S_ISGID)))
 		return al_error_set(x->err, EINVAL,
 		                    "member '%s': setuid/setgid bits are not allowed", orig);
+	/* An image's setuid programs keep working as the programs they are,
+	 * minus the bit: the layer is mounted nosuid anyway, and a setuid-root
+	 * file in the host's image store is one a host user must never run. */
+	if (image)
+		archive_entry_set_perm(e, mode & 01777);
 	if (workspace && archive_entry_sparse_count(e) > 0)
 		return al_error_set(x->err, EINVAL,
 		                    "member '%s': sparse files are not part of the portable format",
@@ -591,11 +729,12 @@ static int vet_entry(struct extractor *x, struct archive_entry *e, char *path, s
 			return r;
 	}
 
-	/* Owners: the sandbox's ids (0..65535 inside); anything else becomes root. */
+	/* Owners: the sandbox's ids (0..65535 inside); anything else becomes
+	 * root (an image's: nobody, as a user namespace shows unmapped ids). */
 	if (uid < 0 || uid >= SANDBOX_ID_RANGE)
-		uid = 0;
+		uid = image ? OVERFLOW_ID : 0;
 	if (gid < 0 || gid >= SANDBOX_ID_RANGE)
-		gid = 0;
+		gid = image ? OVERFLOW_ID : 0;
 	if (!workspace) {
 		uid += x->o->id_base;
 		gid += x->o->id_base;
@@ -604,7 +743,9 @@ static int vet_entry(struct extractor *x, struct archive_entry *e, char *path, s
 	archive_entry_set_gid(e, gid);
 	archive_entry_set_uname(e, NULL);
 	archive_entry_set_gname(e, NULL);
-	if (workspace)
+	/* An image's xattrs go too: trusted.overlay.* in a layer would steer
+	 * overlayfs (redirects, metacopy), security.capability grant caps. */
+	if (hostile)
 		archive_entry_xattr_clear(e);
 	return 0;
 }
@@ -651,13 +792,19 @@ static int copy_data(struct extractor *x, const char *name)
 	}
 }
 
+static void extractor_release(struct extractor *x)
+{
+	al_strv_free(x->whiteouts);
+}
+
 static int extract_pass(int in_fd, int dirfd, const struct archive_tree_opts *o,
                         const struct tar_limits *limits, bool dry, struct al_error *err)
 {
 	_cleanup_archive_read_ struct archive *in = archive_read_new();
 	_cleanup_archive_write_ struct archive *out = archive_write_disk_new();
 	struct tar_limits none = {0};
-	struct extractor x = {.in = in, .out = out, .dirfd = dirfd, .o = o, .dry = dry, .err = err};
+	_cleanup_(extractor_release) struct extractor x = {
+	    .in = in, .out = out, .dirfd = dirfd, .o = o, .dry = dry, .err = err};
 	int flags = ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
 	            ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS | ARCHIVE_EXTRACT_PERM |
 	            ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_OWNER;
@@ -672,6 +819,8 @@ static int extract_pass(int in_fd, int dirfd, const struct archive_tree_opts *o,
 		return al_error_errno(err, "chdir to the extraction directory");
 	archive_read_support_format_tar(in);
 	archive_read_support_filter_gzip(in);
+	if (o->kind == ARCHIVE_IMAGE_LAYER)
+		archive_read_support_filter_zstd(in);
 	if (archive_read_open_fd(in, in_fd, 65536) != ARCHIVE_OK)
 		return al_error_set(err, EINVAL, "not a tar archive: %s", archive_error_string(in));
 	if (archive_write_disk_set_options(out, flags) != ARCHIVE_OK)
@@ -720,6 +869,9 @@ static int extract_pass(int in_fd, int dirfd, const struct archive_tree_opts *o,
 	if (archive_write_close(out) != ARCHIVE_OK)
 		return al_error_set(err, EIO, "finishing extraction: %s",
 		                    archive_error_string(out));
+	r = apply_whiteouts(&x);
+	if (r < 0)
+		return r;
 	return check_input(&x);
 }
 
@@ -1030,8 +1182,18 @@ char **tar_manifest_ephemeral_paths(const char *manifest_json)
 			continue;
 		char norm[PATH_MAX];
 		struct al_error e = AL_ERROR_INIT;
-		if (normalize_member(it->string, norm, sizeof(norm), &e) == 0 && norm[0])
+		if (tar_normalize_member(it->string, norm, sizeof(norm), &e) == 0 && norm[0])
 			v[i++] = strdup(norm);
 	}
 	return v;
+}
+
+/* ---- image layers ------------------------------------------------------------------------- */
+
+int tar_extract_image_layer(int in_fd, int dirfd, const struct tar_limits *limits, char ***opaque,
+                            struct al_error *err)
+{
+	struct archive_tree_opts o = {.kind = ARCHIVE_IMAGE_LAYER, .opaque = opaque};
+
+	return tar_extract(in_fd, dirfd, &o, limits, err);
 }

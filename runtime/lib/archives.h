@@ -39,6 +39,9 @@ void tar_limits_default(struct tar_limits *l);
 enum archive_kind {
 	ARCHIVE_WORKSPACE, /* portable, hostile on input */
 	ARCHIVE_LAYER,     /* overlay upper dir: whiteouts, xattrs, shifted owners */
+	/* A layer of an OCI or docker image: hostile like a workspace, and its
+	 * OCI whiteouts (.wh.NAME, .wh..wh..opq) become overlayfs's own. */
+	ARCHIVE_IMAGE_LAYER,
 };
 
 struct archive_tree_opts {
@@ -51,6 +54,9 @@ struct archive_tree_opts {
 	/* Writing: bytes of holes in sparse files that may be written out as
 	 * zeros, all files together; beyond it the write fails with -EFBIG. */
 	uint64_t max_hole_bytes;
+	/* Image layers: the directories their whiteouts make opaque, listed
+	 * here (relative paths, "" for the root) for the caller to mark. */
+	char ***opaque;
 };
 
 /*
@@ -113,3 +119,22 @@ int tar_write_layer(const char *path, int out_fd, uid_t id_base, char *const *ex
 /* Top-level ephemeral entries of a manifest (JSON object), as relative paths;
  * NULL-terminated, never NULL unless out of memory. */
 char **tar_manifest_ephemeral_paths(const char *manifest_json);
+
+/* Normalize a member path into out: no leading "./", no empty or "."
+ * components; -EINVAL for an absolute path or a '..' component. */
+int tar_normalize_member(const char *in, char *out, size_t len, struct al_error *err);
+
+/*
+ * Extract one image layer (a tar, uncompressed, gzip or zstd) into the empty
+ * directory dirfd, changing the working directory (call it in a helper).
+ * Refused as a workspace archive is (escaping paths, writes through
+ * symlinks, hardlinks outside what it extracted, device nodes, FIFOs,
+ * sockets, the limits), except that setuid/setgid bits are dropped, not
+ * refused, and sparse members are allowed; xattrs are dropped, owners
+ * beyond 0..65535 become 65534.  Whiteouts become overlayfs whiteouts
+ * (0:0 character devices); the directories they make opaque are added to
+ * *opaque (NULL-terminated), for a caller that may set trusted.* xattrs
+ * to mark (the helper holds no CAP_SYS_ADMIN).
+ */
+int tar_extract_image_layer(int in_fd, int dirfd, const struct tar_limits *limits, char ***opaque,
+                            struct al_error *err);

@@ -1053,6 +1053,21 @@ int cgroup_describe(struct cgroup_manager *m, const char *id, cJSON **out, struc
 	have = knob_read_u64(pids, "pids.current", &v);
 	if (!add_u64_or_null(usage, "pids", have, v))
 		return al_error_set(err, ENOMEM, "out of memory");
+	/* CPU time used: cgroup2's cpu.stat (microseconds; on a hybrid host
+	 * too, in the sandbox's cgroup2 directory: cgroup2 counts it without
+	 * a controller), else cpuacct.usage (nanoseconds) where v1 mounts it
+	 * with cpu. */
+	if (m->unified) {
+		_cleanup_free_ char *v2 = NULL;
+		have = asprintf(&v2, "%s/%s/%s", m->unified, m->root_name, id) >= 0 &&
+		       knob_read_keyed(v2, "cpu.stat", "usage_usec", &v);
+		v *= 1000;
+	} else {
+		have = knob_read_u64(cpu, "cpuacct.usage", &v);
+	}
+	if (!(have ? cJSON_AddNumberToObject(usage, "cpu_seconds", (double)v / 1e9)
+	           : cJSON_AddNullToObject(usage, "cpu_seconds")))
+		return al_error_set(err, ENOMEM, "out of memory");
 
 	have =
 	    knob_read_keyed(mem, m->mode == CGROUP_MODE_V2 ? "memory.events" : "memory.oom_control",

@@ -122,7 +122,7 @@ int cgroup_open_v2_dir(struct cgroup_manager *m, const char *id, struct al_error
 /* The effective cgroup state, read back from the kernel files:
  * {"mode":"hybrid","paths":{"memory":"…/memory/airlock/ID",…},
  *  "limits":{"memory_bytes":N|null,"pids":N|null,"cpus":X|null},
- *  "usage":{"memory_bytes":N|null,"pids":N|null},
+ *  "usage":{"memory_bytes":N|null,"pids":N|null,"cpu_seconds":X|null},
  *  "events":{"oom_kill":N|null,"pids_max":N|null}}
  * -ENOENT when the sandbox has no cgroup at all. */
 int cgroup_describe(struct cgroup_manager *m, const char *id, cJSON **out, struct al_error *err);

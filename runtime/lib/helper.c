@@ -488,3 +488,50 @@ int helper_start(helper_fn fn, void *arg, const struct helper_opts *o, pid_t *pi
 	}
 	return al_error_set(err, EIO, "%s failed to start", what);
 }
+
+/* ---- confined to a directory (image imports) --------------------------------------------- */
+
+int helper_confine_to(const char *root, struct al_error *err)
+{
+	static const char *const caps[] = {"CAP_CHOWN",  "CAP_DAC_OVERRIDE", "CAP_FOWNER",
+	                                   "CAP_FSETID", "CAP_MKNOD",        NULL};
+	_cleanup_(filter_releasep) scmp_filter_ctx ctx = NULL;
+	int r;
+
+	if (chroot(root) < 0 || chdir("/") < 0)
+		return al_error_errno(err, "chroot %s", root);
+	r = caps_apply(caps, err);
+	if (r < 0)
+		return al_error_prefix(err, "confined helper");
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return al_error_errno(err, "prctl(PR_SET_NO_NEW_PRIVS)");
+	umask(022);
+	ctx = seccomp_init(SCMP_ACT_ALLOW);
+	if (!ctx)
+		return al_error_set(err, ENOMEM, "seccomp_init");
+	for (const char *const *name = denied_syscalls; *name; name++) {
+		int nr;
+		if (!strcmp(*name, "mknodat"))
+			continue; /* below */
+		nr = seccomp_syscall_resolve_name(*name);
+		if (nr == __NR_SCMP_ERROR)
+			continue; /* not on this architecture */
+		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
+		if (r < 0)
+			return al_error_set(err, -r, "seccomp rule for %s", *name);
+	}
+	/* Image layers' whiteouts, 0:0 character devices, and no other
+	 * device: a block device of the host's disk would be all of it. */
+	r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(mknodat), 1,
+	                     SCMP_A2(SCMP_CMP_MASKED_EQ, S_IFMT, S_IFBLK));
+	if (r == 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(mknodat), 2,
+		                     SCMP_A2(SCMP_CMP_MASKED_EQ, S_IFMT, S_IFCHR),
+		                     SCMP_A3(SCMP_CMP_NE, 0, 0));
+	if (r < 0)
+		return al_error_set(err, -r, "seccomp rule for mknodat");
+	r = seccomp_load(ctx);
+	if (r < 0)
+		return al_error_set(err, -r, "load the confined helper's seccomp filter");
+	return 0;
+}

@@ -71,3 +71,12 @@ int helper_run(helper_fn fn, void *arg, const struct helper_opts *o, struct al_e
  * the caller reaps the helper (waitpid) once it has ended. */
 int helper_start(helper_fn fn, void *arg, const struct helper_opts *o, pid_t *pid, int *pidfd,
                  struct al_error *err);
+
+/*
+ * In a helper run without a sandbox (host root): chroot into root, keep
+ * only the capabilities writing files of any owner and whiteout devices
+ * take (CHOWN, DAC_OVERRIDE, FOWNER, FSETID, MKNOD), no_new_privs, and the
+ * helpers' seccomp deny list with mknodat of nothing but a 0:0 character
+ * device (an overlayfs whiteout).  An image import's helper (images.c).
+ */
+int helper_confine_to(const char *root, struct al_error *err);

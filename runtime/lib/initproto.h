@@ -21,14 +21,23 @@
  *
  * all integers little-endian.  File descriptors (SCM_RIGHTS) ride on the
  * first byte of the frame.  One connection carries one process: SPAWN (argv,
- * env, text = cwd, with stdin, stdout and stderr fds) is answered by PID
+ * env, text = cwd, num = the user, aux = flags, with stdin, stdout and
+ * stderr fds; initproto_spawn_user/_aux below) is answered by PID
  * (num = pid) or ERROR (num = errno, aux = stage, text = message); later
  * airlockd may send KILL (num = signal); PID 1 reports the end with EXIT
  * (num = status) or SIGNALED (num = signal).  PING is answered by PONG.
+ *
+ * A SPAWN with INITPROTO_SPAWN_TTY in aux carries no fds: PID 1 opens a
+ * pseudo-terminal from the sandbox's own devpts (/dev/pts/ptmx), sets its
+ * window size from aux (0 rows and columns leave the kernel's),
+ * makes its slave the controlling terminal and stdio of the process, and
+ * sends the master with the PID answer.  The pty belongs to the sandbox;
+ * airlockd only reads and writes the master (and sets its window size).
  * REEXEC is answered by PONG, then PID 1 execs itself afresh (airlockd sends
  * it after a CRIU restore; see pid1.c).
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,12 +59,49 @@ enum initproto_type {
 	INITPROTO_REEXEC,
 };
 
+/*
+ * SPAWN's num: the user to run as, uid << 16 | gid (the sandbox's ids,
+ * each 0..65535; 0 is root).  SPAWN's aux: INITPROTO_SPAWN_TTY, and the
+ * terminal's first size, rows in bits 8..19 and columns in bits 20..31
+ * (each at most 4095: a later resize, done on the master, takes any).
+ */
+#define INITPROTO_SPAWN_TTY 1u
+#define INITPROTO_SPAWN_SIZE_MAX 4095u
+
+static inline int32_t initproto_spawn_user(uint32_t uid, uint32_t gid)
+{
+	return (int32_t)((uid & 0xffffu) << 16 | (gid & 0xffffu));
+}
+
+static inline void initproto_spawn_user_of(int32_t num, uint32_t *uid, uint32_t *gid)
+{
+	*uid = (uint32_t)num >> 16;
+	*gid = (uint32_t)num & 0xffffu;
+}
+
+static inline uint32_t initproto_spawn_aux(bool tty, unsigned rows, unsigned cols)
+{
+	if (rows > INITPROTO_SPAWN_SIZE_MAX)
+		rows = INITPROTO_SPAWN_SIZE_MAX;
+	if (cols > INITPROTO_SPAWN_SIZE_MAX)
+		cols = INITPROTO_SPAWN_SIZE_MAX;
+	return (tty ? INITPROTO_SPAWN_TTY : 0) | (uint32_t)rows << 8 | (uint32_t)cols << 20;
+}
+
+/* The first size of a SPAWN's terminal as rows << 16 | columns. */
+static inline uint32_t initproto_spawn_winsize(uint32_t aux)
+{
+	return ((aux >> 8) & 0xfffu) << 16 | ((aux >> 20) & 0xfffu);
+}
+
 /* Where a failed spawn stopped (INITPROTO_ERROR's aux). */
 enum initproto_stage {
 	INITPROTO_STAGE_EXEC,
 	INITPROTO_STAGE_CHDIR,
 	INITPROTO_STAGE_STDIO,
 	INITPROTO_STAGE_FORK,
+	INITPROTO_STAGE_USER,
+	INITPROTO_STAGE_TTY,
 };
 
 struct initproto_msg {

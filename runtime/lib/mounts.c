@@ -63,22 +63,61 @@ static int sys_fsmount(int fd, unsigned int flags, unsigned int attrs)
  * every sandbox sees correct ownership while sharing one copy on disk, and
  * it is read-only so overlayfs copies up instead of writing through.  It is
  * given to overlayfs by fd and never attached anywhere: CRIU (which knows
- * nothing of idmapped mounts) only ever sees the overlay.
+ * nothing of idmapped mounts) only ever sees the overlay.  An image's
+ * layers are stored the same way (owners as the image has them), each one
+ * such a lower layer.
  */
-int mounts_make_root(const char *rootfs, const char *layers_dir, int userns_fd,
-                     struct al_error *err)
+static int idmapped_lower(const char *path, int userns_fd, struct al_error *err)
 {
 	struct mount_attr attr = {0};
-	_cleanup_close_ int lower = -1, layers = -1, upper = -1, work = -1, fs = -1;
-	int fd;
+	_cleanup_close_ int fd = -1;
 
-	lower = sys_open_tree(AT_FDCWD, rootfs, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-	if (lower < 0)
-		return al_error_errno(err, "open_tree %s", rootfs);
+	fd = sys_open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+	if (fd < 0)
+		return al_error_errno(err, "open_tree %s", path);
 	attr.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID;
 	attr.userns_fd = (uint64_t)userns_fd;
-	if (sys_mount_setattr(lower, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr) < 0)
-		return al_error_errno(err, "idmap mount of %s", rootfs);
+	if (sys_mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr) < 0)
+		return al_error_errno(err, "idmap mount of %s", path);
+	return TAKE_FD(fd);
+}
+
+/* The detached lower mounts, open until the overlay is made: a detached
+ * mount is gone with its last fd, and overlayfs clones it only at create. */
+struct lower_fds {
+	int fd[MOUNTS_MAX_LOWERS];
+	size_t n;
+};
+
+static void lower_fds_close(struct lower_fds *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		close(l->fd[i]);
+}
+
+int mounts_make_root(char *const *lowers, const char *layers_dir, int userns_fd,
+                     struct al_error *err)
+{
+	_cleanup_close_ int layers = -1, upper = -1, work = -1, fs = -1;
+	_cleanup_(lower_fds_close) struct lower_fds held = {.n = 0};
+	int fd;
+
+	fs = sys_fsopen("overlay", FSOPEN_CLOEXEC);
+	if (fs < 0)
+		return al_error_errno(err, "fsopen overlay");
+	/* An image's layers, the top one first ("lowerdir+" appends below). */
+	for (char *const *l = lowers; l && *l; l++) {
+		int lower;
+		if (held.n == MOUNTS_MAX_LOWERS)
+			return al_error_set(err, E2BIG, "more than %d lower layers",
+			                    MOUNTS_MAX_LOWERS);
+		lower = idmapped_lower(*l, userns_fd, err);
+		if (lower < 0)
+			return lower;
+		held.fd[held.n++] = lower;
+		if (sys_fsconfig(fs, FSCONFIG_SET_FD, "lowerdir+", NULL, lower) < 0)
+			return al_error_errno(err, "overlay lower layer %s", *l);
+	}
 	/*
 	 * overlayfs shows each layer in mountinfo as its path: the string it
 	 * was given, or for a layer given by fd, the fd's path as seen from
@@ -96,11 +135,6 @@ int mounts_make_root(const char *rootfs, const char *layers_dir, int userns_fd,
 	work = openat(layers, "work", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (work < 0)
 		return al_error_errno(err, "open %s/work", layers_dir);
-	fs = sys_fsopen("overlay", FSOPEN_CLOEXEC);
-	if (fs < 0)
-		return al_error_errno(err, "fsopen overlay");
-	if (sys_fsconfig(fs, FSCONFIG_SET_FD, "lowerdir+", NULL, lower) < 0)
-		return al_error_errno(err, "overlay lower layer %s", rootfs);
 	if (sys_fsconfig(fs, FSCONFIG_SET_FD, "upperdir", NULL, upper) < 0)
 		return al_error_errno(err, "overlay upper layer %s/upper", layers_dir);
 	if (sys_fsconfig(fs, FSCONFIG_SET_FD, "workdir", NULL, work) < 0)

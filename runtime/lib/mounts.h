@@ -15,12 +15,14 @@
 
 /*
  * The root: an overlay made in the host's user namespace (so it uses the
- * trusted.* xattrs of the writable layer) whose read-only lower layer is an
- * idmapped clone of the base rootfs, mapped through the sandbox's user
- * namespace userns_fd; its writable layer and work directory are upper/ and
- * work/ of layers_dir.  Returns the fd of the detached mount.
+ * trusted.* xattrs of the writable layer) whose read-only lower layers (the
+ * base rootfs, or an image's layers, the top one first) are idmapped clones
+ * mapped through the sandbox's user namespace userns_fd; its writable layer
+ * and work directory are upper/ and work/ of layers_dir.  Returns the fd of
+ * the detached mount.
  */
-int mounts_make_root(const char *rootfs, const char *layers_dir, int userns_fd,
+#define MOUNTS_MAX_LOWERS 500 /* overlayfs's own bound */
+int mounts_make_root(char *const *lowers, const char *layers_dir, int userns_fd,
                      struct al_error *err);
 
 /* A small tmpfs (size as for mount(8), e.g. "1m"), nosuid, nodev, noexec, as

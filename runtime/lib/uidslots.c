@@ -304,6 +304,24 @@ void uid_slots_release(struct uid_slots *u, uint32_t slot, const char *id)
 	flock(u->lock_fd, LOCK_UN);
 }
 
+void uid_slots_release_unknown(struct uid_slots *u, bool (*known)(const char *id, void *arg),
+                               void *arg)
+{
+	while (flock(u->lock_fd, LOCK_EX) < 0)
+		if (errno != EINTR)
+			return;
+	for (uint32_t slot = 0; slot < AIRLOCK_UID_SLOTS; slot++) {
+		struct holder h;
+		char name[16];
+
+		snprintf(name, sizeof(name), "%u", slot);
+		if (read_claim(u, name, &h) == 0 && !strcmp(h.state_dir, u->state_dir) &&
+		    !known(h.id, arg))
+			unlinkat(u->dir_fd, name, 0);
+	}
+	flock(u->lock_fd, LOCK_UN);
+}
+
 bool uid_slots_held_elsewhere(const struct uid_slots *u, uint32_t slot)
 {
 	return slot < AIRLOCK_UID_SLOTS && bit_get(u->others, slot);

@@ -53,6 +53,12 @@ int uid_slots_adopt(struct uid_slots *u, uint32_t slot, const char *id, struct a
 void uid_slots_release(struct uid_slots *u, uint32_t slot, const char *id);
 /* The same for whatever slot id holds (a half-made sandbox found at start-up). */
 void uid_slots_release_all(struct uid_slots *u, const char *id);
+/* At start-up, before any create: give back every claim of our state
+ * directory for a sandbox known(id) says we do not have.  airlockd killed
+ * between a claim and the sandbox's directory left such a claim, which the
+ * scan of the directories cannot find. */
+void uid_slots_release_unknown(struct uid_slots *u, bool (*known)(const char *id, void *arg),
+                               void *arg);
 /* Whether a claim of slot failed for another daemon's sandbox, since the
  * last uid_slots_forget_others(): a search for a free slot skips those
  * rather than reading their claims at every create. */

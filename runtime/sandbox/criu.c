@@ -936,7 +936,7 @@ int criu_restore(const struct sandbox_host *host, struct sandbox *sb, const char
 	userns_fd = userns_with_map(sb->uid_base, err);
 	if (userns_fd < 0)
 		return userns_fd;
-	root_fd = mounts_make_root(sb->spec.rootfs, sb->dir, userns_fd, err);
+	root_fd = mounts_make_root(sb->spec.lowers, sb->dir, userns_fd, err);
 	if (root_fd < 0)
 		return root_fd;
 	r = cgroup_criu_roots(host->cgroups, sb->id, &roots, err);

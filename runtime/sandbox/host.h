@@ -18,6 +18,7 @@ struct sandbox_host {
 	char *sandboxes_dir;     /* state/sandboxes: one directory per sandbox */
 	char *seccomp_cache_dir; /* state/seccomp: compiled profiles */
 	char *default_rootfs;
+	char *images_dir; /* the image store (images.h) */
 	char *profiles_dir;
 	int init_memfd;       /* sealed copy of airlock-init, which builds a sandbox */
 	char *pid1_path;      /* airlock-pid1, PID 1 of a running sandbox */

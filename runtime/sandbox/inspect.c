@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/statfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "caps.h"
@@ -21,13 +22,40 @@
 
 cJSON *sandbox_summary_json(const struct sandbox *sb)
 {
-	cJSON *o = cJSON_CreateObject();
+	cJSON *o = cJSON_CreateObject(), *labels;
+	int64_t expires;
 
 	cJSON_AddStringToObject(o, "id", sb->id);
 	cJSON_AddStringToObject(o, "name", sb->spec.name);
 	cJSON_AddStringToObject(o, "state", sandbox_running(sb) ? "running" : "stopped");
 	cJSON_AddStringToObject(o, "created", sb->created);
 	cJSON_AddStringToObject(o, "rootfs", sb->spec.rootfs);
+	if (sb->spec.image)
+		cJSON_AddStringToObject(o, "image", sb->spec.image);
+	else
+		cJSON_AddNullToObject(o, "image");
+	/* Only when it has some, as ttl and idle_timeout: summaries stay as
+	 * they were for clients that use none. */
+	labels =
+	    sb->spec.labels && sb->spec.labels[0] ? cJSON_AddObjectToObject(o, "labels") : NULL;
+	for (char *const *l = sb->spec.labels; labels && l && *l; l++) {
+		const char *eq = strchr(*l, '=');
+		_cleanup_free_ char *key = eq ? strndup(*l, (size_t)(eq - *l)) : NULL;
+		if (key)
+			cJSON_AddStringToObject(labels, key, eq + 1);
+	}
+	if (sb->spec.ttl_s)
+		cJSON_AddNumberToObject(o, "ttl", (double)sb->spec.ttl_s);
+	if (sb->spec.idle_timeout_s)
+		cJSON_AddNumberToObject(o, "idle_timeout", (double)sb->spec.idle_timeout_s);
+	if ((expires = sandbox_expires_at(sb))) {
+		time_t t = (time_t)expires;
+		struct tm tm;
+		char buf[32];
+		gmtime_r(&t, &tm);
+		strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		cJSON_AddStringToObject(o, "expires", buf);
+	}
 	return o;
 }
 

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -38,10 +40,22 @@
  * sandbox whose old commands hoard their budget still shows what a new one
  * prints; bounded by SANDBOX_MAX_PROCESSES, and still within OUTPUT_TOTAL. */
 #define OUTPUT_FLOOR (64u << 10)
+/* A streamed process (process_stream_attach) is read no further while a
+ * stream holds this much its client has not taken. */
+#define STREAM_HIGH_WATER (256u << 10)
+
+/* The collector reads output at most every COALESCE_MS while it comes in
+ * pieces smaller than COALESCE_BELOW (see collector()). */
+#define COALESCE_MS 3
+#define COALESCE_BELOW (32u << 10)
+#define OUTPUT_PIPE_SIZE (1 << 20)
 
 struct output_budget {
 	int refs;
 	size_t used, max; /* atomic */
+	/* Also shared by a sandbox's processes, for the same lifetime: its
+	 * terminal processes not yet collected (atomic). */
+	unsigned terminals;
 };
 
 static struct output_budget total_budget = {.refs = 1, .max = OUTPUT_TOTAL};
@@ -111,7 +125,10 @@ size_t output_budget_total_max(void)
 struct stream {
 	int fd;
 	struct al_buf buf; /* bytes not yet returned, all of them charged to the budgets */
-	bool truncated;
+	/* How long the JSON string of buf[0..text_scanned] is in the utf8
+	 * encoding (escapes and U+FFFDs included): see text_fit(). */
+	size_t text_scanned, text_size;
+	bool truncated; /* bytes were dropped; the rest is dropped until taken */
 };
 
 struct al_process {
@@ -124,10 +141,15 @@ struct al_process {
 	struct stream out, err;
 	int stdin_fd;
 	struct al_buf stdin_queue;
+	bool tty;
+	int tty_fd; /* the pty master, for its window size; -1 on pipes */
+	int notify; /* streaming: an eventfd poked on output and the end (process_stream_attach); -1
+	             */
 	bool close_stdin_after_queue;
 	int pending_signal;
 
 	size_t max_output;
+	bool count_text; /* max_output bounds the JSON text of a stream, not its bytes */
 	struct output_budget *budget; /* the sandbox's */
 	uint64_t deadline_ms;         /* timeout; 0 = none */
 	uint64_t started_ms;
@@ -170,6 +192,10 @@ void process_unref(struct al_process *p)
 	stream_close(&p->err);
 	if (p->stdin_fd >= 0)
 		close(p->stdin_fd);
+	if (p->tty_fd >= 0)
+		close(p->tty_fd);
+	if (p->notify >= 0)
+		close(p->notify);
 	if (p->conn >= 0)
 		close(p->conn);
 	if (p->wake >= 0)
@@ -185,7 +211,7 @@ void process_unref(struct al_process *p)
 	free(p);
 }
 
-static struct al_process *process_new(size_t max_output)
+static struct al_process *process_new(size_t max_output, bool count_text)
 {
 	struct al_process *p = calloc(1, sizeof(*p));
 
@@ -194,11 +220,102 @@ static struct al_process *process_new(size_t max_output)
 	p->refs = 1;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
-	p->conn = p->wake = p->stdin_fd = -1;
+	p->conn = p->wake = p->stdin_fd = p->tty_fd = p->notify = -1;
 	p->out.fd = p->err.fd = -1;
 	p->max_output = max_output;
+	p->count_text = count_text;
 	p->started_ms = al_now_ms();
 	return p;
+}
+
+/*
+ * The UTF-8 sequence at s (avail bytes): its length when valid, 0 when s[0]
+ * starts no valid sequence, -1 when it may still become one with the bytes
+ * that have not arrived.  NUL counts as invalid: cJSON strings cannot hold it.
+ */
+static int utf8_seq(const unsigned char *s, size_t avail)
+{
+	unsigned char c = s[0];
+	size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+	unsigned cp;
+
+	if (n == 0 || c == 0 || (n == 2 && c < 0xc2))
+		return 0;
+	for (size_t k = 1; k < n && k < avail; k++)
+		if ((s[k] >> 6) != 2)
+			return 0;
+	if (avail < n)
+		return -1;
+	if (n == 3) {
+		cp = (c & 0x0fu) << 12 | (s[1] & 0x3fu) << 6 | (s[2] & 0x3fu);
+		if (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+	}
+	if (n == 4) {
+		cp =
+		    (c & 0x07u) << 18 | (s[1] & 0x3fu) << 12 | (s[2] & 0x3fu) << 6 | (s[3] & 0x3fu);
+		if (cp < 0x10000 || cp > 0x10ffff)
+			return 0;
+	}
+	return (int)n;
+}
+
+/* What a valid sequence of n bytes takes in a JSON string as cJSON prints it. */
+static size_t json_text_cost(const unsigned char *s, int n)
+{
+	if (n > 1)
+		return (size_t)n;
+	if (s[0] == '"' || s[0] == '\\' || s[0] == '\b' || s[0] == '\f' || s[0] == '\n' ||
+	    s[0] == '\r' || s[0] == '\t')
+		return 2;
+	return s[0] < 0x20 ? 6 : 1; /* \u00XX */
+}
+
+#define REPLACEMENT_COST 3 /* U+FFFD, what an invalid byte becomes */
+
+/*
+ * How many bytes of s's buffer fit into a JSON string of at most max bytes
+ * in the utf8 encoding; carries the count forward in s, so each byte is
+ * looked at once.  A control byte becomes six (\u0001), an invalid one
+ * three (U+FFFD): counting bytes alone let 64 MiB of output become a
+ * 384 MiB string, and airlockd hold several copies of it.  An incomplete
+ * sequence at the end counts as U+FFFDs, what it becomes if taken so.
+ */
+static size_t text_fit(struct stream *s, size_t max)
+{
+	const unsigned char *d = (const unsigned char *)s->buf.data;
+	size_t pos = s->text_scanned, size = s->text_size, tail;
+	int n = 0;
+
+	while (pos < s->buf.len) {
+		size_t cost;
+		n = utf8_seq(d + pos, s->buf.len - pos);
+		if (n < 0)
+			break; /* the rest of this sequence may still come */
+		cost = n > 0 ? json_text_cost(d + pos, n) : REPLACEMENT_COST;
+		if (size + cost > max)
+			break;
+		size += cost;
+		pos += n > 0 ? (size_t)n : 1;
+	}
+	s->text_scanned = pos;
+	s->text_size = size;
+	if (pos == s->buf.len || n >= 0)
+		return pos;
+	tail = s->buf.len - pos;
+	while (tail > 0 && size + tail * REPLACEMENT_COST > max)
+		tail--;
+	return pos + tail;
+}
+
+static void stream_drop_from(struct al_process *p, struct stream *s, size_t keep)
+{
+	if (keep >= s->buf.len)
+		return;
+	budget_give(p->budget, s->buf.len - keep);
+	budget_give(&total_budget, s->buf.len - keep);
+	s->buf.len = keep;
+	s->truncated = true;
 }
 
 static void stream_append(struct al_process *p, struct stream *s, const char *data, size_t n)
@@ -208,6 +325,10 @@ static void stream_append(struct al_process *p, struct stream *s, const char *da
 	size_t floor = s->buf.len < OUTPUT_FLOOR ? OUTPUT_FLOOR - s->buf.len : 0;
 	size_t mine, got;
 
+	/* Dropping resumes only after a take, so what a client gets has no
+	 * hole in the middle. */
+	if (s->truncated)
+		return;
 	if (floor > want)
 		floor = want;
 	budget_force(p->budget, floor);
@@ -223,20 +344,82 @@ static void stream_append(struct al_process *p, struct stream *s, const char *da
 	}
 	if (got < n)
 		s->truncated = true;
+	if (p->count_text && got > 0)
+		stream_drop_from(p, s, text_fit(s, p->max_output));
 }
 
-/* Read what is available; returns false at end of stream. */
-static bool stream_pump(struct al_process *p, struct stream *s)
+static void notify(struct al_process *p)
+{
+	int fd = __atomic_load_n(&p->notify, __ATOMIC_SEQ_CST);
+	uint64_t one = 1;
+
+	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0)
+		log_debug("eventfd write: %m");
+}
+
+/* A streamed process whose client has not taken s's bytes yet: read no more. */
+static bool stream_full(struct al_process *p, struct stream *s)
+{
+	bool full;
+
+	pthread_mutex_lock(&p->lock);
+	full = p->notify >= 0 && s->buf.len >= STREAM_HIGH_WATER;
+	pthread_mutex_unlock(&p->lock);
+	return full;
+}
+
+/* Where dropped output goes: spliced there, it is never copied. */
+static int devnull_fd(void)
+{
+	static int fd = -1;
+	int expected = -1, opened;
+
+	if (__atomic_load_n(&fd, __ATOMIC_SEQ_CST) >= 0)
+		return fd;
+	opened = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (opened >= 0 && !__atomic_compare_exchange_n(&fd, &expected, opened, false,
+	                                                __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+		close(opened);
+	return __atomic_load_n(&fd, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * Read what is available, adding to *moved what it was; returns false at
+ * end of stream (a pty master says EIO, not EOF, once the slave is closed:
+ * the same end).  Past a stream's bound its output is only drained:
+ * spliced to /dev/null, which releases the pipe's pages without copying,
+ * so a sandbox writing without end costs airlockd less than itself.  With
+ * throttle, stops at the streaming high-water mark.
+ */
+static bool stream_pump(struct al_process *p, struct stream *s, bool throttle, size_t *moved,
+                        size_t *dropped)
 {
 	char chunk[65536];
 
 	for (;;) {
-		ssize_t n = read(s->fd, chunk, sizeof(chunk));
+		bool dropping;
+		ssize_t n = -1;
+
+		if (throttle && stream_full(p, s))
+			return true;
+		pthread_mutex_lock(&p->lock);
+		dropping = s->truncated;
+		pthread_mutex_unlock(&p->lock);
+		if (dropping && devnull_fd() >= 0)
+			n = splice(s->fd, NULL, devnull_fd(), NULL, 1u << 20, SPLICE_F_NONBLOCK);
+		if (!dropping || devnull_fd() < 0 || (n < 0 && errno == EINVAL))
+			n = read(s->fd, chunk, sizeof(chunk));
 		if (n > 0) {
+			*moved += (size_t)n;
+			if (dropping) {
+				*dropped += (size_t)n;
+				continue;
+			}
 			pthread_mutex_lock(&p->lock);
 			stream_append(p, s, chunk, (size_t)n);
 			pthread_cond_broadcast(&p->cond);
 			pthread_mutex_unlock(&p->lock);
+			notify(p);
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -319,6 +502,9 @@ static void handle_init_message(struct al_process *p)
 static void *collector(void *arg)
 {
 	struct al_process *p = arg;
+	uint64_t quiet_until = 0, now;
+	size_t moved = 0, dropped = 0;
+	bool quiet;
 
 	for (;;) {
 		struct pollfd pfd[5];
@@ -340,9 +526,9 @@ static void *collector(void *arg)
 			 * background child may keep them open, so take what is
 			 * there and stop. */
 			if (p->out.fd >= 0)
-				stream_pump(p, &p->out);
+				stream_pump(p, &p->out, false, &moved, &dropped);
 			if (p->err.fd >= 0)
-				stream_pump(p, &p->err);
+				stream_pump(p, &p->err, false, &moved, &dropped);
 			break;
 		}
 		if (p->deadline_ms) {
@@ -363,11 +549,15 @@ static void *collector(void *arg)
 			i_conn = n;
 			pfd[n++] = (struct pollfd){.fd = p->conn, .events = POLLIN};
 		}
-		if (p->out.fd >= 0) {
+		now = al_now_ms();
+		quiet = now < quiet_until;
+		if (quiet && (timeout < 0 || (uint64_t)timeout > quiet_until - now))
+			timeout = (int)(quiet_until - now);
+		if (p->out.fd >= 0 && !quiet && !stream_full(p, &p->out)) {
 			i_out = n;
 			pfd[n++] = (struct pollfd){.fd = p->out.fd, .events = POLLIN};
 		}
-		if (p->err.fd >= 0) {
+		if (p->err.fd >= 0 && !quiet && !stream_full(p, &p->err)) {
 			i_err = n;
 			pfd[n++] = (struct pollfd){.fd = p->err.fd, .events = POLLIN};
 		}
@@ -382,10 +572,21 @@ static void *collector(void *arg)
 			if (read(p->wake, &v, sizeof(v)) < 0)
 				log_debug("eventfd read: %m");
 		}
+		moved = dropped = 0;
 		if (i_out >= 0 && pfd[i_out].revents)
-			stream_pump(p, &p->out);
+			stream_pump(p, &p->out, true, &moved, &dropped);
 		if (i_err >= 0 && pfd[i_err].revents)
-			stream_pump(p, &p->err);
+			stream_pump(p, &p->err, true, &moved, &dropped);
+		/* A command writing in small pieces would wake us for each one:
+		 * after a small read, let the pipes gather for a moment (a
+		 * writer that fills them is read at once, at full speed).
+		 * Output past its bound is drained only every COALESCE_MS: a
+		 * pipe's worth each time, so a command writing without end is
+		 * slowed to that pace rather than costing airlockd its speed.
+		 * Not a terminal's small reads: they are keystrokes' echoes,
+		 * and someone is waiting for each. */
+		if ((moved > 0 && moved < COALESCE_BELOW && !p->tty) || dropped > 0)
+			quiet_until = al_now_ms() + COALESCE_MS;
 		if (i_in >= 0 && pfd[i_in].revents)
 			feed_stdin(p);
 		else if (p->close_stdin_after_queue)
@@ -398,9 +599,20 @@ static void *collector(void *arg)
 		close(p->stdin_fd);
 		p->stdin_fd = -1;
 	}
+	/* A terminal is closed with its command, as a terminal window is:
+	 * what it started and left behind on it gets a hangup. */
+	if (p->tty) {
+		if (p->budget)
+			__atomic_sub_fetch(&p->budget->terminals, 1, __ATOMIC_SEQ_CST);
+		stream_close(&p->out);
+		if (p->tty_fd >= 0)
+			close(p->tty_fd);
+		p->tty_fd = -1;
+	}
 	p->collected = true;
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
+	notify(p);
 	process_unref(p);
 	return NULL;
 }
@@ -417,62 +629,93 @@ static void finish_with_spawn_error(struct al_process *p, int e, const char *wha
 	p->ended_ms = al_now_ms();
 }
 
+/* The pipes of a command's stdio: ours in p, the child's ends in child[3]. */
+static int open_pipes(struct al_process *p, int child[3], struct al_error *err)
+{
+	int pin[2], pout[2], perr[2];
+
+	/* Each pair is owned at once, so a failed later pipe leaks none. */
+	if (pipe2(pin, O_CLOEXEC) < 0)
+		return al_error_errno(err, "pipe");
+	child[0] = pin[0];
+	p->stdin_fd = pin[1];
+	if (pipe2(pout, O_CLOEXEC) < 0)
+		return al_error_errno(err, "pipe");
+	p->out.fd = pout[0];
+	child[1] = pout[1];
+	if (pipe2(perr, O_CLOEXEC) < 0)
+		return al_error_errno(err, "pipe");
+	p->err.fd = perr[0];
+	child[2] = perr[1];
+	fcntl(p->stdin_fd, F_SETFL, O_NONBLOCK);
+	fcntl(p->out.fd, F_SETFL, O_NONBLOCK);
+	fcntl(p->err.fd, F_SETFL, O_NONBLOCK);
+	/* Larger pipes: fewer wake-ups for a command writing fast.  Best
+	 * effort, the size stays 64 KiB if refused. */
+	fcntl(p->out.fd, F_SETPIPE_SZ, OUTPUT_PIPE_SIZE);
+	fcntl(p->err.fd, F_SETPIPE_SZ, OUTPUT_PIPE_SIZE);
+	return 0;
+}
+
+/* The pty master PID 1 sent: read as stdout, written as stdin, and kept
+ * for its window size. */
+static int take_master(struct al_process *p, int master, struct al_error *err)
+{
+	p->out.fd = master;
+	p->stdin_fd = fcntl(master, F_DUPFD_CLOEXEC, 3);
+	p->tty_fd = fcntl(master, F_DUPFD_CLOEXEC, 3);
+	if (p->stdin_fd < 0 || p->tty_fd < 0)
+		return al_error_errno(err, "dup pty master");
+	/* One open file: the flag is for every fd of it. */
+	fcntl(master, F_SETFL, O_NONBLOCK);
+	return 0;
+}
+
+static void close_fds(int *fds, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
 int process_start(struct sandbox *sb, const struct exec_request *req, struct al_process **out,
                   struct al_error *err)
 {
-	_cleanup_close_ int in_r = -1, out_w = -1, err_w = -1;
 	struct initproto_msg msg = {.type = INITPROTO_SPAWN}, reply = {0};
-	int pin[2], pout[2], perr[2];
+	int child[3] = {-1, -1, -1}, got[INITPROTO_MAX_FDS];
+	size_t ngot = INITPROTO_MAX_FDS;
 	struct al_process *p;
-	int fds[3];
 	int r;
 
-	p = process_new(req->max_output);
+	p = process_new(req->max_output, !req->output_base64);
 	if (p)
 		p->budget = output_budget_ref(sb->output);
 	if (!p)
 		return al_error_set(err, ENOMEM, "out of memory");
-	/* Each pair is owned at once, so a failed later pipe leaks none. */
-	if (pipe2(pin, O_CLOEXEC) == 0) {
-		in_r = pin[0];
-		p->stdin_fd = pin[1];
-	}
-	if (in_r >= 0 && pipe2(pout, O_CLOEXEC) == 0) {
-		p->out.fd = pout[0];
-		out_w = pout[1];
-	}
-	if (out_w >= 0 && pipe2(perr, O_CLOEXEC) == 0) {
-		p->err.fd = perr[0];
-		err_w = perr[1];
-	}
-	if (err_w < 0) {
-		r = al_error_errno(err, "pipe");
+	p->tty = req->tty;
+	if (!req->tty && open_pipes(p, child, err) < 0) {
+		close_fds(child, 3);
 		process_unref(p);
-		return r;
+		return -err->code;
 	}
-	fcntl(p->stdin_fd, F_SETFL, O_NONBLOCK);
-	fcntl(p->out.fd, F_SETFL, O_NONBLOCK);
-	fcntl(p->err.fd, F_SETFL, O_NONBLOCK);
 	if (req->stdin_len > 0 &&
 	    al_buf_append(&p->stdin_queue, req->stdin_data, req->stdin_len) < 0) {
+		close_fds(child, 3);
 		process_unref(p);
 		return al_error_set(err, ENOMEM, "out of memory");
 	}
 	p->close_stdin_after_queue = !req->keep_stdin_open;
-	if (p->close_stdin_after_queue && p->stdin_queue.len == 0) {
-		/* Nothing to feed: the command reads EOF at once. */
-		close(p->stdin_fd);
-		p->stdin_fd = -1;
-	}
 	p->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (p->wake < 0) {
 		r = al_error_errno(err, "eventfd");
+		close_fds(child, 3);
 		process_unref(p);
 		return r;
 	}
 
 	r = sandbox_connect_init(sb, err);
 	if (r < 0) {
+		close_fds(child, 3);
 		process_unref(p);
 		return r;
 	}
@@ -481,22 +724,41 @@ int process_start(struct sandbox *sb, const struct exec_request *req, struct al_
 	msg.argv = req->argv;
 	msg.env = req->env;
 	msg.text = (char *)req->cwd;
-	fds[0] = in_r;
-	fds[1] = out_w;
-	fds[2] = err_w;
-	r = initproto_send(p->conn, &msg, fds, 3, err);
+	msg.num = initproto_spawn_user(req->uid, req->gid);
+	msg.aux = initproto_spawn_aux(req->tty, req->rows, req->cols);
+	r = initproto_send(p->conn, &msg, req->tty ? NULL : child, req->tty ? 0 : 3, err);
+	/* Only the child may hold the write ends, so EOF means it is done. */
+	close_fds(child, 3);
 	if (r == 0)
-		r = initproto_recv(p->conn, &reply, NULL, NULL, err);
+		r = initproto_recv(p->conn, &reply, got, &ngot, err);
 	if (r == 1)
 		r = al_error_set(err, ECONNRESET, "airlock-init closed the connection");
 	if (r < 0) {
 		process_unref(p);
 		return al_error_prefix(err, "sandbox %s: spawn", sb->id);
 	}
-	/* Only the child may hold the write ends, so EOF means it is done. */
-	close(TAKE_FD(in_r));
-	close(TAKE_FD(out_w));
-	close(TAKE_FD(err_w));
+	if (reply.type == INITPROTO_PID && req->tty && ngot == 1) {
+		r = take_master(p, got[0], err);
+		ngot = 0;
+		/* Counted from here: the collector uncounts it. */
+		if (r == 0 && p->budget)
+			__atomic_add_fetch(&p->budget->terminals, 1, __ATOMIC_SEQ_CST);
+	} else if (reply.type == INITPROTO_PID && req->tty) {
+		r = al_error_set(err, EPROTO, "sandbox %s: no terminal came with the spawn",
+		                 sb->id);
+	}
+	close_fds(got, ngot);
+	if (r < 0) {
+		send_kill(p, SIGKILL);
+		initproto_msg_free(&reply);
+		process_unref(p);
+		return r;
+	}
+	if (p->close_stdin_after_queue && p->stdin_queue.len == 0 && p->stdin_fd >= 0) {
+		/* Nothing to feed: on pipes the command reads EOF at once. */
+		close(p->stdin_fd);
+		p->stdin_fd = -1;
+	}
 
 	if (reply.type == INITPROTO_ERROR) {
 		finish_with_spawn_error(p, reply.num, reply.text ? reply.text : "spawn failed");
@@ -515,6 +777,8 @@ int process_start(struct sandbox *sb, const struct exec_request *req, struct al_
 
 	process_ref(p); /* the collector's reference */
 	if (pthread_create(&p->thread, NULL, collector, p) != 0) {
+		if (p->tty && p->budget)
+			__atomic_sub_fetch(&p->budget->terminals, 1, __ATOMIC_SEQ_CST);
 		send_kill(p, SIGKILL);
 		process_unref(p);
 		process_unref(p);
@@ -550,63 +814,51 @@ void process_wait(struct al_process *p, uint64_t deadline_ms)
 /* Valid UTF-8 passes unchanged; every invalid byte becomes U+FFFD. */
 static char *utf8_sanitize(const char *s, size_t len)
 {
+	const unsigned char *d = (const unsigned char *)s;
 	struct al_buf b = {0};
-	size_t i = 0;
+	size_t i = 0, run = 0; /* s[run..i) is valid and not yet copied */
 
 	al_buf_append(&b, "", 0);
 	while (i < len) {
-		unsigned char c = (unsigned char)s[i];
-		size_t n = c < 0x80         ? 1
-		           : (c >> 5) == 6  ? 2
-		           : (c >> 4) == 14 ? 3
-		           : (c >> 3) == 30 ? 4
-		                            : 0;
-		bool ok = n > 0 && i + n <= len && c != 0;
-		for (size_t k = 1; ok && k < n; k++)
-			ok = ((unsigned char)s[i + k] >> 6) == 2;
-		if (ok && n == 2 && c < 0xc2)
-			ok = false; /* overlong */
-		if (ok && n == 3) {
-			unsigned cp = (c & 0x0fu) << 12 | ((unsigned char)s[i + 1] & 0x3fu) << 6 |
-			              ((unsigned char)s[i + 2] & 0x3fu);
-			ok = cp >= 0x800 && (cp < 0xd800 || cp > 0xdfff);
+		int n = utf8_seq(d + i, len - i);
+		if (n > 0) {
+			i += (size_t)n;
+			continue;
 		}
-		if (ok && n == 4) {
-			unsigned cp = (c & 0x07u) << 18 | ((unsigned char)s[i + 1] & 0x3fu) << 12 |
-			              ((unsigned char)s[i + 2] & 0x3fu) << 6 |
-			              ((unsigned char)s[i + 3] & 0x3fu);
-			ok = cp >= 0x10000 && cp <= 0x10ffff;
-		}
-		if (ok) {
-			al_buf_append(&b, s + i, n);
-			i += n;
-		} else if (c == 0) {
-			al_buf_append(&b, "\0", 0); /* cJSON strings cannot hold NUL */
-			al_buf_append(&b, "\xef\xbf\xbd", 3);
-			i++;
-		} else {
-			al_buf_append(&b, "\xef\xbf\xbd", 3);
-			i++;
-		}
+		al_buf_append(&b, s + run, i - run);
+		al_buf_append(&b, "\xef\xbf\xbd", 3);
+		run = ++i;
 	}
+	al_buf_append(&b, s + run, i - run);
 	return b.data;
 }
 
 static void add_stream(struct al_process *p, cJSON *o, const char *name, struct stream *s,
                        bool base64)
 {
+	const char *data = s->buf.data ? s->buf.data : "";
+	size_t len = s->buf.len;
 	char key[32];
-	char *text = base64 ? al_base64_encode(s->buf.data ? s->buf.data : "", s->buf.len)
-	                    : utf8_sanitize(s->buf.data ? s->buf.data : "", s->buf.len);
+	char *text;
 
+	/* Output of an exec that asked for base64 is held by its bytes; taken
+	 * as text it is cut to max_output of text, too. */
+	if (!base64) {
+		len = text_fit(s, p->max_output);
+		if (len < s->buf.len)
+			s->truncated = true;
+	}
+	text = base64 ? al_base64_encode(data, len) : utf8_sanitize(data, len);
+	budget_give(p->budget, s->buf.len);
+	budget_give(&total_budget, s->buf.len);
+	/* Freed before the string is copied into the answer, and not kept
+	 * for the next bytes: a quiet process holds nothing. */
+	al_buf_free(&s->buf);
+	s->text_scanned = s->text_size = 0;
 	cJSON_AddStringToObject(o, name, text ? text : "");
 	free(text);
 	snprintf(key, sizeof(key), "%s_truncated", name);
 	cJSON_AddBoolToObject(o, key, s->truncated);
-	budget_give(p->budget, s->buf.len);
-	budget_give(&total_budget, s->buf.len);
-	/* Freed, not kept for the next bytes: a quiet process holds nothing. */
-	al_buf_free(&s->buf);
 	s->truncated = false;
 }
 
@@ -708,4 +960,91 @@ int process_kill(struct al_process *p, int sig, struct al_error *err)
 	pthread_mutex_unlock(&p->lock);
 	wake(p);
 	return 0;
+}
+
+size_t process_stdin_queued(struct al_process *p)
+{
+	size_t n;
+
+	pthread_mutex_lock(&p->lock);
+	n = p->stdin_queue.len;
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
+bool process_is_tty(struct al_process *p)
+{
+	return p->tty;
+}
+
+int process_resize(struct al_process *p, unsigned rows, unsigned cols, struct al_error *err)
+{
+	struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
+
+	int r = 0;
+
+	if (!p->tty)
+		return al_error_set(err, EINVAL, "the process has no terminal to resize");
+	if (rows == 0 || cols == 0 || rows > 0xffff || cols > 0xffff)
+		return al_error_set(err, EINVAL, "rows and cols must be between 1 and 65535");
+	pthread_mutex_lock(&p->lock);
+	if (p->tty_fd < 0)
+		r = al_error_set(err, ESRCH, "the process has ended: its terminal is closed");
+	/* The kernel sends SIGWINCH to the terminal's foreground process group. */
+	else if (ioctl(p->tty_fd, TIOCSWINSZ, &ws) < 0)
+		r = al_error_errno(err, "resize terminal");
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
+int process_stream_attach(struct al_process *p, struct al_error *err)
+{
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+	if (fd < 0)
+		return al_error_errno(err, "eventfd");
+	pthread_mutex_lock(&p->lock);
+	if (p->notify >= 0) {
+		pthread_mutex_unlock(&p->lock);
+		close(fd);
+		return al_error_set(err, EBUSY, "the process is streamed already");
+	}
+	__atomic_store_n(&p->notify, fd, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&p->lock);
+	/* Output from before the attach is there to take too. */
+	notify(p);
+	return fd;
+}
+
+static void buf_move(struct al_process *p, struct stream *s, struct al_buf *to, int *r)
+{
+	if (s->buf.len == 0)
+		return;
+	if (*r == 0 && al_buf_append(to, s->buf.data, s->buf.len) < 0)
+		*r = -ENOMEM;
+	budget_give(p->budget, s->buf.len);
+	budget_give(&total_budget, s->buf.len);
+	al_buf_free(&s->buf);
+}
+
+int process_stream_take(struct al_process *p, struct al_buf *out, struct al_buf *err, bool *done)
+{
+	bool was_full;
+	int r = 0;
+
+	pthread_mutex_lock(&p->lock);
+	was_full = p->out.buf.len >= STREAM_HIGH_WATER || p->err.buf.len >= STREAM_HIGH_WATER;
+	buf_move(p, &p->out, out, &r);
+	buf_move(p, &p->err, err, &r);
+	*done = p->collected;
+	pthread_mutex_unlock(&p->lock);
+	/* The collector stopped reading at the high-water mark: go on. */
+	if (was_full)
+		wake(p);
+	return r;
+}
+
+unsigned sandbox_terminals_open(struct sandbox *sb)
+{
+	return sb->output ? __atomic_load_n(&sb->output->terminals, __ATOMIC_SEQ_CST) : 0;
 }

@@ -4,10 +4,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <cjson/cJSON.h>
 
 #include "error.h"
+#include "util.h"
 
 struct sandbox;
 struct al_process;
@@ -16,11 +18,22 @@ struct exec_request {
 	char **argv; /* NULL-terminated */
 	char **env;  /* complete environment, "K=V", NULL-terminated */
 	const char *cwd;
+	uid_t uid; /* the user it runs as (0: the sandbox's root) */
+	gid_t gid;
 	const void *stdin_data;
 	size_t stdin_len;
 	bool keep_stdin_open;
 	uint64_t timeout_ms; /* 0: none */
-	size_t max_output;   /* per stream, bytes not yet returned */
+	size_t max_output;   /* per stream: what is held and returned at once */
+	/* The client takes output as base64: max_output counts its bytes (the
+	 * answer's string is at most 4/3 of it); otherwise it counts the JSON
+	 * text the bytes become in the utf8 encoding, escapes included. */
+	bool output_base64;
+	/* On a pseudo-terminal of the sandbox (PID 1 makes it): stdout and
+	 * stderr are one stream, "stdout"; rows and cols its size (0: the
+	 * kernel's default). */
+	bool tty;
+	unsigned rows, cols;
 };
 
 /*
@@ -62,6 +75,29 @@ bool process_finished(struct al_process *p);
 int process_write_stdin(struct al_process *p, const void *data, size_t len, bool close_stdin,
                         struct al_error *err);
 int process_kill(struct al_process *p, int sig, struct al_error *err);
+
+/* How many of sb's processes run on a terminal (tty exec) now. */
+unsigned sandbox_terminals_open(struct sandbox *sb);
+
+/* Bytes of stdin queued and not yet taken by the process. */
+size_t process_stdin_queued(struct al_process *p);
+
+/* The window size of a terminal process; EINVAL for one on pipes. */
+int process_resize(struct al_process *p, unsigned rows, unsigned cols, struct al_error *err);
+bool process_is_tty(struct al_process *p);
+
+/*
+ * Streaming (the upgraded exec connection, api_stream.c): from here on the
+ * collector pokes an eventfd when output comes or the process ends, and
+ * stops reading a stream whose untaken bytes reach a high-water mark
+ * instead of dropping them (backpressure down to the process).  Returns
+ * that eventfd (p's: valid while the caller holds its reference; read it
+ * to clear it), or a negative errno.  Once per process.
+ */
+int process_stream_attach(struct al_process *p, struct al_error *err);
+/* Move the output not taken yet to out and err; *done once the process
+ * has ended and nothing is left. */
+int process_stream_take(struct al_process *p, struct al_buf *out, struct al_buf *err, bool *done);
 
 void process_ref(struct al_process *p);
 void process_unref(struct al_process *p);

@@ -26,6 +26,7 @@
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "archives.h"
@@ -141,6 +142,44 @@ bool sandbox_running(const struct sandbox *sb)
 	return read_start_time(sb->init_pid, &st) == 0 && st == sb->init_start;
 }
 
+/* ---- lifetimes ---------------------------------------------------------------------------- */
+
+void sandbox_touch_created(struct sandbox *sb)
+{
+	int64_t now = (int64_t)time(NULL);
+
+	sb->created_unix = now;
+	__atomic_store_n(&sb->active_unix, now, __ATOMIC_RELAXED);
+}
+
+void sandbox_touch(struct sandbox *sb)
+{
+	__atomic_store_n(&sb->active_unix, (int64_t)time(NULL), __ATOMIC_RELAXED);
+}
+
+int64_t sandbox_expires_at(const struct sandbox *sb)
+{
+	int64_t ttl_end = sb->spec.ttl_s ? sb->created_unix + (int64_t)sb->spec.ttl_s : 0;
+	int64_t idle_end = sb->spec.idle_timeout_s
+	                       ? __atomic_load_n(&sb->active_unix, __ATOMIC_RELAXED) +
+	                             (int64_t)sb->spec.idle_timeout_s
+	                       : 0;
+
+	if (ttl_end && idle_end)
+		return ttl_end < idle_end ? ttl_end : idle_end;
+	return ttl_end ? ttl_end : idle_end;
+}
+
+const char *sandbox_expired(const struct sandbox *sb, int64_t now)
+{
+	if (sb->spec.ttl_s && now >= sb->created_unix + (int64_t)sb->spec.ttl_s)
+		return "ttl";
+	if (sb->spec.idle_timeout_s && now >= __atomic_load_n(&sb->active_unix, __ATOMIC_RELAXED) +
+	                                          (int64_t)sb->spec.idle_timeout_s)
+		return "idle_timeout";
+	return NULL;
+}
+
 /* ---- state.json ------------------------------------------------------------------------- */
 
 int sandbox_save_state(const struct sandbox *sb, struct al_error *err)
@@ -154,6 +193,7 @@ int sandbox_save_state(const struct sandbox *sb, struct al_error *err)
 	    !cJSON_AddStringToObject(o, "id", sb->id) ||
 	    (sb->pooled && !cJSON_AddBoolToObject(o, "pooled", true)) ||
 	    !cJSON_AddStringToObject(o, "created", sb->created) ||
+	    !cJSON_AddNumberToObject(o, "created_unix", (double)sb->created_unix) ||
 	    !cJSON_AddNumberToObject(o, "init_pid", sb->init_pid) ||
 	    !cJSON_AddNumberToObject(o, "init_start", (double)sb->init_start) ||
 	    !cJSON_AddNumberToObject(o, "uid_slot", sb->uid_slot) ||
@@ -192,6 +232,9 @@ int sandbox_load(const struct sandbox_host *host, const char *id, struct sandbox
 		return -ENOMEM;
 	created = al_json_str(o, "created");
 	snprintf(sb->created, sizeof(sb->created), "%s", created ? created : "");
+	/* A record from before lifetimes: its ttl (none) counts from now. */
+	sandbox_touch_created(sb);
+	sb->created_unix = (int64_t)al_json_num(o, "created_unix", (double)sb->created_unix);
 	sb->init_pid = (pid_t)al_json_num(o, "init_pid", 0);
 	sb->init_start = (unsigned long long)al_json_num(o, "init_start", 0);
 	sb->uid_slot = (uint32_t)al_json_num(o, "uid_slot", 0);
@@ -291,20 +334,20 @@ static int mount_layer_tmpfs(const struct sandbox *sb, struct al_error *err)
 	return 0;
 }
 
-/* True when the base rootfs has nothing at the workspace's path, or an empty
- * directory; resolved inside the rootfs, never following a link out of it. */
-static bool lower_workspace_empty(const struct sandbox *sb)
+/* True when the lower layer has nothing at the workspace's path, or an
+ * empty directory; resolved inside the layer, never following a link out. */
+static bool layer_workspace_empty(const char *layer, const char *workspace)
 {
 	struct open_how how = {.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
 	                       .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
-	_cleanup_close_ int root = open(sb->spec.rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int root = open(layer, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	_cleanup_closedir_ DIR *d = NULL;
 	struct dirent *de;
 	int fd;
 
 	if (root < 0)
 		return false;
-	fd = (int)syscall(SYS_openat2, root, sb->spec.workspace + 1, &how, sizeof(how));
+	fd = (int)syscall(SYS_openat2, root, workspace + 1, &how, sizeof(how));
 	if (fd < 0)
 		return errno == ENOENT;
 	d = fdopendir(fd);
@@ -314,6 +357,15 @@ static bool lower_workspace_empty(const struct sandbox *sb)
 	}
 	while ((de = readdir(d)))
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			return false;
+	return true;
+}
+
+/* The same for every lower layer (the base rootfs, or each of an image's). */
+static bool lower_workspace_empty(const struct sandbox *sb)
+{
+	for (char **l = sb->spec.lowers; l && *l; l++)
+		if (!layer_workspace_empty(*l, sb->spec.workspace))
 			return false;
 	return true;
 }
@@ -330,6 +382,72 @@ static void make_workspace_opaque(const struct sandbox *sb, const char *upper_pa
 	if (strcmp(sb->spec.workspace, "/") && lower_workspace_empty(sb) &&
 	    setxattr(upper_path, "trusted.overlay.opaque", "y", 1, 0) < 0)
 		log_debug("sandbox %s: mark %s opaque: %m", sb->id, upper_path);
+}
+
+/* What the topmost lower layer that has rel (no leading '/') holds there,
+ * resolved inside that layer; false when none has it. */
+static bool lower_stat(const struct sandbox *sb, const char *rel, struct stat *st)
+{
+	struct open_how how = {.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+	                       .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+
+	for (char **l = sb->spec.lowers; l && *l; l++) {
+		_cleanup_close_ int root = open(*l, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		_cleanup_close_ int fd = -1;
+
+		if (root < 0)
+			continue;
+		fd = (int)syscall(SYS_openat2, root, rel, &how, sizeof(how));
+		if (fd >= 0 && fstat(fd, st) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * An image's WorkingDir need not exist in it (runc makes it at start): its
+ * missing components are made in the writable layer, owned by the
+ * sandbox's root; a component a lower layer has as a directory keeps that
+ * one's owner and mode (an upper directory's own would hide them).  A
+ * component that is something else stops it: the exec's chdir says why.
+ */
+static int make_workdir(const struct sandbox *sb, struct al_error *err)
+{
+	_cleanup_free_ char *copy = sb->spec.cwd ? strdup(sb->spec.cwd) : NULL;
+	char path[PATH_MAX], rel[PATH_MAX];
+	struct stat st;
+
+	if (!sb->spec.cwd)
+		return 0;
+	if (!copy)
+		return al_error_set(err, ENOMEM, "out of memory");
+	snprintf(rel, sizeof(rel), "%s", sb->spec.cwd + 1);
+	if (!rel[0] || lower_stat(sb, rel, &st))
+		return 0; /* the image has it */
+	snprintf(path, sizeof(path), "%s/upper", sb->dir);
+	rel[0] = '\0';
+	for (char *c = strtok(copy, "/"); c; c = strtok(NULL, "/")) {
+		size_t l = strlen(path), rl = strlen(rel);
+		uid_t uid = sb->uid_base;
+		gid_t gid = (gid_t)sb->uid_base;
+		mode_t mode = 0755;
+
+		snprintf(path + l, sizeof(path) - l, "/%s", c);
+		snprintf(rel + rl, sizeof(rel) - rl, "%s%s", rl ? "/" : "", c);
+		if (lower_stat(sb, rel, &st)) {
+			if (!S_ISDIR(st.st_mode))
+				return 0;
+			/* Layers keep the sandbox's ids: shifted to the host's. */
+			uid = sb->uid_base + st.st_uid;
+			gid = (gid_t)sb->uid_base + st.st_gid;
+			mode = st.st_mode & 07777;
+		}
+		if (mkdir(path, mode) < 0 && errno != EEXIST)
+			return al_error_errno(err, "mkdir %s", path);
+		if (chown(path, uid, gid) < 0 || chmod(path, mode) < 0)
+			return al_error_errno(err, "working directory %s", path);
+	}
+	return 0;
 }
 
 static int prepare_dirs(struct sandbox *sb, struct al_error *err)
@@ -369,6 +487,9 @@ static int prepare_dirs(struct sandbox *sb, struct al_error *err)
 			return r;
 	}
 	make_workspace_opaque(sb, path);
+	r = make_workdir(sb, err);
+	if (r < 0)
+		return r;
 	if (!sb->spec.parsed)
 		return 0;
 	wsfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

@@ -49,6 +49,14 @@ struct sandbox {
 
 	char id[16];
 	char created[32];
+	/* Wall-clock seconds (kept in state.json) of its creation, and of its
+	 * last exec or file operation (atomic; not kept: a restarted airlockd
+	 * counts idleness from its start), for ttl and idle_timeout. */
+	int64_t created_unix;
+	int64_t active_unix;
+	int requests; /* atomic: API requests working in it now (exec, files) */
+	/* OOM kills already blamed for a command's SIGKILL (lock held). */
+	uint64_t oom_kills_reported;
 	struct sandbox_spec spec; /* spec.name: as given, else the id */
 
 	pid_t init_pid;                /* host pid of airlock-init */
@@ -95,6 +103,16 @@ static inline void sandbox_unrefp(struct sandbox **sb)
 	sandbox_unref(*sb);
 }
 #define _cleanup_sandbox_ __attribute__((cleanup(sandbox_unrefp)))
+
+/* Stamp created_unix and active_unix with now (a sandbox made or adopted). */
+void sandbox_touch_created(struct sandbox *sb);
+/* Note activity (an exec, a file operation) for its idle_timeout. */
+void sandbox_touch(struct sandbox *sb);
+/* Why sb is due to be destroyed at wall-clock second now: "ttl",
+ * "idle_timeout", or NULL when it is not. */
+const char *sandbox_expired(const struct sandbox *sb, int64_t now);
+/* When it expires (the earlier of ttl and idle_timeout), or 0: never. */
+int64_t sandbox_expires_at(const struct sandbox *sb);
 
 /* True while PID 1 of the sandbox is alive. */
 bool sandbox_running(const struct sandbox *sb);

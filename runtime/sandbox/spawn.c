@@ -281,7 +281,7 @@ static int spawn_init(const struct sandbox_host *host, struct sandbox *sb,
 	userns_fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (userns_fd < 0)
 		return al_error_errno(err, "sandbox %s: open %s", sb->id, path);
-	root_fd = mounts_make_root(sb->spec.rootfs, sb->dir, userns_fd, err);
+	root_fd = mounts_make_root(sb->spec.lowers, sb->dir, userns_fd, err);
 	if (root_fd < 0)
 		return al_error_prefix(err, "sandbox %s: rootfs", sb->id);
 	return send_fd(sock_parent, root_fd, err);

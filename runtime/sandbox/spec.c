@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "cleanup.h"
+#include "images.h"
 #include "json.h"
 #include "bucket_mounts.h"
 #include "manifest.h"
@@ -48,7 +49,11 @@ void sandbox_spec_free(struct sandbox_spec *s)
 {
 	sandbox_spec_wipe_credentials(s);
 	free(s->rootfs);
+	free(s->image);
+	al_strv_free(s->lowers);
+	free(s->cwd);
 	al_strv_free(s->env);
+	al_strv_free(s->labels);
 	free(s->workspace);
 	cJSON_Delete(s->manifest);
 	if (s->parsed)
@@ -59,6 +64,72 @@ void sandbox_spec_free(struct sandbox_spec *s)
 }
 
 /* ---- from a request ------------------------------------------------------------------------ */
+
+/*
+ * The keys of a create request, each with the JSON types it may have: the
+ * one list a new create setting is added to (docs/api.md, docs/openapi.yaml
+ * describe them).  "snapshot", "exec" and "remove" are read by the API
+ * (api.c), the rest here.
+ */
+#define NULLABLE AL_JSON_NULL
+static const struct al_json_key create_keys[] = {
+    {"name", AL_JSON_STRING | NULLABLE},
+    {"rootfs", AL_JSON_STRING | NULLABLE},
+    {"image", AL_JSON_STRING | NULLABLE},
+    {"image_id", AL_JSON_STRING | NULLABLE},
+    {"seccomp_profile", AL_JSON_STRING | NULLABLE},
+    {"network", AL_JSON_STRING | NULLABLE},
+    {"limits", AL_JSON_OBJECT | NULLABLE},
+    {"manifest", AL_JSON_OBJECT | NULLABLE},
+    {"env", AL_JSON_OBJECT | NULLABLE},
+    {"ttl", AL_JSON_NUMBER | NULLABLE},
+    {"idle_timeout", AL_JSON_NUMBER | NULLABLE},
+    {"labels", AL_JSON_OBJECT | NULLABLE},
+    {"snapshot", AL_JSON_STRING},
+    {"exec", AL_JSON_OBJECT},
+    {"remove", AL_JSON_BOOL},
+};
+
+/* What a restore (a create with "snapshot") takes besides: everything else
+ * comes from the snapshot's record (sandbox_spec_restore_request). */
+static const struct al_json_key restore_keys[] = {
+    {"snapshot", AL_JSON_STRING},
+    {"name", AL_JSON_STRING | NULLABLE},
+    {"limits", AL_JSON_OBJECT | NULLABLE},
+    {"ttl", AL_JSON_NUMBER | NULLABLE},
+    {"idle_timeout", AL_JSON_NUMBER | NULLABLE},
+    {"labels", AL_JSON_OBJECT | NULLABLE},
+    {"exec", AL_JSON_OBJECT},
+    {"remove", AL_JSON_BOOL},
+};
+
+/* "memory" and "disk" are short for "memory_bytes" and "disk_bytes". */
+static const struct al_json_key limits_keys[] = {
+    {"memory", AL_JSON_NUMBER | AL_JSON_STRING | NULLABLE},
+    {"memory_bytes", AL_JSON_NUMBER | AL_JSON_STRING | NULLABLE},
+    {"disk", AL_JSON_NUMBER | AL_JSON_STRING | NULLABLE},
+    {"disk_bytes", AL_JSON_NUMBER | AL_JSON_STRING | NULLABLE},
+    {"pids", AL_JSON_NUMBER | NULLABLE},
+    {"cpus", AL_JSON_NUMBER | NULLABLE},
+};
+
+int sandbox_spec_check_request(const cJSON *req, struct al_error *err)
+{
+	const cJSON *snap = cJSON_GetObjectItemCaseSensitive(req, "snapshot");
+	const cJSON *lim;
+	int r;
+
+	if (snap)
+		r = al_json_check(req, restore_keys, "create request (from a snapshot)", err);
+	else
+		r = al_json_check(req, create_keys, "create request", err);
+	if (r < 0)
+		return r;
+	lim = cJSON_GetObjectItemCaseSensitive(req, "limits");
+	if (cJSON_IsObject(lim))
+		return al_json_check(lim, limits_keys, "limits", err);
+	return 0;
+}
 
 static int parse_size_field(const cJSON *v, const char *what, uint64_t *out, struct al_error *err)
 {
@@ -88,7 +159,17 @@ static const cJSON *either(const cJSON *o, const char *a, const char *b)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, a);
 
-	return v ? v : cJSON_GetObjectItemCaseSensitive(o, b);
+	if (!v || cJSON_IsNull(v))
+		v = cJSON_GetObjectItemCaseSensitive(o, b);
+	return v && !cJSON_IsNull(v) ? v : NULL;
+}
+
+/* A member that is there and not null. */
+static const cJSON *given(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return v && !cJSON_IsNull(v) ? v : NULL;
 }
 
 /*
@@ -133,14 +214,14 @@ static int parse_limits(const cJSON *lim, struct sandbox_spec *s, struct al_erro
 		if (s->limits.memory_bytes && s->limits.memory_bytes < MIN_MEMORY)
 			return al_error_set(err, EINVAL, "limits.memory must be at least 4 MiB");
 	}
-	if ((v = cJSON_GetObjectItemCaseSensitive(lim, "pids"))) {
+	if ((v = given(lim, "pids"))) {
 		if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > MAX_PIDS)
 			return al_error_set(err, EINVAL, "limits.pids must be 0..%d", MAX_PIDS);
 		s->limits.pids = (uint64_t)v->valuedouble;
 		if (s->limits.pids && s->limits.pids < 2)
 			return al_error_set(err, EINVAL, "limits.pids must be at least 2");
 	}
-	if ((v = cJSON_GetObjectItemCaseSensitive(lim, "cpus"))) {
+	if ((v = given(lim, "cpus"))) {
 		if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > MAX_CPUS)
 			return al_error_set(err, EINVAL, "limits.cpus must be 0..%d", MAX_CPUS);
 		s->limits.cpus = v->valuedouble;
@@ -192,6 +273,66 @@ static int parse_rootfs(const cJSON *v, const struct sandbox_spec_policy *policy
 			                    "rootfs %s: only root may use a rootfs outside %s",
 			                    s->rootfs, def ? def : "the default rootfs directory");
 	}
+	return 0;
+}
+
+static int lowers_of_rootfs(struct sandbox_spec *s, struct al_error *err)
+{
+	s->lowers = calloc(2, sizeof(char *));
+	if (!s->lowers || !(s->lowers[0] = strdup(s->rootfs)))
+		return al_error_set(err, ENOMEM, "out of memory");
+	return 0;
+}
+
+/* The image named by v: its layers, user, working directory, and its Env
+ * over the defaults (the manifest's and the request's come after). */
+static int parse_image(const cJSON *v, const cJSON *want_id,
+                       const struct sandbox_spec_policy *policy, struct sandbox_spec *s,
+                       struct al_error *err)
+{
+	_cleanup_(image_free) struct image img = {0};
+	bool has_home = false;
+	int r;
+
+	if (!cJSON_IsString(v) || !image_name_valid(v->valuestring))
+		return al_error_set(err, EINVAL, "image must be the name of an imported image");
+	if (!policy->images_dir)
+		return al_error_set(err, EINVAL, "this airlockd has no image store");
+	r = image_load(policy->images_dir, v->valuestring, &img, err);
+	if (r < 0) {
+		err->code = r == -ENOENT ? ENOENT : EINVAL;
+		return -err->code;
+	}
+	if (want_id && !cJSON_IsNull(want_id) &&
+	    (!cJSON_IsString(want_id) || strcmp(want_id->valuestring, img.id)))
+		return al_error_set(err, EINVAL,
+		                    "image '%s' is %s now, not %s (it was removed and imported "
+		                    "again)",
+		                    img.name, img.id,
+		                    cJSON_IsString(want_id) ? want_id->valuestring : "that");
+	s->image = strdup(img.name);
+	s->rootfs = strdup(img.lowers[0]);
+	s->lowers = TAKE_PTR(img.lowers);
+	s->cwd = TAKE_PTR(img.workdir);
+	snprintf(s->image_id, sizeof(s->image_id), "%s", img.id);
+	s->uid = img.uid;
+	s->gid = img.gid;
+	if (!s->image || !s->rootfs)
+		return al_error_set(err, ENOMEM, "out of memory");
+	for (char **e = img.env; e && *e; e++) {
+		char *eq = strchr(*e, '=');
+		if (!eq || eq == *e)
+			continue;
+		*eq = '\0';
+		has_home |= !strcmp(*e, "HOME");
+		r = al_strv_env_set(&s->env, *e, eq + 1);
+		*eq = '=';
+		if (r < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
+	}
+	/* As docker does: the user's home, unless Env names one. */
+	if (!has_home && img.home && al_strv_env_set(&s->env, "HOME", img.home) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
 	return 0;
 }
 
@@ -248,14 +389,101 @@ static int parse_env(const cJSON *v, struct sandbox_spec *s, struct al_error *er
 	return 0;
 }
 
+/* Seconds, a whole number up to SANDBOX_MAX_LIFETIME_S; 0 or absent: none. */
+static int parse_seconds(const cJSON *req, const char *key, uint64_t *out, struct al_error *err)
+{
+	const cJSON *v = given(req, key);
+
+	*out = 0;
+	if (!v)
+		return 0;
+	if (!al_json_is_count(v, (double)SANDBOX_MAX_LIFETIME_S))
+		return al_error_set(err, EINVAL,
+		                    "%s must be a whole number of seconds, 0 to %llu (got %g)", key,
+		                    (unsigned long long)SANDBOX_MAX_LIFETIME_S, v->valuedouble);
+	*out = (uint64_t)v->valuedouble;
+	return 0;
+}
+
+/* A label key: like a name, and "/" too ("airlock.run/id"). */
+static bool valid_label_key(const char *k)
+{
+	size_t n = strlen(k);
+
+	if (n == 0 || n > SANDBOX_LABEL_KEY_MAX ||
+	    !((k[0] >= 'a' && k[0] <= 'z') || (k[0] >= 'A' && k[0] <= 'Z') ||
+	      (k[0] >= '0' && k[0] <= '9')))
+		return false;
+	for (const char *p = k; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '.' || *p == '-' || *p == '/'))
+			return false;
+	return true;
+}
+
+int sandbox_spec_parse_labels(const cJSON *v, char ***out, struct al_error *err)
+{
+	_cleanup_strv_ char **labels = calloc(1, sizeof(char *));
+	const cJSON *it;
+	size_t n = 0;
+
+	if (!labels)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (v && !cJSON_IsNull(v) && !cJSON_IsObject(v))
+		return al_error_set(err, EINVAL, "labels must be an object of strings");
+	cJSON_ArrayForEach(it, v)
+	{
+		if (++n > SANDBOX_LABELS_MAX)
+			return al_error_set(err, EINVAL, "labels: at most %d", SANDBOX_LABELS_MAX);
+		if (!valid_label_key(it->string))
+			return al_error_set(err, EINVAL,
+			                    "labels: invalid key \"%.64s\" (1 to %d of "
+			                    "[a-zA-Z0-9_.-/], starting with a letter or digit)",
+			                    it->string, SANDBOX_LABEL_KEY_MAX);
+		if (!cJSON_IsString(it))
+			return al_error_set(err, EINVAL, "labels.%s must be a string (got %s)",
+			                    it->string, al_json_type_name(it));
+		if (strlen(it->valuestring) > SANDBOX_LABEL_VALUE_MAX)
+			return al_error_set(err, EINVAL, "labels.%s: at most %d bytes", it->string,
+			                    SANDBOX_LABEL_VALUE_MAX);
+		for (const char *p = it->valuestring; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				return al_error_set(err, EINVAL,
+				                    "labels.%s: control characters are not allowed",
+				                    it->string);
+		if (al_strv_env_set(&labels, it->string, it->valuestring) < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
+	}
+	*out = TAKE_PTR(labels);
+	return 0;
+}
+
+int sandbox_spec_parse_lifetime(const cJSON *req, struct sandbox_spec *s, struct al_error *err)
+{
+	int r = parse_seconds(req, "ttl", &s->ttl_s, err);
+
+	if (r == 0)
+		r = parse_seconds(req, "idle_timeout", &s->idle_timeout_s, err);
+	if (r == 0) {
+		al_strv_free(s->labels);
+		s->labels = NULL;
+		r = sandbox_spec_parse_labels(cJSON_GetObjectItemCaseSensitive(req, "labels"),
+		                              &s->labels, err);
+	}
+	return r;
+}
+
 static int parse_request(const cJSON *req, const struct sandbox_spec_policy *policy,
                          struct sandbox_spec *s, struct al_error *err)
 {
-	const cJSON *v;
+	const cJSON *v, *image;
 	int r;
 
-	if (req && !cJSON_IsObject(req))
-		return al_error_set(err, EINVAL, "request body must be a JSON object");
+	if (req && (r = sandbox_spec_check_request(req, err)) < 0)
+		return r;
+	r = sandbox_spec_parse_lifetime(req, s, err);
+	if (r < 0)
+		return r;
 	snprintf(s->profile, sizeof(s->profile), "default");
 	s->limits.memory_bytes = SANDBOX_DEFAULT_MEMORY;
 	s->limits.pids = SANDBOX_DEFAULT_PIDS;
@@ -267,9 +495,19 @@ static int parse_request(const cJSON *req, const struct sandbox_spec_policy *pol
 			                    "name must match [a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}");
 		snprintf(s->name, sizeof(s->name), "%s", v->valuestring);
 	}
-	r = parse_rootfs(cJSON_GetObjectItemCaseSensitive(req, "rootfs"), policy, s, err);
-	if (r < 0)
-		return r;
+	image = cJSON_GetObjectItemCaseSensitive(req, "image");
+	if (image && cJSON_IsNull(image))
+		image = NULL;
+	v = cJSON_GetObjectItemCaseSensitive(req, "rootfs");
+	if (image && v && !cJSON_IsNull(v))
+		return al_error_set(err, EINVAL, "give rootfs or image, not both");
+	if (!image) {
+		r = parse_rootfs(v, policy, s, err);
+		if (r == 0)
+			r = lowers_of_rootfs(s, err);
+		if (r < 0)
+			return r;
+	}
 	if ((v = cJSON_GetObjectItemCaseSensitive(req, "seccomp_profile")) && !cJSON_IsNull(v)) {
 		if (!cJSON_IsString(v) || !al_valid_name(v->valuestring))
 			return al_error_set(err, EINVAL, "invalid seccomp_profile");
@@ -290,6 +528,12 @@ static int parse_request(const cJSON *req, const struct sandbox_spec_policy *pol
 	    al_strv_env_set(&s->env, "HOME", "/root") < 0 ||
 	    al_strv_env_set(&s->env, "LANG", "C.UTF-8") < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
+	if (image) {
+		r = parse_image(image, cJSON_GetObjectItemCaseSensitive(req, "image_id"), policy, s,
+		                err);
+		if (r < 0)
+			return r;
+	}
 	r = parse_manifest(cJSON_GetObjectItemCaseSensitive(req, "manifest"), policy, s, err);
 	if (r < 0)
 		return r;
@@ -359,8 +603,23 @@ cJSON *sandbox_spec_to_json(const struct sandbox_spec *s)
 	    !cJSON_AddNumberToObject(lim, "cpus", s->limits.cpus) ||
 	    !cJSON_AddNumberToObject(lim, "disk_bytes", (double)s->disk_bytes) ||
 	    !cJSON_AddItemToObject(o, "env", env_object(s->env)) ||
+	    !cJSON_AddItemToObject(o, "labels", env_object(s->labels)) ||
+	    !cJSON_AddNumberToObject(o, "ttl", (double)s->ttl_s) ||
+	    !cJSON_AddNumberToObject(o, "idle_timeout", (double)s->idle_timeout_s) ||
 	    !cJSON_AddNumberToObject(o, "owner_uid", (double)s->owner))
 		return NULL;
+	if (s->image) {
+		cJSON *lowers = cJSON_AddArrayToObject(o, "lowers");
+		if (!lowers || !cJSON_AddStringToObject(o, "image", s->image) ||
+		    !cJSON_AddStringToObject(o, "image_id", s->image_id) ||
+		    !cJSON_AddNumberToObject(o, "uid", (double)s->uid) ||
+		    !cJSON_AddNumberToObject(o, "gid", (double)s->gid) ||
+		    (s->cwd && !cJSON_AddStringToObject(o, "cwd", s->cwd)))
+			return NULL;
+		for (char **l = s->lowers; l && *l; l++)
+			if (!cJSON_AddItemToArray(lowers, cJSON_CreateString(*l)))
+				return NULL;
+	}
 	return TAKE_PTR(o);
 }
 
@@ -405,9 +664,25 @@ static int read_record(const cJSON *rec, struct sandbox_spec *s, struct al_error
 	s->owner = (uid_t)al_json_num(rec, "owner_uid", 0);
 	s->rootfs = strdup(rootfs);
 	s->workspace = strdup(ws ? ws : "/workspace");
+	s->ttl_s = (uint64_t)al_json_num(rec, "ttl", 0);
+	s->idle_timeout_s = (uint64_t)al_json_num(rec, "idle_timeout", 0);
 	if (!s->rootfs || !s->workspace ||
-	    env_from_record(cJSON_GetObjectItemCaseSensitive(rec, "env"), &s->env) < 0)
+	    env_from_record(cJSON_GetObjectItemCaseSensitive(rec, "env"), &s->env) < 0 ||
+	    env_from_record(cJSON_GetObjectItemCaseSensitive(rec, "labels"), &s->labels) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
+	if (!al_json_str(rec, "image"))
+		return lowers_of_rootfs(s, err);
+	s->image = strdup(al_json_str(rec, "image"));
+	snprintf(s->image_id, sizeof(s->image_id), "%s",
+	         al_json_str(rec, "image_id") ? al_json_str(rec, "image_id") : "");
+	s->uid = (uid_t)al_json_num(rec, "uid", 0);
+	s->gid = (gid_t)al_json_num(rec, "gid", 0);
+	s->cwd = al_json_str(rec, "cwd") ? strdup(al_json_str(rec, "cwd")) : NULL;
+	s->lowers = al_json_to_strv(cJSON_GetObjectItemCaseSensitive(rec, "lowers"));
+	if (!s->image || !s->lowers || (al_json_str(rec, "cwd") && !s->cwd))
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (!s->lowers[0])
+		return al_error_set(err, EINVAL, "sandbox record of an image without its layers");
 	return 0;
 }
 
@@ -438,7 +713,9 @@ static const cJSON *limits_member_read(const cJSON *lim, const char *name)
 
 cJSON *sandbox_spec_restore_request(const cJSON *record, const cJSON *req)
 {
-	static const char *const copied[] = {"rootfs", "seccomp_profile", "limits", "env"};
+	static const char *const copied[] = {"rootfs",          "image",  "image_id",
+	                                     "seccomp_profile", "limits", "env"};
+	bool image = al_json_str(record, "image") != NULL;
 	_cleanup_cjson_ cJSON *o = cJSON_CreateObject();
 	const cJSON *v, *it;
 	cJSON *lim;
@@ -446,12 +723,21 @@ cJSON *sandbox_spec_restore_request(const cJSON *record, const cJSON *req)
 	if (!o)
 		return NULL;
 	for (size_t i = 0; i < AL_ARRAY_SIZE(copied); i++)
-		if ((v = cJSON_GetObjectItemCaseSensitive(record, copied[i])) &&
+		if (!(image && !strcmp(copied[i], "rootfs")) &&
+		    (v = cJSON_GetObjectItemCaseSensitive(record, copied[i])) &&
 		    !cJSON_AddItemToObject(o, copied[i], cJSON_Duplicate(v, true)))
 			return NULL;
-	if ((v = cJSON_GetObjectItemCaseSensitive(req, "name")) &&
-	    !cJSON_AddItemToObject(o, "name", cJSON_Duplicate(v, true)))
-		return NULL;
+	for (size_t i = 0; i < AL_ARRAY_SIZE(restore_keys); i++) {
+		const char *k = restore_keys[i].name;
+		/* The request's own settings of the new sandbox; limits are laid
+		 * over the record's below, the rest is the API's. */
+		if (!strcmp(k, "limits") || !strcmp(k, "snapshot") || !strcmp(k, "exec") ||
+		    !strcmp(k, "remove"))
+			continue;
+		if ((v = cJSON_GetObjectItemCaseSensitive(req, k)) &&
+		    !cJSON_AddItemToObject(o, k, cJSON_Duplicate(v, true)))
+			return NULL;
+	}
 	v = cJSON_GetObjectItemCaseSensitive(req, "limits");
 	if (!v)
 		return TAKE_PTR(o);
@@ -484,8 +770,8 @@ cJSON *sandbox_spec_restore_request(const cJSON *record, const cJSON *req)
 
 bool sandbox_spec_poolable(const struct sandbox_spec *s, const struct sandbox_spec *base)
 {
-	return !s->name[0] && !s->manifest && !strcmp(s->rootfs, base->rootfs) &&
-	       !strcmp(s->profile, base->profile) &&
+	return !s->name[0] && !s->manifest && !s->image && !base->image &&
+	       !strcmp(s->rootfs, base->rootfs) && !strcmp(s->profile, base->profile) &&
 	       s->limits.memory_bytes == base->limits.memory_bytes &&
 	       s->limits.pids == base->limits.pids && s->limits.cpus == base->limits.cpus &&
 	       s->disk_bytes == base->disk_bytes && !strcmp(s->workspace, base->workspace);

@@ -5,9 +5,10 @@
  * A sandbox's settings, in one typed shape.  Parsed once at the API's edge
  * from a create request (sandbox_spec_from_request), kept by the sandbox,
  * and written by one serializer (sandbox_spec_to_json) into state.json and
- * into a snapshot's record; that record is again a valid create request,
- * so a restore goes through the same parser and the same checks as a
- * create, and no setting can be lost on the way.
+ * into a snapshot's record; the restore request made of that record
+ * (sandbox_spec_restore_request) is a valid create request, so a restore
+ * goes through the same parser and the same checks as a create, and no
+ * setting can be lost on the way.
  */
 
 #include <stdbool.h>
@@ -26,15 +27,32 @@ struct manifest;
 /* At most: the default is half the memory limit (spec.c, check_disk). */
 #define SANDBOX_DEFAULT_DISK (4ULL << 30)
 
+/* Lifetimes (ttl, idle_timeout) are at most a year; labels are bounded so
+ * that a sandbox's record stays small. */
+#define SANDBOX_MAX_LIFETIME_S (366ULL * 86400)
+#define SANDBOX_LABELS_MAX 32
+#define SANDBOX_LABEL_KEY_MAX 63
+#define SANDBOX_LABEL_VALUE_MAX 255
+
 struct sandbox_spec {
-	char name[64];    /* "" when the request named none */
-	char *rootfs;     /* canonical path of the base root filesystem */
+	char name[64]; /* "" when the request named none */
+	char *rootfs;  /* canonical path of the base root filesystem (an image's top layer) */
+	char *image;   /* the image it was made from, or NULL */
+	char image_id[72];
+	char **lowers; /* its lower layers, the top one first: an image's, or just rootfs */
+	uid_t uid;     /* who commands run as unless told (the image's User) */
+	gid_t gid;
+	char *cwd;        /* where commands run unless told (WorkingDir); NULL: the workspace */
 	char profile[64]; /* seccomp profile name */
 	struct cgroup_limits limits;
 	uint64_t disk_bytes; /* size of the tmpfs holding the writable layer */
 	char **env;          /* default environment of commands, "K=V" */
-	char *workspace;     /* the manifest's root, "/workspace" without one */
-	cJSON *manifest;     /* the manifest as given, or NULL: kept for snapshots */
+	char **labels;       /* the client's labels, "K=V" (NULL or empty: none) */
+	uint64_t ttl_s;      /* destroyed this long after its creation; 0: never */
+	/* destroyed after this long without an exec or a file operation; 0: never */
+	uint64_t idle_timeout_s;
+	char *workspace; /* the manifest's root, "/workspace" without one */
+	cJSON *manifest; /* the manifest as given, or NULL: kept for snapshots */
 	/* The client uid that made it (from the connection, never the request):
 	 * only it, and root, see and use the sandbox and its snapshots. */
 	uid_t owner;
@@ -65,6 +83,7 @@ struct sandbox_spec_policy {
 	 * rootfs.  airlockd reads them as root, so allowing it to members of
 	 * the socket's group would hand them every file on the host. */
 	bool trusted;
+	const char *images_dir; /* the image store (images.h), or NULL: no images */
 };
 
 /* Parse and check a create request (docs/api.md; NULL: an empty one).
@@ -74,10 +93,25 @@ struct sandbox_spec_policy {
 int sandbox_spec_from_request(const cJSON *req, const struct sandbox_spec_policy *policy,
                               struct sandbox_spec *out, struct al_error *err);
 
+/* Check a create request's keys and their types only (a restore's, when it
+ * has "snapshot"), with limits: -EINVAL naming an unknown key. */
+int sandbox_spec_check_request(const cJSON *req, struct al_error *err);
+
+/* The lifecycle settings of a request (ttl, idle_timeout, labels) into s;
+ * what a sandbox from the warm pool or a snapshot takes from its request. */
+int sandbox_spec_parse_lifetime(const cJSON *req, struct sandbox_spec *s, struct al_error *err);
+
+/* A labels object ({K: V} of strings, bounded) as "K=V" (an empty vector
+ * for NULL); also what a label filter is checked with. */
+int sandbox_spec_parse_labels(const cJSON *v, char ***out, struct al_error *err);
+
 /* The record of a spec: {name, rootfs, workspace, seccomp_profile,
- * limits {memory_bytes, pids, cpus, disk_bytes}, env {K: V}, owner_uid}, a
- * valid create request (owner_uid is not read from a request).  The manifest is not in it (it is
- * kept beside).  NULL on ENOMEM. */
+ * limits {memory_bytes, pids, cpus, disk_bytes}, env {K: V}, labels {K: V},
+ * ttl, idle_timeout, owner_uid, and for an image image, image_id, lowers, uid,
+ * gid, cwd}; not a create request as it is (workspace, owner_uid, lowers,
+ * uid, gid and cwd are not a client's: sandbox_spec_restore_request makes
+ * one).  The manifest is not
+ * in it (it is kept beside).  NULL on ENOMEM. */
 cJSON *sandbox_spec_to_json(const struct sandbox_spec *s);
 
 /* A spec back from its record, as airlockd wrote it (state.json of a

@@ -4,7 +4,11 @@
 // materialise a manifest, exec, persistWorkspace, hydrateWorkspace into a fresh sandbox,
 // delete.  argv[2] names the client: e2b, daytona (their SDKs read the same variables
 // as in e2b_sdk.mjs / daytona_sdk.mjs) cloudflare (GW_WORKER_URL, and the key in
-// CLOUDFLARE_SANDBOX_API_KEY) or blaxel (as in blaxel_sdk.mjs).  The last line printed is a JSON summary.
+// CLOUDFLARE_SANDBOX_API_KEY), blaxel (as in blaxel_sdk.mjs) or runloop (RUNLOOP_BASE_URL,
+// RUNLOOP_API_KEY; its persistence is a native disk snapshot reference, or a tar when argv[3]
+// is "tar": an ephemeral manifest entry makes the client fall back to one).  The last line
+// printed is a JSON summary.  vercel: as in vercel_sdk.mjs (through vercel_fetch.cjs); its
+// persistence is a tar, or a native snapshot when argv[3] is "snapshot".
 import { Manifest } from '@openai/agents-core/sandbox';
 
 const which = process.argv[2];
@@ -29,8 +33,18 @@ async function client() {
     const { BlaxelSandboxClient } = await import('@openai/agents-extensions/sandbox/blaxel');
     return new BlaxelSandboxClient({});
   }
+  if (which === 'vercel') {
+    // Reached through vercel_fetch.cjs, preloaded: the SDK has no base-URL option.
+    const { VercelSandboxClient } = await import('@openai/agents-extensions/sandbox/vercel');
+    return new VercelSandboxClient(process.argv[3] === 'snapshot' ? { workspacePersistence: 'snapshot' } : {});
+  }
+  if (which === 'runloop') {
+    const { RunloopSandboxClient } = await import('@openai/agents-extensions/sandbox/runloop');
+    return new RunloopSandboxClient({});
+  }
   throw new Error(`unknown client ${which}`);
 }
+const tarForced = process.argv[3] === 'tar';
 
 const c = await client();
 const manifest = new Manifest({
@@ -38,6 +52,7 @@ const manifest = new Manifest({
   entries: {
     'README.md': { type: 'file', content: '# from the manifest\n' },
     src: { type: 'dir', children: { 'main.py': { type: 'file', content: 'print("hi")\n' } } },
+    ...(tarForced ? { 'scratch.txt': { type: 'file', content: 'not kept\n', ephemeral: true } } : {}),
   },
 });
 const summary = { client: which };
@@ -52,7 +67,11 @@ try {
   check(failed.includes('to-stderr') && /\b4\b/.test(failed), 'a failing command: its stderr and exit code', failed);
   summary.failedCommand = failed;
   const tar = await first.persistWorkspace();
-  check(tar instanceof Uint8Array && tar.length > 512, 'persisted a tar', tar && tar.length);
+  const head = new TextDecoder().decode(tar.slice(0, 64));
+  summary.persisted = head.startsWith('RUNLOOP_SANDBOX_SNAPSHOT_V1') ? 'runloop-snapshot'
+    : head.startsWith('UC_VERCEL_SNAPSHOT_V1') ? 'vercel-snapshot' : 'tar';
+  if (summary.persisted === 'tar')
+    check(tar instanceof Uint8Array && tar.length > 512, 'persisted a tar', tar && tar.length);
   summary.tarBytes = tar.length;
   second = await c.create({ manifest: new Manifest({ root: '/workspace', entries: {} }) });
   await second.hydrateWorkspace(tar);

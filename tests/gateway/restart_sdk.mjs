@@ -1,14 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
 // The official SDKs across a restart of airlock-gateway with --state-dir
 // (test_restart.py runs it twice).  `create`: an E2B (`e2b`), a Daytona
-// (`@daytonaio/sdk`) and a Blaxel (`@blaxel/core`) sandbox, each with a file
-// written through the SDK; prints their ids.  `reconnect IDS_JSON` (after the
+// (`@daytonaio/sdk`), a Blaxel (`@blaxel/core`) sandbox, a Runloop
+// (`@runloop/api-client`) devbox and a Vercel (`@vercel/sandbox`, through
+// vercel_fetch.cjs) sandbox, each with a file written through the SDK, a disk snapshot
+// of the devbox and a snapshot of a second Vercel sandbox; prints their ids.  `reconnect IDS_JSON` (after the
 // restart): the same SDKs find them again by id or name, run a command that reads
 // the file, then delete them.  Environment: each SDK's own variables for tenant A
 // (as the other gateway tests), GW_KEY_B (tenant B, which must not see them).
 import { Sandbox, NotFoundError } from 'e2b';
 import { Daytona, DaytonaNotFoundError } from '@daytonaio/sdk';
 import { SandboxInstance } from '@blaxel/core';
+import { RunloopSDK, NotFoundError as RunloopNotFoundError } from '@runloop/api-client';
+import { Sandbox as VercelSandbox, Snapshot as VercelSnapshot } from '@vercel/sandbox';
+
+const vercelCreds = { teamId: process.env.VERCEL_TEAM_ID, projectId: process.env.VERCEL_PROJECT_ID, token: process.env.VERCEL_TOKEN };
 import { randomBytes } from 'node:crypto';
 
 function check(cond, what, detail) {
@@ -33,7 +39,17 @@ if (phase === 'create') {
   const blaxelName = `gw-restart-${randomBytes(3).toString('hex')}`;
   const blaxel = await SandboxInstance.create({ name: blaxelName });
   await blaxel.fs.write('/workspace/kept.txt', 'blaxel kept\n');
-  console.log(JSON.stringify({ ok: true, e2b: e2b.sandboxId, daytona: daytona.id, daytonaName: daytona.name, blaxel: blaxelName }));
+  const devbox = await new RunloopSDK().devbox.create({ name: 'gw-restart' });
+  await devbox.file.write({ file_path: 'kept.txt', contents: 'runloop kept\n' });
+  const snap = await devbox.snapshotDisk({ name: 'gw-restart' });
+  const vercel = await VercelSandbox.create({ ...vercelCreds });
+  await vercel.writeFiles([{ path: 'kept.txt', content: Buffer.from('vercel kept\n') }]);
+  const vercelSource = await VercelSandbox.create({ ...vercelCreds });
+  await vercelSource.writeFiles([{ path: 'snapped.txt', content: Buffer.from('vercel snapped\n') }]);
+  const vercelSnap = await vercelSource.snapshot();
+  console.log(JSON.stringify({ ok: true, e2b: e2b.sandboxId, daytona: daytona.id, daytonaName: daytona.name, blaxel: blaxelName,
+                               runloop: devbox.id, runloopSnapshot: snap.id, vercel: vercel.sandboxId,
+                               vercelSnapshot: vercelSnap.snapshotId }));
 } else if (phase === 'reconnect') {
   const ids = JSON.parse(process.argv[3]);
   const keyB = process.env.GW_KEY_B;
@@ -58,6 +74,29 @@ if (phase === 'create') {
   const r3 = await blaxel.process.exec({ command: 'cat /workspace/kept.txt', waitForCompletion: true });
   check(r3.exitCode === 0 && r3.stdout === 'blaxel kept\n', 'blaxel command after the restart', r3);
   await SandboxInstance.delete(ids.blaxel);
+  // Runloop: the devbox by id, and a devbox made from the snapshot taken before.
+  const runloop = new RunloopSDK();
+  await rejects(new RunloopSDK({ bearerToken: keyB }).devbox.fromId(ids.runloop).getInfo(), RunloopNotFoundError, 'runloop: tenant B gets A\'s devbox');
+  const devbox = runloop.devbox.fromId(ids.runloop);
+  check((await devbox.getInfo()).name === 'gw-restart', 'runloop devbox after the restart');
+  const r4 = await devbox.cmd.exec('cat /home/user/kept.txt');
+  check(r4.exitCode === 0 && (await r4.stdout()) === 'runloop kept\n', 'runloop command after the restart', r4.exitCode);
+  const restored = await runloop.devbox.createFromSnapshot(ids.runloopSnapshot);
+  const r5 = await restored.cmd.exec('cat /home/user/kept.txt');
+  check((await r5.stdout()) === 'runloop kept\n', 'runloop devbox from a snapshot taken before the restart');
+  await restored.shutdown();
+  await devbox.shutdown();
+  await runloop.snapshot.fromId(ids.runloopSnapshot).delete();
+  // Vercel: the sandbox by id, and a sandbox made from the snapshot taken before.
+  const vercel = await VercelSandbox.get({ ...vercelCreds, sandboxId: ids.vercel });
+  const r6 = await vercel.runCommand({ cmd: 'cat', args: ['kept.txt'] });
+  check(r6.exitCode === 0 && (await r6.stdout()) === 'vercel kept\n', 'vercel command after the restart', r6.exitCode);
+  const fromSnap = await VercelSandbox.create({ ...vercelCreds, source: { type: 'snapshot', snapshotId: ids.vercelSnapshot } });
+  const r7 = await fromSnap.runCommand({ cmd: 'cat', args: ['snapped.txt'] });
+  check((await r7.stdout()) === 'vercel snapped\n', 'vercel sandbox from a snapshot taken before the restart');
+  await fromSnap.stop();
+  await vercel.stop();
+  await (await VercelSnapshot.get({ ...vercelCreds, snapshotId: ids.vercelSnapshot })).delete();
   console.log(JSON.stringify({ ok: true }));
 } else {
   throw new Error(`unknown phase ${phase}`);

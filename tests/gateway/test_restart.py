@@ -18,6 +18,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gateway_test as gt  # noqa: E402
 from test_blaxel_sdk import blaxel_env  # noqa: E402
+from test_vercel_sdk import vercel_env  # noqa: E402
 
 
 def bridge(gateway, key, method, path, body=None):
@@ -58,8 +59,10 @@ class RestartTest(gt.GatewayTestCase):
     def sdk_env(self):
         env = {"E2B_API_URL": self.gateway.url, "E2B_SANDBOX_URL": self.gateway.url,
                "E2B_API_KEY": self.key_a, "GW_KEY_B": self.key_b,
-               "DAYTONA_API_URL": self.gateway.url + "/daytona/api", "DAYTONA_API_KEY": self.key_a}
+               "DAYTONA_API_URL": self.gateway.url + "/daytona/api", "DAYTONA_API_KEY": self.key_a,
+               "RUNLOOP_BASE_URL": self.gateway.url, "RUNLOOP_API_KEY": self.key_a}
         env.update(blaxel_env(self.gateway, self.key_a))
+        env.update(vercel_env(self.gateway, self.key_a))
         return env
 
     def test_restart_keeps_sandboxes(self):
@@ -70,19 +73,23 @@ class RestartTest(gt.GatewayTestCase):
         cf = json.loads(body)["id"]
         self.assertEqual(bridge_exec(self.gateway, self.key_a, cf, "echo cf kept > /workspace/kept.txt; echo ok"), ("ok\n", 0))
         made = {sb["id"] for sb in self.client.list()}
-        self.assertGreaterEqual(len(made), 4, made)
+        self.assertGreaterEqual(len(made), 6, made)
 
         # The registry: a private directory of private files, one per service.
         st = os.stat(self.state_dir)
         self.assertEqual(stat.S_IMODE(st.st_mode), 0o700)
         self.assertEqual(st.st_uid, self.gateway_uid())
-        for name in ("e2b.json", "daytona.json", "cloudflare.json", "blaxel.json"):
+        for name in ("e2b.json", "daytona.json", "cloudflare.json", "blaxel.json", "runloop.json",
+                     "vercel.json"):
             path = os.path.join(self.state_dir, name)
             self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600, name)
             with open(path) as f:
                 doc = json.load(f)
-            self.assertEqual(len(doc["sandboxes"]), 1, (name, doc))
+            # Vercel's second sandbox is listed too, stopped by its snapshot.
+            self.assertEqual(len(doc["sandboxes"]), 2 if name == "vercel.json" else 1, (name, doc))
             self.assertEqual(doc["sandboxes"][0]["tenant"], "tenant-a")
+        with open(os.path.join(self.state_dir, "runloop.json")) as f:
+            self.assertEqual([s["id"] for s in json.load(f)["snapshots"]], [ids["runloopSnapshot"]])
         self.assertEqual([n for n in os.listdir(self.state_dir) if ".tmp" in n], [])
 
         # Stopping deletes nothing: airlockd still has every sandbox.
@@ -103,9 +110,17 @@ class RestartTest(gt.GatewayTestCase):
         done = self.node("restart_sdk.mjs", self.sdk_env(), args=["reconnect", json.dumps(ids)])
         self.assertTrue(done.get("ok"), done)
         self.assertEqual({sb["id"] for sb in self.client.list()} & made, set())
-        for name in ("e2b.json", "daytona.json", "cloudflare.json", "blaxel.json"):
+        for name in ("e2b.json", "daytona.json", "cloudflare.json", "blaxel.json", "runloop.json"):
             with open(os.path.join(self.state_dir, name)) as f:
                 self.assertEqual(json.load(f)["sandboxes"], [], name)
+        # Stopped Vercel sandboxes stay listed (as Vercel lists them), with no airlockd
+        # sandbox behind them; the snapshot is gone.
+        with open(os.path.join(self.state_dir, "vercel.json")) as f:
+            doc = json.load(f)
+        self.assertTrue(all("backend_id" not in s for s in doc["sandboxes"]), doc)
+        self.assertEqual(doc["snapshots"], [])
+        with open(os.path.join(self.state_dir, "runloop.json")) as f:
+            self.assertEqual(json.load(f)["snapshots"], [])
 
     def test_cloudflare_client_resumes_after_restart(self):
         self.restart_with_state()

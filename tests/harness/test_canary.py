@@ -205,12 +205,22 @@ class HostedCanaryTest(ht.HarnessTestCase):
         self.check_provider("blaxel", {"type": "blaxel", "workspace": "airlock",
                                        "api_url": self.gateway.url + "/blaxel/v0"})
 
-    def check_provider(self, ptype, block):
+    def test_runloop_key_stays_with_the_runloop_provider(self):
+        self.check_provider("runloop", {"type": "runloop", "base_url": self.gateway.url})
+
+    def test_vercel_token_stays_with_the_vercel_provider(self):
+        self.check_provider("vercel", {"type": "vercel", "api_url": self.gateway.url + "/vercel/api",
+                                       "team_id": "team_canary", "project_id": "prj_canary"},
+                            field="vercel_token")
+
+    def check_provider(self, ptype, block, field=None):
         tag = secrets.token_hex(6)
+        field = field or "%s_api_key" % ptype
         env_names = {"e2b": "E2B_API_KEY", "daytona": "DAYTONA_API_KEY",
-                     "cloudflare_sandbox": "CLOUDFLARE_SANDBOX_API_KEY", "blaxel": "BL_API_KEY"}
+                     "cloudflare_sandbox": "CLOUDFLARE_SANDBOX_API_KEY", "blaxel": "BL_API_KEY",
+                     "runloop": "RUNLOOP_API_KEY", "vercel": "VERCEL_TOKEN"}
         canaries = {
-            "credentials file %s_api_key" % ptype: self.e2b_key,
+            "credentials file %s" % field: self.e2b_key,
             "credentials file openai_api_key": "sk-canary-file-%s-%s" % (tag, secrets.token_hex(8)),
         }
         env = {}
@@ -223,7 +233,7 @@ class HostedCanaryTest(ht.HarnessTestCase):
         fd = os.open(creds, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump({"openai_api_key": canaries["credentials file openai_api_key"],
-                       "%s_api_key" % ptype: self.e2b_key}, f)
+                       field: self.e2b_key}, f)
         scan = {}
 
         def scan_sandbox(req):

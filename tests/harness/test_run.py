@@ -225,6 +225,44 @@ class RunTest(ht.HarnessTestCase):
                                 "a command still running reports a session id: %r" % seen["long"])
         self.assertIn("late-output", seen["poll"], "write_stdin returns the rest of the output")
 
+    def test_tty_session_runs_on_a_terminal(self):
+        """exec_command with tty: true runs on airlockd's pty; write_stdin
+        types into it, and Ctrl-C (\\u0003) is a byte its line discipline
+        turns into SIGINT."""
+        seen = {}
+
+        def session_of(out):
+            found = re.search(r"session ID (\d+)", out)
+            return int(found.group(1)) if found else -1
+
+        def type_line(req):
+            seen["start"] = req.tool_outputs().get("c_tty", "")
+            seen["sid"] = session_of(seen["start"])
+            return fm.reply_json(fm.calls_response([("c_line", "write_stdin",
+                                                     {"session_id": seen["sid"], "chars": "hello\n",
+                                                      "yield_time_ms": 1500})]))
+
+        def ctrl_c(req):
+            seen["line"] = req.tool_outputs().get("c_line", "")
+            return fm.reply_json(fm.calls_response([("c_int", "write_stdin",
+                                                     {"session_id": seen["sid"], "chars": "\u0003",
+                                                      "yield_time_ms": 5000})]))
+
+        def done(req):
+            seen["int"] = req.tool_outputs().get("c_int", "")
+            return fm.reply_json(fm.text_response("done"))
+
+        turns = [fm.calls_response([ht.exec_call(
+            "c_tty", "tty; stty size; read x; echo got-$x; sleep 100", tty=True,
+            yield_time_ms=1500)])]
+        srv = self.fake_server([fm.reply_json(t) for t in turns] + [type_line, ctrl_c, done])
+        self.assertCompleted(self.run_task(self.server_task(srv)))
+        self.assertRegex(seen["start"], r"/dev/pts/\d+\r\n24 80\r\n")
+        self.assertGreaterEqual(seen["sid"], 0, seen["start"])
+        # The terminal echoes what was typed, then the command's answer.
+        self.assertIn("hello\r\ngot-hello\r\n", seen["line"])
+        self.assertIn("Process exited with code 130", seen["int"])
+
     def test_view_image(self):
         png_b64 = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGP4z8DwHwAFAAH/"
                    "iZk9HQAAAABJRU5ErkJggg==")  # a valid 1x1 RGBA PNG

@@ -19,6 +19,7 @@ Runs with Debian's python3 (its jsonschema and yaml).
 """
 
 import copy
+import hashlib
 import io
 import json
 import os
@@ -54,6 +55,31 @@ def tar_of(members):
             ti.size = len(data)
             t.addfile(ti, io.BytesIO(data))
     return buf.getvalue()
+
+
+def oci_layout_of(rootfs):
+    """An OCI image layout (as a tar) with rootfs as its one layer."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        t.add(rootfs, arcname=".")
+    layer = buf.getvalue()
+    digest = hashlib.sha256(layer).hexdigest()
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "config": {"Env": ["IMAGE=1"], "Cmd": ["sh"]},
+                         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + digest]}}).encode()
+    cdigest = hashlib.sha256(config).hexdigest()
+    manifest = json.dumps({"schemaVersion": 2,
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": "sha256:" + cdigest, "size": len(config)},
+                           "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                                       "digest": "sha256:" + digest, "size": len(layer)}]}).encode()
+    mdigest = hashlib.sha256(manifest).hexdigest()
+    index = json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+         "digest": "sha256:" + mdigest, "size": len(manifest)}]}).encode()
+    return tar_of([("oci-layout", b'{"imageLayoutVersion": "1.0.0"}'), ("index.json", index),
+                   ("blobs/sha256/" + digest, layer), ("blobs/sha256/" + cdigest, config),
+                   ("blobs/sha256/" + mdigest, manifest)])
 
 
 class OpenApiDocument(at.unittest.TestCase):
@@ -173,8 +199,11 @@ class OpenApiAgainstDaemon(at.AirlockTestCase):
         sb = "/v1/sandboxes/{id}"
         c = self.call
         info = c("GET", "/v1/info", {}, 200).json
+        c("GET", "/v1/health", {}, 200)
+        c("GET", "/v1/metrics", {}, 200)
         created = c("POST", "/v1/sandboxes", {}, 201, {
             "name": "spec-check", "env": {"A": "1"}, "limits": {"memory": "256M", "pids": 128},
+            "ttl": 3600, "idle_timeout": 600, "labels": {"run": "spec", "airlock.dev/x": ""},
             "manifest": {"version": 1, "root": "/workspace", "entries": {
                 "a.txt": {"type": "file", "content": "hi\n"},
                 "b.bin": {"type": "file", "content": {"type": "base64", "data": "AAE="}},
@@ -189,6 +218,9 @@ class OpenApiAgainstDaemon(at.AirlockTestCase):
         self.created.add(one["id"])
         self.assertTrue(one["removed"])
         c("GET", "/v1/sandboxes", {}, 200)
+        listed = c("GET", "/v1/sandboxes", {}, 200, query={"label": "run=spec", "state": "running"})
+        self.assertEqual([s["id"] for s in listed.json["sandboxes"]], [sid])
+        c("GET", "/v1/sandboxes", {}, 400, query={"state": "gone"})
         c("GET", sb, p, 200)
         self.assertEqual(c("GET", "/v1/info", {}, 200).json["sandboxes"], info["sandboxes"] + 2)
 
@@ -216,6 +248,22 @@ class OpenApiAgainstDaemon(at.AirlockTestCase):
         pp = {"id": sid, "pid": run["process_id"]}
         c("POST", sb + "/processes/{pid}/stdin", pp, 200, {"data_base64": "eA==", "close": True,
                                                             "yield_ms": 2000, "encoding": "base64"})
+
+        # terminals: a tty exec, its resize, and the streamed (upgraded) exec
+        run = c("POST", sb + "/exec", p, 200, {"argv": ["sh"], "tty": True, "rows": 24, "cols": 80,
+                                               "keep_stdin_open": True, "yield_ms": 100}).json
+        pp = {"id": sid, "pid": run["process_id"]}
+        c("POST", sb + "/processes/{pid}/resize", pp, 200, {"rows": 30, "cols": 90})
+        self.refused("POST", sb + "/processes/{pid}/resize", pp, {"rows": 0, "cols": 90})
+        self.refused("POST", sb + "/processes/{pid}/resize", pp, {"rows": 30})
+        r = c("POST", sb + "/processes/{pid}/stdin", pp, 200, {"data": "stty size; exit 2\n",
+                                                                "yield_ms": 5000}).json
+        self.assertIn("30 90", r["stdout"])
+        run = c("POST", sb + "/exec", p, 200, {"command": "sleep 5", "yield_ms": 1}).json
+        c("POST", sb + "/processes/{pid}/resize", {"id": sid, "pid": run["process_id"]}, 400,
+          {"rows": 3, "cols": 3})
+        self.client.request("DELETE", "/v1/sandboxes/%s/processes/%s" % (sid, run["process_id"]))
+        self.streamed(sid)
 
         # files
         c("PUT", sb + "/files", p, 200, b"\x00bytes", query={"path": "n/f.bin", "parents": "1", "mode": "0600"},
@@ -263,15 +311,50 @@ class OpenApiAgainstDaemon(at.AirlockTestCase):
         c("DELETE", "/v1/snapshots/{snapshot_id}", {"snapshot_id": snap["id"]}, 404)
         c("POST", "/v1/sandboxes", {}, 404, {"snapshot": "0123456789abcdef"})
 
+        # images
+        archive = oci_layout_of(at.ROOTFS)
+        tar = "application/x-tar"
+        img = c("POST", "/v1/images", {}, 201, archive, query={"name": "spec-image"}, raw=True,
+                content_type=tar).json
+        c("POST", "/v1/images", {}, 409, archive, query={"name": "spec-image"}, raw=True,
+          content_type=tar)
+        c("POST", "/v1/images", {}, 400, tar_of([("x", b"y")]), query={"name": "spec-bad"},
+          raw=True, content_type=tar)
+        c("POST", "/v1/images", {}, 400, archive, query={"name": "../x"}, raw=True,
+          content_type=tar)
+        c("GET", "/v1/images", {}, 200)
+        c("GET", "/v1/images/{name}", {"name": "spec-image"}, 200)
+        on_image = c("POST", "/v1/sandboxes", {}, 201, {"image": "spec-image",
+                                                        "image_id": img["id"]}).json
+        self.created.add(on_image["id"])
+        c("POST", sb + "/exec", {"id": on_image["id"]}, 200, {"command": "id -u", "user": "1000:1000"})
+        c("DELETE", "/v1/images/{name}", {"name": "spec-image"}, 409)
+        c("DELETE", sb, {"id": on_image["id"]}, 200)
+        c("DELETE", "/v1/images/{name}", {"name": "spec-image"}, 200)
+        c("GET", "/v1/images/{name}", {"name": "spec-image"}, 404)
+        c("DELETE", "/v1/images/{name}", {"name": "spec-image"}, 404)
+        c("POST", "/v1/sandboxes", {}, 404, {"image": "spec-image"})
+
         # bad creates and execs, as the spec and the daemon both see them
         for bad in ({"name": "bad name/x"}, {"limits": "lots"}, {"network": "host"},
                     {"manifest": {"entries": {"x": {"type": "no_such_type"}}}},
                     {"manifest": {"misspelt": {}}}, {"env": {"A=B": "c"}}, {"remove": True},
-                    {"limits": {"pids": -1}}, {"exec": {"cwd": "/"}}):
+                    {"limits": {"pids": -1}}, {"exec": {"cwd": "/"}},
+                    {"image": "../x"}, {"image": "x", "rootfs": "/"},
+                    # unknown keys and wrong types
+                    {"limit": {}}, {"limits": {"mem": "64M"}}, {"ttl": "5"}, {"ttl": -1},
+                    {"labels": {"k": 1}}, {"labels": {"-k": "v"}},
+                    {"exec": {"command": "true", "timeout": 5}},
+                    {"snapshot": "0123456789abcdef", "env": {"A": "1"}}):
             with self.subTest(create=bad):
                 self.refused("POST", "/v1/sandboxes", {}, bad)
         for bad in ({}, {"argv": []}, {"argv": "ls"}, {"command": "true", "yield_ms": -1},
-                    {"command": "true", "encoding": "hex"}, {"argv": [1]}):
+                    {"command": "true", "encoding": "hex"}, {"argv": [1]},
+                    {"command": "true", "user": "root"},
+                    {"command": "true", "timeout": 5}, {"command": "true", "timeout_ms": "5"},
+                    {"command": "true", "tty": "yes"}, {"command": "true", "tty": True, "rows": 5},
+                    {"command": "true", "rows": 5, "cols": 5},
+                    {"command": "true", "tty": True, "rows": 0, "cols": 5}):
             with self.subTest(exec=bad):
                 self.refused("POST", sb + "/exec", p, bad)
         c("POST", "/v1/sandboxes", {}, 400, {"seccomp_profile": "no-such-profile"})
@@ -286,6 +369,27 @@ class OpenApiAgainstDaemon(at.AirlockTestCase):
         c("DELETE", sb, p, 404)
         self.check_coverage()
 
+    def streamed(self, sid):
+        """The upgrade as the spec documents it: 101 and its header, or 400
+        for another protocol (valid by the spec's error schema)."""
+        import execstream as es
+        op = self.operation("/v1/sandboxes/{id}/exec", "POST")
+        upgrade = [self.deref(x, self.spec) for x in op["parameters"]
+                   if self.deref(x, self.spec)["name"] == "Upgrade"][0]
+        self.assertEqual(upgrade["schema"]["enum"], [es.PROTOCOL])
+        s = es.ExecStream(self.daemon.socket_path, sid, {"argv": ["sh", "-c", "exit 6"],
+                                                        "tty": True})
+        self.addCleanup(s.close)
+        self.assertEqual(s.status, 101, s.error)
+        self.assertIn("101", op["responses"])
+        self.assertEqual(s.headers.get("upgrade"),
+                         op["responses"]["101"]["headers"]["Upgrade"]["schema"]["const"])
+        self.assertEqual(s.wait_exit()["exit_code"], 6)
+        s = es.ExecStream(self.daemon.socket_path, sid, {"command": "true"}, upgrade="h2c")
+        self.addCleanup(s.close)
+        self.assertEqual(s.status, 400)
+        self.assertValid({"$ref": "#/components/schemas/Error"}, s.error, "refused upgrade")
+
     def check_coverage(self):
         spec_ops = {(t, m.upper()) for t, item in self.spec["paths"].items() for m in item
                     if m.upper() in METHODS}
@@ -294,7 +398,8 @@ class OpenApiAgainstDaemon(at.AirlockTestCase):
     def test_undocumented_methods_and_paths(self):
         sid = self.sandbox()["id"]
         run = self.client.exec(sid, command="sleep 30", yield_ms=1)
-        values = {"id": sid, "pid": run["process_id"], "snapshot_id": "0123456789abcdef"}
+        values = {"id": sid, "pid": run["process_id"], "snapshot_id": "0123456789abcdef",
+                  "name": "no-such-image"}
         for template, item in self.spec["paths"].items():
             path = template
             for k, v in values.items():
@@ -310,6 +415,7 @@ class OpenApiAgainstDaemon(at.AirlockTestCase):
                     self.assertValid({"$ref": "#/components/schemas/Error"}, r.json, "405 answer")
                     self.assertEqual(r.json["error"]["code"], "method_not_allowed")
         for path in ("/v1/nope", "/v2/info", "/v1/sandboxes/%s/nope" % sid, "/v1/snapshots/a/b",
+                     "/v1/images/a/b",
                      "/v1/sandboxes/%s/processes/%s/nope/x" % (sid, run["process_id"]), "/"):
             with self.subTest(path=path):
                 r = self.client.request("GET", path)

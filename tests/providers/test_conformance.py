@@ -1,10 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """One conformance suite for every provider of the harness (conformance.c runs
 the cases through the provider table): `local` against a private airlockd, and
-`e2b`, `daytona`, `cloudflare` and `blaxel` against airlock-gateway in front
-of one.  Their keys reach the providers the harness's way, through the
-variables their SDKs read (E2B_API_KEY, DAYTONA_API_KEY,
-CLOUDFLARE_SANDBOX_API_KEY, BL_API_KEY)."""
+`e2b`, `daytona`, `cloudflare`, `blaxel`, `runloop` and `vercel` against
+airlock-gateway in front of one.  Their keys reach
+the providers the harness's way, through the variables their SDKs read
+(E2B_API_KEY, DAYTONA_API_KEY, CLOUDFLARE_SANDBOX_API_KEY, BL_API_KEY,
+RUNLOOP_API_KEY, VERCEL_TOKEN)."""
 
 import os
 import subprocess
@@ -84,6 +85,40 @@ class BlaxelConformance(gt.GatewayTestCase):
                                "workspace": "airlock"},
                         {"BL_API_KEY": self.key_a})
         self.assertEqual({sb["id"] for sb in self.client.list()} - before, set())
+
+
+class RunloopConformance(gt.GatewayTestCase):
+    def test_runloop_through_the_gateway(self):
+        before = {sb["id"] for sb in self.client.list()}
+        run_conformance(self, {"type": "runloop", "base_url": self.gateway.url},
+                        {"RUNLOOP_API_KEY": self.key_a})
+        self.assertEqual({sb["id"] for sb in self.client.list()} - before, set())
+
+    def test_runloop_wrong_key(self):
+        p = subprocess.run([CONFORMANCE, '{"type": "runloop", "base_url": "%s"}' % self.gateway.url,
+                            self.workdir],
+                           env={"PATH": "/usr/bin:/bin", "RUNLOOP_API_KEY": "wrong-key-0123456789"},
+                           capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"HTTP 401", p.stderr)
+        self.assertNotIn(b"wrong-key-0123456789", p.stdout + p.stderr)
+
+
+class VercelConformance(gt.GatewayTestCase):
+    def test_vercel_through_the_gateway(self):
+        before = {sb["id"] for sb in self.client.list()}
+        run_conformance(self, {"type": "vercel", "api_url": self.gateway.url + "/vercel/api",
+                               "team_id": "team_airlock", "project_id": "prj_airlock"},
+                        {"VERCEL_TOKEN": self.key_a})
+        self.assertEqual({sb["id"] for sb in self.client.list()} - before, set())
+
+    def test_vercel_needs_a_team_and_a_project(self):
+        p = subprocess.run([CONFORMANCE, '{"type": "vercel", "api_url": "%s/vercel/api"}'
+                            % self.gateway.url, self.workdir],
+                           env={"PATH": "/usr/bin:/bin", "VERCEL_TOKEN": self.key_a},
+                           capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"team_id and project_id", p.stderr)
 
 
 if __name__ == "__main__":

@@ -94,6 +94,22 @@ TEST(request_errors)
 	    {"{\"env\": {\"A=B\": \"x\"}}", "env"},
 	    {"{\"seccomp_profile\": \"../x\"}", "seccomp_profile"},
 	    {"{\"manifest\": {\"entries\": {\"/abs\": {\"type\": \"file\"}}}}", "manifest"},
+	    /* a strict API: unknown keys, wrong types, keys given twice */
+	    {"{\"limit\": {}}",
+	     "unknown key \"limit\" in create request (did you mean \"limits\"?)"},
+	    {"{\"limits\": {\"mem\": \"64M\"}}",
+	     "unknown key \"mem\" in limits (did you mean \"memory\"?)"},
+	    {"{\"limits\": {\"pids\": \"64\"}}",
+	     "\"pids\" in limits must be a number (got a string)"},
+	    {"{\"name\": \"a\", \"name\": \"b\"}", "key \"name\" given twice in create request"},
+	    {"{\"workspace\": \"/w\"}", "unknown key \"workspace\" in create request"},
+	    {"{\"snapshot\": \"s\", \"env\": {}}",
+	     "unknown key \"env\" in create request (from a snapshot)"},
+	    {"{\"ttl\": \"5\"}", "\"ttl\" in create request must be a number (got a string)"},
+	    {"{\"ttl\": 1.5}", "ttl must be a whole number"},
+	    {"{\"idle_timeout\": -1}", "idle_timeout must be a whole number"},
+	    {"{\"labels\": {\"k\": 1}}", "labels.k must be a string"},
+	    {"{\"labels\": {\"a b\": \"x\"}}", "invalid key \"a b\""},
 	};
 	struct al_error err = AL_ERROR_INIT;
 	struct sandbox_spec s;
@@ -106,6 +122,41 @@ TEST(request_errors)
 		CHECK(strstr(err.msg, bad[i][1]) != NULL);
 		CHECK(s.rootfs == NULL && s.env == NULL); /* nothing left on failure */
 	}
+}
+
+TEST(lifetime_and_labels)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct sandbox_spec s, back = {0};
+	_cleanup_cjson_ cJSON *rec = NULL;
+
+	CHECK_INT(parse("{\"ttl\": 60, \"idle_timeout\": null, \"labels\": {\"run\": \"r1\", "
+	                "\"airlock.dev/x\": \"\"}}",
+	                false, &s, &err),
+	          0);
+	CHECK_INT(s.ttl_s, 60);
+	CHECK_INT(s.idle_timeout_s, 0);
+	CHECK(al_strv_contains(s.labels, "run=r1"));
+	CHECK(al_strv_contains(s.labels, "airlock.dev/x="));
+	/* Kept in the record (state.json) and read back. */
+	rec = sandbox_spec_to_json(&s);
+	CHECK_INT(sandbox_spec_from_record(rec, &back, &err), 0);
+	CHECK_INT(back.ttl_s, 60);
+	CHECK(al_strv_contains(back.labels, "run=r1"));
+	sandbox_spec_free(&s);
+	sandbox_spec_free(&back);
+}
+
+TEST(key_suggestions)
+{
+	static const struct al_json_key table[] = {
+	    {"timeout_ms", AL_JSON_NUMBER}, {"yield_ms", AL_JSON_NUMBER}, {"path", AL_JSON_STRING}};
+
+	CHECK_STR(al_json_suggest_key("timeout", table, 3), "timeout_ms");
+	CHECK_STR(al_json_suggest_key("yeild_ms", table, 3), "yield_ms");
+	CHECK_STR(al_json_suggest_key("paht", table, 3), "path");
+	CHECK(al_json_suggest_key("xyz", table, 3) == NULL);
+	CHECK(al_json_suggest_key("ab", table, 3) == NULL);
 }
 
 TEST(disk_follows_memory)
@@ -164,10 +215,21 @@ TEST(record_round_trip)
 	CHECK_INT(back.disk_bytes, 8 << 20);
 	CHECK_INT(al_strv_length(back.env), al_strv_length(s.env));
 	CHECK(al_strv_contains(back.env, "X=1"));
-	/* The record is a create request: parsing it gives the same spec. */
-	CHECK_INT(sandbox_spec_from_request(rec, &(struct sandbox_spec_policy){rootfs, false},
+	/* The record is refused as a create request as it is (workspace and
+	 * owner_uid are not a client's to set: the API is strict), but the
+	 * restore request made of it gives the same spec. */
+	CHECK_INT(sandbox_spec_from_request(rec, &(struct sandbox_spec_policy){rootfs, false, NULL},
 	                                    &again, &err),
-	          0);
+	          -EINVAL);
+	CHECK(strstr(err.msg, "unknown key") != NULL);
+	{
+		_cleanup_cjson_ cJSON *empty = cJSON_CreateObject();
+		_cleanup_cjson_ cJSON *create = sandbox_spec_restore_request(rec, empty);
+		CHECK_INT(
+		    sandbox_spec_from_request(
+		        create, &(struct sandbox_spec_policy){rootfs, false, NULL}, &again, &err),
+		    0);
+	}
 	CHECK_INT(again.disk_bytes, 8 << 20);
 	CHECK(al_strv_contains(again.env, "X=1"));
 	/* A restore changes what it names, field by field. */
@@ -176,7 +238,7 @@ TEST(record_round_trip)
 		_cleanup_cjson_ cJSON *create = sandbox_spec_restore_request(rec, req);
 		struct sandbox_spec r;
 		CHECK_INT(sandbox_spec_from_request(
-		              create, &(struct sandbox_spec_policy){rootfs, false}, &r, &err),
+		              create, &(struct sandbox_spec_policy){rootfs, false, NULL}, &r, &err),
 		          0);
 		CHECK_STR(r.name, "r2");
 		CHECK_INT(r.limits.memory_bytes, 64 << 20);
@@ -211,7 +273,7 @@ TEST(record_round_trip)
 		_cleanup_cjson_ cJSON *create = sandbox_spec_restore_request(rec, req);
 		struct sandbox_spec r;
 		CHECK_INT(sandbox_spec_from_request(
-		              create, &(struct sandbox_spec_policy){rootfs, false}, &r, &err),
+		              create, &(struct sandbox_spec_policy){rootfs, false, NULL}, &r, &err),
 		          0);
 		CHECK(r.limits.cpus == 2);
 		CHECK_INT(r.limits.memory_bytes, 64 << 20);
@@ -240,6 +302,51 @@ TEST(earlier_state_json)
 	CHECK(al_strv_contains(s.env, "K=V"));
 	sandbox_spec_free(&s);
 	CHECK_INT(sandbox_spec_from_record(cJSON_GetObjectItem(old, "env"), &s, &err), -EINVAL);
+}
+
+/* Image fields: checked before any store is read; records keep what a
+ * restore needs (the image, not its top layer as a rootfs). */
+TEST(image_fields)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct sandbox_spec s;
+	_cleanup_cjson_ cJSON *rec = cJSON_Parse(
+	    "{\"name\":\"\",\"rootfs\":\"/img/top\",\"image\":\"py\",\"image_id\":"
+	    "\"sha256:00\",\"lowers\":[\"/img/top\",\"/img/bottom\"],\"uid\":1000,\"gid\":"
+	    "1001,\"cwd\":\"/srv\",\"workspace\":\"/workspace\",\"env\":{\"A\":\"1\"}}");
+	_cleanup_cjson_ cJSON *restore = NULL, *back = NULL;
+
+	CHECK_INT(parse("{\"image\":\"py\",\"rootfs\":\"/\"}", true, &s, &err), -EINVAL);
+	CHECK(strstr(err.msg, "not both") != NULL);
+	al_error_clear(&err);
+	CHECK_INT(parse("{\"image\":\"../x\"}", true, &s, &err), -EINVAL);
+	al_error_clear(&err);
+	CHECK_INT(parse("{\"image\":\"py\"}", true, &s, &err), -EINVAL);
+	CHECK(strstr(err.msg, "no image store") != NULL);
+	al_error_clear(&err);
+	sandbox_spec_free(&s);
+
+	CHECK_INT(sandbox_spec_from_record(rec, &s, &err), 0);
+	CHECK_STR(s.image, "py");
+	CHECK_INT(al_strv_length(s.lowers), 2);
+	CHECK_STR(s.lowers ? s.lowers[1] : NULL, "/img/bottom");
+	CHECK_INT(s.uid, 1000);
+	CHECK_INT(s.gid, 1001);
+	CHECK_STR(s.cwd, "/srv");
+	back = sandbox_spec_to_json(&s);
+	CHECK_STR(al_json_str(back, "image_id"), "sha256:00");
+	CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(back, "lowers")), 2);
+	sandbox_spec_free(&s);
+	/* A restore names the image (and its id), never its layer as a rootfs. */
+	restore = sandbox_spec_restore_request(rec, NULL);
+	CHECK_STR(al_json_str(restore, "image"), "py");
+	CHECK_STR(al_json_str(restore, "image_id"), "sha256:00");
+	CHECK(!cJSON_GetObjectItemCaseSensitive(restore, "rootfs"));
+	/* A plain sandbox's lower layer is its rootfs. */
+	CHECK_INT(parse(NULL, false, &s, &err), 0);
+	CHECK_INT(al_strv_length(s.lowers), 1);
+	CHECK_STR(s.lowers ? s.lowers[0] : NULL, rootfs);
+	sandbox_spec_free(&s);
 }
 
 TEST(poolable)
@@ -277,10 +384,13 @@ int main(void)
 	RUN(defaults);
 	RUN(request_fields);
 	RUN(request_errors);
+	RUN(lifetime_and_labels);
+	RUN(key_suggestions);
 	RUN(disk_follows_memory);
 	RUN(untrusted_host_paths);
 	RUN(record_round_trip);
 	RUN(earlier_state_json);
+	RUN(image_fields);
 	RUN(poolable);
 	rmdir(rootfs);
 	rmdir(elsewhere);

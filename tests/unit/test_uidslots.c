@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -75,6 +76,38 @@ TEST(stale_claims)
 	uid_slots_free(ub);
 }
 
+static bool only_kept(const char *id, void *arg)
+{
+	(void)arg;
+	return !strcmp(id, "kept");
+}
+
+TEST(unknown_claims_released_at_start)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct uid_slots *ua = NULL, *ub = NULL;
+	char claim[PATH_MAX + 32];
+
+	CHECK_INT(uid_slots_open(dir, a, &ua, &err), 0);
+	CHECK_INT(uid_slots_open(dir, b, &ub, &err), 0);
+	/* a was killed between claiming 11 for "lost" and making its directory. */
+	CHECK_INT(uid_slots_claim(ua, 10, "kept", &err), 0);
+	CHECK_INT(uid_slots_claim(ua, 11, "lost", &err), 0);
+	CHECK_INT(uid_slots_claim(ub, 12, "other", &err), 0);
+	uid_slots_release_unknown(ua, only_kept, NULL);
+	snprintf(claim, sizeof(claim), "%s/11", dir);
+	CHECK(access(claim, F_OK) < 0);
+	snprintf(claim, sizeof(claim), "%s/10", dir);
+	CHECK(access(claim, F_OK) == 0);
+	/* Another daemon's claim is never ours to give back. */
+	snprintf(claim, sizeof(claim), "%s/12", dir);
+	CHECK(access(claim, F_OK) == 0);
+	uid_slots_release(ua, 10, "kept");
+	uid_slots_release(ub, 12, "other");
+	uid_slots_free(ua);
+	uid_slots_free(ub);
+}
+
 TEST(host_ranges_left_out)
 {
 	struct al_error err = AL_ERROR_INIT;
@@ -125,6 +158,7 @@ int main(void)
 	}
 	RUN(two_state_dirs);
 	RUN(stale_claims);
+	RUN(unknown_claims_released_at_start);
 	RUN(host_ranges_left_out);
 	if (al_rm_rf(base, &err) < 0)
 		fprintf(stderr, "%s\n", err.msg);

@@ -143,7 +143,7 @@ class Event(TypedDict, total=False):
     pid: Optional[int]
     host_pid: int
     comm: str
-    last_time: str
+    last_time: Optional[str]  # None: an "unrecorded" period still going on
 
 
 class Events(TypedDict, total=False):
@@ -157,6 +157,7 @@ class Events(TypedDict, total=False):
     denied: Dict[str, int]
     suppressed: int
     lost: int
+    unrecorded_ms: int
 
 
 class Deleted(TypedDict):

@@ -75,7 +75,7 @@ class ClientTest(at.AirlockTestCase):
         s = self.api.create(summary=True)
         self.created.add(s["id"])
         self.addCleanup(self._destroy_quietly, s["id"])
-        self.assertEqual(set(s), {"id", "name", "state", "created", "rootfs"})
+        self.assertEqual(set(s), {"id", "name", "state", "created", "rootfs", "image"})
         r = self.api.create(exec={"command": "echo one-shot; exit 3"}, remove=True)
         self.created.add(r["id"])
         self.assertTrue(r["removed"])
@@ -128,9 +128,14 @@ class ClientTest(at.AirlockTestCase):
         r = sb.exec(command="sleep 30", timeout_ms=200)
         self.assertTrue(r.timed_out)
         self.assertEqual(r.signal, 9)
+        r = sb.exec(command="head -c 5000 /dev/zero | tr '\\0' a", max_output_bytes=100)
+        self.assertTrue(r.stdout_truncated)
+        self.assertEqual(r.stdout, "a" * 100)
+        # The bound is on the answer's text: a byte that is not text (a NUL
+        # here) comes as U+FFFD, 3 bytes of it (docs/api.md).
         r = sb.exec(command="head -c 5000 /dev/zero", max_output_bytes=100)
         self.assertTrue(r.stdout_truncated)
-        self.assertEqual(len(r.stdout), 100)
+        self.assertEqual(r.stdout, "\ufffd" * 33)
 
     def test_yield_poll_stream_and_kill(self):
         sb = self.new_sandbox()

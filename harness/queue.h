@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * The run queue in PostgreSQL: submit, claim under a lease, renew, finish, cancel.
+ * A lease is (run, generation, expiry); each claim makes a new generation, and every
+ * write of a run names the generation it holds (runstore_pg.c), so at most one worker
+ * records anything for a run at a time.  docs/deploy.md has the whole protocol.
+ */
+
+#include <stdbool.h>
+
+#include "db.h"
+
+struct al_claim {
+	char *run_id;
+	long long lease_gen;
+	int attempts;          /* this claim included: > 1 is a retry */
+	bool cancel;           /* cancelled while its lease had expired: only clean up */
+	double queued_seconds; /* from submission to this claim */
+};
+
+void al_claim_clear(struct al_claim *c);
+
+/* Queue a run of task_text (its relative paths relative to task_dir); run_id[40] out. */
+int al_queue_submit(struct al_db *db, const char *task_text, const char *task_dir, char run_id[40],
+                    struct al_error *err);
+
+/* The oldest queued run, or a running one whose lease expired: 1 when claimed. */
+int al_queue_claim(struct al_db *db, const char *worker, long lease_ms, struct al_claim *c,
+                   struct al_error *err);
+
+/* Extend a lease: 1 when still ours (*cancel: a cancel was asked), 0 when lost. */
+int al_queue_renew(struct al_db *db, const char *run_id, long long gen, long lease_ms, bool *cancel,
+                   struct al_error *err);
+
+/* The run ended with status (completed, failed, cancelled): 1 recorded, 0 lease lost. */
+int al_queue_finish(struct al_db *db, const char *run_id, long long gen, const char *status,
+                    struct al_error *err);
+
+/* Give the run back (its executor died): another worker may take it at once. */
+int al_queue_release(struct al_db *db, const char *run_id, long long gen, struct al_error *err);
+
+/* Ask for a run to stop: a queued one is cancelled at once, a running one by its worker.
+ * *status: what the run is now (static string). */
+int al_queue_cancel(struct al_db *db, const char *run_id, const char **status,
+                    struct al_error *err);
+
+/* The counts by status, for the worker's metrics. */
+int al_queue_counts(struct al_db *db, long *queued, long *running, struct al_error *err);

@@ -1,0 +1,444 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The client side of a streamed exec.  libcurl has no way to hand over the
+ * connection after a "101 Switching Protocols" to a protocol of our own, so
+ * this file connects to airlockd's socket itself, writes the request and
+ * reads the answer's head with http-parser (the parser Node.js used), then
+ * speaks the frames of common/execstream.h.
+ *
+ * Signals are blocked but for ppoll(), so a handler only sets a flag that
+ * the loop sees at once; the terminal is restored on every way out of
+ * stream_exec (raw mode never outlives it, whatever the command did).
+ */
+#include "stream.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <http_parser.h>
+
+#include "cleanup.h"
+#include "execstream.h"
+#include "json.h"
+#include "util.h"
+
+#define EXIT_TIMEOUT 124
+#define MAX_ERROR_BODY (64u << 10)
+
+static volatile sig_atomic_t got_winch;
+static volatile sig_atomic_t got_signal;
+
+static void on_winch(int sig)
+{
+	(void)sig;
+	got_winch = 1;
+}
+
+static void on_signal(int sig)
+{
+	got_signal = sig;
+}
+
+bool stream_window_size(unsigned *rows, unsigned *cols)
+{
+	struct winsize ws;
+
+	if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) < 0 && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) < 0)
+		return false;
+	if (ws.ws_row == 0 || ws.ws_col == 0)
+		return false;
+	*rows = ws.ws_row;
+	*cols = ws.ws_col;
+	return true;
+}
+
+/* ---- the answer's head ---- */
+
+struct answer {
+	bool complete;
+	struct al_buf *body;
+};
+
+static int on_body(http_parser *hp, const char *at, size_t len)
+{
+	struct answer *a = hp->data;
+
+	if (a->body->len + len > MAX_ERROR_BODY || al_buf_append(a->body, at, len) < 0)
+		return 1;
+	return 0;
+}
+
+static int on_message_complete(http_parser *hp)
+{
+	struct answer *a = hp->data;
+
+	a->complete = true;
+	return 0;
+}
+
+static int connect_airlockd(const char *path, struct al_error *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return al_error_errno(err, "socket");
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return al_error_set(err, ENAMETOOLONG, "socket path %s is too long", path);
+	strcpy(sa.sun_path, path);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return al_error_errno(err, "cannot connect to airlockd at %s", path);
+	return TAKE_FD(fd);
+}
+
+/*
+ * Send the exec request and read the answer's head.  On 101, the bytes
+ * that came after it (the first frames) go to *rest.  Otherwise err holds
+ * airlockd's message.
+ */
+static int upgrade(int sock, const struct stream_opts *o, struct al_buf *rest, struct al_error *err)
+{
+	static const http_parser_settings settings = {.on_body = on_body,
+	                                              .on_message_complete = on_message_complete};
+	_cleanup_free_ char *request = NULL;
+	_cleanup_buf_ struct al_buf body = {0};
+	_cleanup_cjson_ cJSON *j = NULL;
+	struct answer a = {.body = &body};
+	const cJSON *m;
+	http_parser hp;
+	int len;
+
+	len = asprintf(&request,
+	               "POST %s HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n"
+	               "Upgrade: " EXECSTREAM_PROTOCOL "\r\nContent-Type: application/json\r\n"
+	               "Content-Length: %zu\r\n\r\n%s",
+	               o->path, strlen(o->body), o->body);
+	if (len < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (al_write_all(sock, request, (size_t)len) < 0)
+		return al_error_errno(err, "send the exec request to airlockd");
+	http_parser_init(&hp, HTTP_RESPONSE);
+	hp.data = &a;
+	for (;;) {
+		char chunk[65536];
+		ssize_t n = recv(sock, chunk, sizeof(chunk), 0);
+		size_t used;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return al_error_errno(err, "read airlockd's answer");
+		used = http_parser_execute(&hp, &settings, chunk, (size_t)n);
+		if (hp.upgrade && hp.status_code == 101) {
+			/* The head ends the HTTP part: what follows is frames. */
+			if (al_buf_append(rest, chunk + used, (size_t)n - used) < 0)
+				return al_error_set(err, ENOMEM, "out of memory");
+			return 0;
+		}
+		if (HTTP_PARSER_ERRNO(&hp) != HPE_OK)
+			return al_error_set(err, EPROTO, "airlockd's answer: %s",
+			                    http_errno_description(HTTP_PARSER_ERRNO(&hp)));
+		if (a.complete || n == 0)
+			break;
+	}
+	if (hp.status_code == 0)
+		return al_error_set(err, ECONNRESET,
+		                    "airlockd closed the connection without an answer");
+	if (hp.status_code == 101)
+		return al_error_set(err, EPROTO, "airlockd did not switch protocols");
+	j = cJSON_ParseWithLength(body.data ? body.data : "", body.len);
+	m = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "error"),
+	                                     "message");
+	if (cJSON_IsString(m))
+		return al_error_set(err, EPROTO, "%s", m->valuestring);
+	return al_error_set(err, EPROTO, "airlockd answered HTTP %u", hp.status_code);
+}
+
+/* ---- the relay ---- */
+
+struct session {
+	const struct stream_opts *o;
+	int sock;
+	struct al_buf in;  /* from airlockd, not yet a whole frame */
+	struct al_buf out; /* frames for airlockd */
+	bool stdin_open;
+	bool raw; /* the local terminal is in raw mode: a newline needs its \r */
+	int signals_sent;
+	cJSON *exit; /* the exit frame, once it came */
+};
+
+static int queue(struct session *s, uint8_t type, const void *data, size_t len,
+                 struct al_error *err)
+{
+	if (execstream_put(&s->out, type, data, len) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	return 0;
+}
+
+static int flush(struct session *s, struct al_error *err)
+{
+	if (s->out.len && al_write_all(s->sock, s->out.data, s->out.len) < 0)
+		return al_error_errno(err, "send to airlockd");
+	s->out.len = 0;
+	return 0;
+}
+
+static int handle_frame(struct session *s, uint8_t type, const char *data, size_t len,
+                        struct al_error *err)
+{
+	switch (type) {
+	case EXECSTREAM_STDOUT:
+		/* A closed stdout (airlock exec ... | head) only stops the output. */
+		(void)al_write_all(STDOUT_FILENO, data, len);
+		return 0;
+	case EXECSTREAM_STDERR:
+		(void)al_write_all(STDERR_FILENO, data, len);
+		return 0;
+	case EXECSTREAM_ERROR: {
+		_cleanup_cjson_ cJSON *j = cJSON_ParseWithLength(data, len);
+		const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
+		fprintf(stderr, "airlock: %s%s",
+		        cJSON_IsString(m) ? m->valuestring : "airlockd refused a frame",
+		        s->raw ? "\r\n" : "\n");
+		return 0;
+	}
+	case EXECSTREAM_EXIT:
+		s->exit = cJSON_ParseWithLength(data, len);
+		if (!cJSON_IsObject(s->exit))
+			return al_error_set(err, EPROTO, "airlockd sent a malformed exit frame");
+		return 0;
+	default:
+		return al_error_set(err, EPROTO, "airlockd sent a frame of unknown type %u", type);
+	}
+}
+
+/* The whole frames of s->in, handled and dropped from it. */
+static int handle_frames(struct session *s, struct al_error *err)
+{
+	size_t off = 0;
+
+	if (s->in.len == 0)
+		return 0;
+	while (!s->exit) {
+		const char *payload;
+		size_t plen, flen;
+		uint8_t type;
+		int k = execstream_next(s->in.data + off, s->in.len - off, &type, &payload, &plen,
+		                        &flen);
+		if (k == 0)
+			break;
+		if (k < 0)
+			return al_error_set(err, EPROTO, "airlockd sent a frame over 1 MiB");
+		k = handle_frame(s, type, payload, plen, err);
+		if (k < 0)
+			return k;
+		off += flen;
+	}
+	/* An empty buffer may have no data at all. */
+	if (off > 0) {
+		memmove(s->in.data, s->in.data + off, s->in.len - off);
+		s->in.len -= off;
+	}
+	return 0;
+}
+
+static int read_airlockd(struct session *s, struct al_error *err)
+{
+	char chunk[65536];
+	ssize_t n = recv(s->sock, chunk, sizeof(chunk), MSG_DONTWAIT);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n < 0)
+		return al_error_errno(err, "read from airlockd");
+	if (n == 0)
+		return al_error_set(err, ECONNRESET,
+		                    "airlockd closed the connection before the command's exit");
+	if (al_buf_append(&s->in, chunk, (size_t)n) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	return handle_frames(s, err);
+}
+
+static int read_stdin(struct session *s, struct al_error *err)
+{
+	char chunk[65536];
+	ssize_t n = read(STDIN_FILENO, chunk, sizeof(chunk));
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n <= 0) {
+		/* The end of our input is the end of the command's. */
+		s->stdin_open = false;
+		return queue(s, EXECSTREAM_CLOSE_STDIN, NULL, 0, err);
+	}
+	return queue(s, EXECSTREAM_STDIN, chunk, (size_t)n, err);
+}
+
+static int pass_signals(struct session *s, struct al_error *err)
+{
+	unsigned rows, cols;
+	int sig = got_signal;
+
+	if (got_winch) {
+		got_winch = 0;
+		if (s->o->tty && stream_window_size(&rows, &cols)) {
+			unsigned char size[4] = {(unsigned char)(rows >> 8), (unsigned char)rows,
+			                         (unsigned char)(cols >> 8), (unsigned char)cols};
+			if (queue(s, EXECSTREAM_RESIZE, size, sizeof(size), err) < 0)
+				return -err->code;
+		}
+	}
+	if (sig) {
+		const char *name = s->signals_sent++ > 0 ? "KILL"
+		                   : sig == SIGINT       ? "INT"
+		                   : sig == SIGHUP       ? "HUP"
+		                                         : "TERM";
+		got_signal = 0;
+		if (queue(s, EXECSTREAM_SIGNAL, name, strlen(name), err) < 0)
+			return -err->code;
+	}
+	return 0;
+}
+
+static int exit_status(const cJSON *exit, struct al_error *err)
+{
+	const cJSON *code = cJSON_GetObjectItemCaseSensitive(exit, "exit_code");
+	const cJSON *sig = cJSON_GetObjectItemCaseSensitive(exit, "signal");
+
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(exit, "timed_out"))) {
+		fprintf(stderr, "airlock: command timed out and was killed\n");
+		return EXIT_TIMEOUT;
+	}
+	if (cJSON_IsNumber(sig) && sig->valueint > 0)
+		return 128 + sig->valueint;
+	if (cJSON_IsNumber(code))
+		return code->valueint;
+	return al_error_set(err, EPROTO, "airlockd sent neither an exit code nor a signal");
+}
+
+static int relay(struct session *s, const sigset_t *unblocked, struct al_error *err)
+{
+	int r = handle_frames(s, err); /* any that came with the answer's head */
+
+	if (r < 0)
+		return r;
+	while (!s->exit) {
+		struct pollfd pfd[2] = {
+		    {.fd = s->sock, .events = POLLIN},
+		    {.fd = s->stdin_open ? STDIN_FILENO : -1, .events = POLLIN},
+		};
+
+		r = pass_signals(s, err);
+		if (r == 0)
+			r = flush(s, err);
+		if (r < 0)
+			return r;
+		if (ppoll(pfd, 2, NULL, unblocked) < 0) {
+			if (errno == EINTR)
+				continue;
+			return al_error_errno(err, "poll");
+		}
+		if (pfd[0].revents && (r = read_airlockd(s, err)) < 0)
+			return r;
+		if (pfd[1].revents && (r = read_stdin(s, err)) < 0)
+			return r;
+	}
+	return exit_status(s->exit, err);
+}
+
+/* The terminal as it was, put back however stream_exec ends. */
+struct terminal {
+	bool raw;
+	struct termios saved;
+};
+
+static void terminal_restore(struct terminal *t)
+{
+	if (t->raw)
+		tcsetattr(STDIN_FILENO, TCSADRAIN, &t->saved);
+	t->raw = false;
+}
+
+static int terminal_raw(struct terminal *t, struct al_error *err)
+{
+	struct termios raw;
+
+	if (tcgetattr(STDIN_FILENO, &t->saved) < 0)
+		return al_error_errno(err, "read the terminal's settings");
+	raw = t->saved;
+	/* Every key goes to the sandbox's terminal, Ctrl-C as the byte 0x03:
+	 * its line discipline makes the signal, as a local one would. */
+	cfmakeraw(&raw);
+	if (tcsetattr(STDIN_FILENO, TCSADRAIN, &raw) < 0)
+		return al_error_errno(err, "put the terminal in raw mode");
+	t->raw = true;
+	return 0;
+}
+
+struct signal_setup {
+	sigset_t old_mask;
+	struct sigaction old[4];
+};
+
+static const int handled_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGWINCH};
+
+static void signals_restore(struct signal_setup *ss)
+{
+	for (size_t i = 0; i < AL_ARRAY_SIZE(handled_signals); i++)
+		sigaction(handled_signals[i], &ss->old[i], NULL);
+	sigprocmask(SIG_SETMASK, &ss->old_mask, NULL);
+}
+
+int stream_exec(const struct stream_opts *o, struct al_error *err)
+{
+	_cleanup_(terminal_restore) struct terminal term = {0};
+	_cleanup_(signals_restore) struct signal_setup ss;
+	_cleanup_close_ int sock = -1;
+	struct session s = {.o = o, .stdin_open = o->stdin};
+	sigset_t blocked, unblocked;
+	int r;
+
+	/* Blocked but in ppoll: a signal is seen by the loop, never lost
+	 * between its check and the wait. */
+	sigemptyset(&blocked);
+	for (size_t i = 0; i < AL_ARRAY_SIZE(handled_signals); i++) {
+		struct sigaction sa = {.sa_handler =
+		                           handled_signals[i] == SIGWINCH ? on_winch : on_signal};
+		sigemptyset(&sa.sa_mask);
+		sigaction(handled_signals[i], &sa, &ss.old[i]);
+		sigaddset(&blocked, handled_signals[i]);
+	}
+	sigprocmask(SIG_BLOCK, &blocked, &ss.old_mask);
+	unblocked = ss.old_mask;
+	for (size_t i = 0; i < AL_ARRAY_SIZE(handled_signals); i++)
+		sigdelset(&unblocked, handled_signals[i]);
+
+	sock = connect_airlockd(o->socket_path, err);
+	if (sock < 0)
+		return sock;
+	s.sock = sock;
+	r = upgrade(sock, o, &s.in, err);
+	if (r < 0)
+		return r;
+	/* Raw only once the command runs: an error before is printed on a
+	 * terminal as it was. */
+	if (o->tty && o->stdin)
+		r = terminal_raw(&term, err);
+	s.raw = term.raw;
+	if (r == 0)
+		r = relay(&s, &unblocked, err);
+	/* Closing the connection before the exit kills the command. */
+	al_buf_free(&s.in);
+	al_buf_free(&s.out);
+	cJSON_Delete(s.exit);
+	return r;
+}
