@@ -81,6 +81,7 @@ static const struct al_json_key create_keys[] = {
     {"network", AL_JSON_STRING | NULLABLE},
     {"limits", AL_JSON_OBJECT | NULLABLE},
     {"manifest", AL_JSON_OBJECT | NULLABLE},
+    {"mount_credentials", AL_JSON_OBJECT | NULLABLE},
     {"env", AL_JSON_OBJECT | NULLABLE},
     {"ttl", AL_JSON_NUMBER | NULLABLE},
     {"idle_timeout", AL_JSON_NUMBER | NULLABLE},
@@ -99,6 +100,7 @@ static const struct al_json_key restore_keys[] = {
     {"ttl", AL_JSON_NUMBER | NULLABLE},
     {"idle_timeout", AL_JSON_NUMBER | NULLABLE},
     {"labels", AL_JSON_OBJECT | NULLABLE},
+    {"mount_credentials", AL_JSON_OBJECT | NULLABLE},
     {"exec", AL_JSON_OBJECT},
     {"remove", AL_JSON_BOOL},
 };
@@ -733,6 +735,11 @@ cJSON *sandbox_spec_restore_request(const cJSON *record, const cJSON *req)
 		 * over the record's below, the rest is the API's. */
 		if (!strcmp(k, "limits") || !strcmp(k, "snapshot") || !strcmp(k, "exec") ||
 		    !strcmp(k, "remove"))
+			continue;
+		/* Checked against the recorded manifest's mounts by
+		 * sandbox_spec_restore_mounts, not against a manifest the
+		 * restore request does not have. */
+		if (!strcmp(k, "mount_credentials"))
 			continue;
 		if ((v = cJSON_GetObjectItemCaseSensitive(req, k)) &&
 		    !cJSON_AddItemToObject(o, k, cJSON_Duplicate(v, true)))
