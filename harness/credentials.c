@@ -110,6 +110,50 @@ static int load_stores(cJSON *stores, const char *path, struct al_credentials *c
 	return 0;
 }
 
+static void wipe_json_strings(cJSON *j)
+{
+	cJSON *c;
+
+	cJSON_ArrayForEach(c, j)
+	{
+		if (cJSON_IsString(c) && c->valuestring)
+			explicit_bzero(c->valuestring, strlen(c->valuestring));
+		else
+			wipe_json_strings(c);
+	}
+}
+
+/* "mounts": {entry key: {field: "value"}}; airlockd checks the fields against the
+ * manifest's entries, here only the shape. */
+static int load_mounts(cJSON *j, const char *path, struct al_credentials *c, struct al_error *err)
+{
+	cJSON *mounts = cJSON_GetObjectItemCaseSensitive(j, "mounts");
+	const cJSON *entry, *field;
+
+	if (!mounts)
+		return 0;
+	if (!cJSON_IsObject(mounts))
+		return al_error_set(err, EINVAL, "credentials file %s: mounts must be an object",
+		                    path);
+	cJSON_ArrayForEach(entry, mounts)
+	{
+		if (!cJSON_IsObject(entry))
+			return al_error_set(err, EINVAL,
+			                    "credentials file %s: mounts.%s must be an object",
+			                    path, entry->string);
+		cJSON_ArrayForEach(field, entry)
+		{
+			if (!cJSON_IsString(field))
+				return al_error_set(
+				    err, EINVAL,
+				    "credentials file %s: mounts.%s.%s must be a string", path,
+				    entry->string, field->string);
+		}
+	}
+	c->mounts = cJSON_DetachItemViaPointer(j, mounts);
+	return 0;
+}
+
 static int load_file(const char *path, struct al_credentials *c, struct al_error *err)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
@@ -141,8 +185,8 @@ static int load_file(const char *path, struct al_credentials *c, struct al_error
 		return al_error_set(err, EINVAL, "credentials file %s is not a JSON object", path);
 	cJSON_ArrayForEach(key, j)
 	{
-		bool known =
-		    !strcmp(key->string, "openai_api_key") || !strcmp(key->string, "stores");
+		bool known = !strcmp(key->string, "openai_api_key") ||
+		             !strcmp(key->string, "stores") || !strcmp(key->string, "mounts");
 		for (size_t i = 0; i < N_HOSTED; i++)
 			known =
 			    known || !strcmp(key->string, al_provider_key_field(hosted_types[i]));
@@ -154,6 +198,9 @@ static int load_file(const char *path, struct al_credentials *c, struct al_error
 	if (r < 0)
 		return r;
 	r = load_stores(cJSON_GetObjectItemCaseSensitive(j, "stores"), path, c, err);
+	if (r < 0)
+		return r;
+	r = load_mounts(j, path, c, err);
 	if (r < 0)
 		return r;
 	if (c->openai_api_key)
@@ -215,6 +262,11 @@ int al_credentials_load(const char *file, struct al_credentials *c, struct al_er
 
 void al_credentials_free(struct al_credentials *c)
 {
+	if (c->mounts) {
+		wipe_json_strings(c->mounts);
+		cJSON_Delete(c->mounts);
+		c->mounts = NULL;
+	}
 	wipe_free(c->openai_api_key);
 	c->openai_api_key = NULL;
 	for (size_t i = 0; i < AL_CREDENTIALS_MAX_PROVIDERS; i++) {

@@ -11,6 +11,8 @@
  * provider's open() only.  Values never appear in messages: only where they came from.
  */
 
+#include <cjson/cJSON.h>
+
 #include "error.h"
 
 #define AL_CREDENTIALS_MAX_PROVIDERS 8
@@ -40,6 +42,10 @@ struct al_credentials {
 	struct al_provider_key providers[AL_CREDENTIALS_MAX_PROVIDERS];
 	const char *provider_type; /* the run's provider, set by the caller */
 	struct al_store_secret stores[AL_CREDENTIALS_STORES];
+	/* The file's "mounts": {manifest entry key: {credential field: value}} for the
+	 * manifest's bucket mounts, sent to airlockd in the create request only
+	 * (docs/storage.md, "Mounts"); NULL when none. */
+	cJSON *mounts;
 };
 
 /* file may be NULL (then AIRLOCK_CREDENTIALS, then the environment). */

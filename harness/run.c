@@ -394,7 +394,8 @@ static void make_spec(struct run *r, struct al_sandbox_spec *spec, const char *s
 	r->labels = run_labels(r);
 	memset(spec, 0, sizeof(*spec));
 	spec->labels = r->labels;
-	/* Only the task's own settings: never the harness's environment or credentials. */
+	/* Only the task's own settings: never the harness's environment or credentials,
+	 * but for the mount credentials, which only airlockd sees. */
 	spec->name = al_runstate_str(r->state, "run_id");
 	spec->manifest = r->task.manifest;
 	spec->rootfs = r->task.rootfs;
@@ -404,6 +405,8 @@ static void make_spec(struct run *r, struct al_sandbox_spec *spec, const char *s
 	spec->cpus = r->task.cpus;
 	spec->env = r->task.env;
 	spec->snapshot_id = snapshot;
+	/* The one secret that goes with it: to airlockd, which mounts on the host. */
+	spec->mount_credentials = r->creds.mounts;
 }
 
 /* The run now works in sandbox sb (new or adopted; the run takes it); saved before anything

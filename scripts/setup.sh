@@ -23,6 +23,8 @@ PACKAGES=(
 	# tests/integration/test_operations.py parses /v1/metrics with the reference parser
 	python3-prometheus-client
 	crun runc bubblewrap util-linux hyperfine
+	# git_repo manifest entries (cloned on the host) and bucket mounts (rclone over FUSE)
+	git rclone fuse3
 	# the harness's run queue (airlock-harness worker --db) and its tests' PostgreSQL
 	libpq-dev postgresql
 	# test images built and saved by real tools (tests/integration/test_images.py)

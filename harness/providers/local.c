@@ -267,6 +267,21 @@ static int local_create(struct al_provider *p, const struct al_sandbox_spec *spe
 			cJSON_AddStringToObject(body, "image", spec->image);
 		if (spec->manifest)
 			cJSON_AddItemToObject(body, "manifest", cJSON_Duplicate(spec->manifest, 1));
+		/* Only the entries of this manifest: airlockd refuses keys it does not have. */
+		if (spec->mount_credentials && spec->manifest) {
+			const cJSON *entries =
+			    cJSON_GetObjectItemCaseSensitive(spec->manifest, "entries");
+			cJSON *mc = NULL, *e;
+			cJSON_ArrayForEach(e, spec->mount_credentials)
+			{
+				if (!cJSON_GetObjectItemCaseSensitive(entries, e->string))
+					continue;
+				if (!mc)
+					mc = cJSON_AddObjectToObject(body, "mount_credentials");
+				if (mc)
+					cJSON_AddItemToObject(mc, e->string, cJSON_Duplicate(e, 1));
+			}
+		}
 		limits = cJSON_AddObjectToObject(body, "limits");
 		if (spec->memory_bytes)
 			cJSON_AddNumberToObject(limits, "memory_bytes", (double)spec->memory_bytes);

@@ -75,6 +75,9 @@ struct al_sandbox_spec {
 	const cJSON *env;        /* the task's env object, or NULL */
 	const char *snapshot_id; /* non-NULL: restore this snapshot instead of building fresh */
 	const cJSON *labels;     /* {K: V} to find it by (airlockd's labels; others ignore it) */
+	/* The credentials file's "mounts" for the manifest's bucket mounts, or NULL: the
+	 * local provider sends them as "mount_credentials"; hosted ones have no mounts. */
+	const cJSON *mount_credentials;
 };
 
 struct al_exec_request {

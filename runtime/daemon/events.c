@@ -55,6 +55,7 @@
 #include <netlink/netlink.h>
 #include <netlink/socket.h>
 
+#include "bucket_mounts.h"
 #include "cleanup.h"
 #include "json.h"
 #include "log.h"
@@ -80,11 +81,13 @@
 
 struct event {
 	uint64_t seq;
-	const char *type; /* "seccomp", "unrecorded", "oom_kill", "pids_max", "pid1_exited" */
+	const char *type; /* "seccomp", "unrecorded", "oom_kill", "pids_max", "pid1_exited",
+	                     "mount_restarted", "mount_failed" */
 	char syscall[32];
 	char arch[16];
 	char action[16];
 	char comm[32];
+	char path[96];              /* mount events: the mount's path in the sandbox */
 	pid_t pid;                  /* inside the sandbox; 0 when unknown */
 	pid_t host_pid;             /* 0 for limit events */
 	uint64_t first_ms, last_ms; /* wall clock; last_ms 0: an unrecorded period still on */
@@ -770,6 +773,40 @@ static void poll_cgroup(struct daemon *d, const char *id)
 	pthread_mutex_unlock(&events.lock);
 }
 
+/* A bucket mount's rclone died and was restarted (or could not be). */
+static void on_mount_restart(void *opaque, struct sandbox *sb, const char *path, const char *error)
+{
+	struct sandbox_events *l;
+	uint64_t now = wall_ms();
+	struct event ev = {.type = error ? "mount_failed" : "mount_restarted",
+	                   .first_ms = now,
+	                   .last_ms = now,
+	                   .count = 1};
+
+	(void)opaque;
+	snprintf(ev.path, sizeof(ev.path), "%s", path);
+	pthread_mutex_lock(&events.lock);
+	l = log_get_locked(sb->id, true);
+	if (l)
+		append_locked(l, &ev);
+	pthread_mutex_unlock(&events.lock);
+	if (error)
+		log_warn("sandbox %s: the mount at %s died and could not be restarted: %s", sb->id,
+		         path, error);
+	else
+		log_warn("sandbox %s: the mount at %s died; rclone restarted", sb->id, path);
+}
+
+static void supervise_mounts(struct daemon *d, const char *id)
+{
+	struct sandbox *sb = registry_get(&d->registry, id);
+
+	if (!sb)
+		return;
+	bucket_mounts_supervise(sb, on_mount_restart, d);
+	sandbox_unref(sb);
+}
+
 uint64_t events_oom_kills(struct daemon *d, const char *id)
 {
 	struct sandbox_events *l;
@@ -788,8 +825,10 @@ static void poll_all_cgroups(struct daemon *d)
 	_cleanup_strv_ char **ids = registry_ids(&d->registry);
 	_cleanup_strv_ char **stopped = registry_stopped_ids(&d->registry);
 
-	for (char **id = ids; id && *id; id++)
+	for (char **id = ids; id && *id; id++) {
 		poll_cgroup(d, *id);
+		supervise_mounts(d, *id);
+	}
 	for (char **id = stopped; id && *id; id++)
 		events_note_pid1_exit(*id);
 }
@@ -1009,6 +1048,8 @@ static cJSON *event_json(const struct event *e)
 	cJSON_AddStringToObject(o, "type", e->type);
 	cJSON_AddItemToObject(o, "time", time_json(e->first_ms));
 	cJSON_AddNumberToObject(o, "count", (double)e->count);
+	if (!strncmp(e->type, "mount_", 6))
+		cJSON_AddStringToObject(o, "path", e->path);
 	if (!strcmp(e->type, "unrecorded")) {
 		/* null while the period goes on */
 		if (e->last_ms)

@@ -16,6 +16,7 @@
 
 #include "archives.h"
 #include "cgroup.h"
+#include "bucket_mounts.h"
 #include "cleanup.h"
 #include "criu.h"
 #include "events.h"
@@ -414,6 +415,13 @@ int lifecycle_snapshot(struct daemon *d, struct sandbox *sb, bool processes, cJS
 
 	if (!sandbox_running(sb))
 		return al_error_set(err, ESRCH, "sandbox %s is not running", sb->id);
+	/* CRIU cannot dump a FUSE mount (it would have to be declared external
+	 * and the new rclone be up before the restore): refuse with a reason. */
+	if (processes && bucket_mounts_present(sb))
+		return al_error_set(err, ENOTSUP,
+		                    "sandbox %s has bucket mounts: only snapshots without "
+		                    "processes (\"processes\": false) are supported",
+		                    sb->id);
 	/* CRIU dumps a pty only with both its ends, and a terminal session's
 	 * master is airlockd's: said here, not as CRIU's "slave peer without
 	 * master" after freezing the sandbox. */
@@ -576,7 +584,10 @@ static int restore_spec(struct daemon *d, const cJSON *rec, const cJSON *req, ui
 		spec->manifest = cJSON_Duplicate(manifest, true);
 	if (!spec->workspace || (cJSON_IsObject(manifest) && !spec->manifest))
 		return al_error_set(err, ENOMEM, "out of memory");
-	return 0;
+	/* Mounts were never in the snapshot: they are made again, with the
+	 * credentials this request brings. */
+	return sandbox_spec_restore_mounts(
+	    spec, manifest, cJSON_GetObjectItemCaseSensitive(req, "mount_credentials"), err);
 }
 
 bool lifecycle_snapshot_visible(const cJSON *rec, uid_t client)

@@ -12,7 +12,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+
 #include "cleanup.h"
+#include "gitclone.h"
 #include "util.h"
 
 /* local_dir trees deeper than this are refused: each level holds two fds. */
@@ -23,6 +27,8 @@ enum entry_type {
 	ENTRY_DIR,
 	ENTRY_LOCAL_FILE,
 	ENTRY_LOCAL_DIR,
+	ENTRY_GIT_REPO,
+	ENTRY_MOUNT,
 };
 
 struct manifest_entry {
@@ -34,6 +40,10 @@ struct manifest_entry {
 	mode_t mode;
 	bool mode_set;
 	bool ephemeral;
+	/* git_repo: url is repo resolved against host as the SDK does */
+	char *url, *ref, *subpath;
+	/* mounts */
+	struct manifest_mount mount;
 };
 
 struct manifest {
@@ -59,8 +69,24 @@ static const char *type_name(enum entry_type t)
 		return "local_file";
 	case ENTRY_LOCAL_DIR:
 		return "local_dir";
+	case ENTRY_GIT_REPO:
+		return "git_repo";
+	case ENTRY_MOUNT:
+		return "mount";
 	}
 	return "?";
+}
+
+static void mount_clear(struct manifest_mount *mt)
+{
+	free(mt->provider);
+	free(mt->bucket);
+	free(mt->prefix);
+	free(mt->region);
+	free(mt->endpoint);
+	free(mt->account);
+	free(mt->s3_provider);
+	free(mt->path);
 }
 
 void manifest_free(struct manifest *m)
@@ -71,6 +97,10 @@ void manifest_free(struct manifest *m)
 		free(m->entries[i].path);
 		free(m->entries[i].src);
 		free(m->entries[i].content);
+		free(m->entries[i].url);
+		free(m->entries[i].ref);
+		free(m->entries[i].subpath);
+		mount_clear(&m->entries[i].mount);
 	}
 	free(m->entries);
 	for (size_t i = 0; i < m->n_env; i++)
@@ -318,6 +348,12 @@ static bool field_allowed(const char *field, enum entry_type t)
 	case ENTRY_LOCAL_FILE:
 	case ENTRY_LOCAL_DIR:
 		return !strcmp(field, "src");
+	case ENTRY_GIT_REPO:
+		return !strcmp(field, "repo") || !strcmp(field, "host") || !strcmp(field, "ref") ||
+		       !strcmp(field, "subpath");
+	case ENTRY_MOUNT:
+		/* Checked by parse_mount, which knows the type's own fields. */
+		return true;
 	}
 	return false;
 }
@@ -340,8 +376,12 @@ static int parse_type(const cJSON *json, const char *path, enum entry_type *t, s
 		*t = ENTRY_LOCAL_FILE;
 	else if (!strcmp(s, "local_dir"))
 		*t = ENTRY_LOCAL_DIR;
-	else if (!strcmp(s, "git_repo") || !strcmp(s, "mount") ||
-	         (len > 6 && !strcmp(s + len - 6, "_mount")))
+	else if (!strcmp(s, "git_repo"))
+		*t = ENTRY_GIT_REPO;
+	else if (!strcmp(s, "mount") || !strcmp(s, "s3_mount") || !strcmp(s, "gcs_mount") ||
+	         !strcmp(s, "r2_mount") || !strcmp(s, "azure_blob_mount"))
+		*t = ENTRY_MOUNT;
+	else if (len > 6 && !strcmp(s + len - 6, "_mount"))
 		return al_error_set(
 		    err, ENOTSUP, "manifest entry '%s': type '%s' is not supported by airlockd yet",
 		    path, s);
@@ -424,6 +464,249 @@ static int parse_src(const cJSON *src, struct manifest_entry *e, struct al_error
 	e->src = strdup(src->valuestring);
 	if (!e->src)
 		return al_error_set(err, ENOMEM, "out of memory");
+	return 0;
+}
+
+static int dup_string_field(const cJSON *obj, const char *name, const char *path, char **out,
+                            struct al_error *err)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	if (!cJSON_IsString(v) || !v->valuestring[0])
+		return al_error_set(
+		    err, EINVAL, "manifest entry '%s': %s must be a non-empty string", path, name);
+	/* These reach git and rclone's configuration, which are line-oriented. */
+	if (strpbrk(v->valuestring, "\n\r"))
+		return al_error_set(err, EINVAL, "manifest entry '%s': %s must be one line", path,
+		                    name);
+	free(*out);
+	*out = strdup(v->valuestring);
+	return *out ? 0 : al_error_set(err, ENOMEM, "out of memory");
+}
+
+/* The SDK's resolution: a bare "owner/name" is on host (github.com by
+ * default) over https; full URLs, scp-style "git@" and local paths as given. */
+static int parse_git_repo(const cJSON *json, struct manifest_entry *e, struct al_error *err)
+{
+	_cleanup_free_ char *repo = NULL, *host = NULL;
+	int r;
+
+	r = dup_string_field(json, "repo", e->path, &repo, err);
+	if (r == 0)
+		r = dup_string_field(json, "host", e->path, &host, err);
+	if (r == 0)
+		r = dup_string_field(json, "ref", e->path, &e->ref, err);
+	if (r == 0)
+		r = dup_string_field(json, "subpath", e->path, &e->subpath, err);
+	if (r < 0)
+		return r;
+	if (!repo)
+		return al_error_set(err, EINVAL,
+		                    "manifest entry '%s': git_repo entries need \"repo\"", e->path);
+	if (repo[0] == '-' || (e->ref && e->ref[0] == '-'))
+		return al_error_set(err, EINVAL,
+		                    "manifest entry '%s': repo and ref must not start with '-'",
+		                    e->path);
+	if (e->subpath) {
+		r = check_key(e->subpath, e->path, err);
+		if (r < 0)
+			return al_error_prefix(err, "subpath");
+	}
+	if (strstr(repo, "://") || !strncmp(repo, "git@", 4) || repo[0] == '/') {
+		e->url = TAKE_PTR(repo);
+		return 0;
+	}
+	if (asprintf(&e->url, "https://%s/%s.git", host ? host : "github.com", repo) < 0) {
+		e->url = NULL;
+		return al_error_set(err, ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+struct mount_kind {
+	const char *type;     /* entry type, or the generic mount's provider */
+	const char *provider; /* rclone's view of it */
+	const char *bucket;   /* the field naming the bucket or container */
+	const char *fields[6];
+	const char *secrets[6];
+};
+
+static const struct mount_kind mount_kinds[] = {
+    {"s3",
+     "s3",
+     "bucket",
+     {"prefix", "region", "endpointUrl", "s3Provider"},
+     {"accessKeyId", "secretAccessKey", "sessionToken"}},
+    {"gcs",
+     "gcs",
+     "bucket",
+     {"prefix", "region", "endpointUrl"},
+     {"accessId", "secretAccessKey", "serviceAccountCredentials", "serviceAccountFile",
+      "accessToken"}},
+    {"r2",
+     "r2",
+     "bucket",
+     {"prefix", "accountId", "customDomain", "endpointUrl"},
+     {"accessKeyId", "secretAccessKey"}},
+    {"azure_blob",
+     "azure_blob",
+     "container",
+     {"prefix", "account", "accountName", "endpoint", "endpointUrl", "identityClientId"},
+     {"accountKey"}},
+};
+
+static bool in_list(const char *const *list, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n && list[i]; i++)
+		if (!strcmp(list[i], s))
+			return true;
+	return false;
+}
+
+/*
+ * Mount entries: the typed ones keep their fields at the top, the generic
+ * "mount" in "config" with "provider" naming the kind.  Credentials are
+ * refused here: they travel in the create request, never in a manifest that
+ * is stored and shown.
+ */
+static int parse_mount(struct manifest *m, const cJSON *json, const char *type_str,
+                       struct manifest_entry *e, struct al_error *err)
+{
+	static const char *const base[] = {
+	    "type",      "description", "ephemeral",     "permissions", "group", "source",
+	    "mountPath", "readOnly",    "mountStrategy", "provider",    "config"};
+	const struct mount_kind *kind = NULL;
+	const cJSON *spec = json, *field;
+	struct manifest_mount *mt = &e->mount;
+	_cleanup_free_ char *kind_name = NULL, *mount_path = NULL;
+	int r;
+
+	if (!strcmp(type_str, "mount")) {
+		r = dup_string_field(json, "provider", e->path, &kind_name, err);
+		if (r < 0)
+			return r;
+		if (!kind_name)
+			return al_error_set(err, EINVAL,
+			                    "manifest entry '%s': mount entries need \"provider\"",
+			                    e->path);
+		spec = cJSON_GetObjectItemCaseSensitive(json, "config");
+		if (spec && !cJSON_IsObject(spec))
+			return al_error_set(
+			    err, EINVAL, "manifest entry '%s': config must be an object", e->path);
+	} else {
+		kind_name = strndup(type_str, strlen(type_str) - strlen("_mount"));
+		if (!kind_name)
+			return al_error_set(err, ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < AL_ARRAY_SIZE(mount_kinds) && !kind; i++)
+		if (!strcmp(mount_kinds[i].type, kind_name))
+			kind = &mount_kinds[i];
+	if (!kind)
+		return al_error_set(err, ENOTSUP,
+		                    "manifest entry '%s': mount provider '%s' is not supported by "
+		                    "airlockd (s3, gcs, r2, azure_blob are)",
+		                    e->path, kind_name);
+	for (int pass = 0; pass < 2; pass++) {
+		const cJSON *obj = pass == 0 ? json : spec;
+		if (!obj || (pass == 1 && obj == json))
+			continue;
+		cJSON_ArrayForEach(field, obj)
+		{
+			const char *f = field->string;
+			if (in_list(kind->secrets, AL_ARRAY_SIZE(kind->secrets), f))
+				return al_error_set(
+				    err, EINVAL,
+				    "manifest entry '%s': '%s' is a credential: pass it in the "
+				    "create request's \"mount_credentials\", never in the manifest",
+				    e->path, f);
+			if ((pass == 0 && in_list(base, AL_ARRAY_SIZE(base), f)) ||
+			    !strcmp(f, kind->bucket) ||
+			    in_list(kind->fields, AL_ARRAY_SIZE(kind->fields), f))
+				continue;
+			return al_error_set(
+			    err, EINVAL, "manifest entry '%s': unknown field '%s' for a %s mount",
+			    e->path, f, kind->type);
+		}
+	}
+	if (!spec)
+		spec = json;
+	mt->provider = strdup(kind->provider);
+	if (!mt->provider)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = dup_string_field(spec, kind->bucket, e->path, &mt->bucket, err);
+	if (r == 0)
+		r = dup_string_field(spec, "prefix", e->path, &mt->prefix, err);
+	if (r == 0)
+		r = dup_string_field(spec, "region", e->path, &mt->region, err);
+	if (r == 0)
+		r = dup_string_field(spec, "endpointUrl", e->path, &mt->endpoint, err);
+	if (r == 0 && !mt->endpoint)
+		r = dup_string_field(spec, "endpoint", e->path, &mt->endpoint, err);
+	if (r == 0)
+		r = dup_string_field(spec, "s3Provider", e->path, &mt->s3_provider, err);
+	if (r == 0)
+		r = dup_string_field(spec, "accountId", e->path, &mt->account, err);
+	if (r == 0 && !mt->account)
+		r = dup_string_field(spec, "accountName", e->path, &mt->account, err);
+	if (r == 0 && !mt->account)
+		r = dup_string_field(spec, "account", e->path, &mt->account, err);
+	if (r == 0)
+		r = dup_string_field(json, "mountPath", e->path, &mount_path, err);
+	if (r < 0)
+		return r;
+	if (!mt->bucket)
+		return al_error_set(err, EINVAL, "manifest entry '%s': %s mounts need \"%s\"",
+		                    e->path, kind->type, kind->bucket);
+	/* Buckets and containers are single names; a '/' would move the mount. */
+	if (strchr(mt->bucket, '/') || strchr(mt->bucket, ':'))
+		return al_error_set(err, EINVAL, "manifest entry '%s': invalid %s '%s'", e->path,
+		                    kind->bucket, mt->bucket);
+	if (!strcmp(kind->type, "r2") && !mt->account && !mt->endpoint)
+		return al_error_set(err, EINVAL,
+		                    "manifest entry '%s': r2 mounts need \"accountId\"", e->path);
+	field = cJSON_GetObjectItemCaseSensitive(json, "readOnly");
+	if (field && !cJSON_IsBool(field))
+		return al_error_set(err, EINVAL, "manifest entry '%s': readOnly must be a boolean",
+		                    e->path);
+	mt->read_only = cJSON_IsTrue(field);
+	field = cJSON_GetObjectItemCaseSensitive(json, "mountStrategy");
+	if (field && !cJSON_IsNull(field)) {
+		const cJSON *st = cJSON_GetObjectItemCaseSensitive(field, "type");
+		/* airlockd always mounts on the host: an in-sandbox mount would put
+		 * the keys inside, which is what this design avoids. */
+		if (!cJSON_IsObject(field) || !cJSON_IsString(st))
+			return al_error_set(err, EINVAL,
+			                    "manifest entry '%s': mountStrategy must be an object "
+			                    "with a \"type\"",
+			                    e->path);
+		if (!strcmp(st->valuestring, "in_container"))
+			return al_error_set(err, ENOTSUP,
+			                    "manifest entry '%s': airlockd mounts on the host; "
+			                    "mountStrategy 'in_container' is not supported",
+			                    e->path);
+	}
+	if (mount_path && mount_path[0] == '/') {
+		r = normalize_root(mount_path, &mt->path, err);
+		if (r < 0)
+			return al_error_prefix(err, "manifest entry '%s': mountPath", e->path);
+	} else {
+		const char *rel = mount_path ? mount_path : e->path;
+		if (mount_path) {
+			r = check_key(mount_path, e->path, err);
+			if (r < 0)
+				return al_error_prefix(err, "mountPath");
+		}
+		if (asprintf(&mt->path, "%s%s%s", m->root, strcmp(m->root, "/") ? "/" : "", rel) <
+		    0) {
+			mt->path = NULL;
+			return al_error_set(err, ENOMEM, "out of memory");
+		}
+	}
+	if (!strcmp(mt->path, "/"))
+		return al_error_set(err, EINVAL, "manifest entry '%s': cannot mount over '/'",
+		                    e->path);
 	return 0;
 }
 
@@ -514,6 +797,11 @@ static int parse_entry(struct manifest *m, const cJSON *json, char *path, struct
 	case ENTRY_LOCAL_FILE:
 	case ENTRY_LOCAL_DIR:
 		return parse_src(cJSON_GetObjectItemCaseSensitive(json, "src"), e, err);
+	case ENTRY_GIT_REPO:
+		return parse_git_repo(json, e, err);
+	case ENTRY_MOUNT:
+		return parse_mount(
+		    m, json, cJSON_GetObjectItemCaseSensitive(json, "type")->valuestring, e, err);
 	}
 	return 0;
 }
@@ -877,7 +1165,8 @@ static int open_parent(int dirfd, const char *path, uid_t uid, gid_t gid, const 
 struct copy_ctx {
 	uid_t uid;
 	gid_t gid;
-	char rel[PATH_MAX]; /* path below the entry, for messages */
+	char rel[PATH_MAX];   /* path below the entry, for messages */
+	const char *skip_top; /* a name left out at the top level, or NULL */
 };
 
 static int copy_tree(struct copy_ctx *c, int src, int dst, unsigned depth, struct al_error *err);
@@ -976,6 +1265,8 @@ static int copy_tree(struct copy_ctx *c, int src, int dst, unsigned depth, struc
 		}
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
+		if (depth == 0 && c->skip_top && !strcmp(de->d_name, c->skip_top))
+			continue;
 		if (base + 1 + strlen(de->d_name) >= sizeof(c->rel))
 			return al_error_set(err, ENAMETOOLONG, "'%s/%s': path too long", c->rel,
 			                    de->d_name);
@@ -1011,6 +1302,64 @@ static int materialize_local_dir(const struct manifest_entry *e, int parent, con
 	                   err);
 }
 
+/*
+ * Clone into scratch as uid:gid (an unprivileged host uid: whatever the
+ * repository's checkout does, it cannot write outside its own directory),
+ * then copy the tree, or its subpath, with the copier that never follows a
+ * symlink.  Symlinks are copied as symlinks: they point wherever they
+ * point inside the sandbox, never on the host.
+ */
+static int materialize_git_repo(const struct manifest_entry *e, int parent, const char *name,
+                                uid_t uid, gid_t gid, const char *scratch, struct al_error *err)
+{
+	struct open_how how = {.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+	                       .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+	                                  RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV};
+	_cleanup_close_ int clone_fd = -1, src = -1, dst = -1;
+	struct copy_ctx c = {.uid = uid, .gid = gid, .skip_top = ".git"};
+	char dir[PATH_MAX];
+	struct al_error rm_err = {0};
+	int r;
+
+	if (!scratch)
+		return al_error_set(err, ENOTSUP, "git_repo entries need a scratch directory");
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/git-XXXXXX", scratch) >= sizeof(dir))
+		return al_error_set(err, ENAMETOOLONG, "scratch path too long");
+	if (!mkdtemp(dir))
+		return al_error_errno(err, "mkdtemp %s", dir);
+	r = git_clone_at(e->url, e->ref, dir, uid, gid, err);
+	if (r < 0) {
+		(void)al_rm_rf(dir, &rm_err);
+		return al_error_prefix(err, "clone %s", e->url);
+	}
+	clone_fd = openat(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (clone_fd >= 0) {
+		int tree =
+		    openat(clone_fd, "tree", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		close(clone_fd);
+		clone_fd = tree;
+	}
+	if (clone_fd < 0)
+		r = al_error_errno(err, "open %s/tree", dir);
+	if (r == 0) {
+		src = (int)syscall(SYS_openat2, clone_fd, e->subpath ? e->subpath : ".", &how,
+		                   sizeof(how));
+		if (src < 0)
+			r = al_error_errno(err, "subpath '%s' of %s", e->subpath ? e->subpath : ".",
+			                   e->url);
+	}
+	if (r == 0) {
+		dst = make_dir(parent, name, e->path, err);
+		r = dst < 0 ? dst : 0;
+	}
+	if (r == 0)
+		r = copy_tree(&c, src, dst, 0, err);
+	if (r == 0)
+		r = finish_node(dst, uid, gid, e->mode_set ? e->mode : 0755, NULL, e->path, err);
+	(void)al_rm_rf(dir, &rm_err);
+	return r;
+}
+
 static int materialize_local_file(const struct manifest_entry *e, int parent, const char *name,
                                   uid_t uid, gid_t gid, struct al_error *err)
 {
@@ -1036,12 +1385,14 @@ static int materialize_local_file(const struct manifest_entry *e, int parent, co
 }
 
 static int materialize_entry(const struct manifest_entry *e, int dirfd, uid_t uid, gid_t gid,
-                             struct al_error *err)
+                             const char *scratch, struct al_error *err)
 {
 	_cleanup_close_ int parent = -1, fd = -1;
 	const char *name = NULL;
 	int r;
 
+	if (e->type == ENTRY_MOUNT)
+		return 0;
 	parent = open_parent(dirfd, e->path, uid, gid, &name, err);
 	if (parent < 0)
 		return parent;
@@ -1065,17 +1416,21 @@ static int materialize_entry(const struct manifest_entry *e, int dirfd, uid_t ui
 		return materialize_local_file(e, parent, name, uid, gid, err);
 	case ENTRY_LOCAL_DIR:
 		return materialize_local_dir(e, parent, name, uid, gid, err);
+	case ENTRY_GIT_REPO:
+		return materialize_git_repo(e, parent, name, uid, gid, scratch, err);
+	case ENTRY_MOUNT:
+		return 0;
 	}
 	return 0;
 }
 
 int manifest_materialize(const struct manifest *m, int dirfd, uid_t uid, gid_t gid,
-                         struct al_error *err)
+                         const char *scratch, struct al_error *err)
 {
 	/* Entries are sorted, so every explicit dir exists before its children. */
 	for (size_t i = 0; i < m->n_entries; i++) {
 		const struct manifest_entry *e = &m->entries[i];
-		int r = materialize_entry(e, dirfd, uid, gid, err);
+		int r = materialize_entry(e, dirfd, uid, gid, scratch, err);
 		if (r < 0)
 			return al_error_prefix(err, "manifest entry '%s'", e->path);
 	}
@@ -1085,7 +1440,33 @@ int manifest_materialize(const struct manifest *m, int dirfd, uid_t uid, gid_t g
 const char *manifest_first_host_source(const struct manifest *m)
 {
 	for (size_t i = 0; i < m->n_entries; i++)
-		if (m->entries[i].type == ENTRY_LOCAL_FILE || m->entries[i].type == ENTRY_LOCAL_DIR)
+		if (m->entries[i].type == ENTRY_LOCAL_FILE ||
+		    m->entries[i].type == ENTRY_LOCAL_DIR ||
+		    (m->entries[i].type == ENTRY_GIT_REPO &&
+		     (m->entries[i].url[0] == '/' || !strncmp(m->entries[i].url, "file:", 5))))
+			return m->entries[i].path;
+	return NULL;
+}
+
+const struct manifest_mount *manifest_next_mount(const struct manifest *m, size_t *iter,
+                                                 const char **key)
+{
+	for (; *iter < m->n_entries; (*iter)++) {
+		const struct manifest_entry *e = &m->entries[*iter];
+		if (e->type == ENTRY_MOUNT) {
+			(*iter)++;
+			if (key)
+				*key = e->path;
+			return &e->mount;
+		}
+	}
+	return NULL;
+}
+
+const char *manifest_first_git_repo(const struct manifest *m)
+{
+	for (size_t i = 0; i < m->n_entries; i++)
+		if (m->entries[i].type == ENTRY_GIT_REPO)
 			return m->entries[i].path;
 	return NULL;
 }

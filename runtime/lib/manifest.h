@@ -14,13 +14,17 @@
  * ("src": an absolute host path).  Every entry may carry "permissions" (SDK forms: a mode
  * number, an ls-style string "-rw-r--r--", an octal string "0644", or
  * {"owner", "group", "other", "directory", "sticky"}), "description" and "ephemeral".
- * git_repo and the mount types are refused with -ENOTSUP for now.
+ * git_repo ("repo", "host", "ref", "subpath") is cloned on the host (gitclone.h) and
+ * copied in.  Mount entries (s3_mount, gcs_mount, r2_mount, azure_blob_mount, and the
+ * generic mount with "provider" and "config") are parsed into struct manifest_mount;
+ * their credential fields are refused: credentials never belong in a manifest.
  *
  * Keys are used verbatim: no normalization, so what the client wrote is what gets
  * created, and anything a normalizer would have to guess about ('..', '.', empty
  * components, absolute keys, backslashes) is refused instead.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -33,6 +37,19 @@
 #define MANIFEST_MAX_KEY_LEN 4096
 
 struct manifest; /* opaque */
+
+/* A bucket or container to mount, as a manifest entry describes it. */
+struct manifest_mount {
+	char *provider;    /* "s3", "gcs", "r2", "azure_blob" */
+	char *bucket;      /* bucket, or the Azure container */
+	char *prefix;      /* a key prefix inside it, or NULL */
+	char *region;      /* or NULL */
+	char *endpoint;    /* endpointUrl / endpoint, or NULL */
+	char *account;     /* R2's accountId, Azure's account name, or NULL */
+	char *s3_provider; /* rclone's s3 provider name (Minio, Ceph, ...), or NULL */
+	char *path;        /* absolute path inside the sandbox */
+	bool read_only;
+};
 
 /*
  * Parse and validate a manifest.  max_file_bytes bounds each file entry's content,
@@ -47,8 +64,19 @@ void manifest_free(struct manifest *m);
 /* The workspace root inside the sandbox, normalized; "/workspace" by default. */
 const char *manifest_root(const struct manifest *m);
 
-/* The key of the first local_file/local_dir entry (they read host files), or NULL. */
+/* The key of the first entry that reads host files (local_file, local_dir, a git_repo
+ * from a local path or file:// URL), or NULL. */
 const char *manifest_first_host_source(const struct manifest *m);
+
+/*
+ * The mount entries one by one: *iter starts at 0; NULL after the last.
+ * *key (if not NULL) is set to the entry's manifest key.
+ */
+const struct manifest_mount *manifest_next_mount(const struct manifest *m, size_t *iter,
+                                                 const char **key);
+
+/* The key of the first git_repo entry, or NULL. */
+const char *manifest_first_git_repo(const struct manifest *m);
 
 /* The environment as a NULL-terminated "K=V" vector owned by m (possibly empty). */
 char *const *manifest_environment(const struct manifest *m);
@@ -58,7 +86,10 @@ char *const *manifest_environment(const struct manifest *m);
  * Never follows a symlink found below dirfd.  Everything created is owned by uid:gid
  * ((uid_t)-1 / (gid_t)-1 leave the ownership alone).  local_dir copies regular files,
  * directories and symlinks (as symlinks), skips other file types, keeps modes and
- * times but strips setuid/setgid.
+ * times but strips setuid/setgid.  git_repo entries are cloned as uid:gid into a fresh
+ * directory below scratch (a private host directory, removed entry by entry after the
+ * copy; NULL refuses them) and copied in the same way, without .git.  Mount entries
+ * make nothing here: mounting is the caller's.
  */
 int manifest_materialize(const struct manifest *m, int dirfd, uid_t uid, gid_t gid,
-                         struct al_error *err);
+                         const char *scratch, struct al_error *err);

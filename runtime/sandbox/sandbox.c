@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "archives.h"
+#include "bucket_mounts.h"
 #include "cgroup.h"
 #include "cleanup.h"
 #include "initproto.h"
@@ -494,7 +495,9 @@ static int prepare_dirs(struct sandbox *sb, struct al_error *err)
 	wsfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (wsfd < 0)
 		return al_error_errno(err, "open %s", path);
-	r = manifest_materialize(sb->spec.parsed, wsfd, sb->uid_base, (gid_t)sb->uid_base, err);
+	/* git_repo clones land on the sandbox's own tmpfs: its disk cap bounds them. */
+	r = manifest_materialize(sb->spec.parsed, wsfd, sb->uid_base, (gid_t)sb->uid_base, sb->dir,
+	                         err);
 	if (r < 0)
 		return al_error_prefix(err, "manifest");
 	return 0;
@@ -544,6 +547,12 @@ int sandbox_build(const struct sandbox_host *host, struct sandbox *sb,
 	r = how->start(host, sb, how, err);
 	if (r < 0)
 		return r;
+	/* PID 1 has its mount namespace now: bucket mounts go in, and the keys
+	 * they needed are forgotten whatever the outcome. */
+	r = bucket_mounts_start(sb, sb->spec.mount_credentials, err);
+	sandbox_spec_wipe_credentials(&sb->spec);
+	if (r < 0)
+		return r;
 	if (read_start_time(sb->init_pid, &sb->init_start) < 0)
 		return al_error_set(err, ESRCH, "sandbox %s: PID 1 vanished", sb->id);
 	return sandbox_save_state(sb, err);
@@ -562,6 +571,10 @@ int sandbox_remove_remains(const struct sandbox_host *host, const char *id, stru
 	if (r < 0)
 		return al_error_prefix(err, "sandbox %s", id);
 	snprintf(dir, sizeof(dir), "%s/%s", host->sandboxes_dir, id);
+	/* rclone's mounts sit on the tmpfs below: they go first. */
+	r = bucket_mounts_remove(dir, err);
+	if (r < 0)
+		return al_error_prefix(err, "sandbox %s", id);
 	/* The writable layer's tmpfs; EINVAL means it was never mounted. */
 	if (umount2(dir, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
 		return al_error_errno(err, "sandbox %s: umount %s", id, dir);

@@ -10,6 +10,7 @@
 #include "cleanup.h"
 #include "images.h"
 #include "json.h"
+#include "bucket_mounts.h"
 #include "manifest.h"
 #include "strv.h"
 #include "util.h"
@@ -22,8 +23,31 @@
  * (parse_size_field). */
 #define MAX_SIZE (1ULL << 49)
 
+static void wipe_strings(cJSON *j)
+{
+	cJSON *c;
+
+	cJSON_ArrayForEach(c, j)
+	{
+		if (cJSON_IsString(c) && c->valuestring)
+			explicit_bzero(c->valuestring, strlen(c->valuestring));
+		else
+			wipe_strings(c);
+	}
+}
+
+void sandbox_spec_wipe_credentials(struct sandbox_spec *s)
+{
+	if (!s->mount_credentials)
+		return;
+	wipe_strings(s->mount_credentials);
+	cJSON_Delete(s->mount_credentials);
+	s->mount_credentials = NULL;
+}
+
 void sandbox_spec_free(struct sandbox_spec *s)
 {
+	sandbox_spec_wipe_credentials(s);
 	free(s->rootfs);
 	free(s->image);
 	al_strv_free(s->lowers);
@@ -34,6 +58,8 @@ void sandbox_spec_free(struct sandbox_spec *s)
 	cJSON_Delete(s->manifest);
 	if (s->parsed)
 		manifest_free(s->parsed);
+	if (s->mounts)
+		manifest_free(s->mounts);
 	*s = (struct sandbox_spec){0};
 }
 
@@ -55,6 +81,7 @@ static const struct al_json_key create_keys[] = {
     {"network", AL_JSON_STRING | NULLABLE},
     {"limits", AL_JSON_OBJECT | NULLABLE},
     {"manifest", AL_JSON_OBJECT | NULLABLE},
+    {"mount_credentials", AL_JSON_OBJECT | NULLABLE},
     {"env", AL_JSON_OBJECT | NULLABLE},
     {"ttl", AL_JSON_NUMBER | NULLABLE},
     {"idle_timeout", AL_JSON_NUMBER | NULLABLE},
@@ -73,6 +100,7 @@ static const struct al_json_key restore_keys[] = {
     {"ttl", AL_JSON_NUMBER | NULLABLE},
     {"idle_timeout", AL_JSON_NUMBER | NULLABLE},
     {"labels", AL_JSON_OBJECT | NULLABLE},
+    {"mount_credentials", AL_JSON_OBJECT | NULLABLE},
     {"exec", AL_JSON_OBJECT},
     {"remove", AL_JSON_BOOL},
 };
@@ -511,6 +539,15 @@ static int parse_request(const cJSON *req, const struct sandbox_spec_policy *pol
 	r = parse_manifest(cJSON_GetObjectItemCaseSensitive(req, "manifest"), policy, s, err);
 	if (r < 0)
 		return r;
+	v = cJSON_GetObjectItemCaseSensitive(req, "mount_credentials");
+	r = bucket_mounts_check_credentials(s->parsed, v, err);
+	if (r < 0)
+		return r;
+	if (v && !cJSON_IsNull(v)) {
+		s->mount_credentials = cJSON_Duplicate(v, true);
+		if (!s->mount_credentials)
+			return al_error_set(err, ENOMEM, "out of memory");
+	}
 	r = parse_env(cJSON_GetObjectItemCaseSensitive(req, "env"), s, err);
 	if (r < 0)
 		return r;
@@ -699,6 +736,11 @@ cJSON *sandbox_spec_restore_request(const cJSON *record, const cJSON *req)
 		if (!strcmp(k, "limits") || !strcmp(k, "snapshot") || !strcmp(k, "exec") ||
 		    !strcmp(k, "remove"))
 			continue;
+		/* Checked against the recorded manifest's mounts by
+		 * sandbox_spec_restore_mounts, not against a manifest the
+		 * restore request does not have. */
+		if (!strcmp(k, "mount_credentials"))
+			continue;
 		if ((v = cJSON_GetObjectItemCaseSensitive(req, k)) &&
 		    !cJSON_AddItemToObject(o, k, cJSON_Duplicate(v, true)))
 			return NULL;
@@ -740,4 +782,47 @@ bool sandbox_spec_poolable(const struct sandbox_spec *s, const struct sandbox_sp
 	       s->limits.memory_bytes == base->limits.memory_bytes &&
 	       s->limits.pids == base->limits.pids && s->limits.cpus == base->limits.cpus &&
 	       s->disk_bytes == base->disk_bytes && !strcmp(s->workspace, base->workspace);
+}
+
+int sandbox_spec_restore_mounts(struct sandbox_spec *s, const cJSON *manifest,
+                                const cJSON *credentials, struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *only = NULL;
+	const cJSON *entries, *e, *root;
+	cJSON *kept;
+	int r;
+
+	if (!cJSON_IsObject(manifest))
+		return bucket_mounts_check_credentials(NULL, credentials, err);
+	/* Only the mount entries: the rest came back in the layer, and a
+	 * local_file's source may be gone from the host by now. */
+	only = cJSON_CreateObject();
+	kept = only ? cJSON_AddObjectToObject(only, "entries") : NULL;
+	if (!kept)
+		return al_error_set(err, ENOMEM, "out of memory");
+	root = cJSON_GetObjectItemCaseSensitive(manifest, "root");
+	if (cJSON_IsString(root) && !cJSON_AddStringToObject(only, "root", root->valuestring))
+		return al_error_set(err, ENOMEM, "out of memory");
+	entries = cJSON_GetObjectItemCaseSensitive(manifest, "entries");
+	cJSON_ArrayForEach(e, entries)
+	{
+		const char *t = al_json_str(e, "type");
+		size_t len = t ? strlen(t) : 0;
+		if (!t || (strcmp(t, "mount") && (len < 6 || strcmp(t + len - 6, "_mount"))))
+			continue;
+		if (!cJSON_AddItemToObject(kept, e->string, cJSON_Duplicate(e, true)))
+			return al_error_set(err, ENOMEM, "out of memory");
+	}
+	r = manifest_parse(only, 0, 0, &s->mounts, err);
+	if (r < 0)
+		return al_error_prefix(err, "manifest");
+	r = bucket_mounts_check_credentials(s->mounts, credentials, err);
+	if (r < 0)
+		return r;
+	if (credentials && !cJSON_IsNull(credentials)) {
+		s->mount_credentials = cJSON_Duplicate(credentials, true);
+		if (!s->mount_credentials)
+			return al_error_set(err, ENOMEM, "out of memory");
+	}
+	return 0;
 }

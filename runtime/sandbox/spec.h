@@ -59,7 +59,21 @@ struct sandbox_spec {
 	/* Parsed from manifest for materialising it; NULL in a spec read back
 	 * from a record (its files are already in the layer). */
 	struct manifest *parsed;
+	/* The request's "mount_credentials" ({entry key: {field: value}}), or
+	 * NULL: only for the mounts made at create, then wiped; never recorded. */
+	cJSON *mount_credentials;
+	/* A restored sandbox's manifest parsed for its mount entries only (its
+	 * files are in the layer): what bucket_mounts_start mounts again. */
+	struct manifest *mounts;
 };
+
+/* Overwrite and drop mount_credentials: once the mounts are made, or never. */
+void sandbox_spec_wipe_credentials(struct sandbox_spec *s);
+
+/* For a restore: the recorded manifest's mount entries into s->mounts, and the
+ * request's mount_credentials checked against them into s->mount_credentials. */
+int sandbox_spec_restore_mounts(struct sandbox_spec *s, const cJSON *manifest,
+                                const cJSON *credentials, struct al_error *err);
 
 /* What a request may ask for, and the defaults it gets. */
 struct sandbox_spec_policy {

@@ -49,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		FUZZ_ASSERT(dfd >= 0);
 		al_error_clear(&err);
-		r = manifest_materialize(m, dfd, (uid_t)-1, (gid_t)-1, &err);
+		r = manifest_materialize(m, dfd, (uid_t)-1, (gid_t)-1, NULL, &err);
 		fuzz_check_error(r, &err);
 		fuzz_empty_dir(workspace);
 	}

@@ -43,10 +43,13 @@ class Proxy(BaseHTTPRequestHandler):
 
     def answer(self, status, headers, body):
         self.send_response(status)
+        length = str(len(body))
         for k, v in headers:
-            if k.lower() not in HOP and k.lower() != "content-length":
+            if k.lower() == "content-length" and self.command == "HEAD":
+                length = v  # a HEAD has no body: the length is the object's
+            elif k.lower() not in HOP and k.lower() != "content-length":
                 self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", length)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)

@@ -252,20 +252,48 @@ TEST(refusals)
 	    base);
 	REFUSED(missing, EINVAL, "conflicts with local_dir entry 'r'");
 
-	/* Supported by the SDK, not (yet) by airlockd. */
-	REFUSED("{\"entries\": {\"x\": {\"type\": \"git_repo\", \"repo\": \"openai/codex\"}}}",
-	        ENOTSUP, "entry 'x': type 'git_repo' is not supported by airlockd yet");
-	REFUSED("{\"entries\": {\"b\": {\"type\": \"s3_mount\", \"bucket\": \"b\"}}}", ENOTSUP,
-	        "type 's3_mount' is not supported");
-	REFUSED("{\"entries\": {\"b\": {\"type\": \"gcs_mount\", \"bucket\": \"b\"}}}", ENOTSUP,
-	        "gcs_mount");
-	REFUSED("{\"entries\": {\"b\": {\"type\": \"r2_mount\", \"bucket\": \"b\"}}}", ENOTSUP,
-	        "r2_mount");
-	REFUSED("{\"entries\": {\"b\": {\"type\": \"azure_blob_mount\", \"container\": \"c\"}}}",
-	        ENOTSUP, "azure_blob_mount");
-	REFUSED("{\"entries\": {\"d\": {\"type\": \"dir\", \"children\": {\"g\": "
-	        "{\"type\": \"git_repo\", \"repo\": \"x/y\"}}}}}",
-	        ENOTSUP, "entry 'd/g': type 'git_repo'");
+	/* Mount entries: credentials never in the manifest; unknown kinds refused. */
+	REFUSED("{\"entries\": {\"b\": {\"type\": \"s3_mount\", \"bucket\": \"b\", "
+	        "\"secretAccessKey\": \"k\"}}}",
+	        EINVAL, "'secretAccessKey' is a credential");
+	REFUSED("{\"entries\": {\"b\": {\"type\": \"azure_blob_mount\", \"container\": \"c\", "
+	        "\"accountKey\": \"k\"}}}",
+	        EINVAL, "'accountKey' is a credential");
+	REFUSED("{\"entries\": {\"b\": {\"type\": \"mount\", \"provider\": \"gcs\", "
+	        "\"config\": {\"bucket\": \"b\", \"accessToken\": \"t\"}}}}",
+	        EINVAL, "'accessToken' is a credential");
+	REFUSED("{\"entries\": {\"b\": {\"type\": \"s3_mount\"}}}", EINVAL,
+	        "s3 mounts need \"bucket\"");
+	REFUSED("{\"entries\": {\"b\": {\"type\": \"s3_mount\", \"bucket\": \"a/b\"}}}", EINVAL,
+	        "invalid bucket");
+	REFUSED("{\"entries\": {\"b\": {\"type\": \"r2_mount\", \"bucket\": \"b\"}}}", EINVAL,
+	        "r2 mounts need \"accountId\"");
+	REFUSED("{\"entries\": {\"b\": {\"type\": \"s3_mount\", \"bucket\": \"b\", "
+	        "\"container\": \"c\"}}}",
+	        EINVAL, "unknown field 'container' for a s3 mount");
+	REFUSED("{\"entries\": {\"b\": {\"type\": \"box_mount\"}}}", ENOTSUP,
+	        "type 'box_mount' is not supported");
+	REFUSED("{\"entries\": {\"b\": {\"type\": \"mount\", \"provider\": \"box\"}}}", ENOTSUP,
+	        "mount provider 'box' is not supported");
+	REFUSED("{\"entries\": {\"b\": {\"type\": \"s3_mount\", \"bucket\": \"b\", "
+	        "\"mountStrategy\": {\"type\": \"in_container\"}}}}",
+	        ENOTSUP, "'in_container' is not supported");
+	REFUSED("{\"entries\": {\"b\": {\"type\": \"s3_mount\", \"bucket\": \"b\", "
+	        "\"mountPath\": \"../x\"}}}",
+	        EINVAL, "'..' components");
+	REFUSED("{\"entries\": {\"b\": {\"type\": \"s3_mount\", \"bucket\": \"b\", "
+	        "\"readOnly\": 1}}}",
+	        EINVAL, "readOnly must be a boolean");
+	/* git_repo */
+	REFUSED("{\"entries\": {\"x\": {\"type\": \"git_repo\"}}}", EINVAL, "need \"repo\"");
+	REFUSED("{\"entries\": {\"x\": {\"type\": \"git_repo\", \"repo\": \"--upload-pack=x\"}}}",
+	        EINVAL, "must not start with '-'");
+	REFUSED("{\"entries\": {\"x\": {\"type\": \"git_repo\", \"repo\": \"a/b\", "
+	        "\"subpath\": \"../etc\"}}}",
+	        EINVAL, "'..' components");
+	REFUSED("{\"entries\": {\"x\": {\"type\": \"git_repo\", \"repo\": \"a/b\", "
+	        "\"branch\": \"main\"}}}",
+	        EINVAL, "unknown field 'branch'");
 	REFUSED("{\"users\": [{\"name\": \"sandbox-user\"}]}", ENOTSUP, "users");
 	REFUSED("{\"groups\": [{\"name\": \"g\"}]}", ENOTSUP, "groups");
 	REFUSED("{\"extraPathGrants\": [{\"path\": \"/data\"}]}", ENOTSUP, "extraPathGrants");
@@ -276,6 +304,55 @@ TEST(refusals)
 	REFUSED("{\"environment\": {\"A=B\": \"x\"}}", EINVAL, "invalid name 'A=B'");
 	REFUSED("{\"environment\": {\"A\": 1}}", EINVAL, "environment 'A'");
 	REFUSED("{\"environment\": {\"A\": \"1\", \"A\": \"2\"}}", EINVAL, "duplicate name 'A'");
+}
+
+TEST(mount_entries)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct manifest *m = NULL;
+	const struct manifest_mount *mt;
+	const char *key = NULL;
+	size_t iter = 0;
+
+	CHECK_INT(parse_text("{\"root\": \"/work\", \"entries\": {"
+	                     "\"data\": {\"type\": \"s3_mount\", \"bucket\": \"in\", "
+	                     "\"prefix\": \"p/\", \"region\": \"us-east-1\", "
+	                     "\"endpointUrl\": \"http://127.0.0.1:9000\", \"readOnly\": true}, "
+	                     "\"out\": {\"type\": \"mount\", \"provider\": \"azure_blob\", "
+	                     "\"mountPath\": \"/mnt/out\", "
+	                     "\"config\": {\"container\": \"c\", \"accountName\": \"acct\"}}, "
+	                     "\"repo\": {\"type\": \"git_repo\", \"repo\": \"o/n\", "
+	                     "\"ref\": \"v1\"}}}",
+	                     0, 0, &m, &err),
+	          0);
+	mt = manifest_next_mount(m, &iter, &key);
+	CHECK(mt != NULL);
+	CHECK_STR(key, "data");
+	CHECK_STR(mt->provider, "s3");
+	CHECK_STR(mt->bucket, "in");
+	CHECK_STR(mt->prefix, "p/");
+	CHECK_STR(mt->endpoint, "http://127.0.0.1:9000");
+	CHECK_STR(mt->path, "/work/data");
+	CHECK(mt->read_only);
+	mt = manifest_next_mount(m, &iter, &key);
+	CHECK(mt != NULL);
+	CHECK_STR(key, "out");
+	CHECK_STR(mt->provider, "azure_blob");
+	CHECK_STR(mt->bucket, "c");
+	CHECK_STR(mt->account, "acct");
+	CHECK_STR(mt->path, "/mnt/out");
+	CHECK(!mt->read_only);
+	CHECK(manifest_next_mount(m, &iter, &key) == NULL);
+	CHECK_STR(manifest_first_git_repo(m), "repo");
+	/* A remote repository does not read host files; a local one does. */
+	CHECK(manifest_first_host_source(m) == NULL);
+	manifest_free(m);
+	CHECK_INT(parse_text("{\"entries\": {\"r\": {\"type\": \"git_repo\", "
+	                     "\"repo\": \"file:///srv/r.git\"}}}",
+	                     0, 0, &m, &err),
+	          0);
+	CHECK_STR(manifest_first_host_source(m), "r");
+	manifest_free(m);
 }
 
 TEST(size_limits)
@@ -381,7 +458,7 @@ TEST(materialize)
 	/* An O_PATH fd is all the daemon needs to hand over. */
 	dirfd = open(ws, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	CHECK(dirfd >= 0);
-	CHECK_INT(manifest_materialize(m, dirfd, uid, gid, &err), 0);
+	CHECK_INT(manifest_materialize(m, dirfd, uid, gid, NULL, &err), 0);
 	if (err.code)
 		fprintf(stderr, "  %s\n", err.msg);
 	close(dirfd);
@@ -464,7 +541,7 @@ TEST(materialize_no_follow)
 	    parse_text("{\"entries\": {\"a/b.txt\": {\"type\": \"file\", \"content\": \"x\"}}}", 0,
 	               0, &m, &err),
 	    0);
-	CHECK(manifest_materialize(m, dirfd, (uid_t)-1, (gid_t)-1, &err) < 0);
+	CHECK(manifest_materialize(m, dirfd, (uid_t)-1, (gid_t)-1, NULL, &err) < 0);
 	CHECK(strstr(err.msg, "manifest entry 'a/b.txt'") != NULL);
 	manifest_free(m);
 	m = NULL;
@@ -472,12 +549,12 @@ TEST(materialize_no_follow)
 	CHECK_INT(parse_text("{\"entries\": {\"f\": {\"type\": \"file\", \"content\": \"x\"}}}", 0,
 	                     0, &m, &err),
 	          0);
-	CHECK_INT(manifest_materialize(m, dirfd, (uid_t)-1, (gid_t)-1, &err), -EEXIST);
+	CHECK_INT(manifest_materialize(m, dirfd, (uid_t)-1, (gid_t)-1, NULL, &err), -EEXIST);
 	manifest_free(m);
 	m = NULL;
 
 	CHECK_INT(parse_text("{\"entries\": {\"a\": {\"type\": \"dir\"}}}", 0, 0, &m, &err), 0);
-	CHECK(manifest_materialize(m, dirfd, (uid_t)-1, (gid_t)-1, &err) < 0);
+	CHECK(manifest_materialize(m, dirfd, (uid_t)-1, (gid_t)-1, NULL, &err) < 0);
 	manifest_free(m);
 	close(dirfd);
 
@@ -499,6 +576,7 @@ int main(void)
 	setup_sources();
 	RUN(parse_valid);
 	RUN(refusals);
+	RUN(mount_entries);
 	RUN(size_limits);
 	RUN(materialize);
 	RUN(materialize_no_follow);

@@ -1,0 +1,437 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Bucket mounts of the manifest (s3_mount, r2_mount, azure_blob_mount and
+the generic mount): airlockd mounts each with rclone on the host and binds it
+into the sandbox; the keys never enter the sandbox.
+
+Real servers on loopback, started here: s3rver (npm) behind
+tests/harness/s3_sigv4_proxy.py, which checks every request's SigV4
+signature against a secret unique to this run (s3rver checks only the key
+id), for S3 and R2; azurite (Microsoft's emulator, npm) with an account
+whose key is unique to this run, for Azure Blob.  What the sandbox writes
+is read back with the official clients (@aws-sdk/client-s3,
+@azure/storage-blob, through tests/harness/store_client.js) and what they
+write is read in the sandbox.
+"""
+
+import base64
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import airlock_test as at
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+HARNESS_TESTS = os.path.join(os.path.dirname(HERE), "harness")
+NODE_MODULES = os.path.join(os.path.dirname(HERE), "node_modules")
+CLIENT = os.path.join(HARNESS_TESTS, "store_client.js")
+S3_PROXY = os.path.join(HARNESS_TESTS, "s3_sigv4_proxy.py")
+S3_KEY_ID = "S3RVER"  # the key id s3rver accepts; the secret is checked by the proxy
+AZ_ACCOUNT = "airlockmounts"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, log, timeout=60):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            with open(log) as f:
+                raise AssertionError("server exited %s:\n%s" % (proc.returncode, f.read()[-3000:]))
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("server on port %d did not come up" % port)
+
+
+def rclone_processes():
+    """Host pids of rclone processes, with their command lines."""
+    out = {}
+    for pid in at.pids():
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) == b"rclone":
+            out[pid] = b" ".join(argv).decode(errors="replace")
+    return out
+
+
+class BucketMountTest(at.AirlockTestCase):
+    @classmethod
+    def setUpClass(cls):
+        if not shutil.which("rclone"):
+            raise AssertionError("rclone is missing: scripts/setup.sh installs it")
+        for pkg in ("s3rver", "azurite", "@aws-sdk/client-s3", "@azure/storage-blob"):
+            if not os.path.isdir(os.path.join(NODE_MODULES, pkg)):
+                raise AssertionError("npm package %s is missing: cd tests && npm ci" % pkg)
+        super().setUpClass()
+        cls.srv = tempfile.mkdtemp(prefix="airlock-it-buckets-")
+        cls.addClassCleanup(shutil.rmtree, cls.srv, ignore_errors=True)
+        cls.procs = []
+        cls.addClassCleanup(cls.stop_servers)
+        # The secrets of this run: the canaries nothing inside may show.
+        cls.s3_secret = "canary-s3-" + secrets.token_hex(16)
+        cls.az_key = base64.b64encode(b"canary-az-" + secrets.token_bytes(32)).decode()
+        s3_port, s3rver_port, az_port = free_port(), free_port(), free_port()
+        cls.start_server("s3rver", [os.path.join(NODE_MODULES, ".bin", "s3rver"), "-d",
+                                    os.path.join(cls.srv, "s3"), "-a", "127.0.0.1",
+                                    "-p", str(s3rver_port), "--configure-bucket", "bkt",
+                                    "--configure-bucket", "r2bkt"], s3rver_port)
+        cls.start_server("s3-sigv4-proxy", [sys.executable, S3_PROXY, str(s3_port),
+                                            str(s3rver_port),
+                                            "%s:%s" % (S3_KEY_ID, cls.s3_secret)], s3_port)
+        cls.start_server("azurite", [os.path.join(NODE_MODULES, ".bin", "azurite-blob"),
+                                     "--blobHost", "127.0.0.1", "--blobPort", str(az_port),
+                                     "--inMemoryPersistence", "--disableTelemetry"], az_port,
+                         env=dict(os.environ, AZURITE_ACCOUNTS="%s:%s" % (AZ_ACCOUNT, cls.az_key)))
+        cls.s3_ep = "http://127.0.0.1:%d" % s3_port
+        cls.az_ep = "http://127.0.0.1:%d/%s" % (az_port, AZ_ACCOUNT)
+        cls.cfg = {
+            "s3": cls.client_cfg({"type": "s3", "endpoint": cls.s3_ep, "bucket": "bkt",
+                                  "region": "us-east-1", "access_key_id": S3_KEY_ID,
+                                  "secret_access_key": cls.s3_secret}),
+            "r2": cls.client_cfg({"type": "r2", "endpoint": cls.s3_ep, "bucket": "r2bkt",
+                                  "region": "auto", "access_key_id": S3_KEY_ID,
+                                  "secret_access_key": cls.s3_secret}),
+            "azure_blob": cls.client_cfg({"type": "azure_blob", "endpoint": cls.az_ep,
+                                          "bucket": "ctr", "account_name": AZ_ACCOUNT,
+                                          "account_key": cls.az_key}),
+        }
+        cls.official("azure_blob", "mkbucket")
+
+    @classmethod
+    def client_cfg(cls, cfg):
+        path = os.path.join(cls.srv, "client-%s.json" % cfg["type"])
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        return path
+
+    @classmethod
+    def start_server(cls, name, argv, port, env=None):
+        log = os.path.join(cls.srv, name + ".log")
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                    start_new_session=True, cwd=cls.srv, env=env)
+        cls.procs.append(proc)
+        wait_port(port, proc, log)
+
+    @classmethod
+    def stop_servers(cls):
+        for p in cls.procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+                try:
+                    p.wait(15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait()
+
+    @classmethod
+    def official(cls, kind, *args):
+        proc = subprocess.run(["node", CLIENT, cls.cfg[kind]] + list(args), capture_output=True,
+                              text=True, timeout=120)
+        if proc.returncode != 0:
+            raise AssertionError("official client %s failed:\n%s" % (args, proc.stderr[-3000:]))
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    def put_official(self, kind, key, data):
+        path = os.path.join(self.srv, "up-" + secrets.token_hex(4))
+        with open(path, "wb") as f:
+            f.write(data)
+        self.official(kind, "put", key, path)
+
+    def get_official(self, kind, key):
+        path = os.path.join(self.srv, "down-" + secrets.token_hex(4))
+        self.official(kind, "get", key, path)
+        with open(path, "rb") as f:
+            return f.read()
+
+    def entries(self, kind, read_only=False, prefix=None):
+        if kind == "s3":
+            e = {"type": "s3_mount", "bucket": "bkt", "endpointUrl": self.s3_ep,
+                 "region": "us-east-1", "s3Provider": "Minio"}
+            creds = {"accessKeyId": S3_KEY_ID, "secretAccessKey": self.s3_secret}
+        elif kind == "r2":
+            # The generic form: provider and config.
+            # (R2's endpoint derives from accountId; the test store is on loopback.)
+            e = {"type": "mount", "provider": "r2",
+                 "config": {"bucket": "r2bkt", "accountId": "test", "endpointUrl": self.s3_ep}}
+            creds = {"accessKeyId": S3_KEY_ID, "secretAccessKey": self.s3_secret}
+        else:
+            e = {"type": "azure_blob_mount", "container": "ctr", "accountName": AZ_ACCOUNT,
+                 "endpointUrl": self.az_ep}
+            creds = {"accountKey": self.az_key}
+        if prefix:
+            (e.get("config") or e)["prefix"] = prefix
+        if read_only:
+            e["readOnly"] = True
+        return e, creds
+
+    def mounted_sandbox(self, kind, read_only=False, prefix=None):
+        entry, creds = self.entries(kind, read_only, prefix)
+        req = {"manifest": {"version": 1, "entries": {"data": entry}},
+               "mount_credentials": {"data": creds}}
+        return self.sandbox(**req)
+
+    # ---- the tests ----
+
+    def roundtrip(self, kind):
+        prefix = "run-" + secrets.token_hex(4)
+        sb = self.mounted_sandbox(kind, prefix=prefix)
+        sid = sb["id"]
+        # Written by the official client, read in the sandbox.
+        self.put_official(kind, prefix + "/from-client.txt", b"hello from the client\n")
+        deadline = time.monotonic() + 15
+        while True:
+            r = self.sh(sid, "cat /workspace/data/from-client.txt")
+            if r.get("exit_code") == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        self.assertExit(r, 0, (r, self.rclone_log(sid)))
+        self.assertEqual(r["stdout"], "hello from the client\n", self.rclone_log(sid))
+        # Owned by the sandbox's root.
+        self.assertEqual(self.out(sid, "stat -c %u /workspace/data /workspace/data/from-client.txt"),
+                         "0\n0\n")
+        # Written in the sandbox, read by the official client.
+        self.out(sid, "echo written inside > /workspace/data/from-sandbox.txt && sync")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                data = self.get_official(kind, prefix + "/from-sandbox.txt")
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        self.assertEqual(data, b"written inside\n")
+        self.check_no_secret_inside(sid)
+        self.check_no_secret_on_host_records(sid)
+        self.check_destroy_leaves_nothing(sid)
+
+    def test_s3_roundtrip(self):
+        self.roundtrip("s3")
+
+    def test_r2_roundtrip_generic_mount(self):
+        self.roundtrip("r2")
+
+    def test_azure_blob_roundtrip(self):
+        self.roundtrip("azure_blob")
+
+    def test_read_only_refuses_writes(self):
+        for kind in ("s3", "azure_blob"):
+            self.put_official(kind, "ro/kept.txt", b"kept\n")
+            sid = self.mounted_sandbox(kind, read_only=True, prefix="ro")["id"]
+            self.assertEqual(self.read_inside(sid, "/workspace/data/kept.txt"), "kept\n")
+            r = self.sh(sid, "echo x > /workspace/data/new.txt")
+            self.assertNotEqual(r.get("exit_code"), 0, r)
+            self.assertIn("Read-only", r["stderr"])
+            r = self.sh(sid, "rm /workspace/data/kept.txt")
+            self.assertNotEqual(r.get("exit_code"), 0, r)
+            self.assertEqual(self.get_official(kind, "ro/kept.txt"), b"kept\n")
+            self.check_destroy_leaves_nothing(sid)
+
+    def test_mount_outlives_an_airlockd_restart_and_destroy_still_ends_it(self):
+        sid = self.mounted_sandbox("s3", prefix="restart")["id"]
+        self.out(sid, "echo before > /workspace/data/before.txt")
+        self.daemon.stop()
+        self.daemon.start()
+        self.client.close()
+        type(self).client = at.Client(self.daemon.socket_path, self.created)
+        # The adopted sandbox still reads and writes through the same rclone.
+        self.assertEqual(self.out(sid, "cat /workspace/data/before.txt"), "before\n")
+        self.out(sid, "echo after > /workspace/data/after.txt")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                self.assertEqual(self.get_official("s3", "restart/after.txt"), b"after\n")
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        self.check_destroy_leaves_nothing(sid)
+
+    def test_a_dead_rclone_is_restarted_with_an_event(self):
+        sid = self.mounted_sandbox("s3", prefix="supervised")["id"]
+        self.put_official("s3", "supervised/x.txt", b"x\n")
+        self.assertEqual(self.read_inside(sid, "/workspace/data/x.txt"), "x\n")
+        [pid] = [p for p, c in rclone_processes().items() if sid in c]
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while True:
+            events = self.client.expect(200, "GET", "/v1/sandboxes/%s/events" % sid).json
+            kinds = [e for e in events["events"] if e["type"].startswith("mount_")]
+            if kinds or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        self.assertEqual([(e["type"], e["path"]) for e in kinds],
+                         [("mount_restarted", "/workspace/data")], events)
+        new = [p for p, c in rclone_processes().items() if sid in c]
+        self.assertEqual(len(new), 1)
+        self.assertNotEqual(new[0], pid)
+        # The sandbox reads and writes through the new rclone, at the same path.
+        self.assertEqual(self.read_inside(sid, "/workspace/data/x.txt"), "x\n")
+        self.out(sid, "echo y > /workspace/data/y.txt")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                self.assertEqual(self.get_official("s3", "supervised/y.txt"), b"y\n")
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        # One mount at the path inside, not a stack of dead ones.
+        self.assertEqual(self.out(sid, "grep -c ' /workspace/data ' /proc/self/mountinfo"), "1\n")
+        self.check_destroy_leaves_nothing(sid)
+
+    def test_snapshot_leaves_the_mount_out_and_restore_mounts_again(self):
+        sid = self.mounted_sandbox("s3", prefix="snap")["id"]
+        self.out(sid, "echo in-bucket > /workspace/data/b.txt && echo local > /workspace/l.txt")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                self.get_official("s3", "snap/b.txt")
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        # CRIU cannot dump a FUSE mount: a process snapshot is refused with why.
+        r = self.client.request("POST", "/v1/sandboxes/%s/snapshots" % sid, {"processes": True})
+        self.assertGreaterEqual(r.status, 400, r)
+        self.assertIn("bucket mounts", str(r.json))
+        self.assertEqual(self.out(sid, "cat /workspace/l.txt"), "local\n")
+        for processes in (False,):
+            r = self.client.request("POST", "/v1/sandboxes/%s/snapshots" % sid,
+                                    {"processes": processes})
+            self.assertEqual(r.status, 201, r)
+            snap = r.json["id"]
+            self.addCleanup(self.client.request, "DELETE", "/v1/snapshots/" + snap)
+            # Restored with the credentials again: the mount is back, the bucket's
+            # object was never in the snapshot.
+            rid = self.sandbox(snapshot=snap, mount_credentials={"data": {
+                "accessKeyId": S3_KEY_ID, "secretAccessKey": self.s3_secret}})["id"]
+            self.assertEqual(self.out(rid, "cat /workspace/l.txt"), "local\n")
+            self.assertEqual(self.read_inside(rid, "/workspace/data/b.txt"), "in-bucket\n")
+            self.check_no_secret_inside(rid)
+            self.check_destroy_leaves_nothing(rid)
+        state = os.path.join(self.daemon.state_dir, "snapshots")
+        out = subprocess.run(["grep", "-r", "-l", "-a", "-F", "in-bucket", state],
+                             capture_output=True, text=True)
+        self.assertEqual(out.stdout, "", "the bucket's object is in a snapshot")
+        self.check_destroy_leaves_nothing(sid)
+
+    def test_wrong_secret_is_a_clear_error_and_leaves_nothing(self):
+        before = set(rclone_processes())
+        entry, creds = self.entries("s3")
+        creds["secretAccessKey"] = "wrong-" + secrets.token_hex(4)
+        r = self.client.request("POST", "/v1/sandboxes", {
+            "manifest": {"entries": {"data": entry}}, "mount_credentials": {"data": creds}})
+        self.assertGreaterEqual(r.status, 400, r)
+        self.assertIn("mount 'data'", str(r.json), r)
+        self.assertNotIn(creds["secretAccessKey"], str(r.json))
+        time.sleep(0.5)
+        self.assertEqual(set(rclone_processes()) - before, set())
+
+    def test_credentials_in_the_manifest_are_refused(self):
+        entry, creds = self.entries("s3")
+        entry.update(creds)
+        r = self.client.request("POST", "/v1/sandboxes", {"manifest": {"entries": {"d": entry}}})
+        self.assertEqual(r.status, 400, r)
+        self.assertIn("mount_credentials", str(r.json))
+        r = self.client.request("POST", "/v1/sandboxes", {
+            "manifest": {"entries": {"d": self.entries("s3")[0]}},
+            "mount_credentials": {"other": {"accessKeyId": "x"}}})
+        self.assertEqual(r.status, 400, r)
+        self.assertIn("'other' is not a mount entry", str(r.json))
+
+    # ---- checks ----
+
+    def read_inside(self, sid, path, timeout=15):
+        """cat path in the sandbox, retried while the mount's listing catches up."""
+        deadline = time.monotonic() + timeout
+        while True:
+            r = self.sh(sid, "cat " + path)
+            if r.get("exit_code") == 0 or time.monotonic() > deadline:
+                self.assertExit(r, 0, (r, self.rclone_log(sid)))
+                return r["stdout"]
+            time.sleep(0.5)
+
+    def rclone_log(self, sid):
+        state = os.path.join(self.daemon.state_dir, "sandboxes", sid)
+        text = ""
+        for name in sorted(os.listdir(state)):
+            if name.endswith(".log"):
+                with open(os.path.join(state, name)) as f:
+                    text += f.read()[-3000:]
+        return text
+
+    def secrets_of_run(self):
+        return [self.s3_secret, self.az_key]
+
+    def check_no_secret_inside(self, sid):
+        for secret in self.secrets_of_run():
+            # Environment and command lines of every process, mountinfo, files.
+            cmd = ("cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline /proc/self/mountinfo "
+                   "/proc/mounts 2>/dev/null | grep -c -F -e '%s' ; "
+                   "grep -r -l -F -e '%s' / --exclude-dir=proc --exclude-dir=sys "
+                   "--exclude-dir=data 2>/dev/null | head -5; true") % (secret, secret)
+            self.assertEqual(self.out(sid, cmd), "0\n", "a secret is visible inside")
+        mi = self.out(sid, "cat /proc/self/mountinfo")
+        self.assertIn("/workspace/data", mi)
+
+    def check_no_secret_on_host_records(self, sid):
+        state = os.path.join(self.daemon.state_dir, "sandboxes", sid)
+        for name in ("state.json", "manifest.json"):
+            p = os.path.join(state, name)
+            if os.path.exists(p):
+                with open(p) as f:
+                    text = f.read()
+                for secret in self.secrets_of_run():
+                    self.assertNotIn(secret, text, name)
+        inspect = json.dumps(self.client.inspect(sid))
+        for secret in self.secrets_of_run():
+            self.assertNotIn(secret, inspect)
+            self.assertNotIn(secret, self.daemon.log())
+        # rclone's own command line holds no secret: the config file does.
+        procs = {pid: cmd for pid, cmd in rclone_processes().items() if sid in cmd}
+        self.assertEqual(len(procs), 1, procs)
+        for cmd in procs.values():
+            for secret in self.secrets_of_run():
+                self.assertNotIn(secret, cmd)
+        conf = [n for n in os.listdir(state) if n.endswith(".conf")]
+        self.assertEqual(len(conf), 1)
+        self.assertEqual(os.stat(os.path.join(state, conf[0])).st_mode & 0o777, 0o600)
+
+    def check_destroy_leaves_nothing(self, sid):
+        self.client.destroy(sid)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            procs = [c for c in rclone_processes().values() if sid in c]
+            mounts = at.mounts_mentioning(sid)
+            if not procs and not mounts:
+                break
+            time.sleep(0.2)
+        self.assertEqual(procs, [])
+        self.assertEqual(mounts, [])
+
+
+if __name__ == "__main__":
+    at.main()
