@@ -704,7 +704,7 @@ static bool alive(const char *dir, size_t idx)
 static int restart_one(struct sandbox *sb, size_t idx, char *where, size_t where_size,
                        struct al_error *err)
 {
-	_cleanup_free_ char *text = NULL, *argv_mem = NULL;
+	_cleanup_free_ char *text = NULL;
 	_cleanup_cjson_ cJSON *rec = NULL;
 	char path[PATH_MAX], mnt[PATH_MAX], log[PATH_MAX], line[64];
 	const cJSON *a, *p, *ro, *item;
