@@ -106,18 +106,34 @@ install_packages() {
 	fi
 }
 
+# A build directory configured before meson.build set localstatedir=/var
+# keeps Debian's /var/local (its default for the /usr/local prefix), and
+# airlockd's compiled-in defaults (state, rootfs, images) would move to
+# /var/local/lib/airlock: pinned here, also on an existing directory.
+pin_localstatedir() {
+	local dir=$1
+	if ! meson introspect --buildoptions "$dir" | python3 -c '
+import json, sys
+sys.exit(0 if any(o["name"] == "localstatedir" and o["value"] == "/var"
+                  for o in json.load(sys.stdin)) else 1)'; then
+		meson configure "$dir" -Dlocalstatedir=/var
+	fi
+}
+
 build() {
 	if [ ! -f build/build.ninja ]; then
 		meson setup build --buildtype=debugoptimized
 	elif [ "$reconfigure" = 1 ]; then
 		meson setup --reconfigure build
 	fi
+	pin_localstatedir build
 	ninja -C build
 	if [ ! -f build-asan/build.ninja ]; then
 		meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debug
 	elif [ "$reconfigure" = 1 ]; then
 		meson setup --reconfigure build-asan
 	fi
+	pin_localstatedir build-asan
 	ninja -C build-asan
 	# The libFuzzer targets (docs/fuzzing.md): clang, every library with
 	# the fuzzer's coverage hooks and ASan+UBSan.  Only the targets are
@@ -128,6 +144,7 @@ build() {
 	elif [ "$reconfigure" = 1 ]; then
 		meson setup --reconfigure build-fuzz
 	fi
+	pin_localstatedir build-fuzz
 	ninja -C build-fuzz fuzzers
 }
 
