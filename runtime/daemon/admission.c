@@ -24,6 +24,8 @@
 #include "util.h"
 
 #define MAX_UIDS 1024
+/* A connection's socket send buffer (see accept_loop). */
+#define SEND_BUFFER_BYTES (2 << 20)
 
 struct uid_share {
 	uid_t uid;
@@ -130,6 +132,12 @@ static void *accept_loop(void *arg)
 			close(fd);
 			continue;
 		}
+		/* Bulk answers (a file, an archive) go out with sendfile, at most
+		 * a socket buffer per call and a poll between calls: the default
+		 * ~200 KiB made that a wakeup per 200 KiB.  Memory is taken only
+		 * while data waits for a slow reader: at most 64 connections of
+		 * a non-root uid times 2 MiB. */
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &(int){SEND_BUFFER_BYTES}, sizeof(int));
 		/* libmicrohttpd owns fd from here, also when it fails. */
 		if (MHD_add_connection(a->mhd, fd, (struct sockaddr *)&addr, len) != MHD_YES) {
 			log_warn("cannot take a connection: %m");

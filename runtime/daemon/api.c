@@ -1085,15 +1085,25 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 	if (!dirs && !strcmp(method, "GET")) {
 		char *data = NULL;
 		size_t len = 0;
-		r = sandbox_file_read(sb, path, MAX_FILE_BODY, &data, &len, &err);
+		uint64_t fd_len = 0;
+		int fd = -1;
+		r = sandbox_file_open_read(sb, path, MAX_FILE_BODY, &fd, &fd_len, &data, &len,
+		                           &err);
 		if (r < 0) {
 			reply_al_error(rp, &err);
 			return;
 		}
 		rp->status = 200;
+		rp->content_type = "application/octet-stream";
+		if (fd >= 0) {
+			/* Sent by the kernel, at any size (sendfile). */
+			rp->has_fd = true;
+			rp->fd = fd;
+			rp->fd_len = fd_len;
+			return;
+		}
 		rp->body = data;
 		rp->len = len;
-		rp->content_type = "application/octet-stream";
 		return;
 	}
 	if (!dirs && !strcmp(method, "PUT")) {

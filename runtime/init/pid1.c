@@ -19,6 +19,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -185,6 +186,43 @@ static void exec_with_path(char *const argv[], char *const envp[])
 	errno = saw_eacces ? EACCES : ENOENT;
 }
 
+/* Supplementary groups for uid, as login(1) and `docker exec -u` give them:
+ * every group of the sandbox's /etc/group that lists uid's name (from its
+ * /etc/passwd) as a member, besides gid.  Read in the forked child, so a
+ * hostile /etc (a FIFO, a huge file) stalls only the spawn that reads it,
+ * never PID 1; fgetpwent/fgetgrent read the files themselves, no NSS. */
+static int user_groups(uid_t uid, gid_t gid, gid_t *groups, int max)
+{
+	char name[256] = "";
+	struct passwd *pw;
+	struct group *gr;
+	FILE *f;
+	int n = 0;
+
+	f = fopen("/etc/passwd", "re");
+	if (!f)
+		return 0;
+	while ((pw = fgetpwent(f)))
+		if (pw->pw_uid == uid) {
+			snprintf(name, sizeof(name), "%s", pw->pw_name);
+			break;
+		}
+	fclose(f);
+	if (!name[0] || !(f = fopen("/etc/group", "re")))
+		return 0;
+	while (n < max && (gr = fgetgrent(f))) {
+		if (gr->gr_gid == gid)
+			continue;
+		for (char **m = gr->gr_mem; m && *m; m++)
+			if (!strcmp(*m, name)) {
+				groups[n++] = gr->gr_gid;
+				break;
+			}
+	}
+	fclose(f);
+	return n;
+}
+
 /*
  * Start the process of a spawn request.  fork, not vfork: a vfork parent
  * waits until its child has exec'd, and a sandbox that stops that child
@@ -260,11 +298,15 @@ static void handle_spawn(struct client *cl, const struct initproto_msg *msg, int
 		if (dup2(stdio[0], 0) < 0 || dup2(stdio[1], 1) < 0 || dup2(stdio[2], 2) < 0)
 			child_fail(w, INITPROTO_STAGE_STDIO);
 		syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
-		/* Another user (an image's User): its ids, no supplementary
-		 * groups, and with the uid change the capabilities go. */
-		if ((uid || gid) && (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
-		                     setresuid(uid, uid, uid) < 0))
-			child_fail(w, INITPROTO_STAGE_USER);
+		/* Another user (an image's User, exec -u): its ids and groups,
+		 * and with the uid change the capabilities go. */
+		if (uid || gid) {
+			gid_t groups[64];
+			int ngroups = user_groups(uid, gid, groups, 64);
+			if (setgroups((size_t)ngroups, groups) < 0 ||
+			    setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
+				child_fail(w, INITPROTO_STAGE_USER);
+		}
 		if (chdir(msg->text) < 0)
 			child_fail(w, INITPROTO_STAGE_CHDIR);
 		exec_with_path(msg->argv, msg->env);

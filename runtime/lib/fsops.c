@@ -2,6 +2,7 @@
 #include "fsops.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -277,8 +278,8 @@ static int open_parent(int rootfd, const char *full, bool create, uid_t uid, gid
 	return open_dir(rootfd, parent, create, uid, gid, err);
 }
 
-int fsops_read(int rootfd, const char *cwd, const char *path, size_t max, char **data, size_t *len,
-               struct al_error *err)
+int fsops_open_read(int rootfd, const char *cwd, const char *path, uint64_t max, int *out_fd,
+                    uint64_t *size, struct al_error *err)
 {
 	_cleanup_free_ char *full = NULL;
 	_cleanup_close_ int pathfd = -1, fd = -1;
@@ -299,7 +300,7 @@ int fsops_read(int rootfd, const char *cwd, const char *path, size_t max, char *
 	if (!S_ISREG(st.st_mode))
 		return al_error_set(err, EINVAL, "%s is not a regular file", full);
 	if ((uintmax_t)st.st_size > max)
-		return al_error_set(err, EFBIG, "%s is larger than %zu bytes", full, max);
+		return al_error_set(err, EFBIG, "%s is larger than %" PRIu64 " bytes", full, max);
 	/* Only now open for reading.  Should the sandbox swap the path meanwhile, the
 	 * cost is one non-blocking open that cannot acquire a controlling tty, and
 	 * the check below refuses what it got.  (Reopening the O_PATH fd through
@@ -313,9 +314,24 @@ int fsops_read(int rootfd, const char *cwd, const char *path, size_t max, char *
 		return al_error_errno(err, "stat %s", full);
 	if (!S_ISREG(st2.st_mode) || st2.st_ino != st.st_ino || st2.st_dev != st.st_dev)
 		return al_error_set(err, EINVAL, "%s changed while being opened", full);
+	*size = (uint64_t)st2.st_size;
+	*out_fd = TAKE_FD(fd);
+	return 0;
+}
+
+int fsops_read(int rootfd, const char *cwd, const char *path, size_t max, char **data, size_t *len,
+               struct al_error *err)
+{
+	_cleanup_close_ int fd = -1;
+	uint64_t size;
+	int r;
+
+	r = fsops_open_read(rootfd, cwd, path, max, &fd, &size, err);
+	if (r < 0)
+		return r;
 	r = al_read_fd(fd, max, data, len, err);
 	if (r < 0)
-		return al_error_prefix(err, "read %s", full);
+		return al_error_prefix(err, "read %s", path);
 	return 0;
 }
 

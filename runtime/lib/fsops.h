@@ -30,6 +30,12 @@
  * bucket).  Without it, every path stays on rootfd's filesystem (-EXDEV). */
 void fsops_cross_mounts(void);
 
+/* Open a regular file of at most max bytes (-EFBIG beyond) for reading, as
+ * fsops_read does: *out_fd (O_RDONLY|O_NONBLOCK, close-on-exec) and its size
+ * when opened. */
+int fsops_open_read(int rootfd, const char *cwd, const char *path, uint64_t max, int *out_fd,
+                    uint64_t *size, struct al_error *err);
+
 /* Read a regular file of at most max bytes (-EFBIG beyond).  FIFOs, devices and
  * directories are refused with -EINVAL without being opened for reading.
  * *data is malloc'd and NUL-terminated. */

@@ -203,25 +203,27 @@ static bool holder_stale(const struct holder *h)
 	return time(NULL) - h->made > CLAIM_GRACE_S;
 }
 
+/* The claim is written whole into an unnamed file and then linked under its
+ * name, which fails with EEXIST as O_EXCL would: an airlockd killed while
+ * claiming leaves either no claim or a complete one, never an empty file
+ * that no one can tell the holder of. */
 static int write_claim(struct uid_slots *u, const char *name, const char *id, struct al_error *err)
 {
-	_cleanup_close_ int fd =
-	    openat(u->dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	_cleanup_close_ int fd = openat(u->dir_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
 	_cleanup_free_ char *text = NULL;
 
-	if (fd < 0 && errno == EEXIST)
-		return -EEXIST;
 	if (fd < 0)
-		return al_error_errno(err, "create %s/%s", UID_SLOTS_DIR, name);
+		return al_error_errno(err, "create a claim file in %s", UID_SLOTS_DIR);
 	if (asprintf(&text, "%s\n%s\n", u->state_dir, id) < 0) {
 		text = NULL;
-		unlinkat(u->dir_fd, name, 0);
 		return al_error_set(err, ENOMEM, "out of memory");
 	}
-	if (al_write_all(fd, text, strlen(text)) < 0) {
-		int r = al_error_errno(err, "write %s/%s", UID_SLOTS_DIR, name);
-		unlinkat(u->dir_fd, name, 0);
-		return r;
+	if (al_write_all(fd, text, strlen(text)) < 0)
+		return al_error_errno(err, "write %s/%s", UID_SLOTS_DIR, name);
+	if (linkat(fd, "", u->dir_fd, name, AT_EMPTY_PATH) < 0) {
+		if (errno == EEXIST)
+			return -EEXIST;
+		return al_error_errno(err, "create %s/%s", UID_SLOTS_DIR, name);
 	}
 	return 0;
 }

@@ -14,8 +14,10 @@
  * writable layer is read from the host, on its one filesystem, read-only.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -23,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -66,6 +69,8 @@ enum file_op { FILE_READ = 1, FILE_WRITE, FILE_REMOVE, FILE_LIST, FILE_MKDIR };
 
 #define FILE_PARENTS 1u
 #define FILE_RECURSIVE 2u
+/* FILE_READ: the file's open fd may be answered instead of its bytes. */
+#define FILE_PASS_FD 4u
 
 struct file_request {
 	uint32_t op;
@@ -77,9 +82,11 @@ struct file_request {
 };
 
 struct file_reply {
-	int32_t code;      /* 0, or a positive errno */
-	uint32_t msg_len;  /* the error message follows */
-	uint64_t data_len; /* then so many bytes in FILE_CHUNK messages */
+	int32_t code;       /* 0, or a positive errno */
+	uint32_t msg_len;   /* the error message follows */
+	uint64_t data_len;  /* then so many bytes in FILE_CHUNK messages */
+	uint32_t fd_passed; /* or none: the file's fd rides on this message, data_len its size */
+	uint32_t reserved;
 };
 
 /* ---- in the server ---------------------------------------------------------------------- */
@@ -88,6 +95,50 @@ struct server_args {
 	int sock;
 	int ns_pidfd; /* PID 1 of the sandbox: the server ends with it */
 };
+
+static int send_with_fd(int sock, const void *buf, size_t len, int fd)
+{
+	char cmsgbuf[CMSG_SPACE(sizeof(int))] = {0};
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+
+	if (fd >= 0) {
+		struct cmsghdr *c;
+		mh.msg_control = cmsgbuf;
+		mh.msg_controllen = sizeof(cmsgbuf);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	return sendmsg(sock, &mh, MSG_NOSIGNAL) < 0 ? -errno : 0;
+}
+
+/* The file's fd instead of its bytes, for airlockd to send to the client
+ * with sendfile(2): no copy through two processes' memory, no bound on the
+ * size.  Only on filesystems whose files are what their size says and whose
+ * reads never wait on anyone: a sandbox's tmpfs and overlay layers, local
+ * disks.  Not /proc or /sys (sizes of 0 or 4096, whatever the content), not
+ * FUSE (a bucket mount's read may wait on the network, which would hold an
+ * airlockd thread past every bound of this file). */
+static bool fd_passable(int fd)
+{
+	struct statfs sfs;
+
+	if (fstatfs(fd, &sfs) < 0)
+		return false;
+	switch ((unsigned long)sfs.f_type) {
+	case TMPFS_MAGIC:
+	case OVERLAYFS_SUPER_MAGIC:
+	case EXT4_SUPER_MAGIC:
+	case XFS_SUPER_MAGIC:
+	case BTRFS_SUPER_MAGIC:
+		return true;
+	default:
+		return false;
+	}
+}
 
 static int send_reply(int sock, int code, const char *msg, const char *data, size_t len)
 {
@@ -143,9 +194,26 @@ static int serve_one(int sock, int rootfd)
 	path[rq.path_len] = '\0';
 
 	switch (rq.op) {
-	case FILE_READ:
-		r = fsops_read(rootfd, NULL, path, (size_t)rq.max, &data, &len, &err);
+	case FILE_READ: {
+		_cleanup_close_ int fd = -1;
+		uint64_t size = 0;
+		r = fsops_open_read(rootfd, NULL, path,
+		                    rq.flags & FILE_PASS_FD ? UINT64_MAX : rq.max, &fd, &size,
+		                    &err);
+		if (r == 0 && (rq.flags & FILE_PASS_FD) && fd_passable(fd)) {
+			struct file_reply h = {.data_len = size, .fd_passed = 1};
+			return send_with_fd(sock, &h, sizeof(h), fd);
+		}
+		if (r == 0 && size > rq.max)
+			r = al_error_set(&err, EFBIG, "%s is larger than %" PRIu64 " bytes", path,
+			                 rq.max);
+		if (r == 0) {
+			r = al_read_fd(fd, (size_t)rq.max, &data, &len, &err);
+			if (r < 0)
+				al_error_prefix(&err, "read %s", path);
+		}
 		break;
+	}
 	case FILE_WRITE:
 		r = src_fd < 0
 		        ? al_error_set(&err, EPROTO, "no upload")
@@ -279,27 +347,15 @@ static int ensure_started_locked(struct sandbox *sb, struct file_server *fs, str
 static int send_request(int sock, const struct file_request *rq, const char *path, int fd)
 {
 	char buf[sizeof(*rq) + PATH_MAX];
-	char cmsgbuf[CMSG_SPACE(sizeof(int))] = {0};
-	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(*rq) + rq->path_len};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 
 	memcpy(buf, rq, sizeof(*rq));
 	memcpy(buf + sizeof(*rq), path, rq->path_len);
-	if (fd >= 0) {
-		struct cmsghdr *c;
-		mh.msg_control = cmsgbuf;
-		mh.msg_controllen = sizeof(cmsgbuf);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	return sendmsg(sock, &mh, MSG_NOSIGNAL) < 0 ? -errno : 0;
+	return send_with_fd(sock, buf, sizeof(*rq) + rq->path_len, fd);
 }
 
-/* One message, waiting until the deadline: its length, 0 at the end. */
-static ssize_t recv_until(int sock, void *buf, size_t len, uint64_t deadline)
+/* One message, waiting until the deadline: its length, 0 at the end; with
+ * fd, the descriptor it carried (or -1). */
+static ssize_t recv_until(int sock, void *buf, size_t len, uint64_t deadline, int *fd)
 {
 	for (;;) {
 		struct pollfd p = {.fd = sock, .events = POLLIN};
@@ -312,23 +368,42 @@ static ssize_t recv_until(int sock, void *buf, size_t len, uint64_t deadline)
 			return -errno;
 		if (n <= 0)
 			continue;
-		ssize_t got = recv(sock, buf, len, MSG_DONTWAIT);
+		char cmsgbuf[CMSG_SPACE(sizeof(int))];
+		struct iovec iov = {.iov_base = buf, .iov_len = len};
+		struct msghdr mh = {.msg_iov = &iov,
+		                    .msg_iovlen = 1,
+		                    .msg_control = cmsgbuf,
+		                    .msg_controllen = sizeof(cmsgbuf)};
+		ssize_t got = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 		if (got < 0 && (errno == EAGAIN || errno == EINTR))
 			continue;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); got >= 0 && c; c = CMSG_NXTHDR(&mh, c))
+			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+				int passed;
+				memcpy(&passed, CMSG_DATA(c), sizeof(int));
+				/* Only where one is expected; anywhere else it goes. */
+				if (fd && *fd < 0)
+					*fd = passed;
+				else
+					close(passed);
+			}
 		return got < 0 ? -errno : got;
 	}
 }
 
-/* The reply to one request: its code and message into err, its data into out. */
-static int read_reply(int sock, struct al_buf *out, size_t out_max, struct al_error *err,
-                      bool *ended, bool *broken)
+/* The reply to one request: its code and message into err, its data into
+ * out, or (a FILE_PASS_FD read) the file's fd into *fd and its size into
+ * *fd_len. */
+static int read_reply(int sock, struct al_buf *out, size_t out_max, int *fd, uint64_t *fd_len,
+                      struct al_error *err, bool *ended, bool *broken)
 {
 	char buf[FILE_CHUNK > sizeof(struct file_reply) + AL_ERROR_MSG_MAX
 	             ? FILE_CHUNK
 	             : sizeof(struct file_reply) + AL_ERROR_MSG_MAX];
 	uint64_t deadline = al_now_ms() + FILE_OP_TIMEOUT_MS;
+	_cleanup_close_ int passed = -1;
 	struct file_reply h;
-	ssize_t n = recv_until(sock, buf, sizeof(buf), deadline);
+	ssize_t n = recv_until(sock, buf, sizeof(buf), deadline, fd ? &passed : NULL);
 
 	*ended = n == 0;
 	/* Every way out but an answer from the server: the server is done for. */
@@ -339,7 +414,8 @@ static int read_reply(int sock, struct al_buf *out, size_t out_max, struct al_er
 		return al_error_set(err, EIO, "the file server ended");
 	memcpy(&h, buf, (size_t)n < sizeof(h) ? (size_t)n : sizeof(h));
 	if ((size_t)n < sizeof(h) || h.msg_len >= AL_ERROR_MSG_MAX ||
-	    (size_t)n != sizeof(h) + h.msg_len || (h.data_len && (!out || h.data_len > out_max)))
+	    (size_t)n != sizeof(h) + h.msg_len ||
+	    (!h.fd_passed && h.data_len && (!out || h.data_len > out_max)))
 		return al_error_set(err, EPROTO, "a malformed answer from the file server");
 	if (h.code) {
 		*broken = false;
@@ -347,8 +423,16 @@ static int read_reply(int sock, struct al_buf *out, size_t out_max, struct al_er
 		return al_error_set(err, h.code > 0 && h.code < 4096 ? h.code : EIO, "%s",
 		                    buf + sizeof(h));
 	}
+	if (h.fd_passed) {
+		if (passed < 0)
+			return al_error_set(err, EPROTO, "a malformed answer from the file server");
+		*broken = false;
+		*fd = TAKE_FD(passed);
+		*fd_len = h.data_len;
+		return 0;
+	}
 	while (out && out->len < h.data_len) {
-		n = recv_until(sock, buf, sizeof(buf), deadline);
+		n = recv_until(sock, buf, sizeof(buf), deadline, NULL);
 		if (n == -ETIMEDOUT)
 			return al_error_set(err, ETIMEDOUT, "no answer in %d s",
 			                    FILE_OP_TIMEOUT_MS / 1000);
@@ -368,7 +452,8 @@ static int read_reply(int sock, struct al_buf *out, size_t out_max, struct al_er
  * new one.
  */
 static int file_op(struct sandbox *sb, const struct file_request *rq, const char *path, int fd,
-                   struct al_buf *out, size_t out_max, struct al_error *err)
+                   struct al_buf *out, size_t out_max, int *out_fd, uint64_t *out_fd_len,
+                   struct al_error *err)
 {
 	struct file_server *fs;
 	int r = 0;
@@ -405,7 +490,8 @@ static int file_op(struct sandbox *sb, const struct file_request *rq, const char
 		} else {
 			if (out)
 				out->len = 0;
-			r = read_reply(sock, out, out_max, err, &ended, &broken);
+			r = read_reply(sock, out, out_max, out_fd, out_fd_len, err, &ended,
+			               &broken);
 			if (!broken)
 				break; /* an answer: success or the operation's own error */
 		}
@@ -498,10 +584,36 @@ int sandbox_file_read(struct sandbox *sb, const char *path, size_t max, char **d
 	if (r < 0)
 		return r;
 	rq.path_len = (uint32_t)strlen(full);
-	r = file_op(sb, &rq, full, -1, &out, max, err);
+	r = file_op(sb, &rq, full, -1, &out, max, NULL, NULL, err);
 	if (r < 0)
 		return r;
 	/* NUL-terminated, as fsops_read's are. */
+	if (al_buf_append(&out, "", 1) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	*len = out.len - 1;
+	*data = TAKE_PTR(out.data);
+	return 0;
+}
+
+int sandbox_file_open_read(struct sandbox *sb, const char *path, size_t max, int *fd,
+                           uint64_t *fd_len, char **data, size_t *len, struct al_error *err)
+{
+	struct file_request rq = {.op = FILE_READ, .max = max, .flags = FILE_PASS_FD};
+	_cleanup_buf_ struct al_buf out = {0};
+	char full[PATH_MAX];
+	int r;
+
+	*fd = -1;
+	*data = NULL;
+	if (!sandbox_running(sb))
+		return sandbox_file_read(sb, path, max, data, len, err);
+	r = sandbox_path(sb, path, full, err);
+	if (r < 0)
+		return r;
+	rq.path_len = (uint32_t)strlen(full);
+	r = file_op(sb, &rq, full, -1, &out, max, fd, fd_len, err);
+	if (r < 0 || *fd >= 0)
+		return r;
 	if (al_buf_append(&out, "", 1) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
 	*len = out.len - 1;
@@ -520,7 +632,7 @@ int sandbox_file_write(struct sandbox *sb, const char *path, int src_fd, uint64_
 	if (r < 0)
 		return r;
 	rq.path_len = (uint32_t)strlen(full);
-	return file_op(sb, &rq, full, src_fd, NULL, 0, err);
+	return file_op(sb, &rq, full, src_fd, NULL, 0, NULL, NULL, err);
 }
 
 int sandbox_file_remove(struct sandbox *sb, const char *path, bool recursive, struct al_error *err)
@@ -532,7 +644,7 @@ int sandbox_file_remove(struct sandbox *sb, const char *path, bool recursive, st
 	if (r < 0)
 		return r;
 	rq.path_len = (uint32_t)strlen(full);
-	return file_op(sb, &rq, full, -1, NULL, 0, err);
+	return file_op(sb, &rq, full, -1, NULL, 0, NULL, NULL, err);
 }
 
 int sandbox_dir_make(struct sandbox *sb, const char *path, bool parents, struct al_error *err)
@@ -544,7 +656,7 @@ int sandbox_dir_make(struct sandbox *sb, const char *path, bool parents, struct 
 	if (r < 0)
 		return r;
 	rq.path_len = (uint32_t)strlen(full);
-	return file_op(sb, &rq, full, -1, NULL, 0, err);
+	return file_op(sb, &rq, full, -1, NULL, 0, NULL, NULL, err);
 }
 
 int sandbox_dir_list(struct sandbox *sb, const char *path, cJSON **listing, struct al_error *err)
@@ -565,7 +677,7 @@ int sandbox_dir_list(struct sandbox *sb, const char *path, cJSON **listing, stru
 	if (r < 0)
 		return r;
 	rq.path_len = (uint32_t)strlen(full);
-	r = file_op(sb, &rq, full, -1, &out, MAX_LISTING_BYTES, err);
+	r = file_op(sb, &rq, full, -1, &out, MAX_LISTING_BYTES, NULL, NULL, err);
 	if (r < 0)
 		return r;
 	o = cJSON_ParseWithLength(out.data, out.len);

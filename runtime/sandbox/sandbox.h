@@ -201,6 +201,11 @@ int sandbox_open_cgroup_joins(const struct sandbox_host *host, const struct sand
  * listed, not changed (-ESRCH).  Errors as in fsops.h. */
 int sandbox_file_read(struct sandbox *sb, const char *path, size_t max, char **data, size_t *len,
                       struct al_error *err);
+/* As sandbox_file_read, but a file on a filesystem whose reads cannot wait
+ * (tmpfs, overlay, local disks) comes as its open fd (*fd, *fd_len bytes, no
+ * bound), for sendfile(2); others as *data (at most max bytes), *fd -1. */
+int sandbox_file_open_read(struct sandbox *sb, const char *path, size_t max, int *fd,
+                           uint64_t *fd_len, char **data, size_t *len, struct al_error *err);
 /* The len bytes of src_fd (from its start) as the file's content. */
 int sandbox_file_write(struct sandbox *sb, const char *path, int src_fd, uint64_t len, mode_t mode,
                        bool parents, struct al_error *err);

@@ -422,11 +422,32 @@ class Daemon:
             return self.proc.returncode if self.proc else None
         self.proc.send_signal(sig)
         try:
-            return self.proc.wait(timeout)
+            status = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
             raise AssertionError("airlockd did not stop within %ss of signal %d" % (timeout, sig))
+        if sig == signal.SIGKILL:
+            self.remove_empty_cgroup_root()
+        return status
+
+    def remove_empty_cgroup_root(self):
+        """A SIGKILLed airlockd cannot remove its cgroup root (a restarted
+        one would, once its last sandbox is gone); tests that kill one and
+        do not restart it would leave it on the host.  Only empty
+        directories go: a root that still holds a sandbox stays."""
+        sbdir = os.path.join(self.state_dir, "sandboxes")
+        if os.path.isdir(sbdir) and os.listdir(sbdir):
+            return
+        real = os.path.realpath(self.state_dir).encode()
+        name = "airlock-" + hashlib.sha256(real).hexdigest()[:12]
+        for root in glob.glob(os.path.join("/sys/fs/cgroup/*", name)) + \
+                glob.glob(os.path.join("/sys/fs/cgroup", name)):
+            for dirpath, _, _ in sorted(os.walk(root), key=lambda e: len(e[0]), reverse=True):
+                try:
+                    os.rmdir(dirpath)
+                except OSError:
+                    pass
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None

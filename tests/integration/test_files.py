@@ -4,9 +4,11 @@
 not through '..', absolute paths or symlinks made inside; and host files
 outside the grants are invisible to commands."""
 
+import hashlib
 import os
 import secrets
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -124,6 +126,37 @@ class FilesTest(at.AirlockTestCase):
         self.assertEqual(self.out(sid, "wc -c < /workspace/u3").strip(), str(64 << 20))
         self.assertLess(peak[0] - before, 48 << 10, "airlockd grew by %d KiB for 256 MiB of "
                         "uploads" % (peak[0] - before))
+        self.client.destroy(sid)
+
+    def test_downloads_are_sent_by_the_kernel_at_any_size(self):
+        # A file on the sandbox's tmpfs goes to the client with sendfile from
+        # the fd its file server opened: past the 256 MiB of a buffered
+        # answer, and without airlockd holding it.
+        sid = self.client.create(limits={"memory": "2G", "disk": "1G"})["id"]
+        size = 300 << 20
+        digest = self.out(sid, "yes 0123456789abcdef | head -c %d > /workspace/big && "
+                          "sha256sum < /workspace/big" % size).split()[0]
+        before = at.rss_kib(self.daemon.proc.pid)
+        curl = subprocess.Popen(
+            ["curl", "-sS", "--fail", "--unix-socket", self.daemon.socket_path,
+             "http://airlock" + self.client.files_path(sid, "/workspace/big")],
+            stdout=subprocess.PIPE)
+        h, got, peak = hashlib.sha256(), 0, before
+        while True:
+            chunk = curl.stdout.read(1 << 20)
+            if not chunk:
+                break
+            h.update(chunk)
+            got += len(chunk)
+            peak = max(peak, at.rss_kib(self.daemon.proc.pid))
+        self.assertEqual(curl.wait(60), 0)
+        self.assertEqual((got, h.hexdigest()), (size, digest))
+        self.assertLess(peak - before, 48 << 10, "airlockd grew by %d KiB sending 300 MiB"
+                        % (peak - before))
+        # /proc's files say nothing true of their size: read, not sent by size.
+        r = self.client.read_file(sid, "/proc/meminfo")
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(b"MemTotal:", r.body)
         self.client.destroy(sid)
 
     def test_full_disk_is_507_and_names_the_file(self):

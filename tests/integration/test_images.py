@@ -149,7 +149,11 @@ class ImageTest(AirlockTestCase):
         extra = os.path.join(t, "extra")
         os.makedirs(os.path.join(extra, "etc"))
         os.makedirs(os.path.join(extra, "data", "old"))
-        for p, text in (("etc/victim", "doomed\n"), ("data/old/a", "a\n"), ("data/old/b", "b\n")):
+        # The image's user is in a second group: commands get it too.
+        with open(os.path.join(BUSYBOX, "etc/group")) as f:
+            group = f.read() + "staff:x:50:root,sandbox\nother:x:51:nobody\n"
+        for p, text in (("etc/victim", "doomed\n"), ("data/old/a", "a\n"), ("data/old/b", "b\n"),
+                        ("etc/group", group)):
             with open(os.path.join(extra, p), "w") as f:
                 f.write(text)
         cls.tool("buildah", "copy", c, extra, "/")
@@ -290,6 +294,8 @@ class ImageTest(AirlockTestCase):
         # WorkingDir made though the image lacks it, Env.
         self.assertEqual(self.out(sid, "id -u; id -g; pwd; echo $HOME; echo $FOO"),
                          "1000\n1000\n/srv/app\n/home/sandbox\nbar from the image\n")
+        # Its supplementary groups, from the image's /etc/group.
+        self.assertEqual(self.out(sid, "id -G"), "1000 50\n")
         # Not root: no capabilities, no writing to /.
         r = self.sh(sid, "touch /nope")
         self.assertNotEqual(r["exit_code"], 0)

@@ -37,6 +37,10 @@ export type ExecRequest = {
   yield_ms?: number;
   max_output_bytes?: number;
   encoding?: 'utf8' | 'base64';
+  /** On a pseudo-terminal of the sandbox, of rows x cols. */
+  tty?: boolean;
+  rows?: number;
+  cols?: number;
 };
 
 export type ExecResult = {

@@ -46,8 +46,6 @@ export interface AirlockSandboxClientOptions extends SandboxClientOptions {
   snapshotProcesses?: boolean;
   /** Kill a command after this long (airlockd's timeout_ms); default none. */
   commandTimeoutMs?: number;
-  /** Offer write_stdin to the model for tty sessions (pipes, airlockd has no PTY). */
-  pipeSessionsAsPty?: boolean;
   /** Per-request timeout of the HTTP calls; default none. */
   requestTimeoutMs?: number;
   archiveLimits?: SandboxArchiveLimits | null;
@@ -96,7 +94,6 @@ export class AirlockSandboxClient implements SandboxClient<AirlockSandboxClientO
     return new AirlockSandboxSession({
       api,
       archiveLimits: createArgs.archiveLimits ?? options.archiveLimits,
-      pipeSessionsAsPty: options.pipeSessionsAsPty,
       state: {
         manifest,
         sandboxId: sandbox.id,
@@ -199,7 +196,7 @@ export class AirlockSandboxClient implements SandboxClient<AirlockSandboxClientO
     try {
       const found = await api.inspect(state.sandboxId);
       if (found.state === 'running') {
-        return new AirlockSandboxSession({ api, state, archiveLimits, pipeSessionsAsPty: merged.pipeSessionsAsPty });
+        return new AirlockSandboxSession({ api, state, archiveLimits });
       }
       await api.delete(state.sandboxId).catch(() => undefined);
     } catch (e) {

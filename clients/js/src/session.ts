@@ -68,26 +68,27 @@ const PROVIDER = 'AirlockSandboxClient';
 const DEFAULT_TTY_YIELD_MS = 10_000;
 const DEFAULT_STDIN_YIELD_MS = 250;
 
-type PipeSession = { processId: string };
+type TtySession = { processId: string };
+
+/** The terminal of a tty exec, as the hosted providers' PTY sessions. */
+const TTY_ROWS = 24;
+const TTY_COLS = 80;
 
 export class AirlockSandboxSession implements SandboxSession<AirlockSandboxSessionState> {
   readonly state: AirlockSandboxSessionState;
   readonly api: AirlockApi;
   private archiveLimits?: SandboxArchiveLimits | null;
-  private readonly pipeSessionsAsPty: boolean;
-  private readonly sessions = new Map<number, PipeSession>();
+  private readonly sessions = new Map<number, TtySession>();
   private deleted = false;
 
   constructor(args: {
     api: AirlockApi;
     state: AirlockSandboxSessionState;
     archiveLimits?: SandboxArchiveLimits | null;
-    pipeSessionsAsPty?: boolean;
   }) {
     this.api = args.api;
     this.state = args.state;
     this.archiveLimits = args.archiveLimits;
-    this.pipeSessionsAsPty = args.pipeSessionsAsPty ?? false;
   }
 
   get sandboxId(): string {
@@ -144,7 +145,7 @@ export class AirlockSandboxSession implements SandboxSession<AirlockSandboxSessi
   }
 
   supportsPty(): boolean {
-    return this.pipeSessionsAsPty;
+    return true;
   }
 
   setArchiveLimits(limits?: SandboxArchiveLimits | null): void {
@@ -194,9 +195,10 @@ export class AirlockSandboxSession implements SandboxSession<AirlockSandboxSessi
 
   /**
    * Run `cmd` with the shell.  Without `tty` the answer comes when the
-   * command ends (as the hosted providers' non-PTY exec).  airlockd has no
-   * PTY: with `tty` the command runs on pipes with stdin kept open, answered
-   * after `yieldTimeMs` with a `sessionId` for writeStdin() while it runs.
+   * command ends (as the hosted providers' non-PTY exec).  With `tty` it
+   * runs on a pseudo-terminal of the sandbox (airlockd's `tty`), answered
+   * after `yieldTimeMs` with a `sessionId` for writeStdin() while it runs;
+   * its output is the terminal's (stderr included, `\r\n` line ends).
    */
   async exec(args: ExecCommandArgs): Promise<SandboxExecResult> {
     this.usable();
@@ -206,7 +208,13 @@ export class AirlockSandboxSession implements SandboxSession<AirlockSandboxSessi
       argv,
       cwd: this.cwd(args.workdir),
       ...(args.tty
-        ? { keep_stdin_open: true, yield_ms: Math.max(1, args.yieldTimeMs ?? DEFAULT_TTY_YIELD_MS) }
+        ? {
+            tty: true,
+            rows: TTY_ROWS,
+            cols: TTY_COLS,
+            keep_stdin_open: true,
+            yield_ms: Math.max(1, args.yieldTimeMs ?? DEFAULT_TTY_YIELD_MS),
+          }
         : {}),
       ...(this.state.commandTimeoutMs ? { timeout_ms: this.state.commandTimeoutMs } : {}),
     });
@@ -227,7 +235,7 @@ export class AirlockSandboxSession implements SandboxSession<AirlockSandboxSessi
     return formatExecResponse(await this.exec(args));
   }
 
-  /** Write to a running tty session (`\u0003` sends SIGINT), then collect output for yieldTimeMs. */
+  /** Type into a running tty session (`\u0003` is Ctrl-C), then collect output for yieldTimeMs. */
   async writeStdin(args: WriteStdinArgs): Promise<string> {
     this.usable();
     const start = Date.now();
@@ -239,11 +247,9 @@ export class AirlockSandboxSession implements SandboxSession<AirlockSandboxSessi
         exitCode: 1,
       });
     }
-    let chars = args.chars ?? '';
-    if (chars.includes('\u0003')) {
-      await this.api.kill(this.state.sandboxId, s.processId, 'INT').catch(() => undefined);
-      chars = chars.split('\u0003').join('');
-    }
+    // Typed into the terminal: its line discipline turns `\u0003` into
+    // SIGINT for the foreground job, as on the hosted providers' PTYs.
+    const chars = args.chars ?? '';
     let r: ExecResult;
     try {
       r = await this.api.writeStdin(this.state.sandboxId, s.processId, {

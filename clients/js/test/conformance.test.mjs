@@ -72,21 +72,26 @@ test('exec: exit codes, separate streams, workdir, shell, truncation', async () 
   await assert.rejects(() => s.exec({ cmd: 'id', runAs: 'nobody' }), SandboxUnsupportedFeatureError);
 });
 
-test('tty sessions on pipes: yield, writeStdin, Ctrl-C', async () => {
+test('tty sessions on a pseudo-terminal: yield, writeStdin, Ctrl-C', async () => {
   const s = await session();
-  const r = await s.exec({ cmd: 'while read l; do echo got:$l; done', tty: true, yieldTimeMs: 200 });
+  assert.equal(s.supportsPty(), true);
+  const r = await s.exec({ cmd: 'stty size; while read l; do echo got:$l; done', tty: true, yieldTimeMs: 300 });
   assert.equal(typeof r.sessionId, 'number');
   assert.equal(r.exitCode, undefined);
+  assert.match(r.stdout, /^24 80\r\n/);
   let out = await s.writeStdin({ sessionId: r.sessionId, chars: 'one\n', yieldTimeMs: 300 });
-  assert.match(out, /got:one/);
+  // The terminal echoes what is typed, then the loop's answer.
+  assert.match(out, /one\r\ngot:one\r\n/);
   assert.match(out, /Process running with session ID/);
   out = await s.writeStdin({ sessionId: r.sessionId, chars: '\u0003', yieldTimeMs: 2000 });
   assert.match(out, /exited with code 130/);
   out = await s.writeStdin({ sessionId: r.sessionId, chars: 'x' });
   assert.match(out, /session not found/);
-  const quick = await s.exec({ cmd: 'echo done', tty: true, yieldTimeMs: 5000 });
+  const quick = await s.exec({ cmd: 'test -t 0 && test -t 1 && echo done', tty: true, yieldTimeMs: 5000 });
   assert.equal(quick.exitCode, 0);
-  assert.equal(quick.stdout, 'done\n');
+  assert.equal(quick.stdout, 'done\r\n');
+  const piped = await s.exec({ cmd: 'test -t 0 || echo pipe' });
+  assert.equal(piped.stdout, 'pipe\n');
 });
 
 test('files: errors, editor (apply_patch), text and binary round trips', async () => {

@@ -250,19 +250,24 @@ class AirlockClient:
              env: Optional[Mapping[str, str]] = None, stdin: Optional[Data] = None,
              keep_stdin_open: bool = False, timeout_ms: Optional[int] = None,
              yield_ms: Optional[int] = None, max_output_bytes: Optional[int] = None,
-             binary: bool = False) -> ExecResult:
+             binary: bool = False, user: Optional[str] = None, tty: bool = False,
+             rows: Optional[int] = None, cols: Optional[int] = None) -> ExecResult:
         """Run ``argv`` (no shell) or ``command`` (``/bin/sh -c``) in the sandbox.
 
         Without ``yield_ms`` the answer comes when the command ends; with it,
         after that long at most, ``running`` and a ``process_id`` if the
         command goes on.  ``stdin`` (str or bytes) is written and stdin closed,
         unless ``keep_stdin_open``.  ``binary`` returns stdout/stderr as bytes.
+        ``user`` ("UID[:GID]", inside the sandbox) runs it as another user;
+        ``tty`` on a pseudo-terminal of ``rows`` x ``cols`` (its output is all
+        in stdout, what is written to stdin is typed into it).
         """
         return ExecResult.from_json(self._json(
             "POST", "/v1/sandboxes/%s/exec" % _segment(sandbox_id, "sandbox id"),
             exec_request(argv, command=command, cwd=cwd, env=env, stdin=stdin,
                          keep_stdin_open=keep_stdin_open, timeout_ms=timeout_ms,
-                         yield_ms=yield_ms, max_output_bytes=max_output_bytes, binary=binary)),
+                         yield_ms=yield_ms, max_output_bytes=max_output_bytes, binary=binary,
+                         user=user, tty=tty, rows=rows, cols=cols)),
             binary)
 
     def start(self, sandbox_id: str, argv: Optional[Sequence[str]] = None, *,
@@ -307,6 +312,15 @@ class AirlockClient:
             "POST", "/v1/sandboxes/%s/processes/%s/stdin" % (_segment(sandbox_id, "sandbox id"),
                                                              _segment(process_id, "process id")),
             body), binary)
+
+    def resize(self, sandbox_id: str, process_id: str, rows: int, cols: int) -> None:
+        """Set the window size of a tty process's terminal (its foreground job gets SIGWINCH)."""
+        for name, value in (("rows", rows), ("cols", cols)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+                raise ValueError("%s must be an integer from 1 to 65535, not %r" % (name, value))
+        self._json("POST", "/v1/sandboxes/%s/processes/%s/resize"
+                   % (_segment(sandbox_id, "sandbox id"), _segment(process_id, "process id")),
+                   {"rows": rows, "cols": cols})
 
     def kill(self, sandbox_id: str, process_id: str, signal: str = "KILL") -> None:
         """Signal a process's group: ``KILL`` (default), ``TERM``, ``INT`` or ``HUP``."""
@@ -407,7 +421,9 @@ def exec_request(argv: Optional[Sequence[str]] = None, *, command: Optional[str]
                  cwd: Optional[str] = None, env: Optional[Mapping[str, str]] = None,
                  stdin: Optional[Data] = None, keep_stdin_open: bool = False,
                  timeout_ms: Optional[int] = None, yield_ms: Optional[int] = None,
-                 max_output_bytes: Optional[int] = None, binary: bool = False) -> Dict[str, Any]:
+                 max_output_bytes: Optional[int] = None, binary: bool = False,
+                 user: Optional[str] = None, tty: bool = False, rows: Optional[int] = None,
+                 cols: Optional[int] = None) -> Dict[str, Any]:
     """The JSON body of an exec (also usable as ``create(exec=...)``)."""
     if (argv is None) == (command is None):
         raise ValueError("give exactly one of argv (a list) or command (a shell string)")
@@ -437,6 +453,19 @@ def exec_request(argv: Optional[Sequence[str]] = None, *, command: Optional[str]
             body[key] = value
     if binary:
         body["encoding"] = "base64"
+    if user is not None:
+        if not isinstance(user, str) or not user:
+            raise ValueError("user must be \"UID[:GID]\", not %r" % (user,))
+        body["user"] = user
+    if (rows is None) != (cols is None):
+        raise ValueError("give both rows and cols of the terminal, or neither")
+    if rows is not None and not tty:
+        raise ValueError("rows and cols are the size of a terminal: they need tty=True")
+    if tty:
+        body["tty"] = True
+        if rows is not None:
+            body["rows"] = rows
+            body["cols"] = cols
     return body
 
 
@@ -484,6 +513,12 @@ class Process:
             raise ValueError("process has ended")
         return self._take(self.client.write_stdin(self.sandbox_id, cast(str, self.id), None,
                                                   True, yield_ms, self.binary))
+
+    def resize(self, rows: int, cols: int) -> None:
+        """Set the window size of its terminal (a ``tty=True`` start)."""
+        if self.result is not None:
+            raise ValueError("process has ended")
+        self.client.resize(self.sandbox_id, cast(str, self.id), rows, cols)
 
     def kill(self, signal: str = "KILL") -> None:
         """Signal the process's group."""

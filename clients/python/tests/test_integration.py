@@ -171,6 +171,22 @@ class ClientTest(at.AirlockTestCase):
         res = p.wait(deadline_s=10)
         self.assertEqual((res.exit_code, res.stdout), (0, "done\n"))
 
+    def test_terminal_and_user(self):
+        sb = self.new_sandbox()
+        p = sb.start(command="stty size; test -t 0 && echo on-a-tty; "
+                     "while read l; do echo got:$l; done", tty=True, rows=30, cols=100,
+                     yield_ms=500)
+        self.assertEqual(p.first.stdout, "30 100\r\non-a-tty\r\n")
+        r = p.write("a\n", yield_ms=300)
+        # The terminal echoes what is typed, then the loop answers.
+        self.assertEqual(r.stdout, "a\r\ngot:a\r\n")
+        p.resize(40, 120)
+        r = p.write("\x03", yield_ms=2000)  # Ctrl-C, typed into the terminal
+        res = p.wait(deadline_s=10) if r.running else r
+        self.assertEqual(res.exit_code, 130)
+        r = sb.exec(command="id -u; id -g", user="1000:1001")
+        self.assertEqual((r.exit_code, r.stdout), (0, "1000\n1001\n"))
+
     # ---- files ----
 
     def test_files_and_dirs(self):

@@ -153,6 +153,14 @@ class UnitTest(unittest.TestCase):
             self.api.write_file("sb", "f", 12)
         self.assertEqual(self.srv.requests, [])
         self.assertEqual(exec_request(command="x", timeout_ms=0), {"command": "x", "timeout_ms": 0})
+        self.assertEqual(exec_request(command="x", tty=True, rows=2, cols=3, user="5"),
+                         {"command": "x", "tty": True, "rows": 2, "cols": 3, "user": "5"})
+        for bad in ({"rows": 2}, {"rows": 2, "cols": 3}, {"user": ""}):
+            with self.assertRaises(ValueError):
+                exec_request(command="x", **bad)
+        with self.assertRaises(ValueError):
+            self.api.resize("sb", "p1", 0, 80)
+        self.assertEqual(self.srv.requests, [])
 
     def test_process_stream_and_wait(self):
         def res(running, out, err="", code=None):
