@@ -45,6 +45,7 @@ struct proc {
 	char *tag;
 	cJSON *config;
 	struct al_buf out, err; /* from airlockd, not yet streamed */
+	bool pty; /* on airlockd's terminal: out is the terminal's, sent as data.pty */
 	bool done;
 	int exit_code;
 	int signal;
@@ -547,7 +548,7 @@ static bool drain(struct stream *st)
 
 	pthread_mutex_lock(&st->sb->lock);
 	if (st->p->out.len || st->p->err.len) {
-		data_events(st, &st->p->out, "stdout");
+		data_events(st, &st->p->out, st->p->pty ? "pty" : "stdout");
 		data_events(st, &st->p->err, "stderr");
 		any = true;
 	} else if (st->p->done) {
@@ -717,7 +718,7 @@ static enum MHD_Result process_start(struct gw_request *rq, struct sbx *sb)
 	_cleanup_(gw_result_freep) struct gw_result res = {0};
 	struct al_error e = AL_ERROR_INIT;
 	const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(req, "process");
-	const cJSON *a, *envs;
+	const cJSON *a, *envs, *pty;
 	const char *cmd = al_json_str(cfg, "cmd");
 	struct proc *p;
 	cJSON *argv;
@@ -726,9 +727,9 @@ static enum MHD_Result process_start(struct gw_request *rq, struct sbx *sb)
 	if (!req || !cmd || !*cmd)
 		return stream_error(rq, "invalid_argument",
 		                    "expected one Connect envelope with process.cmd");
-	if (cJSON_GetObjectItemCaseSensitive(req, "pty"))
-		return stream_error(rq, "unimplemented",
-		                    "airlock-gateway has no PTY processes (docs/gateway.md)");
+	pty = cJSON_GetObjectItemCaseSensitive(req, "pty");
+	if (pty && !cJSON_IsObject(pty))
+		return stream_error(rq, "invalid_argument", "pty must be an object");
 	argv = cJSON_AddArrayToObject(body, "argv");
 	cJSON_AddItemToArray(argv, cJSON_CreateString(cmd));
 	cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(cfg, "args"))
@@ -743,7 +744,18 @@ static enum MHD_Result process_start(struct gw_request *rq, struct sbx *sb)
 	if (al_json_str(cfg, "cwd") && *al_json_str(cfg, "cwd"))
 		cJSON_AddStringToObject(body, "cwd", al_json_str(cfg, "cwd"));
 	cJSON_AddBoolToObject(body, "keep_stdin_open",
-	                      cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "stdin")));
+	                      pty || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "stdin")));
+	if (pty) {
+		/* airlockd's terminal: what is typed comes by SendInput's pty,
+		 * the screen goes out as data.pty, Update resizes it. */
+		const cJSON *size = cJSON_GetObjectItemCaseSensitive(pty, "size");
+		double rows = al_json_num(size, "rows", 0), cols = al_json_num(size, "cols", 0);
+		cJSON_AddTrueToObject(body, "tty");
+		if (rows >= 1 && rows <= 65535 && cols >= 1 && cols <= 65535) {
+			cJSON_AddNumberToObject(body, "rows", (int)rows);
+			cJSON_AddNumberToObject(body, "cols", (int)cols);
+		}
+	}
 	cJSON_AddNumberToObject(body, "timeout_ms", 0);
 	cJSON_AddNumberToObject(body, "yield_ms", START_YIELD_MS);
 	cJSON_AddNumberToObject(body, "max_output_bytes", MAX_OUTPUT_PER_CALL);
@@ -758,6 +770,7 @@ static enum MHD_Result process_start(struct gw_request *rq, struct sbx *sb)
 	if (!p)
 		return MHD_NO;
 	p->config = cJSON_Duplicate(cfg, 1);
+	p->pty = pty != NULL;
 	if (al_json_str(req, "tag"))
 		p->tag = strdup(al_json_str(req, "tag"));
 	pthread_mutex_lock(&sb->lock);
@@ -847,17 +860,25 @@ static enum MHD_Result process_unary(struct gw_request *rq, struct sbx *sb, cons
 	} else if (!strcmp(method, "SendInput") || !strcmp(method, "CloseStdin")) {
 		const cJSON *in = cJSON_GetObjectItemCaseSensitive(req, "input");
 		if (!strcmp(method, "SendInput")) {
-			if (al_json_str(in, "pty"))
-				return rpc_error(rq, "unimplemented", "no PTY processes here");
-			cJSON_AddStringToObject(body, "data_base64",
-			                        al_json_str(in, "stdin") ? al_json_str(in, "stdin")
-			                                                 : "");
+			/* A terminal's input is typed into it: the same stdin. */
+			const char *data = al_json_str(in, "pty") ? al_json_str(in, "pty")
+			                                          : al_json_str(in, "stdin");
+			cJSON_AddStringToObject(body, "data_base64", data ? data : "");
 		} else {
 			cJSON_AddBoolToObject(body, "close", true);
 		}
 		cJSON_AddNumberToObject(body, "yield_ms", 0);
 		cJSON_AddStringToObject(body, "encoding", "base64");
 		if (asprintf(&extra, "/processes/%s/stdin", bpid) < 0)
+			return MHD_NO;
+	} else if (!strcmp(method, "Update")) {
+		const cJSON *size = cJSON_GetObjectItemCaseSensitive(
+		    cJSON_GetObjectItemCaseSensitive(req, "pty"), "size");
+		if (!size)
+			return rpc_error(rq, "invalid_argument", "Update needs pty.size");
+		cJSON_AddNumberToObject(body, "rows", al_json_num(size, "rows", 0));
+		cJSON_AddNumberToObject(body, "cols", al_json_num(size, "cols", 0));
+		if (asprintf(&extra, "/processes/%s/resize", bpid) < 0)
 			return MHD_NO;
 	} else {
 		return rpc_error(rq, "unimplemented", "process.Process/%s is not served here",
@@ -876,7 +897,8 @@ static enum MHD_Result process_unary(struct gw_request *rq, struct sbx *sb, cons
 	}
 	if (res.status != 200)
 		return rpc_error(rq, code_of(res.status), "%s", gw_result_message(&res));
-	if (res.json && strcmp(http_method, "DELETE")) {
+	/* A stdin write answers like a poll; a kill and a resize say nothing of output. */
+	if (res.json && strcmp(http_method, "DELETE") && strcmp(method, "Update")) {
 		pthread_mutex_lock(&sb->lock);
 		absorb(p, res.json);
 		pthread_mutex_unlock(&sb->lock);

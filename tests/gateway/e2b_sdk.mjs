@@ -49,6 +49,23 @@ try {
   const killed = await h.wait().then(() => null, (e) => e);
   check(killed instanceof CommandExitError, 'killed process ends with an error', String(killed));
 
+  // A PTY: bash -i -l on airlockd's terminal; typed input, resize, exit status.
+  const screen = [];
+  const term = await sbx.pty.create({ cols: 100, rows: 30, onData: (d) => screen.push(Buffer.from(d).toString()) });
+  const seen = async (re, what) => {
+    for (let i = 0; i < 100 && !re.test(screen.join('')); i++) await new Promise((ok) => setTimeout(ok, 100));
+    check(re.test(screen.join('')), what, screen.join(''));
+  };
+  await sbx.pty.sendInput(term.pid, new TextEncoder().encode('stty size; tty; echo "t$((6*7))"\n'));
+  await seen(/30 100\r\n\/dev\/pts\/\d+\r\nt42\r\n/, 'pty: size, terminal and echo');
+  await sbx.pty.resize(term.pid, { cols: 120, rows: 40 });
+  await sbx.pty.sendInput(term.pid, new TextEncoder().encode('stty size\n'));
+  await seen(/40 120\r\n/, 'pty: resized');
+  await sbx.pty.sendInput(term.pid, new TextEncoder().encode('exit 7\n'));
+  const ended = await term.wait().then((x) => x, (e) => e);
+  check(ended.exitCode === 7, 'pty: exit status', { exitCode: ended.exitCode, error: String(ended) });
+  summary.ptyBytes = screen.join('').length;
+
   // Files: text, binary from 1 byte to 10 MiB, directories, errors.
   await sbx.files.write('/workspace/hello.txt', 'hello gateway\n');
   check(await sbx.files.read('/workspace/hello.txt') === 'hello gateway\n', 'text read');

@@ -25,6 +25,7 @@ class E2BSDKTest(gt.GatewayTestCase):
             "E2B_API_KEY": self.key_a, "GW_KEY_B": self.key_b})
         self.assertTrue(summary.get("ok"), summary)
         self.assertGreaterEqual(summary["streamedChunks"], 2, "output arrived while the command ran")
+        self.assertGreater(summary["ptyBytes"], 0, "the PTY sent its screen")
         # Everything the SDK made was airlockd's and is gone again.
         self.assertEqual({sb["id"] for sb in self.client.list()} - before, set())
 
