@@ -11,8 +11,13 @@ model), starts that many workers (concurrency 1 each) against one airlockd
 and times from their start until every run completed.  Reported per count:
 runs/minute, the median of a run's time under its worker (started_at to
 finished_at in the queue) and the claims made (a claim more than the runs is
-a retry).  The workers poll the queue every 100 ms.  PostgreSQL 15 and airlockd are started on temporary sockets and
-removed at the end (tests/harness/pg_test.py, tests/integration/airlock_test.py).
+a retry).  Then the claim latency of an idle worker: one worker waits, runs
+are submitted one at a time (each once the previous completed), and the time
+from a run's submission to its claim (started_at - submitted_at) is reported
+(median and max of --latency-runs): workers LISTEN for the queue's
+announcements, and ask the queue anyway once a second.  PostgreSQL 15 and
+airlockd are started on temporary sockets and removed at the end
+(tests/harness/pg_test.py, tests/integration/airlock_test.py).
 """
 
 import argparse
@@ -50,9 +55,56 @@ def write_task(d, socket_path):
     return path
 
 
-def one_round(pg, daemon, work, task, runs, nworkers):
+def start_worker(pg, daemon, work, name):
+    log = open(os.path.join(work, "worker-%s.log" % name), "wb")
+    try:
+        return subprocess.Popen(
+            [ht.HARNESS, "worker", "--db", pg.url, "--provider-socket", daemon.socket_path,
+             "--work-dir", work, "--node", "bench", "--lease-ms", "10000"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=ht.clean_env())
+    finally:
+        log.close()
+
+
+def reset(pg):
     pg.sql("DROP TABLE IF EXISTS airlock_audit, airlock_run_files, airlock_runs, "
            "airlock_schema_version")
+
+
+def idle_claim_latency(pg, daemon, work, task, runs):
+    reset(pg)
+    w = start_worker(pg, daemon, work, "latency")
+    try:
+        # The worker made the schema and waits: from now on a run is claimed as it comes.
+        end = time.monotonic() + 60
+        while pg.sql("SELECT to_regclass('airlock_runs') IS NOT NULL").strip() != "t":
+            if time.monotonic() > end:
+                raise SystemExit("the worker made no schema within 60 s")
+            time.sleep(0.05)
+        time.sleep(1.5)
+        for _ in range(runs):
+            r = ht.harness(["submit", task, "--db", pg.url])
+            if r.returncode != 0:
+                raise SystemExit("submit failed: %r" % r)
+            run_id = r.stdout.strip().split()[-1]
+            end = time.monotonic() + 120
+            while pg.sql("SELECT status FROM airlock_runs WHERE run_id = '%s'"
+                         % run_id).strip() != "completed":
+                if time.monotonic() > end:
+                    raise SystemExit("run %s did not complete within 120 s" % run_id)
+                time.sleep(0.05)
+            time.sleep(0.3)  # idle again
+    finally:
+        w.terminate()
+        w.wait(30)
+    rows = pg.sql("SELECT extract(epoch FROM started_at - submitted_at) FROM airlock_runs")
+    waits = [float(x) * 1000 for x in rows.split()]
+    return {"runs": len(waits), "claim_ms_median": round(statistics.median(waits), 1),
+            "claim_ms_max": round(max(waits), 1)}
+
+
+def one_round(pg, daemon, work, task, runs, nworkers):
+    reset(pg)
     for _ in range(runs):
         r = ht.harness(["submit", task, "--db", pg.url])
         if r.returncode != 0:
@@ -60,12 +112,7 @@ def one_round(pg, daemon, work, task, runs, nworkers):
     procs = []
     start = time.monotonic()
     for i in range(nworkers):
-        log = open(os.path.join(work, "worker-%d-%d.log" % (nworkers, i)), "wb")
-        procs.append(subprocess.Popen(
-            [ht.HARNESS, "worker", "--db", pg.url, "--provider-socket", daemon.socket_path,
-             "--work-dir", work, "--node", "bench", "--lease-ms", "10000"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=ht.clean_env()))
-        log.close()
+        procs.append(start_worker(pg, daemon, work, "%d-%d" % (nworkers, i)))
     try:
         while True:
             left = int(pg.sql("SELECT count(*) FROM airlock_runs WHERE status NOT IN "
@@ -94,6 +141,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--workers", default="1,2,3")
+    ap.add_argument("--latency-runs", type=int, default=10)
     ap.add_argument("--json")
     args = ap.parse_args()
     reason = at.prerequisites()
@@ -118,6 +166,11 @@ def main():
                                                       r["runs_per_minute"],
                                                       r["run_seconds_median"], r["attempts"],
                                                       r["failed"]), flush=True)
+        if args.latency_runs:
+            lat = idle_claim_latency(pg, daemon, work, task, args.latency_runs)
+            results.append({"idle_claim": lat})
+            print("idle worker: submission to claim %.1f ms median, %.1f ms max (%d runs)"
+                  % (lat["claim_ms_median"], lat["claim_ms_max"], lat["runs"]), flush=True)
     finally:
         c = at.Client(daemon.socket_path)
         try:

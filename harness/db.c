@@ -6,6 +6,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,30 @@ void al_db_close(struct al_db *db)
 	db->url = NULL;
 }
 
+/* A new server session forgot what the old one listened to. */
+static bool relisten(struct al_db *db)
+{
+	_cleanup_free_ char *sql = NULL;
+	char *quoted;
+	PGresult *res;
+	bool ok;
+
+	if (!db->channel)
+		return true;
+	quoted = PQescapeIdentifier(db->conn, db->channel, strlen(db->channel));
+	if (!quoted)
+		return false;
+	if (asprintf(&sql, "LISTEN %s", quoted) < 0)
+		sql = NULL;
+	PQfreemem(quoted);
+	if (!sql)
+		return false;
+	res = PQexec(db->conn, sql);
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	PQclear(res);
+	return ok;
+}
+
 /* Try to get a working connection back until the deadline. */
 static bool reconnect(struct al_db *db, uint64_t deadline)
 {
@@ -75,7 +100,7 @@ static bool reconnect(struct al_db *db, uint64_t deadline)
 
 	for (;;) {
 		PQreset(db->conn);
-		if (PQstatus(db->conn) == CONNECTION_OK) {
+		if (PQstatus(db->conn) == CONNECTION_OK && relisten(db)) {
 			if (said)
 				log_info("database connection is back");
 			return true;
@@ -150,4 +175,44 @@ long al_db_rows(PGresult *res)
 	if (PQresultStatus(res) == PGRES_TUPLES_OK)
 		return PQntuples(res);
 	return n && *n ? strtol(n, NULL, 10) : 0;
+}
+
+int al_db_listen(struct al_db *db, const char *channel, struct al_error *err)
+{
+	db->channel = channel;
+	if (relisten(db))
+		return 0;
+	return pq_error(err, EIO, "listen on the database", PQerrorMessage(db->conn));
+}
+
+/* Read what the server sent (libpq's socket never blocks): 1 when it held a
+ * notification, all of them consumed, else 0. */
+static int take_notifies(struct al_db *db, struct al_error *err)
+{
+	bool any = false;
+	PGnotify *n;
+
+	if (PQconsumeInput(db->conn) == 0)
+		return pq_error(err, EPIPE, "read from the database", PQerrorMessage(db->conn));
+	while ((n = PQnotifies(db->conn))) {
+		any = true;
+		PQfreemem(n);
+	}
+	return any;
+}
+
+int al_db_wait_notify(struct al_db *db, int timeout_ms, struct al_error *err)
+{
+	struct pollfd p = {.fd = PQsocket(db->conn), .events = POLLIN};
+	int r;
+
+	if (p.fd < 0)
+		return al_error_set(err, EPIPE, "the database connection is closed");
+	/* One may already be in libpq's buffer, read along with a result. */
+	r = take_notifies(db, err);
+	if (r != 0)
+		return r;
+	if (poll(&p, 1, timeout_ms) < 0 && errno != EINTR)
+		return al_error_errno(err, "poll the database connection");
+	return p.revents ? take_notifies(db, err) : 0;
 }

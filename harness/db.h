@@ -19,6 +19,8 @@ struct al_db {
 	uint64_t reconnect_ms;
 	/* The application_name it shows in pg_stat_activity. */
 	const char *who;
+	/* A channel this connection LISTENs on, again after every reconnect (al_db_listen). */
+	const char *channel;
 };
 
 int al_db_connect(struct al_db *db, const char *url, const char *who, struct al_error *err);
@@ -41,6 +43,13 @@ int al_db_exec_once(struct al_db *db, const char *sql, int nparams, const char *
                     struct al_error *err);
 /* Get the connection back before deadline (al_now_ms() time). */
 int al_db_reconnect(struct al_db *db, uint64_t deadline, struct al_error *err);
+
+/* LISTEN on channel from now on, reconnects included. */
+int al_db_listen(struct al_db *db, const char *channel, struct al_error *err);
+/* Wait up to timeout_ms for a notification on the LISTENed channel: 1 when at least one
+ * came (all that came are consumed), 0 when none, or a negative errno (the connection
+ * broke: the next statement reconnects). */
+int al_db_wait_notify(struct al_db *db, int timeout_ms, struct al_error *err);
 
 /* Rows a command changed or returned. */
 long al_db_rows(PGresult *res);

@@ -31,8 +31,11 @@ int al_queue_submit(struct al_db *db, const char *task_text, const char *task_di
 	strftime(run_id, 40, "%Y%m%d-%H%M%S", &tm);
 	strcat(run_id, "-");
 	strcat(run_id, hex);
+	/* The notification goes out when the insert commits, in the same statement. */
 	return al_db_exec(db,
-	                  "INSERT INTO airlock_runs (run_id, task, task_dir) VALUES ($1, $2, $3)",
+	                  "WITH r AS (INSERT INTO airlock_runs (run_id, task, task_dir)"
+	                  "  VALUES ($1, $2, $3) RETURNING run_id)"
+	                  " SELECT pg_notify('" AL_QUEUE_CHANNEL "', run_id) FROM r",
 	                  3, params, NULL, NULL, 0, NULL, err);
 }
 
@@ -124,10 +127,12 @@ int al_queue_release(struct al_db *db, const char *run_id, long long gen, struct
 	const char *params[] = {run_id, g};
 
 	snprintf(g, sizeof(g), "%lld", gen);
+	/* Released: claimable at once, and said so. */
 	return al_db_exec(db,
-	                  "UPDATE airlock_runs SET lease_expires = clock_timestamp(),"
+	                  "WITH r AS (UPDATE airlock_runs SET lease_expires = clock_timestamp(),"
 	                  "  leased_by = NULL WHERE run_id = $1 AND lease_gen = $2 AND "
-	                  "status = 'running'",
+	                  "  status = 'running' RETURNING run_id)"
+	                  " SELECT pg_notify('" AL_QUEUE_CHANNEL "', run_id) FROM r",
 	                  2, params, NULL, NULL, 0, NULL, err);
 }
 

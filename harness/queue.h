@@ -22,6 +22,10 @@ struct al_claim {
 
 void al_claim_clear(struct al_claim *c);
 
+/* The channel a run that became claimable is announced on (NOTIFY): workers LISTEN
+ * there instead of asking for work over and over. */
+#define AL_QUEUE_CHANNEL "airlock_runs"
+
 /* Queue a run of task_text (its relative paths relative to task_dir); run_id[40] out. */
 int al_queue_submit(struct al_db *db, const char *task_text, const char *task_dir, char run_id[40],
                     struct al_error *err);

@@ -40,7 +40,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define LOOP_PAUSE_US (100 * 1000)
+#define LOOP_PAUSE_MS 100
+/* Runs are announced (AL_QUEUE_CHANNEL) when queued or released; a lease that ran out
+ * is not: the queue is asked this often anyway. */
+#define CLAIM_FALLBACK_MS 1000
 #define GAUGE_REFRESH_MS 1000
 /* The worker's own statements give up on a dead database quickly: it must keep reaping
  * and renewing; its loop tries again on the next pass. */
@@ -310,6 +313,15 @@ static struct job *free_slot(struct worker *w)
 	return NULL;
 }
 
+static int jobs_running(const struct worker *w)
+{
+	int n = 0;
+
+	for (int i = 0; i < w->o->concurrency; i++)
+		n += w->jobs[i].claim.run_id != NULL;
+	return n;
+}
+
 static void forget(struct worker *w, struct job *j)
 {
 	al_claim_clear(&j->claim);
@@ -536,7 +548,9 @@ int al_worker_main(const struct al_worker_options *o)
 	struct al_error err = AL_ERROR_INIT;
 	struct sigaction sa = {.sa_handler = on_stop};
 	char host[HOST_NAME_MAX + 1] = "";
-	uint64_t gauges_ms = 0, reaped_ms = 0;
+	uint64_t gauges_ms = 0, reaped_ms = 0, claimed_ms = 0;
+	bool announced = false;
+	int r;
 
 	al_log_set_json(true);
 	gethostname(host, sizeof(host) - 1);
@@ -546,7 +560,8 @@ int al_worker_main(const struct al_worker_options *o)
 	if (!w.jobs)
 		return AL_EXIT_FAILED;
 	if (al_db_connect(&w.db, o->db_url, "airlock-harness worker", &err) < 0 ||
-	    al_db_migrate(&w.db, &err) < 0 || start_metrics(&w, &err) < 0) {
+	    al_db_migrate(&w.db, &err) < 0 || al_db_listen(&w.db, AL_QUEUE_CHANNEL, &err) < 0 ||
+	    start_metrics(&w, &err) < 0) {
 		wlog(&w, "error", "start_failed", NULL, "%s", err.msg);
 		al_db_close(&w.db);
 		free(w.jobs);
@@ -558,9 +573,15 @@ int al_worker_main(const struct al_worker_options *o)
 	wlog(&w, "info", "start", NULL, "node %s, concurrency %d, lease %ld ms, schema version %d",
 	     o->node, o->concurrency, o->lease_ms, al_db_schema_version());
 	while (!stopping) {
+		int running = jobs_running(&w);
 		reap(&w);
 		renew(&w);
-		claim(&w);
+		/* Asked when a run was announced, a slot came free, or it has been a while. */
+		if (announced || jobs_running(&w) < running ||
+		    al_now_ms() - claimed_ms >= CLAIM_FALLBACK_MS) {
+			claim(&w);
+			claimed_ms = al_now_ms();
+		}
 		if (al_now_ms() - reaped_ms >= REAP_INTERVAL_MS) {
 			reap_sandboxes(&w);
 			reaped_ms = al_now_ms();
@@ -569,7 +590,13 @@ int al_worker_main(const struct al_worker_options *o)
 			refresh_gauges(&w);
 			gauges_ms = al_now_ms();
 		}
-		usleep(LOOP_PAUSE_US);
+		r = al_db_wait_notify(&w.db, LOOP_PAUSE_MS, &err);
+		announced = r > 0;
+		if (r < 0) {
+			/* The next statement reconnects (and listens again). */
+			al_error_clear(&err);
+			usleep(LOOP_PAUSE_MS * 1000);
+		}
 	}
 	wlog(&w, "info", "stop", NULL, NULL);
 	shut_down(&w);

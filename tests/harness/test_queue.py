@@ -491,6 +491,17 @@ class QueueTest(ht.HarnessTestCase):
         text = "".join(w.text() for w in workers)
         self.assertIn("database connection lost", text)
         self.assertIn("database connection is back", text)
+        # Idle workers LISTEN for runs (again on the new connection): each is claimed
+        # as it is queued, not at the next of their once-a-second looks at the queue
+        # (which would make 4 claims within 500 ms a 1-in-16 chance).
+        for i in range(4):
+            run_id = self.submit("n%d" % i)
+            self.wait_all_done([run_id], workers)
+            wait_ms = float(self.pg.sql("SELECT extract(epoch FROM started_at - submitted_at) "
+                                        "* 1000 FROM airlock_runs WHERE run_id = '%s'"
+                                        % run_id).strip())
+            self.assertLess(wait_ms, 500, "run %s claimed %.0f ms after it was queued"
+                            % (run_id, wait_ms))
         for w in workers:
             self.assertIsNone(w.proc.poll(), "worker %s exited: %s" % (w.node, w.text()[-2000:]))
             self.assertStructuredLog(w)
