@@ -43,6 +43,11 @@
 
 #define MAX_JSON_BODY (16u << 20)
 #define MAX_FILE_BODY (256u << 20)
+/* A file upload announced this large or larger is streamed into its sandbox,
+ * bounded by the sandbox's disk cap rather than MAX_FILE_BODY; a smaller one
+ * is spooled and written by the sandbox's file server, which is cheaper
+ * than a helper of its own. */
+#define STREAMED_UPLOAD_MIN (1u << 20)
 #define DEFAULT_MAX_OUTPUT (1u << 20)
 #define MAX_OUTPUT_CAP (64u << 20)
 /* An image import's bounds: the archive, the unpacked image, and the members
@@ -73,6 +78,9 @@ struct request {
 	uid_t peer_uid;
 	int spool_fd; /* body goes to this temp file instead (workspace tars), or -1 */
 	uint64_t spooled;
+	/* Or (a large file) straight into its sandbox, which is held meanwhile. */
+	struct sandbox_upload *upload;
+	struct sandbox *upload_sb;
 	char sandbox[16];          /* the id of the sandbox it is about, for the log */
 	struct api_stream *stream; /* a streamed exec's, freed with the connection */
 };
@@ -1070,6 +1078,22 @@ static void handle_process(struct daemon *d, struct sandbox *sb, const char *pid
 	process_unref(p);
 }
 
+/* ?mode= of a file write: octal, 0644 when absent; false when malformed. */
+static bool file_mode(struct MHD_Connection *c, mode_t *mode)
+{
+	const char *mode_s = query(c, "mode");
+	unsigned long m = 0644;
+	char *end;
+
+	if (mode_s) {
+		m = strtoul(mode_s, &end, 8);
+		if (*end || end == mode_s || m > 07777)
+			return false;
+	}
+	*mode = (mode_t)m;
+	return true;
+}
+
 static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c,
                          const char *method, struct request *rq, struct reply *rp)
 {
@@ -1107,20 +1131,16 @@ static void handle_files(struct sandbox *sb, bool dirs, struct MHD_Connection *c
 		return;
 	}
 	if (!dirs && !strcmp(method, "PUT")) {
-		const char *mode_s = query(c, "mode");
-		unsigned long mode = 0644;
-		if (mode_s) {
-			char *end;
-			mode = strtoul(mode_s, &end, 8);
-			if (*end || end == mode_s || mode > 07777) {
-				reply_error(rp, 400, "invalid_argument",
-				            "mode must be octal, e.g. 0644");
-				return;
-			}
+		mode_t mode;
+		if (!file_mode(c, &mode)) {
+			reply_error(rp, 400, "invalid_argument", "mode must be octal, e.g. 0644");
+			return;
 		}
-		/* The spooled upload, copied from its file by the kernel. */
-		r = sandbox_file_write(sb, path, rq->spool_fd, rq->spooled, (mode_t)mode,
-		                       query_bool(c, "parents"), &err);
+		if (rq->upload && rq->upload_sb == sb)
+			r = sandbox_upload_end(rq->upload, &err);
+		else /* The spooled upload, copied from its file by the kernel. */
+			r = sandbox_file_write(sb, path, rq->spool_fd, rq->spooled, mode,
+			                       query_bool(c, "parents"), &err);
 		if (r < 0) {
 			reply_al_error(rp, &err);
 			return;
@@ -1731,6 +1751,60 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct reply *rp)
 	return ret;
 }
 
+/*
+ * PUT /v1/sandboxes/ID/files of an announced length of STREAMED_UPLOAD_MIN or
+ * more, into a running sandbox the client may use: started here, before the
+ * body comes, so that it goes into the sandbox as it arrives.  1 when
+ * started, 0 when this upload takes the spooled way (whatever is wrong with
+ * it is then answered where every request's errors are), or an error.
+ */
+static int begin_streamed_upload(struct api_server *s, struct MHD_Connection *c, const char *url,
+                                 struct request *rq, struct al_error *err)
+{
+	const char *cl =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *path = query(c, "path");
+	_cleanup_sandbox_ struct sandbox *sb = NULL;
+	char id[32];
+	uint64_t len;
+	mode_t mode;
+	char *end;
+	int n = 0, r;
+
+	char tmpl[64];
+	struct al_error ignored = AL_ERROR_INIT;
+
+	/* Anything the request would be refused for is refused before a byte is
+	 * written: it goes the spooled way and is answered there. */
+	route_template(url, tmpl, sizeof(tmpl));
+	if (!cl || !path || !path[0] || !file_mode(c, &mode) ||
+	    check_query(c, tmpl, "PUT", &ignored) < 0)
+		return 0;
+	len = strtoull(cl, &end, 10);
+	if (*end || len < STREAMED_UPLOAD_MIN)
+		return 0;
+	if (sscanf(url, "/v1/sandboxes/%31[^/]/files%n", id, &n) != 1 || url[n])
+		return 0;
+	sb = registry_get_for(&s->ctx->registry, id, rq->peer_uid);
+	if (!sb || !sandbox_running(sb))
+		return 0;
+	pthread_mutex_lock(&sb->lock);
+	bool busy = sb->destroying;
+	pthread_mutex_unlock(&sb->lock);
+	if (busy)
+		return 0;
+	/* More than its disk holds: the spooled way reads it (up to its bound)
+	 * and answers 507 or 413 after, rather than reset a client still sending. */
+	if (sb->spec.disk_bytes && len > sb->spec.disk_bytes)
+		return 0;
+	r = sandbox_upload_begin(sb, path, len, mode, query_bool(c, "parents"), &rq->upload, err);
+	if (r < 0)
+		return r;
+	rq->limit = len;
+	rq->upload_sb = TAKE_PTR(sb);
+	return 1;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -1765,6 +1839,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			/* A file's bytes go to disk too, not into our memory: eight
 			 * concurrent uploads of 256 MiB took 2.2 GB of it. */
 			struct al_error err = AL_ERROR_INIT;
+			int r = begin_streamed_upload(s, c, url, rq, &err);
+			if (r < 0) {
+				rq->rejected = true;
+				reply_al_error(&rp, &err);
+				return send_reply(c, &rp);
+			}
+			if (r > 0)
+				return MHD_YES;
 			rq->spool_fd = api_spool_open(s->ctx, &err);
 			if (rq->spool_fd < 0) {
 				rq->rejected = true;
@@ -1847,7 +1929,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return send_reply(c, &rp);
 	}
 	if (*upload_size) {
-		if (rq->spool_fd >= 0) {
+		if (rq->upload) {
+			sandbox_upload_write(rq->upload, upload, *upload_size);
+			rq->spooled += *upload_size;
+		} else if (rq->spool_fd >= 0) {
 			if (al_write_all(rq->spool_fd, upload, *upload_size) < 0)
 				return MHD_NO;
 			rq->spooled += *upload_size;
@@ -1903,6 +1988,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		al_buf_free(&rq->body);
 		if (rq->spool_fd >= 0)
 			close(rq->spool_fd);
+		sandbox_upload_free(rq->upload);
+		if (rq->upload_sb)
+			sandbox_unref(rq->upload_sb);
 		api_stream_free(rq->stream);
 		free(rq);
 		*con_cls = NULL;

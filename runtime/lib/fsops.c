@@ -50,6 +50,8 @@ static unsigned long long resolve_flags(void)
 
 /* Bounded: EAGAIN means a concurrent rename raced a '..' lookup. */
 #define OPENAT2_RETRIES 32
+/* What a streamed write reads at a time. */
+#define STREAM_CHUNK (1u << 20)
 
 static int openat2_in_root(int rootfd, const char *path, int flags, mode_t mode)
 {
@@ -335,14 +337,48 @@ int fsops_read(int rootfd, const char *cwd, const char *path, size_t max, char *
 	return 0;
 }
 
-/* Write and publish the temp file; on failure the caller unlinks it. */
-/* The bytes of a write: in memory, or len bytes of the file src_fd (from
- * its start), copied by the kernel without passing through our memory. */
+/* The bytes of a write: in memory, len bytes of the file src_fd (from its
+ * start, copied by the kernel without passing through our memory), or with
+ * stream the next len bytes read from src_fd (a socket or pipe). */
 struct write_source {
 	const void *data;
 	int src_fd;
 	uint64_t len;
+	bool stream;
 };
+
+/* Fewer bytes than announced: the upload was cut, and nothing is published. */
+static int copy_stream(int fd, const struct write_source *src, const char *full,
+                       struct al_error *err)
+{
+	_cleanup_free_ char *buf = malloc(STREAM_CHUNK);
+	uint64_t done = 0;
+
+	if (!buf)
+		return al_error_set(err, ENOMEM, "out of memory");
+	while (done < src->len) {
+		size_t want =
+		    src->len - done < STREAM_CHUNK ? (size_t)(src->len - done) : STREAM_CHUNK;
+		ssize_t n = read(src->src_fd, buf, want);
+		int r;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return al_error_errno(err, "write %s: read the upload", full);
+		if (n == 0)
+			return al_error_set(err, EIO,
+			                    "write %s: the upload ended after %" PRIu64
+			                    " of %" PRIu64 " bytes",
+			                    full, done, src->len);
+		r = al_write_all(fd, buf, (size_t)n);
+		if (r < 0) {
+			errno = -r;
+			return al_error_errno(err, "write %s", full);
+		}
+		done += (uint64_t)n;
+	}
+	return 0;
+}
 
 static int copy_source(int fd, const struct write_source *src, const char *full,
                        struct al_error *err)
@@ -350,6 +386,8 @@ static int copy_source(int fd, const struct write_source *src, const char *full,
 	off_t off = 0;
 	int r;
 
+	if (src->stream)
+		return copy_stream(fd, src, full, err);
 	if (src->src_fd < 0) {
 		r = al_write_all(fd, src->data, (size_t)src->len);
 		if (r < 0) {
@@ -451,6 +489,14 @@ int fsops_write_from_fd(int rootfd, const char *cwd, const char *path, int src_f
                         mode_t mode, bool parents, uid_t uid, gid_t gid, struct al_error *err)
 {
 	struct write_source src = {.src_fd = src_fd, .len = len};
+
+	return write_file(rootfd, cwd, path, &src, mode, parents, uid, gid, err);
+}
+
+int fsops_write_from_stream(int rootfd, const char *cwd, const char *path, int src_fd, uint64_t len,
+                            mode_t mode, bool parents, uid_t uid, gid_t gid, struct al_error *err)
+{
+	struct write_source src = {.src_fd = src_fd, .len = len, .stream = true};
 
 	return write_file(rootfd, cwd, path, &src, mode, parents, uid, gid, err);
 }

@@ -57,6 +57,11 @@ int fsops_write_from_fd(int rootfd, const char *cwd, const char *path, int src_f
 /* Remove a file, symlink (never its target) or empty directory; recursive removes
  * a directory tree without following symlinks or crossing into other mounts.
  * Refuses the root itself. */
+/* As fsops_write_from_fd, with the next len bytes read from src_fd (a socket or a
+ * pipe): fewer (the writer went away) publish nothing. */
+int fsops_write_from_stream(int rootfd, const char *cwd, const char *path, int src_fd, uint64_t len,
+                            mode_t mode, bool parents, uid_t uid, gid_t gid, struct al_error *err);
+
 int fsops_remove(int rootfd, const char *cwd, const char *path, bool recursive,
                  struct al_error *err);
 

@@ -686,3 +686,182 @@ int sandbox_dir_list(struct sandbox *sb, const char *path, cJSON **listing, stru
 	*listing = o;
 	return 0;
 }
+
+/* ---- streamed uploads -------------------------------------------------------------------- */
+
+/*
+ * A large upload goes straight into the sandbox: a helper of its own (in the
+ * sandbox's namespaces, as its root, like the file server) reads the bytes
+ * from a socket as airlockd receives them and writes them to a temp file it
+ * publishes once all have come.  Nothing is spooled on the host's disk, and
+ * the file server stays free for the sandbox's other operations.
+ */
+struct sandbox_upload {
+	pid_t pid;
+	int pidfd;
+	int sock;
+	bool broken; /* the helper stopped reading: its answer says why */
+};
+
+struct upload_answer {
+	int32_t code; /* 0 or a positive errno */
+	char msg[AL_ERROR_MSG_MAX];
+};
+
+struct upload_args {
+	int sock;
+	const char *path;
+	uint64_t len;
+	mode_t mode;
+	bool parents;
+};
+
+static int upload_main(void *arg, int out_fd, struct al_error *err)
+{
+	const struct upload_args *a = arg;
+	_cleanup_close_ int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	struct upload_answer ans = {0};
+	struct al_error op = AL_ERROR_INIT;
+	int r;
+
+	(void)out_fd;
+	if (rootfd < 0) {
+		r = al_error_errno(&op, "open the sandbox's /");
+	} else {
+		fsops_cross_mounts();
+		r = fsops_write_from_stream(rootfd, NULL, a->path, a->sock, a->len, a->mode,
+		                            a->parents, (uid_t)-1, (gid_t)-1, &op);
+	}
+	if (r < 0) {
+		ans.code = op.code ? op.code : EIO;
+		snprintf(ans.msg, sizeof(ans.msg), "%s", op.msg);
+	}
+	if (al_write_all(a->sock, &ans, sizeof(ans)) < 0)
+		return al_error_errno(err, "answer airlockd");
+	return 0;
+}
+
+/* End the helper: at once with kill_it, else after grace_ms for it to end itself. */
+static void upload_reap(struct sandbox_upload *u, int grace_ms)
+{
+	struct pollfd p = {.fd = u->pidfd, .events = POLLIN};
+
+	if (!u->pid)
+		return;
+	if (grace_ms <= 0 || poll(&p, 1, grace_ms) <= 0)
+		syscall(SYS_pidfd_send_signal, u->pidfd, SIGKILL, NULL, 0);
+	while (waitpid(u->pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	close(u->pidfd);
+	u->pid = 0;
+	u->pidfd = -1;
+}
+
+int sandbox_upload_begin(struct sandbox *sb, const char *path, uint64_t len, mode_t mode,
+                         bool parents, struct sandbox_upload **out, struct al_error *err)
+{
+	struct helper_opts o = HELPER_OPTS_INIT;
+	struct sandbox_upload *u;
+	struct upload_args a = {.len = len, .mode = mode, .parents = parents};
+	char full[PATH_MAX];
+	int sp[2], r;
+
+	if (!sandbox_running(sb) || sb->pidfd < 0)
+		return al_error_set(err, ESRCH, "sandbox %s is stopped (its PID 1 is gone)",
+		                    sb->id);
+	r = sandbox_path(sb, path, full, err);
+	if (r < 0)
+		return r;
+	u = calloc(1, sizeof(*u));
+	if (!u)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
+		free(u);
+		return al_error_errno(err, "sandbox %s: socketpair", sb->id);
+	}
+	a.sock = sp[1];
+	a.path = full;
+	o.ns_pidfd = sb->pidfd;
+	o.keep_fd = sp[1];
+	o.what = "upload helper";
+	r = helper_start(upload_main, &a, &o, &u->pid, &u->pidfd, err);
+	close(sp[1]);
+	if (r < 0) {
+		close(sp[0]);
+		free(u);
+		return al_error_prefix(err, "sandbox %s: %s", sb->id, full);
+	}
+	u->sock = sp[0];
+	*out = u;
+	return 0;
+}
+
+void sandbox_upload_write(struct sandbox_upload *u, const void *data, size_t len)
+{
+	const char *p = data;
+
+	/* Bounded: a helper stuck on a file that never takes its bytes (a FIFO
+	 * swapped in, a FUSE file) does not hold this connection's thread. */
+	while (!u->broken && len) {
+		struct pollfd pf = {.fd = u->sock, .events = POLLOUT};
+		ssize_t n;
+		int w = poll(&pf, 1, FILE_OP_TIMEOUT_MS);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			u->broken = true;
+			break;
+		}
+		n = send(u->sock, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n <= 0) {
+			u->broken = true; /* it stopped reading: it failed, or it is gone */
+			break;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+int sandbox_upload_end(struct sandbox_upload *u, struct al_error *err)
+{
+	struct upload_answer ans;
+	uint64_t deadline = al_now_ms() + FILE_OP_TIMEOUT_MS;
+	size_t got = 0;
+
+	shutdown(u->sock, SHUT_WR);
+	while (got < sizeof(ans)) {
+		ssize_t n =
+		    recv_until(u->sock, (char *)&ans + got, sizeof(ans) - got, deadline, NULL);
+		if (n == -ETIMEDOUT) {
+			upload_reap(u, 0);
+			return al_error_set(err, ETIMEDOUT,
+			                    "the upload helper gave no answer in %d s",
+			                    FILE_OP_TIMEOUT_MS / 1000);
+		}
+		if (n <= 0) {
+			upload_reap(u, 0);
+			return al_error_set(err, EIO, "the upload helper ended without an answer");
+		}
+		got += (size_t)n;
+	}
+	upload_reap(u, 5000);
+	if (ans.code) {
+		ans.msg[sizeof(ans.msg) - 1] = '\0';
+		return al_error_set(err, ans.code > 0 && ans.code < 4096 ? ans.code : EIO, "%s",
+		                    ans.msg);
+	}
+	return 0;
+}
+
+void sandbox_upload_free(struct sandbox_upload *u)
+{
+	if (!u)
+		return;
+	/* Not ended: the helper reads end-of-file before the announced length,
+	 * removes its temp file and ends, publishing nothing. */
+	close(u->sock);
+	upload_reap(u, 2000);
+	free(u);
+}

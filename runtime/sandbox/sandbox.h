@@ -206,6 +206,15 @@ int sandbox_file_read(struct sandbox *sb, const char *path, size_t max, char **d
  * bound), for sendfile(2); others as *data (at most max bytes), *fd -1. */
 int sandbox_file_open_read(struct sandbox *sb, const char *path, size_t max, int *fd,
                            uint64_t *fd_len, char **data, size_t *len, struct al_error *err);
+/* A file's content streamed in as it arrives (len bytes, announced): begin,
+ * write every piece (a failure is remembered, not reported), end for the
+ * result; free in any case (before end: the file is left as it was). */
+struct sandbox_upload;
+int sandbox_upload_begin(struct sandbox *sb, const char *path, uint64_t len, mode_t mode,
+                         bool parents, struct sandbox_upload **out, struct al_error *err);
+void sandbox_upload_write(struct sandbox_upload *u, const void *data, size_t len);
+int sandbox_upload_end(struct sandbox_upload *u, struct al_error *err);
+void sandbox_upload_free(struct sandbox_upload *u);
 /* The len bytes of src_fd (from its start) as the file's content. */
 int sandbox_file_write(struct sandbox *sb, const char *path, int src_fd, uint64_t len, mode_t mode,
                        bool parents, struct al_error *err);

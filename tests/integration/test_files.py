@@ -8,6 +8,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
@@ -157,6 +158,49 @@ class FilesTest(at.AirlockTestCase):
         r = self.client.read_file(sid, "/proc/meminfo")
         self.assertEqual(r.status, 200, r)
         self.assertIn(b"MemTotal:", r.body)
+        self.client.destroy(sid)
+
+    def test_large_uploads_stream_into_the_sandbox(self):
+        # Announced as 1 MiB or more, an upload goes straight into the sandbox
+        # as it arrives: past the 256 MiB a spooled one may have, bounded by
+        # the sandbox's disk instead.
+        sid = self.client.create(limits={"memory": "2G", "disk": "1G"})["id"]
+        src = os.path.join(self.host_dir, "big-upload")
+        self.addCleanup(os.unlink, src)
+        with open(src, "wb") as f:
+            block = os.urandom(1 << 20)
+            for _ in range(300):
+                f.write(block)
+        url = "http://airlock" + self.client.files_path(sid, "/workspace/up.bin", mode="0600")
+        before = at.rss_kib(self.daemon.proc.pid)
+        r = subprocess.run(["curl", "-sS", "--fail-with-body", "--unix-socket",
+                            self.daemon.socket_path, "-T", src, url],
+                           capture_output=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r)
+        self.assertLess(at.rss_kib(self.daemon.proc.pid) - before, 48 << 10)
+        with open(src, "rb") as f:
+            want = hashlib.sha256(f.read()).hexdigest()
+        self.assertEqual(self.out(sid, "sha256sum < /workspace/up.bin | cut -c1-64; stat -c %a "
+                                  "/workspace/up.bin").split(), [want, "600"])
+        # The disk fills midway: 507 naming the file, the old content kept, no
+        # temp file left; and a client that goes away midway changes nothing.
+        small = self.client.create(limits={"disk": "8M"})["id"]
+        self.sh(small, "head -c 5000000 /dev/zero > /workspace/fill; echo old > /workspace/f")
+        r = self.client.write_file(small, "/workspace/f", b"n" * (4 << 20))
+        self.assertEqual(r.status, 507, r)
+        self.assertIn("/workspace/f", r.json["error"]["message"])
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(self.daemon.socket_path)
+        s.sendall(b"PUT %s HTTP/1.1\r\nHost: airlock\r\nContent-Length: %d\r\n\r\n"
+                  % (self.client.files_path(small, "/workspace/f").encode(), 2 << 20))
+        s.sendall(b"x" * (1 << 20))
+        s.close()
+        end = time.monotonic() + 10  # its helper reads the end, removes its temp file
+        while (self.out(small, "cat /workspace/f; ls -A /workspace") != "old\nf\nfill\n"
+               and time.monotonic() < end):
+            time.sleep(0.1)
+        self.assertEqual(self.out(small, "cat /workspace/f; ls -A /workspace"), "old\nf\nfill\n")
+        self.client.destroy(small)
         self.client.destroy(sid)
 
     def test_full_disk_is_507_and_names_the_file(self):
