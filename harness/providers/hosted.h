@@ -9,7 +9,9 @@
  * hostile archives as airlockd checks them.
  */
 
+#include "http.h"
 #include "provider.h"
+#include "util.h"
 
 #define AL_HOSTED_MAX_ARCHIVE (1ull << 30)
 #define AL_HOSTED_MAX_EXTRACTED (4ull << 30)
@@ -48,6 +50,56 @@ char *al_hosted_abs(const char *root, const char *path);
  * empty, else the environment variable env (may be NULL) when set and not
  * empty, else NULL. */
 const char *al_hosted_option(const cJSON *options, const char *key, const char *env);
+
+/*
+ * What every hosted provider opens the same way: an HTTP client that retries, the header
+ * its key goes in, the base URL of its API and the timeout of a unary call, all read from
+ * the task's provider block as its table (struct al_hosted_config) says.  A provider
+ * struct embeds it after its struct al_provider.
+ */
+struct al_hosted_client {
+	struct al_http http;
+	char *auth_header; /* "<cfg.auth><key>"; NULL: no key (a provider where it is optional) */
+	char *base_url;    /* without trailing slashes */
+	long request_timeout_ms;
+};
+
+struct al_hosted_config {
+	const char *type;        /* "daytona": messages, and the key's names (provider.c) */
+	const char *url_key;     /* the option holding the API's URL: "api_url" */
+	const char *url_env;     /* the SDK's variable for it, or NULL */
+	const char *default_url; /* NULL: the option is required */
+	const char *auth;        /* what precedes the key in its header: "Authorization: Bearer " */
+	bool key_optional;       /* no key is fine (then no header) */
+};
+
+/* Set up c from options (url_key, request_timeout_ms, ca_bundle) and api_key; on error
+ * nothing is left to close. */
+int al_hosted_client_open(struct al_hosted_client *c, const struct al_hosted_config *cfg,
+                          const cJSON *options, const char *api_key, struct al_error *err);
+/* Close c; the key in its header is wiped first. */
+void al_hosted_client_close(struct al_hosted_client *c);
+
+/* A duration option in milliseconds: *ms is def when key is absent; present, it must be a
+ * number of at least 1000 (-EINVAL otherwise). */
+int al_hosted_ms_option(const cJSON *options, const char *key, long def, long *ms,
+                        struct al_error *err);
+
+/* The statuses every hosted API means alike: 401/403 EPERM, 404 ENOENT, 409 EEXIST,
+ * 400/422 EINVAL; any other EIO.  A provider's own mapping handles its exceptions first. */
+int al_hosted_status_errno(long status);
+
+/* A provider's errno for an answer outside 2xx; plane tells a sandbox's data plane (whose
+ * 404 or 502 may mean that the sandbox is gone) from the control plane. */
+typedef int (*al_hosted_errno_fn)(const struct al_http_response *resp, bool plane);
+
+/* Send rq over c.  An answer outside 2xx is an error: errnum(resp, plane) (NULL:
+ * al_hosted_status_errno), the answer's message, rq->what.  A 2xx body goes to *out
+ * NUL-terminated when out is set, or parsed to *json when json is set (-EIO when it is
+ * not JSON). */
+int al_hosted_send(struct al_hosted_client *c, const struct al_http_request *rq,
+                   al_hosted_errno_fn errnum, bool plane, struct al_buf *out, cJSON **json,
+                   struct al_error *err);
 
 /* A copy of url without trailing slashes (one kept for "/"), to free(); NULL when out of
  * memory. */
