@@ -22,7 +22,6 @@
 #include <curl/curl.h>
 
 #define DEFAULT_API_URL "https://app.daytona.io/api"
-#define DEFAULT_REQUEST_TIMEOUT_MS (60 * 1000L)
 #define WORKSPACE_ROOT "/workspace"
 #define MAX_FILE (1u << 30)
 #define START_WAIT_MS (120 * 1000L)
@@ -30,12 +29,9 @@
 
 struct daytona_provider {
 	struct al_provider base;
-	struct al_http http;
-	char *auth_header;
-	char *api_url;
+	struct al_hosted_client c;
 	char *target;
 	char *image;
-	long request_timeout_ms;
 };
 
 struct daytona_conn {
@@ -60,50 +56,39 @@ static void daytona_close(struct al_provider *p)
 
 	if (!dp)
 		return;
-	al_http_close(&dp->http);
-	if (dp->auth_header)
-		explicit_bzero(dp->auth_header, strlen(dp->auth_header));
-	free(dp->auth_header);
-	free(dp->api_url);
+	al_hosted_client_close(&dp->c);
 	free(dp->target);
 	free(dp->image);
 	free(dp);
 }
 
+static const struct al_hosted_config daytona_config = {.type = "daytona",
+                                                       .url_key = "api_url",
+                                                       .url_env = "DAYTONA_API_URL",
+                                                       .default_url = DEFAULT_API_URL,
+                                                       .auth = "Authorization: Bearer "};
+
 static int daytona_open(const cJSON *options, const char *api_key, struct al_provider **out,
                         struct al_error *err)
 {
-	struct daytona_provider *dp;
-	const char *api = al_hosted_option(options, "api_url", "DAYTONA_API_URL");
 	const char *target = al_hosted_option(options, "target", "DAYTONA_TARGET");
 	const char *image = al_hosted_option(options, "image", NULL);
-	const cJSON *t = cJSON_GetObjectItemCaseSensitive(options, "request_timeout_ms");
-	struct al_http_config hc = {.max_retries = 4, .retry_base_ms = 500};
+	struct daytona_provider *dp = calloc(1, sizeof(*dp));
 	int r;
 
-	if (!api_key || !*api_key)
-		return al_error_set(err, EPERM,
-		                    "provider daytona needs a key: set DAYTONA_API_KEY, or "
-		                    "daytona_api_key in the credentials file");
-	if (api && strncmp(api, "http://", 7) && strncmp(api, "https://", 8))
-		return al_error_set(err, EINVAL, "provider.api_url must be an http(s) URL");
-	dp = calloc(1, sizeof(*dp));
 	if (!dp)
 		return al_error_set(err, ENOMEM, "out of memory");
 	dp->base.ops = &al_provider_daytona;
-	dp->request_timeout_ms =
-	    cJSON_IsNumber(t) ? (long)t->valuedouble : DEFAULT_REQUEST_TIMEOUT_MS;
-	hc.timeout_ms = dp->request_timeout_ms;
-	hc.ca_bundle = al_hosted_option(options, "ca_bundle", NULL);
-	dp->api_url = al_hosted_base_url(api ? api : DEFAULT_API_URL);
+	r = al_hosted_client_open(&dp->c, &daytona_config, options, api_key, err);
+	if (r < 0) {
+		free(dp);
+		return r;
+	}
 	dp->target = target ? strdup(target) : NULL;
 	dp->image = image ? strdup(image) : NULL;
-	r = al_http_open(&dp->http, &hc, err);
-	if (r < 0 || !dp->api_url || (target && !dp->target) || (image && !dp->image) ||
-	    asprintf(&dp->auth_header, "Authorization: Bearer %s", api_key) < 0) {
-		dp->auth_header = NULL;
+	if ((target && !dp->target) || (image && !dp->image)) {
 		daytona_close(&dp->base);
-		return r < 0 ? r : al_error_set(err, ENOMEM, "out of memory");
+		return al_error_set(err, ENOMEM, "out of memory");
 	}
 	*out = &dp->base;
 	return 0;
@@ -114,25 +99,17 @@ static int daytona_open(const cJSON *options, const char *api_key, struct al_pro
 static int status_code(const struct al_http_response *resp, bool toolbox)
 {
 	switch (resp->status) {
-	case 401:
-	case 403:
-		return EPERM;
 	case 404:
 		/* The toolbox of a sandbox that is gone says so about the sandbox. */
 		if (toolbox && resp->body.data &&
 		    memmem(resp->body.data, resp->body.len, "andbox", 6))
 			return EHOSTDOWN;
 		return ENOENT;
-	case 409:
-		return EEXIST;
-	case 400:
-	case 422:
-		return EINVAL;
 	case 502:
 	case 503:
 		return toolbox ? EHOSTDOWN : EAGAIN;
 	default:
-		return EIO;
+		return al_hosted_status_errno(resp->status);
 	}
 }
 
@@ -147,12 +124,12 @@ struct call {
 	bool toolbox;
 };
 
-/* One request; *out gets a 2xx body (NULL-terminated, when out is set). */
-static int request(struct daytona_provider *dp, const struct call *c, struct al_buf *out,
-                   const char *what, struct al_error *err)
+/* One request: *out gets a 2xx body (NUL-terminated), or *json the parsed one (when set). */
+static int send_call(struct daytona_provider *dp, const struct call *c, struct al_buf *out,
+                     cJSON **json, const char *what, struct al_error *err)
 {
 	_cleanup_free_ char *text = c->json ? cJSON_PrintUnformatted(c->json) : NULL;
-	const char *headers[] = {dp->auth_header, "X-Daytona-Source: airlock-harness",
+	const char *headers[] = {dp->c.auth_header, "X-Daytona-Source: airlock-harness",
 	                         c->mime ? NULL : "Content-Type: application/json", NULL};
 	struct al_http_request rq = {.method = c->method,
 	                             .url = c->url,
@@ -164,44 +141,22 @@ static int request(struct daytona_provider *dp, const struct call *c, struct al_
 	                             .max_response = c->max,
 	                             .timeout_ms = c->timeout_ms,
 	                             .what = what};
-	struct al_http_response resp;
-	int r;
 
 	if (c->json && !text)
 		return al_error_set(err, ENOMEM, "out of memory");
-	r = al_http_do(&dp->http, &rq, &resp, err);
-	if (r < 0) {
-		al_http_response_free(&resp);
-		return r;
-	}
-	if (resp.status < 200 || resp.status >= 300) {
-		r = al_http_status_error(&resp, status_code(&resp, c->toolbox), what, err);
-		al_http_response_free(&resp);
-		return r;
-	}
-	if (out) {
-		if (al_buf_append(&resp.body, "", 1) < 0) {
-			al_http_response_free(&resp);
-			return al_error_set(err, ENOMEM, "out of memory");
-		}
-		resp.body.len--;
-		*out = resp.body;
-		return 0;
-	}
-	al_http_response_free(&resp);
-	return 0;
+	return al_hosted_send(&dp->c, &rq, status_code, c->toolbox, out, json, err);
+}
+
+static int request(struct daytona_provider *dp, const struct call *c, struct al_buf *out,
+                   const char *what, struct al_error *err)
+{
+	return send_call(dp, c, out, NULL, what, err);
 }
 
 static int request_json(struct daytona_provider *dp, const struct call *c, cJSON **out,
                         const char *what, struct al_error *err)
 {
-	_cleanup_buf_ struct al_buf body = {0};
-	int r = request(dp, c, &body, what, err);
-
-	if (r < 0)
-		return r;
-	*out = cJSON_ParseWithLength(body.data ? body.data : "", body.len);
-	return *out ? 0 : al_error_set(err, EIO, "%s: the answer is not JSON", what);
+	return send_call(dp, c, NULL, out, what, err);
 }
 
 static char *api_url(struct daytona_provider *dp, const char *id, const char *suffix)
@@ -209,7 +164,7 @@ static char *api_url(struct daytona_provider *dp, const char *id, const char *su
 	_cleanup_free_ char *e = id ? al_hosted_url_escape(id, 0) : NULL;
 	char *url;
 
-	if ((id && !e) || asprintf(&url, "%s/sandbox%s%s%s", dp->api_url, id ? "/" : "",
+	if ((id && !e) || asprintf(&url, "%s/sandbox%s%s%s", dp->c.base_url, id ? "/" : "",
 	                           id ? e : "", suffix ? suffix : "") < 0)
 		return NULL;
 	return url;
@@ -517,7 +472,7 @@ static int daytona_write(struct al_provider *p, struct al_sandbox *sb, const cha
 	struct daytona_provider *dp = (struct daytona_provider *)p;
 	_cleanup_free_ char *abs = al_hosted_abs(root_of(sb), path);
 	_cleanup_free_ char *url = toolbox_url(sb, "/files/bulk-upload", NULL, NULL);
-	_cleanup_(mime_freep) curl_mime *mime = curl_mime_init(dp->http.curl);
+	_cleanup_(mime_freep) curl_mime *mime = curl_mime_init(dp->c.http.curl);
 	curl_mimepart *part;
 	struct call c = {.method = "POST", .url = url, .idempotent = true, .toolbox = true};
 
