@@ -52,6 +52,34 @@ enum MHD_Result gw_reply(struct gw_request *rq, unsigned status, const char *con
 	return gw_reply_response(rq, status, resp);
 }
 
+const char *gw_bearer_tenant(struct gw_server *s, struct gw_request *rq, const char *header)
+{
+	const char *auth = gw_header(rq, header);
+
+	if (!auth || strncasecmp(auth, "Bearer ", 7))
+		return NULL;
+	return gw_keys_tenant(&s->keys, auth + 7);
+}
+
+int gw_new_id(char *out, size_t size, const char *prefix)
+{
+	struct al_error e = AL_ERROR_INIT;
+	char hex[25];
+
+	if (al_random_hex(hex, 24, &e) < 0)
+		return -EIO;
+	snprintf(out, size, "%s_%s", prefix, hex);
+	return 0;
+}
+
+int gw_dup_opt(char **dst, const char *src)
+{
+	if (!src)
+		return 0;
+	*dst = strdup(src);
+	return *dst ? 0 : -ENOMEM;
+}
+
 enum MHD_Result gw_reply_json(struct gw_request *rq, unsigned status, const cJSON *j)
 {
 	_cleanup_free_ char *text = cJSON_PrintUnformatted(j);

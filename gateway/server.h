@@ -71,6 +71,17 @@ enum MHD_Result gw_reply_json(struct gw_request *rq, unsigned status, const cJSO
 enum MHD_Result gw_reply_response(struct gw_request *rq, unsigned status,
                                   struct MHD_Response *resp);
 
+/* The tenant of the key a request carries as "Bearer <key>" in header (Authorization, or a
+ * service's own), or NULL. */
+const char *gw_bearer_tenant(struct gw_server *s, struct gw_request *rq, const char *header);
+
+/* "<prefix>_<24 hex digits>" into out, a fresh id of a service's object; -EIO when the
+ * system has no randomness to give. */
+int gw_new_id(char *out, size_t size, const char *prefix);
+
+/* *dst a copy of src, or NULL when src is; -ENOMEM. */
+int gw_dup_opt(char **dst, const char *src);
+
 /* Bind and listen on ADDR:PORT (port 0: any); *port is the one bound.  Done before the
  * gateway drops its privileges, so that a low port works. */
 int gw_server_listen(const char *listen_addr, int *fd, unsigned *port, struct al_error *err);
