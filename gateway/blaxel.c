@@ -48,24 +48,14 @@ static struct gw_registry registry;
 static struct gw_server *server;
 
 /* The control plane's error body: the SDK branches on code and error. */
-static enum MHD_Result bl_error(struct gw_request *rq, unsigned status, const char *code,
-                                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static enum MHD_Result bl_error(struct gw_request *rq, unsigned status, const char *code,
-                                const char *fmt, ...)
+static void bl_shape(cJSON *j, unsigned status, const char *code, const char *msg)
 {
-	_cleanup_cjson_ cJSON *j = cJSON_CreateObject();
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	cJSON_AddNumberToObject(j, "code", status);
 	cJSON_AddStringToObject(j, "error", code);
 	cJSON_AddStringToObject(j, "message", msg);
 	cJSON_AddNumberToObject(j, "status", status);
-	return gw_reply_json(rq, status, j);
 }
+#define bl_error(rq, status, code, ...) gw_reply_error(rq, status, bl_shape, code, __VA_ARGS__)
 
 static void upload_free(struct upload *u)
 {
@@ -293,20 +283,13 @@ static enum MHD_Result control(struct gw_request *rq, const char *tenant, const 
 /* ---- data plane ---- */
 
 /* The data plane's errors: {error, status, statusText}. */
-static enum MHD_Result run_error(struct gw_request *rq, unsigned status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static enum MHD_Result run_error(struct gw_request *rq, unsigned status, const char *fmt, ...)
+static void run_shape(cJSON *j, unsigned status, const char *code, const char *msg)
 {
-	_cleanup_cjson_ cJSON *j = cJSON_CreateObject();
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	(void)status;
+	(void)code;
 	cJSON_AddStringToObject(j, "error", msg);
-	return gw_reply_json(rq, status, j);
 }
+#define run_error(rq, status, ...) gw_reply_error(rq, status, run_shape, NULL, __VA_ARGS__)
 
 static enum MHD_Result process(struct gw_request *rq, struct bsbx *sb)
 {

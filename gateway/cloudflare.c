@@ -37,22 +37,13 @@ static struct gw_registry registry;
 static struct gw_server *server;
 
 /* The bridge's error shape: {error, code}. */
-static enum MHD_Result cf_error(struct gw_request *rq, unsigned status, const char *code,
-                                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static enum MHD_Result cf_error(struct gw_request *rq, unsigned status, const char *code,
-                                const char *fmt, ...)
+static void cf_shape(cJSON *j, unsigned status, const char *code, const char *msg)
 {
-	_cleanup_cjson_ cJSON *j = cJSON_CreateObject();
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	(void)status;
 	cJSON_AddStringToObject(j, "error", msg);
 	cJSON_AddStringToObject(j, "code", code);
-	return gw_reply_json(rq, status, j);
 }
+#define cf_error(rq, status, code, ...) gw_reply_error(rq, status, cf_shape, code, __VA_ARGS__)
 
 static enum MHD_Result ok(struct gw_request *rq)
 {

@@ -48,17 +48,9 @@ static struct gw_registry registry;
 static struct gw_server *server;
 
 /* Daytona's (NestJS) error shape: {statusCode, message, error}. */
-static enum MHD_Result dt_error(struct gw_request *rq, unsigned status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static enum MHD_Result dt_error(struct gw_request *rq, unsigned status, const char *fmt, ...)
+static void dt_shape(cJSON *j, unsigned status, const char *code, const char *msg)
 {
-	_cleanup_cjson_ cJSON *j = cJSON_CreateObject();
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	(void)code;
 	cJSON_AddNumberToObject(j, "statusCode", status);
 	cJSON_AddStringToObject(j, "message", msg);
 	cJSON_AddStringToObject(j, "error",
@@ -67,8 +59,8 @@ static enum MHD_Result dt_error(struct gw_request *rq, unsigned status, const ch
 	                        : status == 400 ? "Bad Request"
 	                        : status == 409 ? "Conflict"
 	                                        : "Internal Server Error");
-	return gw_reply_json(rq, status, j);
 }
+#define dt_error(rq, status, ...) gw_reply_error(rq, status, dt_shape, NULL, __VA_ARGS__)
 
 static void dsbx_free(struct dsbx *sb)
 {

@@ -81,23 +81,14 @@ static volatile bool stopping;
 
 /* ---- small helpers ---- */
 
-static enum MHD_Result api_error(struct gw_request *rq, unsigned status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 /* The control plane's error shape: {code: <status>, message}. */
-static enum MHD_Result api_error(struct gw_request *rq, unsigned status, const char *fmt, ...)
+static void api_shape(cJSON *j, unsigned status, const char *code, const char *msg)
 {
-	_cleanup_cjson_ cJSON *j = cJSON_CreateObject();
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	(void)code;
 	cJSON_AddNumberToObject(j, "code", status);
 	cJSON_AddStringToObject(j, "message", msg);
-	return gw_reply_json(rq, status, j);
 }
+#define api_error(rq, status, ...) gw_reply_error(rq, status, api_shape, NULL, __VA_ARGS__)
 
 static unsigned connect_status(const char *code)
 {
@@ -117,21 +108,14 @@ static unsigned connect_status(const char *code)
 }
 
 /* A unary Connect error: {code: "<name>", message}. */
-static enum MHD_Result rpc_error(struct gw_request *rq, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static enum MHD_Result rpc_error(struct gw_request *rq, const char *code, const char *fmt, ...)
+static void rpc_shape(cJSON *j, unsigned status, const char *code, const char *msg)
 {
-	_cleanup_cjson_ cJSON *j = cJSON_CreateObject();
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	(void)status;
 	cJSON_AddStringToObject(j, "code", code);
 	cJSON_AddStringToObject(j, "message", msg);
-	return gw_reply_json(rq, connect_status(code), j);
 }
+#define rpc_error(rq, code, ...)                                                                   \
+	gw_reply_error(rq, connect_status(code), rpc_shape, code, __VA_ARGS__)
 
 /* airlockd's status as a Connect code. */
 static const char *code_of(long status)

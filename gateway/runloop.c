@@ -77,21 +77,14 @@ static struct gw_server *server;
 static pthread_mutex_t snaps_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct rsnap *snaps;
 
-static enum MHD_Result rl_error(struct gw_request *rq, unsigned status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static enum MHD_Result rl_error(struct gw_request *rq, unsigned status, const char *fmt, ...)
+/* Runloop's error shape: {message, status}. */
+static void rl_shape(cJSON *j, unsigned status, const char *code, const char *msg)
 {
-	_cleanup_cjson_ cJSON *j = cJSON_CreateObject();
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	(void)code;
 	cJSON_AddStringToObject(j, "message", msg);
 	cJSON_AddNumberToObject(j, "status", status);
-	return gw_reply_json(rq, status, j);
 }
+#define rl_error(rq, status, ...) gw_reply_error(rq, status, rl_shape, NULL, __VA_ARGS__)
 
 static void rexec_free(struct rexec *x)
 {

@@ -2,6 +2,7 @@
 #include "server.h"
 
 #include "cleanup.h"
+#include "json.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -11,6 +12,7 @@
 #include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +52,22 @@ enum MHD_Result gw_reply(struct gw_request *rq, unsigned status, const char *con
 	if (content_type)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
 	return gw_reply_response(rq, status, resp);
+}
+
+enum MHD_Result gw_reply_error(struct gw_request *rq, unsigned status, gw_error_shape shape,
+                               const char *code, const char *fmt, ...)
+{
+	_cleanup_cjson_ cJSON *j = cJSON_CreateObject();
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!j)
+		return MHD_NO;
+	shape(j, status, code, msg);
+	return gw_reply_json(rq, status, j);
 }
 
 const char *gw_bearer_tenant(struct gw_server *s, struct gw_request *rq, const char *header)

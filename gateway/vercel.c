@@ -75,23 +75,15 @@ static pthread_mutex_t snaps_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct vsnap *snaps;
 
 /* Vercel's error shape: {"error": {"code", "message"}}. */
-static enum MHD_Result vc_error(struct gw_request *rq, unsigned status, const char *code,
-                                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static enum MHD_Result vc_error(struct gw_request *rq, unsigned status, const char *code,
-                                const char *fmt, ...)
+static void vc_shape(cJSON *j, unsigned status, const char *code, const char *msg)
 {
-	_cleanup_cjson_ cJSON *j = cJSON_CreateObject();
 	cJSON *e = cJSON_AddObjectToObject(j, "error");
-	char msg[512];
-	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	(void)status;
 	cJSON_AddStringToObject(e, "code", code);
 	cJSON_AddStringToObject(e, "message", msg);
-	return gw_reply_json(rq, status, j);
 }
+#define vc_error(rq, status, code, ...) gw_reply_error(rq, status, vc_shape, code, __VA_ARGS__)
 
 static void vcmd_free(struct vcmd *c)
 {
