@@ -26,8 +26,7 @@
 #define MAX_FILE (1u << 30)
 
 struct blaxel_provider {
-	struct al_provider base;
-	struct al_hosted_client c;
+	struct al_hosted_provider h;
 	char *workspace_header;
 	char *image;
 };
@@ -54,13 +53,17 @@ static void blaxel_close(struct al_provider *p)
 
 	if (!bp)
 		return;
-	al_hosted_client_close(&bp->c);
 	free(bp->workspace_header);
 	free(bp->image);
-	free(bp);
+	al_hosted_provider_free(&bp->h);
 }
 
+/* Defined after run_script. */
+static const struct al_session_runner runner;
+
 static const struct al_hosted_config blaxel_config = {.type = "blaxel",
+                                                      .ops = &al_provider_blaxel,
+                                                      .runner = &runner,
                                                       .url_key = "api_url",
                                                       .url_env = "BL_API_URL",
                                                       .default_url = DEFAULT_API_URL,
@@ -71,17 +74,12 @@ static int blaxel_open(const cJSON *options, const char *api_key, struct al_prov
 {
 	const char *ws = al_hosted_option(options, "workspace", "BL_WORKSPACE");
 	const char *image = al_hosted_option(options, "image", NULL);
-	struct blaxel_provider *bp = calloc(1, sizeof(*bp));
-	int r;
+	struct blaxel_provider *bp =
+	    al_hosted_provider_new(sizeof(*bp), &blaxel_config, options, api_key, err);
+	int r = 0;
 
 	if (!bp)
-		return al_error_set(err, ENOMEM, "out of memory");
-	bp->base.ops = &al_provider_blaxel;
-	r = al_hosted_client_open(&bp->c, &blaxel_config, options, api_key, err);
-	if (r < 0) {
-		free(bp);
-		return r;
-	}
+		return -err->code;
 	bp->image = image ? strdup(image) : NULL;
 	if (!ws)
 		r = al_error_set(err, EINVAL,
@@ -93,10 +91,10 @@ static int blaxel_open(const cJSON *options, const char *api_key, struct al_prov
 		r = al_error_set(err, ENOMEM, "out of memory");
 	}
 	if (r < 0) {
-		blaxel_close(&bp->base);
+		blaxel_close(&bp->h.base);
 		return r;
 	}
-	*out = &bp->base;
+	*out = &bp->h.base;
 	return 0;
 }
 
@@ -160,13 +158,13 @@ static int send_call(struct blaxel_provider *bp, const struct call *c, struct al
 	if ((c->json && !text) ||
 	    asprintf(&accept, "Accept: %s", c->accept ? c->accept : "application/json") < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
-	headers[n++] = bp->c.auth_header;
+	headers[n++] = bp->h.c.auth_header;
 	headers[n++] = bp->workspace_header;
 	headers[n++] = accept;
 	if (!c->mime)
 		headers[n++] = "Content-Type: application/json";
 	headers[n] = NULL;
-	return al_hosted_send(&bp->c, &rq, status_code, c->data_plane, out, json, err);
+	return al_hosted_send(&bp->h.c, &rq, status_code, c->data_plane, out, json, err);
 }
 
 static int request(struct blaxel_provider *bp, const struct call *c, struct al_buf *out,
@@ -186,8 +184,8 @@ static char *api_url(struct blaxel_provider *bp, const char *name)
 	_cleanup_free_ char *e = name ? al_hosted_url_escape(name, 0) : NULL;
 	char *url;
 
-	if ((name && !e) ||
-	    asprintf(&url, "%s/sandboxes%s%s", bp->c.base_url, name ? "/" : "", name ? e : "") < 0)
+	if ((name && !e) || asprintf(&url, "%s/sandboxes%s%s", bp->h.c.base_url, name ? "/" : "",
+	                             name ? e : "") < 0)
 		return NULL;
 	return url;
 }
@@ -238,13 +236,13 @@ static int run_script(struct al_provider *p, struct al_sandbox *sb, const char *
 	return *out ? 0 : al_error_set(err, ENOMEM, "out of memory");
 }
 
-static const struct al_session_runner runner = {.run = run_script};
-
 static const char *root_of(struct al_sandbox *sb)
 {
 	struct blaxel_conn *c = sb->conn;
 	return c ? c->root : WORKSPACE_ROOT;
 }
+
+static const struct al_session_runner runner = {.run = run_script, .root = root_of};
 
 /* ---- lifecycle ---- */
 
@@ -399,29 +397,7 @@ static int blaxel_delete(struct al_provider *p, struct al_sandbox *sb, struct al
 	return r == -ENOENT ? 0 : r;
 }
 
-/* ---- processes ---- */
-
-static int blaxel_exec(struct al_provider *p, struct al_sandbox *sb,
-                       const struct al_exec_request *req, struct al_exec_result *res,
-                       struct al_error *err)
-{
-	return al_session_exec(p, sb, &runner, root_of(sb), req, res, err);
-}
-
-static int blaxel_write_stdin(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
-                              const char *data, size_t len, uint64_t yield_ms,
-                              struct al_exec_result *res, struct al_error *err)
-{
-	return al_session_write(p, sb, &runner, process_id, data, len, yield_ms, 0, res, err);
-}
-
-static int blaxel_kill(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
-                       const char *signame, struct al_error *err)
-{
-	return al_session_kill(p, sb, &runner, process_id, signame, err);
-}
-
-/* ---- files ---- */
+/* ---- files (processes: al_hosted_exec over the runner) ---- */
 
 static int blaxel_read(struct al_provider *p, struct al_sandbox *sb, const char *path, size_t max,
                        char **data, size_t *len, struct al_error *err)
@@ -458,7 +434,7 @@ static int blaxel_write(struct al_provider *p, struct al_sandbox *sb, const char
 	struct blaxel_provider *bp = (struct blaxel_provider *)p;
 	_cleanup_free_ char *abs = al_hosted_abs(root_of(sb), path);
 	_cleanup_free_ char *url = abs ? fs_url(sb, abs, NULL) : NULL;
-	_cleanup_(mime_freep) curl_mime *mime = curl_mime_init(bp->c.http.curl);
+	_cleanup_(mime_freep) curl_mime *mime = curl_mime_init(bp->h.c.http.curl);
 	curl_mimepart *part;
 	struct call c = {.method = "PUT", .url = url, .idempotent = true, .data_plane = true};
 
@@ -571,9 +547,9 @@ const struct al_provider_ops al_provider_blaxel = {
     .close = blaxel_close,
     .create = blaxel_create,
     .resume = blaxel_resume,
-    .exec = blaxel_exec,
-    .write_stdin = blaxel_write_stdin,
-    .kill = blaxel_kill,
+    .exec = al_hosted_exec,
+    .write_stdin = al_hosted_write_stdin,
+    .kill = al_hosted_kill,
     .read = blaxel_read,
     .write = blaxel_write,
     .remove = blaxel_remove,

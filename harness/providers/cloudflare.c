@@ -27,8 +27,7 @@
 #define MAX_FILE (32u << 20) /* the bridge's cap */
 
 struct cf_provider {
-	struct al_provider base;
-	struct al_hosted_client c; /* auth_header NULL: the Worker wants no key */
+	struct al_hosted_provider h;
 };
 
 static void cf_close(struct al_provider *p)
@@ -37,11 +36,15 @@ static void cf_close(struct al_provider *p)
 
 	if (!cp)
 		return;
-	al_hosted_client_close(&cp->c);
-	free(cp);
+	al_hosted_provider_free(&cp->h);
 }
 
+/* Defined after run_script. */
+static const struct al_session_runner runner;
+
 static const struct al_hosted_config cf_config = {.type = "cloudflare",
+                                                  .ops = &al_provider_cloudflare,
+                                                  .runner = &runner,
                                                   .url_key = "worker_url",
                                                   .auth = "Authorization: Bearer ",
                                                   .key_optional = true};
@@ -51,7 +54,6 @@ static int cf_open(const cJSON *options, const char *api_key, struct al_provider
 {
 	const cJSON *url = cJSON_GetObjectItemCaseSensitive(options, "worker_url");
 	struct cf_provider *cp;
-	int r;
 
 	/* Paths are appended to it. */
 	if (!cJSON_IsString(url) ||
@@ -60,16 +62,10 @@ static int cf_open(const cJSON *options, const char *api_key, struct al_provider
 		return al_error_set(err, EINVAL,
 		                    "provider cloudflare needs worker_url: the bridge Worker's "
 		                    "http(s) URL, without query or fragment");
-	cp = calloc(1, sizeof(*cp));
+	cp = al_hosted_provider_new(sizeof(*cp), &cf_config, options, api_key, err);
 	if (!cp)
-		return al_error_set(err, ENOMEM, "out of memory");
-	cp->base.ops = &al_provider_cloudflare;
-	r = al_hosted_client_open(&cp->c, &cf_config, options, api_key, err);
-	if (r < 0) {
-		free(cp);
-		return r;
-	}
-	*out = &cp->base;
+		return -err->code;
+	*out = &cp->h.base;
 	return 0;
 }
 
@@ -130,15 +126,15 @@ static int request(struct cf_provider *cp, const struct call *c, struct al_buf *
 	                             .timeout_ms = c->timeout_ms,
 	                             .what = what};
 
-	if (asprintf(&url, "%s%s", cp->c.base_url, c->path) < 0 ||
+	if (asprintf(&url, "%s%s", cp->h.c.base_url, c->path) < 0 ||
 	    asprintf(&ct, "Content-Type: %s",
 	             c->content_type ? c->content_type : "application/json") < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
-	if (cp->c.auth_header)
-		headers[n++] = cp->c.auth_header;
+	if (cp->h.c.auth_header)
+		headers[n++] = cp->h.c.auth_header;
 	headers[n++] = ct;
 	rq.url = url;
-	return al_hosted_send(&cp->c, &rq, bridge_code, false, out, NULL, err);
+	return al_hosted_send(&cp->h.c, &rq, bridge_code, false, out, NULL, err);
 }
 
 static char *sandbox_path(struct al_sandbox *sb, const char *suffix)
@@ -320,7 +316,13 @@ static int run_script(struct al_provider *p, struct al_sandbox *sb, const char *
 	return 0;
 }
 
-static const struct al_session_runner runner = {.run = run_script};
+static const char *root_of(struct al_sandbox *sb)
+{
+	(void)sb; /* the bridge's sandboxes all have it */
+	return WORKSPACE_ROOT;
+}
+
+static const struct al_session_runner runner = {.run = run_script, .root = root_of};
 
 /* A script whose exit status says it all: 3 means "no such path". */
 static int path_script(struct al_provider *p, struct al_sandbox *sb, const char *fmt,
@@ -448,25 +450,6 @@ static int cf_resume(struct al_provider *p, const char *id, const cJSON *saved, 
 }
 
 /* ---- processes and files ---- */
-
-static int cf_exec(struct al_provider *p, struct al_sandbox *sb, const struct al_exec_request *req,
-                   struct al_exec_result *res, struct al_error *err)
-{
-	return al_session_exec(p, sb, &runner, WORKSPACE_ROOT, req, res, err);
-}
-
-static int cf_write_stdin(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
-                          const char *data, size_t len, uint64_t yield_ms,
-                          struct al_exec_result *res, struct al_error *err)
-{
-	return al_session_write(p, sb, &runner, process_id, data, len, yield_ms, 0, res, err);
-}
-
-static int cf_kill(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
-                   const char *signame, struct al_error *err)
-{
-	return al_session_kill(p, sb, &runner, process_id, signame, err);
-}
 
 static int cf_read(struct al_provider *p, struct al_sandbox *sb, const char *path, size_t max,
                    char **data, size_t *len, struct al_error *err)
@@ -653,9 +636,9 @@ const struct al_provider_ops al_provider_cloudflare = {
     .close = cf_close,
     .create = cf_create,
     .resume = cf_resume,
-    .exec = cf_exec,
-    .write_stdin = cf_write_stdin,
-    .kill = cf_kill,
+    .exec = al_hosted_exec,
+    .write_stdin = al_hosted_write_stdin,
+    .kill = al_hosted_kill,
     .read = cf_read,
     .write = cf_write,
     .remove = cf_remove,

@@ -28,8 +28,7 @@
 #define LABEL_NAME "airlock_name"
 
 struct daytona_provider {
-	struct al_provider base;
-	struct al_hosted_client c;
+	struct al_hosted_provider h;
 	char *target;
 	char *image;
 };
@@ -56,13 +55,17 @@ static void daytona_close(struct al_provider *p)
 
 	if (!dp)
 		return;
-	al_hosted_client_close(&dp->c);
 	free(dp->target);
 	free(dp->image);
-	free(dp);
+	al_hosted_provider_free(&dp->h);
 }
 
+/* Defined after run_script. */
+static const struct al_session_runner runner;
+
 static const struct al_hosted_config daytona_config = {.type = "daytona",
+                                                       .ops = &al_provider_daytona,
+                                                       .runner = &runner,
                                                        .url_key = "api_url",
                                                        .url_env = "DAYTONA_API_URL",
                                                        .default_url = DEFAULT_API_URL,
@@ -73,24 +76,18 @@ static int daytona_open(const cJSON *options, const char *api_key, struct al_pro
 {
 	const char *target = al_hosted_option(options, "target", "DAYTONA_TARGET");
 	const char *image = al_hosted_option(options, "image", NULL);
-	struct daytona_provider *dp = calloc(1, sizeof(*dp));
-	int r;
+	struct daytona_provider *dp =
+	    al_hosted_provider_new(sizeof(*dp), &daytona_config, options, api_key, err);
 
 	if (!dp)
-		return al_error_set(err, ENOMEM, "out of memory");
-	dp->base.ops = &al_provider_daytona;
-	r = al_hosted_client_open(&dp->c, &daytona_config, options, api_key, err);
-	if (r < 0) {
-		free(dp);
-		return r;
-	}
+		return -err->code;
 	dp->target = target ? strdup(target) : NULL;
 	dp->image = image ? strdup(image) : NULL;
 	if ((target && !dp->target) || (image && !dp->image)) {
-		daytona_close(&dp->base);
+		daytona_close(&dp->h.base);
 		return al_error_set(err, ENOMEM, "out of memory");
 	}
-	*out = &dp->base;
+	*out = &dp->h.base;
 	return 0;
 }
 
@@ -129,7 +126,7 @@ static int send_call(struct daytona_provider *dp, const struct call *c, struct a
                      cJSON **json, const char *what, struct al_error *err)
 {
 	_cleanup_free_ char *text = c->json ? cJSON_PrintUnformatted(c->json) : NULL;
-	const char *headers[] = {dp->c.auth_header, "X-Daytona-Source: airlock-harness",
+	const char *headers[] = {dp->h.c.auth_header, "X-Daytona-Source: airlock-harness",
 	                         c->mime ? NULL : "Content-Type: application/json", NULL};
 	struct al_http_request rq = {.method = c->method,
 	                             .url = c->url,
@@ -144,7 +141,7 @@ static int send_call(struct daytona_provider *dp, const struct call *c, struct a
 
 	if (c->json && !text)
 		return al_error_set(err, ENOMEM, "out of memory");
-	return al_hosted_send(&dp->c, &rq, status_code, c->toolbox, out, json, err);
+	return al_hosted_send(&dp->h.c, &rq, status_code, c->toolbox, out, json, err);
 }
 
 static int request(struct daytona_provider *dp, const struct call *c, struct al_buf *out,
@@ -164,7 +161,7 @@ static char *api_url(struct daytona_provider *dp, const char *id, const char *su
 	_cleanup_free_ char *e = id ? al_hosted_url_escape(id, 0) : NULL;
 	char *url;
 
-	if ((id && !e) || asprintf(&url, "%s/sandbox%s%s%s", dp->c.base_url, id ? "/" : "",
+	if ((id && !e) || asprintf(&url, "%s/sandbox%s%s%s", dp->h.c.base_url, id ? "/" : "",
 	                           id ? e : "", suffix ? suffix : "") < 0)
 		return NULL;
 	return url;
@@ -218,13 +215,13 @@ static int run_script(struct al_provider *p, struct al_sandbox *sb, const char *
 	return *out ? 0 : al_error_set(err, ENOMEM, "out of memory");
 }
 
-static const struct al_session_runner runner = {.run = run_script};
-
 static const char *root_of(struct al_sandbox *sb)
 {
 	struct daytona_conn *c = sb->conn;
 	return c ? c->root : WORKSPACE_ROOT;
 }
+
+static const struct al_session_runner runner = {.run = run_script, .root = root_of};
 
 /* ---- lifecycle ---- */
 
@@ -413,29 +410,7 @@ static int daytona_delete(struct al_provider *p, struct al_sandbox *sb, struct a
 	return r == -ENOENT ? 0 : r;
 }
 
-/* ---- processes ---- */
-
-static int daytona_exec(struct al_provider *p, struct al_sandbox *sb,
-                        const struct al_exec_request *req, struct al_exec_result *res,
-                        struct al_error *err)
-{
-	return al_session_exec(p, sb, &runner, root_of(sb), req, res, err);
-}
-
-static int daytona_write_stdin(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
-                               const char *data, size_t len, uint64_t yield_ms,
-                               struct al_exec_result *res, struct al_error *err)
-{
-	return al_session_write(p, sb, &runner, process_id, data, len, yield_ms, 0, res, err);
-}
-
-static int daytona_kill(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
-                        const char *signame, struct al_error *err)
-{
-	return al_session_kill(p, sb, &runner, process_id, signame, err);
-}
-
-/* ---- files ---- */
+/* ---- files (processes: al_hosted_exec over the runner) ---- */
 
 static int daytona_read(struct al_provider *p, struct al_sandbox *sb, const char *path, size_t max,
                         char **data, size_t *len, struct al_error *err)
@@ -472,7 +447,7 @@ static int daytona_write(struct al_provider *p, struct al_sandbox *sb, const cha
 	struct daytona_provider *dp = (struct daytona_provider *)p;
 	_cleanup_free_ char *abs = al_hosted_abs(root_of(sb), path);
 	_cleanup_free_ char *url = toolbox_url(sb, "/files/bulk-upload", NULL, NULL);
-	_cleanup_(mime_freep) curl_mime *mime = curl_mime_init(dp->c.http.curl);
+	_cleanup_(mime_freep) curl_mime *mime = curl_mime_init(dp->h.c.http.curl);
 	curl_mimepart *part;
 	struct call c = {.method = "POST", .url = url, .idempotent = true, .toolbox = true};
 
@@ -584,9 +559,9 @@ const struct al_provider_ops al_provider_daytona = {
     .close = daytona_close,
     .create = daytona_create,
     .resume = daytona_resume,
-    .exec = daytona_exec,
-    .write_stdin = daytona_write_stdin,
-    .kill = daytona_kill,
+    .exec = al_hosted_exec,
+    .write_stdin = al_hosted_write_stdin,
+    .kill = al_hosted_kill,
     .read = daytona_read,
     .write = daytona_write,
     .remove = daytona_remove,

@@ -35,9 +35,8 @@
 #define METADATA_NAME "airlock_name"
 
 struct e2b_provider {
-	struct al_provider base;
-	struct al_hosted_client c; /* the control plane's (auth_header "X-API-KEY: …") */
-	char *sandbox_url;         /* NULL: per sandbox, from its domain */
+	struct al_hosted_provider h;
+	char *sandbox_url; /* NULL: per sandbox, from its domain */
 	char *template_id;
 	long sandbox_timeout_s;
 };
@@ -70,13 +69,13 @@ static void e2b_close(struct al_provider *p)
 
 	if (!ep)
 		return;
-	al_hosted_client_close(&ep->c);
 	free(ep->sandbox_url);
 	free(ep->template_id);
-	free(ep);
+	al_hosted_provider_free(&ep->h);
 }
 
 static const struct al_hosted_config e2b_config = {.type = "e2b",
+                                                   .ops = &al_provider_e2b,
                                                    .url_key = "api_url",
                                                    .url_env = "E2B_API_URL",
                                                    .default_url = DEFAULT_API_URL,
@@ -87,18 +86,13 @@ static int e2b_open(const cJSON *options, const char *api_key, struct al_provide
 {
 	const char *sbx = al_hosted_option(options, "sandbox_url", "E2B_SANDBOX_URL");
 	const char *tmpl = al_hosted_option(options, "template", NULL);
-	struct e2b_provider *ep = calloc(1, sizeof(*ep));
+	struct e2b_provider *ep =
+	    al_hosted_provider_new(sizeof(*ep), &e2b_config, options, api_key, err);
 	long sandbox_timeout_ms = 0;
 	int r;
 
 	if (!ep)
-		return al_error_set(err, ENOMEM, "out of memory");
-	ep->base.ops = &al_provider_e2b;
-	r = al_hosted_client_open(&ep->c, &e2b_config, options, api_key, err);
-	if (r < 0) {
-		free(ep);
-		return r;
-	}
+		return -err->code;
 	if (sbx && strncmp(sbx, "http://", 7) && strncmp(sbx, "https://", 8))
 		r = al_error_set(err, EINVAL, "provider.sandbox_url must be an http(s) URL");
 	else
@@ -113,10 +107,10 @@ static int e2b_open(const cJSON *options, const char *api_key, struct al_provide
 			r = al_error_set(err, ENOMEM, "out of memory");
 	}
 	if (r < 0) {
-		e2b_close(&ep->base);
+		e2b_close(&ep->h.base);
 		return r;
 	}
-	*out = &ep->base;
+	*out = &ep->h.base;
 	return 0;
 }
 
@@ -143,7 +137,7 @@ static int api(struct e2b_provider *ep, const char *method, const char *path, co
 {
 	_cleanup_free_ char *url = NULL;
 	_cleanup_free_ char *text = body ? cJSON_PrintUnformatted(body) : NULL;
-	const char *headers[] = {ep->c.auth_header, "Content-Type: application/json",
+	const char *headers[] = {ep->h.c.auth_header, "Content-Type: application/json",
 	                         "Accept: application/json", NULL};
 	struct al_http_request rq = {.method = method,
 	                             .headers = headers,
@@ -152,10 +146,10 @@ static int api(struct e2b_provider *ep, const char *method, const char *path, co
 	                             .idempotent = idempotent,
 	                             .what = what};
 
-	if ((body && !text) || asprintf(&url, "%s%s", ep->c.base_url, path) < 0)
+	if ((body && !text) || asprintf(&url, "%s%s", ep->h.c.base_url, path) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
 	rq.url = url;
-	return al_hosted_send(&ep->c, &rq, api_errno, false, NULL, out, err);
+	return al_hosted_send(&ep->h.c, &rq, api_errno, false, NULL, out, err);
 }
 
 /* The handle for a create or connect answer. */
@@ -470,7 +464,7 @@ static int envd(struct e2b_provider *ep, struct al_sandbox *sb, const struct env
 	if (asprintf(&url, "%s%s", conn->envd_url, c->path) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
 	rq.url = url;
-	r = al_http_do(&ep->c.http, &rq, resp, err);
+	r = al_http_do(&ep->h.c.http, &rq, resp, err);
 	if (r == -ECONNREFUSED)
 		return al_error_set(err, ECONNREFUSED, "%s: cannot reach E2B sandbox %s at %s",
 		                    what, sb->id, conn->envd_url);
@@ -835,7 +829,7 @@ static int e2b_write(struct al_provider *p, struct al_sandbox *sb, const char *p
 	if (file_path(sb, path, &abs, &q) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
 	/* A mime body outlives no handle: it is tied to the one that sends it. */
-	mime = curl_mime_init(ep->c.http.curl);
+	mime = curl_mime_init(ep->h.c.http.curl);
 	part = mime ? curl_mime_addpart(mime) : NULL;
 	if (!part || curl_mime_name(part, "file") != CURLE_OK ||
 	    curl_mime_filename(part, abs) != CURLE_OK ||

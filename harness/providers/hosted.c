@@ -855,6 +855,30 @@ int al_hosted_client_open(struct al_hosted_client *c, const struct al_hosted_con
 	return 0;
 }
 
+void *al_hosted_provider_new(size_t size, const struct al_hosted_config *cfg, const cJSON *options,
+                             const char *api_key, struct al_error *err)
+{
+	struct al_hosted_provider *h = calloc(1, size);
+
+	if (!h) {
+		al_error_set(err, ENOMEM, "out of memory");
+		return NULL;
+	}
+	h->base.ops = cfg->ops;
+	h->runner = cfg->runner;
+	if (al_hosted_client_open(&h->c, cfg, options, api_key, err) < 0) {
+		free(h);
+		return NULL;
+	}
+	return h;
+}
+
+void al_hosted_provider_free(struct al_hosted_provider *h)
+{
+	al_hosted_client_close(&h->c);
+	free(h);
+}
+
 int al_hosted_status_errno(long status)
 {
 	switch (status) {
@@ -918,4 +942,27 @@ char *al_hosted_base_url(const char *url)
 	while (n > 1 && s[n - 1] == '/')
 		s[--n] = '\0';
 	return s;
+}
+
+int al_hosted_exec(struct al_provider *p, struct al_sandbox *sb, const struct al_exec_request *req,
+                   struct al_exec_result *res, struct al_error *err)
+{
+	const struct al_session_runner *runner = ((struct al_hosted_provider *)p)->runner;
+
+	return al_session_exec(p, sb, runner, runner->root(sb), req, res, err);
+}
+
+int al_hosted_write_stdin(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
+                          const char *data, size_t len, uint64_t yield_ms,
+                          struct al_exec_result *res, struct al_error *err)
+{
+	return al_session_write(p, sb, ((struct al_hosted_provider *)p)->runner, process_id, data,
+	                        len, yield_ms, 0, res, err);
+}
+
+int al_hosted_kill(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
+                   const char *signame, struct al_error *err)
+{
+	return al_session_kill(p, sb, ((struct al_hosted_provider *)p)->runner, process_id, signame,
+	                       err);
 }

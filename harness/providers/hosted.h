@@ -64,8 +64,14 @@ struct al_hosted_client {
 	long request_timeout_ms;
 };
 
+struct al_session_runner;
+
 struct al_hosted_config {
-	const char *type;        /* "daytona": messages, and the key's names (provider.c) */
+	const char *type; /* "daytona": messages, and the key's names (provider.c) */
+	const struct al_provider_ops *ops;
+	/* Its exec sessions, for a provider that can only run scripts to their end; NULL: the
+	 * provider has exec, write_stdin and kill of its own. */
+	const struct al_session_runner *runner;
 	const char *url_key;     /* the option holding the API's URL: "api_url" */
 	const char *url_env;     /* the SDK's variable for it, or NULL */
 	const char *default_url; /* NULL: the option is required */
@@ -79,6 +85,20 @@ int al_hosted_client_open(struct al_hosted_client *c, const struct al_hosted_con
                           const cJSON *options, const char *api_key, struct al_error *err);
 /* Close c; the key in its header is wiped first. */
 void al_hosted_client_close(struct al_hosted_client *c);
+
+/* The head of every hosted provider's struct. */
+struct al_hosted_provider {
+	struct al_provider base;
+	struct al_hosted_client c;
+	const struct al_session_runner *runner; /* cfg's */
+};
+
+/* A zeroed provider struct of size bytes, which starts with struct al_hosted_provider, for
+ * cfg's ops with its client open; NULL with err set (its code the errno). */
+void *al_hosted_provider_new(size_t size, const struct al_hosted_config *cfg, const cJSON *options,
+                             const char *api_key, struct al_error *err);
+/* Close the client and free h (once the provider freed the fields of its own). */
+void al_hosted_provider_free(struct al_hosted_provider *h);
 
 /* A duration option in milliseconds: *ms is def when key is absent; present, it must be a
  * number of at least 1000 (-EINVAL otherwise). */
@@ -122,7 +142,19 @@ struct al_session_runner {
 	 * streams merged: the session's own scripts write only stdout). */
 	int (*run)(struct al_provider *p, struct al_sandbox *sb, const char *script,
 	           long timeout_ms, char **out, int *exit_code, struct al_error *err);
+	/* The workspace root of sb: where a command without a workdir starts. */
+	const char *(*root)(struct al_sandbox *sb);
 };
+
+/* exec, write_stdin and kill for the ops table of a hosted provider with a runner: the
+ * sessions below over it. */
+int al_hosted_exec(struct al_provider *p, struct al_sandbox *sb, const struct al_exec_request *req,
+                   struct al_exec_result *res, struct al_error *err);
+int al_hosted_write_stdin(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
+                          const char *data, size_t len, uint64_t yield_ms,
+                          struct al_exec_result *res, struct al_error *err);
+int al_hosted_kill(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
+                   const char *signame, struct al_error *err);
 
 int al_session_exec(struct al_provider *p, struct al_sandbox *sb,
                     const struct al_session_runner *runner, const char *root,

@@ -42,8 +42,7 @@
 #define LABEL_NAME "airlock_name"
 
 struct runloop_provider {
-	struct al_provider base;
-	struct al_hosted_client c;
+	struct al_hosted_provider h;
 	char *blueprint;
 };
 
@@ -67,12 +66,16 @@ static void runloop_close(struct al_provider *p)
 
 	if (!rp)
 		return;
-	al_hosted_client_close(&rp->c);
 	free(rp->blueprint);
-	free(rp);
+	al_hosted_provider_free(&rp->h);
 }
 
+/* Defined after run_script. */
+static const struct al_session_runner runner;
+
 static const struct al_hosted_config runloop_config = {.type = "runloop",
+                                                       .ops = &al_provider_runloop,
+                                                       .runner = &runner,
                                                        .url_key = "base_url",
                                                        .url_env = "RUNLOOP_BASE_URL",
                                                        .default_url = DEFAULT_BASE_URL,
@@ -82,23 +85,17 @@ static int runloop_open(const cJSON *options, const char *api_key, struct al_pro
                         struct al_error *err)
 {
 	const char *blueprint = al_hosted_option(options, "blueprint_id", NULL);
-	struct runloop_provider *rp = calloc(1, sizeof(*rp));
-	int r;
+	struct runloop_provider *rp =
+	    al_hosted_provider_new(sizeof(*rp), &runloop_config, options, api_key, err);
 
 	if (!rp)
-		return al_error_set(err, ENOMEM, "out of memory");
-	rp->base.ops = &al_provider_runloop;
-	r = al_hosted_client_open(&rp->c, &runloop_config, options, api_key, err);
-	if (r < 0) {
-		free(rp);
-		return r;
-	}
+		return -err->code;
 	rp->blueprint = blueprint ? strdup(blueprint) : NULL;
 	if (blueprint && !rp->blueprint) {
-		runloop_close(&rp->base);
+		runloop_close(&rp->h.base);
 		return al_error_set(err, ENOMEM, "out of memory");
 	}
-	*out = &rp->base;
+	*out = &rp->h.base;
 	return 0;
 }
 
@@ -127,7 +124,7 @@ static int send_call(struct runloop_provider *rp, const struct call *c, struct a
                      cJSON **json, const char *what, struct al_error *err)
 {
 	_cleanup_free_ char *text = c->json ? cJSON_PrintUnformatted(c->json) : NULL;
-	const char *headers[] = {rp->c.auth_header,
+	const char *headers[] = {rp->h.c.auth_header,
 	                         c->accept ? c->accept : "Accept: application/json",
 	                         c->mime ? NULL : "Content-Type: application/json", NULL};
 	struct al_http_request rq = {.method = c->method,
@@ -143,7 +140,7 @@ static int send_call(struct runloop_provider *rp, const struct call *c, struct a
 
 	if (c->json && !text)
 		return al_error_set(err, ENOMEM, "out of memory");
-	return al_hosted_send(&rp->c, &rq, status_code, false, out, json, err);
+	return al_hosted_send(&rp->h.c, &rq, status_code, false, out, json, err);
 }
 
 /* One request; *out gets a 2xx body (NUL-terminated, when out is set). */
@@ -165,7 +162,7 @@ static char *devbox_url(struct runloop_provider *rp, const char *id, const char 
 	_cleanup_free_ char *e = id ? al_hosted_url_escape(id, 0) : NULL;
 	char *url;
 
-	if ((id && !e) || asprintf(&url, "%s/v1/devboxes%s%s%s", rp->c.base_url, id ? "/" : "",
+	if ((id && !e) || asprintf(&url, "%s/v1/devboxes%s%s%s", rp->h.c.base_url, id ? "/" : "",
 	                           id ? e : "", suffix ? suffix : "") < 0)
 		return NULL;
 	return url;
@@ -297,13 +294,13 @@ static int run_script(struct al_provider *p, struct al_sandbox *sb, const char *
 	return *out ? 0 : al_error_set(err, ENOMEM, "out of memory");
 }
 
-static const struct al_session_runner runner = {.run = run_script};
-
 static const char *root_of(struct al_sandbox *sb)
 {
 	struct runloop_conn *c = sb->conn;
 	return c ? c->root : WORKSPACE_ROOT;
 }
+
+static const struct al_session_runner runner = {.run = run_script, .root = root_of};
 
 /* ---- lifecycle ---- */
 
@@ -492,29 +489,7 @@ static int runloop_delete(struct al_provider *p, struct al_sandbox *sb, struct a
 	return r == -ENOENT ? 0 : r;
 }
 
-/* ---- processes ---- */
-
-static int runloop_exec(struct al_provider *p, struct al_sandbox *sb,
-                        const struct al_exec_request *req, struct al_exec_result *res,
-                        struct al_error *err)
-{
-	return al_session_exec(p, sb, &runner, root_of(sb), req, res, err);
-}
-
-static int runloop_write_stdin(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
-                               const char *data, size_t len, uint64_t yield_ms,
-                               struct al_exec_result *res, struct al_error *err)
-{
-	return al_session_write(p, sb, &runner, process_id, data, len, yield_ms, 0, res, err);
-}
-
-static int runloop_kill(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
-                        const char *signame, struct al_error *err)
-{
-	return al_session_kill(p, sb, &runner, process_id, signame, err);
-}
-
-/* ---- files ---- */
+/* ---- files (processes: al_hosted_exec over the runner) ---- */
 
 static int file_call(struct runloop_provider *rp, struct al_sandbox *sb, const char *route,
                      struct call *c, struct al_buf *out, const char *what, struct al_error *err)
@@ -565,7 +540,7 @@ static int runloop_write(struct al_provider *p, struct al_sandbox *sb, const cha
 {
 	struct runloop_provider *rp = (struct runloop_provider *)p;
 	_cleanup_free_ char *abs = al_hosted_abs(root_of(sb), path);
-	_cleanup_(mime_freep) curl_mime *mime = curl_mime_init(rp->c.http.curl);
+	_cleanup_(mime_freep) curl_mime *mime = curl_mime_init(rp->h.c.http.curl);
 	const char *base;
 	curl_mimepart *part;
 	struct call c = {.method = "POST", .idempotent = true};
@@ -627,7 +602,7 @@ static char *snapshot_url(struct runloop_provider *rp, const char *id, const cha
 	_cleanup_free_ char *e = id ? al_hosted_url_escape(id, 0) : NULL;
 	char *url;
 
-	if ((id && !e) || asprintf(&url, "%s/v1/devboxes/disk_snapshots%s%s%s", rp->c.base_url,
+	if ((id && !e) || asprintf(&url, "%s/v1/devboxes/disk_snapshots%s%s%s", rp->h.c.base_url,
 	                           id ? "/" : "", id ? e : "", suffix ? suffix : "") < 0)
 		return NULL;
 	return url;
@@ -760,9 +735,9 @@ const struct al_provider_ops al_provider_runloop = {
     .close = runloop_close,
     .create = runloop_create,
     .resume = runloop_resume,
-    .exec = runloop_exec,
-    .write_stdin = runloop_write_stdin,
-    .kill = runloop_kill,
+    .exec = al_hosted_exec,
+    .write_stdin = al_hosted_write_stdin,
+    .kill = al_hosted_kill,
     .read = runloop_read,
     .write = runloop_write,
     .remove = runloop_remove,

@@ -35,8 +35,7 @@
 #define START_WAIT_MS (120 * 1000L)
 
 struct vercel_provider {
-	struct al_provider base;
-	struct al_hosted_client c;
+	struct al_hosted_provider h;
 	char *team;
 	char *project;
 	long sandbox_timeout_ms;
@@ -62,13 +61,17 @@ static void vercel_close(struct al_provider *p)
 
 	if (!vp)
 		return;
-	al_hosted_client_close(&vp->c);
 	free(vp->team);
 	free(vp->project);
-	free(vp);
+	al_hosted_provider_free(&vp->h);
 }
 
+/* Defined after run_script. */
+static const struct al_session_runner runner;
+
 static const struct al_hosted_config vercel_config = {.type = "vercel",
+                                                      .ops = &al_provider_vercel,
+                                                      .runner = &runner,
                                                       .url_key = "api_url",
                                                       .default_url = DEFAULT_API_URL,
                                                       .auth = "Authorization: Bearer "};
@@ -78,17 +81,12 @@ static int vercel_open(const cJSON *options, const char *api_key, struct al_prov
 {
 	const char *team = al_hosted_option(options, "team_id", "VERCEL_TEAM_ID");
 	const char *project = al_hosted_option(options, "project_id", "VERCEL_PROJECT_ID");
-	struct vercel_provider *vp = calloc(1, sizeof(*vp));
+	struct vercel_provider *vp =
+	    al_hosted_provider_new(sizeof(*vp), &vercel_config, options, api_key, err);
 	int r;
 
 	if (!vp)
-		return al_error_set(err, ENOMEM, "out of memory");
-	vp->base.ops = &al_provider_vercel;
-	r = al_hosted_client_open(&vp->c, &vercel_config, options, api_key, err);
-	if (r < 0) {
-		free(vp);
-		return r;
-	}
+		return -err->code;
 	if (!team || !project)
 		r = al_error_set(err, EINVAL,
 		                 "provider vercel needs a team and a project: set team_id and "
@@ -103,10 +101,10 @@ static int vercel_open(const cJSON *options, const char *api_key, struct al_prov
 			r = al_error_set(err, ENOMEM, "out of memory");
 	}
 	if (r < 0) {
-		vercel_close(&vp->base);
+		vercel_close(&vp->h.base);
 		return r;
 	}
-	*out = &vp->base;
+	*out = &vp->h.base;
 	return 0;
 }
 
@@ -136,7 +134,7 @@ static int send_call(struct vercel_provider *vp, const struct call *c, struct al
                      cJSON **json, const char *what, struct al_error *err)
 {
 	_cleanup_free_ char *text = c->json ? cJSON_PrintUnformatted(c->json) : NULL;
-	const char *headers[5] = {vp->c.auth_header};
+	const char *headers[5] = {vp->h.c.auth_header};
 	size_t n = 1;
 	struct al_http_request rq = {.method = c->method,
 	                             .url = c->url,
@@ -157,7 +155,7 @@ static int send_call(struct vercel_provider *vp, const struct call *c, struct al
 			headers[n++] = c->extra_headers[i];
 	else
 		headers[n++] = "Content-Type: application/json";
-	return al_hosted_send(&vp->c, &rq, status_code, false, out, json, err);
+	return al_hosted_send(&vp->h.c, &rq, status_code, false, out, json, err);
 }
 
 static int request(struct vercel_provider *vp, const struct call *c, struct al_buf *out,
@@ -180,7 +178,7 @@ static char *sandbox_url(struct vercel_provider *vp, const char *id, const char 
 	char *url;
 
 	if ((id && !e) ||
-	    asprintf(&url, "%s/v1/sandboxes%s%s%s?teamId=%s%s", vp->c.base_url, id ? "/" : "",
+	    asprintf(&url, "%s/v1/sandboxes%s%s%s?teamId=%s%s", vp->h.c.base_url, id ? "/" : "",
 	             id ? e : "", suffix ? suffix : "", vp->team, more ? more : "") < 0)
 		return NULL;
 	return url;
@@ -307,13 +305,13 @@ static int run_script(struct al_provider *p, struct al_sandbox *sb, const char *
 	return 0;
 }
 
-static const struct al_session_runner runner = {.run = run_script};
-
 static const char *root_of(struct al_sandbox *sb)
 {
 	struct vercel_conn *c = sb->conn;
 	return c ? c->root : WORKSPACE_ROOT;
 }
+
+static const struct al_session_runner runner = {.run = run_script, .root = root_of};
 
 /* ---- lifecycle ---- */
 
@@ -486,29 +484,7 @@ static int vercel_delete(struct al_provider *p, struct al_sandbox *sb, struct al
 	return r == -ENOENT ? 0 : r;
 }
 
-/* ---- processes ---- */
-
-static int vercel_exec(struct al_provider *p, struct al_sandbox *sb,
-                       const struct al_exec_request *req, struct al_exec_result *res,
-                       struct al_error *err)
-{
-	return al_session_exec(p, sb, &runner, root_of(sb), req, res, err);
-}
-
-static int vercel_write_stdin(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
-                              const char *data, size_t len, uint64_t yield_ms,
-                              struct al_exec_result *res, struct al_error *err)
-{
-	return al_session_write(p, sb, &runner, process_id, data, len, yield_ms, 0, res, err);
-}
-
-static int vercel_kill(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
-                       const char *signame, struct al_error *err)
-{
-	return al_session_kill(p, sb, &runner, process_id, signame, err);
-}
-
-/* ---- files ---- */
+/* ---- files (processes: al_hosted_exec over the runner) ---- */
 
 static int vercel_read(struct al_provider *p, struct al_sandbox *sb, const char *path, size_t max,
                        char **data, size_t *len, struct al_error *err)
@@ -658,9 +634,9 @@ const struct al_provider_ops al_provider_vercel = {
     .close = vercel_close,
     .create = vercel_create,
     .resume = vercel_resume,
-    .exec = vercel_exec,
-    .write_stdin = vercel_write_stdin,
-    .kill = vercel_kill,
+    .exec = al_hosted_exec,
+    .write_stdin = al_hosted_write_stdin,
+    .kill = al_hosted_kill,
     .read = vercel_read,
     .write = vercel_write,
     .remove = vercel_remove,
