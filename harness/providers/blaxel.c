@@ -423,18 +423,13 @@ static int blaxel_read(struct al_provider *p, struct al_sandbox *sb, const char 
 	return *data ? 0 : al_error_set(err, ENOMEM, "out of memory");
 }
 
-static void mime_freep(curl_mime **m)
-{
-	curl_mime_free(*m);
-}
-
 static int blaxel_write(struct al_provider *p, struct al_sandbox *sb, const char *path,
                         const void *data, size_t len, struct al_error *err)
 {
 	struct blaxel_provider *bp = (struct blaxel_provider *)p;
 	_cleanup_free_ char *abs = al_hosted_abs(root_of(sb), path);
 	_cleanup_free_ char *url = abs ? fs_url(sb, abs, NULL) : NULL;
-	_cleanup_(mime_freep) curl_mime *mime = curl_mime_init(bp->h.c.http.curl);
+	_cleanup_(al_hosted_mime_freep) curl_mime *mime = curl_mime_init(bp->h.c.http.curl);
 	curl_mimepart *part;
 	struct call c = {.method = "PUT", .url = url, .idempotent = true, .data_plane = true};
 

@@ -282,12 +282,6 @@ static int wait_started(struct daytona_provider *dp, const char *id, cJSON **dto
 	}
 }
 
-static const char *manifest_root(const cJSON *manifest)
-{
-	const char *root = al_json_str(manifest, "root");
-	return root && root[0] == '/' ? root : WORKSPACE_ROOT;
-}
-
 static int daytona_delete(struct al_provider *p, struct al_sandbox *sb, struct al_error *err);
 
 static int daytona_create(struct al_provider *p, const struct al_sandbox_spec *spec,
@@ -299,7 +293,7 @@ static int daytona_create(struct al_provider *p, const struct al_sandbox_spec *s
 	_cleanup_cjson_ cJSON *dto = NULL;
 	_cleanup_cjson_ cJSON *started = NULL;
 	_cleanup_(al_sandbox_freep) struct al_sandbox *sb = NULL;
-	const char *root = manifest_root(spec->manifest);
+	const char *root = al_hosted_manifest_root(spec->manifest, WORKSPACE_ROOT);
 	struct call c = {.method = "POST", .url = url, .json = body};
 	cJSON *labels;
 	int r;
@@ -436,18 +430,13 @@ static int daytona_read(struct al_provider *p, struct al_sandbox *sb, const char
 	return *data ? 0 : al_error_set(err, ENOMEM, "out of memory");
 }
 
-static void mime_freep(curl_mime **m)
-{
-	curl_mime_free(*m);
-}
-
 static int daytona_write(struct al_provider *p, struct al_sandbox *sb, const char *path,
                          const void *data, size_t len, struct al_error *err)
 {
 	struct daytona_provider *dp = (struct daytona_provider *)p;
 	_cleanup_free_ char *abs = al_hosted_abs(root_of(sb), path);
 	_cleanup_free_ char *url = toolbox_url(sb, "/files/bulk-upload", NULL, NULL);
-	_cleanup_(mime_freep) curl_mime *mime = curl_mime_init(dp->h.c.http.curl);
+	_cleanup_(al_hosted_mime_freep) curl_mime *mime = curl_mime_init(dp->h.c.http.curl);
 	curl_mimepart *part;
 	struct call c = {.method = "POST", .url = url, .idempotent = true, .toolbox = true};
 

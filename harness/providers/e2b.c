@@ -193,12 +193,6 @@ static int handle_from(struct e2b_provider *ep, const cJSON *answer, const char 
 	return 0;
 }
 
-static const char *manifest_root(const cJSON *manifest)
-{
-	const char *root = al_json_str(manifest, "root");
-	return root && root[0] == '/' ? root : WORKSPACE_ROOT;
-}
-
 static int e2b_delete(struct al_provider *p, struct al_sandbox *sb, struct al_error *err);
 static int e2b_resume(struct al_provider *p, const char *id, const cJSON *saved, const char *name,
                       struct al_sandbox **out, bool *running, struct al_error *err);
@@ -210,7 +204,7 @@ static int e2b_create(struct al_provider *p, const struct al_sandbox_spec *spec,
 	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
 	_cleanup_cjson_ cJSON *answer = NULL;
 	_cleanup_(al_sandbox_freep) struct al_sandbox *sb = NULL;
-	const char *root = manifest_root(spec->manifest);
+	const char *root = al_hosted_manifest_root(spec->manifest, WORKSPACE_ROOT);
 	cJSON *meta;
 	int r;
 
@@ -809,18 +803,13 @@ static int e2b_read(struct al_provider *p, struct al_sandbox *sb, const char *pa
 	return 0;
 }
 
-static void mime_freep(curl_mime **m)
-{
-	curl_mime_free(*m);
-}
-
 static int e2b_write(struct al_provider *p, struct al_sandbox *sb, const char *path,
                      const void *data, size_t len, struct al_error *err)
 {
 	struct e2b_provider *ep = (struct e2b_provider *)p;
 	_cleanup_free_ char *abs = NULL;
 	_cleanup_free_ char *q = NULL;
-	_cleanup_(mime_freep) curl_mime *mime = NULL;
+	_cleanup_(al_hosted_mime_freep) curl_mime *mime = NULL;
 	curl_mimepart *part;
 	struct envd_call c = {.method = "POST", .idempotent = true};
 	struct al_http_response resp;

@@ -2,6 +2,7 @@
 #include "hosted.h"
 
 #include "cleanup.h"
+#include "json.h"
 #include "strv.h"
 #include "util.h"
 
@@ -17,6 +18,13 @@
 #include <archive.h>
 #include <curl/curl.h>
 #include <archive_entry.h>
+
+const char *al_hosted_manifest_root(const cJSON *manifest, const char *def)
+{
+	const char *root = al_json_str(manifest, "root");
+
+	return root && root[0] == '/' ? root : def;
+}
 
 char *al_hosted_abs(const char *root, const char *path)
 {

@@ -9,6 +9,8 @@
  * hostile archives as airlockd checks them.
  */
 
+#include <curl/curl.h>
+
 #include "http.h"
 #include "provider.h"
 #include "util.h"
@@ -42,6 +44,15 @@ int al_hosted_shell_list(struct al_provider *p, struct al_sandbox *sb, const cha
 /* A workspace archive fit to unpack: relative members, no "..", no device, FIFO or socket,
  * no setuid/setgid, links that stay inside, within the size and member limits. */
 int al_hosted_check_archive(const char *path, struct al_error *err);
+
+/* The manifest's root when it is an absolute path, else def (the provider's workspace). */
+const char *al_hosted_manifest_root(const cJSON *manifest, const char *def);
+
+/* For _cleanup_(al_hosted_mime_freep) curl_mime *m: a multipart body of an upload. */
+static inline void al_hosted_mime_freep(curl_mime **m)
+{
+	curl_mime_free(*m);
+}
 
 /* path made absolute against root (a fresh string), or NULL when out of memory. */
 char *al_hosted_abs(const char *root, const char *path);

@@ -329,12 +329,6 @@ static int handle_from(const cJSON *view, const char *root, struct al_sandbox **
 	return 0;
 }
 
-static const char *manifest_root(const cJSON *manifest)
-{
-	const char *root = al_json_str(manifest, "root");
-	return root && root[0] == '/' ? root : WORKSPACE_ROOT;
-}
-
 /* The devbox of that name that is not shut down, by listing them. */
 static int find_by_name(struct runloop_provider *rp, const char *name, cJSON **view,
                         struct al_error *err)
@@ -372,7 +366,7 @@ static int runloop_create(struct al_provider *p, const struct al_sandbox_spec *s
 	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
 	_cleanup_cjson_ cJSON *view = NULL;
 	_cleanup_(al_sandbox_freep) struct al_sandbox *sb = NULL;
-	const char *root = manifest_root(spec->manifest);
+	const char *root = al_hosted_manifest_root(spec->manifest, WORKSPACE_ROOT);
 	struct call c = {.method = "POST", .url = url, .json = body, .timeout_ms = START_WAIT_MS};
 	int r;
 
@@ -530,17 +524,12 @@ static int runloop_read(struct al_provider *p, struct al_sandbox *sb, const char
 	return *data ? 0 : al_error_set(err, ENOMEM, "out of memory");
 }
 
-static void mime_freep(curl_mime **m)
-{
-	curl_mime_free(*m);
-}
-
 static int runloop_write(struct al_provider *p, struct al_sandbox *sb, const char *path,
                          const void *data, size_t len, struct al_error *err)
 {
 	struct runloop_provider *rp = (struct runloop_provider *)p;
 	_cleanup_free_ char *abs = al_hosted_abs(root_of(sb), path);
-	_cleanup_(mime_freep) curl_mime *mime = curl_mime_init(rp->h.c.http.curl);
+	_cleanup_(al_hosted_mime_freep) curl_mime *mime = curl_mime_init(rp->h.c.http.curl);
 	const char *base;
 	curl_mimepart *part;
 	struct call c = {.method = "POST", .idempotent = true};

@@ -376,12 +376,6 @@ static int wait_running(struct vercel_provider *vp, const char *id, cJSON **answ
 	}
 }
 
-static const char *manifest_root(const cJSON *manifest)
-{
-	const char *root = al_json_str(manifest, "root");
-	return root && root[0] == '/' ? root : WORKSPACE_ROOT;
-}
-
 static int vercel_delete(struct al_provider *p, struct al_sandbox *sb, struct al_error *err);
 
 static int vercel_create(struct al_provider *p, const struct al_sandbox_spec *spec,
@@ -392,7 +386,7 @@ static int vercel_create(struct al_provider *p, const struct al_sandbox_spec *sp
 	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
 	_cleanup_cjson_ cJSON *answer = NULL;
 	_cleanup_(al_sandbox_freep) struct al_sandbox *sb = NULL;
-	const char *root = manifest_root(spec->manifest);
+	const char *root = al_hosted_manifest_root(spec->manifest, WORKSPACE_ROOT);
 	struct call c = {.method = "POST", .url = url, .json = body, .timeout_ms = START_WAIT_MS};
 	const char *id;
 	int r;
