@@ -7,6 +7,12 @@
  * through write and mkdir, and the workspace as a tar made and unpacked inside the
  * sandbox and moved through the file API (the Agents SDK's way), checked here against
  * hostile archives as airlockd checks them.
+ *
+ * A provider's skeleton is a table: its struct starts with struct al_hosted_provider, its
+ * struct al_hosted_config names its options, key header and (for a provider that can only
+ * run scripts to their end) its session runner; open is al_hosted_provider_new plus its
+ * own options, requests go through al_hosted_send with its own errno mapping, and with a
+ * runner its ops take al_hosted_exec, al_hosted_write_stdin and al_hosted_kill.
  */
 
 #include <curl/curl.h>
