@@ -3,6 +3,8 @@
 
 #include "cleanup.h"
 #include "http.h"
+#include "json.h"
+#include "log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -106,4 +108,68 @@ int gw_backend_call(const struct gw_backend *b, const char *method, const char *
 	if (res->body.len && strstr(resp.content_type, "json"))
 		res->json = cJSON_ParseWithLength(res->body.data, res->body.len);
 	return 0;
+}
+
+int gw_backend_create(const struct gw_backend *b, const struct gw_new_sandbox *ns,
+                      char **backend_id, struct gw_result *res, struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
+	_cleanup_(gw_result_freep) struct gw_result own = {0};
+	int r;
+
+	if (!res)
+		res = &own;
+	if (!body)
+		return al_error_set(err, ENOMEM, "out of memory");
+	cJSON_AddStringToObject(body, "name", ns->name);
+	if (ns->snapshot) {
+		cJSON_AddStringToObject(body, "snapshot", ns->snapshot);
+	} else {
+		if (ns->rootfs)
+			cJSON_AddStringToObject(body, "rootfs", ns->rootfs);
+		if (ns->image)
+			cJSON_AddStringToObject(body, "image", ns->image);
+		if (cJSON_IsObject(ns->env) && cJSON_GetArraySize(ns->env) > 0)
+			cJSON_AddItemToObject(body, "env", cJSON_Duplicate(ns->env, 1));
+	}
+	r = gw_backend_call(b, "POST", "/v1/sandboxes?view=summary", body, NULL, 0, 0, res, err);
+	if (r < 0)
+		return r;
+	if (res->status != 201 || !al_json_str(res->json, "id"))
+		return al_error_set(err, EIO, "airlockd: %s", gw_result_message(res));
+	*backend_id = strdup(al_json_str(res->json, "id"));
+	return *backend_id ? 0 : al_error_set(err, ENOMEM, "out of memory");
+}
+
+static void discard(const struct gw_backend *b, const char *kind, const char *id, const char *path)
+{
+	_cleanup_(gw_result_freep) struct gw_result res = {0};
+	struct al_error e = AL_ERROR_INIT;
+
+	if (!path)
+		log_warn("delete airlockd %s %s: out of memory", kind, id);
+	else if (gw_backend_call(b, "DELETE", path, NULL, NULL, 0, 0, &res, &e) < 0)
+		log_warn("delete airlockd %s %s: %s", kind, id, e.msg);
+	else if (res.status != 200 && res.status != 204 && res.status != 404)
+		log_warn("delete airlockd %s %s: %s", kind, id, gw_result_message(&res));
+}
+
+void gw_backend_discard(const struct gw_backend *b, const char *backend_id)
+{
+	_cleanup_free_ char *eid = gw_escape(backend_id);
+	_cleanup_free_ char *path = NULL;
+
+	if (eid && asprintf(&path, "/v1/sandboxes/%s", eid) < 0)
+		path = NULL;
+	discard(b, "sandbox", backend_id, path);
+}
+
+void gw_backend_discard_snapshot(const struct gw_backend *b, const char *snapshot_id)
+{
+	_cleanup_free_ char *eid = gw_escape(snapshot_id);
+	_cleanup_free_ char *path = NULL;
+
+	if (eid && asprintf(&path, "/v1/snapshots/%s", eid) < 0)
+		path = NULL;
+	discard(b, "snapshot", snapshot_id, path);
 }

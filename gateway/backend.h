@@ -48,3 +48,22 @@ const char *gw_result_message(const struct gw_result *r);
 
 /* URL-escaped copy (free()); NULL when out of memory. */
 char *gw_escape(const char *s);
+
+/* What a service's new sandbox is made from in airlockd (POST /v1/sandboxes). */
+struct gw_new_sandbox {
+	const char *name;     /* airlockd's name: the service's prefix and id */
+	const char *snapshot; /* an airlockd snapshot to restore; then nothing below is sent */
+	const char *rootfs;   /* NULL: airlockd's default */
+	const char *image;    /* an image imported into airlockd, or NULL */
+	const cJSON *env;     /* an object; NULL or empty: none */
+};
+
+/* Create it; *backend_id (free()) is airlockd's id.  res, when set, keeps airlockd's answer
+ * (a service that answers a name conflict its own way reads its status). */
+int gw_backend_create(const struct gw_backend *b, const struct gw_new_sandbox *ns,
+                      char **backend_id, struct gw_result *res, struct al_error *err);
+
+/* Delete an airlockd sandbox, or snapshot, that a service no longer needs; a failure is
+ * logged (what called it has nobody to tell) and one already gone is none. */
+void gw_backend_discard(const struct gw_backend *b, const char *backend_id);
+void gw_backend_discard_snapshot(const struct gw_backend *b, const char *snapshot_id);

@@ -48,24 +48,14 @@ static struct gw_registry registry;
 static struct gw_server *server;
 
 /* The control plane's error body: the SDK branches on code and error. */
-static enum MHD_Result bl_error(struct gw_request *rq, unsigned status, const char *code,
-                                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static enum MHD_Result bl_error(struct gw_request *rq, unsigned status, const char *code,
-                                const char *fmt, ...)
+static void bl_shape(cJSON *j, unsigned status, const char *code, const char *msg)
 {
-	_cleanup_cjson_ cJSON *j = cJSON_CreateObject();
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	cJSON_AddNumberToObject(j, "code", status);
 	cJSON_AddStringToObject(j, "error", code);
 	cJSON_AddStringToObject(j, "message", msg);
 	cJSON_AddNumberToObject(j, "status", status);
-	return gw_reply_json(rq, status, j);
 }
+#define bl_error(rq, status, code, ...) gw_reply_error(rq, status, bl_shape, code, __VA_ARGS__)
 
 static void upload_free(struct upload *u)
 {
@@ -196,17 +186,20 @@ static enum MHD_Result create(struct gw_request *rq, const char *tenant)
 {
 	_cleanup_cjson_ cJSON *body = cJSON_ParseWithLength(rq->body.data ? rq->body.data : "{}",
 	                                                    rq->body.len ? rq->body.len : 2);
-	_cleanup_cjson_ cJSON *abody = cJSON_CreateObject();
+	_cleanup_cjson_ cJSON *env = cJSON_CreateObject();
 	_cleanup_(gw_result_freep) struct gw_result res = {0};
+	_cleanup_free_ char *backend_id = NULL;
 	struct al_error e = AL_ERROR_INIT;
 	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(body, "metadata");
 	const cJSON *spec = cJSON_GetObjectItemCaseSensitive(body, "spec");
 	const cJSON *envs = cJSON_GetObjectItemCaseSensitive(
 	    cJSON_GetObjectItemCaseSensitive(spec, "runtime"), "envs");
 	const char *name = al_json_str(meta, "name");
-	cJSON *env, *v;
+	const cJSON *v;
 	struct bsbx *sb;
 	char bname[96];
+	struct gw_new_sandbox ns = {
+	    .name = bname, .rootfs = server->rootfs, .image = server->image, .env = env};
 	int r;
 
 	if (!name || !*name || strlen(name) > 63 ||
@@ -218,33 +211,21 @@ static enum MHD_Result create(struct gw_request *rq, const char *tenant)
 			return bl_error(rq, 409, "SANDBOX_ALREADY_EXISTS",
 			                "sandbox %s already exists", name);
 	}
-	env = cJSON_CreateObject();
 	/* Blaxel's envs are [{name, value}]. */
 	cJSON_ArrayForEach(v, envs) if (al_json_str(v, "name") && al_json_str(v, "value"))
 	    cJSON_AddStringToObject(env, al_json_str(v, "name"), al_json_str(v, "value"));
 	snprintf(bname, sizeof(bname), "blaxel-%s", name);
-	cJSON_AddStringToObject(abody, "name", bname);
-	if (server->rootfs)
-		cJSON_AddStringToObject(abody, "rootfs", server->rootfs);
-	if (server->image)
-		cJSON_AddStringToObject(abody, "image", server->image);
-	if (cJSON_GetArraySize(env) > 0)
-		cJSON_AddItemToObject(abody, "env", env);
-	else
-		cJSON_Delete(env);
-	r = gw_backend_call(&server->backend, "POST", "/v1/sandboxes?view=summary", abody, NULL, 0,
-	                    0, &res, &e);
-	if (r < 0 || res.status != 201 || !al_json_str(res.json, "id"))
+	r = gw_backend_create(&server->backend, &ns, &backend_id, &res, &e);
+	if (r < 0)
 		return bl_error(rq, res.status == 409 ? 409 : 500,
 		                res.status == 409 ? "SANDBOX_ALREADY_EXISTS" : "INTERNAL",
-		                "cannot create the sandbox: %s",
-		                r < 0 ? e.msg : gw_result_message(&res));
+		                "cannot create the sandbox: %s", e.msg);
 	sb = calloc(1, sizeof(*sb));
 	if (!sb)
 		return MHD_NO;
 	pthread_mutex_init(&sb->lock, NULL);
-	if (gw_entry_init(&sb->entry, tenant) < 0 || !(sb->name = strdup(name)) ||
-	    !(sb->backend_id = strdup(al_json_str(res.json, "id")))) {
+	sb->backend_id = TAKE_PTR(backend_id);
+	if (gw_entry_init(&sb->entry, tenant) < 0 || !(sb->name = strdup(name))) {
 		bsbx_free(sb);
 		return MHD_NO;
 	}
@@ -257,16 +238,6 @@ static enum MHD_Result create(struct gw_request *rq, const char *tenant)
 		_cleanup_(releasep) struct bsbx *mine = sb; /* the creation's reference */
 		return reply_sandbox(rq, 200, mine);
 	}
-}
-
-static void backend_delete(const struct bsbx *sb)
-{
-	_cleanup_(gw_result_freep) struct gw_result res = {0};
-	struct al_error e = AL_ERROR_INIT;
-
-	if (gw_sandbox_call(&server->backend, "DELETE", sb->backend_id, "", NULL, NULL, 0, 0, &res,
-	                    &e) < 0)
-		log_warn("delete airlockd sandbox %s: %s", sb->backend_id, e.msg);
 }
 
 static cJSON *show(const struct gw_entry *e, void *rq)
@@ -291,7 +262,7 @@ static enum MHD_Result control(struct gw_request *rq, const char *tenant, const 
 			return reply_sandbox(rq, 200, sb);
 		if (!strcmp(rq->method, "DELETE")) {
 			if (gw_registry_remove(&registry, &sb->entry))
-				backend_delete(sb);
+				gw_backend_discard(&server->backend, sb->backend_id);
 			return reply_sandbox(rq, 200, sb);
 		}
 	}
@@ -312,20 +283,13 @@ static enum MHD_Result control(struct gw_request *rq, const char *tenant, const 
 /* ---- data plane ---- */
 
 /* The data plane's errors: {error, status, statusText}. */
-static enum MHD_Result run_error(struct gw_request *rq, unsigned status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static enum MHD_Result run_error(struct gw_request *rq, unsigned status, const char *fmt, ...)
+static void run_shape(cJSON *j, unsigned status, const char *code, const char *msg)
 {
-	_cleanup_cjson_ cJSON *j = cJSON_CreateObject();
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	(void)status;
+	(void)code;
 	cJSON_AddStringToObject(j, "error", msg);
-	return gw_reply_json(rq, status, j);
 }
+#define run_error(rq, status, ...) gw_reply_error(rq, status, run_shape, NULL, __VA_ARGS__)
 
 static enum MHD_Result process(struct gw_request *rq, struct bsbx *sb)
 {
@@ -664,15 +628,6 @@ static enum MHD_Result multipart(struct gw_request *rq, struct bsbx *sb, const c
 	return run_error(rq, 404, "no such route");
 }
 
-static const char *tenant_of(struct gw_request *rq)
-{
-	const char *auth = gw_header(rq, "x-blaxel-authorization");
-
-	if (!auth || strncasecmp(auth, "Bearer ", 7))
-		return NULL;
-	return gw_keys_tenant(&server->keys, auth + 7);
-}
-
 bool gw_blaxel_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *result)
 {
 	const char *url = rq->url, *tenant;
@@ -680,7 +635,7 @@ bool gw_blaxel_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Resul
 	server = s;
 	if (strncmp(url, "/blaxel/", 8))
 		return false;
-	tenant = tenant_of(rq);
+	tenant = gw_bearer_tenant(server, rq, "x-blaxel-authorization");
 	if (!tenant) {
 		*result = bl_error(rq, 401, "UNAUTHORIZED", "invalid or missing API key");
 		return true;
@@ -726,7 +681,7 @@ bool gw_blaxel_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Resul
 
 static void discard(struct gw_entry *e)
 {
-	backend_delete((struct bsbx *)e);
+	gw_backend_discard(&server->backend, ((struct bsbx *)e)->backend_id);
 }
 
 void gw_blaxel_shutdown(void)

@@ -37,22 +37,13 @@ static struct gw_registry registry;
 static struct gw_server *server;
 
 /* The bridge's error shape: {error, code}. */
-static enum MHD_Result cf_error(struct gw_request *rq, unsigned status, const char *code,
-                                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static enum MHD_Result cf_error(struct gw_request *rq, unsigned status, const char *code,
-                                const char *fmt, ...)
+static void cf_shape(cJSON *j, unsigned status, const char *code, const char *msg)
 {
-	_cleanup_cjson_ cJSON *j = cJSON_CreateObject();
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	(void)status;
 	cJSON_AddStringToObject(j, "error", msg);
 	cJSON_AddStringToObject(j, "code", code);
-	return gw_reply_json(rq, status, j);
 }
+#define cf_error(rq, status, code, ...) gw_reply_error(rq, status, cf_shape, code, __VA_ARGS__)
 
 static enum MHD_Result ok(struct gw_request *rq)
 {
@@ -137,23 +128,12 @@ int gw_cloudflare_init(struct gw_server *s, struct al_error *err)
 	return gw_registry_open(&registry, &registry_ops, &s->state, err);
 }
 
-static void backend_delete(const struct csbx *sb)
-{
-	_cleanup_(gw_result_freep) struct gw_result res = {0};
-	struct al_error e = AL_ERROR_INIT;
-
-	if (gw_sandbox_call(&server->backend, "DELETE", sb->backend_id, "", NULL, NULL, 0, 0, &res,
-	                    &e) < 0)
-		log_warn("delete airlockd sandbox %s: %s", sb->backend_id, e.msg);
-}
-
 /* A new airlockd sandbox registered as the tenant's id; *out holds a reference. */
 static int csbx_create(const char *id, const char *tenant, struct csbx **out, struct al_error *err)
 {
-	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
-	_cleanup_(gw_result_freep) struct gw_result res = {0};
 	struct csbx *sb = calloc(1, sizeof(*sb));
 	char name[48];
+	struct gw_new_sandbox ns = {.name = name, .rootfs = server->rootfs, .image = server->image};
 	int r;
 
 	if (!sb || gw_entry_init(&sb->entry, tenant) < 0) {
@@ -163,17 +143,7 @@ static int csbx_create(const char *id, const char *tenant, struct csbx **out, st
 	snprintf(sb->id, sizeof(sb->id), "%s", id);
 	sb->entry.id = sb->id;
 	snprintf(name, sizeof(name), "cf-%.40s", id);
-	cJSON_AddStringToObject(body, "name", name);
-	if (server->rootfs)
-		cJSON_AddStringToObject(body, "rootfs", server->rootfs);
-	if (server->image)
-		cJSON_AddStringToObject(body, "image", server->image);
-	r = gw_backend_call(&server->backend, "POST", "/v1/sandboxes?view=summary", body, NULL, 0,
-	                    0, &res, err);
-	if (r == 0 && (res.status != 201 || !al_json_str(res.json, "id")))
-		r = al_error_set(err, EIO, "%s", gw_result_message(&res));
-	if (r == 0 && !(sb->backend_id = strdup(al_json_str(res.json, "id"))))
-		r = al_error_set(err, ENOMEM, "out of memory");
+	r = gw_backend_create(&server->backend, &ns, &sb->backend_id, NULL, err);
 	if (r < 0) {
 		csbx_free(sb);
 		return r;
@@ -380,15 +350,6 @@ static enum MHD_Result hydrate(struct gw_request *rq, struct csbx *sb)
 	return ok(rq);
 }
 
-static const char *tenant_of(struct gw_request *rq)
-{
-	const char *auth = gw_header(rq, "Authorization");
-
-	if (!auth || strncasecmp(auth, "Bearer ", 7))
-		return NULL;
-	return gw_keys_tenant(&server->keys, auth + 7);
-}
-
 bool gw_cloudflare_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *result)
 {
 	const char *url = rq->url, *rest, *slash, *tenant;
@@ -397,7 +358,7 @@ bool gw_cloudflare_handle(struct gw_server *s, struct gw_request *rq, enum MHD_R
 	server = s;
 	if (strncmp(url, "/cloudflare/", 12))
 		return false;
-	tenant = tenant_of(rq);
+	tenant = gw_bearer_tenant(server, rq, "Authorization");
 	if (!tenant) {
 		*result = cf_error(rq, 401, "unauthorized", "Unauthorized");
 		return true;
@@ -438,7 +399,7 @@ bool gw_cloudflare_handle(struct gw_server *s, struct gw_request *rq, enum MHD_R
 		}
 		if (!*rest && !strcmp(rq->method, "DELETE")) {
 			if (gw_registry_remove(&registry, &sb->entry))
-				backend_delete(sb);
+				gw_backend_discard(&server->backend, sb->backend_id);
 			*result = gw_reply(rq, 204, NULL, "", 0);
 		} else if (!strcmp(rest, "/exec") && post) {
 			*result = exec(rq, sb);
@@ -477,7 +438,7 @@ bool gw_cloudflare_handle(struct gw_server *s, struct gw_request *rq, enum MHD_R
 
 static void discard(struct gw_entry *e)
 {
-	backend_delete((struct csbx *)e);
+	gw_backend_discard(&server->backend, ((struct csbx *)e)->backend_id);
 }
 
 void gw_cloudflare_shutdown(void)

@@ -48,17 +48,9 @@ static struct gw_registry registry;
 static struct gw_server *server;
 
 /* Daytona's (NestJS) error shape: {statusCode, message, error}. */
-static enum MHD_Result dt_error(struct gw_request *rq, unsigned status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static enum MHD_Result dt_error(struct gw_request *rq, unsigned status, const char *fmt, ...)
+static void dt_shape(cJSON *j, unsigned status, const char *code, const char *msg)
 {
-	_cleanup_cjson_ cJSON *j = cJSON_CreateObject();
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	(void)code;
 	cJSON_AddNumberToObject(j, "statusCode", status);
 	cJSON_AddStringToObject(j, "message", msg);
 	cJSON_AddStringToObject(j, "error",
@@ -67,8 +59,8 @@ static enum MHD_Result dt_error(struct gw_request *rq, unsigned status, const ch
 	                        : status == 400 ? "Bad Request"
 	                        : status == 409 ? "Conflict"
 	                                        : "Internal Server Error");
-	return gw_reply_json(rq, status, j);
 }
+#define dt_error(rq, status, ...) gw_reply_error(rq, status, dt_shape, NULL, __VA_ARGS__)
 
 static void dsbx_free(struct dsbx *sb)
 {
@@ -210,39 +202,24 @@ static enum MHD_Result reply_dto(struct gw_request *rq, unsigned status, const s
 
 static int backend_new(struct dsbx *sb, const char *snapshot, struct al_error *err)
 {
-	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
-	_cleanup_(gw_result_freep) struct gw_result res = {0};
 	char name[64];
+	struct gw_new_sandbox ns = {.name = name,
+	                            .snapshot = snapshot,
+	                            .rootfs = server->rootfs,
+	                            .image = server->image,
+	                            .env = sb->env};
+	char *id;
 	int r;
 
 	snprintf(name, sizeof(name), "daytona-%s", sb->id);
-	cJSON_AddStringToObject(body, "name", name);
-	if (snapshot) {
-		cJSON_AddStringToObject(body, "snapshot", snapshot);
-	} else {
-		if (server->rootfs)
-			cJSON_AddStringToObject(body, "rootfs", server->rootfs);
-		if (server->image)
-			cJSON_AddStringToObject(body, "image", server->image);
-		if (cJSON_GetArraySize(sb->env) > 0)
-			cJSON_AddItemToObject(body, "env", cJSON_Duplicate(sb->env, 1));
-	}
-	r = gw_backend_call(&server->backend, "POST", "/v1/sandboxes?view=summary", body, NULL, 0,
-	                    0, &res, err);
+	r = gw_backend_create(&server->backend, &ns, &id, NULL, err);
 	if (r < 0)
 		return r;
-	if (res.status != 201 || !al_json_str(res.json, "id"))
-		return al_error_set(err, EIO, "airlockd: %s", gw_result_message(&res));
-	{
-		char *id = strdup(al_json_str(res.json, "id"));
-		if (!id)
-			return al_error_set(err, ENOMEM, "out of memory");
-		/* A save reads the registry's strings under its lock. */
-		gw_registry_lock(&registry);
-		free(sb->backend_id);
-		sb->backend_id = id;
-		gw_registry_unlock(&registry);
-	}
+	/* A save reads the registry's strings under its lock. */
+	gw_registry_lock(&registry);
+	free(sb->backend_id);
+	sb->backend_id = id;
+	gw_registry_unlock(&registry);
 	return 0;
 }
 
@@ -278,20 +255,10 @@ static int make_work_dir(const struct dsbx *sb, struct al_error *err)
 
 static void backend_gone(struct dsbx *sb)
 {
-	_cleanup_(gw_result_freep) struct gw_result res = {0};
-	struct al_error e = AL_ERROR_INIT;
-
-	if (sb->stopped_snapshot) {
-		_cleanup_free_ char *eid = gw_escape(sb->stopped_snapshot);
-		_cleanup_free_ char *path = NULL;
-		if (eid && asprintf(&path, "/v1/snapshots/%s", eid) >= 0)
-			gw_backend_call(&server->backend, "DELETE", path, NULL, NULL, 0, 0, &res,
-			                &e);
-		return;
-	}
-	if (gw_sandbox_call(&server->backend, "DELETE", sb->backend_id, "", NULL, NULL, 0, 0, &res,
-	                    &e) < 0)
-		log_warn("delete airlockd sandbox %s: %s", sb->backend_id, e.msg);
+	if (sb->stopped_snapshot)
+		gw_backend_discard_snapshot(&server->backend, sb->stopped_snapshot);
+	else
+		gw_backend_discard(&server->backend, sb->backend_id);
 }
 
 static enum MHD_Result create(struct gw_request *rq, const char *tenant)
@@ -370,12 +337,8 @@ static enum MHD_Result stop(struct gw_request *rq, struct dsbx *sb)
 		}
 		if (!sb->stopped_snapshot)
 			return dt_error(rq, 500, "cannot stop sandbox %s", sb->id);
-		{
-			_cleanup_(gw_result_freep) struct gw_result res = {0};
-			gw_registry_save(&registry);
-			gw_sandbox_call(&server->backend, "DELETE", sb->backend_id, "", NULL, NULL,
-			                0, 0, &res, &e);
-		}
+		gw_registry_save(&registry);
+		gw_backend_discard(&server->backend, sb->backend_id);
 	}
 	return reply_dto(rq, 200, sb);
 }
@@ -386,18 +349,13 @@ static enum MHD_Result start(struct gw_request *rq, struct dsbx *sb)
 
 	if (sb->stopped_snapshot) {
 		_cleanup_free_ char *snap = sb->stopped_snapshot;
-		_cleanup_free_ char *eid = gw_escape(snap);
-		_cleanup_free_ char *path = NULL;
-		_cleanup_(gw_result_freep) struct gw_result res = {0};
 		if (backend_new(sb, snap, &e) < 0)
 			return dt_error(rq, 500, "cannot start sandbox %s: %s", sb->id, e.msg);
 		gw_registry_lock(&registry);
 		sb->stopped_snapshot = NULL;
 		gw_registry_unlock(&registry);
 		gw_registry_save(&registry);
-		if (eid && asprintf(&path, "/v1/snapshots/%s", eid) >= 0)
-			gw_backend_call(&server->backend, "DELETE", path, NULL, NULL, 0, 0, &res,
-			                &e);
+		gw_backend_discard_snapshot(&server->backend, snap);
 	}
 	return reply_dto(rq, 200, sb);
 }
@@ -754,15 +712,6 @@ static enum MHD_Result toolbox(struct gw_request *rq, struct dsbx *sb, const cha
 	return dt_error(rq, 404, "Cannot %s %s", rq->method, rq->url);
 }
 
-static const char *tenant_of(struct gw_request *rq)
-{
-	const char *auth = gw_header(rq, "Authorization");
-
-	if (!auth || strncasecmp(auth, "Bearer ", 7))
-		return NULL;
-	return gw_keys_tenant(&server->keys, auth + 7);
-}
-
 bool gw_daytona_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *result)
 {
 	const char *url = rq->url;
@@ -771,7 +720,7 @@ bool gw_daytona_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Resu
 	server = s;
 	if (strncmp(url, "/daytona/", 9))
 		return false;
-	tenant = tenant_of(rq);
+	tenant = gw_bearer_tenant(server, rq, "Authorization");
 	if (!tenant) {
 		*result = dt_error(rq, 401, "Unauthorized");
 		return true;

@@ -82,23 +82,14 @@ static volatile bool stopping;
 
 /* ---- small helpers ---- */
 
-static enum MHD_Result api_error(struct gw_request *rq, unsigned status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 /* The control plane's error shape: {code: <status>, message}. */
-static enum MHD_Result api_error(struct gw_request *rq, unsigned status, const char *fmt, ...)
+static void api_shape(cJSON *j, unsigned status, const char *code, const char *msg)
 {
-	_cleanup_cjson_ cJSON *j = cJSON_CreateObject();
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	(void)code;
 	cJSON_AddNumberToObject(j, "code", status);
 	cJSON_AddStringToObject(j, "message", msg);
-	return gw_reply_json(rq, status, j);
 }
+#define api_error(rq, status, ...) gw_reply_error(rq, status, api_shape, NULL, __VA_ARGS__)
 
 static unsigned connect_status(const char *code)
 {
@@ -118,21 +109,14 @@ static unsigned connect_status(const char *code)
 }
 
 /* A unary Connect error: {code: "<name>", message}. */
-static enum MHD_Result rpc_error(struct gw_request *rq, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static enum MHD_Result rpc_error(struct gw_request *rq, const char *code, const char *fmt, ...)
+static void rpc_shape(cJSON *j, unsigned status, const char *code, const char *msg)
 {
-	_cleanup_cjson_ cJSON *j = cJSON_CreateObject();
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	(void)status;
 	cJSON_AddStringToObject(j, "code", code);
 	cJSON_AddStringToObject(j, "message", msg);
-	return gw_reply_json(rq, connect_status(code), j);
 }
+#define rpc_error(rq, code, ...)                                                                   \
+	gw_reply_error(rq, connect_status(code), rpc_shape, code, __VA_ARGS__)
 
 /* airlockd's status as a Connect code. */
 static const char *code_of(long status)
@@ -1191,14 +1175,14 @@ static enum MHD_Result files_post(struct gw_request *rq, struct sbx *sb)
 
 /* ---- the control plane ---- */
 
+/* X-API-KEY, as the SDK sends it, or else a Bearer key (docs/gateway.md). */
 static const char *tenant_of(struct gw_request *rq)
 {
 	const char *key = gw_header(rq, "X-API-KEY");
-	const char *auth = gw_header(rq, "Authorization");
 
-	if ((!key || !*key) && auth && !strncasecmp(auth, "Bearer ", 7))
-		key = auth + 7;
-	return gw_keys_tenant(&server->keys, key);
+	if (key && *key)
+		return gw_keys_tenant(&server->keys, key);
+	return gw_bearer_tenant(server, rq, "Authorization");
 }
 
 static cJSON *sandbox_json(const struct sbx *sb, bool with_token)
@@ -1236,44 +1220,17 @@ static int timeout_of(const cJSON *body, int def)
 	return v < 1 ? 1 : v > MAX_TIMEOUT_S ? MAX_TIMEOUT_S : v;
 }
 
-static void backend_delete(const char *backend_id)
-{
-	_cleanup_(gw_result_freep) struct gw_result res = {0};
-	struct al_error e = AL_ERROR_INIT;
-
-	if (backend("DELETE", "/v1/sandboxes/%s%s", backend_id, NULL, NULL, NULL, 0, 0, &res, &e) <
-	    0)
-		log_warn("delete airlockd sandbox %s: %s", backend_id, e.msg);
-	else if (res.status != 200 && res.status != 404)
-		log_warn("delete airlockd sandbox %s: %s", backend_id, gw_result_message(&res));
-}
-
 /* A new airlockd sandbox, from a snapshot when snapshot is set. */
 static int backend_create(const char *name, const cJSON *env, const char *snapshot,
                           char **backend_id, struct gw_result *res, struct al_error *err)
 {
-	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
-	int r;
+	struct gw_new_sandbox ns = {.name = name,
+	                            .snapshot = snapshot,
+	                            .rootfs = server->rootfs,
+	                            .image = server->image,
+	                            .env = env};
 
-	cJSON_AddStringToObject(body, "name", name);
-	if (snapshot) {
-		cJSON_AddStringToObject(body, "snapshot", snapshot);
-	} else {
-		if (server->rootfs)
-			cJSON_AddStringToObject(body, "rootfs", server->rootfs);
-		if (server->image)
-			cJSON_AddStringToObject(body, "image", server->image);
-		if (cJSON_IsObject(env) && cJSON_GetArraySize(env) > 0)
-			cJSON_AddItemToObject(body, "env", cJSON_Duplicate(env, 1));
-	}
-	r = gw_backend_call(&server->backend, "POST", "/v1/sandboxes?view=summary", body, NULL, 0,
-	                    0, res, err);
-	if (r < 0)
-		return r;
-	if (res->status != 201 || !al_json_str(res->json, "id"))
-		return al_error_set(err, EIO, "airlockd: %s", gw_result_message(res));
-	*backend_id = strdup(al_json_str(res->json, "id"));
-	return *backend_id ? 0 : al_error_set(err, ENOMEM, "out of memory");
+	return gw_backend_create(&server->backend, &ns, backend_id, res, err);
 }
 
 static enum MHD_Result sandbox_create(struct gw_request *rq, const char *tenant)
@@ -1316,7 +1273,7 @@ static enum MHD_Result sandbox_create(struct gw_request *rq, const char *tenant)
 		                 e.msg);
 	}
 	if (gw_entry_init(&sb->entry, tenant) < 0 || !(sb->template_id = strdup(tmpl))) {
-		backend_delete(sb->backend_id);
+		gw_backend_discard(&server->backend, sb->backend_id);
 		sbx_free(sb);
 		return MHD_NO;
 	}
@@ -1333,24 +1290,15 @@ static enum MHD_Result sandbox_create(struct gw_request *rq, const char *tenant)
 	}
 }
 
-static void snapshot_delete(const char *id)
-{
-	_cleanup_(gw_result_freep) struct gw_result res = {0};
-	struct al_error e = AL_ERROR_INIT;
-
-	if (backend("DELETE", "/v1/snapshots/%s%s", id, NULL, NULL, NULL, 0, 0, &res, &e) < 0)
-		log_warn("delete airlockd snapshot %s: %s", id, e.msg);
-}
-
 /* What the sandbox holds in airlockd goes (a registry's discard). */
 static void sandbox_discard(struct gw_entry *e)
 {
 	struct sbx *sb = (struct sbx *)e;
 
 	if (sb->paused_snapshot)
-		snapshot_delete(sb->paused_snapshot);
+		gw_backend_discard_snapshot(&server->backend, sb->paused_snapshot);
 	else
-		backend_delete(sb->backend_id);
+		gw_backend_discard(&server->backend, sb->backend_id);
 }
 
 static void sandbox_remove(struct sbx *sb)
@@ -1393,7 +1341,7 @@ static enum MHD_Result sandbox_pause(struct gw_request *rq, struct sbx *sb)
 	}
 	if (!snap)
 		return api_error(rq, 500, "cannot pause: %s", e.msg);
-	backend_delete(sb->backend_id);
+	gw_backend_discard(&server->backend, sb->backend_id);
 	gw_registry_lock(&registry);
 	sb->paused_snapshot = snap;
 	gw_registry_unlock(&registry);
@@ -1416,7 +1364,7 @@ static enum MHD_Result sandbox_connect(struct gw_request *rq, struct sbx *sb)
 		if (backend_create(name, NULL, sb->paused_snapshot, &id, &res, &e) < 0)
 			return api_error(rq, 500, "cannot resume: %s", e.msg);
 		/* The old snapshot is the sandbox's no more: the registry names the new one. */
-		snapshot_delete(sb->paused_snapshot);
+		gw_backend_discard_snapshot(&server->backend, sb->paused_snapshot);
 		gw_registry_lock(&registry);
 		free(sb->backend_id);
 		sb->backend_id = id;
@@ -1468,7 +1416,7 @@ static enum MHD_Result control_plane(struct gw_request *rq, const char *tenant)
 		if (!snap_take(id, tenant))
 			return api_error(rq, 404, "template '%s' not found", id);
 		gw_registry_save(&registry);
-		snapshot_delete(id);
+		gw_backend_discard_snapshot(&server->backend, id);
 		return gw_reply(rq, 204, NULL, "", 0);
 	}
 	if (!path_is(url, "/v2/sandboxes/", &id, &rest) && !path_is(url, "/sandboxes/", &id, &rest))
@@ -1639,7 +1587,7 @@ void gw_e2b_shutdown(void)
 	while (snaps) {
 		struct snap *n = snaps->next;
 		if (!keep)
-			snapshot_delete(snaps->id);
+			gw_backend_discard_snapshot(&server->backend, snaps->id);
 		free(snaps->id);
 		free(snaps->tenant);
 		free(snaps);

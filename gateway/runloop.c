@@ -77,32 +77,14 @@ static struct gw_server *server;
 static pthread_mutex_t snaps_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct rsnap *snaps;
 
-static enum MHD_Result rl_error(struct gw_request *rq, unsigned status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static enum MHD_Result rl_error(struct gw_request *rq, unsigned status, const char *fmt, ...)
+/* Runloop's error shape: {message, status}. */
+static void rl_shape(cJSON *j, unsigned status, const char *code, const char *msg)
 {
-	_cleanup_cjson_ cJSON *j = cJSON_CreateObject();
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	(void)code;
 	cJSON_AddStringToObject(j, "message", msg);
 	cJSON_AddNumberToObject(j, "status", status);
-	return gw_reply_json(rq, status, j);
 }
-
-static int new_id(char *out, size_t size, const char *prefix)
-{
-	struct al_error e = AL_ERROR_INIT;
-	char hex[25];
-
-	if (al_random_hex(hex, 24, &e) < 0)
-		return -EIO;
-	snprintf(out, size, "%s_%s", prefix, hex);
-	return 0;
-}
+#define rl_error(rq, status, ...) gw_reply_error(rq, status, rl_shape, NULL, __VA_ARGS__)
 
 static void rexec_free(struct rexec *x)
 {
@@ -192,14 +174,6 @@ static cJSON *entry_save(const struct gw_entry *e)
 	return o;
 }
 
-static int dup_opt(char **dst, const char *src)
-{
-	if (!src)
-		return 0;
-	*dst = strdup(src);
-	return *dst ? 0 : -ENOMEM;
-}
-
 static struct gw_entry *entry_load(const cJSON *o)
 {
 	const char *id = al_json_str(o, "id"), *bid = al_json_str(o, "backend_id");
@@ -209,9 +183,10 @@ static struct gw_entry *entry_load(const cJSON *o)
 	if (!id || strlen(id) >= sizeof(d->id) || !bid || !tenant || !(d = rdbx_new(tenant)))
 		return NULL;
 	snprintf(d->id, sizeof(d->id), "%s", id);
-	if (dup_opt(&d->backend_id, bid) < 0 || dup_opt(&d->name, al_json_str(o, "name")) < 0 ||
-	    dup_opt(&d->suspended_snapshot, al_json_str(o, "suspended_snapshot")) < 0 ||
-	    dup_opt(&d->snapshot_id, al_json_str(o, "snapshot_id")) < 0) {
+	if (gw_dup_opt(&d->backend_id, bid) < 0 ||
+	    gw_dup_opt(&d->name, al_json_str(o, "name")) < 0 ||
+	    gw_dup_opt(&d->suspended_snapshot, al_json_str(o, "suspended_snapshot")) < 0 ||
+	    gw_dup_opt(&d->snapshot_id, al_json_str(o, "snapshot_id")) < 0) {
 		rdbx_free(d);
 		return NULL;
 	}
@@ -267,10 +242,10 @@ static int load_snapshots(const cJSON *doc, struct al_error *err)
 		if (!s)
 			return al_error_set(err, ENOMEM, "out of memory");
 		snprintf(s->id, sizeof(s->id), "%s", id);
-		if (dup_opt(&s->tenant, al_json_str(o, "tenant")) < 0 ||
-		    dup_opt(&s->backend_snapshot, al_json_str(o, "backend_snapshot")) < 0 ||
-		    dup_opt(&s->name, al_json_str(o, "name")) < 0 ||
-		    dup_opt(&s->source, al_json_str(o, "source")) < 0) {
+		if (gw_dup_opt(&s->tenant, al_json_str(o, "tenant")) < 0 ||
+		    gw_dup_opt(&s->backend_snapshot, al_json_str(o, "backend_snapshot")) < 0 ||
+		    gw_dup_opt(&s->name, al_json_str(o, "name")) < 0 ||
+		    gw_dup_opt(&s->source, al_json_str(o, "source")) < 0) {
 			rsnap_free(s);
 			return al_error_set(err, ENOMEM, "out of memory");
 		}
@@ -390,31 +365,16 @@ static cJSON *execution_view(const struct rdbx *d, const struct rexec *x)
 
 static int backend_new(struct rdbx *d, const char *snapshot, struct al_error *err)
 {
-	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
-	_cleanup_(gw_result_freep) struct gw_result res = {0};
 	char name[64];
+	struct gw_new_sandbox ns = {
+	    .name = name, .snapshot = snapshot, .rootfs = server->rootfs, .env = d->env};
 	char *id;
 	int r;
 
 	snprintf(name, sizeof(name), "runloop-%.40s", d->id);
-	cJSON_AddStringToObject(body, "name", name);
-	if (snapshot) {
-		cJSON_AddStringToObject(body, "snapshot", snapshot);
-	} else {
-		if (server->rootfs)
-			cJSON_AddStringToObject(body, "rootfs", server->rootfs);
-		if (cJSON_GetArraySize(d->env) > 0)
-			cJSON_AddItemToObject(body, "env", cJSON_Duplicate(d->env, 1));
-	}
-	r = gw_backend_call(&server->backend, "POST", "/v1/sandboxes?view=summary", body, NULL, 0,
-	                    0, &res, err);
+	r = gw_backend_create(&server->backend, &ns, &id, NULL, err);
 	if (r < 0)
 		return r;
-	if (res.status != 201 || !al_json_str(res.json, "id"))
-		return al_error_set(err, EIO, "airlockd: %s", gw_result_message(&res));
-	id = strdup(al_json_str(res.json, "id"));
-	if (!id)
-		return al_error_set(err, ENOMEM, "out of memory");
 	gw_registry_lock(&registry);
 	free(d->backend_id);
 	d->backend_id = id;
@@ -439,30 +399,12 @@ static int make_home(const struct rdbx *d, struct al_error *err)
 	return 0;
 }
 
-static void backend_snapshot_delete(const char *id)
-{
-	_cleanup_(gw_result_freep) struct gw_result res = {0};
-	_cleanup_free_ char *eid = gw_escape(id);
-	_cleanup_free_ char *path = NULL;
-	struct al_error e = AL_ERROR_INIT;
-
-	if (eid && asprintf(&path, "/v1/snapshots/%s", eid) >= 0 &&
-	    gw_backend_call(&server->backend, "DELETE", path, NULL, NULL, 0, 0, &res, &e) < 0)
-		log_warn("delete airlockd snapshot %s: %s", id, e.msg);
-}
-
 static void backend_gone(struct rdbx *d)
 {
-	_cleanup_(gw_result_freep) struct gw_result res = {0};
-	struct al_error e = AL_ERROR_INIT;
-
-	if (d->suspended_snapshot) {
-		backend_snapshot_delete(d->suspended_snapshot);
-		return;
-	}
-	if (gw_sandbox_call(&server->backend, "DELETE", d->backend_id, "", NULL, NULL, 0, 0, &res,
-	                    &e) < 0)
-		log_warn("delete airlockd sandbox %s: %s", d->backend_id, e.msg);
+	if (d->suspended_snapshot)
+		gw_backend_discard_snapshot(&server->backend, d->suspended_snapshot);
+	else
+		gw_backend_discard(&server->backend, d->backend_id);
 }
 
 /* An airlockd snapshot of d; its id, or NULL with err set. */
@@ -549,13 +491,13 @@ static enum MHD_Result create(struct gw_request *rq, const char *tenant)
 			return rl_error(rq, 404, "snapshot %s not found", snapshot_id);
 	}
 	d = rdbx_new(tenant);
-	if (!d || new_id(d->id, sizeof(d->id), "dbx") < 0) {
+	if (!d || gw_new_id(d->id, sizeof(d->id), "dbx") < 0) {
 		if (d)
 			rdbx_free(d);
 		return rl_error(rq, 500, "cannot make a devbox");
 	}
-	if (dup_opt(&d->name, al_json_str(body, "name")) < 0 ||
-	    dup_opt(&d->snapshot_id, snapshot_id) < 0) {
+	if (gw_dup_opt(&d->name, al_json_str(body, "name")) < 0 ||
+	    gw_dup_opt(&d->snapshot_id, snapshot_id) < 0) {
 		rdbx_free(d);
 		return MHD_NO;
 	}
@@ -709,8 +651,8 @@ static enum MHD_Result execute(struct gw_request *rq, struct rdbx *d, long wait_
 		}
 	}
 	x = calloc(1, sizeof(*x));
-	if (!x || new_id(x->id, sizeof(x->id), "exe") < 0 ||
-	    dup_opt(&x->command_id, al_json_str(req, "command_id")) < 0) {
+	if (!x || gw_new_id(x->id, sizeof(x->id), "exe") < 0 ||
+	    gw_dup_opt(&x->command_id, al_json_str(req, "command_id")) < 0) {
 		if (x)
 			free(x->command_id);
 		free(x);
@@ -953,7 +895,7 @@ static enum MHD_Result resume(struct gw_request *rq, struct rdbx *d)
 		d->suspended_snapshot = NULL;
 		gw_registry_unlock(&registry);
 		gw_registry_save(&registry);
-		backend_snapshot_delete(snap);
+		gw_backend_discard_snapshot(&server->backend, snap);
 	}
 	return reply_view(rq, 200, d, NULL);
 }
@@ -987,8 +929,9 @@ static enum MHD_Result snapshot_disk(struct gw_request *rq, struct rdbx *d, cons
 	if (d->suspended_snapshot)
 		return rl_error(rq, 400, "devbox %s is suspended", d->id);
 	s = calloc(1, sizeof(*s));
-	if (!s || new_id(s->id, sizeof(s->id), "snp") < 0 || dup_opt(&s->tenant, tenant) < 0 ||
-	    dup_opt(&s->source, d->id) < 0 || dup_opt(&s->name, al_json_str(req, "name")) < 0) {
+	if (!s || gw_new_id(s->id, sizeof(s->id), "snp") < 0 ||
+	    gw_dup_opt(&s->tenant, tenant) < 0 || gw_dup_opt(&s->source, d->id) < 0 ||
+	    gw_dup_opt(&s->name, al_json_str(req, "name")) < 0) {
 		if (s)
 			rsnap_free(s);
 		return rl_error(rq, 500, "cannot make a snapshot");
@@ -1061,7 +1004,7 @@ static enum MHD_Result disk_snapshots(struct gw_request *rq, const char *tenant,
 		if (!found)
 			return rl_error(rq, 404, "snapshot %s not found", id);
 		gw_registry_save(&registry);
-		backend_snapshot_delete(found->backend_snapshot);
+		gw_backend_discard_snapshot(&server->backend, found->backend_snapshot);
 		rsnap_free(found);
 		return gw_reply_json(rq, 200, out);
 	}
@@ -1118,15 +1061,6 @@ static enum MHD_Result devbox(struct gw_request *rq, const char *tenant, struct 
 	return rl_error(rq, 404, "Cannot %s %s", rq->method, rq->url);
 }
 
-static const char *tenant_of(struct gw_request *rq)
-{
-	const char *auth = gw_header(rq, "Authorization");
-
-	if (!auth || strncasecmp(auth, "Bearer ", 7))
-		return NULL;
-	return gw_keys_tenant(&server->keys, auth + 7);
-}
-
 bool gw_runloop_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *result)
 {
 	const char *url = rq->url, *rest, *slash;
@@ -1137,7 +1071,7 @@ bool gw_runloop_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Resu
 	if (strncmp(url, PREFIX, strlen(PREFIX)) ||
 	    (url[strlen(PREFIX)] != '/' && url[strlen(PREFIX)] != '\0'))
 		return false;
-	tenant = tenant_of(rq);
+	tenant = gw_bearer_tenant(server, rq, "Authorization");
 	if (!tenant) {
 		*result = rl_error(rq, 401, "Unauthorized: a valid API key is required");
 		return true;
@@ -1191,7 +1125,7 @@ void gw_runloop_shutdown(void)
 		struct rsnap *s = snaps;
 		snaps = s->next;
 		if (!keep)
-			backend_snapshot_delete(s->backend_snapshot);
+			gw_backend_discard_snapshot(&server->backend, s->backend_snapshot);
 		rsnap_free(s);
 	}
 	pthread_mutex_unlock(&snaps_lock);

@@ -2,6 +2,7 @@
 #include "server.h"
 
 #include "cleanup.h"
+#include "json.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -11,6 +12,7 @@
 #include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +52,50 @@ enum MHD_Result gw_reply(struct gw_request *rq, unsigned status, const char *con
 	if (content_type)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
 	return gw_reply_response(rq, status, resp);
+}
+
+enum MHD_Result gw_reply_error(struct gw_request *rq, unsigned status, gw_error_shape shape,
+                               const char *code, const char *fmt, ...)
+{
+	_cleanup_cjson_ cJSON *j = cJSON_CreateObject();
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!j)
+		return MHD_NO;
+	shape(j, status, code, msg);
+	return gw_reply_json(rq, status, j);
+}
+
+const char *gw_bearer_tenant(struct gw_server *s, struct gw_request *rq, const char *header)
+{
+	const char *auth = gw_header(rq, header);
+
+	if (!auth || strncasecmp(auth, "Bearer ", 7))
+		return NULL;
+	return gw_keys_tenant(&s->keys, auth + 7);
+}
+
+int gw_new_id(char *out, size_t size, const char *prefix)
+{
+	struct al_error e = AL_ERROR_INIT;
+	char hex[25];
+
+	if (al_random_hex(hex, 24, &e) < 0)
+		return -EIO;
+	snprintf(out, size, "%s_%s", prefix, hex);
+	return 0;
+}
+
+int gw_dup_opt(char **dst, const char *src)
+{
+	if (!src)
+		return 0;
+	*dst = strdup(src);
+	return *dst ? 0 : -ENOMEM;
 }
 
 enum MHD_Result gw_reply_json(struct gw_request *rq, unsigned status, const cJSON *j)

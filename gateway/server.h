@@ -63,13 +63,32 @@ struct gw_server {
 const char *gw_header(const struct gw_request *rq, const char *name);
 const char *gw_query(const struct gw_request *rq, const char *name);
 
+/* Fill a service's error body j: its shape of the status, the service's error code (may
+ * be NULL) and the message. */
+typedef void (*gw_error_shape)(cJSON *j, unsigned status, const char *code, const char *msg);
+
 /* Queue an answer; they return what the MHD access handler must return. */
 enum MHD_Result gw_reply(struct gw_request *rq, unsigned status, const char *content_type,
                          const void *data, size_t len);
 enum MHD_Result gw_reply_json(struct gw_request *rq, unsigned status, const cJSON *j);
+/* An error in the service's shape, its message formatted from fmt (and cut at 511 bytes). */
+enum MHD_Result gw_reply_error(struct gw_request *rq, unsigned status, gw_error_shape shape,
+                               const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 /* A response built by the caller (streams); it is queued and released. */
 enum MHD_Result gw_reply_response(struct gw_request *rq, unsigned status,
                                   struct MHD_Response *resp);
+
+/* The tenant of the key a request carries as "Bearer <key>" in header (Authorization, or a
+ * service's own), or NULL. */
+const char *gw_bearer_tenant(struct gw_server *s, struct gw_request *rq, const char *header);
+
+/* "<prefix>_<24 hex digits>" into out, a fresh id of a service's object; -EIO when the
+ * system has no randomness to give. */
+int gw_new_id(char *out, size_t size, const char *prefix);
+
+/* *dst a copy of src, or NULL when src is; -ENOMEM. */
+int gw_dup_opt(char **dst, const char *src);
 
 /* Bind and listen on ADDR:PORT (port 0: any); *port is the one bound.  Done before the
  * gateway drops its privileges, so that a low port works. */

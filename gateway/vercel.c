@@ -75,42 +75,15 @@ static pthread_mutex_t snaps_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct vsnap *snaps;
 
 /* Vercel's error shape: {"error": {"code", "message"}}. */
-static enum MHD_Result vc_error(struct gw_request *rq, unsigned status, const char *code,
-                                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static enum MHD_Result vc_error(struct gw_request *rq, unsigned status, const char *code,
-                                const char *fmt, ...)
+static void vc_shape(cJSON *j, unsigned status, const char *code, const char *msg)
 {
-	_cleanup_cjson_ cJSON *j = cJSON_CreateObject();
 	cJSON *e = cJSON_AddObjectToObject(j, "error");
-	char msg[512];
-	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	(void)status;
 	cJSON_AddStringToObject(e, "code", code);
 	cJSON_AddStringToObject(e, "message", msg);
-	return gw_reply_json(rq, status, j);
 }
-
-static int new_id(char *out, size_t size, const char *prefix)
-{
-	struct al_error e = AL_ERROR_INIT;
-	char hex[25];
-
-	if (al_random_hex(hex, 24, &e) < 0)
-		return -EIO;
-	snprintf(out, size, "%s_%s", prefix, hex);
-	return 0;
-}
-
-static int dup_opt(char **dst, const char *src)
-{
-	if (!src)
-		return 0;
-	*dst = strdup(src);
-	return *dst ? 0 : -ENOMEM;
-}
+#define vc_error(rq, status, code, ...) gw_reply_error(rq, status, vc_shape, code, __VA_ARGS__)
 
 static void vcmd_free(struct vcmd *c)
 {
@@ -200,8 +173,8 @@ static struct gw_entry *entry_load(const cJSON *o)
 	if (!id || strlen(id) >= sizeof(s->id) || !tenant || !(s = vsbx_new(tenant)))
 		return NULL;
 	snprintf(s->id, sizeof(s->id), "%s", id);
-	if (dup_opt(&s->backend_id, al_json_str(o, "backend_id")) < 0 ||
-	    dup_opt(&s->source_snapshot, al_json_str(o, "source_snapshot")) < 0) {
+	if (gw_dup_opt(&s->backend_id, al_json_str(o, "backend_id")) < 0 ||
+	    gw_dup_opt(&s->source_snapshot, al_json_str(o, "source_snapshot")) < 0) {
 		vsbx_free(s);
 		return NULL;
 	}
@@ -248,9 +221,9 @@ static int load_snapshots(const cJSON *doc, struct al_error *err)
 		if (!s)
 			return al_error_set(err, ENOMEM, "out of memory");
 		snprintf(s->id, sizeof(s->id), "%s", id);
-		if (dup_opt(&s->tenant, al_json_str(o, "tenant")) < 0 ||
-		    dup_opt(&s->backend_snapshot, al_json_str(o, "backend_snapshot")) < 0 ||
-		    dup_opt(&s->source, al_json_str(o, "source")) < 0) {
+		if (gw_dup_opt(&s->tenant, al_json_str(o, "tenant")) < 0 ||
+		    gw_dup_opt(&s->backend_snapshot, al_json_str(o, "backend_snapshot")) < 0 ||
+		    gw_dup_opt(&s->source, al_json_str(o, "source")) < 0) {
 			vsnap_free(s);
 			return al_error_set(err, ENOMEM, "out of memory");
 		}
@@ -352,23 +325,9 @@ static char *work_path(const char *path, const char *cwd)
 	return out;
 }
 
-static void backend_snapshot_delete(const char *id)
-{
-	_cleanup_(gw_result_freep) struct gw_result res = {0};
-	_cleanup_free_ char *eid = gw_escape(id);
-	_cleanup_free_ char *path = NULL;
-	struct al_error e = AL_ERROR_INIT;
-
-	if (eid && asprintf(&path, "/v1/snapshots/%s", eid) >= 0 &&
-	    gw_backend_call(&server->backend, "DELETE", path, NULL, NULL, 0, 0, &res, &e) < 0)
-		log_warn("delete airlockd snapshot %s: %s", id, e.msg);
-}
-
 /* The airlockd sandbox of s deleted; s is stopped from then on. */
 static void backend_stop(struct vsbx *s)
 {
-	_cleanup_(gw_result_freep) struct gw_result res = {0};
-	struct al_error e = AL_ERROR_INIT;
 	char *bid;
 
 	gw_registry_lock(&registry);
@@ -380,38 +339,24 @@ static void backend_stop(struct vsbx *s)
 	if (!bid)
 		return;
 	gw_registry_save(&registry);
-	if (gw_sandbox_call(&server->backend, "DELETE", bid, "", NULL, NULL, 0, 0, &res, &e) < 0)
-		log_warn("delete airlockd sandbox %s: %s", bid, e.msg);
+	gw_backend_discard(&server->backend, bid);
 	free(bid);
 }
 
 static int backend_new(struct vsbx *s, const char *snapshot, struct al_error *err)
 {
-	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
-	_cleanup_(gw_result_freep) struct gw_result res = {0};
 	_cleanup_(gw_result_freep) struct gw_result dir = {0};
 	_cleanup_free_ char *q = gw_path_query("/dirs", WORK_DIR, "&parents=1");
 	char name[64];
+	struct gw_new_sandbox ns = {
+	    .name = name, .snapshot = snapshot, .rootfs = server->rootfs, .env = s->env};
 	int r;
 
 	snprintf(name, sizeof(name), "vercel-%.40s", s->id);
-	cJSON_AddStringToObject(body, "name", name);
-	if (snapshot) {
-		cJSON_AddStringToObject(body, "snapshot", snapshot);
-	} else {
-		if (server->rootfs)
-			cJSON_AddStringToObject(body, "rootfs", server->rootfs);
-		if (cJSON_GetArraySize(s->env) > 0)
-			cJSON_AddItemToObject(body, "env", cJSON_Duplicate(s->env, 1));
-	}
-	r = gw_backend_call(&server->backend, "POST", "/v1/sandboxes?view=summary", body, NULL, 0,
-	                    0, &res, err);
+	r = gw_backend_create(&server->backend, &ns, &s->backend_id, NULL, err);
 	if (r < 0)
 		return r;
-	if (res.status != 201 || !al_json_str(res.json, "id"))
-		return al_error_set(err, EIO, "airlockd: %s", gw_result_message(&res));
-	s->backend_id = strdup(al_json_str(res.json, "id"));
-	if (!s->backend_id || !q)
+	if (!q)
 		return al_error_set(err, ENOMEM, "out of memory");
 	r = gw_sandbox_call(&server->backend, "POST", s->backend_id, q, NULL, NULL, 0, 0, &dir,
 	                    err);
@@ -468,7 +413,7 @@ static enum MHD_Result create(struct gw_request *rq, const char *tenant)
 			                snapshot_id ? snapshot_id : "(none)");
 	}
 	s = vsbx_new(tenant);
-	if (!s || new_id(s->id, sizeof(s->id), "sbx") < 0) {
+	if (!s || gw_new_id(s->id, sizeof(s->id), "sbx") < 0) {
 		if (s)
 			vsbx_free(s);
 		return vc_error(rq, 500, "internal_error", "cannot make a sandbox");
@@ -477,7 +422,7 @@ static enum MHD_Result create(struct gw_request *rq, const char *tenant)
 	s->timeout_ms = cJSON_IsNumber(timeout) ? timeout->valuedouble : DEFAULT_TIMEOUT_MS;
 	s->env = cJSON_IsObject(env) ? cJSON_Duplicate(env, 1) : cJSON_CreateObject();
 	s->created_ms = (double)al_now_ms();
-	if (dup_opt(&s->source_snapshot, snapshot_id) < 0 ||
+	if (gw_dup_opt(&s->source_snapshot, snapshot_id) < 0 ||
 	    backend_new(s, backend_snapshot, &e) < 0) {
 		if (s->backend_id)
 			backend_stop(s);
@@ -511,10 +456,10 @@ static enum MHD_Result snapshot(struct gw_request *rq, struct vsbx *s, const cha
 		return vc_error(rq, 500, "internal_error", "cannot snapshot sandbox %s: %s", s->id,
 		                r < 0 ? e.msg : gw_result_message(&res));
 	sn = calloc(1, sizeof(*sn));
-	if (!sn || new_id(sn->id, sizeof(sn->id), "snap") < 0 || dup_opt(&sn->tenant, tenant) < 0 ||
-	    dup_opt(&sn->source, s->id) < 0 ||
-	    dup_opt(&sn->backend_snapshot, al_json_str(res.json, "id")) < 0) {
-		backend_snapshot_delete(al_json_str(res.json, "id"));
+	if (!sn || gw_new_id(sn->id, sizeof(sn->id), "snap") < 0 ||
+	    gw_dup_opt(&sn->tenant, tenant) < 0 || gw_dup_opt(&sn->source, s->id) < 0 ||
+	    gw_dup_opt(&sn->backend_snapshot, al_json_str(res.json, "id")) < 0) {
+		gw_backend_discard_snapshot(&server->backend, al_json_str(res.json, "id"));
 		if (sn)
 			vsnap_free(sn);
 		return vc_error(rq, 500, "internal_error", "out of memory");
@@ -574,7 +519,7 @@ static enum MHD_Result snapshots(struct gw_request *rq, const char *tenant, cons
 		return vc_error(rq, 404, "not_found", "snapshot %s not found", rest);
 	if (!strcmp(rq->method, "DELETE")) {
 		gw_registry_save(&registry);
-		backend_snapshot_delete(found->backend_snapshot);
+		gw_backend_discard_snapshot(&server->backend, found->backend_snapshot);
 		vsnap_free(found);
 	}
 	return gw_reply_json(rq, 200, out);
@@ -712,7 +657,7 @@ static enum MHD_Result run_command(struct gw_request *rq, struct vsbx *s)
 		return vc_error(rq, 400, "bad_request", "env must be an object");
 	cwd = al_json_str(req, "cwd") ? work_path(al_json_str(req, "cwd"), NULL) : strdup(WORK_DIR);
 	c = calloc(1, sizeof(*c));
-	if (!cwd || !c || new_id(c->id, sizeof(c->id), "cmd") < 0) {
+	if (!cwd || !c || gw_new_id(c->id, sizeof(c->id), "cmd") < 0) {
 		free(c);
 		return vc_error(rq, 500, "internal_error", "cannot make a command");
 	}
@@ -1063,15 +1008,6 @@ static enum MHD_Result sandbox(struct gw_request *rq, const char *tenant, struct
 	}
 }
 
-static const char *tenant_of(struct gw_request *rq)
-{
-	const char *auth = gw_header(rq, "Authorization");
-
-	if (!auth || strncasecmp(auth, "Bearer ", 7))
-		return NULL;
-	return gw_keys_tenant(&server->keys, auth + 7);
-}
-
 bool gw_vercel_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *result)
 {
 	const char *url = rq->url, *rest, *slash;
@@ -1081,7 +1017,7 @@ bool gw_vercel_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Resul
 	server = s;
 	if (strncmp(url, "/vercel/", 8))
 		return false;
-	tenant = tenant_of(rq);
+	tenant = gw_bearer_tenant(server, rq, "Authorization");
 	if (!tenant) {
 		*result =
 		    vc_error(rq, 401, "forbidden", "Not authorized: a valid token is required");
@@ -1142,7 +1078,7 @@ void gw_vercel_shutdown(void)
 		struct vsnap *s = snaps;
 		snaps = s->next;
 		if (!keep)
-			backend_snapshot_delete(s->backend_snapshot);
+			gw_backend_discard_snapshot(&server->backend, s->backend_snapshot);
 		vsnap_free(s);
 	}
 	pthread_mutex_unlock(&snaps_lock);

@@ -22,16 +22,12 @@
 #include <curl/curl.h>
 
 #define DEFAULT_API_URL "https://api.blaxel.ai/v0"
-#define DEFAULT_REQUEST_TIMEOUT_MS (60 * 1000L)
 #define WORKSPACE_ROOT "/workspace"
 #define MAX_FILE (1u << 30)
 
 struct blaxel_provider {
-	struct al_provider base;
-	struct al_http http;
-	char *auth_header;
+	struct al_hosted_provider h;
 	char *workspace_header;
-	char *api_url;
 	char *image;
 };
 
@@ -57,55 +53,48 @@ static void blaxel_close(struct al_provider *p)
 
 	if (!bp)
 		return;
-	al_http_close(&bp->http);
-	if (bp->auth_header)
-		explicit_bzero(bp->auth_header, strlen(bp->auth_header));
-	free(bp->auth_header);
 	free(bp->workspace_header);
-	free(bp->api_url);
 	free(bp->image);
-	free(bp);
+	al_hosted_provider_free(&bp->h);
 }
+
+/* Defined after run_script. */
+static const struct al_session_runner runner;
+
+static const struct al_hosted_config blaxel_config = {.type = "blaxel",
+                                                      .ops = &al_provider_blaxel,
+                                                      .runner = &runner,
+                                                      .url_key = "api_url",
+                                                      .url_env = "BL_API_URL",
+                                                      .default_url = DEFAULT_API_URL,
+                                                      .auth = "x-blaxel-authorization: Bearer "};
 
 static int blaxel_open(const cJSON *options, const char *api_key, struct al_provider **out,
                        struct al_error *err)
 {
-	struct blaxel_provider *bp;
-	const char *api = al_hosted_option(options, "api_url", "BL_API_URL");
 	const char *ws = al_hosted_option(options, "workspace", "BL_WORKSPACE");
 	const char *image = al_hosted_option(options, "image", NULL);
-	const cJSON *t = cJSON_GetObjectItemCaseSensitive(options, "request_timeout_ms");
-	struct al_http_config hc = {.max_retries = 4, .retry_base_ms = 500};
-	int r;
+	struct blaxel_provider *bp =
+	    al_hosted_provider_new(sizeof(*bp), &blaxel_config, options, api_key, err);
+	int r = 0;
 
-	if (!api_key || !*api_key)
-		return al_error_set(
-		    err, EPERM,
-		    "provider blaxel needs a key: set BL_API_KEY, or blaxel_api_key "
-		    "in the credentials file");
-	if (!ws)
-		return al_error_set(err, EINVAL,
-		                    "provider blaxel needs a workspace: provider.workspace or "
-		                    "BL_WORKSPACE");
-	if (api && strncmp(api, "http://", 7) && strncmp(api, "https://", 8))
-		return al_error_set(err, EINVAL, "provider.api_url must be an http(s) URL");
-	bp = calloc(1, sizeof(*bp));
 	if (!bp)
-		return al_error_set(err, ENOMEM, "out of memory");
-	bp->base.ops = &al_provider_blaxel;
-	hc.timeout_ms = cJSON_IsNumber(t) ? (long)t->valuedouble : DEFAULT_REQUEST_TIMEOUT_MS;
-	hc.ca_bundle = al_hosted_option(options, "ca_bundle", NULL);
-	bp->api_url = al_hosted_base_url(api ? api : DEFAULT_API_URL);
+		return -err->code;
 	bp->image = image ? strdup(image) : NULL;
-	r = al_http_open(&bp->http, &hc, err);
-	if (r < 0 || !bp->api_url || (image && !bp->image) ||
-	    asprintf(&bp->workspace_header, "x-blaxel-workspace: %s", ws) < 0 ||
-	    asprintf(&bp->auth_header, "x-blaxel-authorization: Bearer %s", api_key) < 0) {
-		bp->auth_header = NULL;
-		blaxel_close(&bp->base);
-		return r < 0 ? r : al_error_set(err, ENOMEM, "out of memory");
+	if (!ws)
+		r = al_error_set(err, EINVAL,
+		                 "provider blaxel needs a workspace: provider.workspace or "
+		                 "BL_WORKSPACE");
+	else if ((image && !bp->image) ||
+	         asprintf(&bp->workspace_header, "x-blaxel-workspace: %s", ws) < 0) {
+		bp->workspace_header = NULL;
+		r = al_error_set(err, ENOMEM, "out of memory");
 	}
-	*out = &bp->base;
+	if (r < 0) {
+		blaxel_close(&bp->h.base);
+		return r;
+	}
+	*out = &bp->h.base;
 	return 0;
 }
 
@@ -113,29 +102,25 @@ static int blaxel_open(const cJSON *options, const char *api_key, struct al_prov
 
 static int status_code(const struct al_http_response *resp, bool data_plane)
 {
-	bool not_found =
-	    resp->body.data && (memmem(resp->body.data, resp->body.len, "not found", 9) ||
-	                        memmem(resp->body.data, resp->body.len, "NOT_FOUND", 9));
-
 	switch (resp->status) {
-	case 401:
-	case 403:
-		return EPERM;
 	case 404:
 		/* The data plane of a sandbox that is gone says so about the sandbox. */
 		if (data_plane && resp->body.data &&
 		    memmem(resp->body.data, resp->body.len, "sandbox", 7))
 			return EHOSTDOWN;
 		return ENOENT;
-	case 409:
-		return EEXIST;
 	case 400:
-		return not_found ? ENOENT : EINVAL;
+		/* Blaxel answers some lookups of what is not there with 400. */
+		return resp->body.data &&
+		               (memmem(resp->body.data, resp->body.len, "not found", 9) ||
+		                memmem(resp->body.data, resp->body.len, "NOT_FOUND", 9))
+		           ? ENOENT
+		           : EINVAL;
 	case 502:
 	case 503:
 		return data_plane ? EHOSTDOWN : EAGAIN;
 	default:
-		return EIO;
+		return al_hosted_status_errno(resp->status);
 	}
 }
 
@@ -151,66 +136,47 @@ struct call {
 	bool data_plane;
 };
 
-static int request(struct blaxel_provider *bp, const struct call *c, struct al_buf *out,
-                   const char *what, struct al_error *err)
+/* One request: *out gets a 2xx body (NUL-terminated), or *json the parsed one (when set). */
+static int send_call(struct blaxel_provider *bp, const struct call *c, struct al_buf *out,
+                     cJSON **json, const char *what, struct al_error *err)
 {
 	_cleanup_free_ char *text = c->json ? cJSON_PrintUnformatted(c->json) : NULL;
 	_cleanup_free_ char *accept = NULL;
 	const char *headers[5];
 	size_t n = 0;
-	struct al_http_response resp;
-	int r;
+	struct al_http_request rq = {.method = c->method,
+	                             .url = c->url,
+	                             .headers = headers,
+	                             .body = text,
+	                             .body_len = text ? strlen(text) : 0,
+	                             .mime = c->mime,
+	                             .idempotent = c->idempotent,
+	                             .max_response = c->max,
+	                             .timeout_ms = c->timeout_ms,
+	                             .what = what};
 
 	if ((c->json && !text) ||
 	    asprintf(&accept, "Accept: %s", c->accept ? c->accept : "application/json") < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
-	headers[n++] = bp->auth_header;
+	headers[n++] = bp->h.c.auth_header;
 	headers[n++] = bp->workspace_header;
 	headers[n++] = accept;
 	if (!c->mime)
 		headers[n++] = "Content-Type: application/json";
 	headers[n] = NULL;
-	{
-		struct al_http_request rq = {.method = c->method,
-		                             .url = c->url,
-		                             .headers = headers,
-		                             .body = text,
-		                             .body_len = text ? strlen(text) : 0,
-		                             .mime = c->mime,
-		                             .idempotent = c->idempotent,
-		                             .max_response = c->max,
-		                             .timeout_ms = c->timeout_ms,
-		                             .what = what};
-		r = al_http_do(&bp->http, &rq, &resp, err);
-	}
-	if (r < 0) {
-		al_http_response_free(&resp);
-		return r;
-	}
-	if (resp.status < 200 || resp.status >= 300) {
-		r = al_http_status_error(&resp, status_code(&resp, c->data_plane), what, err);
-		al_http_response_free(&resp);
-		return r;
-	}
-	if (out && al_buf_append(&resp.body, "", 1) == 0) {
-		resp.body.len--;
-		*out = resp.body;
-		return 0;
-	}
-	al_http_response_free(&resp);
-	return out ? al_error_set(err, ENOMEM, "out of memory") : 0;
+	return al_hosted_send(&bp->h.c, &rq, status_code, c->data_plane, out, json, err);
+}
+
+static int request(struct blaxel_provider *bp, const struct call *c, struct al_buf *out,
+                   const char *what, struct al_error *err)
+{
+	return send_call(bp, c, out, NULL, what, err);
 }
 
 static int request_json(struct blaxel_provider *bp, const struct call *c, cJSON **out,
                         const char *what, struct al_error *err)
 {
-	_cleanup_buf_ struct al_buf body = {0};
-	int r = request(bp, c, &body, what, err);
-
-	if (r < 0)
-		return r;
-	*out = cJSON_ParseWithLength(body.data ? body.data : "", body.len);
-	return *out ? 0 : al_error_set(err, EIO, "%s: the answer is not JSON", what);
+	return send_call(bp, c, NULL, out, what, err);
 }
 
 static char *api_url(struct blaxel_provider *bp, const char *name)
@@ -218,8 +184,8 @@ static char *api_url(struct blaxel_provider *bp, const char *name)
 	_cleanup_free_ char *e = name ? al_hosted_url_escape(name, 0) : NULL;
 	char *url;
 
-	if ((name && !e) ||
-	    asprintf(&url, "%s/sandboxes%s%s", bp->api_url, name ? "/" : "", name ? e : "") < 0)
+	if ((name && !e) || asprintf(&url, "%s/sandboxes%s%s", bp->h.c.base_url, name ? "/" : "",
+	                             name ? e : "") < 0)
 		return NULL;
 	return url;
 }
@@ -270,13 +236,13 @@ static int run_script(struct al_provider *p, struct al_sandbox *sb, const char *
 	return *out ? 0 : al_error_set(err, ENOMEM, "out of memory");
 }
 
-static const struct al_session_runner runner = {.run = run_script};
-
 static const char *root_of(struct al_sandbox *sb)
 {
 	struct blaxel_conn *c = sb->conn;
 	return c ? c->root : WORKSPACE_ROOT;
 }
+
+static const struct al_session_runner runner = {.run = run_script, .root = root_of};
 
 /* ---- lifecycle ---- */
 
@@ -431,29 +397,7 @@ static int blaxel_delete(struct al_provider *p, struct al_sandbox *sb, struct al
 	return r == -ENOENT ? 0 : r;
 }
 
-/* ---- processes ---- */
-
-static int blaxel_exec(struct al_provider *p, struct al_sandbox *sb,
-                       const struct al_exec_request *req, struct al_exec_result *res,
-                       struct al_error *err)
-{
-	return al_session_exec(p, sb, &runner, root_of(sb), req, res, err);
-}
-
-static int blaxel_write_stdin(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
-                              const char *data, size_t len, uint64_t yield_ms,
-                              struct al_exec_result *res, struct al_error *err)
-{
-	return al_session_write(p, sb, &runner, process_id, data, len, yield_ms, 0, res, err);
-}
-
-static int blaxel_kill(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
-                       const char *signame, struct al_error *err)
-{
-	return al_session_kill(p, sb, &runner, process_id, signame, err);
-}
-
-/* ---- files ---- */
+/* ---- files (processes: al_hosted_exec over the runner) ---- */
 
 static int blaxel_read(struct al_provider *p, struct al_sandbox *sb, const char *path, size_t max,
                        char **data, size_t *len, struct al_error *err)
@@ -479,18 +423,13 @@ static int blaxel_read(struct al_provider *p, struct al_sandbox *sb, const char 
 	return *data ? 0 : al_error_set(err, ENOMEM, "out of memory");
 }
 
-static void mime_freep(curl_mime **m)
-{
-	curl_mime_free(*m);
-}
-
 static int blaxel_write(struct al_provider *p, struct al_sandbox *sb, const char *path,
                         const void *data, size_t len, struct al_error *err)
 {
 	struct blaxel_provider *bp = (struct blaxel_provider *)p;
 	_cleanup_free_ char *abs = al_hosted_abs(root_of(sb), path);
 	_cleanup_free_ char *url = abs ? fs_url(sb, abs, NULL) : NULL;
-	_cleanup_(mime_freep) curl_mime *mime = curl_mime_init(bp->http.curl);
+	_cleanup_(al_hosted_mime_freep) curl_mime *mime = curl_mime_init(bp->h.c.http.curl);
 	curl_mimepart *part;
 	struct call c = {.method = "PUT", .url = url, .idempotent = true, .data_plane = true};
 
@@ -603,9 +542,9 @@ const struct al_provider_ops al_provider_blaxel = {
     .close = blaxel_close,
     .create = blaxel_create,
     .resume = blaxel_resume,
-    .exec = blaxel_exec,
-    .write_stdin = blaxel_write_stdin,
-    .kill = blaxel_kill,
+    .exec = al_hosted_exec,
+    .write_stdin = al_hosted_write_stdin,
+    .kill = al_hosted_kill,
     .read = blaxel_read,
     .write = blaxel_write,
     .remove = blaxel_remove,

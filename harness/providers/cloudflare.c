@@ -24,14 +24,10 @@
 #include <curl/curl.h>
 
 #define WORKSPACE_ROOT "/workspace"
-#define DEFAULT_REQUEST_TIMEOUT_MS (60 * 1000L)
 #define MAX_FILE (32u << 20) /* the bridge's cap */
 
 struct cf_provider {
-	struct al_provider base;
-	struct al_http http;
-	char *auth_header; /* NULL: the Worker wants no key */
-	char *worker_url;
+	struct al_hosted_provider h;
 };
 
 static void cf_close(struct al_provider *p)
@@ -40,53 +36,49 @@ static void cf_close(struct al_provider *p)
 
 	if (!cp)
 		return;
-	al_http_close(&cp->http);
-	if (cp->auth_header)
-		explicit_bzero(cp->auth_header, strlen(cp->auth_header));
-	free(cp->auth_header);
-	free(cp->worker_url);
-	free(cp);
+	al_hosted_provider_free(&cp->h);
 }
+
+/* Defined after run_script. */
+static const struct al_session_runner runner;
+
+static const struct al_hosted_config cf_config = {.type = "cloudflare",
+                                                  .ops = &al_provider_cloudflare,
+                                                  .runner = &runner,
+                                                  .url_key = "worker_url",
+                                                  .auth = "Authorization: Bearer ",
+                                                  .key_optional = true};
 
 static int cf_open(const cJSON *options, const char *api_key, struct al_provider **out,
                    struct al_error *err)
 {
 	const cJSON *url = cJSON_GetObjectItemCaseSensitive(options, "worker_url");
-	const cJSON *t = cJSON_GetObjectItemCaseSensitive(options, "request_timeout_ms");
-	const cJSON *ca = cJSON_GetObjectItemCaseSensitive(options, "ca_bundle");
-	struct al_http_config hc = {.max_retries = 4, .retry_base_ms = 500};
 	struct cf_provider *cp;
-	int r;
 
+	/* Paths are appended to it. */
 	if (!cJSON_IsString(url) ||
 	    (strncmp(url->valuestring, "http://", 7) && strncmp(url->valuestring, "https://", 8)) ||
 	    strpbrk(url->valuestring, "?#"))
 		return al_error_set(err, EINVAL,
 		                    "provider cloudflare needs worker_url: the bridge Worker's "
 		                    "http(s) URL, without query or fragment");
-	cp = calloc(1, sizeof(*cp));
+	cp = al_hosted_provider_new(sizeof(*cp), &cf_config, options, api_key, err);
 	if (!cp)
-		return al_error_set(err, ENOMEM, "out of memory");
-	cp->base.ops = &al_provider_cloudflare;
-	hc.timeout_ms = cJSON_IsNumber(t) ? (long)t->valuedouble : DEFAULT_REQUEST_TIMEOUT_MS;
-	hc.ca_bundle = cJSON_IsString(ca) ? ca->valuestring : NULL;
-	cp->worker_url = al_hosted_base_url(url->valuestring);
-	r = al_http_open(&cp->http, &hc, err);
-	if (r < 0 || !cp->worker_url ||
-	    (api_key && *api_key &&
-	     asprintf(&cp->auth_header, "Authorization: Bearer %s", api_key) < 0)) {
-		cf_close(&cp->base);
-		return r < 0 ? r : al_error_set(err, ENOMEM, "out of memory");
-	}
-	*out = &cp->base;
+		return -err->code;
+	*out = &cp->h.base;
 	return 0;
 }
 
 /* ---- requests ---- */
 
-static int bridge_code(long status, const struct al_buf *body)
+/* The bridge's own statuses, not the REST APIs' of al_hosted_status_errno (its 409 is no
+ * name conflict). */
+static int bridge_code(const struct al_http_response *resp, bool plane)
 {
-	switch (status) {
+	const struct al_buf *body = &resp->body;
+
+	(void)plane; /* the Worker serves both */
+	switch (resp->status) {
 	case 401:
 	case 403:
 		return EPERM;
@@ -125,44 +117,24 @@ static int request(struct cf_provider *cp, const struct call *c, struct al_buf *
 	_cleanup_free_ char *ct = NULL;
 	const char *headers[3] = {0};
 	size_t n = 0;
-	struct al_http_response resp;
-	int r;
+	struct al_http_request rq = {.method = c->method,
+	                             .headers = headers,
+	                             .body = c->body,
+	                             .body_len = c->body_len,
+	                             .idempotent = c->idempotent,
+	                             .max_response = c->max,
+	                             .timeout_ms = c->timeout_ms,
+	                             .what = what};
 
-	if (asprintf(&url, "%s%s", cp->worker_url, c->path) < 0 ||
+	if (asprintf(&url, "%s%s", cp->h.c.base_url, c->path) < 0 ||
 	    asprintf(&ct, "Content-Type: %s",
 	             c->content_type ? c->content_type : "application/json") < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
-	if (cp->auth_header)
-		headers[n++] = cp->auth_header;
+	if (cp->h.c.auth_header)
+		headers[n++] = cp->h.c.auth_header;
 	headers[n++] = ct;
-	{
-		struct al_http_request rq = {.method = c->method,
-		                             .url = url,
-		                             .headers = headers,
-		                             .body = c->body,
-		                             .body_len = c->body_len,
-		                             .idempotent = c->idempotent,
-		                             .max_response = c->max,
-		                             .timeout_ms = c->timeout_ms,
-		                             .what = what};
-		r = al_http_do(&cp->http, &rq, &resp, err);
-	}
-	if (r < 0) {
-		al_http_response_free(&resp);
-		return r;
-	}
-	if (resp.status < 200 || resp.status >= 300) {
-		r = al_http_status_error(&resp, bridge_code(resp.status, &resp.body), what, err);
-		al_http_response_free(&resp);
-		return r;
-	}
-	if (out && al_buf_append(&resp.body, "", 1) == 0) {
-		resp.body.len--;
-		*out = resp.body;
-		return 0;
-	}
-	al_http_response_free(&resp);
-	return out ? al_error_set(err, ENOMEM, "out of memory") : 0;
+	rq.url = url;
+	return al_hosted_send(&cp->h.c, &rq, bridge_code, false, out, NULL, err);
 }
 
 static char *sandbox_path(struct al_sandbox *sb, const char *suffix)
@@ -344,7 +316,13 @@ static int run_script(struct al_provider *p, struct al_sandbox *sb, const char *
 	return 0;
 }
 
-static const struct al_session_runner runner = {.run = run_script};
+static const char *root_of(struct al_sandbox *sb)
+{
+	(void)sb; /* the bridge's sandboxes all have it */
+	return WORKSPACE_ROOT;
+}
+
+static const struct al_session_runner runner = {.run = run_script, .root = root_of};
 
 /* A script whose exit status says it all: 3 means "no such path". */
 static int path_script(struct al_provider *p, struct al_sandbox *sb, const char *fmt,
@@ -472,25 +450,6 @@ static int cf_resume(struct al_provider *p, const char *id, const cJSON *saved, 
 }
 
 /* ---- processes and files ---- */
-
-static int cf_exec(struct al_provider *p, struct al_sandbox *sb, const struct al_exec_request *req,
-                   struct al_exec_result *res, struct al_error *err)
-{
-	return al_session_exec(p, sb, &runner, WORKSPACE_ROOT, req, res, err);
-}
-
-static int cf_write_stdin(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
-                          const char *data, size_t len, uint64_t yield_ms,
-                          struct al_exec_result *res, struct al_error *err)
-{
-	return al_session_write(p, sb, &runner, process_id, data, len, yield_ms, 0, res, err);
-}
-
-static int cf_kill(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
-                   const char *signame, struct al_error *err)
-{
-	return al_session_kill(p, sb, &runner, process_id, signame, err);
-}
 
 static int cf_read(struct al_provider *p, struct al_sandbox *sb, const char *path, size_t max,
                    char **data, size_t *len, struct al_error *err)
@@ -677,9 +636,9 @@ const struct al_provider_ops al_provider_cloudflare = {
     .close = cf_close,
     .create = cf_create,
     .resume = cf_resume,
-    .exec = cf_exec,
-    .write_stdin = cf_write_stdin,
-    .kill = cf_kill,
+    .exec = al_hosted_exec,
+    .write_stdin = al_hosted_write_stdin,
+    .kill = al_hosted_kill,
     .read = cf_read,
     .write = cf_write,
     .remove = cf_remove,

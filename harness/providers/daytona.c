@@ -22,20 +22,15 @@
 #include <curl/curl.h>
 
 #define DEFAULT_API_URL "https://app.daytona.io/api"
-#define DEFAULT_REQUEST_TIMEOUT_MS (60 * 1000L)
 #define WORKSPACE_ROOT "/workspace"
 #define MAX_FILE (1u << 30)
 #define START_WAIT_MS (120 * 1000L)
 #define LABEL_NAME "airlock_name"
 
 struct daytona_provider {
-	struct al_provider base;
-	struct al_http http;
-	char *auth_header;
-	char *api_url;
+	struct al_hosted_provider h;
 	char *target;
 	char *image;
-	long request_timeout_ms;
 };
 
 struct daytona_conn {
@@ -60,52 +55,39 @@ static void daytona_close(struct al_provider *p)
 
 	if (!dp)
 		return;
-	al_http_close(&dp->http);
-	if (dp->auth_header)
-		explicit_bzero(dp->auth_header, strlen(dp->auth_header));
-	free(dp->auth_header);
-	free(dp->api_url);
 	free(dp->target);
 	free(dp->image);
-	free(dp);
+	al_hosted_provider_free(&dp->h);
 }
+
+/* Defined after run_script. */
+static const struct al_session_runner runner;
+
+static const struct al_hosted_config daytona_config = {.type = "daytona",
+                                                       .ops = &al_provider_daytona,
+                                                       .runner = &runner,
+                                                       .url_key = "api_url",
+                                                       .url_env = "DAYTONA_API_URL",
+                                                       .default_url = DEFAULT_API_URL,
+                                                       .auth = "Authorization: Bearer "};
 
 static int daytona_open(const cJSON *options, const char *api_key, struct al_provider **out,
                         struct al_error *err)
 {
-	struct daytona_provider *dp;
-	const char *api = al_hosted_option(options, "api_url", "DAYTONA_API_URL");
 	const char *target = al_hosted_option(options, "target", "DAYTONA_TARGET");
 	const char *image = al_hosted_option(options, "image", NULL);
-	const cJSON *t = cJSON_GetObjectItemCaseSensitive(options, "request_timeout_ms");
-	struct al_http_config hc = {.max_retries = 4, .retry_base_ms = 500};
-	int r;
+	struct daytona_provider *dp =
+	    al_hosted_provider_new(sizeof(*dp), &daytona_config, options, api_key, err);
 
-	if (!api_key || !*api_key)
-		return al_error_set(err, EPERM,
-		                    "provider daytona needs a key: set DAYTONA_API_KEY, or "
-		                    "daytona_api_key in the credentials file");
-	if (api && strncmp(api, "http://", 7) && strncmp(api, "https://", 8))
-		return al_error_set(err, EINVAL, "provider.api_url must be an http(s) URL");
-	dp = calloc(1, sizeof(*dp));
 	if (!dp)
-		return al_error_set(err, ENOMEM, "out of memory");
-	dp->base.ops = &al_provider_daytona;
-	dp->request_timeout_ms =
-	    cJSON_IsNumber(t) ? (long)t->valuedouble : DEFAULT_REQUEST_TIMEOUT_MS;
-	hc.timeout_ms = dp->request_timeout_ms;
-	hc.ca_bundle = al_hosted_option(options, "ca_bundle", NULL);
-	dp->api_url = al_hosted_base_url(api ? api : DEFAULT_API_URL);
+		return -err->code;
 	dp->target = target ? strdup(target) : NULL;
 	dp->image = image ? strdup(image) : NULL;
-	r = al_http_open(&dp->http, &hc, err);
-	if (r < 0 || !dp->api_url || (target && !dp->target) || (image && !dp->image) ||
-	    asprintf(&dp->auth_header, "Authorization: Bearer %s", api_key) < 0) {
-		dp->auth_header = NULL;
-		daytona_close(&dp->base);
-		return r < 0 ? r : al_error_set(err, ENOMEM, "out of memory");
+	if ((target && !dp->target) || (image && !dp->image)) {
+		daytona_close(&dp->h.base);
+		return al_error_set(err, ENOMEM, "out of memory");
 	}
-	*out = &dp->base;
+	*out = &dp->h.base;
 	return 0;
 }
 
@@ -114,25 +96,17 @@ static int daytona_open(const cJSON *options, const char *api_key, struct al_pro
 static int status_code(const struct al_http_response *resp, bool toolbox)
 {
 	switch (resp->status) {
-	case 401:
-	case 403:
-		return EPERM;
 	case 404:
 		/* The toolbox of a sandbox that is gone says so about the sandbox. */
 		if (toolbox && resp->body.data &&
 		    memmem(resp->body.data, resp->body.len, "andbox", 6))
 			return EHOSTDOWN;
 		return ENOENT;
-	case 409:
-		return EEXIST;
-	case 400:
-	case 422:
-		return EINVAL;
 	case 502:
 	case 503:
 		return toolbox ? EHOSTDOWN : EAGAIN;
 	default:
-		return EIO;
+		return al_hosted_status_errno(resp->status);
 	}
 }
 
@@ -147,12 +121,12 @@ struct call {
 	bool toolbox;
 };
 
-/* One request; *out gets a 2xx body (NULL-terminated, when out is set). */
-static int request(struct daytona_provider *dp, const struct call *c, struct al_buf *out,
-                   const char *what, struct al_error *err)
+/* One request: *out gets a 2xx body (NUL-terminated), or *json the parsed one (when set). */
+static int send_call(struct daytona_provider *dp, const struct call *c, struct al_buf *out,
+                     cJSON **json, const char *what, struct al_error *err)
 {
 	_cleanup_free_ char *text = c->json ? cJSON_PrintUnformatted(c->json) : NULL;
-	const char *headers[] = {dp->auth_header, "X-Daytona-Source: airlock-harness",
+	const char *headers[] = {dp->h.c.auth_header, "X-Daytona-Source: airlock-harness",
 	                         c->mime ? NULL : "Content-Type: application/json", NULL};
 	struct al_http_request rq = {.method = c->method,
 	                             .url = c->url,
@@ -164,44 +138,22 @@ static int request(struct daytona_provider *dp, const struct call *c, struct al_
 	                             .max_response = c->max,
 	                             .timeout_ms = c->timeout_ms,
 	                             .what = what};
-	struct al_http_response resp;
-	int r;
 
 	if (c->json && !text)
 		return al_error_set(err, ENOMEM, "out of memory");
-	r = al_http_do(&dp->http, &rq, &resp, err);
-	if (r < 0) {
-		al_http_response_free(&resp);
-		return r;
-	}
-	if (resp.status < 200 || resp.status >= 300) {
-		r = al_http_status_error(&resp, status_code(&resp, c->toolbox), what, err);
-		al_http_response_free(&resp);
-		return r;
-	}
-	if (out) {
-		if (al_buf_append(&resp.body, "", 1) < 0) {
-			al_http_response_free(&resp);
-			return al_error_set(err, ENOMEM, "out of memory");
-		}
-		resp.body.len--;
-		*out = resp.body;
-		return 0;
-	}
-	al_http_response_free(&resp);
-	return 0;
+	return al_hosted_send(&dp->h.c, &rq, status_code, c->toolbox, out, json, err);
+}
+
+static int request(struct daytona_provider *dp, const struct call *c, struct al_buf *out,
+                   const char *what, struct al_error *err)
+{
+	return send_call(dp, c, out, NULL, what, err);
 }
 
 static int request_json(struct daytona_provider *dp, const struct call *c, cJSON **out,
                         const char *what, struct al_error *err)
 {
-	_cleanup_buf_ struct al_buf body = {0};
-	int r = request(dp, c, &body, what, err);
-
-	if (r < 0)
-		return r;
-	*out = cJSON_ParseWithLength(body.data ? body.data : "", body.len);
-	return *out ? 0 : al_error_set(err, EIO, "%s: the answer is not JSON", what);
+	return send_call(dp, c, NULL, out, what, err);
 }
 
 static char *api_url(struct daytona_provider *dp, const char *id, const char *suffix)
@@ -209,7 +161,7 @@ static char *api_url(struct daytona_provider *dp, const char *id, const char *su
 	_cleanup_free_ char *e = id ? al_hosted_url_escape(id, 0) : NULL;
 	char *url;
 
-	if ((id && !e) || asprintf(&url, "%s/sandbox%s%s%s", dp->api_url, id ? "/" : "",
+	if ((id && !e) || asprintf(&url, "%s/sandbox%s%s%s", dp->h.c.base_url, id ? "/" : "",
 	                           id ? e : "", suffix ? suffix : "") < 0)
 		return NULL;
 	return url;
@@ -263,13 +215,13 @@ static int run_script(struct al_provider *p, struct al_sandbox *sb, const char *
 	return *out ? 0 : al_error_set(err, ENOMEM, "out of memory");
 }
 
-static const struct al_session_runner runner = {.run = run_script};
-
 static const char *root_of(struct al_sandbox *sb)
 {
 	struct daytona_conn *c = sb->conn;
 	return c ? c->root : WORKSPACE_ROOT;
 }
+
+static const struct al_session_runner runner = {.run = run_script, .root = root_of};
 
 /* ---- lifecycle ---- */
 
@@ -330,12 +282,6 @@ static int wait_started(struct daytona_provider *dp, const char *id, cJSON **dto
 	}
 }
 
-static const char *manifest_root(const cJSON *manifest)
-{
-	const char *root = al_json_str(manifest, "root");
-	return root && root[0] == '/' ? root : WORKSPACE_ROOT;
-}
-
 static int daytona_delete(struct al_provider *p, struct al_sandbox *sb, struct al_error *err);
 
 static int daytona_create(struct al_provider *p, const struct al_sandbox_spec *spec,
@@ -347,7 +293,7 @@ static int daytona_create(struct al_provider *p, const struct al_sandbox_spec *s
 	_cleanup_cjson_ cJSON *dto = NULL;
 	_cleanup_cjson_ cJSON *started = NULL;
 	_cleanup_(al_sandbox_freep) struct al_sandbox *sb = NULL;
-	const char *root = manifest_root(spec->manifest);
+	const char *root = al_hosted_manifest_root(spec->manifest, WORKSPACE_ROOT);
 	struct call c = {.method = "POST", .url = url, .json = body};
 	cJSON *labels;
 	int r;
@@ -458,29 +404,7 @@ static int daytona_delete(struct al_provider *p, struct al_sandbox *sb, struct a
 	return r == -ENOENT ? 0 : r;
 }
 
-/* ---- processes ---- */
-
-static int daytona_exec(struct al_provider *p, struct al_sandbox *sb,
-                        const struct al_exec_request *req, struct al_exec_result *res,
-                        struct al_error *err)
-{
-	return al_session_exec(p, sb, &runner, root_of(sb), req, res, err);
-}
-
-static int daytona_write_stdin(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
-                               const char *data, size_t len, uint64_t yield_ms,
-                               struct al_exec_result *res, struct al_error *err)
-{
-	return al_session_write(p, sb, &runner, process_id, data, len, yield_ms, 0, res, err);
-}
-
-static int daytona_kill(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
-                        const char *signame, struct al_error *err)
-{
-	return al_session_kill(p, sb, &runner, process_id, signame, err);
-}
-
-/* ---- files ---- */
+/* ---- files (processes: al_hosted_exec over the runner) ---- */
 
 static int daytona_read(struct al_provider *p, struct al_sandbox *sb, const char *path, size_t max,
                         char **data, size_t *len, struct al_error *err)
@@ -506,18 +430,13 @@ static int daytona_read(struct al_provider *p, struct al_sandbox *sb, const char
 	return *data ? 0 : al_error_set(err, ENOMEM, "out of memory");
 }
 
-static void mime_freep(curl_mime **m)
-{
-	curl_mime_free(*m);
-}
-
 static int daytona_write(struct al_provider *p, struct al_sandbox *sb, const char *path,
                          const void *data, size_t len, struct al_error *err)
 {
 	struct daytona_provider *dp = (struct daytona_provider *)p;
 	_cleanup_free_ char *abs = al_hosted_abs(root_of(sb), path);
 	_cleanup_free_ char *url = toolbox_url(sb, "/files/bulk-upload", NULL, NULL);
-	_cleanup_(mime_freep) curl_mime *mime = curl_mime_init(dp->http.curl);
+	_cleanup_(al_hosted_mime_freep) curl_mime *mime = curl_mime_init(dp->h.c.http.curl);
 	curl_mimepart *part;
 	struct call c = {.method = "POST", .url = url, .idempotent = true, .toolbox = true};
 
@@ -629,9 +548,9 @@ const struct al_provider_ops al_provider_daytona = {
     .close = daytona_close,
     .create = daytona_create,
     .resume = daytona_resume,
-    .exec = daytona_exec,
-    .write_stdin = daytona_write_stdin,
-    .kill = daytona_kill,
+    .exec = al_hosted_exec,
+    .write_stdin = al_hosted_write_stdin,
+    .kill = al_hosted_kill,
     .read = daytona_read,
     .write = daytona_write,
     .remove = daytona_remove,

@@ -29,21 +29,16 @@
 #define DEFAULT_API_URL "https://api.e2b.app"
 #define DEFAULT_DOMAIN "e2b.app"
 #define ENVD_PORT 49983
-#define DEFAULT_REQUEST_TIMEOUT_MS (60 * 1000L)
 #define DEFAULT_SANDBOX_TIMEOUT_MS (3600 * 1000L)
 #define WORKSPACE_ROOT "/workspace"
 #define MAX_FILE (1u << 30)
 #define METADATA_NAME "airlock_name"
 
 struct e2b_provider {
-	struct al_provider base;
-	struct al_http http;
-	char *key_header; /* "X-API-KEY: …" */
-	char *api_url;
+	struct al_hosted_provider h;
 	char *sandbox_url; /* NULL: per sandbox, from its domain */
 	char *template_id;
 	long sandbox_timeout_s;
-	long request_timeout_ms;
 };
 
 struct e2b_conn {
@@ -68,112 +63,81 @@ static void conn_free(void *c)
 	free(conn);
 }
 
-static long opt_ms(const cJSON *o, const char *key, long def)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-
-	return cJSON_IsNumber(v) && v->valuedouble >= 1 ? (long)v->valuedouble : def;
-}
-
 static void e2b_close(struct al_provider *p)
 {
 	struct e2b_provider *ep = (struct e2b_provider *)p;
 
 	if (!ep)
 		return;
-	al_http_close(&ep->http);
-	if (ep->key_header)
-		explicit_bzero(ep->key_header, strlen(ep->key_header));
-	free(ep->key_header);
-	free(ep->api_url);
 	free(ep->sandbox_url);
 	free(ep->template_id);
-	free(ep);
+	al_hosted_provider_free(&ep->h);
 }
+
+static const struct al_hosted_config e2b_config = {.type = "e2b",
+                                                   .ops = &al_provider_e2b,
+                                                   .url_key = "api_url",
+                                                   .url_env = "E2B_API_URL",
+                                                   .default_url = DEFAULT_API_URL,
+                                                   .auth = "X-API-KEY: "};
 
 static int e2b_open(const cJSON *options, const char *api_key, struct al_provider **out,
                     struct al_error *err)
 {
-	struct e2b_provider *ep;
-	const char *api = al_hosted_option(options, "api_url", "E2B_API_URL");
 	const char *sbx = al_hosted_option(options, "sandbox_url", "E2B_SANDBOX_URL");
 	const char *tmpl = al_hosted_option(options, "template", NULL);
-	struct al_http_config hc = {.max_retries = 4, .retry_base_ms = 500};
+	struct e2b_provider *ep =
+	    al_hosted_provider_new(sizeof(*ep), &e2b_config, options, api_key, err);
+	long sandbox_timeout_ms = 0;
 	int r;
 
-	if (!api_key || !*api_key)
-		return al_error_set(err, EPERM,
-		                    "provider e2b needs a key: set E2B_API_KEY, or e2b_api_key in "
-		                    "the credentials file");
-	if (api && strncmp(api, "http://", 7) && strncmp(api, "https://", 8))
-		return al_error_set(err, EINVAL, "provider.api_url must be an http(s) URL");
-	if (sbx && strncmp(sbx, "http://", 7) && strncmp(sbx, "https://", 8))
-		return al_error_set(err, EINVAL, "provider.sandbox_url must be an http(s) URL");
-	ep = calloc(1, sizeof(*ep));
 	if (!ep)
-		return al_error_set(err, ENOMEM, "out of memory");
-	ep->base.ops = &al_provider_e2b;
-	ep->request_timeout_ms = opt_ms(options, "request_timeout_ms", DEFAULT_REQUEST_TIMEOUT_MS);
-	ep->sandbox_timeout_s =
-	    opt_ms(options, "sandbox_timeout_ms", DEFAULT_SANDBOX_TIMEOUT_MS) / 1000;
-	if (ep->sandbox_timeout_s < 1)
-		ep->sandbox_timeout_s = 1;
-	hc.timeout_ms = ep->request_timeout_ms;
-	hc.ca_bundle = al_hosted_option(options, "ca_bundle", NULL);
-	ep->api_url = al_hosted_base_url(api ? api : DEFAULT_API_URL);
-	ep->sandbox_url = sbx ? al_hosted_base_url(sbx) : NULL;
-	ep->template_id = strdup(tmpl ? tmpl : "base");
-	r = al_http_open(&ep->http, &hc, err);
-	if (r < 0 || !ep->api_url || (sbx && !ep->sandbox_url) || !ep->template_id ||
-	    asprintf(&ep->key_header, "X-API-KEY: %s", api_key) < 0) {
-		ep->key_header = NULL;
-		e2b_close(&ep->base);
-		return r < 0 ? r : al_error_set(err, ENOMEM, "out of memory");
+		return -err->code;
+	if (sbx && strncmp(sbx, "http://", 7) && strncmp(sbx, "https://", 8))
+		r = al_error_set(err, EINVAL, "provider.sandbox_url must be an http(s) URL");
+	else
+		r = al_hosted_ms_option(options, "sandbox_timeout_ms", DEFAULT_SANDBOX_TIMEOUT_MS,
+		                        &sandbox_timeout_ms, err);
+	if (r == 0) {
+		/* E2B counts its timeout in seconds. */
+		ep->sandbox_timeout_s = sandbox_timeout_ms / 1000;
+		ep->sandbox_url = sbx ? al_hosted_base_url(sbx) : NULL;
+		ep->template_id = strdup(tmpl ? tmpl : "base");
+		if ((sbx && !ep->sandbox_url) || !ep->template_id)
+			r = al_error_set(err, ENOMEM, "out of memory");
 	}
-	*out = &ep->base;
+	if (r < 0) {
+		e2b_close(&ep->h.base);
+		return r;
+	}
+	*out = &ep->h.base;
 	return 0;
 }
 
 /* ---- the control plane ---- */
 
-static int api_error(const struct al_http_response *resp, const char *what, struct al_error *err)
+static int api_errno(const struct al_http_response *resp, bool plane)
 {
-	int code;
-
+	(void)plane; /* the control plane only: envd has envd_error */
 	switch (resp->status) {
-	case 401:
-	case 403:
-		code = EPERM;
-		break;
-	case 404:
-		code = ENOENT;
-		break;
-	case 409:
-		code = EEXIST;
-		break;
-	case 400:
-	case 422:
-		code = EINVAL;
-		break;
 	case 429:
 	case 502:
 	case 503:
 	case 504:
-		code = EAGAIN;
-		break;
+		/* E2B's API sheds load so; the sandbox is not gone. */
+		return EAGAIN;
 	default:
-		code = EIO;
+		return al_hosted_status_errno(resp->status);
 	}
-	return al_http_status_error(resp, code, what, err);
 }
 
-/* A control-plane call; *out gets the JSON answer (when out is set and there is one). */
+/* A control-plane call; *out gets the JSON answer (when out is set). */
 static int api(struct e2b_provider *ep, const char *method, const char *path, const cJSON *body,
                bool idempotent, cJSON **out, const char *what, struct al_error *err)
 {
 	_cleanup_free_ char *url = NULL;
 	_cleanup_free_ char *text = body ? cJSON_PrintUnformatted(body) : NULL;
-	const char *headers[] = {ep->key_header, "Content-Type: application/json",
+	const char *headers[] = {ep->h.c.auth_header, "Content-Type: application/json",
 	                         "Accept: application/json", NULL};
 	struct al_http_request rq = {.method = method,
 	                             .headers = headers,
@@ -181,31 +145,11 @@ static int api(struct e2b_provider *ep, const char *method, const char *path, co
 	                             .body_len = text ? strlen(text) : 0,
 	                             .idempotent = idempotent,
 	                             .what = what};
-	struct al_http_response resp;
-	int r;
 
-	if ((body && !text) || asprintf(&url, "%s%s", ep->api_url, path) < 0)
+	if ((body && !text) || asprintf(&url, "%s%s", ep->h.c.base_url, path) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
 	rq.url = url;
-	r = al_http_do(&ep->http, &rq, &resp, err);
-	if (r < 0) {
-		al_http_response_free(&resp);
-		return r;
-	}
-	if (resp.status < 200 || resp.status >= 300) {
-		r = api_error(&resp, what, err);
-		al_http_response_free(&resp);
-		return r;
-	}
-	if (out) {
-		*out = resp.body.len ? cJSON_ParseWithLength(resp.body.data, resp.body.len) : NULL;
-		if (!*out) {
-			al_http_response_free(&resp);
-			return al_error_set(err, EIO, "%s: the answer is not JSON", what);
-		}
-	}
-	al_http_response_free(&resp);
-	return 0;
+	return al_hosted_send(&ep->h.c, &rq, api_errno, false, NULL, out, err);
 }
 
 /* The handle for a create or connect answer. */
@@ -249,12 +193,6 @@ static int handle_from(struct e2b_provider *ep, const cJSON *answer, const char 
 	return 0;
 }
 
-static const char *manifest_root(const cJSON *manifest)
-{
-	const char *root = al_json_str(manifest, "root");
-	return root && root[0] == '/' ? root : WORKSPACE_ROOT;
-}
-
 static int e2b_delete(struct al_provider *p, struct al_sandbox *sb, struct al_error *err);
 static int e2b_resume(struct al_provider *p, const char *id, const cJSON *saved, const char *name,
                       struct al_sandbox **out, bool *running, struct al_error *err);
@@ -266,7 +204,7 @@ static int e2b_create(struct al_provider *p, const struct al_sandbox_spec *spec,
 	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
 	_cleanup_cjson_ cJSON *answer = NULL;
 	_cleanup_(al_sandbox_freep) struct al_sandbox *sb = NULL;
-	const char *root = manifest_root(spec->manifest);
+	const char *root = al_hosted_manifest_root(spec->manifest, WORKSPACE_ROOT);
 	cJSON *meta;
 	int r;
 
@@ -520,7 +458,7 @@ static int envd(struct e2b_provider *ep, struct al_sandbox *sb, const struct env
 	if (asprintf(&url, "%s%s", conn->envd_url, c->path) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
 	rq.url = url;
-	r = al_http_do(&ep->http, &rq, resp, err);
+	r = al_http_do(&ep->h.c.http, &rq, resp, err);
 	if (r == -ECONNREFUSED)
 		return al_error_set(err, ECONNREFUSED, "%s: cannot reach E2B sandbox %s at %s",
 		                    what, sb->id, conn->envd_url);
@@ -865,18 +803,13 @@ static int e2b_read(struct al_provider *p, struct al_sandbox *sb, const char *pa
 	return 0;
 }
 
-static void mime_freep(curl_mime **m)
-{
-	curl_mime_free(*m);
-}
-
 static int e2b_write(struct al_provider *p, struct al_sandbox *sb, const char *path,
                      const void *data, size_t len, struct al_error *err)
 {
 	struct e2b_provider *ep = (struct e2b_provider *)p;
 	_cleanup_free_ char *abs = NULL;
 	_cleanup_free_ char *q = NULL;
-	_cleanup_(mime_freep) curl_mime *mime = NULL;
+	_cleanup_(al_hosted_mime_freep) curl_mime *mime = NULL;
 	curl_mimepart *part;
 	struct envd_call c = {.method = "POST", .idempotent = true};
 	struct al_http_response resp;
@@ -885,7 +818,7 @@ static int e2b_write(struct al_provider *p, struct al_sandbox *sb, const char *p
 	if (file_path(sb, path, &abs, &q) < 0)
 		return al_error_set(err, ENOMEM, "out of memory");
 	/* A mime body outlives no handle: it is tied to the one that sends it. */
-	mime = curl_mime_init(ep->http.curl);
+	mime = curl_mime_init(ep->h.c.http.curl);
 	part = mime ? curl_mime_addpart(mime) : NULL;
 	if (!part || curl_mime_name(part, "file") != CURLE_OK ||
 	    curl_mime_filename(part, abs) != CURLE_OK ||

@@ -2,10 +2,12 @@
 #include "hosted.h"
 
 #include "cleanup.h"
+#include "json.h"
 #include "strv.h"
 #include "util.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,13 @@
 #include <archive.h>
 #include <curl/curl.h>
 #include <archive_entry.h>
+
+const char *al_hosted_manifest_root(const cJSON *manifest, const char *def)
+{
+	const char *root = al_json_str(manifest, "root");
+
+	return root && root[0] == '/' ? root : def;
+}
 
 char *al_hosted_abs(const char *root, const char *path)
 {
@@ -784,6 +793,155 @@ char *al_hosted_url_escape(const char *s, int len)
 	return copy;
 }
 
+int al_hosted_ms_option(const cJSON *options, const char *key, long def, long *ms,
+                        struct al_error *err)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(options, key);
+
+	if (!v) {
+		*ms = def;
+		return 0;
+	}
+	/* Below a second no call of a hosted API can be expected to answer. */
+	if (!cJSON_IsNumber(v) || v->valuedouble < 1000 || v->valuedouble > (double)LONG_MAX)
+		return al_error_set(err, EINVAL, "provider.%s must be a number of at least 1000",
+		                    key);
+	*ms = (long)v->valuedouble;
+	return 0;
+}
+
+static bool is_http_url(const char *url)
+{
+	return !strncmp(url, "http://", 7) || !strncmp(url, "https://", 8);
+}
+
+void al_hosted_client_close(struct al_hosted_client *c)
+{
+	al_http_close(&c->http);
+	if (c->auth_header)
+		explicit_bzero(c->auth_header, strlen(c->auth_header));
+	free(c->auth_header);
+	free(c->base_url);
+	memset(c, 0, sizeof(*c));
+}
+
+int al_hosted_client_open(struct al_hosted_client *c, const struct al_hosted_config *cfg,
+                          const cJSON *options, const char *api_key, struct al_error *err)
+{
+	const char *url = al_hosted_option(options, cfg->url_key, cfg->url_env);
+	/* Retried with backoff: hosted APIs answer 429 and 5xx under load. */
+	struct al_http_config hc = {.max_retries = 4,
+	                            .retry_base_ms = 500,
+	                            .ca_bundle = al_hosted_option(options, "ca_bundle", NULL)};
+	bool keyed = api_key && *api_key;
+	int r;
+
+	memset(c, 0, sizeof(*c));
+	if (!keyed && !cfg->key_optional)
+		return al_error_set(
+		    err, EPERM, "provider %s needs a key: set %s, or %s in the credentials file",
+		    cfg->type, al_provider_key_env(cfg->type), al_provider_key_field(cfg->type));
+	if (!url && !cfg->default_url)
+		return al_error_set(err, EINVAL, "provider %s needs %s", cfg->type, cfg->url_key);
+	if (url && !is_http_url(url))
+		return al_error_set(err, EINVAL, "provider.%s must be an http(s) URL",
+		                    cfg->url_key);
+	r = al_hosted_ms_option(options, "request_timeout_ms", 60 * 1000L, &c->request_timeout_ms,
+	                        err);
+	if (r < 0)
+		return r;
+	hc.timeout_ms = c->request_timeout_ms;
+	r = al_http_open(&c->http, &hc, err);
+	if (r < 0)
+		return r;
+	c->base_url = al_hosted_base_url(url ? url : cfg->default_url);
+	if (!c->base_url || (keyed && asprintf(&c->auth_header, "%s%s", cfg->auth, api_key) < 0)) {
+		c->auth_header = NULL;
+		al_hosted_client_close(c);
+		return al_error_set(err, ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+void *al_hosted_provider_new(size_t size, const struct al_hosted_config *cfg, const cJSON *options,
+                             const char *api_key, struct al_error *err)
+{
+	struct al_hosted_provider *h = calloc(1, size);
+
+	if (!h) {
+		al_error_set(err, ENOMEM, "out of memory");
+		return NULL;
+	}
+	h->base.ops = cfg->ops;
+	h->runner = cfg->runner;
+	if (al_hosted_client_open(&h->c, cfg, options, api_key, err) < 0) {
+		free(h);
+		return NULL;
+	}
+	return h;
+}
+
+void al_hosted_provider_free(struct al_hosted_provider *h)
+{
+	al_hosted_client_close(&h->c);
+	free(h);
+}
+
+int al_hosted_status_errno(long status)
+{
+	switch (status) {
+	case 401:
+	case 403:
+		return EPERM;
+	case 404:
+		return ENOENT;
+	case 409:
+		return EEXIST;
+	case 400:
+	case 422:
+		return EINVAL;
+	default:
+		return EIO;
+	}
+}
+
+int al_hosted_send(struct al_hosted_client *c, const struct al_http_request *rq,
+                   al_hosted_errno_fn errnum, bool plane, struct al_buf *out, cJSON **json,
+                   struct al_error *err)
+{
+	struct al_http_response resp;
+	int r = al_http_do(&c->http, rq, &resp, err);
+
+	if (r < 0) {
+		al_http_response_free(&resp);
+		return r;
+	}
+	if (resp.status < 200 || resp.status >= 300) {
+		r = al_http_status_error(
+		    &resp, errnum ? errnum(&resp, plane) : al_hosted_status_errno(resp.status),
+		    rq->what, err);
+		al_http_response_free(&resp);
+		return r;
+	}
+	if (json) {
+		*json = cJSON_ParseWithLength(resp.body.data ? resp.body.data : "", resp.body.len);
+		al_http_response_free(&resp);
+		return *json ? 0 : al_error_set(err, EIO, "%s: the answer is not JSON", rq->what);
+	}
+	if (out) {
+		/* Callers read the body as a string. */
+		if (al_buf_append(&resp.body, "", 1) < 0) {
+			al_http_response_free(&resp);
+			return al_error_set(err, ENOMEM, "out of memory");
+		}
+		resp.body.len--;
+		*out = resp.body;
+		return 0;
+	}
+	al_http_response_free(&resp);
+	return 0;
+}
+
 char *al_hosted_base_url(const char *url)
 {
 	char *s = strdup(url);
@@ -792,4 +950,27 @@ char *al_hosted_base_url(const char *url)
 	while (n > 1 && s[n - 1] == '/')
 		s[--n] = '\0';
 	return s;
+}
+
+int al_hosted_exec(struct al_provider *p, struct al_sandbox *sb, const struct al_exec_request *req,
+                   struct al_exec_result *res, struct al_error *err)
+{
+	const struct al_session_runner *runner = ((struct al_hosted_provider *)p)->runner;
+
+	return al_session_exec(p, sb, runner, runner->root(sb), req, res, err);
+}
+
+int al_hosted_write_stdin(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
+                          const char *data, size_t len, uint64_t yield_ms,
+                          struct al_exec_result *res, struct al_error *err)
+{
+	return al_session_write(p, sb, ((struct al_hosted_provider *)p)->runner, process_id, data,
+	                        len, yield_ms, 0, res, err);
+}
+
+int al_hosted_kill(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
+                   const char *signame, struct al_error *err)
+{
+	return al_session_kill(p, sb, ((struct al_hosted_provider *)p)->runner, process_id, signame,
+	                       err);
 }

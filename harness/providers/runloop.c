@@ -31,7 +31,6 @@
 #include <curl/curl.h>
 
 #define DEFAULT_BASE_URL "https://api.runloop.ai"
-#define DEFAULT_REQUEST_TIMEOUT_MS (60 * 1000L)
 /* The devbox user's home: where a manifest without a root goes (the Agents SDK's
  * Runloop workspace root). */
 #define WORKSPACE_ROOT "/home/user"
@@ -43,12 +42,8 @@
 #define LABEL_NAME "airlock_name"
 
 struct runloop_provider {
-	struct al_provider base;
-	struct al_http http;
-	char *auth_header;
-	char *base_url;
+	struct al_hosted_provider h;
 	char *blueprint;
-	long request_timeout_ms;
 };
 
 struct runloop_conn {
@@ -71,74 +66,46 @@ static void runloop_close(struct al_provider *p)
 
 	if (!rp)
 		return;
-	al_http_close(&rp->http);
-	if (rp->auth_header)
-		explicit_bzero(rp->auth_header, strlen(rp->auth_header));
-	free(rp->auth_header);
-	free(rp->base_url);
 	free(rp->blueprint);
-	free(rp);
+	al_hosted_provider_free(&rp->h);
 }
+
+/* Defined after run_script. */
+static const struct al_session_runner runner;
+
+static const struct al_hosted_config runloop_config = {.type = "runloop",
+                                                       .ops = &al_provider_runloop,
+                                                       .runner = &runner,
+                                                       .url_key = "base_url",
+                                                       .url_env = "RUNLOOP_BASE_URL",
+                                                       .default_url = DEFAULT_BASE_URL,
+                                                       .auth = "Authorization: Bearer "};
 
 static int runloop_open(const cJSON *options, const char *api_key, struct al_provider **out,
                         struct al_error *err)
 {
-	struct runloop_provider *rp;
-	const char *base = al_hosted_option(options, "base_url", "RUNLOOP_BASE_URL");
 	const char *blueprint = al_hosted_option(options, "blueprint_id", NULL);
-	const cJSON *t = cJSON_GetObjectItemCaseSensitive(options, "request_timeout_ms");
-	struct al_http_config hc = {.max_retries = 4, .retry_base_ms = 500};
-	int r;
+	struct runloop_provider *rp =
+	    al_hosted_provider_new(sizeof(*rp), &runloop_config, options, api_key, err);
 
-	if (!api_key || !*api_key)
-		return al_error_set(err, EPERM,
-		                    "provider runloop needs a key: set RUNLOOP_API_KEY, or "
-		                    "runloop_api_key in the credentials file");
-	if (base && strncmp(base, "http://", 7) && strncmp(base, "https://", 8))
-		return al_error_set(err, EINVAL, "provider.base_url must be an http(s) URL");
-	if (t && (!cJSON_IsNumber(t) || t->valuedouble < 1000))
-		return al_error_set(
-		    err, EINVAL, "provider.request_timeout_ms must be a number of at least 1000");
-	rp = calloc(1, sizeof(*rp));
 	if (!rp)
-		return al_error_set(err, ENOMEM, "out of memory");
-	rp->base.ops = &al_provider_runloop;
-	rp->request_timeout_ms = t ? (long)t->valuedouble : DEFAULT_REQUEST_TIMEOUT_MS;
-	hc.timeout_ms = rp->request_timeout_ms;
-	hc.ca_bundle = al_hosted_option(options, "ca_bundle", NULL);
-	rp->base_url = al_hosted_base_url(base ? base : DEFAULT_BASE_URL);
+		return -err->code;
 	rp->blueprint = blueprint ? strdup(blueprint) : NULL;
-	r = al_http_open(&rp->http, &hc, err);
-	if (r < 0 || !rp->base_url || (blueprint && !rp->blueprint) ||
-	    asprintf(&rp->auth_header, "Authorization: Bearer %s", api_key) < 0) {
-		rp->auth_header = NULL;
-		runloop_close(&rp->base);
-		return r < 0 ? r : al_error_set(err, ENOMEM, "out of memory");
+	if (blueprint && !rp->blueprint) {
+		runloop_close(&rp->h.base);
+		return al_error_set(err, ENOMEM, "out of memory");
 	}
-	*out = &rp->base;
+	*out = &rp->h.base;
 	return 0;
 }
 
 /* ---- requests ---- */
 
-static int status_code(long status)
+static int status_code(const struct al_http_response *resp, bool plane)
 {
-	switch (status) {
-	case 401:
-	case 403:
-		return EPERM;
-	case 404:
-		return ENOENT;
-	case 408:
-		return ETIMEDOUT;
-	case 409:
-		return EEXIST;
-	case 400:
-	case 422:
-		return EINVAL;
-	default:
-		return EIO;
-	}
+	(void)plane; /* one host for everything */
+	/* A long poll's "keep waiting". */
+	return resp->status == 408 ? ETIMEDOUT : al_hosted_status_errno(resp->status);
 }
 
 struct call {
@@ -152,12 +119,12 @@ struct call {
 	const char *accept;
 };
 
-/* One request; *out gets a 2xx body (NULL-terminated, when out is set). */
-static int request(struct runloop_provider *rp, const struct call *c, struct al_buf *out,
-                   const char *what, struct al_error *err)
+/* One request: *out gets a 2xx body (NUL-terminated), or *json the parsed one (when set). */
+static int send_call(struct runloop_provider *rp, const struct call *c, struct al_buf *out,
+                     cJSON **json, const char *what, struct al_error *err)
 {
 	_cleanup_free_ char *text = c->json ? cJSON_PrintUnformatted(c->json) : NULL;
-	const char *headers[] = {rp->auth_header,
+	const char *headers[] = {rp->h.c.auth_header,
 	                         c->accept ? c->accept : "Accept: application/json",
 	                         c->mime ? NULL : "Content-Type: application/json", NULL};
 	struct al_http_request rq = {.method = c->method,
@@ -170,44 +137,23 @@ static int request(struct runloop_provider *rp, const struct call *c, struct al_
 	                             .max_response = c->max,
 	                             .timeout_ms = c->timeout_ms,
 	                             .what = what};
-	struct al_http_response resp;
-	int r;
 
 	if (c->json && !text)
 		return al_error_set(err, ENOMEM, "out of memory");
-	r = al_http_do(&rp->http, &rq, &resp, err);
-	if (r < 0) {
-		al_http_response_free(&resp);
-		return r;
-	}
-	if (resp.status < 200 || resp.status >= 300) {
-		r = al_http_status_error(&resp, status_code(resp.status), what, err);
-		al_http_response_free(&resp);
-		return r;
-	}
-	if (out) {
-		if (al_buf_append(&resp.body, "", 1) < 0) {
-			al_http_response_free(&resp);
-			return al_error_set(err, ENOMEM, "out of memory");
-		}
-		resp.body.len--;
-		*out = resp.body;
-		return 0;
-	}
-	al_http_response_free(&resp);
-	return 0;
+	return al_hosted_send(&rp->h.c, &rq, status_code, false, out, json, err);
+}
+
+/* One request; *out gets a 2xx body (NUL-terminated, when out is set). */
+static int request(struct runloop_provider *rp, const struct call *c, struct al_buf *out,
+                   const char *what, struct al_error *err)
+{
+	return send_call(rp, c, out, NULL, what, err);
 }
 
 static int request_json(struct runloop_provider *rp, const struct call *c, cJSON **out,
                         const char *what, struct al_error *err)
 {
-	_cleanup_buf_ struct al_buf body = {0};
-	int r = request(rp, c, &body, what, err);
-
-	if (r < 0)
-		return r;
-	*out = cJSON_ParseWithLength(body.data ? body.data : "", body.len);
-	return *out ? 0 : al_error_set(err, EIO, "%s: the answer is not JSON", what);
+	return send_call(rp, c, NULL, out, what, err);
 }
 
 /* base/v1/devboxes[/<id>][suffix] */
@@ -216,7 +162,7 @@ static char *devbox_url(struct runloop_provider *rp, const char *id, const char 
 	_cleanup_free_ char *e = id ? al_hosted_url_escape(id, 0) : NULL;
 	char *url;
 
-	if ((id && !e) || asprintf(&url, "%s/v1/devboxes%s%s%s", rp->base_url, id ? "/" : "",
+	if ((id && !e) || asprintf(&url, "%s/v1/devboxes%s%s%s", rp->h.c.base_url, id ? "/" : "",
 	                           id ? e : "", suffix ? suffix : "") < 0)
 		return NULL;
 	return url;
@@ -348,13 +294,13 @@ static int run_script(struct al_provider *p, struct al_sandbox *sb, const char *
 	return *out ? 0 : al_error_set(err, ENOMEM, "out of memory");
 }
 
-static const struct al_session_runner runner = {.run = run_script};
-
 static const char *root_of(struct al_sandbox *sb)
 {
 	struct runloop_conn *c = sb->conn;
 	return c ? c->root : WORKSPACE_ROOT;
 }
+
+static const struct al_session_runner runner = {.run = run_script, .root = root_of};
 
 /* ---- lifecycle ---- */
 
@@ -381,12 +327,6 @@ static int handle_from(const cJSON *view, const char *root, struct al_sandbox **
 	cJSON_AddStringToObject(sb->saved, "root", root);
 	*out = TAKE_PTR(sb);
 	return 0;
-}
-
-static const char *manifest_root(const cJSON *manifest)
-{
-	const char *root = al_json_str(manifest, "root");
-	return root && root[0] == '/' ? root : WORKSPACE_ROOT;
 }
 
 /* The devbox of that name that is not shut down, by listing them. */
@@ -426,7 +366,7 @@ static int runloop_create(struct al_provider *p, const struct al_sandbox_spec *s
 	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
 	_cleanup_cjson_ cJSON *view = NULL;
 	_cleanup_(al_sandbox_freep) struct al_sandbox *sb = NULL;
-	const char *root = manifest_root(spec->manifest);
+	const char *root = al_hosted_manifest_root(spec->manifest, WORKSPACE_ROOT);
 	struct call c = {.method = "POST", .url = url, .json = body, .timeout_ms = START_WAIT_MS};
 	int r;
 
@@ -543,29 +483,7 @@ static int runloop_delete(struct al_provider *p, struct al_sandbox *sb, struct a
 	return r == -ENOENT ? 0 : r;
 }
 
-/* ---- processes ---- */
-
-static int runloop_exec(struct al_provider *p, struct al_sandbox *sb,
-                        const struct al_exec_request *req, struct al_exec_result *res,
-                        struct al_error *err)
-{
-	return al_session_exec(p, sb, &runner, root_of(sb), req, res, err);
-}
-
-static int runloop_write_stdin(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
-                               const char *data, size_t len, uint64_t yield_ms,
-                               struct al_exec_result *res, struct al_error *err)
-{
-	return al_session_write(p, sb, &runner, process_id, data, len, yield_ms, 0, res, err);
-}
-
-static int runloop_kill(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
-                        const char *signame, struct al_error *err)
-{
-	return al_session_kill(p, sb, &runner, process_id, signame, err);
-}
-
-/* ---- files ---- */
+/* ---- files (processes: al_hosted_exec over the runner) ---- */
 
 static int file_call(struct runloop_provider *rp, struct al_sandbox *sb, const char *route,
                      struct call *c, struct al_buf *out, const char *what, struct al_error *err)
@@ -606,17 +524,12 @@ static int runloop_read(struct al_provider *p, struct al_sandbox *sb, const char
 	return *data ? 0 : al_error_set(err, ENOMEM, "out of memory");
 }
 
-static void mime_freep(curl_mime **m)
-{
-	curl_mime_free(*m);
-}
-
 static int runloop_write(struct al_provider *p, struct al_sandbox *sb, const char *path,
                          const void *data, size_t len, struct al_error *err)
 {
 	struct runloop_provider *rp = (struct runloop_provider *)p;
 	_cleanup_free_ char *abs = al_hosted_abs(root_of(sb), path);
-	_cleanup_(mime_freep) curl_mime *mime = curl_mime_init(rp->http.curl);
+	_cleanup_(al_hosted_mime_freep) curl_mime *mime = curl_mime_init(rp->h.c.http.curl);
 	const char *base;
 	curl_mimepart *part;
 	struct call c = {.method = "POST", .idempotent = true};
@@ -678,7 +591,7 @@ static char *snapshot_url(struct runloop_provider *rp, const char *id, const cha
 	_cleanup_free_ char *e = id ? al_hosted_url_escape(id, 0) : NULL;
 	char *url;
 
-	if ((id && !e) || asprintf(&url, "%s/v1/devboxes/disk_snapshots%s%s%s", rp->base_url,
+	if ((id && !e) || asprintf(&url, "%s/v1/devboxes/disk_snapshots%s%s%s", rp->h.c.base_url,
 	                           id ? "/" : "", id ? e : "", suffix ? suffix : "") < 0)
 		return NULL;
 	return url;
@@ -811,9 +724,9 @@ const struct al_provider_ops al_provider_runloop = {
     .close = runloop_close,
     .create = runloop_create,
     .resume = runloop_resume,
-    .exec = runloop_exec,
-    .write_stdin = runloop_write_stdin,
-    .kill = runloop_kill,
+    .exec = al_hosted_exec,
+    .write_stdin = al_hosted_write_stdin,
+    .kill = al_hosted_kill,
     .read = runloop_read,
     .write = runloop_write,
     .remove = runloop_remove,

@@ -28,7 +28,6 @@
 #include <archive_entry.h>
 
 #define DEFAULT_API_URL "https://vercel.com/api"
-#define DEFAULT_REQUEST_TIMEOUT_MS (60 * 1000L)
 #define DEFAULT_SANDBOX_TIMEOUT_MS (45 * 60 * 1000L)
 /* Vercel's working directory: where a manifest without a root goes. */
 #define WORKSPACE_ROOT "/vercel/sandbox"
@@ -36,13 +35,9 @@
 #define START_WAIT_MS (120 * 1000L)
 
 struct vercel_provider {
-	struct al_provider base;
-	struct al_http http;
-	char *auth_header;
-	char *api_url;
+	struct al_hosted_provider h;
 	char *team;
 	char *project;
-	long request_timeout_ms;
 	long sandbox_timeout_ms;
 };
 
@@ -66,87 +61,60 @@ static void vercel_close(struct al_provider *p)
 
 	if (!vp)
 		return;
-	al_http_close(&vp->http);
-	if (vp->auth_header)
-		explicit_bzero(vp->auth_header, strlen(vp->auth_header));
-	free(vp->auth_header);
-	free(vp->api_url);
 	free(vp->team);
 	free(vp->project);
-	free(vp);
+	al_hosted_provider_free(&vp->h);
 }
+
+/* Defined after run_script. */
+static const struct al_session_runner runner;
+
+static const struct al_hosted_config vercel_config = {.type = "vercel",
+                                                      .ops = &al_provider_vercel,
+                                                      .runner = &runner,
+                                                      .url_key = "api_url",
+                                                      .default_url = DEFAULT_API_URL,
+                                                      .auth = "Authorization: Bearer "};
 
 static int vercel_open(const cJSON *options, const char *api_key, struct al_provider **out,
                        struct al_error *err)
 {
-	struct vercel_provider *vp;
-	const char *api = al_hosted_option(options, "api_url", NULL);
 	const char *team = al_hosted_option(options, "team_id", "VERCEL_TEAM_ID");
 	const char *project = al_hosted_option(options, "project_id", "VERCEL_PROJECT_ID");
-	const cJSON *t = cJSON_GetObjectItemCaseSensitive(options, "request_timeout_ms");
-	const cJSON *st = cJSON_GetObjectItemCaseSensitive(options, "sandbox_timeout_ms");
-	struct al_http_config hc = {.max_retries = 4, .retry_base_ms = 500};
+	struct vercel_provider *vp =
+	    al_hosted_provider_new(sizeof(*vp), &vercel_config, options, api_key, err);
 	int r;
 
-	if (!api_key || !*api_key)
-		return al_error_set(
-		    err, EPERM,
-		    "provider vercel needs a key: set VERCEL_TOKEN, or vercel_token "
-		    "in the credentials file");
-	if (!team || !project)
-		return al_error_set(err, EINVAL,
-		                    "provider vercel needs a team and a project: set team_id and "
-		                    "project_id (or VERCEL_TEAM_ID and VERCEL_PROJECT_ID)");
-	if (api && strncmp(api, "http://", 7) && strncmp(api, "https://", 8))
-		return al_error_set(err, EINVAL, "provider.api_url must be an http(s) URL");
-	if (t && (!cJSON_IsNumber(t) || t->valuedouble < 1000))
-		return al_error_set(
-		    err, EINVAL, "provider.request_timeout_ms must be a number of at least 1000");
-	if (st && (!cJSON_IsNumber(st) || st->valuedouble < 1000))
-		return al_error_set(
-		    err, EINVAL, "provider.sandbox_timeout_ms must be a number of at least 1000");
-	vp = calloc(1, sizeof(*vp));
 	if (!vp)
-		return al_error_set(err, ENOMEM, "out of memory");
-	vp->base.ops = &al_provider_vercel;
-	vp->request_timeout_ms = t ? (long)t->valuedouble : DEFAULT_REQUEST_TIMEOUT_MS;
-	vp->sandbox_timeout_ms = st ? (long)st->valuedouble : DEFAULT_SANDBOX_TIMEOUT_MS;
-	hc.timeout_ms = vp->request_timeout_ms;
-	hc.ca_bundle = al_hosted_option(options, "ca_bundle", NULL);
-	vp->api_url = al_hosted_base_url(api ? api : DEFAULT_API_URL);
-	vp->team = al_hosted_url_escape(team, 0);
-	vp->project = strdup(project);
-	r = al_http_open(&vp->http, &hc, err);
-	if (r < 0 || !vp->api_url || !vp->team || !vp->project ||
-	    asprintf(&vp->auth_header, "Authorization: Bearer %s", api_key) < 0) {
-		vp->auth_header = NULL;
-		vercel_close(&vp->base);
-		return r < 0 ? r : al_error_set(err, ENOMEM, "out of memory");
+		return -err->code;
+	if (!team || !project)
+		r = al_error_set(err, EINVAL,
+		                 "provider vercel needs a team and a project: set team_id and "
+		                 "project_id (or VERCEL_TEAM_ID and VERCEL_PROJECT_ID)");
+	else
+		r = al_hosted_ms_option(options, "sandbox_timeout_ms", DEFAULT_SANDBOX_TIMEOUT_MS,
+		                        &vp->sandbox_timeout_ms, err);
+	if (r == 0) {
+		vp->team = al_hosted_url_escape(team, 0);
+		vp->project = strdup(project);
+		if (!vp->team || !vp->project)
+			r = al_error_set(err, ENOMEM, "out of memory");
 	}
-	*out = &vp->base;
+	if (r < 0) {
+		vercel_close(&vp->h.base);
+		return r;
+	}
+	*out = &vp->h.base;
 	return 0;
 }
 
 /* ---- requests ---- */
 
-static int status_code(long status)
+static int status_code(const struct al_http_response *resp, bool plane)
 {
-	switch (status) {
-	case 401:
-	case 403:
-		return EPERM;
-	case 404:
-		return ENOENT;
-	case 410:
-		return EHOSTDOWN;
-	case 409:
-		return EEXIST;
-	case 400:
-	case 422:
-		return EINVAL;
-	default:
-		return EIO;
-	}
+	(void)plane; /* one host for everything */
+	/* Vercel's answer for a sandbox that has stopped. */
+	return resp->status == 410 ? EHOSTDOWN : al_hosted_status_errno(resp->status);
 }
 
 struct call {
@@ -161,12 +129,12 @@ struct call {
 	long timeout_ms;
 };
 
-/* One request; *out gets a 2xx body (NULL-terminated, when out is set). */
-static int request(struct vercel_provider *vp, const struct call *c, struct al_buf *out,
-                   const char *what, struct al_error *err)
+/* One request: *out gets a 2xx body (NUL-terminated), or *json the parsed one (when set). */
+static int send_call(struct vercel_provider *vp, const struct call *c, struct al_buf *out,
+                     cJSON **json, const char *what, struct al_error *err)
 {
 	_cleanup_free_ char *text = c->json ? cJSON_PrintUnformatted(c->json) : NULL;
-	const char *headers[5] = {vp->auth_header};
+	const char *headers[5] = {vp->h.c.auth_header};
 	size_t n = 1;
 	struct al_http_request rq = {.method = c->method,
 	                             .url = c->url,
@@ -179,8 +147,6 @@ static int request(struct vercel_provider *vp, const struct call *c, struct al_b
 	                             .max_response = c->max,
 	                             .timeout_ms = c->timeout_ms,
 	                             .what = what};
-	struct al_http_response resp;
-	int r;
 
 	if (c->json && !text)
 		return al_error_set(err, ENOMEM, "out of memory");
@@ -189,39 +155,19 @@ static int request(struct vercel_provider *vp, const struct call *c, struct al_b
 			headers[n++] = c->extra_headers[i];
 	else
 		headers[n++] = "Content-Type: application/json";
-	r = al_http_do(&vp->http, &rq, &resp, err);
-	if (r < 0) {
-		al_http_response_free(&resp);
-		return r;
-	}
-	if (resp.status < 200 || resp.status >= 300) {
-		r = al_http_status_error(&resp, status_code(resp.status), what, err);
-		al_http_response_free(&resp);
-		return r;
-	}
-	if (out) {
-		if (al_buf_append(&resp.body, "", 1) < 0) {
-			al_http_response_free(&resp);
-			return al_error_set(err, ENOMEM, "out of memory");
-		}
-		resp.body.len--;
-		*out = resp.body;
-		return 0;
-	}
-	al_http_response_free(&resp);
-	return 0;
+	return al_hosted_send(&vp->h.c, &rq, status_code, false, out, json, err);
+}
+
+static int request(struct vercel_provider *vp, const struct call *c, struct al_buf *out,
+                   const char *what, struct al_error *err)
+{
+	return send_call(vp, c, out, NULL, what, err);
 }
 
 static int request_json(struct vercel_provider *vp, const struct call *c, cJSON **out,
                         const char *what, struct al_error *err)
 {
-	_cleanup_buf_ struct al_buf body = {0};
-	int r = request(vp, c, &body, what, err);
-
-	if (r < 0)
-		return r;
-	*out = cJSON_ParseWithLength(body.data ? body.data : "", body.len);
-	return *out ? 0 : al_error_set(err, EIO, "%s: the answer is not JSON", what);
+	return send_call(vp, c, NULL, out, what, err);
 }
 
 /* api/v1/sandboxes[/<id>][suffix]?teamId=T[&more] */
@@ -232,7 +178,7 @@ static char *sandbox_url(struct vercel_provider *vp, const char *id, const char 
 	char *url;
 
 	if ((id && !e) ||
-	    asprintf(&url, "%s/v1/sandboxes%s%s%s?teamId=%s%s", vp->api_url, id ? "/" : "",
+	    asprintf(&url, "%s/v1/sandboxes%s%s%s?teamId=%s%s", vp->h.c.base_url, id ? "/" : "",
 	             id ? e : "", suffix ? suffix : "", vp->team, more ? more : "") < 0)
 		return NULL;
 	return url;
@@ -359,13 +305,13 @@ static int run_script(struct al_provider *p, struct al_sandbox *sb, const char *
 	return 0;
 }
 
-static const struct al_session_runner runner = {.run = run_script};
-
 static const char *root_of(struct al_sandbox *sb)
 {
 	struct vercel_conn *c = sb->conn;
 	return c ? c->root : WORKSPACE_ROOT;
 }
+
+static const struct al_session_runner runner = {.run = run_script, .root = root_of};
 
 /* ---- lifecycle ---- */
 
@@ -430,12 +376,6 @@ static int wait_running(struct vercel_provider *vp, const char *id, cJSON **answ
 	}
 }
 
-static const char *manifest_root(const cJSON *manifest)
-{
-	const char *root = al_json_str(manifest, "root");
-	return root && root[0] == '/' ? root : WORKSPACE_ROOT;
-}
-
 static int vercel_delete(struct al_provider *p, struct al_sandbox *sb, struct al_error *err);
 
 static int vercel_create(struct al_provider *p, const struct al_sandbox_spec *spec,
@@ -446,7 +386,7 @@ static int vercel_create(struct al_provider *p, const struct al_sandbox_spec *sp
 	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
 	_cleanup_cjson_ cJSON *answer = NULL;
 	_cleanup_(al_sandbox_freep) struct al_sandbox *sb = NULL;
-	const char *root = manifest_root(spec->manifest);
+	const char *root = al_hosted_manifest_root(spec->manifest, WORKSPACE_ROOT);
 	struct call c = {.method = "POST", .url = url, .json = body, .timeout_ms = START_WAIT_MS};
 	const char *id;
 	int r;
@@ -538,29 +478,7 @@ static int vercel_delete(struct al_provider *p, struct al_sandbox *sb, struct al
 	return r == -ENOENT ? 0 : r;
 }
 
-/* ---- processes ---- */
-
-static int vercel_exec(struct al_provider *p, struct al_sandbox *sb,
-                       const struct al_exec_request *req, struct al_exec_result *res,
-                       struct al_error *err)
-{
-	return al_session_exec(p, sb, &runner, root_of(sb), req, res, err);
-}
-
-static int vercel_write_stdin(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
-                              const char *data, size_t len, uint64_t yield_ms,
-                              struct al_exec_result *res, struct al_error *err)
-{
-	return al_session_write(p, sb, &runner, process_id, data, len, yield_ms, 0, res, err);
-}
-
-static int vercel_kill(struct al_provider *p, struct al_sandbox *sb, const char *process_id,
-                       const char *signame, struct al_error *err)
-{
-	return al_session_kill(p, sb, &runner, process_id, signame, err);
-}
-
-/* ---- files ---- */
+/* ---- files (processes: al_hosted_exec over the runner) ---- */
 
 static int vercel_read(struct al_provider *p, struct al_sandbox *sb, const char *path, size_t max,
                        char **data, size_t *len, struct al_error *err)
@@ -710,9 +628,9 @@ const struct al_provider_ops al_provider_vercel = {
     .close = vercel_close,
     .create = vercel_create,
     .resume = vercel_resume,
-    .exec = vercel_exec,
-    .write_stdin = vercel_write_stdin,
-    .kill = vercel_kill,
+    .exec = al_hosted_exec,
+    .write_stdin = al_hosted_write_stdin,
+    .kill = al_hosted_kill,
     .read = vercel_read,
     .write = vercel_write,
     .remove = vercel_remove,

@@ -10,11 +10,9 @@
 // printed is a JSON summary.  vercel: as in vercel_sdk.mjs (through vercel_fetch.cjs); its
 // persistence is a tar, or a native snapshot when argv[3] is "snapshot".
 import { Manifest } from '@openai/agents-core/sandbox';
+import { check } from './checks.mjs';
 
 const which = process.argv[2];
-function check(cond, what, detail) {
-  if (!cond) throw new Error(`${what}${detail === undefined ? '' : ': ' + JSON.stringify(detail)}`);
-}
 
 async function client() {
   if (which === 'e2b') {

@@ -4,22 +4,8 @@
 // (tenant A), BL_WORKSPACE, BL_DISABLE_H2=true, GW_KEY_B (tenant B).  Every check throws
 // on failure; the last line printed is a JSON summary.
 import { SandboxInstance, settings } from '@blaxel/core';
-import { createHash, randomBytes } from 'node:crypto';
-
-const sha = (b) => createHash('sha256').update(b).digest('hex');
-function check(cond, what, detail) {
-  if (!cond) throw new Error(`${what}${detail === undefined ? '' : ': ' + JSON.stringify(detail)}`);
-}
-async function fails(promise, what, pattern) {
-  try {
-    await promise;
-  } catch (e) {
-    const text = `${e && e.message} ${JSON.stringify(e)}`;
-    check(pattern.test(text), `${what}: unexpected error`, text);
-    return e;
-  }
-  throw new Error(`${what}: it succeeded`);
-}
+import { randomBytes } from 'node:crypto';
+import { sha, check, fails } from './checks.mjs';
 
 const summary = {};
 const name = `gw-${randomBytes(4).toString('hex')}`;

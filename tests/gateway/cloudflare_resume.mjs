@@ -8,10 +8,7 @@
 import { Manifest } from '@openai/agents-core/sandbox';
 import { CloudflareSandboxClient } from '@openai/agents-extensions/sandbox/cloudflare';
 import { createInterface } from 'node:readline';
-
-function check(cond, what, detail) {
-  if (!cond) throw new Error(`${what}${detail === undefined ? '' : ': ' + JSON.stringify(detail)}`);
-}
+import { check } from './checks.mjs';
 
 const client = new CloudflareSandboxClient({ workerUrl: process.env.GW_WORKER_URL });
 const session = await client.create({ manifest: new Manifest({ root: '/workspace', entries: {} }) });

@@ -3,21 +3,8 @@
 // Environment: DAYTONA_API_URL (the gateway's /daytona/api), DAYTONA_API_KEY (tenant A),
 // GW_KEY_B (tenant B).  Every check throws on failure; the last line is a JSON summary.
 import { Daytona, DaytonaNotFoundError, DaytonaAuthenticationError, DaytonaError } from '@daytonaio/sdk';
-import { createHash, randomBytes } from 'node:crypto';
-
-const sha = (b) => createHash('sha256').update(b).digest('hex');
-function check(cond, what, detail) {
-  if (!cond) throw new Error(`${what}${detail === undefined ? '' : ': ' + JSON.stringify(detail)}`);
-}
-async function rejects(promise, cls, what) {
-  try {
-    await promise;
-  } catch (e) {
-    check(e instanceof cls, `${what}: expected ${cls.name}, got ${e && e.constructor && e.constructor.name}`, String(e));
-    return e;
-  }
-  throw new Error(`${what}: expected ${cls.name}, but it succeeded`);
-}
+import { randomBytes } from 'node:crypto';
+import { sha, check, rejects } from './checks.mjs';
 
 const summary = {};
 const daytona = new Daytona({ target: 'airlock' });

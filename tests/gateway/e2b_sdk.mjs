@@ -4,21 +4,8 @@
 // GW_KEY_B (tenant B).  Every check throws on failure; the last line printed is a JSON
 // summary that gateway_test.py checks again.
 import { Sandbox, CommandExitError, AuthenticationError, NotFoundError } from 'e2b';
-import { createHash, randomBytes } from 'node:crypto';
-
-const sha = (b) => createHash('sha256').update(b).digest('hex');
-function check(cond, what, detail) {
-  if (!cond) throw new Error(`${what}${detail === undefined ? '' : ': ' + JSON.stringify(detail)}`);
-}
-async function rejects(promise, cls, what) {
-  try {
-    await promise;
-  } catch (e) {
-    check(e instanceof cls, `${what}: expected ${cls.name}, got ${e && e.constructor && e.constructor.name}`, String(e));
-    return e;
-  }
-  throw new Error(`${what}: expected ${cls.name}, but it succeeded`);
-}
+import { randomBytes } from 'node:crypto';
+import { sha, check, rejects } from './checks.mjs';
 
 const summary = {};
 const sbx = await Sandbox.create({ envs: { GW_CREATE_ENV: 'from-create' }, timeoutMs: 600_000 });

@@ -12,6 +12,8 @@ import secrets
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "integration"))
@@ -100,6 +102,16 @@ class GatewayTestCase(at.AirlockTestCase):
         status = cls.gateway.stop()
         if status not in (0, None):
             raise AssertionError("airlock-gateway exited with %s:\n%s" % (status, cls.gateway.log()))
+
+    def refused(self, path, headers=None):
+        """POST {} to path on the gateway with headers: it must answer 401; its body, parsed."""
+        req = urllib.request.Request(self.gateway.url + path, data=b"{}", method="POST",
+                                     headers=dict(headers or {},
+                                                  **{"Content-Type": "application/json"}))
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            urllib.request.urlopen(req, timeout=30)
+        self.assertEqual(cm.exception.code, 401)
+        return json.loads(cm.exception.read())
 
     def node(self, script, env=None, timeout=600, args=()):
         """Run a Node script of tests/gateway with the SDK pointed at the gateway."""

@@ -16,19 +16,7 @@ import { Sandbox as VercelSandbox, Snapshot as VercelSnapshot } from '@vercel/sa
 
 const vercelCreds = { teamId: process.env.VERCEL_TEAM_ID, projectId: process.env.VERCEL_PROJECT_ID, token: process.env.VERCEL_TOKEN };
 import { randomBytes } from 'node:crypto';
-
-function check(cond, what, detail) {
-  if (!cond) throw new Error(`${what}${detail === undefined ? '' : ': ' + JSON.stringify(detail)}`);
-}
-async function rejects(promise, cls, what) {
-  try {
-    await promise;
-  } catch (e) {
-    check(e instanceof cls, `${what}: expected ${cls.name}, got ${e && e.constructor && e.constructor.name}`, String(e));
-    return e;
-  }
-  throw new Error(`${what}: expected ${cls.name}, but it succeeded`);
-}
+import { check, rejects } from './checks.mjs';
 
 const phase = process.argv[2];
 if (phase === 'create') {

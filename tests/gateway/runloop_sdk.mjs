@@ -5,21 +5,8 @@
 // Environment: RUNLOOP_BASE_URL (the gateway), RUNLOOP_API_KEY (tenant A), GW_KEY_B
 // (tenant B).  Every check throws on failure; the last line is a JSON summary.
 import { RunloopSDK, APIError, AuthenticationError, NotFoundError } from '@runloop/api-client';
-import { createHash, randomBytes } from 'node:crypto';
-
-const sha = (b) => createHash('sha256').update(b).digest('hex');
-function check(cond, what, detail) {
-  if (!cond) throw new Error(`${what}${detail === undefined ? '' : ': ' + JSON.stringify(detail)}`);
-}
-async function rejects(promise, cls, what) {
-  try {
-    await promise;
-  } catch (e) {
-    check(e instanceof cls, `${what}: expected ${cls.name}, got ${e && e.constructor && e.constructor.name}`, String(e));
-    return e;
-  }
-  throw new Error(`${what}: expected ${cls.name}, but it succeeded`);
-}
+import { randomBytes } from 'node:crypto';
+import { sha, check, rejects } from './checks.mjs';
 
 const summary = {};
 

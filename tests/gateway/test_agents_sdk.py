@@ -60,17 +60,9 @@ class AgentsSDKTest(gt.GatewayTestCase):
         self.assertEqual(summary["persisted"], "vercel-snapshot")
 
     def test_cloudflare_bridge_wants_a_key(self):
-        import json
-        import urllib.error
-        import urllib.request
-        req = urllib.request.Request(self.gateway.url + "/cloudflare/v1/sandbox", data=b"{}",
-                                     headers={"Content-Type": "application/json",
-                                              "Authorization": "Bearer wrong-key-00000000"},
-                                     method="POST")
-        with self.assertRaises(urllib.error.HTTPError) as cm:
-            urllib.request.urlopen(req, timeout=30)
-        self.assertEqual(cm.exception.code, 401)
-        self.assertEqual(json.loads(cm.exception.read())["code"], "unauthorized")
+        body = self.refused("/cloudflare/v1/sandbox",
+                            {"Authorization": "Bearer wrong-key-00000000"})
+        self.assertEqual(body["code"], "unauthorized")
 
 
 if __name__ == "__main__":

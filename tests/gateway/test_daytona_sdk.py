@@ -4,11 +4,8 @@ airlockd: commands (output, exit codes, env, cwd), files from 1 byte to
 10 MiB through bulk upload and download, folders, listing, stop and start,
 tenants and keys (daytona_sdk.mjs does the SDK's side)."""
 
-import json
 import os
 import sys
-import urllib.error
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gateway_test as gt  # noqa: E402
@@ -26,13 +23,7 @@ class DaytonaSDKTest(gt.GatewayTestCase):
 
     def test_no_key_is_refused_in_daytona_shape(self):
         for headers in ({}, {"Authorization": "Bearer not-a-key-of-this-gateway"}):
-            req = urllib.request.Request(self.gateway.url + "/daytona/api/sandbox", data=b"{}",
-                                         headers=dict(headers, **{"Content-Type": "application/json"}),
-                                         method="POST")
-            with self.assertRaises(urllib.error.HTTPError) as cm:
-                urllib.request.urlopen(req, timeout=30)
-            self.assertEqual(cm.exception.code, 401)
-            body = json.loads(cm.exception.read())
+            body = self.refused("/daytona/api/sandbox", headers)
             self.assertEqual(body["statusCode"], 401)
 
 

@@ -31,13 +31,7 @@ class E2BSDKTest(gt.GatewayTestCase):
 
     def test_no_key_is_refused_in_e2b_shape(self):
         for headers in ({}, {"X-API-KEY": "not-a-key-of-this-gateway"}):
-            req = urllib.request.Request(self.gateway.url + "/v2/sandboxes", data=b"{}",
-                                         headers=dict(headers, **{"Content-Type": "application/json"}),
-                                         method="POST")
-            with self.assertRaises(urllib.error.HTTPError) as cm:
-                urllib.request.urlopen(req, timeout=30)
-            self.assertEqual(cm.exception.code, 401)
-            body = json.loads(cm.exception.read())
+            body = self.refused("/v2/sandboxes", headers)
             self.assertEqual(body["code"], 401)
             self.assertIn("message", body)
 

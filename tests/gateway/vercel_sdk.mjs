@@ -5,20 +5,8 @@
 // VERCEL_PROJECT_ID, GW_KEY_B (tenant B).  Every check throws on failure; the last line
 // is a JSON summary.
 import { Sandbox, Snapshot } from '@vercel/sandbox';
-import { createHash, randomBytes } from 'node:crypto';
-
-const sha = (b) => createHash('sha256').update(b).digest('hex');
-function check(cond, what, detail) {
-  if (!cond) throw new Error(`${what}${detail === undefined ? '' : ': ' + JSON.stringify(detail)}`);
-}
-async function rejects(promise, what) {
-  try {
-    await promise;
-  } catch (e) {
-    return e;
-  }
-  throw new Error(`${what}: expected an error, but it succeeded`);
-}
+import { randomBytes } from 'node:crypto';
+import { sha, check, fails } from './checks.mjs';
 
 const creds = { teamId: process.env.VERCEL_TEAM_ID, projectId: process.env.VERCEL_PROJECT_ID, token: process.env.VERCEL_TOKEN };
 const summary = {};
@@ -58,12 +46,12 @@ try {
     check((await r.stdout()).startsWith(sha(data)), `binary seen inside (${size})`);
   }
   await sbx.mkDir('d1');
-  const exists = await rejects(sbx.mkDir('d1'), 'mkdir of an existing directory');
+  const exists = await fails(sbx.mkDir('d1'), 'mkdir of an existing directory');
   check(/File exists/.test(String(exists.message) + JSON.stringify(exists.json ?? {})), 'mkdir error', String(exists));
   check((await sbx.readFileToBuffer({ path: '/no/such/file' })) === null, 'a missing file reads as null');
 
   // Another tenant sees nothing of it.
-  await rejects(Sandbox.get({ ...creds, token: process.env.GW_KEY_B, sandboxId: sbx.sandboxId }), "another tenant's sandbox");
+  await fails(Sandbox.get({ ...creds, token: process.env.GW_KEY_B, sandboxId: sbx.sandboxId }), "another tenant's sandbox");
   const again = await Sandbox.get({ ...creds, sandboxId: sbx.sandboxId });
   check(again.sandboxId === sbx.sandboxId && again.status === 'running', 'get');
 
@@ -75,12 +63,12 @@ try {
   r = await restored.runCommand({ cmd: 'cat', args: ['notes/hello.txt'] });
   check((await r.stdout()) === 'hello vercel\n', 'file in the sandbox made from the snapshot');
   await (await Snapshot.get({ ...creds, snapshotId: snap.snapshotId })).delete();
-  await rejects(Snapshot.get({ ...creds, snapshotId: snap.snapshotId }), 'deleted snapshot');
+  await fails(Snapshot.get({ ...creds, snapshotId: snap.snapshotId }), 'deleted snapshot');
 } finally {
   if (restored) await restored.stop();
   await sbx.stop();
 }
 check((await Sandbox.get({ ...creds, sandboxId: sbx.sandboxId })).status === 'stopped', 'stopped');
-await rejects(Sandbox.create({ ...creds, token: 'not-a-key-of-this-gateway' }), 'wrong key');
+await fails(Sandbox.create({ ...creds, token: 'not-a-key-of-this-gateway' }), 'wrong key');
 summary.ok = true;
 console.log(JSON.stringify(summary));
