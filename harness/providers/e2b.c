@@ -41,12 +41,33 @@ struct e2b_provider {
 	long sandbox_timeout_s;
 };
 
+/* Terminal processes of a sandbox remembered at once: their input goes as pty bytes. */
+#define E2B_MAX_PTYS 32
+/* The terminal of a tty exec, as the SDK's PTY sessions. */
+#define E2B_PTY_ROWS 24
+#define E2B_PTY_COLS 80
+
 struct e2b_conn {
 	char *envd_url;
 	char *token_header; /* "X-Access-Token: …" or NULL */
 	char *id_header;    /* "E2b-Sandbox-Id: …" */
 	char *root;
+	uint32_t ptys[E2B_MAX_PTYS]; /* pids of its PTY processes (0: free), oldest replaced */
+	unsigned next_pty;
 };
+
+static void remember_pty(struct e2b_conn *conn, uint32_t pid)
+{
+	conn->ptys[conn->next_pty++ % E2B_MAX_PTYS] = pid;
+}
+
+static bool is_pty(const struct e2b_conn *conn, uint32_t pid)
+{
+	for (size_t i = 0; conn && pid && i < E2B_MAX_PTYS; i++)
+		if (conn->ptys[i] == pid)
+			return true;
+	return false;
+}
 
 static void conn_free(void *c)
 {
@@ -563,6 +584,7 @@ static void on_message(struct stream *st, uint8_t flags, const cJSON *m)
 	} else if ((v = cJSON_GetObjectItemCaseSensitive(ev, "data"))) {
 		keep(st, &st->out, al_json_str(v, "stdout"));
 		keep(st, &st->err, al_json_str(v, "stderr"));
+		keep(st, &st->out, al_json_str(v, "pty")); /* a terminal's one stream */
 	} else if ((v = cJSON_GetObjectItemCaseSensitive(ev, "end"))) {
 		const cJSON *code = cJSON_GetObjectItemCaseSensitive(v, "exitCode");
 		st->ended = true;
@@ -697,6 +719,7 @@ static int e2b_exec(struct al_provider *p, struct al_sandbox *sb, const struct a
 	_cleanup_cjson_ cJSON *msg = cJSON_CreateObject();
 	cJSON *proc, *args;
 	_cleanup_free_ char *cwd = NULL;
+	int r;
 
 	if (!msg || !req->argv[0])
 		return al_error_set(err, msg ? EINVAL : ENOMEM, "exec: empty argv");
@@ -709,9 +732,21 @@ static int e2b_exec(struct al_provider *p, struct al_sandbox *sb, const struct a
 	for (const char *const *a = req->argv + 1; *a; a++)
 		cJSON_AddItemToArray(args, cJSON_CreateString(*a));
 	cJSON_AddStringToObject(proc, "cwd", cwd);
-	cJSON_AddBoolToObject(msg, "stdin", req->keep_stdin_open);
-	return run_stream(ep, sb, "/process.Process/Start", msg, req->yield_ms,
-	                  req->max_output_bytes, res, "exec", err);
+	if (req->tty) {
+		/* envd's PTY: what the model types is its input, ^C included. */
+		cJSON *size = cJSON_AddObjectToObject(cJSON_AddObjectToObject(msg, "pty"), "size");
+		cJSON_AddStringToObject(cJSON_AddObjectToObject(proc, "envs"), "TERM",
+		                        "xterm-256color");
+		cJSON_AddNumberToObject(size, "cols", E2B_PTY_COLS);
+		cJSON_AddNumberToObject(size, "rows", E2B_PTY_ROWS);
+	} else {
+		cJSON_AddBoolToObject(msg, "stdin", req->keep_stdin_open);
+	}
+	r = run_stream(ep, sb, "/process.Process/Start", msg, req->yield_ms, req->max_output_bytes,
+	               res, "exec", err);
+	if (r == 0 && req->tty && res->running && res->process_id && conn)
+		remember_pty(conn, (uint32_t)strtoul(res->process_id, NULL, 10));
+	return r;
 }
 
 static cJSON *selector(const char *process_id)
@@ -735,7 +770,10 @@ static int e2b_write_stdin(struct al_provider *p, struct al_sandbox *sb, const c
 		_cleanup_free_ char *b64 = al_base64_encode(data, len);
 		if (!b64 || !in)
 			return al_error_set(err, ENOMEM, "out of memory");
-		cJSON_AddStringToObject(cJSON_AddObjectToObject(in, "input"), "stdin", b64);
+		cJSON_AddStringToObject(
+		    cJSON_AddObjectToObject(in, "input"),
+		    is_pty(sb->conn, (uint32_t)strtoul(process_id, NULL, 10)) ? "pty" : "stdin",
+		    b64);
 		r = rpc(ep, sb, "/process.Process/SendInput", in, NULL, "write stdin", err);
 		if (r < 0)
 			return r;
@@ -918,7 +956,7 @@ static const char *const e2b_option_keys[] = {
 
 const struct al_provider_ops al_provider_e2b = {
     .type = "e2b",
-    .caps = AL_CAP_FS_SNAPSHOT | AL_CAP_WORKSPACE_ARCHIVE,
+    .caps = AL_CAP_FS_SNAPSHOT | AL_CAP_WORKSPACE_ARCHIVE | AL_CAP_PTY,
     .option_keys = e2b_option_keys,
     .open = e2b_open,
     .close = e2b_close,

@@ -64,15 +64,22 @@ static void drop(struct env *t, struct al_sandbox *sb)
 	al_sandbox_free(sb);
 }
 
-static int run(struct env *t, struct al_sandbox *sb, const char *script, uint64_t yield,
-               bool keep_stdin, struct al_exec_result *res, struct al_error *e)
+static int run_as(struct env *t, struct al_sandbox *sb, const char *script, uint64_t yield,
+                  bool keep_stdin, bool tty, struct al_exec_result *res, struct al_error *e)
 {
 	const char *argv[] = {"/bin/sh", "-c", script, NULL};
 	struct al_exec_request req = {.argv = argv,
 	                              .yield_ms = yield,
 	                              .keep_stdin_open = keep_stdin,
-	                              .max_output_bytes = 1u << 20};
+	                              .max_output_bytes = 1u << 20,
+	                              .tty = tty};
 	return t->p->ops->exec(t->p, sb, &req, res, e);
+}
+
+static int run(struct env *t, struct al_sandbox *sb, const char *script, uint64_t yield,
+               bool keep_stdin, struct al_exec_result *res, struct al_error *e)
+{
+	return run_as(t, sb, script, yield, keep_stdin, false, res, e);
 }
 
 static void case_exec(struct env *t, struct al_sandbox *sb)
@@ -157,6 +164,77 @@ static void case_sessions(struct env *t, struct al_sandbox *sb)
 	CHECK(r == 0 && !more.running && more.signal == 9, "%s running %d signal %d", e.msg,
 	      more.running, more.signal);
 	al_exec_result_free(&more);
+}
+
+/* Poll a running process until it ends (10 s at most), its output appended to all. */
+static int poll_to_end(struct env *t, struct al_sandbox *sb, const char *pid, struct al_buf *all,
+                       struct al_exec_result *last, struct al_error *e)
+{
+	uint64_t end = al_now_ms() + 10000;
+	int r;
+
+	do {
+		al_exec_result_free(last);
+		r = t->p->ops->write_stdin(t->p, sb, pid, NULL, 0, 1000, last, e);
+		if (r == 0 && last->out_len)
+			al_buf_append(all, last->out, last->out_len);
+	} while (r == 0 && last->running && al_now_ms() < end);
+	return r;
+}
+
+/* A provider with terminals: one stream with the terminal's line ends, a
+ * size, typed input echoed, ^C as a byte. */
+static void case_tty(struct env *t, struct al_sandbox *sb)
+{
+	struct al_exec_result res = {0}, more = {0};
+	struct al_error e = AL_ERROR_INIT;
+	struct al_buf all = {0};
+	_cleanup_free_ char *pid = NULL;
+	int r;
+
+	if (!(t->p->ops->caps & AL_CAP_PTY))
+		return;
+	current = "tty: size, typed input, end";
+	r = run_as(t, sb, "stty size; read l; echo got:$l", 1000, true, true, &res, &e);
+	CHECK(r == 0 && res.running && res.process_id, "%s running %d", e.msg, res.running);
+	if (r != 0 || !res.running || !res.process_id) {
+		al_exec_result_free(&res);
+		return;
+	}
+	pid = strdup(res.process_id);
+	al_buf_append(&all, res.out, res.out_len);
+	al_exec_result_free(&res);
+	r = t->p->ops->write_stdin(t->p, sb, pid, "x\n", 2, 500, &more, &e);
+	CHECK(r == 0, "write: %s", e.msg);
+	if (r == 0)
+		al_buf_append(&all, more.out, more.out_len);
+	if (r == 0 && more.running)
+		r = poll_to_end(t, sb, pid, &all, &more, &e);
+	al_buf_append(&all, "", 1);
+	CHECK(r == 0 && !more.running && more.exit_code == 0, "%s running %d exit %d", e.msg,
+	      more.running, more.exit_code);
+	CHECK(strstr(all.data, "24 80\r\n") && strstr(all.data, "x\r\ngot:x\r\n"), "screen [%s]",
+	      all.data);
+	al_exec_result_free(&more);
+	al_buf_free(&all);
+
+	current = "tty: ^C typed ends the foreground job";
+	free(pid);
+	pid = NULL;
+	r = run_as(t, sb, "sleep 30", 300, true, true, &res, &e);
+	CHECK(r == 0 && res.running && res.process_id, "%s", e.msg);
+	if (r != 0 || !res.running || !res.process_id) {
+		al_exec_result_free(&res);
+		return;
+	}
+	pid = strdup(res.process_id);
+	al_exec_result_free(&res);
+	r = t->p->ops->write_stdin(t->p, sb, pid, "\003", 1, 500, &more, &e);
+	if (r == 0 && more.running)
+		r = poll_to_end(t, sb, pid, &all, &more, &e);
+	CHECK(r == 0 && !more.running, "%s running %d", e.msg, more.running);
+	al_exec_result_free(&more);
+	al_buf_free(&all);
 }
 
 static void case_files(struct env *t, struct al_sandbox *sb)
@@ -391,6 +469,7 @@ int main(int argc, char **argv)
 	if (sb) {
 		case_exec(&t, sb);
 		case_sessions(&t, sb);
+		case_tty(&t, sb);
 		case_files(&t, sb);
 		case_workspace(&t, sb);
 		case_snapshot(&t, sb);
