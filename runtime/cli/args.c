@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdarg.h>
+#include <stdint.h>
 
 /* 64M, 1.5G, 512K: a size as a person writes it. */
 void human_size(double bytes, char *buf, size_t len)
@@ -28,17 +29,73 @@ void human_size(double bytes, char *buf, size_t len)
 		snprintf(buf, len, "%.1f%c", bytes, units[u]);
 }
 
+/*
+ * One line: what is wrong, the verb's synopsis (the first line of its help)
+ * and where the rest is; a page of help would bury the error.
+ */
 int usage_error(const char *usage, const char *fmt, ...)
 {
+	const char *synopsis = strncmp(usage, "Usage: ", 7) ? usage : usage + 7;
+	size_t synopsis_len = strcspn(synopsis, "\n");
+	/* "airlock VERB" from "airlock VERB [OPTIONS]...": the --help to point at. */
+	size_t verb_len = strcspn(synopsis, " \n");
+	char msg[512];
 	va_list ap;
 
-	fputs("airlock: ", stderr);
+	if (synopsis[verb_len] == ' ' && synopsis[verb_len + 1] != '[')
+		verb_len += 1 + strcspn(synopsis + verb_len + 1, " \n");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fputs("\n\n", stderr);
-	fputs(usage, stderr);
+	fprintf(stderr, "airlock: %s%s Usage: %.*s (more: '%.*s --help')\n", msg,
+	        msg[0] && msg[strlen(msg) - 1] == '?' ? "" : ".", (int)synopsis_len, synopsis,
+	        (int)verb_len, synopsis);
 	return EXIT_USAGE;
+}
+
+/* Edit distance of a and b (insertions, deletions, substitutions, swaps); short words only. */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), d[33][33];
+
+	if (la > 32 || lb > 32)
+		return SIZE_MAX;
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (size_t i = 1; i <= la; i++)
+		for (size_t j = 1; j <= lb; j++) {
+			size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			if (d[i - 1][j] + 1 < best)
+				best = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < best)
+				best = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+			    d[i - 2][j - 2] + 1 < best)
+				best = d[i - 2][j - 2] + 1;
+			d[i][j] = best;
+		}
+	return d[la][lb];
+}
+
+const char *closest_word(const char *word, const char *const *candidates, size_t n)
+{
+	const char *best = NULL;
+	size_t best_d = SIZE_MAX;
+	size_t limit = strlen(word) <= 3 ? 1 : 2;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t d = edit_distance(word, candidates[i]);
+		/* A prefix of a longer verb ("snap") is a likely meaning too. */
+		if (strlen(word) >= 3 && !strncmp(candidates[i], word, strlen(word)))
+			d = 1;
+		if (d < best_d) {
+			best_d = d;
+			best = candidates[i];
+		}
+	}
+	return best_d <= limit ? best : NULL;
 }
 
 int show_usage(const char *usage)
@@ -92,6 +149,32 @@ int add_env(cJSON *env, const char *arg, const char *usage)
 		return EXIT_RUNTIME;
 	cJSON_DeleteItemFromObjectCaseSensitive(env, key);
 	cJSON_AddStringToObject(env, key, value);
+	return 0;
+}
+
+/* --env-file: a K=V (or K) per line, as docker takes it; blank lines and # comments skipped. */
+int add_env_file(cJSON *env, const char *file, const char *usage)
+{
+	struct al_error err = AL_ERROR_INIT;
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	char *line, *next;
+
+	if (al_read_file(file, 1u << 20, &text, &len, &err) < 0)
+		return usage_error(usage, "--env-file %s: %s", file, err.msg);
+	for (line = text; line && *line; line = next) {
+		int r;
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		line[strcspn(line, "\r")] = '\0';
+		line += strspn(line, " \t");
+		if (!*line || *line == '#')
+			continue;
+		r = add_env(env, line, usage);
+		if (r)
+			return r;
+	}
 	return 0;
 }
 

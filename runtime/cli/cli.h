@@ -58,6 +58,8 @@ static inline void curl_freep(char **p)
 }
 #define _cleanup_curl_free_ _cleanup_(curl_freep)
 
+struct verb_ctx;
+
 /* ---- HTTP over the Unix socket (client.c) ---- */
 
 struct client {
@@ -93,6 +95,12 @@ int api_call(struct client *c, const struct request *req, long *status, cJSON **
 int api_raw(struct client *c, const struct request *req, struct al_error *err);
 char *api_path(const char *collection, const char *name, const char *suffix);
 char *sandbox_path(const char *id, const char *suffix);
+
+extern char **resolved_ids;
+int resolve_id(struct client *c, const char *collection, const char *arg, char **out,
+               struct al_error *err);
+/* 0, or the exit status of a reported error. */
+int resolve_args(struct verb_ctx *ctx, const char *collection, char **args, int n);
 
 /* ---- sandboxes (run.c) ---- */
 
@@ -137,6 +145,8 @@ enum {
 	OPT_LABEL,
 	OPT_FILTER,
 	OPT_TIMEOUT,
+	OPT_ENV_FILE,
+	OPT_FORMAT,
 };
 
 /* ---- help texts (help.c) ---- */
@@ -152,9 +162,12 @@ extern const char usage_main[], usage_run[], usage_create[], usage_exec[], usage
 void human_size(double bytes, char *buf, size_t len);
 __attribute__((format(printf, 2, 3))) int usage_error(const char *usage, const char *fmt, ...);
 int show_usage(const char *usage);
+/* The candidate word likely meant by a mistyped word, or NULL. */
+const char *closest_word(const char *word, const char *const *candidates, size_t n);
 int runtime_error(const struct al_error *err);
 int bad_option(const char *usage, int c, char **argv);
 int add_env(cJSON *env, const char *arg, const char *usage);
+int add_env_file(cJSON *env, const char *file, const char *usage);
 int parse_timeout_ms(const char *arg, double *out_ms);
 int parse_seconds(const char *arg, long *out);
 struct verb_spec {

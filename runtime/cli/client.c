@@ -352,3 +352,69 @@ int verb_json(struct verb_ctx *ctx, const char *method, const char *path, const 
 	                                   .stream_fd = -1},
 	                 out, NULL);
 }
+
+/* The full ids resolve_args() made, freed by main(). */
+char **resolved_ids;
+
+/*
+ * The full id arg stands for in collection ("/v1/sandboxes", "/v1/snapshots"):
+ * an id or name as it is, else the one id it is a prefix of.  An ambiguous
+ * prefix is an error listing what it matches; no match leaves arg as it is,
+ * for airlockd to say what is not there.
+ */
+int resolve_id(struct client *c, const char *collection, const char *arg, char **out,
+               struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *res = NULL;
+	_cleanup_strv_ char **matches = calloc(1, sizeof(char *));
+	const cJSON *it;
+	int r;
+
+	if (!matches)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = api_json(c, "GET", collection, NULL, false, NULL, &res, err);
+	if (r < 0)
+		return r;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(res, collection + 4))
+	{
+		const char *id = json_string(it, "id");
+		if (!strcmp(id, arg) || !strcmp(json_string(it, "name"), arg)) {
+			*out = strdup(id);
+			return *out ? 0 : al_error_set(err, ENOMEM, "out of memory");
+		}
+		if (!strncmp(id, arg, strlen(arg)) && al_strv_push(&matches, id) < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
+	}
+	if (al_strv_length(matches) > 1) {
+		char list[512] = "";
+		for (char **m = matches; *m; m++)
+			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+			         m == matches ? "" : ", ", *m);
+		return al_error_set(err, EINVAL,
+		                    "ambiguous id prefix '%s': it matches %s; give more of it", arg,
+		                    list);
+	}
+	*out = strdup(matches[0] ? matches[0] : arg);
+	return *out ? 0 : al_error_set(err, ENOMEM, "out of memory");
+}
+
+/* resolve_id() on args[0..n): each is replaced by its full id; an error is reported. */
+int resolve_args(struct verb_ctx *ctx, const char *collection, char **args, int n)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct client c = {0};
+	int r = client_open(&c, ctx->socket_path, &err);
+
+	if (!resolved_ids && r >= 0 && !(resolved_ids = calloc(1, sizeof(char *))))
+		r = al_error_set(&err, ENOMEM, "out of memory");
+	for (int i = 0; r >= 0 && i < n; i++) {
+		_cleanup_free_ char *id = NULL;
+		r = resolve_id(&c, collection, args[i], &id, &err);
+		if (r >= 0 && al_strv_push(&resolved_ids, id) < 0)
+			r = al_error_set(&err, ENOMEM, "out of memory");
+		if (r >= 0)
+			args[i] = resolved_ids[al_strv_length(resolved_ids) - 1];
+	}
+	client_close(&c);
+	return r < 0 ? runtime_error(&err) : 0;
+}

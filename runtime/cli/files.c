@@ -30,6 +30,8 @@ int verb_write(struct verb_ctx *ctx, int argc, char **argv)
 
 	if (simple_args(argc, argv, usage_write, 2, 2, &status) < 0)
 		return status;
+	if ((status = resolve_args(ctx, "/v1/sandboxes", argv + optind, 1)))
+		return status;
 	if (al_read_fd(STDIN_FILENO, MAX_UPLOAD, &data, &len, &err) < 0) {
 		al_error_prefix(&err, "stdin");
 		return runtime_error(&err);
@@ -52,6 +54,8 @@ int verb_read(struct verb_ctx *ctx, int argc, char **argv)
 
 	if (simple_args(argc, argv, usage_read, 2, 2, &status) < 0)
 		return status;
+	if ((status = resolve_args(ctx, "/v1/sandboxes", argv + optind, 1)))
+		return status;
 	path = files_path(argv[optind], argv[optind + 1], "");
 	return verb_get_stdout(ctx, path, "read %s", argv[optind + 1]);
 }
@@ -67,6 +71,8 @@ int verb_persist(struct verb_ctx *ctx, int argc, char **argv)
 		return status;
 	if (isatty(STDOUT_FILENO))
 		return usage_error(usage_persist, "refusing to write a tar to a terminal");
+	if ((status = resolve_args(ctx, "/v1/sandboxes", argv + optind, 1)))
+		return status;
 	path = sandbox_path(argv[optind], "/workspace");
 	return verb_get_stdout(ctx, path, "persist %s", argv[optind]);
 }
@@ -110,6 +116,8 @@ int verb_hydrate(struct verb_ctx *ctx, int argc, char **argv)
 		                   argc - optind < 1 ? "missing argument" : "unexpected argument");
 	if (isatty(STDIN_FILENO))
 		return usage_error(usage_hydrate, "expected a tar on stdin, not a terminal");
+	if ((r = resolve_args(ctx, "/v1/sandboxes", argv + optind, 1)))
+		return r;
 	r = al_read_fd(STDIN_FILENO, (size_t)max_input, &data, &len, &err);
 	if (r < 0) {
 		al_error_prefix(&err, "stdin");

@@ -49,7 +49,9 @@ const char usage_main[] =
 /* The options of a command's run, in run and exec. */
 #define EXEC_OPTIONS_HELP                                                                          \
 	"  -e, --env K=V        environment variable (repeatable)\n"                               \
+	"      --env-file FILE  environment variables, K=V per line (# comments)\n"                \
 	"  -w, --cwd DIR        working directory (default /workspace)\n"                          \
+	"  -u, --user USER      UID[:GID], or (exec) a name of the sandbox's /etc/passwd\n"        \
 	"  -i, --interactive    stream stdin to CMD (over one connection)\n"                       \
 	"  -t, --tty            run CMD on a terminal of the sandbox; with -i, this\n"             \
 	"                       terminal is in raw mode (Ctrl-C goes to CMD)\n"                    \
@@ -71,22 +73,28 @@ const char usage_create[] =
     "\n" CREATE_OPTIONS_HELP "  -e, --env K=V        default environment of every exec\n"
     "      --ttl SECS       destroy it this long after its creation\n"
     "      --idle-timeout SECS  destroy it after this long without an exec or file access\n"
-    "      --label K=V      a label of the client's (repeatable; see ls --filter)\n";
+    "      --label K=V      a label of the client's (repeatable; see ls --filter)\n"
+    "      --env-file FILE  default environment, K=V per line\n"
+    "      --json           print {\"id\": ...}\n";
 
 const char usage_exec[] =
     "Usage: airlock exec [OPTIONS] ID [OPTIONS] [--] CMD [ARG...]\n"
     "\n"
     "Run CMD in sandbox ID with stdio passed through; exit with its status.\n"
-    "\n" EXEC_OPTIONS_HELP "\n"
+    "ID may be a name or a unique prefix of an id (as everywhere an ID is taken).\n"
+    "\n"
+    "  -d, --detach         start CMD and return; print its process id (its output\n"
+    "                       is dropped)\n" EXEC_OPTIONS_HELP "\n"
     "stdin that is a terminal needs -i or -it (or a redirection, e.g. </dev/null):\n"
     "  airlock exec -it ID -- bash\n";
 
 const char usage_ls[] =
-    "Usage: airlock ls [--json] [--filter label=K=V|state=running|stopped]...\n"
+    "Usage: airlock ls [-q] [--json|--format json] [--filter label=K=V|state=S]...\n"
     "\n"
     "List sandboxes.\n"
     "\n"
-    "      --json           print airlockd's JSON answer\n"
+    "  -q, --quiet          print only the ids\n"
+    "      --json           print airlockd's JSON answer (also --format json)\n"
     "  -f, --filter F       only sandboxes with label K=V, or in a state (repeatable:\n"
     "                       all must match)\n";
 
@@ -112,9 +120,11 @@ const char usage_events[] =
     "\n"
     "      --json   print airlockd's JSON answer\n";
 
-const char usage_rm[] = "Usage: airlock rm ID [ID...]\n"
+const char usage_rm[] = "Usage: airlock rm [--json] ID [ID...]\n"
                         "\n"
-                        "Destroy sandboxes: their processes, cgroups, layers and state.\n";
+                        "Destroy sandboxes: their processes, cgroups, layers and state.\n"
+                        "\n"
+                        "      --json   print {\"removed\": [ids]}\n";
 
 const char usage_write[] = "Usage: airlock write ID PATH\n"
                            "\n"

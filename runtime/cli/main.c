@@ -101,8 +101,20 @@ int main(int argc, char **argv)
 			install_signal_handlers();
 			/* Restart getopt (0: fully) on the verb's own arguments. */
 			optind = 0;
-			return verbs[i].fn(&ctx, verb_argc, verb_argv);
+			int status = verbs[i].fn(&ctx, verb_argc, verb_argv);
+			al_strv_free(resolved_ids);
+			return status;
 		}
 	}
-	return usage_error(usage_main, "unknown verb '%s'", verb);
+	{
+		const char *names[AL_ARRAY_SIZE(verbs)];
+		const char *guess;
+		for (size_t i = 0; i < AL_ARRAY_SIZE(verbs); i++)
+			names[i] = verbs[i].name;
+		guess = closest_word(verb, names, AL_ARRAY_SIZE(verbs));
+		if (guess)
+			return usage_error(usage_main, "unknown command '%s'; did you mean '%s'?",
+			                   verb, guess);
+	}
+	return usage_error(usage_main, "unknown command '%s'", verb);
 }

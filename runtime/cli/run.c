@@ -407,13 +407,31 @@ static int kill_process(struct run_state *st, const char *signame)
 struct exec_opts {
 	char **argv;
 	const char *cwd;
+	const char *user; /* -u: UID[:GID], or a name of the sandbox's /etc/passwd */
 	cJSON *env;
 	double timeout_ms;
+	bool detach;      /* -d: start it and return */
 	bool interactive; /* -i */
 	bool tty;         /* -t */
 	/* run: the sandbox goes away on a signal, so transfers may be abandoned. */
 	bool destroy_on_signal;
 };
+
+/* The parts of an exec request that come from the options, into req. */
+static void exec_request(cJSON *req, const struct exec_opts *o)
+{
+	cJSON *argv = cJSON_AddArrayToObject(req, "argv");
+
+	for (char **a = o->argv; *a; a++)
+		cJSON_AddItemToArray(argv, cJSON_CreateString(*a));
+	if (o->cwd)
+		cJSON_AddStringToObject(req, "cwd", o->cwd);
+	if (o->user)
+		cJSON_AddStringToObject(req, "user", o->user);
+	if (o->env && cJSON_GetArraySize(o->env) > 0)
+		cJSON_AddItemReferenceToObject(req, "env", o->env);
+	cJSON_AddNumberToObject(req, "timeout_ms", o->timeout_ms);
+}
 
 /*
  * Run o->argv in the sandbox and stream its stdio.  Returns the command's exit
@@ -451,19 +469,11 @@ static int run_command_in(struct client *c, const char *id, const struct create_
 	struct run_state st = {.c = c};
 	bool stdin_open = false, stdin_eof = false;
 	int signals_forwarded = 0;
-	cJSON *argv;
 	int r;
 
 	if (!req)
 		return al_error_set(err, ENOMEM, "out of memory");
-	argv = cJSON_AddArrayToObject(req, "argv");
-	for (char **a = o->argv; *a; a++)
-		cJSON_AddItemToArray(argv, cJSON_CreateString(*a));
-	if (o->cwd)
-		cJSON_AddStringToObject(req, "cwd", o->cwd);
-	if (o->env && cJSON_GetArraySize(o->env) > 0)
-		cJSON_AddItemReferenceToObject(req, "env", o->env);
-	cJSON_AddNumberToObject(req, "timeout_ms", o->timeout_ms);
+	exec_request(req, o);
 	cJSON_AddNumberToObject(req, "max_output_bytes", MAX_OUTPUT_BYTES);
 	cJSON_AddStringToObject(req, "encoding", "base64");
 
@@ -621,19 +631,11 @@ static int run_streamed(struct client *c, const char *id, const struct exec_opts
 	_cleanup_free_ char *path = sandbox_path(id, "/exec");
 	_cleanup_free_ char *body = NULL;
 	unsigned rows, cols;
-	cJSON *argv;
 	int r;
 
 	if (!req || !path)
 		return al_error_set(err, ENOMEM, "out of memory");
-	argv = cJSON_AddArrayToObject(req, "argv");
-	for (char **a = o->argv; *a; a++)
-		cJSON_AddItemToArray(argv, cJSON_CreateString(*a));
-	if (o->cwd)
-		cJSON_AddStringToObject(req, "cwd", o->cwd);
-	if (o->env && cJSON_GetArraySize(o->env) > 0)
-		cJSON_AddItemReferenceToObject(req, "env", o->env);
-	cJSON_AddNumberToObject(req, "timeout_ms", o->timeout_ms);
+	exec_request(req, o);
 	if (o->tty) {
 		cJSON_AddTrueToObject(req, "tty");
 		if (stream_window_size(&rows, &cols)) {
@@ -665,8 +667,13 @@ static int exec_option(struct exec_opts *o, int c, const char *arg, const char *
 	switch (c) {
 	case 'e':
 		return add_env(o->env, arg, usage);
+	case OPT_ENV_FILE:
+		return add_env_file(o->env, arg, usage);
 	case 'w':
 		o->cwd = arg;
+		return 0;
+	case 'u':
+		o->user = arg;
 		return 0;
 	case OPT_TIMEOUT:
 		if (parse_timeout_ms(arg, &o->timeout_ms) < 0)
@@ -737,6 +744,8 @@ static int image_command(struct client *c, const char *image, char **args, char 
 	{"manifest", required_argument, NULL, OPT_MANIFEST}
 #define EXEC_LONGOPTS                                                                              \
 	{"cwd", required_argument, NULL, 'w'},                                                     \
+	{"user", required_argument, NULL, 'u'},                                                    \
+	{"env-file", required_argument, NULL, OPT_ENV_FILE},                                       \
 	{"timeout", required_argument, NULL, OPT_TIMEOUT},                                         \
 	{"interactive", no_argument, NULL, 'i'},                                                   \
 	{"tty", no_argument, NULL, 't'}
@@ -761,7 +770,7 @@ int verb_run(struct verb_ctx *ctx, int argc, char **argv)
 	bool removed = false;
 	int opt, r, status;
 
-	while ((opt = getopt_long(argc, argv, "+:m:e:w:ith", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+:m:e:w:u:ith", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'h':
 			return show_usage(usage_run);
@@ -825,6 +834,8 @@ int verb_create(struct verb_ctx *ctx, int argc, char **argv)
 	    {"ttl", required_argument, NULL, OPT_TTL},
 	    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
 	    {"label", required_argument, NULL, OPT_LABEL},
+	    {"env-file", required_argument, NULL, OPT_ENV_FILE},
+	    {"json", no_argument, NULL, OPT_JSON},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -834,6 +845,7 @@ int verb_create(struct verb_ctx *ctx, int argc, char **argv)
 	struct create_opts co = {.env = env, .labels = labels};
 	struct al_error err = AL_ERROR_INIT;
 	struct client c = {0};
+	bool json = false;
 	int opt, r;
 
 	while ((opt = getopt_long(argc, argv, "+:m:e:h", longopts, NULL)) != -1) {
@@ -841,9 +853,14 @@ int verb_create(struct verb_ctx *ctx, int argc, char **argv)
 		case 'h':
 			return show_usage(usage_create);
 		case 'e':
-			r = add_env(env, optarg, usage_create);
+		case OPT_ENV_FILE:
+			r = opt == 'e' ? add_env(env, optarg, usage_create)
+			               : add_env_file(env, optarg, usage_create);
 			if (r)
 				return r;
+			break;
+		case OPT_JSON:
+			json = true;
 			break;
 		case '?':
 		case ':':
@@ -863,7 +880,110 @@ int verb_create(struct verb_ctx *ctx, int argc, char **argv)
 	client_close(&c);
 	if (r < 0)
 		return runtime_error(&err);
-	printf("%s\n", id);
+	printf(json ? "{\"id\": \"%s\"}\n" : "%s\n", id);
+	return 0;
+}
+
+/*
+ * -u NAME[:GROUP]: the ids the sandbox's /etc/passwd and /etc/group give
+ * them (airlockd takes numbers); numbers pass as they are.
+ */
+static int lookup_id(struct client *c, const char *id, const char *file, const char *name,
+                     bool want_gid, char *out, size_t len, struct al_error *err)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_buf_ struct al_buf body = {0};
+	long status = 0;
+	int r;
+
+	if (name[strspn(name, "0123456789")] == '\0') {
+		snprintf(out, len, "%s", name);
+		return 0;
+	}
+	{
+		_cleanup_curl_free_ char *f = curl_easy_escape(NULL, file, 0);
+		_cleanup_free_ char *suffix = NULL;
+		if (!f || asprintf(&suffix, "/files?path=%s", f) < 0 ||
+		    !(path = sandbox_path(id, suffix)))
+			return al_error_set(err, ENOMEM, "out of memory");
+	}
+	r = client_request(c, &(struct request){.method = "GET", .path = path, .stream_fd = -1},
+	                   &status, &body, err);
+	if (r < 0)
+		return r;
+	if (status != 200)
+		return al_error_set(err, ENOENT, "user '%s': the sandbox has no readable %s", name,
+		                    file);
+	if (al_buf_append(&body, "", 1) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	for (char *line = body.data, *next; line && *line; line = next) {
+		char *fields[4] = {0};
+		size_t n = 0;
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		for (char *f = line; n < AL_ARRAY_SIZE(fields); f++) {
+			fields[n++] = f;
+			f = strchr(f, ':');
+			if (!f)
+				break;
+			*f = '\0';
+		}
+		if (n >= 3 && !strcmp(fields[0], name)) {
+			snprintf(out, len, "%s", want_gid && n >= 4 ? fields[3] : fields[2]);
+			return 0;
+		}
+	}
+	return al_error_set(err, ENOENT, "no %s '%s' in the sandbox's %s",
+	                    strcmp(file, "/etc/group") ? "user" : "group", name, file);
+}
+
+static int resolve_user(struct client *c, const char *id, const char *spec, char **out,
+                        struct al_error *err)
+{
+	_cleanup_free_ char *user = strdup(spec);
+	char *group = user ? strchr(user, ':') : NULL;
+	char uid[32], gid[32] = "";
+	int r;
+
+	if (!user)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (group)
+		*group++ = '\0';
+	r = lookup_id(c, id, "/etc/passwd", user, false, uid, sizeof(uid), err);
+	if (r >= 0 && group)
+		r = lookup_id(c, id, "/etc/group", group, false, gid, sizeof(gid), err);
+	/* A user name alone runs with its primary group, as su does. */
+	else if (r >= 0 && uid[0] && user[strspn(user, "0123456789")])
+		r = lookup_id(c, id, "/etc/passwd", user, true, gid, sizeof(gid), err);
+	if (r < 0)
+		return al_error_prefix(err, "-u %s", spec);
+	if (asprintf(out, "%s%s%s", uid, gid[0] ? ":" : "", gid) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	return 0;
+}
+
+/* -d: start the command and return; its output is dropped, its id printed. */
+static int run_detached(struct client *c, const char *id, const struct exec_opts *o,
+                        struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *req = cJSON_CreateObject(), *res = NULL;
+	_cleanup_free_ char *path = sandbox_path(id, "/exec");
+	const cJSON *pid;
+	int r;
+
+	if (!req || !path)
+		return al_error_set(err, ENOMEM, "out of memory");
+	exec_request(req, o);
+	/* Nobody reads its output: airlockd keeps none of it. */
+	cJSON_AddNumberToObject(req, "max_output_bytes", 0);
+	cJSON_AddNumberToObject(req, "yield_ms", 1);
+	r = api_json(c, "POST", path, req, false, NULL, &res, err);
+	if (r < 0)
+		return al_error_prefix(err, "exec in sandbox %s", id);
+	pid = cJSON_GetObjectItemCaseSensitive(res, "process_id");
+	if (cJSON_IsString(pid))
+		printf("%s\n", pid->valuestring);
 	return 0;
 }
 
@@ -873,10 +993,12 @@ int verb_exec(struct verb_ctx *ctx, int argc, char **argv)
 	static const struct option longopts[] = {
 	    {"env", required_argument, NULL, 'e'},
 	    EXEC_LONGOPTS,
+	    {"detach", no_argument, NULL, 'd'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	_cleanup_cjson_ cJSON *env = cJSON_CreateObject();
+	_cleanup_free_ char *full_id = NULL, *user = NULL;
 	struct exec_opts eo = {.env = env};
 	struct al_error err = AL_ERROR_INIT;
 	struct client c = {0};
@@ -884,10 +1006,13 @@ int verb_exec(struct verb_ctx *ctx, int argc, char **argv)
 	int opt, r;
 
 	for (int pass = 0; pass < 2; pass++) {
-		while ((opt = getopt_long(argc, argv, "+:e:w:ith", longopts, NULL)) != -1) {
+		while ((opt = getopt_long(argc, argv, "+:e:w:u:idth", longopts, NULL)) != -1) {
 			switch (opt) {
 			case 'h':
 				return show_usage(usage_exec);
+			case 'd':
+				eo.detach = true;
+				break;
 			default:
 				r = exec_option(&eo, opt, optarg, usage_exec);
 				if (r)
@@ -912,13 +1037,26 @@ int verb_exec(struct verb_ctx *ctx, int argc, char **argv)
 	if (optind >= argc)
 		return usage_error(usage_exec, "no command given");
 	eo.argv = argv + optind;
-	r = check_stdin(&eo, usage_exec);
+	if (eo.detach && (eo.interactive || eo.tty))
+		return usage_error(usage_exec, "-d cannot be combined with -i or -t");
+	r = eo.detach ? 0 : check_stdin(&eo, usage_exec);
 	if (r)
 		return r;
 
 	if (client_open(&c, ctx->socket_path, &err) < 0)
 		return runtime_error(&err);
-	if (eo.interactive || eo.tty)
+	r = resolve_id(&c, "/v1/sandboxes", id, &full_id, &err);
+	if (r >= 0)
+		id = full_id;
+	if (r >= 0 && eo.user) {
+		r = resolve_user(&c, id, eo.user, &user, &err);
+		eo.user = user;
+	}
+	if (r < 0)
+		;
+	else if (eo.detach)
+		r = run_detached(&c, id, &eo, &err);
+	else if (eo.interactive || eo.tty)
 		r = run_streamed(&c, id, &eo, &err);
 	else
 		r = run_command(&c, id, &eo, &err);

@@ -112,11 +112,11 @@ int verb_prune(struct verb_ctx *ctx, int argc, char **argv)
 int verb_ls(struct verb_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"json", no_argument, NULL, OPT_JSON},
-	    {"filter", required_argument, NULL, 'f'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
+	    {"json", no_argument, NULL, OPT_JSON}, {"format", required_argument, NULL, OPT_FORMAT},
+	    {"quiet", no_argument, NULL, 'q'},     {"filter", required_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},      {0},
 	};
+	bool quiet = false;
 	char *filters[32];
 	size_t n_filters = 0;
 	static const char *const columns[] = {"id", "name", "state", "created", "rootfs"};
@@ -129,11 +129,19 @@ int verb_ls(struct verb_ctx *ctx, int argc, char **argv)
 	bool json = false;
 	int opt, r, status = 0;
 
-	while ((opt = getopt_long(argc, argv, "+:hf:", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+:hqf:", longopts, NULL)) != -1) {
 		if (opt == 'h')
 			return show_usage(usage_ls);
 		if (opt == OPT_JSON) {
 			json = true;
+		} else if (opt == 'q') {
+			quiet = true;
+		} else if (opt == OPT_FORMAT) {
+			if (strcmp(optarg, "json") && strcmp(optarg, "table"))
+				return usage_error(usage_ls,
+				                   "invalid --format '%s': expected json or table",
+				                   optarg);
+			json = !strcmp(optarg, "json");
 		} else if (opt == 'f') {
 			if (n_filters == AL_ARRAY_SIZE(filters))
 				return usage_error(usage_ls, "at most %zu filters",
@@ -157,6 +165,10 @@ int verb_ls(struct verb_ctx *ctx, int argc, char **argv)
 		return 0;
 	}
 	list = cJSON_GetObjectItemCaseSensitive(res, "sandboxes");
+	if (quiet) {
+		cJSON_ArrayForEach(sb, list) printf("%s\n", json_string(sb, "id"));
+		return 0;
+	}
 	for (size_t i = 0; i < AL_ARRAY_SIZE(columns); i++) {
 		width[i] = strlen(headings[i]);
 		cJSON_ArrayForEach(sb, list)
@@ -187,6 +199,8 @@ int verb_inspect(struct verb_ctx *ctx, int argc, char **argv)
 	if (verb_args(
 	        &(struct verb_spec){.usage = usage_inspect, .min = 1, .max = 1, .json = &json},
 	        argc, argv, &status) < 0)
+		return status;
+	if ((status = resolve_args(ctx, "/v1/sandboxes", argv + optind, 1)))
 		return status;
 	path = sandbox_path(argv[optind], "");
 	status = verb_json(ctx, "GET", path, NULL, &res);
@@ -253,6 +267,9 @@ int verb_stats(struct verb_ctx *ctx, int argc, char **argv)
 		return usage_error(usage_stats, "out of memory");
 	if (client_open(&c, ctx->socket_path, &err) < 0)
 		return runtime_error(&err);
+	if (optind < argc &&
+	    (status = resolve_args(ctx, "/v1/sandboxes", argv + optind, argc - optind)))
+		return status;
 	if (optind < argc) {
 		ids = calloc(1, sizeof(char *));
 		for (int i = optind; ids && i < argc; i++)
@@ -390,6 +407,8 @@ int verb_events(struct verb_ctx *ctx, int argc, char **argv)
 	if (verb_args(&(struct verb_spec){.usage = usage_events, .min = 1, .max = 1, .json = &json},
 	              argc, argv, &status) < 0)
 		return status;
+	if ((status = resolve_args(ctx, "/v1/sandboxes", argv + optind, 1)))
+		return status;
 	path = sandbox_path(argv[optind], "/events");
 	status = verb_json(ctx, "GET", path, NULL, &res);
 	if (status)
@@ -413,11 +432,19 @@ int verb_events(struct verb_ctx *ctx, int argc, char **argv)
 
 int verb_rm(struct verb_ctx *ctx, int argc, char **argv)
 {
+	_cleanup_cjson_ cJSON *out = cJSON_CreateObject();
+	cJSON *removed = out ? cJSON_AddArrayToObject(out, "removed") : NULL;
 	struct al_error err = AL_ERROR_INIT;
 	struct client c = {0};
+	bool json = false;
 	int status = 0;
 
-	if (simple_args(argc, argv, usage_rm, 1, -1, &status) < 0)
+	if (verb_args(&(struct verb_spec){.usage = usage_rm, .min = 1, .max = -1, .json = &json},
+	              argc, argv, &status) < 0)
+		return status;
+	if (!removed)
+		return usage_error(usage_rm, "out of memory");
+	if ((status = resolve_args(ctx, "/v1/sandboxes", argv + optind, argc - optind)))
 		return status;
 	if (client_open(&c, ctx->socket_path, &err) < 0)
 		return runtime_error(&err);
@@ -426,10 +453,14 @@ int verb_rm(struct verb_ctx *ctx, int argc, char **argv)
 		al_error_clear(&err);
 		if (destroy_sandbox(&c, argv[i], true, &err) < 0)
 			status = runtime_error(&err);
+		else if (json)
+			cJSON_AddItemToArray(removed, cJSON_CreateString(argv[i]));
 		else
 			printf("%s\n", argv[i]);
 	}
 	client_close(&c);
+	if (json)
+		print_json(out);
 	return status;
 }
 

@@ -50,6 +50,8 @@ int verb_snapshot(struct verb_ctx *ctx, int argc, char **argv)
 	                                  .json = &json},
 	              argc, argv, &status) < 0)
 		return status;
+	if ((status = resolve_args(ctx, "/v1/sandboxes", argv + optind, 1)))
+		return status;
 	cJSON_AddBoolToObject(req, "processes", processes);
 	path = sandbox_path(argv[optind], "/snapshots");
 	status = verb_json(ctx, "POST", path, req, &res);
@@ -82,6 +84,8 @@ int verb_restore(struct verb_ctx *ctx, int argc, char **argv)
 	                                  .max = 1,
 	                                  .json = &json},
 	              argc, argv, &status) < 0)
+		return status;
+	if ((status = resolve_args(ctx, "/v1/snapshots", argv + optind, 1)))
 		return status;
 	cJSON_AddStringToObject(req, "snapshot", argv[optind]);
 	status = verb_json(ctx, "POST", "/v1/sandboxes", req, &res);
@@ -133,6 +137,8 @@ int verb_snapshot_rm(struct verb_ctx *ctx, int argc, char **argv)
 
 	if (simple_args(argc, argv, usage_snapshot_rm, 1, -1, &status) < 0)
 		return status;
+	if ((status = resolve_args(ctx, "/v1/snapshots", argv + optind, argc - optind)))
+		return status;
 	/* Like rm: go on with the others when one fails. */
 	for (int i = optind; i < argc; i++) {
 		_cleanup_free_ char *path = api_path("/v1/snapshots", argv[i], "");
@@ -155,6 +161,8 @@ int verb_snapshot_export(struct verb_ctx *ctx, int argc, char **argv)
 	if (isatty(STDOUT_FILENO))
 		return usage_error(usage_snapshot_export,
 		                   "refusing to write a stream to a terminal");
+	if ((status = resolve_args(ctx, "/v1/snapshots", argv + optind, 1)))
+		return status;
 	path = api_path("/v1/snapshots", argv[optind], "/export");
 	return verb_get_stdout(ctx, path, "snapshot-export %s", argv[optind]);
 }

@@ -271,6 +271,94 @@ class CliTest(at.AirlockTestCase):
                 self.assertIn(b"Usage:", p.stderr)
         self.assertNoSandboxesLeft()
 
+    def test_usage_errors_are_one_line_with_a_suggestion(self):
+        p = self.airlock("exce", "x", "true")
+        self.assertEqual(p.returncode, 2)
+        self.assertEqual(p.stderr.count(b"\n"), 1, p.stderr)
+        self.assertTrue(p.stderr.startswith(b"airlock: unknown command 'exce'; did you mean 'exec'?"),
+                        p.stderr)
+        p = self.airlock("exec")
+        self.assertEqual(p.stderr.count(b"\n"), 1, p.stderr)
+        self.assertIn(b"Usage: airlock exec [OPTIONS] ID", p.stderr)
+        self.assertIn(b"'airlock exec --help'", p.stderr)
+        p = self.airlock("frobnicate")
+        self.assertNotIn(b"did you mean", p.stderr)
+
+    # ---- docker habits ----
+
+    def create(self, *opts):
+        p = self.airlock("create", *opts)
+        self.assertEqual(p.returncode, 0, p)
+        sid = p.stdout.decode().strip()
+        self.created.add(sid)
+        return sid
+
+    def test_id_prefixes_and_names(self):
+        ids = [self.create() for _ in range(2)]
+        named = self.create("--name", "prefix-box")
+        # The shortest prefix of each that the other does not share.
+        for sid, other in ((ids[0], ids[1]), (ids[1], ids[0])):
+            n = next(i for i in range(1, len(sid) + 1) if not other.startswith(sid[:i]))
+            others = [s["id"] for s in self.client.list() if s["id"] != sid]
+            while any(o.startswith(sid[:n]) for o in others):
+                n += 1
+            r = self.airlock("exec", sid[:n], "--", "cat", "/proc/sys/kernel/hostname")
+            self.assertEqual(r.returncode, 0, r)
+            self.assertEqual(json.loads(self.airlock("inspect", sid[:n]).stdout)["id"], sid)
+        self.assertEqual(json.loads(self.airlock("inspect", "prefix-box").stdout)["id"], named)
+        # An ambiguous prefix names what it matches (the longest two ids
+        # share, or "" that matches every one).
+        all_ids = [s["id"] for s in self.client.list()]
+        common = max((a[:i] for a in all_ids for b in all_ids if a != b
+                      for i in range(1, len(a)) if b.startswith(a[:i])), key=len, default="")
+        r = self.airlock("inspect", common)
+        self.assertEqual(r.returncode, 125)
+        self.assertIn(b"ambiguous id prefix '" + common.encode() + b"'", r.stderr)
+        for a in all_ids:
+            if a.startswith(common):
+                self.assertIn(a.encode(), r.stderr)
+        r = self.airlock("rm", "--json", ids[0][:11], "prefix-box")
+        self.assertEqual(r.returncode, 0, r)
+        self.assertEqual(json.loads(r.stdout), {"removed": [ids[0], named]})
+
+    def test_exec_env_user_detach(self):
+        sid = self.create()
+        env_file = os.path.join(self.workdir, "env")
+        with open(env_file, "w") as f:
+            f.write("# a comment\n\nA=1\nB=two words\n")
+        r = self.airlock("exec", "--env-file", env_file, "-e", "A=3", sid, "--",
+                         "sh", "-c", 'echo "$A|$B"')
+        self.assertEqual(r.stdout, b"3|two words\n", r)
+        for user, ids in (("sandbox", b"1000 1000"), ("1000", b"1000 0"), ("nobody:sandbox", b"65534 1000"),
+                          ("65534:65534", b"65534 65534")):
+            with self.subTest(user=user):
+                r = self.airlock("exec", "-u", user, sid, "--", "sh", "-c", "echo $(id -u) $(id -g)")
+                self.assertEqual((r.returncode, r.stdout.strip()), (0, ids), r)
+        r = self.airlock("exec", "-u", "nosuchuser", sid, "true")
+        self.assertEqual(r.returncode, 125)
+        self.assertIn(b"no user 'nosuchuser' in the sandbox's /etc/passwd", r.stderr)
+        start = time.monotonic()
+        r = self.airlock("exec", "-d", sid, "--", "sh", "-c", "sleep 2; echo done > /workspace/detached")
+        self.assertEqual(r.returncode, 0, r)
+        self.assertLess(time.monotonic() - start, 2)
+        self.assertTrue(r.stdout.strip(), r)
+        deadline = time.monotonic() + 30
+        while self.airlock("read", sid, "detached").stdout != b"done\n":
+            self.assertLess(time.monotonic(), deadline, "the detached command did not run")
+            time.sleep(0.2)
+
+    def test_ls_quiet_and_format(self):
+        sid = self.create("--label", "cli-ls=1")
+        r = self.airlock("ls", "-q", "--filter", "label=cli-ls=1")
+        self.assertEqual(r.stdout.decode().split(), [sid])
+        listed = json.loads(self.airlock("ls", "--format", "json").stdout)
+        self.assertIn(sid, [s["id"] for s in listed["sandboxes"]])
+        self.assertEqual(self.airlock("ls", "--format", "yaml").returncode, 2)
+        created = json.loads(self.airlock("create", "--json").stdout)
+        self.created.add(created["id"])
+        self.assertEqual(json.loads(self.airlock("inspect", "--json", created["id"]).stdout)["id"],
+                         created["id"])
+
     def test_help(self):
         p = self.airlock("--help")
         self.assertEqual(p.returncode, 0)
