@@ -25,29 +25,123 @@ static void on_signal(int sig)
 static const struct verb {
 	const char *name;
 	int (*fn)(struct verb_ctx *ctx, int argc, char **argv);
+	const char *usage;
 } verbs[] = {
-    {"run", verb_run},
-    {"create", verb_create},
-    {"exec", verb_exec},
-    {"ls", verb_ls},
-    {"inspect", verb_inspect},
-    {"events", verb_events},
-    {"rm", verb_rm},
-    {"prune", verb_prune},
-    {"stats", verb_stats},
-    {"write", verb_write},
-    {"read", verb_read},
-    {"info", verb_info},
-    {"persist", verb_persist},
-    {"hydrate", verb_hydrate},
-    {"snapshot", verb_snapshot},
-    {"restore", verb_restore},
-    {"snapshots", verb_snapshots},
-    {"snapshot-rm", verb_snapshot_rm},
-    {"image", verb_image},
-    {"snapshot-export", verb_snapshot_export},
-    {"snapshot-import", verb_snapshot_import},
+    {"run", verb_run, usage_run},
+    {"create", verb_create, usage_create},
+    {"exec", verb_exec, usage_exec},
+    {"ls", verb_ls, usage_ls},
+    {"inspect", verb_inspect, usage_inspect},
+    {"events", verb_events, usage_events},
+    {"rm", verb_rm, usage_rm},
+    {"prune", verb_prune, usage_prune},
+    {"stats", verb_stats, usage_stats},
+    {"write", verb_write, usage_write},
+    {"read", verb_read, usage_read},
+    {"info", verb_info, usage_info},
+    {"persist", verb_persist, usage_persist},
+    {"hydrate", verb_hydrate, usage_hydrate},
+    {"snapshot", verb_snapshot, usage_snapshot},
+    {"restore", verb_restore, usage_restore},
+    {"snapshots", verb_snapshots, usage_snapshots},
+    {"snapshot-rm", verb_snapshot_rm, usage_snapshot_rm},
+    {"image", verb_image, usage_image},
+    {"snapshot-export", verb_snapshot_export, usage_snapshot_export},
+    {"snapshot-import", verb_snapshot_import, usage_snapshot_import},
 };
+
+/* A help text as the body of a man page section: literal, roff's specials escaped. */
+static void man_text(const char *text)
+{
+	fputs(".nf\n", stdout);
+	for (const char *line = text; *line;) {
+		size_t len = strcspn(line, "\n");
+		if (line[0] == '.' || line[0] == '\'')
+			fputs("\\&", stdout);
+		for (size_t i = 0; i < len; i++)
+			fputs(line[i] == '\\'  ? "\\e"
+			      : line[i] == '-' ? "\\-"
+			                       : (char[2]){line[i], 0},
+			      stdout);
+		putchar('\n');
+		line += len + (line[len] == '\n');
+	}
+	fputs(".fi\n", stdout);
+}
+
+/* airlock(1), made at build time from the help texts (meson.build). */
+static int help_man(void)
+{
+	printf(".TH AIRLOCK 1 \"\" \"airlock %s\" \"User Commands\"\n", AIRLOCK_VERSION);
+	puts(".SH NAME\nairlock \\- the command-line client of airlockd");
+	puts(".SH SYNOPSIS");
+	man_text(usage_main);
+	puts(".SH COMMANDS");
+	for (size_t i = 0; i < AL_ARRAY_SIZE(verbs); i++) {
+		printf(".SS %s\n", verbs[i].name);
+		man_text(verbs[i].usage);
+	}
+	puts(".SH EXIT STATUS\n"
+	     "A command's own status for run and exec (128+N when it died of signal N, 124 when "
+	     "it was killed on timeout); 125 when airlock or airlockd failed; 2 for usage errors.");
+	puts(".SH ENVIRONMENT\n.TP\n.B AIRLOCK_SOCKET\nairlockd's socket (default " DEFAULT_SOCKET
+	     ").");
+	puts(".SH SEE ALSO\n.BR airlockd (8)");
+	return 0;
+}
+
+/* The options a help text lists: every "-x" and "--long" at the start of its option lines. */
+static void completion_words(const char *text)
+{
+	for (const char *line = text; *line;) {
+		size_t len = strcspn(line, "\n");
+		const char *p = line + strspn(line, " ");
+		/* Option lines are indented and start with a dash ("  -e, --env K=V"). */
+		while (p > line && p < line + len && *p == '-') {
+			size_t n = strcspn(p, " ,=\n");
+			printf(" %.*s", (int)n, p);
+			p += n;
+			p += strspn(p, ", ");
+			if (*p != '-')
+				break;
+		}
+		line += len + (line[len] == '\n');
+	}
+}
+
+/* A bash completion script, made at build time from the help texts (meson.build). */
+static int help_completion(void)
+{
+	puts("# bash completion for airlock, generated from its help texts ('airlock "
+	     "--help-completion').");
+	puts("_airlock() {\n"
+	     "\tlocal cur=${COMP_WORDS[COMP_CWORD]} verb= i\n"
+	     "\tfor ((i = 1; i < COMP_CWORD; i++)); do\n"
+	     "\t\tcase ${COMP_WORDS[i]} in -s|--socket) ((i++)) ;; -*) ;; *) "
+	     "verb=${COMP_WORDS[i]}; break ;; esac\n"
+	     "\tdone\n"
+	     "\tlocal words\n"
+	     "\tcase $verb in");
+	printf("\t'') words='");
+	for (size_t i = 0; i < AL_ARRAY_SIZE(verbs); i++)
+		printf("%s ", verbs[i].name);
+	completion_words(usage_main);
+	puts("' ;;");
+	for (size_t i = 0; i < AL_ARRAY_SIZE(verbs); i++) {
+		printf("\t%s) words='--help", verbs[i].name);
+		completion_words(verbs[i].usage);
+		puts("' ;;");
+	}
+	puts("\tesac\n"
+	     "\tif [[ -z $verb || $cur == -* ]]; then\n"
+	     "\t\tCOMPREPLY=($(compgen -W \"$words\" -- \"$cur\"))\n"
+	     "\telse\n"
+	     "\t\tCOMPREPLY=($(compgen -f -- \"$cur\"))\n"
+	     "\tfi\n"
+	     "}\n"
+	     "complete -F _airlock airlock");
+	return 0;
+}
 
 static void install_signal_handlers(void)
 {
@@ -68,6 +162,9 @@ int main(int argc, char **argv)
 	    {"socket", required_argument, NULL, 's'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
+	    /* Hidden: the build makes the man page and the completion with them. */
+	    {"help-man", no_argument, NULL, 'M'},
+	    {"help-completion", no_argument, NULL, 'C'},
 	    {0},
 	};
 	struct verb_ctx ctx = {.socket_path = getenv("AIRLOCK_SOCKET")};
@@ -84,6 +181,10 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			return show_usage(usage_main);
+		case 'M':
+			return help_man();
+		case 'C':
+			return help_completion();
 		case 'V':
 			printf("airlock %s\n", AIRLOCK_VERSION);
 			return 0;

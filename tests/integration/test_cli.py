@@ -359,6 +359,28 @@ class CliTest(at.AirlockTestCase):
         self.assertEqual(json.loads(self.airlock("inspect", "--json", created["id"]).stdout)["id"],
                          created["id"])
 
+    def test_man_page_and_completion_from_the_help_texts(self):
+        built = os.path.join(os.path.dirname(at.AIRLOCK_CLI), "cli")
+        with open(os.path.join(built, "airlock.1")) as f:
+            man = f.read()
+        self.assertTrue(man.startswith(".TH AIRLOCK 1"), man[:80])
+        for verb in ("run", "exec", "snapshot-export"):
+            self.assertIn(".SS %s\n" % verb, man)
+        self.assertIn("\\-\\-env\\-file", man)  # exec's help, dashes escaped for roff
+        completion = os.path.join(built, "airlock")
+        def complete(*words):
+            script = ('source %s; COMP_WORDS=(airlock %s); COMP_CWORD=%d; _airlock; '
+                      'echo "${COMPREPLY[*]}"' % (completion, " ".join(words), len(words)))
+            return subprocess.run(["bash", "-c", script], capture_output=True, text=True,
+                                  check=True).stdout.split()
+        self.assertEqual(complete("exe"), ["exec"])
+        self.assertEqual(complete("snapshot-"), ["snapshot-rm", "snapshot-export", "snapshot-import"])
+        self.assertEqual(complete("exec", "--de"), ["--detach"])
+        self.assertEqual(complete("ls", "-"), ["--help", "-q", "--quiet", "--json", "-f", "--filter"])
+        with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..",
+                               "LICENSE")) as f:
+            self.assertIn("Apache License\n                           Version 2.0", f.read())
+
     def test_help(self):
         p = self.airlock("--help")
         self.assertEqual(p.returncode, 0)
