@@ -80,6 +80,9 @@ struct request {
 	curl_read_callback read;
 	void *read_data;
 	uint64_t read_size;
+	/* Or a 2xx body goes to on_line, a line (without its newline) at a time. */
+	void (*on_line)(const char *line, size_t len, void *data);
+	void *line_data;
 	bool abortable;
 };
 

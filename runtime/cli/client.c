@@ -47,7 +47,34 @@ struct sink {
 	int stream_fd; /* >= 0: a 2xx body goes straight to this fd */
 	int stream_errno;
 	bool overflow;
+	const struct request *req; /* its on_line: a 2xx body line by line */
+	struct al_buf line;        /* the line not yet complete */
 };
+
+static void sink_free(struct sink *s)
+{
+	al_buf_free(&s->line);
+}
+
+/* A 2xx body for req->on_line: whole lines, each at most MAX_LINE (a longer one is cut). */
+#define MAX_LINE (1u << 20)
+static size_t sink_lines(struct sink *s, const char *data, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		const char *nl = memchr(data + i, '\n', len - i);
+		size_t n = nl ? (size_t)(nl - (data + i)) : len - i;
+		size_t room = MAX_LINE - s->line.len;
+		if (al_buf_append(&s->line, data + i, n < room ? n : room) < 0)
+			return 0;
+		i += n;
+		if (!nl)
+			break;
+		i++;
+		s->req->on_line(s->line.data ? s->line.data : "", s->line.len, s->req->line_data);
+		s->line.len = 0;
+	}
+	return len;
+}
 
 static size_t sink_write(char *data, size_t size, size_t nmemb, void *userdata)
 {
@@ -55,6 +82,11 @@ static size_t sink_write(char *data, size_t size, size_t nmemb, void *userdata)
 	size_t len = size * nmemb;
 	long status = 0;
 
+	if (s->req && s->req->on_line) {
+		curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
+		if (status >= 200 && status < 300)
+			return sink_lines(s, data, len);
+	}
 	if (s->stream_fd >= 0) {
 		curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
 		if (status >= 200 && status < 300) {
@@ -128,7 +160,8 @@ int client_request(struct client *c, const struct request *req, long *status, st
 {
 	_cleanup_free_ char *url = NULL;
 	struct curl_slist *headers = NULL;
-	struct sink sink = {.curl = c->curl, .buf = body, .stream_fd = req->stream_fd};
+	_cleanup_(sink_free) struct sink sink = {
+	    .curl = c->curl, .buf = body, .stream_fd = req->stream_fd, .req = req};
 	char ctype[128];
 	CURLcode rc;
 	long os_errno = 0;

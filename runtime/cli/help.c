@@ -112,13 +112,15 @@ const char usage_inspect[] = "Usage: airlock inspect ID\n"
                              "Show a sandbox, including its effective isolation, as JSON.\n";
 
 const char usage_events[] =
-    "Usage: airlock events [--json] ID\n"
+    "Usage: airlock events [--json] [-f|--follow] [ID...]\n"
     "\n"
     "Show the event log of sandbox ID: every syscall its seccomp profile denied\n"
     "(syscall, pid inside the sandbox, time, count) and every OOM kill or pids\n"
-    "limit hit.\n"
+    "limit hit.  Without ID, those of every sandbox (with a SANDBOX column).\n"
     "\n"
-    "      --json   print airlockd's JSON answer\n";
+    "  -f, --follow  show events as they come, of every sandbox or of the IDs given,\n"
+    "                until interrupted (only the new ones)\n"
+    "      --json    print airlockd's JSON answer (with --follow: one object a line)\n";
 
 const char usage_rm[] = "Usage: airlock rm [--json] ID [ID...]\n"
                         "\n"

@@ -368,7 +368,7 @@ int verb_stats(struct verb_ctx *ctx, int argc, char **argv)
 }
 
 /* One line of `airlock events`: TIME TYPE WHAT PID COUNT. */
-static void print_event(const cJSON *e)
+static void print_event(const cJSON *e, bool with_sandbox)
 {
 	const cJSON *pid = cJSON_GetObjectItemCaseSensitive(e, "pid");
 	const char *type = json_string(e, "type");
@@ -392,23 +392,124 @@ static void print_event(const cJSON *e)
 		snprintf(pid_s, sizeof(pid_s), "%d", (int)pid->valuedouble);
 	else
 		snprintf(pid_s, sizeof(pid_s), "-");
+	if (with_sandbox)
+		printf("%-14s  ", json_string(e, "sandbox"));
 	printf("%-24s  %-8s  %-40s  %-7s  %.0f\n", json_string(e, "time"), type, what, pid_s,
 	       cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(e, "count")));
+}
+
+struct follow {
+	char **ids; /* only these sandboxes' events; none: all */
+	int n_ids;
+	bool json;
+};
+
+static bool wanted(const struct follow *f, const cJSON *e)
+{
+	for (int i = 0; i < f->n_ids; i++)
+		if (!strcmp(f->ids[i], json_string(e, "sandbox")))
+			return true;
+	return f->n_ids == 0;
+}
+
+/* One line of GET /v1/events?follow=1: an event, or a blank keep-alive. */
+static void follow_line(const char *line, size_t len, void *data)
+{
+	struct follow *f = data;
+	_cleanup_cjson_ cJSON *e = len ? cJSON_ParseWithLength(line, len) : NULL;
+
+	if (!cJSON_IsObject(e) || !wanted(f, e))
+		return;
+	if (f->json)
+		printf("%.*s\n", (int)len, line);
+	else
+		print_event(e, true);
+	/* A pipe (airlock events --follow | grep oom) sees each as it comes. */
+	fflush(stdout);
+}
+
+static const char events_heading[] = "%-14s  %-24s  %-8s  %-40s  %-7s  %s\n";
+
+static int follow_option(void *data, int opt, const char *arg)
+{
+	(void)arg;
+	if (opt != 'f')
+		return 1;
+	*(bool *)data = true;
+	return 0;
+}
+
+/* airlock events [--follow] without an id, or --follow with ids: every sandbox's. */
+static int all_events(struct verb_ctx *ctx, struct follow *f, bool follow)
+{
+	_cleanup_cjson_ cJSON *res = NULL;
+	const cJSON *e;
+	int status;
+
+	if (!f->json)
+		printf(events_heading, "SANDBOX", "TIME", "TYPE", "WHAT", "PID", "COUNT");
+	if (!follow) {
+		status = verb_json(ctx, "GET", "/v1/events", NULL, &res);
+		if (status || f->json) {
+			if (!status)
+				print_json(res);
+			return status;
+		}
+		cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(res, "events"))
+		{
+			if (wanted(f, e))
+				print_event(e, true);
+		}
+		return 0;
+	}
+	fflush(stdout);
+	status = verb_call(ctx,
+	                   &(struct request){.method = "GET",
+	                                     .path = "/v1/events?follow=1",
+	                                     .stream_fd = -1,
+	                                     .on_line = follow_line,
+	                                     .line_data = f,
+	                                     .abortable = true},
+	                   NULL, "events --follow");
+	/* Ctrl-C is how a follow ends; airlockd ends it only when it stops. */
+	if (pending_signal)
+		return 0;
+	if (status == 0)
+		fprintf(stderr,
+		        "airlock: events --follow: airlockd closed the stream (stopping?)\n");
+	return EXIT_RUNTIME;
 }
 
 int verb_events(struct verb_ctx *ctx, int argc, char **argv)
 {
 	_cleanup_cjson_ cJSON *res = NULL;
 	_cleanup_free_ char *path = NULL;
+	static const struct option longopts[] = {
+	    {"follow", no_argument, NULL, 'f'},
+	    {0},
+	};
 	const cJSON *e, *v;
-	bool json = false;
+	bool json = false, follow = false;
 	int status;
 
-	if (verb_args(&(struct verb_spec){.usage = usage_events, .min = 1, .max = 1, .json = &json},
+	if (verb_args(&(struct verb_spec){.usage = usage_events,
+	                                  .options = longopts,
+	                                  .shortopts = "f",
+	                                  .option = follow_option,
+	                                  .data = &follow,
+	                                  .max = -1,
+	                                  .json = &json},
 	              argc, argv, &status) < 0)
 		return status;
-	if ((status = resolve_args(ctx, "/v1/sandboxes", argv + optind, 1)))
+	if ((status = resolve_args(ctx, "/v1/sandboxes", argv + optind, argc - optind)))
 		return status;
+	if (follow || optind == argc)
+		return all_events(
+		    ctx,
+		    &(struct follow){.ids = argv + optind, .n_ids = argc - optind, .json = json},
+		    follow);
+	if (argc - optind > 1)
+		return usage_error(usage_events, "one ID without --follow");
 	path = sandbox_path(argv[optind], "/events");
 	status = verb_json(ctx, "GET", path, NULL, &res);
 	if (status)
@@ -422,7 +523,8 @@ int verb_events(struct verb_ctx *ctx, int argc, char **argv)
 		fprintf(stderr, "airlock: warning: seccomp denials are not being recorded: %s\n",
 		        json_string(res, "error"));
 	printf("%-24s  %-8s  %-40s  %-7s  %s\n", "TIME", "TYPE", "WHAT", "PID", "COUNT");
-	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(res, "events")) print_event(e);
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(res, "events"))
+	    print_event(e, false);
 	v = cJSON_GetObjectItemCaseSensitive(res, "suppressed");
 	if (cJSON_GetNumberValue(v) > 0)
 		printf("(%.0f more denials were counted but not listed: rate limit)\n",

@@ -25,6 +25,7 @@
 
 #include "admission.h"
 #include "api_snapshots.h"
+#include "api_events.h"
 #include "api_stream.h"
 #include "cleanup.h"
 #include "json.h"
@@ -102,8 +103,9 @@ struct reply {
 	/* For the request's log line: the command an exec ran, and when it started. */
 	char command[256];
 	uint64_t exec_started_us;
-	bool want_stream;          /* an exec asked for "Upgrade: airlock-exec/1" */
-	struct api_stream *stream; /* set: answer 101 and relay (api_stream.c) */
+	struct MHD_Response *response; /* set: sent as it is (GET /v1/events?follow=1) */
+	bool want_stream;              /* an exec asked for "Upgrade: airlock-exec/1" */
+	struct api_stream *stream;     /* set: answer 101 and relay (api_stream.c) */
 };
 
 /* ---- replies ------------------------------------------------------------------------------ */
@@ -1389,6 +1391,9 @@ static size_t split_path(char *url, char **seg, size_t max)
 	return n;
 }
 
+static void handle_all_events(struct api_server *s, struct MHD_Connection *c, const char *method,
+                              const struct request *rq, struct reply *rp);
+
 static void route(struct api_server *s, struct MHD_Connection *c, const char *url,
                   const char *method, struct request *rq, struct reply *rp)
 {
@@ -1416,6 +1421,10 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 			handle_metrics(s, rp);
 		else
 			handle_info(s, rq->peer_uid, rp);
+		return;
+	}
+	if (n == 2 && !strcmp(seg[1], "events")) {
+		handle_all_events(s, c, method, rq, rp);
 		return;
 	}
 	if (!strcmp(seg[1], "snapshots")) {
@@ -1494,6 +1503,40 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 	sandbox_unref(sb);
 }
 
+/* GET /v1/events[?since=CURSOR][&follow=1] (api_events.c). */
+static void handle_all_events(struct api_server *s, struct MHD_Connection *c, const char *method,
+                              const struct request *rq, struct reply *rp)
+{
+	struct al_error err = AL_ERROR_INIT;
+	bool follow = query_bool(c, "follow");
+	uint64_t since;
+	cJSON *o = NULL;
+	int r;
+
+	if (strcmp(method, "GET")) {
+		reply_error(rp, 405, "method_not_allowed", "use GET");
+		return;
+	}
+	/* A follow starts with what comes next unless told where. */
+	if (query_u64(c, "since", follow ? UINT64_MAX : 0, &since, &err) < 0) {
+		reply_al_error(rp, &err);
+		return;
+	}
+	if (follow) {
+		rp->response = api_events_follow(s->ctx, rq->peer_uid, since, &api_stopping);
+		rp->status = 200;
+		if (!rp->response)
+			reply_error(rp, 500, "internal", "out of memory");
+		return;
+	}
+	r = api_events_list(s->ctx, rq->peer_uid, since, &o);
+	if (r < 0)
+		reply_error(rp, r == -EAGAIN ? 503 : 500, r == -EAGAIN ? "unavailable" : "internal",
+		            r == -EAGAIN ? "airlockd is stopping" : "out of memory");
+	else
+		reply_json(rp, 200, o);
+}
+
 /* The template of a request's path for metrics ("/v1/sandboxes/{id}/exec"). */
 static void route_template(const char *url, char *buf, size_t len)
 {
@@ -1537,6 +1580,7 @@ static const struct {
     {"/v1/health", "GET", {NULL}},
     {"/v1/metrics", "GET", {NULL}},
     {"/v1/info", "GET", {NULL}},
+    {"/v1/events", "GET", {"since", "follow"}},
     {"/v1/sandboxes", "GET", {"label", "state"}},
     {"/v1/sandboxes", "POST", {"view"}},
     {"/v1/sandboxes/{id}", "GET", {NULL}},
@@ -1697,6 +1741,11 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct reply *rp)
 			return MHD_NO;
 		ret = MHD_queue_response(c, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
 		MHD_destroy_response(resp);
+		return ret;
+	}
+	if (rp->response) {
+		ret = MHD_queue_response(c, rp->status, rp->response);
+		MHD_destroy_response(rp->response);
 		return ret;
 	}
 	if (rp->has_fd) {

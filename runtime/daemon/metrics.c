@@ -21,6 +21,7 @@ static const char *const routes[] = {
     "/v1/health",
     "/v1/metrics",
     "/v1/info",
+    "/v1/events",
     "/v1/sandboxes",
     "/v1/sandboxes/{id}",
     "/v1/sandboxes/{id}/exec",

@@ -347,6 +347,49 @@ class CliTest(at.AirlockTestCase):
             self.assertLess(time.monotonic(), deadline, "the detached command did not run")
             time.sleep(0.2)
 
+    def test_events_across_sandboxes_and_follow(self):
+        quiet = self.create()
+        hog = self.create("--memory", "32M")
+        # A follower from the CLI, of both sandboxes (by prefix), one JSON object a line.
+        follower = subprocess.Popen([at.AIRLOCK_CLI, "--socket", self.daemon.socket_path, "events",
+                                     "--follow", "--json", hog[:10], quiet],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    env=self.cli_env())
+        try:
+            os.set_blocking(follower.stdout.fileno(), False)
+            got, deadline = b"", time.monotonic() + 90
+            # The follow starts with what comes after it connected: OOM-kill
+            # until it reports one (each kill is an event).
+            while b"oom_kill" not in got:
+                self.assertLess(time.monotonic(), deadline, "no oom_kill followed: %r" % got)
+                r = self.airlock("exec", hog, "--", "tail", "/dev/zero")
+                self.assertEqual(r.returncode, 137, r)
+                self.assertIn(b"killed: out of memory (limit 32M", r.stderr)
+                end = time.monotonic() + 5
+                while b"oom_kill" not in got and time.monotonic() < end:
+                    got += follower.stdout.read() or b""
+                    time.sleep(0.1)
+            event = json.loads(next(l for l in got.splitlines() if b"oom_kill" in l))
+            self.assertEqual((event["sandbox"], event["type"]), (hog, "oom_kill"))
+            self.assertIsNone(follower.poll(), "the follow ended")
+        finally:
+            follower.send_signal(signal.SIGINT)
+            out, err = follower.communicate(timeout=30)
+        self.assertEqual(follower.returncode, 0, err)
+        # The list of every sandbox's events, and a follow from its cursor (the API).
+        listed = self.client.expect(200, "GET", "/v1/events").json
+        mine = [e for e in listed["events"] if e["sandbox"] == hog and e["type"] == "oom_kill"]
+        self.assertTrue(mine, listed)
+        self.assertLessEqual(mine[-1]["cursor"], listed["cursor"])
+        table = self.airlock("events")
+        self.assertEqual(table.stdout.split()[:3], [b"SANDBOX", b"TIME", b"TYPE"], table)
+        self.assertIn(hog.encode(), table.stdout)
+        self.client.expect(400, "GET", "/v1/events?follow=1&sinse=1")
+        # Only the events of the sandboxes given.
+        r = self.airlock("events", quiet)
+        self.assertEqual(r.returncode, 0, r)
+        self.assertNotIn(b"oom_kill", r.stdout)
+
     def test_ls_quiet_and_format(self):
         sid = self.create("--label", "cli-ls=1")
         r = self.airlock("ls", "-q", "--filter", "label=cli-ls=1")
