@@ -21,6 +21,7 @@ const char usage_main[] =
     "  prune    destroy stopped and expired sandboxes, or those a filter selects\n"
     "  write    write stdin to a file in a sandbox\n"
     "  read     copy a file of a sandbox to stdout\n"
+    "  cp       copy files and directories between the host and a sandbox\n"
     "  info     show airlockd's version and capabilities\n"
     "  persist  write a sandbox's workspace to stdout as a tar\n"
     "  hydrate  replace a sandbox's workspace with the tar on stdin\n"
@@ -132,6 +133,20 @@ const char usage_write[] = "Usage: airlock write ID PATH\n"
                            "\n"
                            "Write stdin to PATH in sandbox ID (parent directories are created;\n"
                            "relative paths are relative to /workspace).\n";
+
+const char usage_cp[] =
+    "Usage: airlock cp [--json] SRC DEST\n"
+    "\n"
+    "Copy a file or a directory (recursively) between the host and a sandbox, either\n"
+    "way: one of SRC and DEST is ID:PATH (ID a name or unique id prefix; a relative\n"
+    "PATH is relative to /workspace).  Into DEST when it is an existing directory,\n"
+    "else as DEST.  Regular files (with their permission bits) and directories are\n"
+    "copied; symlinks and special files are reported and left out.\n"
+    "\n"
+    "      --json   print {\"sandbox\", \"files\", \"skipped\"}\n"
+    "\n"
+    "  airlock cp ./src box:/workspace/src\n"
+    "  airlock cp box:out/report.txt .\n";
 
 const char usage_read[] = "Usage: airlock read ID PATH\n"
                           "\n"

@@ -38,6 +38,7 @@ static const struct verb {
     {"stats", verb_stats, usage_stats},
     {"write", verb_write, usage_write},
     {"read", verb_read, usage_read},
+    {"cp", verb_cp, usage_cp},
     {"info", verb_info, usage_info},
     {"persist", verb_persist, usage_persist},
     {"hydrate", verb_hydrate, usage_hydrate},

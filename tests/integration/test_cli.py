@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """The airlock CLI end to end against a real airlockd."""
 
+import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -389,6 +391,61 @@ class CliTest(at.AirlockTestCase):
         r = self.airlock("events", quiet)
         self.assertEqual(r.returncode, 0, r)
         self.assertNotIn(b"oom_kill", r.stdout)
+
+    def test_cp_files_and_directories_both_ways(self):
+        sid = self.create("--name", "cp-box")
+        src = os.path.join(self.workdir, "cp-src")
+        os.makedirs(os.path.join(src, "sub", "deeper"), exist_ok=True)
+        files = {"a.txt": b"hello\n", "sub/bin.dat": bytes(range(256)) * 4096,  # 1 MiB
+                 "sub/deeper/run.sh": b"#!/bin/sh\necho ran\n", "empty": b""}
+        for name, data in files.items():
+            with open(os.path.join(src, name), "wb") as f:
+                f.write(data)
+        os.chmod(os.path.join(src, "sub/deeper/run.sh"), 0o755)
+        os.symlink("a.txt", os.path.join(src, "link"))
+        self.addCleanup(shutil.rmtree, src, True)
+
+        # Host to sandbox: a directory into a new path, by name.
+        r = self.airlock("cp", "--json", src, "cp-box:/workspace/in")
+        self.assertEqual(r.returncode, 0, r)
+        self.assertEqual(json.loads(r.stdout), {"sandbox": sid, "files": 4, "skipped": 1})
+        self.assertIn(b"link", r.stderr)
+        r = self.airlock("exec", sid, "--", "sh", "-c",
+                         "cd /workspace/in && md5sum a.txt sub/bin.dat sub/deeper/run.sh empty"
+                         " && sub/deeper/run.sh && ls -l sub/deeper/run.sh a.txt")
+        self.assertEqual(r.returncode, 0, r)
+        lines = r.stdout.decode().splitlines()
+        sums = dict(reversed(l.split()) for l in lines[:4])
+        for name, data in files.items():
+            self.assertEqual(sums[name], hashlib.md5(data).hexdigest(), name)
+        self.assertEqual(lines[4], "ran")
+        modes = {l.split()[-1]: l.split()[0] for l in lines[5:7]}
+        self.assertEqual(modes, {"sub/deeper/run.sh": "-rwxr-xr-x", "a.txt": "-rw-r--r--"})
+
+        # A file into an existing directory of the sandbox (its name kept), by id prefix.
+        self.assertEqual(self.airlock("cp", os.path.join(src, "a.txt"), sid[:9] + ":in/sub").returncode, 0)
+        r = self.airlock("read", sid, "in/sub/a.txt")
+        self.assertEqual(r.stdout, b"hello\n")
+
+        # Sandbox to host: the directory into an existing one, and one file as a new name.
+        back = os.path.join(self.workdir, "cp-back")
+        os.makedirs(back, exist_ok=True)
+        self.addCleanup(shutil.rmtree, back, True)
+        r = self.airlock("cp", sid + ":/workspace/in", back)
+        self.assertEqual(r.returncode, 0, r)
+        for name, data in files.items():
+            with open(os.path.join(back, "in", name), "rb") as f:
+                self.assertEqual(f.read(), data, name)
+        self.assertEqual(os.stat(os.path.join(back, "in", "sub/deeper/run.sh")).st_mode & 0o777, 0o755)
+        self.assertEqual(self.airlock("cp", sid + ":in/sub/bin.dat", os.path.join(back, "copy.dat")).returncode, 0)
+        with open(os.path.join(back, "copy.dat"), "rb") as f:
+            self.assertEqual(f.read(), files["sub/bin.dat"])
+
+        # Errors: a missing source, two local paths.
+        r = self.airlock("cp", sid + ":/no/such", back)
+        self.assertEqual(r.returncode, 125)
+        self.assertIn(b"/no/such", r.stderr)
+        self.assertEqual(self.airlock("cp", src, back).returncode, 2)
 
     def test_ls_quiet_and_format(self):
         sid = self.create("--label", "cli-ls=1")
