@@ -129,7 +129,7 @@ int verb_json(struct verb_ctx *ctx, const char *method, const char *path, const 
 
 typedef int verb_fn(struct verb_ctx *ctx, int argc, char **argv);
 verb_fn verb_run, verb_create, verb_exec, verb_ls, verb_inspect, verb_events, verb_rm, verb_prune,
-    verb_stats, verb_cp, verb_write, verb_read, verb_info, verb_persist, verb_hydrate,
+    verb_stats, verb_top, verb_cp, verb_write, verb_read, verb_info, verb_persist, verb_hydrate,
     verb_snapshot, verb_restore, verb_snapshots, verb_snapshot_rm, verb_image, verb_snapshot_export,
     verb_snapshot_import;
 
@@ -155,9 +155,9 @@ enum {
 /* ---- help texts (help.c) ---- */
 
 extern const char usage_main[], usage_run[], usage_create[], usage_exec[], usage_ls[],
-    usage_prune[], usage_inspect[], usage_events[], usage_rm[], usage_write[], usage_cp[],
-    usage_read[], usage_info[], usage_persist[], usage_hydrate[], usage_snapshot[], usage_restore[],
-    usage_snapshots[], usage_image[], usage_snapshot_rm[], usage_snapshot_export[],
+    usage_prune[], usage_inspect[], usage_events[], usage_rm[], usage_write[], usage_top[],
+    usage_cp[], usage_read[], usage_info[], usage_persist[], usage_hydrate[], usage_snapshot[],
+    usage_restore[], usage_snapshots[], usage_image[], usage_snapshot_rm[], usage_snapshot_export[],
     usage_snapshot_import[], usage_stats[];
 
 /* ---- options, usage errors, output (args.c) ---- */

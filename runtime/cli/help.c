@@ -16,6 +16,7 @@ const char usage_main[] =
     "  ls       list sandboxes\n"
     "  inspect  show a sandbox's effective isolation as JSON\n"
     "  stats    show the CPU, memory, processes and disk sandboxes use\n"
+    "  top      show the processes of a sandbox\n"
     "  events   show what a sandbox was denied (seccomp) and its limit hits\n"
     "  rm       destroy sandboxes\n"
     "  prune    destroy stopped and expired sandboxes, or those a filter selects\n"
@@ -122,6 +123,15 @@ const char usage_events[] =
     "  -f, --follow  show events as they come, of every sandbox or of the IDs given,\n"
     "                until interrupted (only the new ones)\n"
     "      --json    print airlockd's JSON answer (with --follow: one object a line)\n";
+
+const char usage_top[] =
+    "Usage: airlock top [--json] ID\n"
+    "\n"
+    "Show the processes of sandbox ID as the host's /proc shows them, with the pids\n"
+    "and uids the sandbox sees: PID, PPID, UID, state, resident memory, CPU time\n"
+    "and command line.\n"
+    "\n"
+    "      --json   print airlockd's JSON answer\n";
 
 const char usage_rm[] = "Usage: airlock rm [--json] ID [ID...]\n"
                         "\n"

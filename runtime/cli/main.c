@@ -36,6 +36,7 @@ static const struct verb {
     {"rm", verb_rm, usage_rm},
     {"prune", verb_prune, usage_prune},
     {"stats", verb_stats, usage_stats},
+    {"top", verb_top, usage_top},
     {"write", verb_write, usage_write},
     {"read", verb_read, usage_read},
     {"cp", verb_cp, usage_cp},

@@ -580,3 +580,37 @@ int verb_info(struct verb_ctx *ctx, int argc, char **argv)
 		print_json(res);
 	return status;
 }
+
+int verb_top(struct verb_ctx *ctx, int argc, char **argv)
+{
+	_cleanup_cjson_ cJSON *res = NULL;
+	_cleanup_free_ char *path = NULL;
+	const cJSON *p;
+	bool json = false;
+	int status;
+
+	if (verb_args(&(struct verb_spec){.usage = usage_top, .min = 1, .max = 1, .json = &json},
+	              argc, argv, &status) < 0)
+		return status;
+	if ((status = resolve_args(ctx, "/v1/sandboxes", argv + optind, 1)))
+		return status;
+	path = sandbox_path(argv[optind], "/top");
+	status = verb_json(ctx, "GET", path, NULL, &res);
+	if (status || json) {
+		if (!status)
+			print_json(res);
+		return status;
+	}
+	printf("%7s %7s %6s %-4s %8s %9s  %s\n", "PID", "PPID", "UID", "STAT", "RSS", "TIME",
+	       "COMMAND");
+	cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(res, "processes"))
+	{
+		char rss[16];
+		human_size(al_json_num(p, "rss_bytes", 0), rss, sizeof(rss));
+		printf("%7.0f %7.0f %6.0f %-4s %8s %8.2fs  %s\n", al_json_num(p, "pid", 0),
+		       al_json_num(p, "ppid", 0), al_json_num(p, "uid", -1),
+		       json_string(p, "state"), rss, al_json_num(p, "cpu_seconds", 0),
+		       json_string(p, "command"));
+	}
+	return 0;
+}

@@ -1460,8 +1460,9 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 	pthread_mutex_unlock(&sb->lock);
 	snprintf(rq->sandbox, sizeof(rq->sandbox), "%s", sb->id);
 	/* Exec, processes, files and the workspace are activity (idle_timeout,
-	 * lifecycle_expire); inspecting it or its events is not. */
-	bool activity = n >= 4 && strcmp(seg[3], "events") && strcmp(seg[3], "snapshots");
+	 * lifecycle_expire); inspecting it, its events or its processes is not. */
+	bool activity = n >= 4 && strcmp(seg[3], "events") && strcmp(seg[3], "snapshots") &&
+	                strcmp(seg[3], "top");
 	if (activity) {
 		__atomic_add_fetch(&sb->requests, 1, __ATOMIC_RELAXED);
 		sandbox_touch(sb);
@@ -1484,6 +1485,15 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 		handle_process(s->ctx, sb, seg[4], n == 6 ? seg[5] : NULL, c, method, rq, rp);
 	} else if (n == 4 && !strcmp(seg[3], "events")) {
 		handle_events(s, sb, c, method, rp);
+	} else if (n == 4 && !strcmp(seg[3], "top")) {
+		cJSON *o = NULL;
+		struct al_error err = AL_ERROR_INIT;
+		if (strcmp(method, "GET"))
+			reply_error(rp, 405, "method_not_allowed", "use GET");
+		else if (sandbox_processes_json(sb, &o, &err) < 0)
+			reply_al_error(rp, &err);
+		else
+			reply_json(rp, 200, o);
 	} else if (n == 4 && !strcmp(seg[3], "workspace")) {
 		handle_workspace(s, sb, c, method, rq, rp);
 	} else if (n == 4 && !strcmp(seg[3], "snapshots")) {
@@ -1591,6 +1601,7 @@ static const struct {
     {"/v1/sandboxes/{id}/processes/{pid}/stdin", "POST", {NULL}},
     {"/v1/sandboxes/{id}/processes/{pid}/resize", "POST", {NULL}},
     {"/v1/sandboxes/{id}/events", "GET", {"since"}},
+    {"/v1/sandboxes/{id}/top", "GET", {NULL}},
     {"/v1/sandboxes/{id}/workspace", "GET", {NULL}},
     {"/v1/sandboxes/{id}/workspace",
      "PUT",

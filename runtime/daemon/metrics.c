@@ -29,6 +29,7 @@ static const char *const routes[] = {
     "/v1/sandboxes/{id}/processes/{pid}/stdin",
     "/v1/sandboxes/{id}/processes/{pid}/resize",
     "/v1/sandboxes/{id}/events",
+    "/v1/sandboxes/{id}/top",
     "/v1/sandboxes/{id}/workspace",
     "/v1/sandboxes/{id}/snapshots",
     "/v1/sandboxes/{id}/files",

@@ -447,6 +447,37 @@ class CliTest(at.AirlockTestCase):
         self.assertIn(b"/no/such", r.stderr)
         self.assertEqual(self.airlock("cp", src, back).returncode, 2)
 
+    def test_top(self):
+        sid = self.create()
+        self.assertEqual(self.airlock("exec", "-d", "-u", "1000", sid, "--", "sleep", "300").returncode, 0)
+        deadline = time.monotonic() + 30
+        while True:
+            procs = json.loads(self.airlock("top", "--json", sid).stdout)["processes"]
+            sleeps = [p for p in procs if p["command"] == "sleep 300"]
+            if sleeps or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertEqual(len(sleeps), 1, procs)
+        sleep = sleeps[0]
+        self.assertEqual(sleep["uid"], 1000)
+        self.assertIn(sleep["state"], ("S", "R"))
+        self.assertGreater(sleep["pid"], 1)
+        self.assertGreater(sleep["rss_bytes"], 0)
+        # The pid the sandbox sees, and its parent, inside: as ps in it shows them.
+        pid1 = [p for p in procs if p["pid"] == 1]
+        self.assertEqual(len(pid1), 1, procs)
+        self.assertIn(sleep["ppid"], [p["pid"] for p in procs])
+        r = self.airlock("exec", sid, "--", "sh", "-c", "cat /proc/%d/cmdline | tr '\\0' ' '" % sleep["pid"])
+        self.assertEqual(r.stdout.decode().strip(), "sleep 300", r)
+        # No process of the host or of another sandbox.
+        other = self.create()
+        self.airlock("exec", "-d", other, "--", "sleep", "301")
+        self.assertNotIn("sleep 301", [p["command"] for p in
+                                       json.loads(self.airlock("top", "--json", sid).stdout)["processes"]])
+        table = self.airlock("top", sid[:8]).stdout.decode().splitlines()
+        self.assertEqual(table[0].split(), ["PID", "PPID", "UID", "STAT", "RSS", "TIME", "COMMAND"])
+        self.assertTrue(any(l.endswith("sleep 300") for l in table[1:]), table)
+
     def test_ls_quiet_and_format(self):
         sid = self.create("--label", "cli-ls=1")
         r = self.airlock("ls", "-q", "--filter", "label=cli-ls=1")
