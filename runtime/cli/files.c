@@ -24,11 +24,14 @@ int verb_write(struct verb_ctx *ctx, int argc, char **argv)
 {
 	_cleanup_free_ char *data = NULL;
 	_cleanup_free_ char *path = NULL;
+	_cleanup_cjson_ cJSON *res = NULL;
 	struct al_error err = AL_ERROR_INIT;
+	bool json = false;
 	size_t len = 0;
 	int status;
 
-	if (simple_args(argc, argv, usage_write, 2, 2, &status) < 0)
+	if (verb_args(&(struct verb_spec){.usage = usage_write, .min = 2, .max = 2, .json = &json},
+	              argc, argv, &status) < 0)
 		return status;
 	if ((status = resolve_args(ctx, "/v1/sandboxes", argv + optind, 1)))
 		return status;
@@ -37,14 +40,17 @@ int verb_write(struct verb_ctx *ctx, int argc, char **argv)
 		return runtime_error(&err);
 	}
 	path = files_path(argv[optind], argv[optind + 1], "&parents=1");
-	return verb_call(ctx,
-	                 &(struct request){.method = "PUT",
-	                                   .path = path,
-	                                   .content_type = "application/octet-stream",
-	                                   .body = data,
-	                                   .body_len = len,
-	                                   .stream_fd = -1},
-	                 NULL, "write %s", argv[optind + 1]);
+	status = verb_call(ctx,
+	                   &(struct request){.method = "PUT",
+	                                     .path = path,
+	                                     .content_type = "application/octet-stream",
+	                                     .body = data,
+	                                     .body_len = len,
+	                                     .stream_fd = -1},
+	                   json ? &res : NULL, "write %s", argv[optind + 1]);
+	if (status == 0 && json)
+		print_json(res);
+	return status;
 }
 
 int verb_read(struct verb_ctx *ctx, int argc, char **argv)
@@ -84,13 +90,16 @@ int verb_hydrate(struct verb_ctx *ctx, int argc, char **argv)
 	    {"max-input-bytes", required_argument, NULL, OPT_MAX_INPUT},
 	    {"max-extracted-bytes", required_argument, NULL, OPT_MAX_EXTRACTED},
 	    {"max-members", required_argument, NULL, OPT_MAX_MEMBERS},
+	    {"json", no_argument, NULL, OPT_JSON},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	static const char *const names[] = {"max_input_bytes", "max_extracted_bytes",
 	                                    "max_members"};
 	_cleanup_free_ char *data = NULL, *base = NULL, *path = NULL;
+	_cleanup_cjson_ cJSON *res = NULL;
 	struct al_error err = AL_ERROR_INIT;
+	bool json = false;
 	char query[256] = "";
 	uint64_t max_input = 1ULL << 30;
 	size_t len = 0;
@@ -101,6 +110,10 @@ int verb_hydrate(struct verb_ctx *ctx, int argc, char **argv)
 		size_t used = strlen(query);
 		if (opt == 'h')
 			return show_usage(usage_hydrate);
+		if (opt == OPT_JSON) {
+			json = true;
+			continue;
+		}
 		if (opt < OPT_MAX_INPUT || opt > OPT_MAX_MEMBERS)
 			return bad_option(usage_hydrate, opt, argv);
 		if (al_parse_size(optarg, &v, &err) < 0 || v == 0)
@@ -126,12 +139,15 @@ int verb_hydrate(struct verb_ctx *ctx, int argc, char **argv)
 	base = sandbox_path(argv[optind], "/workspace");
 	if (base && asprintf(&path, "%s%s", base, query) < 0)
 		path = NULL;
-	return verb_call(ctx,
-	                 &(struct request){.method = "PUT",
-	                                   .path = path,
-	                                   .content_type = "application/x-tar",
-	                                   .body = data,
-	                                   .body_len = len,
-	                                   .stream_fd = -1},
-	                 NULL, "hydrate %s", argv[optind]);
+	r = verb_call(ctx,
+	              &(struct request){.method = "PUT",
+	                                .path = path,
+	                                .content_type = "application/x-tar",
+	                                .body = data,
+	                                .body_len = len,
+	                                .stream_fd = -1},
+	              json ? &res : NULL, "hydrate %s", argv[optind]);
+	if (r == 0 && json)
+		print_json(res);
+	return r;
 }

@@ -198,9 +198,9 @@ const char usage_snapshots[] = "Usage: airlock snapshots [--json]\n"
                                "List the snapshots in airlockd's store.\n";
 
 const char usage_image[] =
-    "Usage: airlock image import NAME [ARCHIVE | DIR]\n"
+    "Usage: airlock image import [--json] NAME [ARCHIVE | DIR]\n"
     "       airlock image ls [--json]\n"
-    "       airlock image rm NAME [NAME...]\n"
+    "       airlock image rm [--json] NAME [NAME...]\n"
     "\n"
     "import  import a `docker save` archive or an OCI image layout (a tar, e.g.\n"
     "        from `skopeo copy ... oci-archive:`, or a directory) as NAME; read\n"

@@ -152,7 +152,7 @@ static int upload_image(struct client *c, const char *path, struct upload *u, cJ
 	return r;
 }
 
-static int image_import_verb(struct verb_ctx *ctx, int argc, char **argv)
+static int image_import_verb(struct verb_ctx *ctx, int argc, char **argv, bool json)
 {
 	_cleanup_free_ char *escaped_path = NULL;
 	_cleanup_close_ int fd = -1;
@@ -213,31 +213,28 @@ static int image_import_verb(struct verb_ctx *ctx, int argc, char **argv)
 		al_error_prefix(&err, "import %s", argv[1]);
 		return runtime_error(&err);
 	}
+	if (json) {
+		print_json(res);
+		return 0;
+	}
 	printf("%s %s (%d layers)\n", argv[1], json_string(res, "id"),
 	       cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(res, "layers")));
 	return 0;
 }
 
-static int image_ls_verb(struct verb_ctx *ctx, int argc, char **argv)
+static int image_ls_verb(struct verb_ctx *ctx, int argc, char **argv, bool json)
 {
 	_cleanup_cjson_ cJSON *res = NULL;
-	struct al_error err = AL_ERROR_INIT;
-	struct client c = {0};
 	const cJSON *img;
-	bool json = argc == 2 && !strcmp(argv[1], "--json");
-	int r;
+	int status;
 
-	if (argc > 2 || (argc == 2 && !json))
+	if (argc > 1)
 		return usage_error(usage_image, "ls: unexpected argument '%s'", argv[1]);
-	if (client_open(&c, ctx->socket_path, &err) < 0)
-		return runtime_error(&err);
-	r = api_json(&c, "GET", "/v1/images", NULL, false, NULL, &res, &err);
-	client_close(&c);
-	if (r < 0)
-		return runtime_error(&err);
-	if (json) {
-		print_json(res);
-		return 0;
+	status = verb_json(ctx, "GET", "/v1/images", NULL, &res);
+	if (status || json) {
+		if (!status)
+			print_json(res);
+		return status;
 	}
 	printf("%-32s %-19s %-6s %s\n", "NAME", "ID", "LAYERS", "IMPORTED");
 	cJSON_ArrayForEach(img, cJSON_GetObjectItemCaseSensitive(res, "images"))
@@ -251,42 +248,54 @@ static int image_ls_verb(struct verb_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
-static int image_rm_verb(struct verb_ctx *ctx, int argc, char **argv)
+static int image_rm_verb(struct verb_ctx *ctx, int argc, char **argv, bool json)
 {
-	struct al_error err = AL_ERROR_INIT;
-	struct client c = {0};
+	_cleanup_cjson_ cJSON *out = cJSON_CreateObject();
+	cJSON *removed = out ? cJSON_AddArrayToObject(out, "removed") : NULL;
 	int status = 0;
 
 	if (argc < 2)
 		return usage_error(usage_image, "rm: missing NAME");
-	if (client_open(&c, ctx->socket_path, &err) < 0)
-		return runtime_error(&err);
+	if (!removed)
+		return usage_error(usage_image, "out of memory");
+	/* Like rm: go on with the others when one fails. */
 	for (int i = 1; i < argc; i++) {
 		_cleanup_free_ char *path = api_path("/v1/images", argv[i], "");
 		_cleanup_cjson_ cJSON *res = NULL;
-		if (!path || api_json(&c, "DELETE", path, NULL, false, NULL, &res, &err) < 0) {
-			if (!path)
-				al_error_set(&err, ENOMEM, "out of memory");
-			al_error_prefix(&err, "image rm %s", argv[i]);
-			status = runtime_error(&err);
-			al_error_clear(&err);
-		}
+		if (verb_call(ctx,
+		              &(struct request){.method = "DELETE", .path = path, .stream_fd = -1},
+		              &res, "image rm %s", argv[i]))
+			status = EXIT_RUNTIME;
+		else
+			cJSON_AddItemToArray(removed, cJSON_CreateString(argv[i]));
 	}
-	client_close(&c);
+	if (json)
+		print_json(out);
 	return status;
 }
 
 int verb_image(struct verb_ctx *ctx, int argc, char **argv)
 {
+	bool json = false;
+	int n = 0;
+
+	/* --json anywhere after the command, for each of them. */
+	for (int i = 0; i < argc; i++) {
+		if (i >= 2 && !strcmp(argv[i], "--json"))
+			json = true;
+		else
+			argv[n++] = argv[i];
+	}
+	argc = n;
 	if (argc < 2)
 		return usage_error(usage_image, "missing command (import, ls or rm)");
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
 		return show_usage(usage_image);
 	if (!strcmp(argv[1], "import"))
-		return image_import_verb(ctx, argc - 1, argv + 1);
+		return image_import_verb(ctx, argc - 1, argv + 1, json);
 	if (!strcmp(argv[1], "ls"))
-		return image_ls_verb(ctx, argc - 1, argv + 1);
+		return image_ls_verb(ctx, argc - 1, argv + 1, json);
 	if (!strcmp(argv[1], "rm"))
-		return image_rm_verb(ctx, argc - 1, argv + 1);
+		return image_rm_verb(ctx, argc - 1, argv + 1, json);
 	return usage_error(usage_image, "unknown image command '%s'", argv[1]);
 }

@@ -60,10 +60,13 @@ int verb_prune(struct verb_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	    {"filter", required_argument, NULL, 'f'},
+	    {"json", no_argument, NULL, OPT_JSON},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
-	_cleanup_cjson_ cJSON *res = NULL;
+	_cleanup_cjson_ cJSON *res = NULL, *out = cJSON_CreateObject();
+	cJSON *removed = out ? cJSON_AddArrayToObject(out, "removed") : NULL;
+	bool json = false;
 	struct al_error err = AL_ERROR_INIT;
 	struct client c = {0};
 	char *filters[32];
@@ -75,6 +78,10 @@ int verb_prune(struct verb_ctx *ctx, int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "+:hf:", longopts, NULL)) != -1) {
 		if (opt == 'h')
 			return show_usage(usage_prune);
+		if (opt == OPT_JSON) {
+			json = true;
+			continue;
+		}
 		if (opt != 'f')
 			return bad_option(usage_prune, opt, argv);
 		if (n == AL_ARRAY_SIZE(filters))
@@ -102,10 +109,14 @@ int verb_prune(struct verb_ctx *ctx, int argc, char **argv)
 		al_error_clear(&err);
 		if (destroy_sandbox(&c, id, true, &err) < 0 && err.code != ENOENT)
 			status = runtime_error(&err);
+		else if (json)
+			cJSON_AddItemToArray(removed, cJSON_CreateString(id));
 		else
 			printf("%s\n", id);
 	}
 	client_close(&c);
+	if (json)
+		print_json(out);
 	return status;
 }
 

@@ -133,12 +133,19 @@ int verb_snapshots(struct verb_ctx *ctx, int argc, char **argv)
 
 int verb_snapshot_rm(struct verb_ctx *ctx, int argc, char **argv)
 {
+	_cleanup_cjson_ cJSON *out = cJSON_CreateObject();
+	cJSON *removed = out ? cJSON_AddArrayToObject(out, "removed") : NULL;
+	bool json = false;
 	int status, failed = 0;
 
-	if (simple_args(argc, argv, usage_snapshot_rm, 1, -1, &status) < 0)
+	if (verb_args(
+	        &(struct verb_spec){.usage = usage_snapshot_rm, .min = 1, .max = -1, .json = &json},
+	        argc, argv, &status) < 0)
 		return status;
 	if ((status = resolve_args(ctx, "/v1/snapshots", argv + optind, argc - optind)))
 		return status;
+	if (!removed)
+		return usage_error(usage_snapshot_rm, "out of memory");
 	/* Like rm: go on with the others when one fails. */
 	for (int i = optind; i < argc; i++) {
 		_cleanup_free_ char *path = api_path("/v1/snapshots", argv[i], "");
@@ -147,7 +154,11 @@ int verb_snapshot_rm(struct verb_ctx *ctx, int argc, char **argv)
 		              &(struct request){.method = "DELETE", .path = path, .stream_fd = -1},
 		              &res, "snapshot-rm %s", argv[i]))
 			failed = 1;
+		else
+			cJSON_AddItemToArray(removed, cJSON_CreateString(argv[i]));
 	}
+	if (json)
+		print_json(out);
 	return failed;
 }
 

@@ -489,6 +489,19 @@ class CliTest(at.AirlockTestCase):
         self.created.add(created["id"])
         self.assertEqual(json.loads(self.airlock("inspect", "--json", created["id"]).stdout)["id"],
                          created["id"])
+        w = self.airlock("write", "--json", sid, "f.txt", input=b"abc")
+        self.assertEqual(json.loads(w.stdout)["size"], 3, w)
+        p = self.airlock("prune", "--json", "--filter", "label=cli-ls=1")
+        self.assertEqual(json.loads(p.stdout), {"removed": [sid]}, p)
+        # Every verb whose help lists --json takes it (without a daemon: a
+        # usage error is exit status 2, an unreachable airlockd 125).
+        verbs = [l.split()[0] for l in self.airlock("--help").stdout.decode().split("Verbs:")[1]
+                 .split("\n\n")[0].splitlines() if l.strip()]
+        for verb in verbs:
+            if b"--json" in self.airlock(verb, "--help").stdout:
+                r = self.airlock("--socket", "/nonexistent.sock", verb, "--json", "x", "y",
+                                 socket=False)
+                self.assertNotIn(b"unknown option '--json'", r.stderr, verb)
 
     def test_man_page_and_completion_from_the_help_texts(self):
         built = os.path.join(os.path.dirname(at.AIRLOCK_CLI), "cli")
