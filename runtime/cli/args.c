@@ -113,16 +113,55 @@ int runtime_error(const struct al_error *err)
 	return EXIT_RUNTIME;
 }
 
-/* getopt's complaint about the option just seen, in our words. */
+size_t usage_options(const char *usage, char **out, size_t max)
+{
+	size_t n = 0;
+
+	for (const char *line = usage; *line;) {
+		size_t len = strcspn(line, "\n");
+		const char *p = line + strspn(line, " ");
+		/* Option lines are indented and start with a dash ("  -e, --env K=V"). */
+		while (p > line && p < line + len && *p == '-' && n < max) {
+			size_t w = strcspn(p, " ,=\n");
+			if (!(out[n] = strndup(p, w)))
+				return n;
+			n++;
+			p += w;
+			p += strspn(p, ", ");
+			if (*p != '-')
+				break;
+		}
+		line += len + (line[len] == '\n');
+	}
+	return n;
+}
+
+/* getopt's complaint about the option just seen, in our words, with a guess from the help. */
 int bad_option(const char *usage, int c, char **argv)
 {
 	const char *word = argv[optind - 1];
+	char *options[64];
+	size_t n;
+	const char *guess;
+	int status;
 
 	if (c == ':')
 		return usage_error(usage, "option '%s' needs an argument", word);
 	if (optopt && word[0] == '-' && word[1] != '-')
 		return usage_error(usage, "unknown option '-%c'", optopt);
-	return usage_error(usage, "unknown option '%s'", word);
+	n = usage_options(usage, options, AL_ARRAY_SIZE(options));
+	{
+		/* "--jsno=x" is the option "--jsno". */
+		_cleanup_free_ char *name = strndup(word, strcspn(word, "="));
+		guess = name ? closest_word(name, (const char *const *)options, n) : NULL;
+	}
+	if (guess)
+		status = usage_error(usage, "unknown option '%s'; did you mean '%s'?", word, guess);
+	else
+		status = usage_error(usage, "unknown option '%s'", word);
+	while (n)
+		free(options[--n]);
+	return status;
 }
 
 /* ---- option values ---- */

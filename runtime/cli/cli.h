@@ -165,6 +165,8 @@ extern const char usage_main[], usage_run[], usage_create[], usage_exec[], usage
 void human_size(double bytes, char *buf, size_t len);
 __attribute__((format(printf, 2, 3))) int usage_error(const char *usage, const char *fmt, ...);
 int show_usage(const char *usage);
+/* The options a help text lists ("-e", "--env", ...), malloc'd into out; how many. */
+size_t usage_options(const char *usage, char **out, size_t max);
 /* The candidate word likely meant by a mistyped word, or NULL. */
 const char *closest_word(const char *word, const char *const *candidates, size_t n);
 int runtime_error(const struct al_error *err);

@@ -92,22 +92,14 @@ static int help_man(void)
 	return 0;
 }
 
-/* The options a help text lists: every "-x" and "--long" at the start of its option lines. */
 static void completion_words(const char *text)
 {
-	for (const char *line = text; *line;) {
-		size_t len = strcspn(line, "\n");
-		const char *p = line + strspn(line, " ");
-		/* Option lines are indented and start with a dash ("  -e, --env K=V"). */
-		while (p > line && p < line + len && *p == '-') {
-			size_t n = strcspn(p, " ,=\n");
-			printf(" %.*s", (int)n, p);
-			p += n;
-			p += strspn(p, ", ");
-			if (*p != '-')
-				break;
-		}
-		line += len + (line[len] == '\n');
+	char *words[64];
+	size_t n = usage_options(text, words, AL_ARRAY_SIZE(words));
+
+	for (size_t i = 0; i < n; i++) {
+		printf(" %s", words[i]);
+		free(words[i]);
 	}
 }
 

@@ -285,6 +285,13 @@ class CliTest(at.AirlockTestCase):
         self.assertIn(b"'airlock exec --help'", p.stderr)
         p = self.airlock("frobnicate")
         self.assertNotIn(b"did you mean", p.stderr)
+        # Options too, from the verb's help text.
+        p = self.airlock("ls", "--jsno")
+        self.assertEqual(p.returncode, 2)
+        self.assertTrue(p.stderr.startswith(b"airlock: unknown option '--jsno'; did you mean '--json'?"),
+                        p.stderr)
+        p = self.airlock("exec", "--detatch", "x", "true")
+        self.assertIn(b"did you mean '--detach'?", p.stderr)
 
     # ---- docker habits ----
 
