@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <math.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,6 +294,46 @@ static int signal_number(const cJSON *sig)
 	return atoi(name);
 }
 
+static void report_oom(double limit)
+{
+	char text[32];
+
+	human_size(limit, text, sizeof(text));
+	fprintf(stderr, "airlock: killed: out of memory (limit %s; raise it with --memory)\n",
+	        limit > 0 ? text : "none");
+}
+
+/*
+ * A streamed command (-i, -t) that died of SIGKILL: its exit frame does not
+ * say why, so the sandbox's event log does: an OOM kill recorded since the
+ * command started (started: ISO 8601 with millis) was the memory limit.
+ */
+static void explain_sigkill(struct client *c, const char *id, const char *started)
+{
+	_cleanup_free_ char *events_path = sandbox_path(id, "/events");
+	_cleanup_cjson_ cJSON *events = NULL, *sb = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	const cJSON *e;
+
+	if (!events_path || api_json(c, "GET", events_path, NULL, false, NULL, &events, &err) < 0)
+		return;
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(events, "events"))
+	{
+		if (!strcmp(json_string(e, "type"), "oom_kill") &&
+		    strcmp(json_string(e, "time"), started) >= 0) {
+			_cleanup_free_ char *path = sandbox_path(id, "");
+			double limit = 0;
+			if (path && api_json(c, "GET", path, NULL, false, NULL, &sb, &err) == 0)
+				limit = al_json_num(
+				    cJSON_GetObjectItemCaseSensitive(
+				        cJSON_GetObjectItemCaseSensitive(sb, "cgroup"), "limits"),
+				    "memory_bytes", 0);
+			report_oom(limit);
+			return;
+		}
+	}
+}
+
 /* Write the output of one exec/poll answer and note whether the process ended. */
 static int handle_result(struct run_state *st, const cJSON *res, struct al_error *err)
 {
@@ -331,14 +372,8 @@ static int handle_result(struct run_state *st, const cJSON *res, struct al_error
 		return 0;
 	}
 	sig = signal_number(cJSON_GetObjectItemCaseSensitive(res, "signal"));
-	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "oom_killed"))) {
-		double limit = al_json_num(res, "memory_limit_bytes", 0);
-		char text[32];
-		human_size(limit, text, sizeof(text));
-		fprintf(stderr,
-		        "airlock: killed: out of memory (limit %s; raise it with --memory)\n",
-		        limit > 0 ? text : "none");
-	}
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "oom_killed")))
+		report_oom(al_json_num(res, "memory_limit_bytes", 0));
 	if (sig > 0)
 		st->exit_status = 128 + sig;
 	else if (cJSON_IsNumber(exit_code))
@@ -631,6 +666,7 @@ static int run_streamed(struct client *c, const char *id, const struct exec_opts
 	_cleanup_free_ char *path = sandbox_path(id, "/exec");
 	_cleanup_free_ char *body = NULL;
 	unsigned rows, cols;
+	char started[40];
 	int r;
 
 	if (!req || !path)
@@ -646,6 +682,7 @@ static int run_streamed(struct client *c, const char *id, const struct exec_opts
 	body = cJSON_PrintUnformatted(req);
 	if (!body)
 		return al_error_set(err, ENOMEM, "out of memory");
+	al_iso8601_now(started, sizeof(started), true);
 	r = stream_exec(&(struct stream_opts){.socket_path = c->socket_path,
 	                                      .path = path,
 	                                      .body = body,
@@ -654,6 +691,8 @@ static int run_streamed(struct client *c, const char *id, const struct exec_opts
 	                err);
 	if (r < 0)
 		return al_error_prefix(err, "exec in sandbox %s", id);
+	if (r == 128 + SIGKILL)
+		explain_sigkill(c, id, started);
 	return r;
 }
 

@@ -485,6 +485,16 @@ class CliTest(at.AirlockTestCase):
         self.assertEqual(table[0].split(), ["PID", "PPID", "UID", "STAT", "RSS", "TIME", "COMMAND"])
         self.assertTrue(any(l.endswith("sleep 300") for l in table[1:]), table)
 
+    def test_oom_kill_named_on_a_streamed_exec(self):
+        sid = self.create("--memory", "32M")
+        r = self.airlock("exec", "-i", sid, "--", "tail", "/dev/zero", input=b"")
+        self.assertEqual(r.returncode, 137, r)
+        self.assertIn(b"airlock: killed: out of memory (limit 32M; raise it with --memory)", r.stderr)
+        # A SIGKILL that is not the memory limit is not called one.
+        r = self.airlock("exec", "-i", sid, "--", "sh", "-c", "kill -KILL $$", input=b"")
+        self.assertEqual(r.returncode, 137, r)
+        self.assertNotIn(b"out of memory", r.stderr)
+
     def test_ls_quiet_and_format(self):
         sid = self.create("--label", "cli-ls=1")
         r = self.airlock("ls", "-q", "--filter", "label=cli-ls=1")
