@@ -103,9 +103,11 @@ struct reply {
 	/* For the request's log line: the command an exec ran, and when it started. */
 	char command[256];
 	uint64_t exec_started_us;
-	struct MHD_Response *response; /* set: sent as it is (GET /v1/events?follow=1) */
-	bool want_stream;              /* an exec asked for "Upgrade: airlock-exec/1" */
-	struct api_stream *stream;     /* set: answer 101 and relay (api_stream.c) */
+	bool want_stream;          /* an exec asked for "Upgrade: airlock-exec/1" */
+	struct api_stream *stream; /* set: answer 101 and relay (api_stream.c) */
+
+	/* Set: sent as it is (GET /v1/events?follow=1, api_events.c). */
+	struct MHD_Response *response;
 };
 
 /* ---- replies ------------------------------------------------------------------------------ */
@@ -1391,8 +1393,39 @@ static size_t split_path(char *url, char **seg, size_t max)
 	return n;
 }
 
+/* GET /v1/events[?since=CURSOR][&follow=1] (api_events.c). */
 static void handle_all_events(struct api_server *s, struct MHD_Connection *c, const char *method,
-                              const struct request *rq, struct reply *rp);
+                              const struct request *rq, struct reply *rp)
+{
+	struct al_error err = AL_ERROR_INIT;
+	bool follow = query_bool(c, "follow");
+	uint64_t since;
+	cJSON *o = NULL;
+	int r;
+
+	if (strcmp(method, "GET")) {
+		reply_error(rp, 405, "method_not_allowed", "use GET");
+		return;
+	}
+	/* A follow starts with what comes next unless told where. */
+	if (query_u64(c, "since", follow ? UINT64_MAX : 0, &since, &err) < 0) {
+		reply_al_error(rp, &err);
+		return;
+	}
+	if (follow) {
+		rp->response = api_events_follow(s->ctx, rq->peer_uid, since, &api_stopping);
+		rp->status = 200;
+		if (!rp->response)
+			reply_error(rp, 500, "internal", "out of memory");
+		return;
+	}
+	r = api_events_list(s->ctx, rq->peer_uid, since, &o);
+	if (r < 0)
+		reply_error(rp, r == -EAGAIN ? 503 : 500, r == -EAGAIN ? "unavailable" : "internal",
+		            r == -EAGAIN ? "airlockd is stopping" : "out of memory");
+	else
+		reply_json(rp, 200, o);
+}
 
 static void route(struct api_server *s, struct MHD_Connection *c, const char *url,
                   const char *method, struct request *rq, struct reply *rp)
@@ -1511,40 +1544,6 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 		__atomic_sub_fetch(&sb->requests, 1, __ATOMIC_RELAXED);
 	}
 	sandbox_unref(sb);
-}
-
-/* GET /v1/events[?since=CURSOR][&follow=1] (api_events.c). */
-static void handle_all_events(struct api_server *s, struct MHD_Connection *c, const char *method,
-                              const struct request *rq, struct reply *rp)
-{
-	struct al_error err = AL_ERROR_INIT;
-	bool follow = query_bool(c, "follow");
-	uint64_t since;
-	cJSON *o = NULL;
-	int r;
-
-	if (strcmp(method, "GET")) {
-		reply_error(rp, 405, "method_not_allowed", "use GET");
-		return;
-	}
-	/* A follow starts with what comes next unless told where. */
-	if (query_u64(c, "since", follow ? UINT64_MAX : 0, &since, &err) < 0) {
-		reply_al_error(rp, &err);
-		return;
-	}
-	if (follow) {
-		rp->response = api_events_follow(s->ctx, rq->peer_uid, since, &api_stopping);
-		rp->status = 200;
-		if (!rp->response)
-			reply_error(rp, 500, "internal", "out of memory");
-		return;
-	}
-	r = api_events_list(s->ctx, rq->peer_uid, since, &o);
-	if (r < 0)
-		reply_error(rp, r == -EAGAIN ? 503 : 500, r == -EAGAIN ? "unavailable" : "internal",
-		            r == -EAGAIN ? "airlockd is stopping" : "out of memory");
-	else
-		reply_json(rp, 200, o);
 }
 
 /* The template of a request's path for metrics ("/v1/sandboxes/{id}/exec"). */
