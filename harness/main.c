@@ -33,7 +33,12 @@
 static void usage(FILE *f)
 {
 	fputs("usage: airlock-harness run TASK.json [--run-dir DIR] [--credentials FILE]\n"
+	      "              [--quiet | --events-json]\n"
 	      "       airlock-harness resume DIR [--credentials FILE] [--provider FILE.json]\n"
+	      "              [--quiet | --events-json]\n"
+	      "  (run and resume print a line per model turn and per tool call on stderr;\n"
+	      "   --quiet: none, --events-json: one JSON object a line.  The model's base URL\n"
+	      "   and name default to $OPENAI_BASE_URL and $AIRLOCK_MODEL.)\n"
 	      "       airlock-harness audit verify DIR | audit verify RUN_ID --db URL\n"
 	      "       airlock-harness store put|get|delete TASK.json NAME [FILE] [--credentials "
 	      "FILE]\n"
@@ -49,12 +54,15 @@ static void usage(FILE *f)
 	      f);
 }
 
-static int parse_options(int argc, char **argv, struct al_run_options *o, bool allow_run_dir)
+static int parse_options(int argc, char **argv, struct al_run_options *o, bool allow_run_dir,
+                         bool allow_progress)
 {
 	static const struct option longopts[] = {
 	    {"run-dir", required_argument, NULL, 'd'},
 	    {"credentials", required_argument, NULL, 'c'},
 	    {"provider", required_argument, NULL, 'p'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"events-json", no_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -72,6 +80,16 @@ static int parse_options(int argc, char **argv, struct al_run_options *o, bool a
 			break;
 		case 'c':
 			o->credentials = optarg;
+			break;
+		case 'q':
+		case 'j':
+			if (!allow_progress) {
+				fprintf(stderr,
+				        "airlock-harness: --%s is only for run and resume\n",
+				        c == 'q' ? "quiet" : "events-json");
+				return -EINVAL;
+			}
+			o->progress = c == 'q' ? AL_PROGRESS_NONE : AL_PROGRESS_JSON;
 			break;
 		case 'p':
 			if (allow_run_dir) {
@@ -310,7 +328,7 @@ static int cmd_store(int argc, char **argv)
 	char sha[65];
 	int i, n, r;
 
-	i = parse_options(argc, argv, &o, false);
+	i = parse_options(argc, argv, &o, false, false);
 	if (i < 0)
 		return AL_EXIT_USAGE;
 	n = argc - i;
@@ -574,7 +592,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return AL_EXIT_USAGE;
 	}
-	i = parse_options(argc - 1, argv + 1, &o, !strcmp(argv[1], "run"));
+	o.progress = AL_PROGRESS_TEXT;
+	i = parse_options(argc - 1, argv + 1, &o, !strcmp(argv[1], "run"), true);
 	if (i < 0)
 		return AL_EXIT_USAGE;
 	if (argc - 1 - i != 1) {

@@ -70,6 +70,7 @@ struct run {
 	bool model_open;
 	cJSON *tools;
 	struct al_store *remote; /* the task's remote snapshot.store, or NULL for local */
+	enum al_progress progress;
 };
 
 static void run_free(struct run *r)
@@ -703,6 +704,98 @@ static int recover_audit(struct run *r, struct al_error *err)
 	return 0;
 }
 
+/* ---- progress on stderr (docs/harness.md, "Progress") ---- */
+
+/* Arguments as one short line: a tool call's line must stay a line. */
+static void short_text(const char *in, char *out, size_t size)
+{
+	size_t n = 0;
+
+	for (; in && *in && n + 4 < size; in++)
+		out[n++] = *in == '\n' || *in == '\r' || *in == '\t' ? ' ' : *in;
+	if (in && *in)
+		out[n++] = '.', out[n++] = '.', out[n++] = '.';
+	out[n] = '\0';
+}
+
+static void progress_json(cJSON *o)
+{
+	_cleanup_free_ char *line = cJSON_PrintUnformatted(o);
+
+	if (line)
+		fprintf(stderr, "%s\n", line);
+	cJSON_Delete(o);
+}
+
+static void progress_turn(struct run *r, long turn, const struct al_model_reply *reply,
+                          const cJSON *names, uint64_t ms)
+{
+	const char *model = r->task.model.name ? r->task.model.name : "replay";
+	int ncalls = cJSON_GetArraySize(names);
+	char list[256] = "";
+	const cJSON *n;
+
+	if (r->progress == AL_PROGRESS_JSON) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "event", "turn");
+		cJSON_AddStringToObject(o, "run_id", al_runstate_str(r->state, "run_id"));
+		cJSON_AddNumberToObject(o, "turn", (double)turn);
+		cJSON_AddStringToObject(o, "model", model);
+		cJSON_AddItemToObject(o, "tool_calls", cJSON_Duplicate(names, 1));
+		cJSON_AddBoolToObject(o, "final", ncalls == 0);
+		cJSON_AddNumberToObject(o, "input_tokens", (double)reply->input_tokens);
+		cJSON_AddNumberToObject(o, "output_tokens", (double)reply->output_tokens);
+		cJSON_AddNumberToObject(o, "attempts", reply->attempts);
+		cJSON_AddNumberToObject(o, "duration_ms", (double)ms);
+		progress_json(o);
+		return;
+	}
+	if (r->progress != AL_PROGRESS_TEXT)
+		return;
+	cJSON_ArrayForEach(n, names)
+	{
+		size_t used = strlen(list);
+		snprintf(list + used, sizeof(list) - used, "%s%s", used ? ", " : "",
+		         cJSON_GetStringValue(n) ? cJSON_GetStringValue(n) : "?");
+	}
+	if (ncalls)
+		fprintf(
+		    stderr,
+		    "airlock-harness: turn %ld: %s: %d tool call%s (%s); %ld+%ld tokens, %.1f s\n",
+		    turn, model, ncalls, ncalls == 1 ? "" : "s", list, reply->input_tokens,
+		    reply->output_tokens, (double)ms / 1000.0);
+	else
+		fprintf(
+		    stderr, "airlock-harness: turn %ld: %s: final answer; %ld+%ld tokens, %.1f s\n",
+		    turn, model, reply->input_tokens, reply->output_tokens, (double)ms / 1000.0);
+}
+
+static void progress_tool(struct run *r, const char *call_id, const char *name, const char *args,
+                          const struct al_tool_result *res, uint64_t ms)
+{
+	long turn = al_runstate_long(r->state, "model_calls");
+	char shown[160];
+
+	short_text(args, shown, sizeof(shown));
+	if (r->progress == AL_PROGRESS_JSON) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "event", "tool_call");
+		cJSON_AddStringToObject(o, "run_id", al_runstate_str(r->state, "run_id"));
+		cJSON_AddNumberToObject(o, "turn", (double)turn);
+		cJSON_AddStringToObject(o, "call_id", call_id ? call_id : "");
+		cJSON_AddStringToObject(o, "name", name ? name : "");
+		cJSON_AddStringToObject(o, "arguments", shown);
+		cJSON_AddBoolToObject(o, "is_error", res->is_error);
+		cJSON_AddBoolToObject(o, "truncated", res->truncated);
+		cJSON_AddNumberToObject(o, "duration_ms", (double)ms);
+		progress_json(o);
+	} else if (r->progress == AL_PROGRESS_TEXT) {
+		fprintf(stderr, "airlock-harness: turn %ld: %s %s: %s, %.1f s\n", turn,
+		        name ? name : "?", shown, res->is_error ? "error" : "ok",
+		        (double)ms / 1000.0);
+	}
+}
+
 static int run_pending(struct run *r, struct al_error *err)
 {
 	cJSON *pending = cJSON_GetObjectItemCaseSensitive(r->state, "pending_calls");
@@ -725,6 +818,7 @@ static int run_pending(struct run *r, struct al_error *err)
 		const char *call_id = al_runstate_str(call, "call_id");
 		const char *name = al_runstate_str(call, "name");
 		const char *args = al_runstate_str(call, "arguments");
+		uint64_t started;
 		cJSON *d;
 
 		if (cJSON_GetObjectItemCaseSensitive(call, "result"))
@@ -735,10 +829,12 @@ static int run_pending(struct run *r, struct al_error *err)
 		cJSON_AddStringToObject(d, "arguments", args ? args : "");
 		if ((rc = audit(r, "tool_call", d, err)) < 0)
 			return rc;
+		started = al_now_ms();
 		rc = al_tool_run(&ctx, name, args, &res, err);
 		if (rc < 0)
 			return al_error_prefix(err, "tool %s (%s)", name ? name : "?",
 			                       call_id ? call_id : "?");
+		progress_tool(r, call_id, name, args, &res, al_now_ms() - started);
 		al_runstate_set_long(r->state, "next_session_id", next_session);
 		cJSON_AddItemToObject(call, "result", res.output);
 		res.output = NULL;
@@ -799,6 +895,7 @@ static int model_turn(struct run *r, bool *done, struct al_error *err)
 	_cleanup_free_ char *digest = NULL;
 	struct al_model_reply reply;
 	cJSON *d, *item, *names, *turn;
+	uint64_t started;
 	int rc, ncalls = 0;
 
 	*done = false;
@@ -817,6 +914,7 @@ static int model_turn(struct run *r, bool *done, struct al_error *err)
 	cJSON_AddNumberToObject(d, "items", cJSON_GetArraySize(items));
 	if ((rc = audit(r, "model_request", d, err)) < 0)
 		return rc;
+	started = al_now_ms();
 	rc = al_model_call(&r->model, (unsigned long)calls, instructions, items, r->tools, &reply,
 	                   err);
 	if (rc < 0) {
@@ -852,6 +950,7 @@ static int model_turn(struct run *r, bool *done, struct al_error *err)
 	cJSON_AddNumberToObject(turn, "attempts", reply.attempts);
 	cJSON_AddNumberToObject(turn, "input_tokens", (double)reply.input_tokens);
 	cJSON_AddNumberToObject(turn, "output_tokens", (double)reply.output_tokens);
+	progress_turn(r, calls + 1, &reply, names, al_now_ms() - started);
 	cJSON_AddItemToObject(turn, "tool_calls", names);
 	cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(usage, "per_turn"), turn);
 	if (ncalls == 0) {
@@ -1201,6 +1300,7 @@ int al_run_start(const struct al_run_options *opts)
 	cJSON *d;
 
 	structured_errors = opts->store != NULL;
+	r.progress = opts->progress;
 
 	/* Everything that can be refused is refused before anything is created. */
 	if (opts->task_text) {
@@ -1651,6 +1751,7 @@ int al_run_resume(const struct al_run_options *opts)
 	int rc;
 
 	structured_errors = opts->store != NULL;
+	r.progress = opts->progress;
 
 	if (load_run(&r, opts, &err) < 0 || open_store(&r, &err) < 0)
 		return usage_error(&err);

@@ -14,6 +14,13 @@
 #define AL_EXIT_FAILED 1
 #define AL_EXIT_USAGE 2
 
+/* What run and resume print on stderr as they go (docs/harness.md, "Progress"). */
+enum al_progress {
+	AL_PROGRESS_NONE, /* the worker's runs, --quiet */
+	AL_PROGRESS_TEXT, /* a line per model turn and per tool call */
+	AL_PROGRESS_JSON, /* --events-json: the same as one JSON object a line */
+};
+
 struct al_run_options {
 	const char *task_path;   /* run */
 	const char *run_dir;     /* run: NULL for ./runs/<run-id>; resume: the directory */
@@ -27,6 +34,7 @@ struct al_run_options {
 	const char *provider_socket; /* a local provider's socket on this node, for the task's */
 	const char *node;            /* this node's name, recorded with the sandbox */
 	const char *socket; /* gc: airlockd's socket (NULL: $AIRLOCK_SOCKET, the default) */
+	enum al_progress progress;
 };
 
 /* Both return one of the AL_EXIT_* statuses and print what the contract says. */

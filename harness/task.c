@@ -249,7 +249,9 @@ static int parse_model(const cJSON *o, const char *where, const char *base_dir,
 		if (access(m->script, R_OK) < 0)
 			return al_error_errno(err, "task: %s.script %s", where, m->script);
 	} else if (!m->name || !*m->name) {
-		return al_error_set(err, EINVAL, "task: %s.name is required", where);
+		return al_error_set(
+		    err, EINVAL, "task: %s.name is required%s", where,
+		    strcmp(where, "model") ? "" : " (or AIRLOCK_MODEL in the environment)");
 	}
 	return 0;
 }
@@ -584,6 +586,7 @@ static int parse_task(const char *text, size_t len, const char *base_dir, struct
 	static const char *const keys[] = {"instructions", "input",     "model",  "provider",
 	                                   "manifest",     "max_turns", "limits", "memory",
 	                                   "snapshot",     "env",       "start",  NULL};
+	_cleanup_cjson_ cJSON *empty_model = NULL;
 	const cJSON *v;
 	long turns = 20;
 	int r;
@@ -603,8 +606,20 @@ static int parse_task(const char *text, size_t len, const char *base_dir, struct
 	if (!t->input)
 		return al_error_set(err, EINVAL, "task: \"input\" is required");
 	v = cJSON_GetObjectItemCaseSensitive(t->json, "model");
+	/* The environment names the model where the task does not, as the
+	 * OpenAI SDKs take OPENAI_BASE_URL: the task's own values win. */
+	if (getenv("AIRLOCK_MODEL") && *getenv("AIRLOCK_MODEL") &&
+	    !(t->model.name = strdup(getenv("AIRLOCK_MODEL"))))
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (getenv("OPENAI_BASE_URL") && *getenv("OPENAI_BASE_URL") &&
+	    !(t->model.base_url = strdup(getenv("OPENAI_BASE_URL"))))
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (!v && !t->model.name)
+		return al_error_set(err, EINVAL,
+		                    "task: \"model\" is required (or AIRLOCK_MODEL in the "
+		                    "environment)");
 	if (!v)
-		return al_error_set(err, EINVAL, "task: \"model\" is required");
+		v = empty_model = cJSON_CreateObject();
 	t->model.timeout_ms = 120000;
 	t->model.max_retries = 5;
 	t->model.retry_base_ms = 500;

@@ -58,6 +58,8 @@ mapfile -t elves < <(find "$stage" -type f \( -perm -u+x -o -name '*.so' \) -exe
 shlibs=$(cd "$work/src" && dpkg-shlibdeps -O "${elves[@]}" 2>/dev/null |
 	sed -n 's/^shlibs:Depends=//p')
 
+# Debian's place for the license (the full text is LICENSE, next to it).
+install -m 0644 "$top/packaging/debian/copyright" "$stage/usr/share/doc/airlock/copyright"
 mkdir -p "$stage/DEBIAN"
 install -m 0755 "$top/packaging/debian/postinst" "$top/packaging/debian/prerm" \
 	"$top/packaging/debian/postrm" "$stage/DEBIAN/"

@@ -25,6 +25,7 @@
 
 #include "admission.h"
 #include "api_snapshots.h"
+#include "api_events.h"
 #include "api_stream.h"
 #include "cleanup.h"
 #include "json.h"
@@ -112,6 +113,9 @@ struct reply {
 	uint64_t exec_started_us;
 	bool want_stream;          /* an exec asked for "Upgrade: airlock-exec/1" */
 	struct api_stream *stream; /* set: answer 101 and relay (api_stream.c) */
+
+	/* Set: sent as it is (GET /v1/events?follow=1, api_events.c). */
+	struct MHD_Response *response;
 };
 
 /* ---- replies ------------------------------------------------------------------------------ */
@@ -1419,6 +1423,40 @@ static size_t split_path(char *url, char **seg, size_t max)
 	return n;
 }
 
+/* GET /v1/events[?since=CURSOR][&follow=1] (api_events.c). */
+static void handle_all_events(struct api_server *s, struct MHD_Connection *c, const char *method,
+                              const struct request *rq, struct reply *rp)
+{
+	struct al_error err = AL_ERROR_INIT;
+	bool follow = query_bool(c, "follow");
+	uint64_t since;
+	cJSON *o = NULL;
+	int r;
+
+	if (strcmp(method, "GET")) {
+		reply_error(rp, 405, "method_not_allowed", "use GET");
+		return;
+	}
+	/* A follow starts with what comes next unless told where. */
+	if (query_u64(c, "since", follow ? UINT64_MAX : 0, &since, &err) < 0) {
+		reply_al_error(rp, &err);
+		return;
+	}
+	if (follow) {
+		rp->response = api_events_follow(s->ctx, rq->peer_uid, since, &api_stopping);
+		rp->status = 200;
+		if (!rp->response)
+			reply_error(rp, 500, "internal", "out of memory");
+		return;
+	}
+	r = api_events_list(s->ctx, rq->peer_uid, since, &o);
+	if (r < 0)
+		reply_error(rp, r == -EAGAIN ? 503 : 500, r == -EAGAIN ? "unavailable" : "internal",
+		            r == -EAGAIN ? "airlockd is stopping" : "out of memory");
+	else
+		reply_json(rp, 200, o);
+}
+
 static void route(struct api_server *s, struct MHD_Connection *c, const char *url,
                   const char *method, struct request *rq, struct reply *rp)
 {
@@ -1446,6 +1484,10 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 			handle_metrics(s, rp);
 		else
 			handle_info(s, rq->peer_uid, rp);
+		return;
+	}
+	if (n == 2 && !strcmp(seg[1], "events")) {
+		handle_all_events(s, c, method, rq, rp);
 		return;
 	}
 	if (!strcmp(seg[1], "snapshots")) {
@@ -1481,8 +1523,9 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 	pthread_mutex_unlock(&sb->lock);
 	snprintf(rq->sandbox, sizeof(rq->sandbox), "%s", sb->id);
 	/* Exec, processes, files and the workspace are activity (idle_timeout,
-	 * lifecycle_expire); inspecting it or its events is not. */
-	bool activity = n >= 4 && strcmp(seg[3], "events") && strcmp(seg[3], "snapshots");
+	 * lifecycle_expire); inspecting it, its events or its processes is not. */
+	bool activity = n >= 4 && strcmp(seg[3], "events") && strcmp(seg[3], "snapshots") &&
+	                strcmp(seg[3], "top");
 	if (activity) {
 		__atomic_add_fetch(&sb->requests, 1, __ATOMIC_RELAXED);
 		sandbox_touch(sb);
@@ -1505,6 +1548,15 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 		handle_process(s->ctx, sb, seg[4], n == 6 ? seg[5] : NULL, c, method, rq, rp);
 	} else if (n == 4 && !strcmp(seg[3], "events")) {
 		handle_events(s, sb, c, method, rp);
+	} else if (n == 4 && !strcmp(seg[3], "top")) {
+		cJSON *o = NULL;
+		struct al_error err = AL_ERROR_INIT;
+		if (strcmp(method, "GET"))
+			reply_error(rp, 405, "method_not_allowed", "use GET");
+		else if (sandbox_processes_json(sb, &o, &err) < 0)
+			reply_al_error(rp, &err);
+		else
+			reply_json(rp, 200, o);
 	} else if (n == 4 && !strcmp(seg[3], "workspace")) {
 		handle_workspace(s, sb, c, method, rq, rp);
 	} else if (n == 4 && !strcmp(seg[3], "snapshots")) {
@@ -1567,6 +1619,7 @@ static const struct {
     {"/v1/health", "GET", {NULL}},
     {"/v1/metrics", "GET", {NULL}},
     {"/v1/info", "GET", {NULL}},
+    {"/v1/events", "GET", {"since", "follow"}},
     {"/v1/sandboxes", "GET", {"label", "state"}},
     {"/v1/sandboxes", "POST", {"view"}},
     {"/v1/sandboxes/{id}", "GET", {NULL}},
@@ -1577,6 +1630,7 @@ static const struct {
     {"/v1/sandboxes/{id}/processes/{pid}/stdin", "POST", {NULL}},
     {"/v1/sandboxes/{id}/processes/{pid}/resize", "POST", {NULL}},
     {"/v1/sandboxes/{id}/events", "GET", {"since"}},
+    {"/v1/sandboxes/{id}/top", "GET", {NULL}},
     {"/v1/sandboxes/{id}/workspace", "GET", {NULL}},
     {"/v1/sandboxes/{id}/workspace",
      "PUT",
@@ -1727,6 +1781,11 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct reply *rp)
 			return MHD_NO;
 		ret = MHD_queue_response(c, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
 		MHD_destroy_response(resp);
+		return ret;
+	}
+	if (rp->response) {
+		ret = MHD_queue_response(c, rp->status, rp->response);
+		MHD_destroy_response(rp->response);
 		return ret;
 	}
 	if (rp->has_fd) {

@@ -81,6 +81,7 @@
 
 struct event {
 	uint64_t seq;
+	uint64_t cursor;  /* events.next_cursor at its append: the order across sandboxes */
 	const char *type; /* "seccomp", "unrecorded", "oom_kill", "pids_max", "pid1_exited",
 	                     "mount_restarted", "mount_failed" */
 	char syscall[32];
@@ -132,7 +133,12 @@ static struct {
 	bool running;
 	char error[256];
 	uint64_t lost;
-} events = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake_fd = -1};
+	/* For GET /v1/events?follow=1: a count of appends over all sandboxes,
+	 * signalled on each, and set once airlockd stops. */
+	uint64_t next_cursor;
+	pthread_cond_t appended;
+	bool stopping;
+} events = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake_fd = -1, .appended = PTHREAD_COND_INITIALIZER};
 
 static uint64_t wall_ms(void)
 {
@@ -203,7 +209,9 @@ static void append_locked(struct sandbox_events *l, const struct event *ev)
 	slot = &l->ring[(l->head + l->n) % RING_SIZE];
 	*slot = *ev;
 	slot->seq = ++l->next_seq;
+	slot->cursor = ++events.next_cursor;
 	l->n++;
+	pthread_cond_broadcast(&events.appended);
 }
 
 /*
@@ -981,6 +989,8 @@ void events_stop(void)
 	}
 	/* The mutes end with us: the kernel keeps rules after we are gone. */
 	pthread_mutex_lock(&events.lock);
+	events.stopping = true;
+	pthread_cond_broadcast(&events.appended);
 	for (size_t i = 0; i < events.n_logs; i++) {
 		struct sandbox_events *l = events.logs[i];
 		if (l->muted_until) {
@@ -1110,4 +1120,69 @@ int events_json(struct daemon *d, struct sandbox *sb, uint64_t since, cJSON **ou
 	pthread_mutex_unlock(&events.lock);
 	*out = TAKE_PTR(o);
 	return 0;
+}
+
+struct follow_entry {
+	uint64_t cursor;
+	const struct event *e;
+	const char *id;
+};
+
+static int follow_cmp(const void *a, const void *b)
+{
+	const struct follow_entry *x = a, *y = b;
+
+	return x->cursor < y->cursor ? -1 : x->cursor > y->cursor;
+}
+
+int events_follow(uint64_t *cursor, unsigned wait_ms, size_t max, cJSON **out)
+{
+	_cleanup_cjson_ cJSON *list = cJSON_CreateArray();
+	_cleanup_free_ struct follow_entry *found = NULL;
+	struct timespec until;
+	size_t n = 0, cap = 0;
+	int r = 0;
+
+	if (!list)
+		return -ENOMEM;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += wait_ms / 1000;
+	until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&events.lock);
+	if (*cursor == UINT64_MAX)
+		*cursor = events.next_cursor;
+	while (events.next_cursor <= *cursor && !events.stopping && r == 0)
+		r = pthread_cond_timedwait(&events.appended, &events.lock, &until);
+	for (size_t i = 0; i < events.n_logs; i++)
+		cap += events.logs[i]->n;
+	found = cap ? calloc(cap, sizeof(*found)) : NULL;
+	for (size_t i = 0; found && i < events.n_logs; i++) {
+		const struct sandbox_events *l = events.logs[i];
+		for (size_t j = 0; j < l->n; j++) {
+			const struct event *e = &l->ring[(l->head + j) % RING_SIZE];
+			if (e->cursor > *cursor)
+				found[n++] = (struct follow_entry){e->cursor, e, l->id};
+		}
+	}
+	qsort(found, n, sizeof(*found), follow_cmp);
+	for (size_t i = 0; i < n && i < max; i++) {
+		cJSON *o = event_json(found[i].e);
+		if (!o || !cJSON_AddItemToArray(list, o)) {
+			cJSON_Delete(o);
+			break;
+		}
+		cJSON_AddStringToObject(o, "sandbox", found[i].id);
+		cJSON_AddNumberToObject(o, "cursor", (double)found[i].cursor);
+		*cursor = found[i].cursor;
+	}
+	r = events.stopping && cJSON_GetArraySize(list) == 0 ? -ESHUTDOWN : 0;
+	pthread_mutex_unlock(&events.lock);
+	if (r < 0)
+		return r;
+	*out = TAKE_PTR(list);
+	return cJSON_GetArraySize(*out);
 }

@@ -46,3 +46,13 @@ void events_note_pid1_exit(const char *id);
  */
 int events_json(struct daemon *d, struct sandbox *sb, uint64_t since, cJSON **out,
                 struct al_error *err);
+
+/*
+ * GET /v1/events: the events of every sandbox recorded after *cursor (0:
+ * all still kept, UINT64_MAX: only those to come), oldest first, at most
+ * max, each with "sandbox": its id; waits up to wait_ms for one.  *cursor
+ * moves past those returned (a count of recorded events, not a sandbox's
+ * seq).  Returns how many (into *out, an array), -ENOMEM, or -ESHUTDOWN
+ * once airlockd stops.  Memory: the answer only; the logs are bounded.
+ */
+int events_follow(uint64_t *cursor, unsigned wait_ms, size_t max, cJSON **out);

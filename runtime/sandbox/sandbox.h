@@ -254,3 +254,8 @@ struct al_process *sandbox_take_process(struct sandbox *sb, const char *pid, boo
 cJSON *sandbox_summary_json(const struct sandbox *sb);
 int sandbox_inspect_json(const struct sandbox_host *host, struct sandbox *sb, cJSON **out,
                          struct al_error *err);
+
+/* {"processes": [{pid, ppid, uid, state, rss_bytes, cpu_seconds, command, host_pid}]}: those
+ * of its pid namespace, pids and uids as the sandbox sees them, by pid (top.c).  -ESRCH when
+ * it is not running. */
+int sandbox_processes_json(const struct sandbox *sb, cJSON **out, struct al_error *err);

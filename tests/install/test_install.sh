@@ -135,11 +135,17 @@ inside() {
 		/usr/share/airlock/seccomp-profiles/default.json /etc/airlock/airlockd.conf \
 		/usr/lib/systemd/system/airlockd.service /usr/lib/systemd/system/airlockd.socket \
 		/etc/systemd/system/sockets.target.wants/airlockd.socket \
-		/etc/systemd/system/multi-user.target.wants/airlockd.service; do
+		/etc/systemd/system/multi-user.target.wants/airlockd.service \
+		/usr/share/man/man1/airlock.1 /usr/share/bash-completion/completions/airlock \
+		/usr/share/doc/airlock/copyright /usr/share/doc/airlock/LICENSE; do
 		# (the enabled units are absolute symlinks into the root)
 		[ -e "$root$f" ] || [ -L "$root$f" ] || fail "$f is missing after the install"
 	done
 	in_root getent group airlock >/dev/null || fail "no airlock group"
+	# The completion made from the help texts at build time works in bash.
+	[ "$(in_root bash -c 'source /usr/share/bash-completion/completions/airlock &&
+		COMP_WORDS=(airlock exe); COMP_CWORD=1; _airlock; echo "${COMPREPLY[*]}"')" = exec ] ||
+		fail "the installed bash completion does not complete 'airlock exe'"
 	# The units as systemd reads them (no running systemd needed).
 	in_root systemd-analyze verify /usr/lib/systemd/system/airlockd.socket \
 		/usr/lib/systemd/system/airlockd.service >"$work/verify.log" 2>&1 ||

@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """The airlock CLI end to end against a real airlockd."""
 
+import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -270,6 +272,275 @@ class CliTest(at.AirlockTestCase):
                 self.assertEqual(p.returncode, 2, p)
                 self.assertIn(b"Usage:", p.stderr)
         self.assertNoSandboxesLeft()
+
+    def test_usage_errors_are_one_line_with_a_suggestion(self):
+        p = self.airlock("exce", "x", "true")
+        self.assertEqual(p.returncode, 2)
+        self.assertEqual(p.stderr.count(b"\n"), 1, p.stderr)
+        self.assertTrue(p.stderr.startswith(b"airlock: unknown command 'exce'; did you mean 'exec'?"),
+                        p.stderr)
+        p = self.airlock("exec")
+        self.assertEqual(p.stderr.count(b"\n"), 1, p.stderr)
+        self.assertIn(b"Usage: airlock exec [OPTIONS] ID", p.stderr)
+        self.assertIn(b"'airlock exec --help'", p.stderr)
+        p = self.airlock("frobnicate")
+        self.assertNotIn(b"did you mean", p.stderr)
+        # Options too, from the verb's help text.
+        p = self.airlock("ls", "--jsno")
+        self.assertEqual(p.returncode, 2)
+        self.assertTrue(p.stderr.startswith(b"airlock: unknown option '--jsno'; did you mean '--json'?"),
+                        p.stderr)
+        p = self.airlock("exec", "--detatch", "x", "true")
+        self.assertIn(b"did you mean '--detach'?", p.stderr)
+
+    # ---- docker habits ----
+
+    def create(self, *opts):
+        p = self.airlock("create", *opts)
+        self.assertEqual(p.returncode, 0, p)
+        sid = p.stdout.decode().strip()
+        self.created.add(sid)
+        return sid
+
+    def test_id_prefixes_and_names(self):
+        ids = [self.create() for _ in range(2)]
+        named = self.create("--name", "prefix-box")
+        # The shortest prefix of each that the other does not share.
+        for sid, other in ((ids[0], ids[1]), (ids[1], ids[0])):
+            n = next(i for i in range(1, len(sid) + 1) if not other.startswith(sid[:i]))
+            others = [s["id"] for s in self.client.list() if s["id"] != sid]
+            while any(o.startswith(sid[:n]) for o in others):
+                n += 1
+            r = self.airlock("exec", sid[:n], "--", "cat", "/proc/sys/kernel/hostname")
+            self.assertEqual(r.returncode, 0, r)
+            self.assertEqual(json.loads(self.airlock("inspect", sid[:n]).stdout)["id"], sid)
+        self.assertEqual(json.loads(self.airlock("inspect", "prefix-box").stdout)["id"], named)
+        # An ambiguous prefix names what it matches (the longest two ids
+        # share, or "" that matches every one).
+        all_ids = [s["id"] for s in self.client.list()]
+        common = max((a[:i] for a in all_ids for b in all_ids if a != b
+                      for i in range(1, len(a)) if b.startswith(a[:i])), key=len, default="")
+        r = self.airlock("inspect", common)
+        self.assertEqual(r.returncode, 125)
+        self.assertIn(b"ambiguous id prefix '" + common.encode() + b"'", r.stderr)
+        for a in all_ids:
+            if a.startswith(common):
+                self.assertIn(a.encode(), r.stderr)
+        r = self.airlock("rm", "--json", ids[0][:11], "prefix-box")
+        self.assertEqual(r.returncode, 0, r)
+        self.assertEqual(json.loads(r.stdout), {"removed": [ids[0], named]})
+
+    def test_exec_env_user_detach(self):
+        sid = self.create()
+        env_file = os.path.join(self.workdir, "env")
+        with open(env_file, "w") as f:
+            f.write("# a comment\n\nA=1\nB=two words\n")
+        r = self.airlock("exec", "--env-file", env_file, "-e", "A=3", sid, "--",
+                         "sh", "-c", 'echo "$A|$B"')
+        self.assertEqual(r.stdout, b"3|two words\n", r)
+        for user, ids in (("sandbox", b"1000 1000"), ("1000", b"1000 0"), ("nobody:sandbox", b"65534 1000"),
+                          ("65534:65534", b"65534 65534")):
+            with self.subTest(user=user):
+                r = self.airlock("exec", "-u", user, sid, "--", "sh", "-c", "echo $(id -u) $(id -g)")
+                self.assertEqual((r.returncode, r.stdout.strip()), (0, ids), r)
+        r = self.airlock("exec", "-u", "nosuchuser", sid, "true")
+        self.assertEqual(r.returncode, 125)
+        self.assertIn(b"no user 'nosuchuser' in the sandbox's /etc/passwd", r.stderr)
+        start = time.monotonic()
+        r = self.airlock("exec", "-d", sid, "--", "sh", "-c", "sleep 2; echo done > /workspace/detached")
+        self.assertEqual(r.returncode, 0, r)
+        self.assertLess(time.monotonic() - start, 2)
+        self.assertTrue(r.stdout.strip(), r)
+        deadline = time.monotonic() + 30
+        while self.airlock("read", sid, "detached").stdout != b"done\n":
+            self.assertLess(time.monotonic(), deadline, "the detached command did not run")
+            time.sleep(0.2)
+
+    def test_events_across_sandboxes_and_follow(self):
+        quiet = self.create()
+        hog = self.create("--memory", "32M")
+        # A follower from the CLI, of both sandboxes (by prefix), one JSON object a line.
+        follower = subprocess.Popen([at.AIRLOCK_CLI, "--socket", self.daemon.socket_path, "events",
+                                     "--follow", "--json", hog[:10], quiet],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    env=self.cli_env())
+        try:
+            os.set_blocking(follower.stdout.fileno(), False)
+            got, deadline = b"", time.monotonic() + 90
+            # The follow starts with what comes after it connected: OOM-kill
+            # until it reports one (each kill is an event).
+            while b"oom_kill" not in got:
+                self.assertLess(time.monotonic(), deadline, "no oom_kill followed: %r" % got)
+                r = self.airlock("exec", hog, "--", "tail", "/dev/zero")
+                self.assertEqual(r.returncode, 137, r)
+                self.assertIn(b"killed: out of memory (limit 32M", r.stderr)
+                end = time.monotonic() + 5
+                while b"oom_kill" not in got and time.monotonic() < end:
+                    got += follower.stdout.read() or b""
+                    time.sleep(0.1)
+            event = json.loads(next(l for l in got.splitlines() if b"oom_kill" in l))
+            self.assertEqual((event["sandbox"], event["type"]), (hog, "oom_kill"))
+            self.assertIsNone(follower.poll(), "the follow ended")
+        finally:
+            follower.send_signal(signal.SIGINT)
+            out, err = follower.communicate(timeout=30)
+        self.assertEqual(follower.returncode, 0, err)
+        # The list of every sandbox's events, and a follow from its cursor (the API).
+        listed = self.client.expect(200, "GET", "/v1/events").json
+        mine = [e for e in listed["events"] if e["sandbox"] == hog and e["type"] == "oom_kill"]
+        self.assertTrue(mine, listed)
+        self.assertLessEqual(mine[-1]["cursor"], listed["cursor"])
+        table = self.airlock("events")
+        self.assertEqual(table.stdout.split()[:3], [b"SANDBOX", b"TIME", b"TYPE"], table)
+        self.assertIn(hog.encode(), table.stdout)
+        self.client.expect(400, "GET", "/v1/events?follow=1&sinse=1")
+        # Only the events of the sandboxes given.
+        r = self.airlock("events", quiet)
+        self.assertEqual(r.returncode, 0, r)
+        self.assertNotIn(b"oom_kill", r.stdout)
+
+    def test_cp_files_and_directories_both_ways(self):
+        sid = self.create("--name", "cp-box")
+        src = os.path.join(self.workdir, "cp-src")
+        os.makedirs(os.path.join(src, "sub", "deeper"), exist_ok=True)
+        files = {"a.txt": b"hello\n", "sub/bin.dat": bytes(range(256)) * 4096,  # 1 MiB
+                 "sub/deeper/run.sh": b"#!/bin/sh\necho ran\n", "empty": b""}
+        for name, data in files.items():
+            with open(os.path.join(src, name), "wb") as f:
+                f.write(data)
+        os.chmod(os.path.join(src, "sub/deeper/run.sh"), 0o755)
+        os.symlink("a.txt", os.path.join(src, "link"))
+        self.addCleanup(shutil.rmtree, src, True)
+
+        # Host to sandbox: a directory into a new path, by name.
+        r = self.airlock("cp", "--json", src, "cp-box:/workspace/in")
+        self.assertEqual(r.returncode, 0, r)
+        self.assertEqual(json.loads(r.stdout), {"sandbox": sid, "files": 4, "skipped": 1})
+        self.assertIn(b"link", r.stderr)
+        r = self.airlock("exec", sid, "--", "sh", "-c",
+                         "cd /workspace/in && md5sum a.txt sub/bin.dat sub/deeper/run.sh empty"
+                         " && sub/deeper/run.sh && ls -l sub/deeper/run.sh a.txt")
+        self.assertEqual(r.returncode, 0, r)
+        lines = r.stdout.decode().splitlines()
+        sums = dict(reversed(l.split()) for l in lines[:4])
+        for name, data in files.items():
+            self.assertEqual(sums[name], hashlib.md5(data).hexdigest(), name)
+        self.assertEqual(lines[4], "ran")
+        modes = {l.split()[-1]: l.split()[0] for l in lines[5:7]}
+        self.assertEqual(modes, {"sub/deeper/run.sh": "-rwxr-xr-x", "a.txt": "-rw-r--r--"})
+
+        # A file into an existing directory of the sandbox (its name kept), by id prefix.
+        self.assertEqual(self.airlock("cp", os.path.join(src, "a.txt"), sid[:9] + ":in/sub").returncode, 0)
+        r = self.airlock("read", sid, "in/sub/a.txt")
+        self.assertEqual(r.stdout, b"hello\n")
+
+        # Sandbox to host: the directory into an existing one, and one file as a new name.
+        back = os.path.join(self.workdir, "cp-back")
+        os.makedirs(back, exist_ok=True)
+        self.addCleanup(shutil.rmtree, back, True)
+        r = self.airlock("cp", sid + ":/workspace/in", back)
+        self.assertEqual(r.returncode, 0, r)
+        for name, data in files.items():
+            with open(os.path.join(back, "in", name), "rb") as f:
+                self.assertEqual(f.read(), data, name)
+        self.assertEqual(os.stat(os.path.join(back, "in", "sub/deeper/run.sh")).st_mode & 0o777, 0o755)
+        self.assertEqual(self.airlock("cp", sid + ":in/sub/bin.dat", os.path.join(back, "copy.dat")).returncode, 0)
+        with open(os.path.join(back, "copy.dat"), "rb") as f:
+            self.assertEqual(f.read(), files["sub/bin.dat"])
+
+        # Errors: a missing source, two local paths.
+        r = self.airlock("cp", sid + ":/no/such", back)
+        self.assertEqual(r.returncode, 125)
+        self.assertIn(b"/no/such", r.stderr)
+        self.assertEqual(self.airlock("cp", src, back).returncode, 2)
+
+    def test_top(self):
+        sid = self.create()
+        self.assertEqual(self.airlock("exec", "-d", "-u", "1000", sid, "--", "sleep", "300").returncode, 0)
+        deadline = time.monotonic() + 30
+        while True:
+            procs = json.loads(self.airlock("top", "--json", sid).stdout)["processes"]
+            sleeps = [p for p in procs if p["command"] == "sleep 300"]
+            if sleeps or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertEqual(len(sleeps), 1, procs)
+        sleep = sleeps[0]
+        self.assertEqual(sleep["uid"], 1000)
+        self.assertIn(sleep["state"], ("S", "R"))
+        self.assertGreater(sleep["pid"], 1)
+        self.assertGreater(sleep["rss_bytes"], 0)
+        # The pid the sandbox sees, and its parent, inside: as ps in it shows them.
+        pid1 = [p for p in procs if p["pid"] == 1]
+        self.assertEqual(len(pid1), 1, procs)
+        self.assertIn(sleep["ppid"], [p["pid"] for p in procs])
+        r = self.airlock("exec", sid, "--", "sh", "-c", "cat /proc/%d/cmdline | tr '\\0' ' '" % sleep["pid"])
+        self.assertEqual(r.stdout.decode().strip(), "sleep 300", r)
+        # No process of the host or of another sandbox.
+        other = self.create()
+        self.airlock("exec", "-d", other, "--", "sleep", "301")
+        self.assertNotIn("sleep 301", [p["command"] for p in
+                                       json.loads(self.airlock("top", "--json", sid).stdout)["processes"]])
+        table = self.airlock("top", sid[:8]).stdout.decode().splitlines()
+        self.assertEqual(table[0].split(), ["PID", "PPID", "UID", "STAT", "RSS", "TIME", "COMMAND"])
+        self.assertTrue(any(l.endswith("sleep 300") for l in table[1:]), table)
+
+    def test_oom_kill_named_on_a_streamed_exec(self):
+        sid = self.create("--memory", "32M")
+        r = self.airlock("exec", "-i", sid, "--", "tail", "/dev/zero", input=b"")
+        self.assertEqual(r.returncode, 137, r)
+        self.assertIn(b"airlock: killed: out of memory (limit 32M; raise it with --memory)", r.stderr)
+        # A SIGKILL that is not the memory limit is not called one.
+        r = self.airlock("exec", "-i", sid, "--", "sh", "-c", "kill -KILL $$", input=b"")
+        self.assertEqual(r.returncode, 137, r)
+        self.assertNotIn(b"out of memory", r.stderr)
+
+    def test_ls_quiet_and_format(self):
+        sid = self.create("--label", "cli-ls=1")
+        r = self.airlock("ls", "-q", "--filter", "label=cli-ls=1")
+        self.assertEqual(r.stdout.decode().split(), [sid])
+        listed = json.loads(self.airlock("ls", "--format", "json").stdout)
+        self.assertIn(sid, [s["id"] for s in listed["sandboxes"]])
+        self.assertEqual(self.airlock("ls", "--format", "yaml").returncode, 2)
+        created = json.loads(self.airlock("create", "--json").stdout)
+        self.created.add(created["id"])
+        self.assertEqual(json.loads(self.airlock("inspect", "--json", created["id"]).stdout)["id"],
+                         created["id"])
+        w = self.airlock("write", "--json", sid, "f.txt", input=b"abc")
+        self.assertEqual(json.loads(w.stdout)["size"], 3, w)
+        p = self.airlock("prune", "--json", "--filter", "label=cli-ls=1")
+        self.assertEqual(json.loads(p.stdout), {"removed": [sid]}, p)
+        # Every verb whose help lists --json takes it (without a daemon: a
+        # usage error is exit status 2, an unreachable airlockd 125).
+        verbs = [l.split()[0] for l in self.airlock("--help").stdout.decode().split("Verbs:")[1]
+                 .split("\n\n")[0].splitlines() if l.strip()]
+        for verb in verbs:
+            if b"--json" in self.airlock(verb, "--help").stdout:
+                r = self.airlock("--socket", "/nonexistent.sock", verb, "--json", "x", "y",
+                                 socket=False)
+                self.assertNotIn(b"unknown option '--json'", r.stderr, verb)
+
+    def test_man_page_and_completion_from_the_help_texts(self):
+        built = os.path.join(os.path.dirname(at.AIRLOCK_CLI), "cli")
+        with open(os.path.join(built, "airlock.1")) as f:
+            man = f.read()
+        self.assertTrue(man.startswith(".TH AIRLOCK 1"), man[:80])
+        for verb in ("run", "exec", "snapshot-export"):
+            self.assertIn(".SS %s\n" % verb, man)
+        self.assertIn("\\-\\-env\\-file", man)  # exec's help, dashes escaped for roff
+        completion = os.path.join(built, "airlock")
+        def complete(*words):
+            script = ('source %s; COMP_WORDS=(airlock %s); COMP_CWORD=%d; _airlock; '
+                      'echo "${COMPREPLY[*]}"' % (completion, " ".join(words), len(words)))
+            return subprocess.run(["bash", "-c", script], capture_output=True, text=True,
+                                  check=True).stdout.split()
+        self.assertEqual(complete("exe"), ["exec"])
+        self.assertEqual(complete("snapshot-"), ["snapshot-rm", "snapshot-export", "snapshot-import"])
+        self.assertEqual(complete("exec", "--de"), ["--detach"])
+        self.assertEqual(complete("ls", "-"), ["--help", "-q", "--quiet", "--json", "-f", "--filter"])
+        with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..",
+                               "LICENSE")) as f:
+            self.assertIn("Apache License\n                           Version 2.0", f.read())
 
     def test_help(self):
         p = self.airlock("--help")

@@ -293,6 +293,9 @@ class OpenApiAgainstDaemon(at.AirlockTestCase):
         # events
         c("GET", sb + "/events", p, 200, query={"since": 0})
         c("GET", sb + "/events", p, 400, query={"since": "-1"})
+        c("GET", sb + "/top", p, 200)
+        c("GET", "/v1/events", {}, 200, query={"since": 0})
+        c("GET", "/v1/events", {}, 400, query={"since": "x"})
 
         # snapshots
         snap = c("POST", sb + "/snapshots", p, 201, {"processes": False}).json
