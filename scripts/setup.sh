@@ -104,6 +104,14 @@ install_packages() {
 		[ $updated = 1 ] || apt-get update -q
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -t trixie criu
 	fi
+	# Sandbox allowlists (runtime/daemon/network.c): libnftables-dev must match
+	# the libnftables1 that trixie's CRIU pulls in, so both come from trixie.
+	if ! dpkg-query -W -f='${Status}' libnftables-dev nftables 2>/dev/null |
+		grep -q '^install ok installed.*install ok installed$'; then
+		[ $updated = 1 ] || apt-get update -q
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+			-t trixie libnftables-dev nftables
+	fi
 }
 
 # A build directory configured before meson.build set localstatedir=/var

@@ -440,7 +440,12 @@ static const char usage_main[] =
 	"      --rootfs DIR     base root filesystem\n"                                            \
 	"      --image NAME     an imported image (its layers, Env, WorkingDir, User)\n"           \
 	"      --name NAME      sandbox name (and hostname)\n"                                     \
-	"      --manifest FILE  workspace manifest (JSON)\n"
+	"      --manifest FILE  workspace manifest (JSON)\n"                                       \
+	"      --network none   loopback only (the default)\n"                                     \
+	"      --allow CIDR[:PORTS]  let the sandbox reach this IPv4 range (ports: P,\n"           \
+	"                       P-Q, comma-separated; TCP and UDP); repeatable\n"                  \
+	"  -p, --publish [HOSTADDR:]HOSTPORT:PORT  serve the sandbox's PORT on the host\n"         \
+	"                       (HOSTADDR 127.0.0.1 unless given); repeatable\n"
 
 static const char usage_run[] =
     "Usage: airlock run [OPTIONS] [--] CMD [ARG...]\n"
@@ -686,6 +691,8 @@ enum {
 	OPT_LABEL,
 	OPT_FILTER,
 	OPT_TIMEOUT,
+	OPT_NETWORK,
+	OPT_ALLOW,
 };
 
 struct create_opts {
@@ -704,6 +711,12 @@ struct create_opts {
 	cJSON *env;             /* object */
 	long ttl, idle_timeout; /* seconds; 0: none */
 	cJSON *labels;          /* object, or NULL where the verb takes none */
+	bool network_none;      /* --network none given */
+	bool network_allow;     /* --network allow: an allowlist, maybe empty */
+	const char *allow[64];  /* --allow CIDR[:PORTS]: an allowlist network */
+	size_t n_allow;
+	const char *ports[16]; /* -p [HOSTADDR:]HOSTPORT:PORT */
+	size_t n_ports;
 };
 
 /* A whole number of seconds for option name. */
@@ -773,6 +786,29 @@ static int create_option(struct create_opts *o, int c, const char *arg, const ch
 			return usage_error(usage, "invalid --idle-timeout '%s': expected seconds",
 			                   arg);
 		return 0;
+	case OPT_NETWORK:
+		/* An allowlist is given by its entries (--allow); "allow" alone
+		 * would be an allowlist that lets nothing out. */
+		if (!strcmp(arg, "none") || !strcmp(arg, "loopback")) {
+			o->network_none = true;
+			return 0;
+		}
+		if (!strcmp(arg, "allow")) {
+			o->network_none = false;
+			o->network_allow = true;
+			return 0;
+		}
+		return usage_error(usage, "invalid --network '%s': expected none or allow", arg);
+	case OPT_ALLOW:
+		if (o->n_allow == AL_ARRAY_SIZE(o->allow))
+			return usage_error(usage, "too many --allow");
+		o->allow[o->n_allow++] = arg;
+		return 0;
+	case 'p':
+		if (o->n_ports == AL_ARRAY_SIZE(o->ports))
+			return usage_error(usage, "too many -p");
+		o->ports[o->n_ports++] = arg;
+		return 0;
 	case OPT_LABEL: {
 		const char *eq = strchr(arg, '=');
 		_cleanup_free_ char *key = eq ? strndup(arg, (size_t)(eq - arg)) : NULL;
@@ -836,6 +872,19 @@ static int create_request(const struct create_opts *o, cJSON **out, struct al_er
 		cJSON_AddNumberToObject(req, "idle_timeout", (double)o->idle_timeout);
 	if (o->labels && cJSON_GetArraySize(o->labels) > 0)
 		cJSON_AddItemReferenceToObject(req, "labels", o->labels);
+	if (o->network_none && (o->n_allow || o->network_allow))
+		return al_error_set(err, EINVAL, "--network none and --allow exclude each other");
+	if (o->n_allow || o->network_allow) {
+		cJSON *net = cJSON_AddObjectToObject(req, "network");
+		cJSON *allow = net ? cJSON_AddArrayToObject(net, "allow") : NULL;
+		for (size_t i = 0; allow && i < o->n_allow; i++)
+			cJSON_AddItemToArray(allow, cJSON_CreateString(o->allow[i]));
+	}
+	if (o->n_ports) {
+		cJSON *ports = cJSON_AddArrayToObject(req, "ports");
+		for (size_t i = 0; ports && i < o->n_ports; i++)
+			cJSON_AddItemToArray(ports, cJSON_CreateString(o->ports[i]));
+	}
 	*out = TAKE_PTR(req);
 	return 0;
 }
@@ -1434,6 +1483,9 @@ static int verb_run(struct verb_ctx *ctx, int argc, char **argv)
 	    {"disk", required_argument, NULL, OPT_DISK},
 	    {"rootfs", required_argument, NULL, OPT_ROOTFS},
 	    {"image", required_argument, NULL, OPT_IMAGE},
+	    {"network", required_argument, NULL, OPT_NETWORK},
+	    {"allow", required_argument, NULL, OPT_ALLOW},
+	    {"publish", required_argument, NULL, 'p'},
 	    {"name", required_argument, NULL, OPT_NAME},
 	    {"manifest", required_argument, NULL, OPT_MANIFEST},
 	    {"env", required_argument, NULL, 'e'},
@@ -1454,7 +1506,7 @@ static int verb_run(struct verb_ctx *ctx, int argc, char **argv)
 	bool removed = false;
 	int opt, r, status;
 
-	while ((opt = getopt_long(argc, argv, "+:m:e:w:ith", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+:m:e:w:p:ith", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'h':
 			return show_usage(usage_run);
@@ -1519,6 +1571,9 @@ static int verb_create(struct verb_ctx *ctx, int argc, char **argv)
 	    {"disk", required_argument, NULL, OPT_DISK},
 	    {"rootfs", required_argument, NULL, OPT_ROOTFS},
 	    {"image", required_argument, NULL, OPT_IMAGE},
+	    {"network", required_argument, NULL, OPT_NETWORK},
+	    {"allow", required_argument, NULL, OPT_ALLOW},
+	    {"publish", required_argument, NULL, 'p'},
 	    {"name", required_argument, NULL, OPT_NAME},
 	    {"manifest", required_argument, NULL, OPT_MANIFEST},
 	    {"env", required_argument, NULL, 'e'},
@@ -1536,7 +1591,7 @@ static int verb_create(struct verb_ctx *ctx, int argc, char **argv)
 	struct client c = {0};
 	int opt, r;
 
-	while ((opt = getopt_long(argc, argv, "+:m:e:h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+:m:e:p:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'h':
 			return show_usage(usage_create);
@@ -2047,6 +2102,8 @@ static void print_event(const cJSON *e)
 	if (!strcmp(type, "seccomp"))
 		snprintf(what, sizeof(what), "%s (%s, %s)", json_string(e, "syscall"),
 		         json_string(e, "comm"), json_string(e, "action"));
+	else if (!strcmp(type, "network_denied"))
+		snprintf(what, sizeof(what), "denied: %s", json_string(e, "destination"));
 	else if (!strcmp(type, "unrecorded"))
 		snprintf(what, sizeof(what), "denials not recorded until %s (flood)",
 		         cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "last_time"))
