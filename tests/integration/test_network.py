@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Sandbox networks: "none" (loopback only) by default; an allowlist
+sandbox reaches an allowed mirror server and not a second one, its denied
+attempts show up in its events; a published port answers on the host's
+loopback; a restarted airlockd keeps the rules; snapshots; and nothing is
+left behind (no veth, no nft table, no namespace).  All traffic goes to
+namespaces made here (netns_mirror.py) or to loopback."""
+
+import json
+import os
+import subprocess
+import time
+import unittest
+
+import airlock_test as at
+import netns_mirror as nm
+
+A_NET, B_NET = 1, 2
+
+
+def nc_get(addr, port):
+    """A shell command fetching / from addr:port with busybox nc (its wget
+    segfaults in the static busybox of the test rootfs)."""
+    return ("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 %s %d" % (addr, port))
+
+
+class NetworkTest(at.AirlockTestCase):
+    daemon_args = ("--network-range", nm.SANDBOX_RANGE)
+
+    @classmethod
+    def setUpClass(cls):
+        cls.mirrors = [nm.Mirror(A_NET, "mirror-a"), nm.Mirror(B_NET, "mirror-b")]
+        cls.slots = set()
+        # Registered first, so it runs last: after the daemon stopped.
+        cls.addClassCleanup(cls.check_network_leftovers)
+        for m in cls.mirrors:
+            m.start()
+        super().setUpClass()
+        cls.state_dir = cls.daemon.state_dir
+        cls.a, cls.b = cls.mirrors
+
+    @classmethod
+    def check_network_leftovers(cls):
+        problems = []
+        for m in cls.mirrors:
+            m.stop()
+            if not m.gone():
+                problems.append("mirror namespace %s or its link is left" % m.ns)
+        state_dir = getattr(cls, "state_dir", None)
+        if state_dir and nm.table_exists(state_dir):
+            problems.append("nft table %s left after airlockd stopped" % nm.table_name(state_dir))
+            nm.nft("delete", "table", "inet", nm.table_name(state_dir))
+        for slot in cls.slots:
+            if nm.link_exists(slot):
+                problems.append("link alv%d left" % slot)
+        if problems:
+            raise AssertionError("; ".join(problems))
+
+    def allowlisted(self, allow, **fields):
+        sb = self.sandbox(network={"allow": allow}, **fields)
+        type(self).slots.add(nm.slot_of(sb))
+        return sb
+
+    def fetch(self, sid, addr, port=8080):
+        return self.sh(sid, nc_get(addr, port), timeout_ms=20000)
+
+    def denial_events(self, sid, dest, timeout=15):
+        end = time.monotonic() + timeout
+        while True:
+            r = self.client.request("GET", "/v1/sandboxes/%s/events" % sid)
+            self.assertEqual(r.status, 200, r)
+            evs = [e for e in json.loads(r.body)["events"]
+                   if e["type"] == "network_denied" and e.get("destination") == dest]
+            if evs or time.monotonic() > end:
+                return evs
+            time.sleep(0.2)
+
+    def test_default_is_loopback_only(self):
+        sb = self.sandbox()
+        self.assertEqual(sb["network"]["mode"], "none")
+        self.assertEqual(sb["network"]["interfaces"], ["lo"])
+        self.assertEqual(sb["ports"], [])
+        r = self.fetch(sb["id"], self.a.addr)
+        self.assertNotEqual(r["exit_code"], 0, r)
+        self.assertNotIn("mirror-a", r["stdout"])
+
+    def test_allowlist_reaches_the_allowed_mirror_only_and_denials_are_events(self):
+        sb = self.allowlisted([self.a.addr + "/32:8080"])
+        sid = sb["id"]
+        net = sb["network"]
+        self.assertEqual(net["mode"], "allowlist")
+        self.assertEqual(net["allow"], [self.a.addr + "/32:8080"])
+        self.assertEqual(sorted(net["interfaces"]), ["eth0", "lo"])
+        self.assertTrue(net["address"].startswith("10.214."), net)
+        slot = nm.slot_of(sb)
+        self.assertTrue(nm.link_exists(slot))
+        self.assertTrue(nm.chain_exists(self.state_dir, sid))
+
+        r = self.fetch(sid, self.a.addr)
+        self.assertExit(r, 0)
+        self.assertIn("mirror-a", r["stdout"])
+        # The other mirror, and another port of the allowed one, are refused.
+        r = self.fetch(sid, self.b.addr)
+        self.assertNotEqual(r["exit_code"], 0, r)
+        self.assertNotIn("mirror-b", r["stdout"])
+        r = self.sh(sid, "nc -w 3 %s 8081 </dev/null" % self.a.addr, timeout_ms=20000)
+        self.assertNotEqual(r["exit_code"], 0, r)
+        self.assertTrue(self.denial_events(sid, "%s:8080/tcp" % self.b.addr))
+        self.assertTrue(self.denial_events(sid, "%s:8081/tcp" % self.a.addr))
+        # The CLI shows them.
+        out = subprocess.run([at.AIRLOCK_CLI, "--socket", self.daemon.socket_path, "events", sid],
+                             capture_output=True, text=True)
+        self.assertIn("denied: %s:8080/tcp" % self.b.addr, out.stdout)
+
+        self.client.destroy(sid)
+        self.assertFalse(nm.link_exists(slot))
+        self.assertFalse(nm.chain_exists(self.state_dir, sid))
+
+    def test_allow_without_ports_and_a_range(self):
+        sid = self.allowlisted(["10.214.0.0/22"])["id"]
+        self.assertIn("mirror-a", self.out(sid, nc_get(self.a.addr, 8080)))
+        self.assertIn("mirror-b", self.out(sid, nc_get(self.b.addr, 8080)))
+
+    def test_published_port_on_loopback_for_a_none_sandbox(self):
+        port = nm.free_port()
+        sb = self.sandbox(ports=["%d:8000" % port])
+        sid = sb["id"]
+        self.assertEqual(sb["network"]["mode"], "none")
+        self.assertEqual(sb["ports"], [{"port": 8000, "host_address": "127.0.0.1",
+                                        "host_port": port,
+                                        "url": "http://127.0.0.1:%d" % port}])
+        self.out(sid, "mkdir -p /tmp/www && echo from-sandbox > /tmp/www/index.html && "
+                      "httpd -p 127.0.0.1:8000 -h /tmp/www")
+        end = time.monotonic() + 10
+        while True:
+            try:
+                self.assertEqual(nm.http_get(sb["ports"][0]["url"] + "/index.html"),
+                                 "from-sandbox\n")
+                break
+            except OSError:
+                if time.monotonic() > end:
+                    raise
+                time.sleep(0.1)
+        # A port published twice on the host is refused, and leaves nothing.
+        before = {s["id"] for s in self.client.list()}
+        r = self.client.request("POST", "/v1/sandboxes",
+                                {"ports": ["%d:80" % port], "network": {"allow": []}})
+        self.assertGreaterEqual(r.status, 400, r)
+        self.assertIn("publish port", r.body.decode())
+        self.assertEqual({s["id"] for s in self.client.list()}, before)
+        self.client.destroy(sid)
+        with self.assertRaises(OSError):
+            nm.http_get("http://127.0.0.1:%d/" % port, timeout=2)
+
+    def test_published_port_of_an_allowlist_sandbox(self):
+        port = nm.free_port()
+        sb = self.allowlisted([], ports=["127.0.0.1:%d:8001" % port])
+        self.out(sb["id"], "mkdir -p /tmp/w && echo hi > /tmp/w/index.html && "
+                           "httpd -p 8001 -h /tmp/w")
+        end = time.monotonic() + 10
+        while True:
+            try:
+                self.assertEqual(nm.http_get("http://127.0.0.1:%d/index.html" % port), "hi\n")
+                break
+            except OSError:
+                if time.monotonic() > end:
+                    raise
+                time.sleep(0.1)
+
+    def test_bad_network_requests(self):
+        for body in ({"network": "bridge"}, {"network": {"allow": ["10.1.2.3/8"]}},
+                     {"network": {"allow": ["10.1.2.0/24:0"]}},
+                     {"network": {"allow": ["example.com"]}},
+                     {"network": {"deny": []}},
+                     {"ports": ["80"]}, {"ports": ["1:2:3:4"]},
+                     {"ports": ["8080:80", "127.0.0.1:8080:81"]}):
+            r = self.client.request("POST", "/v1/sandboxes", body)
+            self.assertEqual(r.status, 400, (body, r))
+
+    def test_restarted_airlockd_keeps_and_reconciles_the_rules(self):
+        sid = self.allowlisted([self.a.addr + "/32"])["id"]
+        self.assertIn("mirror-a", self.out(sid, nc_get(self.a.addr, 8080)))
+        self.daemon.stop()
+        # The sandbox outlives airlockd: its rules stay meanwhile.
+        self.assertTrue(nm.chain_exists(self.state_dir, sid))
+        self.daemon.start()
+        self.client.close()
+        self.client = at.Client(self.daemon.socket_path, self.created)
+        type(self).client = self.client
+        self.assertTrue(nm.chain_exists(self.state_dir, sid))
+        self.assertIn("mirror-a", self.out(sid, nc_get(self.a.addr, 8080)))
+        r = self.fetch(sid, self.b.addr)
+        self.assertNotEqual(r["exit_code"], 0, r)
+
+    def test_snapshot_of_an_allowlist_sandbox(self):
+        sid = self.allowlisted([self.a.addr + "/32:8080"])["id"]
+        r = self.client.request("POST", "/v1/sandboxes/%s/snapshots" % sid, {"processes": True})
+        self.assertGreaterEqual(r.status, 400, r)
+        self.assertIn("network link", r.body.decode())
+        r = self.client.request("POST", "/v1/sandboxes/%s/snapshots" % sid, {"processes": False})
+        self.assertIn(r.status, (200, 201), r)
+        snap = json.loads(r.body)["id"]
+        self.addCleanup(self.client.request, "DELETE", "/v1/snapshots/" + snap)
+        restored = self.client.create(snapshot=snap)
+        self.addCleanup(self._destroy_quietly, restored["id"])
+        type(self).slots.add(nm.slot_of(restored))
+        self.assertEqual(restored["network"]["allow"], [self.a.addr + "/32:8080"])
+        self.assertIn("mirror-a", self.out(restored["id"], nc_get(self.a.addr, 8080)))
+        r = self.fetch(restored["id"], self.b.addr)
+        self.assertNotEqual(r["exit_code"], 0, r)
+
+
+if __name__ == "__main__":
+    at.main()
