@@ -556,8 +556,9 @@ static int relay_start(struct sandbox *sb, const struct net_port *port, struct r
 	    bind(r->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(r->lfd, 64) < 0) {
 		e = errno;
 		relay_free(r);
-		errno = e;
-		return al_error_errno(err, "sandbox %s: publish port %s", sb->id, what);
+		/* Taken by someone else: a conflict (409), not a server error. */
+		return al_error_set(err, e == EADDRINUSE ? EEXIST : e, "sandbox %s: publish port %s: %s",
+		                    sb->id, what, strerror(e));
 	}
 	r->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (r->stop_fd < 0) {

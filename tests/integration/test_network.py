@@ -9,7 +9,9 @@ namespaces made here (netns_mirror.py) or to loopback."""
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 import unittest
 
@@ -146,7 +148,7 @@ class NetworkTest(at.AirlockTestCase):
         before = {s["id"] for s in self.client.list()}
         r = self.client.request("POST", "/v1/sandboxes",
                                 {"ports": ["%d:80" % port], "network": {"allow": []}})
-        self.assertGreaterEqual(r.status, 400, r)
+        self.assertEqual(r.status, 409, r)
         self.assertIn("publish port", r.body.decode())
         self.assertEqual({s["id"] for s in self.client.list()}, before)
         self.client.destroy(sid)
@@ -209,6 +211,47 @@ class NetworkTest(at.AirlockTestCase):
         self.assertIn("mirror-a", self.out(restored["id"], nc_get(self.a.addr, 8080)))
         r = self.fetch(restored["id"], self.b.addr)
         self.assertNotEqual(r["exit_code"], 0, r)
+
+    def test_two_daemons_have_tables_of_their_own(self):
+        work = tempfile.mkdtemp(prefix="airlock-it-net-")
+        os.chmod(work, 0o755)
+        other = at.Daemon(work, self.rootfs, ["--network-range", nm.SANDBOX_RANGE])
+        other_slots = []
+
+        def cleanup():
+            if other.running():
+                c = at.Client(other.socket_path)
+                for sb in c.list():
+                    c.destroy(sb["id"])
+                c.close()
+                other.stop()
+            if nm.table_exists(other.state_dir):
+                nm.nft("delete", "table", "inet", nm.table_name(other.state_dir))
+            shutil.rmtree(work, ignore_errors=True)
+        self.addCleanup(cleanup)
+        other.start()
+        oc = at.Client(other.socket_path)
+        self.addCleanup(oc.close)
+        mine = self.allowlisted([self.a.addr + "/32"])
+        theirs = oc.create(network={"allow": [self.b.addr + "/32"]})
+        other_slots.append(nm.slot_of(theirs))
+        self.assertNotEqual(nm.table_name(other.state_dir), nm.table_name(self.state_dir))
+        self.assertNotEqual(mine["network"]["address"], theirs["network"]["address"])
+        # Each reaches its own mirror only, whoever's table is looked at first.
+        self.assertIn("mirror-a", self.out(mine["id"], nc_get(self.a.addr, 8080)))
+        self.assertNotEqual(self.fetch(mine["id"], self.b.addr)["exit_code"], 0)
+        r = oc.exec(theirs["id"], command=nc_get(self.b.addr, 8080), timeout_ms=20000)
+        self.assertIn("mirror-b", r["stdout"])
+        r = oc.exec(theirs["id"], command=nc_get(self.a.addr, 8080), timeout_ms=20000)
+        self.assertNotEqual(r["exit_code"], 0, r)
+        # The other one going takes its table and link, and nothing of ours.
+        oc.destroy(theirs["id"])
+        other.stop()
+        self.assertFalse(nm.table_exists(other.state_dir))
+        self.assertFalse(nm.link_exists(other_slots[0]))
+        self.assertTrue(nm.table_exists(self.state_dir))
+        self.assertIn("mirror-a", self.out(mine["id"], nc_get(self.a.addr, 8080)))
+
 
 
 if __name__ == "__main__":
