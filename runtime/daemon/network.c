@@ -85,6 +85,7 @@ static struct {
 	uint32_t range;
 	uint8_t prefix;
 	bool started;
+	char unavailable[256]; /* why allowlists cannot be made, when not started */
 	struct relay **relays;
 	size_t n_relays;
 	struct networked *nets;
@@ -557,8 +558,11 @@ static int relay_start(struct sandbox *sb, const struct net_port *port, struct r
 		e = errno;
 		relay_free(r);
 		/* Taken by someone else: a conflict (409), not a server error. */
-		return al_error_set(err, e == EADDRINUSE ? EEXIST : e, "sandbox %s: publish port %s: %s",
-		                    sb->id, what, strerror(e));
+		return al_error_set(err,
+		                    e == EADDRINUSE      ? EEXIST
+		                    : e == EADDRNOTAVAIL ? EINVAL
+		                                         : e,
+		                    "sandbox %s: publish port %s: %s", sb->id, what, strerror(e));
 	}
 	r->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (r->stop_fd < 0) {
@@ -832,24 +836,14 @@ int network_check_checkpoint(const struct sandbox *sb, struct al_error *err)
 	return 0;
 }
 
-int network_start(struct daemon *d, const char *range, struct al_error *err)
+/* This daemon's table, made afresh with the rules of its running
+ * allowlist sandboxes (ids). */
+static int table_start(struct daemon *d, char **ids, struct al_error *err)
 {
-	_cleanup_strv_ char **ids = registry_ids(&d->registry);
 	_cleanup_free_ char *cmds = NULL;
-	char hash[65];
 	size_t len = 0;
 	int r;
 
-	if (!ids)
-		return al_error_set(err, ENOMEM, "out of memory");
-	r = netspec_parse_cidr(range ? range : NETWORK_DEFAULT_RANGE, &net.range, &net.prefix, err);
-	if (r < 0)
-		return al_error_prefix(err, "--network-range");
-	al_sha256_hex(d->host.state_dir, strlen(d->host.state_dir), hash);
-	snprintf(net.table, sizeof(net.table), "airlock_%.12s", hash);
-	net.nft = nft_ctx_new(NFT_CTX_DEFAULT);
-	if (!net.nft)
-		return al_error_set(err, ENOMEM, "nft_ctx_new failed");
 	/* Made afresh in one transaction: rules of an earlier airlockd hold
 	 * until the very moment the new ones do. */
 	if (!append(&cmds, &len, "add table inet %1$s\ndelete table inet %1$s\n", net.table) ||
@@ -877,9 +871,36 @@ int network_start(struct daemon *d, const char *range, struct al_error *err)
 	r = nft_run_locked(cmds, NULL, err);
 	if (r == 0)
 		net.started = true;
+	else
+		net.n_nets = 0;
 	pthread_mutex_unlock(&net.lock);
+	return r;
+}
+
+int network_start(struct daemon *d, const char *range, struct al_error *err)
+{
+	_cleanup_strv_ char **ids = registry_ids(&d->registry);
+	char hash[65];
+	int r;
+
+	if (!ids)
+		return al_error_set(err, ENOMEM, "out of memory");
+	r = netspec_parse_cidr(range ? range : NETWORK_DEFAULT_RANGE, &net.range, &net.prefix, err);
 	if (r < 0)
-		return r;
+		return al_error_prefix(err, "--network-range");
+	al_sha256_hex(d->host.state_dir, strlen(d->host.state_dir), hash);
+	snprintf(net.table, sizeof(net.table), "airlock_%.12s", hash);
+	net.nft = nft_ctx_new(NFT_CTX_DEFAULT);
+	if (!net.nft)
+		return al_error_set(err, ENOMEM, "nft_ctx_new failed");
+	r = table_start(d, ids, err);
+	if (r < 0) {
+		/* Sandboxes without a link do not need nftables: airlockd serves
+		 * them, and refuses allowlists with this reason. */
+		log_warn("network: allowlists unavailable: %s", err->msg);
+		snprintf(net.unavailable, sizeof(net.unavailable), "%s", err->msg);
+		al_error_clear(err);
+	}
 	for (char **id = ids; *id; id++) {
 		_cleanup_sandbox_ struct sandbox *sb = registry_get(&d->registry, *id);
 		struct al_error serr = AL_ERROR_INIT;
@@ -894,8 +915,9 @@ int network_start(struct daemon *d, const char *range, struct al_error *err)
 	if (r)
 		return al_error_set(err, r, "network denial poller: %s", strerror(r));
 	net.polling = true;
-	log_info("network: nftables table inet %s, range %s", net.table,
-	         range ? range : NETWORK_DEFAULT_RANGE);
+	if (net.started)
+		log_info("network: nftables table inet %s, range %s", net.table,
+		         range ? range : NETWORK_DEFAULT_RANGE);
 	return 0;
 }
 

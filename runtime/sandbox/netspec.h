@@ -25,6 +25,8 @@
 #define NETSPEC_MAX_ALLOW 64
 #define NETSPEC_MAX_RANGES 16
 #define NETSPEC_MAX_PORTS 16
+/* Host ports below this are published for root clients only. */
+#define NETSPEC_UNPRIVILEGED_PORT 1024
 
 struct net_allow {
 	uint32_t addr; /* network address, host byte order */

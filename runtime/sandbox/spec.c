@@ -524,6 +524,13 @@ static int parse_request(const cJSON *req, const struct sandbox_spec_policy *pol
 	                  cJSON_GetObjectItemCaseSensitive(req, "ports"), &s->net, err);
 	if (r < 0)
 		return r;
+	/* airlockd binds published ports as root: a client that is not may
+	 * not have it take a port its own uid could not. */
+	for (size_t i = 0; !policy->trusted && i < s->net.n_ports; i++)
+		if (s->net.ports[i].host_port < NETSPEC_UNPRIVILEGED_PORT)
+			return al_error_set(
+			    err, EPERM, "ports: host port %u is privileged (below %u): root only",
+			    (unsigned)s->net.ports[i].host_port, NETSPEC_UNPRIVILEGED_PORT);
 	r = parse_limits(cJSON_GetObjectItemCaseSensitive(req, "limits"), s, err);
 	if (r < 0)
 		return r;

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -252,6 +253,42 @@ class NetworkTest(at.AirlockTestCase):
         self.assertTrue(nm.table_exists(self.state_dir))
         self.assertIn("mirror-a", self.out(mine["id"], nc_get(self.a.addr, 8080)))
 
+
+
+CLIENT_AS = """
+import json, os, sys
+sys.path.insert(0, %r)
+import airlock_test as at
+os.setgroups([]); os.setgid(65534); os.setuid(65001)
+c = at.Client(sys.argv[1])
+r = c.request("POST", "/v1/sandboxes", json.loads(sys.argv[2]))
+print(json.dumps([r.status, r.json]))
+""" % os.path.dirname(os.path.abspath(__file__))
+
+
+class MemberPortsTest(at.AirlockTestCase):
+    """A member of the socket's group (not root) publishes unprivileged host
+    ports only: airlockd binds them as root."""
+    daemon_args = ("--group", "nogroup", "--network-range", nm.SANDBOX_RANGE)
+
+    def as_member(self, body):
+        r = subprocess.run([sys.executable, "-c", CLIENT_AS, self.daemon.socket_path,
+                            json.dumps(body)], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        status, res = json.loads(r.stdout)
+        if status == 201:
+            self.created.add(res["id"])
+        return status, res
+
+    def test_privileged_host_ports_are_root_only(self):
+        status, res = self.as_member({"ports": ["80:8000"]})
+        self.assertEqual(status, 403, res)
+        self.assertIn("privileged", res["error"]["message"])
+        port = nm.free_port()
+        status, res = self.as_member({"ports": ["%d:8000" % port]})
+        self.assertEqual(status, 201, res)
+        self.assertEqual(res["ports"][0]["host_port"], port)
+        self.client.destroy(res["id"])
 
 
 if __name__ == "__main__":
