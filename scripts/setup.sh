@@ -31,6 +31,9 @@ PACKAGES=(
 	buildah podman skopeo zstd
 	# the real-terminal tests of `airlock exec -it` (tests/integration/test_tty.py)
 	tmux
+	# allowlists that name hosts: airlockd's resolver parses DNS with ldns;
+	# tests/integration/test_network.py's upstream is dnsmasq in a test namespace
+	libldns-dev dnsmasq-base
 	# the fuzz targets (tests/fuzz): clang, its libFuzzer and sanitizer
 	# runtimes, and llvm-symbolizer for readable reports
 	clang libclang-rt-14-dev llvm

@@ -72,6 +72,7 @@ struct options {
 	unsigned long warm_pool;
 	unsigned client_rate;      /* 0: admission.c's default */
 	const char *network_range; /* NULL: NETWORK_DEFAULT_RANGE */
+	const char *dns_upstream;  /* NULL: /etc/resolv.conf's */
 	bool debug;
 	bool help, version;
 };
@@ -136,6 +137,8 @@ static void usage(FILE *f)
 	    "  --network-range CIDR  IPv4 range of allowlist sandboxes' links, a /30 each\n"
 	    "                      by uid slot (default " NETWORK_DEFAULT_RANGE
 	    "; a /18 holds all)\n"
+	    "  --dns-upstream ADDR[:PORT]  resolver that answers allowlist sandboxes' allowed\n"
+	    "                      host names (default: /etc/resolv.conf's first IPv4 one)\n"
 	    "  --log-format FMT    text (default) or json: one JSON object per line, with\n"
 	    "                      a line per request (client uid, sandbox, command, duration)\n"
 	    "  --debug             verbose logging\n"
@@ -388,7 +391,7 @@ static int setup_daemon(struct daemon *ctx, const struct options *o, struct al_e
 	r = lifecycle_load(ctx, err);
 	if (r < 0)
 		return r;
-	return network_start(ctx, o->network_range, err);
+	return network_start(ctx, o->network_range, o->dns_upstream, err);
 }
 
 /* What setup_daemon and the registry hold, once every thread that reads them
@@ -505,6 +508,7 @@ static const struct option longopts[] = {
     {"warm-pool", required_argument, NULL, 'w'},
     {"client-rate", required_argument, NULL, 'R'},
     {"network-range", required_argument, NULL, 'N'},
+    {"dns-upstream", required_argument, NULL, 'U'},
     {"debug", no_argument, NULL, 'D'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -572,6 +576,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 		}
 		case 'N':
 			o->network_range = optarg;
+			break;
+		case 'U':
+			o->dns_upstream = optarg;
 			break;
 		case 'D':
 			o->debug = true;

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -42,6 +43,7 @@
 #include "events.h"
 #include "json.h"
 #include "log.h"
+#include "netdns.h"
 #include "netlink.h"
 #include "netspec.h"
 #include "sandbox.h"
@@ -72,6 +74,11 @@ struct networked {
 	uint32_t slot;
 };
 
+struct resolver {
+	struct sandbox *sb; /* not a reference: the server holds one */
+	struct dns_server *srv;
+};
+
 struct seen {
 	char key[96]; /* the set element: saddr daddr proto port */
 	uint64_t packets;
@@ -92,6 +99,10 @@ static struct {
 	size_t n_nets;
 	struct seen *seen;
 	size_t n_seen;
+	struct resolver *resolvers;
+	size_t n_resolvers;
+	struct sockaddr_in upstream; /* of the resolvers; sin_family 0: none */
+	char no_upstream[256];       /* why there is none */
 	pthread_t poller;
 	int wake_fd;
 	bool polling;
@@ -210,6 +221,16 @@ static bool sandbox_rules(const struct sandbox *sb, uint32_t addr, char **buf, s
 
 	ifname_of(sb, ifname);
 	netspec_ip_string(addr, ip, sizeof(ip));
+	if (netspec_has_names(n)) {
+		/* The addresses its resolver answered with, until their TTL: with
+		 * the name's ports (dn) or any (da). */
+		if (!append(buf, len,
+		            "add set inet %1$s dn_%2$s { type ipv4_addr . inet_service;"
+		            " flags interval, timeout; }\n"
+		            "add set inet %1$s da_%2$s { type ipv4_addr; flags timeout; }\n",
+		            t, id))
+			return false;
+	}
 	if (!append(buf, len,
 	            "add chain inet %1$s sb_%2$s\n"
 	            "add rule inet %1$s sb_%2$s meta nfproto != ipv4 drop\n"
@@ -222,6 +243,9 @@ static bool sandbox_rules(const struct sandbox *sb, uint32_t addr, char **buf, s
 		char cidr[INET_ADDRSTRLEN], ports[NETSPEC_MAX_RANGES * 12 + 1] = "";
 		size_t used = 0;
 
+		/* A name's addresses come from its resolver (netdns.c). */
+		if (a->name[0])
+			continue;
 		netspec_ip_string(a->addr, cidr, sizeof(cidr));
 		if (!a->n_ranges) {
 			if (!append(buf, len, "add rule inet %s sb_%s ip daddr %s/%u accept\n", t,
@@ -240,6 +264,17 @@ static bool sandbox_rules(const struct sandbox *sb, uint32_t addr, char **buf, s
 			        "add rule inet %s sb_%s ip daddr %s/%u %s dport { %s } accept\n", t,
 			        id, cidr, (unsigned)a->prefix, udp ? "udp" : "tcp", ports))
 				return false;
+	}
+	if (netspec_has_names(n)) {
+		char gwip[INET_ADDRSTRLEN];
+		netspec_ip_string(addr - 1, gwip, sizeof(gwip));
+		if (!append(buf, len,
+		            "add rule inet %1$s sb_%2$s ip daddr %3$s udp dport 53 accept\n"
+		            "add rule inet %1$s sb_%2$s ip daddr . tcp dport @dn_%2$s accept\n"
+		            "add rule inet %1$s sb_%2$s ip daddr . udp dport @dn_%2$s accept\n"
+		            "add rule inet %1$s sb_%2$s ip daddr @da_%2$s accept\n",
+		            t, id, gwip))
+			return false;
 	}
 	return append(buf, len,
 	              "add rule inet %1$s sb_%2$s update @denials"
@@ -262,7 +297,9 @@ static void rules_remove_locked(const struct sandbox *sb)
 	if (asprintf(&cmds,
 	             "destroy element inet %1$s by_iif { \"%2$s\" }\n"
 	             "destroy element inet %1$s ifaces { \"%2$s\" }\n"
-	             "destroy chain inet %1$s sb_%3$s\n",
+	             "destroy chain inet %1$s sb_%3$s\n"
+	             "destroy set inet %1$s dn_%3$s\n"
+	             "destroy set inet %1$s da_%3$s\n",
 	             net.table, ifname, sb->id) < 0)
 		return;
 	if (nft_run_locked(cmds, NULL, &err) < 0)
@@ -629,6 +666,98 @@ static void relays_stop(const struct sandbox *sb)
 		relay_free(taken[i]);
 }
 
+/* ---- resolvers of names ------------------------------------------------------------------ */
+
+static void dns_allow(struct sandbox *sb, const struct net_allow *a, const uint32_t *addrs,
+                      size_t n, uint32_t ttl)
+{
+	struct al_error err = AL_ERROR_INIT;
+	_cleanup_free_ char *cmds = NULL;
+	size_t len = 0;
+	bool ok = true;
+
+	for (size_t i = 0; ok && i < n; i++) {
+		char ip[INET_ADDRSTRLEN];
+		netspec_ip_string(addrs[i], ip, sizeof(ip));
+		/* Destroyed first: an element added again keeps its old timeout. */
+		if (!a->n_ranges)
+			ok = append(&cmds, &len,
+			            "destroy element inet %1$s da_%2$s { %3$s }\n"
+			            "add element inet %1$s da_%2$s { %3$s timeout %4$us }\n",
+			            net.table, sb->id, ip, (unsigned)ttl);
+		for (size_t j = 0; ok && j < a->n_ranges; j++)
+			ok = append(
+			    &cmds, &len,
+			    "destroy element inet %1$s dn_%2$s { %3$s . %4$u-%5$u }\n"
+			    "add element inet %1$s dn_%2$s { %3$s . %4$u-%5$u timeout %6$us }\n",
+			    net.table, sb->id, ip, (unsigned)a->ranges[j].lo,
+			    (unsigned)a->ranges[j].hi, (unsigned)ttl);
+	}
+	if (!ok || !cmds)
+		return;
+	pthread_mutex_lock(&net.lock);
+	if (net.started && nft_run_locked(cmds, NULL, &err) < 0)
+		log_warn("sandbox %s: allowing the addresses of %s: %s", sb->id, a->name, err.msg);
+	pthread_mutex_unlock(&net.lock);
+}
+
+/* Its /etc/resolv.conf names its resolver (written as its root, inside). */
+static int write_resolv_conf(struct sandbox *sb, uint32_t gw, struct al_error *err)
+{
+	_cleanup_close_ int fd = memfd_create("resolv.conf", MFD_CLOEXEC);
+	char ip[INET_ADDRSTRLEN], text[64];
+	int n;
+
+	if (fd < 0)
+		return al_error_errno(err, "memfd_create");
+	netspec_ip_string(gw, ip, sizeof(ip));
+	n = snprintf(text, sizeof(text), "nameserver %s\n", ip);
+	if (write(fd, text, (size_t)n) != n)
+		return al_error_errno(err, "write resolv.conf");
+	return sandbox_file_write(sb, "/etc/resolv.conf", fd, (uint64_t)n, 0644, false, err);
+}
+
+static int resolver_start(struct sandbox *sb, uint32_t gw, struct al_error *err)
+{
+	struct dns_server *srv = NULL;
+	struct resolver *grown;
+	int r;
+
+	if (!netspec_has_names(&sb->spec.net))
+		return 0;
+	r = dns_server_start(sb, gw, &net.upstream, dns_allow, &srv, err);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&net.lock);
+	grown = realloc(net.resolvers, (net.n_resolvers + 1) * sizeof(*grown));
+	if (grown) {
+		net.resolvers = grown;
+		net.resolvers[net.n_resolvers++] = (struct resolver){.sb = sb, .srv = srv};
+	}
+	pthread_mutex_unlock(&net.lock);
+	if (!grown) {
+		dns_server_stop(srv);
+		return al_error_set(err, ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+static void resolver_stop(const struct sandbox *sb)
+{
+	struct dns_server *srv = NULL;
+
+	pthread_mutex_lock(&net.lock);
+	for (size_t i = 0; i < net.n_resolvers; i++)
+		if (net.resolvers[i].sb == sb) {
+			srv = net.resolvers[i].srv;
+			net.resolvers[i] = net.resolvers[--net.n_resolvers];
+			break;
+		}
+	pthread_mutex_unlock(&net.lock);
+	/* Unlocked: its thread may be waiting for the lock in dns_allow(). */
+	dns_server_stop(srv);
+}
+
 /* ---- denials -------------------------------------------------------------------------------- */
 
 static bool nets_add_locked(const struct sandbox *sb)
@@ -783,6 +912,12 @@ int network_sandbox_up(struct daemon *d, struct sandbox *sb, struct al_error *er
 	int r;
 
 	(void)d;
+	if (netspec_has_names(&sb->spec.net) && !net.upstream.sin_family)
+		return al_error_set(
+		    err, ENOTSUP,
+		    "sandbox %s: network: an allowlist with host names needs a resolver "
+		    "upstream: %s",
+		    sb->id, net.no_upstream);
 	if (sb->spec.net.allowlist) {
 		pthread_mutex_lock(&net.lock);
 		r = net.started
@@ -795,6 +930,10 @@ int network_sandbox_up(struct daemon *d, struct sandbox *sb, struct al_error *er
 		pthread_mutex_unlock(&net.lock);
 		if (r == 0)
 			r = link_up(sb, addr, gw, err);
+		if (r == 0)
+			r = resolver_start(sb, gw, err);
+		if (r == 0 && netspec_has_names(&sb->spec.net))
+			r = write_resolv_conf(sb, gw, err);
 		if (r < 0) {
 			network_sandbox_down(d, sb);
 			return al_error_prefix(err, "sandbox %s: network", sb->id);
@@ -817,6 +956,7 @@ void network_sandbox_down(struct daemon *d, struct sandbox *sb)
 	relays_stop(sb);
 	if (!sb->spec.net.allowlist)
 		return;
+	resolver_stop(sb);
 	link_down(sb);
 	pthread_mutex_lock(&net.lock);
 	nets_remove_locked(sb);
@@ -877,14 +1017,26 @@ static int table_start(struct daemon *d, char **ids, struct al_error *err)
 	return r;
 }
 
-int network_start(struct daemon *d, const char *range, struct al_error *err)
+int network_start(struct daemon *d, const char *range, const char *dns_upstream,
+                  struct al_error *err)
 {
 	_cleanup_strv_ char **ids = registry_ids(&d->registry);
+	struct al_error uerr = AL_ERROR_INIT;
 	char hash[65];
 	int r;
 
 	if (!ids)
 		return al_error_set(err, ENOMEM, "out of memory");
+	if (dns_upstream) {
+		r = dns_parse_upstream(dns_upstream, &net.upstream, err);
+		if (r < 0)
+			return al_error_prefix(err, "--dns-upstream");
+	} else if (dns_host_upstream(&net.upstream, &uerr) < 0) {
+		/* Names in allowlists are refused with this reason; the rest works. */
+		net.upstream.sin_family = 0;
+		snprintf(net.no_upstream, sizeof(net.no_upstream), "%s (give --dns-upstream)",
+		         uerr.msg);
+	}
 	r = netspec_parse_cidr(range ? range : NETWORK_DEFAULT_RANGE, &net.range, &net.prefix, err);
 	if (r < 0)
 		return al_error_prefix(err, "--network-range");
@@ -905,7 +1057,12 @@ int network_start(struct daemon *d, const char *range, struct al_error *err)
 		_cleanup_sandbox_ struct sandbox *sb = registry_get(&d->registry, *id);
 		struct al_error serr = AL_ERROR_INIT;
 
-		if (sb && sandbox_running(sb) && relays_start(sb, &serr) < 0)
+		if (!sb || !sandbox_running(sb))
+			continue;
+		if (relays_start(sb, &serr) < 0)
+			log_warn("%s", serr.msg);
+		if (sb->net_gw && netspec_has_names(&sb->spec.net) && net.upstream.sin_family &&
+		    resolver_start(sb, sb->net_gw, &serr) < 0)
 			log_warn("%s", serr.msg);
 	}
 	net.wake_fd = eventfd(0, EFD_CLOEXEC);
@@ -934,6 +1091,16 @@ void network_stop(struct daemon *d)
 		net.polling = false;
 	}
 	for (;;) {
+		struct dns_server *srv = NULL;
+		pthread_mutex_lock(&net.lock);
+		if (net.n_resolvers)
+			srv = net.resolvers[--net.n_resolvers].srv;
+		pthread_mutex_unlock(&net.lock);
+		if (!srv)
+			break;
+		dns_server_stop(srv);
+	}
+	for (;;) {
 		struct relay *r = NULL;
 		pthread_mutex_lock(&net.lock);
 		if (net.n_relays)
@@ -955,6 +1122,8 @@ void network_stop(struct daemon *d)
 		nft_ctx_free(net.nft);
 	net.nft = NULL;
 	free(net.relays);
+	free(net.resolvers);
+	net.resolvers = NULL;
 	free(net.nets);
 	free(net.seen);
 	net.relays = NULL;

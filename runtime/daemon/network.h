@@ -22,10 +22,13 @@ struct sandbox;
 
 #define NETWORK_DEFAULT_RANGE "10.88.0.0/16"
 
-/* After the sandboxes of an earlier airlockd are reattached: this daemon's
+/* After the sandboxes of an earlier airlockd are reattached (range: of
+ * the links; dns_upstream: "ADDR[:PORT]" of the resolvers of allowlists
+ * that name hosts, NULL: the host's /etc/resolv.conf's first): this daemon's
  * table made afresh in one transaction with the rules of every running
  * allowlist sandbox, their relays started, the denial poller started. */
-int network_start(struct daemon *d, const char *range, struct al_error *err);
+int network_start(struct daemon *d, const char *range, const char *dns_upstream,
+                  struct al_error *err);
 
 /* At exit: relays and poller stop; the table goes unless an allowlist
  * sandbox still runs (its rules must keep holding until the next airlockd). */

@@ -108,16 +108,48 @@ static int parse_ranges(const char *s, struct net_allow *a)
 	return 0;
 }
 
+/* A DNS host name of letters, digits and hyphens in dot-separated labels,
+ * not all digits (that would be a mistyped address); lowered into out. */
+static bool parse_name(const char *s, size_t n, char out[NETSPEC_NAME_MAX + 1])
+{
+	size_t label = 0;
+	bool letter = false;
+
+	if (n == 0 || n > NETSPEC_NAME_MAX || s[0] == '.' || s[n - 1] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c == '.') {
+			if (label == 0 || s[i - 1] == '-')
+				return false;
+			label = 0;
+		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' ||
+		           (c >= '0' && c <= '9')) {
+			if ((c == '-' && label == 0) || ++label > 63)
+				return false;
+			letter |= !(c >= '0' && c <= '9') && c != '-';
+			c = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+		} else {
+			return false;
+		}
+		out[i] = c;
+	}
+	out[n] = '\0';
+	return letter && s[n - 1] != '-';
+}
+
 static int parse_allow(const char *s, struct net_allow *a, struct al_error *err)
 {
 	const char *colon = strchr(s, ':');
+	size_t n = colon ? (size_t)(colon - s) : strlen(s);
 	int r;
 
 	*a = (struct net_allow){0};
-	if (parse_cidr_n(s, colon ? (size_t)(colon - s) : strlen(s), &a->addr, &a->prefix) < 0)
+	if (parse_cidr_n(s, n, &a->addr, &a->prefix) < 0 && !parse_name(s, n, a->name))
 		return al_error_set(err, EINVAL,
 		                    "network: allow entry '%s': want an IPv4 address or range "
-		                    "A.B.C.D[/N] without host bits, then optionally :PORTS",
+		                    "A.B.C.D[/N] without host bits, or a host name, then optionally "
+		                    ":PORTS",
 		                    s);
 	if (!colon)
 		return 0;
@@ -224,13 +256,24 @@ int netspec_parse(const cJSON *network, const cJSON *ports, struct netspec *out,
 	return 0;
 }
 
+bool netspec_has_names(const struct netspec *n)
+{
+	for (size_t i = 0; i < n->n_allow; i++)
+		if (n->allow[i].name[0])
+			return true;
+	return false;
+}
+
 void netspec_allow_string(const struct net_allow *a, char *buf, size_t len)
 {
 	char ip[INET_ADDRSTRLEN];
 	size_t used;
 
 	netspec_ip_string(a->addr, ip, sizeof(ip));
-	used = (size_t)snprintf(buf, len, "%s/%u", ip, (unsigned)a->prefix);
+	if (a->name[0])
+		used = (size_t)snprintf(buf, len, "%s", a->name);
+	else
+		used = (size_t)snprintf(buf, len, "%s/%u", ip, (unsigned)a->prefix);
 	for (size_t i = 0; i < a->n_ranges && used < len; i++) {
 		if (a->ranges[i].lo == a->ranges[i].hi)
 			used += (size_t)snprintf(buf + used, len - used, "%c%u", i ? ',' : ':',

@@ -10,9 +10,11 @@
  * airlockd on a host address and relayed to the port on the sandbox's
  * loopback, whatever the mode.
  *
- * Request form:  "network": "none" | {"allow": ["CIDR[:PORTS]", ...]}
+ * Request form:  "network": "none" | {"allow": ["CIDR[:PORTS]" | "NAME[:PORTS]", ...]}
  *                "ports": ["[HOSTADDR:]HOSTPORT:PORT", ...]
  * PORTS is "P", "P-Q" or a comma-separated list of those (TCP and UDP).
+ * A NAME is allowed at the addresses the sandbox's resolver (airlockd's,
+ * daemon/netdns.c) answered it with, for as long as their TTL.
  */
 
 #include <stdbool.h>
@@ -28,7 +30,12 @@
 /* Host ports below this are published for root clients only. */
 #define NETSPEC_UNPRIVILEGED_PORT 1024
 
+#define NETSPEC_NAME_MAX 127
+
 struct net_allow {
+	/* A host name (lower case), resolved by airlockd's resolver for the
+	 * sandbox; "" for an address range. */
+	char name[NETSPEC_NAME_MAX + 1];
 	uint32_t addr; /* network address, host byte order */
 	uint8_t prefix;
 	uint8_t n_ranges; /* 0: every protocol and port */
@@ -64,6 +71,9 @@ cJSON *netspec_ports_json(const struct netspec *n);
 /* One allowlist entry or port as its canonical string, into buf. */
 void netspec_allow_string(const struct net_allow *a, char *buf, size_t len);
 void netspec_port_string(const struct net_port *p, char *buf, size_t len);
+
+/* True when some allow entry is a host name. */
+bool netspec_has_names(const struct netspec *n);
 
 /* Dotted IPv4 of addr (host byte order), into buf (16 bytes at least). */
 void netspec_ip_string(uint32_t addr, char *buf, size_t len);

@@ -36,6 +36,7 @@ class Mirror:
         self.body = body
         self.dir = tempfile.mkdtemp(prefix="airlock-mirror-")
         self.server = None
+        self.dns = None
 
     def start(self):
         run("ip", "netns", "add", self.ns)
@@ -74,11 +75,28 @@ class Mirror:
             self.stop()
             raise
 
+    def serve_dns(self, names):
+        """dnsmasq in the namespace, on its address, answering only names
+        ({name: IPv4}); nothing forwarded anywhere."""
+        argv = ["ip", "netns", "exec", self.ns, "dnsmasq", "--keep-in-foreground",
+                "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces",
+                "--listen-address=" + self.addr, "--port=53", "--user=root",
+                "--pid-file=" + os.path.join(self.dir, "dnsmasq.pid")]
+        argv += ["--address=/%s/%s" % (n, a) for n, a in names.items()]
+        self.dns = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, start_new_session=True)
+        end = time.monotonic() + 10
+        while not os.path.exists(os.path.join(self.dir, "dnsmasq.pid")):
+            if self.dns.poll() is not None or time.monotonic() > end:
+                raise AssertionError("dnsmasq did not start in %s" % self.ns)
+            time.sleep(0.05)
+
     def stop(self):
-        if self.server:
-            os.killpg(self.server.pid, 9)
-            self.server.wait()
-            self.server = None
+        for p in (self.server, self.dns):
+            if p:
+                os.killpg(p.pid, 9)
+                p.wait()
+        self.server = self.dns = None
         subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
         subprocess.run(["ip", "link", "del", self.host_if], capture_output=True)
         subprocess.run(["rm", "-rf", self.dir])

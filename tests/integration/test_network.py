@@ -174,7 +174,7 @@ class NetworkTest(at.AirlockTestCase):
     def test_bad_network_requests(self):
         for body in ({"network": "bridge"}, {"network": {"allow": ["10.1.2.3/8"]}},
                      {"network": {"allow": ["10.1.2.0/24:0"]}},
-                     {"network": {"allow": ["example.com"]}},
+                     {"network": {"allow": ["exa_mple.com"]}},
                      {"network": {"deny": []}},
                      {"ports": ["80"]}, {"ports": ["1:2:3:4"]},
                      {"ports": ["8080:80", "127.0.0.1:8080:81"]}):
@@ -253,6 +253,93 @@ class NetworkTest(at.AirlockTestCase):
         self.assertTrue(nm.table_exists(self.state_dir))
         self.assertIn("mirror-a", self.out(mine["id"], nc_get(self.a.addr, 8080)))
 
+
+
+PY_FETCH = """
+import socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+try:
+    addr = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
+except OSError as e:
+    print("RESOLVE-FAILED", e)
+    sys.exit(0)
+s = socket.socket()
+s.settimeout(5)
+try:
+    s.connect((addr, port))
+    s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+    data = b""
+    while True:
+        part = s.recv(4096)
+        if not part:
+            break
+        data += part
+    print(addr, data.decode(errors="replace"))
+except OSError as e:
+    print(addr, "CONNECT-FAILED", e)
+"""
+
+
+class DnsTest(at.AirlockTestCase):
+    """Host names in an allowlist: the sandbox's resolver (airlockd, on its
+    gateway) answers only those, through the upstream given (dnsmasq in
+    mirror A's namespace), and their answers become allowed addresses."""
+    rootfs = "/var/lib/airlock/rootfs/debian"  # python3 and glibc's resolver
+    daemon_args = ("--network-range", nm.SANDBOX_RANGE, "--dns-upstream", "10.214.5.2")
+
+    @classmethod
+    def setUpClass(cls):
+        if not os.path.isdir(cls.rootfs):
+            raise AssertionError("the Debian rootfs %s is missing (scripts/setup.sh)" % cls.rootfs)
+        cls.mirrors = [nm.Mirror(5, "mirror-a"), nm.Mirror(6, "mirror-b")]
+        cls.addClassCleanup(cls.stop_mirrors)
+        for m in cls.mirrors:
+            m.start()
+        cls.a, cls.b = cls.mirrors
+        cls.a.serve_dns({"mirror-a.test": cls.a.addr, "mirror-b.test": cls.b.addr})
+        super().setUpClass()
+
+    @classmethod
+    def stop_mirrors(cls):
+        for m in cls.mirrors:
+            m.stop()
+
+    def fetch(self, sid, host, port=8080):
+        r = self.client.exec(sid, ["python3", "-c", PY_FETCH, host, str(port)], timeout_ms=30000)
+        self.assertExit(r, 0)
+        return r["stdout"]
+
+    def test_allowed_names_resolve_and_connect_others_do_not(self):
+        sb = self.sandbox(network={"allow": ["mirror-a.test:8080"]})
+        sid = sb["id"]
+        self.assertEqual(self.client.read_file(sid, "/etc/resolv.conf").body.decode(),
+                         "nameserver %s\n" % sb["network"]["gateway"])
+        # Not resolved yet: its address is not allowed.
+        self.assertIn("CONNECT-FAILED", self.fetch(sid, self.a.addr))
+        out = self.fetch(sid, "mirror-a.test")
+        self.assertIn(self.a.addr, out)
+        self.assertIn("mirror-a", out)
+        # Now allowed by address too, for the name's port only.
+        self.assertIn("mirror-a", self.fetch(sid, self.a.addr))
+        self.assertIn("CONNECT-FAILED", self.fetch(sid, self.a.addr, 8081))
+        # Another name is refused by the resolver, and its address stays denied.
+        self.assertIn("RESOLVE-FAILED", self.fetch(sid, "mirror-b.test"))
+        self.assertIn("CONNECT-FAILED", self.fetch(sid, self.b.addr))
+        # (Packet denials are read once a second.)
+        want = {"dns:mirror-b.test", "%s:8080/tcp" % self.b.addr}
+        end = time.monotonic() + 15
+        while True:
+            r = self.client.request("GET", "/v1/sandboxes/%s/events" % sid)
+            dests = {e.get("destination") for e in json.loads(r.body)["events"]}
+            if want <= dests or time.monotonic() > end:
+                break
+            time.sleep(0.2)
+        self.assertLessEqual(want, dests)
+        # Another sandbox's resolution allows nothing for this one.
+        other = self.sandbox(network={"allow": ["mirror-b.test"]})
+        self.assertIn("mirror-b", self.fetch(other["id"], "mirror-b.test"))
+        self.assertIn("CONNECT-FAILED", self.fetch(sid, self.b.addr))
+        self.assertIn("CONNECT-FAILED", self.fetch(other["id"], self.a.addr))
 
 
 CLIENT_AS = """

@@ -83,6 +83,17 @@ TEST(allowlist_canonical_round_trip)
 	nw2 = printed(netspec_network_json(&again));
 	CHECK_STR(nw2, nw);
 	CHECK(memcmp(&n, &again, sizeof(n)) == 0);
+	/* Host names, lowered, with or without ports. */
+	CHECK_INT(parse("{\"allow\": [\"Mirror.Corp.example:443\", \"pypi\", \"1st.example\"]}",
+	                NULL, &n, &err),
+	          0);
+	CHECK_STR(n.allow[0].name, "mirror.corp.example");
+	CHECK_INT(n.allow[0].n_ranges, 1);
+	CHECK_STR(n.allow[1].name, "pypi");
+	CHECK(netspec_has_names(&n));
+	free(nw);
+	nw = printed(netspec_network_json(&n));
+	CHECK_STR(nw, "{\"allow\":[\"mirror.corp.example:443\",\"pypi\",\"1st.example\"]}");
 	/* An empty allowlist is one: a link that lets nothing out. */
 	CHECK_INT(parse("{\"allow\": []}", NULL, &n, &err), 0);
 	CHECK(n.allowlist && n.n_allow == 0);
@@ -104,7 +115,13 @@ TEST(refused)
 	    "{\"allow\": [\"10.1.2.0/33\"]}",
 	    "{\"allow\": [\"10.1.2\"]}",
 	    "{\"allow\": [\"010.1.2.3\"]}",
-	    "{\"allow\": [\"example.com\"]}",
+	    "{\"allow\": [\"exa_mple.com\"]}",
+	    "{\"allow\": [\"-a.com\"]}",
+	    "{\"allow\": [\"a-.com\"]}",
+	    "{\"allow\": [\"a..com\"]}",
+	    "{\"allow\": [\".a.com\"]}",
+	    "{\"allow\": [\"a.com.\"]}",
+	    "{\"allow\": [\"1.2.3.4.5\"]}",
 	    "{\"allow\": [\"::1\"]}",
 	    "{\"allow\": [\"10.0.0.1:\"]}",
 	    "{\"allow\": [\"10.0.0.1:0\"]}",
