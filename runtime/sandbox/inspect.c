@@ -216,7 +216,7 @@ int sandbox_inspect_json(const struct sandbox_host *host, struct sandbox *sb, cJ
 	snprintf(path, sizeof(path), "/proc/%d/mounts", (int)sb->init_pid);
 	cJSON_AddItemToObject(o, "mounts", running ? lines_json(path, 0) : cJSON_CreateArray());
 	net = cJSON_AddObjectToObject(o, "network");
-	cJSON_AddStringToObject(net, "mode", sb->spec.net.allowlist ? "allowlist" : "none");
+	cJSON_AddStringToObject(net, "mode", sb->spec.net.allowlist ? "allowlist" : "loopback");
 	if (sb->spec.net.allowlist) {
 		char ip[16];
 		cJSON_AddItemToObject(net, "allow", allow_json(&sb->spec.net));

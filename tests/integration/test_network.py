@@ -81,7 +81,7 @@ class NetworkTest(at.AirlockTestCase):
 
     def test_default_is_loopback_only(self):
         sb = self.sandbox()
-        self.assertEqual(sb["network"]["mode"], "none")
+        self.assertEqual(sb["network"]["mode"], "loopback")
         self.assertEqual(sb["network"]["interfaces"], ["lo"])
         self.assertEqual(sb["ports"], [])
         r = self.fetch(sb["id"], self.a.addr)
@@ -129,7 +129,7 @@ class NetworkTest(at.AirlockTestCase):
         port = nm.free_port()
         sb = self.sandbox(ports=["%d:8000" % port])
         sid = sb["id"]
-        self.assertEqual(sb["network"]["mode"], "none")
+        self.assertEqual(sb["network"]["mode"], "loopback")
         self.assertEqual(sb["ports"], [{"port": 8000, "host_address": "127.0.0.1",
                                         "host_port": port,
                                         "url": "http://127.0.0.1:%d" % port}])
