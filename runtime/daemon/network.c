@@ -389,15 +389,23 @@ static int connect_inside(const struct sandbox *sb, uint16_t port)
 	return TAKE_FD(fd);
 }
 
+static void close_pipes(int (*p)[2][2])
+{
+	for (int i = 0; i < 2; i++)
+		for (int j = 0; j < 2; j++)
+			if ((*p)[i][j] >= 0)
+				close((*p)[i][j]);
+}
+
 /* Both ways through pipes with splice(2), until both sides ended or the relay stops. */
 static void pump(int a, int b, int stop_fd)
 {
 	int fds[2] = {a, b};
-	int pipes[2][2] = {{-1, -1}, {-1, -1}};
+	_cleanup_(close_pipes) int pipes[2][2] = {{-1, -1}, {-1, -1}};
 	bool done[2] = {false, false};
 
 	if (pipe2(pipes[0], O_CLOEXEC) < 0 || pipe2(pipes[1], O_CLOEXEC) < 0)
-		goto out;
+		return;
 	while (!done[0] || !done[1]) {
 		struct pollfd p[3] = {{.fd = done[0] ? -1 : a, .events = POLLIN},
 		                      {.fd = done[1] ? -1 : b, .events = POLLIN},
@@ -405,10 +413,10 @@ static void pump(int a, int b, int stop_fd)
 		if (poll(p, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
-			break;
+			return;
 		}
 		if (p[2].revents)
-			break;
+			return;
 		for (int i = 0; i < 2; i++) {
 			ssize_t n;
 			if (done[i] || !p[i].revents)
@@ -427,16 +435,11 @@ static void pump(int a, int b, int stop_fd)
 				ssize_t m = splice(pipes[i][0], NULL, fds[1 - i], NULL, (size_t)n,
 				                   SPLICE_F_MOVE);
 				if (m <= 0)
-					goto out;
+					return;
 				n -= m;
 			}
 		}
 	}
-out:
-	for (int i = 0; i < 2; i++)
-		for (int j = 0; j < 2; j++)
-			if (pipes[i][j] >= 0)
-				close(pipes[i][j]);
 }
 
 struct conn {
