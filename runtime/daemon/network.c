@@ -571,7 +571,7 @@ static void relay_free(struct relay *r)
 	free(r);
 }
 
-static int relay_start(struct sandbox *sb, const struct net_port *port, struct relay **out,
+static int relay_start(struct sandbox *sb, struct net_port *port, struct relay **out,
                        struct al_error *err)
 {
 	struct relay *r = calloc(1, sizeof(*r));
@@ -603,6 +603,17 @@ static int relay_start(struct sandbox *sb, const struct net_port *port, struct r
 		                    : e == EADDRNOTAVAIL ? EINVAL
 		                                         : e,
 		                    "sandbox %s: publish port %s: %s", sb->id, what, strerror(e));
+	}
+	if (!port->host_port) {
+		socklen_t len = sizeof(sa);
+		if (getsockname(r->lfd, (struct sockaddr *)&sa, &len) < 0) {
+			e = errno;
+			relay_free(r);
+			errno = e;
+			return al_error_errno(err, "getsockname");
+		}
+		/* The port chosen is the sandbox's from now on (its record too). */
+		port->host_port = r->port.host_port = ntohs(sa.sin_port);
 	}
 	r->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (r->stop_fd < 0) {
@@ -912,6 +923,7 @@ int network_sandbox_up(struct daemon *d, struct sandbox *sb, struct al_error *er
 	_cleanup_free_ char *cmds = NULL;
 	size_t len = 0;
 	uint32_t addr = 0, gw = 0;
+	bool chosen = false;
 	int r;
 
 	(void)d;
@@ -947,7 +959,12 @@ int network_sandbox_up(struct daemon *d, struct sandbox *sb, struct al_error *er
 		         inet_ntoa((struct in_addr){.s_addr = htonl(addr)}),
 		         (unsigned)sb->uid_slot);
 	}
+	for (size_t i = 0; i < sb->spec.net.n_ports; i++)
+		chosen |= !sb->spec.net.ports[i].host_port;
 	r = relays_start(sb, err);
+	/* state.json was written before: again, with the ports chosen. */
+	if (r == 0 && chosen)
+		r = sandbox_save_state(sb, err);
 	if (r < 0)
 		network_sandbox_down(d, sb);
 	return r;

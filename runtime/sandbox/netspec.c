@@ -146,11 +146,12 @@ static int parse_allow(const char *s, struct net_allow *a, struct al_error *err)
 
 	*a = (struct net_allow){0};
 	if (parse_cidr_n(s, n, &a->addr, &a->prefix) < 0 && !parse_name(s, n, a->name))
-		return al_error_set(err, EINVAL,
-		                    "network: allow entry '%s': want an IPv4 address or range "
-		                    "A.B.C.D[/N] without host bits, or a host name, then optionally "
-		                    ":PORTS",
-		                    s);
+		return al_error_set(
+		    err, EINVAL,
+		    "network: allow entry '%s': want an IPv4 address or range "
+		    "A.B.C.D[/N] without host bits, or a host name, then optionally "
+		    ":PORTS",
+		    s);
 	if (!colon)
 		return 0;
 	r = colon[1] ? parse_ranges(colon + 1, a) : -EINVAL;
@@ -181,7 +182,8 @@ static int parse_port(const char *s, struct net_port *p, struct al_error *err)
 			return al_error_set(err, EINVAL, "ports: '%s': bad IPv4 host address", s);
 		s = first + 1;
 	}
-	if (parse_num(s, (size_t)(last - s), 1, 65535, &hp) < 0)
+	/* Host port 0: any free one, chosen when it is bound (netspec.h). */
+	if (parse_num(s, (size_t)(last - s), 0, 65535, &hp) < 0)
 		return al_error_set(err, EINVAL, "ports: '%s': bad host port", s);
 	p->host_port = (uint16_t)hp;
 	p->port = (uint16_t)cp;
@@ -246,7 +248,7 @@ int netspec_parse(const cJSON *network, const cJSON *ports, struct netspec *out,
 		r = parse_port(it->valuestring, p, err);
 		if (r < 0)
 			return r;
-		for (size_t i = 0; i < out->n_ports; i++)
+		for (size_t i = 0; p->host_port && i < out->n_ports; i++)
 			if (out->ports[i].host_port == p->host_port &&
 			    out->ports[i].host_addr == p->host_addr)
 				return al_error_set(err, EINVAL, "ports: '%s' is published twice",

@@ -527,7 +527,8 @@ static int parse_request(const cJSON *req, const struct sandbox_spec_policy *pol
 	/* airlockd binds published ports as root: a client that is not may
 	 * not have it take a port its own uid could not. */
 	for (size_t i = 0; !policy->trusted && i < s->net.n_ports; i++)
-		if (s->net.ports[i].host_port < NETSPEC_UNPRIVILEGED_PORT)
+		if (s->net.ports[i].host_port &&
+		    s->net.ports[i].host_port < NETSPEC_UNPRIVILEGED_PORT)
 			return al_error_set(
 			    err, EPERM, "ports: host port %u is privileged (below %u): root only",
 			    (unsigned)s->net.ports[i].host_port, NETSPEC_UNPRIVILEGED_PORT);

@@ -156,6 +156,30 @@ class NetworkTest(at.AirlockTestCase):
         with self.assertRaises(OSError):
             nm.http_get("http://127.0.0.1:%d/" % port, timeout=2)
 
+    def test_any_free_host_port_is_chosen_and_kept_over_a_restart(self):
+        sb = self.sandbox(ports=["0:8000"])
+        sid = sb["id"]
+        [p] = sb["ports"]
+        self.assertGreater(p["host_port"], 0)
+        self.assertEqual(p["url"], "http://127.0.0.1:%d" % p["host_port"])
+        self.out(sid, "mkdir -p /tmp/www && echo any-port > /tmp/www/index.html && "
+                      "httpd -p 127.0.0.1:8000 -h /tmp/www")
+        self.daemon.stop()
+        self.daemon.start()
+        self.client.close()
+        self.client = at.Client(self.daemon.socket_path, self.created)
+        type(self).client = self.client
+        self.assertEqual(self.client.inspect(sid)["ports"], [p])
+        end = time.monotonic() + 10
+        while True:
+            try:
+                self.assertEqual(nm.http_get(p["url"] + "/index.html"), "any-port\n")
+                break
+            except OSError:
+                if time.monotonic() > end:
+                    raise
+                time.sleep(0.1)
+
     def test_published_port_of_an_allowlist_sandbox(self):
         port = nm.free_port()
         sb = self.allowlisted([], ports=["127.0.0.1:%d:8001" % port])

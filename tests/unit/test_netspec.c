@@ -94,6 +94,9 @@ TEST(allowlist_canonical_round_trip)
 	free(nw);
 	nw = printed(netspec_network_json(&n));
 	CHECK_STR(nw, "{\"allow\":[\"mirror.corp.example:443\",\"pypi\",\"1st.example\"]}");
+	/* Host port 0: any free one, so it may come twice. */
+	CHECK_INT(parse(NULL, "[\"0:80\", \"0:81\"]", &n, &err), 0);
+	CHECK_INT(n.ports[1].host_port, 0);
 	/* An empty allowlist is one: a link that lets nothing out. */
 	CHECK_INT(parse("{\"allow\": []}", NULL, &n, &err), 0);
 	CHECK(n.allowlist && n.n_allow == 0);
@@ -134,9 +137,17 @@ TEST(refused)
 	    "{\"allow\": [\"10.0.0.1:1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17\"]}",
 	};
 	static const char *const ports[] = {
-	    "\"8080:80\"",   "{}",         "[80]",       "[\"80\"]",
-	    "[\"0:80\"]",    "[\"80:0\"]", "[\"a:80\"]", "[\"1.2.3:80:80\"]",
-	    "[\"1:2:3:4\"]", "[\":80\"]",  "[\"80:\"]",  "[\"8080:80\", \"127.0.0.1:8080:81\"]",
+	    "\"8080:80\"",
+	    "{}",
+	    "[80]",
+	    "[\"80\"]",
+	    "[\"80:0\"]",
+	    "[\"a:80\"]",
+	    "[\"1.2.3:80:80\"]",
+	    "[\"1:2:3:4\"]",
+	    "[\":80\"]",
+	    "[\"80:\"]",
+	    "[\"8080:80\", \"127.0.0.1:8080:81\"]",
 	};
 	struct al_error err = AL_ERROR_INIT;
 	struct netspec n;
