@@ -130,15 +130,6 @@ static int addresses_of(uint32_t slot, uint32_t *addr, uint32_t *gw, struct al_e
 	return 0;
 }
 
-void network_sandbox_addresses(const struct daemon *d, const struct sandbox *sb, uint32_t *addr,
-                               uint32_t *gateway)
-{
-	(void)d;
-	*addr = *gateway = 0;
-	if (sb->spec.net.allowlist && addresses_of(sb->uid_slot, addr, gateway, NULL) < 0)
-		*addr = *gateway = 0;
-}
-
 /* ---- nftables ------------------------------------------------------------------------------- */
 
 /* Run cmds (nft syntax, one transaction); lock held.  out: the output, when wanted. */

@@ -9,7 +9,10 @@
  * nftables table ("airlock_" and a hash of its state directory); published
  * ports are served by a relay here that connects inside the sandbox's
  * network namespace.  Denied packets are counted per destination in the
- * table and reported as "network_denied" events.
+ * table and reported as "network_denied" events.  An allowlist that names
+ * hosts gets a resolver on its gateway (netdns.h) whose answers are the
+ * addresses it may reach.  Without nftables airlockd still serves, and
+ * refuses allowlists with the reason.
  */
 
 #include <stdbool.h>
@@ -40,10 +43,6 @@ int network_sandbox_up(struct daemon *d, struct sandbox *sb, struct al_error *er
 
 /* A sandbox going: its relays, rules and link.  Safe when nothing was made. */
 void network_sandbox_down(struct daemon *d, struct sandbox *sb);
-
-/* Its address and gateway (host byte order), 0 when it has no link. */
-void network_sandbox_addresses(const struct daemon *d, const struct sandbox *sb, uint32_t *addr,
-                               uint32_t *gateway);
 
 /* Refuse a checkpoint with processes of a sandbox with a link: -EOPNOTSUPP. */
 int network_check_checkpoint(const struct sandbox *sb, struct al_error *err);
