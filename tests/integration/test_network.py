@@ -195,6 +195,33 @@ class NetworkTest(at.AirlockTestCase):
                     raise
                 time.sleep(0.1)
 
+    def test_cli_options(self):
+        cli = [at.AIRLOCK_CLI, "--socket", self.daemon.socket_path]
+        r = subprocess.run(cli + ["create", "--allow", self.a.addr + ":8080", "--allow",
+                                  "10.214.9.0/24", "-p", "0:8000"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        sid = r.stdout.strip()
+        self.created.add(sid)
+        self.addCleanup(self._destroy_quietly, sid)
+        sb = self.client.inspect(sid)
+        type(self).slots.add(nm.slot_of(sb))
+        self.assertEqual(sb["network"]["allow"], [self.a.addr + "/32:8080", "10.214.9.0/24"])
+        self.assertEqual(sb["ports"][0]["port"], 8000)
+        self.assertIn("mirror-a", self.out(sid, nc_get(self.a.addr, 8080)))
+        # run: the allowlist holds for the command it runs, and the sandbox goes.
+        r = subprocess.run(cli + ["run", "--allow", self.b.addr + ":8080", "--", "sh", "-c",
+                                  nc_get(self.b.addr, 8080)], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("mirror-b", r.stdout)
+        r = subprocess.run(cli + ["run", "--", "sh", "-c", nc_get(self.b.addr, 8080)],
+                           capture_output=True, text=True)
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        for bad in (["--network", "bridge"], ["--network", "none", "--allow", "10.0.0.0/8"],
+                    ["--allow", "10.0.0.1/8"], ["-p", "x:1"]):
+            r = subprocess.run(cli + ["create"] + bad, capture_output=True, text=True)
+            self.assertNotEqual(r.returncode, 0, (bad, r.stdout))
+
     def test_bad_network_requests(self):
         for body in ({"network": "bridge"}, {"network": {"allow": ["10.1.2.3/8"]}},
                      {"network": {"allow": ["10.1.2.0/24:0"]}},
