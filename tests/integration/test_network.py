@@ -147,11 +147,17 @@ class NetworkTest(at.AirlockTestCase):
                 time.sleep(0.1)
         # A port published twice on the host is refused, and leaves nothing.
         before = {s["id"] for s in self.client.list()}
+        links = {n for n in os.listdir("/sys/class/net") if n.startswith("alv")}
+        chains = nm.nft("list", "table", "inet", nm.table_name(self.state_dir)).stdout.count("chain sb_")
         r = self.client.request("POST", "/v1/sandboxes",
                                 {"ports": ["%d:80" % port], "network": {"allow": []}})
         self.assertEqual(r.status, 409, r)
         self.assertIn("publish port", r.body.decode())
+        # The allowlist sandbox was made up to its ports: its link and rules went with it.
         self.assertEqual({s["id"] for s in self.client.list()}, before)
+        self.assertEqual({n for n in os.listdir("/sys/class/net") if n.startswith("alv")}, links)
+        self.assertEqual(nm.nft("list", "table", "inet",
+                                nm.table_name(self.state_dir)).stdout.count("chain sb_"), chains)
         self.client.destroy(sid)
         with self.assertRaises(OSError):
             nm.http_get("http://127.0.0.1:%d/" % port, timeout=2)
