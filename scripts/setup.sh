@@ -31,6 +31,9 @@ PACKAGES=(
 	buildah podman skopeo zstd
 	# the real-terminal tests of `airlock exec -it` (tests/integration/test_tty.py)
 	tmux
+	# allowlists that name hosts: airlockd's resolver parses DNS with ldns;
+	# tests/integration/test_network.py's upstream is dnsmasq in a test namespace
+	libldns-dev dnsmasq-base
 	# the fuzz targets (tests/fuzz): clang, its libFuzzer and sanitizer
 	# runtimes, and llvm-symbolizer for readable reports
 	clang libclang-rt-14-dev llvm
@@ -103,6 +106,14 @@ install_packages() {
 	if ! criu_ok; then
 		[ $updated = 1 ] || apt-get update -q
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -t trixie criu
+	fi
+	# Sandbox allowlists (runtime/daemon/network.c): libnftables-dev must match
+	# the libnftables1 that trixie's CRIU pulls in, so both come from trixie.
+	if ! dpkg-query -W -f='${Status}' libnftables-dev nftables 2>/dev/null |
+		grep -q '^install ok installed.*install ok installed$'; then
+		[ $updated = 1 ] || apt-get update -q
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+			-t trixie libnftables-dev nftables
 	fi
 }
 

@@ -46,7 +46,12 @@ const char usage_main[] =
 	"      --rootfs DIR     base root filesystem\n"                                            \
 	"      --image NAME     an imported image (its layers, Env, WorkingDir, User)\n"           \
 	"      --name NAME      sandbox name (and hostname)\n"                                     \
-	"      --manifest FILE  workspace manifest (JSON)\n"
+	"      --manifest FILE  workspace manifest (JSON)\n"                                       \
+	"      --network none   loopback only (the default)\n"                                     \
+	"      --allow CIDR[:PORTS]  let the sandbox reach this IPv4 range (ports: P,\n"           \
+	"                       P-Q, comma-separated; TCP and UDP); repeatable\n"                  \
+	"  -p, --publish [HOSTADDR:]HOSTPORT:PORT  serve the sandbox's PORT on the host\n"         \
+	"                       (HOSTADDR 127.0.0.1 unless given); repeatable\n"
 
 /* The options of a command's run, in run and exec. */
 #define EXEC_OPTIONS_HELP                                                                          \

@@ -31,6 +31,12 @@ struct create_opts {
 	cJSON *env;             /* object */
 	long ttl, idle_timeout; /* seconds; 0: none */
 	cJSON *labels;          /* object, or NULL where the verb takes none */
+	bool network_none;      /* --network none given */
+	bool network_allow;     /* --network allow: an allowlist, maybe empty */
+	const char *allow[64];  /* --allow CIDR[:PORTS]: an allowlist network */
+	size_t n_allow;
+	const char *ports[16]; /* -p [HOSTADDR:]HOSTPORT:PORT */
+	size_t n_ports;
 };
 
 /*
@@ -89,6 +95,29 @@ static int create_option(struct create_opts *o, int c, const char *arg, const ch
 		if (parse_seconds(arg, &o->idle_timeout) < 0)
 			return usage_error(usage, "invalid --idle-timeout '%s': expected seconds",
 			                   arg);
+		return 0;
+	case OPT_NETWORK:
+		/* An allowlist is given by its entries (--allow); "allow" alone
+		 * would be an allowlist that lets nothing out. */
+		if (!strcmp(arg, "none") || !strcmp(arg, "loopback")) {
+			o->network_none = true;
+			return 0;
+		}
+		if (!strcmp(arg, "allow")) {
+			o->network_none = false;
+			o->network_allow = true;
+			return 0;
+		}
+		return usage_error(usage, "invalid --network '%s': expected none or allow", arg);
+	case OPT_ALLOW:
+		if (o->n_allow == AL_ARRAY_SIZE(o->allow))
+			return usage_error(usage, "too many --allow");
+		o->allow[o->n_allow++] = arg;
+		return 0;
+	case 'p':
+		if (o->n_ports == AL_ARRAY_SIZE(o->ports))
+			return usage_error(usage, "too many -p");
+		o->ports[o->n_ports++] = arg;
 		return 0;
 	case OPT_LABEL: {
 		const char *eq = strchr(arg, '=');
@@ -153,6 +182,19 @@ static int create_request(const struct create_opts *o, cJSON **out, struct al_er
 		cJSON_AddNumberToObject(req, "idle_timeout", (double)o->idle_timeout);
 	if (o->labels && cJSON_GetArraySize(o->labels) > 0)
 		cJSON_AddItemReferenceToObject(req, "labels", o->labels);
+	if (o->network_none && (o->n_allow || o->network_allow))
+		return al_error_set(err, EINVAL, "--network none and --allow exclude each other");
+	if (o->n_allow || o->network_allow) {
+		cJSON *net = cJSON_AddObjectToObject(req, "network");
+		cJSON *allow = net ? cJSON_AddArrayToObject(net, "allow") : NULL;
+		for (size_t i = 0; allow && i < o->n_allow; i++)
+			cJSON_AddItemToArray(allow, cJSON_CreateString(o->allow[i]));
+	}
+	if (o->n_ports) {
+		cJSON *ports = cJSON_AddArrayToObject(req, "ports");
+		for (size_t i = 0; ports && i < o->n_ports; i++)
+			cJSON_AddItemToArray(ports, cJSON_CreateString(o->ports[i]));
+	}
 	*out = TAKE_PTR(req);
 	return 0;
 }
@@ -780,7 +822,10 @@ static int image_command(struct client *c, const char *image, char **args, char 
 	{"rootfs", required_argument, NULL, OPT_ROOTFS},                                           \
 	{"image", required_argument, NULL, OPT_IMAGE},                                             \
 	{"name", required_argument, NULL, OPT_NAME},                                               \
-	{"manifest", required_argument, NULL, OPT_MANIFEST}
+	{"manifest", required_argument, NULL, OPT_MANIFEST},                                       \
+	{"network", required_argument, NULL, OPT_NETWORK},                                         \
+	{"allow", required_argument, NULL, OPT_ALLOW},                                             \
+	{"publish", required_argument, NULL, 'p'}
 #define EXEC_LONGOPTS                                                                              \
 	{"cwd", required_argument, NULL, 'w'},                                                     \
 	{"user", required_argument, NULL, 'u'},                                                    \
@@ -809,7 +854,7 @@ int verb_run(struct verb_ctx *ctx, int argc, char **argv)
 	bool removed = false;
 	int opt, r, status;
 
-	while ((opt = getopt_long(argc, argv, "+:m:e:w:u:ith", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+:m:e:w:u:p:ith", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'h':
 			return show_usage(usage_run);
@@ -887,7 +932,7 @@ int verb_create(struct verb_ctx *ctx, int argc, char **argv)
 	bool json = false;
 	int opt, r;
 
-	while ((opt = getopt_long(argc, argv, "+:m:e:h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+:m:e:p:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'h':
 			return show_usage(usage_create);

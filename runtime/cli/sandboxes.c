@@ -388,6 +388,8 @@ static void print_event(const cJSON *e, bool with_sandbox)
 	if (!strcmp(type, "seccomp"))
 		snprintf(what, sizeof(what), "%s (%s, %s)", json_string(e, "syscall"),
 		         json_string(e, "comm"), json_string(e, "action"));
+	else if (!strcmp(type, "network_denied"))
+		snprintf(what, sizeof(what), "denied: %s", json_string(e, "destination"));
 	else if (!strcmp(type, "unrecorded"))
 		snprintf(what, sizeof(what), "denials not recorded until %s (flood)",
 		         cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "last_time"))

@@ -35,6 +35,7 @@
 #include "log.h"
 #include "lifecycle.h"
 #include "listen.h"
+#include "network.h"
 #include "registry.h"
 #include "strv.h"
 #include "uidslots.h"
@@ -69,7 +70,9 @@ struct options {
 	const char *init_path;
 	const char *group;
 	unsigned long warm_pool;
-	unsigned client_rate; /* 0: admission.c's default */
+	unsigned client_rate;      /* 0: admission.c's default */
+	const char *network_range; /* NULL: NETWORK_DEFAULT_RANGE */
+	const char *dns_upstream;  /* NULL: /etc/resolv.conf's */
 	bool debug;
 	bool help, version;
 };
@@ -131,6 +134,11 @@ static void usage(FILE *f)
 	    "                      (default 0; at most 256)\n"
 	    "  --client-rate N     requests a second each non-root client may make, in\n"
 	    "                      bursts of 2N (default %d)\n"
+	    "  --network-range CIDR  IPv4 range of allowlist sandboxes' links, a /30 each\n"
+	    "                      by uid slot (default " NETWORK_DEFAULT_RANGE
+	    "; a /18 holds all)\n"
+	    "  --dns-upstream ADDR[:PORT]  resolver that answers allowlist sandboxes' allowed\n"
+	    "                      host names (default: /etc/resolv.conf's first IPv4 one)\n"
 	    "  --log-format FMT    text (default) or json: one JSON object per line, with\n"
 	    "                      a line per request (client uid, sandbox, command, duration)\n"
 	    "  --debug             verbose logging\n"
@@ -380,7 +388,10 @@ static int setup_daemon(struct daemon *ctx, const struct options *o, struct al_e
 	r = uid_slots_open(UID_SLOTS_DIR, state, &ctx->registry.slots, err);
 	if (r < 0)
 		return al_error_prefix(err, "uid ranges");
-	return lifecycle_load(ctx, err);
+	r = lifecycle_load(ctx, err);
+	if (r < 0)
+		return r;
+	return network_start(ctx, o->network_range, o->dns_upstream, err);
 }
 
 /* What setup_daemon and the registry hold, once every thread that reads them
@@ -388,6 +399,7 @@ static int setup_daemon(struct daemon *ctx, const struct options *o, struct al_e
  * of them goes (the next airlockd reattaches from their state files). */
 static void daemon_free(struct daemon *ctx)
 {
+	network_stop(ctx);
 	events_stop();
 	uid_slots_free(ctx->registry.slots);
 	ctx->registry.slots = NULL;
@@ -495,6 +507,8 @@ static const struct option longopts[] = {
     {"group", required_argument, NULL, 'g'},
     {"warm-pool", required_argument, NULL, 'w'},
     {"client-rate", required_argument, NULL, 'R'},
+    {"network-range", required_argument, NULL, 'N'},
+    {"dns-upstream", required_argument, NULL, 'U'},
     {"debug", no_argument, NULL, 'D'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -560,6 +574,12 @@ static int parse_options(int argc, char **argv, struct options *o)
 			o->client_rate = (unsigned)rate;
 			break;
 		}
+		case 'N':
+			o->network_range = optarg;
+			break;
+		case 'U':
+			o->dns_upstream = optarg;
+			break;
 		case 'D':
 			o->debug = true;
 			break;

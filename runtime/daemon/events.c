@@ -78,6 +78,7 @@
 #define MUTE_RELAPSE_MS 2000 /* a flood again this soon after a mute: twice as long */
 #define CGROUP_POLL_MS 2000
 #define SOCKET_BUFFER (1 << 20)
+#define NETWORK_MERGE_MS 10000 /* denials of one destination merged (network_denied) */
 
 struct event {
 	uint64_t seq;
@@ -89,6 +90,7 @@ struct event {
 	char action[16];
 	char comm[32];
 	char path[96];              /* mount events: the mount's path in the sandbox */
+	char dest[64];              /* network_denied: "ADDR:PORT/PROTO" */
 	pid_t pid;                  /* inside the sandbox; 0 when unknown */
 	pid_t host_pid;             /* 0 for limit events */
 	uint64_t first_ms, last_ms; /* wall clock; last_ms 0: an unrecorded period still on */
@@ -860,6 +862,36 @@ void events_note_pid1_exit(const char *id)
 	pthread_mutex_unlock(&events.lock);
 }
 
+void events_note_network_denied(const char *id, const char *dest, uint64_t count)
+{
+	struct sandbox_events *l;
+	uint64_t now = wall_ms();
+
+	pthread_mutex_lock(&events.lock);
+	l = log_get_locked(id, true);
+	/* Retries of one connection (or a scan going on) are one entry while
+	 * they keep coming: its count grows, its last time moves on. */
+	for (size_t i = 0; l && i < l->n; i++) {
+		struct event *e = &l->ring[(l->head + l->n - 1 - i) % RING_SIZE];
+		if (!strcmp(e->type, "network_denied") && !strcmp(e->dest, dest) &&
+		    now - e->last_ms < NETWORK_MERGE_MS) {
+			e->count += count;
+			e->last_ms = now;
+			pthread_mutex_unlock(&events.lock);
+			return;
+		}
+		if (i >= 8)
+			break;
+	}
+	if (l) {
+		struct event ev = {
+		    .type = "network_denied", .first_ms = now, .last_ms = now, .count = count};
+		snprintf(ev.dest, sizeof(ev.dest), "%s", dest);
+		append_locked(l, &ev);
+	}
+	pthread_mutex_unlock(&events.lock);
+}
+
 /* ---- the collector thread ------------------------------------------------------------------ */
 
 static void *collector(void *arg)
@@ -1060,6 +1092,10 @@ static cJSON *event_json(const struct event *e)
 	cJSON_AddNumberToObject(o, "count", (double)e->count);
 	if (!strncmp(e->type, "mount_", 6))
 		cJSON_AddStringToObject(o, "path", e->path);
+	if (!strcmp(e->type, "network_denied")) {
+		cJSON_AddStringToObject(o, "destination", e->dest);
+		cJSON_AddItemToObject(o, "last_time", time_json(e->last_ms));
+	}
 	if (!strcmp(e->type, "unrecorded")) {
 		/* null while the period goes on */
 		if (e->last_ms)

@@ -34,6 +34,10 @@ void events_forget(const char *id);
 /* The OOM kills of sandbox id's cgroup so far (read now). */
 uint64_t events_oom_kills(struct daemon *d, const char *id);
 
+/* Record count packets of sandbox id denied by its network allowlist
+ * towards dest ("ADDR:PORT/tcp", event "network_denied"). */
+void events_note_network_denied(const char *id, const char *dest, uint64_t count);
+
 /* Record, once, that sandbox id's PID 1 is gone (event "pid1_exited"). */
 void events_note_pid1_exit(const char *id);
 

@@ -21,6 +21,7 @@
 #include "criu.h"
 #include "events.h"
 #include "metrics.h"
+#include "network.h"
 #include "json.h"
 #include "log.h"
 #include "pool.h"
@@ -92,6 +93,9 @@ static int make_sandbox(struct daemon *d, struct sandbox_spec *spec,
 	t.registered = true;
 	t.made = true;
 	r = sandbox_build(&d->host, t.sb, how, err);
+	if (r < 0)
+		return r;
+	r = network_sandbox_up(d, t.sb, err);
 	if (r < 0)
 		return r;
 
@@ -203,6 +207,8 @@ static int teardown(struct daemon *d, struct sandbox *sb, struct al_error *err)
 	struct sandbox_proc *procs = sandbox_take_procs(sb, &n);
 	int r;
 
+	/* Its published ports close first, its link and rules go with it. */
+	network_sandbox_down(d, sb);
 	/* Frozen by an unwaited destroy: its tasks die once thawed. */
 	if (sb->frozen) {
 		sandbox_kill(sb);
@@ -417,6 +423,8 @@ int lifecycle_snapshot(struct daemon *d, struct sandbox *sb, bool processes, cJS
 		return al_error_set(err, ESRCH, "sandbox %s is not running", sb->id);
 	/* CRIU cannot dump a FUSE mount (it would have to be declared external
 	 * and the new rclone be up before the restore): refuse with a reason. */
+	if (processes && network_check_checkpoint(sb, err) < 0)
+		return -err->code;
 	if (processes && bucket_mounts_present(sb))
 		return al_error_set(err, ENOTSUP,
 		                    "sandbox %s has bucket mounts: only snapshots without "

@@ -92,6 +92,38 @@ static cJSON *lines_json(const char *path, int field_from)
 	return a;
 }
 
+static cJSON *allow_json(const struct netspec *n)
+{
+	cJSON *a = cJSON_CreateArray();
+	char buf[160];
+
+	for (size_t i = 0; a && i < n->n_allow; i++) {
+		netspec_allow_string(&n->allow[i], buf, sizeof(buf));
+		cJSON_AddItemToArray(a, cJSON_CreateString(buf));
+	}
+	return a;
+}
+
+/* Published ports, each with the URL it is reached at (relayed by airlockd). */
+static cJSON *ports_json(const struct netspec *n)
+{
+	cJSON *a = cJSON_CreateArray();
+	char ip[16], url[64];
+
+	for (size_t i = 0; a && i < n->n_ports; i++) {
+		const struct net_port *p = &n->ports[i];
+		cJSON *o = cJSON_CreateObject();
+		netspec_ip_string(p->host_addr, ip, sizeof(ip));
+		snprintf(url, sizeof(url), "http://%s:%u", ip, (unsigned)p->host_port);
+		cJSON_AddNumberToObject(o, "port", p->port);
+		cJSON_AddStringToObject(o, "host_address", ip);
+		cJSON_AddNumberToObject(o, "host_port", p->host_port);
+		cJSON_AddStringToObject(o, "url", url);
+		cJSON_AddItemToArray(a, o);
+	}
+	return a;
+}
+
 static cJSON *interfaces_json(pid_t pid)
 {
 	_cleanup_free_ char *text = NULL;
@@ -184,7 +216,16 @@ int sandbox_inspect_json(const struct sandbox_host *host, struct sandbox *sb, cJ
 	snprintf(path, sizeof(path), "/proc/%d/mounts", (int)sb->init_pid);
 	cJSON_AddItemToObject(o, "mounts", running ? lines_json(path, 0) : cJSON_CreateArray());
 	net = cJSON_AddObjectToObject(o, "network");
-	cJSON_AddStringToObject(net, "mode", "loopback");
+	cJSON_AddStringToObject(net, "mode", sb->spec.net.allowlist ? "allowlist" : "loopback");
+	if (sb->spec.net.allowlist) {
+		char ip[16];
+		cJSON_AddItemToObject(net, "allow", allow_json(&sb->spec.net));
+		netspec_ip_string(sb->net_addr, ip, sizeof(ip));
+		cJSON_AddStringToObject(net, "address", sb->net_addr ? ip : "");
+		netspec_ip_string(sb->net_gw, ip, sizeof(ip));
+		cJSON_AddStringToObject(net, "gateway", sb->net_gw ? ip : "");
+	}
+	cJSON_AddItemToObject(o, "ports", ports_json(&sb->spec.net));
 	cJSON_AddItemToObject(net, "interfaces",
 	                      running ? interfaces_json(sb->init_pid) : cJSON_CreateArray());
 	*out = TAKE_PTR(o);

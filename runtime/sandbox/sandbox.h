@@ -65,6 +65,9 @@ struct sandbox {
 	bool our_child; /* we forked it (not reattached after a restart) */
 	uint32_t uid_slot;
 	uid_t uid_base;
+	/* Its link's IPv4 address and gateway, host order; 0 without one (set
+	 * by the daemon's network code, daemon/network.h). */
+	uint32_t net_addr, net_gw;
 	char *dir; /* state/sandboxes/ID */
 
 	bool destroying;

@@ -12,6 +12,7 @@
 #include "json.h"
 #include "bucket_mounts.h"
 #include "manifest.h"
+#include "netspec.h"
 #include "strv.h"
 #include "util.h"
 
@@ -78,7 +79,8 @@ static const struct al_json_key create_keys[] = {
     {"image", AL_JSON_STRING | NULLABLE},
     {"image_id", AL_JSON_STRING | NULLABLE},
     {"seccomp_profile", AL_JSON_STRING | NULLABLE},
-    {"network", AL_JSON_STRING | NULLABLE},
+    {"network", AL_JSON_STRING | AL_JSON_OBJECT | NULLABLE},
+    {"ports", AL_JSON_ARRAY | NULLABLE},
     {"limits", AL_JSON_OBJECT | NULLABLE},
     {"manifest", AL_JSON_OBJECT | NULLABLE},
     {"mount_credentials", AL_JSON_OBJECT | NULLABLE},
@@ -101,6 +103,9 @@ static const struct al_json_key restore_keys[] = {
     {"idle_timeout", AL_JSON_NUMBER | NULLABLE},
     {"labels", AL_JSON_OBJECT | NULLABLE},
     {"mount_credentials", AL_JSON_OBJECT | NULLABLE},
+    /* A restore keeps the network mode; ports are its own (the original's
+     * may still be bound). */
+    {"ports", AL_JSON_ARRAY | NULLABLE},
     {"exec", AL_JSON_OBJECT},
     {"remove", AL_JSON_BOOL},
 };
@@ -515,13 +520,18 @@ static int parse_request(const cJSON *req, const struct sandbox_spec_policy *pol
 			return al_error_set(err, EINVAL, "invalid seccomp_profile");
 		snprintf(s->profile, sizeof(s->profile), "%s", v->valuestring);
 	}
-	if ((v = cJSON_GetObjectItemCaseSensitive(req, "network")) && !cJSON_IsNull(v)) {
-		if (!cJSON_IsString(v) ||
-		    (strcmp(v->valuestring, "loopback") && strcmp(v->valuestring, "none")))
-			return al_error_set(err, EINVAL,
-			                    "network: only \"loopback\" is supported (got %s)",
-			                    cJSON_IsString(v) ? v->valuestring : "a non-string");
-	}
+	r = netspec_parse(cJSON_GetObjectItemCaseSensitive(req, "network"),
+	                  cJSON_GetObjectItemCaseSensitive(req, "ports"), &s->net, err);
+	if (r < 0)
+		return r;
+	/* airlockd binds published ports as root: a client that is not may
+	 * not have it take a port its own uid could not. */
+	for (size_t i = 0; !policy->trusted && i < s->net.n_ports; i++)
+		if (s->net.ports[i].host_port &&
+		    s->net.ports[i].host_port < NETSPEC_UNPRIVILEGED_PORT)
+			return al_error_set(
+			    err, EPERM, "ports: host port %u is privileged (below %u): root only",
+			    (unsigned)s->net.ports[i].host_port, NETSPEC_UNPRIVILEGED_PORT);
 	r = parse_limits(cJSON_GetObjectItemCaseSensitive(req, "limits"), s, err);
 	if (r < 0)
 		return r;
@@ -608,7 +618,9 @@ cJSON *sandbox_spec_to_json(const struct sandbox_spec *s)
 	    !cJSON_AddItemToObject(o, "labels", env_object(s->labels)) ||
 	    !cJSON_AddNumberToObject(o, "ttl", (double)s->ttl_s) ||
 	    !cJSON_AddNumberToObject(o, "idle_timeout", (double)s->idle_timeout_s) ||
-	    !cJSON_AddNumberToObject(o, "owner_uid", (double)s->owner))
+	    !cJSON_AddNumberToObject(o, "owner_uid", (double)s->owner) ||
+	    !cJSON_AddItemToObject(o, "network", netspec_network_json(&s->net)) ||
+	    !cJSON_AddItemToObject(o, "ports", netspec_ports_json(&s->net)))
 		return NULL;
 	if (s->image) {
 		cJSON *lowers = cJSON_AddArrayToObject(o, "lowers");
@@ -668,6 +680,10 @@ static int read_record(const cJSON *rec, struct sandbox_spec *s, struct al_error
 	s->workspace = strdup(ws ? ws : "/workspace");
 	s->ttl_s = (uint64_t)al_json_num(rec, "ttl", 0);
 	s->idle_timeout_s = (uint64_t)al_json_num(rec, "idle_timeout", 0);
+	/* Records from before networks have neither key: "none". */
+	if (netspec_parse(cJSON_GetObjectItemCaseSensitive(rec, "network"),
+	                  cJSON_GetObjectItemCaseSensitive(rec, "ports"), &s->net, err) < 0)
+		return al_error_prefix(err, "sandbox record");
 	if (!s->rootfs || !s->workspace ||
 	    env_from_record(cJSON_GetObjectItemCaseSensitive(rec, "env"), &s->env) < 0 ||
 	    env_from_record(cJSON_GetObjectItemCaseSensitive(rec, "labels"), &s->labels) < 0)
@@ -715,8 +731,8 @@ static const cJSON *limits_member_read(const cJSON *lim, const char *name)
 
 cJSON *sandbox_spec_restore_request(const cJSON *record, const cJSON *req)
 {
-	static const char *const copied[] = {"rootfs",          "image",  "image_id",
-	                                     "seccomp_profile", "limits", "env"};
+	static const char *const copied[] = {"rootfs", "image", "image_id", "seccomp_profile",
+	                                     "limits", "env",   "network"};
 	bool image = al_json_str(record, "image") != NULL;
 	_cleanup_cjson_ cJSON *o = cJSON_CreateObject();
 	const cJSON *v, *it;
@@ -777,8 +793,9 @@ cJSON *sandbox_spec_restore_request(const cJSON *record, const cJSON *req)
 
 bool sandbox_spec_poolable(const struct sandbox_spec *s, const struct sandbox_spec *base)
 {
-	return !s->name[0] && !s->manifest && !s->image && !base->image &&
-	       !strcmp(s->rootfs, base->rootfs) && !strcmp(s->profile, base->profile) &&
+	return !s->name[0] && !s->manifest && !s->image && !base->image && !s->net.allowlist &&
+	       !s->net.n_ports && !strcmp(s->rootfs, base->rootfs) &&
+	       !strcmp(s->profile, base->profile) &&
 	       s->limits.memory_bytes == base->limits.memory_bytes &&
 	       s->limits.pids == base->limits.pids && s->limits.cpus == base->limits.cpus &&
 	       s->disk_bytes == base->disk_bytes && !strcmp(s->workspace, base->workspace);

@@ -19,6 +19,7 @@
 
 #include "cgroup.h"
 #include "error.h"
+#include "netspec.h"
 
 struct manifest;
 
@@ -65,6 +66,7 @@ struct sandbox_spec {
 	/* A restored sandbox's manifest parsed for its mount entries only (its
 	 * files are in the layer): what bucket_mounts_start mounts again. */
 	struct manifest *mounts;
+	struct netspec net; /* "network" and "ports" (netspec.h) */
 };
 
 /* Overwrite and drop mount_credentials: once the mounts are made, or never. */

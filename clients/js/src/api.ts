@@ -86,7 +86,10 @@ export type CreateRequest = {
   rootfs?: string;
   manifest?: Record<string, unknown>;
   limits?: Record<string, number | string>;
-  network?: 'loopback' | 'none';
+  /** "none" (loopback only), or an allowlist (docs/network.md). */
+  network?: 'loopback' | 'none' | { allow: string[] };
+  /** Published ports, "[HOSTADDR:]HOSTPORT:PORT" (HOSTPORT 0: any free one). */
+  ports?: string[];
   seccomp_profile?: string;
   env?: Record<string, string>;
   snapshot?: string;

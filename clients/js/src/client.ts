@@ -48,6 +48,9 @@ export interface AirlockSandboxClientOptions extends SandboxClientOptions {
   commandTimeoutMs?: number;
   /** Per-request timeout of the HTTP calls; default none. */
   requestTimeoutMs?: number;
+  /** Sandbox ports airlockd publishes on free ports of the host's loopback
+   * (resolveExposedPort tells where), as the SDK's Docker client does. */
+  exposedPorts?: number[];
   archiveLimits?: SandboxArchiveLimits | null;
 }
 
@@ -90,6 +93,7 @@ export class AirlockSandboxClient implements SandboxClient<AirlockSandboxClientO
       ...(options.rootfs ? { rootfs: options.rootfs } : {}),
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.seccompProfile ? { seccomp_profile: options.seccompProfile } : {}),
+      ...(options.exposedPorts?.length ? { ports: options.exposedPorts.map((p) => `0:${p}`) } : {}),
     });
     return new AirlockSandboxSession({
       api,
@@ -230,6 +234,12 @@ function validateOptions(o: AirlockSandboxClientOptions): void {
   for (const k of ['commandTimeoutMs', 'requestTimeoutMs'] as const) {
     const v = o[k];
     if (v !== undefined && (!Number.isInteger(v) || v < 0)) bad(k, 'must be a non-negative integer');
+  }
+  if (
+    o.exposedPorts !== undefined &&
+    (!Array.isArray(o.exposedPorts) || o.exposedPorts.some((p) => !Number.isInteger(p) || p < 1 || p > 65535))
+  ) {
+    bad('exposedPorts', 'must be an array of ports (1..65535)');
   }
   if (o.env !== undefined && (typeof o.env !== 'object' || Object.values(o.env).some((v) => typeof v !== 'string'))) {
     bad('env', 'must map names to strings');

@@ -153,11 +153,20 @@ export class AirlockSandboxSession implements SandboxSession<AirlockSandboxSessi
     this.archiveLimits = limits;
   }
 
+  /** Where a port given in the client's `exposedPorts` is reached: airlockd
+   * relays it from a free port of the host's loopback (docs/network.md). */
   async resolveExposedPort(port: number): Promise<ExposedPortEndpoint> {
-    throw new SandboxUnsupportedFeatureError(
-      `${PROVIDER}: airlockd sandboxes have a loopback-only network; port ${port} cannot be exposed`,
-      { provider: PROVIDER, feature: 'exposedPorts', port },
-    );
+    this.usable();
+    const info = await this.api.inspect(this.state.sandboxId);
+    const ports = (info.ports ?? []) as { port: number; host_address: string; host_port: number; url: string }[];
+    const p = ports.find((e) => e.port === port);
+    if (!p) {
+      throw new SandboxUnsupportedFeatureError(
+        `${PROVIDER}: port ${port} is not exposed (give it in the client's exposedPorts option at create)`,
+        { provider: PROVIDER, feature: 'exposedPorts', port },
+      );
+    }
+    return { host: p.host_address, port: p.host_port, tls: false, url: p.url };
   }
 
   // ---- commands ----------------------------------------------------------------------------

@@ -228,5 +228,25 @@ test('delete leaves nothing; unsupported features get clear errors', async () =>
   assert.throws(() => new AirlockSandboxClient({ workspacePersistence: 'zip' }), /workspacePersistence/);
   const t = await session();
   await assert.rejects(() => t.resolveExposedPort(8080), SandboxUnsupportedFeatureError);
+  assert.throws(() => new AirlockSandboxClient({ exposedPorts: [0] }), /exposedPorts/);
   await assert.rejects(() => new AirlockSandboxClient({ socketPath: '/nonexistent/airlockd.sock' }).create(), /cannot connect to airlockd/);
+});
+
+test('exposed ports: relayed from the host loopback, where resolveExposedPort says', async () => {
+  const s = await session({}, { exposedPorts: [8000] });
+  // Started, then waited for inside: node's fetch never settles on a
+  // connection closed before any answer (as the relay closes it while
+  // nothing listens in the sandbox yet), whatever the server.
+  const r = await s.exec({
+    cmd: "mkdir -p /tmp/www && echo exposed > /tmp/www/index.html && " +
+      "(cd /tmp/www && nohup python3 -m http.server 8000 --bind 127.0.0.1 >/dev/null 2>&1 &) && " +
+      "python3 -c \"import socket, time\nfor _ in range(100):\n  try: socket.create_connection(('127.0.0.1', 8000)).close(); break\n  except OSError: time.sleep(0.1)\"",
+  });
+  assert.equal(r.exitCode, 0, r.output);
+  const ep = await s.resolveExposedPort(8000);
+  assert.equal(ep.host, '127.0.0.1');
+  assert.ok(ep.port > 0);
+  assert.equal(ep.url, `http://127.0.0.1:${ep.port}`);
+  assert.equal(await (await fetch(`${ep.url}/index.html`)).text(), 'exposed\n');
+  await assert.rejects(() => s.resolveExposedPort(8001), SandboxUnsupportedFeatureError);
 });

@@ -184,7 +184,8 @@ class AirlockClient:
 
     def create(self, manifest: Optional[Mapping[str, Any]] = None, *, name: Optional[str] = None,
                rootfs: Optional[str] = None, limits: Optional[Limits] = None,
-               network: Optional[str] = None, seccomp_profile: Optional[str] = None,
+               network: Optional[Union[str, Mapping[str, Any]]] = None,
+               seccomp_profile: Optional[str] = None, ports: Optional[Sequence[str]] = None,
                env: Optional[Mapping[str, str]] = None, snapshot: Optional[str] = None,
                exec: Optional[Mapping[str, Any]] = None, remove: Optional[bool] = None,
                summary: bool = False, **extra: Any) -> Sandbox:
@@ -195,13 +196,16 @@ class AirlockClient:
         it).  ``exec`` (an exec request object) runs a command in the new
         sandbox in the same round trip, ``remove`` then removes the sandbox
         when the command ended.  ``summary`` asks for the short answer.
+        ``network`` is ``"none"`` or ``{"allow": ["CIDR[:PORTS]" | "NAME[:PORTS]", ...]}``,
+        ``ports`` ``["[HOSTADDR:]HOSTPORT:PORT", ...]`` (docs/network.md).
         Fields the API grows later go through ``extra``.
         """
         body: Dict[str, Any] = dict(extra)
         for key, value in (("manifest", manifest), ("name", name), ("rootfs", rootfs),
                            ("limits", limits), ("network", network),
                            ("seccomp_profile", seccomp_profile), ("env", env),
-                           ("snapshot", snapshot), ("exec", exec), ("remove", remove)):
+                           ("snapshot", snapshot), ("exec", exec), ("remove", remove),
+                           ("ports", list(ports) if ports is not None else None)):
             if value is not None:
                 body[key] = dict(value) if isinstance(value, Mapping) else value
         if remove and exec is None:

@@ -84,6 +84,16 @@ class ClientTest(at.AirlockTestCase):
         self.assertEqual(r["exec"]["exit_code"], 3)
         self.assertNotIn(r["id"], [x["id"] for x in self.api.list()])
 
+    def test_network_and_ports_are_passed(self):
+        sb = self.api.create(network={"allow": ["10.214.0.0/16:80"]}, ports=["0:8000"])
+        self.created.add(sb["id"])
+        self.addCleanup(self._destroy_quietly, sb["id"])
+        self.assertEqual(sb["network"]["mode"], "allowlist")
+        self.assertEqual(sb["network"]["allow"], ["10.214.0.0/16:80"])
+        self.assertGreater(sb["ports"][0]["host_port"], 0)
+        with self.assertRaises(InvalidArgument):
+            self.api.create(network={"allow": ["10.214.0.1/8"]})
+
     def test_manifest_and_bad_requests(self):
         sb = self.new_sandbox(manifest={"version": 1, "root": "/workspace", "entries": {
             "hello.txt": {"type": "file", "content": "hi\n"},
