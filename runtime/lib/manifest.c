@@ -554,7 +554,7 @@ static const struct mount_kind mount_kinds[] = {
      "azure_blob",
      "container",
      {"prefix", "account", "accountName", "endpoint", "endpointUrl", "identityClientId"},
-     {"accountKey"}},
+     {"accountKey", "sasToken"}},
 };
 
 static bool in_list(const char *const *list, size_t n, const char *s)

@@ -49,7 +49,7 @@ static const struct credential_kind credential_kinds[] = {
     {"s3", {"accessKeyId", "secretAccessKey", "sessionToken"}},
     {"r2", {"accessKeyId", "secretAccessKey"}},
     {"gcs", {"accessId", "secretAccessKey", "serviceAccountCredentials", "accessToken"}},
-    {"azure_blob", {"accountKey"}},
+    {"azure_blob", {"accountKey", "sasToken"}},
 };
 
 static const struct manifest_mount *find_mount(const struct manifest *m, const char *key)
@@ -217,6 +217,29 @@ static int rclone_config(const struct manifest_mount *mt, const cJSON *creds, st
 
 	if (r < 0)
 		return r;
+	if (!strcmp(mt->provider, "azure_blob") && credential(creds, "sasToken")) {
+		/* A SAS the owner issued (scoped, expiring): no account key at all. */
+		_cleanup_free_ char *url = NULL, *suffix_ep = NULL;
+		const char *sas = credential(creds, "sasToken");
+		const char *ep = mt->endpoint;
+		sas += sas[0] == '?';
+		if (!ep || (strncmp(ep, "http://", 7) && strncmp(ep, "https://", 8))) {
+			if (!mt->account)
+				return al_error_set(err, EINVAL,
+				                    "an azure_blob mount needs \"accountName\"");
+			if (asprintf(&suffix_ep, "https://%s.%s", mt->account,
+			             ep ? ep : "blob.core.windows.net") < 0)
+				return -ENOMEM;
+			ep = suffix_ep;
+		}
+		if (asprintf(&url, "%s/%s?%s", ep, mt->bucket, sas) < 0)
+			return -ENOMEM;
+		r = put(b, "type", "azureblob");
+		if (r == 0)
+			r = put(b, "sas_url", url);
+		explicit_bzero(url, strlen(url));
+		return r;
+	}
 	if (!strcmp(mt->provider, "azure_blob") && mt->endpoint &&
 	    (!strncmp(mt->endpoint, "http://", 7) || !strncmp(mt->endpoint, "https://", 8))) {
 		_cleanup_free_ char *url = NULL;
@@ -241,10 +264,17 @@ static int rclone_config(const struct manifest_mount *mt, const cJSON *creds, st
 	}
 	if (!strcmp(mt->provider, "gcs") && !credential(creds, "accessId")) {
 		/* Service account or OAuth token: rclone's own GCS backend. */
-		_cleanup_free_ char *token = NULL;
+		_cleanup_free_ char *token = NULL, *api = NULL;
 		const char *at = credential(creds, "accessToken");
 		if (at &&
 		    asprintf(&token, "{\"access_token\":\"%s\",\"token_type\":\"Bearer\"}", at) < 0)
+			return -ENOMEM;
+		/* endpointUrl is the service's root, as the official clients' apiEndpoint;
+		 * rclone's backend wants the JSON API's base path below it. */
+		size_t n = mt->endpoint ? strlen(mt->endpoint) : 0;
+		if (n && !strstr(mt->endpoint, "/storage/v1") &&
+		    asprintf(&api, "%s%sstorage/v1/", mt->endpoint,
+		             mt->endpoint[n - 1] == '/' ? "" : "/") < 0)
 			return -ENOMEM;
 		r = put(b, "type", "google cloud storage");
 		if (r == 0)
@@ -256,6 +286,8 @@ static int rclone_config(const struct manifest_mount *mt, const cJSON *creds, st
 			r = put(b, "bucket_policy_only", "true");
 		if (r == 0)
 			r = put(b, "location", mt->region);
+		if (r == 0)
+			r = put(b, "endpoint", api ? api : mt->endpoint);
 		return r;
 	}
 	/* S3, R2, and GCS with HMAC keys (its S3-compatible XML API). */
