@@ -38,6 +38,7 @@ import subprocess
 import sys
 import time
 import unittest
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness_test as ht  # noqa: E402
@@ -433,6 +434,75 @@ class StoreTest(ht.HarnessTestCase):
 
     def test_gcs_damaged_snapshot_falls_back_to_the_archive(self):
         self.kill_and_resume("gcs", processes=True, damage_snapshot=True)
+
+    def sas(self, permissions, expires_in_s):
+        """A container SAS signed by the official client (@azure/storage-blob)."""
+        js = ("const b = require('@azure/storage-blob');"
+              "const [a, k, c, p, e] = process.argv.slice(1);"
+              "console.log(b.generateBlobSASQueryParameters({containerName: c,"
+              " permissions: b.ContainerSASPermissions.parse(p),"
+              " startsOn: new Date(Date.now() - 600e3),"
+              " expiresOn: new Date(Date.now() + Number(e) * 1000),"
+              " protocol: b.SASProtocol.HttpsAndHttp},"
+              " new b.StorageSharedKeyCredential(a, k)).toString());")
+        out = subprocess.run(["node", "-e", js, AZ_ACCOUNT, AZ_KEY, "airlock-az", permissions,
+                              str(expires_in_s)], capture_output=True, text=True, timeout=60,
+                             env=dict(os.environ, NODE_PATH=NODE_MODULES))
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return out.stdout.strip()
+
+    def test_azure_blob_with_a_sas_instead_of_the_account_key(self):
+        """sas_token (no account key in the credentials file): azurite checks the SAS's
+        signature, permissions and expiry; the official client reads what the harness put
+        with it, and the harness reads what the official client put with the same SAS."""
+        d = self.tmpdir("sas")
+        sas = self.sas("racwdl", 3600)
+        creds = self.write_creds(d, "sas.json", {"stores": {"azure_blob": {
+            "account_name": AZ_ACCOUNT, "sas_token": "?" + sas}}})
+        prefix = "sas"
+        task = self.store_task("azure_blob", prefix)
+        big = os.path.join(d, "big.bin")
+        with open(big, "wb") as f:
+            f.write(os.urandom(BIG))
+        digest = sha256_file(big)
+        res = self.store_cmd(task, "put", task, "big.bin", big, creds=creds)
+        self.assertEqual(res.returncode, 0, res)
+        self.assertRegex(res.stderr, r"block 2 of 2 sent")
+        client = os.path.join(d, "client-sas.json")
+        with open(client, "w") as f:
+            json.dump({"type": "azure_blob", "endpoint": self.stores["azure_blob"]["endpoint"],
+                       "bucket": "airlock-az", "sas_token": sas}, f)
+        got = os.path.join(d, "official.bin")
+        self.assertEqual(self.official(client, "get", prefix + "/big.bin", got),
+                         {"sha256": digest, "size": BIG})
+        small = os.path.join(d, "small.txt")
+        with open(small, "wb") as f:
+            f.write(b"put with the SAS by the official client\n")
+        self.official(client, "put", prefix + "/small.txt", small)
+        out = os.path.join(d, "got.txt")
+        res = self.store_cmd(task, "get", task, "small.txt", out, creds=creds)
+        self.assertEqual(res.returncode, 0, res)
+        self.assertIn("verified", res.stdout)
+        with open(out, "rb") as a, open(small, "rb") as b:
+            self.assertEqual(a.read(), b.read())
+        sig = urllib.parse.parse_qs(sas)["sig"][0]
+        self.assertNotIn(sig, res.stdout + res.stderr)
+        self.assertNotIn(urllib.parse.quote(sig, safe=""), res.stdout + res.stderr)
+        # A read-only SAS reads but cannot write; an expired one does nothing.
+        ro = self.write_creds(d, "ro.json", {"stores": {"azure_blob": {
+            "account_name": AZ_ACCOUNT, "sas_token": self.sas("rl", 3600)}}})
+        res = self.store_cmd(task, "get", task, "small.txt", out + ".ro", creds=ro)
+        self.assertEqual(res.returncode, 0, res)
+        res = self.store_cmd(task, "put", task, "denied.txt", small, creds=ro)
+        self.assertEqual(res.returncode, 1, res)
+        self.assertIn("HTTP 403", res.stderr)
+        old = self.write_creds(d, "expired.json", {"stores": {"azure_blob": {
+            "account_name": AZ_ACCOUNT, "sas_token": self.sas("racwdl", -60)}}})
+        res = self.store_cmd(task, "get", task, "small.txt", out + ".old", creds=old)
+        self.assertEqual(res.returncode, 1, res)
+        self.assertIn("HTTP 403", res.stderr)
+        self.assertEqual(self.official(self.client_cfg["azure_blob"], "list", prefix + "/"),
+                         [prefix + "/big.bin", prefix + "/small.txt"])
 
     def test_task_and_credentials_refused(self):
         # A store's secret in the task is refused; so is a store without credentials.
