@@ -655,22 +655,54 @@ static int start_one(struct sandbox *sb, size_t idx, const char *key,
 	return attach(sb, mnt, mt->path, mt->read_only, false, err);
 }
 
-int bucket_mounts_start(struct sandbox *sb, const cJSON *credentials, struct al_error *err)
-{
+struct mount_order {
 	const struct manifest_mount *mt;
 	const char *key;
-	size_t it = 0, idx = 0;
+	size_t depth, seq;
+};
+
+static int by_depth(const void *a, const void *b)
+{
+	const struct mount_order *x = a, *y = b;
+
+	if (x->depth != y->depth)
+		return x->depth < y->depth ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+int bucket_mounts_start(struct sandbox *sb, const cJSON *credentials, struct al_error *err)
+{
+	_cleanup_free_ struct mount_order *order = NULL;
+	const struct manifest_mount *mt;
+	const char *key;
+	size_t it = 0, n = 0;
 
 	const struct manifest *m = sb->spec.parsed ? sb->spec.parsed : sb->spec.mounts;
 
 	if (!m)
 		return 0;
+	while (manifest_next_mount(m, &it, NULL))
+		n++;
+	order = calloc(n ? n : 1, sizeof(*order));
+	if (!order)
+		return al_error_set(err, ENOMEM, "out of memory");
+	/* Shallower paths first: a mount whose path is inside another's goes on
+	 * top of it, not under it where the later one would hide it. */
+	it = n = 0;
 	while ((mt = manifest_next_mount(m, &it, &key))) {
-		int r = start_one(sb, idx++, key, mt,
-		                  cJSON_GetObjectItemCaseSensitive(credentials, key), err);
+		size_t depth = 0;
+		for (const char *p = mt->path; *p; p++)
+			depth += *p == '/';
+		order[n] = (struct mount_order){mt, key, depth, n};
+		n++;
+	}
+	qsort(order, n, sizeof(*order), by_depth);
+	for (size_t i = 0; i < n; i++) {
+		int r = start_one(sb, i, order[i].key, order[i].mt,
+		                  cJSON_GetObjectItemCaseSensitive(credentials, order[i].key), err);
 		if (r < 0)
-			return al_error_prefix(err, "mount '%s' (%s %s)", key, mt->provider,
-			                       mt->bucket);
+			return al_error_prefix(err, "mount '%s' (%s %s)", order[i].key,
+			                       order[i].mt->provider, order[i].mt->bucket);
 	}
 	return 0;
 }

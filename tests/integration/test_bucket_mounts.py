@@ -448,6 +448,52 @@ class BucketMountTest(at.AirlockTestCase):
         self.assertEqual(out.stdout, "", "the bucket's object is in a snapshot")
         self.check_destroy_leaves_nothing(sid)
 
+    def test_nested_mounts_come_back_at_a_restore(self):
+        """A mount in a dir's children, and a mount whose path is inside another mount:
+        both mounted at create, both left out of the snapshot, both mounted again at
+        the restore (credentials keyed by the entry's full path)."""
+        s3_entry, s3_creds = self.entries("s3", prefix="nested-in-dir")
+        az_entry, az_creds = self.entries("azure_blob", prefix="nested-outer")
+        gcs_entry, gcs_creds = self.entries("gcs", prefix="nested-inner")
+        gcs_entry["mountPath"] = "outer/inner"
+        manifest = {"version": 1, "entries": {
+            "sub": {"type": "dir", "children": {"data": s3_entry}},
+            "outer": az_entry, "inner": gcs_entry}}
+        creds = {"sub/data": s3_creds, "outer": az_creds, "inner": gcs_creds}
+        self.put_official("s3", "nested-in-dir/s3.txt", b"s3\n")
+        self.put_official("azure_blob", "nested-outer/az.txt", b"az\n")
+        self.put_official("gcs", "nested-inner/gcs.txt", b"gcs\n")
+        sid = self.sandbox(manifest=manifest, mount_credentials=creds)["id"]
+        expect = {"/workspace/sub/data/s3.txt": "s3\n", "/workspace/outer/az.txt": "az\n",
+                  "/workspace/outer/inner/gcs.txt": "gcs\n"}
+        for path, text in expect.items():
+            self.assertEqual(self.read_inside(sid, path), text)
+        self.out(sid, "echo local > /workspace/sub/local.txt")
+        r = self.client.request("POST", "/v1/sandboxes/%s/snapshots" % sid, {"processes": False})
+        self.assertEqual(r.status, 201, r)
+        snap = r.json["id"]
+        self.addCleanup(self.client.request, "DELETE", "/v1/snapshots/" + snap)
+        self.check_destroy_leaves_nothing(sid)
+        rid = self.sandbox(snapshot=snap, mount_credentials=creds)["id"]
+        self.assertEqual(self.out(rid, "cat /workspace/sub/local.txt"), "local\n")
+        for path, text in expect.items():
+            self.assertEqual(self.read_inside(rid, path), text)
+        mi = self.out(rid, "grep -c fuse /proc/self/mountinfo")
+        self.assertEqual(mi, "3\n")
+        # Written through the inner mount: in the inner bucket, not the outer one.
+        self.out(rid, "echo back > /workspace/outer/inner/back.txt")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                self.assertEqual(self.get_official("gcs", "nested-inner/back.txt"), b"back\n")
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        self.check_no_secret_inside(rid, "/workspace/sub/data")
+        self.check_destroy_leaves_nothing(rid)
+
     def test_wrong_secret_is_a_clear_error_and_leaves_nothing(self):
         before = set(rclone_processes())
         entry, creds = self.entries("s3")
@@ -504,7 +550,7 @@ class BucketMountTest(at.AirlockTestCase):
         return [self.s3_secret, self.az_key, self.az_sas.split("sig=")[1], self.gcs_token,
                 self.gcs_sa_canary]
 
-    def check_no_secret_inside(self, sid):
+    def check_no_secret_inside(self, sid, mounted="/workspace/data"):
         for secret in self.secrets_of_run():
             # Environment and command lines of every process, mountinfo, files.
             cmd = ("cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline /proc/self/mountinfo "
@@ -513,7 +559,7 @@ class BucketMountTest(at.AirlockTestCase):
                    "--exclude-dir=data 2>/dev/null | head -5; true") % (secret, secret)
             self.assertEqual(self.out(sid, cmd), "0\n", "a secret is visible inside")
         mi = self.out(sid, "cat /proc/self/mountinfo")
-        self.assertIn("/workspace/data", mi)
+        self.assertIn(mounted, mi)
 
     def check_no_secret_on_host_records(self, sid):
         state = os.path.join(self.daemon.state_dir, "sandboxes", sid)
