@@ -74,6 +74,37 @@ int al_queue_claim(struct al_db *db, const char *worker, long lease_ms, struct a
 	return 1;
 }
 
+int al_queue_give_up(struct al_db *db, int max_attempts,
+                     void (*on_failed)(void *ctx, const char *run_id, int attempts), void *ctx,
+                     struct al_error *err)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	char max[24];
+	const char *params[] = {max};
+	int rc;
+
+	if (max_attempts <= 0)
+		return 0;
+	snprintf(max, sizeof(max), "%d", max_attempts);
+	/* lease_gen moves on: a late executor of the last attempt is fenced off as after
+	 * a take-over. */
+	rc = al_db_exec(db,
+	                "UPDATE airlock_runs SET status = 'failed', lease_gen = lease_gen + 1,"
+	                "  finished_at = clock_timestamp(), lease_expires = NULL, leased_by = NULL,"
+	                "  error = format('gave up after %s attempts: the executor died or lost "
+	                "its lease each time', attempts)"
+	                " WHERE status = 'running' AND lease_expires < clock_timestamp()"
+	                "   AND attempts >= $1::integer"
+	                " RETURNING run_id, attempts",
+	                1, params, NULL, NULL, 0, &res, err);
+	if (rc < 0)
+		return rc;
+	for (int i = 0; i < PQntuples(res); i++)
+		if (on_failed)
+			on_failed(ctx, PQgetvalue(res, i, 0), atoi(PQgetvalue(res, i, 1)));
+	return PQntuples(res);
+}
+
 int al_queue_renew(struct al_db *db, const char *run_id, long long gen, long lease_ms, bool *cancel,
                    struct al_error *err)
 {

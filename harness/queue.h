@@ -26,6 +26,19 @@ void al_claim_clear(struct al_claim *c);
 int al_queue_submit(struct al_db *db, const char *task_text, const char *task_dir, char run_id[40],
                     struct al_error *err);
 
+/* Default of the worker's --max-attempts. */
+#define AL_QUEUE_MAX_ATTEMPTS 5
+
+/*
+ * Runs whose lease expired (their executor died, or their worker) after max_attempts
+ * claims are failed instead of claimed again: a run that kills its executor every time
+ * would otherwise go round the workers for ever.  Each one failed is passed to
+ * on_failed (run id, attempts); returns how many, or a negative errno.
+ */
+int al_queue_give_up(struct al_db *db, int max_attempts,
+                     void (*on_failed)(void *ctx, const char *run_id, int attempts), void *ctx,
+                     struct al_error *err);
+
 /* The oldest queued run, or a running one whose lease expired: 1 when claimed. */
 int al_queue_claim(struct al_db *db, const char *worker, long lease_ms, struct al_claim *c,
                    struct al_error *err);

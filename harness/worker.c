@@ -445,9 +445,24 @@ static void renew(struct worker *w)
 	}
 }
 
+static void gave_up(void *ctx, const char *run_id, int attempts)
+{
+	struct worker *w = ctx;
+
+	wlog(w, "error", "gave_up", NULL, "run %s failed after %d attempts", run_id, attempts);
+	pthread_mutex_lock(&w->m.lock);
+	w->m.failed++;
+	pthread_mutex_unlock(&w->m.lock);
+}
+
 static void claim(struct worker *w)
 {
 	struct job *j;
+	struct al_error gerr = AL_ERROR_INIT;
+
+	if (!stopping && free_slot(w) &&
+	    al_queue_give_up(&w->db, w->o->max_attempts, gave_up, w, &gerr) < 0)
+		wlog(w, "warn", "claim_failed", NULL, "%s", gerr.msg);
 
 	while (!stopping && (j = free_slot(w))) {
 		struct al_error err = AL_ERROR_INIT;
@@ -555,8 +570,9 @@ int al_worker_main(const struct al_worker_options *o)
 	w.db.reconnect_ms = WORKER_RECONNECT_MS;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	wlog(&w, "info", "start", NULL, "node %s, concurrency %d, lease %ld ms, schema version %d",
-	     o->node, o->concurrency, o->lease_ms, al_db_schema_version());
+	wlog(&w, "info", "start", NULL,
+	     "node %s, concurrency %d, lease %ld ms, max attempts %d, schema version %d", o->node,
+	     o->concurrency, o->lease_ms, o->max_attempts, al_db_schema_version());
 	while (!stopping) {
 		reap(&w);
 		renew(&w);

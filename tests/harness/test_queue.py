@@ -54,17 +54,18 @@ def script(tag, sleep=0, calls=3):
 
 
 class Worker:
-    def __init__(self, case, node, socket_path, concurrency=1, lease_ms=LEASE_MS, metrics=None):
+    def __init__(self, case, node, socket_path, concurrency=1, lease_ms=LEASE_MS, metrics=None,
+                 work_dir=None, extra_args=(), env=None):
         self.node = node
         self.log_path = os.path.join(case.tmpdir("worker-" + node), "worker.log")
         args = [ht.HARNESS, "worker", "--db", case.pg.url, "--provider-socket", socket_path,
-                "--work-dir", case.work_dir, "--node", node, "--concurrency", str(concurrency),
-                "--lease-ms", str(lease_ms)]
+                "--work-dir", work_dir or case.work_dir, "--node", node,
+                "--concurrency", str(concurrency), "--lease-ms", str(lease_ms)] + list(extra_args)
         if metrics:
             args += ["--metrics-port", str(metrics)]
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.log,
-                                     stderr=self.log, env=ht.clean_env(),
+                                     stderr=self.log, env=ht.clean_env(env),
                                      start_new_session=True)
         case.addCleanup(self.stop)
 
@@ -269,6 +270,43 @@ class QueueTest(ht.HarnessTestCase):
         self.assertRegex(text, r"(?m)^airlock_worker_runs_retried_total 0$")
         for w in workers:
             self.assertStructuredLog(w)
+
+    def test_a_run_that_keeps_dying_is_failed_after_max_attempts(self):
+        """Every executor of the run is killed at the same point (as by a task that
+        crashes its node each time): after --max-attempts claims the run is failed
+        with why, not handed round the workers for ever; a healthy run beside it
+        completes; status shows the attempts."""
+        doomed = self.submit("doomed")
+        w = Worker(self, "a", self.daemon.socket_path, extra_args=["--max-attempts", "3"],
+                   env={ht.KILL_HOOK: "6"})
+        self.wait_for("the run to be given up",
+                      lambda: self.status(doomed)["status"] == "failed", workers=[w])
+        row = self.status(doomed)
+        self.assertEqual(row["attempts"], 3, row)
+        self.assertEqual(row["error"], "gave up after 3 attempts: the executor died or lost "
+                         "its lease each time", row)
+        self.assertIsNone(row["leased_by"])
+        events = w.events()
+        self.assertEqual(len([e for e in events if e.get("event") == "claim"]), 3)
+        self.assertEqual(len([e for e in events if e.get("event") == "executor_died"]), 3)
+        gave = [e for e in events if e.get("event") == "gave_up"]
+        self.assertEqual(len(gave), 1, events)
+        self.assertIn(doomed, gave[0].get("message", "") + json.dumps(gave[0]))
+        w.stop()
+        # Not claimed again, by a worker without the kill point either; a new run is.
+        healthy = self.submit("healthy")
+        w2 = Worker(self, "b", self.daemon_b.socket_path, extra_args=["--max-attempts", "3"])
+        rows = self.wait_all_done([healthy], [w2])
+        self.assertRunIntact(healthy)
+        self.assertEqual(rows[healthy]["attempts"], 1)
+        self.assertEqual(self.status(doomed)["attempts"], 3)
+        self.assertNotIn(doomed, [e.get("run_id") for e in w2.events()
+                                  if e.get("event") == "claim"])
+        # (w's log has the kill point's own plain line: not checked.)
+        self.assertStructuredLog(w2)
+        # The given-up run's sandbox is kept for inspection, like a failed run's.
+        self.assertLessEqual(len(self.sandbox_ids()), 1)
+        self.destroy_all()
 
     def test_sigkill_worker_mid_run_other_node_completes(self):
         """A worker SIGKILLed in the middle of a run: its executor dies with it,
