@@ -162,6 +162,19 @@ int al_queue_release(struct al_db *db, const char *run_id, long long gen, struct
 	                  2, params, NULL, NULL, 0, NULL, err);
 }
 
+int al_queue_give_back(struct al_db *db, const char *run_id, long long gen, struct al_error *err)
+{
+	char g[24];
+	const char *params[] = {run_id, g};
+
+	snprintf(g, sizeof(g), "%lld", gen);
+	return al_db_exec(db,
+	                  "UPDATE airlock_runs SET lease_expires = clock_timestamp(),"
+	                  "  leased_by = NULL, attempts = greatest(attempts - 1, 0)"
+	                  " WHERE run_id = $1 AND lease_gen = $2 AND status = 'running'",
+	                  2, params, NULL, NULL, 0, NULL, err);
+}
+
 int al_queue_cancel(struct al_db *db, const char *run_id, const char **status, struct al_error *err)
 {
 	_cleanup_pgresult_ PGresult *res = NULL;

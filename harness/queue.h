@@ -54,6 +54,10 @@ int al_queue_finish(struct al_db *db, const char *run_id, long long gen, const c
 /* Give the run back (its executor died): another worker may take it at once. */
 int al_queue_release(struct al_db *db, const char *run_id, long long gen, struct al_error *err);
 
+/* As al_queue_release, for a run the worker gives back of its own accord (it stops, or
+ * could not start the executor): that claim does not count against --max-attempts. */
+int al_queue_give_back(struct al_db *db, const char *run_id, long long gen, struct al_error *err);
+
 /* Ask for a run to stop: a queued one is cancelled at once, a running one by its worker.
  * *status: what the run is now (static string). */
 int al_queue_cancel(struct al_db *db, const char *run_id, const char **status,

@@ -485,7 +485,7 @@ static void claim(struct worker *w)
 		     j->claim.cancel ? ", cancelled: cleaning up" : "");
 		if (spawn(w, j, j->claim.cancel) < 0) {
 			wlog(w, "error", "spawn_failed", j, "%s", strerror(errno));
-			al_queue_release(&w->db, j->claim.run_id, j->claim.lease_gen, &err);
+			al_queue_give_back(&w->db, j->claim.run_id, j->claim.lease_gen, &err);
 			forget(w, j);
 			return;
 		}
@@ -539,7 +539,7 @@ static void shut_down(struct worker *w)
 			continue;
 		}
 		if (!j->lost)
-			al_queue_release(&w->db, j->claim.run_id, j->claim.lease_gen, &err);
+			al_queue_give_back(&w->db, j->claim.run_id, j->claim.lease_gen, &err);
 		wlog(w, "info", "released", j, "worker stopping");
 		forget(w, j);
 	}
