@@ -7,7 +7,7 @@ It speaks the two APIs the tests use, and nothing else:
   S3-compatible multipart upload), with every request's GOOG4-HMAC-SHA256
   signature checked against the HMAC keys it was given (a bad signature, a
   payload that does not match its signed hash, or an unknown key is refused
-  with 403 as GCS does);
+  with 403 as GCS does), or its Bearer access token (401 when unknown);
 * the JSON API that the official `@google-cloud/storage` client uses against
   a custom endpoint (object metadata, media download with x-goog-hash, simple
   and multipart uploads, delete, list).  The tests prove the server is
@@ -70,7 +70,8 @@ def crc32c(data):
 class Store:
     def __init__(self, buckets, keys, tokens=(), accounts=None):
         self.lock = threading.Lock()
-        self.tokens = set(tokens)  # Bearer tokens the JSON API accepts; none: no check
+        self.tokens = set(tokens)  # Bearer tokens accepted (given, or from /token)
+        self.require_bearer = bool(tokens)  # the JSON API checks them only if given
         self.accounts = accounts or {}  # service account email -> public key
         self.requests = []  # "METHOD path" of JSON API calls, for the tests
         self.buckets = {b: {} for b in buckets}
@@ -187,9 +188,15 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- the XML API (signed) ----
     def xml_api(self, url, q, payload):
-        why = self.check_signature(payload)
-        if why:
-            return self.xml_error(403, "SignatureDoesNotMatch", why)
+        auth = self.headers.get("Authorization") or ""
+        if auth.startswith("Bearer "):
+            # An OAuth 2.0 access token, as the XML API also takes.
+            if auth[7:] not in self.store.tokens:
+                return self.xml_error(401, "AuthenticationRequired", "Invalid Credentials")
+        else:
+            why = self.check_signature(payload)
+            if why:
+                return self.xml_error(403, "SignatureDoesNotMatch", why)
         parts = url.path.lstrip("/").split("/", 1)
         bucket = urllib.parse.unquote(parts[0])
         name = urllib.parse.unquote(parts[1]) if len(parts) > 1 else ""
@@ -281,7 +288,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- the JSON API (the official client's) ----
     def json_api(self, url, q, payload):
-        if self.store.tokens:
+        if self.store.require_bearer:
             auth = self.headers.get("Authorization") or ""
             if not auth.startswith("Bearer ") or auth[7:] not in self.store.tokens:
                 return self.json_error(401, "Invalid Credentials")
