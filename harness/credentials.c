@@ -59,8 +59,9 @@ static int take_string(cJSON *j, const char *field, const char *path, char **out
 static int load_stores(cJSON *stores, const char *path, struct al_credentials *c,
                        struct al_error *err)
 {
-	static const char *const fields[] = {"access_key_id", "secret_access_key", "account_name",
-	                                     "account_key", "sas_token"};
+	static const char *const fields[] = {"access_key_id", "secret_access_key",
+	                                     "account_name",  "account_key",
+	                                     "sas_token",     "service_account_file"};
 	const cJSON *entry;
 
 	if (!stores)
@@ -99,8 +100,9 @@ static int load_stores(cJSON *stores, const char *path, struct al_credentials *c
 		}
 		if (asprintf(&where, "%s (stores.%s)", path, entry->string) < 0)
 			return al_error_set(err, ENOMEM, "out of memory");
-		char **outs[] = {&st->access_key_id, &st->secret_access_key, &st->account_name,
-		                 &st->account_key, &st->sas_token};
+		char **outs[] = {&st->access_key_id, &st->secret_access_key,
+		                 &st->account_name,  &st->account_key,
+		                 &st->sas_token,     &st->service_account_file};
 		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 			int r = take_string((cJSON *)entry, fields[i], where, outs[i], err);
 			if (r < 0)
@@ -275,8 +277,9 @@ void al_credentials_free(struct al_credentials *c)
 	}
 	for (size_t i = 0; i < AL_CREDENTIALS_STORES; i++) {
 		struct al_store_secret *st = &c->stores[i];
-		char **fields[] = {&st->access_key_id, &st->secret_access_key, &st->account_name,
-		                   &st->account_key, &st->sas_token};
+		char **fields[] = {&st->access_key_id, &st->secret_access_key,
+		                   &st->account_name,  &st->account_key,
+		                   &st->sas_token,     &st->service_account_file};
 		for (size_t k = 0; k < sizeof(fields) / sizeof(fields[0]); k++) {
 			wipe_free(*fields[k]);
 			*fields[k] = NULL;

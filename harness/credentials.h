@@ -28,6 +28,7 @@ struct al_store_secret {
 	char *account_name;
 	char *account_key;
 	char *sas_token;
+	char *service_account_file; /* GCS: a service account's JSON key file */
 };
 
 struct al_provider_key {

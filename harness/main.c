@@ -45,6 +45,7 @@ static void usage(FILE *f)
 	      "       airlock-harness submit TASK.json --db URL\n"
 	      "       airlock-harness worker --db URL --provider-socket SOCK [--concurrency N]\n"
 	      "              [--work-dir DIR] [--node NAME] [--lease-ms MS] [--metrics-port PORT]\n"
+	      "              [--max-attempts N (default 5; 0: no limit)]\n"
 	      "              [--credentials FILE]\n"
 	      "       airlock-harness status [RUN_ID] --db URL\n"
 	      "       airlock-harness cancel RUN_ID --db URL\n"
@@ -126,7 +127,8 @@ enum {
 	OPT_METRICS_PORT,
 	OPT_CREDENTIALS,
 	OPT_LEASE_GEN,
-	OPT_CANCEL
+	OPT_CANCEL,
+	OPT_MAX_ATTEMPTS
 };
 
 static int parse_long(const char *opt, const char *v, long min, long max, long *out)
@@ -159,6 +161,7 @@ static int parse_queue_options(int argc, char **argv, const char *allowed, struc
 	    {"credentials", required_argument, NULL, OPT_CREDENTIALS},
 	    {"lease-gen", required_argument, NULL, OPT_LEASE_GEN},
 	    {"cancel", no_argument, NULL, OPT_CANCEL},
+	    {"max-attempts", required_argument, NULL, OPT_MAX_ATTEMPTS},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -221,6 +224,11 @@ static int parse_queue_options(int argc, char **argv, const char *allowed, struc
 			break;
 		case OPT_CANCEL:
 			q->x.cancel = 1;
+			break;
+		case OPT_MAX_ATTEMPTS:
+			if (parse_long("--max-attempts", optarg, 0, 1000000, &n) < 0)
+				return -EINVAL;
+			q->w.max_attempts = (int)n;
 			break;
 		}
 	}
@@ -489,10 +497,12 @@ static int cmd_cancel(int argc, char **argv)
 
 static int cmd_worker(int argc, char **argv)
 {
-	struct queue_options q = {
-	    .w = {.concurrency = 1, .lease_ms = 30000, .work_dir = "/var/lib/airlock/harness"}};
+	struct queue_options q = {.w = {.concurrency = 1,
+	                                .lease_ms = 30000,
+	                                .work_dir = "/var/lib/airlock/harness",
+	                                .max_attempts = AL_QUEUE_MAX_ATTEMPTS}};
 	char host[HOST_NAME_MAX + 1] = "";
-	int i = parse_queue_options(argc, argv, "abcdefgh", &q);
+	int i = parse_queue_options(argc, argv, "abcdefghk", &q);
 
 	if (i < 0)
 		return AL_EXIT_USAGE;

@@ -77,6 +77,37 @@ int al_queue_claim(struct al_db *db, const char *worker, long lease_ms, struct a
 	return 1;
 }
 
+int al_queue_give_up(struct al_db *db, int max_attempts,
+                     void (*on_failed)(void *ctx, const char *run_id, int attempts), void *ctx,
+                     struct al_error *err)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	char max[24];
+	const char *params[] = {max};
+	int rc;
+
+	if (max_attempts <= 0)
+		return 0;
+	snprintf(max, sizeof(max), "%d", max_attempts);
+	/* lease_gen moves on: a late executor of the last attempt is fenced off as after
+	 * a take-over. */
+	rc = al_db_exec(db,
+	                "UPDATE airlock_runs SET status = 'failed', lease_gen = lease_gen + 1,"
+	                "  finished_at = clock_timestamp(), lease_expires = NULL, leased_by = NULL,"
+	                "  error = format('gave up after %s attempts: the executor died or lost "
+	                "its lease each time', attempts)"
+	                " WHERE status = 'running' AND lease_expires < clock_timestamp()"
+	                "   AND attempts >= $1::integer"
+	                " RETURNING run_id, attempts",
+	                1, params, NULL, NULL, 0, &res, err);
+	if (rc < 0)
+		return rc;
+	for (int i = 0; i < PQntuples(res); i++)
+		if (on_failed)
+			on_failed(ctx, PQgetvalue(res, i, 0), atoi(PQgetvalue(res, i, 1)));
+	return PQntuples(res);
+}
+
 int al_queue_renew(struct al_db *db, const char *run_id, long long gen, long lease_ms, bool *cancel,
                    struct al_error *err)
 {
@@ -133,6 +164,19 @@ int al_queue_release(struct al_db *db, const char *run_id, long long gen, struct
 	                  "  leased_by = NULL WHERE run_id = $1 AND lease_gen = $2 AND "
 	                  "  status = 'running' RETURNING run_id)"
 	                  " SELECT pg_notify('" AL_QUEUE_CHANNEL "', run_id) FROM r",
+	                  2, params, NULL, NULL, 0, NULL, err);
+}
+
+int al_queue_give_back(struct al_db *db, const char *run_id, long long gen, struct al_error *err)
+{
+	char g[24];
+	const char *params[] = {run_id, g};
+
+	snprintf(g, sizeof(g), "%lld", gen);
+	return al_db_exec(db,
+	                  "UPDATE airlock_runs SET lease_expires = clock_timestamp(),"
+	                  "  leased_by = NULL, attempts = greatest(attempts - 1, 0)"
+	                  " WHERE run_id = $1 AND lease_gen = $2 AND status = 'running'",
 	                  2, params, NULL, NULL, 0, NULL, err);
 }
 

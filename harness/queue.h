@@ -30,6 +30,19 @@ void al_claim_clear(struct al_claim *c);
 int al_queue_submit(struct al_db *db, const char *task_text, const char *task_dir, char run_id[40],
                     struct al_error *err);
 
+/* Default of the worker's --max-attempts. */
+#define AL_QUEUE_MAX_ATTEMPTS 5
+
+/*
+ * Runs whose lease expired (their executor died, or their worker) after max_attempts
+ * claims are failed instead of claimed again: a run that kills its executor every time
+ * would otherwise go round the workers for ever.  Each one failed is passed to
+ * on_failed (run id, attempts); returns how many, or a negative errno.
+ */
+int al_queue_give_up(struct al_db *db, int max_attempts,
+                     void (*on_failed)(void *ctx, const char *run_id, int attempts), void *ctx,
+                     struct al_error *err);
+
 /* The oldest queued run, or a running one whose lease expired: 1 when claimed. */
 int al_queue_claim(struct al_db *db, const char *worker, long lease_ms, struct al_claim *c,
                    struct al_error *err);
@@ -44,6 +57,10 @@ int al_queue_finish(struct al_db *db, const char *run_id, long long gen, const c
 
 /* Give the run back (its executor died): another worker may take it at once. */
 int al_queue_release(struct al_db *db, const char *run_id, long long gen, struct al_error *err);
+
+/* As al_queue_release, for a run the worker gives back of its own accord (it stops, or
+ * could not start the executor): that claim does not count against --max-attempts. */
+int al_queue_give_back(struct al_db *db, const char *run_id, long long gen, struct al_error *err);
 
 /* Ask for a run to stop: a queued one is cancelled at once, a running one by its worker.
  * *status: what the run is now (static string). */

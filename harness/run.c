@@ -202,6 +202,35 @@ static char *store_name(struct run *r, const char *rel)
 	return name;
 }
 
+/*
+ * A queue run's task.json and RunState are in the database, not in its directory
+ * (which holds only workspace archives): staged there as a private file for the
+ * upload, *path then names it (1), else left as is (0).
+ */
+static int stage_record(struct run *r, const char *rel, char **path, struct al_error *err)
+{
+	_cleanup_free_ char *text = NULL, *staged = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (access(*path, R_OK) == 0 || !r->store || !r->store->ops->file_read)
+		return 0;
+	if (!strcmp(rel, AL_RUNSTATE_FILE))
+		rc = r->store->ops->state_load(r->store, &text, &len, err);
+	else
+		rc = r->store->ops->file_read(r->store, rel, &text, &len, err);
+	if (rc < 0)
+		return rc;
+	if (asprintf(&staged, "%s/.upload-%s", r->dir, rel) < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	rc = al_write_file_atomic(staged, text, len, 0600, err);
+	if (rc < 0)
+		return rc;
+	free(*path);
+	*path = TAKE_PTR(staged);
+	return 1;
+}
+
 /* Upload DIR/rel as RUN_ID/rel, with an audit record naming the object and digest. */
 static int store_put(struct run *r, const char *rel, char sha[65], struct al_error *err)
 {
@@ -210,12 +239,17 @@ static int store_put(struct run *r, const char *rel, char sha[65], struct al_err
 	_cleanup_free_ char *where = NULL;
 	struct al_error e = AL_ERROR_INIT;
 	cJSON *d;
-	int rc;
+	int rc, staged;
 
 	if (!name || asprintf(&path, "%s/%s", r->dir, rel) < 0 ||
 	    !(where = al_store_describe(r->remote, name)))
 		return al_error_set(err, ENOMEM, "out of memory");
+	staged = stage_record(r, rel, &path, err);
+	if (staged < 0)
+		return staged;
 	rc = al_store_put_file(r->remote, name, path, sha, &e);
+	if (staged)
+		unlink(path);
 	d = cJSON_CreateObject();
 	cJSON_AddStringToObject(d, "op", "put");
 	cJSON_AddStringToObject(d, "object", where);

@@ -457,9 +457,24 @@ static void renew(struct worker *w)
 	}
 }
 
+static void gave_up(void *ctx, const char *run_id, int attempts)
+{
+	struct worker *w = ctx;
+
+	wlog(w, "error", "gave_up", NULL, "run %s failed after %d attempts", run_id, attempts);
+	pthread_mutex_lock(&w->m.lock);
+	w->m.failed++;
+	pthread_mutex_unlock(&w->m.lock);
+}
+
 static void claim(struct worker *w)
 {
 	struct job *j;
+	struct al_error gerr = AL_ERROR_INIT;
+
+	if (!stopping && free_slot(w) &&
+	    al_queue_give_up(&w->db, w->o->max_attempts, gave_up, w, &gerr) < 0)
+		wlog(w, "warn", "claim_failed", NULL, "%s", gerr.msg);
 
 	while (!stopping && (j = free_slot(w))) {
 		struct al_error err = AL_ERROR_INIT;
@@ -482,7 +497,7 @@ static void claim(struct worker *w)
 		     j->claim.cancel ? ", cancelled: cleaning up" : "");
 		if (spawn(w, j, j->claim.cancel) < 0) {
 			wlog(w, "error", "spawn_failed", j, "%s", strerror(errno));
-			al_queue_release(&w->db, j->claim.run_id, j->claim.lease_gen, &err);
+			al_queue_give_back(&w->db, j->claim.run_id, j->claim.lease_gen, &err);
 			forget(w, j);
 			return;
 		}
@@ -536,7 +551,7 @@ static void shut_down(struct worker *w)
 			continue;
 		}
 		if (!j->lost)
-			al_queue_release(&w->db, j->claim.run_id, j->claim.lease_gen, &err);
+			al_queue_give_back(&w->db, j->claim.run_id, j->claim.lease_gen, &err);
 		wlog(w, "info", "released", j, "worker stopping");
 		forget(w, j);
 	}
@@ -570,8 +585,9 @@ int al_worker_main(const struct al_worker_options *o)
 	w.db.reconnect_ms = WORKER_RECONNECT_MS;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	wlog(&w, "info", "start", NULL, "node %s, concurrency %d, lease %ld ms, schema version %d",
-	     o->node, o->concurrency, o->lease_ms, al_db_schema_version());
+	wlog(&w, "info", "start", NULL,
+	     "node %s, concurrency %d, lease %ld ms, max attempts %d, schema version %d", o->node,
+	     o->concurrency, o->lease_ms, o->max_attempts, al_db_schema_version());
 	while (!stopping) {
 		int running = jobs_running(&w);
 		reap(&w);

@@ -16,6 +16,7 @@ struct al_worker_options {
 	int concurrency;
 	long lease_ms;
 	int metrics_port; /* 0: none; on 127.0.0.1 */
+	int max_attempts; /* claims of one run before it is failed; 0: no limit */
 };
 
 /* Runs until SIGTERM or SIGINT; an AL_EXIT_* status. */

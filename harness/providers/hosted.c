@@ -109,6 +109,54 @@ static int mkdir_p(struct al_provider *p, struct al_sandbox *sb, const char *dir
 	return r < 0 ? r : code ? al_error_prefix(err, "mkdir %s", dir) : 0;
 }
 
+static bool is_mount_entry(const char *type)
+{
+	size_t n = strlen(type);
+
+	return !strcmp(type, "mount") || (n > 6 && !strcmp(type + n - 6, "_mount"));
+}
+
+/*
+ * Bucket mounts on a hosted provider.  What each service offers that keeps the
+ * keys out of the sandbox (docs/providers.md) is not wired to the harness yet,
+ * and rclone inside the sandbox would put the keys where the agent runs: the
+ * entry is refused, before anything in the sandbox depends on it, with what
+ * would make it work.
+ */
+static int refuse_mount(struct al_provider *p, const cJSON *e, const char *type,
+                        struct al_error *err)
+{
+	static const struct {
+		const char *provider, *own;
+	} own_mounts[] = {
+	    {"cloudflare", "the bridge's POST /v1/sandbox/{id}/mount (keys in the Worker)"},
+	    {"blaxel", "Blaxel drives (drives/mount)"},
+	    {"e2b", "the SDK's e2b_cloud_bucket mount strategy"},
+	};
+	const char *own = NULL;
+
+	for (size_t i = 0; i < AL_ARRAY_SIZE(own_mounts); i++)
+		if (!strcmp(own_mounts[i].provider, p->ops->type))
+			own = own_mounts[i].own;
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "credentials_in_sandbox")))
+		return al_error_set(err, ENOTSUP,
+		                    "manifest entry %s: %s with \"credentials_in_sandbox\": "
+		                    "rclone inside a %s sandbox is not implemented by "
+		                    "airlock-harness; use the local provider (airlockd mounts on "
+		                    "the host, the keys stay out of the sandbox)",
+		                    e->string, type, p->ops->type);
+	return al_error_set(err, ENOTSUP,
+	                    "manifest entry %s: %s is refused on provider %s: %s%s%s; use the "
+	                    "local provider (airlockd mounts on the host, the keys stay out of "
+	                    "the sandbox)",
+	                    e->string, type, p->ops->type,
+	                    own ? "the service's own mount, "
+	                        : "the service has no bucket mount "
+	                          "that keeps the keys outside "
+	                          "the sandbox",
+	                    own ? own : "", own ? ", is not wired to airlock-harness yet" : "");
+}
+
 static int materialise_entries(struct al_provider *p, struct al_sandbox *sb, const cJSON *entries,
                                const char *dir, struct al_error *err)
 {
@@ -145,6 +193,8 @@ static int materialise_entries(struct al_provider *p, struct al_sandbox *sb, con
 			if ((r = mkdir_p(p, sb, parent, err)) < 0 ||
 			    (r = p->ops->write(p, sb, path, text, strlen(text), err)) < 0)
 				return r;
+		} else if (is_mount_entry(type->valuestring)) {
+			return refuse_mount(p, e, type->valuestring, err);
 		} else {
 			return al_error_set(
 			    err, ENOTSUP,

@@ -243,6 +243,28 @@ static int local_open(const cJSON *options, const char *api_key, struct al_provi
 	return 0;
 }
 
+/* Whether entries has one at path: a key, or a key of a dir's children below it
+ * (a nested mount's credentials are keyed by its full path, "dir/entry"). */
+static bool has_entry(const cJSON *entries, const char *path, int depth)
+{
+	const cJSON *e;
+
+	if (cJSON_GetObjectItemCaseSensitive(entries, path))
+		return true;
+	if (depth > 64)
+		return false;
+	cJSON_ArrayForEach(e, entries)
+	{
+		size_t n = strlen(e->string);
+		const char *t = al_json_str(e, "type");
+		if (t && !strcmp(t, "dir") && !strncmp(path, e->string, n) && path[n] == '/' &&
+		    has_entry(cJSON_GetObjectItemCaseSensitive(e, "children"), path + n + 1,
+		              depth + 1))
+			return true;
+	}
+	return false;
+}
+
 static int local_create(struct al_provider *p, const struct al_sandbox_spec *spec,
                         struct al_sandbox **out, struct al_error *err)
 {
@@ -274,7 +296,7 @@ static int local_create(struct al_provider *p, const struct al_sandbox_spec *spe
 			cJSON *mc = NULL, *e;
 			cJSON_ArrayForEach(e, spec->mount_credentials)
 			{
-				if (!cJSON_GetObjectItemCaseSensitive(entries, e->string))
+				if (!has_entry(entries, e->string, 0))
 					continue;
 				if (!mc)
 					mc = cJSON_AddObjectToObject(body, "mount_credentials");

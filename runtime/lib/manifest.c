@@ -554,7 +554,7 @@ static const struct mount_kind mount_kinds[] = {
      "azure_blob",
      "container",
      {"prefix", "account", "accountName", "endpoint", "endpointUrl", "identityClientId"},
-     {"accountKey"}},
+     {"accountKey", "sasToken"}},
 };
 
 static bool in_list(const char *const *list, size_t n, const char *s)
@@ -575,8 +575,10 @@ static int parse_mount(struct manifest *m, const cJSON *json, const char *type_s
                        struct manifest_entry *e, struct al_error *err)
 {
 	static const char *const base[] = {
-	    "type",      "description", "ephemeral",     "permissions", "group", "source",
-	    "mountPath", "readOnly",    "mountStrategy", "provider",    "config"};
+	    "type", "description", "ephemeral", "permissions", "group", "source", "mountPath",
+	    "readOnly", "mountStrategy", "provider", "config",
+	    /* For hosted providers; airlockd always mounts on the host. */
+	    "credentials_in_sandbox"};
 	const struct mount_kind *kind = NULL;
 	const cJSON *spec = json, *field;
 	struct manifest_mount *mt = &e->mount;

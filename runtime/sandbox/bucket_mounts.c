@@ -49,7 +49,7 @@ static const struct credential_kind credential_kinds[] = {
     {"s3", {"accessKeyId", "secretAccessKey", "sessionToken"}},
     {"r2", {"accessKeyId", "secretAccessKey"}},
     {"gcs", {"accessId", "secretAccessKey", "serviceAccountCredentials", "accessToken"}},
-    {"azure_blob", {"accountKey"}},
+    {"azure_blob", {"accountKey", "sasToken"}},
 };
 
 static const struct manifest_mount *find_mount(const struct manifest *m, const char *key)
@@ -217,6 +217,29 @@ static int rclone_config(const struct manifest_mount *mt, const cJSON *creds, st
 
 	if (r < 0)
 		return r;
+	if (!strcmp(mt->provider, "azure_blob") && credential(creds, "sasToken")) {
+		/* A SAS the owner issued (scoped, expiring): no account key at all. */
+		_cleanup_free_ char *url = NULL, *suffix_ep = NULL;
+		const char *sas = credential(creds, "sasToken");
+		const char *ep = mt->endpoint;
+		sas += sas[0] == '?';
+		if (!ep || (strncmp(ep, "http://", 7) && strncmp(ep, "https://", 8))) {
+			if (!mt->account)
+				return al_error_set(err, EINVAL,
+				                    "an azure_blob mount needs \"accountName\"");
+			if (asprintf(&suffix_ep, "https://%s.%s", mt->account,
+			             ep ? ep : "blob.core.windows.net") < 0)
+				return -ENOMEM;
+			ep = suffix_ep;
+		}
+		if (asprintf(&url, "%s/%s?%s", ep, mt->bucket, sas) < 0)
+			return -ENOMEM;
+		r = put(b, "type", "azureblob");
+		if (r == 0)
+			r = put(b, "sas_url", url);
+		explicit_bzero(url, strlen(url));
+		return r;
+	}
 	if (!strcmp(mt->provider, "azure_blob") && mt->endpoint &&
 	    (!strncmp(mt->endpoint, "http://", 7) || !strncmp(mt->endpoint, "https://", 8))) {
 		_cleanup_free_ char *url = NULL;
@@ -241,10 +264,17 @@ static int rclone_config(const struct manifest_mount *mt, const cJSON *creds, st
 	}
 	if (!strcmp(mt->provider, "gcs") && !credential(creds, "accessId")) {
 		/* Service account or OAuth token: rclone's own GCS backend. */
-		_cleanup_free_ char *token = NULL;
+		_cleanup_free_ char *token = NULL, *api = NULL;
 		const char *at = credential(creds, "accessToken");
 		if (at &&
 		    asprintf(&token, "{\"access_token\":\"%s\",\"token_type\":\"Bearer\"}", at) < 0)
+			return -ENOMEM;
+		/* endpointUrl is the service's root, as the official clients' apiEndpoint;
+		 * rclone's backend wants the JSON API's base path below it. */
+		size_t n = mt->endpoint ? strlen(mt->endpoint) : 0;
+		if (n && !strstr(mt->endpoint, "/storage/v1") &&
+		    asprintf(&api, "%s%sstorage/v1/", mt->endpoint,
+		             mt->endpoint[n - 1] == '/' ? "" : "/") < 0)
 			return -ENOMEM;
 		r = put(b, "type", "google cloud storage");
 		if (r == 0)
@@ -256,6 +286,8 @@ static int rclone_config(const struct manifest_mount *mt, const cJSON *creds, st
 			r = put(b, "bucket_policy_only", "true");
 		if (r == 0)
 			r = put(b, "location", mt->region);
+		if (r == 0)
+			r = put(b, "endpoint", api ? api : mt->endpoint);
 		return r;
 	}
 	/* S3, R2, and GCS with HMAC keys (its S3-compatible XML API). */
@@ -623,22 +655,54 @@ static int start_one(struct sandbox *sb, size_t idx, const char *key,
 	return attach(sb, mnt, mt->path, mt->read_only, false, err);
 }
 
-int bucket_mounts_start(struct sandbox *sb, const cJSON *credentials, struct al_error *err)
-{
+struct mount_order {
 	const struct manifest_mount *mt;
 	const char *key;
-	size_t it = 0, idx = 0;
+	size_t depth, seq;
+};
+
+static int by_depth(const void *a, const void *b)
+{
+	const struct mount_order *x = a, *y = b;
+
+	if (x->depth != y->depth)
+		return x->depth < y->depth ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+int bucket_mounts_start(struct sandbox *sb, const cJSON *credentials, struct al_error *err)
+{
+	_cleanup_free_ struct mount_order *order = NULL;
+	const struct manifest_mount *mt;
+	const char *key;
+	size_t it = 0, n = 0;
 
 	const struct manifest *m = sb->spec.parsed ? sb->spec.parsed : sb->spec.mounts;
 
 	if (!m)
 		return 0;
+	while (manifest_next_mount(m, &it, NULL))
+		n++;
+	order = calloc(n ? n : 1, sizeof(*order));
+	if (!order)
+		return al_error_set(err, ENOMEM, "out of memory");
+	/* Shallower paths first: a mount whose path is inside another's goes on
+	 * top of it, not under it where the later one would hide it. */
+	it = n = 0;
 	while ((mt = manifest_next_mount(m, &it, &key))) {
-		int r = start_one(sb, idx++, key, mt,
-		                  cJSON_GetObjectItemCaseSensitive(credentials, key), err);
+		size_t depth = 0;
+		for (const char *p = mt->path; *p; p++)
+			depth += *p == '/';
+		order[n] = (struct mount_order){mt, key, depth, n};
+		n++;
+	}
+	qsort(order, n, sizeof(*order), by_depth);
+	for (size_t i = 0; i < n; i++) {
+		int r = start_one(sb, i, order[i].key, order[i].mt,
+		                  cJSON_GetObjectItemCaseSensitive(credentials, order[i].key), err);
 		if (r < 0)
-			return al_error_prefix(err, "mount '%s' (%s %s)", key, mt->provider,
-			                       mt->bucket);
+			return al_error_prefix(err, "mount '%s' (%s %s)", order[i].key,
+			                       order[i].mt->provider, order[i].mt->bucket);
 	}
 	return 0;
 }

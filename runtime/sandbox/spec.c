@@ -801,11 +801,49 @@ bool sandbox_spec_poolable(const struct sandbox_spec *s, const struct sandbox_sp
 	       s->disk_bytes == base->disk_bytes && !strcmp(s->workspace, base->workspace);
 }
 
+/*
+ * The mount entries of entries, into kept, keyed by their full path: those in
+ * a dir's children too, flattened (a key may hold '/'), so the restore mounts
+ * them where the create did and their credentials keep the same keys.
+ */
+static int keep_mount_entries(const cJSON *entries, const char *prefix, cJSON *kept, int depth)
+{
+	const cJSON *e;
+
+	if (depth > 64)
+		return -ELOOP;
+	cJSON_ArrayForEach(e, entries)
+	{
+		_cleanup_free_ char *key = NULL;
+		const char *t = al_json_str(e, "type");
+		size_t len = t ? strlen(t) : 0;
+		int r;
+
+		if (!t || !e->string)
+			continue;
+		if (prefix ? asprintf(&key, "%s/%s", prefix, e->string) < 0
+		           : !(key = strdup(e->string)))
+			return -ENOMEM;
+		if (!strcmp(t, "dir")) {
+			r = keep_mount_entries(cJSON_GetObjectItemCaseSensitive(e, "children"), key,
+			                       kept, depth + 1);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		if (strcmp(t, "mount") && (len < 6 || strcmp(t + len - 6, "_mount")))
+			continue;
+		if (!cJSON_AddItemToObject(kept, key, cJSON_Duplicate(e, true)))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 int sandbox_spec_restore_mounts(struct sandbox_spec *s, const cJSON *manifest,
                                 const cJSON *credentials, struct al_error *err)
 {
 	_cleanup_cjson_ cJSON *only = NULL;
-	const cJSON *entries, *e, *root;
+	const cJSON *entries, *root;
 	cJSON *kept;
 	int r;
 
@@ -821,15 +859,9 @@ int sandbox_spec_restore_mounts(struct sandbox_spec *s, const cJSON *manifest,
 	if (cJSON_IsString(root) && !cJSON_AddStringToObject(only, "root", root->valuestring))
 		return al_error_set(err, ENOMEM, "out of memory");
 	entries = cJSON_GetObjectItemCaseSensitive(manifest, "entries");
-	cJSON_ArrayForEach(e, entries)
-	{
-		const char *t = al_json_str(e, "type");
-		size_t len = t ? strlen(t) : 0;
-		if (!t || (strcmp(t, "mount") && (len < 6 || strcmp(t + len - 6, "_mount"))))
-			continue;
-		if (!cJSON_AddItemToObject(kept, e->string, cJSON_Duplicate(e, true)))
-			return al_error_set(err, ENOMEM, "out of memory");
-	}
+	r = keep_mount_entries(entries, NULL, kept, 0);
+	if (r < 0)
+		return al_error_set(err, -r, "manifest: mount entries: %s", strerror(-r));
 	r = manifest_parse(only, 0, 0, &s->mounts, err);
 	if (r < 0)
 		return al_error_prefix(err, "manifest");

@@ -7,13 +7,25 @@ It speaks the two APIs the tests use, and nothing else:
   S3-compatible multipart upload), with every request's GOOG4-HMAC-SHA256
   signature checked against the HMAC keys it was given (a bad signature, a
   payload that does not match its signed hash, or an unknown key is refused
-  with 403 as GCS does);
+  with 403 as GCS does), or its Bearer access token (401 when unknown);
 * the JSON API that the official `@google-cloud/storage` client uses against
   a custom endpoint (object metadata, media download with x-goog-hash, simple
   and multipart uploads, delete, list).  The tests prove the server is
   honest by driving it with that client (tests/harness/store_client.js).
+  Also what rclone's GCS backend sends (the mounts' tests): listing with a
+  delimiter (prefixes), metadata patches, and rewrite (its server-side copy).
+  Given access tokens (--token), every JSON API call must carry one as a
+  Bearer token, else 401 as GCS answers;
+* the OAuth 2.0 token endpoint (POST /token) a service account's key file
+  names as its token_uri: a JWT-bearer grant (RFC 7523) whose RS256 assertion
+  must verify with the public key of a service account given with
+  --service-account EMAIL:PUBLIC.pem, be issued by that account, addressed to
+  this token_uri and unexpired; the access token it returns is accepted by the
+  JSON API from then on.  This is how Google's auth libraries exchange a key
+  file (rclone's, through golang.org/x/oauth2's JWTConfigFromJSON).
 
-Objects are kept in memory.  Run: python3 gcs_server.py PORT BUCKET ID:SECRET
+Objects are kept in memory.
+Run: python3 gcs_server.py PORT BUCKET [ID:SECRET...] [--token T] [--service-account E:PEM]
 """
 
 import base64
@@ -22,6 +34,8 @@ import email.parser
 import hashlib
 import json
 import os
+import secrets
+import time
 import sys
 import threading
 import urllib.parse
@@ -54,8 +68,12 @@ def crc32c(data):
 
 
 class Store:
-    def __init__(self, buckets, keys):
+    def __init__(self, buckets, keys, tokens=(), accounts=None):
         self.lock = threading.Lock()
+        self.tokens = set(tokens)  # Bearer tokens accepted (given, or from /token)
+        self.require_bearer = bool(tokens)  # the JSON API checks them only if given
+        self.accounts = accounts or {}  # service account email -> public key
+        self.requests = []  # "METHOD path" of JSON API calls, for the tests
         self.buckets = {b: {} for b in buckets}
         self.keys = keys  # access id -> secret
         self.uploads = {}  # upload id -> (bucket, name, metadata, {part: bytes})
@@ -73,9 +91,9 @@ class Store:
             return obj
 
 
-def resource(bucket, name, obj):
+def resource(bucket, name, obj, host=None):
     data = obj["data"]
-    return {
+    res = {
         "kind": "storage#object", "id": "%s/%s/%d" % (bucket, name, obj["generation"]),
         "name": name, "bucket": bucket, "generation": str(obj["generation"]),
         "metageneration": "1", "contentType": obj["content_type"], "size": str(len(data)),
@@ -84,6 +102,13 @@ def resource(bucket, name, obj):
         "updated": obj["updated"], "storageClass": "STANDARD",
         "metadata": obj["metadata"],
     }
+    if host:
+        # Where GCS says to download it from (rclone's backend reads from here).
+        path = "b/%s/o/%s" % (urllib.parse.quote(bucket, safe=""), urllib.parse.quote(name, safe=""))
+        res["selfLink"] = "http://%s/storage/v1/%s" % (host, path)
+        res["mediaLink"] = "http://%s/download/storage/v1/%s?generation=%d&alt=media" % (
+            host, path, obj["generation"])
+    return res
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -147,10 +172,15 @@ class Handler(BaseHTTPRequestHandler):
     def do_DELETE(self):
         self.route()
 
+    def do_PATCH(self):
+        self.route()
+
     def route(self):
         payload = self.body()
         url = urllib.parse.urlsplit(self.path)
         q = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+        if url.path == "/token" and self.command == "POST":
+            return self.token_endpoint(payload)
         if url.path.startswith("/storage/v1/b/") or url.path.startswith("/upload/storage/v1/b/") \
                 or url.path.startswith("/download/storage/v1/b/"):
             return self.json_api(url, q, payload)
@@ -158,9 +188,15 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- the XML API (signed) ----
     def xml_api(self, url, q, payload):
-        why = self.check_signature(payload)
-        if why:
-            return self.xml_error(403, "SignatureDoesNotMatch", why)
+        auth = self.headers.get("Authorization") or ""
+        if auth.startswith("Bearer "):
+            # An OAuth 2.0 access token, as the XML API also takes.
+            if auth[7:] not in self.store.tokens:
+                return self.xml_error(401, "AuthenticationRequired", "Invalid Credentials")
+        else:
+            why = self.check_signature(payload)
+            if why:
+                return self.xml_error(403, "SignatureDoesNotMatch", why)
         parts = url.path.lstrip("/").split("/", 1)
         bucket = urllib.parse.unquote(parts[0])
         name = urllib.parse.unquote(parts[1]) if len(parts) > 1 else ""
@@ -212,8 +248,51 @@ class Handler(BaseHTTPRequestHandler):
         headers["x-goog-hash"] = "crc32c=%s,md5=%s" % (obj["crc32c"], obj["md5"])
         return self.send(200, obj["data"], headers, content_type=obj["content_type"])
 
+    # ---- the OAuth 2.0 token endpoint (a service account's token_uri) ----
+    def token_endpoint(self, payload):
+        form = dict(urllib.parse.parse_qsl(payload.decode()))
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            return self.oauth_error("unsupported_grant_type", form.get("grant_type"))
+        try:
+            head_b64, claims_b64, sig_b64 = form["assertion"].split(".")
+            unb64 = lambda x: base64.urlsafe_b64decode(x + "=" * (-len(x) % 4))  # noqa: E731
+            head, claims = json.loads(unb64(head_b64)), json.loads(unb64(claims_b64))
+            key = self.store.accounts[claims["iss"]]
+        except (KeyError, ValueError):
+            return self.oauth_error("invalid_grant", "malformed assertion or unknown issuer")
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+        try:
+            if head.get("alg") != "RS256":
+                raise InvalidSignature()
+            key.verify(unb64(sig_b64), (head_b64 + "." + claims_b64).encode(),
+                       padding.PKCS1v15(), hashes.SHA256())
+        except InvalidSignature:
+            return self.oauth_error("invalid_grant", "Invalid JWT Signature.")
+        host = self.headers.get("Host")
+        now = time.time()
+        if claims.get("aud") != "http://%s/token" % host:
+            return self.oauth_error("invalid_grant", "Invalid JWT: aud %s" % claims.get("aud"))
+        if not claims.get("scope") or not (claims.get("iat", 0) - 300 <= now < claims.get("exp", 0)):
+            return self.oauth_error("invalid_grant", "Invalid JWT: scope or times")
+        token = "ya29.test-" + secrets.token_hex(16)
+        self.store.tokens.add(token)
+        return self.send(200, json.dumps({"access_token": token, "expires_in": 3599,
+                                          "token_type": "Bearer"}),
+                         content_type="application/json")
+
+    def oauth_error(self, code, description):
+        self.send(400, json.dumps({"error": code, "error_description": str(description)}),
+                  content_type="application/json")
+
     # ---- the JSON API (the official client's) ----
     def json_api(self, url, q, payload):
+        if self.store.require_bearer:
+            auth = self.headers.get("Authorization") or ""
+            if not auth.startswith("Bearer ") or auth[7:] not in self.store.tokens:
+                return self.json_error(401, "Invalid Credentials")
+        self.store.requests.append("%s %s" % (self.command, url.path))
         path = url.path.split("/")
         # /storage/v1/b/B/o[/NAME] or /upload/storage/v1/b/B/o
         base = 1 if path[1] == "storage" else 2
@@ -237,37 +316,102 @@ class Handler(BaseHTTPRequestHandler):
                 obj = self.store.put(bucket, name, payload, {})
             else:
                 return self.json_error(400, "uploadType %s is not served here" % q.get("uploadType"))
-            return self.send(200, json.dumps(resource(bucket, name, obj)),
+            return self.send(200, json.dumps(resource(bucket, name, obj, self.headers.get("Host"))),
                              content_type="application/json")
         if len(path) <= base + 5 or not path[base + 5]:
-            prefix = q.get("prefix", "")
-            items = [resource(bucket, n, o) for n, o in sorted(objs.items()) if n.startswith(prefix)]
-            return self.send(200, json.dumps({"kind": "storage#objects", "items": items}),
-                             content_type="application/json")
-        name = urllib.parse.unquote("/".join(path[base + 5:]))
+            prefix, delim = q.get("prefix", ""), q.get("delimiter", "")
+            items, prefixes = [], set()
+            for n, o in sorted(objs.items()):
+                if not n.startswith(prefix):
+                    continue
+                cut = n.find(delim, len(prefix)) if delim else -1
+                if cut >= 0:
+                    prefixes.add(n[:cut + len(delim)])
+                else:
+                    items.append(resource(bucket, n, o, self.headers.get("Host")))
+            out = {"kind": "storage#objects", "items": items}
+            if prefixes:
+                out["prefixes"] = sorted(prefixes)
+            return self.send(200, json.dumps(out), content_type="application/json")
+        # .../o/SRC/rewriteTo/b/DSTBUCKET/o/DST and copyTo: a server-side copy.
+        rest = path[base + 5:]
+        for verb in ("rewriteTo", "copyTo"):
+            if verb in rest and self.command == "POST":
+                i = rest.index(verb)
+                src = objs.get(urllib.parse.unquote("/".join(rest[:i])))
+                dbucket = urllib.parse.unquote(rest[i + 2])
+                dname = urllib.parse.unquote("/".join(rest[i + 4:]))
+                if src is None or dbucket not in self.store.buckets:
+                    return self.json_error(404, "No such object or bucket")
+                res = json.loads(payload or b"{}") or {}
+                meta = res.get("metadata") if res.get("metadata") is not None else src["metadata"]
+                obj = self.store.put(dbucket, dname, src["data"], meta,
+                                     res.get("contentType") or src["content_type"])
+                r = resource(dbucket, dname, obj, self.headers.get("Host"))
+                if verb == "rewriteTo":
+                    r = {"kind": "storage#rewriteResponse", "totalBytesRewritten": r["size"],
+                         "objectSize": r["size"], "done": True, "resource": r}
+                return self.send(200, json.dumps(r), content_type="application/json")
+        name = urllib.parse.unquote("/".join(rest))
         obj = objs.get(name)
         if obj is None:
             return self.json_error(404, "No such object: %s/%s" % (bucket, name))
+        if self.command == "PATCH":
+            res = json.loads(payload or b"{}") or {}
+            with self.store.lock:
+                for k, v in (res.get("metadata") or {}).items():
+                    if v is None:
+                        obj["metadata"].pop(k, None)
+                    else:
+                        obj["metadata"][k] = v
+                if res.get("contentType"):
+                    obj["content_type"] = res["contentType"]
+            return self.send(200, json.dumps(resource(bucket, name, obj, self.headers.get("Host"))),
+                             content_type="application/json")
         if self.command == "DELETE":
             del objs[name]
             return self.send(204, content_type="application/json")
         if q.get("alt") == "media" or path[1] == "download":
             headers = {"x-goog-hash": "crc32c=%s,md5=%s" % (obj["crc32c"], obj["md5"]),
                 "x-goog-generation": str(obj["generation"])}
-            return self.send(200, obj["data"], headers, content_type=obj["content_type"])
-        return self.send(200, json.dumps(resource(bucket, name, obj)), content_type="application/json")
+            data, rng = obj["data"], self.headers.get("Range")
+            if rng and rng.startswith("bytes=") and "," not in rng:
+                first, _, last = rng[6:].partition("-")
+                start = int(first) if first else max(0, len(data) - int(last))
+                end = min(int(last), len(data) - 1) if first and last else len(data) - 1
+                if start >= len(data):
+                    return self.json_error(416, "Requested range not satisfiable")
+                headers["Content-Range"] = "bytes %d-%d/%d" % (start, end, len(data))
+                return self.send(206, data[start:end + 1], headers,
+                                 content_type=obj["content_type"])
+            return self.send(200, data, headers, content_type=obj["content_type"])
+        return self.send(200, json.dumps(resource(bucket, name, obj, self.headers.get("Host"))), content_type="application/json")
 
 
-def serve(port, buckets, keys):
-    Handler.store = Store(buckets, keys)
+def serve(port, buckets, keys, tokens=(), accounts=None):
+    Handler.store = Store(buckets, keys, tokens, accounts)
     srv = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     srv.daemon_threads = True
     return srv
 
 
+def load_account(arg):
+    from cryptography.hazmat.primitives import serialization
+    email, pem = arg.split(":", 1)
+    with open(pem, "rb") as f:
+        return email, serialization.load_pem_public_key(f.read())
+
+
 if __name__ == "__main__":
-    port = int(sys.argv[1])
-    keys = dict(k.split(":", 1) for k in sys.argv[3:])
-    srv = serve(port, [sys.argv[2]], keys)
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("port", type=int)
+    ap.add_argument("bucket")
+    ap.add_argument("keys", nargs="*", help="HMAC keys, ID:SECRET")
+    ap.add_argument("--token", action="append", default=[])
+    ap.add_argument("--service-account", action="append", default=[])
+    a = ap.parse_args()
+    srv = serve(a.port, [a.bucket], dict(k.split(":", 1) for k in a.keys), a.token,
+                dict(load_account(x) for x in a.service_account))
     print("listening on %d" % srv.server_address[1], flush=True)
     srv.serve_forever()

@@ -5,8 +5,15 @@
 //   node store_client.js CONFIG.json put KEY FILE [SHA] -> metadata sha256 = SHA or the file's
 //   node store_client.js CONFIG.json mkbucket
 //   node store_client.js CONFIG.json list PREFIX       -> prints the keys as JSON
+//   node store_client.js CONFIG.json dirs PREFIX       -> {"files": [...], "prefixes": [...]},
+//                                                         one level below PREFIX (delimiter /)
+//   node store_client.js CONFIG.json move FROM TO      -> a server-side copy, then delete
+//   node store_client.js CONFIG.json setmeta KEY K V   -> custom metadata K = V (a patch)
+//   node store_client.js CONFIG.json delete KEY
 // CONFIG: {"type": "s3"|"r2"|"gcs"|"azure_blob", "endpoint", "bucket", "region",
-//          "access_key_id", "secret_access_key", "account_name", "account_key"}
+//          "access_key_id", "secret_access_key", "account_name", "account_key",
+//          "sas_token" (Azure, instead of account_key), "access_token" (GCS: sent as a
+//          Bearer token, as the client does with any credentials)}
 'use strict';
 
 const fs = require('fs');
@@ -31,13 +38,24 @@ function s3(cfg) {
 
 function azure(cfg) {
   const { BlobServiceClient, StorageSharedKeyCredential } = need('@azure/storage-blob');
+  if (cfg.sas_token) {
+    const sas = cfg.sas_token.replace(/^\?/, '');
+    return new BlobServiceClient(cfg.endpoint + '?' + sas).getContainerClient(cfg.bucket);
+  }
   const cred = new StorageSharedKeyCredential(cfg.account_name, cfg.account_key);
   return new BlobServiceClient(cfg.endpoint, cred).getContainerClient(cfg.bucket);
 }
 
 function gcs(cfg) {
   const { Storage } = need('@google-cloud/storage');
-  return new Storage({ apiEndpoint: cfg.endpoint, projectId: 'airlock-test' }).bucket(cfg.bucket);
+  const opts = { apiEndpoint: cfg.endpoint, projectId: 'airlock-test' };
+  if (cfg.access_token) {
+    const { OAuth2Client } = need('google-auth-library');
+    const auth = new OAuth2Client();
+    auth.setCredentials({ access_token: cfg.access_token });
+    Object.assign(opts, { authClient: auth, useAuthWithCustomEndpoint: true });
+  }
+  return new Storage(opts).bucket(cfg.bucket);
 }
 
 async function get(cfg, key, file) {
@@ -104,10 +122,38 @@ async function list(cfg, prefix) {
   return files.map((f) => f.name).sort();
 }
 
+async function dirs(cfg, prefix) {
+  if (cfg.type !== 'gcs') throw new Error('dirs: gcs only');
+  const [files, , resp] = await gcs(cfg).getFiles({ prefix, delimiter: '/', autoPaginate: false });
+  return { files: files.map((f) => f.name).sort(), prefixes: (resp.prefixes || []).sort() };
+}
+
+async function move(cfg, from, to) {
+  if (cfg.type !== 'gcs') throw new Error('move: gcs only');
+  await gcs(cfg).file(from).move(to);
+  return { ok: true };
+}
+
+async function setmeta(cfg, key, k, v) {
+  if (cfg.type !== 'gcs') throw new Error('setmeta: gcs only');
+  const [meta] = await gcs(cfg).file(key).setMetadata({ metadata: { [k]: v } });
+  return { metadata: meta.metadata };
+}
+
+async function del(cfg, key) {
+  if (cfg.type === 'azure_blob') await azure(cfg).getBlobClient(key).delete();
+  else if (cfg.type === 'gcs') await gcs(cfg).file(key).delete();
+  else {
+    const { DeleteObjectCommand } = need('@aws-sdk/client-s3');
+    await s3(cfg).send(new DeleteObjectCommand({ Bucket: cfg.bucket, Key: key }));
+  }
+  return { ok: true };
+}
+
 async function main() {
   const [cfgPath, op, ...args] = process.argv.slice(2);
   const cfg = JSON.parse(fs.readFileSync(cfgPath, 'utf8'));
-  const ops = { get, put, mkbucket, list };
+  const ops = { get, put, mkbucket, list, dirs, move, setmeta, delete: del };
   if (!ops[op]) throw new Error('unknown operation ' + op);
   console.log(JSON.stringify(await ops[op](cfg, ...args)));
 }

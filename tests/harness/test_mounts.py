@@ -90,20 +90,31 @@ class MountTaskTest(ht.HarnessTestCase):
         self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
 
     def test_task_reads_and_writes_a_mounted_bucket(self):
+        self.read_and_write()
+
+    def test_a_mount_nested_in_a_dir_gets_its_credentials_by_full_path(self):
+        self.read_and_write(nested=True)
+
+    def read_and_write(self, nested=False):
+        prefix = "job-nested" if nested else "job"  # each case its own objects
         src = os.path.join(self.srv, "in.txt")
         with open(src, "w") as f:
             f.write("3 4\n")
-        self.official("put", "job/in.txt", src)
-        creds = os.path.join(self.srv, "credentials.json")
+        self.official("put", prefix + "/in.txt", src)
+        creds = os.path.join(self.srv, "credentials-%s.json" % nested)
+        key, where = ("in/bucket", "/workspace/in/bucket") if nested else \
+            ("bucket", "/workspace/bucket")
         fd = os.open(creds, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
-            json.dump({"mounts": {"bucket": {"accessKeyId": "S3RVER",
-                                             "secretAccessKey": self.secret}}}, f)
-        manifest = {"version": 1, "root": "/workspace", "entries": {
-            "bucket": {"type": "s3_mount", "bucket": "inputs", "prefix": "job",
-                       "endpointUrl": self.endpoint, "region": "us-east-1"}}}
-        cmd = ("read a b < /workspace/bucket/in.txt && echo $((a*b)) > /workspace/bucket/out.txt"
-               " && sync && cat /workspace/bucket/out.txt")
+            json.dump({"mounts": {key: {"accessKeyId": "S3RVER",
+                                        "secretAccessKey": self.secret}}}, f)
+        entry = {"type": "s3_mount", "bucket": "inputs", "prefix": prefix,
+                 "endpointUrl": self.endpoint, "region": "us-east-1"}
+        entries = {"in": {"type": "dir", "children": {"bucket": entry}}} if nested else \
+            {"bucket": entry}
+        manifest = {"version": 1, "root": "/workspace", "entries": entries}
+        cmd = ("read a b < {w}/in.txt && echo $((a*b)) > {w}/out.txt"
+               " && sync && cat {w}/out.txt").format(w=where)
         task = self.replay_task([
             fm.calls_response([ht.exec_call("call_1", cmd)], "resp_1"),
             fm.text_response("done", "resp_2")], manifest=manifest)
@@ -112,7 +123,7 @@ class MountTaskTest(ht.HarnessTestCase):
         out = os.path.join(self.srv, "out.txt")
         deadline = time.monotonic() + 20
         while True:
-            proc = subprocess.run(["node", CLIENT, self.client_cfg, "get", "job/out.txt", out],
+            proc = subprocess.run(["node", CLIENT, self.client_cfg, "get", prefix + "/out.txt", out],
                                   capture_output=True, text=True, timeout=120)
             if proc.returncode == 0 or time.monotonic() > deadline:
                 break

@@ -114,5 +114,47 @@ class PortabilityTest(ht.HarnessTestCase):
         env = {"VERCEL_TOKEN": self.e2b_key, "RUNLOOP_API_KEY": self.e2b_key}
         self.hops(("runloop", runloop), ("vercel", vercel), env, ((6, 3), (12, 2)))
 
+    def test_bucket_mounts_on_hosted_providers_are_refused_with_why(self):
+        """A task with a bucket mount on a hosted provider (through the gateway): refused
+        by name with what would work, before any tool runs, and the sandbox the create
+        made is gone; with "credentials_in_sandbox" too (not implemented)."""
+        providers = {
+            "e2b": ({"type": "e2b", "api_url": self.gateway.url,
+                     "sandbox_url": self.gateway.url},
+                    "the service's own mount, the SDK's e2b_cloud_bucket mount strategy, is not "
+                    "wired to airlock-harness yet"),
+            "daytona": ({"type": "daytona", "api_url": self.gateway.url + "/daytona/api"},
+                        "the service has no bucket mount that keeps the keys outside"),
+            "runloop": ({"type": "runloop", "base_url": self.gateway.url},
+                        "the service has no bucket mount that keeps the keys outside"),
+        }
+        env = {"E2B_API_KEY": self.e2b_key, "DAYTONA_API_KEY": self.e2b_key,
+               "RUNLOOP_API_KEY": self.e2b_key}
+        entry = {"type": "s3_mount", "bucket": "inputs", "endpointUrl": "http://127.0.0.1:9",
+                 "region": "us-east-1"}
+        for name, (block, why) in providers.items():
+            for in_sandbox in (False, True):
+                e = dict(entry, credentials_in_sandbox=True) if in_sandbox else entry
+                task = self.replay_task(
+                    [ht.fm.calls_response([ht.exec_call("call_1", "echo ran")], "resp_1"),
+                     ht.fm.text_response("done", "resp_2")],
+                    provider=block,
+                    manifest={"version": 1, "root": "/workspace", "entries": {"data": e}})
+                res = self.run_task(task, env=env)
+                label = "%s%s" % (name, " credentials_in_sandbox" if in_sandbox else "")
+                self.assertNotEqual(res.returncode, 0, (label, res))
+                out = res.stdout + res.stderr
+                self.assertIn("manifest entry data: s3_mount", out, (label, out))
+                if in_sandbox:
+                    self.assertIn("rclone inside a %s sandbox is not implemented" % name, out)
+                else:
+                    self.assertIn("is refused on provider %s: %s" % (name, why), out)
+                self.assertIn("use the local provider", out)
+                self.assertNotIn("ran", [r["data"].get("output") for r in
+                                         ht.audit_records(res.run_dir)
+                                         if r["kind"] == "tool_result"])
+                self.assertEqual(self.sandbox_ids(), [], (label, self.client.list()))
+
+
 if __name__ == "__main__":
     ht.at.main()

@@ -20,7 +20,9 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -32,6 +34,8 @@ from harness_test import at, fm  # noqa: E402
 import pg_test  # noqa: E402
 
 LEASE_MS = 2000
+NODE_MODULES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            "node_modules")
 RUN_TIMEOUT = 240
 
 
@@ -54,17 +58,18 @@ def script(tag, sleep=0, calls=3):
 
 
 class Worker:
-    def __init__(self, case, node, socket_path, concurrency=1, lease_ms=LEASE_MS, metrics=None):
+    def __init__(self, case, node, socket_path, concurrency=1, lease_ms=LEASE_MS, metrics=None,
+                 work_dir=None, extra_args=(), env=None):
         self.node = node
         self.log_path = os.path.join(case.tmpdir("worker-" + node), "worker.log")
         args = [ht.HARNESS, "worker", "--db", case.pg.url, "--provider-socket", socket_path,
-                "--work-dir", case.work_dir, "--node", node, "--concurrency", str(concurrency),
-                "--lease-ms", str(lease_ms)]
+                "--work-dir", work_dir or case.work_dir, "--node", node,
+                "--concurrency", str(concurrency), "--lease-ms", str(lease_ms)] + list(extra_args)
         if metrics:
             args += ["--metrics-port", str(metrics)]
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.log,
-                                     stderr=self.log, env=ht.clean_env(),
+                                     stderr=self.log, env=ht.clean_env(env),
                                      start_new_session=True)
         case.addCleanup(self.stop)
 
@@ -270,6 +275,43 @@ class QueueTest(ht.HarnessTestCase):
         for w in workers:
             self.assertStructuredLog(w)
 
+    def test_a_run_that_keeps_dying_is_failed_after_max_attempts(self):
+        """Every executor of the run is killed at the same point (as by a task that
+        crashes its node each time): after --max-attempts claims the run is failed
+        with why, not handed round the workers for ever; a healthy run beside it
+        completes; status shows the attempts."""
+        doomed = self.submit("doomed")
+        w = Worker(self, "a", self.daemon.socket_path, extra_args=["--max-attempts", "3"],
+                   env={ht.KILL_HOOK: "6"})
+        self.wait_for("the run to be given up",
+                      lambda: self.status(doomed)["status"] == "failed", workers=[w])
+        row = self.status(doomed)
+        self.assertEqual(row["attempts"], 3, row)
+        self.assertEqual(row["error"], "gave up after 3 attempts: the executor died or lost "
+                         "its lease each time", row)
+        self.assertIsNone(row["leased_by"])
+        events = w.events()
+        self.assertEqual(len([e for e in events if e.get("event") == "claim"]), 3)
+        self.assertEqual(len([e for e in events if e.get("event") == "executor_died"]), 3)
+        gave = [e for e in events if e.get("event") == "gave_up"]
+        self.assertEqual(len(gave), 1, events)
+        self.assertIn(doomed, gave[0].get("message", "") + json.dumps(gave[0]))
+        w.stop()
+        # Not claimed again, by a worker without the kill point either; a new run is.
+        healthy = self.submit("healthy")
+        w2 = Worker(self, "b", self.daemon_b.socket_path, extra_args=["--max-attempts", "3"])
+        rows = self.wait_all_done([healthy], [w2])
+        self.assertRunIntact(healthy)
+        self.assertEqual(rows[healthy]["attempts"], 1)
+        self.assertEqual(self.status(doomed)["attempts"], 3)
+        self.assertNotIn(doomed, [e.get("run_id") for e in w2.events()
+                                  if e.get("event") == "claim"])
+        # (w's log has the kill point's own plain line: not checked.)
+        self.assertStructuredLog(w2)
+        # The given-up run's sandbox is kept for inspection, like a failed run's.
+        self.assertLessEqual(len(self.sandbox_ids()), 1)
+        self.destroy_all()
+
     def test_sigkill_worker_mid_run_other_node_completes(self):
         """A worker SIGKILLed in the middle of a run: its executor dies with it,
         the lease runs out, a worker on the other node takes the run over,
@@ -310,6 +352,87 @@ class QueueTest(ht.HarnessTestCase):
         self.assertNoSandboxes()
         self.assertTrue(any(e.get("event") == "claim" and e.get("lease_gen") == 2
                             for e in wb.events()))
+
+    def test_two_nodes_sharing_only_postgres_and_an_s3_store(self):
+        """Each node its own work directory: what one node's worker leaves is not the
+        other's.  Node a's worker is SIGKILLed mid-run and node a's sandbox and work
+        directory are lost with it; node b's worker takes the run over from PostgreSQL
+        (RunState, audit chain) and s3rver (the workspace archive, fetched and checked
+        against its SHA-256) and completes it, no recorded call twice."""
+        port = self.start_s3rver()
+        creds = os.path.join(self.tmpdir("creds"), "credentials.json")
+        fd = os.open(creds, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"stores": {"s3": {"access_key_id": "S3RVER",
+                                         "secret_access_key": "S3RVER"}}}, f)
+        store = {"type": "s3", "bucket": "airlock-queue", "prefix": "runs",
+                 "endpoint": "http://127.0.0.1:%d" % port, "region": "us-east-1"}
+        run_id = self.submit("s", task_fields={"snapshot": {"store": store}}, sleep=1)
+        work_a, work_b = self.tmpdir("work-a"), self.tmpdir("work-b")
+        wa = Worker(self, "a", self.daemon.socket_path, work_dir=work_a,
+                    extra_args=["--credentials", creds])
+
+        def archived_midway():
+            st = self.state_db(run_id)
+            return st and (st.get("sandbox") or {}).get("store_archive") and \
+                len(ht.recorded_results(st)) >= 2 and st.get("status") != "completed"
+        self.wait_for("an archive in the store, two results", archived_midway, workers=[wa])
+        os.kill(wa.proc.pid, signal.SIGKILL)
+        wa.proc.wait()
+        time.sleep(0.3)  # the executor's PDEATHSIG
+        recorded = set(ht.recorded_results(self.state_db(run_id)))
+        # Node a is lost: its sandbox and its disk with it.
+        self.destroy_all()
+        shutil.rmtree(work_a)
+        wb = Worker(self, "b", self.daemon_b.socket_path, work_dir=work_b,
+                    extra_args=["--credentials", creds])
+        self.wait_all_done([run_id], [wb])
+        row = self.status(run_id)
+        self.assertEqual((row["status"], row["attempts"]), ("completed", 2), row)
+        recs, calls = self.assertRunIntact(run_id, whole=False)
+        for c in recorded:
+            if c.startswith("call_") and c != "call_list":
+                self.assertEqual(calls.count(c), 1, "%s was recorded before the kill and "
+                                 "ran again: %s" % (c, calls))
+        with open(os.path.join(work_b, run_id + ".log")) as f:
+            log = f.read()
+        self.assertIn("from the store", log)
+        gets = [r["data"] for r in recs if r["kind"] == "store" and r["data"]["op"] == "get"]
+        self.assertTrue(gets and all(g["outcome"] == "ok" for g in gets), gets)
+        self.assertFalse(os.path.exists(work_a))
+        self.assertNoSandboxes()
+        self.assertStructuredLog(wb)
+
+    def start_s3rver(self):
+        d = self.tmpdir("s3rver")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        log = open(os.path.join(d, "s3rver.log"), "wb")
+        self.addCleanup(log.close)
+        proc = subprocess.Popen([os.path.join(NODE_MODULES, ".bin", "s3rver"), "-d", d, "-a",
+                                 "127.0.0.1", "-p", str(port), "--configure-bucket",
+                                 "airlock-queue"], stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=log, start_new_session=True, cwd=d)
+
+        def stop():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+        self.addCleanup(stop)
+        end = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.5).close()
+                return port
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > end:
+                    raise AssertionError("s3rver did not come up")
+                time.sleep(0.1)
 
     def test_random_worker_kills(self):
         """Workers on two nodes SIGKILLed (with their executors) at random

@@ -38,6 +38,7 @@ import subprocess
 import sys
 import time
 import unittest
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness_test as ht  # noqa: E402
@@ -54,6 +55,7 @@ AZ_ACCOUNT = "devstoreaccount1"
 AZ_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 S3_KEY = ("S3RVER", "S3RVER")  # s3rver's built-in key pair
 GCS_KEY = ("GOOG1EAIRLOCKTEST", "gcs-test-secret-" + os.urandom(8).hex())
+GCS_SA = "airlock-store@airlock-test.iam.gserviceaccount.com"
 BIG = 12 * 1000 * 1000  # over the 8 MiB part size: a multipart / block-list upload
 
 
@@ -108,8 +110,10 @@ class StoreTest(ht.HarnessTestCase):
         cls.start_server("azurite", [os.path.join(NODE_MODULES, ".bin", "azurite-blob"),
                                      "--blobHost", "127.0.0.1", "--blobPort", str(az_port),
                                      "--inMemoryPersistence", "--disableTelemetry"], az_port)
+        cls.gcs_sa_file = cls.service_account(srv, gcs_port)
         cls.start_server("gcs", [sys.executable, GCS_SERVER, str(gcs_port), "airlock-gcs",
-                                 "%s:%s" % GCS_KEY], gcs_port)
+                                 "%s:%s" % GCS_KEY, "--service-account",
+                                 "%s:%s" % (GCS_SA, os.path.join(srv, "sa.pub"))], gcs_port)
         s3_ep = "http://127.0.0.1:%d" % s3_port
         cls.stores = {
             "s3": {"type": "s3", "bucket": "airlock-s3", "endpoint": s3_ep, "region": "us-east-1"},
@@ -140,6 +144,27 @@ class StoreTest(ht.HarnessTestCase):
                 json.dump(cfg, f)
             cls.client_cfg[kind] = path
         cls.official(cls.client_cfg["azure_blob"], "mkbucket")
+
+    @classmethod
+    def service_account(cls, d, port):
+        """A service account key file as Google issues them, its key made here and its
+        token_uri the test server's; the server gets the public key."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+        with open(os.path.join(d, "sa.pub"), "wb") as f:
+            f.write(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
+        cls.gcs_sa_canary = pem.splitlines()[5]
+        path = os.path.join(d, "sa.json")
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            json.dump({"type": "service_account", "project_id": "airlock-test",
+                       "private_key_id": os.urandom(20).hex(), "private_key": pem,
+                       "client_email": GCS_SA, "client_id": "1234567890",
+                       "token_uri": "http://127.0.0.1:%d/token" % port}, f)
+        return path
 
     @classmethod
     def write_creds(cls, d, name, content):
@@ -433,6 +458,126 @@ class StoreTest(ht.HarnessTestCase):
 
     def test_gcs_damaged_snapshot_falls_back_to_the_archive(self):
         self.kill_and_resume("gcs", processes=True, damage_snapshot=True)
+
+    def sas(self, permissions, expires_in_s):
+        """A container SAS signed by the official client (@azure/storage-blob)."""
+        js = ("const b = require('@azure/storage-blob');"
+              "const [a, k, c, p, e] = process.argv.slice(1);"
+              "console.log(b.generateBlobSASQueryParameters({containerName: c,"
+              " permissions: b.ContainerSASPermissions.parse(p),"
+              " startsOn: new Date(Date.now() - 600e3),"
+              " expiresOn: new Date(Date.now() + Number(e) * 1000),"
+              " protocol: b.SASProtocol.HttpsAndHttp},"
+              " new b.StorageSharedKeyCredential(a, k)).toString());")
+        out = subprocess.run(["node", "-e", js, AZ_ACCOUNT, AZ_KEY, "airlock-az", permissions,
+                              str(expires_in_s)], capture_output=True, text=True, timeout=60,
+                             env=dict(os.environ, NODE_PATH=NODE_MODULES))
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return out.stdout.strip()
+
+    def test_azure_blob_with_a_sas_instead_of_the_account_key(self):
+        """sas_token (no account key in the credentials file): azurite checks the SAS's
+        signature, permissions and expiry; the official client reads what the harness put
+        with it, and the harness reads what the official client put with the same SAS."""
+        d = self.tmpdir("sas")
+        sas = self.sas("racwdl", 3600)
+        creds = self.write_creds(d, "sas.json", {"stores": {"azure_blob": {
+            "account_name": AZ_ACCOUNT, "sas_token": "?" + sas}}})
+        prefix = "sas"
+        task = self.store_task("azure_blob", prefix)
+        big = os.path.join(d, "big.bin")
+        with open(big, "wb") as f:
+            f.write(os.urandom(BIG))
+        digest = sha256_file(big)
+        res = self.store_cmd(task, "put", task, "big.bin", big, creds=creds)
+        self.assertEqual(res.returncode, 0, res)
+        self.assertRegex(res.stderr, r"block 2 of 2 sent")
+        client = os.path.join(d, "client-sas.json")
+        with open(client, "w") as f:
+            json.dump({"type": "azure_blob", "endpoint": self.stores["azure_blob"]["endpoint"],
+                       "bucket": "airlock-az", "sas_token": sas}, f)
+        got = os.path.join(d, "official.bin")
+        self.assertEqual(self.official(client, "get", prefix + "/big.bin", got),
+                         {"sha256": digest, "size": BIG})
+        small = os.path.join(d, "small.txt")
+        with open(small, "wb") as f:
+            f.write(b"put with the SAS by the official client\n")
+        self.official(client, "put", prefix + "/small.txt", small)
+        out = os.path.join(d, "got.txt")
+        res = self.store_cmd(task, "get", task, "small.txt", out, creds=creds)
+        self.assertEqual(res.returncode, 0, res)
+        self.assertIn("verified", res.stdout)
+        with open(out, "rb") as a, open(small, "rb") as b:
+            self.assertEqual(a.read(), b.read())
+        sig = urllib.parse.parse_qs(sas)["sig"][0]
+        self.assertNotIn(sig, res.stdout + res.stderr)
+        self.assertNotIn(urllib.parse.quote(sig, safe=""), res.stdout + res.stderr)
+        # A read-only SAS reads but cannot write; an expired one does nothing.
+        ro = self.write_creds(d, "ro.json", {"stores": {"azure_blob": {
+            "account_name": AZ_ACCOUNT, "sas_token": self.sas("rl", 3600)}}})
+        res = self.store_cmd(task, "get", task, "small.txt", out + ".ro", creds=ro)
+        self.assertEqual(res.returncode, 0, res)
+        res = self.store_cmd(task, "put", task, "denied.txt", small, creds=ro)
+        self.assertEqual(res.returncode, 1, res)
+        self.assertIn("HTTP 403", res.stderr)
+        old = self.write_creds(d, "expired.json", {"stores": {"azure_blob": {
+            "account_name": AZ_ACCOUNT, "sas_token": self.sas("racwdl", -60)}}})
+        res = self.store_cmd(task, "get", task, "small.txt", out + ".old", creds=old)
+        self.assertEqual(res.returncode, 1, res)
+        self.assertIn("HTTP 403", res.stderr)
+        self.assertEqual(self.official(self.client_cfg["azure_blob"], "list", prefix + "/"),
+                         [prefix + "/big.bin", prefix + "/small.txt"])
+
+    def test_gcs_with_a_service_account_key_file(self):
+        """service_account_file instead of HMAC keys: the harness signs a JWT with the
+        account's key, trades it at the key file's token_uri (the test server checks
+        the RS256 signature against the account's public key, issuer, audience, scope,
+        times) and sends the token; objects go both ways with the official client.
+        A key the server does not know gets no token, and says so."""
+        d = self.tmpdir("sa")
+        creds = self.write_creds(d, "sa-creds.json", {"stores": {"gcs": {
+            "service_account_file": self.gcs_sa_file}}})
+        prefix = "sa"
+        task = self.store_task("gcs", prefix)
+        big = os.path.join(d, "big.bin")
+        with open(big, "wb") as f:
+            f.write(os.urandom(BIG))
+        digest = sha256_file(big)
+        res = self.store_cmd(task, "put", task, "big.bin", big, creds=creds)
+        self.assertEqual(res.returncode, 0, res)
+        self.assertRegex(res.stderr, r"part 2 of 2 sent")
+        got = os.path.join(d, "official.bin")
+        self.assertEqual(self.official(self.client_cfg["gcs"], "get", prefix + "/big.bin", got),
+                         {"sha256": digest, "size": BIG})
+        small = os.path.join(d, "small.txt")
+        with open(small, "wb") as f:
+            f.write(b"put by the official client\n")
+        self.official(self.client_cfg["gcs"], "put", prefix + "/small.txt", small)
+        out = os.path.join(d, "got.txt")
+        res = self.store_cmd(task, "get", task, "small.txt", out, creds=creds)
+        self.assertEqual(res.returncode, 0, res)
+        self.assertIn("verified", res.stdout)
+        self.assertNotIn(self.gcs_sa_canary, res.stdout + res.stderr)
+        self.assertNotIn("ya29.", res.stdout + res.stderr)
+        # Another key under the same account name: refused at the token endpoint.
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        with open(self.gcs_sa_file) as f:
+            sa = json.load(f)
+        sa["private_key"] = rsa.generate_private_key(65537, 2048).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()).decode()
+        forged = os.path.join(d, "forged.json")
+        with open(os.open(forged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            json.dump(sa, f)
+        bad = self.write_creds(d, "forged-creds.json", {"stores": {"gcs": {
+            "service_account_file": forged}}})
+        res = self.store_cmd(task, "get", task, "small.txt", out + ".bad", creds=bad)
+        self.assertEqual(res.returncode, 1, res)
+        self.assertIn("GCS token exchange", res.stderr)
+        self.assertIn("HTTP 400: invalid_grant", res.stderr)
+        self.assertIn(GCS_SA, res.stderr)
+        self.assertFalse(os.path.exists(out + ".bad"))
 
     def test_task_and_credentials_refused(self):
         # A store's secret in the task is refused; so is a store without credentials.

@@ -11,7 +11,12 @@ id), for S3 and R2; azurite (Microsoft's emulator, npm) with an account
 whose key is unique to this run, for Azure Blob.  What the sandbox writes
 is read back with the official clients (@aws-sdk/client-s3,
 @azure/storage-blob, through tests/harness/store_client.js) and what they
-write is read in the sandbox.
+write is read in the sandbox.  GCS: tests/harness/gcs_server.py (no emulator
+is packaged), which @google-cloud/storage accepts for every call it serves
+(the official client drives each kind of call here too), with a Bearer token
+unique to this run, and a service account whose key is made here: rclone
+trades its signed JWT at the server's token endpoint.  Azure with a SAS that
+@azure/storage-blob signs, instead of the account key.
 """
 
 import base64
@@ -34,8 +39,22 @@ HARNESS_TESTS = os.path.join(os.path.dirname(HERE), "harness")
 NODE_MODULES = os.path.join(os.path.dirname(HERE), "node_modules")
 CLIENT = os.path.join(HARNESS_TESTS, "store_client.js")
 S3_PROXY = os.path.join(HARNESS_TESTS, "s3_sigv4_proxy.py")
+GCS_SERVER = os.path.join(HARNESS_TESTS, "gcs_server.py")
+GCS_ACCOUNT = "airlock-mounts@airlock-test.iam.gserviceaccount.com"
 S3_KEY_ID = "S3RVER"  # the key id s3rver accepts; the secret is checked by the proxy
 AZ_ACCOUNT = "airlockmounts"
+
+
+# Signs a container SAS with the official client: node -e SAS_JS ACCOUNT KEY CONTAINER
+SAS_JS = r"""
+const b = require('@azure/storage-blob');
+const [account, key, container] = process.argv.slice(1);
+const cred = new b.StorageSharedKeyCredential(account, key);
+console.log(b.generateBlobSASQueryParameters({
+  containerName: container, permissions: b.ContainerSASPermissions.parse('racwdl'),
+  startsOn: new Date(Date.now() - 300e3), expiresOn: new Date(Date.now() + 7200e3),
+  protocol: b.SASProtocol.HttpsAndHttp}, cred).toString());
+"""
 
 
 def free_port():
@@ -89,6 +108,9 @@ class BucketMountTest(at.AirlockTestCase):
         cls.s3_secret = "canary-s3-" + secrets.token_hex(16)
         cls.az_key = base64.b64encode(b"canary-az-" + secrets.token_bytes(32)).decode()
         s3_port, s3rver_port, az_port = free_port(), free_port(), free_port()
+        gcs_port = free_port()
+        cls.gcs_token = "canary-gcs-" + secrets.token_hex(16)
+        cls.gcs_sa, cls.gcs_sa_canary = cls.service_account(gcs_port)
         cls.start_server("s3rver", [os.path.join(NODE_MODULES, ".bin", "s3rver"), "-d",
                                     os.path.join(cls.srv, "s3"), "-a", "127.0.0.1",
                                     "-p", str(s3rver_port), "--configure-bucket", "bkt",
@@ -100,6 +122,11 @@ class BucketMountTest(at.AirlockTestCase):
                                      "--blobHost", "127.0.0.1", "--blobPort", str(az_port),
                                      "--inMemoryPersistence", "--disableTelemetry"], az_port,
                          env=dict(os.environ, AZURITE_ACCOUNTS="%s:%s" % (AZ_ACCOUNT, cls.az_key)))
+        cls.start_server("gcs", [sys.executable, GCS_SERVER, str(gcs_port), "gbkt",
+                                 "--token", cls.gcs_token, "--service-account",
+                                 "%s:%s" % (GCS_ACCOUNT, os.path.join(cls.srv, "sa.pub"))],
+                         gcs_port)
+        cls.gcs_ep = "http://127.0.0.1:%d" % gcs_port
         cls.s3_ep = "http://127.0.0.1:%d" % s3_port
         cls.az_ep = "http://127.0.0.1:%d/%s" % (az_port, AZ_ACCOUNT)
         cls.cfg = {
@@ -112,12 +139,46 @@ class BucketMountTest(at.AirlockTestCase):
             "azure_blob": cls.client_cfg({"type": "azure_blob", "endpoint": cls.az_ep,
                                           "bucket": "ctr", "account_name": AZ_ACCOUNT,
                                           "account_key": cls.az_key}),
+            "gcs": cls.client_cfg({"type": "gcs", "endpoint": cls.gcs_ep, "bucket": "gbkt",
+                                   "access_token": cls.gcs_token}),
         }
+        cls.cfg["gcs_sa"] = cls.cfg["gcs"]
         cls.official("azure_blob", "mkbucket")
+        # A container SAS signed by the official client (read, add, create, write,
+        # delete, list; two hours): what a site hands out instead of the account key.
+        out = subprocess.run(["node", "-e", SAS_JS, AZ_ACCOUNT, cls.az_key, "ctr"],
+                             capture_output=True, text=True, timeout=60,
+                             env=dict(os.environ, NODE_PATH=NODE_MODULES))
+        if out.returncode != 0:
+            raise AssertionError(out.stderr)
+        cls.az_sas = out.stdout.strip()
+        cls.cfg["azure_sas"] = cls.client_cfg({"type": "azure_blob", "endpoint": cls.az_ep,
+                                               "bucket": "ctr", "sas_token": cls.az_sas},
+                                              "azure-sas")
 
     @classmethod
-    def client_cfg(cls, cfg):
-        path = os.path.join(cls.srv, "client-%s.json" % cfg["type"])
+    def service_account(cls, port):
+        """A service account key file as Google issues them, with a key made here; its
+        token_uri is the test server's.  Returns it (one line) and a canary from the key."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+        with open(os.path.join(cls.srv, "sa.pub"), "wb") as f:
+            f.write(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
+        sa = {"type": "service_account", "project_id": "airlock-test",
+              "private_key_id": secrets.token_hex(20), "private_key": pem,
+              "client_email": GCS_ACCOUNT, "client_id": "1234567890",
+              "auth_uri": "http://127.0.0.1:%d/auth" % port,
+              "token_uri": "http://127.0.0.1:%d/token" % port}
+        # A line of the key's base64 body: unique to this run.
+        return json.dumps(sa), pem.splitlines()[5]
+
+    @classmethod
+    def client_cfg(cls, cfg, name=None):
+        path = os.path.join(cls.srv, "client-%s.json" % (name or cfg["type"]))
         with open(path, "w") as f:
             json.dump(cfg, f)
         return path
@@ -173,6 +234,17 @@ class BucketMountTest(at.AirlockTestCase):
             e = {"type": "mount", "provider": "r2",
                  "config": {"bucket": "r2bkt", "accountId": "test", "endpointUrl": self.s3_ep}}
             creds = {"accessKeyId": S3_KEY_ID, "secretAccessKey": self.s3_secret}
+        elif kind == "gcs":
+            e = {"type": "gcs_mount", "bucket": "gbkt", "endpointUrl": self.gcs_ep}
+            creds = {"accessToken": self.gcs_token}
+        elif kind == "gcs_sa":
+            e = {"type": "mount", "provider": "gcs",
+                 "config": {"bucket": "gbkt", "endpointUrl": self.gcs_ep}}
+            creds = {"serviceAccountCredentials": self.gcs_sa}
+        elif kind == "azure_sas":
+            e = {"type": "azure_blob_mount", "container": "ctr", "accountName": AZ_ACCOUNT,
+                 "endpointUrl": self.az_ep}
+            creds = {"sasToken": self.az_sas}
         else:
             e = {"type": "azure_blob_mount", "container": "ctr", "accountName": AZ_ACCOUNT,
                  "endpointUrl": self.az_ep}
@@ -233,8 +305,46 @@ class BucketMountTest(at.AirlockTestCase):
     def test_azure_blob_roundtrip(self):
         self.roundtrip("azure_blob")
 
+    def test_azure_blob_roundtrip_with_a_sas(self):
+        self.roundtrip("azure_sas")
+
+    def test_gcs_roundtrip_with_an_access_token(self):
+        self.roundtrip("gcs")
+
+    def test_gcs_roundtrip_with_a_service_account(self):
+        self.roundtrip("gcs_sa")
+
+    def test_gcs_rename_and_listing_in_the_sandbox_match_the_official_client(self):
+        """What rclone does for mv and ls (rewrite, patch, delimiter listing) and what
+        @google-cloud/storage sees, both ways."""
+        sid = self.mounted_sandbox("gcs", prefix="mv")["id"]
+        self.put_official("gcs", "mv/sub/deep.txt", b"deep\n")
+        self.official("gcs", "setmeta", "mv/sub/deep.txt", "owner", "client")
+        self.read_inside(sid, "/workspace/data/sub/deep.txt")
+        self.assertEqual(self.out(sid, "ls /workspace/data"), "sub\n")
+        self.out(sid, "mv /workspace/data/sub/deep.txt /workspace/data/top.txt")
+        deadline = time.monotonic() + 20
+        while True:
+            listing = self.official("gcs", "dirs", "mv/")
+            if listing["files"] == ["mv/top.txt"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        self.assertEqual(listing, {"files": ["mv/top.txt"], "prefixes": []})
+        self.assertEqual(self.get_official("gcs", "mv/top.txt"), b"deep\n")
+        self.official("gcs", "move", "mv/top.txt", "mv/moved/back.txt")
+        self.assertEqual(self.read_inside(sid, "/workspace/data/moved/back.txt"), "deep\n")
+        self.check_destroy_leaves_nothing(sid)
+
+    def test_gcs_wrong_token_is_a_clear_error(self):
+        entry, _ = self.entries("gcs")
+        r = self.client.request("POST", "/v1/sandboxes", {
+            "manifest": {"entries": {"data": entry}},
+            "mount_credentials": {"data": {"accessToken": "wrong"}}})
+        self.assertGreaterEqual(r.status, 400, r)
+        self.assertIn("mount 'data'", str(r.json), r)
+
     def test_read_only_refuses_writes(self):
-        for kind in ("s3", "azure_blob"):
+        for kind in ("s3", "azure_blob", "gcs", "r2"):
             self.put_official(kind, "ro/kept.txt", b"kept\n")
             sid = self.mounted_sandbox(kind, read_only=True, prefix="ro")["id"]
             self.assertEqual(self.read_inside(sid, "/workspace/data/kept.txt"), "kept\n")
@@ -338,6 +448,52 @@ class BucketMountTest(at.AirlockTestCase):
         self.assertEqual(out.stdout, "", "the bucket's object is in a snapshot")
         self.check_destroy_leaves_nothing(sid)
 
+    def test_nested_mounts_come_back_at_a_restore(self):
+        """A mount in a dir's children, and a mount whose path is inside another mount:
+        both mounted at create, both left out of the snapshot, both mounted again at
+        the restore (credentials keyed by the entry's full path)."""
+        s3_entry, s3_creds = self.entries("s3", prefix="nested-in-dir")
+        az_entry, az_creds = self.entries("azure_blob", prefix="nested-outer")
+        gcs_entry, gcs_creds = self.entries("gcs", prefix="nested-inner")
+        gcs_entry["mountPath"] = "outer/inner"
+        manifest = {"version": 1, "entries": {
+            "sub": {"type": "dir", "children": {"data": s3_entry}},
+            "outer": az_entry, "inner": gcs_entry}}
+        creds = {"sub/data": s3_creds, "outer": az_creds, "inner": gcs_creds}
+        self.put_official("s3", "nested-in-dir/s3.txt", b"s3\n")
+        self.put_official("azure_blob", "nested-outer/az.txt", b"az\n")
+        self.put_official("gcs", "nested-inner/gcs.txt", b"gcs\n")
+        sid = self.sandbox(manifest=manifest, mount_credentials=creds)["id"]
+        expect = {"/workspace/sub/data/s3.txt": "s3\n", "/workspace/outer/az.txt": "az\n",
+                  "/workspace/outer/inner/gcs.txt": "gcs\n"}
+        for path, text in expect.items():
+            self.assertEqual(self.read_inside(sid, path), text)
+        self.out(sid, "echo local > /workspace/sub/local.txt")
+        r = self.client.request("POST", "/v1/sandboxes/%s/snapshots" % sid, {"processes": False})
+        self.assertEqual(r.status, 201, r)
+        snap = r.json["id"]
+        self.addCleanup(self.client.request, "DELETE", "/v1/snapshots/" + snap)
+        self.check_destroy_leaves_nothing(sid)
+        rid = self.sandbox(snapshot=snap, mount_credentials=creds)["id"]
+        self.assertEqual(self.out(rid, "cat /workspace/sub/local.txt"), "local\n")
+        for path, text in expect.items():
+            self.assertEqual(self.read_inside(rid, path), text)
+        mi = self.out(rid, "grep -c fuse /proc/self/mountinfo")
+        self.assertEqual(mi, "3\n")
+        # Written through the inner mount: in the inner bucket, not the outer one.
+        self.out(rid, "echo back > /workspace/outer/inner/back.txt")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                self.assertEqual(self.get_official("gcs", "nested-inner/back.txt"), b"back\n")
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        self.check_no_secret_inside(rid, "/workspace/sub/data")
+        self.check_destroy_leaves_nothing(rid)
+
     def test_wrong_secret_is_a_clear_error_and_leaves_nothing(self):
         before = set(rclone_processes())
         entry, creds = self.entries("s3")
@@ -361,6 +517,13 @@ class BucketMountTest(at.AirlockTestCase):
             "mount_credentials": {"other": {"accessKeyId": "x"}}})
         self.assertEqual(r.status, 400, r)
         self.assertIn("'other' is not a mount entry", str(r.json))
+        for kind in ("azure_sas", "gcs", "gcs_sa"):
+            entry, creds = self.entries(kind)
+            (entry.get("config") or entry).update(creds)
+            r = self.client.request("POST", "/v1/sandboxes",
+                                    {"manifest": {"entries": {"d": entry}}})
+            self.assertEqual(r.status, 400, r)
+            self.assertIn("mount_credentials", str(r.json))
 
     # ---- checks ----
 
@@ -384,9 +547,10 @@ class BucketMountTest(at.AirlockTestCase):
         return text
 
     def secrets_of_run(self):
-        return [self.s3_secret, self.az_key]
+        return [self.s3_secret, self.az_key, self.az_sas.split("sig=")[1], self.gcs_token,
+                self.gcs_sa_canary]
 
-    def check_no_secret_inside(self, sid):
+    def check_no_secret_inside(self, sid, mounted="/workspace/data"):
         for secret in self.secrets_of_run():
             # Environment and command lines of every process, mountinfo, files.
             cmd = ("cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline /proc/self/mountinfo "
@@ -395,7 +559,7 @@ class BucketMountTest(at.AirlockTestCase):
                    "--exclude-dir=data 2>/dev/null | head -5; true") % (secret, secret)
             self.assertEqual(self.out(sid, cmd), "0\n", "a secret is visible inside")
         mi = self.out(sid, "cat /proc/self/mountinfo")
-        self.assertIn("/workspace/data", mi)
+        self.assertIn(mounted, mi)
 
     def check_no_secret_on_host_records(self, sid):
         state = os.path.join(self.daemon.state_dir, "sandboxes", sid)
