@@ -36,9 +36,13 @@ PACKAGES=(
 	clang libclang-rt-14-dev llvm
 )
 
+# protobuf-c for the gateway's Modal gRPC service (gateway/proto): trixie's, because
+# CRIU from trixie brings trixie's libprotobuf-c1 and bookworm's -dev wants the older one.
+TRIXIE_PACKAGES=(libprotobuf-c-dev protobuf-c-compiler)
+
 missing_packages() {
 	local p
-	for p in "${PACKAGES[@]}"; do
+	for p in "$@"; do
 		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || echo "$p"
 	done
 }
@@ -88,7 +92,7 @@ criu_ok() {
 
 install_packages() {
 	local miss
-	miss=$(missing_packages)
+	miss=$(missing_packages "${PACKAGES[@]}")
 	local updated=0
 	if setup_trixie_source; then
 		apt-get update -q
@@ -103,6 +107,12 @@ install_packages() {
 	if ! criu_ok; then
 		[ $updated = 1 ] || apt-get update -q
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -t trixie criu
+	fi
+	miss=$(missing_packages "${TRIXIE_PACKAGES[@]}")
+	if [ -n "$miss" ]; then
+		[ $updated = 1 ] || apt-get update -q
+		# shellcheck disable=SC2086
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -t trixie $miss
 	fi
 }
 
