@@ -928,9 +928,9 @@ static int modal_snapshot(struct al_provider *p, struct al_sandbox *sb, bool pro
 	char id[33];
 	int r;
 
-	/* Filesystem only: Modal's snapshots carry no processes (AL_CAP_PROCESS_SNAPSHOT is
-	 * not claimed). */
-	(void)processes;
+	if (processes)
+		return al_error_set(err, ENOTSUP,
+		                    "provider modal keeps filesystems, not processes, in snapshots");
 	if ((r = al_random_hex(id, 32, err)) < 0)
 		return r;
 	rq.task_id = c->task_id;
