@@ -407,20 +407,28 @@ static void grpc_run(struct h2_conn *c, struct h2_stream *st)
 
 /* ---- the nghttp2 session ---- */
 
-static ssize_t read_answer(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
-                           uint32_t *data_flags, nghttp2_data_source *source, void *user_data)
+/* What fits in buf of the answer not yet sent, taken. */
+static size_t copy_out(struct h2_stream *st, uint8_t *buf, size_t length)
 {
-	struct h2_stream *st = source->ptr;
 	size_t n = st->resp_body.len - st->sent;
 
-	(void)session;
-	(void)stream_id;
-	(void)user_data;
 	if (n > length)
 		n = length;
 	if (n)
 		memcpy(buf, st->resp_body.data + st->sent, n);
 	st->sent += n;
+	return n;
+}
+
+static ssize_t read_answer(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
+                           uint32_t *data_flags, nghttp2_data_source *source, void *user_data)
+{
+	struct h2_stream *st = source->ptr;
+	size_t n = copy_out(st, buf, length);
+
+	(void)session;
+	(void)stream_id;
+	(void)user_data;
 	if (st->sent == st->resp_body.len)
 		*data_flags |= NGHTTP2_DATA_FLAG_EOF;
 	return (ssize_t)n;
@@ -621,12 +629,7 @@ static ssize_t read_grpc(nghttp2_session *session, int32_t stream_id, uint8_t *b
 	(void)session;
 	(void)stream_id;
 	pthread_mutex_lock(&c->lock);
-	n = st->resp_body.len - st->sent;
-	if (n > length)
-		n = length;
-	if (n)
-		memcpy(buf, st->resp_body.data + st->sent, n);
-	st->sent += n;
+	n = copy_out(st, buf, length);
 	if (st->sent == st->resp_body.len)
 		st->sent = st->resp_body.len = 0; /* all out: the buffer starts afresh */
 	done = st->grpc_done && st->resp_body.len == 0;

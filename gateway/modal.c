@@ -429,27 +429,24 @@ static bool image_known(const char *id, const char *tenant)
 
 /* ---- the control plane ---- */
 
-static void auth_token_get(struct gw_grpc_call *call, const char *tenant)
+static void auth_token_get(struct gw_grpc_call *call, const char *tenant, const void *req)
 {
 	Modal__Client__AuthTokenGetResponse out = MODAL__CLIENT__AUTH_TOKEN_GET_RESPONSE__INIT;
 	_cleanup_free_ char *token = make_token(tenant);
 
+	(void)req; /* AuthTokenGetRequest has no fields */
 	if (!token)
 		return gw_grpc_fail(call, GW_GRPC_INTERNAL, "cannot make a token");
 	out.token = token;
 	gw_grpc_reply(call, &out.base);
 }
 
-static void app_get_or_create(struct gw_grpc_call *call, const char *tenant)
+static void app_get_or_create(struct gw_grpc_call *call, const char *tenant, const void *req)
 {
-	_cleanup_(pb_freep) Modal__Client__AppGetOrCreateRequest *rq =
-	    (Modal__Client__AppGetOrCreateRequest *)gw_grpc_unpack(
-	        call, &modal__client__app_get_or_create_request__descriptor);
+	const Modal__Client__AppGetOrCreateRequest *rq = req;
 	Modal__Client__AppGetOrCreateResponse out = MODAL__CLIENT__APP_GET_OR_CREATE_RESPONSE__INIT;
 	struct mobject *app;
 
-	if (!rq)
-		return;
 	pthread_mutex_lock(&objects_lock);
 	app = object_find(apps, tenant, rq->app_name, NULL);
 	/* 1: create if missing; 5: ephemeral */
@@ -464,17 +461,13 @@ static void app_get_or_create(struct gw_grpc_call *call, const char *tenant)
 	pthread_mutex_unlock(&objects_lock);
 }
 
-static void image_get_or_create(struct gw_grpc_call *call, const char *tenant)
+static void image_get_or_create(struct gw_grpc_call *call, const char *tenant, const void *req)
 {
-	_cleanup_(pb_freep) Modal__Client__ImageGetOrCreateRequest *rq =
-	    (Modal__Client__ImageGetOrCreateRequest *)gw_grpc_unpack(
-	        call, &modal__client__image_get_or_create_request__descriptor);
+	const Modal__Client__ImageGetOrCreateRequest *rq = req;
 	Modal__Client__ImageGetOrCreateResponse out =
 	    MODAL__CLIENT__IMAGE_GET_OR_CREATE_RESPONSE__INIT;
 	Modal__Client__GenericResult result = MODAL__CLIENT__GENERIC_RESULT__INIT;
 
-	if (!rq)
-		return;
 	/* Images are not built: a sandbox gets the gateway's rootfs (or a snapshot's). */
 	out.image_id = BASE_IMAGE;
 	pthread_mutex_lock(&objects_lock);
@@ -486,15 +479,11 @@ static void image_get_or_create(struct gw_grpc_call *call, const char *tenant)
 	pthread_mutex_unlock(&objects_lock);
 }
 
-static void image_from_id(struct gw_grpc_call *call, const char *tenant)
+static void image_from_id(struct gw_grpc_call *call, const char *tenant, const void *req)
 {
-	_cleanup_(pb_freep) Modal__Client__ImageFromIdRequest *rq =
-	    (Modal__Client__ImageFromIdRequest *)gw_grpc_unpack(
-	        call, &modal__client__image_from_id_request__descriptor);
+	const Modal__Client__ImageFromIdRequest *rq = req;
 	Modal__Client__ImageFromIdResponse out = MODAL__CLIENT__IMAGE_FROM_ID_RESPONSE__INIT;
 
-	if (!rq)
-		return;
 	pthread_mutex_lock(&objects_lock);
 	if (image_known(rq->image_id, tenant)) {
 		out.image_id = rq->image_id;
@@ -505,16 +494,12 @@ static void image_from_id(struct gw_grpc_call *call, const char *tenant)
 	pthread_mutex_unlock(&objects_lock);
 }
 
-static void image_delete(struct gw_grpc_call *call, const char *tenant)
+static void image_delete(struct gw_grpc_call *call, const char *tenant, const void *req)
 {
-	_cleanup_(pb_freep) Modal__Client__ImageDeleteRequest *rq =
-	    (Modal__Client__ImageDeleteRequest *)gw_grpc_unpack(
-	        call, &modal__client__image_delete_request__descriptor);
+	const Modal__Client__ImageDeleteRequest *rq = req;
 	Modal__Client__Empty out = MODAL__CLIENT__EMPTY__INIT;
 	struct mimage *found = NULL;
 
-	if (!rq)
-		return;
 	pthread_mutex_lock(&objects_lock);
 	for (struct mimage **p = &images; *p; p = &(*p)->next)
 		if (!strcmp((*p)->id, rq->image_id) && !strcmp((*p)->tenant, tenant)) {
@@ -537,17 +522,13 @@ static void image_delete(struct gw_grpc_call *call, const char *tenant)
 	}
 }
 
-static void secret_get_or_create(struct gw_grpc_call *call, const char *tenant)
+static void secret_get_or_create(struct gw_grpc_call *call, const char *tenant, const void *req)
 {
-	_cleanup_(pb_freep) Modal__Client__SecretGetOrCreateRequest *rq =
-	    (Modal__Client__SecretGetOrCreateRequest *)gw_grpc_unpack(
-	        call, &modal__client__secret_get_or_create_request__descriptor);
+	const Modal__Client__SecretGetOrCreateRequest *rq = req;
 	Modal__Client__SecretGetOrCreateResponse out =
 	    MODAL__CLIENT__SECRET_GET_OR_CREATE_RESPONSE__INIT;
 	struct mobject *sec = NULL;
 
-	if (!rq)
-		return;
 	pthread_mutex_lock(&objects_lock);
 	if (*rq->deployment_name)
 		sec = object_find(secrets, tenant, rq->deployment_name, NULL);
@@ -595,11 +576,9 @@ static bool add_secrets(cJSON *env, const char *tenant, char **ids, size_t n, co
 	return ok;
 }
 
-static void sandbox_create(struct gw_grpc_call *call, const char *tenant)
+static void sandbox_create(struct gw_grpc_call *call, const char *tenant, const void *req)
 {
-	_cleanup_(pb_freep) Modal__Client__SandboxCreateRequest *rq =
-	    (Modal__Client__SandboxCreateRequest *)gw_grpc_unpack(
-	        call, &modal__client__sandbox_create_request__descriptor);
+	const Modal__Client__SandboxCreateRequest *rq = req;
 	Modal__Client__SandboxCreateResponse out = MODAL__CLIENT__SANDBOX_CREATE_RESPONSE__INIT;
 	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
 	_cleanup_(gw_result_freep) struct gw_result res = {0};
@@ -611,8 +590,6 @@ static void sandbox_create(struct gw_grpc_call *call, const char *tenant)
 	char name[64];
 	int r;
 
-	if (!rq)
-		return;
 	def = rq->definition;
 	sb = msb_new(tenant);
 	if (!sb || !def || new_id(sb->id, sizeof(sb->id), "sb") < 0 ||
@@ -728,18 +705,14 @@ static int sandbox_result(struct msb *sb, bool check)
 	return status;
 }
 
-static void sandbox_get_task_id(struct gw_grpc_call *call, const char *tenant)
+static void sandbox_get_task_id(struct gw_grpc_call *call, const char *tenant, const void *req)
 {
-	_cleanup_(pb_freep) Modal__Client__SandboxGetTaskIdRequest *rq =
-	    (Modal__Client__SandboxGetTaskIdRequest *)gw_grpc_unpack(
-	        call, &modal__client__sandbox_get_task_id_request__descriptor);
+	const Modal__Client__SandboxGetTaskIdRequest *rq = req;
 	Modal__Client__SandboxGetTaskIdResponse out =
 	    MODAL__CLIENT__SANDBOX_GET_TASK_ID_RESPONSE__INIT;
 	Modal__Client__GenericResult result = MODAL__CLIENT__GENERIC_RESULT__INIT;
 	_cleanup_(releasep) struct msb *sb = NULL;
 
-	if (!rq)
-		return;
 	sb = sandbox_of(call, rq->sandbox_id, tenant);
 	if (sb) {
 		out.task_id = sb->task_id;
@@ -750,19 +723,16 @@ static void sandbox_get_task_id(struct gw_grpc_call *call, const char *tenant)
 	}
 }
 
-static void task_get_command_router_access(struct gw_grpc_call *call, const char *tenant)
+static void task_get_command_router_access(struct gw_grpc_call *call, const char *tenant,
+                                           const void *req)
 {
-	_cleanup_(pb_freep) Modal__Client__TaskGetCommandRouterAccessRequest *rq =
-	    (Modal__Client__TaskGetCommandRouterAccessRequest *)gw_grpc_unpack(
-	        call, &modal__client__task_get_command_router_access_request__descriptor);
+	const Modal__Client__TaskGetCommandRouterAccessRequest *rq = req;
 	Modal__Client__TaskGetCommandRouterAccessResponse out =
 	    MODAL__CLIENT__TASK_GET_COMMAND_ROUTER_ACCESS_RESPONSE__INIT;
 	_cleanup_(releasep) struct msb *sb = NULL;
 	_cleanup_free_ char *url = NULL;
 	const char *authority = gw_grpc_authority(call);
 
-	if (!rq)
-		return;
 	sb = (struct msb *)gw_registry_find(&registry, rq->task_id, tenant);
 	if (!sb || strcmp(sb->task_id, rq->task_id)) {
 		gw_grpc_fail(call, GW_GRPC_NOT_FOUND, "Task '%s' not found", rq->task_id);
@@ -775,18 +745,14 @@ static void task_get_command_router_access(struct gw_grpc_call *call, const char
 	}
 }
 
-static void sandbox_wait(struct gw_grpc_call *call, const char *tenant)
+static void sandbox_wait(struct gw_grpc_call *call, const char *tenant, const void *req)
 {
-	_cleanup_(pb_freep) Modal__Client__SandboxWaitRequest *rq =
-	    (Modal__Client__SandboxWaitRequest *)gw_grpc_unpack(
-	        call, &modal__client__sandbox_wait_request__descriptor);
+	const Modal__Client__SandboxWaitRequest *rq = req;
 	Modal__Client__SandboxWaitResponse out = MODAL__CLIENT__SANDBOX_WAIT_RESPONSE__INIT;
 	Modal__Client__GenericResult result = MODAL__CLIENT__GENERIC_RESULT__INIT;
 	_cleanup_(releasep) struct msb *sb = NULL;
 	uint64_t until;
 
-	if (!rq)
-		return;
 	sb = sandbox_of(call, rq->sandbox_id, tenant);
 	if (!sb)
 		return;
@@ -809,18 +775,14 @@ static void sandbox_wait(struct gw_grpc_call *call, const char *tenant)
 	gw_grpc_reply(call, &out.base);
 }
 
-static void sandbox_terminate(struct gw_grpc_call *call, const char *tenant)
+static void sandbox_terminate(struct gw_grpc_call *call, const char *tenant, const void *req)
 {
-	_cleanup_(pb_freep) Modal__Client__SandboxTerminateRequest *rq =
-	    (Modal__Client__SandboxTerminateRequest *)gw_grpc_unpack(
-	        call, &modal__client__sandbox_terminate_request__descriptor);
+	const Modal__Client__SandboxTerminateRequest *rq = req;
 	Modal__Client__SandboxTerminateResponse out =
 	    MODAL__CLIENT__SANDBOX_TERMINATE_RESPONSE__INIT;
 	_cleanup_(releasep) struct msb *sb = NULL;
 	bool was;
 
-	if (!rq)
-		return;
 	sb = sandbox_of(call, rq->sandbox_id, tenant);
 	if (sb) {
 		gw_registry_lock(&registry);
@@ -1199,11 +1161,9 @@ static void fs_write(struct msb *sb, struct mexec *x)
 	fs_backend_error(x, r, &e, &res, x->write_path, "IsDirectory", NULL);
 }
 
-static void task_exec_start(struct gw_grpc_call *call)
+static void task_exec_start(struct gw_grpc_call *call, const void *req)
 {
-	_cleanup_(pb_freep) Modal__TaskCommandRouter__TaskExecStartRequest *rq =
-	    (Modal__TaskCommandRouter__TaskExecStartRequest *)gw_grpc_unpack(
-	        call, &modal__task_command_router__task_exec_start_request__descriptor);
+	const Modal__TaskCommandRouter__TaskExecStartRequest *rq = req;
 	Modal__TaskCommandRouter__TaskExecStartResponse out =
 	    MODAL__TASK_COMMAND_ROUTER__TASK_EXEC_START_RESPONSE__INIT;
 	_cleanup_(releasep) struct msb *sb = NULL;
@@ -1215,8 +1175,6 @@ static void task_exec_start(struct gw_grpc_call *call)
 	cJSON *argv, *env;
 	int r;
 
-	if (!rq)
-		return;
 	sb = router_sandbox(call, rq->task_id);
 	if (!sb)
 		return;
@@ -1296,11 +1254,9 @@ static struct mexec *exec_of(struct gw_grpc_call *call, struct msb *sb, const ch
 	return x;
 }
 
-static void task_exec_stdio_read(struct gw_grpc_call *call)
+static void task_exec_stdio_read(struct gw_grpc_call *call, const void *req)
 {
-	_cleanup_(pb_freep) Modal__TaskCommandRouter__TaskExecStdioReadRequest *rq =
-	    (Modal__TaskCommandRouter__TaskExecStdioReadRequest *)gw_grpc_unpack(
-	        call, &modal__task_command_router__task_exec_stdio_read_request__descriptor);
+	const Modal__TaskCommandRouter__TaskExecStdioReadRequest *rq = req;
 	Modal__TaskCommandRouter__TaskExecStdioReadResponse msg =
 	    MODAL__TASK_COMMAND_ROUTER__TASK_EXEC_STDIO_READ_RESPONSE__INIT;
 	_cleanup_(releasep) struct msb *sb = NULL;
@@ -1308,8 +1264,6 @@ static void task_exec_stdio_read(struct gw_grpc_call *call)
 	uint64_t offset;
 	struct mexec *x;
 
-	if (!rq)
-		return;
 	sb = router_sandbox(call, rq->task_id);
 	if (!sb || !(x = exec_of(call, sb, rq->exec_id)))
 		return;
@@ -1396,11 +1350,9 @@ static bool stdin_forward(struct gw_grpc_call *call, struct msb *sb, struct mexe
 	return true;
 }
 
-static void task_exec_stdin_write(struct gw_grpc_call *call)
+static void task_exec_stdin_write(struct gw_grpc_call *call, const void *req)
 {
-	_cleanup_(pb_freep) Modal__TaskCommandRouter__TaskExecStdinWriteRequest *rq =
-	    (Modal__TaskCommandRouter__TaskExecStdinWriteRequest *)gw_grpc_unpack(
-	        call, &modal__task_command_router__task_exec_stdin_write_request__descriptor);
+	const Modal__TaskCommandRouter__TaskExecStdinWriteRequest *rq = req;
 	Modal__TaskCommandRouter__TaskExecStdinWriteResponse out =
 	    MODAL__TASK_COMMAND_ROUTER__TASK_EXEC_STDIN_WRITE_RESPONSE__INIT;
 	_cleanup_(releasep) struct msb *sb = NULL;
@@ -1409,8 +1361,6 @@ static void task_exec_stdin_write(struct gw_grpc_call *call)
 	struct mexec *x;
 	bool ok = true;
 
-	if (!rq)
-		return;
 	sb = router_sandbox(call, rq->task_id);
 	if (!sb || !(x = exec_of(call, sb, rq->exec_id)))
 		return;
@@ -1444,11 +1394,9 @@ static void task_exec_stdin_write(struct gw_grpc_call *call)
 		gw_grpc_reply(call, &out.base);
 }
 
-static void task_exec_wait(struct gw_grpc_call *call, bool hold)
+static void task_exec_wait(struct gw_grpc_call *call, const void *req, bool hold)
 {
-	_cleanup_(pb_freep) Modal__TaskCommandRouter__TaskExecWaitRequest *rq =
-	    (Modal__TaskCommandRouter__TaskExecWaitRequest *)gw_grpc_unpack(
-	        call, &modal__task_command_router__task_exec_wait_request__descriptor);
+	const Modal__TaskCommandRouter__TaskExecWaitRequest *rq = req;
 	/* TaskExecPollResponse has the same fields */
 	Modal__TaskCommandRouter__TaskExecWaitResponse out =
 	    MODAL__TASK_COMMAND_ROUTER__TASK_EXEC_WAIT_RESPONSE__INIT;
@@ -1458,8 +1406,6 @@ static void task_exec_wait(struct gw_grpc_call *call, bool hold)
 	struct mexec *x;
 	bool done;
 
-	if (!rq)
-		return;
 	sb = router_sandbox(call, rq->task_id);
 	if (!sb || !(x = exec_of(call, sb, rq->exec_id)))
 		return;
@@ -1510,11 +1456,9 @@ static void image_add(struct mimage *im)
 	gw_registry_save(&registry);
 }
 
-static void task_snapshot_filesystem(struct gw_grpc_call *call)
+static void task_snapshot_filesystem(struct gw_grpc_call *call, const void *req)
 {
-	_cleanup_(pb_freep) Modal__TaskCommandRouter__TaskSnapshotFilesystemRequest *rq =
-	    (Modal__TaskCommandRouter__TaskSnapshotFilesystemRequest *)gw_grpc_unpack(
-	        call, &modal__task_command_router__task_snapshot_filesystem_request__descriptor);
+	const Modal__TaskCommandRouter__TaskSnapshotFilesystemRequest *rq = req;
 	Modal__TaskCommandRouter__TaskSnapshotFilesystemResponse out =
 	    MODAL__TASK_COMMAND_ROUTER__TASK_SNAPSHOT_FILESYSTEM_RESPONSE__INIT;
 	_cleanup_(releasep) struct msb *sb = NULL;
@@ -1524,8 +1468,6 @@ static void task_snapshot_filesystem(struct gw_grpc_call *call)
 	struct mimage *im;
 	int r;
 
-	if (!rq)
-		return;
 	sb = router_sandbox(call, rq->task_id);
 	if (!sb)
 		return;
@@ -1572,11 +1514,9 @@ static int run_to_end(struct msb *sb, const char *const *argv, const void *in, s
 	                       300000, res, err);
 }
 
-static void task_snapshot_directory(struct gw_grpc_call *call)
+static void task_snapshot_directory(struct gw_grpc_call *call, const void *req)
 {
-	_cleanup_(pb_freep) Modal__TaskCommandRouter__TaskSnapshotDirectoryRequest *rq =
-	    (Modal__TaskCommandRouter__TaskSnapshotDirectoryRequest *)gw_grpc_unpack(
-	        call, &modal__task_command_router__task_snapshot_directory_request__descriptor);
+	const Modal__TaskCommandRouter__TaskSnapshotDirectoryRequest *rq = req;
 	Modal__TaskCommandRouter__TaskSnapshotDirectoryResponse out =
 	    MODAL__TASK_COMMAND_ROUTER__TASK_SNAPSHOT_DIRECTORY_RESPONSE__INIT;
 	_cleanup_(releasep) struct msb *sb = NULL;
@@ -1586,8 +1526,6 @@ static void task_snapshot_directory(struct gw_grpc_call *call)
 	struct mimage *im;
 	int r;
 
-	if (!rq)
-		return;
 	sb = router_sandbox(call, rq->task_id);
 	if (!sb)
 		return;
@@ -1620,11 +1558,9 @@ static void task_snapshot_directory(struct gw_grpc_call *call)
 	gw_grpc_reply(call, &out.base);
 }
 
-static void task_mount_directory(struct gw_grpc_call *call)
+static void task_mount_directory(struct gw_grpc_call *call, const void *req)
 {
-	_cleanup_(pb_freep) Modal__TaskCommandRouter__TaskMountDirectoryRequest *rq =
-	    (Modal__TaskCommandRouter__TaskMountDirectoryRequest *)gw_grpc_unpack(
-	        call, &modal__task_command_router__task_mount_directory_request__descriptor);
+	const Modal__TaskCommandRouter__TaskMountDirectoryRequest *rq = req;
 	Modal__TaskCommandRouter__Empty out = MODAL__TASK_COMMAND_ROUTER__EMPTY__INIT;
 	_cleanup_(releasep) struct msb *sb = NULL;
 	_cleanup_(gw_result_freep) struct gw_result res = {0};
@@ -1635,8 +1571,6 @@ static void task_mount_directory(struct gw_grpc_call *call)
 	bool known;
 	int r;
 
-	if (!rq)
-		return;
 	sb = router_sandbox(call, rq->task_id);
 	if (!sb)
 		return;
@@ -1680,70 +1614,98 @@ static void task_mount_directory(struct gw_grpc_call *call)
 
 /* ---- dispatch ---- */
 
-struct cp_method {
-	const char *name;
-	void (*fn)(struct gw_grpc_call *call, const char *tenant);
-};
-
-static const struct cp_method cp_methods[] = {
-    {"AuthTokenGet", auth_token_get},
-    {"AppGetOrCreate", app_get_or_create},
-    {"ImageGetOrCreate", image_get_or_create},
-    {"ImageFromId", image_from_id},
-    {"ImageDelete", image_delete},
-    {"SecretGetOrCreate", secret_get_or_create},
-    {"SandboxCreate", sandbox_create},
-    {"SandboxGetTaskId", sandbox_get_task_id},
-    {"TaskGetCommandRouterAccess", task_get_command_router_access},
-    {"SandboxWait", sandbox_wait},
-    {"SandboxTerminate", sandbox_terminate},
-};
-
-static void serve_router(struct gw_grpc_call *call, const char *m)
+static void task_exec_wait_held(struct gw_grpc_call *call, const void *req)
 {
-	if (!strcmp(m, "TaskExecStart"))
-		task_exec_start(call);
-	else if (!strcmp(m, "TaskExecStdioRead"))
-		task_exec_stdio_read(call);
-	else if (!strcmp(m, "TaskExecStdinWrite"))
-		task_exec_stdin_write(call);
-	else if (!strcmp(m, "TaskExecWait"))
-		task_exec_wait(call, true);
-	else if (!strcmp(m, "TaskExecPoll"))
-		task_exec_wait(call, false);
-	else if (!strcmp(m, "TaskSnapshotFilesystem"))
-		task_snapshot_filesystem(call);
-	else if (!strcmp(m, "TaskSnapshotDirectory"))
-		task_snapshot_directory(call);
-	else if (!strcmp(m, "TaskMountDirectory"))
-		task_mount_directory(call);
-	else
-		gw_grpc_fail(call, GW_GRPC_UNIMPLEMENTED,
-		             "TaskCommandRouter/%s is not served by airlock-gateway", m);
+	task_exec_wait(call, req, true);
 }
+
+static void task_exec_poll(struct gw_grpc_call *call, const void *req)
+{
+	/* TaskExecPollRequest has TaskExecWaitRequest's fields. */
+	task_exec_wait(call, req, false);
+}
+
+struct method {
+	const char *path;
+	const ProtobufCMessageDescriptor *request; /* unpacked for the handler; NULL: none */
+	/* a control-plane method (the caller's tenant checked first), or a router one */
+	void (*cp)(struct gw_grpc_call *call, const char *tenant, const void *req);
+	void (*router)(struct gw_grpc_call *call, const void *req);
+};
+
+#define CP_METHOD(name, req, fn)                                                                   \
+	{                                                                                          \
+		CP_PREFIX name, req, fn, NULL                                                      \
+	}
+#define ROUTER_METHOD(name, req, fn)                                                               \
+	{                                                                                          \
+		ROUTER_PREFIX name, req, NULL, fn                                                  \
+	}
+
+static const struct method methods[] = {
+    CP_METHOD("AuthTokenGet", NULL, auth_token_get),
+    CP_METHOD("AppGetOrCreate", &modal__client__app_get_or_create_request__descriptor,
+              app_get_or_create),
+    CP_METHOD("ImageGetOrCreate", &modal__client__image_get_or_create_request__descriptor,
+              image_get_or_create),
+    CP_METHOD("ImageFromId", &modal__client__image_from_id_request__descriptor, image_from_id),
+    CP_METHOD("ImageDelete", &modal__client__image_delete_request__descriptor, image_delete),
+    CP_METHOD("SecretGetOrCreate", &modal__client__secret_get_or_create_request__descriptor,
+              secret_get_or_create),
+    CP_METHOD("SandboxCreate", &modal__client__sandbox_create_request__descriptor, sandbox_create),
+    CP_METHOD("SandboxGetTaskId", &modal__client__sandbox_get_task_id_request__descriptor,
+              sandbox_get_task_id),
+    CP_METHOD("TaskGetCommandRouterAccess",
+              &modal__client__task_get_command_router_access_request__descriptor,
+              task_get_command_router_access),
+    CP_METHOD("SandboxWait", &modal__client__sandbox_wait_request__descriptor, sandbox_wait),
+    CP_METHOD("SandboxTerminate", &modal__client__sandbox_terminate_request__descriptor,
+              sandbox_terminate),
+    ROUTER_METHOD("TaskExecStart", &modal__task_command_router__task_exec_start_request__descriptor,
+                  task_exec_start),
+    ROUTER_METHOD("TaskExecStdioRead",
+                  &modal__task_command_router__task_exec_stdio_read_request__descriptor,
+                  task_exec_stdio_read),
+    ROUTER_METHOD("TaskExecStdinWrite",
+                  &modal__task_command_router__task_exec_stdin_write_request__descriptor,
+                  task_exec_stdin_write),
+    ROUTER_METHOD("TaskExecWait", &modal__task_command_router__task_exec_wait_request__descriptor,
+                  task_exec_wait_held),
+    ROUTER_METHOD("TaskExecPoll", &modal__task_command_router__task_exec_wait_request__descriptor,
+                  task_exec_poll),
+    ROUTER_METHOD("TaskSnapshotFilesystem",
+                  &modal__task_command_router__task_snapshot_filesystem_request__descriptor,
+                  task_snapshot_filesystem),
+    ROUTER_METHOD("TaskSnapshotDirectory",
+                  &modal__task_command_router__task_snapshot_directory_request__descriptor,
+                  task_snapshot_directory),
+    ROUTER_METHOD("TaskMountDirectory",
+                  &modal__task_command_router__task_mount_directory_request__descriptor,
+                  task_mount_directory),
+};
 
 void gw_modal_serve(struct gw_server *s, struct gw_grpc_call *call)
 {
 	const char *path = gw_grpc_path(call);
 
 	server = s;
-	if (!strncmp(path, CP_PREFIX, strlen(CP_PREFIX))) {
-		const char *m = path + strlen(CP_PREFIX);
-		const char *tenant;
-		for (size_t i = 0; i < sizeof(cp_methods) / sizeof(*cp_methods); i++)
-			if (!strcmp(m, cp_methods[i].name)) {
-				tenant = cp_tenant(call);
-				if (tenant)
-					cp_methods[i].fn(call, tenant);
-				return;
-			}
-		gw_grpc_fail(call, GW_GRPC_UNIMPLEMENTED,
-		             "ModalClient/%s is not served by airlock-gateway", m);
+	for (size_t i = 0; i < sizeof(methods) / sizeof(*methods); i++) {
+		const struct method *m = &methods[i];
+		const char *tenant = NULL;
+		_cleanup_(pb_freep) ProtobufCMessage *rq = NULL;
+		if (strcmp(path, m->path))
+			continue;
+		if (m->cp && !(tenant = cp_tenant(call)))
+			return;
+		if (m->request && !(rq = gw_grpc_unpack(call, m->request)))
+			return;
+		if (m->cp)
+			m->cp(call, tenant, rq);
+		else
+			m->router(call, rq);
 		return;
 	}
-	if (!strncmp(path, ROUTER_PREFIX, strlen(ROUTER_PREFIX)))
-		return serve_router(call, path + strlen(ROUTER_PREFIX));
-	gw_grpc_fail(call, GW_GRPC_UNIMPLEMENTED, "no gRPC service at %s", path);
+	gw_grpc_fail(call, GW_GRPC_UNIMPLEMENTED, "%s is not served by airlock-gateway", path);
 }
 
 static void discard(struct gw_entry *e)

@@ -170,8 +170,9 @@ class CanaryTest(ht.HarnessTestCase):
 
 class HostedCanaryTest(ht.HarnessTestCase):
     """The same separation for the hosted providers: each provider's key
-    (e2b's, daytona's, cloudflare's, blaxel's, runloop's, vercel's and modal's, checked by an airlock-gateway in front of this
-    class's airlockd) reaches that provider's requests only.  The keys of
+    (e2b's, daytona's, cloudflare's, blaxel's, runloop's, vercel's and modal's,
+    checked by an airlock-gateway in front of this class's airlockd) reaches
+    that provider's requests only.  The keys of
     the other providers sit in the environment as further canaries."""
     # The gateway runs as nobody and reaches airlockd through its socket's group
     # (gateway_test.DAEMON_ARGS).
