@@ -698,8 +698,15 @@ static void submit_done(struct h2_conn *c)
 	pthread_mutex_lock(&c->lock);
 	done = c->done;
 	c->done = NULL;
-	for (struct h2_stream *st = done; st; st = st->next_done)
-		st->queued = false;
+	/* A stream the client closed meanwhile is left out: its thread may free it as soon as
+	 * the lock is released (only this thread closes streams, so the rest stay open). */
+	for (struct h2_stream **p = &done; *p;) {
+		(*p)->queued = false;
+		if ((*p)->closed)
+			*p = (*p)->next_done;
+		else
+			p = &(*p)->next_done;
+	}
 	pthread_mutex_unlock(&c->lock);
 	while (done) {
 		struct h2_stream *next = done->next_done;
