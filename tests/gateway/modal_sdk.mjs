@@ -94,6 +94,15 @@ try {
   const bout = await bin.stdout.readBytes();
   check(bout.length === 3 && bout[0] === 0 && bout[1] === 255 && bout[2] === 1, 'binary output', [...bout]);
 
+  // Figures: a command's round trip (start, both streams, wait) through both services.
+  const trips = [];
+  for (let i = 0; i < 10; i++) {
+    const t = Date.now();
+    await run(sb, ['true']);
+    trips.push(Date.now() - t);
+  }
+  summary.execRoundTripMsMedian = trips.sort((a, b) => a - b)[5];
+
   // Files: text, binary from 1 byte to 10 MiB, directories.
   await sb.filesystem.writeText('hello modal\n', '/workspace/notes/hello.txt');
   check((await sb.filesystem.readText('/workspace/notes/hello.txt')) === 'hello modal\n', 'text round trip');
@@ -101,8 +110,12 @@ try {
   check(r.out === 'hello modal\n', 'text seen inside', r);
   for (const size of [1, 65536, 10 * 1024 * 1024]) {
     const data = randomBytes(size);
+    let t = Date.now();
     await sb.filesystem.writeBytes(data, `/workspace/bin-${size}`);
+    summary[`writeMs${size}`] = Date.now() - t;
+    t = Date.now();
     const back = await sb.filesystem.readBytes(`/workspace/bin-${size}`);
+    summary[`readMs${size}`] = Date.now() - t;
     check(back.length === size && sha(back) === sha(data), `binary ${size}`, back.length);
     r = await run(sb, ['sh', '-c', `sha256sum /workspace/bin-${size} | cut -d' ' -f1`]);
     check(r.out.trim() === sha(data), `binary ${size} inside`, r);

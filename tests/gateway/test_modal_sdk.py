@@ -22,6 +22,7 @@ class ModalSDKTest(gt.GatewayTestCase):
             "MODAL_TOKEN_ID": "ak-tenant-a", "MODAL_TOKEN_SECRET": self.key_a,
             "GW_KEY_B": self.key_b})
         self.assertTrue(summary.get("ok"), summary)
+        print("figures:", {k: v for k, v in summary.items() if "Ms" in k})
         # The SDK reached the gateway over HTTP/2, and the unknown method was answered
         # UNIMPLEMENTED by name.
         self.assertIn("an HTTP/2 (h2c) connection", self.gateway.log())
