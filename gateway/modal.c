@@ -52,12 +52,15 @@
 /* The longest a TaskExecWait or SandboxWait is held (the SDK asks again). */
 #define HOLD_MS 50000
 #define STREAM_CHUNK (1u << 20)
+/* Finished commands kept per sandbox (with their output) for later reads. */
+#define KEEP_EXECS 64
 
 /* GenericResult.status */
 enum { RESULT_SUCCESS = 1, RESULT_TERMINATED = 3, RESULT_TIMEOUT = 4 };
 
 struct mexec {
 	struct mexec *next;
+	int users;   /* calls holding it (under its sandbox's exec_lock): not trimmed */
 	char id[64]; /* the client's exec id */
 	pthread_mutex_t lock;
 	pthread_cond_t changed;
@@ -833,6 +836,7 @@ static struct msb *router_sandbox(struct gw_grpc_call *call, const char *task_id
 	return sb;
 }
 
+/* The command of that exec id, held for the caller until exec_release. */
 static struct mexec *exec_find(struct msb *sb, const char *id)
 {
 	struct mexec *found = NULL;
@@ -841,8 +845,52 @@ static struct mexec *exec_find(struct msb *sb, const char *id)
 	for (struct mexec *x = sb->execs; x && !found; x = x->next)
 		if (!strcmp(x->id, id))
 			found = x;
+	if (found)
+		found->users++;
 	pthread_mutex_unlock(&sb->exec_lock);
 	return found;
+}
+
+static void exec_release(struct msb *sb, struct mexec *x)
+{
+	pthread_mutex_lock(&sb->exec_lock);
+	x->users--;
+	pthread_mutex_unlock(&sb->exec_lock);
+}
+
+/* A held command, given back as it goes out of scope. */
+struct exec_ref {
+	struct msb *sb;
+	struct mexec *x;
+};
+
+static void exec_refp(struct exec_ref *ref)
+{
+	if (ref->x)
+		exec_release(ref->sb, ref->x);
+}
+
+/* Keep the newest finished commands only (running or held ones all stay). */
+static void exec_trim(struct msb *sb)
+{
+	int kept = 0;
+
+	pthread_mutex_lock(&sb->exec_lock);
+	for (struct mexec **p = &sb->execs; *p;) {
+		struct mexec *x = *p;
+		bool done = false;
+		if (!x->users && pthread_mutex_trylock(&x->lock) == 0) {
+			done = x->done;
+			pthread_mutex_unlock(&x->lock);
+		}
+		if (done && ++kept > KEEP_EXECS) {
+			*p = x->next;
+			mexec_free(x);
+			continue;
+		}
+		p = &x->next;
+	}
+	pthread_mutex_unlock(&sb->exec_lock);
 }
 
 static int append_b64(struct al_buf *b, const char *text)
@@ -1178,7 +1226,9 @@ static void task_exec_start(struct gw_grpc_call *call, const void *req)
 	sb = router_sandbox(call, rq->task_id);
 	if (!sb)
 		return;
-	if (exec_find(sb, rq->exec_id)) { /* a retry of a start that got through */
+	x = exec_find(sb, rq->exec_id);
+	if (x) { /* a retry of a start that got through */
+		exec_release(sb, x);
 		gw_grpc_reply(call, &out.base);
 		return;
 	}
@@ -1242,15 +1292,19 @@ static void task_exec_start(struct gw_grpc_call *call, const void *req)
 	x->next = sb->execs;
 	sb->execs = x;
 	pthread_mutex_unlock(&sb->exec_lock);
+	exec_trim(sb);
 	gw_grpc_reply(call, &out.base);
 }
 
-static struct mexec *exec_of(struct gw_grpc_call *call, struct msb *sb, const char *id)
+/* The command of a router call, held in ref; NULL after failing the call. */
+static struct mexec *exec_of(struct gw_grpc_call *call, struct msb *sb, const char *id,
+                             struct exec_ref *ref)
 {
 	struct mexec *x = exec_find(sb, id);
 
 	if (!x)
 		gw_grpc_fail(call, GW_GRPC_NOT_FOUND, "Exec '%s' not found", id);
+	*ref = (struct exec_ref){sb, x};
 	return x;
 }
 
@@ -1260,12 +1314,13 @@ static void task_exec_stdio_read(struct gw_grpc_call *call, const void *req)
 	Modal__TaskCommandRouter__TaskExecStdioReadResponse msg =
 	    MODAL__TASK_COMMAND_ROUTER__TASK_EXEC_STDIO_READ_RESPONSE__INIT;
 	_cleanup_(releasep) struct msb *sb = NULL;
+	_cleanup_(exec_refp) struct exec_ref ref = {0};
 	_cleanup_free_ uint8_t *chunk = malloc(STREAM_CHUNK);
 	uint64_t offset;
 	struct mexec *x;
 
 	sb = router_sandbox(call, rq->task_id);
-	if (!sb || !(x = exec_of(call, sb, rq->exec_id)))
+	if (!sb || !(x = exec_of(call, sb, rq->exec_id, &ref)))
 		return;
 	if (!chunk) {
 		gw_grpc_fail(call, GW_GRPC_RESOURCE_EXHAUSTED, "out of memory");
@@ -1356,13 +1411,14 @@ static void task_exec_stdin_write(struct gw_grpc_call *call, const void *req)
 	Modal__TaskCommandRouter__TaskExecStdinWriteResponse out =
 	    MODAL__TASK_COMMAND_ROUTER__TASK_EXEC_STDIN_WRITE_RESPONSE__INIT;
 	_cleanup_(releasep) struct msb *sb = NULL;
+	_cleanup_(exec_refp) struct exec_ref ref = {0};
 	const uint8_t *data;
 	size_t len, skip;
 	struct mexec *x;
 	bool ok = true;
 
 	sb = router_sandbox(call, rq->task_id);
-	if (!sb || !(x = exec_of(call, sb, rq->exec_id)))
+	if (!sb || !(x = exec_of(call, sb, rq->exec_id, &ref)))
 		return;
 	pthread_mutex_lock(&x->stdin_lock);
 	if (rq->offset > x->stdin_offset) {
@@ -1401,13 +1457,14 @@ static void task_exec_wait(struct gw_grpc_call *call, const void *req, bool hold
 	Modal__TaskCommandRouter__TaskExecWaitResponse out =
 	    MODAL__TASK_COMMAND_ROUTER__TASK_EXEC_WAIT_RESPONSE__INIT;
 	_cleanup_(releasep) struct msb *sb = NULL;
+	_cleanup_(exec_refp) struct exec_ref ref = {0};
 	long timeout = gw_grpc_timeout_ms(call);
 	uint64_t until;
 	struct mexec *x;
 	bool done;
 
 	sb = router_sandbox(call, rq->task_id);
-	if (!sb || !(x = exec_of(call, sb, rq->exec_id)))
+	if (!sb || !(x = exec_of(call, sb, rq->exec_id, &ref)))
 		return;
 	/* Held until the end, or (before the client's deadline) answered DEADLINE_EXCEEDED,
 	 * which the SDK asks again after. */
