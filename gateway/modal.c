@@ -808,6 +808,17 @@ static void sandbox_terminate(struct gw_grpc_call *call, const char *tenant, con
 
 /* ---- the command router: commands ---- */
 
+/* Whether the token given is the one expected, in time independent of where they differ. */
+static bool same_token(const char *given, const char *expected)
+{
+	size_t n = strlen(expected), m = strlen(given);
+	unsigned char diff = n != m;
+
+	for (size_t i = 0; i < n; i++)
+		diff |= (unsigned char)(expected[i] ^ (i < m ? given[i] : 0));
+	return diff == 0;
+}
+
 /* The sandbox of a router call: its task id and the router token given for it. */
 static struct msb *router_sandbox(struct gw_grpc_call *call, const char *task_id)
 {
@@ -821,7 +832,7 @@ static struct msb *router_sandbox(struct gw_grpc_call *call, const char *task_id
 		gw_grpc_fail(call, GW_GRPC_NOT_FOUND, "Task '%s' not found", task_id);
 		return NULL;
 	}
-	ok = auth && !strncasecmp(auth, "Bearer ", 7) && !strcmp(auth + 7, sb->router_token);
+	ok = auth && !strncasecmp(auth, "Bearer ", 7) && same_token(auth + 7, sb->router_token);
 	if (!ok) {
 		gw_registry_release(&registry, &sb->entry);
 		gw_grpc_fail(call, GW_GRPC_UNAUTHENTICATED,

@@ -34,13 +34,13 @@ async function run(sb, argv, opts) {
 }
 
 // A raw gRPC call (grpc-js, what the SDK itself runs on): its status code and details.
-function rawCall(path, metadata) {
+function rawCall(path, metadata, message = Buffer.alloc(0)) {
   const url = new URL(process.env.MODAL_SERVER_URL);
   const client = new grpc.Client(url.host, grpc.credentials.createInsecure());
   const md = new grpc.Metadata();
   for (const [k, v] of Object.entries(metadata)) md.set(k, v);
   return new Promise((resolve) => {
-    client.makeUnaryRequest(path, (x) => x, (x) => x, Buffer.alloc(0), md, (err) => {
+    client.makeUnaryRequest(path, (x) => x, (x) => x, message, md, (err) => {
       client.close();
       resolve(err ? { code: err.code, details: err.details } : { code: 0 });
     });
@@ -161,6 +161,12 @@ try {
   const badKey = await rawCall('/modal.client.ModalClient/AuthTokenGet', {
     'x-modal-token-id': 'ak-a', 'x-modal-token-secret': 'not-a-key-of-this-gateway' });
   check(badKey.code === 16, 'wrong key', badKey);
+  // The router wants the token given for the task (the gateway's task id is the
+  // sandbox's with "ta-"; the request is TaskExecWaitRequest{task_id = 1}).
+  const taskId = Buffer.from('ta-' + sb.sandboxId.slice(3));
+  const badRouter = await rawCall('/modal.task_command_router.TaskCommandRouter/TaskExecWait',
+    { authorization: 'Bearer not-the-router-token' }, Buffer.concat([Buffer.from([0x0a, taskId.length]), taskId]));
+  check(badRouter.code === 16, 'wrong router token', badRouter);
   summary.unknownMethod = unknown;
 } finally {
   for (const s of extra) await s.terminate();
