@@ -13,7 +13,14 @@
  *
  * One thread per HTTP/2 connection runs the nghttp2 session; one thread per request
  * stream waits for its answer, so a long poll on one stream holds up no other.
+ *
+ * gRPC (content-type application/grpc: Modal's SDK) is the exception: such a stream is
+ * served here, by the service's handler in the stream's thread (grpc.h), since gRPC needs
+ * trailers and server streams that the HTTP/1.1 hop would lose.  Its messages go out as
+ * the handler sends them (the stream's data source defers while there is nothing to send
+ * and is resumed on each message), and its status follows as trailers.
  */
+#include "grpc.h"
 #include "server.h"
 
 #include "cleanup.h"
@@ -41,6 +48,12 @@ struct h2_header {
 };
 
 struct h2_conn;
+struct h2_stream;
+
+/* What grpc.h hands to a service: its stream. */
+struct gw_grpc_call {
+	struct h2_stream *st;
+};
 
 struct h2_stream {
 	struct h2_stream *next;      /* in the connection's list of live streams */
@@ -59,6 +72,14 @@ struct h2_stream {
 	size_t n_resp_headers;
 	struct al_buf resp_body;
 	size_t sent;
+	bool queued; /* in the connection's list of streams with something to send */
+	struct gw_grpc_call call;
+	/* gRPC calls (grpc.h), the fields below their stream's lock */
+	bool grpc;
+	bool grpc_started; /* the response headers are submitted (session thread only) */
+	bool grpc_done;    /* the handler gave the status */
+	int grpc_status;
+	char *grpc_message;
 };
 
 struct h2_conn {
@@ -104,6 +125,7 @@ static void stream_free(struct h2_stream *st)
 	}
 	free(st->resp_headers);
 	al_buf_free(&st->resp_body);
+	free(st->grpc_message);
 	free(st);
 }
 
@@ -235,20 +257,33 @@ static void wake(struct h2_conn *c)
 		;
 }
 
+/* st has something to send: the session thread's next round submits it (under c->lock). */
+static void queue_locked(struct h2_conn *c, struct h2_stream *st)
+{
+	if (st->queued)
+		return;
+	st->queued = true;
+	st->next_done = c->done;
+	c->done = st;
+}
+
+static void grpc_run(struct h2_conn *c, struct h2_stream *st);
+
 static void *worker(void *arg)
 {
 	struct h2_stream *st = arg;
 	struct h2_conn *c = st->conn;
 
-	forward(c, st);
+	if (st->grpc)
+		grpc_run(c, st);
+	else
+		forward(c, st);
 	pthread_mutex_lock(&c->lock);
 	st->in_worker = false;
-	if (st->closed) {
+	if (st->closed)
 		stream_forget(c, st); /* the client gave up on it */
-	} else {
-		st->next_done = c->done;
-		c->done = st;
-	}
+	else if (!st->grpc)
+		queue_locked(c, st); /* a gRPC call queued its own sends */
 	c->workers--;
 	pthread_cond_broadcast(&c->idle);
 	pthread_mutex_unlock(&c->lock);
@@ -256,22 +291,144 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/* ---- gRPC calls (grpc.h) ---- */
+
+static struct h2_stream *call_stream(const struct gw_grpc_call *call)
+{
+	return call->st;
+}
+
+static struct gw_grpc_call *stream_call(struct h2_stream *st)
+{
+	return &st->call;
+}
+
+const char *gw_grpc_path(const struct gw_grpc_call *call)
+{
+	return call_stream(call)->path;
+}
+
+const char *gw_grpc_authority(const struct gw_grpc_call *call)
+{
+	return call_stream(call)->authority;
+}
+
+const char *gw_grpc_metadata(const struct gw_grpc_call *call, const char *name)
+{
+	size_t len = strlen(name);
+
+	/* Set before the call's thread starts, read-only from then on. */
+	for (const struct curl_slist *h = call_stream(call)->headers; h; h = h->next)
+		if (!strncasecmp(h->data, name, len) && h->data[len] == ':')
+			return h->data + len + (h->data[len + 1] == ' ' ? 2 : 1);
+	return NULL;
+}
+
+const void *gw_grpc_request(const struct gw_grpc_call *call, size_t *len)
+{
+	const struct h2_stream *st = call_stream(call);
+
+	*len = st->body.len - 5; /* grpc_run checked the frame */
+	return st->body.data + 5;
+}
+
+int gw_grpc_send_bytes(struct gw_grpc_call *call, const void *data, size_t len)
+{
+	struct h2_stream *st = call_stream(call);
+	struct h2_conn *c = st->conn;
+	uint8_t prefix[5] = {0, (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
+	                     (uint8_t)len};
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	if (st->closed || st->grpc_done)
+		r = -EPIPE;
+	else if (al_buf_append(&st->resp_body, prefix, sizeof(prefix)) < 0 ||
+	         al_buf_append(&st->resp_body, data, len) < 0)
+		r = -ENOMEM;
+	else
+		queue_locked(c, st);
+	pthread_mutex_unlock(&c->lock);
+	if (r == 0)
+		wake(c);
+	return r;
+}
+
+void gw_grpc_finish(struct gw_grpc_call *call, int code, const char *message)
+{
+	struct h2_stream *st = call_stream(call);
+	struct h2_conn *c = st->conn;
+
+	pthread_mutex_lock(&c->lock);
+	if (!st->grpc_done) {
+		st->grpc_done = true;
+		st->grpc_status = code;
+		st->grpc_message = message && *message ? gw_grpc_percent_encode(message) : NULL;
+		if (!st->closed)
+			queue_locked(c, st);
+	}
+	pthread_mutex_unlock(&c->lock);
+	wake(c);
+}
+
+bool gw_grpc_gone(struct gw_grpc_call *call)
+{
+	struct h2_stream *st = call_stream(call);
+	bool gone;
+
+	pthread_mutex_lock(&st->conn->lock);
+	gone = st->closed;
+	pthread_mutex_unlock(&st->conn->lock);
+	return gone;
+}
+
+/* The call served by its service, in the stream's thread. */
+static void grpc_run(struct h2_conn *c, struct h2_stream *st)
+{
+	const uint8_t *b = (const uint8_t *)st->body.data;
+	size_t len;
+
+	if (st->body.len < 5) {
+		gw_grpc_finish(stream_call(st), GW_GRPC_INTERNAL, "no request message");
+		return;
+	}
+	len = (size_t)b[1] << 24 | (size_t)b[2] << 16 | (size_t)b[3] << 8 | b[4];
+	if (b[0] != 0)
+		gw_grpc_finish(stream_call(st), GW_GRPC_UNIMPLEMENTED,
+		               "compressed messages are not supported");
+	else if (len != st->body.len - 5)
+		gw_grpc_finish(
+		    stream_call(st), GW_GRPC_INTERNAL,
+		    "one request message was expected (a unary or server-streaming call)");
+	else
+		gw_modal_serve(c->server, stream_call(st));
+	gw_grpc_finish(stream_call(st), GW_GRPC_INTERNAL, "the call ended without a status");
+}
+
 /* ---- the nghttp2 session ---- */
 
-static ssize_t read_answer(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
-                           uint32_t *data_flags, nghttp2_data_source *source, void *user_data)
+/* What fits in buf of the answer not yet sent, taken. */
+static size_t copy_out(struct h2_stream *st, uint8_t *buf, size_t length)
 {
-	struct h2_stream *st = source->ptr;
 	size_t n = st->resp_body.len - st->sent;
 
-	(void)session;
-	(void)stream_id;
-	(void)user_data;
 	if (n > length)
 		n = length;
 	if (n)
 		memcpy(buf, st->resp_body.data + st->sent, n);
 	st->sent += n;
+	return n;
+}
+
+static ssize_t read_answer(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
+                           uint32_t *data_flags, nghttp2_data_source *source, void *user_data)
+{
+	struct h2_stream *st = source->ptr;
+	size_t n = copy_out(st, buf, length);
+
+	(void)session;
+	(void)stream_id;
+	(void)user_data;
 	if (st->sent == st->resp_body.len)
 		*data_flags |= NGHTTP2_DATA_FLAG_EOF;
 	return (ssize_t)n;
@@ -313,6 +470,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
 	if (!st)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	st->conn = c;
+	st->call.st = st;
 	st->id = frame->hd.stream_id;
 	pthread_mutex_lock(&c->lock);
 	st->next = c->streams;
@@ -347,6 +505,9 @@ static int on_header_field(nghttp2_session *session, const nghttp2_frame *frame,
 	}
 	if (name[0] == ':' || is_hop_by_hop((const char *)name, namelen))
 		return 0;
+	if (namelen == 12 && !memcmp(name, "content-type", 12) && valuelen >= 16 &&
+	    !memcmp(value, "application/grpc", 16))
+		st->grpc = true;
 	if (asprintf(&line, "%.*s: %.*s", (int)namelen, name, (int)valuelen, value) < 0)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	st->headers = curl_slist_append(st->headers, line);
@@ -432,6 +593,82 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 	return 0;
 }
 
+static void submit_trailers(struct h2_conn *c, struct h2_stream *st, bool headers_too)
+{
+	char status[16];
+	nghttp2_nv nv[4];
+	size_t n = 0;
+
+	snprintf(status, sizeof(status), "%d", st->grpc_status);
+	if (headers_too) {
+		nv[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)"200", 7, 3,
+		                       NGHTTP2_NV_FLAG_NONE};
+		nv[n++] = (nghttp2_nv){(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12,
+		                       16, NGHTTP2_NV_FLAG_NONE};
+	}
+	nv[n++] = (nghttp2_nv){(uint8_t *)"grpc-status", (uint8_t *)status, 11, strlen(status),
+	                       NGHTTP2_NV_FLAG_NONE};
+	if (st->grpc_message)
+		nv[n++] = (nghttp2_nv){(uint8_t *)"grpc-message", (uint8_t *)st->grpc_message, 12,
+		                       strlen(st->grpc_message), NGHTTP2_NV_FLAG_NONE};
+	if (headers_too ? nghttp2_submit_response(c->session, st->id, nv, n, NULL)
+	                : nghttp2_submit_trailer(c->session, st->id, nv, n))
+		nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, st->id,
+		                          NGHTTP2_INTERNAL_ERROR);
+}
+
+/* The messages a gRPC call has sent so far, then its trailers once it is done. */
+static ssize_t read_grpc(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
+                         uint32_t *data_flags, nghttp2_data_source *source, void *user_data)
+{
+	struct h2_stream *st = source->ptr;
+	struct h2_conn *c = user_data;
+	size_t n;
+	bool done;
+
+	(void)session;
+	(void)stream_id;
+	pthread_mutex_lock(&c->lock);
+	n = copy_out(st, buf, length);
+	if (st->sent == st->resp_body.len)
+		st->sent = st->resp_body.len = 0; /* all out: the buffer starts afresh */
+	done = st->grpc_done && st->resp_body.len == 0;
+	pthread_mutex_unlock(&c->lock);
+	if (done) {
+		*data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+		submit_trailers(c, st, false);
+		return (ssize_t)n;
+	}
+	return n ? (ssize_t)n : NGHTTP2_ERR_DEFERRED;
+}
+
+static void grpc_submit(struct h2_conn *c, struct h2_stream *st)
+{
+	nghttp2_data_provider data = {.source.ptr = st, .read_callback = read_grpc};
+	const nghttp2_nv nv[] = {
+	    {(uint8_t *)":status", (uint8_t *)"200", 7, 3, NGHTTP2_NV_FLAG_NONE},
+	    {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16,
+	     NGHTTP2_NV_FLAG_NONE},
+	};
+	bool trailers_only;
+
+	if (st->grpc_started) {
+		nghttp2_session_resume_data(c->session, st->id);
+		return;
+	}
+	st->grpc_started = true;
+	pthread_mutex_lock(&c->lock);
+	trailers_only = st->grpc_done && st->resp_body.len == 0;
+	pthread_mutex_unlock(&c->lock);
+	/* A call that fails before any message answers with one block (gRPC's
+	 * "Trailers-Only" response). */
+	if (trailers_only)
+		submit_trailers(c, st, true);
+	else if (nghttp2_submit_response(c->session, st->id, nv, 2, &data) != 0)
+		nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, st->id,
+		                          NGHTTP2_INTERNAL_ERROR);
+}
+
 /* Everything nghttp2 has to send, written out (blocking). */
 static int flush(struct h2_conn *c)
 {
@@ -461,10 +698,22 @@ static void submit_done(struct h2_conn *c)
 	pthread_mutex_lock(&c->lock);
 	done = c->done;
 	c->done = NULL;
+	/* A stream the client closed meanwhile is left out: its thread may free it as soon as
+	 * the lock is released (only this thread closes streams, so the rest stay open). */
+	for (struct h2_stream **p = &done; *p;) {
+		(*p)->queued = false;
+		if ((*p)->closed)
+			*p = (*p)->next_done;
+		else
+			p = &(*p)->next_done;
+	}
 	pthread_mutex_unlock(&c->lock);
 	while (done) {
 		struct h2_stream *next = done->next_done;
-		submit_answer(c, done);
+		if (done->grpc)
+			grpc_submit(c, done);
+		else
+			submit_answer(c, done);
 		done = next;
 	}
 }

@@ -8,6 +8,7 @@
  * once it has opened what it needs (confine.h).
  */
 #include "confine.h"
+#include "grpc.h"
 #include "server.h"
 
 #include "cleanup.h"
@@ -52,6 +53,7 @@ static void shutdown_services(void)
 	gw_blaxel_shutdown();
 	gw_runloop_shutdown();
 	gw_vercel_shutdown();
+	gw_modal_shutdown();
 }
 
 /* Read each service's saved registry (as the user the gateway starts as). */
@@ -69,6 +71,8 @@ static int init_services(struct gw_server *s, struct al_error *err)
 		r = gw_runloop_init(s, err);
 	if (r == 0)
 		r = gw_vercel_init(s, err);
+	if (r == 0)
+		r = gw_modal_init(s, err);
 	return r;
 }
 

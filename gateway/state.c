@@ -19,6 +19,7 @@
 static const char *const file_names[GW_N_SERVICES] = {
     [GW_E2B] = "e2b.json",       [GW_DAYTONA] = "daytona.json", [GW_CLOUDFLARE] = "cloudflare.json",
     [GW_BLAXEL] = "blaxel.json", [GW_RUNLOOP] = "runloop.json", [GW_VERCEL] = "vercel.json",
+    [GW_MODAL] = "modal.json",
 };
 
 /* One writer at a time: the temporary file's name is per process, not per thread. */

@@ -3,10 +3,10 @@
 
 /*
  * The gateway's registries on disk (--state-dir): one JSON file per service (e2b.json,
- * daytona.json, cloudflare.json, blaxel.json, runloop.json, vercel.json) holding what maps the
- * service's ids to airlockd's sandboxes and snapshots, the tenant of each and what the service
- * shows of it (metadata, labels, tokens), so that a restarted gateway serves the same sandboxes to
- * the same tenants.  Each file is replaced whole, atomically (temporary file, fsync,
+ * daytona.json, cloudflare.json, blaxel.json, runloop.json, vercel.json, modal.json) holding what
+ * maps the service's ids to airlockd's sandboxes and snapshots, the tenant of each and what the
+ * service shows of it (metadata, labels, tokens), so that a restarted gateway serves the same
+ * sandboxes to the same tenants.  Each file is replaced whole, atomically (temporary file, fsync,
  * rename, fsync of the directory), mode 0600 in a directory of mode 0700: it holds the
  * envd access tokens.
  *
@@ -30,6 +30,7 @@ enum gw_service {
 	GW_BLAXEL,
 	GW_RUNLOOP,
 	GW_VERCEL,
+	GW_MODAL,
 	GW_N_SERVICES
 };
 

@@ -30,8 +30,8 @@ static void wipe_freep(char **s)
 	wipe_free(*s);
 }
 
-static const char *const hosted_types[] = {"e2b",    "daytona", "cloudflare",
-                                           "blaxel", "runloop", "vercel"};
+static const char *const hosted_types[] = {"e2b",     "daytona", "cloudflare", "blaxel",
+                                           "runloop", "vercel",  "modal"};
 #define N_HOSTED (sizeof(hosted_types) / sizeof(hosted_types[0]))
 
 static const char *const store_types[AL_CREDENTIALS_STORES] = {"s3", "r2", "gcs", "azure_blob"};

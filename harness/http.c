@@ -289,6 +289,14 @@ static void setup_request(struct al_http *h, const struct al_http_request *rq,
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, h->cfg.connect_timeout_ms);
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (rq->http2) {
+		curl_easy_setopt(c, CURLOPT_HTTP_VERSION,
+		                 strncmp(rq->url, "http://", 7)
+		                     ? (long)CURL_HTTP_VERSION_2TLS
+		                     : (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+		curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
+		curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+	}
 	/* Never configurable: a private CA is trusted by naming it, not by skipping checks. */
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);

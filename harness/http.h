@@ -68,6 +68,10 @@ struct al_http_request {
 	/* Response headers whose values are wanted (case-insensitive names), NULL-ended;
 	 * the values land in al_http_response.captured[i] ("" when absent). */
 	const char *const *capture;
+	/* HTTP/2 (gRPC): with prior knowledge to an http:// URL, by ALPN to https://; each
+	 * request on a connection of its own, as libcurl 7.88 (Debian 12's) fails requests
+	 * after the first on a reused cleartext HTTP/2 connection. */
+	bool http2;
 };
 
 #define AL_HTTP_MAX_CAPTURE 4

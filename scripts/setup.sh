@@ -39,9 +39,14 @@ PACKAGES=(
 	clang libclang-rt-14-dev llvm
 )
 
+# From trixie, because CRIU from trixie brings trixie's libraries and bookworm's -dev
+# packages want the older ones: protobuf-c for the gateway's Modal gRPC service
+# (gateway/proto), libnftables for sandbox allowlists (runtime/daemon/network.c).
+TRIXIE_PACKAGES=(libprotobuf-c-dev protobuf-c-compiler libnftables-dev nftables)
+
 missing_packages() {
 	local p
-	for p in "${PACKAGES[@]}"; do
+	for p in "$@"; do
 		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || echo "$p"
 	done
 }
@@ -91,7 +96,7 @@ criu_ok() {
 
 install_packages() {
 	local miss
-	miss=$(missing_packages)
+	miss=$(missing_packages "${PACKAGES[@]}")
 	local updated=0
 	if setup_trixie_source; then
 		apt-get update -q
@@ -107,13 +112,11 @@ install_packages() {
 		[ $updated = 1 ] || apt-get update -q
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -t trixie criu
 	fi
-	# Sandbox allowlists (runtime/daemon/network.c): libnftables-dev must match
-	# the libnftables1 that trixie's CRIU pulls in, so both come from trixie.
-	if ! dpkg-query -W -f='${Status}' libnftables-dev nftables 2>/dev/null |
-		grep -q '^install ok installed.*install ok installed$'; then
+	miss=$(missing_packages "${TRIXIE_PACKAGES[@]}")
+	if [ -n "$miss" ]; then
 		[ $updated = 1 ] || apt-get update -q
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-			-t trixie libnftables-dev nftables
+		# shellcheck disable=SC2086
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -t trixie $miss
 	fi
 }
 

@@ -8,7 +8,7 @@
 
 static const struct al_provider_ops *const builtin[] = {
     &al_provider_local,  &al_provider_e2b,     &al_provider_daytona, &al_provider_cloudflare,
-    &al_provider_blaxel, &al_provider_runloop, &al_provider_vercel,
+    &al_provider_blaxel, &al_provider_runloop, &al_provider_vercel,  &al_provider_modal,
 };
 
 /* Where each hosted provider's key comes from: its SDK's variable, the credentials file's
@@ -23,6 +23,9 @@ static const struct {
     {"blaxel", "BL_API_KEY", "blaxel_api_key"},
     {"runloop", "RUNLOOP_API_KEY", "runloop_api_key"},
     {"vercel", "VERCEL_TOKEN", "vercel_token"},
+    /* Modal's token has two halves: the secret is the key, the id an option
+     * (token_id, MODAL_TOKEN_ID). */
+    {"modal", "MODAL_TOKEN_SECRET", "modal_token_secret"},
 };
 
 const char *al_provider_key_env(const char *type)

@@ -213,3 +213,4 @@ extern const struct al_provider_ops al_provider_cloudflare;
 extern const struct al_provider_ops al_provider_blaxel;
 extern const struct al_provider_ops al_provider_runloop;
 extern const struct al_provider_ops al_provider_vercel;
+extern const struct al_provider_ops al_provider_modal;

@@ -8,7 +8,9 @@
 // RUNLOOP_API_KEY; its persistence is a native disk snapshot reference, or a tar when argv[3]
 // is "tar": an ephemeral manifest entry makes the client fall back to one).  The last line
 // printed is a JSON summary.  vercel: as in vercel_sdk.mjs (through vercel_fetch.cjs); its
-// persistence is a tar, or a native snapshot when argv[3] is "snapshot".
+// persistence is a tar, or a native snapshot when argv[3] is "snapshot".  modal: as in
+// modal_sdk.mjs (MODAL_SERVER_URL, MODAL_TOKEN_ID, MODAL_TOKEN_SECRET); its persistence is
+// argv[3]: tar (the default), snapshot_filesystem or snapshot_directory.
 import { Manifest } from '@openai/agents-core/sandbox';
 import { check } from './checks.mjs';
 
@@ -40,6 +42,10 @@ async function client() {
     const { RunloopSandboxClient } = await import('@openai/agents-extensions/sandbox/runloop');
     return new RunloopSandboxClient({});
   }
+  if (which === 'modal') {
+    const { ModalSandboxClient } = await import('@openai/agents-extensions/sandbox/modal');
+    return new ModalSandboxClient({ appName: 'gw-agents', workspacePersistence: process.argv[3] || 'tar' });
+  }
   throw new Error(`unknown client ${which}`);
 }
 const tarForced = process.argv[3] === 'tar';
@@ -67,7 +73,9 @@ try {
   const tar = await first.persistWorkspace();
   const head = new TextDecoder().decode(tar.slice(0, 64));
   summary.persisted = head.startsWith('RUNLOOP_SANDBOX_SNAPSHOT_V1') ? 'runloop-snapshot'
-    : head.startsWith('UC_VERCEL_SNAPSHOT_V1') ? 'vercel-snapshot' : 'tar';
+    : head.startsWith('UC_VERCEL_SNAPSHOT_V1') ? 'vercel-snapshot'
+    : head.startsWith('MODAL_SANDBOX_FS_SNAPSHOT_V1') ? 'modal-fs-snapshot'
+    : head.startsWith('MODAL_SANDBOX_DIR_SNAPSHOT_V1') ? 'modal-dir-snapshot' : 'tar';
   if (summary.persisted === 'tar')
     check(tar instanceof Uint8Array && tar.length > 512, 'persisted a tar', tar && tar.length);
   summary.tarBytes = tar.length;

@@ -3,8 +3,9 @@
 // (test_restart.py runs it twice).  `create`: an E2B (`e2b`), a Daytona
 // (`@daytonaio/sdk`), a Blaxel (`@blaxel/core`) sandbox, a Runloop
 // (`@runloop/api-client`) devbox and a Vercel (`@vercel/sandbox`, through
-// vercel_fetch.cjs) sandbox, each with a file written through the SDK, a disk snapshot
-// of the devbox and a snapshot of a second Vercel sandbox; prints their ids.  `reconnect IDS_JSON` (after the
+// vercel_fetch.cjs) sandbox and a Modal (`modal`) sandbox, each with a file written through
+// the SDK, a disk snapshot of the devbox, a snapshot of a second Vercel sandbox and a
+// filesystem snapshot of the Modal sandbox; prints their ids.  `reconnect IDS_JSON` (after the
 // restart): the same SDKs find them again by id or name, run a command that reads
 // the file, then delete them.  Environment: each SDK's own variables for tenant A
 // (as the other gateway tests), GW_KEY_B (tenant B, which must not see them).
@@ -13,6 +14,7 @@ import { Daytona, DaytonaNotFoundError } from '@daytonaio/sdk';
 import { SandboxInstance } from '@blaxel/core';
 import { RunloopSDK, NotFoundError as RunloopNotFoundError } from '@runloop/api-client';
 import { Sandbox as VercelSandbox, Snapshot as VercelSnapshot } from '@vercel/sandbox';
+import { ModalClient, NotFoundError as ModalNotFoundError } from 'modal';
 
 const vercelCreds = { teamId: process.env.VERCEL_TEAM_ID, projectId: process.env.VERCEL_PROJECT_ID, token: process.env.VERCEL_TOKEN };
 import { randomBytes } from 'node:crypto';
@@ -35,9 +37,16 @@ if (phase === 'create') {
   const vercelSource = await VercelSandbox.create({ ...vercelCreds });
   await vercelSource.writeFiles([{ path: 'snapped.txt', content: Buffer.from('vercel snapped\n') }]);
   const vercelSnap = await vercelSource.snapshot();
+  const modal = new ModalClient();
+  const app = await modal.apps.fromName('gw-restart', { createIfMissing: true });
+  const msb = await modal.sandboxes.create(app, modal.images.fromRegistry('debian:bookworm-slim'), { workdir: '/workspace' });
+  await msb.filesystem.writeText('modal kept\n', '/workspace/kept.txt');
+  const modalImage = await msb.snapshotFilesystem();
+  modal.close();
   console.log(JSON.stringify({ ok: true, e2b: e2b.sandboxId, daytona: daytona.id, daytonaName: daytona.name, blaxel: blaxelName,
                                runloop: devbox.id, runloopSnapshot: snap.id, vercel: vercel.sandboxId,
-                               vercelSnapshot: vercelSnap.snapshotId }));
+                               vercelSnapshot: vercelSnap.snapshotId, modal: msb.sandboxId,
+                               modalImage: modalImage.imageId }));
 } else if (phase === 'reconnect') {
   const ids = JSON.parse(process.argv[3]);
   const keyB = process.env.GW_KEY_B;
@@ -85,6 +94,22 @@ if (phase === 'create') {
   await fromSnap.stop();
   await vercel.stop();
   await (await VercelSnapshot.get({ ...vercelCreds, snapshotId: ids.vercelSnapshot })).delete();
+  // Modal: the sandbox by id (its task and router token kept), and a sandbox made from the
+  // filesystem snapshot taken before.
+  const modal = new ModalClient();
+  const modalB = new ModalClient({ tokenId: 'ak-b', tokenSecret: keyB });
+  await rejects(modalB.sandboxes.fromId(ids.modal), ModalNotFoundError, 'modal: tenant B gets A\'s sandbox');
+  modalB.close();
+  const msb = await modal.sandboxes.fromId(ids.modal);
+  const p8 = await msb.exec(['cat', '/workspace/kept.txt']);
+  check((await p8.stdout.readText()) === 'modal kept\n' && (await p8.wait()) === 0, 'modal command after the restart');
+  const app = await modal.apps.fromName('gw-restart', { createIfMissing: true });
+  const fromImage = await modal.sandboxes.create(app, await modal.images.fromId(ids.modalImage));
+  check((await fromImage.filesystem.readText('/workspace/kept.txt')) === 'modal kept\n', 'modal sandbox from a snapshot taken before the restart');
+  await fromImage.terminate();
+  await msb.terminate();
+  await modal.images.delete(ids.modalImage);
+  modal.close();
   console.log(JSON.stringify({ ok: true }));
 } else {
   throw new Error(`unknown phase ${phase}`);

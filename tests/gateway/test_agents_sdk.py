@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The OpenAI Agents SDK's own sandbox clients (@openai/agents-extensions
 0.18.0 with @openai/agents-core 0.18.0) for E2B, Daytona, the Cloudflare
-bridge, Blaxel, Runloop and Vercel (native snapshot and tar persistence) against airlock-gateway backed by a real airlockd: materialise a manifest, exec, persistWorkspace, then
+bridge, Blaxel, Runloop, Vercel and Modal (native snapshot and tar persistence) against airlock-gateway backed by a real airlockd: materialise a manifest, exec, persistWorkspace, then
 hydrateWorkspace into a fresh sandbox, delete (agents_sdk.mjs)."""
 
 import os
@@ -58,6 +58,22 @@ class AgentsSDKTest(gt.GatewayTestCase):
         from test_vercel_sdk import vercel_env
         summary = self.run_client("vercel", vercel_env(self.gateway, self.key_a), args=["snapshot"])
         self.assertEqual(summary["persisted"], "vercel-snapshot")
+
+    def modal_env(self):
+        return {"MODAL_SERVER_URL": self.gateway.url, "MODAL_TOKEN_ID": "ak-tenant-a",
+                "MODAL_TOKEN_SECRET": self.key_a}
+
+    def test_modal_client_tar(self):
+        summary = self.run_client("modal", self.modal_env(), args=["tar"])
+        self.assertEqual(summary["persisted"], "tar")
+
+    def test_modal_client_snapshot_filesystem(self):
+        summary = self.run_client("modal", self.modal_env(), args=["snapshot_filesystem"])
+        self.assertEqual(summary["persisted"], "modal-fs-snapshot")
+
+    def test_modal_client_snapshot_directory(self):
+        summary = self.run_client("modal", self.modal_env(), args=["snapshot_directory"])
+        self.assertEqual(summary["persisted"], "modal-dir-snapshot")
 
     def test_cloudflare_bridge_wants_a_key(self):
         body = self.refused("/cloudflare/v1/sandbox",

@@ -60,7 +60,9 @@ class RestartTest(gt.GatewayTestCase):
         env = {"E2B_API_URL": self.gateway.url, "E2B_SANDBOX_URL": self.gateway.url,
                "E2B_API_KEY": self.key_a, "GW_KEY_B": self.key_b,
                "DAYTONA_API_URL": self.gateway.url + "/daytona/api", "DAYTONA_API_KEY": self.key_a,
-               "RUNLOOP_BASE_URL": self.gateway.url, "RUNLOOP_API_KEY": self.key_a}
+               "RUNLOOP_BASE_URL": self.gateway.url, "RUNLOOP_API_KEY": self.key_a,
+               "MODAL_SERVER_URL": self.gateway.url, "MODAL_TOKEN_ID": "ak-tenant-a",
+               "MODAL_TOKEN_SECRET": self.key_a}
         env.update(blaxel_env(self.gateway, self.key_a))
         env.update(vercel_env(self.gateway, self.key_a))
         return env
@@ -73,14 +75,14 @@ class RestartTest(gt.GatewayTestCase):
         cf = json.loads(body)["id"]
         self.assertEqual(bridge_exec(self.gateway, self.key_a, cf, "echo cf kept > /workspace/kept.txt; echo ok"), ("ok\n", 0))
         made = {sb["id"] for sb in self.client.list()}
-        self.assertGreaterEqual(len(made), 6, made)
+        self.assertGreaterEqual(len(made), 7, made)
 
         # The registry: a private directory of private files, one per service.
         st = os.stat(self.state_dir)
         self.assertEqual(stat.S_IMODE(st.st_mode), 0o700)
         self.assertEqual(st.st_uid, self.gateway_uid())
         for name in ("e2b.json", "daytona.json", "cloudflare.json", "blaxel.json", "runloop.json",
-                     "vercel.json"):
+                     "vercel.json", "modal.json"):
             path = os.path.join(self.state_dir, name)
             self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600, name)
             with open(path) as f:
@@ -90,6 +92,8 @@ class RestartTest(gt.GatewayTestCase):
             self.assertEqual(doc["sandboxes"][0]["tenant"], "tenant-a")
         with open(os.path.join(self.state_dir, "runloop.json")) as f:
             self.assertEqual([s["id"] for s in json.load(f)["snapshots"]], [ids["runloopSnapshot"]])
+        with open(os.path.join(self.state_dir, "modal.json")) as f:
+            self.assertEqual([i["id"] for i in json.load(f)["images"]], [ids["modalImage"]])
         self.assertEqual([n for n in os.listdir(self.state_dir) if ".tmp" in n], [])
 
         # Stopping deletes nothing: airlockd still has every sandbox.
@@ -121,6 +125,12 @@ class RestartTest(gt.GatewayTestCase):
         self.assertEqual(doc["snapshots"], [])
         with open(os.path.join(self.state_dir, "runloop.json")) as f:
             self.assertEqual(json.load(f)["snapshots"], [])
+        # Terminated Modal sandboxes stay listed (SandboxWait reports their end), with
+        # their airlockd sandboxes gone; the filesystem snapshot is gone.
+        with open(os.path.join(self.state_dir, "modal.json")) as f:
+            doc = json.load(f)
+        self.assertTrue(all(s["terminated"] for s in doc["sandboxes"]), doc)
+        self.assertEqual(doc["images"], [])
 
     def test_cloudflare_client_resumes_after_restart(self):
         self.restart_with_state()

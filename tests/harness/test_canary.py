@@ -170,8 +170,9 @@ class CanaryTest(ht.HarnessTestCase):
 
 class HostedCanaryTest(ht.HarnessTestCase):
     """The same separation for the hosted providers: each provider's key
-    (e2b's, daytona's, cloudflare's and blaxel's, checked by an airlock-gateway in front of this
-    class's airlockd) reaches that provider's requests only.  The keys of
+    (e2b's, daytona's, cloudflare's, blaxel's, runloop's, vercel's and modal's,
+    checked by an airlock-gateway in front of this class's airlockd) reaches
+    that provider's requests only.  The keys of
     the other providers sit in the environment as further canaries."""
     # The gateway runs as nobody and reaches airlockd through its socket's group
     # (gateway_test.DAEMON_ARGS).
@@ -213,12 +214,19 @@ class HostedCanaryTest(ht.HarnessTestCase):
                                        "team_id": "team_canary", "project_id": "prj_canary"},
                             field="vercel_token")
 
+    def test_modal_token_stays_with_the_modal_provider(self):
+        # The secret half of Modal's token is the key; the id is an option.
+        self.check_provider("modal", {"type": "modal", "server_url": self.gateway.url,
+                                      "token_id": "ak-canary"},
+                            field="modal_token_secret")
+
     def check_provider(self, ptype, block, field=None):
         tag = secrets.token_hex(6)
         field = field or "%s_api_key" % ptype
         env_names = {"e2b": "E2B_API_KEY", "daytona": "DAYTONA_API_KEY",
                      "cloudflare_sandbox": "CLOUDFLARE_SANDBOX_API_KEY", "blaxel": "BL_API_KEY",
-                     "runloop": "RUNLOOP_API_KEY", "vercel": "VERCEL_TOKEN"}
+                     "runloop": "RUNLOOP_API_KEY", "vercel": "VERCEL_TOKEN",
+                     "modal": "MODAL_TOKEN_SECRET"}
         canaries = {
             "credentials file %s" % field: self.e2b_key,
             "credentials file openai_api_key": "sk-canary-file-%s-%s" % (tag, secrets.token_hex(8)),

@@ -9,7 +9,8 @@ every logged tool call ran exactly once across the three sandboxes, and the
 audit trail verifies.  At every kill point tried, the old sandbox's current
 workspace goes along (not just the last archive), so no recorded call's
 effect is lost.  A second run goes local → runloop → vercel (the same
-gateway's Runloop and Vercel APIs) the same way.
+gateway's Runloop and Vercel APIs) the same way, and a third local → e2b →
+modal (Modal's gRPC services on the same gateway).
 """
 
 import json
@@ -155,6 +156,14 @@ class PortabilityTest(ht.HarnessTestCase):
                                          if r["kind"] == "tool_result"])
                 self.assertEqual(self.sandbox_ids(), [], (label, self.client.list()))
 
+    def test_local_then_e2b_then_modal(self):
+        # Modal last, as Vercel: its sandboxes are found by id only.
+        e2b = self.provider_file({"type": "e2b", "api_url": self.gateway.url,
+                                  "sandbox_url": self.gateway.url})
+        modal = self.provider_file({"type": "modal", "server_url": self.gateway.url,
+                                    "token_id": "ak-port"})
+        env = {"E2B_API_KEY": self.e2b_key, "MODAL_TOKEN_SECRET": self.e2b_key}
+        self.hops(("e2b", e2b), ("modal", modal), env, ((6, 3), (12, 2)))
 
 if __name__ == "__main__":
     ht.at.main()

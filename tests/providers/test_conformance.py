@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """One conformance suite for every provider of the harness (conformance.c runs
 the cases through the provider table): `local` against a private airlockd, and
-`e2b`, `daytona`, `cloudflare`, `blaxel`, `runloop` and `vercel` against
+`e2b`, `daytona`, `cloudflare`, `blaxel`, `runloop`, `vercel` and `modal` against
 airlock-gateway in front of one.  Their keys reach
 the providers the harness's way, through the variables their SDKs read
 (E2B_API_KEY, DAYTONA_API_KEY, CLOUDFLARE_SANDBOX_API_KEY, BL_API_KEY,
@@ -119,6 +119,25 @@ class VercelConformance(gt.GatewayTestCase):
                            capture_output=True, timeout=60)
         self.assertEqual(p.returncode, 1)
         self.assertIn(b"team_id and project_id", p.stderr)
+
+
+class ModalConformance(gt.GatewayTestCase):
+    def test_modal_through_the_gateway(self):
+        # gRPC over cleartext HTTP/2 from libcurl, a connection per call.
+        before = {sb["id"] for sb in self.client.list()}
+        run_conformance(self, {"type": "modal", "server_url": self.gateway.url},
+                        {"MODAL_TOKEN_ID": "ak-airlock", "MODAL_TOKEN_SECRET": self.key_a})
+        self.assertEqual({sb["id"] for sb in self.client.list()} - before, set())
+
+    def test_modal_wrong_key(self):
+        p = subprocess.run([CONFORMANCE, '{"type": "modal", "server_url": "%s"}' % self.gateway.url,
+                            self.workdir],
+                           env={"PATH": "/usr/bin:/bin", "MODAL_TOKEN_ID": "ak-airlock",
+                                "MODAL_TOKEN_SECRET": "wrong-key-0123456789"},
+                           capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"gRPC status 16", p.stderr)
+        self.assertNotIn(b"wrong-key-0123456789", p.stdout + p.stderr)
 
 
 if __name__ == "__main__":
