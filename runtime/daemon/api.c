@@ -932,6 +932,8 @@ static void exec_and_reply(struct daemon *d, struct sandbox *sb, const cJSON *re
 	x.output_base64 = base64 || rp->want_stream;
 	x.argv = argv;
 	x.env = env;
+	/* A stream on pipes is relayed by splice, never read into airlockd. */
+	x.direct = rp->want_stream && !x.tty && x.stdin_len == 0;
 	if (!x.cwd) {
 		reply_error(rp, 500, "internal", "out of memory");
 		return;
