@@ -1109,12 +1109,6 @@ static int run_command_in(struct client *c, const char *id, const struct create_
                           char **created, bool *removed, const struct exec_opts *o,
                           struct al_error *err);
 
-static int run_command(struct client *c, const char *id, const struct exec_opts *o,
-                       struct al_error *err)
-{
-	return run_command_in(c, id, NULL, NULL, NULL, o, err);
-}
-
 /*
  * With create NULL, run in sandbox id.  Otherwise make the sandbox first
  * and put its id in *created (the caller's to free and, unless *removed,
@@ -1328,12 +1322,13 @@ static int run_streamed(struct client *c, const char *id, const struct exec_opts
 	body = cJSON_PrintUnformatted(req);
 	if (!body)
 		return al_error_set(err, ENOMEM, "out of memory");
-	r = stream_exec(&(struct stream_opts){.socket_path = c->socket_path,
-	                                      .path = path,
-	                                      .body = body,
-	                                      .tty = o->tty,
-	                                      .stdin = o->interactive},
-	                err);
+	r = stream_exec(
+	    &(struct stream_opts){.socket_path = c->socket_path,
+	                          .path = path,
+	                          .body = body,
+	                          .tty = o->tty,
+	                          .stdin = o->interactive || stdin_kind() == STDIN_ATTACHED},
+	    err);
 	if (r < 0)
 		return al_error_prefix(err, "exec in sandbox %s", id);
 	return r;
@@ -1621,10 +1616,10 @@ static int verb_exec(struct verb_ctx *ctx, int argc, char **argv)
 
 	if (client_open(&c, ctx->socket_path, &err) < 0)
 		return runtime_error(&err);
-	if (eo.interactive || eo.tty)
-		r = run_streamed(&c, id, &eo, &err);
-	else
-		r = run_command(&c, id, &eo, &err);
+	/* Streamed whatever the command: its output and input are relayed at
+	 * pipe speed, in bounded memory, at any size (the JSON API holds
+	 * output up to a cap). */
+	r = run_streamed(&c, id, &eo, &err);
 	client_close(&c);
 	if (r < 0)
 		return runtime_error(&err);

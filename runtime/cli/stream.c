@@ -199,7 +199,8 @@ struct session {
 	bool stdin_sized; /* a pipe or a file: FIONREAD says what it holds */
 	bool raw;         /* the local terminal is in raw mode: a newline needs its \r */
 	int signals_sent;
-	cJSON *exit; /* the exit frame, once it came */
+	bool broken_pipe; /* our stdout was closed */
+	cJSON *exit;      /* the exit frame, once it came */
 };
 
 static int queue(struct session *s, uint8_t type, const void *data, size_t len,
@@ -248,9 +249,14 @@ static int receive(struct session *s, int *wait_fd, short *wait_events, struct a
 			n = execstream_move(&s->in, s->sock, s->in_to, wait_fd, wait_events);
 			if (n == -EAGAIN)
 				return 0;
+			if (n == -EPIPE && s->in_to == STDOUT_FILENO) {
+				/* A closed stdout (airlock exec ... | head) ends us as
+				 * SIGPIPE ends a writer, and with us the command. */
+				s->broken_pipe = true;
+				return 0;
+			}
 			if (n == -EPIPE) {
-				/* A closed stdout (airlock exec ... | head) only stops
-				 * the output. */
+				/* Closed stderr only stops that output. */
 				s->closed[s->in_to] = true;
 				s->in_to = -1;
 				s->in.len = 0;
@@ -458,6 +464,8 @@ static int relay(struct session *s, const sigset_t *unblocked, struct al_error *
 			r = receive(s, &recv_fd, &recv_ev, err);
 		if (r < 0)
 			return r;
+		if (s->broken_pipe)
+			return 128 + SIGPIPE;
 		if (s->exit)
 			break;
 		pfd[0] = (struct pollfd){.fd = send_fd, .events = send_ev};
@@ -559,6 +567,9 @@ int stream_exec(const struct stream_opts *o, struct al_error *err)
 	if (o->tty && o->stdin)
 		r = terminal_raw(&term, err);
 	s.raw = term.raw;
+	/* No input: the command reads its end at once (a terminal's stays open). */
+	if (r == 0 && !o->stdin && !o->tty)
+		r = queue(&s, EXECSTREAM_CLOSE_STDIN, NULL, 0, err);
 	if (r == 0)
 		r = relay(&s, &unblocked, err);
 	/* Closing the connection before the exit kills the command. */

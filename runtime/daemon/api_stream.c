@@ -32,6 +32,10 @@
 #define IN_HIGH_WATER (1u << 20)
 /* How often the loop looks at airlockd stopping and at stdin draining. */
 #define SLICE_MS 250
+/* On pipes, output frames smaller than COALESCE_BELOW are followed by a
+ * pause of COALESCE_NS before the next (see direct_send). */
+#define COALESCE_BELOW (32u << 10)
+#define COALESCE_NS 1000000u
 
 struct api_stream {
 	struct sandbox *sb;
@@ -321,6 +325,7 @@ struct direct {
 	int next;        /* which output goes next: they take turns */
 	size_t drain[3]; /* once the process ended: what is left to send of each */
 	bool ended;
+	uint64_t quiet_until; /* ns: no new output frame before, see direct_send */
 	struct execstream_mover out;
 	/* Input: the frame being received. */
 	unsigned char ihdr[EXECSTREAM_HEADER_LEN];
@@ -355,8 +360,10 @@ static bool direct_next_frame(struct direct *d)
 		size_t n = queued_bytes(d->fd[i]);
 		if (d->ended && n > d->drain[i])
 			n = d->drain[i];
-		if (n == 0)
+		if (n == 0) {
+			d->drain[i] = 0; /* an ended process's pipe that is empty stays so */
 			continue;
+		}
 		if (n > EXECSTREAM_MAX_PAYLOAD)
 			n = EXECSTREAM_MAX_PAYLOAD;
 		execstream_header(d->hdr, i == 1 ? EXECSTREAM_STDOUT : EXECSTREAM_STDERR, n);
@@ -411,8 +418,16 @@ static bool direct_send(struct direct *d, bool *blocked)
 			}
 			if (n < 0)
 				return false;
-			if (execstream_mover_idle(&d->out))
+			if (execstream_mover_idle(&d->out)) {
+				/* A small frame: the command writes in small pieces,
+				 * and a frame (two syscalls here, more in the client)
+				 * for each costs more than the pieces.  Let the pipe
+				 * gather for a moment; one that fills is read at once. */
+				if (d->hdr[1] == 0 && d->hdr[2] == 0 &&
+				    d->hdr[3] < (COALESCE_BELOW >> 8))
+					d->quiet_until = al_now_ns() + COALESCE_NS;
 				d->src = 0;
+			}
 			continue;
 		}
 		/* Control frames (errors, the exit) between data frames. */
@@ -425,6 +440,8 @@ static bool direct_send(struct direct *d, bool *blocked)
 			}
 			continue;
 		}
+		if (!d->ended && al_now_ns() < d->quiet_until)
+			return true;
 		if (!direct_next_frame(d))
 			return true;
 	}
@@ -540,8 +557,11 @@ static void direct_ended(struct direct *d)
 	queue_chunks(d->r, EXECSTREAM_STDOUT, &out);
 	queue_chunks(d->r, EXECSTREAM_STDERR, &err);
 	d->ended = true;
-	d->drain[1] = queued_bytes(d->fd[1]);
-	d->drain[2] = queued_bytes(d->fd[2]);
+	/* Less the rest of a frame being sent: its header counted it. */
+	for (int i = 1; i < 3; i++) {
+		size_t q = queued_bytes(d->fd[i]), sending = d->src == i ? d->out.left : 0;
+		d->drain[i] = q > sending ? q - sending : 0;
+	}
 	direct_close(d, 0);
 }
 
@@ -555,7 +575,7 @@ static void relay_direct(struct relay *r, int fds[3])
 	fcntl(r->sock, F_SETFL, fcntl(r->sock, F_GETFL) | O_NONBLOCK);
 	for (;;) {
 		struct pollfd pfd[4];
-		bool blocked = false;
+		bool blocked = false, quiet;
 		int n = 0;
 
 		if (__atomic_load_n(r->st->stopping, __ATOMIC_SEQ_CST)) {
@@ -582,9 +602,10 @@ static void relay_direct(struct relay *r, int fds[3])
 			break;
 		/* What to wait for: the socket's room while something is being
 		 * sent, else output to send; the input side's own wait; the end. */
+		quiet = !d.ended && al_now_ns() < d.quiet_until;
 		if (blocked)
 			pfd[n++] = (struct pollfd){.fd = r->sock, .events = POLLOUT};
-		else if (!d.ended)
+		else if (!d.ended && !quiet)
 			for (int i = 1; i < 3; i++)
 				if (d.fd[i] >= 0)
 					pfd[n++] = (struct pollfd){.fd = d.fd[i], .events = POLLIN};
@@ -593,7 +614,7 @@ static void relay_direct(struct relay *r, int fds[3])
 		else if (!r->exit_queued)
 			pfd[n++] = (struct pollfd){.fd = r->sock, .events = POLLRDHUP};
 		pfd[n++] = (struct pollfd){.fd = d.ended ? -1 : r->notify, .events = POLLIN};
-		if (poll(pfd, (nfds_t)n, SLICE_MS) < 0 && errno != EINTR) {
+		if (poll(pfd, (nfds_t)n, quiet ? 1 : SLICE_MS) < 0 && errno != EINTR) {
 			why = "poll failed";
 			break;
 		}
