@@ -12,6 +12,7 @@
  */
 #include "cleanup.h"
 #include "json.h"
+#include "progress.h"
 #include "stream.h"
 #include "strv.h"
 #include "error.h"
@@ -166,14 +167,17 @@ static size_t sink_write(char *data, size_t size, size_t nmemb, void *userdata)
 	return len;
 }
 
+/* The transfer being shown on the terminal (persist, hydrate), or NULL. */
+static struct progress *transfer_meter;
+
 static int transfer_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow,
                              curl_off_t ultotal, curl_off_t ulnow)
 {
 	(void)userdata;
 	(void)dltotal;
-	(void)dlnow;
 	(void)ultotal;
-	(void)ulnow;
+	if (transfer_meter)
+		progress_update(transfer_meter, (uint64_t)dlnow + (uint64_t)ulnow);
 	return transfer_abortable && pending_signal ? 1 : 0;
 }
 
@@ -213,6 +217,7 @@ struct request {
 	int stream_fd;   /* >= 0: write a 2xx body here instead of collecting it */
 	bool body_stdin; /* the body is stdin, read as it goes (chunked), never held whole */
 	bool abortable;
+	const char *progress; /* shown on a terminal with this label (progress.h), or NULL */
 };
 
 static size_t read_body_fd(char *buf, size_t size, size_t nmemb, void *userdata)
@@ -231,6 +236,7 @@ static int client_request(struct client *c, const struct request *req, long *sta
 	_cleanup_free_ char *url = NULL;
 	struct curl_slist *headers = NULL;
 	struct sink sink = {.curl = c->curl, .buf = body, .stream_fd = req->stream_fd};
+	struct progress meter = {0};
 	char ctype[128];
 	CURLcode rc;
 	long os_errno = 0;
@@ -273,7 +279,13 @@ static int client_request(struct client *c, const struct request *req, long *sta
 
 	c->errbuf[0] = '\0';
 	transfer_abortable = req->abortable;
+	if (req->progress) {
+		progress_start(&meter, req->progress);
+		transfer_meter = &meter;
+	}
 	rc = curl_easy_perform(c->curl);
+	transfer_meter = NULL;
+	progress_end(&meter);
 	transfer_abortable = 0;
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(headers);
@@ -2199,10 +2211,12 @@ static int verb_read(struct verb_ctx *ctx, int argc, char **argv)
 	if (!path)
 		r = al_error_set(&err, ENOMEM, "out of memory");
 	else
-		r = api_raw(
-		    &c,
-		    &(struct request){.method = "GET", .path = path, .stream_fd = STDOUT_FILENO},
-		    &err);
+		r = api_raw(&c,
+		            &(struct request){.method = "GET",
+		                              .path = path,
+		                              .stream_fd = STDOUT_FILENO,
+		                              .progress = "persist"},
+		            &err);
 
 	client_close(&c);
 	if (r < 0) {
@@ -2250,10 +2264,12 @@ static int verb_persist(struct verb_ctx *ctx, int argc, char **argv)
 	if (!path)
 		r = al_error_set(&err, ENOMEM, "out of memory");
 	else
-		r = api_raw(
-		    &c,
-		    &(struct request){.method = "GET", .path = path, .stream_fd = STDOUT_FILENO},
-		    &err);
+		r = api_raw(&c,
+		            &(struct request){.method = "GET",
+		                              .path = path,
+		                              .stream_fd = STDOUT_FILENO,
+		                              .progress = "persist"},
+		            &err);
 
 	client_close(&c);
 	if (r < 0) {
@@ -2275,12 +2291,12 @@ static int verb_hydrate(struct verb_ctx *ctx, int argc, char **argv)
 	};
 	static const char *const names[] = {"max_input_bytes", "max_extracted_bytes",
 	                                    "max_members"};
-	_cleanup_free_ char *data = NULL, *base = NULL, *path = NULL;
+	_cleanup_free_ char *base = NULL, *path = NULL;
 	struct al_error err = AL_ERROR_INIT;
 	struct client c = {0};
 	char query[256] = "";
 	uint64_t max_input = 1ULL << 30;
-	size_t len = 0;
+	struct stat st;
 	int opt, r;
 
 	while ((opt = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
@@ -2303,9 +2319,11 @@ static int verb_hydrate(struct verb_ctx *ctx, int argc, char **argv)
 		                   argc - optind < 1 ? "missing argument" : "unexpected argument");
 	if (isatty(STDIN_FILENO))
 		return usage_error(usage_hydrate, "expected a tar on stdin, not a terminal");
-	r = al_read_fd(STDIN_FILENO, (size_t)max_input, &data, &len, &err);
-	if (r < 0) {
-		al_error_prefix(&err, "stdin");
+	/* A file known too large is refused here, not after it was sent. */
+	if (fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode) &&
+	    (uint64_t)st.st_size > max_input) {
+		al_error_set(&err, EFBIG, "stdin: %lld bytes, over --max-input-bytes (%llu)",
+		             (long long)st.st_size, (unsigned long long)max_input);
 		return runtime_error(&err);
 	}
 	if (client_open(&c, ctx->socket_path, &err) < 0)
@@ -2315,13 +2333,15 @@ static int verb_hydrate(struct verb_ctx *ctx, int argc, char **argv)
 		path = NULL;
 		r = al_error_set(&err, ENOMEM, "out of memory");
 	} else {
+		/* Streamed as it is read: airlockd extracts while it comes and
+		 * enforces max_input_bytes itself. */
 		r = api_raw(&c,
 		            &(struct request){.method = "PUT",
 		                              .path = path,
 		                              .content_type = "application/x-tar",
-		                              .body = data,
-		                              .body_len = len,
-		                              .stream_fd = -1},
+		                              .body_stdin = true,
+		                              .stream_fd = -1,
+		                              .progress = "hydrate"},
 		            &err);
 	}
 	client_close(&c);
@@ -2813,10 +2833,12 @@ static int verb_snapshot_export(struct verb_ctx *ctx, int argc, char **argv)
 		path = NULL;
 		r = al_error_set(&err, ENOMEM, "out of memory");
 	} else {
-		r = api_raw(
-		    &c,
-		    &(struct request){.method = "GET", .path = path, .stream_fd = STDOUT_FILENO},
-		    &err);
+		r = api_raw(&c,
+		            &(struct request){.method = "GET",
+		                              .path = path,
+		                              .stream_fd = STDOUT_FILENO,
+		                              .progress = "persist"},
+		            &err);
 	}
 	client_close(&c);
 	if (r < 0) {

@@ -73,6 +73,10 @@ struct request {
 	uid_t peer_uid;
 	int spool_fd; /* body goes to this temp file instead (workspace tars), or -1 */
 	uint64_t spooled;
+	/* A workspace tar goes straight to its extraction instead
+	 * (api_hydrate_start); hydrate_gone once that stopped reading. */
+	struct api_hydrate *hydrate;
+	bool hydrate_gone;
 	char sandbox[16];          /* the id of the sandbox it is about, for the log */
 	struct api_stream *stream; /* a streamed exec's, freed with the connection */
 };
@@ -1213,7 +1217,9 @@ static void handle_workspace(struct api_server *s, struct sandbox *sb, struct MH
 			              &lim.max_extracted_bytes, &err);
 		if (r == 0)
 			r = query_u64(c, "max_members", lim.max_members, &lim.max_members, &err);
-		if (r == 0)
+		if (r == 0 && rq->hydrate)
+			r = api_hydrate_finish(rq->hydrate, rq->spooled, &out, &err);
+		else if (r == 0)
 			r = api_workspace_put(s->ctx, sb, rq->spool_fd, &lim, &out, &err);
 	} else {
 		reply_error(rp, 405, "method_not_allowed", "use GET or PUT");
@@ -1497,6 +1503,50 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 }
 
 /* The template of a request's path for metrics ("/v1/sandboxes/{id}/exec"). */
+/*
+ * PUT /v1/sandboxes/{id}/workspace: the extraction starts now, in the
+ * sandbox the client may use, and reads the body as it comes.  Nothing is
+ * started for a sandbox that is not there (or not the client's): the
+ * request then goes the way of any, and is answered by route().
+ */
+static int hydrate_begin(struct api_server *s, struct MHD_Connection *c, const char *url,
+                         struct request *rq, struct al_error *err)
+{
+	static const char prefix[] = "/v1/sandboxes/";
+	struct tar_limits lim;
+	struct sandbox *sb;
+	char id[64];
+	size_t len;
+	bool busy;
+	int r;
+
+	if (strncmp(url, prefix, strlen(prefix)))
+		return 0;
+	len = strlen(url) - strlen(prefix) - strlen("/workspace");
+	if (len == 0 || len >= sizeof(id) || memchr(url + strlen(prefix), '/', len))
+		return 0;
+	memcpy(id, url + strlen(prefix), len);
+	id[len] = '\0';
+	tar_limits_default(&lim);
+	r = query_u64(c, "max_input_bytes", lim.max_input_bytes, &lim.max_input_bytes, err);
+	if (r == 0)
+		r = query_u64(c, "max_extracted_bytes", lim.max_extracted_bytes,
+		              &lim.max_extracted_bytes, err);
+	if (r == 0)
+		r = query_u64(c, "max_members", lim.max_members, &lim.max_members, err);
+	if (r < 0)
+		return r;
+	sb = registry_get_for(&s->ctx->registry, id, rq->peer_uid);
+	if (!sb)
+		return 0;
+	pthread_mutex_lock(&sb->lock);
+	busy = sb->destroying;
+	pthread_mutex_unlock(&sb->lock);
+	r = busy ? 0 : api_hydrate_start(s->ctx, sb, &lim, &rq->hydrate, err);
+	sandbox_unref(sb);
+	return r;
+}
+
 static void route_template(const char *url, char *buf, size_t len)
 {
 	_cleanup_free_ char *copy = strdup(url);
@@ -1781,12 +1831,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			rq->limit = lim;
 		} else if (!strcmp(method, "PUT") && strlen(url) > 10 &&
 		           !strcmp(url + strlen(url) - 10, "/workspace")) {
-			/* A workspace tar may be large: spooled to disk, bounded by the
-			 * archive input limit. */
+			/* A workspace tar may be large: extracted as it comes, bounded
+			 * by the archive input limit (or, for a sandbox that is not
+			 * there, spooled to be answered like any request to it). */
 			struct al_error err = AL_ERROR_INIT;
 			uint64_t lim = ARCHIVE_DEFAULT_MAX_INPUT_BYTES;
 			if (query_u64(c, "max_input_bytes", lim, &lim, &err) < 0 ||
-			    (rq->spool_fd = api_spool_open(s->ctx, &err)) < 0) {
+			    hydrate_begin(s, c, url, rq, &err) < 0 ||
+			    (!rq->hydrate && (rq->spool_fd = api_spool_open(s->ctx, &err)) < 0)) {
 				rq->rejected = true;
 				reply_al_error(&rp, &err);
 				return send_reply(c, &rp);
@@ -1834,12 +1886,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		*upload_size = 0;
 		rq->rejected = true;
 		reply_error(&rp, 413, "too_large",
-		            rq->spool_fd >= 0 ? "archive input exceeds the limit"
-		                              : "request body too large");
+		            rq->spool_fd >= 0 || rq->hydrate ? "archive input exceeds the limit"
+		                                             : "request body too large");
 		return send_reply(c, &rp);
 	}
 	if (*upload_size) {
-		if (rq->spool_fd >= 0) {
+		if (rq->hydrate) {
+			/* Blocks while the extraction is behind: the client waits. */
+			if (!rq->hydrate_gone &&
+			    al_write_all(api_hydrate_fd(rq->hydrate), upload, *upload_size) < 0)
+				rq->hydrate_gone = true; /* it stopped: its error is the answer */
+			rq->spooled += *upload_size;
+		} else if (rq->spool_fd >= 0) {
 			if (al_write_all(rq->spool_fd, upload, *upload_size) < 0)
 				return MHD_NO;
 			rq->spooled += *upload_size;
@@ -1895,6 +1953,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		al_buf_free(&rq->body);
 		if (rq->spool_fd >= 0)
 			close(rq->spool_fd);
+		api_hydrate_free(rq->hydrate);
 		api_stream_free(rq->stream);
 		free(rq);
 		*con_cls = NULL;

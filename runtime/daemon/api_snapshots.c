@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -96,6 +98,112 @@ int api_workspace_put(struct daemon *ctx, struct sandbox *sb, int spool_fd,
 	out->json = cJSON_CreateObject();
 	cJSON_AddStringToObject(out->json, "workspace", sb->spec.workspace);
 	cJSON_AddNumberToObject(out->json, "bytes", (double)st.st_size);
+	cJSON_AddBoolToObject(out->json, "hydrated", true);
+	return 0;
+}
+
+struct api_hydrate {
+	struct sandbox *sb;
+	struct tar_limits limits;
+	int cg[HELPER_MAX_CGROUP_FDS], n_cg;
+	int rfd, wfd; /* the pipe: the extraction reads rfd, the body goes into wfd */
+	pthread_t thread;
+	bool started;
+	int result;
+	struct al_error err;
+};
+
+static void *hydrate_thread(void *arg)
+{
+	struct api_hydrate *h = arg;
+
+	h->result = tar_hydrate_workspace(h->sb->init_pid, h->sb->spec.workspace, h->rfd,
+	                                  &h->limits, h->cg, (size_t)h->n_cg, &h->err);
+	/* Whatever is still sent fails at once (EPIPE) and is dropped. */
+	close(h->rfd);
+	h->rfd = -1;
+	return NULL;
+}
+
+void api_hydrate_free(struct api_hydrate *h)
+{
+	if (!h)
+		return;
+	if (h->wfd >= 0) {
+		/* Not finished: the body did not all come (the client left, or it
+		 * was over its limit).  The archive must not be taken for whole
+		 * where it stops: what follows it is no tar header and no tar data
+		 * either, so the extraction refuses it and the workspace stays. */
+		char junk[4096];
+		memset(junk, 0xff, sizeof(junk));
+		(void)al_write_all(h->wfd, junk, sizeof(junk));
+		close(h->wfd);
+	}
+	if (h->started)
+		pthread_join(h->thread, NULL);
+	if (h->rfd >= 0)
+		close(h->rfd);
+	close_fds(h->cg, h->n_cg);
+	sandbox_unref(h->sb);
+	free(h);
+}
+
+int api_hydrate_start(struct daemon *ctx, struct sandbox *sb, const struct tar_limits *limits,
+                      struct api_hydrate **out, struct al_error *err)
+{
+	_cleanup_free_ struct api_hydrate *h = calloc(1, sizeof(*h));
+	int p[2];
+
+	if (!h)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (!sandbox_running(sb))
+		return al_error_set(err, ESRCH, "sandbox %s is not running", sb->id);
+	h->n_cg = sandbox_open_cgroup_joins(&ctx->host, sb, h->cg, AL_ARRAY_SIZE(h->cg), err);
+	if (h->n_cg < 0)
+		return h->n_cg;
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		close_fds(h->cg, h->n_cg);
+		return al_error_errno(err, "pipe");
+	}
+	h->rfd = p[0];
+	h->wfd = p[1];
+	/* A pipe's worth per wake-up of the extraction. */
+	fcntl(h->wfd, F_SETPIPE_SZ, 1 << 20);
+	h->limits = *limits;
+	h->err = (struct al_error)AL_ERROR_INIT;
+	sandbox_ref(sb);
+	h->sb = sb;
+	if (pthread_create(&h->thread, NULL, hydrate_thread, h) != 0) {
+		api_hydrate_free(TAKE_PTR(h));
+		return al_error_set(err, EAGAIN, "cannot start the extraction thread");
+	}
+	h->started = true;
+	*out = TAKE_PTR(h);
+	return 0;
+}
+
+int api_hydrate_fd(struct api_hydrate *h)
+{
+	return h->wfd;
+}
+
+int api_hydrate_finish(struct api_hydrate *h, uint64_t bytes, struct api_out *out,
+                       struct al_error *err)
+{
+	/* The end of the body is the end of the archive. */
+	close(h->wfd);
+	h->wfd = -1;
+	pthread_join(h->thread, NULL);
+	h->started = false;
+	if (h->result < 0) {
+		*err = h->err;
+		log_info("sandbox %s: archive refused: %s", h->sb->id, err->msg);
+		return al_error_prefix(err, "sandbox %s", h->sb->id);
+	}
+	out->status = 200;
+	out->json = cJSON_CreateObject();
+	cJSON_AddStringToObject(out->json, "workspace", h->sb->spec.workspace);
+	cJSON_AddNumberToObject(out->json, "bytes", (double)bytes);
 	cJSON_AddBoolToObject(out->json, "hydrated", true);
 	return 0;
 }

@@ -37,6 +37,24 @@ int api_workspace_get(struct daemon *ctx, struct sandbox *sb, struct api_out *ou
 int api_workspace_put(struct daemon *ctx, struct sandbox *sb, int spool_fd,
                       const struct tar_limits *limits, struct api_out *out, struct al_error *err);
 
+/*
+ * PUT /v1/sandboxes/{id}/workspace, streamed: the extraction starts with
+ * the request (in the sandbox's namespaces and cgroups, in a thread of its
+ * own) and reads the body from a pipe as it comes, so nothing of the
+ * archive is held or spooled.  api_hydrate_start returns the job, whose
+ * pipe the body is written to (api_hydrate_fd; a failed write means the
+ * extraction stopped: drop the rest); api_hydrate_finish closes the pipe,
+ * waits for the extraction and answers as api_workspace_put does;
+ * api_hydrate_free (with the connection) ends one never finished.
+ */
+struct api_hydrate;
+int api_hydrate_start(struct daemon *ctx, struct sandbox *sb, const struct tar_limits *limits,
+                      struct api_hydrate **out, struct al_error *err);
+int api_hydrate_fd(struct api_hydrate *h);
+int api_hydrate_finish(struct api_hydrate *h, uint64_t bytes, struct api_out *out,
+                       struct al_error *err);
+void api_hydrate_free(struct api_hydrate *h);
+
 /* POST /v1/sandboxes/{id}/snapshots {"processes": bool} */
 int api_snapshot_create(struct daemon *ctx, struct sandbox *sb, const cJSON *req,
                         struct api_out *out, struct al_error *err);

@@ -36,6 +36,7 @@
  * pause of COALESCE_NS before the next (see direct_send). */
 #define COALESCE_BELOW (32u << 10)
 #define COALESCE_NS 1000000u
+#define SOCKET_BUFFER (4 << 20)
 
 struct api_stream {
 	struct sandbox *sb;
@@ -573,6 +574,11 @@ static void relay_direct(struct relay *r, int fds[3])
 
 	/* Ours until the connection is closed: non-blocking, for splice. */
 	fcntl(r->sock, F_SETFL, fcntl(r->sock, F_GETFL) | O_NONBLOCK);
+	/* Room for a whole frame or more in the socket (a Unix socket's
+	 * sending side is all its buffer): fewer wake-ups on both ends.  The
+	 * pages are the pipe's, referenced, not copied; best effort. */
+	if (setsockopt(r->sock, SOL_SOCKET, SO_SNDBUFFORCE, &(int){SOCKET_BUFFER}, sizeof(int)) < 0)
+		log_debug("SO_SNDBUFFORCE: %m");
 	for (;;) {
 		struct pollfd pfd[4];
 		bool blocked = false, quiet;
