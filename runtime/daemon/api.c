@@ -97,7 +97,8 @@ struct reply {
 	char *body; /* owned */
 	size_t len;
 	const char *content_type;
-	bool has_fd; /* send fd_len bytes of fd (owned) instead of body */
+	bool has_fd;                 /* send fd_len bytes of fd (owned) instead of body */
+	struct api_persist *persist; /* or a tar made as it is sent (owned) */
 	int fd;
 	uint64_t fd_len;
 	bool keep_json; /* reply_json keeps the object in json (owned) unprinted */
@@ -1185,8 +1186,13 @@ static void reply_out(struct reply *rp, int r, struct api_out *out, const struct
 	if (r < 0) {
 		if (out->fd >= 0)
 			close(out->fd);
+		api_persist_free(out->persist);
 		cJSON_Delete(out->json);
 		reply_al_error(rp, err);
+	} else if (out->persist) {
+		rp->status = out->status;
+		rp->persist = out->persist;
+		rp->content_type = "application/x-tar";
 	} else if (out->fd >= 0) {
 		rp->status = out->status;
 		rp->has_fd = true;
@@ -1751,7 +1757,11 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct reply *rp)
 		MHD_destroy_response(resp);
 		return ret;
 	}
-	if (rp->has_fd) {
+	if (rp->persist) {
+		resp = api_persist_response(rp->persist);
+		if (!resp)
+			return MHD_NO;
+	} else if (rp->has_fd) {
 		/* MHD owns the fd from here, also when it fails. */
 		resp = MHD_create_response_from_fd64(rp->fd_len, rp->fd);
 		if (!resp) {

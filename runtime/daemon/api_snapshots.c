@@ -3,11 +3,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <microhttpd.h>
 
 #include "cleanup.h"
 #include "log.h"
@@ -42,34 +45,134 @@ static void close_fds(const int *fds, int n)
 		close(fds[i]);
 }
 
+struct api_persist {
+	struct sandbox *sb;
+	char **ephemeral;
+	int cg[HELPER_MAX_CGROUP_FDS], n_cg;
+	int rfd, wfd;
+	pthread_t thread;
+	bool started;
+	int result;
+	struct al_error err;
+};
+
+static void *persist_thread(void *arg)
+{
+	struct api_persist *p = arg;
+
+	/* In its cgroups: the sandbox pays for the archive it asked for. */
+	p->result =
+	    tar_persist_workspace(p->sb->init_pid, p->sb->spec.workspace, p->ephemeral, p->wfd,
+	                          p->sb->spec.disk_bytes, p->cg, (size_t)p->n_cg, NULL, &p->err);
+	if (p->result < 0)
+		log_info("sandbox %s: persist: %s", p->sb->id, p->err.msg);
+	/* The reader's EOF: the end of the archive, or of a failed one. */
+	close(p->wfd);
+	p->wfd = -1;
+	return NULL;
+}
+
+void api_persist_free(struct api_persist *p)
+{
+	if (!p)
+		return;
+	/* A client that left: the helper's next write fails and it ends. */
+	if (p->rfd >= 0)
+		close(p->rfd);
+	if (p->started)
+		pthread_join(p->thread, NULL);
+	if (p->wfd >= 0)
+		close(p->wfd);
+	close_fds(p->cg, p->n_cg);
+	al_strv_freep(&p->ephemeral);
+	if (p->sb)
+		sandbox_unref(p->sb);
+	free(p);
+}
+
+static ssize_t persist_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct api_persist *p = cls;
+	ssize_t n;
+
+	(void)pos;
+	do
+		n = read(p->rfd, buf, max);
+	while (n < 0 && errno == EINTR);
+	if (n > 0)
+		return n;
+	pthread_join(p->thread, NULL);
+	p->started = false;
+	return n == 0 && p->result == 0 ? MHD_CONTENT_READER_END_OF_STREAM
+	                                : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void api_persist_freep(struct api_persist **p)
+{
+	api_persist_free(*p);
+}
+
+static void persist_done(void *cls)
+{
+	api_persist_free(cls);
+}
+
+struct MHD_Response *api_persist_response(struct api_persist *p)
+{
+	struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 256 << 10,
+	                                                           persist_read, p, persist_done);
+
+	if (!r)
+		api_persist_free(p);
+	return r;
+}
+
 int api_workspace_get(struct daemon *ctx, struct sandbox *sb, struct api_out *out,
                       struct al_error *err)
 {
-	int cg[HELPER_MAX_CGROUP_FDS], n_cg;
-	_cleanup_strv_ char **ephemeral = sandbox_ephemeral(sb);
-	_cleanup_close_ int fd = -1;
-	uint64_t bytes = 0;
-	int r;
+	_cleanup_(api_persist_freep) struct api_persist *p = NULL;
+	struct pollfd pfd;
+	int fds[2];
 
 	if (!sandbox_running(sb))
 		return al_error_set(err, ESRCH, "sandbox %s is not running", sb->id);
-	fd = api_spool_open(ctx, err);
-	if (fd < 0)
-		return fd;
-	n_cg = sandbox_open_cgroup_joins(&ctx->host, sb, cg, AL_ARRAY_SIZE(cg), err);
-	if (n_cg < 0)
-		return n_cg;
-	/* In its cgroups: the sandbox pays for the archive it asked for. */
-	r = tar_persist_workspace(sb->init_pid, sb->spec.workspace, ephemeral, fd,
-	                          sb->spec.disk_bytes, cg, (size_t)n_cg, &bytes, err);
-	close_fds(cg, n_cg);
-	if (r < 0)
-		return al_error_prefix(err, "sandbox %s", sb->id);
-	if (lseek(fd, 0, SEEK_SET) != 0)
-		return al_error_errno(err, "seek");
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return al_error_set(err, ENOMEM, "out of memory");
+	p->rfd = p->wfd = -1;
+	sandbox_ref(sb);
+	p->sb = sb;
+	p->err = (struct al_error)AL_ERROR_INIT;
+	p->ephemeral = sandbox_ephemeral(sb);
+	p->n_cg = sandbox_open_cgroup_joins(&ctx->host, sb, p->cg, AL_ARRAY_SIZE(p->cg), err);
+	if (p->n_cg < 0) {
+		int r = p->n_cg;
+		p->n_cg = 0;
+		return r;
+	}
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return al_error_errno(err, "pipe");
+	p->rfd = fds[0];
+	p->wfd = fds[1];
+	fcntl(p->wfd, F_SETPIPE_SZ, 1 << 20);
+	if (pthread_create(&p->thread, NULL, persist_thread, p) != 0)
+		return al_error_set(err, EAGAIN, "cannot start the archive thread");
+	p->started = true;
+	/* The first byte, or the end: an archive that cannot even begin (no
+	 * workspace, say) is an error answer, not a cut 200. */
+	pfd = (struct pollfd){.fd = p->rfd, .events = POLLIN};
+	while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
+		;
+	if (!(pfd.revents & POLLIN)) {
+		pthread_join(p->thread, NULL);
+		p->started = false;
+		if (p->result < 0) {
+			*err = p->err;
+			return al_error_prefix(err, "sandbox %s", sb->id);
+		}
+	}
 	out->status = 200;
-	out->fd_len = bytes;
-	out->fd = TAKE_FD(fd);
+	out->persist = TAKE_PTR(p);
 	return 0;
 }
 

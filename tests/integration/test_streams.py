@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """Streams, not buffers: `airlock exec` moves its command's stdin and stdout
 at any size in bounded memory (1 GiB each way here, with airlockd's and the
-CLI's resident memory sampled throughout), and `airlock hydrate` streams a
-tar into the sandbox without holding or spooling it."""
+CLI's resident memory sampled throughout), and `airlock hydrate` and
+`persist` stream a tar into and out of the sandbox without holding or
+spooling it."""
 
 import hashlib
 import os
@@ -123,7 +124,7 @@ class StreamsTest(at.AirlockTestCase):
             time.sleep(0.1)
         self.assertNotIn("cat /dev/zero", ps)
 
-    def test_hydrate_streamed_and_a_cut_archive_changes_nothing(self):
+    def test_hydrate_and_persist_streamed_and_a_cut_archive_changes_nothing(self):
         src = os.path.join(self.workdir, "ws-src")
         os.makedirs(src)
         size = 256 << 20
@@ -166,6 +167,31 @@ class StreamsTest(at.AirlockTestCase):
                          [str(size), "hello"])
         # Nothing was spooled: airlockd never opened a temp file in its
         # state directory (where a spooled body would go) while it came.
+        self.assertFalse([link for link in spool_seen if self.daemon.state_dir in link],
+                         spool_seen)
+        # Persist streams back what hydrate put there, byte for byte, in
+        # bounded memory and nothing spooled either.
+        spool_seen.clear()
+        done.clear()
+        watcher = threading.Thread(target=watch_fds, daemon=True)
+        watcher.start()
+        rss = RssSampler([self.daemon.proc.pid])
+        p = subprocess.Popen(self.cli("persist", self.sid), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        rss.add(p.pid)
+        t = subprocess.run(["tar", "-xO", "big"], stdin=p.stdout, stdout=subprocess.PIPE,
+                           timeout=300)
+        p.stdout.close()
+        self.assertEqual(p.wait(60), 0, p.stderr.read())
+        peak = rss.stop()
+        done.set()
+        watcher.join()
+        self.assertEqual(t.returncode, 0)
+        self.assertEqual(len(t.stdout), size)
+        self.assertEqual(t.stdout[:1 << 20], block)
+        t = None
+        self.assertLess(peak[self.daemon.proc.pid] - base, RSS_BOUND_KIB, peak)
+        self.assertLess(peak[p.pid], RSS_BOUND_KIB, peak)
         self.assertFalse([link for link in spool_seen if self.daemon.state_dir in link],
                          spool_seen)
         # Cut in the middle of "big": refused, and the workspace is as it was.
