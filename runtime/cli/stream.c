@@ -200,6 +200,7 @@ struct session {
 	bool raw;         /* the local terminal is in raw mode: a newline needs its \r */
 	int signals_sent;
 	bool broken_pipe; /* our stdout was closed */
+	bool send_closed; /* airlockd takes nothing more */
 	cJSON *exit;      /* the exit frame, once it came */
 };
 
@@ -328,10 +329,22 @@ static int receive(struct session *s, int *wait_fd, short *wait_events, struct a
 }
 
 /* Send what is pending; *wait_fd >= 0 when the rest must wait for it. */
+/* airlockd closed its side (the command ended and its exit is on the way,
+ * or it is gone, which reading will tell): nothing more to send. */
+static int send_closed(struct session *s)
+{
+	s->send_closed = true;
+	s->stdin_open = false;
+	s->hdr_off = s->hdr_len = 0;
+	s->stdin_mv.left = s->stdin_mv.len = 0;
+	s->out.len = s->out_off = 0;
+	return 0;
+}
+
 static int send_pending(struct session *s, int *wait_fd, short *wait_events, struct al_error *err)
 {
 	*wait_fd = -1;
-	for (;;) {
+	while (!s->send_closed) {
 		ssize_t n;
 		if (s->hdr_off < s->hdr_len) {
 			n = send(s->sock, s->hdr + s->hdr_off, s->hdr_len - s->hdr_off,
@@ -345,6 +358,8 @@ static int send_pending(struct session *s, int *wait_fd, short *wait_events, str
 				return al_error_set(err, EIO,
 				                    "stdin ended inside a frame: "
 				                    "another process reads it too");
+			if (n == -EPIPE || n == -ECONNRESET)
+				return send_closed(s);
 			if (n < 0)
 				return al_error_set(err, (int)-n, "send stdin to airlockd: %s",
 				                    strerror((int)-n));
@@ -363,6 +378,8 @@ static int send_pending(struct session *s, int *wait_fd, short *wait_events, str
 			*wait_events = POLLOUT;
 			return 0;
 		}
+		if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+			return send_closed(s);
 		if (n < 0)
 			return al_error_errno(err, "send to airlockd");
 		if (s->hdr_off < s->hdr_len)
@@ -370,6 +387,7 @@ static int send_pending(struct session *s, int *wait_fd, short *wait_events, str
 		else
 			s->out_off += (size_t)n;
 	}
+	return 0;
 }
 
 /* stdin has news: its next frame, or its end. */
