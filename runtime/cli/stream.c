@@ -35,6 +35,7 @@
 
 #define EXIT_TIMEOUT 124
 #define MAX_ERROR_BODY (64u << 10)
+#define PIPE_SIZE (1 << 20)
 
 static volatile sig_atomic_t got_winch;
 static volatile sig_atomic_t got_signal;
@@ -467,6 +468,13 @@ static int relay(struct session *s, const sigset_t *unblocked, struct al_error *
 
 	s->stdin_sized = s->stdin_open && fstat(STDIN_FILENO, &st) == 0 &&
 	                 (S_ISFIFO(st.st_mode) || S_ISREG(st.st_mode));
+	/* Pipes on our side as large as airlockd's: a frame per pipeful, so
+	 * fewer and larger frames when the data comes fast.  Best effort (the
+	 * user's pipe quota may say no); only the pipe's capacity changes. */
+	if (s->stdin_open && S_ISFIFO(st.st_mode))
+		(void)fcntl(STDIN_FILENO, F_SETPIPE_SZ, PIPE_SIZE);
+	if (fstat(STDOUT_FILENO, &st) == 0 && S_ISFIFO(st.st_mode))
+		(void)fcntl(STDOUT_FILENO, F_SETPIPE_SZ, PIPE_SIZE);
 	/* Ours alone: non-blocking, so neither direction waits on the other. */
 	if (fcntl(s->sock, F_SETFL, fcntl(s->sock, F_GETFL) | O_NONBLOCK) < 0)
 		return al_error_errno(err, "socket");
