@@ -46,6 +46,16 @@ class RssSampler:
         return self.peak
 
 
+def memory_charged(sid):
+    """Bytes charged to the sandbox's memory cgroup (v1 or v2)."""
+    for d in at.cgroup_dirs_of([sid]):
+        for name in ("memory.usage_in_bytes", "memory.current"):
+            text = at.read_text(os.path.join(d, name))
+            if text:
+                return int(text)
+    raise AssertionError("no memory cgroup for sandbox %s" % sid)
+
+
 class StreamsTest(at.AirlockTestCase):
     @classmethod
     def setUpClass(cls):
@@ -136,6 +146,7 @@ class StreamsTest(at.AirlockTestCase):
             f.write("hello\n")
         tar_path = os.path.join(self.workdir, "ws.tar")
         subprocess.run(["tar", "-C", src, "-cf", tar_path, "."], check=True)
+        charged = memory_charged(self.sid)
         base = at.rss_kib(self.daemon.proc.pid)
         rss = RssSampler([self.daemon.proc.pid])
         spool_seen = set()
@@ -165,6 +176,9 @@ class StreamsTest(at.AirlockTestCase):
         self.assertLess(peak[p.pid], RSS_BOUND_KIB, peak)
         self.assertEqual(self.out(self.sid, "wc -c < big; cat small").split(),
                          [str(size), "hello"])
+        # The extraction ran in the sandbox's cgroups: the new files' pages
+        # (its disk is a tmpfs) are charged to the sandbox, not to airlockd.
+        self.assertGreater(memory_charged(self.sid) - charged, size * 9 // 10)
         # Nothing was spooled: airlockd never opened a temp file in its
         # state directory (where a spooled body would go) while it came.
         self.assertFalse([link for link in spool_seen if self.daemon.state_dir in link],
