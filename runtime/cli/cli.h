@@ -84,6 +84,7 @@ struct request {
 	void (*on_line)(const char *line, size_t len, void *data);
 	void *line_data;
 	bool abortable;
+	const char *progress; /* shown on a terminal with this label (progress.h), or NULL */
 };
 
 int client_open(struct client *c, const char *socket_path, struct al_error *err);
@@ -121,11 +122,14 @@ __attribute__((format(printf, 4, 5))) int verb_call(struct verb_ctx *ctx, const 
 int verb_json(struct verb_ctx *ctx, const char *method, const char *path, const cJSON *body,
               cJSON **out);
 
-/* GET path with the answer to stdout (read, persist, snapshot-export). */
-#define verb_get_stdout(ctx, path, ...)                                                            \
-	verb_call(ctx,                                                                             \
-	          &(struct request){.method = "GET", .path = (path), .stream_fd = STDOUT_FILENO},  \
-	          NULL, __VA_ARGS__)
+/* GET path with the answer to stdout (read, persist, snapshot-export), its
+ * progress shown on a terminal as label. */
+#define verb_get_stdout(ctx, path, label, ...)                                                     \
+	verb_call(                                                                                 \
+	    ctx,                                                                                   \
+	    &(struct request){                                                                     \
+	        .method = "GET", .path = (path), .stream_fd = STDOUT_FILENO, .progress = (label)}, \
+	    NULL, __VA_ARGS__)
 
 typedef int verb_fn(struct verb_ctx *ctx, int argc, char **argv);
 verb_fn verb_run, verb_create, verb_exec, verb_ls, verb_inspect, verb_events, verb_rm, verb_prune,

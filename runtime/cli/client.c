@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* airlock CLI: HTTP/1.1 + JSON to airlockd over its Unix socket (libcurl). */
 #include "cli.h"
+#include "progress.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -107,14 +108,17 @@ static size_t sink_write(char *data, size_t size, size_t nmemb, void *userdata)
 	return len;
 }
 
+/* The transfer being shown on the terminal (persist, hydrate), or NULL. */
+static struct progress *transfer_meter;
+
 static int transfer_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow,
                              curl_off_t ultotal, curl_off_t ulnow)
 {
 	(void)userdata;
 	(void)dltotal;
-	(void)dlnow;
 	(void)ultotal;
-	(void)ulnow;
+	if (transfer_meter)
+		progress_update(transfer_meter, (uint64_t)dlnow + (uint64_t)ulnow);
 	return transfer_abortable && pending_signal ? 1 : 0;
 }
 
@@ -162,6 +166,7 @@ int client_request(struct client *c, const struct request *req, long *status, st
 	struct curl_slist *headers = NULL;
 	_cleanup_(sink_free) struct sink sink = {
 	    .curl = c->curl, .buf = body, .stream_fd = req->stream_fd, .req = req};
+	struct progress meter = {0};
 	char ctype[128];
 	CURLcode rc;
 	long os_errno = 0;
@@ -208,7 +213,14 @@ int client_request(struct client *c, const struct request *req, long *status, st
 
 	c->errbuf[0] = '\0';
 	transfer_abortable = req->abortable;
+	if (req->progress) {
+		progress_start(&meter, req->progress);
+		transfer_meter = &meter;
+	}
 	rc = curl_easy_perform(c->curl);
+	transfer_meter = NULL;
+	if (req->progress)
+		progress_end(&meter);
 	transfer_abortable = 0;
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(headers);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* "/v1/sandboxes/ID/files?path=FILE<extra>"; NULL when out of memory. */
@@ -63,7 +64,7 @@ int verb_read(struct verb_ctx *ctx, int argc, char **argv)
 	if ((status = resolve_args(ctx, "/v1/sandboxes", argv + optind, 1)))
 		return status;
 	path = files_path(argv[optind], argv[optind + 1], "");
-	return verb_get_stdout(ctx, path, "read %s", argv[optind + 1]);
+	return verb_get_stdout(ctx, path, "read", "read %s", argv[optind + 1]);
 }
 
 /* ---- workspace archives ---- */
@@ -80,7 +81,7 @@ int verb_persist(struct verb_ctx *ctx, int argc, char **argv)
 	if ((status = resolve_args(ctx, "/v1/sandboxes", argv + optind, 1)))
 		return status;
 	path = sandbox_path(argv[optind], "/workspace");
-	return verb_get_stdout(ctx, path, "persist %s", argv[optind]);
+	return verb_get_stdout(ctx, path, "persist", "persist %s", argv[optind]);
 }
 
 int verb_hydrate(struct verb_ctx *ctx, int argc, char **argv)
@@ -96,13 +97,13 @@ int verb_hydrate(struct verb_ctx *ctx, int argc, char **argv)
 	};
 	static const char *const names[] = {"max_input_bytes", "max_extracted_bytes",
 	                                    "max_members"};
-	_cleanup_free_ char *data = NULL, *base = NULL, *path = NULL;
+	_cleanup_free_ char *base = NULL, *path = NULL;
 	_cleanup_cjson_ cJSON *res = NULL;
 	struct al_error err = AL_ERROR_INIT;
 	bool json = false;
 	char query[256] = "";
 	uint64_t max_input = 1ULL << 30;
-	size_t len = 0;
+	struct stat st;
 	int opt, r;
 
 	while ((opt = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
@@ -131,9 +132,11 @@ int verb_hydrate(struct verb_ctx *ctx, int argc, char **argv)
 		return usage_error(usage_hydrate, "expected a tar on stdin, not a terminal");
 	if ((r = resolve_args(ctx, "/v1/sandboxes", argv + optind, 1)))
 		return r;
-	r = al_read_fd(STDIN_FILENO, (size_t)max_input, &data, &len, &err);
-	if (r < 0) {
-		al_error_prefix(&err, "stdin");
+	/* A file known too large is refused here, not after it was sent. */
+	if (fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode) &&
+	    (uint64_t)st.st_size > max_input) {
+		al_error_set(&err, EFBIG, "stdin: %lld bytes, over --max-input-bytes (%llu)",
+		             (long long)st.st_size, (unsigned long long)max_input);
 		return runtime_error(&err);
 	}
 	base = sandbox_path(argv[optind], "/workspace");
@@ -143,9 +146,11 @@ int verb_hydrate(struct verb_ctx *ctx, int argc, char **argv)
 	              &(struct request){.method = "PUT",
 	                                .path = path,
 	                                .content_type = "application/x-tar",
-	                                .body = data,
-	                                .body_len = len,
-	                                .stream_fd = -1},
+	                                /* Streamed as it is read: airlockd extracts
+	                                 * while it comes, max_input_bytes its bound. */
+	                                .body_stdin = true,
+	                                .stream_fd = -1,
+	                                .progress = "hydrate"},
 	              json ? &res : NULL, "hydrate %s", argv[optind]);
 	if (r == 0 && json)
 		print_json(res);

@@ -520,12 +520,6 @@ static int run_command_in(struct client *c, const char *id, const struct create_
                           char **created, bool *removed, const struct exec_opts *o,
                           struct al_error *err);
 
-static int run_command(struct client *c, const char *id, const struct exec_opts *o,
-                       struct al_error *err)
-{
-	return run_command_in(c, id, NULL, NULL, NULL, o, err);
-}
-
 /*
  * With create NULL, run in sandbox id.  Otherwise make the sandbox first
  * and put its id in *created (the caller's to free and, unless *removed,
@@ -725,12 +719,13 @@ static int run_streamed(struct client *c, const char *id, const struct exec_opts
 	if (!body)
 		return al_error_set(err, ENOMEM, "out of memory");
 	al_iso8601_now(started, sizeof(started), true);
-	r = stream_exec(&(struct stream_opts){.socket_path = c->socket_path,
-	                                      .path = path,
-	                                      .body = body,
-	                                      .tty = o->tty,
-	                                      .stdin = o->interactive},
-	                err);
+	r = stream_exec(
+	    &(struct stream_opts){.socket_path = c->socket_path,
+	                          .path = path,
+	                          .body = body,
+	                          .tty = o->tty,
+	                          .stdin = o->interactive || stdin_kind() == STDIN_ATTACHED},
+	    err);
 	if (r < 0)
 		return al_error_prefix(err, "exec in sandbox %s", id);
 	if (r == 128 + SIGKILL)
@@ -1140,10 +1135,9 @@ int verb_exec(struct verb_ctx *ctx, int argc, char **argv)
 		;
 	else if (eo.detach)
 		r = run_detached(&c, id, &eo, &err);
-	else if (eo.interactive || eo.tty)
+	else /* streamed whatever the command: relayed at pipe speed, in bounded
+	      * memory, at any size (the JSON API holds output up to a cap) */
 		r = run_streamed(&c, id, &eo, &err);
-	else
-		r = run_command(&c, id, &eo, &err);
 	client_close(&c);
 	if (r < 0)
 		return runtime_error(&err);

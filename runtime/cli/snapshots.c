@@ -175,7 +175,7 @@ int verb_snapshot_export(struct verb_ctx *ctx, int argc, char **argv)
 	if ((status = resolve_args(ctx, "/v1/snapshots", argv + optind, 1)))
 		return status;
 	path = api_path("/v1/snapshots", argv[optind], "/export");
-	return verb_get_stdout(ctx, path, "snapshot-export %s", argv[optind]);
+	return verb_get_stdout(ctx, path, "export", "snapshot-export %s", argv[optind]);
 }
 
 int verb_snapshot_import(struct verb_ctx *ctx, int argc, char **argv)

@@ -82,6 +82,10 @@ struct request {
 	/* Or (a large file) straight into its sandbox, which is held meanwhile. */
 	struct sandbox_upload *upload;
 	struct sandbox *upload_sb;
+	/* A workspace tar goes straight to its extraction instead
+	 * (api_hydrate_start); hydrate_gone once that stopped reading. */
+	struct api_hydrate *hydrate;
+	bool hydrate_gone;
 	char sandbox[16];          /* the id of the sandbox it is about, for the log */
 	struct api_stream *stream; /* a streamed exec's, freed with the connection */
 };
@@ -102,7 +106,8 @@ struct reply {
 	char *body; /* owned */
 	size_t len;
 	const char *content_type;
-	bool has_fd; /* send fd_len bytes of fd (owned) instead of body */
+	bool has_fd;                 /* send fd_len bytes of fd (owned) instead of body */
+	struct api_persist *persist; /* or a tar made as it is sent (owned) */
 	int fd;
 	uint64_t fd_len;
 	bool keep_json; /* reply_json keeps the object in json (owned) unprinted */
@@ -944,6 +949,8 @@ static void exec_and_reply(struct daemon *d, struct sandbox *sb, const cJSON *re
 	x.output_base64 = base64 || rp->want_stream;
 	x.argv = argv;
 	x.env = env;
+	/* A stream on pipes is relayed by splice, never read into airlockd. */
+	x.direct = rp->want_stream && !x.tty && x.stdin_len == 0;
 	if (!x.cwd) {
 		reply_error(rp, 500, "internal", "out of memory");
 		return;
@@ -1213,8 +1220,13 @@ static void reply_out(struct reply *rp, int r, struct api_out *out, const struct
 	if (r < 0) {
 		if (out->fd >= 0)
 			close(out->fd);
+		api_persist_free(out->persist);
 		cJSON_Delete(out->json);
 		reply_al_error(rp, err);
+	} else if (out->persist) {
+		rp->status = out->status;
+		rp->persist = out->persist;
+		rp->content_type = "application/x-tar";
 	} else if (out->fd >= 0) {
 		rp->status = out->status;
 		rp->has_fd = true;
@@ -1245,7 +1257,9 @@ static void handle_workspace(struct api_server *s, struct sandbox *sb, struct MH
 			              &lim.max_extracted_bytes, &err);
 		if (r == 0)
 			r = query_u64(c, "max_members", lim.max_members, &lim.max_members, &err);
-		if (r == 0)
+		if (r == 0 && rq->hydrate)
+			r = api_hydrate_finish(rq->hydrate, rq->spooled, &out, &err);
+		else if (r == 0)
 			r = api_workspace_put(s->ctx, sb, rq->spool_fd, &lim, &out, &err);
 	} else {
 		reply_error(rp, 405, "method_not_allowed", "use GET or PUT");
@@ -1577,6 +1591,50 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 }
 
 /* The template of a request's path for metrics ("/v1/sandboxes/{id}/exec"). */
+/*
+ * PUT /v1/sandboxes/{id}/workspace: the extraction starts now, in the
+ * sandbox the client may use, and reads the body as it comes.  Nothing is
+ * started for a sandbox that is not there (or not the client's): the
+ * request then goes the way of any, and is answered by route().
+ */
+static int hydrate_begin(struct api_server *s, struct MHD_Connection *c, const char *url,
+                         struct request *rq, struct al_error *err)
+{
+	static const char prefix[] = "/v1/sandboxes/";
+	struct tar_limits lim;
+	struct sandbox *sb;
+	char id[64];
+	size_t len;
+	bool busy;
+	int r;
+
+	if (strncmp(url, prefix, strlen(prefix)))
+		return 0;
+	len = strlen(url) - strlen(prefix) - strlen("/workspace");
+	if (len == 0 || len >= sizeof(id) || memchr(url + strlen(prefix), '/', len))
+		return 0;
+	memcpy(id, url + strlen(prefix), len);
+	id[len] = '\0';
+	tar_limits_default(&lim);
+	r = query_u64(c, "max_input_bytes", lim.max_input_bytes, &lim.max_input_bytes, err);
+	if (r == 0)
+		r = query_u64(c, "max_extracted_bytes", lim.max_extracted_bytes,
+		              &lim.max_extracted_bytes, err);
+	if (r == 0)
+		r = query_u64(c, "max_members", lim.max_members, &lim.max_members, err);
+	if (r < 0)
+		return r;
+	sb = registry_get_for(&s->ctx->registry, id, rq->peer_uid);
+	if (!sb)
+		return 0;
+	pthread_mutex_lock(&sb->lock);
+	busy = sb->destroying;
+	pthread_mutex_unlock(&sb->lock);
+	r = busy ? 0 : api_hydrate_start(s->ctx, sb, &lim, &rq->hydrate, err);
+	sandbox_unref(sb);
+	return r;
+}
+
 static void route_template(const char *url, char *buf, size_t len)
 {
 	_cleanup_free_ char *copy = strdup(url);
@@ -1788,7 +1846,11 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct reply *rp)
 		MHD_destroy_response(rp->response);
 		return ret;
 	}
-	if (rp->has_fd) {
+	if (rp->persist) {
+		resp = api_persist_response(rp->persist);
+		if (!resp)
+			return MHD_NO;
+	} else if (rp->has_fd) {
 		/* MHD owns the fd from here, also when it fails. */
 		resp = MHD_create_response_from_fd64(rp->fd_len, rp->fd);
 		if (!resp) {
@@ -1930,12 +1992,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			rq->limit = lim;
 		} else if (!strcmp(method, "PUT") && strlen(url) > 10 &&
 		           !strcmp(url + strlen(url) - 10, "/workspace")) {
-			/* A workspace tar may be large: spooled to disk, bounded by the
-			 * archive input limit. */
+			/* A workspace tar may be large: extracted as it comes, bounded
+			 * by the archive input limit (or, for a sandbox that is not
+			 * there, spooled to be answered like any request to it). */
 			struct al_error err = AL_ERROR_INIT;
 			uint64_t lim = ARCHIVE_DEFAULT_MAX_INPUT_BYTES;
 			if (query_u64(c, "max_input_bytes", lim, &lim, &err) < 0 ||
-			    (rq->spool_fd = api_spool_open(s->ctx, &err)) < 0) {
+			    hydrate_begin(s, c, url, rq, &err) < 0 ||
+			    (!rq->hydrate && (rq->spool_fd = api_spool_open(s->ctx, &err)) < 0)) {
 				rq->rejected = true;
 				reply_al_error(&rp, &err);
 				return send_reply(c, &rp);
@@ -1983,13 +2047,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		*upload_size = 0;
 		rq->rejected = true;
 		reply_error(&rp, 413, "too_large",
-		            rq->spool_fd >= 0 ? "archive input exceeds the limit"
-		                              : "request body too large");
+		            rq->spool_fd >= 0 || rq->hydrate ? "archive input exceeds the limit"
+		                                             : "request body too large");
 		return send_reply(c, &rp);
 	}
 	if (*upload_size) {
 		if (rq->upload) {
 			sandbox_upload_write(rq->upload, upload, *upload_size);
+			rq->spooled += *upload_size;
+		} else if (rq->hydrate) {
+			/* Blocks while the extraction is behind: the client waits. */
+			if (!rq->hydrate_gone &&
+			    al_write_all(api_hydrate_fd(rq->hydrate), upload, *upload_size) < 0)
+				rq->hydrate_gone = true; /* it stopped: its error is the answer */
 			rq->spooled += *upload_size;
 		} else if (rq->spool_fd >= 0) {
 			if (al_write_all(rq->spool_fd, upload, *upload_size) < 0)
@@ -2050,6 +2120,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		sandbox_upload_free(rq->upload);
 		if (rq->upload_sb)
 			sandbox_unref(rq->upload_sb);
+		api_hydrate_free(rq->hydrate);
 		api_stream_free(rq->stream);
 		free(rq);
 		*con_cls = NULL;

@@ -17,25 +17,56 @@
 #include "daemon.h"
 #include "sandbox.h"
 
+struct api_persist;
+
 struct api_out {
 	unsigned status; /* 200, 201 */
 	cJSON *json;     /* the body, or NULL when fd is set */
 	int fd;          /* a file to send (owned; the response takes it), or -1 */
 	uint64_t fd_len;
+	struct api_persist *persist; /* or a tar made while it is sent (owned) */
 };
 
 #define API_OUT_INIT                                                                               \
 	{                                                                                          \
-		0, NULL, -1, 0                                                                     \
+		0, NULL, -1, 0, NULL                                                               \
 	}
 
-/* GET /v1/sandboxes/{id}/workspace: the workspace as a tar. */
+/*
+ * GET /v1/sandboxes/{id}/workspace: the workspace as a tar, streamed: the
+ * archive is written (in the sandbox's namespaces and cgroups) into a pipe
+ * that the response reads, chunked, as the client takes it; nothing is
+ * spooled.  An error before the first byte is answered as an error; one
+ * after ends the response without its last chunk, which a client sees as
+ * a cut transfer.
+ */
 int api_workspace_get(struct daemon *ctx, struct sandbox *sb, struct api_out *out,
                       struct al_error *err);
+/* The response for out->persist (it takes it), or NULL (it is freed). */
+struct MHD_Response *api_persist_response(struct api_persist *p);
+void api_persist_free(struct api_persist *p);
 
 /* PUT /v1/sandboxes/{id}/workspace: body (spooled in spool_fd) hydrates it. */
 int api_workspace_put(struct daemon *ctx, struct sandbox *sb, int spool_fd,
                       const struct tar_limits *limits, struct api_out *out, struct al_error *err);
+
+/*
+ * PUT /v1/sandboxes/{id}/workspace, streamed: the extraction starts with
+ * the request (in the sandbox's namespaces and cgroups, in a thread of its
+ * own) and reads the body from a pipe as it comes, so nothing of the
+ * archive is held or spooled.  api_hydrate_start returns the job, whose
+ * pipe the body is written to (api_hydrate_fd; a failed write means the
+ * extraction stopped: drop the rest); api_hydrate_finish closes the pipe,
+ * waits for the extraction and answers as api_workspace_put does;
+ * api_hydrate_free (with the connection) ends one never finished.
+ */
+struct api_hydrate;
+int api_hydrate_start(struct daemon *ctx, struct sandbox *sb, const struct tar_limits *limits,
+                      struct api_hydrate **out, struct al_error *err);
+int api_hydrate_fd(struct api_hydrate *h);
+int api_hydrate_finish(struct api_hydrate *h, uint64_t bytes, struct api_out *out,
+                       struct al_error *err);
+void api_hydrate_free(struct api_hydrate *h);
 
 /* POST /v1/sandboxes/{id}/snapshots {"processes": bool} */
 int api_snapshot_create(struct daemon *ctx, struct sandbox *sb, const cJSON *req,

@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -31,6 +32,11 @@
 #define IN_HIGH_WATER (1u << 20)
 /* How often the loop looks at airlockd stopping and at stdin draining. */
 #define SLICE_MS 250
+/* On pipes, output frames smaller than COALESCE_BELOW are followed by a
+ * pause of COALESCE_NS before the next (see direct_send). */
+#define COALESCE_BELOW (32u << 10)
+#define COALESCE_NS 1000000u
+#define SOCKET_BUFFER (4 << 20)
 
 struct api_stream {
 	struct sandbox *sb;
@@ -299,12 +305,356 @@ static void relay(struct relay *r)
 	}
 }
 
+/* ---- a process on pipes: the bytes never pass through our memory ---- */
+
+/*
+ * The process's stdio is ours (process_take_stdio): each output frame is
+ * a header sent with what the pipe holds at that moment (FIONREAD, at most
+ * a frame), then that many bytes spliced from the pipe to the socket; each
+ * stdin frame's payload is spliced from the socket into the stdin pipe.
+ * Only headers and the small control frames are read into memory, so the
+ * relay holds a few bytes whatever the command writes or reads, and the
+ * pipes' and the socket's own buffers bound what is in flight.
+ */
+struct direct {
+	struct relay *r;
+	int fd[3]; /* stdin (write end), stdout, stderr: -1 once closed */
+	/* Output: the frame being sent. */
+	unsigned char hdr[EXECSTREAM_HEADER_LEN];
+	size_t hdr_off, hdr_len;
+	int src;         /* 1 or 2 while a frame's payload is being sent */
+	int next;        /* which output goes next: they take turns */
+	size_t drain[3]; /* once the process ended: what is left to send of each */
+	bool ended;
+	uint64_t quiet_until; /* ns: no new output frame before, see direct_send */
+	struct execstream_mover out;
+	/* Input: the frame being received. */
+	unsigned char ihdr[EXECSTREAM_HEADER_LEN];
+	size_t ihdr_got;
+	uint8_t itype;
+	struct execstream_mover in; /* a stdin payload */
+	struct al_buf ctl;          /* a control frame's payload */
+	size_t ctl_left;
+	int wait_fd;
+	short wait_events;
+};
+
+static void direct_close(struct direct *d, int i)
+{
+	if (d->fd[i] >= 0)
+		close(d->fd[i]);
+	d->fd[i] = -1;
+}
+
+static size_t queued_bytes(int fd)
+{
+	int n = 0;
+
+	return fd >= 0 && ioctl(fd, FIONREAD, &n) == 0 && n > 0 ? (size_t)n : 0;
+}
+
+/* Begin the next output frame, if an output has bytes; false when none has. */
+static bool direct_next_frame(struct direct *d)
+{
+	for (int k = 0; k < 2; k++) {
+		int i = 1 + (d->next + k) % 2;
+		size_t n = queued_bytes(d->fd[i]);
+		if (d->ended && n > d->drain[i])
+			n = d->drain[i];
+		if (n == 0) {
+			d->drain[i] = 0; /* an ended process's pipe that is empty stays so */
+			continue;
+		}
+		if (n > EXECSTREAM_MAX_PAYLOAD)
+			n = EXECSTREAM_MAX_PAYLOAD;
+		execstream_header(d->hdr, i == 1 ? EXECSTREAM_STDOUT : EXECSTREAM_STDERR, n);
+		d->hdr_off = 0;
+		d->hdr_len = sizeof(d->hdr);
+		d->out.left = n;
+		d->src = i;
+		if (d->ended)
+			d->drain[i] -= n;
+		d->next = i % 2; /* the other one first next time */
+		return true;
+	}
+	return false;
+}
+
+/* Send output: control frames, then data frames.  False once the client is gone. */
+static bool direct_send(struct direct *d, bool *blocked)
+{
+	struct relay *r = d->r;
+
+	*blocked = false;
+	for (;;) {
+		if (d->hdr_off < d->hdr_len) {
+			ssize_t n = send(r->sock, d->hdr + d->hdr_off, d->hdr_len - d->hdr_off,
+			                 MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && errno == EAGAIN) {
+				*blocked = true;
+				return true;
+			}
+			if (n < 0)
+				return false;
+			d->hdr_off += (size_t)n;
+			continue;
+		}
+		if (d->src) {
+			int wfd;
+			short ev;
+			ssize_t n = execstream_move(&d->out, d->fd[d->src], r->sock, &wfd, &ev);
+			if (n == -EAGAIN) {
+				/* The pipe holds the frame's bytes: only the socket waits. */
+				*blocked = true;
+				return true;
+			}
+			if (n <= 0 && n != -EPIPE && n != -ECONNRESET) {
+				/* The bytes FIONREAD promised are gone: nobody else reads
+				 * the pipe, so this is a broken stream. */
+				log_warn("sandbox %s: streamed exec: output pipe: %s",
+				         r->st->sb->id, n == 0 ? "early end" : strerror((int)-n));
+				return false;
+			}
+			if (n < 0)
+				return false;
+			if (execstream_mover_idle(&d->out)) {
+				/* A small frame: the command writes in small pieces,
+				 * and a frame (two syscalls here, more in the client)
+				 * for each costs more than the pieces.  Let the pipe
+				 * gather for a moment; one that fills is read at once. */
+				if (d->hdr[1] == 0 && d->hdr[2] == 0 &&
+				    d->hdr[3] < (COALESCE_BELOW >> 8))
+					d->quiet_until = al_now_ns() + COALESCE_NS;
+				d->src = 0;
+			}
+			continue;
+		}
+		/* Control frames (errors, the exit) between data frames. */
+		if (r->out.len) {
+			if (!write_client(r))
+				return false;
+			if (r->out.len) {
+				*blocked = true;
+				return true;
+			}
+			continue;
+		}
+		if (!d->ended && al_now_ns() < d->quiet_until)
+			return true;
+		if (!direct_next_frame(d))
+			return true;
+	}
+}
+
+static void direct_control(struct direct *d)
+{
+	struct relay *r = d->r;
+	struct al_error err = AL_ERROR_INIT;
+
+	if (d->itype == EXECSTREAM_CLOSE_STDIN) {
+		direct_close(d, 0);
+		return;
+	}
+	if (d->itype == EXECSTREAM_RESIZE || d->itype == EXECSTREAM_SIGNAL) {
+		handle_frame(r, d->itype, d->ctl.data ? d->ctl.data : "", d->ctl.len);
+		return;
+	}
+	(void)err;
+	queue_error(r, "invalid_argument", "unknown frame type");
+	r->fatal = true;
+}
+
+/* Take what the client sent.  False once it is gone. */
+static bool direct_receive(struct direct *d)
+{
+	struct relay *r = d->r;
+
+	for (;;) {
+		if (d->in.left > 0) {
+			ssize_t n = execstream_move(&d->in, r->sock, d->fd[0], &d->wait_fd,
+			                            &d->wait_events);
+			if (n == -EAGAIN)
+				return true;
+			if (n == -EPIPE) {
+				/* The process closed its stdin: the rest goes nowhere, as
+				 * into a pipe nobody reads. */
+				direct_close(d, 0);
+				continue;
+			}
+			if (n <= 0)
+				return false;
+			continue;
+		}
+		if (d->ctl_left > 0) {
+			char chunk[4096];
+			size_t want = d->ctl_left < sizeof(chunk) ? d->ctl_left : sizeof(chunk);
+			ssize_t n = recv(r->sock, chunk, want, MSG_DONTWAIT);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && errno == EAGAIN) {
+				d->wait_fd = r->sock;
+				d->wait_events = POLLIN;
+				return true;
+			}
+			if (n <= 0 || al_buf_append(&d->ctl, chunk, (size_t)n) < 0)
+				return false;
+			d->ctl_left -= (size_t)n;
+			if (d->ctl_left == 0) {
+				direct_control(d);
+				d->ctl.len = 0;
+			}
+			continue;
+		}
+		if (r->fatal)
+			return true;
+		/* A header, and nothing after it: its payload may go elsewhere. */
+		ssize_t n = recv(r->sock, d->ihdr + d->ihdr_got, sizeof(d->ihdr) - d->ihdr_got,
+		                 MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			d->wait_fd = r->sock;
+			d->wait_events = POLLIN;
+			return true;
+		}
+		if (n <= 0)
+			return false;
+		d->ihdr_got += (size_t)n;
+		if (d->ihdr_got < sizeof(d->ihdr))
+			continue;
+		d->ihdr_got = 0;
+		d->itype = d->ihdr[0];
+		ssize_t len = execstream_header_len(d->ihdr);
+		if (len < 0) {
+			queue_error(r, "too_large", "frame longer than 1 MiB");
+			r->fatal = true;
+			return true;
+		}
+		if (d->itype == EXECSTREAM_STDIN) {
+			d->in.left = (size_t)len;
+		} else {
+			d->ctl_left = (size_t)len;
+			if (len == 0)
+				direct_control(d);
+		}
+	}
+}
+
+/* The process ended: what its pipes hold now is the rest of its output (a
+ * child it left behind may write on; that is not waited for). */
+static void direct_ended(struct direct *d)
+{
+	_cleanup_buf_ struct al_buf out = {0}, err = {0};
+	bool done = false;
+	uint64_t v;
+
+	if (read(d->r->notify, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_debug("eventfd read: %m");
+	if (d->ended || process_stream_take(d->r->st->p, &out, &err, &done) < 0 || !done)
+		return;
+	/* What airlockd itself wrote (a spawn error) comes first. */
+	queue_chunks(d->r, EXECSTREAM_STDOUT, &out);
+	queue_chunks(d->r, EXECSTREAM_STDERR, &err);
+	d->ended = true;
+	/* Less the rest of a frame being sent: its header counted it. */
+	for (int i = 1; i < 3; i++) {
+		size_t q = queued_bytes(d->fd[i]), sending = d->src == i ? d->out.left : 0;
+		d->drain[i] = q > sending ? q - sending : 0;
+	}
+	direct_close(d, 0);
+}
+
+static void relay_direct(struct relay *r, int fds[3])
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct direct d = {.r = r, .fd = {fds[0], fds[1], fds[2]}};
+	const char *why = NULL;
+
+	/* Ours until the connection is closed: non-blocking, for splice. */
+	fcntl(r->sock, F_SETFL, fcntl(r->sock, F_GETFL) | O_NONBLOCK);
+	/* Room for a whole frame or more in the socket (a Unix socket's
+	 * sending side is all its buffer): fewer wake-ups on both ends.  The
+	 * pages are the pipe's, referenced, not copied; best effort. */
+	if (setsockopt(r->sock, SOL_SOCKET, SO_SNDBUFFORCE, &(int){SOCKET_BUFFER}, sizeof(int)) < 0)
+		log_debug("SO_SNDBUFFORCE: %m");
+	for (;;) {
+		struct pollfd pfd[4];
+		bool blocked = false, quiet;
+		int n = 0;
+
+		if (__atomic_load_n(r->st->stopping, __ATOMIC_SEQ_CST)) {
+			why = "airlockd is stopping";
+			break;
+		}
+		d.wait_fd = -1;
+		if (!r->exit_queued && !direct_receive(&d)) {
+			why = "the client left";
+			break;
+		}
+		if (!direct_send(&d, &blocked)) {
+			why = "the client left";
+			break;
+		}
+		if (d.ended && !d.src && !r->exit_queued && d.drain[1] == 0 && d.drain[2] == 0 &&
+		    !blocked) {
+			queue_exit(r);
+			continue;
+		}
+		if (r->exit_queued && !blocked && !d.src && r->out.len == 0)
+			break;
+		if (r->fatal && !blocked && !d.src && r->out.len == 0)
+			break;
+		/* What to wait for: the socket's room while something is being
+		 * sent, else output to send; the input side's own wait; the end. */
+		quiet = !d.ended && al_now_ns() < d.quiet_until;
+		if (blocked)
+			pfd[n++] = (struct pollfd){.fd = r->sock, .events = POLLOUT};
+		else if (!d.ended && !quiet)
+			for (int i = 1; i < 3; i++)
+				if (d.fd[i] >= 0)
+					pfd[n++] = (struct pollfd){.fd = d.fd[i], .events = POLLIN};
+		if (d.wait_fd >= 0)
+			pfd[n++] = (struct pollfd){.fd = d.wait_fd, .events = d.wait_events};
+		else if (!r->exit_queued)
+			pfd[n++] = (struct pollfd){.fd = r->sock, .events = POLLRDHUP};
+		pfd[n++] = (struct pollfd){.fd = d.ended ? -1 : r->notify, .events = POLLIN};
+		if (poll(pfd, (nfds_t)n, quiet ? 1 : SLICE_MS) < 0 && errno != EINTR) {
+			why = "poll failed";
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			if (pfd[i].fd == r->notify && pfd[i].revents)
+				direct_ended(&d);
+			/* A pipe at its end (the command and its children closed
+			 * it) with nothing left in it. */
+			else if (pfd[i].fd >= 0 && pfd[i].fd != r->sock &&
+			         (pfd[i].revents & POLLHUP) && !(pfd[i].revents & POLLIN))
+				for (int k = 0; k < 3; k++)
+					if (d.fd[k] == pfd[i].fd)
+						direct_close(&d, k);
+		}
+	}
+	if (!r->exit_queued) {
+		log_info("sandbox %s: streamed exec ends (%s); its command is killed",
+		         r->st->sb->id, why ? why : "protocol error");
+		process_kill(r->st->p, SIGKILL, &err);
+	}
+	for (int i = 0; i < 3; i++)
+		direct_close(&d, i);
+	execstream_mover_free(&d.in);
+	execstream_mover_free(&d.out);
+	al_buf_free(&d.ctl);
+}
+
 static void on_upgrade(void *cls, struct MHD_Connection *c, void *con_cls, const char *extra_in,
                        size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
 {
 	struct api_stream *st = cls;
 	struct al_error err = AL_ERROR_INIT;
 	struct relay r = {.st = st, .sock = sock, .notify = -1};
+	int fds[3];
 
 	(void)c;
 	(void)con_cls;
@@ -315,6 +665,19 @@ static void on_upgrade(void *cls, struct MHD_Connection *c, void *con_cls, const
 		process_kill(st->p, SIGKILL, &err);
 	} else if (extra_in_size && al_buf_append(&r.in, extra_in, extra_in_size) < 0) {
 		process_kill(st->p, SIGKILL, &err);
+	} else if (process_take_stdio(st->p, fds) == 0) {
+		/* Frames come after the 101 (docs/api.md): on pipes nothing
+		 * that came with the head is read in whole. */
+		if (extra_in_size) {
+			queue_error(&r, "invalid_argument",
+			            "frames sent before the 101 answer are refused");
+			write_client(&r);
+			process_kill(st->p, SIGKILL, &err);
+			for (int i = 0; i < 3; i++)
+				close(fds[i]);
+		} else {
+			relay_direct(&r, fds);
+		}
 	} else {
 		relay(&r);
 	}

@@ -833,7 +833,9 @@ static int extract_pass(int in_fd, int dirfd, const struct archive_tree_opts *o,
 		r = archive_read_next_header(in, &e);
 		if (r == ARCHIVE_EOF)
 			break;
-		if (r < ARCHIVE_WARN)
+		/* A damaged header (RETRY) refuses the archive too: the rest of
+		 * it is not what its sender meant (api_hydrate_free relies on it). */
+		if (r < ARCHIVE_WARN || r == ARCHIVE_RETRY)
 			return al_error_set(err, EINVAL, "not a valid tar archive: %s",
 			                    archive_error_string(in));
 		r = check_input(&x);

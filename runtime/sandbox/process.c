@@ -142,7 +142,8 @@ struct al_process {
 	int stdin_fd;
 	struct al_buf stdin_queue;
 	bool tty;
-	int tty_fd; /* the pty master, for its window size; -1 on pipes */
+	int direct_fds[3]; /* a direct process's stdio until process_take_stdio: -1 */
+	int tty_fd;        /* the pty master, for its window size; -1 on pipes */
 	int notify; /* streaming: an eventfd poked on output and the end (process_stream_attach); -1
 	             */
 	bool close_stdin_after_queue;
@@ -194,6 +195,9 @@ void process_unref(struct al_process *p)
 		close(p->stdin_fd);
 	if (p->tty_fd >= 0)
 		close(p->tty_fd);
+	for (int i = 0; i < 3; i++)
+		if (p->direct_fds[i] >= 0)
+			close(p->direct_fds[i]);
 	if (p->notify >= 0)
 		close(p->notify);
 	if (p->conn >= 0)
@@ -221,6 +225,7 @@ static struct al_process *process_new(size_t max_output, bool count_text)
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
 	p->conn = p->wake = p->stdin_fd = p->tty_fd = p->notify = -1;
+	p->direct_fds[0] = p->direct_fds[1] = p->direct_fds[2] = -1;
 	p->out.fd = p->err.fd = -1;
 	p->max_output = max_output;
 	p->count_text = count_text;
@@ -693,6 +698,10 @@ int process_start(struct sandbox *sb, const struct exec_request *req, struct al_
 	if (!p)
 		return al_error_set(err, ENOMEM, "out of memory");
 	p->tty = req->tty;
+	if (req->direct && (req->tty || req->stdin_len > 0)) {
+		process_unref(p);
+		return al_error_set(err, EINVAL, "a direct process has pipes and no stdin data");
+	}
 	if (!req->tty && open_pipes(p, child, err) < 0) {
 		close_fds(child, 3);
 		process_unref(p);
@@ -753,6 +762,15 @@ int process_start(struct sandbox *sb, const struct exec_request *req, struct al_
 		initproto_msg_free(&reply);
 		process_unref(p);
 		return r;
+	}
+	if (req->direct) {
+		/* The caller's from here: the collector only waits for the end. */
+		p->direct_fds[0] = p->stdin_fd;
+		p->direct_fds[1] = p->out.fd;
+		p->direct_fds[2] = p->err.fd;
+		p->stdin_fd = p->out.fd = p->err.fd = -1;
+		/* Stdin fed a pipe's worth at a time: fewer wake-ups both sides. */
+		fcntl(p->direct_fds[0], F_SETPIPE_SZ, OUTPUT_PIPE_SIZE);
 	}
 	if (p->close_stdin_after_queue && p->stdin_queue.len == 0 && p->stdin_fd >= 0) {
 		/* Nothing to feed: on pipes the command reads EOF at once. */
@@ -1041,6 +1059,23 @@ int process_stream_take(struct al_process *p, struct al_buf *out, struct al_buf 
 	/* The collector stopped reading at the high-water mark: go on. */
 	if (was_full)
 		wake(p);
+	return r;
+}
+
+int process_take_stdio(struct al_process *p, int fds[3])
+{
+	int r = 0;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->direct_fds[1] < 0) {
+		r = -EINVAL;
+	} else {
+		for (int i = 0; i < 3; i++) {
+			fds[i] = p->direct_fds[i];
+			p->direct_fds[i] = -1;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
 	return r;
 }
 

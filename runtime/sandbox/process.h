@@ -34,6 +34,10 @@ struct exec_request {
 	 * kernel's default). */
 	bool tty;
 	unsigned rows, cols;
+	/* On pipes, moved by the caller (a streamed exec, api_stream.c): the
+	 * collector leaves the stdio pipes alone and process_take_stdio hands
+	 * them over.  Needs no stdin_data and no tty. */
+	bool direct;
 };
 
 /*
@@ -98,6 +102,13 @@ int process_stream_attach(struct al_process *p, struct al_error *err);
 /* Move the output not taken yet to out and err; *done once the process
  * has ended and nothing is left. */
 int process_stream_take(struct al_process *p, struct al_buf *out, struct al_buf *err, bool *done);
+
+/*
+ * A direct process's ends of its stdio pipes (exec_request.direct): stdin
+ * (write end) and stdout, stderr (read ends), all non-blocking; the caller
+ * owns them from here.  Once; -EINVAL for a process that is not direct.
+ */
+int process_take_stdio(struct al_process *p, int fds[3]);
 
 void process_ref(struct al_process *p);
 void process_unref(struct al_process *p);

@@ -291,8 +291,14 @@ class ArchiveTest(AirlockTestCase):
         self.assertRefused(plain, "extracted size exceeds", status=(413,), max_extracted_bytes=1024)
 
     def test_refuses_too_many_members(self):
-        # The SDK's default limit is 100 000 members: one more is refused from
-        # the headers alone, before anything is written.
+        # The SDK's default limit is 100 000 members: one more is refused.
+        # The body is extracted as it comes, so the members before it are
+        # written (to the staging directory, then removed): the sandbox
+        # gets inodes for all of them, or its disk would refuse first.
+        self.sb = self.sandbox(limits={"memory": "4G", "disk": "2G"})
+        self.sid = self.sb["id"]
+        self.out(self.sid, "mkdir -p /workspace/src && echo original > /workspace/src/keep.txt"
+                           " && echo top > /workspace/top.txt")
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as t:
             t.addfile(member("many/", tarfile.DIRTYPE, 0o755))
