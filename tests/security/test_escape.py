@@ -21,6 +21,16 @@ FORBIDDEN_CAPS = {"cap_sys_admin", "cap_net_admin", "cap_sys_ptrace", "cap_mknod
 FORBIDDEN_CAP_BITS = {21, 12, 19, 27, 13, 16, 2}
 
 
+def ancestors(pid, depth):
+    """The parent, grandparent... of pid, depth of them."""
+    out = []
+    for _ in range(depth):
+        with open("/proc/%d/stat" % pid) as f:
+            pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        out.append(pid)
+    return out
+
+
 class EscapeAttacks(st.SecurityTestCase):
     @classmethod
     def setUpClass(cls):
@@ -95,7 +105,6 @@ class EscapeAttacks(st.SecurityTestCase):
                      "for i in range(20000):\n"
                      "    with open('/workspace/f%d' % i, 'w') as f: f.write('x' * 2048)\n")
         userns = os.readlink("/proc/%d/ns/user" % sb["init_pid"])
-        daemon = self.daemon.proc.pid
         got, answer = at.request_in_background(self.daemon.socket_path, "GET",
                                                "/v1/sandboxes/%s/workspace" % sid)
         seen = None
@@ -105,10 +114,11 @@ class EscapeAttacks(st.SecurityTestCase):
                 if not pid.isdigit() or int(pid) == sb["init_pid"]:
                     continue
                 try:
-                    with open("/proc/%s/stat" % pid) as f:
-                        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                    if ppid != daemon or os.readlink("/proc/%s/ns/user" % pid) != userns:
+                    if (not self.helper_of(int(pid), sb["init_pid"]) or
+                            os.readlink("/proc/%s/ns/user" % pid) != userns):
                         continue
+                    pidns = (os.readlink("/proc/%s/ns/pid" % pid),
+                             os.readlink("/proc/%d/ns/pid" % sb["init_pid"]))
                     fds = []
                     for fd in os.listdir("/proc/%s/fd" % pid):
                         if int(fd) > 2:
@@ -120,14 +130,14 @@ class EscapeAttacks(st.SecurityTestCase):
                     with open("/proc/%s/cgroup" % pid) as f:
                         cgroups = f.read()
                     seen = (fds, int(status["CapEff"], 16), status["NoNewPrivs"].strip(), nets,
-                            status["Seccomp"].strip(), cgroups)
+                            status["Seccomp"].strip(), cgroups, pidns)
                     break
                 except (OSError, IndexError, ValueError, KeyError):
                     continue
         got.join(120)
         self.assertEqual(answer["r"].status, 200, answer)
         self.assertIsNotNone(seen, "never saw the archive helper")
-        fds, cap_eff, nnp, nets, seccomp, cgroups = seen
+        fds, cap_eff, nnp, nets, seccomp, cgroups, pidns = seen
         # Beyond 0-2: the tar's file, the error pipe, directories it walks.
         foreign = [t for t in fds if t.startswith(("socket:", "anon_inode:"))]
         pipes = [t for t in fds if t.startswith("pipe:")]
@@ -141,6 +151,10 @@ class EscapeAttacks(st.SecurityTestCase):
                        "%s, the sandbox's %s" % nets)
         self.attack_ok("archive helper without a seccomp filter", seccomp == "2",
                        "Seccomp " + seccomp)
+        # The host's pids were its to name (capget, sched_getaffinity and
+        # getpriority need no permission).
+        self.attack_ok("archive helper in the host's pid namespace", pidns[0] == pidns[1],
+                       "%s, the sandbox's %s" % pidns)
         # Its work is the sandbox's: it runs in the sandbox's cgroups (it
         # ran in airlockd's, outside every limit of the sandbox).
         with open("/proc/%d/cgroup" % sb["init_pid"]) as f:
@@ -148,6 +162,56 @@ class EscapeAttacks(st.SecurityTestCase):
         self.attack_ok("archive helper outside the sandbox's cgroups",
                        cgroups == sandbox_cgroups, "%r, the sandbox's %r" % (cgroups,
                                                                            sandbox_cgroups))
+
+    def test_file_server_sees_only_its_sandbox(self):
+        # The file server (the file API's helper, idle for 10 s after a
+        # request) ran in the host's pid namespace, while another sandbox
+        # runs next to it.
+        sb = self.sandbox()
+        other = self.sandbox()
+        sid = sb["id"]
+        self.client.write_file(sid, "probe", b"x")
+        userns = os.readlink("/proc/%d/ns/user" % sb["init_pid"])
+        seen = None
+        for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
+            try:
+                if (not self.helper_of(pid, sb["init_pid"]) or
+                        os.readlink("/proc/%d/ns/user" % pid) != userns):
+                    continue
+                fds = []
+                for fd in os.listdir("/proc/%d/fd" % pid):
+                    target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+                    if target == "anon_inode:[pidfd]":
+                        # Its own sandbox's PID 1 is fine; fdinfo names it.
+                        with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                            target += " of pid " + f.read().split("Pid:")[1].split()[0]
+                    if int(fd) > 2:
+                        fds.append(target)
+                seen = (os.readlink("/proc/%d/ns/pid" % pid), fds)
+            except (OSError, ValueError):
+                continue
+        self.assertIsNotNone(seen, "never saw the file server")
+        pidns, fds = seen
+        sandbox_pidns = os.readlink("/proc/%d/ns/pid" % sb["init_pid"])
+        self.attack_ok("file server in the host's pid namespace", pidns == sandbox_pidns,
+                       "%s, the sandbox's %s" % (pidns, sandbox_pidns))
+        # Its socket to airlockd and its PID 1 only: no pidfd, pipe or socket
+        # of another sandbox, nor the API's.
+        own = "anon_inode:[pidfd] of pid %d" % sb["init_pid"]
+        foreign = [t for t in fds if t.startswith(("anon_inode:", "pipe:")) and t != own]
+        sockets = [t for t in fds if t.startswith("socket:")]
+        self.attack_ok("file server holds airlockd's descriptors",
+                       not foreign and len(sockets) <= 1, " ".join(sorted(fds)))
+        self.assertEqual(self.client.read_file(sid, "probe").body, b"x")
+        self.assertExit(self.client.exec(other["id"], command="true"), 0)
+
+    def helper_of(self, pid, init_pid):
+        """Whether pid is a helper of airlockd's (a child, or a child's
+        child) rather than the sandbox's PID 1 or one of its children."""
+        if pid == init_pid:
+            return False
+        up = ancestors(pid, 2)
+        return up[0] != init_pid and self.daemon.proc.pid in up
 
     def test_masked_proc_paths(self):
         res = self.py_json(
