@@ -40,7 +40,7 @@ static void close_fds(const int *fds, int n)
 		close(fds[i]);
 }
 
-int api_workspace_get(struct daemon *ctx, struct sandbox *sb, struct api_out *out,
+int api_workspace_get(struct daemon *ctx, struct sandbox *sb, int client_fd, struct api_out *out,
                       struct al_error *err)
 {
 	int cg[HELPER_MAX_CGROUP_FDS], n_cg;
@@ -59,7 +59,7 @@ int api_workspace_get(struct daemon *ctx, struct sandbox *sb, struct api_out *ou
 		return n_cg;
 	/* In its cgroups: the sandbox pays for the archive it asked for. */
 	r = tar_persist_workspace(sb->init_pid, sb->spec.workspace, ephemeral, fd,
-	                          sb->spec.disk_bytes, cg, (size_t)n_cg, &bytes, err);
+	                          sb->spec.disk_bytes, cg, (size_t)n_cg, client_fd, &bytes, err);
 	close_fds(cg, n_cg);
 	if (r < 0)
 		return al_error_prefix(err, "sandbox %s", sb->id);
@@ -105,7 +105,7 @@ static const struct al_json_key snapshot_keys[] = {
     {"processes", AL_JSON_BOOL | AL_JSON_NULL},
 };
 
-int api_snapshot_create(struct daemon *ctx, struct sandbox *sb, const cJSON *req,
+int api_snapshot_create(struct daemon *ctx, struct sandbox *sb, const cJSON *req, int client_fd,
                         struct api_out *out, struct al_error *err)
 {
 	const cJSON *p = cJSON_GetObjectItemCaseSensitive(req, "processes");
@@ -118,7 +118,7 @@ int api_snapshot_create(struct daemon *ctx, struct sandbox *sb, const cJSON *req
 		return r;
 	if (cJSON_IsBool(p))
 		processes = cJSON_IsTrue(p);
-	r = lifecycle_snapshot(ctx, sb, processes, &o, err);
+	r = lifecycle_snapshot(ctx, sb, processes, client_fd, &o, err);
 	if (r < 0)
 		return r;
 	out->status = 201;

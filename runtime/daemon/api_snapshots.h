@@ -29,8 +29,9 @@ struct api_out {
 		0, NULL, -1, 0                                                                     \
 	}
 
-/* GET /v1/sandboxes/{id}/workspace: the workspace as a tar. */
-int api_workspace_get(struct daemon *ctx, struct sandbox *sb, struct api_out *out,
+/* GET /v1/sandboxes/{id}/workspace: the workspace as a tar, made in the
+ * sandbox's cgroups and abandoned if client_fd (or -1) hangs up. */
+int api_workspace_get(struct daemon *ctx, struct sandbox *sb, int client_fd, struct api_out *out,
                       struct al_error *err);
 
 /* PUT /v1/sandboxes/{id}/workspace: body (spooled in spool_fd) hydrates it. */
@@ -38,7 +39,7 @@ int api_workspace_put(struct daemon *ctx, struct sandbox *sb, int spool_fd,
                       const struct tar_limits *limits, struct api_out *out, struct al_error *err);
 
 /* POST /v1/sandboxes/{id}/snapshots {"processes": bool} */
-int api_snapshot_create(struct daemon *ctx, struct sandbox *sb, const cJSON *req,
+int api_snapshot_create(struct daemon *ctx, struct sandbox *sb, const cJSON *req, int client_fd,
                         struct api_out *out, struct al_error *err);
 
 /* GET /v1/snapshots, DELETE /v1/snapshots/{id} */

@@ -343,22 +343,23 @@ static _Noreturn void child_main(helper_fn fn, void *arg, const struct helper_op
 	/* Nothing in a sandbox may ptrace us or read our memory. */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	helper_parent = parent;
-	/* Into the sandbox's cgroups first, while we are host root as the
-	 * files' opener was: from here on the sandbox pays for the work. */
+	r = die_with_parent(&cerr);
+	/* The fork first, from airlockd's cgroups: a sandbox at its pids limit
+	 * still gets its helper (a move into a cgroup is never refused). */
+	if (r == 0 && (o->ns_pidfd >= 0 || o->ns_pid > 0))
+		r = fork_into_pid_namespace(o, server, &cerr);
+	/* Into the sandbox's cgroups, while we are host root as the files'
+	 * opener was: from here on the sandbox pays for the work. */
 	for (size_t i = 0; i < n_cg && r == 0; i++) {
 		if (write(o->cgroup_fds[i], "0", 1) != 1)
 			r = al_error_errno(&cerr, "join the sandbox's cgroups");
 		close(o->cgroup_fds[i]);
 	}
-	if (r == 0)
-		r = die_with_parent(&cerr);
 	/* With a sandbox's credentials, and a filter: the job then parses what
 	 * the sandbox controls.  Without one (a stopped sandbox's layer, made
 	 * of whiteouts that need mknod) the job is on trusted ground. */
 	if (r == 0 && (o->ns_pidfd >= 0 || o->ns_pid > 0)) {
-		r = fork_into_pid_namespace(o, server, &cerr);
-		if (r == 0)
-			r = enter_sandbox(o, &cerr);
+		r = enter_sandbox(o, &cerr);
 		if (r == 0)
 			r = load_seccomp(&cerr);
 	}
@@ -390,7 +391,9 @@ static int collect(pid_t pid, int err_fd, int out_fd, const struct helper_opts *
                    struct al_buf *msg, struct al_error *err)
 {
 	uint64_t deadline = o->timeout_ms ? al_now_ms() + o->timeout_ms : 0;
-	struct pollfd p[2] = {{.fd = err_fd, .events = POLLIN}, {.fd = out_fd, .events = POLLIN}};
+	struct pollfd p[3] = {{.fd = err_fd, .events = POLLIN},
+	                      {.fd = out_fd, .events = POLLIN},
+	                      {.fd = o->cancel_fd, .events = POLLRDHUP}};
 	const char *what = o->what ? o->what : "helper";
 	int open_fds = out_fd >= 0 ? 2 : 1;
 
@@ -405,12 +408,16 @@ static int collect(pid_t pid, int err_fd, int out_fd, const struct helper_opts *
 			}
 			wait_ms = (int)(deadline - now);
 		}
-		n = poll(p, 2, wait_ms);
+		n = poll(p, 3, wait_ms);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
 			kill(pid, SIGKILL);
 			return al_error_errno(err, "%s: poll", what);
+		}
+		if (p[2].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+			kill(pid, SIGKILL);
+			return al_error_set(err, ECANCELED, "%s: the client went away", what);
 		}
 		for (int i = 0; i < 2; i++) {
 			char chunk[65536];

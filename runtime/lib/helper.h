@@ -57,11 +57,14 @@ struct helper_opts {
 	unsigned timeout_ms;
 	/* The name used in errors ("file helper", "archive helper"). */
 	const char *what;
+	/* A client's connection, or -1: once its peer hangs up, the child is
+	 * killed (-ECANCELED): work nobody waits for is not finished. */
+	int cancel_fd;
 };
 #define HELPER_MAX_CGROUP_FDS 8
 #define HELPER_OPTS_INIT                                                                           \
 	{                                                                                          \
-		.ns_pidfd = -1, .ns_pid = 0, .keep_fd = -1                                         \
+		.ns_pidfd = -1, .ns_pid = 0, .keep_fd = -1, .cancel_fd = -1                        \
 	}
 
 int helper_run(helper_fn fn, void *arg, const struct helper_opts *o, struct al_error *err);
