@@ -163,48 +163,6 @@ class EscapeAttacks(st.SecurityTestCase):
                        cgroups == sandbox_cgroups, "%r, the sandbox's %r" % (cgroups,
                                                                            sandbox_cgroups))
 
-    def test_file_server_sees_only_its_sandbox(self):
-        # The file server (the file API's helper, idle for 10 s after a
-        # request) ran in the host's pid namespace, while another sandbox
-        # runs next to it.
-        sb = self.sandbox()
-        other = self.sandbox()
-        sid = sb["id"]
-        self.client.write_file(sid, "probe", b"x")
-        userns = os.readlink("/proc/%d/ns/user" % sb["init_pid"])
-        seen = None
-        for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
-            try:
-                if (not self.helper_of(pid, sb["init_pid"]) or
-                        os.readlink("/proc/%d/ns/user" % pid) != userns):
-                    continue
-                fds = []
-                for fd in os.listdir("/proc/%d/fd" % pid):
-                    target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
-                    if target == "anon_inode:[pidfd]":
-                        # Its own sandbox's PID 1 is fine; fdinfo names it.
-                        with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
-                            target += " of pid " + f.read().split("Pid:")[1].split()[0]
-                    if int(fd) > 2:
-                        fds.append(target)
-                seen = (os.readlink("/proc/%d/ns/pid" % pid), fds)
-            except (OSError, ValueError):
-                continue
-        self.assertIsNotNone(seen, "never saw the file server")
-        pidns, fds = seen
-        sandbox_pidns = os.readlink("/proc/%d/ns/pid" % sb["init_pid"])
-        self.attack_ok("file server in the host's pid namespace", pidns == sandbox_pidns,
-                       "%s, the sandbox's %s" % (pidns, sandbox_pidns))
-        # Its socket to airlockd and its PID 1 only: no pidfd, pipe or socket
-        # of another sandbox, nor the API's.
-        own = "anon_inode:[pidfd] of pid %d" % sb["init_pid"]
-        foreign = [t for t in fds if t.startswith(("anon_inode:", "pipe:")) and t != own]
-        sockets = [t for t in fds if t.startswith("socket:")]
-        self.attack_ok("file server holds airlockd's descriptors",
-                       not foreign and len(sockets) <= 1, " ".join(sorted(fds)))
-        self.assertEqual(self.client.read_file(sid, "probe").body, b"x")
-        self.assertExit(self.client.exec(other["id"], command="true"), 0)
-
     def helper_of(self, pid, init_pid):
         """Whether pid is a helper of airlockd's (a child, or a child's
         child) rather than the sandbox's PID 1 or one of its children."""
@@ -483,16 +441,16 @@ class FileApiCredentials(st.SecurityTestCase):
         self.assertEqual(self.out(self.sid, "ls /locked"), "keep\n")
 
     def file_servers(self, sb):
-        """The processes airlockd forked into sb's user namespace."""
+        """The processes airlockd forked into sb's user namespace (the
+        worker of a helper is its child, in the sandbox's pid namespace)."""
         userns = os.readlink("/proc/%d/ns/user" % sb["init_pid"])
         found = []
         for pid in os.listdir("/proc"):
             if not pid.isdigit() or int(pid) == sb["init_pid"]:
                 continue
             try:
-                with open("/proc/%s/stat" % pid) as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                if ppid == self.daemon.proc.pid and \
+                up = ancestors(int(pid), 2)
+                if up[0] != sb["init_pid"] and self.daemon.proc.pid in up and \
                         os.readlink("/proc/%s/ns/user" % pid) == userns:
                     found.append(int(pid))
             except (OSError, IndexError, ValueError):
@@ -503,7 +461,10 @@ class FileApiCredentials(st.SecurityTestCase):
         # The file API's operations are done by a server in the sandbox's
         # namespaces: forked from airlockd, it must keep none of airlockd's
         # descriptors (other sandboxes' pidfds and pipes, the API socket,
-        # its log) and only the sandbox's root's file capabilities.
+        # its log) and only the sandbox's root's file capabilities.  Another
+        # sandbox runs beside it.
+        other = self.client.create()
+        self.addCleanup(self.client.destroy, other["id"])
         sb = self.client.create()
         destroyed = []
         self.addCleanup(lambda: destroyed or self.client.destroy(sb["id"]))
@@ -521,6 +482,13 @@ class FileApiCredentials(st.SecurityTestCase):
         rest = sorted(t.split(":")[0].split("[")[0] for fd, t in fds.items() if fd > 2)
         self.attack_ok("file server keeps airlockd's descriptors",
                        rest == ["/", "anon_inode", "socket"], repr(fds))
+        # Its one pidfd is its own sandbox's PID 1 (fdinfo names the pid).
+        for fd, target in fds.items():
+            if target == "anon_inode:[pidfd]":
+                with open("/proc/%d/fdinfo/%d" % (pid, fd)) as f:
+                    of = int(f.read().split("Pid:")[1].split()[0])
+                self.attack_ok("file server holds another process's pidfd",
+                               of == sb["init_pid"], "pidfd of pid %d" % of)
         wanted = sum(1 << c for c in (0, 1, 3, 4))  # chown, dac_override, fowner, fsetid
         cap_eff = int(status["CapEff"], 16)
         self.attack_ok("file server keeps every capability", cap_eff & ~wanted == 0,
@@ -538,6 +506,12 @@ class FileApiCredentials(st.SecurityTestCase):
         for ns in ("mnt", "net", "ipc", "uts", "user"):
             self.assertEqual(os.readlink("/proc/%d/ns/%s" % (pid, ns)),
                              os.readlink("/proc/%d/ns/%s" % (sb["init_pid"], ns)), ns)
+        # In the host's pid namespace, the pids capget, sched_getaffinity
+        # and getpriority take were the host's (it was, before).
+        pidns = (os.readlink("/proc/%d/ns/pid" % pid),
+                 os.readlink("/proc/%d/ns/pid" % sb["init_pid"]))
+        self.attack_ok("file server in the host's pid namespace", pidns[0] == pidns[1],
+                       "%s, the sandbox's %s" % pidns)
         # And it is gone with the sandbox (it holds its mount namespace).
         self.client.destroy(sb["id"])
         destroyed.append(True)
@@ -545,7 +519,7 @@ class FileApiCredentials(st.SecurityTestCase):
 
     def test_a_killed_file_server_is_replaced(self):
         # Whatever ends the server (the OOM killer, a timeout, the
-        # sandbox's root cannot: it is not in its pid namespace), the next
+        # sandbox's root: it is in its pid namespace, as its uid), the next
         # operation gets a new one.
         sb = self.client.create()
         self.addCleanup(self.client.destroy, sb["id"])
