@@ -1187,10 +1187,10 @@ int tar_write_layer_charged(const char *path, int out_fd, uid_t id_base, char *c
                             int cancel_fd, uint64_t *bytes, struct al_error *err)
 {
 	struct write_layer_job j = {.path = path,
-	                      .fd = out_fd,
-	                      .id_base = id_base,
-	                      .exclude = exclude,
-	                      .max_hole_bytes = max_hole_bytes};
+	                            .fd = out_fd,
+	                            .id_base = id_base,
+	                            .exclude = exclude,
+	                            .max_hole_bytes = max_hole_bytes};
 	off_t start = lseek(out_fd, 0, SEEK_CUR), end;
 	int r;
 
