@@ -456,17 +456,15 @@ static void raise_nofile(struct daemon *ctx)
 }
 
 /*
- * Every sandbox's user namespace is owned by host root, and the kernel
- * charges what its processes queue (signals, POSIX message queue bytes) to
- * the uid inside and to host root's own per-user counters too: one sandbox
- * took all of host root's queued signals and mqueue bytes (EAGAIN, EMFILE
- * for root).  What a user namespace may charge to its owner is capped by
- * the rlimits of the process that made it, airlockd (or criu, its child):
- * lowered here, sandboxes together can never take more than this of host
- * root's budgets (root's own limits are 819200 bytes and about 96000
- * signals on this host).  They also become each sandbox process's own
- * limits.  A namespace owned by the sandbox's own uid would give each
- * sandbox a budget of its own; docs/security.md says what blocks it.
+ * The kernel charges what a sandbox's processes queue (signals, POSIX
+ * message queue bytes) to the uid inside and to the owner of its user
+ * namespace, the sandbox's own host uid (spawn.c).  What a namespace may
+ * charge to its owner is capped by the rlimits of the process that made
+ * it, airlockd (or criu, its child), and they become each sandbox
+ * process's own limits: lowered here, a sandbox's budgets are these
+ * (root's own limits are 819200 bytes and about 96000 signals on this
+ * host), and they would still bound what sandboxes took of host root's
+ * should a namespace be made by root (a criu without the shim).
  */
 #define SANDBOX_SIGPENDING 4096
 #define SANDBOX_MSGQUEUE (256u << 10)

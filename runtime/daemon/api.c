@@ -201,6 +201,9 @@ static void reply_al_error(struct reply *rp, const struct al_error *err)
 	case ETIMEDOUT:
 		reply_error(rp, 504, "timeout", err->msg);
 		break;
+	case ECANCELED: /* nobody reads it: for the log (nginx's "client closed") */
+		reply_error(rp, 499, "cancelled", err->msg);
+		break;
 	case EIO:
 		reply_error(rp, 500, "io_error", err->msg);
 		break;
@@ -1248,7 +1251,7 @@ static void handle_workspace(struct api_server *s, struct sandbox *sb, struct MH
 
 	tar_limits_default(&lim);
 	if (!strcmp(method, "GET")) {
-		r = api_workspace_get(s->ctx, sb, &out, &err);
+		r = api_workspace_get(s->ctx, sb, rp->client_fd, &out, &err);
 	} else if (!strcmp(method, "PUT")) {
 		r = query_u64(c, "max_input_bytes", lim.max_input_bytes, &lim.max_input_bytes,
 		              &err);
@@ -1277,7 +1280,7 @@ static void handle_snapshot_create(struct api_server *s, struct sandbox *sb, str
 
 	if (!req)
 		return;
-	reply_out(rp, api_snapshot_create(s->ctx, sb, req, &out, &err), &out, &err);
+	reply_out(rp, api_snapshot_create(s->ctx, sb, req, rp->client_fd, &out, &err), &out, &err);
 }
 
 static void handle_snapshots(struct api_server *s, char **seg, size_t n, const char *method,

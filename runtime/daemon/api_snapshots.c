@@ -50,6 +50,9 @@ struct api_persist {
 	char **ephemeral;
 	int cg[HELPER_MAX_CGROUP_FDS], n_cg;
 	int rfd, wfd;
+	/* The client's connection: the helper ends when it hangs up (it also
+	 * ends when the response stops reading the pipe). */
+	int client_fd;
 	pthread_t thread;
 	bool started;
 	int result;
@@ -61,9 +64,9 @@ static void *persist_thread(void *arg)
 	struct api_persist *p = arg;
 
 	/* In its cgroups: the sandbox pays for the archive it asked for. */
-	p->result =
-	    tar_persist_workspace(p->sb->init_pid, p->sb->spec.workspace, p->ephemeral, p->wfd,
-	                          p->sb->spec.disk_bytes, p->cg, (size_t)p->n_cg, NULL, &p->err);
+	p->result = tar_persist_workspace(p->sb->init_pid, p->sb->spec.workspace, p->ephemeral,
+	                                  p->wfd, p->sb->spec.disk_bytes, p->cg, (size_t)p->n_cg,
+	                                  p->client_fd, NULL, &p->err);
 	if (p->result < 0)
 		log_info("sandbox %s: persist: %s", p->sb->id, p->err.msg);
 	/* The reader's EOF: the end of the archive, or of a failed one. */
@@ -127,7 +130,7 @@ struct MHD_Response *api_persist_response(struct api_persist *p)
 	return r;
 }
 
-int api_workspace_get(struct daemon *ctx, struct sandbox *sb, struct api_out *out,
+int api_workspace_get(struct daemon *ctx, struct sandbox *sb, int client_fd, struct api_out *out,
                       struct al_error *err)
 {
 	_cleanup_(api_persist_freep) struct api_persist *p = NULL;
@@ -140,6 +143,7 @@ int api_workspace_get(struct daemon *ctx, struct sandbox *sb, struct api_out *ou
 	if (!p)
 		return al_error_set(err, ENOMEM, "out of memory");
 	p->rfd = p->wfd = -1;
+	p->client_fd = client_fd;
 	sandbox_ref(sb);
 	p->sb = sb;
 	p->err = (struct al_error)AL_ERROR_INIT;
@@ -316,7 +320,7 @@ static const struct al_json_key snapshot_keys[] = {
     {"processes", AL_JSON_BOOL | AL_JSON_NULL},
 };
 
-int api_snapshot_create(struct daemon *ctx, struct sandbox *sb, const cJSON *req,
+int api_snapshot_create(struct daemon *ctx, struct sandbox *sb, const cJSON *req, int client_fd,
                         struct api_out *out, struct al_error *err)
 {
 	const cJSON *p = cJSON_GetObjectItemCaseSensitive(req, "processes");
@@ -329,7 +333,7 @@ int api_snapshot_create(struct daemon *ctx, struct sandbox *sb, const cJSON *req
 		return r;
 	if (cJSON_IsBool(p))
 		processes = cJSON_IsTrue(p);
-	r = lifecycle_snapshot(ctx, sb, processes, &o, err);
+	r = lifecycle_snapshot(ctx, sb, processes, client_fd, &o, err);
 	if (r < 0)
 		return r;
 	out->status = 201;

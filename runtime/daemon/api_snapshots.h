@@ -38,9 +38,9 @@ struct api_out {
  * that the response reads, chunked, as the client takes it; nothing is
  * spooled.  An error before the first byte is answered as an error; one
  * after ends the response without its last chunk, which a client sees as
- * a cut transfer.
+ * a cut transfer.  The archive helper ends when client_fd (or -1) hangs up.
  */
-int api_workspace_get(struct daemon *ctx, struct sandbox *sb, struct api_out *out,
+int api_workspace_get(struct daemon *ctx, struct sandbox *sb, int client_fd, struct api_out *out,
                       struct al_error *err);
 /* The response for out->persist (it takes it), or NULL (it is freed). */
 struct MHD_Response *api_persist_response(struct api_persist *p);
@@ -69,7 +69,7 @@ int api_hydrate_finish(struct api_hydrate *h, uint64_t bytes, struct api_out *ou
 void api_hydrate_free(struct api_hydrate *h);
 
 /* POST /v1/sandboxes/{id}/snapshots {"processes": bool} */
-int api_snapshot_create(struct daemon *ctx, struct sandbox *sb, const cJSON *req,
+int api_snapshot_create(struct daemon *ctx, struct sandbox *sb, const cJSON *req, int client_fd,
                         struct api_out *out, struct al_error *err);
 
 /* GET /v1/snapshots, DELETE /v1/snapshots/{id} */

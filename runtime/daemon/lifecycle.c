@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "cleanup.h"
 #include "criu.h"
 #include "events.h"
+#include "helper.h"
 #include "metrics.h"
 #include "network.h"
 #include "json.h"
@@ -340,12 +342,57 @@ static cJSON *snapshot_meta(const struct sandbox *sb, const char *snapshot_id, b
 	return TAKE_PTR(meta);
 }
 
+/* Whether the client behind fd (-1: none) has hung up. */
+static bool client_left(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+
+	return fd >= 0 && poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+static int check_client(int fd, struct al_error *err)
+{
+	return client_left(fd) ? al_error_set(err, ECANCELED, "the client went away") : 0;
+}
+
+/* The snapshot's work is the sandbox's: its archives are made in its
+ * cgroups (memory, CPU, pids), but not in the frozen one a snapshot with
+ * processes holds (a helper there would freeze too).  On a cgroup2-only
+ * host that is the sandbox's one cgroup: then the archives are not charged. */
+struct charged {
+	int fds[HELPER_MAX_CGROUP_FDS];
+	int n;
+};
+
+static void charged_close(struct charged *c)
+{
+	while (c->n > 0)
+		close(c->fds[--c->n]);
+}
+
+static int charged_open(struct daemon *d, struct sandbox *sb, const char *freezer,
+                        struct charged *c, struct al_error *err)
+{
+	charged_close(c);
+	c->n = cgroup_open_joins_but(d->host.cgroups, sb->id, freezer, c->fds,
+	                             AL_ARRAY_SIZE(c->fds), err);
+	if (c->n < 0) {
+		c->n = 0;
+		return -err->code;
+	}
+	return 0;
+}
+
 /* The parts, in order: CRIU's images (first, so that the images and the
  * layer describe the same instant as closely as a running sandbox allows),
- * the portable workspace archive, the writable layer. */
+ * the portable workspace archive, the writable layer.  Between them, and
+ * during the archives, a client that hung up ends it (write_snapshot's
+ * caller removes what was written). */
 static int write_snapshot(struct daemon *d, struct sandbox *sb, bool processes, const char *freezer,
-                          struct snapshot_writer *w, cJSON **out, struct al_error *err)
+                          int client_fd, struct snapshot_writer *w, cJSON **out,
+                          struct al_error *err)
 {
+	_cleanup_(charged_close) struct charged cg = {.n = 0};
 	_cleanup_free_ char *manifest_text = sandbox_read_manifest(sb);
 	_cleanup_strv_ char **ephemeral = tar_manifest_ephemeral_paths(manifest_text);
 	_cleanup_cjson_ cJSON *sizes = cJSON_CreateObject(), *meta = NULL;
@@ -370,12 +417,19 @@ static int write_snapshot(struct daemon *d, struct sandbox *sb, bool processes, 
 			log_warn("%s", e.msg);
 	}
 
+	r = check_client(client_fd, err);
+	if (r < 0)
+		return r;
 	ws_fd = snapshot_writer_create_file(w, "workspace.tar", err);
 	if (ws_fd < 0)
 		return ws_fd;
-	/* Not in the sandbox's cgroups: they may be frozen for the checkpoint. */
-	r = tar_persist_workspace(sb->init_pid, sb->spec.workspace, ephemeral, ws_fd,
-	                          sb->spec.disk_bytes, NULL, 0, NULL, err);
+	r = charged_open(d, sb, freezer, &cg, err);
+	if (r == 0)
+		r = tar_persist_workspace(sb->init_pid, sb->spec.workspace, ephemeral, ws_fd,
+		                          sb->spec.disk_bytes, cg.fds, (size_t)cg.n, client_fd,
+		                          NULL, err);
+	if (r == 0)
+		r = check_client(client_fd, err);
 	if (r == 0)
 		r = snapshot_writer_add_file(w, "workspace.tar", ws_fd, &ws_size, err);
 	if (r < 0)
@@ -386,8 +440,12 @@ static int write_snapshot(struct daemon *d, struct sandbox *sb, bool processes, 
 	if (layer_fd < 0)
 		return layer_fd;
 	sandbox_upper_path(sb, path, sizeof(path));
-	r = tar_write_layer(path, layer_fd, sb->uid_base, NULL, sb->spec.disk_bytes, &layer_size,
-	                    err);
+	r = charged_open(d, sb, freezer, &cg, err);
+	if (r == 0)
+		r = tar_write_layer_charged(path, layer_fd, sb->uid_base, NULL, sb->spec.disk_bytes,
+		                            cg.fds, (size_t)cg.n, client_fd, &layer_size, err);
+	if (r == 0)
+		r = check_client(client_fd, err);
 	if (r == 0)
 		r = snapshot_writer_add_chunked(w, "layer.tar", layer_fd, err);
 	if (r < 0)
@@ -400,7 +458,9 @@ static int write_snapshot(struct daemon *d, struct sandbox *sb, bool processes, 
 	                     manifest_text ? cJSON_Parse(manifest_text) : NULL);
 	if (!meta)
 		return al_error_set(err, ENOMEM, "out of memory");
-	r = snapshot_writer_commit(w, meta, sizes, out, err);
+	r = check_client(client_fd, err);
+	if (r == 0)
+		r = snapshot_writer_commit(w, meta, sizes, out, err);
 	if (r < 0)
 		return r;
 	metrics_count_snapshot(ws_size + layer_size + criu_size);
@@ -411,8 +471,8 @@ static int write_snapshot(struct daemon *d, struct sandbox *sb, bool processes, 
 	return 0;
 }
 
-int lifecycle_snapshot(struct daemon *d, struct sandbox *sb, bool processes, cJSON **out,
-                       struct al_error *err)
+int lifecycle_snapshot(struct daemon *d, struct sandbox *sb, bool processes, int client_fd,
+                       cJSON **out, struct al_error *err)
 {
 	_cleanup_free_ char *parent = NULL, *freezer = NULL;
 	_cleanup_close_ int hold = -1;
@@ -461,7 +521,7 @@ int lifecycle_snapshot(struct daemon *d, struct sandbox *sb, bool processes, cJS
 			r = 0;
 	}
 	if (r == 0)
-		r = write_snapshot(d, sb, processes, freezer, w, out, err);
+		r = write_snapshot(d, sb, processes, freezer, client_fd, w, out, err);
 	if (freezer) {
 		struct al_error e = AL_ERROR_INIT;
 		if (cgroup_freeze(d->host.cgroups, sb->id, false, NULL, &e) < 0)

@@ -61,6 +61,8 @@ int lifecycle_destroy(struct daemon *d, struct sandbox *sb, bool wait, struct al
 size_t lifecycle_expire(struct daemon *d, int64_t now);
 
 /* A snapshot of sb (with its processes, through CRIU, when processes);
- * *out is its summary. */
-int lifecycle_snapshot(struct daemon *d, struct sandbox *sb, bool processes, cJSON **out,
-                       struct al_error *err);
+ * *out is its summary.  Its archives are made in sb's cgroups; client_fd
+ * (or -1) is the requester's connection: if it hangs up, the snapshot is
+ * abandoned (-ECANCELED) and nothing of it is left. */
+int lifecycle_snapshot(struct daemon *d, struct sandbox *sb, bool processes, int client_fd,
+                       cJSON **out, struct al_error *err);

@@ -919,9 +919,11 @@ static int open_workspace(const struct ws_job *j, struct al_error *err)
 /* Run fn in a helper: in the sandbox of ns_pid when it is not 0, in its
  * cgroups when given their files. */
 static int run_helper(helper_fn fn, void *arg, pid_t ns_pid, int keep_fd, const int *cgroup_fds,
-                      size_t n_cgroup_fds, struct al_error *err)
+                      size_t n_cgroup_fds, int cancel_fd, struct al_error *err)
 {
 	struct helper_opts o = HELPER_OPTS_INIT;
+
+	o.cancel_fd = cancel_fd;
 
 	o.ns_pid = ns_pid;
 	o.keep_fd = keep_fd;
@@ -946,7 +948,7 @@ static int persist_child(void *arg, int out_fd, struct al_error *err)
 
 int tar_persist_workspace(pid_t ns_pid, const char *workspace, char *const *exclude, int out_fd,
                           uint64_t max_hole_bytes, const int *cgroup_fds, size_t n_cgroup_fds,
-                          uint64_t *bytes, struct al_error *err)
+                          int cancel_fd, uint64_t *bytes, struct al_error *err)
 {
 	struct ws_job j = {.ns_pid = ns_pid,
 	                   .workspace = workspace,
@@ -956,7 +958,7 @@ int tar_persist_workspace(pid_t ns_pid, const char *workspace, char *const *excl
 	off_t start = lseek(out_fd, 0, SEEK_CUR);
 	int r;
 
-	r = run_helper(persist_child, &j, ns_pid, out_fd, cgroup_fds, n_cgroup_fds, err);
+	r = run_helper(persist_child, &j, ns_pid, out_fd, cgroup_fds, n_cgroup_fds, cancel_fd, err);
 	if (r < 0)
 		return al_error_prefix(err, "persist workspace %s", workspace);
 	if (bytes) {
@@ -1113,7 +1115,7 @@ int tar_hydrate_workspace(pid_t ns_pid, const char *workspace, int in_fd,
 		return al_error_set(err, EFBIG, "archive of %lld bytes exceeds the limit of %llu",
 		                    (long long)st.st_size,
 		                    (unsigned long long)limits->max_input_bytes);
-	r = run_helper(hydrate_child, &j, ns_pid, in_fd, cgroup_fds, n_cgroup_fds, err);
+	r = run_helper(hydrate_child, &j, ns_pid, in_fd, cgroup_fds, n_cgroup_fds, -1, err);
 	if (r < 0)
 		return al_error_prefix(err, "hydrate workspace %s", workspace);
 	return 0;
@@ -1143,7 +1145,7 @@ static int extract_layer_child(void *arg, int out_fd, struct al_error *err)
 int tar_extract_layer(const char *path, int in_fd, uid_t id_base, struct al_error *err)
 {
 	struct layer_job j = {.path = path, .fd = in_fd, .id_base = id_base};
-	int r = run_helper(extract_layer_child, &j, 0, in_fd, NULL, 0, err);
+	int r = run_helper(extract_layer_child, &j, 0, in_fd, NULL, 0, -1, err);
 
 	return r < 0 ? al_error_prefix(err, "restore writable layer into %s", path) : 0;
 }
@@ -1163,6 +1165,44 @@ int tar_write_layer(const char *path, int out_fd, uid_t id_base, char *const *ex
 		return al_error_errno(err, "open %s", path);
 	r = tar_write_tree(dfd, out_fd, &o, bytes, err);
 	return r < 0 ? al_error_prefix(err, "writable layer %s", path) : 0;
+}
+
+struct write_layer_job {
+	const char *path;
+	int fd;
+	uid_t id_base;
+	char *const *exclude;
+	uint64_t max_hole_bytes;
+};
+
+static int write_layer_child(void *arg, int out_fd, struct al_error *err)
+{
+	const struct write_layer_job *j = arg;
+
+	(void)out_fd;
+	return tar_write_layer(j->path, j->fd, j->id_base, j->exclude, j->max_hole_bytes, NULL,
+	                       err);
+}
+
+int tar_write_layer_charged(const char *path, int out_fd, uid_t id_base, char *const *exclude,
+                            uint64_t max_hole_bytes, const int *cgroup_fds, size_t n_cgroup_fds,
+                            int cancel_fd, uint64_t *bytes, struct al_error *err)
+{
+	struct write_layer_job j = {.path = path,
+	                            .fd = out_fd,
+	                            .id_base = id_base,
+	                            .exclude = exclude,
+	                            .max_hole_bytes = max_hole_bytes};
+	off_t start = lseek(out_fd, 0, SEEK_CUR), end;
+	int r;
+
+	r = run_helper(write_layer_child, &j, 0, out_fd, cgroup_fds, n_cgroup_fds, cancel_fd, err);
+	if (r < 0)
+		return r;
+	end = lseek(out_fd, 0, SEEK_CUR);
+	if (bytes)
+		*bytes = start >= 0 && end >= start ? (uint64_t)(end - start) : 0;
+	return 0;
 }
 
 /* ---- manifests ---------------------------------------------------------------------------- */

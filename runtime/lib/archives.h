@@ -94,10 +94,12 @@ int tar_extract(int in_fd, int dirfd, const struct archive_tree_opts *o,
  * touch the host.  ns_pid is a host pid whose namespaces are the sandbox's.
  * cgroup_fds (n_cgroup_fds of them, may be 0): the sandbox's cgroup files
  * the child joins first (helper.h), so that the work is charged to it.
+ * cancel_fd: a client's connection whose hang-up ends the work (-ECANCELED;
+ * helper.h), or -1.
  */
 int tar_persist_workspace(pid_t ns_pid, const char *workspace, char *const *exclude, int out_fd,
                           uint64_t max_hole_bytes, const int *cgroup_fds, size_t n_cgroup_fds,
-                          uint64_t *bytes, struct al_error *err);
+                          int cancel_fd, uint64_t *bytes, struct al_error *err);
 
 /*
  * Hydrate: extract into a staging directory next to the workspace (same
@@ -115,6 +117,11 @@ int tar_extract_layer(const char *path, int in_fd, uid_t id_base, struct al_erro
 /* Write the host directory path as a layer tar, owners shifted down by id_base. */
 int tar_write_layer(const char *path, int out_fd, uid_t id_base, char *const *exclude,
                     uint64_t max_hole_bytes, uint64_t *bytes, struct al_error *err);
+/* The same in a helper (helper.h) in the cgroups of cgroup_fds, so that the
+ * sandbox whose layer it is pays for the work; cancel_fd as above. */
+int tar_write_layer_charged(const char *path, int out_fd, uid_t id_base, char *const *exclude,
+                            uint64_t max_hole_bytes, const int *cgroup_fds, size_t n_cgroup_fds,
+                            int cancel_fd, uint64_t *bytes, struct al_error *err);
 
 /* Top-level ephemeral entries of a manifest (JSON object), as relative paths;
  * NULL-terminated, never NULL unless out of memory. */

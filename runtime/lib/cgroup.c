@@ -958,6 +958,45 @@ int cgroup_open_v2_dir(struct cgroup_manager *m, const char *id, struct al_error
 	return fd;
 }
 
+int cgroup_open_joins_but(struct cgroup_manager *m, const char *id, const char *skip, int *fds,
+                          size_t max, struct al_error *err)
+{
+	_cleanup_(sandbox_dirs_free) struct sandbox_dirs dirs = {0};
+	size_t n = 0;
+	int r;
+
+	r = sandbox_dirs_get(m, id, &dirs, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < dirs.n; i++) {
+		const char *file = strcmp(dirs.key[i], "unified") ? "tasks" : "cgroup.procs";
+		char path[PATH_MAX];
+		int fd;
+
+		if (skip && !strcmp(dirs.path[i], skip))
+			continue;
+		if (n == max) {
+			r = al_error_set(err, E2BIG, "sandbox %s: too many cgroup hierarchies", id);
+			break;
+		}
+		r = knob_path(path, dirs.path[i], file, err);
+		if (r < 0)
+			break;
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0) {
+			r = al_error_errno(err, "sandbox %s: open %s", id, path);
+			break;
+		}
+		fds[n++] = fd;
+	}
+	if (r < 0) {
+		while (n > 0)
+			close(fds[--n]);
+		return r;
+	}
+	return (int)n;
+}
+
 /* ---- describe ----------------------------------------------------------- */
 
 static cJSON *add_u64_or_null(cJSON *obj, const char *name, bool have, uint64_t v)

@@ -82,6 +82,14 @@ int cgroup_enter(struct cgroup_manager *m, const char *id, pid_t pid, struct al_
 int cgroup_open_join_fds(struct cgroup_manager *m, const char *id, int *fds, size_t max,
                          struct al_error *err);
 
+/* Write-only fds of every cgroup of sandbox id that a helper joins ("tasks"
+ * of each v1 hierarchy, "cgroup.procs" of the cgroup2 one) but the one
+ * whose directory is skip (a frozen group, as cgroup_freeze names it), or
+ * all when skip is NULL.  Returns how many (at most max); the caller
+ * closes them. */
+int cgroup_open_joins_but(struct cgroup_manager *m, const char *id, const char *skip, int *fds,
+                          size_t max, struct al_error *err);
+
 /* For each hierarchy holding the sandbox's cgroup, "CONTROLLER:/path" (the
  * path from the hierarchy's root), as `criu restore --cgroup-root` takes it. */
 int cgroup_criu_roots(struct cgroup_manager *m, const char *id, char ***out, struct al_error *err);

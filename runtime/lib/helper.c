@@ -26,7 +26,10 @@
 #include "cleanup.h"
 #include "seccomp_profile.h"
 
-static pid_t helper_parent; /* in a helper: the airlockd that forked it (set in the child) */
+/* In a helper: the process that forked it, as its getppid() names it (set in
+ * the child): airlockd, or 0 for the worker in a sandbox's pid namespace,
+ * whose parent is outside it. */
+static pid_t helper_parent;
 
 /* In a helper, again after each change of credentials (which clears it):
  * die with airlockd.  A helper that outlived a crashed daemon would finish
@@ -198,8 +201,8 @@ static void close_ns_fds(int (*fds)[N_NS])
 
 /* The user namespace last: joining it drops our rights over namespaces the
  * host owns.  Network, IPC and UTS too, so that the helper reaches nothing
- * of the host's (its pid namespace stays the host's: only children would
- * change, and it has none). */
+ * of the host's (the pid namespace was joined before, by the fork that made
+ * this process: fork_into_pid_namespace). */
 static const struct {
 	const char *name;
 	int type;
@@ -267,6 +270,53 @@ static int enter_sandbox(const struct helper_opts *o, struct al_error *err)
 	return 0;
 }
 
+/*
+ * In the helper, still host root: into the sandbox's pid namespace.  Only
+ * children enter one, so the helper forks once more and its child, in the
+ * sandbox's pid namespace, does the job: it sees the sandbox's processes
+ * and no other (the pids that capget, sched_getaffinity, getpriority,
+ * kcmp and the like take are the sandbox's).  The helper itself keeps no
+ * descriptor, only waits, and ends as its child did: airlockd's pid,
+ * pidfd, kill and exit status are still one process's.  The child dies
+ * with it (PDEATHSIG); a server's helper no longer dies with the airlockd
+ * thread that started it (helper_start), the child watches its socket.
+ * Returns in the child only.
+ */
+static int fork_into_pid_namespace(const struct helper_opts *o, bool server, struct al_error *err)
+{
+	int status = 0, r;
+	pid_t child;
+
+	if (o->ns_pidfd >= 0) {
+		r = setns(o->ns_pidfd, CLONE_NEWPID);
+	} else {
+		char path[64];
+		_cleanup_close_ int fd = -1;
+		snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)o->ns_pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		r = fd < 0 ? -1 : setns(fd, CLONE_NEWPID);
+	}
+	if (r < 0)
+		return al_error_errno(err, "join the sandbox's pid namespace");
+	child = fork();
+	if (child < 0)
+		return al_error_errno(err, "fork into the sandbox's pid namespace");
+	if (child == 0) {
+		helper_parent = 0;
+		return die_with_parent(err);
+	}
+	syscall(SYS_close_range, 3U, ~0U, 0);
+	if (server)
+		prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+		;
+	if (WIFSIGNALED(status)) {
+		signal(WTERMSIG(status), SIG_DFL);
+		raise(WTERMSIG(status));
+	}
+	_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
+}
+
 static _Noreturn void child_main(helper_fn fn, void *arg, const struct helper_opts *o, pid_t parent,
                                  int err_fd, int out_fd, bool server)
 {
@@ -293,15 +343,18 @@ static _Noreturn void child_main(helper_fn fn, void *arg, const struct helper_op
 	/* Nothing in a sandbox may ptrace us or read our memory. */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	helper_parent = parent;
-	/* Into the sandbox's cgroups first, while we are host root as the
-	 * files' opener was: from here on the sandbox pays for the work. */
+	r = die_with_parent(&cerr);
+	/* The fork first, from airlockd's cgroups: a sandbox at its pids limit
+	 * still gets its helper (a move into a cgroup is never refused). */
+	if (r == 0 && (o->ns_pidfd >= 0 || o->ns_pid > 0))
+		r = fork_into_pid_namespace(o, server, &cerr);
+	/* Into the sandbox's cgroups, while we are host root as the files'
+	 * opener was: from here on the sandbox pays for the work. */
 	for (size_t i = 0; i < n_cg && r == 0; i++) {
 		if (write(o->cgroup_fds[i], "0", 1) != 1)
 			r = al_error_errno(&cerr, "join the sandbox's cgroups");
 		close(o->cgroup_fds[i]);
 	}
-	if (r == 0)
-		r = die_with_parent(&cerr);
 	/* With a sandbox's credentials, and a filter: the job then parses what
 	 * the sandbox controls.  Without one (a stopped sandbox's layer, made
 	 * of whiteouts that need mknod) the job is on trusted ground. */
@@ -313,8 +366,10 @@ static _Noreturn void child_main(helper_fn fn, void *arg, const struct helper_op
 	if (r == 0 && server) {
 		/* PDEATHSIG follows the *thread* that forked us, and a server
 		 * outlives the request that started it: it watches its socket to
-		 * airlockd instead, which ends with airlockd. */
-		prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+		 * airlockd instead, which ends with airlockd.  (A server in a
+		 * sandbox was forked by its own helper, whose end it follows.) */
+		if (helper_parent != 0)
+			prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
 		/* In place: the end of the error pipe tells helper_start so. */
 		close(err_fd);
 		err_fd = -1;
@@ -336,7 +391,9 @@ static int collect(pid_t pid, int err_fd, int out_fd, const struct helper_opts *
                    struct al_buf *msg, struct al_error *err)
 {
 	uint64_t deadline = o->timeout_ms ? al_now_ms() + o->timeout_ms : 0;
-	struct pollfd p[2] = {{.fd = err_fd, .events = POLLIN}, {.fd = out_fd, .events = POLLIN}};
+	struct pollfd p[3] = {{.fd = err_fd, .events = POLLIN},
+	                      {.fd = out_fd, .events = POLLIN},
+	                      {.fd = o->cancel_fd, .events = POLLRDHUP}};
 	const char *what = o->what ? o->what : "helper";
 	int open_fds = out_fd >= 0 ? 2 : 1;
 
@@ -351,12 +408,16 @@ static int collect(pid_t pid, int err_fd, int out_fd, const struct helper_opts *
 			}
 			wait_ms = (int)(deadline - now);
 		}
-		n = poll(p, 2, wait_ms);
+		n = poll(p, 3, wait_ms);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
 			kill(pid, SIGKILL);
 			return al_error_errno(err, "%s: poll", what);
+		}
+		if (p[2].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+			kill(pid, SIGKILL);
+			return al_error_set(err, ECANCELED, "%s: the client went away", what);
 		}
 		for (int i = 0; i < 2; i++) {
 			char chunk[65536];

@@ -8,8 +8,9 @@
  * airlockd is host root and multi-threaded, and holds every sandbox's pidfds,
  * stdio pipes and the API socket.  A helper is a forked, single-threaded
  * child that keeps none of that: only stdio, its error pipe, an output pipe
- * and the one descriptor its job needs.  With a sandbox named, it first
- * joins that sandbox's mount, network, IPC, UTS and user namespaces and
+ * and the one descriptor its job needs.  With a sandbox named, the job runs
+ * in a child of the helper made in that sandbox's pid namespace, which
+ * joins its mount, network, IPC, UTS and user namespaces and
  * becomes the sandbox's root with only the file capabilities (CHOWN,
  * DAC_OVERRIDE, FOWNER, FSETID), no_new_privs and a seccomp filter that
  * refuses new processes, sockets, mounts, namespaces and the like: what
@@ -56,11 +57,14 @@ struct helper_opts {
 	unsigned timeout_ms;
 	/* The name used in errors ("file helper", "archive helper"). */
 	const char *what;
+	/* A client's connection, or -1: once its peer hangs up, the child is
+	 * killed (-ECANCELED): work nobody waits for is not finished. */
+	int cancel_fd;
 };
 #define HELPER_MAX_CGROUP_FDS 8
 #define HELPER_OPTS_INIT                                                                           \
 	{                                                                                          \
-		.ns_pidfd = -1, .ns_pid = 0, .keep_fd = -1                                         \
+		.ns_pidfd = -1, .ns_pid = 0, .keep_fd = -1, .cancel_fd = -1                        \
 	}
 
 int helper_run(helper_fn fn, void *arg, const struct helper_opts *o, struct al_error *err);

@@ -989,6 +989,9 @@ int criu_restore(const struct sandbox_host *host, struct sandbox *sb, const char
 		            it->valuestring);
 	}
 	criu_env(host, &env);
+	/* The restored user namespace is owned by the sandbox's uid, as a
+	 * fresh one is (spawn.c; the shim makes criu's clone3 so). */
+	al_argv_add(&env, "AIRLOCK_USERNS_OWNER=%u", (unsigned)sb->uid_base);
 	if (r == 0)
 		r = al_argv_done(&argv, err);
 	if (r == 0)
@@ -1059,6 +1062,10 @@ int criu_restore(const struct sandbox_host *host, struct sandbox *sb, const char
 		return al_error_set(err, ESRCH, "sandbox %s: restored PID 1 is gone", sb->id);
 	/* Reparented to us when criu exited (see subreaper_hold). */
 	sb->our_child = parent_of(sb->init_pid) == getpid();
+	/* Not in CRIU's images: set again in the namespace criu made. */
+	r = sandbox_bound_userns(sb->init_pid, err);
+	if (r < 0)
+		return al_error_prefix(err, "sandbox %s", sb->id);
 	log_info("sandbox %s: criu restore in %llu ms (pid %d)", sb->id,
 	         (unsigned long long)(al_now_ms() - t0), (int)sb->init_pid);
 	return 0;

@@ -247,6 +247,9 @@ int sandbox_ping_init(const struct sandbox *sb, struct al_error *err);
 /* Write the uid and gid maps of the user namespace of pid: its root is
  * base on the host, for AIRLOCK_UID_RANGE ids. */
 int sandbox_write_id_maps(pid_t pid, uid_t base, struct al_error *err);
+/* Set the per-namespace ceilings (/proc/sys/user/ inside) of the user
+ * namespace of pid, which its sandbox's host uid owns (spawn.c). */
+int sandbox_bound_userns(pid_t pid, struct al_error *err);
 
 /* Process table of a sandbox (ids "p1", "p2", ...). */
 int sandbox_add_process(struct sandbox *sb, struct al_process *p, char *id_out, size_t id_len);

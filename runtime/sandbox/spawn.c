@@ -19,6 +19,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "caps.h"
@@ -26,6 +27,7 @@
 #include "cleanup.h"
 #include "initproto.h"
 #include "json.h"
+#include "log.h"
 #include "mounts.h"
 #include "seccomp_cache.h"
 #include "util.h"
@@ -128,6 +130,106 @@ static void die_with_daemon(int daemon_pidfd, int status_w)
 		_exit(126);
 }
 
+/*
+ * The user namespace a clone3 makes is owned by the euid of the thread
+ * that calls it, and the kernel charges the per-user counters of every
+ * process inside (inotify instances and watches, POSIX message queue
+ * bytes, queued signals, processes, locked memory, fanotify groups and
+ * marks: the ucounts) to that owner in the host's namespace too, on top of
+ * the uid inside.  Owned by host root, every sandbox shared root's
+ * budgets, and one of them could take all 128 inotify instances, every
+ * mqueue byte and every queued signal of host root and of each other.
+ * Owned by the sandbox's own host uid (the base of its range, what its
+ * root maps to), a sandbox can only spend its own.
+ *
+ * Only this thread changes (raw syscalls: glibc's setresuid would change
+ * every thread of airlockd), and only its euid and fsuid: with the real
+ * uid still 0 it may go back, and its permitted capabilities stay.  The
+ * effective ones go while euid is not 0, which clone3 does not need: the
+ * cgroup it enters is written as fsuid 0 (its owner) and the new
+ * namespaces are made inside the new user namespace.
+ */
+static int become_namespace_owner(uid_t owner, struct al_error *err)
+{
+	if (syscall(SYS_setresuid, -1, owner, -1) < 0)
+		return al_error_errno(err, "setresuid(-1, %u, -1)", (unsigned)owner);
+	syscall(SYS_setfsuid, 0);
+	return 0;
+}
+
+static void back_to_root(void)
+{
+	/* Cannot fail with a real uid of 0; if it did, this thread would
+	 * carry on as another uid without capabilities: stop instead. */
+	if (syscall(SYS_setresuid, -1, 0, -1) < 0) {
+		log_error("cannot take back euid 0 after a clone3: %m");
+		abort();
+	}
+	syscall(SYS_setfsuid, 0);
+}
+
+/*
+ * Ceilings of the sandbox's own user namespace (/proc/sys/user/ as seen from
+ * inside it), on top of the host's per-owner ones that it now has for
+ * itself: a nested user namespace is refused by the kernel too, not only by
+ * seccomp, and inotify, the one budget a build's file watchers use, is
+ * explicit.  inotify watches are kernel memory charged to the sandbox's
+ * memory cgroup; fanotify is not in the default profile.
+ */
+static const struct {
+	const char *path;
+	const char *value;
+} userns_limits[] = {
+    {"/proc/sys/user/max_user_namespaces", "0"},
+    {"/proc/sys/user/max_inotify_instances", "128"},
+    {"/proc/sys/user/max_inotify_watches", "65536"},
+    {"/proc/sys/user/max_fanotify_groups", "0"},
+    {"/proc/sys/user/max_fanotify_marks", "0"},
+};
+
+int sandbox_bound_userns(pid_t pid, struct al_error *err)
+{
+	_cleanup_close_ int fd = -1;
+	char path[64];
+	int status = 0;
+	pid_t child;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return al_error_errno(err, "open %s", path);
+	/* The kernel takes the set of /proc/sys/user from the user namespace of
+	 * the writer, who needs CAP_SYS_RESOURCE there: a child that joined it
+	 * has every capability in it (host root's bounding set lacks that one).
+	 * It is single-threaded, as setns requires, and makes raw calls only. */
+	child = fork();
+	if (child < 0)
+		return al_error_errno(err, "fork");
+	if (child == 0) {
+		if (setns(fd, CLONE_NEWUSER) < 0)
+			_exit(100);
+		for (size_t i = 0; i < AL_ARRAY_SIZE(userns_limits); i++) {
+			size_t len = strlen(userns_limits[i].value);
+			int w = open(userns_limits[i].path, O_WRONLY | O_CLOEXEC);
+			if (w < 0 && errno == ENOENT)
+				continue; /* not built into this kernel */
+			if (w < 0 || write(w, userns_limits[i].value, len) != (ssize_t)len)
+				_exit(101 + (int)i);
+			close(w);
+		}
+		_exit(0);
+	}
+	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+		;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	if (WIFEXITED(status) && WEXITSTATUS(status) > 100 &&
+	    WEXITSTATUS(status) <= 100 + (int)AL_ARRAY_SIZE(userns_limits))
+		return al_error_set(err, EPERM, "cannot write %s in the user namespace of pid %d",
+		                    userns_limits[WEXITSTATUS(status) - 101].path, (int)pid);
+	return al_error_set(err, EPERM, "cannot join the user namespace of pid %d", (int)pid);
+}
+
 int sandbox_write_id_maps(pid_t pid, uid_t base, struct al_error *err)
 {
 	char path[64], map[64];
@@ -210,7 +312,18 @@ static int spawn_init(const struct sandbox_host *host, struct sandbox *sb,
 	n_join = cgroup_open_join_fds(host->cgroups, sb->id, join, AL_ARRAY_SIZE(join), err);
 	if (n_join < 0)
 		return al_error_prefix(err, "sandbox %s", sb->id);
+	r = become_namespace_owner(sb->uid_base, err);
+	if (r < 0) {
+		for (int i = 0; i < n_join; i++)
+			close(join[i]);
+		return al_error_prefix(err, "sandbox %s", sb->id);
+	}
 	pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+	if (pid != 0) {
+		int clone_errno = errno;
+		back_to_root();
+		errno = clone_errno;
+	}
 	if (pid < 0)
 		r = al_error_errno(err, "clone3 for sandbox %s", sb->id);
 	if (pid == 0) {
@@ -272,6 +385,9 @@ static int spawn_init(const struct sandbox_host *host, struct sandbox *sb,
 	/* Until the maps are written, the child waits; if we fail, closing
 	 * our end makes it exit, and the caller kills it anyway. */
 	r = sandbox_write_id_maps(pid, sb->uid_base, err);
+	if (r < 0)
+		return al_error_prefix(err, "sandbox %s", sb->id);
+	r = sandbox_bound_userns(pid, err);
 	if (r < 0)
 		return al_error_prefix(err, "sandbox %s", sb->id);
 	if (send(sock_parent, "m", 1, MSG_NOSIGNAL) != 1)

@@ -21,6 +21,16 @@ FORBIDDEN_CAPS = {"cap_sys_admin", "cap_net_admin", "cap_sys_ptrace", "cap_mknod
 FORBIDDEN_CAP_BITS = {21, 12, 19, 27, 13, 16, 2}
 
 
+def ancestors(pid, depth):
+    """The parent, grandparent... of pid, depth of them."""
+    out = []
+    for _ in range(depth):
+        with open("/proc/%d/stat" % pid) as f:
+            pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        out.append(pid)
+    return out
+
+
 class EscapeAttacks(st.SecurityTestCase):
     @classmethod
     def setUpClass(cls):
@@ -95,7 +105,6 @@ class EscapeAttacks(st.SecurityTestCase):
                      "for i in range(20000):\n"
                      "    with open('/workspace/f%d' % i, 'w') as f: f.write('x' * 2048)\n")
         userns = os.readlink("/proc/%d/ns/user" % sb["init_pid"])
-        daemon = self.daemon.proc.pid
         got, answer = at.request_in_background(self.daemon.socket_path, "GET",
                                                "/v1/sandboxes/%s/workspace" % sid)
         seen = None
@@ -105,10 +114,11 @@ class EscapeAttacks(st.SecurityTestCase):
                 if not pid.isdigit() or int(pid) == sb["init_pid"]:
                     continue
                 try:
-                    with open("/proc/%s/stat" % pid) as f:
-                        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                    if ppid != daemon or os.readlink("/proc/%s/ns/user" % pid) != userns:
+                    if (not self.helper_of(int(pid), sb["init_pid"]) or
+                            os.readlink("/proc/%s/ns/user" % pid) != userns):
                         continue
+                    pidns = (os.readlink("/proc/%s/ns/pid" % pid),
+                             os.readlink("/proc/%d/ns/pid" % sb["init_pid"]))
                     fds = []
                     for fd in os.listdir("/proc/%s/fd" % pid):
                         if int(fd) > 2:
@@ -120,19 +130,20 @@ class EscapeAttacks(st.SecurityTestCase):
                     with open("/proc/%s/cgroup" % pid) as f:
                         cgroups = f.read()
                     seen = (fds, int(status["CapEff"], 16), status["NoNewPrivs"].strip(), nets,
-                            status["Seccomp"].strip(), cgroups)
+                            status["Seccomp"].strip(), cgroups, pidns)
                     break
                 except (OSError, IndexError, ValueError, KeyError):
                     continue
         got.join(120)
         self.assertEqual(answer["r"].status, 200, answer)
         self.assertIsNotNone(seen, "never saw the archive helper")
-        fds, cap_eff, nnp, nets, seccomp, cgroups = seen
-        # Beyond 0-2: the tar's file, the error pipe, directories it walks.
+        fds, cap_eff, nnp, nets, seccomp, cgroups, pidns = seen
+        # Beyond 0-2: the tar's pipe (a persist streams it to the client),
+        # the error pipe, directories it walks.
         foreign = [t for t in fds if t.startswith(("socket:", "anon_inode:"))]
         pipes = [t for t in fds if t.startswith("pipe:")]
         self.attack_ok("archive helper keeps airlockd's descriptors",
-                       not foreign and len(pipes) <= 1, " ".join(sorted(fds)))
+                       not foreign and len(pipes) <= 2, " ".join(sorted(fds)))
         wanted = sum(1 << c for c in (0, 1, 3, 4))  # chown, dac_override, fowner, fsetid
         self.attack_ok("archive helper keeps every capability", cap_eff & ~wanted == 0,
                        "CapEff %#x" % cap_eff)
@@ -141,6 +152,10 @@ class EscapeAttacks(st.SecurityTestCase):
                        "%s, the sandbox's %s" % nets)
         self.attack_ok("archive helper without a seccomp filter", seccomp == "2",
                        "Seccomp " + seccomp)
+        # The host's pids were its to name (capget, sched_getaffinity and
+        # getpriority need no permission).
+        self.attack_ok("archive helper in the host's pid namespace", pidns[0] == pidns[1],
+                       "%s, the sandbox's %s" % pidns)
         # Its work is the sandbox's: it runs in the sandbox's cgroups (it
         # ran in airlockd's, outside every limit of the sandbox).
         with open("/proc/%d/cgroup" % sb["init_pid"]) as f:
@@ -148,6 +163,14 @@ class EscapeAttacks(st.SecurityTestCase):
         self.attack_ok("archive helper outside the sandbox's cgroups",
                        cgroups == sandbox_cgroups, "%r, the sandbox's %r" % (cgroups,
                                                                            sandbox_cgroups))
+
+    def helper_of(self, pid, init_pid):
+        """Whether pid is a helper of airlockd's (a child, or a child's
+        child) rather than the sandbox's PID 1 or one of its children."""
+        if pid == init_pid:
+            return False
+        up = ancestors(pid, 2)
+        return up[0] != init_pid and self.daemon.proc.pid in up
 
     def test_masked_proc_paths(self):
         res = self.py_json(
@@ -419,16 +442,16 @@ class FileApiCredentials(st.SecurityTestCase):
         self.assertEqual(self.out(self.sid, "ls /locked"), "keep\n")
 
     def file_servers(self, sb):
-        """The processes airlockd forked into sb's user namespace."""
+        """The processes airlockd forked into sb's user namespace (the
+        worker of a helper is its child, in the sandbox's pid namespace)."""
         userns = os.readlink("/proc/%d/ns/user" % sb["init_pid"])
         found = []
         for pid in os.listdir("/proc"):
             if not pid.isdigit() or int(pid) == sb["init_pid"]:
                 continue
             try:
-                with open("/proc/%s/stat" % pid) as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                if ppid == self.daemon.proc.pid and \
+                up = ancestors(int(pid), 2)
+                if up[0] != sb["init_pid"] and self.daemon.proc.pid in up and \
                         os.readlink("/proc/%s/ns/user" % pid) == userns:
                     found.append(int(pid))
             except (OSError, IndexError, ValueError):
@@ -439,7 +462,10 @@ class FileApiCredentials(st.SecurityTestCase):
         # The file API's operations are done by a server in the sandbox's
         # namespaces: forked from airlockd, it must keep none of airlockd's
         # descriptors (other sandboxes' pidfds and pipes, the API socket,
-        # its log) and only the sandbox's root's file capabilities.
+        # its log) and only the sandbox's root's file capabilities.  Another
+        # sandbox runs beside it.
+        other = self.client.create()
+        self.addCleanup(self.client.destroy, other["id"])
         sb = self.client.create()
         destroyed = []
         self.addCleanup(lambda: destroyed or self.client.destroy(sb["id"]))
@@ -457,6 +483,13 @@ class FileApiCredentials(st.SecurityTestCase):
         rest = sorted(t.split(":")[0].split("[")[0] for fd, t in fds.items() if fd > 2)
         self.attack_ok("file server keeps airlockd's descriptors",
                        rest == ["/", "anon_inode", "socket"], repr(fds))
+        # Its one pidfd is its own sandbox's PID 1 (fdinfo names the pid).
+        for fd, target in fds.items():
+            if target == "anon_inode:[pidfd]":
+                with open("/proc/%d/fdinfo/%d" % (pid, fd)) as f:
+                    of = int(f.read().split("Pid:")[1].split()[0])
+                self.attack_ok("file server holds another process's pidfd",
+                               of == sb["init_pid"], "pidfd of pid %d" % of)
         wanted = sum(1 << c for c in (0, 1, 3, 4))  # chown, dac_override, fowner, fsetid
         cap_eff = int(status["CapEff"], 16)
         self.attack_ok("file server keeps every capability", cap_eff & ~wanted == 0,
@@ -474,6 +507,12 @@ class FileApiCredentials(st.SecurityTestCase):
         for ns in ("mnt", "net", "ipc", "uts", "user"):
             self.assertEqual(os.readlink("/proc/%d/ns/%s" % (pid, ns)),
                              os.readlink("/proc/%d/ns/%s" % (sb["init_pid"], ns)), ns)
+        # In the host's pid namespace, the pids capget, sched_getaffinity
+        # and getpriority take were the host's (it was, before).
+        pidns = (os.readlink("/proc/%d/ns/pid" % pid),
+                 os.readlink("/proc/%d/ns/pid" % sb["init_pid"]))
+        self.attack_ok("file server in the host's pid namespace", pidns[0] == pidns[1],
+                       "%s, the sandbox's %s" % pidns)
         # And it is gone with the sandbox (it holds its mount namespace).
         self.client.destroy(sb["id"])
         destroyed.append(True)
@@ -481,7 +520,7 @@ class FileApiCredentials(st.SecurityTestCase):
 
     def test_a_killed_file_server_is_replaced(self):
         # Whatever ends the server (the OOM killer, a timeout, the
-        # sandbox's root cannot: it is not in its pid namespace), the next
+        # sandbox's root: it is in its pid namespace, as its uid), the next
         # operation gets a new one.
         sb = self.client.create()
         self.addCleanup(self.client.destroy, sb["id"])

@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""The archive work airlockd does for a sandbox is the sandbox's: a
+snapshot's workspace and layer archives ran in airlockd's own cgroups,
+outside every limit of the sandbox (persist already ran in its cgroups),
+and neither a persist nor a snapshot stopped when its client hung up: a
+model's harness that gave up still had the host write the whole archive,
+and a snapshot nobody waited for was stored.
+
+The sandboxes here have a tenth of a CPU: a helper in their cgroups is slow
+enough to be seen at work, and the work is long enough to hang up during."""
+
+import json
+import os
+import socket
+import time
+
+import security_test as st
+
+# Many small files in the workspace and in the writable layer: seconds of
+# archive work at 0.1 CPU.
+FILL = ("import os\n"
+        "for d in ('/workspace/many', '/var/tmp/many'):\n"
+        "    os.makedirs(d, exist_ok=True)\n"
+        "    for i in range(3000):\n"
+        "        with open('%s/f%d' % (d, i), 'w') as f: f.write('x' * 512)\n")
+
+
+def parents(pid, depth):
+    """The parent, grandparent... of pid, depth of them."""
+    out = []
+    for _ in range(depth):
+        with open("/proc/%d/stat" % pid) as f:
+            pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        out.append(pid)
+    return out
+
+
+def cgroup_lines(pid):
+    """{controllers: path} of /proc/PID/cgroup."""
+    with open("/proc/%d/cgroup" % pid) as f:
+        return dict(line.rstrip("\n").split(":", 2)[1:] for line in f if line.strip())
+
+
+def procs_file(init_pid):
+    """The cgroup.procs of the sandbox's memory cgroup (v1), or of its one
+    cgroup2 group."""
+    lines = cgroup_lines(init_pid)
+    for ctrl, path in lines.items():
+        if "memory" in ctrl.split(","):
+            return "/sys/fs/cgroup/memory%s/cgroup.procs" % path
+    return "/sys/fs/cgroup%s/cgroup.procs" % lines[""]
+
+
+class ArchiveWork(st.SecurityTestCase):
+    daemon_args = ("--debug",)  # a line for every request, with its status
+
+    def slow_sandbox(self):
+        sb = self.sandbox(limits={"cpus": 0.1, "memory": "1G", "disk": "512M"})
+        self.assertExit(self.client.exec(sb["id"], ["python3", "-c", FILL],
+                                         timeout_ms=120000), 0)
+        return sb
+
+    def helpers_in(self, sb):
+        """airlockd's helpers in the sandbox's cgroups now: {pid: (in the
+        sandbox's user namespace, /proc/PID/cgroup)}."""
+        found = {}
+        userns = os.readlink("/proc/%d/ns/user" % sb["init_pid"])
+        try:
+            with open(procs_file(sb["init_pid"])) as f:
+                pids = [int(x) for x in f.read().split()]
+        except OSError:
+            return found
+        for pid in pids:
+            try:
+                # Forked by airlockd (the worker of a helper in the sandbox's
+                # pid namespace by the helper), not by the sandbox's PID 1.
+                up = parents(pid, 2)
+                if pid == sb["init_pid"] or sb["init_pid"] in up or \
+                        self.daemon.proc.pid not in up:
+                    continue
+                found[pid] = (os.readlink("/proc/%d/ns/user" % pid) == userns,
+                              cgroup_lines(pid))
+            except OSError:
+                continue
+        return found
+
+    def raw_request(self, method, path, body=None):
+        """A request on a connection of our own, left open: the socket."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(self.daemon.socket_path)
+        data = json.dumps(body).encode() if body is not None else b""
+        s.sendall(("%s %s HTTP/1.1\r\nHost: airlock\r\nContent-Type: application/json\r\n"
+                   "Content-Length: %d\r\n\r\n" % (method, path, len(data))).encode() + data)
+        return s
+
+    def logged(self, method, path, timeout=60):
+        """The status airlockd logged for the request, once it did."""
+        end = time.monotonic() + timeout
+        needle = "%s %s -> " % (method, path)
+        while time.monotonic() < end:
+            for line in reversed(self.daemon.log().splitlines()):
+                if needle in line:
+                    return int(line.split(needle, 1)[1].split()[0].strip('"'))
+            time.sleep(0.05)
+        self.fail("airlockd never logged %s %s" % (method, path))
+
+    def wait_helper(self, sb, sock=None, timeout=30):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            found = self.helpers_in(sb)
+            if found:
+                return found
+            time.sleep(0.01)
+        return {}
+
+    def test_snapshot_archives_are_charged_to_the_sandbox(self):
+        sb = self.slow_sandbox()
+        sandbox_cg = cgroup_lines(sb["init_pid"])
+        for processes in (False, True):
+            s = self.raw_request("POST", "/v1/sandboxes/%s/snapshots" % sb["id"],
+                                 {"processes": processes})
+            seen = {}  # pid: [(inside, cgroups) sampled]
+            try:
+                end = time.monotonic() + 120
+                s.setblocking(False)
+                answer = b""
+                while time.monotonic() < end:
+                    for pid, sample in self.helpers_in(sb).items():
+                        seen.setdefault(pid, []).append(sample)
+                    try:
+                        got = s.recv(65536)
+                        answer += got
+                        if not got or b"\r\n\r\n" in answer:
+                            break
+                    except BlockingIOError:
+                        time.sleep(0.01)
+            finally:
+                s.close()
+            self.assertIn(b" 201 ", answer.split(b"\r\n")[0], answer[:300])
+            snap = json.loads(answer.split(b"\r\n\r\n", 1)[1] or b"{}").get("id")
+            if snap:
+                self.client.request("DELETE", "/v1/snapshots/%s" % snap)
+            # A helper's cgroups once it joined them all: memory, CPU and
+            # pids are the sandbox's; a snapshot with processes keeps out of
+            # its frozen freezer group.
+            def charged(cg):
+                for ctrl, path in sandbox_cg.items():
+                    if ("memory" in ctrl or "pids" in ctrl or "cpu" in ctrl.split(",")) and \
+                            cg.get(ctrl) != path:
+                        return False
+                    if "freezer" in ctrl and processes and cg.get(ctrl) == path:
+                        return False
+                return True
+            # (The workspace's worker enters the sandbox's user namespace
+            # after it joined the cgroups.)
+            kinds = {("workspace" if any(inside for inside, _ in samples) else "layer")
+                     for samples in seen.values() if any(charged(cg) for _, cg in samples)}
+            self.attack_ok("snapshot (processes %s) archives outside the sandbox's cgroups"
+                           % processes, kinds == {"workspace", "layer"},
+                           "helpers seen in its cgroups: %s (of %d helper processes)"
+                           % (sorted(kinds), len(seen)))
+
+    def hang_up_during(self, method, path, body=None):
+        sb = self.slow_sandbox()
+        before = os.listdir(os.path.join(self.daemon.state_dir, "snapshots"))
+        s = self.raw_request(method, path % sb["id"], body)
+        try:
+            seen = self.wait_helper(sb)
+        finally:
+            s.close()
+        self.assertTrue(seen, "never saw the archive helper")
+        hung_up = time.monotonic()
+        status = self.logged(method, path % sb["id"])
+        took = time.monotonic() - hung_up
+        gone = not set(self.helpers_in(sb)) & set(seen)
+        after = os.listdir(os.path.join(self.daemon.state_dir, "snapshots"))
+        return status, took, gone, sorted(set(after) - set(before))
+
+    def test_persist_stops_when_its_client_hangs_up(self):
+        status, took, gone, left = self.hang_up_during("GET", "/v1/sandboxes/%s/workspace")
+        self.attack_ok("persist goes on after its client hung up", status == 499 and gone,
+                       "logged %d %.1f s after the hang-up, helper gone: %s" % (status, took, gone))
+        self.assertEqual(left, [])
+
+    def test_snapshot_stops_when_its_client_hangs_up(self):
+        status, took, gone, left = self.hang_up_during(
+            "POST", "/v1/sandboxes/%s/snapshots", {"processes": False})
+        self.attack_ok("snapshot goes on after its client hung up", status == 499 and gone,
+                       "logged %d %.1f s after the hang-up, helper gone: %s" % (status, took, gone))
+        # Nothing of it is left in the store: no snapshot, no .tmp- directory.
+        self.assertEqual(left, [], "left in the store: %s" % left)
+        listed = self.client.expect(200, "GET", "/v1/snapshots").json["snapshots"]
+        self.assertEqual(listed, [])
+
+
+if __name__ == "__main__":
+    st.main()
