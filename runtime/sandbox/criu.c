@@ -81,6 +81,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -571,29 +572,50 @@ static void add_dev_externals(struct al_argv *argv, bool restore, const char *pi
 }
 
 /*
- * CRIU's images of a small sandbox go to a tmpfs of their own rather than to
- * the store's filesystem: they are some forty files made and deleted at
- * each dump and each restore, and making files is the slow part of a small
- * snapshot on a disk filesystem (on this one, ext4 without a journal, each
- * new inode costs a scan past the recently deleted ones: from 15 ms to over
- * 100 ms a dump and restore, depending on what else made and deleted files
- * on it just before).  tmpfs pages cannot be reclaimed, though, and are
- * charged to airlockd: only images of at most IMAGES_TMPFS_MAX go there.
+ * CRIU's images go to a tmpfs of their own rather than to the store's
+ * filesystem, when the host has the memory for them.  A dump or restore
+ * makes and deletes some forty image files, and making files is the slow
+ * part of a small snapshot on a disk filesystem (on this one, ext4 without
+ * a journal, each new inode costs a scan past the recently deleted ones:
+ * from 15 ms to over 100 ms a dump and restore).  For a large one, the
+ * pages: CRIU wrote 200 MiB of them in 250-300 ms onto ext4 here, while the
+ * sandbox was frozen, against about 100 ms onto a tmpfs, and read them back
+ * at restore as much faster.  The images live only until they are chunked
+ * into the store (or until the restored tasks have their memory back), but
+ * tmpfs pages cannot be reclaimed and are charged to airlockd: images
+ * larger than an eighth of the host's RAM, or than IMAGES_TMPFS_MAX, go to
+ * disk.
  */
-#define IMAGES_TMPFS_MAX (64ULL << 20)
+#define IMAGES_TMPFS_MAX (2ULL << 30)
+
+static uint64_t images_tmpfs_limit(void)
+{
+	struct sysinfo si;
+	uint64_t ram;
+
+	if (sysinfo(&si) < 0)
+		return 64ULL << 20;
+	ram = (uint64_t)si.totalram * si.mem_unit;
+	return ram / 8 < IMAGES_TMPFS_MAX ? ram / 8 : IMAGES_TMPFS_MAX;
+}
 
 int criu_images_scratch(uint64_t expected, int *fd, char path[CRIU_SCRATCH_PATH],
                         struct al_error *err)
 {
 	_cleanup_close_ int mnt = -1;
 	struct al_error e = AL_ERROR_INIT;
+	char size[32];
 
 	*fd = -1;
 	path[0] = '\0';
-	if (expected > IMAGES_TMPFS_MAX)
+	if (expected > images_tmpfs_limit())
 		return 0;
-	/* Room for twice the estimate; a dump that overflows it fails (ENOSPC). */
-	mnt = mounts_make_tmpfs("128m", &e);
+	/* Room for the estimate and more (a sandbox's usage counts page cache
+	 * too, but its pages may have grown since); a dump that overflows it
+	 * fails (ENOSPC). */
+	snprintf(size, sizeof(size), "%llum",
+	         (unsigned long long)((expected + (expected >> 1)) >> 20) + 64);
+	mnt = mounts_make_tmpfs(size, &e);
 	if (mnt < 0) {
 		log_debug("CRIU images go to disk: %s", e.msg);
 		return 0;
