@@ -26,13 +26,21 @@ runc_checkpoint, runc_restore and, for the resident case, the same names
 with _200mb (the size) appended (read by bench/run), plus
 airlock_first_snapshot_200mb: the sandbox's first snapshot, which has no
 parent to share chunks with (each timed round snapshots the sandbox restored
-from the previous round's snapshot, and so writes only what changed).
+from the previous round's snapshot, and so writes only what changed).  Also,
+for the resident case: airlock_frozen_200mb, how long airlockd kept the
+sandbox frozen for each snapshot (its answer's timings_ms), and where the
+time went (airlock_dump_, airlock_stored_, airlock_restore_read_,
+airlock_criu_restore_200mb, from the answers and airlockd's log); and
+incremental_200mb, the bytes the first snapshot wrote against those of a
+later one taken after 1% of the resident pages changed (dirty(): scattered
+single pages, written through /proc/PID/mem).
 """
 
 import argparse
 import glob
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -169,7 +177,8 @@ def bench_airlock(work, runs, mb=0):
     daemon.start()
     c = Client(daemon.socket_path)
     snaps, sandboxes = [], []
-    result = {"take": [], "restore": [], "frozen": [], "processes": True}
+    result = {"take": [], "restore": [], "frozen": [], "dump": [], "stored": [],
+              "processes": True}
     try:
         sb = c.create()
         sandboxes.append(sb["id"])
@@ -205,6 +214,8 @@ def bench_airlock(work, runs, mb=0):
             # the freeze to the thaw; with processes: false it is 0).
             if "timings_ms" in r.json:
                 result["frozen"].append(r.json["timings_ms"]["frozen"])
+                result["dump"].append(r.json["timings_ms"]["dump"])
+                result["stored"].append(r.json["timings_ms"]["stored"])
             if result["processes"]:
                 c.expect(200, "DELETE", "/v1/sandboxes/" + source)
                 sandboxes.remove(source)
@@ -260,6 +271,12 @@ def bench_airlock(work, runs, mb=0):
             c.request("DELETE", "/v1/snapshots/" + s)
         c.close()
         daemon.stop()
+        # Where a restore's time went, as airlockd logged it.
+        log = daemon.log()
+        result["restore_read"] = [float(x) for x in re.findall(
+            r"restore of snapshot \w+: \d+ ms, its parts read and checked in (\d+) ms", log)]
+        result["criu_restore"] = [float(x) for x in re.findall(
+            r"criu restore in (\d+) ms", log)]
     return result
 
 
@@ -327,6 +344,15 @@ def main():
             if a["frozen"]:
                 print(summary("airlockd sandbox frozen, %d MiB" % mb, a["frozen"]))
                 data["airlock_frozen_%dmb" % mb] = a["frozen"]
+                # Where the time goes: in the snapshot, CRIU's dump (frozen) and
+                # the chunking and storing after the thaw; in the restore,
+                # reading and checking the parts, then CRIU's restore.
+                for key, what in (("dump", "criu dump"), ("stored", "stored after the thaw"),
+                                  ("restore_read", "restore: parts read and checked"),
+                                  ("criu_restore", "restore: criu restore")):
+                    if a[key]:
+                        print(summary("airlockd %s, %d MiB" % (what, mb), a[key]))
+                        data["airlock_%s_%dmb" % (key, mb)] = a[key]
             if "dirty_written" in a:
                 print("airlockd incremental, %d MiB: first snapshot wrote %d bytes; next one with "
                       "nothing changed %d; after %d pages (1%%) changed %d (%.2f%% of the first)"

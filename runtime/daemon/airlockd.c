@@ -29,6 +29,7 @@
 #include "api.h"
 #include "cleanup.h"
 #include "config.h"
+#include "criu.h"
 #include "events.h"
 #include "images.h"
 #include "cgroup.h"
@@ -69,7 +70,8 @@ struct options {
 	const char *init_path;
 	const char *group;
 	unsigned long warm_pool;
-	unsigned client_rate; /* 0: admission.c's default */
+	unsigned client_rate;     /* 0: admission.c's default */
+	long long criu_tmpfs_mib; /* -1: criu.c's default */
 	bool debug;
 	bool help, version;
 };
@@ -131,6 +133,9 @@ static void usage(FILE *f)
 	    "                      (default 0; at most 256)\n"
 	    "  --client-rate N     requests a second each non-root client may make, in\n"
 	    "                      bursts of 2N (default %d)\n"
+	    "  --criu-tmpfs-max MIB  CRIU's images of a sandbox using at most MIB of\n"
+	    "                      memory are made on a tmpfs, larger ones on disk (default:\n"
+	    "                      an eighth of the host's RAM, at most 2048)\n"
 	    "  --log-format FMT    text (default) or json: one JSON object per line, with\n"
 	    "                      a line per request (client uid, sandbox, command, duration)\n"
 	    "  --debug             verbose logging\n"
@@ -495,6 +500,7 @@ static const struct option longopts[] = {
     {"group", required_argument, NULL, 'g'},
     {"warm-pool", required_argument, NULL, 'w'},
     {"client-rate", required_argument, NULL, 'R'},
+    {"criu-tmpfs-max", required_argument, NULL, 'T'},
     {"debug", no_argument, NULL, 'D'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -558,6 +564,18 @@ static int parse_options(int argc, char **argv, struct options *o)
 				return 2;
 			}
 			o->client_rate = (unsigned)rate;
+			break;
+		}
+		case 'T': {
+			char *end = NULL;
+			errno = 0;
+			o->criu_tmpfs_mib = strtoll(optarg, &end, 10);
+			if (errno || end == optarg || *end || o->criu_tmpfs_mib < 0 ||
+			    o->criu_tmpfs_mib > (1LL << 30)) {
+				log_error("invalid --criu-tmpfs-max '%s': expected MiB, 0 or more",
+				          optarg);
+				return 2;
+			}
 			break;
 		}
 		case 'D':
@@ -634,6 +652,7 @@ static int load_config(int argc, char **argv, struct options *o, char ***config_
 int main(int argc, char **argv)
 {
 	struct options o = {
+	    .criu_tmpfs_mib = -1,
 	    .socket_path = DEFAULT_SOCKET,
 	    .state_dir = DEFAULT_STATE_DIR,
 	    .rootfs = DEFAULT_ROOTFS,
@@ -668,6 +687,8 @@ int main(int argc, char **argv)
 	if (o.debug)
 		al_log_set_level(AL_LOG_DEBUG);
 	ctx.client_rate = o.client_rate;
+	if (o.criu_tmpfs_mib >= 0)
+		criu_set_images_tmpfs_max((uint64_t)o.criu_tmpfs_mib << 20);
 	if (geteuid() != 0) {
 		log_error("airlockd must run as root");
 		return 1;

@@ -588,11 +588,20 @@ static void add_dev_externals(struct al_argv *argv, bool restore, const char *pi
  */
 #define IMAGES_TMPFS_MAX (2ULL << 30)
 
+static uint64_t images_tmpfs_max = UINT64_MAX; /* UINT64_MAX: the default */
+
+void criu_set_images_tmpfs_max(uint64_t bytes)
+{
+	images_tmpfs_max = bytes;
+}
+
 static uint64_t images_tmpfs_limit(void)
 {
 	struct sysinfo si;
 	uint64_t ram;
 
+	if (images_tmpfs_max != UINT64_MAX)
+		return images_tmpfs_max;
 	if (sysinfo(&si) < 0)
 		return 64ULL << 20;
 	ram = (uint64_t)si.totalram * si.mem_unit;
