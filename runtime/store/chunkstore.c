@@ -552,9 +552,14 @@ static int own_pack_name(struct chunk_store *cs, struct al_error *err)
 		return 0;
 	pack_file_name(&cs->packs[cs->own], true, tmp, sizeof(tmp));
 	pack_file_name(&cs->packs[cs->own], false, file, sizeof(file));
+	/* Its bytes durable before its name, its name before any record names it. */
+	if (fdatasync(cs->packs[cs->own].fd) < 0)
+		return al_error_errno(err, "fsync packs/%s", tmp);
 	if (renameat(cs->packs_fd, tmp, cs->packs_fd, file) < 0)
 		return al_error_errno(err, "rename packs/%s", tmp);
 	cs->own_named = true;
+	if (fsync(cs->packs_fd) < 0)
+		return al_error_errno(err, "fsync packs/");
 	return 0;
 }
 
