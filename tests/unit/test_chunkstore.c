@@ -166,6 +166,26 @@ TEST(page_images_cut_by_page)
 	CHECK_INT(w2, changed * 16384);
 	CHECK_INT(read_back(p2, b, SIZE, &err), 0);
 
+	/* A parent's block damaged on disk is not taken for the same bytes: the
+	 * child stores its own copy, and reads back whole. */
+	{
+		_cleanup_cjson_ cJSON *p4 = NULL;
+		char path[PATH_MAX];
+		unsigned char byte;
+		int fd;
+		snprintf(path, sizeof(path), "%s/packs/pg1.pack", dir);
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		CHECK(fd >= 0);
+		CHECK(pread(fd, &byte, 1, 100) == 1);
+		byte ^= 0xff;
+		CHECK(pwrite(fd, &byte, 1, 100) == 1);
+		close(fd);
+		p4 = store("pg4", p1, a, SIZE, true, &w2);
+		CHECK_INT(w2, 16384);
+		CHECK_INT(read_back(p4, a, SIZE, &err), 0);
+		CHECK_INT(read_back(p1, a, SIZE, &err), -EIO);
+	}
+
 	/* Another name is cut by content, as before. */
 	part_name = "criu/pages-7.img.bak";
 	{
