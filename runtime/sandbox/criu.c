@@ -81,7 +81,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/sysinfo.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -572,40 +571,26 @@ static void add_dev_externals(struct al_argv *argv, bool restore, const char *pi
 }
 
 /*
- * CRIU's images go to a tmpfs of their own rather than to the store's
- * filesystem, when the host has the memory for them.  A dump or restore
- * makes and deletes some forty image files, and making files is the slow
- * part of a small snapshot on a disk filesystem (on this one, ext4 without
- * a journal, each new inode costs a scan past the recently deleted ones:
- * from 15 ms to over 100 ms a dump and restore).  For a large one, the
- * pages: CRIU wrote 200 MiB of them in 250-300 ms onto ext4 here, while the
- * sandbox was frozen, against about 100 ms onto a tmpfs, and read them back
- * at restore as much faster.  The images live only until they are chunked
- * into the store (or until the restored tasks have their memory back), but
- * tmpfs pages cannot be reclaimed and are charged to airlockd: images
- * larger than an eighth of the host's RAM, or than IMAGES_TMPFS_MAX, go to
- * disk.
+ * CRIU's images of a small sandbox go to a tmpfs of their own rather than to
+ * the store's filesystem: they are some forty files made and deleted at
+ * each dump and each restore, and making files is the slow part of a small
+ * snapshot on a disk filesystem (on this one, ext4 without a journal, each
+ * new inode costs a scan past the recently deleted ones: from 15 ms to over
+ * 100 ms a dump and restore).  tmpfs pages cannot be reclaimed, though, and
+ * are charged to airlockd: only images of at most IMAGES_TMPFS_DEFAULT go
+ * there (airlockd --criu-tmpfs-max).  For a large one the tmpfs does not
+ * pay: with 200 MiB resident, CRIU's dump took as long onto it as onto the
+ * ext4 (230-540 ms either way, on a loaded host), and its restore longer
+ * (415-420 ms against 240-330 ms; the whole restore 850-890 ms against
+ * 540-650 ms), tmpfs pages being copied one 4 KiB page at a time.
  */
-#define IMAGES_TMPFS_MAX (2ULL << 30)
+#define IMAGES_TMPFS_DEFAULT (64ULL << 20)
 
-static uint64_t images_tmpfs_max = UINT64_MAX; /* UINT64_MAX: the default */
+static uint64_t images_tmpfs_max = IMAGES_TMPFS_DEFAULT;
 
 void criu_set_images_tmpfs_max(uint64_t bytes)
 {
 	images_tmpfs_max = bytes;
-}
-
-static uint64_t images_tmpfs_limit(void)
-{
-	struct sysinfo si;
-	uint64_t ram;
-
-	if (images_tmpfs_max != UINT64_MAX)
-		return images_tmpfs_max;
-	if (sysinfo(&si) < 0)
-		return 64ULL << 20;
-	ram = (uint64_t)si.totalram * si.mem_unit;
-	return ram / 8 < IMAGES_TMPFS_MAX ? ram / 8 : IMAGES_TMPFS_MAX;
 }
 
 int criu_images_scratch(uint64_t expected, int *fd, char path[CRIU_SCRATCH_PATH],
@@ -617,7 +602,7 @@ int criu_images_scratch(uint64_t expected, int *fd, char path[CRIU_SCRATCH_PATH]
 
 	*fd = -1;
 	path[0] = '\0';
-	if (expected > images_tmpfs_limit())
+	if (expected > images_tmpfs_max)
 		return 0;
 	/* Room for the estimate and more (a sandbox's usage counts page cache
 	 * too, but its pages may have grown since); a dump that overflows it
