@@ -29,6 +29,7 @@
 #include "api.h"
 #include "cleanup.h"
 #include "config.h"
+#include "criu.h"
 #include "events.h"
 #include "images.h"
 #include "cgroup.h"
@@ -73,6 +74,7 @@ struct options {
 	unsigned client_rate;      /* 0: admission.c's default */
 	const char *network_range; /* NULL: NETWORK_DEFAULT_RANGE */
 	const char *dns_upstream;  /* NULL: /etc/resolv.conf's */
+	long long criu_tmpfs_mib;  /* -1: criu.c's default */
 	bool debug;
 	bool help, version;
 };
@@ -139,6 +141,9 @@ static void usage(FILE *f)
 	    "; a /18 holds all)\n"
 	    "  --dns-upstream ADDR[:PORT]  resolver that answers allowlist sandboxes' allowed\n"
 	    "                      host names (default: /etc/resolv.conf's first IPv4 one)\n"
+	    "  --criu-tmpfs-max MIB  CRIU's images of a sandbox using at most MIB of\n"
+	    "                      memory are made on a tmpfs, larger ones on disk\n"
+	    "                      (default 64)\n"
 	    "  --log-format FMT    text (default) or json: one JSON object per line, with\n"
 	    "                      a line per request (client uid, sandbox, command, duration)\n"
 	    "  --debug             verbose logging\n"
@@ -507,6 +512,7 @@ static const struct option longopts[] = {
     {"client-rate", required_argument, NULL, 'R'},
     {"network-range", required_argument, NULL, 'N'},
     {"dns-upstream", required_argument, NULL, 'U'},
+    {"criu-tmpfs-max", required_argument, NULL, 'T'},
     {"debug", no_argument, NULL, 'D'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -578,6 +584,18 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'U':
 			o->dns_upstream = optarg;
 			break;
+		case 'T': {
+			char *end = NULL;
+			errno = 0;
+			o->criu_tmpfs_mib = strtoll(optarg, &end, 10);
+			if (errno || end == optarg || *end || o->criu_tmpfs_mib < 0 ||
+			    o->criu_tmpfs_mib > (1LL << 30)) {
+				log_error("invalid --criu-tmpfs-max '%s': expected MiB, 0 or more",
+				          optarg);
+				return 2;
+			}
+			break;
+		}
 		case 'D':
 			o->debug = true;
 			break;
@@ -652,6 +670,7 @@ static int load_config(int argc, char **argv, struct options *o, char ***config_
 int main(int argc, char **argv)
 {
 	struct options o = {
+	    .criu_tmpfs_mib = -1,
 	    .socket_path = DEFAULT_SOCKET,
 	    .state_dir = DEFAULT_STATE_DIR,
 	    .rootfs = DEFAULT_ROOTFS,
@@ -686,6 +705,8 @@ int main(int argc, char **argv)
 	if (o.debug)
 		al_log_set_level(AL_LOG_DEBUG);
 	ctx.client_rate = o.client_rate;
+	if (o.criu_tmpfs_mib >= 0)
+		criu_set_images_tmpfs_max((uint64_t)o.criu_tmpfs_mib << 20);
 	if (geteuid() != 0) {
 		log_error("airlockd must run as root");
 		return 1;

@@ -388,64 +388,106 @@ static int charged_open(struct daemon *d, struct sandbox *sb, const char *freeze
  * the portable workspace archive, the writable layer.  Between them, and
  * during the archives, a client that hung up ends it (write_snapshot's
  * caller removes what was written). */
-static int write_snapshot(struct daemon *d, struct sandbox *sb, bool processes, const char *freezer,
-                          int client_fd, struct snapshot_writer *w, cJSON **out,
-                          struct al_error *err)
+/* How long a snapshot took, and how long of it the sandbox stood still. */
+struct snapshot_times {
+	uint64_t t0;       /* the request began */
+	uint64_t frozen0;  /* the freeze began (0: not frozen) */
+	uint64_t frozen;   /* ms frozen */
+	uint64_t dump;     /* ms of criu dump */
+	uint64_t archived; /* ms of the workspace and layer archives */
+	uint64_t stored;   /* ms of chunking, hashing and writing after the thaw */
+};
+
+/* Thaw the sandbox once what must be of one instant is written. */
+static void snapshot_thaw(struct daemon *d, struct sandbox *sb, char **freezer,
+                          struct snapshot_times *t)
+{
+	struct al_error e = AL_ERROR_INIT;
+
+	if (!*freezer)
+		return;
+	if (cgroup_freeze(d->host.cgroups, sb->id, false, NULL, &e) < 0)
+		log_error("%s", e.msg);
+	free(*freezer);
+	*freezer = NULL;
+	t->frozen = al_now_ms() - t->frozen0;
+}
+
+static int write_snapshot(struct daemon *d, struct sandbox *sb, bool processes, char **freezer,
+                          int client_fd, struct snapshot_writer *w, struct snapshot_times *t,
+                          cJSON **out, struct al_error *err)
 {
 	_cleanup_(charged_close) struct charged cg = {.n = 0};
 	_cleanup_free_ char *manifest_text = sandbox_read_manifest(sb);
 	_cleanup_strv_ char **ephemeral = tar_manifest_ephemeral_paths(manifest_text);
 	_cleanup_cjson_ cJSON *sizes = cJSON_CreateObject(), *meta = NULL;
-	_cleanup_close_ int ws_fd = -1, layer_fd = -1;
-	uint64_t ws_size = 0, layer_size = 0, criu_size = 0;
-	char path[PATH_MAX];
+	_cleanup_close_ int ws_fd = -1, layer_fd = -1, images_fd = -1;
+	uint64_t ws_size = 0, layer_size = 0, criu_size = 0, t1;
+	char path[PATH_MAX], images_path[PATH_MAX];
 	int r;
 
 	if (!sizes)
 		return al_error_set(err, ENOMEM, "out of memory");
+	/*
+	 * While the sandbox is frozen, only what must be of its one instant is
+	 * written: CRIU's images, the workspace archive and the layer's tar.
+	 * Chunking, hashing and storing them (most of a large snapshot's time)
+	 * come after the thaw, from those files, which nothing changes any more.
+	 */
+	images_path[0] = '\0';
 	if (processes) {
-		_cleanup_close_ int images_fd = -1;
-		struct al_error e = AL_ERROR_INIT;
 		/* Where the images go when they are too big for a tmpfs. */
-		snapshot_writer_scratch_path(w, "criu", path, sizeof(path));
-		r = criu_checkpoint(&d->host, sb, path, freezer, &images_fd, err);
-		if (r == 0)
-			r = snapshot_writer_add_dir(w, "criu/", images_fd, &criu_size, err);
+		snapshot_writer_scratch_path(w, "criu", images_path, sizeof(images_path));
+		t1 = al_now_ms();
+		r = criu_checkpoint(&d->host, sb, images_path, *freezer, &images_fd, err);
 		if (r < 0)
 			return r;
-		if (access(path, F_OK) == 0 && al_rm_rf(path, &e) < 0)
-			log_warn("%s", e.msg);
+		t->dump = al_now_ms() - t1;
 	}
 
 	r = check_client(client_fd, err);
 	if (r < 0)
 		return r;
+	t1 = al_now_ms();
 	ws_fd = snapshot_writer_create_file(w, "workspace.tar", err);
 	if (ws_fd < 0)
 		return ws_fd;
-	r = charged_open(d, sb, freezer, &cg, err);
+	r = charged_open(d, sb, *freezer, &cg, err);
 	if (r == 0)
 		r = tar_persist_workspace(sb->init_pid, sb->spec.workspace, ephemeral, ws_fd,
 		                          sb->spec.disk_bytes, cg.fds, (size_t)cg.n, client_fd,
 		                          NULL, err);
 	if (r == 0)
 		r = check_client(client_fd, err);
-	if (r == 0)
-		r = snapshot_writer_add_file(w, "workspace.tar", ws_fd, &ws_size, err);
 	if (r < 0)
 		return r;
-
-	/* The writable layer, through an unlinked temp file, into chunks. */
+	/* The writable layer, through an unlinked temp file. */
 	layer_fd = snapshot_writer_tmpfile(w, err);
 	if (layer_fd < 0)
 		return layer_fd;
 	sandbox_upper_path(sb, path, sizeof(path));
-	r = charged_open(d, sb, freezer, &cg, err);
+	r = charged_open(d, sb, *freezer, &cg, err);
 	if (r == 0)
 		r = tar_write_layer_charged(path, layer_fd, sb->uid_base, NULL, sb->spec.disk_bytes,
 		                            cg.fds, (size_t)cg.n, client_fd, &layer_size, err);
 	if (r == 0)
 		r = check_client(client_fd, err);
+	if (r < 0)
+		return r;
+	t->archived = al_now_ms() - t1;
+	snapshot_thaw(d, sb, freezer, t);
+
+	t1 = al_now_ms();
+	if (processes) {
+		struct al_error e = AL_ERROR_INIT;
+		r = snapshot_writer_add_dir(w, "criu/", images_fd, &criu_size, err);
+		if (r < 0)
+			return r;
+		al_closep(&images_fd); /* a tmpfs goes with it */
+		if (access(images_path, F_OK) == 0 && al_rm_rf(images_path, &e) < 0)
+			log_warn("%s", e.msg);
+	}
+	r = snapshot_writer_add_file(w, "workspace.tar", ws_fd, &ws_size, err);
 	if (r == 0)
 		r = snapshot_writer_add_chunked(w, "layer.tar", layer_fd, err);
 	if (r < 0)
@@ -463,6 +505,7 @@ static int write_snapshot(struct daemon *d, struct sandbox *sb, bool processes, 
 		r = snapshot_writer_commit(w, meta, sizes, out, err);
 	if (r < 0)
 		return r;
+	t->stored = al_now_ms() - t1;
 	metrics_count_snapshot(ws_size + layer_size + criu_size);
 	if (sandbox_write_last_snapshot(sb, snapshot_writer_id(w), err) < 0)
 		log_warn("sandbox %s: %s", sb->id, err->msg);
@@ -477,6 +520,8 @@ int lifecycle_snapshot(struct daemon *d, struct sandbox *sb, bool processes, int
 	_cleanup_free_ char *parent = NULL, *freezer = NULL;
 	_cleanup_close_ int hold = -1;
 	struct snapshot_writer *w = NULL;
+	struct snapshot_times t = {.t0 = al_now_ms()};
+	cJSON *timings;
 	int r;
 
 	if (!sandbox_running(sb))
@@ -515,21 +560,32 @@ int lifecycle_snapshot(struct daemon *d, struct sandbox *sb, bool processes, int
 		 * connection stays open across the dump: a live one is fine.
 		 */
 		r = hold = sandbox_ping_init(sb, err);
+		t.frozen0 = al_now_ms();
 		if (r >= 0)
 			r = cgroup_freeze(d->host.cgroups, sb->id, true, &freezer, err);
 		if (r == -ENOTSUP)
 			r = 0;
 	}
 	if (r == 0)
-		r = write_snapshot(d, sb, processes, freezer, client_fd, w, out, err);
-	if (freezer) {
-		struct al_error e = AL_ERROR_INIT;
-		if (cgroup_freeze(d->host.cgroups, sb->id, false, NULL, &e) < 0)
-			log_error("%s", e.msg);
-	}
+		r = write_snapshot(d, sb, processes, &freezer, client_fd, w, &t, out, err);
+	snapshot_thaw(d, sb, &freezer, &t);
 	snapshot_writer_free(w);
 	if (r < 0)
 		return al_error_prefix(err, "snapshot of sandbox %s", sb->id);
+	/* Not part of the record: how this taking went. */
+	timings = cJSON_AddObjectToObject(*out, "timings_ms");
+	if (timings) {
+		cJSON_AddNumberToObject(timings, "total", (double)(al_now_ms() - t.t0));
+		cJSON_AddNumberToObject(timings, "frozen", (double)t.frozen);
+		cJSON_AddNumberToObject(timings, "dump", (double)t.dump);
+		cJSON_AddNumberToObject(timings, "archives", (double)t.archived);
+		cJSON_AddNumberToObject(timings, "stored", (double)t.stored);
+	}
+	log_info("snapshot of sandbox %s: %llu ms, frozen %llu ms (criu dump %llu ms, archives "
+	         "%llu ms), then stored in %llu ms",
+	         sb->id, (unsigned long long)(al_now_ms() - t.t0), (unsigned long long)t.frozen,
+	         (unsigned long long)t.dump, (unsigned long long)t.archived,
+	         (unsigned long long)t.stored);
 	return 0;
 }
 
@@ -675,6 +731,7 @@ static int restore(struct daemon *d, const char *id, const cJSON *req, uid_t cli
 	struct snapshot_reader *rd = NULL;
 	struct sandbox_start how = {.start = sandbox_start_fresh};
 	uid_t uid_base = 0;
+	uint64_t t0 = al_now_ms(), t_read;
 	int r;
 
 	r = snapshot_reader_open(d->host.state_dir, id, &rd, err);
@@ -690,6 +747,7 @@ static int restore(struct daemon *d, const char *id, const cJSON *req, uid_t cli
 	snapshot_reader_free(rd);
 	if (r < 0)
 		return r;
+	t_read = al_now_ms();
 	if (!rec)
 		return al_error_set(err, ENOMEM, "out of memory");
 	if (parts.images) {
@@ -714,6 +772,10 @@ static int restore(struct daemon *d, const char *id, const cJSON *req, uid_t cli
 	if (r == 0)
 		r = make_sandbox(d, &spec, &how, false, uid_base, out, err);
 	sandbox_spec_free(&spec);
+	if (r == 0)
+		log_info("restore of snapshot %s: %llu ms, its parts read and checked in %llu ms",
+		         id, (unsigned long long)(al_now_ms() - t0),
+		         (unsigned long long)(t_read - t0));
 	return r;
 }
 

@@ -576,24 +576,40 @@ static void add_dev_externals(struct al_argv *argv, bool restore, const char *pi
  * each dump and each restore, and making files is the slow part of a small
  * snapshot on a disk filesystem (on this one, ext4 without a journal, each
  * new inode costs a scan past the recently deleted ones: from 15 ms to over
- * 100 ms a dump and restore, depending on what else made and deleted files
- * on it just before).  tmpfs pages cannot be reclaimed, though, and are
- * charged to airlockd: only images of at most IMAGES_TMPFS_MAX go there.
+ * 100 ms a dump and restore).  tmpfs pages cannot be reclaimed, though, and
+ * are charged to airlockd: only images of at most IMAGES_TMPFS_DEFAULT go
+ * there (airlockd --criu-tmpfs-max).  For a large one the tmpfs does not
+ * pay: with 200 MiB resident, CRIU's dump took as long onto it as onto the
+ * ext4 (230-540 ms either way, on a loaded host), and its restore longer
+ * (415-420 ms against 240-330 ms; the whole restore 850-890 ms against
+ * 540-650 ms), tmpfs pages being copied one 4 KiB page at a time.
  */
-#define IMAGES_TMPFS_MAX (64ULL << 20)
+#define IMAGES_TMPFS_DEFAULT (64ULL << 20)
+
+static uint64_t images_tmpfs_max = IMAGES_TMPFS_DEFAULT;
+
+void criu_set_images_tmpfs_max(uint64_t bytes)
+{
+	images_tmpfs_max = bytes;
+}
 
 int criu_images_scratch(uint64_t expected, int *fd, char path[CRIU_SCRATCH_PATH],
                         struct al_error *err)
 {
 	_cleanup_close_ int mnt = -1;
 	struct al_error e = AL_ERROR_INIT;
+	char size[32];
 
 	*fd = -1;
 	path[0] = '\0';
-	if (expected > IMAGES_TMPFS_MAX)
+	if (expected > images_tmpfs_max)
 		return 0;
-	/* Room for twice the estimate; a dump that overflows it fails (ENOSPC). */
-	mnt = mounts_make_tmpfs("128m", &e);
+	/* Room for the estimate and more (a sandbox's usage counts page cache
+	 * too, but its pages may have grown since); a dump that overflows it
+	 * fails (ENOSPC). */
+	snprintf(size, sizeof(size), "%llum",
+	         (unsigned long long)((expected + (expected >> 1)) >> 20) + 64);
+	mnt = mounts_make_tmpfs(size, &e);
 	if (mnt < 0) {
 		log_debug("CRIU images go to disk: %s", e.msg);
 		return 0;

@@ -33,6 +33,9 @@ int criu_checkpoint(const struct sandbox_host *host, struct sandbox *sb, const c
  * fd is open); else *fd is -1, and the images are for the disk. */
 int criu_images_scratch(uint64_t expected, int *fd, char path[CRIU_SCRATCH_PATH],
                         struct al_error *err);
+/* Images of at most this many bytes go to a tmpfs (airlockd --criu-tmpfs-max;
+ * 64 MiB by default). */
+void criu_set_images_tmpfs_max(uint64_t bytes);
 
 /* Whether this airlockd can restore the processes of images_dir (CRIU and,
  * for images made without their network namespace, airlock-criu-hook are

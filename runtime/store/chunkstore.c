@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,6 +40,20 @@
 #define CHUNK_MAX 262144u
 #define CHUNK_MASK ((1u << 16) - 1)
 #define CHUNK_BUF (4u << 20)
+
+/*
+ * CRIU's page images (criu/pages-N.img) are cut every PAGES_CHUNK bytes
+ * instead: they hold a process's present pages, 4 KiB each, in address
+ * order, and a second dump of a process whose set of pages did not change
+ * puts every page at the same offset.  A page that changed then costs one
+ * chunk of four pages; with content-defined cuts (80 KiB on average, and a
+ * changed page may move a cut) it cost 80 to 160 KiB, so that 1% of a
+ * process's pages changed at random places rewrote a quarter of its
+ * image.  A page added or dropped shifts the rest of that process's image
+ * (CRIU gives no hint to realign on without parsing its pagemap), which
+ * then is written again.  No rolling hash is computed either.
+ */
+#define PAGES_CHUNK 16384u
 
 static uint64_t gear[256];
 static pthread_once_t gear_once = PTHREAD_ONCE_INIT;
@@ -138,6 +153,9 @@ static int open_dir_at(int dirfd, const char *name, struct al_error *err)
 struct pack {
 	char name[32]; /* the id of the snapshot that wrote it */
 	int fd;        /* -1 until first needed */
+	/* The whole pack mapped, once a read wanted it (pack_bytes). */
+	unsigned char *map;
+	size_t map_len;
 };
 
 /* Where a chunk's bytes lie; len 0 marks a free slot of the index. */
@@ -147,6 +165,17 @@ struct chunk_loc {
 	uint32_t pack; /* index into chunk_store.packs */
 	uint64_t offset;
 };
+
+/* A page image of the parent (see PAGES_CHUNK): where its chunk i lies, and
+ * at which offset of the image it starts. */
+struct parent_pages {
+	char *name;
+	struct chunk_loc *locs;
+	uint64_t *pos;
+	size_t n;
+};
+
+static bool pages_image(const char *name);
 
 struct chunk_store {
 	int store_fd;  /* borrowed */
@@ -162,7 +191,9 @@ struct chunk_store {
 	bool own_kept;           /* the snapshot is committed: keep the pack */
 	struct chunk_loc *index; /* open addressing, by the digest's first bytes */
 	size_t index_cap, index_n;
-	unsigned char *cmp_buf; /* CHUNK_MAX bytes */
+	unsigned char *cmp_buf;            /* CHUNK_MAX bytes */
+	struct parent_pages *parent_pages; /* the parent's page images, by name */
+	size_t n_parent_pages;
 };
 
 /* Read fds a chunk_store keeps open at once (a snapshot's own pack aside). */
@@ -183,9 +214,12 @@ static void pack_file_name(const struct pack *p, bool tmp, char *out, size_t len
 
 static void chunk_store_close(struct chunk_store *cs)
 {
-	for (size_t i = 0; i < cs->n_packs; i++)
+	for (size_t i = 0; i < cs->n_packs; i++) {
 		if (cs->packs[i].fd >= 0)
 			close(cs->packs[i].fd);
+		if (cs->packs[i].map)
+			munmap(cs->packs[i].map, cs->packs[i].map_len);
+	}
 	/* A snapshot that did not commit leaves no pack behind. */
 	if (cs->own >= 0 && !cs->own_kept && cs->packs_fd >= 0) {
 		char file[48];
@@ -195,6 +229,12 @@ static void chunk_store_close(struct chunk_store *cs)
 	free(cs->packs);
 	free(cs->index);
 	free(cs->cmp_buf);
+	for (size_t i = 0; i < cs->n_parent_pages; i++) {
+		free(cs->parent_pages[i].name);
+		free(cs->parent_pages[i].locs);
+		free(cs->parent_pages[i].pos);
+	}
+	free(cs->parent_pages);
 	if (cs->chunks_fd >= 0)
 		close(cs->chunks_fd);
 	if (cs->packs_fd >= 0)
@@ -237,6 +277,8 @@ static int pack_slot(struct chunk_store *cs, const char *name)
 	p = &cs->packs[cs->n_packs];
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	p->fd = -1;
+	p->map = NULL;
+	p->map_len = 0;
 	return (int)cs->n_packs++;
 }
 
@@ -283,6 +325,50 @@ static int pack_read(struct chunk_store *cs, size_t slot, uint64_t offset, size_
 	return 0;
 }
 
+/*
+ * The len bytes at offset of a pack: a pointer into the pack mapped whole
+ * when it can be (a committed pack never changes), else read into buf.  A
+ * restore of 200 MiB then hashes and copies each byte where it lies in the
+ * page cache instead of copying it into a buffer first.  The snapshot's own
+ * pack, still growing, is always read.
+ */
+static int pack_bytes(struct chunk_store *cs, size_t slot, uint64_t offset, size_t len,
+                      unsigned char *buf, const unsigned char **out, struct al_error *err)
+{
+	struct pack *p = &cs->packs[slot];
+	struct stat st;
+	int r;
+
+	if (!p->map && (int)slot != cs->own) {
+		/* Opened (and closed again when too many are) by pack_read. */
+		r = pack_read(cs, slot, offset, len, buf, err);
+		if (r < 0)
+			return r;
+		*out = buf;
+		if (fstat(p->fd, &st) == 0 && st.st_size > 0 && (uint64_t)st.st_size <= SIZE_MAX) {
+			void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, p->fd, 0);
+			if (m != MAP_FAILED) {
+				p->map = m;
+				p->map_len = (size_t)st.st_size;
+			}
+		}
+		return 0;
+	}
+	if (p->map) {
+		char file[48];
+		if (offset > p->map_len || len > p->map_len - offset) {
+			pack_file_name(p, false, file, sizeof(file));
+			return al_error_set(err, EIO, "pack %s is truncated before byte %llu", file,
+			                    (unsigned long long)(offset + len));
+		}
+		*out = p->map + offset;
+		return 0;
+	}
+	r = pack_read(cs, slot, offset, len, buf, err);
+	*out = buf;
+	return r;
+}
+
 /* [sha256, length] (storage "chunks") or [sha256, length, pack, offset]
  * (storage "packed"); -EINVAL when malformed. */
 static int chunk_ref_parse(struct chunk_store *cs, const cJSON *item, bool packed,
@@ -309,14 +395,15 @@ static int chunk_ref_parse(struct chunk_store *cs, const cJSON *item, bool packe
 /* Read a chunk into buf; with verify, also check it against its sha256 (a
  * caller that hashes the whole part only does so to say which chunk is
  * damaged, see read_part). */
-static int chunk_read(struct chunk_store *cs, const struct chunk_ref *ref, unsigned char *buf,
-                      bool verify, struct al_error *err)
+static int chunk_get(struct chunk_store *cs, const struct chunk_ref *ref, unsigned char *buf,
+                     bool verify, const unsigned char **data, struct al_error *err)
 {
 	char got[65];
 	int r;
 
+	*data = buf;
 	if (ref->pack >= 0) {
-		r = pack_read(cs, (size_t)ref->pack, ref->offset, ref->len, buf, err);
+		r = pack_bytes(cs, (size_t)ref->pack, ref->offset, ref->len, buf, data, err);
 		if (r < 0)
 			return al_error_prefix(err, "chunk %s", ref->hex);
 	} else {
@@ -344,11 +431,23 @@ static int chunk_read(struct chunk_store *cs, const struct chunk_ref *ref, unsig
 	}
 	if (!verify)
 		return 0;
-	al_sha256_hex(buf, ref->len, got);
+	al_sha256_hex(*data, ref->len, got);
 	if (strcmp(got, ref->hex))
 		return al_error_set(err, EIO, "chunk %s is corrupted (its sha256 is %s)", ref->hex,
 		                    got);
 	return 0;
+}
+
+/* The same, its bytes in buf. */
+static int chunk_read(struct chunk_store *cs, const struct chunk_ref *ref, unsigned char *buf,
+                      bool verify, struct al_error *err)
+{
+	const unsigned char *data;
+	int r = chunk_get(cs, ref, buf, verify, &data, err);
+
+	if (r == 0 && data != buf)
+		memcpy(buf, data, ref->len);
+	return r;
 }
 
 static int hex_digit(char c)
@@ -414,24 +513,51 @@ static int index_add(struct chunk_store *cs, const struct chunk_loc *loc)
 /* Every packed chunk of a parent's part becomes a place to share from. */
 int chunk_store_index_part(struct chunk_store *cs, const cJSON *part, struct al_error *err)
 {
-	const char *storage = al_json_str(part, "storage");
-	const cJSON *item;
+	const char *storage = al_json_str(part, "storage"), *name = al_json_str(part, "name");
+	const cJSON *item, *chunks = cJSON_GetObjectItemCaseSensitive(part, "chunks");
+	struct parent_pages *pp = NULL;
+	uint64_t pos = 0;
 
 	if (!storage || strcmp(storage, "packed"))
 		return 0;
-	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(part, "chunks"))
+	/* A page image is also kept in order, for the next one of that name. */
+	if (name && pages_image(name) && cJSON_GetArraySize(chunks) > 0) {
+		size_t n = (size_t)cJSON_GetArraySize(chunks);
+		struct parent_pages *v =
+		    reallocarray(cs->parent_pages, cs->n_parent_pages + 1, sizeof(*v));
+		if (!v)
+			return al_error_set(err, ENOMEM, "out of memory");
+		cs->parent_pages = v;
+		pp = &v[cs->n_parent_pages];
+		*pp = (struct parent_pages){.name = strdup(name),
+		                            .locs = calloc(n, sizeof(*pp->locs)),
+		                            .pos = calloc(n, sizeof(*pp->pos))};
+		cs->n_parent_pages++;
+		if (!pp->name || !pp->locs || !pp->pos)
+			return al_error_set(err, ENOMEM, "out of memory");
+	}
+	cJSON_ArrayForEach(item, chunks)
 	{
 		struct chunk_ref ref;
 		struct chunk_loc loc;
 		int r = chunk_ref_parse(cs, item, true, &ref);
-		if (r == -EINVAL)
+		if (r == -EINVAL) {
+			pp = NULL; /* positions unknown from here: not used at all */
+			if (cs->n_parent_pages)
+				cs->parent_pages[cs->n_parent_pages - 1].n = 0;
 			continue;
+		}
 		if (r == 0) {
 			digest_of_hex(ref.hex, loc.digest);
 			loc.len = (uint32_t)ref.len;
 			loc.pack = (uint32_t)ref.pack;
 			loc.offset = ref.offset;
 			r = index_add(cs, &loc);
+			if (pp) {
+				pp->locs[pp->n] = loc;
+				pp->pos[pp->n++] = pos;
+			}
+			pos += ref.len;
 		}
 		if (r < 0)
 			return al_error_set(err, ENOMEM, "out of memory");
@@ -472,9 +598,14 @@ static int own_pack_name(struct chunk_store *cs, struct al_error *err)
 		return 0;
 	pack_file_name(&cs->packs[cs->own], true, tmp, sizeof(tmp));
 	pack_file_name(&cs->packs[cs->own], false, file, sizeof(file));
+	/* Its bytes durable before its name, its name before any record names it. */
+	if (fdatasync(cs->packs[cs->own].fd) < 0)
+		return al_error_errno(err, "fsync packs/%s", tmp);
 	if (renameat(cs->packs_fd, tmp, cs->packs_fd, file) < 0)
 		return al_error_errno(err, "rename packs/%s", tmp);
 	cs->own_named = true;
+	if (fsync(cs->packs_fd) < 0)
+		return al_error_errno(err, "fsync packs/");
 	return 0;
 }
 
@@ -491,6 +622,7 @@ static int store_chunk(struct part_writer *pw, const unsigned char *data, size_t
 	struct chunk_store *cs = pw->cs;
 	struct chunk_loc loc = {.len = (uint32_t)len}, *known;
 	struct al_error lerr = AL_ERROR_INIT;
+	const unsigned char *old;
 	char hex[65];
 	cJSON *item;
 	int r;
@@ -499,8 +631,8 @@ static int store_chunk(struct part_writer *pw, const unsigned char *data, size_t
 	digest_of_hex(hex, loc.digest);
 	known = index_find(cs, loc.digest);
 	if (known && known->len == len &&
-	    pack_read(cs, known->pack, known->offset, len, cs->cmp_buf, &lerr) == 0 &&
-	    !memcmp(cs->cmp_buf, data, len)) {
+	    pack_bytes(cs, known->pack, known->offset, len, cs->cmp_buf, &old, &lerr) == 0 &&
+	    !memcmp(old, data, len)) {
 		loc = *known; /* already stored: the point of it all */
 	} else {
 		r = own_pack_append(cs, data, len, &loc.offset, err);
@@ -524,10 +656,50 @@ static int store_chunk(struct part_writer *pw, const unsigned char *data, size_t
 	return 0;
 }
 
+/*
+ * A block of a page image that is byte for byte the parent's block at the
+ * same place takes the parent's chunk as it is, without being hashed: a
+ * process whose pages mostly did not change has its image compared
+ * (memcmp, about ten times as fast as SHA-256 here) rather than hashed.
+ * The bytes are those stored under the parent's sha256; had the parent's
+ * copy been damaged on disk, the new record would name a sha256 its bytes
+ * do not have, and a restore would refuse it, naming the chunk, as it
+ * refuses the parent.  1: taken; 0: not (store it as any other).
+ */
+static int reuse_parent_block(struct part_writer *pw, const struct parent_pages *pp, uint64_t off,
+                              const unsigned char *data, size_t len, struct al_error *err)
+{
+	struct chunk_store *cs = pw->cs;
+	struct al_error lerr = AL_ERROR_INIT;
+	const unsigned char *old;
+	const struct chunk_loc *loc;
+	size_t i = (size_t)(off / PAGES_CHUNK);
+	char hex[65];
+	cJSON *item;
+
+	if (!pp || i >= pp->n || pp->pos[i] != off || pp->locs[i].len != len)
+		return 0;
+	loc = &pp->locs[i];
+	if (pack_bytes(cs, loc->pack, loc->offset, len, cs->cmp_buf, &old, &lerr) < 0 ||
+	    memcmp(old, data, len))
+		return 0;
+	hex_of(loc->digest, hex);
+	item = cJSON_CreateArray();
+	if (!item || !cJSON_AddItemToArray(pw->chunks, item) ||
+	    !cJSON_AddItemToArray(item, cJSON_CreateString(hex)) ||
+	    !cJSON_AddItemToArray(item, cJSON_CreateNumber((double)len)) ||
+	    !cJSON_AddItemToArray(item, cJSON_CreateString(cs->packs[loc->pack].name)) ||
+	    !cJSON_AddItemToArray(item, cJSON_CreateNumber((double)loc->offset)))
+		return al_error_set(err, ENOMEM, "out of memory");
+	return 1;
+}
+
 /* The sha256 of a whole part, read from its file with pread (so that it
  * can run next to the chunking, which reads the same fd). */
 struct part_hash {
 	int fd;
+	const unsigned char *map; /* the part mapped (map_len bytes), or NULL: read fd */
+	size_t map_len;
 	uint64_t size;
 	char hex[65];
 	int error; /* errno, or 0 */
@@ -546,7 +718,12 @@ static void *part_hash_run(void *arg)
 		h->error = ENOMEM;
 		return NULL;
 	}
-	for (;;) {
+	for (; h->map && h->size < h->map_len;) {
+		size_t n = h->map_len - h->size < CHUNK_BUF ? h->map_len - h->size : CHUNK_BUF;
+		EVP_DigestUpdate(md, h->map + h->size, n);
+		h->size += n;
+	}
+	while (!h->map) {
 		ssize_t n = pread(h->fd, buf, CHUNK_MAX, (off_t)h->size);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -567,6 +744,17 @@ static void *part_hash_run(void *arg)
 /* Past this size a part's own hash runs on a second thread. */
 #define PART_HASH_THREAD_MIN (1u << 20)
 
+/* Whether part name is one of CRIU's page images (see PAGES_CHUNK). */
+static bool pages_image(const char *name)
+{
+	const char *base = strrchr(name, '/');
+	size_t n;
+
+	base = base ? base + 1 : name;
+	n = strlen(base);
+	return !strncmp(base, "pages-", 6) && n > 10 && !strcmp(base + n - 4, ".img");
+}
+
 /* Cut the part in fd (a regular file) into chunks; adds its JSON object. */
 static int add_chunked_part(struct chunk_store *cs, const char *name, int fd, cJSON *parts,
                             uint64_t *written, struct al_error *err)
@@ -576,8 +764,10 @@ static int add_chunked_part(struct chunk_store *cs, const char *name, int fd, cJ
 	struct part_writer pw = {.cs = cs};
 	struct part_hash hash = {.fd = fd};
 	pthread_t hasher;
-	bool threaded = false, eof = false;
-	size_t have = 0;
+	bool threaded = false, eof = false, paged = pages_image(name);
+	const struct parent_pages *parent = NULL;
+	unsigned char *map = NULL;
+	size_t have = 0, map_len = 0;
 	struct stat st;
 	cJSON *part;
 	int r = 0;
@@ -595,10 +785,42 @@ static int add_chunked_part(struct chunk_store *cs, const char *name, int fd, cJ
 		return al_error_set(err, ENOMEM, "out of memory");
 	/* A large part is hashed whole on one core while the other cuts and
 	 * hashes its chunks: the two passes take about as long. */
-	if (fstat(fd, &st) == 0 && st.st_size >= PART_HASH_THREAD_MIN)
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= PART_HASH_THREAD_MIN &&
+	    (uint64_t)st.st_size <= SIZE_MAX) {
+		/* Mapped rather than read: both passes take its bytes where they
+		 * lie (a tmpfs's or the page cache's pages), not copied twice
+		 * into buffers first (a sixth of the CPU time of 200 MiB). */
+		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+		if (map == MAP_FAILED) {
+			map = NULL;
+		} else {
+			map_len = (size_t)st.st_size;
+			(void)madvise(map, map_len, MADV_SEQUENTIAL);
+			hash.map = map;
+			hash.map_len = map_len;
+		}
 		threaded = pthread_create(&hasher, NULL, part_hash_run, &hash) == 0;
+	}
 
-	while (r == 0) {
+	for (size_t i = 0; paged && i < cs->n_parent_pages; i++)
+		if (!strcmp(cs->parent_pages[i].name, name))
+			parent = &cs->parent_pages[i];
+	for (size_t off = 0; map && off < map_len && r == 0;) {
+		size_t left = map_len - off;
+		size_t cut = !paged               ? chunk_cut(map + off, left)
+		             : left > PAGES_CHUNK ? PAGES_CHUNK
+		                                  : left;
+		r = paged ? reuse_parent_block(&pw, parent, off, map + off, cut, err) : 0;
+		if (r == 0)
+			r = store_chunk(&pw, map + off, cut, err);
+		else if (r > 0)
+			r = 0;
+		if (r < 0)
+			r = al_error_prefix(err, "part %s", name);
+		pw.size += cut;
+		off += cut;
+	}
+	while (!map && r == 0) {
 		size_t off = 0;
 		while (!eof && have < CHUNK_BUF) {
 			ssize_t n = read(fd, buf + have, CHUNK_BUF - have);
@@ -615,7 +837,9 @@ static int add_chunked_part(struct chunk_store *cs, const char *name, int fd, cJ
 		if (r < 0 || have == 0)
 			break;
 		while (off < have && (have - off >= CHUNK_MAX || eof)) {
-			size_t cut = chunk_cut(buf + off, have - off);
+			size_t cut = !paged                     ? chunk_cut(buf + off, have - off)
+			             : have - off > PAGES_CHUNK ? PAGES_CHUNK
+			                                        : have - off;
 			r = store_chunk(&pw, buf + off, cut, err);
 			if (r < 0) {
 				r = al_error_prefix(err, "part %s", name);
@@ -633,6 +857,8 @@ static int add_chunked_part(struct chunk_store *cs, const char *name, int fd, cJ
 		pthread_join(hasher, NULL);
 	else if (r == 0)
 		part_hash_run(&hash);
+	if (map)
+		munmap(map, map_len);
 	if (r < 0)
 		return r;
 	if (hash.error) {
@@ -697,46 +923,91 @@ static int find_damaged_chunk(struct chunk_store *cs, const char *name, const cJ
 	return 0;
 }
 
-/* Verifying a large part's chunks on a second thread: it reads and checks
- * two chunks in three (those whose index is not a multiple of 3) through
- * fds of its own, while the caller copies every chunk and checks the rest. */
-struct chunk_verifier {
+/*
+ * A large part is read on two threads: one writes every chunk into out_fd
+ * and checks one in three against its sha256, the other checks the rest
+ * (a sha256 pass costs about twice the copy).  Both take the bytes where
+ * they lie in the mapped pack (pack_bytes).  Two threads each writing half
+ * the chunks at their places were slower: their writes to one tmpfs file
+ * wait for each other.
+ */
+static int pwrite_all(int fd, const unsigned char *buf, size_t len, off_t off)
+{
+	while (len) {
+		ssize_t n = pwrite(fd, buf, len, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		buf += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+struct chunk_share {
+	struct chunk_store *cs; /* NULL: the thread opens its own on store_fd */
 	int store_fd;
 	const cJSON *chunks;
 	bool packed;
+	int out_fd;     /* -1: check only */
+	off_t base;     /* out_fd's offset where the part begins */
+	unsigned part;  /* 0: writes all, checks every third chunk; 1: checks the rest */
+	uint64_t total; /* the length of all chunks (every share adds them all) */
 	pthread_t thread;
 	int r;
 	struct al_error err;
 };
 
-static void *chunk_verifier_run(void *arg)
+static int chunk_share_copy(struct chunk_share *sh, struct chunk_store *cs, unsigned char *buf)
 {
-	struct chunk_verifier *v = arg;
-	_cleanup_(chunk_store_close) struct chunk_store cs = CHUNK_STORE_INIT;
-	_cleanup_free_ unsigned char *buf = malloc(CHUNK_MAX);
 	const cJSON *item;
 	size_t i = 0;
 
-	if (!buf) {
-		v->r = al_error_set(&v->err, ENOMEM, "out of memory");
-		return NULL;
-	}
-	v->r = store_open(v->store_fd, &cs, &v->err);
-	cJSON_ArrayForEach(item, v->chunks)
+	sh->total = 0;
+	cJSON_ArrayForEach(item, sh->chunks)
 	{
 		struct chunk_ref ref;
-		if (v->r < 0)
-			break;
-		if (i++ % 3 == 0)
-			continue;
-		v->r = chunk_ref_parse(&cs, item, v->packed, &ref);
-		if (v->r < 0)
-			v->r = v->r == -ENOMEM
-			           ? al_error_set(&v->err, ENOMEM, "out of memory")
-			           : al_error_set(&v->err, EINVAL, "malformed chunk list");
-		else
-			v->r = chunk_read(&cs, &ref, buf, true, &v->err);
+		int r = chunk_ref_parse(cs, item, sh->packed, &ref);
+		if (r < 0)
+			return r == -ENOMEM
+			           ? al_error_set(&sh->err, ENOMEM, "out of memory")
+			           : al_error_set(&sh->err, EINVAL, "malformed chunk list");
+		/* The writer checks one chunk in three, the other thread the rest. */
+		bool verify = (i++ % 3 == 0) == (sh->part == 0);
+		if (verify || sh->part == 0) {
+			const unsigned char *data;
+			r = chunk_get(cs, &ref, buf, verify, &data, &sh->err);
+			if (r < 0)
+				return r;
+			if (sh->part == 0 && sh->out_fd >= 0 &&
+			    pwrite_all(sh->out_fd, data, ref.len, sh->base + (off_t)sh->total) < 0)
+				return al_error_errno(&sh->err, "copy");
+		}
+		sh->total += ref.len;
 	}
+	return 0;
+}
+
+static void *chunk_share_run(void *arg)
+{
+	struct chunk_share *sh = arg;
+	_cleanup_(chunk_store_close) struct chunk_store own = CHUNK_STORE_INIT;
+	_cleanup_free_ unsigned char *buf = malloc(CHUNK_MAX);
+	struct chunk_store *cs = sh->cs;
+
+	if (!buf) {
+		sh->r = al_error_set(&sh->err, ENOMEM, "out of memory");
+		return NULL;
+	}
+	if (!cs) {
+		sh->r = store_open(sh->store_fd, &own, &sh->err);
+		if (sh->r < 0)
+			return NULL;
+		cs = &own;
+	}
+	sh->r = chunk_share_copy(sh, cs, buf);
 	return NULL;
 }
 
@@ -792,16 +1063,41 @@ static int read_part(struct chunk_store *cs, int snap_fd, const cJSON *part, int
 			if (out_fd >= 0 && al_write_all(out_fd, buf, (size_t)n) < 0)
 				return al_error_errno(err, "copy part %s", name);
 		}
+	} else if ((packed || !strcmp(storage, "chunks")) &&
+	           size_j->valuedouble >= PART_HASH_THREAD_MIN) {
+		struct chunk_share sh[2];
+		off_t base = out_fd >= 0 ? lseek(out_fd, 0, SEEK_CUR) : 0;
+		bool threaded;
+		if (base < 0)
+			return al_error_errno(err, "part %s: seek", name);
+		for (unsigned k = 0; k < 2; k++)
+			sh[k] = (struct chunk_share){.cs = k ? NULL : cs,
+			                             .store_fd = cs->store_fd,
+			                             .chunks = chunks,
+			                             .packed = packed,
+			                             .out_fd = out_fd,
+			                             .base = base,
+			                             .part = k,
+			                             .err = AL_ERROR_INIT};
+		by_chunk = true;
+		threaded = pthread_create(&sh[1].thread, NULL, chunk_share_run, &sh[1]) == 0;
+		chunk_share_run(&sh[0]);
+		if (threaded)
+			pthread_join(sh[1].thread, NULL);
+		else
+			chunk_share_run(&sh[1]);
+		for (unsigned k = 0; k < 2; k++) {
+			if (sh[k].r < 0) {
+				*err = sh[k].err;
+				return al_error_prefix(err, "part %s", name);
+			}
+		}
+		total = sh[0].total;
+		if (out_fd >= 0 && lseek(out_fd, base + (off_t)total, SEEK_SET) < 0)
+			return al_error_errno(err, "part %s: seek", name);
 	} else if (packed || !strcmp(storage, "chunks")) {
-		struct chunk_verifier v = {.store_fd = cs->store_fd,
-		                           .chunks = chunks,
-		                           .packed = packed,
-		                           .err = AL_ERROR_INIT};
 		const cJSON *item;
-		size_t i = 0;
 		r = 0;
-		by_chunk = size_j->valuedouble >= PART_HASH_THREAD_MIN &&
-		           pthread_create(&v.thread, NULL, chunk_verifier_run, &v) == 0;
 		cJSON_ArrayForEach(item, chunks)
 		{
 			struct chunk_ref ref;
@@ -812,22 +1108,14 @@ static int read_part(struct chunk_store *cs, int snap_fd, const cJSON *part, int
 				        : al_error_set(err, EINVAL, "malformed chunk list");
 				break;
 			}
-			r = chunk_read(cs, &ref, buf, by_chunk && i++ % 3 == 0, err);
+			r = chunk_read(cs, &ref, buf, false, err);
 			if (r < 0)
 				break;
-			if (!by_chunk)
-				EVP_DigestUpdate(md, buf, ref.len);
+			EVP_DigestUpdate(md, buf, ref.len);
 			total += ref.len;
 			if (out_fd >= 0 && al_write_all(out_fd, buf, ref.len) < 0) {
 				r = al_error_errno(err, "copy");
 				break;
-			}
-		}
-		if (by_chunk) {
-			pthread_join(v.thread, NULL);
-			if (r == 0 && v.r < 0) {
-				*err = v.err;
-				r = v.r;
 			}
 		}
 		if (r < 0)

@@ -3,15 +3,16 @@
  * The local snapshot store (snapshot.h, docs/snapshot-format.md).
  *
  * Crash safety: a snapshot is written into .tmp-ID/, the chunks it adds into
- * packs/.tmp-ID.pack, renamed packs/ID.pack; then one syncfs() makes all of
- * it durable, snapshot.json is written atomically and .tmp-ID/ is renamed to
- * ID/.  A crash at any point leaves either no ID/ or a complete one;
+ * packs/.tmp-ID.pack, fsynced and renamed packs/ID.pack; its other files
+ * and the directories are fsynced, snapshot.json is written atomically and
+ * .tmp-ID/ is renamed to ID/.  A crash at any point leaves either no ID/ or a complete one;
  * start-up removes .tmp-* and every pack no snapshot names.  A repack (at
  * each collection, when worth it) writes its pack first, then rewrites the
  * records one by one, then sweeps: see collect_garbage.
  *
  * Incremental snapshots: parts are cut into content-defined chunks (a gear
- * rolling hash, so an insertion shifts only the chunks around it) and a chunk
+ * rolling hash, so an insertion shifts only the chunks around it; CRIU's page
+ * images every 16 KiB, chunkstore.c says why) and a chunk
  * the parent snapshot already holds is not written again.  This replaces CRIU's own
  * parent-image mechanism, which needs soft-dirty page tracking
  * (CONFIG_MEM_SOFT_DIRTY) that this machine's kernel does not have.
@@ -641,6 +642,9 @@ int snapshot_writer_add_file(struct snapshot_writer *w, const char *name, int fd
 	r = chunk_file_sha256(fd, hex, size, err);
 	if (r < 0)
 		return r;
+	/* Durable before the record that names it (snapshot_writer_commit). */
+	if (fdatasync(fd) < 0)
+		return al_error_errno(err, "fsync %s", name);
 	w->written += *size;
 	part = cJSON_CreateObject();
 	if (!part || !cJSON_AddItemToArray(w->parts, part) ||
@@ -711,8 +715,6 @@ int snapshot_writer_commit(struct snapshot_writer *w, cJSON *meta, const cJSON *
 	r = chunk_store_seal_pack(w->cs, err);
 	if (r < 0)
 		return r;
-	if (syncfs(w->store_fd) < 0)
-		return al_error_errno(err, "syncfs %s", w->store);
 	text = cJSON_PrintUnformatted(j);
 	if (!text)
 		return al_error_set(err, ENOMEM, "out of memory");
@@ -720,6 +722,14 @@ int snapshot_writer_commit(struct snapshot_writer *w, cJSON *meta, const cJSON *
 	r = al_write_file_atomic(path, text, strlen(text), 0600, err);
 	if (r < 0)
 		return r;
+	/* Only what this snapshot wrote is made durable: a syncfs() would also
+	 * wait for every other program's dirty pages on the same filesystem
+	 * (hundreds of ms on a busy host).  The pack is synced by
+	 * chunk_store_seal_pack, workspace.tar by snapshot_writer_add_file,
+	 * snapshot.json by al_write_file_atomic; here, the directory naming
+	 * them, before it gets its final name. */
+	if (fsync(w->snap_fd) < 0)
+		return al_error_errno(err, "fsync %s/%s", w->store, w->tmp_name);
 	if (renameat(w->store_fd, w->tmp_name, w->store_fd, w->id) < 0)
 		return al_error_errno(err, "rename %s to %s", w->tmp_name, w->id);
 	w->committed = true;

@@ -538,6 +538,11 @@ class SnapshotTest(AirlockTestCase):
         snap = self.snapshot(sid, processes=True)
         self.assertTrue(snap["processes"])
         self.assertGreater(snap["sizes"]["criu"], 8 << 20)
+        # Frozen for the dump and the archives only, not while it was stored.
+        t = snap["timings_ms"]
+        self.assertGreaterEqual(t["frozen"], t["dump"] + t["archives"])
+        self.assertLess(t["frozen"], t["total"])
+        self.assertLessEqual(t["frozen"] + t["stored"], t["total"])
         self.assertEqual(set(self.listed()), before | {snap["id"]})
         # The sandbox keeps running, and so do its processes.
         count = int(self.out(sid, "cat /workspace/count"))
@@ -583,9 +588,10 @@ class SnapshotTest(AirlockTestCase):
         self.assertEqual(self.out(new, "python3 -c \"import socket; s = socket.create_connection("
                                        "('127.0.0.1', 8765), timeout=5); print(s.recv(16).decode())\""),
                          "hello\n")
-        # A restored sandbox can be checkpointed and restored again.
-        again = self.snapshot(new, processes=True)
+        # A restored sandbox can be checkpointed and restored again.  (The count
+        # is read before: the sandbox runs on while its snapshot is stored.)
         c3 = int(self.out(new, "cat /workspace/count"))
+        again = self.snapshot(new, processes=True)
         self.client.destroy(new)
         newer = self.restore(again["id"])["id"]
         time.sleep(0.5)
@@ -684,10 +690,21 @@ class SnapshotTest(AirlockTestCase):
 
     def test_large_images_go_to_disk(self):
         """CRIU's images of a small sandbox are made on a tmpfs of their own; those of
-        one with more than 64 MiB of memory go to disk (next to the store), and a
-        snapshot with more than 64 MiB of images is put back together there too."""
+        one with more memory than --criu-tmpfs-max (64 MiB here) go to disk (next to
+        the store), and a snapshot with more images than that is put back together
+        there too."""
         if not self.client.info().get("criu"):
             self.skipTest("CRIU is not installed")
+        normal = list(self.daemon.extra_args)
+
+        def restart(args):
+            self.daemon.stop()
+            self.daemon.extra_args = args
+            self.daemon.start()
+            self.client.close()
+
+        self.addCleanup(lambda: self.daemon.extra_args != normal and restart(normal))
+        restart(normal + ["--criu-tmpfs-max", "64"])
         sid = self.sandbox()["id"]
         # 80 MiB of random bytes held by a dd blocked writing to a pipe.
         self.client.exec(sid, command="dd if=/dev/urandom bs=1M count=80 iflag=fullblock "

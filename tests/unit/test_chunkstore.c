@@ -21,6 +21,8 @@
 
 static char dir[PATH_MAX];
 static int store_fd = -1;
+/* The name store() gives its part (which decides how it is cut). */
+static const char *part_name = "p";
 
 /* Deterministic bytes that do not compress or repeat (xorshift64). */
 static void fill(unsigned char *p, size_t n, uint64_t seed)
@@ -60,7 +62,7 @@ static cJSON *store(const char *name, const cJSON *parent_parts, const unsigned 
 	CHECK_INT(chunk_store_open(store_fd, &cs, &err), 0);
 	cJSON_ArrayForEach(part, parent_parts) CHECK_INT(chunk_store_index_part(cs, part, &err), 0);
 	CHECK_INT(chunk_store_begin_pack(cs, name, &err), 0);
-	CHECK_INT(chunk_store_add_part(cs, "p", fd, parts, written, &err), 0);
+	CHECK_INT(chunk_store_add_part(cs, part_name, fd, parts, written, &err), 0);
 	if (keep) {
 		CHECK_INT(chunk_store_seal_pack(cs, &err), 0);
 		chunk_store_keep_pack(cs);
@@ -125,6 +127,74 @@ TEST(round_trip_and_lineage)
 	p2 = store("s2", p1, b, SIZE, true, &w2);
 	CHECK(w2 > 0 && w2 < SIZE / 10);
 	CHECK_INT(read_back(p2, b, SIZE, &err), 0);
+}
+
+/* CRIU's page images are cut every 16 KiB: a page changed costs one chunk,
+ * wherever it is, and the rest is shared. */
+TEST(page_images_cut_by_page)
+{
+	_cleanup_free_ unsigned char *a = malloc(SIZE), *b = malloc(SIZE);
+	_cleanup_cjson_ cJSON *p1 = NULL, *p2 = NULL;
+	struct al_error err = AL_ERROR_INIT;
+	const cJSON *part, *item;
+	uint64_t w1 = 0, w2 = 0;
+	size_t pages = SIZE / 4096, changed = 0;
+	bool block[SIZE / 16384] = {false};
+
+	part_name = "criu/pages-7.img";
+	fill(a, SIZE, 11);
+	p1 = store("pg1", NULL, a, SIZE, true, &w1);
+	part = cJSON_GetArrayItem(p1, 0);
+	CHECK_INT(w1, SIZE);
+	CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItem(part, "chunks")), SIZE / 16384);
+	cJSON_ArrayForEach(item, cJSON_GetObjectItem(part, "chunks"))
+	    CHECK_INT(cJSON_GetArrayItem(item, 1)->valuedouble, 16384);
+	CHECK_INT(read_back(p1, a, SIZE, &err), 0);
+
+	/* 1% of the pages, scattered: one in each window of 100, at varying places. */
+	memcpy(b, a, SIZE);
+	for (size_t k = 0; k * 100 < pages; k++) {
+		size_t page = k * 100 + (k * 37) % 100;
+		if (page >= pages)
+			break;
+		fill(b + page * 4096, 4096, 100 + k);
+		if (!block[page / 4])
+			changed++;
+		block[page / 4] = true;
+	}
+	p2 = store("pg2", p1, b, SIZE, true, &w2);
+	CHECK_INT(w2, changed * 16384);
+	CHECK_INT(read_back(p2, b, SIZE, &err), 0);
+
+	/* A parent's block damaged on disk is not taken for the same bytes: the
+	 * child stores its own copy, and reads back whole. */
+	{
+		_cleanup_cjson_ cJSON *p4 = NULL;
+		char path[PATH_MAX];
+		unsigned char byte;
+		int fd;
+		snprintf(path, sizeof(path), "%s/packs/pg1.pack", dir);
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		CHECK(fd >= 0);
+		CHECK(pread(fd, &byte, 1, 100) == 1);
+		byte ^= 0xff;
+		CHECK(pwrite(fd, &byte, 1, 100) == 1);
+		close(fd);
+		p4 = store("pg4", p1, a, SIZE, true, &w2);
+		CHECK_INT(w2, 16384);
+		CHECK_INT(read_back(p4, a, SIZE, &err), 0);
+		CHECK_INT(read_back(p1, a, SIZE, &err), -EIO);
+	}
+
+	/* Another name is cut by content, as before. */
+	part_name = "criu/pages-7.img.bak";
+	{
+		_cleanup_cjson_ cJSON *p3 = store("pg3", NULL, a, SIZE, false, &w1);
+		part = cJSON_GetArrayItem(p3, 0);
+		CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(part, "chunks")) <
+		      (int)(SIZE / 16384));
+	}
+	part_name = "p";
 }
 
 TEST(repeats_stored_once)
@@ -329,6 +399,7 @@ int main(void)
 	if (store_fd < 0 || mkdir(packs, 0700) < 0)
 		return 1;
 	RUN(round_trip_and_lineage);
+	RUN(page_images_cut_by_page);
 	RUN(repeats_stored_once);
 	RUN(damage_is_named);
 	RUN(uncommitted_pack_goes);
