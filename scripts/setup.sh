@@ -22,6 +22,8 @@ PACKAGES=(
 	busybox-static debootstrap iproute2 iptables curl python3 python3-jsonschema python3-yaml nodejs
 	# tests/integration/test_operations.py parses /v1/metrics with the reference parser
 	python3-prometheus-client
+	# the GCS service-account keys of test_stores.py and test_bucket_mounts.py
+	python3-cryptography
 	crun runc bubblewrap util-linux hyperfine
 	# git_repo manifest entries (cloned on the host) and bucket mounts (rclone over FUSE)
 	git rclone fuse3
