@@ -394,7 +394,7 @@ static struct mobject *object_find(struct mobject *list, const char *tenant, con
 {
 	for (struct mobject *o = list; o; o = o->next)
 		if (!strcmp(o->tenant, tenant) &&
-		    (name ? o->name && !strcmp(o->name, name) : !strcmp(o->id, id)))
+		    (name ? o->name && !strcmp(o->name, name) : id && !strcmp(o->id, id)))
 			return o;
 	return NULL;
 }
