@@ -432,7 +432,7 @@ class Daemon:
         return status
 
     def remove_empty_cgroup_root(self):
-        """A SIGKILLed airlockd cannot remove its cgroup root (a restarted
+        """A SIGKILLed airlockd cannot remove its cgroup root and nft table (a restarted
         one would, once its last sandbox is gone); tests that kill one and
         do not restart it would leave it on the host.  Only empty
         directories go: a root that still holds a sandbox stays."""
@@ -441,6 +441,9 @@ class Daemon:
             return
         real = os.path.realpath(self.state_dir).encode()
         name = "airlock-" + hashlib.sha256(real).hexdigest()[:12]
+        # Its nftables table (runtime/daemon/network.c), made at start.
+        subprocess.run(["nft", "delete", "table", "inet", name.replace("-", "_")],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for root in glob.glob(os.path.join("/sys/fs/cgroup/*", name)) + \
                 glob.glob(os.path.join("/sys/fs/cgroup", name)):
             for dirpath, _, _ in sorted(os.walk(root), key=lambda e: len(e[0]), reverse=True):
