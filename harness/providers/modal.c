@@ -929,8 +929,8 @@ static int modal_snapshot(struct al_provider *p, struct al_sandbox *sb, bool pro
 	int r;
 
 	if (processes)
-		return al_error_set(err, ENOTSUP,
-		                    "provider modal keeps filesystems, not processes, in snapshots");
+		return al_error_set(
+		    err, ENOTSUP, "provider modal keeps filesystems, not processes, in snapshots");
 	if ((r = al_random_hex(id, 32, err)) < 0)
 		return r;
 	rq.task_id = c->task_id;
