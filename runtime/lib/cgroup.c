@@ -899,8 +899,11 @@ int cgroup_enter(struct cgroup_manager *m, const char *id, pid_t pid, struct al_
 	return 0;
 }
 
-int cgroup_open_join_fds(struct cgroup_manager *m, const char *id, int *fds, size_t max,
-                         struct al_error *err)
+/* The files a process writes "0" to to join sandbox id's cgroups: each v1
+ * hierarchy's "tasks", with_unified the cgroup2 "cgroup.procs" too, the one
+ * whose path is skip left out. */
+static int open_joins(struct cgroup_manager *m, const char *id, const char *skip, bool with_unified,
+                      int *fds, size_t max, struct al_error *err)
 {
 	_cleanup_(sandbox_dirs_free) struct sandbox_dirs dirs = {0};
 	size_t n = 0;
@@ -910,16 +913,17 @@ int cgroup_open_join_fds(struct cgroup_manager *m, const char *id, int *fds, siz
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < dirs.n; i++) {
+		bool unified = !strcmp(dirs.key[i], "unified");
 		char path[PATH_MAX];
 		int fd;
 
-		if (!strcmp(dirs.key[i], "unified"))
-			continue; /* cgroup2: clone3(CLONE_INTO_CGROUP) */
+		if ((unified && !with_unified) || (skip && !strcmp(dirs.path[i], skip)))
+			continue;
 		if (n == max) {
 			r = al_error_set(err, E2BIG, "sandbox %s: too many cgroup hierarchies", id);
 			break;
 		}
-		r = knob_path(path, dirs.path[i], "tasks", err);
+		r = knob_path(path, dirs.path[i], unified ? "cgroup.procs" : "tasks", err);
 		if (r < 0)
 			break;
 		fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -935,6 +939,13 @@ int cgroup_open_join_fds(struct cgroup_manager *m, const char *id, int *fds, siz
 		return r;
 	}
 	return (int)n;
+}
+
+int cgroup_open_join_fds(struct cgroup_manager *m, const char *id, int *fds, size_t max,
+                         struct al_error *err)
+{
+	/* cgroup2 is joined by clone3(CLONE_INTO_CGROUP) instead. */
+	return open_joins(m, id, NULL, false, fds, max, err);
 }
 
 int cgroup_open_v2_dir(struct cgroup_manager *m, const char *id, struct al_error *err)
@@ -961,40 +972,7 @@ int cgroup_open_v2_dir(struct cgroup_manager *m, const char *id, struct al_error
 int cgroup_open_joins_but(struct cgroup_manager *m, const char *id, const char *skip, int *fds,
                           size_t max, struct al_error *err)
 {
-	_cleanup_(sandbox_dirs_free) struct sandbox_dirs dirs = {0};
-	size_t n = 0;
-	int r;
-
-	r = sandbox_dirs_get(m, id, &dirs, err);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < dirs.n; i++) {
-		const char *file = strcmp(dirs.key[i], "unified") ? "tasks" : "cgroup.procs";
-		char path[PATH_MAX];
-		int fd;
-
-		if (skip && !strcmp(dirs.path[i], skip))
-			continue;
-		if (n == max) {
-			r = al_error_set(err, E2BIG, "sandbox %s: too many cgroup hierarchies", id);
-			break;
-		}
-		r = knob_path(path, dirs.path[i], file, err);
-		if (r < 0)
-			break;
-		fd = open(path, O_WRONLY | O_CLOEXEC);
-		if (fd < 0) {
-			r = al_error_errno(err, "sandbox %s: open %s", id, path);
-			break;
-		}
-		fds[n++] = fd;
-	}
-	if (r < 0) {
-		while (n > 0)
-			close(fds[--n]);
-		return r;
-	}
-	return (int)n;
+	return open_joins(m, id, skip, true, fds, max, err);
 }
 
 /* ---- describe ----------------------------------------------------------- */
