@@ -340,28 +340,6 @@ int gw_modal_init(struct gw_server *s, struct al_error *err)
 
 /* ---- airlockd ---- */
 
-static void backend_snapshot_delete(const char *id)
-{
-	_cleanup_(gw_result_freep) struct gw_result res = {0};
-	_cleanup_free_ char *eid = gw_escape(id);
-	_cleanup_free_ char *path = NULL;
-	struct al_error e = AL_ERROR_INIT;
-
-	if (eid && asprintf(&path, "/v1/snapshots/%s", eid) >= 0 &&
-	    gw_backend_call(&server->backend, "DELETE", path, NULL, NULL, 0, 0, &res, &e) < 0)
-		log_warn("delete airlockd snapshot %s: %s", id, e.msg);
-}
-
-static void backend_delete(const char *backend_id)
-{
-	_cleanup_(gw_result_freep) struct gw_result res = {0};
-	struct al_error e = AL_ERROR_INIT;
-
-	if (gw_sandbox_call(&server->backend, "DELETE", backend_id, "", NULL, NULL, 0, 0, &res,
-	                    &e) < 0)
-		log_warn("delete airlockd sandbox %s: %s", backend_id, e.msg);
-}
-
 /* A failed airlockd call as a gRPC status. */
 static void fail_backend(struct gw_grpc_call *call, int r, const struct al_error *e,
                          const struct gw_result *res, const char *what)
@@ -515,7 +493,7 @@ static void image_delete(struct gw_grpc_call *call, const char *tenant, const vo
 		gw_grpc_fail(call, GW_GRPC_NOT_FOUND, "Image '%s' not found", rq->image_id);
 	} else {
 		if (found->backend_snapshot)
-			backend_snapshot_delete(found->backend_snapshot);
+			gw_backend_discard_snapshot(&server->backend, found->backend_snapshot);
 		free(found->backend_snapshot);
 		free(found->tenant);
 		al_buf_free(&found->tar);
@@ -646,7 +624,7 @@ static void sandbox_create(struct gw_grpc_call *call, const char *tenant, const 
 	if (!sb->backend_id || !sb->router_token ||
 	    (def->workdir && *def->workdir && !sb->workdir)) {
 		if (sb->backend_id)
-			backend_delete(sb->backend_id);
+			gw_backend_discard(&server->backend, sb->backend_id);
 		gw_grpc_fail(call, GW_GRPC_INTERNAL, "out of memory");
 		return;
 	}
@@ -798,7 +776,7 @@ static void sandbox_terminate(struct gw_grpc_call *call, const char *tenant, con
 		/* Gone from airlockd; the gateway keeps its result for SandboxWait until it
 		 * stops. */
 		if (!was) {
-			backend_delete(sb->backend_id);
+			gw_backend_discard(&server->backend, sb->backend_id);
 			gw_registry_save(&registry);
 			log_info("modal: sandbox %s terminated", sb->id);
 		}
@@ -1549,7 +1527,7 @@ static void task_snapshot_filesystem(struct gw_grpc_call *call, const void *req)
 	}
 	im = image_new(sb->entry.tenant, IMAGE_SNAPSHOT);
 	if (!im || !(im->backend_snapshot = strdup(al_json_str(res.json, "id")))) {
-		backend_snapshot_delete(al_json_str(res.json, "id"));
+		gw_backend_discard_snapshot(&server->backend, al_json_str(res.json, "id"));
 		if (im)
 			free(im->tenant);
 		free(im);
@@ -1781,7 +1759,7 @@ static void discard(struct gw_entry *e)
 	struct msb *sb = (struct msb *)e;
 
 	if (!sb->terminated)
-		backend_delete(sb->backend_id);
+		gw_backend_discard(&server->backend, sb->backend_id);
 }
 
 void gw_modal_shutdown(void)
@@ -1794,7 +1772,7 @@ void gw_modal_shutdown(void)
 		struct mimage *im = images;
 		images = im->next;
 		if (!keep && im->backend_snapshot)
-			backend_snapshot_delete(im->backend_snapshot);
+			gw_backend_discard_snapshot(&server->backend, im->backend_snapshot);
 		free(im->backend_snapshot);
 		free(im->tenant);
 		al_buf_free(&im->tar);
