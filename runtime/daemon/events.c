@@ -1196,6 +1196,10 @@ int events_follow(uint64_t *cursor, unsigned wait_ms, size_t max, cJSON **out)
 	for (size_t i = 0; i < events.n_logs; i++)
 		cap += events.logs[i]->n;
 	found = cap ? calloc(cap, sizeof(*found)) : NULL;
+	if (cap && !found) {
+		pthread_mutex_unlock(&events.lock);
+		return -ENOMEM;
+	}
 	for (size_t i = 0; found && i < events.n_logs; i++) {
 		const struct sandbox_events *l = events.logs[i];
 		for (size_t j = 0; j < l->n; j++) {
@@ -1204,7 +1208,8 @@ int events_follow(uint64_t *cursor, unsigned wait_ms, size_t max, cJSON **out)
 				found[n++] = (struct follow_entry){e->cursor, e, l->id};
 		}
 	}
-	qsort(found, n, sizeof(*found), follow_cmp);
+	if (n) /* qsort's array may not be NULL, even when empty */
+		qsort(found, n, sizeof(*found), follow_cmp);
 	for (size_t i = 0; i < n && i < max; i++) {
 		cJSON *o = event_json(found[i].e);
 		if (!o || !cJSON_AddItemToArray(list, o)) {

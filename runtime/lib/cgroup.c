@@ -1579,7 +1579,8 @@ int cgroup_list(struct cgroup_manager *m, char ***ids, struct al_error *err)
 			n++;
 		}
 	}
-	qsort(list, n, sizeof(char *), al_strv_cmp);
+	if (n) /* qsort's array may not be NULL, even when empty */
+		qsort(list, n, sizeof(char *), al_strv_cmp);
 	*ids = TAKE_PTR(list);
 	return 0;
 }

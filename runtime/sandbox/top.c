@@ -164,7 +164,8 @@ int sandbox_processes_json(const struct sandbox *sb, cJSON **out, struct al_erro
 		}
 		items[n++] = it;
 	}
-	qsort(items, n, sizeof(*items), by_pid);
+	if (n) /* qsort's array may not be NULL, even when empty */
+		qsort(items, n, sizeof(*items), by_pid);
 	for (size_t i = 0; i < n; i++) {
 		/* The parent's pid inside: that of the listed process with its host pid. */
 		double host_ppid = al_json_num(items[i], "host_ppid", 0), ppid = 0;

@@ -390,10 +390,12 @@ class QueueTest(ht.HarnessTestCase):
         row = self.status(run_id)
         self.assertEqual((row["status"], row["attempts"]), ("completed", 2), row)
         recs, calls = self.assertRunIntact(run_id, whole=False)
+        # The workspace is the last archive's: a call recorded after it was made
+        # has no effect in it (the node that ran it is gone), and none twice.
         for c in recorded:
             if c.startswith("call_") and c != "call_list":
-                self.assertEqual(calls.count(c), 1, "%s was recorded before the kill and "
-                                 "ran again: %s" % (c, calls))
+                self.assertLessEqual(calls.count(c), 1, "%s was recorded before the kill and "
+                                     "ran again: %s" % (c, calls))
         with open(os.path.join(work_b, run_id + ".log")) as f:
             log = f.read()
         self.assertIn("from the store", log)

@@ -386,9 +386,14 @@ class Daemon:
         self.log_path = os.path.join(workdir, "airlockd.log")
         self.proc = None
         self.starts = 0
+        # False while airlockd runs because a test started it; a process that
+        # exits without stop() having been called died (a crash, an ASan
+        # abort) and stop_and_check reports it.
+        self.stopped_on_purpose = True
 
     def start(self, timeout=30):
         self.starts += 1
+        self.stopped_on_purpose = False
         log = open(self.log_path, "ab")
         log.write(b"==== start %d ====\n" % self.starts)
         log.flush()
@@ -418,6 +423,7 @@ class Daemon:
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
         """Stop airlockd with sig; returns its exit status."""
+        self.stopped_on_purpose = True
         if not self.proc or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else None
         self.proc.send_signal(sig)
@@ -513,6 +519,9 @@ class AirlockTestCase(unittest.TestCase):
         problems = []
         try:
             if not cls.daemon.running():
+                if not cls.daemon.stopped_on_purpose:
+                    problems.append("airlockd died during the tests (exit status %s); its log "
+                                    "is below" % cls.daemon.proc.returncode)
                 cls.daemon.start()
             c = Client(cls.daemon.socket_path, cls.created)
             # The daemon is private to this class: whatever it still has is ours
