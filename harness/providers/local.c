@@ -874,7 +874,10 @@ static int local_resolve_exposed_port(struct al_provider *p, struct al_sandbox *
 		const char *host = al_json_str(e, "host_address"), *url = al_json_str(e, "url");
 		cJSON *o;
 
-		if (!cJSON_IsNumber(pn) || pn->valueint != port)
+		const char *proto = al_json_str(e, "protocol");
+
+		/* An exposed port is a TCP one: a UDP port of the same number is not it. */
+		if (!cJSON_IsNumber(pn) || pn->valueint != port || (proto && strcmp(proto, "tcp")))
 			continue;
 		if (!host || !url || !cJSON_IsNumber(hp))
 			return al_error_set(
