@@ -476,7 +476,10 @@ static int record_exposed_ports(struct run *r, cJSON *st, struct al_error *err)
 		if (rc < 0)
 			return al_error_prefix(err, "exposed port %u", (unsigned)port);
 		snprintf(key, sizeof(key), "%u", (unsigned)port);
-		cJSON_AddItemToObject(all, key, endpoint);
+		if (!cJSON_AddItemToObject(all, key, endpoint)) {
+			cJSON_Delete(endpoint);
+			return al_error_set(err, ENOMEM, "out of memory");
+		}
 		progress_exposed_port(r, port, endpoint);
 	}
 	return 0;
