@@ -142,6 +142,10 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (s.rootfs && s.image) {
+		fprintf(stderr, "airlock-gateway: give --rootfs or --image, not both\n");
+		return 2;
+	}
 	if (optind != argc || !keys) {
 		fprintf(stderr, "airlock-gateway: %s\n",
 		        keys ? "unexpected arguments" : "--keys FILE is required");

@@ -366,8 +366,11 @@ static cJSON *execution_view(const struct rdbx *d, const struct rexec *x)
 static int backend_new(struct rdbx *d, const char *snapshot, struct al_error *err)
 {
 	char name[64];
-	struct gw_new_sandbox ns = {
-	    .name = name, .snapshot = snapshot, .rootfs = server->rootfs, .env = d->env};
+	struct gw_new_sandbox ns = {.name = name,
+	                            .snapshot = snapshot,
+	                            .rootfs = server->rootfs,
+	                            .image = server->image,
+	                            .env = d->env};
 	char *id;
 	int r;
 

@@ -348,8 +348,11 @@ static int backend_new(struct vsbx *s, const char *snapshot, struct al_error *er
 	_cleanup_(gw_result_freep) struct gw_result dir = {0};
 	_cleanup_free_ char *q = gw_path_query("/dirs", WORK_DIR, "&parents=1");
 	char name[64];
-	struct gw_new_sandbox ns = {
-	    .name = name, .snapshot = snapshot, .rootfs = server->rootfs, .env = s->env};
+	struct gw_new_sandbox ns = {.name = name,
+	                            .snapshot = snapshot,
+	                            .rootfs = server->rootfs,
+	                            .image = server->image,
+	                            .env = s->env};
 	int r;
 
 	snprintf(name, sizeof(name), "vercel-%.40s", s->id);

@@ -442,6 +442,47 @@ static void make_spec(struct run *r, struct al_sandbox_spec *spec, const char *s
 	spec->snapshot_id = snapshot;
 	/* The one secret that goes with it: to airlockd, which mounts on the host. */
 	spec->mount_credentials = r->creds.mounts;
+	spec->exposed_ports = r->task.exposed_ports;
+	spec->n_exposed_ports = r->task.n_exposed_ports;
+}
+
+static void progress_exposed_port(struct run *r, uint16_t port, const cJSON *endpoint);
+
+/*
+ * Where the task's exposed ports are reached now (the host port is the sandbox's: a new
+ * or restored one has others): sandbox.exposed_ports as the SDK's session state keeps
+ * them, {"PORT": {"host", "port", "tls", "query", "url"}}, and one progress line each.
+ */
+static int record_exposed_ports(struct run *r, cJSON *st, struct al_error *err)
+{
+	const struct al_provider_ops *ops = r->provider->ops;
+	cJSON *all;
+
+	cJSON_DeleteItemFromObjectCaseSensitive(st, "exposed_ports");
+	if (!r->task.n_exposed_ports)
+		return 0;
+	/* The task refuses exposed_ports for a provider without them. */
+	if (!ops->resolve_exposed_port)
+		return al_error_set(err, ENOTSUP, "provider %s cannot expose ports", ops->type);
+	all = cJSON_AddObjectToObject(st, "exposed_ports");
+	if (!all)
+		return al_error_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < r->task.n_exposed_ports; i++) {
+		uint16_t port = r->task.exposed_ports[i];
+		cJSON *endpoint = NULL;
+		char key[8];
+		int rc = ops->resolve_exposed_port(r->provider, r->sandbox, port, &endpoint, err);
+
+		if (rc < 0)
+			return al_error_prefix(err, "exposed port %u", (unsigned)port);
+		snprintf(key, sizeof(key), "%u", (unsigned)port);
+		if (!cJSON_AddItemToObject(all, key, endpoint)) {
+			cJSON_Delete(endpoint);
+			return al_error_set(err, ENOMEM, "out of memory");
+		}
+		progress_exposed_port(r, port, endpoint);
+	}
+	return 0;
 }
 
 /* The run now works in sandbox sb (new or adopted; the run takes it); saved before anything
@@ -449,6 +490,7 @@ static void make_spec(struct run *r, struct al_sandbox_spec *spec, const char *s
 static int record_sandbox(struct run *r, struct al_sandbox *sb, struct al_error *err)
 {
 	cJSON *st = sandbox_state(r);
+	int rc;
 
 	al_sandbox_free(r->sandbox);
 	r->sandbox = sb;
@@ -466,6 +508,13 @@ static int record_sandbox(struct run *r, struct al_sandbox *sb, struct al_error 
 	/* Process ids of the old sandbox mean nothing in a new one. */
 	cJSON_DeleteItemFromObjectCaseSensitive(r->state, "sessions");
 	cJSON_AddObjectToObject(r->state, "sessions");
+	rc = record_exposed_ports(r, st, err);
+	if (rc < 0) {
+		/* Recorded all the same: a resume finds the sandbox and tries again. */
+		struct al_error e = AL_ERROR_INIT;
+		(void)save(r, &e);
+		return rc;
+	}
 	return save(r, err);
 }
 
@@ -827,6 +876,24 @@ static void progress_tool(struct run *r, const char *call_id, const char *name, 
 		fprintf(stderr, "airlock-harness: turn %ld: %s %s: %s, %.1f s\n", turn,
 		        name ? name : "?", shown, res->is_error ? "error" : "ok",
 		        (double)ms / 1000.0);
+	}
+}
+
+static void progress_exposed_port(struct run *r, uint16_t port, const cJSON *endpoint)
+{
+	const char *url = al_json_str(endpoint, "url");
+
+	if (r->progress == AL_PROGRESS_JSON) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "event", "exposed_port");
+		cJSON_AddStringToObject(o, "run_id", al_runstate_str(r->state, "run_id"));
+		cJSON_AddStringToObject(o, "sandbox_id", sandbox_id(r));
+		cJSON_AddNumberToObject(o, "port", port);
+		cJSON_AddItemToObject(o, "endpoint", cJSON_Duplicate(endpoint, 1));
+		progress_json(o);
+	} else if (r->progress == AL_PROGRESS_TEXT) {
+		fprintf(stderr, "airlock-harness: sandbox %s: port %u is at %s\n", sandbox_id(r),
+		        (unsigned)port, url ? url : "?");
 	}
 }
 

@@ -492,6 +492,42 @@ static int parse_start(const cJSON *o, const char *base_dir, struct al_task *t,
 	return 0;
 }
 
+/* provider.exposed_ports: [PORT, ...], for a provider that can publish them. */
+static int parse_exposed_ports(const cJSON *o, const struct al_provider_ops *ops, struct al_task *t,
+                               struct al_error *err)
+{
+	const cJSON *ports = cJSON_GetObjectItemCaseSensitive(o, "exposed_ports"), *p;
+
+	t->n_exposed_ports = 0;
+	if (!ports)
+		return 0;
+	if (!(ops->caps & AL_CAP_EXPOSED_PORTS))
+		return al_error_set(
+		    err, EINVAL, "task: provider %s cannot expose ports (provider.exposed_ports)",
+		    t->provider_type);
+	if (!cJSON_IsArray(ports) || cJSON_GetArraySize(ports) > AL_TASK_MAX_EXPOSED_PORTS)
+		return al_error_set(
+		    err, EINVAL,
+		    "task: provider.exposed_ports must be an array of at most %d ports",
+		    AL_TASK_MAX_EXPOSED_PORTS);
+	cJSON_ArrayForEach(p, ports)
+	{
+		if (!cJSON_IsNumber(p) || p->valuedouble < 1 || p->valuedouble > 65535 ||
+		    p->valuedouble != floor(p->valuedouble))
+			return al_error_set(
+			    err, EINVAL,
+			    "task: provider.exposed_ports: ports are integers from 1 to 65535");
+		for (size_t i = 0; i < t->n_exposed_ports; i++)
+			if (t->exposed_ports[i] == (uint16_t)p->valuedouble)
+				return al_error_set(
+				    err, EINVAL,
+				    "task: provider.exposed_ports: port %d given twice",
+				    (int)p->valuedouble);
+		t->exposed_ports[t->n_exposed_ports++] = (uint16_t)p->valuedouble;
+	}
+	return 0;
+}
+
 static int parse_provider(const cJSON *o, struct al_task *t, struct al_error *err)
 {
 	const struct al_provider_ops *ops;
@@ -516,7 +552,9 @@ static int parse_provider(const cJSON *o, struct al_task *t, struct al_error *er
 		return 0;
 	cJSON_ArrayForEach(c, o)
 	{
-		bool ok = !strcmp(c->string, "type") || !strcmp(c->string, "keep_sandbox");
+		/* exposed_ports for every provider: one that cannot is told so below. */
+		bool ok = !strcmp(c->string, "type") || !strcmp(c->string, "keep_sandbox") ||
+		          !strcmp(c->string, "exposed_ports");
 		for (const char *const *k = ops->option_keys; k && *k && !ok; k++)
 			ok = !strcmp(*k, c->string);
 		if (!ok)
@@ -526,7 +564,8 @@ static int parse_provider(const cJSON *o, struct al_task *t, struct al_error *er
 	}
 	if ((r = opt_string(o, "rootfs", "provider", NULL, &t->rootfs, err)) < 0 ||
 	    (r = opt_string(o, "image", "provider", NULL, &t->image, err)) < 0 ||
-	    (r = opt_bool(o, "keep_sandbox", "provider", &t->keep_sandbox, err)) < 0)
+	    (r = opt_bool(o, "keep_sandbox", "provider", &t->keep_sandbox, err)) < 0 ||
+	    (r = parse_exposed_ports(o, ops, t, err)) < 0)
 		return r;
 	if (t->rootfs && t->image)
 		return al_error_set(err, EINVAL,
@@ -536,7 +575,7 @@ static int parse_provider(const cJSON *o, struct al_task *t, struct al_error *er
 	{
 		bool ms =
 		    strlen(c->string) > 3 && !strcmp(c->string + strlen(c->string) - 3, "_ms");
-		if (!strcmp(c->string, "keep_sandbox"))
+		if (!strcmp(c->string, "keep_sandbox") || !strcmp(c->string, "exposed_ports"))
 			continue;
 		if (ms && (!cJSON_IsNumber(c) || c->valuedouble < 1 || c->valuedouble > 86400e3 ||
 		           c->valuedouble != floor(c->valuedouble)))
@@ -577,6 +616,7 @@ int al_task_set_provider(struct al_task *t, const cJSON *block, struct al_error 
 	t->rootfs = NULL;
 	t->image = NULL;
 	t->keep_sandbox = false;
+	t->n_exposed_ports = 0;
 	return parse_provider(copy, t, err);
 }
 

@@ -15,6 +15,9 @@
 #include "error.h"
 #include "store.h"
 
+/* airlockd publishes at most 16 ports per sandbox. */
+#define AL_TASK_MAX_EXPOSED_PORTS 16
+
 enum al_model_api { AL_API_RESPONSES, AL_API_CHAT, AL_API_REPLAY };
 
 struct al_model_config {
@@ -50,6 +53,10 @@ struct al_task {
 	cJSON *provider; /* the provider block (borrowed from json) */
 	char *rootfs;
 	char *image; /* an image imported into airlockd (provider local) */
+	/* provider.exposed_ports: sandbox ports the provider publishes (the SDK's
+	 * exposedPorts), distinct, in the order given. */
+	uint16_t exposed_ports[AL_TASK_MAX_EXPOSED_PORTS];
+	size_t n_exposed_ports;
 	bool keep_sandbox;
 	cJSON *manifest; /* borrowed from json; NULL: empty workspace */
 	cJSON *env;      /* borrowed from json; NULL: none */

@@ -280,6 +280,16 @@ static int local_create(struct al_provider *p, const struct al_sandbox_spec *spe
 		cJSON_AddStringToObject(body, "name", spec->name);
 	if (spec->labels)
 		cJSON_AddItemToObject(body, "labels", cJSON_Duplicate(spec->labels, 1));
+	/* Each on a free port of the host's loopback, as the SDK's Docker client does; a
+	 * restore takes its own (the original may still hold its ports). */
+	if (spec->n_exposed_ports) {
+		cJSON *ports = cJSON_AddArrayToObject(body, "ports");
+		for (size_t i = 0; ports && i < spec->n_exposed_ports; i++) {
+			char one[16];
+			snprintf(one, sizeof(one), "0:%u", (unsigned)spec->exposed_ports[i]);
+			cJSON_AddItemToArray(ports, cJSON_CreateString(one));
+		}
+	}
 	if (spec->snapshot_id) {
 		cJSON_AddStringToObject(body, "snapshot", spec->snapshot_id);
 	} else {
@@ -841,12 +851,59 @@ static int local_import_snapshot(struct al_provider *p, const char *path, char *
 	return *snapshot_id ? 0 : al_error_set(err, ENOMEM, "out of memory");
 }
 
+/* airlockd's inspect lists the published ports with the host port it bound. */
+static int local_resolve_exposed_port(struct al_provider *p, struct al_sandbox *sb, uint16_t port,
+                                      cJSON **endpoint, struct al_error *err)
+{
+	struct local_provider *lp = (struct local_provider *)p;
+	_cleanup_cjson_ cJSON *resp = NULL;
+	_cleanup_free_ char *path = NULL;
+	const cJSON *e;
+	int r;
+
+	r = sandbox_path(lp, sb->id, "", NULL, NULL, &path, err);
+	if (r < 0)
+		return r;
+	r = http_json(lp, "GET", path, NULL, 0, &resp, "inspect sandbox", err);
+	if (r < 0)
+		return r;
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(resp, "ports"))
+	{
+		const cJSON *pn = cJSON_GetObjectItemCaseSensitive(e, "port");
+		const cJSON *hp = cJSON_GetObjectItemCaseSensitive(e, "host_port");
+		const char *host = al_json_str(e, "host_address"), *url = al_json_str(e, "url");
+		cJSON *o;
+
+		const char *proto = al_json_str(e, "protocol");
+
+		/* An exposed port is a TCP one: a UDP port of the same number is not it. */
+		if (!cJSON_IsNumber(pn) || pn->valueint != port || (proto && strcmp(proto, "tcp")))
+			continue;
+		if (!host || !url || !cJSON_IsNumber(hp))
+			return al_error_set(
+			    err, EIO, "sandbox %s: airlockd reports port %u without its address",
+			    sb->id, (unsigned)port);
+		o = cJSON_CreateObject();
+		if (!o || !cJSON_AddStringToObject(o, "host", host) ||
+		    !cJSON_AddNumberToObject(o, "port", hp->valuedouble) ||
+		    !cJSON_AddFalseToObject(o, "tls") || !cJSON_AddStringToObject(o, "query", "") ||
+		    !cJSON_AddStringToObject(o, "url", url)) {
+			cJSON_Delete(o);
+			return al_error_set(err, ENOMEM, "out of memory");
+		}
+		*endpoint = o;
+		return 0;
+	}
+	return al_error_set(err, ENOENT, "sandbox %s does not publish port %u", sb->id,
+	                    (unsigned)port);
+}
+
 static const char *const local_option_keys[] = {"socket", "rootfs", "image", NULL};
 
 const struct al_provider_ops al_provider_local = {
     .type = "local",
     .caps = AL_CAP_PROCESS_SNAPSHOT | AL_CAP_FS_SNAPSHOT | AL_CAP_WORKSPACE_ARCHIVE |
-            AL_CAP_MOUNTS | AL_CAP_PTY,
+            AL_CAP_MOUNTS | AL_CAP_PTY | AL_CAP_EXPOSED_PORTS,
     .option_keys = local_option_keys,
     .open = local_open,
     .close = local_close,
@@ -867,4 +924,5 @@ const struct al_provider_ops al_provider_local = {
     .export_snapshot = local_export_snapshot,
     .import_snapshot = local_import_snapshot,
     .delete = local_delete,
+    .resolve_exposed_port = local_resolve_exposed_port,
 };

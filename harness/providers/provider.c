@@ -94,7 +94,8 @@ const char *al_provider_option_list(const struct al_provider_ops *ops)
 {
 	static char list[512];
 
-	snprintf(list, sizeof(list), "type, keep_sandbox");
+	snprintf(list, sizeof(list), "type, keep_sandbox%s",
+	         ops->caps & AL_CAP_EXPOSED_PORTS ? ", exposed_ports" : "");
 	for (const char *const *k = ops->option_keys; k && *k; k++)
 		snprintf(list + strlen(list), sizeof(list) - strlen(list), ", %s", *k);
 	return list;

@@ -58,7 +58,7 @@ enum al_provider_caps {
 	AL_CAP_PROCESS_SNAPSHOT = 1u << 0, /* snapshots that bring processes back running */
 	AL_CAP_FS_SNAPSHOT = 1u << 1,      /* native filesystem snapshots */
 	AL_CAP_PTY = 1u << 2,              /* exec on a terminal: one output stream, ^C as a byte */
-	AL_CAP_EXPOSED_PORTS = 1u << 3,
+	AL_CAP_EXPOSED_PORTS = 1u << 3,    /* publishes spec.exposed_ports; resolve_exposed_port */
 	AL_CAP_MOUNTS = 1u << 4,
 	AL_CAP_WORKSPACE_ARCHIVE = 1u << 5, /* persist/hydrate the workspace as a tar */
 };
@@ -78,6 +78,10 @@ struct al_sandbox_spec {
 	/* The credentials file's "mounts" for the manifest's bucket mounts, or NULL: the
 	 * local provider sends them as "mount_credentials"; hosted ones have no mounts. */
 	const cJSON *mount_credentials;
+	/* Sandbox ports to publish (the SDK's exposedPorts), for a provider with
+	 * AL_CAP_EXPOSED_PORTS; also on a restore from snapshot_id. */
+	const uint16_t *exposed_ports;
+	size_t n_exposed_ports;
 };
 
 struct al_exec_request {
@@ -178,6 +182,12 @@ struct al_provider_ops {
 	                       struct al_error *err);
 
 	int (*delete)(struct al_provider *p, struct al_sandbox *sb, struct al_error *err);
+
+	/* Where a port published at create is reached, as the SDK's ExposedPortEndpoint:
+	 * {"host", "port", "tls", "query", "url"} (*endpoint, the caller's).  -ENOENT: the
+	 * sandbox does not publish that port.  Only with AL_CAP_EXPOSED_PORTS. */
+	int (*resolve_exposed_port)(struct al_provider *p, struct al_sandbox *sb, uint16_t port,
+	                            cJSON **endpoint, struct al_error *err);
 };
 
 /* Every provider instance starts with this header. */

@@ -50,8 +50,9 @@ const char usage_main[] =
 	"      --network none   loopback only (the default)\n"                                     \
 	"      --allow CIDR[:PORTS]  let the sandbox reach this IPv4 range (ports: P,\n"           \
 	"                       P-Q, comma-separated; TCP and UDP); repeatable\n"                  \
-	"  -p, --publish [HOSTADDR:]HOSTPORT:PORT  serve the sandbox's PORT on the host\n"         \
-	"                       (HOSTADDR 127.0.0.1 unless given); repeatable\n"
+	"  -p, --publish [HOSTADDR:]HOSTPORT:PORT[/udp]  serve the sandbox's PORT on the\n"        \
+	"                       host (HOSTADDR 127.0.0.1 unless given; TCP unless /udp);\n"        \
+	"                       repeatable\n"
 
 /* The options of a command's run, in run and exec. */
 #define EXEC_OPTIONS_HELP                                                                          \

@@ -51,6 +51,9 @@
 #include "util.h"
 
 #define RELAY_MAX_CONNS 64
+/* A UDP port's sessions: the largest datagram, and how long one lasts without traffic. */
+#define UDP_MAX_DATAGRAM 65535
+#define UDP_IDLE_MS (60 * 1000)
 #define POLL_MS 1000
 #define SANDBOX_IFNAME "eth0"
 #define IFNAMSIZ_AL 16 /* IFNAMSIZ, without <net/if.h> and its clashes */
@@ -353,8 +356,9 @@ static void link_down(const struct sandbox *sb)
 
 /* ---- relays of published ports -------------------------------------------------------------- */
 
-/* A TCP socket made in the sandbox's network namespace, connected to port on its loopback. */
-static int connect_inside(const struct sandbox *sb, uint16_t port)
+/* A TCP or UDP socket (type) made in the sandbox's network namespace, connected to port on
+ * its loopback. */
+static int connect_inside(const struct sandbox *sb, int type, uint16_t port)
 {
 	_cleanup_close_ int own = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 	_cleanup_close_ int fd = -1;
@@ -365,7 +369,7 @@ static int connect_inside(const struct sandbox *sb, uint16_t port)
 
 	if (own < 0 || setns(sb->pidfd, CLONE_NEWNET) < 0)
 		return -1;
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
 	if (setns(own, CLONE_NEWNET) < 0) {
 		log_error("cannot return to airlockd's network namespace: %s", strerror(errno));
 		abort();
@@ -447,7 +451,7 @@ static void *conn_main(void *arg)
 	pthread_mutex_lock(&r->lock);
 	a = r->conns[c->slot][0];
 	pthread_mutex_unlock(&r->lock);
-	b = connect_inside(r->sb, r->port.port);
+	b = connect_inside(r->sb, SOCK_STREAM, r->port.port);
 	if (b >= 0) {
 		pthread_mutex_lock(&r->lock);
 		r->conns[c->slot][1] = b;
@@ -466,10 +470,110 @@ static void *conn_main(void *arg)
 	return NULL;
 }
 
+/* The session slot of a UDP client: its own, a free one, or the one idle longest. */
+static size_t udp_slot(struct relay *r, const struct sockaddr_in *from,
+                       const struct sockaddr_in *peers, const uint64_t *last, bool *fresh)
+{
+	size_t oldest = 0;
+
+	for (size_t i = 0; i < RELAY_MAX_CONNS; i++)
+		if (r->conns[i][1] >= 0 && peers[i].sin_port == from->sin_port &&
+		    peers[i].sin_addr.s_addr == from->sin_addr.s_addr) {
+			*fresh = false;
+			return i;
+		}
+	*fresh = true;
+	for (size_t i = 0; i < RELAY_MAX_CONNS; i++) {
+		if (r->conns[i][1] < 0)
+			return i;
+		if (last[i] < last[oldest])
+			oldest = i;
+	}
+	return oldest;
+}
+
+/*
+ * A UDP port: datagrams from each client address (a session) go out of a socket of their
+ * own in the sandbox, connected to the port on its loopback, so that the answers, which
+ * come back on that socket, return to that client.  At most RELAY_MAX_CONNS sessions (the
+ * one idle longest makes room), each ended after UDP_IDLE_MS without a datagram.  One
+ * thread; the session sockets are this thread's, closed before it returns.
+ */
+static void udp_relay(struct relay *r)
+{
+	struct sockaddr_in peers[RELAY_MAX_CONNS] = {0};
+	uint64_t last[RELAY_MAX_CONNS] = {0};
+	_cleanup_free_ char *buf = malloc(UDP_MAX_DATAGRAM);
+
+	while (buf) {
+		struct pollfd p[2 + RELAY_MAX_CONNS] = {{.fd = r->lfd, .events = POLLIN},
+		                                        {.fd = r->stop_fd, .events = POLLIN}};
+		uint64_t now;
+
+		for (size_t i = 0; i < RELAY_MAX_CONNS; i++)
+			p[2 + i] = (struct pollfd){.fd = r->conns[i][1], .events = POLLIN};
+		if (poll(p, 2 + RELAY_MAX_CONNS, 1000) < 0 && errno != EINTR)
+			break;
+		if (p[1].revents)
+			break;
+		now = al_now_ms();
+		if (p[0].revents) {
+			struct sockaddr_in from;
+			socklen_t fl = sizeof(from);
+			ssize_t n = recvfrom(r->lfd, buf, UDP_MAX_DATAGRAM, MSG_DONTWAIT,
+			                     (struct sockaddr *)&from, &fl);
+			if (n >= 0) {
+				bool fresh;
+				size_t i = udp_slot(r, &from, peers, last, &fresh);
+				if (fresh) {
+					if (r->conns[i][1] >= 0)
+						close(r->conns[i][1]);
+					r->conns[i][1] =
+					    connect_inside(r->sb, SOCK_DGRAM, r->port.port);
+					peers[i] = from;
+				}
+				last[i] = now;
+				/* A datagram the sandbox cannot take now is lost, as on any link.
+				 */
+				if (r->conns[i][1] >= 0)
+					(void)send(r->conns[i][1], buf, (size_t)n, MSG_DONTWAIT);
+			}
+		}
+		for (size_t i = 0; i < RELAY_MAX_CONNS; i++) {
+			ssize_t n;
+			if (r->conns[i][1] < 0)
+				continue;
+			if (p[2 + i].revents && p[2 + i].fd == r->conns[i][1]) {
+				/* ECONNREFUSED: nothing listens inside (yet); the session stays. */
+				n = recv(r->conns[i][1], buf, UDP_MAX_DATAGRAM, MSG_DONTWAIT);
+				if (n >= 0) {
+					(void)sendto(r->lfd, buf, (size_t)n, MSG_DONTWAIT,
+					             (struct sockaddr *)&peers[i],
+					             sizeof(peers[i]));
+					last[i] = now;
+				}
+			}
+			if (now - last[i] > UDP_IDLE_MS) {
+				close(r->conns[i][1]);
+				r->conns[i][1] = -1;
+			}
+		}
+	}
+	for (size_t i = 0; i < RELAY_MAX_CONNS; i++)
+		if (r->conns[i][1] >= 0) {
+			close(r->conns[i][1]);
+			r->conns[i][1] = -1;
+		}
+}
+
 static void *relay_main(void *arg)
 {
 	struct relay *r = arg;
 
+	if (r->port.udp) {
+		udp_relay(r);
+		return NULL;
+	}
 	for (;;) {
 		struct pollfd p[2] = {{.fd = r->lfd, .events = POLLIN},
 		                      {.fd = r->stop_fd, .events = POLLIN}};
@@ -583,9 +687,10 @@ static int relay_start(struct sandbox *sb, struct net_port *port, struct relay *
 	pthread_cond_init(&r->idle, NULL);
 	for (size_t i = 0; i < RELAY_MAX_CONNS; i++)
 		r->conns[i][0] = r->conns[i][1] = -1;
-	r->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	r->lfd = socket(AF_INET, (port->udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
 	if (r->lfd < 0 || setsockopt(r->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(r->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(r->lfd, 64) < 0) {
+	    bind(r->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    (!port->udp && listen(r->lfd, 64) < 0)) {
 		e = errno;
 		relay_free(r);
 		/* Taken by someone else: a conflict (409), not a server error. */

@@ -114,8 +114,11 @@ static cJSON *ports_json(const struct netspec *n)
 		const struct net_port *p = &n->ports[i];
 		cJSON *o = cJSON_CreateObject();
 		netspec_ip_string(p->host_addr, ip, sizeof(ip));
-		snprintf(url, sizeof(url), "http://%s:%u", ip, (unsigned)p->host_port);
+		/* A UDP port's URL names no application protocol: udp://ADDR:PORT. */
+		snprintf(url, sizeof(url), "%s://%s:%u", p->udp ? "udp" : "http", ip,
+		         (unsigned)p->host_port);
 		cJSON_AddNumberToObject(o, "port", p->port);
+		cJSON_AddStringToObject(o, "protocol", p->udp ? "udp" : "tcp");
 		cJSON_AddStringToObject(o, "host_address", ip);
 		cJSON_AddNumberToObject(o, "host_port", p->host_port);
 		cJSON_AddStringToObject(o, "url", url);

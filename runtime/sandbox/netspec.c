@@ -170,12 +170,18 @@ static int parse_allow(const char *s, struct net_allow *a, struct al_error *err)
 static int parse_port(const char *s, struct net_port *p, struct al_error *err)
 {
 	const char *last = strrchr(s, ':'), *first = strchr(s, ':');
+	const char *proto = last ? strchr(last, '/') : NULL;
 	unsigned long hp, cp;
 
 	*p = (struct net_port){.host_addr = 0x7f000001u};
 	if (!last)
-		return al_error_set(err, EINVAL, "ports: '%s': want [HOSTADDR:]HOSTPORT:PORT", s);
-	if (parse_num(last + 1, strlen(last + 1), 1, 65535, &cp) < 0)
+		return al_error_set(err, EINVAL,
+		                    "ports: '%s': want [HOSTADDR:]HOSTPORT:PORT[/tcp|/udp]", s);
+	if (proto && strcmp(proto, "/tcp") && strcmp(proto, "/udp"))
+		return al_error_set(err, EINVAL, "ports: '%s': the protocol is /tcp or /udp", s);
+	p->udp = proto && !strcmp(proto, "/udp");
+	if (parse_num(last + 1, proto ? (size_t)(proto - last - 1) : strlen(last + 1), 1, 65535,
+	              &cp) < 0)
 		return al_error_set(err, EINVAL, "ports: '%s': bad sandbox port", s);
 	if (first != last) {
 		if (parse_ip(s, (size_t)(first - s), &p->host_addr) < 0)
@@ -250,7 +256,7 @@ int netspec_parse(const cJSON *network, const cJSON *ports, struct netspec *out,
 			return r;
 		for (size_t i = 0; p->host_port && i < out->n_ports; i++)
 			if (out->ports[i].host_port == p->host_port &&
-			    out->ports[i].host_addr == p->host_addr)
+			    out->ports[i].host_addr == p->host_addr && out->ports[i].udp == p->udp)
 				return al_error_set(err, EINVAL, "ports: '%s' is published twice",
 				                    it->valuestring);
 		out->n_ports++;
@@ -292,7 +298,9 @@ void netspec_port_string(const struct net_port *p, char *buf, size_t len)
 	char ip[INET_ADDRSTRLEN];
 
 	netspec_ip_string(p->host_addr, ip, sizeof(ip));
-	snprintf(buf, len, "%s:%u:%u", ip, (unsigned)p->host_port, (unsigned)p->port);
+	/* TCP without a suffix: the form records had before UDP. */
+	snprintf(buf, len, "%s:%u:%u%s", ip, (unsigned)p->host_port, (unsigned)p->port,
+	         p->udp ? "/udp" : "");
 }
 
 cJSON *netspec_network_json(const struct netspec *n)

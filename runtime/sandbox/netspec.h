@@ -48,6 +48,7 @@ struct net_port {
 	uint32_t host_addr; /* host byte order; 127.0.0.1 unless given */
 	uint16_t host_port; /* 0 in a request: any free port, the one bound recorded */
 	uint16_t port;      /* on the sandbox's loopback */
+	bool udp;           /* "/udp" after it; TCP otherwise */
 };
 
 struct netspec {

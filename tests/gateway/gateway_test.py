@@ -38,8 +38,9 @@ class Gateway:
             json.dump(keys, f)
         self.log_path = os.path.join(workdir, "gateway.log")
         self.listen = "127.0.0.1:0"
-        self.base_args = [GATEWAY, "--socket", socket_path, "--keys", self.keys_path,
-                          "--rootfs", rootfs] + list(extra_args)
+        # rootfs None: none given (a test passes --image in extra_args instead).
+        self.base_args = [GATEWAY, "--socket", socket_path, "--keys", self.keys_path] + \
+            (["--rootfs", rootfs] if rootfs else []) + list(extra_args)
         self.proc = None
         self.url = None
 

@@ -10,6 +10,7 @@ namespaces made here (netns_mirror.py) or to loopback."""
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +19,8 @@ import unittest
 
 import airlock_test as at
 import netns_mirror as nm
+
+DEBIAN_ROOTFS = "/var/lib/airlock/rootfs/debian"  # python3
 
 A_NET, B_NET = 1, 2
 
@@ -130,8 +133,8 @@ class NetworkTest(at.AirlockTestCase):
         sb = self.sandbox(ports=["%d:8000" % port])
         sid = sb["id"]
         self.assertEqual(sb["network"]["mode"], "loopback")
-        self.assertEqual(sb["ports"], [{"port": 8000, "host_address": "127.0.0.1",
-                                        "host_port": port,
+        self.assertEqual(sb["ports"], [{"port": 8000, "protocol": "tcp",
+                                        "host_address": "127.0.0.1", "host_port": port,
                                         "url": "http://127.0.0.1:%d" % port}])
         self.out(sid, "mkdir -p /tmp/www && echo from-sandbox > /tmp/www/index.html && "
                       "httpd -p 127.0.0.1:8000 -h /tmp/www")
@@ -185,6 +188,59 @@ class NetworkTest(at.AirlockTestCase):
                 if time.monotonic() > end:
                     raise
                 time.sleep(0.1)
+
+    def test_published_udp_port(self):
+        # A UDP echo server on the sandbox's loopback, published with the
+        # same sandbox port over TCP too; each host client is a session of
+        # its own (its answers come back to it), a 60000-byte datagram
+        # goes through whole, and the host port is free once it is destroyed.
+        sb = self.sandbox(rootfs=DEBIAN_ROOTFS, ports=["0:5353/udp", "0:5353"])
+        sid = sb["id"]
+        udp, tcp = sb["ports"]
+        self.assertEqual((udp["protocol"], udp["port"], tcp["protocol"], tcp["port"]),
+                         ("udp", 5353, "tcp", 5353))
+        self.assertEqual(udp["url"], "udp://127.0.0.1:%d" % udp["host_port"])
+        self.assertEqual(tcp["url"], "http://127.0.0.1:%d" % tcp["host_port"])
+        self.assertEqual(self.client.inspect(sid)["ports"], sb["ports"])
+        self.out(sid, "(setsid python3 -c \"import socket\n"
+                      "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                      "s.bind(('127.0.0.1', 5353))\n"
+                      "while True:\n"
+                      "    d, a = s.recvfrom(65535)\n"
+                      "    s.sendto(b'echo:' + d, a)\n\" </dev/null >/dev/null 2>&1 &)")
+        target = ("127.0.0.1", udp["host_port"])
+        clients = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+        for c in clients:
+            self.addCleanup(c.close)
+            c.settimeout(0.5)
+
+        def ask(c, data):
+            end = time.monotonic() + 10
+            while True:
+                c.sendto(data, target)
+                try:
+                    return c.recvfrom(65535)
+                except socket.timeout:
+                    if time.monotonic() > end:
+                        raise
+        got = [ask(c, b"from-%d" % i) for i, c in enumerate(clients)]
+        self.assertEqual([(d, a) for d, a in got],
+                         [(b"echo:from-0", target), (b"echo:from-1", target)])
+        self.assertEqual(ask(clients[1], b"again"), (b"echo:again", target))
+        big = os.urandom(60000)
+        self.assertEqual(ask(clients[0], big)[0], b"echo:" + big)
+        # A restarted airlockd binds the same UDP host port again (its record).
+        self.daemon.stop()
+        self.daemon.start()
+        self.client.close()
+        self.client = at.Client(self.daemon.socket_path, self.created)
+        type(self).client = self.client
+        self.assertEqual(self.client.inspect(sid)["ports"], [udp, tcp])
+        self.assertEqual(ask(clients[0], b"after"), (b"echo:after", target))
+        self.client.destroy(sid)
+        free = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(free.close)
+        free.bind(target)
 
     def test_published_port_of_an_allowlist_sandbox(self):
         port = nm.free_port()

@@ -6,11 +6,28 @@ Images written with Python's tarfile in the OCI layout format (the helpers
 of tests/integration/test_images.py); the sandboxes made from them try to
 reach the shared layers, the host and each other."""
 
+import json
 import os
+import shutil
 import tarfile
+import tempfile
 
 from security_test import SecurityTestCase, at
-from test_images import busybox_layer, entry, oci_archive, tar_of
+from test_images import busybox_layer, config_json, entry, oci_archive, sha, tar_of
+
+
+def docker_save(layers, layer_paths=None, config_path=None, outer_extra=()):
+    """A `docker save` archive whose manifest.json names the layers and the
+    config by the paths given (default: where docker puts them)."""
+    diffs = [sha(l) for l in layers]
+    config = config_json(diffs)
+    names = ["%s/layer.tar" % d for d in diffs]
+    manifest = json.dumps([{"Config": config_path or sha(config) + ".json",
+                            "RepoTags": ["t:latest"],
+                            "Layers": layer_paths or names}]).encode()
+    members = [(entry(sha(config) + ".json"), config), (entry("manifest.json"), manifest)]
+    members += [(entry(n), l) for n, l in zip(names, layers)]
+    return tar_of(members + list(outer_extra))
 
 
 class ImageEscapeTest(SecurityTestCase):
@@ -104,6 +121,108 @@ class ImageEscapeTest(SecurityTestCase):
                            "HTTP %d %s" % (r.status, r.body[:160]))
         self.assertEqual(os.listdir(os.path.join(self.images_dir, "tmp")), [])
 
+
+    def host_dir_intact(self, outside):
+        """The host directory the hostile layers aim at: only its victim,
+        unchanged, no whiteout or opaque marker made in it."""
+        names = sorted(os.listdir(outside))
+        with open(os.path.join(outside, "victim"), "rb") as f:
+            victim = f.read()
+        try:
+            opaque = os.getxattr(outside, "trusted.overlay.opaque")
+        except OSError:
+            opaque = None
+        st = os.stat(outside)
+        return (names == ["victim"] and victim == b"host data\n" and opaque is None and
+                oct(st.st_mode & 0o7777) == "0o755" and st.st_uid == 0,
+                "%r %r %r %o" % (names, victim, opaque, st.st_mode))
+
+    def test_hostile_layers_through_a_lower_layers_symlink(self):
+        # The symlink is in one layer, the write, whiteout, opaque marker or
+        # hard link that goes through it in the next: each layer is unpacked
+        # on its own, so the lower symlink must not be followed on the host.
+        # Refused, or taken as a directory of the upper layer (overlayfs
+        # hides the lower symlink): either way nothing lands in the host
+        # directory, and a sandbox of the image cannot reach it.
+        outside = tempfile.mkdtemp(prefix="airlock-image-target-")
+        self.addCleanup(shutil.rmtree, outside, True)
+        os.chmod(outside, 0o755)
+        with open(os.path.join(outside, "victim"), "w") as f:
+            f.write("host data\n")
+        bb = busybox_layer()
+        lower = tar_of([(entry("lnk", tarfile.SYMTYPE, link=outside), None),
+                        (entry("up", tarfile.SYMTYPE, link="../../../../../../.." + outside), None),
+                        (entry("f"), b"lower file\n")])
+        attempts = {
+            "write through a lower layer's symlink": [(entry("lnk/canary"), b"x")],
+            "write through a lower layer's relative symlink": [(entry("up/canary"), b"x")],
+            "whiteout through a lower layer's symlink": [(entry("lnk/.wh.victim"), b"")],
+            "opaque marker through a lower layer's symlink": [(entry("lnk/.wh..wh..opq"), b"")],
+            "hard link through a lower layer's symlink": [
+                (entry("h", tarfile.LNKTYPE, link="lnk/victim"), None)],
+            "hard link to a lower layer's file": [(entry("h", tarfile.LNKTYPE, link="f"), None)],
+            "whiteout of ..": [(entry("lnk/.wh..."), b"")],
+            "whiteout of a whiteout name": [(entry(".wh..wh.x"), b"")],
+        }
+        for name, members in attempts.items():
+            r = self.client.request("POST", "/v1/images?name=hostile-lower",
+                                    oci_archive([bb, lower, tar_of(members)]))
+            intact, how = self.host_dir_intact(outside)
+            self.attack_ok("image import: " + name, r.status in (400, 201) and intact,
+                           "HTTP %d %s; host dir %s" % (r.status, r.body[:120], how))
+            if r.status != 201:
+                continue
+            # Accepted: the image's own directory, seen only inside.
+            sid = self.sandbox(image="hostile-lower")["id"]
+            res = self.sh(sid, "ls -a /lnk/ /up/; cat /lnk/victim /up/victim /h; "
+                               "echo x > /lnk/w; echo x > /up/w; echo x > /h", user="0")
+            intact, how = self.host_dir_intact(outside)
+            self.attack_ok("sandbox of an image with %s" % name,
+                           intact and "host data" not in res["stdout"],
+                           "read %r; host dir %s" % (res["stdout"][:160], how))
+            self.client.request("DELETE", "/v1/sandboxes/" + sid)
+            self.assertEqual(self.client.request("DELETE", "/v1/images/hostile-lower").status,
+                             200)
+        self.assertEqual(os.listdir(os.path.join(self.images_dir, "tmp")), [])
+
+    def test_docker_save_paths_aiming_at_host_files(self):
+        # manifest.json names its config and layers by path: a path out of
+        # the archive, an absolute one, or an archive member that is a link
+        # to a host file must never read the host's file as a layer.
+        bb = busybox_layer()
+        d = sha(bb)
+        attempts = {
+            "layer path with ..": docker_save([bb], layer_paths=["../../../../etc/shadow"]),
+            "absolute layer path": docker_save([bb], layer_paths=["/etc/shadow"]),
+            "config path with ..": docker_save([bb], config_path="../../../etc/passwd"),
+            "layer path a symlink to a host file": docker_save(
+                [bb], layer_paths=["x/layer.tar"],
+                outer_extra=[(entry("x/layer.tar", tarfile.SYMTYPE, link="/etc/shadow"), None)]),
+            "layer path a symlink out of the archive": docker_save(
+                [bb], layer_paths=["x/layer.tar"],
+                outer_extra=[(entry("x/layer.tar", tarfile.SYMTYPE,
+                                    link="../../../../../etc/shadow"), None)]),
+            "layer path a hard link to a host file": docker_save(
+                [bb], layer_paths=["x/layer.tar"],
+                outer_extra=[(entry("x/layer.tar", tarfile.LNKTYPE, link="/etc/shadow"), None)]),
+            "layer path through a directory symlink": docker_save(
+                [bb], layer_paths=["x/%s/layer.tar" % d],
+                outer_extra=[(entry("x", tarfile.SYMTYPE, link="/var/lib/airlock"), None)]),
+        }
+        layers_dir = os.path.join(self.images_dir, "layers", "sha256")
+        before = sorted(os.listdir(layers_dir))
+        for name, data in attempts.items():
+            r = self.client.request("POST", "/v1/images?name=hostile-docker", data)
+            self.attack_ok("docker save import: " + name,
+                           r.status == 400 and sorted(os.listdir(layers_dir)) == before,
+                           "HTTP %d %s" % (r.status, r.body[:160]))
+        names = [i["name"] for i in self.client.expect(200, "GET", "/v1/images").json["images"]]
+        self.assertNotIn("hostile-docker", names)
+        self.assertEqual(os.listdir(os.path.join(self.images_dir, "tmp")), [])
+        # The control: the same archive with honest paths is taken.
+        r = self.client.request("POST", "/v1/images?name=hostile-docker", docker_save([bb]))
+        self.assertEqual(r.status, 201, r.body[:200])
+        self.assertEqual(self.client.request("DELETE", "/v1/images/hostile-docker").status, 200)
 
 if __name__ == "__main__":
     at.main()

@@ -40,6 +40,15 @@ except OSError as e:
 """
 
 
+def host_addresses():
+    """Every IPv4 address of the host's namespace but loopback's (which,
+    from a sandbox, is its own)."""
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True,
+                         check=True).stdout
+    addrs = [line.split()[3].split("/")[0] for line in out.splitlines()]
+    return [a for a in addrs if not a.startswith("127.")]
+
+
 class NetworkEscape(st.SecurityTestCase):
     daemon_args = ("--network-range", nm.SANDBOX_RANGE)
 
@@ -180,7 +189,10 @@ print(" ".join(out))
         t = threading.Thread(target=accept)
         t.start()
         try:
-            for addr in (self.net["gateway"], self.a.host_addr, self.b.host_addr):
+            for addr in [self.net["gateway"], self.a.host_addr, self.b.host_addr] + \
+                    [a for a in host_addresses() if a not in (self.net["gateway"],
+                                                              self.a.host_addr,
+                                                              self.b.host_addr)]:
                 out = self.connect(addr, port)
                 self.attack_ok("network: reach host service at %s" % addr,
                                "CONNECTED" not in out, out.strip()[:80])
@@ -190,6 +202,51 @@ print(" ".join(out))
             srv.close()
         self.assertEqual(hits, [])
 
+
+    def test_neighbour_sandbox_is_not_reachable(self):
+        # Another allowlist sandbox of the same daemon, with a server on all
+        # its addresses: reachable from itself (the control), not from this
+        # one, whether through the gateway, by a route straight onto the
+        # link, or with the neighbour's address taken as its own source.
+        nb = self.sandbox(network={"allow": [self.a.addr + "/32:8080"]})
+        nid, naddr = nb["id"], nb["network"]["address"]
+        self.assertNotEqual(naddr, self.net["address"])
+        self.sh(nid, "mkdir -p /tmp/www && echo neighbour-secret > /tmp/www/index.html && "
+                     "cd /tmp/www && (setsid python3 -m http.server 8090 --bind 0.0.0.0 "
+                     "</dev/null >/dev/null 2>&1 &)")
+        argv = ["python3", "-c", PY_CONNECT, naddr, "8090"]
+        for _ in range(50):
+            if "neighbour-secret" in self.client.exec(nid, argv, timeout_ms=30000)["stdout"]:
+                break
+        else:
+            self.fail("the neighbour's server never answered on its own address")
+        out = self.connect(naddr, 8090)
+        self.attack_ok("network: reach a neighbour sandbox's address %s" % naddr,
+                       "neighbour-secret" not in out and "CONNECTED" not in out,
+                       out.strip()[:120])
+        out = self.connect(nb["network"]["gateway"], 8090)
+        self.attack_ok("network: reach the neighbour's gateway", "CONNECTED" not in out,
+                       out.strip()[:120])
+        direct = self.as_namespace_root("ip", "route", "add", naddr + "/32", "dev", "eth0")
+        try:
+            out = self.connect(naddr, 8090)
+            self.attack_ok("network: an on-link route to the neighbour, past the gateway",
+                           "CONNECTED" not in out, "route exit %d: %s"
+                           % (direct.returncode, out.strip()[:120]))
+        finally:
+            self.as_namespace_root("ip", "route", "del", naddr + "/32", "dev", "eth0")
+        # The neighbour's address as source, to the server both may reach.
+        taken = self.as_namespace_root("ip", "addr", "add", naddr + "/32", "dev", "eth0")
+        try:
+            out = self.connect(self.a.addr, 8080, source=naddr)
+            self.attack_ok("network: the neighbour's address as source",
+                           "CONNECTED" not in out, "addr exit %d: %s"
+                           % (taken.returncode, out.strip()[:120]))
+        finally:
+            self.as_namespace_root("ip", "addr", "del", naddr + "/32", "dev", "eth0")
+        self.assertIn("mirror-a", self.connect(self.a.addr, 8080))
+        self.assertIn("mirror-a", self.client.exec(
+            nid, ["python3", "-c", PY_CONNECT, self.a.addr, "8080"], timeout_ms=30000)["stdout"])
 
 if __name__ == "__main__":
     st.main()

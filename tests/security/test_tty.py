@@ -41,6 +41,63 @@ open('/workspace/probe.json', 'w').write(json.dumps(out))
 print("probe-done")
 """
 
+STEAL = r"""
+import errno, fcntl, json, os, struct, termios
+def stat_of(pid):
+    f = open('/proc/%s/stat' % pid).read().rsplit(')', 1)[1].split()
+    return int(f[3]), int(f[4])  # session, tty_nr
+victim = None
+for p in os.listdir('/proc'):
+    try:
+        if p.isdigit() and open('/proc/%s/cmdline' % p, 'rb').read().split(b'\0')[:2] == \
+                [b'sleep', b'61']:
+            victim = p
+    except OSError:
+        pass
+out = {"victim_pts": os.readlink('/proc/%s/fd/0' % victim)}
+out["victim_sid"], out["victim_tty_nr"] = stat_of(victim)
+def errname(e):
+    return errno.errorcode[e.errno]
+try:
+    fcntl.ioctl(0, termios.TIOCSETD, struct.pack('i', 21))  # N_GSM0710
+    out["setd_gsm"] = "ok"
+    fcntl.ioctl(0, termios.TIOCSETD, struct.pack('i', 0))
+except OSError as e:
+    out["setd_gsm"] = errname(e)
+r, w = os.pipe()
+child = os.fork()
+if child == 0:
+    os.close(r)
+    os.setsid()
+    res = {"thief_sid": os.getsid(0)}
+    fd = os.open(out["victim_pts"], os.O_RDWR | os.O_NOCTTY)
+    for force in (0, 1):
+        try:
+            fcntl.ioctl(fd, termios.TIOCSCTTY, force)
+            res["sctty_%d" % force] = "ok"
+        except OSError as e:
+            res["sctty_%d" % force] = errname(e)
+    # Had it become ours: our tty_nr, and TIOCGSID answers (ENOTTY unless
+    # it is the caller's controlling terminal).
+    res["thief_tty_nr"] = stat_of('self')[1]
+    try:
+        res["gsid"] = struct.unpack('i', fcntl.ioctl(fd, 0x5429, b'\0' * 4))[0]
+    except OSError as e:
+        res["gsid"] = errname(e)
+    # The control: a pty no session holds becomes ours, and shows as such.
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    res["control_tty_nr"] = stat_of('self')[1]
+    res["control_gsid"] = struct.unpack('i', fcntl.ioctl(slave, 0x5429, b'\0' * 4))[0]
+    os.write(w, json.dumps(res).encode())
+    os._exit(0)
+os.close(w)
+out.update(json.loads(os.read(r, 4096)))
+os.waitpid(child, 0)
+out["victim_tty_nr_after"] = stat_of(victim)[1]
+print(json.dumps(out))
+"""
+
 DENIED = ("EPERM", "EACCES", "EINVAL", "ENOTTY", "EIO")
 
 
@@ -129,6 +186,39 @@ class TerminalAttacks(st.SecurityTestCase):
             self.attack_ok("TIOCSTI on " + path, how in DENIED, how)
         self.client.request("DELETE", "/v1/sandboxes/%s/processes/%s" % (sid, a["process_id"]))
 
+
+    def test_steal_another_sessions_terminal(self):
+        # A session leader without a terminal takes another session's pty as
+        # its controlling terminal with TIOCSCTTY: refused while that session
+        # holds it, and the forced steal (arg 1) needs CAP_SYS_ADMIN of the
+        # host's user namespace.  A steal would hang up the victim's session
+        # (its tty_nr in /proc/PID/stat becomes 0) and hand the terminal's
+        # job control and signals to the attacker.  Also TIOCSETD to
+        # N_GSM0710, a line discipline that wants CAP_NET_ADMIN.
+        sid = self.sandbox()["id"]
+        victim = self.client.exec(sid, argv=["sleep", "61"], tty=True, keep_stdin_open=True,
+                                  yield_ms=200)
+        self.assertTrue(victim["running"], victim)
+        r = self.py(sid, STEAL, tty=True)
+        self.assertExit(r, 0, r)
+        res = json.loads(r["stdout"].strip().splitlines()[-1])
+        self.assertTrue(res["victim_tty_nr"] and res["victim_pts"].startswith("/dev/pts/"), res)
+        for force in ("0", "1"):
+            self.attack_ok("TIOCSCTTY(%s) on another session's %s" % (force, res["victim_pts"]),
+                           res["sctty_" + force] in DENIED, res["sctty_" + force])
+        # What a terminal taken looks like, so that the check below can fail.
+        self.assertTrue(res["control_tty_nr"] and res["control_gsid"] == res["thief_sid"], res)
+        self.attack_ok("another session's terminal stays its own",
+                       res["thief_tty_nr"] == 0 and res["gsid"] == "ENOTTY" and
+                       res["victim_tty_nr_after"] == res["victim_tty_nr"], repr(res))
+        self.attack_ok("TIOCSETD N_GSM0710 on its own pty", res["setd_gsm"] != "ok",
+                       res["setd_gsm"])
+        # The victim's session lives on, on its terminal: it still takes input.
+        p = self.client.poll(sid, victim["process_id"])
+        self.assertEqual(p.status, 200, p)
+        self.assertTrue(p.json["running"], p.json)
+        self.client.request("DELETE", "/v1/sandboxes/%s/processes/%s"
+                            % (sid, victim["process_id"]))
 
 if __name__ == "__main__":
     st.main()

@@ -94,6 +94,18 @@ TEST(allowlist_canonical_round_trip)
 	free(nw);
 	nw = printed(netspec_network_json(&n));
 	CHECK_STR(nw, "{\"allow\":[\"mirror.corp.example:443\",\"pypi\",\"1st.example\"]}");
+	/* UDP: "/udp" kept, "/tcp" is the default and dropped; one host port for both. */
+	CHECK_INT(parse(NULL, "[\"5353:53/udp\", \"5353:53/tcp\", \"1.2.3.4:0:9/udp\"]", &n, &err),
+	          0);
+	CHECK(n.ports[0].udp && !n.ports[1].udp && n.ports[2].udp);
+	CHECK_INT(n.ports[0].port, 53);
+	CHECK_INT(n.ports[2].host_addr, 0x01020304);
+	free(ports);
+	ports = printed(netspec_ports_json(&n));
+	CHECK_STR(ports, "[\"127.0.0.1:5353:53/udp\",\"127.0.0.1:5353:53\",\"1.2.3.4:0:9/udp\"]");
+	CHECK_INT(parse(NULL, ports, &again, &err), 0);
+	CHECK(again.n_ports == 3 && again.ports[0].udp && !again.ports[1].udp &&
+	      again.ports[2].udp);
 	/* Host port 0: any free one, so it may come twice. */
 	CHECK_INT(parse(NULL, "[\"0:80\", \"0:81\"]", &n, &err), 0);
 	CHECK_INT(n.ports[1].host_port, 0);
@@ -148,6 +160,11 @@ TEST(refused)
 	    "[\":80\"]",
 	    "[\"80:\"]",
 	    "[\"8080:80\", \"127.0.0.1:8080:81\"]",
+	    "[\"8080:80/sctp\"]",
+	    "[\"8080:80/\"]",
+	    "[\"8080:80/udp/udp\"]",
+	    "[\"8080/udp:80\"]",
+	    "[\"8080:80/udp\", \"8080:81/udp\"]",
 	};
 	struct al_error err = AL_ERROR_INIT;
 	struct netspec n;

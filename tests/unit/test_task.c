@@ -38,7 +38,7 @@ TEST(full)
 	    "\"http://127.0.0.1:8080/v1\","
 	    "  \"timeout_ms\": 5000, \"max_retries\": 2},"
 	    " \"provider\": {\"type\": \"local\", \"socket\": \"/run/x.sock\", \"rootfs\": \"/r\","
-	    "  \"keep_sandbox\": true},"
+	    "  \"keep_sandbox\": true, \"exposed_ports\": [8000, 3000]},"
 	    " \"manifest\": {\"version\": 1, \"root\": \"/workspace\", \"entries\": "
 	    "  {\"token\": {\"type\": \"file\", \"content\": \"file names are not settings\"}}},"
 	    " \"max_turns\": 7, \"limits\": {\"memory\": \"512M\", \"pids\": 64, \"cpus\": 1.5},"
@@ -53,6 +53,9 @@ TEST(full)
 	CHECK_INT(t.model.max_retries, 2);
 	CHECK_STR(t.rootfs, "/r");
 	CHECK(t.keep_sandbox);
+	CHECK_INT(t.n_exposed_ports, 2);
+	CHECK_INT(t.exposed_ports[0], 8000);
+	CHECK_INT(t.exposed_ports[1], 3000);
 	CHECK_INT(t.max_turns, 7);
 	CHECK_INT(t.memory_bytes, 512ull << 20);
 	CHECK_INT(t.pids, 64);
@@ -113,6 +116,12 @@ TEST(bad_tasks)
 	    {"{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"provider\": {\"type\": "
 	     "\"local\", \"api_url\": \"http://x\"}}",
 	     "unknown key provider.api_url"},
+	    {"{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"provider\": {\"type\": "
+	     "\"e2b\", \"exposed_ports\": [80]}}",
+	     "provider e2b cannot expose ports"},
+	    {"{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"provider\": "
+	     "{\"exposed_ports\": [80, 0]}}",
+	     "integers from 1 to 65535"},
 	    {"{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"provider\": {\"socket\": 3}}",
 	     "provider.socket must be a non-empty string"},
 	    {"{\"input\": \"x\", \"model\": {\"name\": \"m\"}, \"max_turns\": \"many\"}",

@@ -88,7 +88,7 @@ export type CreateRequest = {
   limits?: Record<string, number | string>;
   /** "none" (loopback only), or an allowlist (docs/network.md). */
   network?: 'loopback' | 'none' | { allow: string[] };
-  /** Published ports, "[HOSTADDR:]HOSTPORT:PORT" (HOSTPORT 0: any free one). */
+  /** Published ports, "[HOSTADDR:]HOSTPORT:PORT[/udp]" (HOSTPORT 0: any free one). */
   ports?: string[];
   seccomp_profile?: string;
   env?: Record<string, string>;

@@ -158,8 +158,15 @@ export class AirlockSandboxSession implements SandboxSession<AirlockSandboxSessi
   async resolveExposedPort(port: number): Promise<ExposedPortEndpoint> {
     this.usable();
     const info = await this.api.inspect(this.state.sandboxId);
-    const ports = (info.ports ?? []) as { port: number; host_address: string; host_port: number; url: string }[];
-    const p = ports.find((e) => e.port === port);
+    const ports = (info.ports ?? []) as {
+      port: number;
+      protocol?: string;
+      host_address: string;
+      host_port: number;
+      url: string;
+    }[];
+    // An exposed port is a TCP one: a UDP port of the same number is not it.
+    const p = ports.find((e) => e.port === port && e.protocol !== 'udp');
     if (!p) {
       throw new SandboxUnsupportedFeatureError(
         `${PROVIDER}: port ${port} is not exposed (give it in the client's exposedPorts option at create)`,

@@ -197,7 +197,7 @@ class AirlockClient:
         sandbox in the same round trip, ``remove`` then removes the sandbox
         when the command ended.  ``summary`` asks for the short answer.
         ``network`` is ``"none"`` or ``{"allow": ["CIDR[:PORTS]" | "NAME[:PORTS]", ...]}``,
-        ``ports`` ``["[HOSTADDR:]HOSTPORT:PORT", ...]`` (docs/network.md).
+        ``ports`` ``["[HOSTADDR:]HOSTPORT:PORT[/udp]", ...]`` (docs/network.md).
         Fields the API grows later go through ``extra``.
         """
         body: Dict[str, Any] = dict(extra)
