@@ -193,6 +193,78 @@ class ArchiveWork(st.SecurityTestCase):
         listed = self.client.expect(200, "GET", "/v1/snapshots").json["snapshots"]
         self.assertEqual(listed, [])
 
+    def criu_of_daemon(self):
+        """Pids of the criu processes airlockd runs now."""
+        found = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            comm = stat[stat.index("(") + 1:stat.rindex(")")]
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if comm == "criu" and ppid == self.daemon.proc.pid:
+                found.append(int(d))
+        return found
+
+    def test_criu_dump_stops_when_its_client_hangs_up(self):
+        # CRIU's dump of a sandbox holding 2 GiB of pages takes seconds, all
+        # of them host root's work on disk; a client that hung up had it
+        # finish all the same (the hang-up was only seen after the dump).
+        if not self.client.info().get("criu"):
+            self.skipTest("CRIU is not installed")
+        sb = self.sandbox(limits={"memory": "3G", "disk": "256M"})
+        sid = sb["id"]
+        self.client.exec(sid, command="python3 -c \"import time\n"
+                         "b = bytes(range(256)) * (2048 << 12)\n"
+                         "while True:\n"
+                         "    open('/tmp/tick', 'w').write(str(time.time()))\n"
+                         "    time.sleep(0.05)\n\"", yield_ms=10)
+        end = time.monotonic() + 60
+        while self.client.exec(sid, ["test", "-e", "/tmp/tick"])["exit_code"] != 0:
+            self.assertLess(time.monotonic(), end, "the memory holder never started")
+            time.sleep(0.2)
+        before = os.listdir(os.path.join(self.daemon.state_dir, "snapshots"))
+        path = "/v1/sandboxes/%s/snapshots" % sid
+        s = self.raw_request("POST", path, {"processes": True})
+        try:
+            end = time.monotonic() + 30
+            while not self.criu_of_daemon() and time.monotonic() < end:
+                time.sleep(0.005)
+            criu = self.criu_of_daemon()
+            time.sleep(0.3)  # into the dump: tasks seized, pages being written
+        finally:
+            s.close()
+        self.assertTrue(criu, "never saw criu")
+        hung_up = time.monotonic()
+        while any(os.path.exists("/proc/%d" % p) for p in criu) and \
+                time.monotonic() < hung_up + 60:
+            time.sleep(0.005)
+        criu_lived = time.monotonic() - hung_up
+        status = self.logged("POST", path)
+        self.attack_ok("criu dump goes on after its client hung up",
+                       status == 499 and criu_lived < 0.25,
+                       "criu ended %.2f s after the hang-up, logged %d" % (criu_lived, status))
+        # Nothing of it in the store, and the sandbox runs on, thawed.
+        after = os.listdir(os.path.join(self.daemon.state_dir, "snapshots"))
+        self.assertEqual(sorted(set(after) - set(before)), [])
+        self.assertEqual(self.client.expect(200, "GET", "/v1/snapshots").json["snapshots"], [])
+        for ctrl, cg in cgroup_lines(sb["init_pid"]).items():
+            if "freezer" in ctrl.split(","):
+                with open("/sys/fs/cgroup/freezer%s/freezer.state" % cg) as f:
+                    self.assertEqual(f.read().strip(), "THAWED")
+        tick = float(self.out(sid, "cat /tmp/tick"))
+        time.sleep(0.5)
+        self.assertGreater(float(self.out(sid, "cat /tmp/tick")), tick,
+                           "the sandbox's process stopped after the cancelled dump")
+        # And a snapshot with processes still works.
+        r = self.client.request("POST", path, {"processes": True})
+        self.assertEqual(r.status, 201, r)
+        self.client.request("DELETE", "/v1/snapshots/%s" % r.json["id"])
+
 
 if __name__ == "__main__":
     st.main()
