@@ -265,6 +265,55 @@ class ArchiveWork(st.SecurityTestCase):
         self.assertEqual(r.status, 201, r)
         self.client.request("DELETE", "/v1/snapshots/%s" % r.json["id"])
 
+    def memory_usage(self, init_pid):
+        """Bytes the sandbox's memory cgroup is charged now."""
+        lines = cgroup_lines(init_pid)
+        for ctrl, path in lines.items():
+            if "memory" in ctrl.split(","):
+                with open("/sys/fs/cgroup/memory%s/memory.usage_in_bytes" % path) as f:
+                    return int(f.read())
+        with open("/sys/fs/cgroup%s/memory.current" % lines[""]) as f:
+            return int(f.read())
+
+    def test_file_api_writes_are_charged_to_the_sandbox(self):
+        # A file written through the API lands on the sandbox's tmpfs, whose
+        # pages belong to the memory cgroup of whoever wrote them: that was
+        # airlockd's (the file server and the upload helper ran in its
+        # cgroups), so a sandbox's files written through the API were
+        # outside its memory limit and grew airlockd's.
+        sb = self.sandbox(limits={"memory": "256M", "disk": "128M"})
+        sid = sb["id"]
+        mib = 1 << 20
+        for how, files, size in (("streamed", 1, 32 * mib), ("file server", 32, mib // 2)):
+            before = self.memory_usage(sb["init_pid"])
+            for i in range(files):
+                r = self.client.write_file(sid, "/workspace/%s-%d" % (how.split()[0], i),
+                                           b"\x01" * size)
+                self.assertEqual(r.status, 200, r)
+            grew = self.memory_usage(sb["init_pid"]) - before
+            self.attack_ok("file API writes (%s) outside the sandbox's memory cgroup" % how,
+                           grew >= 0.8 * files * size,
+                           "its memory cgroup grew by %.1f MiB for %.1f MiB written"
+                           % (grew / mib, files * size / mib))
+        # Within its limit: with 200 MiB held by a process of its own, a
+        # 100 MiB file through the API does not fit in 256 MiB.  Something
+        # of the sandbox gives (the write fails, or its OOM killer ends the
+        # holder); before, both succeeded, the file charged to airlockd.
+        self.assertExit(self.client.exec(sid, ["sh", "-c", "rm -rf /workspace/*"]), 0)
+        self.client.exec(sid, command="python3 -c \"import os, time\n"
+                         "b = b'x' * (200 << 20)\n"
+                         "open('/tmp/held', 'w').write(str(os.getpid()))\n"
+                         "time.sleep(600)\n\"", yield_ms=10)
+        end = time.monotonic() + 60
+        while self.client.exec(sid, ["test", "-s", "/tmp/held"])["exit_code"] != 0:
+            self.assertLess(time.monotonic(), end, "the memory holder never started")
+            time.sleep(0.2)
+        r = self.client.write_file(sid, "/workspace/big", b"\x02" * (100 * mib))
+        alive = self.client.exec(sid, ["sh", "-c", "kill -0 $(cat /tmp/held)"])["exit_code"] == 0
+        self.attack_ok("file API write beyond the sandbox's memory limit",
+                       not (r.status == 200 and alive),
+                       "write answered %d, the 200 MiB holder %s"
+                       % (r.status, "still alive" if alive else "OOM-killed"))
 
 if __name__ == "__main__":
     st.main()
