@@ -88,6 +88,10 @@ struct request {
 	bool hydrate_gone;
 	char sandbox[16];          /* the id of the sandbox it is about, for the log */
 	struct api_stream *stream; /* a streamed exec's, freed with the connection */
+	/* A persist answered 200 as its archive began: its method and path,
+	 * to log how it ended should it not reach its end (on_completed). */
+	char *streamed_method, *streamed_url;
+	uint64_t started_us;
 };
 
 /* JSON bodies in memory, all requests together. */
@@ -2102,6 +2106,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			reply_error(&rp, 500, "internal", "no response");
 		metrics_count_request(tmpl, method, rp.status);
 		log_request(rq, method, url, &rp, al_now_ns() / 1000 - start);
+		if (rp.persist) {
+			rq->streamed_method = strdup(method);
+			rq->streamed_url = strdup(url);
+			rq->started_us = start;
+		}
 	}
 	rq->stream = rp.stream;
 	return send_reply(c, &rp);
@@ -2113,9 +2122,22 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	struct request *rq = *con_cls;
 
 	(void)cls;
-	(void)c;
-	(void)toe;
 	if (rq) {
+		/* Its 200 was logged when the archive began; an archive cut short
+		 * gets a second line: 499 (nginx's "client closed request") when
+		 * its client had gone, 500 when the archive failed (the reason is
+		 * in the log already). */
+		if (rq->streamed_method && rq->streamed_url &&
+		    toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+			const union MHD_ConnectionInfo *ci =
+			    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+			struct reply cut = {.status =
+			                        !ci || client_gone(ci->connect_fd) ? 499 : 500};
+			log_request(rq, rq->streamed_method, rq->streamed_url, &cut,
+			            al_now_ns() / 1000 - rq->started_us);
+		}
+		free(rq->streamed_method);
+		free(rq->streamed_url);
 		__atomic_sub_fetch(&bodies_held, rq->held, __ATOMIC_SEQ_CST);
 		al_buf_free(&rq->body);
 		if (rq->spool_fd >= 0)

@@ -439,7 +439,8 @@ static int write_snapshot(struct daemon *d, struct sandbox *sb, bool processes, 
 		/* Where the images go when they are too big for a tmpfs. */
 		snapshot_writer_scratch_path(w, "criu", images_path, sizeof(images_path));
 		t1 = al_now_ms();
-		r = criu_checkpoint(&d->host, sb, images_path, *freezer, &images_fd, err);
+		r = criu_checkpoint(&d->host, sb, images_path, *freezer, client_fd, &images_fd,
+		                    err);
 		if (r < 0)
 			return r;
 		t->dump = al_now_ms() - t1;

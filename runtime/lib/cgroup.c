@@ -1250,6 +1250,20 @@ static void freezer_find(const struct cgroup_manager *m, const struct sandbox_di
 			*f = (struct freezer){dirs->path[i], "cgroup.freeze", "1", "0"};
 }
 
+int cgroup_open_joins_unfrozen(struct cgroup_manager *m, const char *id, int *fds, size_t max,
+                               struct al_error *err)
+{
+	_cleanup_(sandbox_dirs_free) struct sandbox_dirs dirs = {0};
+	struct freezer f;
+	int r;
+
+	r = sandbox_dirs_get(m, id, &dirs, err);
+	if (r < 0)
+		return r;
+	freezer_find(m, &dirs, &f);
+	return open_joins(m, id, f.dir, true, fds, max, err);
+}
+
 static bool freezer_is_frozen(const struct freezer *f)
 {
 	_cleanup_free_ char *text = NULL;

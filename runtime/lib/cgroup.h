@@ -90,6 +90,13 @@ int cgroup_open_join_fds(struct cgroup_manager *m, const char *id, int *fds, siz
 int cgroup_open_joins_but(struct cgroup_manager *m, const char *id, const char *skip, int *fds,
                           size_t max, struct al_error *err);
 
+/* As cgroup_open_joins_but, leaving out the group cgroup_freeze freezes
+ * (none on a cgroup2-only host, where that is the sandbox's one group): for
+ * a helper that may still be at work when a snapshot freezes the sandbox,
+ * and that neither CRIU nor the freeze must find there. */
+int cgroup_open_joins_unfrozen(struct cgroup_manager *m, const char *id, int *fds, size_t max,
+                               struct al_error *err);
+
 /* For each hierarchy holding the sandbox's cgroup, "CONTROLLER:/path" (the
  * path from the hierarchy's root), as `criu restore --cgroup-root` takes it. */
 int cgroup_criu_roots(struct cgroup_manager *m, const char *id, char ***out, struct al_error *err);

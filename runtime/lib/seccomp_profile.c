@@ -63,6 +63,26 @@ enum compile_part {
 	PART_COMPAT, /* only the ENOSYS rules, on a default of allow */
 };
 
+/*
+ * Syscalls a sandbox's filters answer ENOSYS whatever its profile says
+ * (unless the profile is stricter still: a stacked filter can only make
+ * the answer harsher).  Each draws on a budget the whole host shares and
+ * no user, namespace or cgroup bounds: io_setup reserves Linux AIO events
+ * of fs.aio-max-nr (one sandbox took all 65536, and host root's io_setup
+ * then failed with EAGAIN), and Docker's profile, which a sandbox may be
+ * given, allows it.  ENOSYS is what a kernel without AIO answers: programs
+ * fall back to threads.
+ */
+static const char *const forced_enosys[] = {"io_setup", NULL};
+
+static bool is_forced_enosys(const char *name)
+{
+	for (const char *const *f = forced_enosys; *f; f++)
+		if (!strcmp(*f, name))
+			return true;
+	return false;
+}
+
 struct profile_compiler {
 	enum compile_part part;
 	unsigned n_compat_rules;
@@ -498,6 +518,9 @@ static int add_rule_for_name(struct profile_compiler *c, const char *name, uint3
 	/* A profile lists syscalls of every kernel and arch; this libseccomp may not know some. */
 	if (nr == __NR_SCMP_ERROR)
 		return 0;
+	/* The compat part answers these itself (add_forced_enosys). */
+	if (c->part == PART_COMPAT && is_forced_enosys(name))
+		return 0;
 
 	if (split && n_cmps > 1) {
 		for (unsigned i = 0; i < n_cmps; i++) {
@@ -608,6 +631,22 @@ static int add_syscall_entry(struct profile_compiler *c, const cJSON *entry, int
 	return 0;
 }
 
+/* The compat part's forced_enosys rules, on top of the profile's. */
+static int add_forced_enosys(struct profile_compiler *c)
+{
+	for (const char *const *f = forced_enosys; *f; f++) {
+		int nr = seccomp_syscall_resolve_name(*f), r;
+
+		if (nr == __NR_SCMP_ERROR)
+			continue;
+		r = seccomp_rule_add_array(c->filter, SCMP_ACT_ERRNO(ENOSYS), nr, 0, NULL);
+		if (r < 0)
+			return al_error_set(c->err, -r, "add the ENOSYS rule for syscall %s: %s",
+			                    *f, strerror(-r));
+	}
+	return 0;
+}
+
 static int export_bpf(struct profile_compiler *c, struct al_bpf *out)
 {
 	_cleanup_close_ int fd = -1;
@@ -706,6 +745,11 @@ static int compile_profile(struct profile_compiler *c, const cJSON *profile, str
 				return r;
 		}
 	}
+	if (c->part == PART_COMPAT) {
+		r = add_forced_enosys(c);
+		if (r < 0)
+			return r;
+	}
 	return export_bpf(c, out);
 }
 
@@ -777,8 +821,7 @@ int sc_profile_compile_split(const char *json, size_t json_len, const char *cons
 	r = compile_profile(&lc, profile, logged);
 	if (r < 0)
 		return al_error_prefix(err, "seccomp profile");
-	if (lc.n_compat_rules == 0)
-		return 0;
+	/* Always a compat part: it holds the forced ENOSYS rules. */
 	r = compile_profile(&cc, profile, compat);
 	if (r < 0) {
 		al_bpf_free(logged);

@@ -34,10 +34,13 @@ int sc_profile_compile(const char *json, size_t json_len, const char *const *kep
                        struct al_bpf *out, struct al_error *err);
 
 /*
- * The same profile as two programs that, stacked, decide exactly as the
- * whole one does: `logged` holds every rule except those answering ENOSYS
- * (which it allows), `compat` only those, on a default of allow (len 0
- * when the profile has none).  `logged` is installed with
+ * The same profile as two programs that, stacked, decide as the whole one
+ * does: `logged` holds every rule except those answering ENOSYS (which it
+ * allows), `compat` only those, on a default of allow, plus an ENOSYS
+ * answer to the syscalls no sandbox may have whatever its profile says
+ * (io_setup: it draws on a count the whole host shares; a profile that
+ * denies it more harshly still does, stacked filters take the harsher
+ * answer).  `logged` is installed with
  * SECCOMP_FILTER_FLAG_LOG, so the kernel audits each denial it makes, while
  * the ENOSYS answers glibc relies on (clone3 -> clone) stay silent.
  */

@@ -168,26 +168,53 @@ static int criu_result(int status, const char *log_path, const char *keep_log, c
  * several GiB takes seconds): it is killed and the operation fails. */
 #define CRIU_TIMEOUT_MS 120000
 
-/* Wait for criu (pid); kill it if it outlives CRIU_TIMEOUT_MS. */
-static int wait_criu(pid_t pid, int *status, const char *what, struct al_error *err)
+/* criu and whatever it started (its action scripts, the hook): its own
+ * process group (spawn_criu); the pid alone should the group not be made
+ * yet. */
+static void kill_criu(pid_t pid)
+{
+	if (kill(-pid, SIGKILL) < 0)
+		kill(pid, SIGKILL);
+}
+
+/* Whether the client behind fd (-1: none) has hung up. */
+static bool peer_left(int fd, short revents)
+{
+	return fd >= 0 && (revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/*
+ * Wait for criu (pid); kill it if it outlives CRIU_TIMEOUT_MS, or once the
+ * peer of cancel_fd (a client's connection, or -1) hangs up (-ECANCELED):
+ * a dump nobody waits for is not finished.  The tasks it seized are
+ * detached when it dies (its parasite code in them ends itself once criu's
+ * socket closes); the caller thaws the sandbox and drops the images.
+ */
+static int wait_criu(pid_t pid, int *status, const char *what, int cancel_fd, struct al_error *err)
 {
 	_cleanup_close_ int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	uint64_t deadline = al_now_ms() + CRIU_TIMEOUT_MS;
-	bool timed_out = false;
+	bool timed_out = false, cancelled = false;
 
 	while (pidfd >= 0) {
-		struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
+		struct pollfd pfd[2] = {{.fd = pidfd, .events = POLLIN},
+		                        {.fd = cancel_fd, .events = POLLRDHUP}};
 		uint64_t now = al_now_ms();
 		int n;
 
 		if (now >= deadline) {
 			timed_out = true;
-			kill(pid, SIGKILL);
+			kill_criu(pid);
 			break;
 		}
-		n = poll(&pfd, 1, (int)(deadline - now));
-		if (n > 0)
+		n = poll(pfd, 2, (int)(deadline - now));
+		if (n > 0 && pfd[0].revents)
 			break;
+		if (n > 0 && peer_left(cancel_fd, pfd[1].revents)) {
+			cancelled = true;
+			kill_criu(pid);
+			break;
+		}
 		if (n < 0 && errno != EINTR)
 			break;
 	}
@@ -196,6 +223,8 @@ static int wait_criu(pid_t pid, int *status, const char *what, struct al_error *
 	if (timed_out)
 		return al_error_set(err, ETIMEDOUT, "criu %s did not finish in %d s: killed", what,
 		                    CRIU_TIMEOUT_MS / 1000);
+	if (cancelled)
+		return al_error_set(err, ECANCELED, "the client went away: criu %s killed", what);
 	return 0;
 }
 
@@ -438,6 +467,9 @@ static _Noreturn void criu_child_main(const struct criu_child *c)
 	/* criu does its work for airlockd, and stops when airlockd does (what
 	 * it leaves is cleaned at the next start: no state.json, a frozen
 	 * cgroup thawed). */
+	/* A group of its own, which a cancelled or stuck criu is killed with
+	 * (spawn_criu makes it too: whichever runs first). */
+	setpgid(0, 0);
 	if (syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 ||
 	    (c->daemon_pidfd >= 0 &&
 	     poll(&(struct pollfd){.fd = c->daemon_pidfd, .events = POLLIN}, 1, 0) != 0))
@@ -488,17 +520,19 @@ static int spawn_criu(const struct criu_child *c, pid_t *out, const char *what,
 		criu_child_main(c);
 	if (pid < 0)
 		return al_error_errno(err, "clone3 for criu %s", what);
+	/* EACCES once it has exec'd: then it made the group itself. */
+	setpgid(pid, pid);
 	*out = pid;
 	return 0;
 }
 
 /* Wait for the criu of spawn_criu(); on failure see criu_result(). */
 static int finish_criu(pid_t pid, const char *log_path, const char *keep_log, const char *what,
-                       struct al_error *err)
+                       int cancel_fd, struct al_error *err)
 {
 	int status = 0, r;
 
-	r = wait_criu(pid, &status, what, err);
+	r = wait_criu(pid, &status, what, cancel_fd, err);
 	if (r < 0)
 		return r;
 	if (WIFEXITED(status) && WEXITSTATUS(status) >= CHILD_CGROUP &&
@@ -622,7 +656,7 @@ int criu_images_scratch(uint64_t expected, int *fd, char path[CRIU_SCRATCH_PATH]
 }
 
 int criu_checkpoint(const struct sandbox_host *host, struct sandbox *sb, const char *disk_dir,
-                    const char *freezer, int *images_fd, struct al_error *err)
+                    const char *freezer, int cancel_fd, int *images_fd, struct al_error *err)
 {
 	_cleanup_(al_argv_free) struct al_argv argv = {0}, env = {0};
 	_cleanup_cjson_ cJSON *meta = cJSON_CreateObject();
@@ -720,7 +754,7 @@ int criu_checkpoint(const struct sandbox_host *host, struct sandbox *sb, const c
 	child.images_fd = dir_fd;
 	r = spawn_criu(&child, &pid, "dump", err);
 	if (r == 0)
-		r = finish_criu(pid, log_path, keep, "dump", err);
+		r = finish_criu(pid, log_path, keep, "dump", cancel_fd, err);
 	kdat_keep(run_fd, &criu_st);
 	if (r < 0)
 		return al_error_prefix(err, "sandbox %s", sb->id);
@@ -1061,7 +1095,7 @@ int criu_restore(const struct sandbox_host *host, struct sandbox *sb, const char
 		close(peers[i]);
 	}
 	if (r == 0)
-		r = finish_criu(pid, log_path, keep, "restore", err);
+		r = finish_criu(pid, log_path, keep, "restore", -1, err);
 	kdat_keep(run_fd, &criu_st);
 	subreaper_hold(false);
 	if (r < 0)

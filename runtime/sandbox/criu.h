@@ -21,9 +21,12 @@
  * small (criu_images_scratch), else to disk_dir, which this makes; either
  * way *images_fd gets their directory.  freezer, if not NULL, is the
  * directory of the sandbox's freezer cgroup, already frozen by the caller
- * (CRIU leaves it frozen).  A failure names CRIU's own error. */
+ * (CRIU leaves it frozen).  A failure names CRIU's own error.  Once the
+ * peer of cancel_fd (a client's connection, or -1) hangs up, criu is killed
+ * and this fails with -ECANCELED; the sandbox keeps running (the caller
+ * thaws it). */
 int criu_checkpoint(const struct sandbox_host *host, struct sandbox *sb, const char *disk_dir,
-                    const char *freezer, int *images_fd, struct al_error *err);
+                    const char *freezer, int cancel_fd, int *images_fd, struct al_error *err);
 
 #define CRIU_SCRATCH_PATH 32
 

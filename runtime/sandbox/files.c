@@ -30,6 +30,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "cleanup.h"
 #include "fsops.h"
 #include "helper.h"
@@ -314,9 +315,43 @@ static int reap_locked(struct file_server *fs, bool kill_it)
 	return status;
 }
 
+/*
+ * The cgroups a file helper joins: the sandbox's (memory, CPU, pids), so
+ * that what the file API writes into its tmpfs, and the helper's own
+ * memory, CPU and pid, are the sandbox's and count against its limits; it
+ * was airlockd's, and a sandbox's files written through the API were
+ * outside its memory limit.  Not its freezer group: a snapshot with
+ * processes freezes that, and a helper there would stop with it and be
+ * found by CRIU.
+ */
+struct helper_cgroups {
+	int fds[HELPER_MAX_CGROUP_FDS];
+	int n;
+};
+
+static void helper_cgroups_close(struct helper_cgroups *c)
+{
+	while (c->n > 0)
+		close(c->fds[--c->n]);
+}
+
+static int helper_cgroups_open(const struct sandbox *sb, struct helper_cgroups *c,
+                               struct helper_opts *o, struct al_error *err)
+{
+	int n = cgroup_open_joins_unfrozen(sb->host->cgroups, sb->id, c->fds, AL_ARRAY_SIZE(c->fds),
+	                                   err);
+	if (n < 0)
+		return al_error_prefix(err, "sandbox %s", sb->id);
+	c->n = n;
+	o->cgroup_fds = c->fds;
+	o->n_cgroup_fds = (size_t)n;
+	return 0;
+}
+
 /* With fs->state held: a running server, started when there is none. */
 static int ensure_started_locked(struct sandbox *sb, struct file_server *fs, struct al_error *err)
 {
+	_cleanup_(helper_cgroups_close) struct helper_cgroups cg = {.n = 0};
 	struct helper_opts o = HELPER_OPTS_INIT;
 	struct server_args a;
 	int sp[2], r;
@@ -327,6 +362,9 @@ static int ensure_started_locked(struct sandbox *sb, struct file_server *fs, str
 			return 0;
 		reap_locked(fs, false); /* ended (idle): start another */
 	}
+	r = helper_cgroups_open(sb, &cg, &o, err);
+	if (r < 0)
+		return r;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
 		return al_error_errno(err, "sandbox %s: socketpair", sb->id);
 	a.sock = sp[1];
@@ -760,6 +798,7 @@ static void upload_reap(struct sandbox_upload *u, int grace_ms)
 int sandbox_upload_begin(struct sandbox *sb, const char *path, uint64_t len, mode_t mode,
                          bool parents, struct sandbox_upload **out, struct al_error *err)
 {
+	_cleanup_(helper_cgroups_close) struct helper_cgroups cg = {.n = 0};
 	struct helper_opts o = HELPER_OPTS_INIT;
 	struct sandbox_upload *u;
 	struct upload_args a = {.len = len, .mode = mode, .parents = parents};
@@ -770,6 +809,9 @@ int sandbox_upload_begin(struct sandbox *sb, const char *path, uint64_t len, mod
 		return al_error_set(err, ESRCH, "sandbox %s is stopped (its PID 1 is gone)",
 		                    sb->id);
 	r = sandbox_path(sb, path, full, err);
+	if (r < 0)
+		return r;
+	r = helper_cgroups_open(sb, &cg, &o, err);
 	if (r < 0)
 		return r;
 	u = calloc(1, sizeof(*u));

@@ -65,6 +65,7 @@ struct sandbox *sandbox_new(const struct sandbox_host *host, const char *id,
 	}
 	pthread_mutex_init(&sb->lock, NULL);
 	sb->refs = 1;
+	sb->host = host;
 	sb->pidfd = -1;
 	sb->init_pid = -1;
 	snprintf(sb->id, sizeof(sb->id), "%s", id);

@@ -83,6 +83,9 @@ struct sandbox {
 	unsigned next_proc;
 	struct output_budget *output; /* what its processes' output may hold (process.h) */
 	struct file_server *files;    /* its file server, once one was needed (files.c) */
+	/* The daemon's, which outlives every sandbox: the file helpers join
+	 * the sandbox's cgroups through it. */
+	const struct sandbox_host *host;
 };
 
 /* Bounds of what a sandbox's processes hold in airlockd: processes kept for

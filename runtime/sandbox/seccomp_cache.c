@@ -149,8 +149,11 @@ int seccomp_cache_filter_path(const struct sandbox_host *host, const char *profi
 		al_buf_append(&key, "\n", 1);
 		al_buf_append(&key, *c, strlen(*c));
 	}
-	/* The profile is cached as the two programs of sc_profile_compile_split(). */
-	al_buf_append(&key, "\nsplit-logged", strlen("\nsplit-logged"));
+	/* The profile is cached as the two programs of sc_profile_compile_split(),
+	 * whose compat part also holds the forced ENOSYS answers (io_setup):
+	 * programs cached before them must not be taken. */
+	al_buf_append(&key, "\nsplit-logged\nforced-enosys:io_setup",
+	              strlen("\nsplit-logged\nforced-enosys:io_setup"));
 	keyed = key.data;
 	if (!keyed)
 		return al_error_set(err, ENOMEM, "out of memory");

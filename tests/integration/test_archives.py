@@ -114,22 +114,6 @@ class ArchiveTest(AirlockTestCase):
         self.assertEqual(self.out(self.sid, "stat -c '%a %u' /workspace/new/file.txt"), "600 0\n")
         self.assertEqual(self.out(self.sid, "ls /workspace"), "hard\nln\nnew\n", "old content must be gone")
 
-    def test_hydrate_beyond_the_disk_cap_leaves_the_workspace_whole(self):
-        # A full disk during the extraction was a libarchive warning taken
-        # as success, and the file padded with zeros: the hydrate "worked".
-        sid = self.sandbox(limits={"disk": "8M"})["id"]
-        self.out(sid, "echo keep > /workspace/old.txt")
-        data = tar_bytes([(member("small.txt"), b"s\n"),
-                          (member("big.bin"), os.urandom(12 << 20))])
-        r = self.client.request("PUT", "/v1/sandboxes/%s/workspace" % sid, data,
-                                headers={"Content-Type": "application/x-tar"})
-        self.assertEqual(r.status, 507, r)
-        self.assertEqual(r.json["error"]["code"], "no_space")
-        self.assertIn("big.bin", r.json["error"]["message"])
-        self.assertEqual(self.out(sid, "ls -a /workspace; ls -a / | grep -c airlock-hydrate; true"),
-                         ".\n..\nold.txt\n0\n")
-        self.assertEqual(self.out(sid, "cat /workspace/old.txt"), "keep\n")
-
     def test_hydrate_swaps_the_workspace_whole(self):
         # The new workspace replaces the old in one rename: its owner and
         # mode stay, and a process that holds the old one open sees it whole.
@@ -237,24 +221,6 @@ class ArchiveTest(AirlockTestCase):
                                       (member("alias", tarfile.SYMTYPE, link="real"), None),
                                       (member("alias/f"), b"x")]), "alias")
         self.assertEqual(self.sh(self.sid, "test -e /etc/evil")["exit_code"], 1)
-
-    def test_symlinks_come_back_as_they_were(self):
-        # Targets are the sandbox's to resolve, inside its root: a venv's
-        # absolute link, links above the workspace and loops all round-trip.
-        self.out(self.sid, "mkdir -p /workspace/venv/bin && ln -s /usr/bin/env /workspace/venv/bin/python"
-                           " && ln -s ../../.. /workspace/venv/up && ln -s . /workspace/s"
-                           " && ln -s s/s/../.. /workspace/t && ln -s /nonexistent /workspace/dangling")
-        links = "for f in venv/bin/python venv/up s t dangling; do readlink /workspace/$f; done"
-        want = self.out(self.sid, links)
-        archive = self.get()
-        fresh = self.sandbox()["id"]
-        r = self.client.request("PUT", "/v1/sandboxes/%s/workspace" % fresh, archive,
-                                headers={"Content-Type": "application/x-tar"})
-        self.assertEqual(r.status, 200, r)
-        self.assertEqual(self.out(fresh, links), want)
-        self.assertEqual(self.out(fresh, "test -e /workspace/venv/bin/python && echo resolves"),
-                         "resolves\n")
-        self.assertEqual(self.sh(fresh, "test -e /etc/evil")["exit_code"], 1)
 
     def test_refuses_hardlink_to_host_file(self):
         self.assertRefused(tar_bytes([(member("hl", tarfile.LNKTYPE, link="/etc/passwd"), None)]),

@@ -94,16 +94,25 @@ class ArchiveWork(st.SecurityTestCase):
                    "Content-Length: %d\r\n\r\n" % (method, path, len(data))).encode() + data)
         return s
 
-    def logged(self, method, path, timeout=60):
-        """The status airlockd logged for the request, once it did."""
+    def logged(self, method, path, timeout=60, final=False):
+        """The status airlockd logged for the request, once it did.  final:
+        the line of its end, not the 200 a persist is logged with as its
+        archive begins (an archive cut short gets a second line); the last
+        status logged if none came in time."""
         end = time.monotonic() + timeout
         needle = "%s %s -> " % (method, path)
+        last = None
         while time.monotonic() < end:
             for line in reversed(self.daemon.log().splitlines()):
                 if needle in line:
-                    return int(line.split(needle, 1)[1].split()[0].strip('"'))
+                    last = int(line.split(needle, 1)[1].split()[0].strip('"'))
+                    break
+            if last is not None and (not final or last != 200):
+                return last
             time.sleep(0.05)
-        self.fail("airlockd never logged %s %s" % (method, path))
+        if last is None:
+            self.fail("airlockd never logged %s %s" % (method, path))
+        return last
 
     def wait_helper(self, sb, sock=None, timeout=30):
         end = time.monotonic() + timeout
@@ -161,18 +170,23 @@ class ArchiveWork(st.SecurityTestCase):
                            "helpers seen in its cgroups: %s (of %d helper processes)"
                            % (sorted(kinds), len(seen)))
 
-    def hang_up_during(self, method, path, body=None):
+    def hang_up_during(self, method, path, body=None, mid_stream=False):
         sb = self.slow_sandbox()
         before = os.listdir(os.path.join(self.daemon.state_dir, "snapshots"))
         s = self.raw_request(method, path % sb["id"], body)
         try:
             seen = self.wait_helper(sb)
+            if mid_stream:  # once the answer has begun: its 200 is logged
+                s.settimeout(60)
+                self.assertIn(b" 200 ", s.recv(4096).split(b"\r\n")[0])
         finally:
             s.close()
         self.assertTrue(seen, "never saw the archive helper")
         hung_up = time.monotonic()
-        status = self.logged(method, path % sb["id"])
+        status = self.logged(method, path % sb["id"], timeout=10, final=True)
         took = time.monotonic() - hung_up
+        while set(self.helpers_in(sb)) & set(seen) and time.monotonic() < hung_up + 10:
+            time.sleep(0.01)
         gone = not set(self.helpers_in(sb)) & set(seen)
         after = os.listdir(os.path.join(self.daemon.state_dir, "snapshots"))
         return status, took, gone, sorted(set(after) - set(before))
@@ -182,6 +196,14 @@ class ArchiveWork(st.SecurityTestCase):
         self.attack_ok("persist goes on after its client hung up", status == 499 and gone,
                        "logged %d %.1f s after the hang-up, helper gone: %s" % (status, took, gone))
         self.assertEqual(left, [])
+
+    def test_persist_cut_mid_stream_is_logged(self):
+        # A persist is answered 200 as its archive begins; one whose client
+        # left during the archive was logged as a success.
+        status, took, gone, left = self.hang_up_during("GET", "/v1/sandboxes/%s/workspace",
+                                                       mid_stream=True)
+        self.attack_ok("persist cut mid-stream logged as done", status == 499 and gone,
+                       "logged %d %.1f s after the hang-up, helper gone: %s" % (status, took, gone))
 
     def test_snapshot_stops_when_its_client_hangs_up(self):
         status, took, gone, left = self.hang_up_during(
@@ -193,6 +215,127 @@ class ArchiveWork(st.SecurityTestCase):
         listed = self.client.expect(200, "GET", "/v1/snapshots").json["snapshots"]
         self.assertEqual(listed, [])
 
+    def criu_of_daemon(self):
+        """Pids of the criu processes airlockd runs now."""
+        found = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            comm = stat[stat.index("(") + 1:stat.rindex(")")]
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if comm == "criu" and ppid == self.daemon.proc.pid:
+                found.append(int(d))
+        return found
+
+    def test_criu_dump_stops_when_its_client_hangs_up(self):
+        # CRIU's dump of a sandbox holding 2 GiB of pages takes seconds, all
+        # of them host root's work on disk; a client that hung up had it
+        # finish all the same (the hang-up was only seen after the dump).
+        if not self.client.info().get("criu"):
+            self.skipTest("CRIU is not installed")
+        sb = self.sandbox(limits={"memory": "3G", "disk": "256M"})
+        sid = sb["id"]
+        self.client.exec(sid, command="python3 -c \"import time\n"
+                         "b = bytes(range(256)) * (2048 << 12)\n"
+                         "while True:\n"
+                         "    open('/tmp/tick', 'w').write(str(time.time()))\n"
+                         "    time.sleep(0.05)\n\"", yield_ms=10)
+        end = time.monotonic() + 60
+        while self.client.exec(sid, ["test", "-e", "/tmp/tick"])["exit_code"] != 0:
+            self.assertLess(time.monotonic(), end, "the memory holder never started")
+            time.sleep(0.2)
+        before = os.listdir(os.path.join(self.daemon.state_dir, "snapshots"))
+        path = "/v1/sandboxes/%s/snapshots" % sid
+        s = self.raw_request("POST", path, {"processes": True})
+        try:
+            end = time.monotonic() + 30
+            while not self.criu_of_daemon() and time.monotonic() < end:
+                time.sleep(0.005)
+            criu = self.criu_of_daemon()
+            time.sleep(0.3)  # into the dump: tasks seized, pages being written
+        finally:
+            s.close()
+        self.assertTrue(criu, "never saw criu")
+        hung_up = time.monotonic()
+        while any(os.path.exists("/proc/%d" % p) for p in criu) and \
+                time.monotonic() < hung_up + 60:
+            time.sleep(0.005)
+        criu_lived = time.monotonic() - hung_up
+        status = self.logged("POST", path)
+        self.attack_ok("criu dump goes on after its client hung up",
+                       status == 499 and criu_lived < 1.0,
+                       "criu ended %.2f s after the hang-up, logged %d" % (criu_lived, status))
+        # Nothing of it in the store, and the sandbox runs on, thawed.
+        after = os.listdir(os.path.join(self.daemon.state_dir, "snapshots"))
+        self.assertEqual(sorted(set(after) - set(before)), [])
+        self.assertEqual(self.client.expect(200, "GET", "/v1/snapshots").json["snapshots"], [])
+        for ctrl, cg in cgroup_lines(sb["init_pid"]).items():
+            if "freezer" in ctrl.split(","):
+                with open("/sys/fs/cgroup/freezer%s/freezer.state" % cg) as f:
+                    self.assertEqual(f.read().strip(), "THAWED")
+        tick = float(self.out(sid, "cat /tmp/tick"))
+        time.sleep(0.5)
+        self.assertGreater(float(self.out(sid, "cat /tmp/tick")), tick,
+                           "the sandbox's process stopped after the cancelled dump")
+        # And a snapshot with processes still works.
+        r = self.client.request("POST", path, {"processes": True})
+        self.assertEqual(r.status, 201, r)
+        self.client.request("DELETE", "/v1/snapshots/%s" % r.json["id"])
+
+    def memory_usage(self, init_pid):
+        """Bytes the sandbox's memory cgroup is charged now."""
+        lines = cgroup_lines(init_pid)
+        for ctrl, path in lines.items():
+            if "memory" in ctrl.split(","):
+                with open("/sys/fs/cgroup/memory%s/memory.usage_in_bytes" % path) as f:
+                    return int(f.read())
+        with open("/sys/fs/cgroup%s/memory.current" % lines[""]) as f:
+            return int(f.read())
+
+    def test_file_api_writes_are_charged_to_the_sandbox(self):
+        # A file written through the API lands on the sandbox's tmpfs, whose
+        # pages belong to the memory cgroup of whoever wrote them: that was
+        # airlockd's (the file server and the upload helper ran in its
+        # cgroups), so a sandbox's files written through the API were
+        # outside its memory limit and grew airlockd's.
+        sb = self.sandbox(limits={"memory": "256M", "disk": "128M"})
+        sid = sb["id"]
+        mib = 1 << 20
+        for how, files, size in (("streamed", 1, 32 * mib), ("file server", 32, mib // 2)):
+            before = self.memory_usage(sb["init_pid"])
+            for i in range(files):
+                r = self.client.write_file(sid, "/workspace/%s-%d" % (how.split()[0], i),
+                                           b"\x01" * size)
+                self.assertEqual(r.status, 200, r)
+            grew = self.memory_usage(sb["init_pid"]) - before
+            self.attack_ok("file API writes (%s) outside the sandbox's memory cgroup" % how,
+                           grew >= 0.8 * files * size,
+                           "its memory cgroup grew by %.1f MiB for %.1f MiB written"
+                           % (grew / mib, files * size / mib))
+        # Within its limit: with 200 MiB held by a process of its own, a
+        # 100 MiB file through the API does not fit in 256 MiB.  Something
+        # of the sandbox gives (the write fails, or its OOM killer ends the
+        # holder); before, both succeeded, the file charged to airlockd.
+        self.assertExit(self.client.exec(sid, ["sh", "-c", "rm -rf /workspace/*"]), 0)
+        self.client.exec(sid, command="python3 -c \"import os, time\n"
+                         "b = b'x' * (200 << 20)\n"
+                         "open('/tmp/held', 'w').write(str(os.getpid()))\n"
+                         "time.sleep(600)\n\"", yield_ms=10)
+        end = time.monotonic() + 60
+        while self.client.exec(sid, ["test", "-s", "/tmp/held"])["exit_code"] != 0:
+            self.assertLess(time.monotonic(), end, "the memory holder never started")
+            time.sleep(0.2)
+        r = self.client.write_file(sid, "/workspace/big", b"\x02" * (100 * mib))
+        alive = self.client.exec(sid, ["sh", "-c", "kill -0 $(cat /tmp/held)"])["exit_code"] == 0
+        self.attack_ok("file API write beyond the sandbox's memory limit",
+                       not (r.status == 200 and alive),
+                       "write answered %d, the 200 MiB holder %s"
+                       % (r.status, "still alive" if alive else "OOM-killed"))
 
 if __name__ == "__main__":
     st.main()

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/aio_abi.h>
 #include <linux/capability.h>
 #include <linux/keyctl.h>
 #include <net/if.h>
@@ -506,6 +507,62 @@ TEST(docker_default_profile)
 	al_bpf_free(&bpf);
 }
 
+/* Both programs of a split compile, stacked as a sandbox gets them, and
+ * the errno io_setup must then answer. */
+struct split_case {
+	struct al_bpf logged, compat;
+	int want;
+};
+
+static void enforce_split_io_setup(const void *arg)
+{
+	const struct split_case *c = arg;
+	aio_context_t ctx = 0;
+
+	/* The compat part first: it allows seccomp(), which the other may not. */
+	if ((c->compat.len && !install(&c->compat)) || !install(&c->logged))
+		return;
+	CHECK_ERRNO(syscall(SYS_io_setup, 1, &ctx), c->want);
+}
+
+/*
+ * io_setup answers ENOSYS whatever the profile says: it reserves Linux AIO
+ * events of one count the whole host shares (Docker's profile allows it),
+ * unless the profile is harsher (an EPERM of its own stays).
+ */
+TEST(io_setup_is_enosys_whatever_the_profile)
+{
+	static const struct {
+		const char *json;
+		int want;
+	} cases[] = {
+	    {"{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"syscalls\":[{\"names\":[\"io_setup\","
+	     "\"io_destroy\",\"getpid\",\"exit_group\",\"exit\",\"write\"],\"action\":"
+	     "\"SCMP_ACT_ALLOW\"}]}",
+	     ENOSYS},
+	    {"{\"defaultAction\":\"SCMP_ACT_ALLOW\"}", ENOSYS},
+	    {"{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":[\"io_setup\"],"
+	     "\"action\":\"SCMP_ACT_ERRNO\",\"errnoRet\":1}]}",
+	     EPERM},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct al_error err = AL_ERROR_INIT;
+		struct split_case c = {.want = cases[i].want};
+
+		if (sc_profile_compile_split(cases[i].json, strlen(cases[i].json), al_default_caps,
+		                             &c.logged, &c.compat, &err) < 0) {
+			fprintf(stderr, "compile case %zu: %s\n", i, err.msg);
+			test_failures++;
+			continue;
+		}
+		CHECK(c.compat.len > 0);
+		in_child(enforce_split_io_setup, &c);
+		al_bpf_free(&c.logged);
+		al_bpf_free(&c.compat);
+	}
+}
+
 /* The bounding mask al_default_caps must produce, from the kernel's numbers. */
 static uint64_t default_caps_mask(void)
 {
@@ -715,6 +772,7 @@ int main(void)
 	RUN(profile_leniency_matches_docker);
 	RUN(capability_arch_and_kernel_conditions);
 	RUN(docker_default_profile);
+	RUN(io_setup_is_enosys_whatever_the_profile);
 	RUN(caps_names);
 	RUN(caps_apply_default_set);
 	RUN(caps_describe_errors);

@@ -9,7 +9,8 @@ import signal
 import tempfile
 import unittest
 
-import airlock_test as at
+import security_test as st  # puts tests/integration on the path
+import airlock_test as at  # noqa: E402
 
 
 def uid_base(client, sid):
@@ -45,7 +46,9 @@ class DaemonsTest(at.AirlockTestCase):
         mine = [self.client.create()["id"] for _ in range(3)]
         theirs = [oc.create()["id"] for _ in range(3)]
         bases = [uid_base(self.client, s) for s in mine] + [uid_base(oc, s) for s in theirs]
-        self.assertEqual(len(set(bases)), 6, bases)
+        if not st.report("two daemons share a uid range", len(set(bases)) == 6,
+                         "%d distinct ranges for 6 sandboxes" % len(set(bases))):
+            self.fail("ESCAPED: uid bases %s" % bases)
         # A range comes back to the host once its sandbox is gone: its
         # host-wide claim is released (it is handed out again only after
         # the others: a restore with processes wants it back).
@@ -65,15 +68,24 @@ class DaemonsTest(at.AirlockTestCase):
         other.stop(signal.SIGKILL)
         other.start()
         fresh = self.client.create()["id"]
-        self.assertNotIn(uid_base(self.client, fresh), [uid_base(oc, s) for s in theirs[1:]])
+        taken = uid_base(self.client, fresh) in [uid_base(oc, s) for s in theirs[1:]]
+        if not st.report("a killed daemon's live ranges handed out again", not taken,
+                         "new range %d" % uid_base(self.client, fresh)):
+            self.fail("ESCAPED: a range of the other daemon's running sandbox was reused")
         self.client.destroy(fresh)
 
     def test_a_second_daemon_on_the_same_state_directory_is_refused(self):
         second = self.other_daemon(state_dir=self.daemon.state_dir)
-        with self.assertRaises(AssertionError) as cm:
+        try:
             second.start(timeout=10)
+            started = True
+        except AssertionError as e:
+            started, why = False, str(e)
+        st.report("second daemon on one state directory", not started,
+                  "refused" if not started else "it started")
+        self.assertFalse(started, "ESCAPED: a second airlockd runs on one state directory")
         self.assertIn("is in use by another airlockd (pid %d)" % self.daemon.proc.pid,
-                      str(cm.exception))
+                      why)
         # The first one did not notice.
         sid = self.client.create()["id"]
         self.assertEqual(self.out(sid, "echo ok"), "ok\n")
@@ -81,4 +93,4 @@ class DaemonsTest(at.AirlockTestCase):
 
 
 if __name__ == "__main__":
-    at.main()
+    st.main()

@@ -11,7 +11,8 @@ import time
 import sys
 import textwrap
 
-import airlock_test as at
+import security_test as sec  # puts tests/integration on the path
+import airlock_test as at  # noqa: E402
 
 GROUP = 65534  # nogroup: a group no test user is otherwise in
 ALICE, BOB = 65001, 65002
@@ -27,7 +28,7 @@ CLIENT = textwrap.dedent("""
         r = c.request(method, path, body)
         out.append([r.status, r.json if r.body[:1] in (b"{", b"[") else None])
     print(json.dumps(out))
-""") % (os.path.dirname(os.path.abspath(__file__)), GROUP)
+""") % (os.path.dirname(os.path.abspath(at.__file__)), GROUP)
 
 
 class OwnersTest(at.AirlockTestCase):
@@ -59,6 +60,8 @@ class OwnersTest(at.AirlockTestCase):
                                ("POST", "/v1/sandboxes/%s/exec" % sid, {"argv": ["true"]}),
                                ("GET", "/v1/sandboxes/%s/files?path=/etc/hostname" % sid, None),
                                ("DELETE", "/v1/sandboxes/" + sid, None))
+            sec.report("a member reaches another's sandbox", [r[0] for r in res] == [404] * 4,
+                      "inspect, exec, read, remove: %s" % [r[0] for r in res])
             self.assertEqual([r[0] for r in res], [404, 404, 404, 404], res)
         # Its own works.
         res = self.as_user(ALICE, ("POST", "/v1/sandboxes/%s/exec" % alice_sb,
@@ -76,6 +79,8 @@ class OwnersTest(at.AirlockTestCase):
         res = self.as_user(BOB, ("POST", "/v1/sandboxes", {"snapshot": snap["id"]}),
                            ("DELETE", "/v1/snapshots/" + snap["id"], None),
                            ("DELETE", "/v1/snapshots/" + root_snap["id"], None))
+        sec.report("a member restores or removes another's snapshot",
+                  [r[0] for r in res] == [404] * 3, "%s" % [r[0] for r in res])
         self.assertEqual([r[0] for r in res], [404, 404, 404], res)
         [(st, restored)] = self.as_user(ALICE, ("POST", "/v1/sandboxes", {"snapshot": snap["id"]}))
         self.assertEqual(st, 201, restored)
@@ -128,10 +133,15 @@ class FrontDoorTest(at.AirlockTestCase):
                                 "300", "20"], stdout=subprocess.PIPE, text=True)
         try:
             held = int(hog.stdout.readline())
-            self.assertLessEqual(held, 64)
             self.assertGreater(held, 0)
-            self.assertEqual(self.client.request("GET", "/v1/info").status, 200)
+            root = self.client.request("GET", "/v1/info").status
             res = OwnersTest.as_user(self, BOB, ("GET", "/v1/info", None))
+            sec.report("one member's idle connections lock the others out",
+                      held <= 64 and root == 200 and res[0][0] == 200,
+                      "it kept %d of 300; root got %d, another member %d"
+                      % (held, root, res[0][0]))
+            self.assertLessEqual(held, 64)
+            self.assertEqual(root, 200)
             self.assertEqual(res[0][0], 200)
         finally:
             hog.kill()
@@ -143,6 +153,8 @@ class FrontDoorTest(at.AirlockTestCase):
         start = time.monotonic()
         statuses = [r[0] for r in OwnersTest.as_user(self, ALICE, *calls)]
         self.assertLess(time.monotonic() - start, 6, "too slow a host for this test")
+        sec.report("a member's request rate is unbounded", 429 in statuses,
+                  "%d of 400 answered 429" % statuses.count(429))
         self.assertIn(429, statuses)
         self.assertEqual(set(statuses), {200, 429})
         # Root is the operator: not limited.
@@ -151,4 +163,4 @@ class FrontDoorTest(at.AirlockTestCase):
 
 
 if __name__ == "__main__":
-    at.main()
+    sec.main()
