@@ -62,6 +62,25 @@ const char *gw_result_message(const struct gw_result *r)
 	return cJSON_IsString(m) ? m->valuestring : "airlockd gave no reason";
 }
 
+static void wipe_strings(cJSON *j)
+{
+	cJSON *c;
+
+	if (cJSON_IsString(j) && j->valuestring)
+		explicit_bzero(j->valuestring, strlen(j->valuestring));
+	cJSON_ArrayForEach(c, j)
+	{
+		wipe_strings(c);
+	}
+}
+
+void gw_cjson_wipep(cJSON **j)
+{
+	if (*j)
+		wipe_strings(*j);
+	cJSON_Delete(*j);
+}
+
 static void free_zeroedp(char **p)
 {
 	if (*p)

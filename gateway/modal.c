@@ -557,24 +557,6 @@ static bool add_secrets(cJSON *env, const char *tenant, char **ids, size_t n, co
 	return ok;
 }
 
-/* Zeroes the string values of a JSON tree (credentials) before it is freed. */
-static void wipe_strings(cJSON *j)
-{
-	cJSON *c;
-
-	if (!j)
-		return;
-	if (cJSON_IsString(j) && j->valuestring)
-		explicit_bzero(j->valuestring, strlen(j->valuestring));
-	cJSON_ArrayForEach(c, j) wipe_strings(c);
-}
-
-static void wipe_cjsonp(cJSON **j)
-{
-	wipe_strings(*j);
-	cJSON_Delete(*j);
-}
-
 /* A secret's value under one of names, or NULL. */
 static const char *secret_value(const cJSON *env, const char *a, const char *b)
 {
@@ -595,7 +577,7 @@ static int add_bucket_mounts(cJSON *body, const char *tenant, const Modal__Clien
                              char *msg, size_t size)
 {
 	_cleanup_cjson_ cJSON *manifest = cJSON_CreateObject();
-	_cleanup_(wipe_cjsonp) cJSON *creds = cJSON_CreateObject();
+	_cleanup_(gw_cjson_wipep) cJSON *creds = cJSON_CreateObject();
 	cJSON *entries = cJSON_AddObjectToObject(manifest, "entries");
 	int status = GW_GRPC_OK;
 
@@ -713,7 +695,7 @@ static void sandbox_create(struct gw_grpc_call *call, const char *tenant, const 
 	const Modal__Client__SandboxCreateRequest *rq = req;
 	Modal__Client__SandboxCreateResponse out = MODAL__CLIENT__SANDBOX_CREATE_RESPONSE__INIT;
 	/* It may hold a bucket mount's keys: zeroed before it is freed. */
-	_cleanup_(wipe_cjsonp) cJSON *body = cJSON_CreateObject();
+	_cleanup_(gw_cjson_wipep) cJSON *body = cJSON_CreateObject();
 	_cleanup_(gw_result_freep) struct gw_result res = {0};
 	_cleanup_(releasep) struct msb *sb = NULL;
 	_cleanup_free_ char *snapshot = NULL;

@@ -249,6 +249,8 @@ static int grpc_do(struct modal_provider *mp, const struct grpc_call *c,
 	                                         .capture = capture,
 	                                         .http2 = true},
 	               &resp, err);
+	/* Sent: a secret's request (a bucket mount's keys) leaves no copy behind. */
+	explicit_bzero(body, len + 5);
 	if (r < 0) {
 		al_http_response_free(&resp);
 		return r;
@@ -554,8 +556,11 @@ static void wipe_cjsonp(cJSON **j)
 {
 	const cJSON *v;
 
-	cJSON_ArrayForEach(v, *j) if (cJSON_IsString(v))
-	    explicit_bzero(v->valuestring, strlen(v->valuestring));
+	cJSON_ArrayForEach(v, *j)
+	{
+		if (cJSON_IsString(v))
+			explicit_bzero(v->valuestring, strlen(v->valuestring));
+	}
 	cJSON_Delete(*j);
 }
 

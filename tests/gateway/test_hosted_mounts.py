@@ -1,12 +1,17 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Modal's cloud bucket mounts through airlock-gateway, with the official `modal` SDK
-(0.7.6) on one side and a real S3 store on loopback on the other: s3rver (npm) behind
+"""Bucket mounts of hosted services through airlock-gateway, with a real S3 store on
+loopback: s3rver (npm) behind
 tests/harness/s3_sigv4_proxy.py, which checks every request's SigV4 signature against a
 secret unique to this run.  The gateway turns the SDK's CloudBucketMount (its keys in a
 Modal secret, not in the sandbox's env) into an airlockd bucket mount, which rclone makes
 on the host: an object put by @aws-sdk/client-s3 is read inside, one written inside is
 read by it, a read-only mount refuses writes, the secret is visible nowhere inside
-(modal_mounts.mjs does the SDK's side), and terminate leaves no rclone or mount behind."""
+(modal_mounts.mjs does the SDK's side), and terminate leaves no rclone or mount behind.
+
+The Cloudflare Sandbox bridge's POST /v1/sandbox/{id}/mount the same way, driven by the
+Agents SDK's CloudflareSandboxClient (@openai/agents-extensions) with s3_mount entries
+and its CloudflareBucketMountStrategy (cloudflare_mounts.mjs): the gateway has airlockd
+mount the bucket into the running sandbox (POST /v1/sandboxes/{id}/mounts)."""
 
 import os
 import secrets
@@ -23,7 +28,7 @@ import airlock_test as at  # noqa: E402
 import test_bucket_mounts as tbm  # noqa: E402  (its s3rver helpers)
 
 
-class ModalMountsTest(gt.GatewayTestCase):
+class HostedMountsTest(gt.GatewayTestCase):
 
     @classmethod
     def setUpClass(cls):
@@ -77,8 +82,22 @@ class ModalMountsTest(gt.GatewayTestCase):
             "S3_SECRET": self.s3_secret, "S3_PREFIX": "run-" + secrets.token_hex(4)})
         self.assertTrue(summary.get("ok"), summary)
         print("mountinfo inside:", summary.get("mountinfo"))
-        # The mount was made on the host by airlockd's rclone (FUSE), whose command line
-        # holds no secret; nothing of the secret in the gateway's or airlockd's logs.
+        self.check_host_side(before, summary)
+
+    def test_cloudflare_bridge_mounts(self):
+        before = {sb["id"] for sb in self.client.list()}
+        summary = self.node("cloudflare_mounts.mjs", {
+            "GW_WORKER_URL": self.gateway.url + "/cloudflare",
+            "CLOUDFLARE_SANDBOX_API_KEY": self.key_a,
+            "S3_ENDPOINT": self.s3_ep, "S3_BUCKET": "bkt", "S3_KEY_ID": tbm.S3_KEY_ID,
+            "S3_SECRET": self.s3_secret, "S3_PREFIX": "cf-" + secrets.token_hex(4)})
+        self.assertTrue(summary.get("ok"), summary)
+        print("mountinfo inside:", summary.get("mountinfo"))
+        self.check_host_side(before, summary)
+
+    def check_host_side(self, before, summary):
+        # The mount inside is airlockd's rclone (FUSE), made on the host; nothing of the
+        # secret in the gateway's or airlockd's logs.
         self.assertIn("fuse", summary.get("mountinfo") or "")
         self.assertNotIn(self.s3_secret, self.gateway.log())
         self.assertNotIn(self.s3_secret, self.daemon.log())
