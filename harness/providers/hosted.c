@@ -144,8 +144,10 @@ const char *al_hosted_mount_kind(const cJSON *entry, const cJSON **fields)
 /*
  * The services' own bucket mounts that keep the keys out of the sandbox, as
  * airlock-harness uses them (docs/providers.md): Modal's cloud bucket mounts (S3, R2
- * and GCS with HMAC keys; the keys in a Modal secret, the mount made by Modal).  The
- * others are refused in refuse_mount, with what each service has.
+ * and GCS with HMAC keys; the keys in a Modal secret, the mount made by Modal), the
+ * Cloudflare bridge's mount with credentialProxy (S3, R2, GCS's S3 API; the keys kept
+ * by the Worker).  The others are refused in al_hosted_refuse_mount, with what each
+ * service has.
  */
 bool al_hosted_native_mount(const char *provider, const char *kind)
 {
@@ -153,6 +155,7 @@ bool al_hosted_native_mount(const char *provider, const char *kind)
 		const char *provider, *kinds[4];
 	} native[] = {
 	    {"modal", {"s3", "r2", "gcs"}},
+	    {"cloudflare", {"s3", "r2", "gcs"}},
 	};
 
 	for (size_t i = 0; i < AL_ARRAY_SIZE(native); i++) {
@@ -180,8 +183,7 @@ int al_hosted_refuse_mount(struct al_provider *p, const cJSON *e, const char *ty
 		const char *provider, *own;
 	} own_mounts[] = {
 	    {"modal", "its cloud bucket mounts take S3, R2 and GCS with HMAC keys only"},
-	    {"cloudflare", "the bridge's POST /v1/sandbox/{id}/mount (S3, R2, GCS) is not used "
-	                   "by airlock-harness yet"},
+	    {"cloudflare", "the bridge's mount takes S3, R2 and GCS's S3 API only"},
 	    {"blaxel", "drives are Blaxel's own volumes, not buckets; its SDK mounts buckets "
 	               "with s3fs/gcsfuse inside the sandbox"},
 	    {"e2b", "its SDK's e2b_cloud_bucket strategy is rclone inside the sandbox"},

@@ -41,7 +41,7 @@ int al_hosted_materialise(struct al_provider *p, struct al_sandbox *sb, const cJ
 const char *al_hosted_mount_kind(const cJSON *entry, const cJSON **fields);
 
 /* Whether provider mounts buckets of kind with the service's own mechanism, the keys
- * outside the sandbox (made at create: materialise skips those entries). */
+ * outside the sandbox (its create makes them: materialise skips those entries). */
 bool al_hosted_native_mount(const char *provider, const char *kind);
 
 /* -ENOTSUP for mount entry e (of type) on provider p, saying why and what would work. */

@@ -11,7 +11,9 @@ every request's SigV4 signature.
 The same task on the modal provider, through airlock-gateway in front of this
 class's airlockd: the harness sends the mount as a Modal cloud bucket mount
 (its keys in a Modal secret of their own, not in the sandbox's env), which the
-gateway has airlockd make on the host; what the agent saw inside (every
+gateway has airlockd make on the host; and on the cloudflare provider, through
+the bridge's POST /v1/sandbox/{id}/mount (credentialProxy), which the gateway
+has airlockd mount into the running sandbox.  What the agent saw inside (every
 process's environment and command line, the mount table) holds no secret."""
 
 import json
@@ -115,16 +117,20 @@ class MountTaskTest(ht.HarnessTestCase):
 
     def test_modal_task_reads_and_writes_through_a_cloud_bucket_mount(self):
         for nested in (False, True):
-            self.read_and_write(nested, modal=True)
+            self.read_and_write(nested, hosted="modal")
 
-    def read_and_write(self, nested=False, modal=False):
+    def test_cloudflare_task_reads_and_writes_through_the_bridge_mount(self):
+        for nested in (False, True):
+            self.read_and_write(nested, hosted="cloudflare")
+
+    def read_and_write(self, nested=False, hosted=None):
         # each case its own objects
-        prefix = ("modal-" if modal else "") + ("job-nested" if nested else "job")
+        prefix = (hosted + "-" if hosted else "") + ("job-nested" if nested else "job")
         src = os.path.join(self.srv, "in.txt")
         with open(src, "w") as f:
             f.write("3 4\n")
         self.official("put", prefix + "/in.txt", src)
-        creds = os.path.join(self.srv, "credentials-%s-%s.json" % (nested, modal))
+        creds = os.path.join(self.srv, "credentials-%s-%s.json" % (nested, hosted))
         key, where = ("in/bucket", "/workspace/in/bucket") if nested else \
             ("bucket", "/workspace/bucket")
         fd = os.open(creds, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -142,10 +148,14 @@ class MountTaskTest(ht.HarnessTestCase):
         look = ("cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline /proc/self/mountinfo"
                 " | tr '\\0' '\\n'; env")
         extra, env = {}, None
-        if modal:
+        if hosted == "modal":
             extra["provider"] = {"type": "modal", "server_url": self.gateway.url,
                                  "token_id": "ak-mounts"}
             env = {"MODAL_TOKEN_SECRET": self.gw_key}
+        elif hosted == "cloudflare":
+            extra["provider"] = {"type": "cloudflare",
+                                 "worker_url": self.gateway.url + "/cloudflare"}
+            env = {"CLOUDFLARE_SANDBOX_API_KEY": self.gw_key}
         task = self.replay_task([
             fm.calls_response([ht.exec_call("call_1", cmd)], "resp_1"),
             fm.calls_response([ht.exec_call("call_2", look)], "resp_2"),

@@ -120,8 +120,8 @@ class PortabilityTest(ht.HarnessTestCase):
         keys outside the sandbox (through the gateway): refused by name with why and
         what would work, before any tool runs, and the sandbox the create made is gone;
         with "credentials_in_sandbox" too (rclone inside needs FUSE and rclone there).
-        Modal mounts S3, R2 and GCS itself (tests/harness/test_mounts.py): an Azure
-        container is refused there."""
+        Modal and the Cloudflare bridge mount S3, R2 and GCS themselves
+        (tests/harness/test_mounts.py): an Azure container is refused there."""
         s3 = {"type": "s3_mount", "bucket": "inputs", "endpointUrl": "http://127.0.0.1:9",
               "region": "us-east-1"}
         azure = {"type": "azure_blob_mount", "container": "inputs", "accountName": "acct",
@@ -136,9 +136,12 @@ class PortabilityTest(ht.HarnessTestCase):
                         "its SDK's runloop_cloud_bucket strategy is rclone inside the sandbox"),
             "modal": ({"type": "modal", "server_url": self.gateway.url, "token_id": "ak-port"},
                       azure, "its cloud bucket mounts take S3, R2 and GCS with HMAC keys only"),
+            "cloudflare": ({"type": "cloudflare", "worker_url": self.gateway.url + "/cloudflare"},
+                           azure, "the bridge's mount takes S3, R2 and GCS's S3 API only"),
         }
         env = {"E2B_API_KEY": self.e2b_key, "DAYTONA_API_KEY": self.e2b_key,
-               "RUNLOOP_API_KEY": self.e2b_key, "MODAL_TOKEN_SECRET": self.e2b_key}
+               "RUNLOOP_API_KEY": self.e2b_key, "MODAL_TOKEN_SECRET": self.e2b_key,
+               "CLOUDFLARE_SANDBOX_API_KEY": self.e2b_key}
         for name, (block, entry, why) in providers.items():
             for in_sandbox in (False, True):
                 e = dict(entry, credentials_in_sandbox=True) if in_sandbox else entry
