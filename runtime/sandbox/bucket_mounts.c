@@ -736,15 +736,16 @@ bool bucket_mounts_present(const struct sandbox *sb)
 	return access(path, F_OK) == 0;
 }
 
-/* Serialises supervision and removal; -1 when the directory is gone. */
-static int lock_dir(const char *dir)
+/* Serialises supervision, removal and adding a mount; -1 when the directory is gone
+ * (or, without wait, when another holds it). */
+static int lock_dir(const char *dir, bool wait)
 {
 	char path[PATH_MAX];
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/rclone.lock", dir);
 	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd >= 0 && flock(fd, LOCK_EX) < 0) {
+	if (fd >= 0 && flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
 		close(fd);
 		return -1;
 	}
@@ -822,7 +823,9 @@ int bucket_mounts_supervise(struct sandbox *sb, bucket_mount_report_fn report, v
 	snprintf(marker, sizeof(marker), "%s/rclone-0.json", sb->dir);
 	if (access(marker, F_OK) < 0)
 		return 0; /* no mounts */
-	lock = lock_dir(sb->dir);
+	/* Not waited for: a mount being added holds it while rclone starts (up to
+	 * MOUNT_TIMEOUT_MS), and the events thread must not stall; next round. */
+	lock = lock_dir(sb->dir, false);
 	if (lock < 0)
 		return 0;
 	/* Removal has begun: nothing may start again. */
@@ -854,7 +857,7 @@ int bucket_mounts_remove(const char *dir, struct al_error *err)
 
 	if (!d)
 		return errno == ENOENT ? 0 : al_error_errno(err, "open %s", dir);
-	lock = lock_dir(dir);
+	lock = lock_dir(dir, true);
 	if (lock >= 0) {
 		char marker[PATH_MAX];
 		int fd;
@@ -944,7 +947,9 @@ int bucket_mounts_add(struct sandbox *sb, const cJSON *entry, const cJSON *crede
 	r = bucket_mounts_check_credentials(m, creds, err);
 	if (r < 0)
 		return r;
-	lock = lock_dir(sb->dir);
+	/* Held while rclone starts: the supervisor must not take the new record, its
+	 * process not started yet, for a dead mount to restart. */
+	lock = lock_dir(sb->dir, true);
 	if (lock < 0)
 		return al_error_errno(err, "sandbox %s: lock its mounts", sb->id);
 	snprintf(marker, sizeof(marker), "%s/rclone.stopping", sb->dir);
