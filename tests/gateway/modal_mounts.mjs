@@ -6,8 +6,12 @@
 // with the official @aws-sdk/client-s3.
 // Environment: MODAL_SERVER_URL, MODAL_TOKEN_ID, MODAL_TOKEN_SECRET, S3_ENDPOINT, S3_BUCKET,
 // S3_KEY_ID, S3_SECRET (the canary: it must not be visible inside), S3_PREFIX.
+// Then the same through the Agents SDK's own ModalSandboxClient (@openai/agents-extensions):
+// a manifest s3_mount with its ModalCloudBucketMountStrategy.
 // Every check throws on failure; the last line is a JSON summary.
 import { ModalClient } from 'modal';
+import { Manifest } from '@openai/agents-core/sandbox';
+import { ModalSandboxClient, ModalCloudBucketMountStrategy } from '@openai/agents-extensions/sandbox/modal';
 import { S3Client, PutObjectCommand, GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 
 function check(cond, what, detail) {
@@ -118,5 +122,38 @@ try {
 }
 check(refused && refused.includes("st-doesnotexist"), 'an unknown secret is refused', refused);
 summary.unknownSecret = refused;
+
+// 6. The Agents SDK's ModalSandboxClient: the manifest's s3_mount (keys in the entry, as the
+//    SDK takes them) becomes the same cloud bucket mount, its keys a secret of their own.
+const agents = new ModalSandboxClient({ appName: 'gw-modal-mounts-agents' });
+const session = await agents.create({ manifest: new Manifest({
+  root: '/workspace',
+  entries: {
+    'README.md': { type: 'file', content: 'plain\n' },
+    data: {
+      type: 's3_mount', bucket: env.S3_BUCKET, endpointUrl: env.S3_ENDPOINT,
+      prefix: `${prefix}/`, accessKeyId: env.S3_KEY_ID, secretAccessKey: secret,
+      readOnly: false, mountPath: '/mnt/agents-data',
+      mountStrategy: new ModalCloudBucketMountStrategy(),
+    },
+  },
+}) });
+try {
+  let out;
+  for (let i = 0; i < 30; i++) {
+    out = await session.execCommand({ cmd: 'cat /mnt/agents-data/from-sandbox.txt && echo READ-OK' });
+    if (out.includes('READ-OK')) break;
+    await sleep(500);
+  }
+  check(out.includes('written inside\nREAD-OK'), 'the Agents SDK client: object read inside', out);
+  out = await session.execCommand({
+    cmd: "cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline /proc/self/mountinfo | tr '\\0' '\\n'; env",
+    maxOutputTokens: 200000 });
+  check(!out.includes(secret), 'the Agents SDK client: the secret is not visible inside');
+  check(/ \/mnt\/agents-data .* fuse\.rclone /.test(out), 'the Agents SDK client: the mount', out.slice(-2000));
+} finally {
+  await session.delete();
+}
+summary.agentsSdk = true;
 summary.ok = true;
 console.log(JSON.stringify(summary));

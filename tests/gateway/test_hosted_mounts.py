@@ -6,7 +6,8 @@ secret unique to this run.  The gateway turns the SDK's CloudBucketMount (its ke
 Modal secret, not in the sandbox's env) into an airlockd bucket mount, which rclone makes
 on the host: an object put by @aws-sdk/client-s3 is read inside, one written inside is
 read by it, a read-only mount refuses writes, the secret is visible nowhere inside
-(modal_mounts.mjs does the SDK's side), and terminate leaves no rclone or mount behind.
+(modal_mounts.mjs does the SDK's side, then the Agents SDK's ModalSandboxClient with an
+s3_mount entry), and terminate leaves no rclone or mount behind.
 
 The Cloudflare Sandbox bridge's POST /v1/sandbox/{id}/mount the same way, driven by the
 Agents SDK's CloudflareSandboxClient (@openai/agents-extensions) with s3_mount entries
