@@ -62,6 +62,32 @@ const char *gw_result_message(const struct gw_result *r)
 	return cJSON_IsString(m) ? m->valuestring : "airlockd gave no reason";
 }
 
+static void wipe_strings(cJSON *j)
+{
+	cJSON *c;
+
+	if (cJSON_IsString(j) && j->valuestring)
+		explicit_bzero(j->valuestring, strlen(j->valuestring));
+	cJSON_ArrayForEach(c, j)
+	{
+		wipe_strings(c);
+	}
+}
+
+void gw_cjson_wipep(cJSON **j)
+{
+	if (*j)
+		wipe_strings(*j);
+	cJSON_Delete(*j);
+}
+
+static void free_zeroedp(char **p)
+{
+	if (*p)
+		explicit_bzero(*p, strlen(*p));
+	free(*p);
+}
+
 int gw_backend_call(const struct gw_backend *b, const char *method, const char *path,
                     const cJSON *json_body, const void *raw_body, size_t raw_len, long timeout_ms,
                     struct gw_result *res, struct al_error *err)
@@ -70,7 +96,8 @@ int gw_backend_call(const struct gw_backend *b, const char *method, const char *
 	                            .unix_socket = b->socket,
 	                            .max_retries = 0};
 	_cleanup_free_ char *url = NULL;
-	_cleanup_free_ char *text = NULL;
+	/* Zeroed: a create request may carry a bucket mount's keys. */
+	_cleanup_(free_zeroedp) char *text = NULL;
 	const char *headers[] = {raw_body ? "Content-Type: application/octet-stream"
 	                                  : "Content-Type: application/json",
 	                         NULL};

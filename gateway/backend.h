@@ -46,6 +46,10 @@ char *gw_path_query(const char *what, const char *path, const char *more);
 /* The message of airlockd's error body, or the status. */
 const char *gw_result_message(const struct gw_result *r);
 
+/* For _cleanup_(gw_cjson_wipep) cJSON *j: a tree that may hold keys (a bucket
+ * mount's), its strings zeroed before it is freed. */
+void gw_cjson_wipep(cJSON **j);
+
 /* URL-escaped copy (free()); NULL when out of memory. */
 char *gw_escape(const char *s);
 

@@ -350,6 +350,108 @@ static enum MHD_Result hydrate(struct gw_request *rq, struct csbx *sb)
 	return ok(rq);
 }
 
+/*
+ * POST /v1/sandbox/{id}/mount {bucket, mountPath, options: {endpoint, provider, prefix,
+ * readOnly, credentials, credentialProxy}}: the bucket mounted by airlockd on the host
+ * (rclone) and bound in at mountPath, so the keys never enter the sandbox (what the
+ * bridge's credentialProxy does on Cloudflare; here whatever it says).  "provider" (sent
+ * by the Agents SDK's client) picks S3, R2 or GCS's S3-compatible API with HMAC keys.
+ */
+static enum MHD_Result mount(struct gw_request *rq, struct csbx *sb)
+{
+	_cleanup_(gw_cjson_wipep) cJSON *req =
+	    cJSON_ParseWithLength(rq->body.data ? rq->body.data : "", rq->body.len);
+	_cleanup_(gw_cjson_wipep) cJSON *body = cJSON_CreateObject();
+	_cleanup_(gw_result_freep) struct gw_result res = {0};
+	struct al_error e = AL_ERROR_INIT;
+	const char *bucket = al_json_str(req, "bucket");
+	const char *path = al_json_str(req, "mountPath");
+	const cJSON *options = cJSON_GetObjectItemCaseSensitive(req, "options");
+	const char *endpoint = al_json_str(options, "endpoint");
+	const char *provider = al_json_str(options, "provider");
+	const char *prefix = al_json_str(options, "prefix");
+	const cJSON *ro = cJSON_GetObjectItemCaseSensitive(options, "readOnly");
+	const cJSON *creds = cJSON_GetObjectItemCaseSensitive(options, "credentials");
+	const char *type = "s3_mount", *id_field = "accessKeyId";
+	_cleanup_free_ char *pfx = NULL;
+	cJSON *entry, *c;
+	int r;
+
+	/* Parsed: the body held the keys. */
+	if (rq->body.data)
+		explicit_bzero(rq->body.data, rq->body.len);
+	if (!req || !body)
+		return cf_error(rq, 400, "invalid_request", "Invalid JSON body");
+	if (!path || path[0] != '/')
+		return cf_error(rq, 400, "invalid_request",
+		                "mountPath must be an absolute path (start with /)");
+	if (!cJSON_IsObject(options))
+		return cf_error(rq, 400, "invalid_request", "options must be an object");
+	if (cJSON_GetObjectItemCaseSensitive(req, "binding"))
+		return cf_error(
+		    rq, 400, "invalid_request",
+		    "R2 binding mounts are not supported: airlock-gateway has no Worker "
+		    "bindings; give options.endpoint and credentials");
+	if (!endpoint)
+		return cf_error(rq, 400, "invalid_request", "options.endpoint must be given");
+	if (!bucket || !*bucket)
+		return cf_error(rq, 400, "invalid_request",
+		                "bucket must be a non-empty string for remote mounts");
+	if (ro && !cJSON_IsBool(ro))
+		return cf_error(rq, 400, "invalid_request",
+		                "options.readOnly must be a boolean when provided");
+	if (creds && (!cJSON_IsObject(creds) || !al_json_str(creds, "accessKeyId") ||
+	              !al_json_str(creds, "secretAccessKey")))
+		return cf_error(rq, 400, "invalid_request",
+		                "options.credentials must include string accessKeyId and "
+		                "secretAccessKey");
+	if (provider && !strcmp(provider, "r2")) {
+		type = "r2_mount";
+	} else if (provider && !strcmp(provider, "gcs")) {
+		type = "gcs_mount";
+		id_field = "accessId";
+	} else if (provider && strcmp(provider, "s3")) {
+		return cf_error(rq, 400, "invalid_request", "unknown options.provider %s",
+		                provider);
+	}
+	/* The bridge's prefix starts with '/' and loses its trailing ones; airlockd's is a
+	 * path in the bucket. */
+	while (prefix && *prefix == '/')
+		prefix++;
+	if (prefix && *prefix) {
+		if (!(pfx = strdup(prefix)))
+			return cf_error(rq, 500, "mount_error", "out of memory");
+		for (size_t n = strlen(pfx); n > 0 && pfx[n - 1] == '/'; n--)
+			pfx[n - 1] = '\0';
+	}
+	entry = cJSON_AddObjectToObject(body, "entry");
+	if (!entry || !cJSON_AddStringToObject(entry, "type", type) ||
+	    !cJSON_AddStringToObject(entry, "bucket", bucket) ||
+	    !cJSON_AddStringToObject(entry, "mountPath", path) ||
+	    !cJSON_AddStringToObject(entry, "endpointUrl", endpoint) ||
+	    !cJSON_AddBoolToObject(entry, "readOnly", cJSON_IsTrue(ro)) ||
+	    (pfx && *pfx && !cJSON_AddStringToObject(entry, "prefix", pfx)))
+		return cf_error(rq, 500, "mount_error", "out of memory");
+	if (creds) {
+		c = cJSON_AddObjectToObject(body, "credentials");
+		if (!c ||
+		    !cJSON_AddStringToObject(c, id_field, al_json_str(creds, "accessKeyId")) ||
+		    !cJSON_AddStringToObject(c, "secretAccessKey",
+		                             al_json_str(creds, "secretAccessKey")))
+			return cf_error(rq, 500, "mount_error", "out of memory");
+	}
+	r = gw_sandbox_call(&server->backend, "POST", sb->backend_id, "/mounts", body, NULL, 0, 0,
+	                    &res, &e);
+	if (r < 0)
+		return cf_error(rq, 502, "mount_error", "mount failed: %s", e.msg);
+	if (res.status == 400)
+		return cf_error(rq, 400, "invalid_request", "%s", gw_result_message(&res));
+	if (res.status != 201)
+		return cf_error(rq, 502, "mount_error", "mount failed: %s",
+		                gw_result_message(&res));
+	return ok(rq);
+}
+
 bool gw_cloudflare_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *result)
 {
 	const char *url = rq->url, *rest, *slash, *tenant;
@@ -421,11 +523,13 @@ bool gw_cloudflare_handle(struct gw_server *s, struct gw_request *rq, enum MHD_R
 			*result = persist(rq, sb);
 		} else if (!strcmp(rest, "/hydrate") && post) {
 			*result = hydrate(rq, sb);
-		} else if ((!strcmp(rest, "/mount") || !strcmp(rest, "/unmount")) && post) {
-			*result =
-			    cf_error(rq, 400, "invalid_request",
-			             "bucket mounts are not supported: airlockd mounts nothing "
-			             "into a running sandbox");
+		} else if (!strcmp(rest, "/mount") && post) {
+			*result = mount(rq, sb);
+		} else if (!strcmp(rest, "/unmount") && post) {
+			/* airlockd removes a sandbox's mounts with it, not one by one. */
+			*result = cf_error(rq, 400, "invalid_request",
+			                   "unmount is not supported: a bucket mount lasts as long "
+			                   "as its sandbox");
 		} else if (!strcmp(rest, "/pty")) {
 			*result = cf_error(rq, 400, "invalid_request",
 			                   "PTY is not supported: airlockd has no terminals");

@@ -557,11 +557,145 @@ static bool add_secrets(cJSON *env, const char *tenant, char **ids, size_t n, co
 	return ok;
 }
 
+/* A secret's value under one of names, or NULL. */
+static const char *secret_value(const cJSON *env, const char *a, const char *b)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(env, a);
+
+	if (!cJSON_IsString(v) && b)
+		v = cJSON_GetObjectItemCaseSensitive(env, b);
+	return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
+}
+
+/*
+ * Modal's cloud bucket mounts (Sandbox.cloud_bucket_mounts) as airlockd's bucket mount
+ * entries: airlockd mounts each with rclone on the host and binds it in, so the keys
+ * (the mount's secret, never the sandbox's env) stay out of the sandbox, as on Modal.
+ * Adds "manifest" and "mount_credentials" to the create body; a gRPC status otherwise.
+ */
+static int add_bucket_mounts(cJSON *body, const char *tenant, const Modal__Client__Sandbox *def,
+                             char *msg, size_t size)
+{
+	_cleanup_cjson_ cJSON *manifest = cJSON_CreateObject();
+	_cleanup_(gw_cjson_wipep) cJSON *creds = cJSON_CreateObject();
+	cJSON *entries = cJSON_AddObjectToObject(manifest, "entries");
+	int status = GW_GRPC_OK;
+
+	if (!manifest || !creds || !entries || !cJSON_AddNumberToObject(manifest, "version", 1)) {
+		snprintf(msg, size, "out of memory");
+		return GW_GRPC_INTERNAL;
+	}
+	for (size_t i = 0; i < def->n_cloud_bucket_mounts && status == GW_GRPC_OK; i++) {
+		const Modal__Client__CloudBucketMount *m = def->cloud_bucket_mounts[i];
+		static const char *const types[] = {NULL, "s3_mount", "r2_mount", "gcs_mount"};
+		cJSON *e = cJSON_CreateObject();
+		cJSON *c = cJSON_CreateObject();
+		char key[32];
+		_cleanup_free_ char *prefix = NULL;
+
+		snprintf(key, sizeof(key), "modal-bucket-%zu", i);
+		cJSON_AddItemToObject(entries, key, e);
+		cJSON_AddItemToObject(creds, key, c);
+		if (!e || !c) {
+			snprintf(msg, size, "out of memory");
+			return GW_GRPC_INTERNAL;
+		}
+		if (m->bucket_type < 1 || m->bucket_type > 3) {
+			snprintf(msg, size, "cloud bucket mount %s: unknown bucket type %d",
+			         m->bucket_name, m->bucket_type);
+			return GW_GRPC_INVALID_ARGUMENT;
+		}
+		if (!*m->bucket_name || m->mount_path[0] != '/') {
+			snprintf(
+			    msg, size,
+			    "cloud bucket mount needs a bucket name and an absolute mount path");
+			return GW_GRPC_INVALID_ARGUMENT;
+		}
+		/* Not offered: what airlockd's rclone mount has no equivalent for. */
+		if (m->requester_pays || *m->oidc_auth_role_arn) {
+			snprintf(msg, size,
+			         "cloud bucket mount %s: %s is not supported by airlock-gateway",
+			         m->bucket_name,
+			         m->requester_pays ? "requester pays" : "an OIDC role");
+			return GW_GRPC_UNIMPLEMENTED;
+		}
+		cJSON_AddStringToObject(e, "type", types[m->bucket_type]);
+		cJSON_AddStringToObject(e, "bucket", m->bucket_name);
+		cJSON_AddStringToObject(e, "mountPath", m->mount_path);
+		cJSON_AddBoolToObject(e, "readOnly", m->read_only);
+		if (*m->bucket_endpoint_url)
+			cJSON_AddStringToObject(e, "endpointUrl", m->bucket_endpoint_url);
+		else if (m->bucket_type == 3)
+			cJSON_AddStringToObject(e, "endpointUrl", "https://storage.googleapis.com");
+		/* Modal's prefix ends in '/' (the SDK insists); airlockd's is a path. */
+		if (*m->key_prefix) {
+			prefix = strdup(m->key_prefix);
+			if (!prefix) {
+				snprintf(msg, size, "out of memory");
+				return GW_GRPC_INTERNAL;
+			}
+			for (size_t n = strlen(prefix); n > 0 && prefix[n - 1] == '/'; n--)
+				prefix[n - 1] = '\0';
+			if (*prefix)
+				cJSON_AddStringToObject(e, "prefix", prefix);
+		}
+		if (!*m->credentials_secret_id)
+			continue; /* a public bucket: mounted without keys */
+		pthread_mutex_lock(&objects_lock);
+		{
+			const struct mobject *sec =
+			    object_find(secrets, tenant, NULL, m->credentials_secret_id);
+			const char *id = NULL, *key_secret = NULL, *token = NULL;
+			if (sec && m->bucket_type == 3) {
+				id = secret_value(sec->env, "GOOGLE_ACCESS_KEY_ID", NULL);
+				key_secret =
+				    secret_value(sec->env, "GOOGLE_ACCESS_KEY_SECRET", NULL);
+			} else if (sec) {
+				id = secret_value(sec->env, "AWS_ACCESS_KEY_ID", NULL);
+				key_secret = secret_value(sec->env, "AWS_SECRET_ACCESS_KEY", NULL);
+				if (m->bucket_type == 1)
+					token = secret_value(sec->env, "AWS_SESSION_TOKEN", NULL);
+			}
+			if (!sec) {
+				snprintf(msg, size, "Secret '%s' not found",
+				         m->credentials_secret_id);
+				status = GW_GRPC_NOT_FOUND;
+			} else if (!id || !key_secret) {
+				snprintf(msg, size, "cloud bucket mount %s: secret %s lacks %s",
+				         m->bucket_name, m->credentials_secret_id,
+				         m->bucket_type == 3
+				             ? "GOOGLE_ACCESS_KEY_ID and GOOGLE_ACCESS_KEY_SECRET"
+				             : "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
+				status = GW_GRPC_FAILED_PRECONDITION;
+			} else {
+				cJSON_AddStringToObject(
+				    c, m->bucket_type == 3 ? "accessId" : "accessKeyId", id);
+				cJSON_AddStringToObject(c, "secretAccessKey", key_secret);
+				if (token)
+					cJSON_AddStringToObject(c, "sessionToken", token);
+			}
+		}
+		pthread_mutex_unlock(&objects_lock);
+	}
+	if (status != GW_GRPC_OK)
+		return status;
+	/* Entries without keys have none to send (airlockd refuses an empty object). */
+	for (cJSON *c = creds->child, *next; c; c = next) {
+		next = c->next;
+		if (!c->child)
+			cJSON_DeleteItemFromObjectCaseSensitive(creds, c->string);
+	}
+	cJSON_AddItemToObject(body, "manifest", TAKE_PTR(manifest));
+	cJSON_AddItemToObject(body, "mount_credentials", TAKE_PTR(creds));
+	return GW_GRPC_OK;
+}
+
 static void sandbox_create(struct gw_grpc_call *call, const char *tenant, const void *req)
 {
 	const Modal__Client__SandboxCreateRequest *rq = req;
 	Modal__Client__SandboxCreateResponse out = MODAL__CLIENT__SANDBOX_CREATE_RESPONSE__INIT;
-	_cleanup_cjson_ cJSON *body = cJSON_CreateObject();
+	/* It may hold a bucket mount's keys: zeroed before it is freed. */
+	_cleanup_(gw_cjson_wipep) cJSON *body = cJSON_CreateObject();
 	_cleanup_(gw_result_freep) struct gw_result res = {0};
 	_cleanup_(releasep) struct msb *sb = NULL;
 	_cleanup_free_ char *snapshot = NULL;
@@ -605,6 +739,22 @@ static void sandbox_create(struct gw_grpc_call *call, const char *tenant, const 
 		cJSON_AddStringToObject(body, "image", server->image);
 	} else if (server->rootfs) {
 		cJSON_AddStringToObject(body, "rootfs", server->rootfs);
+	}
+	if (def->n_cloud_bucket_mounts) {
+		char msg[256];
+		int status;
+		if (snapshot) {
+			gw_grpc_fail(
+			    call, GW_GRPC_UNIMPLEMENTED,
+			    "cloud bucket mounts on a sandbox made from a snapshot image are "
+			    "not supported by airlock-gateway");
+			return;
+		}
+		if ((status = add_bucket_mounts(body, tenant, def, msg, sizeof(msg))) !=
+		    GW_GRPC_OK) {
+			gw_grpc_fail(call, status, "%s", msg);
+			return;
+		}
 	}
 	/* Modal's lifetime (the SDK sends 300 s unless told) and idle timeout. */
 	if (def->timeout_secs)

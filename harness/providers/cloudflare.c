@@ -367,6 +367,165 @@ static int cf_delete(struct al_provider *p, struct al_sandbox *sb, struct al_err
 	return r == -EHOSTDOWN || r == -ENOENT ? 0 : r;
 }
 
+/* Frees a printed request body after zeroing it (it holds a bucket's keys). */
+static void free_zeroedp(char **p)
+{
+	if (*p)
+		explicit_bzero(*p, strlen(*p));
+	free(*p);
+}
+
+static void wipe_cjsonp(cJSON **j)
+{
+	cJSON *o = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(*j, "options"),
+	                                            "credentials");
+	const cJSON *v;
+
+	cJSON_ArrayForEach(v, o)
+	{
+		if (cJSON_IsString(v))
+			explicit_bzero(v->valuestring, strlen(v->valuestring));
+	}
+	cJSON_Delete(*j);
+}
+
+/*
+ * One bucket mount entry through the bridge's own mount, POST /v1/sandbox/{id}/mount
+ * {bucket, mountPath, options: {endpoint, provider, prefix, readOnly, credentials,
+ * credentialProxy: true}}: with credentialProxy the keys stay in the Worker's Durable
+ * Object, which signs s3fs's requests, and never enter the container (without it the
+ * SDK writes an s3fs password file inside); airlock-gateway mounts on the host.
+ */
+static int cf_mount(struct cf_provider *cp, struct al_sandbox *sb, const cJSON *e, const char *key,
+                    const char *kind, const cJSON *fields, const cJSON *creds, struct al_error *err)
+{
+	_cleanup_(wipe_cjsonp) cJSON *body = cJSON_CreateObject();
+	_cleanup_(free_zeroedp) char *text = NULL;
+	_cleanup_free_ char *path = NULL, *mount_path = NULL, *endpoint = NULL, *prefix = NULL;
+	const char *bucket = al_json_str(fields, "bucket");
+	const char *mp = al_json_str(e, "mountPath");
+	const char *ep = al_json_str(fields, "endpointUrl");
+	const char *pfx = al_json_str(fields, "prefix");
+	const char *region = al_json_str(fields, "region");
+	cJSON *options, *c;
+	const cJSON *f;
+	struct call call = {.method = "POST"};
+
+	if (!body || !(path = sandbox_path(sb, "/mount")))
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (!bucket || !*bucket)
+		return al_error_set(err, EINVAL, "manifest entry %s: a bucket name is needed", key);
+	if (mp && mp[0] == '/')
+		mount_path = strdup(mp);
+	else if (asprintf(&mount_path, "%s/%s", WORKSPACE_ROOT, mp ? mp : key) < 0)
+		mount_path = NULL;
+	if (!ep)
+		ep = al_json_str(fields, "endpoint");
+	/* The endpoints the Agents SDK's client picks when the entry names none. */
+	if (ep) {
+		endpoint = strdup(ep);
+	} else if (!strcmp(kind, "s3") && region) {
+		if (asprintf(&endpoint, "https://s3.%s.amazonaws.com", region) < 0)
+			endpoint = NULL;
+	} else if (!strcmp(kind, "s3")) {
+		endpoint = strdup("https://s3.amazonaws.com");
+	} else if (!strcmp(kind, "gcs")) {
+		endpoint = strdup("https://storage.googleapis.com");
+	} else if (al_json_str(fields, "customDomain")) {
+		endpoint = strdup(al_json_str(fields, "customDomain"));
+	} else if (!al_json_str(fields, "accountId")) {
+		return al_error_set(err, EINVAL, "manifest entry %s: r2 mounts need accountId",
+		                    key);
+	} else if (asprintf(&endpoint, "https://%s.r2.cloudflarestorage.com",
+	                    al_json_str(fields, "accountId")) < 0) {
+		endpoint = NULL;
+	}
+	/* The bridge's prefix is a path in the bucket that starts with '/'. */
+	while (pfx && *pfx == '/')
+		pfx++;
+	if (pfx && *pfx && asprintf(&prefix, "/%s", pfx) < 0)
+		prefix = NULL;
+	if (!mount_path || !endpoint || (pfx && *pfx && !prefix))
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (strstr(mount_path, "/../") ||
+	    (strlen(mount_path) >= 3 && !strcmp(mount_path + strlen(mount_path) - 3, "/..")))
+		return al_error_set(err, EINVAL, "manifest entry %s: mountPath has ..", key);
+	options = cJSON_AddObjectToObject(body, "options");
+	if (!options || !cJSON_AddStringToObject(body, "bucket", bucket) ||
+	    !cJSON_AddStringToObject(body, "mountPath", mount_path) ||
+	    !cJSON_AddStringToObject(options, "endpoint", endpoint) ||
+	    !cJSON_AddStringToObject(options, "provider", kind) ||
+	    !cJSON_AddBoolToObject(options, "readOnly",
+	                           cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "readOnly"))) ||
+	    !cJSON_AddBoolToObject(options, "credentialProxy", true) ||
+	    (prefix && !cJSON_AddStringToObject(options, "prefix", prefix)))
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (creds) {
+		const char *id_field = !strcmp(kind, "gcs") ? "accessId" : "accessKeyId";
+		if (!cJSON_IsObject(creds))
+			return al_error_set(err, EINVAL, "mount credentials of %s: not an object",
+			                    key);
+		cJSON_ArrayForEach(f, creds)
+		{
+			if (strcmp(f->string, id_field) && strcmp(f->string, "secretAccessKey"))
+				return al_error_set(
+				    err, ENOTSUP,
+				    "manifest entry %s: credential %s is not taken by the "
+				    "Cloudflare bridge's mount (an access key pair only)",
+				    key, f->string);
+		}
+		if (!al_json_str(creds, id_field) || !al_json_str(creds, "secretAccessKey"))
+			return al_error_set(
+			    err, EINVAL,
+			    "mount credentials of %s: %s and secretAccessKey are needed", key,
+			    id_field);
+		c = cJSON_AddObjectToObject(options, "credentials");
+		if (!c ||
+		    !cJSON_AddStringToObject(c, "accessKeyId", al_json_str(creds, id_field)) ||
+		    !cJSON_AddStringToObject(c, "secretAccessKey",
+		                             al_json_str(creds, "secretAccessKey")))
+			return al_error_set(err, ENOMEM, "out of memory");
+	}
+	text = cJSON_PrintUnformatted(body);
+	if (!text)
+		return al_error_set(err, ENOMEM, "out of memory");
+	call.path = path;
+	call.body = text;
+	call.body_len = strlen(text);
+	return request(cp, &call, NULL, "mount a bucket in the Cloudflare sandbox", err);
+}
+
+/* The manifest's bucket mounts (files and dirs are made first), keyed by full path. */
+static int cf_mounts(struct cf_provider *cp, struct al_sandbox *sb, const cJSON *entries,
+                     const char *parent, const cJSON *credentials, struct al_error *err)
+{
+	const cJSON *e;
+	int r;
+
+	cJSON_ArrayForEach(e, entries)
+	{
+		_cleanup_free_ char *key = NULL;
+		const char *type = al_json_str(e, "type");
+		const cJSON *fields;
+		const char *kind = al_hosted_mount_kind(e, &fields);
+
+		if (parent ? asprintf(&key, "%s/%s", parent, e->string) < 0
+		           : !(key = strdup(e->string)))
+			return al_error_set(err, ENOMEM, "out of memory");
+		if (type && !strcmp(type, "dir"))
+			r = cf_mounts(cp, sb, cJSON_GetObjectItemCaseSensitive(e, "children"), key,
+			              credentials, err);
+		else if (kind && al_hosted_native_mount("cloudflare", kind))
+			r = cf_mount(cp, sb, e, key, kind, fields,
+			             cJSON_GetObjectItemCaseSensitive(credentials, key), err);
+		else
+			r = 0;
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int cf_create(struct al_provider *p, const struct al_sandbox_spec *spec,
                      struct al_sandbox **out, struct al_error *err)
 {
@@ -404,7 +563,9 @@ static int cf_create(struct al_provider *p, const struct al_sandbox_spec *spec,
 	if (spec->env)
 		cJSON_AddItemToObject(sb->saved, "env", cJSON_Duplicate(spec->env, 1));
 	if (spec->manifest &&
-	    (r = al_hosted_materialise(p, sb, spec->manifest, WORKSPACE_ROOT, err)) < 0) {
+	    ((r = al_hosted_materialise(p, sb, spec->manifest, WORKSPACE_ROOT, err)) < 0 ||
+	     (r = cf_mounts(cp, sb, cJSON_GetObjectItemCaseSensitive(spec->manifest, "entries"),
+	                    NULL, spec->mount_credentials, err)) < 0)) {
 		struct al_error ignored = AL_ERROR_INIT;
 		cf_delete(p, sb, &ignored);
 		return al_error_prefix(err, "materialise the manifest in Cloudflare sandbox %s",

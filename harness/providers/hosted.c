@@ -116,45 +116,101 @@ static bool is_mount_entry(const char *type)
 	return !strcmp(type, "mount") || (n > 6 && !strcmp(type + n - 6, "_mount"));
 }
 
+const char *al_hosted_mount_kind(const cJSON *entry, const cJSON **fields)
+{
+	static const char *const typed[] = {"s3", "r2", "gcs", "azure_blob", "box", "s3_files"};
+	const cJSON *type = cJSON_GetObjectItemCaseSensitive(entry, "type");
+	const cJSON *v;
+
+	*fields = entry;
+	if (!cJSON_IsString(type) || !is_mount_entry(type->valuestring))
+		return NULL;
+	if (!strcmp(type->valuestring, "mount")) {
+		v = cJSON_GetObjectItemCaseSensitive(entry, "config");
+		if (cJSON_IsObject(v))
+			*fields = v;
+		v = cJSON_GetObjectItemCaseSensitive(entry, "provider");
+		return cJSON_IsString(v) ? v->valuestring : "";
+	}
+	for (size_t i = 0; i < AL_ARRAY_SIZE(typed); i++) {
+		size_t n = strlen(typed[i]);
+		if (!strncmp(type->valuestring, typed[i], n) &&
+		    !strcmp(type->valuestring + n, "_mount"))
+			return typed[i];
+	}
+	return "";
+}
+
 /*
- * Bucket mounts on a hosted provider.  What each service offers that keeps the
- * keys out of the sandbox (docs/providers.md) is not wired to the harness yet,
- * and rclone inside the sandbox would put the keys where the agent runs: the
- * entry is refused, before anything in the sandbox depends on it, with what
- * would make it work.
+ * The services' own bucket mounts that keep the keys out of the sandbox, as
+ * airlock-harness uses them (docs/providers.md): Modal's cloud bucket mounts (S3, R2
+ * and GCS with HMAC keys; the keys in a Modal secret, the mount made by Modal), the
+ * Cloudflare bridge's mount with credentialProxy (S3, R2, GCS's S3 API; the keys kept
+ * by the Worker).  The others are refused in al_hosted_refuse_mount, with what each
+ * service has.
  */
-static int refuse_mount(struct al_provider *p, const cJSON *e, const char *type,
-                        struct al_error *err)
+bool al_hosted_native_mount(const char *provider, const char *kind)
+{
+	static const struct {
+		const char *provider, *kinds[4];
+	} native[] = {
+	    {"modal", {"s3", "r2", "gcs"}},
+	    {"cloudflare", {"s3", "r2", "gcs"}},
+	};
+
+	for (size_t i = 0; i < AL_ARRAY_SIZE(native); i++) {
+		if (strcmp(native[i].provider, provider))
+			continue;
+		for (size_t k = 0; k < AL_ARRAY_SIZE(native[i].kinds) && native[i].kinds[k]; k++)
+			if (!strcmp(native[i].kinds[k], kind))
+				return true;
+	}
+	return false;
+}
+
+/*
+ * A bucket mount a hosted provider cannot make with the keys outside the sandbox: the
+ * entry is refused, before anything in the sandbox depends on it, saying why and what
+ * would make it work.  "credentials_in_sandbox" (the SDK's rclone inside the sandbox,
+ * keys there too) is refused as well: the SDK's way needs /dev/fuse, the right to mount
+ * FUSE and an rclone binary (or apt-get and the network to fetch one) inside the
+ * sandbox, and airlock-harness does not ship keys into a sandbox.
+ */
+int al_hosted_refuse_mount(struct al_provider *p, const cJSON *e, const char *type,
+                           struct al_error *err)
 {
 	static const struct {
 		const char *provider, *own;
 	} own_mounts[] = {
-	    {"cloudflare", "the bridge's POST /v1/sandbox/{id}/mount (keys in the Worker)"},
-	    {"blaxel", "Blaxel drives (drives/mount)"},
-	    {"e2b", "the SDK's e2b_cloud_bucket mount strategy"},
+	    {"modal", "its cloud bucket mounts take S3, R2 and GCS with HMAC keys only"},
+	    {"cloudflare", "the bridge's mount takes S3, R2 and GCS's S3 API only"},
+	    {"blaxel", "drives are Blaxel's own volumes, not buckets; its SDK mounts buckets "
+	               "with s3fs/gcsfuse inside the sandbox"},
+	    {"e2b", "its SDK's e2b_cloud_bucket strategy is rclone inside the sandbox"},
+	    {"daytona", "its SDK's daytona_cloud_bucket strategy is rclone inside the sandbox"},
+	    {"runloop", "its SDK's runloop_cloud_bucket strategy is rclone inside the sandbox"},
+	    {"vercel", "its SDK's vercel_cloud_bucket strategy is mount-s3 inside the sandbox"},
 	};
-	const char *own = NULL;
+	const char *own = "it has no bucket mount";
 
 	for (size_t i = 0; i < AL_ARRAY_SIZE(own_mounts); i++)
 		if (!strcmp(own_mounts[i].provider, p->ops->type))
 			own = own_mounts[i].own;
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "credentials_in_sandbox")))
-		return al_error_set(err, ENOTSUP,
-		                    "manifest entry %s: %s with \"credentials_in_sandbox\": "
-		                    "rclone inside a %s sandbox is not implemented by "
-		                    "airlock-harness; use the local provider (airlockd mounts on "
-		                    "the host, the keys stay out of the sandbox)",
-		                    e->string, type, p->ops->type);
+		return al_error_set(
+		    err, ENOTSUP,
+		    "manifest entry %s: %s with \"credentials_in_sandbox\" is refused on provider "
+		    "%s: rclone inside the sandbox (the SDK's way) needs /dev/fuse, the right to "
+		    "mount FUSE and rclone inside it, and airlock-harness does not put keys into "
+		    "a sandbox; use the local provider (airlockd mounts on the host, the keys "
+		    "stay out of the sandbox)",
+		    e->string, type, p->ops->type);
 	return al_error_set(err, ENOTSUP,
-	                    "manifest entry %s: %s is refused on provider %s: %s%s%s; use the "
+	                    "manifest entry %s: %s is refused on provider %s: no mount of the "
+	                    "service keeps the keys outside the sandbox for it (%s); use the "
 	                    "local provider (airlockd mounts on the host, the keys stay out of "
 	                    "the sandbox)",
-	                    e->string, type, p->ops->type,
-	                    own ? "the service's own mount, "
-	                        : "the service has no bucket mount "
-	                          "that keeps the keys outside "
-	                          "the sandbox",
-	                    own ? own : "", own ? ", is not wired to airlock-harness yet" : "");
+	                    e->string, type, p->ops->type, own);
 }
 
 static int materialise_entries(struct al_provider *p, struct al_sandbox *sb, const cJSON *entries,
@@ -194,7 +250,13 @@ static int materialise_entries(struct al_provider *p, struct al_sandbox *sb, con
 			    (r = p->ops->write(p, sb, path, text, strlen(text), err)) < 0)
 				return r;
 		} else if (is_mount_entry(type->valuestring)) {
-			return refuse_mount(p, e, type->valuestring, err);
+			const cJSON *fields;
+			const char *kind = al_hosted_mount_kind(e, &fields);
+			/* Made by the service at create, with its keys outside the sandbox
+			 * (also when "credentials_in_sandbox" would allow them inside). */
+			if (al_hosted_native_mount(p->ops->type, kind))
+				continue;
+			return al_hosted_refuse_mount(p, e, type->valuestring, err);
 		} else {
 			return al_error_set(
 			    err, ENOTSUP,

@@ -29,10 +29,24 @@
 int al_hosted_run(struct al_provider *p, struct al_sandbox *sb, const char *const *argv,
                   int *exit_code, char **out, struct al_error *err);
 
-/* Create the manifest's file and dir entries under root; other entry types are refused
- * with -ENOTSUP naming them. */
+/* Create the manifest's file and dir entries under root; mount entries the provider
+ * mounts natively (al_hosted_native_mount) are left to its create; other entry types
+ * are refused with -ENOTSUP naming them. */
 int al_hosted_materialise(struct al_provider *p, struct al_sandbox *sb, const cJSON *manifest,
                           const char *root, struct al_error *err);
+
+/* A mount entry's bucket kind ("s3", "r2", "gcs", "azure_blob", ...; "" when it names
+ * none) and in *fields where its fields are (the entry, or a generic mount's "config");
+ * NULL for an entry that is not a mount. */
+const char *al_hosted_mount_kind(const cJSON *entry, const cJSON **fields);
+
+/* Whether provider mounts buckets of kind with the service's own mechanism, the keys
+ * outside the sandbox (its create makes them: materialise skips those entries). */
+bool al_hosted_native_mount(const char *provider, const char *kind);
+
+/* -ENOTSUP for mount entry e (of type) on provider p, saying why and what would work. */
+int al_hosted_refuse_mount(struct al_provider *p, const cJSON *e, const char *type,
+                           struct al_error *err);
 
 int al_hosted_persist(struct al_provider *p, struct al_sandbox *sb, const char *root,
                       const char *archive_path, struct al_error *err);

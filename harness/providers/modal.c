@@ -24,6 +24,7 @@
 #include "cleanup.h"
 #include "http.h"
 #include "json.h"
+#include "strv.h"
 #include "util.h"
 
 #include "modal_api.pb-c.h"
@@ -248,6 +249,8 @@ static int grpc_do(struct modal_provider *mp, const struct grpc_call *c,
 	                                         .capture = capture,
 	                                         .http2 = true},
 	               &resp, err);
+	/* Sent: a secret's request (a bucket mount's keys) leaves no copy behind. */
+	explicit_bzero(body, len + 5);
 	if (r < 0) {
 		al_http_response_free(&resp);
 		return r;
@@ -481,8 +484,10 @@ static const char *root_of(struct al_sandbox *sb)
 
 static int modal_delete(struct al_provider *p, struct al_sandbox *sb, struct al_error *err);
 
-/* The env as an ephemeral secret (what the SDK does with a create's env). */
-static int env_secret(struct modal_provider *mp, const cJSON *env, char **id, struct al_error *err)
+/* The env as an ephemeral secret (what the SDK does with a create's env, and with a cloud
+ * bucket mount's keys). */
+static int env_secret(struct modal_provider *mp, const cJSON *env, const char *what, char **id,
+                      struct al_error *err)
 {
 	Modal__Client__SecretGetOrCreateRequest rq =
 	    MODAL__CLIENT__SECRET_GET_OR_CREATE_REQUEST__INIT;
@@ -512,12 +517,212 @@ static int env_secret(struct modal_provider *mp, const cJSON *env, char **id, st
 	rq.env_dict = ptrs;
 	rq.app_id = mp->app_id;
 	r = cp_unary(mp, "SecretGetOrCreate", &rq.base,
-	             &modal__client__secret_get_or_create_response__descriptor, &out,
-	             "Modal secret for the env", err);
+	             &modal__client__secret_get_or_create_response__descriptor, &out, what, err);
 	if (r < 0)
 		return r;
 	*id = strdup(out->secret_id);
 	return *id ? 0 : al_error_set(err, ENOMEM, "out of memory");
+}
+
+/*
+ * The manifest's bucket mounts as Modal's cloud bucket mounts, its own mechanism: the keys
+ * (from the credentials file's "mounts", keyed by entry) go in an ephemeral Modal secret
+ * of their own, named by the mount, never into the sandbox's env; Modal mounts the
+ * bucket.  Kinds Modal has no mount for are refused (al_hosted_refuse_mount).
+ */
+struct cloud_mounts {
+	Modal__Client__CloudBucketMount *items;
+	Modal__Client__CloudBucketMount **ptrs;
+	size_t n;
+	char **owned; /* the strings the items point to */
+};
+
+static void cloud_mounts_done(struct cloud_mounts *cm)
+{
+	free(cm->items);
+	free(cm->ptrs);
+	al_strv_free(cm->owned);
+}
+
+/* A copy of s kept with cm (NULL when out of memory). */
+static char *keep(struct cloud_mounts *cm, const char *s)
+{
+	if (al_strv_push(&cm->owned, s) < 0)
+		return NULL;
+	return cm->owned[al_strv_length(cm->owned) - 1];
+}
+
+static void wipe_cjsonp(cJSON **j)
+{
+	const cJSON *v;
+
+	cJSON_ArrayForEach(v, *j)
+	{
+		if (cJSON_IsString(v))
+			explicit_bzero(v->valuestring, strlen(v->valuestring));
+	}
+	cJSON_Delete(*j);
+}
+
+/* The mount's keys as the secret's variables Modal reads (AWS_* for S3 and R2, GOOGLE_*
+ * HMAC keys for GCS); its id in *id. */
+static int mount_secret(struct modal_provider *mp, const char *key, const char *kind,
+                        const cJSON *creds, char **id, struct al_error *err)
+{
+	static const struct {
+		const char *kind, *field, *var;
+	} map[] = {
+	    {"s3", "accessKeyId", "AWS_ACCESS_KEY_ID"},
+	    {"s3", "secretAccessKey", "AWS_SECRET_ACCESS_KEY"},
+	    {"s3", "sessionToken", "AWS_SESSION_TOKEN"},
+	    {"r2", "accessKeyId", "AWS_ACCESS_KEY_ID"},
+	    {"r2", "secretAccessKey", "AWS_SECRET_ACCESS_KEY"},
+	    {"gcs", "accessId", "GOOGLE_ACCESS_KEY_ID"},
+	    {"gcs", "secretAccessKey", "GOOGLE_ACCESS_KEY_SECRET"},
+	};
+	_cleanup_(wipe_cjsonp) cJSON *env = cJSON_CreateObject();
+	const cJSON *f;
+
+	if (!env)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (!cJSON_IsObject(creds))
+		return al_error_set(err, EINVAL, "mount credentials of %s: not an object", key);
+	cJSON_ArrayForEach(f, creds)
+	{
+		const char *var = NULL;
+		for (size_t i = 0; i < AL_ARRAY_SIZE(map) && !var; i++)
+			if (!strcmp(map[i].kind, kind) && !strcmp(map[i].field, f->string))
+				var = map[i].var;
+		if (!var)
+			return al_error_set(
+			    err, ENOTSUP,
+			    "manifest entry %s: credential %s is not taken by Modal's "
+			    "%s cloud bucket mounts%s",
+			    key, f->string, kind,
+			    !strcmp(kind, "gcs") ? " (HMAC keys only: accessId and "
+			                           "secretAccessKey)"
+			                         : "");
+		if (!cJSON_IsString(f) || !f->valuestring[0])
+			return al_error_set(err, EINVAL,
+			                    "mount credentials of %s: %s must be a string", key,
+			                    f->string);
+		if (!cJSON_AddStringToObject(env, var, f->valuestring))
+			return al_error_set(err, ENOMEM, "out of memory");
+	}
+	return env_secret(mp, env, "Modal secret for a cloud bucket mount", id, err);
+}
+
+static int add_mount(struct modal_provider *mp, struct cloud_mounts *cm, const cJSON *e,
+                     const char *key, const char *kind, const cJSON *fields, const char *root,
+                     const cJSON *creds, struct al_error *err)
+{
+	Modal__Client__CloudBucketMount *m;
+	const char *bucket = al_json_str(fields, "bucket");
+	const char *mount_path = al_json_str(e, "mountPath");
+	const char *endpoint = al_json_str(fields, "endpointUrl");
+	const char *prefix = al_json_str(fields, "prefix");
+	_cleanup_free_ char *path = NULL, *pfx = NULL, *r2 = NULL;
+	_cleanup_free_ char *secret_id = NULL;
+	const cJSON *ro = cJSON_GetObjectItemCaseSensitive(e, "readOnly");
+	int r;
+
+	if (!bucket || !*bucket || strchr(bucket, '/'))
+		return al_error_set(err, EINVAL, "manifest entry %s: a bucket name is needed", key);
+	if (mount_path && mount_path[0] == '/')
+		path = strdup(mount_path);
+	else if (asprintf(&path, "%s/%s", root, mount_path ? mount_path : key) < 0)
+		path = NULL;
+	if (!path)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (strstr(path, "/../") || (strlen(path) >= 3 && !strcmp(path + strlen(path) - 3, "/..")))
+		return al_error_set(err, EINVAL, "manifest entry %s: mountPath has ..", key);
+	if (!endpoint)
+		endpoint = al_json_str(fields, "endpoint");
+	if (!strcmp(kind, "r2") && !endpoint) {
+		const char *domain = al_json_str(fields, "customDomain");
+		const char *account = al_json_str(fields, "accountId");
+		if (domain)
+			endpoint = domain;
+		else if (!account)
+			return al_error_set(err, EINVAL,
+			                    "manifest entry %s: r2 mounts need accountId", key);
+		else if (asprintf(&r2, "https://%s.r2.cloudflarestorage.com", account) < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
+		else
+			endpoint = r2;
+	}
+	if (!strcmp(kind, "gcs") && !endpoint)
+		endpoint = "https://storage.googleapis.com";
+	/* Modal's prefix is a key prefix ending in '/' (its SDK insists). */
+	while (prefix && *prefix == '/')
+		prefix++;
+	if (prefix && *prefix &&
+	    asprintf(&pfx, "%s%s", prefix, prefix[strlen(prefix) - 1] == '/' ? "" : "/") < 0)
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (creds && (r = mount_secret(mp, key, kind, creds, &secret_id, err)) < 0)
+		return r;
+	{
+		Modal__Client__CloudBucketMount *items =
+		    reallocarray(cm->items, cm->n + 1, sizeof(*items));
+		if (!items)
+			return al_error_set(err, ENOMEM, "out of memory");
+		cm->items = items;
+	}
+	m = &cm->items[cm->n];
+	modal__client__cloud_bucket_mount__init(m);
+	m->bucket_type = !strcmp(kind, "s3") ? 1 : !strcmp(kind, "r2") ? 2 : 3;
+	m->read_only = cJSON_IsTrue(ro);
+	if (!(m->bucket_name = keep(cm, bucket)) || !(m->mount_path = keep(cm, path)) ||
+	    (endpoint && !(m->bucket_endpoint_url = keep(cm, endpoint))) ||
+	    (pfx && !(m->key_prefix = keep(cm, pfx))) ||
+	    (secret_id && !(m->credentials_secret_id = keep(cm, secret_id))))
+		return al_error_set(err, ENOMEM, "out of memory");
+	cm->n++;
+	return 0;
+}
+
+static int collect_mounts(struct al_provider *p, const cJSON *entries, const char *parent,
+                          const char *root, const cJSON *credentials, struct cloud_mounts *cm,
+                          struct al_error *err)
+{
+	struct modal_provider *mp = (struct modal_provider *)p;
+	const cJSON *e;
+	int r;
+
+	cJSON_ArrayForEach(e, entries)
+	{
+		_cleanup_free_ char *key = NULL;
+		const char *type = al_json_str(e, "type");
+		const cJSON *fields;
+		const char *kind = al_hosted_mount_kind(e, &fields);
+
+		if (parent ? asprintf(&key, "%s/%s", parent, e->string) < 0
+		           : !(key = strdup(e->string)))
+			return al_error_set(err, ENOMEM, "out of memory");
+		if (type && !strcmp(type, "dir")) {
+			r = collect_mounts(p, cJSON_GetObjectItemCaseSensitive(e, "children"), key,
+			                   root, credentials, cm, err);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		if (!kind)
+			continue;
+		if (!al_hosted_native_mount(p->ops->type, kind))
+			return al_hosted_refuse_mount(p, e, type, err);
+		r = add_mount(mp, cm, e, key, kind, fields, root,
+		              cJSON_GetObjectItemCaseSensitive(credentials, key), err);
+		if (r < 0)
+			return r;
+	}
+	if (!parent && cm->n) {
+		cm->ptrs = calloc(cm->n, sizeof(*cm->ptrs));
+		if (!cm->ptrs)
+			return al_error_set(err, ENOMEM, "out of memory");
+		for (size_t i = 0; i < cm->n; i++)
+			cm->ptrs[i] = &cm->items[i];
+	}
+	return 0;
 }
 
 static int modal_create(struct al_provider *p, const struct al_sandbox_spec *spec,
@@ -529,13 +734,19 @@ static int modal_create(struct al_provider *p, const struct al_sandbox_spec *spe
 	_cleanup_(pb_freep) Modal__Client__SandboxCreateResponse *created = NULL;
 	_cleanup_(al_sandbox_freep) struct al_sandbox *sb = NULL;
 	_cleanup_free_ char *secret = NULL;
+	_cleanup_(cloud_mounts_done) struct cloud_mounts mounts = {0};
 	const char *root = manifest_root(spec->manifest);
 	char *entrypoint[] = {"sleep", "infinity"};
 	int r = setup(mp, err);
 
 	if (r < 0)
 		return r;
-	if (cJSON_GetArraySize(spec->env) > 0 && (r = env_secret(mp, spec->env, &secret, err)) < 0)
+	if (cJSON_GetArraySize(spec->env) > 0 &&
+	    (r = env_secret(mp, spec->env, "Modal secret for the env", &secret, err)) < 0)
+		return r;
+	if (spec->manifest &&
+	    (r = collect_mounts(p, cJSON_GetObjectItemCaseSensitive(spec->manifest, "entries"),
+	                        NULL, root, spec->mount_credentials, &mounts, err)) < 0)
 		return r;
 	def.n_entrypoint_args = 2;
 	def.entrypoint_args = entrypoint;
@@ -544,6 +755,8 @@ static int modal_create(struct al_provider *p, const struct al_sandbox_spec *spe
 	def.secret_ids = &secret;
 	def.timeout_secs = SANDBOX_TIMEOUT_SECS;
 	def.workdir = (char *)root;
+	def.n_cloud_bucket_mounts = mounts.n;
+	def.cloud_bucket_mounts = mounts.ptrs;
 	rq.app_id = mp->app_id;
 	rq.definition = &def;
 	r = cp_unary(mp, "SandboxCreate", &rq.base,

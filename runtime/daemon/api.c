@@ -27,6 +27,7 @@
 #include "api_snapshots.h"
 #include "api_events.h"
 #include "api_stream.h"
+#include "bucket_mounts.h"
 #include "cleanup.h"
 #include "json.h"
 #include "events.h"
@@ -1275,6 +1276,62 @@ static void handle_workspace(struct api_server *s, struct sandbox *sb, struct MH
 	reply_out(rp, r, &out, &err);
 }
 
+/* The keys of a request that mounts a bucket into a running sandbox. */
+static const struct al_json_key mount_keys[] = {
+    {"entry", AL_JSON_OBJECT},
+    {"credentials", AL_JSON_OBJECT | AL_JSON_NULL},
+};
+
+static void wipe_json_strings(cJSON *j)
+{
+	cJSON *c;
+
+	if (cJSON_IsString(j) && j->valuestring)
+		explicit_bzero(j->valuestring, strlen(j->valuestring));
+	cJSON_ArrayForEach(c, j)
+	{
+		wipe_json_strings(c);
+	}
+}
+
+static void wipe_cjsonp(cJSON **j)
+{
+	if (*j)
+		wipe_json_strings(*j);
+	cJSON_Delete(*j);
+}
+
+/*
+ * POST /v1/sandboxes/{id}/mounts {entry, credentials}: one more bucket mount,
+ * made on the host as the manifest's are (a hosted service's "mount a bucket
+ * now", as airlock-gateway serves it); the keys are used and forgotten.
+ */
+static void handle_mount_add(struct sandbox *sb, struct request *rq, struct reply *rp)
+{
+	struct al_error err = AL_ERROR_INIT;
+	_cleanup_(wipe_cjsonp) cJSON *req = parse_body(rq, rp, true);
+	_cleanup_free_ char *path = NULL;
+	cJSON *out;
+
+	/* Parsed: the body held the keys, no copy of it stays behind. */
+	if (rq->body.data)
+		explicit_bzero(rq->body.data, rq->body.len);
+	if (!req)
+		return;
+	if (al_json_check(req, mount_keys, "mount request", &err) < 0 ||
+	    bucket_mounts_add(sb, cJSON_GetObjectItemCaseSensitive(req, "entry"),
+	                      cJSON_GetObjectItemCaseSensitive(req, "credentials"), &path,
+	                      &err) < 0) {
+		reply_al_error(rp, &err);
+		return;
+	}
+	log_info("sandbox %s: bucket mounted at %s", sb->id, path);
+	out = cJSON_CreateObject();
+	if (out)
+		cJSON_AddStringToObject(out, "path", path);
+	reply_json(rp, 201, out);
+}
+
 static void handle_snapshot_create(struct api_server *s, struct sandbox *sb, struct request *rq,
                                    struct reply *rp)
 {
@@ -1587,6 +1644,11 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 			handle_snapshot_create(s, sb, rq, rp);
 	} else if (n == 4 && (!strcmp(seg[3], "files") || !strcmp(seg[3], "dirs"))) {
 		handle_files(sb, !strcmp(seg[3], "dirs"), c, method, rq, rp);
+	} else if (n == 4 && !strcmp(seg[3], "mounts")) {
+		if (strcmp(method, "POST"))
+			reply_error(rp, 405, "method_not_allowed", "use POST");
+		else
+			handle_mount_add(sb, rq, rp);
 	} else {
 		reply_error(rp, 404, "not_found", "unknown path");
 	}
@@ -1706,6 +1768,7 @@ static const struct {
     {"/v1/sandboxes/{id}/files", "DELETE", {"path", "recursive"}},
     {"/v1/sandboxes/{id}/dirs", "GET", {"path"}},
     {"/v1/sandboxes/{id}/dirs", "POST", {"path", "parents"}},
+    {"/v1/sandboxes/{id}/mounts", "POST", {NULL}},
     {"/v1/snapshots", "GET", {NULL}},
     {"/v1/snapshots/{id}", "DELETE", {NULL}},
     {"/v1/snapshots/{id}/export", "GET", {NULL}},

@@ -736,15 +736,16 @@ bool bucket_mounts_present(const struct sandbox *sb)
 	return access(path, F_OK) == 0;
 }
 
-/* Serialises supervision and removal; -1 when the directory is gone. */
-static int lock_dir(const char *dir)
+/* Serialises supervision, removal and adding a mount; -1 when the directory is gone
+ * (or, without wait, when another holds it). */
+static int lock_dir(const char *dir, bool wait)
 {
 	char path[PATH_MAX];
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/rclone.lock", dir);
 	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd >= 0 && flock(fd, LOCK_EX) < 0) {
+	if (fd >= 0 && flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
 		close(fd);
 		return -1;
 	}
@@ -822,7 +823,9 @@ int bucket_mounts_supervise(struct sandbox *sb, bucket_mount_report_fn report, v
 	snprintf(marker, sizeof(marker), "%s/rclone-0.json", sb->dir);
 	if (access(marker, F_OK) < 0)
 		return 0; /* no mounts */
-	lock = lock_dir(sb->dir);
+	/* Not waited for: a mount being added holds it while rclone starts (up to
+	 * MOUNT_TIMEOUT_MS), and the events thread must not stall; next round. */
+	lock = lock_dir(sb->dir, false);
 	if (lock < 0)
 		return 0;
 	/* Removal has begun: nothing may start again. */
@@ -854,7 +857,7 @@ int bucket_mounts_remove(const char *dir, struct al_error *err)
 
 	if (!d)
 		return errno == ENOENT ? 0 : al_error_errno(err, "open %s", dir);
-	lock = lock_dir(dir);
+	lock = lock_dir(dir, true);
 	if (lock >= 0) {
 		char marker[PATH_MAX];
 		int fd;
@@ -876,5 +879,95 @@ int bucket_mounts_remove(const char *dir, struct al_error *err)
 		if (umount2(path, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
 			return al_error_errno(err, "umount %s", path);
 	}
+	return 0;
+}
+
+static void manifest_freep(struct manifest **m)
+{
+	manifest_free(*m);
+}
+
+/* Undo a mount idx that failed half way: no record is left for the supervisor. */
+static void forget_one(const char *dir, size_t idx)
+{
+	char path[PATH_MAX];
+	static const char *const files[] = {"rclone-%zu.json", "rclone-%zu.conf", "rclone-%zu.log"};
+
+	snprintf(path, sizeof(path), "rclone-%zu.pid", idx);
+	stop_rclone(dir, path);
+	snprintf(path, sizeof(path), "%s/rclone-%zu.pid", dir, idx);
+	(void)unlink(path);
+	snprintf(path, sizeof(path), "%s/mnt-%zu", dir, idx);
+	(void)umount2(path, MNT_DETACH);
+	(void)rmdir(path);
+	for (size_t i = 0; i < AL_ARRAY_SIZE(files); i++) {
+		char name[64];
+		snprintf(name, sizeof(name), files[i], idx);
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+		(void)unlink(path);
+	}
+	/* The cache of a mount that never served holds nothing of a user's. */
+	{
+		struct al_error ignored = AL_ERROR_INIT;
+		snprintf(path, sizeof(path), "%s/cache-%zu", dir, idx);
+		(void)al_rm_rf(path, &ignored);
+	}
+}
+
+int bucket_mounts_add(struct sandbox *sb, const cJSON *entry, const cJSON *credentials, char **path,
+                      struct al_error *err)
+{
+	_cleanup_(manifest_freep) struct manifest *m = NULL;
+	_cleanup_cjson_ cJSON *json = cJSON_CreateObject();
+	_cleanup_cjson_ cJSON *creds = cJSON_CreateObject();
+	_cleanup_close_ int lock = -1;
+	const struct manifest *own = sb->spec.parsed ? sb->spec.parsed : sb->spec.mounts;
+	const struct manifest_mount *mt;
+	const char *key = NULL;
+	char marker[PATH_MAX];
+	size_t it = 0, idx;
+	cJSON *entries;
+	int r;
+
+	if (!json || !creds || !cJSON_AddNumberToObject(json, "version", 1) ||
+	    !cJSON_AddStringToObject(json, "root", own ? manifest_root(own) : "/workspace") ||
+	    !(entries = cJSON_AddObjectToObject(json, "entries")))
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (!cJSON_IsObject(entry))
+		return al_error_set(err, EINVAL, "entry must be a mount entry object");
+	cJSON_AddItemToObject(entries, "mount", cJSON_Duplicate(entry, true));
+	if (credentials && !cJSON_IsNull(credentials))
+		cJSON_AddItemReferenceToObject(creds, "mount", (cJSON *)credentials);
+	r = manifest_parse(json, 0, 0, &m, err);
+	if (r < 0)
+		return r;
+	mt = manifest_next_mount(m, &it, &key);
+	if (!mt)
+		return al_error_set(err, EINVAL, "entry must be a mount entry");
+	r = bucket_mounts_check_credentials(m, creds, err);
+	if (r < 0)
+		return r;
+	/* Held while rclone starts: the supervisor must not take the new record, its
+	 * process not started yet, for a dead mount to restart. */
+	lock = lock_dir(sb->dir, true);
+	if (lock < 0)
+		return al_error_errno(err, "sandbox %s: lock its mounts", sb->id);
+	snprintf(marker, sizeof(marker), "%s/rclone.stopping", sb->dir);
+	if (access(marker, F_OK) == 0)
+		return al_error_set(err, EHOSTDOWN, "sandbox %s is being destroyed", sb->id);
+	/* The next free index: the supervisor walks them from 0 to the first gap. */
+	for (idx = 0;; idx++) {
+		snprintf(marker, sizeof(marker), "%s/rclone-%zu.json", sb->dir, idx);
+		if (access(marker, F_OK) < 0)
+			break;
+	}
+	r = start_one(sb, idx, key, mt, credentials, err);
+	if (r < 0) {
+		forget_one(sb->dir, idx);
+		return al_error_prefix(err, "mount (%s %s) at %s", mt->provider, mt->bucket,
+		                       mt->path);
+	}
+	if (path && !(*path = strdup(mt->path)))
+		return al_error_set(err, ENOMEM, "out of memory");
 	return 0;
 }

@@ -54,6 +54,17 @@ typedef void (*bucket_mount_report_fn)(void *opaque, struct sandbox *sb, const c
                                        const char *error);
 int bucket_mounts_supervise(struct sandbox *sb, bucket_mount_report_fn report, void *opaque);
 
+/*
+ * Mount one more bucket into the running sandbox sb: entry is a manifest mount
+ * entry (s3_mount, r2_mount, gcs_mount, azure_blob_mount or mount; mountPath
+ * absolute or below the sandbox's root), credentials its keys as in
+ * "mount_credentials" (NULL: none), used and forgotten.  Supervised and
+ * removed with the others; not part of the sandbox's manifest, so a restore
+ * of a snapshot does not bring it back.  *path (if path) is where it is.
+ */
+int bucket_mounts_add(struct sandbox *sb, const cJSON *entry, const cJSON *credentials, char **path,
+                      struct al_error *err);
+
 /* True when the sandbox has bucket mounts. */
 bool bucket_mounts_present(const struct sandbox *sb);
 

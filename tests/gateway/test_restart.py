@@ -163,17 +163,27 @@ class RestartTest(gt.GatewayTestCase):
         # Deleting what is not there is done (204), as the bridge answers.
         self.assertEqual(bridge(self.gateway, self.key_a, "DELETE", "/abcdefgh")[0], 204)
 
-    def test_bridge_mounts_are_refused_as_such(self):
+    def test_bridge_mount_requests_refused_as_such(self):
+        """What the bridge's mount routes refuse here, in its shape (the mounts themselves:
+        test_hosted_mounts.py): no endpoint, an R2 binding (no Worker bindings), a
+        relative path, unmount (a bucket mount lasts as long as its sandbox)."""
         sid = json.loads(bridge(self.gateway, self.key_a, "POST", "", {})[1])["id"]
         try:
-            for route, body in (("/mount", {"bucket": "b", "mountPath": "/workspace/b", "options": {}}),
-                                ("/unmount", {"mountPath": "/workspace/b"})):
+            for route, body, why in (
+                    ("/mount", {"bucket": "b", "mountPath": "/workspace/b", "options": {}},
+                     "options.endpoint must be given"),
+                    ("/mount", {"binding": "B", "mountPath": "/workspace/b", "options": {}},
+                     "R2 binding mounts are not supported"),
+                    ("/mount", {"bucket": "b", "mountPath": "workspace/b",
+                                "options": {"endpoint": "http://127.0.0.1:9"}},
+                     "mountPath must be an absolute path"),
+                    ("/unmount", {"mountPath": "/workspace/b"}, "unmount is not supported")):
                 with self.assertRaises(urllib.error.HTTPError) as cm:
                     bridge(self.gateway, self.key_a, "POST", "/" + sid + route, body)
                 self.assertEqual(cm.exception.code, 400, route)
                 err = json.loads(cm.exception.read())
                 self.assertEqual(err["code"], "invalid_request")
-                self.assertIn("not supported", err["error"])
+                self.assertIn(why, err["error"])
         finally:
             bridge(self.gateway, self.key_a, "DELETE", "/" + sid)
 

@@ -6,7 +6,15 @@ sends them to airlockd in the create request; the agent reads its input from
 the mounted bucket and writes its result back, and the official S3 client
 reads the result.  The secret (unique to the run) is nowhere in the run
 directory.  s3rver (npm) behind tests/harness/s3_sigv4_proxy.py, which checks
-every request's SigV4 signature."""
+every request's SigV4 signature.
+
+The same task on the modal provider, through airlock-gateway in front of this
+class's airlockd: the harness sends the mount as a Modal cloud bucket mount
+(its keys in a Modal secret of their own, not in the sandbox's env), which the
+gateway has airlockd make on the host; and on the cloudflare provider, through
+the bridge's POST /v1/sandbox/{id}/mount (credentialProxy), which the gateway
+has airlockd mount into the running sandbox.  What the agent saw inside (every
+process's environment and command line, the mount table) holds no secret."""
 
 import json
 import os
@@ -18,6 +26,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "gateway"))
 import fake_model as fm  # noqa: E402
 import harness_test as ht  # noqa: E402
 from harness_test import at  # noqa: E402
@@ -48,9 +58,19 @@ def wait_port(port, proc, timeout=60):
 
 
 class MountTaskTest(ht.HarnessTestCase):
+    # The gateway (for the modal case) runs as nobody and reaches airlockd through its
+    # socket's group (gateway_test.DAEMON_ARGS).
+    daemon_args = ("--group", "nogroup")
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
+        import gateway_test as gt
+        cls.gw_key = "mounts-gw-" + secrets.token_hex(16)
+        cls.gateway = gt.Gateway(cls.workdir, cls.daemon.socket_path, cls.rootfs,
+                                 {cls.gw_key: "mounts"})
+        cls.gateway.start()
+        cls.addClassCleanup(cls.gateway.stop)
         for pkg in ("s3rver", "@aws-sdk/client-s3"):
             if not os.path.isdir(os.path.join(NODE_MODULES, pkg)):
                 raise AssertionError("npm package %s is missing: cd tests && npm ci" % pkg)
@@ -95,13 +115,22 @@ class MountTaskTest(ht.HarnessTestCase):
     def test_a_mount_nested_in_a_dir_gets_its_credentials_by_full_path(self):
         self.read_and_write(nested=True)
 
-    def read_and_write(self, nested=False):
-        prefix = "job-nested" if nested else "job"  # each case its own objects
+    def test_modal_task_reads_and_writes_through_a_cloud_bucket_mount(self):
+        for nested in (False, True):
+            self.read_and_write(nested, hosted="modal")
+
+    def test_cloudflare_task_reads_and_writes_through_the_bridge_mount(self):
+        for nested in (False, True):
+            self.read_and_write(nested, hosted="cloudflare")
+
+    def read_and_write(self, nested=False, hosted=None):
+        # each case its own objects
+        prefix = (hosted + "-" if hosted else "") + ("job-nested" if nested else "job")
         src = os.path.join(self.srv, "in.txt")
         with open(src, "w") as f:
             f.write("3 4\n")
         self.official("put", prefix + "/in.txt", src)
-        creds = os.path.join(self.srv, "credentials-%s.json" % nested)
+        creds = os.path.join(self.srv, "credentials-%s-%s.json" % (nested, hosted))
         key, where = ("in/bucket", "/workspace/in/bucket") if nested else \
             ("bucket", "/workspace/bucket")
         fd = os.open(creds, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -115,10 +144,23 @@ class MountTaskTest(ht.HarnessTestCase):
         manifest = {"version": 1, "root": "/workspace", "entries": entries}
         cmd = ("read a b < {w}/in.txt && echo $((a*b)) > {w}/out.txt"
                " && sync && cat {w}/out.txt").format(w=where)
+        # What a process inside can see: every environment and command line, the mounts.
+        look = ("cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline /proc/self/mountinfo"
+                " | tr '\\0' '\\n'; env")
+        extra, env = {}, None
+        if hosted == "modal":
+            extra["provider"] = {"type": "modal", "server_url": self.gateway.url,
+                                 "token_id": "ak-mounts"}
+            env = {"MODAL_TOKEN_SECRET": self.gw_key}
+        elif hosted == "cloudflare":
+            extra["provider"] = {"type": "cloudflare",
+                                 "worker_url": self.gateway.url + "/cloudflare"}
+            env = {"CLOUDFLARE_SANDBOX_API_KEY": self.gw_key}
         task = self.replay_task([
             fm.calls_response([ht.exec_call("call_1", cmd)], "resp_1"),
-            fm.text_response("done", "resp_2")], manifest=manifest)
-        res = self.run_task(task, args=["--credentials", creds])
+            fm.calls_response([ht.exec_call("call_2", look)], "resp_2"),
+            fm.text_response("done", "resp_3")], manifest=manifest, **extra)
+        res = self.run_task(task, env=env, args=["--credentials", creds])
         self.assertEqual(res.returncode, 0, res)
         out = os.path.join(self.srv, "out.txt")
         deadline = time.monotonic() + 20
@@ -131,7 +173,12 @@ class MountTaskTest(ht.HarnessTestCase):
         self.assertEqual(proc.returncode, 0, (proc.stderr[-1500:], res.stdout[-3000:]))
         with open(out) as f:
             self.assertEqual(f.read(), "12\n")
-        # The secret is in no file of the run, nor in the harness's output.
+        # The look inside ran and saw the mount (the run directory has its output).
+        seen = str(ht.recorded_results(ht.load_state(res.run_dir)).get("call_2"))
+        self.assertIn(" %s " % where, seen)
+        self.assertIn("fuse.rclone", seen)
+        # The secret is in no file of the run (so not in what was seen inside either),
+        # nor in the harness's output.
         self.assertNotIn(self.secret, res.stdout + res.stderr)
         for root, _, files in os.walk(res.run_dir):
             for name in files:

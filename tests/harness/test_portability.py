@@ -116,24 +116,33 @@ class PortabilityTest(ht.HarnessTestCase):
         self.hops(("runloop", runloop), ("vercel", vercel), env, ((6, 3), (12, 2)))
 
     def test_bucket_mounts_on_hosted_providers_are_refused_with_why(self):
-        """A task with a bucket mount on a hosted provider (through the gateway): refused
-        by name with what would work, before any tool runs, and the sandbox the create
-        made is gone; with "credentials_in_sandbox" too (not implemented)."""
+        """A task with a bucket mount that the provider's service cannot make with the
+        keys outside the sandbox (through the gateway): refused by name with why and
+        what would work, before any tool runs, and the sandbox the create made is gone;
+        with "credentials_in_sandbox" too (rclone inside needs FUSE and rclone there).
+        Modal and the Cloudflare bridge mount S3, R2 and GCS themselves
+        (tests/harness/test_mounts.py): an Azure container is refused there."""
+        s3 = {"type": "s3_mount", "bucket": "inputs", "endpointUrl": "http://127.0.0.1:9",
+              "region": "us-east-1"}
+        azure = {"type": "azure_blob_mount", "container": "inputs", "accountName": "acct",
+                 "endpointUrl": "http://127.0.0.1:9"}
         providers = {
             "e2b": ({"type": "e2b", "api_url": self.gateway.url,
-                     "sandbox_url": self.gateway.url},
-                    "the service's own mount, the SDK's e2b_cloud_bucket mount strategy, is not "
-                    "wired to airlock-harness yet"),
-            "daytona": ({"type": "daytona", "api_url": self.gateway.url + "/daytona/api"},
-                        "the service has no bucket mount that keeps the keys outside"),
-            "runloop": ({"type": "runloop", "base_url": self.gateway.url},
-                        "the service has no bucket mount that keeps the keys outside"),
+                     "sandbox_url": self.gateway.url}, s3,
+                    "its SDK's e2b_cloud_bucket strategy is rclone inside the sandbox"),
+            "daytona": ({"type": "daytona", "api_url": self.gateway.url + "/daytona/api"}, s3,
+                        "its SDK's daytona_cloud_bucket strategy is rclone inside the sandbox"),
+            "runloop": ({"type": "runloop", "base_url": self.gateway.url}, s3,
+                        "its SDK's runloop_cloud_bucket strategy is rclone inside the sandbox"),
+            "modal": ({"type": "modal", "server_url": self.gateway.url, "token_id": "ak-port"},
+                      azure, "its cloud bucket mounts take S3, R2 and GCS with HMAC keys only"),
+            "cloudflare": ({"type": "cloudflare", "worker_url": self.gateway.url + "/cloudflare"},
+                           azure, "the bridge's mount takes S3, R2 and GCS's S3 API only"),
         }
         env = {"E2B_API_KEY": self.e2b_key, "DAYTONA_API_KEY": self.e2b_key,
-               "RUNLOOP_API_KEY": self.e2b_key}
-        entry = {"type": "s3_mount", "bucket": "inputs", "endpointUrl": "http://127.0.0.1:9",
-                 "region": "us-east-1"}
-        for name, (block, why) in providers.items():
+               "RUNLOOP_API_KEY": self.e2b_key, "MODAL_TOKEN_SECRET": self.e2b_key,
+               "CLOUDFLARE_SANDBOX_API_KEY": self.e2b_key}
+        for name, (block, entry, why) in providers.items():
             for in_sandbox in (False, True):
                 e = dict(entry, credentials_in_sandbox=True) if in_sandbox else entry
                 task = self.replay_task(
@@ -145,11 +154,14 @@ class PortabilityTest(ht.HarnessTestCase):
                 label = "%s%s" % (name, " credentials_in_sandbox" if in_sandbox else "")
                 self.assertNotEqual(res.returncode, 0, (label, res))
                 out = res.stdout + res.stderr
-                self.assertIn("manifest entry data: s3_mount", out, (label, out))
+                self.assertIn("manifest entry data: %s" % entry["type"], out, (label, out))
                 if in_sandbox:
-                    self.assertIn("rclone inside a %s sandbox is not implemented" % name, out)
+                    self.assertIn("with \"credentials_in_sandbox\" is refused on provider %s: "
+                                  "rclone inside the sandbox (the SDK's way) needs /dev/fuse"
+                                  % name, out)
                 else:
-                    self.assertIn("is refused on provider %s: %s" % (name, why), out)
+                    self.assertIn("is refused on provider %s: no mount of the service keeps "
+                                  "the keys outside the sandbox for it (%s)" % (name, why), out)
                 self.assertIn("use the local provider", out)
                 self.assertNotIn("ran", [r["data"].get("output") for r in
                                          ht.audit_records(res.run_dir)

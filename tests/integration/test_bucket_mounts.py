@@ -411,6 +411,63 @@ class BucketMountTest(at.AirlockTestCase):
         self.assertEqual(self.out(sid, "grep -c ' /workspace/data ' /proc/self/mountinfo"), "1\n")
         self.check_destroy_leaves_nothing(sid)
 
+    def test_a_mount_added_to_a_running_sandbox(self):
+        """POST /v1/sandboxes/{id}/mounts (what airlock-gateway serves a hosted
+        service's "mount now" with): a failed one leaves nothing and keeps no key; a
+        good one is read and written inside, holds no key inside, is supervised
+        (a dead rclone restarted), and goes with the sandbox."""
+        sid = self.sandbox()["id"]
+        self.put_official("s3", "added/x.txt", b"added\n")
+        entry, creds = self.entries("s3", prefix="added")
+        entry["mountPath"] = "/mnt/added"
+        path = "/v1/sandboxes/%s/mounts" % sid
+        # Wrong keys: refused with rclone's reason, nothing left behind.
+        bad = self.client.request("POST", path, json.dumps(
+            {"entry": entry, "credentials": dict(creds, secretAccessKey="wrong")}).encode(),
+            headers={"Content-Type": "application/json"})
+        self.assertNotEqual(bad.status, 201, bad.body)
+        state = os.path.join(self.daemon.state_dir, "sandboxes", sid)
+        self.assertEqual([n for n in os.listdir(state) if n.startswith(("rclone-", "mnt-"))], [])
+        self.assertEqual([c for c in rclone_processes().values() if sid in c], [])
+        # A key field of another kind, an unknown field: refused by name.
+        odd = self.client.request("POST", path, json.dumps(
+            {"entry": entry, "credentials": {"accountKey": "x"}}).encode(),
+            headers={"Content-Type": "application/json"})
+        self.assertEqual(odd.status, 400, odd.body)
+        self.assertIn(b"accountKey", odd.body)
+        odd = self.client.request("POST", path, json.dumps({"entry": entry, "keys": {}}).encode(),
+                                  headers={"Content-Type": "application/json"})
+        self.assertEqual(odd.status, 400, odd.body)
+        # The good one.
+        ok = self.client.expect(201, "POST", path, json.dumps(
+            {"entry": entry, "credentials": creds}).encode(),
+            headers={"Content-Type": "application/json"})
+        self.assertEqual(ok.json, {"path": "/mnt/added"})
+        self.assertEqual(self.read_inside(sid, "/mnt/added/x.txt"), "added\n")
+        self.out(sid, "echo from-inside > /mnt/added/y.txt")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                self.assertEqual(self.get_official("s3", "added/y.txt"), b"from-inside\n")
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        self.check_no_secret_inside(sid, "/mnt/added")
+        self.check_no_secret_on_host_records(sid)
+        [pid] = [p for p, c in rclone_processes().items() if sid in c]
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while True:
+            new = [p for p, c in rclone_processes().items() if sid in c and p != pid]
+            if new or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        self.assertEqual(len(new), 1, "the added mount's rclone was restarted")
+        self.assertEqual(self.read_inside(sid, "/mnt/added/x.txt"), "added\n")
+        self.check_destroy_leaves_nothing(sid)
+
     def test_snapshot_leaves_the_mount_out_and_restore_mounts_again(self):
         sid = self.mounted_sandbox("s3", prefix="snap")["id"]
         self.out(sid, "echo in-bucket > /workspace/data/b.txt && echo local > /workspace/l.txt")

@@ -280,6 +280,14 @@ class OpenApiAgainstDaemon(at.AirlockTestCase):
           content_type="application/octet-stream")
         c("DELETE", sb + "/files", p, 400, query={"path": "d"})
 
+        # a bucket mounted into the running sandbox (s3rver on loopback, its own keys)
+        s3 = self.s3rver("spec")
+        c("POST", sb + "/mounts", p, 201, {
+            "entry": {"type": "s3_mount", "bucket": "spec", "endpointUrl": s3,
+                      "s3Provider": "Minio", "mountPath": "/mnt/spec", "readOnly": True},
+            "credentials": {"accessKeyId": "S3RVER", "secretAccessKey": "S3RVER"}})
+        c("POST", sb + "/mounts", p, 400, {"entry": {"type": "s3_mount"}})
+
         # workspace archives
         tar = c("GET", sb + "/workspace", p, 200).body
         c("PUT", sb + "/workspace", p, 200, tar, raw=True, content_type="application/x-tar")
@@ -392,6 +400,38 @@ class OpenApiAgainstDaemon(at.AirlockTestCase):
         self.addCleanup(s.close)
         self.assertEqual(s.status, 400)
         self.assertValid({"$ref": "#/components/schemas/Error"}, s.error, "refused upgrade")
+
+    def s3rver(self, bucket):
+        """An s3rver (npm) on a loopback port with one bucket, ended at cleanup; its URL."""
+        import signal
+        import socket
+        import subprocess
+        import tempfile
+        with socket.socket() as sk:
+            sk.bind(("127.0.0.1", 0))
+            port = sk.getsockname()[1]
+        data = tempfile.mkdtemp(prefix="airlock-openapi-s3-")
+        bin_ = os.path.join(at.SOURCE_ROOT, "tests", "node_modules", ".bin", "s3rver")
+        proc = subprocess.Popen([bin_, "-d", data, "-a", "127.0.0.1", "-p", str(port),
+                                 "--configure-bucket", bucket], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+
+        def stop():
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(15)
+            import shutil
+            shutil.rmtree(data, ignore_errors=True)
+        self.addCleanup(stop)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.5).close()
+                return "http://127.0.0.1:%d" % port
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("s3rver did not start")
+                time.sleep(0.1)
 
     def check_coverage(self):
         spec_ops = {(t, m.upper()) for t, item in self.spec["paths"].items() for m in item
