@@ -209,13 +209,18 @@ static void stream_close(struct stream *s)
  */
 #define JOURNAL_DATA 4096u
 
-static int journal_open(struct stream *s, struct al_error *err)
+static int journal_open(struct stream *s, uid_t owner, struct al_error *err)
 {
 	uint64_t head = JOURNAL_DATA;
 
 	s->jfd = memfd_create("airlock-output", MFD_CLOEXEC);
 	if (s->jfd < 0)
 		return al_error_errno(err, "memfd_create");
+	/* The sandbox's root owns it: PID 1 holds it, and CRIU, restoring
+	 * PID 1 from inside the sandbox's user namespace, must be able to
+	 * give it its owner and mode again. */
+	if (fchown(s->jfd, owner, owner) < 0 || fchmod(s->jfd, 0600) < 0)
+		return al_error_errno(err, "output journal");
 	if (pwrite(s->jfd, &head, sizeof(head), 0) != (ssize_t)sizeof(head) ||
 	    ftruncate(s->jfd, JOURNAL_DATA) < 0)
 		return al_error_errno(err, "output journal");
@@ -892,7 +897,8 @@ int process_start(struct sandbox *sb, const struct exec_request *req, struct al_
 	if (!req->tty && !req->direct &&
 	    ((p->hold_out = fcntl(p->out.fd, F_DUPFD_CLOEXEC, 3)) < 0 ||
 	     (p->hold_err = fcntl(p->err.fd, F_DUPFD_CLOEXEC, 3)) < 0 ||
-	     journal_open(&p->out, err) < 0 || journal_open(&p->err, err) < 0)) {
+	     journal_open(&p->out, sb->uid_base, err) < 0 ||
+	     journal_open(&p->err, sb->uid_base, err) < 0)) {
 		if (p->hold_err < 0)
 			al_error_errno(err, "dup");
 		send_kill(p, SIGKILL);
