@@ -183,7 +183,8 @@ struct al_process {
 	/* Copies of the stdout and stderr read ends for process_hold: the
 	 * collector closes its own at EOF.  -1 once handed over. */
 	int hold_out, hold_err;
-	bool held; /* PID 1 holds it (process_hold) until process_release */
+	bool held;   /* PID 1 holds it (process_hold) until process_release */
+	uid_t owner; /* of its journals: the sandbox's root */
 };
 
 void process_ref(struct al_process *p)
@@ -199,32 +200,39 @@ static void stream_close(struct stream *s)
 }
 
 /*
- * The journal of a stream: a memfd holding what the stream's buffer holds,
- * output read and not yet taken by a client.  PID 1 keeps it for a held
- * process, so that this output outlives airlockd.  Output is spliced from
- * the pipe into it first and read into the buffer from there: at no moment
- * is a byte only in airlockd's memory.  The first 8 bytes are the offset
- * of the first byte not taken (jhead); data from JOURNAL_DATA on, to the
- * end of the file (jtail); taken bytes are punched out.
+ * The journal of a stream of a held process (process_hold): a memfd
+ * holding what the stream's buffer holds, output read and not yet taken by
+ * a client, which PID 1 keeps, so that this output outlives airlockd.  From
+ * the hold on, output is spliced from the pipe into it first and read into
+ * the buffer from there: at no moment is a byte only in airlockd's memory.
+ * The first 8 bytes are the offset of the first byte not taken (jhead);
+ * data from JOURNAL_DATA on, to the end of the file (jtail); taken bytes
+ * are punched out.  A process that ends within its exec's yield_ms (no
+ * process id) never has one.
  */
 #define JOURNAL_DATA 4096u
 
+/* A journal holding what the buffer holds now.  Lock held. */
 static int journal_open(struct stream *s, uid_t owner, struct al_error *err)
 {
+	_cleanup_close_ int fd = -1;
 	uint64_t head = JOURNAL_DATA;
 
-	s->jfd = memfd_create("airlock-output", MFD_CLOEXEC);
-	if (s->jfd < 0)
+	fd = memfd_create("airlock-output", MFD_CLOEXEC);
+	if (fd < 0)
 		return al_error_errno(err, "memfd_create");
 	/* The sandbox's root owns it: PID 1 holds it, and CRIU, restoring
 	 * PID 1 from inside the sandbox's user namespace, must be able to
 	 * give it its owner and mode again. */
-	if (fchown(s->jfd, owner, owner) < 0 || fchmod(s->jfd, 0600) < 0)
+	if (fchown(fd, owner, owner) < 0 || fchmod(fd, 0600) < 0 ||
+	    pwrite(fd, &head, sizeof(head), 0) != (ssize_t)sizeof(head) ||
+	    ftruncate(fd, JOURNAL_DATA) < 0 ||
+	    (s->buf.len > 0 &&
+	     pwrite(fd, s->buf.data, s->buf.len, JOURNAL_DATA) != (ssize_t)s->buf.len))
 		return al_error_errno(err, "output journal");
-	if (pwrite(s->jfd, &head, sizeof(head), 0) != (ssize_t)sizeof(head) ||
-	    ftruncate(s->jfd, JOURNAL_DATA) < 0)
-		return al_error_errno(err, "output journal");
-	s->jhead = s->jtail = s->jpunched = JOURNAL_DATA;
+	s->jhead = s->jpunched = JOURNAL_DATA;
+	s->jtail = JOURNAL_DATA + s->buf.len;
+	s->jfd = TAKE_FD(fd);
 	return 0;
 }
 
@@ -254,25 +262,37 @@ static void journal_trim(struct stream *s)
 		log_debug("output journal: %m");
 }
 
-/* Read from the stream's pipe by way of its journal, at its tail: the
- * caller adds n to jtail with the bytes to the buffer. */
-static ssize_t journal_read(struct stream *s, char *chunk, size_t len)
+/* Read from the stream's pipe by way of journal jfd, at its tail (only
+ * the collector moves the tail): the caller adds n to jtail as it adds the
+ * bytes to the buffer.  *journaled is false when they are not in it yet. */
+static ssize_t journal_read(struct stream *s, int jfd, char *chunk, size_t len, bool *journaled)
 {
 	loff_t off = (loff_t)s->jtail;
-	ssize_t n = splice(s->fd, NULL, s->jfd, &off, len, SPLICE_F_NONBLOCK);
+	ssize_t n = splice(s->fd, NULL, jfd, &off, len, SPLICE_F_NONBLOCK);
 
+	*journaled = true;
 	if (n < 0 && errno == EINVAL) {
-		/* Not splicable: read, then journal. */
-		n = read(s->fd, chunk, len);
-		if (n > 0 && pwrite(s->jfd, chunk, (size_t)n, (off_t)s->jtail) != n)
-			log_debug("output journal: %m");
-		return n;
+		*journaled = false;
+		return read(s->fd, chunk, len);
 	}
-	if (n > 0 && pread(s->jfd, chunk, (size_t)n, (off_t)s->jtail) != n) {
+	if (n > 0 && pread(jfd, chunk, (size_t)n, (off_t)s->jtail) != n) {
 		errno = EIO;
 		return -1;
 	}
 	return n;
+}
+
+/* n bytes in chunk went into the buffer (perhaps fewer: what it dropped
+ * leaves the journal too).  Lock held. */
+static void journal_append(struct stream *s, const char *chunk, size_t n, bool journaled)
+{
+	if (s->jfd < 0)
+		return;
+	/* Read before the journal was made, or not splicable. */
+	if (!journaled && pwrite(s->jfd, chunk, n, (off_t)s->jtail) != (ssize_t)n)
+		log_debug("output journal: %m");
+	s->jtail += n;
+	journal_trim(s);
 }
 
 void process_unref(struct al_process *p)
@@ -505,18 +525,20 @@ static bool stream_pump(struct al_process *p, struct stream *s, bool throttle, s
 	char chunk[65536];
 
 	for (;;) {
-		bool dropping;
+		bool dropping, journaled = false;
 		ssize_t n = -1;
+		int jfd;
 
 		if (throttle && stream_full(p, s))
 			return true;
 		pthread_mutex_lock(&p->lock);
 		dropping = s->truncated;
+		jfd = s->jfd; /* made by process_hold, from another thread */
 		pthread_mutex_unlock(&p->lock);
 		if (dropping && devnull_fd() >= 0)
 			n = splice(s->fd, NULL, devnull_fd(), NULL, 1u << 20, SPLICE_F_NONBLOCK);
-		if (!dropping && s->jfd >= 0)
-			n = journal_read(s, chunk, sizeof(chunk));
+		if (!dropping && jfd >= 0)
+			n = journal_read(s, jfd, chunk, sizeof(chunk), &journaled);
 		else if (!dropping || devnull_fd() < 0 || (n < 0 && errno == EINVAL))
 			n = read(s->fd, chunk, sizeof(chunk));
 		if (n > 0) {
@@ -527,10 +549,7 @@ static bool stream_pump(struct al_process *p, struct stream *s, bool throttle, s
 			}
 			pthread_mutex_lock(&p->lock);
 			stream_append(p, s, chunk, (size_t)n);
-			if (s->jfd >= 0) {
-				s->jtail += (uint64_t)n;
-				journal_trim(s);
-			}
+			journal_append(s, chunk, (size_t)n, journaled);
 			pthread_cond_broadcast(&p->cond);
 			pthread_mutex_unlock(&p->lock);
 			notify(p);
@@ -894,13 +913,11 @@ int process_start(struct sandbox *sb, const struct exec_request *req, struct al_
 		process_unref(p);
 		return r;
 	}
+	p->owner = sb->uid_base;
 	if (!req->tty && !req->direct &&
 	    ((p->hold_out = fcntl(p->out.fd, F_DUPFD_CLOEXEC, 3)) < 0 ||
-	     (p->hold_err = fcntl(p->err.fd, F_DUPFD_CLOEXEC, 3)) < 0 ||
-	     journal_open(&p->out, sb->uid_base, err) < 0 ||
-	     journal_open(&p->err, sb->uid_base, err) < 0)) {
-		if (p->hold_err < 0)
-			al_error_errno(err, "dup");
+	     (p->hold_err = fcntl(p->err.fd, F_DUPFD_CLOEXEC, 3)) < 0)) {
+		al_error_errno(err, "dup");
 		send_kill(p, SIGKILL);
 		initproto_msg_free(&reply);
 		process_unref(p);
@@ -1253,6 +1270,13 @@ void process_hold(struct al_process *p, unsigned n, const char *command)
 	if (!p->tty && p->stdin_fd >= 0)
 		in = fcntl(p->stdin_fd, F_DUPFD_CLOEXEC, 3);
 	p->held = p->conn >= 0;
+	/* Pipes only: a terminal's master is ours alone (docs/operations.md). */
+	if (p->held && p->hold_out >= 0 &&
+	    (journal_open(&p->out, p->owner, &err) < 0 ||
+	     journal_open(&p->err, p->owner, &err) < 0))
+		log_warn("process p%u: %s: its output not taken yet will not survive an airlockd "
+		         "restart",
+		         n, err.msg);
 	pthread_mutex_unlock(&p->lock);
 	if (in >= 0) {
 		m.aux |= INITPROTO_HOLD_STDIN;

@@ -17,8 +17,24 @@ COUNTER = ('i=1; while [ $i -le %d ]; do echo "line $i"; echo "err $i" >&2; '
            'i=$((i+1)); sleep 0.05; done; exit 7' % LINES)
 
 
-def fd_count(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
+def held_fds(pid):
+    """The pipes and output journals PID 1 (host pid) holds."""
+    out = []
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except FileNotFoundError:
+            continue
+        if target.startswith("pipe:") or "airlock-output" in target:
+            out.append(target)
+    return out
+
+
+def wait_no_held_fds(pid):
+    deadline = time.monotonic() + 5
+    while held_fds(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return held_fds(pid)
 
 
 class ExecRestartTest(at.AirlockTestCase):
@@ -41,7 +57,6 @@ class ExecRestartTest(at.AirlockTestCase):
     def check_restart(self, sig):
         sid = self.sandbox()["id"]
         init_pid = self.client.inspect(sid)["init_pid"]
-        fds_before = fd_count(init_pid)
 
         # A: prints numbered lines on both streams for about 2 s.
         a = self.client.exec(sid, command=COUNTER, yield_ms=300)
@@ -78,6 +93,9 @@ class ExecRestartTest(at.AirlockTestCase):
         a_err.append(r.json["stderr"])
         time.sleep(0.3)
         self.client.close()
+        # stdout and stderr of A, C and D, stdin and both of B, and a
+        # journal for each stream.
+        self.assertGreaterEqual(len(held_fds(init_pid)), 17, held_fds(init_pid))
 
         self.daemon.stop(sig)
         time.sleep(1.5)
@@ -109,10 +127,7 @@ class ExecRestartTest(at.AirlockTestCase):
         # Collected processes are forgotten, by airlockd and by PID 1.
         for p in (a, b, c, d):
             self.assertEqual(self.client.poll(sid, p["process_id"]).status, 404)
-        deadline = time.monotonic() + 5
-        while fd_count(init_pid) != fds_before and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self.assertEqual(fd_count(init_pid), fds_before, "PID 1 still holds fds of collected commands")
+        self.assertEqual(wait_no_held_fds(init_pid), [], "PID 1 still holds fds of collected commands")
 
         # Ids given before the restart are not given again.
         e = self.client.exec(sid, command="sleep 0.3", yield_ms=10)
@@ -135,7 +150,6 @@ class ExecRestartTest(at.AirlockTestCase):
         is not kept by PID 1."""
         sid = self.sandbox()["id"]
         init_pid = self.client.inspect(sid)["init_pid"]
-        fds_before = fd_count(init_pid)
         c = self.client.exec(sid, command="sleep 0.2; echo bye; exit 4", yield_ms=10)
         self.assertTrue(c["running"])
         time.sleep(0.5)  # ended, output read by airlockd, not taken
@@ -145,10 +159,7 @@ class ExecRestartTest(at.AirlockTestCase):
         r = self.client.poll(sid, c["process_id"])
         self.assertEqual((r.json["running"], r.json["exit_code"], r.json["stdout"]),
                          (False, 4, "bye\n"), r.json)
-        deadline = time.monotonic() + 5
-        while fd_count(init_pid) != fds_before and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self.assertEqual(fd_count(init_pid), fds_before)
+        self.assertEqual(wait_no_held_fds(init_pid), [])
 
 
 if __name__ == "__main__":
