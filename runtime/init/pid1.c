@@ -71,6 +71,7 @@ static unsigned highest_id;
 /* The open files limit we were given, which our commands get back (ours is
  * raised: we hold fds for every command that has a process id). */
 static struct rlimit nofile;
+static bool nofile_raised;
 
 static struct client *client_by_fd(int fd)
 {
@@ -422,7 +423,8 @@ static void handle_spawn(struct client *cl, const struct initproto_msg *msg, int
 		if (dup2(stdio[0], 0) < 0 || dup2(stdio[1], 1) < 0 || dup2(stdio[2], 2) < 0)
 			child_fail(w, INITPROTO_STAGE_STDIO);
 		syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
-		setrlimit(RLIMIT_NOFILE, &nofile);
+		if (nofile_raised && setrlimit(RLIMIT_NOFILE, &nofile) < 0)
+			child_fail(w, INITPROTO_STAGE_STDIO);
 		/* Another user (an image's User, exec -u): its ids and groups,
 		 * and with the uid change the capabilities go. */
 		if (uid || gid) {
@@ -508,7 +510,8 @@ static void reexec(void)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, &mask);
 	/* The limit we were given, which the new image raises again. */
-	setrlimit(RLIMIT_NOFILE, &nofile);
+	if (nofile_raised)
+		setrlimit(RLIMIT_NOFILE, &nofile);
 	execve("/dev/.init", argv, envp);
 	/* Not re-executed: we go on as we were, still serving. */
 	sigprocmask(SIG_SETMASK, &mask, NULL);
@@ -698,7 +701,7 @@ int main(void)
 		struct rlimit more = nofile;
 		more.rlim_cur = nofile.rlim_max < 8192 ? nofile.rlim_max : 8192;
 		if (more.rlim_cur > nofile.rlim_cur)
-			setrlimit(RLIMIT_NOFILE, &more);
+			nofile_raised = setrlimit(RLIMIT_NOFILE, &more) == 0;
 	}
 	/* Children may have exited before the signalfd existed. */
 	reap_children();
