@@ -1453,6 +1453,13 @@ int process_adopt_all(struct sandbox *sb, struct al_error *err)
 		r = initproto_recv(conn, &reply, NULL, NULL, err);
 	if (r == 1)
 		r = al_error_set(err, ECONNRESET, "airlock-init closed the connection");
+	if (r == 0 && reply.type == INITPROTO_ERROR) {
+		/* A PID 1 from before LIST (an airlockd of an older version
+		 * started the sandbox) keeps nothing for us. */
+		log_info("sandbox %s: its airlock-init keeps no commands across a restart", sb->id);
+		initproto_msg_free(&reply);
+		return 0;
+	}
 	if (r == 0 && reply.type != INITPROTO_LISTED)
 		r = al_error_set(err, EPROTO, "unexpected answer to a list");
 	if (r < 0) {

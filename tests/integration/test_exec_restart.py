@@ -85,6 +85,9 @@ class ExecRestartTest(at.AirlockTestCase):
         d = self.client.exec(sid, command="sleep 0.3; head -c %d /dev/zero | tr '\\0' x" % big,
                              yield_ms=50, max_output_bytes=8 << 20)
         self.assertTrue(d["running"], d)
+        # F: runs until signalled.
+        f = self.client.exec(sid, command="sleep 60", yield_ms=10)
+        self.assertTrue(f["running"], f)
         # Some of A's output is taken before the restart; some is read by
         # airlockd and not taken (it holds it when it goes).
         time.sleep(0.4)
@@ -93,9 +96,9 @@ class ExecRestartTest(at.AirlockTestCase):
         a_err.append(r.json["stderr"])
         time.sleep(0.3)
         self.client.close()
-        # stdout and stderr of A, C and D, stdin and both of B, and a
+        # stdout and stderr of A, C, D and F, stdin and both of B, and a
         # journal for each stream.
-        self.assertGreaterEqual(len(held_fds(init_pid)), 17, held_fds(init_pid))
+        self.assertGreaterEqual(len(held_fds(init_pid)), 21, held_fds(init_pid))
 
         self.daemon.stop(sig)
         time.sleep(1.5)
@@ -124,14 +127,20 @@ class ExecRestartTest(at.AirlockTestCase):
         self.assertFalse(res["stdout_truncated"], res)
         self.assertEqual("".join(d_out), "x" * big)
 
+        r = self.client.request("DELETE", "/v1/sandboxes/%s/processes/%s?signal=TERM"
+                                % (sid, f["process_id"]))
+        self.assertEqual(r.status, 200, r.body)
+        res = self.collect(sid, {"running": True, "process_id": f["process_id"]}, [], [])
+        self.assertEqual((res["signal"], res["exit_code"]), (signal.SIGTERM, 128 + signal.SIGTERM))
+
         # Collected processes are forgotten, by airlockd and by PID 1.
-        for p in (a, b, c, d):
+        for p in (a, b, c, d, f):
             self.assertEqual(self.client.poll(sid, p["process_id"]).status, 404)
         self.assertEqual(wait_no_held_fds(init_pid), [], "PID 1 still holds fds of collected commands")
 
         # Ids given before the restart are not given again.
         e = self.client.exec(sid, command="sleep 0.3", yield_ms=10)
-        old = [int(p["process_id"][1:]) for p in (a, b, c, d)]
+        old = [int(p["process_id"][1:]) for p in (a, b, c, d, f)]
         self.assertGreater(int(e["process_id"][1:]), max(old), e)
         res = self.collect(sid, e, [], [])
         self.assertEqual(res["exit_code"], 0)
