@@ -1308,6 +1308,7 @@ void process_hold(struct al_process *p, unsigned n, const char *command)
 	/* PID 1 has its own copies now; the journals stay ours too. */
 	al_closep(&p->hold_out);
 	al_closep(&p->hold_err);
+	p->hold_out = p->hold_err = -1;
 }
 
 void process_release(struct al_process *p)
