@@ -170,6 +170,30 @@ class ExecRestartTest(at.AirlockTestCase):
                          (False, 4, "bye\n"), r.json)
         self.assertEqual(wait_no_held_fds(init_pid), [])
 
+    def test_terminal_command_keeps_its_id_and_status(self):
+        """A tty command's terminal was airlockd's: it hangs up with it, and
+        the next airlockd still answers for its id with that end."""
+        sid = self.sandbox()["id"]
+        t = self.client.exec(sid, argv=["sleep", "60"], tty=True, yield_ms=10)
+        self.assertTrue(t["running"], t)
+        self.client.close()
+        self.daemon.stop(signal.SIGKILL)
+        self.daemon.start()
+        res = self.collect(sid, {"running": True, "process_id": t["process_id"]}, [], [])
+        self.assertEqual(res["signal"], signal.SIGHUP, res)
+        self.assertEqual(self.client.poll(sid, t["process_id"]).status, 404)
+
+    def test_timeout_still_applies(self):
+        sid = self.sandbox()["id"]
+        t = self.client.exec(sid, command="sleep 60", timeout_ms=1500, yield_ms=10)
+        self.assertTrue(t["running"], t)
+        self.client.close()
+        self.daemon.stop(signal.SIGTERM)
+        self.daemon.start()
+        res = self.collect(sid, {"running": True, "process_id": t["process_id"]}, [], [])
+        self.assertTrue(res["timed_out"], res)
+        self.assertEqual(res["signal"], signal.SIGKILL, res)
+
 
 if __name__ == "__main__":
     at.main()
