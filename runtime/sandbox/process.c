@@ -1365,7 +1365,7 @@ static void take_held_fds(struct al_process *p, uint32_t mask, int *fds, size_t 
 		}
 }
 
-static void closep_process(struct al_process **p)
+static void process_unrefp(struct al_process **p)
 {
 	process_unref(*p);
 }
@@ -1373,7 +1373,7 @@ static void closep_process(struct al_process **p)
 /* Take back process id "pN" (n) from PID 1 into sb's process table. */
 static int adopt_one(struct sandbox *sb, unsigned n, struct al_error *err)
 {
-	__attribute__((cleanup(closep_process))) struct al_process *p = NULL;
+	__attribute__((cleanup(process_unrefp))) struct al_process *p = NULL;
 	struct initproto_msg m = {.type = INITPROTO_ATTACH, .num = (int32_t)n}, reply = {0};
 	int fds[INITPROTO_MAX_FDS];
 	size_t nfds = INITPROTO_MAX_FDS;
