@@ -752,10 +752,14 @@ static void reply_process(struct daemon *d, struct sandbox *sb, struct al_proces
 			reply_error(rp, 429, "busy", msg);
 			return;
 		}
+		/* From here it outlives airlockd (process.h). */
+		if (!known_id)
+			process_hold(p, (unsigned)strtoul(id + 1, NULL, 10), rp->command);
 		cJSON_AddStringToObject(o, "process_id", id);
 	} else if (known_id) {
 		/* Final result delivered: forget the process. */
 		struct al_process *q = sandbox_take_process(sb, known_id, true);
+		process_release(q);
 		process_unref(q);
 	}
 	reply_json(rp, 200, o);

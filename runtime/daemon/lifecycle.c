@@ -836,6 +836,9 @@ static bool reattach(struct daemon *d, const char *id)
 	if (cgroup_freeze(d->host.cgroups, sb->id, false, NULL, &lerr) < 0 && lerr.code != ENOTSUP)
 		log_warn("%s", lerr.msg);
 	log_info("reattached sandbox %s (pid %d)", sb->id, (int)sb->init_pid);
+	/* Its commands with a process id, and their output, are served again. */
+	if (process_adopt_all(sb, &lerr) < 0)
+		log_warn("%s", lerr.msg);
 	return true;
 }
 

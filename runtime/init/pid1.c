@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -38,9 +39,16 @@
 
 #define LISTEN_FD 3
 #define MAX_CLIENTS 1024
+#define N_HELD 5 /* the fds of a HOLD, INITPROTO_HOLD_* order */
 
-/* One airlockd connection; pid > 0 once it spawned a process.  Until that
- * process has exec'd, status_fd reads why it could not (or EOF). */
+/*
+ * One airlockd connection; pid > 0 once it spawned a process.  Until that
+ * process has exec'd, status_fd reads why it could not (or EOF).  Once
+ * reaped, its end is kept (reaped, end_*) while airlockd's connection is
+ * open, and, for a process HOLD named (id), also after that connection
+ * closed, until a RELEASE: a later airlockd may ATTACH to it (fd is then
+ * that airlockd's connection).
+ */
 struct client {
 	int fd;
 	pid_t pid;
@@ -48,10 +56,22 @@ struct client {
 	bool failed;      /* its spawn failed and was answered: reap quietly */
 	char *what, *cwd; /* the spawn's argv[0] and cwd, for its error message */
 	int tty_master;   /* a terminal spawn's pty master, until the PID answer takes it */
+	unsigned id;      /* the process id HOLD gave it; 0: none */
+	int held[N_HELD]; /* airlockd's fds that HOLD handed us, or -1 */
+	char **hold_argv; /* HOLD's strings, given back with HELD */
+	bool reaped;
+	uint8_t end_type; /* INITPROTO_EXIT or INITPROTO_SIGNALED, once reaped */
+	int32_t end_num;
 };
 
 static struct client clients[MAX_CLIENTS];
 static size_t n_clients;
+/* The highest process id ever held: a later airlockd numbers on from it. */
+static unsigned highest_id;
+/* The open files limit we were given, which our commands get back (ours is
+ * raised: we hold fds for every command that has a process id). */
+static struct rlimit nofile;
+static bool nofile_raised;
 
 static struct client *client_by_fd(int fd)
 {
@@ -85,6 +105,12 @@ static void client_remove(struct client *cl)
 		close(cl->status_fd);
 	if (cl->tty_master >= 0)
 		close(cl->tty_master);
+	for (int i = 0; i < N_HELD; i++)
+		if (cl->held[i] >= 0)
+			close(cl->held[i]);
+	for (char **a = cl->hold_argv; a && *a; a++)
+		free(*a);
+	free(cl->hold_argv);
 	free(cl->what);
 	free(cl->cwd);
 	*cl = clients[--n_clients];
@@ -102,6 +128,105 @@ static void reply_fds(int fd, uint8_t type, int32_t num, uint32_t aux, const cha
 static void reply(int fd, uint8_t type, int32_t num, uint32_t aux, const char *text)
 {
 	reply_fds(fd, type, num, aux, text, NULL, 0);
+}
+
+static struct client *client_by_id(unsigned id)
+{
+	for (size_t i = 0; i < n_clients; i++)
+		if (clients[i].id == id)
+			return &clients[i];
+	return NULL;
+}
+
+/* HOLD: the process of cl has process id msg->num from now on; keep the fds
+ * that came (they are ours: *nfds becomes 0) and the strings. */
+static void handle_hold(struct client *cl, const struct initproto_msg *msg, int *fds, size_t *nfds)
+{
+	size_t argc = 0, want = 0, k = 0;
+	char **copy;
+
+	while (msg->argv && msg->argv[argc])
+		argc++;
+	for (int i = 0; i < N_HELD; i++)
+		want += (msg->aux >> i) & 1;
+	if (msg->num <= 0 || client_by_id((unsigned)msg->num) || cl->id ||
+	    (cl->pid <= 0 && !cl->reaped) || argc != INITPROTO_HOLD_ARGV || want != *nfds ||
+	    (msg->aux & ~INITPROTO_HOLD_ALL)) {
+		reply(cl->fd, INITPROTO_ERROR, EINVAL, INITPROTO_STAGE_FORK, "malformed hold");
+		return;
+	}
+	copy = calloc(argc + 1, sizeof(char *));
+	for (size_t i = 0; copy && i < argc; i++)
+		if (!(copy[i] = strdup(msg->argv[i]))) {
+			while (i > 0)
+				free(copy[--i]);
+			free(copy);
+			copy = NULL;
+		}
+	if (!copy) {
+		reply(cl->fd, INITPROTO_ERROR, ENOMEM, INITPROTO_STAGE_FORK, "out of memory");
+		return;
+	}
+	for (int i = 0; i < N_HELD; i++)
+		if (msg->aux & (1u << i))
+			cl->held[i] = fds[k++];
+	*nfds = 0;
+	cl->hold_argv = copy;
+	cl->id = (unsigned)msg->num;
+	if (cl->id > highest_id)
+		highest_id = cl->id;
+}
+
+static void handle_list(struct client *cl)
+{
+	static char names[MAX_CLIENTS][12];
+	static char *ids[MAX_CLIENTS + 1];
+	size_t n = 0;
+	struct initproto_msg m = {.type = INITPROTO_LISTED, .num = (int32_t)highest_id};
+	struct al_error err = AL_ERROR_INIT;
+
+	for (size_t i = 0; i < n_clients; i++)
+		if (clients[i].id) {
+			snprintf(names[n], sizeof(names[n]), "%u", clients[i].id);
+			ids[n] = names[n];
+			n++;
+		}
+	ids[n] = NULL;
+	m.argv = ids;
+	initproto_send(cl->fd, &m, NULL, 0, &err);
+}
+
+/* ATTACH: cl, a fresh connection of a new airlockd, becomes the connection
+ * of the record of process id msg->num.  cl itself is removed. */
+static void handle_attach(struct client *cl, const struct initproto_msg *msg)
+{
+	struct client *h = msg->num > 0 ? client_by_id((unsigned)msg->num) : NULL;
+	struct initproto_msg m = {.type = INITPROTO_HELD, .num = msg->num};
+	struct al_error err = AL_ERROR_INIT;
+	int fds[N_HELD];
+	size_t n = 0;
+
+	if (!h || h == cl || cl->pid > 0 || cl->reaped || cl->id) {
+		reply(cl->fd, INITPROTO_ERROR, ENOENT, INITPROTO_STAGE_FORK, "no such process");
+		return;
+	}
+	if (h->fd >= 0) {
+		reply(cl->fd, INITPROTO_ERROR, EBUSY, INITPROTO_STAGE_FORK,
+		      "the process is attached to another connection");
+		return;
+	}
+	for (int i = 0; i < N_HELD; i++)
+		if (h->held[i] >= 0) {
+			m.aux |= 1u << i;
+			fds[n++] = h->held[i];
+		}
+	m.argv = h->hold_argv;
+	h->fd = cl->fd;
+	cl->fd = -1;
+	initproto_send(h->fd, &m, fds, n, &err);
+	if (h->reaped)
+		reply(h->fd, h->end_type, h->end_num, 0, NULL);
+	client_remove(cl);
 }
 
 /*
@@ -298,6 +423,8 @@ static void handle_spawn(struct client *cl, const struct initproto_msg *msg, int
 		if (dup2(stdio[0], 0) < 0 || dup2(stdio[1], 1) < 0 || dup2(stdio[2], 2) < 0)
 			child_fail(w, INITPROTO_STAGE_STDIO);
 		syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+		if (nofile_raised && setrlimit(RLIMIT_NOFILE, &nofile) < 0)
+			child_fail(w, INITPROTO_STAGE_STDIO);
 		/* Another user (an image's User, exec -u): its ids and groups,
 		 * and with the uid change the capabilities go. */
 		if (uid || gid) {
@@ -382,6 +509,9 @@ static void reexec(void)
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, &mask);
+	/* The limit we were given, which the new image raises again. */
+	if (nofile_raised)
+		setrlimit(RLIMIT_NOFILE, &nofile);
 	execve("/dev/.init", argv, envp);
 	/* Not re-executed: we go on as we were, still serving. */
 	sigprocmask(SIG_SETMASK, &mask, NULL);
@@ -397,8 +527,9 @@ static void handle_message(struct client *cl)
 
 	r = initproto_recv(cl->fd, &msg, fds, &nfds, &err);
 	if (r != 0) {
-		/* airlockd went away: the process keeps running, unreported. */
-		if (cl->pid > 0) {
+		/* airlockd went away: the process keeps running, unreported,
+		 * or held for the next airlockd when it has a process id. */
+		if (cl->pid > 0 || cl->id) {
 			close(cl->fd);
 			cl->fd = -1;
 		} else {
@@ -426,6 +557,23 @@ static void handle_message(struct client *cl)
 	case INITPROTO_REEXEC:
 		reply(cl->fd, INITPROTO_PONG, 0, 0, NULL);
 		reexec();
+		break;
+	case INITPROTO_HOLD:
+		handle_hold(cl, &msg, fds, &nfds);
+		break;
+	case INITPROTO_STDIN_CLOSE:
+		if (cl->held[0] >= 0)
+			close(cl->held[0]);
+		cl->held[0] = -1;
+		break;
+	case INITPROTO_RELEASE:
+		client_remove(cl);
+		break;
+	case INITPROTO_LIST:
+		handle_list(cl);
+		break;
+	case INITPROTO_ATTACH:
+		handle_attach(cl, &msg);
 		break;
 	default:
 		reply(cl->fd, INITPROTO_ERROR, EINVAL, INITPROTO_STAGE_FORK, "unknown message");
@@ -458,13 +606,16 @@ static void reap_children(void)
 			}
 			continue;
 		}
-		if (cl->fd >= 0) {
-			if (WIFSIGNALED(status))
-				reply(cl->fd, INITPROTO_SIGNALED, WTERMSIG(status), 0, NULL);
-			else
-				reply(cl->fd, INITPROTO_EXIT, WEXITSTATUS(status), 0, NULL);
-		}
-		client_remove(cl);
+		cl->reaped = true;
+		cl->pid = 0;
+		cl->end_type = WIFSIGNALED(status) ? INITPROTO_SIGNALED : INITPROTO_EXIT;
+		cl->end_num = WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status);
+		if (cl->fd >= 0)
+			reply(cl->fd, cl->end_type, cl->end_num, 0, NULL);
+		/* Kept while its airlockd may still HOLD it, or for the next
+		 * airlockd when held. */
+		if (cl->fd < 0 && !cl->id)
+			client_remove(cl);
 	}
 }
 
@@ -484,8 +635,8 @@ static void accept_client(void)
 		close(fd);
 		return;
 	}
-	clients[n_clients++] =
-	    (struct client){.fd = fd, .pid = 0, .status_fd = -1, .tty_master = -1};
+	clients[n_clients++] = (struct client){
+	    .fd = fd, .pid = 0, .status_fd = -1, .tty_master = -1, .held = {-1, -1, -1, -1, -1}};
 }
 
 static void serve(int sfd)
@@ -545,6 +696,13 @@ int main(void)
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd < 0)
 		return 1;
+	/* Up to N_HELD fds for each of the MAX_CLIENTS records. */
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+		struct rlimit more = nofile;
+		more.rlim_cur = nofile.rlim_max < 8192 ? nofile.rlim_max : 8192;
+		if (more.rlim_cur > nofile.rlim_cur)
+			nofile_raised = setrlimit(RLIMIT_NOFILE, &more) == 0;
+	}
 	/* Children may have exited before the signalfd existed. */
 	reap_children();
 	serve(sfd);

@@ -35,6 +35,21 @@
  * airlockd only reads and writes the master (and sets its window size).
  * REEXEC is answered by PONG, then PID 1 execs itself afresh (airlockd sends
  * it after a CRIU restore; see pid1.c).
+ *
+ * Commands outlive airlockd (an upgrade, a crash).  Once a process has a
+ * process id ("pN" of the API), airlockd sends HOLD on its connection: num =
+ * N, argv = INITPROTO_HOLD_ARGV strings (what the next airlockd needs to
+ * serve it again), and the fds aux names (INITPROTO_HOLD_*): airlockd's own
+ * ends of the stdio pipes and the journals of output it read and the client
+ * did not take yet.  PID 1 keeps those and, once it reaped the process, its
+ * status, until airlockd sends RELEASE (the client took the final result):
+ * a connection that closes without one leaves the record for the next
+ * airlockd.  STDIN_CLOSE drops PID 1's copy of the stdin write end (airlockd
+ * closed its own: the process is to read EOF).  LIST is answered by LISTED:
+ * num = the highest N ever held, argv = the N of every record (decimal).
+ * ATTACH (num = N), on a new connection, makes it the record's connection:
+ * answered by HELD (num = N, aux, argv and fds as HOLD's) and, for a process
+ * already reaped, at once its EXIT or SIGNALED; or by ERROR.
  */
 
 #include <stdbool.h>
@@ -44,7 +59,7 @@
 #include "error.h"
 
 #define INITPROTO_MAX_FRAME (8u << 20)
-#define INITPROTO_MAX_FDS 4
+#define INITPROTO_MAX_FDS 8
 #define INITPROTO_SOCKET_NAME "airlock-init"
 
 enum initproto_type {
@@ -57,7 +72,25 @@ enum initproto_type {
 	INITPROTO_SIGNALED,
 	INITPROTO_PONG,
 	INITPROTO_REEXEC,
+	INITPROTO_HOLD,
+	INITPROTO_STDIN_CLOSE,
+	INITPROTO_RELEASE,
+	INITPROTO_LIST,
+	INITPROTO_LISTED,
+	INITPROTO_ATTACH,
+	INITPROTO_HELD,
 };
+
+/* HOLD's (and HELD's) aux: which fds come with it, in this order. */
+#define INITPROTO_HOLD_STDIN 1u       /* the write end of the stdin pipe */
+#define INITPROTO_HOLD_STDOUT 2u      /* the read end of the stdout pipe (or pty master) */
+#define INITPROTO_HOLD_STDERR 4u      /* the read end of the stderr pipe */
+#define INITPROTO_HOLD_OUT_JOURNAL 8u /* memfds of output read, not yet taken */
+#define INITPROTO_HOLD_ERR_JOURNAL 16u
+#define INITPROTO_HOLD_ALL 31u
+/* HOLD's argv: started_ms, deadline_ms (monotonic, 0: none), max_output,
+ * flags ("t": max_output counts JSON text; "y": a terminal), the command. */
+#define INITPROTO_HOLD_ARGV 5
 
 /*
  * SPAWN's num: the user to run as, uid << 16 | gid (the sandbox's ids,

@@ -7,10 +7,16 @@
  * between the pipes and bounded buffers, feeds queued stdin, enforces the
  * timeout and receives the exit status from init, so API calls only wait on
  * a condition variable and never block on a pipe.
+ *
+ * A command outlives airlockd once it has a process id: process_hold hands
+ * PID 1 copies of airlockd's pipe ends and of the journals of its output
+ * (below), PID 1 keeps them and the exit status until process_release, and
+ * the next airlockd takes them back (process_adopt_all).
  */
 #include "process.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -19,6 +25,8 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -26,6 +34,7 @@
 #include "initproto.h"
 #include "log.h"
 #include "sandbox.h"
+#include "strv.h"
 #include "util.h"
 
 /*
@@ -129,6 +138,9 @@ struct stream {
 	 * encoding (escapes and U+FFFDs included): see text_fit(). */
 	size_t text_scanned, text_size;
 	bool truncated; /* bytes were dropped; the rest is dropped until taken */
+	/* The journal (see journal_open), or -1: [jhead, jtail) of it is buf. */
+	int jfd;
+	uint64_t jhead, jtail, jpunched;
 };
 
 struct al_process {
@@ -164,6 +176,15 @@ struct al_process {
 	bool timed_out;
 	pthread_t thread;
 	bool thread_started;
+
+	/* Serialises messages on conn (the collector's and process_hold's)
+	 * and its close; taken before lock. */
+	pthread_mutex_t send_lock;
+	/* Copies of the stdout and stderr read ends for process_hold: the
+	 * collector closes its own at EOF.  -1 once handed over. */
+	int hold_out, hold_err;
+	bool held;   /* PID 1 holds it (process_hold) until process_release */
+	uid_t owner; /* of its journals: the sandbox's root */
 };
 
 void process_ref(struct al_process *p)
@@ -176,6 +197,102 @@ static void stream_close(struct stream *s)
 	if (s->fd >= 0)
 		close(s->fd);
 	s->fd = -1;
+}
+
+/*
+ * The journal of a stream of a held process (process_hold): a memfd
+ * holding what the stream's buffer holds, output read and not yet taken by
+ * a client, which PID 1 keeps, so that this output outlives airlockd.  From
+ * the hold on, output is spliced from the pipe into it first and read into
+ * the buffer from there: at no moment is a byte only in airlockd's memory.
+ * The first 8 bytes are the offset of the first byte not taken (jhead);
+ * data from JOURNAL_DATA on, to the end of the file (jtail); taken bytes
+ * are punched out.  A process that ends within its exec's yield_ms (no
+ * process id) never has one.
+ */
+#define JOURNAL_DATA 4096u
+
+/* A journal holding what the buffer holds now.  Lock held. */
+static int journal_open(struct stream *s, uid_t owner, struct al_error *err)
+{
+	_cleanup_close_ int fd = -1;
+	uint64_t head = JOURNAL_DATA;
+
+	fd = memfd_create("airlock-output", MFD_CLOEXEC);
+	if (fd < 0)
+		return al_error_errno(err, "memfd_create");
+	/* The sandbox's root owns it: PID 1 holds it, and CRIU, restoring
+	 * PID 1 from inside the sandbox's user namespace, must be able to
+	 * give it its owner and mode again. */
+	if (fchown(fd, owner, owner) < 0 || fchmod(fd, 0600) < 0 ||
+	    pwrite(fd, &head, sizeof(head), 0) != (ssize_t)sizeof(head) ||
+	    ftruncate(fd, JOURNAL_DATA) < 0 ||
+	    (s->buf.len > 0 &&
+	     pwrite(fd, s->buf.data, s->buf.len, JOURNAL_DATA) != (ssize_t)s->buf.len))
+		return al_error_errno(err, "output journal");
+	s->jhead = s->jpunched = JOURNAL_DATA;
+	s->jtail = JOURNAL_DATA + s->buf.len;
+	s->jfd = TAKE_FD(fd);
+	return 0;
+}
+
+/* The buffer was taken: so is the journal.  Lock held. */
+static void journal_taken(struct stream *s)
+{
+	uint64_t end;
+
+	if (s->jfd < 0 || s->jhead == s->jtail)
+		return;
+	s->jhead = s->jtail;
+	if (pwrite(s->jfd, &s->jhead, sizeof(s->jhead), 0) != (ssize_t)sizeof(s->jhead))
+		log_debug("output journal: %m");
+	end = s->jhead & ~(uint64_t)4095;
+	if (end > s->jpunched && fallocate(s->jfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+	                                   (off_t)s->jpunched, (off_t)(end - s->jpunched)) == 0)
+		s->jpunched = end;
+}
+
+/* Bytes the buffer dropped leave the journal too.  Lock held. */
+static void journal_trim(struct stream *s)
+{
+	if (s->jfd < 0 || s->jtail <= s->jhead + s->buf.len)
+		return;
+	s->jtail = s->jhead + s->buf.len;
+	if (ftruncate(s->jfd, (off_t)s->jtail) < 0)
+		log_debug("output journal: %m");
+}
+
+/* Read from the stream's pipe by way of journal jfd, at its tail (only
+ * the collector moves the tail): the caller adds n to jtail as it adds the
+ * bytes to the buffer.  *journaled is false when they are not in it yet. */
+static ssize_t journal_read(struct stream *s, int jfd, char *chunk, size_t len, bool *journaled)
+{
+	loff_t off = (loff_t)s->jtail;
+	ssize_t n = splice(s->fd, NULL, jfd, &off, len, SPLICE_F_NONBLOCK);
+
+	*journaled = true;
+	if (n < 0 && errno == EINVAL) {
+		*journaled = false;
+		return read(s->fd, chunk, len);
+	}
+	if (n > 0 && pread(jfd, chunk, (size_t)n, (off_t)s->jtail) != n) {
+		errno = EIO;
+		return -1;
+	}
+	return n;
+}
+
+/* n bytes in chunk went into the buffer (perhaps fewer: what it dropped
+ * leaves the journal too).  Lock held. */
+static void journal_append(struct stream *s, const char *chunk, size_t n, bool journaled)
+{
+	if (s->jfd < 0)
+		return;
+	/* Read before the journal was made, or not splicable. */
+	if (!journaled && pwrite(s->jfd, chunk, n, (off_t)s->jtail) != (ssize_t)n)
+		log_debug("output journal: %m");
+	s->jtail += n;
+	journal_trim(s);
 }
 
 void process_unref(struct al_process *p)
@@ -191,6 +308,10 @@ void process_unref(struct al_process *p)
 	}
 	stream_close(&p->out);
 	stream_close(&p->err);
+	al_closep(&p->out.jfd);
+	al_closep(&p->err.jfd);
+	al_closep(&p->hold_out);
+	al_closep(&p->hold_err);
 	if (p->stdin_fd >= 0)
 		close(p->stdin_fd);
 	if (p->tty_fd >= 0)
@@ -211,6 +332,7 @@ void process_unref(struct al_process *p)
 	al_buf_free(&p->err.buf);
 	al_buf_free(&p->stdin_queue);
 	pthread_mutex_destroy(&p->lock);
+	pthread_mutex_destroy(&p->send_lock);
 	pthread_cond_destroy(&p->cond);
 	free(p);
 }
@@ -223,10 +345,11 @@ static struct al_process *process_new(size_t max_output, bool count_text)
 		return NULL;
 	p->refs = 1;
 	pthread_mutex_init(&p->lock, NULL);
+	pthread_mutex_init(&p->send_lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
 	p->conn = p->wake = p->stdin_fd = p->tty_fd = p->notify = -1;
 	p->direct_fds[0] = p->direct_fds[1] = p->direct_fds[2] = -1;
-	p->out.fd = p->err.fd = -1;
+	p->out.fd = p->err.fd = p->out.jfd = p->err.jfd = p->hold_out = p->hold_err = -1;
 	p->max_output = max_output;
 	p->count_text = count_text;
 	p->started_ms = al_now_ms();
@@ -402,17 +525,21 @@ static bool stream_pump(struct al_process *p, struct stream *s, bool throttle, s
 	char chunk[65536];
 
 	for (;;) {
-		bool dropping;
+		bool dropping, journaled = false;
 		ssize_t n = -1;
+		int jfd;
 
 		if (throttle && stream_full(p, s))
 			return true;
 		pthread_mutex_lock(&p->lock);
 		dropping = s->truncated;
+		jfd = s->jfd; /* made by process_hold, from another thread */
 		pthread_mutex_unlock(&p->lock);
 		if (dropping && devnull_fd() >= 0)
 			n = splice(s->fd, NULL, devnull_fd(), NULL, 1u << 20, SPLICE_F_NONBLOCK);
-		if (!dropping || devnull_fd() < 0 || (n < 0 && errno == EINVAL))
+		if (!dropping && jfd >= 0)
+			n = journal_read(s, jfd, chunk, sizeof(chunk), &journaled);
+		else if (!dropping || devnull_fd() < 0 || (n < 0 && errno == EINVAL))
 			n = read(s->fd, chunk, sizeof(chunk));
 		if (n > 0) {
 			*moved += (size_t)n;
@@ -422,6 +549,7 @@ static bool stream_pump(struct al_process *p, struct stream *s, bool throttle, s
 			}
 			pthread_mutex_lock(&p->lock);
 			stream_append(p, s, chunk, (size_t)n);
+			journal_append(s, chunk, (size_t)n, journaled);
 			pthread_cond_broadcast(&p->cond);
 			pthread_mutex_unlock(&p->lock);
 			notify(p);
@@ -436,8 +564,39 @@ static bool stream_pump(struct al_process *p, struct stream *s, bool throttle, s
 	}
 }
 
+/* One message without fds to PID 1 on the process's connection. */
+static void send_init(struct al_process *p, uint8_t type, int32_t num)
+{
+	struct al_error err = AL_ERROR_INIT;
+	struct initproto_msg m = {.type = type, .num = num};
+
+	pthread_mutex_lock(&p->send_lock);
+	if (p->conn >= 0 && initproto_send(p->conn, &m, NULL, 0, &err) < 0)
+		log_debug("message %u to airlock-init: %s", type, err.msg);
+	pthread_mutex_unlock(&p->send_lock);
+}
+
+static void send_kill(struct al_process *p, int sig)
+{
+	send_init(p, INITPROTO_KILL, sig);
+}
+
+/* Close our stdin write end; true when PID 1 holds a copy that must go
+ * too (send_init STDIN_CLOSE after dropping the lock), or the process
+ * would never read EOF.  Lock held. */
+static bool close_stdin_locked(struct al_process *p)
+{
+	if (p->stdin_fd < 0)
+		return false;
+	close(p->stdin_fd);
+	p->stdin_fd = -1;
+	return p->held && !p->tty;
+}
+
 static void feed_stdin(struct al_process *p)
 {
+	bool tell = false;
+
 	pthread_mutex_lock(&p->lock);
 	while (p->stdin_fd >= 0 && p->stdin_queue.len > 0) {
 		ssize_t n = write(p->stdin_fd, p->stdin_queue.data, p->stdin_queue.len);
@@ -448,28 +607,18 @@ static void feed_stdin(struct al_process *p)
 		if (n < 0) {
 			/* The reader is gone (EPIPE): drop what is queued. */
 			p->stdin_queue.len = 0;
-			close(p->stdin_fd);
-			p->stdin_fd = -1;
+			tell = close_stdin_locked(p);
 			break;
 		}
 		memmove(p->stdin_queue.data, p->stdin_queue.data + n,
 		        p->stdin_queue.len - (size_t)n);
 		p->stdin_queue.len -= (size_t)n;
 	}
-	if (p->stdin_fd >= 0 && p->stdin_queue.len == 0 && p->close_stdin_after_queue) {
-		close(p->stdin_fd);
-		p->stdin_fd = -1;
-	}
+	if (p->stdin_fd >= 0 && p->stdin_queue.len == 0 && p->close_stdin_after_queue)
+		tell = close_stdin_locked(p);
 	pthread_mutex_unlock(&p->lock);
-}
-
-static void send_kill(struct al_process *p, int sig)
-{
-	struct al_error err = AL_ERROR_INIT;
-	struct initproto_msg m = {.type = INITPROTO_KILL, .num = sig};
-
-	if (p->conn >= 0 && initproto_send(p->conn, &m, NULL, 0, &err) < 0)
-		log_debug("kill: %s", err.msg);
+	if (tell)
+		send_init(p, INITPROTO_STDIN_CLOSE, 0);
 }
 
 static void mark_exited(struct al_process *p, int code, int sig)
@@ -492,8 +641,10 @@ static void handle_init_message(struct al_process *p)
 	r = initproto_recv(p->conn, &m, NULL, NULL, &err);
 	if (r != 0) {
 		/* init died (sandbox destroyed or crashed): the process is gone too. */
+		pthread_mutex_lock(&p->send_lock);
 		close(p->conn);
 		p->conn = -1;
+		pthread_mutex_unlock(&p->send_lock);
 		mark_exited(p, -1, SIGKILL);
 		return;
 	}
@@ -509,7 +660,7 @@ static void *collector(void *arg)
 	struct al_process *p = arg;
 	uint64_t quiet_until = 0, now;
 	size_t moved = 0, dropped = 0;
-	bool quiet;
+	bool quiet, tell;
 
 	for (;;) {
 		struct pollfd pfd[5];
@@ -600,10 +751,7 @@ static void *collector(void *arg)
 			handle_init_message(p);
 	}
 	pthread_mutex_lock(&p->lock);
-	if (p->stdin_fd >= 0) {
-		close(p->stdin_fd);
-		p->stdin_fd = -1;
-	}
+	tell = close_stdin_locked(p);
 	/* A terminal is closed with its command, as a terminal window is:
 	 * what it started and left behind on it gets a hangup. */
 	if (p->tty) {
@@ -617,6 +765,8 @@ static void *collector(void *arg)
 	p->collected = true;
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
+	if (tell)
+		send_init(p, INITPROTO_STDIN_CLOSE, 0);
 	notify(p);
 	process_unref(p);
 	return NULL;
@@ -763,6 +913,16 @@ int process_start(struct sandbox *sb, const struct exec_request *req, struct al_
 		process_unref(p);
 		return r;
 	}
+	p->owner = sb->uid_base;
+	if (!req->tty && !req->direct &&
+	    ((p->hold_out = fcntl(p->out.fd, F_DUPFD_CLOEXEC, 3)) < 0 ||
+	     (p->hold_err = fcntl(p->err.fd, F_DUPFD_CLOEXEC, 3)) < 0)) {
+		al_error_errno(err, "dup");
+		send_kill(p, SIGKILL);
+		initproto_msg_free(&reply);
+		process_unref(p);
+		return al_error_prefix(err, "sandbox %s: spawn", sb->id);
+	}
 	if (req->direct) {
 		/* The caller's from here: the collector only waits for the end. */
 		p->direct_fds[0] = p->stdin_fd;
@@ -872,6 +1032,7 @@ static void add_stream(struct al_process *p, cJSON *o, const char *name, struct 
 	/* Freed before the string is copied into the answer, and not kept
 	 * for the next bytes: a quiet process holds nothing. */
 	al_buf_free(&s->buf);
+	journal_taken(s);
 	s->text_scanned = s->text_size = 0;
 	cJSON_AddStringToObject(o, name, text ? text : "");
 	free(text);
@@ -1043,6 +1204,7 @@ static void buf_move(struct al_process *p, struct stream *s, struct al_buf *to, 
 	budget_give(p->budget, s->buf.len);
 	budget_give(&total_budget, s->buf.len);
 	al_buf_free(&s->buf);
+	journal_taken(s);
 }
 
 int process_stream_take(struct al_process *p, struct al_buf *out, struct al_buf *err, bool *done)
@@ -1082,4 +1244,240 @@ int process_take_stdio(struct al_process *p, int fds[3])
 unsigned sandbox_terminals_open(struct sandbox *sb)
 {
 	return sb->output ? __atomic_load_n(&sb->output->terminals, __ATOMIC_SEQ_CST) : 0;
+}
+
+void process_hold(struct al_process *p, unsigned n, const char *command)
+{
+	struct al_error err = AL_ERROR_INIT;
+	char started[24], deadline[24], max[24], flags[3] = "";
+	char *argv[INITPROTO_HOLD_ARGV + 1] = {started, deadline,        max,
+	                                       flags,   (char *)command, NULL};
+	struct initproto_msg m = {.type = INITPROTO_HOLD, .num = (int32_t)n, .argv = argv};
+	int fds[5], in = -1;
+	size_t nfds = 0;
+
+	snprintf(started, sizeof(started), "%" PRIu64, p->started_ms);
+	snprintf(deadline, sizeof(deadline), "%" PRIu64, p->deadline_ms);
+	snprintf(max, sizeof(max), "%zu", p->max_output);
+	if (p->count_text)
+		strcat(flags, "t");
+	if (p->tty)
+		strcat(flags, "y");
+	/* send_lock first: a STDIN_CLOSE for the stdin copied here comes
+	 * after this HOLD, never before (close_stdin_locked). */
+	pthread_mutex_lock(&p->send_lock);
+	pthread_mutex_lock(&p->lock);
+	if (!p->tty && p->stdin_fd >= 0)
+		in = fcntl(p->stdin_fd, F_DUPFD_CLOEXEC, 3);
+	p->held = p->conn >= 0;
+	/* Pipes only: a terminal's master is ours alone (docs/operations.md). */
+	if (p->held && p->hold_out >= 0 &&
+	    (journal_open(&p->out, p->owner, &err) < 0 ||
+	     journal_open(&p->err, p->owner, &err) < 0))
+		log_warn("process p%u: %s: its output not taken yet will not survive an airlockd "
+		         "restart",
+		         n, err.msg);
+	pthread_mutex_unlock(&p->lock);
+	if (in >= 0) {
+		m.aux |= INITPROTO_HOLD_STDIN;
+		fds[nfds++] = in;
+	}
+	if (p->hold_out >= 0) {
+		m.aux |= INITPROTO_HOLD_STDOUT;
+		fds[nfds++] = p->hold_out;
+	}
+	if (p->hold_err >= 0) {
+		m.aux |= INITPROTO_HOLD_STDERR;
+		fds[nfds++] = p->hold_err;
+	}
+	if (p->out.jfd >= 0) {
+		m.aux |= INITPROTO_HOLD_OUT_JOURNAL;
+		fds[nfds++] = p->out.jfd;
+	}
+	if (p->err.jfd >= 0) {
+		m.aux |= INITPROTO_HOLD_ERR_JOURNAL;
+		fds[nfds++] = p->err.jfd;
+	}
+	if (p->held && initproto_send(p->conn, &m, fds, nfds, &err) < 0)
+		log_warn("process p%u: cannot hand it to airlock-init (%s): it will not survive "
+		         "an airlockd restart",
+		         n, err.msg);
+	pthread_mutex_unlock(&p->send_lock);
+	if (in >= 0)
+		close(in);
+	/* PID 1 has its own copies now; the journals stay ours too. */
+	al_closep(&p->hold_out);
+	al_closep(&p->hold_err);
+	p->hold_out = p->hold_err = -1;
+}
+
+void process_release(struct al_process *p)
+{
+	bool held;
+
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	held = p->held;
+	p->held = false;
+	pthread_mutex_unlock(&p->lock);
+	if (held)
+		send_init(p, INITPROTO_RELEASE, 0);
+}
+
+/* The output a held process's journal kept: into the buffer again. */
+static int journal_load(struct al_process *p, struct stream *s, struct al_error *err)
+{
+	char chunk[65536];
+	struct stat st;
+	uint64_t head;
+
+	if (pread(s->jfd, &head, sizeof(head), 0) != (ssize_t)sizeof(head) ||
+	    fstat(s->jfd, &st) < 0)
+		return al_error_errno(err, "read output journal");
+	if (head < JOURNAL_DATA || head > (uint64_t)st.st_size)
+		return al_error_set(err, EPROTO, "output journal: bad head %" PRIu64, head);
+	s->jhead = s->jtail = head;
+	s->jpunched = JOURNAL_DATA;
+	while (s->jtail < (uint64_t)st.st_size) {
+		uint64_t left = (uint64_t)st.st_size - s->jtail;
+		ssize_t n = pread(s->jfd, chunk, left < sizeof(chunk) ? left : sizeof(chunk),
+		                  (off_t)s->jtail);
+		if (n <= 0)
+			return al_error_errno(err, "read output journal");
+		stream_append(p, s, chunk, (size_t)n);
+		s->jtail += (uint64_t)n;
+		journal_trim(s);
+	}
+	return 0;
+}
+
+/* The fds of a HELD answer into p, in INITPROTO_HOLD_* order. */
+static void take_held_fds(struct al_process *p, uint32_t mask, int *fds, size_t *n)
+{
+	int *slot[5] = {&p->stdin_fd, &p->out.fd, &p->err.fd, &p->out.jfd, &p->err.jfd};
+	size_t k = 0;
+
+	for (int i = 0; i < 5; i++)
+		if ((mask & (1u << i)) && k < *n) {
+			*slot[i] = fds[k];
+			fds[k++] = -1;
+		}
+}
+
+static void process_unrefp(struct al_process **p)
+{
+	process_unref(*p);
+}
+
+/* Take back process id "pN" (n) from PID 1 into sb's process table. */
+static int adopt_one(struct sandbox *sb, unsigned n, struct al_error *err)
+{
+	__attribute__((cleanup(process_unrefp))) struct al_process *p = NULL;
+	struct initproto_msg m = {.type = INITPROTO_ATTACH, .num = (int32_t)n}, reply = {0};
+	int fds[INITPROTO_MAX_FDS];
+	size_t nfds = INITPROTO_MAX_FDS;
+	_cleanup_close_ int conn = -1;
+	char id[16];
+	int r;
+
+	conn = sandbox_connect_init(sb, err);
+	if (conn < 0)
+		return -err->code;
+	r = initproto_send(conn, &m, NULL, 0, err);
+	if (r == 0)
+		r = initproto_recv(conn, &reply, fds, &nfds, err);
+	if (r == 1)
+		r = al_error_set(err, ECONNRESET, "airlock-init closed the connection");
+	if (r < 0)
+		return r;
+	if (reply.type != INITPROTO_HELD || al_strv_length(reply.argv) != INITPROTO_HOLD_ARGV) {
+		r = al_error_set(err, EPROTO, "%s",
+		                 reply.type == INITPROTO_ERROR && reply.text ? reply.text
+		                                                             : "unexpected answer");
+		close_fds(fds, nfds);
+		initproto_msg_free(&reply);
+		return r;
+	}
+	p = process_new(strtoull(reply.argv[2], NULL, 10), strchr(reply.argv[3], 't') != NULL);
+	if (!p) {
+		close_fds(fds, nfds);
+		initproto_msg_free(&reply);
+		return al_error_set(err, ENOMEM, "out of memory");
+	}
+	p->budget = output_budget_ref(sb->output);
+	p->started_ms = strtoull(reply.argv[0], NULL, 10);
+	p->deadline_ms = strtoull(reply.argv[1], NULL, 10);
+	p->tty = strchr(reply.argv[3], 'y') != NULL;
+	take_held_fds(p, reply.aux, fds, &nfds);
+	close_fds(fds, nfds);
+	p->conn = TAKE_FD(conn);
+	p->held = true;
+	log_info("sandbox %s: process p%u (%s) taken back from airlock-init", sb->id, n,
+	         reply.argv[4]);
+	initproto_msg_free(&reply);
+	if ((p->out.jfd >= 0 && journal_load(p, &p->out, err) < 0) ||
+	    (p->err.jfd >= 0 && journal_load(p, &p->err, err) < 0))
+		return -err->code;
+	p->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (p->wake < 0)
+		return al_error_errno(err, "eventfd");
+	/* Counted from here: the collector uncounts it. */
+	if (p->tty && p->budget)
+		__atomic_add_fetch(&p->budget->terminals, 1, __ATOMIC_SEQ_CST);
+	process_ref(p); /* the collector's reference */
+	if (pthread_create(&p->thread, NULL, collector, p) != 0) {
+		if (p->tty && p->budget)
+			__atomic_sub_fetch(&p->budget->terminals, 1, __ATOMIC_SEQ_CST);
+		process_unref(p);
+		return al_error_set(err, EAGAIN, "cannot start collector thread");
+	}
+	p->thread_started = true;
+	snprintf(id, sizeof(id), "p%u", n);
+	r = sandbox_adopt_process(sb, p, id);
+	if (r < 0)
+		return al_error_set(err, -r, "cannot add it to the process table");
+	return 0;
+}
+
+int process_adopt_all(struct sandbox *sb, struct al_error *err)
+{
+	struct initproto_msg m = {.type = INITPROTO_LIST}, reply = {0};
+	_cleanup_close_ int conn = -1;
+	int r;
+
+	conn = sandbox_connect_init(sb, err);
+	if (conn < 0)
+		return -err->code;
+	r = initproto_send(conn, &m, NULL, 0, err);
+	if (r == 0)
+		r = initproto_recv(conn, &reply, NULL, NULL, err);
+	if (r == 1)
+		r = al_error_set(err, ECONNRESET, "airlock-init closed the connection");
+	if (r == 0 && reply.type == INITPROTO_ERROR) {
+		/* A PID 1 from before LIST (an airlockd of an older version
+		 * started the sandbox) keeps nothing for us. */
+		log_info("sandbox %s: its airlock-init keeps no commands across a restart", sb->id);
+		initproto_msg_free(&reply);
+		return 0;
+	}
+	if (r == 0 && reply.type != INITPROTO_LISTED)
+		r = al_error_set(err, EPROTO, "unexpected answer to a list");
+	if (r < 0) {
+		initproto_msg_free(&reply);
+		return al_error_prefix(err, "sandbox %s: list its processes", sb->id);
+	}
+	/* Ids given before the restart are not given again. */
+	pthread_mutex_lock(&sb->lock);
+	if (sb->next_proc < (unsigned)reply.num)
+		sb->next_proc = (unsigned)reply.num;
+	pthread_mutex_unlock(&sb->lock);
+	for (char **a = reply.argv; a && *a; a++) {
+		struct al_error e = AL_ERROR_INIT;
+		unsigned n = (unsigned)strtoul(*a, NULL, 10);
+		if (adopt_one(sb, n, &e) < 0)
+			log_warn("sandbox %s: cannot take back process p%u: %s", sb->id, n, e.msg);
+	}
+	initproto_msg_free(&reply);
+	return 0;
 }

@@ -110,5 +110,18 @@ int process_stream_take(struct al_process *p, struct al_buf *out, struct al_buf 
  */
 int process_take_stdio(struct al_process *p, int fds[3]);
 
+/*
+ * Surviving airlockd.  process_hold: p got process id "pN" (n = N); PID 1
+ * keeps what the next airlockd needs to serve it (its pipe ends, the
+ * output read and not taken, its exit status) until process_release (the
+ * client took the final result, or it expired).  command is for the log.
+ * process_adopt_all, on reattaching sb: take back every process PID 1
+ * holds into sb's process table, under the same ids, and number new ones
+ * past every id it ever held.
+ */
+void process_hold(struct al_process *p, unsigned n, const char *command);
+void process_release(struct al_process *p);
+int process_adopt_all(struct sandbox *sb, struct al_error *err);
+
 void process_ref(struct al_process *p);
 void process_unref(struct al_process *p);

@@ -753,6 +753,7 @@ static void sweep_processes_locked(struct sandbox *sb)
 		log_info("sandbox %s: process %s ended %d s ago and was never collected; "
 		         "its output is dropped",
 		         sb->id, sb->procs[i].id, SANDBOX_PROCESS_KEEP_MS / 1000);
+		process_release(sb->procs[i].p);
 		process_unref(sb->procs[i].p);
 		sb->procs[i] = sb->procs[--sb->n_procs];
 	}
@@ -781,6 +782,26 @@ int sandbox_add_process(struct sandbox *sb, struct al_process *p, char *id_out, 
 			process_ref(p);
 			snprintf(id_out, id_len, "%s", n->id);
 		}
+	}
+	pthread_mutex_unlock(&sb->lock);
+	return r;
+}
+
+int sandbox_adopt_process(struct sandbox *sb, struct al_process *p, const char *id)
+{
+	struct sandbox_proc *n;
+	int r = 0;
+
+	pthread_mutex_lock(&sb->lock);
+	n = realloc(sb->procs, (sb->n_procs + 1) * sizeof(*n));
+	if (!n) {
+		r = -ENOMEM;
+	} else {
+		sb->procs = n;
+		n = &sb->procs[sb->n_procs++];
+		snprintf(n->id, sizeof(n->id), "%s", id);
+		n->p = p;
+		process_ref(p);
 	}
 	pthread_mutex_unlock(&sb->lock);
 	return r;

@@ -257,6 +257,8 @@ int sandbox_bound_userns(pid_t pid, struct al_error *err);
 /* Process table of a sandbox (ids "p1", "p2", ...). */
 int sandbox_add_process(struct sandbox *sb, struct al_process *p, char *id_out, size_t id_len);
 struct al_process *sandbox_take_process(struct sandbox *sb, const char *pid, bool remove);
+/* Put p in the table under id (one an earlier airlockd gave it). */
+int sandbox_adopt_process(struct sandbox *sb, struct al_process *p, const char *id);
 
 /* ---- views (inspect.c) ------------------------------------------------------------------- */
 
