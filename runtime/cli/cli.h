@@ -35,8 +35,10 @@
 #define MAX_INLINE_STDIN (8u << 20)
 #define STDIN_CHUNK (1u << 20)
 #define MAX_UPLOAD (256u << 20)
-/* Per answer: the CLI drains output as it comes; airlockd accepts at most 64 MiB. */
-#define MAX_OUTPUT_BYTES (64.0 * 1024 * 1024)
+/* Per stream and answer, with backpressure (nothing is dropped: airlockd
+ * reads no further until the CLI takes it): two streams' base64 stay well
+ * within MAX_JSON_RESPONSE. */
+#define MAX_OUTPUT_BYTES (8.0 * 1024 * 1024)
 
 /* How long the first exec request and later polls may wait for an exit. */
 #define FIRST_YIELD_MS 2000

@@ -546,6 +546,7 @@ static int run_command_in(struct client *c, const char *id, const struct create_
 		return al_error_set(err, ENOMEM, "out of memory");
 	exec_request(req, o);
 	cJSON_AddNumberToObject(req, "max_output_bytes", MAX_OUTPUT_BYTES);
+	cJSON_AddTrueToObject(req, "backpressure");
 	cJSON_AddStringToObject(req, "encoding", "base64");
 
 	if (stdin_kind() == STDIN_ATTACHED) {

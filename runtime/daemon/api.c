@@ -714,7 +714,8 @@ static void reply_process(struct daemon *d, struct sandbox *sb, struct al_proces
 		for (;;) {
 			uint64_t slice = al_now_ms() + WAIT_SLICE_MS;
 			process_wait(p, deadline && deadline < slice ? deadline : slice);
-			if (process_ended(p) || (deadline && al_now_ms() >= deadline) ||
+			if (process_ended(p) || process_output_full(p) ||
+			    (deadline && al_now_ms() >= deadline) ||
 			    __atomic_load_n(&api_stopping, __ATOMIC_SEQ_CST))
 				break;
 			/* A command whose client left waits for nobody: without a
@@ -810,6 +811,7 @@ static const struct al_json_key exec_keys[] = {
     {"timeout_ms", AL_JSON_NUMBER | AL_JSON_NULL},
     {"yield_ms", AL_JSON_NUMBER | AL_JSON_NULL},
     {"max_output_bytes", AL_JSON_NUMBER | AL_JSON_NULL},
+    {"backpressure", AL_JSON_BOOL | AL_JSON_NULL},
     {"encoding", AL_JSON_STRING | AL_JSON_NULL},
     {"user", AL_JSON_STRING | AL_JSON_NULL},
     {"tty", AL_JSON_BOOL | AL_JSON_NULL},
@@ -959,6 +961,13 @@ static void exec_and_reply(struct daemon *d, struct sandbox *sb, const cJSON *re
 	x.max_output = (size_t)max_out;
 	/* A stream's output goes out as bytes, not JSON text: counted as bytes. */
 	x.output_base64 = base64 || rp->want_stream;
+	x.backpressure = json_bool(req, "backpressure");
+	if (x.backpressure && !base64 && !rp->want_stream) {
+		reply_error(
+		    rp, 400, "invalid_argument",
+		    "backpressure needs \"encoding\": \"base64\" (output is held as bytes)");
+		return;
+	}
 	x.argv = argv;
 	x.env = env;
 	/* A stream on pipes is relayed by splice, never read into airlockd. */

@@ -162,7 +162,8 @@ struct al_process {
 	int pending_signal;
 
 	size_t max_output;
-	bool count_text; /* max_output bounds the JSON text of a stream, not its bytes */
+	bool count_text;   /* max_output bounds the JSON text of a stream, not its bytes */
+	bool backpressure; /* exec_request.backpressure */
 	struct output_budget *budget; /* the sandbox's */
 	uint64_t deadline_ms;         /* timeout; 0 = none */
 	uint64_t started_ms;
@@ -465,6 +466,14 @@ static void stream_append(struct al_process *p, struct stream *s, const char *da
 
 	if (got < mine)
 		budget_give(p->budget, mine - got);
+	/* Under backpressure the pump read no more than the stream's room and
+	 * stops reading while the budgets are spent (stream_full): the few
+	 * bytes of a race with another process are kept, not dropped. */
+	if (p->backpressure && got < want) {
+		budget_force(p->budget, want - got);
+		budget_force(&total_budget, want - got);
+		got = want;
+	}
 	if (got > 0 && al_buf_append(&s->buf, data, got) < 0) {
 		budget_give(p->budget, got);
 		budget_give(&total_budget, got);
@@ -485,13 +494,47 @@ static void notify(struct al_process *p)
 		log_debug("eventfd write: %m");
 }
 
-/* A streamed process whose client has not taken s's bytes yet: read no more. */
+/* How often a collector held back by spent budgets looks again. */
+#define BACKPRESSURE_RETRY_MS 20
+
+static bool budget_spent(const struct output_budget *b)
+{
+	return b && __atomic_load_n(&b->used, __ATOMIC_SEQ_CST) >= b->max;
+}
+
+/* Under backpressure: the stream holds all it may, or the sandbox's or
+ * airlockd's budget is spent (then other processes' clients free it, which
+ * does not wake this collector: it looks again every BACKPRESSURE_RETRY_MS).
+ * Lock held. */
+static bool backpressure_full(struct al_process *p, struct stream *s)
+{
+	return p->backpressure && (s->buf.len >= p->max_output || budget_spent(p->budget) ||
+	                           budget_spent(&total_budget));
+}
+
+/* A process under backpressure with a stream still open that may hold no
+ * more for now. */
+static bool backpressure_pending(struct al_process *p)
+{
+	bool pending;
+
+	if (!p->backpressure)
+		return false;
+	pthread_mutex_lock(&p->lock);
+	pending = (p->out.fd >= 0 && backpressure_full(p, &p->out)) ||
+	          (p->err.fd >= 0 && backpressure_full(p, &p->err));
+	pthread_mutex_unlock(&p->lock);
+	return pending;
+}
+
+/* A streamed process whose client has not taken s's bytes yet, or one
+ * under backpressure that holds all it may: read no more. */
 static bool stream_full(struct al_process *p, struct stream *s)
 {
 	bool full;
 
 	pthread_mutex_lock(&p->lock);
-	full = p->notify >= 0 && s->buf.len >= STREAM_HIGH_WATER;
+	full = (p->notify >= 0 && s->buf.len >= STREAM_HIGH_WATER) || backpressure_full(p, s);
 	pthread_mutex_unlock(&p->lock);
 	return full;
 }
@@ -526,21 +569,26 @@ static bool stream_pump(struct al_process *p, struct stream *s, bool throttle, s
 
 	for (;;) {
 		bool dropping, journaled = false;
+		size_t want = sizeof(chunk);
 		ssize_t n = -1;
 		int jfd;
 
-		if (throttle && stream_full(p, s))
+		/* Under backpressure the bound holds also while draining an
+		 * ended process's pipes (throttle false). */
+		if ((throttle || p->backpressure) && stream_full(p, s))
 			return true;
 		pthread_mutex_lock(&p->lock);
 		dropping = s->truncated;
 		jfd = s->jfd; /* made by process_hold, from another thread */
+		if (p->backpressure && p->max_output - s->buf.len < want)
+			want = p->max_output - s->buf.len; /* never more than its room */
 		pthread_mutex_unlock(&p->lock);
 		if (dropping && devnull_fd() >= 0)
 			n = splice(s->fd, NULL, devnull_fd(), NULL, 1u << 20, SPLICE_F_NONBLOCK);
 		if (!dropping && jfd >= 0)
-			n = journal_read(s, jfd, chunk, sizeof(chunk), &journaled);
+			n = journal_read(s, jfd, chunk, want, &journaled);
 		else if (!dropping || devnull_fd() < 0 || (n < 0 && errno == EINVAL))
-			n = read(s->fd, chunk, sizeof(chunk));
+			n = read(s->fd, chunk, want);
 		if (n > 0) {
 			*moved += (size_t)n;
 			if (dropping) {
@@ -680,12 +728,25 @@ static void *collector(void *arg)
 		if (exited) {
 			/* Everything the process wrote is in the pipes by now; a
 			 * background child may keep them open, so take what is
-			 * there and stop. */
+			 * there and stop.  Under backpressure what is there may be
+			 * more than the streams may hold: wait for takes until the
+			 * pipes are empty. */
 			if (p->out.fd >= 0)
 				stream_pump(p, &p->out, false, &moved, &dropped);
 			if (p->err.fd >= 0)
 				stream_pump(p, &p->err, false, &moved, &dropped);
-			break;
+			/* The collector's is the only reference left: no client
+			 * can take anything any more. */
+			if (!backpressure_pending(p) ||
+			    __atomic_load_n(&p->refs, __ATOMIC_SEQ_CST) == 1)
+				break;
+			struct pollfd w = {.fd = p->wake, .events = POLLIN};
+			if (poll(&w, 1, BACKPRESSURE_RETRY_MS) > 0) {
+				uint64_t v;
+				if (read(p->wake, &v, sizeof(v)) < 0)
+					log_debug("eventfd read: %m");
+			}
+			continue;
 		}
 		if (p->deadline_ms) {
 			uint64_t now = al_now_ms();
@@ -709,6 +770,10 @@ static void *collector(void *arg)
 		quiet = now < quiet_until;
 		if (quiet && (timeout < 0 || (uint64_t)timeout > quiet_until - now))
 			timeout = (int)(quiet_until - now);
+		/* A stream held back by spent budgets is looked at again soon:
+		 * nothing wakes this thread when other processes free them. */
+		if (backpressure_pending(p) && (timeout < 0 || timeout > BACKPRESSURE_RETRY_MS))
+			timeout = BACKPRESSURE_RETRY_MS;
 		if (p->out.fd >= 0 && !quiet && !stream_full(p, &p->out)) {
 			i_out = n;
 			pfd[n++] = (struct pollfd){.fd = p->out.fd, .events = POLLIN};
@@ -848,6 +913,11 @@ int process_start(struct sandbox *sb, const struct exec_request *req, struct al_
 	if (!p)
 		return al_error_set(err, ENOMEM, "out of memory");
 	p->tty = req->tty;
+	p->backpressure = req->backpressure && !req->direct;
+	if (req->backpressure && !req->output_base64) {
+		process_unref(p);
+		return al_error_set(err, EINVAL, "backpressure needs the base64 encoding");
+	}
 	if (req->direct && (req->tty || req->stdin_len > 0)) {
 		process_unref(p);
 		return al_error_set(err, EINVAL, "a direct process has pipes and no stdin data");
@@ -971,7 +1041,9 @@ int process_start(struct sandbox *sb, const struct exec_request *req, struct al_
 void process_wait(struct al_process *p, uint64_t deadline_ms)
 {
 	pthread_mutex_lock(&p->lock);
-	while (!p->collected) {
+	/* Under backpressure a full stream waits for this very client. */
+	while (!p->collected && !(p->backpressure && (p->out.buf.len >= p->max_output ||
+	                                              p->err.buf.len >= p->max_output))) {
 		if (deadline_ms) {
 			uint64_t now = al_now_ms();
 			struct timespec ts;
@@ -1041,6 +1113,8 @@ static void add_stream(struct al_process *p, cJSON *o, const char *name, struct 
 	s->truncated = false;
 }
 
+static void wake(struct al_process *p);
+
 cJSON *process_take_result(struct al_process *p, bool base64)
 {
 	cJSON *o = cJSON_CreateObject();
@@ -1065,7 +1139,21 @@ cJSON *process_take_result(struct al_process *p, bool base64)
 	add_stream(p, o, "stdout", &p->out, base64);
 	add_stream(p, o, "stderr", &p->err, base64);
 	pthread_mutex_unlock(&p->lock);
+	/* Room again: a collector held back by backpressure reads on. */
+	if (p->backpressure)
+		wake(p);
 	return o;
+}
+
+bool process_output_full(struct al_process *p)
+{
+	bool full;
+
+	pthread_mutex_lock(&p->lock);
+	full =
+	    p->backpressure && (p->out.buf.len >= p->max_output || p->err.buf.len >= p->max_output);
+	pthread_mutex_unlock(&p->lock);
+	return full;
 }
 
 bool process_ended(struct al_process *p)
@@ -1249,7 +1337,7 @@ unsigned sandbox_terminals_open(struct sandbox *sb)
 void process_hold(struct al_process *p, unsigned n, const char *command)
 {
 	struct al_error err = AL_ERROR_INIT;
-	char started[24], deadline[24], max[24], flags[3] = "";
+	char started[24], deadline[24], max[24], flags[4] = "";
 	char *argv[INITPROTO_HOLD_ARGV + 1] = {started, deadline,        max,
 	                                       flags,   (char *)command, NULL};
 	struct initproto_msg m = {.type = INITPROTO_HOLD, .num = (int32_t)n, .argv = argv};
@@ -1263,6 +1351,8 @@ void process_hold(struct al_process *p, unsigned n, const char *command)
 		strcat(flags, "t");
 	if (p->tty)
 		strcat(flags, "y");
+	if (p->backpressure)
+		strcat(flags, "b");
 	/* send_lock first: a STDIN_CLOSE for the stdin copied here comes
 	 * after this HOLD, never before (close_stdin_locked). */
 	pthread_mutex_lock(&p->send_lock);
@@ -1409,6 +1499,7 @@ static int adopt_one(struct sandbox *sb, unsigned n, struct al_error *err)
 	p->started_ms = strtoull(reply.argv[0], NULL, 10);
 	p->deadline_ms = strtoull(reply.argv[1], NULL, 10);
 	p->tty = strchr(reply.argv[3], 'y') != NULL;
+	p->backpressure = strchr(reply.argv[3], 'b') != NULL;
 	take_held_fds(p, reply.aux, fds, &nfds);
 	close_fds(fds, nfds);
 	p->conn = TAKE_FD(conn);

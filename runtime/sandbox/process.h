@@ -29,6 +29,11 @@ struct exec_request {
 	 * answer's string is at most 4/3 of it); otherwise it counts the JSON
 	 * text the bytes become in the utf8 encoding, escapes included. */
 	bool output_base64;
+	/* Output is never dropped: past max_output a stream is read no further
+	 * until a client takes it (the command blocks on its write), and a
+	 * wait for the process ends as soon as a stream is that full.  Needs
+	 * output_base64 (bytes, not text, are what is held). */
+	bool backpressure;
 	/* On a pseudo-terminal of the sandbox (PID 1 makes it): stdout and
 	 * stderr are one stream, "stdout"; rows and cols its size (0: the
 	 * kernel's default). */
@@ -71,6 +76,9 @@ void process_wait(struct al_process *p, uint64_t deadline_ms);
 cJSON *process_take_result(struct al_process *p, bool base64);
 
 /* True once the process has ended and all of its output is collected. */
+/* Under backpressure, a stream holds all it may: whoever waits for the
+ * process should answer now, or the command stays blocked. */
+bool process_output_full(struct al_process *p);
 bool process_ended(struct al_process *p);
 
 /* True once the process finished and its final result was taken. */

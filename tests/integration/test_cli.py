@@ -79,6 +79,21 @@ class CliTest(at.AirlockTestCase):
         self.assertEqual(p.stdout, b"out\na\xffb")
         self.assertEqual(p.stderr, b"err\n")
 
+    def test_run_output_of_any_size_is_whole(self):
+        """Output far past what one answer may carry (8 MiB per stream with
+        backpressure) and faster than the CLI takes it: every byte, in
+        order, on each stream (airlock run once failed with "answer of
+        airlockd larger than 67108864 bytes" and printed nothing)."""
+        script = ("i=0; while [ $i -lt 6 ]; do head -c 16777216 /dev/zero | tr '\\000' $i; "
+                  "i=$((i+1)); done; head -c 12582912 /dev/zero | tr '\\000' e >&2; exit 4")
+        p = self.run_cmd("sh", "-c", script)
+        self.assertEqual(p.returncode, 4, p.stderr[-300:])
+        want = b"".join(bytes([0x30 + i]) * (16 << 20) for i in range(6))
+        self.assertEqual(len(p.stdout), len(want))
+        self.assertTrue(p.stdout == want, "stdout differs from what the command wrote")
+        self.assertEqual(p.stderr, b"e" * (12 << 20))
+        self.assertNoSandboxesLeft()
+
     def test_run_stdin_piped(self):
         p = subprocess.run("echo hi | %s --socket %s run -- cat" % (at.AIRLOCK_CLI, self.daemon.socket_path),
                            shell=True, capture_output=True, timeout=60, env=self.cli_env())
