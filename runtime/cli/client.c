@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <grp.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,10 +123,56 @@ static int transfer_progress(void *userdata, curl_off_t dltotal, curl_off_t dlno
 	return transfer_abortable && pending_signal ? 1 : 0;
 }
 
+/*
+ * libcurl receives a body into one buffer of its own, reused for every
+ * read, and the kernel copies each read from the socket's pages into it.
+ * On AMD's rep movsb (which Linux copies with) that copy runs 3-4 times
+ * slower when the buffer and the source pages are not aligned alike to 32
+ * bytes: a 256 MiB file read took ~120 ms of CPU instead of ~35.  A
+ * sendfile'd body's bytes sit at the file's offsets within page-cache pages,
+ * and a read that drains the socket ends at a page boundary of the file,
+ * so a page-aligned buffer keeps every later read aligned with its source;
+ * malloc's large blocks start 16 bytes into a page.  Only the large
+ * blocks (that buffer) are aligned: libcurl's many small ones stay malloc's.
+ */
+#define ALIGNED_FROM (64u * 1024)
+
+static void *curl_malloc_aligned(size_t size)
+{
+	void *p = NULL;
+
+	if (size < ALIGNED_FROM)
+		return malloc(size);
+	return posix_memalign(&p, 4096, size) == 0 ? p : NULL;
+}
+
+static void *curl_realloc_aligned(void *ptr, size_t size)
+{
+	void *p;
+	size_t old;
+
+	if (size < ALIGNED_FROM || !ptr)
+		return ptr ? realloc(ptr, size) : curl_malloc_aligned(size);
+	/* glibc's realloc keeps no alignment: move a grown block to an aligned one. */
+	old = malloc_usable_size(ptr);
+	p = curl_malloc_aligned(size);
+	if (!p)
+		return NULL;
+	memcpy(p, ptr, old < size ? old : size);
+	free(ptr);
+	return p;
+}
+
+/* Fewer, larger reads and writes than libcurl's defaults (16 KiB received,
+ * 64 KiB sent at a time); bounded, whatever the size of the file. */
+#define RECEIVE_BUFFER (512L * 1024)
+#define SEND_BUFFER (1024L * 1024)
+
 int client_open(struct client *c, const char *socket_path, struct al_error *err)
 {
 	c->socket_path = socket_path;
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, curl_malloc_aligned, free,
+	                         curl_realloc_aligned, strdup, calloc) != CURLE_OK)
 		return al_error_set(err, EIO, "cannot initialise libcurl");
 	c->curl = curl_easy_init();
 	if (!c->curl)
@@ -138,6 +185,8 @@ int client_open(struct client *c, const char *socket_path, struct al_error *err)
 	curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, transfer_progress);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, sink_write);
 	curl_easy_setopt(c->curl, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_BUFFERSIZE, RECEIVE_BUFFER);
+	curl_easy_setopt(c->curl, CURLOPT_UPLOAD_BUFFERSIZE, SEND_BUFFER);
 	return 0;
 }
 
