@@ -97,12 +97,13 @@ static size_t bodies_held;
 
 /*
  * The send buffer of a connection while it answers a file with sendfile.
- * Each time the buffer is full, the sending thread and the client hand over
- * through the scheduler; on a busy host (load 12 on 2 cores) every handover
- * waited for a CPU, and a 256 MiB read took 130 of them with the 2 MiB
- * buffer of every connection.  sendfile queues references to the file's
- * pages rather than copies, so the larger buffer costs little memory of its
- * own; it is back to ADMISSION_SEND_BUFFER once the answer is sent.
+ * Each time the buffer is full, the sending thread sleeps until the client
+ * drained most of it, and on a busy host each wake-up waits for a CPU: with
+ * the 2 MiB of every connection, `airlock read` of 256 MiB took a median
+ * 0.21 s, with 16 MiB 0.15 s (21 reads each, load 10 on 2 cores).  sendfile
+ * queues references to the file's pages rather than copies, so the larger
+ * buffer costs little memory of its own; it is back to
+ * ADMISSION_SEND_BUFFER once the answer is sent.
  */
 #define FILE_SEND_BUFFER (16 << 20)
 
