@@ -91,10 +91,10 @@ def main():
     os.chmod(work, 0o755)
     shm = tempfile.mkdtemp(prefix="airlock-bench-ft-", dir="/dev/shm")
     daemon = at.Daemon(work, at.ROOTFS)
-    daemon.start()
     client = at.Client(daemon.socket_path)
     sid = None
     try:
+        daemon.start()
         size = a.mib << 20
         sid = client.create(limits={"memory": "%dM" % (3 * a.mib + 64),
                                     "disk": "%dM" % (2 * a.mib + 32)})["id"]
