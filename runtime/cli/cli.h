@@ -87,6 +87,9 @@ struct request {
 	void *line_data;
 	bool abortable;
 	const char *progress; /* shown on a terminal with this label (progress.h), or NULL */
+	/* A GET whose 2xx answer has a Content-Length (a file): its body is
+	 * spliced to stream_fd rather than copied through libcurl. */
+	bool splice_body;
 };
 
 int client_open(struct client *c, const char *socket_path, struct al_error *err);

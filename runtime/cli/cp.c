@@ -93,7 +93,10 @@ static int get_file(struct cp *cp, const char *src, const char *dst, unsigned mo
 	fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode & 0777);
 	if (fd < 0)
 		return al_error_errno(err, "%s", dst);
-	r = api_raw(&cp->c, &(struct request){.method = "GET", .path = p, .stream_fd = fd}, err);
+	r = api_raw(
+	    &cp->c,
+	    &(struct request){.method = "GET", .path = p, .stream_fd = fd, .splice_body = true},
+	    err);
 	if (r < 0) {
 		unlink(dst);
 		return al_error_prefix(err, "%s:%s", cp->id, src);

@@ -64,7 +64,13 @@ int verb_read(struct verb_ctx *ctx, int argc, char **argv)
 	if ((status = resolve_args(ctx, "/v1/sandboxes", argv + optind, 1)))
 		return status;
 	path = files_path(argv[optind], argv[optind + 1], "");
-	return verb_get_stdout(ctx, path, "read", "read %s", argv[optind + 1]);
+	return verb_call(ctx,
+	                 &(struct request){.method = "GET",
+	                                   .path = path,
+	                                   .stream_fd = STDOUT_FILENO,
+	                                   .progress = "read",
+	                                   .splice_body = true},
+	                 NULL, "read %s", argv[optind + 1]);
 }
 
 /* ---- workspace archives ---- */

@@ -24,8 +24,6 @@
 #include "util.h"
 
 #define MAX_UIDS 1024
-/* A connection's socket send buffer (see accept_loop). */
-#define SEND_BUFFER_BYTES (2 << 20)
 
 struct uid_share {
 	uid_t uid;
@@ -137,7 +135,8 @@ static void *accept_loop(void *arg)
 		 * ~200 KiB made that a wakeup per 200 KiB.  Memory is taken only
 		 * while data waits for a slow reader: at most 64 connections of
 		 * a non-root uid times 2 MiB. */
-		setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &(int){SEND_BUFFER_BYTES}, sizeof(int));
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &(int){ADMISSION_SEND_BUFFER},
+		           sizeof(int));
 		/* libmicrohttpd owns fd from here, also when it fails. */
 		if (MHD_add_connection(a->mhd, fd, (struct sockaddr *)&addr, len) != MHD_YES) {
 			log_warn("cannot take a connection: %m");

@@ -19,6 +19,8 @@
 #define ADMISSION_CONNECTIONS_PER_UID 64
 #define ADMISSION_RATE 500
 #define ADMISSION_RATE_MAX 1000000
+/* A connection's socket send buffer (see accept_loop in admission.c). */
+#define ADMISSION_SEND_BUFFER (2 << 20)
 
 struct admission;
 

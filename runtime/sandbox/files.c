@@ -734,6 +734,8 @@ int sandbox_dir_list(struct sandbox *sb, const char *path, cJSON **listing, stru
  * publishes once all have come.  Nothing is spooled on the host's disk, and
  * the file server stays free for the sandbox's other operations.
  */
+#define UPLOAD_BATCH (512 << 10)
+
 struct sandbox_upload {
 	pid_t pid;
 	int pidfd;
@@ -821,6 +823,11 @@ int sandbox_upload_begin(struct sandbox *sb, const char *path, uint64_t len, mod
 		free(u);
 		return al_error_errno(err, "sandbox %s: socketpair", sb->id);
 	}
+	/* libmicrohttpd hands the body over 32 KiB at a time: the helper would
+	 * wake for each.  It wakes once UPLOAD_BATCH bytes are queued instead
+	 * (or the upload's end), which the send buffer must be able to hold. */
+	setsockopt(sp[0], SOL_SOCKET, SO_SNDBUFFORCE, &(int){2 * UPLOAD_BATCH}, sizeof(int));
+	setsockopt(sp[1], SOL_SOCKET, SO_RCVLOWAT, &(int){UPLOAD_BATCH}, sizeof(int));
 	a.sock = sp[1];
 	a.path = full;
 	o.ns_pidfd = sb->pidfd;

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import unittest
 
@@ -209,6 +210,32 @@ class CliTest(at.AirlockTestCase):
         self.assertEqual((r.returncode, r.stdout), (0, data))
         r = self.airlock("exec", sid, "--", "cat", "/workspace/dir/sub/file.bin")
         self.assertEqual((r.returncode, r.stdout), (0, data))
+
+        # A file larger than the CLI's pipe (1 MiB) is spliced to stdout:
+        # into a pipe, into a file, and copied into an O_APPEND file (which
+        # takes no splice).
+        big = os.urandom((3 << 20) + 4097)
+        self.assertEqual(self.airlock("write", sid, "big.bin", input=big).returncode, 0)
+        r = self.airlock("read", sid, "big.bin")
+        self.assertEqual((r.returncode, len(r.stdout)), (0, len(big)))
+        self.assertTrue(r.stdout == big)
+        with tempfile.TemporaryDirectory() as d:
+            for flags, head in ((os.O_TRUNC, b""), (os.O_APPEND, b"kept:")):
+                out = os.path.join(d, "out")
+                with open(out, "wb") as f:
+                    f.write(head)
+                fd = os.open(out, os.O_WRONLY | flags)
+                try:
+                    argv = [at.AIRLOCK_CLI, "--socket", self.daemon.socket_path,
+                            "read", sid, "big.bin"]
+                    rc = subprocess.run(argv, stdout=fd, timeout=120,
+                                        env=self.cli_env()).returncode
+                finally:
+                    os.close(fd)
+                with open(out, "rb") as f:
+                    got = f.read()
+                self.assertEqual((rc, len(got)), (0, len(head) + len(big)))
+                self.assertTrue(got == head + big, "read into a file opened with %#o" % flags)
 
         self.assertEqual(self.airlock("exec", sid, "--", "sh", "-c", "exit 7").returncode, 7)
         r = self.airlock("exec", "--env", "FOO=bar", sid, "--cwd", "/tmp", "--",
