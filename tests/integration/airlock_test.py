@@ -11,12 +11,14 @@ Environment:
 import base64
 import glob
 import hashlib
+import io
 import json
 import os
 import re
 import shutil
 import signal
 import subprocess
+import tarfile
 import sys
 import tempfile
 import threading
@@ -463,6 +465,28 @@ class Daemon:
 
     def log(self):
         return read_text(self.log_path) or ""
+
+
+def tar_bytes(members):
+    """A tar from (TarInfo, data or None) pairs."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+                t.addfile(info, io.BytesIO(data))
+            else:
+                t.addfile(info)
+    return buf.getvalue()
+
+
+def tar_member(name, kind=tarfile.REGTYPE, mode=0o644, link=None):
+    ti = tarfile.TarInfo(name)
+    ti.type = kind
+    ti.mode = mode
+    if link is not None:
+        ti.linkname = link
+    return ti
 
 
 def prerequisites():

@@ -14,29 +14,8 @@ import tempfile
 import time
 
 from airlock_test import (AIRLOCK_CLI, AirlockTestCase, main, pids, read_text,
-                          request_in_background)
-
-
-def tar_bytes(members):
-    """A tar from (TarInfo, data or None) pairs."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
-        for info, data in members:
-            if data is not None:
-                info.size = len(data)
-                t.addfile(info, io.BytesIO(data))
-            else:
-                t.addfile(info)
-    return buf.getvalue()
-
-
-def member(name, kind=tarfile.REGTYPE, mode=0o644, link=None):
-    ti = tarfile.TarInfo(name)
-    ti.type = kind
-    ti.mode = mode
-    if link is not None:
-        ti.linkname = link
-    return ti
+                          request_in_background, tar_bytes)
+from airlock_test import tar_member as member
 
 
 class ArchiveTest(AirlockTestCase):

@@ -10,33 +10,13 @@ so a persisted workspace or a snapshot could not come back, which broke
 the harness's resume, and it let `s -> .`, `t -> s/s/../..` through all
 the same: links are now judged by resolution, inside the sandbox."""
 
-import io
 import os
 import tarfile
 
 import security_test as st
 
 
-def tar_bytes(members):
-    """A tar from (TarInfo, data or None) pairs."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
-        for info, data in members:
-            if data is not None:
-                info.size = len(data)
-                t.addfile(info, io.BytesIO(data))
-            else:
-                t.addfile(info)
-    return buf.getvalue()
-
-
-def member(name, kind=tarfile.REGTYPE, mode=0o644, link=None):
-    ti = tarfile.TarInfo(name)
-    ti.type = kind
-    ti.mode = mode
-    if link is not None:
-        ti.linkname = link
-    return ti
+tar_bytes, member = st.at.tar_bytes, st.at.tar_member
 
 
 class RoundTrips(st.SecurityTestCase):
