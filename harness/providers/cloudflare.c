@@ -496,34 +496,19 @@ static int cf_mount(struct cf_provider *cp, struct al_sandbox *sb, const cJSON *
 }
 
 /* The manifest's bucket mounts (files and dirs are made first), keyed by full path. */
-static int cf_mounts(struct cf_provider *cp, struct al_sandbox *sb, const cJSON *entries,
-                     const char *parent, const cJSON *credentials, struct al_error *err)
+struct cf_mounting {
+	struct cf_provider *cp;
+	struct al_sandbox *sb;
+	const cJSON *credentials;
+};
+
+static int cf_mount_one(void *ctx, const cJSON *e, const char *key, const char *kind,
+                        const cJSON *fields, struct al_error *err)
 {
-	const cJSON *e;
-	int r;
+	struct cf_mounting *m = ctx;
 
-	cJSON_ArrayForEach(e, entries)
-	{
-		_cleanup_free_ char *key = NULL;
-		const char *type = al_json_str(e, "type");
-		const cJSON *fields;
-		const char *kind = al_hosted_mount_kind(e, &fields);
-
-		if (parent ? asprintf(&key, "%s/%s", parent, e->string) < 0
-		           : !(key = strdup(e->string)))
-			return al_error_set(err, ENOMEM, "out of memory");
-		if (type && !strcmp(type, "dir"))
-			r = cf_mounts(cp, sb, cJSON_GetObjectItemCaseSensitive(e, "children"), key,
-			              credentials, err);
-		else if (kind && al_hosted_native_mount("cloudflare", kind))
-			r = cf_mount(cp, sb, e, key, kind, fields,
-			             cJSON_GetObjectItemCaseSensitive(credentials, key), err);
-		else
-			r = 0;
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	return cf_mount(m->cp, m->sb, e, key, kind, fields,
+	                cJSON_GetObjectItemCaseSensitive(m->credentials, key), err);
 }
 
 static int cf_create(struct al_provider *p, const struct al_sandbox_spec *spec,
@@ -564,8 +549,9 @@ static int cf_create(struct al_provider *p, const struct al_sandbox_spec *spec,
 		cJSON_AddItemToObject(sb->saved, "env", cJSON_Duplicate(spec->env, 1));
 	if (spec->manifest &&
 	    ((r = al_hosted_materialise(p, sb, spec->manifest, WORKSPACE_ROOT, err)) < 0 ||
-	     (r = cf_mounts(cp, sb, cJSON_GetObjectItemCaseSensitive(spec->manifest, "entries"),
-	                    NULL, spec->mount_credentials, err)) < 0)) {
+	     (r = al_hosted_for_each_native_mount(
+	          p, cJSON_GetObjectItemCaseSensitive(spec->manifest, "entries"), cf_mount_one,
+	          &(struct cf_mounting){cp, sb, spec->mount_credentials}, err)) < 0)) {
 		struct al_error ignored = AL_ERROR_INIT;
 		cf_delete(p, sb, &ignored);
 		return al_error_prefix(err, "materialise the manifest in Cloudflare sandbox %s",

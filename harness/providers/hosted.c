@@ -268,6 +268,43 @@ static int materialise_entries(struct al_provider *p, struct al_sandbox *sb, con
 	return 0;
 }
 
+static int native_mounts_below(struct al_provider *p, const cJSON *entries, const char *parent,
+                               al_hosted_mount_fn fn, void *ctx, struct al_error *err)
+{
+	const cJSON *e;
+	int r;
+
+	cJSON_ArrayForEach(e, entries)
+	{
+		_cleanup_free_ char *key = NULL;
+		const char *type = al_json_str(e, "type");
+		const cJSON *fields;
+		const char *kind = al_hosted_mount_kind(e, &fields);
+
+		if (parent ? asprintf(&key, "%s/%s", parent, e->string) < 0
+		           : !(key = strdup(e->string)))
+			return al_error_set(err, ENOMEM, "out of memory");
+		if (type && !strcmp(type, "dir"))
+			r = native_mounts_below(p, cJSON_GetObjectItemCaseSensitive(e, "children"),
+			                        key, fn, ctx, err);
+		else if (!kind)
+			r = 0;
+		else if (!al_hosted_native_mount(p->ops->type, kind))
+			r = al_hosted_refuse_mount(p, e, type, err);
+		else
+			r = fn(ctx, e, key, kind, fields, err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int al_hosted_for_each_native_mount(struct al_provider *p, const cJSON *entries,
+                                    al_hosted_mount_fn fn, void *ctx, struct al_error *err)
+{
+	return native_mounts_below(p, entries, NULL, fn, ctx, err);
+}
+
 int al_hosted_materialise(struct al_provider *p, struct al_sandbox *sb, const cJSON *manifest,
                           const char *root, struct al_error *err)
 {

@@ -44,6 +44,16 @@ const char *al_hosted_mount_kind(const cJSON *entry, const cJSON **fields);
  * outside the sandbox (its create makes them: materialise skips those entries). */
 bool al_hosted_native_mount(const char *provider, const char *kind);
 
+/* One mount entry that the provider mounts natively: key is its path from the
+ * manifest's root ("data/in"), kind and fields as al_hosted_mount_kind gives them. */
+typedef int (*al_hosted_mount_fn)(void *ctx, const cJSON *entry, const char *key, const char *kind,
+                                  const cJSON *fields, struct al_error *err);
+
+/* Call fn for every mount entry among entries and their dirs' children that provider p
+ * mounts natively; any other mount entry is refused (al_hosted_refuse_mount). */
+int al_hosted_for_each_native_mount(struct al_provider *p, const cJSON *entries,
+                                    al_hosted_mount_fn fn, void *ctx, struct al_error *err);
+
 /* -ENOTSUP for mount entry e (of type) on provider p, saying why and what would work. */
 int al_hosted_refuse_mount(struct al_provider *p, const cJSON *e, const char *type,
                            struct al_error *err);

@@ -681,47 +681,35 @@ static int add_mount(struct modal_provider *mp, struct cloud_mounts *cm, const c
 	return 0;
 }
 
-static int collect_mounts(struct al_provider *p, const cJSON *entries, const char *parent,
-                          const char *root, const cJSON *credentials, struct cloud_mounts *cm,
-                          struct al_error *err)
+struct mount_collecting {
+	struct modal_provider *mp;
+	struct cloud_mounts *cm;
+	const char *root;
+	const cJSON *credentials;
+};
+
+static int collect_one(void *ctx, const cJSON *e, const char *key, const char *kind,
+                       const cJSON *fields, struct al_error *err)
 {
-	struct modal_provider *mp = (struct modal_provider *)p;
-	const cJSON *e;
-	int r;
+	struct mount_collecting *c = ctx;
 
-	cJSON_ArrayForEach(e, entries)
-	{
-		_cleanup_free_ char *key = NULL;
-		const char *type = al_json_str(e, "type");
-		const cJSON *fields;
-		const char *kind = al_hosted_mount_kind(e, &fields);
+	return add_mount(c->mp, c->cm, e, key, kind, fields, c->root,
+	                 cJSON_GetObjectItemCaseSensitive(c->credentials, key), err);
+}
 
-		if (parent ? asprintf(&key, "%s/%s", parent, e->string) < 0
-		           : !(key = strdup(e->string)))
-			return al_error_set(err, ENOMEM, "out of memory");
-		if (type && !strcmp(type, "dir")) {
-			r = collect_mounts(p, cJSON_GetObjectItemCaseSensitive(e, "children"), key,
-			                   root, credentials, cm, err);
-			if (r < 0)
-				return r;
-			continue;
-		}
-		if (!kind)
-			continue;
-		if (!al_hosted_native_mount(p->ops->type, kind))
-			return al_hosted_refuse_mount(p, e, type, err);
-		r = add_mount(mp, cm, e, key, kind, fields, root,
-		              cJSON_GetObjectItemCaseSensitive(credentials, key), err);
-		if (r < 0)
-			return r;
-	}
-	if (!parent && cm->n) {
-		cm->ptrs = calloc(cm->n, sizeof(*cm->ptrs));
-		if (!cm->ptrs)
-			return al_error_set(err, ENOMEM, "out of memory");
-		for (size_t i = 0; i < cm->n; i++)
-			cm->ptrs[i] = &cm->items[i];
-	}
+static int collect_mounts(struct al_provider *p, const cJSON *entries, const char *root,
+                          const cJSON *credentials, struct cloud_mounts *cm, struct al_error *err)
+{
+	struct mount_collecting c = {(struct modal_provider *)p, cm, root, credentials};
+	int r = al_hosted_for_each_native_mount(p, entries, collect_one, &c, err);
+
+	if (r < 0 || !cm->n)
+		return r;
+	cm->ptrs = calloc(cm->n, sizeof(*cm->ptrs));
+	if (!cm->ptrs)
+		return al_error_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < cm->n; i++)
+		cm->ptrs[i] = &cm->items[i];
 	return 0;
 }
 
@@ -746,7 +734,7 @@ static int modal_create(struct al_provider *p, const struct al_sandbox_spec *spe
 		return r;
 	if (spec->manifest &&
 	    (r = collect_mounts(p, cJSON_GetObjectItemCaseSensitive(spec->manifest, "entries"),
-	                        NULL, root, spec->mount_credentials, &mounts, err)) < 0)
+	                        root, spec->mount_credentials, &mounts, err)) < 0)
 		return r;
 	def.n_entrypoint_args = 2;
 	def.entrypoint_args = entrypoint;
