@@ -2,6 +2,7 @@
 /* airlock CLI: HTTP/1.1 + JSON to airlockd over its Unix socket (libcurl). */
 #include "cli.h"
 #include "progress.h"
+#include "stream.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -243,20 +244,14 @@ static int on_head_message_complete(http_parser *hp)
 
 static int splice_connect(struct client *c, struct al_error *err)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = stream_connect(c->socket_path, err);
 
-	if (fd < 0)
-		return al_error_errno(err, "socket");
-	if (strlen(c->socket_path) >= sizeof(sa.sun_path))
-		return al_error_set(err, ENAMETOOLONG, "socket path %s is too long",
-		                    c->socket_path);
-	strcpy(sa.sun_path, c->socket_path);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		connect_hint(c->socket_path, errno, connect_error, sizeof(connect_error));
+	/* Said as for every other request: what to do next (client_request). */
+	if (fd < 0 && err->code != ENAMETOOLONG) {
+		connect_hint(c->socket_path, err->code, connect_error, sizeof(connect_error));
 		return al_error_set(err, ECONNREFUSED, "%s", connect_error);
 	}
-	return TAKE_FD(fd);
+	return fd;
 }
 
 /* Read the answer's head into hp (status, Content-Length); the body stays in sock. */

@@ -88,7 +88,7 @@ static int on_message_complete(http_parser *hp)
 	return 0;
 }
 
-static int connect_airlockd(const char *path, struct al_error *err)
+int stream_connect(const char *path, struct al_error *err)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -581,7 +581,7 @@ int stream_exec(const struct stream_opts *o, struct al_error *err)
 	for (size_t i = 0; i < AL_ARRAY_SIZE(handled_signals); i++)
 		sigdelset(&unblocked, handled_signals[i]);
 
-	sock = connect_airlockd(o->socket_path, err);
+	sock = stream_connect(o->socket_path, err);
 	if (sock < 0)
 		return sock;
 	s.sock = sock;

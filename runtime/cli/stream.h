@@ -30,3 +30,7 @@ bool stream_window_size(unsigned *rows, unsigned *cols);
  * that reach the CLI are sent on to the command (a second one as KILL).
  */
 int stream_exec(const struct stream_opts *o, struct al_error *err);
+
+/* A connection of its own to airlockd's socket at path (for traffic that does
+ * not go through libcurl: splice and upgrades); the descriptor, or -errno. */
+int stream_connect(const char *path, struct al_error *err);
