@@ -248,7 +248,9 @@ class QueueTest(ht.HarnessTestCase):
         ids = [self.submit("r%d" % i) for i in range(RUNS_THREE_WORKERS)]
         queued = self.status()
         self.assertEqual([r["status"] for r in queued], ["queued"] * RUNS_THREE_WORKERS)
-        port = 20000 + os.getpid() % 20000
+        with socket.socket() as s:  # a free port (the worker binds it itself)
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
         workers = [Worker(self, "a", self.daemon.socket_path, metrics=port),
                    Worker(self, "a", self.daemon.socket_path),
                    Worker(self, "b", self.daemon_b.socket_path)]
