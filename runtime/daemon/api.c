@@ -51,7 +51,8 @@
  * than a helper of its own. */
 #define STREAMED_UPLOAD_MIN (1u << 20)
 #define DEFAULT_MAX_OUTPUT (1u << 20)
-#define MAX_OUTPUT_CAP (64u << 20)
+#define MAX_OUTPUT_CAP PROCESS_MAX_OUTPUT
+#define BACKPRESSURE_MIN_OUTPUT (64u << 10)
 /* An image import's bounds: the archive, the unpacked image, and the members
  * of each layer (each may be raised by a query parameter, by root). */
 #define IMAGE_MAX_INPUT (16ULL << 30)
@@ -975,6 +976,12 @@ static void exec_and_reply(struct daemon *d, struct sandbox *sb, const cJSON *re
 	/* A stream's output goes out as bytes, not JSON text: counted as bytes. */
 	x.output_base64 = base64 || rp->want_stream;
 	x.backpressure = json_bool(req, "backpressure");
+	/* A stream that may hold nothing would never be read again. */
+	if (x.backpressure && x.max_output < BACKPRESSURE_MIN_OUTPUT) {
+		reply_error(rp, 400, "invalid_argument",
+		            "backpressure needs max_output_bytes of at least 65536");
+		return;
+	}
 	if (x.backpressure && !base64 && !rp->want_stream) {
 		reply_error(
 		    rp, 400, "invalid_argument",

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -168,6 +169,8 @@ struct al_process {
 	uint64_t deadline_ms;         /* timeout; 0 = none */
 	uint64_t started_ms;
 	uint64_t ended_ms;
+	uint64_t taken_ms; /* the last take of its output (backpressure: abandoned?) */
+	bool released;     /* process_release came: never held (again) */
 
 	bool exited;
 	bool collected; /* exited and its output drained: the result is final */
@@ -212,6 +215,8 @@ static void stream_close(struct stream *s)
  * process id) never has one.
  */
 #define JOURNAL_DATA 4096u
+/* What a stream may hold beyond max_output: its floor and one read. */
+#define JOURNAL_SLACK (OUTPUT_FLOOR + 65536u)
 
 /* A journal holding what the buffer holds now.  Lock held. */
 static int journal_open(struct stream *s, uid_t owner, struct al_error *err)
@@ -353,7 +358,7 @@ static struct al_process *process_new(size_t max_output, bool count_text)
 	p->out.fd = p->err.fd = p->out.jfd = p->err.jfd = p->hold_out = p->hold_err = -1;
 	p->max_output = max_output;
 	p->count_text = count_text;
-	p->started_ms = al_now_ms();
+	p->started_ms = p->taken_ms = al_now_ms();
 	return p;
 }
 
@@ -513,18 +518,41 @@ static bool backpressure_full(struct al_process *p, struct stream *s)
 }
 
 /* A process under backpressure with a stream still open that may hold no
- * more for now. */
+ * more for now.  One whose client has taken nothing for
+ * SANDBOX_PROCESS_KEEP_MS is abandoned: its backpressure ends (what comes
+ * next is dropped and marked truncated, as without it), so the command
+ * goes on and the process can end and be forgotten like any other. */
 static bool backpressure_pending(struct al_process *p)
 {
 	bool pending;
 
-	if (!p->backpressure)
-		return false;
 	pthread_mutex_lock(&p->lock);
 	pending = (p->out.fd >= 0 && backpressure_full(p, &p->out)) ||
 	          (p->err.fd >= 0 && backpressure_full(p, &p->err));
+	if (pending && al_now_ms() - p->taken_ms > SANDBOX_PROCESS_KEEP_MS) {
+		log_info("a command's output was not taken for %d s: it is dropped from now on",
+		         SANDBOX_PROCESS_KEEP_MS / 1000);
+		p->backpressure = false;
+		pending = false;
+	}
 	pthread_mutex_unlock(&p->lock);
 	return pending;
+}
+
+/* Under backpressure, the client waiting for p should answer now: a stream
+ * holds all it may, or holds something while the budgets are spent (each
+ * waiting client then frees its share).  Lock held. */
+static bool backpressure_answer_now(struct al_process *p)
+{
+	const struct stream *s[2] = {&p->out, &p->err};
+
+	if (!p->backpressure)
+		return false;
+	for (int i = 0; i < 2; i++)
+		if (s[i]->buf.len >= p->max_output ||
+		    (s[i]->buf.len > 0 && (budget_spent(p->budget) || budget_spent(&total_budget))))
+			return true;
+	return false;
 }
 
 /* A streamed process whose client has not taken s's bytes yet, or one
@@ -1042,8 +1070,7 @@ void process_wait(struct al_process *p, uint64_t deadline_ms)
 {
 	pthread_mutex_lock(&p->lock);
 	/* Under backpressure a full stream waits for this very client. */
-	while (!p->collected && !(p->backpressure && (p->out.buf.len >= p->max_output ||
-	                                              p->err.buf.len >= p->max_output))) {
+	while (!p->collected && !backpressure_answer_now(p)) {
 		if (deadline_ms) {
 			uint64_t now = al_now_ms();
 			struct timespec ts;
@@ -1138,6 +1165,7 @@ cJSON *process_take_result(struct al_process *p, bool base64)
 	cJSON_AddBoolToObject(o, "timed_out", p->timed_out);
 	add_stream(p, o, "stdout", &p->out, base64);
 	add_stream(p, o, "stderr", &p->err, base64);
+	p->taken_ms = al_now_ms();
 	pthread_mutex_unlock(&p->lock);
 	/* Room again: a collector held back by backpressure reads on. */
 	if (p->backpressure)
@@ -1150,8 +1178,7 @@ bool process_output_full(struct al_process *p)
 	bool full;
 
 	pthread_mutex_lock(&p->lock);
-	full =
-	    p->backpressure && (p->out.buf.len >= p->max_output || p->err.buf.len >= p->max_output);
+	full = backpressure_answer_now(p);
 	pthread_mutex_unlock(&p->lock);
 	return full;
 }
@@ -1359,7 +1386,9 @@ void process_hold(struct al_process *p, unsigned n, const char *command)
 	pthread_mutex_lock(&p->lock);
 	if (!p->tty && p->stdin_fd >= 0)
 		in = fcntl(p->stdin_fd, F_DUPFD_CLOEXEC, 3);
-	p->held = p->conn >= 0;
+	/* Not if its final result went out already (a client that guessed the
+	 * id may poll before this runs): nobody would release it. */
+	p->held = p->conn >= 0 && !p->released;
 	/* Pipes only: a terminal's master is ours alone (docs/operations.md). */
 	if (p->held && p->hold_out >= 0 &&
 	    (journal_open(&p->out, p->owner, &err) < 0 ||
@@ -1410,6 +1439,7 @@ void process_release(struct al_process *p)
 	pthread_mutex_lock(&p->lock);
 	held = p->held;
 	p->held = false;
+	p->released = true;
 	pthread_mutex_unlock(&p->lock);
 	if (held)
 		send_init(p, INITPROTO_RELEASE, 0);
@@ -1422,37 +1452,61 @@ static int journal_load(struct al_process *p, struct stream *s, struct al_error 
 	struct stat st;
 	uint64_t head;
 
-	if (pread(s->jfd, &head, sizeof(head), 0) != (ssize_t)sizeof(head) ||
-	    fstat(s->jfd, &st) < 0)
+	/* What PID 1 hands back is the sandbox's to tamper with, should PID 1
+	 * ever be subverted: a memfd-sized regular file, or nothing is read. */
+	if (fstat(s->jfd, &st) < 0)
+		return al_error_errno(err, "output journal");
+	if (!S_ISREG(st.st_mode))
+		return al_error_set(err, EPROTO, "output journal is not a file");
+	if (pread(s->jfd, &head, sizeof(head), 0) != (ssize_t)sizeof(head))
 		return al_error_errno(err, "read output journal");
 	if (head < JOURNAL_DATA || head > (uint64_t)st.st_size)
 		return al_error_set(err, EPROTO, "output journal: bad head %" PRIu64, head);
+	if ((uint64_t)st.st_size - head > (uint64_t)p->max_output + JOURNAL_SLACK)
+		return al_error_set(err, EPROTO,
+		                    "output journal holds %" PRIu64 " bytes, more than its %zu",
+		                    (uint64_t)st.st_size - head, p->max_output);
 	s->jhead = s->jtail = head;
 	s->jpunched = JOURNAL_DATA;
+	/* Held before the restart, and accounted then: kept whatever the
+	 * budgets say now, rather than cut (which would also cut the journal
+	 * under this very loop). */
 	while (s->jtail < (uint64_t)st.st_size) {
 		uint64_t left = (uint64_t)st.st_size - s->jtail;
 		ssize_t n = pread(s->jfd, chunk, left < sizeof(chunk) ? left : sizeof(chunk),
 		                  (off_t)s->jtail);
-		if (n <= 0)
+		if (n < 0)
 			return al_error_errno(err, "read output journal");
-		stream_append(p, s, chunk, (size_t)n);
+		if (n == 0)
+			break;
+		if (al_buf_append(&s->buf, chunk, (size_t)n) < 0)
+			return al_error_set(err, ENOMEM, "out of memory");
+		budget_force(p->budget, (size_t)n);
+		budget_force(&total_budget, (size_t)n);
 		s->jtail += (uint64_t)n;
-		journal_trim(s);
 	}
 	return 0;
 }
 
-/* The fds of a HELD answer into p, in INITPROTO_HOLD_* order. */
-static void take_held_fds(struct al_process *p, uint32_t mask, int *fds, size_t *n)
+/* The fds of a HELD answer into p, in INITPROTO_HOLD_* order.  Its stdio
+ * must be pipes, made non-blocking (a blocking one would hang the collector
+ * or a writer holding p->lock); anything else is refused. */
+static int take_held_fds(struct al_process *p, uint32_t mask, int *fds, size_t *n,
+                         struct al_error *err)
 {
 	int *slot[5] = {&p->stdin_fd, &p->out.fd, &p->err.fd, &p->out.jfd, &p->err.jfd};
 	size_t k = 0;
 
 	for (int i = 0; i < 5; i++)
 		if ((mask & (1u << i)) && k < *n) {
+			struct stat st;
+			if (i < 3 && (fstat(fds[k], &st) < 0 || !S_ISFIFO(st.st_mode) ||
+			              fcntl(fds[k], F_SETFL, O_NONBLOCK) < 0))
+				return al_error_set(err, EPROTO, "held stdio %d is not a pipe", i);
 			*slot[i] = fds[k];
 			fds[k++] = -1;
 		}
+	return 0;
 }
 
 static void process_unrefp(struct al_process **p)
@@ -1468,6 +1522,7 @@ static int adopt_one(struct sandbox *sb, unsigned n, struct al_error *err)
 	int fds[INITPROTO_MAX_FDS];
 	size_t nfds = INITPROTO_MAX_FDS;
 	_cleanup_close_ int conn = -1;
+	unsigned long long max_output;
 	char id[16];
 	int r;
 
@@ -1489,7 +1544,14 @@ static int adopt_one(struct sandbox *sb, unsigned n, struct al_error *err)
 		initproto_msg_free(&reply);
 		return r;
 	}
-	p = process_new(strtoull(reply.argv[2], NULL, 10), strchr(reply.argv[3], 't') != NULL);
+	max_output = strtoull(reply.argv[2], NULL, 10);
+	if (max_output > PROCESS_MAX_OUTPUT ||
+	    strspn(reply.argv[3], "tyb") != strlen(reply.argv[3])) {
+		close_fds(fds, nfds);
+		initproto_msg_free(&reply);
+		return al_error_set(err, EPROTO, "held process p%u: bad max_output or flags", n);
+	}
+	p = process_new((size_t)max_output, strchr(reply.argv[3], 't') != NULL);
 	if (!p) {
 		close_fds(fds, nfds);
 		initproto_msg_free(&reply);
@@ -1497,11 +1559,17 @@ static int adopt_one(struct sandbox *sb, unsigned n, struct al_error *err)
 	}
 	p->budget = output_budget_ref(sb->output);
 	p->started_ms = strtoull(reply.argv[0], NULL, 10);
+	p->taken_ms = al_now_ms();
 	p->deadline_ms = strtoull(reply.argv[1], NULL, 10);
 	p->tty = strchr(reply.argv[3], 'y') != NULL;
 	p->backpressure = strchr(reply.argv[3], 'b') != NULL;
-	take_held_fds(p, reply.aux, fds, &nfds);
+	r = p->tty && (reply.aux & 7) ? al_error_set(err, EPROTO, "held terminal with stdio pipes")
+	                              : take_held_fds(p, reply.aux, fds, &nfds, err);
 	close_fds(fds, nfds);
+	if (r < 0) {
+		initproto_msg_free(&reply);
+		return r;
+	}
 	p->conn = TAKE_FD(conn);
 	p->held = true;
 	log_info("sandbox %s: process p%u (%s) taken back from airlock-init", sb->id, n,
@@ -1558,16 +1626,32 @@ int process_adopt_all(struct sandbox *sb, struct al_error *err)
 		initproto_msg_free(&reply);
 		return al_error_prefix(err, "sandbox %s: list its processes", sb->id);
 	}
-	/* Ids given before the restart are not given again. */
+	/* Ids given before the restart are not given again.  (A number that
+	 * does not fit is PID 1's mistake: ids go on from ours.) */
 	pthread_mutex_lock(&sb->lock);
-	if (sb->next_proc < (unsigned)reply.num)
+	if (reply.num > 0 && sb->next_proc < (unsigned)reply.num)
 		sb->next_proc = (unsigned)reply.num;
 	pthread_mutex_unlock(&sb->lock);
-	for (char **a = reply.argv; a && *a; a++) {
+	size_t taken = 0;
+	for (char **a = reply.argv; a && *a && taken < SANDBOX_MAX_PROCESSES; a++) {
 		struct al_error e = AL_ERROR_INIT;
-		unsigned n = (unsigned)strtoul(*a, NULL, 10);
-		if (adopt_one(sb, n, &e) < 0)
-			log_warn("sandbox %s: cannot take back process p%u: %s", sb->id, n, e.msg);
+		char *end;
+		unsigned long n = strtoul(*a, &end, 10);
+		char id[16];
+		if (*end || n == 0 || n > UINT_MAX) {
+			log_warn("sandbox %s: airlock-init listed a bad process id", sb->id);
+			continue;
+		}
+		snprintf(id, sizeof(id), "p%lu", n);
+		struct al_process *dup = sandbox_take_process(sb, id, false);
+		if (dup) { /* listed twice */
+			process_unref(dup);
+			continue;
+		}
+		if (adopt_one(sb, (unsigned)n, &e) < 0)
+			log_warn("sandbox %s: cannot take back process p%lu: %s", sb->id, n, e.msg);
+		else
+			taken++;
 	}
 	initproto_msg_free(&reply);
 	return 0;

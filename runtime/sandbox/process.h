@@ -14,6 +14,9 @@
 struct sandbox;
 struct al_process;
 
+/* The most a stream holds for its client (exec_request.max_output's cap). */
+#define PROCESS_MAX_OUTPUT (64u << 20)
+
 struct exec_request {
 	char **argv; /* NULL-terminated */
 	char **env;  /* complete environment, "K=V", NULL-terminated */

@@ -347,6 +347,44 @@ class ExecTest(at.AirlockTestCase):
         bad = self.client.exec_raw(self.sid, command="true", backpressure=True)
         self.assertEqual(bad.status, 400, bad)
         self.assertIn("base64", bad.json["error"]["message"])
+        # A stream that may hold nothing would never be read.
+        bad = self.client.exec_raw(self.sid, command="true", backpressure=True,
+                                   encoding="base64", max_output_bytes=0)
+        self.assertEqual(bad.status, 400, bad)
+        self.assertIn("65536", bad.json["error"]["message"])
+
+    def test_backpressure_waits_end_when_the_budget_is_spent(self):
+        """Three commands of 60 MiB in one sandbox (128 MiB of output budget):
+        none reaches its max_output before the budget is spent, yet each
+        waiting client is answered and every byte arrives."""
+        import base64
+        import threading
+        sid = self.client.create()["id"]
+        self.addCleanup(self._destroy_quietly, sid)
+        got, errors = {}, []
+
+        def run(i):
+            try:
+                c = at.Client(self.daemon.socket_path)
+                r = c.exec(sid, command="head -c 62914560 /dev/zero", backpressure=True,
+                           encoding="base64", max_output_bytes=64 << 20, yield_ms=0)
+                n = len(base64.b64decode(r["stdout"]))
+                while r["running"]:
+                    r = c.request("GET", "/v1/sandboxes/%s/processes/%s?yield_ms=0&encoding=base64"
+                                  % (sid, r["process_id"])).json
+                    n += len(base64.b64decode(r["stdout"]))
+                got[i] = (n, r["exit_code"])
+                c.close()
+            except Exception as e:  # reported below
+                errors.append(repr(e))
+        threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        self.assertEqual(errors, [])
+        self.assertFalse(any(t.is_alive() for t in threads), "a client still waits: %s" % got)
+        self.assertEqual(got, {i: (62914560, 0) for i in range(3)})
 
     def test_large_output_is_complete(self):
         r = self.client.exec(self.sid, command="head -c 300000 /dev/zero | tr '\\000' b",
