@@ -532,26 +532,46 @@ static void enforce_split_io_setup(const void *arg)
  */
 TEST(io_setup_is_enosys_whatever_the_profile)
 {
+	/* NULL: Docker's own profile, which denies by default and allows
+	 * io_setup by name (and, unlike a short hand-made list, all that a
+	 * sanitizer's runtime needs in the child). */
 	static const struct {
 		const char *json;
 		int want;
 	} cases[] = {
-	    {"{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"syscalls\":[{\"names\":[\"io_setup\","
-	     "\"io_destroy\",\"getpid\",\"exit_group\",\"exit\",\"write\"],\"action\":"
-	     "\"SCMP_ACT_ALLOW\"}]}",
-	     ENOSYS},
 	    {"{\"defaultAction\":\"SCMP_ACT_ALLOW\"}", ENOSYS},
 	    {"{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":[\"io_setup\"],"
 	     "\"action\":\"SCMP_ACT_ERRNO\",\"errnoRet\":1}]}",
 	     EPERM},
+	    {NULL, ENOSYS}, /* last: without the file, the test ends there as skipped */
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct al_error err = AL_ERROR_INIT;
 		struct split_case c = {.want = cases[i].want};
+		const char *docker = getenv("AIRLOCK_DOCKER_PROFILE");
+		char *text = NULL;
+		size_t len = 0;
 
-		if (sc_profile_compile_split(cases[i].json, strlen(cases[i].json), al_default_caps,
-		                             &c.logged, &c.compat, &err) < 0) {
+		if (cases[i].json) {
+			text = strdup(cases[i].json);
+			len = text ? strlen(text) : 0;
+		} else if (!docker || !*docker) {
+			SKIP("AIRLOCK_DOCKER_PROFILE is not set (path to moby's "
+			     "profiles/seccomp/default.json)");
+		} else if (al_read_file(docker, 1 << 20, &text, &len, &err) < 0) {
+			fprintf(stderr, "%s: %s\n", docker, err.msg);
+			test_failures++;
+			continue;
+		}
+		if (!text) {
+			test_failures++;
+			continue;
+		}
+		int r = sc_profile_compile_split(text, len, al_default_caps, &c.logged, &c.compat,
+		                                 &err);
+		free(text);
+		if (r < 0) {
 			fprintf(stderr, "compile case %zu: %s\n", i, err.msg);
 			test_failures++;
 			continue;
