@@ -273,6 +273,16 @@ def rss_kib(pid):
     return 0
 
 
+# AddressSanitizer keeps freed memory in quarantine (256 MiB by default) before
+# reusing it: an RSS bound on a sanitized airlockd allows for that much more.
+ASAN_QUARANTINE_KIB = 256 << 10
+
+
+def sanitized(pid):
+    """Whether process pid runs with AddressSanitizer's runtime."""
+    return "libasan" in (read_text("/proc/%d/maps" % pid) or "")
+
+
 def pids():
     return [int(p) for p in os.listdir("/proc") if p.isdigit()]
 
