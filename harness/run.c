@@ -397,6 +397,28 @@ static int fetch_archive(struct run *r, const char *rel, const char *abs, struct
 	return 0;
 }
 
+/*
+ * The archive to restore the workspace from: the one the RunState names, unless that
+ * one is not here and never reached the store (the RunState names an archive before its
+ * upload, store_record, so a kill during the upload leaves it so): then the last one
+ * that did, which the store has.  A call recorded after it has no effect in it, as
+ * when the archive of its own turn is lost with its node.
+ */
+static const char *archive_in_reach(struct run *r, const char *archive)
+{
+	const cJSON *rec = cJSON_GetObjectItemCaseSensitive(sandbox_state(r), "store_archive");
+	const char *stored = al_runstate_str(rec, "name");
+	_cleanup_free_ char *abs = NULL;
+
+	if (!r->remote || !archive || !stored || !strcmp(stored, archive) || archive[0] == '/' ||
+	    asprintf(&abs, "%s/%s", r->dir, archive) < 0 || access(abs, R_OK) == 0)
+		return archive;
+	say("resume: workspace archive %s is not here and never reached the store; taking %s, "
+	    "the last that did\n",
+	    archive, stored);
+	return stored;
+}
+
 static int open_store(struct run *r, struct al_error *err)
 {
 	if (r->task.store.type == AL_STORE_LOCAL)
@@ -1748,6 +1770,7 @@ static int recover_sandbox(struct run *r, struct al_error *err)
 		say("resume: sandbox %s still running\n", sandbox_id(r));
 		return 0;
 	}
+	archive = archive_in_reach(r, archive);
 	if (archive) {
 		if (asprintf(&abs, "%s%s%s", archive[0] == '/' ? "" : r->dir,
 		             archive[0] == '/' ? "" : "/", archive) < 0)

@@ -456,6 +456,37 @@ class StoreTest(ht.HarnessTestCase):
     def test_azure_blob_kill_and_resume_with_process_snapshots(self):
         self.kill_and_resume("azure_blob", processes=True)
 
+    def test_s3_upload_cut_by_a_kill_resumes_from_the_last_stored_archive(self):
+        """The RunState names a workspace archive before its upload (store_record): a kill
+        during the upload leaves it naming one the store never got.  A resume on a machine
+        without that file takes the last archive that reached the store (found by the
+        queue's two-node test, where a worker was killed mid-upload)."""
+        kind = "s3"
+        task = self.store_task(kind, "runs/cut-upload", responses=tr.TURNS)
+        args = ["--credentials", self.creds]
+        for n in range(8, 120):
+            run_dir = self.new_run_dir()
+            res = self.run_task(task, run_dir, env={ht.KILL_HOOK: str(n)}, args=args)
+            self.assertTrue(res.killed, "no kill between an archive's naming and its upload "
+                            "up to write %d: %r" % (n, res))
+            sb = ht.load_state(run_dir).get("sandbox") or {}
+            stored = (sb.get("store_archive") or {}).get("name")
+            if stored and sb.get("workspace_archive") != stored:
+                break
+            self.destroy_all()
+        named = sb["workspace_archive"]
+        self.replace_daemon(kind)
+        for name in os.listdir(os.path.join(run_dir, "workspace")):
+            os.unlink(os.path.join(run_dir, "workspace", name))
+        res = self.resume(run_dir, args=args)
+        self.assertEqual(res.returncode, 0, res)
+        self.assertIn("resume: workspace archive %s is not here and never reached the store; "
+                      "taking %s" % (named, stored), res.stdout)
+        self.assertIn("resume: fetched workspace archive %s from the store" % stored, res.stdout)
+        self.assertCompleted(res)
+        self.assertAuditOK(run_dir)
+        self.destroy_all()
+
     def test_gcs_damaged_snapshot_falls_back_to_the_archive(self):
         self.kill_and_resume("gcs", processes=True, damage_snapshot=True)
 
