@@ -731,12 +731,37 @@ static void handle_init_message(struct al_process *p)
 	initproto_msg_free(&m);
 }
 
+/* How long a terminal that its command has left may stay quiet before
+ * what is on its way from the slave is taken as all there is. */
+#define TTY_DRAIN_MS 100
+
+/*
+ * A command on a terminal has ended.  Unlike a pipe's, what it wrote last
+ * may not be readable on the master yet: the kernel moves a slave's
+ * output to the master in a work item of its own, which a loaded host
+ * runs late.  Read until the master says EIO (nobody has the slave open
+ * any more: all is read) or stays quiet for TTY_DRAIN_MS (a background
+ * process, or PID 1, still has it).
+ */
+static void drain_terminal(struct al_process *p, size_t *moved, size_t *dropped)
+{
+	while (p->out.fd >= 0) {
+		struct pollfd f = {.fd = p->out.fd, .events = POLLIN};
+		int n = poll(&f, 1, TTY_DRAIN_MS);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || !stream_pump(p, &p->out, false, moved, dropped))
+			return;
+	}
+}
+
 static void *collector(void *arg)
 {
 	struct al_process *p = arg;
 	uint64_t quiet_until = 0, now;
 	size_t moved = 0, dropped = 0;
-	bool quiet, tell;
+	bool quiet, tell, tty_drained = false;
 
 	for (;;) {
 		struct pollfd pfd[5];
@@ -753,6 +778,10 @@ static void *collector(void *arg)
 		if (sig)
 			send_kill(p, sig);
 
+		if (exited && p->tty && !tty_drained) {
+			tty_drained = true;
+			drain_terminal(p, &moved, &dropped);
+		}
 		if (exited) {
 			/* Everything the process wrote is in the pipes by now; a
 			 * background child may keep them open, so take what is
