@@ -284,10 +284,12 @@ static void *worker(void *arg)
 		stream_forget(c, st); /* the client gave up on it */
 	else if (!st->grpc)
 		queue_locked(c, st); /* a gRPC call queued its own sends */
+	/* Woken under the lock: once it is released with workers at 0,
+	 * gw_h2c_serve may return, and c (on its stack) with it. */
+	wake(c);
 	c->workers--;
 	pthread_cond_broadcast(&c->idle);
 	pthread_mutex_unlock(&c->lock);
-	wake(c);
 	return NULL;
 }
 

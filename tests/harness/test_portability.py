@@ -41,7 +41,16 @@ class PortabilityTest(ht.HarnessTestCase):
         cls.gateway = gt.Gateway(cls.workdir, cls.daemon.socket_path, cls.rootfs,
                                  {cls.e2b_key: "portability"})
         cls.gateway.start()
-        cls.addClassCleanup(cls.gateway.stop)
+        cls.addClassCleanup(cls.stop_gateway)
+
+    @classmethod
+    def stop_gateway(cls):
+        """A gateway that died during the tests (a crash, a sanitizer's abort) is
+        reported with its log, not just found stopped."""
+        status = cls.gateway.stop()
+        if status not in (0, None):
+            raise AssertionError("airlock-gateway exited with %s:\n%s"
+                                 % (status, cls.gateway.log()[-6000:]))
 
     def provider_file(self, block):
         path = os.path.join(self.tmpdir("provider"), "provider.json")
