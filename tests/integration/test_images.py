@@ -20,7 +20,7 @@ import subprocess
 import tarfile
 import tempfile
 
-from airlock_test import AIRLOCK_CLI, AirlockTestCase, main
+from airlock_test import AIRLOCK_CLI, AirlockTestCase, main, tar_bytes
 
 BUSYBOX = "/var/lib/airlock/rootfs/busybox"
 HOST_PYTHON = "/usr/bin/python3.11"
@@ -30,17 +30,7 @@ def sha(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def tar_of(members):
-    """A tar from (TarInfo, bytes or None) pairs."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
-        for info, data in members:
-            if data is not None:
-                info.size = len(data)
-                t.addfile(info, io.BytesIO(data))
-            else:
-                t.addfile(info)
-    return buf.getvalue()
+tar_of = tar_bytes  # (TarInfo, bytes or None) pairs
 
 
 def entry(name, kind=tarfile.REGTYPE, mode=0o644, link=None, uid=0, gid=0):
