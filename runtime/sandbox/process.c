@@ -526,13 +526,16 @@ static bool backpressure_pending(struct al_process *p)
 {
 	bool pending;
 
+	/* Every collector round asks: most execs have none, and pay no lock. */
+	if (!__atomic_load_n(&p->backpressure, __ATOMIC_RELAXED))
+		return false;
 	pthread_mutex_lock(&p->lock);
 	pending = (p->out.fd >= 0 && backpressure_full(p, &p->out)) ||
 	          (p->err.fd >= 0 && backpressure_full(p, &p->err));
 	if (pending && al_now_ms() - p->taken_ms > SANDBOX_PROCESS_KEEP_MS) {
 		log_info("a command's output was not taken for %d s: it is dropped from now on",
 		         SANDBOX_PROCESS_KEEP_MS / 1000);
-		p->backpressure = false;
+		__atomic_store_n(&p->backpressure, false, __ATOMIC_RELAXED);
 		pending = false;
 	}
 	pthread_mutex_unlock(&p->lock);
