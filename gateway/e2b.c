@@ -49,6 +49,13 @@ struct proc {
 	bool done;
 	int exit_code;
 	int signal;
+	/* Held across each airlockd call that takes this process's output or end (a
+	 * stream's poll, a stdin write).  Streams of one process overlap (a yielding
+	 * client's Start stream still polls while its Connect begins), and airlockd
+	 * forgets a process once it has reported the end: two calls at once could
+	 * take output out of order, or the second would get 404 for a process whose
+	 * exit status the first had just taken. */
+	pthread_mutex_t io;
 	struct proc *next;
 };
 
@@ -187,8 +194,15 @@ static char *join_path(const char *dir, const char *name)
 
 /* ---- the registry ---- */
 
+static void mutex_unlockp(pthread_mutex_t **m)
+{
+	if (*m)
+		pthread_mutex_unlock(*m);
+}
+
 static void proc_free(struct proc *p)
 {
+	pthread_mutex_destroy(&p->io);
 	free(p->tag);
 	cJSON_Delete(p->config);
 	al_buf_free(&p->out);
@@ -551,29 +565,32 @@ static void poll_backend(struct stream *st)
 	_cleanup_(gw_result_freep) struct gw_result res = {0};
 	struct al_error e = AL_ERROR_INIT;
 	_cleanup_free_ char *extra = NULL;
+	bool gone;
 	char bpid[32];
 	int r;
 
+	pthread_mutex_lock(&st->p->io);
 	pthread_mutex_lock(&st->sb->lock);
 	snprintf(bpid, sizeof(bpid), "%s", st->p->backend_pid);
 	pthread_mutex_unlock(&st->sb->lock);
-	if (!bpid[0])
-		return;
-	if (asprintf(&extra, "/processes/%s?yield_ms=%d&encoding=base64", bpid, POLL_YIELD_MS) < 0)
-		return;
-	r = backend("GET", "/v1/sandboxes/%s%s", st->sb->backend_id, extra, NULL, NULL, 0, 0, &res,
-	            &e);
-	if (r < 0) {
-		stream_end(st, "unavailable", e.msg);
+	if (!bpid[0] || asprintf(&extra, "/processes/%s?yield_ms=%d&encoding=base64", bpid,
+	                         POLL_YIELD_MS) < 0) {
+		pthread_mutex_unlock(&st->p->io);
 		return;
 	}
+	r = backend("GET", "/v1/sandboxes/%s%s", st->sb->backend_id, extra, NULL, NULL, 0, 0, &res,
+	            &e);
 	pthread_mutex_lock(&st->sb->lock);
-	if (res.status == 200 && res.json)
+	if (r == 0 && res.status == 200 && res.json)
 		absorb(st->p, res.json);
-	else if (res.status == 404 && strstr(gw_result_message(&res), "process"))
+	else if (r == 0 && res.status == 404 && strstr(gw_result_message(&res), "process"))
 		mark_lost(st->p);
+	gone = !st->p->done;
 	pthread_mutex_unlock(&st->sb->lock);
-	if (res.status == 404 && !st->p->done)
+	pthread_mutex_unlock(&st->p->io);
+	if (r < 0)
+		stream_end(st, "unavailable", e.msg);
+	else if (res.status == 404 && gone)
 		stream_end(st, "not_found", "the sandbox is gone");
 	else if (res.status >= 300 && res.status != 404)
 		stream_end(st, code_of(res.status), gw_result_message(&res));
@@ -755,6 +772,7 @@ static enum MHD_Result process_start(struct gw_request *rq, struct sbx *sb)
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return MHD_NO;
+	pthread_mutex_init(&p->io, NULL);
 	p->config = cJSON_Duplicate(cfg, 1);
 	p->pty = pty != NULL;
 	if (al_json_str(req, "tag"))
@@ -796,6 +814,7 @@ static enum MHD_Result process_unary(struct gw_request *rq, struct sbx *sb, cons
 	_cleanup_(gw_result_freep) struct gw_result res = {0};
 	_cleanup_free_ char *extra = NULL;
 	struct al_error e = AL_ERROR_INIT;
+	_cleanup_(mutex_unlockp) pthread_mutex_t *io = NULL;
 	char bpid[32];
 	struct proc *p;
 	const char *http_method = "POST";
@@ -822,10 +841,15 @@ static enum MHD_Result process_unary(struct gw_request *rq, struct sbx *sb, cons
 		return rpc_error(rq, "invalid_argument", "the body is not JSON");
 	pthread_mutex_lock(&sb->lock);
 	p = proc_find(sb, cJSON_GetObjectItemCaseSensitive(req, "process"));
-	snprintf(bpid, sizeof(bpid), "%s", p ? p->backend_pid : "");
 	pthread_mutex_unlock(&sb->lock);
 	if (!p)
 		return rpc_error(rq, "not_found", "no such process");
+	/* Unlocked when this function returns (struct proc). */
+	io = &p->io;
+	pthread_mutex_lock(io);
+	pthread_mutex_lock(&sb->lock);
+	snprintf(bpid, sizeof(bpid), "%s", p->backend_pid);
+	pthread_mutex_unlock(&sb->lock);
 	if (!bpid[0])
 		return rpc_error(rq, "not_found", "process %u has ended", p->pid);
 	if (!strcmp(method, "SendSignal")) {
