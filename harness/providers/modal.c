@@ -129,6 +129,11 @@ static int modal_open(const cJSON *options, const char *api_key, struct al_provi
 		    "in the credentials file)");
 	if (url && strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
 		return al_error_set(err, EINVAL, "provider.server_url must be an http(s) URL");
+	/* A call's own deadline (a command's stdio stream has none but the command's). */
+	r = al_hosted_ms_option(options, "request_timeout_ms", REQUEST_TIMEOUT_MS, &hc.timeout_ms,
+	                        err);
+	if (r < 0)
+		return r;
 	mp = calloc(1, sizeof(*mp));
 	if (!mp)
 		return al_error_set(err, ENOMEM, "out of memory");
@@ -1160,8 +1165,8 @@ static int modal_delete_snapshot(struct al_provider *p, const char *snapshot_id,
 	return r == -ENOENT ? 0 : r;
 }
 
-static const char *const modal_option_keys[] = {"server_url", "token_id",  "app_name",
-                                                "image",      "ca_bundle", NULL};
+static const char *const modal_option_keys[] = {
+    "server_url", "token_id", "app_name", "image", "request_timeout_ms", "ca_bundle", NULL};
 
 const struct al_provider_ops al_provider_modal = {
     .type = "modal",
