@@ -2,6 +2,7 @@
 /* airlock CLI: image import, ls, rm. */
 #include "cli.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -14,46 +15,118 @@
 
 /* ---- images ---- */
 
+/*
+ * libarchive, loaded by an import of a directory only.  Linked, it and the
+ * ~15 libraries it needs (ICU among them, for formats the CLI never writes)
+ * would cost every `airlock` invocation ~5 ms of loading.  Its types and
+ * prototypes still come from archive.h: each pointer has its function's type.
+ */
+#define LIBARCHIVE_SONAME "libarchive.so.13" /* libarchive 3.x */
+static struct {
+	bool loaded;
+	__typeof__(&archive_read_disk_new) read_disk_new;
+	__typeof__(&archive_read_disk_set_symlink_physical) read_disk_set_symlink_physical;
+	__typeof__(&archive_read_disk_open) read_disk_open;
+	__typeof__(&archive_read_disk_descend) read_disk_descend;
+	__typeof__(&archive_read_next_header2) read_next_header2;
+	__typeof__(&archive_read_data) read_data;
+	__typeof__(&archive_read_free) read_free;
+	__typeof__(&archive_write_new) write_new;
+	__typeof__(&archive_write_set_format_pax_restricted) write_set_format_pax_restricted;
+	__typeof__(&archive_write_open_fd) write_open_fd;
+	__typeof__(&archive_write_header) write_header;
+	__typeof__(&archive_write_data) write_data;
+	__typeof__(&archive_write_close) write_close;
+	__typeof__(&archive_write_free) write_free;
+	__typeof__(&archive_entry_new) entry_new;
+	__typeof__(&archive_entry_free) entry_free;
+	__typeof__(&archive_entry_pathname) entry_pathname;
+	__typeof__(&archive_entry_set_pathname) entry_set_pathname;
+	__typeof__(&archive_entry_size) entry_size;
+	__typeof__(&archive_error_string) error_string;
+} la;
+
+static int load_libarchive(struct al_error *err)
+{
+	void *h;
+
+	if (la.loaded)
+		return 0;
+	h = dlopen(LIBARCHIVE_SONAME, RTLD_NOW | RTLD_LOCAL);
+	if (!h)
+		return al_error_set(err, ENOTSUP, "importing a directory needs %s: %s",
+		                    LIBARCHIVE_SONAME, dlerror());
+#define LOAD(field, symbol)                                                                        \
+	do {                                                                                       \
+		if (!(*(void **)&la.field = dlsym(h, #symbol)))                                    \
+			return al_error_set(err, ENOTSUP, "%s has no %s", LIBARCHIVE_SONAME,       \
+			                    #symbol);                                              \
+	} while (0)
+	LOAD(read_disk_new, archive_read_disk_new);
+	LOAD(read_disk_set_symlink_physical, archive_read_disk_set_symlink_physical);
+	LOAD(read_disk_open, archive_read_disk_open);
+	LOAD(read_disk_descend, archive_read_disk_descend);
+	LOAD(read_next_header2, archive_read_next_header2);
+	LOAD(read_data, archive_read_data);
+	LOAD(read_free, archive_read_free);
+	LOAD(write_new, archive_write_new);
+	LOAD(write_set_format_pax_restricted, archive_write_set_format_pax_restricted);
+	LOAD(write_open_fd, archive_write_open_fd);
+	LOAD(write_header, archive_write_header);
+	LOAD(write_data, archive_write_data);
+	LOAD(write_close, archive_write_close);
+	LOAD(write_free, archive_write_free);
+	LOAD(entry_new, archive_entry_new);
+	LOAD(entry_free, archive_entry_free);
+	LOAD(entry_pathname, archive_entry_pathname);
+	LOAD(entry_set_pathname, archive_entry_set_pathname);
+	LOAD(entry_size, archive_entry_size);
+	LOAD(error_string, archive_error_string);
+#undef LOAD
+	la.loaded = true; /* the handle stays open for the CLI's life */
+	return 0;
+}
+
 static void archive_read_freep(struct archive **a)
 {
 	if (*a)
-		archive_read_free(*a);
+		la.read_free(*a);
 }
 
 static void archive_write_freep(struct archive **a)
 {
 	if (*a)
-		archive_write_free(*a);
+		la.write_free(*a);
 }
 
 static void archive_entry_freep(struct archive_entry **e)
 {
 	if (*e)
-		archive_entry_free(*e);
+		la.entry_free(*e);
 }
 
 /* One member of the directory walk: written to a, its data too. */
 static int tar_one(struct archive *disk, struct archive *a, struct archive_entry *e, size_t prefix,
                    struct al_error *err)
 {
-	const char *name = archive_entry_pathname(e) + prefix;
+	const char *name = la.entry_pathname(e) + prefix;
 	char buf[65536];
 
 	while (*name == '/')
 		name++;
 	if (!*name)
 		return 0; /* the directory itself */
-	archive_entry_set_pathname(e, name);
-	if (archive_write_header(a, e) < ARCHIVE_WARN)
-		return al_error_set(err, EIO, "%s: %s", name, archive_error_string(a));
-	while (archive_entry_size(e) > 0) {
-		la_ssize_t n = archive_read_data(disk, buf, sizeof(buf));
+	la.entry_set_pathname(e, name);
+	if (la.write_header(a, e) < ARCHIVE_WARN)
+		return al_error_set(err, EIO, "%s: %s", name, la.error_string(a));
+	while (la.entry_size(e) > 0) {
+		la_ssize_t n = la.read_data(disk, buf, sizeof(buf));
 		if (n < 0)
-			return al_error_set(err, EIO, "%s: %s", name, archive_error_string(disk));
+			return al_error_set(err, EIO, "%s: %s", name, la.error_string(disk));
 		if (n == 0)
 			break;
-		if (archive_write_data(a, buf, (size_t)n) < 0)
-			return al_error_set(err, EIO, "%s: %s", name, archive_error_string(a));
+		if (la.write_data(a, buf, (size_t)n) < 0)
+			return al_error_set(err, EIO, "%s: %s", name, la.error_string(a));
 	}
 	return 0;
 }
@@ -61,34 +134,39 @@ static int tar_one(struct archive *disk, struct archive *a, struct archive_entry
 /* Write the directory dir (an OCI image layout) to out_fd as a tar. */
 static int tar_directory(const char *dir, int out_fd, struct al_error *err)
 {
-	_cleanup_(archive_read_freep) struct archive *disk = archive_read_disk_new();
-	_cleanup_(archive_write_freep) struct archive *a = archive_write_new();
+	_cleanup_(archive_read_freep) struct archive *disk = NULL;
+	_cleanup_(archive_write_freep) struct archive *a = NULL;
 	size_t prefix = strlen(dir);
+	int r = load_libarchive(err);
 
+	if (r < 0)
+		return r;
+	disk = la.read_disk_new();
+	a = la.write_new();
 	if (!disk || !a)
 		return al_error_set(err, ENOMEM, "out of memory");
-	archive_read_disk_set_symlink_physical(disk);
-	if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
-	    archive_write_open_fd(a, out_fd) != ARCHIVE_OK)
-		return al_error_set(err, EIO, "tar: %s", archive_error_string(a));
-	if (archive_read_disk_open(disk, dir) != ARCHIVE_OK)
-		return al_error_set(err, EIO, "%s: %s", dir, archive_error_string(disk));
+	la.read_disk_set_symlink_physical(disk);
+	if (la.write_set_format_pax_restricted(a) != ARCHIVE_OK ||
+	    la.write_open_fd(a, out_fd) != ARCHIVE_OK)
+		return al_error_set(err, EIO, "tar: %s", la.error_string(a));
+	if (la.read_disk_open(disk, dir) != ARCHIVE_OK)
+		return al_error_set(err, EIO, "%s: %s", dir, la.error_string(disk));
 	for (;;) {
-		_cleanup_(archive_entry_freep) struct archive_entry *e = archive_entry_new();
-		int r = e ? archive_read_next_header2(disk, e) : ARCHIVE_FATAL;
+		_cleanup_(archive_entry_freep) struct archive_entry *e = la.entry_new();
+		int r = e ? la.read_next_header2(disk, e) : ARCHIVE_FATAL;
 
 		if (r == ARCHIVE_EOF)
 			break;
 		if (r < ARCHIVE_WARN)
 			return al_error_set(err, EIO, "%s: %s", dir,
-			                    e ? archive_error_string(disk) : "out of memory");
-		archive_read_disk_descend(disk);
+			                    e ? la.error_string(disk) : "out of memory");
+		la.read_disk_descend(disk);
 		r = tar_one(disk, a, e, prefix, err);
 		if (r < 0)
 			return r;
 	}
-	if (archive_write_close(a) != ARCHIVE_OK)
-		return al_error_set(err, EIO, "tar: %s", archive_error_string(a));
+	if (la.write_close(a) != ARCHIVE_OK)
+		return al_error_set(err, EIO, "tar: %s", la.error_string(a));
 	return 0;
 }
 
