@@ -743,18 +743,24 @@ static void sandbox_create(struct gw_grpc_call *call, const char *tenant, const 
 	if (def->n_cloud_bucket_mounts) {
 		char msg[256];
 		int status;
-		if (snapshot) {
-			gw_grpc_fail(
-			    call, GW_GRPC_UNIMPLEMENTED,
-			    "cloud bucket mounts on a sandbox made from a snapshot image are "
-			    "not supported by airlock-gateway");
-			return;
-		}
 		if ((status = add_bucket_mounts(body, tenant, def, msg, sizeof(msg))) !=
 		    GW_GRPC_OK) {
 			gw_grpc_fail(call, status, "%s", msg);
 			return;
 		}
+	}
+	if (snapshot) {
+		/* A snapshot image is files only: the new sandbox has its own definition's
+		 * mounts, not those of the sandbox the snapshot was taken of (airlockd
+		 * would mount those again, without their keys). */
+		cJSON *m = cJSON_DetachItemFromObjectCaseSensitive(body, "manifest");
+		cJSON *entries = m ? cJSON_DetachItemFromObjectCaseSensitive(m, "entries") : NULL;
+		cJSON_Delete(m);
+		if (!entries && !(entries = cJSON_CreateObject())) {
+			gw_grpc_fail(call, GW_GRPC_INTERNAL, "out of memory");
+			return;
+		}
+		cJSON_AddItemToObject(body, "mounts", entries);
 	}
 	/* Modal's lifetime (the SDK sends 300 s unless told) and idle timeout. */
 	if (def->timeout_secs)

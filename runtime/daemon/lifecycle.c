@@ -685,13 +685,23 @@ static int restore_spec(struct daemon *d, const cJSON *rec, const cJSON *req, ui
 {
 	const cJSON *sandbox = cJSON_GetObjectItemCaseSensitive(rec, "sandbox");
 	const cJSON *manifest = cJSON_GetObjectItemCaseSensitive(rec, "manifest");
+	const cJSON *mounts = cJSON_GetObjectItemCaseSensitive(req, "mounts");
 	const char *ws = al_json_str(sandbox, "workspace");
 	struct sandbox_spec_policy pol = policy(d, client == 0);
 	_cleanup_cjson_ cJSON *create = NULL;
+	_cleanup_cjson_ cJSON *replaced = NULL;
 	int r;
 
 	if (!cJSON_IsObject(sandbox) || !al_json_str(sandbox, "rootfs"))
 		return al_error_set(err, EIO, "snapshot.json has no sandbox record");
+	/* Other mounts than the recorded ones (none, with {}): the new sandbox's
+	 * manifest says so, for its own snapshots too. */
+	if (mounts && !cJSON_IsNull(mounts)) {
+		r = sandbox_spec_replace_mounts(manifest, mounts, &replaced, err);
+		if (r < 0)
+			return r;
+		manifest = replaced;
+	}
 	create = sandbox_spec_restore_request(sandbox, req);
 	if (!create)
 		return al_error_set(err, ENOMEM, "out of memory");

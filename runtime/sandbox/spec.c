@@ -103,6 +103,8 @@ static const struct al_json_key restore_keys[] = {
     {"idle_timeout", AL_JSON_NUMBER | NULLABLE},
     {"labels", AL_JSON_OBJECT | NULLABLE},
     {"mount_credentials", AL_JSON_OBJECT | NULLABLE},
+    /* Mount entries that replace the recorded ones (sandbox_spec_replace_mounts). */
+    {"mounts", AL_JSON_OBJECT | NULLABLE},
     /* A restore keeps the network mode; ports are its own (the original's
      * may still be bound). */
     {"ports", AL_JSON_ARRAY | NULLABLE},
@@ -755,7 +757,7 @@ cJSON *sandbox_spec_restore_request(const cJSON *record, const cJSON *req)
 		/* Checked against the recorded manifest's mounts by
 		 * sandbox_spec_restore_mounts, not against a manifest the
 		 * restore request does not have. */
-		if (!strcmp(k, "mount_credentials"))
+		if (!strcmp(k, "mount_credentials") || !strcmp(k, "mounts"))
 			continue;
 		if ((v = cJSON_GetObjectItemCaseSensitive(req, k)) &&
 		    !cJSON_AddItemToObject(o, k, cJSON_Duplicate(v, true)))
@@ -801,6 +803,13 @@ bool sandbox_spec_poolable(const struct sandbox_spec *s, const struct sandbox_sp
 	       s->disk_bytes == base->disk_bytes && !strcmp(s->workspace, base->workspace);
 }
 
+static bool is_mount_type(const char *t)
+{
+	size_t len = t ? strlen(t) : 0;
+
+	return t && (!strcmp(t, "mount") || (len >= 6 && !strcmp(t + len - 6, "_mount")));
+}
+
 /*
  * The mount entries of entries, into kept, keyed by their full path: those in
  * a dir's children too, flattened (a key may hold '/'), so the restore mounts
@@ -816,7 +825,6 @@ static int keep_mount_entries(const cJSON *entries, const char *prefix, cJSON *k
 	{
 		_cleanup_free_ char *key = NULL;
 		const char *t = al_json_str(e, "type");
-		size_t len = t ? strlen(t) : 0;
 		int r;
 
 		if (!t || !e->string)
@@ -831,11 +839,76 @@ static int keep_mount_entries(const cJSON *entries, const char *prefix, cJSON *k
 				return r;
 			continue;
 		}
-		if (strcmp(t, "mount") && (len < 6 || strcmp(t + len - 6, "_mount")))
+		if (!is_mount_type(t))
 			continue;
 		if (!cJSON_AddItemToObject(kept, key, cJSON_Duplicate(e, true)))
 			return -ENOMEM;
 	}
+	return 0;
+}
+
+/* Drop the mount entries of entries, and of the children of its dirs. */
+static int drop_mount_entries(cJSON *entries, int depth)
+{
+	cJSON *e = entries ? entries->child : NULL;
+
+	if (depth > 64)
+		return -ELOOP;
+	while (e) {
+		cJSON *next = e->next;
+		const char *t = al_json_str(e, "type");
+		int r;
+
+		if (is_mount_type(t)) {
+			cJSON_Delete(cJSON_DetachItemViaPointer(entries, e));
+		} else if (t && !strcmp(t, "dir")) {
+			r = drop_mount_entries(cJSON_GetObjectItemCaseSensitive(e, "children"),
+			                       depth + 1);
+			if (r < 0)
+				return r;
+		}
+		e = next;
+	}
+	return 0;
+}
+
+int sandbox_spec_replace_mounts(const cJSON *manifest, const cJSON *mounts, cJSON **out,
+                                struct al_error *err)
+{
+	_cleanup_cjson_ cJSON *m = NULL;
+	const cJSON *e;
+	cJSON *entries;
+	int r;
+
+	if (!cJSON_IsObject(mounts))
+		return al_error_set(err, EINVAL, "mounts must be an object of mount entries");
+	m = cJSON_IsObject(manifest) ? cJSON_Duplicate(manifest, true) : cJSON_CreateObject();
+	if (!m || (!cJSON_IsObject(manifest) && !cJSON_AddNumberToObject(m, "version", 1)))
+		return al_error_set(err, ENOMEM, "out of memory");
+	entries = cJSON_GetObjectItemCaseSensitive(m, "entries");
+	if (!entries && !(entries = cJSON_AddObjectToObject(m, "entries")))
+		return al_error_set(err, ENOMEM, "out of memory");
+	if (!cJSON_IsObject(entries))
+		return al_error_set(err, EIO, "the snapshot's manifest has no entries object");
+	r = drop_mount_entries(entries, 0);
+	if (r < 0)
+		return al_error_set(err, -r, "the snapshot's manifest: %s", strerror(-r));
+	cJSON_ArrayForEach(e, mounts)
+	{
+		if (!is_mount_type(al_json_str(e, "type")))
+			return al_error_set(err, EINVAL,
+			                    "mounts: '%s' is not a mount entry (a restore's other "
+			                    "files come from the snapshot)",
+			                    e->string);
+		if (cJSON_GetObjectItemCaseSensitive(entries, e->string))
+			return al_error_set(err, EINVAL,
+			                    "mounts: '%s' is already an entry of the snapshot's "
+			                    "manifest",
+			                    e->string);
+		if (!cJSON_AddItemToObject(entries, e->string, cJSON_Duplicate(e, true)))
+			return al_error_set(err, ENOMEM, "out of memory");
+	}
+	*out = TAKE_PTR(m);
 	return 0;
 }
 

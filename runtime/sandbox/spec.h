@@ -77,6 +77,12 @@ void sandbox_spec_wipe_credentials(struct sandbox_spec *s);
 int sandbox_spec_restore_mounts(struct sandbox_spec *s, const cJSON *manifest,
                                 const cJSON *credentials, struct al_error *err);
 
+/* For a restore with "mounts": the recorded manifest (or none) with its mount
+ * entries replaced by those of mounts (mount entries only, keys not taken by the
+ * manifest's other entries), into *out. */
+int sandbox_spec_replace_mounts(const cJSON *manifest, const cJSON *mounts, cJSON **out,
+                                struct al_error *err);
+
 /* What a request may ask for, and the defaults it gets. */
 struct sandbox_spec_policy {
 	const char *default_rootfs;

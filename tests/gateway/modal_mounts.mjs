@@ -106,11 +106,43 @@ try {
   await p.stdin.close();
   const found = await p.stdout.readText();
   check((await p.wait()) === 0 && found === '', 'the secret is in no file inside', found);
+
+  // 5. A sandbox made from a filesystem snapshot of this one has its own definition's
+  //    mounts, as on Modal: the snapshot's files, not its mounts (nor their keys).
+  r = await run(sb, ['sh', '-c', 'echo local > /workspace/local.txt']);
+  check(r.code === 0, 'a local file', r);
+  const snap = await sb.snapshotFilesystem();
+  const again = await modal.sandboxes.create(app, snap, {
+    workdir: '/workspace', cloudBucketMounts: { '/mnt/again': ro } });
+  try {
+    for (let i = 0; i < 30; i++) {
+      r = await run(again, ['cat', '/workspace/local.txt', '/mnt/again/from-client.txt']);
+      if (r.code === 0) break;
+      await sleep(500);
+    }
+    check(r.code === 0 && r.out === 'local\nhello from the client\n',
+          'from a snapshot image: its files and the new mount', r);
+    r = await run(again, ['sh', '-c', 'grep fuse /proc/self/mountinfo']);
+    check(/ \/mnt\/again /.test(r.out) && !/ \/workspace\/data /.test(r.out) && r.out.trim().split('\n').length === 1,
+          'from a snapshot image: only the new mount', r.out);
+    r = await run(again, ['sh', '-c', 'echo no > /mnt/again/refused.txt']);
+    check(r.code !== 0, 'from a snapshot image: the new mount is read-only', r);
+  } finally {
+    await again.terminate();
+  }
+  const bare = await modal.sandboxes.create(app, snap, { workdir: '/workspace' });
+  try {
+    r = await run(bare, ['sh', '-c', 'cat /workspace/local.txt; grep -c fuse /proc/self/mountinfo']);
+    check(r.out === 'local\n0\n', 'from a snapshot image without mounts: none', r);
+  } finally {
+    await bare.terminate();
+  }
+  summary.snapshotImage = true;
 } finally {
   await sb.terminate();
 }
 
-// 5. A secret the tenant does not have is refused by name.
+// 6. A secret the tenant does not have is refused by name.
 let refused;
 try {
   const other = modal.cloudBucketMounts.create(env.S3_BUCKET, {
@@ -123,7 +155,7 @@ try {
 check(refused && refused.includes("st-doesnotexist"), 'an unknown secret is refused', refused);
 summary.unknownSecret = refused;
 
-// 6. The Agents SDK's ModalSandboxClient: the manifest's s3_mount (keys in the entry, as the
+// 7. The Agents SDK's ModalSandboxClient: the manifest's s3_mount (keys in the entry, as the
 //    SDK takes them) becomes the same cloud bucket mount, its keys a secret of their own.
 const agents = new ModalSandboxClient({ appName: 'gw-modal-mounts-agents' });
 const session = await agents.create({ manifest: new Manifest({

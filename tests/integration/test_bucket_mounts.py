@@ -505,6 +505,61 @@ class BucketMountTest(at.AirlockTestCase):
         self.assertEqual(out.stdout, "", "the bucket's object is in a snapshot")
         self.check_destroy_leaves_nothing(sid)
 
+    def test_restore_with_other_mounts(self):
+        """A restore's "mounts" replace the recorded ones: none with {} (so no keys are
+        wanted for them), or others with their own keys; the new sandbox's manifest
+        says so, for its own snapshots.  Only mount entries, on keys of their own."""
+        sid = self.mounted_sandbox("s3", prefix="other-a")["id"]
+        self.out(sid, "echo local > /workspace/l.txt")
+        r = self.client.request("POST", "/v1/sandboxes/%s/snapshots" % sid, {"processes": False})
+        self.assertEqual(r.status, 201, r)
+        snap = r.json["id"]
+        self.addCleanup(self.client.request, "DELETE", "/v1/snapshots/" + snap)
+        self.check_destroy_leaves_nothing(sid)
+        before = set(rclone_processes())
+
+        # None: no credentials asked for, no rclone, no FUSE mount inside.
+        rid = self.sandbox(snapshot=snap, mounts={})["id"]
+        self.assertEqual(self.out(rid, "cat /workspace/l.txt; grep -c fuse /proc/self/mountinfo || true"),
+                         "local\n0\n")
+        self.assertEqual(set(rclone_processes()) - before, set())
+        self.check_destroy_leaves_nothing(rid)
+
+        # Another: its own path, prefix and keys; the old path is a plain directory.
+        self.put_official("s3", "other-b/b.txt", b"b\n")
+        entry, creds = self.entries("s3", read_only=True, prefix="other-b")
+        entry["mountPath"] = "/mnt/other"
+        rid = self.sandbox(snapshot=snap, mounts={"other": entry},
+                           mount_credentials={"other": creds})["id"]
+        self.assertEqual(self.read_inside(rid, "/mnt/other/b.txt"), "b\n")
+        mi = self.out(rid, "grep fuse /proc/self/mountinfo")
+        self.assertEqual(len(mi.splitlines()), 1, mi)
+        self.assertIn(" /mnt/other ", mi)
+        self.check_no_secret_inside(rid, "/mnt/other")
+        # Its own snapshot records the new mount: restored again with its keys.
+        r = self.client.request("POST", "/v1/sandboxes/%s/snapshots" % rid, {"processes": False})
+        self.assertEqual(r.status, 201, r)
+        snap2 = r.json["id"]
+        self.addCleanup(self.client.request, "DELETE", "/v1/snapshots/" + snap2)
+        self.check_destroy_leaves_nothing(rid)
+        r = self.client.request("POST", "/v1/sandboxes", {"snapshot": snap2})
+        self.assertGreaterEqual(r.status, 400, r)
+        rid = self.sandbox(snapshot=snap2, mount_credentials={"other": creds})["id"]
+        self.assertEqual(self.read_inside(rid, "/mnt/other/b.txt"), "b\n")
+        self.check_destroy_leaves_nothing(rid)
+
+        # Refused with the reason, leaving nothing: a file entry, credentials for an
+        # entry the new mounts do not have, mounts that are not an object.
+        for body, why in (
+                ({"mounts": {"f": {"type": "file", "content": "x"}}}, "'f' is not a mount entry"),
+                ({"mounts": {}, "mount_credentials": {"data": creds}}, "'data' is not a mount entry"),
+                ({"mounts": []}, "mounts")):
+            r = self.client.request("POST", "/v1/sandboxes", dict(body, snapshot=snap))
+            self.assertEqual(r.status, 400, (body, r))
+            if why:
+                self.assertIn(why, str(r.json), body)
+        self.assertEqual(set(rclone_processes()) - before, set())
+
     def test_nested_mounts_come_back_at_a_restore(self):
         """A mount in a dir's children, and a mount whose path is inside another mount:
         both mounted at create, both left out of the snapshot, both mounted again at

@@ -370,6 +370,55 @@ TEST(poolable)
 	sandbox_spec_free(&pool);
 }
 
+/* A restore's "mounts" in place of the recorded manifest's mount entries. */
+TEST(replace_mounts)
+{
+	struct al_error err = AL_ERROR_INIT;
+	_cleanup_cjson_ cJSON *rec =
+	    cJSON_Parse("{\"version\": 1, \"root\": \"/w\", \"entries\": {"
+	                "\"a.txt\": {\"type\": \"file\", \"content\": \"x\"},"
+	                "\"old\": {\"type\": \"s3_mount\", \"bucket\": \"b\"},"
+	                "\"sub\": {\"type\": \"dir\", \"children\": {"
+	                "\"deep\": {\"type\": \"mount\", \"provider\": \"gcs\"},"
+	                "\"keep\": {\"type\": \"file\"}}}}}");
+	_cleanup_cjson_ cJSON *none = cJSON_Parse("{}");
+	_cleanup_cjson_ cJSON *one =
+	    cJSON_Parse("{\"new\": {\"type\": \"r2_mount\", \"bucket\": \"c\"}}");
+	_cleanup_cjson_ cJSON *file = cJSON_Parse("{\"f\": {\"type\": \"file\"}}");
+	_cleanup_cjson_ cJSON *taken = cJSON_Parse("{\"a.txt\": {\"type\": \"s3_mount\"}}");
+	_cleanup_cjson_ cJSON *out = NULL, *out2 = NULL, *out3 = NULL;
+	const cJSON *entries, *sub;
+
+	CHECK_INT(sandbox_spec_replace_mounts(rec, none, &out, &err), 0);
+	entries = cJSON_GetObjectItemCaseSensitive(out, "entries");
+	sub = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(entries, "sub"),
+	                                       "children");
+	CHECK(cJSON_GetObjectItemCaseSensitive(entries, "a.txt") != NULL);
+	CHECK(cJSON_GetObjectItemCaseSensitive(entries, "old") == NULL);
+	CHECK(cJSON_GetObjectItemCaseSensitive(sub, "deep") == NULL);
+	CHECK(cJSON_GetObjectItemCaseSensitive(sub, "keep") != NULL);
+	CHECK_STR(al_json_str(out, "root"), "/w");
+	/* The record itself is left as it was. */
+	CHECK(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(rec, "entries"),
+	                                       "old") != NULL);
+
+	CHECK_INT(sandbox_spec_replace_mounts(rec, one, &out2, &err), 0);
+	entries = cJSON_GetObjectItemCaseSensitive(out2, "entries");
+	CHECK_STR(al_json_str(cJSON_GetObjectItemCaseSensitive(entries, "new"), "bucket"), "c");
+	CHECK(cJSON_GetObjectItemCaseSensitive(entries, "old") == NULL);
+
+	/* No recorded manifest: one made for the mounts. */
+	CHECK_INT(sandbox_spec_replace_mounts(NULL, one, &out3, &err), 0);
+	CHECK(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(out3, "entries"),
+	                                       "new") != NULL);
+
+	CHECK_INT(sandbox_spec_replace_mounts(rec, file, &out, &err), -EINVAL);
+	CHECK(strstr(err.msg, "'f' is not a mount entry") != NULL);
+	err = (struct al_error)AL_ERROR_INIT;
+	CHECK_INT(sandbox_spec_replace_mounts(rec, taken, &out, &err), -EINVAL);
+	CHECK(strstr(err.msg, "'a.txt' is already an entry") != NULL);
+}
+
 int main(void)
 {
 	char tmpl[] = "/tmp/airlock-test-spec-XXXXXX";
@@ -392,6 +441,7 @@ int main(void)
 	RUN(earlier_state_json);
 	RUN(image_fields);
 	RUN(poolable);
+	RUN(replace_mounts);
 	rmdir(rootfs);
 	rmdir(elsewhere);
 	rmdir(base);
