@@ -452,6 +452,37 @@ static enum MHD_Result mount(struct gw_request *rq, struct csbx *sb)
 	return ok(rq);
 }
 
+/* POST /v1/sandbox/{id}/unmount {mountPath}: the bucket there unmounted by airlockd. */
+static enum MHD_Result unmount(struct gw_request *rq, struct csbx *sb)
+{
+	_cleanup_cjson_ cJSON *req =
+	    cJSON_ParseWithLength(rq->body.data ? rq->body.data : "", rq->body.len);
+	_cleanup_(gw_result_freep) struct gw_result res = {0};
+	_cleanup_free_ char *q = NULL;
+	struct al_error e = AL_ERROR_INIT;
+	const char *path = al_json_str(req, "mountPath");
+	int r;
+
+	if (!req)
+		return cf_error(rq, 400, "invalid_request", "Invalid JSON body");
+	if (!path || path[0] != '/')
+		return cf_error(rq, 400, "invalid_request",
+		                "mountPath must be an absolute path (start with /)");
+	q = gw_path_query("/mounts", path, NULL);
+	if (!q)
+		return cf_error(rq, 500, "unmount_error", "out of memory");
+	r = gw_sandbox_call(&server->backend, "DELETE", sb->backend_id, q, NULL, NULL, 0, 0, &res,
+	                    &e);
+	if (r < 0)
+		return cf_error(rq, 502, "unmount_error", "unmount failed: %s", e.msg);
+	if (res.status == 404 && strstr(gw_result_message(&res), "no bucket mount"))
+		return cf_error(rq, 400, "invalid_request", "no bucket is mounted at %s", path);
+	if (res.status != 200)
+		return cf_error(rq, 502, "unmount_error", "unmount failed: %s",
+		                gw_result_message(&res));
+	return ok(rq);
+}
+
 bool gw_cloudflare_handle(struct gw_server *s, struct gw_request *rq, enum MHD_Result *result)
 {
 	const char *url = rq->url, *rest, *slash, *tenant;
@@ -526,10 +557,7 @@ bool gw_cloudflare_handle(struct gw_server *s, struct gw_request *rq, enum MHD_R
 		} else if (!strcmp(rest, "/mount") && post) {
 			*result = mount(rq, sb);
 		} else if (!strcmp(rest, "/unmount") && post) {
-			/* airlockd removes a sandbox's mounts with it, not one by one. */
-			*result = cf_error(rq, 400, "invalid_request",
-			                   "unmount is not supported: a bucket mount lasts as long "
-			                   "as its sandbox");
+			*result = unmount(rq, sb);
 		} else if (!strcmp(rest, "/pty")) {
 			*result = cf_error(rq, 400, "invalid_request",
 			                   "PTY is not supported: airlockd has no terminals");

@@ -1369,6 +1369,30 @@ static void handle_mount_add(struct sandbox *sb, struct request *rq, struct repl
 	reply_json(rp, 201, out);
 }
 
+/* DELETE /v1/sandboxes/{id}/mounts?path=P: the bucket mounted at P, unmounted. */
+static void handle_mount_remove(struct sandbox *sb, struct MHD_Connection *c, struct reply *rp)
+{
+	struct al_error err = AL_ERROR_INIT;
+	const char *path = query(c, "path");
+	cJSON *out;
+
+	if (!path || !*path) {
+		reply_error(rp, 400, "invalid_argument", "query parameter path is required");
+		return;
+	}
+	if (bucket_mounts_remove_one(sb, path, &err) < 0) {
+		reply_al_error(rp, &err);
+		return;
+	}
+	log_info("sandbox %s: bucket at %s unmounted", sb->id, path);
+	out = cJSON_CreateObject();
+	if (out) {
+		cJSON_AddStringToObject(out, "path", path);
+		cJSON_AddTrueToObject(out, "unmounted");
+	}
+	reply_json(rp, 200, out);
+}
+
 static void handle_snapshot_create(struct api_server *s, struct sandbox *sb, struct request *rq,
                                    struct reply *rp)
 {
@@ -1682,10 +1706,12 @@ static void route(struct api_server *s, struct MHD_Connection *c, const char *ur
 	} else if (n == 4 && (!strcmp(seg[3], "files") || !strcmp(seg[3], "dirs"))) {
 		handle_files(sb, !strcmp(seg[3], "dirs"), c, method, rq, rp);
 	} else if (n == 4 && !strcmp(seg[3], "mounts")) {
-		if (strcmp(method, "POST"))
-			reply_error(rp, 405, "method_not_allowed", "use POST");
-		else
+		if (!strcmp(method, "POST"))
 			handle_mount_add(sb, rq, rp);
+		else if (!strcmp(method, "DELETE"))
+			handle_mount_remove(sb, c, rp);
+		else
+			reply_error(rp, 405, "method_not_allowed", "use POST or DELETE");
 	} else {
 		reply_error(rp, 404, "not_found", "unknown path");
 	}
@@ -1806,6 +1832,7 @@ static const struct {
     {"/v1/sandboxes/{id}/dirs", "GET", {"path"}},
     {"/v1/sandboxes/{id}/dirs", "POST", {"path", "parents"}},
     {"/v1/sandboxes/{id}/mounts", "POST", {NULL}},
+    {"/v1/sandboxes/{id}/mounts", "DELETE", {"path"}},
     {"/v1/snapshots", "GET", {NULL}},
     {"/v1/snapshots/{id}", "DELETE", {NULL}},
     {"/v1/snapshots/{id}/export", "GET", {NULL}},

@@ -728,12 +728,37 @@ static void stop_rclone(const char *dir, const char *pidfile)
 		kill(pid, SIGKILL);
 }
 
-bool bucket_mounts_present(const struct sandbox *sb)
+/*
+ * Record idx of dir: 1 a live mount (its path into where, when given), 0 a
+ * removed one (a tombstone, so that the indexes stay without gaps: the
+ * supervisor and bucket_mounts_add walk them to the first gap), -1 none.
+ */
+static int record_state(const char *dir, size_t idx, char *where, size_t where_size)
 {
+	_cleanup_free_ char *text = NULL;
+	_cleanup_cjson_ cJSON *rec = NULL;
 	char path[PATH_MAX];
 
-	snprintf(path, sizeof(path), "%s/rclone-0.json", sb->dir);
-	return access(path, F_OK) == 0;
+	snprintf(path, sizeof(path), "%s/rclone-%zu.json", dir, idx);
+	if (al_read_file(path, 1 << 16, &text, NULL, NULL) < 0 || !text)
+		return access(path, F_OK) == 0 ? 1 : -1;
+	rec = cJSON_Parse(text);
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "removed")))
+		return 0;
+	if (where)
+		snprintf(where, where_size, "%s",
+		         al_json_str(rec, "path") ? al_json_str(rec, "path") : "");
+	return 1;
+}
+
+bool bucket_mounts_present(const struct sandbox *sb)
+{
+	int state;
+
+	for (size_t idx = 0; (state = record_state(sb->dir, idx, NULL, 0)) >= 0; idx++)
+		if (state == 1)
+			return true;
+	return false;
 }
 
 /* Serialises supervision, removal and adding a mount; -1 when the directory is gone
@@ -840,7 +865,7 @@ int bucket_mounts_supervise(struct sandbox *sb, bucket_mount_report_fn report, v
 		snprintf(path, sizeof(path), "%s/rclone-%zu.json", sb->dir, idx);
 		if (access(path, F_OK) < 0)
 			break;
-		if (alive(sb->dir, idx))
+		if (record_state(sb->dir, idx, NULL, 0) == 0 || alive(sb->dir, idx))
 			continue;
 		r = restart_one(sb, idx, where, sizeof(where), &err);
 		report(opaque, sb, where, r < 0 ? err.msg : NULL);
@@ -970,4 +995,105 @@ int bucket_mounts_add(struct sandbox *sb, const cJSON *entry, const cJSON *crede
 	if (path && !(*path = strdup(mt->path)))
 		return al_error_set(err, ENOMEM, "out of memory");
 	return 0;
+}
+
+/*
+ * In a child of airlockd that entered the sandbox's mount namespace: walk to
+ * the parent of path from the sandbox's "/" without following a symlink, and
+ * detach the mount at its last component (not following it either).
+ */
+static _Noreturn void detach_child(int ns_fd, char *const comps[], size_t n)
+{
+	int cur, next;
+
+	if (setns(ns_fd, CLONE_NEWNS) < 0)
+		_exit(10);
+	cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (cur < 0)
+		_exit(11);
+	for (size_t i = 0; i + 1 < n; i++) {
+		next = openat(cur, comps[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (next < 0)
+			_exit(14);
+		close(cur);
+		cur = next;
+	}
+	if (fchdir(cur) < 0)
+		_exit(15);
+	if (umount2(comps[n - 1], MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL)
+		_exit(16);
+	_exit(0);
+}
+
+static int detach(struct sandbox *sb, const char *where, struct al_error *err)
+{
+	_cleanup_close_ int ns = -1;
+	_cleanup_free_ char *copy = strdup(where);
+	char *comps[MAX_PATH_DEPTH];
+	size_t n = 0;
+	char path[64];
+	int status;
+	pid_t pid;
+
+	if (!copy)
+		return al_error_set(err, ENOMEM, "out of memory");
+	for (char *c = strtok(copy, "/"); c; c = strtok(NULL, "/")) {
+		if (n == MAX_PATH_DEPTH)
+			return al_error_set(err, EINVAL, "%s: too deep", where);
+		comps[n++] = c;
+	}
+	if (n == 0)
+		return al_error_set(err, EINVAL, "%s: not a mount path", where);
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)sb->init_pid);
+	ns = open(path, O_RDONLY | O_CLOEXEC);
+	if (ns < 0)
+		return al_error_errno(err, "open %s", path);
+	pid = fork();
+	if (pid < 0)
+		return al_error_errno(err, "fork");
+	if (pid == 0)
+		detach_child(ns, comps, n);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return al_error_errno(err, "wait");
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return al_error_set(err, EIO, "cannot unmount %s in the sandbox (step %d)", where,
+		                    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	return 0;
+}
+
+int bucket_mounts_remove_one(struct sandbox *sb, const char *where, struct al_error *err)
+{
+	_cleanup_close_ int lock = -1;
+	char marker[PATH_MAX], path[PATH_MAX];
+	size_t idx, len = strlen(where);
+	int state, r;
+
+	/* "/mnt/x/" is "/mnt/x". */
+	while (len > 1 && where[len - 1] == '/')
+		len--;
+	if (where[0] != '/' || len >= PATH_MAX)
+		return al_error_set(err, EINVAL, "path must be absolute: %s", where);
+	lock = lock_dir(sb->dir, true);
+	if (lock < 0)
+		return al_error_errno(err, "sandbox %s: lock its mounts", sb->id);
+	snprintf(marker, sizeof(marker), "%s/rclone.stopping", sb->dir);
+	if (access(marker, F_OK) == 0)
+		return al_error_set(err, EHOSTDOWN, "sandbox %s is being destroyed", sb->id);
+	for (idx = 0;; idx++) {
+		state = record_state(sb->dir, idx, path, sizeof(path));
+		if (state < 0)
+			return al_error_set(err, ENOENT, "sandbox %s has no bucket mount at %.*s",
+			                    sb->id, (int)len, where);
+		if (state == 1 && strlen(path) == len && !strncmp(path, where, len))
+			break;
+	}
+	/* Inside first: a process of the sandbox then sees the directory under
+	 * it, never a mount whose rclone has gone. */
+	r = detach(sb, path, err);
+	if (r < 0)
+		return r;
+	forget_one(sb->dir, idx);
+	snprintf(marker, sizeof(marker), "%s/rclone-%zu.json", sb->dir, idx);
+	return al_write_file_atomic(marker, "{\"removed\": true}", 17, 0600, err);
 }

@@ -68,6 +68,14 @@ int bucket_mounts_add(struct sandbox *sb, const cJSON *entry, const cJSON *crede
 /* True when the sandbox has bucket mounts. */
 bool bucket_mounts_present(const struct sandbox *sb);
 
+/*
+ * Unmount the bucket mounted at where (an absolute path in the sandbox): first
+ * inside the sandbox, then its rclone is ended and its files are removed (a
+ * tombstone record keeps the indexes contiguous).  -ENOENT when no bucket is
+ * mounted there.  A manifest's mount comes back at a restore of a snapshot.
+ */
+int bucket_mounts_remove_one(struct sandbox *sb, const char *where, struct al_error *err);
+
 /* End every rclone of the sandbox whose state directory is dir and unmount
  * its mounts; safe to call when there are none, or after a restart. */
 int bucket_mounts_remove(const char *dir, struct al_error *err);

@@ -86,6 +86,22 @@ try {
     cmd: `grep -r -l -F -e '${secret}' / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev ` +
       '--exclude-dir=data --exclude-dir=ro 2>/dev/null | head -5; echo SEARCHED' });
   check(out.trim().endsWith('SEARCHED') && !out.includes('/'), 'the secret is in no file inside', out);
+
+  // 5. The session's unmountBucket (the bridge's /unmount): the read-only mount goes, the
+  //    other stays; a second unmount of the same path is refused.
+  await session.unmountBucket('ro');
+  out = await session.execCommand({ cmd: "grep fuse /proc/self/mountinfo; ls -A ro | wc -l" });
+  check(!/ \/workspace\/ro /.test(out) && / \/workspace\/data /.test(out) && out.trim().endsWith('0'),
+        'after unmountBucket: only the other mount, an empty directory left', out);
+  let again;
+  try {
+    await session.unmountBucket('ro');
+  } catch (e) {
+    again = e.details; // the SDK's SandboxMountError: the bridge's status and error
+  }
+  check(again && again.status === 400 && String(again.reason).includes('no bucket is mounted'),
+        'a second unmount is refused', again);
+  summary.unmounted = true;
 } finally {
   await session.delete();
 }

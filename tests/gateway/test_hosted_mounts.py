@@ -94,6 +94,7 @@ class HostedMountsTest(gt.GatewayTestCase):
             "S3_ENDPOINT": self.s3_ep, "S3_BUCKET": "bkt", "S3_KEY_ID": tbm.S3_KEY_ID,
             "S3_SECRET": self.s3_secret, "S3_PREFIX": "cf-" + secrets.token_hex(4)})
         self.assertTrue(summary.get("ok"), summary)
+        self.assertTrue(summary.get("unmounted"), summary)
         print("mountinfo inside:", summary.get("mountinfo"))
         self.check_host_side(before, summary)
 

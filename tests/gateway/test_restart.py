@@ -166,7 +166,7 @@ class RestartTest(gt.GatewayTestCase):
     def test_bridge_mount_requests_refused_as_such(self):
         """What the bridge's mount routes refuse here, in its shape (the mounts themselves:
         test_hosted_mounts.py): no endpoint, an R2 binding (no Worker bindings), a
-        relative path, unmount (a bucket mount lasts as long as its sandbox)."""
+        relative path, an unmount of a path where nothing is mounted."""
         sid = json.loads(bridge(self.gateway, self.key_a, "POST", "", {})[1])["id"]
         try:
             for route, body, why in (
@@ -177,7 +177,9 @@ class RestartTest(gt.GatewayTestCase):
                     ("/mount", {"bucket": "b", "mountPath": "workspace/b",
                                 "options": {"endpoint": "http://127.0.0.1:9"}},
                      "mountPath must be an absolute path"),
-                    ("/unmount", {"mountPath": "/workspace/b"}, "unmount is not supported")):
+                    ("/unmount", {"mountPath": "workspace/b"}, "mountPath must be an absolute path"),
+                    ("/unmount", {"mountPath": "/workspace/b"},
+                     "no bucket is mounted at /workspace/b")):
                 with self.assertRaises(urllib.error.HTTPError) as cm:
                     bridge(self.gateway, self.key_a, "POST", "/" + sid + route, body)
                 self.assertEqual(cm.exception.code, 400, route)

@@ -468,6 +468,75 @@ class BucketMountTest(at.AirlockTestCase):
         self.assertEqual(self.read_inside(sid, "/mnt/added/x.txt"), "added\n")
         self.check_destroy_leaves_nothing(sid)
 
+    def test_unmount_one_of_several(self):
+        """DELETE /v1/sandboxes/{id}/mounts?path=P: a manifest's mount and an added one
+        unmounted one at a time, the others kept; nothing of them left on the host;
+        the supervisor does not bring them back; a later mount takes the next index;
+        once none is left, a process snapshot is no longer refused."""
+        entry, creds = self.entries("s3", prefix="um-a")
+        sid = self.sandbox(manifest={"version": 1, "entries": {"data": entry}},
+                           mount_credentials={"data": creds})["id"]
+        added, added_creds = self.entries("s3", read_only=True, prefix="um-b")
+        added["mountPath"] = "/mnt/added"
+        self.put_official("s3", "um-b/x.txt", b"x\n")
+        path = "/v1/sandboxes/%s/mounts" % sid
+        self.client.expect(201, "POST", path, json.dumps(
+            {"entry": added, "credentials": added_creds}).encode(),
+            headers={"Content-Type": "application/json"})
+        self.assertEqual(self.read_inside(sid, "/mnt/added/x.txt"), "x\n")
+        state = os.path.join(self.daemon.state_dir, "sandboxes", sid)
+        procs = {p: c for p, c in rclone_processes().items() if sid in c}
+        self.assertEqual(len(procs), 2, procs)
+
+        # Nothing there, a relative path, no path: refused, nothing changed.
+        r = self.client.request("DELETE", path + "?path=/mnt/none")
+        self.assertEqual(r.status, 404, r.body)
+        self.assertIn(b"no bucket mount at /mnt/none", r.body)
+        self.assertEqual(self.client.request("DELETE", path + "?path=mnt/added").status, 400)
+        self.assertEqual(self.client.request("DELETE", path).status, 400)
+
+        # The manifest's mount (a trailing slash is the same path).
+        r = self.client.expect(200, "DELETE", path + "?path=/workspace/data/")
+        self.assertEqual(r.json, {"path": "/workspace/data/", "unmounted": True})
+        mi = self.out(sid, "grep fuse /proc/self/mountinfo; ls -A /workspace/data | wc -l")
+        self.assertNotIn(" /workspace/data ", mi)
+        self.assertIn(" /mnt/added ", mi)
+        self.assertTrue(mi.endswith("0\n"), mi)
+        left = {p: c for p, c in rclone_processes().items() if sid in c}
+        self.assertEqual(len(left), 1, left)
+        self.assertIn("um-b", list(left.values())[0])
+        self.assertEqual(sorted(n for n in os.listdir(state) if n.endswith("-0") or "-0." in n),
+                         ["rclone-0.json"])
+        with open(os.path.join(state, "rclone-0.json")) as f:
+            self.assertEqual(json.load(f), {"removed": True})
+        self.assertEqual([m for m in at.mounts_mentioning(sid) if "/mnt-0" in m], [])
+        # Still a mount to refuse a process snapshot for.
+        r = self.client.request("POST", "/v1/sandboxes/%s/snapshots" % sid, {"processes": True})
+        self.assertGreaterEqual(r.status, 400, r)
+        self.assertEqual(self.client.request("DELETE", path + "?path=/workspace/data").status, 404)
+
+        # Two supervisor rounds (2 s each): neither comes back, the other one stays.
+        time.sleep(5)
+        self.assertEqual({p for p, c in rclone_processes().items() if sid in c}, set(left))
+        self.assertEqual(self.read_inside(sid, "/mnt/added/x.txt"), "x\n")
+
+        # A new mount takes the next index; the added one goes too.
+        again, again_creds = self.entries("s3", prefix="um-a")
+        again["mountPath"] = "/mnt/again"
+        self.client.expect(201, "POST", path, json.dumps(
+            {"entry": again, "credentials": again_creds}).encode(),
+            headers={"Content-Type": "application/json"})
+        self.assertTrue(os.path.exists(os.path.join(state, "rclone-2.json")))
+        self.client.expect(200, "DELETE", path + "?path=/mnt/added")
+        self.client.expect(200, "DELETE", path + "?path=/mnt/again")
+        self.assertEqual(self.out(sid, "grep -c fuse /proc/self/mountinfo || true"), "0\n")
+        self.assertEqual([c for c in rclone_processes().values() if sid in c], [])
+        self.assertEqual([m for m in at.mounts_mentioning(sid) if "fuse" in m], [])
+        r = self.client.request("POST", "/v1/sandboxes/%s/snapshots" % sid, {"processes": True})
+        self.assertEqual(r.status, 201, r)
+        self.addCleanup(self.client.request, "DELETE", "/v1/snapshots/" + r.json["id"])
+        self.check_destroy_leaves_nothing(sid)
+
     def test_snapshot_leaves_the_mount_out_and_restore_mounts_again(self):
         sid = self.mounted_sandbox("s3", prefix="snap")["id"]
         self.out(sid, "echo in-bucket > /workspace/data/b.txt && echo local > /workspace/l.txt")

@@ -287,6 +287,9 @@ class OpenApiAgainstDaemon(at.AirlockTestCase):
                       "s3Provider": "Minio", "mountPath": "/mnt/spec", "readOnly": True},
             "credentials": {"accessKeyId": "S3RVER", "secretAccessKey": "S3RVER"}})
         c("POST", sb + "/mounts", p, 400, {"entry": {"type": "s3_mount"}})
+        c("DELETE", sb + "/mounts", p, 200, query={"path": "/mnt/spec"})
+        c("DELETE", sb + "/mounts", p, 404, query={"path": "/mnt/spec"})
+        c("DELETE", sb + "/mounts", p, 400, query={"path": "mnt/spec"})
 
         # workspace archives
         tar = c("GET", sb + "/workspace", p, 200).body
