@@ -481,25 +481,92 @@ static int sys_open_tree(int dfd, const char *path, unsigned int flags)
 	return (int)syscall(SYS_open_tree, dfd, path, flags);
 }
 
-/*
- * In a child of airlockd that entered the sandbox's mount namespace: walk
- * path from the sandbox's "/" without following a symlink, making missing
- * directories owned by the sandbox's root, and move the mount there.  Raw
- * syscalls only (airlockd has threads); components come split.
- */
-static _Noreturn void attach_child(int ns_fd, int tree_fd, char *const comps[], size_t n, uid_t uid,
-                                   bool replace)
-{
-	int cur, next;
+/* A path in the sandbox, split into its components (raw syscalls walk them in a child). */
+struct sandbox_path {
+	char *copy;
+	char *comps[MAX_PATH_DEPTH];
+	size_t n;
+};
 
-	if (setns(ns_fd, CLONE_NEWNS) < 0)
-		_exit(10);
-	cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (cur < 0)
-		_exit(11);
+static void sandbox_path_done(struct sandbox_path *p)
+{
+	free(p->copy);
+}
+
+static int split_path(const char *where, struct sandbox_path *p, struct al_error *err)
+{
+	if (!(p->copy = strdup(where)))
+		return al_error_set(err, ENOMEM, "out of memory");
+	for (char *c = strtok(p->copy, "/"); c; c = strtok(NULL, "/")) {
+		if (p->n == MAX_PATH_DEPTH)
+			return al_error_set(err, EINVAL, "%s: too deep", where);
+		p->comps[p->n++] = c;
+	}
+	if (p->n == 0)
+		return al_error_set(err, EINVAL, "%s: not a mount path", where);
+	return 0;
+}
+
+/*
+ * Run child(root_fd, ctx) in a child of airlockd that entered the sandbox's
+ * mount namespace (airlockd has threads: setns(CLONE_NEWNS) is for a
+ * single-threaded process), root_fd its "/"; *code is its exit status (-1:
+ * killed; 10 and 11: it could not enter).  Raw syscalls only in child.
+ */
+static int in_mount_namespace(struct sandbox *sb, void (*child)(int root_fd, void *ctx), void *ctx,
+                              int *code, struct al_error *err)
+{
+	_cleanup_close_ int ns = -1;
+	char path[64];
+	int status;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)sb->init_pid);
+	ns = open(path, O_RDONLY | O_CLOEXEC);
+	if (ns < 0)
+		return al_error_errno(err, "open %s", path);
+	pid = fork();
+	if (pid < 0)
+		return al_error_errno(err, "fork");
+	if (pid == 0) {
+		int root;
+		if (setns(ns, CLONE_NEWNS) < 0)
+			_exit(10);
+		root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (root < 0)
+			_exit(11);
+		child(root, ctx); /* exits */
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return al_error_errno(err, "wait");
+	*code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	return 0;
+}
+
+struct attach_args {
+	int tree_fd;
+	const struct sandbox_path *at;
+	uid_t uid;
+	bool replace;
+};
+
+/*
+ * In the sandbox's mount namespace: walk the path from the sandbox's "/"
+ * without following a symlink, making missing directories owned by the
+ * sandbox's root, and move the mount there.
+ */
+static _Noreturn void attach_child(int root_fd, void *ctx)
+{
+	const struct attach_args *a = ctx;
+	char *const *comps = a->at->comps;
+	size_t n = a->at->n;
+	int cur = root_fd, next;
+
 	for (size_t i = 0; i < n; i++) {
 		/* A restarted rclone: the dead FUSE mount at the path goes first. */
-		if (replace && i == n - 1 && fchdir(cur) == 0)
+		if (a->replace && i == n - 1 && fchdir(cur) == 0)
 			(void)umount2(comps[i], MNT_DETACH | UMOUNT_NOFOLLOW);
 		next = openat(cur, comps[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (next < 0 && errno == ENOENT) {
@@ -508,7 +575,7 @@ static _Noreturn void attach_child(int ns_fd, int tree_fd, char *const comps[], 
 				_exit(12);
 			dfd =
 			    openat(cur, comps[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (dfd < 0 || fchown(dfd, uid, uid) < 0)
+			if (dfd < 0 || fchown(dfd, a->uid, a->uid) < 0)
 				_exit(13);
 			close(dfd);
 			next = openat(cur, comps[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -518,7 +585,7 @@ static _Noreturn void attach_child(int ns_fd, int tree_fd, char *const comps[], 
 		close(cur);
 		cur = next;
 	}
-	if (syscall(SYS_move_mount, tree_fd, "", cur, "",
+	if (syscall(SYS_move_mount, a->tree_fd, "", cur, "",
 	            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
 		_exit(16);
 	_exit(0);
@@ -527,21 +594,14 @@ static _Noreturn void attach_child(int ns_fd, int tree_fd, char *const comps[], 
 static int attach(struct sandbox *sb, const char *mnt, const char *where, bool read_only,
                   bool replace, struct al_error *err)
 {
-	_cleanup_close_ int tree = -1, ns = -1;
-	_cleanup_free_ char *copy = strdup(where);
-	char *comps[MAX_PATH_DEPTH];
-	size_t n = 0;
-	char path[64];
-	int status;
-	pid_t pid;
+	_cleanup_(sandbox_path_done) struct sandbox_path at = {0};
+	_cleanup_close_ int tree = -1;
+	struct attach_args args = {.at = &at, .uid = sb->uid_base, .replace = replace};
+	int r, code;
 
-	if (!copy)
-		return al_error_set(err, ENOMEM, "out of memory");
-	for (char *c = strtok(copy, "/"); c; c = strtok(NULL, "/")) {
-		if (n == MAX_PATH_DEPTH)
-			return al_error_set(err, EINVAL, "%s: too deep", where);
-		comps[n++] = c;
-	}
+	r = split_path(where, &at, err);
+	if (r < 0)
+		return r;
 	tree = sys_open_tree(AT_FDCWD, mnt, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
 	if (tree < 0)
 		return al_error_errno(err, "open_tree %s", mnt);
@@ -551,25 +611,15 @@ static int attach(struct sandbox *sb, const char *mnt, const char *where, bool r
 		if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)
 			return al_error_errno(err, "mount_setattr %s", mnt);
 	}
-	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)sb->init_pid);
-	ns = open(path, O_RDONLY | O_CLOEXEC);
-	if (ns < 0)
-		return al_error_errno(err, "open %s", path);
-	pid = fork();
-	if (pid < 0)
-		return al_error_errno(err, "fork");
-	if (pid == 0)
-		attach_child(ns, tree, comps, n, sb->uid_base, replace);
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return al_error_errno(err, "wait");
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	args.tree_fd = tree;
+	r = in_mount_namespace(sb, attach_child, &args, &code, err);
+	if (r < 0)
+		return r;
+	if (code != 0)
 		return al_error_set(err, code == 14 ? EINVAL : EIO,
 		                    "cannot mount at %s in the sandbox (%s, step %d)", where,
 		                    code == 14 ? "a symlink or file is in the way" : "failed",
 		                    code);
-	}
 	return 0;
 }
 
@@ -907,6 +957,20 @@ int bucket_mounts_remove(const char *dir, struct al_error *err)
 	return 0;
 }
 
+/* The mounts' lock for adding or removing one; the sandbox must not be going. */
+static int lock_for_change(struct sandbox *sb, struct al_error *err)
+{
+	_cleanup_close_ int lock = lock_dir(sb->dir, true);
+	char marker[PATH_MAX];
+
+	if (lock < 0)
+		return al_error_errno(err, "sandbox %s: lock its mounts", sb->id);
+	snprintf(marker, sizeof(marker), "%s/rclone.stopping", sb->dir);
+	if (access(marker, F_OK) == 0)
+		return al_error_set(err, EHOSTDOWN, "sandbox %s is being destroyed", sb->id);
+	return TAKE_FD(lock);
+}
+
 static void manifest_freep(struct manifest **m)
 {
 	manifest_free(*m);
@@ -974,12 +1038,9 @@ int bucket_mounts_add(struct sandbox *sb, const cJSON *entry, const cJSON *crede
 		return r;
 	/* Held while rclone starts: the supervisor must not take the new record, its
 	 * process not started yet, for a dead mount to restart. */
-	lock = lock_dir(sb->dir, true);
+	lock = lock_for_change(sb, err);
 	if (lock < 0)
-		return al_error_errno(err, "sandbox %s: lock its mounts", sb->id);
-	snprintf(marker, sizeof(marker), "%s/rclone.stopping", sb->dir);
-	if (access(marker, F_OK) == 0)
-		return al_error_set(err, EHOSTDOWN, "sandbox %s is being destroyed", sb->id);
+		return lock;
 	/* The next free index: the supervisor walks them from 0 to the first gap. */
 	for (idx = 0;; idx++) {
 		snprintf(marker, sizeof(marker), "%s/rclone-%zu.json", sb->dir, idx);
@@ -998,21 +1059,17 @@ int bucket_mounts_add(struct sandbox *sb, const cJSON *entry, const cJSON *crede
 }
 
 /*
- * In a child of airlockd that entered the sandbox's mount namespace: walk to
- * the parent of path from the sandbox's "/" without following a symlink, and
- * detach the mount at its last component (not following it either).
+ * In the sandbox's mount namespace: walk to the parent of the path from the
+ * sandbox's "/" without following a symlink, and detach the mount at its last
+ * component (not following it either).
  */
-static _Noreturn void detach_child(int ns_fd, char *const comps[], size_t n)
+static _Noreturn void detach_child(int root_fd, void *ctx)
 {
-	int cur, next;
+	const struct sandbox_path *at = ctx;
+	int cur = root_fd, next;
 
-	if (setns(ns_fd, CLONE_NEWNS) < 0)
-		_exit(10);
-	cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (cur < 0)
-		_exit(11);
-	for (size_t i = 0; i + 1 < n; i++) {
-		next = openat(cur, comps[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	for (size_t i = 0; i + 1 < at->n; i++) {
+		next = openat(cur, at->comps[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (next < 0)
 			_exit(14);
 		close(cur);
@@ -1020,45 +1077,25 @@ static _Noreturn void detach_child(int ns_fd, char *const comps[], size_t n)
 	}
 	if (fchdir(cur) < 0)
 		_exit(15);
-	if (umount2(comps[n - 1], MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL)
+	if (umount2(at->comps[at->n - 1], MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL)
 		_exit(16);
 	_exit(0);
 }
 
 static int detach(struct sandbox *sb, const char *where, struct al_error *err)
 {
-	_cleanup_close_ int ns = -1;
-	_cleanup_free_ char *copy = strdup(where);
-	char *comps[MAX_PATH_DEPTH];
-	size_t n = 0;
-	char path[64];
-	int status;
-	pid_t pid;
+	_cleanup_(sandbox_path_done) struct sandbox_path at = {0};
+	int r, code;
 
-	if (!copy)
-		return al_error_set(err, ENOMEM, "out of memory");
-	for (char *c = strtok(copy, "/"); c; c = strtok(NULL, "/")) {
-		if (n == MAX_PATH_DEPTH)
-			return al_error_set(err, EINVAL, "%s: too deep", where);
-		comps[n++] = c;
-	}
-	if (n == 0)
-		return al_error_set(err, EINVAL, "%s: not a mount path", where);
-	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)sb->init_pid);
-	ns = open(path, O_RDONLY | O_CLOEXEC);
-	if (ns < 0)
-		return al_error_errno(err, "open %s", path);
-	pid = fork();
-	if (pid < 0)
-		return al_error_errno(err, "fork");
-	if (pid == 0)
-		detach_child(ns, comps, n);
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return al_error_errno(err, "wait");
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+	r = split_path(where, &at, err);
+	if (r < 0)
+		return r;
+	r = in_mount_namespace(sb, detach_child, &at, &code, err);
+	if (r < 0)
+		return r;
+	if (code != 0)
 		return al_error_set(err, EIO, "cannot unmount %s in the sandbox (step %d)", where,
-		                    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		                    code);
 	return 0;
 }
 
@@ -1074,12 +1111,9 @@ int bucket_mounts_remove_one(struct sandbox *sb, const char *where, struct al_er
 		len--;
 	if (where[0] != '/' || len >= PATH_MAX)
 		return al_error_set(err, EINVAL, "path must be absolute: %s", where);
-	lock = lock_dir(sb->dir, true);
+	lock = lock_for_change(sb, err);
 	if (lock < 0)
-		return al_error_errno(err, "sandbox %s: lock its mounts", sb->id);
-	snprintf(marker, sizeof(marker), "%s/rclone.stopping", sb->dir);
-	if (access(marker, F_OK) == 0)
-		return al_error_set(err, EHOSTDOWN, "sandbox %s is being destroyed", sb->id);
+		return lock;
 	for (idx = 0;; idx++) {
 		state = record_state(sb->dir, idx, path, sizeof(path));
 		if (state < 0)

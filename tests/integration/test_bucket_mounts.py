@@ -580,10 +580,7 @@ class BucketMountTest(at.AirlockTestCase):
         says so, for its own snapshots.  Only mount entries, on keys of their own."""
         sid = self.mounted_sandbox("s3", prefix="other-a")["id"]
         self.out(sid, "echo local > /workspace/l.txt")
-        r = self.client.request("POST", "/v1/sandboxes/%s/snapshots" % sid, {"processes": False})
-        self.assertEqual(r.status, 201, r)
-        snap = r.json["id"]
-        self.addCleanup(self.client.request, "DELETE", "/v1/snapshots/" + snap)
+        snap = self.files_snapshot(sid)
         self.check_destroy_leaves_nothing(sid)
         before = set(rclone_processes())
 
@@ -606,10 +603,7 @@ class BucketMountTest(at.AirlockTestCase):
         self.assertIn(" /mnt/other ", mi)
         self.check_no_secret_inside(rid, "/mnt/other")
         # Its own snapshot records the new mount: restored again with its keys.
-        r = self.client.request("POST", "/v1/sandboxes/%s/snapshots" % rid, {"processes": False})
-        self.assertEqual(r.status, 201, r)
-        snap2 = r.json["id"]
-        self.addCleanup(self.client.request, "DELETE", "/v1/snapshots/" + snap2)
+        snap2 = self.files_snapshot(rid)
         self.check_destroy_leaves_nothing(rid)
         r = self.client.request("POST", "/v1/sandboxes", {"snapshot": snap2})
         self.assertGreaterEqual(r.status, 400, r)
@@ -650,10 +644,7 @@ class BucketMountTest(at.AirlockTestCase):
         for path, text in expect.items():
             self.assertEqual(self.read_inside(sid, path), text)
         self.out(sid, "echo local > /workspace/sub/local.txt")
-        r = self.client.request("POST", "/v1/sandboxes/%s/snapshots" % sid, {"processes": False})
-        self.assertEqual(r.status, 201, r)
-        snap = r.json["id"]
-        self.addCleanup(self.client.request, "DELETE", "/v1/snapshots/" + snap)
+        snap = self.files_snapshot(sid)
         self.check_destroy_leaves_nothing(sid)
         rid = self.sandbox(snapshot=snap, mount_credentials=creds)["id"]
         self.assertEqual(self.out(rid, "cat /workspace/sub/local.txt"), "local\n")
@@ -707,6 +698,13 @@ class BucketMountTest(at.AirlockTestCase):
             self.assertIn("mount_credentials", str(r.json))
 
     # ---- checks ----
+
+    def files_snapshot(self, sid):
+        """A snapshot of sid without processes, deleted at the end of the test; its id."""
+        r = self.client.request("POST", "/v1/sandboxes/%s/snapshots" % sid, {"processes": False})
+        self.assertEqual(r.status, 201, r)
+        self.addCleanup(self.client.request, "DELETE", "/v1/snapshots/" + r.json["id"])
+        return r.json["id"]
 
     def read_inside(self, sid, path, timeout=15):
         """cat path in the sandbox, retried while the mount's listing catches up."""
