@@ -741,10 +741,15 @@ int sandbox_connect_init(const struct sandbox *sb, struct al_error *err)
 
 /* ---- process table ----------------------------------------------------------------------- */
 
-/* Forget processes that ended SANDBOX_PROCESS_KEEP_MS ago and were never
- * collected: their output is freed.  sb->lock held. */
-static void sweep_processes_locked(struct sandbox *sb)
+/* Take out of the table processes that ended SANDBOX_PROCESS_KEEP_MS ago and
+ * were never collected, into gone (room for SANDBOX_MAX_PROCESSES): the
+ * caller releases them once sb->lock is dropped (a RELEASE to PID 1 is a
+ * write to its socket, which no other request should wait behind).
+ * sb->lock held. */
+static size_t sweep_processes_locked(struct sandbox *sb, struct al_process **gone)
 {
+	size_t n = 0;
+
 	for (size_t i = 0; i < sb->n_procs;) {
 		if (!process_expired(sb->procs[i].p, SANDBOX_PROCESS_KEEP_MS)) {
 			i++;
@@ -753,19 +758,21 @@ static void sweep_processes_locked(struct sandbox *sb)
 		log_info("sandbox %s: process %s ended %d s ago and was never collected; "
 		         "its output is dropped",
 		         sb->id, sb->procs[i].id, SANDBOX_PROCESS_KEEP_MS / 1000);
-		process_release(sb->procs[i].p);
-		process_unref(sb->procs[i].p);
+		gone[n++] = sb->procs[i].p;
 		sb->procs[i] = sb->procs[--sb->n_procs];
 	}
+	return n;
 }
 
 int sandbox_add_process(struct sandbox *sb, struct al_process *p, char *id_out, size_t id_len)
 {
+	struct al_process *gone[SANDBOX_MAX_PROCESSES];
 	struct sandbox_proc *n;
+	size_t n_gone;
 	int r = 0;
 
 	pthread_mutex_lock(&sb->lock);
-	sweep_processes_locked(sb);
+	n_gone = sweep_processes_locked(sb, gone);
 	if (sb->destroying) {
 		r = -ESRCH;
 	} else if (sb->n_procs >= SANDBOX_MAX_PROCESSES) {
@@ -784,6 +791,10 @@ int sandbox_add_process(struct sandbox *sb, struct al_process *p, char *id_out, 
 		}
 	}
 	pthread_mutex_unlock(&sb->lock);
+	for (size_t i = 0; i < n_gone; i++) {
+		process_release(gone[i]);
+		process_unref(gone[i]);
+	}
 	return r;
 }
 
