@@ -597,7 +597,7 @@ static int attach(struct sandbox *sb, const char *mnt, const char *where, bool r
 	_cleanup_(sandbox_path_done) struct sandbox_path at = {0};
 	_cleanup_close_ int tree = -1;
 	struct attach_args args = {.at = &at, .uid = sb->uid_base, .replace = replace};
-	int r, code;
+	int r, code = -1;
 
 	r = split_path(where, &at, err);
 	if (r < 0)
@@ -1085,7 +1085,7 @@ static _Noreturn void detach_child(int root_fd, void *ctx)
 static int detach(struct sandbox *sb, const char *where, struct al_error *err)
 {
 	_cleanup_(sandbox_path_done) struct sandbox_path at = {0};
-	int r, code;
+	int r, code = -1;
 
 	r = split_path(where, &at, err);
 	if (r < 0)
