@@ -358,16 +358,21 @@ static bool field_allowed(const char *field, enum entry_type t)
 	return false;
 }
 
+bool manifest_type_is_mount(const char *type)
+{
+	size_t len = type ? strlen(type) : 0;
+
+	return len && (!strcmp(type, "mount") || (len > 6 && !strcmp(type + len - 6, "_mount")));
+}
+
 static int parse_type(const cJSON *json, const char *path, enum entry_type *t, struct al_error *err)
 {
 	const cJSON *type = cJSON_GetObjectItemCaseSensitive(json, "type");
 	const char *s;
-	size_t len;
 
 	if (!cJSON_IsString(type))
 		return al_error_set(err, EINVAL, "manifest entry '%s': missing \"type\"", path);
 	s = type->valuestring;
-	len = strlen(s);
 	if (!strcmp(s, "file"))
 		*t = ENTRY_FILE;
 	else if (!strcmp(s, "dir"))
@@ -381,7 +386,7 @@ static int parse_type(const cJSON *json, const char *path, enum entry_type *t, s
 	else if (!strcmp(s, "mount") || !strcmp(s, "s3_mount") || !strcmp(s, "gcs_mount") ||
 	         !strcmp(s, "r2_mount") || !strcmp(s, "azure_blob_mount"))
 		*t = ENTRY_MOUNT;
-	else if (len > 6 && !strcmp(s + len - 6, "_mount"))
+	else if (manifest_type_is_mount(s))
 		return al_error_set(
 		    err, ENOTSUP, "manifest entry '%s': type '%s' is not supported by airlockd yet",
 		    path, s);

@@ -38,6 +38,9 @@
 
 struct manifest; /* opaque */
 
+/* Whether an entry type names a mount ("mount", "*_mount"), known to airlockd or not. */
+bool manifest_type_is_mount(const char *type);
+
 /* A bucket or container to mount, as a manifest entry describes it. */
 struct manifest_mount {
 	char *provider;    /* "s3", "gcs", "r2", "azure_blob" */

@@ -803,13 +803,6 @@ bool sandbox_spec_poolable(const struct sandbox_spec *s, const struct sandbox_sp
 	       s->disk_bytes == base->disk_bytes && !strcmp(s->workspace, base->workspace);
 }
 
-static bool is_mount_type(const char *t)
-{
-	size_t len = t ? strlen(t) : 0;
-
-	return t && (!strcmp(t, "mount") || (len >= 6 && !strcmp(t + len - 6, "_mount")));
-}
-
 /*
  * The mount entries of entries, into kept, keyed by their full path: those in
  * a dir's children too, flattened (a key may hold '/'), so the restore mounts
@@ -839,7 +832,7 @@ static int keep_mount_entries(const cJSON *entries, const char *prefix, cJSON *k
 				return r;
 			continue;
 		}
-		if (!is_mount_type(t))
+		if (!manifest_type_is_mount(t))
 			continue;
 		if (!cJSON_AddItemToObject(kept, key, cJSON_Duplicate(e, true)))
 			return -ENOMEM;
@@ -859,7 +852,7 @@ static int drop_mount_entries(cJSON *entries, int depth)
 		const char *t = al_json_str(e, "type");
 		int r;
 
-		if (is_mount_type(t)) {
+		if (manifest_type_is_mount(t)) {
 			cJSON_Delete(cJSON_DetachItemViaPointer(entries, e));
 		} else if (t && !strcmp(t, "dir")) {
 			r = drop_mount_entries(cJSON_GetObjectItemCaseSensitive(e, "children"),
@@ -895,7 +888,7 @@ int sandbox_spec_replace_mounts(const cJSON *manifest, const cJSON *mounts, cJSO
 		return al_error_set(err, -r, "the snapshot's manifest: %s", strerror(-r));
 	cJSON_ArrayForEach(e, mounts)
 	{
-		if (!is_mount_type(al_json_str(e, "type")))
+		if (!manifest_type_is_mount(al_json_str(e, "type")))
 			return al_error_set(err, EINVAL,
 			                    "mounts: '%s' is not a mount entry (a restore's other "
 			                    "files come from the snapshot)",
