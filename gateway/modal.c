@@ -1575,8 +1575,9 @@ static void task_exec_stdin_write(struct gw_grpc_call *call, const void *req)
 	}
 	/* A retry resends what got through: only the rest is new. */
 	skip = (size_t)(x->stdin_offset - rq->offset);
-	data = rq->data.data + (skip < rq->data.len ? skip : rq->data.len);
 	len = skip < rq->data.len ? rq->data.len - skip : 0;
+	/* An empty bytes field is NULL in protobuf-c: no offset from it. */
+	data = len ? rq->data.data + skip : NULL;
 	if (x->write_path) {
 		pthread_mutex_lock(&x->lock);
 		if (!x->done && al_buf_append(&x->write_data, data, len) == 0) {

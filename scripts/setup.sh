@@ -39,6 +39,12 @@ PACKAGES=(
 	# the fuzz targets (tests/fuzz): clang, its libFuzzer and sanitizer
 	# runtimes, and llvm-symbolizer for readable reports
 	clang libclang-rt-14-dev llvm
+	# build-asan: clang 19's AddressSanitizer, whose runtime locks its
+	# allocator across fork().  airlockd is multi-threaded and its helpers
+	# allocate after fork (glibc's malloc allows that); under GCC 12's
+	# runtime a helper forked while another thread held an allocator lock
+	# hung on it (a file operation with "no answer in 60 s" in CI).
+	clang-19 libclang-rt-19-dev
 )
 
 # From trixie, because CRIU from trixie brings trixie's libraries and bookworm's -dev
@@ -144,8 +150,14 @@ build() {
 	fi
 	pin_localstatedir build
 	ninja -C build
+	# A build-asan made by an earlier setup with GCC: meson cannot change a
+	# build directory's compiler, so it is made again.
+	if [ -f build-asan/build.ninja ] && ! grep -q 'clang-19' build-asan/build.ninja; then
+		rm -rf build-asan
+	fi
 	if [ ! -f build-asan/build.ninja ]; then
-		meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debug
+		CC=clang-19 meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+			--buildtype=debug
 	elif [ "$reconfigure" = 1 ]; then
 		meson setup --reconfigure build-asan
 	fi

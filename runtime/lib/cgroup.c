@@ -361,7 +361,7 @@ int cgroup_hierarchy_mounts(const char *mountinfo_path, pid_t pid, char ***contr
 	_cleanup_free_ char *cgroups = NULL, *info = NULL;
 	_cleanup_free_ struct mountinfo_entry *entries = NULL;
 	_cleanup_strv_ char **ctrls = NULL, **points = NULL;
-	size_t n_entries = 0, n = 0, cap = 0;
+	size_t n_entries = 0, cap = 0;
 	char path[64], *save = NULL;
 	int r;
 
@@ -415,7 +415,6 @@ int cgroup_hierarchy_mounts(const char *mountinfo_path, pid_t pid, char ***contr
 			                    list);
 		if (al_strv_push(&ctrls, list) < 0 || al_strv_push(&points, found) < 0)
 			return al_error_set(err, ENOMEM, "out of memory");
-		n++;
 	}
 	*controllers = TAKE_PTR(ctrls);
 	*mounts = TAKE_PTR(points);

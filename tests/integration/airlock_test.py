@@ -279,8 +279,15 @@ ASAN_QUARANTINE_KIB = 256 << 10
 
 
 def sanitized(pid):
-    """Whether process pid runs with AddressSanitizer's runtime."""
-    return "libasan" in (read_text("/proc/%d/maps" % pid) or "")
+    """Whether process pid runs with AddressSanitizer's runtime: GCC's as a
+    shared library, clang's linked into the executable."""
+    if "libasan" in (read_text("/proc/%d/maps" % pid) or ""):
+        return True
+    try:
+        with open("/proc/%d/exe" % pid, "rb") as exe:
+            return b"__asan_init" in exe.read()
+    except OSError:
+        return False
 
 
 def pids():
