@@ -705,6 +705,22 @@ static int start_one(struct sandbox *sb, size_t idx, const char *key,
 	return attach(sb, mnt, mt->path, mt->read_only, false, err);
 }
 
+/* Serialises starting, supervision, removal and adding a mount; -1 when the directory is gone
+ * (or, without wait, when another holds it). */
+static int lock_dir(const char *dir, bool wait)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/rclone.lock", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd >= 0 && flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 struct mount_order {
 	const struct manifest_mount *mt;
 	const char *key;
@@ -723,6 +739,7 @@ static int by_depth(const void *a, const void *b)
 int bucket_mounts_start(struct sandbox *sb, const cJSON *credentials, struct al_error *err)
 {
 	_cleanup_free_ struct mount_order *order = NULL;
+	_cleanup_close_ int lock = -1;
 	const struct manifest_mount *mt;
 	const char *key;
 	size_t it = 0, n = 0;
@@ -731,6 +748,14 @@ int bucket_mounts_start(struct sandbox *sb, const cJSON *credentials, struct al_
 
 	if (!m)
 		return 0;
+	/* Held until every mount is up.  A sandbox being made is in the
+	 * registry already, and the supervisor's round would otherwise find a
+	 * record written before its rclone's pid file, take that mount for dead
+	 * and start a second rclone on the same path (seen under ASan, where a
+	 * start is slow enough: a restore with two FUSE mounts at one path). */
+	lock = lock_dir(sb->dir, true);
+	if (lock < 0)
+		return al_error_errno(err, "sandbox %s: lock its mounts", sb->id);
 	while (manifest_next_mount(m, &it, NULL))
 		n++;
 	order = calloc(n ? n : 1, sizeof(*order));
@@ -809,22 +834,6 @@ bool bucket_mounts_present(const struct sandbox *sb)
 		if (state == 1)
 			return true;
 	return false;
-}
-
-/* Serialises supervision, removal and adding a mount; -1 when the directory is gone
- * (or, without wait, when another holds it). */
-static int lock_dir(const char *dir, bool wait)
-{
-	char path[PATH_MAX];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/rclone.lock", dir);
-	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd >= 0 && flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
 }
 
 static bool alive(const char *dir, size_t idx)
