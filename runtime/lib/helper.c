@@ -385,6 +385,46 @@ static _Noreturn void child_main(helper_fn fn, void *arg, const struct helper_op
 	_exit(0);
 }
 
+/* One line of /proc/PID/FILE, or "?" (the process may be gone). */
+static void proc_line(pid_t pid, const char *file, char *out, size_t size)
+{
+	char path[64];
+	_cleanup_close_ int fd = -1;
+	ssize_t n = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0)
+		n = read(fd, out, size - 1);
+	if (n <= 0) {
+		snprintf(out, size, "?");
+		return;
+	}
+	out[n] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+}
+
+void helper_describe_wait(pid_t helper, const char *what, struct al_error *err)
+{
+	char children[64], stat[512], wchan[128], msg[AL_ERROR_MSG_MAX];
+	const char *state;
+	pid_t worker;
+
+	/* In a sandbox the job is the helper's child (fork_into_pid_namespace). */
+	snprintf(stat, sizeof(stat), "task/%d/children", (int)helper);
+	proc_line(helper, stat, children, sizeof(children));
+	worker = (pid_t)atoi(children);
+	if (worker <= 0)
+		worker = helper;
+	proc_line(worker, "stat", stat, sizeof(stat));
+	proc_line(worker, "wchan", wchan, sizeof(wchan));
+	state = strrchr(stat, ')');
+	snprintf(msg, sizeof(msg), "%s", err->msg);
+	al_error_set(err, err->code, "%s (%s, pid %d, is in state %c, waiting in %s)", msg, what,
+	             (int)worker, state && state[1] && state[2] ? state[2] : '?',
+	             wchan[0] && strcmp(wchan, "0") ? wchan : "user space");
+}
+
 /* Drain the error pipe and, when collected, the output pipe, until both end
  * or the deadline or output bound is hit (then the child is killed). */
 static int collect(pid_t pid, int err_fd, int out_fd, const struct helper_opts *o,
@@ -402,9 +442,11 @@ static int collect(pid_t pid, int err_fd, int out_fd, const struct helper_opts *
 		if (deadline) {
 			uint64_t now = al_now_ms();
 			if (now >= deadline) {
+				al_error_set(err, ETIMEDOUT, "%s: no answer in %u ms", what,
+				             o->timeout_ms);
+				helper_describe_wait(pid, what, err);
 				kill(pid, SIGKILL);
-				return al_error_set(err, ETIMEDOUT, "%s: no answer in %u ms", what,
-				                    o->timeout_ms);
+				return -ETIMEDOUT;
 			}
 			wait_ms = (int)(deadline - now);
 		}

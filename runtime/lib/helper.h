@@ -77,6 +77,14 @@ int helper_start(helper_fn fn, void *arg, const struct helper_opts *o, pid_t *pi
                  struct al_error *err);
 
 /*
+ * After a helper timed out, before it is killed: where its worker waits
+ * (its state and kernel wait channel from /proc), appended to err's
+ * message, for whoever finds the hang in a log: a stuck file (a FUSE or NFS
+ * wait) reads differently from a stopped worker or one spinning on a lock.
+ */
+void helper_describe_wait(pid_t helper, const char *what, struct al_error *err);
+
+/*
  * In a helper run without a sandbox (host root): chroot into root, keep
  * only the capabilities writing files of any owner and whiteout devices
  * take (CHOWN, DAC_OVERRIDE, FOWNER, FSETID, MKNOD), no_new_privs, and the

@@ -297,52 +297,6 @@ static struct file_server *file_server_get(struct sandbox *sb, struct al_error *
 	return fs;
 }
 
-/* One line of /proc/PID/FILE, or "?" (the process may be gone). */
-static void proc_line(pid_t pid, const char *file, char *out, size_t size)
-{
-	char path[64];
-	_cleanup_close_ int fd = -1;
-	ssize_t n = -1;
-
-	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0)
-		n = read(fd, out, size - 1);
-	if (n <= 0) {
-		snprintf(out, size, "?");
-		return;
-	}
-	out[n] = '\0';
-	out[strcspn(out, "\n")] = '\0';
-}
-
-/*
- * After a request timed out: where the server is waiting, added to the
- * error, for whoever finds a hang in a log.  The server is the helper's
- * child (made in the sandbox's pid namespace); its state from /proc/PID/stat
- * and its kernel wait channel tell a stuck file (a FUSE or NFS wait) from a
- * process spinning or blocked on a lock of its own.
- */
-static void describe_stuck_server(pid_t helper, struct al_error *err)
-{
-	char children[64], stat[512], wchan[128], what[AL_ERROR_MSG_MAX];
-	const char *state;
-	pid_t server;
-
-	snprintf(stat, sizeof(stat), "task/%d/children", (int)helper);
-	proc_line(helper, stat, children, sizeof(children));
-	server = (pid_t)atoi(children);
-	if (server <= 0)
-		server = helper;
-	proc_line(server, "stat", stat, sizeof(stat));
-	proc_line(server, "wchan", wchan, sizeof(wchan));
-	state = strrchr(stat, ')');
-	snprintf(what, sizeof(what), "%s", err->msg);
-	al_error_set(err, err->code, "%s (the file server, pid %d, is in state %c, waiting in %s)",
-	             what, (int)server, state && state[1] && state[2] ? state[2] : '?',
-	             wchan[0] && strcmp(wchan, "0") ? wchan : "user space");
-}
-
 /* With fs->state held: end the server (if any) and reap it. */
 static int reap_locked(struct file_server *fs, bool kill_it)
 {
@@ -581,7 +535,7 @@ static int file_op(struct sandbox *sb, const struct file_request *rq, const char
 		}
 		pthread_mutex_lock(&fs->state);
 		if (r == -ETIMEDOUT && fs->pid)
-			describe_stuck_server(fs->pid, err);
+			helper_describe_wait(fs->pid, "the file server", err);
 		status = reap_locked(fs, true);
 		pthread_mutex_unlock(&fs->state);
 		if (ended && WIFSIGNALED(status))
@@ -932,10 +886,11 @@ int sandbox_upload_end(struct sandbox_upload *u, struct al_error *err)
 		ssize_t n =
 		    recv_until(u->sock, (char *)&ans + got, sizeof(ans) - got, deadline, NULL);
 		if (n == -ETIMEDOUT) {
+			al_error_set(err, ETIMEDOUT, "the upload helper gave no answer in %d s",
+			             FILE_OP_TIMEOUT_MS / 1000);
+			helper_describe_wait(u->pid, "the upload helper", err);
 			upload_reap(u, 0);
-			return al_error_set(err, ETIMEDOUT,
-			                    "the upload helper gave no answer in %d s",
-			                    FILE_OP_TIMEOUT_MS / 1000);
+			return -ETIMEDOUT;
 		}
 		if (n <= 0) {
 			upload_reap(u, 0);
