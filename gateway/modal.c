@@ -1275,7 +1275,9 @@ static void fs_tool(struct msb *sb, struct mexec *x, const char *arg)
 	_cleanup_(gw_result_freep) struct gw_result res = {0};
 	_cleanup_free_ char *q = NULL;
 	struct al_error e = AL_ERROR_INIT;
-	const cJSON *op = j && j->child ? j->child : NULL;
+	/* {"ReadFile": {...}}: an object whose one member names the tool (an
+	 * array's member has no name). */
+	const cJSON *op = cJSON_IsObject(j) && j->child && j->child->string ? j->child : NULL;
 	const char *path = op ? al_json_str(op, "path") : NULL;
 	int r;
 
@@ -1732,6 +1734,11 @@ static void task_snapshot_directory(struct gw_grpc_call *call, const void *req)
 	sb = router_sandbox(call, rq->task_id);
 	if (!sb)
 		return;
+	/* An empty bytes field is NULL in protobuf-c, and no directory. */
+	if (!rq->path.len) {
+		gw_grpc_fail(call, GW_GRPC_INVALID_ARGUMENT, "path: empty");
+		return;
+	}
 	path = strndup((const char *)rq->path.data, rq->path.len);
 	im = path ? image_new(sb->entry.tenant, IMAGE_DIRECTORY) : NULL;
 	if (!im) {
@@ -1777,6 +1784,11 @@ static void task_mount_directory(struct gw_grpc_call *call, const void *req)
 	sb = router_sandbox(call, rq->task_id);
 	if (!sb)
 		return;
+	/* An empty bytes field is NULL in protobuf-c, and no directory. */
+	if (!rq->path.len) {
+		gw_grpc_fail(call, GW_GRPC_INVALID_ARGUMENT, "path: empty");
+		return;
+	}
 	path = strndup((const char *)rq->path.data, rq->path.len);
 	if (path && !*rq->image_id) {
 		/* No image: an empty directory there. */

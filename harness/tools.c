@@ -363,8 +363,11 @@ static char *combined_output(const struct al_exec_result *er, size_t *len)
 
 	if (!s)
 		return NULL;
-	memcpy(s, er->out, er->out_len);
-	memcpy(s + er->out_len, er->err, er->err_len);
+	/* Either may be NULL when empty. */
+	if (er->out_len)
+		memcpy(s, er->out, er->out_len);
+	if (er->err_len)
+		memcpy(s + er->out_len, er->err, er->err_len);
 	s[er->out_len + er->err_len] = '\0';
 	*len = er->out_len + er->err_len;
 	return s;

@@ -94,6 +94,14 @@ try {
   const bout = await bin.stdout.readBytes();
   check(bout.length === 3 && bout[0] === 0 && bout[1] === 255 && bout[2] === 1, 'binary output', [...bout]);
 
+  // The SDK's file tool command with JSON that is not {"Tool": {...}} (an
+  // array's member has no name): refused as Modal's tool would, and the
+  // gateway serves on (it read the member's NULL name before).
+  r = await run(sb, ['/__modal/.bin/modal-sandbox-fs-tools', '[{"path":"/x"}]']);
+  check(r.code === 1 && /InvalidArgument/.test(r.err), 'a tool command that is not an object', r);
+  r = await run(sb, ['sh', '-c', 'echo alive']);
+  check(r.out === 'alive\n', 'the gateway serves after it', r);
+
   // Figures: a command's round trip (start, both streams, wait) through both services;
   // 80 of them, past the 64 finished commands the gateway keeps per sandbox.
   const trips = [];
