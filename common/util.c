@@ -65,6 +65,19 @@ int al_read_file(const char *path, size_t max, char **out, size_t *len, struct a
 	return 0;
 }
 
+char al_proc_state(pid_t pid)
+{
+	_cleanup_free_ char *text = NULL;
+	char path[64];
+	const char *paren;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (al_read_file(path, 4096, &text, NULL, NULL) < 0 || !(paren = strrchr(text, ')')) ||
+	    paren[1] != ' ')
+		return '?';
+	return paren[2];
+}
+
 int al_write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;

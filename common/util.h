@@ -12,6 +12,9 @@
 
 /* Read a whole file (at most max bytes; -EFBIG beyond).  *out is NUL-terminated. */
 int al_read_file(const char *path, size_t max, char **out, size_t *len, struct al_error *err);
+
+/* A process's state letter from /proc/PID/stat ('?' if it is gone). */
+char al_proc_state(pid_t pid);
 int al_read_fd(int fd, size_t max, char **out, size_t *len, struct al_error *err);
 
 /* Write data to path atomically: temp file in the same directory, fsync, rename. */

@@ -1320,20 +1320,6 @@ static void freezer_thaw(const struct freezer *f)
 		(void)knob_write(f->dir, f->file, f->thawed, NULL);
 }
 
-/* A process's state letter from /proc/PID/stat ('?' if it is gone). */
-static char proc_state(pid_t pid)
-{
-	_cleanup_free_ char *text = NULL;
-	char path[64];
-	const char *paren;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if (al_read_file(path, 4096, &text, NULL, NULL) < 0 || !(paren = strrchr(text, ')')) ||
-	    paren[1] != ' ')
-		return '?';
-	return paren[2];
-}
-
 /* kcmp(2) ordering of two processes' address spaces, as qsort wants it.
  * Neither can exit while the group is frozen; should kcmp fail anyway, pid
  * order keeps the sort going. */
@@ -1380,8 +1366,8 @@ static int find_shared_address_space(const char *dir, pid_t pair[2], struct al_e
 	for (size_t i = 1; i < set.n; i++) {
 		/* Zombies have no address space left: theirs all compare equal. */
 		if (cmp_address_space(&set.pid[i - 1], &set.pid[i]) != 0 ||
-		    strchr("ZX?", proc_state(set.pid[i - 1])) ||
-		    strchr("ZX?", proc_state(set.pid[i])))
+		    strchr("ZX?", al_proc_state(set.pid[i - 1])) ||
+		    strchr("ZX?", al_proc_state(set.pid[i])))
 			continue;
 		pair[0] = set.pid[i - 1];
 		pair[1] = set.pid[i];

@@ -385,44 +385,35 @@ static _Noreturn void child_main(helper_fn fn, void *arg, const struct helper_op
 	_exit(0);
 }
 
-/* One line of /proc/PID/FILE, or "?" (the process may be gone). */
-static void proc_line(pid_t pid, const char *file, char *out, size_t size)
+/* The first line of /proc/PID/FILE, or "" (the process may be gone). */
+static char *proc_line(pid_t pid, const char *file)
 {
-	char path[64];
-	_cleanup_close_ int fd = -1;
-	ssize_t n = -1;
+	char path[64], *text = NULL;
 
 	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0)
-		n = read(fd, out, size - 1);
-	if (n <= 0) {
-		snprintf(out, size, "?");
-		return;
-	}
-	out[n] = '\0';
-	out[strcspn(out, "\n")] = '\0';
+	if (al_read_file(path, 4096, &text, NULL, NULL) < 0 || !text)
+		return strdup("");
+	text[strcspn(text, "\n")] = '\0';
+	return text;
 }
 
 void helper_describe_wait(pid_t helper, const char *what, struct al_error *err)
 {
-	char children[64], stat[512], wchan[128], msg[AL_ERROR_MSG_MAX];
-	const char *state;
+	_cleanup_free_ char *children = NULL, *wchan = NULL;
+	char file[64], msg[AL_ERROR_MSG_MAX];
 	pid_t worker;
 
 	/* In a sandbox the job is the helper's child (fork_into_pid_namespace). */
-	snprintf(stat, sizeof(stat), "task/%d/children", (int)helper);
-	proc_line(helper, stat, children, sizeof(children));
-	worker = (pid_t)atoi(children);
+	snprintf(file, sizeof(file), "task/%d/children", (int)helper);
+	children = proc_line(helper, file);
+	worker = children ? (pid_t)atoi(children) : 0;
 	if (worker <= 0)
 		worker = helper;
-	proc_line(worker, "stat", stat, sizeof(stat));
-	proc_line(worker, "wchan", wchan, sizeof(wchan));
-	state = strrchr(stat, ')');
+	wchan = proc_line(worker, "wchan");
 	snprintf(msg, sizeof(msg), "%s", err->msg);
 	al_error_set(err, err->code, "%s (%s, pid %d, is in state %c, waiting in %s)", msg, what,
-	             (int)worker, state && state[1] && state[2] ? state[2] : '?',
-	             wchan[0] && strcmp(wchan, "0") ? wchan : "user space");
+	             (int)worker, al_proc_state(worker),
+	             wchan && wchan[0] && strcmp(wchan, "0") ? wchan : "user space");
 }
 
 /* Drain the error pipe and, when collected, the output pipe, until both end

@@ -190,10 +190,8 @@ static const struct {
 /* In a child sharing airlockd's memory, stopped meanwhile (vfork): join
  * the sandbox's user namespace and write its ceilings.  Raw calls only, and
  * no return into airlockd's frames: its exit status says how it went. */
-static _Noreturn void bound_userns_child(void *arg)
+static _Noreturn void bound_userns_child(int fd)
 {
-	int fd = *(int *)arg;
-
 	if (setns(fd, CLONE_NEWUSER) < 0)
 		_exit(100);
 	for (size_t i = 0; i < AL_ARRAY_SIZE(userns_limits); i++) {
@@ -225,14 +223,14 @@ int sandbox_bound_userns(pid_t pid, struct al_error *err)
 	 * setns(CLONE_NEWUSER) wants a task alone in its thread group, with its
 	 * own fs_struct; it need not have its own memory, and a fork of airlockd
 	 * (copying the page tables of every thread's stack and buffer) cost
-	 * ~3.5 ms of each create here, a vfork sharing them about nothing. */
-	/* vfork, not clone on a stack of our own: a sanitizer run warns on a
-	 * stack switch, and this child needs none (it ends in _exit). */
+	 * ~3.5 ms of each create here, a vfork sharing them about nothing.
+	 * (Not a clone on a stack of our own: a sanitizer run warns of the
+	 * stack switch, and this child, ending in _exit, needs none.) */
 	child = vfork();
 	if (child == 0)
-		bound_userns_child(&fd);
+		bound_userns_child(fd);
 	if (child < 0)
-		return al_error_errno(err, "clone");
+		return al_error_errno(err, "vfork");
 	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
 		;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
